@@ -1,0 +1,1 @@
+"""The Tapescope desktop application."""

@@ -1,0 +1,1 @@
+"""Reusable Qt widgets fed with plain data; they never import `app`."""
