@@ -1,0 +1,49 @@
+"""Tapescope's tensor + autograd engine, with PyTorch's API; every op emits an event.
+
+    import engine
+    x = engine.randn(3, requires_grad=True)
+    (x * x).sum().backward()
+"""
+
+from engine import ops
+from engine.autograd.function import Function, ShapeError
+from engine.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from engine.backend import Device, device
+from engine.creation import (
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from engine.dtypes import DType, bool_, float32, float64, int32, int64
+from engine.events import hub
+from engine.random import initial_seed, manual_seed
+from engine.tensor import Tensor
+
+bool = bool_  # noqa: A001  (engine.bool, as torch.bool)
+float = float32  # noqa: A001
+double = float64
+long = int64
+int = int32  # noqa: A001
+
+_OPS = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))
+        and getattr(getattr(ops, n), "__module__", "").startswith("engine.")]
+globals().update({n: getattr(ops, n) for n in _OPS if n not in globals()})
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Autograd: functions (graph nodes), grad mode and the backward scheduler."""

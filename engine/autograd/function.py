@@ -1,0 +1,222 @@
+"""Function: one differentiable op, whose instance is also its node in the backward graph.
+
+An op subclasses Function and writes `forward(ctx, *arrays)` and `backward(ctx, grad)` on raw
+arrays (numpy or cupy). `Op.apply(*tensors_or_scalars, **options)` unwraps tensors, promotes dtypes,
+runs forward, wraps the result and records the node when a graph is needed. Gradients returned by
+`backward` are summed back to each input's shape and cast to its dtype here, once, for every op.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from engine import dtypes
+from engine.autograd.grad_mode import state as _grad_state
+from engine.events import OpEvent, hub, next_seq
+
+_node_seq = itertools.count()
+_FREED = object()
+
+
+def sum_to(grad, shape: tuple[int, ...]):
+    """Sum a broadcast gradient back to `shape` (the one place broadcasting is undone)."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1
+    )
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if lead:
+        grad = grad.reshape(shape)
+    return grad
+
+
+class Function:
+    """Base class of every op. Subclasses define `forward(ctx, ...)` and `backward(ctx, grad)`.
+
+    Graph traversal (PyTorch-compatible):
+      - `node.name()` is the backward node's name, e.g. "MulBackward0".
+      - `node.next_functions` is a tuple of `(node_or_None, 0)` pairs, one per input; a leaf tensor
+        that requires grad appears as an `AccumulateGrad` node whose `.variable` is that tensor.
+    """
+
+    op = "function"  # the forward op's name in events and errors; defaults to the class name
+    promotes = False  # elementwise ops: promote operand dtypes with PyTorch's rules first
+    differentiable = True
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "op" not in cls.__dict__:
+            cls.op = cls.__name__.lower()
+
+    # ---- what ops use --------------------------------------------------------------------
+    def save(ctx, *arrays) -> None:
+        """Keep arrays for backward; in-place changes to them are detected at backward."""
+        ctx.saved = arrays
+
+    @classmethod
+    def name(cls) -> str:
+        """The backward node's name, as PyTorch spells it ("AddBackward0")."""
+        return cls.__name__ + "Backward0"
+
+    # ---- running the op -----------------------------------------------------------------------
+    @classmethod
+    def apply(cls, *args, **options):
+        """Run the op on tensors and Python scalars and return the output Tensor."""
+        arrays = []
+        tensors = []
+        needs = []
+        requires_grad = False
+        for a in args:
+            if isinstance(a, Tensor):
+                arrays.append(a.data)
+                tensors.append(a)
+                rg = a.requires_grad
+                needs.append(rg)
+                requires_grad = requires_grad or rg
+            else:
+                arrays.append(a)
+                needs.append(False)
+        if len(tensors) > 1:
+            _check_devices(cls, tensors)
+        if cls.promotes:
+            _promote(arrays, args)
+
+        ctx = object.__new__(cls)
+        ctx.__dict__.update(options)
+        requires_grad = requires_grad and cls.differentiable and _grad_state.enabled
+        ctx.needs_input_grad = needs if requires_grad else None
+        try:
+            out = ctx.forward(*arrays)
+        except ShapeError:
+            raise
+        except ValueError as err:  # numpy/cupy shape complaints: name the op, module and shapes
+            raise ShapeError(describe_error(cls.op, args, err)) from None
+        if requires_grad and out.dtype.kind != "f":
+            requires_grad = False  # integer and bool results never carry gradients
+        t = Tensor._wrap(out, requires_grad)
+        if requires_grad:
+            ctx._seq = next(_node_seq)
+            ctx._next = [a if isinstance(a, Tensor) and a.requires_grad and a.grad_fn is None
+                         else (a.grad_fn if isinstance(a, Tensor) and a.requires_grad else None)
+                         for a in args]
+            ctx._meta = [(a.data.shape, a.data.dtype) if isinstance(a, Tensor) else None for a in args]
+            saved = ctx.__dict__.get("saved")
+            if saved:
+                ctx._versions = _saved_versions(saved, tensors, t)
+            t.grad_fn = ctx
+        if hub.active:
+            _emit_op(cls, tensors, t, ctx if requires_grad else None)
+        return t
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object>"
+
+    @property
+    def next_functions(self) -> tuple:
+        """One `(node, 0)` pair per input: its grad_fn, an AccumulateGrad for a leaf, or None."""
+        return tuple(
+            (AccumulateGrad(e) if isinstance(e, Tensor) else e, 0)
+            for e in getattr(self, "_next", ())
+        )
+
+    @property
+    def metadata(self) -> dict:
+        """Free-form data attached to the node (as in PyTorch)."""
+        if "_metadata" not in self.__dict__:
+            self._metadata = {}
+        return self._metadata
+
+    def register_hook(self, fn) -> None:
+        """Call `fn(grad_output)` each time this node runs; a returned array-like replaces it."""
+        self.__dict__.setdefault("_pre_hooks", []).append(fn)
+
+
+class AccumulateGrad:
+    """The node that stores a leaf tensor's gradient in `.grad`."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable) -> None:
+        self.variable = variable
+
+    @staticmethod
+    def name() -> str:
+        return "AccumulateGrad"
+
+    next_functions = ()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AccumulateGrad) and other.variable is self.variable
+
+    def __hash__(self) -> int:
+        return id(self.variable)
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad object>"
+
+
+def _check_devices(cls, tensors) -> None:
+    t0 = type(tensors[0].data)
+    for t in tensors[1:]:
+        if type(t.data) is not t0 or t.device != tensors[0].device:
+            raise RuntimeError(
+                f"{cls.op}: expected all tensors on the same device, but found "
+                f"{tensors[0].device} and {t.device}; move them with .to(device)"
+            )
+
+
+def _promote(arrays: list, args: tuple) -> None:
+    target = promoted_dtype(*args).np
+    for i, a in enumerate(arrays):
+        if hasattr(a, "dtype") and a.dtype != target:
+            arrays[i] = a.astype(target)
+
+
+def promoted_dtype(*args) -> dtypes.DType:
+    """The dtype PyTorch's promotion rules give for a mix of tensors and Python scalars."""
+    dims, zero_dims, scalars = [], [], []
+    for a in args:
+        if isinstance(a, Tensor):
+            (dims if a.data.ndim else zero_dims).append(a.dtype)
+        else:
+            scalars.append(a)
+    return dtypes.result_type(dims, zero_dims, scalars)
+
+
+def _saved_versions(saved, tensors, out) -> list:
+    ids = {id(s) for s in saved}
+    versions = [(t._vc, t._vc[0]) for t in tensors if id(t.data) in ids]
+    if id(out.data) in ids:
+        versions.append((out._vc, out._vc[0]))
+    return versions
+
+
+def describe_error(op: str, args, err) -> str:
+    """One line naming the op, the module it ran in and the input shapes."""
+    shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, Tensor) else repr(a) for a in args)
+    where = f" in module '{hub.module_path}'" if hub.module_path else ""
+    return f"{op}{where}: {err} (inputs: {shapes})"
+
+
+class ShapeError(ValueError, RuntimeError):
+    """Shapes that do not fit together; the message names the op and the shapes."""
+
+
+def _emit_op(cls, tensors, out, ctx) -> None:
+    path, key = hub.node_key(cls.op)
+    seq = next_seq()
+    if ctx is not None:
+        ctx._event_seq = seq
+        ctx._key = key
+    hub.emit(OpEvent(
+        seq, cls.op, key, path,
+        tuple(t.id for t in tensors), out.id,
+        tuple(t.data.shape for t in tensors), out.data.shape,
+        out.dtype.name, str(out.device), out.requires_grad,
+    ))
+
+
+from engine.tensor import Tensor  # noqa: E402  (tensor.py needs Function first)

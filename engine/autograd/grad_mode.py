@@ -1,0 +1,64 @@
+"""Grad mode: whether ops record a graph (per thread, as in PyTorch)."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+
+class _GradState(threading.local):
+    enabled = True
+
+
+state = _GradState()
+
+
+def is_grad_enabled() -> bool:
+    """True when ops on tensors that require grad record a graph."""
+    return state.enabled
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) that turns graph recording on or off."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+        self.prev = state.enabled
+        state.enabled = self.mode  # like PyTorch, also works as a plain function call
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc) -> None:
+        state.enabled = self.prev
+
+
+class _Mode:
+    mode = True
+
+    def __enter__(self) -> None:
+        self.prev = state.enabled
+        state.enabled = self.mode
+
+    def __exit__(self, *exc) -> None:
+        state.enabled = self.prev
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_Mode):
+    """Context manager and decorator: ops inside record no graph."""
+
+    mode = False
+
+
+class enable_grad(_Mode):
+    """Context manager and decorator: ops inside record a graph even within `no_grad`."""
+
+    mode = True

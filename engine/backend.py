@@ -1,0 +1,113 @@
+"""Devices and array-module dispatch: numpy on the CPU, CuPy (optional) on NVIDIA GPUs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_cupy = None
+_cupy_checked = False
+
+
+def cupy_module():
+    """Return the cupy module, or None when CuPy is not installed."""
+    global _cupy, _cupy_checked
+    if not _cupy_checked:
+        _cupy_checked = True
+        try:
+            import cupy
+
+            _cupy = cupy
+        except Exception:  # not installed, or installed without a working CUDA
+            _cupy = None
+    return _cupy
+
+
+class Device:
+    """Where a tensor's data lives: `cpu` or `cuda:N`."""
+
+    __slots__ = ("index", "type")
+
+    def __init__(self, type: str, index: int | None = None) -> None:
+        self.type = type
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}'" + (f", index={self.index})" if self.index is not None else ")")
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, Device) and self.type == other.type and self.index == other.index
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+
+CPU = Device("cpu")
+
+
+def device(spec) -> Device:
+    """Parse "cpu", "cuda", "cuda:N" or a Device."""
+    if spec is None:
+        return CPU
+    if isinstance(spec, Device):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {spec!r}")
+    kind, _, idx = spec.partition(":")
+    if kind == "cpu" and not idx:
+        return CPU
+    if kind == "cuda":
+        if idx and not idx.isdigit():
+            raise ValueError(f"invalid device {spec!r}: expected 'cuda' or 'cuda:N'")
+        return Device("cuda", int(idx) if idx else 0)
+    raise ValueError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def array_module(x):
+    """The array module (numpy or cupy) that owns array `x`."""
+    if type(x) is np.ndarray or _cupy is None:
+        return np
+    return _cupy.get_array_module(x)
+
+
+def device_of(x) -> Device:
+    """The device an array lives on."""
+    if isinstance(x, np.ndarray | np.generic):
+        return CPU
+    return Device("cuda", x.device.id)
+
+
+def require_cuda(dev: Device):
+    """Return cupy for a CUDA device, or raise one clear error saying why it cannot be used."""
+    cp = cupy_module()
+    if cp is None:
+        raise RuntimeError(
+            f"device {dev} needs CuPy, which is not installed; install it with `pip install tapescope[gpu]`"
+        )
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as err:
+        raise RuntimeError(f"device {dev} is not available: CUDA reports {err}") from None
+    if dev.index >= count:
+        raise RuntimeError(f"device {dev} is not available: this machine has {count} CUDA device(s)")
+    return cp
+
+
+def module_for(dev: Device):
+    """The array module serving a device."""
+    return np if dev.type == "cpu" else require_cuda(dev)
+
+
+def to_device(arr, dev: Device):
+    """Copy an array to a device (no copy when it is already there)."""
+    if dev.type == "cpu":
+        if isinstance(arr, np.ndarray):
+            return arr
+        return arr.get()
+    cp = require_cuda(dev)
+    with cp.cuda.Device(dev.index):
+        return cp.asarray(arr)

@@ -1,0 +1,224 @@
+"""Functions that make tensors: from data, filled, ranges, random."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from engine import backend, dtypes
+from engine import random as _random
+from engine.tensor import Tensor
+
+
+def _shape(size) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], tuple | list):
+        size = tuple(size[0])
+    for n in size:
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"sizes must be non-negative integers, got {tuple(size)}")
+    return tuple(int(n) for n in size)
+
+
+def _finish(arr, dtype, device, requires_grad: bool) -> Tensor:
+    if dtype is not None:
+        arr = arr.astype(dtypes.as_dtype(dtype).np, copy=False)
+    dev = backend.device(device)
+    if dev.type != "cpu":
+        arr = backend.to_device(arr, dev)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def _infer_dtype(data) -> dtypes.DType | None:
+    """Python data: bool < int < float, as PyTorch infers (floats become float32)."""
+    kinds = set()
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list | tuple):
+            stack.extend(x)
+        elif isinstance(x, bool | np.bool_):
+            kinds.add(0)
+        elif isinstance(x, numbers.Integral):
+            kinds.add(1)
+        elif isinstance(x, numbers.Real):
+            kinds.add(2)
+        elif isinstance(x, Tensor):
+            kinds.add(x.dtype.category)
+        else:
+            raise TypeError(f"tensor(): could not infer dtype of {type(x).__name__}; expected numbers")
+    if not kinds:
+        return dtypes.default_float
+    return (dtypes.bool_, dtypes.default_int, dtypes.default_float)[max(kinds)]
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of `data` (nested lists, numbers, numpy/cupy arrays, tensors)."""
+    if isinstance(data, Tensor):
+        arr = data.data.copy()
+    elif hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+        arr = data.copy()
+    elif isinstance(data, np.ndarray | np.generic):
+        arr = np.array(data)
+        if arr.dtype.kind == "f" and arr.dtype.itemsize < 4 or arr.dtype.kind in "uc" and arr.dtype != np.uint8:
+            raise TypeError(f"tensor(): numpy dtype {arr.dtype} is not supported; use one of "
+                            "float32, float64, int64, int32, bool")
+        if arr.dtype == np.uint8:
+            arr = arr.astype(np.int64)
+    else:
+        inferred = _infer_dtype(data)
+        try:
+            arr = np.array(data, dtype=(dtype and dtypes.as_dtype(dtype).np) or inferred.np)
+        except ValueError as err:
+            raise ValueError(f"tensor(): data is not a rectangular array of numbers ({err})") from None
+        except TypeError as err:
+            raise TypeError(f"tensor(): {err}") from None
+    if arr.dtype.kind == "O":
+        raise TypeError("tensor(): data holds objects that are not numbers")
+    return _finish(arr, dtype, device, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like `tensor`, but shares memory with a tensor or array of the right dtype and device."""
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == dtypes.as_dtype(dtype)) \
+            and (device is None or data.device == backend.device(device)):
+        return data
+    if isinstance(data, np.ndarray) and dtype is None and device is None:
+        return Tensor(data)
+    return tensor(data, dtype, device)
+
+
+def from_numpy(arr: np.ndarray) -> Tensor:
+    """A tensor sharing memory with a numpy array."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(arr).__name__}")
+    return Tensor(arr)
+
+
+def _filled(fill, size, dtype, device, requires_grad) -> Tensor:
+    shape = _shape(size)
+    dt = dtypes.as_dtype(dtype) if dtype is not None else dtypes.default_float
+    xp = backend.module_for(backend.device(device))
+    if device is not None and backend.device(device).type == "cuda":
+        with xp.cuda.Device(backend.device(device).index):
+            arr = xp.full(shape, fill, dtype=dt.np) if fill is not None else xp.empty(shape, dtype=dt.np)
+        return Tensor(arr, requires_grad=requires_grad)
+    arr = np.full(shape, fill, dtype=dt.np) if fill is not None else np.empty(shape, dtype=dt.np)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(0, size, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(1, size, dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(None, size, dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if dtype is None and not isinstance(fill_value, float):
+        dtype = dtypes.bool_ if isinstance(fill_value, bool) else dtypes.default_int
+    return _filled(fill_value, tuple(size) if isinstance(size, list | tuple) else (size,), dtype, device,
+                   requires_grad)
+
+
+def _like(x: Tensor, dtype, device):
+    return dtype if dtype is not None else x.dtype, device if device is not None else x.device
+
+
+def zeros_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return zeros(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def ones_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return ones(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def full_like(x: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return _filled(fill_value, x.shape, dt, dev, requires_grad)
+
+
+def empty_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return empty(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Values from `start` to `end` (exclusive) by `step`; integers unless any argument is a float."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if dtype is None:
+        is_float = any(isinstance(v, float) for v in (start, end, step))
+        dtype = dtypes.default_float if is_float else dtypes.default_int
+    n = max(0, math.ceil((end - start) / step))
+    arr = (start + step * np.arange(n, dtype=np.float64)) if isinstance(step, float) or isinstance(start, float) \
+        else np.arange(start, end, step)
+    return _finish(arr, dtype, device, requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from `start` to `end`, both included."""
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"linspace: steps must be a non-negative integer, got {steps!r}")
+    return _finish(np.linspace(start, end, steps), dtype or dtypes.default_float, device, requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """The identity matrix of n rows and m (default n) columns."""
+    return _finish(np.eye(n, m), dtype or dtypes.default_float, device, requires_grad)
+
+
+def _random_array(device, fn):
+    dev = backend.device(device)
+    return fn(_random.generator(dev)), dev
+
+
+def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1)."""
+    dt = dtypes.as_dtype(dtype or dtypes.default_float)
+    arr, _ = _random_array(device, lambda g: g.random(_shape(size), dtype=dt.np))
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples."""
+    dt = dtypes.as_dtype(dtype or dtypes.default_float)
+    arr, _ = _random_array(device, lambda g: g.standard_normal(_shape(size), dtype=dt.np))
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Integers uniformly from [low, high)."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+    dt = dtypes.as_dtype(dtype or dtypes.default_int)
+    arr, _ = _random_array(device, lambda g: g.integers(low, high, size=_shape(tuple(size)), dtype=np.int64))
+    return Tensor(arr.astype(dt.np, copy=False), requires_grad=requires_grad)
+
+
+def randn_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return randn(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def rand_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dt, dev = _like(x, dtype, device)
+    return rand(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def randperm(n: int, dtype=None, device=None) -> Tensor:
+    """A random permutation of 0..n-1."""
+    arr, _ = _random_array(device, lambda g: g.permutation(n))
+    return Tensor(arr.astype((dtype and dtypes.as_dtype(dtype).np) or np.int64, copy=False))

@@ -1,0 +1,151 @@
+"""Events the engine emits, and the hub they go through.
+
+Ops check one attribute (`hub.active`) and only build an event when somebody listens.
+Events are plain, slotted data (ids, keys, shapes, dtype names), never engine objects, so they can be
+queued, recorded to a tape or sent across a process boundary.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_seq = itertools.count(1)
+_tensor_ids = itertools.count(1)
+
+
+def next_tensor_id() -> int:
+    """A fresh, process-unique tensor id (ids are never reused, unlike `id()`)."""
+    return next(_tensor_ids)
+
+
+@dataclass(slots=True, frozen=True)
+class OpEvent:
+    """A forward op ran: `output = op(*inputs)`."""
+
+    seq: int
+    op: str
+    key: str
+    module: str
+    inputs: tuple[int, ...]
+    output: int
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shape: tuple[int, ...]
+    dtype: str
+    device: str
+    requires_grad: bool
+
+
+@dataclass(slots=True, frozen=True)
+class BackwardEvent:
+    """A backward node ran: it turned the gradient of `forward_seq`'s output into input gradients."""
+
+    seq: int
+    op: str
+    key: str
+    forward_seq: int
+    grad_output: int
+    grad_inputs: tuple[int, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class ModuleEvent:
+    """A module call started (`enter=True`) or finished."""
+
+    seq: int
+    path: str
+    cls: str
+    enter: bool
+    tensors: tuple[int, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class OptimizerEvent:
+    """An optimizer step: learning rates and, per parameter name, update and weight norms."""
+
+    seq: int
+    optimizer: str
+    lrs: tuple[float, ...]
+    update_norms: dict
+    weight_norms: dict
+
+
+Event = OpEvent | BackwardEvent | ModuleEvent | OptimizerEvent
+Subscriber = Callable[[Event], None]
+
+
+class _Scope(threading.local):
+    """The module path the current thread is in, and op counters per module call (for stable keys)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = [""]
+        self.counters: list[dict[str, int]] = [{}]
+
+
+class Hub:
+    """Fan-out of engine events to subscribers; `active` is False while nobody listens."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._lock = threading.Lock()
+        self._scope = _Scope()
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call `fn(event)` for every event from now on; returns a function that unsubscribes."""
+        with self._lock:
+            self._subscribers = (*self._subscribers, fn)
+            self.active = True
+        return lambda: self.unsubscribe(fn)
+
+    def unsubscribe(self, fn: Subscriber) -> None:
+        """Stop calling `fn`; unknown subscribers are ignored."""
+        with self._lock:
+            self._subscribers = tuple(s for s in self._subscribers if s is not fn)
+            self.active = bool(self._subscribers)
+
+    def emit(self, event: Event) -> None:
+        """Deliver one event to every subscriber, in subscription order."""
+        for fn in self._subscribers:  # a tuple: a concurrent (un)subscribe swaps it, never mutates it
+            fn(event)
+
+    # ---- module scope, for stable node keys -------------------------------------------------
+    @property
+    def module_path(self) -> str:
+        """Dotted path of the innermost module call on this thread ('' at top level)."""
+        return self._scope.paths[-1]
+
+    def enter_module(self, path: str) -> None:
+        """Mark that ops from now on run inside module `path`."""
+        self._scope.paths.append(path)
+        self._scope.counters.append({})
+
+    def exit_module(self) -> None:
+        """Leave the innermost module call."""
+        scope = self._scope
+        if len(scope.paths) > 1:
+            scope.paths.pop()
+            scope.counters.pop()
+
+    def node_key(self, op: str) -> tuple[str, str]:
+        """(module path, stable key) for the next `op`: path + op name + its index within the call."""
+        scope = self._scope
+        counters = scope.counters[-1]
+        n = counters.get(op, 0)
+        counters[op] = n + 1
+        path = scope.paths[-1]
+        return path, f"{path}/{op}:{n}" if path else f"{op}:{n}"
+
+    def reset_top_level(self) -> None:
+        """Restart the top-level op counters (called at iteration boundaries)."""
+        self._scope.counters[0] = {}
+
+
+hub = Hub()
+
+
+def next_seq() -> int:
+    """The next global event sequence number."""
+    return next(_seq)

@@ -1,0 +1,338 @@
+"""Elementwise ops: arithmetic, unary math, comparisons, clamp and where.
+
+Unary ops are data: one row per op with its forward formula and its derivative. Every formula works
+on raw arrays through `xp`, the array module of its inputs, so numpy and cupy share it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine import dtypes
+from engine.autograd.function import Function, promoted_dtype
+from engine.backend import array_module
+from engine.tensor import Tensor
+
+
+def _float(x):
+    # ops such as exp or division give floats for integer inputs, as in PyTorch
+    return x if x.dtype.kind == "f" else x.astype(dtypes.default_float.np)
+
+
+# ---- binary arithmetic -------------------------------------------------------------------------
+class Add(Function):
+    promotes = True
+
+    def forward(ctx, a, b):
+        return a + b
+
+    def backward(ctx, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    promotes = True
+
+    def forward(ctx, a, b):
+        return a - b
+
+    def backward(ctx, grad):
+        return grad, -grad
+
+
+class Mul(Function):
+    promotes = True
+
+    def forward(ctx, a, b):
+        ctx.save(a, b)
+        return a * b
+
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        return (grad * b if need_a else None), (grad * a if need_b else None)
+
+
+def _integral(v) -> bool:
+    return v.dtype.kind in "biu" if hasattr(v, "dtype") else not isinstance(v, float)
+
+
+class Div(Function):
+    promotes = True
+
+    def forward(ctx, a, b):
+        if _integral(a) and _integral(b):  # true division of integers gives floats
+            a = _float(a) if hasattr(a, "dtype") else float(a)
+            b = _float(b) if hasattr(b, "dtype") else b
+        ctx.save(a, b)
+        return a / b
+
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        return (grad / b if need_a else None), (-grad * a / (b * b) if need_b else None)
+
+
+class Pow(Function):
+    promotes = True
+
+    def forward(ctx, a, b):
+        y = a ** b
+        ctx.save(a, b, y)
+        return y
+
+    def backward(ctx, grad):
+        a, b, y = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        xp = array_module(grad)
+        ga = gb = None
+        if need_a:  # b * a^(b-1), and exactly 0 where b == 0 (even at a == 0)
+            ga = grad * xp.where(b == 0, 0, b * a ** (b - 1)) if hasattr(b, "dtype") \
+                else (grad * (b * a ** (b - 1)) if b != 0 else grad * 0)
+        if need_b:  # a^b * log(a), taken as 0 where a <= 0 (PyTorch's convention at a == 0)
+            safe_log = xp.log(xp.where(a > 0, a, 1)) if hasattr(a, "dtype") else (math.log(a) if a > 0 else 0.0)
+            gb = grad * y * safe_log
+        return ga, gb
+
+
+class Maximum(Function):
+    promotes = True
+
+    def forward(ctx, a, b):
+        ctx.save(a, b)
+        return array_module(a).maximum(a, b)
+
+    def backward(ctx, grad):
+        return _split_by_winner(grad, *ctx.saved)
+
+
+class Minimum(Function):
+    promotes = True
+
+    def forward(ctx, a, b):
+        ctx.save(a, b)
+        return array_module(a).minimum(a, b)
+
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        return _split_by_winner(grad, b, a)[::-1]
+
+
+def _split_by_winner(grad, a, b):
+    """Gradient of max(a, b): to the larger input, split evenly on ties (as PyTorch does)."""
+    share = (a > b) + 0.5 * (a == b)
+    return grad * share, grad * (1 - share)
+
+
+# ---- unary math: name -> (forward, derivative given x, y and grad, keeps integer dtype) --------
+def _sigmoid(xp, x):
+    # split by sign so exp never overflows
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+UNARY = {
+    "neg": (lambda xp, x: -x, lambda xp, x, y, g: -g, True),
+    "exp": (lambda xp, x: xp.exp(x), lambda xp, x, y, g: g * y, False),
+    "log": (lambda xp, x: xp.log(x), lambda xp, x, y, g: g / x, False),
+    "log1p": (lambda xp, x: xp.log1p(x), lambda xp, x, y, g: g / (1 + x), False),
+    "sqrt": (lambda xp, x: xp.sqrt(x), lambda xp, x, y, g: g / (2 * y), False),
+    "rsqrt": (lambda xp, x: 1 / xp.sqrt(x), lambda xp, x, y, g: -0.5 * g * y * y * y, False),
+    "abs": (lambda xp, x: xp.abs(x), lambda xp, x, y, g: g * xp.sign(x), True),
+    "sign": (lambda xp, x: xp.sign(x), lambda xp, x, y, g: g * 0, True),
+    "sin": (lambda xp, x: xp.sin(x), lambda xp, x, y, g: g * xp.cos(x), False),
+    "cos": (lambda xp, x: xp.cos(x), lambda xp, x, y, g: -g * xp.sin(x), False),
+    "tanh": (lambda xp, x: xp.tanh(x), lambda xp, x, y, g: g * (1 - y * y), False),
+    "sigmoid": (_sigmoid, lambda xp, x, y, g: g * y * (1 - y), False),
+    "relu": (lambda xp, x: xp.maximum(x, 0), lambda xp, x, y, g: g * (x > 0), True),
+    "square": (lambda xp, x: x * x, lambda xp, x, y, g: 2 * g * x, True),
+    "reciprocal": (lambda xp, x: 1 / x, lambda xp, x, y, g: -g * y * y, False),
+}
+
+
+class Unary(Function):
+    """An elementwise op whose formula and derivative come from the UNARY table."""
+
+    def forward(ctx, x):
+        if not ctx.keeps_int and x.dtype.kind != "f":
+            x = _float(x)
+        y = ctx.f(array_module(x), x)
+        ctx.save(x, y)
+        return y
+
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        return ctx.df(array_module(grad), x, y, grad)
+
+
+def _make_unary(name, f, df, keeps_int):
+    cls = type(name.capitalize(), (Unary,), {
+        "op": name, "f": staticmethod(f), "df": staticmethod(df), "keeps_int": keeps_int,
+        "__doc__": f"Elementwise {name}.",
+    })
+    return cls, lambda x: cls.apply(x)
+
+
+UNARY_OPS = {name: _make_unary(name, *row) for name, row in UNARY.items()}
+(neg, exp, log, log1p, sqrt, rsqrt, abs, sign, sin, cos, tanh, sigmoid, relu, square,
+ reciprocal) = (UNARY_OPS[n][1] for n in UNARY)
+
+
+# ---- comparisons (no gradient) -----------------------------------------------------------------
+class Compare(Function):
+    promotes = True
+    differentiable = False
+
+    def forward(ctx, a, b):
+        return ctx.f(a, b)
+
+
+def _make_compare(name, f):
+    cls = type(name.capitalize(), (Compare,), {"op": name, "f": staticmethod(f)})
+    return lambda a, b: cls.apply(a, b)
+
+
+eq = _make_compare("eq", lambda a, b: a == b)
+ne = _make_compare("ne", lambda a, b: a != b)
+lt = _make_compare("lt", lambda a, b: a < b)
+le = _make_compare("le", lambda a, b: a <= b)
+gt = _make_compare("gt", lambda a, b: a > b)
+ge = _make_compare("ge", lambda a, b: a >= b)
+
+
+class LogicalNot(Function):
+    differentiable = False
+    op = "logical_not"
+
+    def forward(ctx, x):
+        return array_module(x).logical_not(x)
+
+
+def logical_not(x: Tensor) -> Tensor:
+    """Elementwise `not`, as a bool tensor."""
+    return LogicalNot.apply(x)
+
+
+# ---- clamp and where ----------------------------------------------------------------------------
+class Clamp(Function):
+    def forward(ctx, x, lo, hi):
+        xp = array_module(x)
+        y = xp.clip(x, lo, hi) if (lo is not None or hi is not None) else x.copy()
+        ctx.save(x)
+        ctx.bounds = lo, hi
+        return y.astype(x.dtype, copy=False)
+
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        lo, hi = ctx.bounds
+        keep = True
+        if lo is not None:
+            keep = x >= lo
+        if hi is not None:
+            keep = keep & (x <= hi)
+        return grad * keep, None, None
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:
+    """Limit values to [min, max]; bounds may be numbers or tensors."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min or max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        y = x if min is None else maximum(x, min)
+        return y if max is None else minimum(y, max)
+    return Clamp.apply(x, min, max)
+
+
+class Where(Function):
+    def forward(ctx, cond, a, b):
+        ctx.save(cond)
+        return array_module(cond).where(cond, a, b)
+
+    def backward(ctx, grad):
+        (cond,) = ctx.saved
+        need_c, need_a, need_b = ctx.needs_input_grad
+        return (None, grad * cond if need_a else None, grad * ~cond if need_b else None)
+
+
+def where(cond: Tensor, a, b) -> Tensor:
+    """`a` where `cond` is true, else `b` (broadcast together); differentiable in `a` and `b`."""
+    if cond.dtype is not dtypes.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
+    target = promoted_dtype(a, b).np
+    a = a.to(dtype=target) if isinstance(a, Tensor) and a.data.dtype != target else a
+    b = b.to(dtype=target) if isinstance(b, Tensor) and b.data.dtype != target else b
+    out = Where.apply(cond, a, b)
+    if out.data.dtype != target:
+        out.data = out.data.astype(target)
+    return out
+
+
+def add(a, b, alpha=None) -> Tensor:
+    return Add.apply(a, b) if alpha is None else Add.apply(a, Mul.apply(b, alpha))
+
+
+def sub(a, b, alpha=None) -> Tensor:
+    return Sub.apply(a, b) if alpha is None else Sub.apply(a, Mul.apply(b, alpha))
+
+
+def mul(a, b) -> Tensor:
+    return Mul.apply(a, b)
+
+
+def div(a, b, rounding_mode=None) -> Tensor:
+    if rounding_mode is None:
+        return Div.apply(a, b)
+    if rounding_mode not in ("floor", "trunc"):
+        raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+    q = Div.apply(a, b).detach()
+    xp = array_module(q.data)
+    q.data = (xp.floor if rounding_mode == "floor" else xp.trunc)(q.data)
+    target = promoted_dtype(a, b).np
+    return Tensor._wrap(q.data.astype(target, copy=False))
+
+
+def pow(a, b) -> Tensor:
+    return Pow.apply(a, b)
+
+
+def maximum(a, b) -> Tensor:
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b) -> Tensor:
+    return Minimum.apply(a, b)
+
+
+def isnan(x: Tensor) -> Tensor:
+    return Tensor._wrap(array_module(x.data).isnan(x.data))
+
+
+def isinf(x: Tensor) -> Tensor:
+    return Tensor._wrap(array_module(x.data).isinf(x.data))
+
+
+def isfinite(x: Tensor) -> Tensor:
+    return Tensor._wrap(array_module(x.data).isfinite(x.data))
+
+
+# ---- integer-style arithmetic and logic (no gradient) --------------------------------------------
+class Arith(Function):
+    promotes = True
+    differentiable = False
+
+    def forward(ctx, a, b):
+        return ctx.f(array_module(a if hasattr(a, "dtype") else b), a, b)
+
+
+def _make_arith(name, f):
+    cls = type(name.capitalize(), (Arith,), {"op": name, "f": staticmethod(f)})
+    return lambda a, b: cls.apply(a, b)
+
+
+floor_divide = _make_arith("floor_divide", lambda xp, a, b: xp.floor_divide(a, b))
+remainder = _make_arith("remainder", lambda xp, a, b: xp.remainder(a, b))
+logical_and = _make_arith("logical_and", lambda xp, a, b: xp.logical_and(a, b))
+logical_or = _make_arith("logical_or", lambda xp, a, b: xp.logical_or(a, b))
+logical_xor = _make_arith("logical_xor", lambda xp, a, b: xp.logical_xor(a, b))

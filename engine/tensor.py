@@ -1,0 +1,377 @@
+"""Tensor: an n-dimensional array on a device, with autograd (PyTorch's API)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine import dtypes
+from engine.autograd.grad_mode import state as _grad_state
+from engine.backend import CPU, array_module, device_of
+from engine.events import next_tensor_id
+
+_ndarray = np.ndarray
+
+
+def _as_array(x):
+    # numpy reductions return numpy scalars; a Tensor always holds an ndarray (or a cupy array)
+    if isinstance(x, np.generic):
+        return np.asarray(x)
+    return x
+
+
+class Tensor:
+    """An n-dimensional array with autograd. Create one with `engine.tensor(...)`."""
+
+    __slots__ = ("__weakref__", "_base", "_hooks", "_id", "_retains_grad", "_vc", "data", "grad",
+                 "grad_fn", "requires_grad")
+    __array_ufunc__ = None  # numpy defers `ndarray + Tensor` to Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False) -> None:
+        """Wrap an array; prefer `engine.tensor(...)`, which also converts lists and dtypes."""
+        data = _as_array(data)
+        if not hasattr(data, "__array_namespace__") and not isinstance(data, _ndarray):
+            data = np.asarray(data)
+        dtypes.from_numpy(data.dtype)
+        self.data = data
+        self.grad = None
+        self.grad_fn = None
+        self.requires_grad = False
+        self._vc = [0]
+        self._id = 0
+        self._base = None
+        self._hooks = None
+        self._retains_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, data, requires_grad: bool = False, base: Tensor | None = None) -> Tensor:
+        """Fast constructor for op outputs (no checks)."""
+        t = object.__new__(cls)
+        if data.__class__ is not _ndarray:
+            data = _as_array(data)
+        t.data = data
+        t.grad = None
+        t.grad_fn = None
+        t.requires_grad = requires_grad
+        t._id = 0
+        t._hooks = None
+        t._retains_grad = False
+        if base is None:
+            t._vc = [0]
+            t._base = None
+        else:  # a view shares its base's storage, so it shares the version counter
+            t._vc = base._vc
+            t._base = base if base._base is None else base._base
+        return t
+
+    # ---- metadata ---------------------------------------------------------------------------
+    @property
+    def id(self) -> int:
+        """A process-unique id used in events (assigned on first use)."""
+        if not self._id:
+            self._id = next_tensor_id()
+        return self._id
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> dtypes.DType:
+        return dtypes.from_numpy(self.data.dtype)
+
+    @property
+    def device(self):
+        return CPU if self.data.__class__ is _ndarray else device_of(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded op (user-created, or not requiring grad)."""
+        return self.grad_fn is None
+
+    @property
+    def _version(self) -> int:
+        return self._vc[0]
+
+    @property
+    def T(self) -> Tensor:
+        if self.ndim > 2:
+            return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+        return _ops.transpose(self, 0, 1) if self.ndim == 2 else self
+
+    @property
+    def mT(self) -> Tensor:
+        if self.ndim < 2:
+            raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor.")
+        return _ops.transpose(self, -2, -1)
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def nelement(self) -> int:
+        return int(self.data.size)
+
+    def element_size(self) -> int:
+        return self.data.itemsize
+
+    def size(self, dim: int | None = None):
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    # ---- conversion -------------------------------------------------------------------------
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self.data.size} elements cannot be converted to Scalar; item() needs exactly one"
+            )
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self._host().tolist()
+
+    def numpy(self) -> np.ndarray:
+        """The data as a numpy array sharing memory (CPU tensors that do not require grad only)."""
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        if self.device.type != "cpu":
+            raise TypeError(f"can't convert {self.device} tensor to numpy. Use Tensor.cpu() to copy it to the host first.")
+        return self.data
+
+    def _host(self) -> np.ndarray:
+        return self.data if self.data.__class__ is _ndarray else self.data.get()
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._host()
+        return a if dtype is None else a.astype(dtype)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {self.data.size} values is ambiguous")
+        return bool(self.data.reshape(()).item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    # ---- autograd ---------------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Turn gradient tracking on or off for this leaf tensor, in place."""
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients, this one is {self.dtype}; "
+                "convert it first, e.g. t.float()"
+            )
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables; use detach() to get a tensor "
+                "that does not require grad"
+            )
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data, cut from the graph."""
+        return Tensor._wrap(self.data, False, base=self)
+
+    def detach_(self) -> Tensor:
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf tensor after backward."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None or self._retains_grad:
+            return
+        self._retains_grad = True
+        self.grad_fn.__dict__.setdefault("_retain", []).append(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def register_hook(self, fn):
+        """Call `fn(grad)` when this tensor's gradient is computed; a returned tensor replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            hooks = self.grad_fn.__dict__.setdefault("_pre_hooks", [])
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        hooks.append(fn)
+        return _RemovableHandle(hooks, fn)
+
+    def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False,
+                 inputs=None) -> None:
+        """Compute gradients of this tensor with respect to the graph's leaves, into their `.grad`."""
+        if create_graph:
+            raise NotImplementedError("create_graph=True (higher-order gradients) is not supported by the engine")
+        from engine.autograd.engine import backward
+
+        backward(self, gradient, retain_graph=bool(retain_graph), inputs=inputs)
+
+    def zero_(self) -> Tensor:
+        return self._write(lambda t: _ops.zeros_like(t), check_leaf=True)
+
+    # ---- in-place machinery -----------------------------------------------------------------
+    def _write(self, compute, check_leaf: bool = True) -> Tensor:
+        """Run `compute(self)` out of place, then store the result in this tensor's storage."""
+        recording = _grad_state.enabled
+        if recording and check_leaf and self.requires_grad and self.grad_fn is None:
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation; "
+                "wrap it in `with engine.no_grad():` or use an out-of-place op"
+            )
+        if recording and self._base is not None and self._base.requires_grad:
+            raise RuntimeError(
+                "in-place change of a view of a tensor that requires grad is not supported by the engine; "
+                "clone() the view first, or work out of place"
+            )
+        out = compute(self)
+        if out.data.shape != self.data.shape:
+            raise RuntimeError(
+                f"output with shape {tuple(self.data.shape)} doesn't match the broadcast shape {tuple(out.data.shape)}"
+            )
+        if out.data.dtype != self.data.dtype:
+            if dtypes.from_numpy(out.data.dtype).category > self.dtype.category:
+                raise RuntimeError(f"result type {out.dtype} can't be cast to the desired output type {self.dtype}")
+        node = out.grad_fn
+        if node is not None:
+            saved = node.__dict__.get("saved")
+            if saved:  # keep the pre-write values the node saved from this tensor
+                node.saved = tuple(s.copy() if s is self.data else s for s in saved)
+                node._versions = [(vc, v) for vc, v in node._versions if vc is not self._vc]
+        self.data[...] = out.data
+        self._vc[0] += 1
+        if node is not None:
+            self.grad_fn = node
+            self.requires_grad = True
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        self._write(lambda t: _ops.setitem(t, index, value))
+
+    # ---- device and dtype -------------------------------------------------------------------
+    def to(self, *args, **kwargs) -> Tensor:
+        """`to(device)`, `to(dtype)`, `to(device, dtype)` or `to(other_tensor)`; differentiable."""
+        device = kwargs.pop("device", None)
+        dtype = kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, dtypes.DType) or a in (float, int, bool):
+                dtype = a
+            else:
+                device = a
+        t = self
+        if dtype is not None:
+            t = _ops.cast(t, dtypes.as_dtype(dtype))
+        if device is not None:
+            t = _ops.to_device(t, device)
+        return t
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Tensor:
+        return self.to("cuda" if device is None else device if isinstance(device, str) else f"cuda:{device}")
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"engine.{self.dtype.name}"
+        return self.to(dtype)
+
+    def float(self) -> Tensor:
+        return _ops.cast(self, dtypes.float32)
+
+    def double(self) -> Tensor:
+        return _ops.cast(self, dtypes.float64)
+
+    def long(self) -> Tensor:
+        return _ops.cast(self, dtypes.int64)
+
+    def int(self) -> Tensor:
+        return _ops.cast(self, dtypes.int32)
+
+    def bool(self) -> Tensor:
+        return _ops.cast(self, dtypes.bool_)
+
+    def clone(self) -> Tensor:
+        return _ops.clone(self)
+
+    def contiguous(self) -> Tensor:
+        return self
+
+    def is_contiguous(self) -> bool:
+        return bool(self.data.flags.c_contiguous)
+
+    # ---- repr -------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        from engine.printing import tensor_repr
+
+        return tensor_repr(self)
+
+
+class _RemovableHandle:
+    """Returned by `register_hook`; `remove()` unregisters the hook."""
+
+    def __init__(self, hooks: list, fn) -> None:
+        self._hooks, self._fn = hooks, fn
+
+    def remove(self) -> None:
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+def _xp(t: Tensor):
+    return array_module(t.data)
+
+
+_ops = None  # engine.ops, set by engine.tensor_methods.install() once the ops exist
