@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from engine import dtypes
 from engine.autograd.grad_mode import state as _grad_state
 from engine.events import OpEvent, hub, next_seq
 
 _node_seq = itertools.count()
 _FREED = object()
+_ndarray = np.ndarray
 
 
 def sum_to(grad, shape: tuple[int, ...]):
@@ -65,28 +68,35 @@ class Function:
     @classmethod
     def apply(cls, *args, **options):
         """Run the op on tensors and Python scalars and return the output Tensor."""
+        ctx = object.__new__(cls)
+        if options:
+            ctx.__dict__.update(options)
+        record = cls.differentiable and _grad_state.enabled
         arrays = []
         tensors = []
         needs = []
+        edges = []
         requires_grad = False
         for a in args:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
                 tensors.append(a)
-                rg = a.requires_grad
-                needs.append(rg)
-                requires_grad = requires_grad or rg
+                if record and a.requires_grad:
+                    requires_grad = True
+                    needs.append(True)
+                    edges.append(a.grad_fn or a)  # a leaf that requires grad is its own edge
+                else:
+                    needs.append(False)
+                    edges.append(None)
             else:
                 arrays.append(a)
                 needs.append(False)
+                edges.append(None)
         if len(tensors) > 1:
             _check_devices(cls, tensors)
-        if cls.promotes:
+        if cls.promotes and not _same_float_dtype(tensors):
             _promote(arrays, args)
 
-        ctx = object.__new__(cls)
-        ctx.__dict__.update(options)
-        requires_grad = requires_grad and cls.differentiable and _grad_state.enabled
         ctx.needs_input_grad = needs if requires_grad else None
         try:
             out = ctx.forward(*arrays)
@@ -99,10 +109,11 @@ class Function:
         t = Tensor._wrap(out, requires_grad)
         if requires_grad:
             ctx._seq = next(_node_seq)
-            ctx._next = [a if isinstance(a, Tensor) and a.requires_grad and a.grad_fn is None
-                         else (a.grad_fn if isinstance(a, Tensor) and a.requires_grad else None)
-                         for a in args]
-            ctx._meta = [(a.data.shape, a.data.dtype) if isinstance(a, Tensor) else None for a in args]
+            ctx._next = edges
+            ctx._meta = [(a.shape, a.dtype) if e is not None else None for a, e in zip(arrays, edges)]
+            for i, e in enumerate(edges):  # unbroadcast to the input's own dtype, not the promoted one
+                if e is not None and args[i].data.dtype != arrays[i].dtype:
+                    ctx._meta[i] = (args[i].data.shape, args[i].data.dtype)
             saved = ctx.__dict__.get("saved")
             if saved:
                 ctx._versions = _saved_versions(saved, tensors, t)
@@ -158,8 +169,21 @@ class AccumulateGrad:
         return "<AccumulateGrad object>"
 
 
+def _same_float_dtype(tensors) -> bool:
+    """The common case that needs no promotion: all operands share one floating dtype."""
+    d = tensors[0].data.dtype
+    if d.kind != "f":
+        return False
+    for t in tensors:
+        if t.data.dtype != d:
+            return False
+    return True
+
+
 def _check_devices(cls, tensors) -> None:
     t0 = type(tensors[0].data)
+    if t0 is _ndarray and all(type(t.data) is _ndarray for t in tensors):
+        return
     for t in tensors[1:]:
         if type(t.data) is not t0 or t.device != tensors[0].device:
             raise RuntimeError(
@@ -187,10 +211,14 @@ def promoted_dtype(*args) -> dtypes.DType:
 
 
 def _saved_versions(saved, tensors, out) -> list:
-    ids = {id(s) for s in saved}
-    versions = [(t._vc, t._vc[0]) for t in tensors if id(t.data) in ids]
-    if id(out.data) in ids:
-        versions.append((out._vc, out._vc[0]))
+    """(version counter, version now) of each input or output whose array the op saved."""
+    versions = []
+    for t in (*tensors, out):
+        d = t.data
+        for s in saved:
+            if s is d:
+                versions.append((t._vc, t._vc[0]))
+                break
     return versions
 
 

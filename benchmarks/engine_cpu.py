@@ -1,0 +1,151 @@
+"""CPU engine benchmark: MLP training step, small-op chain, event-hub overhead. Prints ratios.
+
+    python benchmarks/engine_cpu.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved, report, try_torch  # noqa: E402  (sets thread counts before numpy)
+
+import numpy as np  # noqa: E402
+
+import engine  # noqa: E402
+import engine.nn.functional as F  # noqa: E402
+
+BATCH, D_IN, HIDDEN, D_OUT, LR = 64, 784, 128, 10, 0.01
+
+
+def make_data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((BATCH, D_IN)).astype(np.float32)
+    y = rng.integers(0, D_OUT, BATCH)
+    w1 = (rng.standard_normal((HIDDEN, D_IN)) / np.sqrt(D_IN)).astype(np.float32)
+    b1 = np.zeros(HIDDEN, np.float32)
+    w2 = (rng.standard_normal((D_OUT, HIDDEN)) / np.sqrt(HIDDEN)).astype(np.float32)
+    b2 = np.zeros(D_OUT, np.float32)
+    return x, y, [w1, b1, w2, b2]
+
+
+def numpy_step(x, y, params):
+    """The same step written by hand in numpy: what a careful person would write."""
+    w1, b1, w2, b2 = params
+
+    def step():
+        h = x @ w1.T
+        h += b1
+        a = np.maximum(h, 0)
+        z = a @ w2.T
+        z += b2
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        p = e / e.sum(axis=1, keepdims=True)
+        _loss = -np.log(p[np.arange(BATCH), y]).mean()
+        p[np.arange(BATCH), y] -= 1
+        dz = p / BATCH
+        dw2 = dz.T @ a
+        db2 = dz.sum(axis=0)
+        da = dz @ w2
+        da *= h > 0
+        dw1 = da.T @ x
+        db1 = da.sum(axis=0)
+        for w, g in ((w1, dw1), (b1, db1), (w2, dw2), (b2, db2)):
+            w -= LR * g
+
+    return step
+
+
+def engine_step(x, y, params):
+    xt, yt = engine.tensor(x), engine.tensor(y)
+    ps = [engine.tensor(p, requires_grad=True) for p in params]
+
+    def step():
+        w1, b1, w2, b2 = ps
+        loss = F.cross_entropy(F.linear(F.relu(F.linear(xt, w1, b1)), w2, b2), yt)
+        loss.backward()
+        with engine.no_grad():
+            for p in ps:
+                p -= LR * p.grad
+                p.grad = None
+
+    return step
+
+
+def torch_step(torch, x, y, params):
+    tf = torch.nn.functional
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    ps = [torch.tensor(p, requires_grad=True) for p in params]
+
+    def step():
+        w1, b1, w2, b2 = ps
+        loss = tf.cross_entropy(tf.linear(tf.relu(tf.linear(xt, w1, b1)), w2, b2), yt)
+        loss.backward()
+        with torch.no_grad():
+            for p in ps:
+                p -= LR * p.grad
+                p.grad = None
+
+    return step
+
+
+def chain(lib, x, n_ops: int):
+    """n_ops small elementwise ops, forward and backward."""
+
+    def run():
+        y = x
+        for _ in range(n_ops // 4):
+            y = y * 1.001
+            y = y + 0.01
+            y = y.tanh()
+            y = y * y
+        y.backward(lib.ones_like(y))
+        x.grad = None
+
+    return run
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    args = parser.parse_args(argv)
+    rounds, repeat = (3, 3) if args.quick else (15, 20)
+    torch = try_torch()
+    print(f"engine_cpu: numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, one thread each")
+
+    x, y, params = make_data()
+    contenders = {"numpy": numpy_step(x, y, [p.copy() for p in params]),
+                  "engine": engine_step(x, y, [p.copy() for p in params])}
+    if torch:
+        contenders["torch"] = torch_step(torch, x, y, [p.copy() for p in params])
+    report("MLP 784-128-10 step, batch 64", interleaved(contenders, rounds, repeat), "numpy", bar=("engine", 1.3))
+
+    n_ops = 500
+    chains = {"engine": chain(engine, engine.randn(256, requires_grad=True), n_ops)}
+    if torch:
+        chains["torch"] = chain(torch, torch.randn(256, requires_grad=True), n_ops)
+    times = {k: v / n_ops for k, v in interleaved(chains, rounds, max(1, repeat // 4)).items()}
+    baseline = "torch" if torch else "engine"
+    report(f"{n_ops}-op elementwise chain fwd+bwd, per op", times, baseline,
+           bar=("engine", 1.0) if torch else None)
+
+    quiet = {"no subscriber": engine_step(x, y, [p.copy() for p in params])}
+    listened = engine_step(x, y, [p.copy() for p in params])
+
+    def with_subscriber():
+        off = engine.hub.subscribe(lambda event: None)
+        try:
+            listened()
+        finally:
+            off()
+
+    quiet["one idle subscriber"] = with_subscriber
+    report("event hub overhead on the MLP step", interleaved(quiet, rounds, repeat), "no subscriber",
+           bar=("one idle subscriber", 1.05))
+
+
+if __name__ == "__main__":
+    main()
