@@ -5,7 +5,7 @@
     (x * x).sum().backward()
 """
 
-from engine import ops
+from engine import data, ops, optim
 from engine.autograd.function import Function, ShapeError
 from engine.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from engine.backend import Device, device
@@ -34,6 +34,7 @@ from engine.creation import (
 from engine.dtypes import DType, bool_, float32, float64, int32, int64
 from engine.events import hub
 from engine.random import initial_seed, manual_seed
+from engine.serialization import CheckpointError, load, save
 from engine.tensor import Tensor
 
 bool = bool_  # noqa: A001  (engine.bool, as torch.bool)

@@ -31,26 +31,43 @@ def _finish(arr, dtype, device, requires_grad: bool) -> Tensor:
 
 
 def _infer_dtype(data) -> dtypes.DType | None:
-    """Python data: bool < int < float, as PyTorch infers (floats become float32)."""
-    kinds = set()
+    """The widest element type, as PyTorch infers it: Python bool < int (int64) < float (float32);
+    numpy scalars and tensors count with their own dtype."""
+    found = None
     stack = [data]
     while stack:
         x = stack.pop()
         if isinstance(x, list | tuple):
             stack.extend(x)
-        elif isinstance(x, bool | np.bool_):
-            kinds.add(0)
-        elif isinstance(x, numbers.Integral):
-            kinds.add(1)
-        elif isinstance(x, numbers.Real):
-            kinds.add(2)
+            continue
+        if isinstance(x, np.generic):
+            d = dtypes.from_numpy(x.dtype)
         elif isinstance(x, Tensor):
-            kinds.add(x.dtype.category)
+            d = x.dtype
+        elif isinstance(x, bool):
+            d = dtypes.bool_
+        elif isinstance(x, numbers.Integral):
+            d = dtypes.default_int
+        elif isinstance(x, numbers.Real):
+            d = dtypes.default_float
         else:
             raise TypeError(f"tensor(): could not infer dtype of {type(x).__name__}; expected numbers")
-    if not kinds:
-        return dtypes.default_float
-    return (dtypes.bool_, dtypes.default_int, dtypes.default_float)[max(kinds)]
+        found = d if found is None else dtypes.wider(found, d)
+    return found or dtypes.default_float
+
+
+def _ragged(data) -> str:
+    """Where nested sequences stop being rectangular, in PyTorch's words."""
+    level, dim = [data], 0
+    while any(isinstance(x, list | tuple) for x in level):
+        if not all(isinstance(x, list | tuple) for x in level):
+            return f"numbers and sequences are mixed at dim {dim}"
+        n = len(level[0])
+        for x in level:
+            if len(x) != n:
+                return f"expected a sequence of length {n} at dim {dim} (got {len(x)})"
+        level, dim = [y for x in level for y in x], dim + 1
+    return "the sequences do not form an array"
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -70,8 +87,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         inferred = _infer_dtype(data)
         try:
             arr = np.array(data, dtype=(dtype and dtypes.as_dtype(dtype).np) or inferred.np)
-        except ValueError as err:
-            raise ValueError(f"tensor(): data is not a rectangular array of numbers ({err})") from None
+        except ValueError:
+            raise ValueError(f"tensor(): nested lists must be rectangular: {_ragged(data)}") from None
         except TypeError as err:
             raise TypeError(f"tensor(): {err}") from None
     if arr.dtype.kind == "O":
@@ -157,6 +174,8 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
         start, end = 0, start
     if step == 0:
         raise ValueError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: end ({end}) is on the wrong side of start ({start}) for step {step}")
     if dtype is None:
         is_float = any(isinstance(v, float) for v in (start, end, step))
         dtype = dtypes.default_float if is_float else dtypes.default_int
@@ -178,6 +197,13 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bo
     return _finish(np.eye(n, m), dtype or dtypes.default_float, device, requires_grad)
 
 
+def _float_dtype(op: str, dtype) -> dtypes.DType:
+    dt = dtypes.as_dtype(dtype or dtypes.default_float)
+    if not dt.is_floating_point:
+        raise TypeError(f"{op}: dtype must be a floating point type, got {dt.name}; use randint for integers")
+    return dt
+
+
 def _random_array(device, fn):
     dev = backend.device(device)
     return fn(_random.generator(dev)), dev
@@ -185,20 +211,22 @@ def _random_array(device, fn):
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1)."""
-    dt = dtypes.as_dtype(dtype or dtypes.default_float)
+    dt = _float_dtype("rand", dtype)
     arr, _ = _random_array(device, lambda g: g.random(_shape(size), dtype=dt.np))
     return Tensor(arr, requires_grad=requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
-    dt = dtypes.as_dtype(dtype or dtypes.default_float)
+    dt = _float_dtype("randn", dtype)
     arr, _ = _random_array(device, lambda g: g.standard_normal(_shape(size), dtype=dt.np))
     return Tensor(arr, requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Integers uniformly from [low, high)."""
+    """Integers uniformly from [low, high); `randint(high, size)` starts at 0."""
+    if isinstance(high, tuple | list):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if high <= low:

@@ -60,8 +60,8 @@ def as_dtype(dtype) -> DType:
     """Turn an engine dtype, a numpy dtype, a name or a Python type into an engine dtype."""
     if isinstance(dtype, DType):
         return dtype
-    if dtype is float:
-        return default_float
+    if dtype is float:  # a Python float is a double, in PyTorch too
+        return float64
     if dtype is int:
         return default_int
     if dtype is bool:
@@ -79,8 +79,10 @@ def as_dtype(dtype) -> DType:
 _RANK = {bool_: 0, int32: 1, int64: 2, float32: 3, float64: 4}
 
 
-def _wider(a: DType, b: DType) -> DType:
+def wider(a: DType, b: DType) -> DType:
+    """The dtype that holds both (PyTorch's `promote_types` on the engine's five dtypes)."""
     return a if _RANK[a] >= _RANK[b] else b
+
 
 
 def scalar_category(x) -> int:
@@ -106,7 +108,7 @@ def result_type(dims: list[DType], zero_dims: list[DType], scalars: list) -> DTy
             continue
         g = group[0]
         for d in group[1:]:
-            g = _wider(g, d)
+            g = wider(g, d)
         if result is None or g.category > result.category:
             result = g
     for s in scalars:

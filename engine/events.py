@@ -72,7 +72,40 @@ class OptimizerEvent:
     weight_norms: dict
 
 
-Event = OpEvent | BackwardEvent | ModuleEvent | OptimizerEvent
+@dataclass(slots=True, frozen=True)
+class EditEvent:
+    """A runtime edit (engine.debug) was applied, or rejected with `message`; `args` are (name, value) pairs."""
+
+    seq: int
+    kind: str
+    target: str
+    args: tuple
+    applied: bool
+    message: str
+    iteration: int
+
+
+@dataclass(slots=True, frozen=True)
+class AlertEvent:
+    """Something went numerically wrong (engine.debug): where it started, and the inputs' summaries."""
+
+    seq: int
+    kind: str  # nonfinite_forward | nonfinite_backward | exploding_grad | vanishing_grad | dead_relu
+    message: str
+    op: str
+    key: str
+    module: str
+    forward_seq: int
+    iteration: int
+    file: str
+    line: int
+    code: str
+    value: float
+    inputs: tuple = ()  # engine.debug TensorSummary of each input, when known
+
+
+Event = OpEvent | BackwardEvent | ModuleEvent | OptimizerEvent | EditEvent | AlertEvent
+TensorListener = Callable[[Event, tuple, object], None]
 Subscriber = Callable[[Event], None]
 
 
@@ -90,6 +123,8 @@ class Hub:
     def __init__(self) -> None:
         self.active = False
         self._subscribers: tuple[Subscriber, ...] = ()
+        # opt-in second channel for the debugger: also given the engine objects behind op/backward events
+        self.tensor_listeners: tuple[TensorListener, ...] = ()
         self._lock = threading.Lock()
         self._scope = _Scope()
 
@@ -100,16 +135,35 @@ class Hub:
             self.active = True
         return lambda: self.unsubscribe(fn)
 
+    def listen_tensors(self, fn: TensorListener) -> Callable[[], None]:
+        """Also call `fn(event, inputs, output)` after each op and backward node; returns the undo.
+
+        For an OpEvent: the input Tensors and the output Tensor. For a BackwardEvent: a 1-tuple with the
+        incoming gradient array, and the tuple of input gradient arrays (None where none), already
+        summed to each input's shape. Engine objects: for in-process tools only, never for the tape.
+        """
+        with self._lock:
+            self.tensor_listeners = (*self.tensor_listeners, fn)
+            self.active = True
+        return lambda: self.unsubscribe(fn)
+
     def unsubscribe(self, fn: Subscriber) -> None:
         """Stop calling `fn`; unknown subscribers are ignored."""
         with self._lock:
-            self._subscribers = tuple(s for s in self._subscribers if s is not fn)
-            self.active = bool(self._subscribers)
+            # == rather than `is`: each `obj.method` access makes a new (equal) bound method
+            self._subscribers = tuple(s for s in self._subscribers if s != fn)
+            self.tensor_listeners = tuple(s for s in self.tensor_listeners if s != fn)
+            self.active = bool(self._subscribers or self.tensor_listeners)
 
     def emit(self, event: Event) -> None:
         """Deliver one event to every subscriber, in subscription order."""
         for fn in self._subscribers:  # a tuple: a concurrent (un)subscribe swaps it, never mutates it
             fn(event)
+
+    def emit_tensors(self, event: Event, inputs: tuple, output) -> None:
+        """Give `event` with its engine objects to every tensor listener (see `listen_tensors`)."""
+        for fn in self.tensor_listeners:
+            fn(event, inputs, output)
 
     # ---- module scope, for stable node keys -------------------------------------------------
     @property

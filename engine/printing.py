@@ -78,13 +78,13 @@ def _body(a: np.ndarray, cut: tuple[bool, ...], indent: int, fmt: _Format) -> st
         vals = a.tolist()
         items = [fmt.text(v) for v in vals]
         if cut[0]:
-            items = items[:EDGEITEMS] + [" ..."] + items[n - EDGEITEMS:]
+            items = [*items[:EDGEITEMS], " ...", *items[n - EDGEITEMS:]]
         per_line = max(1, (LINEWIDTH - indent) // (fmt.width + 2))
         lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
         return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
     rows = [_body(a[i], cut[1:], indent + 1, fmt) for i in range(n)]
     if cut[0]:
-        rows = rows[:EDGEITEMS] + ["..."] + rows[n - EDGEITEMS:]
+        rows = [*rows[:EDGEITEMS], "...", *rows[n - EDGEITEMS:]]
     # sub-blocks of a 3-d tensor are separated by a blank line, as in PyTorch
     return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(rows) + "]"
 

@@ -29,7 +29,9 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False) -> None:
         """Wrap an array; prefer `engine.tensor(...)`, which also converts lists and dtypes."""
         data = _as_array(data)
-        if not hasattr(data, "__array_namespace__") and not isinstance(data, _ndarray):
+        # CuPy arrays stay on the device (CuPy 14 has no __array_namespace__, so look for CUDA's protocol)
+        if not isinstance(data, _ndarray) and not hasattr(data, "__cuda_array_interface__") \
+                and not hasattr(data, "__array_namespace__"):
             data = np.asarray(data)
         dtypes.from_numpy(data.dtype)
         self.data = data
@@ -127,7 +129,11 @@ class Tensor:
         return self.data.itemsize
 
     def size(self, dim: int | None = None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        if dim is None:
+            return self.data.shape
+        if not -self.data.ndim <= dim < self.data.ndim:
+            raise IndexError(f"size: dimension {dim} is out of range for a {self.data.ndim}-d tensor")
+        return self.data.shape[dim]
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
@@ -162,7 +168,9 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         a = self._host()
-        return a if dtype is None else a.astype(dtype)
+        if dtype is not None and a.dtype != dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a  # np.array(t) asks for a copy; np.asarray(t) shares
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
@@ -347,7 +355,8 @@ class Tensor:
         return _ops.clone(self)
 
     def contiguous(self) -> Tensor:
-        return self
+        """This tensor when its data is C-contiguous, else a contiguous copy (so `.view` works after it)."""
+        return self if self.data.flags.c_contiguous else _ops.clone(self)
 
     def is_contiguous(self) -> bool:
         return bool(self.data.flags.c_contiguous)

@@ -12,7 +12,7 @@ METHODS = (
     "sum", "mean", "var", "std", "max", "min", "amax", "amin", "argmax", "argmin", "logsumexp", "prod",
     "norm", "all", "any", "softmax", "log_softmax", "cumsum",
     "reshape", "view", "transpose", "permute", "flatten", "unflatten", "squeeze", "unsqueeze", "expand",
-    "expand_as", "view_as", "reshape_as", "repeat", "split", "chunk", "flip", "roll", "swapaxes",
+    "expand_as", "view_as", "reshape_as", "repeat", "split", "chunk", "flip", "roll", "swapaxes", "movedim",
     "gather", "scatter_add", "index_select", "masked_fill",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",

@@ -41,35 +41,41 @@ def backward(root, gradient=None, retain_graph: bool = False, inputs=None) -> No
         if grad.dtype != root.data.dtype:
             grad = grad.astype(root.data.dtype)
     only = None if inputs is None else {id(t) for t in (inputs if isinstance(inputs, list | tuple) else [inputs])}
+    # the caller still holds its gradient tensor: storing that array in a .grad needs a copy
+    handed = {id(grad)} if gradient is not None else set()
     with no_grad():
         if root.grad_fn is None:
-            _accumulate(root, grad, set(), only)
+            _accumulate(root, grad, handed, only)
         else:
-            _run(root.grad_fn, grad, retain_graph, only)
+            _run(root.grad_fn, grad, retain_graph, only, handed)
 
 
 def _count_dependencies(start: Function) -> dict:
+    """How many edges lead into each node, and into each leaf (keyed by `id(leaf)`)."""
     deps = {start: 0}
     stack = [start]
     while stack:
         node = stack.pop()
         for e in node._next:
-            if isinstance(e, Function):
-                if e in deps:
-                    deps[e] += 1
-                else:
-                    deps[e] = 1
+            if e is None:
+                continue
+            key = e if isinstance(e, Function) else id(e)
+            if key in deps:
+                deps[key] += 1
+            else:
+                deps[key] = 1
+                if key is e:
                     stack.append(e)
     return deps
 
 
-def _run(start: Function, grad, retain_graph: bool, only) -> None:
+def _run(start: Function, grad, retain_graph: bool, only, handed: set[int]) -> None:
+    """Run every node reachable from `start`; `handed` holds ids of arrays referenced outside the run."""
     from engine.tensor import Tensor
 
     deps = _count_dependencies(start)
     buffers = {start: grad}
     ready = [(-start._seq, start)]
-    handed: set[int] = set()  # ids of arrays already stored somewhere; storing again needs a copy
     while ready:
         _, node = heapq.heappop(ready)
         grad = buffers.pop(node)
@@ -79,6 +85,7 @@ def _run(start: Function, grad, retain_graph: bool, only) -> None:
                 r = fn(Tensor._wrap(grad))
                 if r is not None:
                     grad = r.data if isinstance(r, Tensor) else r
+                    handed.add(id(grad))  # the hook may keep the tensor it returned
         if "_retain" in d:
             for t in d["_retain"]:
                 _store(t, grad, handed)
@@ -94,28 +101,29 @@ def _run(start: Function, grad, retain_graph: bool, only) -> None:
         if grads.__class__ is not tuple:
             grads = (grads,)
         if hub.active:
-            _emit_backward(node, grads)
+            grads = _emit_backward(node, grad, grads)
         if not retain_graph and saved:
             node.saved = _FREED
         for edge, g, meta in zip(node._next, grads, node._meta):
-            if edge is None or g is None:
+            if edge is None:
                 continue
-            shape, dtype = meta
-            if g.shape != shape:
-                g = sum_to(g, shape)
-            if g.dtype != dtype:
-                g = g.astype(dtype)
-            if edge.__class__ is Tensor or isinstance(edge, Tensor):
-                if only is None or id(edge) in only:
-                    _accumulate(edge, g, handed, only)
+            # a leaf, like a node, gets the sum of all its gradients at once, so its hooks run once
+            leaf = edge.__class__ is Tensor or isinstance(edge, Tensor)
+            key = id(edge) if leaf else edge
+            if g is not None:
+                shape, dtype = meta
+                if g.shape != shape:
+                    g = sum_to(g, shape)
+                if g.dtype != dtype:
+                    g = g.astype(dtype)
+                buffers[key] = buffers[key] + g if key in buffers else g
+            deps[key] -= 1
+            if deps[key] or key not in buffers:  # more to come, or no gradient arrived at all
                 continue
-            if edge in buffers:
-                buffers[edge] = buffers[edge] + g
-            else:
-                buffers[edge] = g
-            deps[edge] -= 1
-            if deps[edge] == 0:
+            if not leaf:
                 heapq.heappush(ready, (-edge._seq, edge))
+            elif only is None or key in only:
+                _accumulate(edge, buffers.pop(key), handed, only)
 
 
 def _store(t, g, handed: set) -> None:
@@ -130,9 +138,13 @@ def _store(t, g, handed: set) -> None:
         t.grad = Tensor._wrap(t.grad.data + g)
 
 
+def _writeable(a) -> bool:
+    return getattr(a.flags, "writeable", True)  # CuPy arrays are always writeable and lack the flag
+
+
 def _owns(a) -> bool:
     flags = a.flags
-    return flags.owndata and flags.writeable and flags.c_contiguous
+    return flags.owndata and flags.c_contiguous and _writeable(a)
 
 
 def _accumulate(t, g, handed: set, only) -> None:
@@ -143,14 +155,18 @@ def _accumulate(t, g, handed: set, only) -> None:
             r = fn(Tensor._wrap(g))
             if r is not None:
                 g = r.data if isinstance(r, Tensor) else r
+                handed.add(id(g))  # the hook may keep the tensor it returned
     if t.grad is None:
         if id(g) in handed or not _owns(g):
             g = g.copy()
-        handed.add(id(g))
+        else:
+            # kept without a copy, but it may still be in flight (an add hands one array to both
+            # inputs): it must not be stored again, nor be added into in place, during this run
+            handed.add(id(g))
         t.grad = Tensor._wrap(g)
     else:
         old = t.grad.data
-        if old.flags.writeable and old.dtype == g.dtype and old.shape == g.shape:
+        if _writeable(old) and old.dtype == g.dtype and old.shape == g.shape and id(old) not in handed:
             old += g
             t.grad._vc[0] += 1
         else:
@@ -167,9 +183,17 @@ def _check_versions(node: Function) -> None:
             )
 
 
-def _emit_backward(node: Function, grads) -> None:
+def _emit_backward(node: Function, grad, grads) -> tuple:
+    """Emit the node's BackwardEvent; returns its gradients (already fitted when tensor listeners saw them)."""
     d = node.__dict__
-    hub.emit(BackwardEvent(
+    event = BackwardEvent(
         next_seq(), node.op, d.get("_key", ""), d.get("_event_seq", 0), next_tensor_id(),
         tuple(next_tensor_id() if g is not None else 0 for g in grads),
-    ))
+    )
+    hub.emit(event)
+    if hub.tensor_listeners:  # the gradients as they reach each input: summed to its shape, in its dtype
+        fitted = tuple(g if g is None or m is None or (g.shape == m[0] and g.dtype == m[1])
+                       else sum_to(g, m[0]).astype(m[1], copy=False) for g, m in zip(grads, node._meta))
+        hub.emit_tensors(event, (grad,), fitted)
+        return fitted
+    return grads

@@ -48,6 +48,7 @@ class Function:
     op = "function"  # the forward op's name in events and errors; defaults to the class name
     promotes = False  # elementwise ops: promote operand dtypes with PyTorch's rules first
     differentiable = True
+    view = False  # the output is a view of the first input (basic indexing): it shares its versions
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -106,7 +107,7 @@ class Function:
             raise ShapeError(describe_error(cls.op, args, err)) from None
         if requires_grad and out.dtype.kind != "f":
             requires_grad = False  # integer and bool results never carry gradients
-        t = Tensor._wrap(out, requires_grad)
+        t = Tensor._wrap(out, requires_grad, args[0] if cls.view else None)
         if requires_grad:
             ctx._seq = next(_node_seq)
             ctx._next = edges
@@ -239,12 +240,15 @@ def _emit_op(cls, tensors, out, ctx) -> None:
     if ctx is not None:
         ctx._event_seq = seq
         ctx._key = key
-    hub.emit(OpEvent(
+    event = OpEvent(
         seq, cls.op, key, path,
         tuple(t.id for t in tensors), out.id,
         tuple(t.data.shape for t in tensors), out.data.shape,
         out.dtype.name, str(out.device), out.requires_grad,
-    ))
+    )
+    hub.emit(event)
+    if hub.tensor_listeners:
+        hub.emit_tensors(event, tuple(tensors), out)
 
 
 from engine.tensor import Tensor  # noqa: E402  (tensor.py needs Function first)

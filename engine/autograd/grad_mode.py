@@ -32,9 +32,24 @@ class set_grad_enabled:
     def __exit__(self, *exc) -> None:
         state.enabled = self.prev
 
+    def __call__(self, fn):
+        state.enabled = self.prev  # used as a decorator: the mode applies inside `fn` only
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
 
 class _Mode:
     mode = True
+
+    def __new__(cls, fn=None):
+        # `@no_grad` without parentheses decorates `fn` directly, as in PyTorch
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)
 
     def __enter__(self) -> None:
         self.prev = state.enabled

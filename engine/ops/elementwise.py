@@ -117,7 +117,7 @@ class Minimum(Function):
 
     def backward(ctx, grad):
         a, b = ctx.saved
-        return _split_by_winner(grad, b, a)[::-1]
+        return _split_by_winner(grad, b, a)  # a gets the share where b is larger
 
 
 def _split_by_winner(grad, a, b):

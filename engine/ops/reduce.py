@@ -1,1 +1,403 @@
-"""(being written)"""
+"""Reductions: sum, mean, var/std, max/min/amax/amin, argmax/argmin, logsumexp, prod, norm, all/any, cumsum.
+
+`dim` is None (every dim), an int or a tuple, negative counting from the end, wherever PyTorch takes
+one. A backward gets the output's gradient, whose reduced dims are gone unless keepdim;
+`Reduction.kept` puts them back as size 1 so the gradient broadcasts against the input.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from engine import dtypes
+from engine.autograd.function import Function
+from engine.backend import array_module
+from engine.ops.convert import cast
+from engine.ops.elementwise import maximum, minimum
+from engine.ops.shape import _dim, _dims
+from engine.tensor import Tensor
+
+__all__ = [
+    "all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "logsumexp", "max", "mean", "min", "norm",
+    "prod", "std", "sum", "var",
+]
+
+# what max(x, dim) / min(x, dim) return, like torch.return_types.max: unpacks as (values, indices)
+MaxResult = namedtuple("max", ["values", "indices"])
+MinResult = namedtuple("min", ["values", "indices"])
+
+
+class Reduction(Function):
+    """An op reducing axes `ctx.dims` of an input of shape `ctx.shape` (options given by `_reduce`)."""
+
+    def kept(ctx, a):
+        """`a`, shaped like the output, with the reduced dims back as size 1."""
+        if ctx.keepdim:
+            return a
+        return a.reshape(tuple(1 if i in ctx.dims else n for i, n in enumerate(ctx.shape)))
+
+    def count(ctx) -> int:
+        """How many input elements make up one output element."""
+        return math.prod(ctx.shape[d] for d in ctx.dims)
+
+
+def _reduce(cls, x: Tensor, dim, keepdim: bool, **options) -> Tensor:
+    if isinstance(dim, tuple | list) and not dim:
+        dim = None  # PyTorch reads an empty dim list as "every dim"
+    return cls.apply(x, dims=_dims(dim, x.ndim), keepdim=bool(keepdim), shape=x.shape, **options)
+
+
+def _accumulator(x):
+    """Integers and bools add and multiply up in int64, as in PyTorch."""
+    return np.int64 if x.dtype.kind in "biu" else None
+
+
+def _floating(x: Tensor, op: str, dtype=None) -> Tensor:
+    x = x if dtype is None else cast(x, dtypes.as_dtype(dtype))
+    if not x.dtype.is_floating_point:
+        hint = "pass dtype=engine.float32 or call .float() first" if op == "mean" else "call .float() first"
+        raise RuntimeError(f"{op}(): input dtype must be floating point, got {x.dtype.name}; {hint}")
+    return x
+
+
+# ---- sums and moments ---------------------------------------------------------------------------------
+class Sum(Reduction):
+    def forward(ctx, x):
+        return x.sum(axis=ctx.dims, keepdims=ctx.keepdim, dtype=_accumulator(x))
+
+    def backward(ctx, grad):
+        return array_module(grad).broadcast_to(ctx.kept(grad), ctx.shape)
+
+
+class Mean(Reduction):
+    def forward(ctx, x):
+        return x.mean(axis=ctx.dims, keepdims=ctx.keepdim)
+
+    def backward(ctx, grad):
+        return array_module(grad).broadcast_to(ctx.kept(grad) / ctx.count(), ctx.shape)
+
+
+class Var(Reduction):
+    def forward(ctx, x):
+        centered = x - x.mean(axis=ctx.dims, keepdims=True)
+        ctx.dof = builtins.max(0, ctx.count() - ctx.correction)  # PyTorch clamps N - correction at 0
+        ctx.save(centered)
+        return (centered * centered).sum(axis=ctx.dims, keepdims=ctx.keepdim) / ctx.dof
+
+    def backward(ctx, grad):
+        return ctx.kept(grad) * ctx.saved[0] * 2 / ctx.dof
+
+
+class Std(Var):
+    def forward(ctx, x):
+        xp = array_module(x)
+        y = xp.asarray(xp.sqrt(super().forward(x)))
+        ctx.save(ctx.saved[0], y)
+        return y
+
+    def backward(ctx, grad):
+        return super().backward(grad / (2 * ctx.saved[1]))
+
+
+def sum(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """Sum over `dim` (all dims by default); integer and bool tensors sum to int64."""
+    if dtype is not None:
+        x = cast(x, dtypes.as_dtype(dtype))
+    return _reduce(Sum, x, dim, keepdim)
+
+
+def mean(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """Mean over `dim` (all dims by default); floating point tensors only, as in PyTorch."""
+    return _reduce(Mean, _floating(x, "mean", dtype), dim, keepdim)
+
+
+def _correction(op: str, unbiased, correction) -> int:
+    if correction is not None and unbiased is not None:
+        raise TypeError(f"{op}(): pass either unbiased or correction, not both")
+    if correction is not None:
+        return correction
+    return 0 if unbiased is False else 1
+
+
+def _spread(cls, x: Tensor, dim, unbiased, keepdim: bool, correction) -> Tensor:
+    op = cls.op
+    if isinstance(dim, bool):  # var(False) means var(unbiased=False), as in PyTorch
+        dim, unbiased = None, dim
+    return _reduce(cls, _floating(x, op), dim, keepdim, correction=_correction(op, unbiased, correction))
+
+
+def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    """Variance over `dim` with Bessel's correction by default (correction=0 or unbiased=False: biased)."""
+    return _spread(Var, x, dim, unbiased, keepdim, correction)
+
+
+def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    """Standard deviation over `dim`: the square root of `var` with the same arguments."""
+    return _spread(Std, x, dim, unbiased, keepdim, correction)
+
+
+# ---- extremes -------------------------------------------------------------------------------------------
+class Amax(Reduction):
+    """Largest value over dims; the gradient splits evenly among tied elements, as in PyTorch."""
+
+    pick = "max"
+
+    def forward(ctx, x):
+        y = array_module(x).asarray(getattr(x, ctx.pick)(axis=ctx.dims, keepdims=ctx.keepdim))
+        ctx.save(x, y)
+        return y
+
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        hit = x == ctx.kept(y)
+        return ctx.kept(grad) * hit / hit.sum(axis=ctx.dims, keepdims=True, dtype=grad.dtype)
+
+
+class Amin(Amax):
+    pick = "min"
+
+
+class Max(Amax):
+    """max(x): the whole tensor's largest value."""
+
+
+class Min(Amax):
+    pick = "min"
+
+
+class MaxDim(Reduction):
+    """The values of max(x, dim), read at `ctx.index`; the gradient goes to that index only."""
+
+    op = "max"
+
+    def forward(ctx, x):
+        if x.ndim == 0:
+            return x.copy()
+        y = array_module(x).take_along_axis(x, ctx.index, axis=ctx.dims[0])
+        return y if ctx.keepdim else y.squeeze(ctx.dims[0])
+
+    def backward(ctx, grad):
+        if not ctx.shape:
+            return grad
+        d = ctx.dims[0]
+        xp = array_module(grad)
+        positions = xp.arange(ctx.shape[d]).reshape((-1,) + (1,) * (len(ctx.shape) - d - 1))
+        return ctx.kept(grad) * (positions == ctx.index)
+
+
+class MinDim(MaxDim):
+    op = "min"
+
+
+class Argmax(Function):
+    differentiable = False
+    pick = "argmax"
+
+    def forward(ctx, x):
+        xp = array_module(x)
+        f = getattr(xp, ctx.pick)
+        if ctx.dim is None:  # the index into the flattened tensor
+            return xp.asarray(f(x.reshape(-1)), dtype=np.int64).reshape((1,) * x.ndim if ctx.keepdim else ())
+        if x.ndim == 0:
+            return xp.zeros((), np.int64)
+        return f(x, axis=ctx.dim, keepdims=ctx.keepdim).astype(np.int64, copy=False)
+
+
+class Argmin(Argmax):
+    pick = "argmin"
+
+
+# name -> (whole-tensor op, op along a dim, index op, elementwise function, result type)
+_EXTREMES = {
+    "max": (Max, MaxDim, Argmax, maximum, MaxResult),
+    "min": (Min, MinDim, Argmin, minimum, MinResult),
+}
+
+
+def _extreme(name: str, x: Tensor, dim, keepdim: bool):
+    whole, along, index_op, elementwise, result = _EXTREMES[name]
+    if isinstance(dim, Tensor):
+        return elementwise(x, dim)
+    if dim is None:
+        if keepdim:
+            raise TypeError(f"{name}(): keepdim needs a dim; use amax/amin(x, keepdim=True) to keep all dims")
+        return _reduce(whole, x, None, False)
+    if isinstance(dim, tuple | list):
+        raise TypeError(f"{name}(): dim must be an int, got {dim!r}; use a{name} to reduce several dims")
+    d = _dim(dim, x.ndim)
+    indices = index_op.apply(x, dim=d, keepdim=keepdim)
+    index = indices.data if keepdim or x.ndim == 0 else array_module(x.data).expand_dims(indices.data, d)
+    values = along.apply(x, index=index, dims=(d,) if x.ndim else (), keepdim=bool(keepdim), shape=x.shape)
+    return result(values, indices)
+
+
+def max(x: Tensor, dim=None, keepdim: bool = False):
+    """max(x): the largest element; max(x, dim): (values, indices) along dim; max(x, other): elementwise."""
+    return _extreme("max", x, dim, keepdim)
+
+
+def min(x: Tensor, dim=None, keepdim: bool = False):
+    """min(x): the smallest element; min(x, dim): (values, indices) along dim; min(x, other): elementwise."""
+    return _extreme("min", x, dim, keepdim)
+
+
+def amax(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    """Largest values over `dim` (an int or a tuple; all dims by default)."""
+    return _reduce(Amax, x, dim, keepdim)
+
+
+def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    """Smallest values over `dim` (an int or a tuple; all dims by default)."""
+    return _reduce(Amin, x, dim, keepdim)
+
+
+def _arg(op, x: Tensor, dim, keepdim: bool) -> Tensor:
+    return op.apply(x, dim=None if dim is None else _dim(dim, x.ndim), keepdim=bool(keepdim))
+
+
+def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the first largest value along `dim` (of the flattened tensor when dim is None), as int64."""
+    return _arg(Argmax, x, dim, keepdim)
+
+
+def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the first smallest value along `dim` (of the flattened tensor when dim is None), as int64."""
+    return _arg(Argmin, x, dim, keepdim)
+
+
+# ---- logsumexp, prod, norm ----------------------------------------------------------------------------
+class LogSumExp(Reduction):
+    def forward(ctx, x):
+        xp = array_module(x)
+        if x.dtype.kind != "f":
+            x = x.astype(dtypes.default_float.np)
+        shift = x.max(axis=ctx.dims, keepdims=True)
+        shift = xp.where(xp.isfinite(shift), shift, 0)  # all -inf slices: avoid inf - inf
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the answer for all -inf slices
+            y = xp.log(xp.exp(x - shift).sum(axis=ctx.dims, keepdims=True)) + shift
+        y = y if ctx.keepdim else y.squeeze(axis=ctx.dims)
+        ctx.save(x, y)
+        return y
+
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        return ctx.kept(grad) * array_module(grad).exp(x - ctx.kept(y))
+
+
+def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) over `dim`, computed without overflow."""
+    return _reduce(LogSumExp, x, dim, keepdim)
+
+
+class Prod(Reduction):
+    def forward(ctx, x):
+        ctx.save(x)
+        return x.prod(axis=ctx.dims, keepdims=ctx.keepdim, dtype=_accumulator(x))
+
+    def backward(ctx, grad):
+        # d prod / d x_i is the product of the others: not prod / x_i, which fails at zeros
+        (x,) = ctx.saved
+        xp = array_module(grad)
+        zero = x == 0
+        zeros = zero.sum(axis=ctx.dims, keepdims=True)
+        nonzero = xp.where(zero, 1, x)
+        others = nonzero.prod(axis=ctx.dims, keepdims=True)  # product of the slice's nonzero elements
+        # no zero in the slice: prod / x_i; one zero: only it gets a gradient; two or more: none does
+        g = xp.where(zeros == 0, others / nonzero, xp.where(zero & (zeros == 1), others, 0))
+        return ctx.kept(grad) * g
+
+
+def prod(x: Tensor, dim: int | None = None, keepdim: bool = False, dtype=None) -> Tensor:
+    """Product over `dim` (all elements by default); integer and bool tensors multiply in int64."""
+    if dtype is not None:
+        x = cast(x, dtypes.as_dtype(dtype))
+    if isinstance(dim, tuple | list):
+        raise TypeError(f"prod(): dim must be an int or None, got {dim!r}")
+    return _reduce(Prod, x, dim, keepdim)
+
+
+class Norm(Reduction):
+    """The vector p-norm over dims: (sum |x|^p)^(1/p); p = inf/-inf take max/min of |x|, p = 0 counts."""
+
+    def forward(ctx, x):
+        xp = array_module(x)
+        a, p = xp.abs(x), ctx.p
+        if math.isinf(p):
+            y = (a.max if p > 0 else a.min)(axis=ctx.dims, keepdims=ctx.keepdim)
+        elif p == 0:
+            y = (a != 0).sum(axis=ctx.dims, keepdims=ctx.keepdim, dtype=x.dtype)
+        else:
+            y = (a ** p).sum(axis=ctx.dims, keepdims=ctx.keepdim) ** (1 / p)
+        y = xp.asarray(y)
+        ctx.save(x, y)
+        return y
+
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        xp = array_module(grad)
+        a, y, g, p = xp.abs(x), ctx.kept(y), ctx.kept(grad), ctx.p
+        if math.isinf(p):  # like amax: split among the tied largest (or smallest) |x|
+            hit = a == y
+            return g * xp.sign(x) * hit / hit.sum(axis=ctx.dims, keepdims=True, dtype=grad.dtype)
+        if p == 0:
+            return xp.zeros_like(x)
+        # sign(x) |x|^(p-1) / y^(p-1); the `where`s keep 0 * inf out where x or the whole slice is 0
+        return g * xp.sign(x) * xp.where(a > 0, a, 1) ** (p - 1) * xp.where(y > 0, y, 1) ** (1 - p)
+
+
+def norm(x: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
+    """The vector p-norm over `dim` (all elements by default); p is a number, inf, -inf or 'fro'."""
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or not isinstance(p, int | float):
+        raise ValueError(f"norm(): p must be a number, inf, -inf or 'fro', got {p!r}")
+    return _reduce(Norm, _floating(x, "norm"), dim, keepdim, p=p)
+
+
+# ---- logical reductions and cumulative sum ---------------------------------------------------------------
+class All(Reduction):
+    differentiable = False
+    pick = "all"
+
+    def forward(ctx, x):
+        return array_module(x).asarray(getattr(x, ctx.pick)(axis=ctx.dims, keepdims=ctx.keepdim))
+
+
+class Any(All):
+    pick = "any"
+
+
+def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Whether every element over `dim` is nonzero, as a bool tensor."""
+    return _reduce(All, x, dim, keepdim)
+
+
+def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Whether some element over `dim` is nonzero, as a bool tensor."""
+    return _reduce(Any, x, dim, keepdim)
+
+
+class Cumsum(Function):
+    def forward(ctx, x):
+        # a 0-d tensor takes dim 0 in PyTorch; numpy wants a real axis
+        flat = x.reshape(x.shape or (1,))
+        return array_module(x).cumsum(flat, axis=ctx.dim, dtype=_accumulator(x)).reshape(x.shape)
+
+    def backward(ctx, grad):
+        # element i feeds every output j >= i, so its gradient is the sum of grad[j] for j >= i
+        xp = array_module(grad)
+        g = xp.flip(grad.reshape(grad.shape or (1,)), ctx.dim)
+        return xp.flip(xp.cumsum(g, axis=ctx.dim), ctx.dim).reshape(grad.shape)
+
+
+def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """Running sums along `dim`; integer and bool tensors sum in int64."""
+    if dtype is not None:
+        x = cast(x, dtypes.as_dtype(dtype))
+    return Cumsum.apply(x, dim=_dim(dim, x.ndim))

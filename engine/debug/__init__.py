@@ -1,0 +1,98 @@
+"""engine.debug: the headless debugger core (no Qt). The GUI and the .tape recorder both build on it.
+
+    from engine.debug import Debugger, Breakpoint, watch
+
+    with watch(model, on_nonfinite="raise"):      # CI: NonFiniteError names the op that made the NaN
+        train()
+
+    dbg = Debugger("summary", model=model, optimizer=opt)
+    dbg.add_breakpoint(Breakpoint.module("MLP.fc2"))
+    run = dbg.run_callable(train)
+    stop = dbg.wait_for_stop(timeout=10)
+    dbg.step_into(); dbg.step_over(); dbg.step_out(); dbg.run_to_phase(); dbg.resume()
+    dbg.edit(SetOptimizer("lr", 1e-3))
+    values = dbg.fetch(stop.record.event.output)
+
+`breakpoint()` stops like Python's breakpoint() when an interactive debugger is attached, and
+`mark_iteration()` marks an iteration boundary for loops without an optimizer step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
+
+from engine.debug.alerts import AlertSettings
+from engine.debug.breakpoints import Breakpoint, BreakpointInfo
+from engine.debug.cache import ValueCache, ValueUnavailable
+from engine.debug.debugger import Debugger, DebuggerKilled, EngineRun, _attached
+from engine.debug.edits import EditParam, EditRejected, Freeze, Reinit, SetOptimizer, SetSetting, SwapModule
+from engine.debug.records import (
+    BackwardRecord,
+    Command,
+    DebuggerState,
+    EventRecord,
+    IterationEvent,
+    OpRecord,
+    Stop,
+)
+from engine.debug.source import SourceFrame
+from engine.debug.summary import TensorSummary, summarize
+from engine.events import AlertEvent, hub
+
+__all__ = [
+    "AlertSettings", "BackwardRecord", "Breakpoint", "BreakpointInfo", "Command", "Debugger", "DebuggerKilled",
+    "DebuggerState", "EditParam", "EditRejected", "EngineRun", "EventRecord", "Freeze", "IterationEvent",
+    "NonFiniteError", "OpRecord", "Reinit", "SetOptimizer", "SetSetting", "SourceFrame", "Stop", "SwapModule",
+    "TensorSummary", "ValueCache", "ValueUnavailable", "breakpoint", "mark_iteration", "summarize", "watch",
+]
+
+
+class NonFiniteError(FloatingPointError):
+    """NaN or infinity appeared; `alert` names the origin op, module path, source line and iteration."""
+
+    def __init__(self, alert: AlertEvent) -> None:
+        super().__init__(alert.message)
+        self.alert = alert
+
+
+def breakpoint() -> None:  # noqa: A001  (named after the builtin it mirrors)
+    """Stop here when an interactive Debugger is attached (like Python's breakpoint()); else nothing."""
+    for dbg in tuple(_attached):
+        if dbg.interactive:
+            dbg._explicit(sys._getframe(1))
+            return
+
+
+def mark_iteration() -> None:
+    """End the current iteration (for loops without optimizer.step(); once used, steps stop counting)."""
+    for dbg in tuple(_attached):
+        dbg._mark()
+    hub.reset_top_level()
+
+
+@contextlib.contextmanager
+def watch(model=None, *, optimizer=None, on_nonfinite: str = "raise", capture: str = "structure",
+          alerts: AlertSettings | None = None) -> Iterator[Debugger]:
+    """Watch training headlessly (scripts, CI): yields the Debugger, whose `alerts` collect what it saw.
+
+    on_nonfinite: "raise" a NonFiniteError at the op (or backward node) where NaN/Inf first appear,
+    "warn", or "record" only. Other alerts (gradient norms, dead ReLUs) are recorded and warned about.
+    """
+    if on_nonfinite not in ("raise", "warn", "record"):
+        raise ValueError(f"watch: on_nonfinite must be 'raise', 'warn' or 'record', got {on_nonfinite!r}")
+
+    def react(alert: AlertEvent) -> None:
+        if alert.kind.startswith("nonfinite"):
+            if on_nonfinite == "raise":
+                raise NonFiniteError(alert)
+            if on_nonfinite == "record":
+                return
+        warnings.warn(alert.message, RuntimeWarning, stacklevel=2)
+
+    dbg = Debugger(capture, model=model, optimizer=optimizer, alerts=alerts or AlertSettings(),
+                   interactive=False, cache_bytes=0, on_alert=react)
+    with dbg:
+        yield dbg

@@ -1,0 +1,98 @@
+"""A bounded value cache: recent op outputs and gradients by tensor id, fetchable in full while paused.
+
+It holds references, never copies: up to `max_bytes` of the most recently recorded arrays are kept
+alive (LRU); older ones are only weakly referenced, so they stay fetchable for as long as the program
+itself keeps them. An output changed in place after it was recorded is refused (its version moved on)
+rather than shown with values it did not have. Gradients carry no version: a gradient later summed
+into in place (zero_grad(set_to_none=False), accumulation) shows its current values.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+
+import numpy as np
+
+DEFAULT_BYTES = 256 << 20
+_MAX_WEAK = 1 << 16
+
+
+class ValueUnavailable(KeyError):
+    """The value of a tensor id is not (or no longer) available."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "value unavailable"
+
+
+class ValueCache:
+    """Tensor id -> array, LRU-bounded by bytes; thread-safe (the engine puts, any thread fetches)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self.nbytes = 0
+        self._strong: OrderedDict[int, tuple] = OrderedDict()  # id -> (array, version counter, version)
+        self._weak: OrderedDict[int, tuple] = OrderedDict()  # id -> (weakref to array, counter, version)
+        self._lock = threading.Lock()
+
+    def put(self, tensor_id: int, array, vc: list | None = None) -> None:
+        """Remember `array` as the value of `tensor_id` (`vc`: the tensor's version counter, if any)."""
+        size = array.nbytes
+        if size > self.max_bytes or not tensor_id:
+            return
+        entry = (array, vc, vc[0] if vc is not None else 0)
+        with self._lock:
+            old = self._strong.pop(tensor_id, None)
+            if old is not None:
+                self.nbytes -= old[0].nbytes
+            self._strong[tensor_id] = entry
+            self.nbytes += size
+            while self.nbytes > self.max_bytes:
+                old_id, (old, ovc, ov) = self._strong.popitem(last=False)
+                self.nbytes -= old.nbytes
+                try:
+                    self._weak[old_id] = (weakref.ref(old), ovc, ov)
+                except TypeError:  # an array type without weak references: simply forgotten
+                    continue
+                if len(self._weak) > _MAX_WEAK:
+                    self._weak.popitem(last=False)
+
+    def get(self, tensor_id: int):
+        """The array (on its device) recorded for `tensor_id`; ValueUnavailable when gone or changed."""
+        with self._lock:
+            entry = self._strong.get(tensor_id)
+            if entry is not None:
+                self._strong.move_to_end(tensor_id)
+                array, vc, v = entry
+            else:
+                ref = self._weak.get(tensor_id)
+                array = ref[0]() if ref is not None else None
+                if array is None:
+                    raise ValueUnavailable(
+                        f"tensor {tensor_id}: no value kept (never recorded, or evicted from the "
+                        f"{self.max_bytes >> 20} MB value cache and freed since)")
+                _, vc, v = ref
+        if vc is not None and vc[0] != v:
+            raise ValueUnavailable(f"tensor {tensor_id} was changed in place after it was recorded "
+                                   f"(version {vc[0]}, recorded at {v})")
+        return array
+
+    def fetch(self, tensor_id: int) -> np.ndarray:
+        """A host (numpy) copy of the value of `tensor_id`; copies from the GPU only now."""
+        array = self.get(tensor_id)
+        return array.copy() if isinstance(array, np.ndarray) else array.get()
+
+    def __contains__(self, tensor_id: int) -> bool:
+        try:
+            self.get(tensor_id)
+        except ValueUnavailable:
+            return False
+        return True
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._strong.clear()
+            self._weak.clear()
+            self.nbytes = 0

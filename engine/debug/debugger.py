@@ -1,0 +1,546 @@
+"""Debugger: stops the engine thread at ops, backward nodes and optimizer steps; steps; edits.
+
+Model: user code runs on an engine thread (the caller's, or one started by run_callable/run_script).
+Every event reaches the debugger on that thread, right after the op ran. Where a breakpoint, a step,
+a pause or an alert says so, the thread stops there: it waits for a command from any other thread
+(or from an on_stop callback), applying queued edits meanwhile. Commands and edits are plain
+dataclasses, queued in order; a control command is consumed at one stop (or boundary), so a burst of
+N step commands gives exactly N steps.
+
+    dbg = Debugger(capture="summary", model=model, optimizer=opt)
+    dbg.add_breakpoint(Breakpoint.op("log"))
+    run = dbg.run_callable(train)            # or attach() and run on this thread
+    stop = dbg.wait_for_stop(timeout=5)      # Stop(reason, record, iteration, phase, ...)
+    dbg.step_over(); dbg.resume(); dbg.pause(); dbg.fetch(stop.record.event.output)
+
+Pause takes effect at the next op boundary. Code that never touches the engine (a pure-Python loop)
+only pauses when run_callable(..., python_pause=True) traced its thread (a line-level check, slower);
+EngineRun.interrupt() stops it either way (PyThreadState_SetAsyncExc).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import runpy
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from engine.debug.alerts import AlertSettings, Monitor
+from engine.debug.breakpoints import Breakpoint, BreakpointInfo, BreakpointTable
+from engine.debug.cache import DEFAULT_BYTES, ValueCache, ValueUnavailable
+from engine.debug.edits import EDITS, EditRejected, describe, prepare
+from engine.debug.records import ACTIONS, OPTIMIZER, Command, DebuggerState, EventRecord, Stop
+from engine.debug.source import frame_of
+from engine.debug.summary import SUMMARY_LIMIT
+from engine.debug.tracer import Tracer
+from engine.events import (
+    AlertEvent,
+    BackwardEvent,
+    EditEvent,
+    ModuleEvent,
+    OpEvent,
+    OptimizerEvent,
+    hub,
+    next_seq,
+)
+
+_attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iteration() reach them here
+_registry = threading.Lock()
+
+
+class DebuggerKilled(BaseException):  # noqa: N818  (like KeyboardInterrupt: user code must not catch it)
+    """Raised in the engine thread by a kill command or EngineRun.interrupt(), to unwind user code."""
+
+
+def _steppable(rec) -> bool:
+    return rec.__class__ is not EventRecord or rec.phase is OPTIMIZER
+
+
+class Debugger:
+    """The headless debugger core; see the module docstring. Thread-safe; callbacks run on the engine thread.
+
+    capture: "structure" (ids, keys, shapes, dtypes, source lines), "summary" (plus a TensorSummary of
+    every op output and gradient) or "values" (plus host copies of tensors of at most `values_limit`
+    elements). alerts: AlertSettings, or None for the tier's default (on unless "structure").
+    on_stop(stop), on_alert(alert), on_record(record): callables or lists of them.
+    """
+
+    def __init__(self, capture: str = "summary", *, model=None, optimizer=None,
+                 alerts: AlertSettings | None = None, stop_on_alert: bool = False,
+                 cache_bytes: int = DEFAULT_BYTES, summary_limit: int = SUMMARY_LIMIT, values_limit: int = 4096,
+                 source: bool = True, history: int = 4096, interactive: bool = True,
+                 on_stop=None, on_alert=None, on_record=None) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.cache = ValueCache(cache_bytes) if cache_bytes else None
+        self.tracer = Tracer(capture, self.cache, summary_limit=summary_limit, values_limit=values_limit,
+                             source=source)
+        self.breakpoints = BreakpointTable()
+        if alerts is None and capture != "structure":
+            alerts = AlertSettings()
+        self.monitor = Monitor(alerts, self._named_parameters) if alerts is not None else None
+        if self.monitor is not None:
+            self.tracer.new_iteration.append(self.monitor.new_iteration)
+        self.stop_on_alert = stop_on_alert
+        self.interactive = interactive
+        self.on_stop: list[Callable] = _listify(on_stop)
+        self.on_alert: list[Callable] = _listify(on_alert)
+        self.on_record: list[Callable] = _listify(on_record)
+        self.history: deque = deque(maxlen=history)  # the latest records
+        self.alerts: deque[AlertEvent] = deque(maxlen=1000)
+        self.edits: deque[EditEvent] = deque(maxlen=1000)
+        self._cv = threading.Condition()
+        self._commands: deque = deque()
+        self._pause = False
+        self._mode = None  # (kind, depth, phase, iteration) of the step in progress
+        self._alert_stop = None
+        self._armed = False  # anything that may stop or needs the engine thread: the slow path
+        self._attached = False
+        self._status = "detached"
+        self._stop: Stop | None = None
+        self._last_stop: Stop | None = None
+        self._stops = 0
+        self._busy = False  # applying an edit: ops it runs are not traced
+        self._undo: list[Callable] = []
+        self._run: EngineRun | None = None
+
+    # ---- attaching --------------------------------------------------------------------------
+    def attach(self) -> Debugger:
+        """Start receiving engine events (idempotent); returns self."""
+        with _registry:
+            if self._attached:
+                return self
+            self._undo = [hub.subscribe(self._on_event), hub.listen_tensors(self._on_tensors)]
+            _attached.append(self)
+            with self._cv:
+                self._attached = True
+                self._status = "running"
+        return self
+
+    def detach(self) -> None:
+        """Stop receiving events; a stopped engine thread resumes and runs on untraced."""
+        with _registry:
+            for undo in self._undo:
+                undo()
+            self._undo = []
+            if self in _attached:
+                _attached.remove(self)
+            with self._cv:
+                self._attached = False
+                self._status = "detached"
+                self._cv.notify_all()
+
+    def __enter__(self) -> Debugger:
+        return self.attach()
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
+
+    # ---- breakpoints ------------------------------------------------------------------------
+    def add_breakpoint(self, spec: Breakpoint) -> int:
+        """Add a breakpoint; returns its id."""
+        bid = self.breakpoints.add(spec)
+        self._rearm()
+        return bid
+
+    def add_predicate(self, fn: Callable, name: str | None = None) -> int:
+        """Stop where `fn(record)` is true (called on the engine thread at every op, node and step)."""
+        name = name or getattr(fn, "__name__", "predicate")
+        self.breakpoints.predicates[name] = fn
+        return self.add_breakpoint(Breakpoint.predicate(name))
+
+    def remove_breakpoint(self, bid: int) -> None:
+        """Remove a breakpoint by id."""
+        self.breakpoints.remove(bid)
+        self._rearm()
+
+    def enable_breakpoint(self, bid: int, enabled: bool = True) -> None:
+        """Enable (or disable) a breakpoint by id."""
+        self.breakpoints.enable(bid, enabled)
+        self._rearm()
+
+    def list_breakpoints(self) -> tuple[BreakpointInfo, ...]:
+        """Every breakpoint with its id, spec, enabled flag and hit count."""
+        return self.breakpoints.list()
+
+    # ---- commands (any thread) --------------------------------------------------------------
+    def send(self, item) -> Future | None:
+        """Queue a Command or an edit; an edit returns a Future of its EditEvent (applied or rejected)."""
+        future = None
+        if isinstance(item, Command):
+            if item.action not in ACTIONS:
+                raise ValueError(f"unknown command {item.action!r}; expected one of {', '.join(ACTIONS)}")
+            if item.action == "pause":  # asynchronous: a flag read at the next boundary, never queued
+                with self._cv:
+                    self._pause = True
+                    self._armed = True
+                self._poke_python()
+                return None
+            entry = item
+        elif isinstance(item, EDITS):
+            future = Future()
+            entry = (item, future)
+        else:
+            raise TypeError(f"send() takes a Command or an edit ({', '.join(c.__name__ for c in EDITS)}), "
+                            f"got {type(item).__name__}")
+        with self._cv:
+            self._commands.append(entry)
+            self._armed = True
+            self._cv.notify_all()
+        return future
+
+    def step_into(self) -> None:
+        """Run to the next forward op, backward node or optimizer step."""
+        self.send(Command("step_into"))
+
+    def step_over(self) -> None:
+        """Run to the next op in this module call or its caller, skipping nested module calls."""
+        self.send(Command("step_over"))
+
+    def step_out(self) -> None:
+        """Run until the current module call has returned (at top level: until the phase ends)."""
+        self.send(Command("step_out"))
+
+    def run_to_phase(self) -> None:
+        """Run to the first event of the next phase (forward -> backward -> optimizer)."""
+        self.send(Command("run_to_phase"))
+
+    def run_to_next_iteration(self) -> None:
+        """Run to the first event of the next iteration."""
+        self.send(Command("run_to_next_iteration"))
+
+    def resume(self) -> None:
+        """Continue until a breakpoint, an alert stop or a pause."""
+        self.send(Command("resume"))
+
+    def pause(self) -> None:
+        """Stop at the next op boundary (asynchronous; returns at once)."""
+        self.send(Command("pause"))
+
+    def edit(self, edit) -> Future:
+        """Queue an edit for the engine thread's next safe point; a Future of its EditEvent."""
+        return self.send(edit)
+
+    def apply_edits(self) -> None:
+        """Apply queued edits on the calling thread now (the engine thread between runs, or when idle)."""
+        while True:
+            with self._cv:
+                if not self._commands or isinstance(self._commands[0], Command):
+                    return
+                entry = self._commands.popleft()
+            self._apply(entry)
+
+    # ---- inspection (any thread) ------------------------------------------------------------
+    @property
+    def state(self) -> DebuggerState:
+        """Status (detached / running / paused), iteration, phase, the stop and the last record."""
+        t = self.tracer
+        with self._cv:
+            return DebuggerState(self._status, t.iteration, t.phase, self._stop or self._last_stop, t.last)
+
+    def wait_for_stop(self, timeout: float | None = None, after: int = 0) -> Stop | None:
+        """Block until the engine thread is stopped at a stop numbered above `after`; None on timeout
+        or when the engine run ended."""
+        with self._cv:
+            ok = self._cv.wait_for(lambda: (self._stop is not None and self._stop.index > after)
+                                   or (self._run is not None and self._run.done.is_set()), timeout)
+            return self._stop if ok and self._stop is not None and self._stop.index > after else None
+
+    def fetch(self, tensor_id: int):
+        """The full value of an op output or gradient by id, as a numpy array (copied from a GPU now)."""
+        if self.cache is None:
+            raise ValueUnavailable("the value cache is off (Debugger(cache_bytes=0))")
+        return self.cache.fetch(tensor_id)
+
+    # ---- running code on an engine thread ------------------------------------------------------
+    def run_callable(self, fn: Callable, *args, python_pause: bool = False, **kwargs) -> EngineRun:
+        """Run fn(*args, **kwargs) on a new engine thread, attached; returns its EngineRun handle."""
+        if self._run is not None and not self._run.done.is_set():
+            raise RuntimeError("this debugger is already running code on an engine thread")
+        self.attach()
+        run = self._run = EngineRun(self, fn, args, kwargs, python_pause)
+        run.thread.start()
+        return run
+
+    def run_script(self, path: str, argv: tuple[str, ...] = (), python_pause: bool = False) -> EngineRun:
+        """Run a script as `python path *argv` would, on a new engine thread."""
+        return self.run_callable(_run_path, os.path.abspath(path), tuple(argv), python_pause=python_pause)
+
+    # ---- the engine thread -------------------------------------------------------------------
+    def _on_event(self, event) -> None:
+        cls = event.__class__
+        if cls is OpEvent or cls is BackwardEvent or self._busy:
+            return  # ops and nodes arrive with their tensors through _on_tensors
+        if cls is ModuleEvent:
+            rec = self.tracer.module(event)
+            alerts = ()
+        elif cls is OptimizerEvent:
+            rec = self.tracer.optimizer(event)
+            alerts = self.monitor.step(rec) if self.monitor is not None else ()
+        else:
+            return
+        self._publish(rec)
+        for a in alerts:
+            self._alert(a)
+        if self._armed:
+            self._service(rec)
+
+    def _on_tensors(self, event, inputs, output) -> None:
+        if self._busy:
+            return
+        monitor = self.monitor
+        if event.__class__ is OpEvent:
+            rec = self.tracer.op(event, inputs, output)
+            alert = monitor.op(rec, inputs, output) if monitor is not None else None
+        else:
+            rec = self.tracer.backward(event, inputs, output)
+            alert = monitor.backward(rec, inputs, output) if monitor is not None else None
+        self.history.append(rec)
+        for fn in self.on_record:
+            fn(rec)
+        if alert is not None:
+            self._alert(alert)
+        if self._armed:
+            self._service(rec)
+
+    def _publish(self, rec) -> None:
+        self.history.append(rec)
+        for fn in self.on_record:
+            fn(rec)
+
+    def _alert(self, alert: AlertEvent) -> None:
+        self.alerts.append(alert)
+        if self.stop_on_alert:
+            with self._cv:
+                self._alert_stop = alert
+                self._armed = True
+        hub.emit(alert)
+        for fn in self.on_alert:
+            fn(alert)  # may raise (watch(on_nonfinite="raise")): the error surfaces from the op itself
+
+    def _mark(self) -> None:
+        rec = self.tracer.mark()
+        self._publish(rec)
+        for a in self.monitor.step(rec) if self.monitor is not None else ():
+            self._alert(a)
+
+    def _service(self, rec) -> None:
+        """The slow path at a boundary: stop if asked to, else take queued edits and one command."""
+        while True:
+            why = self._stop_reason(rec)
+            if why is not None:
+                self._wait(rec, *why)
+                break
+            with self._cv:
+                entry = self._commands.popleft() if self._commands else None
+            if entry is None:
+                break
+            if entry.__class__ is not Command:
+                self._apply(entry)
+                continue
+            if entry.action == "kill":
+                raise DebuggerKilled("killed by the debugger")
+            self._mode = self._mode_for(entry.action, rec)
+            break
+        self._rearm()
+
+    def _stop_reason(self, rec) -> tuple | None:
+        if self._alert_stop is not None:
+            alert, self._alert_stop = self._alert_stop, None
+            return "alert", 0, alert
+        if self.breakpoints.enabled:
+            bid = self.breakpoints.match(rec)
+            if bid:
+                return "breakpoint", bid, None
+        if not _steppable(rec):
+            return None
+        if self._pause:
+            return "pause", 0, None
+        mode = self._mode
+        if mode is not None:
+            kind, depth, phase, iteration = mode
+            hit = (kind == "into" or (kind == "over" and rec.depth <= depth)
+                   or (kind == "out" and rec.depth < depth)
+                   or (kind == "phase" and (rec.phase != phase or rec.iteration != iteration))
+                   or (kind == "iteration" and rec.iteration > iteration))
+            if hit:
+                return "step", 0, None
+        return None
+
+    def _mode_for(self, action: str, rec) -> tuple | None:
+        t = self.tracer
+        depth = rec.depth if rec is not None else t.depth
+        phase = rec.phase if rec is not None else t.phase
+        iteration = rec.iteration if rec is not None else t.iteration
+        if action == "resume":
+            return None
+        if action == "step_out" and depth == 0:
+            action = "run_to_phase"  # nothing encloses top-level code: leave the phase instead
+        kind = {"step_into": "into", "step_over": "over", "step_out": "out", "run_to_phase": "phase",
+                "run_to_next_iteration": "iteration"}[action]
+        return kind, depth, phase, iteration
+
+    def _wait(self, rec, reason: str, bid: int = 0, alert=None, source=None) -> None:
+        """Stop here: tell the callbacks, then apply edits until a control command resumes us."""
+        t = self.tracer
+        with self._cv:
+            self._stops += 1
+            stop = Stop(self._stops, reason, rec, rec.iteration if rec is not None else t.iteration,
+                        rec.phase if rec is not None else t.phase, bid, alert,
+                        source if source is not None else getattr(rec, "source", None))
+            self._stop = self._last_stop = stop
+            self._pause = False
+            self._mode = None
+            self._status = "paused"
+            self._cv.notify_all()
+        try:
+            for fn in self.on_stop:
+                fn(stop)
+            while True:
+                with self._cv:
+                    while not self._commands and self._attached:
+                        self._cv.wait(0.25)  # a timeout, so an asynchronous exception can land
+                    if not self._attached:
+                        return
+                    entry = self._commands.popleft()
+                if entry.__class__ is not Command:
+                    self._apply(entry)
+                elif entry.action == "kill":
+                    raise DebuggerKilled("killed by the debugger")
+                elif entry.action != "pause":
+                    self._mode = self._mode_for(entry.action, rec)
+                    return
+        finally:
+            with self._cv:
+                self._stop = None
+                self._status = "running" if self._attached else "detached"
+                self._rearm_locked()
+                self._cv.notify_all()
+
+    def _apply(self, entry) -> None:
+        edit, future = entry
+        self._busy = True
+        try:
+            message, applied = prepare(edit, self.model, self.optimizer)(), True
+        except EditRejected as err:
+            message, applied = str(err), False
+        except (TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
+            message, applied = f"{type(edit).__name__} failed: {err}", False
+        finally:
+            self._busy = False
+        kind, target, args = describe(edit)
+        event = EditEvent(next_seq(), kind, target, args, applied, message, self.tracer.iteration)
+        self.edits.append(event)
+        hub.emit(event)
+        future.set_result(event)
+
+    def _rearm(self) -> None:
+        with self._cv:
+            self._rearm_locked()
+
+    def _rearm_locked(self) -> None:
+        self._armed = bool(self._commands or self._pause or self._mode is not None or self.breakpoints.enabled
+                           or self._alert_stop is not None)
+        self.tracer.summaries = self.tracer.capture != "structure" or self.breakpoints.conditions > 0
+
+    def _named_parameters(self):
+        if self.model is not None:
+            return self.model.named_parameters()
+        if self.optimizer is not None:
+            return ((f"group{g}.{i}", p) for g, group in enumerate(self.optimizer.param_groups)
+                    for i, p in enumerate(group["params"]))
+        return ()
+
+    # ---- explicit stops and Python-level pause -------------------------------------------------
+    def _explicit(self, frame) -> None:
+        if self._attached:
+            self._wait(None, "explicit", source=frame_of(frame))
+            self._rearm()
+
+    def _poke_python(self) -> None:
+        """Make a pause land in plain Python code too, when the engine run is traced for it."""
+        run = self._run
+        if run is None or not run.python_pause or run.done.is_set():
+            return
+        f = sys._current_frames().get(run.thread.ident)
+        while f is not None:
+            f.f_trace = self._line_trace
+            run.poked.append(f)
+            f = f.f_back
+
+    def _line_trace(self, frame, event, arg):
+        if event == "line" and self._pause:
+            run = self._run
+            poked, run.poked = run.poked, []
+            for f in poked:
+                f.f_trace = None
+            self._wait(None, "python", source=frame_of(frame))
+            self._rearm()
+        return self._line_trace if self._pause else None
+
+
+def _global_trace(frame, event, arg):
+    return None  # installs tracing on the thread; frames are traced only once a pause pokes them
+
+
+def _listify(x) -> list:
+    return [] if x is None else list(x) if isinstance(x, list | tuple) else [x]
+
+
+def _run_path(path: str, argv: tuple[str, ...]):
+    old_argv, old_path = sys.argv, list(sys.path)
+    sys.argv = [path, *argv]
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        return runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.argv, sys.path[:] = old_argv, old_path
+
+
+class EngineRun:
+    """User code running on an engine thread: join it, read its result or exception, interrupt it."""
+
+    def __init__(self, debugger: Debugger, fn: Callable, args: tuple, kwargs: dict, python_pause: bool) -> None:
+        self.debugger = debugger
+        self.python_pause = python_pause
+        self.result = None
+        self.exception: BaseException | None = None
+        self.killed = False
+        self.done = threading.Event()
+        self.poked: list = []
+        self.thread = threading.Thread(target=self._main, args=(fn, args, kwargs), name="engine", daemon=True)
+
+    def _main(self, fn, args, kwargs) -> None:
+        if self.python_pause:
+            sys.settrace(_global_trace)
+        try:
+            self.result = fn(*args, **kwargs)
+        except DebuggerKilled:
+            self.killed = True
+        except BaseException as err:  # the user's error, kept for whoever shows it
+            self.exception = err
+        finally:
+            sys.settrace(None)
+            self.done.set()
+            with self.debugger._cv:
+                self.debugger._cv.notify_all()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the code to finish; True when it has."""
+        return self.done.wait(timeout)
+
+    def interrupt(self) -> None:
+        """Stop the code: a stopped thread is killed at its stop, a running one by an asynchronous
+        DebuggerKilled (which lands at its next Python bytecode, also in loops that never touch the engine)."""
+        if self.done.is_set():
+            return
+        if self.debugger.state.status == "paused":
+            self.debugger.send(Command("kill"))
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread.ident),
+                                                   ctypes.py_object(DebuggerKilled))
+

@@ -1,0 +1,296 @@
+"""Runtime edits: plain command dataclasses, each checked in full before it changes anything.
+
+`prepare(edit, model, optimizer)` validates an edit against the live model and returns a function that
+applies it; a problem raises EditRejected with a message, and nothing has been touched. The debugger
+runs both on the engine thread at a safe point (between ops, or while paused).
+
+Parameter values are changed in place and their version is bumped, like any in-place write: changing
+a parameter between a forward and its backward makes that backward refuse to run, so edit values at an
+iteration boundary (Debugger.run_to_next_iteration) for them to take effect in the next forward.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+Value = float | int | str | bool | None
+
+
+class EditRejected(ValueError):
+    """An edit that cannot be applied; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetSetting:
+    """module.set_setting(name, value) on the module at `module` (a dotted path)."""
+
+    module: str
+    name: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class Freeze:
+    """Stop (or, with frozen=False, restart) gradients for a module's parameters or one parameter."""
+
+    target: str
+    frozen: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SwapModule:
+    """Replace the module at `module` by engine.nn.<cls>(**kwargs), keeping its trained parameters.
+
+    Compatible means the same parameter names and shapes (none, for activations): the new module
+    takes over the old Parameter objects, so the optimizer and its state stay valid.
+    """
+
+    module: str
+    cls: str
+    kwargs: tuple[tuple[str, Value], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reinit:
+    """Re-initialise a module's parameters (reset_parameters() of it, or of each submodule that has one)."""
+
+    module: str
+
+
+@dataclass(frozen=True, slots=True)
+class EditParam:
+    """Change a parameter's values in place: action "scale" (multiply) or "fill" (assign).
+
+    indices: element coordinates to touch (all elements when empty); value: one number, or one per
+    index for "fill" (setting individual elements).
+    """
+
+    param: str
+    action: str
+    value: float | tuple[float, ...]
+    indices: tuple[tuple[int, ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetOptimizer:
+    """Set a hyper-parameter (lr, momentum, weight_decay, ...) of one param group (-1: all groups)."""
+
+    name: str
+    value: float | bool
+    group: int = 0
+
+
+Edit = SetSetting | Freeze | SwapModule | Reinit | EditParam | SetOptimizer
+EDITS = (SetSetting, Freeze, SwapModule, Reinit, EditParam, SetOptimizer)
+KIND = {SetSetting: "set_setting", Freeze: "freeze", SwapModule: "swap", Reinit: "reinit", EditParam: "param",
+        SetOptimizer: "optimizer"}
+
+
+def describe(edit: Edit) -> tuple[str, str, tuple]:
+    """(kind, target, (name, value) pairs) of an edit, for its EditEvent."""
+    args = tuple((f.name, getattr(edit, f.name)) for f in fields(edit))
+    return KIND[type(edit)], str(args[0][1]), args
+
+
+def prepare(edit, model, optimizer) -> Callable[[], str]:
+    """Validate `edit`; return the function that applies it (and says what it did)."""
+    handler = _HANDLERS.get(type(edit))
+    if handler is None:
+        raise EditRejected(f"unknown edit {type(edit).__name__}; expected one of "
+                           f"{', '.join(c.__name__ for c in EDITS)}")
+    if not isinstance(edit, SetOptimizer) and model is None:
+        raise EditRejected(f"{type(edit).__name__}: no model attached; pass Debugger(model=...)")
+    return handler(edit, model, optimizer)
+
+
+# ---- finding things -------------------------------------------------------------------------------
+def _relative(model, path: str) -> str:
+    """A path from the model: event paths start with the root's class name ("MLP.fc1")."""
+    root = type(model).__name__
+    if path == root:
+        return ""
+    if path.startswith(root + ".") and path.split(".")[1] not in model._modules:
+        return path[len(root) + 1:]
+    return path
+
+
+def _module(model, path: str):
+    try:
+        return model.get_submodule(_relative(model, path))
+    except AttributeError as err:
+        raise EditRejected(f"no module '{path}': {err}") from None
+
+
+def _param(model, name: str):
+    try:
+        return model.get_parameter(_relative(model, name))
+    except AttributeError as err:
+        raise EditRejected(f"no parameter '{name}': {err}") from None
+
+
+def _number(what: str, value, allow_bool: bool = False) -> float:
+    if isinstance(value, bool) and not allow_bool or not isinstance(value, numbers.Real):
+        raise EditRejected(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+# ---- the edits ------------------------------------------------------------------------------------
+def _set_setting(edit: SetSetting, model, optimizer):
+    module = _module(model, edit.module)
+    names = [s["name"] if isinstance(s, dict) else s for s in module.editable_settings()]
+    if edit.name not in names:
+        raise EditRejected(f"{type(module).__name__} at '{edit.module}' has no editable setting '{edit.name}'; "
+                           f"editable: {', '.join(names) or 'none'}")
+    setting = next(s for s in type(module).settings if s.name == edit.name)
+    try:  # check first (set_setting checks too, but the edit must be refused before anything changes)
+        setting.validate(type(module).__name__, edit.value)
+    except (TypeError, ValueError) as err:
+        raise EditRejected(str(err)) from None
+
+    def apply() -> str:
+        old = getattr(module, edit.name)
+        module.set_setting(edit.name, edit.value)
+        return f"{edit.module}.{edit.name}: {old!r} -> {getattr(module, edit.name)!r}"
+
+    return apply
+
+
+def _freeze(edit: Freeze, model, optimizer):
+    try:
+        params = [_param(model, edit.target)]
+    except EditRejected:
+        params = list(_module(model, edit.target).parameters())
+    if not params:
+        raise EditRejected(f"'{edit.target}' has no parameters to {'freeze' if edit.frozen else 'unfreeze'}")
+    if any(p.grad_fn is not None or not p.dtype.is_floating_point for p in params):
+        raise EditRejected(f"'{edit.target}': only floating-point leaf parameters can be frozen or unfrozen")
+
+    def apply() -> str:
+        for p in params:
+            p.requires_grad_(not edit.frozen)
+        return f"{'froze' if edit.frozen else 'unfroze'} {len(params)} parameter(s) of '{edit.target}'"
+
+    return apply
+
+
+def _swap(edit: SwapModule, model, optimizer):
+    import engine.nn as nn
+
+    rel = _relative(model, edit.module)
+    if not rel:
+        raise EditRejected("the model itself cannot be swapped; name one of its submodules")
+    old = _module(model, edit.module)
+    cls = getattr(nn, edit.cls, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise EditRejected(f"engine.nn has no module class '{edit.cls}'")
+    try:
+        new = cls(**dict(edit.kwargs))
+    except (TypeError, ValueError) as err:
+        raise EditRejected(f"{edit.cls}({', '.join(f'{k}={v!r}' for k, v in edit.kwargs)}): {err}") from None
+    old_params = dict(old.named_parameters())
+    new_shapes = {n: tuple(p.shape) for n, p in new.named_parameters()}
+    if {n: tuple(p.shape) for n, p in old_params.items()} != new_shapes:
+        raise EditRejected(f"{edit.cls} is not compatible with the {type(old).__name__} at '{edit.module}': "
+                           f"parameters {new_shapes} instead of "
+                           f"{ {n: tuple(p.shape) for n, p in old_params.items()} }")
+    parent_path, _, name = rel.rpartition(".")
+    parent = model.get_submodule(parent_path)
+
+    def apply() -> str:
+        for pname, p in old_params.items():  # the optimizer keeps pointing at these
+            owner_path, _, leaf = pname.rpartition(".")
+            new.get_submodule(owner_path)._parameters[leaf] = p
+        for bname, b in old.named_buffers():
+            owner_path, _, leaf = bname.rpartition(".")
+            owner = new.get_submodule(owner_path) if owner_path in dict(new.named_modules()) else None
+            if owner is not None and leaf in owner._buffers and tuple(owner._buffers[leaf].shape) == tuple(b.shape):
+                owner._buffers[leaf] = b
+        new.train(old.training)
+        parent._modules[name] = new
+        return f"'{edit.module}': {type(old).__name__} -> {edit.cls}"
+
+    return apply
+
+
+def _reinit(edit: Reinit, model, optimizer):
+    module = _module(model, edit.module)
+    targets = [m for m in module.modules() if callable(getattr(type(m), "reset_parameters", None))]
+    if not targets:
+        raise EditRejected(f"'{edit.module}' ({type(module).__name__}) has nothing to re-initialise")
+
+    def apply() -> str:
+        for m in targets:
+            m.reset_parameters()
+        return f"re-initialised {len(targets)} module(s) under '{edit.module}'"
+
+    return apply
+
+
+def _edit_param(edit: EditParam, model, optimizer):
+    p = _param(model, edit.param)
+    if edit.action not in ("scale", "fill"):
+        raise EditRejected(f"parameter edit: action must be 'scale' or 'fill', got {edit.action!r}")
+    shape = tuple(p.shape)
+    for idx in edit.indices:
+        if len(idx) != len(shape) or not all(isinstance(i, int) and -n <= i < n for i, n in zip(idx, shape)):
+            raise EditRejected(f"index {idx} is out of range for '{edit.param}' of shape {shape}")
+    values = edit.value if isinstance(edit.value, tuple) else None
+    if values is not None:
+        if edit.action != "fill" or len(values) != len(edit.indices):
+            raise EditRejected(f"one value per index ({len(edit.indices)}) is needed to fill elements of "
+                               f"'{edit.param}', got {len(values)}" if edit.action == "fill" else
+                               "scale takes one factor, not a tuple")
+        for v in values:
+            _number("a value", v)
+    else:
+        _number("the value", edit.value)
+
+    def apply() -> str:
+        data = p.data
+        where = tuple(zip(*edit.indices)) if edit.indices else ...
+        if edit.action == "scale":
+            data[where] *= edit.value
+        else:
+            data[where] = values if values is not None else edit.value
+        p._vc[0] += 1  # an in-place write: graphs that saved the old values refuse to backward
+        count = len(edit.indices) if edit.indices else data.size
+        return f"{edit.action} {count} element(s) of '{edit.param}' by {edit.value!r}"
+
+    return apply
+
+
+def _set_optimizer(edit: SetOptimizer, model, optimizer):
+    if optimizer is None:
+        raise EditRejected("no optimizer attached; pass Debugger(optimizer=...)")
+    groups = optimizer.param_groups
+    if not (-1 <= edit.group < len(groups)):
+        raise EditRejected(f"the optimizer has {len(groups)} param group(s); group {edit.group} does not exist")
+    chosen = groups if edit.group == -1 else [groups[edit.group]]
+    for g in chosen:
+        if edit.name in ("params", "param_names") or edit.name not in g:
+            names = ", ".join(k for k in g if k not in ("params", "param_names"))
+            raise EditRejected(f"{type(optimizer).__name__} has no hyper-parameter '{edit.name}'; it has {names}")
+        current = g[edit.name]
+        if isinstance(current, bool) != isinstance(edit.value, bool):
+            raise EditRejected(f"'{edit.name}' is {type(current).__name__}, got {edit.value!r}")
+        if not isinstance(current, bool) and not (isinstance(edit.value, numbers.Real)
+                                                  and math.isfinite(edit.value)):
+            raise EditRejected(f"'{edit.name}' must be a finite number, got {edit.value!r}")
+        try:
+            optimizer._check_group({**g, edit.name: edit.value})
+        except (TypeError, ValueError) as err:
+            raise EditRejected(f"{type(optimizer).__name__}: {err}") from None
+
+    def apply() -> str:
+        for g in chosen:
+            g[edit.name] = edit.value
+        return f"{type(optimizer).__name__} {edit.name} = {edit.value!r} in {len(chosen)} group(s)"
+
+    return apply
+
+
+_HANDLERS = {SetSetting: _set_setting, Freeze: _freeze, SwapModule: _swap, Reinit: _reinit,
+             EditParam: _edit_param, SetOptimizer: _set_optimizer}

@@ -1,0 +1,166 @@
+"""Tracer: turns hub events into records placed in iteration, phase and module depth.
+
+Per capture tier it adds the source location (always), summaries of every op output and gradient
+("summary"), and host copies of small tensors ("values"). It runs on the engine thread, inside the
+op, so its per-event work is a few dictionary operations plus the summaries asked for.
+"""
+
+from __future__ import annotations
+
+from engine.debug.cache import ValueCache
+from engine.debug.records import (
+    BACKWARD,
+    CAPTURES,
+    FORWARD,
+    OPTIMIZER,
+    EventRecord,
+    IterationEvent,
+    OpRecord,
+    make_backward_record,
+    make_event_record,
+    make_op_record,
+)
+from engine.debug.source import capture as capture_source
+from engine.debug.summary import SUMMARY_LIMIT, summarize
+from engine.events import next_seq
+
+_ROTATE = 50_000  # forward records kept for linking: this iteration and the previous (or this many)
+_RECENT = 64  # gradient arrays summarised lately: an Add hands one array to both inputs
+
+
+def host_copy(array):
+    """A numpy copy of an array on any device."""
+    return array.copy() if array.__class__.__module__ == "numpy" else array.get()
+
+
+class Tracer:
+    """Builds records; `iteration`, `phase` and `depth` say where the engine thread is."""
+
+    def __init__(self, capture: str = "summary", cache: ValueCache | None = None, *,
+                 summary_limit: int = SUMMARY_LIMIT, values_limit: int = 4096, source: bool = True) -> None:
+        if capture not in CAPTURES:
+            raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, got {capture!r}")
+        self.capture = capture
+        self.cache = cache
+        self.summary_limit = summary_limit
+        self.values_limit = values_limit if capture == "values" else -1
+        self.source = source
+        self.summaries = capture != "structure"  # the debugger also turns this on for value conditions
+        self.iteration = 0
+        self.phase = FORWARD
+        self.depth = 0
+        self.last = None
+        self.marks = False  # once mark_iteration() is used, optimizer steps no longer end iterations
+        self.new_iteration = []  # callbacks run when an iteration begins
+        self._advance = False
+        self._active = False  # something ran since the last boundary
+        self._forward: dict[int, OpRecord] = {}
+        self._forward_prev: dict[int, OpRecord] = {}
+        self._recent: dict[int, tuple] = {}
+
+    # ---- iterations and phases ----------------------------------------------------------------
+    def _enter(self, phase: str) -> None:
+        if self._advance:
+            self._advance = False
+            self.iteration += 1
+            self._forward_prev, self._forward = self._forward, {}
+            for fn in self.new_iteration:
+                fn(self.iteration)
+        if phase is not BACKWARD:
+            self._recent.clear()
+        self.phase = phase
+        self._active = True
+
+    def _boundary(self) -> None:
+        if self._active:
+            self._advance = True
+            self._active = False
+
+    # ---- events --------------------------------------------------------------------------------
+    def op(self, event, inputs, out) -> OpRecord:
+        """The record of a forward op (with `out` the output Tensor)."""
+        if self._advance or self.phase is not FORWARD:
+            self._enter(FORWARD)
+        source, stack = capture_source() if self.source else (None, ())
+        data = out.data
+        summary = summarize(data, self.summary_limit, event.device) if self.summaries else None
+        value = host_copy(data) if data.size <= self.values_limit else None
+        rec = make_op_record(event, self.iteration, self.depth, source, stack, summary, value)
+        if self.cache is not None:
+            self.cache.put(event.output, data, out._vc)
+        fwd = self._forward
+        fwd[event.seq] = rec
+        if len(fwd) > _ROTATE:
+            self._forward_prev, self._forward = fwd, {}
+        self.last = rec
+        return rec
+
+    def backward(self, event, grad_in: tuple, grads: tuple) -> BackwardRecord:
+        """The record of a backward node (incoming gradient array, input gradient arrays)."""
+        if self._advance or self.phase is not BACKWARD:
+            self._enter(BACKWARD)
+        fseq = event.forward_seq
+        fwd = self._forward.get(fseq) or self._forward_prev.get(fseq)
+        go = gi = ()
+        values = ()
+        if self.summaries:
+            go = self._summary(grad_in[0])
+            gi = tuple(None if g is None else self._summary(g) for g in grads)
+        if self.values_limit >= 0:
+            values = tuple(None if g is None or g.size > self.values_limit else host_copy(g)
+                           for g in (grad_in[0], *grads))
+        rec = make_backward_record(event, self.iteration, fwd.depth if fwd is not None else 0, fwd, go or None, gi,
+                             values)
+        cache = self.cache
+        if cache is not None:
+            cache.put(event.grad_output, grad_in[0])
+            for tid, g in zip(event.grad_inputs, grads):
+                if g is not None:
+                    cache.put(tid, g)
+        self.last = rec
+        return rec
+
+    def _summary(self, array):
+        hit = self._recent.get(id(array))
+        if hit is not None and hit[0] is array:
+            return hit[1]
+        s = summarize(array, self.summary_limit)
+        recent = self._recent
+        if len(recent) >= _RECENT:
+            del recent[next(iter(recent))]
+        recent[id(array)] = (array, s)  # holding the array keeps its id from being reused meanwhile
+        return s
+
+    def module(self, event) -> EventRecord:
+        """The record of a module call's start or end; tracks the depth."""
+        if self._advance or self.phase is not FORWARD:
+            self._enter(FORWARD)
+        if event.enter:
+            rec = make_event_record(event, self.iteration, FORWARD, self.depth)
+            self.depth += 1
+        else:
+            self.depth = max(0, self.depth - 1)
+            rec = make_event_record(event, self.iteration, FORWARD, self.depth)
+        self.last = rec
+        return rec
+
+    def optimizer(self, event) -> EventRecord:
+        """The record of an optimizer step; it ends the iteration unless iterations are marked."""
+        self._enter(OPTIMIZER)
+        rec = make_event_record(event, self.iteration, OPTIMIZER, 0)
+        self.depth = 0
+        if not self.marks:
+            self._boundary()
+        self.last = rec
+        return rec
+
+    def mark(self) -> EventRecord:
+        """An explicit iteration boundary: the next event starts a new iteration."""
+        self.marks = True
+        rec = EventRecord(IterationEvent(next_seq(), self.iteration), self.iteration, self.phase, self.depth)
+        self._boundary()
+        return rec
+
+    def forward_record(self, seq: int) -> OpRecord | None:
+        """The forward record with event sequence number `seq`, if still kept."""
+        return self._forward.get(seq) or self._forward_prev.get(seq)

@@ -1,0 +1,37 @@
+"""engine.nn.functional: PyTorch's functional API (`import engine.nn.functional as F`).
+
+Names, argument orders and defaults follow torch.nn.functional. Every function is one op of the
+engine (one node in the graph), implemented in engine.ops (activation, nn, loss, conv, pool, shape).
+"""
+
+from engine.ops.activation import dropout, elu, gelu, leaky_relu, log_softmax, relu, silu, softmax, softplus
+from engine.ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from engine.ops.elementwise import sigmoid, tanh
+from engine.ops.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+from engine.ops.nn import batch_norm, embedding, group_norm, layer_norm, linear
+from engine.ops.pool import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
+from engine.ops.shape import pad
+
+__all__ = [
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d",
+    "conv_transpose2d", "cross_entropy", "dropout", "elu", "embedding", "gelu", "group_norm", "huber_loss",
+    "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool1d", "max_pool2d", "mse_loss",
+    "nll_loss", "pad", "relu", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh",
+]

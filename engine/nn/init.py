@@ -1,0 +1,177 @@
+"""Parameter initialisation in place, with torch.nn.init's names, formulas and defaults.
+
+Every function fills the tensor's storage without recording a graph, bumps its version and returns
+it. Random numbers come from the engine's generator of the tensor's device (`engine.manual_seed`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+from engine import random as _random
+from engine.autograd.grad_mode import no_grad
+from engine.backend import array_module
+from engine.tensor import Tensor
+
+_LINEAR_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                "conv_transpose3d", "sigmoid")
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """The recommended gain for a nonlinearity (std scale that keeps activations' variance)."""
+    if nonlinearity in _LINEAR_GAIN:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, numbers.Real) and not isinstance(param, bool):
+            slope = float(param)
+        else:
+            raise ValueError(f"negative_slope {param} not a valid number")
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
+
+
+def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out): dims 1 and 0 times the receptive field (the product of dims 2 onwards)."""
+    if tensor.ndim < 2:
+        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
+    receptive = math.prod(tensor.shape[2:])
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
+    mode = mode.lower()
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"Mode {mode} not supported, please use one of fan_in, fan_out")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def _fill(tensor: Tensor, sample) -> Tensor:
+    """Write `sample(generator, shape, float dtype)` into the tensor's storage."""
+    dtype = tensor.data.dtype if tensor.data.dtype.kind == "f" else "float64"
+    with no_grad():
+        values = sample(_random.generator(tensor.device), tensor.shape, dtype)
+        tensor.data[...] = values
+        tensor._vc[0] += 1
+    return tensor
+
+
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+    """Fill with samples from U(a, b)."""
+    return _fill(tensor, lambda g, shape, dt: g.random(shape, dtype=dt) * (b - a) + a)
+
+
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    """Fill with samples from N(mean, std**2)."""
+    return _fill(tensor, lambda g, shape, dt: g.standard_normal(shape, dtype=dt) * std + mean)
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator=None) -> Tensor:
+    """Fill with N(mean, std**2) samples redrawn until they fall in [a, b]."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: the interval [a, b] = [{a}, {b}] is empty")
+
+    def sample(g, shape, dt):
+        x = g.standard_normal(shape, dtype=dt) * std + mean
+        for _ in range(1000):  # each round keeps the in-range draws; the rest shrink geometrically
+            bad = (x < a) | (x > b)
+            n = int(bad.sum())
+            if n == 0:
+                return x
+            x[bad] = g.standard_normal(n, dtype=dt) * std + mean
+        raise ValueError(f"trunc_normal_: [{a}, {b}] lies too far out in N({mean}, {std}**2) to sample")
+
+    return _fill(tensor, sample)
+
+
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill with `val`."""
+    return _fill(tensor, lambda g, shape, dt: val)
+
+
+def zeros_(tensor: Tensor) -> Tensor:
+    """Fill with 0."""
+    return constant_(tensor, 0.0)
+
+
+def ones_(tensor: Tensor) -> Tensor:
+    """Fill with 1."""
+    return constant_(tensor, 1.0)
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-D tensor with the identity matrix."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tuple(tensor.shape)}")
+    return _fill(tensor, lambda g, shape, dt: array_module(tensor.data).eye(*shape, dtype=dt))
+
+
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Glorot uniform: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return uniform_(tensor, -bound, bound)
+
+
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Glorot normal: N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)))
+
+
+def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float | None:
+    if 0 in tensor.shape:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return None
+    return calculate_gain(nonlinearity, a) / math.sqrt(_calculate_correct_fan(tensor, mode))
+
+
+def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+                     generator=None) -> Tensor:
+    """He uniform: U(-b, b) with b = gain(nonlinearity, a) * sqrt(3 / fan)."""
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
+        return tensor
+    bound = math.sqrt(3.0) * std
+    return uniform_(tensor, -bound, bound)
+
+
+def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+                    generator=None) -> Tensor:
+    """He normal: N(0, std**2) with std = gain(nonlinearity, a) / sqrt(fan)."""
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    return tensor if std is None else normal_(tensor, 0.0, std)
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Fill with a (semi-)orthogonal matrix, the tensor seen as (size(0), rest), times `gain`."""
+    if tensor.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+
+    def sample(g, shape, dt):
+        flat = g.standard_normal((rows, cols), dtype=dt)
+        if rows < cols:
+            flat = flat.T
+        xp = array_module(flat)
+        q, r = xp.linalg.qr(flat)
+        q = q * xp.sign(xp.diagonal(r))  # makes the result uniformly distributed (Mezzadri 2007)
+        if rows < cols:
+            q = q.T
+        return (q * gain).reshape(shape)
+
+    return _fill(tensor, sample)

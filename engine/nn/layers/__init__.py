@@ -1,0 +1,94 @@
+"""Layers, one file per family; everything here is re-exported by engine.nn."""
+
+from engine.nn.layers.activation import (
+    ELU,
+    GELU,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from engine.nn.layers.attention import MultiheadAttention
+from engine.nn.layers.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from engine.nn.layers.dropout import Dropout
+from engine.nn.layers.embedding import Embedding
+from engine.nn.layers.linear import Bilinear, Identity, Linear, NonDynamicallyQuantizableLinear
+from engine.nn.layers.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from engine.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from engine.nn.layers.pool import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
+from engine.nn.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from engine.nn.layers.shape import Flatten, Unflatten
+from engine.nn.layers.transformer import TransformerEncoder, TransformerEncoderLayer
+
+__all__ = [
+    "ELU",
+    "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Bilinear",
+    "Conv1d",
+    "Conv2d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "GRUCell",
+    "GroupNorm",
+    "HuberLoss",
+    "Identity",
+    "L1Loss",
+    "LSTMCell",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool1d",
+    "MaxPool2d",
+    "MultiheadAttention",
+    "NLLLoss",
+    "NonDynamicallyQuantizableLinear",
+    "RNNBase",
+    "RNNCell",
+    "ReLU",
+    "SiLU",
+    "Sigmoid",
+    "SmoothL1Loss",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "Unflatten",
+]

@@ -1,0 +1,126 @@
+"""Activation layers. Each is one functional plus its constructor arguments, declared as data."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from engine.nn import functional as F
+from engine.nn.module import Module
+from engine.nn.settings import Setting
+from engine.tensor import Tensor
+
+
+class _Activation(Module):
+    """`forward(x) = function(x, *arguments)`, where `arguments` are (name, default) pairs in the
+    functional's order; the constructor takes the same names, and repr shows them as torch does."""
+
+    function: Callable[..., Tensor]
+    arguments: tuple[tuple[str, Any], ...] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        cls.__signature__ = inspect.Signature(
+            [inspect.Parameter(name, kind, default=default) for name, default in cls.arguments])
+        cls._names = tuple(name for name, _ in cls.arguments)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()
+        try:
+            bound = self.__signature__.bind(*args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{type(self).__name__}: {err}") from None
+        bound.apply_defaults()
+        for name, value in bound.arguments.items():
+            setattr(self, name, value)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self.function(input, *[getattr(self, name) for name in self._names])
+
+    def extra_repr(self) -> str:
+        parts = [f"{name}={getattr(self, name)!r}" for name in self._names if name != "inplace"]
+        if getattr(self, "inplace", False):
+            parts.append("inplace=True")
+        return ", ".join(parts)
+
+
+class ReLU(_Activation):
+    """max(0, x)."""
+
+    function = staticmethod(F.relu)
+    arguments = (("inplace", False),)
+
+
+class LeakyReLU(_Activation):
+    """x for x >= 0, negative_slope * x otherwise."""
+
+    function = staticmethod(F.leaky_relu)
+    arguments = (("negative_slope", 0.01), ("inplace", False))
+    settings = (Setting("negative_slope", float, doc="slope of the negative part"),)
+
+
+class ELU(_Activation):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+
+    function = staticmethod(F.elu)
+    arguments = (("alpha", 1.0), ("inplace", False))
+    settings = (Setting("alpha", float, doc="value the negative part saturates to (as -alpha)"),)
+
+
+class GELU(_Activation):
+    """x * Phi(x), exactly or with the tanh approximation."""
+
+    function = staticmethod(F.gelu)
+    arguments = (("approximate", "none"),)
+    settings = (Setting("approximate", str, choices=("none", "tanh"), doc="erf or tanh form"),)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {self.approximate!r}")
+
+
+class SiLU(_Activation):
+    """x * sigmoid(x) (swish)."""
+
+    function = staticmethod(F.silu)
+    arguments = (("inplace", False),)
+
+
+class Tanh(_Activation):
+    """tanh(x)."""
+
+    function = staticmethod(F.tanh)
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x))."""
+
+    function = staticmethod(F.sigmoid)
+
+
+class Softplus(_Activation):
+    """log(1 + exp(beta * x)) / beta; linear where beta * x > threshold."""
+
+    function = staticmethod(F.softplus)
+    arguments = (("beta", 1.0), ("threshold", 20.0))
+    settings = (
+        Setting("beta", float, low=0.0, low_open=True, doc="sharpness of the curve"),
+        Setting("threshold", float, doc="above beta * x > threshold the output is x"),
+    )
+
+
+class Softmax(_Activation):
+    """exp(x) / sum(exp(x)) along `dim`."""
+
+    function = staticmethod(F.softmax)
+    arguments = (("dim", None),)
+
+
+class LogSoftmax(_Activation):
+    """log(softmax(x)) along `dim`, computed stably."""
+
+    function = staticmethod(F.log_softmax)
+    arguments = (("dim", None),)

@@ -1,0 +1,27 @@
+"""Dropout."""
+
+from __future__ import annotations
+
+from engine.nn import functional as F
+from engine.nn.module import Module
+from engine.nn.settings import Setting
+from engine.tensor import Tensor
+
+
+class Dropout(Module):
+    """While training, zero each element with probability p and scale the rest by 1/(1-p)."""
+
+    settings = (Setting("p", float, low=0.0, high=1.0, doc="probability of zeroing an element"),)
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = p
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout(input, self.p, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"

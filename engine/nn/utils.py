@@ -1,0 +1,62 @@
+"""Gradient clipping: clip_grad_norm_ and clip_grad_value_ (torch.nn.utils)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from engine.backend import array_module, to_device
+from engine.tensor import Tensor
+
+
+def _grads(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    return [p.grad for p in parameters if p.grad is not None]
+
+
+def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
+    """Scale all gradients together so their joint norm is at most `max_norm`; returns the norm before.
+
+    The norm stays on the device (no host sync) unless `error_if_nonfinite` has to look at it.
+    """
+    grads = _grads(parameters)
+    norm_type = float(norm_type)
+    if not grads:
+        return Tensor(np.zeros((), dtype=np.float32))
+    first = grads[0]
+    xp = array_module(first.data)
+
+    def on_first_device(a):
+        return a if array_module(a) is xp else to_device(a, first.device)
+
+    if math.isinf(norm_type):
+        norms = [on_first_device(array_module(g.data).abs(g.data).max()) for g in grads]
+        total = xp.max(xp.stack(norms))
+    else:
+        norms = [on_first_device((array_module(g.data).abs(g.data) ** norm_type).sum()) for g in grads]
+        total = xp.sum(xp.stack(norms)) ** (1.0 / norm_type)
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
+            "cannot be clipped. To disable this error and scale the gradients by the non-finite norm anyway, "
+            "set `error_if_nonfinite=False`"
+        )
+    coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
+    for g in grads:
+        c = coef if array_module(g.data) is xp else to_device(coef, g.device)
+        g.data *= c.astype(g.data.dtype)
+        g._vc[0] += 1
+    return Tensor(total.astype(first.data.dtype))
+
+
+def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float,
+                     foreach: bool | None = None) -> None:
+    """Clamp every gradient element into [-clip_value, clip_value], in place."""
+    clip_value = float(clip_value)
+    for g in _grads(parameters):
+        array_module(g.data).clip(g.data, -clip_value, clip_value, out=g.data)
+        g._vc[0] += 1

@@ -1,0 +1,355 @@
+"""Convolutions with PyTorch's semantics and weight layouts: conv1d, conv2d, conv_transpose1d/2d.
+
+conv2d is im2col + one matmul: a strided view lays every kernel window out without copying, one copy
+turns it into a (groups, C/groups*kh*kw, N*Ho*Wo) matrix, and one batched matmul with the weight gives
+the output. The input gradient is col2im, the adjoint of that view: kh*kw strided adds. A transposed
+convolution is exactly the input gradient of a convolution, so both ops run on the same kernels with
+forward and backward swapped. 1-D ops run the 2-D code on images of height 1.
+
+The window helpers (`sliding_windows`, `col2im`, `pad_spatial`, `crop`, `as_4d`, `from_4d`, `ints`)
+are shared with pool.py.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from engine.autograd.function import Function, ShapeError
+from engine.backend import array_module
+from engine.tensor import Tensor
+
+Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+
+
+# ---- window helpers on (N, C, H, W) arrays (also used by pool.py) ------------------------------
+def sliding_windows(xpad, kernel, out_hw, stride, dilation):
+    """View (N, C, Hp, Wp) as (N, C, kh, kw, Ho, Wo) windows, without copying.
+
+    Element [n, c, i, j, y, x] is xpad[n, c, y*sh + i*dh, x*sw + j*dw].
+    """
+    xp = array_module(xpad)
+    sn, sc, sy, sx = xpad.strides
+    return xp.lib.stride_tricks.as_strided(
+        xpad, shape=(*xpad.shape[:2], *kernel, *out_hw),
+        strides=(sn, sc, sy * dilation[0], sx * dilation[1], sy * stride[0], sx * stride[1]))
+
+
+def col2im(cols, padded_hw, stride, dilation):
+    """Adjoint of `sliding_windows`: add window values (N, C, kh, kw, Ho, Wo) back onto (N, C, Hp, Wp)."""
+    xp = array_module(cols)
+    n, c, kh, kw, ho, wo = cols.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    out = xp.zeros((n, c, *padded_hw), dtype=cols.dtype)
+    for i in range(kh):  # one strided add per kernel offset; windows overlap, so they cannot be one add
+        rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
+        for j in range(kw):
+            out[:, :, rows, j * dw:j * dw + sw * (wo - 1) + 1:sw] += cols[:, :, i, j]
+    return out
+
+
+def pad_spatial(x, pads: Pads, value: float = 0.0):
+    """(N, C, H, W) inside a frame of `value`, `pads` wide on each side."""
+    (t, b), (l, r) = pads
+    if not (t or b or l or r):
+        return x
+    n, c, h, w = x.shape
+    out = array_module(x).full((n, c, h + t + b, w + l + r), value, dtype=x.dtype)
+    out[:, :, t:t + h, l:l + w] = x
+    return out
+
+
+def crop(x, pads: Pads):
+    """Adjoint of `pad_spatial`: the inside of the frame."""
+    (t, b), (l, r) = pads
+    h, w = x.shape[2:]
+    return x[:, :, t:h - b, l:w - r]
+
+
+def as_4d(a, spatial: int):
+    """An (N, C, *spatial) or unbatched (C, *spatial) array as (N, C, H, W); 1-D gets height 1."""
+    lead = a.shape[:-spatial]
+    if len(lead) == 1:
+        lead = (1, *lead)
+    return a.reshape(*lead, *(1,) * (2 - spatial), *a.shape[-spatial:])
+
+
+def from_4d(a4, ndim: int, spatial: int):
+    """Undo `as_4d` for an output: drop the batch axis of unbatched inputs and the height of 1-D ops."""
+    lead = a4.shape[:2] if ndim == spatial + 2 else a4.shape[1:2]
+    return a4.reshape(*lead, *a4.shape[4 - spatial:])
+
+
+def ints(value, n: int, name: str, op: str, low: int = 1) -> tuple[int, ...]:
+    """An int or a sequence of n ints as an n-tuple, each at least `low`; a clear error otherwise."""
+    try:
+        if hasattr(value, "__len__"):
+            vals = tuple(map(operator.index, value))
+        else:
+            vals = (operator.index(value),) * n
+    except TypeError:
+        vals = ()
+    if len(vals) != n:
+        raise TypeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    if min(vals) < low:
+        raise ValueError(f"{op}: {name} must be {'positive' if low else 'non-negative'}, got {value!r}")
+    return vals
+
+
+def lift(vals: tuple[int, ...], fill: int) -> tuple[int, int]:
+    """A 1-D op's parameter as the 2-D one over a height-1 image."""
+    return vals if len(vals) == 2 else (fill, vals[0])
+
+
+def last(vals: tuple, spatial: int) -> tuple:
+    """The user's view of a 2-D parameter: its last `spatial` entries."""
+    return tuple(vals[2 - spatial:])
+
+
+# ---- the matrices the matmuls work on -----------------------------------------------------------
+def _im2col(xpad, kernel, out_hw, stride, dilation, groups: int):
+    """(G, C/G*kh*kw, N*Ho*Wo): channels lead so that each group is one contiguous block."""
+    n = xpad.shape[0]
+    win = sliding_windows(xpad, kernel, out_hw, stride, dilation)
+    return win.transpose(1, 2, 3, 0, 4, 5).reshape(groups, -1, n * out_hw[0] * out_hw[1])
+
+
+def _col2im(dcols, n: int, c: int, kernel, out_hw, padded_hw, stride, dilation):
+    """Adjoint of `_im2col`: (G, C/G*kh*kw, N*Ho*Wo) summed back onto (N, C, Hp, Wp)."""
+    cols = dcols.reshape(c, *kernel, n, *out_hw).transpose(3, 0, 1, 2, 4, 5)
+    return col2im(cols, padded_hw, stride, dilation)
+
+
+def _group_rows(y, groups: int):
+    """(N, O, H, W) as (G, O/G, N*H*W), the layout of a matmul result."""
+    n, o, h, w = y.shape
+    return y.reshape(n, groups, o // groups, h * w).transpose(1, 2, 0, 3).reshape(groups, o // groups, -1)
+
+
+def _ungroup_rows(m, n: int, hw):
+    """Adjoint of `_group_rows`: (G, O/G, N*H*W) as a contiguous (N, O, H, W)."""
+    out = m.reshape(-1, n, *hw).transpose(1, 0, 2, 3)
+    return array_module(m).ascontiguousarray(out)
+
+
+def _weight_rows(w4, groups: int):
+    """(A, B, kh, kw) weight as (G, A/G, B*kh*kw)."""
+    return w4.reshape(groups, w4.shape[0] // groups, -1)
+
+
+def _add_bias(out, b):
+    if b is not None:
+        out += b.reshape(-1, 1, 1)
+    return out
+
+
+# ---- ops ----------------------------------------------------------------------------------------
+class Conv2d(Function):
+    """Convolution of (N, C, H, W) with an (O, C/groups, kh, kw) weight, plus an (O,) bias."""
+
+    spatial = 2
+
+    def forward(ctx, x, w, b):
+        _check(ctx, x, w, b, transposed=False)
+        x4, w4 = as_4d(x, ctx.spatial), as_4d(w, ctx.spatial)
+        kernel = w4.shape[2:]
+        xpad = pad_spatial(x4, ctx.padding)
+        out_hw = _conv_out_hw(ctx, x, xpad.shape[2:], kernel)
+        cols = _im2col(xpad, kernel, out_hw, ctx.stride, ctx.dilation, ctx.groups)
+        out = _add_bias(_ungroup_rows(_weight_rows(w4, ctx.groups) @ cols, x4.shape[0], out_hw), b)
+        if ctx.needs_input_grad:
+            ctx.save(w, cols if ctx.needs_input_grad[1] else None)  # cols: kh*kw copies of x, only for dw
+            ctx.x_shape, ctx.padded_hw = x.shape, xpad.shape[2:]
+        return from_4d(out, x.ndim, ctx.spatial)
+
+    def backward(ctx, grad):
+        w, cols = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        w4, g4 = as_4d(w, ctx.spatial), as_4d(grad, ctx.spatial)
+        gm = _group_rows(g4, ctx.groups)
+        dx = dw = db = None
+        if need_x:
+            dcols = _weight_rows(w4, ctx.groups).transpose(0, 2, 1) @ gm
+            n, c = g4.shape[0], ctx.x_shape[-ctx.spatial - 1]
+            dxpad = _col2im(dcols, n, c, w4.shape[2:], g4.shape[2:], ctx.padded_hw, ctx.stride, ctx.dilation)
+            dx = crop(dxpad, ctx.padding).reshape(ctx.x_shape)
+        if need_w:
+            dw = (gm @ cols.transpose(0, 2, 1)).reshape(w.shape)
+        if need_b:
+            db = g4.sum(axis=(0, 2, 3))
+        return dx, dw, db
+
+
+class Conv1d(Conv2d):
+    """Convolution of (N, C, L) with an (O, C/groups, k) weight: conv2d on height-1 images."""
+
+    op = "conv1d"
+    spatial = 1
+
+
+class ConvTranspose2d(Function):
+    """Transposed convolution (the adjoint of conv2d) with an (C, O/groups, kh, kw) weight."""
+
+    op = "conv_transpose2d"
+    spatial = 2
+
+    def forward(ctx, x, w, b):
+        _check(ctx, x, w, b, transposed=True)
+        x4, w4 = as_4d(x, ctx.spatial), as_4d(w, ctx.spatial)
+        kernel, in_hw = w4.shape[2:], x4.shape[2:]
+        padded_hw = tuple((size - 1) * s + d * (k - 1) + 1 + 0 * extra for size, s, d, k, extra in
+                          zip(in_hw, ctx.stride, ctx.dilation, kernel, ctx.output_padding))
+        out_hw = tuple(p - lo - hi for p, (lo, hi) in zip(padded_hw, ctx.padding))
+        if min(out_hw) < 1:
+            raise ShapeError(
+                f"{ctx.op}: output size {last(out_hw, ctx.spatial)} is not positive for input shape "
+                f"{tuple(x.shape)}, weight shape {tuple(w.shape)} and padding {_user_pads(ctx)}")
+        xm = _group_rows(x4, ctx.groups)
+        dcols = _weight_rows(w4, ctx.groups).transpose(0, 2, 1) @ xm
+        c_out = w4.shape[1] * ctx.groups
+        ypad = _col2im(dcols, x4.shape[0], c_out, kernel, in_hw, padded_hw, ctx.stride, ctx.dilation)
+        out = _add_bias(array_module(ypad).ascontiguousarray(crop(ypad, ctx.padding)), b)
+        if ctx.needs_input_grad:
+            ctx.save(w, xm)
+            ctx.x_shape, ctx.in_hw = x.shape, in_hw
+        return from_4d(out, x.ndim, ctx.spatial)
+
+    def backward(ctx, grad):
+        w, xm = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        w4, g4 = as_4d(w, ctx.spatial), as_4d(grad, ctx.spatial)
+        in_hw = ctx.in_hw
+        dx = dw = db = None
+        if need_x or need_w:
+            cols = _im2col(pad_spatial(g4, ctx.padding), w4.shape[2:], in_hw, ctx.stride, ctx.dilation,
+                           ctx.groups)
+            if need_x:
+                dx = _ungroup_rows(_weight_rows(w4, ctx.groups) @ cols, g4.shape[0], in_hw)
+                dx = dx.reshape(ctx.x_shape)
+            if need_w:
+                dw = (xm @ cols.transpose(0, 2, 1)).reshape(w.shape)
+        if need_b:
+            db = g4.sum(axis=(0, 2, 3))
+        return dx, dw, db
+
+
+class ConvTranspose1d(ConvTranspose2d):
+    """Transposed 1-D convolution: conv_transpose2d on height-1 images."""
+
+    op = "conv_transpose1d"
+    spatial = 1
+
+
+# ---- checks -------------------------------------------------------------------------------------
+def _user_pads(ctx) -> tuple:
+    pads = last(ctx.padding, ctx.spatial)
+    return tuple(lo if lo == hi else (lo, hi) for lo, hi in pads)
+
+
+def _check(ctx, x, w, b, transposed: bool) -> None:
+    op, spatial, groups = ctx.op, ctx.spatial, ctx.groups
+    if x.ndim not in (spatial + 1, spatial + 2):
+        raise ShapeError(f"{op}: expected a {spatial + 1}-D (unbatched) or {spatial + 2}-D (batched) input, "
+                         f"got input of shape {tuple(x.shape)}")
+    if w.ndim != spatial + 2:
+        layout = "(in, out/groups, *kernel)" if transposed else "(out, in/groups, *kernel)"
+        raise ShapeError(f"{op}: expected a {spatial + 2}-D weight {layout}, "
+                         f"got weight of shape {tuple(w.shape)}")
+    dts = {a.dtype for a in (x, w, b) if a is not None}
+    if len(dts) > 1 or x.dtype.kind != "f":
+        named = (("input", x), ("weight", w), ("bias", b))
+        names = ", ".join(f"{k} {a.dtype}" for k, a in named if a is not None)
+        raise TypeError(f"{op}: input, weight and bias must share one floating-point dtype, got {names}")
+    channels = x.shape[-spatial - 1]
+    expects = w.shape[0] if transposed else w.shape[1] * groups
+    if channels != expects:
+        raise ShapeError(f"{op}: input has {channels} channels but weight expects {expects} "
+                         f"(groups={groups}, weight shape {tuple(w.shape)})")
+    if w.shape[0] % groups:
+        role = "input" if transposed else "output"
+        raise ShapeError(f"{op}: groups={groups} does not divide the weight's {w.shape[0]} {role} channels "
+                         f"(weight shape {tuple(w.shape)})")
+    out_channels = w.shape[1] * groups if transposed else w.shape[0]
+    if b is not None and tuple(b.shape) != (out_channels,):
+        raise ShapeError(f"{op}: bias of shape {tuple(b.shape)} does not match the {out_channels} output "
+                         f"channels (weight shape {tuple(w.shape)}); expected ({out_channels},)")
+
+
+def _conv_out_hw(ctx, x, padded_hw, kernel) -> tuple[int, int]:
+    spans = tuple(d * (k - 1) + 1 for d, k in zip(ctx.dilation, kernel))
+    if any(s > p for s, p in zip(spans, padded_hw)):
+        what = f"kernel size {last(kernel, ctx.spatial)}"
+        if spans != tuple(kernel):
+            what += f" dilated to {last(spans, ctx.spatial)}"
+        raise ShapeError(f"{ctx.op}: {what} is larger than the padded input {last(padded_hw, ctx.spatial)} "
+                         f"(input shape {tuple(x.shape)}, padding {_user_pads(ctx)})")
+    return tuple((p - s) // st + 1 for p, s, st in zip(padded_hw, spans, ctx.stride))
+
+
+# ---- functions ----------------------------------------------------------------------------------
+def _options(op: str, spatial: int, weight: Tensor, stride, padding, dilation, groups) -> dict:
+    """Normalize user parameters to the 2-D ones the kernels take."""
+    stride = ints(stride, spatial, "stride", op)
+    dilation = ints(dilation, spatial, "dilation", op)
+    groups = ints(groups, 1, "groups", op)[0]
+    kernel = tuple(weight.shape[2:])
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = ((0, 0),) * spatial
+        elif padding == "same":
+            if max(stride) > 1:
+                raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                                 f"(stride {stride})")
+            # as in PyTorch, an odd total puts the extra row/column at the bottom/right
+            totals = [d * (k - 1) for d, k in zip(dilation, kernel[-spatial:])]
+            pads = tuple((t // 2, t - t // 2) for t in totals)
+        else:
+            raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
+    else:
+        pads = tuple((p, p) for p in ints(padding, spatial, "padding", op, low=0))
+    if spatial == 1:
+        pads = ((0, 0), *pads)
+    return {"stride": lift(stride, 1), "padding": pads, "dilation": lift(dilation, 1), "groups": groups}
+
+
+def _conv(cls, input, weight, bias, stride, padding, dilation, groups) -> Tensor:
+    opts = _options(cls.op, cls.spatial, weight, stride, padding, dilation, groups)
+    return cls.apply(input, weight, bias, **opts)
+
+
+def _conv_transpose(cls, input, weight, bias, stride, padding, output_padding, groups, dilation) -> Tensor:
+    op, spatial = cls.op, cls.spatial
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int or a tuple of ints, got {padding!r}")
+    opts = _options(op, spatial, weight, stride, padding, dilation, groups)
+    out_pad = lift(ints(output_padding, spatial, "output_padding", op, low=0), 0)
+    if any(p >= s and p >= d for p, s, d in zip(out_pad, opts["stride"], opts["dilation"])):
+        raise ValueError(f"{op}: output_padding must be smaller than either stride or dilation, got "
+                         f"output_padding={last(out_pad, spatial)}, stride={last(opts['stride'], spatial)}, "
+                         f"dilation={last(opts['dilation'], spatial)}")
+    return cls.apply(input, weight, bias, output_padding=out_pad, **opts)
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """2-D convolution of (N, C, H, W) or (C, H, W) input, as torch.nn.functional.conv2d."""
+    return _conv(Conv2d, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """1-D convolution of (N, C, L) or (C, L) input, as torch.nn.functional.conv1d."""
+    return _conv(Conv1d, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """Transposed 2-D convolution with an (in, out/groups, kh, kw) weight, as in PyTorch."""
+    return _conv_transpose(ConvTranspose2d, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """Transposed 1-D convolution with an (in, out/groups, k) weight, as in PyTorch."""
+    return _conv_transpose(ConvTranspose1d, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)

@@ -1,0 +1,405 @@
+"""Loss functions: cross entropy (fused with log-softmax), nll, regression losses and binary cross entropy.
+
+Class-index losses work on rows: the class axis (1) of an (N, C, d1, ...) input is moved last and the
+rest flattened, so one (M, C) kernel serves every shape. Each loss is one Function.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.autograd.function import Function, ShapeError
+from engine.backend import array_module
+from engine.ops.nn import require_float, require_same_dtype
+from engine.tensor import Tensor
+
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "huber_loss",
+           "l1_loss", "mse_loss", "nll_loss", "smooth_l1_loss"]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(op: str, reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(v, reduction: str):
+    return v if reduction == "none" else (v.mean() if reduction == "mean" else v.sum())
+
+
+def _grad_scale(grad, reduction: str, n: int):
+    """The incoming gradient as a factor on each element's derivative."""
+    return grad / n if reduction == "mean" else grad
+
+
+def _col(v):
+    """A per-row vector as an (M, 1) column; scalars unchanged."""
+    return v[:, None] if getattr(v, "ndim", 0) == 1 else v
+
+
+# ---- rows: (N, C, d1, ...) <-> (M, C) ---------------------------------------------------------------
+def _rows(x):
+    if x.ndim == 2:
+        return x
+    if x.ndim == 1:
+        return x.reshape(1, -1)
+    return array_module(x).moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+
+
+def _unrows(g, shape: tuple[int, ...]):
+    if len(shape) <= 2:
+        return g if g.shape == shape else g.reshape(shape)
+    n, c, *rest = shape
+    return array_module(g).moveaxis(g.reshape(n, *rest, c), -1, 1)
+
+
+def _check_index_target(op: str, x, t, weight) -> None:
+    require_float(op, x)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{op}: class-index target must be an integer tensor, got {t.dtype}; "
+                        "use target.long()")
+    expected = x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ()
+    if t.shape != expected:
+        if x.ndim >= 2 and t.ndim >= 1 and t.shape[0] != x.shape[0]:
+            raise ShapeError(f"{op}: target has shape {t.shape} but input has batch size {x.shape[0]} "
+                             f"(input shape {x.shape})")
+        raise ShapeError(f"{op}: target has shape {t.shape} but input of shape {x.shape} needs a target "
+                         f"of shape {expected}")
+    classes = x.shape[1] if x.ndim >= 2 else x.shape[0]
+    if weight is not None:
+        if weight.shape != (classes,):
+            raise ShapeError(f"{op}: weight has shape {weight.shape} but input has {classes} classes")
+        require_same_dtype(op, x, weight=weight)
+
+
+def _all_below(t, n: int) -> bool:
+    # viewed as unsigned, negative indices become huge, so one reduction checks both ends
+    return not t.size or int(t.view(f"u{t.dtype.itemsize}").max()) < n
+
+
+def _class_targets(op: str, t, classes: int, ignore_index: int):
+    """Check class indices; return them safe to gather with, and the mask of kept rows (None: all kept)."""
+    if not 0 <= ignore_index < classes and _all_below(t, classes):
+        return t, None  # the common case: every target is a class, so none equals ignore_index
+    keep = t != ignore_index
+    t = array_module(t).where(keep, t, 0)
+    if not _all_below(t, classes):
+        bad = int(t[(t < 0) | (t >= classes)][0])
+        raise IndexError(f"{op}: target {bad} is out of bounds for {classes} classes "
+                         f"(valid: 0 to {classes - 1}, or ignore_index={ignore_index})")
+    return t, keep
+
+
+def _nll_coefficients(t, keep, weight, reduction: str, dtype):
+    """Each row's factor on -log p[target]: its class weight (0 if ignored) over mean's divisor.
+
+    Returns (factor, divisor); the factor is a scalar when every row counts alike (the fast path).
+    """
+    row_w = None if weight is None else weight[t]
+    if keep is not None:
+        row_w = keep.astype(dtype) if row_w is None else row_w * keep
+    if reduction != "mean":
+        return (1.0 if row_w is None else row_w), 1
+    divisor = t.shape[0] if row_w is None else row_w.sum()  # PyTorch divides by the summed weights
+    return (1.0 if row_w is None else row_w) / divisor, divisor
+
+
+def _finish(loss, reduction: str, shape):
+    return loss.reshape(shape) if reduction == "none" else loss.sum()
+
+
+class CrossEntropy(Function):
+    """log_softmax and nll_loss over class indices fused; with class weights, ignore_index and smoothing."""
+
+    op = "cross_entropy"
+
+    def forward(ctx, x, t, w):
+        _check_index_target(ctx.op, x, t, w)
+        ctx.x_shape, ctx.t_shape = x.shape, t.shape
+        xp = array_module(x)
+        z = _rows(x)
+        m, classes = z.shape
+        t, keep = _class_targets(ctx.op, t if t.ndim == 1 else t.reshape(-1), classes, ctx.ignore_index)
+        shifted = z - z.max(axis=1, keepdims=True)
+        p = xp.exp(shifted)
+        total = p.sum(axis=1)
+        p /= total[:, None]
+        lse = xp.log(total)
+        rows = xp.arange(m)
+        eps = ctx.label_smoothing
+        # loss per row = a * (-log p[target]) + b * (-sum_c w_c log p_c); a and b fold in the smoothing
+        # split, class weights, ignored rows and mean's divisor
+        a, divisor = _nll_coefficients(t, keep, w, ctx.reduction, x.dtype)
+        a = a * (1 - eps) if eps else a
+        loss = a * (lse - shifted[rows, t])
+        b = 0.0
+        if eps:
+            b = eps / classes if keep is None else keep.astype(x.dtype) * (eps / classes)
+            if ctx.reduction == "mean":
+                b = b / divisor
+            smooth = lse * classes - shifted.sum(axis=1) if w is None else lse * w.sum() - shifted @ w
+            loss += b * smooth
+        ctx.save(p, rows, t, w)
+        ctx.a, ctx.b = a, b
+        return _finish(loss, ctx.reduction, ctx.t_shape)
+
+    def backward(ctx, grad):
+        p, rows, t, w = ctx.saved
+        g = grad.reshape(-1) if ctx.reduction == "none" else grad
+        ga = g * ctx.a
+        # d/dz = p * (a + b * sum_c w_c) - a * onehot(target) - b * w
+        if not ctx.label_smoothing:
+            dz = p * _col(ga)
+        else:
+            gb = g * ctx.b
+            dz = p * _col(ga + gb * (p.shape[1] if w is None else w.sum()))
+            dz -= _col(gb) if w is None else _col(gb) * w
+        dz[rows, t] -= ga
+        return _unrows(dz, ctx.x_shape), None, None
+
+
+class SoftCrossEntropy(Function):
+    """Cross entropy against class probabilities of the input's shape (optionally smoothed and weighted)."""
+
+    op = "cross_entropy"
+
+    def forward(ctx, x, q, w):
+        require_float(ctx.op, x)
+        classes = x.shape[1] if x.ndim >= 2 else x.shape[0]
+        if w is not None and w.shape != (classes,):
+            raise ShapeError(f"cross_entropy: weight has shape {w.shape} but input has {classes} classes")
+        require_same_dtype(ctx.op, x, target=q, weight=w)
+        ctx.x_shape, ctx.t_shape = x.shape, x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ()
+        xp = array_module(x)
+        z, q = _rows(x), _rows(q)
+        shifted = z - z.max(axis=1, keepdims=True)
+        p = xp.exp(shifted)
+        total = p.sum(axis=1, keepdims=True)
+        p /= total
+        logp = shifted - xp.log(total)
+        eps = ctx.label_smoothing
+        if eps:
+            q = q * (1 - eps) + eps / classes
+        qw = q if w is None else q * w
+        loss = -(qw * logp).sum(axis=1)
+        if ctx.reduction == "mean":  # PyTorch divides by the number of rows, whatever the weights
+            loss /= z.shape[0]
+        ctx.save(p, logp, qw, w)
+        return _finish(loss, ctx.reduction, ctx.t_shape)
+
+    def backward(ctx, grad):
+        p, logp, qw, w = ctx.saved
+        need_x, need_q, _ = ctx.needs_input_grad
+        g = grad.reshape(-1, 1) if ctx.reduction == "none" else grad
+        if ctx.reduction == "mean":
+            g = g / p.shape[0]
+        gx = _unrows(g * (p * qw.sum(axis=1, keepdims=True) - qw), ctx.x_shape) if need_x else None
+        gq = None
+        if need_q:
+            gq = -g * logp * (1 - ctx.label_smoothing)
+            gq = _unrows(gq if w is None else gq * w, ctx.x_shape)
+        return gx, gq, None
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross entropy of logits (N, C, d1, ...) against class indices (N, d1, ...) or class probabilities."""
+    _check_reduction("cross_entropy", reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    op = CrossEntropy
+    if target.dtype.is_floating_point:
+        if target.shape != input.shape:
+            raise ShapeError(f"cross_entropy: target has shape {tuple(target.shape)} and dtype "
+                             f"{target.dtype}; class indices must be an integer tensor (use target.long()), "
+                             f"and class probabilities must have the input's shape {tuple(input.shape)}")
+        op = SoftCrossEntropy
+    return op.apply(input, target, weight, ignore_index=ignore_index, reduction=reduction,
+                    label_smoothing=label_smoothing)
+
+
+class NllLoss(Function):
+    op = "nll_loss"
+
+    def forward(ctx, x, t, w):
+        _check_index_target(ctx.op, x, t, w)
+        ctx.x_shape, ctx.t_shape = x.shape, t.shape
+        z = _rows(x)
+        t, keep = _class_targets(ctx.op, t.reshape(-1), z.shape[1], ctx.ignore_index)
+        coef, _ = _nll_coefficients(t, keep, w, ctx.reduction, x.dtype)
+        ctx.save(t)
+        ctx.coef = coef
+        return _finish(-coef * z[array_module(z).arange(z.shape[0]), t], ctx.reduction, ctx.t_shape)
+
+    def backward(ctx, grad):
+        (t,) = ctx.saved
+        g = grad.reshape(-1) if ctx.reduction == "none" else grad
+        xp = array_module(grad)
+        shape = ctx.x_shape
+        classes = shape[1] if len(shape) >= 2 else shape[0]
+        dz = xp.zeros((t.shape[0], classes), dtype=grad.dtype)
+        dz[xp.arange(t.shape[0]), t] = -g * ctx.coef
+        return _unrows(dz, shape), None, None
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, *, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities (N, C, d1, ...) at class indices (N, d1, ...)."""
+    _check_reduction("nll_loss", reduction)
+    return NllLoss.apply(input, target, weight, ignore_index=ignore_index, reduction=reduction)
+
+
+# ---- regression losses: op -> (loss of d = input - target, its derivative in d) --------------------
+def _smooth_l1(xp, d, beta):
+    a = xp.abs(d)
+    return xp.where(a < beta, (0.5 / beta) * d * d, a - 0.5 * beta)
+
+
+POINTWISE = {
+    "MseLoss": ("mse_loss", lambda xp, d, c: d * d, lambda xp, d, c: 2 * d),
+    "L1Loss": ("l1_loss", lambda xp, d, c: xp.abs(d), lambda xp, d, c: xp.sign(d)),
+    "SmoothL1Loss": ("smooth_l1_loss", lambda xp, d, c: _smooth_l1(xp, d, c.beta),
+                     lambda xp, d, c: xp.clip(d / c.beta, -1, 1)),
+    # huber(delta) = delta * smooth_l1(beta=delta)
+    "HuberLoss": ("huber_loss", lambda xp, d, c: c.delta * _smooth_l1(xp, d, c.delta),
+                  lambda xp, d, c: xp.clip(d, -c.delta, c.delta)),
+}
+
+
+class PointwiseLoss(Function):
+    """A loss of input - target whose formula and derivative come from the POINTWISE table."""
+
+    promotes = True
+
+    def forward(ctx, x, y):
+        if x.shape != y.shape:  # PyTorch broadcasts with a warning; a mismatch is nearly always a bug
+            raise ShapeError(f"{ctx.op}: target shape {y.shape} differs from input shape {x.shape}; "
+                             f"reshape one so they match")
+        require_float(ctx.op, x)
+        d = x - y
+        ctx.save(d)
+        return _reduce(ctx.f(array_module(d), d, ctx), ctx.reduction)
+
+    def backward(ctx, grad):
+        (d,) = ctx.saved
+        gx = ctx.df(array_module(d), d, ctx) * _grad_scale(grad, ctx.reduction, d.size)
+        return gx, (-gx if ctx.needs_input_grad[1] else None)
+
+
+POINTWISE_OPS = {
+    name: type(name, (PointwiseLoss,), {"op": op, "f": staticmethod(f), "df": staticmethod(df),
+                                        "__doc__": f"The {op} of input and target."})
+    for name, (op, f, df) in POINTWISE.items()
+}
+MseLoss, L1Loss, SmoothL1Loss, HuberLoss = (POINTWISE_OPS[n] for n in POINTWISE)
+
+
+def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+    """(input - target)^2, reduced."""
+    _check_reduction("mse_loss", reduction)
+    return MseLoss.apply(input, target, reduction=reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+    """|input - target|, reduced."""
+    _check_reduction("l1_loss", reduction)
+    return L1Loss.apply(input, target, reduction=reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target), reduced."""
+    _check_reduction("smooth_l1_loss", reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+    if beta == 0:  # the limit is l1, as in PyTorch
+        return L1Loss.apply(input, target, reduction=reduction)
+    return SmoothL1Loss.apply(input, target, reduction=reduction, beta=beta)
+
+
+def huber_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta) (d = input - target), reduced."""
+    _check_reduction("huber_loss", reduction)
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    return HuberLoss.apply(input, target, reduction=reduction, delta=delta)
+
+
+# ---- binary cross entropy -------------------------------------------------------------------------
+def _check_binary(op: str, x, y, **others) -> None:
+    require_float(op, x)
+    if x.shape != y.shape:
+        raise ShapeError(f"{op}: target has shape {y.shape} but input has shape {x.shape}; they must match")
+    require_same_dtype(op, x, target=y, **others)
+
+
+class BinaryCrossEntropy(Function):
+    op = "binary_cross_entropy"
+
+    def forward(ctx, x, y, w):
+        _check_binary(ctx.op, x, y, weight=w)
+        xp = array_module(x)
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise RuntimeError(f"{ctx.op}: input must hold probabilities in [0, 1] (apply sigmoid first, "
+                               f"or use binary_cross_entropy_with_logits); got values in "
+                               f"[{float(x.min()):g}, {float(x.max()):g}]")
+        with np.errstate(divide="ignore"):  # log(0) is clamped to -100 below, as in PyTorch
+            log_x = xp.maximum(xp.log(x), -100)
+            log_1mx = xp.maximum(xp.log1p(-x), -100)
+        loss = -(y * log_x + (1 - y) * log_1mx)
+        ctx.save(x, y, w, log_x, log_1mx, loss)
+        return _reduce(loss if w is None else loss * w, ctx.reduction)
+
+    def backward(ctx, grad):
+        x, y, w, log_x, log_1mx, loss = ctx.saved
+        xp = array_module(x)
+        need_x, need_y, need_w = ctx.needs_input_grad
+        s = _grad_scale(grad, ctx.reduction, x.size)
+        sw = s if w is None else s * w
+        # PyTorch's guard: the denominator x (1 - x) is kept at least 1e-12
+        gx = sw * (x - y) / xp.maximum(x * (1 - x), 1e-12) if need_x else None
+        gy = sw * (log_1mx - log_x) if need_y else None
+        return gx, gy, (s * loss if need_w else None)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
+                         reduction: str = "mean") -> Tensor:
+    """-(t log p + (1 - t) log(1 - p)) for probabilities p, with each log clamped to >= -100."""
+    _check_reduction("binary_cross_entropy", reduction)
+    return BinaryCrossEntropy.apply(input, target, weight, reduction=reduction)
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    op = "binary_cross_entropy_with_logits"
+
+    def forward(ctx, x, y, w, pos_w):
+        _check_binary(ctx.op, x, y, weight=w, pos_weight=pos_w)
+        xp = array_module(x)
+        sp = xp.logaddexp(0, x)  # softplus(x) = -log(1 - sigmoid(x)); never overflows
+        sp_neg = sp - x  # softplus(-x) = -log(sigmoid(x))
+        loss = (1 - y) * sp + (y * sp_neg if pos_w is None else pos_w * y * sp_neg)
+        ctx.save(x, y, w, pos_w, sp, sp_neg, loss)
+        return _reduce(loss if w is None else loss * w, ctx.reduction)
+
+    def backward(ctx, grad):
+        x, y, w, pos_w, sp, sp_neg, loss = ctx.saved
+        xp = array_module(x)
+        need_x, need_y, need_w, need_pos = ctx.needs_input_grad
+        s = _grad_scale(grad, ctx.reduction, x.size)
+        sw = s if w is None else s * w
+        gx = gy = gpos = None
+        if need_x:
+            sig = xp.exp(x - sp)
+            gx = sw * (sig - y if pos_w is None else (1 - y) * sig - pos_w * y * (1 - sig))
+        if need_y:
+            gy = sw * (-x if pos_w is None else pos_w * sp_neg - sp)
+        if need_pos:
+            gpos = sw * y * sp_neg
+        return gx, gy, (s * loss if need_w else None), gpos
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+    """binary_cross_entropy(sigmoid(input), target), computed stably; pos_weight weighs the positives."""
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    return BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight, reduction=reduction)

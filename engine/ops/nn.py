@@ -1,0 +1,275 @@
+"""Layers as functions: linear, embedding, and layer, batch and group normalization.
+
+The three normalizations share one pair of kernels: standardize over some axes, and its gradient.
+They differ only in which axes they reduce and how the affine parameters broadcast.
+"""
+
+from __future__ import annotations
+
+from engine.autograd.function import Function, ShapeError
+from engine.backend import array_module
+from engine.tensor import Tensor
+
+__all__ = ["batch_norm", "embedding", "group_norm", "layer_norm", "linear"]
+
+
+# ---- argument checks shared by the nn ops ---------------------------------------------------------
+def require_float(op: str, x) -> None:
+    """Raise a clear TypeError unless array `x` holds floating point numbers."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating point tensor, got {x.dtype}; "
+                        "convert it first, e.g. x.float()")
+
+
+def require_same_dtype(op: str, x, **others) -> None:
+    """Raise a clear TypeError when a given array's dtype differs from the input's (PyTorch refuses too)."""
+    for name, a in others.items():
+        if a is not None and a.dtype != x.dtype:
+            raise TypeError(f"{op}: input is {x.dtype} but {name} is {a.dtype}; convert one with .to(dtype)")
+
+
+# ---- linear ---------------------------------------------------------------------------------------
+class Linear(Function):
+    """x @ w.T + b as one op: a layer is one node and one matrix product each way."""
+
+    def forward(ctx, x, w, b):
+        if w.ndim != 2:
+            raise ShapeError(f"linear: weight must be 2-D (out_features, in_features), got shape {w.shape}")
+        if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+            raise ShapeError(f"linear: input has {x.shape[-1] if x.ndim else 0} features but weight "
+                             f"expects {w.shape[1]} (weight shape {w.shape}, input shape {x.shape})")
+        if b is not None and b.shape != (w.shape[0],):
+            raise ShapeError(f"linear: bias has shape {b.shape} but weight has {w.shape[0]} output "
+                             f"features (weight shape {w.shape})")
+        if w.dtype != x.dtype or (b is not None and b.dtype != x.dtype):
+            require_same_dtype("linear", x, weight=w, bias=b)
+        ctx.save(x, w)
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    def backward(ctx, grad):
+        x, w = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        gx = grad @ w if need_x else None
+        gw = gb = None
+        if need_w or need_b:
+            g2 = grad.reshape(-1, grad.shape[-1])  # every leading position of an N-D input is a sample
+            if need_w:
+                gw = g2.T @ x.reshape(-1, x.shape[-1])
+            if need_b:
+                gb = g2.sum(axis=0)
+        return gx, gw, gb
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """input @ weight.T + bias, for inputs of shape (..., in_features)."""
+    return Linear.apply(input, weight, bias)
+
+
+# ---- embedding ------------------------------------------------------------------------------------
+class Embedding(Function):
+    def forward(ctx, idx, w):
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}; "
+                            "use indices.long()")
+        if w.ndim != 2:
+            raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), "
+                             f"got shape {w.shape}")
+        if idx.size:
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo < 0 or hi >= w.shape[0]:
+                raise IndexError(f"embedding: index {lo if lo < 0 else hi} is out of range for weight of "
+                                 f"shape {w.shape} (valid: 0 to {w.shape[0] - 1})")
+        ctx.save(idx)
+        ctx.num_embeddings = w.shape[0]
+        return array_module(w).take(w, idx, axis=0)
+
+    def backward(ctx, grad):
+        (idx,) = ctx.saved
+        xp = array_module(grad)
+        dim = grad.shape[-1]
+        gw = xp.zeros((ctx.num_embeddings, dim), dtype=grad.dtype)
+        xp.add.at(gw, idx.reshape(-1), grad.reshape(-1, dim))  # repeated indices accumulate
+        if ctx.padding_idx is not None:
+            gw[ctx.padding_idx] = 0
+        return None, gw
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of `weight` picked by integer `input`; the padding_idx row gets no gradient."""
+    if padding_idx is not None:
+        n = weight.shape[0]
+        if not -n <= padding_idx < n:
+            raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for {n} embeddings")
+        padding_idx %= n
+    return Embedding.apply(input, weight, padding_idx=padding_idx)
+
+
+# ---- normalization kernels ------------------------------------------------------------------------
+def _standardize(xp, x, axes: tuple[int, ...], eps: float):
+    """(x - mean) / sqrt(var + eps) over `axes`, with 1/sqrt(var + eps), the mean and the biased var."""
+    mean = x.mean(axis=axes, keepdims=True)
+    xhat = x - mean
+    var = xp.square(xhat).mean(axis=axes, keepdims=True)
+    rstd = 1 / xp.sqrt(var + eps)
+    xhat *= rstd
+    return xhat, rstd, mean, var
+
+
+def _standardize_grad(gxhat, xhat, rstd, axes: tuple[int, ...]):
+    """Gradient of `_standardize` given the gradient of its output (mean and var depend on x too)."""
+    gx = gxhat - gxhat.mean(axis=axes, keepdims=True)
+    gx -= xhat * (gxhat * xhat).mean(axis=axes, keepdims=True)
+    gx *= rstd
+    return gx
+
+
+def _affine(xhat, w, b):
+    if w is not None:
+        y = xhat * w
+        if b is not None:
+            y += b
+        return y
+    return xhat if b is None else xhat + b
+
+
+def _per_channel(p, ndim: int):
+    """A (C,) parameter shaped to broadcast over (N, C, ...)."""
+    return p if p is None or ndim <= 2 else p.reshape(p.shape + (1,) * (ndim - 2))
+
+
+def _check_channels(op: str, x, **params) -> None:
+    if x.ndim < 2:
+        raise ShapeError(f"{op}: expected input of shape (N, C) or (N, C, ...), got {x.shape}")
+    for name, p in params.items():
+        if p is not None and p.shape != (x.shape[1],):
+            raise ShapeError(f"{op}: {name} has shape {p.shape} but the input has {x.shape[1]} channels "
+                             f"(input shape {x.shape})")
+    require_same_dtype(op, x, **params)
+
+
+# ---- layer norm -----------------------------------------------------------------------------------
+class LayerNorm(Function):
+    op = "layer_norm"
+
+    def forward(ctx, x, w, b):
+        require_float(ctx.op, x)
+        shape = ctx.normalized_shape
+        k = len(shape)
+        if x.ndim < k or x.shape[x.ndim - k:] != shape:
+            raise ShapeError(f"layer_norm: input shape {x.shape} does not end with normalized_shape {shape}")
+        for name, p in (("weight", w), ("bias", b)):
+            if p is not None and p.shape != shape:
+                raise ShapeError(f"layer_norm: {name} has shape {p.shape} but normalized_shape is {shape}")
+        require_same_dtype(ctx.op, x, weight=w, bias=b)
+        ctx.axes = tuple(range(x.ndim - k, x.ndim))
+        xhat, rstd, _, _ = _standardize(array_module(x), x, ctx.axes, ctx.eps)
+        ctx.save(xhat, rstd, w)
+        return _affine(xhat, w, b)
+
+    def backward(ctx, grad):
+        xhat, rstd, w = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        gx = _standardize_grad(grad if w is None else grad * w, xhat, rstd, ctx.axes) if need_x else None
+        # parameter gradients come back full size; Function sums them over the leading dims
+        return gx, (grad * xhat if need_w else None), (grad if need_b else None)
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalize over the trailing `normalized_shape` dims, then scale by weight and shift by bias."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    return LayerNorm.apply(input, weight, bias, normalized_shape=shape, eps=eps)
+
+
+# ---- batch norm -----------------------------------------------------------------------------------
+class BatchNorm(Function):
+    op = "batch_norm"
+
+    def forward(ctx, x, running_mean, running_var, w, b):
+        require_float(ctx.op, x)
+        _check_channels(ctx.op, x, running_mean=running_mean, running_var=running_var, weight=w, bias=b)
+        xp = array_module(x)
+        axes = ctx.axes = (0, *range(2, x.ndim))
+        if ctx.training:
+            n = x.size // x.shape[1]
+            if n <= 1:
+                raise ShapeError(f"batch_norm: expected more than 1 value per channel when training, "
+                                 f"got input of shape {x.shape}")
+            xhat, rstd, mean, var = _standardize(xp, x, axes, ctx.eps)
+            m = ctx.momentum
+            # running statistics are updated in place, with the unbiased variance, as PyTorch does
+            # (and, as there, without bumping their version: they are buffers, not autograd inputs)
+            if running_mean is not None:
+                running_mean *= 1 - m
+                running_mean += m * mean.reshape(-1)
+            if running_var is not None:
+                running_var *= 1 - m
+                running_var += (m * n / (n - 1)) * var.reshape(-1)
+        else:
+            rstd = 1 / xp.sqrt(_per_channel(running_var, x.ndim) + ctx.eps)
+            xhat = (x - _per_channel(running_mean, x.ndim)) * rstd
+        ctx.save(xhat, rstd, w)
+        return _affine(xhat, _per_channel(w, x.ndim), _per_channel(b, x.ndim))
+
+    def backward(ctx, grad):
+        xhat, rstd, w = ctx.saved
+        need_x, _, _, need_w, need_b = ctx.needs_input_grad
+        gx = None
+        if need_x:
+            gxhat = grad if w is None else grad * _per_channel(w, grad.ndim)
+            # in eval mode the statistics are constants, so only the scale passes through
+            gx = _standardize_grad(gxhat, xhat, rstd, ctx.axes) if ctx.training else gxhat * rstd
+        gw = (grad * xhat).sum(axis=ctx.axes) if need_w else None
+        gb = grad.sum(axis=ctx.axes) if need_b else None
+        return gx, None, None, gw, gb
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalize each channel of (N, C, ...) by batch statistics (training) or the running ones (eval)."""
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+    return BatchNorm.apply(input, running_mean, running_var, weight, bias,
+                           training=training, momentum=momentum, eps=eps)
+
+
+# ---- group norm -----------------------------------------------------------------------------------
+class GroupNorm(Function):
+    op = "group_norm"
+
+    def forward(ctx, x, w, b):
+        require_float(ctx.op, x)
+        _check_channels(ctx.op, x, weight=w, bias=b)
+        n, c = x.shape[:2]
+        groups = ctx.num_groups
+        if groups <= 0 or c % groups:
+            raise ShapeError(f"group_norm: {c} channels cannot be split into {groups} groups "
+                             f"(input shape {x.shape})")
+        xhat, rstd, _, _ = _standardize(array_module(x), x.reshape(n, groups, -1), (2,), ctx.eps)
+        xhat = xhat.reshape(x.shape)
+        ctx.save(xhat, rstd, w)
+        return _affine(xhat, _per_channel(w, x.ndim), _per_channel(b, x.ndim))
+
+    def backward(ctx, grad):
+        xhat, rstd, w = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        axes = (0, *range(2, grad.ndim))
+        gx = None
+        if need_x:
+            grouped = (grad.shape[0], ctx.num_groups, -1)
+            gxhat = grad if w is None else grad * _per_channel(w, grad.ndim)
+            gx = _standardize_grad(gxhat.reshape(grouped), xhat.reshape(grouped), rstd, (2,))
+            gx = gx.reshape(grad.shape)
+        gw = (grad * xhat).sum(axis=axes) if need_w else None
+        gb = grad.sum(axis=axes) if need_b else None
+        return gx, gw, gb
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalize each group of channels of (N, C, ...) per sample, then apply a per-channel affine."""
+    return GroupNorm.apply(input, weight, bias, num_groups=num_groups, eps=eps)

@@ -1,0 +1,33 @@
+"""Adagrad: per-coordinate step sizes shrinking with the sum of squared gradients."""
+
+from __future__ import annotations
+
+from engine.backend import array_module
+from engine.optim.optimizer import Optimizer, l2_gradient
+from engine.tensor import Tensor
+
+
+class Adagrad(Optimizer):
+    """Adagrad as in PyTorch, with `lr_decay`, `weight_decay`, `initial_accumulator_value` and `maximize`."""
+
+    non_negative = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps,
+                                      maximize=maximize))
+
+    def _init_state(self, param, group: dict) -> dict:
+        xp = array_module(param)
+        return {"step": 0, "sum": Tensor._wrap(xp.full_like(param, group["initial_accumulator_value"]))}
+
+    def _update(self, param, grad, state: dict, group: dict) -> None:
+        xp = array_module(param)
+        grad = l2_gradient(param, grad, group)
+        state["step"] += 1
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        total = state["sum"].data
+        total += grad * grad
+        param -= clr * grad / (xp.sqrt(total) + group["eps"])

@@ -1,0 +1,68 @@
+"""Adam and AdamW: bias-corrected running averages of the gradient and of its square."""
+
+from __future__ import annotations
+
+import math
+
+from engine.backend import array_module
+from engine.optim.optimizer import Optimizer, l2_gradient, zeros_state
+
+
+class Adam(Optimizer):
+    """Adam as in PyTorch, with `amsgrad`, L2 `weight_decay` and `maximize`."""
+
+    non_negative = ("lr", "eps", "weight_decay")
+    decoupled_weight_decay = False  # AdamW decays the weights directly instead of adding to the gradient
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize))
+
+    def _check_group(self, group: dict) -> None:
+        super()._check_group(group)
+        betas = group["betas"]
+        if not isinstance(betas, tuple | list) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+
+    def _init_state(self, param, group: dict) -> dict:
+        state = {"step": 0, "exp_avg": zeros_state(param), "exp_avg_sq": zeros_state(param)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = zeros_state(param)
+        return state
+
+    def _update(self, param, grad, state: dict, group: dict) -> None:
+        xp = array_module(param)
+        lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if self.decoupled_weight_decay:
+            param *= 1 - lr * decay
+            grad = -grad if group["maximize"] else grad
+        else:
+            grad = l2_gradient(param, grad, group)
+        state["step"] += 1
+        step = state["step"]
+        exp_avg, exp_avg_sq = state["exp_avg"].data, state["exp_avg_sq"].data
+        exp_avg += (1 - beta1) * (grad - exp_avg)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        if group["amsgrad"]:  # normalise by the largest second moment seen so far
+            second = state["max_exp_avg_sq"].data
+            xp.maximum(second, exp_avg_sq, out=second)
+        else:
+            second = exp_avg_sq
+        step_size = lr / (1 - beta1 ** step)
+        denom = xp.sqrt(second) / math.sqrt(1 - beta2 ** step) + eps
+        param -= step_size * exp_avg / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: `p *= 1 - lr * weight_decay` before the Adam update."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

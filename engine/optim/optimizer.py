@@ -1,0 +1,290 @@
+"""Optimizer: parameter groups, per-parameter state, step events and PyTorch-shaped state dicts.
+
+A subclass writes its math once, in `_update(param, grad, state, group)`, on raw arrays (numpy or
+cupy, through `xp = array_module(param)`), changing `param` and the state buffers in place. The base
+class does the bookkeeping PyTorch users expect: groups with defaults filled in, `zero_grad`, closures,
+`state_dict` / `load_state_dict` with parameters referred to by integer index, and one
+`OptimizerEvent` per step for the debugger.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Callable
+
+from engine import backend
+from engine.autograd.grad_mode import enable_grad, no_grad
+from engine.backend import array_module
+from engine.events import OptimizerEvent, hub, next_seq
+from engine.tensor import Tensor
+
+# How hyper-parameters are named in PyTorch's "Invalid ... : value" errors.
+_LABELS = {
+    "lr": "learning rate",
+    "eps": "epsilon value",
+    "momentum": "momentum value",
+    "weight_decay": "weight_decay value",
+    "alpha": "alpha value",
+    "dampening": "dampening value",
+    "lr_decay": "lr_decay value",
+    "initial_accumulator_value": "initial_accumulator_value value",
+}
+
+
+class Optimizer:
+    """Base class of the optimizers: holds `param_groups` and per-parameter `state`."""
+
+    # hyper-parameters that must be real numbers >= 0 (checked for every group)
+    non_negative: tuple[str, ...] = ("lr",)
+
+    def __init__(self, params, defaults: dict) -> None:
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or "
+                            "dicts, but got a Tensor; wrap it in a list: [tensor]")
+        if isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the "
+                            "ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        self.defaults = dict(defaults)
+        self.state: dict[Tensor, dict] = {}
+        self.param_groups: list[dict] = []
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ---- what subclasses write -------------------------------------------------------------
+    def _init_state(self, param, group: dict) -> dict:
+        """The fresh state of one parameter (array `param`): buffers as Tensors, counters as numbers."""
+        return {}
+
+    def _update(self, param, grad, state: dict, group: dict) -> None:
+        """Change the array `param` in place from its gradient `grad` (also an array)."""
+        raise NotImplementedError
+
+    def _check_group(self, group: dict) -> None:
+        """Raise ValueError for a hyper-parameter out of range (PyTorch's messages)."""
+        for key in self.non_negative:
+            value = group[key]
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
+                raise ValueError(f"Invalid {_LABELS.get(key, key)}: {value}")
+
+    # ---- groups --------------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters (a dict with "params" and optional per-group hyper-parameters)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        group = dict(param_group)
+        if "params" not in group:
+            raise ValueError("param_group needs a 'params' entry: {'params': [tensors], 'lr': ...}")
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the "
+                            "ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        params = list(params)
+        named = [isinstance(p, tuple) for p in params]
+        if any(named):
+            if not all(named):
+                raise ValueError("all optimizer params should be with/without names. "
+                                 "Some param names are missing")
+            group["param_names"] = [name for name, _ in params]
+            params = [p for _, p in params]
+        group["params"] = params
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but param {i} of the group is "
+                                f"{type(p).__name__}")
+            if not (p.is_leaf or p.retains_grad):
+                raise ValueError(f"can't optimize a non-leaf Tensor (param {i} of the group was made by "
+                                 f"{p.grad_fn.name()}); optimize the leaf it came from, or detach() it")
+            if not p.dtype.is_floating_point:
+                raise TypeError(f"optimizer can only optimize floating point Tensors, param {i} is {p.dtype}")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("optimizer got a parameter group with duplicate parameters; "
+                             "list each tensor once")
+        for key, default in self.defaults.items():
+            group.setdefault(key, default)
+        self._check_group(group)
+        taken = {id(p) for g in self.param_groups for p in g["params"]}
+        for g in self.param_groups:
+            if ("param_names" in g) != ("param_names" in group):
+                with_names = "with names" if "param_names" in group else "without names"
+                raise ValueError("all optimizer param groups should be with/without names. "
+                                 f"cannot add param group {with_names} to the optimizer")
+        if any(id(p) in taken for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    # ---- the training-loop calls ---------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: set `.grad` to None (default) or fill it with zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    if p.grad.grad_fn is not None:
+                        p.grad = p.grad.detach()
+                    p.grad.data.fill(0)
+                    p.grad._vc[0] += 1
+
+    def step(self, closure: Callable[[], object] | None = None):
+        """Update every parameter that has a gradient; returns `closure()`'s loss when one is given."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        watching = hub.active  # norms cost a copy and reductions: only when somebody listens
+        names, updates, weights = [], [], []
+        with no_grad():
+            for g, group in enumerate(self.param_groups):
+                for i, p in enumerate(group["params"]):
+                    if p.grad is None:
+                        continue
+                    state = self.state.get(p)
+                    if state is None:
+                        state = self.state[p] = self._init_state(p.data, group)
+                    before = p.data.copy() if watching else None
+                    self._update(p.data, p.grad.data, state, group)
+                    p._vc[0] += 1
+                    if watching:
+                        xp = array_module(p.data)
+                        names.append(self._param_name(g, i, group, p))
+                        updates.append(xp.linalg.norm((p.data - before).ravel()))
+                        weights.append(xp.linalg.norm(p.data.ravel()))
+        if watching:
+            update_norms = _host_floats(updates)
+            weight_norms = _host_floats(weights)
+            hub.emit(OptimizerEvent(
+                next_seq(), type(self).__name__, tuple(float(group["lr"]) for group in self.param_groups),
+                dict(zip(names, update_norms)), dict(zip(names, weight_norms)),
+            ))
+        hub.reset_top_level()  # a step ends an iteration: op keys restart for the next forward
+        return loss
+
+    @staticmethod
+    def _param_name(g: int, i: int, group: dict, p: Tensor) -> str:
+        if "param_names" in group:
+            return group["param_names"][i]
+        name = getattr(p, "_name", None)
+        return name if name else f"group{g}.{i}"
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}, as in PyTorch.
+
+        Unlike PyTorch, state tensors are copies: the dict is a snapshot that later steps do not change.
+        """
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(packed)
+        state = {}
+        for p, s in self.state.items():
+            if id(p) in index:
+                state[index[id(p)]] = {k: _snapshot(v) for k, v in s.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore hyper-parameters and state saved by `state_dict` (copies; tensors move to each param)."""
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"optimizer state_dict must be a dict with exactly the keys 'state' and "
+                             f"'param_groups', got {got}")
+        saved_groups = state_dict["param_groups"]
+        if not isinstance(saved_groups, list | tuple) or len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        by_index: dict[int, Tensor] = {}
+        new_groups = []
+        for group, saved in zip(self.param_groups, saved_groups):
+            if not isinstance(saved, dict) or len(saved.get("params", ())) != len(group["params"]):
+                raise ValueError("loaded state dict contains a parameter group "
+                                 "that doesn't match the size of optimizer's group")
+            by_index.update(zip(saved["params"], group["params"]))
+            new = {k: copy.deepcopy(v) for k, v in saved.items() if k != "params"}
+            new["params"] = group["params"]
+            if "param_names" in group and "param_names" not in new:
+                new["param_names"] = group["param_names"]
+            self._check_group(new)
+            new_groups.append(new)
+        state = {}
+        for key, values in state_dict["state"].items():
+            if key not in by_index:
+                raise ValueError(f"optimizer state_dict has state for parameter index {key!r}, but its "
+                                 f"param_groups list only {sorted(by_index)}")
+            if not isinstance(values, dict):
+                raise ValueError(f"optimizer state for parameter {key} must be a dict, "
+                                 f"got {type(values).__name__}")
+            p = by_index[key]
+            state[p] = {k: _restore(v, p, k) for k, v in values.items()}
+        self.param_groups = new_groups
+        self.state = state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k not in ("params", "param_names")]
+        return "\n".join([*lines, ")"])
+
+
+def _snapshot(value):
+    if isinstance(value, Tensor):
+        return Tensor._wrap(value.data.copy())
+    return copy.deepcopy(value)
+
+
+def _restore(value, param: Tensor, key):
+    """A copy of a saved state value on the parameter's device (floating buffers in its dtype)."""
+    if not isinstance(value, Tensor):
+        return copy.deepcopy(value)
+    arr = backend.to_device(value.data, param.device)
+    if arr is value.data:
+        arr = arr.copy()
+    if key != "step" and arr.dtype.kind == "f":
+        arr = arr.astype(param.data.dtype, copy=False)
+    if arr.shape != param.data.shape and arr.ndim:
+        raise ValueError(f"optimizer state '{key}' has shape {tuple(arr.shape)} but its parameter has shape "
+                         f"{tuple(param.shape)}; was the state_dict saved for a different model?")
+    return Tensor._wrap(arr)
+
+
+def _host_floats(values: list) -> list[float]:
+    """0-d device arrays as Python floats, one transfer per device (a float() each would sync every time)."""
+    out = [math.nan] * len(values)
+    by_device: dict = {}
+    for i, v in enumerate(values):
+        by_device.setdefault(backend.device_of(v), []).append(i)
+    for idx in by_device.values():
+        xp = array_module(values[idx[0]])
+        host = backend.to_device(xp.stack([values[i] for i in idx]), backend.CPU)
+        for i, v in zip(idx, host.tolist()):
+            out[i] = float(v)
+    return out
+
+
+def l2_gradient(param, grad, group: dict):
+    """The gradient to descend: negated when maximizing, plus `weight_decay * param` (L2 penalty)."""
+    if group["maximize"]:
+        grad = -grad
+    if group["weight_decay"] != 0:
+        grad = grad + group["weight_decay"] * param
+    return grad
+
+
+def zeros_state(param) -> Tensor:
+    """A zero buffer shaped like the array `param`, as a Tensor for the state dict."""
+    return Tensor._wrap(array_module(param).zeros_like(param))
+

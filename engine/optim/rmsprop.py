@@ -1,0 +1,48 @@
+"""RMSprop: divide the gradient by a running root mean square of recent gradients."""
+
+from __future__ import annotations
+
+from engine.backend import array_module
+from engine.optim.optimizer import Optimizer, l2_gradient, zeros_state
+
+
+class RMSprop(Optimizer):
+    """RMSprop as in PyTorch, with `momentum`, `centered`, `weight_decay` and `maximize`."""
+
+    non_negative = ("lr", "eps", "momentum", "weight_decay", "alpha")
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize))
+
+    def _init_state(self, param, group: dict) -> dict:
+        state = {"step": 0, "square_avg": zeros_state(param)}
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = zeros_state(param)
+        if group["centered"]:
+            state["grad_avg"] = zeros_state(param)
+        return state
+
+    def _update(self, param, grad, state: dict, group: dict) -> None:
+        xp = array_module(param)
+        alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
+        grad = l2_gradient(param, grad, group)
+        state["step"] += 1
+        square_avg = state["square_avg"].data
+        square_avg *= alpha
+        square_avg += (1 - alpha) * grad * grad
+        if group["centered"]:  # subtract the squared mean: a running variance instead of a second moment
+            grad_avg = state["grad_avg"].data
+            grad_avg += (1 - alpha) * (grad - grad_avg)
+            avg = xp.sqrt(square_avg - grad_avg * grad_avg) + eps
+        else:
+            avg = xp.sqrt(square_avg) + eps
+        if momentum > 0:
+            buf = state["momentum_buffer"].data
+            buf *= momentum
+            buf += grad / avg
+            param -= group["lr"] * buf
+        else:
+            param -= group["lr"] * grad / avg

@@ -1,0 +1,299 @@
+"""Checkpoints: `engine.save(obj, path)` and `engine.load(path)`, in the safetensors format or .npz.
+
+A flat dict of tensors (a module's state_dict) is written as a plain safetensors file whose keys are
+the dict's keys, so files from PyTorch's `safetensors` tools load as they are, and ours load there.
+Anything else built from tensors, numbers, strings, None, lists, tuples and dicts (an optimizer's or
+a scheduler's state_dict, a training checkpoint) is flattened: its tensors become entries and the
+structure a JSON description in the header's `__metadata__`. Reading never runs code (no pickle);
+a damaged file raises one CheckpointError naming the file and the problem.
+
+safetensors layout: 8-byte little-endian header length N, N bytes of UTF-8 JSON
+{"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ..., "__metadata__": {str: str}},
+then the raw little-endian data; offsets count from the end of the header.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+
+import numpy as np
+
+from engine import backend
+from engine.tensor import Tensor
+
+_CODES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "BOOL": np.bool_}
+_DTYPES = {np.dtype(t): code for code, t in _CODES.items()}
+MAX_HEADER = 100_000_000  # the safetensors reference reader's limit; a larger header means a corrupt file
+TREE_KEY = "tapescope.tree"  # metadata entry holding the JSON description of a non-flat object
+_NPZ_TREE = "__tapescope_tree__"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read; the message names the file and what is wrong with it."""
+
+
+# ---- public API ------------------------------------------------------------------------------
+def save(obj, path: str | os.PathLike) -> None:
+    """Write `obj` (a state_dict or any nest of tensors, numbers, strings, lists and dicts) to `path`.
+
+    Paths ending in .npz are written as numpy archives; anything else in the safetensors format.
+    The file is replaced atomically, so a crash mid-save leaves the previous checkpoint intact.
+    """
+    path = os.fspath(path)
+    tensors, tree = _flatten(obj)
+    arrays = {name: _host_array(t) for name, t in tensors.items()}
+    tmp = path + ".partial"
+    try:
+        if path.endswith(".npz"):
+            _write_npz(tmp, arrays, tree)
+        else:
+            _write_safetensors(tmp, arrays, tree)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load(path: str | os.PathLike, map_location=None):
+    """Read a checkpoint written by `save` (or any safetensors file of supported dtypes).
+
+    Tensors go to `map_location` ("cpu" when None, or "cuda", "cuda:1", a Device).
+    """
+    path = os.fspath(path)
+    if map_location is not None and not isinstance(map_location, str | backend.Device):
+        raise TypeError(f"load: map_location must be None, a device string such as 'cuda:0' or a Device, "
+                        f"got {type(map_location).__name__}")
+    dev = backend.device(map_location)
+    if path.endswith(".npz"):
+        arrays, tree = _read_npz(path)
+    else:
+        arrays, tree = _read_safetensors(path)
+    tensors = {k: Tensor(backend.to_device(a, dev)) for k, a in arrays.items()}
+    if tree is None:
+        return tensors
+    try:
+        return _decode(json.loads(tree, parse_constant=_no_constants), tensors)
+    except (ValueError, TypeError, KeyError, RecursionError) as err:
+        raise CheckpointError(f"{path}: the description of the saved object is damaged ({err})") from None
+
+
+# ---- flattening an object into tensors + a JSON description ---------------------------------------
+def _flatten(obj) -> tuple[dict[str, Tensor], str | None]:
+    """(named tensors, JSON description or None when `obj` is itself a flat {str: Tensor} dict)."""
+    if isinstance(obj, dict) and "__metadata__" not in obj \
+            and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
+        return dict(obj), None
+    tensors: dict[str, Tensor] = {}
+    names: dict[int, str] = {}  # id(tensor) -> entry: a tensor stored twice is written once
+    tree = _encode(obj, "", tensors, names)
+    return tensors, json.dumps(tree, separators=(",", ":"), allow_nan=False)
+
+
+def _encode(value, where: str, tensors: dict, names: dict):
+    if isinstance(value, Tensor):
+        name = names.get(id(value))
+        if name is None:
+            name = where or "tensor"
+            while name in tensors or name == "__metadata__":
+                name += "#"
+            names[id(value)] = name
+            tensors[name] = value
+        return {"$tensor": name}
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$float": repr(value)}
+    if isinstance(value, np.integer | np.floating | np.bool_):
+        return _encode(value.item(), where, tensors, names)
+    if isinstance(value, list | tuple):
+        items = [_encode(v, f"{where}.{i}" if where else str(i), tensors, names) for i, v in enumerate(value)]
+        return {"$tuple": items} if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        pairs = [(k, _encode(v, f"{where}.{k}" if where else str(k), tensors, names))
+                 for k, v in value.items()]
+        if all(isinstance(k, str) and not k.startswith("$") for k, _ in pairs):
+            return dict(pairs)
+        # keys JSON objects cannot hold (ints, such as an optimizer's parameter indices) keep their type
+        return {"$dict": [[_encode(k, where, tensors, names), v] for k, v in pairs]}
+    raise TypeError(f"save: cannot store {type(value).__name__} at {where or 'the top level'}; checkpoints "
+                    "hold tensors, numbers, strings, None, lists, tuples and dicts (never pickled objects)")
+
+
+def _decode(node, tensors: dict):
+    if node is None or isinstance(node, bool | int | float | str):
+        return node
+    if isinstance(node, list):
+        return [_decode(v, tensors) for v in node]
+    if not isinstance(node, dict):
+        raise TypeError(f"unexpected {type(node).__name__} in the description")
+    if len(node) != 1 or not next(iter(node)).startswith("$"):
+        return {k: _decode(v, tensors) for k, v in node.items()}
+    tag, body = next(iter(node.items()))
+    if tag == "$tensor":
+        if not isinstance(body, str) or body not in tensors:
+            raise KeyError(f"it refers to a tensor {body!r} that the file does not hold")
+        return tensors[body]
+    if tag == "$tuple" and isinstance(body, list):
+        return tuple(_decode(v, tensors) for v in body)
+    if tag == "$float" and body in ("inf", "-inf", "nan"):
+        return float(body)
+    if tag == "$dict" and isinstance(body, list):
+        out = {}
+        for pair in body:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError("a $dict entry is not a [key, value] pair")
+            key = _decode(pair[0], tensors)
+            if isinstance(key, list | dict | Tensor):
+                raise TypeError(f"a dict key is a {type(key).__name__}")
+            out[key] = _decode(pair[1], tensors)
+        return out
+    raise ValueError(f"unknown or malformed entry {tag!r}")
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _host_array(t: Tensor) -> np.ndarray:
+    a = t._host()
+    return a if a.flags.c_contiguous else a.copy()  # (np.ascontiguousarray would turn 0-d into 1-d)
+
+
+# ---- safetensors -------------------------------------------------------------------------------
+def _write_safetensors(path: str, arrays: dict[str, np.ndarray], tree: str | None) -> None:
+    header: dict = {}
+    if tree is not None:
+        header["__metadata__"] = {TREE_KEY: tree}
+    offset = 0
+    for name, a in arrays.items():
+        header[name] = {"dtype": _DTYPES[a.dtype], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-(8 + len(text)) % 8)  # the spec's padding: data starts 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for a in arrays.values():
+            f.write(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
+
+
+def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], str | None]:
+    with open(path, "rb") as f:
+        raw = f.read()
+
+    def fail(problem: str):
+        raise CheckpointError(f"{path}: {problem}")
+
+    if len(raw) < 8:
+        fail(f"file is too short to be a checkpoint ({len(raw)} bytes; a safetensors file starts with an "
+             "8-byte header length)")
+    n = int.from_bytes(raw[:8], "little")
+    if n > MAX_HEADER:
+        fail(f"header length {n} is absurd (the limit is {MAX_HEADER} bytes): the file is corrupt or not a "
+             "safetensors file")
+    if 8 + n > len(raw):
+        fail(f"file is truncated: the header needs {n} bytes but only {len(raw) - 8} follow")
+    try:
+        header = json.loads(raw[8:8 + n].decode("utf-8"), object_pairs_hook=_unique_keys,
+                            parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        fail(f"header is not valid JSON ({err})")
+    if not isinstance(header, dict):
+        fail(f"header must be a JSON object, got {type(header).__name__}")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        fail("__metadata__ must map strings to strings")
+    data = memoryview(raw)[8 + n:]
+    entries = [(name, *_check_entry(name, info, fail)) for name, info in header.items()]
+    # Tensors must tile the data exactly: no overlaps, no holes, nothing past the end (as the spec says).
+    end = 0
+    for name, _, _, begin, stop in sorted(entries, key=lambda e: (e[3], e[4])):
+        if begin < end:
+            fail(f"tensor '{name}' overlaps the tensor before it (it starts at byte {begin}, before {end})")
+        if begin > end:
+            fail(f"bytes {end}..{begin} before tensor '{name}' belong to no tensor")
+        end = stop
+    if end > len(data):
+        fail(f"file is truncated: the tensors need {end} bytes of data but only {len(data)} are there")
+    if end < len(data):
+        fail(f"{len(data) - end} bytes after the last tensor belong to no tensor")
+    arrays = {}
+    for name, dtype, shape, begin, stop in entries:
+        a = np.frombuffer(data[begin:stop], dtype=dtype.newbyteorder("<")).reshape(shape)
+        if dtype == np.bool_ and a.size and a.view(np.uint8).max() > 1:
+            fail(f"tensor '{name}' is BOOL but holds bytes other than 0 and 1")
+        arrays[name] = a.astype(dtype)  # a native-order copy that owns its memory
+    return arrays, metadata.get(TREE_KEY)
+
+
+def _check_entry(name: str, info, fail) -> tuple[np.dtype, tuple[int, ...], int, int]:
+    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        fail(f"entry '{name}' must be an object with exactly dtype, shape and data_offsets")
+    code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if code not in _CODES:
+        fail(f"tensor '{name}' has unknown dtype {code!r}; the engine reads {', '.join(_CODES)}")
+    if not isinstance(shape, list) or not all(_natural(d) for d in shape):
+        fail(f"tensor '{name}' has an invalid shape {shape!r}")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_natural(o) for o in offsets) \
+            or offsets[0] > offsets[1]:
+        fail(f"tensor '{name}' has invalid data_offsets {offsets!r}")
+    dtype = np.dtype(_CODES[code])
+    need = math.prod(shape) * dtype.itemsize
+    if offsets[1] - offsets[0] != need:
+        fail(f"tensor '{name}': data_offsets {offsets} span {offsets[1] - offsets[0]} bytes but {code} "
+             f"{shape} needs {need}")
+    return dtype, tuple(shape), offsets[0], offsets[1]
+
+
+def _natural(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _unique_keys(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {dup!r} appears twice")
+    return out
+
+
+# ---- npz ---------------------------------------------------------------------------------------
+def _write_npz(path: str, arrays: dict[str, np.ndarray], tree: str | None) -> None:
+    # np.savez's own keyword names (file, allow_pickle) could clash with tensor names: write the zip here
+    members = dict(arrays)
+    if tree is not None:
+        members[_NPZ_TREE] = np.array(tree)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, a in members.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, a, allow_pickle=False)
+
+
+def _read_npz(path: str) -> tuple[dict[str, np.ndarray], str | None]:
+    arrays, tree = {}, None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single .npy array, not an .npz archive")
+            for name in npz.files:
+                a = npz[name]
+                if name == _NPZ_TREE:
+                    if a.dtype.kind != "U" or a.ndim != 0:
+                        raise ValueError(f"{_NPZ_TREE} must be a string")
+                    tree = str(a)
+                elif a.dtype.newbyteorder("=") not in _DTYPES:
+                    raise ValueError(f"array '{name}' has dtype {a.dtype}; the engine reads float32, "
+                                     "float64, int64, int32 and bool")
+                else:
+                    arrays[name] = a.astype(a.dtype.newbyteorder("="), copy=False)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zip and npy parsing raise many types; every one means a bad file
+        raise CheckpointError(f"{path}: not a readable .npz checkpoint "
+                              f"({type(err).__name__}: {err})") from None
+    return arrays, tree
