@@ -1,8 +1,10 @@
 """A bounded value cache: recent op outputs and gradients by tensor id, fetchable in full while paused.
 
-It holds references, never copies: up to `max_bytes` of the most recently recorded arrays are kept
-alive (LRU); older ones are only weakly referenced, so they stay fetchable for as long as the program
-itself keeps them. An output changed in place after it was recorded is refused (its version moved on)
+It holds references, never copies: the most recently recorded arrays are kept alive, up to
+`max_bytes` (LRU) and for `keep_iterations` iterations (the current and the previous one by default:
+keeping every tensor for hundreds of steps would make each new array land in cold, freshly faulted
+memory, which costs more than the whole tracer). Older ones are only weakly referenced, so they stay
+fetchable for as long as the program itself keeps them. An output changed in place after it was recorded is refused (its version moved on)
 rather than shown with values it did not have. Gradients carry no version: a gradient later summed
 into in place (zero_grad(set_to_none=False), accumulation) shows its current values.
 """
@@ -29,10 +31,12 @@ class ValueUnavailable(KeyError):
 class ValueCache:
     """Tensor id -> array, LRU-bounded by bytes; thread-safe (the engine puts, any thread fetches)."""
 
-    def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_BYTES, keep_iterations: int = 2) -> None:
         self.max_bytes = int(max_bytes)
+        self.keep_iterations = keep_iterations
         self.nbytes = 0
-        self._strong: OrderedDict[int, tuple] = OrderedDict()  # id -> (array, version counter, version)
+        self.generation = 0  # the iteration being recorded
+        self._strong: OrderedDict[int, tuple] = OrderedDict()  # id -> (array, counter, version, generation)
         self._weak: OrderedDict[int, tuple] = OrderedDict()  # id -> (weakref to array, counter, version)
         self._lock = threading.Lock()
 
@@ -41,7 +45,7 @@ class ValueCache:
         size = array.nbytes
         if size > self.max_bytes or not tensor_id:
             return
-        entry = (array, vc, vc[0] if vc is not None else 0)
+        entry = (array, vc, vc[0] if vc is not None else 0, self.generation)
         with self._lock:
             old = self._strong.pop(tensor_id, None)
             if old is not None:
@@ -49,14 +53,27 @@ class ValueCache:
             self._strong[tensor_id] = entry
             self.nbytes += size
             while self.nbytes > self.max_bytes:
-                old_id, (old, ovc, ov) = self._strong.popitem(last=False)
-                self.nbytes -= old.nbytes
-                try:
-                    self._weak[old_id] = (weakref.ref(old), ovc, ov)
-                except TypeError:  # an array type without weak references: simply forgotten
-                    continue
-                if len(self._weak) > _MAX_WEAK:
-                    self._weak.popitem(last=False)
+                self._demote()
+
+    def new_iteration(self, iteration: int) -> None:
+        """Start recording `iteration`; arrays older than `keep_iterations` become weak references."""
+        with self._lock:
+            self.generation = iteration
+            oldest = iteration - self.keep_iterations
+            strong = self._strong
+            while strong and strong[next(iter(strong))][3] <= oldest:
+                self._demote()
+
+    def _demote(self) -> None:
+        """Turn the least recently used strong entry into a weak one."""
+        old_id, (old, ovc, ov, _) = self._strong.popitem(last=False)
+        self.nbytes -= old.nbytes
+        try:
+            self._weak[old_id] = (weakref.ref(old), ovc, ov)
+        except TypeError:  # an array type without weak references: simply forgotten
+            return
+        if len(self._weak) > _MAX_WEAK:
+            self._weak.popitem(last=False)
 
     def get(self, tensor_id: int):
         """The array (on its device) recorded for `tensor_id`; ValueUnavailable when gone or changed."""
@@ -64,7 +81,7 @@ class ValueCache:
             entry = self._strong.get(tensor_id)
             if entry is not None:
                 self._strong.move_to_end(tensor_id)
-                array, vc, v = entry
+                array, vc, v, _ = entry
             else:
                 ref = self._weak.get(tensor_id)
                 array = ref[0]() if ref is not None else None

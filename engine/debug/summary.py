@@ -116,23 +116,32 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
 
 
 def _finite_stats(xp, flat, mn, mx, limit: int):
-    """(mean, var, norm, zero count), histogram counts and stride of finite values."""
+    """(mean, var, norm, zero count), histogram counts and stride of finite values.
+
+    Reading passes only (BLAS dots with ones and with itself, min, max, count_nonzero): a mean-centred
+    copy is made only when |mean| > 10 std, where E[x^2] - mean^2 would lose the digits of the variance.
+    """
     n = flat.size
     stride = -(-n // limit)
-    sample = flat[::stride] if stride > 1 else flat
-    ns = sample.size
-    # a BLAS dot with ones sums several times faster than the pairwise sum of np.add.reduce
-    mean = (xp.dot(sample, _ONES[sample.dtype.char][:ns]) if xp is np and ns <= limit else sample.sum()) / ns
-    d = sample - mean  # centred: E[x^2] - mean^2 would cancel catastrophically when |mean| >> std
-    dd = xp.dot(d, d)
-    norm = xp.sqrt(xp.dot(flat, flat)) if stride > 1 else xp.sqrt(dd + ns * mean * mean)
-    zeros = xp.count_nonzero(sample == 0) * (n / ns)
+    s = flat[::stride] if stride > 1 else flat
+    ns = s.size
+    if xp is np:  # a dot with ones sums several times faster than the pairwise np.add.reduce
+        total, sq = np.dot(s, _ONES[s.dtype.char][:ns]), np.dot(s, s)
+    else:
+        total, sq = s.sum(), xp.dot(s, s)
+    zeros = (ns - xp.count_nonzero(s)) * (n / ns)
+    mean = total / ns
+    var = sq / ns - mean * mean
+    if xp is not np or not var > 0.01 * mean * mean:
+        d = s - mean
+        var = xp.dot(d, d) / ns
+    norm = xp.sqrt(xp.dot(flat, flat) if stride > 1 else sq)
     # histogram of at most HIST_LIMIT elements: bin = floor((x - mn) * BINS / (mx - mn))
     scale = BINS / (mx - mn) if mx > mn else 0.0
-    h = d[:: -(-ns // HIST_LIMIT)] * scale
-    h += (mean - mn) * scale
+    h = s[:: -(-ns // HIST_LIMIT)] * scale
+    h -= mn * scale
     counts = xp.bincount(h.astype(xp.int32), minlength=BINS + 1)  # int32: a fast cast, unlike intp
-    return (mean, dd / ns, norm, zeros), counts, stride
+    return (mean, var, norm, zeros), counts, stride
 
 
 def _host_floats(xp, values) -> list[float]:

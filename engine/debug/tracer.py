@@ -64,6 +64,8 @@ class Tracer:
             self._advance = False
             self.iteration += 1
             self._forward_prev, self._forward = self._forward, {}
+            if self.cache is not None:
+                self.cache.new_iteration(self.iteration)
             for fn in self.new_iteration:
                 fn(self.iteration)
         if phase is not BACKWARD:

@@ -12,6 +12,8 @@ import math
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
+
 _TYPE_NAMES = {float: "a float", int: "an integer", bool: "a bool", str: "a string"}
 
 
@@ -79,8 +81,8 @@ class Setting:
 def _convert(kind: type, value):
     """`value` as `kind`, or None when it is not one (a bool is not a number here)."""
     if kind is bool:
-        return bool(value) if isinstance(value, bool) or type(value).__name__ == "bool_" else None
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value) if isinstance(value, bool | np.bool_) else None
+    if isinstance(value, bool | np.bool_):
         return None
     if kind is float:
         if isinstance(value, numbers.Real) and not math.isnan(float(value)):

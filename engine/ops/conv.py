@@ -165,7 +165,7 @@ class Conv2d(Function):
         w, cols = ctx.saved
         need_x, need_w, need_b = ctx.needs_input_grad
         w4, g4 = as_4d(w, ctx.spatial), as_4d(grad, ctx.spatial)
-        gm = _group_rows(g4, ctx.groups)
+        gm = _group_rows(g4, ctx.groups) if need_x or need_w else None
         dx = dw = db = None
         if need_x:
             dcols = _weight_rows(w4, ctx.groups).transpose(0, 2, 1) @ gm
@@ -196,7 +196,7 @@ class ConvTranspose2d(Function):
         _check(ctx, x, w, b, transposed=True)
         x4, w4 = as_4d(x, ctx.spatial), as_4d(w, ctx.spatial)
         kernel, in_hw = w4.shape[2:], x4.shape[2:]
-        padded_hw = tuple((size - 1) * s + d * (k - 1) + 1 + 0 * extra for size, s, d, k, extra in
+        padded_hw = tuple((size - 1) * s + d * (k - 1) + 1 + extra for size, s, d, k, extra in
                           zip(in_hw, ctx.stride, ctx.dilation, kernel, ctx.output_padding))
         out_hw = tuple(p - lo - hi for p, (lo, hi) in zip(padded_hw, ctx.padding))
         if min(out_hw) < 1:
@@ -209,7 +209,7 @@ class ConvTranspose2d(Function):
         ypad = _col2im(dcols, x4.shape[0], c_out, kernel, in_hw, padded_hw, ctx.stride, ctx.dilation)
         out = _add_bias(array_module(ypad).ascontiguousarray(crop(ypad, ctx.padding)), b)
         if ctx.needs_input_grad:
-            ctx.save(w, xm)
+            ctx.save(w, xm if ctx.needs_input_grad[1] else None)
             ctx.x_shape, ctx.in_hw = x.shape, in_hw
         return from_4d(out, x.ndim, ctx.spatial)
 
@@ -219,7 +219,7 @@ class ConvTranspose2d(Function):
         w4, g4 = as_4d(w, ctx.spatial), as_4d(grad, ctx.spatial)
         in_hw = ctx.in_hw
         dx = dw = db = None
-        if need_x or need_w:
+        if need_x or need_w:  # the adjoint of col2im is im2col: the conv2d forward's matrix, of grad
             cols = _im2col(pad_spatial(g4, ctx.padding), w4.shape[2:], in_hw, ctx.stride, ctx.dilation,
                            ctx.groups)
             if need_x:

@@ -163,11 +163,10 @@ class Optimizer:
                         updates.append(xp.linalg.norm((p.data - before).ravel()))
                         weights.append(xp.linalg.norm(p.data.ravel()))
         if watching:
-            update_norms = _host_floats(updates)
-            weight_norms = _host_floats(weights)
+            norms = _host_floats(updates + weights)
             hub.emit(OptimizerEvent(
                 next_seq(), type(self).__name__, tuple(float(group["lr"]) for group in self.param_groups),
-                dict(zip(names, update_norms)), dict(zip(names, weight_norms)),
+                dict(zip(names, norms[:len(names)])), dict(zip(names, norms[len(names):])),
             ))
         hub.reset_top_level()  # a step ends an iteration: op keys restart for the next forward
         return loss

@@ -270,8 +270,11 @@ def test_no_backward_events_for_nodes_recorded_without_a_graph(events):
     assert [o.requires_grad for o in _ops(events)] == [False, True]
 
 
-@pytest.mark.xfail(strict=True, reason="an in-place op reports a temporary tensor as its output, so the event "
-                                       "graph skips it; needs a decision on tensor ids after in-place changes")
+INPLACE_IDS = ("an in-place op reports a temporary tensor as its output, so the event graph skips it; "
+               "needs a decision on tensor ids after in-place changes")
+
+
+@pytest.mark.xfail(strict=True, reason=INPLACE_IDS)
 def test_an_op_after_an_inplace_change_consumes_the_inplace_result(events):
     y = engine.ones(2) * 2
     y.add_(1)

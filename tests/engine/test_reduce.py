@@ -194,7 +194,8 @@ def test_mean_of_integers_raises_like_torch():
     lambda x: x.prod(5), lambda x: x.all(5),
 ])
 def test_dim_out_of_range_message(call):
-    with pytest.raises(IndexError, match=r"^Dimension out of range \(expected to be in range of \[-2, 1\], but got 5\)$"):
+    message = r"^Dimension out of range \(expected to be in range of \[-2, 1\], but got 5\)$"
+    with pytest.raises(IndexError, match=message):
         call(engine.ones(2, 3))
 
 

@@ -13,12 +13,16 @@ SHAPE = (2, 3, 4)
     lambda x: x.reshape(4, -1), lambda x: x.reshape((6, 4)), lambda x: x.view(-1), lambda x: x.view(2, 12),
     lambda x: x.transpose(0, -1), lambda x: x.swapaxes(1, 2), lambda x: x.permute(2, 0, 1),
     lambda x: x.permute((1, -1, 0)), lambda x: x.movedim(0, -1), lambda x: x.movedim((0, 1), (2, 0)),
-    lambda x: x.flatten(), lambda x: x.flatten(1), lambda x: x.flatten(0, -2), lambda x: x.unflatten(2, (2, -1)),
+    lambda x: x.flatten(), lambda x: x.flatten(1), lambda x: x.flatten(0, -2),
+    lambda x: x.unflatten(2, (2, -1)),
     lambda x: x[:, :1].squeeze(), lambda x: x[:, :1].squeeze(1), lambda x: x[:1, :1].squeeze((0, 1)),
     lambda x: x.unsqueeze(0), lambda x: x.unsqueeze(-1), lambda x: x.unsqueeze(2),
-    lambda x: x[:, :1].expand(2, 3, 4), lambda x: x[0].expand(2, -1, -1), lambda x: x[:, :1].expand(5, -1, 2, -1),
-    lambda x: x.repeat(1, 2, 1), lambda x: x.repeat(2, 1, 1, 3), lambda x: x.flip(0), lambda x: x.flip((0, -1)),
-    lambda x: x.roll(1), lambda x: x.roll(2, 1), lambda x: x.roll((1, -2), (0, 2)), lambda x: x[0].T, lambda x: x.mT,
+    lambda x: x[:, :1].expand(2, 3, 4), lambda x: x[0].expand(2, -1, -1),
+    lambda x: x[:, :1].expand(5, -1, 2, -1),
+    lambda x: x.repeat(1, 2, 1), lambda x: x.repeat(2, 1, 1, 3),
+    lambda x: x.flip(0), lambda x: x.flip((0, -1)),
+    lambda x: x.roll(1), lambda x: x.roll(2, 1), lambda x: x.roll((1, -2), (0, 2)),
+    lambda x: x[0].T, lambda x: x.mT,
 ], ids=["reshape-1", "reshape-tuple", "view-1", "view", "transpose", "swapaxes", "permute", "permute-tuple",
         "movedim", "movedim-tuple", "flatten", "flatten1", "flatten0-2", "unflatten", "squeeze", "squeeze1",
         "squeeze-tuple", "unsqueeze0", "unsqueeze-1", "unsqueeze2", "expand", "expand-lead", "expand-new",
@@ -84,7 +88,7 @@ def test_pad_modes(pad, mode, value):
 
 def test_pad_errors():
     x = engine.ones(2, 3)
-    with pytest.raises(engine.ShapeError, match=r"pad: reflect padding \(3, 0\) is too large for dimension 1"):
+    with pytest.raises(engine.ShapeError, match=r"pad: reflect padding \(3, 0\) is too large for dim"):
         engine.pad(x, (3, 0), mode="reflect")
     with pytest.raises(engine.ShapeError, match=r"pad: padding \(1, 1, 1\)"):
         engine.pad(x, (1, 1, 1))
@@ -97,8 +101,8 @@ def test_pad_errors():
     lambda x: x.view(6), lambda x: x.reshape(3, 2), lambda x: x.transpose(0, 1), lambda x: x.permute(1, 0),
     lambda x: x.expand(4, 2, 3), lambda x: x.unsqueeze(1), lambda x: x.unsqueeze(0).squeeze(0),
     lambda x: x.flatten(), lambda x: x.split(1)[1], lambda x: x.chunk(2, 1)[0], lambda x: x.T,
-], ids=["view", "reshape", "transpose", "permute", "expand", "unsqueeze", "squeeze", "flatten", "split", "chunk",
-        "T"])
+], ids=["view", "reshape", "transpose", "permute", "expand", "unsqueeze", "squeeze", "flatten", "split",
+        "chunk", "T"])
 def test_views_share_memory_and_version(make):
     x = engine.arange(6.0).reshape(2, 3)
     v = make(x)
@@ -185,8 +189,8 @@ def test_shape_errors_name_the_op_and_shapes(call, message):
     lambda x: engine.cat([x, x], 5), lambda x: x.split(1, 5), lambda x: x.flip(5),
 ])
 def test_shape_ops_refuse_bad_dims(call):
-    with pytest.raises(IndexError, match=r"Dimension out of range \(expected to be in range of \[-\d, \d\], but "
-                                         r"got [45]\)"):
+    message = r"Dimension out of range \(expected to be in range of \[-\d, \d\], but got [45]\)"
+    with pytest.raises(IndexError, match=message):
         call(engine.ones(2, 3))
 
 
