@@ -294,6 +294,8 @@ class Tensor:
                 node.saved = tuple(s.copy() if s is self.data else s for s in saved)
                 node._versions = [(vc, v) for vc, v in node._versions if vc is not self._vc]
         self.data[...] = out.data
+        if out._id:  # an event named the written value: this tensor now holds it, so it takes its id
+            self._id = out._id
         self._vc[0] += 1
         if node is not None:
             self.grad_fn = node

@@ -270,11 +270,6 @@ def test_no_backward_events_for_nodes_recorded_without_a_graph(events):
     assert [o.requires_grad for o in _ops(events)] == [False, True]
 
 
-INPLACE_IDS = ("an in-place op reports a temporary tensor as its output, so the event graph skips it; "
-               "needs a decision on tensor ids after in-place changes")
-
-
-@pytest.mark.xfail(strict=True, reason=INPLACE_IDS)
 def test_an_op_after_an_inplace_change_consumes_the_inplace_result(events):
     y = engine.ones(2) * 2
     y.add_(1)
@@ -282,3 +277,4 @@ def test_an_op_after_an_inplace_change_consumes_the_inplace_result(events):
     mul, add, mul2 = _ops(events)
     assert add.inputs == (mul.output,)
     assert mul2.inputs == (add.output,), "the graph must show y * 3 reading the value add_ wrote"
+    assert y.id == add.output, "after an in-place op the tensor takes the id of the value it holds"
