@@ -308,18 +308,7 @@ class Tensor:
     # ---- device and dtype -------------------------------------------------------------------
     def to(self, *args, **kwargs) -> Tensor:
         """`to(device)`, `to(dtype)`, `to(device, dtype)` or `to(other_tensor)`; differentiable."""
-        device = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, dtypes.DType) or a in (float, int, bool):
-                dtype = a
-            else:
-                device = a
+        device, dtype = parse_to(args, kwargs)
         t = self
         if dtype is not None:
             t = _ops.cast(t, dtypes.as_dtype(dtype))
@@ -368,6 +357,23 @@ class Tensor:
         from engine.printing import tensor_repr
 
         return tensor_repr(self)
+
+
+def parse_to(args: tuple, kwargs: dict, caller: str = "to()") -> tuple:
+    """(device, dtype), each None when not given, from the arguments `to()` takes (Tensor.to, Module.to)."""
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    if kwargs:
+        raise TypeError(f"{caller} got unexpected arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, Tensor):
+            device, dtype = a.device, a.dtype
+        elif isinstance(a, dtypes.DType) or a in (float, int, bool):
+            dtype = a
+        else:
+            device = a
+    return device, dtype
 
 
 class _RemovableHandle:

@@ -55,6 +55,19 @@ class ValueCache:
             while self.nbytes > self.max_bytes:
                 self._demote()
 
+    def put_many(self, first_id: int, first, ids: tuple, arrays: tuple) -> None:
+        """put() for a backward node's gradients (None entries skipped), under one lock."""
+        gen = self.generation
+        with self._lock:
+            strong = self._strong
+            for tid, a in ((first_id, first), *zip(ids, arrays)):
+                if a is None or not tid or a.nbytes > self.max_bytes:
+                    continue
+                strong[tid] = (a, None, 0, gen)  # ids here are fresh, never re-put
+                self.nbytes += a.nbytes
+            while self.nbytes > self.max_bytes:
+                self._demote()
+
     def new_iteration(self, iteration: int) -> None:
         """Start recording `iteration`; arrays older than `keep_iterations` become weak references."""
         with self._lock:

@@ -7,10 +7,10 @@ dataclasses, so it can be queued to a GUI, written to a tape or sent over a sock
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from engine.debug.fastdata import maker
 from engine.debug.source import SourceFrame
 from engine.debug.summary import TensorSummary
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
@@ -28,9 +28,11 @@ class IterationEvent:
     iteration: int
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class OpRecord:
-    """A forward op as the debugger saw it: the event, where it ran, and (by capture tier) its output."""
+class OpRecord(NamedTuple):
+    """A forward op as the debugger saw it: the event, where it ran, and (by capture tier) its output.
+
+    Records are named tuples: immutable plain data that costs little to make on every op.
+    """
 
     event: OpEvent
     iteration: int
@@ -40,15 +42,16 @@ class OpRecord:
     summary: TensorSummary | None = None
     value: np.ndarray | None = None  # "values" tier, small outputs only
 
-    phase = FORWARD
+    @property
+    def phase(self) -> str:
+        return FORWARD
 
     @property
     def seq(self) -> int:
         return self.event.seq
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class BackwardRecord:
+class BackwardRecord(NamedTuple):
     """A backward node, linked to the forward op it differentiates."""
 
     event: BackwardEvent
@@ -59,15 +62,16 @@ class BackwardRecord:
     grad_inputs: tuple[TensorSummary | None, ...] = ()
     values: tuple[np.ndarray | None, ...] = ()  # "values" tier: grad_output first, then grad_inputs
 
-    phase = BACKWARD
+    @property
+    def phase(self) -> str:
+        return BACKWARD
 
     @property
     def seq(self) -> int:
         return self.event.seq
 
 
-@dataclass(frozen=True, slots=True)
-class EventRecord:
+class EventRecord(NamedTuple):
     """A module-call boundary, an optimizer step or an iteration mark, placed in iteration and phase."""
 
     event: ModuleEvent | OptimizerEvent | IterationEvent
@@ -119,10 +123,6 @@ class Command:
 
     action: str
 
-
-make_op_record = maker(OpRecord)
-make_backward_record = maker(BackwardRecord)
-make_event_record = maker(EventRecord)
 
 ACTIONS = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume", "pause",
            "kill")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import engine
 
 ENGINE, LIBRARY, USER = 0, 1, 2
-MAX_CHAIN = 16
+MAX_CHAIN = 12
 
 _ENGINE_DIR = os.path.dirname(os.path.abspath(engine.__file__)) + os.sep
 _LIBRARY_DIRS = tuple({os.path.abspath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
@@ -54,14 +54,17 @@ def _frame(code, line: int) -> SourceFrame:
 
 
 def capture(depth: int = 1) -> tuple[SourceFrame | None, tuple[SourceFrame, ...]]:
-    """(first frame outside the engine, user frames innermost first), from `depth` frames up.
+    """(first frame outside the engine, user frames innermost first), from `depth` frames above the caller.
 
     Engine frames are skipped wherever they are (a model's forward called by Module.__call__ is user
     code); library frames before the first user frame are skipped too, and the chain ends at the first
     library frame after it (the test runner, runpy or threading that started the user's code).
     """
     kinds, frames = _kinds, _frames
-    f = sys._getframe(depth + 1)
+    try:
+        f = sys._getframe(depth + 1)  # the C walk skips frames known to be the engine's
+    except ValueError:  # the stack is not that deep
+        return None, ()
     first = None
     chain = []
     while f is not None:

@@ -34,7 +34,7 @@ class TensorSummary:
     """Shape, dtype, device and statistics of one tensor: plain numbers, tuples and a numpy array.
 
     min/max/mean/std/norm/histogram are over the finite values; `counts` has `BINS` bins spanning
-    [lo, hi] (the finite min and max), over at most HIST_LIMIT of them. `stride` > 1: mean, std and
+    [lo, hi] (the finite min and max; +-0.5 around a constant), over at most HIST_LIMIT of them. `stride` > 1: mean, std and
     zero_count come from every `stride`-th element (zero_count scaled up to the whole tensor).
     """
 
@@ -112,7 +112,12 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
     stats, counts, stride = _finite_stats(xp, finite, mn, mx, limit)
     mn, mx, mean, var, norm, zeros = _host_floats(xp, (mn, mx, *stats))
     return _make(shape, dtype, dev, n, mn, mx, mean, math.sqrt(var) if var > 0 else 0.0, norm, nan, inf,
-                 round(zeros), _host_counts(counts), mn, mx, _samples(flat, n), stride)
+                 round(zeros), _host_counts(counts), *_hist_range(mn, mx), _samples(flat, n), stride)
+
+
+def _hist_range(mn, mx) -> tuple:
+    """The histogram's range: the finite min and max, or one unit around a constant (as numpy does)."""
+    return (mn, mx) if mx > mn else (mn - 0.5, mn + 0.5)
 
 
 def _finite_stats(xp, flat, mn, mx, limit: int):
@@ -136,10 +141,11 @@ def _finite_stats(xp, flat, mn, mx, limit: int):
         d = s - mean
         var = xp.dot(d, d) / ns
     norm = xp.sqrt(xp.dot(flat, flat) if stride > 1 else sq)
-    # histogram of at most HIST_LIMIT elements: bin = floor((x - mn) * BINS / (mx - mn))
-    scale = BINS / (mx - mn) if mx > mn else 0.0
+    # histogram of at most HIST_LIMIT elements: bin = floor((x - lo) * BINS / (hi - lo))
+    lo, hi = _hist_range(mn, mx)
+    scale = BINS / (hi - lo)
     h = s[:: -(-ns // HIST_LIMIT)] * scale
-    h -= mn * scale
+    h -= lo * scale
     counts = xp.bincount(h.astype(xp.int32), minlength=BINS + 1)  # int32: a fast cast, unlike intp
     return (mean, var, norm, zeros), counts, stride
 
@@ -178,13 +184,14 @@ def _tiny(shape, dtype: str, dev: str, vals: list) -> TensorSummary:
     mean = math.fsum(fin) / k
     var = math.fsum([(v - mean) ** 2 for v in fin]) / k
     counts = np.zeros(BINS, dtype=np.int64)
-    scale = BINS / (mx - mn) if mx > mn else 0.0
+    lo, hi = _hist_range(float(mn), float(mx))
+    scale = BINS / (hi - lo)
     for v in fin:
-        counts[min(int((v - mn) * scale), BINS - 1)] += 1
+        counts[min(int((v - lo) * scale), BINS - 1)] += 1
     counts.flags.writeable = False
     return _make(shape, dtype, dev, n, float(mn), float(mx), mean, math.sqrt(var),
                  math.sqrt(math.fsum([v * v for v in fin])), nan, n - k - nan, fin.count(0), counts,
-                 float(mn), float(mx), samples, 1)
+                 lo, hi, samples, 1)
 
 
 _NO_COUNTS = np.zeros(BINS, dtype=np.int64)

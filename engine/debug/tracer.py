@@ -13,12 +13,10 @@ from engine.debug.records import (
     CAPTURES,
     FORWARD,
     OPTIMIZER,
+    BackwardRecord,
     EventRecord,
     IterationEvent,
     OpRecord,
-    make_backward_record,
-    make_event_record,
-    make_op_record,
 )
 from engine.debug.source import capture as capture_source
 from engine.debug.summary import SUMMARY_LIMIT, summarize
@@ -83,11 +81,12 @@ class Tracer:
         """The record of a forward op (with `out` the output Tensor)."""
         if self._advance or self.phase is not FORWARD:
             self._enter(FORWARD)
-        source, stack = capture_source() if self.source else (None, ())
+        # skip this frame, Debugger._on_tensors, Hub.emit_tensors and _emit_op: Function.apply is next
+        source, stack = capture_source(4) if self.source else (None, ())
         data = out.data
         summary = summarize(data, self.summary_limit, event.device) if self.summaries else None
         value = host_copy(data) if data.size <= self.values_limit else None
-        rec = make_op_record(event, self.iteration, self.depth, source, stack, summary, value)
+        rec = OpRecord(event, self.iteration, self.depth, source, stack, summary, value)
         if self.cache is not None:
             self.cache.put(event.output, data, out._vc)
         fwd = self._forward
@@ -111,14 +110,10 @@ class Tracer:
         if self.values_limit >= 0:
             values = tuple(None if g is None or g.size > self.values_limit else host_copy(g)
                            for g in (grad_in[0], *grads))
-        rec = make_backward_record(event, self.iteration, fwd.depth if fwd is not None else 0, fwd, go or None, gi,
+        rec = BackwardRecord(event, self.iteration, fwd.depth if fwd is not None else 0, fwd, go or None, gi,
                              values)
-        cache = self.cache
-        if cache is not None:
-            cache.put(event.grad_output, grad_in[0])
-            for tid, g in zip(event.grad_inputs, grads):
-                if g is not None:
-                    cache.put(tid, g)
+        if self.cache is not None:
+            self.cache.put_many(event.grad_output, grad_in[0], event.grad_inputs, grads)
         self.last = rec
         return rec
 
@@ -138,18 +133,18 @@ class Tracer:
         if self._advance or self.phase is not FORWARD:
             self._enter(FORWARD)
         if event.enter:
-            rec = make_event_record(event, self.iteration, FORWARD, self.depth)
+            rec = EventRecord(event, self.iteration, FORWARD, self.depth)
             self.depth += 1
         else:
             self.depth = max(0, self.depth - 1)
-            rec = make_event_record(event, self.iteration, FORWARD, self.depth)
+            rec = EventRecord(event, self.iteration, FORWARD, self.depth)
         self.last = rec
         return rec
 
     def optimizer(self, event) -> EventRecord:
         """The record of an optimizer step; it ends the iteration unless iterations are marked."""
         self._enter(OPTIMIZER)
-        rec = make_event_record(event, self.iteration, OPTIMIZER, 0)
+        rec = EventRecord(event, self.iteration, OPTIMIZER, 0)
         self.depth = 0
         if not self.marks:
             self._boundary()

@@ -21,7 +21,7 @@ from engine.events import ModuleEvent, hub, next_seq
 from engine.nn.hooks import BackwardHookCall, RemovableHandle, add_hook, tensor_ids
 from engine.nn.parameter import Parameter
 from engine.nn.settings import Setting
-from engine.tensor import Tensor
+from engine.tensor import Tensor, parse_to
 
 
 class _CallStack(threading.local):
@@ -98,7 +98,8 @@ class Module:
 
     def _call_with_hooks(self, path: str, args: tuple, kwargs: dict):
         cls = type(self).__name__
-        if hub.active:
+        entered = hub.active  # an exit event only follows an enter event, even if listeners change meanwhile
+        if entered:
             hub.emit(ModuleEvent(next_seq(), path, cls, True, tensor_ids((args, kwargs))))
         out = None
         try:
@@ -127,7 +128,7 @@ class Module:
                 out = backward_call.wrap_outputs(out)
             return out
         finally:
-            if hub.active:  # also after an exception, so every enter has its exit
+            if entered and hub.active:  # also after an exception, so every enter has its exit
                 hub.emit(ModuleEvent(next_seq(), path, cls, False, tensor_ids(out)))
 
     # ---- hooks ------------------------------------------------------------------------------
@@ -567,18 +568,7 @@ def _as_array(value):
 
 
 def _parse_to(args: tuple, kwargs: dict):
-    device = kwargs.pop("device", None)
-    dtype = kwargs.pop("dtype", None)
-    kwargs.pop("non_blocking", None)
-    if kwargs:
-        raise TypeError(f"Module.to() got unexpected arguments {sorted(kwargs)}")
-    for a in args:
-        if isinstance(a, Tensor):
-            device, dtype = a.device, a.dtype
-        elif isinstance(a, dtypes.DType) or a in (float, int, bool):
-            dtype = a
-        else:
-            device = a
+    device, dtype = parse_to(args, kwargs, "Module.to()")
     if dtype is not None:
         dtype = dtypes.as_dtype(dtype)
         if not dtype.is_floating_point:

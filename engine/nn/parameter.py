@@ -35,3 +35,10 @@ def new_parameter(*shape: int, device=None, dtype=None) -> Parameter:
     from engine.creation import empty
 
     return Parameter(empty(shape, dtype=dtype, device=device))
+
+
+def add_weight_and_bias(module, weight_shape: tuple[int, ...], bias_size: int, bias: bool,
+                        device=None, dtype=None) -> None:
+    """Register `weight`, then `bias` (or None when `bias` is False), uninitialised, as torch's layers do."""
+    module.weight = new_parameter(*weight_shape, device=device, dtype=dtype)
+    module.register_parameter("bias", new_parameter(bias_size, device=device, dtype=dtype) if bias else None)

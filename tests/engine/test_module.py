@@ -285,6 +285,22 @@ def test_full_backward_hook_sees_the_same_gradients_as_torch():
     np.testing.assert_allclose(xe.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@needs_torch
+def test_full_backward_hook_with_two_inputs_matches_torch():
+    ours, theirs = nn.Bilinear(3, 2, 4), torch.nn.Bilinear(3, 2, 4)
+    ours.load_state_dict(theirs.state_dict())
+    got = {}
+    ours.register_full_backward_hook(lambda m, gi, go: got.__setitem__("ours", gi))
+    theirs.register_full_backward_hook(lambda m, gi, go: got.__setitem__("theirs", gi))
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal((5, 2)).astype(np.float32)
+    (ours(engine.tensor(a, requires_grad=True), engine.tensor(b, requires_grad=True)) ** 2).sum().backward()
+    (theirs(torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)) ** 2).sum().backward()
+    assert len(got["ours"]) == len(got["theirs"]) == 2
+    for g, ref in zip(got["ours"], got["theirs"]):
+        np.testing.assert_allclose(g.numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_full_backward_hook_can_replace_the_input_gradient():
     m = nn.Linear(3, 2)
     m.register_full_backward_hook(lambda mod, gi, go: (gi[0] * 0,))

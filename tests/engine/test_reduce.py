@@ -220,3 +220,35 @@ def test_empty_dim_tuple_means_all_dims():
 def test_max_with_several_dims_points_to_amax():
     with pytest.raises(TypeError, match="amax"):
         engine.ones(2, 3).max(dim=(0, 1))
+
+
+# ---- GPU: the same kernels through cupy ----------------------------------------------------------------
+GPU_CASES = [
+    lambda x: x.sum((0, -1)), lambda x: x.mean(1, keepdim=True), lambda x: x.var(0), lambda x: x.std(),
+    lambda x: x.amax((0, 1)), lambda x: x.max(), lambda x: x.min(1).values, lambda x: x.logsumexp(-1),
+    lambda x: x.prod(1), lambda x: x.norm(), lambda x: x.norm(math.inf, dim=0), lambda x: x.cumsum(1),
+    lambda x: x.max(2, keepdim=True)[0],
+]
+
+
+@pytest.mark.gpu
+def test_gpu_reductions_match_cpu():
+    cupy_ok = engine.backend.cupy_module()
+    try:
+        if cupy_ok is None or cupy_ok.cuda.runtime.getDeviceCount() == 0:
+            pytest.skip("needs CuPy and a CUDA GPU")
+    except Exception:
+        pytest.skip("needs CuPy and a CUDA GPU")
+    x = TIES[:, None, :].repeat(2, axis=1) + np.array([[0.0], [0.5]])
+    x[0, 0, 1] = 0.0
+    for fn in GPU_CASES:
+        cpu, gpu = engine.tensor(x, requires_grad=True), engine.tensor(x, device="cuda", requires_grad=True)
+        out_cpu, out_gpu = fn(cpu), fn(gpu)
+        r = np.random.default_rng(0).standard_normal(out_cpu.shape)
+        (out_cpu * engine.tensor(r)).sum().backward()
+        (out_gpu * engine.tensor(r, device="cuda")).sum().backward()
+        np.testing.assert_allclose(out_gpu.detach().cpu().numpy(), out_cpu.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(gpu.grad.cpu().numpy(), cpu.grad.numpy(), rtol=1e-12, atol=1e-12)
+    ints = engine.tensor([[1, 2], [3, 4]], device="cuda", dtype=engine.int32)
+    assert ints.sum().dtype is engine.int64 and ints.sum().item() == 10
+    assert ints.argmax(1).cpu().tolist() == [1, 1] and bool(ints.all()) and ints.any(0).device == ints.device

@@ -200,3 +200,38 @@ def test_unsqueeze_and_stack_dims_count_the_new_dim():
     assert engine.stack([x, x], -1).shape == (2, 3, 2)
     with pytest.raises(IndexError, match=r"\[-3, 2\], but got 3"):
         x.unsqueeze(3)
+
+
+# ---- GPU: the same kernels through cupy ----------------------------------------------------------------
+@pytest.mark.gpu
+def test_gpu_shape_ops_match_cpu():
+    cp = engine.backend.cupy_module()
+    try:
+        if cp is None or cp.cuda.runtime.getDeviceCount() == 0:
+            pytest.skip("needs CuPy and a CUDA GPU")
+    except Exception:
+        pytest.skip("needs CuPy and a CUDA GPU")
+    cases = [
+        lambda x: x.reshape(4, -1), lambda x: x.transpose(0, 2), lambda x: x.permute(1, 2, 0),
+        lambda x: x.movedim(0, -1), lambda x: x.flatten(1), lambda x: x.unflatten(2, (2, 2)),
+        lambda x: x[:, :1].squeeze(1), lambda x: x.unsqueeze(1), lambda x: x[:, :1].expand(2, 3, 4),
+        lambda x: x.repeat(2, 1, 2), lambda x: engine.cat([x, x * 2], -1),
+        lambda x: engine.stack([x, x * 2], 1), lambda x: engine.cat(x.split([1, 3], 2)[::-1], 2),
+        lambda x: engine.stack(x.chunk(2, 2)), lambda x: x.flip((0, 2)), lambda x: x.roll((1, 2), (0, 2)),
+        lambda x: engine.pad(x, (1, -1, 2, 0), value=3.0), lambda x: engine.pad(x, (2, 1), mode="reflect"),
+        lambda x: engine.pad(x, (1, 2, 0, 1), mode="replicate"),
+        lambda x: engine.pad(x, (3, 1), mode="circular"),
+    ]
+    x = np.random.default_rng(0).standard_normal(SHAPE)
+    for fn in cases:
+        cpu, gpu = engine.tensor(x, requires_grad=True), engine.tensor(x, device="cuda", requires_grad=True)
+        out_cpu, out_gpu = fn(cpu), fn(gpu)
+        r = np.random.default_rng(1).standard_normal(out_cpu.shape)
+        (out_cpu * engine.tensor(r)).sum().backward()
+        (out_gpu * engine.tensor(r, device="cuda")).sum().backward()
+        np.testing.assert_allclose(out_gpu.detach().cpu().numpy(), out_cpu.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(gpu.grad.cpu().numpy(), cpu.grad.numpy(), rtol=1e-12, atol=1e-12)
+    base = engine.zeros(2, 3, device="cuda")
+    view = base.view(6)
+    base.add_(1)
+    assert view._version == 1 and view.cpu().tolist() == [1.0] * 6

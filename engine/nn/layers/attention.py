@@ -52,9 +52,9 @@ class MultiheadAttention(Module):
         self.register_parameter("bias_k", new_parameter(1, 1, embed_dim, **new) if add_bias_kv else None)
         self.register_parameter("bias_v", new_parameter(1, 1, embed_dim, **new) if add_bias_kv else None)
         self.add_zero_attn = add_zero_attn
-        self._reset_parameters()
+        self.reset_parameters()
 
-    def _reset_parameters(self) -> None:
+    def reset_parameters(self) -> None:
         """PyTorch's default: xavier_uniform_ projections, zero biases, xavier_normal_ bias_k/bias_v."""
         for w in (self.in_proj_weight, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
             if w is not None:
@@ -65,6 +65,8 @@ class MultiheadAttention(Module):
         for b in (self.bias_k, self.bias_v):
             if b is not None:
                 init.xavier_normal_(b)
+
+    _reset_parameters = reset_parameters  # torch's name for it
 
     def _projections(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         e = self.embed_dim

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from engine.nn import functional as F
 from engine.nn.layers.linear import reset_fan_in_uniform
 from engine.nn.module import Module
-from engine.nn.parameter import new_parameter
+from engine.nn.parameter import add_weight_and_bias
 from engine.tensor import Tensor
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -69,11 +69,7 @@ class _ConvNd(Module):
             shape = (in_channels, out_channels // groups, *self.kernel_size)
         else:
             shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self.weight = new_parameter(*shape, device=device, dtype=dtype)
-        if bias:
-            self.bias = new_parameter(out_channels, device=device, dtype=dtype)
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(self, shape, out_channels, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -1,0 +1,166 @@
+"""What a traced run records: source lines, module depth, phases, iterations, links, tiers, values."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+import engine
+import engine.nn.functional as F
+from engine.debug import (
+    BackwardRecord,
+    Debugger,
+    EventRecord,
+    OpRecord,
+    ValueCache,
+    ValueUnavailable,
+    mark_iteration,
+)
+from engine.debug.source import capture
+from tests.engine.debug.helpers import MLP, label, steppable, trainer
+
+
+def _line_of(fn, text: str) -> int:
+    lines, start = inspect.getsourcelines(fn)
+    return start + next(i for i, line in enumerate(lines) if text in line)
+
+
+def _ops(dbg):
+    return [r for r in dbg.history if isinstance(r, OpRecord)]
+
+
+def test_op_source_is_the_users_line_with_the_chain_of_callers():
+    def inner(x):
+        return x.exp() * 2.0
+
+    def outer(x):
+        return inner(x) + 1.0
+
+    with Debugger("structure") as dbg:
+        outer(engine.ones(3))
+    exp, mul, add = _ops(dbg)
+    assert exp.source.file == __file__ and exp.source.function == "inner"
+    assert exp.source.line == _line_of(inner, "x.exp()") and exp.source.text == "return x.exp() * 2.0"
+    assert [f.function for f in exp.stack[:3]] == ["inner", "outer", "test_op_source_is_the_users_line_with_the_chain_of_callers"]
+    assert add.source.line == _line_of(outer, "inner(x) + 1.0")
+    assert exp.source is mul.source  # one shared frame object per (code, line): cached
+
+
+def test_ops_inside_a_module_point_at_forward_and_know_their_depth():
+    model = MLP()
+    opt, train = trainer(model)
+    with Debugger("structure", model=model) as dbg:
+        train()
+    by_key = {r.event.key: r for r in _ops(dbg)}
+    lin = by_key["MLP.fc1/linear:0"]
+    assert lin.depth == 2 and lin.source.function == "forward" and "self.fc1(x)" in lin.source.text
+    assert lin.stack[1].function == "train" and by_key["MLP/mul:0"].depth == 1
+    assert by_key["cross_entropy:0"].depth == 0
+
+
+def test_capture_outside_any_user_code_is_empty():
+    assert capture(10_000) == (None, ())
+
+
+def test_phases_iterations_and_backward_linked_to_forward():
+    model = MLP()
+    opt, train = trainer(model, steps=2)
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        train()
+    recs = list(dbg.history)
+    labels = steppable([label(r) for r in recs])
+    fwd = ["fwd:MLP.fc1/linear:0", "fwd:MLP/relu:0", "fwd:MLP/mul:0", "fwd:MLP.fc2/linear:0", "fwd:cross_entropy:0"]
+    bwd = ["bwd:cross_entropy:0", "bwd:MLP.fc2/linear:0", "bwd:MLP/mul:0", "bwd:MLP/relu:0", "bwd:MLP.fc1/linear:0"]
+    assert labels == (fwd + bwd + ["opt"]) * 2
+    assert [r.iteration for r in recs if not isinstance(r, EventRecord)] == [0] * 10 + [1] * 10
+    assert {r.phase for r in recs if isinstance(r, BackwardRecord)} == {"backward"}
+    for b in (r for r in recs if isinstance(r, BackwardRecord)):
+        assert b.forward is not None and b.forward.event.seq == b.event.forward_seq
+        assert b.forward.event.key == b.event.key and b.depth == b.forward.depth
+    fc1_back = [r for r in recs if isinstance(r, BackwardRecord) and r.event.key == "MLP.fc1/linear:0"][-1]
+    shapes = [s.shape if s is not None else None for s in fc1_back.grad_inputs]
+    assert shapes == [None, (6, 4), (6,)]  # x needs no gradient; the bias gradient is summed to (6,)
+    assert np.isclose(fc1_back.grad_inputs[1].norm, np.linalg.norm(model.fc1.weight.grad.numpy()))
+
+
+def test_mark_iteration_replaces_optimizer_steps_as_boundaries():
+    x = engine.ones(3, requires_grad=True)
+    with Debugger("structure") as dbg:
+        for _ in range(3):
+            (x * 2.0).sum().backward()
+            mark_iteration()
+    assert [r.iteration for r in _ops(dbg)] == [0, 0, 1, 1, 2, 2]
+    assert dbg.state.iteration == 2
+
+
+@pytest.mark.parametrize("capture", ["structure", "summary", "values"])
+def test_capture_tiers(capture):
+    x = engine.tensor(np.arange(6.0, dtype=np.float32), requires_grad=True)
+    with Debugger(capture, values_limit=4) as dbg:
+        y = (x * 3.0).sum()
+        y.backward()
+    mul, total = _ops(dbg)
+    assert mul.event.output_shape == (6,) and mul.event.dtype == "float32"
+    if capture == "structure":
+        assert mul.summary is None and mul.value is None
+        return
+    assert mul.summary.max == 15.0 and mul.summary.mean == 7.5
+    if capture == "values":
+        assert mul.value is None  # 6 elements > values_limit 4
+        np.testing.assert_array_equal(total.value, np.float32(45.0))
+        back = next(r for r in dbg.history if isinstance(r, BackwardRecord) and r.event.op == "sum")
+        np.testing.assert_array_equal(back.values[0], np.float32(1.0))
+    else:
+        assert total.value is None
+
+
+def test_fetch_returns_recent_outputs_and_gradients_in_full():
+    model = MLP()
+    opt, train = trainer(model)
+    with Debugger("structure", model=model, optimizer=opt) as dbg:
+        train()
+    relu = next(r for r in _ops(dbg) if r.event.op == "relu")
+    value = dbg.fetch(relu.event.output)
+    assert value.shape == (5, 6) and isinstance(value, np.ndarray) and (value >= 0).all()
+    back = next(r for r in dbg.history if isinstance(r, BackwardRecord) and r.event.key == "MLP.fc1/linear:0")
+    np.testing.assert_array_equal(dbg.fetch(back.event.grad_inputs[1]), model.fc1.weight.grad.numpy())
+    with pytest.raises(ValueUnavailable):
+        dbg.fetch(10**12)
+
+
+def test_value_cache_is_bounded_lru_with_weak_fallback_and_version_checks():
+    cache = ValueCache(max_bytes=3 * 800)
+    arrays = [np.full(100, i, np.float64) for i in range(5)]  # 800 bytes each
+    for i, a in enumerate(arrays):
+        cache.put(i + 1, a)
+    assert cache.nbytes == 3 * 800
+    np.testing.assert_array_equal(cache.fetch(1), arrays[0])  # evicted, but alive: weakly kept
+    arrays[0] = None
+    with pytest.raises(ValueUnavailable):
+        cache.fetch(1)
+    t = engine.ones(4)
+    cache.put(9, t.data, t._vc)
+    t.add_(1.0)
+    with pytest.raises(ValueUnavailable, match="changed in place"):
+        cache.fetch(9)
+
+
+def test_value_cache_keeps_strong_references_for_two_iterations_only():
+    cache = ValueCache()
+    for it in range(4):
+        cache.new_iteration(it)
+        cache.put(it + 1, np.full(3, it, np.float32))  # the caller drops its reference at once
+    assert 1 not in cache and 2 not in cache and 3 in cache and 4 in cache
+
+
+def test_detach_restores_the_untraced_hub():
+    with Debugger("summary"):
+        assert engine.hub.active
+    assert not engine.hub.active and engine.hub.tensor_listeners == ()
+
+
+def test_records_reach_listeners_in_order():
+    seen = []
+    with Debugger("structure", on_record=seen.append):
+        F.relu(engine.ones(2) - 3.0)
+    assert [label(r) for r in seen] == ["fwd:sub:0", "fwd:relu:0"]

@@ -1,0 +1,233 @@
+"""Stopping and stepping: the engine thread waits at a stop; commands from the test thread move it."""
+
+import threading
+import time
+
+import pytest
+
+import engine
+import engine.debug
+from engine.debug import Breakpoint, Debugger
+from tests.engine.debug.helpers import MLP, TIMEOUT, label, steppable, trainer
+
+
+def start(dbg, fn, *, paused=True, **kwargs):
+    """Run `fn` on an engine thread; with paused, wait for its first stop."""
+    if paused:
+        dbg.pause()
+    run = dbg.run_callable(fn, **kwargs)
+    return run, (dbg.wait_for_stop(TIMEOUT) if paused else None)
+
+
+def walk(dbg, run, stop, command):
+    """Send `command` at every stop until the run ends; the labels of the stops, the first included."""
+    labels = [label(stop.record)]
+    while True:
+        command()
+        stop = dbg.wait_for_stop(TIMEOUT, after=stop.index)
+        if stop is None:
+            break
+        labels.append(label(stop.record))
+    assert run.join(TIMEOUT), "the engine thread did not finish"
+    assert run.exception is None, run.exception
+    return labels
+
+
+def reference(steps: int = 1):
+    """The steppable events of an untraced-by-stops run of the same training loop."""
+    model = MLP()
+    opt, train = trainer(model, steps)
+    with Debugger("structure", model=model) as dbg:
+        train()
+    return steppable([label(r) for r in dbg.history])
+
+
+def test_step_into_visits_forward_then_backward_then_the_optimizer():
+    model = MLP()
+    opt, train = trainer(model, steps=2)
+    dbg = Debugger("summary", model=model, optimizer=opt)
+    run, first = start(dbg, train)
+    visited = walk(dbg, run, first, dbg.step_into)
+    assert visited == reference(2)
+    assert visited[:11] == ["fwd:MLP.fc1/linear:0", "fwd:MLP/relu:0", "fwd:MLP/mul:0", "fwd:MLP.fc2/linear:0",
+                            "fwd:cross_entropy:0", "bwd:cross_entropy:0", "bwd:MLP.fc2/linear:0", "bwd:MLP/mul:0",
+                            "bwd:MLP/relu:0", "bwd:MLP.fc1/linear:0", "opt"]
+
+
+def test_a_stop_reports_its_place_and_the_values_there():
+    model = MLP()
+    opt, train = trainer(model)
+    dbg = Debugger("summary", model=model, optimizer=opt)
+    dbg.add_breakpoint(Breakpoint.op("relu"))
+    run, _ = start(dbg, train, paused=False)
+    stop = dbg.wait_for_stop(TIMEOUT)
+    state = dbg.state
+    assert state.status == "paused" and state.phase == "forward" and state.iteration == 0
+    assert stop.reason == "breakpoint" and stop.record.event.op == "relu" and stop.source.function == "forward"
+    value = dbg.fetch(stop.record.event.output)  # the engine thread is waiting: values are stable
+    assert value.shape == (5, 6) and value.min() >= 0 and stop.record.summary.max == value.max()
+    dbg.resume()
+    assert run.join(TIMEOUT) and dbg.state.status == "running"
+
+
+def test_step_over_skips_the_inside_of_a_module_call():
+    model = MLP()
+    opt, train = trainer(model)
+    dbg = Debugger("structure", model=model, optimizer=opt)
+    dbg.add_breakpoint(Breakpoint.module("fc1"))
+    run, _ = start(dbg, train, paused=False)
+    stop = dbg.wait_for_stop(TIMEOUT)
+    assert label(stop.record) == "mod:MLP.fc1:in"
+    dbg.enable_breakpoint(1, False)
+    visited = walk(dbg, run, stop, dbg.step_over)
+    # fc1's linear runs unseen; so does fc2's (it is a nested call of MLP.forward, the current frame)
+    assert visited[:5] == ["mod:MLP.fc1:in", "fwd:MLP/relu:0", "fwd:MLP/mul:0", "fwd:cross_entropy:0",
+                           "bwd:cross_entropy:0"]
+
+
+def test_step_over_at_top_level_skips_the_whole_model():
+    model = MLP()
+    x = engine.ones(2, 4)
+
+    def step():
+        z = x * 1.0
+        return (model(z) - 1.0).sum()
+
+    dbg = Debugger("structure", model=model)
+    run, stop = start(dbg, step)
+    assert walk(dbg, run, stop, dbg.step_over) == ["fwd:mul:0", "fwd:sub:0", "fwd:sum:0"]
+
+
+def test_step_out_returns_to_the_caller():
+    model = MLP()
+    opt, train = trainer(model)
+    dbg = Debugger("structure", model=model, optimizer=opt)
+    bid = dbg.add_breakpoint(Breakpoint.op("MLP.fc1/linear:*"))
+    run, _ = start(dbg, train, paused=False)
+    stop = dbg.wait_for_stop(TIMEOUT)
+    dbg.remove_breakpoint(bid)
+    # out of fc1 into MLP.forward, out of that into the loop, then out of the forward phase
+    assert walk(dbg, run, stop, dbg.step_out)[:4] == ["fwd:MLP.fc1/linear:0", "fwd:MLP/relu:0",
+                                                       "fwd:cross_entropy:0", "bwd:cross_entropy:0"]
+
+
+def test_run_to_phase_and_to_the_next_iteration():
+    model = MLP()
+    opt, train = trainer(model, steps=3)
+    dbg = Debugger("structure", model=model, optimizer=opt)
+    run, stop = start(dbg, train)
+    phases = walk(dbg, run, stop, dbg.run_to_phase)
+    assert phases == ["fwd:MLP.fc1/linear:0", "bwd:cross_entropy:0", "opt"] * 3
+
+    dbg2 = Debugger("structure", model=model, optimizer=opt)
+    run, stop = start(dbg2, train)
+    seen = []
+    dbg2.on_stop.append(lambda s: seen.append(s.iteration))
+    assert walk(dbg2, run, stop, dbg2.run_to_next_iteration) == ["fwd:MLP.fc1/linear:0"] * 3
+    assert seen == [1, 2]
+
+
+def test_pause_stops_a_never_ending_loop_within_one_op():
+    finish = threading.Event()
+    requested = threading.Event()
+    after_request = []
+
+    def watch_ops(event):  # subscribed before the debugger: sees each op just before the debugger does
+        if requested.is_set() and isinstance(event, engine.events.OpEvent):
+            after_request.append(event.seq)
+
+    def loop():
+        x = engine.ones(3)
+        while not finish.is_set():
+            x = x * 1.0
+
+    off = engine.hub.subscribe(watch_ops)
+    try:
+        dbg = Debugger("structure")
+        run, _ = start(dbg, loop, paused=False)
+        time.sleep(0.05)
+        dbg.pause()
+        requested.set()
+        stop = dbg.wait_for_stop(TIMEOUT)
+        assert stop is not None and stop.reason == "pause"
+        assert len(after_request) <= 1 and (not after_request or stop.record.event.seq == after_request[0])
+        time.sleep(0.05)
+        assert dbg.state.status == "paused" and len(after_request) <= 1  # it stays stopped
+        finish.set()
+        dbg.resume()
+        assert run.join(TIMEOUT)
+    finally:
+        off()
+        finish.set()
+
+
+def test_pause_in_pure_python_code_needs_python_pause_and_interrupt_always_works():
+    finish = threading.Event()
+
+    def spin():
+        i = 0
+        while not finish.is_set():
+            i += 1
+        return i
+
+    dbg = Debugger("structure")
+    run, _ = start(dbg, spin, paused=False, python_pause=True)
+    time.sleep(0.05)
+    dbg.pause()
+    stop = dbg.wait_for_stop(TIMEOUT)
+    assert stop.reason == "python" and stop.source.function == "spin" and stop.record is None
+    finish.set()
+    dbg.resume()
+    assert run.join(TIMEOUT) and run.result > 0
+    dbg.detach()
+
+    finish.clear()
+    dbg = Debugger("structure")
+    run, _ = start(dbg, spin, paused=False)
+    dbg.pause()
+    assert dbg.wait_for_stop(0.2) is None  # no op boundary ever comes: the pause cannot land
+    run.interrupt()
+    assert run.join(TIMEOUT) and run.killed
+    dbg.detach()
+
+
+def test_interrupt_kills_a_stopped_engine_thread():
+    model = MLP()
+    opt, train = trainer(model, steps=100)
+    dbg = Debugger("structure", model=model, optimizer=opt)
+    run, stop = start(dbg, train)
+    run.interrupt()
+    assert run.join(TIMEOUT) and run.killed and dbg.state.status == "running"
+
+
+def test_explicit_breakpoint_stops_only_when_a_debugger_is_attached():
+    engine.debug.breakpoint()  # nothing attached: returns at once
+    hits = []
+
+    def work():
+        x = engine.ones(2) * 3.0
+        engine.debug.breakpoint()
+        hits.append(float(x.sum()))
+
+    dbg = Debugger("structure")
+    run, _ = start(dbg, work, paused=False)
+    stop = dbg.wait_for_stop(TIMEOUT)
+    assert stop.reason == "explicit" and stop.source.text == "engine.debug.breakpoint()" and hits == []
+    dbg.resume()
+    assert run.join(TIMEOUT) and hits == [6.0]
+
+
+def test_detach_releases_a_stopped_engine_thread():
+    model = MLP()
+    opt, train = trainer(model, steps=2)
+    dbg = Debugger("structure", model=model, optimizer=opt)
+    run, stop = start(dbg, train)
+    dbg.detach()
+    assert run.join(TIMEOUT) and run.exception is None and not engine.hub.active
+
+
+@pytest.mark.parametrize("bad", [Breakpoint("nope"), Breakpoint.module("x", on="middle"), Breakpoint.phase("later"),
+                                 Breakpoint.op("")])
+def test_invalid_breakpoints_are_refused(bad):
+    with pytest.raises(ValueError):
+        Debugger().add_breakpoint(bad)
