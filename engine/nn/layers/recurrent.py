@@ -136,10 +136,11 @@ class RNNBase(Module):
                 k = layer * directions + direction
                 h = h0[k]
                 c = c0[k] if lstm else None
-                projected = F.linear(layer_input, w_ih, b_ih)  # every time step in one product
                 ys = [None] * steps
                 for t in (range(steps) if direction == 0 else range(steps - 1, -1, -1)):
-                    h, c = cell(projected[t], F.linear(h, w_hh, b_hh), h, c)
+                    # an input product per step, not one (L, N, gates*H) product sliced per step: a slice's
+                    # gradient is a zero array the size of the whole tensor, so backward cost O(L^2 * gates*H)
+                    h, c = cell(F.linear(layer_input[t], w_ih, b_ih), F.linear(h, w_hh, b_hh), h, c)
                     if w_hr is not None:
                         h = F.linear(h, w_hr)
                     ys[t] = h
