@@ -23,7 +23,7 @@ __all__ = ["dropout", "elu", "gelu", "leaky_relu", "log_softmax", "relu", "silu"
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
-_GELU_K = math.sqrt(2 / math.pi)  # the tanh approximation: 0.5 x (1 + tanh(K (x + 0.044715 x^3)))
+_GELU_K, _GELU_C = math.sqrt(2 / math.pi), 0.044715  # tanh form: 0.5 x (1 + tanh(K (x + C x^3)))
 
 # numpy has no vectorised erf and the engine does not depend on scipy, so erfc is computed here.
 # For z >= 0, erfc(z) = t * exp(-z^2 + P(u)) with t = 2 / (2 + z) and u = 2t - 1 (the form of Numerical
@@ -78,7 +78,7 @@ def _gelu(xp, x, c):
 
 
 def _gelu_tanh(xp, x, c):
-    th = xp.tanh(_GELU_K * (x + 0.044715 * x * x * x))
+    th = xp.tanh(_GELU_K * (x + _GELU_C * x * x * x))
     return 0.5 * x * (1 + th), (x, th)
 
 
@@ -94,7 +94,7 @@ ACTIVATIONS = {
              lambda xp, g, c, x, cdf: g * (cdf + x * _INV_SQRT_2PI * xp.exp(-0.5 * x * x))),
     "GeluTanh": ("gelu", _gelu_tanh,
                  lambda xp, g, c, x, th: g * (0.5 * (1 + th) + 0.5 * _GELU_K * x * (1 - th * th)
-                                              * (1 + 3 * 0.044715 * x * x))),
+                                              * (1 + 3 * _GELU_C * x * x))),
     "Silu": ("silu", _silu, lambda xp, g, c, x, s: g * s * (1 + x * (1 - s))),
     "LeakyRelu": ("leaky_relu",
                   lambda xp, x, c: (xp.where(x > 0, x, x * c.negative_slope), (x,)),
@@ -139,7 +139,7 @@ def _maybe_inplace(x: Tensor, inplace: bool, fn) -> Tensor:
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0), elementwise."""
-    return _maybe_inplace(input, inplace, _elementwise.relu)
+    return input._write(_elementwise.relu) if inplace else _elementwise.relu(input)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -183,8 +183,9 @@ class Softmax(Function):
 
     def backward(ctx, grad):
         (y,) = ctx.saved
-        gy = grad * y
-        return gy - y * gy.sum(axis=ctx.dim, keepdims=True)
+        gx = grad * y
+        gx -= y * gx.sum(axis=ctx.dim, keepdims=True)
+        return gx
 
 
 class LogSoftmax(Function):
@@ -200,7 +201,10 @@ class LogSoftmax(Function):
 
     def backward(ctx, grad):
         (y,) = ctx.saved
-        return grad - array_module(y).exp(y) * grad.sum(axis=ctx.dim, keepdims=True)
+        gx = array_module(y).exp(y)
+        gx *= -grad.sum(axis=ctx.dim, keepdims=True)
+        gx += grad
+        return gx
 
 
 def _softmax_dim(op: str, x: Tensor, dim) -> int | None:

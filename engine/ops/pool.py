@@ -69,13 +69,8 @@ class MaxPool2d(Function):
 
     def backward(ctx, grad):
         (arg,) = ctx.saved
-        xp = array_module(grad)
-        g4 = as_4d(grad, ctx.spatial)
-        offsets = xp.arange(ctx.kernel[0] * ctx.kernel[1]).reshape(-1, 1, 1)
-        cols = (arg[:, :, None] == offsets) * g4[:, :, None]  # (N, C, kh*kw, Ho, Wo): grad at the max
-        cols = cols.reshape(*g4.shape[:2], *ctx.kernel, *g4.shape[2:])
-        dx = crop(col2im(cols, ctx.padded_hw, ctx.stride, ctx.dilation), ctx.pads)
-        return dx.reshape(ctx.x_shape)
+        g4, kw = as_4d(grad, ctx.spatial), ctx.kernel[1]
+        return _col2im_input(lambda i, j: (arg == i * kw + j) * g4, ctx)  # grad to each window's max
 
 
 class MaxPool1d(MaxPool2d):
@@ -105,12 +100,14 @@ class AvgPool2d(Function):
 
     def backward(ctx, grad):
         (divisor,) = ctx.saved
-        xp = array_module(grad)
         g4 = as_4d(grad, ctx.spatial) / divisor
-        n, c, ho, wo = g4.shape
-        cols = xp.broadcast_to(g4[:, :, None, None], (n, c, *ctx.kernel, ho, wo))  # every cell of a window
-        dx = crop(col2im(cols, ctx.padded_hw, ctx.stride, ctx.dilation), ctx.pads)
-        return dx.reshape(ctx.x_shape)
+        return _col2im_input(lambda i, j: g4, ctx)  # the same share to every cell of a window
+
+
+def _col2im_input(part, ctx):
+    """Window values `part(i, j)` summed back onto a contiguous gradient of the input's shape."""
+    dx = crop(col2im(part, ctx.kernel, ctx.padded_hw, ctx.stride, ctx.dilation), ctx.pads)
+    return array_module(dx).ascontiguousarray(dx).reshape(ctx.x_shape)
 
 
 def _window_counts(ctx, x4, pads, out_hw):
@@ -183,13 +180,11 @@ def _options(op: str, spatial: int, kernel_size, stride, padding, dilation) -> d
     kernel = ints(kernel_size, spatial, "kernel_size", op)
     stride = kernel if stride is None or (hasattr(stride, "__len__") and not len(stride)) else \
         ints(stride, spatial, "stride", op)
-    padding = ints(padding, spatial, "padding", op, low=0)
+    padding_arg, padding = padding, ints(padding, spatial, "padding", op, low=0)
     dilation = ints(dilation, spatial, "dilation", op)
-    for k, p, d in zip(kernel, padding, dilation):
-        if p > (d * (k - 1) + 1) // 2:  # else a window could lie wholly in the padding
-            raise ValueError(f"{op}: padding should be at most half of the (dilated) kernel size, got "
-                             f"padding={last(lift(padding, 0), spatial)}, kernel_size={kernel_size!r}"
-                             + (f", dilation={dilation!r}" if max(dilation) > 1 else ""))
+    if any(p > k // 2 for k, p in zip(kernel, padding)):  # PyTorch's rule; no window lies wholly in padding
+        raise ValueError(f"{op}: padding should be at most half of kernel_size, got padding={padding_arg!r} "
+                         f"and kernel_size={kernel_size!r}")
     return {"kernel": lift(kernel, 1), "stride": lift(stride, 1), "padding": lift(padding, 0),
             "dilation": lift(dilation, 1)}
 

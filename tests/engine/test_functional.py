@@ -332,3 +332,57 @@ def test_functional_exports_the_whole_surface():
     if TF is not None:
         missing = [n for n in F.__all__ if not hasattr(TF, n)]
         assert not missing, f"not in torch.nn.functional: {missing}"
+
+
+# ---- GPU: the same kernels through cupy --------------------------------------------------------------
+def _gpu_cases():
+    rng = np.random.default_rng(0)
+
+    def n(*s):
+        return rng.standard_normal(s)
+
+    def u(*s):
+        return rng.uniform(0.05, 0.95, s)
+
+    bce, bce_logits = F.binary_cross_entropy, F.binary_cross_entropy_with_logits
+    return [
+        (lambda x: F.gelu(x * 4) + F.gelu(x, approximate="tanh") + F.silu(x) + F.elu(x), [n(3, 4)]),
+        (lambda x: F.leaky_relu(x, 0.1) * F.softplus(x, 2, 1) + F.softmax(x, 1) - F.log_softmax(x, 0),
+         [n(3, 4)]),
+        (lambda x, w, b: F.linear(x, w, b), [n(2, 3, 4), n(5, 4), n(5)]),
+        (lambda i, w: F.embedding(i, w, padding_idx=1), [np.array([[1, 2, 1], [0, 1, 4]]), n(5, 3)]),
+        (lambda x, w, b: F.layer_norm(x, (4, 2)) + F.group_norm(x, 2, w, b), [n(3, 4, 2), n(4), n(4)]),
+        (lambda x, rm, rv: F.batch_norm(x, rm, rv, training=True) + F.batch_norm(x, rm, rv),
+         [n(4, 3, 2), n(3), u(3)]),
+        (lambda x, t, w: F.cross_entropy(x, t, w, label_smoothing=0.1) + F.nll_loss(x, t, reduction="sum"),
+         [n(5, 4), np.array([0, -100, 1, 3, -100]), u(4)]),
+        (lambda x, q: F.cross_entropy(x, q, reduction="none"), [n(2, 4, 3), u(2, 4, 3)]),
+        (lambda x, y: F.mse_loss(x, y) + F.smooth_l1_loss(x, y) + F.huber_loss(x, y, delta=0.5),
+         [n(3, 4), n(3, 4)]),
+        (lambda p, y, pw: bce(p, y) + bce_logits(p, y, pos_weight=pw), [u(3, 4), u(3, 4), u(4)]),
+    ]
+
+
+@pytest.mark.gpu
+def test_gpu_functional_matches_cpu():
+    cupy = engine.backend.cupy_module()
+    try:
+        if cupy is None or cupy.cuda.runtime.getDeviceCount() == 0:
+            pytest.skip("needs CuPy and a CUDA GPU")
+    except Exception:
+        pytest.skip("needs CuPy and a CUDA GPU")
+    for fn, arrays in _gpu_cases():
+        results = []
+        for device in ("cpu", "cuda"):
+            ts = [engine.tensor(a, device=device, requires_grad=a.dtype.kind == "f") for a in arrays]
+            out = fn(*ts)
+            r = np.linspace(-1, 1, out.numel()).reshape(out.shape)
+            (out * engine.tensor(r, device=device)).sum().backward()
+            grads = [t.grad.cpu().numpy() for t in ts if t.grad is not None]  # running stats get none
+            results.append([out.detach().cpu().numpy(), *grads])
+        assert len(results[0]) == len(results[1])
+        for cpu, gpu in zip(*results):
+            np.testing.assert_allclose(gpu, cpu, rtol=1e-9, atol=1e-12)
+    engine.manual_seed(1)
+    kept = F.dropout(engine.ones(20000, device="cuda"), 0.25).cpu().numpy()
+    assert abs((kept == 0).mean() - 0.25) < 0.015 and set(np.unique(kept)) == {0.0, np.float32(1 / 0.75)}
