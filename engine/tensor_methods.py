@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from engine import ops
+from engine.autograd.grad_mode import state as grad_state
+from engine.backend import array_module
+from engine.events import hub
 
 # Functions whose first argument is the tensor: bound as `tensor.name(...)` unchanged.
 METHODS = (
@@ -47,18 +50,48 @@ def _reflected(fn):
     return lambda self, other: fn(other, self)
 
 
+# Arithmetic that may run straight into the tensor's storage when nothing is recorded.
+_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide"}
+
+
 def _inplace(fn):
+    ufunc = _UFUNCS.get(fn.__name__)
+
     def method(self, *args, **kwargs):
+        if ufunc is not None and not kwargs and len(args) == 1 and _direct(self, args[0]):
+            # optimizer-style updates (`p -= lr * g` under no_grad): no temporary, no copy
+            other = args[0]
+            xp = array_module(self.data)
+            getattr(xp, ufunc)(self.data, other.data if isinstance(other, Tensor) else other, out=self.data)
+            self._vc[0] += 1
+            return self
         return self._write(lambda t: fn(t, *args, **kwargs))
 
     method.__doc__ = f"In-place {fn.__name__}: changes this tensor and bumps its version."
     return method
 
 
+def _direct(self, other) -> bool:
+    """True when an in-place op can skip the graph: nothing recorded, nobody listening, same dtype."""
+    if hub.active or self.data.dtype.kind != "f":
+        return False
+    if isinstance(other, Tensor):
+        if other.data.dtype != self.data.dtype or other.data.__class__ is not self.data.__class__ \
+                or other.data.shape != self.data.shape:
+            return False
+        if grad_state.enabled and other.requires_grad:
+            return False
+    elif not isinstance(other, int | float) or isinstance(other, bool):
+        return False
+    return not (grad_state.enabled and self.requires_grad)
+
+
+from engine import tensor as tensor_module  # noqa: E402
+from engine.tensor import Tensor  # noqa: E402
+
+
 def install() -> None:
     """Attach every method, alias and operator to the Tensor class."""
-    from engine import tensor as tensor_module
-
     tensor_module._ops = ops
     cls = tensor_module.Tensor
     for name in METHODS:
