@@ -151,7 +151,9 @@ def test_conv_transpose_is_the_adjoint_of_conv():
     (lambda: pool.max_pool2d(engine.randn(1, 2, 2, 2), 3), engine.ShapeError,
      r"max_pool2d: input of shape \(1, 2, 2, 2\) is too small for kernel_size \(3, 3\)"),
     (lambda: pool.avg_pool2d(engine.randn(1, 2, 6, 6), 3, padding=2), ValueError,
-     r"avg_pool2d: padding should be at most half of the \(dilated\) kernel size"),
+     r"avg_pool2d: padding should be at most half of kernel_size, got padding=2 and kernel_size=3"),
+    (lambda: pool.max_pool2d(engine.randn(1, 2, 9, 9), 3, padding=2, dilation=2), ValueError,
+     r"max_pool2d: padding should be at most half of kernel_size"),  # dilation does not widen the limit
     (lambda: pool.max_pool2d(engine.randn(2, 6, 6), 2, stride=0), ValueError,
      r"max_pool2d: stride must be positive, got 0"),
     (lambda: pool.max_pool1d(engine.randn(6), 2), engine.ShapeError,
