@@ -110,6 +110,12 @@ class Tensor:
             return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
         return _ops.transpose(self, 0, 1) if self.ndim == 2 else self
 
+    def t(self) -> Tensor:
+        """Transpose a matrix (1-D and 0-D tensors are returned as they are), as torch.t."""
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return _ops.transpose(self, 0, 1) if self.ndim == 2 else self
+
     @property
     def mT(self) -> Tensor:
         if self.ndim < 2:

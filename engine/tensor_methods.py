@@ -95,14 +95,11 @@ def install() -> None:
     tensor_module._ops = ops
     cls = tensor_module.Tensor
     for name in METHODS:
-        if hasattr(ops, name):  # INTEGRATION-TODO: strict once all op files exist
-            setattr(cls, name, getattr(ops, name))
+        setattr(cls, name, getattr(ops, name))
     for alias, name in ALIASES.items():
         if hasattr(ops, name):
             setattr(cls, alias, getattr(ops, name))
     for name in INPLACE:
-        if not hasattr(ops, name):  # INTEGRATION-TODO
-            continue
         setattr(cls, name + "_", _inplace(getattr(ops, name)))
     for dunder, name, reflected, inplace in OPERATORS:
         fn = getattr(ops, name)
@@ -114,7 +111,7 @@ def install() -> None:
     cls.__neg__ = ops.neg
     cls.__abs__ = ops.abs
     cls.__invert__ = ops.logical_not
-    cls.__getitem__ = getattr(ops, "getitem", None)  # INTEGRATION-TODO
+    cls.__getitem__ = ops.getitem
     cls.__hash__ = lambda self: id(self)
     cls.fill_ = lambda self, value: self._write(lambda t: ops.full_like(t, value), check_leaf=True)
     cls.copy_ = lambda self, src: self._write(
