@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 from app.cli import main
-from app.window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,12 +24,3 @@ def test_bad_usage_exits_2():
     out = subprocess.run([sys.executable, str(ROOT / "main.py"), "--no-such-flag"], capture_output=True, text=True)
     assert out.returncode == 2
     assert "unrecognized arguments" in out.stderr
-
-
-def test_main_window_shows_title(qtbot):
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    assert window.windowTitle() == "Tapescope"
-    assert "Tapescope" in window.centralWidget().text()
