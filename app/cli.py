@@ -1,31 +1,262 @@
-"""The `tapescope` command line (also `python main.py`)."""
+"""The `tapescope` command line (also `python main.py`).
+
+    tapescope                                   open the app on its built-in demo
+    tapescope run SCRIPT.py [ARGS] [--run]      debug a script in the app (paused on entry)
+    tapescope record SCRIPT.py [ARGS] -o run.tape [--capture structure|summary|values] [--max-size 500M]
+    tapescope info run.tape [--json]
+    tapescope export run.tape --format json|dot|perfetto -o OUT [--iteration N]
+    tapescope open run.tape
+
+Exit codes: 0 success, 1 the recorded script failed, 2 bad usage or a bad tape.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
+import runpy
 import sys
+import traceback
+
+CAPTURES = ("structure", "summary", "values")  # engine.debug.records.CAPTURES, without importing the engine
+FORMATS = ("json", "dot", "perfetto")  # engine.tape.export.FORMATS
+_RECORD_OPTIONS = {"-o": "output", "--output": "output", "--capture": "capture", "--max-size": "max_size"}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB])?")
+
+
+class _Usage(Exception):
+    """Bad usage found after argparse: one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `tapescope` command."""
     parser = argparse.ArgumentParser(
-        prog="tapescope", description="A visual debugger for dynamic computational graphs."
+        prog="tapescope", description="A visual debugger for dynamic computational graphs.",
+        allow_abbrev=False,
+        epilog="Exit codes: 0 success, 1 the recorded script failed, 2 bad usage or a bad tape.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    rec = sub.add_parser(
+        "record", allow_abbrev=False, help="run a script under the recorder, headless",
+        usage="tapescope record SCRIPT.py [SCRIPT ARGS] -o run.tape [--capture TIER] [--max-size SIZE]",
+        description="Run SCRIPT.py as `python SCRIPT.py ARGS` would, recording every engine event to a "
+                    "tape. The options may come before or after the script; after a `--`, everything goes "
+                    "to the script.",
+    )
+    rec.add_argument("-o", "--output", required=True, metavar="TAPE", help="the tape to write")
+    rec.add_argument("--capture", choices=CAPTURES, default="summary",
+                     help="structure: ops and shapes; summary: plus statistics of every tensor (default); "
+                          "values: plus small tensors' values")
+    rec.add_argument("--max-size", type=_size, metavar="SIZE",
+                     help="stop recording past this size (e.g. 500M)")
+    rec.add_argument("script", metavar="SCRIPT.py")
+    info = sub.add_parser("info", help="summarise a tape", allow_abbrev=False)
+    info.add_argument("tape")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    exp = sub.add_parser("export", help="export a tape to JSON, Graphviz DOT or a Perfetto trace",
+                         allow_abbrev=False)
+    exp.add_argument("tape")
+    exp.add_argument("--format", choices=FORMATS, required=True)
+    exp.add_argument("-o", "--output", required=True, metavar="OUT")
+    exp.add_argument("--iteration", type=int, help="the iteration to draw (dot; default: the last with ops)")
+    run = sub.add_parser(
+        "run", allow_abbrev=False, help="debug a script in the app",
+        usage="tapescope run [--run] [--record TAPE] SCRIPT.py [SCRIPT ARGS]",
+        description="Open the app on SCRIPT.py, run as `python SCRIPT.py ARGS` would, paused before it "
+                    "starts (F11 steps op by op, F5 runs). Our options come before the script; everything "
+                    "after it goes to the script.",
+    )
+    run.add_argument("--run", action="store_true",
+                     help="don't pause on entry: run until the first engine.debug.breakpoint()")
+    run.add_argument("--record", metavar="TAPE", help="also record the session to this tape")
+    run.add_argument("script", metavar="SCRIPT.py")
+    run.add_argument("script_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    op = sub.add_parser("open", help="open a tape in the app", allow_abbrev=False)
+    op.add_argument("tape")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; with no arguments open the app on its built-in demo."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    command_line, script_args = ["tapescope", *argv], []
+    if argv[:1] == ["record"]:
+        argv, script_args = _split_record(argv)
+    args = parser.parse_args(argv)
     if args.version:
         from importlib.metadata import version
 
         print(f"tapescope {version('tapescope')}")
         return 0
-    from app.window import run_app
+    if args.command is None:
+        from app.window import run_app
 
-    return run_app()
+        return run_app()
+    from engine.tape.errors import TapeError
+
+    try:
+        if args.command == "record":
+            return _record(args, script_args, command_line)
+        if args.command == "info":
+            return _info(args)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "run":
+            return _run(args)
+        return _open(args)
+    except (TapeError, _Usage) as err:
+        print(f"tapescope {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+# ---- record ---------------------------------------------------------------------------------------
+def _split_record(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(tokens for argparse, the script's own arguments): our options may follow the script."""
+    i = 1
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            i += 1
+            break
+        if token in _RECORD_OPTIONS:
+            i += 2
+        elif token.startswith("-"):
+            i += 1  # -o=..., --capture=..., -h: argparse's to judge
+        else:
+            break
+    if i >= len(argv):
+        return argv, []
+    ours, rest = [t for t in argv[:i] if t != "--"] + [argv[i]], argv[i + 1:]
+    script_args = []
+    j = 0
+    while j < len(rest):
+        token = rest[j]
+        name = token.split("=", 1)[0]
+        if token == "--":
+            script_args += rest[j + 1:]
+            break
+        if token in _RECORD_OPTIONS and j + 1 < len(rest):
+            ours += rest[j:j + 2]
+            j += 2
+            continue
+        if (name in _RECORD_OPTIONS and "=" in token) or (token.startswith("-o") and len(token) > 2 and
+                                                          not token.startswith("--")):
+            ours.append(token)
+        else:
+            script_args.append(token)
+        j += 1
+    return ours, script_args
+
+
+def _size(text: str) -> int:
+    """'500M', '2G', '1000000': a size in bytes."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500M or 2G)")
+    scale = 1024 ** " KMGT".index(m.group(2).upper() or " ")
+    return int(float(m.group(1)) * scale)
+
+
+def _record(args, script_args: list[str], command_line: list[str]) -> int:
+    script = os.path.abspath(args.script)
+    if not os.path.isfile(script):
+        raise _Usage(f"no such script: {args.script}")
+    from engine.tape import record
+
+    recorder = record(args.output, args.capture, max_bytes=args.max_size, command_line=command_line)
+    try:
+        code = _run_script(script, script_args)
+    finally:
+        recorder.close()
+    print(f"tapescope record: {recorder.events:,} events ({args.capture}) written to {args.output}"
+          + ("" if recorder.status == "complete" else f" ({recorder.status})"), file=sys.stderr)
+    return code
+
+
+def _run_script(path: str, argv: list[str]) -> int:
+    """Run a script as `python path *argv` would; 0, or 1 with the script's own traceback printed."""
+    old_argv, old_path = sys.argv, list(sys.path)
+    sys.argv = [path, *argv]
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        runpy.run_path(path, run_name="__main__")
+        return 0
+    except SystemExit as exit_:
+        if exit_.code is None or exit_.code == 0:
+            return 0
+        if not isinstance(exit_.code, int):
+            print(exit_.code, file=sys.stderr)
+        return 1
+    except BaseException as err:  # the script's failure, shown as Python would show it
+        tb = err.__traceback__
+        while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != path:
+            tb = tb.tb_next  # drop our frames and runpy's above the script's own
+        traceback.print_exception(type(err), err, tb)
+        return 1
+    finally:
+        sys.argv, sys.path[:] = old_argv, old_path
+
+
+# ---- info, export, open ---------------------------------------------------------------------------
+def _info(args) -> int:
+    import engine.tape
+    from engine.tape.info import describe, tape_info
+
+    with engine.tape.open(args.tape) as tape:
+        info = tape_info(tape)
+    print(json.dumps(info, allow_nan=False) if args.json else describe(info))
+    return 0
+
+
+def _export(args) -> int:
+    import engine.tape
+    from engine.tape.export import export
+
+    with engine.tape.open(args.tape) as tape:
+        total = tape.counts()["events"]
+        try:
+            with open(args.output, "w", encoding="utf-8") as out, \
+                    _progress(total, f"export {args.format}") as bar:
+                export(tape, args.format, out, iteration=args.iteration, progress=bar.update)
+        except OSError as err:
+            raise _Usage(f"cannot write {args.output}: {err.strerror or err}") from None
+        except BaseException:
+            if os.path.exists(args.output):
+                os.remove(args.output)  # no half-written export left behind
+            raise
+    return 0
+
+
+def _progress(total: int, desc: str):
+    """A tqdm progress bar on stderr, shown only when stderr is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="event", unit_scale=True, file=sys.stderr,
+                disable=not sys.stderr.isatty(), leave=False)
+
+
+def _open(args) -> int:
+    import engine.tape
+
+    with engine.tape.open(args.tape) as tape:
+        tape.counts()  # reads the tape's index: a damaged tape fails here, before any window opens
+    from app.window import Launch, run_app
+
+    return run_app(Launch("tape", os.path.abspath(args.tape)))
+
+
+def _run(args) -> int:
+    script = os.path.abspath(args.script)
+    if not os.path.isfile(script):
+        raise _Usage(f"no such script: {args.script}")
+    from app.window import Launch, run_app
+
+    record = os.path.abspath(args.record) if args.record else None
+    return run_app(Launch("script", script, tuple(args.script_args), run=args.run, record=record))
 
 
 if __name__ == "__main__":

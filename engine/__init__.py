@@ -35,6 +35,7 @@ from engine.dtypes import DType, bool_, float32, float64, int32, int64
 from engine.events import hub
 from engine.random import initial_seed, manual_seed
 from engine.serialization import CheckpointError, load, save
+from engine.tape import record
 from engine.tensor import Tensor
 
 bool = bool_  # noqa: A001  (engine.bool, as torch.bool)

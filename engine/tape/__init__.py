@@ -1,0 +1,46 @@
+"""engine.tape: record a session to one crash-safe SQLite file (.tape), read it back, replay it, export it.
+
+    with engine.record("run.tape", capture="summary"):   # structure | summary | values
+        train()
+
+    with engine.tape.open("run.tape") as tape:
+        for event in tape.events(iteration=3): ...
+
+The format is described in docs/tape-format.md. Submodules load on first use, so `import engine`
+pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+_LAZY = {
+    "Recorder": "writer", "Tape": "reader", "IterationInfo": "reader", "EventRow": "reader", "Drop": "reader",
+    "IterationGraph": "reader", "TapeError": "errors", "FORMAT_VERSION": "schema",
+}
+__all__ = ["open", "record", *_LAZY]
+
+
+def record(path: str | os.PathLike, capture: str = "summary", **options):
+    """Record engine events to a .tape file until the returned Recorder is closed (use it in `with`).
+
+    capture: "structure", "summary" or "values"; options: debugger, model, optimizer, max_bytes,
+    flush_interval, batch_events, queue_events, value_bytes, command_line (see Recorder).
+    """
+    from engine.tape.writer import Recorder
+
+    return Recorder(path, capture, **options)
+
+
+def open(path: str | os.PathLike):
+    """Open a tape for reading (read-only, lazily); raises TapeError when it is not a readable tape."""
+    from engine.tape.reader import open_tape
+
+    return open_tape(path)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"engine.tape.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'engine.tape' has no attribute {name!r}")

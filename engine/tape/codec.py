@@ -1,0 +1,258 @@
+"""How values become columns of a tape and back: id lists, shapes, summaries, arrays, edit arguments.
+
+Decoders treat every stored byte as untrusted: they parse plain data (integers, JSON, raw little-endian
+numbers, .npy without pickle), check sizes, and raise ValueError on anything else.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import struct
+import zlib
+from itertools import chain
+
+import numpy as np
+
+from engine.debug.summary import TensorSummary
+
+MAX_VALUE_BYTES = 1 << 30  # a decompressed .npy larger than this is refused (a zip bomb, not a tensor)
+MAX_DIMS = 64
+_COUNTS_WIDE, _COUNTS_NARROW = np.dtype("<i8"), np.dtype("<u2")
+
+
+# ---- tensor id lists: "(3, 17, 0)" ----------------------------------------------------------------
+ids_text = repr  # a tuple of ints prints as "(3, 17, 0)", "(4,)" or "()"; repr is the fastest way there
+
+
+def parse_ids(text) -> tuple[int, ...]:
+    """The tuple of ints stored by ids_text, parsed as text (never evaluated)."""
+    if type(text) is not str or len(text) > 1 << 20 or text[:1] != "(" or text[-1:] != ")":
+        raise ValueError(f"not a list of ids: {str(text)[:80]!r}")
+    return tuple(int(part) for part in text[1:-1].split(",") if part.strip())
+
+
+# ---- events, a chunk at a time ------------------------------------------------------------------
+CHUNK_EVENTS = 4096
+# The columns of an event chunk, in blob order; then the tensor ids of all events, flat (int64).
+CHUNK_COLUMNS = (("seq", "<i8"), ("kind", "u1"), ("iteration", "<i8"), ("phase", "u1"), ("depth", "<i4"),
+                 ("t", "<i8"), ("node", "<i8"), ("tensor", "<i8"), ("ref", "<i8"), ("stack", "<i8"),
+                 ("ntensors", "<u4"))
+_ROW_BYTES = sum(np.dtype(dt).itemsize for _, dt in CHUNK_COLUMNS)
+
+
+class EventColumns:
+    """A batch of event rows (sorted by seq) as column arrays, cut into chunk blobs and summed up."""
+
+    def __init__(self, rows: list[tuple]) -> None:
+        cols = list(zip(*rows))
+        self.arrays = [np.array(col, dtype=dt) for col, (_, dt) in zip(cols, CHUNK_COLUMNS[:-1])]
+        tensors = cols[-1]
+        self.lengths = np.fromiter(map(len, tensors), dtype="<u4", count=len(rows))
+        self.flat = np.fromiter(chain.from_iterable(tensors), dtype="<i8")
+        self.offsets = np.concatenate(([0], np.cumsum(self.lengths, dtype=np.int64)))
+        self.count = len(rows)
+
+    def chunks(self, size: int = CHUNK_EVENTS) -> list[tuple]:
+        """events table rows: (first_seq, last_seq, count, first_iteration, last_iteration, blob)."""
+        seq, iteration = self.arrays[0], self.arrays[2]
+        out = []
+        for i in range(0, self.count, size):
+            j = min(i + size, self.count)
+            parts = [a[i:j].tobytes() for a in self.arrays]
+            parts.append(self.lengths[i:j].tobytes())
+            parts.append(self.flat[self.offsets[i]:self.offsets[j]].tobytes())
+            its = iteration[i:j]
+            out.append((int(seq[i]), int(seq[j - 1]), j - i, int(its.min()), int(its.max()), b"".join(parts)))
+        return out
+
+    def iterations(self) -> list[tuple]:
+        """iterations table rows for the runs of equal iteration: (iteration, first_seq, last_seq, events,
+        ops, backward, t_first, t_last)."""
+        seq, kind, iteration, t = self.arrays[0], self.arrays[1], self.arrays[2], self.arrays[5]
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(iteration)) + 1))
+        ends = np.concatenate((starts[1:], [self.count]))
+        ops = np.add.reduceat((kind == 1).astype(np.int64), starts)
+        backward = np.add.reduceat((kind == 2).astype(np.int64), starts)
+        columns = (iteration[starts], seq[starts], seq[ends - 1], ends - starts, ops, backward,
+                   np.minimum.reduceat(t, starts), np.maximum.reduceat(t, starts))
+        return list(zip(*(c.tolist() for c in columns)))
+
+
+def chunk_blob(rows: list[tuple]) -> bytes:
+    """Event rows (the CHUNK_COLUMNS but the last, then a tuple of tensor ids) as one columnar blob."""
+    return EventColumns(rows).chunks(len(rows))[0][-1]
+
+
+def chunk_arrays(blob, count) -> tuple[list[np.ndarray], np.ndarray]:
+    """The column arrays of a chunk blob and its flat tensor ids, after checking every size."""
+    if type(blob) is not bytes or type(count) is not int or not 0 < count <= 1 << 20:
+        raise ValueError("an event chunk has a bad size")
+    extra = len(blob) - count * _ROW_BYTES
+    if extra < 0 or extra % 8:
+        raise ValueError("an event chunk is truncated")
+    arrays, offset = [], 0
+    for _, dt in CHUNK_COLUMNS:
+        arrays.append(np.frombuffer(blob, dtype=dt, count=count, offset=offset))
+        offset += arrays[-1].nbytes
+    flat = np.frombuffer(blob, dtype="<i8", offset=offset)
+    if int(arrays[-1].sum(dtype=np.int64)) != flat.size:
+        raise ValueError("an event chunk's tensor lists do not add up")
+    return arrays, flat
+
+
+def parse_chunk(blob, count) -> list[tuple]:
+    """The event rows stored by chunk_blob: the CHUNK_COLUMNS but the last, then a tuple of tensor ids."""
+    arrays, flat = chunk_arrays(blob, count)
+    cols = [a.tolist() for a in arrays[:-1]]
+    ids = flat.tolist()
+    tensors, pos = [], 0
+    for n in arrays[-1].tolist():
+        tensors.append(tuple(ids[pos:pos + n]))
+        pos += n
+    cols.append(tensors)
+    return list(zip(*cols))
+
+
+# ---- shapes and nested tuples (JSON lists) ----------------------------------------------------
+_encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:  # made once: JSONEncoder.encode builds it anew on every call
+    _fast = _c_make_encoder(None, _encoder.default, json.encoder.encode_basestring_ascii, None, ":", ",",
+                            False, False, True)
+
+
+def to_json(value) -> str:
+    """Plain data (numbers, strings, None, tuples, dicts of those) as compact JSON (NaN as NaN)."""
+    if _c_make_encoder is not None and value.__class__ in (tuple, list, dict):
+        return "".join(_fast(value, 0))
+    return _encoder.encode(value)
+
+
+def tuples(value):
+    """JSON data with every list turned back into a tuple (the engine's events hold tuples)."""
+    if isinstance(value, list):
+        return tuple(tuples(v) for v in value)
+    return value
+
+
+def float_blob(values) -> bytes:
+    """Numbers as little-endian float64s."""
+    return struct.pack(f"<{len(values)}d", *values)
+
+
+def parse_floats(blob, limit: int = 1 << 20) -> tuple[float, ...]:
+    """The numbers stored by float_blob."""
+    if type(blob) is not bytes or len(blob) % 8 or len(blob) > 8 * limit:
+        raise ValueError("a list of numbers has a bad size")
+    return struct.unpack(f"<{len(blob) // 8}d", blob)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """A shape stored as a JSON list of non-negative ints."""
+    shape = json.loads(text)
+    if not isinstance(shape, list) or len(shape) > MAX_DIMS or \
+            not all(type(d) is int and d >= 0 for d in shape):
+        raise ValueError(f"not a shape: {text[:80]!r}")
+    return tuple(shape)
+
+
+def parse_shapes(text: str) -> tuple[tuple[int, ...], ...]:
+    """A tuple of shapes stored as a JSON list of lists."""
+    shapes = json.loads(text)
+    if not isinstance(shapes, list):
+        raise ValueError(f"not a list of shapes: {text[:80]!r}")
+    return tuple(parse_shape(json.dumps(s)) for s in shapes)
+
+
+def parse_json(text: str, kind: type):
+    """JSON text that must decode to `kind` (dict or list)."""
+    value = json.loads(text)
+    if not isinstance(value, kind):
+        raise ValueError(f"expected a JSON {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+# ---- tensor summaries -------------------------------------------------------------------------
+def summary_rows(heads: list[tuple], layouts: list[int], summaries: list[TensorSummary]) -> list[tuple]:
+    """Stored rows of many summaries: head columns, layout id, the numbers, histogram and samples as blobs.
+
+    The histograms are converted in one array operation for the whole batch: a blob starts with one
+    element holding its own width (2 or 8 bytes), then the little-endian counts.
+    """
+    if not summaries:
+        return []
+    block = np.stack([s.counts for s in summaries])
+    width = _COUNTS_NARROW if block.size == 0 or block.max() < 65536 else _COUNTS_WIDE
+    framed = np.empty((block.shape[0], block.shape[1] + 1), dtype=width)
+    framed[:, 0] = width.itemsize
+    framed[:, 1:] = block
+    raw, step = framed.tobytes(), framed.shape[1] * width.itemsize
+    pack = struct.pack
+    return [(a, b, lay, s.numel, s.min, s.max, s.mean, s.std, s.norm, s.nan_count, s.inf_count, s.zero_count,
+             raw[i * step:(i + 1) * step], s.lo, s.hi, pack(f"<{len(s.samples)}d", *s.samples), s.stride)
+            for i, ((a, b), lay, s) in enumerate(zip(heads, layouts, summaries))]
+
+
+def _real(x) -> float:
+    if x is None:  # SQLite stores NaN as NULL
+        return math.nan
+    if type(x) is not float and type(x) is not int:
+        raise ValueError(f"expected a number, got {type(x).__name__}")
+    return float(x)
+
+
+def _count(x) -> int:
+    if type(x) is not int or x < 0:
+        raise ValueError(f"expected a count, got {x!r}")
+    return x
+
+
+def parse_summary(layout: tuple, cols: tuple) -> TensorSummary:
+    """The TensorSummary of a layout (shape, dtype, device) and the columns summary_rows wrote after it."""
+    numel, mn, mx, mean, std, norm, nan, inf, zeros, counts, lo, hi, samples, stride = cols
+    if type(counts) is not bytes or type(samples) is not bytes:
+        raise ValueError("summary histogram or samples is not a blob")
+    width = _COUNTS_NARROW if counts[:1] == b"\x02" else _COUNTS_WIDE if counts[:1] == b"\x08" else None
+    if width is None or len(counts) % width.itemsize or len(counts) > 8192 or len(samples) % 8 \
+            or len(samples) > 1024:
+        raise ValueError("summary histogram or samples has a bad size")
+    hist = np.frombuffer(counts, dtype=width, offset=width.itemsize).astype(np.int64)
+    hist.flags.writeable = False
+    shape, dtype, device = layout
+    return TensorSummary(shape, dtype, device, _count(numel), _real(mn), _real(mx), _real(mean), _real(std),
+                         _real(norm), _count(nan), _count(inf), _count(zeros), hist, _real(lo), _real(hi),
+                         struct.unpack(f"<{len(samples) // 8}d", samples), _count(stride) or 1)
+
+
+# ---- raw values (.npy, compressed) -------------------------------------------------------------
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array as compressed .npy bytes (never pickled: object arrays are refused)."""
+    if array.dtype.hasobject:
+        raise ValueError("object arrays cannot be stored on a tape")
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return zlib.compress(buf.getbuffer(), 1)
+
+
+def parse_npy(blob) -> np.ndarray:
+    """The array in compressed .npy bytes, read without pickle and with its size bounded."""
+    if type(blob) is not bytes:
+        raise ValueError("a stored value is not a blob")
+    inflater = zlib.decompressobj()
+    raw = inflater.decompress(blob, MAX_VALUE_BYTES + 1)
+    if len(raw) > MAX_VALUE_BYTES or inflater.unconsumed_tail:
+        raise ValueError(f"a stored value inflates past {MAX_VALUE_BYTES} bytes")
+    if not inflater.eof:
+        raise ValueError("a stored value is truncated")
+    array = np.load(io.BytesIO(raw), allow_pickle=False)
+    if not isinstance(array, np.ndarray):
+        raise ValueError("a stored value is not one array")
+    return array
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text from a tape made safe for one terminal line: control characters escaped, length bounded."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return out + ("..." if len(text) > limit else "")

@@ -1,0 +1,282 @@
+"""Exporting a tape: JSON (everything, plain), Graphviz DOT (one iteration's graph), Perfetto trace.
+
+Each exporter streams to a text file and calls `progress(n)` with the number of events it has just
+handled, so a command line can show a progress bar without the engine knowing about terminals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import fields
+from typing import TextIO
+
+from engine.debug.summary import TensorSummary
+from engine.tape.reader import EventRow, Tape
+
+Progress = Callable[[int], None] | None
+FORMATS = ("json", "dot", "perfetto")
+_STEP = 2048
+
+
+def export(tape: Tape, fmt: str, out: TextIO, *, iteration: int | None = None,
+           progress: Progress = None) -> None:
+    """Write `tape` to `out` as "json", "dot" (one iteration; the last by default) or "perfetto"."""
+    if fmt == "json":
+        export_json(tape, out, progress)
+    elif fmt == "dot":
+        export_dot(tape, out, iteration)
+    elif fmt == "perfetto":
+        export_perfetto(tape, out, progress)
+    else:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _chunks(tape: Tape, progress: Progress):
+    """Event rows in lists of a few thousand, reporting progress after each."""
+    chunk: list[EventRow] = []
+    for row in tape.rows():
+        chunk.append(row)
+        if len(chunk) == _STEP:
+            yield chunk
+            if progress:
+                progress(len(chunk))
+            chunk = []
+    if chunk:
+        yield chunk
+        if progress:
+            progress(len(chunk))
+
+
+# ---- JSON ---------------------------------------------------------------------------------------
+def plain(value):
+    """Event fields as JSON-ready data: tuples become lists, summaries dicts, non-finite floats strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, TensorSummary):
+        return summary_dict(value)
+    return value
+
+
+def summary_dict(s: TensorSummary) -> dict:
+    """A TensorSummary as a dict of plain data."""
+    out = {f.name: plain(getattr(s, f.name)) for f in fields(s) if f.name != "counts"}
+    out["counts"] = s.counts.tolist()
+    return out
+
+
+def event_dict(row: EventRow, summaries: dict) -> dict:
+    """One stored event as a dict: where it happened, its fields, and the summaries of its tensors."""
+    ev = row.event
+    out = {"type": row.kind, "seq": row.seq, "iteration": row.iteration, "phase": row.phase,
+           "depth": row.depth, "t_ns": row.t}
+    out.update({f.name: plain(getattr(ev, f.name)) for f in fields(ev) if f.name != "seq"})
+    ids = ((ev.output,) if row.kind == "op" else (ev.grad_output, *ev.grad_inputs) if row.kind == "backward"
+           else ())
+    found = {str(i): summary_dict(summaries[i]) for i in ids if i in summaries}
+    if found:
+        out["summaries"] = found
+    return out
+
+
+def export_json(tape: Tape, out: TextIO, progress: Progress = None) -> None:
+    """Everything on the tape except raw values, as one JSON object (events streamed one per line)."""
+    dump = json.dumps
+    head = {"format": "tapescope-tape-json", "format_version": tape.format_version, "meta": tape.meta,
+            "iterations": [info._asdict() for info in tape.iterations()],
+            "sources": tape.sources(), "drops": [d._asdict() for d in tape.drops()]}
+    out.write(dump(head, allow_nan=False)[:-1] + ',\n"events": [\n')
+    first = True
+    for chunk in _chunks(tape, progress):
+        ids = []
+        for row in chunk:
+            if row.kind == "op":
+                ids.append(row.event.output)
+            elif row.kind == "backward":
+                ids.extend((row.event.grad_output, *row.event.grad_inputs))
+        summaries = tape.summaries(ids) if ids else {}
+        for row in chunk:
+            out.write(("" if first else ",\n") + dump(event_dict(row, summaries), allow_nan=False))
+            first = False
+    out.write("\n]}\n")
+
+
+# ---- Graphviz DOT -----------------------------------------------------------------------------------
+def dot_string(text: str) -> str:
+    """`text` as a double-quoted DOT string that renders literally (no escapes, no injected syntax)."""
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif c == '"':
+            out.append('\\"')
+        elif c == "\n":
+            out.append("\\n")
+        elif c.isprintable() or c == " ":
+            out.append(c)
+        else:
+            out.append(f"\\\\x{ord(c):02x}")  # shown as the escape's text, never interpreted
+    return '"' + "".join(out) + '"'
+
+
+def _label(*lines: str) -> str:
+    """A DOT label of several lines, each quoted safely."""
+    return dot_string("\n".join(lines))
+
+
+def _shape(shape: tuple) -> str:
+    return "x".join(map(str, shape)) if shape else "scalar"
+
+
+def export_dot(tape: Tape, out: TextIO, iteration: int | None = None) -> None:
+    """The forward graph of one iteration (the last with ops by default), modules as nested clusters."""
+    if iteration is None:
+        iteration = _last_iteration_with_ops(tape)
+    graph = tape.graph(iteration) if iteration is not None else None
+    title = f"{tape.path}, iteration {iteration}" if graph else f"{tape.path}: no ops recorded"
+    out.write("digraph tape {\n")
+    out.write(f"  graph [label={dot_string(title)}, labelloc=t, fontname=Helvetica, rankdir=TB];\n")
+    out.write('  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname=Helvetica, '
+              'fontsize=10];\n')
+    out.write("  edge [fontname=Helvetica, fontsize=9];\n")
+    if graph:
+        _dot_body(graph, out)
+    out.write("}\n")
+
+
+def _dot_body(graph, out: TextIO) -> None:
+    tree: dict[str, list] = {}  # module path -> ops directly in it
+    for op in graph.ops:
+        tree.setdefault(op.module, []).append(op)
+    paths = sorted({p for m in tree if m for p in _prefixes(m)})
+    cluster_ids = {p: i for i, p in enumerate(paths)}
+
+    def emit(path: str, indent: str) -> None:
+        for op in tree.get(path, ()):
+            label = _label(op.op, op.key, f"{_shape(op.output_shape)} {op.dtype}")
+            out.write(f"{indent}op{op.seq} [label={label}];\n")
+        for child in paths:
+            if _parent(child) == path:
+                out.write(f"{indent}subgraph cluster_{cluster_ids[child]} {{\n")
+                out.write(f'{indent}  label={dot_string(child)}; style="rounded,dashed"; color="#7a8aa6";\n')
+                emit(child, indent + "  ")
+                out.write(f"{indent}}}\n")
+
+    emit("", "  ")
+    shapes = {}
+    for op in graph.ops:
+        for tid, shape in zip(op.inputs, op.input_shapes):
+            shapes[(tid, op.seq)] = shape
+    for tid in dict.fromkeys(t for t, _ in graph.leaves):
+        shape = next((s for (t, _), s in shapes.items() if t == tid), ())
+        out.write(f"  t{tid} [shape=ellipse, style=solid, label={_label(f'tensor {tid}', _shape(shape))}];\n")
+    for tid, dst in graph.leaves:
+        out.write(f"  t{tid} -> op{dst};\n")
+    for src, dst, tid in graph.edges:
+        out.write(f"  op{src} -> op{dst} [label={dot_string(_shape(shapes.get((tid, dst), ())))}];\n")
+
+
+def _prefixes(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _parent(path: str) -> str:
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def _last_iteration_with_ops(tape: Tape) -> int | None:
+    counts = tape.counts()
+    if counts["last_iteration"] is None:
+        return None
+    # walk back from the end: the last iteration may hold only an optimizer step or nothing but marks
+    hi = counts["last_iteration"] + 1
+    while True:
+        infos = tape.iterations(hi - 64, hi)
+        if not infos:
+            return None
+        for info in reversed(infos):
+            if info.ops:
+                return info.iteration
+        hi = infos[0].iteration
+
+
+# ---- Perfetto (Chrome trace event format) ------------------------------------------------------------
+_FORWARD, _BACKWARD, _OPTIMIZER, _ITERATIONS = 1, 2, 3, 4
+_MIN_DUR = 0.001  # µs: a slice must have some width for a flow arrow to bind to it
+
+
+def export_perfetto(tape: Tape, out: TextIO, progress: Progress = None) -> None:
+    """A Chrome trace JSON for ui.perfetto.dev: forward ops inside their module calls, backward nodes on
+    their own track linked to their forward op by flow arrows, optimizer steps and iterations."""
+    dump = json.dumps
+    out.write('{"displayTimeUnit": "ms", "traceEvents": [\n')
+    meta = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": f"tapescope {tape.path}"}}]
+    for tid, name in ((_FORWARD, "forward"), (_BACKWARD, "backward"), (_OPTIMIZER, "optimizer"),
+                      (_ITERATIONS, "iterations")):
+        meta.append({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid, "args": {"name": name}})
+        meta.append({"ph": "M", "name": "thread_sort_index", "pid": 1, "tid": tid,
+                     "args": {"sort_index": tid}})
+    out.write(",\n".join(dump(m) for m in meta))
+    for info in tape.iterations():
+        out.write(",\n" + dump(_slice(f"iteration {info.iteration}", "iteration", _ITERATIONS, info.t_first,
+                                      info.t_last - info.t_first, {"events": info.events, "ops": info.ops})))
+    prev_t = None
+    modules: list[tuple[str, int, int]] = []  # open module calls: (path, seq, t)
+    forward: dict[int, tuple[float, float]] = {}  # forward op seq -> (ts, dur) in µs
+    for chunk in _chunks(tape, progress):
+        lines = []
+        for row in chunk:
+            ev, t = row.event, row.t
+            start = row.t if prev_t is None else prev_t
+            prev_t = t
+            kind = row.kind
+            if kind == "op":
+                sl = _slice(ev.op, "forward", _FORWARD, start, t - start,
+                            {"key": ev.key, "module": ev.module, "seq": ev.seq, "iteration": row.iteration,
+                             "shape": list(ev.output_shape), "dtype": ev.dtype})
+                if len(forward) > 200_000:
+                    forward.clear()
+                forward[ev.seq] = (sl["ts"], sl["dur"])
+                lines.append(sl)
+            elif kind == "backward":
+                sl = _slice(f"{ev.op} backward", "backward", _BACKWARD, start, t - start,
+                            {"key": ev.key, "seq": ev.seq, "forward_seq": ev.forward_seq,
+                             "iteration": row.iteration})
+                lines.append(sl)
+                fwd = forward.get(ev.forward_seq)
+                if fwd is not None:
+                    flow = {"name": "gradient", "cat": "autograd", "id": ev.forward_seq, "pid": 1}
+                    lines.append({**flow, "ph": "s", "tid": _FORWARD, "ts": fwd[0] + fwd[1] / 2})
+                    lines.append({**flow, "ph": "f", "bp": "e", "tid": _BACKWARD,
+                                  "ts": sl["ts"] + sl["dur"] / 2})
+            elif kind == "module_enter":
+                modules.append((ev.path, ev.seq, t))
+            elif kind == "module_exit":
+                for i in range(len(modules) - 1, -1, -1):
+                    if modules[i][0] == ev.path:
+                        path, seq, t_enter = modules.pop(i)
+                        lines.append(_slice(path, "module", _FORWARD, t_enter, t - t_enter,
+                                            {"class": ev.cls, "seq": seq, "iteration": row.iteration}))
+                        break
+            elif kind == "optimizer":
+                lines.append(_slice(ev.optimizer, "optimizer", _OPTIMIZER, start, t - start,
+                                    {"lrs": plain(ev.lrs), "iteration": row.iteration}))
+            elif kind in ("alert", "edit"):
+                name = f"{kind}: {ev.kind}"
+                lines.append({"name": name, "cat": kind, "ph": "i", "s": "g", "pid": 1, "tid": _FORWARD,
+                              "ts": t / 1000, "args": {"message": ev.message, "iteration": row.iteration}})
+        if lines:
+            out.write(",\n" + ",\n".join(dump(x, allow_nan=False) for x in lines))
+    out.write("\n]}\n")
+
+
+def _slice(name: str, cat: str, tid: int, t_ns: int, dur_ns: int, args: dict) -> dict:
+    """A complete ("X") event; times from the recording clock in ns, written in µs."""
+    return {"name": name, "cat": cat, "ph": "X", "pid": 1, "tid": tid, "ts": t_ns / 1000,
+            "dur": max(dur_ns / 1000, _MIN_DUR), "args": args}

@@ -1,0 +1,92 @@
+"""What a tape holds, as plain data (`tapescope info --json`) or as a few lines for a person."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from engine.tape.codec import printable
+from engine.tape.reader import Tape
+
+_META = ("tapescope_version", "created", "closed", "status", "capture", "python", "numpy", "cupy", "platform")
+
+
+def tape_info(tape: Tape) -> dict:
+    """format_version, meta, counts, iterations, edits and alerts (each a dict) of a tape."""
+    counts = tape.counts()
+    kinds = tape.kind_counts()
+    alerts = tape.alerts()
+    edits = tape.edits()
+    out = {"path": tape.path, "format_version": tape.format_version, "size_bytes": os.path.getsize(tape.path)}
+    out.update({key: tape.meta.get(key, "") for key in _META})
+    out["command_line"] = _json_list(tape.meta.get("command_line", "[]"))
+    out["devices"] = _json_list(tape.meta.get("devices", "[]"))
+    out.update({
+        "iterations": counts["iterations"], "first_iteration": counts["first_iteration"],
+        "last_iteration": counts["last_iteration"], "events": counts["events"], "ops": kinds["op"],
+        "backward": kinds["backward"], "modules": kinds["module_enter"],
+        "optimizer_steps": kinds["optimizer"],
+        "edits": len(edits),
+        "edit_list": [{"kind": e.kind, "target": e.target, "applied": e.applied, "message": e.message,
+                       "iteration": e.iteration} for e in edits],
+        "alerts": [{"kind": a.kind, "op": a.op, "key": a.key, "module": a.module, "file": a.file,
+                    "line": a.line, "iteration": a.iteration, "message": a.message} for a in alerts],
+        "sources": sorted(tape.sources()),
+        "dropped": _dropped(tape),
+    })
+    return out
+
+
+def _json_list(text: str) -> list:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _dropped(tape: Tape) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for drop in tape.drops():
+        totals[drop.what] = totals.get(drop.what, 0) + drop.count
+    return totals
+
+
+def describe(info: dict) -> str:
+    """A few lines for a person, from tape_info(); every string from the tape is made printable."""
+    p = printable
+    lines = [
+        f"{p(info['path'])}: tape format {info['format_version']}, written by tapescope "
+        f"{p(info['tapescope_version'])} on {p(info['created'])} ({p(info['status']) or 'unknown status'})",
+        f"  command:    {p(' '.join(info['command_line']))}",
+        f"  software:   Python {p(info['python'])}, numpy {p(info['numpy'])}, "
+        f"CuPy {p(info['cupy']) or 'none'}",
+        f"  devices:    {p(', '.join(info['devices']))}",
+        f"  capture:    {p(info['capture'])}; {info['size_bytes']:,} bytes",
+    ]
+    if info["iterations"]:
+        lines.append(f"  iterations: {info['iterations']:,} "
+                     f"({info['first_iteration']}..{info['last_iteration']})")
+    else:
+        lines.append("  iterations: none")
+    lines.append(f"  events:     {info['events']:,} (ops {info['ops']:,}, backward {info['backward']:,}, "
+                 f"module calls {info['modules']:,}, optimizer steps {info['optimizer_steps']:,})")
+    lines.append(f"  sources:    {len(info['sources'])} file(s)")
+    dropped = ", ".join(f"{n:,} {what}" for what, n in info["dropped"].items())
+    if dropped:
+        lines.append(f"  dropped:    {dropped} (the writer could not keep up, or the size cap was reached)")
+    lines.append(f"  edits:      {info['edits']}")
+    lines += _listed(info["edit_list"], lambda e: f"{p(e['kind'])} {p(e['target'])} "
+                     f"({'applied' if e['applied'] else 'rejected'}) {p(e['message'], 80)}")
+    lines.append(f"  alerts:     {len(info['alerts'])}")
+    lines += _listed(info["alerts"], lambda a: f"{p(a['kind'])} '{p(a['op'] or a['key'])}'"
+                     + (f" in {p(a['module'])}" if a["module"] else "")
+                     + (f" at {p(a['file'])}:{a['line']}" if a["file"] else ""))
+    return "\n".join(lines)
+
+
+def _listed(items: list[dict], text, shown: int = 20) -> list[str]:
+    lines = [f"    iteration {item['iteration']}: {text(item)}" for item in items[:shown]]
+    if len(items) > shown:
+        lines.append(f"    ... and {len(items) - shown} more (see --json)")
+    return lines

@@ -1,0 +1,630 @@
+"""Reading a .tape file: lazily, read-only, and treating every byte as untrusted data.
+
+    with engine.tape.open("run.tape") as tape:
+        tape.iteration_count(); tape.iteration(3)
+        for event in tape.events(iteration=3): ...          # OpEvent, BackwardEvent, ModuleEvent, ...
+        for rec in tape.records(iteration=3): ...           # OpRecord, BackwardRecord, EventRecord
+        tape.graph(3); tape.summary(tensor_id); tape.value(tensor_id); tape.alerts(); tape.edits()
+
+Opening reads the meta table and checks the schema, nothing else, so it takes the same time for any
+size of tape. Any problem with the file (not SQLite, truncated, damaged, too new, missing tables, values
+of the wrong type or absurd size) raises TapeError with one line that says what; nothing in a tape is
+ever executed: SQL is parameterised, text stays text, arrays load without pickle.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sqlite3
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from engine.debug.records import BackwardRecord, EventRecord, IterationEvent, OpRecord
+from engine.debug.source import SourceFrame
+from engine.debug.summary import TensorSummary
+from engine.events import AlertEvent, BackwardEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent
+from engine.tape import schema
+from engine.tape.codec import (
+    chunk_arrays,
+    parse_chunk,
+    parse_floats,
+    parse_ids,
+    parse_json,
+    parse_npy,
+    parse_shape,
+    parse_shapes,
+    parse_summary,
+    printable,
+    tuples,
+)
+from engine.tape.errors import TapeError
+
+# What a damaged or hostile tape can make the decoders raise; each becomes a TapeError.
+_BAD = (sqlite3.Error, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+        RecursionError, struct.error, zlib.error, EOFError)
+_CHUNK = 2048
+_SUMMARY_COLUMNS = ", ".join(schema.columns("summaries")[2:])
+
+
+class IterationInfo(NamedTuple):
+    """Where an iteration lies on the tape: its event sequence range, counts and clock range (ns)."""
+
+    iteration: int
+    first_seq: int
+    last_seq: int
+    events: int
+    ops: int
+    backward: int
+    t_first: int
+    t_last: int
+
+
+class EventRow(NamedTuple):
+    """One event as stored: where it happened (iteration, phase, depth, clock ns) and the event itself."""
+
+    seq: int
+    kind: str
+    iteration: int
+    phase: str
+    depth: int
+    t: int
+    event: object
+
+
+class Drop(NamedTuple):
+    """What the recorder dropped between two event sequence numbers because it could not keep up."""
+
+    first_seq: int
+    last_seq: int
+    what: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class IterationGraph:
+    """The forward ops and backward nodes of one iteration, and the tensors that link them.
+
+    edges: (producer op seq, consumer op seq, tensor id); leaves: (tensor id, consumer op seq) for
+    inputs no op of the iteration made (data, parameters, values from earlier iterations).
+    """
+
+    iteration: int
+    ops: tuple[OpEvent, ...]
+    backward: tuple[BackwardEvent, ...]
+    edges: tuple[tuple[int, int, int], ...]
+    leaves: tuple[tuple[int, int], ...]
+
+
+def _guard(method):
+    """Turn what a damaged tape makes a method raise into one TapeError."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _BAD as err:
+            raise self._damaged(err) from None
+
+    return wrapper
+
+
+def _guard_iter(method):
+    """_guard for generator methods: errors raised while iterating become TapeError too."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        it = method(self, *args, **kwargs)
+        while True:
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            except _BAD as err:
+                raise self._damaged(err) from None
+            yield item
+
+    return wrapper
+
+
+def open_tape(path: str | os.PathLike) -> Tape:
+    """Open a tape for reading (read-only); raises TapeError when it is not a readable tape."""
+    return Tape(path)
+
+
+class Tape:
+    """A tape opened for reading; see the module docstring. Close it, or use it as a context manager."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self._conn = _connect(self.path)
+        try:
+            self.meta = self._check()
+        except TapeError:
+            self._conn.close()
+            raise
+        except _BAD as err:
+            self._conn.close()
+            raise self._damaged(err) from None
+        self.format_version = int(self.meta["format_version"])
+        self.capture = self.meta.get("capture", "")
+        self._cache: dict[tuple, object] = {}
+        self._chunks: dict[int, list] = {}
+
+    def _damaged(self, err: BaseException) -> TapeError:
+        text = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        return TapeError(f"{self.path}: damaged tape ({text})")
+
+    def _check(self) -> dict[str, str]:
+        """Read the meta table and check the format version and the schema; returns the meta dict."""
+        found = {name: (kind, sql or "") for name, kind, sql in
+                 self._conn.execute("SELECT name, type, sql FROM sqlite_master LIMIT 10000")}
+        if "meta" not in found:
+            raise TapeError(f"{self.path}: not a tape (no meta table)")
+        meta = {}
+        for key, value in self._conn.execute("SELECT key, value FROM meta LIMIT 1000"):
+            if type(key) is not str or type(value) is not str or len(value) > 1 << 20:
+                raise TapeError(f"{self.path}: damaged tape (bad meta entry)")
+            meta[key] = value
+        version = meta.get("format_version", "")
+        if not version.isdigit() or len(version) > 6:
+            raise TapeError(f"{self.path}: not a tape (no format version)")
+        if int(version) > schema.FORMAT_VERSION:
+            import engine
+
+            writer = printable(meta.get("tapescope_version", "?"))
+            raise TapeError(f"{self.path} was written by tapescope {writer} (tape format {version}); this is "
+                            f"tapescope {engine.__version__}, which reads tape format "
+                            f"{schema.FORMAT_VERSION}: upgrade tapescope to open it")
+        for table in schema.TABLES:
+            kind, sql = found.get(table, (None, ""))
+            if kind != "table" or sql.upper().startswith("CREATE VIRTUAL"):
+                raise TapeError(f"{self.path}: damaged tape (table '{table}' is missing)")
+            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in schema.columns(table) if c not in have]
+            if missing:
+                raise TapeError(f"{self.path}: damaged tape (table '{table}' lacks {', '.join(missing)})")
+        return meta
+
+    # ---- iterations and counts ----------------------------------------------------------------
+    @_guard
+    def iteration_count(self) -> int:
+        """How many iterations the tape holds."""
+        return _int(self._one("SELECT count(*) FROM iterations")[0])
+
+    @_guard
+    def iterations(self, start: int | None = None, stop: int | None = None) -> list[IterationInfo]:
+        """The iterations numbered in [start, stop) (all by default), in order."""
+        lo = -(1 << 62) if start is None else start
+        hi = 1 << 62 if stop is None else stop
+        rows = self._conn.execute("SELECT * FROM iterations WHERE iteration >= ? AND iteration < ? "
+                                  "ORDER BY iteration", (lo, hi))
+        return [IterationInfo(*map(_int, row)) for row in rows]
+
+    @_guard
+    def iteration(self, number: int) -> IterationInfo | None:
+        """Where iteration `number` lies on the tape, or None when it was not recorded."""
+        row = self._one("SELECT * FROM iterations WHERE iteration = ?", (number,))
+        return IterationInfo(*map(_int, row)) if row else None
+
+    @_guard
+    def counts(self) -> dict[str, int]:
+        """Events, ops, backward nodes and iterations recorded, and the first and last iteration."""
+        n, events, ops, bwd, lo, hi = self._one(
+            "SELECT count(*), total(events), total(ops), total(backward), min(iteration), max(iteration) "
+            "FROM iterations")
+        return {"iterations": _int(n), "events": int(events), "ops": int(ops), "backward": int(bwd),
+                "first_iteration": lo if lo is None else _int(lo),
+                "last_iteration": hi if hi is None else _int(hi)}
+
+    @_guard
+    def kind_counts(self) -> dict[str, int]:
+        """How many events of each kind (op, backward, module_enter, ...); reads the whole events table."""
+        totals = np.zeros(256, dtype=np.int64)
+        for count, blob in self._conn.execute("SELECT count, columns FROM events"):
+            totals += np.bincount(chunk_arrays(blob, count)[0][1], minlength=256)
+        for code in np.flatnonzero(totals):
+            _kind(int(code))
+        return {name: int(totals[code]) for code, name in schema.KIND_NAMES.items()}
+
+    # ---- events and records ---------------------------------------------------------------------
+    @_guard_iter
+    def rows(self, start: int | None = None, stop: int | None = None, *,
+             iteration: int | None = None) -> Iterator[EventRow]:
+        """Stored events with sequence numbers in [start, stop), or of one iteration, in order."""
+        for row, _stack in self._rows(start, stop, iteration):
+            yield row
+
+    def events(self, start: int | None = None, stop: int | None = None, *,
+               iteration: int | None = None) -> Iterator[object]:
+        """The recorded event dataclasses (OpEvent, BackwardEvent, ModuleEvent, OptimizerEvent, EditEvent,
+        AlertEvent, IterationEvent) with sequence numbers in [start, stop), or of one iteration."""
+        for row in self.rows(start, stop, iteration=iteration):
+            yield row.event
+
+    @_guard
+    def event(self, seq: int) -> object | None:
+        """The event with sequence number `seq`, or None."""
+        for row, _stack in self._rows(seq, seq + 1, None):
+            return row.event
+        return None
+
+    @_guard_iter
+    def records(self, start: int | None = None, stop: int | None = None, *,
+                iteration: int | None = None) -> Iterator[object]:
+        """What the debugger's tracer made live (OpRecord, BackwardRecord, EventRecord), with source
+        frames, summaries and values as recorded; alerts and edits come as their events."""
+        forward: dict[int, OpRecord] = {}
+        chunk: list[tuple] = []
+        for item in self._rows(start, stop, iteration):
+            chunk.append(item)
+            if len(chunk) >= _CHUNK:
+                yield from self._records(chunk, forward)
+                chunk = []
+        yield from self._records(chunk, forward)
+
+    def _records(self, chunk: list[tuple], forward: dict) -> Iterator[object]:
+        ids = []
+        for row, _stack in chunk:
+            ev = row.event
+            if row.kind == "op":
+                ids.append(ev.output)
+            elif row.kind == "backward":
+                ids.append(ev.grad_output)
+                ids.extend(ev.grad_inputs)
+        summaries = self.summaries(ids)
+        values = self._values(ids) if self.capture == "values" else {}
+        for row, stack_id in chunk:
+            ev = row.event
+            if row.kind == "op":
+                source, stack = (None, ()) if stack_id is None else self._stack(stack_id)
+                rec = OpRecord(ev, row.iteration, row.depth, source, stack, summaries.get(ev.output),
+                               values.get(ev.output))
+                if len(forward) > 100_000:
+                    forward.clear()
+                forward[ev.seq] = rec
+            elif row.kind == "backward":
+                fwd = forward.get(ev.forward_seq)
+                if fwd is None and ev.forward_seq:
+                    fwd = self._forward_record(ev.forward_seq)
+                go = summaries.get(ev.grad_output)
+                gi = tuple(summaries.get(t) for t in ev.grad_inputs) if go is not None else ()
+                vals = ()
+                if values:
+                    vals = tuple(values.get(t) for t in (ev.grad_output, *ev.grad_inputs))
+                    vals = vals if any(v is not None for v in vals) else ()
+                rec = BackwardRecord(ev, row.iteration, row.depth, fwd, go, gi, vals)
+            elif row.kind in ("edit", "alert"):
+                rec = ev
+            else:
+                rec = EventRecord(ev, row.iteration, row.phase, row.depth)
+            yield rec
+
+    def _forward_record(self, seq: int) -> OpRecord | None:
+        for item in self._rows(seq, seq + 1, None):
+            if item[0].kind == "op":
+                for rec in self._records([item], {}):
+                    return rec
+        return None
+
+    def _rows(self, start, stop, iteration) -> Iterator[tuple[EventRow, int | None]]:
+        """(event row, stack id) pairs with seq in [start, stop) (and of `iteration` if given), in order."""
+        if iteration is not None:
+            info = self._one("SELECT first_seq, last_seq FROM iterations WHERE iteration = ?", (iteration,))
+            if info is None:
+                return
+            start, stop = _int(info[0]), _int(info[1]) + 1
+        lo = -(1 << 62) if start is None else start
+        hi = 1 << 62 if stop is None else stop
+        cursor = self._conn.execute("SELECT first_seq, last_seq, count, columns FROM events "
+                                    "WHERE first_seq < ? AND last_seq >= ? ORDER BY first_seq", (hi, lo))
+        pending: list[tuple] = []  # rows of chunks whose seq ranges overlap, merged before they are given out
+        reach = None
+        for first, last, count, blob in cursor:
+            if reach is not None and _int(first) > reach:
+                yield from self._emit(pending, iteration)
+                pending = []
+            pending += [r for r in self._chunk(first, blob, count) if lo <= r[0] < hi]
+            reach = max(reach, _int(last)) if reach is not None else _int(last)
+        yield from self._emit(pending, iteration)
+
+    def _emit(self, rows: list[tuple], iteration) -> Iterator[tuple[EventRow, int | None]]:
+        rows.sort(key=_seq_of)
+        for row in rows:
+            if iteration is None or row[2] == iteration:
+                yield self._decode(row)
+
+    def _chunk(self, first, blob, count) -> list[tuple]:
+        """The decoded rows of a chunk (the latest few are kept: seeking often reads one chunk twice)."""
+        rows = self._chunks.get(first)
+        if rows is None:
+            rows = parse_chunk(blob, count)
+            if len(self._chunks) >= 4:
+                self._chunks.pop(next(iter(self._chunks)))
+            self._chunks[first] = rows
+        return rows
+
+    def _decode(self, row: tuple) -> tuple[EventRow, int | None]:
+        seq, kind, it, phase, depth, t, node, tensor, ref, stack, tensors = row
+        stack = stack or None
+        if type(seq) is not int or type(it) is not int or type(depth) is not int or type(t) is not int:
+            raise ValueError(f"event {seq!r} has a field of the wrong type")
+        if kind == schema.OP:
+            key, op, module, signature = self._node(node)
+            if signature is None:
+                raise ValueError(f"op {seq} points to a node without a signature")
+            ev = OpEvent(seq, op, key, module, tensors, tensor, *signature)
+        elif kind == schema.BACKWARD:
+            key, op, _module, _signature = self._node(node)
+            ev = BackwardEvent(seq, op, key, ref, tensor, tensors)
+        elif kind == schema.MODULE_ENTER or kind == schema.MODULE_EXIT:
+            path, cls, _module, _signature = self._node(node)
+            ev = ModuleEvent(seq, path, cls, kind == schema.MODULE_ENTER, tensors)
+        elif kind == schema.OPTIMIZER:
+            ev = self._optimizer(seq)
+        elif kind == schema.MARK:
+            ev = IterationEvent(seq, ref)
+        elif kind == schema.EDIT:
+            ekind, target, args, applied, message, eit = self._one(
+                "SELECT kind, target, args, applied, message, iteration FROM edits WHERE seq = ?", (seq,))
+            ev = _edit(seq, ekind, target, args, applied, message, eit)
+        elif kind == schema.ALERT:
+            ev = self._alert(self._one("SELECT * FROM alerts WHERE seq = ?", (seq,)))
+        else:
+            raise ValueError(f"event {seq} has unknown kind {kind!r}")
+        return EventRow(seq, schema.KIND_NAMES[kind], it, _phase(phase), depth, t, ev), stack
+
+    def _optimizer(self, seq: int) -> OptimizerEvent:
+        row = self._one("SELECT optimizer, names, lrs, norms FROM optimizer_steps WHERE seq = ?", (seq,))
+        if row is None:
+            raise ValueError(f"optimizer step {seq} has no details")
+        name, names, lrs, norms = row
+        update_names, weight_names = parse_json(_text(names), list)
+        norms = parse_floats(norms)
+        n = len(_list(update_names))
+        if len(norms) != n + len(_list(weight_names)):
+            raise ValueError(f"optimizer step {seq}: {len(norms)} norms for {n} + {len(weight_names)} names")
+        return OptimizerEvent(seq, _text(name), parse_floats(lrs),
+                              dict(zip(map(_text, update_names), norms[:n])),
+                              dict(zip(map(_text, weight_names), norms[n:])))
+
+    # ---- interned rows ----------------------------------------------------------------------------
+    def _lookup(self, table: str, rid, decode):
+        hit = self._cache.get((table, rid))
+        if hit is None:
+            row = self._one(f"SELECT * FROM {table} WHERE id = ?", (_int(rid),))
+            if row is None:
+                raise ValueError(f"{table} row {rid} is missing")
+            hit = self._cache[(table, rid)] = decode(*row[1:])
+            if len(self._cache) > 200_000:  # a hostile tape with millions of distinct rows stays bounded
+                self._cache.clear()
+        return hit
+
+    def _node(self, rid) -> tuple[str, str, str, tuple | None]:
+        """(stable key, op, module path, signature or None): the signature is the OpEvent's input shapes,
+        output shape, dtype, device and requires_grad."""
+        return self._lookup("nodes", rid, _decode_node)
+
+    def _layout(self, rid) -> tuple:
+        return self._lookup("layouts", rid, lambda shape, dtype, device: (
+            parse_shape(_text(shape)), _text(dtype), _text(device)))
+
+    def _frame(self, rid) -> SourceFrame:
+        return self._lookup("frames", rid, lambda file, line, function, text: SourceFrame(
+            _text(file), _int(line), _text(function), _text(text)))
+
+    def _stack(self, rid) -> tuple:
+        return self._lookup("stacks", rid, lambda source, frames: (
+            None if source is None else self._frame(source),
+            tuple(self._frame(f) for f in parse_ids(frames))))
+
+    def _stack_of(self, seq: int) -> tuple[SourceFrame | None, tuple[SourceFrame, ...]]:
+        for _row, stack in self._rows(seq, seq + 1, None):
+            if stack is not None:
+                return self._stack(stack)
+        return None, ()
+
+    # ---- summaries, values, alerts, edits, sources ----------------------------------------------
+    @_guard
+    def summaries(self, ids) -> dict[int, TensorSummary]:
+        """The recorded summaries of many tensor ids at once (ids without one are left out)."""
+        out = {}
+        ids = [i for i in ids if i]
+        for k in range(0, len(ids), 500):
+            part = ids[k:k + 500]
+            marks = ",".join("?" * len(part))
+            for tensor, layout, *cols in self._conn.execute(
+                    f"SELECT tensor, {_SUMMARY_COLUMNS} FROM summaries WHERE tensor IN ({marks})", part):
+                out[tensor] = parse_summary(self._layout(layout), tuple(cols))
+        return out
+
+    def _values(self, ids: list[int]) -> dict[int, np.ndarray]:
+        out = {}
+        ids = [i for i in ids if i]
+        for k in range(0, len(ids), 500):
+            part = ids[k:k + 500]
+            marks = ",".join("?" * len(part))
+            for tensor, blob in self._conn.execute(
+                    f"SELECT tensor, npy FROM tensor_values WHERE tensor IN ({marks})", part):
+                out[tensor] = parse_npy(blob)
+        return out
+
+    @_guard
+    def summary(self, tensor_id: int) -> TensorSummary | None:
+        """The recorded TensorSummary of an op output or gradient, or None."""
+        return self.summaries([tensor_id]).get(tensor_id)
+
+    @_guard
+    def value(self, tensor_id: int) -> np.ndarray | None:
+        """The recorded values of an op output or gradient ("values" tier, small tensors), or None."""
+        return self._values([tensor_id]).get(tensor_id)
+
+    @_guard
+    def stack(self, seq: int) -> tuple[SourceFrame | None, tuple[SourceFrame, ...]]:
+        """(where the op with sequence number `seq` was called from, the user frames, innermost first)."""
+        return self._stack_of(seq)
+
+    @_guard
+    def alerts(self) -> list[AlertEvent]:
+        """Every alert, in order."""
+        return [self._alert(row) for row in self._conn.execute("SELECT * FROM alerts ORDER BY seq")]
+
+    def _alert(self, row) -> AlertEvent:
+        if row is None:
+            raise ValueError("an alert event has no alert row")
+        seq, kind, message, op, key, module, fseq, it, file, line, code, value = row
+        inputs = []
+        for layout, *cols in self._conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS} FROM alert_inputs WHERE seq = ? ORDER BY slot LIMIT 64", (seq,)):
+            inputs.append(parse_summary(self._layout(layout), tuple(cols)))
+        return AlertEvent(_int(seq), _text(kind), _text(message), _text(op), _text(key), _text(module),
+                          _int(fseq), _int(it), _text(file), _int(line), _text(code), _real(value),
+                          tuple(inputs))
+
+    @_guard
+    def edits(self) -> list[EditEvent]:
+        """Every edit (applied or rejected), in order."""
+        return [_edit(*row) for row in self._conn.execute("SELECT * FROM edits ORDER BY seq")]
+
+    @_guard
+    def sources(self) -> dict[str, str]:
+        """Each source file seen, and what became of its snapshot ("copied", or why not)."""
+        return {_text(f): _text(note) for f, note in self._conn.execute("SELECT file, note FROM sources")}
+
+    @_guard
+    def source(self, file: str) -> str | None:
+        """The text of a source file as it was when recorded, or None when it was not copied."""
+        row = self._one("SELECT text FROM sources WHERE file = ?", (file,))
+        return None if row is None or row[0] is None else _text(row[0])
+
+    @_guard
+    def drops(self) -> list[Drop]:
+        """What the recorder dropped to keep up (or to stay under its size cap)."""
+        return [Drop(_int(a), _int(b), _text(what), _int(n)) for _id, a, b, what, n in
+                self._conn.execute("SELECT * FROM drops ORDER BY id")]
+
+    # ---- the graph of an iteration ------------------------------------------------------------------
+    @_guard
+    def graph(self, iteration: int) -> IterationGraph:
+        """The forward ops, backward nodes and tensor edges of one iteration."""
+        ops, backward = [], []
+        for row, _stack in self._rows(None, None, iteration):
+            if row.kind == "op":
+                ops.append(row.event)
+            elif row.kind == "backward":
+                backward.append(row.event)
+        producer = {op.output: op.seq for op in ops}
+        edges, leaves = [], []
+        for op in ops:
+            for tid in op.inputs:
+                src = producer.get(tid)
+                if src is not None and src < op.seq:
+                    edges.append((src, op.seq, tid))
+                else:
+                    leaves.append((tid, op.seq))
+        return IterationGraph(iteration, tuple(ops), tuple(backward), tuple(edges), tuple(leaves))
+
+    # ---- plumbing ---------------------------------------------------------------------------------
+    def _one(self, sql: str, params: tuple = ()):
+        return self._conn.execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._conn.close()
+
+    def __enter__(self) -> Tape:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Tape {self.path!r} format {self.format_version} capture {self.capture!r}>"
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """A read-only connection to a file that at least starts like SQLite."""
+    if not os.path.exists(path):
+        raise TapeError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise TapeError(f"{path}: not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(100)
+    except OSError as err:
+        raise TapeError(f"{path}: cannot read it ({err.strerror})") from None
+    if not head.startswith(schema.SQLITE_MAGIC):
+        raise TapeError(f"{path}: not a tape (not an SQLite file)")
+    if len(head) < 100:
+        raise TapeError(f"{path}: damaged tape (truncated)")
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA trusted_schema = OFF")  # a hostile schema's functions and views do not run
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1 << 30)
+    except sqlite3.Error as err:
+        raise TapeError(f"{path}: cannot open it ({err})") from None
+    return conn
+
+
+def _decode_node(kind, key, op, module, in_shapes, out_shape, dtype, device, grad) -> tuple:
+    signature = None
+    if in_shapes is not None:
+        signature = (parse_shapes(_text(in_shapes)), parse_shape(_text(out_shape)), _text(dtype),
+                     _text(device), bool(_int(grad)))
+    return _text(key), _text(op), "" if module is None else _text(module), signature
+
+
+def _seq_of(row: tuple) -> int:
+    return row[0]
+
+
+def _edit(seq, kind, target, args, applied, message, iteration) -> EditEvent:
+    return EditEvent(_int(seq), _text(kind), _text(target), tuples(parse_json(_text(args), list)),
+                     bool(_int(applied)), _text(message), _int(iteration))
+
+
+def _int(x) -> int:
+    if type(x) is not int:
+        raise ValueError(f"expected an integer, found {type(x).__name__}")
+    return x
+
+
+def _text(x) -> str:
+    if type(x) is not str:
+        raise ValueError(f"expected text, found {type(x).__name__}")
+    return x
+
+
+def _real(x) -> float:
+    if x is None:  # SQLite keeps NaN as NULL
+        return math.nan
+    if type(x) is not float and type(x) is not int:
+        raise ValueError(f"expected a number, found {type(x).__name__}")
+    return float(x)
+
+
+def _list(x) -> list:
+    if not isinstance(x, list):
+        raise ValueError(f"expected a list, found {type(x).__name__}")
+    return x
+
+
+def _kind(code) -> str:
+    name = schema.KIND_NAMES.get(code)
+    if name is None:
+        raise ValueError(f"unknown event kind {code!r}")
+    return name
+
+
+def _phase(code) -> str:
+    if type(code) is not int or not 0 <= code < len(schema.PHASES):
+        raise ValueError(f"unknown phase {code!r}")
+    return schema.PHASES[code]

@@ -1,0 +1,577 @@
+"""Recording a session to a .tape file: the engine thread queues records, a writer thread commits them.
+
+On the engine thread a record costs a clock read and a deque append. The writer thread wakes every
+`flush_interval` seconds (sooner when `batch_events` are waiting), turns what is queued into rows and
+commits them in one transaction; WAL mode makes each commit durable against a killed process, so a
+SIGKILL loses at most the events of the last interval. The queue is bounded: past a quarter full, raw
+values are dropped; past half, summaries too; when full, the engine thread waits for the writer. Every
+drop is written to the `drops` table. A size cap drops values, then summaries, then stops recording.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import itertools
+import json
+import os
+import platform
+import sqlite3
+import sys
+import threading
+import time
+import tokenize
+import weakref
+from collections import deque
+
+from engine.debug import Debugger
+from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
+from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent, hub
+from engine.tape import schema
+from engine.tape.codec import EventColumns, float_blob, ids_text, npy_bytes, summary_rows, to_json
+from engine.tape.errors import TapeError
+from engine.tape.schema import ALERT, BACKWARD, EDIT, MARK, MODULE_ENTER, MODULE_EXIT, OP, OPTIMIZER
+
+MAX_SOURCE_BYTES = 2 << 20  # a larger "source file" is noted, not copied
+_PHASE = {name: code for code, name in enumerate(schema.PHASES)}
+_INSERT = {name: schema.insert_statement(name) for name in schema.TABLES}
+_UPSERT_ITERATION = _INSERT["iterations"] + """ ON CONFLICT (iteration) DO UPDATE SET
+    first_seq = min(first_seq, excluded.first_seq), last_seq = max(last_seq, excluded.last_seq),
+    events = events + excluded.events, ops = ops + excluded.ops, backward = backward + excluded.backward,
+    t_first = min(t_first, excluded.t_first), t_last = max(t_last, excluded.t_last)"""
+_open: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+class Recorder:
+    """Records engine events to a .tape file until closed; a context manager (see `engine.record`).
+
+    capture: "structure", "summary" or "values" (what the debugger's tracer attaches to each op).
+    debugger: record what an existing Debugger sees (its capture tier) instead of attaching a new one.
+    max_bytes: the size cap (None: none). queue_events: events that may wait for the writer.
+    """
+
+    def __init__(self, path: str | os.PathLike, capture: str = "summary", *, debugger: Debugger | None = None,
+                 model=None, optimizer=None, max_bytes: int | None = None, flush_interval: float = 0.05,
+                 batch_events: int = 4096, queue_events: int = 65536, value_bytes: int = 64 << 20,
+                 command_line: list[str] | None = None) -> None:
+        if debugger is not None:
+            capture = debugger.tracer.capture
+        if capture not in CAPTURES:
+            raise ValueError(f"record: capture must be one of {', '.join(CAPTURES)}, got {capture!r}")
+        self.path = os.fspath(path)
+        self.capture = capture
+        self.max_bytes = max_bytes
+        self.flush_interval = flush_interval
+        self.events = 0  # committed so far
+        self.status = "recording"
+        self._queue: deque = deque()
+        self._soft = max(1, min(batch_events, queue_events // 4))
+        self._limit = max(4, queue_events)
+        self._value_cap = value_bytes
+        self._values = capture == "values"
+        self._level = 0  # set by the writer: 1 drop values, 2 and summaries, 3 drop everything
+        self._bytes_in = self._bytes_out = 0  # value bytes queued by the engine / written by the writer
+        self._dropped = {"values": 0, "summaries": 0, "events": 0}  # engine-thread counters
+        self._dropped_written = dict(self._dropped)
+        self._wake = threading.Event()
+        self._drained = threading.Condition()
+        self._closing = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._t0 = time.perf_counter_ns()
+        self._created = time.time()  # the wall-clock time of t = 0
+        self._phase = 0
+        # interned rows: key -> row id; rows made since the last commit wait in _new_rows
+        self._ids = {table: itertools.count(1) for table in ("nodes", "layouts", "frames", "stacks")}
+        self._ops: dict[tuple, int] = {}
+        self._backward_nodes: dict[tuple, int] = {}
+        self._modules: dict[tuple, int] = {}
+        self._layouts: dict[tuple, int] = {}
+        self._stacks: dict[tuple, int] = {}
+        self._frames: dict[int, tuple] = {}  # id(SourceFrame) -> (frame, row id): holding it pins the id
+        self._sources: set[str] = set()
+        self._new_rows: list[tuple] = []
+        self._param_names: dict[tuple, str] = {}
+        self._conn = _create(self.path)
+        try:
+            _write_meta(self._conn, capture, command_line if command_line is not None else sys.argv,
+                        self._created)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name=f"tape writer {self.path}", daemon=True)
+        self._thread.start()
+        self._own = debugger is None
+        self.debugger = debugger or Debugger(capture, model=model, optimizer=optimizer, interactive=False,
+                                             cache_bytes=0)
+        self.debugger.on_record.append(self._on_record)
+        self._unsubscribe = hub.subscribe(self._on_hub)
+        if self._own:
+            self.debugger.attach()
+        _open.add(self)
+
+    # ---- the engine thread ------------------------------------------------------------------------
+    def _on_record(self, rec, _now=time.perf_counter_ns) -> None:
+        q = self._queue
+        if self._level or len(q) >= self._soft:
+            rec = self._relieve(rec)
+            if rec is None:
+                return
+        if self._values:
+            n = _value_bytes(rec)
+            if n:
+                if self._bytes_in - self._bytes_out + n > self._value_cap:
+                    rec = self._strip(rec, 1)
+                else:
+                    self._bytes_in += n
+        q.append((_now(), rec))
+
+    def _on_hub(self, event) -> None:
+        cls = event.__class__
+        if cls is EditEvent or cls is AlertEvent:  # the rest arrives as debugger records
+            self._on_record(event)
+
+    def _relieve(self, rec):
+        """Under pressure strip or drop `rec`, wake the writer, and wait while the queue is full."""
+        q = self._queue
+        if len(q) >= self._soft:
+            self._wake.set()
+        if len(q) >= self._limit and self._level < 3 and not self._closing:
+            with self._drained:  # back-pressure: the events themselves are never dropped for speed
+                self._drained.wait_for(lambda: len(q) < self._limit // 2 or self._level >= 3 or self._closing,
+                                       timeout=30)
+        n = len(q)
+        level = max(self._level, 2 if n >= self._limit // 2 else 1 if n >= self._limit // 4 else 0)
+        if level >= 3:
+            self._dropped["events"] += 1
+            return None
+        return self._strip(rec, level) if level else rec
+
+    def _strip(self, rec, level: int):
+        """`rec` without its raw values (level 1), and without its summaries (level 2); counts the drops."""
+        cls = rec.__class__
+        dropped = self._dropped
+        if cls is OpRecord:
+            if rec.value is not None:
+                dropped["values"] += 1
+            if level >= 2 and rec.summary is not None:
+                dropped["summaries"] += 1
+                return rec._replace(summary=None, value=None)
+            return rec._replace(value=None) if rec.value is not None else rec
+        if cls is BackwardRecord:
+            dropped["values"] += sum(v is not None for v in rec.values)
+            if level >= 2 and rec.grad_output is not None:
+                dropped["summaries"] += 1 + sum(s is not None for s in rec.grad_inputs)
+                return rec._replace(grad_output=None, grad_inputs=(), values=())
+            return rec._replace(values=()) if rec.values else rec
+        return rec
+
+    # ---- the writer thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                closing = self._closing
+                self._flush_queue()
+                if closing:
+                    return
+        except BaseException as err:  # disk full, a read-only folder...: stop recording, report at close
+            self._error = err
+            self._level = 3
+        finally:
+            with self._drained:
+                self._drained.notify_all()
+
+    def _flush_queue(self) -> None:
+        q = self._queue
+        n = len(q)
+        flushes = ()
+        if n or self._dropped != self._dropped_written:
+            pop = q.popleft
+            items = [pop() for _ in range(n)]
+            flushes = [rec for _, rec in items if rec.__class__ is threading.Event]
+            self.write_batch(items)
+        for done in flushes:
+            done.set()
+        with self._drained:
+            self._drained.notify_all()
+        if self.max_bytes is not None:
+            size = self._conn.execute("PRAGMA page_count").fetchone()[0] * self._page_size
+            if size >= self.max_bytes and self._level < 3:
+                self._level = 3
+                self.status = f"size cap of {self.max_bytes} bytes reached"
+            elif size >= 0.8 * self.max_bytes:
+                self._level = max(self._level, 2)
+            elif size >= 0.6 * self.max_bytes:
+                self._level = max(self._level, 1)
+
+    def write_batch(self, items: list[tuple]) -> None:
+        """Commit (clock ns, record or event) pairs in one transaction (the writer thread's work)."""
+        rows = _Rows()
+        self._encode(items, rows)
+        drops = []
+        for what, count in self._dropped.items():
+            delta = count - self._dropped_written[what]
+            if delta:
+                drops.append((None, rows.first_seq, rows.last_seq, what, delta))
+                self._dropped_written[what] = count
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            for table, table_rows in rows.tables.items():
+                if table_rows:
+                    conn.executemany(_INSERT[table], table_rows)
+            if rows.iterations:
+                conn.executemany(_UPSERT_ITERATION, rows.iterations)
+            if drops:
+                conn.executemany(_INSERT["drops"], drops)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.events += rows.count
+        self._bytes_out += rows.value_bytes
+
+    def _encode(self, items: list[tuple], rows: _Rows) -> None:
+        """Turn (clock ns, record) pairs into rows (the writer's hot path: lookups are held in locals)."""
+        t0 = self._t0
+        tables = rows.tables
+        add = tables["events"].append
+        sum_heads, sum_layouts, sums = [], [], []
+        ops, op_node = self._ops, self._op_node
+        stacks, stack = self._stacks, self._stack
+        layouts, layout = self._layouts, self._layout
+        modules, backward_nodes = self._modules, self._backward_nodes
+        phase = self._phase
+        for t, rec in items:
+            t -= t0
+            cls = rec.__class__
+            if cls is OpRecord:
+                ev = rec.event
+                phase = 0
+                key = (ev.key, ev.op, ev.module, ev.input_shapes, ev.output_shape, ev.dtype, ev.device,
+                       ev.requires_grad)
+                node = ops.get(key) or op_node(key)
+                src = rec.source
+                if src is None:
+                    sid = 0
+                else:
+                    skey = (id(src), *map(id, rec.stack))  # self._frames pins the frames: ids stay theirs
+                    sid = stacks.get(skey) or stack(skey, src, rec.stack)
+                add((ev.seq, OP, rec.iteration, 0, rec.depth, t, node, ev.output, 0, sid, ev.inputs))
+                s = rec.summary
+                if s is not None:
+                    sum_heads.append((ev.output, ev.seq))
+                    sum_layouts.append(layouts.get((s.shape, s.dtype, s.device)) or layout(s))
+                    sums.append(s)
+                if rec.value is not None:
+                    rows.value(ev.output, ev.seq, rec.value)
+            elif cls is BackwardRecord:
+                ev = rec.event
+                phase = 1
+                node = backward_nodes.get((ev.key, ev.op)) or self._backward_node(ev.key, ev.op)
+                add((ev.seq, BACKWARD, rec.iteration, 1, rec.depth, t, node, ev.grad_output, ev.forward_seq,
+                     0, ev.grad_inputs))
+                if rec.grad_output is not None:
+                    for tid, s in zip((ev.grad_output, *ev.grad_inputs), (rec.grad_output, *rec.grad_inputs)):
+                        if s is not None and tid:
+                            sum_heads.append((tid, ev.seq))
+                            sum_layouts.append(layouts.get((s.shape, s.dtype, s.device)) or layout(s))
+                            sums.append(s)
+                if rec.values:
+                    for tid, v in zip((ev.grad_output, *ev.grad_inputs), rec.values):
+                        if v is not None and tid:
+                            rows.value(tid, ev.seq, v)
+            elif cls is EventRecord:
+                ev = rec.event
+                phase = _PHASE.get(rec.phase, 0)
+                ecls = ev.__class__
+                if ecls is ModuleEvent:
+                    node = modules.get((ev.path, ev.cls)) or self._module(ev.path, ev.cls)
+                    add((ev.seq, MODULE_ENTER if ev.enter else MODULE_EXIT, rec.iteration, phase, rec.depth,
+                         t, node, 0, 0, 0, ev.tensors))
+                elif ecls is OptimizerEvent:
+                    add((ev.seq, OPTIMIZER, rec.iteration, phase, rec.depth, t, 0, 0, 0, 0, ()))
+                    update, weight = ev.update_norms, ev.weight_norms
+                    key = (tuple(update), tuple(weight))  # the same parameter names step after step
+                    names = self._param_names.get(key) or self._param_names.setdefault(key, to_json(key))
+                    tables["optimizer_steps"].append((ev.seq, ev.optimizer, names, float_blob(ev.lrs),
+                                                      float_blob((*update.values(), *weight.values()))))
+                elif ecls is IterationEvent:
+                    add((ev.seq, MARK, rec.iteration, phase, rec.depth, t, 0, 0, ev.iteration, 0, ()))
+            elif cls is EditEvent:
+                add((rec.seq, EDIT, rec.iteration, phase, 0, t, 0, 0, 0, 0, ()))
+                tables["edits"].append((rec.seq, rec.kind, rec.target, _args_json(rec.args), int(rec.applied),
+                                        rec.message, rec.iteration))
+            elif cls is AlertEvent:
+                add((rec.seq, ALERT, rec.iteration, phase, 0, t, 0, 0, rec.forward_seq, 0, ()))
+                tables["alerts"].append((rec.seq, rec.kind, rec.message, rec.op, rec.key, rec.module,
+                                         rec.forward_seq, rec.iteration, rec.file, rec.line, rec.code,
+                                         rec.value))
+                for slot, s in enumerate(rec.inputs):
+                    if s is not None:
+                        rows.alert_inputs.append(((rec.seq, slot), layout(s), s))
+        self._phase = phase
+        rows.finish(sum_heads, sum_layouts, sums, self._new_rows)
+
+    # ---- interning: small tables that events point into; the hot path looks up the dicts inline --------
+    def _add(self, table: str, *row) -> int:
+        """Queue a new row of an interned table with the next id of that table; returns the id."""
+        rid = next(self._ids[table])
+        self._new_rows.append((table, (rid, *row)))
+        return rid
+
+    def _op_node(self, key: tuple) -> int:
+        """The node of an op as it ran: stable key, op, module path and signature."""
+        stable, op, module, in_shapes, out_shape, dtype, device, grad = key
+        rid = self._ops[key] = self._add("nodes", "op", stable, op, module, to_json(in_shapes),
+                                         to_json(out_shape), dtype, device, int(grad))
+        self._backward_nodes[(stable, op)] = rid
+        return rid
+
+    def _backward_node(self, stable: str, op: str) -> int:
+        """A backward node whose forward op was not recorded (it ran before the recording began)."""
+        rid = self._backward_nodes[(stable, op)] = self._add("nodes", "op", stable, op, *(None,) * 6)
+        return rid
+
+    def _module(self, path: str, cls: str) -> int:
+        rid = self._modules[(path, cls)] = self._add("nodes", "module", path, cls, path, *(None,) * 5)
+        return rid
+
+    def _layout(self, s) -> int:
+        key = (s.shape, s.dtype, s.device)
+        rid = self._layouts.get(key)
+        if rid is None:
+            rid = self._layouts[key] = self._add("layouts", to_json(s.shape), s.dtype, s.device)
+        return rid
+
+    def _frame(self, f) -> int:
+        hit = self._frames.get(id(f))
+        if hit is not None:
+            return hit[1]
+        rid = self._add("frames", f.file, f.line, f.function, f.text)
+        self._frames[id(f)] = (f, rid)
+        if f.file not in self._sources:
+            self._sources.add(f.file)
+            self._new_rows.append(("sources", (f.file, *_snapshot(f.file))))
+        return rid
+
+    def _stack(self, key: tuple, source, stack: tuple) -> int:
+        frame = self._frame
+        src = frame(source)
+        rid = self._stacks[key] = self._add("stacks", src, ids_text(tuple(frame(f) for f in stack)))
+        return rid
+
+    @property
+    def pending(self) -> int:
+        """Events queued for the writer and not yet committed (never more than queue_events)."""
+        return len(self._queue)
+
+    # ---- closing --------------------------------------------------------------------------------------
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until everything queued so far is committed; False if that took longer than `timeout`."""
+        if not self._thread.is_alive():
+            return not self._queue
+        done = threading.Event()
+        self._queue.append((0, done))  # the writer sets it once the batch holding it is committed
+        self._wake.set()
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        """Stop recording, commit what is queued, checkpoint the WAL and close the file; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        _open.discard(self)
+        self._unsubscribe()
+        if self._own:
+            self.debugger.detach()
+        if self._on_record in self.debugger.on_record:
+            self.debugger.on_record.remove(self._on_record)
+        self._closing = True
+        self._wake.set()
+        self._thread.join()
+        conn = self._conn
+        try:
+            if self._error is None:
+                status = "complete" if self.status == "recording" else self.status
+            else:
+                status = f"failed: {self._error}"
+            self.status = status
+            with conn:
+                conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                 [("status", status), ("closed", _iso()), ("events", str(self.events))])
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode=DELETE")  # one file, readable on read-only media
+        except sqlite3.Error as err:
+            if self._error is None:
+                self._error = err
+        finally:
+            conn.close()
+        if self._error is not None:
+            raise TapeError(f"recording {self.path} failed: {self._error}") from self._error
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def _page_size(self) -> int:
+        size = self.__dict__.get("_page")
+        if size is None:
+            size = self.__dict__["_page"] = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        return size
+
+
+class _Rows:
+    """The rows of one batch, by table (interned rows first, so what events point to exists)."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list] = {name: [] for name in
+                                        ("nodes", "layouts", "frames", "stacks", "sources",
+                                         "events", "summaries", "alert_inputs", "tensor_values",
+                                         "optimizer_steps", "edits", "alerts")}
+        self.iterations: list[tuple] = []
+        self.alert_inputs: list[tuple] = []
+        self.value_bytes = 0
+        self.first_seq = self.last_seq = self.count = 0
+
+    def value(self, tensor: int, seq: int, array) -> None:
+        self.value_bytes += array.nbytes
+        self.tables["tensor_values"].append((tensor, seq, npy_bytes(array)))
+
+    def finish(self, heads: list, layouts: list, summaries: list, new_rows: list) -> None:
+        self.tables["summaries"] = summary_rows(heads, layouts, summaries)
+        if self.alert_inputs:
+            h, lay, s = zip(*self.alert_inputs)
+            self.tables["alert_inputs"] = summary_rows(list(h), list(lay), list(s))
+        for table, row in new_rows:
+            self.tables[table].append(row)
+        new_rows.clear()
+        events = self.tables["events"]
+        if events:
+            events.sort()  # by seq: arrival order already, but for events from other threads
+            self.first_seq, self.last_seq, self.count = events[0][0], events[-1][0], len(events)
+            columns = EventColumns(events)
+            self.tables["events"] = columns.chunks()
+            self.iterations = columns.iterations()
+
+
+def _value_bytes(rec) -> int:
+    cls = rec.__class__
+    if cls is OpRecord:
+        return rec.value.nbytes if rec.value is not None else 0
+    if cls is BackwardRecord and rec.values:
+        return sum(v.nbytes for v in rec.values if v is not None)
+    return 0
+
+
+def _args_json(args: tuple) -> str:
+    try:
+        return to_json(args)
+    except (TypeError, ValueError):  # an edit argument that is not plain data: keep its text
+        return to_json([[name, repr(value)] for name, value in args])
+
+
+def _snapshot(file: str) -> tuple[str | None, str]:
+    """(text, note) of a user source file, read now so the source view works without the file."""
+    if file.startswith("<"):
+        return None, "not a file"
+    try:
+        size = os.path.getsize(file)
+        if size > MAX_SOURCE_BYTES:
+            return None, f"not copied: {size} bytes"
+        with tokenize.open(file) as f:  # honours a coding cookie, like Python itself
+            return f.read(), "copied"
+    except (OSError, SyntaxError, UnicodeDecodeError) as err:
+        return None, f"not copied: {err}"
+
+
+def _create(path: str) -> sqlite3.Connection:
+    """A new, empty tape at `path` (replacing an older tape; never another kind of file)."""
+    if os.path.exists(path):
+        if not os.path.isfile(path):
+            raise TapeError(f"cannot record to {path}: it is not a file")
+        with open(path, "rb") as f:
+            head = f.read(len(schema.SQLITE_MAGIC))
+        if head and head != schema.SQLITE_MAGIC:
+            raise TapeError(f"cannot record to {path}: it exists and is not a tape (refusing to overwrite)")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process; fsync only at checkpoints
+    conn.execute("BEGIN")
+    for statement in schema.create_statements():
+        conn.execute(statement)
+    conn.execute("COMMIT")
+    return conn
+
+
+def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created: float) -> None:
+    import numpy as np
+
+    import engine
+    from engine.backend import cupy_module
+
+    cp = cupy_module()
+    meta = {
+        "format_version": str(schema.FORMAT_VERSION),
+        "tapescope_version": engine.__version__,
+        "created": _iso(created),
+        "created_unix": f"{created:.6f}",
+        "command_line": json.dumps(list(argv)),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cupy": cp.__version__ if cp is not None else "",
+        "devices": json.dumps(_devices(cp)),
+        "capture": capture,
+        "platform": platform.platform(),
+        "status": "recording",
+    }
+    with conn:
+        conn.executemany(_INSERT["meta"], list(meta.items()))
+
+
+def _devices(cp) -> list[str]:
+    names = [f"cpu: {_cpu_name()}"]
+    if cp is not None:
+        try:
+            for i in range(cp.cuda.runtime.getDeviceCount()):
+                name = cp.cuda.runtime.getDeviceProperties(i)["name"]
+                names.append(f"cuda:{i}: {name.decode() if isinstance(name, bytes) else name}")
+        except Exception:  # no driver or no GPU: CuPy is installed but there is nothing to name
+            pass
+    return names
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _iso(unix: float | None = None) -> str:
+    utc = datetime.UTC
+    when = datetime.datetime.now(utc) if unix is None else datetime.datetime.fromtimestamp(unix, utc)
+    return when.isoformat(timespec="seconds")
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close recorders still open at exit, so their tapes are complete and checkpointed."""
+    for rec in list(_open):
+        try:
+            rec.close()
+        except TapeError as err:
+            print(f"tapescope: {err}", file=sys.stderr)

@@ -1,0 +1,105 @@
+"""A small model and a recorded training run that the tape tests share."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from engine.debug import BackwardRecord, Debugger, OpRecord, TensorSummary
+
+
+class MLP(nn.Module):
+    """fc1 -> relu -> fc2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(6, 5)
+        self.fc2 = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+@dataclass
+class Run:
+    """What a recorded run saw live: hub events, the debugger's records, and the model."""
+
+    events: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+    model: MLP | None = None
+
+
+def train(steps: int, model: MLP | None = None, nan_at: int = -1):
+    """Run `steps` training steps of a fresh MLP (a NaN-making op at step `nan_at`); returns the model."""
+    model = model or MLP()
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    rng = np.random.default_rng(0)
+    x = engine.tensor(rng.standard_normal((4, 6)).astype(np.float32))
+    y = engine.tensor(rng.integers(0, 3, 4))
+    for i in range(steps):
+        opt.zero_grad()
+        out = model(x)
+        if i == nan_at:
+            with np.errstate(invalid="ignore"):
+                out = out + (engine.zeros(1) - 1.0).log()  # log(-1): the NaN's origin
+        F.cross_entropy(out, y).backward()
+        opt.step()
+    return model
+
+
+def record_run(path, capture: str = "summary", steps: int = 3, nan_at: int = -1, **options) -> Run:
+    """Record `steps` steps to `path`, keeping what the hub and the recording debugger delivered."""
+    run = Run()
+    unsubscribe = engine.hub.subscribe(run.events.append)
+    model = MLP()
+    dbg = Debugger(capture, model=model, interactive=False, cache_bytes=0, on_record=run.records.append)
+    try:
+        with dbg, engine.record(path, debugger=dbg, **options):
+            train(steps, model, nan_at)
+    finally:
+        unsubscribe()
+    run.model = model
+    return run
+
+
+def same_summary(a: TensorSummary | None, b: TensorSummary | None) -> bool:
+    """Field-by-field equality (NaN equals NaN; the histogram compared by value)."""
+    if a is None or b is None:
+        return a is b
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            if not np.array_equal(x, y):
+                return False
+        elif isinstance(x, float) and math.isnan(x):
+            if not (isinstance(y, float) and math.isnan(y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def same_record(a, b) -> bool:
+    """A replayed record equals a live one: event, place, source, summaries and values."""
+    if type(a) is not type(b) or a.event != b.event or a.iteration != b.iteration or a.depth != b.depth:
+        return False
+    if isinstance(a, OpRecord):
+        return (a.source == b.source and a.stack == b.stack and same_summary(a.summary, b.summary)
+                and _same_array(a.value, b.value))
+    if isinstance(a, BackwardRecord):
+        return (same_summary(a.grad_output, b.grad_output) and len(a.grad_inputs) == len(b.grad_inputs)
+                and all(same_summary(x, y) for x, y in zip(a.grad_inputs, b.grad_inputs))
+                and len(a.values) == len(b.values) and all(map(_same_array, a.values, b.values))
+                and (a.forward is None) == (b.forward is None))
+    return a.phase == b.phase
+
+
+def _same_array(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.dtype == b.dtype and np.array_equal(a, b)

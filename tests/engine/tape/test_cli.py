@@ -1,0 +1,210 @@
+"""`tapescope record | info | export | open`: what a person types and what they get back."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import app.window
+import engine.tape
+from app.cli import CAPTURES, FORMATS, main
+from engine.debug.records import CAPTURES as ENGINE_CAPTURES
+from engine.tape.export import FORMATS as ENGINE_FORMATS
+
+ROOT = Path(__file__).resolve().parents[3]
+
+TRAIN = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import engine
+    import engine.nn as nn
+    import engine.nn.functional as F
+    import sibling  # from the script's own folder
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, y = engine.randn(5, 3), engine.randint(0, 2, (5,))
+    for step in range(3):
+        opt.zero_grad()
+        out = model(x)
+        if "--nan" in sys.argv and step == 1:
+            with np.errstate(invalid="ignore"):
+                out = out + (engine.zeros(1) - 1.0).log()
+        F.cross_entropy(out, y).backward()
+        opt.step()
+    with open(os.environ["SEEN"], "w") as f:
+        json.dump({"argv": sys.argv, "name": __name__, "sibling": sibling.VALUE}, f)
+    if "--fail" in sys.argv:
+        def deep():
+            raise ValueError("the script's own error")
+        deep()
+    if "--exit" in sys.argv:
+        sys.exit(int(sys.argv[-1]))
+""")
+
+
+@pytest.fixture
+def script(tmp_path, monkeypatch):
+    (tmp_path / "sibling.py").write_text("VALUE = 42\n")
+    path = tmp_path / "train.py"
+    path.write_text(TRAIN)
+    monkeypatch.setenv("SEEN", str(tmp_path / "seen.json"))
+    return path
+
+
+def _seen(script) -> dict:
+    return json.loads((script.parent / "seen.json").read_text())
+
+
+def test_cli_tiers_and_formats_match_the_engine():
+    assert CAPTURES == ENGINE_CAPTURES and FORMATS == ENGINE_FORMATS
+
+
+def test_record_runs_the_script_as_python_would(script, tmp_path, capsys):
+    out = tmp_path / "run.tape"
+    assert main(["record", str(script), "--lr", "0.1", "-o", str(out), "--capture", "structure"]) == 0
+    seen = _seen(script)
+    assert seen == {"argv": [str(script), "--lr", "0.1"], "name": "__main__", "sibling": 42}
+    assert "written to" in capsys.readouterr().err
+    with engine.tape.open(out) as tape:
+        assert tape.capture == "structure"
+        assert tape.iteration_count() == 3
+        assert json.loads(tape.meta["command_line"])[:3] == ["tapescope", "record", str(script)]
+
+
+def test_options_before_the_script_and_arguments_after_a_double_dash(script, tmp_path):
+    out = tmp_path / "run.tape"
+    assert main(["record", "-o", str(out), str(script), "--", "-o", "theirs", "--capture", "x"]) == 0
+    assert _seen(script)["argv"] == [str(script), "-o", "theirs", "--capture", "x"]
+    with engine.tape.open(out) as tape:
+        assert tape.capture == "summary"  # the default tier
+
+
+def test_a_failing_script_exits_1_with_its_own_traceback(script, tmp_path, capsys):
+    out = tmp_path / "run.tape"
+    assert main(["record", str(script), "--fail", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "ValueError: the script's own error" in err
+    assert f'File "{script}", line' in err and "in deep" in err
+    assert "runpy" not in err and "cli.py" not in err
+    with engine.tape.open(out) as tape:  # what ran before the failure is on the tape
+        assert tape.iteration_count() == 3
+
+
+@pytest.mark.parametrize(("code", "expected"), [(0, 0), (3, 1)])
+def test_sys_exit_of_the_script(script, tmp_path, code, expected):
+    assert main(["record", str(script), "--exit", str(code), "-o", str(tmp_path / "r.tape")]) == expected
+
+
+def test_record_bad_usage_exits_2(script, tmp_path, capsys):
+    assert main(["record", str(tmp_path / "missing.py"), "-o", str(tmp_path / "r.tape")]) == 2
+    assert "no such script" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["record", str(script)])  # no -o
+    assert exit_.value.code == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["record", str(script), "-o", str(tmp_path / "r.tape"), "--capture", "all"])
+    assert exit_.value.code == 2
+
+
+@pytest.fixture
+def tape_with_alert(script, tmp_path):
+    out = tmp_path / "alert.tape"
+    assert main(["record", str(script), "--nan", "-o", str(out)]) == 0
+    return out
+
+
+def test_info_human_and_json(tape_with_alert, script, capsys):
+    capsys.readouterr()
+    assert main(["info", str(tape_with_alert)]) == 0
+    text = capsys.readouterr().out
+    assert "tape format 1" in text and "iterations: 3 (0..2)" in text and "nonfinite_forward 'log'" in text
+    assert main(["info", str(tape_with_alert), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format_version"] == 1 and info["iterations"] == 3 and info["edits"] == 0
+    assert info["events"] > info["ops"] > 0
+    alert = info["alerts"][0]
+    assert {k: alert[k] for k in ("kind", "op", "module", "file", "iteration")} == \
+        {"kind": "nonfinite_forward", "op": "log", "module": "", "file": str(script), "iteration": 1}
+    assert isinstance(alert["line"], int) and alert["line"] > 0
+
+
+@pytest.mark.parametrize("fmt", ["json", "dot", "perfetto"])
+def test_export_writes_the_file_quietly_when_not_on_a_terminal(tape_with_alert, tmp_path, fmt, capsys):
+    capsys.readouterr()
+    out = tmp_path / f"out.{fmt}"
+    assert main(["export", str(tape_with_alert), "--format", fmt, "-o", str(out)]) == 0
+    text = out.read_text()
+    if fmt == "dot":
+        assert text.startswith("digraph")
+    else:
+        assert json.loads(text)
+    assert capsys.readouterr().err == ""  # no progress bar when stderr is not a terminal
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
+def test_export_shows_progress_on_a_terminal(tape_with_alert, tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal's size
+    command = [sys.executable, str(ROOT / "main.py"), "export", str(tape_with_alert), "--format", "json",
+               "-o", str(tmp_path / "o.json")]
+    proc = subprocess.run(command, stderr=secondary, stdout=subprocess.PIPE, timeout=120)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert proc.returncode == 0
+    assert b"export json" in shown and b"event" in shown
+
+
+@pytest.mark.parametrize("command", [["info"], ["info", "--json"], ["open"],
+                                     ["export", "--format", "json", "-o", "x.json"]])
+def test_a_bad_tape_is_one_line_and_exit_2(tmp_path, command, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.tape"
+    bad.write_bytes(b"not a tape at all" * 10)
+    opened = []
+    monkeypatch.setattr(app.window, "run_app", lambda *a: opened.append(a) or 0)
+    assert main([command[0], str(bad), *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a tape" in err and "Traceback" not in err
+    assert not opened and not (tmp_path / "x.json").exists()
+
+
+def test_a_bad_tape_in_a_real_process_prints_no_traceback(tmp_path):
+    bad = tmp_path / "bad.tape"
+    bad.write_bytes(b"SQLite format 3\x00" + bytes(50))
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "info", str(bad)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"tapescope info: {bad}: damaged tape (truncated)"
+
+
+def test_open_validates_then_starts_the_app(tape_with_alert, monkeypatch):
+    opened = []
+    monkeypatch.setattr(app.window, "run_app", lambda *a: opened.append(a) or 0)
+    assert main(["open", str(tape_with_alert)]) == 0
+    assert opened
+
+
+def test_no_arguments_still_opens_the_app(monkeypatch):
+    opened = []
+    monkeypatch.setattr(app.window, "run_app", lambda *a: opened.append(a) or 0)
+    assert main([]) == 0
+    assert opened

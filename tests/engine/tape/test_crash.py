@@ -1,0 +1,67 @@
+"""A recording process killed with SIGKILL leaves a tape that opens and holds all but the last moment."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import engine.tape
+
+ROOT = Path(__file__).resolve().parents[3]
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    import engine
+    import engine.nn as nn
+    import engine.nn.functional as F
+
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = engine.optim.SGD(model.parameters(), lr=0.01)
+    x, y = engine.randn(4, 8), engine.randint(0, 2, (4,))
+    with engine.record(sys.argv[1], capture="summary"):
+        step = 0
+        while True:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            step += 1
+            if step == 20:
+                print("recording", flush=True)
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_sigkill_while_recording_loses_at_most_about_a_second(tmp_path):
+    script = tmp_path / "loop.py"
+    script.write_text(SCRIPT)
+    tape_path = tmp_path / "killed.tape"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script), str(tape_path)], stdout=subprocess.PIPE, text=True,
+                            env=env, cwd=tmp_path)
+    try:
+        assert proc.stdout.readline().strip() == "recording"
+        time.sleep(1.0)
+        killed_at = time.time()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    before = tape_path.read_bytes()
+    with engine.tape.open(tape_path) as tape:
+        assert tape.meta["status"] == "recording"  # it never closed
+        counts = tape.counts()
+        events = list(tape.events())
+        last = tape.iteration(counts["last_iteration"])
+        created = float(tape.meta["created_unix"])
+    assert counts["iterations"] >= 20
+    assert len(events) == counts["events"]
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
+    assert created + last.t_last / 1e9 >= killed_at - 1.0  # the last committed event is recent
+    assert tape_path.read_bytes() == before  # reading a crashed tape changes nothing
