@@ -74,7 +74,7 @@ class OptimizerEvent:
 
 @dataclass(slots=True, frozen=True)
 class EditEvent:
-    """A runtime edit (engine.debug) was applied, or rejected with `message`; `args` are (name, value) pairs."""
+    """A runtime edit (engine.debug) applied, or refused with `message`; `args`: (name, value) pairs."""
 
     seq: int
     kind: str

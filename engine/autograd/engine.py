@@ -184,7 +184,7 @@ def _check_versions(node: Function) -> None:
 
 
 def _emit_backward(node: Function, grad, grads) -> tuple:
-    """Emit the node's BackwardEvent; returns its gradients (already fitted when tensor listeners saw them)."""
+    """Emit the node's BackwardEvent; returns its gradients (fitted when tensor listeners saw them)."""
     d = node.__dict__
     event = BackwardEvent(
         next_seq(), node.op, d.get("_key", ""), d.get("_event_seq", 0), next_tensor_id(),

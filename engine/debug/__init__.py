@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from engine.debug.alerts import AlertSettings
 from engine.debug.breakpoints import Breakpoint, BreakpointInfo
 from engine.debug.cache import ValueCache, ValueUnavailable
-from engine.debug.debugger import Debugger, DebuggerKilled, EngineRun, _attached
+from engine.debug.debugger import Debugger, _attached
 from engine.debug.edits import EditParam, EditRejected, Freeze, Reinit, SetOptimizer, SetSetting, SwapModule
 from engine.debug.records import (
     BackwardRecord,
@@ -38,15 +38,17 @@ from engine.debug.records import (
     OpRecord,
     Stop,
 )
+from engine.debug.runner import DebuggerKilled, EngineRun
 from engine.debug.source import SourceFrame
 from engine.debug.summary import TensorSummary, summarize
 from engine.events import AlertEvent, hub
 
 __all__ = [
-    "AlertSettings", "BackwardRecord", "Breakpoint", "BreakpointInfo", "Command", "Debugger", "DebuggerKilled",
-    "DebuggerState", "EditParam", "EditRejected", "EngineRun", "EventRecord", "Freeze", "IterationEvent",
-    "NonFiniteError", "OpRecord", "Reinit", "SetOptimizer", "SetSetting", "SourceFrame", "Stop", "SwapModule",
-    "TensorSummary", "ValueCache", "ValueUnavailable", "breakpoint", "mark_iteration", "summarize", "watch",
+    "AlertSettings", "BackwardRecord", "Breakpoint", "BreakpointInfo", "Command", "Debugger",
+    "DebuggerKilled", "DebuggerState", "EditParam", "EditRejected", "EngineRun", "EventRecord", "Freeze",
+    "IterationEvent", "NonFiniteError", "OpRecord", "Reinit", "SetOptimizer", "SetSetting",
+    "SourceFrame", "Stop", "SwapModule", "TensorSummary", "ValueCache", "ValueUnavailable", "breakpoint",
+    "mark_iteration", "summarize", "watch",
 ]
 
 
@@ -58,7 +60,7 @@ class NonFiniteError(FloatingPointError):
         self.alert = alert
 
 
-def breakpoint() -> None:  # noqa: A001  (named after the builtin it mirrors)
+def breakpoint() -> None:
     """Stop here when an interactive Debugger is attached (like Python's breakpoint()); else nothing."""
     for dbg in tuple(_attached):
         if dbg.interactive:

@@ -97,7 +97,8 @@ class Monitor:
                                   f"{_where(rec)}, iteration {rec.iteration}; its inputs are finite", rec,
                                   math.nan, summaries)
                 return None
-        if s.dead_relu is not None and rec.event.op == "relu" and out.data.ndim >= 2:
+        if s.dead_relu is not None and rec.event.op == "relu" and out.data.ndim >= 2 and (
+                rec.summary is None or rec.summary.zero_count >= s.dead_relu * rec.summary.numel):
             data = out.data
             dead = float((data == 0).reshape(data.shape[0], -1).all(axis=0).mean())
             if self._starts(("dead_relu", rec.event.key), dead >= s.dead_relu):

@@ -88,7 +88,8 @@ class Breakpoint:
         if sides and on not in sides:
             raise ValueError(f"{self.kind} breakpoint: on must be one of {', '.join(sides)}, got {on!r}")
         if self.kind == "phase" and self.pattern not in PHASES:
-            raise ValueError(f"phase breakpoint: phase must be one of {', '.join(PHASES)}, got {self.pattern!r}")
+            raise ValueError(f"phase breakpoint: phase must be one of {', '.join(PHASES)}, "
+                             f"got {self.pattern!r}")
         if self.kind in ("op", "module", "predicate") and not self.pattern:
             raise ValueError(f"{self.kind} breakpoint needs a pattern")
         if self.skip < 0:
@@ -195,7 +196,7 @@ def _matches(e: _Entry, rec, predicates: dict) -> bool:
             return False
         if kind == "phase" and rec.phase != spec.pattern:
             return False
-        here = (rec.iteration, rec.phase)
+        here = rec.iteration if kind == "iteration" else (rec.iteration, rec.phase)
         if e.last == here:
             return False
         e.last = here

@@ -4,13 +4,15 @@ It holds references, never copies: the most recently recorded arrays are kept al
 `max_bytes` (LRU) and for `keep_iterations` iterations (the current and the previous one by default:
 keeping every tensor for hundreds of steps would make each new array land in cold, freshly faulted
 memory, which costs more than the whole tracer). Older ones are only weakly referenced, so they stay
-fetchable for as long as the program itself keeps them. An output changed in place after it was recorded is refused (its version moved on)
-rather than shown with values it did not have. Gradients carry no version: a gradient later summed
-into in place (zero_grad(set_to_none=False), accumulation) shows its current values.
+fetchable for as long as the program itself keeps them. An output changed in place after it was
+recorded is refused (its version moved on) rather than shown with values it did not have. Gradients
+carry no version: a gradient later summed into in place (zero_grad(set_to_none=False), accumulation)
+shows its current values.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -78,9 +80,11 @@ class ValueCache:
                 self._demote()
 
     def _demote(self) -> None:
-        """Turn the least recently used strong entry into a weak one."""
+        """Turn the least recently used strong entry into a weak one (or drop it if nothing else holds it)."""
         old_id, (old, ovc, ov, _) = self._strong.popitem(last=False)
         self.nbytes -= old.nbytes
+        if sys.getrefcount(old) <= 2:  # only `old` itself refers to it now: it dies with this frame
+            return
         try:
             self._weak[old_id] = (weakref.ref(old), ovc, ov)
         except TypeError:  # an array type without weak references: simply forgotten

@@ -20,9 +20,7 @@ EngineRun.interrupt() stops it either way (PyThreadState_SetAsyncExc).
 
 from __future__ import annotations
 
-import ctypes
 import os
-import runpy
 import sys
 import threading
 from collections import deque
@@ -34,7 +32,8 @@ from engine.debug.breakpoints import Breakpoint, BreakpointInfo, BreakpointTable
 from engine.debug.cache import DEFAULT_BYTES, ValueCache, ValueUnavailable
 from engine.debug.edits import EDITS, EditRejected, describe, prepare
 from engine.debug.records import ACTIONS, OPTIMIZER, Command, DebuggerState, EventRecord, Stop
-from engine.debug.source import frame_of
+from engine.debug.runner import DebuggerKilled, EngineRun, run_path
+from engine.debug.source import USER, frame_kind, frame_of
 from engine.debug.summary import SUMMARY_LIMIT
 from engine.debug.tracer import Tracer
 from engine.events import (
@@ -52,10 +51,6 @@ _attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iterati
 _registry = threading.Lock()
 
 
-class DebuggerKilled(BaseException):  # noqa: N818  (like KeyboardInterrupt: user code must not catch it)
-    """Raised in the engine thread by a kill command or EngineRun.interrupt(), to unwind user code."""
-
-
 def _steppable(rec) -> bool:
     return rec.__class__ is not EventRecord or rec.phase is OPTIMIZER
 
@@ -71,7 +66,8 @@ class Debugger:
 
     def __init__(self, capture: str = "summary", *, model=None, optimizer=None,
                  alerts: AlertSettings | None = None, stop_on_alert: bool = False,
-                 cache_bytes: int = DEFAULT_BYTES, summary_limit: int = SUMMARY_LIMIT, values_limit: int = 4096,
+                 cache_bytes: int = DEFAULT_BYTES, summary_limit: int = SUMMARY_LIMIT,
+                 values_limit: int = 4096,
                  source: bool = True, history: int = 4096, interactive: bool = True,
                  on_stop=None, on_alert=None, on_record=None) -> None:
         self.model = model
@@ -258,17 +254,20 @@ class Debugger:
 
     # ---- running code on an engine thread ------------------------------------------------------
     def run_callable(self, fn: Callable, *args, python_pause: bool = False, **kwargs) -> EngineRun:
-        """Run fn(*args, **kwargs) on a new engine thread, attached; returns its EngineRun handle."""
+        """Run fn(*args, **kwargs) on a new engine thread, attached meanwhile; returns its EngineRun handle.
+
+        python_pause: also let pause() land in plain Python code (traces the thread; slower)."""
         if self._run is not None and not self._run.done.is_set():
             raise RuntimeError("this debugger is already running code on an engine thread")
+        attached_here = not self._attached
         self.attach()
-        run = self._run = EngineRun(self, fn, args, kwargs, python_pause)
-        run.thread.start()
+        run = self._run = EngineRun(self, fn, args, kwargs, python_pause, attached_here)
+        run.start()
         return run
 
     def run_script(self, path: str, argv: tuple[str, ...] = (), python_pause: bool = False) -> EngineRun:
         """Run a script as `python path *argv` would, on a new engine thread."""
-        return self.run_callable(_run_path, os.path.abspath(path), tuple(argv), python_pause=python_pause)
+        return self.run_callable(run_path, os.path.abspath(path), tuple(argv), python_pause=python_pause)
 
     # ---- the engine thread -------------------------------------------------------------------
     def _on_event(self, event) -> None:
@@ -387,6 +386,7 @@ class Debugger:
     def _wait(self, rec, reason: str, bid: int = 0, alert=None, source=None) -> None:
         """Stop here: tell the callbacks, then apply edits until a control command resumes us."""
         t = self.tracer
+        self._unpoke()
         with self._cv:
             self._stops += 1
             stop = Stop(self._stops, reason, rec, rec.iteration if rec is not None else t.iteration,
@@ -447,6 +447,18 @@ class Debugger:
                            or self._alert_stop is not None)
         self.tracer.summaries = self.tracer.capture != "structure" or self.breakpoints.conditions > 0
 
+    def _run_ended(self, run: EngineRun) -> None:
+        """The engine thread's code returned or raised: forget steps it never reached, wake waiters."""
+        with self._cv:
+            self._mode = None
+            self._pause = False
+            self._rearm_locked()
+        if run.detach_after:
+            self.detach()
+        run.done.set()
+        with self._cv:
+            self._cv.notify_all()
+
     def _named_parameters(self):
         if self.model is not None:
             return self.model.named_parameters()
@@ -466,81 +478,33 @@ class Debugger:
         run = self._run
         if run is None or not run.python_pause or run.done.is_set():
             return
+        frames = []
         f = sys._current_frames().get(run.thread.ident)
         while f is not None:
+            frames.append(f)
+            f = f.f_back
+        users = [f for f in frames if frame_kind(f.f_code) == USER]
+        for f in users or frames:  # land in the person's code, not in a library it called
             f.f_trace = self._line_trace
             run.poked.append(f)
-            f = f.f_back
 
-    def _line_trace(self, frame, event, arg):
-        if event == "line" and self._pause:
-            run = self._run
+    def _unpoke(self) -> None:
+        """Stop line-tracing the frames a pause poked (every line would call back into Python)."""
+        run = self._run
+        if run is not None and run.poked:
             poked, run.poked = run.poked, []
             for f in poked:
                 f.f_trace = None
+
+    def _line_trace(self, frame, event, arg):
+        if not self._pause:  # the pause landed at an op boundary meanwhile
+            self._unpoke()
+            frame.f_trace = None
+        elif event == "line":
             self._wait(None, "python", source=frame_of(frame))
             self._rearm()
-        return self._line_trace if self._pause else None
-
-
-def _global_trace(frame, event, arg):
-    return None  # installs tracing on the thread; frames are traced only once a pause pokes them
+        return None
 
 
 def _listify(x) -> list:
     return [] if x is None else list(x) if isinstance(x, list | tuple) else [x]
-
-
-def _run_path(path: str, argv: tuple[str, ...]):
-    old_argv, old_path = sys.argv, list(sys.path)
-    sys.argv = [path, *argv]
-    sys.path.insert(0, os.path.dirname(path))
-    try:
-        return runpy.run_path(path, run_name="__main__")
-    finally:
-        sys.argv, sys.path[:] = old_argv, old_path
-
-
-class EngineRun:
-    """User code running on an engine thread: join it, read its result or exception, interrupt it."""
-
-    def __init__(self, debugger: Debugger, fn: Callable, args: tuple, kwargs: dict, python_pause: bool) -> None:
-        self.debugger = debugger
-        self.python_pause = python_pause
-        self.result = None
-        self.exception: BaseException | None = None
-        self.killed = False
-        self.done = threading.Event()
-        self.poked: list = []
-        self.thread = threading.Thread(target=self._main, args=(fn, args, kwargs), name="engine", daemon=True)
-
-    def _main(self, fn, args, kwargs) -> None:
-        if self.python_pause:
-            sys.settrace(_global_trace)
-        try:
-            self.result = fn(*args, **kwargs)
-        except DebuggerKilled:
-            self.killed = True
-        except BaseException as err:  # the user's error, kept for whoever shows it
-            self.exception = err
-        finally:
-            sys.settrace(None)
-            self.done.set()
-            with self.debugger._cv:
-                self.debugger._cv.notify_all()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the code to finish; True when it has."""
-        return self.done.wait(timeout)
-
-    def interrupt(self) -> None:
-        """Stop the code: a stopped thread is killed at its stop, a running one by an asynchronous
-        DebuggerKilled (which lands at its next Python bytecode, also in loops that never touch the engine)."""
-        if self.done.is_set():
-            return
-        if self.debugger.state.status == "paused":
-            self.debugger.send(Command("kill"))
-            return
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread.ident),
-                                                   ctypes.py_object(DebuggerKilled))
-

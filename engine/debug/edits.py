@@ -16,6 +16,8 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+from engine.backend import array_module
+
 Value = float | int | str | bool | None
 
 
@@ -110,9 +112,9 @@ def prepare(edit, model, optimizer) -> Callable[[], str]:
 def _relative(model, path: str) -> str:
     """A path from the model: event paths start with the root's class name ("MLP.fc1")."""
     root = type(model).__name__
-    if path == root:
+    if path == root and root not in model._modules:
         return ""
-    if path.startswith(root + ".") and path.split(".")[1] not in model._modules:
+    if path.startswith(root + ".") and root not in model._modules:
         return path[len(root) + 1:]
     return path
 
@@ -132,7 +134,7 @@ def _param(model, name: str):
 
 
 def _number(what: str, value, allow_bool: bool = False) -> float:
-    if isinstance(value, bool) and not allow_bool or not isinstance(value, numbers.Real):
+    if (isinstance(value, bool) and not allow_bool) or not isinstance(value, numbers.Real):
         raise EditRejected(f"{what} must be a number, got {value!r}")
     return float(value)
 
@@ -142,8 +144,8 @@ def _set_setting(edit: SetSetting, model, optimizer):
     module = _module(model, edit.module)
     names = [s["name"] if isinstance(s, dict) else s for s in module.editable_settings()]
     if edit.name not in names:
-        raise EditRejected(f"{type(module).__name__} at '{edit.module}' has no editable setting '{edit.name}'; "
-                           f"editable: {', '.join(names) or 'none'}")
+        raise EditRejected(f"{type(module).__name__} at '{edit.module}' has no editable setting "
+                           f"'{edit.name}'; editable: {', '.join(names) or 'none'}")
     setting = next(s for s in type(module).settings if s.name == edit.name)
     try:  # check first (set_setting checks too, but the edit must be refused before anything changes)
         setting.validate(type(module).__name__, edit.value)
@@ -205,8 +207,9 @@ def _swap(edit: SwapModule, model, optimizer):
             new.get_submodule(owner_path)._parameters[leaf] = p
         for bname, b in old.named_buffers():
             owner_path, _, leaf = bname.rpartition(".")
-            owner = new.get_submodule(owner_path) if owner_path in dict(new.named_modules()) else None
-            if owner is not None and leaf in owner._buffers and tuple(owner._buffers[leaf].shape) == tuple(b.shape):
+            owner = dict(new.named_modules()).get(owner_path)
+            mine = owner._buffers.get(leaf) if owner is not None else None
+            if mine is not None and tuple(mine.shape) == tuple(b.shape):  # running statistics carry over
                 owner._buffers[leaf] = b
         new.train(old.training)
         parent._modules[name] = new
@@ -250,11 +253,12 @@ def _edit_param(edit: EditParam, model, optimizer):
 
     def apply() -> str:
         data = p.data
-        where = tuple(zip(*edit.indices)) if edit.indices else ...
+        xp = array_module(data)
+        where = tuple(xp.asarray(axis) for axis in zip(*edit.indices)) if edit.indices else ...
         if edit.action == "scale":
             data[where] *= edit.value
         else:
-            data[where] = values if values is not None else edit.value
+            data[where] = xp.asarray(values, dtype=data.dtype) if values is not None else edit.value
         p._vc[0] += 1  # an in-place write: graphs that saved the old values refuse to backward
         count = len(edit.indices) if edit.indices else data.size
         return f"{edit.action} {count} element(s) of '{edit.param}' by {edit.value!r}"
@@ -267,12 +271,14 @@ def _set_optimizer(edit: SetOptimizer, model, optimizer):
         raise EditRejected("no optimizer attached; pass Debugger(optimizer=...)")
     groups = optimizer.param_groups
     if not (-1 <= edit.group < len(groups)):
-        raise EditRejected(f"the optimizer has {len(groups)} param group(s); group {edit.group} does not exist")
+        raise EditRejected(f"the optimizer has {len(groups)} param group(s); "
+                           f"group {edit.group} does not exist")
     chosen = groups if edit.group == -1 else [groups[edit.group]]
     for g in chosen:
         if edit.name in ("params", "param_names") or edit.name not in g:
             names = ", ".join(k for k in g if k not in ("params", "param_names"))
-            raise EditRejected(f"{type(optimizer).__name__} has no hyper-parameter '{edit.name}'; it has {names}")
+            raise EditRejected(f"{type(optimizer).__name__} has no hyper-parameter '{edit.name}'; "
+                               f"it has {names}")
         current = g[edit.name]
         if isinstance(current, bool) != isinstance(edit.value, bool):
             raise EditRejected(f"'{edit.name}' is {type(current).__name__}, got {edit.value!r}")

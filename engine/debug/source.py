@@ -91,6 +91,12 @@ def capture(depth: int = 1) -> tuple[SourceFrame | None, tuple[SourceFrame, ...]
     return None, ()
 
 
+def frame_kind(code) -> int:
+    """ENGINE, LIBRARY or USER for a code object."""
+    kind = _kinds.get(code)
+    return kind if kind is not None else _kind(code)
+
+
 def frame_of(f) -> SourceFrame:
     """The SourceFrame of a live frame object."""
     return _frames.get((f.f_code, f.f_lineno)) or _frame(f.f_code, f.f_lineno)

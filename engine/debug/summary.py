@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine import kernels
 from engine.backend import array_module, device_of
 from engine.debug.fastdata import maker
 
 BINS = 64
 SAMPLES = 8
 SUMMARY_LIMIT = 1 << 14
-HIST_LIMIT = 2048
+HIST_LIMIT = 1024
 TINY = 16  # up to this many elements one host copy and plain Python beat a dozen array calls
 
 _umin, _umax = np.minimum.reduce, np.maximum.reduce
@@ -34,8 +35,9 @@ class TensorSummary:
     """Shape, dtype, device and statistics of one tensor: plain numbers, tuples and a numpy array.
 
     min/max/mean/std/norm/histogram are over the finite values; `counts` has `BINS` bins spanning
-    [lo, hi] (the finite min and max; +-0.5 around a constant), over at most HIST_LIMIT of them. `stride` > 1: mean, std and
-    zero_count come from every `stride`-th element (zero_count scaled up to the whole tensor).
+    [lo, hi] (the finite min and max; +-0.5 around a constant), over at most HIST_LIMIT of them.
+    `stride` > 1: mean, std and zero_count come from every `stride`-th element (zero_count scaled up
+    to the whole tensor).
     """
 
     shape: tuple[int, ...]
@@ -79,7 +81,7 @@ class TensorSummary:
 
 def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> TensorSummary:
     """Summarize an array (numpy or cupy) or a Tensor; see the module docstring for what is exact."""
-    if not hasattr(a, "dtype") or hasattr(a, "grad_fn"):
+    if a.__class__ is not np.ndarray and hasattr(a, "grad_fn"):  # a Tensor
         a = a.data
     dev = device if device is not None else str(device_of(a))
     dt = a.dtype
@@ -95,6 +97,10 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
     if n <= TINY:
         return _tiny(shape, dtype, dev, flat.tolist())
     xp = array_module(flat)
+    fused = kernels.get("tensor_summary", xp)
+    if fused is not None:  # CUDA: the same statistics in two kernels and one copy to the host
+        *stats, counts, lo, hi, samples, stride = fused(flat, limit, BINS, HIST_LIMIT, SAMPLES)
+        return _make(shape, dtype, dev, n, *stats, _host_counts(counts), lo, hi, samples, stride)
     if xp is np:
         mn, mx = _umin(flat), _umax(flat)
     else:
@@ -105,7 +111,8 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
         inf = int(xp.count_nonzero(xp.isinf(flat)))
         finite = flat[xp.isfinite(flat)]
         if finite.size == 0:
-            return _make(shape, dtype, dev, n, *_NAN5, nan, inf, 0, _NO_COUNTS, 0.0, 0.0, _samples(flat, n), 1)
+            return _make(shape, dtype, dev, n, *_NAN5, nan, inf, 0, _NO_COUNTS, 0.0, 0.0,
+                         _samples(flat, n), 1)
         mn, mx = xp.min(finite), xp.max(finite)
     else:
         finite = flat

@@ -27,7 +27,8 @@ class MLP(nn.Module):
 
 def batch(n: int = 5, d_in: int = 4, classes: int = 3, seed: int = 0):
     rng = np.random.default_rng(seed)
-    return engine.tensor(rng.standard_normal((n, d_in)).astype(np.float32)), engine.tensor(rng.integers(0, classes, n))
+    x = rng.standard_normal((n, d_in)).astype(np.float32)
+    return engine.tensor(x), engine.tensor(rng.integers(0, classes, n))
 
 
 def trainer(model, steps: int = 1, lr: float = 0.1):

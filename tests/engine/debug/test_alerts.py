@@ -1,0 +1,145 @@
+"""NaN origin (not the flood), watch() in scripts and CI, gradient-norm and dead-ReLU alerts."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from engine.debug import AlertSettings, Breakpoint, Debugger, NonFiniteError, watch
+from tests.engine.debug.helpers import TIMEOUT, batch
+
+pytestmark = pytest.mark.filterwarnings("ignore:divide by zero", "ignore:invalid value")
+
+
+class Deep(nn.Module):
+    """Three layers; `plant` puts log(0) (so -inf, then NaN everywhere after) into the second."""
+
+    def __init__(self, plant: bool) -> None:
+        super().__init__()
+        self.l1, self.l2, self.l3 = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.plant = plant
+
+    def forward(self, x):
+        h = F.relu(self.l1(x))
+        h = self.l2(h)
+        if self.plant:
+            h = h * (h - h).log()  # log(0) = -inf, times h: NaN and inf from here on
+        return self.l3(F.relu(h))
+
+
+def _planted_line() -> int:
+    lines, start = inspect.getsourcelines(Deep.forward)
+    return start + next(i for i, line in enumerate(lines) if ".log()" in line)
+
+
+def _train(model, steps=1):
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, y = batch()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    return loss
+
+
+def test_the_alert_names_the_origin_op_and_line_and_only_it():
+    model = Deep(plant=True)
+    with Debugger("summary", model=model) as dbg:
+        loss = _train(model, steps=2)
+    assert np.isnan(loss.item())  # everything downstream, backward and the update included, is NaN
+    assert len(dbg.alerts) == 1
+    alert = dbg.alerts[0]
+    assert alert.kind == "nonfinite_forward" and alert.op == "log" and alert.key == "Deep/log:0"
+    assert alert.module == "Deep" and alert.line == _planted_line() and alert.file == __file__
+    assert alert.code == "h = h * (h - h).log()  # log(0) = -inf, times h: NaN and inf from here on"
+    assert alert.iteration == 0 and len(alert.inputs) == 1 and alert.inputs[0].finite
+    assert alert.inputs[0].max == 0.0 == alert.inputs[0].min  # h - h
+
+
+def test_structure_capture_still_finds_the_origin_when_asked():
+    model = Deep(plant=True)
+    with Debugger("structure", model=model, alerts=AlertSettings()) as dbg:
+        _train(model)
+    assert [(a.kind, a.op) for a in dbg.alerts] == [("nonfinite_forward", "log")]
+
+
+def test_a_backward_origin_is_the_node_that_makes_the_gradient_non_finite():
+    x = engine.tensor(np.array([0.0, 1.0, 4.0], np.float32), requires_grad=True)
+    with Debugger("summary") as dbg:
+        (x.sqrt() * 2.0).sum().backward()  # sqrt(0) is fine forward; its derivative 1/(2 sqrt 0) is not
+    assert [(a.kind, a.op, a.key) for a in dbg.alerts] == [("nonfinite_backward", "sqrt", "sqrt:0")]
+    assert dbg.alerts[0].inputs[0].finite  # the incoming gradient was finite
+    assert np.isinf(x.grad.numpy()[0])
+
+
+def test_watch_raises_at_the_origin_with_op_module_and_line():
+    model = Deep(plant=True)
+    with pytest.raises(NonFiniteError) as info, watch(model):
+        _train(model)
+    message = str(info.value)
+    assert "'log' (Deep/log:0) in module 'Deep'" in message and f"{__file__}:{_planted_line()}" in message
+    assert info.value.alert.op == "log" and not engine.hub.active
+
+
+def test_watch_is_quiet_on_healthy_training():
+    model = Deep(plant=False)
+    with watch(model) as dbg:
+        loss = _train(model, steps=3)
+    assert np.isfinite(loss.item()) and list(dbg.alerts) == []
+
+
+def test_watch_record_mode_keeps_going():
+    model = Deep(plant=True)
+    with watch(model, on_nonfinite="record") as dbg:
+        _train(model, steps=2)
+    assert [a.op for a in dbg.alerts] == ["log"]
+
+
+def test_exploding_and_vanishing_gradient_norms_per_parameter():
+    model = Deep(plant=False)
+    settings = AlertSettings(grad_norm_max=1e-3, grad_norm_min=None, dead_relu=None)
+    with Debugger("summary", model=model, alerts=settings) as dbg:
+        _train(model, steps=3)
+    names = sorted(a.key for a in dbg.alerts)
+    assert names == sorted(n for n, _ in model.named_parameters())  # each once, not once per step
+    assert all(a.kind == "exploding_grad" and a.value > 1e-3 for a in dbg.alerts)
+    model.l1.weight.requires_grad_(False)
+    with Debugger("summary", model=model, alerts=AlertSettings(grad_norm_max=None, grad_norm_min=1e9)) as dbg:
+        _train(model)
+    assert "l1.weight" not in {a.key for a in dbg.alerts}
+    assert {a.kind for a in dbg.alerts} == {"vanishing_grad"}
+
+
+def test_dead_relu_alert():
+    model = Deep(plant=False)
+    with engine.no_grad():
+        model.l1.bias.fill_(-100.0)  # every unit of the first relu is dead
+    with Debugger("summary", model=model, alerts=AlertSettings(dead_relu=0.9)) as dbg:
+        _train(model, steps=2)
+    dead = [a for a in dbg.alerts if a.kind == "dead_relu"]
+    assert [(a.key, a.value) for a in dead] == [("Deep/relu:0", 1.0)]
+
+
+def test_an_alert_can_stop_the_engine_thread():
+    model = Deep(plant=True)
+    dbg = Debugger("summary", model=model, stop_on_alert=True)
+    run = dbg.run_callable(_train, model)
+    stop = dbg.wait_for_stop(TIMEOUT)
+    assert stop.reason == "alert" and stop.alert.op == "log" and stop.record.event.op == "log"
+    dbg.resume()
+    assert run.join(TIMEOUT)
+
+
+def test_nonfinite_breakpoint_and_alert_agree_on_where():
+    model = Deep(plant=True)
+    dbg = Debugger("structure", model=model)
+    dbg.add_breakpoint(Breakpoint.nonfinite(on="output"))
+    run = dbg.run_callable(_train, model)
+    stop = dbg.wait_for_stop(TIMEOUT)
+    assert stop.record.event.op == "log" and stop.record.summary.nan_count + stop.record.summary.inf_count > 0
+    dbg.detach()
+    assert run.join(TIMEOUT)
