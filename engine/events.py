@@ -21,7 +21,7 @@ def next_tensor_id() -> int:
     return next(_tensor_ids)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 4x more, on every op
 class OpEvent:
     """A forward op ran: `output = op(*inputs)`."""
 
@@ -38,7 +38,7 @@ class OpEvent:
     requires_grad: bool
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 4x more, on every op
 class BackwardEvent:
     """A backward node ran: it turned the gradient of `forward_seq`'s output into input gradients."""
 
@@ -50,7 +50,7 @@ class BackwardEvent:
     grad_inputs: tuple[int, ...]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 4x more, on every op
 class ModuleEvent:
     """A module call started (`enter=True`) or finished."""
 
@@ -125,8 +125,27 @@ class Hub:
         self._subscribers: tuple[Subscriber, ...] = ()
         # opt-in second channel for the debugger: also given the engine objects behind op/backward events
         self.tensor_listeners: tuple[TensorListener, ...] = ()
+        # optimizer update/weight norms cost a copy and reductions per parameter: only on request
+        self.optimizer_norms = False
+        self._norm_requests = 0
         self._lock = threading.Lock()
         self._scope = _Scope()
+
+    def request_optimizer_norms(self) -> Callable[[], None]:
+        """Ask optimizers to put update and weight norms in their events; returns the release."""
+        with self._lock:
+            self._norm_requests += 1
+            self.optimizer_norms = True
+        released = []
+
+        def release() -> None:
+            with self._lock:
+                if not released:
+                    released.append(True)
+                    self._norm_requests -= 1
+                    self.optimizer_norms = self._norm_requests > 0
+
+        return release
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         """Call `fn(event)` for every event from now on; returns a function that unsubscribes."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from engine import ops
 from engine.autograd.grad_mode import state as grad_state
 from engine.backend import array_module
-from engine.events import hub
+from engine.autograd.function import _emit_op as emit_op
+from engine.events import hub, next_tensor_id
+from engine.ops import elementwise
 
 # Functions whose first argument is the tensor: bound as `tensor.name(...)` unchanged.
 METHODS = (
@@ -51,19 +53,26 @@ def _reflected(fn):
 
 
 # Arithmetic that may run straight into the tensor's storage when nothing is recorded.
-_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide"}
+_UFUNCS = {"add": ("add", elementwise.Add), "sub": ("subtract", elementwise.Sub),
+           "mul": ("multiply", elementwise.Mul), "div": ("true_divide", elementwise.Div)}
 
 
 def _inplace(fn):
-    ufunc = _UFUNCS.get(fn.__name__)
+    ufunc, op_class = _UFUNCS.get(fn.__name__, (None, None))
 
     def method(self, *args, **kwargs):
         if ufunc is not None and not kwargs and len(args) == 1 and _direct(self, args[0]):
             # optimizer-style updates (`p -= lr * g` under no_grad): no temporary, no copy
             other = args[0]
+            is_tensor = isinstance(other, Tensor)
             xp = array_module(self.data)
-            getattr(xp, ufunc)(self.data, other.data if isinstance(other, Tensor) else other, out=self.data)
+            getattr(xp, ufunc)(self.data, other.data if is_tensor else other, out=self.data)
             self._vc[0] += 1
+            if hub.active:  # the written value is a new tensor value: it gets a new id
+                inputs = (self, other) if is_tensor else (self,)
+                ids = tuple(t.id for t in inputs)
+                self._id = next_tensor_id()
+                emit_op(op_class, inputs, self, None, ids)
             return self
         return self._write(lambda t: fn(t, *args, **kwargs))
 
@@ -73,7 +82,7 @@ def _inplace(fn):
 
 def _direct(self, other) -> bool:
     """True when an in-place op can skip the graph: nothing recorded, nobody listening, same dtype."""
-    if hub.active or self.data.dtype.kind != "f":
+    if self.data.dtype.kind != "f":
         return False
     if isinstance(other, Tensor):
         if other.data.dtype != self.data.dtype or other.data.__class__ is not self.data.__class__ \

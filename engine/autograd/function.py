@@ -234,7 +234,8 @@ class ShapeError(ValueError, RuntimeError):
     """Shapes that do not fit together; the message names the op and the shapes."""
 
 
-def _emit_op(cls, tensors, out, ctx) -> None:
+def _emit_op(cls, tensors, out, ctx, input_ids=None) -> None:
+    """Emit the OpEvent of `out = cls(*tensors)`; `input_ids` when the inputs' ids changed since."""
     path, key = hub.node_key(cls.op)
     seq = next_seq()
     if ctx is not None:
@@ -242,7 +243,7 @@ def _emit_op(cls, tensors, out, ctx) -> None:
         ctx._key = key
     event = OpEvent(
         seq, cls.op, key, path,
-        tuple(t.id for t in tensors), out.id,
+        input_ids or tuple(t.id for t in tensors), out.id,
         tuple(t.data.shape for t in tensors), out.data.shape,
         out.dtype.name, str(out.device), out.requires_grad,
     )

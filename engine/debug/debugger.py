@@ -111,6 +111,8 @@ class Debugger:
             if self._attached:
                 return self
             self._undo = [hub.subscribe(self._on_event), hub.listen_tensors(self._on_tensors)]
+            if self.tracer.capture != "structure":  # the gradient-flow views need optimizer norms
+                self._undo.append(hub.request_optimizer_norms())
             _attached.append(self)
             with self._cv:
                 self._attached = True

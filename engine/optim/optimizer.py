@@ -144,7 +144,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        watching = hub.active  # norms cost a copy and reductions: only when somebody listens
+        watching = hub.optimizer_norms  # norms cost a copy and reductions: only when asked for
         names, updates, weights = [], [], []
         with no_grad():
             for g, group in enumerate(self.param_groups):
@@ -162,8 +162,8 @@ class Optimizer:
                         names.append(self._param_name(g, i, group, p))
                         updates.append(xp.linalg.norm((p.data - before).ravel()))
                         weights.append(xp.linalg.norm(p.data.ravel()))
-        if watching:
-            norms = _host_floats(updates + weights)
+        if hub.active:
+            norms = _host_floats(updates + weights) if watching else []
             hub.emit(OptimizerEvent(
                 next_seq(), type(self).__name__, tuple(float(group["lr"]) for group in self.param_groups),
                 dict(zip(names, norms[:len(names)])), dict(zip(names, norms[len(names):])),

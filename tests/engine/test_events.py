@@ -2,6 +2,8 @@
 
 import threading
 
+import numpy as np
+
 import pytest
 
 import engine
@@ -278,3 +280,15 @@ def test_an_op_after_an_inplace_change_consumes_the_inplace_result(events):
     assert add.inputs == (mul.output,)
     assert mul2.inputs == (add.output,), "the graph must show y * 3 reading the value add_ wrote"
     assert y.id == add.output, "after an in-place op the tensor takes the id of the value it holds"
+
+
+def test_inplace_update_under_no_grad_is_an_event_with_a_new_value_id(events):
+    p = engine.ones(3, requires_grad=True)
+    g = engine.full((3,), 0.5)
+    before = p.id
+    with engine.no_grad():
+        p -= g
+    (sub,) = [e for e in _ops(events) if e.op == "sub"]
+    assert sub.inputs == (before, g.id)
+    assert sub.output == p.id != before
+    np.testing.assert_array_equal(p.detach().numpy(), [0.5, 0.5, 0.5])

@@ -204,11 +204,12 @@ def test_step_emits_an_event_with_norms_per_named_parameter():
     (w * w).sum().backward()
     (b * 2.0).sum().backward()
     events = []
-    unsubscribe = hub.subscribe(events.append)
+    unsubscribe, release = hub.subscribe(events.append), hub.request_optimizer_norms()
     try:
         opt.step()
     finally:
         unsubscribe()
+        release()
     (event,) = [e for e in events if isinstance(e, OptimizerEvent)]
     assert event.optimizer == "SGD" and event.lrs == (0.5,)
     assert set(event.update_norms) == {"layer.weight", "group0.1"}
@@ -224,14 +225,29 @@ def test_named_parameters_name_the_event_entries_and_state_dict():
     opt = optim.Adam([("fc.weight", w), ("fc.bias", b)], lr=0.1)
     (w.sum() + b.sum()).backward()
     events = []
+    unsubscribe, release = hub.subscribe(events.append), hub.request_optimizer_norms()
+    try:
+        opt.step()
+    finally:
+        unsubscribe()
+        release()
+    (event,) = [e for e in events if isinstance(e, OptimizerEvent)]
+    assert list(event.update_norms) == ["fc.weight", "fc.bias"]
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["fc.weight", "fc.bias"]
+
+
+def test_norms_are_only_computed_on_request():
+    w = engine.tensor([3.0, 4.0], requires_grad=True)
+    opt = optim.SGD([w], lr=0.5)
+    (w * w).sum().backward()
+    events = []
     unsubscribe = hub.subscribe(events.append)
     try:
         opt.step()
     finally:
         unsubscribe()
     (event,) = [e for e in events if isinstance(e, OptimizerEvent)]
-    assert list(event.update_norms) == ["fc.weight", "fc.bias"]
-    assert opt.state_dict()["param_groups"][0]["param_names"] == ["fc.weight", "fc.bias"]
+    assert event.lrs == (0.5,) and event.update_norms == {} and event.weight_norms == {}
 
 
 def test_step_ends_an_iteration_so_op_keys_restart():
