@@ -5,7 +5,7 @@
     (x * x).sum().backward()
 """
 
-from engine import data, ops, optim
+from engine import cuda, data, ops, optim
 from engine.autograd.function import Function, ShapeError
 from engine.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from engine.backend import Device, device
@@ -15,6 +15,7 @@ from engine.creation import (
     empty,
     empty_like,
     eye,
+    from_dlpack,
     from_numpy,
     full,
     full_like,

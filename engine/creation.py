@@ -113,6 +113,25 @@ def from_numpy(arr: np.ndarray) -> Tensor:
     return Tensor(arr)
 
 
+_DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST = 1, 2, 3  # DLPack's device types
+
+
+def from_dlpack(x) -> Tensor:
+    """A tensor sharing memory with any DLPack producer (a PyTorch, CuPy or numpy array): no copy."""
+    if not hasattr(x, "__dlpack__") or not hasattr(x, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack expects an object with __dlpack__ and __dlpack_device__ (a PyTorch, "
+                        f"CuPy or numpy array), got {type(x).__name__}")
+    kind, index = x.__dlpack_device__()
+    if kind in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
+        return Tensor(np.from_dlpack(x))
+    if kind == _DLPACK_CUDA:
+        cp = backend.require_cuda(backend.Device("cuda", int(index)))
+        with cp.cuda.Device(int(index)):
+            return Tensor(cp.from_dlpack(x))
+    raise RuntimeError(f"from_dlpack: DLPack device type {int(kind)} is neither the CPU (1) nor CUDA (2); "
+                       "the engine holds arrays on those two only")
+
+
 def _filled(fill, size, dtype, device, requires_grad) -> Tensor:
     shape = _shape(size)
     dt = dtypes.as_dtype(dtype) if dtype is not None else dtypes.default_float
@@ -206,6 +225,9 @@ def _float_dtype(op: str, dtype) -> dtypes.DType:
 
 def _random_array(device, fn):
     dev = backend.device(device)
+    if dev.type == "cuda":  # CuPy draws onto the current device: make it the one asked for
+        with backend.require_cuda(dev).cuda.Device(dev.index):
+            return fn(_random.generator(dev)), dev
     return fn(_random.generator(dev)), dev
 
 

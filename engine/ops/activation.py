@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from engine import kernels
 from engine import random as _random
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module, device_of
@@ -114,13 +115,22 @@ ACTIVATIONS = {
 class Activation(Function):
     """An elementwise activation whose formula and derivative come from the ACTIVATIONS table."""
 
+    fused = None  # on CUDA, engine.kernels' one-kernel forward and backward of this formula
+
     def forward(ctx, x):
         require_float(ctx.op, x)
-        y, saved = ctx.f(array_module(x), x, ctx)
+        xp = array_module(x)
+        ctx.fused = kernels.get(type(ctx).__name__, xp)
+        if ctx.fused is not None:
+            ctx.save(x)
+            return ctx.fused.forward(ctx, x)
+        y, saved = ctx.f(xp, x, ctx)
         ctx.save(*saved)
         return y
 
     def backward(ctx, grad):
+        if ctx.fused is not None:
+            return ctx.fused.backward(ctx, grad, *ctx.saved)
         return ctx.df(array_module(grad), grad, ctx, *ctx.saved)
 
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from engine import dtypes
+from engine import dtypes, kernels
 from engine.autograd.function import Function, promoted_dtype
 from engine.backend import array_module
 from engine.tensor import Tensor
@@ -155,15 +155,22 @@ UNARY = {
 class Unary(Function):
     """An elementwise op whose formula and derivative come from the UNARY table."""
 
+    fused = None  # on CUDA, engine.kernels' one-kernel forward and backward (for some ops)
+
     def forward(ctx, x):
         if not ctx.keeps_int and x.dtype.kind != "f":
             x = _float(x)
-        y = ctx.f(array_module(x), x)
+        xp = array_module(x)
+        if x.dtype.kind == "f":
+            ctx.fused = kernels.get(type(ctx).__name__, xp)
+        y = ctx.f(xp, x) if ctx.fused is None else ctx.fused.forward(ctx, x)
         ctx.save(x, y)
         return y
 
     def backward(ctx, grad):
         x, y = ctx.saved
+        if ctx.fused is not None:
+            return ctx.fused.backward(ctx, grad, x, y)
         return ctx.df(array_module(grad), x, y, grad)
 
 

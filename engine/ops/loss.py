@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import kernels
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.nn import require_float, require_same_dtype
@@ -116,6 +117,7 @@ class CrossEntropy(Function):
     """log_softmax and nll_loss over class indices fused; with class weights, ignore_index and smoothing."""
 
     op = "cross_entropy"
+    fused = None  # on CUDA, engine.kernels' one-kernel forward and backward of the plain case
 
     def forward(ctx, x, t, w):
         _check_index_target(ctx.op, x, t, w)
@@ -124,6 +126,14 @@ class CrossEntropy(Function):
         z = _rows(x)
         m, classes = z.shape
         t, keep = _class_targets(ctx.op, t if t.ndim == 1 else t.reshape(-1), classes, ctx.ignore_index)
+        fused = kernels.get("cross_entropy", xp)
+        if fused is not None and w is None and keep is None and not ctx.label_smoothing \
+                and classes <= fused.MAX_CLASSES:  # CUDA, the plain case: one kernel each way
+            ctx.fused = fused
+            ctx.a, _ = _nll_coefficients(t, None, None, ctx.reduction, x.dtype)
+            loss, p = fused.forward(z, t, ctx.a)
+            ctx.save(p, None, t, None)
+            return _finish(loss, ctx.reduction, ctx.t_shape)
         shifted = z - z.max(axis=1, keepdims=True)
         p = xp.exp(shifted)
         total = p.sum(axis=1)
@@ -150,6 +160,8 @@ class CrossEntropy(Function):
     def backward(ctx, grad):
         p, rows, t, w = ctx.saved
         g = grad.reshape(-1) if ctx.reduction == "none" else grad
+        if ctx.fused is not None:
+            return _unrows(ctx.fused.backward(p, t, g, ctx.a), ctx.x_shape), None, None
         ga = g * ctx.a
         # d/dz = p * (a + b * sum_c w_c) - a * onehot(target) - b * w
         if not ctx.label_smoothing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from engine import kernels
 from engine.backend import array_module
 from engine.optim.optimizer import Optimizer, l2_gradient, zeros_state
 
@@ -36,6 +37,13 @@ class Adam(Optimizer):
 
     def _update(self, param, grad, state: dict, group: dict) -> None:
         xp = array_module(param)
+        fused = kernels.get("adam_update", xp)
+        if fused is not None:  # CUDA: the whole update below as one kernel
+            state["step"] += 1
+            fused(param, grad, state["exp_avg"].data, state["exp_avg_sq"].data,
+                  state["max_exp_avg_sq"].data if group["amsgrad"] else None, state["step"], group,
+                  self.decoupled_weight_decay)
+            return
         lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if self.decoupled_weight_decay:
             param *= 1 - lr * decay

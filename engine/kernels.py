@@ -1,0 +1,439 @@
+"""Fused CUDA kernels: one launch where an op's array formulas take several.
+
+An op asks `get(name, xp)` and gets a kernel object when `xp` is CuPy, or None for numpy (or while
+`disabled()`), in which case it runs its own formulas, the one definition of what it computes. The
+kernels here follow those formulas term by term, in the same dtype, so the two paths agree to
+rounding; tests compare them on one device with `disabled()`.
+
+Element ops (activations and the unary ops that have a fused pair) are keyed by their Function
+class name; the rest by what they compute: "adam_update", "cross_entropy", "tensor_summary".
+Convolutions have no entry: CuPy 14 dropped cuDNN, so conv2d stays im2col + one cuBLAS matmul.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from engine import backend
+
+_enabled = True
+_built: dict[str, object] = {}
+
+
+def get(name: str, xp):
+    """The fused kernel `name` for arrays of module `xp`; None for numpy, while disabled, or if none."""
+    if xp is np or not _enabled:
+        return None
+    kernel = _built.get(name)
+    if kernel is None:
+        build = _BUILDERS.get(name)
+        if build is None:
+            return None
+        kernel = _built[name] = build(name, backend.cupy_module())
+    return kernel
+
+
+def names() -> tuple[str, ...]:
+    """Every name `get` serves a kernel for."""
+    return tuple(_BUILDERS)
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Run every op through its plain array formulas, on every device (to compare and time against)."""
+    global _enabled
+    before, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+# ---- element ops: y = f(x) and gx = f'(g, saved) --------------------------------------------------
+_PREAMBLE = r"""
+__device__ __forceinline__ float _ncdf(float x) { return normcdff(x); }
+__device__ __forceinline__ double _ncdf(double x) { return normcdf(x); }
+template <typename F> __device__ __forceinline__ F _sigmoid(F x) {
+    const F e = exp(-fabs(x));  // split by sign so exp never overflows, as in elementwise._sigmoid
+    return x >= F(0) ? F(1) / (F(1) + e) : e / (F(1) + e);
+}
+"""
+
+_K, _C = math.sqrt(2 / math.pi), 0.044715  # the tanh form of gelu, as in ops/activation.py
+_GELU_TANH = f"const T th = tanh(T({_K!r}) * (x + T({_C!r}) * x * x * x));"
+
+# What the op saves for backward: Unary ops in elementwise.py keep (x, y); a fused activation keeps x.
+_UNARY, _ACTIVATION = ("x", "y"), ("x",)
+
+# Function class -> (saved, ctx options, forward body, backward body). x is the input, y the output,
+# g the incoming gradient, gx the input's gradient; options arrive as float64 and are used as T.
+_ELEMENT_OPS = {
+    "Relu": (_UNARY, (), "y = x < T(0) ? T(0) : x", "gx = g * T(x > T(0))"),
+    "Tanh": (_UNARY, (), "y = tanh(x)", "gx = g * (T(1) - y * y)"),
+    "Sigmoid": (_UNARY, (), "y = _sigmoid(x)", "gx = g * y * (T(1) - y)"),
+    "Gelu": (_ACTIVATION, (), "y = x * _ncdf(x)",
+             f"gx = g * (_ncdf(x) + x * T({1 / math.sqrt(2 * math.pi)!r}) * exp(T(-0.5) * x * x))"),
+    "GeluTanh": (_ACTIVATION, (), _GELU_TANH + "y = T(0.5) * x * (T(1) + th)",
+                 _GELU_TANH + f"gx = g * (T(0.5) * (T(1) + th) + T({0.5 * _K!r}) * x * (T(1) - th * th)"
+                              f" * (T(1) + T({3 * _C!r}) * x * x))"),
+    "Silu": (_ACTIVATION, (), "const T s = _sigmoid(x); y = x * s",
+             "const T s = _sigmoid(x); gx = g * s * (T(1) + x * (T(1) - s))"),
+    "LeakyRelu": (_ACTIVATION, ("negative_slope",), "y = x > T(0) ? x : x * T(negative_slope)",
+                  "gx = x > T(0) ? g : g * T(negative_slope)"),
+    "Elu": (_ACTIVATION, ("alpha",), "y = x > T(0) ? x : T(alpha) * expm1(x)",
+            "gx = x > T(0) ? g : g * T(alpha) * exp(x)"),
+    # above the threshold softplus is the identity; below it, logaddexp(0, bx) / beta
+    "Softplus": (_ACTIVATION, ("beta", "threshold"),
+                 "const T bx = x * T(beta);"
+                 "y = bx > T(threshold) ? x : ((bx > T(0) ? bx : T(0)) + log1p(exp(-fabs(bx)))) / T(beta)",
+                 "const T bx = x * T(beta); gx = bx > T(threshold) ? g : g * _sigmoid(bx)"),
+}
+
+
+class ElementPair:
+    """An element op's forward and backward, one kernel each; options are read from the op's ctx."""
+
+    __slots__ = ("_backward", "_forward", "options", "saved")
+
+    def __init__(self, name: str, cp) -> None:
+        self.saved, self.options, forward, backward = _ELEMENT_OPS[name]
+        opts = "".join(f", float64 {o}" for o in self.options)
+        saved = "".join(f", T {s}" for s in self.saved)
+        self._forward = cp.ElementwiseKernel("T x" + opts, "T y", forward, f"tapescope_{name}_forward",
+                                             preamble=_PREAMBLE)
+        self._backward = cp.ElementwiseKernel("T g" + saved + opts, "T gx", backward,
+                                              f"tapescope_{name}_backward", preamble=_PREAMBLE)
+
+    def forward(self, ctx, x):
+        """f(x) in x's dtype."""
+        return self._forward(x, *[float(getattr(ctx, o)) for o in self.options])
+
+    def backward(self, ctx, grad, *saved):
+        """The input's gradient from the output's and the arrays the op saved (`self.saved`)."""
+        if grad.dtype != saved[0].dtype:
+            grad = grad.astype(saved[0].dtype)
+        return self._backward(grad, *saved, *[float(getattr(ctx, o)) for o in self.options])
+
+
+# ---- Adam / AdamW ----------------------------------------------------------------------------------
+# The update of optim/adam.py in one pass over p, g and the moments (PyTorch's "fused" idea).
+_ADAM = """
+T gr = maximize ? -g : g;
+if (decoupled) p = p * T(decay);
+else if (weight_decay != 0) gr = gr + T(weight_decay) * p;
+m = m + T(one_minus_beta1) * (gr - m);
+v = v * T(beta2);
+v = v + T(one_minus_beta2) * gr * gr;
+{second}
+p = p - T(step_size) * m / (sqrt(second) / T(bias_correction2) + T(eps));
+"""
+_ADAM_IN = ("T g, float64 decay, float64 weight_decay, float64 one_minus_beta1, float64 beta2, "
+            "float64 one_minus_beta2, float64 step_size, float64 bias_correction2, float64 eps, "
+            "bool decoupled, bool maximize")
+
+
+class AdamUpdate:
+    """Adam's (or AdamW's) whole update of one parameter and its moments, in place, as one kernel."""
+
+    def __init__(self, name: str, cp) -> None:
+        plain = _ADAM.format(second="const T second = v;")
+        amsgrad = _ADAM.format(second="vmax = vmax > v ? vmax : v; const T second = vmax;")
+        self._plain = cp.ElementwiseKernel(_ADAM_IN, "T p, T m, T v", plain, "tapescope_adam")
+        self._amsgrad = cp.ElementwiseKernel(_ADAM_IN, "T p, T m, T v, T vmax", amsgrad,
+                                             "tapescope_adam_amsgrad")
+
+    def __call__(self, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step: int, group: dict,
+                 decoupled: bool) -> None:
+        """Update `param`, `exp_avg`, `exp_avg_sq` (and `max_exp_avg_sq` unless None) for step `step`."""
+        lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        args = (grad, 1 - lr * decay, float(decay), 1 - beta1, float(beta2), 1 - beta2,
+                lr / (1 - beta1 ** step), math.sqrt(1 - beta2 ** step), float(eps), bool(decoupled),
+                bool(group["maximize"]), param, exp_avg, exp_avg_sq)
+        if max_exp_avg_sq is None:
+            self._plain(*args)
+        else:
+            self._amsgrad(*args, max_exp_avg_sq)
+
+
+# ---- softmax cross entropy over class indices ---------------------------------------------------
+# Forward: one warp per row of the (M, C) logits (lanes stride over the classes, so reads coalesce):
+# max, exp, sum, normalise, and the row's loss; backward is elementwise over the (M, C) gradient.
+_CE_FORWARD = r"""
+typedef {T} T;
+typedef {I} I;
+extern "C" __global__ void tapescope_cross_entropy_forward(const T* z, const I* t, long long rows,
+                                                           long long classes, double a, T* p, T* loss) {{
+    const long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (row >= rows) return;  // every lane of a warp has the same row, so warps leave whole
+    const T* zr = z + row * classes;
+    T* pr = p + row * classes;
+    T top = zr[0];
+    for (long long c = lane; c < classes; c += 32) {{ const T v = zr[c]; if (v > top) top = v; }}
+    for (int o = 16; o > 0; o >>= 1) {{
+        const T v = __shfl_xor_sync(0xffffffffu, top, o);
+        if (v > top) top = v;
+    }}
+    T total = T(0);
+    for (long long c = lane; c < classes; c += 32) {{ const T e = exp(zr[c] - top); pr[c] = e; total += e; }}
+    for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+    for (long long c = lane; c < classes; c += 32) pr[c] /= total;
+    if (lane == 0) loss[row] = T(a) * (log(total) - (zr[t[row]] - top));
+}}
+"""
+# d/dz = a * g * (p - onehot(target))
+_CE_BACKWARD = """
+const T ga = g * T(a);
+dz = p * ga;
+if ((ptrdiff_t)i % classes == (ptrdiff_t)t[(ptrdiff_t)i / classes]) dz -= ga;
+"""
+_CTYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long"}
+
+
+class CrossEntropyRows:
+    """log-softmax + nll over (M, C) rows with class-index targets: forward and backward one kernel each.
+
+    `a` is each row's factor (1/M for mean, 1 otherwise), as in ops/loss.py; ops use this only for the
+    plain case (no class weights, no ignored rows, no label smoothing) and up to MAX_CLASSES classes,
+    since one warp walks a whole row.
+    """
+
+    MAX_CLASSES = 8192
+    THREADS = 256
+
+    def __init__(self, name: str, cp) -> None:
+        self._cp = cp
+        self._modules: dict[tuple, object] = {}
+        self._backward = cp.ElementwiseKernel("T p, T g, raw I t, int64 classes, float64 a", "T dz",
+                                              _CE_BACKWARD, "tapescope_cross_entropy_backward")
+
+    def forward(self, z, t, a: float):
+        """(a * per-row loss, softmax probabilities) of logits z (M, C) at integer targets t (M,)."""
+        cp = self._cp
+        m, classes = z.shape
+        if classes == 0:
+            raise ValueError("cross entropy needs at least one class")
+        key = (_CTYPES[z.dtype.name], _CTYPES[t.dtype.name])
+        module = self._modules.get(key)
+        if module is None:
+            module = self._modules[key] = cp.RawModule(code=_CE_FORWARD.format(T=key[0], I=key[1]))
+        z, t = cp.ascontiguousarray(z), cp.ascontiguousarray(t)
+        loss, p = cp.empty(m, dtype=z.dtype), cp.empty((m, classes), dtype=z.dtype)
+        blocks = -(-m * 32 // self.THREADS)
+        if blocks:
+            module.get_function("tapescope_cross_entropy_forward")(
+                (blocks,), (self.THREADS,), (z, t, np.int64(m), np.int64(classes), np.float64(a), p, loss))
+        return loss, p
+
+    def backward(self, p, t, grad, a: float):
+        """The logits' gradient from the saved probabilities; `grad` is a scalar or one per row."""
+        g = grad if grad.ndim == 0 else grad.reshape(-1, 1)
+        return self._backward(p, g.astype(p.dtype, copy=False), self._cp.ascontiguousarray(t), p.shape[1],
+                              float(a))
+
+
+# ---- tensor summaries (engine.debug.summary) on the device ------------------------------------------
+# Slots of the one uint64 buffer both passes write and the host reads in one copy. Doubles are stored
+# as their bits; min and max as order-preserving integers so that atomicMax from 0 finds them.
+_MIN, _MAX, _NAN, _INF, _NONZERO, _SUM, _SUMSQ, _M2, _SAMPLE0 = range(9)
+
+_SUMMARY = r"""
+typedef {T} T;
+typedef {R} R;
+typedef unsigned long long u64;
+#define SAMPLE0 {sample0}
+#define SAMPLES {samples}
+#define BINS {bins}
+#define HIST0 (SAMPLE0 + SAMPLES)
+
+__device__ __forceinline__ u64 _ordered(double x) {{  // unsigned order == float order
+    const u64 b = (u64)__double_as_longlong(x);
+    return (b >> 63) ? ~b : (b | 0x8000000000000000ULL);
+}}
+__device__ __forceinline__ u64 _umax(u64 a, u64 b) {{ return a > b ? a : b; }}
+__device__ __forceinline__ float _mul(float a, float b) {{ return __fmul_rn(a, b); }}
+__device__ __forceinline__ double _mul(double a, double b) {{ return __dmul_rn(a, b); }}
+__device__ __forceinline__ float _sub(float a, float b) {{ return __fsub_rn(a, b); }}
+__device__ __forceinline__ double _sub(double a, double b) {{ return __dsub_rn(a, b); }}
+__device__ __forceinline__ double _decode(u64 e) {{
+    return __longlong_as_double((long long)((e >> 63) ? (e & 0x7FFFFFFFFFFFFFFFULL) : ~e));
+}}
+
+// Block-wide reductions (blockDim.x == 256): warp shuffles, then the first warp over 8 partials.
+template <typename V, typename Op> __device__ V _block_reduce(V v, Op op, V* scratch) {{
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
+    __syncthreads();  // scratch may still be read by a previous reduction
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {{
+        v = threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : V(0);
+        for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
+    }}
+    return v;  // valid in thread 0
+}}
+struct _Add {{ template <typename V> __device__ V operator()(V a, V b) const {{ return a + b; }} }};
+struct _Max {{ __device__ u64 operator()(u64 a, u64 b) const {{ return _umax(a, b); }} }};
+
+// The sample of summary.py: finite values with rank r (among finite values) where r % stride == 0.
+__device__ __forceinline__ void _sampling(const R* rank, long long n, long long limit, long long& nf,
+                                          long long& stride) {{
+    nf = (long long)rank[n - 1];
+    stride = nf > limit ? (nf + limit - 1) / limit : 1;
+}}
+
+extern "C" __global__ void tapescope_summary_stats(const T* x, const R* rank, long long n, long long limit,
+                                                   long long sample_step, u64* out) {{
+    __shared__ u64 su[8];
+    __shared__ double sd[8];
+    long long nf, stride;
+    _sampling(rank, n, limit, nf, stride);
+    u64 nan = 0, inf = 0, nonzero = 0, hi = 0, lo = 0;
+    double sum = 0, sumsq = 0;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)blockDim.x * gridDim.x) {{
+        const T v = x[i];
+        if (sample_step > 0 && i % sample_step == 0 && i / sample_step < SAMPLES)
+            out[SAMPLE0 + i / sample_step] = (u64)__double_as_longlong((double)v);
+        if (isnan(v)) {{ ++nan; continue; }}
+        if (isinf(v)) {{ ++inf; continue; }}
+        const double d = (double)v;
+        sumsq += d * d;
+        const u64 e = _ordered(d);
+        hi = _umax(hi, e);
+        lo = _umax(lo, ~e);
+        if (((long long)rank[i] - 1) % stride == 0) {{ sum += d; nonzero += (v != T(0)); }}
+    }}
+    nan = _block_reduce(nan, _Add(), su);
+    inf = _block_reduce(inf, _Add(), su);
+    nonzero = _block_reduce(nonzero, _Add(), su);
+    hi = _block_reduce(hi, _Max(), su);
+    lo = _block_reduce(lo, _Max(), su);
+    sum = _block_reduce(sum, _Add(), sd);
+    sumsq = _block_reduce(sumsq, _Add(), sd);
+    if (threadIdx.x == 0) {{
+        atomicAdd(out + {nan_slot}, nan);
+        atomicAdd(out + {inf_slot}, inf);
+        atomicAdd(out + {nonzero_slot}, nonzero);
+        atomicMax(out + {max_slot}, hi);
+        atomicMax(out + {min_slot}, lo);
+        atomicAdd((double*)(out + {sum_slot}), sum);
+        atomicAdd((double*)(out + {sumsq_slot}), sumsq);
+    }}
+}}
+
+// Second pass, once min, max and the sample's sum are known: squared deviations and the histogram.
+extern "C" __global__ void tapescope_summary_spread(const T* x, const R* rank, long long n, long long limit,
+                                                    long long hist_limit, u64* out) {{
+    __shared__ u64 bins[BINS + 1];
+    __shared__ double sd[8];
+    long long nf, stride;
+    _sampling(rank, n, limit, nf, stride);
+    if (nf == 0) return;
+    const long long ns = (nf + stride - 1) / stride;
+    const long long hstep = (ns + hist_limit - 1) / hist_limit;
+    const double mean = __longlong_as_double((long long)out[{sum_slot}]) / (double)ns;
+    // the histogram's range and scale in T, rounded as summary.py's array arithmetic rounds them
+    T lo = (T)_decode(~out[{min_slot}]), hi = (T)_decode(out[{max_slot}]);
+    if (!(hi > lo)) {{ const T c = lo; lo = c - T(0.5); hi = c + T(0.5); }}
+    const T scale = T(BINS) / (hi - lo);
+    const T offset = _mul(lo, scale);
+    for (int b = threadIdx.x; b <= BINS; b += blockDim.x) bins[b] = 0;
+    __syncthreads();
+    double m2 = 0;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)blockDim.x * gridDim.x) {{
+        const T v = x[i];
+        if (!isfinite(v)) continue;
+        const long long r = (long long)rank[i] - 1;
+        if (r % stride) continue;
+        const double d = (double)v - mean;
+        m2 += d * d;
+        if ((r / stride) % hstep == 0) {{
+            int b = (int)_sub(_mul(v, scale), offset);
+            b = b < 0 ? 0 : (b > BINS ? BINS : b);
+            atomicAdd(bins + b, 1ULL);
+        }}
+    }}
+    m2 = _block_reduce(m2, _Add(), sd);
+    if (threadIdx.x == 0) atomicAdd((double*)(out + {m2_slot}), m2);
+    __syncthreads();
+    for (int b = threadIdx.x; b <= BINS; b += blockDim.x)
+        if (bins[b]) atomicAdd(out + HIST0 + b, bins[b]);
+}}
+"""
+
+
+def summary_source(dtype: str, rank_dtype: str, bins: int, samples: int) -> str:
+    """The CUDA source of the two summary kernels for float `dtype` and integer `rank_dtype`."""
+    return _SUMMARY.format(T=_CTYPES[dtype], R=_CTYPES[rank_dtype], bins=bins, samples=samples,
+                           sample0=_SAMPLE0, min_slot=_MIN, max_slot=_MAX, nan_slot=_NAN, inf_slot=_INF,
+                           nonzero_slot=_NONZERO, sum_slot=_SUM, sumsq_slot=_SUMSQ, m2_slot=_M2)
+
+
+def _decode_ordered(e: int) -> float:
+    bits = e & 0x7FFF_FFFF_FFFF_FFFF if e >> 63 else ~e & 0xFFFF_FFFF_FFFF_FFFF
+    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
+
+
+class TensorSummary:
+    """summary.py's statistics of a flat float32/float64 CuPy array: two kernels, one copy to the host.
+
+    Same definitions as engine.debug.summary (finite values only; mean, std and the zero count over
+    every `stride`-th finite value; the histogram over at most `hist_limit` of those), so a GPU
+    summary equals the CPU one; sums are accumulated in float64.
+    """
+
+    THREADS, MAX_BLOCKS = 256, 1024
+
+    def __init__(self, name: str, cp) -> None:
+        self._cp = cp
+        self._modules: dict[tuple, object] = {}
+
+    def _kernels(self, dtype, rank_dtype, bins: int, samples: int):
+        key = (dtype.name, rank_dtype.name, bins, samples)
+        module = self._modules.get(key)
+        if module is None:
+            module = self._modules[key] = self._cp.RawModule(code=summary_source(*key))
+        return module.get_function("tapescope_summary_stats"), module.get_function("tapescope_summary_spread")
+
+    def __call__(self, flat, limit: int, bins: int, hist_limit: int, samples: int) -> tuple:
+        """(min, max, mean, std, norm, nan, inf, zeros, counts[bins + 1], lo, hi, samples, stride)."""
+        cp = self._cp
+        n = flat.size
+        flat = cp.ascontiguousarray(flat)
+        rank_dtype = np.dtype(np.int32 if n < 2**31 else np.int64)
+        rank = cp.cumsum(cp.isfinite(flat), dtype=rank_dtype)  # 1 + each finite value's index among them
+        out = cp.zeros(_SAMPLE0 + samples + bins + 1, dtype=cp.uint64)
+        stats, spread = self._kernels(flat.dtype, rank_dtype, bins, samples)
+        grid = (min(self.MAX_BLOCKS, -(-n // self.THREADS)),)
+        step = max(1, n // samples)
+        stats(grid, (self.THREADS,), (flat, rank, np.int64(n), np.int64(limit), np.int64(step), out))
+        spread(grid, (self.THREADS,), (flat, rank, np.int64(n), np.int64(limit), np.int64(hist_limit), out))
+        host = out.get()  # the one transfer
+        as_float = host.view(np.float64)
+        taken = tuple(as_float[_SAMPLE0:_SAMPLE0 + len(range(0, n, step)[:samples])].tolist())
+        nan, inf = int(host[_NAN]), int(host[_INF])
+        nf = n - nan - inf
+        if nf == 0:
+            return (math.nan,) * 5 + (nan, inf, 0, np.zeros(bins, np.int64), 0.0, 0.0, taken, 1)
+        stride = -(-nf // limit)
+        ns = -(-nf // stride)
+        mn, mx = _decode_ordered(~int(host[_MIN]) & 0xFFFF_FFFF_FFFF_FFFF), _decode_ordered(int(host[_MAX]))
+        lo, hi = (mn, mx) if mx > mn else (mn - 0.5, mn + 0.5)
+        var = float(as_float[_M2]) / ns
+        zeros = round((ns - int(host[_NONZERO])) * (nf / ns))
+        counts = host[_SAMPLE0 + samples:].astype(np.int64)
+        return (mn, mx, float(as_float[_SUM]) / ns, math.sqrt(var) if var > 0 else 0.0,
+                math.sqrt(float(as_float[_SUMSQ])), nan, inf, zeros, counts, lo, hi, taken, stride)
+
+
+_BUILDERS = {
+    **dict.fromkeys(_ELEMENT_OPS, ElementPair),
+    "adam_update": AdamUpdate,
+    "cross_entropy": CrossEntropyRows,
+    "tensor_summary": TensorSummary,
+}
