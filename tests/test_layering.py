@@ -17,6 +17,8 @@ RULES = {
     "engine": (*QT, "app", "widgets"),
     "widgets": ("app",),
 }
+# the Qt-free parts of `app`: models that test without a display
+QT_FREE_APP = ("app/graph_model.py", "app/layout.py")
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -67,6 +69,18 @@ def violations(package: str) -> list[str]:
 def test_package_imports_follow_the_rules(package):
     assert (ROOT / package).is_dir()
     assert violations(package) == [], f"{package} may not import {', '.join(RULES[package])}"
+
+
+@pytest.mark.parametrize("path", QT_FREE_APP)
+def test_qt_free_app_modules_import_no_qt(path):
+    banned = (*QT, "widgets")
+    assert [m for _, m in imported_modules(ROOT / path) if _forbidden(m, banned)] == []
+    module = path[:-3].replace("/", ".")
+    code = f"import {module}, sys; print(sorted(n for n in sys.modules if n.split('.')[0] in {banned!r}))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"importing {module} loaded {result.stdout.strip()}"
 
 
 def test_the_checker_sees_every_kind_of_import(tmp_path, monkeypatch):

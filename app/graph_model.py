@@ -1,0 +1,696 @@
+"""The computational graph as the app shows it, built by applying engine events (live or from a tape).
+
+    model = GraphModel()
+    off = model.subscribe(on_change)        # on_change(GraphChange), called from flush()
+    model.apply_batch(events)               # the event pump: apply a frame's events, then notify once
+    view = model.view()                     # plain data for app.layout and widgets.graph_canvas
+    model.collapse("encoder.block0")        # module groups; the next view() shows it as one node
+
+Wiring it to the canvas (the app's session controller; a LayoutJob runs in a worker for big graphs):
+
+    def on_change(change):
+        view = model.view()                 # cheap when nothing changed; same signature -> same layout
+        if layout is None or view.signature != layout.signature:
+            layout = layout_view(view, cache=cache)        # or LayoutJob(view, cache=cache) in a thread
+        canvas.set_graph(view, layout)      # same layout object again: only labels and data change
+        canvas.set_node_values(model.metric_array(view, GRAD_NORM), model.nonfinite_array(view), "grad norm")
+        canvas.set_current(model.current)
+    canvas.groupToggleRequested.connect(lambda path: (model.toggle(path), model.flush()))
+
+`apply(event)` is O(1) and never lays anything out: it only records the op, its edges and flags.
+Listeners hear about changes once per `flush()` (which `apply_batch` calls), never once per event.
+
+Nodes are ops, and tensors that were consumed but not produced in the iteration (parameters and inputs,
+keyed by their first consumer: "fc1/linear:0/in1"). Edges are tensors, labelled with their shapes.
+An op key that repeats within an iteration (a module called twice) gets "#1", "#2"...; so does the
+module call ("cell", "cell#1"), so every call is its own group. An iteration ends at an optimizer
+step, or at an explicit boundary (`new_iteration()`, or the debugger's IterationEvent, after which
+optimizer steps stop counting, as in engine.debug). When an iteration repeats the previous one's
+structure (same keys, same edges, same order), the displayed view and its layout are kept; otherwise
+the change reports the added and removed keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
+
+OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
+KIND_NAMES = ("op", "param", "input", "module")
+FORWARD_NONFINITE, BACKWARD_NONFINITE = 1, 2
+ACTIVATION, GRAD_NORM = "activation", "grad_norm"
+
+
+TIMES = "\u00d7"  # the multiplication sign between dimensions
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """'5x8' (with a multiplication sign) for (5, 8), 'scalar' for ()."""
+    return TIMES.join(map(str, shape)) if shape else "scalar"
+
+
+@dataclass(frozen=True)
+class StructureDiff:
+    """What changed between two iterations' graphs (keys of ops and source tensors; edges as key pairs)."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    added_edges: tuple[tuple[str, str], ...] = ()
+    removed_edges: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class IterationInfo:
+    """An iteration that just ended: its number, and whether its structure repeated the previous one."""
+
+    number: int
+    same_structure: bool
+    diff: StructureDiff | None
+
+
+@dataclass
+class GraphChange:
+    """What a flush reports. `structure`: get a new view() and lay it out; otherwise values only."""
+
+    structure: bool = False
+    values: bool = False
+    current: str | None = None
+    iterations: list[IterationInfo] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class GraphView:
+    """The visible graph as plain data: what `app.layout` lays out and `widgets.graph_canvas` draws.
+
+    Node i: `keys[i]`, `kind[i]` (OP, PARAM, INPUT or MODULE for a collapsed module, whose key is its
+    path), `label`/`sublabel` (op name and output shape), `group[i]` (index into `groups`, the innermost
+    expanded module holding it; 0 is the top level). `order` is execution order (breaks cycles that
+    collapsing repeated module calls can create). `node_of` maps every key of the structure, hidden
+    ones included, to the visible node that shows it. `signature` is equal for views that lay out alike.
+    """
+
+    signature: int
+    keys: list[str]
+    kind: np.ndarray
+    label: list[str]
+    sublabel: list[str]
+    op: list[str]
+    module: list[str]
+    in_shapes: list[str]
+    out_shape: list[str]
+    dtype: list[str]
+    source: list[str]
+    order: np.ndarray
+    group: np.ndarray
+    edges: np.ndarray
+    edge_shape: list[str]
+    groups: list[str]
+    group_cls: list[str]
+    group_parent: np.ndarray
+    node_of: dict[str, int]
+    backward: np.ndarray
+    backward_edges: np.ndarray
+    added: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def tooltip(self, i: int) -> str:
+        """Hover text of node i: op, shapes, module, dtype and source line."""
+        lines = [f"{self.label[i]}  ({KIND_NAMES[int(self.kind[i])]})", self.keys[i]]
+        if self.in_shapes[i]:
+            lines.append(f"in: {self.in_shapes[i]}")
+        if self.out_shape[i]:
+            lines.append(f"out: {self.out_shape[i]}  {self.dtype[i]}")
+        if self.module[i]:
+            lines.append(f"module: {self.module[i]}")
+        if self.source[i]:
+            lines.append(self.source[i])
+        return "\n".join(lines)
+
+
+class _Iteration:
+    """One iteration's structure, appended to event by event (parallel lists: appends are cheap)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.index: dict[str, int] = {}
+        self.kind: list[int] = []
+        self.group: list[int] = []  # index into self.groups
+        self.label: list[str] = []
+        self.in_shapes: list[tuple] = []
+        self.out_shape: list[tuple] = []
+        self.dtype: list[str] = []
+        self.tensor: list[int] = []  # a source node's tensor id (0 for ops)
+        self.esrc: list[int] = []
+        self.edst: list[int] = []
+        self.eshape: list[tuple] = []
+        self.producer: dict[int, int] = {}  # tensor id -> node producing (or standing for) it
+        self.key_count: dict[str, int] = {}
+        self.by_seq: dict[int, int] = {}  # forward event seq -> node
+        self.groups: list[str] = [""]  # module calls: "cell", "cell#1" for its second call
+        self.group_path: list[str] = [""]  # their module paths, as events name them: "cell"
+        self.group_cls: list[str] = [""]
+        self.group_parent: list[int] = [-1]
+        self.group_count: dict[str, int] = {}
+        self.stack: list[int] = [0]
+        self.entry: set[int] = set()  # tensors passed into some module call
+        self.backward: list[int] = []  # forward nodes, in the order their backward ran
+        self.diverged = False  # differs from the previous iteration (in order, keys or edges)
+
+
+class GraphModel:
+    """Graph state built from engine events (see the module docstring for the protocol)."""
+
+    def __init__(self) -> None:
+        self.iteration = 0
+        self.current: str | None = None
+        self.collapsed: set[str] = set()
+        self.last_diff: StructureDiff | None = None
+        self.tensor_names: dict[int, str] = {}
+        self.metrics: dict[str, dict[str, float]] = {ACTIVATION: {}, GRAD_NORM: {}}
+        self.nonfinite: dict[str, int] = {}
+        self.sources: dict[str, str] = {}
+        self.alerts: dict[str, str] = {}
+        self._prev: _Iteration | None = None
+        self._cur = _Iteration()
+        self._marks = False
+        self._version = 0
+        self._data_version = 0
+        self._view: GraphView | None = None
+        self._view_version = (-1, -1)
+        self._listeners: tuple[Callable[[GraphChange], None], ...] = ()
+        self._pending = GraphChange()
+        self._handlers: dict[type, Callable] = {
+            OpEvent: self._on_op, BackwardEvent: self._on_backward, ModuleEvent: self._on_module,
+            OptimizerEvent: self._on_optimizer, AlertEvent: self._on_alert,
+        }
+
+    # ---- listeners -----------------------------------------------------------------------
+    def subscribe(self, fn: Callable[[GraphChange], None]) -> Callable[[], None]:
+        """Call `fn(change)` at every flush that has something to report; returns the unsubscribe."""
+        self._listeners = (*self._listeners, fn)
+        return lambda: setattr(self, "_listeners", tuple(f for f in self._listeners if f != fn))
+
+    def flush(self) -> GraphChange | None:
+        """Tell listeners what changed since the last flush; returns that change (None if nothing)."""
+        change = self._pending
+        if not (change.structure or change.values or change.iterations):
+            return None
+        self._pending = GraphChange()
+        for fn in self._listeners:
+            fn(change)
+        return change
+
+    # ---- applying events -----------------------------------------------------------------
+    def apply(self, event) -> None:
+        """Absorb one event (engine event, debugger record, or unknown: ignored). O(1); no notification."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            handler = self._handlers[type(event)] = self._handler_for(event)
+        handler(event)
+
+    def apply_batch(self, events: Iterable) -> GraphChange | None:
+        """Apply events in order, then flush once."""
+        apply = self.apply
+        for event in events:
+            apply(event)
+        return self.flush()
+
+    def new_iteration(self) -> IterationInfo:
+        """End the current iteration now (for loops without an optimizer step)."""
+        cur, prev = self._cur, self._prev
+        self._data_version += 1
+        if prev is not None and not cur.keys:  # an empty iteration (two boundaries in a row)
+            info = IterationInfo(self.iteration, True, None)
+            self._pending.iterations.append(info)
+            self.iteration += 1
+            return info
+        same = prev is not None and not cur.diverged and len(cur.keys) == len(prev.keys) \
+            and len(cur.esrc) == len(prev.esrc)
+        diff = None
+        if not same:
+            diff = _diff(prev, cur)
+            self.last_diff = diff if prev is not None else None
+            self._version += 1
+            self._pending.structure = True
+        info = IterationInfo(self.iteration, same, diff)
+        self._pending.iterations.append(info)
+        self._prev = cur
+        self._cur = _Iteration()
+        self.iteration += 1
+        return info
+
+    def _handler_for(self, event) -> Callable:
+        # debugger types are matched by shape (once per type), so this module needs no engine.debug import
+        if type(event).__name__ == "IterationEvent":
+            return self._on_mark
+        if hasattr(event, "event"):  # OpRecord, BackwardRecord, EventRecord: the event plus summaries
+            return self._on_record
+        return _ignore
+
+    def _on_op(self, ev: OpEvent) -> None:
+        cur = self._cur
+        key = ev.key
+        n = cur.key_count.get(key, 0)
+        cur.key_count[key] = n + 1
+        if n:
+            key = f"{key}#{n}"
+        group = cur.stack[-1]
+        if cur.group_path[group] != ev.module:
+            group = self._group_of_path(cur, ev.module)
+        producer = cur.producer
+        for i, t in enumerate(ev.inputs):
+            src = producer.get(t)
+            if src is None:
+                src = self._add_source(cur, t, key, i, ev.input_shapes[i], group, ev.dtype)
+            self._add_edge(cur, src, ev.input_shapes[i])
+        idx = self._add_node(cur, key, OP, group, ev.op, ev.input_shapes, ev.output_shape, ev.dtype, 0)
+        # edges were appended before the node existed: their destination is this node
+        edst = cur.edst
+        for j in range(len(edst) - len(ev.inputs), len(edst)):
+            edst[j] = idx
+        self._check_edges(cur, len(ev.inputs))
+        producer[ev.output] = idx
+        cur.by_seq[ev.seq] = idx
+        self.current = key
+        self._pending.current = key
+        self._pending.values = True
+
+    def _add_node(self, cur: _Iteration, key: str, kind: int, group: int, label: str, in_shapes: tuple,
+                  out_shape: tuple, dtype: str, tensor: int) -> int:
+        idx = len(cur.keys)
+        cur.keys.append(key)
+        cur.index[key] = idx
+        cur.kind.append(kind)
+        cur.group.append(group)
+        cur.label.append(label)
+        cur.in_shapes.append(in_shapes)
+        cur.out_shape.append(out_shape)
+        cur.dtype.append(dtype)
+        cur.tensor.append(tensor)
+        prev = self._prev
+        if not cur.diverged and (prev is None or idx >= len(prev.keys) or prev.keys[idx] != key):
+            self._diverge(cur)
+        elif cur.diverged:
+            self._version += 1
+            self._pending.structure = True
+        return idx
+
+    def _add_source(self, cur: _Iteration, tensor: int, consumer: str, arg: int, shape: tuple, group: int,
+                    dtype: str) -> int:
+        # inside a module, a tensor nobody produced and nobody passed in belongs to the module (a parameter)
+        if group and tensor not in cur.entry:
+            kind = PARAM
+        else:
+            kind, group = INPUT, 0
+        label = self.tensor_names.get(tensor) or KIND_NAMES[kind]
+        idx = self._add_node(cur, f"{consumer}/in{arg}", kind, group, label, (), shape, dtype, tensor)
+        cur.producer[tensor] = idx
+        return idx
+
+    def _add_edge(self, cur: _Iteration, src: int, shape: tuple) -> None:
+        cur.esrc.append(src)
+        cur.edst.append(-1)
+        cur.eshape.append(shape)
+
+    def _check_edges(self, cur: _Iteration, count: int) -> None:
+        if cur.diverged:
+            return
+        prev = self._prev
+        end = len(cur.esrc)
+        if end > len(prev.esrc) or prev.esrc[end - count:end] != cur.esrc[end - count:end] \
+                or prev.edst[end - count:end] != cur.edst[end - count:end]:
+            self._diverge(cur)
+
+    def _diverge(self, cur: _Iteration) -> None:
+        cur.diverged = True
+        self._version += 1
+        self._pending.structure = True
+
+    def _group_of_path(self, cur: _Iteration, path: str) -> int:
+        # ops under a module path without a ModuleEvent (functional code): a group per path, by prefix
+        if not path:
+            return 0
+        for g in range(len(cur.groups) - 1, 0, -1):
+            if cur.group_path[g] == path:
+                return g
+        parent = self._group_of_path(cur, path.rsplit(".", 1)[0]) if "." in path else 0
+        cur.groups.append(path)
+        cur.group_path.append(path)
+        cur.group_cls.append("")
+        cur.group_parent.append(parent)
+        return len(cur.groups) - 1
+
+    def _on_module(self, ev: ModuleEvent) -> None:
+        cur = self._cur
+        if not ev.enter:
+            if len(cur.stack) > 1:
+                cur.stack.pop()
+            return
+        n = cur.group_count.get(ev.path, 0)
+        cur.group_count[ev.path] = n + 1
+        cur.groups.append(f"{ev.path}#{n}" if n else ev.path)
+        cur.group_path.append(ev.path)
+        cur.group_cls.append(ev.cls)
+        cur.group_parent.append(cur.stack[-1])
+        cur.stack.append(len(cur.groups) - 1)
+        cur.entry.update(ev.tensors)
+
+    def _on_backward(self, ev: BackwardEvent) -> None:
+        cur = self._cur
+        idx = cur.by_seq.get(ev.forward_seq)
+        if idx is None:
+            idx = cur.index.get(ev.key)
+        if idx is not None:
+            cur.backward.append(idx)
+            key = cur.keys[idx]
+        else:
+            key = ev.key
+        self.current = key
+        self._pending.current = key
+        self._pending.values = True
+
+    def _on_optimizer(self, ev: OptimizerEvent) -> None:
+        if not self._marks:
+            self.new_iteration()
+
+    def _on_mark(self, ev) -> None:
+        self._marks = True
+        self.new_iteration()
+
+    def _on_alert(self, ev: AlertEvent) -> None:
+        key = self._latest_key(ev.key)
+        if ev.kind.startswith("nonfinite"):
+            bit = BACKWARD_NONFINITE if ev.kind.endswith("backward") else FORWARD_NONFINITE
+            self.nonfinite[key] = self.nonfinite.get(key, 0) | bit
+        self.alerts[key] = ev.message
+        self._pending.values = True
+
+    def _on_record(self, rec) -> None:
+        self.apply(rec.event)
+        summary = getattr(rec, "summary", None)
+        if isinstance(rec.event, OpEvent):
+            key = self.current
+            source = getattr(rec, "source", None)
+            if source is not None and key not in self.sources:
+                self.sources[key] = f"{source.file}:{source.line}  {source.text}"
+            if summary is not None:
+                self._record_summary(key, ACTIVATION, summary.abs_max, summary, FORWARD_NONFINITE)
+        elif isinstance(rec.event, BackwardEvent):
+            grad = getattr(rec, "grad_output", None)
+            if grad is not None:
+                self._record_summary(self.current, GRAD_NORM, grad.norm, grad, BACKWARD_NONFINITE)
+
+    def _record_summary(self, key: str, metric: str, value: float, summary, bit: int) -> None:
+        self.metrics[metric][key] = value
+        flags = self.nonfinite.get(key, 0)
+        flags = flags & ~bit if summary.finite else flags | bit
+        if flags:
+            self.nonfinite[key] = flags
+        else:
+            self.nonfinite.pop(key, None)
+
+    def _latest_key(self, key: str) -> str:
+        """The deduplicated key of the latest op with event key `key` in the current iteration."""
+        n = self._cur.key_count.get(key, 0)
+        return f"{key}#{n - 1}" if n > 1 else key
+
+    # ---- values the app sets -------------------------------------------------------------
+    def set_metric(self, name: str, values: dict[str, float]) -> None:
+        """Set a per-node metric (e.g. 'grad_norm'), by node key; nodes not named keep their value."""
+        self.metrics.setdefault(name, {}).update(values)
+        self._pending.values = True
+
+    def set_nonfinite(self, key: str, flag: bool = True) -> None:
+        """Mark (or clear) node `key` as holding NaN or Inf."""
+        if flag:
+            self.nonfinite[key] = self.nonfinite.get(key, 0) | FORWARD_NONFINITE
+        else:
+            self.nonfinite.pop(key, None)
+        self._pending.values = True
+
+    def set_tensor_names(self, names: dict[int, str]) -> None:
+        """Name source tensors by tensor id (e.g. {p.id: '0.weight'} from named_parameters())."""
+        self.tensor_names.update(names)
+        for it in (self._prev, self._cur):
+            if it is not None:
+                for i, t in enumerate(it.tensor):
+                    if t in names:
+                        it.label[i] = names[t]
+        self._version += 1
+        self._pending.structure = True
+
+    def metric_array(self, view: GraphView, name: str) -> np.ndarray:
+        """Metric `name` per visible node (NaN where unknown; a collapsed module shows its largest)."""
+        out = np.full(len(view), np.nan)
+        node_of = view.node_of
+        for key, value in self.metrics.get(name, {}).items():
+            i = node_of.get(key)
+            if i is not None and not out[i] >= value:  # `not >=` also replaces NaN
+                out[i] = value
+        return out
+
+    def nonfinite_array(self, view: GraphView) -> np.ndarray:
+        """True per visible node that holds (or, for a module, contains) NaN or Inf."""
+        out = np.zeros(len(view), bool)
+        for key in self.nonfinite:
+            i = view.node_of.get(key)
+            if i is not None:
+                out[i] = True
+        return out
+
+    # ---- module groups -------------------------------------------------------------------
+    def collapse(self, path: str) -> None:
+        """Show module call `path` as one node."""
+        self._set_collapsed(path, True)
+
+    def expand(self, path: str) -> None:
+        """Show the inside of module call `path`."""
+        self._set_collapsed(path, False)
+
+    def toggle(self, path: str) -> None:
+        """Collapse `path` if expanded, else expand it."""
+        self._set_collapsed(path, path not in self.collapsed)
+
+    def collapse_below(self, depth: int) -> None:
+        """Collapse every module call nested `depth` or more levels deep (1: top-level modules)."""
+        it = self._shown_iteration()
+        for g, path in enumerate(it.groups):
+            d, p = 0, g
+            while p > 0:
+                d, p = d + 1, it.group_parent[p]
+            if d >= depth:
+                self.collapsed.add(path)
+        self._version += 1
+        self._pending.structure = True
+
+    def _set_collapsed(self, path: str, collapsed: bool) -> None:
+        if (path in self.collapsed) == collapsed:
+            return
+        (self.collapsed.add if collapsed else self.collapsed.discard)(path)
+        self._version += 1
+        self._pending.structure = True
+
+    # ---- the view ------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        """Bumped whenever view() would return a differently shaped graph."""
+        return self._version
+
+    def _shown_iteration(self) -> _Iteration:
+        cur, prev = self._cur, self._prev
+        if prev is None:
+            return cur
+        if cur.diverged:
+            return _union(prev, cur)
+        return prev
+
+    def view(self) -> GraphView:
+        """The visible graph: the last complete iteration, plus what the running one added so far."""
+        if self._view is not None and self._view_version == (self._version, self._data_version):
+            return self._refresh_backward(self._view)
+        it = self._shown_iteration()
+        self._view = _build_view(it, self.collapsed, self.sources, self.last_diff, self._backward_iteration())
+        self._view_version = (self._version, self._data_version)
+        return self._view
+
+    def _backward_iteration(self) -> _Iteration:
+        cur = self._cur
+        return cur if cur.backward or self._prev is None else self._prev
+
+    def _refresh_backward(self, view: GraphView) -> GraphView:
+        it = self._backward_iteration()
+        if len(it.backward) != len(view.backward):
+            view.backward, view.backward_edges = _backward_arrays(it, view)
+        return view
+
+
+def _ignore(event) -> None:
+    return None
+
+
+def _diff(prev: _Iteration | None, cur: _Iteration) -> StructureDiff:
+    old = set(prev.keys) if prev is not None else set()
+    new = set(cur.keys)
+    old_edges = _edge_keys(prev) if prev is not None else set()
+    new_edges = _edge_keys(cur)
+    return StructureDiff(tuple(k for k in cur.keys if k not in old),
+                         tuple(k for k in prev.keys if k not in new) if prev is not None else (),
+                         tuple(sorted(new_edges - old_edges)), tuple(sorted(old_edges - new_edges)))
+
+
+def _edge_keys(it: _Iteration) -> set[tuple[str, str]]:
+    return {(it.keys[s], it.keys[d]) for s, d in zip(it.esrc, it.edst, strict=True)}
+
+
+def _union(prev: _Iteration, cur: _Iteration) -> _Iteration:
+    """prev's graph plus whatever cur added so far (while the running iteration departs from prev)."""
+    out = _Iteration()
+    out.groups, out.group_cls = list(prev.groups), list(prev.group_cls)
+    out.group_path, out.group_parent = list(prev.group_path), list(prev.group_parent)
+    group_map = {}
+    for g, path in enumerate(cur.groups):
+        if path in out.groups:
+            group_map[g] = out.groups.index(path)
+        else:
+            group_map[g] = len(out.groups)
+            out.groups.append(path)
+            out.group_path.append(cur.group_path[g])
+            out.group_cls.append(cur.group_cls[g])
+            out.group_parent.append(group_map.get(cur.group_parent[g], 0))
+    fields = ("keys", "kind", "label", "in_shapes", "out_shape", "dtype", "tensor")
+    for name in fields:
+        setattr(out, name, list(getattr(prev, name)))
+    out.group = list(prev.group)
+    out.order = list(range(len(prev.keys)))  # new nodes go right after the last known node before them
+    anchor = -0.5
+    for i, key in enumerate(cur.keys):
+        j = prev.index.get(key)
+        if j is not None:
+            anchor = j
+            for name in fields[1:]:
+                getattr(out, name)[j] = getattr(cur, name)[i]
+            continue
+        anchor += 1e-3
+        for name in fields:
+            getattr(out, name).append(getattr(cur, name)[i])
+        out.group.append(group_map[cur.group[i]])
+        out.order.append(anchor)
+    out.index = {k: i for i, k in enumerate(out.keys)}
+    pairs = set(zip(prev.esrc, prev.edst, strict=True))
+    out.esrc, out.edst, out.eshape = list(prev.esrc), list(prev.edst), list(prev.eshape)
+    for s, d, shape in zip(cur.esrc, cur.edst, cur.eshape, strict=True):
+        if d < 0:
+            continue
+        s2, d2 = out.index[cur.keys[s]], out.index[cur.keys[d]]
+        if (s2, d2) not in pairs:
+            pairs.add((s2, d2))
+            out.esrc.append(s2)
+            out.edst.append(d2)
+            out.eshape.append(shape)
+    out.backward = []
+    return out
+
+
+def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], diff: StructureDiff | None,
+                bw: _Iteration) -> GraphView:
+    """Contract collapsed modules into single nodes and lay the result out as arrays."""
+    n_groups = len(it.groups)
+    # rep[g]: the outermost collapsed module containing group g (itself included), or -1
+    rep = [-1] * n_groups
+    for g in range(1, n_groups):
+        parent = it.group_parent[g]
+        rep[g] = rep[parent] if rep[parent] >= 0 else (g if it.groups[g] in collapsed else -1)
+    order_of = getattr(it, "order", None) or range(len(it.keys))
+    keys, kind, label, sublabel, op, module, in_s, out_s, dtype, src, order, group = ([] for _ in range(12))
+    node_of: dict[str, int] = {}
+    module_node: dict[int, int] = {}
+    visible_group: dict[int, int] = {0: 0}  # structure group -> view group (expanded, visible groups)
+    groups, group_cls, group_parent = [""], [""], [-1]
+    for g in range(1, n_groups):
+        if rep[g] < 0:
+            visible_group[g] = len(groups)
+            groups.append(it.groups[g])
+            group_cls.append(it.group_cls[g])
+            group_parent.append(visible_group[it.group_parent[g]])
+    added = set(diff.added) if diff is not None else set()
+    node_rep = []
+    for i, key in enumerate(it.keys):
+        g = it.group[i]
+        r = rep[g]
+        if r >= 0:
+            v = module_node.get(r)
+            if v is None:
+                v = module_node[r] = len(keys)
+                path = it.groups[r]
+                keys.append(path)
+                kind.append(MODULE)
+                label.append(it.group_cls[r] or path.rsplit(".", 1)[-1])
+                sublabel.append(path)
+                op.append(it.group_cls[r])
+                module.append(path)
+                in_s.append("")
+                out_s.append("")
+                dtype.append("")
+                src.append("")
+                order.append(order_of[i])
+                group.append(visible_group[it.group_parent[r]])
+            node_of[key] = v
+            node_rep.append(v)
+            if key in added:  # a collapsed module that ran something new is new too
+                added.add(keys[v])
+            continue
+        v = len(keys)
+        node_of[key] = v
+        node_rep.append(v)
+        keys.append(key)
+        kind.append(it.kind[i])
+        label.append(it.label[i])
+        sublabel.append(shape_text(it.out_shape[i]))
+        op.append(it.label[i] if it.kind[i] == OP else KIND_NAMES[it.kind[i]])
+        module.append(it.groups[g])
+        in_s.append(", ".join(shape_text(s) for s in it.in_shapes[i]))
+        out_s.append(shape_text(it.out_shape[i]))
+        dtype.append(it.dtype[i])
+        src.append(sources.get(key, ""))
+        order.append(order_of[i])
+        group.append(visible_group[g])
+    edges, edge_shape, seen = [], [], set()
+    for s, d, shape in zip(it.esrc, it.edst, it.eshape, strict=True):
+        if d < 0:
+            continue
+        a, b = node_rep[s], node_rep[d]
+        if a != b and (a, b) not in seen:
+            seen.add((a, b))
+            edges.append((a, b))
+            edge_shape.append(shape_text(shape))
+    edge_arr = np.array(edges, dtype=np.int32).reshape(-1, 2)
+    signature = hash((tuple(keys), tuple(edges), tuple(groups), tuple(group_parent)))
+    view = GraphView(signature, keys, np.array(kind, np.int8), label, sublabel, op, module, in_s, out_s,
+                     dtype, src, np.array(order, float), np.array(group, np.int32), edge_arr, edge_shape,
+                     groups, group_cls, np.array(group_parent, np.int32), node_of, np.zeros(0, np.int32),
+                     np.zeros((0, 2), np.int32), np.array([k in added for k in keys], bool))
+    view.backward, view.backward_edges = _backward_arrays(bw, view)
+    return view
+
+
+def _backward_arrays(it: _Iteration, view: GraphView) -> tuple[np.ndarray, np.ndarray]:
+    """Visible nodes whose backward ran (in backward order), and gradient-flow edges between them."""
+    seen, nodes = set(), []
+    for idx in it.backward:
+        v = view.node_of.get(it.keys[idx]) if idx < len(it.keys) else None
+        if v is not None and v not in seen:
+            seen.add(v)
+            nodes.append(v)
+    if not nodes or not len(view.edges):
+        return np.array(nodes, np.int32), np.zeros((0, 2), np.int32)
+    has = np.zeros(len(view), bool)
+    has[nodes] = True
+    e = view.edges
+    flow = e[has[e[:, 0]] & has[e[:, 1]]][:, ::-1]  # gradients flow against the forward edges
+    return np.array(nodes, np.int32), np.ascontiguousarray(flow)

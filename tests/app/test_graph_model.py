@@ -1,0 +1,285 @@
+"""GraphModel built from real engine events: nodes, edges, shapes, modules, iterations, values."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import engine
+from app.graph_model import INPUT, MODULE, OP, PARAM, GraphModel
+from engine import nn
+from engine.events import AlertEvent, hub
+
+
+def record(fn) -> list:
+    """The events `fn()` emits, with top-level op keys counted from 0 (as after an iteration boundary)."""
+    hub.reset_top_level()
+    events: list = []
+    off = hub.subscribe(events.append)
+    try:
+        fn()
+    finally:
+        off()
+    return events
+
+
+@pytest.fixture
+def mlp():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, y = engine.randn(5, 4), engine.tensor([0, 1, 2, 0, 1])
+
+    def step():
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return model, step
+
+
+def ops_of(view):
+    return [(view.keys[i], view.label[i], view.sublabel[i]) for i in range(len(view)) if view.kind[i] == OP]
+
+
+def edge_set(view):
+    return {(view.keys[a], view.keys[b], view.edge_shape[e]) for e, (a, b) in enumerate(view.edges.tolist())}
+
+
+def test_an_mlp_step_gives_its_ops_in_order_with_shapes(mlp):
+    _, step = mlp
+    model = GraphModel()
+    model.apply_batch(record(step))
+    view = model.view()
+    assert ops_of(view) == [
+        ("Sequential.0/linear:0", "linear", "5\u00d78"),
+        ("Sequential.1/relu:0", "relu", "5\u00d78"),
+        ("Sequential.2/linear:0", "linear", "5\u00d73"),
+        ("cross_entropy:0", "cross_entropy", "scalar"),
+    ]
+    edges = edge_set(view)
+    assert ("Sequential.0/linear:0", "Sequential.1/relu:0", "5\u00d78") in edges
+    assert ("Sequential.1/relu:0", "Sequential.2/linear:0", "5\u00d78") in edges
+    assert ("Sequential.2/linear:0", "cross_entropy:0", "5\u00d73") in edges
+    assert len(edges) == 9  # 3 into each linear, 1 into relu, 2 into the loss
+
+
+def test_parameters_and_inputs_are_source_nodes(mlp):
+    net, step = mlp
+    model = GraphModel()
+    model.set_tensor_names({p.id: name for name, p in net.named_parameters()})
+    model.apply_batch(record(step))
+    view = model.view()
+    sources = {view.keys[i]: (int(view.kind[i]), view.label[i], view.sublabel[i], view.module[i])
+               for i in range(len(view)) if view.kind[i] != OP}
+    assert sources == {
+        "Sequential.0/linear:0/in0": (INPUT, "input", "5\u00d74", ""),
+        "Sequential.0/linear:0/in1": (PARAM, "0.weight", "8\u00d74", "Sequential.0"),
+        "Sequential.0/linear:0/in2": (PARAM, "0.bias", "8", "Sequential.0"),
+        "Sequential.2/linear:0/in1": (PARAM, "2.weight", "3\u00d78", "Sequential.2"),
+        "Sequential.2/linear:0/in2": (PARAM, "2.bias", "3", "Sequential.2"),
+        "cross_entropy:0/in1": (INPUT, "input", "5", ""),
+    }
+
+
+def test_module_hierarchy_becomes_groups(mlp):
+    _, step = mlp
+    model = GraphModel()
+    model.apply_batch(record(step))
+    view = model.view()
+    assert view.groups == ["", "Sequential", "Sequential.0", "Sequential.1", "Sequential.2"]
+    assert view.group_parent.tolist() == [-1, 0, 1, 1, 1]
+    assert view.group_cls[2] == "Linear"
+    relu = view.keys.index("Sequential.1/relu:0")
+    assert view.groups[view.group[relu]] == "Sequential.1"
+
+
+def test_collapsing_a_module_leaves_one_node_with_its_boundary_edges(mlp):
+    _, step = mlp
+    model = GraphModel()
+    model.apply_batch(record(step))
+    model.collapse("Sequential.0")
+    view = model.view()
+    node = view.keys.index("Sequential.0")
+    assert view.kind[node] == MODULE and view.label[node] == "Linear"
+    assert "Sequential.0/linear:0" not in view.keys and "Sequential.0/linear:0/in1" not in view.keys
+    assert view.node_of["Sequential.0/linear:0"] == node  # hidden ops light up their module
+    into = {view.keys[a] for a, b in view.edges.tolist() if b == node}
+    out = {view.keys[b] for a, b in view.edges.tolist() if a == node}
+    assert into == {"Sequential.0/linear:0/in0"}  # the input crosses the border; the weights live inside
+    assert out == {"Sequential.1/relu:0"}
+    assert "Sequential.0" not in view.groups
+
+    model.collapse("Sequential")  # the whole model: input in, logits out to the loss
+    view = model.view()
+    node = view.keys.index("Sequential")
+    assert {(view.keys[a], view.keys[b]) for a, b in view.edges.tolist()} == {
+        ("Sequential.0/linear:0/in0", "Sequential"), ("Sequential", "cross_entropy:0"),
+        ("cross_entropy:0/in1", "cross_entropy:0")}
+    model.expand("Sequential")
+    assert "Sequential" in model.view().groups and "Sequential.0" in model.view().keys
+
+
+def test_same_structure_next_iteration_keeps_the_view_and_its_signature(mlp):
+    _, step = mlp
+    model = GraphModel()
+    changes = []
+    model.subscribe(changes.append)
+    model.apply_batch(record(step))
+    first = model.view()
+    version = model.version
+    model.apply_batch(record(step))
+    assert [it.same_structure for it in changes[-1].iterations] == [True]
+    assert not changes[-1].structure
+    assert model.version == version
+    assert model.view().signature == first.signature
+    assert model.iteration == 2
+
+
+def test_changed_structure_reports_added_and_removed_keys():
+    x = engine.randn(3, 4, requires_grad=True)
+    model = GraphModel()
+    changes = []
+    model.subscribe(changes.append)
+    model.apply_batch(record(lambda: x.relu().sum()))
+    model.new_iteration()
+    model.apply_batch(record(lambda: x.tanh().sum()))
+    info = model.new_iteration()
+    model.flush()
+    assert not info.same_structure
+    # x is keyed by its first consumer, so it counts as a new node too
+    assert info.diff.added == ("tanh:0/in0", "tanh:0")
+    assert info.diff.removed == ("relu:0/in0", "relu:0")
+    assert ("tanh:0", "sum:0") in info.diff.added_edges and ("relu:0", "sum:0") in info.diff.removed_edges
+    assert changes[-1].structure
+    view = model.view()
+    assert "tanh:0" in view.keys and "relu:0" not in view.keys
+    assert [view.keys[i] for i in np.flatnonzero(view.added)] == ["tanh:0/in0", "tanh:0"]  # to highlight
+
+
+def test_a_running_iteration_that_departs_shows_old_and_new_nodes():
+    x = engine.randn(3, requires_grad=True)
+    model = GraphModel()
+    model.apply_batch(record(lambda: x.relu().sum()))
+    model.new_iteration()
+    before = model.version
+    model.apply_batch(record(lambda: x.relu().exp()))  # same first op, then something new
+    assert model.version > before
+    keys = model.view().keys
+    assert {"relu:0", "sum:0", "exp:0"} <= set(keys)
+    assert keys.index("exp:0") > keys.index("relu:0")
+
+
+def test_first_iteration_grows_live_and_notifies_once_per_batch():
+    x = engine.randn(2, 2)
+    model = GraphModel()
+    changes = []
+    model.subscribe(changes.append)
+    events = record(lambda: ((x + 1) * 2).sum())
+    for ev in events[:2]:
+        model.apply(ev)
+    assert changes == []  # apply never notifies; flush (or apply_batch) does
+    assert model.flush().structure
+    assert [k for k in model.view().keys if ":" in k and "/" not in k] == ["add:0", "mul:0"]
+    model.apply_batch(events[2:])
+    assert len(changes) == 2 and changes[-1].current == "sum:0"
+    assert model.current == "sum:0"
+
+
+def test_a_module_called_twice_is_two_groups_with_distinct_keys():
+    cell = nn.Linear(3, 3)
+    x = engine.randn(1, 3)
+    model = GraphModel()
+    model.apply_batch(record(lambda: cell(cell(x))))
+    view = model.view()
+    assert [key for key, _, _ in ops_of(view)] == ["Linear/linear:0", "Linear/linear:0#1"]
+    assert view.groups == ["", "Linear", "Linear#1"]
+    first, second = view.keys.index("Linear/linear:0"), view.keys.index("Linear/linear:0#1")
+    assert [view.groups[view.group[i]] for i in (first, second)] == ["Linear", "Linear#1"]
+    assert [first, second] in view.edges.tolist()
+    # the second call reuses the weights: one parameter node feeds both calls
+    weight = view.keys.index("Linear/linear:0/in1")
+    assert [weight, second] in view.edges.tolist()
+
+
+def test_backward_nodes_link_to_their_forward_ops(mlp):
+    _, step = mlp
+    model = GraphModel()
+    model.apply_batch(record(step))
+    view = model.view()
+    ran = [view.keys[i] for i in view.backward]
+    assert ran == ["cross_entropy:0", "Sequential.2/linear:0", "Sequential.1/relu:0", "Sequential.0/linear:0"]
+    flow = {(view.keys[a], view.keys[b]) for a, b in view.backward_edges.tolist()}
+    assert ("cross_entropy:0", "Sequential.2/linear:0") in flow  # gradients run against the forward edges
+    assert ("Sequential.1/relu:0", "Sequential.0/linear:0") in flow
+
+
+def test_unknown_events_are_ignored():
+    model = GraphModel()
+    model.apply(object())
+    model.apply("not an event")
+    assert model.flush() is None and len(model.view()) == 0
+
+
+@dataclass
+class Summary:  # the parts of engine.debug's TensorSummary the model reads
+    abs_max: float
+    norm: float
+    finite: bool
+
+
+@dataclass
+class OpRecord:  # shaped like engine.debug's records: the event plus what the debugger saw
+    event: object
+    summary: Summary
+    source: object = None
+
+
+@dataclass
+class Frame:
+    file: str
+    line: int
+    text: str
+
+
+def test_debugger_records_set_metrics_flags_and_source_lines():
+    x = engine.randn(4)
+    events = record(lambda: (x * 2).exp())
+    model = GraphModel()
+    model.apply(OpRecord(events[0], Summary(3.0, 5.0, True), Frame("train.py", 12, "y = x * 2")))
+    model.apply(OpRecord(events[1], Summary(float("nan"), float("nan"), False)))
+    view = model.view()
+    activation = model.metric_array(view, "activation")
+    mul, exp = view.keys.index("mul:0"), view.keys.index("exp:0")
+    assert activation[mul] == 3.0
+    assert model.nonfinite_array(view).tolist() == [i == exp for i in range(len(view))]
+    assert "train.py:12  y = x * 2" in view.tooltip(mul)
+
+
+def test_alerts_and_app_set_values_colour_nodes():
+    x = engine.randn(4)
+    model = GraphModel()
+    model.apply_batch(record(lambda: x.exp()))
+    model.apply(AlertEvent(0, "nonfinite_forward", "exp overflowed", "exp", "exp:0", "", 0, 0,
+                           "t.py", 1, "x.exp()", float("inf")))
+    model.set_metric("grad_norm", {"exp:0": 0.5, "nowhere:0": 1.0})
+    view = model.view()
+    i = view.keys.index("exp:0")
+    assert model.nonfinite_array(view)[i]
+    assert model.metric_array(view, "grad_norm")[i] == 0.5
+    assert np.isnan(model.metric_array(view, "grad_norm")[0])  # the input has no gradient norm
+
+
+def test_explicit_iteration_marks_take_over_from_optimizer_steps(mlp):
+    @dataclass
+    class IterationEvent:  # the debugger's explicit boundary
+        seq: int
+        iteration: int
+
+    _, step = mlp
+    model = GraphModel()
+    model.apply(IterationEvent(0, 0))
+    model.apply_batch(record(step))  # its optimizer step no longer ends the iteration
+    assert model.iteration == 1
+    model.apply(IterationEvent(0, 1))
+    assert model.iteration == 2

@@ -1,0 +1,149 @@
+"""The graph canvas, offscreen: what it draws, clicks, hover text, search, colours, export."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtSvg import QSvgRenderer
+
+import engine
+from app.graph_model import GraphModel
+from app.layout import layout_view
+from engine import nn
+from engine.events import hub
+from widgets.graph_canvas import BACKGROUND, NONFINITE, GraphCanvas
+
+
+@pytest.fixture
+def model():
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    events: list = []
+    hub.reset_top_level()
+    off = hub.subscribe(events.append)
+    nn.functional.cross_entropy(net(engine.randn(5, 4)), engine.tensor([0, 1, 2, 0, 1])).backward()
+    off()
+    m = GraphModel()
+    m.apply_batch(events)
+    return m
+
+
+@pytest.fixture
+def canvas(qtbot, model):
+    c = GraphCanvas()
+    qtbot.addWidget(c)
+    c.resize(900, 700)
+    c.show()
+    qtbot.waitExposed(c)
+    view = model.view()
+    c.set_graph(view, layout_view(view))
+    c.fit()
+    return c
+
+
+def pixel_at(canvas, key) -> QColor:
+    return canvas.render_image(1.0).pixelColor(canvas.view_point(key))
+
+
+def not_background(image: QImage) -> int:
+    """How many sampled pixels differ from the background."""
+    bg = QColor(BACKGROUND)
+    return sum(image.pixelColor(x, y) != bg for x in range(0, image.width(), 7)
+               for y in range(0, image.height(), 7))
+
+
+def test_draws_every_node_and_shows_labels_when_zoomed_in(canvas, model):
+    assert canvas.drawn_node_count == len(model.view()) == 10
+    canvas.zoom_to_node("Sequential.1/relu:0")
+    assert "relu" in canvas.visible_labels()
+    assert "5\u00d78" in canvas.visible_labels()
+
+
+def test_clicking_a_node_emits_its_key_and_selects_it(qtbot, canvas):
+    relu = canvas.view_point("Sequential.1/relu:0")
+    with qtbot.waitSignal(canvas.nodeClicked) as signal:
+        qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=relu)
+    assert signal.args == ["Sequential.1/relu:0"]
+    assert canvas.selected_key == "Sequential.1/relu:0"
+
+
+def test_clicking_empty_space_selects_nothing(qtbot, canvas):
+    with qtbot.assertNotEmitted(canvas.nodeClicked):
+        qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(3, 3))
+    assert canvas.selected_key is None
+
+
+def test_double_clicking_a_collapsed_module_asks_to_expand_it(qtbot, canvas, model):
+    model.collapse("Sequential.0")
+    view = model.view()
+    canvas.set_graph(view, layout_view(view))
+    canvas.fit()
+    with qtbot.waitSignal(canvas.groupToggleRequested) as signal:
+        qtbot.mouseDClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=canvas.view_point("Sequential.0"))
+    assert signal.args == ["Sequential.0"]
+
+
+def test_hovering_a_node_shows_op_shapes_and_module(qtbot, canvas):
+    qtbot.mouseMove(canvas.viewport(), canvas.view_point("Sequential.2/linear:0"))
+    qtbot.waitUntil(lambda: canvas.toolTip() != "")
+    text = canvas.toolTip()
+    assert "linear" in text and "5\u00d78, 3\u00d78, 3" in text and "5\u00d73" in text
+    assert "module: Sequential.2" in text
+
+
+def test_search_selects_and_centres_the_match(canvas):
+    assert canvas.search("RELU") == "Sequential.1/relu:0"
+    assert canvas.selected_key == "Sequential.1/relu:0"
+    centre = canvas.view_point("Sequential.1/relu:0")
+    size = canvas.viewport().size()
+    assert abs(centre.x() - size.width() / 2) < 2 and abs(centre.y() - size.height() / 2) < 2
+    assert canvas.search("linear") == "Sequential.0/linear:0"
+    assert canvas.search("linear") == "Sequential.2/linear:0"  # again: the next match
+    assert canvas.search("no such op") is None
+
+
+def test_nan_nodes_turn_red_and_metrics_get_a_legend(canvas, model):
+    view = model.view()
+    values = np.linspace(0.1, 10.0, len(view))
+    bad = np.array([k == "Sequential.1/relu:0" for k in view.keys])
+    canvas.set_node_values(values, bad, "grad norm")
+    assert pixel_at(canvas, "Sequential.1/relu:0") == QColor(NONFINITE[0])
+    assert canvas.legend_text() == "grad norm"
+    ok = pixel_at(canvas, "Sequential.2/linear:0")
+    assert ok != QColor(NONFINITE[0]) and ok != QColor(BACKGROUND)
+
+
+def test_current_op_is_outlined(canvas):
+    key = "Sequential.2/linear:0"
+    p = canvas.view_point(key)
+    before = canvas.render_image(1.0)
+    canvas.set_current(key)
+    after = canvas.render_image(1.0)
+    changed = [(x, y) for x in range(p.x() - 90, p.x() + 90, 2) for y in range(p.y() - 40, p.y() + 40, 2)
+               if before.pixelColor(x, y) != after.pixelColor(x, y)]
+    assert len(changed) > 20
+
+
+def test_backward_overlay_toggles(canvas):
+    before = not_background(canvas.render_image(1.0))
+    canvas.set_backward_visible(True)
+    assert canvas.backward_visible
+    assert not_background(canvas.render_image(1.0)) > before
+    canvas.set_backward_visible(False)
+    assert not_background(canvas.render_image(1.0)) == before
+
+
+def test_png_and_svg_exports_hold_the_picture(canvas, tmp_path):
+    png, svg = tmp_path / "graph.png", tmp_path / "graph.svg"
+    canvas.export_png(str(png), scale=1.0)
+    canvas.export_svg(str(svg))
+    image = QImage(str(png))
+    assert image.width() == canvas.viewport().width()
+    assert not_background(image) > 100
+    renderer = QSvgRenderer(str(svg))
+    assert renderer.isValid()
+    drawn = QImage(image.size(), QImage.Format.Format_ARGB32)
+    drawn.fill(QColor(BACKGROUND))
+    painter = QPainter(drawn)
+    renderer.render(painter, QRectF(drawn.rect()))
+    painter.end()
+    assert not_background(drawn) > 100

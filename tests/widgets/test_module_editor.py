@@ -1,0 +1,177 @@
+"""The module editor, offscreen: what the tree shows, inline refusal, and edits that apply and undo."""
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGroupBox, QLabel, QPushButton
+
+import engine.nn as nn
+import engine.optim as optim
+from app.edit_history import EditHistory, describe_model
+from engine.debug.edits import Freeze, Reinit, SetOptimizer, SetSetting, SwapModule, prepare
+from widgets.module_editor import ModuleEditor
+
+
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(784, 128)
+        self.act = nn.LeakyReLU(0.1)
+        self.drop = nn.Dropout(0.1)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class Session:
+    """Stands in for the window and the engine thread: shows the model, applies and undoes edits."""
+
+    def __init__(self, editor: ModuleEditor) -> None:
+        self.model = MLP()
+        self.model.fc2.requires_grad_(False)
+        self.opt = optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
+        self.editor = editor
+        self.history = EditHistory()
+        self.emitted = []
+        editor.editRequested.connect(self.on_edit)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.editor.set_model(*describe_model(self.model, self.opt))
+
+    def apply(self, edits) -> None:
+        for edit in edits:
+            prepare(edit, self.model, self.opt)()
+        self.refresh()
+
+    def on_edit(self, edit, inverse, text) -> None:
+        self.emitted.append((edit, inverse, text))
+        self.history.push(edit, inverse, text)
+        self.apply([edit])
+
+
+def button(editor: ModuleEditor, text: str) -> QPushButton:
+    """The button with this text among the selected module's editors."""
+    return next(b for b in editor.details.findChildren(QPushButton) if b.text() == text)
+
+
+@pytest.fixture
+def session(qtbot):
+    editor = ModuleEditor()
+    qtbot.addWidget(editor)
+    editor.resize(420, 640)
+    editor.show()
+    return Session(editor)
+
+
+def test_tree_shows_hierarchy_classes_counts_mode_and_frozen(session):
+    ed = session.editor
+    assert ed.row("MLP") == ("MLP", "101,770", "train", Qt.CheckState.PartiallyChecked)
+    assert ed.row("MLP.fc1") == ("Linear", "100,480", "train", Qt.CheckState.Unchecked)
+    assert ed.row("MLP.fc2") == ("Linear", "1,290", "train", Qt.CheckState.Checked)
+    assert ed.row("MLP.act")[:2] == ("LeakyReLU", "")
+    fc1 = ed.tree.topLevelItem(0).child(0)
+    assert fc1.text(0) == "fc1"
+    session.model.drop.eval()
+    session.refresh()
+    assert ed.row("MLP.drop")[2] == "eval"
+
+
+def test_out_of_range_setting_is_refused_inline_and_nothing_is_emitted(qtbot, session):
+    ed = session.editor
+    ed.select("MLP.drop")
+    box = ed.editor("p")
+    for text, reason in (("1.5", "allowed: a float in [0, 1]"), ("half", "not a number")):
+        box.setFocus()
+        box.selectAll()
+        qtbot.keyClicks(box, text)
+        with qtbot.assertNotEmitted(ed.editRequested):
+            qtbot.keyClick(box, Qt.Key.Key_Return)
+        assert reason in ed.error_text("p")
+    assert session.model.drop.p == 0.1 and session.emitted == []
+
+
+def test_a_valid_setting_is_emitted_with_its_inverse_and_undo_redo_restore_it(qtbot, session):
+    ed = session.editor
+    ed.select("MLP.drop")
+    box = ed.editor("p")
+    box.selectAll()
+    qtbot.keyClicks(box, "0.5")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    edit, inverse, text = session.emitted[-1]
+    assert edit == SetSetting("MLP.drop", "p", 0.5)
+    assert inverse == (SetSetting("MLP.drop", "p", 0.1),)
+    assert text == "MLP.drop.p = 0.5" and ed.error_text("p") == ""
+    assert session.model.drop.p == 0.5
+    session.apply(session.history.undo())
+    assert session.model.drop.p == 0.1 and ed.editor("p").text() == "0.1"
+    session.apply(session.history.redo())
+    assert session.model.drop.p == 0.5 and ed.editor("p").text() == "0.5"
+
+
+def test_optimizer_values_are_checked_and_undoable(qtbot, session):
+    ed = session.editor
+    lr = ed.editor("optimizer.lr")
+    lr.selectAll()
+    qtbot.keyClicks(lr, "-1")
+    with qtbot.assertNotEmitted(ed.editRequested):
+        qtbot.keyClick(lr, Qt.Key.Key_Return)
+    assert "finite number >= 0" in ed.error_text("optimizer.lr")
+    lr = ed.editor("optimizer.lr")
+    lr.selectAll()
+    qtbot.keyClicks(lr, "0.01")
+    qtbot.keyClick(lr, Qt.Key.Key_Return)
+    assert session.emitted[-1][:2] == (SetOptimizer("lr", 0.01, 0), (SetOptimizer("lr", 0.1, 0),))
+    assert session.opt.param_groups[0]["lr"] == 0.01
+    ed.editor("optimizer.nesterov").click()
+    assert session.opt.param_groups[0]["nesterov"] is True
+    session.apply(session.history.undo())
+    session.apply(session.history.undo())
+    assert session.opt.param_groups[0]["lr"] == 0.1 and session.opt.param_groups[0]["nesterov"] is False
+
+
+def test_freeze_from_the_tree_and_undo_restores_a_mixed_state(qtbot, session):
+    ed = session.editor
+    root = ed.tree.topLevelItem(0)
+    root.setCheckState(4, Qt.CheckState.Checked)  # what clicking the box does
+    edit, inverse, _ = session.emitted[-1]
+    assert edit == Freeze("MLP", True)
+    assert set(inverse) == {Freeze("MLP.fc1.weight", False), Freeze("MLP.fc1.bias", False),
+                            Freeze("MLP.fc2.weight", True), Freeze("MLP.fc2.bias", True)}
+    assert not any(p.requires_grad for p in session.model.parameters())
+    assert ed.row("MLP")[3] == Qt.CheckState.Checked
+    session.apply(session.history.undo())
+    assert session.model.fc1.weight.requires_grad and not session.model.fc2.weight.requires_grad
+    assert ed.row("MLP")[3] == Qt.CheckState.PartiallyChecked
+
+
+def test_swap_an_activation_and_swap_back_with_its_settings(qtbot, session):
+    ed = session.editor
+    ed.select("MLP.act")
+    ed.editor("swap").setCurrentText("GELU")
+    button(ed, "Swap").click()
+    edit, inverse, _ = session.emitted[-1]
+    assert edit == SwapModule("MLP.act", "GELU")
+    assert inverse == (SwapModule("MLP.act", "LeakyReLU", (("negative_slope", 0.1), ("inplace", False))),)
+    assert type(session.model.act).__name__ == "GELU" and ed.row("MLP.act")[0] == "GELU"
+    session.apply(session.history.undo())
+    assert type(session.model.act).__name__ == "LeakyReLU" and session.model.act.negative_slope == 0.1
+
+
+def test_reinit_is_emitted_without_an_inverse(qtbot, session):
+    ed = session.editor
+    ed.select("MLP.fc1")
+    before = session.model.fc1.weight.data.copy()
+    button(ed, "Re-initialise parameters").click()
+    assert session.emitted[-1][:2] == (Reinit("MLP.fc1"), None)
+    assert not (session.model.fc1.weight.data == before).all()
+    assert not session.history.can_undo
+
+
+def test_a_module_with_nothing_to_edit_says_so(session):
+    session.editor.select("MLP.fc2")
+    groups = [g.title() for g in session.editor.details.findChildren(QGroupBox)]
+    assert groups == ["Parameters", "Optimizer: SGD"]  # a Linear has no runtime settings
+    session.editor.select("MLP")
+    texts = [w.text() for w in session.editor.details.findChildren(QLabel)]
+    assert any("Nothing in MLP changes at runtime" in t for t in texts)

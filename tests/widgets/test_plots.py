@@ -1,0 +1,145 @@
+"""Gradient flow, training curves and histograms, offscreen, fed from real engine events."""
+
+import math
+
+import numpy as np
+import pytest
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from engine.debug import Debugger, EventRecord, summarize
+from engine.events import OptimizerEvent
+from widgets.gradient_flow import GRAD, UPDATE_RATIO, WEIGHT, GradientFlowChart
+from widgets.histogram import HistogramView
+from widgets.training_plots import TrainingPlots
+
+GRADS = {"fc1.weight": 0.8, "fc1.bias": 0.05, "fc2.weight": 0.12, "fc2.bias": 3e-8, "head.weight": 2.4e3}
+UPDATES = {"fc1.weight": 1e-3, "fc1.bias": 2e-4, "fc2.weight": 5e-4, "fc2.bias": 1e-6, "head.weight": 0.5}
+WEIGHTS = {"fc1.weight": 5.0, "fc1.bias": 0.3, "fc2.weight": 4.0, "fc2.bias": 0.2, "head.weight": 3.0}
+
+
+@pytest.fixture
+def chart(qtbot):
+    c = GradientFlowChart()
+    qtbot.addWidget(c)
+    c.resize(520, 330)
+    c.show()
+    c.set_step(7, GRADS, UPDATES, WEIGHTS)
+    return c
+
+
+def test_gradient_flow_bars_equal_the_norms_given(chart):
+    labels, values = chart.bars()
+    assert labels == list(GRADS) and np.array_equal(values, list(GRADS.values()))
+    bars = chart._bars.opts  # what is drawn: log10 lengths from a common base, one row per parameter
+    assert np.allclose(10.0 ** np.asarray(bars["x1"]), list(GRADS.values()))
+    assert list(bars["y"]) == list(range(len(GRADS)))
+    assert "iteration 7" in chart.where.text()
+
+
+def test_gradient_flow_per_layer_and_update_ratio(chart):
+    chart.set_by_layer(True)
+    labels, values = chart.bars()
+    assert labels == ["fc1", "fc2", "head"]
+    assert values[0] == pytest.approx(math.hypot(0.8, 0.05))
+    chart.set_metric(UPDATE_RATIO)
+    labels, values = chart.bars()
+    assert values[1] == pytest.approx(math.hypot(5e-4, 1e-6) / math.hypot(4.0, 0.2))
+    chart.set_by_layer(False)
+    chart.set_metric(WEIGHT)
+    assert np.array_equal(chart.bars()[1], list(WEIGHTS.values()))
+
+
+def test_gradient_flow_marks_vanishing_and_exploding_norms(chart):
+    brushes = [b.color().name() for b in chart._bars.opts["brushes"]]
+    assert brushes[3] == "#adb5bd"  # 3e-8: vanishing, grey
+    assert brushes[4] == "#e03131"  # 2.4e3: exploding, red
+    assert brushes[0] == "#1c7ed6"
+
+
+def test_an_optimizer_event_alone_shows_update_ratios(qtbot):
+    chart = GradientFlowChart()
+    qtbot.addWidget(chart)
+    chart.set_step(0, None, UPDATES, WEIGHTS)
+    assert chart.metric_box.currentText() == UPDATE_RATIO
+    assert chart.bars()[1][0] == pytest.approx(1e-3 / 5.0)
+    chart.set_metric(GRAD)
+    assert chart.bars() == ([], pytest.approx(np.zeros(0)))
+    assert "No gradient norms" in chart.empty.textItem.toPlainText()
+
+
+def test_histogram_draws_the_summary_bins(qtbot):
+    view = HistogramView("value")
+    qtbot.addWidget(view)
+    a = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
+    a[3] = np.nan
+    s = summarize(a)
+    view.show_summary(s)
+    edges, counts = view.bars()
+    assert np.array_equal(counts, s.counts) and np.allclose(edges, s.bin_edges)
+    assert "1 NaN" in view._bad.textItem.toPlainText()
+    view.show_summary(None)
+    assert view.bars()[1].size == 0
+
+
+class _MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def test_training_curves_from_live_events_equal_those_from_the_tape(qtbot, tmp_path):
+    model = _MLP()
+    # named parameters: the optimizer's events then name them (else "group0.0", ...)
+    opt = engine.optim.SGD([{"params": list(model.fc1.named_parameters(prefix="fc1"))},
+                            {"params": list(model.fc2.named_parameters(prefix="fc2")), "lr": 0.01}], lr=0.1)
+    sched = engine.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    records = []
+    dbg = Debugger("summary", model=model, interactive=False, cache_bytes=0, on_record=records.append)
+    path = str(tmp_path / "run.tape")
+    x, y = engine.randn(6, 4), engine.tensor([0, 1, 2, 0, 1, 2])
+    with dbg, engine.record(path, debugger=dbg):
+        for _ in range(4):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            sched.step()
+
+    def steps(recs):
+        return [(r.iteration, r.event) for r in recs if isinstance(r, EventRecord)
+                and isinstance(r.event, OptimizerEvent)]
+
+    live, replay = TrainingPlots(), TrainingPlots()
+    qtbot.addWidget(live)
+    qtbot.addWidget(replay)
+    live.add_steps(steps(records))
+    with engine.tape.open(path) as tape:
+        replay.add_steps(steps(tape.records()))
+    assert np.allclose(live.series("lr")[1], [0.1, 0.1, 0.05, 0.05])
+    assert np.allclose(live.series("lr[1]")[1], [0.01, 0.01, 0.005, 0.005])
+    first = steps(records)[0][1]
+    ratio = math.hypot(*(first.update_norms[k] for k in ("fc1.weight", "fc1.bias"))) / \
+        math.hypot(*(first.weight_norms[k] for k in ("fc1.weight", "fc1.bias")))
+    assert live.series("ratio:fc1")[1][0] == pytest.approx(ratio)
+    for name in ("lr", "lr[1]", "ratio:fc1", "ratio:fc2"):
+        assert np.array_equal(live.series(name)[0], replay.series(name)[0])
+        assert np.allclose(live.series(name)[1], replay.series(name)[1])
+
+
+def test_loss_axis_turns_logarithmic_when_it_spans_decades(qtbot):
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.set_loss([0, 1, 2], [2.3, 1.1, 0.9])
+    assert not plots.loss_plot.getAxis("left").logMode
+    plots.set_loss([0, 1, 2, 3], [2.3, 0.2, float("nan"), 0.001])
+    assert plots.loss_plot.getAxis("left").logMode
+    assert np.isnan(plots.series("loss")[1][2])
+    plots.set_cursor(2)
+    assert all(line.isVisible() and line.value() == 2 for line in plots.cursors)
+    plots.clear()
+    with pytest.raises(KeyError):
+        plots.series("lr")

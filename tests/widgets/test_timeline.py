@@ -1,0 +1,244 @@
+"""The timeline (cursor, keys, scrubbing, follow head, markers) and the breakpoints panel, offscreen."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from engine.debug import Breakpoint, Debugger, EventRecord
+from widgets.breakpoints_panel import BreakpointsPanel
+from widgets.timeline import MARKER_COLOURS, PHASE_COLOURS, RULER, Timeline
+
+PER_ITERATION = (("forward", 6), ("backward", 7), ("optimizer", 1))
+
+
+def events(iterations: int = 4):
+    """(seqs, iterations, phases) like a training run's: gaps in seq where module events were."""
+    seqs, its, phases = [], [], []
+    seq = 1
+    for it in range(iterations):
+        for phase, n in PER_ITERATION:
+            for _ in range(n):
+                seq += 3
+                seqs.append(seq)
+                its.append(it)
+                phases.append(phase)
+    return seqs, its, phases
+
+
+@pytest.fixture
+def timeline(qtbot):
+    t = Timeline()
+    qtbot.addWidget(t)
+    t.resize(700, 110)
+    t.show()
+    qtbot.waitExposed(t)
+    t.set_events(*events())
+    return t
+
+
+def test_arrow_keys_move_the_cursor_one_event(qtbot, timeline):
+    seqs = events()[0]
+    timeline.set_cursor(seqs[5])
+    view = timeline.view
+    view.setFocus()
+    with qtbot.waitSignal(timeline.cursorMoved) as sig:
+        qtbot.keyClick(view, Qt.Key.Key_Right)
+    assert sig.args == [seqs[6]]
+    for _ in range(2):
+        qtbot.keyClick(view, Qt.Key.Key_Left)
+    assert timeline.cursor_seq() == seqs[4]
+    qtbot.keyClick(view, Qt.Key.Key_Home)
+    with qtbot.assertNotEmitted(timeline.cursorMoved):
+        qtbot.keyClick(view, Qt.Key.Key_Left)  # already at the first event
+    assert timeline.cursor_seq() == seqs[0]
+    with qtbot.waitSignal(timeline.cursorMoved) as sig:
+        qtbot.keyClick(view, Qt.Key.Key_PageDown)  # the first event of the next iteration
+    assert sig.args == [seqs[14]]
+    assert "iteration 1 \u00b7 forward" in timeline.where.text()
+
+
+def test_set_cursor_between_events_lands_on_the_earlier_and_emits_nothing(qtbot, timeline):
+    seqs = events()[0]
+    with qtbot.assertNotEmitted(timeline.cursorMoved):
+        timeline.set_cursor(seqs[9] + 1)
+    assert timeline.cursor_seq() == seqs[9]
+
+
+def _drag(view, xs):
+    """Press at xs[0], move through the rest with the button held, release."""
+    y = RULER + 5
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    mods = Qt.KeyboardModifier.NoModifier
+    for i, x in enumerate(xs):
+        kind = QMouseEvent.Type.MouseButtonPress if i == 0 else QMouseEvent.Type.MouseMove
+        pos = QPointF(x, y)
+        QApplication.sendEvent(view, QMouseEvent(kind, pos, view.mapToGlobal(pos), left if i == 0 else none,
+                                                 left, mods))
+    pos = QPointF(xs[-1], y)
+    QApplication.sendEvent(view, QMouseEvent(QMouseEvent.Type.MouseButtonRelease, pos, view.mapToGlobal(pos),
+                                             left, none, mods))
+
+
+def test_dragging_scrubs_both_ways(qtbot, timeline):
+    seqs = events()[0]
+    view = timeline.view
+    per_event = view.width() / len(seqs)
+    moved = []
+    timeline.cursorMoved.connect(moved.append)
+    _drag(view, [per_event * 30.5, per_event * 40.5, per_event * 10.5])
+    assert moved[0] == seqs[30] and moved[-1] == seqs[10]
+    assert seqs[40] in moved
+    assert timeline.cursor_seq() == seqs[10]
+
+
+def test_follow_head_tracks_new_events_until_the_person_moves(qtbot, timeline):
+    timeline.set_live(True)
+    assert timeline.follow_button.isVisible()
+    timeline.follow_button.click()
+    assert timeline.following()
+    timeline.append_events([1000, 1003], [4, 4], ["forward", "forward"])
+    assert timeline.cursor_seq() == 1003
+    with qtbot.waitSignal(timeline.followChanged) as sig:
+        qtbot.keyClick(timeline.view, Qt.Key.Key_Left)
+    assert sig.args == [False] and not timeline.follow_button.isChecked()
+    timeline.append_events([1006], [4], ["forward"])
+    assert timeline.cursor_seq() == 1000  # stays where the person put it
+
+
+def test_bands_and_markers_are_drawn_where_their_events_are(qtbot, timeline):
+    seqs = events()[0]
+    timeline.set_markers("breakpoint", [seqs[3]], ["op matmul"])
+    timeline.add_marker("alert", seqs[20], "NaN in log")
+    view = timeline.view
+    image = view.grab().toImage()
+    per_event = view.width() / len(seqs)
+
+    def colour_at(i: int, y: int) -> QColor:
+        return image.pixelColor(QPoint(int(per_event * (i + 0.5)), y))
+
+    band = RULER + 11
+    assert colour_at(2, band) == QColor(PHASE_COLOURS[0])  # forward
+    assert colour_at(8, band) == QColor(PHASE_COLOURS[1])  # backward
+    marks = RULER + 22 + 1 + 7
+    assert colour_at(3, marks) == QColor(MARKER_COLOURS["breakpoint"])
+    assert colour_at(20, marks) == QColor(MARKER_COLOURS["alert"])
+    assert colour_at(30, marks) != QColor(MARKER_COLOURS["alert"])
+    assert list(timeline.view.markers("alert")) == [seqs[20]]
+
+
+def test_wheel_zoom_keeps_the_cursor_steppable(qtbot, timeline):
+    view = timeline.view
+    view.set_view(10, 20)
+    assert view.view_range() == (10, 20) and timeline.scroll.isVisible()
+    timeline.set_cursor(events()[0][19])
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    x0, x1 = view.view_range()
+    assert x0 <= 20 < x1  # the view followed the cursor
+    timeline.fit_button.click()
+    assert view.view_range() == (0.0, float(len(events()[0])))
+
+
+class _MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 5), nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def test_records_from_a_live_run_and_its_tape_give_the_same_timeline(qtbot, tmp_path):
+    model = _MLP()
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    records = []
+    dbg = Debugger("summary", model=model, interactive=False, cache_bytes=0, on_record=records.append)
+    path = str(tmp_path / "run.tape")
+    x, y = engine.randn(6, 4), engine.tensor([0, 1, 2, 0, 1, 2])
+    with dbg, engine.record(path, debugger=dbg):
+        for _ in range(2):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    live, replay = Timeline(), Timeline()
+    qtbot.addWidget(live)
+    qtbot.addWidget(replay)
+    live.add_records(records)
+    with engine.tape.open(path) as tape:
+        replay.add_records(list(tape.records()))
+    steps = [r for r in records if not (isinstance(r, EventRecord) and r.phase != "optimizer")]
+    assert 0 < live.view.count == len(steps) < len(records)  # module boundaries are not steps
+    assert np.array_equal(live.view.seqs(), replay.view.seqs())
+    live.set_cursor(steps[-1].seq)
+    assert "iteration 1 \u00b7 optimizer" in live.where.text()
+
+
+# ---- the breakpoints panel ------------------------------------------------------------------------
+@pytest.fixture
+def panel(qtbot):
+    p = BreakpointsPanel()
+    qtbot.addWidget(p)
+    p.resize(380, 420)
+    p.show()
+    dbg = Debugger("summary", interactive=False, cache_bytes=0)
+    dbg.add_breakpoint(Breakpoint.op("matmul"))
+    dbg.add_breakpoint(Breakpoint.max_abs(1e3, on="grad"))
+    dbg.enable_breakpoint(2, False)
+    p.set_breakpoints(dbg.list_breakpoints())
+    p.debugger = dbg
+    return p
+
+
+def test_panel_lists_breakpoints_and_toggles_them(qtbot, panel):
+    assert panel.rows() == [("op matmul  (forward)", 0, True), ("max |x| > 1000  (grad)", 0, False)]
+    item = panel.list.topLevelItem(0)
+    with qtbot.waitSignal(panel.enableRequested) as sig:
+        item.setCheckState(0, Qt.CheckState.Unchecked)
+    assert sig.args == [1, False]
+
+
+def test_editor_adds_a_valid_spec_the_debugger_accepts(qtbot, panel):
+    panel.add_button.click()
+    editor = panel.editor
+    editor.kind.setCurrentIndex(editor.kind.findData("module"))
+    qtbot.keyClicks(editor.pattern, "MLP.fc2")
+    editor.on.setCurrentText("exit")
+    with qtbot.waitSignal(panel.addRequested) as sig:
+        editor.ok.click()
+    spec = sig.args[0]
+    assert spec == Breakpoint.module("MLP.fc2", on="exit").validate()
+    bid = panel.debugger.add_breakpoint(spec)
+    panel.set_breakpoints(panel.debugger.list_breakpoints())
+    assert panel.rows()[-1] == ("module MLP.fc2  (exit)", 0, True) and bid == 3
+    assert editor.isHidden()
+
+
+def test_editor_refuses_a_bad_condition_inline_and_emits_nothing(qtbot, panel):
+    panel.edit_new(Breakpoint.norm(100.0))
+    editor = panel.editor
+    assert editor.value.text() == "100"
+    editor.value.setText("-3")
+    with qtbot.assertNotEmitted(panel.addRequested):
+        qtbot.keyClick(editor.value, Qt.Key.Key_Return)
+    assert "finite number >= 0" in editor.error.text() and not editor.error.isHidden()
+    editor.kind.setCurrentIndex(editor.kind.findData("op"))
+    with qtbot.assertNotEmitted(panel.addRequested):
+        editor.ok.click()  # an op breakpoint needs a pattern: Breakpoint.validate() says so
+    assert "needs a pattern" in editor.error.text()
+
+
+def test_edit_and_delete_emit_the_id(qtbot, panel):
+    panel.list.setCurrentItem(panel.list.topLevelItem(1))
+    panel.edit_button.click()
+    assert panel.editor.value.text() == "1000" and panel.editor.ok.text() == "Save"
+    panel.editor.value.setText("50")
+    with qtbot.waitSignal(panel.replaceRequested) as sig:
+        panel.editor.ok.click()
+    assert sig.args == [2, Breakpoint.max_abs(50.0, on="grad").validate()]
+    with qtbot.waitSignal(panel.removeRequested) as sig:
+        panel.delete_button.click()
+    assert sig.args == [2]

@@ -1,0 +1,901 @@
+"""The computational graph view: a pannable, zoomable canvas drawing a laid-out graph in two tiers.
+
+The overview tier draws every node with one item (rectangles batched per colour with drawRects) and
+every edge with a few chunked QPainterPaths (pyqtgraph's arrayToQPath). The detail tier, once zoomed in
+far enough to read, places labels (op, output shape, module titles, edge shapes) and port marks on the
+visible nodes only, from a small pool of reused label items.
+
+The canvas takes plain data, never engine objects:
+
+    canvas.set_graph(view, layout)   # view: app.graph_model.GraphView, or any object with its fields:
+                                     #   keys, kind, edges; optionally label, sublabel, op, module,
+                                     #   tooltip(i), node_of, backward, added, groups, group_cls,
+                                     #   group_parent, edge_shape
+                                     # layout: app.layout.Layout (pos, size, group_rect, edge_points, ...)
+    canvas.set_node_values(values, nonfinite, "grad norm")   # colour by a metric; None: by op kind
+    canvas.set_current(key); canvas.search("relu"); canvas.fit(); canvas.export_png(path)
+
+It emits intent (nodeClicked, nodeDoubleClicked, groupToggleRequested); the app acts on it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QLinearGradient, QPainter, QPen
+from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtWidgets import QGraphicsItem, QToolTip
+
+OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
+BACKGROUND = "#f6f7f9"
+LABEL_MIN_PX = 40.0  # a node this wide on screen gets its label
+POOL = 500  # labels placed at most (beyond that, nodes are too small to read anyway)
+CHUNK = 4096  # edge segments per QPainterPath
+METRIC_BINS = 32
+
+# op families and their colours (fill, border); the op name decides the family
+FAMILIES = {
+    "linear": ("linear matmul mm bmm addmm einsum conv conv1d conv2d conv_transpose2d embedding"),
+    "activation": "relu gelu silu sigmoid tanh softmax log_softmax leaky_relu elu softplus mish hardtanh",
+    "norm": "layer_norm batch_norm group_norm rms_norm norm dropout",
+    "reduce": "sum mean max min amax amin argmax var std logsumexp prod",
+    "loss": "cross_entropy mse_loss nll_loss l1_loss bce bce_with_logits binary_cross_entropy smooth_l1_loss",
+    "shape": ("reshape view transpose permute getitem setitem cat stack split chunk squeeze unsqueeze "
+              "expand flatten contiguous index_select gather scatter_add masked_fill t repeat pad"),
+}
+_FAMILY_OF = {op: fam for fam, ops in FAMILIES.items() for op in ops.split()}
+# index: op families in FAMILIES order, then other ops, parameters, inputs, modules
+PALETTE = [("#dbe7f5", "#3d6fa8"), ("#dcefd9", "#4a8c3f"), ("#d6eeec", "#2f8a83"), ("#e8dff2", "#7a55a8"),
+           ("#f7d9d9", "#c0392b"), ("#eceef1", "#8a94a3"), ("#e4e7ec", "#5f6b7a"),
+           ("#f6ecc9", "#b08a1e"), ("#d9f0de", "#3f8f55"), ("#e6e0f5", "#6a5acd")]
+OTHER, PARAM_COLOUR, INPUT_COLOUR, MODULE_COLOUR = 6, 7, 8, 9
+NONFINITE = ("#e03131", "#8b0000")
+UNKNOWN = ("#e4e6ea", "#a0a6b0")
+GROUP_FILLS = ["#edf1f7", "#fbfcfe"]  # alternate by depth, so nested boxes stand apart
+GROUP_BORDER = "#a9b3c2"
+EDGE = "#9aa3b1"
+BACKWARD = "#e8590c"
+CURRENT, SELECTED, CHANGED = "#f59f00", "#1c7ed6", "#2f9e44"
+
+
+def family_index(op: str, kind: int) -> int:
+    """The palette index of a node: op family, or parameter / input / module."""
+    if kind == PARAM:
+        return PARAM_COLOUR
+    if kind == INPUT:
+        return INPUT_COLOUR
+    if kind == MODULE:
+        return MODULE_COLOUR
+    fam = _FAMILY_OF.get(op)
+    return list(FAMILIES).index(fam) if fam else OTHER
+
+
+def metric_colours(values: np.ndarray) -> tuple[np.ndarray, list[QColor], float, float]:
+    """(bin per node, -1 where unknown; bin colours; lo; hi): log scale when values span decades."""
+    known = np.isfinite(values)
+    bins = np.full(len(values), -1, np.int64)
+    cmap = pg.colormap.get("viridis")
+    colours = [QColor(*cmap.map(t, mode="byte")[:3]) for t in np.linspace(0.1, 1.0, METRIC_BINS)]
+    if not known.any():
+        return bins, colours, math.nan, math.nan
+    v = values[known]
+    lo, hi = float(v.min()), float(v.max())
+    if lo > 0 and hi / lo > 100:
+        t = (np.log10(v) - math.log10(lo)) / max(math.log10(hi) - math.log10(lo), 1e-12)
+    else:
+        t = (v - lo) / (hi - lo) if hi > lo else np.full(len(v), 0.5)
+    bins[known] = np.clip((t * METRIC_BINS).astype(np.int64), 0, METRIC_BINS - 1)
+    return bins, colours, lo, hi
+
+
+class _Nodes(pg.GraphicsObject):
+    """Every node in one item: rectangles batched by colour; rounded, with port marks, when zoomed in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rects = np.zeros((0, 4))
+        self.colour = np.zeros(0, np.int64)
+        self.brushes: list[QBrush] = []
+        self.solid: list[QBrush] = []
+        self.pens: list[QPen] = []
+        self._qrects: list[QRectF] = []
+        self._batches: list[list[QRectF]] = []
+        self.ports = np.zeros((0, 2))
+        self.detail = False
+        self.typical_width = 0.0
+        self._bounds = QRectF()
+
+    def set_data(self, rects: np.ndarray, ports: np.ndarray) -> None:
+        self.prepareGeometryChange()
+        self.rects = rects
+        self.ports = ports
+        self._qrects = [QRectF(*r) for r in rects.tolist()]
+        if len(rects):
+            x0, y0 = rects[:, 0].min(), rects[:, 1].min()
+            x1, y1 = (rects[:, 0] + rects[:, 2]).max(), (rects[:, 1] + rects[:, 3]).max()
+            self._bounds = QRectF(x0, y0, x1 - x0, y1 - y0)
+        else:
+            self._bounds = QRectF()
+        self.colour = np.zeros(len(rects), np.int64)
+        self.typical_width = float(np.median(rects[:, 2])) if len(rects) else 0.0
+
+    def set_colours(self, colour: np.ndarray, fills: list[QColor], borders: list[QColor]) -> None:
+        self.colour = colour
+        self.brushes = [QBrush(c) for c in fills]
+        self.solid = [QBrush(c) for c in borders]  # pale fills vanish when a node is a pixel or two
+        # labels on dark fills are drawn in white
+        self.dark = np.array([c.lightnessF() < 0.5 for c in fills], bool)[colour] if len(colour) else \
+            np.zeros(0, bool)
+        self.pens = [pg.mkPen(c, width=1, cosmetic=True) for c in borders]
+        order = np.argsort(colour, kind="stable")
+        cuts = np.searchsorted(colour[order], np.arange(len(fills) + 1))
+        self._batches = [[self._qrects[i] for i in order[cuts[c]:cuts[c + 1]].tolist()]
+                         for c in range(len(fills))]
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if not len(self.rects):
+            return
+        px = self.pixelLength(pg.Point(1, 0)) if self.scene() is not None else 1.0
+        scale = 1.0 / px if px else 1.0
+        wide = self.typical_width * scale
+        if self.detail and wide >= LABEL_MIN_PX:
+            self._paint_detail(painter, option.exposedRect, scale)
+            return
+        tiny = wide < 3.0  # below a few pixels a border only darkens the fill
+        for c, batch in enumerate(self._batches):
+            if batch:
+                painter.setBrush(self.solid[c] if tiny else self.brushes[c])
+                painter.setPen(Qt.PenStyle.NoPen if tiny else self.pens[c])
+                painter.drawRects(batch)
+
+    def _paint_detail(self, painter: QPainter, exposed: QRectF, scale: float) -> None:
+        r = self.rects
+        visible = _inside(r[:, :2], r[:, :2] + r[:, 2:], exposed)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        radius = 5.0
+        for i in visible.tolist():
+            c = self.colour[i]
+            painter.setBrush(self.brushes[c])
+            painter.setPen(self.pens[c])
+            painter.drawRoundedRect(self._qrects[i], radius, radius)
+        p = self.ports
+        if len(p):
+            near = _inside(p, p, exposed)
+            painter.setBrush(QColor("#ffffff"))
+            painter.setPen(pg.mkPen("#5f6b7a", width=1, cosmetic=True))
+            d = 3.0 / scale
+            for x, y in p[near].tolist():
+                painter.drawEllipse(QPointF(x, y), d, d)
+
+
+class _Paths(pg.GraphicsObject):
+    """Polylines as a few QPainterPaths (chunks, so a zoomed-in repaint skips most of them)."""
+
+    def __init__(self, colour: str, width: float = 1.0, dashed: bool = False) -> None:
+        super().__init__()
+        self.pen = pg.mkPen(colour, width=width, cosmetic=True)
+        if dashed:
+            self.pen.setStyle(Qt.PenStyle.DashLine)
+        self.paths: list = []
+        self._bounds = QRectF()
+        self.antialias = True
+
+    def set_polylines(self, points: np.ndarray, connect: np.ndarray, seg_ptr: np.ndarray) -> None:
+        self.prepareGeometryChange()
+        self.paths = []
+        n_seg = len(seg_ptr) - 1
+        for s0 in range(0, n_seg, CHUNK):
+            a, b = int(seg_ptr[s0]), int(seg_ptr[min(s0 + CHUNK, n_seg)])
+            if b > a:
+                c = connect[a:b].astype(np.int32)
+                c[-1] = 0
+                path = pg.arrayToQPath(points[a:b, 0], points[a:b, 1], connect=c, finiteCheck=False)
+                self.paths.append(path)
+        self._bounds = QRectF()
+        for path in self.paths:
+            self._bounds = self._bounds.united(path.boundingRect())
+        self.antialias = len(points) < 40000
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, self.antialias)
+        painter.setPen(self.pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        exposed = option.exposedRect
+        for path in self.paths:
+            if path.boundingRect().intersects(exposed):
+                painter.drawPath(path)
+
+
+class _Groups(pg.GraphicsObject):
+    """Expanded module groups as boxes, shaded by depth, with a title bar."""
+
+    def __init__(self, title_h: float) -> None:
+        super().__init__()
+        self.rects = np.zeros((0, 4))
+        self.depth = np.zeros(0, np.int64)
+        self.title_h = title_h
+        self._batches: list = []
+        self._titles: list = []
+        self._bounds = QRectF()
+
+    def set_data(self, rects: np.ndarray, depth: np.ndarray) -> None:
+        self.prepareGeometryChange()
+        self.rects, self.depth = rects, depth
+        # outer boxes first: one batch per depth, so an inner box is never painted over by its parent
+        fills = [QColor(c) for c in GROUP_FILLS]
+        self._batches = [(fills[d % len(fills)], [QRectF(*r) for r in rects[depth == d].tolist()])
+                         for d in np.unique(depth).tolist()]
+        self._titles = [QRectF(x, y, w, min(self.title_h, h)) for x, y, w, h in rects.tolist()]
+        self._bounds = QRectF()
+        if len(rects):
+            x0, y0 = rects[:, :2].min(axis=0)
+            x1, y1 = (rects[:, :2] + rects[:, 2:]).max(axis=0)
+            self._bounds = QRectF(x0, y0, x1 - x0, y1 - y0)
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        painter.setPen(pg.mkPen(GROUP_BORDER, width=1, cosmetic=True))
+        for fill, batch in self._batches:
+            painter.setBrush(fill)
+            painter.drawRects(batch)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(40, 60, 90, 22))
+        if self._titles:
+            painter.drawRects(self._titles)
+
+
+class _Marks(pg.GraphicsObject):
+    """Outlines for the current, selected, changed and found nodes; backward badges."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rects = np.zeros((0, 4))
+        self.current = -1
+        self.selected = -1
+        self.changed = np.zeros(0, np.int64)
+        self.badges = np.zeros(0, np.int64)
+        self.show_badges = False
+        self._bounds = QRectF()
+
+    def set_rects(self, rects: np.ndarray, bounds: QRectF) -> None:
+        self.prepareGeometryChange()
+        self.rects = rects
+        self._bounds = bounds.adjusted(-20, -20, 20, 20)
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def _rect(self, i: int, grow: float) -> QRectF:
+        x, y, w, h = self.rects[i]
+        return QRectF(x - grow, y - grow, w + 2 * grow, h + 2 * grow)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if not len(self.rects):
+            return
+        px = self.pixelLength(pg.Point(1, 0)) or 1.0
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        if len(self.changed):
+            pen = pg.mkPen(CHANGED, width=2, cosmetic=True)
+            pen.setStyle(Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            painter.drawRects([self._rect(i, 3 * px) for i in self.changed.tolist()])
+        if self.show_badges and len(self.badges):
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(BACKWARD))
+            r = max(4.0, 4.0 * px)
+            for i in self.badges.tolist():
+                x, y, w, _ = self.rects[i]
+                painter.drawEllipse(QPointF(x + w, y), r, r)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+        # a halo several pixels wide, so the node stands out even when the graph is a speck
+        for i, colour in ((self.selected, SELECTED), (self.current, CURRENT)):
+            if i >= 0:
+                painter.setPen(pg.mkPen(colour, width=3, cosmetic=True))
+                painter.drawRect(self._rect(i, 3 * px))
+                if self.rects[i, 2] / px < 24:  # a speck on screen: add a ring around it
+                    painter.drawEllipse(self._rect(i, 0).center(), 12 * px, 12 * px)
+
+
+class _Label(QGraphicsItem):
+    """A pooled label: fixed pixel size at any zoom, text elided to the room it has."""
+
+    def __init__(self, parent: QGraphicsItem) -> None:
+        super().__init__(parent)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setZValue(10)
+        self.lines: tuple[str, ...] = ()
+        self.rect = QRectF()
+        self.align = Qt.AlignmentFlag.AlignCenter
+        self.fonts: tuple[QFont, ...] = ()
+        self.colours: tuple[QColor, ...] = ()
+        self.background: QColor | None = None
+
+    def show_text(self, x: float, y: float, lines: tuple[str, ...], rect: QRectF, fonts, colours,
+                  align, background: QColor | None = None) -> None:
+        self.prepareGeometryChange()
+        self.setPos(x, y)
+        self.lines, self.rect, self.fonts, self.colours, self.align = lines, rect, fonts, colours, align
+        self.background = background
+        self.setVisible(True)
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self.rect
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        if self.background is not None:  # a module title: edges pass under it, not through the text
+            painter.fillRect(self.rect, self.background)
+        n = len(self.lines)
+        h = self.rect.height() / max(n, 1)
+        for j, text in enumerate(self.lines):
+            font = self.fonts[j]
+            painter.setFont(font)
+            painter.setPen(self.colours[j])
+            r = QRectF(self.rect.left() + 4, self.rect.top() + j * h, self.rect.width() - 8, h)
+            elided = QFontMetricsF(font).elidedText(text, Qt.TextElideMode.ElideRight, r.width())
+            painter.drawText(r, int(self.align | Qt.AlignmentFlag.AlignVCenter), elided)
+
+
+class _Legend(pg.GraphicsObject):
+    """Metric colour bar (fixed on screen): name, range, NaN/Inf and no-data swatches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = ""
+        self.lo = self.hi = math.nan
+        self.log = False
+        self.colours: list[QColor] = []
+        self.setZValue(20)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, 250, 64)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if not self.name:
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(pg.mkPen("#c3cad5"))
+        painter.setBrush(QColor(255, 255, 255, 230))
+        painter.drawRoundedRect(QRectF(0, 0, 250, 64), 6, 6)
+        font = QFont()
+        font.setPixelSize(11)
+        painter.setFont(font)
+        painter.setPen(QColor("#222"))
+        scale = " (log)" if self.log else ""
+        painter.drawText(QRectF(8, 4, 234, 14), int(Qt.AlignmentFlag.AlignLeft), f"{self.name}{scale}")
+        grad = QLinearGradient(8, 0, 168, 0)
+        for j, c in enumerate(self.colours):
+            grad.setColorAt(j / max(len(self.colours) - 1, 1), c)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QBrush(grad))
+        painter.drawRect(QRectF(8, 21, 160, 12))
+        painter.setPen(QColor("#444"))
+        painter.drawText(QRectF(8, 36, 80, 14), int(Qt.AlignmentFlag.AlignLeft), _number(self.lo))
+        painter.drawText(QRectF(88, 36, 80, 14), int(Qt.AlignmentFlag.AlignRight), _number(self.hi))
+        for y, (fill, _), text in ((21, NONFINITE, "NaN/Inf"), (39, UNKNOWN, "no data")):
+            painter.setBrush(QColor(fill))
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.drawRect(QRectF(180, y, 12, 12))
+            painter.setPen(QColor("#444"))
+            painter.drawText(QRectF(196, y - 1, 52, 14), int(Qt.AlignmentFlag.AlignLeft), text)
+
+
+def _blend(under: QColor, over: QColor, alpha: float) -> QColor:
+    """`over` painted with opacity `alpha` on `under`."""
+    return QColor(*(round(u + (o - u) * alpha) for u, o in
+                    zip((under.red(), under.green(), under.blue()), (over.red(), over.green(), over.blue()),
+                        strict=True)))
+
+
+def _number(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.3g}"
+
+
+def _inside(lo: np.ndarray, hi: np.ndarray, rect: QRectF) -> np.ndarray:
+    """Indices of the boxes (corners lo, hi as (n, 2)) that intersect rect."""
+    return np.flatnonzero((hi[:, 0] >= rect.left()) & (lo[:, 0] <= rect.right())
+                          & (hi[:, 1] >= rect.top()) & (lo[:, 1] <= rect.bottom()))
+
+
+class GraphCanvas(pg.GraphicsView):
+    """The graph view widget (see the module docstring). Signals carry node keys or module paths."""
+
+    nodeClicked = Signal(str)
+    nodeDoubleClicked = Signal(str)
+    groupToggleRequested = Signal(str)
+    selectionChanged = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent, background=BACKGROUND)
+        self.box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.02)
+        self.setCentralItem(self.box)
+        self.groups_item = _Groups(24.0)
+        self.edges_item = _Paths(EDGE, 1.0)
+        self.backward_item = _Paths(BACKWARD, 1.6, dashed=True)
+        self.nodes_item = _Nodes()
+        self.marks_item = _Marks()
+        # z: boxes, edges, backward overlay, nodes, then (above the labels, at 10) the marks, so a
+        # module's title never hides the current op
+        for z, item in zip((0, 1, 2, 3, 20), (self.groups_item, self.edges_item, self.backward_item,
+                                              self.nodes_item, self.marks_item), strict=True):
+            item.setZValue(z)
+            # paint() then gets the exposed area, not the whole item: culling keeps zoomed-in repaints fast
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+            self.box.addItem(item, ignoreBounds=True)
+        self.backward_item.setVisible(False)
+        self.legend = _Legend()
+        self.legend.setParentItem(self.box)
+        self.legend.setPos(10, 10)
+        self.legend.setVisible(False)
+        self._labels = [_Label(self.box.childGroup) for _ in range(POOL)]
+        for label in self._labels:
+            label.setVisible(False)
+        self._fonts: dict = {}
+        self._group_titles: list[str] = []
+        self._group_depth = np.zeros(1, np.int64)
+        # title bars: the box fill under the bar's tint, opaque
+        self._title_fills = [_blend(QColor(c), QColor(40, 60, 90), 22 / 255) for c in GROUP_FILLS]
+        self.view = None
+        self.layout_data = None
+        self._index: dict[str, int] = {}
+        self._edge_anchor = np.zeros((0, 2))
+        self._search = ("", -1)
+        self.hovered = -1
+        self._detail_timer = QTimer(self)
+        self._detail_timer.setSingleShot(True)
+        self._detail_timer.timeout.connect(self._update_detail)
+        self._closed = False
+        self.box.sigTransformChanged.connect(self._schedule_detail)
+        self.box.sigRangeChanged.connect(self._schedule_detail)
+        self.scene().sigMouseClicked.connect(self._on_click)
+        self.scene().sigMouseMoved.connect(self._on_move)
+        self.setMouseTracking(True)
+
+    # ---- data -----------------------------------------------------------------------------
+    def set_graph(self, view, layout) -> None:
+        """Show `view` laid out by `layout`; with the layout already shown, only labels and data change.
+
+        Colours go back to op families: call set_node_values after it. Passing the very same view and
+        layout again costs nothing.
+        """
+        if view is self.view and layout is self.layout_data:
+            backward = np.asarray(getattr(view, "backward", np.zeros(0, np.int64)))
+            if len(backward) != len(self.marks_item.badges):  # more backward nodes ran since
+                self.marks_item.badges = backward
+                self._build_backward()
+                self.marks_item.update()
+            return
+        same_layout = layout is self.layout_data
+        self.view = view
+        self._index = {k: i for i, k in enumerate(view.keys)}
+        if not same_layout:
+            self.layout_data = layout
+            rects = np.concatenate((layout.pos - layout.size / 2, layout.size), axis=1)
+            self.nodes_item.set_data(rects, getattr(layout, "ports", np.zeros((0, 2))))
+            parent = np.asarray(getattr(view, "group_parent", np.array([-1])))
+            depth = np.zeros(len(parent), np.int64)
+            for g in range(1, len(parent)):
+                depth[g] = depth[parent[g]] + 1
+            self.groups_item.set_data(layout.group_rect[1:], depth[1:])
+            self._group_depth = depth
+            names = list(getattr(view, "groups", []))
+            # a box is titled relative to the box around it: "layers.0" inside "encoder", not the full path
+            self._group_titles = [name[len(names[parent[g]]) + 1:] if g > 0 and parent[g] > 0
+                                  and name.startswith(names[parent[g]] + ".") else name
+                                  for g, name in enumerate(names)]
+            self.edges_item.set_polylines(layout.edge_points, layout.edge_connect, layout.seg_ptr)
+            self._edge_anchor = self._edge_anchors(layout)
+            self.marks_item.set_rects(rects, self.nodes_item.boundingRect())
+        self.set_node_values(None)
+        self.marks_item.changed = np.flatnonzero(np.asarray(getattr(view, "added", np.zeros(0, bool))))
+        self.marks_item.badges = np.asarray(getattr(view, "backward", np.zeros(0, np.int64)))
+        self._build_backward()
+        if not same_layout:  # the same layout again (a new iteration): keep what is selected and current
+            self.marks_item.current = self.marks_item.selected = -1
+        self.marks_item.update()
+        self._update_detail()
+
+    def set_node_values(self, values: np.ndarray | None, nonfinite: np.ndarray | None = None,
+                        name: str = "") -> None:
+        """Colour nodes by a metric (NaN: no data), NaN/Inf flags in red; None colours by op family."""
+        view = self.view
+        if view is None:
+            return
+        n = len(view.keys)
+        if values is None:
+            ops = getattr(view, "op", None) or [""] * n
+            colour = np.array([family_index(ops[i], int(view.kind[i])) for i in range(n)], np.int64)
+            fills = [QColor(f) for f, _ in PALETTE]
+            borders = [QColor(b) for _, b in PALETTE]
+            self.legend.name = ""
+        else:
+            bins, colours, lo, hi = metric_colours(np.asarray(values, float))
+            colour = np.where(bins < 0, METRIC_BINS, bins)
+            fills = [*colours, QColor(UNKNOWN[0]), QColor(NONFINITE[0])]
+            borders = [*(c.darker(140) for c in colours), QColor(UNKNOWN[1]), QColor(NONFINITE[1])]
+            self.legend.name, self.legend.lo, self.legend.hi = name or "metric", lo, hi
+            self.legend.log = bool(lo > 0 and hi / lo > 100) if not math.isnan(lo) else False
+            self.legend.colours = colours
+        fills.append(QColor(NONFINITE[0]))  # NaN/Inf overrides any other colour
+        borders.append(QColor(NONFINITE[1]))
+        if nonfinite is not None and len(nonfinite):
+            colour = np.where(np.asarray(nonfinite, bool), len(fills) - 1, colour)
+        self.legend.setVisible(bool(self.legend.name))
+        self.legend.update()
+        self.nodes_item.set_colours(colour, fills, borders)
+        self._update_detail()
+
+    def set_current(self, key: str | None, follow: bool = False) -> None:
+        """Highlight the node running now (a key of the structure: hidden ops light up their module)."""
+        i = self._node_of(key)
+        self.marks_item.current = i
+        self.marks_item.update()
+        if follow and i >= 0 and not self.box.viewRect().contains(QPointF(*self.layout_data.pos[i])):
+            self.center_on(self.view.keys[i])
+
+    def set_backward_visible(self, visible: bool) -> None:
+        """Show or hide the backward overlay (gradient flow paths and badges on nodes whose backward ran)."""
+        self.backward_item.setVisible(visible)
+        self.marks_item.show_badges = visible
+        self.marks_item.update()
+
+    @property
+    def backward_visible(self) -> bool:
+        """Whether the backward overlay is shown."""
+        return self.backward_item.isVisible()
+
+    def _build_backward(self) -> None:
+        view, layout = self.view, self.layout_data
+        flow = np.asarray(getattr(view, "backward_edges", np.zeros((0, 2))), np.int64).reshape(-1, 2)
+        edges = np.asarray(view.edges, np.int64).reshape(-1, 2)
+        if not len(flow) or not len(edges):
+            self.backward_item.set_polylines(np.zeros((0, 2)), np.zeros(0, bool), np.zeros(1, np.int64))
+            return
+        index = {(a, b): e for e, (a, b) in enumerate(edges.tolist())}
+        ptr, segs = layout.edge_seg_ptr, layout.edge_seg
+        forward = [index[(a, b)] for b, a in flow.tolist() if (a, b) in index]
+        seg = np.unique(np.concatenate([segs[ptr[e]:ptr[e + 1]] for e in forward] or [np.zeros(0, np.int64)]))
+        lo, hi = layout.seg_ptr[seg], layout.seg_ptr[seg + 1]
+        counts = hi - lo
+        take = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        points = layout.edge_points[take] + (6.0, 0.0)  # beside the forward edge, not on it
+        connect = np.ones(len(points), bool)
+        ptr = np.concatenate(([0], np.cumsum(counts)))
+        connect[ptr[1:] - 1] = False
+        self.backward_item.set_polylines(points, connect, ptr)
+
+    # ---- navigation -----------------------------------------------------------------------
+    def fit(self) -> None:
+        """Zoom to show the whole graph."""
+        if self.layout_data is not None:
+            x0, y0, x1, y1 = self.layout_data.bounds
+            self.box.setRange(QRectF(x0, y0, max(x1 - x0, 1), max(y1 - y0, 1)), padding=0.02)
+            self._update_detail()
+
+    def center_on(self, key: str, readable: bool = True) -> None:
+        """Pan to node `key`; with `readable`, zoom in until its label shows."""
+        i = self._node_of(key)
+        if i < 0:
+            return
+        x, y = self.layout_data.pos[i]
+        rect = self.box.viewRect()
+        w, h = rect.width(), rect.height()
+        px_per_unit = self.box.width() / w if w else 1.0
+        if readable and px_per_unit * self.layout_data.size[i, 0] < LABEL_MIN_PX * 1.6:
+            f = (LABEL_MIN_PX * 1.6) / (px_per_unit * self.layout_data.size[i, 0])
+            w, h = w / f, h / f
+        self.box.setRange(QRectF(x - w / 2, y - h / 2, w, h), padding=0)
+        self._update_detail()
+
+    def zoom_to_node(self, key: str) -> None:
+        """Centre node `key` at a zoom where its label reads comfortably."""
+        self.center_on(key, readable=True)
+
+    def select(self, key: str | None) -> None:
+        """Select node `key` (None clears) and emit selectionChanged."""
+        i = self._node_of(key)
+        self.marks_item.selected = i
+        self.marks_item.update()
+        self.selectionChanged.emit(self.view.keys[i] if i >= 0 else "")
+
+    @property
+    def selected_key(self) -> str | None:
+        """The selected node's key."""
+        i = self.marks_item.selected
+        return self.view.keys[i] if i >= 0 else None
+
+    def search(self, text: str) -> str | None:
+        """Select and centre the next node whose op, label, key or module contains `text` (Ctrl+F)."""
+        view = self.view
+        if view is None or not text:
+            return None
+        needle = text.lower()
+        labels = getattr(view, "label", view.keys)
+        modules = getattr(view, "module", [""] * len(view.keys))
+        ops = getattr(view, "op", labels)
+        # ops named like the text first (in execution order), then nodes whose module or key matches
+        named = [i for i in range(len(view.keys)) if needle in labels[i].lower() or needle in ops[i].lower()]
+        seen = set(named)
+        hits = named + [i for i in range(len(view.keys)) if i not in seen
+                        and (needle in modules[i].lower() or needle in view.keys[i].lower())]
+        if not hits:
+            return None
+        last_text, last = self._search
+        after = [i for i in hits if i > last] if last_text == needle else hits
+        i = after[0] if after else hits[0]
+        self._search = (needle, i)
+        key = view.keys[i]
+        self.select(key)
+        self.center_on(key)
+        return key
+
+    @property
+    def drawn_node_count(self) -> int:
+        """How many nodes the overview tier draws."""
+        return len(self.nodes_item.rects)
+
+    def visible_labels(self) -> list[str]:
+        """The texts the detail tier shows now (node labels, module titles, edge shapes)."""
+        return [line for label in self._labels if label.isVisible() for line in label.lines]
+
+    def legend_text(self) -> str:
+        """The metric the legend explains ('' when nodes are coloured by op family)."""
+        return self.legend.name if self.legend.isVisible() else ""
+
+    def node_at(self, x: float, y: float) -> int:
+        """Index of the node under scene-layout point (x, y), or -1."""
+        if self.layout_data is None:
+            return -1
+        pos, size = self.layout_data.pos, self.layout_data.size
+        inside = (np.abs(pos[:, 0] - x) <= size[:, 0] / 2) & (np.abs(pos[:, 1] - y) <= size[:, 1] / 2)
+        hit = np.flatnonzero(inside)
+        return int(hit[0]) if len(hit) else -1
+
+    def group_at(self, x: float, y: float) -> int:
+        """Index (in the view's groups) of the innermost module box under (x, y), or -1."""
+        if self.layout_data is None or len(self.layout_data.group_rect) < 2:
+            return -1
+        r = self.layout_data.group_rect[1:]
+        inside = _inside(r[:, :2], r[:, :2] + r[:, 2:], QRectF(x, y, 0, 0))
+        if not len(inside):
+            return -1
+        return int(inside[np.argmin(r[inside, 2] * r[inside, 3])]) + 1
+
+    def tooltip_for(self, i: int) -> str:
+        """Hover text of node i."""
+        view = self.view
+        if hasattr(view, "tooltip"):
+            return view.tooltip(i)
+        return view.keys[i]
+
+    def view_point(self, key: str) -> QPoint:
+        """The viewport pixel position of node `key`'s centre."""
+        i = self._node_of(key)
+        scene = self.box.mapViewToScene(QPointF(*self.layout_data.pos[i]))
+        return self.mapFromScene(scene)
+
+    def _node_of(self, key: str | None) -> int:
+        if key is None or self.view is None:
+            return -1
+        i = self._index.get(key)
+        if i is None:
+            node_of = getattr(self.view, "node_of", None)
+            i = node_of.get(key) if node_of else None
+        return -1 if i is None else i
+
+    # ---- mouse ----------------------------------------------------------------------------
+    def _on_click(self, event) -> None:
+        # double clicks are handled in mouseDoubleClickEvent, once
+        if event.button() != Qt.MouseButton.LeftButton or self.view is None or event.double():
+            return
+        p = self.box.mapSceneToView(event.scenePos())
+        i = self.node_at(p.x(), p.y())
+        if i >= 0:
+            self.select(self.view.keys[i])
+            self.nodeClicked.emit(self.view.keys[i])
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        """Double-click: expand a collapsed module, collapse the module box clicked in, or activate an op."""
+        super().mouseDoubleClickEvent(event)
+        if event.button() != Qt.MouseButton.LeftButton or self.view is None:
+            return
+        p = self.box.mapSceneToView(self.mapToScene(event.position().toPoint()))
+        i = self.node_at(p.x(), p.y())
+        if i >= 0 and int(self.view.kind[i]) == MODULE:
+            self.groupToggleRequested.emit(self.view.keys[i])
+        elif i >= 0:
+            self.nodeDoubleClicked.emit(self.view.keys[i])
+        else:
+            g = self.group_at(p.x(), p.y())
+            if g > 0:
+                self.groupToggleRequested.emit(self.view.groups[g])
+
+    def _on_move(self, scene_pos) -> None:
+        if self.view is None:
+            return
+        p = self.box.mapSceneToView(scene_pos)
+        i = self.node_at(p.x(), p.y())
+        if i == self.hovered:
+            return
+        self.hovered = i
+        text = self.tooltip_for(i) if i >= 0 else ""
+        self.setToolTip(text)
+        if text:
+            QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
+        else:
+            QToolTip.hideText()
+
+    # ---- detail tier ----------------------------------------------------------------------
+    def _font(self, px: int, bold: bool = False) -> QFont:
+        """A (cached) font of `px` pixels."""
+        font = self._fonts.get((px, bold))
+        if font is None:
+            font = self._fonts[(px, bold)] = QFont()
+            font.setPixelSize(px)
+            if bold:
+                font.setWeight(QFont.Weight.DemiBold)
+        return font
+
+    def _update_detail(self) -> None:
+        """Place pooled labels on the visible nodes, module titles and edges when zoomed in enough."""
+        if self._closed:
+            return
+        used = 0
+        layout, view = self.layout_data, self.view
+        detail = False
+        if layout is not None and len(view.keys) and self.box.width() > 0:
+            rect = self.box.viewRect()
+            scale = self.box.width() / rect.width() if rect.width() else 0.0
+            pos, size = layout.pos, layout.size
+            vis = _inside(pos - size / 2, pos + size / 2, rect)
+            wide = self.nodes_item.typical_width * scale
+            detail = wide >= LABEL_MIN_PX and len(vis) <= POOL
+            if detail:
+                used = self._label_nodes(vis, scale, used)
+                used = self._label_groups(rect, scale, used)
+                used = self._label_edges(rect, scale, used)
+        self.nodes_item.detail = detail
+        for label in self._labels[used:]:
+            if label.isVisible():
+                label.setVisible(False)
+        self.nodes_item.update()
+
+    def _label_nodes(self, vis: np.ndarray, scale: float, used: int) -> int:
+        layout, view = self.layout_data, self.view
+        labels = getattr(view, "label", view.keys)
+        subs = getattr(view, "sublabel", [""] * len(view.keys))
+        on_light = (QColor("#1f2430"), QColor("#5b6472"))
+        on_dark = (QColor("#ffffff"), QColor("#e3e7ee"))
+        dark = self.nodes_item.dark
+        for i in vis.tolist():
+            if used >= POOL:
+                break
+            w, h = layout.size[i] * scale
+            two = h >= 28 and subs[i]
+            size = int(min(12, max(8, h * (0.32 if two else 0.45))))  # text grows with the node, up to 12 px
+            lines = (labels[i], subs[i]) if two else (labels[i],)
+            fonts = (self._font(size, True), self._font(size - 2)) if two else (self._font(size, True),)
+            self._labels[used].show_text(*layout.pos[i], lines, QRectF(-w / 2, -h / 2, w, h), fonts,
+                                         on_dark if len(dark) > i and dark[i] else on_light,
+                                         Qt.AlignmentFlag.AlignHCenter)
+            used += 1
+        return used
+
+    def _label_groups(self, rect: QRectF, scale: float, used: int) -> int:
+        layout, view = self.layout_data, self.view
+        r = layout.group_rect
+        names = self._group_titles
+        classes = getattr(view, "group_cls", [""] * len(names))
+        colour = QColor("#3b4452")
+        bar = np.stack((r[:, 0] + r[:, 2], r[:, 1] + 24.0), axis=1)
+        for g in _inside(r[:, :2], bar, rect).tolist():
+            if used >= POOL:
+                break
+            if g == 0:
+                continue
+            x, y, w, _ = r[g]
+            text = f"{names[g]}  \u00b7  {classes[g]}" if classes[g] and classes[g] != names[g] else names[g]
+            self._labels[used].show_text(x, y, (text,), QRectF(1, 1, w * scale - 2, 24 * scale - 1),
+                                         (self._font(11, True),), (colour,), Qt.AlignmentFlag.AlignLeft,
+                                         self._title_fills[self._group_depth[g] % len(GROUP_FILLS)])
+            used += 1
+        return used
+
+    def _label_edges(self, rect: QRectF, scale: float, used: int) -> int:
+        """Shape labels mid-way along the last stretch of visible edges, once there is room for them."""
+        shapes = getattr(self.view, "edge_shape", None)
+        if shapes is None or scale < 1.1 or not len(self._edge_anchor):
+            return used
+        colour = QColor("#6b7482")
+        anchor = self._edge_anchor
+        for e in _inside(anchor, anchor, rect).tolist():
+            if used >= POOL:
+                break
+            self._labels[used].show_text(*anchor[e], (shapes[e],), QRectF(4, -7, 90, 13),
+                                         (self._font(9),), (colour,), Qt.AlignmentFlag.AlignLeft)
+            used += 1
+        return used
+
+    @staticmethod
+    def _edge_anchors(layout) -> np.ndarray:
+        """Per view edge, the middle of its last stretch (where its shape label goes)."""
+        ptr, segs = layout.edge_seg_ptr, layout.edge_seg
+        if len(ptr) < 2 or not len(segs):
+            return np.zeros((0, 2))
+        has = ptr[1:] > ptr[:-1]
+        last_seg = segs[np.maximum(ptr[1:] - 1, 0)]
+        end = layout.seg_ptr[last_seg + 1] - 1
+        anchor = (layout.edge_points[end] + layout.edge_points[end - 1]) / 2
+        anchor[~has] = np.nan
+        return anchor
+
+    def _schedule_detail(self, *_) -> None:
+        timer = getattr(self, "_detail_timer", None)  # the base class resizes before __init__ ends
+        if timer is not None and not self._closed:
+            timer.start(0)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._schedule_detail()
+
+    def close(self) -> bool:
+        """Close the canvas (pyqtgraph then deletes the view box: no label updates after this)."""
+        self._closed = True
+        self._detail_timer.stop()
+        return super().close()
+
+    def closeEvent(self, event) -> None:
+        self._closed = True
+        self._detail_timer.stop()
+        super().closeEvent(event)
+
+    # ---- export ---------------------------------------------------------------------------
+    def render_image(self, scale: float = 1.0) -> QImage:
+        """The current view as an image, `scale` times the widget's pixel size."""
+        self._update_detail()
+        size = self.viewport().size()
+        image = QImage(QSize(max(1, int(size.width() * scale)), max(1, int(size.height() * scale))),
+                       QImage.Format.Format_ARGB32)
+        image.fill(QColor(BACKGROUND))
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        self.render(painter, QRectF(image.rect()), self.viewport().rect())
+        painter.end()
+        return image
+
+    def export_png(self, path: str, scale: float = 2.0) -> None:
+        """Save the current view as a PNG (at `scale` times screen resolution)."""
+        if not self.render_image(scale).save(str(path), "PNG"):
+            raise OSError(f"could not write PNG to {path}")
+
+    def export_svg(self, path: str) -> None:
+        """Save the current view as an SVG (vector: zoom into it freely)."""
+        self._update_detail()
+        size = self.viewport().size()
+        gen = QSvgGenerator()
+        gen.setFileName(str(path))
+        gen.setSize(size)
+        gen.setViewBox(QRectF(0, 0, size.width(), size.height()))
+        gen.setTitle("Tapescope graph")
+        painter = QPainter(gen)
+        painter.fillRect(QRectF(0, 0, size.width(), size.height()), QColor(BACKGROUND))
+        self.render(painter, QRectF(0, 0, size.width(), size.height()), self.viewport().rect())
+        painter.end()
