@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import interleaved, report, try_torch  # noqa: E402  (sets thread counts before numpy)
+import numpy as np
+from _timing import interleaved, report, try_torch
 
-import numpy as np  # noqa: E402
-
-import engine  # noqa: E402
-import engine.nn.functional as F  # noqa: E402
+import engine
+import engine.nn.functional as F
 
 BATCH, D_IN, HIDDEN, D_OUT, LR = 64, 784, 128, 10, 0.01
 
@@ -114,7 +113,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     rounds, repeat = (3, 3) if args.quick else (15, 20)
     torch = try_torch()
-    print(f"engine_cpu: numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, one thread each")
+    torch_version = torch.__version__ if torch else "not installed"
+    print(f"engine_cpu: numpy {np.__version__}, torch {torch_version}, one thread each")
 
     x, y, params = make_data()
     contenders = {"numpy": numpy_step(x, y, [p.copy() for p in params]),

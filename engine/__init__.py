@@ -39,11 +39,11 @@ from engine.serialization import CheckpointError, load, save
 from engine.tape import record
 from engine.tensor import Tensor
 
-bool = bool_  # noqa: A001  (engine.bool, as torch.bool)
-float = float32  # noqa: A001
+bool = bool_
+float = float32
 double = float64
 long = int64
-int = int32  # noqa: A001
+int = int32
 
 _OPS = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))
         and getattr(getattr(ops, n), "__module__", "").startswith("engine.")]

@@ -119,7 +119,8 @@ class Tensor:
     @property
     def mT(self) -> Tensor:
         if self.ndim < 2:
-            raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor.")
+            raise RuntimeError(
+                f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor.")
         return _ops.transpose(self, -2, -1)
 
     def dim(self) -> int:
@@ -166,7 +167,8 @@ class Tensor:
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         if self.device.type != "cpu":
-            raise TypeError(f"can't convert {self.device} tensor to numpy. Use Tensor.cpu() to copy it to the host first.")
+            raise TypeError(
+                f"can't convert {self.device} tensor to numpy. Use Tensor.cpu() to copy it to the host first.")
         return self.data
 
     def _host(self) -> np.ndarray:
@@ -290,9 +292,8 @@ class Tensor:
             raise RuntimeError(
                 f"output with shape {tuple(self.data.shape)} doesn't match the broadcast shape {tuple(out.data.shape)}"
             )
-        if out.data.dtype != self.data.dtype:
-            if dtypes.from_numpy(out.data.dtype).category > self.dtype.category:
-                raise RuntimeError(f"result type {out.dtype} can't be cast to the desired output type {self.dtype}")
+        if out.data.dtype != self.data.dtype and dtypes.from_numpy(out.data.dtype).category > self.dtype.category:
+            raise RuntimeError(f"result type {out.dtype} can't be cast to the desired output type {self.dtype}")
         node = out.grad_fn
         if node is not None:
             saved = node.__dict__.get("saved")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from engine import ops
+from engine.autograd.function import _emit_op as emit_op
 from engine.autograd.grad_mode import state as grad_state
 from engine.backend import array_module
-from engine.autograd.function import _emit_op as emit_op
 from engine.events import hub, next_tensor_id
 from engine.ops import elementwise
 

@@ -175,10 +175,7 @@ def _same_float_dtype(tensors) -> bool:
     d = tensors[0].data.dtype
     if d.kind != "f":
         return False
-    for t in tensors:
-        if t.data.dtype != d:
-            return False
-    return True
+    return all(t.data.dtype == d for t in tensors)
 
 
 def _check_devices(cls, tensors) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from engine import dtypes, kernels
 from engine.autograd.function import Function, promoted_dtype
 from engine.backend import array_module
@@ -259,7 +257,7 @@ class Where(Function):
 
     def backward(ctx, grad):
         (cond,) = ctx.saved
-        need_c, need_a, need_b = ctx.needs_input_grad
+        _, need_a, need_b = ctx.needs_input_grad
         return (None, grad * cond if need_a else None, grad * ~cond if need_b else None)
 
 

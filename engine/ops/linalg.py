@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from engine.autograd.function import Function, sum_to
-from engine.autograd.function import ShapeError
+from engine.autograd.function import Function, ShapeError, sum_to
 from engine.tensor import Tensor
 
 
