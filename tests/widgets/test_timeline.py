@@ -87,10 +87,9 @@ def _drag(view, xs):
 def test_dragging_scrubs_both_ways(qtbot, timeline):
     seqs = events()[0]
     view = timeline.view
-    per_event = view.width() / len(seqs)
     moved = []
     timeline.cursorMoved.connect(moved.append)
-    _drag(view, [per_event * 30.5, per_event * 40.5, per_event * 10.5])
+    _drag(view, [view.event_x(30), view.event_x(40), view.event_x(10)])
     assert moved[0] == seqs[30] and moved[-1] == seqs[10]
     assert seqs[40] in moved
     assert timeline.cursor_seq() == seqs[10]
@@ -116,10 +115,9 @@ def test_bands_and_markers_are_drawn_where_their_events_are(qtbot, timeline):
     timeline.add_marker("alert", seqs[20], "NaN in log")
     view = timeline.view
     image = view.grab().toImage()
-    per_event = view.width() / len(seqs)
 
     def colour_at(i: int, y: int) -> QColor:
-        return image.pixelColor(QPoint(int(per_event * (i + 0.5)), y))
+        return image.pixelColor(QPoint(int(view.event_x(i)), y))
 
     band = RULER + 11
     assert colour_at(2, band) == QColor(PHASE_COLOURS[0])  # forward
@@ -140,7 +138,8 @@ def test_wheel_zoom_keeps_the_cursor_steppable(qtbot, timeline):
     x0, x1 = view.view_range()
     assert x0 <= 20 < x1  # the view followed the cursor
     timeline.fit_button.click()
-    assert view.view_range() == (0.0, float(len(events()[0])))
+    x0, x1 = view.view_range()
+    assert x0 == 0 and len(events()[0]) < x1 < len(events()[0]) + 3  # a margin after the last event
 
 
 class _MLP(nn.Module):

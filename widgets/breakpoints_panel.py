@@ -1,0 +1,300 @@
+"""Breakpoints: a list to enable, disable, edit and delete them, and an inline editor for new ones.
+
+Specs are engine.debug Breakpoint values (plain frozen dataclasses), checked with Breakpoint.validate()
+in the editor, so a spec the debugger would refuse is refused here, with the reason shown.
+Inputs: `set_breakpoints(infos)` with engine.debug BreakpointInfo values (Debugger.list_breakpoints());
+`edit_new(spec=None)` opens the editor prefilled (e.g. Breakpoint.op(node key) or
+Breakpoint.module(path) for the selected node: the window's F9 may add directly instead).
+Outputs: `addRequested(Breakpoint)`, `replaceRequested(id, Breakpoint)` (an edit: remove id, add the
+new spec), `removeRequested(id)`, `enableRequested(id, enabled)`, `activated(id)` (double-click).
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.debug.breakpoints import CONDITIONS, WHERE, Breakpoint, BreakpointInfo
+from engine.debug.records import PHASES
+
+KIND_LABELS = {
+    "op": "op (name or key)", "module": "module call", "iteration": "iteration", "phase": "phase start",
+    "nonfinite": "NaN or Inf", "max_abs": "max |x| above", "norm": "L2 norm above",
+    "predicate": "predicate (by name)",
+}
+ID = Qt.ItemDataRole.UserRole
+
+
+def describe(spec: Breakpoint) -> str:
+    """A breakpoint in words: 'op matmul (forward)', 'max |x| > 100 (grad)', 'iteration 5'."""
+    k = spec.kind
+    if k in ("op", "module"):
+        text = f"{k} {spec.pattern}" + (f"  ({spec.on})" if spec.on else "")
+    elif k == "iteration":
+        text = f"iteration {spec.value:g}"
+    elif k == "phase":
+        text = f"start of {spec.pattern}"
+    elif k == "nonfinite":
+        text = "NaN or Inf" + (f"  ({spec.on})" if spec.on else "")
+    elif k in ("max_abs", "norm"):
+        what = "max |x|" if k == "max_abs" else "L2 norm"
+        text = f"{what} > {spec.value:g}" + (f"  ({spec.on})" if spec.on else "")
+    else:
+        text = f"predicate {spec.pattern}"
+    return text + (f", after {spec.skip} hits" if spec.skip else "")
+
+
+class BreakpointEditor(QWidget):
+    """A form for one breakpoint spec; emits accepted(spec) only for a spec that validates."""
+
+    accepted = Signal(object)
+    cancelled = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 4, 0, 0)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.kind = QComboBox()
+        for kind, label in KIND_LABELS.items():
+            self.kind.addItem(label, kind)
+        self.pattern = QLineEdit()
+        self.phase = QComboBox()
+        self.phase.addItems(list(PHASES))
+        self.on = QComboBox()
+        self.value = QLineEdit()
+        self.skip = QSpinBox()
+        self.skip.setRange(0, 1_000_000)
+        self.skip.setToolTip("Hits to pass before stopping (gdb's ignore count)")
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c92a2a")
+        self.error.hide()
+        buttons = QHBoxLayout()
+        self.ok = QPushButton("Add")
+        self.ok.setDefault(True)
+        cancel = QPushButton("Cancel")
+        buttons.addStretch(1)
+        buttons.addWidget(cancel)
+        buttons.addWidget(self.ok)
+        self.rows = {}
+        for name, w in (("stop at", self.kind), ("pattern", self.pattern), ("phase", self.phase),
+                        ("on", self.on), ("value", self.value), ("skip", self.skip)):
+            form.addRow(name, w)
+            self.rows[name] = w
+        form.addRow(self.error)
+        form.addRow(buttons)
+        self._form = form
+        self.kind.currentIndexChanged.connect(self._kind_changed)
+        self.ok.clicked.connect(self.submit)
+        self.pattern.returnPressed.connect(self.submit)
+        self.value.returnPressed.connect(self.submit)
+        cancel.clicked.connect(self.cancelled)
+        self._kind_changed()
+
+    def load(self, spec: Breakpoint | None, button: str = "Add") -> None:
+        """Fill the form from a spec (None: an empty op breakpoint)."""
+        spec = spec or Breakpoint("op")
+        self.kind.setCurrentIndex(self.kind.findData(spec.kind))
+        self._kind_changed()
+        self.pattern.setText(spec.pattern if spec.kind != "phase" else "")
+        if spec.kind == "phase" and spec.pattern in PHASES:
+            self.phase.setCurrentText(spec.pattern)
+        if spec.on:
+            self.on.setCurrentText(spec.on)
+        self.value.setText(f"{spec.value:g}" if spec.kind in ("iteration", "max_abs", "norm") else "")
+        self.skip.setValue(spec.skip)
+        self.ok.setText(button)
+        self.error.hide()
+
+    def spec(self) -> Breakpoint:
+        """The spec the form describes; ValueError saying what is wrong."""
+        kind = self.kind.currentData()
+        pattern = self.phase.currentText() if kind == "phase" else self.pattern.text().strip()
+        value = 0.0
+        if kind == "iteration":
+            text = self.value.text().strip()
+            if not text.isdigit():
+                raise ValueError(f"iteration must be a whole number >= 0, got {text!r}")
+            value = float(text)
+        elif kind in ("max_abs", "norm"):
+            text = self.value.text().strip()
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"the threshold must be a number, got {text!r}") from None
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"the threshold must be a finite number >= 0, got {text}")
+        on = self.on.currentText() if self.on.isEnabled() else ""
+        return Breakpoint(kind, pattern if kind in ("op", "module", "phase", "predicate") else "", on, value,
+                          self.skip.value()).validate()
+
+    def submit(self) -> None:
+        """Emit accepted(spec) when the form is valid; else show why and emit nothing."""
+        try:
+            spec = self.spec()
+        except ValueError as err:
+            self.error.setText(str(err))
+            self.error.show()
+            return
+        self.error.hide()
+        self.accepted.emit(spec)
+
+    def _kind_changed(self) -> None:
+        kind = self.kind.currentData()
+        group = "condition" if kind in CONDITIONS else kind
+        sides = WHERE.get(group, ())
+        self.on.clear()
+        self.on.addItems(list(sides))
+        shown = {"pattern": kind in ("op", "module", "predicate"), "phase": kind == "phase",
+                 "on": bool(sides), "value": kind in ("iteration", "max_abs", "norm"),
+                 "skip": kind not in ("iteration",)}
+        for name, visible in shown.items():
+            self._form.setRowVisible(self.rows[name], visible)
+        self.on.setEnabled(bool(sides))
+        self.pattern.setPlaceholderText({"op": "matmul, relu, MLP.fc1/linear:0, *softmax*",
+                                         "module": "MLP.fc1, *.attn", "predicate": "a name given to "
+                                         "Debugger.add_predicate"}.get(kind, ""))
+        self.value.setPlaceholderText("iteration number" if kind == "iteration" else "threshold, e.g. 1e3")
+        self.error.hide()
+
+
+class BreakpointsPanel(QWidget):
+    """The breakpoint list with add, edit, delete and enable; see the module docstring for the API."""
+
+    addRequested = Signal(object)
+    replaceRequested = Signal(int, object)
+    removeRequested = Signal(int)
+    enableRequested = Signal(int, bool)
+    activated = Signal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(4, 4, 4, 4)
+        box.setSpacing(4)
+        self.list = QTreeWidget()
+        self.list.setHeaderLabels(["Breakpoint", "Hits"])
+        self.list.setRootIsDecorated(False)
+        self.list.setUniformRowHeights(True)
+        self.list.setAlternatingRowColors(True)
+        self.list.header().setStretchLastSection(False)
+        self.list.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.list.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.list.itemChanged.connect(self._item_changed)
+        self.list.itemDoubleClicked.connect(lambda item, _c: self.activated.emit(item.data(0, ID)))
+        self.list.currentItemChanged.connect(lambda *_: self._update_buttons())
+        box.addWidget(self.list, 1)
+        bar = QHBoxLayout()
+        self.add_button = QPushButton("Add\u2026")
+        self.edit_button = QPushButton("Edit\u2026")
+        self.delete_button = QPushButton("Delete")
+        for b in (self.add_button, self.edit_button, self.delete_button):
+            bar.addWidget(b)
+        bar.addStretch(1)
+        box.addLayout(bar)
+        self.editor = BreakpointEditor()
+        self.editor.hide()
+        box.addWidget(self.editor)
+        self.add_button.clicked.connect(lambda: self.edit_new())
+        self.edit_button.clicked.connect(self._edit_current)
+        self.delete_button.clicked.connect(self._delete_current)
+        self.editor.accepted.connect(self._accepted)
+        self.editor.cancelled.connect(self.editor.hide)
+        self._editing: int | None = None  # the id being edited; None: a new one
+        self._infos: dict[int, BreakpointInfo] = {}
+        self._update_buttons()
+
+    # ---- inputs -----------------------------------------------------------------------------------
+    def set_breakpoints(self, infos) -> None:
+        """Show these breakpoints (engine.debug BreakpointInfo: id, spec, enabled, hits)."""
+        current = self.current_id()
+        self._infos = {i.id: i for i in infos}
+        self.list.blockSignals(True)
+        try:
+            self.list.clear()
+            for info in self._infos.values():
+                item = QTreeWidgetItem([describe(info.spec), str(info.hits)])
+                item.setData(0, ID, info.id)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(0, Qt.CheckState.Checked if info.enabled else Qt.CheckState.Unchecked)
+                item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                item.setToolTip(0, "Checked: enabled. Double-click to show where it stopped.")
+                self.list.addTopLevelItem(item)
+                if info.id == current:
+                    self.list.setCurrentItem(item)
+        finally:
+            self.list.blockSignals(False)
+        self._update_buttons()
+
+    def edit_new(self, spec: Breakpoint | None = None) -> None:
+        """Open the editor for a new breakpoint, prefilled with `spec`."""
+        self._editing = None
+        self.editor.load(spec, "Add")
+        self.editor.show()
+        (self.editor.pattern if self.editor.pattern.isVisible() else self.editor.kind).setFocus()
+
+    # ---- what a person sees -------------------------------------------------------------------------
+    def rows(self) -> list[tuple[str, int, bool]]:
+        """(description, hits, enabled) of each listed breakpoint."""
+        out = []
+        for i in range(self.list.topLevelItemCount()):
+            item = self.list.topLevelItem(i)
+            out.append((item.text(0), int(item.text(1)), item.checkState(0) == Qt.CheckState.Checked))
+        return out
+
+    def current_id(self) -> int | None:
+        """The id of the selected breakpoint."""
+        item = self.list.currentItem()
+        return item.data(0, ID) if item is not None else None
+
+    # ---- intents ------------------------------------------------------------------------------------
+    def _accepted(self, spec: Breakpoint) -> None:
+        self.editor.hide()
+        if self._editing is None:
+            self.addRequested.emit(spec)
+        elif spec != self._infos[self._editing].spec:
+            self.replaceRequested.emit(self._editing, spec)
+
+    def _edit_current(self) -> None:
+        bid = self.current_id()
+        if bid is None:
+            return
+        self._editing = bid
+        self.editor.load(self._infos[bid].spec, "Save")
+        self.editor.show()
+
+    def _delete_current(self) -> None:
+        bid = self.current_id()
+        if bid is not None:
+            self.removeRequested.emit(bid)
+
+    def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if column == 0:
+            self.enableRequested.emit(item.data(0, ID), item.checkState(0) == Qt.CheckState.Checked)
+
+    def _update_buttons(self) -> None:
+        has = self.list.currentItem() is not None
+        self.edit_button.setEnabled(has)
+        self.delete_button.setEnabled(has)
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Delete and self.list.hasFocus():
+            self._delete_current()
+            return
+        super().keyPressEvent(event)

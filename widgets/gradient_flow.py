@@ -1,0 +1,201 @@
+"""Gradient flow: one horizontal bar per parameter (or per layer) on a log scale, at one optimizer step.
+
+Inputs: `set_step(iteration, grad_norms=None, update_norms=None, weight_norms=None)`, dicts of
+parameter name -> L2 norm (OptimizerEvent.update_norms / .weight_norms; gradient norms where the
+session has them); `set_metric(name)` (one of METRICS), `set_by_layer(bool)`.
+Outputs: `parameterActivated(name)` when a bar is clicked (a parameter or a layer path).
+What a person sees: `bars()` -> (labels, values), the norms drawn, top to bottom.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+GRAD, UPDATE_RATIO, WEIGHT, UPDATE = "gradient norm", "update / weight", "weight norm", "update norm"
+METRICS = (GRAD, UPDATE_RATIO, WEIGHT, UPDATE)
+GOOD_RATIO = 1e-3  # a common rule of thumb: updates around a thousandth of the weights
+ROW = 22  # pixels per bar
+_COLOUR, _LOW, _HIGH = "#1c7ed6", "#adb5bd", "#e03131"
+
+
+def layer_of(name: str) -> str:
+    """The layer a parameter belongs to: its path without the last part ('fc1.weight' -> 'fc1')."""
+    layer, _, _ = name.rpartition(".")
+    return layer or "(top level)"
+
+
+def per_layer(norms: dict[str, float]) -> dict[str, float]:
+    """L2 norms of whole layers from the norms of their parameters (the root of the sum of squares)."""
+    out: dict[str, float] = {}
+    for name, v in norms.items():
+        layer = layer_of(name)
+        out[layer] = out.get(layer, 0.0) + float(v) ** 2
+    return {k: math.sqrt(v) for k, v in out.items()}
+
+
+def ratios(updates: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
+    """update norm / weight norm for every name in both (inf where a weight is zero)."""
+    return {k: (u / weights[k] if weights[k] else math.inf) for k, u in updates.items() if k in weights}
+
+
+class _DecadeAxis(pg.AxisItem):
+    """An axis over log10 values that labels them as the numbers themselves (1e-3, 0.1, 10)."""
+
+    def tickStrings(self, values, scale, spacing):
+        return [f"{10.0 ** v:.0e}".replace("e-0", "e-").replace("e+0", "e") if abs(v) >= 3
+                else f"{10.0 ** v:g}" for v in values]
+
+
+class GradientFlowChart(QWidget):
+    """Norms per parameter or layer as log-scaled bars; see the module docstring for the API."""
+
+    parameterActivated = Signal(str)
+
+    def __init__(self, parent=None, low: float = 1e-7, high: float = 1e3) -> None:
+        super().__init__(parent)
+        self.low, self.high = low, high  # outside these a gradient norm is vanishing / exploding
+        self._norms: dict[str, dict[str, float]] = {GRAD: {}, UPDATE: {}, WEIGHT: {}}
+        self._labels: list[str] = []
+        self._values = np.zeros(0)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(4, 4, 4, 4)
+        box.setSpacing(4)
+        bar = QHBoxLayout()
+        self.metric_box = QComboBox()
+        self.grouping_box = QComboBox()
+        self.grouping_box.addItems(["per parameter", "per layer"])
+        self.metric_box.addItems(list(METRICS))
+        self.metric_box.currentIndexChanged.connect(self._redraw)
+        self.grouping_box.currentIndexChanged.connect(self._redraw)
+        self.where = QLabel()
+        self.where.setStyleSheet("color: #868e96")
+        for w in (self.metric_box, self.grouping_box):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        bar.addWidget(self.where)
+        box.addLayout(bar)
+        self.plot = pg.PlotWidget(background=None, axisItems={"bottom": _DecadeAxis("bottom")})
+        self.names_axis = self.plot.getAxis("left")
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.showGrid(x=True, y=False, alpha=0.25)
+        self.plot.invertY(True)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self._bars = pg.BarGraphItem(x0=[], x1=[], y=[], height=0.7, pen=None, brush=_COLOUR)
+        self.plot.addItem(self._bars)
+        self._guide = pg.InfiniteLine(angle=90, movable=False,
+                                      pen=pg.mkPen("#2f9e44", width=1, style=Qt.PenStyle.DashLine))
+        self.plot.addItem(self._guide, ignoreBounds=True)
+        self._texts: list[pg.TextItem] = []
+        self.empty = pg.TextItem("", color="#868e96", anchor=(0.5, 0.5))
+        self.plot.addItem(self.empty, ignoreBounds=True)
+        self.plot.scene().sigMouseClicked.connect(self._clicked)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(self.plot)
+        box.addWidget(scroll, 1)
+        self._redraw()
+
+    # ---- inputs -----------------------------------------------------------------------------------
+    def set_step(self, iteration: int | None, grad_norms: dict | None = None,
+                 update_norms: dict | None = None, weight_norms: dict | None = None) -> None:
+        """Show the norms of one optimizer step (parameter name -> L2 norm); None leaves a kind empty."""
+        self._norms = {GRAD: dict(grad_norms or {}), UPDATE: dict(update_norms or {}),
+                       WEIGHT: dict(weight_norms or {})}
+        self.where.setText("" if iteration is None else f"iteration {iteration}")
+        if not self._norms[GRAD] and self.metric_box.currentText() == GRAD and self._norms[UPDATE]:
+            self.metric_box.setCurrentText(UPDATE_RATIO)  # an optimizer event alone carries no gradient norms
+        self._redraw()
+
+    def set_metric(self, name: str) -> None:
+        """Show one of METRICS."""
+        if name not in METRICS:
+            raise ValueError(f"GradientFlowChart: metric must be one of {', '.join(METRICS)}, got {name!r}")
+        self.metric_box.setCurrentText(name)
+
+    def set_by_layer(self, by_layer: bool) -> None:
+        """Group parameters into layers (norm of the layer) or show each parameter."""
+        self.grouping_box.setCurrentIndex(int(by_layer))
+
+    def bars(self) -> tuple[list[str], np.ndarray]:
+        """The labels and values drawn, top to bottom."""
+        return list(self._labels), self._values.copy()
+
+    # ---- drawing ------------------------------------------------------------------------------------
+    def _series(self) -> dict[str, float]:
+        metric, by_layer = self.metric_box.currentText(), self.grouping_box.currentIndex() == 1
+        n = self._norms
+        if metric == UPDATE_RATIO:
+            if by_layer:
+                return ratios(per_layer(n[UPDATE]), per_layer(n[WEIGHT]))
+            return ratios(n[UPDATE], n[WEIGHT])
+        norms = n[{GRAD: GRAD, WEIGHT: WEIGHT, UPDATE: UPDATE}[metric]]
+        return per_layer(norms) if by_layer else dict(norms)
+
+    def _redraw(self) -> None:
+        series = self._series()
+        metric = self.metric_box.currentText()
+        self._labels = list(series)
+        self._values = np.array([float(v) for v in series.values()], dtype=float)
+        for t in self._texts:
+            self.plot.removeItem(t)
+        self._texts = []
+        n = len(self._labels)
+        self.names_axis.setTicks([[(i, name) for i, name in enumerate(self._labels)], []])
+        metrics = QFontMetrics(self.names_axis.font())
+        widest = max((metrics.horizontalAdvance(s) for s in self._labels), default=20)
+        self.names_axis.setWidth(min(widest + 14, 260))
+        self.plot.setMinimumHeight(max(160, ROW * n + 50))
+        self.empty.setVisible(n == 0)
+        if not n:
+            self.empty.setText("No gradient norms recorded for this step." if metric == GRAD and any(
+                self._norms.values()) else "Norms appear after the first optimizer step.")
+            self._bars.setOpts(x0=[], x1=[], y=[], brushes=None, brush=_COLOUR)
+            self._guide.setVisible(False)
+            self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            self.empty.setPos(0.5, 0.5)
+            return
+        v = self._values
+        ok = np.isfinite(v) & (v > 0)
+        logs = np.where(ok, np.log10(np.where(ok, v, 1.0)), np.nan)
+        lo = math.floor(np.nanmin(logs)) - 0.5 if ok.any() else -1.0
+        hi = math.ceil(np.nanmax(logs)) + 0.3 if ok.any() else 1.0
+        ends = np.where(ok, logs, np.where(np.isnan(v) | (v == np.inf), hi, lo))
+        colours = [self._colour(metric, x) for x in v]
+        self._bars.setOpts(x0=np.full(n, lo), x1=ends, y=np.arange(n), height=0.7,
+                           brushes=[pg.mkBrush(c) for c in colours])
+        for i, x in enumerate(v):
+            text = pg.TextItem(f"{x:.3g}", color="#495057", anchor=(0, 0.5))
+            text.setPos(ends[i], i)
+            self.plot.addItem(text, ignoreBounds=True)
+            self._texts.append(text)
+        self._guide.setVisible(metric == UPDATE_RATIO)
+        self._guide.setValue(math.log10(GOOD_RATIO))
+        hi = max(hi, lo + 1)
+        # room on the right for the value written after the longest bar
+        self.plot.setRange(xRange=(lo, hi + 0.18 * (hi - lo) + 0.5), yRange=(-0.6, n - 0.4), padding=0)
+
+    def _colour(self, metric: str, x: float) -> str:
+        if not math.isfinite(x):
+            return _HIGH
+        if metric == GRAD and x > self.high:
+            return _HIGH
+        if metric == GRAD and x < self.low:
+            return _LOW
+        return _COLOUR
+
+    def _clicked(self, event) -> None:
+        if not self._labels:
+            return
+        p = self.plot.getPlotItem().vb.mapSceneToView(event.scenePos())
+        i = round(p.y())
+        if 0 <= i < len(self._labels) and abs(p.y() - i) <= 0.35:
+            self.parameterActivated.emit(self._labels[i])

@@ -1,0 +1,75 @@
+"""The histogram of a TensorSummary: its 64 bins as bars, with the NaN/Inf count written over the plot.
+
+Inputs: `show_summary(summary)` (engine.debug TensorSummary, or None to clear).
+Outputs: none (a view only). `bars()` returns (bin edges, counts) as drawn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from engine.debug.summary import TensorSummary
+
+
+class HistogramView(pg.PlotWidget):
+    """Bars of a summary's histogram (the summary's own bins: over at most HIST_LIMIT finite values)."""
+
+    def __init__(self, title: str = "", colour: str = "#1c7ed6", parent=None) -> None:
+        super().__init__(parent, background=None)
+        self.colour = colour
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.showGrid(x=False, y=True, alpha=0.2)
+        self.setMinimumSize(160, 120)
+        if title:
+            self.setTitle(title, size="9pt", color="#868e96")
+        for name in ("left", "bottom"):
+            axis = self.getAxis(name)
+            axis.enableAutoSIPrefix(False)
+            axis.setStyle(tickTextOffset=3)
+        self.getAxis("left").setWidth(46)
+        self._bars = pg.BarGraphItem(x0=[], x1=[], height=[], brush=colour, pen=pg.mkPen(colour, width=0.5))
+        self.addItem(self._bars)
+        self._note = pg.TextItem("", color="#868e96", anchor=(0.5, 0.5))
+        self._bad = pg.TextItem("", color="#c92a2a", anchor=(1, 0))
+        self.addItem(self._note, ignoreBounds=True)
+        self.addItem(self._bad, ignoreBounds=True)
+        self._edges = np.zeros(0)
+        self._counts = np.zeros(0, dtype=np.int64)
+        self.show_summary(None)
+
+    def show_summary(self, summary: TensorSummary | None) -> None:
+        """Draw the summary's histogram (None: an empty plot saying so)."""
+        counts = summary.counts if summary is not None else np.zeros(0, dtype=np.int64)
+        if summary is None or not counts.sum():
+            self._edges, self._counts = np.zeros(0), np.zeros(0, dtype=np.int64)
+            self._bars.setOpts(x0=[], x1=[], height=[])
+            self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            self._note.setText("no finite values" if summary is not None and summary.numel else "no data")
+            self._note.setPos(0.5, 0.5)
+            self._bad.setText(_bad_text(summary))
+            self._bad.setPos(1, 1)
+            return
+        edges = summary.bin_edges
+        self._edges, self._counts = edges, np.asarray(counts)
+        self._bars.setOpts(x0=edges[:-1], x1=edges[1:], height=self._counts)
+        top = float(self._counts.max())
+        self.setRange(xRange=(edges[0], edges[-1]), yRange=(0, top * 1.08), padding=0.02)
+        self._note.setText("")
+        self._bad.setText(_bad_text(summary))
+        self._bad.setPos(edges[-1], top * 1.08)
+        sampled = int(self._counts.sum()) < summary.numel - summary.nan_count - summary.inf_count
+        self.setLabel("left", "count (sampled)" if sampled else "count", **{"font-size": "8pt"})
+
+    def bars(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bin edges and counts drawn now."""
+        return self._edges, self._counts
+
+
+def _bad_text(summary: TensorSummary | None) -> str:
+    if summary is None or summary.finite:
+        return ""
+    parts = [f"{n} {name}" for n, name in ((summary.nan_count, "NaN"), (summary.inf_count, "Inf")) if n]
+    return " \u00b7 ".join(parts)

@@ -1,0 +1,433 @@
+"""The module editor: the model's module tree, and editors for what may change while training runs.
+
+Inputs: `set_model(modules, optimizer=None)`, plain data (app.edit_history.describe_model makes it):
+  modules: one dict per module in tree order with path ("MLP.fc1"; a parent's path is a prefix),
+  cls, training (bool), params [(name, shape, requires_grad)] (its own), settings (the dicts of
+  Module.editable_settings()), swaps (class names it may be swapped for), kwargs [(name, value)] (its
+  constructor arguments, to swap back) and reinit (bool);
+  optimizer: {"cls": "SGD", "groups": [{"lr": 0.1, "momentum": 0.9, ...}]}.
+  `select(path)` shows one module's editors.
+Outputs: `editRequested(edit, inverse, text)`: an engine.debug edit (SetSetting, Freeze, SwapModule,
+  Reinit, SetOptimizer), the edits that undo it (a tuple, or None when it cannot be undone) and a line
+  for the undo menu: push both to app.edit_history.EditHistory and send the edit. A value out of range
+  or of the wrong type is refused in its editor, with the reason under it, and nothing is emitted.
+  `moduleSelected(path)`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.debug.edits import Freeze, Reinit, SetOptimizer, SetSetting, SwapModule
+from engine.nn.settings import Setting
+
+PATH = Qt.ItemDataRole.UserRole
+TYPES = {"float": float, "int": int, "bool": bool, "str": str}
+TIMES = "\u00d7"
+_MUTED = "color: #868e96"
+_REFUSED = "QLineEdit { border: 1px solid #e03131; border-radius: 2px; background: #fff5f5; }"
+
+
+def _setting(d: dict) -> Setting:
+    """The Setting a describe() dict came from, so the engine's own check refuses what it would refuse."""
+    choices = tuple(d["choices"]) if d.get("choices") is not None else None
+    return Setting(d["name"], TYPES.get(d["type"], str), d.get("low"), d.get("high"), choices,
+                   d.get("reinit", False), d.get("doc", ""), d.get("low_open", False),
+                   d.get("high_open", False), d.get("optional", False))
+
+
+def _parse(text: str, kind: type, optional: bool):
+    """The typed value of an editor's text; ValueError with the reason."""
+    text = text.strip()
+    if not text and optional:
+        return None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+    return text
+
+
+def _shape(shape) -> str:
+    return TIMES.join(map(str, shape)) or "scalar"
+
+
+class _ValueEditor(QWidget):
+    """One value: an editor that fits its type, and a line under it for the reason a value is refused."""
+
+    def __init__(self, value, kind: type, choices=None, allowed: str = "", optional: bool = False) -> None:
+        super().__init__()
+        self.kind, self.optional, self.current = kind, optional, value
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(1)
+        if choices is not None:
+            self.input = QComboBox()
+            self.input.addItems([str(c) for c in choices])
+            self._choices = list(choices)
+            self.input.setCurrentIndex(self._choices.index(value) if value in self._choices else -1)
+        elif kind is bool:
+            self.input = QCheckBox()
+            self.input.setChecked(bool(value))
+        else:
+            # repr: the shortest text that reads back as the same float, so an untouched field never edits
+            text = "" if value is None else repr(value) if isinstance(value, float) else str(value)
+            self.input = QLineEdit(text)
+            self.input.setPlaceholderText(allowed)
+        self.input.setToolTip(allowed)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c92a2a; font-size: 8pt")
+        self.error.hide()
+        box.addWidget(self.input)
+        box.addWidget(self.error)
+
+    def text_value(self):
+        """The value entered (typed); ValueError when it is not even of the right type."""
+        if isinstance(self.input, QComboBox):
+            return self._choices[self.input.currentIndex()]
+        if isinstance(self.input, QCheckBox):
+            return self.input.isChecked()
+        return _parse(self.input.text(), self.kind, self.optional)
+
+    def refuse(self, reason: str) -> None:
+        """Show why the value entered is not accepted."""
+        self.error.setText(reason)
+        self.error.show()
+        self.input.setStyleSheet(_REFUSED)
+
+    def accept(self, value) -> None:
+        """The value entered was taken: it is the current value now."""
+        self.current = value
+        self.error.hide()
+        self.input.setStyleSheet("")
+
+    def on_commit(self, fn) -> None:
+        """Call fn() when the person commits a value (Enter, leaving the field, picking, ticking)."""
+        if isinstance(self.input, QComboBox):
+            self.input.activated.connect(lambda _i: fn())
+        elif isinstance(self.input, QCheckBox):
+            self.input.clicked.connect(lambda _c: fn())
+        else:
+            self.input.editingFinished.connect(fn)
+
+
+class ModuleEditor(QWidget):
+    """The module tree and the selected module's editors; see the module docstring for the API."""
+
+    editRequested = Signal(object, object, str)
+    moduleSelected = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._modules: dict[str, dict] = {}
+        self._optimizer: dict | None = None
+        self._editors: dict[str, _ValueEditor] = {}
+        self._shown: tuple | None = None
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        split = QSplitter(Qt.Orientation.Vertical)
+        box.addWidget(split)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Module", "Class", "Params", "Mode", "Frozen"])
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2, 3, 4):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.currentItemChanged.connect(self._current_changed)
+        self.tree.itemChanged.connect(self._tree_item_changed)
+        split.addWidget(self.tree)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        inner = QWidget()
+        self._details_box = QVBoxLayout(inner)
+        self._details_box.setContentsMargins(6, 6, 6, 6)
+        self.details = QWidget()
+        self._details_box.addWidget(self.details)
+        self._details_box.addStretch(1)
+        scroll.setWidget(inner)
+        split.addWidget(scroll)
+        split.setSizes([180, 380])
+        self.set_model([], None)
+
+    # ---- inputs -----------------------------------------------------------------------------------
+    def set_model(self, modules: list[dict], optimizer: dict | None = None) -> None:
+        """Show a model (see the module docstring); keeps the selection and any editor not changed."""
+        current = self.current_path()
+        self._modules = {m["path"]: m for m in modules}
+        self.tree.blockSignals(True)
+        try:
+            self.tree.clear()
+            items: dict[str, QTreeWidgetItem] = {}
+            for m in modules:
+                path = m["path"]
+                parent_path = self._parent_of(path)
+                parent = items.get(parent_path)
+                name = path[len(parent_path) + 1:] if parent is not None else path
+                total, trainable = self._count(path)
+                item = QTreeWidgetItem([name, m["cls"], f"{total:,}" if total else "",
+                                        "train" if m["training"] else "eval", ""])
+                item.setData(0, PATH, path)
+                item.setToolTip(0, path)
+                item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if total:
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setCheckState(4, Qt.CheckState.Checked if trainable == 0 else
+                                       Qt.CheckState.Unchecked if trainable == total else
+                                       Qt.CheckState.PartiallyChecked)
+                if not m["training"]:
+                    item.setForeground(3, self.palette().placeholderText())
+                (parent.addChild if parent is not None else self.tree.addTopLevelItem)(item)
+                items[path] = item
+            self.tree.expandAll()
+            target = items.get(current) or (next(iter(items.values())) if items else None)
+            if target is not None:
+                self.tree.setCurrentItem(target)
+        finally:
+            self.tree.blockSignals(False)
+        self._optimizer = optimizer
+        self._show_details(self.current_path())
+
+    def select(self, path: str) -> None:
+        """Select the module at `path` and show its editors."""
+        items = self.tree.findItems("*", Qt.MatchFlag.MatchWildcard | Qt.MatchFlag.MatchRecursive)
+        for item in items:
+            if item.data(0, PATH) == path:
+                self.tree.setCurrentItem(item)
+                return
+        raise KeyError(f"ModuleEditor: no module {path!r}")
+
+    # ---- what a person sees -------------------------------------------------------------------------
+    def current_path(self) -> str | None:
+        """The selected module's path."""
+        item = self.tree.currentItem()
+        return item.data(0, PATH) if item is not None else None
+
+    def editor(self, name: str) -> QWidget:
+        """The input widget of a setting of the selected module, or of an optimizer value ('optimizer.lr',
+        'optimizer.1.lr' for group 1)."""
+        return self._editors[name].input
+
+    def error_text(self, name: str) -> str:
+        """The reason shown under an editor ('' when its value was accepted)."""
+        e = self._editors[name]
+        return "" if e.error.isHidden() else e.error.text()
+
+    def row(self, path: str) -> tuple[str, str, str, Qt.CheckState]:
+        """(class, parameter count, mode, frozen state) of a module as its tree row shows it."""
+        for item in self.tree.findItems("*", Qt.MatchFlag.MatchWildcard | Qt.MatchFlag.MatchRecursive):
+            if item.data(0, PATH) == path:
+                return item.text(1), item.text(2), item.text(3), item.checkState(4)
+        raise KeyError(path)
+
+    # ---- the tree -----------------------------------------------------------------------------------
+    def _parent_of(self, path: str) -> str:
+        parent = path.rpartition(".")[0]
+        while parent and parent not in self._modules:
+            parent = parent.rpartition(".")[0]
+        return parent
+
+    def _subtree(self, path: str) -> list[dict]:
+        return [m for p, m in self._modules.items() if p == path or p.startswith(path + ".")]
+
+    def _count(self, path: str) -> tuple[int, int]:
+        """(parameters, trainable parameters) under `path`."""
+        total = trainable = 0
+        for m in self._subtree(path):
+            for _name, shape, grad in m["params"]:
+                n = math.prod(shape)
+                total += n
+                trainable += n if grad else 0
+        return total, trainable
+
+    def _current_changed(self, item, _previous) -> None:
+        path = item.data(0, PATH) if item is not None else None
+        self._show_details(path)
+        if path is not None:
+            self.moduleSelected.emit(path)
+
+    def _tree_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if column != 4:
+            return
+        path = item.data(0, PATH)
+        frozen = item.checkState(4) != Qt.CheckState.Unchecked
+        self._freeze(path, frozen)
+
+    def _freeze(self, target: str, frozen: bool) -> None:
+        """Freeze or unfreeze a module (all its parameters) or one parameter; the inverse restores each."""
+        before = [(f"{m['path']}.{name}", grad) for m in self._subtree(target)
+                  for name, _shape, grad in m["params"]]
+        if target not in self._modules:  # one parameter
+            before = [(target, self._param_grad(target))]
+        if all(grad == before[0][1] for _p, grad in before):
+            inverse = (Freeze(target, not before[0][1]),)
+        else:  # a mixed state: put each parameter back
+            inverse = tuple(Freeze(p, not grad) for p, grad in before)
+        verb = "freeze" if frozen else "unfreeze"
+        self.editRequested.emit(Freeze(target, frozen), inverse, f"{verb} {target}")
+
+    def _param_grad(self, param_path: str) -> bool:
+        owner, _, name = param_path.rpartition(".")
+        return next(g for n, _s, g in self._modules[owner]["params"] if n == name)
+
+    # ---- the details ----------------------------------------------------------------------------------
+    def _show_details(self, path: str | None) -> None:
+        shown = (path, repr(self._modules.get(path)), repr(self._optimizer))
+        if shown == self._shown:
+            return  # unchanged: keep what the person is typing
+        self._shown = shown
+        self._editors = {}
+        old = self.details
+        self.details = QWidget()
+        self._details_box.replaceWidget(old, self.details)
+        old.hide()  # deleteLater waits for the event loop; until then it must not show
+        old.deleteLater()
+        box = QVBoxLayout(self.details)
+        box.setContentsMargins(0, 0, 0, 0)
+        m = self._modules.get(path)
+        if m is not None:
+            self._module_details(box, m)
+        if self._optimizer is not None:
+            box.addWidget(self._optimizer_details(self._optimizer))
+
+    def _module_details(self, box: QVBoxLayout, m: dict) -> None:
+        path = m["path"]
+        title = QLabel(f"<b>{path}</b> &nbsp;<span style='{_MUTED}'>{m['cls']}</span>")
+        title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.addWidget(title)
+        nothing = True
+        if m["params"]:
+            nothing = False
+            group = QGroupBox("Parameters")
+            form = QFormLayout(group)
+            for name, shape, grad in m["params"]:
+                check = QCheckBox(f"{_shape(shape)}  frozen")
+                check.setChecked(not grad)
+                check.clicked.connect(lambda on, t=f"{path}.{name}": self._freeze(t, on))
+                form.addRow(name, check)
+            box.addWidget(group)
+        if m["settings"]:
+            nothing = False
+            group = QGroupBox("Settings")
+            form = QFormLayout(group)
+            for d in m["settings"]:
+                kind = TYPES.get(d["type"], str)
+                editor = _ValueEditor(d["value"], kind, d.get("choices"), d.get("allowed", ""),
+                                      bool(d.get("optional")))
+                editor.on_commit(lambda e=editor, d=d: self._commit_setting(path, m["cls"], d, e))
+                self._editors[d["name"]] = editor
+                label = QLabel(d["name"])
+                label.setToolTip(d.get("doc", ""))
+                form.addRow(label, editor)
+            box.addWidget(group)
+        if m["swaps"]:
+            nothing = False
+            group = QGroupBox("Swap for")
+            row = QHBoxLayout(group)
+            combo = QComboBox()
+            combo.addItems(m["swaps"])
+            button = QPushButton("Swap")
+            button.clicked.connect(lambda: self._swap(m, combo.currentText()))
+            row.addWidget(combo, 1)
+            row.addWidget(button)
+            self._editors["swap"] = _Holder(combo)
+            box.addWidget(group)
+        if m["reinit"] and self._count(path)[0]:
+            nothing = False
+            button = QPushButton("Re-initialise parameters")
+            button.setToolTip("reset_parameters(): draws new initial values; cannot be undone")
+            button.clicked.connect(lambda: self.editRequested.emit(Reinit(path), None,
+                                                                   f"re-initialise {path}"))
+            box.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
+        if nothing:
+            note = QLabel(f"Nothing in {m['cls']} changes at runtime: its shapes are fixed when it is built.")
+            note.setWordWrap(True)
+            note.setStyleSheet(_MUTED)
+            box.addWidget(note)
+
+    def _optimizer_details(self, opt: dict) -> QGroupBox:
+        group_box = QGroupBox(f"Optimizer: {opt['cls']}")
+        form = QFormLayout(group_box)
+        many = len(opt["groups"]) > 1
+        for g, group in enumerate(opt["groups"]):
+            if many:
+                form.addRow(QLabel(f"<span style='{_MUTED}'>group {g}</span>"))
+            for name, value in group.items():
+                kind = bool if isinstance(value, bool) else float
+                editor = _ValueEditor(value, kind, allowed="a number >= 0" if kind is float else "")
+                key = f"optimizer.{g}.{name}" if g else f"optimizer.{name}"
+                editor.on_commit(lambda e=editor, n=name, g=g: self._commit_optimizer(n, g, e))
+                self._editors[key] = editor
+                form.addRow(name, editor)
+        return group_box
+
+    # ---- commits ------------------------------------------------------------------------------------
+    def _commit_setting(self, path: str, cls: str, d: dict, editor: _ValueEditor) -> None:
+        try:
+            value = _setting(d).validate(cls, editor.text_value())
+        except ValueError as err:
+            editor.refuse(str(err) if str(err).startswith(cls) else
+                          f"{cls}: {err}; allowed: {d.get('allowed', d['type'])}")
+            return
+        old = editor.current
+        editor.accept(value)
+        if value != old:
+            self.editRequested.emit(SetSetting(path, d["name"], value), (SetSetting(path, d["name"], old),),
+                                    f"{path}.{d['name']} = {value!r}")
+
+    def _commit_optimizer(self, name: str, group: int, editor: _ValueEditor) -> None:
+        try:
+            value = editor.text_value()
+            if not isinstance(value, bool) and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value:g}")
+        except ValueError as err:
+            editor.refuse(str(err))
+            return
+        old = editor.current
+        editor.accept(value)
+        if value != old:
+            where = f" (group {group})" if group else ""
+            self.editRequested.emit(SetOptimizer(name, value, group), (SetOptimizer(name, old, group),),
+                                    f"{name} = {value!r}{where}")
+
+    def _swap(self, m: dict, cls: str) -> None:
+        path = m["path"]
+        inverse = (SwapModule(path, m["cls"], tuple(m["kwargs"])),)
+        self.editRequested.emit(SwapModule(path, cls), inverse, f"swap {path} for {cls}")
+
+
+class _Holder:
+    """An editor entry for a plain input widget (no value line): the swap choice."""
+
+    def __init__(self, widget: QWidget) -> None:
+        self.input = widget
+        self.error = QLabel()

@@ -1,0 +1,311 @@
+"""The tensor inspector: a node's output and gradient side by side, by summary first and values on demand.
+
+Inputs (all plain data, cheap on the GUI thread: nothing here reads every element of a big tensor):
+- `show_summaries(title, value=None, grad=None, diff=None, subtitle="")`: engine.debug TensorSummary
+  objects of the output, of the gradient flowing into it, and of (output - the same node's output one
+  iteration earlier). Fills the header, the statistics table and the histograms at once.
+- `set_values(value=None, grad=None, previous=None)`: full numpy arrays once fetched (off the GUI
+  thread, e.g. with app.inspect_worker). Fills the heatmap (with sliders for N-D) and the paged table;
+  `previous` adds a "delta" heatmap and table computed only where looked at. Values stay until the
+  title changes or `set_values()` is called with none (do so when the node's output is newer).
+- `show_loading(text)`, `show_error(text)`, `clear()`.
+Outputs: `fetchRequested()` when the person asks for full values; `saved(path)` after Save .npy.
+Read back what a person sees with `stat_text(stat, column)` and `columns()`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.debug.summary import TensorSummary
+from widgets.heatmap import Difference, HeatmapView, ordinal
+from widgets.histogram import HistogramView
+from widgets.value_table import ValueTable
+
+VALUE, GRAD, DIFF = "value", "gradient", "\u0394 prev. iteration"
+COLUMNS = (VALUE, GRAD, DIFF)
+COLOURS = {VALUE: "#1c7ed6", GRAD: "#e8590c", DIFF: "#7048e8"}
+STATS = ("min", "max", "mean", "std", "L2 norm", "zeros", "NaN", "Inf", "computed from")
+COPY_LIMIT = 10_000  # elements: beyond this, values go to a .npy file, not the clipboard
+TIMES = "\u00d7"
+_BAD = QColor("#c92a2a")
+
+
+class TensorInspector(QWidget):
+    """A node's output and gradient: statistics, histograms, heatmap, values; see the module docstring."""
+
+    fetchRequested = Signal()
+    saved = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._summaries: dict[str, TensorSummary] = {}
+        self._arrays: dict[str, object] = {}
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.setSpacing(6)
+
+        self.title = QLabel()
+        self.title.setStyleSheet("font-weight: 600; font-size: 11pt")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.meta = QLabel()
+        self.meta.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.meta.setWordWrap(True)
+        box.addWidget(self.title)
+        box.addWidget(self.meta)
+
+        self.stats = QTableWidget(len(STATS), len(COLUMNS))
+        self.stats.setVerticalHeaderLabels(list(STATS))
+        self.stats.setHorizontalHeaderLabels(list(COLUMNS))
+        self.stats.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.stats.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.stats.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # "Copy statistics" copies it whole
+        self.stats.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.stats.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.stats.verticalHeader().setDefaultSectionSize(20)
+        self.stats.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.stats.setFixedHeight(20 * len(STATS) + self.stats.horizontalHeader().sizeHint().height() + 4)
+        box.addWidget(self.stats)
+
+        self.tabs = QTabWidget()
+        hist_page = QWidget()
+        hist_box = QHBoxLayout(hist_page)
+        hist_box.setContentsMargins(0, 0, 0, 0)
+        self.histograms = {name: HistogramView(name, COLOURS[name]) for name in COLUMNS}
+        for view in self.histograms.values():
+            hist_box.addWidget(view)
+        self.heatmap = HeatmapView()
+        values_page = QWidget()
+        values_box = QVBoxLayout(values_page)
+        values_box.setContentsMargins(0, 0, 0, 0)
+        self.table_choice = QComboBox()
+        self.table_choice.currentTextChanged.connect(self._show_table)
+        self.table = ValueTable()
+        values_box.addWidget(self.table_choice, 0, Qt.AlignmentFlag.AlignLeft)
+        values_box.addWidget(self.table, 1)
+        self.tabs.addTab(hist_page, "Histogram")
+        self.tabs.addTab(self.heatmap, "Heatmap")
+        self.tabs.addTab(values_page, "Values")
+        box.addWidget(self.tabs, 1)
+
+        bar = QHBoxLayout()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.load_button = QPushButton("Load values")
+        self.load_button.setToolTip("Fetch the full output and gradient (off the GUI thread)")
+        self.load_button.clicked.connect(self.fetchRequested)
+        self.copy_button = QToolButton()
+        self.copy_button.setText("Copy")
+        self.copy_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.copy_button)
+        self.copy_stats_action = menu.addAction("Copy statistics", self.copy_statistics)
+        self.copy_values_action = menu.addAction("Copy values", self.copy_values)
+        self.copy_button.setMenu(menu)
+        self.save_button = QPushButton("Save .npy\u2026")
+        self.save_button.clicked.connect(self._save_clicked)
+        bar.addWidget(self.status, 1)
+        for w in (self.load_button, self.copy_button, self.save_button):
+            bar.addWidget(w)
+        box.addLayout(bar)
+        self.clear()
+
+    # ---- inputs -----------------------------------------------------------------------------------
+    def clear(self, text: str = "Select a node to inspect its output and gradient.") -> None:
+        """Show nothing but `text`."""
+        self._summaries = {}
+        self._arrays = {}
+        self.title.setText("")
+        self.meta.setText(text)
+        self.meta.setStyleSheet("color: #868e96")
+        self._fill_stats()
+        for view in self.histograms.values():
+            view.show_summary(None)
+        self._set_arrays({})
+        self.status.setText("")
+        self._update_buttons()
+
+    def show_summaries(self, title: str, value: TensorSummary | None = None,
+                       grad: TensorSummary | None = None, diff: TensorSummary | None = None,
+                       subtitle: str = "") -> None:
+        """Show a tensor by its summaries; values set earlier are dropped when the title changes."""
+        if title != self.title.text():
+            self._set_arrays({})
+        self._summaries = {name: s for name, s in zip(COLUMNS, (value, grad, diff)) if s is not None}
+        self.title.setText(title)
+        self.meta.setText(_meta(value or grad, subtitle))
+        self.meta.setStyleSheet("")
+        self._fill_stats()
+        for name, view in self.histograms.items():
+            view.show_summary(self._summaries.get(name))
+            view.setVisible(name in self._summaries or name == VALUE)
+        self.status.setText("")
+        self._update_buttons()
+
+    def set_values(self, value: np.ndarray | None = None, grad: np.ndarray | None = None,
+                   previous: np.ndarray | None = None) -> None:
+        """Full values (numpy arrays) of the output, its gradient and the previous iteration's output."""
+        arrays: dict[str, object] = {}
+        if value is not None:
+            arrays[VALUE] = value
+        if grad is not None and (value is None or grad.shape == value.shape):
+            arrays[GRAD] = grad
+        if value is not None and previous is not None and previous.shape == value.shape:
+            arrays[DIFF] = Difference(value, previous)
+        self._set_arrays(arrays)
+        self.status.setText("")
+        self._update_buttons()
+
+    def show_loading(self, text: str = "Fetching values\u2026") -> None:
+        """Say that values are on their way."""
+        self.status.setStyleSheet("color: #868e96")
+        self.status.setText(text)
+
+    def show_error(self, text: str) -> None:
+        """Say why values could not be shown (for example: evicted from the value cache)."""
+        self.status.setStyleSheet("color: #c92a2a")
+        self.status.setText(text)
+
+    # ---- what a person sees -------------------------------------------------------------------------
+    def columns(self) -> list[str]:
+        """The statistics columns shown."""
+        return [name for i, name in enumerate(COLUMNS) if not self.stats.isColumnHidden(i)]
+
+    def stat_text(self, stat: str, column: str = VALUE) -> str:
+        """The text of one statistic ('min', 'NaN', ...) in one column ('value', 'gradient', ...)."""
+        item = self.stats.item(STATS.index(stat), COLUMNS.index(column))
+        return item.text() if item is not None else ""
+
+    def arrays(self) -> dict[str, object]:
+        """The full values shown in the heatmap and table, by column name."""
+        return dict(self._arrays)
+
+    # ---- copy and save ------------------------------------------------------------------------------
+    def statistics_text(self) -> str:
+        """The statistics table as tab-separated text."""
+        cols = self.columns()
+        rows = ["\t".join(["", *cols])]
+        for stat in STATS:
+            rows.append("\t".join([stat, *(self.stat_text(stat, c) for c in cols)]))
+        return "\n".join(rows)
+
+    def copy_statistics(self) -> str:
+        """Put the statistics on the clipboard; returns the text."""
+        text = f"{self.title.text()}\n{self.meta.text()}\n{self.statistics_text()}"
+        QGuiApplication.clipboard().setText(text)
+        return text
+
+    def copy_values(self) -> str:
+        """Put the output's values on the clipboard (small tensors only); returns the text."""
+        a = self._arrays.get(VALUE)
+        if a is None or a.size > COPY_LIMIT:
+            return ""
+        text = np.array2string(np.asarray(a), separator=", ", threshold=COPY_LIMIT + 1, max_line_width=120)
+        QGuiApplication.clipboard().setText(text)
+        return text
+
+    def save_npy(self, path: str, which: str = VALUE) -> str:
+        """Write the full values of `which` to a .npy file (no pickle); returns the path written."""
+        a = self._arrays.get(which)
+        if a is None:
+            raise ValueError(f"TensorInspector: no {which} values loaded to save; load them first")
+        if isinstance(a, Difference):
+            a = a[...]
+        if not path.endswith(".npy"):
+            path += ".npy"
+        np.save(path, np.asarray(a), allow_pickle=False)
+        self.saved.emit(path)
+        return path
+
+    def _save_clicked(self) -> None:
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in self.title.text()) or "tensor"
+        path, _ = QFileDialog.getSaveFileName(self, "Save values", f"{name}.npy", "NumPy array (*.npy)")
+        if path:
+            try:
+                self.save_npy(path, self.table_choice.currentText() or VALUE)
+            except OSError as err:
+                self.show_error(f"Could not save {path}: {err}")
+
+    # ---- filling ------------------------------------------------------------------------------------
+    def _fill_stats(self) -> None:
+        for col, name in enumerate(COLUMNS):
+            s = self._summaries.get(name)
+            self.stats.setColumnHidden(col, s is None and (name != VALUE or bool(self._summaries)))
+            for row, text in enumerate(_stat_texts(s) if s is not None else [""] * len(STATS)):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if STATS[row] in ("NaN", "Inf") and text not in ("", "0"):
+                    item.setForeground(_BAD)
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                if s is not None and not s.exact and STATS[row] in ("mean", "std", "zeros"):
+                    item.setToolTip(f"from every {ordinal(s.stride)} element (the tensor has {s.numel:,})")
+                self.stats.setItem(row, col, item)
+
+    def _set_arrays(self, arrays: dict) -> None:
+        self._arrays = arrays
+        self.heatmap.set_arrays(arrays)
+        self.table_choice.blockSignals(True)
+        self.table_choice.clear()
+        self.table_choice.addItems(list(arrays))
+        self.table_choice.blockSignals(False)
+        self.table_choice.setVisible(len(arrays) > 1)
+        self._show_table(self.table_choice.currentText())
+
+    def _show_table(self, which: str) -> None:
+        a = self._arrays.get(which)
+        if a is None:
+            self.table.clear()
+        else:
+            self.table.set_array(a)
+
+    def _update_buttons(self) -> None:
+        has_tensor = bool(self._summaries)
+        self.load_button.setEnabled(has_tensor)
+        self.load_button.setVisible(not self._arrays)
+        self.save_button.setEnabled(bool(self._arrays))
+        self.copy_button.setEnabled(has_tensor)
+        value = self._arrays.get(VALUE)
+        self.copy_values_action.setEnabled(value is not None and value.size <= COPY_LIMIT)
+
+
+def _meta(s: TensorSummary | None, subtitle: str) -> str:
+    if s is None:
+        return subtitle or "No summary recorded for this node."
+    shape = TIMES.join(map(str, s.shape)) or "scalar"
+    parts = [shape, s.dtype, s.device, f"{s.numel:,} elements"]
+    if subtitle:
+        parts.append(subtitle)
+    return "  \u00b7  ".join(parts)
+
+
+def _num(x: float) -> str:
+    return f"{x:.6g}" if math.isfinite(x) else str(x)
+
+
+def _stat_texts(s: TensorSummary) -> list[str]:
+    """One text per STATS row."""
+    zeros = f"{s.zero_count:,}" + (f" ({100 * s.zero_count / s.numel:.1f}%)" if s.numel else "")
+    how = "every element" if s.exact else f"every {ordinal(s.stride)} element"
+    return [_num(s.min), _num(s.max), _num(s.mean), _num(s.std), _num(s.norm), zeros,
+            f"{s.nan_count:,}", f"{s.inf_count:,}", how]

@@ -1,0 +1,585 @@
+"""The timeline: every steppable event (forward op, backward node, optimizer step) in order, as bands of
+iterations and phases, with markers for breakpoints, alerts and edits and a cursor to scrub with.
+
+Inputs:
+- `set_events(seqs, iterations, phases)` (replace; a replay) or `append_events(...)` (live), arrays
+  of one length: event sequence numbers (increasing), iteration numbers, and phases ("forward",
+  "backward", "optimizer" or their codes 0, 1, 2); `add_records(records)` takes engine.debug records
+  and keeps the steppable ones.
+- `set_markers(kind, seqs, texts=())` / `add_marker(kind, seq, text)` for kind in MARKERS
+  (breakpoint, alert, edit); `clear_markers(kind=None)`.
+- `set_cursor(seq)` (shows a position, emits nothing); `set_follow(on)`; `set_live(live)`; `clear()`.
+Outputs: `cursorMoved(seq)` when the person drags or clicks the cursor or presses Left/Right (one
+event), Home/End, PageUp/PageDown (one iteration); `followChanged(on)`.
+Mouse wheel zooms around the pointer; the scroll bar pans; "Fit" shows everything. In follow mode
+(live sessions) the cursor stays on the newest event and the view keeps it in sight; moving the
+cursor by hand leaves follow mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPalette, QPen, QPolygonF
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollBar, QToolButton, QToolTip, QVBoxLayout, QWidget
+
+from engine.debug.records import OPTIMIZER, PHASES, EventRecord
+
+PHASE_CODE = {name: i for i, name in enumerate(PHASES)}
+PHASE_COLOURS = ("#74c0fc", "#ffa94d", "#8ce99a")  # forward, backward, optimizer
+MARKERS = ("breakpoint", "alert", "edit")
+MARKER_COLOURS = {"breakpoint": "#e03131", "alert": "#f08c00", "edit": "#7048e8"}
+CURSOR = "#212529"
+RULER, BAND, MARKS = 16, 22, 14  # row heights in pixels
+MIN_SPAN = 8.0  # the narrowest view, in events
+
+
+class TimelineView(QWidget):
+    """The painted strip; the Timeline widget wraps it with controls. Holds the events and the cursor."""
+
+    cursorMoved = Signal(int)
+    followChanged = Signal(bool)
+    viewChanged = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.setMinimumHeight(RULER + BAND + MARKS + 6)
+        self._seq = np.zeros(0, np.int64)
+        self._it = np.zeros(0, np.int64)
+        self._ph = np.zeros(0, np.int8)
+        self._n = 0
+        self._runs = np.zeros(0, np.int64)  # indexes where (iteration, phase) changes: band starts
+        self._iter_starts = np.zeros(0, np.int64)
+        self._markers: dict[str, tuple[np.ndarray, list[str]]] = {
+            k: (np.zeros(0, np.int64), []) for k in MARKERS}
+        self._cursor = -1  # an index into the events, -1: none
+        self._x0, self._x1 = 0.0, 1.0
+        self._fit = True  # the view follows the data's extent until the person zooms
+        self.follow = False
+
+    # ---- data ---------------------------------------------------------------------------------------
+    def set_events(self, seqs, iterations, phases) -> None:
+        """Replace every event."""
+        self._n = 0
+        self._runs = np.zeros(0, np.int64)
+        self._iter_starts = np.zeros(0, np.int64)
+        self._cursor = -1
+        self._fit = True
+        self.append_events(seqs, iterations, phases)
+
+    def append_events(self, seqs, iterations, phases) -> None:
+        """Add events after those shown (seqs increasing)."""
+        seqs = np.asarray(seqs, np.int64)
+        its = np.asarray(iterations, np.int64)
+        phs = _phase_codes(phases)
+        k = len(seqs)
+        if not (len(its) == len(phs) == k):
+            raise ValueError(f"Timeline: {k} seqs, {len(its)} iterations and {len(phs)} phases; "
+                             f"one of each per event")
+        if k == 0:
+            self.update()
+            return
+        n = self._n
+        if n + k > len(self._seq):  # grow by doubling, as a list does
+            cap = max(1024, 2 * (n + k))
+            self._seq, self._it, self._ph = (np.resize(a, cap) for a in (self._seq, self._it, self._ph))
+        self._seq[n:n + k], self._it[n:n + k], self._ph[n:n + k] = seqs, its, phs
+        prev_it = self._it[n - 1] if n else None
+        prev_ph = self._ph[n - 1] if n else None
+        new_it = np.ones(k, bool)
+        new_run = np.ones(k, bool)
+        new_it[1:] = its[1:] != its[:-1]
+        new_run[1:] = new_it[1:] | (phs[1:] != phs[:-1])
+        if n:
+            new_it[0] = its[0] != prev_it
+            new_run[0] = new_it[0] or phs[0] != prev_ph
+        self._runs = np.concatenate([self._runs, n + np.flatnonzero(new_run)])
+        self._iter_starts = np.concatenate([self._iter_starts, n + np.flatnonzero(new_it)])
+        self._n = n + k
+        if self.follow:
+            self._cursor = self._n - 1
+        if self._fit:
+            self._x0, self._x1 = 0.0, self._extent()
+        elif self.follow:
+            self._keep_visible(self._cursor)
+        self.viewChanged.emit()
+        self.update()
+
+    @property
+    def count(self) -> int:
+        """How many events are shown."""
+        return self._n
+
+    def seqs(self) -> np.ndarray:
+        """The event seqs, in order."""
+        return self._seq[:self._n]
+
+    def set_markers(self, kind: str, seqs, texts=()) -> None:
+        """Replace the markers of one kind (texts: tooltips, one per seq, optional)."""
+        _check_kind(kind)
+        seqs = np.asarray(seqs, np.int64)
+        order = np.argsort(seqs, kind="stable")
+        texts = list(texts) or [""] * len(seqs)
+        self._markers[kind] = (seqs[order], [texts[i] for i in order])
+        self.update()
+
+    def add_marker(self, kind: str, seq: int, text: str = "") -> None:
+        """Add one marker."""
+        _check_kind(kind)
+        seqs, texts = self._markers[kind]
+        i = int(np.searchsorted(seqs, seq, side="right"))
+        self._markers[kind] = (np.insert(seqs, i, seq), [*texts[:i], text, *texts[i:]])
+        self.update()
+
+    def clear_markers(self, kind: str | None = None) -> None:
+        """Remove the markers of one kind, or all."""
+        for k in (MARKERS if kind is None else (kind,)):
+            _check_kind(k)
+            self._markers[k] = (np.zeros(0, np.int64), [])
+        self.update()
+
+    def markers(self, kind: str) -> np.ndarray:
+        """The seqs of the markers of one kind."""
+        return self._markers[kind][0].copy()
+
+    # ---- cursor -------------------------------------------------------------------------------------
+    def cursor_seq(self) -> int | None:
+        """The seq under the cursor, or None."""
+        return int(self._seq[self._cursor]) if 0 <= self._cursor < self._n else None
+
+    def cursor_index(self) -> int:
+        """The cursor's position among the events (-1: none)."""
+        return self._cursor
+
+    def describe(self, i: int) -> tuple[int, int, str]:
+        """(seq, iteration, phase) of event number i."""
+        return int(self._seq[i]), int(self._it[i]), PHASES[int(self._ph[i])]
+
+    def set_cursor(self, seq: int | None) -> None:
+        """Put the cursor on the last event at or before `seq` (None: no cursor); emits nothing."""
+        if seq is None or not self._n:
+            self._cursor = -1
+        else:
+            self._cursor = max(int(np.searchsorted(self._seq[:self._n], seq, side="right")) - 1, 0)
+            self._keep_visible(self._cursor)
+        self.update()
+
+    def set_follow(self, on: bool) -> None:
+        """Follow the newest event (live sessions)."""
+        if on == self.follow:
+            return
+        self.follow = on
+        if on and self._n:
+            self._cursor = self._n - 1
+            self._keep_visible(self._cursor)
+            self.update()
+        self.followChanged.emit(on)
+
+    def _move_to(self, i: int) -> None:
+        """The person moved the cursor to event i."""
+        if not self._n:
+            return
+        i = min(max(i, 0), self._n - 1)
+        if self.follow and i != self._n - 1:
+            self.set_follow(False)
+        if i != self._cursor:
+            self._cursor = i
+            self._keep_visible(i)
+            self.update()
+            self.cursorMoved.emit(int(self._seq[i]))
+
+    # ---- view ---------------------------------------------------------------------------------------
+    def view_range(self) -> tuple[float, float]:
+        """The events shown, as a range of positions [x0, x1)."""
+        return self._x0, self._x1
+
+    def set_view(self, x0: float, x1: float) -> None:
+        """Show positions x0..x1 (clamped to the data); stops fitting everything."""
+        total = self._extent()
+        span = min(max(x1 - x0, MIN_SPAN), total)
+        x0 = min(max(x0, 0.0), total - span)
+        self._x0, self._x1 = x0, x0 + span
+        self._fit = span >= total
+        self.viewChanged.emit()
+        self.update()
+
+    def fit(self) -> None:
+        """Show every event."""
+        self._fit = True
+        self._x0, self._x1 = 0.0, self._extent()
+        self.viewChanged.emit()
+        self.update()
+
+    def _extent(self) -> float:
+        """The width of everything: the events plus a margin, so a cursor on the last one shows."""
+        return max(self._n * 1.01 + 1.0, MIN_SPAN)
+
+    def _keep_visible(self, i: int) -> None:
+        if i < 0 or self._fit:
+            return
+        span = self._x1 - self._x0
+        if i < self._x0:
+            self.set_view(i - span * 0.1, i - span * 0.1 + span)
+        elif i + 1 > self._x1:
+            self.set_view(i + 1 - span * 0.9, i + 1 + span * 0.1)
+
+    def event_x(self, i: int) -> float:
+        """The x pixel of the middle of event number i."""
+        return float(self._x_of(i + 0.5))
+
+    def _x_of(self, pos) -> np.ndarray | float:
+        return (pos - self._x0) * self.width() / (self._x1 - self._x0)
+
+    def _pos_of(self, x: float) -> int:
+        return int(np.floor(self._x0 + x * (self._x1 - self._x0) / max(self.width(), 1)))
+
+    # ---- input --------------------------------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._move_to(self._pos_of(event.position().x()))
+
+    def mouseMoveEvent(self, event) -> None:
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._move_to(self._pos_of(event.position().x()))
+            return
+        tip = self._marker_text_at(event.position())
+        if tip:
+            QToolTip.showText(event.globalPosition().toPoint(), tip, self)
+        else:
+            QToolTip.hideText()
+
+    def wheelEvent(self, event) -> None:
+        steps = event.angleDelta().y() / 120
+        if not steps or not self._n:
+            return
+        anchor = self._x0 + event.position().x() * (self._x1 - self._x0) / max(self.width(), 1)
+        factor = 0.8 ** steps
+        self.set_view(anchor - (anchor - self._x0) * factor, anchor + (self._x1 - anchor) * factor)
+
+    def keyPressEvent(self, event) -> None:
+        key, i = event.key(), self._cursor
+        if key == Qt.Key.Key_Right:
+            self._move_to(i + 1)
+        elif key == Qt.Key.Key_Left:
+            self._move_to(i - 1 if i >= 0 else 0)
+        elif key == Qt.Key.Key_Home:
+            self._move_to(0)
+        elif key == Qt.Key.Key_End:
+            self._move_to(self._n - 1)
+        elif key in (Qt.Key.Key_PageDown, Qt.Key.Key_PageUp):
+            self._move_to(self._iteration_step(i, key == Qt.Key.Key_PageDown))
+        else:
+            super().keyPressEvent(event)
+
+    def _iteration_step(self, i: int, forward: bool) -> int:
+        """The first event of the next iteration, or of this one (of the previous when already there)."""
+        starts = self._iter_starts
+        if not len(starts):
+            return i
+        if forward:
+            j = int(np.searchsorted(starts, i, side="right"))
+            return int(starts[j]) if j < len(starts) else self._n - 1
+        j = int(np.searchsorted(starts, i, side="left")) - 1
+        return int(starts[max(j, 0)])
+
+    def _marker_text_at(self, pos) -> str:
+        if pos.y() < RULER + BAND:
+            return ""
+        for kind in MARKERS:
+            seqs, texts = self._markers[kind]
+            if not len(seqs):
+                continue
+            xs = self._x_of(self._marker_pos(seqs) + 0.5)
+            j = int(np.argmin(np.abs(xs - pos.x())))
+            if abs(xs[j] - pos.x()) <= 5:
+                return f"{kind} at event {seqs[j]}" + (f": {texts[j]}" if texts[j] else "")
+        return ""
+
+    def _marker_pos(self, seqs: np.ndarray) -> np.ndarray:
+        """Positions of seqs among the events (a marker between two events sits on the earlier one)."""
+        return np.maximum(np.searchsorted(self._seq[:self._n], seqs, side="right") - 1, 0)
+
+    # ---- painting -----------------------------------------------------------------------------------
+    def sizeHint(self) -> QSize:
+        return QSize(600, RULER + BAND + MARKS + 8)
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        w, h = self.width(), self.height()
+        pal = self.palette()
+        p.fillRect(0, 0, w, h, pal.color(QPalette.ColorRole.Base))
+        text = pal.color(QPalette.ColorRole.Text)
+        if not self._n:
+            p.setPen(QColor("#868e96"))
+            p.drawText(QRectF(0, 0, w, h), Qt.AlignmentFlag.AlignCenter, "No events yet.")
+            return
+        band_top = RULER
+        self._paint_bands(p, band_top, w)
+        self._paint_ruler(p, w, text)
+        self._paint_markers(p, band_top + BAND + 1)
+        self._paint_cursor(p, h)
+        if self.hasFocus():
+            p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 1))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(0, 0, w - 1, h - 1)
+
+    def _visible_runs(self, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(left pixel, right pixel, phase) of the bands in view, at most one per pixel column."""
+        runs = self._runs
+        ends = np.append(runs[1:], self._n)
+        keep = (ends > self._x0) & (runs < self._x1)
+        runs, ends = runs[keep], ends[keep]
+        left = np.floor(self._x_of(runs)).astype(np.int64)
+        right = np.ceil(self._x_of(ends)).astype(np.int64)
+        if len(left) > w:  # many runs per pixel: keep the last run starting in each pixel column
+            last = np.append(left[1:] != left[:-1], True)
+            runs, left, right = runs[last], left[last], right[last]
+        return np.clip(left, 0, w), np.clip(right, 0, w), self._ph[runs]
+
+    def _paint_bands(self, p: QPainter, top: int, w: int) -> None:
+        left, right, phase = self._visible_runs(w)
+        p.setPen(Qt.PenStyle.NoPen)
+        colours = [QColor(c) for c in PHASE_COLOURS]
+        # optimizer steps last, and at least 3 px wide: a one-event step must not vanish under its neighbours
+        order = np.argsort(phase == PHASE_CODE[OPTIMIZER], kind="stable")
+        for x0, x1, ph in zip(left[order].tolist(), right[order].tolist(), phase[order].tolist()):
+            p.fillRect(x0, top, max(x1 - x0, 3 if ph == 2 else 1), BAND, colours[ph])
+        per_event = w / (self._x1 - self._x0)
+        if per_event >= 6:  # zoomed in far enough to tell events apart: one tick each
+            first = max(int(self._x0), 0)
+            xs = self._x_of(np.arange(first, min(int(np.ceil(self._x1)), self._n) + 1))
+            p.setPen(QPen(QColor(255, 255, 255, 150), 1))
+            for x in xs.tolist():
+                p.drawLine(int(x), top + BAND - 6, int(x), top + BAND - 1)
+
+    def _paint_ruler(self, p: QPainter, w: int, text: QColor) -> None:
+        starts = self._iter_starts
+        starts = starts[(starts >= np.floor(self._x0) - 1) & (starts < self._x1)]
+        xs = self._x_of(starts)
+        if len(xs) > w // 4:  # thousands of iterations in view: one line per 4 pixels is all that shows
+            _, keep = np.unique((xs // 4).astype(np.int64), return_index=True)
+            starts, xs = starts[keep], xs[keep]
+        font = QFont(self.font())
+        font.setPointSizeF(max(font.pointSizeF() * 0.8, 7))
+        p.setFont(font)
+        grid = QColor(text)
+        grid.setAlpha(90)
+        last_label = -1e9
+        for i, x in zip(starts.tolist(), xs.tolist()):
+            p.setPen(QPen(grid, 1))
+            p.drawLine(int(x), RULER - 4, int(x), RULER + BAND)
+            if x - last_label >= 44 and x < w - 10:
+                p.setPen(text)
+                p.drawText(QPointF(x + 3, RULER - 4), f"it {self._it[i]}")
+                last_label = x
+
+    def _paint_markers(self, p: QPainter, top: int) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for kind in MARKERS:
+            seqs, _ = self._markers[kind]
+            if not len(seqs):
+                continue
+            xs = self._x_of(self._marker_pos(seqs) + 0.5)
+            xs = np.unique(np.round(xs[(xs >= -4) & (xs <= self.width() + 4)]))
+            colour = QColor(MARKER_COLOURS[kind])
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(colour)
+            for x in xs.tolist():
+                p.drawPath(_glyph(kind, x, top + 2))
+
+    def _paint_cursor(self, p: QPainter, h: int) -> None:
+        if not 0 <= self._cursor < self._n:
+            return
+        x = float(self._x_of(self._cursor + 0.5))
+        if not -2 <= x <= self.width() + 2:
+            return
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(QPen(QColor(CURSOR), 2))
+        p.drawLine(QPointF(x, RULER - 2), QPointF(x, h))
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(CURSOR))
+        handle = (QPointF(x - 5, RULER - 8), QPointF(x + 5, RULER - 8), QPointF(x, RULER - 1))
+        p.drawPolygon(QPolygonF(list(handle)))
+
+
+def _glyph(kind: str, x: float, y: float) -> QPainterPath:
+    """A marker's shape: a dot for breakpoints, a triangle for alerts, a diamond for edits."""
+    path = QPainterPath()
+    if kind == "breakpoint":
+        path.addEllipse(QPointF(x, y + 5), 4.5, 4.5)
+    elif kind == "alert":
+        path.addPolygon(QPolygonF([QPointF(x, y), QPointF(x + 5, y + 10), QPointF(x - 5, y + 10)]))
+    else:
+        path.addPolygon(QPolygonF([QPointF(x, y), QPointF(x + 5, y + 5), QPointF(x, y + 10),
+                                   QPointF(x - 5, y + 5)]))
+    path.closeSubpath()
+    return path
+
+
+def _phase_codes(phases) -> np.ndarray:
+    phases = list(phases) if not isinstance(phases, np.ndarray) else phases
+    if len(phases) and isinstance(phases[0], str):
+        try:
+            return np.array([PHASE_CODE[ph] for ph in phases], np.int8)
+        except KeyError as err:
+            raise ValueError(f"Timeline: unknown phase {err.args[0]!r}; "
+                             f"expected one of {', '.join(PHASES)}") from None
+    return np.asarray(phases, np.int8)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in MARKERS:
+        raise ValueError(f"Timeline: marker kind must be one of {', '.join(MARKERS)}, got {kind!r}")
+
+
+class Timeline(QWidget):
+    """The timeline with its controls; the API is TimelineView's (see the module docstring)."""
+
+    cursorMoved = Signal(int)
+    followChanged = Signal(bool)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 4, 6, 4)
+        box.setSpacing(3)
+        bar = QHBoxLayout()
+        bar.setSpacing(8)
+        self.follow_button = QToolButton()
+        self.follow_button.setText("Follow head")
+        self.follow_button.setCheckable(True)
+        self.follow_button.setToolTip("Keep the cursor on the newest event")
+        self.follow_button.setStyleSheet("QToolButton:checked { background: rgba(28, 126, 214, 90); "
+                                         "border: 1px solid #1c7ed6; border-radius: 3px; padding: 2px 4px; }")
+        self.fit_button = QToolButton()
+        self.fit_button.setText("Fit")
+        self.fit_button.setToolTip("Show every event")
+        self.where = QLabel()
+        self.where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bar.addWidget(self.follow_button)
+        bar.addWidget(self.fit_button)
+        bar.addWidget(self.where, 1)
+        bar.addWidget(_legend())
+        box.addLayout(bar)
+        self.view = TimelineView()
+        self.scroll = QScrollBar(Qt.Orientation.Horizontal)
+        box.addWidget(self.view, 1)
+        box.addWidget(self.scroll)
+        self.setFocusProxy(self.view)
+        self.view.cursorMoved.connect(self.cursorMoved)
+        self.view.cursorMoved.connect(lambda _seq: self._show_where())
+        self.view.followChanged.connect(self._follow_changed)
+        self.view.viewChanged.connect(self._sync_scroll)
+        self.follow_button.toggled.connect(self.view.set_follow)
+        self.fit_button.clicked.connect(self.view.fit)
+        self.scroll.valueChanged.connect(self._scrolled)
+        self._syncing = False
+        self.set_live(False)
+        self._show_where()
+        self._sync_scroll()
+
+    # ---- the API (see the module docstring) --------------------------------------------------------
+    def set_events(self, seqs, iterations, phases) -> None:
+        """Replace every event."""
+        self.view.set_events(seqs, iterations, phases)
+        self._show_where()
+
+    def append_events(self, seqs, iterations, phases) -> None:
+        """Add events after those shown."""
+        self.view.append_events(seqs, iterations, phases)
+        if self.view.follow:
+            self._show_where()
+
+    def add_records(self, records) -> None:
+        """Add engine.debug records (OpRecord, BackwardRecord, EventRecord); module boundaries are skipped."""
+        steps = [r for r in records if not (r.__class__ is EventRecord and r.phase != OPTIMIZER)]
+        if steps:
+            self.append_events([r.seq for r in steps], [r.iteration for r in steps], [r.phase for r in steps])
+
+    def set_markers(self, kind: str, seqs, texts=()) -> None:
+        """Replace the markers of one kind (breakpoint, alert, edit)."""
+        self.view.set_markers(kind, seqs, texts)
+
+    def add_marker(self, kind: str, seq: int, text: str = "") -> None:
+        """Add one marker."""
+        self.view.add_marker(kind, seq, text)
+
+    def clear_markers(self, kind: str | None = None) -> None:
+        """Remove the markers of one kind, or all."""
+        self.view.clear_markers(kind)
+
+    def set_cursor(self, seq: int | None) -> None:
+        """Show the cursor at `seq` without emitting cursorMoved."""
+        self.view.set_cursor(seq)
+        self._show_where()
+
+    def cursor_seq(self) -> int | None:
+        """The seq under the cursor."""
+        return self.view.cursor_seq()
+
+    def set_follow(self, on: bool) -> None:
+        """Follow the newest event."""
+        self.view.set_follow(on)
+
+    def following(self) -> bool:
+        """Whether the cursor follows the newest event."""
+        return self.view.follow
+
+    def set_live(self, live: bool) -> None:
+        """A live session offers follow mode; a replay does not."""
+        self.follow_button.setVisible(live)
+        if not live:
+            self.view.set_follow(False)
+
+    def clear(self) -> None:
+        """No events, no markers, no cursor."""
+        self.view.set_events([], [], [])
+        self.view.clear_markers()
+        self.view.fit()
+        self._show_where()
+
+    # ---- keeping the controls in step ---------------------------------------------------------------
+    def _follow_changed(self, on: bool) -> None:
+        self.follow_button.blockSignals(True)
+        self.follow_button.setChecked(on)
+        self.follow_button.blockSignals(False)
+        self._show_where()
+        self.followChanged.emit(on)
+
+    def _show_where(self) -> None:
+        v = self.view
+        i = v.cursor_index()
+        if i < 0:
+            self.where.setText(f"{v.count:,} events" if v.count else "")
+            return
+        seq, it, phase = v.describe(i)
+        self.where.setText(f"iteration {it} \u00b7 {phase} \u00b7 event {seq}  ({i + 1:,} of {v.count:,})")
+
+    def _sync_scroll(self) -> None:
+        x0, x1 = self.view.view_range()
+        total = max(self.view.count, 1)
+        span = max(int(x1 - x0 + 0.5), 1)
+        self._syncing = True
+        self.scroll.setRange(0, max(total - span, 0))
+        self.scroll.setPageStep(span)
+        self.scroll.setSingleStep(max(span // 20, 1))
+        self.scroll.setValue(int(x0 + 0.5))
+        self._syncing = False
+        self.scroll.setVisible(span < total)
+
+    def _scrolled(self, value: int) -> None:
+        if not self._syncing:
+            x0, x1 = self.view.view_range()
+            self.view.set_view(value, value + (x1 - x0))
+
+
+def _legend() -> QLabel:
+    swatch = "<span style='color:{c}'>\u25a0</span>&nbsp;{name}"
+    parts = [swatch.format(c=c, name=n) for c, n in zip(PHASE_COLOURS, PHASES)]
+    parts += [f"<span style='color:{MARKER_COLOURS[k]}'>{g}</span>&nbsp;{k}"
+              for k, g in zip(MARKERS, ("\u25cf", "\u25b2", "\u25c6"))]
+    label = QLabel("&nbsp;&nbsp;".join(parts))
+    label.setStyleSheet("color: #868e96")
+    return label
