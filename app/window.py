@@ -1,37 +1,723 @@
-"""The main window. For now a welcome window; the graph view and debugger panels come next."""
+"""The main window: the graph canvas with dockable panels, the debug toolbar, menus and status bar.
+
+    window = MainWindow()
+    window.open_demo()                       # or run_script(path, argv), open_tape(path)
+    window.command("step_into")              # what F11 does; F5 "resume", F10 "step_over", ...
+
+It composes plain-data widgets around one session (app.session): the event pump drains the session
+once per frame and `_on_change` tells the widgets. The window never touches engine objects; it asks
+the session, which sends commands through the debugger's queue.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
+from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QVBoxLayout,
+    QWidget,
+)
 
-WELCOME = """<h2>Tapescope</h2>
-<p>A visual debugger for dynamic computational graphs.</p>
-<p>The engine is ready to use from scripts:<br><code>import engine</code></p>
-<p>The live graph view and the debugger panels are being built.</p>"""
+from app.actions import DEBUG, FILE, VIEW, build_actions
+from app.graph_presenter import COLOUR_BY, GraphPresenter
+from app.pump import EventPump
+from app.replay import ReplaySession
+from app.session import PAUSED, RUNNING, LiveSession, Target
+from engine.debug.source import SourceFrame
+from widgets.alerts_panel import AlertsPanel
+from widgets.graph_canvas import GraphCanvas
+from widgets.loss_plot import LossPlot
+from widgets.module_tree import ModuleTree
+from widgets.node_info import NodeInfoPanel
+from widgets.output_panel import OutputPanel
+from widgets.source_view import SourceView
+from widgets.status import MessageBar, StatusPanel
+from widgets.timeline_bar import TimelineBar
+
+STATE_VERSION = 1
+MAX_RECENT = 8
+VISUAL_INTERVAL = 0.12  # seconds between graph and plot repaints while the engine runs freely
+ENTRY_HINT = ("<b>Paused before the first op.</b><br>"
+              "F11 step into \u00b7 F10 step over \u00b7 F5 continue \u00b7 Shift+F5 stop")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the app opens first: the demo, a script (`run`: don't pause on entry) or a tape."""
+
+    kind: str = "demo"  # demo | script | tape
+    path: str = ""
+    argv: tuple[str, ...] = ()
+    run: bool = False
+    record: str | None = None
 
 
 class MainWindow(QMainWindow):
-    """Tapescope's top-level window."""
+    """Tapescope's top-level window (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
+        self.settings = settings if settings is not None else QSettings("Tapescope", "Tapescope")
+        self.session: LiveSession | ReplaySession | None = None
+        self.recordings_dir = str(self.settings.value("recordings/dir", "") or _default_recordings_dir())
+        self._restart_pending = False
+        self._sources: dict[str, str | None] = {}
+        self._sized = self._restored = False
         self.setWindowTitle("Tapescope")
-        label = QLabel(WELCOME)
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        label.setTextFormat(Qt.TextFormat.RichText)
-        self.setCentralWidget(label)
-        self.resize(960, 640)
-        self.statusBar().showMessage("Ready")
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        self.status_panel = StatusPanel()
+        self._build_central()
+        self._build_docks()
+        self.graph = GraphPresenter(self.canvas, self.module_tree, self.status_panel.set_note)
+        self.canvas.selectionChanged.connect(self._on_selection)
+        self._build_actions()
+        self.statusBar().addPermanentWidget(self.status_panel, 1)
+        self.statusBar().setSizeGripEnabled(True)
+        self.pump = EventPump(self)
+        self.pump.changed.connect(self._on_change)
+        self._dirty: set[str] = set()
+        self._last_visual = 0.0
+        self._visual_timer = QTimer(self)
+        self._visual_timer.setSingleShot(True)
+        self._visual_timer.setInterval(int(VISUAL_INTERVAL * 1000))
+        self._visual_timer.timeout.connect(self._flush_visuals)
+        self.resize(1440, 900)
+        self._default_state = self.saveState(STATE_VERSION)
+        self._restore_settings()
+        self._update_actions()
+
+    # ---- building ---------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        central = QWidget()
+        box = QVBoxLayout(central)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        self.message_bar = MessageBar()
+        self.canvas = GraphCanvas()
+        self.canvas.setObjectName("graph")
+        wrap = QWidget()
+        bar_box = QVBoxLayout(wrap)
+        bar_box.setContentsMargins(6, 6, 6, 0)
+        bar_box.addWidget(self.message_bar)
+        box.addWidget(wrap)
+        box.addWidget(self.canvas, 1)
+        self.message_bar.closed.connect(lambda: wrap.setVisible(False))
+        self._message_wrap = wrap
+        wrap.hide()
+        self.setCentralWidget(central)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
+                               Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, left)
+        self.setCorner(Qt.Corner.BottomRightCorner, right)
+        self.module_tree = ModuleTree()
+        self.node_info = NodeInfoPanel()
+        self.alerts_panel = AlertsPanel()
+        self.alerts_panel.alertActivated.connect(self._alert_activated)
+        self.source_view = SourceView()
+        self.output = OutputPanel()
+        self.loss_plot = LossPlot()
+        self.timeline = TimelineBar()
+        self.timeline.seekRequested.connect(self._seek)
+        self.docks = {
+            "modules": self._dock("Modules", "modules", self.module_tree, left),
+            "inspector": self._dock("Inspector", "inspector", self.node_info, right),
+            "alerts": self._dock("Alerts", "alerts", self.alerts_panel, right),
+            "source": self._dock("Source", "source", self.source_view, bottom),
+            "output": self._dock("Output", "output", self.output, bottom),
+            "loss": self._dock("Loss", "loss", self.loss_plot, bottom),
+            "timeline": self._dock("Timeline", "timeline", self.timeline, bottom),
+        }
+        d = self.docks
+        self.splitDockWidget(d["source"], d["output"], Qt.Orientation.Horizontal)
+        self.splitDockWidget(d["output"], d["loss"], Qt.Orientation.Horizontal)
+        self.addDockWidget(bottom, d["timeline"], Qt.Orientation.Vertical)  # a row under all three
+        self.splitDockWidget(d["inspector"], d["alerts"], Qt.Orientation.Vertical)
+
+    def _initial_dock_sizes(self) -> None:
+        """Sizes that suit the default layout (docks only take sizes once the window is shown)."""
+        d = self.docks
+        w, h = self.width(), self.height()
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.13), int(w * 0.2)], horizontal)
+        self.resizeDocks([d["source"], d["output"], d["loss"]], [int(w * 0.27), int(w * 0.22), int(w * 0.16)],
+                         horizontal)
+        self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 44], vertical)
+        self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.55), int(h * 0.3)], vertical)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._sized:
+            self._sized = True
+            if not self._restored:
+                self._initial_dock_sizes()
+
+    def _build_actions(self) -> None:
+        self.actions = build_actions(self, DEBUG + FILE + VIEW)
+        a = self.actions
+        for name in ("resume", "pause", "step_into", "step_over", "step_out", "run_to_phase",
+                     "run_to_next_iteration"):
+            a[name].triggered.connect(lambda _=False, n=name: self.command(n))
+        a["restart"].triggered.connect(self.restart)
+        a["stop"].triggered.connect(self.stop)
+        a["record"].toggled.connect(self._record_toggled)
+        a["open_tape"].triggered.connect(self._ask_tape)
+        a["run_script"].triggered.connect(self._ask_script)
+        a["open_demo"].triggered.connect(lambda: self.open_demo())
+        a["quit"].triggered.connect(self.close)
+        a["fit"].triggered.connect(lambda: self.graph.fit())
+        a["find"].triggered.connect(lambda: (self.search_box.setFocus(), self.search_box.selectAll()))
+        a["backward"].toggled.connect(self.canvas.set_backward_visible)
+        a["collapse_modules"].triggered.connect(lambda: self.graph.collapse_all(True))
+        a["expand_modules"].triggered.connect(lambda: self.graph.collapse_all(False))
+        a["reset_layout"].triggered.connect(self.reset_panels)
+        self.addActions(list(a.values()))
+
+        menu = self.menuBar().addMenu("&File")
+        for name in ("open_tape", "run_script", "open_demo"):
+            menu.addAction(a[name])
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        menu.addMenu(self.recent_menu)
+        menu.addSeparator()
+        menu.addAction(a["quit"])
+
+        debug = self.menuBar().addMenu("&Debug")
+        for group in (("resume", "pause", "stop", "restart"),
+                      ("step_into", "step_over", "step_out"),
+                      ("run_to_phase", "run_to_next_iteration"), ("record",)):
+            for name in group:
+                debug.addAction(a[name])
+            debug.addSeparator()
+
+        view = self.menuBar().addMenu("&View")
+        for name in ("fit", "find", "backward"):
+            view.addAction(a[name])
+        colour = view.addMenu("&Colour Nodes By")
+        group = QActionGroup(self)
+        for text, metric in COLOUR_BY:
+            act = QAction(text, self, checkable=True, checked=metric is None)
+            act.triggered.connect(lambda _=False, m=metric: self.graph.set_colour_by(m))
+            group.addAction(act)
+            colour.addAction(act)
+        view.addAction(a["collapse_modules"])
+        view.addAction(a["expand_modules"])
+        view.addSeparator()
+        panels = view.addMenu("&Panels")
+        for dock in self.docks.values():
+            panels.addAction(dock.toggleViewAction())
+        view.addAction(a["reset_layout"])
+
+        bar = self.addToolBar("Debug")
+        bar.setObjectName("debug_toolbar")
+        bar.setMovable(False)
+        for name in ("resume", "pause", "stop", "restart", None, "step_over", "step_into", "step_out", None,
+                     "run_to_phase", "run_to_next_iteration", None, "record", "fit"):
+            bar.addSeparator() if name is None else bar.addAction(a[name])
+        bar.addSeparator()
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText("Find node (Ctrl+F)")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.setMaximumWidth(240)
+        self.search_box.returnPressed.connect(lambda: self.find(self.search_box.text()))
+        bar.addWidget(self.search_box)
+        self.toolbar = bar
+
+    # ---- opening things -----------------------------------------------------------------------
+    def launch(self, what: Launch) -> bool:
+        """Open what the command line asked for."""
+        if what.kind == "tape":
+            return self.open_tape(what.path)
+        if what.kind == "script":
+            return self.run_script(what.path, what.argv, run=what.run, record=what.record)
+        return self.open_demo(record=what.record)
+
+    def open_demo(self, record: str | None = None, **options) -> bool:
+        """Start the built-in demo, paused before its first op."""
+        self._start(LiveSession(Target.demo(**options), record=record))
+        self.output.note("The demo trains a small MLP on two spirals. F11 steps op by op; F5 trains live.")
+        return True
+
+    def run_script(self, path: str, argv: tuple[str, ...] = (), run: bool = False,
+                   record: str | None = None) -> bool:
+        """Debug a script: paused on entry, or (`run`) running until engine.debug.breakpoint()."""
+        if not os.path.isfile(path):
+            self.show_message(f"No such script: {path}", "error")
+            self.output.note(f"No such script: {path}")
+            return False
+        self._start(LiveSession(Target.script(path, tuple(argv)), pause_on_entry=not run, record=record))
+        self._add_recent(os.path.abspath(path))
+        return True
+
+    def run_function(self, fn, title: str, source: str = "") -> bool:
+        """Debug `fn()` (no arguments) on the engine thread, paused on entry; `source`: a file to show."""
+        self._start(LiveSession(Target.of_function(fn, title, source)))
+        return True
+
+    def open_tape(self, path: str) -> bool:
+        """Replay a .tape file in this window."""
+        from engine.tape.errors import TapeError
+
+        try:
+            session = ReplaySession(path)
+        except (TapeError, OSError) as err:
+            self.show_message(f"Cannot open {path}: {err}", "error")
+            return False
+        self._start(session)
+        self._add_recent(os.path.abspath(path))
+        counts = session.tape.counts()
+        self.output.note(f"Replaying {path}: {counts['events']:,} events, {counts['iterations']:,} "
+                         f"iterations (capture: {session.tape.capture or 'unknown'}). Drag the timeline to "
+                         f"move through it; Restart goes back to the start.")
+        self.alerts_panel.add_alerts(session.tape.alerts())
+        self.timeline.set_range(session.first_seq, session.last_seq)
+        return True
+
+    def _start(self, session) -> None:
+        self._close_session()
+        self.session = session
+        self._restart_pending = False
+        self._sources = {}
+        self.message_bar.dismiss()
+        self.alerts_panel.clear()
+        self.node_info.show_nothing()
+        self.loss_plot.set_curve([], [])
+        self.loss_plot.set_cursor(None)
+        self.graph.set_model(session.model)
+        if isinstance(session, LiveSession):
+            self.timeline.set_live()
+            self.setWindowTitle(f"{session.target.title} \u2014 Tapescope")
+            self.output.note(f"\u25b6 {session.target.title}" + (f" {' '.join(session.target.argv)}"
+                                                                  if session.target.argv else ""))
+            self._show_target_source(session)
+        else:
+            self.setWindowTitle(f"{os.path.basename(session.path)} (replay) \u2014 Tapescope")
+        self.actions["record"].blockSignals(True)
+        self.actions["record"].setChecked(bool(getattr(session, "recording", None)))
+        self.actions["record"].blockSignals(False)
+        session.start()
+        self.pump.set_session(session)
+        self._update_status()
+        self._update_actions()
+
+    def _close_session(self) -> None:
+        session, self.session = self.session, None
+        self.pump.set_session(None)
+        self.graph.set_model(None)
+        if session is not None:
+            path = getattr(session, "recording", None)
+            session.close()
+            if path:
+                self._recorded(path)
+
+    # ---- commands ---------------------------------------------------------------------------------
+    def command(self, action: str) -> None:
+        """A debugger command: step_into, step_over, step_out, run_to_phase, run_to_next_iteration,
+        resume or pause (in a replay they move the cursor)."""
+        if self.session is None:
+            return
+        self.session.command(action)
+        self.pump.pump()  # show "running" at once, and whatever is already queued
+
+    def stop(self) -> None:
+        """Stop the live run (in a replay: stop playing)."""
+        if isinstance(self.session, LiveSession):
+            self.session.stop()
+            self.status_panel.set_state("Stopping\u2026", "stopped")
+        elif self.session is not None:
+            self.session.command("pause")
+
+    def restart(self) -> None:
+        """Run the same script again from the start (a replay goes back to its start)."""
+        session = self.session
+        if isinstance(session, ReplaySession):
+            session.rewind()
+            self.pump.pump()
+            return
+        if session is None:
+            return
+        if session.ended is not None:
+            self._restart_now()
+        else:
+            self._restart_pending = True  # once the run has unwound (see _on_change)
+            session.stop()
+
+    def _restart_now(self) -> None:
+        old = self.session
+        self._restart_pending = False
+        self.output.note("\u21bb Restart")
+        self._start(LiveSession(old.target, pause_on_entry=old.pause_on_entry, capture=old.capture))
+
+    def _record_toggled(self, on: bool) -> None:
+        session = self.session
+        if not isinstance(session, LiveSession) or session.ended is not None:
+            return
+        if on:
+            os.makedirs(self.recordings_dir, exist_ok=True)
+            name = os.path.splitext(os.path.basename(session.target.path))[0] or "session"
+            path = os.path.join(self.recordings_dir, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.tape")
+            session.start_recording(path)
+            self.output.note(f"\u25cf Recording to {path}")
+        else:
+            path = session.stop_recording()
+            if path:
+                self._recorded(path)
+        self._update_status()
+
+    def _recorded(self, path: str) -> None:
+        self._add_recent(path)
+        self.output.note(f"Recording saved: {path} (File > Open Recent replays it)")
+        self.actions["record"].blockSignals(True)
+        self.actions["record"].setChecked(False)
+        self.actions["record"].blockSignals(False)
+
+    def reset_panels(self) -> None:
+        """Put every panel back where it started."""
+        self.restoreState(self._default_state, STATE_VERSION)
+        for dock in self.docks.values():
+            dock.show()
+        self._initial_dock_sizes()
+
+    def find(self, text: str) -> str | None:
+        """Select and centre the next node matching `text`."""
+        key = self.canvas.search(text)
+        if key is None and text:
+            self.status_panel.set_note(f"No node matches '{text}'", 3)
+        return key
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        """Show a message above the graph (no modal dialog)."""
+        self._message_wrap.show()
+        self.message_bar.show_message(text, level)
+
+    # ---- the pump's changes -------------------------------------------------------------------------
+    def _on_change(self, change) -> None:
+        session = self.session
+        if session is None:
+            return
+        for chunk in change.output:
+            self.output.append_text(chunk.stream, chunk.text)
+        if change.alerts and isinstance(session, LiveSession):
+            self.alerts_panel.add_alerts(change.alerts)
+        graph = change.graph
+        if change.reset:
+            self.graph.set_model(session.model, keep_view=True)
+        elif graph is not None and graph.structure:
+            self.graph.refresh()
+        elif graph is not None and graph.values:
+            self._dirty.add("colours")
+        if change.records or change.reset:
+            self._dirty.add("current")
+        if change.losses or change.reset:
+            self._dirty.add("losses")
+        if isinstance(session, ReplaySession):
+            self._dirty.add("timeline")
+        if change.ended is not None:
+            self._ended(change.ended)
+        settled = change.status or change.stop is not None or change.ended is not None
+        # while the engine runs freely, repaint the graph and plots ~8 times a second, not every frame:
+        # painting holds the GIL, which the engine thread needs
+        if settled or session.status != RUNNING or time.monotonic() - self._last_visual >= VISUAL_INTERVAL:
+            self._flush_visuals()
+        elif not self._visual_timer.isActive():
+            self._visual_timer.start()
+        if settled:
+            self._stopped_or_resumed()
+        self._update_status()
+
+    def _flush_visuals(self) -> None:
+        session = self.session
+        self._visual_timer.stop()
+        self._last_visual = time.monotonic()
+        dirty, self._dirty = self._dirty, set()
+        if session is None:
+            return
+        if "colours" in dirty:
+            self.graph.colours()
+        if "current" in dirty:
+            self.graph.set_current()
+        if "losses" in dirty:
+            self.loss_plot.set_curve(*session.loss_curve())
+        if "timeline" in dirty and isinstance(session, ReplaySession):
+            self._update_timeline(session)
+
+    def _stopped_or_resumed(self) -> None:
+        session = self.session
+        self._update_actions()
+        if session.status != PAUSED:
+            return
+        stop = session.current_stop
+        if stop is not None and stop.record is not None:
+            self.graph.set_current(follow=True)
+        self._show_node(self.graph.selected or session.model.current)
+        self._show_stop_source(stop)
+        if session.stop_alert is not None:
+            self.show_message(f"Stopped where NaN/Inf first appeared: {session.stop_alert.message}", "warning")
+
+    def _ended(self, ended) -> None:
+        session = self.session
+        error = ended.error
+        if error is not None:
+            self.output.note(f"\u2716 The script failed: {error.message}. The app is fine: "
+                             f"fix the script and press Restart (Ctrl+Shift+F5).")
+            self.show_message(f"The script failed: {error.message}", "error")
+            if error.op is not None:
+                where = f"{error.op.op} in {error.op.module}" if error.op.module else error.op.op
+                self.alerts_panel.add_row(session.iteration, "error", where, error.message,
+                                          session.model.current)
+                self.graph.refresh()
+                self._show_node(session.model.current)
+            if error.file:
+                self._show_frame(SourceFrame(error.file, error.line, "", ""))
+        elif ended.outcome == "stopped":
+            self.output.note("\u25a0 Stopped.")
+        else:
+            self.output.note("\u2714 Finished.")
+        if self.actions["record"].isChecked():
+            path = getattr(session, "last_recording", None)
+            if path:
+                self._recorded(path)
+            else:
+                self._uncheck_record()
+        if self._restart_pending:
+            QTimer.singleShot(0, self._restart_now)
+
+    def _uncheck_record(self) -> None:
+        self.actions["record"].blockSignals(True)
+        self.actions["record"].setChecked(False)
+        self.actions["record"].blockSignals(False)
+
+    # ---- inspector, source, alerts ------------------------------------------------------------------
+    def _on_selection(self, key: str) -> None:
+        self._show_node(key or (self.session.model.current if self.session else None))
+        info = self.session.node_info(key) if self.session is not None and key else None
+        if info is not None and info.source is not None:
+            self._show_frame(info.source)
+
+    def _show_node(self, key: str | None) -> None:
+        info = self.session.node_info(key) if self.session is not None and key else None
+        if info is None:
+            self.node_info.show_nothing()
+        else:
+            self.node_info.show_node(info)
+
+    def _alert_activated(self, key: str, seq: int) -> None:
+        session = self.session
+        if isinstance(session, ReplaySession) and seq:
+            session.seek(seq)
+            self.pump.pump()
+        if key:
+            self.canvas.select(key)
+            self.canvas.center_on(key)
+
+    def _show_stop_source(self, stop) -> None:
+        if stop is None:
+            return
+        rec = stop.record
+        frame = stop.source
+        if frame is None and rec is not None:
+            fwd = getattr(rec, "forward", None)
+            frame = getattr(rec, "source", None) or (fwd.source if fwd is not None else None)
+        if isinstance(self.session, LiveSession) and self.session.at_entry(stop):
+            self._show_target_source(self.session)  # paused on entry: show the script itself
+            return
+        if frame is None:  # a module boundary or a step: where the last op ran
+            frame = self.session.frames.get(self.session.model.current)
+        if frame is not None:
+            self._show_frame(frame)
+
+    def _show_frame(self, frame) -> None:
+        if frame.file not in self._sources:
+            self._sources[frame.file] = self.session.source_text(frame.file)
+        self.source_view.show_source(frame.file, self._sources[frame.file], frame.line)
+
+    def _show_target_source(self, session: LiveSession) -> None:
+        path = session.target.path
+        if not path:
+            self.source_view.show_message(f"{session.target.title}: no source file")
+            return
+        if path not in self._sources:
+            self._sources[path] = session.source_text(path)
+        self.source_view.show_source(path, self._sources[path], 0)
+
+    def _seek(self, seq: int) -> None:
+        if isinstance(self.session, ReplaySession):
+            self.session.seek(seq)
+            self.pump.pump()
+
+    def _update_timeline(self, session: ReplaySession) -> None:
+        done, total = max(session.cursor - session.first_seq + 1, 0), session.last_seq - session.first_seq + 1
+        text = f"event {done:,} of {total:,} \u00b7 iteration {session.iteration}"
+        self.timeline.set_position(session.cursor, text)
+        self.loss_plot.set_cursor(session.iteration if session.cursor else None)
+
+    # ---- status and actions --------------------------------------------------------------------------
+    def _update_status(self) -> None:
+        session = self.session
+        if session is None:
+            self.status_panel.set_state("Ready", "stopped")
+            return
+        kind = session.status
+        if isinstance(session, ReplaySession) and kind == RUNNING:
+            kind = "replay"
+        text = session.status_text()
+        if getattr(session, "recording", None):
+            text += "  \u25cf recording"
+        self.status_panel.set_state(text, kind)
+        rate = session.events_per_second if session.status == RUNNING else None
+        self.status_panel.set_counters(session.iteration, session.phase, rate)
+        self.graph.show_hint(self._hint_text(session))
+
+    def _hint_text(self, session) -> str:
+        if session.status == PAUSED:
+            if isinstance(session, ReplaySession):
+                return "<b>At the start of the tape.</b><br>F11 step into \u00b7 F5 play"
+            return ENTRY_HINT
+        if session.status == RUNNING:
+            return "Reading the tape\u2026" if isinstance(session, ReplaySession) else \
+                "Running: the graph appears with the first op\u2026"
+        return ""
+
+    def _update_actions(self) -> None:
+        session = self.session
+        a = self.actions
+        live = isinstance(session, LiveSession)
+        alive = session is not None and session.alive
+        paused = session is not None and session.status == PAUSED
+        can_step = session is not None and session.can_step
+        a["resume"].setEnabled(alive and (paused or (not live and session.status != RUNNING and can_step)))
+        a["pause"].setEnabled(alive and session.status == RUNNING)
+        for name in ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration"):
+            a[name].setEnabled(bool(can_step))
+        a["stop"].setEnabled(alive and (not live or session.ended is None))
+        a["restart"].setEnabled(session is not None)
+        a["record"].setEnabled(live and alive)
+        phase = session.phase if session is not None else "forward"
+        a["run_to_phase"].setText({"forward": "Run to &Backward", "backward": "Run to Optimizer &Step"}
+                                  .get(phase, "Run to Next &Phase"))
+
+    # ---- recent files, drag and drop, dialogs -------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        """Recently opened tapes and scripts, newest first."""
+        value = self.settings.value("recent", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _add_recent(self, path: str) -> None:
+        recent = [path, *(p for p in self.recent_files() if p != path)][:MAX_RECENT]
+        self.settings.setValue("recent", recent)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_files():
+            act = self.recent_menu.addAction(os.path.basename(path))
+            act.setToolTip(path)
+            act.setStatusTip(path)
+            act.triggered.connect(lambda _=False, p=path: self.open_path(p))
+        if not self.recent_menu.actions():
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def open_path(self, path: str) -> bool:
+        """Open a .tape as a replay, or debug a .py script."""
+        return self.run_script(path) if path.endswith(".py") else self.open_tape(path)
+
+    def _ask_tape(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open Tape", self.recordings_dir,
+                                              "Tapes (*.tape);;All files (*)")
+        if path:
+            self.open_tape(path)
+
+    def _ask_script(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Debug Script", os.getcwd(), "Python scripts (*.py)")
+        if path:
+            self.run_script(path)
+
+    def dragEnterEvent(self, event) -> None:
+        if any(u.toLocalFile().endswith((".tape", ".py")) for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            path = url.toLocalFile()
+            if path.endswith((".tape", ".py")):
+                self.open_path(path)
+                event.acceptProposedAction()
+                return
+
+    # ---- settings and closing -------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self._restored = self.restoreState(state, STATE_VERSION)
+
+    def closeEvent(self, event) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(STATE_VERSION))
+        self.settings.sync()
+        self._close_session()
+        super().closeEvent(event)
 
 
-def run_app(argv: list[str] | None = None) -> int:
-    """Open the main window and run the Qt event loop until it closes."""
-    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+def _default_recordings_dir() -> str:
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return os.path.join(base or os.path.expanduser("~"), "recordings")
+
+
+# ---- the application --------------------------------------------------------------------------------
+def apply_palette(app: QApplication, dark: bool | None = None) -> None:
+    """Fusion with a light or dark palette (None: follow the system's colour scheme)."""
+    app.setStyle("Fusion")
+    if dark is None:
+        dark = app.styleHints().colorScheme() == Qt.ColorScheme.Dark
+    app.setPalette(_dark_palette() if dark else app.style().standardPalette())
+
+
+def _dark_palette() -> QPalette:
+    p = QPalette()
+    roles = QPalette.ColorRole
+    for role, colour in ((roles.Window, "#2b2d31"), (roles.WindowText, "#e9ecef"), (roles.Base, "#1e1f22"),
+                         (roles.AlternateBase, "#26282c"), (roles.ToolTipBase, "#1e1f22"),
+                         (roles.ToolTipText, "#e9ecef"), (roles.Text, "#e9ecef"), (roles.Button, "#33363b"),
+                         (roles.ButtonText, "#e9ecef"), (roles.BrightText, "#ff6b6b"),
+                         (roles.Link, "#74c0fc"),
+                         (roles.Highlight, "#1c7ed6"), (roles.HighlightedText, "#ffffff"),
+                         (roles.PlaceholderText, "#868e96"), (roles.Mid, "#3b3e44"), (roles.Dark, "#18191c")):
+        p.setColor(role, QColor(colour))
+    p.setColor(QPalette.ColorGroup.Disabled, roles.Text, QColor("#6c737d"))
+    p.setColor(QPalette.ColorGroup.Disabled, roles.ButtonText, QColor("#6c737d"))
+    return p
+
+
+def run_app(launch: Launch | None = None) -> int:
+    """Open the main window on `launch` (default: the demo) and run the Qt event loop until it closes."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Tapescope")
     app.setOrganizationName("Tapescope")
+    apply_palette(app)
+    QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _scheme: apply_palette(app))
     window = MainWindow()
     window.show()
+    window.launch(launch or Launch())
     return app.exec()

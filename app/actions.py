@@ -1,0 +1,221 @@
+"""The window's actions (menus, toolbar, shortcuts) and their icons, drawn here so every platform has them.
+
+Shortcuts follow the debuggers people know: F5 continue, Shift+F5 stop, Ctrl+Shift+F5 restart,
+F10 step over, F11 step into, Shift+F11 step out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QIcon,
+    QKeySequence,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QPolygonF,
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One action: its name in the window, text, shortcut, icon and status tip."""
+
+    name: str
+    text: str
+    shortcut: str = ""
+    icon: str = ""
+    tip: str = ""
+    checkable: bool = False
+
+
+DEBUG = (
+    Spec("resume", "&Continue", "F5", "continue", "Run until a breakpoint, an alert or the end"),
+    Spec("pause", "&Pause", "F6", "pause", "Stop at the next op"),
+    Spec("step_into", "Step &Into", "F11", "step_into",
+         "Run to the next op, backward node or optimizer step"),
+    Spec("step_over", "Step &Over", "F10", "step_over", "Run to the next op in this module call, "
+         "skipping nested module calls"),
+    Spec("step_out", "Step O&ut", "Shift+F11", "step_out", "Run until the current module call returns"),
+    Spec("run_to_phase", "Run to &Backward", "Ctrl+F10", "run_to_phase",
+         "Run to the next phase: forward \u2192 backward \u2192 optimizer step"),
+    Spec("run_to_next_iteration", "Run to Next &Iteration", "Ctrl+F11", "next_iteration",
+         "Run to the first op of the next iteration"),
+    Spec("restart", "&Restart", "Ctrl+Shift+F5", "restart", "Run the script again from the start"),
+    Spec("stop", "&Stop", "Shift+F5", "stop", "Stop the script (also one that never calls the engine)"),
+    Spec("record", "Re&cord to Tape", "Ctrl+R", "record", "Record the live session to a .tape file "
+         "(replay it with File > Open Tape)", checkable=True),
+)
+FILE = (
+    Spec("open_tape", "&Open Tape\u2026", "Ctrl+O", "", "Replay a recorded .tape file"),
+    Spec("run_script", "&Debug Script\u2026", "Ctrl+Shift+O", "", "Run a Python script under the debugger"),
+    Spec("open_demo", "Open the &Demo", "", "", "The built-in demo: an MLP learning two spirals"),
+    Spec("quit", "&Quit", "Ctrl+Q"),
+)
+VIEW = (
+    Spec("fit", "&Fit Graph", "Ctrl+0", "fit", "Zoom to show the whole graph"),
+    Spec("find", "&Find Node\u2026", "Ctrl+F", "", "Find a node by op, module or key"),
+    Spec("backward", "Show &Backward Pass", "Ctrl+B", "", "Overlay the gradient flow of the backward pass",
+         checkable=True),
+    Spec("collapse_modules", "&Collapse Modules", "", "", "Show every top-level module as one node"),
+    Spec("expand_modules", "&Expand Modules", "", "", "Show the inside of every module"),
+    Spec("reset_layout", "&Reset Panels", "", "", "Put the panels back where they started"),
+)
+
+
+def build_actions(parent, specs: tuple[Spec, ...]) -> dict[str, QAction]:
+    """QActions for `specs`, keyed by name, owned by `parent`."""
+    actions = {}
+    for spec in specs:
+        action = QAction(spec.text, parent)
+        action.setObjectName(spec.name)
+        if spec.shortcut:
+            action.setShortcut(QKeySequence(spec.shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if spec.icon:
+            action.setIcon(icon(spec.icon))
+        tip = spec.tip or spec.text.replace("&", "").rstrip("\u2026")
+        action.setStatusTip(tip)
+        name = spec.text.replace("&", "").rstrip("\u2026")
+        action.setToolTip(f"{name} ({spec.shortcut})" if spec.shortcut else name)
+        action.setCheckable(spec.checkable)
+        actions[spec.name] = action
+    return actions
+
+
+# ---- icons ------------------------------------------------------------------------------------------
+GREEN, AMBER, RED, BLUE, GREY = "#2f9e44", "#e8a200", "#e03131", "#1c7ed6", "#5f6b7a"
+_SIZE = 64  # drawn at 64 px in a 24-unit grid, scaled down by Qt as needed
+
+
+def icon(kind: str) -> QIcon:
+    """A toolbar icon drawn with QPainter: continue, pause, stop, restart, step_*, record, fit, ..."""
+    pixmap = QPixmap(_SIZE, _SIZE)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pixmap)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.scale(_SIZE / 24, _SIZE / 24)
+    _DRAW[kind](p)
+    p.end()
+    return QIcon(pixmap)
+
+
+def _pen(p: QPainter, colour: str, width: float = 2.2) -> None:
+    pen = QPen(QColor(colour), width)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    p.setPen(pen)
+    p.setBrush(Qt.BrushStyle.NoBrush)
+
+
+def _fill(p: QPainter, colour: str) -> None:
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(colour))
+
+
+def _triangle(p: QPainter, x: float, y: float, w: float, h: float) -> None:
+    p.drawPolygon(QPolygonF([QPointF(x, y), QPointF(x + w, y + h / 2), QPointF(x, y + h)]))
+
+
+def _arrow_head(p: QPainter, tip: QPointF, angle: float, size: float = 4.5) -> None:
+    """A filled arrow head at `tip`, pointing along `angle` (radians)."""
+    left = QPointF(tip.x() - size * math.cos(angle - 0.5), tip.y() - size * math.sin(angle - 0.5))
+    right = QPointF(tip.x() - size * math.cos(angle + 0.5), tip.y() - size * math.sin(angle + 0.5))
+    p.drawPolygon(QPolygonF([tip, left, right]))
+
+
+def _dot(p: QPainter, x: float, y: float, colour: str = GREY) -> None:
+    _fill(p, colour)
+    p.drawEllipse(QPointF(x, y), 2.6, 2.6)
+
+
+def _continue(p: QPainter) -> None:
+    _fill(p, GREEN)
+    p.drawRoundedRect(QRectF(4, 4, 3, 16), 1, 1)
+    _triangle(p, 9.5, 4, 11, 16)
+
+
+def _pause(p: QPainter) -> None:
+    _fill(p, AMBER)
+    p.drawRoundedRect(QRectF(6, 4, 4, 16), 1, 1)
+    p.drawRoundedRect(QRectF(14, 4, 4, 16), 1, 1)
+
+
+def _stop(p: QPainter) -> None:
+    _fill(p, RED)
+    p.drawRoundedRect(QRectF(5, 5, 14, 14), 2, 2)
+
+
+def _restart(p: QPainter) -> None:
+    _pen(p, GREEN, 2.6)
+    p.drawArc(QRectF(5, 5, 14, 14), 60 * 16, 290 * 16)
+    _fill(p, GREEN)
+    _arrow_head(p, QPointF(16.5, 4.2), math.radians(-10), 5.5)
+
+
+def _step_over(p: QPainter) -> None:
+    _pen(p, BLUE)
+    path = QPainterPath(QPointF(4, 14))
+    path.cubicTo(QPointF(5, 4), QPointF(19, 4), QPointF(20, 12.5))
+    p.drawPath(path)
+    _fill(p, BLUE)
+    _arrow_head(p, QPointF(20.2, 14.5), math.radians(85))
+    _dot(p, 12, 19)
+
+
+def _step_into(p: QPainter) -> None:
+    _pen(p, BLUE)
+    p.drawLine(QPointF(12, 3), QPointF(12, 12))
+    _fill(p, BLUE)
+    _arrow_head(p, QPointF(12, 15), math.radians(90))
+    _dot(p, 12, 20)
+
+
+def _step_out(p: QPainter) -> None:
+    _pen(p, BLUE)
+    p.drawLine(QPointF(12, 17), QPointF(12, 7))
+    _fill(p, BLUE)
+    _arrow_head(p, QPointF(12, 3.5), math.radians(-90))
+    _dot(p, 12, 20.5)
+
+
+def _run_to_phase(p: QPainter) -> None:
+    _pen(p, BLUE)
+    p.drawLine(QPointF(3, 12), QPointF(14, 12))
+    _fill(p, BLUE)
+    _arrow_head(p, QPointF(17, 12), 0.0)
+    _fill(p, GREY)
+    p.drawRoundedRect(QRectF(18.5, 4, 2.6, 16), 1, 1)
+
+
+def _next_iteration(p: QPainter) -> None:
+    _fill(p, BLUE)
+    _triangle(p, 3, 5, 9, 14)
+    _triangle(p, 11, 5, 9, 14)
+    _fill(p, GREY)
+    p.drawRoundedRect(QRectF(19.5, 5, 2.4, 14), 1, 1)
+
+
+def _record(p: QPainter) -> None:
+    _fill(p, RED)
+    p.drawEllipse(QPointF(12, 12), 7, 7)
+
+
+def _fit(p: QPainter) -> None:
+    _pen(p, GREY, 2.2)
+    for x, y, dx, dy in ((4, 4, 1, 1), (20, 4, -1, 1), (4, 20, 1, -1), (20, 20, -1, -1)):
+        p.drawLine(QPointF(x, y), QPointF(x + 5 * dx, y))
+        p.drawLine(QPointF(x, y), QPointF(x, y + 5 * dy))
+    _fill(p, GREY)
+    p.drawRoundedRect(QRectF(9, 9, 6, 6), 1, 1)
+
+
+_DRAW = {"continue": _continue, "pause": _pause, "stop": _stop, "restart": _restart, "step_over": _step_over,
+         "step_into": _step_into, "step_out": _step_out, "run_to_phase": _run_to_phase,
+         "next_iteration": _next_iteration, "record": _record, "fit": _fit}

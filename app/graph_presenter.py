@@ -1,0 +1,252 @@
+"""Shows a session's GraphModel on the canvas: layouts (on a worker thread when big), node colours, the
+current node, the person's selection, the module tree, and a hint over an empty graph.
+
+    presenter = GraphPresenter(canvas, module_tree, note=status_panel.set_note)
+    presenter.set_model(session.model)     # a new session, or a replay that rebuilt its model
+    presenter.refresh()                    # the model's structure changed: lay out what is new
+    presenter.colours(); presenter.set_current()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer
+from PySide6.QtWidgets import QLabel
+
+from app.graph_model import MODULE, GraphModel
+from app.layout import LayoutCache, LayoutJob, layout_view
+from widgets.graph_canvas import GraphCanvas
+from widgets.module_tree import ModuleTree
+
+SYNC_LAYOUT_NODES = 600  # larger views are laid out on a worker thread
+COLOUR_BY = (("Op family", None), ("Activation |max|", "activation"), ("Gradient norm", "grad_norm"))
+METRIC_INTERVAL = 0.2  # seconds between recolourings by a metric while values stream in
+
+
+class GraphPresenter(QObject):
+    """Keeps the canvas and the module tree in step with one GraphModel (see the module docstring)."""
+
+    def __init__(self, canvas: GraphCanvas, module_tree: ModuleTree,
+                 note: Callable[[str], None] = lambda text: None) -> None:
+        super().__init__(canvas)
+        self.canvas = canvas
+        self.module_tree = module_tree
+        self.note = note
+        self.model: GraphModel | None = None
+        self.colour_by: str | None = None
+        self.selected: str | None = None
+        self.auto_fit = True  # fit as the graph grows, until the person pans or zooms
+        self.cache = LayoutCache()
+        self._job: LayoutJob | None = None
+        self._dirty = False
+        self._signature = None
+        self._nonfinite = 0
+        self._last_colour = 0.0
+        self._timer = QTimer(self)
+        self._timer.setInterval(20)
+        self._timer.timeout.connect(self._poll)
+        self.hint = QLabel(canvas)
+        self.hint.setObjectName("hint")
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setStyleSheet("#hint { background: rgba(255, 255, 255, 235); color: #212529; "
+                                "border: 1px solid #ced4da; border-radius: 8px; padding: 12px 18px; }")
+        self.hint.hide()
+        canvas.installEventFilter(self)
+        canvas.selectionChanged.connect(self._selection_changed)
+        canvas.groupToggleRequested.connect(self.toggle)
+        canvas.box.sigRangeChangedManually.connect(self._moved_by_hand)
+        module_tree.expandRequested.connect(self.expand)
+        module_tree.moduleSelected.connect(self.show_module)
+
+    # ---- the model ---------------------------------------------------------------------------------
+    def set_model(self, model: GraphModel | None, keep_view: bool = False) -> None:
+        """Show `model` (None: nothing); `keep_view` keeps the zoom and the selection (a replay's seek)."""
+        self.model = model
+        self._signature = None
+        self._nonfinite = 0
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+            self._timer.stop()
+            self.note("")
+        if not keep_view:
+            self.selected = None
+            self.auto_fit = True
+        self.refresh()
+
+    def refresh(self) -> None:
+        """The structure changed: show the new view, laying it out if its shape is new."""
+        model = self.model
+        view = model.view() if model is not None else GraphModel().view()
+        self._update_modules(view)
+        if not len(view):
+            if self.canvas.view is None or len(self.canvas.view):
+                self.canvas.set_graph(view, layout_view(view))
+                self._signature = None
+            return
+        self.hint.hide()
+        if view.signature == self._signature and self.canvas.layout_data is not None:
+            self.canvas.set_graph(view, self.canvas.layout_data)  # same shape: reuse the layout
+            self._after_set_graph(view)
+            return
+        if len(view) <= SYNC_LAYOUT_NODES:
+            self._show(view, layout_view(view, cache=self.cache))
+            return
+        if self._job is not None:
+            self._dirty = True  # lay out again once the running job is done
+            return
+        job = self._job = LayoutJob(view, cache=self.cache)
+        threading.Thread(target=job.run, name="layout", daemon=True).start()
+        self._timer.start()
+        self.note(f"Laying out {len(view):,} nodes\u2026")
+
+    @property
+    def busy(self) -> bool:
+        """Whether a layout is being computed on the worker thread."""
+        return self._job is not None
+
+    def _poll(self) -> None:
+        job = self._job
+        if job is None or not job.done.is_set():
+            return
+        self._job = None
+        self._timer.stop()
+        self.note("")
+        if job.result is not None and self.model is not None:
+            self._show(job.view, job.result)
+        if self._dirty:
+            self._dirty = False
+            self.refresh()
+
+    def _show(self, view, layout) -> None:
+        self.canvas.set_graph(view, layout)
+        self._signature = view.signature
+        self._after_set_graph(view)
+        if self.auto_fit:
+            self.canvas.fit()
+
+    def _after_set_graph(self, view) -> None:
+        """set_graph resets colours and marks: put back the flags, the current node and the selection."""
+        self.colours(force=True)
+        self.set_current()
+        if self.selected is not None and self.selected in view.node_of:
+            self.canvas.select(self.selected)
+
+    # ---- what is drawn on the nodes -------------------------------------------------------------------
+    def set_current(self, follow: bool = False) -> None:
+        """Mark the node that ran last (`follow`: pan to it when it is out of view)."""
+        if self.model is not None and self.canvas.view is not None:
+            self.canvas.set_current(self.model.current, follow=follow)
+
+    def set_colour_by(self, metric: str | None) -> None:
+        """Colour nodes by op family (None), 'activation' or 'grad_norm'."""
+        self.colour_by = metric
+        self.colours(force=True)
+
+    def colours(self, force: bool = False) -> None:
+        """Recolour when NaN/Inf flags changed (or, colouring by a metric, a few times a second)."""
+        model, view = self.model, self.canvas.view
+        if model is None or view is None or not len(view) or len(view) != len(model.view()):
+            return
+        nonfinite = model.nonfinite_array(view)
+        count = int(nonfinite.sum())
+        now = time.monotonic()
+        stale = self.colour_by is not None and now - self._last_colour >= METRIC_INTERVAL
+        if not (force or count != self._nonfinite or stale):
+            return
+        self._nonfinite = count
+        self._last_colour = now
+        values = model.metric_array(view, self.colour_by) if self.colour_by else None
+        name = {m: t for t, m in COLOUR_BY}.get(self.colour_by, "")
+        if values is None and not count:
+            self.canvas.set_node_values(None)
+        else:
+            self.canvas.set_node_values(values, nonfinite, name)
+
+    # ---- the hint over an empty graph -------------------------------------------------------------------
+    def show_hint(self, text: str) -> None:
+        """Show `text` over the canvas while the graph is empty ('' hides it)."""
+        empty = self.canvas.view is None or not len(self.canvas.view)
+        if not text or not empty:
+            self.hint.hide()
+            return
+        if text != self.hint.text():
+            self.hint.setText(text)
+            self.hint.adjustSize()
+        self._place_hint()
+        self.hint.show()
+        self.hint.raise_()
+
+    def _place_hint(self) -> None:
+        w = self.canvas.width()
+        self.hint.move(max((w - self.hint.width()) // 2, 8), max(self.canvas.height() // 3, 8))
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.canvas and event.type() == QEvent.Type.Resize and self.hint.isVisible():
+            self._place_hint()
+        return False
+
+    # ---- modules, navigation, selection ------------------------------------------------------------------
+    def _update_modules(self, view) -> None:
+        paths, classes, parents = list(view.groups), list(view.group_cls), [int(p) for p in view.group_parent]
+        for i in range(len(view)):
+            if int(view.kind[i]) == MODULE:  # a collapsed module call: a node, not a group
+                paths.append(view.keys[i])
+                classes.append(view.op[i])
+                parents.append(int(view.group[i]))
+        self.module_tree.set_modules(paths, classes, parents, self.model.collapsed if self.model else set())
+
+    def toggle(self, path: str) -> None:
+        """Collapse module call `path` into one node, or expand it."""
+        if self.model is not None:
+            self.model.toggle(path)
+            self._changed_here()
+
+    def expand(self, path: str, expanded: bool) -> None:
+        """Expand (or collapse) module call `path`."""
+        if self.model is not None:
+            (self.model.expand if expanded else self.model.collapse)(path)
+            self._changed_here()
+
+    def collapse_all(self, collapse: bool) -> None:
+        """Collapse every top-level module call, or expand everything."""
+        if self.model is None:
+            return
+        if collapse:
+            self.model.collapse_below(1)
+        else:
+            for path in list(self.model.collapsed):
+                self.model.expand(path)
+        self._changed_here()
+
+    def _changed_here(self) -> None:
+        self.model.flush()  # the change is shown now; the pump need not report it again
+        self.auto_fit = True
+        self.refresh()
+
+    def fit(self) -> None:
+        """Zoom to the whole graph, and keep fitting as it grows."""
+        self.auto_fit = True
+        self.canvas.fit()
+
+    def _moved_by_hand(self, *_) -> None:
+        self.auto_fit = False
+
+    def show_module(self, path: str) -> None:
+        """Bring module call `path` into view (its box, or its node when collapsed)."""
+        view, layout = self.canvas.view, self.canvas.layout_data
+        if view is None or layout is None:
+            return
+        if path in view.groups:
+            x, y, w, h = layout.group_rect[view.groups.index(path)]
+            self.auto_fit = False
+            self.canvas.box.setRange(QRectF(x, y, w, h), padding=0.1)
+        elif path in view.node_of:
+            self.canvas.select(path)
+            self.canvas.center_on(path, readable=False)
+
+    def _selection_changed(self, key: str) -> None:
+        self.selected = key or None

@@ -1,0 +1,263 @@
+"""Replaying a .tape through the same models as a live session, with a cursor that moves both ways.
+
+    replay = ReplaySession("run.tape")     # plays to the end, a batch per drain(), like a live run
+    replay.seek(seq); replay.rewind(); replay.command("step_into")
+
+A reader thread (with its own SQLite connection) decodes records into a bounded deque, so a large tape
+never stalls the GUI thread; `drain()` applies them with the live session's own `_apply`, which is
+what makes replay(tape) equal the live state. Step commands stop where the debugger would have.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections import deque
+
+import engine.tape
+from app.graph_model import GraphModel
+from app.session import _RECORDS, _STEP_KIND, CONTROL, FINISHED, PAUSED, RUNNING, Session, SessionChange
+from engine.debug import EventRecord, Stop
+from engine.debug.records import OPTIMIZER
+
+
+class ReplaySession(Session):
+    """A tape replayed through the same models, with a cursor (an event sequence number) that moves
+    both ways. On open it plays to the end; `seek`, `rewind` and the step commands move the cursor."""
+
+    mode = "replay"
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.tape = engine.tape.open(path)  # TapeError when it is not a readable tape
+        self.path = self.tape.path
+        try:
+            self.iterations = self.tape.iterations()
+        except BaseException:
+            self.tape.close()
+            raise
+        self.first_seq = self.iterations[0].first_seq if self.iterations else 0
+        self.last_seq = self.iterations[-1].last_seq if self.iterations else 0
+        self._starts = [it.first_seq for it in self.iterations]
+        self.cursor = 0  # the seq of the last record applied (0: before the first)
+        self._reader: _TapeReader | None = None
+        self._next = None  # one record read ahead
+        self._mode: tuple | None = None  # (kind, depth, phase, iteration) of a step in progress
+        self._target: int | None = None  # seek: stop once the cursor reaches it
+        self._stops = 0
+        self.read_error = ""
+        self.status = RUNNING  # playing to the end
+        self._reset(self.first_seq)
+
+    def start(self) -> ReplaySession:
+        """Play to the end of the tape (progressively, a batch per drain)."""
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return True
+
+    @property
+    def can_step(self) -> bool:
+        return self.status != RUNNING and self._peek() is not None
+
+    def _reset(self, start: int) -> None:
+        collapsed = set(self.model.collapsed)
+        self.model = GraphModel()
+        self.model.collapsed = collapsed
+        self.summaries, self.grads, self.frames, self.alerts = {}, {}, {}, []
+        if self._reader is not None:
+            self._reader.cancel()
+        self._reader = _TapeReader(self.path, start)
+        self._next = None
+        self.last = None
+        self.cursor = start - 1 if start else 0
+
+    def _peek(self):
+        """The next record; _WAIT while the reader thread has not read it yet; None at the end."""
+        if self._next is None:
+            reader = self._reader
+            if reader is None:
+                return None
+            item = reader.pop()
+            if item is _WAIT:
+                return _WAIT
+            if item is None:
+                self._reader = None
+                if reader.error is not None:
+                    self.read_error = str(reader.error)
+                return None
+            self._next = item
+        return self._next
+
+    def _fill(self, change: SessionChange, max_items: int, budget: float) -> None:
+        if self.status != RUNNING:
+            return
+        end = time.perf_counter() + budget
+        n = 0
+        while n < max_items:
+            rec = self._peek()
+            if rec is None:
+                self._at_end(change)
+                return
+            if rec is _WAIT:  # the reader thread is behind: more next frame
+                return
+            if self._target is not None and rec.seq > self._target:
+                self._pause_here(change, "seek")
+                return
+            self._next = None
+            self._apply(rec, change)
+            self.cursor = rec.seq
+            n += 1
+            if self._mode is not None and rec.__class__ in _RECORDS and _stops_here(self._mode, rec):
+                self._pause_here(change, "step")
+                return
+            if not n & 255 and time.perf_counter() > end:
+                return
+
+    def _pause_here(self, change: SessionChange, reason: str) -> None:
+        self._stops += 1
+        rec = self.last if self.last is not None and self.cursor else None
+        it = rec.iteration if rec is not None else 0
+        phase = rec.phase if rec is not None else "forward"
+        source = getattr(rec, "source", None)
+        self._mode = self._target = None
+        self._on_stop(Stop(self._stops, reason, rec, it, phase, 0, None, source), change)
+
+    def _at_end(self, change: SessionChange) -> None:
+        self._mode = self._target = None
+        self.status = FINISHED
+        self.current_stop = None
+        change.status = True
+
+    def command(self, action: str) -> None:
+        """Move the cursor: a step plays to the next matching record, resume to the end, pause stops."""
+        if action == "pause":
+            if self.status == RUNNING:
+                change = SessionChange()
+                self._pause_here(change, "pause")
+                self._pending_status = True
+            return
+        if action not in CONTROL:
+            raise ValueError(f"unknown command {action!r}; expected pause or one of {', '.join(CONTROL)}")
+        if self._peek() is None:
+            return
+        self._target = None
+        self._mode = None if action == "resume" else _mode_for(action, self.last if self.cursor else None)
+        self.status = RUNNING
+        self._pending_status = True
+
+    def seek(self, seq: int) -> None:
+        """Move the cursor to event `seq` (both ways): the graph shows the state right after it."""
+        seq = min(int(seq), self.last_seq)
+        if seq < self.first_seq:
+            self.rewind()
+            return
+        if seq < self.cursor or seq - self.cursor > 50_000:
+            i = max(bisect.bisect_right(self._starts, seq) - 2, 0)  # the iteration before, for the layout
+            self._reset(self._starts[i] if self._starts else 0)
+            self._pending_reset = True
+        self._mode = None
+        self._target = seq
+        self.status = RUNNING
+        self._pending_status = True
+
+    def rewind(self) -> None:
+        """Back to the start, paused before the first event."""
+        self._reset(self.first_seq)
+        self.iteration, self.phase = 0, "forward"
+        self.status = PAUSED
+        self.current_stop = None
+        self._mode = self._target = None
+        self._pending_reset = True
+        self._pending_status = True
+
+    def source_text(self, file: str) -> str | None:
+        return self.tape.source(file) or super().source_text(file)
+
+    def status_text(self) -> str:
+        if self.status == RUNNING:
+            text = f"Replaying (iteration {self.iteration}, {self.phase})"
+        elif self.status == FINISHED:
+            text = "Replay at the end of the tape"
+        else:
+            text = "Replay p" + super().status_text()[1:]
+        return f"{text} (the rest of the tape is unreadable: {self.read_error})" if self.read_error else text
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        self.tape.close()
+
+
+_WAIT = object()
+
+
+class _TapeReader:
+    """Reads a tape's records from seq `start` on a worker thread (with its own connection) into a
+    bounded deque, so that decoding a large tape never stalls the GUI thread."""
+
+    def __init__(self, path: str, start: int, limit: int = 20000) -> None:
+        self.path = path
+        self.start = start
+        self.limit = limit
+        self.items: deque = deque()
+        self.done = False
+        self.error: BaseException | None = None
+        self._cancel = threading.Event()
+        self._room = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tape reader", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        items, cancel = self.items, self._cancel
+        try:
+            with engine.tape.open(self.path) as tape:
+                for rec in tape.records(start=self.start):
+                    if cancel.is_set():
+                        return
+                    items.append(rec)
+                    while len(items) >= self.limit and not cancel.is_set():
+                        self._room.wait(0.05)
+                        self._room.clear()
+        except engine.tape.TapeError as err:  # a tape damaged past its index: what was read stays shown
+            self.error = err
+        finally:
+            self.done = True
+
+    def pop(self):
+        """The next record, _WAIT when none is read yet, None when there are no more."""
+        if self.items:
+            item = self.items.popleft()
+            if len(self.items) < self.limit // 2:
+                self._room.set()
+            return item
+        if self.done:
+            return self.items.popleft() if self.items else None  # appended just before done was set
+        return _WAIT
+
+    def cancel(self) -> None:
+        """Stop reading (the thread ends at its next record)."""
+        self._cancel.set()
+        self._room.set()
+
+
+def _mode_for(action: str, rec) -> tuple:
+    """The step in progress, as the debugger keeps it: (kind, depth, phase, iteration) at its start."""
+    depth = rec.depth if rec is not None else 0
+    phase = rec.phase if rec is not None else "forward"
+    iteration = rec.iteration if rec is not None else -1
+    if action == "step_out" and depth == 0:
+        action = "run_to_phase"  # nothing encloses top-level code: leave the phase instead
+    return _STEP_KIND[action], depth, phase, iteration
+
+
+def _stops_here(mode: tuple, rec) -> bool:
+    """Whether a step (mode) ends at record `rec`, by the debugger's rules."""
+    if rec.__class__ is EventRecord and rec.phase != OPTIMIZER:
+        return False  # module boundaries and iteration marks are not places to stop
+    kind, depth, phase, iteration = mode
+    return (kind == "into" or (kind == "over" and rec.depth <= depth) or (kind == "out" and rec.depth < depth)
+            or (kind == "phase" and (rec.phase != phase or rec.iteration != iteration))
+            or (kind == "iteration" and rec.iteration > iteration))

@@ -1,0 +1,161 @@
+"""Running a person's script on the engine thread: its output, and its failure as its own traceback.
+
+`capture_output(thread_id, sink)` routes what that thread writes to sys.stdout / sys.stderr to
+`sink(stream, text)` (other threads keep writing where they did); `script_error(err, path)` keeps
+the script's own frames of a traceback and finds the op that raised, as plain data.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+
+from engine.autograd.function import Function
+from engine.debug.source import USER, frame_kind
+from engine.events import OpEvent, next_seq
+from engine.nn.module import Module
+from engine.tensor import Tensor
+
+_APP_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_APPLY = Function.apply.__func__.__code__
+_MODULE_CALL = Module.__call__.__code__
+
+
+@dataclass(frozen=True, slots=True)
+class OutputChunk:
+    """Text the script wrote to "stdout" or "stderr"."""
+
+    stream: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptError:
+    """The script's exception: its one-line message, its traceback (the script's own frames), and
+    the op that raised it (an OpEvent made after the fact, with output 0), when an op did."""
+
+    message: str
+    traceback: str
+    op: OpEvent | None
+    file: str = ""  # where the script's own code raised (its innermost frame)
+    line: int = 0
+
+
+# ---- output -------------------------------------------------------------------------------------
+_sinks: dict[int, object] = {}
+_lock = threading.Lock()
+
+
+class _ThreadStream:
+    """Stands in for sys.stdout or sys.stderr: writes from captured threads go to their sink."""
+
+    def __init__(self, name: str, original) -> None:
+        self._name = name
+        self.original = original
+
+    def write(self, text: str) -> int:
+        sink = _sinks.get(threading.get_ident())
+        if sink is None:
+            return self.original.write(text)
+        sink(self._name, str(text))
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if threading.get_ident() not in _sinks:
+            self.original.flush()
+
+    def isatty(self) -> bool:
+        return False if threading.get_ident() in _sinks else self.original.isatty()
+
+    def __getattr__(self, name: str):
+        return getattr(self.original, name)
+
+
+def capture_output(thread_id: int, sink) -> None:
+    """Send what thread `thread_id` prints (stdout and stderr) to `sink(stream, text)`."""
+    with _lock:
+        _sinks[thread_id] = sink
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if not isinstance(stream, _ThreadStream):
+                setattr(sys, name, _ThreadStream(name, stream))
+
+
+def release_output(thread_id: int) -> None:
+    """Stop capturing `thread_id`; the last release puts the original streams back."""
+    with _lock:
+        _sinks.pop(thread_id, None)
+        if _sinks:
+            return
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if isinstance(stream, _ThreadStream):
+                setattr(sys, name, stream.original)
+
+
+# ---- running ------------------------------------------------------------------------------------
+def run_path(path: str, argv: tuple[str, ...] = ()) -> None:
+    """Run a script as `python path *argv` would: its own sys.argv, its folder first on sys.path."""
+    old_argv, old_path = sys.argv, list(sys.path)
+    sys.argv = [path, *argv]
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.argv, sys.path[:] = old_argv, old_path
+
+
+# ---- failures -----------------------------------------------------------------------------------
+def _own(code, script: str) -> bool:
+    """A frame of the person's code: not the engine's, a library's or the app's (the demo excepted)."""
+    if frame_kind(code) != USER:
+        return False
+    path = os.path.abspath(code.co_filename)
+    return path == script or not path.startswith(_APP_DIR)
+
+
+def script_error(err: BaseException, script: str) -> ScriptError:
+    """The traceback of `err` with only the script's own frames, and the op that raised it."""
+    script = os.path.abspath(script) if script else ""
+    kept, apply_frame, module_path = [], None, ""
+    tb = err.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        code = frame.f_code
+        if code is _APPLY:
+            apply_frame = frame
+        elif code is _MODULE_CALL:
+            module_path = frame.f_locals.get("path", module_path)
+        elif _own(code, script):
+            kept.append((frame, tb.tb_lineno))
+        tb = tb.tb_next
+    lines = traceback.format_exception_only(type(err), err)
+    text = "".join(["Traceback (most recent call last):\n",
+                    *traceback.StackSummary.extract(kept).format(), *lines]) if kept else "".join(lines)
+    op = _failed_op(apply_frame, module_path) if apply_frame is not None else None
+    message = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    file, line = (kept[-1][0].f_code.co_filename, kept[-1][1]) if kept else ("", 0)
+    return ScriptError(message.splitlines()[0], text, op, file, line)
+
+
+def _failed_op(frame, module: str) -> OpEvent | None:
+    """An OpEvent for the op whose forward raised (it never emitted its own)."""
+    cls = frame.f_locals.get("cls")
+    args = frame.f_locals.get("args", ())
+    if not isinstance(cls, type) or not issubclass(cls, Function):
+        return None
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    key = f"{module}/{cls.op}:failed" if module else f"{cls.op}:failed"
+    dtype = tensors[0].dtype.name if tensors else ""
+    device = str(tensors[0].device) if tensors else ""
+    return OpEvent(next_seq(), cls.op, key, module, tuple(t.id for t in tensors), 0,
+                   tuple(tuple(t.shape) for t in tensors), (), dtype, device, False)
+

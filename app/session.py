@@ -1,0 +1,535 @@
+"""The session controller (Qt-free): user code running live under the debugger, or a tape replayed.
+
+    session = LiveSession(Target.demo())            # or Target.script("train.py", ("--lr", "0.1"))
+    session.start()                                 # the engine thread starts, paused on entry
+    session.command("step_into"); session.command("resume"); session.command("pause"); session.stop()
+    change = session.drain()                        # on the GUI thread, once per frame (app.pump)
+
+    replay = app.replay.ReplaySession("run.tape")   # the same interface; its cursor moves both ways
+
+The data flow of DESIGN.md: the engine thread only appends plain data (debugger records, stops,
+alerts, edits, the script's output) to a deque. `drain()` applies a bounded batch of it to Qt-free
+models (the GraphModel, the loss history, per-node summaries) and reports what changed. A replay
+(app.replay) feeds the records it reads from a tape through the same `_apply`, so it equals the live
+state.
+The GUI thread never touches engine objects: control commands and edits go through the debugger's
+command queue and are carried out on the engine thread.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import engine.debug
+import engine.tape
+from app import demo
+from app.graph_model import KIND_NAMES, GraphChange, GraphModel
+from app.script_io import OutputChunk, ScriptError, capture_output, release_output, run_path, script_error
+from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
+from engine.debug.records import OPTIMIZER
+from engine.events import AlertEvent, EditEvent
+
+CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
+STEPS = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration")
+_STEP_KIND = {"step_into": "into", "step_over": "over", "step_out": "out", "run_to_phase": "phase",
+              "run_to_next_iteration": "iteration"}
+RUNNING, PAUSED, FINISHED, FAILED, STOPPED = "running", "paused", "finished", "failed", "stopped"
+_RECORDS = (OpRecord, BackwardRecord, EventRecord)
+_HERE = os.path.abspath(__file__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a live session runs: a script file with its arguments, the built-in demo, or a function."""
+
+    kind: str  # "demo" | "script" | "function"
+    path: str = ""  # the file to show in the source view
+    argv: tuple[str, ...] = ()
+    options: tuple[tuple[str, object], ...] = ()  # keyword arguments of the demo's main()
+    function: Callable[[], object] | None = None
+    name: str = ""
+
+    @classmethod
+    def demo(cls, **options) -> Target:
+        """The built-in demo (app.demo), with optional arguments for its main()."""
+        return cls("demo", os.path.abspath(demo.__file__), (), tuple(sorted(options.items())))
+
+    @classmethod
+    def script(cls, path: str, argv: tuple[str, ...] = ()) -> Target:
+        """A person's script, run as `python path *argv` would run it."""
+        return cls("script", os.path.abspath(path), tuple(argv))
+
+    @classmethod
+    def of_function(cls, fn: Callable[[], object], title: str, path: str = "") -> Target:
+        """A function to call with no arguments on the engine thread (e.g. a model builder's training)."""
+        return cls("function", os.path.abspath(path) if path else "", function=fn, name=title)
+
+    @property
+    def title(self) -> str:
+        """What the window title says."""
+        if self.kind == "demo":
+            return demo.TITLE
+        return self.name or os.path.basename(self.path)
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """The engine run ended: finished, failed (with the script's error) or stopped."""
+
+    outcome: str
+    error: ScriptError | None = None
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What the app knows about one graph node: its op, shapes, place, and the latest summaries."""
+
+    key: str
+    label: str
+    kind: str
+    op: str
+    module: str
+    in_shapes: str
+    out_shape: str
+    dtype: str
+    source: object  # engine.debug.SourceFrame or None
+    summary: object  # engine.debug.TensorSummary of the output, or None
+    grad: object  # of the gradient flowing into it, or None
+    alert: str = ""
+
+
+@dataclass
+class SessionChange:
+    """What one drain() applied: the graph's change and everything else a widget may show."""
+
+    graph: GraphChange | None = None
+    reset: bool = False  # a new model object: redraw everything
+    records: int = 0
+    stop: Stop | None = None
+    ended: RunEnded | None = None
+    output: list[OutputChunk] = field(default_factory=list)
+    alerts: list[AlertEvent] = field(default_factory=list)
+    edits: list[EditEvent] = field(default_factory=list)
+    losses: bool = False
+    status: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.graph or self.reset or self.records or self.stop or self.ended or self.output
+                    or self.alerts or self.edits or self.losses or self.status)
+
+
+class Session:
+    """What live and replay sessions share: the queue, the models fed from it, and the status."""
+
+    mode = ""
+
+    def __init__(self) -> None:
+        self.queue: deque = deque()
+        self.model = GraphModel()
+        self.status = RUNNING
+        self.current_stop: Stop | None = None
+        self.iteration = 0
+        self.phase = "forward"
+        self.last: object | None = None  # the last record applied
+        self.losses: dict[int, float] = {}  # iteration -> loss (the scalar backward() started from)
+        self.summaries: dict[str, object] = {}  # node key -> TensorSummary of its latest output
+        self.grads: dict[str, object] = {}  # node key -> TensorSummary of its latest incoming gradient
+        self.frames: dict[str, object] = {}  # node key -> SourceFrame where it ran
+        self.alerts: list[AlertEvent] = []
+        self.edits: list[EditEvent] = []
+        self.ended: RunEnded | None = None
+        self.records = 0
+        self.events_per_second = 0.0
+        self._rate = (time.monotonic(), 0)
+        self._pending_status = False
+        self._pending_reset = False  # the model object was replaced (a replay's seek)
+        self.pausing = False  # a pause was asked for and has not landed yet
+        self.stop_alert: AlertEvent | None = None  # the NaN/Inf alert that the current stop is for
+        self._nan_alert: AlertEvent | None = None
+
+    # ---- applying plain data ----------------------------------------------------------------
+    def drain(self, max_items: int = 20000, budget: float = 0.008) -> SessionChange | None:
+        """Apply up to `max_items` queued items (stopping early after `budget` seconds); what changed."""
+        change = SessionChange(status=self._pending_status, reset=self._pending_reset)
+        self._pending_status = self._pending_reset = False
+        self._fill(change, max_items, budget)
+        self._drained(change)
+        change.graph = self.model.flush()
+        self._measure(change.records)
+        return change if change else None
+
+    def _drained(self, change: SessionChange) -> None:
+        """After a batch: what a kind of session checks once per frame."""
+
+    def _fill(self, change: SessionChange, max_items: int, budget: float) -> None:
+        q = self.queue
+        end = time.perf_counter() + budget
+        apply = self._apply
+        n = 0
+        while q and n < max_items:
+            apply(q.popleft(), change)
+            n += 1
+            if not n & 255 and time.perf_counter() > end:
+                break
+
+    def _apply(self, item, change: SessionChange) -> None:
+        cls = item.__class__
+        if cls in _RECORDS:
+            self._apply_record(item, change)
+        elif cls is Stop:
+            self._on_stop(item, change)
+        elif cls is OutputChunk:
+            out = change.output
+            if out and out[-1].stream == item.stream:
+                out[-1] = OutputChunk(item.stream, out[-1].text + item.text)
+            else:
+                out.append(item)
+        elif cls is AlertEvent:
+            self.model.apply(item)
+            self.alerts.append(item)
+            change.alerts.append(item)
+            if item.kind.startswith("nonfinite"):
+                self._nan_alert = item
+        elif cls is EditEvent:
+            self.edits.append(item)
+            change.edits.append(item)
+
+    def _apply_record(self, rec, change: SessionChange) -> None:
+        model = self.model
+        model.apply(rec)
+        change.records += 1
+        self.records += 1
+        self.last = rec
+        self.iteration = rec.iteration
+        self.phase = rec.phase
+        cls = rec.__class__
+        if cls is OpRecord:
+            key = model.current
+            if rec.summary is not None:
+                self.summaries[key] = rec.summary
+            if rec.source is not None:
+                self.frames[key] = rec.source
+        elif cls is BackwardRecord:
+            if rec.grad_output is not None:
+                self.grads[model.current] = rec.grad_output
+            fwd = rec.forward
+            # the first backward node of an iteration differentiates what backward() started from
+            if rec.iteration not in self.losses and fwd is not None and fwd.summary is not None \
+                    and fwd.summary.numel == 1:
+                s = fwd.summary
+                self.losses[rec.iteration] = s.mean if s.finite else math.nan
+                change.losses = True
+        self._left_stop(change)
+
+    def _left_stop(self, change: SessionChange) -> None:
+        """A record after a stop means the engine went on."""
+
+    def _on_stop(self, stop: Stop, change: SessionChange) -> None:
+        self.current_stop = stop
+        self.stop_alert, self._nan_alert = self._nan_alert, None
+        self.status = PAUSED
+        change.stop = stop
+        change.status = True
+
+    def _measure(self, records: int) -> None:
+        t0, n = self._rate
+        n += records
+        now = time.monotonic()
+        if now - t0 >= 0.5:
+            self.events_per_second = n / (now - t0)
+            self._rate = (now, 0)
+        else:
+            self._rate = (t0, n)
+
+    # ---- what widgets ask -------------------------------------------------------------------
+    def loss_curve(self) -> tuple[list[int], list[float]]:
+        """(iterations, losses) in iteration order."""
+        its = sorted(self.losses)
+        return its, [self.losses[i] for i in its]
+
+    def node_info(self, key: str) -> NodeInfo | None:
+        """What is known about the visible node `key`, or None."""
+        view = self.model.view()
+        i = view.node_of.get(key)
+        if i is None:
+            return None
+        shown = view.keys[i]
+        return NodeInfo(shown, view.label[i], KIND_NAMES[int(view.kind[i])], view.op[i], view.module[i],
+                        view.in_shapes[i], view.out_shape[i], view.dtype[i], self.frames.get(shown),
+                        self.summaries.get(shown), self.grads.get(shown), self.model.alerts.get(shown, ""))
+
+    def source_text(self, file: str) -> str | None:
+        """The text of a source file (live: from disk; replay: as recorded)."""
+        try:
+            with open(file, encoding="utf-8") as f:
+                return f.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    @property
+    def alive(self) -> bool:
+        """Whether commands still do something (a live run that has not ended; a replay always)."""
+        return self.ended is None
+
+    @property
+    def can_step(self) -> bool:
+        """Whether step and continue commands apply now."""
+        return self.alive and self.status == PAUSED
+
+    def status_text(self) -> str:
+        """One line: running / paused where / finished / failed."""
+        if self.status == PAUSED:
+            return "Paused " + self._where(self.current_stop)
+        if self.status == RUNNING:
+            pausing = ": pausing at the next op\u2026" if self.pausing else ""
+            return f"Running (iteration {self.iteration}, {self.phase}){pausing}"
+        if self.status == FAILED and self.ended is not None and self.ended.error is not None:
+            return f"Failed: {self.ended.error.message}"
+        return self.status.capitalize()
+
+    def at_entry(self, stop: Stop | None) -> bool:
+        """Whether `stop` is the stop on entry (before the script ran)."""
+        src = stop.source if stop is not None and stop.record is None else None
+        return src is not None and stop.reason == "explicit" and os.path.abspath(src.file) == _HERE
+
+    def _where(self, stop: Stop | None) -> str:
+        rec = stop.record if stop is not None else None
+        if stop is None:
+            return "before the first event"
+        if self.at_entry(stop):
+            return "on entry: press F11 to step into the first op, F5 to run"
+        if stop.reason == "explicit" and rec is None:
+            src = stop.source
+            return f"at breakpoint() in {os.path.basename(src.file)}:{src.line}" if src else "at breakpoint()"
+        alert = stop.alert if stop.reason == "alert" else self.stop_alert
+        if alert is not None:
+            return f"on an alert: {alert.message}"
+        return describe_record(rec) if rec is not None else f"({stop.reason})"
+
+    def command(self, action: str) -> None:
+        """step_into, step_over, step_out, run_to_phase, run_to_next_iteration, resume or pause."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the session holds (threads, files)."""
+
+
+# ---- live -----------------------------------------------------------------------------------------
+class LiveSession(Session):
+    """User code on an engine thread under an interactive Debugger (see the module docstring).
+
+    pause_on_entry: stop before the code runs. record: a .tape path to record to from the start.
+    max_queue: items that may wait for the GUI; beyond that the engine thread waits (back-pressure).
+    """
+
+    mode = "live"
+
+    def __init__(self, target: Target, *, pause_on_entry: bool = True, capture: str = "summary",
+                 record: str | None = None, stop_on_nan: bool = True, max_queue: int = 200_000) -> None:
+        super().__init__()
+        self.target = target
+        self.pause_on_entry = pause_on_entry
+        self.capture = capture
+        self.stop_on_nan = stop_on_nan
+        self.max_queue = max_queue
+        self.debugger = Debugger(capture, interactive=True, on_record=self._push, on_stop=self._push,
+                                 on_alert=self._on_alert)
+        self.run = None
+        self.recorder = None
+        self.last_recording: str | None = None
+        self._record_at_start = record
+        self._outcome: RunEnded | None = None
+        self._room = threading.Event()
+        self._closed = False
+        self._stepping = False  # a step command is under way
+        self._steps: deque[str] = deque()  # step commands waiting for its stop
+
+    # ---- the engine thread --------------------------------------------------------------------
+    def _push(self, item) -> None:
+        q = self.queue
+        q.append(item)
+        if len(q) > self.max_queue:  # the GUI fell behind: wait for it rather than grow without bound
+            while len(q) > self.max_queue // 2 and not self._closed:
+                self._room.wait(0.05)  # a timeout, so Stop's asynchronous exception can land
+                self._room.clear()
+
+    def _on_alert(self, alert: AlertEvent) -> None:
+        self._push(alert)
+        if self.stop_on_nan and alert.kind.startswith("nonfinite"):
+            self.debugger.pause()  # lands at the record that raised the alert: the NaN's origin
+
+    def _output(self, stream: str, text: str) -> None:
+        self._push(OutputChunk(stream, text))
+
+    def _main(self) -> None:
+        ident = threading.get_ident()
+        capture_output(ident, self._output)
+        outcome = RunEnded(STOPPED)
+        try:
+            if self.pause_on_entry:
+                engine.debug.breakpoint()
+            target = self.target
+            if target.kind == "demo":
+                demo.main(**dict(target.options))
+            elif target.kind == "function":
+                target.function()
+            else:
+                run_path(target.path, target.argv)
+            outcome = RunEnded(FINISHED)
+        except DebuggerKilled:
+            outcome = RunEnded(STOPPED)
+        except SystemExit as exit_:
+            code = exit_.code
+            if code is None or code == 0:
+                outcome = RunEnded(FINISHED)
+            else:
+                error = ScriptError(f"SystemExit: {code}", f"SystemExit: {code}\n", None)
+                outcome = RunEnded(FAILED, error)
+        except BaseException as err:  # the script's own failure: shown, never a crash of the app
+            error = script_error(err, self.target.path)
+            self._output("stderr", error.traceback)
+            outcome = RunEnded(FAILED, error)
+        finally:
+            release_output(ident)
+            self._outcome = outcome
+
+    # ---- the GUI thread -------------------------------------------------------------------------
+    def start(self) -> LiveSession:
+        """Start the engine thread (once); returns self."""
+        if self.run is None:
+            if self._record_at_start:
+                self.start_recording(self._record_at_start)
+            self.run = self.debugger.run_callable(self._main)
+        return self
+
+    def _drained(self, change: SessionChange) -> None:
+        self._room.set()
+        run = self.run
+        if not self.queue and self.ended is None and run is not None and run.done.is_set():
+            self._finish(change)  # after the last record: the graph is complete when the end is shown
+
+    def _finish(self, change: SessionChange) -> None:
+        ended = self._outcome or RunEnded(STOPPED)
+        error = ended.error
+        if error is not None and error.op is not None:
+            # the op that raised never emitted its event: add it, marked, where it would have been
+            self.model.apply(error.op)
+            key = self.model.current
+            self.model.set_nonfinite(key)
+            self.model.alerts[key] = error.message
+        self.ended = change.ended = ended
+        self.status = ended.outcome
+        self.current_stop = None
+        change.status = True
+        self.stop_recording()
+
+    def _left_stop(self, change: SessionChange) -> None:
+        if self.status == PAUSED:  # a safety net: only a command lets the engine leave a stop
+            self.status = RUNNING
+            change.status = True
+
+    def _on_stop(self, stop: Stop, change: SessionChange) -> None:
+        super()._on_stop(stop, change)
+        self._stepping = self.pausing = False
+        if self._steps:  # step commands pressed while a step was under way: one per stop
+            self._send(self._steps.popleft())
+
+    def command(self, action: str) -> None:
+        """Send a control command (see Session.command); ignored when it cannot apply now.
+
+        Step commands pressed while a step is under way wait here and go one per stop, so N presses
+        make N steps; a continue is only sent from a stop (queued while running, it would skip the
+        next breakpoint)."""
+        if not self.alive or self.run is None:
+            return
+        if action == "pause":
+            if self.status == RUNNING:
+                self._steps.clear()
+                self.pausing = True  # shown until the stop: code that never calls the engine never gets there
+                self._pending_status = True
+                self.debugger.pause()
+            return
+        if action not in CONTROL:
+            raise ValueError(f"unknown command {action!r}; expected pause or one of {', '.join(CONTROL)}")
+        if self.status == PAUSED:
+            self._send(action)
+        elif self._stepping and action in STEPS:
+            self._steps.append(action)
+
+    def _send(self, action: str) -> None:
+        self._stepping = action in STEPS
+        self.debugger.send(Command(action))
+        self.status = RUNNING
+        self._pending_status = True
+
+    @property
+    def can_step(self) -> bool:
+        return self.alive and self.run is not None and (self.status == PAUSED or self._stepping)
+
+    def edit(self, edit):
+        """Queue a runtime edit (engine.debug edits); a Future of its EditEvent, shown once applied."""
+        future = self.debugger.edit(edit)
+        future.add_done_callback(lambda f: self._push(f.result()))
+        return future
+
+    def stop(self) -> None:
+        """Stop the run: killed at its stop, or by an asynchronous exception while it runs."""
+        if self.run is not None and not self.run.done.is_set():
+            self.run.interrupt()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the engine thread to end; True when it has."""
+        return self.run is None or self.run.join(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the run, wait for it to unwind (at most `timeout` s) and close any recording."""
+        self.stop()
+        self._closed = True
+        self._room.set()
+        if self.run is not None and not self.run.join(timeout):
+            self.debugger.detach()  # it ignored the asynchronous exception: at least stop tracing it
+        self.stop_recording()
+
+    # ---- recording --------------------------------------------------------------------------------
+    @property
+    def recording(self) -> str | None:
+        """The tape being written, or None."""
+        return self.recorder.path if self.recorder is not None else None
+
+    def start_recording(self, path: str) -> None:
+        """Record what the debugger sees from now on to a .tape file."""
+        if self.recorder is None:
+            target = self.target
+            command = ["tapescope", "run", target.path, *target.argv] if target.kind == "script" \
+                else ["tapescope"]
+            self.recorder = engine.tape.record(path, debugger=self.debugger, command_line=command)
+
+    def stop_recording(self) -> str | None:
+        """Finish the recording (if any); returns the tape's path."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return None
+        recorder.close()
+        self.last_recording = recorder.path
+        return recorder.path
+
+
+def describe_record(rec) -> str:
+    """Where a record happened, for a person: 'at op linear in SpiralNet.fc1'."""
+    ev = rec.event
+    if isinstance(rec, OpRecord):
+        return f"at op {ev.op} in {ev.module or 'the top level'}"
+    if isinstance(rec, BackwardRecord):
+        module = rec.forward.event.module if rec.forward is not None else ""
+        return f"at the backward of {ev.op} in {module or 'the top level'}"
+    if rec.phase == OPTIMIZER:
+        return "at the optimizer step"
+    if hasattr(ev, "path"):
+        return f"at the {'start' if ev.enter else 'end'} of module {ev.path}"
+    return f"at the end of iteration {rec.iteration}"

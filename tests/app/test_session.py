@@ -1,0 +1,274 @@
+"""The session controller without a window: live runs (demo and scripts) and replays of their tapes."""
+
+import os
+import textwrap
+
+import pytest
+
+from app.graph_model import OP
+from app.replay import ReplaySession
+from app.session import LiveSession, Target
+
+TIMEOUT = 15_000  # ms: a hang fails the test instead of blocking it
+
+
+@pytest.fixture
+def sessions():
+    """Sessions a test starts; each is stopped and joined afterwards."""
+    made = []
+    yield made
+    for s in made:
+        s.close()
+
+
+def drained(qtbot, session, predicate, timeout: int = TIMEOUT) -> None:
+    """Drain the session (as the pump does once per frame) until `predicate()` holds."""
+    def check():
+        session.drain()
+        assert predicate()
+    qtbot.waitUntil(check, timeout=timeout)
+
+
+def live(sessions, target, **options) -> LiveSession:
+    s = LiveSession(target, **options).start()
+    sessions.append(s)
+    return s
+
+
+def op_labels(session) -> list[str]:
+    view = session.model.view()
+    return [view.label[i] for i in range(len(view)) if view.kind[i] == OP]
+
+
+def write(tmp_path, name, body) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+LOOP = """
+    import engine, engine.nn as nn, engine.nn.functional as F
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, y = engine.randn(5, 3), engine.tensor([0, 1, 0, 1, 1])
+    for step in range({steps}):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print("done", step)
+"""
+
+
+# ---- the demo, live ---------------------------------------------------------------------------------
+def test_demo_pauses_on_entry_and_five_steps_make_five_ops_in_order(qtbot, sessions):
+    s = live(sessions, Target.demo(epochs=1, n=128))
+    drained(qtbot, s, lambda: s.status == "paused")
+    assert s.status_text().startswith("Paused on entry")
+    assert len(s.model.view()) == 0
+    for _ in range(5):
+        s.command("step_into")  # pressed faster than the engine stops: each still makes one step
+    drained(qtbot, s, lambda: len(op_labels(s)) == 5 and s.status == "paused")
+    assert op_labels(s) == ["linear", "tanh", "linear", "tanh", "linear"]
+    assert s.status_text() == "Paused at op linear in SpiralNet.out"
+    assert s.node_info(s.model.current).summary.shape == (64, 2)
+
+
+def test_continue_trains_and_the_loss_is_recorded_per_iteration(qtbot, sessions):
+    s = live(sessions, Target.demo(epochs=3, n=128))
+    drained(qtbot, s, lambda: s.status == "paused")
+    s.command("resume")
+    drained(qtbot, s, lambda: s.ended is not None)
+    assert s.status == "finished"
+    assert s.iteration == 5  # 3 epochs of 2 batches, from 0
+    iterations, losses = s.loss_curve()
+    assert iterations == list(range(6))
+    assert 0.3 < losses[0] < 1.2
+
+
+def test_step_over_skips_a_module_call_and_run_to_phase_reaches_backward(qtbot, sessions):
+    s = live(sessions, Target.demo(epochs=1, n=128))
+    drained(qtbot, s, lambda: s.status == "paused")
+    s.command("step_into")
+    drained(qtbot, s, lambda: s.status == "paused" and len(op_labels(s)) == 1)
+    s.command("step_over")  # from fc1's linear (depth 2) to the next op at depth <= 2: the tanh
+    drained(qtbot, s, lambda: s.status == "paused" and len(op_labels(s)) == 2)
+    s.command("run_to_phase")
+    drained(qtbot, s, lambda: s.status == "paused" and s.phase == "backward")
+    assert s.status_text() == "Paused at the backward of cross_entropy in the top level"
+    s.command("run_to_next_iteration")
+    drained(qtbot, s, lambda: s.status == "paused" and s.iteration == 1)
+    assert s.phase == "forward"
+
+
+# ---- scripts ----------------------------------------------------------------------------------------
+def test_a_script_runs_with_its_arguments_and_its_output_is_captured(qtbot, sessions, tmp_path):
+    path = write(tmp_path, "echo.py", """
+        import sys
+        print("args", sys.argv[1:])
+        print("oops", file=sys.stderr)
+    """)
+    s = live(sessions, Target.script(path, ("a", "b")), pause_on_entry=False)
+    out = []
+    def check():
+        change = s.drain()
+        out.extend(change.output if change else ())
+        assert s.ended is not None
+    qtbot.waitUntil(check, timeout=TIMEOUT)
+    assert s.status == "finished"
+    assert [(c.stream, c.text) for c in out] == [("stdout", "args ['a', 'b']\n"), ("stderr", "oops\n")]
+
+
+def test_a_failing_script_shows_its_own_traceback_and_marks_the_op(qtbot, sessions, tmp_path):
+    path = write(tmp_path, "bad.py", """
+        import engine, engine.nn as nn
+
+        def run():
+            model = nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2))
+            return model(engine.randn(2, 3))
+
+        run()
+    """)
+    s = live(sessions, Target.script(path), pause_on_entry=False)
+    drained(qtbot, s, lambda: s.ended is not None)
+    error = s.ended.error
+    assert s.status == "failed"
+    assert error.message == ("ShapeError: linear: input has 4 features but weight expects 5 "
+                             "(weight shape (2, 5), input shape (2, 4))")
+    lines = error.traceback.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    frames = [line for line in lines if line.startswith('  File "')]
+    assert len(frames) == 2 and all(path in f for f in frames)  # <module> and run(): nothing of the engine
+    assert "Sequential.1/linear:failed" in s.model.view().keys
+    assert s.model.nonfinite.get("Sequential.1/linear:failed")  # drawn in red
+    assert s.status_text().startswith("Failed: ShapeError")
+
+
+def test_a_nan_stops_the_run_at_the_op_that_made_it(qtbot, sessions, tmp_path):
+    path = write(tmp_path, "nan.py", """
+        import numpy as np
+        import engine, engine.nn as nn
+        model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+        out = model(engine.randn(5, 3))
+        with np.errstate(invalid="ignore"):
+            bad = (out - 100.0).log()
+        bad.mean().backward()
+    """)
+    s = live(sessions, Target.script(path), pause_on_entry=False)
+    drained(qtbot, s, lambda: s.status == "paused")
+    assert s.current_stop.record.event.op == "log"
+    assert s.status_text().startswith("Paused on an alert: non-finite values first appear in the output of 'log'")
+    assert s.model.nonfinite.get("log:0")
+    assert [a.kind for a in s.alerts] == ["nonfinite_forward"]
+
+
+def test_exit_codes_of_a_script(qtbot, sessions, tmp_path):
+    ok = live(sessions, Target.script(write(tmp_path, "ok.py", "raise SystemExit(0)")), pause_on_entry=False)
+    bad = live(sessions, Target.script(write(tmp_path, "no.py", "raise SystemExit(3)")), pause_on_entry=False)
+    drained(qtbot, ok, lambda: ok.ended is not None)
+    drained(qtbot, bad, lambda: bad.ended is not None)
+    assert ok.status == "finished"
+    assert bad.status == "failed" and bad.ended.error.message == "SystemExit: 3"
+
+
+def test_stop_ends_a_script_that_never_touches_the_engine(qtbot, sessions, tmp_path):
+    path = write(tmp_path, "spin.py", """
+        print("spinning", flush=True)
+        n = 0
+        while True:
+            n += 1
+    """)
+    s = live(sessions, Target.script(path), pause_on_entry=False)
+    out = []
+    def started():
+        change = s.drain()
+        out.extend(change.output if change else ())
+        assert out
+    qtbot.waitUntil(started, timeout=TIMEOUT)
+    s.stop()
+    drained(qtbot, s, lambda: s.ended is not None)
+    assert s.status == "stopped"
+    assert s.join(5)
+
+
+def test_stop_while_paused_and_a_restart_runs_again(qtbot, sessions, tmp_path):
+    path = write(tmp_path, "loop.py", LOOP.format(steps=3))
+    s = live(sessions, Target.script(path))
+    drained(qtbot, s, lambda: s.status == "paused")
+    s.stop()
+    drained(qtbot, s, lambda: s.ended is not None)
+    assert s.status == "stopped"
+    again = live(sessions, s.target, pause_on_entry=False)
+    drained(qtbot, again, lambda: again.ended is not None)
+    assert again.status == "finished" and again.iteration == 2
+
+
+def test_the_engine_waits_for_a_slow_gui_instead_of_dropping_events(qtbot, sessions, tmp_path):
+    path = write(tmp_path, "loop.py", LOOP.format(steps=30))
+    s = live(sessions, Target.script(path), pause_on_entry=False, max_queue=40)
+    qtbot.waitUntil(lambda: len(s.queue) > 20, timeout=TIMEOUT)
+    assert not s.run.done.is_set()
+    drained(qtbot, s, lambda: s.ended is not None)
+    assert s.iteration == 29 and len(s.losses) == 30
+
+
+# ---- replay -----------------------------------------------------------------------------------------
+@pytest.fixture
+def recorded(qtbot, sessions, tmp_path):
+    """A live demo run recorded to a tape: (the finished live session, the tape's path)."""
+    tape = str(tmp_path / "demo.tape")
+    s = live(sessions, Target.demo(epochs=2, n=128), pause_on_entry=False, record=tape)
+    drained(qtbot, s, lambda: s.ended is not None)
+    assert s.recording is None and os.path.exists(tape)
+    return s, tape
+
+
+def test_a_replayed_tape_gives_the_same_model_as_the_live_session(qtbot, sessions, recorded):
+    s, tape = recorded
+    r = ReplaySession(tape)
+    sessions.append(r)
+    drained(qtbot, r, lambda: r.status == "finished")
+    a, b = s.model.view(), r.model.view()
+    assert a.keys == b.keys and a.label == b.label and a.sublabel == b.sublabel
+    assert a.edges.tolist() == b.edges.tolist() and a.groups == b.groups
+    assert a.backward.tolist() == b.backward.tolist()
+    assert r.model.current == s.model.current and r.iteration == s.iteration == 3
+    assert r.loss_curve() == s.loss_curve()
+    assert r.summaries.keys() == s.summaries.keys()
+    key = "SpiralNet.fc2/linear:0"
+    assert r.summaries[key].mean == pytest.approx(s.summaries[key].mean)
+
+
+def test_replay_steps_seeks_both_ways_and_rewinds(qtbot, sessions, recorded):
+    _, tape = recorded
+    r = ReplaySession(tape)
+    sessions.append(r)
+    drained(qtbot, r, lambda: r.status == "finished")
+    r.rewind()
+    drained(qtbot, r, lambda: r.status == "paused")
+    assert len(r.model.view()) == 0
+    for n in range(1, 4):
+        r.command("step_into")
+        drained(qtbot, r, lambda n=n: r.status == "paused" and len(op_labels(r)) == n)
+    assert op_labels(r) == ["linear", "tanh", "linear"]
+    r.command("run_to_next_iteration")
+    drained(qtbot, r, lambda: r.status == "paused" and r.iteration == 1)
+    later = r.iterations[2].first_seq + 3
+    r.seek(later)
+    drained(qtbot, r, lambda: r.status == "paused" and r.cursor == later)
+    assert r.iteration == 2
+    r.seek(r.iterations[0].first_seq + 2)  # back: the graph is rebuilt up to there
+    drained(qtbot, r, lambda: r.status == "paused" and r.iteration == 0)
+    assert op_labels(r) == ["linear"]
+    assert r.status_text() == "Replay paused at op linear in SpiralNet.fc1"
+
+
+def test_the_session_controller_imports_no_qt():
+    import subprocess
+    import sys
+
+    qt = ("PySide6", "pyqtgraph")
+    code = f"import app.session, sys; print(sorted(n for n in sys.modules if n.startswith({qt!r})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,238 @@
+"""The main window, offscreen: what a person sees and presses (pytest-qt; waits, never sleeps)."""
+
+import os
+import textwrap
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+import app.window
+from app.cli import main
+from app.graph_model import OP
+from app.window import Launch, MainWindow
+
+TIMEOUT = 15_000  # ms
+
+
+def make_window(qtbot, tmp_path) -> MainWindow:
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings)
+    window.recordings_dir = str(tmp_path / "recordings")
+    qtbot.addWidget(window)  # closed after the test: closing stops the engine thread and waits for it
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path)
+
+
+def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    qtbot.keyClick(window, key, modifier)
+
+
+def paused(window) -> bool:
+    return status(window).startswith(("Paused", "Replay paused"))
+
+
+def shown_ops(window) -> list[str]:
+    view = window.canvas.view
+    if view is None:
+        return []
+    return [view.label[i] for i in range(len(view)) if view.kind[i] == OP]
+
+
+def status(window) -> str:
+    return window.status_panel.state.text()
+
+
+def script(tmp_path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+def test_the_demo_opens_paused_on_entry_with_a_hint(qtbot, window):
+    window.open_demo(epochs=1, n=128)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    assert window.graph.hint.isVisible() and "F11" in window.graph.hint.text()
+    assert status(window).startswith("Paused on entry")
+    assert window.source_view.file.endswith("demo.py")
+    assert not window.actions["pause"].isEnabled() and window.actions["step_into"].isEnabled()
+
+
+def test_five_f11_presses_grow_the_graph_op_by_op(qtbot, window):
+    window.open_demo(epochs=1, n=128)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    expected = ["linear", "tanh", "linear", "tanh", "linear"]
+    for n in range(1, 6):
+        press(qtbot, window, Qt.Key.Key_F11)
+        qtbot.waitUntil(lambda n=n: paused(window) and len(shown_ops(window)) == n, timeout=TIMEOUT)
+        assert shown_ops(window) == expected[:n]
+    assert not window.graph.hint.isVisible()
+    assert status(window) == "Paused at op linear in SpiralNet.out"
+    assert "self.out(h)" in window.source_view.current_line_text()
+    info = window.node_info.plain_text()
+    assert "linear" in info and "SpiralNet.out" in info and "64\u00d72" in info
+    assert window.canvas.marks_item.current == window.canvas.view.keys.index("SpiralNet.out/linear:0")
+
+
+def test_f5_trains_live_and_pause_stops_it(qtbot, window):
+    window.open_demo(epochs=400, n=128, verbose=False)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.session.iteration >= 20, timeout=TIMEOUT)
+    assert status(window).startswith("Running")
+    assert window.actions["pause"].isEnabled() and not window.actions["step_into"].isEnabled()
+    press(qtbot, window, Qt.Key.Key_F6)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.loss_plot.points >= 20, timeout=TIMEOUT)
+    assert "iteration" in window.status_panel.iteration.text()
+    assert int(window.status_panel.iteration.text().split()[1]) >= 20
+    assert shown_ops(window)[-1] == "cross_entropy"  # the whole iteration's graph is shown
+
+
+def test_a_failing_script_shows_its_traceback_and_restart_works(qtbot, window, tmp_path):
+    path = script(tmp_path, "bad.py", """
+        import engine, engine.nn as nn
+        print("building")
+        model = nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2))
+        model(engine.randn(2, 3))
+    """)
+    assert window.run_script(path)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+    text = window.output.text()
+    assert "building" in text and "Traceback (most recent call last)" in text
+    assert f'File "{path}", line 5, in <module>' in text
+    assert "engine/" not in text.split("Traceback")[1]  # the script's own frames only
+    assert "ShapeError: linear: input has 4 features" in window.message_bar.text()
+    assert status(window).startswith("Failed: ShapeError")
+    assert "Sequential.1/linear:failed" in window.canvas.view.keys  # the failing op, marked
+    assert window.alerts_panel.messages()[-1].startswith("ShapeError")
+    restart = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    press(qtbot, window, Qt.Key.Key_F5, restart)
+    qtbot.waitUntil(lambda: window.session.ended is None and paused(window), timeout=TIMEOUT)
+    assert status(window).startswith("Paused on entry")
+    assert window.canvas.view is None or len(window.canvas.view) == 0 or window.graph.hint.isVisible()
+
+
+def test_a_missing_script_is_a_message_not_a_crash(qtbot, window, tmp_path):
+    window.open_demo(epochs=1, n=64)
+    assert not window.run_script(str(tmp_path / "nowhere.py"))
+    assert "No such script" in window.message_bar.text()
+    assert window.session.target.kind == "demo"  # what was open stays open
+
+
+def test_stop_ends_a_script_that_loops_without_the_engine(qtbot, window, tmp_path):
+    path = script(tmp_path, "spin.py", """
+        print("spinning", flush=True)
+        while True:
+            pass
+    """)
+    window.run_script(path, run=True)
+    qtbot.waitUntil(lambda: "spinning" in window.output.text(), timeout=TIMEOUT)
+    press(qtbot, window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+    assert status(window) == "Stopped"
+    assert window.actions["restart"].isEnabled() and not window.actions["stop"].isEnabled()
+
+
+def test_restart_replaces_a_script_that_loops_without_the_engine(qtbot, window, tmp_path):
+    path = script(tmp_path, "spin.py", """
+        print("spinning", flush=True)
+        while True:
+            pass
+    """)
+    window.run_script(path, run=True)
+    first = window.session
+    qtbot.waitUntil(lambda: "spinning" in window.output.text(), timeout=TIMEOUT)
+    window.restart()
+    qtbot.waitUntil(lambda: window.session is not first and window.output.text().count("spinning") == 2,
+                    timeout=TIMEOUT)
+    assert first.ended.outcome == "stopped" and first.join(5)
+    assert "\u21bb Restart" in window.output.text()
+
+
+def test_record_then_replay_in_the_same_window(qtbot, window, tmp_path):
+    window.open_demo(epochs=1, n=128)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    press(qtbot, window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert window.session.recording and "recording" in status(window)
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+    tapes = os.listdir(tmp_path / "recordings")
+    assert len(tapes) == 1 and not window.actions["record"].isChecked()
+    tape = str(tmp_path / "recordings" / tapes[0])
+    assert window.recent_files()[0] == tape
+    live_keys = list(window.canvas.view.keys)
+
+    assert window.open_tape(tape)
+    assert window.windowTitle().startswith(tapes[0] + " (replay)")
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+    assert list(window.canvas.view.keys) == live_keys
+    assert window.timeline.slider.isEnabled()
+    assert window.loss_plot.points == 2
+    first = window.session.iterations[0].first_seq
+    window.timeline.slider.setValue(first + 2)  # what dragging the slider does
+    qtbot.waitUntil(lambda: window.session.status == "paused", timeout=TIMEOUT)
+    assert shown_ops(window) == ["linear"]
+    press(qtbot, window, Qt.Key.Key_F11)
+    qtbot.waitUntil(lambda: paused(window) and len(shown_ops(window)) == 2, timeout=TIMEOUT)
+    assert "event" in window.timeline.label.text()
+
+
+def test_a_bad_tape_is_a_message(qtbot, window, tmp_path):
+    bad = tmp_path / "bad.tape"
+    bad.write_bytes(b"no tape here" * 20)
+    assert not window.open_tape(str(bad))
+    assert "not a tape" in window.message_bar.text()
+
+
+def test_dropping_a_script_debugs_it(qtbot, window, tmp_path):
+    path = script(tmp_path, "dropped.py", "print('hi')\n")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(path)])
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert window.session.target.path == path
+    assert window.windowTitle().startswith("dropped.py")
+
+
+def test_find_selects_a_node(qtbot, window):
+    window.open_demo(epochs=1, n=128)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("run_to_phase")
+    qtbot.waitUntil(lambda: paused(window) and window.session.phase == "backward", timeout=TIMEOUT)
+    assert window.find("tanh") == "SpiralNet/tanh:0"
+    assert window.node_info.plain_text().startswith("tanh")
+
+
+def test_panels_and_window_state_are_kept(qtbot, tmp_path):
+    first = make_window(qtbot, tmp_path)
+    first.docks["loss"].hide()
+    first.close()
+    second = make_window(qtbot, tmp_path)
+    assert not second.docks["loss"].isVisible()
+    assert second.docks["output"].isVisible()
+
+
+# ---- the command line opens the window on what it was given ------------------------------------------
+def test_run_subcommand_opens_the_script(monkeypatch, tmp_path):
+    path = script(tmp_path, "train.py", "pass\n")
+    opened = []
+    monkeypatch.setattr(app.window, "run_app", lambda *a: opened.append(a) or 0)
+    assert main(["run", "--run", path, "--lr", "0.1"]) == 0
+    assert opened == [(Launch("script", path, ("--lr", "0.1"), run=True),)]
+
+
+def test_run_subcommand_with_a_missing_script_says_so(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(app.window, "run_app", lambda *a: pytest.fail("opened the app"))
+    assert main(["run", str(tmp_path / "missing.py")]) == 2
+    assert capsys.readouterr().err.strip() == f"tapescope run: no such script: {tmp_path / 'missing.py'}"

@@ -1,0 +1,182 @@
+"""Editors for a constructor's arguments, built from plain argument descriptions (the builder's palette).
+
+Each argument is {"name", "kind", "default", "required", "optional", "low", "high", "choices", "words",
+"allowed", "doc"}; kinds are int, float, bool, str, size (an int or ints), ints and floats. The form
+parses what is typed, marks a field red with the reason when it does not parse, and emits the values.
+Range checks stay with the app (one set of rules): it reports them back through `mark`.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget
+
+ERROR_TEXT = QColor("#c92a2a")
+ERROR_FIELD = QColor("#ffe3e3")  # a palette colour, not a style sheet: spin boxes keep their arrows
+NONE = "(none)"
+
+
+def parse(arg: dict, text: str):
+    """(value, error) for what was typed into a text field of argument `arg`."""
+    text = text.strip()
+    if not text:
+        if arg.get("optional"):
+            return None, ""
+        return None, f"{arg['name']} is required ({arg['allowed']})"
+    if text in arg.get("words", ()) or arg["kind"] == "str":
+        return text, ""
+    kind = arg["kind"]
+    items = [t.strip() for t in text.strip("()[]").split(",") if t.strip()]
+    try:
+        if kind == "int":
+            return int(text), ""
+        if kind == "float":
+            return float(text), ""
+        if kind == "size" and len(items) == 1 and "," not in text:
+            return int(items[0]), ""
+        if kind in ("size", "ints"):
+            return [int(t) for t in items], ""
+        if kind == "floats":
+            return [float(t) for t in items], ""
+    except ValueError:
+        pass
+    return None, f"{arg['name']} must be {arg['allowed']}"
+
+
+def show(arg: dict, value) -> str:
+    """The text a field shows for a value."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+class ArgForm(QWidget):
+    """One row per argument; `changed(values)` after each accepted edit (values differing from defaults)."""
+
+    changed = Signal(dict)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._layout = QFormLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self._layout.setHorizontalSpacing(10)
+        self._args: list[dict] = []
+        self._values: dict = {}
+        self._editors: dict[str, QWidget] = {}
+        self._labels: dict[str, QLabel] = {}
+        self._errors: dict[str, str] = {}
+        self.empty = QLabel("no arguments")
+        self.empty.setStyleSheet("color: #868e96;")
+
+    # ---- content --------------------------------------------------------------------------------
+    def set_args(self, args: list[dict], values: dict) -> None:
+        """Show editors for `args` holding `values` (missing ones: their defaults)."""
+        while self._layout.rowCount():
+            self._layout.removeRow(0)
+        self.empty = QLabel("no arguments")
+        self.empty.setStyleSheet("color: #868e96;")
+        self._args = list(args)
+        self._values = dict(values)
+        self._editors = {}
+        self._labels = {}
+        self._errors = {}
+        for arg in args:
+            editor = self._editor(arg, values.get(arg["name"], arg["default"]))
+            label = QLabel(arg["name"] + ("*" if arg.get("required") else ""))
+            tip = arg["allowed"] + (f"\n{arg['doc']}" if arg.get("doc") else "")
+            label.setToolTip(tip)
+            editor.setToolTip(tip)
+            self._editors[arg["name"]] = editor
+            self._labels[arg["name"]] = label
+            self._layout.addRow(label, editor)
+        if not args:
+            self._layout.addRow(self.empty)
+
+    def _editor(self, arg: dict, value) -> QWidget:
+        name = arg["name"]
+        if arg["kind"] == "bool":
+            box = QCheckBox()
+            box.setChecked(bool(value))
+            box.toggled.connect(lambda on, n=name: self._accept(n, on))
+            return box
+        if arg.get("choices"):
+            combo = QComboBox()
+            choices = ([None] if arg.get("optional") else []) + list(arg["choices"])
+            for c in choices:
+                combo.addItem(NONE if c is None else str(c), c)
+            combo.setCurrentIndex(max(0, choices.index(value) if value in choices else 0))
+            combo.currentIndexChanged.connect(lambda i, n=name, c=combo: self._accept(n, c.itemData(i)))
+            return combo
+        if arg["kind"] == "int" and not arg.get("optional") and arg.get("low") is not None:
+            spin = QSpinBox()
+            spin.setRange(int(arg["low"]), int(arg["high"]) if arg.get("high") is not None else 1_000_000)
+            spin.setValue(int(value) if isinstance(value, int) else int(arg["low"]))
+            spin.valueChanged.connect(lambda v, n=name: self._accept(n, v))
+            return spin
+        edit = QLineEdit(show(arg, value))
+        edit.setPlaceholderText("none" if arg.get("optional") else arg["allowed"])
+        edit.editingFinished.connect(lambda n=name, e=edit, a=arg: self._typed(a, e.text()))
+        return edit
+
+    # ---- edits ----------------------------------------------------------------------------------
+    def _typed(self, arg: dict, text: str) -> None:
+        value, error = parse(arg, text)
+        if error:
+            self.mark(arg["name"], error)
+            return
+        self._accept(arg["name"], value)
+
+    def _accept(self, name: str, value) -> None:
+        self.mark(name, "")
+        arg = next(a for a in self._args if a["name"] == name)
+        if value == arg["default"] and not arg.get("required"):
+            self._values.pop(name, None)
+        else:
+            self._values[name] = value
+        self.changed.emit(dict(self._values))
+
+    def set_text(self, name: str, text: str) -> None:
+        """Type `text` into a text field and finish editing (what a person does; used by tests)."""
+        editor = self._editors[name]
+        editor.setText(text)
+        editor.editingFinished.emit()
+
+    # ---- what it shows --------------------------------------------------------------------------
+    def values(self) -> dict:
+        """The accepted values that differ from the defaults (and every required one)."""
+        return dict(self._values)
+
+    def editor(self, name: str) -> QWidget:
+        """The editor widget of argument `name`."""
+        return self._editors[name]
+
+    def mark(self, name: str, message: str) -> None:
+        """Show `message` at argument `name` (red, in its tooltip); '' clears it."""
+        editor = self._editors.get(name)
+        if editor is None or (not message and name not in self._errors):
+            return
+        if message:
+            self._errors[name] = message
+        else:
+            del self._errors[name]
+        arg = next(a for a in self._args if a["name"] == name)
+        tip = message or arg["allowed"]
+        for widget, role, color in ((editor, QPalette.ColorRole.Base, ERROR_FIELD),
+                                    (self._labels[name], QPalette.ColorRole.WindowText, ERROR_TEXT)):
+            palette = widget.palette()
+            palette.setColor(role, color if message else self.palette().color(role))
+            widget.setPalette(palette)
+            widget.setToolTip(tip)
+
+    def clear_marks(self) -> None:
+        """Remove every red mark."""
+        for name in list(self._errors):
+            self.mark(name, "")
+
+    def errors(self) -> dict[str, str]:
+        """Argument name -> the message shown there."""
+        return dict(self._errors)

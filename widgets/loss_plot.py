@@ -1,0 +1,56 @@
+"""The loss per iteration as a line (log scale once it spans decades), with a cursor in replays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+
+
+class LossPlot(pg.PlotWidget):
+    """set_curve(iterations, losses); set_cursor(iteration) marks where a replay is."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent, background=None)
+        self.setLabel("bottom", "iteration")
+        self.setLabel("left", "loss")
+        self.getAxis("left").enableAutoSIPrefix(False)
+        self.showGrid(x=True, y=True, alpha=0.25)
+        self.setMenuEnabled(False)
+        self.setClipToView(True)
+        self.setDownsampling(auto=True, mode="peak")
+        self.curve = self.plot([], [], pen=pg.mkPen("#1c7ed6", width=1.6))
+        self.last_point = self.plot([], [], pen=None, symbol="o", symbolSize=6, symbolBrush="#1c7ed6",
+                                    symbolPen=None)
+        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#f59f00", width=1.5))
+        self.cursor.setVisible(False)
+        self.addItem(self.cursor, ignoreBounds=True)
+        self.empty = pg.TextItem("no loss yet", color="#868e96", anchor=(0.5, 0.5))
+        self.addItem(self.empty, ignoreBounds=True)
+        self.empty.setPos(0.5, 0.5)
+        self.log = False
+        self.points = 0
+
+    def set_curve(self, iterations, losses) -> None:
+        """Show the loss of each iteration (NaN shows as a gap)."""
+        x = np.asarray(iterations, float)
+        y = np.asarray(losses, float)
+        self.points = len(x)
+        self.empty.setVisible(not len(x))
+        finite = y[np.isfinite(y)]
+        log = bool(len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100)
+        if log != self.log:
+            self.log = log
+            self.setLogMode(y=log)
+        self.curve.setData(x, y, connect="finite")
+        if len(x) and math.isfinite(y[-1]):
+            self.last_point.setData(x[-1:], y[-1:])
+        else:
+            self.last_point.setData([], [])
+
+    def set_cursor(self, iteration: int | None) -> None:
+        """Mark iteration `iteration` (None hides the mark)."""
+        self.cursor.setVisible(iteration is not None)
+        if iteration is not None:
+            self.cursor.setValue(iteration)

@@ -1,0 +1,72 @@
+"""The module calls of the shown iteration as a tree; a check box per call expands it in the graph."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
+
+PATH = Qt.ItemDataRole.UserRole
+
+
+class ModuleTree(QTreeWidget):
+    """Module calls (path, class); checked means shown expanded in the graph.
+
+    Emits moduleSelected(path) on click and expandRequested(path, expanded) when a box is toggled.
+    """
+
+    moduleSelected = Signal(str)
+    expandRequested = Signal(str, bool)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setHeaderLabels(["Module", "Class"])
+        self.header().setStretchLastSection(True)
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(True)
+        self._shown: tuple = ()
+        self.itemChanged.connect(self._on_changed)
+        self.itemClicked.connect(lambda item, _col: self.moduleSelected.emit(item.data(0, PATH)))
+
+    def set_modules(self, paths: list[str], classes: list[str], parents: list[int],
+                    collapsed: set[str]) -> None:
+        """Show module calls (index 0, the top level, is not shown); `parents[i]` indexes `paths`."""
+        shown = (tuple(paths), tuple(classes), tuple(int(p) for p in parents), frozenset(collapsed))
+        if shown == self._shown:
+            return
+        self._shown = shown
+        self.blockSignals(True)
+        try:
+            self.clear()
+            items: dict[int, QTreeWidgetItem] = {}
+            for i in range(1, len(paths)):
+                parent = items.get(int(parents[i]))
+                path = paths[i]
+                name = path[len(paths[int(parents[i])]) + 1:] if parent is not None else path
+                item = QTreeWidgetItem([name or path, classes[i]])
+                item.setData(0, PATH, path)
+                item.setToolTip(0, path)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(0, Qt.CheckState.Unchecked if path in collapsed else Qt.CheckState.Checked)
+                (parent.addChild if parent is not None else self.addTopLevelItem)(item)
+                items[i] = item
+            self.expandAll()
+        finally:
+            self.blockSignals(False)
+
+    def paths(self) -> list[str]:
+        """Every module path shown, in tree order."""
+        out = []
+
+        def walk(item: QTreeWidgetItem) -> None:
+            out.append(item.data(0, PATH))
+            for i in range(item.childCount()):
+                walk(item.child(i))
+
+        for i in range(self.topLevelItemCount()):
+            walk(self.topLevelItem(i))
+        return out
+
+    def _on_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if column == 0:
+            self.expandRequested.emit(item.data(0, PATH), item.checkState(0) == Qt.CheckState.Checked)

@@ -1,0 +1,53 @@
+"""The script's output: stdout as written, stderr in red, the app's own notes in grey; bounded."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QPlainTextEdit
+
+STDERR = "#c92a2a"
+NOTE = "#7a8594"
+
+
+class OutputPanel(QPlainTextEdit):
+    """Read-only text that follows its end (unless scrolled up); keeps the last `max_lines` lines."""
+
+    def __init__(self, parent=None, max_lines: int = 5000) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setMaximumBlockCount(max_lines)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        font.setPointSizeF(max(font.pointSizeF() - 0.5, 8.0))
+        self.setFont(font)
+        self.setPlaceholderText("The script's output appears here.")
+        self._formats = {"stdout": QTextCharFormat(), "stderr": _format(STDERR), "note": _format(NOTE, True)}
+
+    def append_text(self, stream: str, text: str) -> None:
+        """Add text the script wrote to "stdout" or "stderr" (or a "note" of the app's)."""
+        bar = self.verticalScrollBar()
+        follow = bar.value() >= bar.maximum() - 2
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text, self._formats.get(stream, self._formats["stdout"]))
+        if follow:
+            bar.setValue(bar.maximum())
+
+    def note(self, text: str) -> None:
+        """Add a line of the app's own (what started, how it ended), on a line of its own."""
+        doc = self.document()
+        last = doc.lastBlock().text() if doc.blockCount() else ""
+        self.append_text("note", ("\n" if last else "") + text + "\n")
+
+    def text(self) -> str:
+        """Everything shown, as plain text."""
+        return self.toPlainText()
+
+
+def _format(colour: str, italic: bool = False) -> QTextCharFormat:
+    fmt = QTextCharFormat()
+    fmt.setForeground(QColor(colour))
+    if italic:
+        fmt.setFontItalic(True)
+        fmt.setFontWeight(QFont.Weight.Normal)
+    return fmt

@@ -1,0 +1,74 @@
+"""A read-only source file with line numbers and one highlighted line (where the engine is)."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtGui import QColor, QFontDatabase, QTextCursor, QTextFormat
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout, QWidget
+
+HIGHLIGHT = "#ffe8a3"
+
+
+class SourceView(QWidget):
+    """Shows one file at a time, scrolled to its highlighted line."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        self.title = QLabel()
+        self.title.setContentsMargins(4, 2, 4, 0)
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        layout.addWidget(self.title)
+        layout.addWidget(self.text, 1)
+        self.file = ""
+        self.line = 0
+        self.show_message("No source yet: it shows where the engine is.")
+
+    def show_source(self, file: str, text: str | None, line: int = 0) -> None:
+        """Show `file` (its `text`; None when unreadable) with line `line` highlighted."""
+        if text is None:
+            self.show_message(f"{file}: source not available")
+            return
+        if file != self.file:
+            lines = text.splitlines()
+            width = len(str(len(lines)))
+            self.text.setPlainText("\n".join(f"{i:>{width}}  {s}" for i, s in enumerate(lines, 1)))
+            self.file = file
+        name = f"<b>{os.path.basename(file)}</b>"
+        self.title.setText(f"{name}:{line}" if line else name)
+        self.title.setToolTip(file)
+        self.line = line
+        self._highlight(line)
+
+    def show_message(self, text: str) -> None:
+        """Show no file, only a short message."""
+        self.file = ""
+        self.line = 0
+        self.title.setText(text)
+        self.text.clear()
+
+    def current_line_text(self) -> str:
+        """The highlighted line as shown (with its number), '' when none."""
+        if not self.line:
+            return ""
+        return self.text.document().findBlockByNumber(self.line - 1).text()
+
+    def _highlight(self, line: int) -> None:
+        if line <= 0:
+            self.text.setExtraSelections([])
+            return
+        block = self.text.document().findBlockByNumber(line - 1)
+        sel = QTextEdit.ExtraSelection()
+        sel.format.setBackground(QColor(HIGHLIGHT))
+        sel.format.setForeground(QColor("#212529"))
+        sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+        sel.cursor = QTextCursor(block)
+        self.text.setExtraSelections([sel])
+        self.text.setTextCursor(QTextCursor(block))
+        self.text.centerCursor()

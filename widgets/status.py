@@ -1,0 +1,129 @@
+"""Status widgets: the status bar's state and counters, and an inline message bar (no modal dialogs)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+
+STATE_COLOURS = {"running": "#2f9e44", "paused": "#f59f00", "finished": "#1c7ed6", "failed": "#e03131",
+                 "stopped": "#868e96", "replay": "#7048e8"}
+
+
+class _Dot(QWidget):
+    """A small filled circle in the state's colour."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.colour = QColor("#868e96")
+        self.setFixedSize(12, 12)
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(self.colour)
+        p.drawEllipse(1, 1, 10, 10)
+
+
+class StatusPanel(QWidget):
+    """State (running / paused at op X in module Y), iteration, phase and events per second."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 0)
+        layout.setSpacing(8)
+        self.dot = _Dot()
+        self.state = QLabel("Ready")
+        self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.iteration = QLabel()
+        self.phase = QLabel()
+        self.rate = QLabel()
+        self.note = QLabel()
+        self.note.setStyleSheet("color: #868e96")
+        self._note_timer = QTimer(self)
+        self._note_timer.setSingleShot(True)
+        self._note_timer.timeout.connect(self.note.clear)
+        layout.addWidget(self.dot)
+        layout.addWidget(self.state, 1)
+        layout.addWidget(self.note)
+        for label in (self.iteration, self.phase, self.rate):
+            label.setMinimumWidth(90)
+            layout.addWidget(_separator())
+            layout.addWidget(label)
+
+    def set_state(self, text: str, kind: str) -> None:
+        """The one-line state, and its kind (running, paused, finished, failed, stopped, replay)."""
+        self.state.setText(text)
+        self.state.setToolTip(text)
+        self.dot.colour = QColor(STATE_COLOURS.get(kind, "#868e96"))
+        self.dot.update()
+
+    def set_note(self, text: str, seconds: float = 0) -> None:
+        """A passing note beside the state (cleared after `seconds`; 0 keeps it until replaced)."""
+        self.note.setText(text)
+        self._note_timer.stop()
+        if seconds and text:
+            self._note_timer.start(int(seconds * 1000))
+
+    def set_counters(self, iteration: int, phase: str, events_per_second: float | None) -> None:
+        """Iteration, phase and the event rate (None: not running)."""
+        self.iteration.setText(f"iteration {iteration}")
+        self.phase.setText(phase)
+        rate = "\u2013" if events_per_second is None else _rate(events_per_second)
+        self.rate.setText(f"{rate} events/s")
+
+
+def _rate(x: float) -> str:
+    return f"{x / 1e6:.1f}M" if x >= 1e6 else f"{x / 1e3:.1f}k" if x >= 1e4 else f"{x:.0f}"
+
+
+def _separator() -> QFrame:
+    line = QFrame()
+    line.setFrameShape(QFrame.Shape.VLine)
+    line.setFrameShadow(QFrame.Shadow.Sunken)
+    return line
+
+
+class MessageBar(QFrame):
+    """A dismissible message above the graph: information, a warning or an error."""
+
+    closed = Signal()
+    LEVELS = {"info": ("#e7f5ff", "#1c7ed6"), "warning": ("#fff9db", "#e67700"),
+              "error": ("#fff5f5", "#e03131")}
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("MessageBar")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("\u2715")
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.dismiss)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        """Show `text` until dismissed or replaced."""
+        fill, border = self.LEVELS.get(level, self.LEVELS["info"])
+        self.setStyleSheet(f"#MessageBar {{ background: {fill}; border: 1px solid {border}; "
+                           f"border-radius: 4px; }} #MessageBar QLabel {{ color: #212529; }}")
+        self.label.setText(text)
+        self.level = level
+        self.show()
+
+    def text(self) -> str:
+        """The message shown ('' when hidden)."""
+        return self.label.text() if self.isVisible() else ""
+
+    def dismiss(self) -> None:
+        """Hide the message."""
+        self.hide()
+        self.closed.emit()
