@@ -4,11 +4,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QByteArray, QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QDropEvent
 
 from app.builder import PanelServices, build, from_json, starter
+from engine.data import GLYPH_NAMES
 from widgets.builder_panel import BuilderPanel
 from widgets.decision_boundary import PredictionView, boundary_image, class_colors
 from widgets.layer_tree import LAYER_MIME, MOVE_MIME
@@ -229,8 +231,8 @@ def test_a_trained_model_previews_on_every_kind_of_data(view):
         view.show_preview(preview, f"{name} after {epochs} epochs")
         assert view.mode == {"spirals": "boundary", "sine": "curve", "glyphs": "images"}[name]
         shoot(view, f"prediction_{name}.png")
-    labels = [t for t in view._labels if t.isVisible()]
-    assert len(labels) == 16
+    labels = [i for i in view.plot.getPlotItem().items if isinstance(i, pg.TextItem) and i.isVisible()]
+    assert len(labels) == 16 and all(label.toPlainText() in GLYPH_NAMES for label in labels)
     view.show_preview(None)
     assert view.caption.text().startswith("No preview for this data")
 
