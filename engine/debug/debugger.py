@@ -103,6 +103,7 @@ class Debugger:
         self._busy = False  # applying an edit: ops it runs are not traced
         self._undo: list[Callable] = []
         self._run: EngineRun | None = None
+        self._engine_thread: int | None = None
 
     # ---- attaching --------------------------------------------------------------------------
     def attach(self) -> Debugger:
@@ -265,6 +266,9 @@ class Debugger:
         self.attach()
         run = self._run = EngineRun(self, fn, args, kwargs, python_pause, attached_here)
         run.start()
+        # from now on only the engine thread is traced: ops another thread runs meanwhile (a GUI
+        # checking shapes, a preview) are not part of the session and must never block there
+        self._engine_thread = run.thread.ident
         return run
 
     def run_script(self, path: str, argv: tuple[str, ...] = (), python_pause: bool = False) -> EngineRun:
@@ -274,7 +278,7 @@ class Debugger:
     # ---- the engine thread -------------------------------------------------------------------
     def _on_event(self, event) -> None:
         cls = event.__class__
-        if cls is OpEvent or cls is BackwardEvent or self._busy:
+        if cls is OpEvent or cls is BackwardEvent or self._busy or self._foreign():
             return  # ops and nodes arrive with their tensors through _on_tensors
         if cls is ModuleEvent:
             rec = self.tracer.module(event)
@@ -290,8 +294,12 @@ class Debugger:
         if self._armed:
             self._service(rec)
 
+    def _foreign(self) -> bool:
+        """True on a thread other than the engine thread of the current run (when there is one)."""
+        return self._engine_thread is not None and threading.get_ident() != self._engine_thread
+
     def _on_tensors(self, event, inputs, output) -> None:
-        if self._busy:
+        if self._busy or self._foreign():
             return
         monitor = self.monitor
         if event.__class__ is OpEvent:
