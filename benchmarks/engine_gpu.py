@@ -20,6 +20,7 @@ from _timing import interleaved, report, try_torch  # first: it sets thread coun
 
 # isort: split
 import numpy as np
+from engine_cpu import chain
 from train_cpu import copy_weights, load_example, torch_glyphnet
 
 import engine
@@ -182,20 +183,6 @@ def bench_cnn(torch, rounds: int, k: int) -> None:
 
 
 # ---- a chain of tiny ops ---------------------------------------------------------------------------------
-def chain(lib, x, n_ops: int):
-    """n_ops small elementwise ops, forward and backward, through autograd."""
-
-    def run():
-        y = x
-        for _ in range(n_ops // 4):
-            y = y * 1.001
-            y = y + 0.01
-            y = y.tanh()
-            y = y * y
-        y.backward(lib.ones_like(y))
-        x.grad = None
-
-    return run
 
 
 def cupy_chain(cp, x, n_ops: int):
