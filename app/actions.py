@@ -49,6 +49,8 @@ DEBUG = (
          "Run to the first op of the next iteration"),
     Spec("restart", "&Restart", "Ctrl+Shift+F5", "restart", "Run the script again from the start"),
     Spec("stop", "&Stop", "Shift+F5", "stop", "Stop the script (also one that never calls the engine)"),
+    Spec("toggle_breakpoint", "Toggle &Breakpoint", "F9", "", "Break at the selected node (or module) "
+         "every time it runs; again to remove"),
     Spec("record", "Re&cord to Tape", "Ctrl+R", "record", "Record the live session to a .tape file "
          "(replay it with File > Open Tape)", checkable=True),
 )
@@ -57,6 +59,10 @@ FILE = (
     Spec("run_script", "&Debug Script\u2026", "Ctrl+Shift+O", "", "Run a Python script under the debugger"),
     Spec("open_demo", "Open the &Demo", "", "", "The built-in demo: an MLP learning two spirals"),
     Spec("quit", "&Quit", "Ctrl+Q"),
+)
+EDIT = (
+    Spec("undo", "&Undo Edit", "Ctrl+Z", "", "Undo the last runtime edit of the model"),
+    Spec("redo", "&Redo Edit", "Ctrl+Shift+Z", "", "Apply the undone runtime edit again"),
 )
 VIEW = (
     Spec("fit", "&Fit Graph", "Ctrl+0", "fit", "Zoom to show the whole graph"),

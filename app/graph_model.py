@@ -360,6 +360,9 @@ class GraphModel:
         cur.group_parent.append(cur.stack[-1])
         cur.stack.append(len(cur.groups) - 1)
         cur.entry.update(ev.tensors)
+        params = ev.params
+        if params and any(self.tensor_names.get(tid) != name for tid, name in params):
+            self.set_tensor_names(dict(params))  # once per module, not every iteration: names rarely change
 
     def _on_backward(self, ev: BackwardEvent) -> None:
         cur = self._cur

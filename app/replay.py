@@ -67,6 +67,8 @@ class ReplaySession(Session):
         self.model = GraphModel()
         self.model.collapsed = collapsed
         self.summaries, self.grads, self.frames, self.alerts = {}, {}, {}, []
+        self.outputs, self.grad_ids, self.steps, self.by_seq = {}, {}, [], {}
+        self._order.clear()
         if self._reader is not None:
             self._reader.cancel()
         self._reader = _TapeReader(self.path, start)

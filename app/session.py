@@ -18,8 +18,10 @@ command queue and are carried out on the engine thread.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -29,11 +31,12 @@ from dataclasses import dataclass, field
 import engine.debug
 import engine.tape
 from app import demo
+from app.edit_history import describe_model, describe_optimizer
 from app.graph_model import KIND_NAMES, GraphChange, GraphModel
 from app.script_io import OutputChunk, ScriptError, capture_output, release_output, run_path, script_error
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
 from engine.debug.records import OPTIMIZER
-from engine.events import AlertEvent, EditEvent
+from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
 STEPS = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration")
@@ -41,6 +44,7 @@ _STEP_KIND = {"step_into": "into", "step_over": "over", "step_out": "out", "run_
               "run_to_next_iteration": "iteration"}
 RUNNING, PAUSED, FINISHED, FAILED, STOPPED = "running", "paused", "finished", "failed", "stopped"
 _RECORDS = (OpRecord, BackwardRecord, EventRecord)
+HISTORY = 50_000  # op and backward records a session keeps by seq, for scrubbing back a live run
 _HERE = os.path.abspath(__file__)
 
 
@@ -118,10 +122,13 @@ class SessionChange:
     edits: list[EditEvent] = field(default_factory=list)
     losses: bool = False
     status: bool = False
+    steps: list = field(default_factory=list)  # (iteration, OptimizerEvent) of optimizer steps applied
+    applied: list = field(default_factory=list)  # the records applied, in order (for the timeline)
+    described: tuple | None = None  # a new (modules, optimizer) description of the live model
 
     def __bool__(self) -> bool:
         return bool(self.graph or self.reset or self.records or self.stop or self.ended or self.output
-                    or self.alerts or self.edits or self.losses or self.status)
+                    or self.alerts or self.edits or self.losses or self.status or self.described)
 
 
 class Session:
@@ -141,6 +148,11 @@ class Session:
         self.summaries: dict[str, object] = {}  # node key -> TensorSummary of its latest output
         self.grads: dict[str, object] = {}  # node key -> TensorSummary of its latest incoming gradient
         self.frames: dict[str, object] = {}  # node key -> SourceFrame where it ran
+        self.outputs: dict[str, int] = {}  # node key -> tensor id of its latest output (to fetch values)
+        self.grad_ids: dict[str, int] = {}  # node key -> tensor id of its latest incoming gradient
+        self.steps: list[tuple[int, object]] = []  # (iteration, OptimizerEvent) of every step applied
+        self.by_seq: dict[int, object] = {}  # seq -> OpRecord/BackwardRecord, the latest HISTORY of them
+        self._order: deque[int] = deque()
         self.alerts: list[AlertEvent] = []
         self.edits: list[EditEvent] = []
         self.ended: RunEnded | None = None
@@ -199,6 +211,8 @@ class Session:
         elif cls is EditEvent:
             self.edits.append(item)
             change.edits.append(item)
+        elif cls is tuple and item and item[0] == "described":
+            change.described = item[1:]
 
     def _apply_record(self, rec, change: SessionChange) -> None:
         model = self.model
@@ -209,13 +223,18 @@ class Session:
         self.iteration = rec.iteration
         self.phase = rec.phase
         cls = rec.__class__
+        change.applied.append(rec)
         if cls is OpRecord:
             key = model.current
+            self._remember(rec)
+            self.outputs[key] = rec.event.output
             if rec.summary is not None:
                 self.summaries[key] = rec.summary
             if rec.source is not None:
                 self.frames[key] = rec.source
         elif cls is BackwardRecord:
+            self._remember(rec)
+            self.grad_ids[model.current] = rec.event.grad_output
             if rec.grad_output is not None:
                 self.grads[model.current] = rec.grad_output
             fwd = rec.forward
@@ -225,7 +244,26 @@ class Session:
                 s = fwd.summary
                 self.losses[rec.iteration] = s.mean if s.finite else math.nan
                 change.losses = True
+        elif rec.event.__class__ is OptimizerEvent:
+            self.steps.append((rec.iteration, rec.event))
+            change.steps.append((rec.iteration, rec.event))
         self._left_stop(change)
+
+    def _remember(self, rec) -> None:
+        """Keep the latest HISTORY op and backward records by seq: what scrubbing back a live run shows."""
+        self.by_seq[rec.event.seq] = rec
+        order = self._order
+        order.append(rec.event.seq)
+        if len(order) > HISTORY:
+            self.by_seq.pop(order.popleft(), None)
+
+    def record_at(self, seq: int):
+        """The op or backward record at `seq` or the nearest one before it that is still kept, or None."""
+        rec = self.by_seq.get(seq)
+        if rec is None and self._order:
+            i = bisect.bisect_right(self._order, seq) - 1
+            rec = self.by_seq.get(self._order[i]) if i >= 0 else None
+        return rec
 
     def _left_stop(self, change: SessionChange) -> None:
         """A record after a stop means the engine went on."""
@@ -338,8 +376,8 @@ class LiveSession(Session):
         self.capture = capture
         self.stop_on_nan = stop_on_nan
         self.max_queue = max_queue
-        self.debugger = Debugger(capture, interactive=True, on_record=self._push, on_stop=self._push,
-                                 on_alert=self._on_alert)
+        self.debugger = Debugger(capture, interactive=True, on_record=[self._discover, self._push],
+                                 on_stop=self._push, on_alert=self._on_alert)
         self.run = None
         self.recorder = None
         self.last_recording: str | None = None
@@ -358,6 +396,35 @@ class LiveSession(Session):
             while len(q) > self.max_queue // 2 and not self._closed:
                 self._room.wait(0.05)  # a timeout, so Stop's asynchronous exception can land
                 self._room.clear()
+
+    def _discover(self, rec) -> None:
+        """Find the script's model and optimizer (for runtime edits) from the first root module call and
+        optimizer step, on the engine thread, and queue their description for the module editor."""
+        dbg = self.debugger
+        if dbg.model is not None and dbg.optimizer is not None:
+            return
+        if rec.__class__ is not EventRecord:
+            return
+        ev = rec.event
+        found = False
+        if dbg.model is None and ev.__class__ is ModuleEvent and ev.enter and "." not in ev.path:
+            calls = _module_calls()
+            if calls:
+                dbg.model, found = calls[0][0], True
+        elif dbg.optimizer is None and ev.__class__ is OptimizerEvent:
+            dbg.optimizer = _calling_optimizer()
+            found = dbg.optimizer is not None
+        if found:
+            self._describe()
+
+    def _describe(self) -> None:
+        """Queue (modules, optimizer) as the module editor shows them; on the engine thread only."""
+        dbg = self.debugger
+        if dbg.model is not None:
+            modules, optimizer = describe_model(dbg.model, dbg.optimizer)
+        else:
+            modules, optimizer = [], describe_optimizer(dbg.optimizer) if dbg.optimizer is not None else None
+        self._push(("described", modules, optimizer))
 
     def _on_alert(self, alert: AlertEvent) -> None:
         self._push(alert)
@@ -475,8 +542,15 @@ class LiveSession(Session):
     def edit(self, edit):
         """Queue a runtime edit (engine.debug edits); a Future of its EditEvent, shown once applied."""
         future = self.debugger.edit(edit)
-        future.add_done_callback(lambda f: self._push(f.result()))
+        future.add_done_callback(self._edited)
         return future
+
+    def _edited(self, future) -> None:
+        # runs where the edit was applied (the engine thread): the model is between ops, safe to describe
+        event = future.result()
+        self._push(event)
+        if event.applied:
+            self._describe()
 
     def stop(self) -> None:
         """Stop the run: killed at its stop, or by an asynchronous exception while it runs."""
@@ -518,6 +592,26 @@ class LiveSession(Session):
         recorder.close()
         self.last_recording = recorder.path
         return recorder.path
+
+
+def _module_calls() -> list:
+    """The engine thread's module calls in progress, outermost first: (module, path) pairs."""
+    from engine.nn import module
+
+    return list(module._running.calls)
+
+
+def _calling_optimizer():
+    """The Optimizer whose step() is on the calling thread's stack (an optimizer event is emitted there)."""
+    from engine.optim.optimizer import Optimizer
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, Optimizer):
+            return candidate
+        frame = frame.f_back
+    return None
 
 
 def describe_record(rec) -> str:

@@ -25,27 +25,34 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QMenu,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
-from app.actions import DEBUG, FILE, VIEW, build_actions
+from app.actions import DEBUG, EDIT, FILE, VIEW, build_actions
+from app.debug_panels import DebugPanels
 from app.graph_presenter import COLOUR_BY, GraphPresenter
 from app.pump import EventPump
 from app.replay import ReplaySession
 from app.session import PAUSED, RUNNING, LiveSession, Target
 from engine.debug.source import SourceFrame
 from widgets.alerts_panel import AlertsPanel
+from widgets.breakpoints_panel import BreakpointsPanel
+from widgets.gradient_flow import GradientFlowChart
 from widgets.graph_canvas import GraphCanvas
 from widgets.loss_plot import LossPlot
+from widgets.module_editor import ModuleEditor
 from widgets.module_tree import ModuleTree
 from widgets.node_info import NodeInfoPanel
 from widgets.output_panel import OutputPanel
 from widgets.source_view import SourceView
 from widgets.status import MessageBar, StatusPanel
-from widgets.timeline_bar import TimelineBar
+from widgets.tensor_inspector import TensorInspector
+from widgets.timeline import Timeline
+from widgets.training_plots import TrainingPlots
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the debugging panels of issue 8
 MAX_RECENT = 8
 VISUAL_INTERVAL = 0.12  # seconds between graph and plot repaints while the engine runs freely
 ENTRY_HINT = ("<b>Paused before the first op.</b><br>"
@@ -83,6 +90,7 @@ class MainWindow(QMainWindow):
         self.graph = GraphPresenter(self.canvas, self.module_tree, self.status_panel.set_note)
         self.canvas.selectionChanged.connect(self._on_selection)
         self._build_actions()
+        self.panels = DebugPanels(self)
         self.statusBar().addPermanentWidget(self.status_panel, 1)
         self.statusBar().setSizeGripEnabled(True)
         self.pump = EventPump(self)
@@ -97,6 +105,9 @@ class MainWindow(QMainWindow):
         self._default_state = self.saveState(STATE_VERSION)
         self._restore_settings()
         self._update_actions()
+        from app.builder_dock import install_builder  # the model builder docks (app.builder_dock)
+
+        self.builder = install_builder(self)
 
     # ---- building ---------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -137,15 +148,24 @@ class MainWindow(QMainWindow):
         self.source_view = SourceView()
         self.output = OutputPanel()
         self.loss_plot = LossPlot()
-        self.timeline = TimelineBar()
-        self.timeline.seekRequested.connect(self._seek)
+        self.inspector = TensorInspector()
+        self.timeline = Timeline()
+        self.breakpoints = BreakpointsPanel()
+        self.module_editor = ModuleEditor()
+        self.training_plots = TrainingPlots()
+        self.gradient_flow = GradientFlowChart()
         self.docks = {
             "modules": self._dock("Modules", "modules", self.module_tree, left),
-            "inspector": self._dock("Inspector", "inspector", self.node_info, right),
+            "editor": self._dock("Editor", "editor", self.module_editor, left),
+            "inspector": self._dock("Inspector", "inspector", _scrolling(self.inspector), right),
+            "node": self._dock("Node", "node", self.node_info, right),
             "alerts": self._dock("Alerts", "alerts", self.alerts_panel, right),
+            "breakpoints": self._dock("Breakpoints", "breakpoints", self.breakpoints, right),
             "source": self._dock("Source", "source", self.source_view, bottom),
             "output": self._dock("Output", "output", self.output, bottom),
             "loss": self._dock("Loss", "loss", self.loss_plot, bottom),
+            "plots": self._dock("Training", "plots", self.training_plots, bottom),
+            "gradients": self._dock("Gradient Flow", "gradients", _scrolling(self.gradient_flow), bottom),
             "timeline": self._dock("Timeline", "timeline", self.timeline, bottom),
         }
         d = self.docks
@@ -153,17 +173,25 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["output"], d["loss"], Qt.Orientation.Horizontal)
         self.addDockWidget(bottom, d["timeline"], Qt.Orientation.Vertical)  # a row under all three
         self.splitDockWidget(d["inspector"], d["alerts"], Qt.Orientation.Vertical)
+        # related panels share a place as tabs, so the window stays uncluttered
+        self.tabifyDockWidget(d["modules"], d["editor"])
+        self.tabifyDockWidget(d["inspector"], d["node"])
+        self.tabifyDockWidget(d["alerts"], d["breakpoints"])
+        self.tabifyDockWidget(d["loss"], d["plots"])
+        self.tabifyDockWidget(d["plots"], d["gradients"])
 
     def _initial_dock_sizes(self) -> None:
         """Sizes that suit the default layout (docks only take sizes once the window is shown)."""
         d = self.docks
         w, h = self.width(), self.height()
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.13), int(w * 0.2)], horizontal)
+        self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.13), int(w * 0.27)], horizontal)
         self.resizeDocks([d["source"], d["output"], d["loss"]], [int(w * 0.27), int(w * 0.22), int(w * 0.16)],
                          horizontal)
-        self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 44], vertical)
+        self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
         self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.55), int(h * 0.3)], vertical)
+        for first in ("modules", "inspector", "alerts", "loss"):  # the tab in front of each group
+            d[first].raise_()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -173,7 +201,7 @@ class MainWindow(QMainWindow):
                 self._initial_dock_sizes()
 
     def _build_actions(self) -> None:
-        self.actions = build_actions(self, DEBUG + FILE + VIEW)
+        self.actions = build_actions(self, DEBUG + FILE + EDIT + VIEW)
         a = self.actions
         for name in ("resume", "pause", "step_into", "step_over", "step_out", "run_to_phase",
                      "run_to_next_iteration"):
@@ -202,10 +230,13 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(a["quit"])
 
+        edit = self.menuBar().addMenu("&Edit")
+        edit.addAction(a["undo"])
+        edit.addAction(a["redo"])
         debug = self.menuBar().addMenu("&Debug")
         for group in (("resume", "pause", "stop", "restart"),
                       ("step_into", "step_over", "step_out"),
-                      ("run_to_phase", "run_to_next_iteration"), ("record",)):
+                      ("run_to_phase", "run_to_next_iteration"), ("toggle_breakpoint",), ("record",)):
             for name in group:
                 debug.addAction(a[name])
             debug.addSeparator()
@@ -290,7 +321,6 @@ class MainWindow(QMainWindow):
                          f"iterations (capture: {session.tape.capture or 'unknown'}). Drag the timeline to "
                          f"move through it; Restart goes back to the start.")
         self.alerts_panel.add_alerts(session.tape.alerts())
-        self.timeline.set_range(session.first_seq, session.last_seq)
         return True
 
     def _start(self, session) -> None:
@@ -304,8 +334,8 @@ class MainWindow(QMainWindow):
         self.loss_plot.set_curve([], [])
         self.loss_plot.set_cursor(None)
         self.graph.set_model(session.model)
+        self.panels.start(session)
         if isinstance(session, LiveSession):
-            self.timeline.set_live()
             self.setWindowTitle(f"{session.target.title} \u2014 Tapescope")
             self.output.note(f"\u25b6 {session.target.title}" + (f" {' '.join(session.target.argv)}"
                                                                   if session.target.argv else ""))
@@ -324,6 +354,7 @@ class MainWindow(QMainWindow):
         session, self.session = self.session, None
         self.pump.set_session(None)
         self.graph.set_model(None)
+        self.panels.close_session()
         if session is not None:
             path = getattr(session, "recording", None)
             session.close()
@@ -434,6 +465,7 @@ class MainWindow(QMainWindow):
             self._dirty.add("timeline")
         if change.ended is not None:
             self._ended(change.ended)
+        self.panels.on_change(change)
         settled = change.status or change.stop is not None or change.ended is not None
         # while the engine runs freely, repaint the graph and plots ~8 times a second, not every frame:
         # painting holds the GIL, which the engine thread needs
@@ -520,15 +552,10 @@ class MainWindow(QMainWindow):
             self.node_info.show_nothing()
         else:
             self.node_info.show_node(info)
+        self.panels.show_node(info)
 
     def _alert_activated(self, key: str, seq: int) -> None:
-        session = self.session
-        if isinstance(session, ReplaySession) and seq:
-            session.seek(seq)
-            self.pump.pump()
-        if key:
-            self.canvas.select(key)
-            self.canvas.center_on(key)
+        self.panels.alert_activated(key, seq)
 
     def _show_stop_source(self, stop) -> None:
         if stop is None:
@@ -560,16 +587,11 @@ class MainWindow(QMainWindow):
             self._sources[path] = session.source_text(path)
         self.source_view.show_source(path, self._sources[path], 0)
 
-    def _seek(self, seq: int) -> None:
-        if isinstance(self.session, ReplaySession):
-            self.session.seek(seq)
-            self.pump.pump()
-
     def _update_timeline(self, session: ReplaySession) -> None:
-        done, total = max(session.cursor - session.first_seq + 1, 0), session.last_seq - session.first_seq + 1
-        text = f"event {done:,} of {total:,} \u00b7 iteration {session.iteration}"
-        self.timeline.set_position(session.cursor, text)
-        self.loss_plot.set_cursor(session.iteration if session.cursor else None)
+        self.timeline.set_cursor(session.cursor or None)
+        at = session.iteration if session.cursor else None
+        self.loss_plot.set_cursor(at)
+        self.training_plots.set_cursor(at)
 
     # ---- status and actions --------------------------------------------------------------------------
     def _update_status(self) -> None:
@@ -677,7 +699,18 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState(STATE_VERSION))
         self.settings.sync()
         self._close_session()
+        self.panels.shutdown()
         super().closeEvent(event)
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    """`widget` in a scroll area, so a dock holding it may be narrower than the widget's minimum."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setMinimumWidth(220)
+    return area
 
 
 def _default_recordings_dir() -> str:

@@ -59,6 +59,7 @@ class ModuleEvent:
     cls: str
     enter: bool
     tensors: tuple[int, ...]
+    params: tuple = ()  # on enter: (tensor id, dotted name such as "fc1.weight") of its own parameters
 
 
 @dataclass(slots=True, frozen=True)

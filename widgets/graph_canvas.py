@@ -350,8 +350,24 @@ class _Label(QGraphicsItem):
             painter.setFont(font)
             painter.setPen(self.colours[j])
             r = QRectF(self.rect.left() + 4, self.rect.top() + j * h, self.rect.width() - 8, h)
+            font = _fitted(font, text, r.width())
+            painter.setFont(font)
             elided = QFontMetricsF(font).elidedText(text, Qt.TextElideMode.ElideRight, r.width())
             painter.drawText(r, int(self.align | Qt.AlignmentFlag.AlignVCenter), elided)
+
+
+MIN_LABEL_PX = 7  # a label shrinks to fit its node down to this size, then is elided
+
+
+def _fitted(font: QFont, text: str, width: float) -> QFont:
+    """`font`, made smaller (not below MIN_LABEL_PX) when `text` would not fit `width` pixels."""
+    need = QFontMetricsF(font).horizontalAdvance(text)
+    px = font.pixelSize()
+    if need <= width or px <= MIN_LABEL_PX or width <= 0:
+        return font
+    smaller = QFont(font)
+    smaller.setPixelSize(max(MIN_LABEL_PX, int(px * width / need)))
+    return smaller
 
 
 class _Legend(pg.GraphicsObject):

@@ -79,6 +79,15 @@ class Module:
             hub.exit_module()
             calls.pop()
 
+    def _param_pairs(self, path: str) -> tuple:
+        """(tensor id, dotted name) of this module's direct parameters, named from the root ("fc1.weight")."""
+        params = self._parameters
+        if not params:
+            return ()
+        prefix = path.partition(".")[2]  # the path starts with the root's class name
+        prefix = prefix + "." if prefix else ""
+        return tuple((p.id, prefix + name) for name, p in params.items() if p is not None)
+
     def _name_under(self, parent: Module) -> str:
         """This module's dotted name below `parent` (its attribute name when a direct child)."""
         cached = self._call_name
@@ -100,7 +109,7 @@ class Module:
         cls = type(self).__name__
         entered = hub.active  # an exit event only follows an enter event, even if listeners change meanwhile
         if entered:
-            hub.emit(ModuleEvent(next_seq(), path, cls, True, tensor_ids((args, kwargs))))
+            hub.emit(ModuleEvent(next_seq(), path, cls, True, tensor_ids((args, kwargs)), self._param_pairs(path)))
         out = None
         try:
             for hid, hook in tuple(self._forward_pre_hooks.items()):

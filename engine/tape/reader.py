@@ -154,6 +154,8 @@ class Tape:
             self._conn.close()
             raise self._damaged(err) from None
         self.format_version = int(self.meta["format_version"])
+        self._has_module_params = self._one(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'module_params'")[0] > 0
         self.capture = self.meta.get("capture", "")
         self._cache: dict[tuple, object] = {}
         self._chunks: dict[int, list] = {}
@@ -185,6 +187,8 @@ class Tape:
                             f"{schema.FORMAT_VERSION}: upgrade tapescope to open it")
         for table in schema.TABLES:
             kind, sql = found.get(table, (None, ""))
+            if kind is None and table in schema.OPTIONAL:
+                continue
             if kind != "table" or sql.upper().startswith("CREATE VIRTUAL"):
                 raise TapeError(f"{self.path}: damaged tape (table '{table}' is missing)")
             have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
@@ -366,7 +370,8 @@ class Tape:
             ev = BackwardEvent(seq, op, key, ref, tensor, tensors)
         elif kind == schema.MODULE_ENTER or kind == schema.MODULE_EXIT:
             path, cls, _module, _signature = self._node(node)
-            ev = ModuleEvent(seq, path, cls, kind == schema.MODULE_ENTER, tensors)
+            enter = kind == schema.MODULE_ENTER
+            ev = ModuleEvent(seq, path, cls, enter, tensors, self._module_params(node) if enter else ())
         elif kind == schema.OPTIMIZER:
             ev = self._optimizer(seq)
         elif kind == schema.MARK:
@@ -405,6 +410,20 @@ class Tape:
             hit = self._cache[(table, rid)] = decode(*row[1:])
             if len(self._cache) > 200_000:  # a hostile tape with millions of distinct rows stays bounded
                 self._cache.clear()
+        return hit
+
+    def _module_params(self, node) -> tuple:
+        """(tensor id, name) pairs of a module node's own parameters; () on a tape from before they were kept."""
+        hit = self._cache.get(("module_params", node))
+        if hit is None:
+            row = None
+            if self._has_module_params:
+                row = self._one("SELECT params FROM module_params WHERE node = ?", (_int(node),))
+            pairs = parse_json(_text(row[0]), list) if row is not None else []
+            if not isinstance(pairs, list) or not all(
+                    isinstance(p, list) and len(p) == 2 and type(p[0]) is int and type(p[1]) is str for p in pairs):
+                raise ValueError(f"module node {node} has malformed parameter names")
+            hit = self._cache[("module_params", node)] = tuple((tid, name) for tid, name in pairs)
         return hit
 
     def _node(self, rid) -> tuple[str, str, str, tuple | None]:

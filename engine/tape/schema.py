@@ -53,9 +53,13 @@ TABLES: dict[str, tuple[str, ...]] = {
                "key TEXT NOT NULL", "module TEXT NOT NULL", "forward_seq INTEGER NOT NULL",
                "iteration INTEGER NOT NULL", "file TEXT NOT NULL", "line INTEGER NOT NULL",
                "code TEXT NOT NULL", "value REAL"),
+    # a module's own parameters, (tensor id, dotted name) pairs as JSON, from its first recorded call
+    "module_params": ("node INTEGER PRIMARY KEY", "params TEXT NOT NULL"),
     "drops": ("id INTEGER PRIMARY KEY", "first_seq INTEGER NOT NULL", "last_seq INTEGER NOT NULL",
               "what TEXT NOT NULL", "count INTEGER NOT NULL"),
 }
+# tables added after format 1 was released: a tape without them is still read (without what they hold)
+OPTIONAL = frozenset({"module_params"})
 CONSTRAINTS = {"alert_inputs": "PRIMARY KEY (seq, slot)"}
 # Seeking by sequence number uses the chunks' first_seq key; by iteration, the iterations table, whose key
 # gives an iteration's sequence range.

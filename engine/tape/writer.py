@@ -92,6 +92,7 @@ class Recorder:
         self._sources: set[str] = set()
         self._new_rows: list[tuple] = []
         self._param_names: dict[tuple, str] = {}
+        self._module_params: set[int] = set()  # module nodes whose parameter names are written
         self._conn = _create(self.path)
         try:
             _write_meta(self._conn, capture, command_line if command_line is not None else sys.argv,
@@ -292,6 +293,9 @@ class Recorder:
                     node = modules.get((ev.path, ev.cls)) or self._module(ev.path, ev.cls)
                     add((ev.seq, MODULE_ENTER if ev.enter else MODULE_EXIT, rec.iteration, phase, rec.depth,
                          t, node, 0, 0, 0, ev.tensors))
+                    if ev.params and node not in self._module_params:  # the same every call: once per module
+                        self._module_params.add(node)
+                        tables["module_params"].append((node, to_json([list(p) for p in ev.params])))
                 elif ecls is OptimizerEvent:
                     add((ev.seq, OPTIMIZER, rec.iteration, phase, rec.depth, t, 0, 0, 0, 0, ()))
                     update, weight = ev.update_norms, ev.weight_norms
@@ -434,7 +438,7 @@ class _Rows:
         self.tables: dict[str, list] = {name: [] for name in
                                         ("nodes", "layouts", "frames", "stacks", "sources",
                                          "events", "summaries", "alert_inputs", "tensor_values",
-                                         "optimizer_steps", "edits", "alerts")}
+                                         "optimizer_steps", "edits", "alerts", "module_params")}
         self.iterations: list[tuple] = []
         self.alert_inputs: list[tuple] = []
         self.value_bytes = 0

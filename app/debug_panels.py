@@ -1,0 +1,331 @@
+"""The window's debugging panels wired to the session: tensor inspector, timeline, breakpoints, module
+editor with undo/redo, training plots and the gradient-flow chart.
+
+    panels = DebugPanels(window)     # after the window built its docks and actions
+    panels.start(session); panels.on_change(change); panels.show_node(info); panels.shutdown()
+
+Every panel takes plain data from the session (summaries, records, events); values and module
+descriptions are produced off the GUI thread (app.inspect_worker; the engine thread for the model).
+Scrubbing a live run's timeline back does not stop it: the panels show the records the session still
+keeps (app.session.HISTORY of them) for the node at the cursor, while the graph keeps the latest values.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from PySide6.QtCore import QObject
+
+import engine.tape
+from app.edit_history import EditHistory, describe_edit
+from app.inspect_worker import InspectWorker
+from app.replay import ReplaySession
+from app.session import LiveSession, NodeInfo
+from engine.debug import BackwardRecord, Breakpoint, OpRecord
+from engine.debug.source import SourceFrame
+from engine.tape import schema
+
+_STEPPABLE = (schema.KIND_NAMES[schema.OP], schema.KIND_NAMES[schema.BACKWARD],
+              schema.KIND_NAMES[schema.OPTIMIZER])
+
+
+class DebugPanels(QObject):
+    """Connects the window's debugging widgets to its session (see the module docstring)."""
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.w = window
+        self.worker = InspectWorker(self)
+        self.history = EditHistory()
+        self._sent: deque = deque()  # edits sent, in order: their EditEvents come back in the same order
+        self._plotted = -1  # the newest iteration the training plots hold
+        self._shown: NodeInfo | None = None
+        w = window
+        w.inspector.fetchRequested.connect(lambda: self._fetch(self._shown))
+        self.worker.ready.connect(self._values_ready)
+        self.worker.failed.connect(lambda _key, message: w.status_panel.set_note(f"Values: {message}", 4))
+        w.timeline.cursorMoved.connect(self._cursor_moved)
+        bp = w.breakpoints
+        bp.addRequested.connect(lambda spec: self._breakpoints(lambda d: d.add_breakpoint(spec)))
+        bp.replaceRequested.connect(lambda bid, spec: self._breakpoints(
+            lambda d: (d.remove_breakpoint(bid), d.add_breakpoint(spec))))
+        bp.removeRequested.connect(lambda bid: self._breakpoints(lambda d: d.remove_breakpoint(bid)))
+        bp.enableRequested.connect(lambda bid, on: self._breakpoints(lambda d: d.enable_breakpoint(bid, on)))
+        w.module_editor.editRequested.connect(self.request_edit)
+        w.actions["undo"].triggered.connect(self.undo)
+        w.actions["redo"].triggered.connect(self.redo)
+        w.actions["toggle_breakpoint"].triggered.connect(self.toggle_breakpoint)
+        w.training_plots.iterationClicked.connect(self._iteration_clicked)
+        self._update_edit_actions()
+
+    # ---- sessions ---------------------------------------------------------------------------------
+    def start(self, session) -> None:
+        """Empty every panel for a new session; a replay's timeline, alerts and edits come from its tape."""
+        w = self.w
+        live = isinstance(session, LiveSession)
+        self.worker.cancel()
+        self._shown = None
+        self._sent.clear()
+        self._plotted = -1
+        self.history.clear()
+        w.inspector.clear()
+        w.timeline.clear()
+        w.timeline.set_live(live)
+        w.timeline.set_follow(live)
+        w.training_plots.clear()
+        w.gradient_flow.set_step(None)
+        w.module_editor.set_model([], None)
+        w.breakpoints.set_breakpoints(session.debugger.list_breakpoints() if live else ())
+        w.breakpoints.setEnabled(live)
+        w.module_editor.setEnabled(live)
+        if not live:
+            self._index_tape(session)
+        self._update_edit_actions()
+
+    def _index_tape(self, session: ReplaySession) -> None:
+        tape = session.tape
+        seqs, its, phases = [], [], []
+        for row in tape.rows():
+            if row.kind in _STEPPABLE:
+                seqs.append(row.seq)
+                its.append(row.iteration)
+                phases.append(row.phase)
+        w = self.w
+        w.timeline.set_events(seqs, its, phases)
+        alerts = tape.alerts()  # the alerts panel lists them (MainWindow.open_tape)
+        w.timeline.set_markers("alert", [a.forward_seq or a.seq for a in alerts], [a.message for a in alerts])
+        edits = tape.edits()
+        w.timeline.set_markers("edit", [e.seq for e in edits], [_edit_text(e) for e in edits])
+
+    def close_session(self) -> None:
+        """The session is going: deliver no more values for it."""
+        self.worker.cancel()
+
+    def shutdown(self) -> None:
+        """At window close: wait for fetches in flight."""
+        self.worker.cancel()
+        self.worker.wait()
+
+    # ---- what the pump applied -----------------------------------------------------------------------
+    def on_change(self, change) -> None:
+        """Feed the timeline, markers, plots, editor and edit history from one drained batch."""
+        w, session = self.w, self.w.session
+        live = isinstance(session, LiveSession)
+        if live and change.applied:
+            w.timeline.add_records(change.applied)
+        if live:
+            for alert in change.alerts:
+                w.timeline.add_marker("alert", alert.forward_seq or alert.seq, alert.message)
+            stop = change.stop
+            if stop is not None and stop.reason == "breakpoint" and stop.record is not None:
+                w.timeline.add_marker("breakpoint", stop.record.seq, "stopped at a breakpoint")
+            for event in change.edits:
+                self._edit_arrived(event)
+        if change.described is not None:
+            w.module_editor.set_model(*change.described)
+        if change.steps:
+            new = [(it, ev) for it, ev in change.steps if it > self._plotted]
+            if new:
+                w.training_plots.add_steps(new)
+                self._plotted = new[-1][0]
+            it, ev = change.steps[-1]
+            w.gradient_flow.set_step(it, None, ev.update_norms, ev.weight_norms)
+        if change.losses or change.reset:
+            w.training_plots.set_loss(*session.loss_curve())
+
+    # ---- inspector -------------------------------------------------------------------------------------
+    def show_node(self, info: NodeInfo | None) -> None:
+        """Show a node's summaries at once (the engine's own statistics) and fetch its values off-thread."""
+        self._shown = info
+        if info is None:
+            self.worker.cancel()
+            self.w.inspector.clear()
+            return
+        self.w.inspector.show_summaries(_title(info), info.summary, info.grad, subtitle=_subtitle(info))
+        self.w.inspector.set_values()  # values shown before belong to an older output
+        session = self.w.session
+        if isinstance(session, ReplaySession) or session.status != "running":
+            self._fetch(info)
+
+    def _fetch(self, info: NodeInfo | None) -> None:
+        session = self.w.session
+        if info is None or session is None:
+            return
+        out, grad = session.outputs.get(info.key), session.grad_ids.get(info.key)
+        fetch = _fetcher(session)
+        if out is None and grad is None:
+            return
+        self.worker.request(info.key, value=fetch(out) if out else None, grad=fetch(grad) if grad else None)
+
+    def _values_ready(self, result) -> None:
+        info = self._shown
+        if info is None or result.key != info.key:
+            return
+        # the engine's summaries stay what is shown; the worker's stand in only where the engine had none
+        self.w.inspector.show_summaries(_title(info), info.summary or result.value_summary,
+                                        info.grad or result.grad_summary, result.diff_summary,
+                                        subtitle=_subtitle(info))
+        self.w.inspector.set_values(result.value, result.grad, result.previous)
+
+    # ---- timeline ----------------------------------------------------------------------------------------
+    def _cursor_moved(self, seq: int) -> None:
+        w, session = self.w, self.w.session
+        if isinstance(session, ReplaySession):
+            session.seek(seq)
+            w.pump.pump()
+            return
+        if session is None:
+            return
+        rec = session.record_at(seq)  # a live run goes on: show what was recorded at the cursor
+        if rec is None:
+            w.status_panel.set_note("That part of the run is no longer kept; replay a recording to see it", 4)
+            return
+        key = rec.event.key
+        if key in w.canvas.view.node_of:
+            w.canvas.select(key)
+        summary = rec.summary if rec.__class__ is OpRecord else None
+        grad = rec.grad_output if rec.__class__ is BackwardRecord else None
+        info = session.node_info(key)
+        title = _title(info) if info is not None else key
+        w.inspector.show_summaries(title, summary, grad,
+                                   subtitle=f"as recorded at event {rec.seq:,}, iteration {rec.iteration}")
+        w.inspector.set_values()
+
+    def _iteration_clicked(self, iteration: int) -> None:
+        session = self.w.session
+        if isinstance(session, ReplaySession):
+            it = session.tape.iteration(iteration)
+            if it is not None:
+                self._cursor_moved(it.last_seq)
+
+    # ---- alerts ------------------------------------------------------------------------------------------
+    def alert_activated(self, key: str, seq: int) -> None:
+        """Select the alert's origin node, move the timeline there and show its source line."""
+        w, session = self.w, self.w.session
+        if session is None:
+            return
+        if isinstance(session, ReplaySession) and seq:
+            session.seek(seq)
+            w.pump.pump()
+        if seq:
+            w.timeline.set_cursor(seq)
+        if key:
+            w.canvas.select(key)
+            w.canvas.center_on(key)
+        alert = next((a for a in reversed(session.alerts) if a.key == key and (a.forward_seq or a.seq) == seq),
+                     None)
+        if alert is not None and alert.file:
+            w._show_frame(SourceFrame(alert.file, alert.line, "", alert.code))
+
+    # ---- breakpoints -------------------------------------------------------------------------------------
+    def _breakpoints(self, change) -> None:
+        session = self.w.session
+        if not isinstance(session, LiveSession):
+            return
+        change(session.debugger)
+        self.w.breakpoints.set_breakpoints(session.debugger.list_breakpoints())
+
+    def toggle_breakpoint(self) -> None:
+        """F9: a breakpoint on the selected node (a module group: on its calls); again removes it."""
+        w, session = self.w, self.w.session
+        key = w.graph.selected
+        if not isinstance(session, LiveSession) or not key:
+            w.status_panel.set_note("Select a node of a live run to break at it", 4)
+            return
+        info = session.node_info(key)
+        spec = Breakpoint.module(info.module or key) if info is not None and info.kind == "module" \
+            else Breakpoint.op(key)
+        existing = [b.id for b in session.debugger.list_breakpoints() if b.spec == spec]
+        if existing:
+            self._breakpoints(lambda d: [d.remove_breakpoint(bid) for bid in existing])
+            w.status_panel.set_note(f"Breakpoint removed: {key}", 3)
+        else:
+            self._breakpoints(lambda d: d.add_breakpoint(spec))
+            w.status_panel.set_note(f"Breakpoint set: {key}", 3)
+            w.docks["breakpoints"].raise_()
+
+    # ---- runtime edits -----------------------------------------------------------------------------------
+    def request_edit(self, edit, inverse, text: str) -> None:
+        """An edit from the module editor: kept for undo, then sent to the engine's next safe point."""
+        session = self.w.session
+        if not isinstance(session, LiveSession) or not session.alive:
+            self.w.show_message("Edits apply to a live run; this one has ended", "warning")
+            return
+        self.history.push(edit, inverse, text)
+        self._send(edit)
+
+    def undo(self) -> None:
+        """Edit > Undo: send the edits that put back what the newest edit changed."""
+        self._send_all(self.history.undo, "undo")
+
+    def redo(self) -> None:
+        """Edit > Redo."""
+        self._send_all(self.history.redo, "redo")
+
+    def _send_all(self, take, what: str) -> None:
+        session = self.w.session
+        if not isinstance(session, LiveSession) or not session.alive:
+            return
+        try:
+            edits = take()
+        except (IndexError, ValueError) as err:
+            self.w.status_panel.set_note(f"Cannot {what}: {err}", 4)
+            return
+        for edit in edits:
+            self._send(edit)
+
+    def _send(self, edit) -> None:
+        self._sent.append(edit)
+        self.w.session.edit(edit)
+        self._update_edit_actions()
+        self.w.status_panel.set_note(f"Edit queued: {describe_edit(edit)} (applies at the next safe point)", 4)
+
+    def _edit_arrived(self, event) -> None:
+        edit = self._sent.popleft() if self._sent else None
+        self.w.timeline.add_marker("edit", event.seq, _edit_text(event))
+        if event.applied:
+            self.w.output.note(f"\u270e {event.message or _edit_text(event)}")
+        else:
+            if edit is not None:
+                self.history.discard(edit)
+            self.w.show_message(f"Edit refused: {event.message}", "warning")
+        self._update_edit_actions()
+
+    def _update_edit_actions(self) -> None:
+        a, h = self.w.actions, self.history
+        a["undo"].setEnabled(h.can_undo)
+        a["redo"].setEnabled(h.can_redo)
+        a["undo"].setText(h.undo_text or "&Undo Edit")
+        a["redo"].setText(h.redo_text or "&Redo Edit")
+
+
+def _title(info: NodeInfo) -> str:
+    return f"{info.label}  \u00b7  {info.key}" if info.label != info.key else info.key
+
+
+def _subtitle(info: NodeInfo) -> str:
+    where = f" in {info.module}" if info.module else ""
+    return f"{info.op}{where}: {info.in_shapes} \u2192 {info.out_shape} {info.dtype}".strip()
+
+
+def _edit_text(event) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in event.args[1:])
+    return f"{event.kind} {event.target}" + (f": {args}" if args else "")
+
+
+def _fetcher(session):
+    """tensor id -> a function that reads its value (run on the worker thread)."""
+    if isinstance(session, ReplaySession):
+        path = session.path
+
+        def from_tape(tid: int):
+            def read():
+                with engine.tape.open(path) as tape:  # its own connection: SQLite's are per thread
+                    value = tape.value(tid)
+                if value is None:
+                    raise LookupError("the tape holds no values for it (record with capture='values')")
+                return value
+            return read
+        return from_tape
+    debugger = session.debugger
+    return lambda tid: (lambda: debugger.fetch(tid))
