@@ -1,0 +1,247 @@
+"""The model builder in the main window: a Builder dock (widgets.builder_panel) and a Prediction dock
+(widgets.decision_boundary), wired to the window's live sessions.
+
+    dock = install_builder(window)   # once, at the end of MainWindow.__init__
+    dock.open()                      # what View > Model Builder... (Ctrl+Shift+B) does
+    dock.build()                     # what Build does: a fresh session, paused before the first op
+
+A build runs as `window.run_function(train)`, so stepping, breakpoints, the inspector and recording all
+work on it. Training runs on the session's engine thread; its progress (epoch metrics and prediction
+previews, plain data) crosses to the GUI thread through one queued signal, and the prediction view
+repaints at most five times a second, always ending on the latest preview.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QScrollArea
+
+from app.builder import PanelServices, Progress, loop, make_training_callable
+from widgets.builder_panel import BuilderPanel
+from widgets.decision_boundary import PredictionView
+
+PREVIEW_INTERVAL = 0.2  # seconds between repaints of the prediction view while training runs
+PREVIEW_EVERY = 20  # optimizer steps between the previews the engine thread computes mid-epoch
+PLOT_WIDTH = 320  # pixels: the prediction dock's width when the builder opens (the plot is square)
+SHORTCUT = "Ctrl+Shift+B"  # Ctrl+B already toggles the backward pass
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread; emitting from the engine thread queues the call there."""
+
+    progress = Signal(int, object)  # the build's number, a Progress
+
+
+class BuilderDock(QObject):
+    """The Builder and Prediction docks of a MainWindow and the glue between them and its sessions."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.panel = BuilderPanel(PanelServices())
+        self.view = PredictionView()
+        # scrolled rather than squeezed: the panel's minimum width must not widen the whole window
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(self.panel)
+        self.builder_dock = _dock(window, "Builder", "builder", scroll)
+        self.prediction_dock = _dock(window, "Prediction", "prediction", self.view)
+        self.history: list[dict] = []  # the current build's epoch metrics, in order
+        self.progress: Progress | None = None  # the latest progress report of the current build
+        self._build = 0  # which build the engine thread's reports belong to; older ones are dropped
+        self._pending: Progress | None = None
+        self._shown_at = 0.0
+        self._timer = QTimer(self, singleShot=True)
+        self._timer.timeout.connect(self._show_pending)
+        self._relay = _Relay(self)
+        self._relay.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
+        self.panel.buildRequested.connect(self._start)
+        self._train = None  # the current build's training function
+        self._session = None  # the window's session when last looked at
+        pump = getattr(window, "pump", None)
+        if pump is not None:
+            pump.changed.connect(self._session_changed)
+        self._place()
+        self.open_action = self._add_actions()
+
+    # ---- placing the docks ------------------------------------------------------------------------
+    def _place(self, restore: bool = True) -> None:
+        """Builder tabbed with the module tree (the full height of the left column), Prediction tabbed with
+        the alerts (below the inspector); hidden unless the saved window state says otherwise."""
+        w = self.window
+        # the window restored its saved state before these docks existed: put them where they were
+        if restore and all([w.restoreDockWidget(d) for d in (self.builder_dock, self.prediction_dock)]):
+            return
+        docks = getattr(w, "docks", {})
+        for dock, beside, area in ((self.builder_dock, docks.get("modules"), Qt.DockWidgetArea.LeftDockWidgetArea),
+                                   (self.prediction_dock, docks.get("alerts"), Qt.DockWidgetArea.RightDockWidgetArea)):
+            if beside is not None and w.dockWidgetArea(beside) == area:
+                w.tabifyDockWidget(beside, dock)
+            else:
+                w.addDockWidget(area, dock)
+            dock.hide()
+
+    def reset(self) -> None:
+        """Put both docks back where they start: placed as at first, hidden."""
+        for dock in (self.builder_dock, self.prediction_dock):
+            dock.setFloating(False)
+            self.window.removeDockWidget(dock)
+        self._place(restore=False)
+
+    def _add_actions(self) -> QAction:
+        w = self.window
+        action = QAction("&Model Builder\u2026", w)
+        action.setObjectName("model_builder")
+        action.setShortcut(QKeySequence(SHORTCUT))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setStatusTip("Compose a model from layers, pick data and training, and debug its training")
+        action.setToolTip(f"Model Builder ({SHORTCUT})")
+        action.triggered.connect(self.open)
+        w.addAction(action)
+        actions = getattr(w, "actions", None)
+        if isinstance(actions, dict):
+            actions["model_builder"] = action
+            reset = actions.get("reset_layout")
+            if reset is not None:
+                reset.triggered.connect(self.reset)
+        bar = w.menuBar()
+        view = _menu(bar, "View") or _menu(bar, "File") or bar.addMenu("&View")
+        first = view.actions()[0] if view.actions() else None
+        view.insertAction(first, action)
+        view.insertSeparator(first)
+        panels = _menu(view, "Panels")
+        if panels is not None:
+            panels.addAction(self.builder_dock.toggleViewAction())
+            panels.addAction(self.prediction_dock.toggleViewAction())
+        return action
+
+    # ---- opening and building -------------------------------------------------------------------------
+    def open(self) -> None:
+        """Show the builder and the prediction view, and focus the builder."""
+        for dock in (self.builder_dock, self.prediction_dock):
+            dock.show()
+            dock.raise_()
+        QTimer.singleShot(0, self._widen)  # a dock that was hidden takes a size once the layout placed it
+        self.panel.setFocus()
+
+    def _widen(self) -> None:
+        """Give the builder the width it asks for and the prediction view room for a square plot, where
+        the window has it (the builder scrolls otherwise)."""
+        docks, sizes = [], []
+        for dock, want in ((self.builder_dock, self.panel.sizeHint().width()), (self.prediction_dock, PLOT_WIDTH)):
+            if dock.isVisible() and not dock.isFloating() and dock.width() < want:
+                docks.append(dock)
+                sizes.append(want)
+        if docks:
+            self.window.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
+
+    def build(self) -> bool:
+        """Build what the panel holds and start debugging its training (paused before the first op);
+        False, with the reason in the window's message bar, if the build does not check out."""
+        report = self.panel.check_now()
+        if report["ok"]:
+            return self._start(self.panel.document_json())
+        problems = report.get("problems") or [{"message": self.panel.status_text()}]
+        self.window.show_message(f"Cannot build: {problems[0]['message']}", "error")
+        return False
+
+    def _start(self, spec_json: str) -> bool:
+        self._build += 1
+        number, emit = self._build, self._relay.progress.emit
+
+        def report(progress: Progress) -> None:  # on the engine thread: only queue plain data
+            with contextlib.suppress(RuntimeError):  # the window is gone: nobody to tell
+                emit(number, progress)
+
+        try:
+            train = make_training_callable(spec_json, on_progress=report, preview_every=PREVIEW_EVERY)
+        except ValueError as err:  # BuildError, SpecError: values the shape check does not cover
+            self.window.show_message(str(err), "error")
+            return False
+        self._train = train
+        self._reset_view()
+        name = json.loads(spec_json).get("name") or "model"
+        self.window.run_function(train, f"{name} (model builder)", loop.__file__)
+        self._session = self.window.session
+        self.prediction_dock.show()
+        self.prediction_dock.raise_()
+        return True
+
+    def _reset_view(self) -> None:
+        self.history, self.progress, self._pending = [], None, None
+        self._timer.stop()
+        self.view.clear("Paused before training: F5 trains, F11 steps into the first batch.")
+
+    def _session_changed(self, *_change) -> None:
+        """Restart runs the build's function again in a new session: start its view afresh."""
+        session = self.window.session
+        if session is self._session:
+            return
+        self._session = session
+        target = getattr(session, "target", None)
+        if self._train is not None and getattr(target, "function", None) is self._train:
+            self._reset_view()
+
+    # ---- progress from the engine thread, on the GUI thread ------------------------------------------
+    def _on_progress(self, number: int, progress: Progress) -> None:
+        if number != self._build:
+            return  # a report of an earlier build that was still queued
+        if progress.metrics is not None:
+            self.history.append(progress.metrics)
+        self.progress = progress
+        self._pending = progress
+        wait = PREVIEW_INTERVAL - (time.monotonic() - self._shown_at)
+        if wait <= 0:
+            self._show_pending()
+        elif not self._timer.isActive():
+            self._timer.start(int(wait * 1000) + 1)
+
+    def _show_pending(self) -> None:
+        progress, self._pending = self._pending, None
+        if progress is None:
+            return
+        self._timer.stop()
+        self._shown_at = time.monotonic()
+        self.view.show_preview(progress.preview, self._caption(progress) if progress.preview else "")
+
+    def _caption(self, progress: Progress) -> str:
+        if progress.iteration == 0:
+            return "Before training: the untrained model's predictions"
+        text = f"Epoch {progress.epoch}, step {progress.iteration}"
+        last = self.history[-1] if self.history else None
+        if last is not None:
+            acc = last.get("test_accuracy")
+            text += f" \u00b7 loss {last['train_loss']:.4f}" + (f" \u00b7 test accuracy {acc:.1%}"
+                                                                   if acc is not None else "")
+        return text
+
+    @property
+    def accuracy(self) -> float | None:
+        """The latest epoch's test accuracy of the current build (None before the first epoch)."""
+        return self.history[-1].get("test_accuracy") if self.history else None
+
+
+def install_builder(window: QMainWindow) -> BuilderDock:
+    """Add the Builder and Prediction docks and the Model Builder action to `window`."""
+    return BuilderDock(window)
+
+
+def _dock(window: QMainWindow, title: str, name: str, widget) -> QDockWidget:
+    dock = QDockWidget(title, window)
+    dock.setObjectName(name)
+    dock.setWidget(widget)
+    return dock
+
+
+def _menu(owner, title: str) -> QMenu | None:
+    """The menu called `title` (ignoring the & of its mnemonic) in a menu bar or a menu."""
+    for action in owner.actions():
+        if action.menu() is not None and action.text().replace("&", "") == title:
+            return action.menu()
+    return None

@@ -1,0 +1,121 @@
+"""The model builder in the main window, offscreen: open it, build, debug the training, watch predictions."""
+
+import ast
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QFileDialog, QPushButton
+
+from app.builder import export_script, from_json
+from app.window import MainWindow
+
+TIMEOUT = 15_000  # ms
+TRAINING = 120_000  # ms: 40 epochs under the debugger on a busy 2-core machine
+SHOTS = Path("/tmp/shots")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings)
+    w.recordings_dir = str(tmp_path / "recordings")
+    qtbot.addWidget(w)  # closed after the test: closing stops the engine thread and waits for it
+    w.resize(1440, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def status(window) -> str:
+    return window.status_panel.state.text()
+
+
+def paused(window) -> bool:
+    return status(window).startswith("Paused")
+
+
+def open_builder(qtbot, window):
+    qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    dock = window.builder
+    qtbot.waitUntil(lambda: dock.builder_dock.isVisible() and dock.prediction_dock.isVisible(), timeout=TIMEOUT)
+    return dock
+
+
+def test_the_builder_is_hidden_until_opened_from_the_view_menu(qtbot, window):
+    dock = window.builder
+    assert not dock.builder_dock.isVisible() and not dock.prediction_dock.isVisible()
+    view = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "View")
+    assert dock.open_action in view.actions()
+    open_builder(qtbot, window)
+    # wide enough for the palette, the layer tree and the buttons without scrolling sideways
+    qtbot.waitUntil(lambda: dock.builder_dock.width() >= dock.panel.minimumSizeHint().width(), timeout=TIMEOUT)
+    assert dock.panel.status_text().startswith("\u2713 Ready")
+    window.actions["reset_layout"].trigger()  # View > Reset Panels puts the builder away again
+    assert not dock.builder_dock.isVisible() and not dock.prediction_dock.isVisible()
+
+
+def test_a_spirals_build_debugs_its_training_and_draws_the_boundary_live(qtbot, window):
+    dock = open_builder(qtbot, window)
+    panel = dock.panel
+    panel.tabs.setCurrentWidget(panel.data)
+    qtbot.mouseClick(panel.data.starter_button, Qt.MouseButton.LeftButton)  # the spirals starter MLP
+    qtbot.waitUntil(lambda: panel.build_button.isEnabled(), timeout=TIMEOUT)
+    assert [layer["type"] for layer in panel.document()["layers"]] == ["Linear", "ReLU"] * 2 + ["Linear"]
+    qtbot.mouseClick(panel.build_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    assert status(window).startswith("Paused on entry")
+    assert "spirals-mlp" in window.windowTitle()
+    assert window.source_view.file.endswith("loop.py")  # the training loop the build runs
+
+    qtbot.keyClick(window, Qt.Key.Key_F11)  # the debugger works on it: step into the first op
+    qtbot.waitUntil(lambda: paused(window) and "linear" in status(window), timeout=TIMEOUT)
+    assert status(window) == "Paused at op linear in Sequential.0"
+
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TRAINING)
+    assert window.session.ended.outcome == "finished"
+    qtbot.waitUntil(lambda: "Epoch 40" in dock.view.caption.text(), timeout=TIMEOUT)  # the last preview
+    assert len(dock.history) == 40 and dock.accuracy > 0.9
+    assert dock.view.mode == "boundary" and f"test accuracy {dock.accuracy:.1%}" in dock.view.caption.text()
+    assert "epoch  40" in window.output.toPlainText()
+    panel.tabs.setCurrentIndex(0)  # the layers, for the picture
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(SHOTS / "builder_window.png"))
+
+    restart = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(window, Qt.Key.Key_F5, restart)  # the same build again, from the start
+    qtbot.waitUntil(lambda: paused(window) and not dock.history, timeout=TIMEOUT)
+    assert dock.view.caption.text().startswith("Paused before training")
+
+
+def test_a_build_whose_shapes_do_not_fit_is_refused_naming_the_layer(qtbot, window):
+    dock = open_builder(qtbot, window)
+    doc = dock.panel.document()
+    doc["layers"][2]["args"]["in_features"] = 5  # the second Linear gets 32 features
+    dock.panel.set_document(doc)
+    assert not dock.build()
+    message = window.message_bar.text()
+    assert message.startswith("Cannot build: layer 2 (Linear)") and "(N, 32)" in message, message
+    assert window.session is None and not dock.panel.build_button.isEnabled()
+
+
+def test_building_again_starts_a_fresh_session(qtbot, window):
+    dock = open_builder(qtbot, window)
+    assert dock.build()
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    first = window.session
+    assert dock.build()
+    assert window.session is not first and first.join(0)  # the old run was stopped and has unwound
+    qtbot.waitUntil(lambda: paused(window) and window.session.records == 0, timeout=TIMEOUT)
+
+
+def test_export_script_writes_the_build_as_a_runnable_script(qtbot, window, tmp_path, monkeypatch):
+    dock = open_builder(qtbot, window)
+    target = tmp_path / "spirals.py"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "Python (*.py)"))
+    button = next(b for b in dock.panel.findChildren(QPushButton) if b.text().startswith("Export script"))
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    text = target.read_text()
+    ast.parse(text)  # the script itself runs and learns: tests/app/test_builder.py
+    assert text == export_script(from_json(dock.panel.document_json()))
