@@ -265,6 +265,7 @@ class Debugger:
         attached_here = not self._attached
         self.attach()
         run = self._run = EngineRun(self, fn, args, kwargs, python_pause, attached_here)
+        self._engine_thread = None  # the new thread may emit before its id is known below
         run.start()
         # from now on only the engine thread is traced: ops another thread runs meanwhile (a GUI
         # checking shapes, a preview) are not part of the session and must never block there
