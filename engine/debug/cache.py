@@ -8,19 +8,26 @@ fetchable for as long as the program itself keeps them. An output changed in pla
 recorded is refused (its version moved on) rather than shown with values it did not have. Gradients
 carry no version: a gradient later summed into in place (zero_grad(set_to_none=False), accumulation)
 shows its current values.
+
+Entries live in one insertion-ordered bucket per iteration, so a put is one dictionary store and an
+iteration boundary retires a whole bucket in one loop; a fetched entry moves to the newest bucket.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import weakref
 from collections import OrderedDict
+from itertools import islice
 
 import numpy as np
 
 DEFAULT_BYTES = 256 << 20
 _MAX_WEAK = 1 << 16
+# getrefcount(a) while retiring an entry: the entry tuple, the loop variable and the call's argument
+_ONLY_US = 3
 
 
 class ValueUnavailable(KeyError):
@@ -38,8 +45,9 @@ class ValueCache:
         self.keep_iterations = keep_iterations
         self.nbytes = 0
         self.generation = 0  # the iteration being recorded
-        self._strong: OrderedDict[int, tuple] = OrderedDict()  # id -> (array, counter, version, generation)
-        self._weak: OrderedDict[int, tuple] = OrderedDict()  # id -> (weakref to array, counter, version)
+        self._cur: OrderedDict[int, tuple] = OrderedDict()  # id -> (array, counter, version, nbytes)
+        self._gens: dict[int, OrderedDict] = {0: self._cur}  # generation -> its bucket, oldest first
+        self._weak: dict[int, tuple] = {}  # id -> (weakref to array, counter, version), oldest first
         self._lock = threading.Lock()
 
     def put(self, tensor_id: int, array, vc: list | None = None) -> None:
@@ -47,58 +55,95 @@ class ValueCache:
         size = array.nbytes
         if size > self.max_bytes or not tensor_id:
             return
-        entry = (array, vc, vc[0] if vc is not None else 0, self.generation)
+        entry = (array, vc, vc[0] if vc is not None else 0, size)
         with self._lock:
-            old = self._strong.pop(tensor_id, None)
-            if old is not None:
-                self.nbytes -= old[0].nbytes
-            self._strong[tensor_id] = entry
+            cur = self._cur
+            old = cur.get(tensor_id)  # an in-place op records its tensor again (an older bucket's copy
+            if old is not None:  # of it is shadowed by this one until that bucket retires)
+                self.nbytes -= old[3]
+                del cur[tensor_id]
+            cur[tensor_id] = entry
             self.nbytes += size
-            while self.nbytes > self.max_bytes:
-                self._demote()
+            if self.nbytes > self.max_bytes:
+                self._shed()
 
     def put_many(self, first_id: int, first, ids: tuple, arrays: tuple) -> None:
         """put() for a backward node's gradients (None entries skipped), under one lock."""
-        gen = self.generation
+        limit = self.max_bytes
         with self._lock:
-            strong = self._strong
-            for tid, a in ((first_id, first), *zip(ids, arrays)):
-                if a is None or not tid or a.nbytes > self.max_bytes:
-                    continue
-                strong[tid] = (a, None, 0, gen)  # ids here are fresh, never re-put
-                self.nbytes += a.nbytes
-            while self.nbytes > self.max_bytes:
-                self._demote()
+            cur = self._cur
+            total = self.nbytes
+            if first is not None and first_id and first.nbytes <= limit:
+                size = first.nbytes
+                cur[first_id] = (first, None, 0, size)  # gradient ids are fresh, never put twice
+                total += size
+            for tid, a in zip(ids, arrays):
+                if a is not None and tid and a.nbytes <= limit:
+                    size = a.nbytes
+                    cur[tid] = (a, None, 0, size)
+                    total += size
+            self.nbytes = total
+            if total > limit:
+                self._shed()
 
     def new_iteration(self, iteration: int) -> None:
         """Start recording `iteration`; arrays older than `keep_iterations` become weak references."""
         with self._lock:
             self.generation = iteration
+            gens = self._gens
+            cur = gens.get(iteration)
+            if cur is None:
+                cur = gens[iteration] = OrderedDict()
+            self._cur = cur
             oldest = iteration - self.keep_iterations
-            strong = self._strong
-            while strong and strong[next(iter(strong))][3] <= oldest:
-                self._demote()
+            for gen in [g for g in gens if g <= oldest and gens[g] is not cur]:
+                self._retire(gens.pop(gen))
 
-    def _demote(self) -> None:
-        """Turn the least recently used strong entry into a weak one (or drop it if nothing else holds it)."""
-        old_id, (old, ovc, ov, _) = self._strong.popitem(last=False)
-        self.nbytes -= old.nbytes
-        if sys.getrefcount(old) <= 2:  # only `old` itself refers to it now: it dies with this frame
-            return
-        try:
-            self._weak[old_id] = (weakref.ref(old), ovc, ov)
-        except TypeError:  # an array type without weak references: simply forgotten
-            return
-        if len(self._weak) > _MAX_WEAK:
-            self._weak.popitem(last=False)
+    def _retire(self, bucket: OrderedDict) -> None:
+        """Weakly keep what others still hold of a retired bucket; the rest dies with it."""
+        freed = 0
+        weak = self._weak
+        getrefcount = sys.getrefcount
+        for tid, (a, vc, v, size) in bucket.items():
+            freed += size
+            if getrefcount(a) > _ONLY_US:
+                self._keep_weakly(tid, a, vc, v)
+        self.nbytes -= freed
+        bucket.clear()
+        if len(weak) > _MAX_WEAK:
+            for tid in list(islice(weak, len(weak) - _MAX_WEAK)):
+                del weak[tid]
+
+    def _keep_weakly(self, tid: int, a, vc, v) -> None:
+        with contextlib.suppress(TypeError):  # an array type without weak references: simply forgotten
+            self._weak[tid] = (weakref.ref(a), vc, v)
+
+    def _shed(self) -> None:
+        """Demote least recently used entries, oldest bucket first, until the bytes fit again."""
+        weak = self._weak
+        for bucket in list(self._gens.values()):
+            while bucket and self.nbytes > self.max_bytes:
+                tid, (a, vc, v, size) = bucket.popitem(last=False)
+                self.nbytes -= size
+                weak.pop(tid, None)  # re-inserted last: the weak entries stay oldest first
+                if sys.getrefcount(a) > 2:  # `a` here and the call's argument: anyone else holds it
+                    self._keep_weakly(tid, a, vc, v)
+            if self.nbytes <= self.max_bytes:
+                break
+        if len(weak) > _MAX_WEAK:
+            for tid in list(islice(weak, len(weak) - _MAX_WEAK)):
+                del weak[tid]
 
     def get(self, tensor_id: int):
         """The array (on its device) recorded for `tensor_id`; ValueUnavailable when gone or changed."""
         with self._lock:
-            entry = self._strong.get(tensor_id)
-            if entry is not None:
-                self._strong.move_to_end(tensor_id)
-                array, vc, v, _ = entry
+            for bucket in reversed(self._gens.values()):  # newest first: a re-put shadows older copies
+                entry = bucket.get(tensor_id)
+                if entry is not None:
+                    del bucket[tensor_id]  # recently used: it moves to the newest bucket's end
+                    self._cur[tensor_id] = entry
+                    array, vc, v, _ = entry
+                    break
             else:
                 ref = self._weak.get(tensor_id)
                 array = ref[0]() if ref is not None else None
@@ -127,6 +172,8 @@ class ValueCache:
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
-            self._strong.clear()
+            for bucket in self._gens.values():
+                bucket.clear()
+            self._gens = {self.generation: self._cur}
             self._weak.clear()
             self.nbytes = 0

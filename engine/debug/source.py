@@ -1,7 +1,9 @@
 """Where an op was called from: the first frame outside the engine, and the chain of user frames.
 
-Walking the stack costs a dictionary lookup per frame: each code object is classified once (engine,
-library or user), and each (code, line) becomes one shared SourceFrame, with its text read once.
+Walking the stack costs one dictionary lookup per frame, keyed by the code object's id (hashing a code
+object hashes its bytecode): each code object is classified once (engine, library or user), and each
+user code object maps its instruction offsets to shared SourceFrames, so a line number is computed
+(a scan of the line table) and its text read only the first time an offset is seen.
 """
 
 from __future__ import annotations
@@ -32,25 +34,37 @@ class SourceFrame:
     text: str
 
 
-_kinds: dict = {}  # code object -> ENGINE | LIBRARY | USER
-_frames: dict = {}  # (code object, line) -> SourceFrame
+# id(code) -> ENGINE, LIBRARY, or for user code a dict {instruction offset: SourceFrame}
+_kinds: dict[int, int | dict] = {}
+_codes: list = []  # every classified code object, kept alive so that its id stays its own
+_frames: dict = {}  # (code object, line) -> SourceFrame: one shared object per line
 
 
-def _kind(code) -> int:
+def _classify(code) -> int | dict:
     name = code.co_filename
     if name.startswith("<"):  # "<frozen runpy>" is Python's own; "<stdin>", "<string>" are a person's
         kind = LIBRARY if name.startswith("<frozen") else USER
     else:
         path = os.path.abspath(name)
         kind = ENGINE if path.startswith(_ENGINE_DIR) else LIBRARY if path.startswith(_LIBRARY_DIRS) else USER
-    _kinds[code] = kind
-    return kind
+    entry = {} if kind == USER else kind
+    _codes.append(code)
+    _kinds[id(code)] = entry
+    return entry
 
 
 def _frame(code, line: int) -> SourceFrame:
-    text = linecache.getline(code.co_filename, line).strip()
-    f = _frames[(code, line)] = SourceFrame(code.co_filename, line, code.co_name, text)
+    f = _frames.get((code, line))
+    if f is None:
+        text = linecache.getline(code.co_filename, line).strip()
+        f = _frames[(code, line)] = SourceFrame(code.co_filename, line, code.co_name, text)
     return f
+
+
+def _user_frame(offsets: dict, f) -> SourceFrame:
+    """The SourceFrame of live user frame `f` whose code's offset table is `offsets` (filled on a miss)."""
+    sf = offsets[f.f_lasti] = _frame(f.f_code, f.f_lineno)
+    return sf
 
 
 def capture(depth: int = 1) -> tuple[SourceFrame | None, tuple[SourceFrame, ...]]:
@@ -60,22 +74,20 @@ def capture(depth: int = 1) -> tuple[SourceFrame | None, tuple[SourceFrame, ...]
     code); library frames before the first user frame are skipped too, and the chain ends at the first
     library frame after it (the test runner, runpy or threading that started the user's code).
     """
-    kinds, frames = _kinds, _frames
     try:
         f = sys._getframe(depth + 1)  # the C walk skips frames known to be the engine's
     except ValueError:  # the stack is not that deep
         return None, ()
+    kinds = _kinds
     first = None
     chain = []
     while f is not None:
-        code = f.f_code
-        kind = kinds.get(code)
+        kind = kinds.get(id(f.f_code))
         if kind is None:
-            kind = _kind(code)
-        if kind == USER:
-            line = f.f_lineno
-            sf = frames.get((code, line)) or _frame(code, line)
-            chain.append(sf)
+            kind = _classify(f.f_code)
+        if kind.__class__ is dict:  # user code
+            sf = kind.get(f.f_lasti)
+            chain.append(sf if sf is not None else _user_frame(kind, f))
             if len(chain) == MAX_CHAIN:
                 break
         elif kind == LIBRARY:
@@ -87,16 +99,18 @@ def capture(depth: int = 1) -> tuple[SourceFrame | None, tuple[SourceFrame, ...]
     if chain:
         return chain[0], tuple(chain)
     if first is not None:
-        return frames.get((first.f_code, first.f_lineno)) or _frame(first.f_code, first.f_lineno), ()
+        return _frame(first.f_code, first.f_lineno), ()
     return None, ()
 
 
 def frame_kind(code) -> int:
     """ENGINE, LIBRARY or USER for a code object."""
-    kind = _kinds.get(code)
-    return kind if kind is not None else _kind(code)
+    kind = _kinds.get(id(code))
+    if kind is None:
+        kind = _classify(code)
+    return USER if kind.__class__ is dict else kind
 
 
 def frame_of(f) -> SourceFrame:
     """The SourceFrame of a live frame object."""
-    return _frames.get((f.f_code, f.f_lineno)) or _frame(f.f_code, f.f_lineno)
+    return _frame(f.f_code, f.f_lineno)

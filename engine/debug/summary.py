@@ -7,18 +7,23 @@ always over at most HIST_LIMIT evenly spaced finite elements (its shape, not exa
 plot needs; `counts.sum()` says how many). All work goes
 through the array module of the tensor, so on a GPU the reductions run on the device and only a
 handful of scalars and the 64 bin counts are copied to the host.
+
+On the CPU a summary is made on the engine thread inside every op, where numpy's per-call cost (not
+its per-element cost) is what counts: the statistics take about ten array calls, and the histogram,
+which only a plot reads, is counted when `counts` is first read, from a copy of its (at most
+HIST_LIMIT) values taken when the summary was made. The numbers are the same as counting at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from engine import kernels
 from engine.backend import array_module, device_of
-from engine.debug.fastdata import maker
 
 BINS = 64
 SAMPLES = 8
@@ -30,14 +35,21 @@ _umin, _umax = np.minimum.reduce, np.maximum.reduce
 _dtype_names: dict = {}  # numpy's dtype.name is computed in Python on every access
 
 
+class _DeferredCounts:
+    """The slot where a summary keeps (values, lo, hi) until its histogram is first read."""
+
+    __slots__ = ("_counts_from",)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
-class TensorSummary:
+class TensorSummary(_DeferredCounts):
     """Shape, dtype, device and statistics of one tensor: plain numbers, tuples and a numpy array.
 
     min/max/mean/std/norm/histogram are over the finite values; `counts` has `BINS` bins spanning
-    [lo, hi] (the finite min and max; +-0.5 around a constant), over at most HIST_LIMIT of them.
-    `stride` > 1: mean, std and zero_count come from every `stride`-th element (zero_count scaled up
-    to the whole tensor).
+    [lo, hi] (the finite min and max; +-0.5 around a constant), over at most HIST_LIMIT of them: a
+    value x goes in bin floor((x - lo) / ((hi - lo) / BINS)), computed in float64, and the maximum in
+    the last bin. `stride` > 1: mean, std and zero_count come from every `stride`-th element
+    (zero_count scaled up to the whole tensor).
     """
 
     shape: tuple[int, ...]
@@ -78,12 +90,61 @@ class TensorSummary:
         """The largest finite magnitude."""
         return max(abs(self.min), abs(self.max)) if self.numel > self.nan_count + self.inf_count else math.nan
 
+    def __getattr__(self, name: str):
+        # only reached while a slot is unset: `counts` of a summary whose histogram is deferred
+        if name != "counts":
+            raise AttributeError(f"'TensorSummary' object has no attribute '{name}'")
+        try:
+            values, lo, hi = _counts_from_get(self)
+        except AttributeError:  # another thread counted it meanwhile
+            return _counts_get(self)
+        counts = _histogram(values, lo, hi)
+        _counts_set(self, counts)  # two threads racing here store equal arrays
+        with contextlib.suppress(AttributeError):
+            _counts_from_del(self)
+        return counts
+
+
+_counts_get, _counts_set = TensorSummary.counts.__get__, TensorSummary.counts.__set__
+_counts_from_get = _DeferredCounts._counts_from.__get__
+_counts_from_set = _DeferredCounts._counts_from.__set__
+_counts_from_del = _DeferredCounts._counts_from.__delete__
+
+
+class _Unfrozen(_DeferredCounts):
+    """TensorSummary's slot layout without its frozen __setattr__.
+
+    A summary is filled in as one of these and then becomes a TensorSummary by __class__ assignment:
+    seventeen plain slot stores cost a fifth of seventeen calls past the frozen guard, on every op.
+    """
+
+    __slots__ = tuple(f.name for f in fields(TensorSummary))
+
+
+def _make(shape, dtype, device, numel, min, max, mean, std, norm, nan_count, inf_count, zero_count, counts, lo,
+          hi, samples, stride, counts_from=None) -> TensorSummary:
+    """A TensorSummary from all of its fields in order (counts None and `counts_from` given: deferred)."""
+    s = _new(_Unfrozen)
+    s.shape, s.dtype, s.device, s.numel = shape, dtype, device, numel
+    s.min, s.max, s.mean, s.std, s.norm = min, max, mean, std, norm
+    s.nan_count, s.inf_count, s.zero_count = nan_count, inf_count, zero_count
+    if counts is not None:
+        s.counts = counts
+    else:
+        s._counts_from = counts_from
+    s.lo, s.hi, s.samples, s.stride = lo, hi, samples, stride
+    s.__class__ = TensorSummary
+    return s
+
+
+_new = object.__new__
+
 
 def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> TensorSummary:
     """Summarize an array (numpy or cupy) or a Tensor; see the module docstring for what is exact."""
     if a.__class__ is not np.ndarray and hasattr(a, "grad_fn"):  # a Tensor
         a = a.data
-    dev = device if device is not None else str(device_of(a))
+    dev = device if device is not None else "cpu" if a.__class__ is np.ndarray else str(device_of(a))
     dt = a.dtype
     dtype = _dtype_names.get(dt) or _dtype_names.setdefault(dt, dt.name)
     shape, n = a.shape, a.size
@@ -96,6 +157,8 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
         flat = flat.astype(np.float32)
     if n <= TINY:
         return _tiny(shape, dtype, dev, flat.tolist())
+    if flat.__class__ is np.ndarray:
+        return _numpy_summary(flat, shape, dtype, dev, n, limit)
     xp = array_module(flat)
     fused = kernels.get("tensor_summary", xp)
     if fused is not None:  # CUDA: the same statistics in two kernels and one copy to the host
@@ -122,6 +185,72 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
                  round(zeros), _host_counts(counts), *_hist_range(mn, mx), _samples(flat, n), stride)
 
 
+def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int, limit: int) -> TensorSummary:
+    """The summary of a flat float32/float64 numpy array, in about ten array calls.
+
+    argmin/argmax stop at the first NaN, so a NaN or an infinity shows in the extremes and the exact
+    NaN/Inf counts run only then; two BLAS dots give the sum and the sum of squares (mean, std, norm);
+    zeros are counted only when zero lies between min and max; the histogram is deferred.
+    """
+    if n <= limit:  # argmin/argmax cost less per call; min/max reductions less per element
+        mn, mx = flat.item(flat.argmin()), flat.item(flat.argmax())
+    else:
+        mn, mx = float(_umin(flat)), float(_umax(flat))
+    nan = inf = 0
+    fin = flat
+    if mn - mn != 0.0 or mx - mx != 0.0:  # x - x is NaN for NaN and for both infinities
+        nan = int(np.count_nonzero(np.isnan(flat)))
+        inf = int(np.count_nonzero(np.isinf(flat)))
+        fin = flat[np.isfinite(flat)]
+        if fin.size == 0:
+            return _make(shape, dtype, dev, n, *_NAN5, nan, inf, 0, _NO_COUNTS, 0.0, 0.0, _samples(flat, n), 1)
+        mn, mx = fin.item(fin.argmin()), fin.item(fin.argmax())
+    k = fin.size
+    amax = mx if mx > -mn else -mn
+    if amax * amax * k > _F32_SQUARES and fin.dtype == np.float32:  # its sum of squares would overflow
+        fin = fin.astype(np.float64)
+    stride = -(-k // limit)
+    if stride > 1:
+        sq = float(fin.dot(fin))  # the norm stays exact: one pass over every finite element
+        s = fin[::stride].copy()  # contiguous: BLAS and the casts run several times faster on it
+    else:
+        s = fin
+    ns = s.size
+    total, ssq = float(s.dot(_ones(s.dtype, ns))), float(s.dot(s))
+    if stride == 1:
+        sq = ssq
+    mean = total / ns
+    var = ssq / ns - mean * mean
+    if mx == mn:
+        mean, var = mn, 0.0
+    elif not var > 0.01 * mean * mean:  # |mean| > 10 std: E[x^2] - mean^2 lost the variance's digits
+        d = s - mean  # centred again, with the rounding of the mean itself taken back out
+        dsum = float(d.dot(_ones(d.dtype, ns))) / ns
+        mean += dsum
+        var = float(d.dot(d)) / ns - dsum * dsum
+    zeros = 0
+    if mn <= 0.0 <= mx:
+        zeros = int(np.count_nonzero(s == 0))  # == is vectorised; -0.0 counts as zero
+        if stride > 1:
+            zeros = round(zeros * k / ns)
+    lo, hi = _hist_range(mn, mx)
+    # a copy: the deferred histogram counts the values of now, even if the array changes later
+    deferred = (s[:: -(-ns // HIST_LIMIT)].copy(), lo, hi)
+    return _make(shape, dtype, dev, n, mn, mx, mean, math.sqrt(var) if var > 0 else 0.0, math.sqrt(sq), nan, inf,
+                 zeros, None, lo, hi, _samples(flat, n), stride, deferred)
+
+
+def _histogram(h, lo: float, hi: float) -> np.ndarray:
+    """Read-only counts of the finite values `h` in BINS bins of [lo, hi] (see TensorSummary)."""
+    h = np.subtract(h, lo, dtype=np.float64)
+    h /= (hi - lo) / BINS  # divided by the width, not multiplied by its inverse: a value on an edge
+    counts = np.bincount(h.astype(np.intp), minlength=BINS + 1)  # goes in the bin above, as in reals
+    counts[BINS - 1] += counts[BINS]  # the maximum itself lands one past the last bin
+    counts = counts[:BINS]
+    counts.flags.writeable = False
+    return counts
+
+
 def _hist_range(mn, mx) -> tuple:
     """The histogram's range: the finite min and max, or one unit around a constant (as numpy does)."""
     return (mn, mx) if mx > mn else (mn - 0.5, mn + 0.5)
@@ -138,7 +267,7 @@ def _finite_stats(xp, flat, mn, mx, limit: int):
     s = flat[::stride] if stride > 1 else flat
     ns = s.size
     if xp is np:  # a dot with ones sums several times faster than the pairwise np.add.reduce
-        total, sq = np.dot(s, _ONES[s.dtype.char][:ns]), np.dot(s, s)
+        total, sq = np.dot(s, _ones(s.dtype, ns)), np.dot(s, s)
     else:
         total, sq = s.sum(), xp.dot(s, s)
     zeros = (ns - xp.count_nonzero(s)) * (n / ns)
@@ -180,29 +309,37 @@ def _samples(flat, n: int) -> tuple[float, ...]:
 
 
 def _tiny(shape, dtype: str, dev: str, vals: list) -> TensorSummary:
+    """The summary of at most TINY values, as Python floats: exact sums, no array calls."""
     n = len(vals)
-    fin = [v for v in vals if math.isfinite(v)]
-    nan = sum(1 for v in vals if v != v)
     samples = tuple(vals[:: max(1, n // SAMPLES)][:SAMPLES])
-    if not fin:
+    fin = [v for v in vals if v - v == 0.0]  # v - v is NaN for NaN and for both infinities
+    k = len(fin)
+    nan = sum(1 for v in vals if v != v) if k < n else 0
+    if not k:
         return _make(shape, dtype, dev, n, *_NAN5, nan, n - nan, 0, _NO_COUNTS, 0.0, 0.0, samples, 1)
     mn, mx = min(fin), max(fin)
-    k = len(fin)
-    mean = math.fsum(fin) / k
-    var = math.fsum([(v - mean) ** 2 for v in fin]) / k
-    counts = np.zeros(BINS, dtype=np.int64)
-    lo, hi = _hist_range(float(mn), float(mx))
-    scale = BINS / (hi - lo)
-    for v in fin:
-        counts[min(int((v - lo) * scale), BINS - 1)] += 1
-    counts.flags.writeable = False
-    return _make(shape, dtype, dev, n, float(mn), float(mx), mean, math.sqrt(var),
-                 math.sqrt(math.fsum([v * v for v in fin])), nan, n - k - nan, fin.count(0), counts,
-                 lo, hi, samples, 1)
+    if mx > mn:
+        mean = math.fsum(fin) / k
+        var = math.fsum([(v - mean) * (v - mean) for v in fin]) / k
+    else:
+        mean, var = mn, 0.0
+    lo, hi = _hist_range(mn, mx)
+    zeros = fin.count(0) if mn <= 0.0 <= mx else 0
+    return _make(shape, dtype, dev, n, mn, mx, mean, math.sqrt(var), math.sqrt(math.fsum([v * v for v in fin])),
+                 nan, n - k - nan, zeros, None, lo, hi, samples, 1, (tuple(fin), lo, hi))
 
 
 _NO_COUNTS = np.zeros(BINS, dtype=np.int64)
 _NO_COUNTS.flags.writeable = False
 _NAN5 = (math.nan,) * 5
-_ONES = {np.dtype(t).char: np.ones(SUMMARY_LIMIT, dtype=t) for t in (np.float32, np.float64)}
-_make = maker(TensorSummary)
+_F32_SQUARES = 1e37  # a float32 sum of squares above this is near overflow (float32 max: 3.4e38)
+_ONES = {np.dtype(t): np.ones(SUMMARY_LIMIT, dtype=t) for t in (np.float32, np.float64)}
+
+
+def _ones(dtype, n: int) -> np.ndarray:
+    """n ones of `dtype` (a view of a shared array, grown when a larger summary limit needs it)."""
+    ones = _ONES[dtype]
+    if ones.size < n:
+        ones = _ONES[dtype] = np.ones(n, dtype=dtype)
+    return ones[:n]
+

@@ -22,6 +22,9 @@ from engine.debug.source import capture as capture_source
 from engine.debug.summary import SUMMARY_LIMIT, summarize
 from engine.events import next_seq
 
+_NO_SOURCE = (None, ())
+# records are named tuples: tuple.__new__ makes one without the Python-level __new__ call
+_tuple_new = tuple.__new__
 _ROTATE = 50_000  # forward records kept for linking: this iteration and the previous (or this many)
 _RECENT = 64  # gradient arrays summarised lately: an Add hands one array to both inputs
 
@@ -82,13 +85,15 @@ class Tracer:
         if self._advance or self.phase is not FORWARD:
             self._enter(FORWARD)
         # skip this frame, Debugger._on_tensors, Hub.emit_tensors and _emit_op: Function.apply is next
-        source, stack = capture_source(4) if self.source else (None, ())
+        source, stack = capture_source(4) if self.source else _NO_SOURCE
         data = out.data
-        summary = summarize(data, self.summary_limit, event.device) if self.summaries else None
-        value = host_copy(data) if data.size <= self.values_limit else None
-        rec = OpRecord(event, self.iteration, self.depth, source, stack, summary, value)
-        if self.cache is not None:
-            self.cache.put(event.output, data, out._vc)
+        rec = _tuple_new(OpRecord, (
+            event, self.iteration, self.depth, source, stack,
+            summarize(data, self.summary_limit, event.device) if self.summaries else None,
+            host_copy(data) if data.size <= self.values_limit else None))
+        cache = self.cache
+        if cache is not None:
+            cache.put(event.output, data, out._vc)
         fwd = self._forward
         fwd[event.seq] = rec
         if len(fwd) > _ROTATE:
@@ -110,10 +115,11 @@ class Tracer:
         if self.values_limit >= 0:
             values = tuple(None if g is None or g.size > self.values_limit else host_copy(g)
                            for g in (grad_in[0], *grads))
-        rec = BackwardRecord(event, self.iteration, fwd.depth if fwd is not None else 0, fwd, go or None, gi,
-                             values)
-        if self.cache is not None:
-            self.cache.put_many(event.grad_output, grad_in[0], event.grad_inputs, grads)
+        rec = _tuple_new(BackwardRecord, (event, self.iteration, fwd.depth if fwd is not None else 0, fwd,
+                                          go or None, gi, values))
+        cache = self.cache
+        if cache is not None:
+            cache.put_many(event.grad_output, grad_in[0], event.grad_inputs, grads)
         self.last = rec
         return rec
 
@@ -133,11 +139,11 @@ class Tracer:
         if self._advance or self.phase is not FORWARD:
             self._enter(FORWARD)
         if event.enter:
-            rec = EventRecord(event, self.iteration, FORWARD, self.depth)
+            rec = _tuple_new(EventRecord, (event, self.iteration, FORWARD, self.depth))
             self.depth += 1
         else:
-            self.depth = max(0, self.depth - 1)
-            rec = EventRecord(event, self.iteration, FORWARD, self.depth)
+            depth = self.depth = self.depth - 1 if self.depth > 0 else 0
+            rec = _tuple_new(EventRecord, (event, self.iteration, FORWARD, depth))
         self.last = rec
         return rec
 

@@ -2,6 +2,8 @@
 
 import dataclasses
 import math
+import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -91,3 +93,116 @@ def test_summary_is_frozen_plain_data():
     assert not hasattr(s, "__dict__")
     assert all(isinstance(getattr(s, f.name), int | float | str | tuple | np.ndarray)
                for f in dataclasses.fields(s))
+
+
+def _bins(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The documented binning, written out plainly: floor((x - lo) / width) in float64, max in the last bin."""
+    width = (hi - lo) / BINS
+    idx = [min(int((float(v) - lo) / width), BINS - 1) for v in values]
+    return np.bincount(np.array(idx, dtype=np.int64), minlength=BINS)
+
+
+@pytest.mark.parametrize("n", [5, 16, 40, 1000, HIST_LIMIT])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_values_on_bin_edges_land_in_the_bin_above(n, dtype):
+    # integers spread over a range whose bin width is not a binary fraction: many values sit on edges
+    a = np.random.default_rng(n).integers(-350, 351, n).astype(dtype)
+    a[:2] = -350, 350
+    s = summarize(a)
+    np.testing.assert_array_equal(s.counts, _bins(a, -350.0, 350.0))
+    assert s.counts.sum() == n and s.zero_count == (a == 0).sum()
+
+
+def test_constant_tensors_have_zero_spread_and_one_spike():
+    for a in (np.full(300, 0.1, np.float32), np.full(7, -3.0), np.full(900, 5, np.int64)):
+        s = summarize(a)
+        value = float(a.flat[0])
+        assert s.min == s.max == s.mean == value and s.std == 0.0
+        assert (s.lo, s.hi) == (value - 0.5, value + 0.5)
+        assert s.counts.sum() == a.size and np.count_nonzero(s.counts) == 1
+        np.testing.assert_allclose(s.norm, np.sqrt(a.size) * abs(value), rtol=1e-6)
+
+
+def test_negative_zero_counts_as_zero():
+    a = np.array([-0.0, 0.0, 1.0, -2.0] * 10, np.float32)
+    assert summarize(a).zero_count == 20
+    assert summarize(a[:4]).zero_count == 2  # the plain-Python path for tiny tensors
+
+
+@pytest.mark.parametrize("n", [17, 500, SUMMARY_LIMIT])
+def test_float16_int_and_bool_tensors_match_numpy(n):
+    rng = np.random.default_rng(n)
+    half = rng.standard_normal(n).astype(np.float16)
+    _expect_exact_loose(summarize(half), half)
+    ints = rng.integers(-5, 6, n)
+    _expect_exact_loose(summarize(ints), ints)
+    flags = rng.random(n) < 0.3
+    s = summarize(flags)
+    assert (s.min, s.max, s.zero_count) == (0.0, 1.0, n - flags.sum())
+    np.testing.assert_allclose(s.mean, flags.mean())
+
+
+def _expect_exact_loose(s: TensorSummary, a: np.ndarray) -> None:
+    """Exact counts and extremes; sums to float32 accuracy; histogram by the documented binning."""
+    f = a.astype(np.float64)
+    assert s.numel == a.size and s.zero_count == (a == 0).sum() and (s.min, s.max) == (f.min(), f.max())
+    np.testing.assert_allclose([s.mean, s.std, s.norm], [f.mean(), f.std(), np.sqrt((f * f).sum())], rtol=1e-5,
+                               atol=1e-6)
+    lo, hi = (f.min(), f.max()) if f.max() > f.min() else (f.min() - 0.5, f.min() + 0.5)
+    np.testing.assert_array_equal(s.counts, _bins(f[:: -(-a.size // HIST_LIMIT)], lo, hi))
+
+
+def test_nan_and_inf_counts_stay_exact_above_the_limit():
+    n = SUMMARY_LIMIT * 5 + 3
+    a = np.random.default_rng(3).standard_normal(n).astype(np.float32)
+    a[1::97] = np.nan  # most of them are not in the strided sample
+    a[5::101] = np.inf
+    a[8::103] = -np.inf
+    a[4] = -0.0
+    s = summarize(a)
+    fin = a[np.isfinite(a)].astype(np.float64)
+    assert s.nan_count == np.isnan(a).sum() and s.inf_count == np.isinf(a).sum() and not s.finite
+    assert s.stride > 1 and (s.min, s.max) == (fin.min(), fin.max())
+    np.testing.assert_allclose(s.norm, np.sqrt((fin * fin).sum()), rtol=1e-5)
+    assert abs(s.mean - fin.mean()) < 0.05 and abs(s.std - fin.std()) < 0.05
+
+
+def test_squares_beyond_float32_are_summed_in_float64_without_warnings():
+    a = np.full(100, 3e20, np.float32)
+    a[::2] = -3e20
+    big = np.tile(a, SUMMARY_LIMIT // 50)  # above the limit: the exact norm pass would overflow too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s, b = summarize(a), summarize(big)
+    np.testing.assert_allclose([s.norm, s.std, s.mean], [3e20 * 10, 3e20, 0.0], rtol=1e-6, atol=1.0)
+    np.testing.assert_allclose(b.norm, 3e20 * np.sqrt(big.size), rtol=1e-6)
+
+
+def test_histogram_shows_the_values_the_tensor_had_when_summarised():
+    a = np.linspace(-1, 1, 3000).astype(np.float32)
+    small = np.array([1.0, 2.0, 3.0], np.float32)
+    s, t = summarize(a), summarize(small)
+    expected = _bins(a[::3], -1.0, 1.0)
+    a[:] = 7.0  # changed in place after the summary was made: the histogram keeps the old values
+    small[:] = 0.0
+    np.testing.assert_array_equal(s.counts, expected)
+    assert s.counts is s.counts and not s.counts.flags.writeable  # counted once, read-only
+    np.testing.assert_array_equal(t.counts, _bins(np.array([1.0, 2.0, 3.0]), 1.0, 3.0))
+
+
+def test_summaries_read_from_several_threads_agree():
+    summaries = [summarize(np.random.default_rng(i).standard_normal(5000)) for i in range(20)]
+    seen = [[], []]
+
+    def read(out):
+        out.extend(s.counts for s in summaries)
+
+    threads = [threading.Thread(target=read, args=(out,)) for out in seen]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for x, y, s in zip(*seen, summaries):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(x, _bins(np.random.default_rng(summaries.index(s)).standard_normal(5000)[::5],
+                                               s.lo, s.hi))
