@@ -21,8 +21,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved, report  # first: it sets one BLAS thread before numpy loads
+
+# isort: split
 import numpy as np
-from _timing import interleaved, report
 from engine_cpu import BATCH, D_IN, D_OUT, HIDDEN, LR, make_data
 
 import engine

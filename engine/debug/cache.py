@@ -9,8 +9,10 @@ recorded is refused (its version moved on) rather than shown with values it did 
 carry no version: a gradient later summed into in place (zero_grad(set_to_none=False), accumulation)
 shows its current values.
 
-Entries live in one insertion-ordered bucket per iteration, so a put is one dictionary store and an
-iteration boundary retires a whole bucket in one loop; a fetched entry moves to the newest bucket.
+A put runs on the engine thread inside every op, so it only extends the current iteration's queue
+by the entry's five items (no tuple per entry, which the garbage collector would have to visit):
+finding an id (a fetch, while paused) searches the queues newest first, and an iteration boundary
+retires a whole queue in one loop.
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ import contextlib
 import sys
 import threading
 import weakref
-from collections import OrderedDict
+from collections import deque
 from itertools import islice
 
 import numpy as np
 
 DEFAULT_BYTES = 256 << 20
 _MAX_WEAK = 1 << 16
-# getrefcount(a) while retiring an entry: the entry tuple, the loop variable and the call's argument
-_ONLY_US = 3
+_WEAK_PURGE = 1024  # dead weak entries (their arrays freed) are swept out past this many entries
 
 
 class ValueUnavailable(KeyError):
@@ -45,46 +46,38 @@ class ValueCache:
         self.keep_iterations = keep_iterations
         self.nbytes = 0
         self.generation = 0  # the iteration being recorded
-        self._cur: OrderedDict[int, tuple] = OrderedDict()  # id -> (array, counter, version, nbytes)
-        self._gens: dict[int, OrderedDict] = {0: self._cur}  # generation -> its bucket, oldest first
+        self._cur: deque = deque()  # id, array, version counter, version, nbytes, id, ...: oldest first
+        self._gens: dict[int, deque] = {0: self._cur}  # generation -> its entries, oldest generation first
         self._weak: dict[int, tuple] = {}  # id -> (weakref to array, counter, version), oldest first
-        self._lock = threading.Lock()
+        self._weak_purge_at = _WEAK_PURGE
+        self._lock = threading.Lock()  # fetches, boundaries and evictions; a put is one atomic extend
 
     def put(self, tensor_id: int, array, vc: list | None = None) -> None:
         """Remember `array` as the value of `tensor_id` (`vc`: the tensor's version counter, if any)."""
         size = array.nbytes
         if size > self.max_bytes or not tensor_id:
             return
-        entry = (array, vc, vc[0] if vc is not None else 0, size)
-        with self._lock:
-            cur = self._cur
-            old = cur.get(tensor_id)  # an in-place op records its tensor again (an older bucket's copy
-            if old is not None:  # of it is shadowed by this one until that bucket retires)
-                self.nbytes -= old[3]
-                del cur[tensor_id]
-            cur[tensor_id] = entry
-            self.nbytes += size
-            if self.nbytes > self.max_bytes:
-                self._shed()
+        # an in-place op records its tensor again: the newer entry shadows the older until it retires
+        self._cur.extend((tensor_id, array, vc, vc[0] if vc is not None else 0, size))
+        self.nbytes += size
+        if self.nbytes > self.max_bytes:
+            self._shed()
 
     def put_many(self, first_id: int, first, ids: tuple, arrays: tuple) -> None:
-        """put() for a backward node's gradients (None entries skipped), under one lock."""
+        """put() for a backward node's gradients (None entries skipped); gradients carry no version."""
         limit = self.max_bytes
-        with self._lock:
-            cur = self._cur
-            total = self.nbytes
-            if first is not None and first_id and first.nbytes <= limit:
-                size = first.nbytes
-                cur[first_id] = (first, None, 0, size)  # gradient ids are fresh, never put twice
+        add = self._cur.extend
+        total = self.nbytes
+        if first is not None and first_id and (size := first.nbytes) <= limit:
+            add((first_id, first, None, 0, size))
+            total += size
+        for tid, a in zip(ids, arrays):
+            if a is not None and tid and (size := a.nbytes) <= limit:
+                add((tid, a, None, 0, size))
                 total += size
-            for tid, a in zip(ids, arrays):
-                if a is not None and tid and a.nbytes <= limit:
-                    size = a.nbytes
-                    cur[tid] = (a, None, 0, size)
-                    total += size
-            self.nbytes = total
-            if total > limit:
-                self._shed()
+        self.nbytes = total
+        if total > limit:
+            self._shed()
 
     def new_iteration(self, iteration: int) -> None:
         """Start recording `iteration`; arrays older than `keep_iterations` become weak references."""
@@ -93,56 +86,73 @@ class ValueCache:
             gens = self._gens
             cur = gens.get(iteration)
             if cur is None:
-                cur = gens[iteration] = OrderedDict()
+                cur = gens[iteration] = deque()
             self._cur = cur
             oldest = iteration - self.keep_iterations
             for gen in [g for g in gens if g <= oldest and gens[g] is not cur]:
                 self._retire(gens.pop(gen))
 
-    def _retire(self, bucket: OrderedDict) -> None:
-        """Weakly keep what others still hold of a retired bucket; the rest dies with it."""
+    def _retire(self, entries: deque) -> None:
+        """Weakly keep what others still hold of retired entries; the rest dies with them."""
         freed = 0
-        weak = self._weak
         getrefcount = sys.getrefcount
-        for tid, (a, vc, v, size) in bucket.items():
+        keep = self._keep_weakly
+        pop = entries.popleft
+        while entries:
+            tid, a, vc, v, size = pop(), pop(), pop(), pop(), pop()
             freed += size
-            if getrefcount(a) > _ONLY_US:
-                self._keep_weakly(tid, a, vc, v)
+            # `a` and the call's argument; more means something else holds it (or, for a gradient
+            # handed to two nodes, a later entry still does: that one decides)
+            if getrefcount(a) > 2:
+                keep(tid, a, vc, v)
         self.nbytes -= freed
-        bucket.clear()
-        if len(weak) > _MAX_WEAK:
-            for tid in list(islice(weak, len(weak) - _MAX_WEAK)):
-                del weak[tid]
+        self._trim_weak()
 
     def _keep_weakly(self, tid: int, a, vc, v) -> None:
         with contextlib.suppress(TypeError):  # an array type without weak references: simply forgotten
             self._weak[tid] = (weakref.ref(a), vc, v)
 
-    def _shed(self) -> None:
-        """Demote least recently used entries, oldest bucket first, until the bytes fit again."""
+    def _trim_weak(self) -> None:
+        """Forget dead weak entries once they have doubled in number, and the oldest beyond the bound."""
         weak = self._weak
-        for bucket in list(self._gens.values()):
-            while bucket and self.nbytes > self.max_bytes:
-                tid, (a, vc, v, size) = bucket.popitem(last=False)
-                self.nbytes -= size
-                weak.pop(tid, None)  # re-inserted last: the weak entries stay oldest first
-                if sys.getrefcount(a) > 2:  # `a` here and the call's argument: anyone else holds it
-                    self._keep_weakly(tid, a, vc, v)
-            if self.nbytes <= self.max_bytes:
-                break
+        if len(weak) > self._weak_purge_at:  # amortised: each purge at least halves what is left to scan
+            dead = [tid for tid, (ref, _, _) in weak.items() if ref() is None]
+            for tid in dead:
+                del weak[tid]
+            self._weak_purge_at = max(_WEAK_PURGE, 2 * len(weak))
         if len(weak) > _MAX_WEAK:
             for tid in list(islice(weak, len(weak) - _MAX_WEAK)):
                 del weak[tid]
 
+    def _shed(self) -> None:
+        """Demote least recently recorded entries, oldest generation first, until the bytes fit again."""
+        with self._lock:
+            weak = self._weak
+            for entries in list(self._gens.values()):
+                pop = entries.popleft
+                while entries and self.nbytes > self.max_bytes:
+                    tid, a, vc, v, size = pop(), pop(), pop(), pop(), pop()
+                    self.nbytes -= size
+                    weak.pop(tid, None)  # re-inserted last: the weak entries stay oldest first
+                    if sys.getrefcount(a) > 2:  # `a` here and the call's argument: anyone else holds it
+                        self._keep_weakly(tid, a, vc, v)
+                if self.nbytes <= self.max_bytes:
+                    break
+            self._trim_weak()
+
     def get(self, tensor_id: int):
         """The array (on its device) recorded for `tensor_id`; ValueUnavailable when gone or changed."""
         with self._lock:
-            for bucket in reversed(self._gens.values()):  # newest first: a re-put shadows older copies
-                entry = bucket.get(tensor_id)
-                if entry is not None:
-                    del bucket[tensor_id]  # recently used: it moves to the newest bucket's end
-                    self._cur[tensor_id] = entry
-                    array, vc, v, _ = entry
+            for entries in reversed(self._gens.values()):  # newest first: a re-put shadows older entries
+                items = list(entries)
+                i = next((i for i in range(len(items) - 5, -1, -5) if items[i] == tensor_id), -1)
+                if i >= 0:
+                    entry = items[i:i + 5]
+                    if entries is not self._cur:  # recently used: it joins the newest generation
+                        entries.clear()
+                        entries.extend(items[:i] + items[i + 5:])
+                        self._cur.extend(entry)
+                    _, array, vc, v, _ = entry
                     break
             else:
                 ref = self._weak.get(tensor_id)
@@ -172,8 +182,8 @@ class ValueCache:
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
-            for bucket in self._gens.values():
-                bucket.clear()
+            for entries in self._gens.values():
+                entries.clear()
             self._gens = {self.generation: self._cur}
             self._weak.clear()
             self.nbytes = 0

@@ -9,15 +9,23 @@ through the array module of the tensor, so on a GPU the reductions run on the de
 handful of scalars and the 64 bin counts are copied to the host.
 
 On the CPU a summary is made on the engine thread inside every op, where numpy's per-call cost (not
-its per-element cost) is what counts: the statistics take about ten array calls, and the histogram,
-which only a plot reads, is counted when `counts` is first read, from a copy of its (at most
-HIST_LIMIT) values taken when the summary was made. The numbers are the same as counting at once.
+its per-element cost) is what counts, so it computes there only what alerts and breakpoints use at
+once. For a tensor of at most `limit` elements that is one sum: a finite sum proves there is no NaN
+and no infinity (nan_count = inf_count = 0). The rest (min, max, mean, std, norm, zero_count, the
+histogram, the samples) is computed from a copy of the values taken then, when one of them is first
+read, on whichever thread reads it: the numbers are the same as computing them at once, and a
+summary nobody reads costs a copy. Copies waiting this way are bounded by WAITING_BYTES (beyond it, and
+for any tensor with NaN or infinities, or above the limit, everything but the histogram is computed
+at once; the histogram, which only a plot reads, is always counted when `counts` is first read, from
+a copy of its at most HIST_LIMIT values).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import threading
+import warnings
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -36,9 +44,10 @@ _dtype_names: dict = {}  # numpy's dtype.name is computed in Python on every acc
 
 
 class _DeferredCounts:
-    """The slot where a summary keeps (values, lo, hi) until its histogram is first read."""
+    """Where a summary keeps the values it has yet to count: the histogram's (read by `counts`), and
+    a copy of the whole tensor while the statistics in _LATE are still to be computed."""
 
-    __slots__ = ("_counts_from",)
+    __slots__ = ("_counts_from", "_late_from")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -91,24 +100,63 @@ class TensorSummary(_DeferredCounts):
         return max(abs(self.min), abs(self.max)) if self.numel > self.nan_count + self.inf_count else math.nan
 
     def __getattr__(self, name: str):
-        # only reached while a slot is unset: `counts` of a summary whose histogram is deferred
-        if name != "counts":
+        # only reached while a slot is unset: a statistic of a summary that is still deferred
+        if name not in _LATE:
             raise AttributeError(f"'TensorSummary' object has no attribute '{name}'")
+        _finish_late(self)
+        if name != "counts":
+            return _SLOTS[name].__get__(self)
         try:
-            values, lo, hi = _counts_from_get(self)
+            values = _counts_from_get(self)
         except AttributeError:  # another thread counted it meanwhile
             return _counts_get(self)
-        counts = _histogram(values, lo, hi)
+        counts = _histogram(values, self.lo, self.hi)
         _counts_set(self, counts)  # two threads racing here store equal arrays
         with contextlib.suppress(AttributeError):
             _counts_from_del(self)
         return counts
 
+    def __del__(self) -> None:
+        # a deferred summary nobody read: its copy no longer counts against WAITING_BYTES
+        try:
+            copy = _late_from_get(self)
+        except AttributeError:
+            return
+        _waiting[0] -= copy.nbytes
 
+
+_SLOTS = {f.name: TensorSummary.__dict__[f.name] for f in fields(TensorSummary)}
+_LATE = ("min", "max", "mean", "std", "norm", "zero_count", "lo", "hi", "samples", "counts")
 _counts_get, _counts_set = TensorSummary.counts.__get__, TensorSummary.counts.__set__
 _counts_from_get = _DeferredCounts._counts_from.__get__
 _counts_from_set = _DeferredCounts._counts_from.__set__
 _counts_from_del = _DeferredCounts._counts_from.__delete__
+_late_from_get = _DeferredCounts._late_from.__get__
+_late_from_del = _DeferredCounts._late_from.__delete__
+_late_lock = threading.Lock()
+_waiting = [0]  # bytes of copies that deferred summaries hold (updated without a lock: a soft bound)
+# The deferral's one probe is a sum: +inf with -inf in it, or values near the float32 limit, make numpy
+# warn about the sum, which is exactly how the probe tells them apart (and counts them, warning-free)
+warnings.filterwarnings("ignore", "(invalid value|overflow) encountered in dot", RuntimeWarning, __name__)
+WAITING_BYTES = 64 << 20  # beyond this many, a summary is computed in full at once instead
+
+
+def _finish_late(s: TensorSummary) -> None:
+    """Compute the deferred statistics of `s` from its copy (once, whichever thread asks first)."""
+    with _late_lock:
+        try:
+            copy = _late_from_get(s)
+        except AttributeError:  # never deferred, or finished already
+            return
+        full = _numpy_summary(copy, s.shape, s.dtype, s.device, s.numel, copy.size, defer=False)
+        for name in _LATE[:-1]:
+            _SLOTS[name].__set__(s, _SLOTS[name].__get__(full))
+        try:
+            _counts_from_set(s, _counts_from_get(full))
+        except AttributeError:
+            _counts_set(s, _counts_get(full))
+        _late_from_del(s)
+        _waiting[0] -= copy.nbytes
 
 
 class _Unfrozen(_DeferredCounts):
@@ -118,12 +166,12 @@ class _Unfrozen(_DeferredCounts):
     seventeen plain slot stores cost a fifth of seventeen calls past the frozen guard, on every op.
     """
 
-    __slots__ = tuple(f.name for f in fields(TensorSummary))
+    __slots__ = tuple(f.name for f in fields(TensorSummary))  # the same slots, in the same order
 
 
 def _make(shape, dtype, device, numel, min, max, mean, std, norm, nan_count, inf_count, zero_count, counts, lo,
           hi, samples, stride, counts_from=None) -> TensorSummary:
-    """A TensorSummary from all of its fields in order (counts None and `counts_from` given: deferred)."""
+    """A TensorSummary from all of its fields in order (counts None: deferred, counted from `counts_from`)."""
     s = _new(_Unfrozen)
     s.shape, s.dtype, s.device, s.numel = shape, dtype, device, numel
     s.min, s.max, s.mean, s.std, s.norm = min, max, mean, std, norm
@@ -138,6 +186,9 @@ def _make(shape, dtype, device, numel, min, max, mean, std, norm, nan_count, inf
 
 
 _new = object.__new__
+_FIELDS = tuple(f.name for f in fields(TensorSummary))
+if _make.__code__.co_varnames[:len(_FIELDS)] != _FIELDS:  # a field added to one and not the other
+    raise TypeError("engine.debug.summary._make must take TensorSummary's fields, in order")
 
 
 def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> TensorSummary:
@@ -151,6 +202,7 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
     if n == 0:
         return _make(shape, dtype, dev, 0, *_NAN5, 0, 0, 0, _NO_COUNTS, 0.0, 0.0, (), 1)
     flat = a.reshape(-1)
+    private = dt.kind != "f" or dt.itemsize < 4  # a converted copy that nothing else refers to
     if dt.kind != "f":  # ints and bools: summarised as numbers
         flat = flat.astype(np.float64)
     elif dt.itemsize < 4:  # float16 sums overflow
@@ -158,7 +210,7 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
     if n <= TINY:
         return _tiny(shape, dtype, dev, flat.tolist())
     if flat.__class__ is np.ndarray:
-        return _numpy_summary(flat, shape, dtype, dev, n, limit)
+        return _numpy_summary(flat, shape, dtype, dev, n, limit, private=private)
     xp = array_module(flat)
     fused = kernels.get("tensor_summary", xp)
     if fused is not None:  # CUDA: the same statistics in two kernels and one copy to the host
@@ -185,13 +237,33 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
                  round(zeros), _host_counts(counts), *_hist_range(mn, mx), _samples(flat, n), stride)
 
 
-def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int, limit: int) -> TensorSummary:
+def _deferred(shape: tuple, dtype: str, dev: str, n: int, copy: np.ndarray) -> TensorSummary:
+    """A summary of a finite tensor whose _LATE statistics will be computed from `copy` when first read."""
+    s = _new(_Unfrozen)
+    s.shape, s.dtype, s.device, s.numel = shape, dtype, dev, n
+    s.nan_count, s.inf_count, s.stride = 0, 0, 1
+    s._late_from = copy
+    s.__class__ = TensorSummary
+    _waiting[0] += copy.nbytes
+    return s
+
+
+def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int, limit: int,
+                   defer: bool = True, private: bool = False) -> TensorSummary:
     """The summary of a flat float32/float64 numpy array, in about ten array calls.
 
     argmin/argmax stop at the first NaN, so a NaN or an infinity shows in the extremes and the exact
     NaN/Inf counts run only then; two BLAS dots give the sum and the sum of squares (mean, std, norm);
     zeros are counted only when zero lies between min and max; the histogram is deferred.
+
+    defer: for a tensor of at most `limit` elements, only the sum now (a finite one proves every
+    element finite), and the rest from a copy when first read (`private`: `flat` is a conversion
+    nobody else holds, so it is that copy).
     """
+    if defer and n <= limit and _waiting[0] < WAITING_BYTES:
+        total = float(flat.dot(_ones(flat.dtype, n)))
+        if total - total == 0.0:  # NaN and the infinities make a sum NaN or infinite
+            return _deferred(shape, dtype, dev, n, flat if private else flat.copy())
     if n <= limit:  # argmin/argmax cost less per call; min/max reductions less per element
         mn, mx = flat.item(flat.argmin()), flat.item(flat.argmax())
     else:
@@ -235,9 +307,8 @@ def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int,
             zeros = round(zeros * k / ns)
     lo, hi = _hist_range(mn, mx)
     # a copy: the deferred histogram counts the values of now, even if the array changes later
-    deferred = (s[:: -(-ns // HIST_LIMIT)].copy(), lo, hi)
     return _make(shape, dtype, dev, n, mn, mx, mean, math.sqrt(var) if var > 0 else 0.0, math.sqrt(sq), nan, inf,
-                 zeros, None, lo, hi, _samples(flat, n), stride, deferred)
+                 zeros, None, lo, hi, _samples(flat, n), stride, s[:: -(-ns // HIST_LIMIT)].copy())
 
 
 def _histogram(h, lo: float, hi: float) -> np.ndarray:
@@ -326,7 +397,7 @@ def _tiny(shape, dtype: str, dev: str, vals: list) -> TensorSummary:
     lo, hi = _hist_range(mn, mx)
     zeros = fin.count(0) if mn <= 0.0 <= mx else 0
     return _make(shape, dtype, dev, n, mn, mx, mean, math.sqrt(var), math.sqrt(math.fsum([v * v for v in fin])),
-                 nan, n - k - nan, zeros, None, lo, hi, samples, 1, (tuple(fin), lo, hi))
+                 nan, n - k - nan, zeros, None, lo, hi, samples, 1, tuple(fin))
 
 
 _NO_COUNTS = np.zeros(BINS, dtype=np.int64)

@@ -2,7 +2,10 @@
 
 Per capture tier it adds the source location (always), summaries of every op output and gradient
 ("summary"), and host copies of small tensors ("values"). It runs on the engine thread, inside the
-op, so its per-event work is a few dictionary operations plus the summaries asked for.
+op, so its per-event work is a few dictionary operations plus the summaries asked for (whose
+statistics past what alerts need are computed when first read: see engine.debug.summary). During a
+forward phase it keeps one user frame alive for the source walk (source.capture's memo), and lets it
+go when the phase ends.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Tracer:
         self._forward: dict[int, OpRecord] = {}
         self._forward_prev: dict[int, OpRecord] = {}
         self._recent: dict[int, tuple] = {}
+        self._frames = [None]  # source.capture's memo: a user frame of the forward phase
 
     # ---- iterations and phases ----------------------------------------------------------------
     def _enter(self, phase: str) -> None:
@@ -71,6 +75,8 @@ class Tracer:
                 fn(self.iteration)
         if phase is not BACKWARD:
             self._recent.clear()
+        if phase is not FORWARD:
+            self._frames[0] = None  # ops capture no source outside forward: let the frame go
         self.phase = phase
         self._active = True
 
@@ -85,7 +91,7 @@ class Tracer:
         if self._advance or self.phase is not FORWARD:
             self._enter(FORWARD)
         # skip this frame, Debugger._on_tensors, Hub.emit_tensors and _emit_op: Function.apply is next
-        source, stack = capture_source(4) if self.source else _NO_SOURCE
+        source, stack = capture_source(4, self._frames) if self.source else _NO_SOURCE
         data = out.data
         rec = _tuple_new(OpRecord, (
             event, self.iteration, self.depth, source, stack,

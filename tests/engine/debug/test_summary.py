@@ -10,6 +10,7 @@ import pytest
 
 import engine
 from engine.debug import TensorSummary, summarize
+from engine.debug import summary as summary_module
 from engine.debug.summary import BINS, HIST_LIMIT, SUMMARY_LIMIT
 
 
@@ -178,31 +179,45 @@ def test_squares_beyond_float32_are_summed_in_float64_without_warnings():
     np.testing.assert_allclose(b.norm, 3e20 * np.sqrt(big.size), rtol=1e-6)
 
 
-def test_histogram_shows_the_values_the_tensor_had_when_summarised():
+def test_statistics_are_of_the_values_the_tensor_had_when_summarised():
     a = np.linspace(-1, 1, 3000).astype(np.float32)
     small = np.array([1.0, 2.0, 3.0], np.float32)
+    before = a.copy()
     s, t = summarize(a), summarize(small)
-    expected = _bins(a[::3], -1.0, 1.0)
-    a[:] = 7.0  # changed in place after the summary was made: the histogram keeps the old values
+    a[:] = 7.0  # changed in place after the summaries were made, before anything was read from them
     small[:] = 0.0
-    np.testing.assert_array_equal(s.counts, expected)
+    _expect_exact_loose(s, before)  # which checks the histogram of every third value too
     assert s.counts is s.counts and not s.counts.flags.writeable  # counted once, read-only
+    assert (t.min, t.max, t.mean) == (1.0, 3.0, 2.0)
     np.testing.assert_array_equal(t.counts, _bins(np.array([1.0, 2.0, 3.0]), 1.0, 3.0))
 
 
+@pytest.mark.parametrize("n", [40, 3000])
+def test_summaries_computed_at_once_when_too_many_copies_wait(n, monkeypatch):
+    monkeypatch.setattr(summary_module, "WAITING_BYTES", 0)
+    a = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 2 - 1
+    s = summarize(a)
+    a[:] = 0.0
+    _expect_exact_loose(s, np.random.default_rng(n).standard_normal(n).astype(np.float32) * 2 - 1)
+
+
 def test_summaries_read_from_several_threads_agree():
-    summaries = [summarize(np.random.default_rng(i).standard_normal(5000)) for i in range(20)]
-    seen = [[], []]
+    arrays = [np.random.default_rng(i).standard_normal(5000 + i) for i in range(30)]
+    summaries = [summarize(a) for a in arrays]
+    names = ("mean", "counts", "norm", "min", "zero_count", "std")
+    seen = [[], [], []]
 
-    def read(out):
-        out.extend(s.counts for s in summaries)
+    def read(out, first):
+        for s in summaries:  # each thread reads the fields in another order
+            out.append({name: getattr(s, name) for name in names[first:] + names[:first]})
 
-    threads = [threading.Thread(target=read, args=(out,)) for out in seen]
+    threads = [threading.Thread(target=read, args=(out, k * 2)) for k, out in enumerate(seen)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    for x, y, s in zip(*seen, summaries):
-        np.testing.assert_array_equal(x, y)
-        np.testing.assert_array_equal(x, _bins(np.random.default_rng(summaries.index(s)).standard_normal(5000)[::5],
-                                               s.lo, s.hi))
+    for a, s, *views in zip(arrays, summaries, *seen):
+        _expect_exact_loose(s, a)
+        for view in views:
+            for name in names:
+                np.testing.assert_array_equal(view[name], getattr(s, name))

@@ -1,0 +1,92 @@
+"""Source capture: the user-frame chain of every op, also when the walk reuses what it saw before."""
+
+import gc
+import weakref
+
+import engine
+from engine.debug import Debugger, OpRecord
+from engine.debug.source import MAX_CHAIN
+
+
+def _stacks(dbg) -> list[list[str]]:
+    return [[f.function for f in r.stack] for r in dbg.history if isinstance(r, OpRecord)]
+
+
+def inner(x):
+    return x.exp()
+
+
+def via_a(x):
+    return inner(x)
+
+
+def via_b(x):
+    return inner(x)
+
+
+def test_the_same_function_called_from_different_callers_keeps_each_chain():
+    x = engine.ones(3)
+    with Debugger("structure") as dbg:
+        for _ in range(3):
+            via_a(x)
+            via_b(x)
+    here = test_the_same_function_called_from_different_callers_keeps_each_chain.__name__
+    assert [s[:3] for s in _stacks(dbg)] == [["inner", "via_a", here], ["inner", "via_b", here]] * 3
+
+
+def test_ops_repeated_from_one_caller_share_their_stack():
+    x = engine.ones(3)
+    with Debugger("structure") as dbg:
+        for _ in range(3):
+            inner(x)
+    recs = [r for r in dbg.history if isinstance(r, OpRecord)]
+    assert recs[0].stack == recs[1].stack and recs[1].stack is recs[2].stack
+    assert recs[0].stack[1].function == test_ops_repeated_from_one_caller_share_their_stack.__name__
+
+
+def test_a_generator_resumed_from_different_callers_is_walked_afresh():
+    def batches(x):
+        while True:
+            yield inner(x)
+
+    def first(g):
+        return next(g)
+
+    def second(g):
+        return next(g)
+
+    g = batches(engine.ones(2))
+    with Debugger("structure") as dbg:
+        first(g)
+        second(g)
+        first(g)
+    assert [s[:3] for s in _stacks(dbg)] == [["inner", "batches", "first"], ["inner", "batches", "second"],
+                                             ["inner", "batches", "first"]]
+
+
+def test_deep_recursion_is_cut_at_the_chain_limit():
+    def down(x, n):
+        return inner(x) if n == 0 else down(x, n - 1)
+
+    with Debugger("structure") as dbg:
+        for depth in (MAX_CHAIN + 5, 2, MAX_CHAIN + 5):
+            down(engine.ones(2), depth)
+    lengths = [len(s) for s in _stacks(dbg)]
+    assert lengths[0] == lengths[2] == MAX_CHAIN and lengths[1] < MAX_CHAIN
+
+
+def test_the_tracer_lets_go_of_user_frames_once_the_forward_phase_ends():
+    class Payload:
+        pass
+
+    def forward(x):
+        payload = Payload()  # a local of the frame that calls the op's function
+        forward.ref = weakref.ref(payload)
+        return via_a(x)
+
+    x = engine.ones(3, requires_grad=True)
+    with Debugger("structure"):
+        y = forward(x)
+        y.sum().backward()
+        gc.collect()
+        assert forward.ref() is None
