@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _cupy = None
@@ -111,3 +113,38 @@ def to_device(arr, dev: Device):
     cp = require_cuda(dev)
     with cp.cuda.Device(dev.index):
         return cp.asarray(arr)
+
+
+def square_sum(a):
+    """|a|^2 as a 0-d array on `a`'s device: one dot product (half precision summed in float32)."""
+    flat = a.reshape(-1)
+    if flat.dtype.itemsize < 4:
+        flat = flat.astype("float32")
+    return flat.dot(flat)
+
+
+def update_squares(before, after, out: list) -> None:
+    """Append |after - before|^2 and |after|^2 to `out` (0-d, on the device); `before` is overwritten.
+
+    A subtraction in place and two dot products: three passes on top of the copy taken before the
+    update, where norm() of a difference would allocate and make more."""
+    flat = before.reshape(-1)
+    array_module(after).subtract(after.reshape(-1), flat, out=flat)
+    out.append(square_sum(flat))
+    out.append(square_sum(after))
+
+
+def host_floats(values: list) -> list[float]:
+    """0-d device arrays as Python floats, one transfer per device (a float() each would sync every time)."""
+    if all(v.__class__.__module__ == "numpy" for v in values):
+        return [float(v) for v in values]
+    out = [math.nan] * len(values)
+    by_device: dict = {}
+    for i, v in enumerate(values):
+        by_device.setdefault(device_of(v), []).append(i)
+    for idx in by_device.values():
+        xp = array_module(values[idx[0]])
+        host = to_device(xp.stack([values[i] for i in idx]), CPU)
+        for i, v in zip(idx, host.tolist()):
+            out[i] = float(v)
+    return out

@@ -188,12 +188,12 @@ def _emit_backward(node: Function, grad, grads) -> tuple:
     d = node.__dict__
     event = BackwardEvent(
         next_seq(), node.op, d.get("_key", ""), d.get("_event_seq", 0), next_tensor_id(),
-        tuple(next_tensor_id() if g is not None else 0 for g in grads),
+        tuple([0 if g is None else next_tensor_id() for g in grads]),
     )
     hub.emit(event)
     if hub.tensor_listeners:  # the gradients as they reach each input: summed to its shape, in its dtype
-        fitted = tuple(g if g is None or m is None or (g.shape == m[0] and g.dtype == m[1])
-                       else sum_to(g, m[0]).astype(m[1], copy=False) for g, m in zip(grads, node._meta))
+        fitted = tuple([g if g is None or m is None or (g.shape == m[0] and g.dtype == m[1])
+                        else sum_to(g, m[0]).astype(m[1], copy=False) for g, m in zip(grads, node._meta)])
         hub.emit_tensors(event, (grad,), fitted)
         return fitted
     return grads

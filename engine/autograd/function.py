@@ -9,6 +9,7 @@ runs forward, wraps the result and records the node when a graph is needed. Grad
 from __future__ import annotations
 
 import itertools
+import operator
 
 import numpy as np
 
@@ -231,6 +232,10 @@ class ShapeError(ValueError, RuntimeError):
     """Shapes that do not fit together; the message names the op and the shapes."""
 
 
+_ids = operator.attrgetter("_id")  # C getters: a Python property call per tensor adds up on every op
+_shapes = operator.attrgetter("data.shape")
+
+
 def _emit_op(cls, tensors, out, ctx, input_ids=None) -> None:
     """Emit the OpEvent of `out = cls(*tensors)`; `input_ids` when the inputs' ids changed since."""
     path, key = hub.node_key(cls.op)
@@ -238,11 +243,15 @@ def _emit_op(cls, tensors, out, ctx, input_ids=None) -> None:
     if ctx is not None:
         ctx._event_seq = seq
         ctx._key = key
+    if input_ids is None:
+        input_ids = tuple(map(_ids, tensors))
+        if 0 in input_ids:  # a tensor seen for the first time gets its id now
+            input_ids = tuple([t.id for t in tensors])
+    data = out.data
     event = OpEvent(
-        seq, cls.op, key, path,
-        input_ids or tuple(t.id for t in tensors), out.id,
-        tuple(t.data.shape for t in tensors), out.data.shape,
-        out.dtype.name, str(out.device), out.requires_grad,
+        seq, cls.op, key, path, input_ids, out._id or out.id, tuple(map(_shapes, tensors)), data.shape,
+        dtypes.from_numpy(data.dtype).name, "cpu" if data.__class__ is _ndarray else str(out.device),
+        out.requires_grad,
     )
     hub.emit(event)
     if hub.tensor_listeners:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.backend import array_module
+import numpy as np
+
+from engine.backend import array_module, host_floats, square_sum
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.debug.summary import summarize
 from engine.events import AlertEvent, next_seq
@@ -97,10 +99,17 @@ class Monitor:
                                   f"{_where(rec)}, iteration {rec.iteration}; its inputs are finite", rec,
                                   math.nan, summaries)
                 return None
-        if s.dead_relu is not None and rec.event.op == "relu" and out.data.ndim >= 2 and (
-                rec.summary is None or rec.summary.zero_count >= s.dead_relu * rec.summary.numel):
+        if s.dead_relu is not None and rec.event.op == "relu" and out.data.ndim >= 2:
             data = out.data
-            dead = float((data == 0).reshape(data.shape[0], -1).all(axis=0).mean())
+            # units dead for the whole batch are that many zeros: too few zeros in all rule them out at
+            # the cost of one count (a GPU summary has the count on the host already)
+            if data.__class__ is not np.ndarray and rec.summary is not None:
+                zeros = rec.summary.zero_count
+            else:
+                zeros = data.size - int(array_module(data).count_nonzero(data))
+            dead = 0.0
+            if zeros >= s.dead_relu * data.size:
+                dead = float((data == 0).reshape(data.shape[0], -1).all(axis=0).mean())
             if self._starts(("dead_relu", rec.event.key), dead >= s.dead_relu):
                 return _alert("dead_relu", f"{dead:.0%} of the units of {_where(rec)} are zero for the whole "
                               f"batch, iteration {rec.iteration}", rec, dead)
@@ -124,13 +133,11 @@ class Monitor:
         s = self.settings
         if self.params is None or (s.grad_norm_max is None and s.grad_norm_min is None):
             return []
+        named = [(name, p.grad.data) for name, p in self.params() if p.grad is not None]
+        # one dot product per parameter and one transfer for all: a float() each would sync a GPU each time
+        norms = [math.sqrt(v) for v in host_floats([square_sum(g) for _, g in named])]
         alerts = []
-        for name, p in self.params():
-            if p.grad is None:
-                continue
-            g = p.grad.data
-            xp = array_module(g)
-            norm = float(xp.sqrt(xp.vdot(g.reshape(-1), g.reshape(-1))))
+        for (name, _), norm in zip(named, norms):
             for kind, limit, hit in (("exploding_grad", s.grad_norm_max,
                                       s.grad_norm_max is not None and norm > s.grad_norm_max),
                                      ("vanishing_grad", s.grad_norm_min,

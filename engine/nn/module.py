@@ -72,8 +72,10 @@ class Module:
         calls.append((self, path))
         hub.enter_module(path)
         try:
-            if hub.active or self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
                 return self._call_with_hooks(path, args, kwargs)
+            if hub.active:
+                return self._call_traced(path, args, kwargs)
             return self.forward(*args, **kwargs)
         finally:
             hub.exit_module()
@@ -84,9 +86,13 @@ class Module:
         params = self._parameters
         if not params:
             return ()
-        prefix = path.partition(".")[2]  # the path starts with the root's class name
-        prefix = prefix + "." if prefix else ""
-        return tuple((p.id, prefix + name) for name, p in params.items() if p is not None)
+        names = self.__dict__.get("_pair_names")
+        if names is None or names[0] != path or names[1] != params.keys():
+            prefix = path.partition(".")[2]  # the path starts with the root's class name
+            prefix = prefix + "." if prefix else ""
+            names = self.__dict__["_pair_names"] = (path, params.keys() | set(), {n: prefix + n for n in params})
+        full = names[2]
+        return tuple([(p._id or p.id, full[name]) for name, p in params.items() if p is not None])
 
     def _name_under(self, parent: Module) -> str:
         """This module's dotted name below `parent` (its attribute name when a direct child)."""
@@ -105,11 +111,30 @@ class Module:
         self.__dict__["_call_name"] = (id(parent), name, tuple(name.split(".")))
         return name
 
+    def _enter_event(self, path: str, args: tuple, kwargs: dict) -> None:
+        arg = args[0] if len(args) == 1 and not kwargs else None
+        ids = (arg._id or arg.id,) if arg.__class__ is Tensor else tensor_ids((args, kwargs))
+        hub.emit(ModuleEvent(next_seq(), path, self.__class__.__name__, True, ids, self._param_pairs(path)))
+
+    def _exit_event(self, path: str, out) -> None:
+        ids = (out._id or out.id,) if out.__class__ is Tensor else tensor_ids(out)
+        hub.emit(ModuleEvent(next_seq(), path, self.__class__.__name__, False, ids))
+
+    def _call_traced(self, path: str, args: tuple, kwargs: dict):
+        """A call without hooks while somebody listens: forward between an enter and an exit event."""
+        self._enter_event(path, args, kwargs)
+        out = None
+        try:
+            out = self.forward(*args, **kwargs)
+            return out
+        finally:
+            if hub.active:  # also after an exception, so every enter has its exit
+                self._exit_event(path, out)
+
     def _call_with_hooks(self, path: str, args: tuple, kwargs: dict):
-        cls = type(self).__name__
         entered = hub.active  # an exit event only follows an enter event, even if listeners change meanwhile
         if entered:
-            hub.emit(ModuleEvent(next_seq(), path, cls, True, tensor_ids((args, kwargs)), self._param_pairs(path)))
+            self._enter_event(path, args, kwargs)
         out = None
         try:
             for hid, hook in tuple(self._forward_pre_hooks.items()):
@@ -138,7 +163,7 @@ class Module:
             return out
         finally:
             if entered and hub.active:  # also after an exception, so every enter has its exit
-                hub.emit(ModuleEvent(next_seq(), path, cls, False, tensor_ids(out)))
+                self._exit_event(path, out)
 
     # ---- hooks ------------------------------------------------------------------------------
     def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from engine import backend
 from engine.autograd.grad_mode import enable_grad, no_grad
-from engine.backend import array_module
+from engine.backend import array_module, host_floats, update_squares
 from engine.events import OptimizerEvent, hub, next_seq
 from engine.tensor import Tensor
 
@@ -145,7 +145,7 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         watching = hub.optimizer_norms  # norms cost a copy and reductions: only when asked for
-        names, updates, weights = [], [], []
+        names, squares = [], []  # squared update and weight norms, two per parameter
         with no_grad():
             for g, group in enumerate(self.param_groups):
                 for i, p in enumerate(group["params"]):
@@ -154,19 +154,18 @@ class Optimizer:
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = self._init_state(p.data, group)
-                    before = p.data.copy() if watching else None
-                    self._update(p.data, p.grad.data, state, group)
+                    data = p.data
+                    before = data.copy() if watching else None
+                    self._update(data, p.grad.data, state, group)
                     p._vc[0] += 1
                     if watching:
-                        xp = array_module(p.data)
                         names.append(self._param_name(g, i, group, p))
-                        updates.append(xp.linalg.norm((p.data - before).ravel()))
-                        weights.append(xp.linalg.norm(p.data.ravel()))
+                        update_squares(before, data, squares)
         if hub.active:
-            norms = _host_floats(updates + weights) if watching else []
+            norms = [math.sqrt(v) for v in host_floats(squares)] if watching else []
             hub.emit(OptimizerEvent(
                 next_seq(), type(self).__name__, tuple(float(group["lr"]) for group in self.param_groups),
-                dict(zip(names, norms[:len(names)])), dict(zip(names, norms[len(names):])),
+                dict(zip(names, norms[0::2])), dict(zip(names, norms[1::2])),
             ))
         hub.reset_top_level()  # a step ends an iteration: op keys restart for the next forward
         return loss
@@ -258,20 +257,6 @@ def _restore(value, param: Tensor, key):
         raise ValueError(f"optimizer state '{key}' has shape {tuple(arr.shape)} but its parameter has shape "
                          f"{tuple(param.shape)}; was the state_dict saved for a different model?")
     return Tensor._wrap(arr)
-
-
-def _host_floats(values: list) -> list[float]:
-    """0-d device arrays as Python floats, one transfer per device (a float() each would sync every time)."""
-    out = [math.nan] * len(values)
-    by_device: dict = {}
-    for i, v in enumerate(values):
-        by_device.setdefault(backend.device_of(v), []).append(i)
-    for idx in by_device.values():
-        xp = array_module(values[idx[0]])
-        host = backend.to_device(xp.stack([values[i] for i in idx]), backend.CPU)
-        for i, v in zip(idx, host.tolist()):
-            out[i] = float(v)
-    return out
 
 
 def l2_gradient(param, grad, group: dict):
