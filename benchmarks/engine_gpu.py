@@ -5,6 +5,8 @@ and the fused CUDA kernels against the plain formulas. Prints ratios.
 
 Every contender runs `k` calls and then waits for the GPU before the timer is read, so the times are
 of finished work. Bars: MLP 4096-4096-10 engine <= 1.1x PyTorch; MLP 784-128-10 engine <= 1.3x CuPy.
+Each MLP section also says whether a contender's step waits for the GPU (it should not: a step that
+reads a value back lets the GPU idle while Python queues the rest of the step).
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ from engine.backend import cupy_module
 from engine.data import glyphs
 
 LR = 0.01
+
+
+def waits_for_gpu(cp, step: Callable[[], None]) -> bool:
+    """True when `step` returned only after the GPU had finished work queued before it (~100 ms)."""
+    busy = cp.ones((4096, 4096), dtype=cp.float32)
+    for _ in range(30):
+        busy = busy @ busy * (1 / 4096)
+    queued = cp.cuda.Event(disable_timing=True)
+    queued.record()
+    step()
+    waited = queued.done  # the step's own work may still run when it returns; the queued work may not
+    engine.cuda.synchronize()
+    return waited
 
 
 def measure(contenders: dict[str, Callable[[], None]], rounds: int, k: int) -> dict[str, float]:
@@ -139,6 +154,8 @@ def bench_mlp(cp, torch, title: str, batch: int, sizes, bar: tuple[str, float], 
         weights[name] = _host(ps[0])
     drift = max(float(np.abs(w - weights["cupy"]).max()) for w in weights.values())
     print(f"{title}: after one step from equal weights, max difference in w1 {drift:.1e}")
+    waits = ", ".join(f"{name} {'yes' if waits_for_gpu(cp, step) else 'no'}" for name, step in steps.items())
+    print(f"{title}: a step waits for the GPU: {waits}")
     if baseline not in steps:
         baseline = "cupy"
     report(title, measure(steps, rounds, k), baseline, bar=bar if bar[0] in steps else None)

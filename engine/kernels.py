@@ -8,12 +8,17 @@ rounding; tests compare them on one device with `disabled()`.
 Element ops (activations and the unary ops that have a fused pair) are keyed by their Function
 class name; the rest by what they compute: "adam_update", "cross_entropy", "tensor_summary".
 Convolutions have no entry: CuPy 14 dropped cuDNN, so conv2d stays im2col + one cuBLAS matmul.
+
+`device_checks(xp)` is the other thing here: checks of an op's input (class targets in bounds) run
+on the GPU and read back later, so that no op makes the host wait for the GPU to validate its input.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -161,35 +166,84 @@ class AdamUpdate:
 
 # ---- softmax cross entropy over class indices ---------------------------------------------------
 # Forward: one warp per row of the (M, C) logits (lanes stride over the classes, so reads coalesce):
-# max, exp, sum, normalise, and the row's loss; backward is elementwise over the (M, C) gradient.
+# max, exp, sum, normalise, and the row's loss; the last block to finish reduces the rows in a fixed
+# order (so the result is the same every run) and completes the target check. A row whose target is
+# ignore_index or out of bounds adds no loss and no gradient, and nothing is read at a bad target.
+# status (int64, zeroed by the caller): [rows - first bad row (0: none), that row's target as int64,
+# rows counted, blocks finished]. Backward is elementwise over the (M, C) gradient.
 _CE_FORWARD = r"""
 typedef {T} T;
 typedef {I} I;
-extern "C" __global__ void tapescope_cross_entropy_forward(const T* z, const I* t, long long rows,
-                                                           long long classes, double a, T* p, T* loss) {{
-    const long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+typedef long long i64;
+typedef unsigned long long u64;
+extern "C" __global__ void tapescope_cross_entropy_forward(const T* z, const I* t, i64 rows, i64 classes,
+                                                           i64 ignore, int reduce, T* p, T* loss,
+                                                           T* reduced, i64* status) {{
+    __shared__ u64 counted;
+    __shared__ double partial[{warps}];
+    __shared__ bool last;
+    if (threadIdx.x == 0) counted = 0;
+    __syncthreads();
+    const i64 row = (blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
-    if (row >= rows) return;  // every lane of a warp has the same row, so warps leave whole
-    const T* zr = z + row * classes;
-    T* pr = p + row * classes;
-    T top = zr[0];
-    for (long long c = lane; c < classes; c += 32) {{ const T v = zr[c]; if (v > top) top = v; }}
-    for (int o = 16; o > 0; o >>= 1) {{
-        const T v = __shfl_xor_sync(0xffffffffu, top, o);
-        if (v > top) top = v;
+    if (row < rows) {{  // every lane of a warp has the same row
+        const T* zr = z + row * classes;
+        T* pr = p + row * classes;
+        T top = zr[0];
+        for (i64 c = lane; c < classes; c += 32) {{ const T v = zr[c]; if (v > top) top = v; }}
+        for (int o = 16; o > 0; o >>= 1) {{
+            const T v = __shfl_xor_sync(0xffffffffu, top, o);
+            if (v > top) top = v;
+        }}
+        T total = T(0);
+        for (i64 c = lane; c < classes; c += 32) {{ const T e = exp(zr[c] - top); pr[c] = e; total += e; }}
+        for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+        for (i64 c = lane; c < classes; c += 32) pr[c] /= total;
+        if (lane == 0) {{
+            const i64 target = (i64)t[row];
+            const bool in_bounds = target >= 0 && target < classes;
+            const bool counts = in_bounds && target != ignore;
+            loss[row] = counts ? T(log(total) - (zr[target] - top)) : T(0);
+            if (counts) atomicAdd(&counted, 1ULL);
+            else if (target != ignore) atomicMax((u64*)status, (u64)(rows - row));
+        }}
     }}
-    T total = T(0);
-    for (long long c = lane; c < classes; c += 32) {{ const T e = exp(zr[c] - top); pr[c] = e; total += e; }}
-    for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
-    for (long long c = lane; c < classes; c += 32) pr[c] /= total;
-    if (lane == 0) loss[row] = T(a) * (log(total) - (zr[t[row]] - top));
+    __threadfence();  // this thread's loss and flags reach every block before its block reports done
+    __syncthreads();
+    if (threadIdx.x == 0) {{
+        if (counted) atomicAdd((u64*)status + 2, counted);
+        __threadfence();
+        last = atomicAdd((u64*)status + 3, 1ULL) == gridDim.x - 1;
+    }}
+    __syncthreads();
+    if (!last) return;
+    const volatile i64* done = status;  // written by other blocks: read past this SM's cache
+    if (threadIdx.x == 0 && done[0]) status[1] = (i64)t[rows - done[0]];
+    if (reduce == 0) return;
+    const volatile T* rows_loss = loss;
+    double s = 0;
+    for (i64 i = threadIdx.x; i < rows; i += blockDim.x) s += (double)rows_loss[i];
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) partial[threadIdx.x >> 5] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {{
+        s = 0;
+        for (int w = 0; w < {warps}; ++w) s += partial[w];
+        reduced[0] = T(reduce == 2 ? s / (double)done[2] : s);  // mean: over the rows counted
+    }}
 }}
 """
-# d/dz = a * g * (p - onehot(target))
+# d/dz = a * g * (p - onehot(target)), a = 1 / (rows counted) for mean; 0 for ignored and bad rows
 _CE_BACKWARD = """
-const T ga = g * T(a);
-dz = p * ga;
-if ((ptrdiff_t)i % classes == (ptrdiff_t)t[(ptrdiff_t)i / classes]) dz -= ga;
+const ptrdiff_t row = (ptrdiff_t)i / classes;
+const long long target = (long long)t[row];
+if (target == ignore || target < 0 || target >= classes) {
+    dz = T(0);
+} else {
+    const T ga = mean ? g * (T(1) / T(status[2])) : g;
+    dz = p * ga;
+    if ((ptrdiff_t)i % classes == target) dz -= ga;
+}
 """
 _CTYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long"}
 
@@ -197,43 +251,166 @@ _CTYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "lo
 class CrossEntropyRows:
     """log-softmax + nll over (M, C) rows with class-index targets: forward and backward one kernel each.
 
-    `a` is each row's factor (1/M for mean, 1 otherwise), as in ops/loss.py; ops use this only for the
-    plain case (no class weights, no ignored rows, no label smoothing) and up to MAX_CLASSES classes,
-    since one warp walks a whole row.
+    The case ops/loss.py hands over: no class weights, no label smoothing, up to MAX_CLASSES classes
+    (one warp walks a whole row). Rows whose target is `ignore_index` are left out, as in the plain
+    formulas; so are rows whose target is out of bounds, which the returned `status` reports (see
+    DeviceChecks) instead of making the host wait for the GPU to check them.
     """
 
     MAX_CLASSES = 8192
     THREADS = 256
+    REDUCE = {"none": 0, "sum": 1, "mean": 2}
 
     def __init__(self, name: str, cp) -> None:
         self._cp = cp
-        self._modules: dict[tuple, object] = {}
-        self._backward = cp.ElementwiseKernel("T p, T g, raw I t, int64 classes, float64 a", "T dz",
-                                              _CE_BACKWARD, "tapescope_cross_entropy_backward")
+        self._functions: dict[tuple, object] = {}
+        self._backward = cp.ElementwiseKernel(
+            "T p, T g, raw I t, int64 classes, int64 ignore, raw int64 status, bool mean", "T dz", _CE_BACKWARD,
+            "tapescope_cross_entropy_backward")
 
-    def forward(self, z, t, a: float):
-        """(a * per-row loss, softmax probabilities) of logits z (M, C) at integer targets t (M,)."""
+    def forward(self, z, t, ignore_index: int, reduction: str):
+        """(per-row loss, the reduced loss or None for 'none', softmax probabilities, status) of logits
+        z (M, C) at integer targets t (M,); status[:2] is the target check: (M - first bad row, its
+        target), (0, 0) when every target is a class or ignore_index."""
         cp = self._cp
         m, classes = z.shape
         if classes == 0:
             raise ValueError("cross entropy needs at least one class")
         key = (_CTYPES[z.dtype.name], _CTYPES[t.dtype.name])
-        module = self._modules.get(key)
-        if module is None:
-            module = self._modules[key] = cp.RawModule(code=_CE_FORWARD.format(T=key[0], I=key[1]))
+        function = self._functions.get(key)
+        if function is None:
+            source = _CE_FORWARD.format(T=key[0], I=key[1], warps=self.THREADS // 32)
+            function = cp.RawModule(code=source).get_function("tapescope_cross_entropy_forward")
+            self._functions[key] = function
         z, t = cp.ascontiguousarray(z), cp.ascontiguousarray(t)
         loss, p = cp.empty(m, dtype=z.dtype), cp.empty((m, classes), dtype=z.dtype)
+        reduced = None if reduction == "none" else cp.empty((), dtype=z.dtype)
+        status = cp.zeros(4, dtype=cp.int64)
         blocks = -(-m * 32 // self.THREADS)
         if blocks:
-            module.get_function("tapescope_cross_entropy_forward")(
-                (blocks,), (self.THREADS,), (z, t, np.int64(m), np.int64(classes), np.float64(a), p, loss))
-        return loss, p
+            function((blocks,), (self.THREADS,),
+                     (z, t, np.int64(m), np.int64(classes), np.int64(ignore_index),
+                      np.int32(self.REDUCE[reduction]), p, loss, loss if reduced is None else reduced, status))
+        elif reduced is not None:  # no rows: a sum of nothing, and a mean over no rows (0 / 0)
+            reduced.fill(math.nan if reduction == "mean" else 0)
+        return loss, reduced, p, status
 
-    def backward(self, p, t, grad, a: float):
+    def backward(self, p, t, grad, ignore_index: int, status, mean: bool):
         """The logits' gradient from the saved probabilities; `grad` is a scalar or one per row."""
         g = grad if grad.ndim == 0 else grad.reshape(-1, 1)
         return self._backward(p, g.astype(p.dtype, copy=False), self._cp.ascontiguousarray(t), p.shape[1],
-                              float(a))
+                              int(ignore_index), status, bool(mean))
+
+
+# ---- verdicts of checks run on the device, read back without waiting for the GPU ----------------------
+class Check:
+    """One posted device check: where its values land, the event that says they have, and its verdict."""
+
+    __slots__ = ("device", "due", "event", "host", "status", "verdict")
+
+    def __init__(self, device: int, host, event, status, verdict) -> None:
+        self.device, self.host, self.event, self.status, self.verdict = device, host, event, status, verdict
+        self.due = False  # set by the op once backward has gone through it
+
+
+class DeviceChecks:
+    """Checks an op runs on the GPU (bounds of class targets, say) whose verdict the host reads later.
+
+    `post(status, verdict)` queues a copy of the first WIDTH int64 of the device array `status` into
+    pinned host memory behind the work already queued, and an event after it: nothing waits. Later,
+    `settle()` takes the checks whose values have landed, oldest first, and raises the exception
+    `verdict(values)` returns for the first failed one. It waits only for checks marked `due` (the
+    op marks one when backward has gone through it, so the GPU is long past it), for all but the
+    newest CAP, or for all of them with wait=True. Checks belong to the thread that posted them.
+
+    Not a fused kernel: `disabled()` leaves it on, since the plain formulas post checks too.
+    """
+
+    WIDTH = 2
+    SLOTS = 64  # pinned slots allocated at a time
+    CAP = 8
+
+    def __init__(self, cp) -> None:
+        self._cp = cp
+        self._free: dict[int, list] = {}  # per device: idle (pinned host row, event) pairs
+        self._local = threading.local()
+
+    def _pending(self) -> collections.deque:
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            pending = self._local.pending = collections.deque()
+        return pending
+
+    def _slot(self, device: int) -> tuple:
+        free = self._free.setdefault(device, [])
+        try:
+            return free.pop()
+        except IndexError:  # a block of slots at a time: pinned allocations may wait for the GPU
+            import cupyx
+
+            cp = self._cp
+            with cp.cuda.Device(device):
+                rows = cupyx.empty_pinned((self.SLOTS, self.WIDTH), dtype=np.int64)
+                free.extend((row, cp.cuda.Event(block=False, disable_timing=True)) for row in rows[1:])
+                return rows[0], cp.cuda.Event(block=False, disable_timing=True)
+
+    def post(self, status, verdict) -> Check:
+        """Read `status[:WIDTH]` back behind the queued work; `verdict(values)` -> exception or None."""
+        cp = self._cp
+        device = status.device.id
+        host, event = self._slot(device)
+        stream = cp.cuda.get_current_stream()
+        cp.cuda.runtime.memcpyAsync(host.ctypes.data, status.data.ptr, host.nbytes,
+                                    cp.cuda.runtime.memcpyDeviceToHost, stream.ptr)
+        event.record(stream)
+        check = Check(device, host, event, status, verdict)  # holding `status` until the copy has landed
+        self._pending().append(check)
+        return check
+
+    def settle(self, wait: bool = False) -> None:
+        """Raise the first failed verdict among the landed checks (see the class docstring)."""
+        pending = getattr(self._local, "pending", None)
+        if not pending:
+            return
+        must = len(pending) if wait else max(len(pending) - self.CAP, 0)
+        for i, check in enumerate(pending):
+            if check.due and i >= must:
+                must = i + 1
+        taken = 0
+        while pending:
+            check = pending[0]
+            if not check.event.done:
+                if taken >= must:
+                    return  # still on its way: a later settle takes it
+                check.event.synchronize()
+            pending.popleft()
+            taken += 1
+            values = check.host.tolist()
+            self._free[check.device].append((check.host, check.event))
+            error = check.verdict(values)
+            if error is not None:
+                raise error
+
+
+_checks: list = []
+
+
+def device_checks(xp) -> DeviceChecks | None:
+    """The DeviceChecks for arrays of module `xp`; None for numpy, whose checks run at once."""
+    if xp is np:
+        return None
+    if not _checks:
+        _checks.append(DeviceChecks(backend.cupy_module()))
+    return _checks[0]
+
+
+def settle_device_checks() -> None:
+    """Wait for this thread's pending device checks and raise the first failed one (no-op without any).
+
+    For the places where the host waits for the GPU anyway: reading a value, synchronize().
+    """
+    if _checks:
+        _checks[0].settle(wait=True)
 
 
 # ---- tensor summaries (engine.debug.summary) on the device ------------------------------------------
@@ -255,10 +432,6 @@ __device__ __forceinline__ u64 _ordered(double x) {{  // unsigned order == float
     return (b >> 63) ? ~b : (b | 0x8000000000000000ULL);
 }}
 __device__ __forceinline__ u64 _umax(u64 a, u64 b) {{ return a > b ? a : b; }}
-__device__ __forceinline__ float _mul(float a, float b) {{ return __fmul_rn(a, b); }}
-__device__ __forceinline__ double _mul(double a, double b) {{ return __dmul_rn(a, b); }}
-__device__ __forceinline__ float _sub(float a, float b) {{ return __fsub_rn(a, b); }}
-__device__ __forceinline__ double _sub(double a, double b) {{ return __dsub_rn(a, b); }}
 __device__ __forceinline__ double _decode(u64 e) {{
     return __longlong_as_double((long long)((e >> 63) ? (e & 0x7FFFFFFFFFFFFFFFULL) : ~e));
 }}
@@ -336,11 +509,11 @@ extern "C" __global__ void tapescope_summary_spread(const T* x, const R* rank, l
     const long long ns = (nf + stride - 1) / stride;
     const long long hstep = (ns + hist_limit - 1) / hist_limit;
     const double mean = __longlong_as_double((long long)out[{sum_slot}]) / (double)ns;
-    // the histogram's range and scale in T, rounded as summary.py's array arithmetic rounds them
-    T lo = (T)_decode(~out[{min_slot}]), hi = (T)_decode(out[{max_slot}]);
-    if (!(hi > lo)) {{ const T c = lo; lo = c - T(0.5); hi = c + T(0.5); }}
-    const T scale = T(BINS) / (hi - lo);
-    const T offset = _mul(lo, scale);
+    // summary.py's histogram rule, in float64: bin floor((x - lo) / ((hi - lo) / BINS)), each step
+    // rounded once (no fused multiply-add), so a value on a bin edge lands where the CPU puts it
+    double lo = _decode(~out[{min_slot}]), hi = _decode(out[{max_slot}]);
+    if (!(hi > lo)) {{ const double c = lo; lo = c - 0.5; hi = c + 0.5; }}
+    const double width = __ddiv_rn(__dsub_rn(hi, lo), (double)BINS);
     for (int b = threadIdx.x; b <= BINS; b += blockDim.x) bins[b] = 0;
     __syncthreads();
     double m2 = 0;
@@ -353,8 +526,8 @@ extern "C" __global__ void tapescope_summary_spread(const T* x, const R* rank, l
         const double d = (double)v - mean;
         m2 += d * d;
         if ((r / stride) % hstep == 0) {{
-            int b = (int)_sub(_mul(v, scale), offset);
-            b = b < 0 ? 0 : (b > BINS ? BINS : b);
+            long long b = (long long)__ddiv_rn(__dsub_rn((double)v, lo), width);  // >= 0: v >= lo
+            b = b < 0 ? 0 : (b > BINS ? BINS : b);  // BINS: the maximum, moved to the last bin on the host
             atomicAdd(bins + b, 1ULL);
         }}
     }}

@@ -2,9 +2,16 @@
 
 Class-index losses work on rows: the class axis (1) of an (N, C, d1, ...) input is moved last and the
 rest flattened, so one (M, C) kernel serves every shape. Each loss is one Function.
+
+Class indices are checked on the CPU at once; on a GPU on the device, with the error raised by a later
+call (see cross_entropy), since reading the verdict at once would make every training step wait for
+the GPU.
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 import numpy as np
 
@@ -82,6 +89,11 @@ def _all_below(t, n: int) -> bool:
     return not t.size or int(t.view(_UNSIGNED[t.dtype.itemsize]).max()) < n
 
 
+def _out_of_bounds(op: str, target: int, classes: int, ignore_index: int) -> str:
+    return (f"{op}: target {target} is out of bounds for {classes} classes "
+            f"(valid: 0 to {classes - 1}, or ignore_index={ignore_index})")
+
+
 def _class_targets(op: str, t, classes: int, ignore_index: int):
     """Check class indices; return them safe to gather with, and the mask of kept rows (None: all kept)."""
     if not 0 <= ignore_index < classes and _all_below(t, classes):
@@ -89,10 +101,60 @@ def _class_targets(op: str, t, classes: int, ignore_index: int):
     keep = t != ignore_index
     t = array_module(t).where(keep, t, 0)
     if not _all_below(t, classes):
-        bad = int(t[(t < 0) | (t >= classes)][0])
-        raise IndexError(f"{op}: target {bad} is out of bounds for {classes} classes "
-                         f"(valid: 0 to {classes - 1}, or ignore_index={ignore_index})")
+        raise IndexError(_out_of_bounds(op, int(t[(t < 0) | (t >= classes)][0]), classes, ignore_index))
     return t, keep
+
+
+def _device_class_targets(xp, t, classes: int, ignore_index: int):
+    """_class_targets without reading anything back: (targets safe to gather with, kept rows, status).
+
+    A bad target's row is dropped like an ignored one; status is (M - first bad row, its target), or
+    (0, 0), for DeviceChecks to read back later.
+    """
+    m = t.shape[0]
+    info = np.iinfo(t.dtype)
+    keep = t != ignore_index if info.min <= ignore_index <= info.max else xp.ones(m, dtype=bool)
+    bad = keep & (t.view(_UNSIGNED[t.dtype.itemsize]) >= classes)  # negatives are huge as unsigned
+    keep ^= bad
+    status = xp.zeros(2, dtype=xp.int64)
+    if m:
+        first = bad.argmax()  # the first bad row, or 0 when there is none
+        status[0] = xp.take(bad, first) * (m - first)
+        status[1] = xp.take(t, first)
+    return xp.where(keep, t, 0), keep, status
+
+
+def _bad_target(op: str, classes: int, ignore_index: int, shape: tuple, values) -> IndexError | None:
+    """The error a device-side check reports in `values` = (M - first bad row, its target); None if none."""
+    key, target = values
+    if not key:
+        return None
+    where = np.unravel_index(math.prod(shape) - key, shape) if shape else ()
+    at = f"target[{', '.join(str(int(i)) for i in where)}]" if where else "the target"
+    return IndexError(f"{_out_of_bounds(op, target, classes, ignore_index)}; found at {at} by the device-side "
+                      f"check of an earlier {op} call, which left that element out of its loss (on a GPU the "
+                      "check does not wait for the device, so its error comes at a later call)")
+
+
+def _device_checks(xp):
+    """The GPU's DeviceChecks, once any failed earlier check has been raised; None on the CPU."""
+    checks = kernels.device_checks(xp)
+    if checks is not None:
+        checks.settle()
+    return checks
+
+
+def _post_check(ctx, checks, status, classes: int) -> None:
+    ctx.check = checks.post(status, functools.partial(_bad_target, ctx.op, classes, ctx.ignore_index, ctx.t_shape))
+
+
+def _targets(ctx, checks, xp, t, classes: int):
+    """Targets safe to gather with and the kept rows (None: all): checked now on the CPU, posted on a GPU."""
+    if checks is None:
+        return _class_targets(ctx.op, t, classes, ctx.ignore_index)
+    safe, keep, status = _device_class_targets(xp, t, classes, ctx.ignore_index)
+    _post_check(ctx, checks, status, classes)
+    return safe, keep
 
 
 def _nll_coefficients(t, keep, weight, reduction: str, dtype):
@@ -118,22 +180,25 @@ class CrossEntropy(Function):
 
     op = "cross_entropy"
     fused = None  # on CUDA, engine.kernels' one-kernel forward and backward of the plain case
+    check = None  # on CUDA, the posted target check (engine.kernels.DeviceChecks)
 
     def forward(ctx, x, t, w):
         _check_index_target(ctx.op, x, t, w)
         ctx.x_shape, ctx.t_shape = x.shape, t.shape
         xp = array_module(x)
+        checks = _device_checks(xp)
         z = _rows(x)
         m, classes = z.shape
-        t, keep = _class_targets(ctx.op, t if t.ndim == 1 else t.reshape(-1), classes, ctx.ignore_index)
+        t = t if t.ndim == 1 else t.reshape(-1)
         fused = kernels.get("cross_entropy", xp)
-        if fused is not None and w is None and keep is None and not ctx.label_smoothing \
-                and classes <= fused.MAX_CLASSES:  # CUDA, the plain case: one kernel each way
+        if fused is not None and w is None and not ctx.label_smoothing and classes <= fused.MAX_CLASSES \
+                and x.dtype.itemsize >= 4:  # CUDA, the plain case: one kernel each way, the check included
             ctx.fused = fused
-            ctx.a, _ = _nll_coefficients(t, None, None, ctx.reduction, x.dtype)
-            loss, p = fused.forward(z, t, ctx.a)
+            loss, reduced, p, ctx.status = fused.forward(z, t, ctx.ignore_index, ctx.reduction)
+            _post_check(ctx, checks, ctx.status, classes)
             ctx.save(p, None, t, None)
-            return _finish(loss, ctx.reduction, ctx.t_shape)
+            return loss.reshape(ctx.t_shape) if reduced is None else reduced
+        t, keep = _targets(ctx, checks, xp, t, classes)
         shifted = z - z.max(axis=1, keepdims=True)
         p = xp.exp(shifted)
         total = p.sum(axis=1)
@@ -158,10 +223,13 @@ class CrossEntropy(Function):
         return _finish(loss, ctx.reduction, ctx.t_shape)
 
     def backward(ctx, grad):
+        if ctx.check is not None:
+            ctx.check.due = True  # the GPU is a whole backward past it by the next call
         p, rows, t, w = ctx.saved
         g = grad.reshape(-1) if ctx.reduction == "none" else grad
         if ctx.fused is not None:
-            return _unrows(ctx.fused.backward(p, t, g, ctx.a), ctx.x_shape), None, None
+            dz = ctx.fused.backward(p, t, g, ctx.ignore_index, ctx.status, ctx.reduction == "mean")
+            return _unrows(dz, ctx.x_shape), None, None
         ga = g * ctx.a
         # d/dz = p * (a + b * sum_c w_c) - a * onehot(target) - b * w
         if not ctx.label_smoothing:
@@ -219,7 +287,18 @@ class SoftCrossEntropy(Function):
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *, ignore_index: int = -100,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
-    """Cross entropy of logits (N, C, d1, ...) against class indices (N, d1, ...) or class probabilities."""
+    """Cross entropy of logits (N, C, d1, ...) against class indices (N, d1, ...) or class probabilities.
+
+    A class index must be 0 to C-1 or `ignore_index`; any other raises IndexError, naming it. On the
+    CPU this call raises it. On a GPU the check runs on the device, so that a training step never
+    waits for the GPU: the bad element is left out of the loss, like an ignored one, and the error,
+    which also names the element's position, is raised by a later cross_entropy or nll_loss call of
+    the same thread: the first to find the check's verdict back from the GPU, at the latest the first
+    after backward has gone through this loss (the next step's loss, in a training loop) or, without
+    backward, the ninth; or by `engine.kernels.settle_device_checks()`, which waits for the GPU.
+    (PyTorch's CUDA kernels stop at a device-side assert instead, which leaves the CUDA context
+    unusable.)
+    """
     _check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
@@ -236,18 +315,22 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *
 
 class NllLoss(Function):
     op = "nll_loss"
+    check = None  # on CUDA, the posted target check (engine.kernels.DeviceChecks)
 
     def forward(ctx, x, t, w):
         _check_index_target(ctx.op, x, t, w)
         ctx.x_shape, ctx.t_shape = x.shape, t.shape
         z = _rows(x)
-        t, keep = _class_targets(ctx.op, t.reshape(-1), z.shape[1], ctx.ignore_index)
+        xp = array_module(z)
+        t, keep = _targets(ctx, _device_checks(xp), xp, t.reshape(-1), z.shape[1])
         coef, _ = _nll_coefficients(t, keep, w, ctx.reduction, x.dtype)
         ctx.save(t)
         ctx.coef = coef
         return _finish(-coef * z[array_module(z).arange(z.shape[0]), t], ctx.reduction, ctx.t_shape)
 
     def backward(ctx, grad):
+        if ctx.check is not None:
+            ctx.check.due = True
         (t,) = ctx.saved
         g = grad.reshape(-1) if ctx.reduction == "none" else grad
         xp = array_module(grad)
@@ -260,7 +343,10 @@ class NllLoss(Function):
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, *, ignore_index: int = -100,
              reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of log-probabilities (N, C, d1, ...) at class indices (N, d1, ...)."""
+    """Negative log-likelihood of log-probabilities (N, C, d1, ...) at class indices (N, d1, ...).
+
+    Class indices are checked as in cross_entropy: on a GPU, a bad one raises at a later call.
+    """
     _check_reduction("nll_loss", reduction)
     return NllLoss.apply(input, target, weight, ignore_index=ignore_index, reduction=reduction)
 

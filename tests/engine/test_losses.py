@@ -7,7 +7,7 @@ import pytest
 
 import engine
 import engine.nn.functional as F
-from engine import ShapeError
+from engine import ShapeError, kernels
 from tests.engine.oracle import check_grads, finite_difference_check, needs_torch, torch
 
 TF = torch.nn.functional if torch is not None else None
@@ -129,6 +129,13 @@ def test_cross_entropy_target_errors():
         F.cross_entropy(x, engine.tensor([0, 1, 2, 3]), label_smoothing=1.5)
     with raises(TypeError, "cross_entropy: expected a floating point tensor, got int64"):
         F.cross_entropy(engine.zeros(4, 5, dtype=engine.int64), engine.tensor([0, 1, 2, 3]))
+
+
+def test_cpu_targets_are_checked_by_the_call_itself():
+    kernels.settle_device_checks()  # nothing is ever pending on the CPU
+    message = "nll_loss: target -2 is out of bounds for 3 classes (valid: 0 to 2, or ignore_index=-100)"
+    with pytest.raises(IndexError, match=re.escape(message) + "$"):
+        F.nll_loss(engine.randn(2, 3), engine.tensor([0, -2]))
 
 
 # ---- nll loss --------------------------------------------------------------------------------------------

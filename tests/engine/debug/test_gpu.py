@@ -30,7 +30,33 @@ def test_device_summaries_match_host_summaries(n):
     assert [getattr(dev, c) for c in counts] == [getattr(host, c) for c in counts]
     np.testing.assert_allclose([dev.min, dev.max, dev.mean, dev.std, dev.norm],
                                [host.min, host.max, host.mean, host.std, host.norm], rtol=1e-4)
-    assert isinstance(dev.counts, np.ndarray) and abs(int(dev.counts.sum()) - int(host.counts.sum())) <= 1
+    assert isinstance(dev.counts, np.ndarray)
+    np.testing.assert_array_equal(dev.counts, host.counts)
+
+
+def _on_edges(rng):
+    # lo -16, hi 16, bin width 0.5: every value lies on a bin edge, where rounding decides the bin
+    return (np.arange(-64, 65) * 0.25).astype(np.float32)
+
+
+HISTOGRAM_CASES = {
+    "normal": lambda rng: rng.standard_normal(5000).astype(np.float32) * 3 + 1,
+    "on bin edges": _on_edges,
+    "quantized": lambda rng: (rng.integers(-1000, 1000, 5000) / 8).astype(np.float32),
+    "awkward range": lambda rng: (rng.integers(0, 7, 3000) * 0.1 + 0.3).astype(np.float32),
+    "constant": lambda rng: np.full(300, 2.5, np.float32),
+    "float64": lambda rng: rng.integers(-77, 77, 4000) / 3.0,
+    "sampled, with nan": lambda rng: np.where(np.arange(300_001) % 97 == 0, np.nan,
+                                                 rng.integers(-500, 500, 300_001) / 4).astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("case", HISTOGRAM_CASES)
+def test_device_histograms_equal_host_histograms_bin_for_bin(case):
+    a = HISTOGRAM_CASES[case](np.random.default_rng(3))
+    host, dev = summarize(a), summarize(engine.tensor(a, device="cuda"))
+    assert (dev.lo, dev.hi, dev.stride) == (host.lo, host.hi, host.stride)
+    np.testing.assert_array_equal(dev.counts, host.counts)
 
 
 def test_tracing_a_cuda_training_step():
