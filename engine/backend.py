@@ -104,12 +104,21 @@ def module_for(dev: Device):
     return np if dev.type == "cpu" else require_cuda(dev)
 
 
+def to_host(arr) -> np.ndarray:
+    """A numpy array of `arr` (itself if it is one). Reading a GPU array back waits for the GPU anyway, so
+    device-side checks still pending (a bad class index, see engine.kernels) are settled first and raise."""
+    if isinstance(arr, np.ndarray):
+        return arr
+    from engine import kernels  # kernels builds on this module
+
+    kernels.settle_device_checks()
+    return arr.get()
+
+
 def to_device(arr, dev: Device):
     """Copy an array to a device (no copy when it is already there)."""
     if dev.type == "cpu":
-        if isinstance(arr, np.ndarray):
-            return arr
-        return arr.get()
+        return to_host(arr)
     cp = require_cuda(dev)
     with cp.cuda.Device(dev.index):
         return cp.asarray(arr)

@@ -13,7 +13,7 @@ Asking about GPUs never needs CuPy: without it (or without a driver) `is_availab
 
 from __future__ import annotations
 
-from engine import backend
+from engine import backend, kernels
 
 
 def is_available() -> bool:
@@ -62,6 +62,7 @@ def synchronize(device=None) -> None:
     """Wait until every kernel queued on the device has finished (do this before reading a timer)."""
     dev = _device(device)
     backend.require_cuda(dev).cuda.Device(dev.index).synchronize()
+    kernels.settle_device_checks()  # the device is idle now: a failed device-side check raises here
 
 
 def memory_allocated(device=None) -> int:

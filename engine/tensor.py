@@ -6,7 +6,7 @@ import numpy as np
 
 from engine import dtypes
 from engine.autograd.grad_mode import state as _grad_state
-from engine.backend import CPU, array_module, device_of
+from engine.backend import CPU, array_module, device_of, to_host
 from engine.events import next_tensor_id
 
 _ndarray = np.ndarray
@@ -157,7 +157,7 @@ class Tensor:
             raise RuntimeError(
                 f"a Tensor with {self.data.size} elements cannot be converted to Scalar; item() needs exactly one"
             )
-        return self.data.reshape(()).item()
+        return to_host(self.data).reshape(()).item()
 
     def tolist(self):
         return self._host().tolist()
@@ -172,7 +172,7 @@ class Tensor:
         return self.data
 
     def _host(self) -> np.ndarray:
-        return self.data if self.data.__class__ is _ndarray else self.data.get()
+        return self.data if self.data.__class__ is _ndarray else to_host(self.data)
 
     def __array__(self, dtype=None, copy=None):
         a = self._host()

@@ -313,13 +313,18 @@ def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int,
 
 def _histogram(h, lo: float, hi: float) -> np.ndarray:
     """Read-only counts of the finite values `h` in BINS bins of [lo, hi] (see TensorSummary)."""
-    h = np.subtract(h, lo, dtype=np.float64)
-    h /= (hi - lo) / BINS  # divided by the width, not multiplied by its inverse: a value on an edge
-    counts = np.bincount(h.astype(np.intp), minlength=BINS + 1)  # goes in the bin above, as in reals
-    counts[BINS - 1] += counts[BINS]  # the maximum itself lands one past the last bin
-    counts = counts[:BINS]
+    counts = _bin_counts(np, h, lo, hi)
     counts.flags.writeable = False
     return counts
+
+
+def _bin_counts(xp, h, lo: float, hi: float):
+    """BINS counts of `h` on its device: bin floor((x - lo) / width) in float64, the maximum in the last."""
+    h = xp.subtract(h, lo, dtype=xp.float64)
+    h /= (hi - lo) / BINS  # divided by the width, not multiplied by its inverse: a value on an edge
+    counts = xp.bincount(h.astype(xp.intp), minlength=BINS + 1)  # goes in the bin above, as in reals
+    counts[BINS - 1] += counts[BINS]  # the maximum itself lands one past the last bin
+    return counts[:BINS]
 
 
 def _hist_range(mn, mx) -> tuple:
@@ -348,13 +353,8 @@ def _finite_stats(xp, flat, mn, mx, limit: int):
         d = s - mean
         var = xp.dot(d, d) / ns
     norm = xp.sqrt(xp.dot(flat, flat) if stride > 1 else sq)
-    # histogram of at most HIST_LIMIT elements: bin = floor((x - lo) * BINS / (hi - lo))
-    lo, hi = _hist_range(mn, mx)
-    scale = BINS / (hi - lo)
-    h = s[:: -(-ns // HIST_LIMIT)] * scale
-    h -= lo * scale
-    counts = xp.bincount(h.astype(xp.int32), minlength=BINS + 1)  # int32: a fast cast, unlike intp
-    return (mean, var, norm, zeros), counts, stride
+    lo, hi = _hist_range(mn, mx)  # the histogram: of at most HIST_LIMIT elements
+    return (mean, var, norm, zeros), _bin_counts(xp, s[:: -(-ns // HIST_LIMIT)], lo, hi), stride
 
 
 def _host_floats(xp, values) -> list[float]:
