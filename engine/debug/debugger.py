@@ -49,6 +49,7 @@ from engine.events import (
 
 _attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iteration() reach them here
 _registry = threading.Lock()
+get_ident = threading.get_ident
 
 
 def _steppable(rec) -> bool:
@@ -68,7 +69,7 @@ class Debugger:
                  alerts: AlertSettings | None = None, stop_on_alert: bool = False,
                  cache_bytes: int = DEFAULT_BYTES, summary_limit: int = SUMMARY_LIMIT,
                  values_limit: int = 4096,
-                 source: bool = True, history: int = 4096, interactive: bool = True,
+                 source: bool = True, history: int = 1024, interactive: bool = True,
                  on_stop=None, on_alert=None, on_record=None) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -279,8 +280,11 @@ class Debugger:
     # ---- the engine thread -------------------------------------------------------------------
     def _on_event(self, event) -> None:
         cls = event.__class__
-        if cls is OpEvent or cls is BackwardEvent or self._busy or self._foreign():
+        if cls is OpEvent or cls is BackwardEvent or self._busy:
             return  # ops and nodes arrive with their tensors through _on_tensors
+        engine_thread = self._engine_thread
+        if engine_thread is not None and get_ident() != engine_thread:
+            return  # see _foreign
         if cls is ModuleEvent:
             rec = self.tracer.module(event)
             alerts = ()
@@ -300,8 +304,11 @@ class Debugger:
         return self._engine_thread is not None and threading.get_ident() != self._engine_thread
 
     def _on_tensors(self, event, inputs, output) -> None:
-        if self._busy or self._foreign():
+        if self._busy:
             return
+        engine_thread = self._engine_thread
+        if engine_thread is not None and get_ident() != engine_thread:
+            return  # see _foreign
         monitor = self.monitor
         if event.__class__ is OpEvent:
             rec = self.tracer.op(event, inputs, output)
@@ -309,9 +316,7 @@ class Debugger:
         else:
             rec = self.tracer.backward(event, inputs, output)
             alert = monitor.backward(rec, inputs, output) if monitor is not None else None
-        self.history.append(rec)
-        for fn in self.on_record:
-            fn(rec)
+        self._publish(rec)
         if alert is not None:
             self._alert(alert)
         if self._armed:
