@@ -13,17 +13,8 @@ import engine.nn as nn
 import engine.nn.functional as F
 from engine import kernels
 from engine.backend import cupy_module
+from tests.engine.test_devices import NO_GPU
 
-
-def _no_gpu_reason() -> str | None:
-    if cupy_module() is None:
-        return "needs CuPy (pip install tapescope[gpu])"
-    if engine.cuda.device_count() == 0:
-        return "needs a CUDA GPU; CuPy sees none"
-    return None
-
-
-NO_GPU = _no_gpu_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(NO_GPU is not None, reason=NO_GPU or "")]
 
 
