@@ -23,11 +23,16 @@ class Adagrad(Optimizer):
         xp = array_module(param)
         return {"step": 0, "sum": Tensor._wrap(xp.full_like(param, group["initial_accumulator_value"]))}
 
-    def _update(self, param, grad, state: dict, group: dict) -> None:
+    def _gives_step(self, param, group: dict) -> bool:
+        return True
+
+    def _update(self, param, grad, state: dict, group: dict):
         xp = array_module(param)
         grad = l2_gradient(param, grad, group)
         state["step"] += 1
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         total = state["sum"].data
         total += grad * grad
-        param -= clr * grad / (xp.sqrt(total) + group["eps"])
+        step = clr * grad / (xp.sqrt(total) + group["eps"])
+        param -= step
+        return step

@@ -35,7 +35,12 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = zeros_state(param)
         return state
 
-    def _update(self, param, grad, state: dict, group: dict) -> None:
+    def _gives_step(self, param, group: dict) -> bool:
+        # the fused kernel keeps its step to itself; decoupled decay also scales the parameter
+        return kernels.get("adam_update", array_module(param)) is None and not (
+            self.decoupled_weight_decay and group["weight_decay"])
+
+    def _update(self, param, grad, state: dict, group: dict):
         xp = array_module(param)
         fused = kernels.get("adam_update", xp)
         if fused is not None:  # CUDA: the whole update below as one kernel
@@ -43,7 +48,7 @@ class Adam(Optimizer):
             fused(param, grad, state["exp_avg"].data, state["exp_avg_sq"].data,
                   state["max_exp_avg_sq"].data if group["amsgrad"] else None, state["step"], group,
                   self.decoupled_weight_decay)
-            return
+            return None
         lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if self.decoupled_weight_decay:
             param *= 1 - lr * decay
@@ -63,7 +68,9 @@ class Adam(Optimizer):
             second = exp_avg_sq
         step_size = lr / (1 - beta1 ** step)
         denom = xp.sqrt(second) / math.sqrt(1 - beta2 ** step) + eps
-        param -= step_size * exp_avg / denom
+        step = step_size * exp_avg / denom
+        param -= step
+        return step
 
 
 class AdamW(Adam):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from engine import backend
 from engine.autograd.grad_mode import enable_grad, no_grad
-from engine.backend import array_module, host_floats, update_squares
+from engine.backend import array_module, host_floats, square_sum, update_squares
 from engine.events import OptimizerEvent, hub, next_seq
 from engine.tensor import Tensor
 
@@ -63,9 +63,16 @@ class Optimizer:
         """The fresh state of one parameter (array `param`): buffers as Tensors, counters as numbers."""
         return {}
 
-    def _update(self, param, grad, state: dict, group: dict) -> None:
-        """Change the array `param` in place from its gradient `grad` (also an array)."""
+    def _update(self, param, grad, state: dict, group: dict):
+        """Change the array `param` in place from its gradient `grad` (also an array).
+
+        Where `_gives_step` says so, return the step subtracted (param_new = param_old - step): the
+        update norm is then read from it, with no copy of the parameter taken before the update."""
         raise NotImplementedError
+
+    def _gives_step(self, param, group: dict) -> bool:
+        """Whether `_update` of this array in this group returns its step (see `_update`)."""
+        return False
 
     def _check_group(self, group: dict) -> None:
         """Raise ValueError for a hyper-parameter out of range (PyTorch's messages)."""
@@ -155,12 +162,15 @@ class Optimizer:
                     if state is None:
                         state = self.state[p] = self._init_state(p.data, group)
                     data = p.data
-                    before = data.copy() if watching else None
-                    self._update(data, p.grad.data, state, group)
+                    before = data.copy() if watching and not self._gives_step(data, group) else None
+                    step = self._update(data, p.grad.data, state, group)
                     p._vc[0] += 1
                     if watching:
                         names.append(self._param_name(g, i, group, p))
-                        update_squares(before, data, squares)
+                        if before is not None:
+                            update_squares(before, data, squares)
+                        else:
+                            squares += (square_sum(step), square_sum(data))
         if hub.active:
             norms = [math.sqrt(v) for v in host_floats(squares)] if watching else []
             hub.emit(OptimizerEvent(

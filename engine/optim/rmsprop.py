@@ -25,7 +25,10 @@ class RMSprop(Optimizer):
             state["grad_avg"] = zeros_state(param)
         return state
 
-    def _update(self, param, grad, state: dict, group: dict) -> None:
+    def _gives_step(self, param, group: dict) -> bool:
+        return True
+
+    def _update(self, param, grad, state: dict, group: dict):
         xp = array_module(param)
         alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
         grad = l2_gradient(param, grad, group)
@@ -43,6 +46,8 @@ class RMSprop(Optimizer):
             buf = state["momentum_buffer"].data
             buf *= momentum
             buf += grad / avg
-            param -= group["lr"] * buf
+            step = group["lr"] * buf
         else:
-            param -= group["lr"] * grad / avg
+            step = group["lr"] * grad / avg
+        param -= step
+        return step

@@ -21,7 +21,10 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
-    def _update(self, param, grad, state: dict, group: dict) -> None:
+    def _gives_step(self, param, group: dict) -> bool:
+        return True
+
+    def _update(self, param, grad, state: dict, group: dict):
         d_p = l2_gradient(param, grad, group)
         momentum = group["momentum"]
         if momentum != 0:
@@ -32,4 +35,6 @@ class SGD(Optimizer):
                 buf.data *= momentum
                 buf.data += (1 - group["dampening"]) * d_p
             d_p = d_p + momentum * buf.data if group["nesterov"] else buf.data
-        param -= group["lr"] * d_p
+        step = group["lr"] * d_p
+        param -= step
+        return step

@@ -343,3 +343,33 @@ def test_load_state_dict_refuses_a_different_layout():
 def test_repr_lists_groups_and_hyperparameters():
     text = repr(optim.SGD(make_params(), lr=0.1, momentum=0.9))
     assert text.startswith("SGD (") and "Parameter Group 0" in text and "momentum: 0.9" in text
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda ps: optim.Adam(ps, lr=0.05, amsgrad=True),
+    lambda ps: optim.AdamW(ps, lr=0.05, weight_decay=0.1),
+    lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True),
+    lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01),
+], ids=["sgd-nesterov", "adam-amsgrad", "adamw-decay", "rmsprop-centered", "adagrad"])
+def test_update_norms_equal_the_parameters_change(make):
+    """Whether read from the step an optimizer returns or from a copy, a norm is |after - before|."""
+    params = make_params()
+    opt = make(params)
+    train(opt, params, steps=3, record=False)
+    before = [p.detach().numpy().copy() for p in params]
+    opt.zero_grad()
+    loss_of(engine, params, engine.tensor(X), engine.tensor(Y)).backward()
+    events = []
+    unsubscribe, release = hub.subscribe(events.append), hub.request_optimizer_norms()
+    try:
+        opt.step()
+    finally:
+        unsubscribe()
+        release()
+    (event,) = [e for e in events if isinstance(e, OptimizerEvent)]
+    after = [p.detach().numpy() for p in params]
+    expected_updates = [float(np.linalg.norm((a - b).astype(np.float64))) for a, b in zip(after, before)]
+    expected_weights = [float(np.linalg.norm(a.astype(np.float64))) for a in after]
+    np.testing.assert_allclose(list(event.update_norms.values()), expected_updates, rtol=1e-4)
+    np.testing.assert_allclose(list(event.weight_norms.values()), expected_weights, rtol=1e-5)
