@@ -75,11 +75,15 @@ def capture(depth: int = 1, memo: list | None = None) -> tuple[SourceFrame | Non
     code); library frames before the first user frame are skipped too, and the chain ends at the first
     library frame after it (the test runner, runpy or threading that started the user's code).
 
-    memo: a one-item list the caller keeps between captures, holding (frame, offset, chain from that
-    frame outward) or None. That chain cannot change while the frame is still at the same instruction
-    (it is waiting on a call), so the walk stops there and reuses it; a full walk remembers its second
-    user frame. The memo holds that frame alive: set memo[0] = None when it is no longer wanted (the
-    tracer does, as a forward phase ends). One tuple, swapped whole, so threads never see half of one.
+    memo: a one-item list the caller keeps between captures, holding the first two user frames of an
+    earlier walk, each with the chain outside it, or None. While a frame runs, every frame outside it
+    waits on a call and stays at its line, so a walk that reaches a remembered frame takes that frame's
+    current line and the remembered chain, and stops there: the ops of a forward reach the forward's
+    own frame after a few engine frames (each frame walked costs a frame object), and the ops of a
+    helper called again and again reach its caller's. A generator's or coroutine's frame can be resumed
+    from elsewhere, so it is never remembered. The memo holds its frames alive: set memo[0] = None
+    when they are no longer wanted (the tracer does, as a forward phase ends). One tuple, swapped
+    whole, so threads never see half of one.
     """
     try:
         f = sys._getframe(depth + 1)  # the C walk skips frames known to be the engine's
@@ -88,20 +92,23 @@ def capture(depth: int = 1, memo: list | None = None) -> tuple[SourceFrame | Non
     kinds = _kinds
     first = None
     chain = []
-    outer, outer_lasti, outer_chain = (memo[0] if memo is not None else None) or _NO_MEMO
-    second = None
+    users = []  # the user frames walked, as chain's entries
+    k1, out1, k2, out2 = (memo[0] if memo is not None else None) or _NO_MEMO
     while f is not None:
         kind = kinds.get(id(f.f_code))
         if kind is None:
             kind = _classify(f.f_code)
         if kind.__class__ is dict:  # user code
-            lasti = f.f_lasti
-            if f is outer and lasti == outer_lasti:
-                return _joined(chain, outer_chain)
-            sf = kind.get(lasti)
+            sf = kind.get(f.f_lasti)
             chain.append(sf if sf is not None else _user_frame(kind, f))
-            if len(chain) == 2:
-                second, second_lasti = f, lasti
+            if f is k1:
+                return _joined(chain, out1)
+            if f is k2:
+                top, stack = _joined(chain, out2)
+                if memo is not None and len(chain) == 2:  # a new frame in front of k2: it is k1 now
+                    memo[0] = _remembered(users[0], stack[1:], k2, out2)
+                return top, stack
+            users.append(f)
             if len(chain) == MAX_CHAIN:
                 break
         elif kind == LIBRARY:
@@ -111,35 +118,48 @@ def capture(depth: int = 1, memo: list | None = None) -> tuple[SourceFrame | Non
                 first = f  # an op called from a library: its nearest frame still says where
         f = f.f_back
     if chain:
-        if second is not None and memo is not None and len(chain) < MAX_CHAIN \
-                and not second.f_code.co_flags & _RESUMABLE:
-            memo[0] = (second, second_lasti, tuple(chain[1:]))
+        if memo is not None and len(chain) < MAX_CHAIN:
+            memo[0] = _remembered(users[0], tuple(chain[1:]), users[1] if len(users) > 1 else None,
+                                  tuple(chain[2:]))
         return chain[0], tuple(chain)
     if first is not None:
         return _frame(first.f_code, first.f_lineno), ()
     return None, ()
 
 
-_NO_MEMO = (None, -1, ())
+def _remembered(f1, out1: tuple, f2, out2: tuple) -> tuple:
+    """A memo entry of frames f1 and f2 (either may be None) and the chains outside them."""
+    if f1 is not None and f1.f_code.co_flags & _RESUMABLE:
+        f1 = None
+    if f2 is not None and f2.f_code.co_flags & _RESUMABLE:
+        f2 = None
+    return f1, out1, f2, out2
+
+
+_NO_MEMO = (None, (), None, ())
 # a generator's or coroutine's frame outlives a call and may be resumed from elsewhere: never a memo
 _RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
-_joins: dict = {}  # (id of a frame, id of a chain) -> (that chain, the frame + the chain): shared stacks
+_joins: dict = {}  # ids of one or two frames and of a chain -> (that chain, the joined stack): shared stacks
 _MAX_JOINS = 1 << 14
 
 
 def _joined(inner: list, outer: tuple) -> tuple[SourceFrame, tuple[SourceFrame, ...]]:
-    """(first frame, stack) of user frames `inner` followed by the memoized chain `outer`."""
-    if len(inner) == 1:  # the common case: one frame in front of a memoized chain, the same each time
-        hit = _joins.get((id(inner[0]), id(outer)))
-        if hit is not None and hit[0] is outer:
-            return inner[0], hit[1]
-        if len(_joins) >= _MAX_JOINS:
-            _joins.clear()
-        stack = (inner[0], *outer)[:MAX_CHAIN]
-        _joins[(id(inner[0]), id(outer))] = (outer, stack)  # holding `outer` keeps its id its own
-        return inner[0], stack
+    """(first frame, stack) of user frames `inner` followed by the memoized chain `outer`.
+
+    SourceFrames are shared, one per line, so one or two of them in front of a chain make the same
+    stack each time: it is made once (the records of a loop's ops then share it)."""
+    if len(inner) > 2:
+        stack = (*inner, *outer)[:MAX_CHAIN]
+        return stack[0], stack
+    key = (id(inner[0]), id(inner[-1]), len(inner), id(outer))
+    hit = _joins.get(key)
+    if hit is not None and hit[0] is outer:
+        return inner[0], hit[1]
+    if len(_joins) >= _MAX_JOINS:
+        _joins.clear()
     stack = (*inner, *outer)[:MAX_CHAIN]
-    return stack[0], stack
+    _joins[key] = (outer, stack)  # holding `outer` keeps its id its own
+    return inner[0], stack
 
 
 def frame_kind(code) -> int:

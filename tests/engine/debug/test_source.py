@@ -90,3 +90,25 @@ def test_the_tracer_lets_go_of_user_frames_once_the_forward_phase_ends():
         y.sum().backward()
         gc.collect()
         assert forward.ref() is None
+
+
+def test_each_op_of_one_frame_gets_its_own_line_and_the_same_callers():
+    def forward(x):
+        a = x.exp()
+        b = inner(a)  # a helper between: its frame is new, the forward's is remembered
+        return b.sum()
+
+    def caller(x):
+        return forward(x)
+
+    x = engine.ones(3)
+    with Debugger("structure") as dbg:
+        caller(x)
+        caller(x)  # a new forward frame: walked afresh, never mistaken for the first call's
+    recs = [r for r in dbg.history if isinstance(r, OpRecord)]
+    lines = [(r.source.function, r.source.text) for r in recs]
+    assert lines == [("forward", "a = x.exp()"), ("inner", "return x.exp()"), ("forward", "return b.sum()")] * 2
+    assert all([f.function for f in r.stack][:3][-2:] == ["forward", "caller"] for r in recs[1::3])
+    assert all([f.function for f in r.stack][:2] == ["forward", "caller"] for r in recs[0::3] + recs[2::3])
+    assert [f.function for f in recs[1].stack][:3] == ["inner", "forward", "caller"]
+    assert [f.text for f in recs[2].stack][:2] == ["return b.sum()", "return forward(x)"]
