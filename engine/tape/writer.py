@@ -2,16 +2,18 @@
 
 On the engine thread a record costs a clock read and a deque append. The writer thread wakes every
 `flush_interval` seconds (sooner when `batch_events` are waiting), turns what is queued into rows and
-commits them in one transaction; WAL mode makes each commit durable against a killed process, so a
-SIGKILL loses at most the events of the last interval. The queue is bounded: past a quarter full, raw
-values are dropped; past half, summaries too; when full, the engine thread waits for the writer. Every
-drop is written to the `drops` table. A size cap drops values, then summaries, then stops recording.
+commits them in one transaction; WAL mode makes each commit durable against a killed process. The
+queue is bounded: past a quarter full, raw values are dropped; past half, summaries too; when full, the
+engine thread waits for the writer. It also waits when the oldest record not yet committed is more than
+`max_lag` seconds old (a writer slower than the training loop), so a SIGKILL loses at most that much.
+Every drop is written to the `drops` table. A size cap drops values, then summaries, then stops recording.
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime
+import functools
 import itertools
 import json
 import os
@@ -35,10 +37,12 @@ from engine.tape.schema import ALERT, BACKWARD, EDIT, MARK, MODULE_ENTER, MODULE
 MAX_SOURCE_BYTES = 2 << 20  # a larger "source file" is noted, not copied
 _PHASE = {name: code for code, name in enumerate(schema.PHASES)}
 _INSERT = {name: schema.insert_statement(name) for name in schema.TABLES}
-_UPSERT_ITERATION = _INSERT["iterations"] + """ ON CONFLICT (iteration) DO UPDATE SET
+# an iteration split over two batches is merged into one row
+_ON_CONFLICT = {"iterations": """ ON CONFLICT (iteration) DO UPDATE SET
     first_seq = min(first_seq, excluded.first_seq), last_seq = max(last_seq, excluded.last_seq),
     events = events + excluded.events, ops = ops + excluded.ops, backward = backward + excluded.backward,
-    t_first = min(t_first, excluded.t_first), t_last = max(t_last, excluded.t_last)"""
+    t_first = min(t_first, excluded.t_first), t_last = max(t_last, excluded.t_last)"""}
+ROWS_PER_STATEMENT = 256
 _open: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
@@ -48,12 +52,13 @@ class Recorder:
     capture: "structure", "summary" or "values" (what the debugger's tracer attaches to each op).
     debugger: record what an existing Debugger sees (its capture tier) instead of attaching a new one.
     max_bytes: the size cap (None: none). queue_events: events that may wait for the writer.
+    max_lag: seconds of events that may wait uncommitted before the engine thread waits for the writer.
     """
 
     def __init__(self, path: str | os.PathLike, capture: str = "summary", *, debugger: Debugger | None = None,
                  model=None, optimizer=None, max_bytes: int | None = None, flush_interval: float = 0.05,
                  batch_events: int = 4096, queue_events: int = 65536, value_bytes: int = 64 << 20,
-                 command_line: list[str] | None = None) -> None:
+                 command_line: list[str] | None = None, max_lag: float = 0.5) -> None:
         if debugger is not None:
             capture = debugger.tracer.capture
         if capture not in CAPTURES:
@@ -79,6 +84,10 @@ class Recorder:
         self._closed = False
         self._error: BaseException | None = None
         self._t0 = time.perf_counter_ns()
+        self._max_lag = int(max_lag * 1e9)
+        # the engine thread waits past this clock time (ns): the writer moves it to the time it took its
+        # last committed batch from the queue, plus max_lag; nothing older than that time is uncommitted
+        self._deadline = self._t0 + self._max_lag
         self._created = time.time()  # the wall-clock time of t = 0
         self._phase = 0
         # interned rows: key -> row id; rows made since the last commit wait in _new_rows
@@ -114,10 +123,12 @@ class Recorder:
     # ---- the engine thread ------------------------------------------------------------------------
     def _on_record(self, rec, _now=time.perf_counter_ns) -> None:
         q = self._queue
-        if self._level or len(q) >= self._soft:
+        t = _now()
+        if t > self._deadline or self._level or len(q) >= self._soft:
             rec = self._relieve(rec)
             if rec is None:
                 return
+            t = _now()
         if self._values:
             n = _value_bytes(rec)
             if n:
@@ -125,22 +136,24 @@ class Recorder:
                     rec = self._strip(rec, 1)
                 else:
                     self._bytes_in += n
-        q.append((_now(), rec))
+        q.append((t, rec))
 
     def _on_hub(self, event) -> None:
         cls = event.__class__
         if cls is EditEvent or cls is AlertEvent:  # the rest arrives as debugger records
             self._on_record(event)
 
-    def _relieve(self, rec):
-        """Under pressure strip or drop `rec`, wake the writer, and wait while the queue is full."""
+    def _relieve(self, rec, _now=time.perf_counter_ns):
+        """Under pressure strip or drop `rec`, wake the writer, and wait while the queue is full or the
+        writer is more than max_lag behind."""
         q = self._queue
-        if len(q) >= self._soft:
+        behind = _now() > self._deadline
+        if behind or len(q) >= self._soft:
             self._wake.set()
-        if len(q) >= self._limit and self._level < 3 and not self._closing:
+        if (behind or len(q) >= self._limit) and self._level < 3 and not self._closing:
             with self._drained:  # back-pressure: the events themselves are never dropped for speed
-                self._drained.wait_for(lambda: len(q) < self._limit // 2 or self._level >= 3 or self._closing,
-                                       timeout=30)
+                self._drained.wait_for(lambda: (len(q) < self._limit // 2 and _now() <= self._deadline)
+                                       or self._level >= 3 or self._closing, timeout=30)
         n = len(q)
         level = max(self._level, 2 if n >= self._limit // 2 else 1 if n >= self._limit // 4 else 0)
         if level >= 3:
@@ -186,6 +199,7 @@ class Recorder:
 
     def _flush_queue(self) -> None:
         q = self._queue
+        taken = time.perf_counter_ns()  # before len(q): whatever was queued by then is in this batch
         n = len(q)
         flushes = ()
         if n or self._dropped != self._dropped_written:
@@ -198,6 +212,7 @@ class Recorder:
                 self._write_capped(items)
         for done in flushes:
             done.set()
+        self._deadline = taken + self._max_lag
         with self._drained:
             self._drained.notify_all()
         if self.max_bytes is not None:
@@ -242,13 +257,9 @@ class Recorder:
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            for table, table_rows in rows.tables.items():
+            for table, table_rows in (*rows.tables.items(), ("iterations", rows.iterations), ("drops", drops)):
                 if table_rows:
-                    conn.executemany(_INSERT[table], table_rows)
-            if rows.iterations:
-                conn.executemany(_UPSERT_ITERATION, rows.iterations)
-            if drops:
-                conn.executemany(_INSERT["drops"], drops)
+                    _insert_rows(conn, table, table_rows)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -485,6 +496,26 @@ class _Rows:
             columns = EventColumns(events)
             self.tables["events"] = columns.chunks()
             self.iterations = columns.iterations()
+
+
+def _insert_rows(conn: sqlite3.Connection, table: str, rows: list[tuple]) -> None:
+    """Insert `rows` into `table` with one statement per ROWS_PER_STATEMENT rows, not one per row.
+
+    The sqlite3 module lets go of the GIL around every statement step, and while the engine thread
+    computes, taking it back can wait a whole switch interval (5 ms): a step per row (executemany) made
+    a batch of 700 summaries take two seconds, and the tape fell that far behind the training loop.
+    """
+    per = max(1, min(ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(rows[0])))
+    for start in range(0, len(rows), per):
+        chunk = rows[start:start + per]
+        conn.execute(_multi_row_insert(table, len(chunk)), list(itertools.chain.from_iterable(chunk)))
+
+
+@functools.cache
+def _multi_row_insert(table: str, n: int) -> str:
+    """The INSERT of `n` full rows into `table` (an upsert where _ON_CONFLICT says how)."""
+    head, _, row = _INSERT[table].partition(" VALUES ")
+    return f"{head} VALUES {', '.join([row] * n)}{_ON_CONFLICT.get(table, '')}"
 
 
 def _value_bytes(rec) -> int:
