@@ -26,7 +26,7 @@ def record(path: str | os.PathLike, capture: str = "summary", **options):
     """Record engine events to a .tape file until the returned Recorder is closed (use it in `with`).
 
     capture: "structure", "summary" or "values"; options: debugger, model, optimizer, max_bytes,
-    flush_interval, batch_events, queue_events, value_bytes, command_line (see Recorder).
+    flush_interval, batch_events, queue_events, value_bytes, command_line, max_lag (see Recorder).
     """
     from engine.tape.writer import Recorder
 
