@@ -36,6 +36,7 @@ from app.graph_model import KIND_NAMES, GraphChange, GraphModel
 from app.script_io import OutputChunk, ScriptError, capture_output, release_output, run_path, script_error
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
 from engine.debug.records import OPTIMIZER
+from engine.debug.summary import finish
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
@@ -44,6 +45,17 @@ _STEP_KIND = {"step_into": "into", "step_over": "over", "step_out": "out", "run_
               "run_to_next_iteration": "iteration"}
 RUNNING, PAUSED, FINISHED, FAILED, STOPPED = "running", "paused", "finished", "failed", "stopped"
 _RECORDS = (OpRecord, BackwardRecord, EventRecord)
+
+
+def _summaries(rec) -> list:
+    """The TensorSummaries a record carries (none for module and optimizer records)."""
+    if rec.__class__ is OpRecord:
+        return [rec.summary] if rec.summary is not None else []
+    if rec.__class__ is BackwardRecord:
+        return [s for s in (rec.grad_output, *rec.grad_inputs) if s is not None]
+    return []
+
+
 HISTORY = 50_000  # op and backward records a session keeps by seq, for scrubbing back a live run
 _HERE = os.path.abspath(__file__)
 
@@ -185,9 +197,13 @@ class Session:
         apply = self._apply
         n = 0
         while q and n < max_items:
-            apply(q.popleft(), change)
-            n += 1
-            if not n & 255 and time.perf_counter() > end:
+            chunk = [q.popleft() for _ in range(min(256, len(q), max_items - n))]
+            # the views read a statistic of nearly every summary: finish what they defer in one go
+            finish([s for item in chunk if item.__class__ in _RECORDS for s in _summaries(item)])
+            for item in chunk:
+                apply(item, change)
+            n += len(chunk)
+            if time.perf_counter() > end:
                 break
 
     def _apply(self, item, change: SessionChange) -> None:

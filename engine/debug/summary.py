@@ -13,16 +13,16 @@ its per-element cost) is what counts, so it computes there only what alerts and 
 once. For a tensor of at most `limit` elements that is one sum: a finite sum proves there is no NaN
 and no infinity (nan_count = inf_count = 0). The rest (min, max, mean, std, norm, zero_count, the
 histogram, the samples) is computed from a copy of the values taken then, when one of them is first
-read, on whichever thread reads it: the numbers are the same as computing them at once, and a
-summary nobody reads costs a copy. Copies waiting this way are bounded by WAITING_BYTES (beyond it, and
-for any tensor with NaN or infinities, or above the limit, everything but the histogram is computed
-at once; the histogram, which only a plot reads, is always counted when `counts` is first read, from
-a copy of its at most HIST_LIMIT values).
+read, on whichever thread reads it (in float64, so equal to computing them at once up to rounding),
+and a summary nobody reads costs a copy. `finish(summaries)` computes what many summaries defer in
+a few array operations for all of them (the tape writer's way). Copies waiting this way are bounded
+by WAITING_BYTES (beyond it, and for any tensor with NaN or infinities, or above the limit, everything
+but the histogram is computed at once; the histogram, which only a plot reads, is always counted when
+`counts` is first read, from a copy of its at most HIST_LIMIT values).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import warnings
@@ -103,18 +103,8 @@ class TensorSummary(_DeferredCounts):
         # only reached while a slot is unset: a statistic of a summary that is still deferred
         if name not in _LATE:
             raise AttributeError(f"'TensorSummary' object has no attribute '{name}'")
-        _finish_late(self)
-        if name != "counts":
-            return _SLOTS[name].__get__(self)
-        try:
-            values = _counts_from_get(self)
-        except AttributeError:  # another thread counted it meanwhile
-            return _counts_get(self)
-        counts = _histogram(values, self.lo, self.hi)
-        _counts_set(self, counts)  # two threads racing here store equal arrays
-        with contextlib.suppress(AttributeError):
-            _counts_from_del(self)
-        return counts
+        finish((self,))
+        return _SLOTS[name].__get__(self)
 
     def __del__(self) -> None:
         # a deferred summary nobody read: its copy no longer counts against WAITING_BYTES
@@ -129,7 +119,6 @@ _SLOTS = {f.name: TensorSummary.__dict__[f.name] for f in fields(TensorSummary)}
 _LATE = ("min", "max", "mean", "std", "norm", "zero_count", "lo", "hi", "samples", "counts")
 _counts_get, _counts_set = TensorSummary.counts.__get__, TensorSummary.counts.__set__
 _counts_from_get = _DeferredCounts._counts_from.__get__
-_counts_from_set = _DeferredCounts._counts_from.__set__
 _counts_from_del = _DeferredCounts._counts_from.__delete__
 _late_from_get = _DeferredCounts._late_from.__get__
 _late_from_del = _DeferredCounts._late_from.__delete__
@@ -141,22 +130,111 @@ warnings.filterwarnings("ignore", "(invalid value|overflow) encountered in dot",
 WAITING_BYTES = 64 << 20  # beyond this many, a summary is computed in full at once instead
 
 
-def _finish_late(s: TensorSummary) -> None:
-    """Compute the deferred statistics of `s` from its copy (once, whichever thread asks first)."""
+def finish(summaries) -> None:
+    """Compute whatever the given summaries still defer, in a few array operations for all of them.
+
+    One by one, a deferred summary costs about fifteen numpy calls when first read; the tape writer,
+    which stores every field of every summary, finishes a whole batch with about thirty calls per
+    FINISH_CHUNK elements instead. Whichever thread reads first computes; the numbers are those of
+    the values a summary was made from (float64 sums, a two-pass variance).
+    """
     with _late_lock:
-        try:
-            copy = _late_from_get(s)
-        except AttributeError:  # never deferred, or finished already
-            return
-        full = _numpy_summary(copy, s.shape, s.dtype, s.device, s.numel, copy.size, defer=False)
-        for name in _LATE[:-1]:
-            _SLOTS[name].__set__(s, _SLOTS[name].__get__(full))
-        try:
-            _counts_from_set(s, _counts_from_get(full))
-        except AttributeError:
-            _counts_set(s, _counts_get(full))
+        late, pending = [], []
+        for s in {id(s): s for s in summaries}.values():  # one summary may serve two tensors
+            try:
+                _late_from_get(s)
+                late.append(s)
+            except AttributeError:
+                try:
+                    _counts_from_get(s)
+                    pending.append(s)
+                except AttributeError:  # never deferred, or finished already
+                    pass
+        for chunk in _chunks(late, _late_from_get):
+            _finish_statistics(chunk)
+        for chunk in _chunks(pending, _counts_from_get):
+            _finish_counts(chunk)
+
+
+FINISH_CHUNK = 1 << 20  # elements finished in one go: float64 temporaries of a few times 8 MB
+
+
+def _chunks(summaries: list, values_of) -> list[list]:
+    """`summaries` cut into runs of about FINISH_CHUNK deferred elements."""
+    chunks, run, size = [], [], 0
+    for s in summaries:
+        run.append(s)
+        size += len(values_of(s))
+        if size >= FINISH_CHUNK:
+            chunks.append(run)
+            run, size = [], 0
+    if run:
+        chunks.append(run)
+    return chunks
+
+
+def _segments(arrays: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat arrays (or tuples of floats) end to end in float64, each one's length, and where each starts."""
+    sizes = np.fromiter(map(len, arrays), np.intp, len(arrays))
+    starts = np.zeros_like(sizes)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    return np.concatenate(arrays, dtype=np.float64), sizes, starts
+
+
+def _finish_statistics(late: list) -> None:
+    """Fill in the _LATE fields of deferred summaries from their copies (finite, at most the limit)."""
+    copies = [_late_from_get(s) for s in late]
+    x, n, starts = _segments(copies)
+    mn, mx = np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts)
+    mean = np.add.reduceat(x, starts) / n
+    d = x - np.repeat(mean, n)
+    var = np.add.reduceat(d * d, starts) / n
+    norm = np.sqrt(np.add.reduceat(x * x, starts))
+    zeros = np.add.reduceat(x == 0, starts, dtype=np.intp)  # -0.0 == 0 too
+    constant = mx == mn
+    lo = np.where(constant, mn - 0.5, mn)  # as _hist_range
+    hi = np.where(constant, mn + 0.5, mx)
+    # the histogram's values: every ceil(n / HIST_LIMIT)-th, as a single summary takes them
+    step = -(-n // HIST_LIMIT)
+    taken = -(-n // step)
+    first = np.zeros_like(taken)
+    np.cumsum(taken[:-1], out=first[1:])
+    seg = np.repeat(np.arange(len(late)), taken)
+    index = np.repeat(starts - first * step, taken) + np.arange(int(taken.sum())) * np.repeat(step, taken)
+    counts = _segment_counts(x[index], seg, lo, hi)
+    columns = zip(late, copies, mn.tolist(), mx.tolist(), mean.tolist(), var.tolist(), norm.tolist(),
+                  zeros.tolist(), lo.tolist(), hi.tolist(), counts, constant.tolist())
+    for s, copy, s_min, s_max, s_mean, s_var, s_norm, s_zeros, s_lo, s_hi, s_counts, s_constant in columns:
+        s_std = 0.0 if s_constant or not s_var > 0 else math.sqrt(s_var)
+        for name, value in (("min", s_min), ("max", s_max), ("mean", s_min if s_constant else s_mean),
+                            ("std", s_std), ("norm", s_norm), ("zero_count", s_zeros), ("lo", s_lo),
+                            ("hi", s_hi), ("counts", s_counts)):
+            _SLOTS[name].__set__(s, value)
+        _SLOTS["samples"].__set__(s, _samples(copy, copy.size))
         _late_from_del(s)
         _waiting[0] -= copy.nbytes
+
+
+def _finish_counts(pending: list) -> None:
+    """Count the histograms of summaries whose statistics are known and whose counts are deferred."""
+    x, n, _ = _segments([_counts_from_get(s) for s in pending])
+    lo = np.array([s.lo for s in pending], dtype=np.float64)
+    hi = np.array([s.hi for s in pending], dtype=np.float64)
+    for s, counts in zip(pending, _segment_counts(x, np.repeat(np.arange(len(pending)), n), lo, hi)):
+        _counts_set(s, counts)
+        _counts_from_del(s)
+
+
+def _segment_counts(values: np.ndarray, seg: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Read-only BINS counts per segment (rows): _bin_counts' rule, for many histograms in one bincount."""
+    h = values - lo[seg]
+    h /= ((hi - lo) / BINS)[seg]  # the same float64 operations as _bin_counts, so the same bins
+    rows = len(lo)
+    counts = np.bincount(seg * (BINS + 1) + h.astype(np.intp), minlength=rows * (BINS + 1)).reshape(rows, BINS + 1)
+    counts[:, BINS - 1] += counts[:, BINS]  # the maximum itself lands one past the last bin
+    counts = counts[:, :BINS]
+    counts.flags.writeable = False
+    return counts
 
 
 class _Unfrozen(_DeferredCounts):
@@ -249,18 +327,18 @@ def _deferred(shape: tuple, dtype: str, dev: str, n: int, copy: np.ndarray) -> T
 
 
 def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int, limit: int,
-                   defer: bool = True, private: bool = False) -> TensorSummary:
+                   private: bool = False) -> TensorSummary:
     """The summary of a flat float32/float64 numpy array, in about ten array calls.
 
     argmin/argmax stop at the first NaN, so a NaN or an infinity shows in the extremes and the exact
     NaN/Inf counts run only then; two BLAS dots give the sum and the sum of squares (mean, std, norm);
     zeros are counted only when zero lies between min and max; the histogram is deferred.
 
-    defer: for a tensor of at most `limit` elements, only the sum now (a finite one proves every
-    element finite), and the rest from a copy when first read (`private`: `flat` is a conversion
+    A tensor of at most `limit` elements gets only the sum now (a finite one proves every element
+    finite), and the rest from a copy when first read, see `finish` (`private`: `flat` is a conversion
     nobody else holds, so it is that copy).
     """
-    if defer and n <= limit and _waiting[0] < WAITING_BYTES:
+    if n <= limit and _waiting[0] < WAITING_BYTES:
         total = float(flat.dot(_ones(flat.dtype, n)))
         if total - total == 0.0:  # NaN and the infinities make a sum NaN or infinite
             return _deferred(shape, dtype, dev, n, flat if private else flat.copy())
@@ -309,13 +387,6 @@ def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int,
     # a copy: the deferred histogram counts the values of now, even if the array changes later
     return _make(shape, dtype, dev, n, mn, mx, mean, math.sqrt(var) if var > 0 else 0.0, math.sqrt(sq), nan, inf,
                  zeros, None, lo, hi, _samples(flat, n), stride, s[:: -(-ns // HIST_LIMIT)].copy())
-
-
-def _histogram(h, lo: float, hi: float) -> np.ndarray:
-    """Read-only counts of the finite values `h` in BINS bins of [lo, hi] (see TensorSummary)."""
-    counts = _bin_counts(np, h, lo, hi)
-    counts.flags.writeable = False
-    return counts
 
 
 def _bin_counts(xp, h, lo: float, hi: float):

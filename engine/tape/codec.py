@@ -15,7 +15,7 @@ from itertools import chain
 
 import numpy as np
 
-from engine.debug.summary import TensorSummary
+from engine.debug.summary import TensorSummary, finish
 
 MAX_VALUE_BYTES = 1 << 30  # a decompressed .npy larger than this is refused (a zip bomb, not a tensor)
 MAX_DIMS = 64
@@ -183,6 +183,7 @@ def summary_rows(heads: list[tuple], layouts: list[int], summaries: list[TensorS
     """
     if not summaries:
         return []
+    finish(summaries)  # what the batch's summaries still defer, in a few array operations for all
     block = np.stack([s.counts for s in summaries])
     width = _COUNTS_NARROW if block.size == 0 or block.max() < 65536 else _COUNTS_WIDE
     framed = np.empty((block.shape[0], block.shape[1] + 1), dtype=width)

@@ -221,3 +221,40 @@ def test_summaries_read_from_several_threads_agree():
         for view in views:
             for name in names:
                 np.testing.assert_array_equal(view[name], getattr(s, name))
+
+
+@pytest.mark.parametrize("chunk", [1, 5000, 1 << 20])
+def test_finishing_many_summaries_at_once_gives_each_its_own_numbers(chunk, monkeypatch):
+    """The tape writer's batch: deferred, constant, tiny, NaN-holding and large summaries mixed, one of
+    them twice, in chunks of any size; each equals its values' statistics and documented histogram."""
+    monkeypatch.setattr(summary_module, "FINISH_CHUNK", chunk)
+    rng = np.random.default_rng(11)
+    arrays = [rng.standard_normal(n).astype(dt) * scale + shift
+              for n, dt, scale, shift in [(40, np.float32, 3, 1), (3000, np.float64, 0.01, 100), (17, np.float32, 1, 0),
+                                          (SUMMARY_LIMIT, np.float32, 2, -5), (5, np.float64, 1, 0)]]
+    arrays.append(np.full(300, 2.5, np.float32))  # constant: one spike in the middle bin
+    arrays.append(np.where(rng.random(200) < 0.2, 0.0, rng.standard_normal(200)).astype(np.float32))  # zeros
+    with_nan = rng.standard_normal(500).astype(np.float32)
+    with_nan[::50] = np.nan  # computed at once, only its histogram waits
+    summaries = [summarize(a) for a in arrays] + [summarize(with_nan)]
+    kept = [a.copy() for a in arrays]
+    for a in arrays:
+        a[:] = -1.0  # finished from the copies taken when summarised
+    summary_module.finish(summaries + summaries[:2])
+    for s, a in zip(summaries, kept):
+        _expect_exact_loose(s, a)
+    finite = with_nan[np.isfinite(with_nan)].astype(np.float64)
+    np.testing.assert_array_equal(summaries[-1].counts, _bins(finite, finite.min(), finite.max()))
+    assert summaries[5].std == 0.0 and summaries[5].mean == 2.5 and summaries[5].counts[BINS // 2] == 300
+    assert all(not s.counts.flags.writeable for s in summaries)
+    assert summary_module._waiting[0] >= 0
+
+
+def test_a_finished_batch_equals_summaries_read_one_by_one():
+    arrays = [np.random.default_rng(i).standard_normal(100 + 97 * i).astype(np.float32) for i in range(12)]
+    batch, single = [summarize(a) for a in arrays], [summarize(a) for a in arrays]
+    summary_module.finish(batch)
+    names = ("min", "max", "mean", "std", "norm", "zero_count", "lo", "hi", "samples")
+    for b, s in zip(batch, single):
+        assert [getattr(b, n) for n in names] == [getattr(s, n) for n in names]
+        np.testing.assert_array_equal(b.counts, s.counts)
