@@ -174,22 +174,32 @@ def _chunks(summaries: list, values_of) -> list[list]:
 
 
 def _segments(arrays: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat arrays (or tuples of floats) end to end in float64, each one's length, and where each starts."""
+    """Flat arrays (or tuples of floats) end to end, each one's length, and where each starts; in their
+    common dtype (float32 stays float32: every pass below reads half the bytes)."""
     sizes = np.fromiter(map(len, arrays), np.intp, len(arrays))
     starts = np.zeros_like(sizes)
     np.cumsum(sizes[:-1], out=starts[1:])
-    return np.concatenate(arrays, dtype=np.float64), sizes, starts
+    return np.concatenate(arrays), sizes, starts
 
 
 def _finish_statistics(late: list) -> None:
-    """Fill in the _LATE fields of deferred summaries from their copies (finite, at most the limit)."""
+    """Fill in the _LATE fields of deferred summaries from their copies (finite, at most the limit).
+
+    Sums accumulate in float64 (squares of float32 values are taken in float64 only where they could
+    overflow), so one pass gives the variance; a segment whose mean dwarfs its spread is centred and
+    summed again."""
     copies = [_late_from_get(s) for s in late]
     x, n, starts = _segments(copies)
-    mn, mx = np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts)
-    mean = np.add.reduceat(x, starts) / n
-    d = x - np.repeat(mean, n)
-    var = np.add.reduceat(d * d, starts) / n
-    norm = np.sqrt(np.add.reduceat(x * x, starts))
+    mn = np.minimum.reduceat(x, starts).astype(np.float64)  # the histogram's range is float64 arithmetic
+    mx = np.maximum.reduceat(x, starts).astype(np.float64)
+    mean = np.add.reduceat(x, starts, dtype=np.float64) / n
+    big = x.dtype == np.float32 and max(-mn.min(), mx.max()) > 1e18  # its square would overflow float32
+    sq = np.add.reduceat(np.multiply(x, x, dtype=np.float64) if big else x * x, starts, dtype=np.float64)
+    var = sq / n - mean * mean
+    for i in np.flatnonzero(~(var > 1e-6 * mean * mean)).tolist():  # rare: two passes for these
+        d = x[starts[i]:starts[i] + n[i]] - mean[i]
+        var[i] = float(np.dot(d, d)) / n[i]
+    norm = np.sqrt(sq)
     zeros = np.add.reduceat(x == 0, starts, dtype=np.intp)  # -0.0 == 0 too
     constant = mx == mn
     lo = np.where(constant, mn - 0.5, mn)  # as _hist_range
