@@ -118,10 +118,10 @@ def capture(depth: int = 1, memo: list | None = None) -> tuple[SourceFrame | Non
                 first = f  # an op called from a library: its nearest frame still says where
         f = f.f_back
     if chain:
+        outside = _interned(tuple(chain[1:]))
         if memo is not None and len(chain) < MAX_CHAIN:
-            memo[0] = _remembered(users[0], tuple(chain[1:]), users[1] if len(users) > 1 else None,
-                                  tuple(chain[2:]))
-        return chain[0], tuple(chain)
+            memo[0] = _remembered(users[0], outside, users[1] if len(users) > 1 else None, tuple(chain[2:]))
+        return _joined(chain[:1], outside)
     if first is not None:
         return _frame(first.f_code, first.f_lineno), ()
     return None, ()
@@ -133,7 +133,21 @@ def _remembered(f1, out1: tuple, f2, out2: tuple) -> tuple:
         f1 = None
     if f2 is not None and f2.f_code.co_flags & _RESUMABLE:
         f2 = None
-    return f1, out1, f2, out2
+    return f1, _interned(out1), f2, _interned(out2)
+
+
+_chains: dict = {}  # ids of a chain's SourceFrames -> that chain: a loop's forward remembers the same one
+
+
+def _interned(chain: tuple) -> tuple:
+    """One tuple per distinct chain, so that _joined's stacks are shared from step to step as well."""
+    key = tuple(map(id, chain))  # SourceFrames live on in _frames: their ids stay theirs
+    hit = _chains.get(key)
+    if hit is None:
+        if len(_chains) >= _MAX_JOINS:
+            _chains.clear()
+        hit = _chains[key] = chain
+    return hit
 
 
 _NO_MEMO = (None, (), None, ())

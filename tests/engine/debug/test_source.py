@@ -112,3 +112,18 @@ def test_each_op_of_one_frame_gets_its_own_line_and_the_same_callers():
     assert all([f.function for f in r.stack][:2] == ["forward", "caller"] for r in recs[0::3] + recs[2::3])
     assert [f.function for f in recs[1].stack][:3] == ["inner", "forward", "caller"]
     assert [f.text for f in recs[2].stack][:2] == ["return b.sum()", "return forward(x)"]
+
+
+def test_a_loops_ops_share_their_stacks_from_one_iteration_to_the_next():
+    def forward(x):
+        return x.exp().sum()
+
+    x = engine.ones(3, requires_grad=True)
+    with Debugger("structure") as dbg:
+        for _ in range(3):
+            forward(x).backward()
+            engine.debug.mark_iteration()
+    recs = [r for r in dbg.history if isinstance(r, OpRecord)]
+    by_iteration = [[r.stack for r in recs if r.iteration == i] for i in sorted({r.iteration for r in recs})]
+    assert len(by_iteration) == 3 and all(len(stacks) == 2 for stacks in by_iteration)
+    assert all(a is b for a, b in zip(by_iteration[1], by_iteration[2]))  # one stack object per call site
