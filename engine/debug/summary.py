@@ -185,22 +185,33 @@ def _segments(arrays: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _finish_statistics(late: list) -> None:
     """Fill in the _LATE fields of deferred summaries from their copies (finite, at most the limit).
 
-    Sums accumulate in float64 (squares of float32 values are taken in float64 only where they could
-    overflow), so one pass gives the variance; a segment whose mean dwarfs its spread is centred and
-    summed again."""
+    Extremes, zero counts and histograms are computed for all the copies end to end; the sum and the
+    sum of squares of each copy are two BLAS dot products (as summarising it at once would compute
+    them: float64 where float32 squares could overflow, centred again where the mean dwarfs the spread).
+    """
     copies = [_late_from_get(s) for s in late]
     x, n, starts = _segments(copies)
     mn = np.minimum.reduceat(x, starts).astype(np.float64)  # the histogram's range is float64 arithmetic
     mx = np.maximum.reduceat(x, starts).astype(np.float64)
-    mean = np.add.reduceat(x, starts, dtype=np.float64) / n
-    big = x.dtype == np.float32 and max(-mn.min(), mx.max()) > 1e18  # its square would overflow float32
-    sq = np.add.reduceat(np.multiply(x, x, dtype=np.float64) if big else x * x, starts, dtype=np.float64)
-    var = sq / n - mean * mean
-    for i in np.flatnonzero(~(var > 1e-6 * mean * mean)).tolist():  # rare: two passes for these
-        d = x[starts[i]:starts[i] + n[i]] - mean[i]
-        var[i] = float(np.dot(d, d)) / n[i]
-    norm = np.sqrt(sq)
-    zeros = np.add.reduceat(x == 0, starts, dtype=np.intp)  # -0.0 == 0 too
+    zeros = np.bincount(np.searchsorted(starts, np.flatnonzero(x == 0), "right") - 1, minlength=len(late))
+    mean, var, sq = [], [], []
+    for c, k, a, b in zip(copies, n.tolist(), mn.tolist(), mx.tolist()):
+        amax = b if b > -a else -a
+        if amax * amax * k > _F32_SQUARES and c.dtype == np.float32:  # its sum of squares would overflow
+            c = c.astype(np.float64)
+        ones = _ones(c.dtype, k)
+        total, ssq = float(c.dot(ones)), float(c.dot(c))
+        m = total / k
+        v = ssq / k - m * m
+        if not v > 0.01 * m * m and b > a:  # |mean| > 10 std: E[x^2] - mean^2 lost the variance's digits
+            d = c - m
+            dsum = float(d.dot(ones)) / k
+            m += dsum
+            v = float(d.dot(d)) / k - dsum * dsum
+        mean.append(m)
+        var.append(v)
+        sq.append(ssq)
+    mean, var, norm = np.array(mean), np.array(var), np.sqrt(sq)
     constant = mx == mn
     lo = np.where(constant, mn - 0.5, mn)  # as _hist_range
     hi = np.where(constant, mn + 0.5, mx)
