@@ -11,13 +11,13 @@ the GPU.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
 from engine import kernels
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
+from engine.ops.index_checks import LATER, all_below, first_bad, out_of_range, position, settled_checks
 from engine.ops.nn import require_float, require_same_dtype
 from engine.tensor import Tensor
 
@@ -81,14 +81,6 @@ def _check_index_target(op: str, x, t, weight) -> None:
         require_same_dtype(op, x, weight=weight)
 
 
-_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def _all_below(t, n: int) -> bool:
-    # viewed as unsigned, negative indices become huge, so one reduction checks both ends
-    return not t.size or int(t.view(_UNSIGNED[t.dtype.itemsize]).max()) < n
-
-
 def _out_of_bounds(op: str, target: int, classes: int, ignore_index: int) -> str:
     return (f"{op}: target {target} is out of bounds for {classes} classes "
             f"(valid: 0 to {classes - 1}, or ignore_index={ignore_index})")
@@ -96,11 +88,11 @@ def _out_of_bounds(op: str, target: int, classes: int, ignore_index: int) -> str
 
 def _class_targets(op: str, t, classes: int, ignore_index: int):
     """Check class indices; return them safe to gather with, and the mask of kept rows (None: all kept)."""
-    if not 0 <= ignore_index < classes and _all_below(t, classes):
+    if not 0 <= ignore_index < classes and all_below(t, classes):
         return t, None  # the common case: every target is a class, so none equals ignore_index
     keep = t != ignore_index
     t = array_module(t).where(keep, t, 0)
-    if not _all_below(t, classes):
+    if not all_below(t, classes):
         raise IndexError(_out_of_bounds(op, int(t[(t < 0) | (t >= classes)][0]), classes, ignore_index))
     return t, keep
 
@@ -114,14 +106,9 @@ def _device_class_targets(xp, t, classes: int, ignore_index: int):
     m = t.shape[0]
     info = np.iinfo(t.dtype)
     keep = t != ignore_index if info.min <= ignore_index <= info.max else xp.ones(m, dtype=bool)
-    bad = keep & (t.view(_UNSIGNED[t.dtype.itemsize]) >= classes)  # negatives are huge as unsigned
+    bad = keep & out_of_range(t, classes)
     keep ^= bad
-    status = xp.zeros(2, dtype=xp.int64)
-    if m:
-        first = bad.argmax()  # the first bad row, or 0 when there is none
-        status[0] = xp.take(bad, first) * (m - first)
-        status[1] = xp.take(t, first)
-    return xp.where(keep, t, 0), keep, status
+    return xp.where(keep, t, 0), keep, first_bad(xp, bad, t)
 
 
 def _bad_target(op: str, classes: int, ignore_index: int, shape: tuple, values) -> IndexError | None:
@@ -129,19 +116,9 @@ def _bad_target(op: str, classes: int, ignore_index: int, shape: tuple, values) 
     key, target = values
     if not key:
         return None
-    where = np.unravel_index(math.prod(shape) - key, shape) if shape else ()
-    at = f"target[{', '.join(str(int(i)) for i in where)}]" if where else "the target"
+    at = position("target", shape, key) if shape else "the target"
     return IndexError(f"{_out_of_bounds(op, target, classes, ignore_index)}; found at {at} by the device-side "
-                      f"check of an earlier {op} call, which left that element out of its loss (on a GPU the "
-                      "check does not wait for the device, so its error comes at a later call)")
-
-
-def _device_checks(xp):
-    """The GPU's DeviceChecks, once any failed earlier check has been raised; None on the CPU."""
-    checks = kernels.device_checks(xp)
-    if checks is not None:
-        checks.settle()
-    return checks
+                      f"check of an earlier {op} call, which left that element out of its loss {LATER}")
 
 
 def _post_check(ctx, checks, status, classes: int) -> None:
@@ -186,7 +163,7 @@ class CrossEntropy(Function):
         _check_index_target(ctx.op, x, t, w)
         ctx.x_shape, ctx.t_shape = x.shape, t.shape
         xp = array_module(x)
-        checks = _device_checks(xp)
+        checks = settled_checks(xp)
         z = _rows(x)
         m, classes = z.shape
         t = t if t.ndim == 1 else t.reshape(-1)
@@ -322,7 +299,7 @@ class NllLoss(Function):
         ctx.x_shape, ctx.t_shape = x.shape, t.shape
         z = _rows(x)
         xp = array_module(z)
-        t, keep = _targets(ctx, _device_checks(xp), xp, t.reshape(-1), z.shape[1])
+        t, keep = _targets(ctx, settled_checks(xp), xp, t.reshape(-1), z.shape[1])
         coef, _ = _nll_coefficients(t, keep, w, ctx.reduction, x.dtype)
         ctx.save(t)
         ctx.coef = coef

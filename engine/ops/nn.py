@@ -6,8 +6,11 @@ They differ only in which axes they reduce and how the affine parameters broadca
 
 from __future__ import annotations
 
+import functools
+
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
+from engine.ops.index_checks import LATER, first_bad, out_of_range, position, settled_checks
 from engine.tensor import Tensor
 
 __all__ = ["batch_norm", "embedding", "group_norm", "layer_norm", "linear"]
@@ -70,6 +73,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 # ---- embedding ------------------------------------------------------------------------------------
 class Embedding(Function):
+    check = None  # on CUDA, the posted index check (engine.kernels.DeviceChecks)
+
     def forward(ctx, idx, w):
         if idx.dtype.kind not in "iu":
             raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}; "
@@ -77,16 +82,25 @@ class Embedding(Function):
         if w.ndim != 2:
             raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), "
                              f"got shape {w.shape}")
-        if idx.size:
+        n = w.shape[0]
+        xp = array_module(w)
+        checks = settled_checks(xp)
+        if checks is None and idx.size:
             lo, hi = int(idx.min()), int(idx.max())
-            if lo < 0 or hi >= w.shape[0]:
-                raise IndexError(f"embedding: index {lo if lo < 0 else hi} is out of range for weight of "
-                                 f"shape {w.shape} (valid: 0 to {w.shape[0] - 1})")
+            if lo < 0 or hi >= n:
+                raise IndexError(_bad_index_message(lo if lo < 0 else hi, w.shape))
+        elif idx.size:  # on the device, read back later: row 0 stands in for a bad index meanwhile
+            bad = out_of_range(idx, n)
+            ctx.check = checks.post(first_bad(xp, bad.reshape(-1), idx.reshape(-1)),
+                                    functools.partial(_bad_index, w.shape, idx.shape))
+            idx = xp.where(bad, 0, idx)
         ctx.save(idx)
-        ctx.num_embeddings = w.shape[0]
-        return array_module(w).take(w, idx, axis=0)
+        ctx.num_embeddings = n
+        return xp.take(w, idx, axis=0)
 
     def backward(ctx, grad):
+        if ctx.check is not None:
+            ctx.check.due = True  # the GPU is a whole backward past it by the next call
         (idx,) = ctx.saved
         xp = array_module(grad)
         dim = grad.shape[-1]
@@ -97,8 +111,25 @@ class Embedding(Function):
         return None, gw
 
 
+def _bad_index_message(index: int, shape: tuple) -> str:
+    return f"embedding: index {index} is out of range for weight of shape {shape} (valid: 0 to {shape[0] - 1})"
+
+
+def _bad_index(weight_shape: tuple, shape: tuple, values) -> IndexError | None:
+    """The error a device-side index check reports in `values` (see index_checks.first_bad); None if none."""
+    key, index = values
+    if not key:
+        return None
+    return IndexError(f"{_bad_index_message(index, weight_shape)}; found at {position('input', shape, key)} "
+                      f"by the device-side check of an earlier embedding call, which used row 0 in its place "
+                      f"{LATER}")
+
+
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
-    """Rows of `weight` picked by integer `input`; the padding_idx row gets no gradient."""
+    """Rows of `weight` picked by integer `input`; the padding_idx row gets no gradient.
+
+    Indices are checked as cross_entropy's targets are: on a GPU on the device, and a bad one raises
+    IndexError at a later call (or when a value is read back to the host)."""
     if padding_idx is not None:
         n = weight.shape[0]
         if not -n <= padding_idx < n:

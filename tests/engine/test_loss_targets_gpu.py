@@ -1,4 +1,4 @@
-"""Class-index losses on a GPU: a training step never waits for the GPU, a bad target is still reported
+"""Class-index losses and embeddings on a GPU: a training step never waits for the GPU, a bad index is still reported
 (by a later call, with its value and position), and the fused kernel with ignored rows equals the plain
 formulas and the CPU."""
 
@@ -216,3 +216,47 @@ def test_fused_cross_entropy_equals_the_plain_formulas_and_the_cpu(case, reducti
     for out, grad in results[1:]:
         np.testing.assert_allclose(results[0][0], out, rtol=rtol, atol=rtol)
         np.testing.assert_allclose(results[0][1], grad, rtol=rtol, atol=rtol)
+
+
+# ---- embedding indices: the same device-side check ---------------------------------------------------------
+@pytest.mark.parametrize("bad", [6, -2])
+def test_a_bad_embedding_index_raises_at_the_next_call_after_backward(bad):
+    engine.manual_seed(0)
+    emb = nn.Embedding(6, 3).to("cuda")
+    out = emb(cuda([[0, 1], [bad, 5]]))  # checked on the device: nothing waits
+    np.testing.assert_array_equal(host(out)[1, 0], host(emb.weight)[0])  # row 0 stands in meanwhile
+    out.sum().backward()
+    with raises(IndexError, f"embedding: index {bad} is out of range for weight of shape (6, 3) (valid: 0 to 5); "
+                            "found at input[1, 0] by the device-side check of an earlier embedding call"):
+        emb(cuda([0, 1]))
+    emb(cuda([0, 1]))  # raised once
+
+
+def test_a_bad_embedding_index_raises_when_a_value_is_read_back():
+    emb = nn.Embedding(4, 2).to("cuda")
+    out = emb(cuda([3, 9, 0]))
+    with raises(IndexError, "embedding: index 9 is out of range for weight of shape (4, 2)"):
+        out.sum().item()
+
+
+def test_an_embedding_step_does_not_wait_for_the_gpu():
+    cp = cupy_module()
+    emb = nn.Embedding(100, 16).to("cuda")
+    opt = engine.optim.SGD(emb.parameters(), lr=0.1)
+    idx = engine.randint(0, 100, (64, 8), device="cuda")
+
+    def step():
+        opt.zero_grad()
+        emb(idx).square().mean().backward()
+        opt.step()
+
+    step()
+    busy = cp.ones((4096, 4096), dtype=cp.float32)
+    for _ in range(30):
+        busy = busy @ busy * (1 / 4096)
+    queued = cp.cuda.Event(disable_timing=True)
+    queued.record()
+    step()
+    waited = queued.done
+    engine.cuda.synchronize()
+    assert not waited, "an embedding step waited for the GPU"
