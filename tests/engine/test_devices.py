@@ -30,6 +30,20 @@ def _no_gpu_reason() -> str | None:
 
 
 NO_GPU = _no_gpu_reason()
+
+
+def waits_for_gpu(step) -> bool:
+    """True when `step()` returned only after the GPU had finished the ~100 ms of work queued before it."""
+    cp = cupy_module()
+    busy = cp.ones((4096, 4096), dtype=cp.float32)
+    for _ in range(30):
+        busy = busy @ busy * (1 / 4096)
+    queued = cp.cuda.Event(disable_timing=True)
+    queued.record()  # a wait anywhere in the step lets this event complete before the step returns
+    step()
+    waited = queued.done  # the step's own work may still run when it returns; the queued work may not
+    engine.cuda.synchronize()
+    return waited
 gpu = pytest.mark.skipif(NO_GPU is not None, reason=NO_GPU or "")
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, gpu])]
 RTOL, ATOL = 1e-4, 1e-5
@@ -378,7 +392,6 @@ def test_device_summaries_equal_the_host_summary(case):
 @pytest.mark.gpu
 @gpu
 def test_events_do_not_wait_for_the_gpu():
-    cp = cupy_module()
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)).to("cuda")
     x = engine.randn(32, 64, device="cuda")
     target = engine.zeros(32, 1, device="cuda")
@@ -390,18 +403,11 @@ def test_events_do_not_wait_for_the_gpu():
     seen = []
     off = engine.hub.subscribe(seen.append)
     try:
-        busy = cp.ones((4096, 4096), dtype=cp.float32)
-        for _ in range(30):  # about a hundred milliseconds of queued work
-            busy = busy @ busy * (1 / 4096)
-        queued = cp.cuda.Event(disable_timing=True)
-        queued.record()  # a wait anywhere in the step would let this event complete before it returns
-        step()
-        still_busy = not queued.done
+        waited = waits_for_gpu(step)
     finally:
         off()
-    engine.cuda.synchronize()
     assert seen, "no events were emitted"
-    assert still_busy, "an op or an event waited for the GPU"
+    assert not waited, "an op or an event waited for the GPU"
 
 
 @pytest.mark.gpu

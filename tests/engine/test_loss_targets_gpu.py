@@ -13,7 +13,7 @@ import engine.nn as nn
 import engine.nn.functional as F
 from engine import kernels
 from engine.backend import cupy_module
-from tests.engine.test_devices import NO_GPU
+from tests.engine.test_devices import NO_GPU, waits_for_gpu
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(NO_GPU is not None, reason=NO_GPU or "")]
 
@@ -72,7 +72,6 @@ OPTIMIZERS = {
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("loss", LOSSES)
 def test_a_training_step_does_not_wait_for_the_gpu(loss, optimizer):
-    cp = cupy_module()
     engine.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).to("cuda")
     params = list(model.parameters())
@@ -91,14 +90,7 @@ def test_a_training_step_does_not_wait_for_the_gpu(loss, optimizer):
     with context():
         step()  # compiles the kernels and fills the memory pools, either of which may wait for the GPU
         step()
-        busy = cp.ones((4096, 4096), dtype=cp.float32)
-        for _ in range(30):  # about a hundred milliseconds of queued work
-            busy = busy @ busy * (1 / 4096)
-        queued = cp.cuda.Event(disable_timing=True)
-        queued.record()
-        step()
-        waited = queued.done  # done only if the step waited for the GPU (the step's own work may run on)
-    engine.cuda.synchronize()
+        waited = waits_for_gpu(step)
     assert not waited, f"a step with {loss} and {optimizer} waited for the GPU"
 
 
@@ -240,7 +232,6 @@ def test_a_bad_embedding_index_raises_when_a_value_is_read_back():
 
 
 def test_an_embedding_step_does_not_wait_for_the_gpu():
-    cp = cupy_module()
     emb = nn.Embedding(100, 16).to("cuda")
     opt = engine.optim.SGD(emb.parameters(), lr=0.1)
     idx = engine.randint(0, 100, (64, 8), device="cuda")
@@ -251,12 +242,4 @@ def test_an_embedding_step_does_not_wait_for_the_gpu():
         opt.step()
 
     step()
-    busy = cp.ones((4096, 4096), dtype=cp.float32)
-    for _ in range(30):
-        busy = busy @ busy * (1 / 4096)
-    queued = cp.cuda.Event(disable_timing=True)
-    queued.record()
-    step()
-    waited = queued.done
-    engine.cuda.synchronize()
-    assert not waited, "an embedding step waited for the GPU"
+    assert not waits_for_gpu(step), "an embedding step waited for the GPU"

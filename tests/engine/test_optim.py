@@ -37,6 +37,19 @@ def train(opt, params, lib=engine, steps=STEPS, record=True):
             history.append([p.detach().numpy().copy() for p in params])
     return history
 
+def step_with_norms(opt) -> OptimizerEvent:
+    """The OptimizerEvent of one `opt.step()`, with update and weight norms asked for."""
+    events = []
+    unsubscribe, release = hub.subscribe(events.append), hub.request_optimizer_norms()
+    try:
+        opt.step()
+    finally:
+        unsubscribe()
+        release()
+    (event,) = [e for e in events if isinstance(e, OptimizerEvent)]
+    return event
+
+
 
 CASES = [
     ("SGD", dict(lr=0.1)),
@@ -203,14 +216,7 @@ def test_step_emits_an_event_with_norms_per_named_parameter():
     opt = optim.SGD([w, b], lr=0.5)
     (w * w).sum().backward()
     (b * 2.0).sum().backward()
-    events = []
-    unsubscribe, release = hub.subscribe(events.append), hub.request_optimizer_norms()
-    try:
-        opt.step()
-    finally:
-        unsubscribe()
-        release()
-    (event,) = [e for e in events if isinstance(e, OptimizerEvent)]
+    event = step_with_norms(opt)
     assert event.optimizer == "SGD" and event.lrs == (0.5,)
     assert set(event.update_norms) == {"layer.weight", "group0.1"}
     # w moves by lr * 2w = w, so it lands at 0; b moves by lr * 2 = 1
@@ -224,14 +230,7 @@ def test_named_parameters_name_the_event_entries_and_state_dict():
     w, b = make_params()[:2]
     opt = optim.Adam([("fc.weight", w), ("fc.bias", b)], lr=0.1)
     (w.sum() + b.sum()).backward()
-    events = []
-    unsubscribe, release = hub.subscribe(events.append), hub.request_optimizer_norms()
-    try:
-        opt.step()
-    finally:
-        unsubscribe()
-        release()
-    (event,) = [e for e in events if isinstance(e, OptimizerEvent)]
+    event = step_with_norms(opt)
     assert list(event.update_norms) == ["fc.weight", "fc.bias"]
     assert opt.state_dict()["param_groups"][0]["param_names"] == ["fc.weight", "fc.bias"]
 
@@ -360,14 +359,7 @@ def test_update_norms_equal_the_parameters_change(make):
     before = [p.detach().numpy().copy() for p in params]
     opt.zero_grad()
     loss_of(engine, params, engine.tensor(X), engine.tensor(Y)).backward()
-    events = []
-    unsubscribe, release = hub.subscribe(events.append), hub.request_optimizer_norms()
-    try:
-        opt.step()
-    finally:
-        unsubscribe()
-        release()
-    (event,) = [e for e in events if isinstance(e, OptimizerEvent)]
+    event = step_with_norms(opt)
     after = [p.detach().numpy() for p in params]
     expected_updates = [float(np.linalg.norm((a - b).astype(np.float64))) for a, b in zip(after, before)]
     expected_weights = [float(np.linalg.norm(a.astype(np.float64))) for a in after]
