@@ -10,13 +10,13 @@ handful of scalars and the 64 bin counts are copied to the host.
 
 On the CPU a summary is made on the engine thread inside every op, where numpy's per-call cost (not
 its per-element cost) is what counts, so it computes there only what alerts and breakpoints use at
-once. For a tensor of at most DEFER_LIMIT elements that is one sum: a finite sum proves there is no
-NaN and no infinity (nan_count = inf_count = 0). The rest (min, max, mean, std, norm, zero_count, the
+once. For a tensor of at most `limit` elements that is one sum: a finite sum proves there is no NaN
+and no infinity (nan_count = inf_count = 0). The rest (min, max, mean, std, norm, zero_count, the
 histogram, the samples) is computed from a copy of the values taken then, when one of them is first
-read, on whichever thread reads it (the same numbers as computing them at once, the sampling above
-`limit` included), and a summary nobody reads costs a copy. `finish(summaries)` computes what many summaries defer in
+read, on whichever thread reads it (in float64, so equal to computing them at once up to rounding),
+and a summary nobody reads costs a copy. `finish(summaries)` computes what many summaries defer in
 a few array operations for all of them (the tape writer's way). Copies waiting this way are bounded
-by WAITING_BYTES (beyond it, and for any tensor with NaN or infinities, or above DEFER_LIMIT, everything
+by WAITING_BYTES (beyond it, and for any tensor with NaN or infinities, or above the limit, everything
 but the histogram is computed at once; the histogram, which only a plot reads, is always counted when
 `counts` is first read, from a copy of its at most HIST_LIMIT values).
 """
@@ -112,14 +112,13 @@ class TensorSummary(_DeferredCounts):
             copy = _late_from_get(self)
         except AttributeError:
             return
-        _waiting[0] -= (copy[0] if copy.__class__ is tuple else copy).nbytes
+        _waiting[0] -= copy.nbytes
 
 
 _SLOTS = {f.name: TensorSummary.__dict__[f.name] for f in fields(TensorSummary)}
 _LATE = ("min", "max", "mean", "std", "norm", "zero_count", "lo", "hi", "samples", "counts")
 _counts_get, _counts_set = TensorSummary.counts.__get__, TensorSummary.counts.__set__
 _counts_from_get = _DeferredCounts._counts_from.__get__
-_counts_from_set = _DeferredCounts._counts_from.__set__
 _counts_from_del = _DeferredCounts._counts_from.__delete__
 _late_from_get = _DeferredCounts._late_from.__get__
 _late_from_del = _DeferredCounts._late_from.__delete__
@@ -127,9 +126,8 @@ _late_lock = threading.Lock()
 _waiting = [0]  # bytes of copies that deferred summaries hold (updated without a lock: a soft bound)
 # The deferral's one probe is a sum: +inf with -inf in it, or values near the float32 limit, make numpy
 # warn about the sum, which is exactly how the probe tells them apart (and counts them, warning-free)
-warnings.filterwarnings("ignore", "(invalid value|overflow) encountered in (dot|reduce)", RuntimeWarning, __name__)
+warnings.filterwarnings("ignore", "(invalid value|overflow) encountered in dot", RuntimeWarning, __name__)
 WAITING_BYTES = 64 << 20  # beyond this many, a summary is computed in full at once instead
-DEFER_LIMIT = 1 << 22  # larger tensors are summarised at once rather than copied whole
 
 
 def finish(summaries) -> None:
@@ -137,42 +135,25 @@ def finish(summaries) -> None:
 
     One by one, a deferred summary costs about fifteen numpy calls when first read; the tape writer,
     which stores every field of every summary, finishes a whole batch with about thirty calls per
-    FINISH_CHUNK elements instead (a summary above its limit, with its strided sample, is finished on
-    its own). Whichever thread reads first computes; the numbers are those of the values a summary was
-    made from, as summarising them at once would give them.
+    FINISH_CHUNK elements instead. Whichever thread reads first computes; the numbers are those of
+    the values a summary was made from (float64 sums, a two-pass variance).
     """
     with _late_lock:
-        late, large, pending = [], [], []
+        late, pending = [], []
         for s in {id(s): s for s in summaries}.values():  # one summary may serve two tensors
             try:
-                (large if _late_from_get(s).__class__ is tuple else late).append(s)
+                _late_from_get(s)
+                late.append(s)
             except AttributeError:
                 try:
                     _counts_from_get(s)
                     pending.append(s)
                 except AttributeError:  # never deferred, or finished already
                     pass
-        for s in large:
-            _finish_large(s)
-            pending.append(s)  # its histogram is still to count
         for chunk in _chunks(late, _late_from_get):
             _finish_statistics(chunk)
         for chunk in _chunks(pending, _counts_from_get):
             _finish_counts(chunk)
-
-
-def _finish_large(s: TensorSummary) -> None:
-    """The statistics of a summary deferred above its limit: as summarising its copy at once gives them."""
-    copy, limit = _late_from_get(s)
-    full = _numpy_summary(copy, s.shape, s.dtype, s.device, s.numel, limit, defer=False)
-    for name in _LATE[:-1]:
-        _SLOTS[name].__set__(s, _SLOTS[name].__get__(full))
-    try:
-        _counts_from_set(s, _counts_from_get(full))
-    except AttributeError:
-        _counts_set(s, _counts_get(full))
-    _late_from_del(s)
-    _waiting[0] -= copy.nbytes
 
 
 FINISH_CHUNK = 1 << 20  # elements finished in one go: float64 temporaries of a few times 8 MB
@@ -355,33 +336,33 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
                  round(zeros), _host_counts(counts), *_hist_range(mn, mx), _samples(flat, n), stride)
 
 
-def _deferred(shape: tuple, dtype: str, dev: str, n: int, copy: np.ndarray, limit: int) -> TensorSummary:
+def _deferred(shape: tuple, dtype: str, dev: str, n: int, copy: np.ndarray) -> TensorSummary:
     """A summary of a finite tensor whose _LATE statistics will be computed from `copy` when first read."""
     s = _new(_Unfrozen)
     s.shape, s.dtype, s.device, s.numel = shape, dtype, dev, n
-    s.nan_count, s.inf_count, s.stride = 0, 0, -(-n // limit)
-    s._late_from = copy if n <= limit else (copy, limit)  # above the limit: finished on its own
+    s.nan_count, s.inf_count, s.stride = 0, 0, 1
+    s._late_from = copy
     s.__class__ = TensorSummary
     _waiting[0] += copy.nbytes
     return s
 
 
 def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int, limit: int,
-                   private: bool = False, defer: bool = True) -> TensorSummary:
+                   private: bool = False) -> TensorSummary:
     """The summary of a flat float32/float64 numpy array, in about ten array calls.
 
     argmin/argmax stop at the first NaN, so a NaN or an infinity shows in the extremes and the exact
     NaN/Inf counts run only then; two BLAS dots give the sum and the sum of squares (mean, std, norm);
     zeros are counted only when zero lies between min and max; the histogram is deferred.
 
-    defer: a tensor of at most DEFER_LIMIT elements gets only the sum now (a finite one proves every
-    element finite), and the rest from a copy when first read, see `finish` (`private`: `flat` is a
-    conversion nobody else holds, so it is that copy).
+    A tensor of at most `limit` elements gets only the sum now (a finite one proves every element
+    finite), and the rest from a copy when first read, see `finish` (`private`: `flat` is a conversion
+    nobody else holds, so it is that copy).
     """
-    if defer and n <= DEFER_LIMIT and _waiting[0] < WAITING_BYTES:
-        total = float(flat.dot(_ones(flat.dtype, n)) if n <= limit else np.add.reduce(flat))
+    if n <= limit and _waiting[0] < WAITING_BYTES:
+        total = float(flat.dot(_ones(flat.dtype, n)))
         if total - total == 0.0:  # NaN and the infinities make a sum NaN or infinite
-            return _deferred(shape, dtype, dev, n, flat if private else flat.copy(), limit)
+            return _deferred(shape, dtype, dev, n, flat if private else flat.copy())
     if n <= limit:  # argmin/argmax cost less per call; min/max reductions less per element
         mn, mx = flat.item(flat.argmin()), flat.item(flat.argmax())
     else:
