@@ -144,16 +144,16 @@ def update_squares(before, after, out: list) -> None:
 
 
 def host_floats(values: list) -> list[float]:
-    """0-d device arrays as Python floats, one transfer per device (a float() each would sync every time)."""
-    if all(v.__class__.__module__ == "numpy" for v in values):
-        return [float(v) for v in values]
+    """Numbers and 0-d arrays as Python floats, one transfer per GPU (a float() each would sync each time)."""
     out = [math.nan] * len(values)
-    by_device: dict = {}
+    on_gpus: dict = {}
     for i, v in enumerate(values):
-        by_device.setdefault(device_of(v), []).append(i)
-    for idx in by_device.values():
-        xp = array_module(values[idx[0]])
-        host = to_device(xp.stack([values[i] for i in idx]), CPU)
+        if v.__class__.__module__.startswith("cupy"):
+            on_gpus.setdefault(device_of(v), []).append(i)
+        else:  # numpy values and Python numbers are on the host already
+            out[i] = float(v)
+    for idx in on_gpus.values():
+        host = to_device(array_module(values[idx[0]]).stack([values[i] for i in idx]), CPU)
         for i, v in zip(idx, host.tolist()):
             out[i] = float(v)
     return out

@@ -31,7 +31,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from engine import kernels
-from engine.backend import array_module, device_of
+from engine.backend import array_module, device_of, host_floats
 
 BINS = 64
 SAMPLES = 8
@@ -222,7 +222,8 @@ def _finish_statistics(late: list) -> None:
     np.cumsum(taken[:-1], out=first[1:])
     seg = np.repeat(np.arange(len(late)), taken)
     index = np.repeat(starts - first * step, taken) + np.arange(int(taken.sum())) * np.repeat(step, taken)
-    counts = _segment_counts(x[index], seg, lo, hi)
+    counts = _bin_counts(np, x[index], lo, hi, seg, len(late))
+    counts.flags.writeable = False
     columns = zip(late, copies, mn.tolist(), mx.tolist(), mean.tolist(), var.tolist(), norm.tolist(),
                   zeros.tolist(), lo.tolist(), hi.tolist(), counts, constant.tolist())
     for s, copy, s_min, s_max, s_mean, s_var, s_norm, s_zeros, s_lo, s_hi, s_counts, s_constant in columns:
@@ -241,21 +242,11 @@ def _finish_counts(pending: list) -> None:
     x, n, _ = _segments([_counts_from_get(s) for s in pending])
     lo = np.array([s.lo for s in pending], dtype=np.float64)
     hi = np.array([s.hi for s in pending], dtype=np.float64)
-    for s, counts in zip(pending, _segment_counts(x, np.repeat(np.arange(len(pending)), n), lo, hi)):
+    block = _bin_counts(np, x, lo, hi, np.repeat(np.arange(len(pending)), n), len(pending))
+    block.flags.writeable = False
+    for s, counts in zip(pending, block):
         _counts_set(s, counts)
         _counts_from_del(s)
-
-
-def _segment_counts(values: np.ndarray, seg: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Read-only BINS counts per segment (rows): _bin_counts' rule, for many histograms in one bincount."""
-    h = values - lo[seg]
-    h /= ((hi - lo) / BINS)[seg]  # the same float64 operations as _bin_counts, so the same bins
-    rows = len(lo)
-    counts = np.bincount(seg * (BINS + 1) + h.astype(np.intp), minlength=rows * (BINS + 1)).reshape(rows, BINS + 1)
-    counts[:, BINS - 1] += counts[:, BINS]  # the maximum itself lands one past the last bin
-    counts = counts[:, :BINS]
-    counts.flags.writeable = False
-    return counts
 
 
 class _Unfrozen(_DeferredCounts):
@@ -331,7 +322,7 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
     else:
         finite = flat
     stats, counts, stride = _finite_stats(xp, finite, mn, mx, limit)
-    mn, mx, mean, var, norm, zeros = _host_floats(xp, (mn, mx, *stats))
+    mn, mx, mean, var, norm, zeros = host_floats([mn, mx, *stats])
     return _make(shape, dtype, dev, n, mn, mx, mean, math.sqrt(var) if var > 0 else 0.0, norm, nan, inf,
                  round(zeros), _host_counts(counts), *_hist_range(mn, mx), _samples(flat, n), stride)
 
@@ -410,13 +401,21 @@ def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int,
                  zeros, None, lo, hi, _samples(flat, n), stride, s[:: -(-ns // HIST_LIMIT)].copy())
 
 
-def _bin_counts(xp, h, lo: float, hi: float):
-    """BINS counts of `h` on its device: bin floor((x - lo) / width) in float64, the maximum in the last."""
-    h = xp.subtract(h, lo, dtype=xp.float64)
-    h /= (hi - lo) / BINS  # divided by the width, not multiplied by its inverse: a value on an edge
-    counts = xp.bincount(h.astype(xp.intp), minlength=BINS + 1)  # goes in the bin above, as in reals
-    counts[BINS - 1] += counts[BINS]  # the maximum itself lands one past the last bin
-    return counts[:BINS]
+def _bin_counts(xp, values, lo, hi, seg=None, rows: int = 1):
+    """BINS counts per row, on the values' device: a value of row r (seg's entry for it; row 0 without
+    seg) goes in bin floor((x - lo[r]) / ((hi[r] - lo[r]) / BINS)), computed in float64, and the
+    maximum in the last bin. lo, hi: numbers for one row, arrays indexed by seg for many."""
+    width = (hi - lo) / BINS
+    if seg is not None:
+        lo, width = lo[seg], width[seg]
+    h = xp.subtract(values, lo, dtype=xp.float64)
+    h /= width  # divided by the width, not multiplied by its inverse: a value on an edge goes in the bin above
+    bins = h.astype(xp.intp)
+    if seg is not None:
+        bins += seg * (BINS + 1)
+    counts = xp.bincount(bins, minlength=rows * (BINS + 1)).reshape(rows, BINS + 1)
+    counts[:, BINS - 1] += counts[:, BINS]  # the maximum itself lands one past the last bin
+    return counts[:, :BINS]
 
 
 def _hist_range(mn, mx) -> tuple:
@@ -446,14 +445,7 @@ def _finite_stats(xp, flat, mn, mx, limit: int):
         var = xp.dot(d, d) / ns
     norm = xp.sqrt(xp.dot(flat, flat) if stride > 1 else sq)
     lo, hi = _hist_range(mn, mx)  # the histogram: of at most HIST_LIMIT elements
-    return (mean, var, norm, zeros), _bin_counts(xp, s[:: -(-ns // HIST_LIMIT)], lo, hi), stride
-
-
-def _host_floats(xp, values) -> list[float]:
-    """Device scalars as Python floats, in one transfer on a GPU."""
-    if xp is np:
-        return [float(v) for v in values]
-    return xp.stack([xp.asarray(v, dtype=xp.float64) for v in values]).get().tolist()
+    return (mean, var, norm, zeros), _bin_counts(xp, s[:: -(-ns // HIST_LIMIT)], lo, hi)[0], stride
 
 
 def _host_counts(counts) -> np.ndarray:

@@ -196,8 +196,9 @@ def summary_rows(heads: list[tuple], layouts: list[int], summaries: list[TensorS
             for i, ((a, b), lay, s) in enumerate(zip(heads, layouts, summaries))]
 
 
-def _real(x) -> float:
-    if x is None:  # SQLite stores NaN as NULL
+def parse_real(x) -> float:
+    """A number read from a tape (NULL is NaN: SQLite stores NaN as NULL); ValueError for anything else."""
+    if x is None:
         return math.nan
     if type(x) is not float and type(x) is not int:
         raise ValueError(f"expected a number, got {type(x).__name__}")
@@ -222,8 +223,9 @@ def parse_summary(layout: tuple, cols: tuple) -> TensorSummary:
     hist = np.frombuffer(counts, dtype=width, offset=width.itemsize).astype(np.int64)
     hist.flags.writeable = False
     shape, dtype, device = layout
-    return TensorSummary(shape, dtype, device, _count(numel), _real(mn), _real(mx), _real(mean), _real(std),
-                         _real(norm), _count(nan), _count(inf), _count(zeros), hist, _real(lo), _real(hi),
+    real = parse_real
+    return TensorSummary(shape, dtype, device, _count(numel), real(mn), real(mx), real(mean), real(std), real(norm),
+                         _count(nan), _count(inf), _count(zeros), hist, real(lo), real(hi),
                          struct.unpack(f"<{len(samples) // 8}d", samples), _count(stride) or 1)
 
 

@@ -15,7 +15,6 @@ ever executed: SQL is parameterised, text stays text, arrays load without pickle
 from __future__ import annotations
 
 import functools
-import math
 import os
 import sqlite3
 import struct
@@ -39,6 +38,7 @@ from engine.tape.codec import (
     parse_ids,
     parse_json,
     parse_npy,
+    parse_real,
     parse_shape,
     parse_shapes,
     parse_summary,
@@ -504,7 +504,7 @@ class Tape:
                 f"SELECT {_SUMMARY_COLUMNS} FROM alert_inputs WHERE seq = ? ORDER BY slot LIMIT 64", (seq,)):
             inputs.append(parse_summary(self._layout(layout), tuple(cols)))
         return AlertEvent(_int(seq), _text(kind), _text(message), _text(op), _text(key), _text(module),
-                          _int(fseq), _int(it), _text(file), _int(line), _text(code), _real(value),
+                          _int(fseq), _int(it), _text(file), _int(line), _text(code), parse_real(value),
                           tuple(inputs))
 
     @_guard
@@ -620,14 +620,6 @@ def _text(x) -> str:
     if type(x) is not str:
         raise ValueError(f"expected text, found {type(x).__name__}")
     return x
-
-
-def _real(x) -> float:
-    if x is None:  # SQLite keeps NaN as NULL
-        return math.nan
-    if type(x) is not float and type(x) is not int:
-        raise ValueError(f"expected a number, found {type(x).__name__}")
-    return float(x)
 
 
 def _list(x) -> list:

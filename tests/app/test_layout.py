@@ -10,6 +10,7 @@ from app.graph_model import GraphModel
 from app.layout import LayoutCache, LayoutCancelled, LayoutJob, layout_view, plain_graph
 from engine import nn
 from engine.events import hub
+from tests.app.graphs import mlp_graph_model
 
 
 def network(blocks: int, seed: int = 0) -> tuple[int, list[tuple[int, int]]]:
@@ -45,15 +46,7 @@ def overlaps(lo_hi: np.ndarray) -> int:
 
 @pytest.fixture
 def mlp_view():
-    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-    events: list = []
-    hub.reset_top_level()
-    off = hub.subscribe(events.append)
-    nn.functional.cross_entropy(net(engine.randn(5, 4)), engine.tensor([0, 1, 2, 0, 1])).backward()
-    off()
-    model = GraphModel()
-    model.apply_batch(events)
-    return model
+    return mlp_graph_model()
 
 
 def test_network_layout_has_no_overlaps_and_edges_point_down():

@@ -6,25 +6,14 @@ from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgRenderer
 
-import engine
-from app.graph_model import GraphModel
 from app.layout import layout_view
-from engine import nn
-from engine.events import hub
+from tests.app.graphs import mlp_graph_model
 from widgets.graph_canvas import BACKGROUND, NONFINITE, GraphCanvas
 
 
 @pytest.fixture
 def model():
-    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-    events: list = []
-    hub.reset_top_level()
-    off = hub.subscribe(events.append)
-    nn.functional.cross_entropy(net(engine.randn(5, 4)), engine.tensor([0, 1, 2, 0, 1])).backward()
-    off()
-    m = GraphModel()
-    m.apply_batch(events)
-    return m
+    return mlp_graph_model()
 
 
 @pytest.fixture
