@@ -9,6 +9,7 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import contextlib  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -25,18 +26,25 @@ def try_torch():
 
 
 def interleaved(contenders: dict[str, Callable[[], None]], rounds: int = 15, repeat: int = 20,
-                warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each contender, timed in alternation so noise hits all alike."""
-    for fn in contenders.values():
-        for _ in range(warmup):
-            fn()
+                warmup: int = 3, contexts: dict[str, Callable] | None = None) -> dict[str, float]:
+    """Median seconds per call of each contender, timed in alternation so noise hits all alike.
+
+    contexts: name -> a context manager factory entered around each timed block of `repeat` calls
+    (a debugger attached for a stretch of training, as a person attaches one), not around each call.
+    """
+    contexts = contexts or {}
+    for name, fn in contenders.items():
+        with contexts.get(name, contextlib.nullcontext)():
+            for _ in range(warmup):
+                fn()
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
-            t0 = time.perf_counter()
-            for _ in range(repeat):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / repeat)
+            with contexts.get(name, contextlib.nullcontext)():
+                t0 = time.perf_counter()
+                for _ in range(repeat):
+                    fn()
+                samples[name].append((time.perf_counter() - t0) / repeat)
     return {name: statistics.median(s) for name, s in samples.items()}
 
 

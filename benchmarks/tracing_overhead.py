@@ -2,11 +2,12 @@
 
     python benchmarks/tracing_overhead.py [--quick] [--device cuda]
 
-Contenders, timed interleaved in one run (one thread each):
+Contenders, timed interleaved in one run (one thread each); a debugger is attached around each timed
+block of steps, as a person attaches one to a stretch of training, not around every step:
   untraced         nothing attached to the event hub
   no subscriber    a Debugger attached and detached again: the hub is back to its one attribute check
   idle subscriber  one subscriber that does nothing: what the engine itself spends once anybody listens
-                   (events, module events, the optimizer's update and weight norms)
+                   (op, backward, module and optimizer events; optimizer norms only when a debugger asks)
   structure        Debugger("structure"): records, module depth, source lines, value cache
   summary          Debugger("summary"): plus a TensorSummary of every op output and gradient, alerts
   values           Debugger("values"): plus host copies of tensors up to 4096 elements
@@ -17,6 +18,7 @@ the tracer's own share: each tier against the idle subscriber.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -31,6 +33,7 @@ import engine
 import engine.nn as nn
 import engine.nn.functional as F
 from engine.debug import Debugger
+from engine.debug.records import CAPTURES
 
 BARS = (("no subscriber", 1.02), ("structure", 1.10), ("summary", 1.30))
 
@@ -72,32 +75,31 @@ def training_step(model, x, y):
     return step, opt
 
 
-def contenders(model, x, y) -> dict:
+def contenders(model, x, y) -> tuple[dict, dict]:
+    """(name -> one training step, name -> what is attached around a timed block of steps)."""
     step, opt = training_step(model, x, y)
     idle = Debugger("summary", model=model, optimizer=opt)
 
-    def no_subscriber():
+    @contextlib.contextmanager
+    def attached_once():  # the hub has had a subscriber and lost it again
         idle.attach()
         idle.detach()
-        step()
+        yield
 
+    @contextlib.contextmanager
     def idle_subscriber():
         off = engine.hub.subscribe(lambda event: None)
         try:
-            step()
+            yield
         finally:
             off()
 
-    out = {"untraced": step, "no subscriber": no_subscriber, "idle subscriber": idle_subscriber}
-    for capture in ("structure", "summary", "values"):
+    steps = dict.fromkeys(("untraced", "no subscriber", "idle subscriber", *CAPTURES), step)
+    contexts = {"no subscriber": attached_once, "idle subscriber": idle_subscriber}
+    for capture in CAPTURES:
         dbg = Debugger(capture, model=model, optimizer=opt)
-
-        def traced(dbg=dbg):
-            with dbg:
-                step()
-
-        out[capture] = traced
-    return out
+        contexts[capture] = lambda dbg=dbg: dbg  # a Debugger attaches on entering, detaches on leaving
+    return steps, contexts
 
 
 def bar_lines(title: str, times: dict) -> None:
@@ -123,8 +125,8 @@ def main(argv=None) -> None:
 
     x, y, params = make_data()
     mlp = MLP(params).to(dev)
-    times = interleaved(contenders(mlp, engine.tensor(x, device=dev), engine.tensor(y, device=dev)), rounds,
-                        repeat)
+    steps, contexts = contenders(mlp, engine.tensor(x, device=dev), engine.tensor(y, device=dev))
+    times = interleaved(steps, rounds, repeat, contexts=contexts)
     title = f"MLP {D_IN}-{HIDDEN}-{D_OUT} training step, batch {BATCH}, {dev}"
     report(title, times, "untraced")
     bar_lines(title, times)
@@ -132,7 +134,8 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(1)
     images = engine.tensor(rng.standard_normal((32, 1, 28, 28)).astype(np.float32), device=dev)
     labels = engine.tensor(rng.integers(0, 10, 32), device=dev)
-    times = interleaved(contenders(CNN().to(dev), images, labels), rounds, max(1, repeat // 2))
+    steps, contexts = contenders(CNN().to(dev), images, labels)
+    times = interleaved(steps, rounds, max(1, repeat // 2), contexts=contexts)
     title = f"CNN conv8-conv16-fc training step, batch 32, 28x28, {dev}"
     report(title, times, "untraced")
     bar_lines(title, times)

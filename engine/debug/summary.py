@@ -136,7 +136,8 @@ def finish(summaries) -> None:
     One by one, a deferred summary costs about fifteen numpy calls when first read; the tape writer,
     which stores every field of every summary, finishes a whole batch with about thirty calls per
     FINISH_CHUNK elements instead. Whichever thread reads first computes; the numbers are those of
-    the values a summary was made from (float64 sums, a two-pass variance).
+    the values a summary was made from (float64 sums; the variance from centred values where the mean
+    dwarfs the spread).
     """
     with _late_lock:
         late, pending = [], []
@@ -156,7 +157,7 @@ def finish(summaries) -> None:
             _finish_counts(chunk)
 
 
-FINISH_CHUNK = 1 << 20  # elements finished in one go: float64 temporaries of a few times 8 MB
+FINISH_CHUNK = 1 << 16  # elements finished in one go: its float64 passes stay in a core's cache
 
 
 def _chunks(summaries: list, values_of) -> list[list]:
@@ -185,34 +186,30 @@ def _segments(arrays: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _finish_statistics(late: list) -> None:
     """Fill in the _LATE fields of deferred summaries from their copies (finite, at most the limit).
 
-    Extremes, zero counts and histograms are computed for all the copies end to end; the sum and the
-    sum of squares of each copy are two BLAS dot products (as summarising it at once would compute
-    them: float64 where float32 squares could overflow, centred again where the mean dwarfs the spread).
+    Every statistic is computed for all the copies end to end, in float64: whole-array passes, which
+    numpy runs without the GIL, so a tape writer finishing them leaves the engine thread running. A
+    copy whose mean dwarfs its spread (|mean| > 10 std) gets its variance again from centred values.
     """
     copies = [_late_from_get(s) for s in late]
     x, n, starts = _segments(copies)
-    mn = np.minimum.reduceat(x, starts).astype(np.float64)  # the histogram's range is float64 arithmetic
-    mx = np.maximum.reduceat(x, starts).astype(np.float64)
-    zeros = np.bincount(np.searchsorted(starts, np.flatnonzero(x == 0), "right") - 1, minlength=len(late))
-    mean, var, sq = [], [], []
-    for c, k, a, b in zip(copies, n.tolist(), mn.tolist(), mx.tolist()):
-        amax = b if b > -a else -a
-        if amax * amax * k > _F32_SQUARES and c.dtype == np.float32:  # its sum of squares would overflow
-            c = c.astype(np.float64)
-        ones = _ones(c.dtype, k)
-        total, ssq = float(c.dot(ones)), float(c.dot(c))
-        m = total / k
-        v = ssq / k - m * m
-        if not v > 0.01 * m * m and b > a:  # |mean| > 10 std: E[x^2] - mean^2 lost the variance's digits
-            d = c - m
-            dsum = float(d.dot(ones)) / k
-            m += dsum
-            v = float(d.dot(d)) / k - dsum * dsum
-        mean.append(m)
-        var.append(v)
-        sq.append(ssq)
-    mean, var, norm = np.array(mean), np.array(var), np.sqrt(sq)
+    x64 = x.astype(np.float64)
+    mn = np.minimum.reduceat(x64, starts)
+    mx = np.maximum.reduceat(x64, starts)
+    zeros = np.add.reduceat(x == 0, starts, dtype=np.intp)
+    total = np.add.reduceat(x64, starts)
+    np.multiply(x64, x64, out=x64)
+    sq = np.add.reduceat(x64, starts)
+    mean = total / n
+    var = sq / n - mean * mean
+    for i in np.flatnonzero(~(var > 0.01 * mean * mean) & (mx > mn)).tolist():
+        d = copies[i].astype(np.float64) - mean[i]  # E[x^2] - mean^2 lost the variance's digits: centre
+        dmean = d.mean()
+        mean[i] += dmean
+        var[i] = float(d.dot(d)) / n[i] - dmean * dmean
+    norm = np.sqrt(sq)
     constant = mx == mn
+    mean = np.where(constant, mn, mean)
+    std = np.where(constant | ~(var > 0), 0.0, np.sqrt(np.maximum(var, 0.0)))
     lo = np.where(constant, mn - 0.5, mn)  # as _hist_range
     hi = np.where(constant, mn + 0.5, mx)
     # the histogram's values: every ceil(n / HIST_LIMIT)-th, as a single summary takes them
@@ -224,16 +221,14 @@ def _finish_statistics(late: list) -> None:
     index = np.repeat(starts - first * step, taken) + np.arange(int(taken.sum())) * np.repeat(step, taken)
     counts = _bin_counts(np, x[index], lo, hi, seg, len(late))
     counts.flags.writeable = False
-    columns = zip(late, copies, mn.tolist(), mx.tolist(), mean.tolist(), var.tolist(), norm.tolist(),
-                  zeros.tolist(), lo.tolist(), hi.tolist(), counts, constant.tolist())
-    for s, copy, s_min, s_max, s_mean, s_var, s_norm, s_zeros, s_lo, s_hi, s_counts, s_constant in columns:
-        s_std = 0.0 if s_constant or not s_var > 0 else math.sqrt(s_var)
-        for name, value in (("min", s_min), ("max", s_max), ("mean", s_min if s_constant else s_mean),
-                            ("std", s_std), ("norm", s_norm), ("zero_count", s_zeros), ("lo", s_lo),
-                            ("hi", s_hi), ("counts", s_counts)):
-            _SLOTS[name].__set__(s, value)
-        _SLOTS["samples"].__set__(s, _samples(copy, copy.size))
-        _late_from_del(s)
+    columns = zip(late, copies, mn.tolist(), mx.tolist(), mean.tolist(), std.tolist(), norm.tolist(),
+                  zeros.tolist(), lo.tolist(), hi.tolist(), counts)
+    for s, copy, *values in columns:
+        _setattr(s, "__class__", _Unfrozen)  # plain slot stores from here, as _make fills a new summary
+        s.min, s.max, s.mean, s.std, s.norm, s.zero_count, s.lo, s.hi, s.counts = values
+        s.samples = _samples(copy, copy.size)
+        del s._late_from
+        s.__class__ = TensorSummary
         _waiting[0] -= copy.nbytes
 
 
@@ -276,6 +271,7 @@ def _make(shape, dtype, device, numel, min, max, mean, std, norm, nan_count, inf
 
 
 _new = object.__new__
+_setattr = object.__setattr__  # past TensorSummary's frozen guard
 _FIELDS = tuple(f.name for f in fields(TensorSummary))
 if _make.__code__.co_varnames[:len(_FIELDS)] != _FIELDS:  # a field added to one and not the other
     raise TypeError("engine.debug.summary._make must take TensorSummary's fields, in order")
