@@ -56,6 +56,7 @@ def _summaries(rec) -> list:
     return []
 
 
+MIN_BACKLOG = 2048  # items that may always wait for the GUI: a burst of small ops must not stall the engine
 HISTORY = 50_000  # op and backward records a session keeps by seq, for scrubbing back a live run
 _HERE = os.path.abspath(__file__)
 
@@ -379,19 +380,24 @@ class LiveSession(Session):
     """User code on an engine thread under an interactive Debugger (see the module docstring).
 
     pause_on_entry: stop before the code runs. record: a .tape path to record to from the start.
-    max_queue: items that may wait for the GUI; beyond that the engine thread waits (back-pressure).
+    max_queue: items that may wait for the GUI at most. max_lag: seconds of the GUI's own pace that
+    may wait (at least MIN_BACKLOG items): beyond either the engine thread waits for the GUI (back-
+    pressure), so what the window shows is never far behind the engine and a pause shows at once.
     """
 
     mode = "live"
 
     def __init__(self, target: Target, *, pause_on_entry: bool = True, capture: str = "summary",
-                 record: str | None = None, stop_on_nan: bool = True, max_queue: int = 200_000) -> None:
+                 record: str | None = None, stop_on_nan: bool = True, max_queue: int = 200_000,
+                 max_lag: float = 0.25) -> None:
         super().__init__()
         self.target = target
         self.pause_on_entry = pause_on_entry
         self.capture = capture
         self.stop_on_nan = stop_on_nan
         self.max_queue = max_queue
+        self.max_lag = max_lag
+        self._backlog = min(max_queue, MIN_BACKLOG)  # items that may wait now; set from the GUI's pace
         self.debugger = Debugger(capture, interactive=True, on_record=[self._discover, self._push],
                                  on_stop=self._push, on_alert=self._on_alert)
         self.run = None
@@ -408,8 +414,8 @@ class LiveSession(Session):
     def _push(self, item) -> None:
         q = self.queue
         q.append(item)
-        if len(q) > self.max_queue:  # the GUI fell behind: wait for it rather than grow without bound
-            while len(q) > self.max_queue // 2 and not self._closed:
+        if len(q) > self._backlog:  # the GUI fell behind: wait for it rather than show the past
+            while len(q) > self._backlog // 2 and not self._closed:
                 self._room.wait(0.05)  # a timeout, so Stop's asynchronous exception can land
                 self._room.clear()
 
@@ -492,6 +498,9 @@ class LiveSession(Session):
         return self
 
     def _drained(self, change: SessionChange) -> None:
+        # what the GUI applies in max_lag seconds: past it, what the window shows would trail the engine
+        pace = int(self.events_per_second * self.max_lag)
+        self._backlog = min(self.max_queue, max(MIN_BACKLOG, pace))
         self._room.set()
         run = self.run
         if not self.queue and self.ended is None and run is not None and run.done.is_set():

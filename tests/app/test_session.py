@@ -7,7 +7,7 @@ import pytest
 
 from app.graph_model import OP
 from app.replay import ReplaySession
-from app.session import LiveSession, Target
+from app.session import MIN_BACKLOG, LiveSession, Target
 
 TIMEOUT = 15_000  # ms: a hang fails the test instead of blocking it
 
@@ -210,6 +210,26 @@ def test_the_engine_waits_for_a_slow_gui_instead_of_dropping_events(qtbot, sessi
     assert not s.run.done.is_set()
     drained(qtbot, s, lambda: s.ended is not None)
     assert s.iteration == 29 and len(s.losses) == 30
+
+
+def test_what_a_slow_gui_shows_trails_the_engine_by_a_bounded_backlog(qtbot, sessions, tmp_path):
+    path = write(tmp_path, "loop.py", LOOP.format(steps=1_000_000))
+    s = live(sessions, Target.script(path), pause_on_entry=False)
+    seen = []
+
+    def slow_frame():  # a GUI that applies 20 items a frame, for 150 frames
+        s.drain(max_items=20)
+        seen.append(len(s.queue))
+        assert len(seen) >= 150
+
+    qtbot.waitUntil(slow_frame, timeout=TIMEOUT)
+    assert max(seen) > MIN_BACKLOG // 2  # the engine did outrun the GUI
+    peak = max(seen)
+    # the GUI's pace (a few hundred items a second) allows no more than the minimum to wait
+    assert peak <= MIN_BACKLOG + 1
+    s.command("pause")
+    drained(qtbot, s, lambda: s.status == "paused")
+    assert not s.run.done.is_set()
 
 
 # ---- replay -----------------------------------------------------------------------------------------
