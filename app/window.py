@@ -185,11 +185,12 @@ class MainWindow(QMainWindow):
         d = self.docks
         w, h = self.width(), self.height()
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.13), int(w * 0.27)], horizontal)
-        self.resizeDocks([d["source"], d["output"], d["loss"]], [int(w * 0.27), int(w * 0.22), int(w * 0.16)],
+        self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.11), int(w * 0.27)], horizontal)
+        self.resizeDocks([d["source"], d["output"], d["loss"]], [int(w * 0.24), int(w * 0.2), int(w * 0.19)],
                          horizontal)
         self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
-        self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.55), int(h * 0.3)], vertical)
+        # the inspector's statistics and histograms fit without scrolling; alerts are a short list
+        self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.66), int(h * 0.2)], vertical)
         for first in ("modules", "inspector", "alerts", "loss"):  # the tab in front of each group
             d[first].raise_()
 

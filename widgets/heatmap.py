@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 MAX_SIDE = 512
@@ -78,9 +78,9 @@ class HeatmapView(QWidget):
         self._sliders.setHorizontalSpacing(8)
         self._sliders.setVerticalSpacing(2)
         box.addWidget(self._sliders_box)
-        self.plots = pg.GraphicsLayoutWidget()
+        self.plots = _Plots()
         self.plots.setBackground(None)
-        self.plots.setMinimumHeight(160)
+        self.plots.setMinimumHeight(110)
         box.addWidget(self.plots, 1)
         self.hover = QLabel(" ")
         self.hover.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -339,3 +339,11 @@ def _levels(img: np.ndarray) -> tuple[float, float, pg.ColorMap]:
         m = max(-lo, hi) or 1.0
         return -m, m, _DIVERGING
     return (lo, hi if hi > lo else lo + 1.0, _SEQUENTIAL)
+
+
+class _Plots(pg.GraphicsLayoutWidget):
+    """The heatmap's plot area, asking for a modest size: pyqtgraph's default of 640x480 made the
+    inspector taller than its dock (a scroll area lays it out at its preferred height)."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(300, 200)

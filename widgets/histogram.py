@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QSize
 
 from engine.debug.summary import TensorSummary
 
@@ -22,7 +23,7 @@ class HistogramView(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.showGrid(x=False, y=True, alpha=0.2)
-        self.setMinimumSize(160, 120)
+        self.setMinimumSize(96, 100)  # three side by side in the inspector dock, without a scroll bar
         if title:
             self.setTitle(title, size="9pt", color="#868e96")
         for name in ("left", "bottom"):
@@ -39,6 +40,11 @@ class HistogramView(pg.PlotWidget):
         self._edges = np.zeros(0)
         self._counts = np.zeros(0, dtype=np.int64)
         self.show_summary(None)
+
+    def sizeHint(self) -> QSize:
+        # modest: a scroll area holding the inspector lays it out at its preferred height (its word-
+        # wrapped labels ask for height-for-width), and a plot's default of 640x480 made it scroll
+        return QSize(200, 180)
 
     def show_summary(self, summary: TensorSummary | None) -> None:
         """Draw the summary's histogram (None: an empty plot saying so)."""

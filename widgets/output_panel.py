@@ -16,7 +16,8 @@ class OutputPanel(QPlainTextEdit):
         super().__init__(parent)
         self.setReadOnly(True)
         self.setMaximumBlockCount(max_lines)
-        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        # a console's columns (epoch, loss, accuracy) stay aligned: long lines scroll, as in an IDE's run console
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         font.setPointSizeF(max(font.pointSizeF() - 0.5, 8.0))
         self.setFont(font)

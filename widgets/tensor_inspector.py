@@ -82,9 +82,9 @@ class TensorInspector(QWidget):
         self.stats.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # "Copy statistics" copies it whole
         self.stats.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.stats.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.stats.verticalHeader().setDefaultSectionSize(20)
+        self.stats.verticalHeader().setDefaultSectionSize(19)
         self.stats.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.stats.setFixedHeight(20 * len(STATS) + self.stats.horizontalHeader().sizeHint().height() + 4)
+        self.stats.setFixedHeight(19 * len(STATS) + self.stats.horizontalHeader().sizeHint().height() + 4)
         box.addWidget(self.stats)
 
         self.tabs = QTabWidget()

@@ -465,8 +465,7 @@ class Timeline(QWidget):
         self.fit_button = QToolButton()
         self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Show every event")
-        self.where = QLabel()
-        self.where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.where = _ElidedLabel()
         # a long position text must not widen the window's bottom row and squeeze the side docks
         self.where.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar.addWidget(self.follow_button)
@@ -584,6 +583,30 @@ class Timeline(QWidget):
         if not self._syncing:
             x0, x1 = self.view.view_range()
             self.view.set_view(value, value + (x1 - x0))
+
+
+class _ElidedLabel(QLabel):
+    """A one-line label that ends in "…" where its text does not fit (the whole text in its tooltip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._full = ""
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(self.width(), 0))
+        super().setText(shown)
 
 
 def _legend() -> QLabel:

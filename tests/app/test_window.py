@@ -223,6 +223,23 @@ def test_panels_and_window_state_are_kept(qtbot, tmp_path):
     assert second.docks["output"].isVisible()
 
 
+def test_the_inspector_fits_its_dock_at_the_default_size(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings)  # its own default size and layout
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    area = window.docks["inspector"].widget()
+    # statistics, histograms and buttons without scrolling (the plots once asked for 640x480 each)
+    def fits():
+        assert area.viewport().height() > 300
+        assert not area.verticalScrollBar().isVisible()
+        assert not area.horizontalScrollBar().isVisible()
+        assert window.inspector.height() <= area.viewport().height()
+
+    qtbot.waitUntil(fits)
+
+
 # ---- the command line opens the window on what it was given ------------------------------------------
 def test_run_subcommand_opens_the_script(monkeypatch, tmp_path):
     path = script(tmp_path, "train.py", "pass\n")

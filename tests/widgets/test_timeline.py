@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 import engine
 import engine.nn as nn
@@ -60,6 +60,17 @@ def test_arrow_keys_move_the_cursor_one_event(qtbot, timeline):
         qtbot.keyClick(view, Qt.Key.Key_PageDown)  # the first event of the next iteration
     assert sig.args == [seqs[14]]
     assert "iteration 1 \u00b7 forward" in timeline.where.text()
+
+
+def test_a_position_too_long_for_a_narrow_timeline_ends_in_an_ellipsis(qtbot, timeline):
+    seqs = events()[0]
+    timeline.set_cursor(seqs[20])
+    full = timeline.where.text()
+    timeline.resize(560, 110)  # the legend keeps its width: little is left for the position
+    qtbot.waitUntil(lambda: timeline.where.width() < timeline.where.fontMetrics().horizontalAdvance(full))
+    shown = QLabel.text(timeline.where)  # what is painted
+    assert shown.endswith("\u2026") and full.startswith(shown[:-1])
+    assert timeline.where.toolTip() == full
 
 
 def test_set_cursor_between_events_lands_on_the_earlier_and_emits_nothing(qtbot, timeline):
