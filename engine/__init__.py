@@ -5,6 +5,8 @@
     (x * x).sum().backward()
 """
 
+import warnings
+
 from engine import cuda, data, ops, optim
 from engine.autograd.function import Function, ShapeError
 from engine.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -48,5 +50,10 @@ int = int32
 _OPS = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))
         and getattr(getattr(ops, n), "__module__", "").startswith("engine.")]
 globals().update({n: getattr(ops, n) for n in _OPS if n not in globals()})
+
+# Like PyTorch, ops make inf and NaN silently (log(0) is -inf): numpy's floating-point warnings, raised
+# from inside the engine's kernels, would name engine internals rather than the user's line. Where
+# non-finite values come from is engine.debug's job: its alerts name the op, module and source line.
+warnings.filterwarnings("ignore", r".* encountered in ", RuntimeWarning, r"engine\.(ops|autograd|nn|optim)\.")
 
 __version__ = "0.1.0"
