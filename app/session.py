@@ -287,7 +287,10 @@ class Session:
 
     def _on_stop(self, stop: Stop, change: SessionChange) -> None:
         self.current_stop = stop
-        self.stop_alert, self._nan_alert = self._nan_alert, None
+        alert, self._nan_alert = self._nan_alert, None
+        # a stop is "on" the NaN alert only at the op it names: a replay scrubbed back, or a step after
+        # the alert, stops elsewhere
+        self.stop_alert = alert if alert is not None and _names(alert, stop.record) else None
         self.status = PAUSED
         change.stop = stop
         change.status = True
@@ -373,6 +376,14 @@ class Session:
 
     def close(self) -> None:
         """Release what the session holds (threads, files)."""
+
+
+def _names(alert: AlertEvent, rec) -> bool:
+    """Whether `alert` is about record `rec` (its forward op, or that op's backward node)."""
+    if rec is None or not alert.forward_seq:
+        return False
+    event = rec.event
+    return event.seq == alert.forward_seq or getattr(event, "forward_seq", 0) == alert.forward_seq
 
 
 # ---- live -----------------------------------------------------------------------------------------

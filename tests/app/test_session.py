@@ -292,3 +292,31 @@ def test_the_session_controller_imports_no_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.stdout.strip() == "[]"
+
+
+def test_a_replay_scrubbed_back_before_a_nan_is_not_paused_on_its_alert(qtbot, sessions, tmp_path):
+    tape = str(tmp_path / "nan.tape")
+    path = write(tmp_path, "nan_loop.py", """
+        import engine, engine.nn as nn
+        model = nn.Linear(3, 2)
+        x = engine.randn(4, 3)
+        for step in range(4):
+            out = model(x)
+            value = (out - 100.0).log() if step == 2 else (out * out + 1.0).log()  # NaN at step 2 only
+            value.mean().backward()
+            engine.debug.mark_iteration()
+    """)
+    s = live(sessions, Target.script(path), pause_on_entry=False, stop_on_nan=False, record=tape)
+    drained(qtbot, s, lambda: s.ended is not None)
+    r = ReplaySession(tape)
+    sessions.append(r)
+    drained(qtbot, r, lambda: r.status == "finished")  # played past the alert to the end
+    (alert,) = r.tape.alerts()
+    r.seek(r.iterations[1].first_seq + 1)  # an iteration before the NaN
+    drained(qtbot, r, lambda: r.status == "paused")
+    assert r.iteration == 1 and r.stop_alert is None
+    assert "alert" not in r.status_text()
+    r.seek(alert.forward_seq)  # the op where it started
+    drained(qtbot, r, lambda: r.status == "paused" and r.cursor == alert.forward_seq)
+    assert r.current_stop.record.event.op == "log"
+
