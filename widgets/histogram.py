@@ -6,6 +6,8 @@ Outputs: none (a view only). `bars()` returns (bin edges, counts) as drawn.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize
@@ -15,6 +17,8 @@ from engine.debug.summary import TensorSummary
 
 class HistogramView(pg.PlotWidget):
     """Bars of a summary's histogram (the summary's own bins: over at most HIST_LIMIT finite values)."""
+
+    _edges = np.zeros(0)  # the bin edges drawn (pyqtgraph resizes the widget before __init__ sets them)
 
     def __init__(self, title: str = "", colour: str = "#1c7ed6", parent=None) -> None:
         super().__init__(parent, background=None)
@@ -41,6 +45,23 @@ class HistogramView(pg.PlotWidget):
         self._counts = np.zeros(0, dtype=np.int64)
         self.show_summary(None)
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.plotItem is not None:  # (pyqtgraph resizes once before the plot exists)
+            self._place_ticks()
+
+    def _place_ticks(self) -> None:
+        """Value ticks whose labels fit side by side: pyqtgraph's own ran labels such as -5000 and 0
+        together when three plots share the inspector's width."""
+        axis = self.getAxis("bottom")
+        edges = self._edges
+        self.getAxis("left").setTicks([[]] if not len(edges) else None)  # no data: no scales
+        if not len(edges):
+            axis.setTicks([[]])
+            return
+        room = max(self.width() - axis_left_width(self) - 16, 40)
+        axis.setTicks([fitting_ticks(float(edges[0]), float(edges[-1]), room, self.fontMetrics())])
+
     def sizeHint(self) -> QSize:
         # modest: a scroll area holding the inspector lays it out at its preferred height (its word-
         # wrapped labels ask for height-for-width), and a plot's default of 640x480 made it scroll
@@ -57,12 +78,14 @@ class HistogramView(pg.PlotWidget):
             self._note.setPos(0.5, 0.5)
             self._bad.setText(_bad_text(summary))
             self._bad.setPos(1, 1)
+            self._place_ticks()
             return
         edges = summary.bin_edges
         self._edges, self._counts = edges, np.asarray(counts)
         self._bars.setOpts(x0=edges[:-1], x1=edges[1:], height=self._counts)
         top = float(self._counts.max())
         self.setRange(xRange=(edges[0], edges[-1]), yRange=(0, top * 1.08), padding=0.02)
+        self._place_ticks()
         self._note.setText("")
         self._bad.setText(_bad_text(summary))
         self._bad.setPos(edges[-1], top * 1.08)
@@ -72,6 +95,27 @@ class HistogramView(pg.PlotWidget):
     def bars(self) -> tuple[np.ndarray, np.ndarray]:
         """The bin edges and counts drawn now."""
         return self._edges, self._counts
+
+
+def axis_left_width(plot: pg.PlotWidget) -> int:
+    """Pixels the left axis takes from a plot's width."""
+    return int(plot.getAxis("left").width())
+
+
+def fitting_ticks(lo: float, hi: float, room: float, metrics) -> list[tuple[float, str]]:
+    """(value, label) ticks at round steps between lo and hi whose labels fit in `room` pixels side by side
+    (at least one tick: the round number nearest the middle)."""
+    span = hi - lo
+    if not span > 0 or not math.isfinite(span):
+        return [(lo, f"{lo:g}")]
+    base = 10.0 ** math.floor(math.log10(span / 8))
+    for step in (m * base for m in (1, 2, 5, 10, 20, 50, 100)):
+        values = np.arange(math.ceil(lo / step), math.floor(hi / step) + 1) * step
+        labels = [f"{v:.6g}" if v else "0" for v in values]
+        if len(values) and sum(metrics.horizontalAdvance(t) + 12 for t in labels) <= room:
+            return list(zip(values.tolist(), labels))
+    middle = float(np.round((lo + hi) / 2, -math.floor(math.log10(span))))
+    return [(middle, f"{middle:.6g}")]
 
 
 def _bad_text(summary: TensorSummary | None) -> str:

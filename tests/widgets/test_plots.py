@@ -1,9 +1,11 @@
 """Gradient flow, training curves and histograms, offscreen, fed from real engine events."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
+from PySide6.QtGui import QFontMetrics, QImage, QPainter
 
 import engine
 import engine.nn as nn
@@ -81,6 +83,31 @@ def test_histogram_draws_the_summary_bins(qtbot):
     assert "1 NaN" in view._bad.textItem.toPlainText()
     view.show_summary(None)
     assert view.bars()[1].size == 0
+
+
+@pytest.mark.parametrize("width", [120, 150, 260, 600])
+@pytest.mark.parametrize("scale, shift", [(3000.0, -3000.0), (1.0, 0.0), (0.002, 0.0), (1e-7, 5.0)])
+def test_histogram_value_labels_never_run_together(qtbot, width, scale, shift):
+    view = HistogramView("gradient")
+    qtbot.addWidget(view)
+    view.resize(width, 200)
+    view.show()
+    qtbot.waitExposed(view)
+    s = summarize((np.random.default_rng(1).standard_normal(4000) * scale + shift).astype(np.float64))
+    view.show_summary(s)
+    axis = view.getAxis("bottom")
+    image = QImage(8, 8, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        texts = axis.generateDrawSpecs(painter)[2]  # (rectangle, flags, label) of each label as drawn
+    finally:
+        painter.end()
+    assert texts, "at least one labelled value"
+    assert all(s.lo <= float(label.replace("\u2212", "-")) <= s.hi for _, _, label in texts)
+    rects = sorted((r.left(), r.right()) for r, _, _ in texts)
+    space = QFontMetrics(axis.style["tickFont"] or view.font()).horizontalAdvance(" ")
+    # a space's width at least between neighbours ("0.20.40.60.8" read as one number)
+    assert all(a[1] + space <= b[0] for a, b in itertools.pairwise(rects)), [label for _, _, label in texts]
 
 
 class _MLP(nn.Module):
