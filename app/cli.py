@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("tape")
     exp.add_argument("--format", choices=FORMATS, required=True)
     exp.add_argument("-o", "--output", required=True, metavar="OUT")
-    exp.add_argument("--iteration", type=int, help="the iteration to draw (dot; default: the last with ops)")
+    exp.add_argument("--iteration", type=int, help="the iteration to draw (dot; default: the last with a "
+                     "forward and a backward, else the last with ops)")
     run = sub.add_parser(
         "run", allow_abbrev=False, help="debug a script in the app",
         usage="tapescope run [--run] [--record TAPE] SCRIPT.py [SCRIPT ARGS]",

@@ -134,9 +134,10 @@ def _shape(shape: tuple) -> str:
 
 
 def export_dot(tape: Tape, out: TextIO, iteration: int | None = None) -> None:
-    """The forward graph of one iteration (the last with ops by default), modules as nested clusters."""
+    """The forward graph of one iteration (by default the last whole training step, see
+    _default_iteration), modules as nested clusters."""
     if iteration is None:
-        iteration = _last_iteration_with_ops(tape)
+        iteration = _default_iteration(tape)
     graph = tape.graph(iteration) if iteration is not None else None
     title = f"{tape.path}, iteration {iteration}" if graph else f"{tape.path}: no ops recorded"
     out.write("digraph tape {\n")
@@ -174,7 +175,12 @@ def _dot_body(graph, out: TextIO) -> None:
             shapes[(tid, op.seq)] = shape
     for tid in dict.fromkeys(t for t, _ in graph.leaves):
         shape = next((s for (t, _), s in shapes.items() if t == tid), ())
-        out.write(f"  t{tid} [shape=ellipse, style=solid, label={_label(f'tensor {tid}', _shape(shape))}];\n")
+        name = graph.names.get(tid)
+        if name is not None:  # a parameter, drawn as the app draws them
+            out.write(f'  t{tid} [shape=box, style="rounded,filled", fillcolor="#fff3bf", '
+                      f"label={_label(name, _shape(shape))}];\n")
+        else:
+            out.write(f"  t{tid} [shape=ellipse, style=solid, label={_label(f'tensor {tid}', _shape(shape))}];\n")
     for tid, dst in graph.leaves:
         out.write(f"  t{tid} -> op{dst};\n")
     for src, dst, tid in graph.edges:
@@ -190,19 +196,32 @@ def _parent(path: str) -> str:
     return path.rsplit(".", 1)[0] if "." in path else ""
 
 
-def _last_iteration_with_ops(tape: Tape) -> int | None:
+_TRAINING_LOOKBACK = 1024  # iterations searched back for a whole training step before settling for ops
+
+
+def _default_iteration(tape: Tape) -> int | None:
+    """The last whole training step (forward and backward), else the last iteration with ops.
+
+    The last iteration is often a fragment: what ran after the final optimizer step (an accuracy
+    check), or a step cut short where the script stopped."""
     counts = tape.counts()
     if counts["last_iteration"] is None:
         return None
-    # walk back from the end: the last iteration may hold only an optimizer step or nothing but marks
+    with_ops = None
     hi = counts["last_iteration"] + 1
+    searched = 0
     while True:
         infos = tape.iterations(hi - 64, hi)
         if not infos:
-            return None
+            return with_ops
         for info in reversed(infos):
-            if info.ops:
+            if info.ops and info.backward:
                 return info.iteration
+            if info.ops and with_ops is None:
+                with_ops = info.iteration
+        searched += len(infos)
+        if with_ops is not None and searched >= _TRAINING_LOOKBACK:
+            return with_ops
         hi = infos[0].iteration
 
 

@@ -20,7 +20,7 @@ import sqlite3
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -93,7 +93,8 @@ class IterationGraph:
     """The forward ops and backward nodes of one iteration, and the tensors that link them.
 
     edges: (producer op seq, consumer op seq, tensor id); leaves: (tensor id, consumer op seq) for
-    inputs no op of the iteration made (data, parameters, values from earlier iterations).
+    inputs no op of the iteration made (data, parameters, values from earlier iterations); names:
+    tensor id -> dotted parameter name ("fc1.weight") of the parameters its module calls reported.
     """
 
     iteration: int
@@ -101,6 +102,7 @@ class IterationGraph:
     backward: tuple[BackwardEvent, ...]
     edges: tuple[tuple[int, int, int], ...]
     leaves: tuple[tuple[int, int], ...]
+    names: dict = field(default_factory=dict)
 
 
 def _guard(method):
@@ -533,12 +535,14 @@ class Tape:
     @_guard
     def graph(self, iteration: int) -> IterationGraph:
         """The forward ops, backward nodes and tensor edges of one iteration."""
-        ops, backward = [], []
+        ops, backward, names = [], [], {}
         for row, _stack in self._rows(None, None, iteration):
             if row.kind == "op":
                 ops.append(row.event)
             elif row.kind == "backward":
                 backward.append(row.event)
+            elif row.kind == "module_enter":
+                names.update(row.event.params)
         producer = {op.output: op.seq for op in ops}
         edges, leaves = [], []
         for op in ops:
@@ -548,7 +552,7 @@ class Tape:
                     edges.append((src, op.seq, tid))
                 else:
                     leaves.append((tid, op.seq))
-        return IterationGraph(iteration, tuple(ops), tuple(backward), tuple(edges), tuple(leaves))
+        return IterationGraph(iteration, tuple(ops), tuple(backward), tuple(edges), tuple(leaves), names)
 
     # ---- plumbing ---------------------------------------------------------------------------------
     def _one(self, sql: str, params: tuple = ()):

@@ -7,10 +7,11 @@ import subprocess
 
 import pytest
 
+import engine
 import engine.tape
 from engine.events import BackwardEvent, OpEvent
 from engine.tape.export import dot_string, export
-from tests.engine.tape.helpers import record_run
+from tests.engine.tape.helpers import record_run, train
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def test_dot_draws_the_last_iteration_with_module_clusters(recorded):
     assert "iteration 2" in dot
     assert 'label="MLP.fc1"' in dot and 'label="MLP"' in dot
     assert dot.count("[label=\"linear\\nMLP.fc") == 2
+    assert 'label="fc1.weight\\n5x6"' in dot and 'label="fc2.bias\\n3"' in dot  # parameters by name
     first = _export(path, "dot", iteration=0)
     assert "iteration 0" in first
     if shutil.which("dot"):
@@ -59,6 +61,19 @@ def test_dot_draws_the_last_iteration_with_module_clusters(recorded):
         assert len(graph.ops) == 7  # linear, relu, linear, sub, log, add, cross_entropy
         assert out.stdout.count('class="node"') == len(graph.ops) + len({t for t, _ in graph.leaves})
         assert out.stdout.count('class="edge"') == len(graph.edges) + len(graph.leaves)
+
+
+def test_dot_draws_the_last_whole_training_step_by_default(tmp_path):
+    path = tmp_path / "eval_after.tape"
+    with engine.record(path, capture="structure"):
+        model = train(2)
+        model(engine.ones(1, 6)).argmax(1)  # an evaluation after the last step: an iteration of its own
+    with engine.tape.open(path) as tape:
+        last = tape.iterations()[-1]
+    assert last.ops and not last.backward
+    dot = _export(path, "dot")
+    assert f"iteration {last.iteration - 1}" in dot and "cross_entropy" in dot
+    assert "argmax" in _export(path, "dot", iteration=last.iteration)
 
 
 def test_dot_strings_are_quoted_safely():
