@@ -141,7 +141,8 @@ class DebugPanels(QObject):
             self.worker.cancel()
             self.w.inspector.clear()
             return
-        self.w.inspector.show_summaries(_title(info), info.summary, info.grad, subtitle=_subtitle(info))
+        self.w.inspector.show_summaries(_title(info), info.summary, info.grad, subtitle=_subtitle(info),
+                                        grad_label=_grad_label(info))
         self.w.inspector.set_values()  # values shown before belong to an older output
         session = self.w.session
         if isinstance(session, ReplaySession) or session.status != "running":
@@ -164,7 +165,7 @@ class DebugPanels(QObject):
         # the engine's summaries stay what is shown; the worker's stand in only where the engine had none
         self.w.inspector.show_summaries(_title(info), info.summary or result.value_summary,
                                         info.grad or result.grad_summary, result.diff_summary,
-                                        subtitle=_subtitle(info))
+                                        subtitle=_subtitle(info), grad_label=_grad_label(info))
         self.w.inspector.set_values(result.value, result.grad, result.previous)
 
     # ---- timeline ----------------------------------------------------------------------------------------
@@ -306,6 +307,14 @@ def _title(info: NodeInfo) -> str:
 def _subtitle(info: NodeInfo) -> str:
     where = f" in {info.module}" if info.module else ""
     return f"{info.op}{where}: {info.in_shapes} \u2192 {info.out_shape} {info.dtype}".strip()
+
+
+def _grad_label(info: NodeInfo) -> str:
+    """The gradient column's name when that gradient is older than the output shown (during a forward,
+    the last gradient flowed in the iteration before)."""
+    if info.grad is not None and 0 <= info.grad_iteration < info.iteration:
+        return f"gradient (iteration {info.grad_iteration})"
+    return ""
 
 
 def _edit_text(event) -> str:

@@ -68,6 +68,7 @@ class ReplaySession(Session):
         self.model.collapsed = collapsed
         self.summaries, self.grads, self.frames, self.alerts = {}, {}, {}, []
         self.outputs, self.grad_ids, self.steps, self.by_seq = {}, {}, [], {}
+        self.made_in = {}
         self._order.clear()
         if self._reader is not None:
             self._reader.cancel()

@@ -119,6 +119,8 @@ class NodeInfo:
     summary: object  # engine.debug.TensorSummary of the output, or None
     grad: object  # of the gradient flowing into it, or None
     alert: str = ""
+    iteration: int = -1  # when the output summarised was made (-1: unknown)
+    grad_iteration: int = -1  # when the gradient summarised flowed (an earlier iteration during a forward)
 
 
 @dataclass
@@ -160,6 +162,7 @@ class Session:
         self.losses: dict[int, float] = {}  # iteration -> loss (the scalar backward() started from)
         self.summaries: dict[str, object] = {}  # node key -> TensorSummary of its latest output
         self.grads: dict[str, object] = {}  # node key -> TensorSummary of its latest incoming gradient
+        self.made_in: dict[str, tuple[int, int]] = {}  # node key -> iterations of its output, its gradient
         self.frames: dict[str, object] = {}  # node key -> SourceFrame where it ran
         self.outputs: dict[str, int] = {}  # node key -> tensor id of its latest output (to fetch values)
         self.grad_ids: dict[str, int] = {}  # node key -> tensor id of its latest incoming gradient
@@ -247,13 +250,16 @@ class Session:
             self.outputs[key] = rec.event.output
             if rec.summary is not None:
                 self.summaries[key] = rec.summary
+                self.made_in[key] = (rec.iteration, self.made_in.get(key, (-1, -1))[1])
             if rec.source is not None:
                 self.frames[key] = rec.source
         elif cls is BackwardRecord:
             self._remember(rec)
             self.grad_ids[model.current] = rec.event.grad_output
             if rec.grad_output is not None:
-                self.grads[model.current] = rec.grad_output
+                key = model.current
+                self.grads[key] = rec.grad_output
+                self.made_in[key] = (self.made_in.get(key, (-1, -1))[0], rec.iteration)
             fwd = rec.forward
             # the first backward node of an iteration differentiates what backward() started from
             if rec.iteration not in self.losses and fwd is not None and fwd.summary is not None \
@@ -320,7 +326,8 @@ class Session:
         shown = view.keys[i]
         return NodeInfo(shown, view.label[i], KIND_NAMES[int(view.kind[i])], view.op[i], view.module[i],
                         view.in_shapes[i], view.out_shape[i], view.dtype[i], self.frames.get(shown),
-                        self.summaries.get(shown), self.grads.get(shown), self.model.alerts.get(shown, ""))
+                        self.summaries.get(shown), self.grads.get(shown), self.model.alerts.get(shown, ""),
+                        *self.made_in.get(shown, (-1, -1)))
 
     def source_text(self, file: str) -> str | None:
         """The text of a source file (live: from disk; replay: as recorded)."""

@@ -146,18 +146,23 @@ class TensorInspector(QWidget):
 
     def show_summaries(self, title: str, value: TensorSummary | None = None,
                        grad: TensorSummary | None = None, diff: TensorSummary | None = None,
-                       subtitle: str = "") -> None:
-        """Show a tensor by its summaries; values set earlier are dropped when the title changes."""
+                       subtitle: str = "", grad_label: str = "") -> None:
+        """Show a tensor by its summaries; values set earlier are dropped when the title changes.
+
+        grad_label: the gradient column's name where it needs saying more than "gradient" (its iteration)."""
         if title != self.title.text():
             self._set_arrays({})
         self._summaries = {name: s for name, s in zip(COLUMNS, (value, grad, diff)) if s is not None}
         self.title.setText(title)
         self.meta.setText(_meta(value or grad, subtitle))
         self.meta.setStyleSheet("")
+        names = {GRAD: grad_label or GRAD}
+        self.stats.setHorizontalHeaderLabels([names.get(c, c) for c in COLUMNS])
         self._fill_stats()
         for name, view in self.histograms.items():
             view.show_summary(self._summaries.get(name))
             view.setVisible(name in self._summaries or name == VALUE)
+            view.setTitle(names.get(name, name), size="9pt", color="#868e96")
         self.status.setText("")
         self._update_buttons()
 

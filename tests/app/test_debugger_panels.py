@@ -77,6 +77,32 @@ def test_selecting_a_node_shows_the_engines_statistics(qtbot, window):
     assert values.shape == (32, 16) and float(values.mean()) == pytest.approx(summary.mean, rel=1e-5)
 
 
+def gradient_header(window) -> str:
+    stats = window.inspector.stats
+    return next(stats.horizontalHeaderItem(c).text() for c in range(stats.columnCount())
+                if stats.horizontalHeaderItem(c).text().startswith("gradient"))
+
+
+def test_a_gradient_from_the_iteration_before_says_so(qtbot, window):
+    window.run_function(train, "dropnet")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("run_to_next_iteration")  # iteration 1: its forward, with iteration 0's gradients
+    qtbot.waitUntil(lambda: paused(window) and window.session.iteration == 1, timeout=TIMEOUT)
+    key = step_to_op(qtbot, window, "relu")
+    window.canvas.select(key)
+    assert window.session.phase == "forward"
+    assert gradient_header(window) == "gradient (iteration 0)"
+    window.command("run_to_phase")  # into iteration 1's backward: relu's gradient is this iteration's
+    qtbot.waitUntil(lambda: paused(window) and window.session.phase == "backward", timeout=TIMEOUT)
+    for _ in range(20):
+        if window.session.made_in[key][1] == 1:
+            break
+        window.command("step_into")
+        qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.canvas.select(key)
+    assert gradient_header(window) == "gradient"
+
+
 def has_module(editor, path: str) -> bool:
     try:
         editor.row(path)
