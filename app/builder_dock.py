@@ -140,6 +140,9 @@ class BuilderDock(QObject):
                 sizes.append(want)
         if docks:
             self.window.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
+        balance = getattr(self.window, "balance_bottom_row", None)
+        if balance is not None:  # the graph's column is narrower: its bottom row shares what is left
+            QTimer.singleShot(0, balance)
 
     def build(self) -> bool:
         """Build what the panel holds and start debugging its training (paused before the first op);

@@ -186,13 +186,24 @@ class MainWindow(QMainWindow):
         w, h = self.width(), self.height()
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
         self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.11), int(w * 0.27)], horizontal)
-        self.resizeDocks([d["source"], d["output"], d["loss"]], [int(w * 0.24), int(w * 0.2), int(w * 0.19)],
-                         horizontal)
+        self.resizeDocks(*self._bottom_row(int(w * 0.63)), horizontal)
         self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
         # the inspector's statistics and histograms fit without scrolling; alerts are a short list
         self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.66), int(h * 0.2)], vertical)
         for first in ("modules", "inspector", "alerts", "loss"):  # the tab in front of each group
             d[first].raise_()
+
+    def _bottom_row(self, width: int) -> tuple[list, list[int]]:
+        """The source, output and loss docks under the graph, and widths sharing `width` among them."""
+        d = self.docks
+        return [d["source"], d["output"], d["loss"]], [int(width * f) for f in (0.38, 0.32, 0.30)]
+
+    def balance_bottom_row(self) -> None:
+        """Share the bottom row's width again (after a side dock took some, e.g. the model builder)."""
+        docks, _ = self._bottom_row(0)
+        shown = [dock for dock in docks if dock.isVisible() and not dock.isFloating()]
+        if len(shown) == len(docks):
+            self.resizeDocks(*self._bottom_row(sum(dock.width() for dock in docks)), Qt.Orientation.Horizontal)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -710,7 +721,7 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     area.setWidget(widget)
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
-    area.setMinimumWidth(220)
+    area.setMinimumWidth(120)
     return area
 
 

@@ -20,6 +20,7 @@ class SourceView(QWidget):
         layout.setSpacing(2)
         self.title = QLabel()
         self.title.setContentsMargins(4, 2, 4, 0)
+        self.title.setWordWrap(True)  # a long message must not set the dock's minimum width
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)

@@ -55,6 +55,24 @@ def test_the_builder_is_hidden_until_opened_from_the_view_menu(qtbot, window):
     assert not dock.builder_dock.isVisible() and not dock.prediction_dock.isVisible()
 
 
+def test_opening_the_builder_leaves_every_panel_under_the_graph_readable(qtbot, tmp_path):
+    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.resize(1600, 1000)
+    window.show()
+    qtbot.waitExposed(window)
+    window.resize(1200, 800)  # a person makes the window smaller, then opens the builder
+    qtbot.waitUntil(lambda: window.width() == 1200)
+    window.builder.open_action.trigger()
+    qtbot.waitUntil(lambda: window.builder.builder_dock.isVisible(), timeout=TIMEOUT)
+    bottom = [window.docks[name] for name in ("source", "output", "loss")]
+    # the builder's column takes width from the graph's; the panels under the graph share what is left
+    # (the output panel was squeezed to a sliver, its title cut to "O...")
+    qtbot.waitUntil(lambda: min(d.width() for d in bottom) >= 0.2 * sum(d.width() for d in bottom),
+                    timeout=TIMEOUT)
+    assert all(d.width() >= 120 for d in bottom), [d.width() for d in bottom]
+
+
 def test_a_spirals_build_debugs_its_training_and_draws_the_boundary_live(qtbot, window):
     dock = open_builder(qtbot, window)
     panel = dock.panel
