@@ -4,6 +4,11 @@ gradient norms, dead ReLUs.
 A forward op is a NaN origin when its output is not finite but all of its inputs are; a backward node
 is one when it turns a finite incoming gradient into non-finite input gradients while its forward op
 was clean. Everything downstream of an origin has a non-finite input (or gradient) and stays quiet.
+
+Infinities a program puts in on purpose are not an alert: masked_fill with -inf (attention masks)
+makes them by design, and softmax turns them into zeros. Its output is not tainted either, so if a
+NaN appears later from those infinities (softmax over a row masked entirely), the op where the NaN
+appears is its origin: its inputs hold infinities but no NaN.
 """
 
 from __future__ import annotations
@@ -32,6 +37,18 @@ class AlertSettings:
     grad_norm_max: float | None = 1e3
     grad_norm_min: float | None = 1e-7
     dead_relu: float | None = 0.9
+
+
+INTENDED_INFINITIES = frozenset({"masked_fill"})  # ops that write a given value, -inf included, on purpose
+
+
+def has_nan(array, summary=None) -> bool:
+    """True when `array` holds a NaN."""
+    if summary is not None:
+        return summary.nan_count > 0
+    if array.dtype.kind not in "fc":
+        return False
+    return bool(array_module(array).isnan(array).any())
 
 
 def all_finite(array, summary=None) -> bool:
@@ -91,14 +108,20 @@ class Monitor:
                 self._tainted.add(rec.event.seq)
                 return None
             if not all_finite(out.data, rec.summary):
+                nan = has_nan(out.data, rec.summary)
+                if not nan and rec.event.op in INTENDED_INFINITIES:
+                    return None  # a mask: infinities by design
                 bad.add(rec.event.output)
                 self._tainted.add(rec.event.seq)
                 if all(all_finite(t.data) for t in inputs):
-                    summaries = tuple(summarize(t.data) for t in inputs)
-                    return _alert("nonfinite_forward", f"non-finite values first appear in the output of "
-                                  f"{_where(rec)}, iteration {rec.iteration}; its inputs are finite", rec,
-                                  math.nan, summaries)
-                return None
+                    why = "its inputs are finite"
+                elif nan and not any(has_nan(t.data) for t in inputs):
+                    why = "its inputs hold infinities but no NaN"  # e.g. softmax over a row masked to -inf
+                else:
+                    return None
+                summaries = tuple(summarize(t.data) for t in inputs)
+                return _alert("nonfinite_forward", f"non-finite values first appear in the output of "
+                              f"{_where(rec)}, iteration {rec.iteration}; {why}", rec, math.nan, summaries)
         if s.dead_relu is not None and rec.event.op == "relu" and out.data.ndim >= 2:
             data = out.data
             # units dead for the whole batch are that many zeros: too few zeros in all rule them out at

@@ -143,3 +143,21 @@ def test_nonfinite_breakpoint_and_alert_agree_on_where():
     assert stop.record.event.op == "log" and stop.record.summary.nan_count + stop.record.summary.inf_count > 0
     dbg.detach()
     assert run.join(TIMEOUT)
+
+
+def test_masking_with_minus_infinity_is_not_an_alert():
+    scores = engine.randn(2, 4, 4)
+    causal = engine.tensor(np.triu(np.ones((4, 4), bool), k=1))
+    with Debugger("summary") as dbg:
+        weights = F.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)  # attention's causal mask
+    assert np.isfinite(weights.numpy()).all()
+    assert list(dbg.alerts) == []
+
+
+def test_a_nan_made_from_masked_infinities_is_reported_where_it_appears():
+    scores = engine.randn(1, 3, 3)
+    everything = engine.tensor(np.array([[False, False, False], [True, True, True], [False, True, True]]))
+    with Debugger("summary") as dbg:
+        F.softmax(scores.masked_fill(everything, float("-inf")), dim=-1)  # row 1 masked entirely: NaN
+    assert [(a.kind, a.op) for a in dbg.alerts] == [("nonfinite_forward", "softmax")]
+    assert "its inputs hold infinities but no NaN" in dbg.alerts[0].message
