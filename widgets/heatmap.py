@@ -346,4 +346,4 @@ class _Plots(pg.GraphicsLayoutWidget):
     inspector taller than its dock (a scroll area lays it out at its preferred height)."""
 
     def sizeHint(self) -> QSize:
-        return QSize(300, 200)
+        return QSize(300, 150)

@@ -65,7 +65,7 @@ class HistogramView(pg.PlotWidget):
     def sizeHint(self) -> QSize:
         # modest: a scroll area holding the inspector lays it out at its preferred height (its word-
         # wrapped labels ask for height-for-width), and a plot's default of 640x480 made it scroll
-        return QSize(200, 180)
+        return QSize(200, 140)
 
     def show_summary(self, summary: TensorSummary | None) -> None:
         """Draw the summary's histogram (None: an empty plot saying so)."""

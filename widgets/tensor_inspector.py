@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -38,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.debug.summary import TensorSummary
+from widgets.elided_label import ElidedLabel
 from widgets.heatmap import Difference, HeatmapView, ordinal
 from widgets.histogram import HistogramView
 from widgets.value_table import ValueTable
@@ -65,12 +67,13 @@ class TensorInspector(QWidget):
         box.setContentsMargins(6, 6, 6, 6)
         box.setSpacing(6)
 
-        self.title = QLabel()
+        # long module paths ("TinyGPT.blocks.layers.1.self_attn/linear:0") must not widen the dock
+        self.title = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)
         self.title.setStyleSheet("font-weight: 600; font-size: 11pt")
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.meta = QLabel()
         self.meta.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.meta.setWordWrap(True)
+        self.meta.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         box.addWidget(self.title)
         box.addWidget(self.meta)
 

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QScrollBar,
-    QSizePolicy,
     QToolButton,
     QToolTip,
     QVBoxLayout,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.debug.records import OPTIMIZER, PHASES, EventRecord
+from widgets.elided_label import ElidedLabel
 
 PHASE_CODE = {name: i for i, name in enumerate(PHASES)}
 PHASE_COLOURS = ("#74c0fc", "#ffa94d", "#8ce99a")  # forward, backward, optimizer
@@ -465,9 +465,7 @@ class Timeline(QWidget):
         self.fit_button = QToolButton()
         self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Show every event")
-        self.where = _ElidedLabel()
-        # a long position text must not widen the window's bottom row and squeeze the side docks
-        self.where.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.where = ElidedLabel()  # a long position must not widen the bottom row and squeeze the side docks
         bar.addWidget(self.follow_button)
         bar.addWidget(self.fit_button)
         bar.addWidget(self.where, 1)
@@ -583,30 +581,6 @@ class Timeline(QWidget):
         if not self._syncing:
             x0, x1 = self.view.view_range()
             self.view.set_view(value, value + (x1 - x0))
-
-
-class _ElidedLabel(QLabel):
-    """A one-line label that ends in "…" where its text does not fit (the whole text in its tooltip)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._full = ""
-
-    def setText(self, text: str) -> None:
-        self._full = text
-        self.setToolTip(text)
-        self._elide()
-
-    def text(self) -> str:
-        return self._full
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(self.width(), 0))
-        super().setText(shown)
 
 
 def _legend() -> QLabel:
