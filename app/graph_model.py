@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.debug.alerts import INTENDED_INFINITIES
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
@@ -403,16 +404,18 @@ class GraphModel:
             if source is not None and key not in self.sources:
                 self.sources[key] = f"{source.file}:{source.line}  {source.text}"
             if summary is not None:
-                self._record_summary(key, ACTIVATION, summary.abs_max, summary, FORWARD_NONFINITE)
+                # a mask's -inf is by design (as for the debugger's alerts): not marked as a problem
+                clean = summary.finite or (not summary.nan_count and rec.event.op in INTENDED_INFINITIES)
+                self._record_summary(key, ACTIVATION, summary.abs_max, clean, FORWARD_NONFINITE)
         elif isinstance(rec.event, BackwardEvent):
             grad = getattr(rec, "grad_output", None)
             if grad is not None:
-                self._record_summary(self.current, GRAD_NORM, grad.norm, grad, BACKWARD_NONFINITE)
+                self._record_summary(self.current, GRAD_NORM, grad.norm, grad.finite, BACKWARD_NONFINITE)
 
-    def _record_summary(self, key: str, metric: str, value: float, summary, bit: int) -> None:
+    def _record_summary(self, key: str, metric: str, value: float, clean: bool, bit: int) -> None:
         self.metrics[metric][key] = value
         flags = self.nonfinite.get(key, 0)
-        flags = flags & ~bit if summary.finite else flags | bit
+        flags = flags & ~bit if clean else flags | bit
         if flags:
             self.nonfinite[key] = flags
         else:

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import engine
+import engine.nn.functional as F
 from app.graph_model import INPUT, MODULE, OP, PARAM, GraphModel
 from engine import nn
+from engine.debug import Debugger
 from engine.events import AlertEvent, hub
 
 
@@ -226,6 +228,7 @@ class Summary:  # the parts of engine.debug's TensorSummary the model reads
     abs_max: float
     norm: float
     finite: bool
+    nan_count: int = 0
 
 
 @dataclass
@@ -247,13 +250,25 @@ def test_debugger_records_set_metrics_flags_and_source_lines():
     events = record(lambda: (x * 2).exp())
     model = GraphModel()
     model.apply(OpRecord(events[0], Summary(3.0, 5.0, True), Frame("train.py", 12, "y = x * 2")))
-    model.apply(OpRecord(events[1], Summary(float("nan"), float("nan"), False)))
+    model.apply(OpRecord(events[1], Summary(float("nan"), float("nan"), False, nan_count=4)))
     view = model.view()
     activation = model.metric_array(view, "activation")
     mul, exp = view.keys.index("mul:0"), view.keys.index("exp:0")
     assert activation[mul] == 3.0
     assert model.nonfinite_array(view).tolist() == [i == exp for i in range(len(view))]
     assert "train.py:12  y = x * 2" in view.tooltip(mul)
+
+
+def test_a_mask_of_minus_infinity_is_not_marked_but_the_nan_it_makes_is():
+    scores = engine.randn(2, 3)
+    mask = engine.tensor(np.array([[False, True, True], [True, True, True]]))  # row 1: all masked
+    with Debugger("summary") as dbg:
+        F.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
+    model = GraphModel()
+    model.apply_batch(list(dbg.history))
+    view = model.view()
+    marked = {view.keys[i] for i in np.flatnonzero(model.nonfinite_array(view))}
+    assert marked == {"softmax:0"}
 
 
 def test_alerts_and_app_set_values_colour_nodes():
