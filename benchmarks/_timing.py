@@ -10,6 +10,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -38,8 +39,13 @@ def interleaved(contenders: dict[str, Callable[[], None]], rounds: int = 15, rep
             for _ in range(warmup):
                 fn()
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
+    names = list(contenders)
+    for r in range(rounds):
+        # each round starts with another contender, and each block with no garbage left by the one
+        # before: otherwise whoever follows a heavy contender pays for its collection
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = contenders[name]
+            gc.collect()
             with contexts.get(name, contextlib.nullcontext)():
                 t0 = time.perf_counter()
                 for _ in range(repeat):

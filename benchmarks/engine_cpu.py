@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved, report, try_torch  # first: it sets one BLAS thread before numpy loads
+
+# isort: split
 import numpy as np
-from _timing import interleaved, report, try_torch
 
 import engine
 import engine.nn.functional as F

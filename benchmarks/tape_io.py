@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved, report  # first: it sets one BLAS thread before numpy loads
+
+# isort: split
 import numpy as np
-from _timing import report
 from engine_cpu import BATCH, D_IN, D_OUT, HIDDEN, make_data
 from tracing_overhead import MLP, training_step
 
@@ -137,16 +139,9 @@ def recording_overhead(path: str, rounds: int, repeat: int) -> dict[str, float]:
         recorder.flush()  # the block is not done until the writer has committed it
 
     blocks = {"untraced": untraced, "debugger summary": debugged, "record summary": recorded}
-    samples: dict[str, list[float]] = {name: [] for name in blocks}
-    for fn in blocks.values():
-        fn()
-    for _ in range(rounds):
-        for name, fn in blocks.items():
-            t0 = time.perf_counter()
-            fn()
-            samples[name].append((time.perf_counter() - t0) / repeat)
+    times = interleaved(blocks, rounds, repeat=1, warmup=1)  # each block times `repeat` steps itself
     recorder.close()
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: t / repeat for name, t in times.items()}
 
 
 def verdict(ok: bool) -> str:
