@@ -120,7 +120,9 @@ class Hub:
 
     def __init__(self) -> None:
         self.active = False
-        self._subscribers: tuple[Subscriber, ...] = ()
+        self._subscribers: tuple[Subscriber, ...] = ()  # given every event
+        self._quiet: tuple[Subscriber, ...] = ()  # given every event but ops and backward nodes
+        self._everyone: tuple[Subscriber, ...] = ()
         # opt-in second channel for the debugger: also given the engine objects behind op/backward events
         self.tensor_listeners: tuple[TensorListener, ...] = ()
         # optimizer update/weight norms cost a copy and reductions per parameter: only on request
@@ -145,10 +147,17 @@ class Hub:
 
         return release
 
-    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
-        """Call `fn(event)` for every event from now on; returns a function that unsubscribes."""
+    def subscribe(self, fn: Subscriber, ops: bool = True) -> Callable[[], None]:
+        """Call `fn(event)` for every event from now on; returns a function that unsubscribes.
+
+        ops=False: not for OpEvent and BackwardEvent (the most frequent), for a subscriber that gets
+        those with their tensors (listen_tensors) or does not want them: a call saved per op."""
         with self._lock:
-            self._subscribers = (*self._subscribers, fn)
+            if ops:
+                self._subscribers = (*self._subscribers, fn)
+            else:
+                self._quiet = (*self._quiet, fn)
+            self._everyone = (*self._subscribers, *self._quiet)
             self.active = True
         return lambda: self.unsubscribe(fn)
 
@@ -169,12 +178,23 @@ class Hub:
         with self._lock:
             # == rather than `is`: each `obj.method` access makes a new (equal) bound method
             self._subscribers = tuple(s for s in self._subscribers if s != fn)
+            self._quiet = tuple(s for s in self._quiet if s != fn)
+            self._everyone = (*self._subscribers, *self._quiet)
             self.tensor_listeners = tuple(s for s in self.tensor_listeners if s != fn)
-            self.active = bool(self._subscribers or self.tensor_listeners)
+            self.active = self.listened()
+
+    def listened(self) -> bool:
+        """Whether anybody subscribes or listens (what `active` says, unless somebody silenced the hub)."""
+        return bool(self._everyone or self.tensor_listeners)
 
     def emit(self, event: Event) -> None:
-        """Deliver one event to every subscriber, in subscription order."""
-        for fn in self._subscribers:  # a tuple: a concurrent (un)subscribe swaps it, never mutates it
+        """Deliver one event (not an op's or a backward node's: emit_op) to every subscriber."""
+        for fn in self._everyone:  # a tuple: a concurrent (un)subscribe swaps it, never mutates it
+            fn(event)
+
+    def emit_op(self, event: OpEvent | BackwardEvent) -> None:
+        """Deliver an OpEvent or BackwardEvent to the subscribers that take them."""
+        for fn in self._subscribers:
             fn(event)
 
     def emit_tensors(self, event: Event, inputs: tuple, output) -> None:

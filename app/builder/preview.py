@@ -32,7 +32,7 @@ def untraced() -> Iterator[None]:
         yield
     finally:
         # recomputed, not restored: a listener may have (un)subscribed meanwhile
-        hub.active = bool(hub._subscribers or hub.tensor_listeners)
+        hub.active = hub.listened()
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:

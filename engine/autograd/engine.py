@@ -190,7 +190,7 @@ def _emit_backward(node: Function, grad, grads) -> tuple:
         next_seq(), node.op, d.get("_key", ""), d.get("_event_seq", 0), next_tensor_id(),
         tuple([0 if g is None else next_tensor_id() for g in grads]),
     )
-    hub.emit(event)
+    hub.emit_op(event)
     if hub.tensor_listeners:  # the gradients as they reach each input: summed to its shape, in its dtype
         fitted = tuple([g if g is None or m is None or (g.shape == m[0] and g.dtype == m[1])
                         else sum_to(g, m[0]).astype(m[1], copy=False) for g, m in zip(grads, node._meta)])

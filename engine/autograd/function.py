@@ -253,7 +253,7 @@ def _emit_op(cls, tensors, out, ctx, input_ids=None) -> None:
         dtypes.from_numpy(data.dtype).name, "cpu" if data.__class__ is _ndarray else str(out.device),
         out.requires_grad,
     )
-    hub.emit(event)
+    hub.emit_op(event)
     if hub.tensor_listeners:
         hub.emit_tensors(event, tuple(tensors), out)
 

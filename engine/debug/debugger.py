@@ -38,7 +38,6 @@ from engine.debug.summary import SUMMARY_LIMIT
 from engine.debug.tracer import Tracer
 from engine.events import (
     AlertEvent,
-    BackwardEvent,
     EditEvent,
     ModuleEvent,
     OpEvent,
@@ -112,7 +111,8 @@ class Debugger:
         with _registry:
             if self._attached:
                 return self
-            self._undo = [hub.subscribe(self._on_event), hub.listen_tensors(self._on_tensors)]
+            # ops and backward nodes arrive with their tensors, through _on_tensors only
+            self._undo = [hub.subscribe(self._on_event, ops=False), hub.listen_tensors(self._on_tensors)]
             if self.tracer.capture != "structure":  # the gradient-flow views need optimizer norms
                 self._undo.append(hub.request_optimizer_norms())
             _attached.append(self)
@@ -279,9 +279,9 @@ class Debugger:
 
     # ---- the engine thread -------------------------------------------------------------------
     def _on_event(self, event) -> None:
+        if self._busy:
+            return
         cls = event.__class__
-        if cls is OpEvent or cls is BackwardEvent or self._busy:
-            return  # ops and nodes arrive with their tensors through _on_tensors
         engine_thread = self._engine_thread
         if engine_thread is not None and get_ident() != engine_thread:
             return  # see _foreign

@@ -115,7 +115,7 @@ class Recorder:
         self.debugger = debugger or Debugger(capture, model=model, optimizer=optimizer, interactive=False,
                                              cache_bytes=0)
         self.debugger.on_record.append(self._on_record)
-        self._unsubscribe = hub.subscribe(self._on_hub)
+        self._unsubscribe = hub.subscribe(self._on_hub, ops=False)  # edits and alerts: the rest come as records
         if self._own:
             self.debugger.attach()
         _open.add(self)

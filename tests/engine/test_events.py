@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import engine
+import engine.nn as nn
 from engine.events import BackwardEvent, OpEvent, hub
 
 
@@ -71,6 +72,23 @@ def test_every_subscriber_hears_every_event_in_subscription_order():
         second()
     assert [who for who, _ in heard] == ["first", "second"] and heard[0][1] == heard[1][1]
     hub.unsubscribe(print)  # unknown subscribers are ignored
+
+
+def test_a_subscriber_without_ops_hears_module_and_optimizer_events_only():
+    everything, quiet = [], []
+    off = [hub.subscribe(everything.append), hub.subscribe(quiet.append, ops=False)]
+    try:
+        model = nn.Linear(3, 2)
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        model(engine.ones(4, 3)).sum().backward()
+        opt.step()
+    finally:
+        for undo in off:
+            undo()
+    kinds = [type(e).__name__ for e in everything]
+    assert {"OpEvent", "BackwardEvent", "ModuleEvent", "OptimizerEvent"} <= set(kinds)
+    assert quiet == [e for e in everything if type(e).__name__ in ("ModuleEvent", "OptimizerEvent")]
+    assert not hub.active and not hub.listened()
 
 
 def test_subscribing_from_many_threads_while_ops_run_loses_nothing():
