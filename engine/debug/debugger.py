@@ -316,7 +316,9 @@ class Debugger:
         else:
             rec = self.tracer.backward(event, inputs, output)
             alert = monitor.backward(rec, inputs, output) if monitor is not None else None
-        self._publish(rec)
+        self.history.append(rec)  # _publish, inline: this runs for every op and backward node
+        for fn in self.on_record:
+            fn(rec)
         if alert is not None:
             self._alert(alert)
         if self._armed:
