@@ -452,9 +452,14 @@ struct _Add {{ template <typename V> __device__ V operator()(V a, V b) const {{ 
 struct _Max {{ __device__ u64 operator()(u64 a, u64 b) const {{ return _umax(a, b); }} }};
 
 // The sample of summary.py: finite values with rank r (among finite values) where r % stride == 0.
+// rank: 1 + each value's index among the finite ones; null while every value is taken to be finite
+// (then the rank is the index + 1, and the host runs again with a rank if the count says otherwise).
+__device__ __forceinline__ long long _rank(const R* rank, long long i) {{
+    return rank ? (long long)rank[i] : i + 1;
+}}
 __device__ __forceinline__ void _sampling(const R* rank, long long n, long long limit, long long& nf,
                                           long long& stride) {{
-    nf = (long long)rank[n - 1];
+    nf = _rank(rank, n - 1);
     stride = nf > limit ? (nf + limit - 1) / limit : 1;
 }}
 
@@ -478,7 +483,7 @@ extern "C" __global__ void tapescope_summary_stats(const T* x, const R* rank, lo
         const u64 e = _ordered(d);
         hi = _umax(hi, e);
         lo = _umax(lo, ~e);
-        if (((long long)rank[i] - 1) % stride == 0) {{ sum += d; nonzero += (v != T(0)); }}
+        if ((_rank(rank, i) - 1) % stride == 0) {{ sum += d; nonzero += (v != T(0)); }}
     }}
     nan = _block_reduce(nan, _Add(), su);
     inf = _block_reduce(inf, _Add(), su);
@@ -521,7 +526,7 @@ extern "C" __global__ void tapescope_summary_spread(const T* x, const R* rank, l
          i += (long long)blockDim.x * gridDim.x) {{
         const T v = x[i];
         if (!isfinite(v)) continue;
-        const long long r = (long long)rank[i] - 1;
+        const long long r = _rank(rank, i) - 1;
         if (r % stride) continue;
         const double d = (double)v - mean;
         m2 += d * d;
@@ -568,10 +573,12 @@ class TensorSummary:
 
     def _kernels(self, dtype, rank_dtype, bins: int, samples: int):
         key = (dtype.name, rank_dtype.name, bins, samples)
-        module = self._modules.get(key)
-        if module is None:
-            module = self._modules[key] = self._cp.RawModule(code=summary_source(*key))
-        return module.get_function("tapescope_summary_stats"), module.get_function("tapescope_summary_spread")
+        functions = self._modules.get(key)
+        if functions is None:
+            module = self._cp.RawModule(code=summary_source(*key))
+            functions = self._modules[key] = (module.get_function("tapescope_summary_stats"),
+                                              module.get_function("tapescope_summary_spread"))
+        return functions
 
     def __call__(self, flat, limit: int, bins: int, hist_limit: int, samples: int) -> tuple:
         """(min, max, mean, std, norm, nan, inf, zeros, counts[bins + 1], lo, hi, samples, stride)."""
@@ -579,14 +586,12 @@ class TensorSummary:
         n = flat.size
         flat = cp.ascontiguousarray(flat)
         rank_dtype = np.dtype(np.int32 if n < 2**31 else np.int64)
-        rank = cp.cumsum(cp.isfinite(flat), dtype=rank_dtype)  # 1 + each finite value's index among them
-        out = cp.zeros(_SAMPLE0 + samples + bins + 1, dtype=cp.uint64)
-        stats, spread = self._kernels(flat.dtype, rank_dtype, bins, samples)
-        grid = (min(self.MAX_BLOCKS, -(-n // self.THREADS)),)
+        # first as if every value were finite (no rank to compute); again with ranks when some are not
+        host = self._run(flat, _NO_RANK, rank_dtype, limit, bins, hist_limit, samples)
+        if host[_NAN] or host[_INF]:
+            rank = cp.cumsum(cp.isfinite(flat), dtype=rank_dtype)  # 1 + each finite value's index among them
+            host = self._run(flat, rank, rank_dtype, limit, bins, hist_limit, samples)
         step = max(1, n // samples)
-        stats(grid, (self.THREADS,), (flat, rank, np.int64(n), np.int64(limit), np.int64(step), out))
-        spread(grid, (self.THREADS,), (flat, rank, np.int64(n), np.int64(limit), np.int64(hist_limit), out))
-        host = out.get()  # the one transfer
         as_float = host.view(np.float64)
         taken = tuple(as_float[_SAMPLE0:_SAMPLE0 + len(range(0, n, step)[:samples])].tolist())
         nan, inf = int(host[_NAN]), int(host[_INF])
@@ -602,6 +607,20 @@ class TensorSummary:
         counts = host[_SAMPLE0 + samples:].astype(np.int64)
         return (mn, mx, float(as_float[_SUM]) / ns, math.sqrt(var) if var > 0 else 0.0,
                 math.sqrt(float(as_float[_SUMSQ])), nan, inf, zeros, counts, lo, hi, taken, stride)
+
+    def _run(self, flat, rank, rank_dtype, limit: int, bins: int, hist_limit: int, samples: int) -> np.ndarray:
+        """Both kernels over `flat`; their output block, copied to the host (the one transfer)."""
+        n = flat.size
+        out = self._cp.zeros(_SAMPLE0 + samples + bins + 1, dtype=self._cp.uint64)
+        stats, spread = self._kernels(flat.dtype, rank_dtype, bins, samples)
+        grid = (min(self.MAX_BLOCKS, -(-n // self.THREADS)),)
+        step = max(1, n // samples)
+        stats(grid, (self.THREADS,), (flat, rank, np.int64(n), np.int64(limit), np.int64(step), out))
+        spread(grid, (self.THREADS,), (flat, rank, np.int64(n), np.int64(limit), np.int64(hist_limit), out))
+        return out.get()
+
+
+_NO_RANK = np.uint64(0)  # a null rank pointer: every value taken to be finite
 
 
 _BUILDERS = {
