@@ -281,3 +281,12 @@ def test_scalars_vectors_and_thin_tensors_show_without_trouble(inspector, shape)
     model = inspector.table.model()
     assert model.total_rows * model.total_cols == a.size
     assert model.data(model.index(0, 0)) == f"{float(a.reshape(-1)[0]):.6g}"
+
+
+def test_a_long_module_path_does_not_widen_the_inspector(inspector):
+    key = "TinyGPT.blocks.layers.1.self_attn.out_proj/linear:0"
+    s = summarize(activations())
+    shapes = "16\u00d764\u00d764 \u2192 16\u00d764\u00d764 float32"
+    inspector.show_summaries(f"linear \u00b7 {key}", s, s, subtitle=f"linear in {key.split('/')[0]}: {shapes}")
+    assert inspector.minimumSizeHint().width() <= 340  # a dock beside the graph is about that narrow
+    assert key in inspector.title.text() and inspector.title.toolTip().endswith(key)  # whole, for copying
