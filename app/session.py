@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import math
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, Even
 from engine.debug.records import OPTIMIZER
 from engine.debug.summary import finish
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent
+from engine.optim.optimizer import stepping_optimizer
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
 STEPS = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration")
@@ -452,7 +452,7 @@ class LiveSession(Session):
             if calls:
                 dbg.model, found = calls[0][0], True
         elif dbg.optimizer is None and ev.__class__ is OptimizerEvent:
-            dbg.optimizer = _calling_optimizer()
+            dbg.optimizer = stepping_optimizer()
             found = dbg.optimizer is not None
         if found:
             self._describe()
@@ -642,19 +642,6 @@ def _module_calls() -> list:
     from engine.nn import module
 
     return list(module._running.calls)
-
-
-def _calling_optimizer():
-    """The Optimizer whose step() is on the calling thread's stack (an optimizer event is emitted there)."""
-    from engine.optim.optimizer import Optimizer
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, Optimizer):
-            return candidate
-        frame = frame.f_back
-    return None
 
 
 def describe_record(rec) -> str:

@@ -45,6 +45,7 @@ from engine.events import (
     hub,
     next_seq,
 )
+from engine.optim.optimizer import stepping_optimizer
 
 _attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iteration() reach them here
 _registry = threading.Lock()
@@ -104,6 +105,7 @@ class Debugger:
         self._undo: list[Callable] = []
         self._run: EngineRun | None = None
         self._engine_thread: int | None = None
+        self._model_names: tuple | None = None  # (model, optimizer, parameters), optimizer name -> model name
 
     # ---- attaching --------------------------------------------------------------------------
     def attach(self) -> Debugger:
@@ -289,7 +291,7 @@ class Debugger:
             rec = self.tracer.module(event)
             alerts = ()
         elif cls is OptimizerEvent:
-            rec = self.tracer.optimizer(event)
+            rec = self.tracer.optimizer(self._named_by_model(event))
             alerts = self.monitor.step(rec) if self.monitor is not None else ()
         else:
             return
@@ -476,6 +478,26 @@ class Debugger:
         run.done.set()
         with self._cv:
             self._cv.notify_all()
+
+    def _named_by_model(self, event: OptimizerEvent) -> OptimizerEvent:
+        """The event with its parameters named as the model names them ("fc1.weight"): an optimizer given
+        plain parameters can only call them "group0.0", "group0.1", ..."""
+        model, opt = self.model, self.optimizer or stepping_optimizer()
+        if model is None or opt is None or type(opt).__name__ != event.optimizer:
+            return event
+        params = [(g, i, group, p) for g, group in enumerate(opt.param_groups) for i, p in enumerate(group["params"])]
+        key = (id(model), id(opt), tuple(id(p) for *_, p in params))
+        cached = self._model_names
+        if cached is None or cached[0] != key:
+            by_id = {id(p): name for name, p in model.named_parameters()}
+            names = {opt._param_name(g, i, group, p): by_id[id(p)] for g, i, group, p in params if id(p) in by_id}
+            cached = self._model_names = (key, {k: v for k, v in names.items() if k != v})
+        names = cached[1]
+        if not names:
+            return event
+        return OptimizerEvent(event.seq, event.optimizer, event.lrs,
+                              {names.get(k, k): v for k, v in event.update_norms.items()},
+                              {names.get(k, k): v for k, v in event.weight_norms.items()})
 
     def _named_parameters(self):
         if self.model is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import threading
 from collections.abc import Callable
 
 from engine import backend
@@ -21,6 +22,14 @@ from engine.events import OptimizerEvent, hub, next_seq
 from engine.tensor import Tensor
 
 # How hyper-parameters are named in PyTorch's "Invalid ... : value" errors.
+_stepping = threading.local()  # the optimizer whose OptimizerEvent this thread is delivering
+
+
+def stepping_optimizer() -> Optimizer | None:
+    """The optimizer whose step is delivering its OptimizerEvent on this thread (None outside of one)."""
+    return getattr(_stepping, "optimizer", None)
+
+
 _LABELS = {
     "lr": "learning rate",
     "eps": "epsilon value",
@@ -173,10 +182,14 @@ class Optimizer:
                             squares += (square_sum(step), square_sum(data))
         if hub.active:
             norms = [math.sqrt(v) for v in host_floats(squares)] if watching else []
-            hub.emit(OptimizerEvent(
-                next_seq(), type(self).__name__, tuple(float(group["lr"]) for group in self.param_groups),
-                dict(zip(names, norms[0::2])), dict(zip(names, norms[1::2])),
-            ))
+            _stepping.optimizer = self  # for listeners that name parameters as a model does
+            try:
+                hub.emit(OptimizerEvent(
+                    next_seq(), type(self).__name__, tuple(float(group["lr"]) for group in self.param_groups),
+                    dict(zip(names, norms[0::2])), dict(zip(names, norms[1::2])),
+                ))
+            finally:
+                _stepping.optimizer = None
         hub.reset_top_level()  # a step ends an iteration: op keys restart for the next forward
         return loss
 

@@ -211,3 +211,12 @@ def test_parameter_names_label_the_graph_live_and_in_replay(qtbot, window, tmp_p
     qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
     qtbot.waitUntil(lambda: expected <= set(window.canvas.view.label), timeout=TIMEOUT)
     assert np.all([lbl != "param" for lbl in window.canvas.view.label])
+
+
+def test_gradient_flow_names_parameters_as_the_model_does(qtbot, window):
+    window.run_function(train, "dropnet")  # its optimizer is given plain parameters
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("resume")
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+    labels, _ = window.gradient_flow.bars()
+    assert labels == [name for name, _ in DropNet().named_parameters()]  # not "group0.0", "group0.1", ...

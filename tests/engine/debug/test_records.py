@@ -166,3 +166,23 @@ def test_records_reach_listeners_in_order():
     with Debugger("structure", on_record=seen.append):
         F.relu(engine.ones(2) - 3.0)
     assert [label(r) for r in seen] == ["fwd:sub:0", "fwd:relu:0"]
+
+
+def test_optimizer_steps_name_parameters_as_the_model_does():
+    model = MLP()
+    opt, train = trainer(model)  # an optimizer given plain parameters: to itself they are "group0.0", ...
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        train(2)
+    steps = [r.event for r in dbg.history if isinstance(r, EventRecord) and r.phase == "optimizer"]
+    names = [name for name, _ in model.named_parameters()]
+    assert len(steps) == 2
+    for event in steps:
+        assert list(event.update_norms) == names == list(event.weight_norms)
+    with Debugger("summary", model=model) as found:  # the optimizer found as it steps
+        train(1)
+    step = next(r.event for r in found.history if isinstance(r, EventRecord) and r.phase == "optimizer")
+    assert list(step.update_norms) == names
+    with Debugger("summary", optimizer=opt) as alone:  # without the model, the optimizer's own names
+        train(1)
+    step = next(r.event for r in alone.history if isinstance(r, EventRecord) and r.phase == "optimizer")
+    assert list(step.update_norms) == [f"group0.{i}" for i in range(len(names))]
