@@ -129,7 +129,7 @@ class DebugPanels(QObject):
                 w.training_plots.add_steps(new)
                 self._plotted = new[-1][0]
             it, ev = change.steps[-1]
-            w.gradient_flow.set_step(it, None, ev.update_norms, ev.weight_norms)
+            w.gradient_flow.set_step(it, ev.grad_norms or None, ev.update_norms, ev.weight_norms)
         if change.losses or change.reset:
             w.training_plots.set_loss(*session.loss_curve())
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Both counters are called on every event: their bound __next__ is a C call, where a function
 # wrapping next() would add a Python frame each time. Thread-safe under the GIL.
@@ -61,13 +61,14 @@ class ModuleEvent:
 
 @dataclass(slots=True, frozen=True)
 class OptimizerEvent:
-    """An optimizer step: learning rates and, per parameter name, update and weight norms."""
+    """An optimizer step: learning rates and, per parameter name, update, weight and gradient norms."""
 
     seq: int
     optimizer: str
     lrs: tuple[float, ...]
     update_norms: dict
     weight_norms: dict
+    grad_norms: dict = field(default_factory=dict)  # of the gradient the step used (before any weight decay)
 
 
 @dataclass(slots=True, frozen=True)

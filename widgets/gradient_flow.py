@@ -1,8 +1,8 @@
 """Gradient flow: one horizontal bar per parameter (or per layer) on a log scale, at one optimizer step.
 
 Inputs: `set_step(iteration, grad_norms=None, update_norms=None, weight_norms=None)`, dicts of
-parameter name -> L2 norm (OptimizerEvent.update_norms / .weight_norms; gradient norms where the
-session has them); `set_metric(name)` (one of METRICS), `set_by_layer(bool)`.
+parameter name -> L2 norm (OptimizerEvent.grad_norms / .update_norms / .weight_norms);
+`set_metric(name)` (one of METRICS), `set_by_layer(bool)`.
 Outputs: `parameterActivated(name)` when a bar is clicked (a parameter or a layer path).
 What a person sees: `bars()` -> (labels, values), the norms drawn, top to bottom.
 """

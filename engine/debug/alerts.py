@@ -156,11 +156,16 @@ class Monitor:
         s = self.settings
         if self.params is None or (s.grad_norm_max is None and s.grad_norm_min is None):
             return []
-        named = [(name, p.grad.data) for name, p in self.params() if p.grad is not None]
-        # one dot product per parameter and one transfer for all: a float() each would sync a GPU each time
-        norms = [math.sqrt(v) for v in host_floats([square_sum(g) for _, g in named])]
+        reported = getattr(rec.event, "grad_norms", None)
+        if reported:  # the optimizer measured them as it stepped (named as the model names them)
+            named_norms = list(reported.items())
+        else:
+            named = [(name, p.grad.data) for name, p in self.params() if p.grad is not None]
+            # one dot product per parameter, one transfer for all: a float() each would sync a GPU each time
+            norms = [math.sqrt(v) for v in host_floats([square_sum(g) for _, g in named])]
+            named_norms = [(name, norm) for (name, _), norm in zip(named, norms)]
         alerts = []
-        for (name, _), norm in zip(named, norms):
+        for name, norm in named_norms:
             for kind, limit, hit in (("exploding_grad", s.grad_norm_max,
                                       s.grad_norm_max is not None and norm > s.grad_norm_max),
                                      ("vanishing_grad", s.grad_norm_min,

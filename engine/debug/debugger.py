@@ -496,8 +496,8 @@ class Debugger:
         if not names:
             return event
         return OptimizerEvent(event.seq, event.optimizer, event.lrs,
-                              {names.get(k, k): v for k, v in event.update_norms.items()},
-                              {names.get(k, k): v for k, v in event.weight_norms.items()})
+                              *({names.get(k, k): v for k, v in norms.items()}
+                                for norms in (event.update_norms, event.weight_norms, event.grad_norms)))
 
     def _named_parameters(self):
         if self.model is not None:

@@ -161,7 +161,7 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         watching = hub.optimizer_norms  # norms cost a copy and reductions: only when asked for
-        names, squares = [], []  # squared update and weight norms, two per parameter
+        names, squares = [], []  # squared gradient, update and weight norms, three per parameter
         with no_grad():
             for g, group in enumerate(self.param_groups):
                 for i, p in enumerate(group["params"]):
@@ -171,11 +171,14 @@ class Optimizer:
                     if state is None:
                         state = self.state[p] = self._init_state(p.data, group)
                     data = p.data
-                    before = data.copy() if watching and not self._gives_step(data, group) else None
+                    before = None
+                    if watching:
+                        names.append(self._param_name(g, i, group, p))
+                        squares.append(square_sum(p.grad.data))  # before the update reads it
+                        before = data.copy() if not self._gives_step(data, group) else None
                     step = self._update(data, p.grad.data, state, group)
                     p._vc[0] += 1
                     if watching:
-                        names.append(self._param_name(g, i, group, p))
                         if before is not None:
                             update_squares(before, data, squares)
                         else:
@@ -186,7 +189,7 @@ class Optimizer:
             try:
                 hub.emit(OptimizerEvent(
                     next_seq(), type(self).__name__, tuple(float(group["lr"]) for group in self.param_groups),
-                    dict(zip(names, norms[0::2])), dict(zip(names, norms[1::2])),
+                    dict(zip(names, norms[1::3])), dict(zip(names, norms[2::3])), dict(zip(names, norms[0::3])),
                 ))
             finally:
                 _stepping.optimizer = None

@@ -393,14 +393,19 @@ class Tape:
         if row is None:
             raise ValueError(f"optimizer step {seq} has no details")
         name, names, lrs, norms = row
-        update_names, weight_names = parse_json(_text(names), list)
+        lists = parse_json(_text(names), list)  # update, weight (and from format 2) gradient norm names
+        if len(lists) not in (2, 3):
+            raise ValueError(f"optimizer step {seq}: {len(lists)} lists of parameter names, expected 2 or 3")
+        lists = [[_text(n) for n in _list(names)] for names in lists]
         norms = parse_floats(norms)
-        n = len(_list(update_names))
-        if len(norms) != n + len(_list(weight_names)):
-            raise ValueError(f"optimizer step {seq}: {len(norms)} norms for {n} + {len(weight_names)} names")
-        return OptimizerEvent(seq, _text(name), parse_floats(lrs),
-                              dict(zip(map(_text, update_names), norms[:n])),
-                              dict(zip(map(_text, weight_names), norms[n:])))
+        if len(norms) != sum(map(len, lists)):
+            raise ValueError(f"optimizer step {seq}: {len(norms)} norms for "
+                             f"{' + '.join(str(len(n)) for n in lists)} names")
+        dicts, start = [], 0
+        for names in lists:
+            dicts.append(dict(zip(names, norms[start:start + len(names)])))
+            start += len(names)
+        return OptimizerEvent(seq, _text(name), parse_floats(lrs), *dicts)
 
     # ---- interned rows ----------------------------------------------------------------------------
     def _lookup(self, table: str, rid, decode):

@@ -6,7 +6,7 @@ the previous version could misread a new tape.
 
 from __future__ import annotations
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optimizer steps also hold gradient norms (format 1 tapes are read too)
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # events.kind
@@ -44,7 +44,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     "summaries": ("tensor INTEGER PRIMARY KEY", "seq INTEGER NOT NULL", *_SUMMARY),
     "alert_inputs": ("seq INTEGER NOT NULL", "slot INTEGER NOT NULL", *_SUMMARY),
     "tensor_values": ("tensor INTEGER PRIMARY KEY", "seq INTEGER NOT NULL", "npy BLOB NOT NULL"),
-    # names: JSON [[update norm names], [weight norm names]]; lrs, norms: little-endian float64s
+    # names: JSON [[update norm names], [weight norm names], [gradient norm names]] (format 1: the first two);
+    # lrs, norms: little-endian float64s, the norms in the order of the names
     "optimizer_steps": ("seq INTEGER PRIMARY KEY", "optimizer TEXT NOT NULL", "names TEXT NOT NULL",
                         "lrs BLOB NOT NULL", "norms BLOB NOT NULL"),
     "edits": ("seq INTEGER PRIMARY KEY", "kind TEXT NOT NULL", "target TEXT NOT NULL", "args TEXT NOT NULL",

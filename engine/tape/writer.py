@@ -331,11 +331,11 @@ class Recorder:
                         tables["module_params"].append((node, to_json([list(p) for p in ev.params])))
                 elif ecls is OptimizerEvent:
                     add((ev.seq, OPTIMIZER, rec.iteration, phase, rec.depth, t, 0, 0, 0, 0, ()))
-                    update, weight = ev.update_norms, ev.weight_norms
-                    key = (tuple(update), tuple(weight))  # the same parameter names step after step
+                    update, weight, grad = ev.update_norms, ev.weight_norms, ev.grad_norms
+                    key = (tuple(update), tuple(weight), tuple(grad))  # the same names step after step
                     names = self._param_names.get(key) or self._param_names.setdefault(key, to_json(key))
-                    tables["optimizer_steps"].append((ev.seq, ev.optimizer, names, float_blob(ev.lrs),
-                                                      float_blob((*update.values(), *weight.values()))))
+                    tables["optimizer_steps"].append((ev.seq, ev.optimizer, names, float_blob(ev.lrs), float_blob(
+                        (*update.values(), *weight.values(), *grad.values()))))
                 elif ecls is IterationEvent:
                     add((ev.seq, MARK, rec.iteration, phase, rec.depth, t, 0, 0, ev.iteration, 0, ()))
             elif cls is EditEvent:

@@ -9,6 +9,7 @@ import engine.nn as nn
 import engine.tape
 from app.window import MainWindow
 from engine.events import EditEvent
+from widgets.gradient_flow import GRAD
 
 TIMEOUT = 15_000  # ms
 
@@ -218,5 +219,9 @@ def test_gradient_flow_names_parameters_as_the_model_does(qtbot, window):
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     window.command("resume")
     qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+    names = [name for name, _ in DropNet().named_parameters()]
     labels, _ = window.gradient_flow.bars()
-    assert labels == [name for name, _ in DropNet().named_parameters()]  # not "group0.0", "group0.1", ...
+    assert labels == names  # not "group0.0", "group0.1", ...
+    window.gradient_flow.set_metric(GRAD)  # the gradients the last step used
+    labels, values = window.gradient_flow.bars()
+    assert labels == names and all(v > 0 for v in values)

@@ -224,6 +224,7 @@ def test_step_emits_an_event_with_norms_per_named_parameter():
     assert event.weight_norms["layer.weight"] == pytest.approx(0.0)
     assert event.update_norms["group0.1"] == pytest.approx(1.0)
     assert event.weight_norms["group0.1"] == pytest.approx(0.0)
+    assert event.grad_norms == pytest.approx({"layer.weight": 10.0, "group0.1": 2.0})  # |2w| and |2|
 
 
 def test_named_parameters_name_the_event_entries_and_state_dict():
@@ -365,3 +366,6 @@ def test_update_norms_equal_the_parameters_change(make):
     expected_weights = [float(np.linalg.norm(a.astype(np.float64))) for a in after]
     np.testing.assert_allclose(list(event.update_norms.values()), expected_updates, rtol=1e-4)
     np.testing.assert_allclose(list(event.weight_norms.values()), expected_weights, rtol=1e-5)
+    grads = [float(np.linalg.norm(p.grad.numpy().astype(np.float64))) for p in params]  # what the step used
+    np.testing.assert_allclose(list(event.grad_norms.values()), grads, rtol=1e-5)
+    assert list(event.grad_norms) == list(event.update_norms)

@@ -14,6 +14,7 @@ import engine.tape
 from app.cli import CAPTURES, FORMATS, main
 from engine.debug.records import CAPTURES as ENGINE_CAPTURES
 from engine.tape.export import FORMATS as ENGINE_FORMATS
+from engine.tape.schema import FORMAT_VERSION
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -122,10 +123,11 @@ def test_info_human_and_json(tape_with_alert, script, capsys):
     capsys.readouterr()
     assert main(["info", str(tape_with_alert)]) == 0
     text = capsys.readouterr().out
-    assert "tape format 1" in text and "iterations: 3 (0..2)" in text and "nonfinite_forward 'log'" in text
+    assert f"tape format {FORMAT_VERSION}" in text and "iterations: 3 (0..2)" in text
+    assert "nonfinite_forward 'log'" in text
     assert main(["info", str(tape_with_alert), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["format_version"] == 1 and info["iterations"] == 3 and info["edits"] == 0
+    assert info["format_version"] == FORMAT_VERSION and info["iterations"] == 3 and info["edits"] == 0
     assert info["events"] > info["ops"] > 0
     alert = info["alerts"][0]
     assert {k: alert[k] for k in ("kind", "op", "module", "file", "iteration")} == \

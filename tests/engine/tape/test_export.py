@@ -11,6 +11,7 @@ import engine
 import engine.tape
 from engine.events import BackwardEvent, OpEvent
 from engine.tape.export import dot_string, export
+from engine.tape.schema import FORMAT_VERSION
 from tests.engine.tape.helpers import record_run, train
 
 
@@ -31,7 +32,7 @@ def _export(path, fmt, **kw) -> str:
 def test_json_holds_every_event_with_its_summaries(recorded):
     path, run = recorded
     doc = json.loads(_export(path, "json"))  # strict JSON: no NaN tokens
-    assert doc["format_version"] == 1 and doc["meta"]["capture"] == "summary"
+    assert doc["format_version"] == FORMAT_VERSION and doc["meta"]["capture"] == "summary"
     assert [e["seq"] for e in doc["events"]] == [e.seq for e in run.events]
     op = next(e for e in doc["events"] if e["type"] == "op")
     live = next(e for e in run.events if type(e) is OpEvent)

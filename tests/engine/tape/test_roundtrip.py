@@ -1,5 +1,6 @@
 """What goes on a tape comes back: events, records, summaries, values, sources, alerts, edits, graphs."""
 
+import json
 import os
 import sqlite3
 
@@ -29,6 +30,30 @@ def test_replayed_events_equal_the_live_events(tmp_path, capture):
     assert all(list(e.update_norms) == names for e in replayed if type(e) is OptimizerEvent)
     kinds = {type(e) for e in replayed}
     assert {OpEvent, BackwardEvent, ModuleEvent, OptimizerEvent} <= kinds
+
+
+def test_optimizer_steps_carry_gradient_norms_and_format_1_tapes_still_read(tmp_path):
+    path = tmp_path / "run.tape"
+    run = record_run(path, "summary", steps=2)
+    with engine.tape.open(path) as tape:
+        steps = [e for e in tape.events() if type(e) is OptimizerEvent]
+    names = [name for name, _ in run.model.named_parameters()]
+    assert len(steps) == 2 and all(list(e.grad_norms) == names for e in steps)
+    assert all(v > 0 for v in steps[0].grad_norms.values())
+    # the same tape as format 1 wrote it: two lists of names, no gradient norms
+    con = sqlite3.connect(path)
+    with con:
+        for seq, names_json, norms in con.execute("SELECT seq, names, norms FROM optimizer_steps").fetchall():
+            update, weight, _grad = json.loads(names_json)
+            con.execute("UPDATE optimizer_steps SET names = ?, norms = ? WHERE seq = ?",
+                        (json.dumps([update, weight]), norms[:8 * (len(update) + len(weight))], seq))
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    con.close()
+    with engine.tape.open(path) as tape:
+        old = [e for e in tape.events() if type(e) is OptimizerEvent]
+    assert tape.format_version == 1
+    assert [(e.update_norms, e.weight_norms, e.grad_norms) for e in old] == \
+        [(e.update_norms, e.weight_norms, {}) for e in steps]
 
 
 @pytest.mark.parametrize("capture", ["structure", "summary", "values"])
