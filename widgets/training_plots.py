@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
@@ -55,12 +56,12 @@ class TrainingPlots(QWidget):
         self.view.setBackground(None)
         box.addWidget(self.view)
         self.loss_plot = self._plot(0, "loss")
-        self.lr_plot = self._plot(1, "learning rate")
+        self.lr_plot = self._plot(1, "lr")
         # the layers' legend sits in its own row, above its plot, so it never hides a curve
         self.legend = pg.LegendItem(labelTextSize="8pt", colCount=4, verSpacing=-8, horSpacing=12)
         self.view.addItem(self.legend, row=2, col=0)
         self.view.ci.layout.setRowMaximumHeight(2, 24)
-        self.ratio_plot = self._plot(3, "update / weight")
+        self.ratio_plot = self._plot(3, "update/weight")
         self.lr_plot.setXLink(self.loss_plot)
         self.ratio_plot.setXLink(self.loss_plot)
         self.ratio_plot.setLabel("bottom", "iteration")
@@ -85,11 +86,17 @@ class TrainingPlots(QWidget):
 
     def _plot(self, row: int, label: str) -> pg.PlotItem:
         plot = self.view.addPlot(row=row, col=0, axisItems={"left": LogAxis("left")})
+        # short names and small tick labels: the plots share a small dock, where "learning rate" ran into
+        # the loss plot's label and three loss values overlapped
         plot.setLabel("left", label, **{"font-size": "8pt"})
+        small = QFont()
+        small.setPointSizeF(7.5)
+        plot.getAxis("left").setStyle(tickFont=small)
+        plot.getAxis("bottom").setStyle(tickFont=small)
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMenuEnabled(False)
         plot.hideButtons()
-        plot.getAxis("left").setWidth(52)
+        plot.getAxis("left").setWidth(46)
         plot.getAxis("left").enableAutoSIPrefix(False)
         plot.getAxis("left").setStyle(maxTextLevel=1)
         plot.setClipToView(True)
@@ -157,6 +164,10 @@ class TrainingPlots(QWidget):
 
     def _draw_steps(self) -> None:
         x = np.asarray(self._steps, float)
+        # a learning rate that never changed is a flat line: its row gives way to the other plots
+        changing = len(set(self._lrs)) > 1
+        self.view.ci.layout.setRowMaximumHeight(1, 1e6 if changing else 0)
+        self.lr_plot.setVisible(changing)
         groups = max((len(lr) for lr in self._lrs), default=0)
         for g in range(groups):
             y = np.array([lr[g] if g < len(lr) else np.nan for lr in self._lrs], float)

@@ -157,6 +157,20 @@ def test_training_curves_from_live_events_equal_those_from_the_tape(qtbot, tmp_p
         assert np.allclose(live.series(name)[1], replay.series(name)[1])
 
 
+def test_a_constant_learning_rate_gives_its_row_to_the_other_plots(qtbot):
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.resize(260, 240)  # the small dock it shares with the loss and gradient-flow views
+    plots.show()
+    constant = [(i, OptimizerEvent(i, "SGD", (0.1,), {"fc.weight": 0.01}, {"fc.weight": 1.0})) for i in range(3)]
+    plots.add_steps(constant)
+    qtbot.waitUntil(lambda: plots.ratio_plot.height() > 0)
+    assert not plots.lr_plot.isVisible()
+    assert plots.series("lr")[1].tolist() == [0.1] * 3  # still there to read
+    plots.add_step(3, OptimizerEvent(3, "SGD", (0.05,), {"fc.weight": 0.01}, {"fc.weight": 1.0}))  # scheduled
+    assert plots.lr_plot.isVisible()
+
+
 def test_loss_axis_turns_logarithmic_when_it_spans_decades(qtbot):
     plots = TrainingPlots()
     qtbot.addWidget(plots)
@@ -166,7 +180,9 @@ def test_loss_axis_turns_logarithmic_when_it_spans_decades(qtbot):
     assert plots.loss_plot.getAxis("left").logMode
     assert np.isnan(plots.series("loss")[1][2])
     plots.set_cursor(2)
-    assert all(line.isVisible() and line.value() == 2 for line in plots.cursors)
+    shown = [line for line, plot in zip(plots.cursors, (plots.loss_plot, plots.lr_plot, plots.ratio_plot))
+             if plot.isVisible()]
+    assert len(shown) >= 2 and all(line.isVisible() and line.value() == 2 for line in shown)
     plots.clear()
     with pytest.raises(KeyError):
         plots.series("lr")
