@@ -15,12 +15,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 GRAD, UPDATE_RATIO, WEIGHT, UPDATE = "gradient norm", "update / weight", "weight norm", "update norm"
 METRICS = (GRAD, UPDATE_RATIO, WEIGHT, UPDATE)
 GOOD_RATIO = 1e-3  # a common rule of thumb: updates around a thousandth of the weights
-ROW = 22  # pixels per bar
+ROW = 18  # pixels per bar
 _COLOUR, _LOW, _HIGH = "#1c7ed6", "#adb5bd", "#e03131"
 
 
@@ -75,7 +75,11 @@ class GradientFlowChart(QWidget):
         self.grouping_box.currentIndexChanged.connect(self._redraw)
         self.where = QLabel()
         self.where.setStyleSheet("color: #868e96")
+        # the controls may shrink with a narrow dock: their width once pushed the bars' values out of view
+        self.where.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         for w in (self.metric_box, self.grouping_box):
+            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(6)
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.where)
@@ -97,6 +101,8 @@ class GradientFlowChart(QWidget):
         self.empty = pg.TextItem("", color="#868e96", anchor=(0.5, 0.5))
         self.plot.addItem(self.empty, ignoreBounds=True)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
+        self._span = None  # (lo, hi, bars, pixels of the widest value) of the bars drawn
+        self.plot.getViewBox().sigResized.connect(self._fit)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
@@ -153,13 +159,14 @@ class GradientFlowChart(QWidget):
         metrics = QFontMetrics(self.names_axis.font())
         widest = max((metrics.horizontalAdvance(s) for s in self._labels), default=20)
         self.names_axis.setWidth(min(widest + 14, 260))
-        self.plot.setMinimumHeight(max(160, ROW * n + 50))
+        self.plot.setMinimumHeight(max(100, ROW * n + 40))
         self.empty.setVisible(n == 0)
         if not n:
             self.empty.setText("No gradient norms recorded for this step." if metric == GRAD and any(
                 self._norms.values()) else "Norms appear after the first optimizer step.")
             self._bars.setOpts(x0=[], x1=[], y=[], brushes=None, brush=_COLOUR)
             self._guide.setVisible(False)
+            self._span = None
             self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
             self.empty.setPos(0.5, 0.5)
             return
@@ -180,8 +187,18 @@ class GradientFlowChart(QWidget):
         self._guide.setVisible(metric == UPDATE_RATIO)
         self._guide.setValue(math.log10(GOOD_RATIO))
         hi = max(hi, lo + 1)
-        # room on the right for the value written after the longest bar
-        self.plot.setRange(xRange=(lo, hi + 0.18 * (hi - lo) + 0.5), yRange=(-0.6, n - 0.4), padding=0)
+        self._span = (lo, hi, n, max(QFontMetrics(self.plot.font()).horizontalAdvance(t.textItem.toPlainText())
+                                     for t in self._texts) + 10)
+        self._fit()
+
+    def _fit(self) -> None:
+        """The value range, with room in pixels on the right for the value written after the longest bar
+        (a share of the range left the values of a narrow dock cut off)."""
+        if self._span is None:
+            return
+        lo, hi, n, label_px = self._span
+        share = min(label_px / max(self.plot.getViewBox().width(), 1.0), 0.6)
+        self.plot.setRange(xRange=(lo, lo + (hi - lo) / (1 - share)), yRange=(-0.6, n - 0.4), padding=0)
 
     def _colour(self, metric: str, x: float) -> str:
         if not math.isfinite(x):

@@ -4,6 +4,7 @@ import itertools
 import math
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtGui import QFontMetrics, QImage, QPainter
 
@@ -69,6 +70,22 @@ def test_an_optimizer_event_alone_shows_update_ratios(qtbot):
     chart.set_metric(GRAD)
     assert chart.bars() == ([], pytest.approx(np.zeros(0)))
     assert "No gradient norms" in chart.empty.textItem.toPlainText()
+
+
+def test_gradient_flow_values_stay_in_view_in_a_narrow_dock(qtbot):
+    chart = GradientFlowChart()
+    qtbot.addWidget(chart)
+    chart.resize(250, 230)  # the dock it shares with the loss and training plots
+    chart.show()
+    names = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "out.weight", "out.bias"]
+    chart.set_step(5, dict(zip(names, [0.0312, 0.0686, 0.0588, 0.0227, 0.0901, 0.0219])), UPDATES, WEIGHTS)
+    chart.set_metric(GRAD)
+    assert chart.minimumSizeHint().width() <= 250  # its controls shrink rather than push the plot aside
+    qtbot.waitUntil(lambda: chart.plot.width() > 100)
+    texts = [item for item in chart.plot.items() if isinstance(item, pg.TextItem) and item.isVisible()
+             and item.textItem.toPlainText()[:1].isdigit()]
+    assert len(texts) == len(names)
+    assert all(t.sceneBoundingRect().right() <= chart.plot.width() for t in texts)
 
 
 def test_histogram_draws_the_summary_bins(qtbot):
