@@ -158,9 +158,10 @@ class ModuleEditor(QWidget):
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
         header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3, 4):
+        # every column as wide as its contents, the module names first: in a narrow dock a stretched name
+        # column got what the others left, which was nothing ("S..." for SpiralNet); the rest scrolls
+        header.setStretchLastSection(True)
+        for col in range(5):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(self._current_changed)
         self.tree.itemChanged.connect(self._tree_item_changed)
