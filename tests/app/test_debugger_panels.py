@@ -225,4 +225,3 @@ def test_gradient_flow_names_parameters_as_the_model_does(qtbot, window):
     window.gradient_flow.set_metric(GRAD)  # the gradients the last step used
     labels, values = window.gradient_flow.bars()
     assert labels == names and all(v > 0 for v in values)
-
