@@ -37,6 +37,7 @@ from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, Even
 from engine.debug.records import OPTIMIZER
 from engine.debug.summary import finish
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent
+from engine.nn.module import running_modules
 from engine.optim.optimizer import stepping_optimizer
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
@@ -448,7 +449,7 @@ class LiveSession(Session):
         ev = rec.event
         found = False
         if dbg.model is None and ev.__class__ is ModuleEvent and ev.enter and "." not in ev.path:
-            calls = _module_calls()
+            calls = running_modules()
             if calls:
                 dbg.model, found = calls[0][0], True
         elif dbg.optimizer is None and ev.__class__ is OptimizerEvent:
@@ -635,13 +636,6 @@ class LiveSession(Session):
         recorder.close()
         self.last_recording = recorder.path
         return recorder.path
-
-
-def _module_calls() -> list:
-    """The engine thread's module calls in progress, outermost first: (module, path) pairs."""
-    from engine.nn import module
-
-    return list(module._running.calls)
 
 
 def describe_record(rec) -> str:

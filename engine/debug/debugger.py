@@ -45,6 +45,7 @@ from engine.events import (
     hub,
     next_seq,
 )
+from engine.nn.module import running_modules
 from engine.optim.optimizer import stepping_optimizer
 
 _attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iteration() reach them here
@@ -62,7 +63,9 @@ class Debugger:
     capture: "structure" (ids, keys, shapes, dtypes, source lines), "summary" (plus a TensorSummary of
     every op output and gradient) or "values" (plus host copies of tensors of at most `values_limit`
     elements). alerts: AlertSettings, or None for the tier's default (on unless "structure").
-    on_stop(stop), on_alert(alert), on_record(record): callables or lists of them.
+    find_model: without a model given, take the first root module called for it (its parameter names then
+    name optimizer steps and gradient alerts). on_stop(stop), on_alert(alert), on_record(record): callables
+    or lists of them.
     """
 
     def __init__(self, capture: str = "summary", *, model=None, optimizer=None,
@@ -70,8 +73,9 @@ class Debugger:
                  cache_bytes: int = DEFAULT_BYTES, summary_limit: int = SUMMARY_LIMIT,
                  values_limit: int = 4096,
                  source: bool = True, history: int = 1024, interactive: bool = True,
-                 on_stop=None, on_alert=None, on_record=None) -> None:
+                 find_model: bool = False, on_stop=None, on_alert=None, on_record=None) -> None:
         self.model = model
+        self.find_model = find_model and model is None
         self.optimizer = optimizer
         self.cache = ValueCache(cache_bytes) if cache_bytes else None
         self.tracer = Tracer(capture, self.cache, summary_limit=summary_limit, values_limit=values_limit,
@@ -288,6 +292,10 @@ class Debugger:
         if engine_thread is not None and get_ident() != engine_thread:
             return  # see _foreign
         if cls is ModuleEvent:
+            if self.find_model and event.enter and "." not in event.path:  # a root module call: the model
+                calls = running_modules()
+                if calls:
+                    self.model, self.find_model = calls[0][0], False
             rec = self.tracer.module(event)
             alerts = ()
         elif cls is OptimizerEvent:

@@ -34,6 +34,11 @@ class _CallStack(threading.local):
 _running = _CallStack()
 
 
+def running_modules() -> list[tuple[Module, str]]:
+    """The module calls in progress on this thread, outermost first, as (module, path) pairs."""
+    return list(_running.calls)
+
+
 class IncompatibleKeys(NamedTuple):
     """What `load_state_dict` returns: keys the model has that were missing, and keys it has not."""
 

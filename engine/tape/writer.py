@@ -112,8 +112,10 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name=f"tape writer {self.path}", daemon=True)
         self._thread.start()
         self._own = debugger is None
+        # without a model given, the first root module called is taken for it: its parameter names then
+        # name the optimizer's steps ("fc1.weight", not "group0.0") and the gradient-norm alerts
         self.debugger = debugger or Debugger(capture, model=model, optimizer=optimizer, interactive=False,
-                                             cache_bytes=0)
+                                             cache_bytes=0, find_model=model is None)
         self.debugger.on_record.append(self._on_record)
         self._unsubscribe = hub.subscribe(self._on_hub, ops=False)  # edits and alerts: the rest come as records
         if self._own:

@@ -165,6 +165,16 @@ def test_edits_are_recorded(tmp_path):
     assert edits == replayed == [future.result(), rejected.result()]
 
 
+def test_a_recording_without_a_model_names_parameters_by_the_model_it_sees(tmp_path):
+    path = tmp_path / "script.tape"
+    with engine.record(path, capture="summary"):  # as `tapescope record script.py` does: no model given
+        model = train(2)
+    with engine.tape.open(path) as tape:
+        steps = [e for e in tape.events() if type(e) is OptimizerEvent]
+    names = [name for name, _ in model.named_parameters()]
+    assert len(steps) == 2 and all(list(e.update_norms) == names == list(e.grad_norms) for e in steps)
+
+
 def test_record_attaches_its_own_debugger_and_detaches_it(tmp_path):
     path = tmp_path / "run.tape"
     with engine.record(path, capture="summary") as rec:
