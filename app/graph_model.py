@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.debug.alerts import INTENDED_INFINITIES
+from engine.debug.alerts import by_design
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
@@ -405,7 +405,7 @@ class GraphModel:
                 self.sources[key] = f"{source.file}:{source.line}  {source.text}"
             if summary is not None:
                 # a mask's -inf is by design (as for the debugger's alerts): not marked as a problem
-                clean = summary.finite or (not summary.nan_count and rec.event.op in INTENDED_INFINITIES)
+                clean = summary.finite or by_design(rec.event.op, summary.nan_count > 0)
                 self._record_summary(key, ACTIVATION, summary.abs_max, clean, FORWARD_NONFINITE)
         elif isinstance(rec.event, BackwardEvent):
             grad = getattr(rec, "grad_output", None)

@@ -36,9 +36,7 @@ from app.script_io import OutputChunk, ScriptError, capture_output, release_outp
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
 from engine.debug.records import OPTIMIZER
 from engine.debug.summary import finish
-from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent
-from engine.nn.module import running_modules
-from engine.optim.optimizer import stepping_optimizer
+from engine.events import AlertEvent, EditEvent, OptimizerEvent
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
 STEPS = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration")
@@ -417,7 +415,8 @@ class LiveSession(Session):
         self.max_queue = max_queue
         self.max_lag = max_lag
         self._backlog = min(max_queue, MIN_BACKLOG)  # items that may wait now; set from the GUI's pace
-        self.debugger = Debugger(capture, interactive=True, on_record=[self._discover, self._push],
+        self._described = (None, None)  # the model and optimizer the module editor was last told of
+        self.debugger = Debugger(capture, interactive=True, discover=True, on_record=[self._discover, self._push],
                                  on_stop=self._push, on_alert=self._on_alert)
         self.run = None
         self.recorder = None
@@ -439,23 +438,12 @@ class LiveSession(Session):
                 self._room.clear()
 
     def _discover(self, rec) -> None:
-        """Find the script's model and optimizer (for runtime edits) from the first root module call and
-        optimizer step, on the engine thread, and queue their description for the module editor."""
+        """Queue a description of the script's model and optimizer for the module editor once the
+        debugger has found them (the first root module call, the first optimizer step)."""
         dbg = self.debugger
-        if dbg.model is not None and dbg.optimizer is not None:
-            return
-        if rec.__class__ is not EventRecord:
-            return
-        ev = rec.event
-        found = False
-        if dbg.model is None and ev.__class__ is ModuleEvent and ev.enter and "." not in ev.path:
-            calls = running_modules()
-            if calls:
-                dbg.model, found = calls[0][0], True
-        elif dbg.optimizer is None and ev.__class__ is OptimizerEvent:
-            dbg.optimizer = stepping_optimizer()
-            found = dbg.optimizer is not None
-        if found:
+        found = (dbg.model, dbg.optimizer)
+        if found[0] is not self._described[0] or found[1] is not self._described[1]:
+            self._described = found
             self._describe()
 
     def _describe(self) -> None:

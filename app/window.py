@@ -186,24 +186,23 @@ class MainWindow(QMainWindow):
         w, h = self.width(), self.height()
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
         self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.11), int(w * 0.27)], horizontal)
-        self.resizeDocks(*self._bottom_row(int(w * 0.63)), horizontal)
+        self._share_bottom_row(int(w * 0.63))
         self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
         # the inspector's statistics and histograms fit without scrolling; alerts are a short list
         self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.66), int(h * 0.2)], vertical)
         for first in ("modules", "inspector", "alerts", "loss"):  # the tab in front of each group
             d[first].raise_()
 
-    def _bottom_row(self, width: int) -> tuple[list, list[int]]:
-        """The source, output and loss docks under the graph, and widths sharing `width` among them."""
-        d = self.docks
-        return [d["source"], d["output"], d["loss"]], [int(width * f) for f in (0.38, 0.32, 0.30)]
+    def _share_bottom_row(self, width: int) -> None:
+        """Share `width` among the source, output and loss docks under the graph."""
+        docks = [self.docks[name] for name in ("source", "output", "loss")]
+        self.resizeDocks(docks, [int(width * f) for f in (0.38, 0.32, 0.30)], Qt.Orientation.Horizontal)
 
     def balance_bottom_row(self) -> None:
         """Share the bottom row's width again (after a side dock took some, e.g. the model builder)."""
-        docks, _ = self._bottom_row(0)
-        shown = [dock for dock in docks if dock.isVisible() and not dock.isFloating()]
-        if len(shown) == len(docks):
-            self.resizeDocks(*self._bottom_row(sum(dock.width() for dock in docks)), Qt.Orientation.Horizontal)
+        docks = [self.docks[name] for name in ("source", "output", "loss")]
+        if all(dock.isVisible() and not dock.isFloating() for dock in docks):
+            self._share_bottom_row(sum(dock.width() for dock in docks))
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

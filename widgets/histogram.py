@@ -59,7 +59,7 @@ class HistogramView(pg.PlotWidget):
         if not len(edges):
             axis.setTicks([[]])
             return
-        room = max(self.width() - axis_left_width(self) - 16, 40)
+        room = max(self.width() - int(self.getAxis("left").width()) - 16, 40)
         axis.setTicks([fitting_ticks(float(edges[0]), float(edges[-1]), room, self.fontMetrics())])
 
     def sizeHint(self) -> QSize:
@@ -95,11 +95,6 @@ class HistogramView(pg.PlotWidget):
     def bars(self) -> tuple[np.ndarray, np.ndarray]:
         """The bin edges and counts drawn now."""
         return self._edges, self._counts
-
-
-def axis_left_width(plot: pg.PlotWidget) -> int:
-    """Pixels the left axis takes from a plot's width."""
-    return int(plot.getAxis("left").width())
 
 
 def fitting_ticks(lo: float, hi: float, room: float, metrics) -> list[tuple[float, str]]:

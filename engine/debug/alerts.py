@@ -42,6 +42,11 @@ class AlertSettings:
 INTENDED_INFINITIES = frozenset({"masked_fill"})  # ops that write a given value, -inf included, on purpose
 
 
+def by_design(op: str, nan: bool) -> bool:
+    """Whether non-finite values in the output of `op` are there on purpose (a mask's -inf, no NaN)."""
+    return not nan and op in INTENDED_INFINITIES
+
+
 def has_nan(array, summary=None) -> bool:
     """True when `array` holds a NaN."""
     if summary is not None:
@@ -109,8 +114,8 @@ class Monitor:
                 return None
             if not all_finite(out.data, rec.summary):
                 nan = has_nan(out.data, rec.summary)
-                if not nan and rec.event.op in INTENDED_INFINITIES:
-                    return None  # a mask: infinities by design
+                if by_design(rec.event.op, nan):
+                    return None
                 bad.add(rec.event.output)
                 self._tainted.add(rec.event.seq)
                 if all(all_finite(t.data) for t in inputs):

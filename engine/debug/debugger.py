@@ -63,9 +63,9 @@ class Debugger:
     capture: "structure" (ids, keys, shapes, dtypes, source lines), "summary" (plus a TensorSummary of
     every op output and gradient) or "values" (plus host copies of tensors of at most `values_limit`
     elements). alerts: AlertSettings, or None for the tier's default (on unless "structure").
-    find_model: without a model given, take the first root module called for it (its parameter names then
-    name optimizer steps and gradient alerts). on_stop(stop), on_alert(alert), on_record(record): callables
-    or lists of them.
+    discover: where no model or optimizer is given, take the first root module called and the first
+    optimizer that steps (their parameter names then name optimizer steps and gradient alerts, and edits
+    reach them). on_stop(stop), on_alert(alert), on_record(record): callables or lists of them.
     """
 
     def __init__(self, capture: str = "summary", *, model=None, optimizer=None,
@@ -73,10 +73,10 @@ class Debugger:
                  cache_bytes: int = DEFAULT_BYTES, summary_limit: int = SUMMARY_LIMIT,
                  values_limit: int = 4096,
                  source: bool = True, history: int = 1024, interactive: bool = True,
-                 find_model: bool = False, on_stop=None, on_alert=None, on_record=None) -> None:
+                 discover: bool = False, on_stop=None, on_alert=None, on_record=None) -> None:
         self.model = model
-        self.find_model = find_model and model is None
         self.optimizer = optimizer
+        self.discover = discover
         self.cache = ValueCache(cache_bytes) if cache_bytes else None
         self.tracer = Tracer(capture, self.cache, summary_limit=summary_limit, values_limit=values_limit,
                              source=source)
@@ -292,13 +292,15 @@ class Debugger:
         if engine_thread is not None and get_ident() != engine_thread:
             return  # see _foreign
         if cls is ModuleEvent:
-            if self.find_model and event.enter and "." not in event.path:  # a root module call: the model
-                calls = running_modules()
+            if self.discover and self.model is None and event.enter and "." not in event.path:
+                calls = running_modules()  # a root module call: the model
                 if calls:
-                    self.model, self.find_model = calls[0][0], False
+                    self.model = calls[0][0]
             rec = self.tracer.module(event)
             alerts = ()
         elif cls is OptimizerEvent:
+            if self.discover and self.optimizer is None:
+                self.optimizer = stepping_optimizer()
             rec = self.tracer.optimizer(self._named_by_model(event))
             alerts = self.monitor.step(rec) if self.monitor is not None else ()
         else:
@@ -490,7 +492,7 @@ class Debugger:
     def _named_by_model(self, event: OptimizerEvent) -> OptimizerEvent:
         """The event with its parameters named as the model names them ("fc1.weight"): an optimizer given
         plain parameters can only call them "group0.0", "group0.1", ..."""
-        model, opt = self.model, self.optimizer or stepping_optimizer()
+        model, opt = self.model, self.optimizer or stepping_optimizer()  # found as it steps, if not given
         if model is None or opt is None or type(opt).__name__ != event.optimizer:
             return event
         params = [(g, i, group, p) for g, group in enumerate(opt.param_groups) for i, p in enumerate(group["params"])]

@@ -117,11 +117,10 @@ class TensorSummary(_DeferredCounts):
 
 _SLOTS = {f.name: TensorSummary.__dict__[f.name] for f in fields(TensorSummary)}
 _LATE = ("min", "max", "mean", "std", "norm", "zero_count", "lo", "hi", "samples", "counts")
-_counts_get, _counts_set = TensorSummary.counts.__get__, TensorSummary.counts.__set__
+_counts_set = TensorSummary.counts.__set__
 _counts_from_get = _DeferredCounts._counts_from.__get__
 _counts_from_del = _DeferredCounts._counts_from.__delete__
 _late_from_get = _DeferredCounts._late_from.__get__
-_late_from_del = _DeferredCounts._late_from.__delete__
 _late_lock = threading.Lock()
 _waiting = [0]  # bytes of copies that deferred summaries hold (updated without a lock: a soft bound)
 # The deferral's one probe is a sum: +inf with -inf in it, or values near the float32 limit, make numpy

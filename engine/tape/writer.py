@@ -115,7 +115,7 @@ class Recorder:
         # without a model given, the first root module called is taken for it: its parameter names then
         # name the optimizer's steps ("fc1.weight", not "group0.0") and the gradient-norm alerts
         self.debugger = debugger or Debugger(capture, model=model, optimizer=optimizer, interactive=False,
-                                             cache_bytes=0, find_model=model is None)
+                                             cache_bytes=0, discover=True)
         self.debugger.on_record.append(self._on_record)
         self._unsubscribe = hub.subscribe(self._on_hub, ops=False)  # edits and alerts: the rest come as records
         if self._own:
