@@ -53,6 +53,27 @@ _registry = threading.Lock()
 get_ident = threading.get_ident
 
 
+_reported: dict[tuple, None] = {}  # alerts some attached debugger already gave the hub, oldest first
+_REPORTED = 256
+
+
+def _first_report(origin: int, alert: AlertEvent) -> bool:
+    """False when another debugger already published this alert about the same engine event.
+
+    Two debuggers watching one run (the recorder's and a script's own watch()) see the same op, and
+    each makes its alert: the hub, and so a tape, gets one. Alerts of no engine event (origin 0, an
+    iteration mark's) are always published."""
+    if not origin:
+        return True
+    key = (origin, alert.kind, alert.key)
+    if key in _reported:
+        return False
+    _reported[key] = None
+    if len(_reported) > _REPORTED:
+        del _reported[next(iter(_reported))]
+    return True
+
+
 def _steppable(rec) -> bool:
     return rec.__class__ is not EventRecord or rec.phase is OPTIMIZER
 
@@ -307,7 +328,7 @@ class Debugger:
             return
         self._publish(rec)
         for a in alerts:
-            self._alert(a)
+            self._alert(a, event.seq)
         if self._armed:
             self._service(rec)
 
@@ -332,7 +353,7 @@ class Debugger:
         for fn in self.on_record:
             fn(rec)
         if alert is not None:
-            self._alert(alert)
+            self._alert(alert, event.seq)
         if self._armed:
             self._service(rec)
 
@@ -341,13 +362,15 @@ class Debugger:
         for fn in self.on_record:
             fn(rec)
 
-    def _alert(self, alert: AlertEvent) -> None:
+    def _alert(self, alert: AlertEvent, origin: int = 0) -> None:
+        """Keep, publish and react to `alert`; `origin`: the seq of the engine event that raised it."""
         self.alerts.append(alert)
         if self.stop_on_alert:
             with self._cv:
                 self._alert_stop = alert
                 self._armed = True
-        hub.emit(alert)
+        if _first_report(origin, alert):
+            hub.emit(alert)
         for fn in self.on_alert:
             fn(alert)  # may raise (watch(on_nonfinite="raise")): the error surfaces from the op itself
 

@@ -161,3 +161,22 @@ def test_a_nan_made_from_masked_infinities_is_reported_where_it_appears():
         F.softmax(scores.masked_fill(everything, float("-inf")), dim=-1)  # row 1 masked entirely: NaN
     assert [(a.kind, a.op) for a in dbg.alerts] == [("nonfinite_forward", "softmax")]
     assert "its inputs hold infinities but no NaN" in dbg.alerts[0].message
+
+
+def test_two_debuggers_give_the_hub_each_alert_once():
+    # a recorder's debugger and a script's own watch() see the same op: a tape must hold one alert
+    settings = AlertSettings(grad_norm_max=1e-3, grad_norm_min=None, dead_relu=None)
+    published = []
+    off = engine.hub.subscribe(lambda e: published.append(e) if e.__class__.__name__ == "AlertEvent" else None)
+    try:
+        for model in (Deep(plant=True), Deep(plant=False)):  # a NaN at an op; gradient norms at a step
+            with Debugger("summary", model=model, alerts=settings) as first, \
+                    Debugger("summary", model=model, alerts=settings) as second:
+                _train(model, steps=2)
+            seen = [(a.kind, a.key) for a in first.alerts]
+            assert seen and seen == [(a.kind, a.key) for a in second.alerts]
+            assert sorted((a.kind, a.key) for a in published) == sorted(seen)
+            published.clear()
+    finally:
+        off()
+    assert {kind for kind, _ in seen} == {"exploding_grad"}
