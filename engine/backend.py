@@ -70,10 +70,12 @@ def device(spec) -> Device:
 
 
 def array_module(x):
-    """The array module (numpy or cupy) that owns array `x`."""
-    if type(x) is np.ndarray or _cupy is None:
+    """The array module (numpy or cupy) that owns array `x` (numpy for numpy scalars and plain numbers)."""
+    # not cupy.get_array_module: its first call imports cupyx.scipy.sparse (a second or more), and a
+    # numpy scalar (what a numpy reduction returns) would take that path
+    if type(x) is np.ndarray or _cupy is None or not isinstance(x, _cupy.ndarray):
         return np
-    return _cupy.get_array_module(x)
+    return _cupy
 
 
 def device_of(x) -> Device:

@@ -242,6 +242,25 @@ def test_dlpack_shares_memory_with_numpy_and_torch_on_the_cpu():
 
 @pytest.mark.gpu
 @gpu
+def test_array_module_of_numpy_scalars_and_cupy_arrays():
+    # with CuPy loaded a numpy scalar (what a reduction returns) once went through
+    # cupy.get_array_module, whose first call imports cupyx.scipy.sparse: a second's stall mid-run
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, engine\n"
+            "from engine.backend import array_module, cupy_module\n"
+            "cp = cupy_module()\n"
+            "assert array_module(np.float32(1)) is np and array_module(np.ones(2).sum()) is np\n"
+            "assert array_module(cp.ones(2)) is cp and array_module(cp.ones(2).sum()) is cp\n"
+            "assert array_module(np.ones(2)) is np and array_module(3.0) is np\n"
+            "assert 'cupyx.scipy.sparse' not in sys.modules, 'array_module imported cupyx.scipy.sparse'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.gpu
+@gpu
 def test_device_api_on_a_gpu():
     assert engine.cuda.is_available() and engine.cuda.device_count() >= 1
     assert engine.cuda.current_device() == 0 and isinstance(engine.cuda.get_device_name(), str)
