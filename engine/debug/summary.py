@@ -191,10 +191,10 @@ def _finish_statistics(late: list) -> None:
     """
     copies = [_late_from_get(s) for s in late]
     x, n, starts = _segments(copies)
+    mn = np.minimum.reduceat(x, starts).astype(np.float64)  # exact in any float dtype: half the bytes
+    mx = np.maximum.reduceat(x, starts).astype(np.float64)
+    zeros = np.add.reduceat(x == 0, starts, dtype=np.int32)  # a copy holds at most SUMMARY_LIMIT values
     x64 = x.astype(np.float64)
-    mn = np.minimum.reduceat(x64, starts)
-    mx = np.maximum.reduceat(x64, starts)
-    zeros = np.add.reduceat(x == 0, starts, dtype=np.intp)
     total = np.add.reduceat(x64, starts)
     np.multiply(x64, x64, out=x64)
     sq = np.add.reduceat(x64, starts)
@@ -213,12 +213,16 @@ def _finish_statistics(late: list) -> None:
     hi = np.where(constant, mn + 0.5, mx)
     # the histogram's values: every ceil(n / HIST_LIMIT)-th, as a single summary takes them
     step = -(-n // HIST_LIMIT)
-    taken = -(-n // step)
-    first = np.zeros_like(taken)
-    np.cumsum(taken[:-1], out=first[1:])
-    seg = np.repeat(np.arange(len(late)), taken)
-    index = np.repeat(starts - first * step, taken) + np.arange(int(taken.sum())) * np.repeat(step, taken)
-    counts = _bin_counts(np, x[index], lo, hi, seg, len(late))
+    if n.min() == n.max():  # copies of one size (a layer's outputs, step after step): a strided view
+        counts = _bin_counts(np, x.reshape(len(late), -1)[:, ::int(step[0])], lo[:, None], hi[:, None],
+                             rows=len(late))
+    else:
+        taken = -(-n // step)
+        first = np.zeros_like(taken)
+        np.cumsum(taken[:-1], out=first[1:])
+        seg = np.repeat(np.arange(len(late)), taken)
+        index = np.repeat(starts - first * step, taken) + np.arange(int(taken.sum())) * np.repeat(step, taken)
+        counts = _bin_counts(np, x[index], lo, hi, seg, len(late))
     counts.flags.writeable = False
     columns = zip(late, copies, mn.tolist(), mx.tolist(), mean.tolist(), std.tolist(), norm.tolist(),
                   zeros.tolist(), lo.tolist(), hi.tolist(), counts)
@@ -397,9 +401,10 @@ def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int,
 
 
 def _bin_counts(xp, values, lo, hi, seg=None, rows: int = 1):
-    """BINS counts per row, on the values' device: a value of row r (seg's entry for it; row 0 without
-    seg) goes in bin floor((x - lo[r]) / ((hi[r] - lo[r]) / BINS)), computed in float64, and the
-    maximum in the last bin. lo, hi: numbers for one row, arrays indexed by seg for many."""
+    """BINS counts per row, on the values' device: a value of row r goes in bin
+    floor((x - lo[r]) / ((hi[r] - lo[r]) / BINS)), computed in float64, and the maximum in the last bin.
+    One row: values, and numbers lo and hi. Many: values of row r where seg is r, with lo and hi arrays;
+    or 2-D values (a row each) with lo and hi as columns."""
     width = (hi - lo) / BINS
     if seg is not None:
         lo, width = lo[seg], width[seg]
@@ -408,6 +413,9 @@ def _bin_counts(xp, values, lo, hi, seg=None, rows: int = 1):
     bins = h.astype(xp.intp)
     if seg is not None:
         bins += seg * (BINS + 1)
+    elif bins.ndim == 2:
+        bins += xp.arange(0, rows * (BINS + 1), BINS + 1)[:, None]
+        bins = bins.reshape(-1)
     counts = xp.bincount(bins, minlength=rows * (BINS + 1)).reshape(rows, BINS + 1)
     counts[:, BINS - 1] += counts[:, BINS]  # the maximum itself lands one past the last bin
     return counts[:, :BINS]

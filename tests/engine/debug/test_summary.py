@@ -258,3 +258,18 @@ def test_a_finished_batch_equals_summaries_read_one_by_one():
     for b, s in zip(batch, single):
         assert [getattr(b, n) for n in names] == [getattr(s, n) for n in names]
         np.testing.assert_array_equal(b.counts, s.counts)
+
+
+@pytest.mark.parametrize("n", [SUMMARY_LIMIT // 4, 5000, 700])
+def test_a_batch_of_one_size_equals_summaries_read_one_by_one(n):
+    """Copies of one size (a layer's outputs step after step) take a strided path to their histograms."""
+    rng = np.random.default_rng(n)
+    arrays = [(rng.standard_normal(n) * (i + 1) + i).astype(np.float32) for i in range(6)]
+    arrays += [np.full(n, -3.0, np.float32), np.maximum(arrays[0], 0)]  # constant; half zeros
+    batch, single = [summarize(a) for a in arrays], [summarize(a) for a in arrays]
+    summary_module.finish(batch)
+    names = ("min", "max", "mean", "std", "norm", "zero_count", "lo", "hi", "samples")
+    for b, s, a in zip(batch, single, arrays):
+        assert [getattr(b, n) for n in names] == [getattr(s, n) for n in names]
+        np.testing.assert_array_equal(b.counts, s.counts)
+        _expect_exact_loose(b, a)
