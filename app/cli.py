@@ -241,13 +241,15 @@ def _progress(total: int, desc: str):
 
 
 def _open(args) -> int:
-    import engine.tape
+    from app.replay import ReplaySession
 
-    with engine.tape.open(args.tape) as tape:
-        tape.counts()  # reads the tape's index: a damaged tape fails here, before any window opens
-    from app.window import Launch, run_app
+    replay = ReplaySession(args.tape)  # reads the tape's index: a damaged tape fails here, before any window
+    try:
+        from app.window import Launch, run_app
 
-    return run_app(Launch("tape", os.path.abspath(args.tape)))
+        return run_app(Launch("tape", os.path.abspath(args.tape), replay=replay))
+    finally:
+        replay.close()
 
 
 def _run(args) -> int:

@@ -23,10 +23,6 @@ from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.source import SourceFrame
-from engine.tape import schema
-
-_STEPPABLE = (schema.KIND_NAMES[schema.OP], schema.KIND_NAMES[schema.BACKWARD],
-              schema.KIND_NAMES[schema.OPTIMIZER])
 
 
 class DebugPanels(QObject):
@@ -83,18 +79,11 @@ class DebugPanels(QObject):
         self._update_edit_actions()
 
     def _index_tape(self, session: ReplaySession) -> None:
-        tape = session.tape
-        seqs, its, phases = [], [], []
-        for row in tape.rows():
-            if row.kind in _STEPPABLE:
-                seqs.append(row.seq)
-                its.append(row.iteration)
-                phases.append(row.phase)
         w = self.w
-        w.timeline.set_events(seqs, its, phases)
-        alerts = tape.alerts()  # the alerts panel lists them (MainWindow.open_tape)
+        w.timeline.set_events(*session.steppable)
+        alerts = session.recorded_alerts  # the alerts panel lists them (MainWindow.open_tape)
         w.timeline.set_markers("alert", [a.forward_seq or a.seq for a in alerts], [a.message for a in alerts])
-        edits = tape.edits()
+        edits = session.recorded_edits
         w.timeline.set_markers("edit", [e.seq for e in edits], [_edit_text(e) for e in edits])
 
     def close_session(self) -> None:
@@ -195,7 +184,7 @@ class DebugPanels(QObject):
     def _iteration_clicked(self, iteration: int) -> None:
         session = self.w.session
         if isinstance(session, ReplaySession):
-            it = session.tape.iteration(iteration)
+            it = session.iteration_info(iteration)
             if it is not None:
                 self._cursor_moved(it.last_seq)
 

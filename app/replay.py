@@ -20,6 +20,7 @@ from app.graph_model import GraphModel
 from app.session import _RECORDS, _STEP_KIND, CONTROL, FINISHED, PAUSED, RUNNING, Session, SessionChange
 from engine.debug import EventRecord, Stop
 from engine.debug.records import OPTIMIZER
+from engine.tape import schema
 
 
 class ReplaySession(Session):
@@ -32,8 +33,12 @@ class ReplaySession(Session):
         super().__init__()
         self.tape = engine.tape.open(path)  # TapeError when it is not a readable tape
         self.path = self.tape.path
-        try:
+        try:  # all the window shows of the tape's index: a tape damaged there fails here, not in a panel
             self.iterations = self.tape.iterations()
+            self.counts = self.tape.counts()
+            self.recorded_alerts = self.tape.alerts()
+            self.recorded_edits = self.tape.edits()
+            self.steppable = _steppable(self.tape)
         except BaseException:
             self.tape.close()
             raise
@@ -177,7 +182,15 @@ class ReplaySession(Session):
         self._pending_status = True
 
     def source_text(self, file: str) -> str | None:
-        return self.tape.source(file) or super().source_text(file)
+        try:
+            return self.tape.source(file) or super().source_text(file)
+        except engine.tape.TapeError:  # the sources table is damaged: the file on disk, if it is there
+            return super().source_text(file)
+
+    def iteration_info(self, number: int):
+        """Where iteration `number` lies on the tape (an engine.tape IterationInfo), or None."""
+        i = bisect.bisect_left([it.iteration for it in self.iterations], number)
+        return self.iterations[i] if i < len(self.iterations) and self.iterations[i].iteration == number else None
 
     def status_text(self) -> str:
         if self.status == RUNNING:
@@ -195,6 +208,19 @@ class ReplaySession(Session):
 
 
 _WAIT = object()
+_STEPPABLE = (schema.KIND_NAMES[schema.OP], schema.KIND_NAMES[schema.BACKWARD],
+              schema.KIND_NAMES[schema.OPTIMIZER])
+
+
+def _steppable(tape) -> tuple[list[int], list[int], list[str]]:
+    """(seqs, iterations, phases) of the records a step can stop at: the timeline's events."""
+    seqs, its, phases = [], [], []
+    for row in tape.rows():
+        if row.kind in _STEPPABLE:
+            seqs.append(row.seq)
+            its.append(row.iteration)
+            phases.append(row.phase)
+    return seqs, its, phases
 
 
 class _TapeReader:

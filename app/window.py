@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QPalette
@@ -35,7 +35,7 @@ from app.debug_panels import DebugPanels
 from app.graph_presenter import COLOUR_BY, GraphPresenter
 from app.pump import EventPump
 from app.replay import ReplaySession
-from app.session import PAUSED, RUNNING, LiveSession, Target
+from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target
 from engine.debug.source import SourceFrame
 from widgets.alerts_panel import AlertsPanel
 from widgets.breakpoints_panel import BreakpointsPanel
@@ -68,6 +68,7 @@ class Launch:
     argv: tuple[str, ...] = ()
     run: bool = False
     record: str | None = None
+    replay: ReplaySession | None = field(default=None, compare=False, repr=False)  # the tape, opened already
 
 
 class MainWindow(QMainWindow):
@@ -289,7 +290,7 @@ class MainWindow(QMainWindow):
     def launch(self, what: Launch) -> bool:
         """Open what the command line asked for."""
         if what.kind == "tape":
-            return self.open_tape(what.path)
+            return self.open_tape(what.path, what.replay)
         if what.kind == "script":
             return self.run_script(what.path, what.argv, run=what.run, record=what.record)
         return self.open_demo(record=what.record)
@@ -316,22 +317,23 @@ class MainWindow(QMainWindow):
         self._start(LiveSession(Target.of_function(fn, title, source)))
         return True
 
-    def open_tape(self, path: str) -> bool:
-        """Replay a .tape file in this window."""
+    def open_tape(self, path: str, session: ReplaySession | None = None) -> bool:
+        """Replay a .tape file in this window (`session`: that tape, opened already)."""
         from engine.tape.errors import TapeError
 
         try:
-            session = ReplaySession(path)
+            session = session or ReplaySession(path)
         except (TapeError, OSError) as err:
-            self.show_message(f"Cannot open {path}: {err}", "error")
+            text = str(err)  # a TapeError names the file already
+            self.show_message(f"Cannot open {text if path in text else f'{path}: {text}'}", "error")
             return False
         self._start(session)
         self._add_recent(os.path.abspath(path))
-        counts = session.tape.counts()
+        counts = session.counts
         self.output.note(f"Replaying {path}: {counts['events']:,} events, {counts['iterations']:,} "
                          f"iterations (capture: {session.tape.capture or 'unknown'}). Drag the timeline to "
                          f"move through it; Restart goes back to the start.")
-        self.alerts_panel.add_alerts(session.tape.alerts())
+        self.alerts_panel.add_alerts(session.recorded_alerts)
         return True
 
     def _start(self, session) -> None:
@@ -353,6 +355,7 @@ class MainWindow(QMainWindow):
             self._show_target_source(session)
         else:
             self.setWindowTitle(f"{os.path.basename(session.path)} (replay) \u2014 Tapescope")
+            self.source_view.clear()  # not the file of the session before
         self.actions["record"].blockSignals(True)
         self.actions["record"].setChecked(bool(getattr(session, "recording", None)))
         self.actions["record"].blockSignals(False)
@@ -507,6 +510,14 @@ class MainWindow(QMainWindow):
     def _stopped_or_resumed(self) -> None:
         session = self.session
         self._update_actions()
+        if session.status == FINISHED and isinstance(session, ReplaySession):
+            # at the end of a tape (also after seeking there): the selected node as it is now
+            self._show_node(self.graph.selected or session.model.current)
+            self._show_stop_source(None)
+            if session.read_error:
+                self.show_message(f"Read {session.cursor:,} of {session.last_seq:,} events; the rest of the "
+                                  f"tape is unreadable: {session.read_error}", "error")
+            return
         if session.status != PAUSED:
             return
         stop = session.current_stop
@@ -570,6 +581,13 @@ class MainWindow(QMainWindow):
 
     def _show_stop_source(self, stop) -> None:
         if stop is None:
+            session = self.session
+            if isinstance(session, ReplaySession):  # at the end of its tape, or back at its start (Restart)
+                frame = session.frames.get(session.model.current) if session.cursor else None
+                if frame is None:
+                    self.source_view.clear()
+                else:
+                    self._show_frame(frame)
             return
         rec = stop.record
         frame = stop.source

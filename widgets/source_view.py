@@ -29,7 +29,7 @@ class SourceView(QWidget):
         layout.addWidget(self.text, 1)
         self.file = ""
         self.line = 0
-        self.show_message("No source yet: it shows where the engine is.")
+        self.clear()
 
     def show_source(self, file: str, text: str | None, line: int = 0) -> None:
         """Show `file` (its `text`; None when unreadable) with line `line` highlighted."""
@@ -46,6 +46,10 @@ class SourceView(QWidget):
         self.title.setToolTip(file)
         self.line = line
         self._highlight(line)
+
+    def clear(self) -> None:
+        """Show no file: the source appears once the engine is somewhere."""
+        self.show_message("No source yet: it shows where the engine is.")
 
     def show_message(self, text: str) -> None:
         """Show no file, only a short message."""

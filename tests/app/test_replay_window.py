@@ -1,0 +1,109 @@
+"""Replaying a tape in the window, offscreen: scrubbing, the end of the tape, damaged tapes."""
+
+import shutil
+import sqlite3
+import textwrap
+
+import pytest
+
+import app.replay
+import app.window
+from app.cli import main
+from tests.app.test_window import TIMEOUT, make_window, status
+
+# log(0) in the third step: -inf in the forward, then NaN everywhere after the update
+NAN_SCRIPT = """
+    import engine
+    import engine.nn as nn
+
+    engine.manual_seed(0)
+    fc = nn.Linear(4, 3)
+    optimizer = engine.optim.SGD(fc.parameters(), lr=0.1)
+    x = engine.randn(8, 4)
+    for step in range(4):
+        h = (fc(x) * fc(x) + 1.0) * (0.0 if step == 2 else 1.0)
+        loss = engine.log(h).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+"""
+
+
+@pytest.fixture(scope="module")
+def nan_tape(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("replay")
+    script = folder / "nan_run.py"
+    script.write_text(textwrap.dedent(NAN_SCRIPT))
+    tape = folder / "nan_run.tape"
+    assert main(["record", str(script), "-o", str(tape), "--capture", "summary"]) == 0
+    return str(tape)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path)
+
+
+def replay(qtbot, window, tape: str):
+    assert window.open_tape(tape)
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+    return window.session
+
+
+def seek(qtbot, window, seq: int, settled: str = "paused") -> None:
+    window.timeline.cursorMoved.emit(seq)  # what dragging the timeline's cursor does
+    qtbot.waitUntil(lambda: window.session.status == settled and window.session.cursor == seq, timeout=TIMEOUT)
+
+
+def test_seeking_to_the_end_shows_the_selected_node_as_it_is_there(qtbot, window, nan_tape):
+    session = replay(qtbot, window, nan_tape)
+    alert = session.tape.alerts()[0]
+    seek(qtbot, window, alert.forward_seq - 1)  # just before log(0) ran: log still holds step 2's output
+    window.canvas.select(alert.key)
+    qtbot.waitUntil(lambda: window.inspector.stat_text("Inf") == "0", timeout=TIMEOUT)
+    seek(qtbot, window, session.last_seq, settled="finished")
+    # at the end the graph paints log as non-finite; the inspector must say the same, not keep step 2's values
+    assert window.inspector.stat_text("NaN") != "0" or window.inspector.stat_text("Inf") != "0"
+    assert "nan_run.py" in window.source_view.title.toolTip()
+
+
+def test_restart_of_a_replay_leaves_no_stale_source_line(qtbot, window, nan_tape):
+    session = replay(qtbot, window, nan_tape)
+    seek(qtbot, window, session.tape.alerts()[0].forward_seq)
+    assert "engine.log(h)" in window.source_view.current_line_text()
+    window.restart()
+    qtbot.waitUntil(lambda: status(window) == "Replay paused before the first event", timeout=TIMEOUT)
+    assert window.source_view.file == "" and window.source_view.current_line_text() == ""
+
+
+def _damaged(tape: str, folder, sql: str) -> str:
+    bad = str(folder / "damaged.tape")
+    shutil.copy(tape, bad)
+    with sqlite3.connect(bad) as con:
+        con.execute(sql)
+    con.close()
+    return bad
+
+
+def test_a_tape_damaged_past_its_index_says_how_much_was_read(qtbot, window, nan_tape, tmp_path):
+    whole = app.replay.ReplaySession(nan_tape)
+    middle = (whole.first_seq + whole.last_seq) // 2
+    whole.close()
+    bad = _damaged(nan_tape, tmp_path, f"UPDATE summaries SET layout = 99999 WHERE seq > {middle}")
+    session = replay(qtbot, window, bad)
+    assert session.cursor <= middle  # records are decoded in chunks: maybe none of them
+    message = window.message_bar.text()
+    assert message.startswith(f"Read {session.cursor:,} of {session.last_seq:,} events")
+    assert "damaged tape" in message and "\n" not in message
+
+
+def test_a_tape_damaged_in_its_event_index_is_a_message_and_exit_2(qtbot, window, nan_tape, tmp_path,
+                                                                      monkeypatch, capsys):
+    bad = _damaged(nan_tape, tmp_path, "UPDATE events SET columns = X'0102030405'")
+    assert not window.open_tape(bad)  # no exception out of the panels that index the tape
+    assert window.session is None
+    message = window.message_bar.text()
+    assert message == f"Cannot open {bad}: damaged tape (an event chunk is truncated)"  # the path once
+    monkeypatch.setattr(app.window, "run_app", lambda *a: pytest.fail("opened the window"))
+    assert main(["open", bad]) == 2
+    assert capsys.readouterr().err == f"tapescope open: {bad}: damaged tape (an event chunk is truncated)\n"
