@@ -1,4 +1,5 @@
-"""The loss per iteration as a line (log scale once it spans decades), with a cursor in replays."""
+"""The loss per iteration as a line (log scale once it spans decades; NaN or Inf as red crosses on top),
+with a cursor in replays."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class LossPlot(pg.PlotWidget):
         self.curve = self.plot([], [], pen=pg.mkPen("#1c7ed6", width=1.6))
         self.last_point = self.plot([], [], pen=None, symbol="o", symbolSize=6, symbolBrush="#1c7ed6",
                                     symbolPen=None)
+        # a NaN or Inf loss is a gap in the line: a red cross on the top edge says where it is
+        self.nonfinite = self.plot([], [], pen=None, symbol="x", symbolSize=10, symbolBrush="#e03131",
+                                   symbolPen=pg.mkPen("#e03131", width=1.5))
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#f59f00", width=1.5))
         self.cursor.setVisible(False)
         self.addItem(self.cursor, ignoreBounds=True)
@@ -37,13 +41,24 @@ class LossPlot(pg.PlotWidget):
         x = np.asarray(iterations, float)
         y = np.asarray(losses, float)
         self.points = len(x)
-        self.empty.setVisible(not len(x))
-        finite = y[np.isfinite(y)]
+        ok = np.isfinite(y)
+        finite = y[ok]
+        top = float(finite.max()) if len(finite) else 1.0
+        self.empty.setVisible(not len(finite))
+        if len(x):  # under the crosses
+            self.empty.setText("every loss is NaN/Inf")
+            self.empty.setAnchor((0.5, -0.8))
+            self.empty.setPos(float(x[0] + x[-1]) / 2, top)
+        else:
+            self.empty.setText("no loss yet")
+            self.empty.setAnchor((0.5, 0.5))
+            self.empty.setPos(0.5, 0.5)
         log = bool(len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100)
         if log != self.log:
             self.log = log
             self.setLogMode(y=log)
         self.curve.setData(x, y, connect="finite")
+        self.nonfinite.setData(x[~ok], np.full(int((~ok).sum()), top))
         if len(x) and math.isfinite(y[-1]):
             self.last_point.setData(x[-1:], y[-1:])
         else:

@@ -203,3 +203,19 @@ def test_loss_axis_turns_logarithmic_when_it_spans_decades(qtbot):
     plots.clear()
     with pytest.raises(KeyError):
         plots.series("lr")
+
+
+def test_a_nan_or_inf_loss_is_a_red_cross_not_a_blank_plot(qtbot):
+    from widgets.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.set_curve([0, 1, 2], [2.3, 1.1, float("nan")])
+    crosses = plot.nonfinite.getData()
+    assert crosses[0].tolist() == [2] and crosses[1].tolist() == [2.3]  # on the top edge of the line
+    assert not plot.empty.isVisible()
+    plot.set_curve([0, 1, 2], [float("inf"), float("nan"), float("-inf")])  # log(0) from the first step
+    assert plot.nonfinite.getData()[0].tolist() == [0, 1, 2]
+    assert plot.empty.isVisible() and plot.empty.toPlainText() == "every loss is NaN/Inf"
+    plot.set_curve([], [])
+    assert plot.empty.toPlainText() == "no loss yet" and len(plot.nonfinite.getData()[0] or ()) == 0
