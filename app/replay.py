@@ -15,6 +15,8 @@ import threading
 import time
 from collections import deque
 
+import numpy as np
+
 import engine.tape
 from app.graph_model import GraphModel
 from app.session import _RECORDS, _STEP_KIND, CONTROL, FINISHED, PAUSED, RUNNING, Session, SessionChange
@@ -208,19 +210,14 @@ class ReplaySession(Session):
 
 
 _WAIT = object()
-_STEPPABLE = (schema.KIND_NAMES[schema.OP], schema.KIND_NAMES[schema.BACKWARD],
-              schema.KIND_NAMES[schema.OPTIMIZER])
+_STEPPABLE = (schema.OP, schema.BACKWARD, schema.OPTIMIZER)
 
 
-def _steppable(tape) -> tuple[list[int], list[int], list[str]]:
-    """(seqs, iterations, phases) of the records a step can stop at: the timeline's events."""
-    seqs, its, phases = [], [], []
-    for row in tape.rows():
-        if row.kind in _STEPPABLE:
-            seqs.append(row.seq)
-            its.append(row.iteration)
-            phases.append(row.phase)
-    return seqs, its, phases
+def _steppable(tape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seqs, iterations, phase codes) of the records a step can stop at: the timeline's events."""
+    cols = tape.columns("kind", "iteration", "phase")
+    keep = np.isin(cols["kind"], _STEPPABLE)
+    return cols["seq"][keep], cols["iteration"][keep], cols["phase"][keep]
 
 
 class _TapeReader:

@@ -32,6 +32,7 @@ from engine.debug.summary import TensorSummary
 from engine.events import AlertEvent, BackwardEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent
 from engine.tape import schema
 from engine.tape.codec import (
+    CHUNK_COLUMNS,
     chunk_arrays,
     parse_chunk,
     parse_floats,
@@ -134,6 +135,9 @@ def _guard_iter(method):
             yield item
 
     return wrapper
+
+
+_COLUMN_INDEX = {name: i for i, (name, _) in enumerate(CHUNK_COLUMNS[:6])}  # Tape.columns
 
 
 def open_tape(path: str | os.PathLike) -> Tape:
@@ -239,6 +243,31 @@ class Tape:
         for code in np.flatnonzero(totals):
             _kind(int(code))
         return {name: int(totals[code]) for code, name in schema.KIND_NAMES.items()}
+
+    def columns(self, *names: str) -> dict[str, np.ndarray]:
+        """Columns of every stored event, in seq order, as arrays: seq and any of kind (schema codes),
+        iteration, phase (schema.PHASES index), depth, t. Read straight from the chunks, without making a
+        row per event: what a view of a whole tape (a timeline of a million events) wants."""
+        unknown = [n for n in names if n not in _COLUMN_INDEX]
+        if unknown:
+            raise ValueError(f"columns: no column {unknown[0]!r}; expected any of {', '.join(_COLUMN_INDEX)}")
+        return self._columns(names)
+
+    @_guard
+    def _columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        wanted = [_COLUMN_INDEX[n] for n in ("seq", *names)]
+        parts: list[list[np.ndarray]] = [[] for _ in wanted]
+        for count, blob in self._conn.execute("SELECT count, columns FROM events ORDER BY first_seq"):
+            arrays = chunk_arrays(blob, count)[0]
+            for part, i in zip(parts, wanted):
+                part.append(arrays[i])
+        joined = [np.concatenate(p) if p else np.zeros(0, CHUNK_COLUMNS[i][1]) for p, i in zip(parts, wanted)]
+        order = np.argsort(joined[0], kind="stable")  # chunks whose seq ranges overlap come apart
+        out = {name: a[order] for name, a in zip(("seq", *names), joined)}
+        phase = out.get("phase")
+        if phase is not None and len(phase) and int(phase.max()) >= len(schema.PHASES):
+            raise ValueError("an event has an unknown phase")
+        return out
 
     # ---- events and records ---------------------------------------------------------------------
     @_guard_iter

@@ -49,6 +49,7 @@ def read_everything(path) -> None:
     with engine.tape.open(path) as tape:
         tape.counts()
         tape.kind_counts()
+        tape.columns("kind", "iteration", "phase")
         infos = tape.iterations()
         ids = []
         for rec in tape.records():

@@ -11,7 +11,7 @@ import engine
 import engine.tape
 from engine.debug import Debugger, SetOptimizer
 from engine.events import AlertEvent, BackwardEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent
-from engine.tape import TapeError
+from engine.tape import TapeError, schema
 from tests.engine.tape.helpers import MLP, record_run, same_record, same_summary, train
 
 
@@ -103,6 +103,21 @@ def test_iterations_and_seeking(tmp_path):
         counts = tape.counts()
         assert counts["events"] == len(run.events)
         assert counts["ops"] == sum(type(e) is OpEvent for e in run.events)
+
+
+def test_columns_of_every_event_agree_with_its_rows(tmp_path):
+    path = tmp_path / "run.tape"
+    record_run(path, "structure", steps=4, batch_events=7)  # many small chunks, cut mid-iteration
+    with engine.tape.open(path) as tape:
+        cols = tape.columns("kind", "iteration", "phase", "depth")
+        rows = list(tape.rows())
+        assert cols["seq"].tolist() == [r.seq for r in rows]
+        assert [schema.KIND_NAMES[k] for k in cols["kind"].tolist()] == [r.kind for r in rows]
+        assert cols["iteration"].tolist() == [r.iteration for r in rows]
+        assert [schema.PHASES[p] for p in cols["phase"].tolist()] == [r.phase for r in rows]
+        assert cols["depth"].tolist() == [r.depth for r in rows]
+        with pytest.raises(ValueError, match="no column 'output'"):
+            tape.columns("output")
 
 
 def test_graph_of_an_iteration_links_ops_by_tensor(tmp_path):
