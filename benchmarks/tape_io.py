@@ -8,6 +8,8 @@ commit, the work its thread does (the synthetic records are hidden from the garb
 meanwhile). Recording overhead times blocks of steps in alternation: untraced,
 the debugger alone at "summary", and recording at "summary", whose block ends by waiting until the
 writer has committed it, so the writer's work is charged to recording even on an idle second core.
+A last line, with no bar, does the same for whole short runs of the char-LSTM example (many small
+elementwise ops, each summarised: the hard case for the summary tier), a run ending when its tape is closed.
 Bars: >= 300k events/s at structure, open < 1 s and seek < 50 ms at 1M events, recording at summary
 <= 1.4x untraced.
 """
@@ -26,9 +28,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "resources" / "examples"))
 from _timing import interleaved, report  # first: it sets one BLAS thread before numpy loads
 
 # isort: split
+import char_lstm
 import numpy as np
 from engine_cpu import BATCH, D_IN, D_OUT, HIDDEN, make_data
 from tracing_overhead import MLP, training_step
@@ -144,6 +148,24 @@ def recording_overhead(path: str, rounds: int, repeat: int) -> dict[str, float]:
     return {name: t / repeat for name, t in times.items()}
 
 
+def lstm_recording(path: str, rounds: int) -> dict[str, float]:
+    """Median seconds per short char-LSTM run (2 batches of 32 windows of 48 characters, no sampling):
+    untraced, debugger at "summary", recorded at "summary" (until its tape is closed)."""
+    def run():
+        char_lstm.main(epochs=1, batches_per_epoch=2, sample_length=0, verbose=False)
+
+    def debugged():
+        with Debugger("summary", interactive=False, cache_bytes=0, discover=True):
+            run()
+
+    def recorded():
+        with engine.record(path, capture="summary"):
+            run()
+
+    return interleaved({"untraced": run, "debugger summary": debugged, "record summary": recorded},
+                       rounds, repeat=1, warmup=1)
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -174,6 +196,9 @@ def main(argv=None) -> None:
         times = recording_overhead(os.path.join(tmp, "mlp.tape"), rounds, repeat)
         report(f"MLP {D_IN}-{HIDDEN}-{D_OUT} training step, batch {BATCH}", times, "untraced",
                bar=("record summary", 1.4))
+        times = lstm_recording(os.path.join(tmp, "lstm.tape"), 2 if args.quick else 5)
+        report("char-LSTM run, 2 batches of 32x48 characters (no bar)", times, "untraced", unit=1e3,
+               unit_name="ms")
 
 
 if __name__ == "__main__":
