@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from app.actions import DEBUG, EDIT, FILE, VIEW, build_actions
 from app.debug_panels import DebugPanels
 from app.graph_presenter import COLOUR_BY, GraphPresenter
+from app.panel_shares import PanelShares
 from app.pump import EventPump
 from app.replay import ReplaySession
 from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target
@@ -109,6 +110,7 @@ class MainWindow(QMainWindow):
         from app.builder_dock import install_builder  # the model builder docks (app.builder_dock)
 
         self.builder = install_builder(self)
+        self.panel_shares = PanelShares(self, self.findChildren(QDockWidget))
 
     # ---- building ---------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -186,8 +188,9 @@ class MainWindow(QMainWindow):
         d = self.docks
         w, h = self.width(), self.height()
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.11), int(w * 0.27)], horizontal)
-        self._share_bottom_row(int(w * 0.63))
+        # the module tree shows its Class column; the inspector its statistics table and both histograms
+        self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.13), int(w * 0.27)], horizontal)
+        self._share_bottom_row(int(w * 0.6))
         self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
         # the inspector's statistics and histograms fit without scrolling; alerts are a short list
         self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.66), int(h * 0.2)], vertical)
@@ -211,6 +214,11 @@ class MainWindow(QMainWindow):
             self._sized = True
             if not self._restored:
                 self._initial_dock_sizes()
+            self.panel_shares.remember()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.panel_shares.window_resized(event.oldSize())
 
     def _build_actions(self) -> None:
         self.actions = build_actions(self, DEBUG + FILE + EDIT + VIEW)

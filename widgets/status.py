@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
+from widgets.elided_label import ElidedLabel
+
+NOTE_WIDTH = 360  # the most pixels a note takes; the state, which ends in "…" where it must, gets the rest
 STATE_COLOURS = {"running": "#2f9e44", "paused": "#f59f00", "finished": "#1c7ed6", "failed": "#e03131",
                  "stopped": "#868e96", "replay": "#7048e8"}
 
@@ -27,7 +30,10 @@ class _Dot(QWidget):
 
 
 class StatusPanel(QWidget):
-    """State (running / paused at op X in module Y), iteration, phase and events per second."""
+    """State (running / paused at op X in module Y), iteration, phase and events per second.
+
+    Where the bar is short, the state's text ends in "…" (its tooltip has all of it) before a note does.
+    """
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -35,16 +41,16 @@ class StatusPanel(QWidget):
         layout.setContentsMargins(6, 0, 6, 0)
         layout.setSpacing(8)
         self.dot = _Dot()
-        self.state = QLabel("Ready")
-        self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state = ElidedLabel("Ready")
         self.iteration = QLabel()
         self.phase = QLabel()
         self.rate = QLabel()
-        self.note = QLabel()
+        self.note = ElidedLabel()
+        self.note.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)  # as wide as _fit_note says
         self.note.setStyleSheet("color: #868e96")
         self._note_timer = QTimer(self)
         self._note_timer.setSingleShot(True)
-        self._note_timer.timeout.connect(self.note.clear)
+        self._note_timer.timeout.connect(lambda: self.set_note(""))
         layout.addWidget(self.dot)
         layout.addWidget(self.state, 1)
         layout.addWidget(self.note)
@@ -56,16 +62,22 @@ class StatusPanel(QWidget):
     def set_state(self, text: str, kind: str) -> None:
         """The one-line state, and its kind (running, paused, finished, failed, stopped, replay)."""
         self.state.setText(text)
-        self.state.setToolTip(text)
         self.dot.colour = QColor(STATE_COLOURS.get(kind, "#868e96"))
         self.dot.update()
 
     def set_note(self, text: str, seconds: float = 0) -> None:
         """A passing note beside the state (cleared after `seconds`; 0 keeps it until replaced)."""
         self.note.setText(text)
+        self._fit_note()
         self._note_timer.stop()
         if seconds and text:
             self._note_timer.start(int(seconds * 1000))
+
+    def _fit_note(self) -> None:
+        """The note as wide as its text (and a little for the label's margin), up to NOTE_WIDTH."""
+        text = self.note.text()
+        want = self.note.fontMetrics().horizontalAdvance(text) + 4 if text else 0
+        self.note.setFixedWidth(min(want, NOTE_WIDTH))
 
     def set_counters(self, iteration: int, phase: str, events_per_second: float | None) -> None:
         """Iteration, phase and the event rate (None: not running)."""

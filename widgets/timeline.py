@@ -466,11 +466,15 @@ class Timeline(QWidget):
         self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Show every event")
         self.where = ElidedLabel()  # a long position must not widen the bottom row and squeeze the side docks
+        self.legend = _legend(names=True)
+        self.short_legend = _legend(names=False)  # where the bar is narrow: swatches, their names in a tooltip
         bar.addWidget(self.follow_button)
         bar.addWidget(self.fit_button)
         bar.addWidget(self.where, 1)
-        bar.addWidget(_legend())
+        bar.addWidget(self.legend)
+        bar.addWidget(self.short_legend)
         box.addLayout(bar)
+        self._bar = bar
         self.view = TimelineView()
         self.scroll = QScrollBar(Qt.Orientation.Horizontal)
         box.addWidget(self.view, 1)
@@ -540,6 +544,7 @@ class Timeline(QWidget):
         self.follow_button.setVisible(live)
         if not live:
             self.view.set_follow(False)
+        self._fit_bar()
 
     def clear(self) -> None:
         """No events, no markers, no cursor."""
@@ -549,6 +554,22 @@ class Timeline(QWidget):
         self._show_where()
 
     # ---- keeping the controls in step ---------------------------------------------------------------
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_bar()
+
+    def _fit_bar(self) -> None:
+        """The position comes first: where the bar is narrow the legend drops its names, then goes."""
+        spacing = self._bar.spacing()
+        margins = self.layout().contentsMargins()
+        room = self.width() - margins.left() - margins.right()
+        room -= sum(b.sizeHint().width() + spacing for b in (self.follow_button, self.fit_button)
+                    if not b.isHidden())
+        room -= self.where.fontMetrics().horizontalAdvance(self.where.text()) + 4
+        full, short = self.legend.sizeHint().width() + spacing, self.short_legend.sizeHint().width() + spacing
+        self.legend.setVisible(full <= room)
+        self.short_legend.setVisible(short <= room < full)
+
     def _follow_changed(self, on: bool) -> None:
         self.follow_button.blockSignals(True)
         self.follow_button.setChecked(on)
@@ -561,9 +582,10 @@ class Timeline(QWidget):
         i = v.cursor_index()
         if i < 0:
             self.where.setText(f"{v.count:,} events" if v.count else "")
-            return
-        seq, it, phase = v.describe(i)
-        self.where.setText(f"iteration {it} \u00b7 {phase} \u00b7 event {seq}  ({i + 1:,} of {v.count:,})")
+        else:
+            seq, it, phase = v.describe(i)
+            self.where.setText(f"iteration {it} \u00b7 {phase} \u00b7 event {seq}  ({i + 1:,} of {v.count:,})")
+        self._fit_bar()
 
     def _sync_scroll(self) -> None:
         x0, x1 = self.view.view_range()
@@ -583,11 +605,14 @@ class Timeline(QWidget):
             self.view.set_view(value, value + (x1 - x0))
 
 
-def _legend() -> QLabel:
-    swatch = "<span style='color:{c}'>\u25a0</span>&nbsp;{name}"
-    parts = [swatch.format(c=c, name=n) for c, n in zip(PHASE_COLOURS, PHASES)]
-    parts += [f"<span style='color:{MARKER_COLOURS[k]}'>{g}</span>&nbsp;{k}"
-              for k, g in zip(MARKERS, ("\u25cf", "\u25b2", "\u25c6"))]
-    label = QLabel("&nbsp;&nbsp;".join(parts))
+def _legend(names: bool) -> QLabel:
+    """The phases' colours and the markers' shapes, with their names or (`names` False) in a tooltip."""
+    glyphs = [(c, "\u25a0", n) for c, n in zip(PHASE_COLOURS, PHASES)]
+    glyphs += [(MARKER_COLOURS[k], g, k) for k, g in zip(MARKERS, ("\u25cf", "\u25b2", "\u25c6"))]
+    parts = [f"<span style='color:{c}'>{g}</span>" + (f"&nbsp;{n}" if names else "") for c, g, n in glyphs]
+    label = QLabel(("&nbsp;&nbsp;" if names else "&nbsp;").join(parts))
     label.setStyleSheet("color: #868e96")
+    label.setMinimumWidth(1)  # the timeline hides it where it does not fit: it must not hold the dock wide
+    if not names:
+        label.setToolTip("<br>".join(f"<span style='color:{c}'>{g}</span>&nbsp;{n}" for c, g, n in glyphs))
     return label

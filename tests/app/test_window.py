@@ -240,6 +240,81 @@ def test_the_inspector_fits_its_dock_at_the_default_size(qtbot, tmp_path):
     qtbot.waitUntil(fits)
 
 
+def default_window(qtbot, tmp_path) -> MainWindow:
+    """A window at its own default size and layout."""
+    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def test_side_panels_get_their_share_back_when_the_window_grows(qtbot, tmp_path):
+    # Qt gave all the room a growing window gained to the graph: after a small window, the inspector's
+    # table stayed behind a scroll bar and the module tree without its Class column
+    window = default_window(qtbot, tmp_path)
+    d = window.docks
+    qtbot.waitUntil(lambda: d["inspector"].width() > 300 and d["modules"].width() > 150)
+    qtbot.wait(50)  # the first sizes settle
+    start = {name: (d[name].width(), d[name].height()) for name in ("modules", "inspector", "alerts", "source")}
+    w0, h0 = window.width(), window.height()
+    window.resize(640, 480)  # as small as it goes: the graph gives way, then the docks
+    qtbot.waitUntil(lambda: all(d[name].width() < start[name][0] for name in ("modules", "inspector")))
+    window.resize(1800, 1100)
+    grow_x = 1800 / w0
+
+    def shares_back():
+        for name in ("modules", "inspector"):
+            assert d[name].width() == pytest.approx(start[name][0] * grow_x, abs=4), name
+        assert d["source"].height() > start["source"][1]  # the bottom row grows with the window too
+        # the inspector and the alerts below it share the column as they did
+        ratio = start["inspector"][1] / start["alerts"][1]
+        assert d["inspector"].height() / d["alerts"].height() == pytest.approx(ratio, rel=0.05)
+
+    qtbot.waitUntil(shares_back)
+    window.resize(w0, h0)  # and back: the layout it started with, not docks still sized for the big window
+
+    def as_at_start():
+        for name, (width, height) in start.items():
+            assert d[name].width() == pytest.approx(width, abs=3), name
+            assert d[name].height() == pytest.approx(height, abs=3), name
+
+    qtbot.waitUntil(as_at_start)
+
+
+def test_a_panel_sized_by_hand_keeps_its_size_and_grows_with_the_window(qtbot, tmp_path):
+    window = default_window(qtbot, tmp_path)
+    d = window.docks
+    qtbot.waitUntil(lambda: d["inspector"].width() > 300)
+    window.resizeDocks([d["inspector"]], [300], Qt.Orientation.Horizontal)  # what dragging its edge does
+    qtbot.waitUntil(lambda: d["inspector"].width() == 300)
+    w0 = window.width()
+    window.resize(w0 + 360, window.height())
+    qtbot.waitUntil(lambda: d["inspector"].width() == pytest.approx(300 * (w0 + 360) / w0, abs=4))
+    window.resize(w0, window.height())
+    qtbot.waitUntil(lambda: d["inspector"].width() == pytest.approx(300, abs=2))
+
+
+def test_the_module_tree_shows_its_class_column_at_the_default_size(qtbot, tmp_path):
+    window = default_window(qtbot, tmp_path)
+    window.open_demo(epochs=1, n=128)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("run_to_phase")  # through the first forward pass: the modules have run
+    tree = window.module_tree
+    qtbot.waitUntil(lambda: tree.topLevelItemCount() > 0, timeout=TIMEOUT)
+    tree.expandAll()
+    metrics = tree.fontMetrics()
+
+    def classes_fit():
+        items = [tree.topLevelItem(0)]
+        items += [items[0].child(i) for i in range(items[0].childCount())]
+        room = tree.viewport().width() - tree.header().sectionViewportPosition(1)  # the Class column's
+        for item in items:
+            assert metrics.horizontalAdvance(item.text(1)) + 6 <= min(room, tree.columnWidth(1)), item.text(1)
+
+    qtbot.waitUntil(classes_fit)
+
+
 # ---- the command line opens the window on what it was given ------------------------------------------
 def test_run_subcommand_opens_the_script(monkeypatch, tmp_path):
     path = script(tmp_path, "train.py", "pass\n")

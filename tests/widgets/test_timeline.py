@@ -66,11 +66,32 @@ def test_a_position_too_long_for_a_narrow_timeline_ends_in_an_ellipsis(qtbot, ti
     seqs = events()[0]
     timeline.set_cursor(seqs[20])
     full = timeline.where.text()
-    timeline.resize(560, 110)  # the legend keeps its width: little is left for the position
+    timeline.resize(240, 110)  # too narrow for the position even without the legend
     qtbot.waitUntil(lambda: timeline.where.width() < timeline.where.fontMetrics().horizontalAdvance(full))
     shown = QLabel.text(timeline.where)  # what is painted
     assert shown.endswith("\u2026") and full.startswith(shown[:-1])
     assert timeline.where.toolTip() == full
+
+
+@pytest.mark.parametrize("width", [760, 460, 330])
+def test_the_position_stays_whole_and_the_legend_gives_way_where_the_timeline_is_narrow(qtbot, timeline, width):
+    # a 1000-pixel window left the timeline ~460 wide: the legend kept its width and the position vanished
+    timeline.set_cursor(events()[0][20])
+    full = timeline.where.text()
+    timeline.resize(width, 110)
+    qtbot.waitUntil(lambda: timeline.where.width() >= timeline.where.fontMetrics().horizontalAdvance(full))
+    legend, short = timeline.legend, timeline.short_legend
+    assert QLabel.text(timeline.where) == full  # painted whole, no "…"
+    assert not (legend.isVisible() and short.isVisible())
+    for label in (legend, short):  # a legend shown lies inside the timeline, after the position
+        if label.isVisible():
+            assert label.geometry().left() >= timeline.where.geometry().right()
+            assert label.geometry().right() <= timeline.width()
+    assert timeline.minimumSizeHint().width() < 200  # a legend, shown or not, never holds the dock wide
+    if width == 760:
+        assert legend.isVisible()
+    elif width == 460:
+        assert short.isVisible() and "backward" in short.toolTip()
 
 
 def test_set_cursor_between_events_lands_on_the_earlier_and_emits_nothing(qtbot, timeline):
