@@ -211,23 +211,34 @@ class BuilderDock(QObject):
             return
         self._timer.stop()
         self._shown_at = time.monotonic()
-        self.view.show_preview(progress.preview, self._caption(progress) if progress.preview else "")
-
-    def _caption(self, progress: Progress) -> str:
-        if progress.iteration == 0:
-            return "Before training: the untrained model's predictions"
-        text = f"Epoch {progress.epoch}, step {progress.iteration}"
         last = self.history[-1] if self.history else None
-        if last is not None:
-            acc = last.get("test_accuracy")
-            text += f" \u00b7 loss {last['train_loss']:.4f}" + (f" \u00b7 test accuracy {acc:.1%}"
-                                                                   if acc is not None else "")
-        return text
+        self.view.show_preview(progress.preview, caption(progress, last) if progress.preview else "")
 
     @property
     def accuracy(self) -> float | None:
         """The latest epoch's test accuracy of the current build (None before the first epoch)."""
         return self.history[-1].get("test_accuracy") if self.history else None
+
+
+def caption(progress: Progress, last: dict | None) -> str:
+    """The prediction view's caption for `progress`; `last`: the newest epoch's metrics that came before.
+
+    Metrics are measured at the end of an epoch, so a preview taken during epoch N shows epoch N-1's and
+    says so: "Epoch 40, step 390 \u00b7 after epoch 39: \u2026", never epoch 39's accuracy under "Epoch 40".
+    """
+    if progress.iteration == 0:
+        return "Before training: the untrained model's predictions"
+    if progress.metrics is not None:
+        return f"After epoch {progress.epoch}, step {progress.iteration} \u00b7 {_metrics_text(progress.metrics)}"
+    text = f"Epoch {progress.epoch}, step {progress.iteration}"
+    if last is not None:
+        text += f" \u00b7 after epoch {last['epoch']}: {_metrics_text(last)}"
+    return text
+
+
+def _metrics_text(metrics: dict) -> str:
+    acc = metrics.get("test_accuracy")
+    return f"loss {metrics['train_loss']:.4f}" + (f" \u00b7 test accuracy {acc:.1%}" if acc is not None else "")
 
 
 def install_builder(window: QMainWindow) -> BuilderDock:

@@ -7,7 +7,8 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QPushButton
 
-from app.builder import export_script, from_json
+from app.builder import Progress, export_script, from_json
+from app.builder_dock import caption
 from app.window import MainWindow
 
 TIMEOUT = 15_000  # ms
@@ -93,7 +94,10 @@ def test_a_spirals_build_debugs_its_training_and_draws_the_boundary_live(qtbot, 
     qtbot.keyClick(window, Qt.Key.Key_F5)
     qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TRAINING)
     assert window.session.ended.outcome == "finished"
-    qtbot.waitUntil(lambda: "Epoch 40" in dock.view.caption.text(), timeout=TIMEOUT)  # the last preview
+    # the last preview: the end of epoch 40 (the caption of a preview taken during epoch 40 says "Epoch 40"
+    # too, with epoch 39's metrics; and the view repaints at most five times a second, so the last preview
+    # may still be on its way when the session has ended)
+    qtbot.waitUntil(lambda: dock.view.caption.text().startswith("After epoch 40,"), timeout=TIMEOUT)
     assert len(dock.history) == 40 and dock.accuracy > 0.9
     assert dock.view.mode == "boundary" and f"test accuracy {dock.accuracy:.1%}" in dock.view.caption.text()
     assert "epoch  40" in window.output.toPlainText()
@@ -105,6 +109,18 @@ def test_a_spirals_build_debugs_its_training_and_draws_the_boundary_live(qtbot, 
     qtbot.keyClick(window, Qt.Key.Key_F5, restart)  # the same build again, from the start
     qtbot.waitUntil(lambda: paused(window) and not dock.history, timeout=TIMEOUT)
     assert dock.view.caption.text().startswith("Paused before training")
+
+
+def test_a_preview_taken_during_an_epoch_names_the_epoch_its_metrics_come_from():
+    # metrics are measured at the end of an epoch: a preview during epoch 40 has epoch 39's to show, and
+    # once said "Epoch 40, step 400 \u00b7 loss 0.0784 \u00b7 test accuracy 96.2%" with epoch 39's accuracy
+    epoch_39 = {"epoch": 39, "train_loss": 0.0784, "lr": 0.01, "test_accuracy": 0.962}
+    epoch_40 = {"epoch": 40, "train_loss": 0.0752, "lr": 0.01, "test_accuracy": 0.988}
+    during = caption(Progress(40, 400, None, {"kind": "boundary"}), epoch_39)
+    assert during == "Epoch 40, step 400 \u00b7 after epoch 39: loss 0.0784 \u00b7 test accuracy 96.2%"
+    after = caption(Progress(40, 400, epoch_40, {"kind": "boundary"}), epoch_40)
+    assert after == "After epoch 40, step 400 \u00b7 loss 0.0752 \u00b7 test accuracy 98.8%"
+    assert caption(Progress(1, 7, None, {"kind": "boundary"}), None) == "Epoch 1, step 7"
 
 
 def test_a_build_whose_shapes_do_not_fit_is_refused_naming_the_layer(qtbot, window):
