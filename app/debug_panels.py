@@ -65,6 +65,11 @@ class DebugPanels(QObject):
         self._plotted = -1
         self.history.clear()
         w.inspector.clear()
+        replay = isinstance(session, ReplaySession)
+        no_values, no_summaries = (session.no_values, session.no_summaries) if replay else ("", "")
+        w.inspector.set_unavailable(no_values, no_summaries)
+        w.loss_plot.set_no_loss_text(f"no loss: {no_summaries[0].lower()}{no_summaries[1:]}" if no_summaries
+                                     else "no loss yet")
         w.timeline.clear()
         w.timeline.set_live(live)
         w.timeline.set_follow(live)
@@ -130,17 +135,26 @@ class DebugPanels(QObject):
             self.worker.cancel()
             self.w.inspector.clear()
             return
-        self.w.inspector.show_summaries(_title(info), info.summary, info.grad, subtitle=_subtitle(info),
-                                        grad_label=_grad_label(info))
-        self.w.inspector.set_values()  # values shown before belong to an older output
         session = self.w.session
+        self._show_summaries(info)
+        self.w.inspector.set_values()  # values shown before belong to an older output
         if isinstance(session, ReplaySession) or session.status != "running":
             self._fetch(info)
 
+    def _show_summaries(self, info: NodeInfo, values=None) -> None:
+        """The node's summaries; where the engine had none, those of fetched `values` stand in."""
+        session = self.w.session
+        now = session.iteration if session is not None else -1
+        value, grad, diff = info.summary, info.grad, None
+        if values is not None:
+            value, grad, diff = value or values.value_summary, grad or values.grad_summary, values.diff_summary
+        self.w.inspector.show_summaries(_title(info), value, grad, diff, subtitle=_subtitle(info, now),
+                                        grad_label=_grad_label(info, now), value_label=_value_label(info, now))
+
     def _fetch(self, info: NodeInfo | None) -> None:
         session = self.w.session
-        if info is None or session is None:
-            return
+        if info is None or session is None or (isinstance(session, ReplaySession) and session.no_values):
+            return  # a tape without values: Load values is disabled and says why, once, in its tooltip
         out, grad = session.outputs.get(info.key), session.grad_ids.get(info.key)
         fetch = _fetcher(session)
         if out is None and grad is None:
@@ -151,10 +165,7 @@ class DebugPanels(QObject):
         info = self._shown
         if info is None or result.key != info.key:
             return
-        # the engine's summaries stay what is shown; the worker's stand in only where the engine had none
-        self.w.inspector.show_summaries(_title(info), info.summary or result.value_summary,
-                                        info.grad or result.grad_summary, result.diff_summary,
-                                        subtitle=_subtitle(info), grad_label=_grad_label(info))
+        self._show_summaries(info, result)  # the engine's summaries stay; the worker's fill in gaps
         self.w.inspector.set_values(result.value, result.grad, result.previous)
 
     # ---- timeline ----------------------------------------------------------------------------------------
@@ -293,15 +304,24 @@ def _title(info: NodeInfo) -> str:
     return f"{info.label}  \u00b7  {info.key}" if info.label != info.key else info.key
 
 
-def _subtitle(info: NodeInfo) -> str:
+def _subtitle(info: NodeInfo, current: int) -> str:
     where = f" in {info.module}" if info.module else ""
-    return f"{info.op}{where}: {info.in_shapes} \u2192 {info.out_shape} {info.dtype}".strip()
+    text = f"{info.op}{where}: {info.in_shapes} \u2192 {info.out_shape} {info.dtype}".strip()
+    if 0 <= info.iteration < current:
+        text += f" \u00b7 from iteration {info.iteration} (not run yet in iteration {current})"
+    return text
 
 
-def _grad_label(info: NodeInfo) -> str:
-    """The gradient column's name when that gradient is older than the output shown (during a forward,
-    the last gradient flowed in the iteration before)."""
-    if info.grad is not None and 0 <= info.grad_iteration < info.iteration:
+def _value_label(info: NodeInfo, current: int) -> str:
+    """The value column's name when the output is older than the current iteration: a node that has not
+    run yet in it shows what it made in the iteration before."""
+    return f"value (iteration {info.iteration})" if 0 <= info.iteration < current else ""
+
+
+def _grad_label(info: NodeInfo, current: int) -> str:
+    """The gradient column's name when that gradient is older than the output shown or the current
+    iteration (during a forward, the last gradient flowed in the iteration before)."""
+    if info.grad is not None and 0 <= info.grad_iteration < max(info.iteration, current):
         return f"gradient (iteration {info.grad_iteration})"
     return ""
 

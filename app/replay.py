@@ -44,6 +44,12 @@ class ReplaySession(Session):
         except BaseException:
             self.tape.close()
             raise
+        capture = self.tape.capture
+        # what the inspector and the plots cannot show from this tape, and why ("": they can)
+        self.no_values = (f"This tape holds no values (recorded with --capture {capture}).\nRecord with "
+                          f"--capture values to load them." if capture in ("structure", "summary") else "")
+        self.no_summaries = ("A structure tape holds no values or summaries.\nRecord with --capture summary "
+                             "for them." if capture == "structure" else "")
         self.first_seq = self.iterations[0].first_seq if self.iterations else 0
         self.last_seq = self.iterations[-1].last_seq if self.iterations else 0
         self._starts = [it.first_seq for it in self.iterations]

@@ -4,13 +4,15 @@ with a cursor in replays."""
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 import pyqtgraph as pg
 
 
 class LossPlot(pg.PlotWidget):
-    """set_curve(iterations, losses); set_cursor(iteration) marks where a replay is."""
+    """set_curve(iterations, losses); set_cursor(iteration) marks where a replay is; set_no_loss_text(text)
+    says why there is no loss (a tape that holds none)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent, background=None)
@@ -30,7 +32,8 @@ class LossPlot(pg.PlotWidget):
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#f59f00", width=1.5))
         self.cursor.setVisible(False)
         self.addItem(self.cursor, ignoreBounds=True)
-        self.empty = pg.TextItem("no loss yet", color="#868e96", anchor=(0.5, 0.5))
+        self.no_loss_text = "no loss yet"
+        self.empty = pg.TextItem(self.no_loss_text, color="#868e96", anchor=(0.5, 0.5))
         self.addItem(self.empty, ignoreBounds=True)
         self.empty.setPos(0.5, 0.5)
         self.log = False
@@ -50,7 +53,7 @@ class LossPlot(pg.PlotWidget):
             self.empty.setAnchor((0.5, -0.8))
             self.empty.setPos(float(x[0] + x[-1]) / 2, top)
         else:
-            self.empty.setText("no loss yet")
+            self.empty.setText(self.no_loss_text)
             self.empty.setAnchor((0.5, 0.5))
             self.empty.setPos(0.5, 0.5)
         log = bool(len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100)
@@ -63,6 +66,13 @@ class LossPlot(pg.PlotWidget):
             self.last_point.setData(x[-1:], y[-1:])
         else:
             self.last_point.setData([], [])
+
+    def set_no_loss_text(self, text: str = "no loss yet") -> None:
+        """What the plot says while it has no loss: "no loss yet", or why there will be none."""
+        # a text item does not wrap, and the dock is narrow; "--capture" stays whole
+        self.no_loss_text = "\n".join(textwrap.fill(line, 28, break_on_hyphens=False) for line in text.splitlines())
+        if not self.points:
+            self.empty.setText(self.no_loss_text)
 
     def set_cursor(self, iteration: int | None) -> None:
         """Mark iteration `iteration` (None hides the mark)."""

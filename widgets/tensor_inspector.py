@@ -4,6 +4,8 @@ Inputs (all plain data, cheap on the GUI thread: nothing here reads every elemen
 - `show_summaries(title, value=None, grad=None, diff=None, subtitle="")`: engine.debug TensorSummary
   objects of the output, of the gradient flowing into it, and of (output - the same node's output one
   iteration earlier). Fills the header, the statistics table and the histograms at once.
+- `set_unavailable(values="", summaries="")`: why the source of these tensors (a tape) holds no full
+  values or no summaries; Load values is disabled with the reason as its tooltip.
 - `set_values(value=None, grad=None, previous=None)`: full numpy arrays once fetched (off the GUI
   thread, e.g. with app.inspect_worker). Fills the heatmap (with sliders for N-D) and the paged table;
   `previous` adds a "delta" heatmap and table computed only where looked at. Values stay until the
@@ -48,6 +50,7 @@ VALUE, GRAD, DIFF = "value", "gradient", "\u0394 prev. iteration"
 COLUMNS = (VALUE, GRAD, DIFF)
 COLOURS = {VALUE: "#1c7ed6", GRAD: "#e8590c", DIFF: "#7048e8"}
 STATS = ("min", "max", "mean", "std", "L2 norm", "zeros", "NaN", "Inf", "computed from")
+LOAD_TIP = "Fetch the full output and gradient (off the GUI thread)"
 COPY_LIMIT = 10_000  # elements: beyond this, values go to a .npy file, not the clipboard
 TIMES = "\u00d7"
 _BAD = QColor("#c92a2a")
@@ -63,6 +66,8 @@ class TensorInspector(QWidget):
         super().__init__(parent)
         self._summaries: dict[str, TensorSummary] = {}
         self._arrays: dict[str, object] = {}
+        self._no_values = ""  # why full values cannot be loaded from this source ("": they can)
+        self._no_summaries = ""  # why this source holds no summaries ("": it does)
         box = QVBoxLayout(self)
         box.setContentsMargins(6, 6, 6, 6)
         box.setSpacing(6)
@@ -115,7 +120,7 @@ class TensorInspector(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.load_button = QPushButton("Load values")
-        self.load_button.setToolTip("Fetch the full output and gradient (off the GUI thread)")
+        self.load_button.setToolTip(LOAD_TIP)
         self.load_button.clicked.connect(self.fetchRequested)
         self.copy_button = QToolButton()
         self.copy_button.setText("Copy")
@@ -147,19 +152,29 @@ class TensorInspector(QWidget):
         self.status.setText("")
         self._update_buttons()
 
+    def set_unavailable(self, values: str = "", summaries: str = "") -> None:
+        """Say why the tensors shown next come without full values or without summaries ("": they have them).
+
+        values: disables Load values, with this as its tooltip. summaries: said under the heading of a tensor
+        that has none."""
+        self._no_values, self._no_summaries = values, summaries
+        self.load_button.setToolTip(values or LOAD_TIP)
+        self._update_buttons()
+
     def show_summaries(self, title: str, value: TensorSummary | None = None,
                        grad: TensorSummary | None = None, diff: TensorSummary | None = None,
-                       subtitle: str = "", grad_label: str = "") -> None:
+                       subtitle: str = "", grad_label: str = "", value_label: str = "") -> None:
         """Show a tensor by its summaries; values set earlier are dropped when the title changes.
 
-        grad_label: the gradient column's name where it needs saying more than "gradient" (its iteration)."""
+        grad_label, value_label: a column's name where it needs saying more than "gradient" or "value"
+        (an iteration before the current one)."""
         if title != self.title.text():
             self._set_arrays({})
         self._summaries = {name: s for name, s in zip(COLUMNS, (value, grad, diff)) if s is not None}
         self.title.setText(title)
-        self.meta.setText(_meta(value or grad, subtitle))
+        self.meta.setText(_meta(value or grad, subtitle, self._no_summaries))
         self.meta.setStyleSheet("")
-        names = {GRAD: grad_label or GRAD}
+        names = {VALUE: value_label or VALUE, GRAD: grad_label or GRAD}
         self.stats.setHorizontalHeaderLabels([names.get(c, c) for c in COLUMNS])
         self._fill_stats()
         for name, view in self.histograms.items():
@@ -289,7 +304,7 @@ class TensorInspector(QWidget):
 
     def _update_buttons(self) -> None:
         has_tensor = bool(self._summaries)
-        self.load_button.setEnabled(has_tensor)
+        self.load_button.setEnabled(has_tensor and not self._no_values)
         self.load_button.setVisible(not self._arrays)
         self.save_button.setEnabled(bool(self._arrays))
         self.copy_button.setEnabled(has_tensor)
@@ -297,8 +312,10 @@ class TensorInspector(QWidget):
         self.copy_values_action.setEnabled(value is not None and value.size <= COPY_LIMIT)
 
 
-def _meta(s: TensorSummary | None, subtitle: str) -> str:
+def _meta(s: TensorSummary | None, subtitle: str, no_summaries: str = "") -> str:
     if s is None:
+        if no_summaries:
+            return f"{subtitle}\n{no_summaries}" if subtitle else no_summaries
         return subtitle or "No summary recorded for this node."
     shape = TIMES.join(map(str, s.shape)) or "scalar"
     parts = [shape, s.dtype, s.device, f"{s.numel:,} elements"]

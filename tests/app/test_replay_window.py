@@ -5,6 +5,7 @@ import sqlite3
 import textwrap
 
 import pytest
+from PySide6.QtWidgets import QApplication
 
 import app.replay
 import app.window
@@ -36,6 +37,16 @@ def nan_tape(tmp_path_factory):
     script.write_text(textwrap.dedent(NAN_SCRIPT))
     tape = folder / "nan_run.tape"
     assert main(["record", str(script), "-o", str(tape), "--capture", "summary"]) == 0
+    return str(tape)
+
+
+@pytest.fixture(scope="module")
+def structure_tape(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("structure")
+    script = folder / "nan_run.py"
+    script.write_text(textwrap.dedent(NAN_SCRIPT))
+    tape = folder / "structure.tape"
+    assert main(["record", str(script), "-o", str(tape), "--capture", "structure"]) == 0
     return str(tape)
 
 
@@ -107,3 +118,55 @@ def test_a_tape_damaged_in_its_event_index_is_a_message_and_exit_2(qtbot, window
     monkeypatch.setattr(app.window, "run_app", lambda *a: pytest.fail("opened the window"))
     assert main(["open", bad]) == 2
     assert capsys.readouterr().err == f"tapescope open: {bad}: damaged tape (an event chunk is truncated)\n"
+
+
+def value_header(window) -> str:
+    stats = window.inspector.stats
+    return stats.horizontalHeaderItem(0).text()
+
+
+def test_a_node_that_has_not_run_yet_in_this_iteration_names_the_iteration_of_its_values(qtbot, window,
+                                                                                       nan_tape):
+    session = replay(qtbot, window, nan_tape)
+    alert = session.tape.alerts()[0]
+    seek(qtbot, window, alert.forward_seq - 1)  # log runs next: it still holds the iteration before's output
+    now = session.iteration
+    window.canvas.select(alert.key)
+    qtbot.waitUntil(lambda: window.inspector.title.text().endswith(alert.key), timeout=TIMEOUT)
+    assert value_header(window) == f"value (iteration {now - 1})"
+    assert f"from iteration {now - 1} (not run yet in iteration {now})" in window.inspector.meta.text()
+    assert window.inspector.stat_text("Inf") == "0"  # indeed the earlier output: this one's log(0) is -inf
+    seek(qtbot, window, alert.forward_seq)  # log has run: its own output, no iteration to name
+    qtbot.waitUntil(lambda: value_header(window) == "value", timeout=TIMEOUT)
+    assert "not run yet" not in window.inspector.meta.text() and window.inspector.stat_text("Inf") != "0"
+
+
+def values_note(window) -> str:
+    """The status bar's note about values, once every fetch asked for has answered."""
+    assert window.panels.worker.wait(TIMEOUT)
+    QApplication.processEvents()  # its answer arrives queued
+    return window.status_panel.note.text()
+
+
+def test_a_tape_without_values_disables_load_values_and_says_why_once(qtbot, window, nan_tape):
+    session = replay(qtbot, window, nan_tape)
+    load = window.inspector.load_button
+    for key in list(session.model.view().keys)[-3:]:  # selection after selection
+        window.canvas.select(key)
+        qtbot.waitUntil(lambda k=key: window.inspector.title.text().endswith(k), timeout=TIMEOUT)
+        assert window.inspector.stat_text("min") != ""  # its summary is shown
+        assert not load.isEnabled() and "holds no values" in load.toolTip() and "--capture values" in load.toolTip()
+        assert not values_note(window).startswith("Values:")  # was "Values: the tape holds no values..."
+
+
+def test_a_structure_tape_says_it_holds_no_values_or_summaries(qtbot, window, structure_tape):
+    session = replay(qtbot, window, structure_tape)
+    window.canvas.select(session.model.view().keys[-1])
+    qtbot.waitUntil(lambda: window.inspector.title.text() != "", timeout=TIMEOUT)
+    meta = window.inspector.meta.text()
+    assert "A structure tape holds no values or summaries" in meta and "--capture summary" in meta
+    assert not window.inspector.load_button.isEnabled()
+    empty = window.loss_plot.empty
+    said = " ".join(empty.toPlainText().split())  # in lines that fit the dock
+    assert empty.isVisible() and "structure tape holds no values" in said and "--capture summary" in said
+    assert not values_note(window).startswith("Values:")

@@ -290,3 +290,21 @@ def test_a_long_module_path_does_not_widen_the_inspector(inspector):
     inspector.show_summaries(f"linear \u00b7 {key}", s, s, subtitle=f"linear in {key.split('/')[0]}: {shapes}")
     assert inspector.minimumSizeHint().width() <= 340  # a dock beside the graph is about that narrow
     assert key in inspector.title.text() and inspector.title.toolTip().endswith(key)  # whole, for copying
+
+
+def test_a_column_from_an_earlier_iteration_and_a_source_without_values_say_so(inspector):
+    s = summarize(activations())
+    inspector.show_summaries("MLP.fc1/linear:0", s, s, value_label="value (iteration 3)",
+                             grad_label="gradient (iteration 3)")
+    stats = inspector.stats
+    assert [stats.horizontalHeaderItem(c).text() for c in range(2)] == ["value (iteration 3)",
+                                                                         "gradient (iteration 3)"]
+    assert inspector.load_button.isEnabled()
+    inspector.set_unavailable(values="This tape holds no values.", summaries="A structure tape holds none.")
+    assert not inspector.load_button.isEnabled() and inspector.load_button.toolTip() == "This tape holds no values."
+    inspector.show_summaries("relu:0", subtitle="relu: 8x16 \u2192 8x16 float32")
+    assert inspector.meta.text() == "relu: 8x16 \u2192 8x16 float32\nA structure tape holds none."
+    assert stats.horizontalHeaderItem(0).text() == "value"
+    inspector.set_unavailable()  # a source with values again
+    inspector.show_summaries("MLP.fc1/linear:0", s)
+    assert inspector.load_button.isEnabled() and "Fetch" in inspector.load_button.toolTip()

@@ -219,3 +219,19 @@ def test_a_nan_or_inf_loss_is_a_red_cross_not_a_blank_plot(qtbot):
     assert plot.empty.isVisible() and plot.empty.toPlainText() == "every loss is NaN/Inf"
     plot.set_curve([], [])
     assert plot.empty.toPlainText() == "no loss yet" and len(plot.nonfinite.getData()[0] or ()) == 0
+
+
+def test_a_plot_that_will_get_no_loss_says_why_in_lines_that_fit(qtbot):
+    from widgets.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.set_no_loss_text("no loss: a structure tape holds no values or summaries.\n"
+                          "Record with --capture summary for them.")
+    lines = plot.empty.toPlainText().split("\n")
+    assert " ".join(lines).startswith("no loss: a structure tape holds no values or summaries.")
+    assert all(len(line) <= 28 for line in lines) and any("--capture" in line for line in lines)
+    plot.set_curve([0, 1], [1.0, 0.5])
+    assert not plot.empty.isVisible()
+    plot.set_curve([], [])  # a new session's empty plot keeps saying why
+    assert plot.empty.isVisible() and plot.empty.toPlainText().startswith("no loss: a structure")
