@@ -30,24 +30,22 @@ NAN_SCRIPT = """
 """
 
 
-@pytest.fixture(scope="module")
-def nan_tape(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("replay")
+def _recorded(folder, capture: str) -> str:
     script = folder / "nan_run.py"
     script.write_text(textwrap.dedent(NAN_SCRIPT))
-    tape = folder / "nan_run.tape"
-    assert main(["record", str(script), "-o", str(tape), "--capture", "summary"]) == 0
+    tape = folder / f"{capture}.tape"
+    assert main(["record", str(script), "-o", str(tape), "--capture", capture]) == 0
     return str(tape)
+
+
+@pytest.fixture(scope="module")
+def nan_tape(tmp_path_factory):
+    return _recorded(tmp_path_factory.mktemp("replay"), "summary")
 
 
 @pytest.fixture(scope="module")
 def structure_tape(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("structure")
-    script = folder / "nan_run.py"
-    script.write_text(textwrap.dedent(NAN_SCRIPT))
-    tape = folder / "structure.tape"
-    assert main(["record", str(script), "-o", str(tape), "--capture", "structure"]) == 0
-    return str(tape)
+    return _recorded(tmp_path_factory.mktemp("structure"), "structure")
 
 
 @pytest.fixture
