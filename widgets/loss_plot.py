@@ -56,6 +56,9 @@ class LossPlot(pg.PlotWidget):
             self.empty.setText(self.no_loss_text)
             self.empty.setAnchor((0.5, 0.5))
             self.empty.setPos(0.5, 0.5)
+            # an empty plot keeps the range of the curve before (the run before): the text would be off view
+            self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            self.enableAutoRange()
         log = bool(len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100)
         if log != self.log:
             self.log = log

@@ -235,3 +235,18 @@ def test_a_plot_that_will_get_no_loss_says_why_in_lines_that_fit(qtbot):
     assert not plot.empty.isVisible()
     plot.set_curve([], [])  # a new session's empty plot keeps saying why
     assert plot.empty.isVisible() and plot.empty.toPlainText().startswith("no loss: a structure")
+
+
+def test_an_emptied_loss_plot_shows_its_text_not_the_axes_of_the_run_before(qtbot):
+    from widgets.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(300, 200)
+    plot.show()
+    plot.set_curve([0, 1, 2], [0.14, 0.11, 0.107])  # a run before, far from (0.5, 0.5)
+    qtbot.waitUntil(lambda: plot.viewRange()[1][0] > 0.1)
+    plot.set_curve([], [])  # a new session
+    (x0, x1), (y0, y1) = plot.viewRange()
+    assert x0 <= 0.5 <= x1 and y0 <= 0.5 <= y1  # where "no loss yet" is drawn
+    assert plot.empty.isVisible() and plot.empty.toPlainText() == "no loss yet"
