@@ -179,6 +179,7 @@ class Session:
         self.pausing = False  # a pause was asked for and has not landed yet
         self.stop_alert: AlertEvent | None = None  # the NaN/Inf alert that the current stop is for
         self._nan_alert: AlertEvent | None = None
+        self.failed_key = ""  # the node of the op that raised the script's exception
 
     # ---- applying plain data ----------------------------------------------------------------
     def drain(self, max_items: int = 20000, budget: float = 0.008) -> SessionChange | None:
@@ -323,8 +324,11 @@ class Session:
         if i is None:
             return None
         shown = view.keys[i]
+        out_shape, dtype = view.out_shape[i], view.dtype[i]
+        if shown == self.failed_key:  # the op raised: it made no output (not a scalar one)
+            out_shape, dtype = "nothing (it raised)", ""
         return NodeInfo(shown, view.label[i], KIND_NAMES[int(view.kind[i])], view.op[i], view.module[i],
-                        view.in_shapes[i], view.out_shape[i], view.dtype[i], self.frames.get(shown),
+                        view.in_shapes[i], out_shape, dtype, self.frames.get(shown),
                         self.summaries.get(shown), self.grads.get(shown), self.model.alerts.get(shown, ""),
                         *self.made_in.get(shown, (-1, -1)))
 
@@ -416,8 +420,9 @@ class LiveSession(Session):
         self.max_lag = max_lag
         self._backlog = min(max_queue, MIN_BACKLOG)  # items that may wait now; set from the GUI's pace
         self._described = (None, None)  # the model and optimizer the module editor was last told of
+        self._description: tuple | None = None  # what it was last told of them (engine thread only)
         self.debugger = Debugger(capture, interactive=True, discover=True, on_record=[self._discover, self._push],
-                                 on_stop=self._push, on_alert=self._on_alert)
+                                 on_stop=self._stopped, on_alert=self._on_alert)
         self.run = None
         self.recorder = None
         self.last_recording: str | None = None
@@ -446,14 +451,25 @@ class LiveSession(Session):
             self._described = found
             self._describe()
 
-    def _describe(self) -> None:
-        """Queue (modules, optimizer) as the module editor shows them; on the engine thread only."""
+    def _describe(self, changed_only: bool = False) -> None:
+        """Queue (modules, optimizer) as the module editor shows them (`changed_only`: only when they differ
+        from what it was last told); on the engine thread only."""
         dbg = self.debugger
         if dbg.model is not None:
             modules, optimizer = describe_model(dbg.model, dbg.optimizer)
         else:
             modules, optimizer = [], describe_optimizer(dbg.optimizer) if dbg.optimizer is not None else None
+        if changed_only and (modules, optimizer) == self._description:
+            return
+        self._description = (modules, optimizer)
         self._push(("described", modules, optimizer))
+
+    def _stopped(self, stop: Stop) -> None:
+        # the script changes the model and optimizer too (an lr scheduler, model.eval()): what the module
+        # editor shows at a stop must be what the next step runs with
+        if any(found is not None for found in self._described):
+            self._describe(changed_only=True)
+        self._push(stop)
 
     def _on_alert(self, alert: AlertEvent) -> None:
         self._push(alert)
@@ -519,7 +535,7 @@ class LiveSession(Session):
         if error is not None and error.op is not None:
             # the op that raised never emitted its event: add it, marked, where it would have been
             self.model.apply(error.op)
-            key = self.model.current
+            key = self.failed_key = self.model.current
             self.model.set_nonfinite(key)
             self.model.alerts[key] = error.message
         self.ended = change.ended = ended

@@ -95,11 +95,15 @@ class _ValueEditor(QWidget):
             self.input = QCheckBox()
             self.input.setChecked(bool(value))
         else:
-            # repr: the shortest text that reads back as the same float, so an untouched field never edits
-            text = "" if value is None else repr(value) if isinstance(value, float) else str(value)
+            # 6 significant digits: a scheduler's lr is 0.0003999999999999993, which a narrow field cuts to
+            # "9999993"; the exact value is in the tooltip, and committing the text as shown edits nothing
+            text = "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
             self.input = QLineEdit(text)
+            self.input.setCursorPosition(0)  # a field narrower than its text shows how the value starts
             self.input.setPlaceholderText(allowed)
-        self.input.setToolTip(allowed)
+        self._shown_text = self.input.text() if isinstance(self.input, QLineEdit) else None
+        exact = f"value: {value!r}" if isinstance(value, float) else ""
+        self.input.setToolTip("\n".join(t for t in (allowed, exact) if t))
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #c92a2a; font-size: 8pt")
@@ -115,6 +119,10 @@ class _ValueEditor(QWidget):
             return self.input.isChecked()
         return _parse(self.input.text(), self.kind, self.optional)
 
+    def untouched(self) -> bool:
+        """Whether the field still holds the text it showed for the current value."""
+        return self._shown_text is not None and self.input.text() == self._shown_text
+
     def refuse(self, reason: str) -> None:
         """Show why the value entered is not accepted."""
         self.error.setText(reason)
@@ -126,6 +134,8 @@ class _ValueEditor(QWidget):
         self.current = value
         self.error.hide()
         self.input.setStyleSheet("")
+        if self._shown_text is not None:
+            self._shown_text = self.input.text()
 
     def on_commit(self, fn) -> None:
         """Call fn() when the person commits a value (Enter, leaving the field, picking, ticking)."""
@@ -393,6 +403,9 @@ class ModuleEditor(QWidget):
 
     # ---- commits ------------------------------------------------------------------------------------
     def _commit_setting(self, path: str, cls: str, d: dict, editor: _ValueEditor) -> None:
+        if editor.untouched():
+            editor.accept(editor.current)
+            return
         try:
             value = _setting(d).validate(cls, editor.text_value())
         except ValueError as err:
@@ -406,6 +419,9 @@ class ModuleEditor(QWidget):
                                     f"{path}.{d['name']} = {value!r}")
 
     def _commit_optimizer(self, name: str, group: int, editor: _ValueEditor) -> None:
+        if editor.untouched():
+            editor.accept(editor.current)
+            return
         try:
             value = editor.text_value()
             if not isinstance(value, bool) and not (math.isfinite(value) and value >= 0):

@@ -175,3 +175,24 @@ def test_a_module_with_nothing_to_edit_says_so(session):
     session.editor.select("MLP")
     texts = [w.text() for w in session.editor.details.findChildren(QLabel)]
     assert any("Nothing in MLP changes at runtime" in t for t in texts)
+
+
+def test_a_scheduled_learning_rate_reads_whole_and_an_untouched_commit_edits_nothing(qtbot):
+    editor = ModuleEditor()
+    qtbot.addWidget(editor)
+    editor.resize(220, 400)
+    editor.show()
+    sent = []
+    editor.editRequested.connect(lambda edit, inverse, text: sent.append(edit))
+    lr = 0.0003999999999999993  # what OneCycleLR leaves in param_groups
+    editor.set_model([], {"cls": "AdamW", "groups": [{"lr": lr, "eps": 1e-08}]})
+    field = editor.editor("optimizer.lr")
+    assert field.text() == "0.0004"  # not cut to "...9999993" by the narrow field
+    assert field.fontMetrics().horizontalAdvance(field.text()) < field.width()
+    assert field.cursorPosition() == 0  # narrower still, it shows how the value starts, not "...9999993"
+    assert repr(lr) in field.toolTip()
+    field.editingFinished.emit()  # the person tabs through the field
+    assert sent == []
+    field.setText("0.001")
+    field.editingFinished.emit()
+    assert sent == [SetOptimizer("lr", 0.001, 0)]
