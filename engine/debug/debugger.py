@@ -34,6 +34,7 @@ from engine.debug.edits import EDITS, EditRejected, describe, prepare
 from engine.debug.records import ACTIONS, OPTIMIZER, Command, DebuggerState, EventRecord, Stop
 from engine.debug.runner import DebuggerKilled, EngineRun, run_path
 from engine.debug.source import USER, frame_kind, frame_of
+from engine.debug.source import capture as capture_source
 from engine.debug.summary import SUMMARY_LIMIT
 from engine.debug.tracer import Tracer
 from engine.events import (
@@ -440,11 +441,16 @@ class Debugger:
         """Stop here: tell the callbacks, then apply edits until a control command resumes us."""
         t = self.tracer
         self._unpoke()
+        if source is None:
+            source = getattr(rec, "source", None)
+            if source is None and rec.__class__ is EventRecord:
+                # a module boundary or an optimizer step carries no source: the user's line running it now
+                # (`self.fc2(h)`, `optimizer.step()`), found once per stop
+                source = capture_source(1)[0]
         with self._cv:
             self._stops += 1
             stop = Stop(self._stops, reason, rec, rec.iteration if rec is not None else t.iteration,
-                        rec.phase if rec is not None else t.phase, bid, alert,
-                        source if source is not None else getattr(rec, "source", None))
+                        rec.phase if rec is not None else t.phase, bid, alert, source)
             self._stop = self._last_stop = stop
             self._pause = False
             self._mode = None

@@ -7,6 +7,7 @@ import numpy as np
 
 import engine
 from engine.debug import Breakpoint, Debugger
+from tests.engine.debug import helpers
 from tests.engine.debug.helpers import MLP, TIMEOUT, label, trainer
 
 
@@ -54,6 +55,14 @@ def test_iteration_and_phase_breakpoints():
     assert [(label(s.record), s.iteration) for s in seen] == [("fwd:MLP.fc1/linear:0", 1)]
     seen, _, _ = stops_with(Breakpoint.phase("backward"), Breakpoint.phase("optimizer"), steps=2)
     assert [label(s.record) for s in seen] == ["bwd:cross_entropy:0", "opt"] * 2
+
+
+def test_stops_at_module_boundaries_and_optimizer_steps_name_the_users_line():
+    seen, _, _ = stops_with(Breakpoint.module("MLP.fc2"), Breakpoint.phase("optimizer"), steps=1)
+    assert [label(s.record) for s in seen] == ["mod:MLP.fc2:in", "opt"]
+    fc2, opt = (s.source for s in seen)
+    assert fc2.file == helpers.__file__ and fc2.text == "return self.fc2(h * 2.0)"
+    assert opt.file == helpers.__file__ and opt.text == "opt.step()" and opt.function == "train"
 
 
 def test_disabled_breakpoints_do_not_stop_and_can_come_back():
