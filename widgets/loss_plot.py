@@ -10,12 +10,25 @@ import numpy as np
 import pyqtgraph as pg
 
 
+class IterationAxis(pg.AxisItem):
+    """An axis of whole iterations: ticks only on iterations and no SI prefix (one point at iteration 0
+    was drawn on an axis of "iteration (x0.001)" from -400 to 400)."""
+
+    def __init__(self, orientation: str = "bottom") -> None:
+        super().__init__(orientation)
+        self.enableAutoSIPrefix(False)
+
+    def tickSpacing(self, minVal, maxVal, size):
+        whole = [(spacing, offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size) if spacing >= 1]
+        return whole or [(1.0, 0.0)]
+
+
 class LossPlot(pg.PlotWidget):
     """set_curve(iterations, losses); set_cursor(iteration) marks where a replay is; set_no_loss_text(text)
     says why there is no loss (a tape that holds none)."""
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent, background=None)
+        super().__init__(parent, background=None, axisItems={"bottom": IterationAxis()})
         self.setLabel("bottom", "iteration")
         self.setLabel("left", "loss")
         self.getAxis("left").enableAutoSIPrefix(False)

@@ -20,6 +20,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
+from widgets.loss_plot import IterationAxis
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
            "#66a80f", "#c2255c", "#1098ad", "#868e96")
@@ -85,7 +86,7 @@ class TrainingPlots(QWidget):
         self.clear()
 
     def _plot(self, row: int, label: str) -> pg.PlotItem:
-        plot = self.view.addPlot(row=row, col=0, axisItems={"left": LogAxis("left")})
+        plot = self.view.addPlot(row=row, col=0, axisItems={"left": LogAxis("left"), "bottom": IterationAxis()})
         # short names and small tick labels: the plots share a small dock, where "learning rate" ran into
         # the loss plot's label and three loss values overlapped
         plot.setLabel("left", label, **{"font-size": "8pt"})

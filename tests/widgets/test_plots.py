@@ -250,3 +250,20 @@ def test_an_emptied_loss_plot_shows_its_text_not_the_axes_of_the_run_before(qtbo
     (x0, x1), (y0, y1) = plot.viewRange()
     assert x0 <= 0.5 <= x1 and y0 <= 0.5 <= y1  # where "no loss yet" is drawn
     assert plot.empty.isVisible() and plot.empty.toPlainText() == "no loss yet"
+
+
+def test_the_loss_axis_counts_whole_iterations(qtbot):
+    from widgets.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(300, 200)
+    plot.show()
+    plot.set_curve([0], [2.3])  # one point: its view spans less than an iteration
+    axis = plot.getAxis("bottom")
+    qtbot.waitUntil(lambda: abs(sum(plot.viewRange()[0])) < 1e-9)  # centred on the point
+    ticks = [v for _, values in axis.tickValues(*plot.viewRange()[0], 240) for v in values]
+    assert ticks == [0.0] and axis.autoSIPrefixScale == 1.0  # no "iteration (x0.001)" from -400 to 400
+    plot.set_curve(list(range(500)), [1.0] * 500)
+    ticks = [v for _, values in axis.tickValues(0, 499, 240) for v in values]
+    assert ticks and all(v == int(v) for v in ticks)
