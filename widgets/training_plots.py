@@ -24,7 +24,9 @@ from widgets.loss_plot import IterationAxis
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
            "#66a80f", "#c2255c", "#1098ad", "#868e96")
-MAX_LEGEND = 12
+MAX_LEGEND = 8
+LEGEND_COLUMN = 110  # pixels a legend entry needs
+LEGEND_ROW = 14
 
 
 class LogAxis(pg.AxisItem):
@@ -61,7 +63,7 @@ class TrainingPlots(QWidget):
         # the layers' legend sits in its own row, above its plot, so it never hides a curve
         self.legend = pg.LegendItem(labelTextSize="8pt", colCount=4, verSpacing=-8, horSpacing=12)
         self.view.addItem(self.legend, row=2, col=0)
-        self.view.ci.layout.setRowMaximumHeight(2, 24)
+        self._legend_shown: tuple = ()
         self.ratio_plot = self._plot(3, "update/weight")
         self.lr_plot.setXLink(self.loss_plot)
         self.ratio_plot.setXLink(self.loss_plot)
@@ -114,7 +116,7 @@ class TrainingPlots(QWidget):
         for plot, curve in self._curves.values():
             plot.removeItem(curve)
         self._curves = {}
-        self.legend.clear()
+        self._legend_shown = ()
         self._draw_steps()
         self.set_loss([], [])
 
@@ -155,13 +157,32 @@ class TrainingPlots(QWidget):
         return np.asarray(x if x is not None else [], float), self._raw[name]
 
     # ---- drawing ------------------------------------------------------------------------------------
-    def _curve(self, plot: pg.PlotItem, name: str, colour: str, legend: bool = False) -> pg.PlotDataItem:
+    def _curve(self, plot: pg.PlotItem, name: str, colour: str) -> pg.PlotDataItem:
         if name not in self._curves:
-            curve = plot.plot([], [], pen=pg.mkPen(colour, width=1.6))
-            if legend:
-                self.legend.addItem(curve, name.split(":", 1)[-1])
-            self._curves[name] = (plot, curve)
+            self._curves[name] = (plot, plot.plot([], [], pen=pg.mkPen(colour, width=1.6)))
         return self._curves[name][1]
+
+    def _relegend(self) -> None:
+        """The layers' legend: as many as two rows across the plots' width hold, each named by the last two
+        parts of its path ('0.linear1'). Twelve full names in four fixed columns overlapped one another
+        in the small dock and squeezed the loss and lr plots to slivers."""
+        columns = max(1, min(4, self.width() // LEGEND_COLUMN))
+        layers = [(name.split(":", 1)[1], curve) for name, (_, curve) in self._curves.items()
+                  if name.startswith("ratio:")][:min(2 * columns, MAX_LEGEND)]
+        shown = (columns, tuple(layer for layer, _ in layers))
+        if shown == self._legend_shown:
+            return
+        self._legend_shown = shown
+        self.legend.clear()
+        self.legend.setColumnCount(columns)
+        for layer, curve in layers:
+            self.legend.addItem(curve, ".".join(layer.split(".")[-2:]))
+        rows = -(-len(layers) // columns)
+        self.view.ci.layout.setRowMaximumHeight(2, rows * LEGEND_ROW)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._relegend()
 
     def _draw_steps(self) -> None:
         x = np.asarray(self._steps, float)
@@ -181,8 +202,8 @@ class TrainingPlots(QWidget):
             its = np.array(sorted(by_it), float)
             y = np.array([by_it[int(t)] for t in its], float)
             self._raw[name] = y
-            self._curve(self.ratio_plot, name, PALETTE[i % len(PALETTE)], legend=i < MAX_LEGEND).setData(
-                its, _positive(y), connect="finite")
+            self._curve(self.ratio_plot, name, PALETTE[i % len(PALETTE)]).setData(its, _positive(y), connect="finite")
+        self._relegend()
 
     def _clicked(self, event) -> None:
         for plot in (self.loss_plot, self.lr_plot, self.ratio_plot):

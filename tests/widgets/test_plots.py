@@ -267,3 +267,18 @@ def test_the_loss_axis_counts_whole_iterations(qtbot):
     plot.set_curve(list(range(500)), [1.0] * 500)
     ticks = [v for _, values in axis.tickValues(0, 499, 240) for v in values]
     assert ticks and all(v == int(v) for v in ticks)
+
+
+def test_the_layers_legend_fits_the_docks_width_in_two_rows_of_short_names(qtbot):
+    # twelve full names in four fixed columns overlapped in the small dock and squeezed the plots
+    names = ["tokens.weight"] + [f"blocks.layers.{i}.{m}.weight" for i in range(3) for m in ("self_attn", "linear1")]
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.show()
+    for width, columns in ((260, 2), (520, 4)):
+        plots.resize(width, 240)
+        qtbot.waitUntil(lambda w=width: plots.width() == w)
+        plots.add_step(0, OptimizerEvent(0, "AdamW", (1e-3,), dict.fromkeys(names, 1e-3), dict.fromkeys(names, 1.0)))
+        labels = [label.text for _, label in plots.legend.items]
+        assert plots.legend.columnCount == columns and len(labels) == min(2 * columns, 7)
+        assert labels[:3] == ["tokens", "0.self_attn", "0.linear1"]
