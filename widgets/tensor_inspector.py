@@ -146,8 +146,9 @@ class TensorInspector(QWidget):
         self.meta.setText(text)
         self.meta.setStyleSheet("color: #868e96")
         self._fill_stats()
-        for view in self.histograms.values():
+        for name, view in self.histograms.items():
             view.show_summary(None)
+            view.setVisible(name == VALUE)  # as for a tensor with no gradient yet: not three empty plots
         self._set_arrays({})
         self.status.setText("")
         self._update_buttons()

@@ -308,3 +308,15 @@ def test_a_column_from_an_earlier_iteration_and_a_source_without_values_say_so(i
     inspector.set_unavailable()  # a source with values again
     inspector.show_summaries("MLP.fc1/linear:0", s)
     assert inspector.load_button.isEnabled() and "Fetch" in inspector.load_button.toolTip()
+
+
+def test_an_empty_inspector_shows_one_empty_histogram_not_three(inspector):
+    # at start-up three empty plots side by side ran past the dock's edge ("Δ prev. itera")
+    def visible():
+        return [name for name, view in inspector.histograms.items() if view.isVisible()]
+
+    assert visible() == [VALUE]
+    inspector.show_summaries("x", summarize(activations()), summarize(activations(seed=1)))
+    assert visible() == [VALUE, GRAD]
+    inspector.clear()
+    assert visible() == [VALUE]
