@@ -1,27 +1,15 @@
 """Live debugging as a person sees it: the module editor, the inspector and the loss plot at each stop."""
 
 import pytest
-from PySide6.QtCore import QSettings
 
 import engine
 import engine.nn as nn
-from app.window import MainWindow
-
-TIMEOUT = 15_000  # ms
+from tests.app.test_window import TIMEOUT, make_window, paused
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.recordings_dir = str(tmp_path / "recordings")
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
-
-
-def paused(window) -> bool:
-    return window.session is not None and window.session.status == "paused"
+    return make_window(qtbot, tmp_path)
 
 
 def halving_lr(steps: int = 4):
