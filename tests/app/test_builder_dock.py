@@ -51,7 +51,8 @@ def test_the_builder_is_hidden_until_opened_from_the_view_menu(qtbot, window):
     open_builder(qtbot, window)
     # wide enough for the palette, the layer tree and the buttons without scrolling sideways
     qtbot.waitUntil(lambda: dock.builder_dock.width() >= dock.panel.minimumSizeHint().width(), timeout=TIMEOUT)
-    assert dock.panel.status_text().startswith("\u2713 Ready")
+    # the panel checks the model a moment after it changes (a debounce timer): wait for the verdict
+    qtbot.waitUntil(lambda: dock.panel.status_text().startswith("\u2713 Ready"), timeout=TIMEOUT)
     window.actions["reset_layout"].trigger()  # View > Reset Panels puts the builder away again
     assert not dock.builder_dock.isVisible() and not dock.prediction_dock.isVisible()
 
