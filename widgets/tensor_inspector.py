@@ -115,6 +115,7 @@ class TensorInspector(QWidget):
         self.tabs.addTab(self.heatmap, "Heatmap")
         self.tabs.addTab(values_page, "Values")
         box.addWidget(self.tabs, 1)
+        box.addStretch(0)  # takes the room while the table and plots are hidden (a structure tape)
 
         bar = QHBoxLayout()
         self.status = QLabel()
@@ -151,7 +152,7 @@ class TensorInspector(QWidget):
             view.setVisible(name == VALUE)  # as for a tensor with no gradient yet: not three empty plots
         self._set_arrays({})
         self.status.setText("")
-        self._update_buttons()
+        self._update_controls()
 
     def set_unavailable(self, values: str = "", summaries: str = "") -> None:
         """Say why the tensors shown next come without full values or without summaries ("": they have them).
@@ -160,7 +161,7 @@ class TensorInspector(QWidget):
         that has none."""
         self._no_values, self._no_summaries = values, summaries
         self.load_button.setToolTip(values or LOAD_TIP)
-        self._update_buttons()
+        self._update_controls()
 
     def show_summaries(self, title: str, value: TensorSummary | None = None,
                        grad: TensorSummary | None = None, diff: TensorSummary | None = None,
@@ -183,7 +184,7 @@ class TensorInspector(QWidget):
             view.setVisible(name in self._summaries or name == VALUE)
             view.setTitle(names.get(name, name), size="9pt", color="#868e96")
         self.status.setText("")
-        self._update_buttons()
+        self._update_controls()
 
     def set_values(self, value: np.ndarray | None = None, grad: np.ndarray | None = None,
                    previous: np.ndarray | None = None) -> None:
@@ -197,7 +198,7 @@ class TensorInspector(QWidget):
             arrays[DIFF] = Difference(value, previous)
         self._set_arrays(arrays)
         self.status.setText("")
-        self._update_buttons()
+        self._update_controls()
 
     def show_loading(self, text: str = "Fetching values\u2026") -> None:
         """Say that values are on their way."""
@@ -303,7 +304,11 @@ class TensorInspector(QWidget):
         else:
             self.table.set_array(a)
 
-    def _update_buttons(self) -> None:
+    def _update_controls(self) -> None:
+        # a source without summaries (a structure tape): its reason alone, not an empty table and plots
+        nothing = not self._summaries and not self._arrays and bool(self._no_summaries)
+        self.stats.setVisible(not nothing)
+        self.tabs.setVisible(not nothing)
         has_tensor = bool(self._summaries)
         self.load_button.setEnabled(has_tensor and not self._no_values)
         self.load_button.setVisible(not self._arrays)

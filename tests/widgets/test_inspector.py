@@ -305,9 +305,11 @@ def test_a_column_from_an_earlier_iteration_and_a_source_without_values_say_so(i
     inspector.show_summaries("relu:0", subtitle="relu: 8x16 \u2192 8x16 float32")
     assert inspector.meta.text() == "relu: 8x16 \u2192 8x16 float32\nA structure tape holds none."
     assert stats.horizontalHeaderItem(0).text() == "value"
+    assert not stats.isVisible() and not inspector.tabs.isVisible()  # the reason alone, no empty table and plots
     inspector.set_unavailable()  # a source with values again
     inspector.show_summaries("MLP.fc1/linear:0", s)
     assert inspector.load_button.isEnabled() and "Fetch" in inspector.load_button.toolTip()
+    assert stats.isVisible() and inspector.tabs.isVisible()
 
 
 def test_an_empty_inspector_shows_one_empty_histogram_not_three(inspector):
