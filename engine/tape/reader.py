@@ -15,6 +15,7 @@ ever executed: SQL is parameterised, text stays text, arrays load without pickle
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sqlite3
 import struct
@@ -137,7 +138,7 @@ def _guard_iter(method):
     return wrapper
 
 
-_COLUMN_INDEX = {name: i for i, (name, _) in enumerate(CHUNK_COLUMNS[:6])}  # Tape.columns
+_COLUMN_INDEX = {name: i for i, (name, _) in enumerate(CHUNK_COLUMNS[:9])}  # Tape.columns
 
 
 def open_tape(path: str | os.PathLike) -> Tape:
@@ -246,8 +247,9 @@ class Tape:
 
     def columns(self, *names: str) -> dict[str, np.ndarray]:
         """Columns of every stored event, in seq order, as arrays: seq and any of kind (schema codes),
-        iteration, phase (schema.PHASES index), depth, t. Read straight from the chunks, without making a
-        row per event: what a view of a whole tape (a timeline of a million events) wants."""
+        iteration, phase (schema.PHASES index), depth, t, node, tensor (an op's output, a backward node's
+        incoming gradient), ref (a backward node's forward seq). Read straight from the chunks, without
+        making a row per event: what a view of a whole tape (a timeline of a million events) wants."""
         unknown = [n for n in names if n not in _COLUMN_INDEX]
         if unknown:
             raise ValueError(f"columns: no column {unknown[0]!r}; expected any of {', '.join(_COLUMN_INDEX)}")
@@ -268,6 +270,33 @@ class Tape:
         if phase is not None and len(phase) and int(phase.max()) >= len(schema.PHASES):
             raise ValueError("an event has an unknown phase")
         return out
+
+    @_guard
+    def optimizer_steps(self) -> list[tuple[int, OptimizerEvent]]:
+        """Every optimizer step as (iteration, OptimizerEvent), in order, without reading other events."""
+        cols = self._columns(("kind", "iteration"))
+        steps = cols["kind"] == schema.OPTIMIZER
+        iteration_of = dict(zip(cols["seq"][steps].tolist(), cols["iteration"][steps].tolist()))
+        rows = self._conn.execute("SELECT seq, optimizer, names, lrs, norms FROM optimizer_steps ORDER BY seq")
+        return [(iteration_of[seq], self._optimizer_event(seq, row)) for seq, *row in rows if seq in iteration_of]
+
+    @_guard
+    def losses(self) -> dict[int, float]:
+        """iteration -> loss: the one-element output that the iteration's first backward node differentiates
+        (what backward() started from), its mean (NaN when not finite); iterations without one are left out.
+        Needs summaries: a structure tape has none."""
+        cols = self._columns(("kind", "iteration", "tensor", "ref"))
+        seq, kind, its = cols["seq"], cols["kind"], cols["iteration"]
+        backward = np.flatnonzero(kind == schema.BACKWARD)
+        firsts = backward[np.unique(its[backward], return_index=True)[1]]  # each iteration's first
+        at = np.searchsorted(seq, cols["ref"][firsts])
+        found = (at < len(seq)) & (seq[np.minimum(at, len(seq) - 1)] == cols["ref"][firsts])
+        outputs = dict(zip(cols["tensor"][at[found]].tolist(), its[firsts[found]].tolist()))
+        losses = {}
+        for tid, s in self.summaries(list(outputs)).items():
+            if s.numel == 1:
+                losses[outputs[tid]] = s.mean if s.finite else math.nan
+        return dict(sorted(losses.items()))
 
     # ---- events and records ---------------------------------------------------------------------
     @_guard_iter
@@ -421,6 +450,10 @@ class Tape:
         row = self._one("SELECT optimizer, names, lrs, norms FROM optimizer_steps WHERE seq = ?", (seq,))
         if row is None:
             raise ValueError(f"optimizer step {seq} has no details")
+        return self._optimizer_event(seq, row)
+
+    @staticmethod
+    def _optimizer_event(seq: int, row) -> OptimizerEvent:
         name, names, lrs, norms = row
         lists = parse_json(_text(names), list)  # update, weight (and from format 2) gradient norm names
         if len(lists) not in (2, 3):

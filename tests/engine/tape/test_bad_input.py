@@ -50,6 +50,8 @@ def read_everything(path) -> None:
         tape.counts()
         tape.kind_counts()
         tape.columns("kind", "iteration", "phase")
+        tape.optimizer_steps()
+        tape.losses()
         infos = tape.iterations()
         ids = []
         for rec in tape.records():

@@ -120,6 +120,26 @@ def test_columns_of_every_event_agree_with_its_rows(tmp_path):
             tape.columns("output")
 
 
+def test_optimizer_steps_and_losses_of_the_whole_run_without_its_events(tmp_path):
+    path = tmp_path / "run.tape"
+    run = record_run(path, "summary", steps=4, batch_events=7)
+    with engine.tape.open(path) as tape:
+        rows = list(tape.rows())
+        steps = tape.optimizer_steps()
+        assert [(it, ev) for it, ev in steps] == [(r.iteration, r.event) for r in rows if r.kind == "optimizer"]
+        assert len(steps) == 4
+        # the loss: what each iteration's first backward node differentiates, as the debugger summarised it
+        firsts = {}
+        for rec in run.records:
+            if type(rec).__name__ == "BackwardRecord":
+                firsts.setdefault(rec.iteration, rec.forward.summary)
+        assert tape.losses() == {it: s.mean for it, s in firsts.items()} and len(firsts) == 4
+    structure = tmp_path / "structure.tape"
+    record_run(structure, "structure", steps=2)
+    with engine.tape.open(structure) as tape:
+        assert tape.losses() == {} and len(tape.optimizer_steps()) == 2
+
+
 def test_graph_of_an_iteration_links_ops_by_tensor(tmp_path):
     path = tmp_path / "run.tape"
     record_run(path, "structure", steps=2)
