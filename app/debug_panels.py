@@ -90,6 +90,10 @@ class DebugPanels(QObject):
         w.timeline.set_markers("alert", [a.forward_seq or a.seq for a in alerts], [a.message for a in alerts])
         edits = session.recorded_edits
         w.timeline.set_markers("edit", [e.seq for e in edits], [_edit_text(e) for e in edits])
+        steps = session.recorded_steps  # the whole run's, read from the tape: a replay adds none later
+        w.training_plots.add_steps(steps)
+        self._plotted = steps[-1][0] if steps else -1
+        w.training_plots.set_loss(*session.loss_curve())
 
     def close_session(self) -> None:
         """The session is going: deliver no more values for it."""

@@ -44,6 +44,10 @@ class ReplaySession(Session):
         except BaseException:
             self.tape.close()
             raise
+        try:  # the plots show the whole run at once, not as far as the replay has come
+            self.recorded_steps, self.losses = self.tape.optimizer_steps(), self.tape.losses()
+        except engine.tape.TapeError:  # damaged past its index: they fill as the replay reads what it can
+            self.recorded_steps, self.losses = [], {}
         capture = self.tape.capture
         # what the inspector and the plots cannot show from this tape, and why ("": they can)
         self.no_values = (f"This tape holds no values (recorded with --capture {capture}).\nRecord with "

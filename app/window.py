@@ -352,7 +352,7 @@ class MainWindow(QMainWindow):
         self.message_bar.dismiss()
         self.alerts_panel.clear()
         self.node_info.show_nothing()
-        self.loss_plot.set_curve([], [])
+        self.loss_plot.set_curve(*session.loss_curve())  # a replay's whole run; nothing yet for a live one
         self.loss_plot.set_cursor(None)
         self.graph.set_model(session.model)
         self.panels.start(session)

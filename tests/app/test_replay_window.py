@@ -1,5 +1,6 @@
 """Replaying a tape in the window, offscreen: scrubbing, the end of the tape, damaged tapes."""
 
+import math
 import shutil
 import sqlite3
 import textwrap
@@ -168,3 +169,18 @@ def test_a_structure_tape_says_it_holds_no_values_or_summaries(qtbot, window, st
     said = " ".join(empty.toPlainText().split())  # in lines that fit the dock
     assert empty.isVisible() and "structure tape holds no values" in said and "--capture summary" in said
     assert not values_note(window).startswith("Values:")
+
+
+def test_the_plots_show_the_whole_run_as_soon_as_a_tape_opens(qtbot, window, nan_tape):
+    # they filled only as fast as the replay played through (a minute for a 444k-event tape), and a seek
+    # to the end right after opening left out every iteration it skipped
+    assert window.open_tape(nan_tape)
+    session = window.session
+    losses = session.tape.losses()
+    assert sorted(losses) == [0, 1, 2, 3] and math.isnan(losses[2]) and math.isnan(losses[3])  # log(0), then NaN
+    xs, _ = window.loss_plot.curve.getData()
+    assert list(xs) == [0, 1, 2, 3]  # before the replay has drained a single batch
+    assert window.training_plots.series("lr")[1].tolist() == [0.1] * 4
+    seek(qtbot, window, session.last_seq, settled="finished")
+    assert list(window.loss_plot.curve.getData()[0]) == [0, 1, 2, 3]
+    assert len(window.training_plots.series("lr")[1]) == 4  # the replay added no step twice
