@@ -57,6 +57,7 @@ class ReplaySession(Session):
         self.first_seq = self.iterations[0].first_seq if self.iterations else 0
         self.last_seq = self.iterations[-1].last_seq if self.iterations else 0
         self._starts = [it.first_seq for it in self.iterations]
+        self._by_number = {it.iteration: it for it in self.iterations}
         self.cursor = 0  # the seq of the last record applied (0: before the first)
         self._reader: _TapeReader | None = None
         self._next = None  # one record read ahead
@@ -201,8 +202,7 @@ class ReplaySession(Session):
 
     def iteration_info(self, number: int):
         """Where iteration `number` lies on the tape (an engine.tape IterationInfo), or None."""
-        i = bisect.bisect_left([it.iteration for it in self.iterations], number)
-        return self.iterations[i] if i < len(self.iterations) and self.iterations[i].iteration == number else None
+        return self._by_number.get(number)
 
     def status_text(self) -> str:
         if self.status == RUNNING:

@@ -19,7 +19,6 @@ command queue and are carried out on the engine thread.
 from __future__ import annotations
 
 import bisect
-import math
 import os
 import threading
 import time
@@ -263,9 +262,8 @@ class Session:
             fwd = rec.forward
             # the first backward node of an iteration differentiates what backward() started from
             if rec.iteration not in self.losses and fwd is not None and fwd.summary is not None \
-                    and fwd.summary.numel == 1:
-                s = fwd.summary
-                self.losses[rec.iteration] = s.mean if s.finite else math.nan
+                    and fwd.summary.scalar is not None:
+                self.losses[rec.iteration] = fwd.summary.scalar
                 change.losses = True
         elif rec.event.__class__ is OptimizerEvent:
             self.steps.append((rec.iteration, rec.event))

@@ -10,6 +10,11 @@ import numpy as np
 import pyqtgraph as pg
 
 
+def spans_decades(finite: np.ndarray) -> bool:
+    """Whether positive losses span more than two decades: then a log axis shows them."""
+    return bool(len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100)
+
+
 class IterationAxis(pg.AxisItem):
     """An axis of whole iterations: ticks only on iterations and no SI prefix (one point at iteration 0
     was drawn on an axis of "iteration (x0.001)" from -400 to 400)."""
@@ -72,7 +77,7 @@ class LossPlot(pg.PlotWidget):
             # an empty plot keeps the range of the curve before (the run before): the text would be off view
             self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
             self.enableAutoRange()
-        log = bool(len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100)
+        log = spans_decades(finite)
         if log != self.log:
             self.log = log
             self.setLogMode(y=log)

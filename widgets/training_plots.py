@@ -20,7 +20,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
-from widgets.loss_plot import IterationAxis
+from widgets.loss_plot import IterationAxis, spans_decades
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
            "#66a80f", "#c2255c", "#1098ad", "#868e96")
@@ -138,8 +138,7 @@ class TrainingPlots(QWidget):
         x, y = np.asarray(iterations, float), np.asarray(losses, float)
         self._raw["loss"] = y
         finite = y[np.isfinite(y)]
-        log = bool(finite.size and finite.min() > 0 and finite.max() / finite.min() > 100)
-        self.loss_plot.setLogMode(y=log)
+        self.loss_plot.setLogMode(y=spans_decades(finite))
         self._curve(self.loss_plot, "loss", PALETTE[0]).setData(x, y, connect="finite")
 
     def set_cursor(self, iteration: int | None) -> None:

@@ -95,6 +95,13 @@ class TensorSummary(_DeferredCounts):
         return self.nan_count == 0 and self.inf_count == 0
 
     @property
+    def scalar(self) -> float | None:
+        """The value of a one-element tensor (a loss), NaN when it is not finite; None for any other size."""
+        if self.numel != 1:
+            return None
+        return self.mean if self.finite else math.nan
+
+    @property
     def abs_max(self) -> float:
         """The largest finite magnitude."""
         return max(abs(self.min), abs(self.max)) if self.numel > self.nan_count + self.inf_count else math.nan

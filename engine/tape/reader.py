@@ -14,8 +14,8 @@ ever executed: SQL is parameterised, text stays text, arrays load without pickle
 
 from __future__ import annotations
 
+import bisect
 import functools
-import math
 import os
 import sqlite3
 import struct
@@ -273,12 +273,19 @@ class Tape:
 
     @_guard
     def optimizer_steps(self) -> list[tuple[int, OptimizerEvent]]:
-        """Every optimizer step as (iteration, OptimizerEvent), in order, without reading other events."""
-        cols = self._columns(("kind", "iteration"))
-        steps = cols["kind"] == schema.OPTIMIZER
-        iteration_of = dict(zip(cols["seq"][steps].tolist(), cols["iteration"][steps].tolist()))
-        rows = self._conn.execute("SELECT seq, optimizer, names, lrs, norms FROM optimizer_steps ORDER BY seq")
-        return [(iteration_of[seq], self._optimizer_event(seq, row)) for seq, *row in rows if seq in iteration_of]
+        """Every optimizer step as (iteration, OptimizerEvent), in order, without reading other events (each
+        placed in the iteration whose range of sequence numbers holds it)."""
+        infos = self.iterations()
+        firsts = [info.first_seq for info in infos]
+        steps = []
+        for seq, *row in self._conn.execute("SELECT seq, optimizer, names, lrs, norms FROM optimizer_steps "
+                                            "ORDER BY seq"):
+            seq = _int(seq)
+            i = bisect.bisect_right(firsts, seq) - 1
+            if i < 0 or seq > infos[i].last_seq:
+                raise ValueError(f"optimizer step {seq} lies in no recorded iteration")
+            steps.append((infos[i].iteration, self._optimizer_event(seq, row)))
+        return steps
 
     @_guard
     def losses(self) -> dict[int, float]:
@@ -292,10 +299,7 @@ class Tape:
         at = np.searchsorted(seq, cols["ref"][firsts])
         found = (at < len(seq)) & (seq[np.minimum(at, len(seq) - 1)] == cols["ref"][firsts])
         outputs = dict(zip(cols["tensor"][at[found]].tolist(), its[firsts[found]].tolist()))
-        losses = {}
-        for tid, s in self.summaries(list(outputs)).items():
-            if s.numel == 1:
-                losses[outputs[tid]] = s.mean if s.finite else math.nan
+        losses = {outputs[tid]: s.scalar for tid, s in self.summaries(list(outputs)).items() if s.scalar is not None}
         return dict(sorted(losses.items()))
 
     # ---- events and records ---------------------------------------------------------------------

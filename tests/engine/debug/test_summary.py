@@ -273,3 +273,9 @@ def test_a_batch_of_one_size_equals_summaries_read_one_by_one(n):
         assert [getattr(b, n) for n in names] == [getattr(s, n) for n in names]
         np.testing.assert_array_equal(b.counts, s.counts)
         _expect_exact_loose(b, a)
+
+
+def test_the_scalar_of_a_one_element_tensor():
+    assert summarize(np.array([2.5], np.float32)).scalar == 2.5
+    assert math.isnan(summarize(np.array(np.inf)).scalar)  # a loss that is not finite reads as NaN
+    assert summarize(np.ones(2)).scalar is None
