@@ -1,7 +1,6 @@
 """The model builder in the main window, offscreen: open it, build, debug the training, watch predictions."""
 
 import ast
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
@@ -10,10 +9,10 @@ from PySide6.QtWidgets import QFileDialog, QPushButton
 from app.builder import Progress, export_script, from_json
 from app.builder_dock import caption
 from app.window import MainWindow
+from tests.shots import shoot
 
 TIMEOUT = 15_000  # ms
 TRAINING = 120_000  # ms: 40 epochs under the debugger on a busy 2-core machine
-SHOTS = Path("/tmp/shots")
 
 
 @pytest.fixture
@@ -103,8 +102,7 @@ def test_a_spirals_build_debugs_its_training_and_draws_the_boundary_live(qtbot, 
     assert dock.view.mode == "boundary" and f"test accuracy {dock.accuracy:.1%}" in dock.view.caption.text()
     assert "epoch  40" in window.output.toPlainText()
     panel.tabs.setCurrentIndex(0)  # the layers, for the picture
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    assert window.grab().save(str(SHOTS / "builder_window.png"))
+    shoot(window, "builder_window.png")
 
     restart = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
     qtbot.keyClick(window, Qt.Key.Key_F5, restart)  # the same build again, from the start

@@ -6,10 +6,10 @@ from PySide6.QtWidgets import QLabel, QMainWindow
 from widgets.alerts_panel import AlertsPanel
 from widgets.status import StatusPanel
 
-MESSAGE = ("non-finite values first appear in the output of 'log' (log:0) at /work/main/resources/examples/"
+MESSAGE = ("non-finite values first appear in the output of 'log' (log:0) at /home/ada/project/examples/"
            "nan_demo.py:43 (return -(one_hot * engine.log(probs)).sum(1).mean()), iteration 5; its inputs are finite")
 STATE = ("Replay paused on an alert: non-finite values first appear in the output of 'log' (log:0) at "
-         "/work/main/resources/examples/nan_demo.py:43")
+         "/home/ada/project/examples/nan_demo.py:43")
 
 
 @pytest.mark.parametrize("width", [388, 260])

@@ -1,7 +1,6 @@
 """The builder panel and the prediction view, offscreen: what a person sees and what the panel emits."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -11,11 +10,10 @@ from PySide6.QtGui import QColor, QDropEvent
 
 from app.builder import PanelServices, build, from_json, starter
 from engine.data import GLYPH_NAMES
+from tests.shots import shoot
 from widgets.builder_panel import BuilderPanel
 from widgets.decision_boundary import PredictionView, boundary_image, class_colors
 from widgets.layer_tree import LAYER_MIME, MOVE_MIME
-
-SHOTS = Path("/tmp/shots")
 
 
 @pytest.fixture
@@ -42,11 +40,6 @@ def rows(panel):
     for i in range(panel.tree.topLevelItemCount()):
         walk(panel.tree.topLevelItem(i), [i])
     return out
-
-
-def shoot(widget, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    assert widget.grab().save(str(SHOTS / name))
 
 
 def drop(tree, mime_type, payload, pos):

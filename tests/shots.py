@@ -1,0 +1,14 @@
+"""Screenshots taken by tests, kept for a person to look at only when TAPESCOPE_SHOTS names a folder."""
+
+import os
+from pathlib import Path
+
+
+def shoot(widget, name: str) -> None:
+    """Grab the widget as drawn (the grab must succeed); save it under $TAPESCOPE_SHOTS when that is set."""
+    image = widget.grab()
+    assert not image.isNull(), f"{name}: the widget could not be drawn"
+    folder = os.environ.get("TAPESCOPE_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        assert image.save(str(Path(folder) / name))
