@@ -42,8 +42,8 @@ class ModuleTree(QTreeWidget):
             for i in range(1, len(paths)):
                 parent = items.get(int(parents[i]))
                 path = paths[i]
-                name = path[len(paths[int(parents[i])]) + 1:] if parent is not None else path
-                item = QTreeWidgetItem([name or path, classes[i]])
+                name = _name_under(path, paths[int(parents[i])]) if parent is not None else path
+                item = QTreeWidgetItem([name, classes[i]])
                 item.setData(0, PATH, path)
                 item.setToolTip(0, path)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -70,3 +70,10 @@ class ModuleTree(QTreeWidget):
     def _on_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if column == 0:
             self.expandRequested.emit(item.data(0, PATH), item.checkState(0) == Qt.CheckState.Checked)
+
+
+def _name_under(path: str, parent: str) -> str:
+    """A call's name below its parent's: "Net.embed#1" under "Net#1" is "embed#1" (the "#n" that numbers a
+    repeated call is the graph's, not part of the module's dotted path)."""
+    base = parent.rsplit("#", 1)[0] if "#" in parent else parent
+    return path[len(base) + 1:] if path.startswith(base + ".") and len(path) > len(base) + 1 else path

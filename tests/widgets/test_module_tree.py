@@ -1,0 +1,65 @@
+"""The module tree: each module call of the shown iteration under the call that made it, named as a person
+wrote it."""
+
+import engine
+from app.graph_model import MODULE, GraphModel
+from engine import nn
+from engine.events import hub
+from widgets.module_tree import ModuleTree
+
+
+class Tagger(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, 4)
+        self.blocks = nn.Sequential(nn.Linear(4, 4), nn.Tanh())
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.embed(x)))
+
+
+def tree_of(events) -> ModuleTree:
+    model = GraphModel()
+    model.apply_batch(events)
+    view = model.view()
+    paths, classes, parents = list(view.groups), list(view.group_cls), [int(p) for p in view.group_parent]
+    for i in range(len(view)):
+        if int(view.kind[i]) == MODULE:
+            paths.append(view.keys[i])
+            classes.append(view.op[i])
+            parents.append(int(view.group[i]))
+    tree = ModuleTree()
+    tree.set_modules(paths, classes, parents, model.collapsed)
+    return tree
+
+
+def names(tree: ModuleTree) -> list:
+    def walk(item, depth):
+        out = [("  " * depth + item.text(0), item.text(1))]
+        for i in range(item.childCount()):
+            out += walk(item.child(i), depth + 1)
+        return out
+
+    return [row for i in range(tree.topLevelItemCount()) for row in walk(tree.topLevelItem(i), 0)]
+
+
+def test_a_model_called_many_times_names_each_calls_children_whole(qtbot):
+    # a text generator calls its model once per character: the children of "Tagger#11" read "bed#11" and
+    # "ad#11", the parent's "#11" cut off the front of each child's name
+    net, x = Tagger(), engine.randn(2, 3)
+    events: list = []
+    hub.reset_top_level()
+    off = hub.subscribe(events.append)
+    with engine.no_grad():
+        for _ in range(12):
+            net(x)
+    off()
+    tree = tree_of(events)
+    qtbot.addWidget(tree)
+    rows = names(tree)
+    assert rows[:6] == [("Tagger", "Tagger"), ("  embed", "Linear"), ("  blocks", "Sequential"), ("    0", "Linear"),
+                        ("    1", "Tanh"), ("  head", "Linear")]
+    assert rows[6 * 11:] == [("Tagger#11", "Tagger"), ("  embed#11", "Linear"), ("  blocks#11", "Sequential"),
+                             ("    0#11", "Linear"), ("    1#11", "Tanh"), ("  head#11", "Linear")]
+    assert len(rows) == 6 * 12 and tree.paths()[-1] == "Tagger.head#11"  # the path the graph knows it by
