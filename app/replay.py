@@ -1,6 +1,7 @@
 """Replaying a .tape through the same models as a live session, with a cursor that moves both ways.
 
     replay = ReplaySession("run.tape")     # plays to the end, a batch per drain(), like a live run
+                                           # (a long tape: only its last iterations, as a seek there)
     replay.seek(seq); replay.rewind(); replay.command("step_into")
 
 A reader thread (with its own SQLite connection) decodes records into a bounded deque, so a large tape
@@ -27,7 +28,8 @@ from engine.tape import schema
 
 class ReplaySession(Session):
     """A tape replayed through the same models, with a cursor (an event sequence number) that moves
-    both ways. On open it plays to the end; `seek`, `rewind` and the step commands move the cursor."""
+    both ways. On open it plays to the end (a long tape seeks there); `seek`, `rewind` and the step
+    commands move the cursor."""
 
     mode = "replay"
 
@@ -46,8 +48,10 @@ class ReplaySession(Session):
             raise
         try:  # the plots show the whole run at once, not as far as the replay has come
             self.recorded_steps, self.losses = self.tape.optimizer_steps(), self.tape.losses()
+            whole = True
         except engine.tape.TapeError:  # damaged past its index: they fill as the replay reads what it can
             self.recorded_steps, self.losses = [], {}
+            whole = False
         capture = self.tape.capture
         # what the inspector and the plots cannot show from this tape, and why ("": they can)
         self.no_values = (f"This tape holds no values (recorded with --capture {capture}).\nRecord with "
@@ -66,7 +70,10 @@ class ReplaySession(Session):
         self._stops = 0
         self.read_error = ""
         self.status = RUNNING  # playing to the end
-        self._reset(self.first_seq)
+        if whole and self.last_seq - self.first_seq > OPEN_AT_END:
+            self._reset_before(self.last_seq)  # its last iterations only: playing it through took a minute
+        else:
+            self._reset(self.first_seq)
 
     def start(self) -> ReplaySession:
         """Play to the end of the tape (progressively, a batch per drain)."""
@@ -176,13 +183,17 @@ class ReplaySession(Session):
             self.rewind()
             return
         if seq < self.cursor or seq - self.cursor > 50_000:
-            i = max(bisect.bisect_right(self._starts, seq) - 2, 0)  # the iteration before, for the layout
-            self._reset(self._starts[i] if self._starts else 0)
+            self._reset_before(seq)
             self._pending_reset = True
         self._mode = None
         self._target = seq
         self.status = RUNNING
         self._pending_status = True
+
+    def _reset_before(self, seq: int) -> None:
+        """Start reading again at the iteration before the one holding `seq` (for the layout)."""
+        i = max(bisect.bisect_right(self._starts, seq) - 2, 0)
+        self._reset(self._starts[i] if self._starts else 0)
 
     def rewind(self) -> None:
         """Back to the start, paused before the first event."""
@@ -219,6 +230,7 @@ class ReplaySession(Session):
         self.tape.close()
 
 
+OPEN_AT_END = 50_000  # a tape of more events than this opens at its end instead of playing through
 _WAIT = object()
 _STEPPABLE = (schema.OP, schema.BACKWARD, schema.OPTIMIZER)
 

@@ -5,6 +5,7 @@ import textwrap
 
 import pytest
 
+from app import replay
 from app.graph_model import OP
 from app.replay import ReplaySession
 from app.session import MIN_BACKLOG, LiveSession, Target
@@ -257,6 +258,29 @@ def test_a_replayed_tape_gives_the_same_model_as_the_live_session(qtbot, session
     assert r.summaries.keys() == s.summaries.keys()
     key = "SpiralNet.fc2/linear:0"
     assert r.summaries[key].mean == pytest.approx(s.summaries[key].mean)
+
+
+def test_a_long_tape_opens_at_its_end_without_playing_it_through(qtbot, sessions, recorded, monkeypatch):
+    # playing a 444k-event tape through to its end took a minute before the window showed where it ended
+    s, tape = recorded
+    monkeypatch.setattr(replay, "OPEN_AT_END", 20)  # this tape has about a hundred events
+    applied = []
+    apply = ReplaySession._apply
+    monkeypatch.setattr(ReplaySession, "_apply", lambda self, rec, change: (applied.append(rec.seq),
+                                                                              apply(self, rec, change)))
+    r = ReplaySession(tape)
+    sessions.append(r)
+    drained(qtbot, r, lambda: r.status == "finished")
+    a, b = s.model.view(), r.model.view()
+    assert a.keys == b.keys and a.edges.tolist() == b.edges.tolist() and a.groups == b.groups
+    assert r.model.current == s.model.current and r.iteration == s.iteration == 3
+    assert r.loss_curve() == s.loss_curve() and r.cursor == r.last_seq
+    assert min(applied) == r.iterations[-2].first_seq  # from the iteration before the last, for the layout
+    assert r.status_text() == "Replay at the end of the tape"
+    r.rewind()  # and the whole tape is still there to play
+    r.command("resume")
+    drained(qtbot, r, lambda: r.status == "finished")
+    assert min(applied) == r.first_seq and r.model.view().keys == a.keys
 
 
 def test_replay_steps_seeks_both_ways_and_rewinds(qtbot, sessions, recorded):
