@@ -502,6 +502,13 @@ class GraphModel:
         self._version += 1
         self._pending.structure = True
 
+    def call_of(self, key: str) -> str | None:
+        """The module call node `key` ran in this iteration, as the graph names it ("Net.pool#1" for a
+        second call); "" at the top level, None when it has not run in this iteration."""
+        cur = self._cur
+        idx = cur.index.get(key)
+        return None if idx is None else cur.groups[cur.group[idx]]
+
     # ---- the view ------------------------------------------------------------------------
     @property
     def version(self) -> int:

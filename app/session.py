@@ -376,7 +376,9 @@ class Session:
         alert = stop.alert if stop.reason == "alert" else self.stop_alert
         if alert is not None:
             return f"on an alert: {alert.message}"
-        return describe_record(rec) if rec is not None else f"({stop.reason})"
+        if rec is None:
+            return f"({stop.reason})"
+        return describe_record(rec, self.model.call_of(self.model.current) if self.model.current else None)
 
     def command(self, action: str) -> None:
         """step_into, step_over, step_out, run_to_phase, run_to_next_iteration, resume or pause."""
@@ -640,13 +642,14 @@ class LiveSession(Session):
         return recorder.path
 
 
-def describe_record(rec) -> str:
-    """Where a record happened, for a person: 'at op linear in SpiralNet.fc1'."""
+def describe_record(rec, call: str | None = None) -> str:
+    """Where a record happened, for a person: 'at op linear in SpiralNet.fc1'; `call` names the module
+    call of an op or backward node as the graph does ("GlyphNet.pool#1": its second call)."""
     ev = rec.event
     if isinstance(rec, OpRecord):
-        return f"at op {ev.op} in {ev.module or 'the top level'}"
+        return f"at op {ev.op} in {call or ev.module or 'the top level'}"
     if isinstance(rec, BackwardRecord):
-        module = rec.forward.event.module if rec.forward is not None else ""
+        module = call or (rec.forward.event.module if rec.forward is not None else "")
         return f"at the backward of {ev.op} in {module or 'the top level'}"
     if rec.phase == OPTIMIZER:
         return "at the optimizer step"

@@ -102,6 +102,33 @@ def test_step_over_skips_a_module_call_and_run_to_phase_reaches_backward(qtbot, 
     assert s.phase == "forward"
 
 
+def test_a_stop_in_a_modules_second_call_names_that_call_as_the_graph_does(qtbot, sessions, tmp_path):
+    # the status bar said "in Net.act" where the graph and the inspector say "Net.act#1"
+    path = write(tmp_path, "twice.py", """
+        import engine, engine.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc, self.act = nn.Linear(3, 3), nn.Tanh()
+            def forward(self, x):
+                return self.act(self.fc(self.act(x)))
+        Net()(engine.randn(2, 3)).sum().backward()
+    """)
+    s = live(sessions, Target.script(path))
+    drained(qtbot, s, lambda: s.status == "paused")
+    for n in range(1, 4):
+        s.command("step_into")
+        drained(qtbot, s, lambda n=n: s.status == "paused" and len(op_labels(s)) == n)
+    assert op_labels(s) == ["tanh", "linear", "tanh"]
+    assert s.status_text() == "Paused at op tanh in Net.act#1"
+    assert s.node_info(s.model.current).module == "Net.act#1"
+    s.command("run_to_phase")
+    drained(qtbot, s, lambda: s.status == "paused" and s.phase == "backward")
+    s.command("step_into")  # sum's backward, then the second tanh's
+    drained(qtbot, s, lambda: s.status == "paused" and s.status_text().endswith("tanh in Net.act#1"))
+    assert s.status_text() == "Paused at the backward of tanh in Net.act#1"
+
+
 # ---- scripts ----------------------------------------------------------------------------------------
 def test_a_script_runs_with_its_arguments_and_its_output_is_captured(qtbot, sessions, tmp_path):
     path = write(tmp_path, "echo.py", """
