@@ -632,10 +632,17 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
             group_cls.append(it.group_cls[g])
             group_parent.append(visible_group[it.group_parent[g]])
     added = set(diff.added) if diff is not None else set()
+    fan_of, fan_size = _fans(it, rep)
     node_rep = []
     for i, key in enumerate(it.keys):
         g = it.group[i]
         r = rep[g]
+        first = fan_of.get(i)
+        if first is not None and first != i:  # shown by the first op of its fan
+            v = node_rep[first]
+            node_of[key] = v
+            node_rep.append(v)
+            continue
         if r >= 0:
             v = module_node.get(r)
             if v is None:
@@ -663,8 +670,12 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
         node_rep.append(v)
         keys.append(key)
         kind.append(it.kind[i])
-        label.append(it.label[i])
-        sublabel.append(shape_text(it.out_shape[i]))
+        if first is None:
+            label.append(it.label[i])
+            sublabel.append(shape_text(it.out_shape[i]))
+        else:
+            label.append(f"{it.label[i]} \u00d7{fan_size[i]}")
+            sublabel.append(f"each {shape_text(it.out_shape[i])}")
         op.append(it.label[i] if it.kind[i] == OP else KIND_NAMES[it.kind[i]])
         module.append(it.groups[g])
         in_s.append(", ".join(shape_text(s) for s in it.in_shapes[i]))
@@ -690,6 +701,38 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
                      np.zeros((0, 2), np.int32), np.array([k in added for k in keys], bool))
     view.backward, view.backward_edges = _backward_arrays(bw, view)
     return view
+
+
+FAN_MIN = 12  # sibling ops drawn as one node from this many on
+
+
+def _fans(it: _Iteration, rep: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+    """Fans: at least FAN_MIN ops of one name in one visible module call, all reading the same nodes and
+    feeding the same nodes ("[ids[s:s + 64] for s in starts]" stacked: 900 slices of one tensor). One node
+    shows them all, so a layer is not 900 nodes wide; each op keeps its key, its values and its stops.
+    Returns (node -> the first op of its fan, for every member; first op -> the fan's size)."""
+    fan_of: dict[int, int] = {}
+    sizes: dict[int, int] = {}
+    n = len(it.keys)
+    if n < FAN_MIN:
+        return fan_of, sizes
+    ins: list[list[int]] = [[] for _ in range(n)]
+    outs: list[list[int]] = [[] for _ in range(n)]
+    for a, b in zip(it.esrc, it.edst):
+        if b >= 0:
+            ins[b].append(a)
+            outs[a].append(b)
+    by_sig: dict[tuple, list[int]] = {}
+    kinds, groups, labels = it.kind, it.group, it.label
+    for i in range(n):
+        if kinds[i] == OP and rep[groups[i]] < 0:
+            sig = (labels[i], groups[i], tuple(sorted(set(ins[i]))), tuple(sorted(set(outs[i]))))
+            by_sig.setdefault(sig, []).append(i)
+    for members in by_sig.values():
+        if len(members) >= FAN_MIN:
+            sizes[members[0]] = len(members)
+            fan_of.update(dict.fromkeys(members, members[0]))
+    return fan_of, sizes
 
 
 def _backward_arrays(it: _Iteration, view: GraphView) -> tuple[np.ndarray, np.ndarray]:

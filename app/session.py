@@ -30,7 +30,7 @@ import engine.debug
 import engine.tape
 from app import demo
 from app.edit_history import describe_model, describe_optimizer
-from app.graph_model import KIND_NAMES, GraphChange, GraphModel
+from app.graph_model import KIND_NAMES, OP, GraphChange, GraphModel
 from app.script_io import OutputChunk, ScriptError, capture_output, release_output, run_path, script_error
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
 from engine.debug.records import OPTIMIZER
@@ -321,7 +321,7 @@ class Session:
         i = view.node_of.get(key)
         if i is None:
             return None
-        shown = view.keys[i]
+        shown = key if view.kind[i] == OP else view.keys[i]  # an op of a fan is shown as itself
         out_shape, dtype = view.out_shape[i], view.dtype[i]
         if shown == self.failed_key:  # the op raised: it made no output (not a scalar one)
             out_shape, dtype = "nothing (it raised)", ""

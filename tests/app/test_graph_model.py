@@ -298,3 +298,32 @@ def test_explicit_iteration_marks_take_over_from_optimizer_steps(mlp):
     assert model.iteration == 1
     model.apply(IterationEvent(0, 1))
     assert model.iteration == 2
+
+
+def test_a_fan_of_like_sibling_ops_is_one_node_that_still_knows_each_op():
+    # 900 slices of one tensor, stacked (a data loader's windows): a layer 900 nodes wide, unreadable at any zoom
+    ids = engine.arange(200).float()
+    events = record(lambda: engine.stack([ids[s:s + 8] for s in range(0, 180, 4)]).sum())
+    model = GraphModel()
+    model.apply_batch(events)
+    view = model.view()
+    labels = sorted(view.label)
+    assert labels == sorted(["input", "getitem \u00d745", "stack", "sum"])
+    fan = view.label.index("getitem \u00d745")
+    slices = [e.key for e in events if getattr(e, "op", None) == "getitem"]
+    assert len(slices) == 45 and {view.node_of[k] for k in slices} == {fan}
+    assert view.sublabel[fan] == "each 8" and view.keys[fan] == slices[0]
+    src, stack, total = (view.label.index(name) for name in ("input", "stack", "sum"))
+    assert sorted(map(tuple, view.edges.tolist())) == sorted([(src, fan), (fan, stack), (stack, total)])
+    model.set_nonfinite(slices[30])  # any member's NaN marks the node
+    assert model.nonfinite_array(view)[fan]
+
+
+def test_ops_of_one_name_that_feed_different_ops_stay_apart():
+    # the time steps of an unrolled RNN read one tensor too, but each feeds its own step: nothing to merge
+    x = engine.randn(3, 20, 4)
+    w = engine.randn(4, 4)
+    events = record(lambda: sum((x[:, t] @ w).tanh().sum() for t in range(20)))
+    model = GraphModel()
+    model.apply_batch(events)
+    assert model.view().label.count("getitem") == 20

@@ -129,6 +129,23 @@ def test_a_stop_in_a_modules_second_call_names_that_call_as_the_graph_does(qtbot
     assert s.status_text() == "Paused at the backward of tanh in Net.act#1"
 
 
+def test_stepping_through_a_fan_shows_each_op_of_it_in_the_inspector(qtbot, sessions, tmp_path):
+    path = write(tmp_path, "windows.py", """
+        import engine
+        ids = engine.arange(100).float()
+        windows = engine.stack([ids[s:s + 10] for s in range(0, 90, 5)])
+    """)
+    s = live(sessions, Target.script(path))
+    drained(qtbot, s, lambda: s.status == "paused")
+    for n in range(2, 18):  # float, then the first 15 slices (stop 1: on entry; arange is no op)
+        s.command("step_into")
+        drained(qtbot, s, lambda n=n: s.status == "paused" and s.current_stop.index == n)
+    info = s.node_info(s.model.current)
+    assert s.model.current == "getitem:14" and info.key == "getitem:14"  # itself, not the fan's first op
+    assert info.label == "getitem \u00d715" and info.summary.min == 70.0 and info.summary.max == 79.0
+    assert s.status_text() == "Paused at op getitem in the top level"
+
+
 # ---- scripts ----------------------------------------------------------------------------------------
 def test_a_script_runs_with_its_arguments_and_its_output_is_captured(qtbot, sessions, tmp_path):
     path = write(tmp_path, "echo.py", """
