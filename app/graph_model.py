@@ -704,6 +704,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
 
 
 FAN_MIN = 12  # sibling ops drawn as one node from this many on
+_FAN_WORDS = np.random.default_rng(12)
 
 
 def _fans(it: _Iteration, rep: list[int]) -> tuple[dict[int, int], dict[int, int]]:
@@ -716,6 +717,32 @@ def _fans(it: _Iteration, rep: list[int]) -> tuple[dict[int, int], dict[int, int
     n = len(it.keys)
     if n < FAN_MIN:
         return fan_of, sizes
+    # a node's inputs, its consumers, its name and its module call as one 64-bit fingerprint: the XOR of a
+    # random word per input and per consumer, mixed with random words for the name and the call
+    src, dst = np.asarray(it.esrc, np.int64), np.asarray(it.edst, np.int64)
+    pairs = np.unique(src[dst >= 0] * n + dst[dst >= 0])
+    a, b = pairs // n, pairs % n
+    words = _FAN_WORDS.integers(0, 1 << 63, (4, n), dtype=np.int64)
+    sig = np.zeros(n, np.int64)
+    np.bitwise_xor.at(sig, b, words[0, a])
+    np.bitwise_xor.at(sig, a, words[1, b])
+    names: dict[str, int] = {}
+    name = np.fromiter((names.setdefault(x, len(names)) for x in it.label), np.int64, n)
+    group = np.asarray(it.group, np.int64)
+    sig ^= words[2, name] ^ words[3, group]
+    candidate = (np.asarray(it.kind) == OP) & (np.asarray(rep, np.int64)[group] < 0)
+    nodes = np.flatnonzero(candidate)
+    _, inverse, counts = np.unique(sig[nodes], return_inverse=True, return_counts=True)
+    big = counts[inverse] >= FAN_MIN
+    fans: dict[int, list[int]] = {}
+    for i, f in zip(nodes[big].tolist(), inverse[big].tolist()):
+        fans.setdefault(f, []).append(i)
+    for members in fans.values():
+        first = members[0]
+        if all(name[i] == name[first] and group[i] == group[first] for i in members):  # no hash collision
+            sizes[first] = len(members)
+            fan_of.update(dict.fromkeys(members, first))
+    return fan_of, sizes
     ins: list[list[int]] = [[] for _ in range(n)]
     outs: list[list[int]] = [[] for _ in range(n)]
     for a, b in zip(it.esrc, it.edst):
