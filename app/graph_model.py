@@ -722,14 +722,13 @@ def _fans(it: _Iteration, rep: list[int]) -> tuple[dict[int, int], dict[int, int
     src, dst = np.asarray(it.esrc, np.int64), np.asarray(it.edst, np.int64)
     pairs = np.unique(src[dst >= 0] * n + dst[dst >= 0])
     a, b = pairs // n, pairs % n
-    words = _FAN_WORDS.integers(0, 1 << 63, (4, n), dtype=np.int64)
-    sig = np.zeros(n, np.int64)
-    np.bitwise_xor.at(sig, b, words[0, a])
-    np.bitwise_xor.at(sig, a, words[1, b])
     names: dict[str, int] = {}
     name = np.fromiter((names.setdefault(x, len(names)) for x in it.label), np.int64, n)
     group = np.asarray(it.group, np.int64)
-    sig ^= words[2, name] ^ words[3, group]
+    words = _FAN_WORDS.integers(0, 1 << 63, (4, max(n, len(names), len(it.groups))), dtype=np.int64)
+    sig = words[2, name] ^ words[3, group]
+    np.bitwise_xor.at(sig, b, words[0, a])
+    np.bitwise_xor.at(sig, a, words[1, b])
     candidate = (np.asarray(it.kind) == OP) & (np.asarray(rep, np.int64)[group] < 0)
     nodes = np.flatnonzero(candidate)
     _, inverse, counts = np.unique(sig[nodes], return_inverse=True, return_counts=True)
