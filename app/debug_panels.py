@@ -23,6 +23,7 @@ from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.source import SourceFrame
+from widgets.breakpoints_panel import describe
 
 
 class DebugPanels(QObject):
@@ -36,6 +37,8 @@ class DebugPanels(QObject):
         self._sent: deque = deque()  # edits sent, in order: their EditEvents come back in the same order
         self._plotted = -1  # the newest iteration the training plots hold
         self._shown: NodeInfo | None = None
+        self._session = None  # the session the panels show
+        self._stop_note = ""  # the status note naming the breakpoint of the current stop
         w = window
         w.inspector.fetchRequested.connect(lambda: self._fetch(self._shown))
         self.worker.ready.connect(self._values_ready)
@@ -56,9 +59,19 @@ class DebugPanels(QObject):
 
     # ---- sessions ---------------------------------------------------------------------------------
     def start(self, session) -> None:
-        """Empty every panel for a new session; a replay's timeline, alerts and edits come from its tape."""
+        """Empty every panel for a new session; a replay's timeline, alerts and edits come from its tape.
+
+        A live run of the same target as the one before (Restart, or the same script opened again) gets
+        that run's breakpoints, enabled or not, with no hits yet."""
         w = self.w
         live = isinstance(session, LiveSession)
+        before, self._session = self._session, session
+        if live and isinstance(before, LiveSession) and before.target == session.target:
+            for info in before.debugger.list_breakpoints():
+                bid = session.debugger.add_breakpoint(info.spec)
+                if not info.enabled:
+                    session.debugger.enable_breakpoint(bid, False)
+        w.status_panel.set_note("")  # a note on the run before ("Edit queued: ...") is not about this one
         self.worker.cancel()
         self._shown = None
         self._sent.clear()
@@ -117,6 +130,10 @@ class DebugPanels(QObject):
             stop = change.stop
             if stop is not None and stop.reason == "breakpoint" and stop.record is not None:
                 w.timeline.add_marker("breakpoint", stop.record.seq, "stopped at a breakpoint")
+            if stop is not None or change.ended is not None:
+                self._show_hits(stop)
+            elif change.status and session.status == "running":
+                self._name_stop("")  # it was about the stop the run has left
             for event in change.edits:
                 self._edit_arrived(event)
         if change.described is not None:
@@ -230,6 +247,29 @@ class DebugPanels(QObject):
         change(session.debugger)
         self.w.breakpoints.set_breakpoints(session.debugger.list_breakpoints())
 
+    def _show_hits(self, stop) -> None:
+        """At a stop or the end of the run: the hit counts as they are now, and the breakpoint that
+        stopped the run selected and named."""
+        w, session = self.w, self.w.session
+        infos = session.debugger.list_breakpoints()
+        w.breakpoints.set_breakpoints(infos)
+        info = next((i for i in infos if i.id == stop.breakpoint), None) \
+            if stop is not None and stop.reason == "breakpoint" else None
+        if info is None:
+            self._name_stop("")
+            return
+        w.breakpoints.select(info.id)
+        self._name_stop(f"Breakpoint: {' '.join(describe(info.spec).split())} \u00b7 hit {info.hits:,}")
+
+    def _name_stop(self, text: str) -> None:
+        """Name the breakpoint of the current stop beside the status ('': take back the name shown)."""
+        note = self.w.status_panel
+        if text:
+            note.set_note(text)
+        elif note.note.text() == self._stop_note:  # another note replaced it: leave that one
+            note.set_note("")
+        self._stop_note = text
+
     def toggle_breakpoint(self) -> None:
         """F9: a breakpoint on the selected node (a module group: on its calls); again removes it."""
         w, session = self.w, self.w.session
@@ -290,6 +330,7 @@ class DebugPanels(QObject):
         self.w.timeline.add_marker("edit", event.seq, _edit_text(event))
         if event.applied:
             self.w.output.note(f"\u270e {event.message or _edit_text(event)}")
+            self.w.status_panel.set_note(f"Edit applied: {event.message or _edit_text(event)}", 4)
         else:
             if edit is not None:
                 self.history.discard(edit)

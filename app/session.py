@@ -378,7 +378,8 @@ class Session:
             return f"on an alert: {alert.message}"
         if rec is None:
             return f"({stop.reason})"
-        return describe_record(rec, self.model.call_of(self.model.current) if self.model.current else None)
+        where = describe_record(rec, self.model.call_of(self.model.current) if self.model.current else None)
+        return f"by a breakpoint {where}" if stop.reason == "breakpoint" else where
 
     def command(self, action: str) -> None:
         """step_into, step_over, step_out, run_to_phase, run_to_next_iteration, resume or pause."""

@@ -249,6 +249,15 @@ class BreakpointsPanel(QWidget):
         self.editor.show()
         (self.editor.pattern if self.editor.pattern.isVisible() else self.editor.kind).setFocus()
 
+    def select(self, bid: int) -> None:
+        """Select the breakpoint with id `bid` (the one that stopped the run) and scroll to it."""
+        for i in range(self.list.topLevelItemCount()):
+            item = self.list.topLevelItem(i)
+            if item.data(0, ID) == bid:
+                self.list.setCurrentItem(item)
+                self.list.scrollToItem(item)
+                return
+
     # ---- what a person sees -------------------------------------------------------------------------
     def rows(self) -> list[tuple[str, int, bool]]:
         """(description, hits, enabled) of each listed breakpoint."""

@@ -1,0 +1,114 @@
+"""Breakpoints in a live run, set the way a person sets them: the panel's form, its checkboxes, Restart."""
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QCheckBox
+
+import engine
+import engine.nn as nn
+from app.window import MainWindow
+
+TIMEOUT = 15_000  # ms
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    w.recordings_dir = str(tmp_path / "recordings")
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def train(steps: int = 4):
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x = engine.randn(16, 4)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+
+
+def other():
+    engine.randn(3).relu().sum()
+
+
+def paused(window) -> bool:
+    return window.session is not None and window.session.status == "paused"
+
+
+def status(window) -> str:
+    return window.status_panel.state.text()
+
+
+def note(window) -> str:
+    return window.status_panel.note.text()
+
+
+def add_in_form(qtbot, window, kind: str, pattern: str = "", value: str = "") -> None:
+    """Press Add…, pick the kind, type into the form and press its Add button."""
+    panel = window.breakpoints
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    editor = panel.editor
+    editor.kind.setCurrentIndex(editor.kind.findData(kind))
+    if pattern:
+        qtbot.keyClicks(editor.pattern, pattern)
+    if value:
+        qtbot.keyClicks(editor.value, value)
+    qtbot.mouseClick(editor.ok, Qt.MouseButton.LeftButton)
+
+
+def resume(qtbot, window) -> None:
+    window.command("resume")
+    qtbot.waitUntil(lambda: paused(window) or window.session.ended is not None, timeout=TIMEOUT)
+
+
+def test_a_stop_at_a_breakpoint_says_so_counts_its_hits_and_selects_it(qtbot, window):
+    window.run_function(train, "train")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    add_in_form(qtbot, window, "op", "relu")
+    add_in_form(qtbot, window, "iteration", value="3")
+    panel = window.breakpoints
+    assert panel.rows() == [("op relu  (forward)", 0, True), ("iteration 3", 0, True)]
+    resume(qtbot, window)
+    assert panel.rows()[0][1] == 1
+    assert panel.list.currentItem().text(0) == "op relu  (forward)"
+    assert status(window) == "Paused by a breakpoint at op relu in Sequential.1"
+    assert note(window) == "Breakpoint: op relu (forward) \u00b7 hit 1"
+    resume(qtbot, window)
+    assert panel.rows()[0][1] == 2 and window.session.iteration == 1
+    window.command("step_into")  # a step is no breakpoint: the note naming one goes
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    assert status(window).startswith("Paused at ") and note(window) == ""
+    panel.list.topLevelItem(0).setCheckState(0, Qt.CheckState.Unchecked)  # the person unticks it
+    resume(qtbot, window)
+    assert window.session.iteration == 3 and status(window).startswith("Paused by a breakpoint")
+    assert panel.rows() == [("op relu  (forward)", 2, False), ("iteration 3", 1, True)]
+    assert panel.list.currentItem().text(0) == "iteration 3"
+
+
+def test_breakpoints_survive_restart_but_not_another_target(qtbot, window):
+    window.run_function(train, "train")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    add_in_form(qtbot, window, "op", "relu")
+    add_in_form(qtbot, window, "op", "pow")
+    window.breakpoints.list.topLevelItem(0).setCheckState(0, Qt.CheckState.Unchecked)
+    resume(qtbot, window)
+    editor = window.module_editor
+    qtbot.waitUntil(lambda: editor.current_path() is not None, timeout=TIMEOUT)
+    editor.select("Sequential.0")
+    editor.details.findChildren(QCheckBox)[0].click()  # freeze its weight
+    qtbot.waitUntil(lambda: note(window).startswith("Edit applied"), timeout=TIMEOUT)
+    window.restart()
+    qtbot.waitUntil(lambda: paused(window) and window.session.records == 0, timeout=TIMEOUT)
+    assert note(window) == ""  # that edit was about the run before
+    assert window.breakpoints.rows() == [("op relu  (forward)", 0, False), ("op pow  (forward)", 0, True)]
+    resume(qtbot, window)  # the restarted run stops there too
+    assert status(window) == "Paused by a breakpoint at op pow in the top level"
+    assert window.breakpoints.rows()[1][1] == 1
+    window.run_function(other, "other")  # another program: op names of the last one mean nothing here
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    assert window.breakpoints.rows() == []
