@@ -332,14 +332,32 @@ class ModuleEditor(QWidget):
 
     def _module_details(self, box: QVBoxLayout, m: dict) -> None:
         path = m["path"]
-        title = QLabel(f"<b>{path}</b> &nbsp;<span style='{_MUTED}'>{m['cls']}</span>")
-        title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # a long path ("TinyGPT.blocks.layers.0.dropout") may break after a dot: unbroken, it made the
+        # details wider than a narrow dock and cut off every editor's refusal on the right. Not selectable:
+        # a copied path would carry the invisible break marks into whatever it is pasted into
+        breakable = path.replace(".", ".\u200b")
+        title = QLabel(f"<b>{breakable}</b> &nbsp;<span style='{_MUTED}'>{m['cls']}</span>")
+        title.setWordWrap(True)
+        title.setToolTip(path)
         box.addWidget(title)
         nothing = True
+        total, trainable = self._count(path)
+        if not m["params"] and total:
+            # a container: freeze everything below it here too (the tree's Frozen column scrolls out of
+            # sight in a narrow dock)
+            nothing = False
+            group = QGroupBox("Parameters")
+            form = _form(group)
+            check = QCheckBox(f"all {total:,} below  frozen")
+            check.setCheckState(Qt.CheckState.Checked if trainable == 0 else Qt.CheckState.Unchecked
+                                if trainable == total else Qt.CheckState.PartiallyChecked)
+            check.clicked.connect(lambda on: self._freeze(path, on))
+            form.addRow(check)
+            box.addWidget(group)
         if m["params"]:
             nothing = False
             group = QGroupBox("Parameters")
-            form = QFormLayout(group)
+            form = _form(group)
             for name, shape, grad in m["params"]:
                 check = QCheckBox(f"{_shape(shape)}  frozen")
                 check.setChecked(not grad)
@@ -349,7 +367,7 @@ class ModuleEditor(QWidget):
         if m["settings"]:
             nothing = False
             group = QGroupBox("Settings")
-            form = QFormLayout(group)
+            form = _form(group)
             for d in m["settings"]:
                 kind = TYPES.get(d["type"], str)
                 editor = _ValueEditor(d["value"], kind, d.get("choices"), d.get("allowed", ""),
@@ -387,7 +405,7 @@ class ModuleEditor(QWidget):
 
     def _optimizer_details(self, opt: dict) -> QGroupBox:
         group_box = QGroupBox(f"Optimizer: {opt['cls']}")
-        form = QFormLayout(group_box)
+        form = _form(group_box)
         many = len(opt["groups"]) > 1
         for g, group in enumerate(opt["groups"]):
             if many:
@@ -440,6 +458,13 @@ class ModuleEditor(QWidget):
         path = m["path"]
         inverse = (SwapModule(path, m["cls"], tuple(m["kwargs"])),)
         self.editRequested.emit(SwapModule(path, cls), inverse, f"swap {path} for {cls}")
+
+
+def _form(group: QGroupBox) -> QFormLayout:
+    """A form whose field goes under its name where the dock is too narrow for both on one line."""
+    form = QFormLayout(group)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    return form
 
 
 class _Holder:

@@ -2,7 +2,7 @@
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGroupBox, QLabel, QPushButton
+from PySide6.QtWidgets import QCheckBox, QGroupBox, QLabel, QPushButton, QScrollArea
 
 import engine.nn as nn
 import engine.optim as optim
@@ -172,9 +172,54 @@ def test_a_module_with_nothing_to_edit_says_so(session):
     session.editor.select("MLP.fc2")
     groups = [g.title() for g in session.editor.details.findChildren(QGroupBox)]
     assert groups == ["Parameters", "Optimizer: SGD"]  # a Linear has no runtime settings
-    session.editor.select("MLP")
-    texts = [w.text() for w in session.editor.details.findChildren(QLabel)]
-    assert any("Nothing in MLP changes at runtime" in t for t in texts)
+    editor = session.editor
+    editor.set_model([{"path": "Net", "cls": "Net", "training": True, "params": [], "settings": [], "swaps": [],
+                       "kwargs": [], "reinit": False},
+                      {"path": "Net.pool", "cls": "MaxPool2d", "training": True, "params": [], "settings": [],
+                       "swaps": [], "kwargs": [], "reinit": False}])
+    editor.select("Net.pool")
+    texts = [w.text() for w in editor.details.findChildren(QLabel)]
+    assert any("Nothing in MaxPool2d changes at runtime" in t for t in texts)
+
+
+def test_a_container_freezes_everything_below_it_from_its_details(qtbot, session):
+    ed = session.editor
+    ed.select("MLP")  # its own details: the tree's Frozen column is out of sight in a narrow dock
+    texts = [w.text() for w in ed.details.findChildren(QLabel)]
+    assert not any("Nothing in MLP" in t for t in texts)  # its parameters below do change
+    check = next(c for c in ed.details.findChildren(QCheckBox) if c.text().startswith("all 101,770"))
+    assert check.checkState() == Qt.CheckState.PartiallyChecked  # fc2 is frozen, fc1 is not
+    check.click()
+    assert session.emitted[-1][0] == Freeze("MLP", True)
+    assert ed.row("MLP")[3] == Qt.CheckState.Checked
+
+
+class Deep(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.transformer_blocks = nn.Sequential(nn.Sequential(nn.Dropout(0.1)))
+        self.attention = nn.MultiheadAttention(64, 4)
+
+
+def test_a_long_module_path_fits_a_narrow_dock_and_its_refusal_reads_whole(qtbot):
+    editor = ModuleEditor()
+    qtbot.addWidget(editor)
+    editor.resize(200, 600)
+    editor.show()
+    editor.set_model(*describe_model(Deep()))
+    editor.select("Deep.transformer_blocks.0.0")
+    box = editor.editor("p")
+    box.setText("1.5")
+    box.editingFinished.emit()
+    scroll = editor.findChild(QScrollArea)
+    error = next(label for label in editor.details.findChildren(QLabel) if label.text() == editor.error_text("p"))
+    qtbot.waitUntil(error.isVisible)
+    # the details need no more width than the dock has: the refusal ("...allowed: a float in [0, 1]") wraps
+    # inside it instead of running off its right edge behind a horizontal scroll bar
+    assert editor.details.minimumSizeHint().width() <= scroll.viewport().width()
+    qtbot.waitUntil(lambda: error.mapTo(scroll.viewport(), error.rect().topRight()).x() <= scroll.viewport().width())
+    editor.select("Deep.attention")  # a long parameter name goes above its checkbox, not beside it
+    assert editor.details.minimumSizeHint().width() <= scroll.viewport().width()
 
 
 def test_a_scheduled_learning_rate_reads_whole_and_an_untouched_commit_edits_nothing(qtbot):
