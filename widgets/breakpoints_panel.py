@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -295,7 +295,10 @@ class BreakpointsPanel(QWidget):
 
     def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if column == 0:
-            self.enableRequested.emit(item.data(0, ID), item.checkState(0) == Qt.CheckState.Checked)
+            # once Qt is done with the item: the answer rebuilds the list, which deletes it (a crash when
+            # that happened inside the item's own change)
+            bid, on = item.data(0, ID), item.checkState(0) == Qt.CheckState.Checked
+            QTimer.singleShot(0, lambda: self.enableRequested.emit(bid, on))
 
     def _update_buttons(self) -> None:
         has = self.list.currentItem() is not None
