@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject
 
 import engine.tape
 from app.edit_history import EditHistory, describe_edit
+from app.graph_model import engine_key
 from app.inspect_worker import InspectWorker
 from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo
@@ -89,7 +90,7 @@ class DebugPanels(QObject):
         w.training_plots.clear()
         w.gradient_flow.set_step(None)
         w.module_editor.set_model([], None)
-        w.breakpoints.set_breakpoints(session.debugger.list_breakpoints() if live else ())
+        self._list_breakpoints(session.debugger.list_breakpoints() if live else ())
         w.breakpoints.setEnabled(live)
         w.module_editor.setEnabled(live)
         if not live:
@@ -245,14 +246,19 @@ class DebugPanels(QObject):
         if not isinstance(session, LiveSession):
             return
         change(session.debugger)
-        self.w.breakpoints.set_breakpoints(session.debugger.list_breakpoints())
+        self._list_breakpoints(session.debugger.list_breakpoints())
+
+    def _list_breakpoints(self, infos) -> None:
+        """List the breakpoints in their panel, and mark on the graph the places the enabled ones name."""
+        self.w.breakpoints.set_breakpoints(infos)
+        self.w.graph.set_breakpoints(i.spec for i in infos if i.enabled)
 
     def _show_hits(self, stop) -> None:
         """At a stop or the end of the run: the hit counts as they are now, and the breakpoint that
         stopped the run selected and named."""
         w, session = self.w, self.w.session
         infos = session.debugger.list_breakpoints()
-        w.breakpoints.set_breakpoints(infos)
+        self._list_breakpoints(infos)
         info = next((i for i in infos if i.id == stop.breakpoint), None) \
             if stop is not None and stop.reason == "breakpoint" else None
         if info is None:
@@ -278,15 +284,18 @@ class DebugPanels(QObject):
             w.status_panel.set_note("Select a node of a live run to break at it", 4)
             return
         info = session.node_info(key)
-        spec = Breakpoint.module(info.module or key) if info is not None and info.kind == "module" \
-            else Breakpoint.op(key)
+        module = info is not None and info.kind == "module"
+        named = (info.module or key) if module else key
+        # the engine names a repeated call's ops and modules without the graph's "#n": every call stops
+        spec = (Breakpoint.module if module else Breakpoint.op)(engine_key(named))
+        where = named if spec.pattern == named else f"{spec.pattern} (every call)"
         existing = [b.id for b in session.debugger.list_breakpoints() if b.spec == spec]
         if existing:
             self._breakpoints(lambda d: [d.remove_breakpoint(bid) for bid in existing])
-            w.status_panel.set_note(f"Breakpoint removed: {key}", 3)
+            w.status_panel.set_note(f"Breakpoint removed: {where}", 3)
         else:
             self._breakpoints(lambda d: d.add_breakpoint(spec))
-            w.status_panel.set_note(f"Breakpoint set: {key}", 3)
+            w.status_panel.set_note(f"Breakpoint set: {where}", 3)
             w.docks["breakpoints"].raise_()
 
     # ---- runtime edits -----------------------------------------------------------------------------------

@@ -703,6 +703,37 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
     return view
 
 
+def engine_key(name: str) -> str:
+    """A node key or module call as the engine names it: without the graph's "#n" of a repeated call."""
+    base, _, n = name.rpartition("#")
+    return base if base and n.isdigit() else name
+
+
+def breakpoint_marks(view: GraphView, specs) -> tuple[np.ndarray, np.ndarray]:
+    """(visible nodes, visible module groups) that op and module breakpoints `specs` name. An op shows
+    through the node that shows it (its fan, its collapsed module); a module breakpoint names every call
+    of its path, as the engine matches it."""
+    ops = [b for b in specs if b.kind == "op"]
+    modules = [b for b in specs if b.kind == "module"]
+    nodes: set[int] = set()
+    if ops:
+        for key, v in view.node_of.items():
+            base = engine_key(key)
+            tail = base.rpartition("/")[2]
+            if ":" in tail and view.kind[v] in (OP, MODULE):  # an op's key (a source's ends in "/in0")
+                op = tail.rpartition(":")[0]
+                if any(b.names(op, base) for b in ops):
+                    nodes.add(v)
+    groups: list[int] = []
+    if modules:
+        named = [g for g, name in enumerate(view.groups) if g and any(b.names(path=engine_key(name)) for b in modules)]
+        groups.extend(named)
+        for v in np.flatnonzero(view.kind == MODULE).tolist():
+            if any(b.names(path=engine_key(view.keys[v])) for b in modules):
+                nodes.add(v)
+    return np.array(sorted(nodes), np.int64), np.array(groups, np.int64)
+
+
 FAN_MIN = 12  # sibling ops drawn as one node from this many on
 _FAN_WORDS = np.random.default_rng(12)
 

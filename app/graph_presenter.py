@@ -16,7 +16,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer
 from PySide6.QtWidgets import QLabel
 
-from app.graph_model import MODULE, GraphModel
+from app.graph_model import MODULE, GraphModel, breakpoint_marks
 from app.layout import LayoutCache, LayoutJob, layout_view
 from widgets.graph_canvas import GraphCanvas
 from widgets.module_tree import ModuleTree
@@ -38,6 +38,7 @@ class GraphPresenter(QObject):
         self.model: GraphModel | None = None
         self.colour_by: str | None = None
         self.selected: str | None = None
+        self.breakpoints: tuple = ()  # the enabled breakpoint specs, whose places the canvas marks
         self.auto_fit = True  # fit as the graph grows, until the person pans or zooms
         self.cache = LayoutCache()
         self._job: LayoutJob | None = None
@@ -134,6 +135,14 @@ class GraphPresenter(QObject):
         self.set_current()
         if self.selected is not None and self.selected in view.node_of:
             self.canvas.select(self.selected)
+        self.canvas.set_breakpoints(*breakpoint_marks(view, self.breakpoints))
+
+    def set_breakpoints(self, specs) -> None:
+        """Mark the nodes and module calls that these breakpoint specs name."""
+        self.breakpoints = tuple(specs)
+        view = self.canvas.view
+        if view is not None and self.canvas.layout_data is not None:
+            self.canvas.set_breakpoints(*breakpoint_marks(view, self.breakpoints))
 
     # ---- what is drawn on the nodes -------------------------------------------------------------------
     def set_current(self, follow: bool = False) -> None:

@@ -53,6 +53,7 @@ PALETTE = [("#dbe7f5", "#3d6fa8"), ("#dcefd9", "#4a8c3f"), ("#d6eeec", "#2f8a83"
            ("#f6ecc9", "#b08a1e"), ("#d9f0de", "#3f8f55"), ("#e6e0f5", "#6a5acd")]
 OTHER, PARAM_COLOUR, INPUT_COLOUR, MODULE_COLOUR = 6, 7, 8, 9
 NONFINITE = ("#e03131", "#8b0000")
+BREAKPOINT = ("#e03131", "#ffffff")  # fill, ring: the timeline's breakpoint red
 UNKNOWN = ("#e4e6ea", "#a0a6b0")
 GROUP_FILLS = ["#edf1f7", "#fbfcfe"]  # alternate by depth, so nested boxes stand apart
 GROUP_BORDER = "#a9b3c2"
@@ -269,6 +270,8 @@ class _Marks(pg.GraphicsObject):
         self.changed = np.zeros(0, np.int64)
         self.badges = np.zeros(0, np.int64)
         self.show_badges = False
+        self.breakpoints = np.zeros(0, np.int64)  # nodes a breakpoint names
+        self.group_breakpoints = np.zeros((0, 2))  # top-left corners of module boxes a breakpoint names
         self._bounds = QRectF()
 
     def set_rects(self, rects: np.ndarray, bounds: QRectF) -> None:
@@ -302,6 +305,16 @@ class _Marks(pg.GraphicsObject):
             for i in self.badges.tolist():
                 x, y, w, _ = self.rects[i]
                 painter.drawEllipse(QPointF(x + w, y), r, r)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+        if len(self.breakpoints) or len(self.group_breakpoints):  # a debugger's red dot, on the left edge
+            painter.setPen(pg.mkPen(BREAKPOINT[1], width=1, cosmetic=True))
+            painter.setBrush(QColor(BREAKPOINT[0]))
+            r = 5.0 * px
+            for i in self.breakpoints.tolist():
+                x, y, _, h = self.rects[i]
+                painter.drawEllipse(QPointF(x, y + h / 2), r, r)
+            for x, y in self.group_breakpoints.tolist():
+                painter.drawEllipse(QPointF(x, y), r, r)
             painter.setBrush(Qt.BrushStyle.NoBrush)
         # a halo several pixels wide, so the node stands out even when the graph is a speck
         for i, colour in ((self.selected, SELECTED), (self.current, CURRENT)):
@@ -526,6 +539,7 @@ class GraphCanvas(pg.GraphicsView):
         self._build_backward()
         if not same_layout:  # the same layout again (a new iteration): keep what is selected and current
             self.marks_item.current = self.marks_item.selected = -1
+            self.set_breakpoints(np.zeros(0), np.zeros(0))  # the presenter marks the new view's
         self.marks_item.update()
         self._update_detail()
 
@@ -566,6 +580,15 @@ class GraphCanvas(pg.GraphicsView):
         self.marks_item.update()
         if follow and i >= 0 and not self.box.viewRect().contains(QPointF(*self.layout_data.pos[i])):
             self.center_on(self.view.keys[i])
+
+    def set_breakpoints(self, nodes: np.ndarray, groups: np.ndarray) -> None:
+        """Mark nodes and module boxes (indices of the view's groups) that a breakpoint names."""
+        marks = self.marks_item
+        marks.breakpoints = np.asarray(nodes, np.int64)
+        rects = getattr(self.layout_data, "group_rect", None)
+        groups = np.asarray(groups, np.int64)
+        marks.group_breakpoints = rects[groups, :2] if rects is not None and len(groups) else np.zeros((0, 2))
+        marks.update()
 
     def set_backward_visible(self, visible: bool) -> None:
         """Show or hide the backward overlay (gradient flow paths and badges on nodes whose backward ran)."""

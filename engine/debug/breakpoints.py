@@ -78,6 +78,16 @@ class Breakpoint:
         """Stop where the predicate registered under `name` (Debugger.add_predicate) returns True."""
         return cls("predicate", name)
 
+    def names(self, op: str = "", key: str = "", path: str = "") -> bool:
+        """Whether this op breakpoint names the op `op` with key `key`, or this module breakpoint the
+        module call `path`: the places a graph marks (other kinds name no place)."""
+        if self.kind == "op":
+            return bool(op) and (fnmatch.fnmatchcase(op, self.pattern) or fnmatch.fnmatchcase(key, self.pattern))
+        if self.kind == "module":
+            return bool(path) and (fnmatch.fnmatchcase(path, self.pattern)
+                                   or fnmatch.fnmatchcase(path.partition(".")[2], self.pattern))
+        return False
+
     def validate(self) -> Breakpoint:
         """This breakpoint with its default side filled in; ValueError when it cannot work."""
         if self.kind not in KINDS:

@@ -1,7 +1,7 @@
 """Breakpoints in a live run, set the way a person sets them: the panel's form, its checkboxes, Restart."""
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QPointF, QSettings, Qt
 from PySide6.QtWidgets import QCheckBox
 
 import engine
@@ -84,6 +84,7 @@ def test_a_stop_at_a_breakpoint_says_so_counts_its_hits_and_selects_it(qtbot, wi
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     assert status(window).startswith("Paused at ") and note(window) == ""
     panel.list.topLevelItem(0).setCheckState(0, Qt.CheckState.Unchecked)  # the person unticks it
+    qtbot.waitUntil(lambda: not window.session.debugger.list_breakpoints()[0].enabled)
     resume(qtbot, window)
     assert window.session.iteration == 3 and status(window).startswith("Paused by a breakpoint")
     assert panel.rows() == [("op relu  (forward)", 2, False), ("iteration 3", 1, True)]
@@ -96,6 +97,7 @@ def test_breakpoints_survive_restart_but_not_another_target(qtbot, window):
     add_in_form(qtbot, window, "op", "relu")
     add_in_form(qtbot, window, "op", "pow")
     window.breakpoints.list.topLevelItem(0).setCheckState(0, Qt.CheckState.Unchecked)
+    qtbot.waitUntil(lambda: not window.session.debugger.list_breakpoints()[0].enabled)
     resume(qtbot, window)
     editor = window.module_editor
     qtbot.waitUntil(lambda: editor.current_path() is not None, timeout=TIMEOUT)
@@ -112,3 +114,54 @@ def test_breakpoints_survive_restart_but_not_another_target(qtbot, window):
     window.run_function(other, "other")  # another program: op names of the last one mean nothing here
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     assert window.breakpoints.rows() == []
+
+
+class Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.act = nn.Linear(3, 3), nn.Tanh()
+
+    def forward(self, x):
+        return self.act(self.fc(self.act(x)))
+
+
+def twice(steps: int = 2):
+    net = Twice()
+    for _ in range(steps):
+        net(engine.randn(2, 3)).sum().backward()
+        engine.debug.mark_iteration()
+
+
+def red_at(window, key: str) -> bool:
+    """Whether the canvas draws a breakpoint's red dot on node `key`'s left edge, as a person sees it."""
+    canvas = window.canvas
+    i = canvas._node_of(key)
+    x, y, _, h = canvas.marks_item.rects[i]
+    centre = canvas.mapFromScene(canvas.box.mapViewToScene(QPointF(x, y + h / 2)))
+    colour = canvas.grab().toImage().pixelColor(centre)
+    return colour.red() > 200 and colour.green() < 90 and colour.blue() < 90
+
+
+def test_f9_on_a_node_of_a_second_call_stops_in_every_call_and_the_graph_marks_them(qtbot, window):
+    # F9 on "Twice.act/tanh:0#1" (the graph's name for the second call) made a breakpoint the engine,
+    # which names both calls "Twice.act/tanh:0", never matched; and no node showed it had a breakpoint
+    window.resize(1200, 800)
+    window.run_function(twice, "twice")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    for _ in range(3):
+        window.command("step_into")
+        qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    assert window.session.model.current == "Twice.act/tanh:0#1"
+    window.canvas.select("Twice.act/tanh:0#1")
+    qtbot.keyClick(window, Qt.Key.Key_F9)
+    assert window.breakpoints.rows() == [("op Twice.act/tanh:0  (forward)", 0, True)]
+    assert note(window) == "Breakpoint set: Twice.act/tanh:0 (every call)"
+    window.canvas.fit()
+    qtbot.waitUntil(lambda: red_at(window, "Twice.act/tanh:0") and red_at(window, "Twice.act/tanh:0#1"))
+    assert not red_at(window, "Twice.fc/linear:0")
+    resume(qtbot, window)  # the next iteration's first call, then its second
+    assert status(window) == "Paused by a breakpoint at op tanh in Twice.act" and window.session.iteration == 1
+    resume(qtbot, window)
+    assert status(window) == "Paused by a breakpoint at op tanh in Twice.act#1"
+    window.breakpoints.list.topLevelItem(0).setCheckState(0, Qt.CheckState.Unchecked)  # off: no dots
+    qtbot.waitUntil(lambda: not red_at(window, "Twice.act/tanh:0"))

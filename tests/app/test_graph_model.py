@@ -327,3 +327,36 @@ def test_ops_of_one_name_that_feed_different_ops_stay_apart():
     model = GraphModel()
     model.apply_batch(events)
     assert model.view().label.count("getitem") == 20
+
+
+def test_breakpoints_mark_every_node_and_module_call_they_name():
+    from app.graph_model import breakpoint_marks
+    from engine.debug import Breakpoint
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.act = nn.Linear(3, 3), nn.Tanh()
+
+        def forward(self, x):
+            return self.act(self.fc(self.act(x)))
+
+    net, ids = Twice(), engine.arange(40).float()
+    events = record(lambda: (net(engine.randn(2, 3)).sum() + engine.stack([ids[s:s + 4] for s in range(20)]).sum()))
+    model = GraphModel()
+    model.apply_batch(events)
+    view = model.view()
+
+    def named(*specs):
+        nodes, groups = breakpoint_marks(view, specs)
+        return sorted(view.keys[i] for i in nodes.tolist()), sorted(view.groups[g] for g in groups.tolist())
+
+    # the graph calls the second call's op "Twice.act/tanh:0#1"; the engine, and so a breakpoint, does not
+    assert named(Breakpoint.op("tanh")) == (["Twice.act/tanh:0", "Twice.act/tanh:0#1"], [])
+    assert named(Breakpoint.op("Twice.act/tanh:0")) == (["Twice.act/tanh:0", "Twice.act/tanh:0#1"], [])
+    assert named(Breakpoint.op("getitem:7")) == (["getitem:0"], [])  # the fan that shows it
+    assert named(Breakpoint.module("act", on="exit")) == ([], ["Twice.act", "Twice.act#1"])
+    assert named(Breakpoint.iteration(3), Breakpoint.nonfinite()) == ([], [])  # no place in a graph
+    model.collapse("Twice")
+    view = model.view()
+    assert named(Breakpoint.op("linear")) == (["Twice"], []) and named(Breakpoint.module("Twice")) == (["Twice"], [])
