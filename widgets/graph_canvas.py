@@ -29,6 +29,8 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QLinearG
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsItem, QToolTip
 
+from widgets.module_tree import name_under
+
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
 BACKGROUND = "#f6f7f9"
 LABEL_MIN_PX = 40.0  # a node this wide on screen gets its label
@@ -527,8 +529,7 @@ class GraphCanvas(pg.GraphicsView):
             self._group_depth = depth
             names = list(getattr(view, "groups", []))
             # a box is titled relative to the box around it: "layers.0" inside "encoder", not the full path
-            self._group_titles = [name[len(names[parent[g]]) + 1:] if g > 0 and parent[g] > 0
-                                  and name.startswith(names[parent[g]] + ".") else name
+            self._group_titles = [name_under(name, names[parent[g]]) if g > 0 and parent[g] > 0 else name
                                   for g, name in enumerate(names)]
             self.edges_item.set_polylines(layout.edge_points, layout.edge_connect, layout.seg_ptr)
             self._edge_anchor = self._edge_anchors(layout)

@@ -42,7 +42,7 @@ class ModuleTree(QTreeWidget):
             for i in range(1, len(paths)):
                 parent = items.get(int(parents[i]))
                 path = paths[i]
-                name = _name_under(path, paths[int(parents[i])]) if parent is not None else path
+                name = name_under(path, paths[int(parents[i])]) if parent is not None else path
                 item = QTreeWidgetItem([name, classes[i]])
                 item.setData(0, PATH, path)
                 item.setToolTip(0, path)
@@ -72,7 +72,7 @@ class ModuleTree(QTreeWidget):
             self.expandRequested.emit(item.data(0, PATH), item.checkState(0) == Qt.CheckState.Checked)
 
 
-def _name_under(path: str, parent: str) -> str:
+def name_under(path: str, parent: str) -> str:
     """A call's name below its parent's: "Net.embed#1" under "Net#1" is "embed#1" (the "#n" that numbers a
     repeated call is the graph's, not part of the module's dotted path)."""
     base = parent.rsplit("#", 1)[0] if "#" in parent else parent

@@ -6,7 +6,11 @@ from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgRenderer
 
+import engine
+from app.graph_model import GraphModel
 from app.layout import layout_view
+from engine import nn
+from engine.events import hub
 from tests.app.graphs import mlp_graph_model
 from widgets.graph_canvas import BACKGROUND, NONFINITE, GraphCanvas
 
@@ -136,3 +140,27 @@ def test_png_and_svg_exports_hold_the_picture(canvas, tmp_path):
     renderer.render(painter, QRectF(drawn.rect()))
     painter.end()
     assert not_background(drawn) > 100
+
+
+def test_a_box_inside_a_repeated_call_is_titled_by_its_own_name(qtbot):
+    # "Sequential#1" holds "Sequential.0#1", which was titled in full where the first call's child reads "0"
+    net = nn.Sequential(nn.Sequential(nn.Linear(3, 3), nn.Tanh()), nn.Linear(3, 2))
+    events: list = []
+    hub.reset_top_level()
+    off = hub.subscribe(events.append)
+    with engine.no_grad():
+        net(engine.randn(2, 3))
+        net(engine.randn(2, 3))
+    off()
+    model = GraphModel()
+    model.apply_batch(events)
+    view = model.view()
+    c = GraphCanvas()
+    qtbot.addWidget(c)
+    c.resize(900, 700)
+    c.show()
+    c.set_graph(view, layout_view(view))
+    c.fit()
+    c.zoom_to_node("Sequential.0.0/linear:0#1")  # the inner Linear of the second call
+    titles = [t for t in c.visible_labels() if "\u00b7" in t]
+    assert "0#1  \u00b7  Sequential" in titles and "0#1  \u00b7  Linear" in titles, titles
