@@ -47,7 +47,7 @@ from engine.events import (
     next_seq,
 )
 from engine.nn.module import running_modules
-from engine.optim.optimizer import stepping_optimizer
+from engine.optim.optimizer import optimizer_of, stepping_optimizer
 
 _attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iteration() reach them here
 _registry = threading.Lock()
@@ -85,9 +85,10 @@ class Debugger:
     capture: "structure" (ids, keys, shapes, dtypes, source lines), "summary" (plus a TensorSummary of
     every op output and gradient) or "values" (plus host copies of tensors of at most `values_limit`
     elements). alerts: AlertSettings, or None for the tier's default (on unless "structure").
-    discover: where no model or optimizer is given, take the first root module called and the first
-    optimizer that steps (their parameter names then name optimizer steps and gradient alerts, and edits
-    reach them). on_stop(stop), on_alert(alert), on_record(record): callables or lists of them.
+    discover: where no model or optimizer is given, take the first root module called, and the newest
+    optimizer of its parameters made by then (else the first optimizer that steps); their parameter names
+    then name optimizer steps and gradient alerts, and edits reach them. on_stop(stop), on_alert(alert),
+    on_record(record): callables or lists of them.
     """
 
     def __init__(self, capture: str = "summary", *, model=None, optimizer=None,
@@ -318,6 +319,8 @@ class Debugger:
                 calls = running_modules()  # a root module call: the model
                 if calls:
                     self.model = calls[0][0]
+                    if self.optimizer is None:  # made before the first forward, as a training loop does
+                        self.optimizer = optimizer_of(self.model.parameters())
             rec = self.tracer.module(event)
             alerts = ()
         elif cls is OptimizerEvent:

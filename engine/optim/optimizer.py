@@ -10,9 +10,11 @@ class does the bookkeeping PyTorch users expect: groups with defaults filled in,
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import numbers
 import threading
+import weakref
 from collections.abc import Callable
 
 from engine import backend
@@ -28,6 +30,17 @@ _stepping = threading.local()  # the optimizer whose OptimizerEvent this thread 
 def stepping_optimizer() -> Optimizer | None:
     """The optimizer whose step is delivering its OptimizerEvent on this thread (None outside of one)."""
     return getattr(_stepping, "optimizer", None)
+
+
+_alive: weakref.WeakSet = weakref.WeakSet()  # every optimizer not yet collected, for optimizer_of
+_made = itertools.count()
+
+
+def optimizer_of(params) -> Optimizer | None:
+    """The newest live optimizer that updates any of these parameters (a model's), or None."""
+    ids = {id(p) for p in params}
+    mine = [opt for opt in list(_alive) if any(id(p) in ids for group in opt.param_groups for p in group["params"])]
+    return max(mine, key=lambda opt: opt._made, default=None)
 
 
 _LABELS = {
@@ -66,6 +79,8 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+        self._made = next(_made)
+        _alive.add(self)
 
     # ---- what subclasses write -------------------------------------------------------------
     def _init_state(self, param, group: dict) -> dict:

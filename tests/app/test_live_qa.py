@@ -63,3 +63,22 @@ def test_the_op_that_raised_shows_no_output_rather_than_a_scalar(qtbot, window):
     node_text = window.node_info.plain_text()
     assert "8\u00d75" in node_text and "scalar" not in node_text and "it raised" in node_text
     assert "scalar" not in window.inspector.meta.text() and "it raised" in window.inspector.meta.text()
+
+
+def test_the_learning_rate_can_be_edited_before_the_first_optimizer_step(qtbot, window):
+    # the optimizer was found only when it first stepped: the first iteration had no lr to edit, though a
+    # person suspecting a diverging run wants to lower it before the first update
+    window.run_function(halving_lr, "halving lr")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("step_into")  # the first op of the first forward
+    qtbot.waitUntil(lambda: paused(window) and window.session.records > 0, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: lr_shown(window) is not None, timeout=TIMEOUT)
+    assert lr_shown(window) == pytest.approx(0.1) and window.session.steps == []
+    editor = window.module_editor.editor("optimizer.lr")
+    editor.setText("0")
+    editor.editingFinished.emit()
+    qtbot.waitUntil(lambda: window.status_panel.note.text().startswith("Edit applied"), timeout=TIMEOUT)
+    window.command("run_to_next_iteration")
+    qtbot.waitUntil(lambda: paused(window) and window.session.iteration == 1, timeout=TIMEOUT)
+    (_, step), = window.session.steps
+    assert step.lrs == (0.0,) and all(norm == 0.0 for norm in step.update_norms.values())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine import optim
+from engine import nn, optim
 from engine.events import OpEvent, OptimizerEvent, hub
 from tests.engine.oracle import needs_torch, torch
 
@@ -369,3 +369,20 @@ def test_update_norms_equal_the_parameters_change(make):
     grads = [float(np.linalg.norm(p.grad.numpy().astype(np.float64))) for p in params]  # what the step used
     np.testing.assert_allclose(list(event.grad_norms.values()), grads, rtol=1e-5)
     assert list(event.grad_norms) == list(event.update_norms)
+
+
+def test_optimizer_of_finds_the_newest_live_optimizer_of_a_models_parameters():
+    import gc
+
+    from engine.optim.optimizer import optimizer_of
+
+    model, other = nn.Linear(3, 2), nn.Linear(3, 2)
+    assert optimizer_of(model.parameters()) is None
+    first = engine.optim.SGD(model.parameters(), lr=0.1)
+    engine.optim.Adam(other.parameters())
+    assert optimizer_of(model.parameters()) is first
+    second = engine.optim.Adam([{"params": [model.bias]}])  # one of its parameters is enough
+    assert optimizer_of(model.parameters()) is second
+    del second
+    gc.collect()
+    assert optimizer_of(model.parameters()) is first  # a collected one is gone
