@@ -17,7 +17,7 @@ def tape_info(tape: Tape) -> dict:
     kinds = tape.kind_counts()
     alerts = tape.alerts()
     edits = tape.edits()
-    out = {"path": tape.path, "format_version": tape.format_version, "size_bytes": os.path.getsize(tape.path)}
+    out = {"path": tape.path, "format_version": tape.format_version, "size_bytes": _size(tape.path)}
     out.update({key: tape.meta.get(key, "") for key in _META})
     out["command_line"] = _json_list(tape.meta.get("command_line", "[]"))
     out["devices"] = _json_list(tape.meta.get("devices", "[]"))
@@ -35,6 +35,12 @@ def tape_info(tape: Tape) -> dict:
         "dropped": _dropped(tape),
     })
     return out
+
+
+def _size(path: str) -> int:
+    """Bytes on disk: the file, and the write-ahead log of a tape still recording or left by a killed one."""
+    wal = path + "-wal"
+    return os.path.getsize(path) + (os.path.getsize(wal) if os.path.isfile(wal) else 0)
 
 
 def _json_list(text: str) -> list:
@@ -57,7 +63,7 @@ def describe(info: dict) -> str:
     p = printable
     lines = [
         f"{p(info['path'])}: tape format {info['format_version']}, written by tapescope "
-        f"{p(info['tapescope_version'])} on {p(info['created'])} ({p(info['status']) or 'unknown status'})",
+        f"{p(info['tapescope_version'])} on {p(info['created'])} ({_status(info['status'])})",
         f"  command:    {p(' '.join(info['command_line']))}",
         f"  software:   Python {p(info['python'])}, numpy {p(info['numpy'])}, "
         f"CuPy {p(info['cupy']) or 'none'}",
@@ -71,7 +77,7 @@ def describe(info: dict) -> str:
         lines.append("  iterations: none")
     lines.append(f"  events:     {info['events']:,} (ops {info['ops']:,}, backward {info['backward']:,}, "
                  f"module calls {info['modules']:,}, optimizer steps {info['optimizer_steps']:,})")
-    lines.append(f"  sources:    {len(info['sources'])} file(s)")
+    lines.append(f"  sources:    {counted(len(info['sources']), 'file')}")
     dropped = ", ".join(f"{n:,} {what}" for what, n in info["dropped"].items())
     if dropped:
         lines.append(f"  dropped:    {dropped} (the writer could not keep up, or the size cap was reached)")
@@ -83,6 +89,17 @@ def describe(info: dict) -> str:
                      + (f" in {p(a['module'])}" if a["module"] else "")
                      + (f" at {p(a['file'])}:{a['line']}" if a["file"] else ""))
     return "\n".join(lines)
+
+
+def _status(status: str) -> str:
+    if status == "recording":  # the writer's status until it closes the tape
+        return "not closed: still recording, or the recorder was killed"
+    return printable(status) or "unknown status"
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 event', '2,048 events'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _listed(items: list[dict], text, shown: int = 20) -> list[str]:

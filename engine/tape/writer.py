@@ -552,23 +552,38 @@ def _snapshot(file: str) -> tuple[str | None, str]:
 
 def _create(path: str) -> sqlite3.Connection:
     """A new, empty tape at `path` (replacing an older tape; never another kind of file)."""
-    if os.path.exists(path):
-        if not os.path.isfile(path):
-            raise TapeError(f"cannot record to {path}: it is not a file")
-        with open(path, "rb") as f:
-            head = f.read(len(schema.SQLITE_MAGIC))
-        if head and head != schema.SQLITE_MAGIC:
-            raise TapeError(f"cannot record to {path}: it exists and is not a tape (refusing to overwrite)")
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process; fsync only at checkpoints
-    conn.execute("BEGIN")
-    for statement in schema.create_statements():
-        conn.execute(statement)
-    conn.execute("COMMIT")
+    if not path:
+        raise TapeError("cannot record: the tape's path is empty")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        why = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise TapeError(f"cannot record to {path}: the folder {folder} {why}")
+    try:
+        if os.path.exists(path):
+            if not os.path.isfile(path):
+                raise TapeError(f"cannot record to {path}: it is not a file")
+            with open(path, "rb") as f:
+                head = f.read(len(schema.SQLITE_MAGIC))
+            if head and head != schema.SQLITE_MAGIC:
+                raise TapeError(f"cannot record to {path}: it exists and is not a tape (refusing to overwrite)")
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        open(path, "xb").close()  # an OSError here names the cause, where SQLite says "unable to open"
+    except OSError as err:
+        raise TapeError(f"cannot record to {path}: {err.strerror or err}") from None
+    # the absolute path: SQLite takes "" and ":memory:" for databases that are never written to a file
+    conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process; fsync only at checkpoints
+        conn.execute("BEGIN")
+        for statement in schema.create_statements():
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except sqlite3.Error as err:
+        conn.close()
+        raise TapeError(f"cannot record to {path}: {err}") from None
     return conn
 
 
