@@ -13,6 +13,7 @@ Exit codes: 0 success, 1 the recorded script failed, 2 bad usage or a bad tape.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -53,16 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--max-size", type=_size, metavar="SIZE",
                      help="stop recording past this size (e.g. 500M)")
     rec.add_argument("script", metavar="SCRIPT.py")
-    info = sub.add_parser("info", help="summarise a tape", allow_abbrev=False)
-    info.add_argument("tape")
+    info = sub.add_parser("info", help="summarise a tape", allow_abbrev=False,
+                          description="Print what a tape holds: who wrote it, its iterations, events, edits and "
+                                      "alerts.")
+    info.add_argument("tape", metavar="TAPE", help="the .tape file")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     exp = sub.add_parser("export", help="export a tape to JSON, Graphviz DOT or a Perfetto trace",
-                         allow_abbrev=False)
-    exp.add_argument("tape")
-    exp.add_argument("--format", choices=FORMATS, required=True)
-    exp.add_argument("-o", "--output", required=True, metavar="OUT")
-    exp.add_argument("--iteration", type=int, help="the iteration to draw (dot; default: the last with a "
-                     "forward and a backward, else the last with ops)")
+                         allow_abbrev=False,
+                         description="Export a tape: json (every event with its summaries), dot (one "
+                                     "iteration's graph, for Graphviz) or perfetto (a trace for ui.perfetto.dev).")
+    exp.add_argument("tape", metavar="TAPE", help="the .tape file")
+    exp.add_argument("--format", choices=FORMATS, required=True, help="what to write")
+    exp.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
+    exp.add_argument("--iteration", type=int, metavar="N", help="the iteration to draw (dot only; default: the "
+                     "last with a forward and a backward, else the last with ops)")
     run = sub.add_parser(
         "run", allow_abbrev=False, help="debug a script in the app",
         usage="tapescope run [--run] [--record TAPE] SCRIPT.py [SCRIPT ARGS]",
@@ -75,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", metavar="TAPE", help="also record the session to this tape")
     run.add_argument("script", metavar="SCRIPT.py")
     run.add_argument("script_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    op = sub.add_parser("open", help="open a tape in the app", allow_abbrev=False)
-    op.add_argument("tape")
+    op = sub.add_parser("open", help="open a tape in the app", allow_abbrev=False,
+                        description="Open a tape in the app, to replay and scrub it.")
+    op.add_argument("tape", metavar="TAPE", help="the .tape file")
     return parser
 
 
@@ -112,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TapeError, _Usage) as err:
         print(f"tapescope {args.command}: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `tapescope info run.tape | head -3`: the reader took what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet too
+        return 0
 
 
 # ---- record ---------------------------------------------------------------------------------------
@@ -159,21 +168,33 @@ def _size(text: str) -> int:
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500M or 2G)")
     scale = 1024 ** " KMGT".index(m.group(2).upper() or " ")
-    return int(float(m.group(1)) * scale)
+    size = int(float(m.group(1)) * scale)
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"a size cap must be above zero, not {text!r}")
+    return size
+
+
+def _script(path: str) -> str:
+    """The absolute path of the script to run; _Usage when it is not a file."""
+    script = os.path.abspath(path)
+    if os.path.isdir(script):
+        raise _Usage(f"not a script: {path} is a folder")
+    if not os.path.isfile(script):
+        raise _Usage(f"no such script: {path}")
+    return script
 
 
 def _record(args, script_args: list[str], command_line: list[str]) -> int:
-    script = os.path.abspath(args.script)
-    if not os.path.isfile(script):
-        raise _Usage(f"no such script: {args.script}")
+    script = _script(args.script)
     from engine.tape import record
+    from engine.tape.info import counted
 
     recorder = record(args.output, args.capture, max_bytes=args.max_size, command_line=command_line)
     try:
         code = _run_script(script, script_args)
     finally:
         recorder.close()
-    print(f"tapescope record: {recorder.events:,} events ({args.capture}) written to {args.output}"
+    print(f"tapescope record: {counted(recorder.events, 'event')} ({args.capture}) written to {args.output}"
           + ("" if recorder.status == "complete" else f" ({recorder.status})"), file=sys.stderr)
     return code
 
@@ -218,18 +239,48 @@ def _export(args) -> int:
     from engine.tape.export import export
 
     with engine.tape.open(args.tape) as tape:
+        if args.iteration is not None:
+            _check_iteration(tape, args)
         total = tape.counts()["events"]
         try:
-            with open(args.output, "w", encoding="utf-8") as out, \
-                    _progress(total, f"export {args.format}") as bar:
+            with _output(args.output, args.tape) as out, _progress(total, f"export {args.format}") as bar:
                 export(tape, args.format, out, iteration=args.iteration, progress=bar.update)
         except OSError as err:
             raise _Usage(f"cannot write {args.output}: {err.strerror or err}") from None
-        except BaseException:
-            if os.path.exists(args.output):
-                os.remove(args.output)  # no half-written export left behind
-            raise
     return 0
+
+
+def _check_iteration(tape, args) -> None:
+    """_Usage unless --iteration names an iteration on the tape and the format draws one."""
+    if args.format != "dot":
+        raise _Usage(f"--iteration applies to --format dot only ({args.format} exports the whole tape)")
+    if tape.iteration(args.iteration) is None:
+        counts = tape.counts()
+        held = (f"iterations {counts['first_iteration']}..{counts['last_iteration']}" if counts["iterations"]
+                else "no iterations")
+        raise _Usage(f"{args.tape} has no iteration {args.iteration} (it holds {held})")
+
+
+@contextlib.contextmanager
+def _output(path: str, tape: str):
+    """The text file an export is written to. A file is written whole or not at all: the export goes to a
+    new file renamed over it at the end, so a failed export leaves what was there before."""
+    if not path:
+        raise _Usage("cannot write the export: the output path is empty")
+    if os.path.exists(path) and os.path.samefile(path, tape):
+        raise _Usage(f"cannot write {path}: it is the tape being exported")
+    whole = not os.path.exists(path) or os.path.isfile(path)  # not a pipe, a terminal or /dev/stdout
+    target = os.path.realpath(path) if whole else path  # through a link, to the file it names
+    part = f"{target}.{os.getpid()}.part" if whole else target
+    try:
+        with open(part, "w", encoding="utf-8") as out:
+            yield out
+    except BaseException:
+        if whole and os.path.exists(part):
+            os.remove(part)
+        raise
+    if whole:
+        os.replace(part, target)
 
 
 def _progress(total: int, desc: str):
@@ -253,9 +304,7 @@ def _open(args) -> int:
 
 
 def _run(args) -> int:
-    script = os.path.abspath(args.script)
-    if not os.path.isfile(script):
-        raise _Usage(f"no such script: {args.script}")
+    script = _script(args.script)
     from app.window import Launch, run_app
 
     record = os.path.abspath(args.record) if args.record else None

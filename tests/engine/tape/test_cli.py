@@ -110,6 +110,10 @@ def test_record_bad_usage_exits_2(script, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["record", str(script), "-o", str(tmp_path / "r.tape"), "--capture", "all"])
     assert exit_.value.code == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # a cap of nothing would drop the whole run
+        main(["record", str(script), "-o", str(tmp_path / "r.tape"), "--max-size", "0"])
+    assert exit_.value.code == 2 and "a size cap must be above zero, not '0'" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -210,3 +214,104 @@ def test_no_arguments_still_opens_the_app(monkeypatch):
     monkeypatch.setattr(app.window, "run_app", lambda *a: opened.append(a) or 0)
     assert main([]) == 0
     assert opened
+
+
+ONE_OP = "import engine\nengine.randn(2) + 1\n"
+
+
+@pytest.mark.parametrize("where", ["missing folder", "under a file", "empty"])
+def test_record_to_a_path_that_cannot_be_written_is_one_line_and_exit_2(script, tmp_path, where, capsys):
+    output = {"missing folder": str(tmp_path / "no" / "r.tape"), "under a file": str(script / "r.tape"),
+              "empty": ""}[where]
+    assert main(["record", str(script), "-o", output]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tapescope record: cannot record") and err.count("\n") == 1
+    assert not (script.parent / "seen.json").exists()  # refused before the script ran
+
+
+def test_record_of_a_folder_says_it_is_a_folder(tmp_path, capsys):
+    assert main(["record", str(tmp_path), "-o", str(tmp_path / "r.tape")]) == 2
+    assert capsys.readouterr().err == f"tapescope record: not a script: {tmp_path} is a folder\n"
+
+
+def test_counts_of_one_are_singular(tmp_path, capsys):
+    script = tmp_path / "one.py"
+    script.write_text(ONE_OP)
+    tape = tmp_path / "one.tape"
+    assert main(["record", str(script), "-o", str(tape)]) == 0
+    assert "tapescope record: 1 event (summary) written to" in capsys.readouterr().err
+    assert main(["info", str(tape)]) == 0
+    assert "  sources:    1 file\n" in capsys.readouterr().out
+
+
+def test_export_onto_its_own_tape_is_refused(tape_with_alert, tmp_path, capsys):
+    link = tmp_path / "link.json"
+    link.symlink_to(tape_with_alert)
+    for output in (tape_with_alert, link):
+        assert main(["export", str(tape_with_alert), "--format", "json", "-o", str(output)]) == 2
+        assert "it is the tape being exported" in capsys.readouterr().err
+    with engine.tape.open(tape_with_alert) as tape:
+        assert tape.iteration_count() == 3
+
+
+def test_export_of_an_iteration_the_tape_lacks_is_refused(tape_with_alert, tmp_path, capsys):
+    out = tmp_path / "g.dot"
+    assert main(["export", str(tape_with_alert), "--format", "dot", "-o", str(out), "--iteration", "7"]) == 2
+    assert capsys.readouterr().err == \
+        f"tapescope export: {tape_with_alert} has no iteration 7 (it holds iterations 0..2)\n"
+    assert main(["export", str(tape_with_alert), "--format", "json", "-o", str(out), "--iteration", "1"]) == 2
+    assert "--iteration applies to --format dot only" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_failed_export_leaves_the_earlier_file_as_it_was(tape_with_alert, tmp_path, capsys):
+    import shutil
+    import sqlite3
+
+    damaged = tmp_path / "damaged.tape"
+    shutil.copyfile(tape_with_alert, damaged)
+    conn = sqlite3.connect(damaged)
+    with conn:
+        conn.execute("UPDATE events SET columns = x'00' WHERE first_seq = (SELECT max(first_seq) FROM events)")
+    conn.close()
+    out = tmp_path / "out.json"
+    out.write_text("the export of yesterday")
+    assert main(["export", str(damaged), "--format", "json", "-o", str(out)]) == 2
+    assert "damaged tape" in capsys.readouterr().err
+    assert out.read_text() == "the export of yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out.json"]
+
+
+def test_info_into_a_closed_pipe_is_quiet(tape_with_alert):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "info", str(tape_with_alert)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as `| head -0` would, before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert err == ""
+
+
+def test_info_of_a_tape_not_closed(tmp_path):
+    from engine.tape.info import describe, tape_info
+
+    path = tmp_path / "open.tape"
+    recorder = engine.tape.record(path)
+    try:
+        engine.randn(2) + 1
+        recorder.flush()
+        with engine.tape.open(path) as tape:
+            info = tape_info(tape)
+        assert info["status"] == "recording"
+        assert info["size_bytes"] == os.path.getsize(path) + os.path.getsize(f"{path}-wal")
+        assert "(not closed: still recording, or the recorder was killed)" in describe(info).splitlines()[0]
+    finally:
+        recorder.close()
+
+
+def test_a_tape_named_like_an_sqlite_memory_database_is_still_a_file(tmp_path, monkeypatch):
+    script = tmp_path / "one.py"
+    script.write_text(ONE_OP)
+    monkeypatch.chdir(tmp_path)
+    assert main(["record", str(script), "-o", ":memory:"]) == 0
+    with engine.tape.open(tmp_path / ":memory:") as tape:
+        assert tape.counts()["events"] == 1
