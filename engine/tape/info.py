@@ -80,7 +80,8 @@ def describe(info: dict) -> str:
     lines.append(f"  sources:    {counted(len(info['sources']), 'file')}")
     dropped = ", ".join(f"{n:,} {what}" for what, n in info["dropped"].items())
     if dropped:
-        lines.append(f"  dropped:    {dropped} (the writer could not keep up, or the size cap was reached)")
+        why = "the writer could not keep up" + (", or the size cap was reached" if "size cap" in info["status"] else "")
+        lines.append(f"  dropped:    {dropped} ({why})")
     lines.append(f"  edits:      {info['edits']}")
     lines += _listed(info["edit_list"], lambda e: f"{p(e['kind'])} {p(e['target'])} "
                      f"({'applied' if e['applied'] else 'rejected'}) {p(e['message'], 80)}")

@@ -12,6 +12,7 @@ import engine.tape
 from engine.debug import Debugger, SetOptimizer
 from engine.events import AlertEvent, BackwardEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent
 from engine.tape import TapeError, schema
+from engine.tape.info import describe, tape_info
 from tests.engine.tape.helpers import MLP, record_run, same_record, same_summary, train
 
 
@@ -296,6 +297,12 @@ def test_size_cap_stops_recording_and_leaves_a_valid_tape(tmp_path):
         assert tape.meta["status"].startswith("size cap")
         assert any(d.what == "events" for d in tape.drops())
         assert sum(1 for _ in tape.events()) == tape.counts()["events"] > 0
+        info = tape_info(tape)
+    (dropped,) = [line for line in describe(info).splitlines() if "dropped:" in line]
+    assert dropped.endswith("(the writer could not keep up, or the size cap was reached)")
+    # the cap is named only where one was reached: a tape without one dropped only to keep up
+    (dropped,) = [line for line in describe({**info, "status": "complete"}).splitlines() if "dropped:" in line]
+    assert dropped.endswith("(the writer could not keep up)")
 
 
 def test_a_failing_disk_is_reported_at_close(tmp_path, monkeypatch):
