@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.session: LiveSession | ReplaySession | None = None
         self.recordings_dir = str(self.settings.value("recordings/dir", "") or _default_recordings_dir())
         self._restart_pending = False
+        self._select_at_stop: str | None = None  # an alert's node, selected once a replay's seek settles
         self._sources: dict[str, str | None] = {}
         self._sized = self._restored = False
         self.setWindowTitle("Tapescope")
@@ -348,6 +349,7 @@ class MainWindow(QMainWindow):
         self._close_session()
         self.session = session
         self._restart_pending = False
+        self._select_at_stop = None
         self._sources = {}
         self.message_bar.dismiss()
         self.alerts_panel.clear()
@@ -475,6 +477,8 @@ class MainWindow(QMainWindow):
         graph = change.graph
         if change.reset:
             self.graph.set_model(session.model, keep_view=True)
+            if isinstance(session, ReplaySession):  # the step shown may lie after the cursor now; the
+                self.gradient_flow.set_step(None)  # replay re-applies the steps before it
         elif graph is not None and graph.structure:
             self.graph.refresh()
         elif graph is not None and graph.values:
@@ -518,6 +522,10 @@ class MainWindow(QMainWindow):
     def _stopped_or_resumed(self) -> None:
         session = self.session
         self._update_actions()
+        if self._select_at_stop is not None and session.status != RUNNING:
+            key, self._select_at_stop = self._select_at_stop, None
+            self.canvas.select(key)
+            self.canvas.center_on(key)
         if session.status == FINISHED and isinstance(session, ReplaySession):
             # at the end of a tape (also after seeking there): the selected node as it is now
             self._show_node(self.graph.selected or session.model.current)
@@ -586,6 +594,9 @@ class MainWindow(QMainWindow):
 
     def _alert_activated(self, key: str, seq: int) -> None:
         self.panels.alert_activated(key, seq)
+        session = self.session
+        if key and isinstance(session, ReplaySession) and session.status == RUNNING and self.graph.selected != key:
+            self._select_at_stop = key  # a seek back rebuilds the graph: the node is not there to select yet
 
     def _show_stop_source(self, stop) -> None:
         if stop is None:

@@ -6,6 +6,7 @@ import sqlite3
 import textwrap
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 import app.replay
@@ -184,3 +185,28 @@ def test_the_plots_show_the_whole_run_as_soon_as_a_tape_opens(qtbot, window, nan
     seek(qtbot, window, session.last_seq, settled="finished")
     assert list(window.loss_plot.curve.getData()[0]) == [0, 1, 2, 3]
     assert len(window.training_plots.series("lr")[1]) == 4  # the replay added no step twice
+
+
+def test_rewinding_a_replay_empties_the_gradient_flow_of_steps_after_the_cursor(qtbot, window, nan_tape):
+    session = replay(qtbot, window, nan_tape)
+    last_step = session.recorded_steps[-1][0]
+    assert window.gradient_flow.where.text() == f"iteration {last_step}"
+    window.restart()
+    qtbot.waitUntil(lambda: status(window) == "Replay paused before the first event", timeout=TIMEOUT)
+    # before the first event no optimizer step has run: the chart kept showing the last one of the tape
+    assert window.gradient_flow.where.text() == "" and window.gradient_flow.bars()[0] == []
+    seek(qtbot, window, session.iteration_info(1).first_seq)
+    assert window.gradient_flow.where.text() == "iteration 0"
+
+
+def test_clicking_an_alert_at_the_end_of_a_replay_selects_its_node_there(qtbot, window, nan_tape):
+    session = replay(qtbot, window, nan_tape)
+    alert = session.tape.alerts()[0]
+    panel = window.alerts_panel
+    item = panel.topLevelItem(0)
+    qtbot.mouseClick(panel.viewport(), Qt.MouseButton.LeftButton, pos=panel.visualItemRect(item).center())
+    qtbot.waitUntil(lambda: session.status == "paused" and session.cursor == alert.forward_seq, timeout=TIMEOUT)
+    # the seek back rebuilt the graph after the node was selected on the old one: nothing stayed selected
+    qtbot.waitUntil(lambda: window.canvas.selected_key == alert.key, timeout=TIMEOUT)
+    assert window.inspector.title.text().endswith(alert.key)
+    assert "engine.log(h)" in window.source_view.current_line_text()
