@@ -351,10 +351,12 @@ class TimelineView(QWidget):
         left, right, phase = self._visible_runs(w)
         p.setPen(Qt.PenStyle.NoPen)
         colours = [QColor(c) for c in PHASE_COLOURS]
-        # optimizer steps last, and at least 3 px wide: a one-event step must not vanish under its neighbours
+        # optimizer steps last, and up to 3 px wide: a one-event step must not vanish under its neighbours,
+        # nor, where iterations are a few pixels wide, paint over them and make the strip look all optimizer
         order = np.argsort(phase == PHASE_CODE[OPTIMIZER], kind="stable")
+        step_width = int(min(max(self._iteration_pixels() // 4, 1), 3))
         for x0, x1, ph in zip(left[order].tolist(), right[order].tolist(), phase[order].tolist()):
-            p.fillRect(x0, top, max(x1 - x0, 3 if ph == 2 else 1), BAND, colours[ph])
+            p.fillRect(x0, top, max(x1 - x0, step_width if ph == 2 else 1), BAND, colours[ph])
         per_event = w / (self._x1 - self._x0)
         if per_event >= 6:  # zoomed in far enough to tell events apart: one tick each
             first = max(int(self._x0), 0)
@@ -362,6 +364,12 @@ class TimelineView(QWidget):
             p.setPen(QPen(QColor(255, 255, 255, 150), 1))
             for x in xs.tolist():
                 p.drawLine(int(x), top + BAND - 6, int(x), top + BAND - 1)
+
+    def _iteration_pixels(self) -> float:
+        """The mean width of the iterations in view, in pixels."""
+        starts = self._iter_starts
+        shown = int(np.count_nonzero((starts >= self._x0) & (starts < self._x1))) + 1
+        return self.width() * min(self._n, self._x1 - self._x0) / (self._x1 - self._x0) / shown
 
     def _paint_ruler(self, p: QPainter, w: int, text: QColor) -> None:
         starts = self._iter_starts

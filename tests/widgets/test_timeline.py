@@ -273,3 +273,19 @@ def test_edit_and_delete_emit_the_id(qtbot, panel):
     with qtbot.waitSignal(panel.removeRequested) as sig:
         panel.delete_button.click()
     assert sig.args == [2]
+
+
+def test_optimizer_steps_do_not_paint_over_iterations_a_few_pixels_wide(qtbot, timeline):
+    # a 440k-event tape: 240 iterations of ~1800 events, each under 4 px wide; its one-event optimizer
+    # steps, widened to 3 px, painted three quarters of the strip green, as if it were all optimizer
+    n_fwd, n_bwd, iterations = 1000, 800, 240
+    per = n_fwd + n_bwd + 1
+    timeline.resize(1000, 110)
+    phases = np.tile(np.repeat(np.array([0, 1, 2], np.int8), [n_fwd, n_bwd, 1]), iterations)
+    timeline.set_events(np.arange(1, per * iterations + 1), np.repeat(np.arange(iterations), per), phases)
+    view = timeline.view
+    image = view.grab().toImage()
+    row = [image.pixelColor(QPoint(x, RULER + 11)) for x in range(view.width())]
+    green = sum(c == QColor(PHASE_COLOURS[2]) for c in row)
+    assert green < 0.3 * len(row)
+    assert sum(c == QColor(PHASE_COLOURS[0]) for c in row) > 0.2 * len(row)  # the forward ops show
