@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetrics, QTextOption
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 GRAD, UPDATE_RATIO, WEIGHT, UPDATE = "gradient norm", "update / weight", "weight norm", "update norm"
@@ -99,6 +99,9 @@ class GradientFlowChart(QWidget):
         self.plot.addItem(self._guide, ignoreBounds=True)
         self._texts: list[pg.TextItem] = []
         self.empty = pg.TextItem("", color="#868e96", anchor=(0.5, 0.5))
+        wrapped = QTextOption(Qt.AlignmentFlag.AlignHCenter)  # a narrow dock cut it off on both sides
+        wrapped.setWrapMode(QTextOption.WrapMode.WordWrap)
+        self.empty.textItem.document().setDefaultTextOption(wrapped)
         self.plot.addItem(self.empty, ignoreBounds=True)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self._span = None  # (lo, hi, bars, pixels of the widest value) of the bars drawn
@@ -161,6 +164,8 @@ class GradientFlowChart(QWidget):
         self.names_axis.setWidth(min(widest + 14, 260))
         self.plot.setMinimumHeight(max(100, ROW * n + 40))
         self.empty.setVisible(n == 0)
+        self.plot.getAxis("bottom").setStyle(showValues=bool(n))  # an empty axis drew "1.584892.51189..."
+        self.plot.showGrid(x=bool(n), y=False, alpha=0.25)
         if not n:
             self.empty.setText("No gradient norms recorded for this step." if metric == GRAD and any(
                 self._norms.values()) else "Norms appear after the first optimizer step.")
@@ -169,6 +174,7 @@ class GradientFlowChart(QWidget):
             self._span = None
             self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
             self.empty.setPos(0.5, 0.5)
+            self._fit()
             return
         v = self._values
         ok = np.isfinite(v) & (v > 0)
@@ -195,6 +201,7 @@ class GradientFlowChart(QWidget):
         """The value range, with room in pixels on the right for the value written after the longest bar
         (a share of the range left the values of a narrow dock cut off)."""
         if self._span is None:
+            self.empty.setTextWidth(max(self.plot.getViewBox().width() - 16, 40))
             return
         lo, hi, n, label_px = self._span
         share = min(label_px / max(self.plot.getViewBox().width(), 1.0), 0.6)

@@ -72,6 +72,22 @@ def test_an_optimizer_event_alone_shows_update_ratios(qtbot):
     assert "No gradient norms" in chart.empty.textItem.toPlainText()
 
 
+def test_an_empty_gradient_flow_reads_whole_in_a_narrow_dock(qtbot):
+    # its hint was cut off on both sides, over an axis of run-together numbers ("1.584892.511893.98")
+    chart = GradientFlowChart()
+    qtbot.addWidget(chart)
+    chart.resize(250, 230)
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.set_step(None)
+    view = chart.plot.getViewBox()
+    qtbot.waitUntil(lambda: chart.empty.textItem.boundingRect().width() <= view.width())
+    assert chart.empty.isVisible() and chart.empty.textItem.toPlainText().startswith("Norms appear after")
+    assert not chart.plot.getAxis("bottom").style["showValues"]
+    chart.set_step(0, dict.fromkeys(["fc1.weight", "fc1.bias"], 0.5))
+    assert chart.plot.getAxis("bottom").style["showValues"] and not chart.empty.isVisible()
+
+
 def test_gradient_flow_values_stay_in_view_in_a_narrow_dock(qtbot):
     chart = GradientFlowChart()
     qtbot.addWidget(chart)
