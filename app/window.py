@@ -679,7 +679,8 @@ class MainWindow(QMainWindow):
         a["pause"].setEnabled(alive and session.status == RUNNING)
         for name in ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration"):
             a[name].setEnabled(bool(can_step))
-        a["stop"].setEnabled(alive and (not live or session.ended is None))
+        # a replay's Stop stops its playing: at a stop or at the end of the tape there is nothing to stop
+        a["stop"].setEnabled(alive and (session.ended is None if live else session.status == RUNNING))
         a["restart"].setEnabled(session is not None)
         a["record"].setEnabled(live and alive)
         phase = session.phase if session is not None else "forward"

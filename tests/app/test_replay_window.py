@@ -210,3 +210,15 @@ def test_clicking_an_alert_at_the_end_of_a_replay_selects_its_node_there(qtbot, 
     qtbot.waitUntil(lambda: window.canvas.selected_key == alert.key, timeout=TIMEOUT)
     assert window.inspector.title.text().endswith(alert.key)
     assert "engine.log(h)" in window.source_view.current_line_text()
+
+
+def test_stop_is_offered_only_while_a_replay_plays(qtbot, window, nan_tape):
+    replay(qtbot, window, nan_tape)  # at the end of the tape: nothing plays
+    stop = window.actions["stop"]
+    assert not stop.isEnabled()
+    window.restart()  # back at the start, paused
+    qtbot.waitUntil(lambda: window.session.status == "paused", timeout=TIMEOUT)
+    assert not stop.isEnabled()
+    window.command("resume")  # plays to the end (this tape takes a frame or two)
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+    assert not stop.isEnabled()
