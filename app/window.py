@@ -56,6 +56,7 @@ from widgets.training_plots import TrainingPlots
 STATE_VERSION = 2  # 2: the debugging panels of issue 8
 MAX_RECENT = 8
 VISUAL_INTERVAL = 0.12  # seconds between graph and plot repaints while the engine runs freely
+_NAN_STOP = "Stopped where NaN/Inf first appeared: "
 ENTRY_HINT = ("<b>Paused before the first op.</b><br>"
               "F11 step into \u00b7 F10 step over \u00b7 F5 continue \u00b7 Shift+F5 stop")
 
@@ -542,7 +543,9 @@ class MainWindow(QMainWindow):
         self._show_node(self.graph.selected or session.model.current)
         self._show_stop_source(stop)
         if session.stop_alert is not None:
-            self.show_message(f"Stopped where NaN/Inf first appeared: {session.stop_alert.message}", "warning")
+            self.show_message(f"{_NAN_STOP}{session.stop_alert.message}", "warning")
+        elif self.message_bar.isVisible() and self.message_bar.text().startswith(_NAN_STOP):
+            self.message_bar.dismiss()  # stepped on from the op it was about
 
     def _ended(self, ended) -> None:
         session = self.session

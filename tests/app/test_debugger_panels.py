@@ -225,3 +225,16 @@ def test_gradient_flow_names_parameters_as_the_model_does(qtbot, window):
     window.gradient_flow.set_metric(GRAD)  # the gradients the last step used
     labels, values = window.gradient_flow.bars()
     assert labels == names and all(v > 0 for v in values)
+
+
+def test_the_nan_stop_message_goes_once_the_run_steps_on(qtbot, window):
+    # it stayed up, saying the run stood at the op that made the NaN, while the status named the next op
+    window.run_function(nan_script, "nan", __file__)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("resume")  # stops at log: a NaN/Inf stop
+    qtbot.waitUntil(lambda: paused(window) and window.session.stop_alert is not None, timeout=TIMEOUT)
+    bar = window.message_bar
+    assert bar.isVisible() and bar.text().startswith("Stopped where NaN/Inf first appeared")
+    window.command("step_into")
+    qtbot.waitUntil(lambda: paused(window) and window.session.stop_alert is None, timeout=TIMEOUT)
+    assert not bar.isVisible()
