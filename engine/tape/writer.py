@@ -26,6 +26,11 @@ import tokenize
 import weakref
 from collections import deque
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no recorder lock
+    fcntl = None
+
 from engine.debug import Debugger
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent, hub
@@ -102,12 +107,13 @@ class Recorder:
         self._new_rows: list[tuple] = []
         self._param_names: dict[tuple, str] = {}
         self._module_params: set[int] = set()  # module nodes whose parameter names are written
-        self._conn = _create(self.path)
+        self._conn, self._lock = _create(self.path)
         try:
             _write_meta(self._conn, capture, command_line if command_line is not None else sys.argv,
                         self._created)
         except BaseException:
             self._conn.close()
+            _release(self._lock)
             raise
         self._thread = threading.Thread(target=self._run, name=f"tape writer {self.path}", daemon=True)
         self._thread.start()
@@ -449,6 +455,7 @@ class Recorder:
                 self._error = err
         finally:
             conn.close()
+            _release(self._lock)
         if self._error is not None:
             raise TapeError(f"recording {self.path} failed: {self._error}") from self._error
 
@@ -550,8 +557,9 @@ def _snapshot(file: str) -> tuple[str | None, str]:
         return None, f"not copied: {err}"
 
 
-def _create(path: str) -> sqlite3.Connection:
-    """A new, empty tape at `path` (replacing an older tape; never another kind of file)."""
+def _create(path: str) -> tuple[sqlite3.Connection, int | None]:
+    """A new, empty tape at `path` (replacing an older tape; never another kind of file, nor one that
+    another recorder is writing), and the lock held on it while it is recorded (see _hold)."""
     if not path:
         raise TapeError("cannot record: the tape's path is empty")
     folder = os.path.dirname(os.path.abspath(path))
@@ -566,10 +574,12 @@ def _create(path: str) -> sqlite3.Connection:
                 head = f.read(len(schema.SQLITE_MAGIC))
             if head and head != schema.SQLITE_MAGIC:
                 raise TapeError(f"cannot record to {path}: it exists and is not a tape (refusing to overwrite)")
+            _release(_hold(path))  # TapeError while another recorder holds it
         for suffix in ("", "-wal", "-shm", "-journal"):
             if os.path.exists(path + suffix):
                 os.remove(path + suffix)
         open(path, "xb").close()  # an OSError here names the cause, where SQLite says "unable to open"
+        lock = _hold(path)
     except OSError as err:
         raise TapeError(f"cannot record to {path}: {err.strerror or err}") from None
     # the absolute path: SQLite takes "" and ":memory:" for databases that are never written to a file
@@ -583,8 +593,29 @@ def _create(path: str) -> sqlite3.Connection:
         conn.execute("COMMIT")
     except sqlite3.Error as err:
         conn.close()
+        _release(lock)
         raise TapeError(f"cannot record to {path}: {err}") from None
-    return conn
+    return conn, lock
+
+
+def _hold(path: str) -> int | None:
+    """An exclusive advisory lock (flock) on the tape file, held while it is recorded: a second recorder
+    of the same path would delete the first's files under it, and the first would write on unseen. The
+    system lets go of it when the process ends, however it ends. None where there are no such locks."""
+    if fcntl is None:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise TapeError(f"cannot record to {path}: another recorder is writing it") from None
+    return fd
+
+
+def _release(lock: int | None) -> None:
+    if lock is not None:
+        os.close(lock)  # closing the descriptor lets go of its lock
 
 
 def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created: float) -> None:

@@ -317,3 +317,18 @@ def test_a_failing_disk_is_reported_at_close(tmp_path, monkeypatch):
     with pytest.raises(TapeError, match="disk I/O error"):
         rec.close()
     assert not engine.hub.active
+
+
+def test_a_second_recorder_of_a_path_being_recorded_is_refused(tmp_path):
+    # it deleted the first recorder's files, and the first went on writing into a file nobody could see
+    path = tmp_path / "run.tape"
+    with engine.record(path, capture="structure") as first:
+        train(1)
+        with pytest.raises(TapeError, match="another recorder is writing it"):
+            engine.record(path, capture="structure")
+        train(1)
+    with engine.tape.open(path) as tape:
+        assert tape.counts()["events"] == first.events > 0 and tape.meta["status"] == "complete"
+    with engine.record(path, capture="structure") as again:  # once closed, the path is free
+        train(1)
+    assert again.status == "complete"
