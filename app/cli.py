@@ -18,6 +18,7 @@ import json
 import os
 import re
 import runpy
+import signal
 import sys
 import traceback
 
@@ -191,12 +192,38 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
 
     recorder = record(args.output, args.capture, max_bytes=args.max_size, command_line=command_line)
     try:
-        code = _run_script(script, script_args)
+        with _terminated_as_exit() as terminated:
+            code = _run_script(script, script_args)
+        if terminated:
+            recorder.status = "terminated by SIGTERM"
     finally:
         recorder.close()
     print(f"tapescope record: {counted(recorder.events, 'event')} ({args.capture}) written to {args.output}"
           + ("" if recorder.status == "complete" else f" ({recorder.status})"), file=sys.stderr)
     return code
+
+
+class _Terminated(SystemExit):
+    """SIGTERM (a plain `kill`), raised in the script so that the tape is closed as after Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _terminated_as_exit():
+    """While recording: SIGTERM ends the script with an exit the recorder survives (Python's own default
+    ends the process at once, leaving the tape unclosed); the list it yields says whether that happened.
+    A script that sets its own SIGTERM handler keeps it."""
+    seen: list[int] = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        raise _Terminated(1)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield seen
+    finally:
+        if signal.getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run_script(path: str, argv: list[str]) -> int:

@@ -1,4 +1,5 @@
-"""A recording process killed with SIGKILL leaves a tape that opens and holds all but the last moment."""
+"""A recording process killed with SIGKILL leaves a tape that opens and holds all but the last moment;
+one stopped with SIGTERM closes its tape."""
 
 import os
 import signal
@@ -104,3 +105,46 @@ def test_sigkill_while_recording_loses_at_most_about_a_second(tmp_path):
     assert tape_path.read_bytes() == before  # reading a crashed tape changes nothing
     with engine.record(tape_path, capture="structure"):  # the killed recorder's lock went with it
         pass
+
+
+LOOP = textwrap.dedent("""
+    import engine
+    import engine.nn as nn
+
+    model = nn.Linear(8, 2)
+    opt = engine.optim.SGD(model.parameters(), lr=0.01)
+    x = engine.randn(4, 8)
+    step = 0
+    while True:
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+        step += 1
+        if step == 20:
+            print("recording", flush=True)
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to a child is POSIX")
+def test_a_plain_kill_of_tapescope_record_closes_the_tape(tmp_path):
+    # SIGTERM ended the process at once, as Python does by default: the tape stayed unclosed, its WAL beside it
+    script = tmp_path / "loop.py"
+    script.write_text(LOOP)
+    tape_path = tmp_path / "run.tape"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "record", str(script), "-o", str(tape_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        assert proc.stdout.readline().strip() == "recording"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1
+    assert "(terminated by SIGTERM)" in err and "Traceback" not in err
+    assert not os.path.exists(f"{tape_path}-wal")  # closed: one file
+    with engine.tape.open(tape_path) as tape:
+        assert tape.meta["status"] == "terminated by SIGTERM"
+        assert tape.counts()["iterations"] >= 20
