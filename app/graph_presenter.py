@@ -80,6 +80,10 @@ class GraphPresenter(QObject):
 
     def refresh(self) -> None:
         """The structure changed: show the new view, laying it out if its shape is new."""
+        if self._job is not None:
+            # lay out again once the running job is done; a view built now would only be thrown away
+            self._dirty = True
+            return
         model = self.model
         view = model.view() if model is not None else GraphModel().view()
         self._update_modules(view)
@@ -95,9 +99,6 @@ class GraphPresenter(QObject):
             return
         if len(view) <= SYNC_LAYOUT_NODES:
             self._show(view, layout_view(view, cache=self.cache))
-            return
-        if self._job is not None:
-            self._dirty = True  # lay out again once the running job is done
             return
         job = self._job = LayoutJob(view, cache=self.cache)
         threading.Thread(target=job.run, name="layout", daemon=True).start()
@@ -158,7 +159,8 @@ class GraphPresenter(QObject):
     def colours(self, force: bool = False) -> None:
         """Recolour when NaN/Inf flags changed (or, colouring by a metric, a few times a second)."""
         model, view = self.model, self.canvas.view
-        if model is None or view is None or not len(view) or len(view) != len(model.view()):
+        # the shown view, not the model's newest: a structure still being laid out is coloured once shown
+        if model is None or view is None or not len(view):
             return
         nonfinite = model.nonfinite_array(view)
         count = int(nonfinite.sum())

@@ -1,0 +1,52 @@
+"""GraphPresenter keeping the canvas in step with a growing model, with big views laid out off the GUI thread."""
+
+import engine
+from app.graph_model import GraphModel
+from app.graph_presenter import SYNC_LAYOUT_NODES, GraphPresenter
+from engine.events import hub
+from widgets.graph_canvas import GraphCanvas
+from widgets.module_tree import ModuleTree
+
+
+class CountingModel(GraphModel):
+    """A GraphModel that counts the views asked of it."""
+
+    views = 0
+
+    def view(self):
+        self.views += 1
+        return super().view()
+
+
+def chain_events(length: int) -> list:
+    """The events of `length` ops in a row (one node each, plus the input)."""
+    hub.reset_top_level()
+    events: list = []
+    off = hub.subscribe(events.append)
+    x = engine.randn(3)
+    for _ in range(length):
+        x = x.relu()
+    off()
+    return events
+
+
+def test_a_growing_graph_is_not_rebuilt_on_the_gui_thread_while_its_layout_runs(qtbot):
+    # each op of a diverging iteration (char_lstm's first, its text generation) rebuilt the whole view
+    # on the GUI thread (~60 ms at 5,700 nodes), only for the result to wait until the layout was done
+    canvas, tree = GraphCanvas(), ModuleTree()
+    qtbot.addWidget(canvas)
+    qtbot.addWidget(tree)
+    presenter = GraphPresenter(canvas, tree)
+    model = CountingModel()
+    events = chain_events(SYNC_LAYOUT_NODES + 300)
+    model.apply_batch(events[:SYNC_LAYOUT_NODES + 100])
+    presenter.set_model(model)
+    assert presenter.busy
+    asked = model.views
+    for start in range(SYNC_LAYOUT_NODES + 100, len(events), 20):  # the pump's batches, one per frame
+        model.apply_batch(events[start:start + 20])
+        presenter.refresh()
+        presenter.colours()
+    assert model.views == asked
+    qtbot.waitUntil(lambda: not presenter.busy and canvas.drawn_node_count == SYNC_LAYOUT_NODES + 301,
+                    timeout=20000)
