@@ -32,6 +32,7 @@ the change reports the added and removed keys.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -49,9 +50,15 @@ ACTIVATION, GRAD_NORM = "activation", "grad_norm"
 TIMES = "\u00d7"  # the multiplication sign between dimensions
 
 
+@functools.lru_cache(maxsize=4096)  # a view names ~10 shapes per node, from a few dozen distinct ones
 def shape_text(shape: tuple[int, ...]) -> str:
     """'5x8' (with a multiplication sign) for (5, 8), 'scalar' for ()."""
     return TIMES.join(map(str, shape)) if shape else "scalar"
+
+
+@functools.lru_cache(maxsize=4096)
+def _shapes_text(shapes: tuple[tuple[int, ...], ...]) -> str:
+    return ", ".join(map(shape_text, shapes))
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,6 @@ class GraphModel:
     def new_iteration(self) -> IterationInfo:
         """End the current iteration now (for loops without an optimizer step)."""
         cur, prev = self._cur, self._prev
-        self._data_version += 1
         if prev is not None and not cur.keys:  # an empty iteration (two boundaries in a row)
             info = IterationInfo(self.iteration, True, None)
             self._pending.iterations.append(info)
@@ -239,6 +245,8 @@ class GraphModel:
             self.last_diff = diff if prev is not None else None
             self._version += 1
             self._pending.structure = True
+        elif not _shows_alike(prev, cur):  # same graph, other shapes (a smaller last batch)
+            self._data_version += 1
         info = IterationInfo(self.iteration, same, diff)
         self._pending.iterations.append(info)
         self._prev = cur
@@ -557,6 +565,15 @@ def _diff(prev: _Iteration | None, cur: _Iteration) -> StructureDiff:
                          tuple(sorted(new_edges - old_edges)), tuple(sorted(old_edges - new_edges)))
 
 
+_VIEW_FIELDS = ("keys", "kind", "label", "group", "in_shapes", "out_shape", "dtype", "esrc", "edst", "eshape",
+                "groups", "group_cls", "group_parent")
+
+
+def _shows_alike(a: _Iteration, b: _Iteration) -> bool:
+    """Whether two iterations give the same graph view (then the view built for one serves the other)."""
+    return all(getattr(a, name) == getattr(b, name) for name in _VIEW_FIELDS)
+
+
 def _edge_keys(it: _Iteration) -> set[tuple[str, str]]:
     return {(it.keys[s], it.keys[d]) for s, d in zip(it.esrc, it.edst, strict=True)}
 
@@ -678,7 +695,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
             sublabel.append(f"each {shape_text(it.out_shape[i])}")
         op.append(it.label[i] if it.kind[i] == OP else KIND_NAMES[it.kind[i]])
         module.append(it.groups[g])
-        in_s.append(", ".join(shape_text(s) for s in it.in_shapes[i]))
+        in_s.append(_shapes_text(it.in_shapes[i]))
         out_s.append(shape_text(it.out_shape[i]))
         dtype.append(it.dtype[i])
         src.append(sources.get(key, ""))
@@ -772,23 +789,6 @@ def _fans(it: _Iteration, rep: list[int]) -> tuple[dict[int, int], dict[int, int
         if all(name[i] == name[first] and group[i] == group[first] for i in members):  # no hash collision
             sizes[first] = len(members)
             fan_of.update(dict.fromkeys(members, first))
-    return fan_of, sizes
-    ins: list[list[int]] = [[] for _ in range(n)]
-    outs: list[list[int]] = [[] for _ in range(n)]
-    for a, b in zip(it.esrc, it.edst):
-        if b >= 0:
-            ins[b].append(a)
-            outs[a].append(b)
-    by_sig: dict[tuple, list[int]] = {}
-    kinds, groups, labels = it.kind, it.group, it.label
-    for i in range(n):
-        if kinds[i] == OP and rep[groups[i]] < 0:
-            sig = (labels[i], groups[i], tuple(sorted(set(ins[i]))), tuple(sorted(set(outs[i]))))
-            by_sig.setdefault(sig, []).append(i)
-    for members in by_sig.values():
-        if len(members) >= FAN_MIN:
-            sizes[members[0]] = len(members)
-            fan_of.update(dict.fromkeys(members, members[0]))
     return fan_of, sizes
 
 
