@@ -203,11 +203,19 @@ class GraphPresenter(QObject):
     # ---- modules, navigation, selection ------------------------------------------------------------------
     def _update_modules(self, view) -> None:
         paths, classes, parents = list(view.groups), list(view.group_cls), [int(p) for p in view.group_parent]
+        # when each call began: its first node (a module with nothing visible inside goes last)
+        began = [float("inf")] * len(paths)
         for i in range(len(view)):
+            g, order = int(view.group[i]), float(view.order[i])
             if int(view.kind[i]) == MODULE:  # a collapsed module call: a node, not a group
                 paths.append(view.keys[i])
                 classes.append(view.op[i])
-                parents.append(int(view.group[i]))
+                parents.append(g)
+                began.append(order)
+            while g > 0 and order < began[g]:
+                began[g] = order
+                g = parents[g]
+        paths, classes, parents = _in_call_order(paths, classes, parents, began)
         self.module_tree.set_modules(paths, classes, parents, self.model.collapsed if self.model else set())
 
     def toggle(self, path: str) -> None:
@@ -261,3 +269,19 @@ class GraphPresenter(QObject):
 
     def _selection_changed(self, key: str) -> None:
         self.selected = key or None
+
+
+def _in_call_order(paths: list, classes: list, parents: list, began: list) -> tuple[list, list, list]:
+    """Module calls (index 0: the top level) with each call's children in the order they began, as a
+    person reads the script; a collapsed call stays where it was, not after its expanded siblings."""
+    children: dict[int, list[int]] = {}
+    for i in range(1, len(paths)):
+        children.setdefault(parents[i], []).append(i)
+    order, stack = [0], sorted(children.get(0, ()), key=lambda i: (began[i], i), reverse=True)
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        stack.extend(sorted(children.get(i, ()), key=lambda c: (began[c], c), reverse=True))
+    new_index = {old: new for new, old in enumerate(order)}
+    return ([paths[i] for i in order], [classes[i] for i in order],
+            [new_index[parents[i]] if i else -1 for i in order])

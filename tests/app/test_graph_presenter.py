@@ -50,3 +50,26 @@ def test_a_growing_graph_is_not_rebuilt_on_the_gui_thread_while_its_layout_runs(
     assert model.views == asked
     qtbot.waitUntil(lambda: not presenter.busy and canvas.drawn_node_count == SYNC_LAYOUT_NODES + 301,
                     timeout=20000)
+
+
+def test_collapsing_a_module_keeps_the_module_tree_in_call_order(qtbot):
+    # a collapsed call was listed after its expanded siblings: embed, head, blocks
+    from tests.widgets.test_module_tree import Tagger, names
+
+    canvas, tree = GraphCanvas(), ModuleTree()
+    qtbot.addWidget(canvas)
+    qtbot.addWidget(tree)
+    presenter = GraphPresenter(canvas, tree)
+    net = Tagger()
+    hub.reset_top_level()
+    events: list = []
+    off = hub.subscribe(events.append)
+    net(engine.randn(2, 3)).sum().backward()
+    off()
+    model = GraphModel()
+    model.apply_batch(events)
+    presenter.set_model(model)
+    expanded = [row[0].strip() for row in names(tree)]
+    assert expanded == ["Tagger", "embed", "blocks", "0", "1", "head"]
+    presenter.toggle("Tagger.blocks")
+    assert [row[0].strip() for row in names(tree)] == ["Tagger", "embed", "blocks", "head"]
