@@ -489,6 +489,7 @@ class GraphCanvas(pg.GraphicsView):
         self._index: dict[str, int] = {}
         self._edge_anchor = np.zeros((0, 2))
         self._search = ("", -1)
+        self._searched: tuple = (None, [], [])  # (view, its nodes' names, their modules and keys), lower-cased
         self.hovered = -1
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
@@ -668,14 +669,17 @@ class GraphCanvas(pg.GraphicsView):
         if view is None or not text:
             return None
         needle = text.lower()
-        labels = getattr(view, "label", view.keys)
-        modules = getattr(view, "module", [""] * len(view.keys))
-        ops = getattr(view, "op", labels)
+        if self._searched[0] is not view:  # lower-cased once per view: 11k nodes took 25 ms a search
+            labels = getattr(view, "label", view.keys)
+            ops = getattr(view, "op", labels)
+            modules = getattr(view, "module", [""] * len(view.keys))
+            self._searched = (view, [f"{a}\n{b}".lower() for a, b in zip(labels, ops, strict=True)],
+                              [f"{a}\n{b}".lower() for a, b in zip(modules, view.keys, strict=True)])
+        _, named_as, placed_as = self._searched
         # ops named like the text first (in execution order), then nodes whose module or key matches
-        named = [i for i in range(len(view.keys)) if needle in labels[i].lower() or needle in ops[i].lower()]
+        named = [i for i, text in enumerate(named_as) if needle in text]
         seen = set(named)
-        hits = named + [i for i in range(len(view.keys)) if i not in seen
-                        and (needle in modules[i].lower() or needle in view.keys[i].lower())]
+        hits = named + [i for i, text in enumerate(placed_as) if needle in text and i not in seen]
         if not hits:
             return None
         last_text, last = self._search
