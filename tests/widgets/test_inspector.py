@@ -322,3 +322,18 @@ def test_an_empty_inspector_shows_one_empty_histogram_not_three(inspector):
     assert visible() == [VALUE, GRAD]
     inspector.clear()
     assert visible() == [VALUE]
+
+
+def test_a_heatmap_on_a_hidden_tab_is_drawn_when_its_tab_is_shown(inspector, qtbot):
+    # a hidden Heatmap tab rebuilt its plots at every step of a live run (~22 ms each on the GUI thread)
+    inspector.show()
+    qtbot.waitExposed(inspector)
+    assert inspector.tabs.currentWidget() is not inspector.heatmap
+    a = activations((6, 10))
+    inspector.show_summaries("linear", summarize(a))
+    inspector.set_values(a)
+    assert not inspector.heatmap.plots.ci.items  # nothing built while nobody can see it
+    inspector.tabs.setCurrentWidget(inspector.heatmap)
+    qtbot.waitUntil(lambda: bool(inspector.heatmap.plots.ci.items))
+    assert np.array_equal(inspector.heatmap.shown(VALUE), a, equal_nan=True)
+    assert inspector.heatmap.info.text() == "6 \u00d7 10"
