@@ -1,24 +1,20 @@
 """Breakpoints in a live run, set the way a person sets them: the panel's form, its checkboxes, Restart."""
 
 import pytest
-from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QCheckBox
 
 import engine
 import engine.nn as nn
-from app.window import MainWindow
+from tests.app.graphs import Twice
+from tests.app.test_window import make_window
 
 TIMEOUT = 15_000  # ms
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.recordings_dir = str(tmp_path / "recordings")
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
+    return make_window(qtbot, tmp_path)
 
 
 def train(steps: int = 4):
@@ -114,15 +110,6 @@ def test_breakpoints_survive_restart_but_not_another_target(qtbot, window):
     window.run_function(other, "other")  # another program: op names of the last one mean nothing here
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     assert window.breakpoints.rows() == []
-
-
-class Twice(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc, self.act = nn.Linear(3, 3), nn.Tanh()
-
-    def forward(self, x):
-        return self.act(self.fc(self.act(x)))
 
 
 def twice(steps: int = 2):

@@ -10,19 +10,9 @@ import engine.nn.functional as F
 from app.graph_model import INPUT, MODULE, OP, PARAM, GraphModel
 from engine import nn
 from engine.debug import Debugger
-from engine.events import AlertEvent, hub
-
-
-def record(fn) -> list:
-    """The events `fn()` emits, with top-level op keys counted from 0 (as after an iteration boundary)."""
-    hub.reset_top_level()
-    events: list = []
-    off = hub.subscribe(events.append)
-    try:
-        fn()
-    finally:
-        off()
-    return events
+from engine.events import AlertEvent
+from tests.app.graphs import Twice
+from tests.app.graphs import record_events as record
 
 
 @pytest.fixture
@@ -356,14 +346,6 @@ def test_ops_of_one_name_that_feed_different_ops_stay_apart():
 def test_breakpoints_mark_every_node_and_module_call_they_name():
     from app.graph_model import breakpoint_marks
     from engine.debug import Breakpoint
-
-    class Twice(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc, self.act = nn.Linear(3, 3), nn.Tanh()
-
-        def forward(self, x):
-            return self.act(self.fc(self.act(x)))
 
     net, ids = Twice(), engine.arange(40).float()
     events = record(lambda: (net(engine.randn(2, 3)).sum() + engine.stack([ids[s:s + 4] for s in range(20)]).sum()))

@@ -3,7 +3,7 @@
 import engine
 from app.graph_model import GraphModel
 from app.graph_presenter import SYNC_LAYOUT_NODES, GraphPresenter
-from engine.events import hub
+from tests.app.graphs import record_events, recorded_model
 from widgets.graph_canvas import GraphCanvas
 from widgets.module_tree import ModuleTree
 
@@ -20,23 +20,27 @@ class CountingModel(GraphModel):
 
 def chain_events(length: int) -> list:
     """The events of `length` ops in a row (one node each, plus the input)."""
-    hub.reset_top_level()
-    events: list = []
-    off = hub.subscribe(events.append)
-    x = engine.randn(3)
-    for _ in range(length):
-        x = x.relu()
-    off()
-    return events
+    def chain():
+        x = engine.randn(3)
+        for _ in range(length):
+            x = x.relu()
+
+    return record_events(chain)
+
+
+def presenter_of(qtbot) -> GraphPresenter:
+    """A presenter with its canvas and module tree."""
+    canvas, tree = GraphCanvas(), ModuleTree()
+    qtbot.addWidget(canvas)
+    qtbot.addWidget(tree)
+    return GraphPresenter(canvas, tree)
 
 
 def test_a_growing_graph_is_not_rebuilt_on_the_gui_thread_while_its_layout_runs(qtbot):
     # each op of a diverging iteration (char_lstm's first, its text generation) rebuilt the whole view
     # on the GUI thread (~60 ms at 5,700 nodes), only for the result to wait until the layout was done
-    canvas, tree = GraphCanvas(), ModuleTree()
-    qtbot.addWidget(canvas)
-    qtbot.addWidget(tree)
-    presenter = GraphPresenter(canvas, tree)
+    presenter = presenter_of(qtbot)
+    canvas = presenter.canvas
     model = CountingModel()
     events = chain_events(SYNC_LAYOUT_NODES + 300)
     model.apply_batch(events[:SYNC_LAYOUT_NODES + 100])
@@ -56,18 +60,10 @@ def test_collapsing_a_module_keeps_the_module_tree_in_call_order(qtbot):
     # a collapsed call was listed after its expanded siblings: embed, head, blocks
     from tests.widgets.test_module_tree import Tagger, names
 
-    canvas, tree = GraphCanvas(), ModuleTree()
-    qtbot.addWidget(canvas)
-    qtbot.addWidget(tree)
-    presenter = GraphPresenter(canvas, tree)
+    presenter = presenter_of(qtbot)
+    tree = presenter.module_tree
     net = Tagger()
-    hub.reset_top_level()
-    events: list = []
-    off = hub.subscribe(events.append)
-    net(engine.randn(2, 3)).sum().backward()
-    off()
-    model = GraphModel()
-    model.apply_batch(events)
+    model = recorded_model(lambda: net(engine.randn(2, 3)).sum().backward())
     presenter.set_model(model)
     expanded = [row[0].strip() for row in names(tree)]
     assert expanded == ["Tagger", "embed", "blocks", "0", "1", "head"]

@@ -7,11 +7,9 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgRenderer
 
 import engine
-from app.graph_model import GraphModel
 from app.layout import layout_view
 from engine import nn
-from engine.events import hub
-from tests.app.graphs import mlp_graph_model
+from tests.app.graphs import mlp_graph_model, recorded_model
 from widgets.graph_canvas import BACKGROUND, NONFINITE, GraphCanvas
 
 
@@ -145,16 +143,13 @@ def test_png_and_svg_exports_hold_the_picture(canvas, tmp_path):
 def test_a_box_inside_a_repeated_call_is_titled_by_its_own_name(qtbot):
     # "Sequential#1" holds "Sequential.0#1", which was titled in full where the first call's child reads "0"
     net = nn.Sequential(nn.Sequential(nn.Linear(3, 3), nn.Tanh()), nn.Linear(3, 2))
-    events: list = []
-    hub.reset_top_level()
-    off = hub.subscribe(events.append)
-    with engine.no_grad():
-        net(engine.randn(2, 3))
-        net(engine.randn(2, 3))
-    off()
-    model = GraphModel()
-    model.apply_batch(events)
-    view = model.view()
+
+    def twice():
+        with engine.no_grad():
+            net(engine.randn(2, 3))
+            net(engine.randn(2, 3))
+
+    view = recorded_model(twice).view()
     c = GraphCanvas()
     qtbot.addWidget(c)
     c.resize(900, 700)

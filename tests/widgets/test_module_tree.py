@@ -4,7 +4,7 @@ wrote it."""
 import engine
 from app.graph_model import MODULE, GraphModel
 from engine import nn
-from engine.events import hub
+from tests.app.graphs import record_events
 from widgets.module_tree import ModuleTree
 
 
@@ -48,14 +48,13 @@ def test_a_model_called_many_times_names_each_calls_children_whole(qtbot):
     # a text generator calls its model once per character: the children of "Tagger#11" read "bed#11" and
     # "ad#11", the parent's "#11" cut off the front of each child's name
     net, x = Tagger(), engine.randn(2, 3)
-    events: list = []
-    hub.reset_top_level()
-    off = hub.subscribe(events.append)
-    with engine.no_grad():
-        for _ in range(12):
-            net(x)
-    off()
-    tree = tree_of(events)
+
+    def twelve_calls():
+        with engine.no_grad():
+            for _ in range(12):
+                net(x)
+
+    tree = tree_of(record_events(twelve_calls))
     qtbot.addWidget(tree)
     rows = names(tree)
     assert rows[:6] == [("Tagger", "Tagger"), ("  embed", "Linear"), ("  blocks", "Sequential"), ("    0", "Linear"),
