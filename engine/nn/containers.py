@@ -1,4 +1,4 @@
-"""Containers of modules: Sequential, ModuleList, ModuleDict (PyTorch's behaviour and key names)."""
+"""Containers: Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict (PyTorch's behaviour and key names)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 
 from engine.nn.module import Module, _indent
+from engine.nn.parameter import Parameter
+from engine.tensor import Tensor
 
 
 def _index(idx, n: int, kind: str) -> int:
@@ -194,3 +196,111 @@ class ModuleDict(Module):
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleDict is not callable; look a module up by name and call it")
+
+
+def _as_parameter(value, kind: str):
+    """A tensor assigned into a parameter container becomes a Parameter, as in torch."""
+    if isinstance(value, Parameter) or value is None:
+        return value
+    if isinstance(value, Tensor):
+        return Parameter(value)
+    raise TypeError(f"{kind} holds tensors (engine.nn.Parameter), got {type(value).__name__}")
+
+
+class ParameterList(Module):
+    """A list of parameters named "0", "1", ..., registered so they belong to the owner."""
+
+    def __init__(self, values: Iterable[Tensor] | None = None) -> None:
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self._parameters.values())
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return ParameterList(list(self)[idx])
+        return self._parameters[str(_index(idx, len(self), "ParameterList"))]
+
+    def __setitem__(self, idx: int, value: Tensor) -> None:
+        self.register_parameter(str(_index(idx, len(self), "ParameterList")), _as_parameter(value, "ParameterList"))
+
+    def append(self, value: Tensor) -> ParameterList:
+        """Add `value` (made a Parameter) at the end."""
+        self.register_parameter(str(len(self)), _as_parameter(value, "ParameterList"))
+        return self
+
+    def extend(self, values: Iterable[Tensor]) -> ParameterList:
+        """Add each of `values` at the end."""
+        for v in values:
+            self.append(v)
+        return self
+
+    def __iadd__(self, values: Iterable[Tensor]) -> ParameterList:
+        return self.extend(values)
+
+    def __dir__(self) -> list[str]:
+        return [k for k in super().__dir__() if not k.isdigit()]
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ParameterList is not callable; index it or iterate over it")
+
+
+class ParameterDict(Module):
+    """A dict of parameters by name, registered so they belong to the owner."""
+
+    def __init__(self, parameters: Mapping[str, Tensor] | Iterable[tuple[str, Tensor]] | None = None) -> None:
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str) -> Parameter:
+        return self._parameters[key]
+
+    def __setitem__(self, key: str, value: Tensor) -> None:
+        self.register_parameter(key, _as_parameter(value, "ParameterDict"))
+
+    def __delitem__(self, key: str) -> None:
+        del self._parameters[key]
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parameters)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._parameters
+
+    def keys(self):
+        """The names, in insertion order."""
+        return self._parameters.keys()
+
+    def items(self):
+        """(name, parameter) pairs, in insertion order."""
+        return self._parameters.items()
+
+    def values(self):
+        """The parameters, in insertion order."""
+        return self._parameters.values()
+
+    def update(self, parameters: Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]) -> None:
+        """Add or replace parameters from a mapping or from (name, tensor) pairs."""
+        pairs = parameters.items() if isinstance(parameters, Mapping) else parameters
+        for pair in pairs:
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise ValueError(f"ParameterDict.update expects (name, tensor) pairs, got {pair!r}")
+            self[pair[0]] = pair[1]
+
+    def pop(self, key: str) -> Parameter:
+        """Remove and return the parameter named `key`."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ParameterDict is not callable; look a parameter up by name")

@@ -524,3 +524,49 @@ def test_clip_grad_norm_leaves_small_gradients_and_clip_value_clamps():
     p.grad = engine.tensor([float("nan"), 1.0, 1.0])
     with pytest.raises(RuntimeError, match="non-finite"):
         nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+
+
+# ---- ParameterList and ParameterDict ------------------------------------------------------------
+def scaled(lib):
+    """The same module written with engine or torch: a Linear, a ParameterList and a ParameterDict."""
+
+    class Scaled(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = lib.nn.Linear(3, 3)
+            self.scales = lib.nn.ParameterList([lib.nn.Parameter(lib.ones(3)), lib.full((3,), 2.0)])
+            self.shifts = lib.nn.ParameterDict({"a": lib.nn.Parameter(lib.zeros(3))})
+            self.shifts["b"] = lib.nn.Parameter(lib.ones(3))
+
+        def forward(self, x):
+            for s in self.scales:
+                x = self.fc(x) * s
+            return x + self.shifts["a"] + self.shifts["b"]
+
+    return Scaled()
+
+
+@needs_torch
+def test_parameter_containers_register_train_and_name_like_torch():
+    ours, theirs = scaled(engine), scaled(torch)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert all(isinstance(p, nn.Parameter) for p in ours.scales)  # a plain tensor was made a Parameter
+    ours.load_state_dict({k: engine.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    ours(engine.tensor(x)).pow(2).sum().backward()
+    theirs(torch.tensor(x)).pow(2).sum().backward()
+    for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_parameter_containers_behave_like_list_and_dict():
+    plist = nn.ParameterList()
+    plist.append(engine.ones(2)).extend([engine.zeros(1)])
+    assert len(plist) == 2 and plist[-1].shape == (1,) and len(plist[:1]) == 1
+    plist[0] = engine.full((2,), 3.0)
+    assert plist[0].requires_grad and [n for n, _ in plist.named_parameters()] == ["0", "1"]
+    pdict = nn.ParameterDict([("w", engine.ones(2))])
+    assert "w" in pdict and list(pdict.keys()) == ["w"]
+    assert pdict.pop("w").shape == (2,) and len(pdict) == 0
+    with pytest.raises(TypeError, match="ParameterList holds tensors"):
+        plist.append(3.0)
