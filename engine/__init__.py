@@ -7,7 +7,7 @@
 
 import warnings
 
-from engine import cuda, data, ops, optim
+from engine import cuda, data, nn, ops, optim
 from engine.autograd.function import Function, ShapeError
 from engine.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from engine.backend import Device, device

@@ -11,9 +11,10 @@ from engine.ops.activation import log_softmax, softmax
 from engine.ops.convert import cast, clone, to_device
 from engine.ops.elementwise import *  # noqa: F403
 from engine.ops.index import *  # noqa: F403
-from engine.ops.linalg import matmul
+from engine.ops.linalg import bmm, einsum, matmul, mm, tril, triu
 from engine.ops.reduce import *  # noqa: F403
 from engine.ops.shape import *  # noqa: F403
+from engine.ops.sort import *  # noqa: F403
 from engine.tensor_methods import install as _install
 
 _install()

@@ -274,12 +274,17 @@ def where(cond: Tensor, a, b) -> Tensor:
     return out
 
 
+def _scaled(b, alpha):
+    # a Python number times alpha stays a number: Mul needs at least one tensor
+    return b if alpha is None else (Mul.apply(b, alpha) if isinstance(b, Tensor) else b * alpha)
+
+
 def add(a, b, alpha=None) -> Tensor:
-    return Add.apply(a, b) if alpha is None else Add.apply(a, Mul.apply(b, alpha))
+    return Add.apply(a, _scaled(b, alpha))
 
 
 def sub(a, b, alpha=None) -> Tensor:
-    return Sub.apply(a, b) if alpha is None else Sub.apply(a, Mul.apply(b, alpha))
+    return Sub.apply(a, _scaled(b, alpha))
 
 
 def mul(a, b) -> Tensor:

@@ -1,8 +1,9 @@
-"""Matrix products."""
+"""Matrix products (matmul, mm, bmm, einsum) and triangles (tril, triu)."""
 
 from __future__ import annotations
 
 from engine.autograd.function import Function, ShapeError, sum_to
+from engine.backend import array_module
 from engine.tensor import Tensor
 
 
@@ -44,3 +45,100 @@ class Matmul(Function):
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with PyTorch's rules for 1-D operands and broadcast batch dimensions."""
     return Matmul.apply(a, b)
+
+
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """Product of two matrices (2-D only, as torch.mm)."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ShapeError(f"mm: both arguments must be 2-D, got {tuple(a.shape)} and {tuple(b.shape)}; "
+                         "use matmul for other ranks")
+    return Matmul.apply(a, b)
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """Batched matrix product of (B, n, m) and (B, m, p) tensors, without broadcasting (as torch.bmm)."""
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ShapeError(f"bmm: expected two 3-D tensors with the same batch size, got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}; use matmul to broadcast")
+    return Matmul.apply(a, b)
+
+
+class Triangle(Function):
+    """The lower (tril) or upper (triu) triangle of the last two dims, from `ctx.diagonal` on; zeros elsewhere."""
+
+    def forward(ctx, x):
+        if x.ndim < 2:
+            raise ShapeError(f"{ctx.op}: input must have at least 2 dimensions, got {tuple(x.shape)}")
+        return getattr(array_module(x), ctx.op)(x, ctx.diagonal)
+
+    def backward(ctx, grad):
+        return getattr(array_module(grad), ctx.op)(grad, ctx.diagonal)
+
+
+class Tril(Triangle):
+    pass
+
+
+class Triu(Triangle):
+    pass
+
+
+def tril(x: Tensor, diagonal: int = 0) -> Tensor:
+    """x with the entries above the `diagonal`-th diagonal set to zero."""
+    return Tril.apply(x, diagonal=diagonal)
+
+
+def triu(x: Tensor, diagonal: int = 0) -> Tensor:
+    """x with the entries below the `diagonal`-th diagonal set to zero."""
+    return Triu.apply(x, diagonal=diagonal)
+
+
+class Einsum(Function):
+    """Einstein summation over explicit subscripts; each operand's gradient is another einsum."""
+
+    promotes = True
+
+    def forward(ctx, *operands):
+        ctx.save(*operands)
+        return array_module(operands[0]).einsum(ctx.equation, *operands)
+
+    def backward(ctx, grad):
+        operands, inputs, output = ctx.saved, ctx.inputs, ctx.output
+        xp = array_module(grad)
+        grads = []
+        for i, (need, x) in enumerate(zip(ctx.needs_input_grad, operands)):
+            if not need:
+                grads.append(None)
+                continue
+            others = [s for j, s in enumerate(inputs) if j != i]
+            # letters that only x had were summed away: they come back by broadcasting
+            kept = "".join(c for c in inputs[i] if c in output or any(c in s for s in others))
+            spec = ",".join([output, *others]) + "->" + kept
+            g = xp.einsum(spec, grad, *[o for j, o in enumerate(operands) if j != i])
+            g = g.reshape([x.shape[k] if c in kept else 1 for k, c in enumerate(inputs[i])])
+            grads.append(xp.broadcast_to(g, x.shape))
+        return tuple(grads)
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Sum of products over the indices an equation names, as torch.einsum ("ij,jk->ik")."""
+    if len(operands) == 1 and isinstance(operands[0], list | tuple):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    if "." in eq:
+        raise NotImplementedError(f"einsum: '...' in {equation!r} is not supported by the engine; "
+                                  "name every dimension with a letter")
+    inputs, arrow, output = eq.partition("->")
+    inputs = inputs.split(",")
+    if not arrow:  # implicit output: the letters seen once, in alphabetical order (numpy's and torch's rule)
+        output = "".join(sorted(c for c in set(eq) if c != "," and eq.count(c) == 1))
+    if len(inputs) != len(operands):
+        raise ValueError(f"einsum: {equation!r} names {len(inputs)} operands, but {len(operands)} were given")
+    for s, x in zip(inputs, operands):
+        if len(s) != x.ndim:
+            raise ShapeError(f"einsum: subscripts {s!r} name {len(s)} dimensions, but the operand has shape "
+                             f"{tuple(x.shape)}")
+        if len(set(s)) != len(s):
+            raise NotImplementedError(f"einsum: a repeated index within one operand ({s!r}, a diagonal) is not "
+                                      "supported by the engine; take the diagonal first")
+    return Einsum.apply(*operands, equation=f"{','.join(inputs)}->{output}", inputs=inputs, output=output)

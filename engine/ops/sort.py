@@ -1,0 +1,73 @@
+"""Ordering: sort, argsort and topk along a dim; the gradient flows back to where each value came from."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from engine.autograd.function import Function, ShapeError
+from engine.backend import array_module
+from engine.ops.index import _along
+from engine.ops.shape import _dim
+from engine.tensor import Tensor
+
+__all__ = ["argsort", "sort", "topk"]
+
+# what sort / topk return, like torch.return_types: unpacks as (values, indices)
+SortResult = namedtuple("sort", ["values", "indices"])
+TopkResult = namedtuple("topk", ["values", "indices"])
+
+
+class Sort(Function):
+    """x read at `ctx.index` along `ctx.dim`; each value's gradient goes back to the position it was read from."""
+
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return array_module(x).take_along_axis(x, ctx.index, axis=ctx.dim)
+
+    def backward(ctx, grad):
+        xp = array_module(grad)
+        g = xp.zeros(ctx.shape, grad.dtype)
+        g[_along(xp, ctx.index, ctx.dim)] = grad  # the indices along dim are distinct: plain assignment
+        return g
+
+
+class Topk(Sort):
+    pass
+
+
+def _order(x, dim: int, descending: bool, stable: bool):
+    """int64 indices that sort x along dim."""
+    xp = array_module(x)
+    keys = x.astype(np.int8) if x.dtype.kind == "b" else x
+    kind = "stable" if stable else None
+    return xp.argsort(-keys if descending else keys, axis=dim, kind=kind).astype(np.int64, copy=False)
+
+
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
+    """(values, indices) of x sorted along `dim`, as torch.sort."""
+    d = _dim(dim, max(x.ndim, 1))
+    if x.ndim == 0:
+        return SortResult(x.clone(), Tensor._wrap(array_module(x.data).zeros((), np.int64)))
+    index = _order(x.data, d, descending, stable)
+    return SortResult(Sort.apply(x, index=index, dim=d), Tensor._wrap(index))
+
+
+def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    """The int64 indices that sort x along `dim` (no gradient)."""
+    return sort(x, dim, descending, stable).indices
+
+
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+    """(values, indices) of the k largest (or smallest) entries along `dim`, largest first."""
+    d = _dim(dim, max(x.ndim, 1))
+    size = x.shape[d] if x.ndim else 1
+    if not 0 <= k <= size:
+        raise ShapeError(f"topk: k ({k}) must be between 0 and the size of dimension {d} ({size}) "
+                         f"of input {tuple(x.shape)}")
+    if x.ndim == 0:
+        return TopkResult(x.clone(), Tensor._wrap(array_module(x.data).zeros((), np.int64)))
+    xp = array_module(x.data)
+    index = xp.take(_order(x.data, d, largest, True), xp.arange(k), axis=d)
+    return TopkResult(Topk.apply(x, index=index, dim=d), Tensor._wrap(index))
