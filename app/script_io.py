@@ -1,12 +1,14 @@
 """Running a person's script on the engine thread: its output, and its failure as its own traceback.
 
-`capture_output(thread_id, sink)` routes what that thread writes to sys.stdout / sys.stderr to
-`sink(stream, text)` (other threads keep writing where they did); `script_error(err, path)` keeps
-the script's own frames of a traceback and finds the op that raised, as plain data.
+`capture_output(thread_id, sink)` routes what that thread, and every thread it starts, writes to
+sys.stdout / sys.stderr to `sink(stream, text)` (other threads keep writing where they did), and gives
+them no stdin; `script_error(err, path)` keeps the script's own frames of a traceback and finds the op
+that raised, as plain data.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import runpy
 import sys
@@ -45,9 +47,28 @@ class ScriptError:
     line: int = 0
 
 
-# ---- output -------------------------------------------------------------------------------------
+# ---- output ----------------------------------------------------------------------------------------
 _sinks: dict[int, object] = {}
 _lock = threading.Lock()
+_start_thread = threading.Thread.start
+NO_STDIN = "a script run by Tapescope has no console to read: pass values as arguments (sys.argv), not input()"
+
+
+def _sink():
+    """The sink of the calling thread: its own, or that of the captured thread that started it."""
+    sink = _sinks.get(threading.get_ident())
+    if sink is None:
+        sink = getattr(threading.current_thread(), "_tapescope_sink", None)
+        if sink is not None and sink not in _sinks.values():  # that run has ended
+            return None
+    return sink
+
+
+def _start_captured(thread: threading.Thread) -> None:
+    """Thread.start while output is captured: a thread that a captured thread starts is captured too,
+    so what a script's worker threads print shows in its output, not on the app's console."""
+    thread._tapescope_sink = _sink()
+    _start_thread(thread)
 
 
 class _ThreadStream:
@@ -58,7 +79,7 @@ class _ThreadStream:
         self.original = original
 
     def write(self, text: str) -> int:
-        sink = _sinks.get(threading.get_ident())
+        sink = _sink()
         if sink is None:
             return self.original.write(text)
         sink(self._name, str(text))
@@ -69,24 +90,71 @@ class _ThreadStream:
             self.write(line)
 
     def flush(self) -> None:
-        if threading.get_ident() not in _sinks:
+        if _sink() is None:
             self.original.flush()
 
     def isatty(self) -> bool:
-        return False if threading.get_ident() in _sinks else self.original.isatty()
+        return False if _sink() is not None else self.original.isatty()
+
+    def __getattr__(self, name: str):
+        return getattr(self.original, name)
+
+
+class _ThreadStdin:
+    """Stands in for sys.stdin: captured threads read nothing (EOFError, as Python raises when stdin is
+    closed), rather than block on the app's console, where no one types and Stop cannot reach them."""
+
+    def __init__(self, original) -> None:
+        self.original = original
+
+    def _refuse(self) -> None:
+        if _sink() is not None:
+            raise EOFError(NO_STDIN)
+
+    def read(self, *args):
+        self._refuse()
+        return self.original.read(*args)
+
+    def readline(self, *args):
+        self._refuse()
+        return self.original.readline(*args)
+
+    def readlines(self, *args):
+        self._refuse()
+        return self.original.readlines(*args)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self._refuse()
+        return next(self.original)
+
+    def fileno(self) -> int:
+        # input() reads the console itself when stdin has a file descriptor that is a terminal
+        if _sink() is not None or self.original is None:
+            raise io.UnsupportedOperation("fileno")
+        return self.original.fileno()
+
+    def isatty(self) -> bool:
+        return False if _sink() is not None or self.original is None else self.original.isatty()
 
     def __getattr__(self, name: str):
         return getattr(self.original, name)
 
 
 def capture_output(thread_id: int, sink) -> None:
-    """Send what thread `thread_id` prints (stdout and stderr) to `sink(stream, text)`."""
+    """Send what thread `thread_id` and the threads it starts print (stdout and stderr) to
+    `sink(stream, text)`; reading stdin raises EOFError in them."""
     with _lock:
         _sinks[thread_id] = sink
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if not isinstance(stream, _ThreadStream):
                 setattr(sys, name, _ThreadStream(name, stream))
+        if not isinstance(sys.stdin, _ThreadStdin):
+            sys.stdin = _ThreadStdin(sys.stdin)
+        threading.Thread.start = _start_captured
 
 
 def release_output(thread_id: int) -> None:
@@ -99,6 +167,9 @@ def release_output(thread_id: int) -> None:
             stream = getattr(sys, name)
             if isinstance(stream, _ThreadStream):
                 setattr(sys, name, stream.original)
+        if isinstance(sys.stdin, _ThreadStdin):
+            sys.stdin = sys.stdin.original
+        threading.Thread.start = _start_thread
 
 
 # ---- running ------------------------------------------------------------------------------------
@@ -143,6 +214,8 @@ def script_error(err: BaseException, script: str) -> ScriptError:
     op = _failed_op(apply_frame, module_path) if apply_frame is not None else None
     message = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
     file, line = (kept[-1][0].f_code.co_filename, kept[-1][1]) if kept else ("", 0)
+    if isinstance(err, SyntaxError) and err.filename and os.path.isfile(err.filename):
+        file, line = err.filename, err.lineno or 0  # the line that does not parse, not the import of it
     return ScriptError(message.splitlines()[0], text, op, file, line)
 
 
