@@ -1,7 +1,8 @@
 """The window's actions (menus, toolbar, shortcuts) and their icons, drawn here so every platform has them.
 
 Shortcuts follow the debuggers people know: F5 continue, Shift+F5 stop, Ctrl+Shift+F5 restart,
-F10 step over, F11 step into, Shift+F11 step out.
+F10 step over, F11 step into, Shift+F11 step out. Within a menu each item underlines a letter of its own,
+so Alt+D then that letter runs it.
 """
 
 from __future__ import annotations
@@ -43,21 +44,21 @@ DEBUG = (
     Spec("step_over", "Step &Over", "F10", "step_over", "Run to the next op in this module call, "
          "skipping nested module calls"),
     Spec("step_out", "Step O&ut", "Shift+F11", "step_out", "Run until the current module call returns"),
-    Spec("run_to_phase", "Run to &Backward", "Ctrl+F10", "run_to_phase",
+    Spec("run_to_phase", "Run &to Backward", "Ctrl+F10", "run_to_phase",
          "Run to the next phase: forward \u2192 backward \u2192 optimizer step"),
-    Spec("run_to_next_iteration", "Run to Next &Iteration", "Ctrl+F11", "next_iteration",
+    Spec("run_to_next_iteration", "Run to &Next Iteration", "Ctrl+F11", "next_iteration",
          "Run to the first op of the next iteration"),
     Spec("restart", "&Restart", "Ctrl+Shift+F5", "restart", "Run the script again from the start"),
     Spec("stop", "&Stop", "Shift+F5", "stop", "Stop the script (also one that never calls the engine)"),
     Spec("toggle_breakpoint", "Toggle &Breakpoint", "F9", "", "Break at the selected node (or module) "
          "every time it runs; again to remove"),
-    Spec("record", "Re&cord to Tape", "Ctrl+R", "record", "Record the live session to a .tape file "
+    Spec("record", "Recor&d to Tape", "Ctrl+R", "record", "Record the live session to a .tape file "
          "(replay it with File > Open Tape)", checkable=True),
 )
 FILE = (
     Spec("open_tape", "&Open Tape\u2026", "Ctrl+O", "", "Replay a recorded .tape file"),
     Spec("run_script", "&Debug Script\u2026", "Ctrl+Shift+O", "", "Run a Python script under the debugger"),
-    Spec("open_demo", "Open the &Demo", "", "", "The built-in demo: an MLP learning two spirals"),
+    Spec("open_demo", "Open the D&emo", "", "", "The built-in demo: an MLP learning two spirals"),
     Spec("quit", "&Quit", "Ctrl+Q"),
 )
 EDIT = (
@@ -65,7 +66,7 @@ EDIT = (
     Spec("redo", "&Redo Edit", "Ctrl+Shift+Z", "", "Apply the undone runtime edit again"),
 )
 VIEW = (
-    Spec("fit", "&Fit Graph", "Ctrl+0", "fit", "Zoom to show the whole graph"),
+    Spec("fit", "Fi&t Graph", "Ctrl+0", "fit", "Zoom to show the whole graph"),
     Spec("find", "&Find Node\u2026", "Ctrl+F", "", "Find a node by op, module or key"),
     Spec("backward", "Show &Backward Pass", "Ctrl+B", "", "Overlay the gradient flow of the backward pass",
          checkable=True),

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -266,7 +266,7 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         for name in ("fit", "find", "backward"):
             view.addAction(a[name])
-        colour = view.addMenu("&Colour Nodes By")
+        colour = view.addMenu("C&olour Nodes By")
         group = QActionGroup(self)
         for text, metric in COLOUR_BY:
             act = QAction(text, self, checkable=True, checked=metric is None)
@@ -686,15 +686,19 @@ class MainWindow(QMainWindow):
         a["stop"].setEnabled(alive and (session.ended is None if live else session.status == RUNNING))
         a["restart"].setEnabled(session is not None)
         a["record"].setEnabled(live and alive)
+        a["toggle_breakpoint"].setEnabled(live and alive)  # a replay, or a run that ended, never stops again
         phase = session.phase if session is not None else "forward"
-        a["run_to_phase"].setText({"forward": "Run to &Backward", "backward": "Run to Optimizer &Step"}
-                                  .get(phase, "Run to Next &Phase"))
+        text = {"forward": "Run &to Backward", "backward": "Run &to Optimizer Step"}.get(phase, "Run &to Next Phase")
+        a["run_to_phase"].setText(text)
+        # the toolbar button's tooltip names the same phase as the menu
+        a["run_to_phase"].setToolTip(f"{text.replace('&', '')} ({a['run_to_phase'].shortcut().toString()})")
 
     # ---- recent files, drag and drop, dialogs -------------------------------------------------------------
     def recent_files(self) -> list[str]:
         """Recently opened tapes and scripts, newest first."""
         value = self.settings.value("recent", [])
-        return [value] if isinstance(value, str) else list(value or [])
+        paths = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        return [p for p in paths if isinstance(p, str) and p]
 
     def _add_recent(self, path: str) -> None:
         recent = [path, *(p for p in self.recent_files() if p != path)][:MAX_RECENT]
@@ -739,11 +743,13 @@ class MainWindow(QMainWindow):
 
     # ---- settings and closing -------------------------------------------------------------------------
     def _restore_settings(self) -> None:
+        # a settings file edited by hand or written by another program may hold anything: what is not
+        # a saved geometry or state is left out, and the window starts with its defaults
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
-        if geometry is not None:
+        if isinstance(geometry, (QByteArray, bytes)):
             self.restoreGeometry(geometry)
-        if state is not None:
+        if isinstance(state, (QByteArray, bytes)):
             self._restored = self.restoreState(state, STATE_VERSION)
 
     def closeEvent(self, event) -> None:

@@ -1,0 +1,131 @@
+"""The window as a keyboard-and-menu user meets it: scripts that fail in odd ways, menus, settings."""
+
+import io
+import os
+import sys
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from app.window import MainWindow
+from tests.app.test_window import TIMEOUT, make_window, paused, press, script, status
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path)
+
+
+def run_to_end(qtbot, window, path: str) -> None:
+    """Open `path` paused on entry, press F5 and wait for the run to end."""
+    assert window.run_script(path)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+
+
+def test_a_syntax_error_shows_the_line_that_does_not_parse(qtbot, window, tmp_path):
+    path = script(tmp_path, "typo.py", """
+        import engine
+        x = engine.tensor([1.0, 2.0]
+        print(x)
+    """)
+    run_to_end(qtbot, window, path)
+    assert "SyntaxError" in window.message_bar.text()
+    assert window.source_view.file == path
+    assert "x = engine.tensor([1.0, 2.0]" in window.source_view.current_line_text()
+
+
+@pytest.fixture
+def console_stdin(monkeypatch):
+    """The app's stdin is a console no one types into (a pipe kept open), as when started from a terminal."""
+    read_end, write_end = os.pipe()
+    stdin = io.TextIOWrapper(io.FileIO(read_end, "r"))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    yield stdin
+    os.close(write_end)  # a read still blocked (without the fix) gets its end of file
+
+
+def test_input_fails_at_once_and_says_what_to_do(qtbot, window, tmp_path, console_stdin):
+    path = script(tmp_path, "ask.py", """
+        name = input("your name? ")
+        print("hello", name)
+    """)
+    run_to_end(qtbot, window, path)
+    assert status(window).startswith("Failed: EOFError")
+    assert "sys.argv" in window.message_bar.text()
+    assert "your name? " in window.output.text()
+    assert sys.stdin is console_stdin  # given back once the run ended
+
+
+def test_what_the_scripts_own_threads_print_shows_in_the_output(qtbot, window, tmp_path):
+    path = script(tmp_path, "workers.py", """
+        import threading
+
+        def work(n):
+            print(f"worker {n} done")
+            inner = threading.Thread(target=print, args=(f"helper of {n} done",))
+            inner.start()
+            inner.join()
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    """)
+    run_to_end(qtbot, window, path)
+    text = window.output.text()
+    for n in range(2):
+        assert f"worker {n} done" in text and f"helper of {n} done" in text
+    assert status(window) == "Finished"
+
+
+def test_a_corrupt_settings_file_starts_with_the_default_layout(qtbot, tmp_path):
+    path = tmp_path / "settings.ini"
+    path.write_text("[General]\nrecent=@Variant(\\0\\0\\0\\x7f\\0\\0\\0\\x1fbogus)\n"
+                    "[window]\ngeometry=garbage\nstate=3\n")
+    window = MainWindow(QSettings(str(path), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    assert all(dock.isVisible() for dock in window.docks.values())
+    assert window.recent_files() == []
+    assert status(window) == "Ready"
+
+
+def test_each_menu_item_underlines_a_letter_of_its_own(qtbot, window):
+    window.open_demo(epochs=1, n=64)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    press(qtbot, window, Qt.Key.Key_F10, Qt.KeyboardModifier.ControlModifier)  # "Run to Optimizer Step" now
+    qtbot.waitUntil(lambda: paused(window) and window.session.phase == "backward", timeout=TIMEOUT)
+    for menu_action in window.menuBar().actions():
+        texts = [a.text() for a in menu_action.menu().actions() if a.text()]
+        letters = [t[t.index("&") + 1].lower() for t in texts if "&" in t]
+        assert len(letters) == len(set(letters)), (menu_action.text(), texts)
+
+
+def test_the_run_to_phase_button_tells_the_phase_the_menu_does(qtbot, window):
+    window.open_demo(epochs=1, n=64)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    action = window.actions["run_to_phase"]
+    assert action.toolTip() == "Run to Backward (Ctrl+F10)"
+    press(qtbot, window, Qt.Key.Key_F10, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: paused(window) and window.session.phase == "backward", timeout=TIMEOUT)
+    assert action.text().replace("&", "") == "Run to Optimizer Step"
+    assert action.toolTip() == "Run to Optimizer Step (Ctrl+F10)"
+
+
+def test_f9_is_offered_only_while_a_live_run_can_stop(qtbot, window, tmp_path):
+    assert not window.actions["toggle_breakpoint"].isEnabled()  # nothing open
+    path = script(tmp_path, "done.py", """
+        import engine
+        (engine.tensor([1.0, 2.0], requires_grad=True) * 2).sum().backward()
+    """)
+    assert window.run_script(path)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    assert window.actions["toggle_breakpoint"].isEnabled()
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+    assert not window.actions["toggle_breakpoint"].isEnabled()
+
