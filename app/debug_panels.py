@@ -277,9 +277,10 @@ class DebugPanels(QObject):
         self._stop_note = text
 
     def toggle_breakpoint(self) -> None:
-        """F9: a breakpoint on the selected node (a module group: on its calls); again removes it."""
+        """F9: a breakpoint on the selected node (a module group: on its calls), or with none selected on the
+        op the run is paused at, as in an IDE; again removes it."""
         w, session = self.w, self.w.session
-        key = w.graph.selected
+        key = w.graph.selected or (session.model.current if isinstance(session, LiveSession) else None)
         if not isinstance(session, LiveSession) or not key:
             w.status_panel.set_note("Select a node of a live run to break at it", 4)
             return

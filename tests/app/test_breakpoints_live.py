@@ -152,3 +152,15 @@ def test_f9_on_a_node_of_a_second_call_stops_in_every_call_and_the_graph_marks_t
     assert status(window) == "Paused by a breakpoint at op tanh in Twice.act#1"
     window.breakpoints.list.topLevelItem(0).setCheckState(0, Qt.CheckState.Unchecked)  # off: no dots
     qtbot.waitUntil(lambda: not red_at(window, "Twice.act/tanh:0"))
+
+
+def test_f9_with_nothing_selected_breaks_at_the_op_the_run_is_paused_at(qtbot, window):
+    window.run_function(train, "train")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("step_into")  # the first op: linear in Sequential.0
+    qtbot.waitUntil(lambda: paused(window) and window.session.model.current is not None, timeout=TIMEOUT)
+    window.canvas.select(None)
+    qtbot.keyClick(window, Qt.Key.Key_F9)
+    assert window.breakpoints.rows() == [("op Sequential.0/linear:0  (forward)", 0, True)]
+    resume(qtbot, window)  # the next iteration's first op
+    assert status(window) == "Paused by a breakpoint at op linear in Sequential.0" and window.session.iteration == 1
