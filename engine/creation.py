@@ -272,3 +272,28 @@ def randperm(n: int, dtype=None, device=None) -> Tensor:
     """A random permutation of 0..n-1."""
     arr, _ = _random_array(device, lambda g: g.permutation(n))
     return Tensor(arr.astype((dtype and dtypes.as_dtype(dtype).np) or np.int64, copy=False))
+
+
+# ---- Tensor.new_*: a new tensor with this tensor's dtype and device unless told otherwise -------------
+def new_tensor(x: Tensor, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A copy of `data` as a tensor with x's dtype and device (or the given ones); not part of x's graph."""
+    dt, dev = _like(x, dtype, device)
+    return tensor(data, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def new_full(x: Tensor, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of shape `size` filled with `fill_value`, with x's dtype and device unless given."""
+    dt, dev = _like(x, dtype, device)
+    return _filled(fill_value, tuple(size) if isinstance(size, list | tuple) else (size,), dt, dev, requires_grad)
+
+
+def new_zeros(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Zeros of shape `size`, with x's dtype and device unless given."""
+    dt, dev = _like(x, dtype, device)
+    return zeros(*size, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def new_ones(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Ones of shape `size`, with x's dtype and device unless given."""
+    dt, dev = _like(x, dtype, device)
+    return ones(*size, dtype=dt, device=dev, requires_grad=requires_grad)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import ops
+from engine import creation, ops
 from engine.autograd.function import _emit_op as emit_op
 from engine.autograd.grad_mode import state as grad_state
 from engine.backend import array_module
@@ -18,14 +18,16 @@ METHODS = (
     "norm", "all", "any", "softmax", "log_softmax", "cumsum",
     "reshape", "view", "transpose", "permute", "flatten", "unflatten", "squeeze", "unsqueeze", "expand",
     "expand_as", "view_as", "reshape_as", "repeat", "split", "chunk", "flip", "roll", "swapaxes", "movedim",
-    "gather", "scatter_add", "index_select", "masked_fill", "sort", "argsort", "topk", "tril", "triu", "mm", "bmm",
+    "gather", "scatter", "scatter_add", "index_add", "index_select", "masked_fill", "masked_select", "unbind",
+    "narrow", "sort", "argsort", "topk", "tril", "triu", "mm", "bmm",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
            "negative": "neg", "absolute": "abs", "swapdims": "transpose", "moveaxis": "movedim",
            "greater": "gt", "less": "lt", "greater_equal": "ge", "less_equal": "le", "not_equal": "ne"}
 # In-place variants `name_`: computed out of place, then written into the tensor's storage.
 INPLACE = ("add", "sub", "mul", "div", "pow", "clamp", "neg", "exp", "log", "sqrt", "abs", "sigmoid", "tanh",
-           "relu", "masked_fill", "scatter_add", "tril", "triu", "sign", "sin", "cos", "square", "reciprocal")
+           "relu", "masked_fill", "scatter", "scatter_add", "index_add", "tril", "triu", "sign", "sin", "cos",
+           "square", "reciprocal")
 # Operators: (dunder, function, reflected dunder or None, in-place dunder or None)
 OPERATORS = (
     ("__add__", "add", "__radd__", "__iadd__"),
@@ -122,6 +124,10 @@ def install() -> None:
     cls.__invert__ = ops.logical_not
     cls.__getitem__ = ops.getitem
     cls.__hash__ = lambda self: id(self)
+    for name in ("new_tensor", "new_full", "new_zeros", "new_ones"):
+        setattr(cls, name, getattr(creation, name))
+    cls.type_as = lambda self, other: self.to(dtype=other.dtype)
+    cls.where = lambda self, condition, other: ops.where(condition, self, other)
     cls.fill_ = lambda self, value: self._write(lambda t: ops.full_like(t, value), check_leaf=True)
     cls.copy_ = lambda self, src: self._write(
         lambda t: ops.expand(ops.cast(ops.to_device(src, t.device), t.dtype), t.shape))

@@ -1,4 +1,4 @@
-"""Indexing ops: x[index], out-of-place x[index] = value, gather, scatter_add, index_select, masked_fill.
+"""Indexing ops: x[index], out-of-place x[index] = value, gather, scatter(_add), index_select/add, masked_*.
 
 PyTorch indexes in two steps, and so do we: ints, slices, None and Ellipsis are applied first (a
 view), then the integer and boolean arrays index that view together, with NumPy's rules for
@@ -18,7 +18,8 @@ from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module, device_of
 from engine.tensor import Tensor
 
-__all__ = ["gather", "getitem", "index_select", "masked_fill", "scatter_add", "setitem"]
+__all__ = ["gather", "getitem", "index_add", "index_select", "masked_fill", "masked_select", "scatter", "scatter_add",
+           "setitem"]
 
 
 class IndexOutOfRange(IndexError, RuntimeError):
@@ -273,14 +274,16 @@ def _check_same_device(arr, x: Tensor, op: str, what: str, host_ok: bool) -> Non
                            f"move it with .to('{x.device}')")
 
 
-def _check_range(idx, lo: int, hi: int, dim: int) -> None:
-    """Raise IndexOutOfRange naming the first value of `idx` outside [lo, hi)."""
+def _check_range(idx, lo: int, hi: int, dim: int, op: str = "", shape: tuple | None = None) -> None:
+    """Raise IndexOutOfRange naming the first value of `idx` outside [lo, hi) (and the op and input shape)."""
     if idx.size == 0:
         return
     bad = (idx < lo) | (idx >= hi)
     if bool(bad.any()):  # one reduction (a single sync on the GPU) in the common, valid case
         value = int(idx[bad].ravel()[0])
-        raise IndexOutOfRange(f"index {value} is out of bounds for dimension {dim} with size {hi}")
+        where = "" if shape is None else f" of input {tuple(shape)}"
+        raise IndexOutOfRange(f"{op + ': ' if op else ''}index {value} is out of bounds for dimension {dim} "
+                              f"with size {hi}{where}")
 
 
 # ---- gather, scatter_add, index_select --------------------------------------------------------
@@ -394,6 +397,95 @@ def scatter_add(x: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     return ScatterAdd.apply(x, index, src, dim=dim)
 
 
+class Scatter(Function):
+    """A copy of x with src written at the positions index names; src is a tensor or a number."""
+
+    op = "scatter"
+
+    def forward(ctx, x, index, src):
+        ctx.save(index)
+        ctx.src_shape = getattr(src, "shape", None)
+        xp = array_module(x)
+        index = _at_least_1d(index)
+        out = _at_least_1d(x).copy()
+        out[_along(xp, index, ctx.dim)] = src if ctx.src_shape is None else _at_least_1d(src)[_head(index.shape)]
+        return out.reshape(x.shape)
+
+    def backward(ctx, grad):
+        (index,) = ctx.saved
+        need_x, _, need_src = ctx.needs_input_grad
+        xp = array_module(grad)
+        where = _along(xp, _at_least_1d(index), ctx.dim)
+        gx = gsrc = None
+        if need_x:  # overwritten entries no longer depend on x
+            gx = _at_least_1d(grad).copy()
+            gx[where] = 0
+            gx = gx.reshape(grad.shape)
+        if need_src and ctx.src_shape is not None:
+            gsrc = xp.zeros(ctx.src_shape or (1,), grad.dtype)
+            gsrc[_head(index.shape or (1,))] = _at_least_1d(grad)[where]
+            gsrc = gsrc.reshape(ctx.src_shape)
+        return gx, None, gsrc
+
+
+def scatter(x: Tensor, dim: int, index: Tensor, src=None, *, value=None) -> Tensor:
+    """A copy of x with x[p with index[p] at `dim`] = src[p] (or the number `src`/`value`) for each p of index."""
+    idx = _index_array("scatter", index)
+    if src is None:
+        src = value
+    if isinstance(src, Tensor):
+        if src.dtype is not x.dtype:
+            raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype, got {x.dtype} "
+                               f"and {src.dtype}")
+    elif not isinstance(src, numbers.Number | np.generic):
+        raise TypeError(f"scatter(): src must be a tensor or a number, got {type(src).__name__}")
+    dim = _dim(dim, x.ndim)
+    _check_index_shape("scatter", x, dim, idx, src if isinstance(src, Tensor) else None)
+    _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim, "scatter", x.shape)
+    return Scatter.apply(x, index, src, dim=dim)
+
+
+class IndexAdd(Function):
+    op = "index_add"
+
+    def forward(ctx, x, index, source):
+        ctx.save(index)
+        xp = array_module(x)
+        out = _at_least_1d(x).copy()
+        source = _at_least_1d(source) * ctx.alpha if ctx.alpha != 1 else _at_least_1d(source)
+        scatter_add_into(xp)(out, (slice(None),) * ctx.dim + (index.reshape(-1),), source.astype(x.dtype, copy=False))
+        return out.reshape(x.shape)
+
+    def backward(ctx, grad):
+        (index,) = ctx.saved
+        need_x, _, need_source = ctx.needs_input_grad
+        gsource = None
+        if need_source:
+            gsource = array_module(grad).take(_at_least_1d(grad), index.reshape(-1), axis=ctx.dim)
+            gsource = gsource * ctx.alpha if ctx.alpha != 1 else gsource
+        return (grad if need_x else None), None, gsource
+
+
+def index_add(x: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
+    """A copy of x with alpha * source[..., i, ...] added at x[..., index[i], ...] along `dim`; repeats add up."""
+    idx = _index_array("index_add", index)
+    if not isinstance(source, Tensor):
+        raise TypeError(f"index_add(): source must be a tensor, got {type(source).__name__}")
+    if source.dtype is not x.dtype:
+        raise RuntimeError(f"index_add(): self ({x.dtype}) and source ({source.dtype}) must have the same "
+                           "scalar type")
+    if idx.ndim > 1:
+        raise IndexError(f"index_add(): Index is supposed to be a vector, got shape {tuple(idx.shape)}")
+    dim = _dim(dim, x.ndim)
+    xs, ss = x.shape or (1,), source.shape or (1,)
+    expected = (*xs[:dim], idx.size, *xs[dim + 1:])
+    if tuple(ss) != expected:
+        raise ShapeError(f"index_add: source {tuple(source.shape)} must have shape {expected}: input "
+                         f"{tuple(x.shape)} with dim {dim} of the index's size {idx.size}")
+    _check_range(idx, 0, xs[dim], dim, "index_add", x.shape)
+    return IndexAdd.apply(x, index, source, dim=dim, alpha=alpha)
+
+
 class IndexSelect(Function):
     op = "index_select"
 
@@ -452,3 +544,36 @@ def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
     elif not isinstance(value, numbers.Number | np.generic):
         raise TypeError(f"masked_fill(): value must be a number or a 0-d tensor, got {type(value).__name__}")
     return MaskedFill.apply(x, mask, value)
+
+
+# ---- masked_select --------------------------------------------------------------------------------
+class MaskedSelect(Function):
+    op = "masked_select"
+
+    def forward(ctx, x, mask):
+        xp = array_module(x)
+        shape = np.broadcast_shapes(x.shape, mask.shape)
+        ctx.save(mask)
+        ctx.shape = shape
+        return xp.broadcast_to(x, shape)[xp.broadcast_to(mask, shape)]
+
+    def backward(ctx, grad):
+        (mask,) = ctx.saved
+        xp = array_module(grad)
+        g = xp.zeros(ctx.shape, grad.dtype)
+        g[xp.broadcast_to(mask, ctx.shape)] = grad  # summed back to x's shape centrally
+        return g, None
+
+
+def masked_select(x: Tensor, mask: Tensor) -> Tensor:
+    """The entries of x where the bool `mask` (broadcast with x) is true, as a 1-D tensor."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"masked_select(): mask must be a bool tensor, got {type(mask).__name__}")
+    if mask.data.dtype != np.bool_:
+        raise RuntimeError(f"masked_select: expected a bool mask, got {mask.dtype}")
+    try:
+        np.broadcast_shapes(x.shape, mask.shape)
+    except ValueError:
+        raise ShapeError(f"masked_select: mask {tuple(mask.shape)} does not broadcast with input "
+                         f"{tuple(x.shape)}") from None
+    return MaskedSelect.apply(x, mask)

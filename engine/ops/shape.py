@@ -19,8 +19,8 @@ from engine.backend import array_module
 from engine.tensor import Tensor
 
 __all__ = [
-    "cat", "chunk", "expand", "expand_as", "flatten", "flip", "movedim", "pad", "permute", "repeat",
-    "reshape", "reshape_as", "roll", "split", "squeeze", "stack", "swapaxes", "transpose", "unflatten",
+    "cat", "chunk", "expand", "expand_as", "flatten", "flip", "movedim", "narrow", "pad", "permute", "repeat",
+    "reshape", "reshape_as", "roll", "split", "squeeze", "stack", "swapaxes", "transpose", "unbind", "unflatten",
     "unsqueeze", "view", "view_as",
 ]
 
@@ -417,6 +417,41 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     d = _dim(dim, x.ndim)
     n = x.shape[d]
     return _pieces(x, d, [0] * chunks) if n == 0 else split(x, -(-n // chunks), d)
+
+
+class Unbind(Split):
+    op = "unbind"
+
+
+class Narrow(Split):
+    op = "narrow"
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+    """The slices of `x` along `dim`, each without that dim (views)."""
+    if x.ndim == 0:
+        raise ShapeError("unbind: expects at least a 1-dimensional tensor, got a 0-d tensor")
+    d = _dim(dim, x.ndim)
+    lead = (slice(None),) * d
+    return tuple(_as_view(Unbind.apply(x, index=(*lead, i)), x) for i in range(x.shape[d]))
+
+
+def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """The view of `x` holding `length` entries of `dim` from `start` (which may be negative)."""
+    if x.ndim == 0:
+        raise ShapeError("narrow: expects at least a 1-dimensional tensor, got a 0-d tensor")
+    d = _dim(dim, x.ndim)
+    n = x.shape[d]
+    start, length = operator.index(start), operator.index(length)
+    if not -n <= start <= n:
+        raise IndexError(f"narrow: start {start} is out of range for dim {d} of size {n} "
+                         f"(tensor of shape {tuple(x.shape)})")
+    if start < 0:
+        start += n
+    if length < 0 or start + length > n:
+        raise ShapeError(f"narrow: start ({start}) + length ({length}) exceeds dim {d} of size {n} "
+                         f"(tensor of shape {tuple(x.shape)})")
+    return _as_view(Narrow.apply(x, index=(*(slice(None),) * d, slice(start, start + length))), x)
 
 
 # ---- flip, roll, pad --------------------------------------------------------------------------------
