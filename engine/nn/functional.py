@@ -1,10 +1,12 @@
 """engine.nn.functional: PyTorch's functional API (`import engine.nn.functional as F`).
 
-Names, argument orders and defaults follow torch.nn.functional. Every function is one op of the
-engine (one node in the graph), implemented in engine.ops (activation, nn, loss, conv, pool, shape).
+Names, argument orders and defaults follow torch.nn.functional. Most functions are one op of the
+engine (one node in the graph), implemented in engine.ops (activation, nn, loss, conv, pool, shape);
+normalize, cosine_similarity and scaled_dot_product_attention are composed of several.
 """
 
 from engine.ops.activation import dropout, elu, gelu, leaky_relu, log_softmax, relu, silu, softmax, softplus
+from engine.ops.attention import scaled_dot_product_attention
 from engine.ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from engine.ops.elementwise import sigmoid, tanh
 from engine.ops.loss import (
@@ -17,7 +19,7 @@ from engine.ops.loss import (
     nll_loss,
     smooth_l1_loss,
 )
-from engine.ops.nn import batch_norm, embedding, group_norm, layer_norm, linear
+from engine.ops.nn import batch_norm, embedding, group_norm, layer_norm, linear, one_hot
 from engine.ops.pool import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -27,11 +29,13 @@ from engine.ops.pool import (
     max_pool2d,
 )
 from engine.ops.shape import pad
+from engine.ops.similarity import cosine_similarity, normalize
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d",
-    "conv_transpose2d", "cross_entropy", "dropout", "elu", "embedding", "gelu", "group_norm", "huber_loss",
-    "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool1d", "max_pool2d", "mse_loss",
-    "nll_loss", "pad", "relu", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh",
+    "conv_transpose2d", "cosine_similarity", "cross_entropy", "dropout", "elu", "embedding", "gelu", "group_norm",
+    "huber_loss", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool1d", "max_pool2d",
+    "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "scaled_dot_product_attention", "sigmoid",
+    "silu", "smooth_l1_loss", "softmax", "softplus", "tanh",
 ]

@@ -8,12 +8,15 @@ from engine.creation import (
     zeros_like,
 )
 from engine.ops.activation import log_softmax, softmax
+from engine.ops.attention import scaled_dot_product_attention
 from engine.ops.convert import cast, clone, to_device
 from engine.ops.elementwise import *  # noqa: F403
 from engine.ops.index import *  # noqa: F403
 from engine.ops.linalg import bmm, einsum, matmul, mm, tril, triu
+from engine.ops.nn import one_hot
 from engine.ops.reduce import *  # noqa: F403
 from engine.ops.shape import *  # noqa: F403
+from engine.ops.similarity import cosine_similarity, normalize
 from engine.ops.sort import *  # noqa: F403
 from engine.tensor_methods import install as _install
 

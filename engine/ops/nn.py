@@ -1,4 +1,4 @@
-"""Layers as functions: linear, embedding, and layer, batch and group normalization.
+"""Layers as functions: linear, embedding, one_hot, and layer, batch and group normalization.
 
 The three normalizations share one pair of kernels: standardize over some axes, and its gradient.
 They differ only in which axes they reduce and how the affine parameters broadcast.
@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.index_checks import LATER, first_bad, out_of_range, position, settled_checks
 from engine.tensor import Tensor
 
-__all__ = ["batch_norm", "embedding", "group_norm", "layer_norm", "linear"]
+__all__ = ["batch_norm", "embedding", "group_norm", "layer_norm", "linear", "one_hot"]
 
 
 # ---- argument checks shared by the nn ops ---------------------------------------------------------
@@ -304,3 +306,36 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
                eps: float = 1e-5) -> Tensor:
     """Normalize each group of channels of (N, C, ...) per sample, then apply a per-channel affine."""
     return GroupNorm.apply(input, weight, bias, num_groups=num_groups, eps=eps)
+
+
+# ---- one_hot ------------------------------------------------------------------------------------
+class OneHot(Function):
+    differentiable = False
+    op = "one_hot"
+
+    def forward(ctx, x):
+        xp = array_module(x)
+        return (x[..., None] == xp.arange(ctx.num_classes)).astype(np.int64)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """int64 tensor of shape (*tensor.shape, num_classes) with a 1 at each class index (one more than the
+    largest index when num_classes is -1)."""
+    x = tensor.data
+    if x.dtype != np.int64:
+        raise TypeError(f"one_hot: expected an int64 (long) tensor of class indices, got {tensor.dtype}")
+    if num_classes < -1 or (num_classes == 0 and x.size):
+        raise ValueError(f"one_hot: num_classes must be positive or -1, got {num_classes}")
+    if x.size:  # one reduction each, read back at once, as PyTorch does
+        low, high = int(x.min()), int(x.max())
+        if low < 0:
+            raise IndexError(f"one_hot: class values must be non-negative, got {low} in input of shape "
+                             f"{tuple(tensor.shape)}")
+        if num_classes == -1:
+            num_classes = high + 1
+        elif high >= num_classes:
+            raise IndexError(f"one_hot: class value {high} is not smaller than num_classes ({num_classes}) "
+                             f"in input of shape {tuple(tensor.shape)}")
+    elif num_classes == -1:
+        raise ValueError("one_hot: can not infer the number of classes from an empty tensor; pass num_classes")
+    return OneHot.apply(tensor, num_classes=num_classes)

@@ -1,0 +1,53 @@
+"""Scaled dot-product attention, composed from matmul, masking, softmax and dropout."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine import dtypes
+from engine.autograd.function import ShapeError
+from engine.creation import ones
+from engine.ops.activation import dropout, softmax
+from engine.ops.index import masked_fill
+from engine.ops.linalg import matmul
+from engine.tensor import Tensor
+
+__all__ = ["scaled_dot_product_attention"]
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None) -> Tensor:
+    """softmax(query @ key^T * scale + mask) @ value; a bool mask keeps where true, a float mask is added."""
+    shapes = f"query {tuple(query.shape)}, key {tuple(key.shape)} and value {tuple(value.shape)}"
+    if min(query.ndim, key.ndim, value.ndim) < 2:
+        raise ShapeError(f"scaled_dot_product_attention: {shapes} must have at least 2 dimensions")
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ShapeError(f"scaled_dot_product_attention: {shapes} must be (..., L, E), (..., S, E) and (..., S, Ev)")
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = matmul(query, key.transpose(-2, -1)) * scale
+    if is_causal:
+        attn_mask = ones(query.shape[-2], key.shape[-2], dtype=dtypes.bool_, device=query.device).tril()
+    if attn_mask is not None:
+        if not _broadcasts_to(tuple(attn_mask.shape), tuple(scores.shape)):
+            raise ShapeError(f"scaled_dot_product_attention: attn_mask {tuple(attn_mask.shape)} does not "
+                             f"broadcast to the scores {tuple(scores.shape)} of {shapes}")
+        if attn_mask.dtype is dtypes.bool_:
+            scores = masked_fill(scores, attn_mask.logical_not(), -math.inf)
+        else:
+            scores = scores + attn_mask
+    weights = softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p)
+    return matmul(weights, value)
+
+
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
