@@ -7,6 +7,7 @@ overwritten. Their state dicts are plain data (numbers, strings, lists, dicts), 
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 import types
@@ -56,6 +57,15 @@ class LRScheduler:
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _restart(self) -> None:
+        """Start over at epoch 0 from the initial rates (what SequentialLR does at a milestone)."""
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base
+        self.last_epoch = -1
+        self._is_initial = True
+        self.step()
+        self._is_initial = False
 
     def _current_lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -179,6 +189,139 @@ class CosineAnnealingLR(LRScheduler):
         # the recurrence keeps any change made to the rate by hand
         ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
         return [ratio * (lr - low) + low for lr in self._current_lrs()]
+
+
+class ConstantLR(LRScheduler):
+    """Scale the rate by `factor` for the first `total_iters` epochs, then restore it."""
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
+        if not 0 <= factor <= 1:
+            raise ValueError(f"ConstantLR: factor must be between 0 and 1, got {factor!r}")
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        lrs = self._current_lrs()
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in lrs]
+        if self.last_epoch == self.total_iters:
+            return [lr / self.factor for lr in lrs]
+        return lrs
+
+
+class LinearLR(LRScheduler):
+    """Scale the rate linearly from `start_factor` to `end_factor` over `total_iters` epochs, then hold it."""
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
+        if not 0 < start_factor <= 1:
+            raise ValueError(f"LinearLR: start_factor must be greater than 0 and at most 1, got {start_factor!r}")
+        if not 0 <= end_factor <= 1:
+            raise ValueError(f"LinearLR: end_factor must be between 0 and 1, got {end_factor!r}")
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        t, start, end, n = self.last_epoch, self.start_factor, self.end_factor, self.total_iters
+        lrs = self._current_lrs()
+        if t == 0:
+            return [lr * start for lr in lrs]
+        if t > n:
+            return lrs
+        # factor(t) / factor(t - 1), so a rate changed by hand is carried forward
+        ratio = 1.0 + (end - start) / (n * start + (t - 1) * (end - start))
+        return [lr * ratio for lr in lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine from the initial rate to `eta_min` over `T_0` epochs, restarting; each period `T_mult` times longer."""
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
+        if not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_0 must be a positive integer, got {T_0!r}")
+        if not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_mult must be an integer >= 1, got {T_mult!r}")
+        self.T_0 = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def period(self) -> tuple[int, int]:
+        """(T_cur, T_i): epochs since the last restart, and the length of the current period."""
+        t_cur, t_i = self.last_epoch, self.T_0
+        if self.T_mult == 1:
+            return t_cur % t_i, t_i
+        while t_cur >= t_i:  # integer steps, so restarts land exactly where PyTorch's counting puts them
+            t_cur -= t_i
+            t_i *= self.T_mult
+        return t_cur, t_i
+
+    def get_lr(self) -> list[float]:
+        t_cur, t_i = self.period()
+        low = self.eta_min
+        return [low + (base - low) * (1 + math.cos(math.pi * t_cur / t_i)) / 2 for base in self.base_lrs]
+
+
+class SequentialLR(LRScheduler):
+    """Run `schedulers` one after another, switching to the next at each epoch of `milestones`."""
+
+    def __init__(self, optimizer: Optimizer, schedulers: list[LRScheduler], milestones: list[int],
+                 last_epoch: int = -1) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if not schedulers:
+            raise ValueError("SequentialLR expects at least one scheduler")
+        for i, sched in enumerate(schedulers):
+            if not isinstance(sched, LRScheduler) or isinstance(sched, ReduceLROnPlateau | SequentialLR):
+                raise TypeError(f"SequentialLR: schedulers[{i}] is a {type(sched).__name__}; it takes epoch "
+                                "schedulers (not ReduceLROnPlateau or SequentialLR)")
+            if sched.optimizer is not optimizer:
+                raise ValueError(f"SequentialLR: schedulers[{i}] drives a different optimizer than the one given")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR: expected {len(schedulers) - 1} milestones for {len(schedulers)} "
+                             f"schedulers, got {len(milestones)}")
+        self.optimizer = optimizer
+        self._schedulers = list(schedulers)
+        self._milestones = list(milestones)
+        self.last_epoch = last_epoch + 1
+        # the schedulers' constructors already stepped the rates: start over from the first one alone
+        self._schedulers[0]._restart()
+        self._last_lr = self._schedulers[0].get_last_lr()
+
+    def step(self, epoch: int | None = None) -> None:
+        """Advance one epoch with the scheduler whose turn it is; a scheduler starts from its epoch 0."""
+        if epoch is not None:
+            raise TypeError("step(epoch) is deprecated in PyTorch and not supported here: call step() once "
+                            "per epoch")
+        self.last_epoch += 1
+        i = bisect.bisect_right(self._milestones, self.last_epoch)
+        sched = self._schedulers[i]
+        if i > 0 and self._milestones[i - 1] == self.last_epoch:
+            sched._restart()
+        else:
+            sched.step()
+        self._last_lr = sched.get_last_lr()
+
+    def state_dict(self) -> dict:
+        """Plain data: this scheduler's counters and each inner scheduler's own state dict."""
+        state = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [sched.state_dict() for sched in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        inner = state.pop("_schedulers", None)
+        if inner is None or len(inner) != len(self._schedulers):
+            raise ValueError(f"SequentialLR.load_state_dict: expected states of {len(self._schedulers)} "
+                             "schedulers under '_schedulers'")
+        super().load_state_dict(state)
+        for sched, sub in zip(self._schedulers, inner):
+            sched.load_state_dict(sub)
 
 
 def _per_group(name: str, optimizer: Optimizer, value) -> list:

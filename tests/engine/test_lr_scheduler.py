@@ -62,6 +62,21 @@ CASES = {
     "OneCycleLR-no-momentum": (lambda s, o: s.OneCycleLR(o, max_lr=0.01, total_steps=30,
                                                          cycle_momentum=False),
                                30, "SGD", None),
+    "ConstantLR": (lambda s, o: s.ConstantLR(o, factor=0.25, total_iters=6), 12, "SGD", None),
+    "LinearLR": (lambda s, o: s.LinearLR(o, start_factor=0.1, total_iters=8), 15, "SGD", None),
+    "LinearLR-decay": (lambda s, o: s.LinearLR(o, start_factor=1.0, end_factor=0.2, total_iters=10), 15, "SGD",
+                       None),
+    "CosineAnnealingWarmRestarts": (lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=5, eta_min=0.001), 23,
+                                    "SGD", None),
+    "CosineAnnealingWarmRestarts-T_mult": (lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2), 40,
+                                           "SGD", None),
+    "SequentialLR": (lambda s, o: s.SequentialLR(o, [s.LinearLR(o, start_factor=0.1, total_iters=4),
+                                                     s.CosineAnnealingLR(o, T_max=8, eta_min=0.001)],
+                                                 milestones=[5]), 20, "SGD", None),
+    "SequentialLR-three": (lambda s, o: s.SequentialLR(o, [s.ConstantLR(o, factor=0.5, total_iters=3),
+                                                           s.ExponentialLR(o, gamma=0.9),
+                                                           s.StepLR(o, step_size=2, gamma=0.5)],
+                                                       milestones=[4, 9]), 16, "SGD", None),
     "ReduceLROnPlateau": (lambda s, o: s.ReduceLROnPlateau(o, patience=3), 80, "SGD", PLATEAU),
     "ReduceLROnPlateau-max-abs-cooldown": (
         lambda s, o: s.ReduceLROnPlateau(o, mode="max", factor=0.5, patience=2, threshold=0.01,
@@ -185,6 +200,18 @@ def test_errors_are_clear():
         lr_scheduler.StepLR(make_optimizer(engine), step_size=2).step(3)
     with pytest.raises(ValueError, match="unknown keys"):
         lr_scheduler.StepLR(make_optimizer(engine), step_size=2).load_state_dict({"T_max": 3})
+    with pytest.raises(ValueError, match="ConstantLR: factor must be between 0 and 1"):
+        lr_scheduler.ConstantLR(opt, factor=2.0)
+    with pytest.raises(ValueError, match="LinearLR: start_factor"):
+        lr_scheduler.LinearLR(opt, start_factor=0.0)
+    with pytest.raises(ValueError, match="T_mult must be an integer"):
+        lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=0)
+    first = lr_scheduler.ConstantLR(opt)
+    with pytest.raises(ValueError, match="expected 1 milestones for 2 schedulers, got 2"):
+        lr_scheduler.SequentialLR(opt, [first, lr_scheduler.ExponentialLR(opt, gamma=0.9)], milestones=[2, 4])
+    with pytest.raises(ValueError, match="different optimizer"):
+        lr_scheduler.SequentialLR(opt, [first, lr_scheduler.ExponentialLR(make_optimizer(engine), gamma=0.9)],
+                                  milestones=[2])
 
 
 def test_plateau_takes_a_tensor_metric_and_reduces_after_patience():
