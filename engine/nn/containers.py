@@ -138,64 +138,76 @@ class ModuleList(_Indexed):
         raise NotImplementedError("ModuleList is not callable; iterate over it and call its modules")
 
 
-class ModuleDict(Module):
+class _NamedEntries(Module):
+    """A dict's methods over one of a module's registries (`_store`): ModuleDict's and ParameterDict's."""
+
+    _store = ""  # the registry: "_modules" or "_parameters"
+    _entry = ""  # what it holds, for messages: "module" or "tensor"
+
+    def _entries(self) -> dict:
+        return self.__dict__[self._store]
+
+    def __getitem__(self, key: str):
+        return self._entries()[key]
+
+    def __delitem__(self, key: str) -> None:
+        del self._entries()[key]
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries())
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries()
+
+    def keys(self):
+        """The names, in insertion order."""
+        return self._entries().keys()
+
+    def items(self):
+        """(name, entry) pairs, in insertion order."""
+        return self._entries().items()
+
+    def values(self):
+        """The entries, in insertion order."""
+        return self._entries().values()
+
+    def update(self, entries) -> None:
+        """Add or replace entries from a mapping or from (name, entry) pairs."""
+        pairs = entries.items() if isinstance(entries, Mapping) else entries
+        for pair in pairs:
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise ValueError(f"{type(self).__name__}.update expects (name, {self._entry}) pairs, got {pair!r}")
+            self[pair[0]] = pair[1]
+
+    def pop(self, key: str):
+        """Remove and return the entry named `key`."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        self._entries().clear()
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} is not callable; look a {self._entry} up by name")
+
+
+class ModuleDict(_NamedEntries):
     """A dict of modules by name, registered so their parameters belong to the owner."""
+
+    _store, _entry = "_modules", "module"
 
     def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
         super().__init__()
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
-
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
-
-    def __delitem__(self, key: str) -> None:
-        del self._modules[key]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._modules)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._modules
-
-    def keys(self):
-        """The names, in insertion order."""
-        return self._modules.keys()
-
-    def items(self):
-        """(name, module) pairs, in insertion order."""
-        return self._modules.items()
-
-    def values(self):
-        """The modules, in insertion order."""
-        return self._modules.values()
-
-    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
-        """Add or replace modules from a mapping or from (name, module) pairs."""
-        pairs = modules.items() if isinstance(modules, Mapping) else modules
-        for pair in pairs:
-            if not isinstance(pair, tuple | list) or len(pair) != 2:
-                raise ValueError(f"ModuleDict.update expects (name, module) pairs, got {pair!r}")
-            self[pair[0]] = pair[1]
-
-    def pop(self, key: str) -> Module:
-        """Remove and return the module named `key`."""
-        module = self[key]
-        del self[key]
-        return module
-
-    def clear(self) -> None:
-        """Remove every module."""
-        self._modules.clear()
-
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError("ModuleDict is not callable; look a module up by name and call it")
 
 
 def _as_parameter(value, kind: str):
@@ -250,57 +262,15 @@ class ParameterList(Module):
         raise NotImplementedError("ParameterList is not callable; index it or iterate over it")
 
 
-class ParameterDict(Module):
+class ParameterDict(_NamedEntries):
     """A dict of parameters by name, registered so they belong to the owner."""
+
+    _store, _entry = "_parameters", "tensor"
 
     def __init__(self, parameters: Mapping[str, Tensor] | Iterable[tuple[str, Tensor]] | None = None) -> None:
         super().__init__()
         if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key: str) -> Parameter:
-        return self._parameters[key]
-
     def __setitem__(self, key: str, value: Tensor) -> None:
         self.register_parameter(key, _as_parameter(value, "ParameterDict"))
-
-    def __delitem__(self, key: str) -> None:
-        del self._parameters[key]
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parameters)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._parameters
-
-    def keys(self):
-        """The names, in insertion order."""
-        return self._parameters.keys()
-
-    def items(self):
-        """(name, parameter) pairs, in insertion order."""
-        return self._parameters.items()
-
-    def values(self):
-        """The parameters, in insertion order."""
-        return self._parameters.values()
-
-    def update(self, parameters: Mapping[str, Tensor] | Iterable[tuple[str, Tensor]]) -> None:
-        """Add or replace parameters from a mapping or from (name, tensor) pairs."""
-        pairs = parameters.items() if isinstance(parameters, Mapping) else parameters
-        for pair in pairs:
-            if not isinstance(pair, tuple | list) or len(pair) != 2:
-                raise ValueError(f"ParameterDict.update expects (name, tensor) pairs, got {pair!r}")
-            self[pair[0]] = pair[1]
-
-    def pop(self, key: str) -> Parameter:
-        """Remove and return the parameter named `key`."""
-        value = self[key]
-        del self[key]
-        return value
-
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError("ParameterDict is not callable; look a parameter up by name")
