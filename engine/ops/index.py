@@ -350,14 +350,18 @@ class ScatterAdd(Function):
     def backward(ctx, grad):
         (index,) = ctx.saved
         need_x, _, need_src = ctx.needs_input_grad
-        gsrc = None
-        if need_src:
-            xp = array_module(grad)
-            index = _at_least_1d(index)
-            gsrc = xp.zeros(ctx.src_shape or (1,), grad.dtype)
-            gsrc[_head(index.shape)] = _at_least_1d(grad)[_along(xp, index, ctx.dim)]
-            gsrc = gsrc.reshape(ctx.src_shape)  # src entries that index does not reach get no gradient
+        gsrc = _src_grad(grad, index, ctx.dim, ctx.src_shape) if need_src else None
         return (grad if need_x else None), None, gsrc
+
+
+def _src_grad(grad, index, dim: int, src_shape: tuple):
+    """The gradient of a scatter's src: grad read where each src entry went (src entries that index does
+    not reach get none)."""
+    xp = array_module(grad)
+    index = _at_least_1d(index)
+    gsrc = xp.zeros(src_shape or (1,), grad.dtype)
+    gsrc[_head(index.shape)] = _at_least_1d(grad)[_along(xp, index, dim)]
+    return gsrc.reshape(src_shape)
 
 
 def _check_index_shape(op: str, x: Tensor, dim: int, index, src: Tensor | None = None) -> None:
@@ -414,17 +418,13 @@ class Scatter(Function):
     def backward(ctx, grad):
         (index,) = ctx.saved
         need_x, _, need_src = ctx.needs_input_grad
-        xp = array_module(grad)
-        where = _along(xp, _at_least_1d(index), ctx.dim)
         gx = gsrc = None
         if need_x:  # overwritten entries no longer depend on x
             gx = _at_least_1d(grad).copy()
-            gx[where] = 0
+            gx[_along(array_module(grad), _at_least_1d(index), ctx.dim)] = 0
             gx = gx.reshape(grad.shape)
         if need_src and ctx.src_shape is not None:
-            gsrc = xp.zeros(ctx.src_shape or (1,), grad.dtype)
-            gsrc[_head(index.shape or (1,))] = _at_least_1d(grad)[where]
-            gsrc = gsrc.reshape(ctx.src_shape)
+            gsrc = _src_grad(grad, index, ctx.dim, ctx.src_shape)
         return gx, None, gsrc
 
 
