@@ -140,7 +140,10 @@ class GraphPresenter(QObject):
 
     def set_breakpoints(self, specs) -> None:
         """Mark the nodes and module calls that these breakpoint specs name."""
-        self.breakpoints = tuple(specs)
+        specs = tuple(specs)
+        if specs == self.breakpoints:  # a stop lists the breakpoints again for their hit counts
+            return
+        self.breakpoints = specs
         view = self.canvas.view
         if view is not None and self.canvas.layout_data is not None:
             self.canvas.set_breakpoints(*breakpoint_marks(view, self.breakpoints))
