@@ -7,7 +7,7 @@
 
 import warnings
 
-from engine import cuda, data, nn, ops, optim
+from engine import cuda, data, ops, optim
 from engine.autograd.function import Function, ShapeError
 from engine.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from engine.backend import Device, device
@@ -57,3 +57,13 @@ globals().update({n: getattr(ops, n) for n in _OPS if n not in globals()})
 warnings.filterwarnings("ignore", r".* encountered in ", RuntimeWarning, r"engine\.(ops|autograd|nn|optim)\.")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # engine.nn without `import engine.nn`, as torch.nn after `import torch`: loaded on first use, so that
+    # `import engine` does not pay for every layer at start-up
+    if name == "nn":
+        import engine.nn
+
+        return engine.nn
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
