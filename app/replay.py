@@ -20,9 +20,9 @@ import numpy as np
 
 import engine.tape
 from app.graph_model import GraphModel
-from app.session import _RECORDS, _STEP_KIND, CONTROL, FINISHED, PAUSED, RUNNING, Session, SessionChange
-from engine.debug import EventRecord, Stop
-from engine.debug.records import OPTIMIZER
+from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, Session, SessionChange
+from engine.debug import Stop
+from engine.debug.stepping import step_end, step_mode
 from engine.tape import schema
 
 
@@ -138,9 +138,11 @@ class ReplaySession(Session):
             self._apply(rec, change)
             self.cursor = rec.seq
             n += 1
-            if self._mode is not None and rec.__class__ in _RECORDS and _stops_here(self._mode, rec):
-                self._pause_here(change, "step")
-                return
+            if self._mode is not None and rec.__class__ in _RECORDS:
+                hit, self._mode = step_end(self._mode, rec)
+                if hit:
+                    self._pause_here(change, "step")
+                    return
             if not n & 255 and time.perf_counter() > end:
                 return
 
@@ -293,19 +295,6 @@ class _TapeReader:
 
 def _mode_for(action: str, rec) -> tuple:
     """The step in progress, as the debugger keeps it: (kind, depth, phase, iteration) at its start."""
-    depth = rec.depth if rec is not None else 0
-    phase = rec.phase if rec is not None else "forward"
-    iteration = rec.iteration if rec is not None else -1
-    if action == "step_out" and depth == 0:
-        action = "run_to_phase"  # nothing encloses top-level code: leave the phase instead
-    return _STEP_KIND[action], depth, phase, iteration
-
-
-def _stops_here(mode: tuple, rec) -> bool:
-    """Whether a step (mode) ends at record `rec`, by the debugger's rules."""
-    if rec.__class__ is EventRecord and rec.phase != OPTIMIZER:
-        return False  # module boundaries and iteration marks are not places to stop
-    kind, depth, phase, iteration = mode
-    return (kind == "into" or (kind == "over" and rec.depth <= depth) or (kind == "out" and rec.depth < depth)
-            or (kind == "phase" and (rec.phase != phase or rec.iteration != iteration))
-            or (kind == "iteration" and rec.iteration > iteration))
+    if rec is None:
+        return step_mode(action, 0, "forward", -1)
+    return step_mode(action, rec.depth, rec.phase, rec.iteration)

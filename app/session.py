@@ -39,8 +39,6 @@ from engine.events import AlertEvent, EditEvent, OptimizerEvent
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
 STEPS = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration")
-_STEP_KIND = {"step_into": "into", "step_over": "over", "step_out": "out", "run_to_phase": "phase",
-              "run_to_next_iteration": "iteration"}
 RUNNING, PAUSED, FINISHED, FAILED, STOPPED = "running", "paused", "finished", "failed", "stopped"
 _RECORDS = (OpRecord, BackwardRecord, EventRecord)
 
@@ -427,6 +425,7 @@ class LiveSession(Session):
         self.run = None
         self.recorder = None
         self.last_recording: str | None = None
+        self.last_recording_status = ""  # the Recorder's status when it closed: complete, size cap ... reached
         self._record_at_start = record
         self._outcome: RunEnded | None = None
         self._room = threading.Event()
@@ -625,8 +624,13 @@ class LiveSession(Session):
         """The tape being written, or None."""
         return self.recorder.path if self.recorder is not None else None
 
+    @property
+    def recording_cap(self) -> int | None:
+        """The size cap in bytes of the tape being written (engine.tape.cap's default), or None."""
+        return self.recorder.max_bytes if self.recorder is not None else None
+
     def start_recording(self, path: str) -> None:
-        """Record what the debugger sees from now on to a .tape file."""
+        """Record what the debugger sees from now on to a .tape file, capped as engine.tape.cap says."""
         if self.recorder is None:
             target = self.target
             command = ["tapescope", "run", target.path, *target.argv] if target.kind == "script" \
@@ -640,6 +644,7 @@ class LiveSession(Session):
             return None
         recorder.close()
         self.last_recording = recorder.path
+        self.last_recording_status = recorder.status
         return recorder.path
 
 

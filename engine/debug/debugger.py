@@ -35,6 +35,7 @@ from engine.debug.records import ACTIONS, OPTIMIZER, Command, DebuggerState, Eve
 from engine.debug.runner import DebuggerKilled, EngineRun, run_path
 from engine.debug.source import USER, frame_kind, frame_of
 from engine.debug.source import capture as capture_source
+from engine.debug.stepping import step_end, step_mode
 from engine.debug.summary import SUMMARY_LIMIT
 from engine.debug.tracer import Tracer
 from engine.events import (
@@ -412,33 +413,19 @@ class Debugger:
             bid = self.breakpoints.match(rec)
             if bid:
                 return "breakpoint", bid, None
-        if not _steppable(rec):
-            return None
-        if self._pause:
+        hit = False
+        if self._mode is not None:  # first, as a step out watches module boundaries
+            hit, self._mode = step_end(self._mode, rec)
+        if self._pause and _steppable(rec):
             return "pause", 0, None
-        mode = self._mode
-        if mode is not None:
-            kind, depth, phase, iteration = mode
-            hit = (kind == "into" or (kind == "over" and rec.depth <= depth)
-                   or (kind == "out" and rec.depth < depth)
-                   or (kind == "phase" and (rec.phase != phase or rec.iteration != iteration))
-                   or (kind == "iteration" and rec.iteration > iteration))
-            if hit:
-                return "step", 0, None
-        return None
+        return ("step", 0, None) if hit else None
 
     def _mode_for(self, action: str, rec) -> tuple | None:
         t = self.tracer
         depth = rec.depth if rec is not None else t.depth
         phase = rec.phase if rec is not None else t.phase
         iteration = rec.iteration if rec is not None else t.iteration
-        if action == "resume":
-            return None
-        if action == "step_out" and depth == 0:
-            action = "run_to_phase"  # nothing encloses top-level code: leave the phase instead
-        kind = {"step_into": "into", "step_over": "over", "step_out": "out", "run_to_phase": "phase",
-                "run_to_next_iteration": "iteration"}[action]
-        return kind, depth, phase, iteration
+        return None if action == "resume" else step_mode(action, depth, phase, iteration)
 
     def _wait(self, rec, reason: str, bid: int = 0, alert=None, source=None) -> None:
         """Stop here: tell the callbacks, then apply edits until a control command resumes us."""

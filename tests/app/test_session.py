@@ -351,6 +351,28 @@ def test_replay_steps_seeks_both_ways_and_rewinds(qtbot, sessions, recorded):
     assert r.status_text() == "Replay paused at op linear in SpiralNet.fc1"
 
 
+def test_step_out_of_a_layer_stops_at_the_next_layer_live_and_in_replay(qtbot, sessions, tmp_path):
+    tape = str(tmp_path / "seq.tape")
+    script = write(tmp_path, "seq.py", LOOP.format(steps=1))
+    s = live(sessions, Target.script(script), record=tape)
+    r = None
+    for session in (s, "replay"):
+        if session == "replay":
+            drained(qtbot, s, lambda: s.status == "finished")
+            s.close()
+            session = r = ReplaySession(tape)
+            sessions.append(r)
+            drained(qtbot, r, lambda: r.status == "finished")
+            r.rewind()
+        drained(qtbot, session, lambda session=session: session.status == "paused")
+        session.command("step_into")
+        drained(qtbot, session, lambda session=session: session.status_text().endswith("linear in Sequential.0"))
+        session.command("step_out")  # Sequential.0 returns; the next thing that runs is the ReLU
+        drained(qtbot, session, lambda session=session: session.status_text().endswith("relu in Sequential.1"))
+        session.command("resume")
+    assert r is not None
+
+
 def test_the_session_controller_imports_no_qt():
     import subprocess
     import sys

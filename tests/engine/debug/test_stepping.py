@@ -111,6 +111,21 @@ def test_step_out_returns_to_the_caller():
                                                        "fwd:cross_entropy:0", "bwd:cross_entropy:0"]
 
 
+def test_step_out_of_a_layer_of_a_sequential_stops_at_the_next_layer():
+    # Sequential.forward runs no op of its own between its layers: after the first layer's call
+    # returns, the next thing that runs is the second layer's first op, and that is where step out ends
+    model = engine.nn.Sequential(engine.nn.Linear(4, 6), engine.nn.Tanh(), engine.nn.Linear(6, 3))
+    opt, train = trainer(model)
+    dbg = Debugger("structure", model=model, optimizer=opt)
+    bid = dbg.add_breakpoint(Breakpoint.op("Sequential.0/linear:*"))
+    run, _ = start(dbg, train, paused=False)
+    stop = dbg.wait_for_stop(TIMEOUT)
+    dbg.remove_breakpoint(bid)
+    assert walk(dbg, run, stop, dbg.step_out)[:5] == [
+        "fwd:Sequential.0/linear:0", "fwd:Sequential.1/tanh:0", "fwd:Sequential.2/linear:0",
+        "fwd:cross_entropy:0", "bwd:cross_entropy:0"]
+
+
 def test_run_to_phase_and_to_the_next_iteration():
     model = MLP()
     opt, train = trainer(model, steps=3)
