@@ -34,7 +34,7 @@ from engine.creation import (
     zeros,
     zeros_like,
 )
-from engine.dtypes import DType, bool_, float32, float64, int32, int64
+from engine.dtypes import DType, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from engine.events import hub
 from engine.random import initial_seed, manual_seed
 from engine.serialization import CheckpointError, load, save
@@ -42,10 +42,12 @@ from engine.tape import record
 from engine.tensor import Tensor
 
 bool = bool_
+half = float16
 float = float32
 double = float64
 long = int64
 int = int32
+short = int16
 
 _OPS = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))
         and getattr(getattr(ops, n), "__module__", "").startswith("engine.")]

@@ -78,11 +78,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         arr = data.copy()
     elif isinstance(data, np.ndarray | np.generic):
         arr = np.array(data)
-        if (arr.dtype.kind == "f" and arr.dtype.itemsize < 4) or (arr.dtype.kind in "uc" and arr.dtype != np.uint8):
-            raise TypeError(f"tensor(): numpy dtype {arr.dtype} is not supported; use one of "
-                            "float32, float64, int64, int32, bool")
-        if arr.dtype == np.uint8:
-            arr = arr.astype(np.int64)
+        if arr.dtype.kind != "O":
+            dtypes.from_numpy(arr.dtype)  # a dtype the engine lacks (uint16, complex...): its error, naming it
     else:
         inferred = _infer_dtype(data)
         try:

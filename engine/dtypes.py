@@ -26,15 +26,20 @@ class DType:
 
 BOOL, INT, FLOAT = 0, 1, 2
 
+float16 = DType("float16", np.float16, FLOAT)
 float32 = DType("float32", np.float32, FLOAT)
 float64 = DType("float64", np.float64, FLOAT)
-int64 = DType("int64", np.int64, INT)
+uint8 = DType("uint8", np.uint8, INT)
+int8 = DType("int8", np.int8, INT)
+int16 = DType("int16", np.int16, INT)
 int32 = DType("int32", np.int32, INT)
+int64 = DType("int64", np.int64, INT)
 bool_ = DType("bool", np.bool_, BOOL)
 
-ALL = (float32, float64, int64, int32, bool_)
+ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool_)
 _BY_NP = {d.np: d for d in ALL}
-_BY_NAME = {d.name: d for d in ALL} | {"float": float32, "double": float64, "long": int64, "int": int32}
+_BY_NAME = {d.name: d for d in ALL} | {"half": float16, "float": float32, "double": float64, "short": int16,
+                                       "int": int32, "long": int64}
 _SUPPORTED = ", ".join(d.name for d in ALL)
 
 default_float = float32
@@ -46,7 +51,7 @@ def _lookup(name: str) -> DType:
 
 
 def from_numpy(np_dtype) -> DType:
-    """The engine dtype of a numpy dtype; floats narrower than 32 bits and unsigned ints are refused."""
+    """The engine dtype of a numpy dtype; one the engine lacks (uint16, complex, bfloat16...) is refused."""
     d = _BY_NP.get(np_dtype)
     if d is not None:
         return d
@@ -74,15 +79,19 @@ def as_dtype(dtype) -> DType:
         raise TypeError(f"unknown dtype {dtype!r}; the engine supports {_SUPPORTED}") from err
 
 
-# Lattice of the five dtypes: the smallest type holding both. Booleans sit below integers,
-# integers below floats; within a category the wider type wins (as in PyTorch).
-_RANK = {bool_: 0, int32: 1, int64: 2, float32: 3, float64: 4}
-
-
 def wider(a: DType, b: DType) -> DType:
-    """The dtype that holds both (PyTorch's `promote_types` on the engine's five dtypes)."""
-    return a if _RANK[a] >= _RANK[b] else b
+    """The smallest dtype that holds both, as PyTorch's `promote_types` gives it.
 
+    Booleans sit below integers and integers below floats; within a category the wider type wins,
+    except that uint8 and int8 hold each other's values only in int16."""
+    if a is b:
+        return a
+    if a.category != b.category:
+        return a if a.category > b.category else b
+    if a.category == INT and uint8 in (a, b):
+        signed = b if a is uint8 else a
+        return int16 if signed is int8 else signed
+    return a if a.itemsize >= b.itemsize else b
 
 
 def scalar_category(x) -> int:

@@ -24,7 +24,8 @@ import numpy as np
 from engine import backend
 from engine.tensor import Tensor
 
-_CODES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "BOOL": np.bool_}
+_CODES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "U8": np.uint8, "I8": np.int8, "I16": np.int16,
+          "I32": np.int32, "I64": np.int64, "BOOL": np.bool_}
 _DTYPES = {np.dtype(t): code for code, t in _CODES.items()}
 MAX_HEADER = 100_000_000  # the safetensors reference reader's limit; a larger header means a corrupt file
 TREE_KEY = "tapescope.tree"  # metadata entry holding the JSON description of a non-flat object
@@ -287,8 +288,8 @@ def _read_npz(path: str) -> tuple[dict[str, np.ndarray], str | None]:
                         raise ValueError(f"{_NPZ_TREE} must be a string")
                     tree = str(a)
                 elif a.dtype.newbyteorder("=") not in _DTYPES:
-                    raise ValueError(f"array '{name}' has dtype {a.dtype}; the engine reads float32, "
-                                     "float64, int64, int32 and bool")
+                    raise ValueError(f"array '{name}' has dtype {a.dtype}; the engine reads "
+                                     f"{', '.join(np.dtype(t).name for t in _CODES.values())}")
                 else:
                     arrays[name] = a.astype(a.dtype.newbyteorder("="), copy=False)
     except FileNotFoundError:

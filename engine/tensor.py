@@ -334,6 +334,9 @@ class Tensor:
             return f"engine.{self.dtype.name}"
         return self.to(dtype)
 
+    def half(self) -> Tensor:
+        return _ops.cast(self, dtypes.float16)
+
     def float(self) -> Tensor:
         return _ops.cast(self, dtypes.float32)
 
@@ -345,6 +348,15 @@ class Tensor:
 
     def int(self) -> Tensor:
         return _ops.cast(self, dtypes.int32)
+
+    def short(self) -> Tensor:
+        return _ops.cast(self, dtypes.int16)
+
+    def char(self) -> Tensor:
+        return _ops.cast(self, dtypes.int8)
+
+    def byte(self) -> Tensor:
+        return _ops.cast(self, dtypes.uint8)
 
     def bool(self) -> Tensor:
         return _ops.cast(self, dtypes.bool_)

@@ -445,6 +445,10 @@ class Module:
         """Move everything to a GPU (`cuda:0` by default)."""
         return self.to("cuda" if device is None else device if isinstance(device, str) else f"cuda:{device}")
 
+    def half(self) -> Module:
+        """Cast floating-point parameters and buffers to float16."""
+        return self.to(dtypes.float16)
+
     def float(self) -> Module:
         """Cast floating-point parameters and buffers to float32."""
         return self.to(dtypes.float32)
