@@ -1,1 +1,14 @@
 """Autograd: functions (graph nodes), grad mode and the backward scheduler."""
+
+__all__ = ["grad"]
+
+
+def __getattr__(name: str):
+    # engine.autograd.grad as torch.autograd.grad; looked up on first use because engine.tensor imports this
+    # package (for grad mode) before the scheduler, which needs Tensor, can be imported
+    if name == "grad":
+        from engine.autograd.engine import grad
+
+        globals()["grad"] = grad
+        return grad
+    raise AttributeError(f"module 'engine.autograd' has no attribute {name!r}")

@@ -17,29 +17,12 @@ from engine.events import BackwardEvent, hub, next_seq, next_tensor_id
 
 def backward(root, gradient=None, retain_graph: bool = False, inputs=None) -> None:
     """Accumulate d(root)/d(leaf) into every reachable leaf's `.grad`."""
-    from engine.tensor import Tensor
-
     if not root.requires_grad:
         raise RuntimeError(
             "element 0 of tensors does not require grad and does not have a grad_fn; "
             "call requires_grad_() on a leaf before computing the output"
         )
-    xp = array_module(root.data)
-    if gradient is None:
-        if root.data.size != 1:
-            raise RuntimeError(
-                f"grad can be implicitly created only for scalar outputs; this output has shape "
-                f"{tuple(root.shape)}: pass backward(gradient=...) with a tensor of that shape"
-            )
-        grad = xp.ones_like(root.data)
-    else:
-        grad = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=root.data.dtype)
-        if grad.shape != root.data.shape:
-            raise RuntimeError(
-                f"backward: gradient has shape {tuple(grad.shape)} but the output has shape {tuple(root.shape)}"
-            )
-        if grad.dtype != root.data.dtype:
-            grad = grad.astype(root.data.dtype)
+    grad = _seed(root, gradient, "gradient", "the output", "backward(gradient=...)")
     only = None if inputs is None else {id(t) for t in (inputs if isinstance(inputs, list | tuple) else [inputs])}
     # the caller still holds its gradient tensor: storing that array in a .grad needs a copy
     handed = {id(grad)} if gradient is not None else set()
@@ -47,13 +30,145 @@ def backward(root, gradient=None, retain_graph: bool = False, inputs=None) -> No
         if root.grad_fn is None:
             _accumulate(root, grad, handed, only)
         else:
-            _run(root.grad_fn, grad, retain_graph, only, handed)
+            _run({root.grad_fn: grad}, retain_graph, only, handed)
 
 
-def _count_dependencies(start: Function) -> dict:
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple:
+    """The gradients of `outputs` with respect to `inputs`, as a tuple; no tensor's `.grad` changes."""
+    if create_graph:
+        raise NotImplementedError(
+            "autograd.grad: create_graph=True (higher-order gradients) is not supported by the engine: its "
+            "backward functions work on raw arrays, so gradients are not differentiable"
+        )
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
+                         "allow_unused=False.")
+    outputs = _tensors(outputs, "outputs")
+    inputs = _tensors(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"One of the differentiated Tensors does not require grad: inputs[{i}] (shape "
+                               f"{tuple(t.shape)}); call requires_grad_() on it before computing the outputs")
+    grads = _grad_outputs(outputs, grad_outputs)
+    handed = {id(g) for g in grads}  # the caller keeps its grad_outputs: a result that is one gets a copy
+    roots, seeds = {}, {}
+    for out, g in zip(outputs, grads):
+        into, key = (roots, out.grad_fn) if out.grad_fn is not None else (seeds, id(out))
+        into[key] = into[key] + g if key in into else g
+    capture = _Capture(inputs, seeds)
+    with no_grad():
+        _run(roots, bool(retain_graph), None, handed, capture)
+    result = []
+    for i, (t, g) in enumerate(zip(inputs, capture.grads)):
+        if g is None and not (allow_unused or materialize_grads):
+            raise RuntimeError(f"The differentiated Tensor at index {i} (shape {tuple(t.shape)}) appears to not "
+                               "have been used in the graph. Set allow_unused=True if this is the desired behavior.")
+        if g is None and materialize_grads:
+            g = t._wrap(array_module(t.data).zeros_like(t.data))
+        result.append(g)
+    return tuple(result)
+
+
+def _tensors(items, name: str) -> tuple:
+    from engine.tensor import Tensor
+
+    items = (items,) if isinstance(items, Tensor) else tuple(items)
+    for i, t in enumerate(items):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad(): {name}[{i}] must be a Tensor, got {type(t).__name__}")
+    return items
+
+
+def _grad_outputs(outputs: tuple, grad_outputs) -> list:
+    """The gradient arrays that start backward from each output (ones for a one-element output)."""
+    from engine.tensor import Tensor
+
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    else:
+        grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
+    grads = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if g is not None and not isinstance(g, Tensor):
+            raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
+        if not out.requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn; "
+                               "call requires_grad_() on a leaf before computing the output")
+        grads.append(_seed(out, g, f"grad_outputs[{i}]", f"outputs[{i}]", f"grad_outputs[{i}]=..."))
+    return grads
+
+
+def _seed(root, gradient, name: str, root_name: str, hint: str):
+    """The gradient that starts backward from `root`: ones for one element, else `gradient` in root's dtype."""
+    from engine.tensor import Tensor
+
+    xp = array_module(root.data)
+    if gradient is None:
+        if root.data.size != 1:
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs; {root_name} has shape "
+                               f"{tuple(root.shape)}: pass {hint} with a tensor of that shape")
+        return xp.ones_like(root.data)
+    grad = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=root.data.dtype)
+    if grad.shape != root.data.shape:
+        raise RuntimeError(f"Mismatch in shape: {name} has shape {tuple(grad.shape)} but {root_name} has shape "
+                           f"{tuple(root.shape)}")
+    return grad if grad.dtype == root.data.dtype else grad.astype(root.data.dtype)
+
+
+class _Capture:
+    """What autograd.grad collects in place of `.grad`: the gradient that reaches each of its inputs."""
+
+    def __init__(self, inputs: tuple, seeds: dict) -> None:
+        self.slots: dict = {}  # an input's node, or id(leaf input): its positions in inputs
+        self.leaves = {}
+        for i, t in enumerate(inputs):
+            key = t.grad_fn if t.grad_fn is not None else id(t)
+            self.slots.setdefault(key, []).append(i)
+            if t.grad_fn is None:
+                self.leaves[key] = t
+        self.seeds = {k: g for k, g in seeds.items() if k in self.slots}  # outputs that are leaf inputs
+        self.grads = [None] * len(inputs)
+        self.needed: set = set()  # the nodes that lead to an input: they run
+        self.wanted: set = set()  # those and the inputs' own nodes: their hooks run, as in PyTorch
+
+    def start(self, roots: dict, deps: dict, handed: set) -> tuple[dict, dict]:
+        """Find the nodes to run; returns the roots among them and the first gradient buffers."""
+        slots, needed = self.slots, self.needed
+        # children before parents (a node's inputs were made before it), so one pass settles each node
+        for node in sorted((k for k in deps if isinstance(k, Function)), key=lambda n: n._seq):
+            for e in node._next:
+                key = e if e is None or isinstance(e, Function) else id(e)
+                if key is not None and (key in slots or key in needed):
+                    needed.add(node)
+                    break
+        self.wanted = needed | {k for k in slots if isinstance(k, Function)}
+        roots = {node: g for node, g in roots.items() if node in self.wanted}
+        buffers = dict(roots)
+        for key, g in self.seeds.items():
+            if deps.get(key):  # gradient flows into this leaf output from the graph too: it adds up there
+                buffers[key] = g
+            else:
+                self.take(key, _leaf_hooks(self.leaves[key], g, handed), handed)
+        return roots, buffers
+
+    def take(self, key, g, handed: set) -> None:
+        """Keep `g` as the gradient of the inputs at `key`."""
+        from engine.tensor import Tensor
+
+        t = Tensor._wrap(_own(g, handed))
+        for i in self.slots[key]:
+            self.grads[i] = t
+
+
+def _count_dependencies(starts) -> dict:
     """How many edges lead into each node, and into each leaf (keyed by `id(leaf)`)."""
-    deps = {start: 0}
-    stack = [start]
+    deps = dict.fromkeys(starts, 0)
+    stack = list(deps)
     while stack:
         node = stack.pop()
         for e in node._next:
@@ -69,13 +184,18 @@ def _count_dependencies(start: Function) -> dict:
     return deps
 
 
-def _run(start: Function, grad, retain_graph: bool, only, handed: set[int]) -> None:
-    """Run every node reachable from `start`; `handed` holds ids of arrays referenced outside the run."""
+def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capture | None = None) -> None:
+    """Run every node reachable from `roots` ({node: its output's gradient}), or with `capture` only those
+    that lead to its inputs; `handed` holds ids of arrays referenced outside the run."""
     from engine.tensor import Tensor
 
-    deps = _count_dependencies(start)
-    buffers = {start: grad}
-    ready = [(-start._seq, start)]
+    deps = _count_dependencies(roots)
+    if capture is None:
+        buffers = dict(roots)
+    else:
+        roots, buffers = capture.start(roots, deps, handed)
+    ready = [(-node._seq, node) for node in roots if not deps[node]]
+    heapq.heapify(ready)
     while ready:
         _, node = heapq.heappop(ready)
         grad = buffers.pop(node)
@@ -89,6 +209,11 @@ def _run(start: Function, grad, retain_graph: bool, only, handed: set[int]) -> N
         if "_retain" in d:
             for t in d["_retain"]:
                 _store(t, grad, handed)
+        if capture is not None:
+            if node in capture.slots:
+                capture.take(node, grad, handed)
+            if node not in capture.needed:
+                continue
         saved = d.get("saved")
         if saved is _FREED:
             raise RuntimeError(
@@ -121,17 +246,27 @@ def _run(start: Function, grad, retain_graph: bool, only, handed: set[int]) -> N
             if deps[key] or key not in buffers:  # more to come, or no gradient arrived at all
                 continue
             if not leaf:
-                heapq.heappush(ready, (-edge._seq, edge))
+                if capture is None or edge in capture.wanted:
+                    heapq.heappush(ready, (-edge._seq, edge))
+            elif capture is not None:
+                if key in capture.slots:
+                    capture.take(key, _leaf_hooks(edge, buffers.pop(key), handed), handed)
             elif only is None or key in only:
                 _accumulate(edge, buffers.pop(key), handed, only)
+
+
+def _own(g, handed: set):
+    """`g`, or a copy when something else holds it; either way marked as held from now on."""
+    if id(g) in handed or not _owns(g):
+        g = g.copy()
+    handed.add(id(g))
+    return g
 
 
 def _store(t, g, handed: set) -> None:
     from engine.tensor import Tensor
 
-    if id(g) in handed or not _owns(g):
-        g = g.copy()
-    handed.add(id(g))
+    g = _own(g, handed)
     if t.grad is None:
         t.grad = Tensor._wrap(g)
     else:
@@ -147,7 +282,8 @@ def _owns(a) -> bool:
     return flags.owndata and flags.c_contiguous and _writeable(a)
 
 
-def _accumulate(t, g, handed: set, only) -> None:
+def _leaf_hooks(t, g, handed: set):
+    """The leaf's gradient after its tensor hooks (each may replace it)."""
     from engine.tensor import Tensor
 
     if t._hooks:
@@ -156,6 +292,13 @@ def _accumulate(t, g, handed: set, only) -> None:
             if r is not None:
                 g = r.data if isinstance(r, Tensor) else r
                 handed.add(id(g))  # the hook may keep the tensor it returned
+    return g
+
+
+def _accumulate(t, g, handed: set, only) -> None:
+    from engine.tensor import Tensor
+
+    g = _leaf_hooks(t, g, handed)
     if t.grad is None:
         if id(g) in handed or not _owns(g):
             g = g.copy()

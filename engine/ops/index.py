@@ -8,6 +8,7 @@ them apart is what makes `x[0, :, [0, 1]]` come out as PyTorch's (3, 2) and not 
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from typing import NamedTuple
@@ -19,7 +20,7 @@ from engine.backend import array_module, device_of
 from engine.tensor import Tensor
 
 __all__ = ["gather", "getitem", "index_add", "index_select", "masked_fill", "masked_select", "scatter", "scatter_add",
-           "setitem"]
+           "scatter_reduce", "setitem"]
 
 
 class IndexOutOfRange(IndexError, RuntimeError):
@@ -355,12 +356,14 @@ class ScatterAdd(Function):
 
 
 def _src_grad(grad, index, dim: int, src_shape: tuple):
-    """The gradient of a scatter's src: grad read where each src entry went (src entries that index does
-    not reach get none)."""
-    xp = array_module(grad)
-    index = _at_least_1d(index)
-    gsrc = xp.zeros(src_shape or (1,), grad.dtype)
-    gsrc[_head(index.shape)] = _at_least_1d(grad)[_along(xp, index, dim)]
+    """The gradient of a scatter's src: grad read where each src entry went."""
+    return _padded(_at_least_1d(grad)[_along(array_module(grad), _at_least_1d(index), dim)], src_shape)
+
+
+def _padded(g, src_shape: tuple):
+    """The index-shaped gradient `g` as one of src's shape: src entries that index does not reach get none."""
+    gsrc = array_module(g).zeros(src_shape or (1,), g.dtype)
+    gsrc[_head(g.shape)] = g
     return gsrc.reshape(src_shape)
 
 
@@ -443,6 +446,116 @@ def scatter(x: Tensor, dim: int, index: Tensor, src=None, *, value=None) -> Tens
     _check_index_shape("scatter", x, dim, idx, src if isinstance(src, Tensor) else None)
     _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim, "scatter", x.shape)
     return Scatter.apply(x, index, src, dim=dim)
+
+
+# ---- scatter_reduce -----------------------------------------------------------------------------
+# each reduction as the ufunc that folds two values into one
+FOLDS = {"sum": "add", "prod": "multiply", "mean": "add", "amax": "maximum", "amin": "minimum"}
+
+
+def _fold_runs(xp, keys, values, fold) -> tuple:
+    """(each distinct key, `fold` over the values with that key, how many there were), for flat arrays."""
+    # sorting puts equal keys in runs; a scan within the runs, in log2(n) whole-array steps, leaves each
+    # run's total at its end: no ufunc.at, which CuPy lacks for multiply
+    order = xp.argsort(keys)
+    keys, values = keys[order], values[order]
+    step = 1
+    while step < keys.size:
+        values[step:] = xp.where(keys[step:] == keys[:-step], fold(values[:-step], values[step:]), values[step:])
+        step *= 2
+    last = xp.ones(keys.size, dtype=bool)
+    last[:-1] = keys[1:] != keys[:-1]
+    ends = xp.nonzero(last)[0]
+    return keys[ends], values[ends], xp.diff(ends, prepend=-1)
+
+
+def _reduce_into(x, index, src, dim: int, reduce: str, include_self: bool):
+    """A copy of x (at least 1-d) with each position that index names reduced with the src entries sent
+    there, and with its own value too when include_self (raw arrays; src no smaller than index)."""
+    xp = array_module(x)
+    fold = getattr(xp, FOLDS[reduce])
+    out = x.copy()
+    flat = out.reshape(-1)
+    strides = [math.prod(out.shape[d + 1:]) for d in range(out.ndim)]
+    targets = sum(k * s for k, s in zip(_along(xp, index, dim), strides))
+    where, total, count = _fold_runs(xp, targets.reshape(-1), src[_head(index.shape)].reshape(-1), fold)
+    if include_self:
+        total, count = fold(flat[where], total), count + 1
+    if reduce == "mean":  # torch: floor division for integers
+        total = total / count if out.dtype.kind == "f" else total // count
+    flat[where] = total
+    return out
+
+
+class ScatterReduce(Function):
+    """A copy of x with src reduced into the positions index names (sum, prod, mean, amax or amin)."""
+
+    op = "scatter_reduce"
+
+    def forward(ctx, x, index, src):
+        out = _reduce_into(_at_least_1d(x), _at_least_1d(index), _at_least_1d(src), ctx.dim, ctx.reduce,
+                           ctx.include_self).reshape(x.shape)
+        ctx.src_shape = src.shape
+        ctx.save(index, x, src, out)
+        return out
+
+    def backward(ctx, grad):
+        index, x, src, out = map(_at_least_1d, ctx.saved)
+        g = _at_least_1d(grad)
+        dim, reduce, include_self = ctx.dim, ctx.reduce, ctx.include_self
+        xp = array_module(g)
+        at = _along(xp, index, dim)
+        src = src[_head(index.shape)]
+        if reduce == "sum":
+            gx, gsrc = g, g[at]
+        elif reduce == "mean":
+            n = _reduce_into(xp.full_like(g, int(include_self)), index, xp.ones_like(src), dim, "sum", True)
+            gx = g / xp.maximum(n, 1)
+            gsrc = gx[at]
+        elif reduce == "prod":
+            gx, gsrc = _prod_grads(g, x, index, src, out, dim, include_self)
+        else:  # amax, amin: the gradient is split evenly among the values equal to the result
+            contributes = (x == out).astype(g.dtype)
+            if not include_self:
+                contributes[at] = 0  # unlike torch 2.13, which splits it with the excluded x too
+            chosen = (src == out[at]).astype(g.dtype)
+            share = g / _reduce_into(contributes, index, chosen, dim, "sum", True)
+            gx, gsrc = contributes * share, chosen * share[at]
+        if not include_self:
+            gx = gx.copy()
+            gx[at] = 0
+        return gx.reshape(grad.shape), None, _padded(gsrc, ctx.src_shape)
+
+
+def _prod_grads(g, x, index, src, out, dim: int, include_self: bool) -> tuple:
+    """Gradients of scatter_reduce's prod: each factor gets the product of the others, zeros included."""
+    xp = array_module(g)
+    at = _along(xp, index, dim)
+    x_or_1 = xp.where(x == 0, 1, x)
+    gx = g * _reduce_into(x_or_1, index, src, dim, "prod", include_self) / x_or_1
+    zero = src == 0
+    zeros_there = _reduce_into(xp.zeros_like(x), index, zero.astype(x.dtype), dim, "sum", True)[at]
+    lone = zero & (zeros_there == 1)  # the only zero src at its position: the others' product is not 0
+    others = _reduce_into(x, index, xp.where(lone, 1, src), dim, "prod", include_self)
+    gsrc = xp.where(lone, (g * others)[at], (g * out)[at] / xp.where(zero, 1, src))
+    return gx, gsrc
+
+
+def scatter_reduce(x: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, *,
+                   include_self: bool = True) -> Tensor:
+    """A copy of x with each src[p] reduced into x[p with index[p] at `dim`] by sum, prod, mean, amax or amin."""
+    idx = _index_array("scatter_reduce", index)
+    if not isinstance(src, Tensor):
+        raise TypeError(f"scatter_reduce(): src must be a tensor, got {type(src).__name__}")
+    if reduce not in FOLDS:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    if src.dtype is not x.dtype:
+        raise RuntimeError(f"scatter_reduce(): Expected self.dtype to be equal to src.dtype, got {x.dtype} "
+                           f"and {src.dtype}")
+    dim = _dim(dim, x.ndim)
+    _check_index_shape("scatter_reduce", x, dim, idx, src)
+    _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim, "scatter_reduce", x.shape)
+    return ScatterReduce.apply(x, index, src, dim=dim, reduce=reduce, include_self=bool(include_self))
 
 
 class IndexAdd(Function):
