@@ -11,6 +11,7 @@ from engine.ops.activation import log_softmax, softmax
 from engine.ops.attention import scaled_dot_product_attention
 from engine.ops.convert import cast, clone, to_device
 from engine.ops.elementwise import *  # noqa: F403
+from engine.ops.gather_scatter import *  # noqa: F403
 from engine.ops.index import *  # noqa: F403
 from engine.ops.linalg import bmm, einsum, matmul, mm, tril, triu
 from engine.ops.nn import one_hot

@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
-from engine.ops.index import _along
+from engine.ops.gather_scatter import _along
 from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
