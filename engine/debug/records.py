@@ -78,6 +78,8 @@ class EventRecord(NamedTuple):
     iteration: int
     phase: str
     depth: int  # for a module event: the depth of its caller
+    source: SourceFrame | None = None  # an optimizer step's: the user's line that called step()
+    stack: tuple[SourceFrame, ...] = ()
 
     @property
     def seq(self) -> int:

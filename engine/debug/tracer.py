@@ -145,18 +145,20 @@ class Tracer:
         if self._advance or self.phase is not FORWARD:
             self._enter(FORWARD)
         if event.enter:
-            rec = _tuple_new(EventRecord, (event, self.iteration, FORWARD, self.depth))
+            rec = _tuple_new(EventRecord, (event, self.iteration, FORWARD, self.depth, None, ()))
             self.depth += 1
         else:
             depth = self.depth = self.depth - 1 if self.depth > 0 else 0
-            rec = _tuple_new(EventRecord, (event, self.iteration, FORWARD, depth))
+            rec = _tuple_new(EventRecord, (event, self.iteration, FORWARD, depth, None, ()))
         self.last = rec
         return rec
 
     def optimizer(self, event) -> EventRecord:
         """The record of an optimizer step; it ends the iteration unless iterations are marked."""
         self._enter(OPTIMIZER)
-        rec = EventRecord(event, self.iteration, OPTIMIZER, 0)
+        # once a step: where it was called from, for a replay that stops there (a live stop finds it itself)
+        source, stack = capture_source(1) if self.source else _NO_SOURCE
+        rec = EventRecord(event, self.iteration, OPTIMIZER, 0, source, stack)
         self.depth = 0
         if not self.marks:
             self._boundary()

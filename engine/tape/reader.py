@@ -372,7 +372,8 @@ class Tape:
             elif row.kind in ("edit", "alert"):
                 rec = ev
             else:
-                rec = EventRecord(ev, row.iteration, row.phase, row.depth)
+                source, stack = (None, ()) if stack_id is None else self._stack(stack_id)
+                rec = EventRecord(ev, row.iteration, row.phase, row.depth, source, stack)
             yield rec
 
     def _forward_record(self, seq: int) -> OpRecord | None:

@@ -283,7 +283,7 @@ class Recorder:
         add = tables["events"].append
         sum_heads, sum_layouts, sums = [], [], []
         ops, op_node = self._ops, self._op_node
-        stacks, stack = self._stacks, self._stack
+        stack_id = self._stack_id
         layouts, layout = self._layouts, self._layout
         modules, backward_nodes = self._modules, self._backward_nodes
         phase = self._phase
@@ -296,12 +296,7 @@ class Recorder:
                 key = (ev.key, ev.op, ev.module, ev.input_shapes, ev.output_shape, ev.dtype, ev.device,
                        ev.requires_grad)
                 node = ops.get(key) or op_node(key)
-                src = rec.source
-                if src is None:
-                    sid = 0
-                else:
-                    skey = (id(src), *map(id, rec.stack))  # self._frames pins the frames: ids stay theirs
-                    sid = stacks.get(skey) or stack(skey, src, rec.stack)
+                sid = 0 if rec.source is None else stack_id(rec.source, rec.stack)
                 add((ev.seq, OP, rec.iteration, 0, rec.depth, t, node, ev.output, 0, sid, ev.inputs))
                 s = rec.summary
                 if s is not None:
@@ -338,7 +333,8 @@ class Recorder:
                         self._module_params.add(node)
                         tables["module_params"].append((node, to_json([list(p) for p in ev.params])))
                 elif ecls is OptimizerEvent:
-                    add((ev.seq, OPTIMIZER, rec.iteration, phase, rec.depth, t, 0, 0, 0, 0, ()))
+                    sid = 0 if rec.source is None else stack_id(rec.source, rec.stack)
+                    add((ev.seq, OPTIMIZER, rec.iteration, phase, rec.depth, t, 0, 0, 0, sid, ()))
                     update, weight, grad = ev.update_norms, ev.weight_norms, ev.grad_norms
                     key = (tuple(update), tuple(weight), tuple(grad))  # the same names step after step
                     names = self._param_names.get(key) or self._param_names.setdefault(key, to_json(key))
@@ -403,10 +399,13 @@ class Recorder:
             self._new_rows.append(("sources", (f.file, *_snapshot(f.file))))
         return rid
 
-    def _stack(self, key: tuple, source, stack: tuple) -> int:
-        frame = self._frame
-        src = frame(source)
-        rid = self._stacks[key] = self._add("stacks", src, ids_text(tuple(frame(f) for f in stack)))
+    def _stack_id(self, source, stack: tuple) -> int:
+        """The row id of a (source, stack) pair, added the first time it is seen."""
+        key = (id(source), *map(id, stack))  # self._frames pins the frames: ids stay theirs
+        rid = self._stacks.get(key)
+        if rid is None:
+            frame = self._frame
+            rid = self._stacks[key] = self._add("stacks", frame(source), ids_text(tuple(frame(f) for f in stack)))
         return rid
 
     @property

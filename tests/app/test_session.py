@@ -352,25 +352,43 @@ def test_replay_steps_seeks_both_ways_and_rewinds(qtbot, sessions, recorded):
 
 
 def test_step_out_of_a_layer_stops_at_the_next_layer_live_and_in_replay(qtbot, sessions, tmp_path):
-    tape = str(tmp_path / "seq.tape")
-    script = write(tmp_path, "seq.py", LOOP.format(steps=1))
-    s = live(sessions, Target.script(script), record=tape)
-    r = None
-    for session in (s, "replay"):
-        if session == "replay":
-            drained(qtbot, s, lambda: s.status == "finished")
-            s.close()
-            session = r = ReplaySession(tape)
-            sessions.append(r)
-            drained(qtbot, r, lambda: r.status == "finished")
-            r.rewind()
-        drained(qtbot, session, lambda session=session: session.status == "paused")
+    def step_out_of_the_first_layer(session) -> None:
+        drained(qtbot, session, lambda: session.status == "paused")
         session.command("step_into")
-        drained(qtbot, session, lambda session=session: session.status_text().endswith("linear in Sequential.0"))
+        drained(qtbot, session, lambda: session.status_text().endswith("linear in Sequential.0"))
         session.command("step_out")  # Sequential.0 returns; the next thing that runs is the ReLU
-        drained(qtbot, session, lambda session=session: session.status_text().endswith("relu in Sequential.1"))
+        drained(qtbot, session, lambda: session.status_text().endswith("relu in Sequential.1"))
         session.command("resume")
-    assert r is not None
+        drained(qtbot, session, lambda: session.status == "finished")
+
+    tape = str(tmp_path / "seq.tape")
+    s = live(sessions, Target.script(write(tmp_path, "seq.py", LOOP.format(steps=1))), record=tape)
+    step_out_of_the_first_layer(s)
+    s.close()
+    r = ReplaySession(tape)
+    sessions.append(r)
+    drained(qtbot, r, lambda: r.status == "finished")
+    r.rewind()
+    step_out_of_the_first_layer(r)
+
+
+def test_a_replay_stopped_at_an_optimizer_step_shows_the_line_that_called_it(qtbot, sessions, tmp_path):
+    tape = str(tmp_path / "loop.tape")
+    script = write(tmp_path, "loop.py", LOOP.format(steps=2))
+    s = live(sessions, Target.script(script), pause_on_entry=False, record=tape)
+    drained(qtbot, s, lambda: s.status == "finished")
+    s.close()
+    r = ReplaySession(tape)
+    sessions.append(r)
+    drained(qtbot, r, lambda: r.status == "finished")
+    r.rewind()
+    drained(qtbot, r, lambda: r.status == "paused")
+    for _ in range(3):  # into the forward, to the backward, to the optimizer step
+        r.command("run_to_phase")
+        drained(qtbot, r, lambda: r.status == "paused")
+    source = r.current_stop.source
+    assert r.current_stop.phase == "optimizer"
+    assert (source.file, source.line, source.text) == (script, 10, "opt.step()")
 
 
 def test_the_session_controller_imports_no_qt():
