@@ -191,7 +191,7 @@ HINTS: dict[str, dict] = {
     "*.padding_mode": dict(choices=("zeros", "reflect", "replicate", "circular")),
     "*.nonlinearity": dict(choices=("tanh", "relu")),
     "*.reduction": dict(choices=("mean", "sum", "none")),
-    "TransformerEncoderLayer.activation": dict(kind="str", default="relu", choices=("relu", "gelu")),
+    "Transformer*.activation": dict(kind="str", default="relu", choices=("relu", "gelu")),
     # optimizers
     "*.lr": dict(low=0.0, low_open=True), "*.weight_decay": dict(low=0.0), "*.dampening": dict(low=0.0),
     "*.betas": dict(kind="floats", length=2, low=0.0, high=1.0, high_open=True),
@@ -222,7 +222,9 @@ HINTS: dict[str, dict] = {
 # Layers whose forward returns (output, state): a sequence keeps the output.
 TUPLE_OUTPUT = ("RNN", "LSTM", "GRU", "LSTMCell")
 # Not offered: an abstract base, and torch's alias of Linear.
-NOT_OFFERED = ("RNNBase", "NonDynamicallyQuantizableLinear")
+# the decoder side takes two inputs (the target and the encoder's memory): a stack of layers feeds one
+NOT_OFFERED = ("RNNBase", "NonDynamicallyQuantizableLinear", "TransformerDecoderLayer", "TransformerDecoder",
+               "Transformer")
 GROUPS = {"activation": "Activations", "linear": "Linear", "conv": "Convolution", "pool": "Pooling",
           "norm": "Normalization", "dropout": "Regularization", "shape": "Shape", "embedding": "Embedding",
           "recurrent": "Recurrent", "attention": "Attention", "transformer": "Attention"}
