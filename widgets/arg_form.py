@@ -3,7 +3,8 @@
 Each argument is {"name", "kind", "default", "required", "optional", "low", "high", "choices", "words",
 "allowed", "doc"}; kinds are int, float, bool, str, size (an int or ints), ints and floats. The form
 parses what is typed, marks a field red with the reason when it does not parse, and emits the values.
-Range checks stay with the app (one set of rules): it reports them back through `mark`.
+Range checks stay with the app (one set of rules): it reports them back through `mark`. A field whose
+text does not parse stays red until it does (`unparsed()`), and `rejected(name)` says so at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEd
 ERROR_TEXT = QColor("#c92a2a")
 ERROR_FIELD = QColor("#ffe3e3")  # a palette colour, not a style sheet: spin boxes keep their arrows
 NONE = "(none)"
+INT_LIMIT = 2**31 - 1  # larger integers fit no layer, and overflow Qt's conversion of the values dict
 
 
 def parse(arg: dict, text: str):
@@ -30,18 +32,26 @@ def parse(arg: dict, text: str):
     items = [t.strip() for t in text.strip("()[]").split(",") if t.strip()]
     try:
         if kind == "int":
-            return int(text), ""
+            return _bounded(arg, int(text))
         if kind == "float":
             return float(text), ""
         if kind == "size" and len(items) == 1 and "," not in text:
-            return int(items[0]), ""
+            return _bounded(arg, int(items[0]))
         if kind in ("size", "ints"):
-            return [int(t) for t in items], ""
+            return _bounded(arg, [int(t) for t in items])
         if kind == "floats":
             return [float(t) for t in items], ""
     except ValueError:
         pass
     return None, f"{arg['name']} must be {arg['allowed']}"
+
+
+def _bounded(arg: dict, value):
+    """(value, "") for integers within INT_LIMIT, else (None, why)."""
+    values = value if isinstance(value, list) else [value]
+    if any(abs(v) > INT_LIMIT for v in values):
+        return None, f"{arg['name']} is too large: at most {INT_LIMIT:,}"
+    return value, ""
 
 
 def show(arg: dict, value) -> str:
@@ -57,6 +67,7 @@ class ArgForm(QWidget):
     """One row per argument; `changed(values)` after each accepted edit (values differing from defaults)."""
 
     changed = Signal(dict)
+    rejected = Signal(str)  # the name of an argument whose typed text does not parse
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -69,6 +80,7 @@ class ArgForm(QWidget):
         self._editors: dict[str, QWidget] = {}
         self._labels: dict[str, QLabel] = {}
         self._errors: dict[str, str] = {}
+        self._unparsed: dict[str, str] = {}  # argument -> why its typed text is not a value
         self.empty = QLabel("no arguments")
         self.empty.setStyleSheet("color: #868e96;")
 
@@ -84,6 +96,7 @@ class ArgForm(QWidget):
         self._editors = {}
         self._labels = {}
         self._errors = {}
+        self._unparsed = {}
         for arg in args:
             editor = self._editor(arg, values.get(arg["name"], arg["default"]))
             label = QLabel(arg["name"] + ("*" if arg.get("required") else ""))
@@ -126,11 +139,14 @@ class ArgForm(QWidget):
     def _typed(self, arg: dict, text: str) -> None:
         value, error = parse(arg, text)
         if error:
+            self._unparsed[arg["name"]] = error
             self.mark(arg["name"], error)
+            self.rejected.emit(arg["name"])
             return
         self._accept(arg["name"], value)
 
     def _accept(self, name: str, value) -> None:
+        self._unparsed.pop(name, None)
         self.mark(name, "")
         arg = next(a for a in self._args if a["name"] == name)
         if value == arg["default"] and not arg.get("required"):
@@ -173,9 +189,13 @@ class ArgForm(QWidget):
             widget.setToolTip(tip)
 
     def clear_marks(self) -> None:
-        """Remove every red mark."""
+        """Remove every red mark but those of fields whose text does not parse."""
         for name in list(self._errors):
-            self.mark(name, "")
+            self.mark(name, self._unparsed.get(name, ""))
+
+    def unparsed(self) -> dict[str, str]:
+        """Argument name -> why the text typed there is not a value (the value before it stays in use)."""
+        return dict(self._unparsed)
 
     def errors(self) -> dict[str, str]:
         """Argument name -> the message shown there."""

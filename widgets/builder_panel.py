@@ -74,6 +74,8 @@ class BuilderPanel(QWidget):
         self.data.starterRequested.connect(self._use_starter)
         self.training = TrainingForm(self.catalog["losses"], self.catalog["optimizers"], self.catalog["schedulers"])
         self.training.changed.connect(self._changed)
+        for form in self.training.forms.values():
+            form.rejected.connect(self.check_now)
         self.tabs.addTab(self.data, "Data")
         self.tabs.addTab(self.training, "Training")
         self.status = QLabel()
@@ -117,6 +119,10 @@ class BuilderPanel(QWidget):
             item.setData(0, ROLE, entry["type"])
             item.setToolTip(0, entry["doc"])
         self.palette.itemDoubleClicked.connect(self._palette_activated)
+        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):  # the keyboard's double-click
+            enter = QShortcut(QKeySequence(key), self.palette, context=Qt.ShortcutContext.WidgetShortcut)
+            enter.activated.connect(lambda: self._palette_activated(self.palette.currentItem()))
+        self.filter.returnPressed.connect(self._to_palette)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -129,8 +135,8 @@ class BuilderPanel(QWidget):
         self.tree.currentItemChanged.connect(lambda *_: self._show_args())
         tools = QHBoxLayout()
         tools.setContentsMargins(0, 0, 0, 0)
-        for text, tip, slot in (("\u2191", "Move up", lambda: self._nudge(-1)),
-                                ("\u2193", "Move down", lambda: self._nudge(1)),
+        for text, tip, slot in (("\u2191", "Move up (Alt+Up)", lambda: self._nudge(-1)),
+                                ("\u2193", "Move down (Alt+Down)", lambda: self._nudge(1)),
                                 ("\u2715", "Remove (Del)", self._remove_current)):
             b = QToolButton()
             b.setText(text)
@@ -142,6 +148,9 @@ class BuilderPanel(QWidget):
         tools.addStretch(1)
         tools.addWidget(self.summary)
         QShortcut(QKeySequence.StandardKey.Delete, self.tree, self._remove_current)
+        for keys, step in (("Alt+Up", -1), ("Alt+Down", 1)):
+            QShortcut(QKeySequence(keys), self.tree, lambda s=step: self._nudge(s),
+                      context=Qt.ShortcutContext.WidgetShortcut)
         middle = QWidget()
         mv = QVBoxLayout(middle)
         mv.setContentsMargins(0, 0, 0, 0)
@@ -158,6 +167,7 @@ class BuilderPanel(QWidget):
         self.args_box = QGroupBox("Arguments")
         self.layer_args = ArgForm()
         self.layer_args.changed.connect(self._layer_args_changed)
+        self.layer_args.rejected.connect(self.check_now)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
@@ -233,12 +243,21 @@ class BuilderPanel(QWidget):
         return item
 
     def _label(self, layer: dict) -> str:
-        """'Linear(2, 64)': the type with its required and changed arguments."""
+        """'Conv2d(1, 8, 3, padding=1)': the type with its set arguments, read as the constructor call would:
+        positional while they follow the signature's order without a gap, by name after one."""
         args = layer.get("args", {})
-        parts = [", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-                 for value in args.values()][:4]
         if layer["type"] == "Repeat":
             return f"Repeat \u00d7{args.get('times', 2)}"
+        # the row's dict came back through Qt sorted by name: the palette's list gives the signature order
+        order = [a["name"] for a in self._layer_info.get(layer["type"], {}).get("args", [])]
+        names = [n for n in order if n in args] + [n for n in args if n not in order]
+        parts, gap = [], False
+        for i, name in enumerate(names):
+            gap = gap or i >= len(order) or order[i] != name
+            value = args[name]
+            text = f"({', '.join(map(str, value))})" if isinstance(value, list) else str(value)
+            parts.append(f"{name}={text}" if gap else text)
+        parts = parts[:4]
         if len(args) > 4:
             parts.append("\u2026")
         return f"{layer['type']}({', '.join(parts)})" if parts else layer["type"]
@@ -331,8 +350,18 @@ class BuilderPanel(QWidget):
         if item is not None:
             self.remove_layer(path_of(item))
 
-    def _palette_activated(self, item: QTreeWidgetItem) -> None:
-        kind = item.data(0, ROLE)
+    def _to_palette(self) -> None:
+        """Enter in the filter: the first layer it shows becomes current in the palette, which takes focus."""
+        for g in range(self.palette.topLevelItemCount()):
+            group = self.palette.topLevelItem(g)
+            shown = [group.child(i) for i in range(group.childCount()) if not group.child(i).isHidden()]
+            if not group.isHidden() and shown:
+                self.palette.setCurrentItem(shown[0])
+                self.palette.setFocus()
+                return
+
+    def _palette_activated(self, item: QTreeWidgetItem | None) -> None:
+        kind = item.data(0, ROLE) if item is not None else None
         if kind:
             self.add_layer(kind)
 
@@ -352,6 +381,8 @@ class BuilderPanel(QWidget):
 
     # ---- arguments --------------------------------------------------------------------------------
     def _show_args(self) -> None:
+        if self.layer_args.unparsed():  # leaving a field that did not parse: its layer keeps its value
+            self._timer.start()
         item = self.tree.currentItem()
         if item is None:
             self.args_box.setTitle("Arguments")
@@ -396,9 +427,28 @@ class BuilderPanel(QWidget):
     def check_now(self) -> dict:
         """Check the current document now (the panel also does so shortly after each edit)."""
         self._timer.stop()
-        self._report = self.services.check(self.document())
+        report = self.services.check(self.document())
+        typed = self._unparsed_problems()
+        if typed:  # Build would use the value from before the typing, as if the field said so
+            report = {**report, "ok": False, "problems": typed + report["problems"]}
+        self._report = report
         self._show_report()
         return self._report
+
+    def _unparsed_problems(self) -> list[dict]:
+        """Problem dicts for the fields whose typed text is not a value."""
+        out = []
+        item = self.tree.currentItem()
+        if item is not None:
+            path = path_of(item)
+            where = f"layer {'.'.join(map(str, path))} ({item.data(0, ROLE)['type']})"
+            out += [{"section": "layers", "path": path, "arg": name, "message": f"{where}: {message}"}
+                    for name, message in self.layer_args.unparsed().items()]
+        for kind, form in self.training.forms.items():
+            out += [{"section": "training", "path": [], "arg": f"{kind}.{name}",
+                     "message": f"{self.training.combos[kind].currentText()}: {message}"}
+                    for name, message in form.unparsed().items()]
+        return out
 
     def report(self) -> dict:
         """The latest check's answer (per-layer shapes and problems, plain data)."""

@@ -89,6 +89,7 @@ class HeatmapView(QWidget):
         self.empty = QLabel("No values loaded.", self.plots)
         self.empty.setStyleSheet("color: #868e96")
         self.plots.scene().sigMouseMoved.connect(self._hovered)
+        self._rebuild_controls()  # no array yet: no axes to choose (set_arrays rebuilds on a new shape only)
         self.set_arrays({})
 
     # ---- inputs -----------------------------------------------------------------------------------
@@ -105,6 +106,7 @@ class HeatmapView(QWidget):
             ndim = len(shape)
             self._rows, self._cols = (max(ndim - 2, 0), ndim - 1) if ndim >= 2 else (0, 0)
             self._index = [0] * ndim
+            self.hover.setText(" ")  # it named an element, or the size, of the shape before
             self._rebuild_controls()
         self._refresh()
 

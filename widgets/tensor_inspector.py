@@ -324,7 +324,7 @@ def _meta(s: TensorSummary | None, subtitle: str, no_summaries: str = "") -> str
             return f"{subtitle}\n{no_summaries}" if subtitle else no_summaries
         return subtitle or "No summary recorded for this node."
     shape = TIMES.join(map(str, s.shape)) or "scalar"
-    parts = [shape, s.dtype, s.device, f"{s.numel:,} elements"]
+    parts = [shape, s.dtype, s.device, f"{s.numel:,} element{'s' if s.numel != 1 else ''}"]
     if subtitle:
         parts.append(subtitle)
     return "  \u00b7  ".join(parts)

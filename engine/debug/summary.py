@@ -413,6 +413,9 @@ def _bin_counts(xp, values, lo, hi, seg=None, rows: int = 1):
     One row: values, and numbers lo and hi. Many: values of row r where seg is r, with lo and hi arrays;
     or 2-D values (a row each) with lo and hi as columns."""
     width = (hi - lo) / BINS
+    # a constant beyond 2**53 in size has lo == hi (c - 0.5 == c): its values all go in the first bin,
+    # as on a GPU, where 0 / 0 had made negative bin numbers here
+    width = (width or 1.0) if isinstance(width, float) else np.where(width > 0, width, 1.0)
     if seg is not None:
         lo, width = lo[seg], width[seg]
     h = xp.subtract(values, lo, dtype=xp.float64)
