@@ -2,7 +2,7 @@
 
     tapescope                                   open the app on its built-in demo
     tapescope run SCRIPT.py [ARGS] [--run]      debug a script in the app (paused on entry)
-    tapescope record SCRIPT.py [ARGS] -o run.tape [--capture structure|summary|values] [--max-size 500M]
+    tapescope record SCRIPT.py [ARGS] -o run.tape [--capture structure|summary|values] [--max-size 500M|none]
     tapescope info run.tape [--json]
     tapescope export run.tape --format json|dot|perfetto -o OUT [--iteration N]
     tapescope open run.tape
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="structure: ops and shapes; summary: plus statistics of every tensor (default); "
                           "values: plus small tensors' values")
     rec.add_argument("--max-size", type=_size, metavar="SIZE",
-                     help="stop recording past this size (e.g. 500M)")
+                     help="drop values past 60%% of SIZE, summaries past 80%%, stop recording at SIZE "
+                          "(e.g. 500M, 2G; units of 1024). Default: the smaller of 10G and half the free "
+                          "space of the tape's disk at the start. 0 or none: no cap")
     rec.add_argument("script", metavar="SCRIPT.py")
     info = sub.add_parser("info", help="summarise a tape", allow_abbrev=False,
                           description="Print what a tape holds: who wrote it, its iterations, events, edits and "
@@ -164,14 +166,17 @@ def _split_record(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _size(text: str) -> int:
-    """'500M', '2G', '1000000': a size in bytes."""
+    """'500M', '2G', '1000000': a size in bytes; '0' or 'none': 0, no cap."""
+    if text.strip().lower() == "none":
+        return 0
     m = _SIZE.fullmatch(text.strip())
     if not m:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500M or 2G)")
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500M or 2G; 0 or none for no cap)")
     scale = 1024 ** " KMGT".index(m.group(2).upper() or " ")
     size = int(float(m.group(1)) * scale)
-    if size <= 0:
-        raise argparse.ArgumentTypeError(f"a size cap must be above zero, not {text!r}")
+    if size <= 0 and float(m.group(1)) > 0:
+        raise argparse.ArgumentTypeError(f"a size cap must be at least one byte, not {text!r} "
+                                         f"(0 or none: no cap)")
     return size
 
 
@@ -188,9 +193,11 @@ def _script(path: str) -> str:
 def _record(args, script_args: list[str], command_line: list[str]) -> int:
     script = _script(args.script)
     from engine.tape import record
+    from engine.tape.cap import DEFAULT, human_size
     from engine.tape.info import counted
 
-    recorder = record(args.output, args.capture, max_bytes=args.max_size, command_line=command_line)
+    max_bytes = DEFAULT if args.max_size is None else args.max_size
+    recorder = record(args.output, args.capture, max_bytes=max_bytes, command_line=command_line)
     try:
         with _terminated_as_exit() as terminated:
             code = _run_script(script, script_args)
@@ -198,8 +205,13 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
             recorder.status = "terminated by SIGTERM"
     finally:
         recorder.close()
-    print(f"tapescope record: {counted(recorder.events, 'event')} ({args.capture}) written to {args.output}"
-          + ("" if recorder.status == "complete" else f" ({recorder.status})"), file=sys.stderr)
+    if recorder.status.startswith("size cap"):  # the status names the cap
+        end = f" ({recorder.status}: the rest of the run was not recorded; --max-size sets the cap)"
+    else:
+        end = "" if recorder.status == "complete" else f" ({recorder.status})"
+        end += "; no size cap" if recorder.max_bytes is None else f"; size cap {human_size(recorder.max_bytes)}"
+    print(f"tapescope record: {counted(recorder.events, 'event')} ({args.capture}) written to {args.output}{end}",
+          file=sys.stderr)
     return code
 
 

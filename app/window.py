@@ -36,8 +36,10 @@ from app.graph_presenter import COLOUR_BY, GraphPresenter
 from app.panel_shares import PanelShares
 from app.pump import EventPump
 from app.replay import ReplaySession
+from app.script_memory import remember_arguments, remembered_arguments
 from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target
 from engine.debug.source import SourceFrame
+from engine.tape.cap import human_size
 from widgets.alerts_panel import AlertsPanel
 from widgets.breakpoints_panel import BreakpointsPanel
 from widgets.gradient_flow import GradientFlowChart
@@ -47,6 +49,7 @@ from widgets.module_editor import ModuleEditor
 from widgets.module_tree import ModuleTree
 from widgets.node_info import NodeInfoPanel
 from widgets.output_panel import OutputPanel
+from widgets.script_dialog import ScriptDialog
 from widgets.source_view import SourceView
 from widgets.status import MessageBar, StatusPanel
 from widgets.tensor_inspector import TensorInspector
@@ -384,7 +387,7 @@ class MainWindow(QMainWindow):
             path = getattr(session, "recording", None)
             session.close()
             if path:
-                self._recorded(path)
+                self._recorded(path, session.last_recording_status)
 
     # ---- commands ---------------------------------------------------------------------------------
     def command(self, action: str) -> None:
@@ -433,16 +436,21 @@ class MainWindow(QMainWindow):
             name = os.path.splitext(os.path.basename(session.target.path))[0] or "session"
             path = os.path.join(self.recordings_dir, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.tape")
             session.start_recording(path)
-            self.output.note(f"\u25cf Recording to {path}")
+            cap = session.recording_cap
+            self.output.note(f"\u25cf Recording to {path} ("
+                             + (f"stops at {human_size(cap)})" if cap is not None else "no size cap)"))
         else:
             path = session.stop_recording()
             if path:
-                self._recorded(path)
+                self._recorded(path, session.last_recording_status)
         self._update_status()
 
-    def _recorded(self, path: str) -> None:
+    def _recorded(self, path: str, status: str = "") -> None:
         self._add_recent(path)
         self.output.note(f"Recording saved: {path} (File > Open Recent replays it)")
+        if status.startswith("size cap"):  # the writer stopped early: say so where it is seen
+            self.show_message(f"Recording stopped early: {status}. The tape holds the run up to there.",
+                              "warning")
         self.actions["record"].blockSignals(True)
         self.actions["record"].setChecked(False)
         self.actions["record"].blockSignals(False)
@@ -569,7 +577,7 @@ class MainWindow(QMainWindow):
         if self.actions["record"].isChecked():
             path = getattr(session, "last_recording", None)
             if path:
-                self._recorded(path)
+                self._recorded(path, session.last_recording_status)
             else:
                 self._uncheck_record()
         if self._restart_pending:
@@ -724,10 +732,21 @@ class MainWindow(QMainWindow):
         if path:
             self.open_tape(path)
 
-    def _ask_script(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Debug Script", os.getcwd(), "Python scripts (*.py)")
-        if path:
-            self.run_script(path)
+    def _ask_script(self) -> ScriptDialog:
+        """Open the Debug Script dialog (script, arguments, pause on entry), on the script last debugged."""
+        session = self.session
+        live = isinstance(session, LiveSession) and session.target.kind == "script"
+        path = session.target.path if live else next((p for p in self.recent_files() if p.endswith(".py")), "")
+        dialog = ScriptDialog(path, remembered_arguments(self.settings), os.getcwd(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._debug_chosen(dialog))
+        dialog.open()  # window-modal, without a nested event loop
+        return dialog
+
+    def _debug_chosen(self, dialog: ScriptDialog) -> None:
+        path = dialog.script_path()
+        remember_arguments(self.settings, path, dialog.arguments_text())
+        self.run_script(path, dialog.argv(), run=not dialog.pause_on_entry())
 
     def dragEnterEvent(self, event) -> None:
         if any(u.toLocalFile().endswith((".tape", ".py")) for u in event.mimeData().urls()):

@@ -27,6 +27,8 @@ def record(path: str | os.PathLike, capture: str = "summary", **options):
 
     capture: "structure", "summary" or "values"; options: debugger, model, optimizer, max_bytes,
     flush_interval, batch_events, queue_events, value_bytes, command_line, max_lag (see Recorder).
+    Unless max_bytes says otherwise (None or 0: no cap) the tape is capped at the smaller of 10 GiB and
+    half the free space of its disk (engine.tape.cap.default_cap).
     """
     from engine.tape.writer import Recorder
 

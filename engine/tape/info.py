@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
+from engine.tape.cap import human_size
 from engine.tape.codec import printable
 from engine.tape.reader import Tape
 
@@ -19,6 +21,7 @@ def tape_info(tape: Tape) -> dict:
     edits = tape.edits()
     out = {"path": tape.path, "format_version": tape.format_version, "size_bytes": _size(tape.path)}
     out.update({key: tape.meta.get(key, "") for key in _META})
+    out["max_bytes"] = _cap(tape.meta.get("max_bytes", ""))
     out["command_line"] = _json_list(tape.meta.get("command_line", "[]"))
     out["devices"] = _json_list(tape.meta.get("devices", "[]"))
     out.update({
@@ -41,6 +44,11 @@ def _size(path: str) -> int:
     """Bytes on disk: the file, and the write-ahead log of a tape still recording or left by a killed one."""
     wal = path + "-wal"
     return os.path.getsize(path) + (os.path.getsize(wal) if os.path.isfile(wal) else 0)
+
+
+def _cap(text: str) -> int | None:
+    """The size cap the recorder applied, in bytes; None for none (or a tape from before it was noted)."""
+    return int(text) if text.isascii() and text.isdigit() else None  # the tape's bytes are not trusted
 
 
 def _json_list(text: str) -> list:
@@ -68,7 +76,9 @@ def describe(info: dict) -> str:
         f"  software:   Python {p(info['python'])}, numpy {p(info['numpy'])}, "
         f"CuPy {p(info['cupy']) or 'none'}",
         f"  devices:    {p(', '.join(info['devices']))}",
-        f"  capture:    {p(info['capture'])}; {info['size_bytes']:,} bytes",
+        f"  capture:    {p(info['capture'])}; {info['size_bytes']:,} bytes"
+        + (f" ({human_size(info['size_bytes'])})" if info["size_bytes"] >= 1024 else "")
+        + (f", size cap {human_size(info['max_bytes'])}" if info.get("max_bytes") else ""),
     ]
     if info["iterations"]:
         lines.append(f"  iterations: {info['iterations']:,} "
@@ -95,6 +105,8 @@ def describe(info: dict) -> str:
 def _status(status: str) -> str:
     if status == "recording":  # the writer's status until it closes the tape
         return "not closed: still recording, or the recorder was killed"
+    # tapes written before sizes were made human say "size cap of 314572800 bytes reached"
+    status = re.sub(r"size cap of (\d+) bytes", lambda m: f"size cap of {human_size(int(m.group(1)))}", status)
     return printable(status) or "unknown status"
 
 

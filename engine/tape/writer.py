@@ -6,7 +6,8 @@ commits them in one transaction; WAL mode makes each commit durable against a ki
 queue is bounded: past a quarter full, raw values are dropped; past half, summaries too; when full, the
 engine thread waits for the writer. It also waits when the oldest record not yet committed is more than
 `max_lag` seconds old (a writer slower than the training loop), so a SIGKILL loses at most that much.
-Every drop is written to the `drops` table. A size cap drops values, then summaries, then stops recording.
+Every drop is written to the `drops` table. A size cap drops values, then summaries, then stops recording;
+by default the cap is the smaller of 10 GiB and half the free space of the tape's disk (engine.tape.cap).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ except ImportError:  # not POSIX: no recorder lock
 from engine.debug import Debugger
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent, hub
-from engine.tape import schema
+from engine.tape import cap, schema
 from engine.tape.codec import EventColumns, float_blob, ids_text, npy_bytes, summary_rows, to_json
 from engine.tape.errors import TapeError
 from engine.tape.schema import ALERT, BACKWARD, EDIT, MARK, MODULE_ENTER, MODULE_EXIT, OP, OPTIMIZER
@@ -56,12 +57,14 @@ class Recorder:
 
     capture: "structure", "summary" or "values" (what the debugger's tracer attaches to each op).
     debugger: record what an existing Debugger sees (its capture tier) instead of attaching a new one.
-    max_bytes: the size cap (None: none). queue_events: events that may wait for the writer.
+    max_bytes: the size cap in bytes; "default" (engine.tape.cap.DEFAULT): the smaller of 10 GiB and half the
+    space free on the tape's disk at the start; None or 0: no cap. queue_events: events that may wait for the writer.
     max_lag: seconds of events that may wait uncommitted before the engine thread waits for the writer.
     """
 
     def __init__(self, path: str | os.PathLike, capture: str = "summary", *, debugger: Debugger | None = None,
-                 model=None, optimizer=None, max_bytes: int | None = None, flush_interval: float = 0.05,
+                 model=None, optimizer=None, max_bytes: int | str | None = cap.DEFAULT,
+                 flush_interval: float = 0.05,
                  batch_events: int = 4096, queue_events: int = 65536, value_bytes: int = 64 << 20,
                  command_line: list[str] | None = None, max_lag: float = 0.5) -> None:
         if debugger is not None:
@@ -70,7 +73,8 @@ class Recorder:
             raise ValueError(f"record: capture must be one of {', '.join(CAPTURES)}, got {capture!r}")
         self.path = os.fspath(path)
         self.capture = capture
-        self.max_bytes = max_bytes
+        if max_bytes != cap.DEFAULT:
+            max_bytes = cap.resolve_cap(max_bytes, self.path)  # a bad one is refused before the file is made
         self.flush_interval = flush_interval
         self.events = 0  # committed so far
         self.status = "recording"
@@ -109,8 +113,10 @@ class Recorder:
         self._module_params: set[int] = set()  # module nodes whose parameter names are written
         self._conn, self._lock = _create(self.path)
         try:
+            # the default is measured once the tape exists: its folder then surely does
+            self.max_bytes: int | None = cap.resolve_cap(max_bytes, self.path)
             _write_meta(self._conn, capture, command_line if command_line is not None else sys.argv,
-                        self._created)
+                        self._created, self.max_bytes)
         except BaseException:
             self._conn.close()
             _release(self._lock)
@@ -246,7 +252,7 @@ class Recorder:
         size = self._conn.execute("PRAGMA page_count").fetchone()[0] * self._page_size
         if size >= self.max_bytes and self._level < 3:
             self._level = 3
-            self.status = f"size cap of {self.max_bytes} bytes reached"
+            self.status = f"size cap of {cap.human_size(self.max_bytes)} reached"
         elif size >= 0.8 * self.max_bytes:
             self._level = max(self._level, 2)
         elif size >= 0.6 * self.max_bytes:
@@ -617,7 +623,8 @@ def _release(lock: int | None) -> None:
         os.close(lock)  # closing the descriptor lets go of its lock
 
 
-def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created: float) -> None:
+def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created: float,
+                max_bytes: int | None) -> None:
     import numpy as np
 
     import engine
@@ -635,6 +642,7 @@ def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created
         "cupy": cp.__version__ if cp is not None else "",
         "devices": json.dumps(_devices(cp)),
         "capture": capture,
+        "max_bytes": "" if max_bytes is None else str(max_bytes),
         "platform": platform.platform(),
         "status": "recording",
     }

@@ -111,9 +111,12 @@ def test_record_bad_usage_exits_2(script, tmp_path, capsys):
         main(["record", str(script), "-o", str(tmp_path / "r.tape"), "--capture", "all"])
     assert exit_.value.code == 2
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:  # a cap of nothing would drop the whole run
-        main(["record", str(script), "-o", str(tmp_path / "r.tape"), "--max-size", "0"])
-    assert exit_.value.code == 2 and "a size cap must be above zero, not '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a cap that rounds to no bytes is a mistake (0 means no cap)
+        main(["record", str(script), "-o", str(tmp_path / "r.tape"), "--max-size", "0.0001"])
+    assert exit_.value.code == 2 and "a size cap must be at least one byte, not '0.0001'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["record", str(script), "-o", str(tmp_path / "r.tape"), "--max-size", "lots"])
+    assert exit_.value.code == 2 and "not a size: 'lots'" in capsys.readouterr().err
 
 
 @pytest.fixture
