@@ -22,6 +22,19 @@ except ImportError:  # the oracle is optional; its tests skip
 
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed (pip install -e '.[dev]')")
 
+
+def cuda_or_skip():
+    """CuPy, when it has a working CUDA GPU; else the calling test is skipped."""
+    from engine.backend import cupy_module
+
+    cp = cupy_module()
+    try:
+        if cp is not None and cp.cuda.runtime.getDeviceCount() > 0:
+            return cp
+    except Exception:  # CuPy without a working driver
+        pass
+    pytest.skip("needs CuPy and a CUDA GPU")
+
 FD_EPS, FD_ATOL, FD_RTOL = 1e-6, 1e-5, 1e-3
 FWD_RTOL, FWD_ATOL = 1e-3, 1e-6
 GRAD_RTOL, GRAD_ATOL = 1e-3, 1e-4

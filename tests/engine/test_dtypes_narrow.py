@@ -10,6 +10,7 @@ import engine.debug
 import engine.nn as nn
 import engine.nn.functional as F
 from engine import dtypes
+from tests.engine.oracle import cuda_or_skip
 
 torch = pytest.importorskip("torch")
 
@@ -106,3 +107,23 @@ def test_the_debugger_summarises_a_float16_op():
         F.relu(x)
     s = dbg.history[-1].summary
     assert s.dtype == "float16" and s.inf_count == 1 and s.max == 1.0 and s.min == 0.0
+
+
+@pytest.mark.gpu
+def test_a_float16_step_on_the_gpu_matches_the_cpu():
+    cuda_or_skip()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 8)).astype(np.float16)
+    results = []
+    for device in ("cpu", "cuda"):
+        engine.manual_seed(0)
+        layer = nn.Linear(8, 4).half().to(device)
+        out = layer(engine.tensor(x, device=device))
+        out.float().pow(2).mean().backward()
+        assert out.dtype is engine.float16 and layer.weight.grad.dtype is engine.float16
+        results.append((out.detach().cpu().numpy(), layer.weight.grad.cpu().numpy()))
+    (cpu_out, cpu_grad), (gpu_out, gpu_grad) = results
+    np.testing.assert_allclose(gpu_out.astype(np.float32), cpu_out.astype(np.float32), rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(gpu_grad.astype(np.float32), cpu_grad.astype(np.float32), rtol=2e-2, atol=2e-3)
+    u8 = engine.tensor(np.array([0, 128, 255], np.uint8), device="cuda")
+    assert (u8 / 255).dtype is engine.float32 and u8.byte().dtype is engine.uint8
