@@ -13,3 +13,31 @@ def _seed():
 
     engine.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def panel(qtbot):
+    """The model builder panel, shown, with its first check done."""
+    from app.builder import PanelServices
+    from widgets.builder_panel import BuilderPanel
+
+    p = BuilderPanel(PanelServices(), check_delay_ms=10)
+    qtbot.addWidget(p)
+    p.resize(560, 720)
+    p.show()
+    qtbot.waitExposed(p)
+    p.check_now()
+    return p
+
+
+@pytest.fixture
+def inspector(qtbot):
+    """A tensor inspector, shown."""
+    from widgets.tensor_inspector import TensorInspector
+
+    w = TensorInspector()
+    qtbot.addWidget(w)
+    w.resize(620, 760)
+    w.show()
+    qtbot.waitExposed(w)
+    return w

@@ -1,21 +1,8 @@
 """The model builder as a person uses it, offscreen: typing, keyboard access, and what its rows say."""
 
-import pytest
 from PySide6.QtCore import Qt
 
 from app.builder import PanelServices
-from widgets.builder_panel import BuilderPanel
-
-
-@pytest.fixture
-def panel(qtbot):
-    p = BuilderPanel(PanelServices(), check_delay_ms=10)
-    qtbot.addWidget(p)
-    p.resize(560, 720)
-    p.show()
-    qtbot.waitExposed(p)
-    p.check_now()
-    return p
 
 
 def layer_texts(panel) -> list[str]:

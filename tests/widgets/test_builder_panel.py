@@ -11,20 +11,8 @@ from PySide6.QtGui import QColor, QDropEvent
 from app.builder import PanelServices, build, from_json, starter
 from engine.data import GLYPH_NAMES
 from tests.shots import shoot
-from widgets.builder_panel import BuilderPanel
 from widgets.decision_boundary import PredictionView, boundary_image, class_colors
 from widgets.layer_tree import LAYER_MIME, MOVE_MIME
-
-
-@pytest.fixture
-def panel(qtbot):
-    p = BuilderPanel(PanelServices(), check_delay_ms=10)
-    qtbot.addWidget(p)
-    p.resize(560, 720)
-    p.show()
-    qtbot.waitExposed(p)
-    p.check_now()
-    return p
 
 
 def rows(panel):

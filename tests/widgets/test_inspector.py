@@ -13,17 +13,8 @@ from app.inspect_worker import InspectWorker
 from engine.debug import ValueUnavailable
 from engine.debug.summary import summarize
 from widgets.heatmap import MAX_SIDE, Difference, HeatmapView
-from widgets.tensor_inspector import DIFF, GRAD, VALUE, TensorInspector
+from widgets.tensor_inspector import DIFF, GRAD, VALUE
 from widgets.value_table import COL_PAGE, ROW_PAGE, ValueTable
-
-
-@pytest.fixture
-def inspector(qtbot):
-    w = TensorInspector()
-    qtbot.addWidget(w)
-    w.resize(620, 760)
-    w.show()
-    return w
 
 
 @pytest.fixture

@@ -7,17 +7,6 @@ from app.debug_panels import _subtitle
 from app.session import NodeInfo
 from engine.debug.summary import summarize
 from widgets.heatmap import HeatmapView
-from widgets.tensor_inspector import TensorInspector
-
-
-@pytest.fixture
-def inspector(qtbot):
-    w = TensorInspector()
-    qtbot.addWidget(w)
-    w.resize(620, 760)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
 
 
 def test_a_constant_too_large_for_a_unit_range_still_gets_its_histogram(inspector):

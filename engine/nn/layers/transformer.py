@@ -34,6 +34,26 @@ def _check_heads(owner: str, d_model: int, nhead: int) -> None:
         raise ValueError(f"{owner}: d_model ({d_model}) must be divisible by nhead ({nhead})")
 
 
+def _build_layer(layer: Module, blocks: int, d_model: int, nhead: int, dim_feedforward: int, dropout: float,
+                 activation, layer_norm_eps: float, batch_first: bool, norm_first: bool, bias: bool,
+                 new: dict) -> None:
+    """Give an encoder (2 blocks) or decoder (3: plus attention over memory) layer its submodules, named
+    and registered in PyTorch's order, so that state_dict keys and repr match."""
+    _check_heads(type(layer).__name__, d_model, nhead)
+    for name in ("self_attn", "multihead_attn")[:blocks - 1]:
+        setattr(layer, name, MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                                batch_first=batch_first, **new))
+    layer.linear1 = Linear(d_model, dim_feedforward, bias=bias, **new)
+    layer.dropout = Dropout(dropout)
+    layer.linear2 = Linear(dim_feedforward, d_model, bias=bias, **new)
+    layer.norm_first = norm_first
+    for i in range(1, blocks + 1):
+        setattr(layer, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **new))
+    for i in range(1, blocks + 1):
+        setattr(layer, f"dropout{i}", Dropout(dropout))
+    layer.activation = _activation(activation)
+
+
 def _self_attention(layer: Module, x: Tensor, attn_mask, key_padding_mask, is_causal: bool) -> Tensor:
     """dropout1(self_attn(x, x, x)): the self-attention block of an encoder or decoder layer."""
     x = layer.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
@@ -54,19 +74,8 @@ class TransformerEncoderLayer(Module):
                  batch_first: bool = False, norm_first: bool = False, bias: bool = True,
                  device=None, dtype=None) -> None:
         super().__init__()
-        _check_heads(type(self).__name__, d_model, nhead)
-        new = dict(device=device, dtype=dtype)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, **new)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **new)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **new)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **new)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **new)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.activation = _activation(activation)
+        _build_layer(self, 2, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+                     batch_first, norm_first, bias, dict(device=device, dtype=dtype))
 
     def forward(self, src: Tensor, src_mask: Tensor | None = None, src_key_padding_mask: Tensor | None = None,
                 is_causal: bool = False) -> Tensor:
@@ -105,23 +114,8 @@ class TransformerDecoderLayer(Module):
                  batch_first: bool = False, norm_first: bool = False, bias: bool = True,
                  device=None, dtype=None) -> None:
         super().__init__()
-        _check_heads(type(self).__name__, d_model, nhead)
-        new = dict(device=device, dtype=dtype)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, **new)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                                 batch_first=batch_first, **new)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **new)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **new)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **new)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **new)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **new)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _activation(activation)
+        _build_layer(self, 3, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+                     batch_first, norm_first, bias, dict(device=device, dtype=dtype))
 
     def forward(self, tgt: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None, tgt_key_padding_mask: Tensor | None = None,
