@@ -121,16 +121,21 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
 
 def scatter_add(x: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     """A copy of x with src[p] added at x[p with index[p] at `dim`]; repeated targets add up."""
-    idx = _index_array("scatter_add", index)
-    if not isinstance(src, Tensor):
-        raise TypeError(f"scatter_add(): src must be a tensor, got {type(src).__name__}")
-    if src.dtype is not x.dtype:
-        raise RuntimeError(f"scatter_add(): Expected self.dtype to be equal to src.dtype, got {x.dtype} "
-                           f"and {src.dtype}")
-    dim = _dim(dim, x.ndim)
-    _check_index_shape("scatter_add", x, dim, idx, src)
-    _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim)
+    dim = _checked_src("scatter_add", x, dim, index, src)
     return ScatterAdd.apply(x, index, src, dim=dim)
+
+
+def _checked_src(op: str, x: Tensor, dim: int, index, src) -> int:
+    """The dim, non-negative, once index and src fit x for a scatter of src (else PyTorch's error)."""
+    idx = _index_array(op, index)
+    if not isinstance(src, Tensor):
+        raise TypeError(f"{op}(): src must be a tensor, got {type(src).__name__}")
+    if src.dtype is not x.dtype:
+        raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype, got {x.dtype} and {src.dtype}")
+    dim = _dim(dim, x.ndim)
+    _check_index_shape(op, x, dim, idx, src)
+    _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim, op, x.shape)
+    return dim
 
 
 class Scatter(Function):
@@ -273,17 +278,9 @@ def _prod_grads(g, x, index, src, out, dim: int, include_self: bool) -> tuple:
 def scatter_reduce(x: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, *,
                    include_self: bool = True) -> Tensor:
     """A copy of x with each src[p] reduced into x[p with index[p] at `dim`] by sum, prod, mean, amax or amin."""
-    idx = _index_array("scatter_reduce", index)
-    if not isinstance(src, Tensor):
-        raise TypeError(f"scatter_reduce(): src must be a tensor, got {type(src).__name__}")
     if reduce not in FOLDS:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
-    if src.dtype is not x.dtype:
-        raise RuntimeError(f"scatter_reduce(): Expected self.dtype to be equal to src.dtype, got {x.dtype} "
-                           f"and {src.dtype}")
-    dim = _dim(dim, x.ndim)
-    _check_index_shape("scatter_reduce", x, dim, idx, src)
-    _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim, "scatter_reduce", x.shape)
+    dim = _checked_src("scatter_reduce", x, dim, index, src)
     return ScatterReduce.apply(x, index, src, dim=dim, reduce=reduce, include_self=bool(include_self))
 
 
