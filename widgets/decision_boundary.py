@@ -8,16 +8,19 @@
     view.show_preview(preview)                             # the dict app.builder.preview makes
 
 Each dataset is one item (an ImageItem, a ScatterPlotItem, a curve), updated in place, so it can
-follow training live.
+follow training live. Labelled images are laid out again whenever the view is resized: as many columns
+as draw them largest with a line for each label, names elided to their image's width.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 # Colour-blind-friendly class colours (Okabe-Ito, then a few more), as RGB 0-255.
@@ -26,6 +29,7 @@ CLASS_COLORS = np.array([(0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121,
                         dtype=np.float32)
 WASH = 0.55  # how far the background is lightened toward white: the points stay readable on it
 RIGHT, WRONG = "#2b8a3e", "#c92a2a"
+LABEL_GAP = 6  # pixels between neighbouring images, so that their labels never run together
 
 
 def class_colors(count: int) -> np.ndarray:
@@ -41,15 +45,30 @@ def boundary_image(probs: np.ndarray) -> np.ndarray:
     return np.clip(255 - (255 - rgb) * (1 - WASH), 0, 255).astype(np.uint8)
 
 
-def mosaic(images: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
-    """(K, H, W) images in a grid with `gap` pixels between them (NaN: the background)."""
+def mosaic(images: np.ndarray, columns: int, gap: int = 2, row_gap: int | None = None) -> np.ndarray:
+    """(K, H, W) images in a grid, `gap` pixels apart across and `row_gap` (default: gap) down (NaN: the
+    background)."""
     k, h, w = images.shape
+    row_gap = gap if row_gap is None else row_gap
     rows = -(-k // columns)
-    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan, dtype=np.float32)
+    out = np.full((rows * (h + row_gap) - row_gap, columns * (w + gap) - gap), np.nan, dtype=np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
-        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = image
+        out[r * (h + row_gap):r * (h + row_gap) + h, c * (w + gap):c * (w + gap) + w] = image
     return out
+
+
+def fit_grid(count: int, h: int, w: int, width: float, height: float, label: float,
+             columns: int | None = None) -> tuple[int, float]:
+    """(columns, pixels per image pixel) that draw `count` h x w images largest in width x height pixels,
+    each with a `label`-pixel line above it and LABEL_GAP pixels beside it (`columns`: fixed)."""
+    best = (columns or count, 0.0)
+    for c in [columns] if columns else range(1, count + 1):
+        rows = -(-count // c)
+        scale = min((width - c * LABEL_GAP) / (c * w), (height - rows * label) / (rows * h))
+        if scale > best[1]:
+            best = (c, scale)
+    return best
 
 
 class PredictionView(QWidget):
@@ -75,6 +94,10 @@ class PredictionView(QWidget):
         for it in (self.image, self.data_points, self.fit_curve, self.points):
             self.plot.addItem(it)
         self._labels: list[pg.TextItem] = []
+        self._grid: tuple | None = None  # what show_images was given, laid out again on a resize
+        self.label_font = QFont(self.font())
+        self.label_font.setPointSizeF(max(7.0, self.label_font.pointSizeF() - 1))
+        self.plot.getPlotItem().vb.sigResized.connect(self._layout_images)
         self.mode = ""
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -113,36 +136,68 @@ class PredictionView(QWidget):
         self.caption.setText(title or f"Prediction over {len(x)} data points")
 
     def show_images(self, images: np.ndarray, predicted: np.ndarray, labels: np.ndarray | None = None,
-                    names: Sequence[str] = (), title: str = "", columns: int = 4) -> None:
-        """A grid of (K, H, W) images in [0, 1], each titled with its predicted label (red when wrong)."""
+                    names: Sequence[str] = (), title: str = "", columns: int | None = None) -> None:
+        """A grid of (K, H, W) images in [0, 1], each titled with its predicted label (red when wrong);
+        `columns`: fixed, or None for as many as draw the images largest in the view."""
         images = np.asarray(images, dtype=np.float32)
         self._mode("images")
-        k, h, w = images.shape
-        grid = mosaic(1 - np.clip(images, 0, 1), columns, gap=max(2, h // 3))  # dark ink on white
-        rgb = np.where(np.isnan(grid), 1.0, grid)[..., None].repeat(3, -1) * 255
-        self.image.setImage(rgb.astype(np.uint8), autoLevels=False, levels=(0, 255))
-        step_y, step_x = h + max(2, h // 3), w + max(2, h // 3)
-        self.image.setRect(QRectF(0, 0, grid.shape[1], grid.shape[0]))
-        while len(self._labels) < k:
-            label = pg.TextItem(anchor=(0.5, 1.0))
-            self.plot.addItem(label)
-            self._labels.append(label)
-        right = 0
-        for i, label in enumerate(self._labels):
-            label.setVisible(i < k)
-            if i >= k:
-                continue
+        k = len(images)
+        texts, colours, right = [], [], 0
+        for i in range(k):
             p = int(predicted[i])
             ok = labels is None or p == int(labels[i])
             right += ok
-            name = names[p] if p < len(names) else str(p)
-            label.setText(name, color=RIGHT if ok else WRONG)
-            r, c = divmod(i, columns)
-            label.setPos(c * step_x + w / 2, r * step_y - 0.5)
-        self.plot.setXRange(-1, grid.shape[1] + 1, padding=0)
-        self.plot.setYRange(-step_y / 2, grid.shape[0] + 1, padding=0)
+            texts.append(names[p] if p < len(names) else str(p))
+            colours.append(RIGHT if ok else WRONG)
+        while len(self._labels) < k:
+            label = pg.TextItem(anchor=(0.5, 1.0))
+            label.setFont(self.label_font)
+            label.textItem.document().setDocumentMargin(0)
+            self.plot.addItem(label)
+            self._labels.append(label)
+        for i, label in enumerate(self._labels):
+            label.setVisible(i < k)
+        self._grid = (1 - np.clip(images, 0, 1), texts, colours, columns)  # dark ink on white
+        self._layout_images()
         verdict = f", {right} of {k} right (red: wrong)" if labels is not None else ""
         self.caption.setText(title or f"Predicted labels of {k} samples{verdict}")
+
+    def _layout_images(self) -> None:
+        """Lay the images out for the view's size: columns, spacing in image pixels, elided labels."""
+        if self.mode != "images" or self._grid is None:
+            return
+        ink, texts, colours, columns = self._grid
+        k, h, w = ink.shape
+        size = self.plot.getPlotItem().vb.size()
+        metrics = QFontMetricsF(self.label_font)
+        line = metrics.height() + 2
+        columns, scale = fit_grid(k, h, w, size.width(), size.height(), line, columns)
+        rows = -(-k // columns)
+        if scale <= 0:  # too small for every label to have a line: fit the width and let them overlap
+            scale = max((size.width() - columns * LABEL_GAP) / (columns * w), 0.1)
+        # gaps are whole image pixels: round them up, then shrink to fit, until a label's line fits again
+        gap, above = math.ceil(LABEL_GAP / scale), math.ceil(line / scale)
+        while True:
+            # half a gap beside the outer columns too: their labels may be wider than their images
+            scale = min(size.width() / (columns * (w + gap)), size.height() / (rows * (h + above)))
+            if above * scale >= line or above > 4 * h:
+                break
+            above += 1
+        grid = mosaic(ink, columns, gap=gap, row_gap=above)
+        rgb = np.where(np.isnan(grid), 1.0, grid)[..., None].repeat(3, -1) * 255
+        self.image.setImage(rgb.astype(np.uint8), autoLevels=False, levels=(0, 255))
+        self.image.setRect(QRectF(0, 0, grid.shape[1], grid.shape[0]))
+        room = max((w + gap) * scale - 2, 0)
+        for i, (text, colour) in enumerate(zip(texts, colours)):
+            label = self._labels[i]
+            shown = metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
+            label.setText(shown, color=colour)
+            label.setToolTip(text if shown != text else "")
+            r, c = divmod(i, columns)
+            label.setPos(c * (w + gap) + w / 2, r * (h + above))
+        # both at once: with the aspect locked, a Y range set after the X range cut the last column off
+        self.plot.getPlotItem().vb.setRange(xRange=(-gap / 2, grid.shape[1] + gap / 2),
+                                            yRange=(-above, grid.shape[0]), padding=0)
 
     def show_preview(self, preview: Mapping | None, title: str = "") -> None:
         """Show a preview dict as made by app.builder.preview (None: nothing to show)."""

@@ -4,7 +4,9 @@ Inputs: `set_arrays({"value": a, "gradient": g, ...})` (numpy arrays of one shap
 for a - b computed only where looked at); `set_axes(rows, cols)`; `set_index(axis, i)`.
 Outputs: `sliceChanged(key)` with the index tuple shown (`slice(None)` on the two shown axes).
 What a person sees: `shown(name)` is the image drawn (subsampled to at most MAX_SIDE per side, so a
-10-million-element tensor costs the GUI thread only the pixels it draws), `key()` the slice.
+10-million-element tensor costs the GUI thread only the pixels it draws), `key()` the slice. NaN, +Inf and
+-Inf are drawn in colours of their own (NONFINITE), outside the colour map, whose range comes from the
+finite values; the `nonfinite` label under the plots counts them, and hovering one reads "nan"/"inf"/"-inf".
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlid
 MAX_SIDE = 512
 _DIVERGING = pg.colormap.get("CET-D1")  # blue - white - red: the sign of a value reads at a glance
 _SEQUENTIAL = pg.colormap.get("viridis")
+# Colours no map here uses (CET-D1 runs blue-white-red, viridis purple-teal-green-yellow), saturated
+# enough to read on a light or a dark background: a NaN must never pass for a value.
+NONFINITE = {"NaN": (255, 0, 255), "+Inf": (255, 140, 0), "-Inf": (0, 215, 255)}
+_LUT_SIZE = 256
 
 
 class Difference:
@@ -83,6 +89,11 @@ class HeatmapView(QWidget):
         self.plots.setBackground(None)
         self.plots.setMinimumHeight(110)
         box.addWidget(self.plots, 1)
+        self.nonfinite = QLabel()
+        self.nonfinite.setWordWrap(True)
+        self.nonfinite.setTextFormat(Qt.TextFormat.RichText)
+        self.nonfinite.hide()
+        box.addWidget(self.nonfinite)
         self.hover = QLabel(" ")
         self.hover.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.addWidget(self.hover)
@@ -213,8 +224,8 @@ class HeatmapView(QWidget):
             plot.getAxis("left").setWidth(40)
             image = pg.ImageItem(axisOrder="row-major")
             plot.addItem(image)
+            # not linked to the image: the image is coloured here (RGBA), so non-finite cells keep their colours
             bar = pg.ColorBarItem(colorMap=_DIVERGING, interactive=False, width=10, rounding=1e-12)
-            bar.setImageItem(image)
             self.plots.addItem(bar, row=0, col=2 * col + 1)
             self._panels[name] = (plot, image, bar)
 
@@ -280,20 +291,31 @@ class HeatmapView(QWidget):
         if not self._arrays:
             self.info.setText("")
             self.hover.setText(" ")
+            self.nonfinite.hide()
             return
         rows, cols = self._full_size()
+        notes = []
         for name, a in self._arrays.items():
             img = self._as_image(a)
             self._shown[name] = img
             plot, image, bar = self._panels[name]
-            lo, hi, cmap = _levels(img)
-            image.setImage(img, levels=(lo, hi), autoLevels=False)
+            levels = _levels(img)
+            image.setImage(colorize(img, levels), levels=(0, 255), autoLevels=False)
             image.setRect(QRectF(0, 0, cols, rows))
             # square cells read best, unless the slice is so long and thin that it would be a sliver
             plot.setAspectLocked(max(rows, cols) <= 8 * min(rows, cols))
-            bar.setColorMap(cmap)
-            bar.setLevels((lo, hi))
+            bar.setVisible(levels is not None)  # no finite value: no range to show
+            if levels is not None:
+                bar.setColorMap(levels[2])
+                bar.setLevels(levels[:2])
+            note = _nonfinite_note(img, levels is None)
+            if note:
+                notes.append(f"{name}: {note}" if len(self._arrays) > 1 else note)
         sr, sc = self._steps
+        if notes and (sr > 1 or sc > 1):
+            notes.append("counted in the drawn cells")
+        self.nonfinite.setText(" &nbsp;\u00b7&nbsp; ".join(notes))
+        self.nonfinite.setVisible(bool(notes))
         note = f"{rows:,} \u00d7 {cols:,}"
         if sr > 1 or sc > 1:
             note += f"; every {ordinal(sr)} row and column drawn" if sr == sc else \
@@ -350,16 +372,50 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _levels(img: np.ndarray) -> tuple[float, float, pg.ColorMap]:
-    """Colour levels: symmetric around 0 for signed values (diverging map), else min..max (viridis)."""
+def _levels(img: np.ndarray) -> tuple[float, float, pg.ColorMap] | None:
+    """Colour levels of the finite values: symmetric around 0 for signed values (diverging map), else
+    min..max (viridis); None when no value is finite."""
     finite = img[np.isfinite(img)]
     if not finite.size:
-        return 0.0, 1.0, _SEQUENTIAL
+        return None
     lo, hi = float(finite.min()), float(finite.max())
     if lo < 0 < hi or (lo < 0 and hi <= 0):
         m = max(-lo, hi) or 1.0
         return -m, m, _DIVERGING
     return (lo, hi if hi > lo else lo + 1.0, _SEQUENTIAL)
+
+
+def colorize(img: np.ndarray, levels: tuple[float, float, pg.ColorMap] | None) -> np.ndarray:
+    """(H, W, 4) uint8: finite values through the map over (lo, hi), NaN and +-Inf in NONFINITE colours."""
+    if levels is None:
+        rgba = np.zeros((*img.shape, 4), np.uint8)
+    else:
+        lo, hi, cmap = levels
+        lut = cmap.getLookupTable(0.0, 1.0, _LUT_SIZE, alpha=True)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite cells are overwritten below
+            t = np.rint((img - lo) * ((_LUT_SIZE - 1) / (hi - lo)))
+        rgba = lut[np.clip(np.nan_to_num(t), 0, _LUT_SIZE - 1).astype(np.intp)]
+    for kind, mask in _nonfinite_masks(img):
+        rgba[mask] = (*NONFINITE[kind], 255)
+    return rgba
+
+
+def _nonfinite_masks(img: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    return [("NaN", np.isnan(img)), ("+Inf", img == np.inf), ("-Inf", img == -np.inf)]
+
+
+def _nonfinite_note(img: np.ndarray, none_finite: bool) -> str:
+    """Rich text: a swatch and a count for each kind of non-finite element present ("" when none)."""
+    parts = []
+    for kind, mask in _nonfinite_masks(img):
+        n = int(np.count_nonzero(mask))
+        if n:
+            colour = "#{:02x}{:02x}{:02x}".format(*NONFINITE[kind])
+            parts.append(f'<span style="color:{colour}">\u25a0</span>&nbsp;{n:,}&nbsp;{kind}')
+    if not parts:
+        return ""
+    text = " &nbsp;".join(parts)
+    return f"no finite values: {text}" if none_finite else text
 
 
 class _Plots(pg.GraphicsLayoutWidget):
