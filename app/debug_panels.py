@@ -177,11 +177,14 @@ class DebugPanels(QObject):
         session = self.w.session
         if info is None or session is None or (isinstance(session, ReplaySession) and session.no_values):
             return  # a tape without values: Load values is disabled and says why, once, in its tooltip
-        out, grad = session.outputs.get(info.key), session.grad_ids.get(info.key)
-        fetch = _fetcher(session)
-        if out is None and grad is None:
+        if info.kind == "param" and isinstance(session, LiveSession) and session.status == "running":
+            # the optimizer changes parameters in place: a copy taken meanwhile may mix two steps
+            self.w.status_panel.set_note("Pause the run to load a parameter's values", 4)
             return
-        self.worker.request(info.key, value=fetch(out) if out else None, grad=fetch(grad) if grad else None)
+        value, grad = _fetches(session, info)
+        if value is None and grad is None:
+            return
+        self.worker.request(info.key, value=value, grad=grad)
 
     def _values_ready(self, result) -> None:
         info = self._shown
@@ -361,6 +364,8 @@ def _title(info: NodeInfo) -> str:
 
 def _subtitle(info: NodeInfo, current: int) -> str:
     where = f" in {info.module}" if info.module else ""
+    if info.kind in ("param", "input") and info.note:
+        return f"{info.kind}{where}: {info.out_shape} {info.dtype}\n{info.note}"
     if info.kind in ("param", "input") and info.summary is None:
         consumer = info.key.rsplit("/", 1)[0]  # "Sequential.0/conv2d:0/in1" feeds "Sequential.0/conv2d:0"
         return (f"{info.kind}{where}: {info.out_shape} {info.dtype}\nNo values are recorded for a "
@@ -388,6 +393,22 @@ def _grad_label(info: NodeInfo, current: int) -> str:
 def _edit_text(event) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in event.args[1:])
     return f"{event.kind} {event.target}" + (f": {args}" if args else "")
+
+
+def _fetches(session, info: NodeInfo) -> tuple:
+    """The functions that read a node's full value and gradient on the worker thread (None: none kept).
+
+    A live parameter is read from the model as it is now; a tape holds no values of parameters or inputs."""
+    if info.kind in ("param", "input"):
+        if info.kind == "param" and isinstance(session, LiveSession) and info.tensor:
+            dbg, tid = session.debugger, info.tensor
+            return (lambda: dbg.parameter(tid)), (lambda: dbg.parameter(tid, grad=True))
+        out, grad = (info.tensor if isinstance(session, LiveSession) else 0), info.grad_tensor
+    else:
+        back = session.backward_of.get(info.key)
+        out, grad = session.outputs.get(info.key), back.event.grad_output if back is not None else 0
+    read = _fetcher(session)
+    return (read(out) if out else None), (read(grad) if grad else None)
 
 
 def _fetcher(session):

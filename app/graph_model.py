@@ -517,6 +517,14 @@ class GraphModel:
         idx = cur.index.get(key)
         return None if idx is None else cur.groups[cur.group[idx]]
 
+    def tensor_of(self, key: str) -> int:
+        """The tensor id a parameter or input node stood for in the latest iteration that has it (0: none)."""
+        for it in (self._cur, self._prev):
+            i = it.index.get(key) if it is not None else None
+            if i is not None and it.tensor[i]:
+                return it.tensor[i]
+        return 0
+
     # ---- the view ------------------------------------------------------------------------
     @property
     def version(self) -> int:

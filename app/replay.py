@@ -92,7 +92,7 @@ class ReplaySession(Session):
         self.model = GraphModel()
         self.model.collapsed = collapsed
         self.summaries, self.grads, self.frames, self.alerts = {}, {}, {}, []
-        self.outputs, self.grad_ids, self.steps, self.by_seq = {}, {}, [], {}
+        self.outputs, self.backward_of, self.steps, self.by_seq = {}, {}, [], {}
         self.made_in = {}
         self._order.clear()
         if self._reader is not None:

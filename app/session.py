@@ -24,13 +24,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import engine.debug
 import engine.tape
 from app import demo
 from app.edit_history import describe_model, describe_optimizer
-from app.graph_model import KIND_NAMES, OP, GraphChange, GraphModel
+from app.graph_model import INPUT, KIND_NAMES, OP, PARAM, GraphChange, GraphModel
 from app.script_io import OutputChunk, ScriptError, capture_output, release_output, run_path, script_error
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
 from engine.debug.records import OPTIMIZER
@@ -117,6 +117,9 @@ class NodeInfo:
     alert: str = ""
     iteration: int = -1  # when the output summarised was made (-1: unknown)
     grad_iteration: int = -1  # when the gradient summarised flowed (an earlier iteration during a forward)
+    tensor: int = 0  # a parameter's or input's tensor id (0: an op, or unknown)
+    grad_tensor: int = 0  # the tensor id of the gradient that reached that parameter or input (0: none)
+    note: str = ""  # what is known of a parameter's or input's value and gradient, and when they were made
 
 
 @dataclass
@@ -161,7 +164,7 @@ class Session:
         self.made_in: dict[str, tuple[int, int]] = {}  # node key -> iterations of its output, its gradient
         self.frames: dict[str, object] = {}  # node key -> SourceFrame where it ran
         self.outputs: dict[str, int] = {}  # node key -> tensor id of its latest output (to fetch values)
-        self.grad_ids: dict[str, int] = {}  # node key -> tensor id of its latest incoming gradient
+        self.backward_of: dict[str, BackwardRecord] = {}  # node key -> its latest backward record
         self.steps: list[tuple[int, object]] = []  # (iteration, OptimizerEvent) of every step applied
         self.by_seq: dict[int, object] = {}  # seq -> OpRecord/BackwardRecord, the latest HISTORY of them
         self._order: deque[int] = deque()
@@ -252,7 +255,7 @@ class Session:
                 self.frames[key] = rec.source
         elif cls is BackwardRecord:
             self._remember(rec)
-            self.grad_ids[model.current] = rec.event.grad_output
+            self.backward_of[model.current] = rec  # its gradients' ids and summaries, to show and fetch
             if rec.grad_output is not None:
                 key = model.current
                 self.grads[key] = rec.grad_output
@@ -323,10 +326,48 @@ class Session:
         out_shape, dtype = view.out_shape[i], view.dtype[i]
         if shown == self.failed_key:  # the op raised: it made no output (not a scalar one)
             out_shape, dtype = "nothing (it raised)", ""
-        return NodeInfo(shown, view.label[i], KIND_NAMES[int(view.kind[i])], view.op[i], view.module[i],
+        info = NodeInfo(shown, view.label[i], KIND_NAMES[int(view.kind[i])], view.op[i], view.module[i],
                         view.in_shapes[i], out_shape, dtype, self.frames.get(shown),
                         self.summaries.get(shown), self.grads.get(shown), self.model.alerts.get(shown, ""),
                         *self.made_in.get(shown, (-1, -1)))
+        return self._source_info(info) if view.kind[i] in (PARAM, INPUT) else info
+
+    def _source_info(self, info: NodeInfo) -> NodeInfo:
+        """A parameter's or input's NodeInfo: its tensor id, the gradient that reached it in the latest
+        backward (its slot among the grad_inputs of the op it feeds) and what is known of its value."""
+        consumer, _, slot = info.key.rpartition("/in")  # "Net.fc1/linear:0/in1" feeds "Net.fc1/linear:0"
+        arg = int(slot)
+        tensor = self.model.tensor_of(info.key)
+        back = self.backward_of.get(consumer)
+        grad, grad_tensor, grad_iteration = None, 0, -1
+        if back is not None and arg < len(back.event.grad_inputs):
+            grad_tensor = back.event.grad_inputs[arg]
+            grad = back.grad_inputs[arg] if arg < len(back.grad_inputs) else None
+            grad_iteration = back.iteration
+        if not tensor and back is None:
+            return info
+        lines = [self._value_note(info.kind, consumer)]
+        if grad is not None:
+            lines.append(f"gradient: as it reached it in the backward of iteration {grad_iteration}")
+        elif back is not None and not grad_tensor:
+            lines.append(f"gradient: none reached it in the backward of iteration {back.iteration}")
+        return replace(info, grad=grad, grad_iteration=grad_iteration, tensor=tensor, grad_tensor=grad_tensor,
+                       note="\n".join(lines))
+
+    def _value_note(self, kind: str, consumer: str) -> str:
+        """What the inspector can show of a parameter's or input's value, and from when."""
+        if self.mode != "live":
+            return f"value: values of {'parameters' if kind == 'param' else 'inputs'} are not recorded on tapes"
+        if kind == "input":
+            it = self.made_in.get(consumer, (-1, -1))[0]
+            when = f" of iteration {it}" if it >= 0 else ""
+            return f"value: the input{when}, if the value cache holds it"
+        last, now = (self.steps[-1][0] if self.steps else None), self.iteration
+        if last is None:
+            return f"value: now, as iteration {now} uses it (no optimizer step yet)"
+        if last >= now:
+            return f"value: now, after the optimizer step of iteration {last}"
+        return f"value: now, as iteration {now} uses it (after the optimizer step of iteration {last})"
 
     def source_text(self, file: str) -> str | None:
         """The text of a source file (live: from disk; replay: as recorded)."""

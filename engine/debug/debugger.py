@@ -20,6 +20,7 @@ EngineRun.interrupt() stops it either way (PyThreadState_SetAsyncExc).
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -37,7 +38,7 @@ from engine.debug.source import USER, frame_kind, frame_of
 from engine.debug.source import capture as capture_source
 from engine.debug.stepping import step_end, step_mode
 from engine.debug.summary import SUMMARY_LIMIT
-from engine.debug.tracer import Tracer
+from engine.debug.tracer import Tracer, host_copy
 from engine.events import (
     AlertEvent,
     EditEvent,
@@ -285,6 +286,20 @@ class Debugger:
         if self.cache is None:
             raise ValueUnavailable("the value cache is off (Debugger(cache_bytes=0))")
         return self.cache.fetch(tensor_id)
+
+    def parameter(self, tensor_id: int, grad: bool = False):
+        """The current value (`grad`: the current .grad, None when it has none) of the model's or the
+        optimizer's parameter with tensor id `tensor_id`, as a numpy array.
+
+        Read while the engine thread is stopped: an optimizer step changes parameters in place."""
+        groups = self.optimizer.param_groups if self.optimizer is not None else ()
+        found = itertools.chain((p for _name, p in self._named_parameters()), (p for g in groups for p in g["params"]))
+        for p in found:
+            if p._id == tensor_id:  # not p.id: that would number a parameter no event ever named
+                t = p.grad if grad else p
+                return None if t is None else host_copy(t.data)
+        raise ValueUnavailable(f"tensor {tensor_id} is no parameter of the model or optimizer the debugger "
+                               f"knows (pass Debugger(model=...) to name it)")
 
     # ---- running code on an engine thread ------------------------------------------------------
     def run_callable(self, fn: Callable, *args, python_pause: bool = False, **kwargs) -> EngineRun:
