@@ -205,7 +205,7 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
             recorder.status = "terminated by SIGTERM"
     finally:
         recorder.close()
-    if recorder.status.startswith("size cap"):  # the status names the cap
+    if recorder.cap_reached:  # the status names the cap
         end = f" ({recorder.status}: the rest of the run was not recorded; --max-size sets the cap)"
     else:
         end = "" if recorder.status == "complete" else f" ({recorder.status})"

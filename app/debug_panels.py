@@ -364,12 +364,11 @@ def _title(info: NodeInfo) -> str:
 
 def _subtitle(info: NodeInfo, current: int) -> str:
     where = f" in {info.module}" if info.module else ""
-    if info.kind in ("param", "input") and info.note:
-        return f"{info.kind}{where}: {info.out_shape} {info.dtype}\n{info.note}"
-    if info.kind in ("param", "input") and info.summary is None:
+    if info.kind in ("param", "input") and (info.note or info.summary is None):
         consumer = info.key.rsplit("/", 1)[0]  # "Sequential.0/conv2d:0/in1" feeds "Sequential.0/conv2d:0"
-        return (f"{info.kind}{where}: {info.out_shape} {info.dtype}\nNo values are recorded for a "
-                f"{info.kind}: select {consumer}, the op it feeds, for that op's output and gradient")
+        note = info.note or (f"No values are recorded for a {info.kind}: select {consumer}, the op it feeds, "
+                             "for that op's output and gradient")
+        return f"{info.kind}{where}: {info.out_shape} {info.dtype}\n{note}"
     text = f"{info.op}{where}: {info.in_shapes} \u2192 {info.out_shape} {info.dtype}".strip()
     if 0 <= info.iteration < current:
         text += f" \u00b7 from iteration {info.iteration} (not run yet in iteration {current})"

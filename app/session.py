@@ -466,7 +466,7 @@ class LiveSession(Session):
         self.run = None
         self.recorder = None
         self.last_recording: str | None = None
-        self.last_recording_status = ""  # the Recorder's status when it closed: complete, size cap ... reached
+        self.last_cap_reached = ""  # the last recording's status when its size cap stopped it early, else ""
         self._record_at_start = record
         self._outcome: RunEnded | None = None
         self._room = threading.Event()
@@ -685,7 +685,7 @@ class LiveSession(Session):
             return None
         recorder.close()
         self.last_recording = recorder.path
-        self.last_recording_status = recorder.status
+        self.last_cap_reached = recorder.status if recorder.cap_reached else ""
         return recorder.path
 
 

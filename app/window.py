@@ -387,7 +387,7 @@ class MainWindow(QMainWindow):
             path = getattr(session, "recording", None)
             session.close()
             if path:
-                self._recorded(path, session.last_recording_status)
+                self._recorded(path, session.last_cap_reached)
 
     # ---- commands ---------------------------------------------------------------------------------
     def command(self, action: str) -> None:
@@ -442,14 +442,14 @@ class MainWindow(QMainWindow):
         else:
             path = session.stop_recording()
             if path:
-                self._recorded(path, session.last_recording_status)
+                self._recorded(path, session.last_cap_reached)
         self._update_status()
 
-    def _recorded(self, path: str, status: str = "") -> None:
+    def _recorded(self, path: str, cap_reached: str = "") -> None:
         self._add_recent(path)
         self.output.note(f"Recording saved: {path} (File > Open Recent replays it)")
-        if status.startswith("size cap"):  # the writer stopped early: say so where it is seen
-            self.show_message(f"Recording stopped early: {status}. The tape holds the run up to there.",
+        if cap_reached:  # the writer stopped early: say so where it is seen
+            self.show_message(f"Recording stopped early: {cap_reached}. The tape holds the run up to there.",
                               "warning")
         self.actions["record"].blockSignals(True)
         self.actions["record"].setChecked(False)
@@ -577,7 +577,7 @@ class MainWindow(QMainWindow):
         if self.actions["record"].isChecked():
             path = getattr(session, "last_recording", None)
             if path:
-                self._recorded(path, session.last_recording_status)
+                self._recorded(path, session.last_cap_reached)
             else:
                 self._uncheck_record()
         if self._restart_pending:

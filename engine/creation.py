@@ -78,8 +78,6 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         arr = data.copy()
     elif isinstance(data, np.ndarray | np.generic):
         arr = np.array(data)
-        if arr.dtype.kind != "O":
-            dtypes.from_numpy(arr.dtype)  # a dtype the engine lacks (uint16, complex...): its error, naming it
     else:
         inferred = _infer_dtype(data)
         try:

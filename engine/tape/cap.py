@@ -31,10 +31,10 @@ def default_cap_for(path: str | os.PathLike) -> int:
     return default_cap(shutil.disk_usage(folder).free)
 
 
-def resolve_cap(max_bytes: int | str | None, path: str | os.PathLike) -> int | None:
-    """The cap a recorder applies: DEFAULT gives default_cap_for(path); None or 0, no cap; else max_bytes."""
+def checked_cap(max_bytes: int | str | None) -> int | str | None:
+    """max_bytes as a recorder keeps it: DEFAULT as it is, None for no cap (None or 0), else a byte count."""
     if max_bytes == DEFAULT:
-        return default_cap_for(path)
+        return DEFAULT
     if max_bytes is None or max_bytes == 0:
         return None
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:

@@ -73,11 +73,11 @@ class Recorder:
             raise ValueError(f"record: capture must be one of {', '.join(CAPTURES)}, got {capture!r}")
         self.path = os.fspath(path)
         self.capture = capture
-        if max_bytes != cap.DEFAULT:
-            max_bytes = cap.resolve_cap(max_bytes, self.path)  # a bad one is refused before the file is made
+        max_bytes = cap.checked_cap(max_bytes)  # a bad one is refused before the file is made
         self.flush_interval = flush_interval
         self.events = 0  # committed so far
         self.status = "recording"
+        self.cap_reached = False  # the size cap stopped the recording (status then names the cap)
         self._queue: deque = deque()
         self._soft = max(1, min(batch_events, queue_events // 4))
         self._limit = max(4, queue_events)
@@ -114,7 +114,7 @@ class Recorder:
         self._conn, self._lock = _create(self.path)
         try:
             # the default is measured once the tape exists: its folder then surely does
-            self.max_bytes: int | None = cap.resolve_cap(max_bytes, self.path)
+            self.max_bytes: int | None = cap.default_cap_for(self.path) if max_bytes == cap.DEFAULT else max_bytes
             _write_meta(self._conn, capture, command_line if command_line is not None else sys.argv,
                         self._created, self.max_bytes)
         except BaseException:
@@ -252,6 +252,7 @@ class Recorder:
         size = self._conn.execute("PRAGMA page_count").fetchone()[0] * self._page_size
         if size >= self.max_bytes and self._level < 3:
             self._level = 3
+            self.cap_reached = True
             self.status = f"size cap of {cap.human_size(self.max_bytes)} reached"
         elif size >= 0.8 * self.max_bytes:
             self._level = max(self._level, 2)
