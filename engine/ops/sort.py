@@ -38,11 +38,21 @@ class Topk(Sort):
 
 
 def _order(x, dim: int, descending: bool, stable: bool):
-    """int64 indices that sort x along dim."""
+    """int64 indices that sort x along dim; NaN counts as the largest value, as in PyTorch."""
     xp = array_module(x)
-    keys = x.astype(np.int8) if x.dtype.kind == "b" else x
     kind = "stable" if stable else None
-    return xp.argsort(-keys if descending else keys, axis=dim, kind=kind).astype(np.int64, copy=False)
+    if x.dtype.kind == "b":
+        x = x.astype(np.int8)
+    if not descending:
+        return xp.argsort(x, axis=dim, kind=kind).astype(np.int64, copy=False)
+    if x.dtype.kind != "f":  # ~ reverses the order of any integer type, unsigned ones too, without overflow
+        return xp.argsort(~x, axis=dim, kind=kind).astype(np.int64, copy=False)
+    index = xp.argsort(-x, axis=dim, kind=kind)  # NaN last here, where PyTorch puts it first
+    nan = xp.isnan(x)
+    if nan.any():
+        first = xp.argsort(~xp.take_along_axis(nan, index, axis=dim), axis=dim, kind="stable")
+        index = xp.take_along_axis(index, first, axis=dim)
+    return index.astype(np.int64, copy=False)
 
 
 def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
@@ -55,8 +65,10 @@ def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = Fals
 
 
 def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
-    """The int64 indices that sort x along `dim` (no gradient)."""
-    return sort(x, dim, descending, stable).indices
+    """The int64 indices that sort x along `dim` (no gradient, and no sort op of the values)."""
+    if x.ndim == 0:
+        return Tensor._wrap(array_module(x.data).zeros((), np.int64))
+    return Tensor._wrap(_order(x.data, _dim(dim, x.ndim), descending, stable))
 
 
 def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):

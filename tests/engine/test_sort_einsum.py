@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import engine
+import engine.debug
 from tests.engine.oracle import check_grads, needs_torch, torch
 
 DISTINCT = np.random.default_rng(3).permutation(24).reshape(4, 6) * 0.37  # no ties: one true order
@@ -34,6 +35,32 @@ def test_ordering_indices_match_torch(fn):
     theirs = fn(torch, torch.tensor(DISTINCT, dtype=torch.float32))
     assert ours.dtype is engine.int64
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", ["float32", "uint8", "int8", "bool"])
+def test_ordering_with_nan_and_narrow_integers_matches_torch(dtype):
+    raw = np.array([[3, 0, 7, 255, 1, 7], [2, 2, 9, 0, 128, 5]]).astype(np.float32)
+    if dtype == "float32":
+        raw[0, 1], raw[1, 4] = np.nan, np.nan  # PyTorch counts NaN as the largest value
+    ours, theirs = engine.tensor(raw.astype(dtype)), torch.tensor(raw.astype(dtype))
+    for descending in (False, True):
+        got = engine.sort(ours, dim=1, descending=descending, stable=True)
+        want = torch.sort(theirs, dim=1, descending=descending, stable=True)
+        np.testing.assert_array_equal(got.indices.numpy(), want.indices.numpy())
+        np.testing.assert_array_equal(got.values.numpy(), want.values.numpy())
+        np.testing.assert_array_equal(engine.argsort(ours, dim=1, descending=descending, stable=True).numpy(),
+                                      torch.argsort(theirs, dim=1, descending=descending, stable=True).numpy())
+    if dtype != "bool":
+        got, want = engine.topk(ours, 3, dim=1), torch.topk(theirs, 3, dim=1)
+        np.testing.assert_array_equal(got.values.numpy(), want.values.numpy())
+
+
+def test_argsort_is_not_a_sort_op_in_the_graph():
+    x = engine.randn(5, requires_grad=True)
+    with engine.debug.Debugger("structure") as dbg:
+        engine.argsort(x)
+    assert [r.event.op for r in dbg.history] == []
 
 
 def test_topk_k_too_large_names_the_op_and_shape():
