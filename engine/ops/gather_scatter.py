@@ -174,7 +174,9 @@ def scatter(x: Tensor, dim: int, index: Tensor, src=None, *, value=None) -> Tens
         if src.dtype is not x.dtype:
             raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype, got {x.dtype} "
                                f"and {src.dtype}")
-    elif not isinstance(src, numbers.Number | np.generic):
+    elif isinstance(src, np.generic):
+        src = src.item()  # a number from here on: forward tells tensors from numbers by their shape
+    elif not isinstance(src, numbers.Number):
         raise TypeError(f"scatter(): src must be a tensor or a number, got {type(src).__name__}")
     dim = _dim(dim, x.ndim)
     _check_index_shape("scatter", x, dim, idx, src if isinstance(src, Tensor) else None)

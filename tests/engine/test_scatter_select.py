@@ -37,6 +37,8 @@ def test_scatter_in_place_and_value_keyword():
     np.testing.assert_array_equal(z.numpy(), np.eye(3, 4, 1))
     w = engine.zeros(2, 2).scatter(0, engine.tensor([[1, 0]]), value=7.0)
     np.testing.assert_array_equal(w.numpy(), [[0, 7], [7, 0]])
+    n = engine.zeros(3, 4).scatter(0, engine.tensor([[2, 0, 1, 2]]), np.float32(2.5))  # a numpy number
+    np.testing.assert_array_equal(n.numpy(), [[0, 2.5, 0, 0], [0, 0, 2.5, 0], [2.5, 0, 0, 2.5]])
 
 
 @pytest.mark.parametrize("fn,specs", [
