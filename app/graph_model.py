@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.debug.alerts import by_design
+from engine.debug.breakpoints import namer
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
@@ -738,24 +739,19 @@ def breakpoint_marks(view: GraphView, specs) -> tuple[np.ndarray, np.ndarray]:
     """(visible nodes, visible module groups) that op and module breakpoints `specs` name. An op shows
     through the node that shows it (its fan, its collapsed module); a module breakpoint names every call
     of its path, as the engine matches it."""
-    ops = [b for b in specs if b.kind == "op"]
-    modules = [b for b in specs if b.kind == "module"]
+    names_op, names_module = namer(specs, "op"), namer(specs, "module")
     nodes: set[int] = set()
-    if ops:
+    if names_op is not None:
+        kinds = view.kind.tolist()
         for key, v in view.node_of.items():
             base = engine_key(key)
             tail = base.rpartition("/")[2]
-            if ":" in tail and view.kind[v] in (OP, MODULE):  # an op's key (a source's ends in "/in0")
-                op = tail.rpartition(":")[0]
-                if any(b.names(op, base) for b in ops):
-                    nodes.add(v)
+            if ":" in tail and kinds[v] in (OP, MODULE) and names_op(tail.rpartition(":")[0], base):
+                nodes.add(v)  # an op's key (a source's ends in "/in0")
     groups: list[int] = []
-    if modules:
-        named = [g for g, name in enumerate(view.groups) if g and any(b.names(path=engine_key(name)) for b in modules)]
-        groups.extend(named)
-        for v in np.flatnonzero(view.kind == MODULE).tolist():
-            if any(b.names(path=engine_key(view.keys[v])) for b in modules):
-                nodes.add(v)
+    if names_module is not None:
+        groups = [g for g, name in enumerate(view.groups) if g and names_module(engine_key(name))]
+        nodes.update(v for v in np.flatnonzero(view.kind == MODULE).tolist() if names_module(engine_key(view.keys[v])))
     return np.array(sorted(nodes), np.int64), np.array(groups, np.int64)
 
 

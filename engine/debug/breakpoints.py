@@ -9,6 +9,7 @@ predicates registered by name. Each can be enabled, disabled and hit-counted, an
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import re
 import threading
@@ -78,16 +79,6 @@ class Breakpoint:
         """Stop where the predicate registered under `name` (Debugger.add_predicate) returns True."""
         return cls("predicate", name)
 
-    def names(self, op: str = "", key: str = "", path: str = "") -> bool:
-        """Whether this op breakpoint names the op `op` with key `key`, or this module breakpoint the
-        module call `path`: the places a graph marks (other kinds name no place)."""
-        if self.kind == "op":
-            return bool(op) and (fnmatch.fnmatchcase(op, self.pattern) or fnmatch.fnmatchcase(key, self.pattern))
-        if self.kind == "module":
-            return bool(path) and (fnmatch.fnmatchcase(path, self.pattern)
-                                   or fnmatch.fnmatchcase(path.partition(".")[2], self.pattern))
-        return False
-
     def validate(self) -> Breakpoint:
         """This breakpoint with its default side filled in; ValueError when it cannot work."""
         if self.kind not in KINDS:
@@ -125,7 +116,7 @@ class _Entry:
         self.enabled = True
         self.hits = 0
         self.last = None  # iteration/phase breakpoints: where they last fired
-        self.regex = re.compile(fnmatch.translate(spec.pattern)).match if spec.pattern else None
+        self.regex = glob(spec.pattern) if spec.pattern else None
 
 
 class BreakpointTable:
@@ -185,6 +176,34 @@ class BreakpointTable:
         return stop
 
 
+@functools.lru_cache(maxsize=256)
+def glob(pattern: str) -> Callable:
+    """The match function of a glob pattern (fnmatchcase's rules), compiled once per pattern."""
+    return re.compile(fnmatch.translate(pattern)).match
+
+
+# what an op or module breakpoint names, one rule for the engine's stops and the graph's marks: an op by its
+# name or its key; a module call by its path, with or without the root's class name in front
+def _names_op(match: Callable, op: str, key: str) -> bool:
+    return bool(match(op) or match(key))
+
+
+def _names_module(match: Callable, path: str) -> bool:
+    return bool(match(path) or match(path.partition(".")[2]))
+
+
+def namer(specs, kind: str) -> Callable | None:
+    """For the places a graph marks: a function telling whether any `kind` ("op" or "module") breakpoint
+    of `specs` names an op (op, key) or a module call (path); None when none is of that kind."""
+    patterns = sorted({s.pattern for s in specs if s.kind == kind})
+    if not patterns:
+        return None
+    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match  # all of them in one pass
+    if kind == "op":
+        return lambda op, key: _names_op(match, op, key)
+    return lambda path: _names_module(match, path)
+
+
 def _matches(e: _Entry, rec, predicates: dict) -> bool:
     spec = e.spec
     kind = spec.kind
@@ -193,14 +212,14 @@ def _matches(e: _Entry, rec, predicates: dict) -> bool:
         if not is_module or (spec.on != "any" and (spec.on == "enter") != rec.event.enter):
             return False
         path = rec.event.path
-        return bool(e.regex(path) or e.regex(path.partition(".")[2]))
+        return _names_module(e.regex, path)
     if is_module or (isinstance(rec, EventRecord) and rec.phase != "optimizer"):
         return False  # only ops, backward nodes and optimizer steps are places to stop at
     if kind == "op":
         if isinstance(rec, EventRecord) or (spec.on == "forward" and not isinstance(rec, OpRecord)) \
                 or (spec.on == "backward" and not isinstance(rec, BackwardRecord)):
             return False
-        return bool(e.regex(rec.event.op) or e.regex(rec.event.key))
+        return _names_op(e.regex, rec.event.op, rec.event.key)
     if kind in ("iteration", "phase"):
         if kind == "iteration" and rec.iteration != spec.value:
             return False
