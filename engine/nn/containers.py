@@ -21,63 +21,80 @@ def _index(idx, n: int, kind: str) -> int:
 
 
 class _Indexed(Module):
-    """Children named "0", "1", ...; kept numbered without gaps after deletion and insertion."""
+    """Entries named "0", "1", ... in one of a module's registries (`_store`), kept numbered without gaps
+    after deletion and insertion: Sequential's and ModuleList's modules, ParameterList's parameters."""
 
-    def _renumber(self, modules: Iterable[Module]) -> None:
-        self._modules.clear()
-        for i, m in enumerate(modules):
-            self._modules[str(i)] = m
+    _store = "_modules"
+
+    def _entries(self) -> dict:
+        return self.__dict__[self._store]
+
+    def _add(self, key: str, value) -> None:
+        self.add_module(key, value)
+
+    def _checked(self, value):
+        """`value` as this container holds it, or TypeError."""
+        if not isinstance(value, Module):
+            raise TypeError(f"{type(value).__name__} is not a Module subclass")
+        return value
+
+    def _sliced(self, values: list):
+        return ModuleList(values)
+
+    def _renumber(self, values: Iterable) -> None:
+        entries = self._entries()
+        entries.clear()
+        for i, v in enumerate(values):
+            entries[str(i)] = v
 
     def __len__(self) -> int:
-        return len(self._modules)
+        return len(self._entries())
 
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+    def __iter__(self) -> Iterator:
+        return iter(self._entries().values())
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            return ModuleList(list(self._modules.values())[idx])
-        return list(self._modules.values())[_index(idx, len(self), type(self).__name__)]
+            return self._sliced(list(self._entries().values())[idx])
+        return list(self._entries().values())[_index(idx, len(self), type(self).__name__)]
 
-    def __setitem__(self, idx: int, module: Module) -> None:
-        key = list(self._modules)[_index(idx, len(self), type(self).__name__)]
-        self.add_module(key, module)
+    def __setitem__(self, idx: int, value) -> None:
+        key = list(self._entries())[_index(idx, len(self), type(self).__name__)]
+        self._add(key, value)
 
     def __delitem__(self, idx) -> None:
-        modules = list(self._modules.values())
+        values = list(self._entries().values())
         if isinstance(idx, slice):
-            del modules[idx]
+            del values[idx]
         else:
-            del modules[_index(idx, len(modules), type(self).__name__)]
-        self._renumber(modules)
+            del values[_index(idx, len(values), type(self).__name__)]
+        self._renumber(values)
 
-    def append(self, module: Module) -> _Indexed:
-        """Add `module` at the end."""
-        self.add_module(str(len(self)), module)
+    def append(self, value) -> _Indexed:
+        """Add `value` at the end."""
+        self._add(str(len(self)), value)
         return self
 
-    def extend(self, modules: Iterable[Module]) -> _Indexed:
-        """Add each of `modules` at the end."""
-        for m in modules:
-            self.append(m)
+    def extend(self, values: Iterable) -> _Indexed:
+        """Add each of `values` at the end."""
+        for v in values:
+            self.append(v)
         return self
 
-    def insert(self, index: int, module: Module) -> None:
-        """Put `module` before position `index`."""
-        if not isinstance(module, Module):
-            raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        modules = list(self._modules.values())
-        modules.insert(index, module)
-        self._renumber(modules)
+    def insert(self, index: int, value) -> None:
+        """Put `value` before position `index`."""
+        values = list(self._entries().values())
+        values.insert(index, self._checked(value))
+        self._renumber(values)
 
-    def pop(self, index: int = -1) -> Module:
-        """Remove and return the module at `index`."""
-        module = self[index]
+    def pop(self, index: int = -1):
+        """Remove and return the entry at `index`."""
+        value = self[index]
         del self[index]
-        return module
+        return value
 
-    def __iadd__(self, modules: Iterable[Module]) -> _Indexed:
-        return self.extend(modules)
+    def __iadd__(self, values: Iterable) -> _Indexed:
+        return self.extend(values)
 
     def __dir__(self) -> list[str]:
         return [k for k in super().__dir__() if not k.isdigit()]
@@ -219,44 +236,29 @@ def _as_parameter(value, kind: str):
     raise TypeError(f"{kind} holds tensors (engine.nn.Parameter), got {type(value).__name__}")
 
 
-class ParameterList(Module):
+class ParameterList(_Indexed):
     """A list of parameters named "0", "1", ..., registered so they belong to the owner."""
+
+    _store = "_parameters"
 
     def __init__(self, values: Iterable[Tensor] | None = None) -> None:
         super().__init__()
         if values is not None:
             self.extend(values)
 
-    def __len__(self) -> int:
-        return len(self._parameters)
+    def _add(self, key: str, value: Tensor) -> None:
+        self.register_parameter(key, self._checked(value))
 
-    def __iter__(self) -> Iterator[Parameter]:
-        return iter(self._parameters.values())
+    def _checked(self, value):
+        return _as_parameter(value, "ParameterList")
 
-    def __getitem__(self, idx):
-        if isinstance(idx, slice):
-            return ParameterList(list(self)[idx])
-        return self._parameters[str(_index(idx, len(self), "ParameterList"))]
+    def _sliced(self, values: list) -> ParameterList:
+        return ParameterList(values)
 
-    def __setitem__(self, idx: int, value: Tensor) -> None:
-        self.register_parameter(str(_index(idx, len(self), "ParameterList")), _as_parameter(value, "ParameterList"))
-
-    def append(self, value: Tensor) -> ParameterList:
-        """Add `value` (made a Parameter) at the end."""
-        self.register_parameter(str(len(self)), _as_parameter(value, "ParameterList"))
-        return self
-
-    def extend(self, values: Iterable[Tensor]) -> ParameterList:
-        """Add each of `values` at the end."""
-        for v in values:
-            self.append(v)
-        return self
-
-    def __iadd__(self, values: Iterable[Tensor]) -> ParameterList:
-        return self.extend(values)
-
-    def __dir__(self) -> list[str]:
-        return [k for k in super().__dir__() if not k.isdigit()]
+    def __repr__(self) -> str:
+        lines = [f"    ({i}): Parameter containing: [engine.{p.dtype.name} of size {'x'.join(map(str, p.shape))}]"
+                 for i, p in enumerate(self)]
+        return "ParameterList(\n" + "\n".join(lines) + "\n)" if lines else "ParameterList()"
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ParameterList is not callable; index it or iterate over it")

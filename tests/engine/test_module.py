@@ -570,3 +570,9 @@ def test_parameter_containers_behave_like_list_and_dict():
     assert pdict.pop("w").shape == (2,) and len(pdict) == 0
     with pytest.raises(TypeError, match="ParameterList holds tensors"):
         plist.append(3.0)
+    plist.insert(0, engine.zeros(3, 2))  # renumbered, as in a ModuleList
+    assert [n for n, _ in plist.named_parameters()] == ["0", "1", "2"]
+    assert repr(plist) == ("ParameterList(\n    (0): Parameter containing: [engine.float32 of size 3x2]\n"
+                           "    (1): Parameter containing: [engine.float32 of size 2]\n"
+                           "    (2): Parameter containing: [engine.float32 of size 1]\n)")
+    assert plist.pop(0).shape == (3, 2) and len(plist) == 2 and repr(nn.ParameterList()) == "ParameterList()"
