@@ -42,12 +42,13 @@ class ReplaySession(Session):
             self.counts = self.tape.counts()
             self.recorded_alerts = self.tape.alerts()
             self.recorded_edits = self.tape.edits()
-            self.steppable = _steppable(self.tape)
+            columns = self.tape.columns("kind", "iteration", "phase", "tensor", "ref")  # one pass over the events
+            self.steppable = _steppable(columns)
         except BaseException:
             self.tape.close()
             raise
         try:  # the plots show the whole run at once, not as far as the replay has come
-            self.recorded_steps, self.losses = self.tape.optimizer_steps(), self.tape.losses()
+            self.recorded_steps, self.losses = self.tape.optimizer_steps(), self.tape.losses(columns)
             whole = True
         except engine.tape.TapeError:  # damaged past its index: they fill as the replay reads what it can
             self.recorded_steps, self.losses = [], {}
@@ -237,9 +238,9 @@ _WAIT = object()
 _STEPPABLE = (schema.OP, schema.BACKWARD, schema.OPTIMIZER)
 
 
-def _steppable(tape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(seqs, iterations, phase codes) of the records a step can stop at: the timeline's events."""
-    cols = tape.columns("kind", "iteration", "phase")
+def _steppable(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seqs, iterations, phase codes) of the records a step can stop at (the timeline's events), from
+    the tape's columns."""
     keep = np.isin(cols["kind"], _STEPPABLE)
     return cols["seq"][keep], cols["iteration"][keep], cols["phase"][keep]
 

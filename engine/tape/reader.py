@@ -288,11 +288,12 @@ class Tape:
         return steps
 
     @_guard
-    def losses(self) -> dict[int, float]:
+    def losses(self, columns: dict[str, np.ndarray] | None = None) -> dict[int, float]:
         """iteration -> loss: the one-element output that the iteration's first backward node differentiates
         (what backward() started from), its mean (NaN when not finite); iterations without one are left out.
-        Needs summaries: a structure tape has none."""
-        cols = self._columns(("kind", "iteration", "tensor", "ref"))
+        Needs summaries: a structure tape has none. columns: what columns("kind", "iteration", "tensor",
+        "ref") gave, when the caller has read them already."""
+        cols = columns if columns is not None else self._columns(("kind", "iteration", "tensor", "ref"))
         seq, kind, its = cols["seq"], cols["kind"], cols["iteration"]
         backward = np.flatnonzero(kind == schema.BACKWARD)
         firsts = backward[np.unique(its[backward], return_index=True)[1]]  # each iteration's first
