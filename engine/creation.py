@@ -279,7 +279,7 @@ def new_tensor(x: Tensor, data, dtype=None, device=None, requires_grad: bool = F
 def new_full(x: Tensor, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of shape `size` filled with `fill_value`, with x's dtype and device unless given."""
     dt, dev = _like(x, dtype, device)
-    return _filled(fill_value, tuple(size) if isinstance(size, list | tuple) else (size,), dt, dev, requires_grad)
+    return full(size, fill_value, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
 def new_zeros(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

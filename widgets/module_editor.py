@@ -212,9 +212,7 @@ class ModuleEditor(QWidget):
                 item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if total:
                     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                    item.setCheckState(4, Qt.CheckState.Checked if trainable == 0 else
-                                       Qt.CheckState.Unchecked if trainable == total else
-                                       Qt.CheckState.PartiallyChecked)
+                    item.setCheckState(4, _frozen_state(total, trainable))
                 if not m["training"]:
                     item.setForeground(3, self.palette().placeholderText())
                 (parent.addChild if parent is not None else self.tree.addTopLevelItem)(item)
@@ -349,8 +347,7 @@ class ModuleEditor(QWidget):
             group = QGroupBox("Parameters")
             form = _form(group)
             check = QCheckBox(f"all {total:,} below  frozen")
-            check.setCheckState(Qt.CheckState.Checked if trainable == 0 else Qt.CheckState.Unchecked
-                                if trainable == total else Qt.CheckState.PartiallyChecked)
+            check.setCheckState(_frozen_state(total, trainable))
             check.clicked.connect(lambda on: self._freeze(path, on))
             form.addRow(check)
             box.addWidget(group)
@@ -473,3 +470,10 @@ class _Holder:
     def __init__(self, widget: QWidget) -> None:
         self.input = widget
         self.error = QLabel()
+
+
+def _frozen_state(total: int, trainable: int) -> Qt.CheckState:
+    """The "frozen" tick of `total` parameters of which `trainable` still train: all, none or some frozen."""
+    if trainable == 0:
+        return Qt.CheckState.Checked
+    return Qt.CheckState.Unchecked if trainable == total else Qt.CheckState.PartiallyChecked
