@@ -300,7 +300,8 @@ class HeatmapView(QWidget):
             self._shown[name] = img
             plot, image, bar = self._panels[name]
             levels = _levels(img)
-            image.setImage(colorize(img, levels), levels=(0, 255), autoLevels=False)
+            masks = _nonfinite_masks(img)
+            image.setImage(colorize(img, levels, masks), levels=(0, 255), autoLevels=False)
             image.setRect(QRectF(0, 0, cols, rows))
             # square cells read best, unless the slice is so long and thin that it would be a sliver
             plot.setAspectLocked(max(rows, cols) <= 8 * min(rows, cols))
@@ -308,7 +309,7 @@ class HeatmapView(QWidget):
             if levels is not None:
                 bar.setColorMap(levels[2])
                 bar.setLevels(levels[:2])
-            note = _nonfinite_note(img, levels is None)
+            note = _nonfinite_note(masks, levels is None)
             if note:
                 notes.append(f"{name}: {note}" if len(self._arrays) > 1 else note)
         sr, sc = self._steps
@@ -385,8 +386,9 @@ def _levels(img: np.ndarray) -> tuple[float, float, pg.ColorMap] | None:
     return (lo, hi if hi > lo else lo + 1.0, _SEQUENTIAL)
 
 
-def colorize(img: np.ndarray, levels: tuple[float, float, pg.ColorMap] | None) -> np.ndarray:
-    """(H, W, 4) uint8: finite values through the map over (lo, hi), NaN and +-Inf in NONFINITE colours."""
+def colorize(img: np.ndarray, levels: tuple[float, float, pg.ColorMap] | None, masks: list) -> np.ndarray:
+    """(H, W, 4) uint8: finite values through the map over (lo, hi), NaN and +-Inf (`masks`, as
+    _nonfinite_masks gives them) in NONFINITE colours."""
     if levels is None:
         rgba = np.zeros((*img.shape, 4), np.uint8)
     else:
@@ -395,23 +397,25 @@ def colorize(img: np.ndarray, levels: tuple[float, float, pg.ColorMap] | None) -
         with np.errstate(invalid="ignore", over="ignore"):  # non-finite cells are overwritten below
             t = np.rint((img - lo) * ((_LUT_SIZE - 1) / (hi - lo)))
         rgba = lut[np.clip(np.nan_to_num(t), 0, _LUT_SIZE - 1).astype(np.intp)]
-    for kind, mask in _nonfinite_masks(img):
+    for kind, mask in masks:
         rgba[mask] = (*NONFINITE[kind], 255)
     return rgba
 
 
 def _nonfinite_masks(img: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    return [("NaN", np.isnan(img)), ("+Inf", img == np.inf), ("-Inf", img == -np.inf)]
+    """(kind, where) of each kind of non-finite element present: none for an all-finite image (one pass)."""
+    if np.isfinite(img).all():
+        return []
+    masks = [("NaN", np.isnan(img)), ("+Inf", img == np.inf), ("-Inf", img == -np.inf)]
+    return [(kind, mask) for kind, mask in masks if mask.any()]
 
 
-def _nonfinite_note(img: np.ndarray, none_finite: bool) -> str:
+def _nonfinite_note(masks: list, none_finite: bool) -> str:
     """Rich text: a swatch and a count for each kind of non-finite element present ("" when none)."""
     parts = []
-    for kind, mask in _nonfinite_masks(img):
-        n = int(np.count_nonzero(mask))
-        if n:
-            colour = "#{:02x}{:02x}{:02x}".format(*NONFINITE[kind])
-            parts.append(f'<span style="color:{colour}">\u25a0</span>&nbsp;{n:,}&nbsp;{kind}')
+    for kind, mask in masks:
+        colour = "#{:02x}{:02x}{:02x}".format(*NONFINITE[kind])
+        parts.append(f'<span style="color:{colour}">\u25a0</span>&nbsp;{int(np.count_nonzero(mask)):,}&nbsp;{kind}')
     if not parts:
         return ""
     text = " &nbsp;".join(parts)
