@@ -155,6 +155,9 @@ class ScriptDialog(QDialog):
 
     def problem(self) -> str:
         """Why the script cannot be debugged as chosen, or ""."""
+        return self._problem(parse_arguments(self.args_edit.text())[1])
+
+    def _problem(self, arguments_error: str) -> str:
         path = self.script_path()
         if not path:
             return "Choose the script to debug."
@@ -162,8 +165,7 @@ class ScriptDialog(QDialog):
             return f"{path} is a folder: choose a .py file in it."
         if not os.path.isfile(path):
             return f"No such file: {path}"
-        error = parse_arguments(self.args_edit.text())[1]
-        return f"Arguments: {error}" if error else ""
+        return f"Arguments: {arguments_error}" if arguments_error else ""
 
     # ---- behaviour ------------------------------------------------------------------------------
     def browse(self) -> None:
@@ -188,8 +190,8 @@ class ScriptDialog(QDialog):
         self._validate()
 
     def _validate(self) -> bool:
-        problem = self.problem()
         argv, error = parse_arguments(self.args_edit.text())
+        problem = self._problem(error)
         self.args_edit.setStyleSheet(FIELD_ERROR if error else "")
         self.argv_label.setVisible(not error)
         self.argv_label.setText(f"sys.argv[1:] = {list(argv)!r}")
