@@ -19,6 +19,15 @@ def start(dbg, fn, *, paused=True, **kwargs):
     return run, (dbg.wait_for_stop(TIMEOUT) if paused else None)
 
 
+def stopped_at(dbg, fn, op_pattern: str):
+    """Run `fn` until the first op matching `op_pattern`, with that breakpoint gone again: (run, stop)."""
+    bid = dbg.add_breakpoint(Breakpoint.op(op_pattern))
+    run, _ = start(dbg, fn, paused=False)
+    stop = dbg.wait_for_stop(TIMEOUT)
+    dbg.remove_breakpoint(bid)
+    return run, stop
+
+
 def walk(dbg, run, stop, command):
     """Send `command` at every stop until the run ends; the labels of the stops, the first included."""
     labels = [label(stop.record)]
@@ -102,10 +111,7 @@ def test_step_out_returns_to_the_caller():
     model = MLP()
     opt, train = trainer(model)
     dbg = Debugger("structure", model=model, optimizer=opt)
-    bid = dbg.add_breakpoint(Breakpoint.op("MLP.fc1/linear:*"))
-    run, _ = start(dbg, train, paused=False)
-    stop = dbg.wait_for_stop(TIMEOUT)
-    dbg.remove_breakpoint(bid)
+    run, stop = stopped_at(dbg, train, "MLP.fc1/linear:*")
     # out of fc1 into MLP.forward, out of that into the loop, then out of the forward phase
     assert walk(dbg, run, stop, dbg.step_out)[:4] == ["fwd:MLP.fc1/linear:0", "fwd:MLP/relu:0",
                                                        "fwd:cross_entropy:0", "bwd:cross_entropy:0"]
@@ -117,10 +123,7 @@ def test_step_out_of_a_layer_of_a_sequential_stops_at_the_next_layer():
     model = engine.nn.Sequential(engine.nn.Linear(4, 6), engine.nn.Tanh(), engine.nn.Linear(6, 3))
     opt, train = trainer(model)
     dbg = Debugger("structure", model=model, optimizer=opt)
-    bid = dbg.add_breakpoint(Breakpoint.op("Sequential.0/linear:*"))
-    run, _ = start(dbg, train, paused=False)
-    stop = dbg.wait_for_stop(TIMEOUT)
-    dbg.remove_breakpoint(bid)
+    run, stop = stopped_at(dbg, train, "Sequential.0/linear:*")
     assert walk(dbg, run, stop, dbg.step_out)[:5] == [
         "fwd:Sequential.0/linear:0", "fwd:Sequential.1/tanh:0", "fwd:Sequential.2/linear:0",
         "fwd:cross_entropy:0", "bwd:cross_entropy:0"]

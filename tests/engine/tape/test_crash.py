@@ -68,14 +68,19 @@ def commits_seen(path: Path, seconds: float) -> int:
     return grew
 
 
+def spawn(tmp_path, source: str, args, stderr=subprocess.PIPE) -> subprocess.Popen:
+    """A Python child running `args(script)` (with `source` written to loop.py) in tmp_path, engine importable;
+    its stdout (and by default stderr) piped, as text."""
+    script = tmp_path / "loop.py"
+    script.write_text(source)
+    return subprocess.Popen([sys.executable, *args(script)], stdout=subprocess.PIPE, stderr=stderr,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_while_recording_loses_at_most_about_a_second(tmp_path):
-    script = tmp_path / "loop.py"
-    script.write_text(SCRIPT)
     tape_path = tmp_path / "killed.tape"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(script), str(tape_path)], stdout=subprocess.PIPE, text=True,
-                            env=env, cwd=tmp_path)
+    proc = spawn(tmp_path, SCRIPT, lambda script: [str(script), str(tape_path)], stderr=None)
     try:
         assert proc.stdout.readline().strip() == "recording"
         wait_for_committed_iterations(tape_path, 20)
@@ -128,12 +133,8 @@ LOOP = textwrap.dedent("""
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to a child is POSIX")
 def test_a_plain_kill_of_tapescope_record_closes_the_tape(tmp_path):
     # SIGTERM ended the process at once, as Python does by default: the tape stayed unclosed, its WAL beside it
-    script = tmp_path / "loop.py"
-    script.write_text(LOOP)
     tape_path = tmp_path / "run.tape"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "record", str(script), "-o", str(tape_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    proc = spawn(tmp_path, LOOP, lambda script: [str(ROOT / "main.py"), "record", str(script), "-o", str(tape_path)])
     try:
         assert proc.stdout.readline().strip() == "recording"
         proc.send_signal(signal.SIGTERM)
