@@ -127,10 +127,17 @@ def to_device(arr, dev: Device):
 
 
 def square_sum(a):
-    """|a|^2 as a 0-d array on `a`'s device: one dot product (half precision summed in float32)."""
+    """|a|^2 as a 0-d array on `a`'s device, made without waiting for it: a dot product on the CPU
+    (half precision summed in float32), a float64 reduction on a GPU (kernels.SquareSum says why)."""
     flat = a.reshape(-1)
     if flat.dtype.itemsize < 4:
         flat = flat.astype("float32")
+    if flat.__class__ is not np.ndarray:
+        from engine import kernels  # it imports this module
+
+        fused = kernels.get("square_sum", array_module(flat))
+        if fused is not None:
+            return fused(flat)
     return flat.dot(flat)
 
 

@@ -6,7 +6,8 @@ kernels here follow those formulas term by term, in the same dtype, so the two p
 rounding; tests compare them on one device with `disabled()`.
 
 Element ops (activations and the unary ops that have a fused pair) are keyed by their Function
-class name; the rest by what they compute: "adam_update", "cross_entropy", "tensor_summary".
+class name; the rest by what they compute: "adam_update", "cross_entropy", "tensor_summary",
+"square_sum".
 Convolutions have no entry: CuPy 14 dropped cuDNN, so conv2d stays im2col + one cuBLAS matmul.
 
 `device_checks(xp)` is the other thing here: checks of an op's input (class targets in bounds) run
@@ -623,9 +624,26 @@ class TensorSummary:
 _NO_RANK = np.uint64(0)  # a null rank pointer: every value taken to be finite
 
 
+class SquareSum:
+    """|x|^2 of a flat CuPy array as a 0-d float64 array, summed in float64, left on the device.
+
+    ndarray.dot (cuBLAS) hands its result to a host pointer, so each call waits for the GPU: the
+    optimizer's three norms per parameter made a step wait that many times. This reduction does not
+    wait; host_floats then copies all of a step's norms at once.
+    """
+
+    def __init__(self, name: str, cp) -> None:
+        self._kernel = cp.ReductionKernel("T x", "float64 y", "(double)x * (double)x", "a + b", "y = a", "0",
+                                          "tapescope_square_sum")
+
+    def __call__(self, flat):
+        return self._kernel(flat)
+
+
 _BUILDERS = {
     **dict.fromkeys(_ELEMENT_OPS, ElementPair),
     "adam_update": AdamUpdate,
     "cross_entropy": CrossEntropyRows,
     "tensor_summary": TensorSummary,
+    "square_sum": SquareSum,
 }

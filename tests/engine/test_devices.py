@@ -16,7 +16,7 @@ import engine
 import engine.nn as nn
 import engine.nn.functional as F
 from engine import kernels
-from engine.backend import cupy_module
+from engine.backend import cupy_module, host_floats, square_sum
 from engine.debug import summarize
 from tests.engine.oracle import torch
 
@@ -429,6 +429,19 @@ def test_events_do_not_wait_for_the_gpu():
         off()
     assert seen, "no events were emitted"
     assert not waited, "an op or an event waited for the GPU"
+
+
+@pytest.mark.gpu
+@gpu
+def test_gradient_norms_wait_for_the_gpu_once_per_step_not_once_per_parameter():
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)).to("cuda")
+    F.mse_loss(model(engine.randn(32, 64, device="cuda")), engine.zeros(32, 1, device="cuda")).backward()
+    grads = [p.grad.data for p in model.parameters()]
+    for g in grads:  # compiles the reduction for each size (loading a kernel waits for the GPU)
+        square_sum(g)
+    assert not waits_for_gpu(lambda: [square_sum(g) for g in grads]), "a square sum waited for the GPU"
+    expected = [float((g.get().astype(np.float64) ** 2).sum()) for g in grads]
+    np.testing.assert_allclose(host_floats([square_sum(g) for g in grads]), expected, rtol=1e-12)
 
 
 @pytest.mark.gpu
