@@ -6,7 +6,9 @@ Outputs: `sliceChanged(key)` with the index tuple shown (`slice(None)` on the tw
 What a person sees: `shown(name)` is the image drawn (subsampled to at most MAX_SIDE per side, so a
 10-million-element tensor costs the GUI thread only the pixels it draws), `key()` the slice. NaN, +Inf and
 -Inf are drawn in colours of their own (NONFINITE), outside the colour map, whose range comes from the
-finite values; the `nonfinite` label under the plots counts them, and hovering one reads "nan"/"inf"/"-inf".
+finite values; the `nonfinite` label under the plots counts them in the whole slice, and hovering one reads
+"nan"/"inf"/"-inf". A subsampled pixel stands for a block of cells: it shows the first kind in NONFINITE
+order that its block holds, and hovering it names that cell, so striding never hides a lone NaN.
 """
 
 from __future__ import annotations
@@ -23,8 +25,15 @@ _DIVERGING = pg.colormap.get("CET-D1")  # blue - white - red: the sign of a valu
 _SEQUENTIAL = pg.colormap.get("viridis")
 # Colours no map here uses (CET-D1 runs blue-white-red, viridis purple-teal-green-yellow), saturated
 # enough to read on a light or a dark background: a NaN must never pass for a value.
+# The order is the precedence in a block holding several kinds: NaN first, as it spreads to everything
+# computed from it and is what a person hunts; then the infinities, in the legend's order.
 NONFINITE = {"NaN": (255, 0, 255), "+Inf": (255, 140, 0), "-Inf": (0, 215, 255)}
+_VALUES = {"NaN": np.nan, "+Inf": np.inf, "-Inf": -np.inf}
+_BAND = 1 << 18  # elements scanned for NaN and Inf at a time: one band stays in cache, and a Difference
+# is computed a band at a time rather than for a whole big slice at once
 _LUT_SIZE = 256
+_MARK_SIZE = 5  # screen pixels
+_MARKED = 2000  # more non-finite pixels than this are many enough to see in the image itself
 
 
 class Difference:
@@ -224,10 +233,15 @@ class HeatmapView(QWidget):
             plot.getAxis("left").setWidth(40)
             image = pg.ImageItem(axisOrder="row-major")
             plot.addItem(image)
+            # Qt scales the image to the screen by dropping pixels: a lone NaN pixel of a 512-wide image
+            # drawn 150 px wide vanished. A marker of a fixed size on screen keeps each one in sight.
+            marks = pg.ScatterPlotItem(pxMode=True, symbol="s", size=_MARK_SIZE, pen=None)
+            marks.setZValue(1)
+            plot.addItem(marks)
             # not linked to the image: the image is coloured here (RGBA), so non-finite cells keep their colours
             bar = pg.ColorBarItem(colorMap=_DIVERGING, interactive=False, width=10, rounding=1e-12)
             self.plots.addItem(bar, row=0, col=2 * col + 1)
-            self._panels[name] = (plot, image, bar)
+            self._panels[name] = (plot, image, bar, marks)
 
     def _axes_picked(self) -> None:
         if self._quiet:
@@ -258,32 +272,60 @@ class HeatmapView(QWidget):
             self._rebuild_panels()
             self._redraw()
 
-    def _sample_key(self) -> tuple:
-        """The key of the drawn image: strided slices on the shown axes, positions elsewhere."""
+    def _update_steps(self) -> None:
         ndim = len(self._shape)
         if ndim == 0:
-            return ()
-        if ndim == 1:
-            step = max(1, math.ceil(self._shape[0] / MAX_SIDE ** 2))
-            self._steps = (1, step)
-            return (slice(None, None, step),)
-        sr = max(1, math.ceil(self._shape[self._rows] / MAX_SIDE))
-        sc = max(1, math.ceil(self._shape[self._cols] / MAX_SIDE))
-        self._steps = (sr, sc)
-        steps = {self._rows: sr, self._cols: sc}
-        return tuple(slice(None, None, steps[a]) if a in steps else i for a, i in enumerate(self._index))
+            self._steps = (1, 1)
+        elif ndim == 1:
+            self._steps = (1, max(1, math.ceil(self._shape[0] / MAX_SIDE ** 2)))
+        else:
+            self._steps = (max(1, math.ceil(self._shape[self._rows] / MAX_SIDE)),
+                           max(1, math.ceil(self._shape[self._cols] / MAX_SIDE)))
+
+    def _slice_key(self, rows: slice, cols: slice) -> tuple:
+        """The key taking `rows` and `cols` of the shown slice (only `cols` of a 1-D array)."""
+        ndim = len(self._shape)
+        if ndim < 2:
+            return (cols,)[:ndim]
+        key = list(self._index)
+        key[self._rows], key[self._cols] = rows, cols
+        return tuple(key)
+
+    def _oriented(self, part) -> np.ndarray:
+        """A part of the slice as the image lays it out: 2-D, rows down."""
+        part = np.asarray(part)
+        if part.ndim < 2:
+            return part.reshape(1, -1)
+        return part.T if self._rows > self._cols else part  # numpy keeps axes in order
 
     def _as_image(self, a) -> np.ndarray:
-        img = np.asarray(a[self._sample_key()])
-        if img.ndim == 0:
-            img = img.reshape(1, 1)
-        elif img.ndim == 1:
-            img = img.reshape(1, -1)
-        elif self._rows > self._cols:  # numpy keeps axes in order: the row axis came second
-            img = img.T
+        sr, sc = self._steps
+        img = self._oriented(a[self._slice_key(slice(None, None, sr), slice(None, None, sc))])
         if img.dtype.kind != "f" or img.dtype.itemsize < 4:
             img = img.astype(np.float32)
         return img
+
+    def _scan(self, a) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+        """The non-finite cells of the whole slice of `a`: how many of each kind, and for each kind
+        present, which drawn pixels stand for a block holding one. A band whose sum is finite holds
+        none, so an all-finite slice costs one summing pass."""
+        counts, blocks = dict.fromkeys(NONFINITE, 0), {}
+        if np.dtype(a.dtype).kind != "f":
+            return counts, blocks
+        rows, cols = self._full_size()
+        sr, sc = self._steps
+        band = sr * max(1, _BAND // (sr * cols))
+        for r0 in range(0, rows, band):
+            part = self._oriented(a[self._slice_key(slice(r0, r0 + band), slice(None))])
+            with np.errstate(over="ignore", invalid="ignore"):  # inf - inf, or a sum past float max
+                if np.isfinite(np.add.reduce(part, axis=None)):
+                    continue
+            for kind, mask in _nonfinite_masks(part):
+                counts[kind] += int(np.count_nonzero(mask))
+                where = blocks.setdefault(kind, np.zeros((-(-rows // sr), -(-cols // sc)), bool))
+                hit = _block_any(mask, sr, sc)
+                where[r0 // sr:r0 // sr + len(hit)] |= hit
+        return counts, blocks
 
     def _redraw(self) -> None:
         self._shown = {}
@@ -294,27 +336,35 @@ class HeatmapView(QWidget):
             self.nonfinite.hide()
             return
         rows, cols = self._full_size()
+        self._update_steps()
         notes = []
         for name, a in self._arrays.items():
             img = self._as_image(a)
+            levels = _levels(img)  # from the sampled values: a block's NaN must not hide its finite cells
+            counts, blocks = self._scan(a)
+            if blocks:
+                img = img.copy()  # a strided view of the caller's array
+                for kind in reversed(NONFINITE):  # the first kind in NONFINITE is written last: it wins
+                    if kind in blocks:
+                        img[blocks[kind]] = _VALUES[kind]
             self._shown[name] = img
-            plot, image, bar = self._panels[name]
-            levels = _levels(img)
+            plot, image, bar, marks = self._panels[name]
             masks = _nonfinite_masks(img)
             image.setImage(colorize(img, levels, masks), levels=(0, 255), autoLevels=False)
             image.setRect(QRectF(0, 0, cols, rows))
+            _mark(marks, masks, rows / img.shape[0], cols / img.shape[1])
             # square cells read best, unless the slice is so long and thin that it would be a sliver
             plot.setAspectLocked(max(rows, cols) <= 8 * min(rows, cols))
             bar.setVisible(levels is not None)  # no finite value: no range to show
             if levels is not None:
                 bar.setColorMap(levels[2])
                 bar.setLevels(levels[:2])
-            note = _nonfinite_note(masks, levels is None)
+            note = _nonfinite_note(counts, sum(counts.values()) == rows * cols)
             if note:
                 notes.append(f"{name}: {note}" if len(self._arrays) > 1 else note)
         sr, sc = self._steps
         if notes and (sr > 1 or sc > 1):
-            notes.append("counted in the drawn cells")
+            notes.append("every cell counted; a pixel shows any its cells hold")
         self.nonfinite.setText(" &nbsp;\u00b7&nbsp; ".join(notes))
         self.nonfinite.setVisible(bool(notes))
         note = f"{rows:,} \u00d7 {cols:,}"
@@ -335,15 +385,30 @@ class HeatmapView(QWidget):
         return self._shape[self._rows], self._shape[self._cols]
 
     def _hovered(self, pos) -> None:
-        for name, (plot, _image, _bar) in self._panels.items():
+        for name, (plot, *_items) in self._panels.items():
             if not plot.sceneBoundingRect().contains(pos):
                 continue
             p = plot.vb.mapSceneToView(pos)
             rows, cols = self._full_size()
-            r, c = math.floor(p.y()), math.floor(p.x())
-            if 0 <= r < rows and 0 <= c < cols:
+            if 0 <= p.y() < rows and 0 <= p.x() < cols:
+                r, c = self._cell_under(name, p.y(), p.x())
                 self.hover.setText(f"{name} {self._label_of(r, c)} = {self._value_at(name, r, c):.6g}")
             return
+
+    def _cell_under(self, name: str, y: float, x: float) -> tuple[int, int]:
+        """The cell at (y, x), or where the pixel there shows NaN or Inf, the cell of its block that
+        holds it."""
+        r, c = math.floor(y), math.floor(x)
+        img, (sr, sc) = self._shown[name], self._steps
+        rows, cols = self._full_size()
+        i, j = min(int(y * img.shape[0] / rows), img.shape[0] - 1), min(int(x * img.shape[1] / cols), img.shape[1] - 1)
+        v = img[i, j]
+        if (sr, sc) == (1, 1) or np.isfinite(v):
+            return r, c
+        block = self._oriented(self._arrays[name][self._slice_key(slice(i * sr, (i + 1) * sr),
+                                                                    slice(j * sc, (j + 1) * sc))])
+        dr, dc = np.argwhere(np.isnan(block) if np.isnan(v) else block == v)[0]
+        return i * sr + int(dr), j * sc + int(dc)
 
     def _element_key(self, r: int, c: int) -> tuple:
         ndim = len(self._shape)
@@ -410,12 +475,40 @@ def _nonfinite_masks(img: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return [(kind, mask) for kind, mask in masks if mask.any()]
 
 
-def _nonfinite_note(masks: list, none_finite: bool) -> str:
+def _mark(marks: pg.ScatterPlotItem, masks: list, height: float, width: float) -> None:
+    """A marker on each non-finite pixel (`height` x `width` cells), NaN drawn on top; none past _MARKED."""
+    if sum(int(np.count_nonzero(mask)) for _kind, mask in masks) > _MARKED:
+        masks = []
+    xs, ys, brushes = [], [], []
+    for kind, mask in reversed(masks):
+        i, j = np.nonzero(mask)
+        ys.append((i + 0.5) * height)
+        xs.append((j + 0.5) * width)
+        brushes += [pg.mkBrush(*NONFINITE[kind])] * len(i)
+    marks.setData(x=np.concatenate(xs) if xs else [], y=np.concatenate(ys) if ys else [], brush=brushes)
+
+
+def _block_any(mask: np.ndarray, sr: int, sc: int) -> np.ndarray:
+    """(ceil(h / sr), ceil(w / sc)) bool: whether each sr x sc block of `mask` holds a True."""
+    h, w = mask.shape
+    n = h // sr
+    rows = mask[:n * sr].reshape(n, sr, w).any(axis=1)  # any() over a middle axis runs at memory speed
+    if n * sr < h:
+        rows = np.concatenate([rows, mask[n * sr:].any(axis=0, keepdims=True)])
+    out = np.zeros((len(rows), -(-w // sc)), bool)
+    hits = np.flatnonzero(rows)  # few, where NaN is the news; any() over the last axis is 8x slower
+    out[hits // w, hits % w // sc] = True
+    return out
+
+
+def _nonfinite_note(counts: dict[str, int], none_finite: bool) -> str:
     """Rich text: a swatch and a count for each kind of non-finite element present ("" when none)."""
     parts = []
-    for kind, mask in masks:
+    for kind, n in counts.items():
+        if not n:
+            continue
         colour = "#{:02x}{:02x}{:02x}".format(*NONFINITE[kind])
-        parts.append(f'<span style="color:{colour}">\u25a0</span>&nbsp;{int(np.count_nonzero(mask)):,}&nbsp;{kind}')
+        parts.append(f'<span style="color:{colour}">\u25a0</span>&nbsp;{n:,}&nbsp;{kind}')
     if not parts:
         return ""
     text = " &nbsp;".join(parts)

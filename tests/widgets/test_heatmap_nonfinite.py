@@ -7,7 +7,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QTextDocument
 from PySide6.QtWidgets import QApplication
 
 from tests.shots import shoot
-from widgets.heatmap import NONFINITE, HeatmapView
+from widgets.heatmap import NONFINITE, Difference, HeatmapView
 
 
 @pytest.fixture
@@ -132,4 +132,65 @@ def test_a_subsampled_heatmap_says_what_it_counted(view, qtbot):
     a[0, 0] = np.nan
     view.set_arrays({"value": a})
     qtbot.waitUntil(lambda: view.nonfinite.isVisible())
-    assert plain(view.nonfinite) == "\u25a0 1 NaN \u00b7 counted in the drawn cells"
+    assert plain(view.nonfinite) == "\u25a0 1 NaN \u00b7 every cell counted; a pixel shows any its cells hold"
+
+
+# A 2000 x 2000 slice is drawn every 4th row and column: pixel (250, 350) stands for cells 1000-1003 x
+# 1400-1403, and the stride reads only cell (1000, 1400) of them.
+LONE = (1001, 1403)
+PIXEL = (250, 350)
+
+
+def plot_of(view, name: str):
+    return next(item for item in view.plots.ci.items if getattr(item, "titleLabel", None)
+                and item.titleLabel.text == name)
+
+
+@pytest.mark.parametrize("kind", list(NONFINITE))
+def test_a_lone_non_finite_cell_that_the_stride_skips_is_drawn(view, qtbot, kind):
+    a = np.zeros((2000, 2000), np.float32)
+    a[LONE] = {"NaN": np.nan, "+Inf": np.inf, "-Inf": -np.inf}[kind]
+    view.set_arrays({"value": a})
+    qtbot.waitUntil(lambda: view.nonfinite.isVisible())
+    assert view.steps == (4, 4)
+    img = view.shown("value")
+    assert np.array_equal(img[PIXEL], a[LONE], equal_nan=True)
+    assert np.count_nonzero(~np.isfinite(img)) == 1  # that pixel only
+    assert plain(view.nonfinite).startswith(f"\u25a0 1 {kind} \u00b7")
+    # on screen too, where the plot is far narrower than the image: Qt drops pixels when it scales
+    shoot(view, f"heatmap_lone_{kind}.png")
+    assert close(colour_at(view, "value", *LONE), NONFINITE[kind])
+    assert not close(colour_at(view, "value", 300, 300), NONFINITE[kind], 60)
+
+
+def test_the_legend_counts_every_cell_and_a_pixel_shows_nan_before_inf(view, qtbot):
+    a = np.zeros((2000, 2000), np.float32)
+    a[1001, 1401] = a[1002, 1403] = np.nan  # both in pixel (250, 350), with an Inf of each sign
+    a[1001, 1402], a[1003, 1402] = np.inf, -np.inf
+    a[5, 6], a[6, 7] = -np.inf, np.inf  # pixel (1, 1): +Inf wins over -Inf
+    a[9, 9] = -np.inf  # pixel (2, 2)
+    view.set_arrays({"value": a, "delta": Difference(a, np.zeros_like(a))})
+    qtbot.waitUntil(lambda: view.nonfinite.isVisible())
+    for name in ("value", "delta"):
+        img = view.shown(name)
+        assert np.isnan(img[PIXEL]) and img[1, 1] == np.inf and img[2, 2] == -np.inf
+        assert np.count_nonzero(~np.isfinite(img)) == 3
+    assert plain(view.nonfinite).startswith("value: \u25a0 2 NaN \u25a0 2 +Inf \u25a0 3 -Inf \u00b7 "
+                                            "delta: \u25a0 2 NaN \u25a0 2 +Inf \u25a0 3 -Inf \u00b7 ")
+    assert a[1000, 1400] == 0 and a[0, 0] == 0
+
+
+def test_hovering_a_nan_pixel_names_the_nan_cell(view, qtbot):
+    a = np.zeros((2000, 2000), np.float32)
+    a[LONE] = np.nan
+    view.set_arrays({"value": a})
+    qtbot.waitUntil(lambda: view.nonfinite.isVisible())
+    plot_of(view, "value").vb.setRange(xRange=(1390, 1415), yRange=(990, 1015), padding=0)  # zoomed in
+    shoot(view, "heatmap_lone_nan_zoomed.png")
+    # the whole pixel is magenta: pointing at any of its cells names the NaN, the one behind the colour
+    for cell in ((1000, 1400), (1003, 1400), LONE):
+        assert close(colour_at(view, "value", *cell), NONFINITE["NaN"])
+        pos = cell_pos(view, "value", *cell)
+        qtbot.waitUntil(lambda pos=pos: hover(view, pos) or view.hover.text() == "value [1001, 1403] = nan")
+    pos = cell_pos(view, "value", 1004, 1400)  # the next pixel down: finite, so its own cell
+    qtbot.waitUntil(lambda: hover(view, pos) or view.hover.text() == "value [1004, 1400] = 0")
