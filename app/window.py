@@ -36,7 +36,7 @@ from app.graph_presenter import COLOUR_BY, GraphPresenter
 from app.panel_shares import PanelShares
 from app.pump import EventPump
 from app.replay import ReplaySession
-from app.script_memory import remember_arguments, remembered_arguments
+from app.script_memory import remember_script, remembered_arguments, remembered_recordings
 from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target
 from engine.debug.source import SourceFrame
 from engine.tape.cap import human_size
@@ -49,7 +49,7 @@ from widgets.module_editor import ModuleEditor
 from widgets.module_tree import ModuleTree
 from widgets.node_info import NodeInfoPanel
 from widgets.output_panel import OutputPanel
-from widgets.script_dialog import ScriptDialog
+from widgets.script_dialog import ScriptDialog, parse_arguments
 from widgets.source_view import SourceView
 from widgets.status import MessageBar, StatusPanel
 from widgets.tensor_inspector import TensorInspector
@@ -315,14 +315,39 @@ class MainWindow(QMainWindow):
         return True
 
     def run_script(self, path: str, argv: tuple[str, ...] = (), run: bool = False,
-                   record: str | None = None) -> bool:
-        """Debug a script: paused on entry, or (`run`) running until engine.debug.breakpoint()."""
+                   record: str | None = None, capture: str = "summary") -> bool:
+        """Debug a script: paused on entry, or (`run`) running until engine.debug.breakpoint(); `record`:
+        a tape to record it to from its first event, at the `capture` tier (which the live view shows too)."""
         if not os.path.isfile(path):
             self.show_message(f"No such script: {path}", "error")
             self.output.note(f"No such script: {path}")
             return False
-        self._start(LiveSession(Target.script(path, tuple(argv)), pause_on_entry=not run, record=record))
+        self._start(LiveSession(Target.script(path, tuple(argv)), pause_on_entry=not run, capture=capture,
+                                record=record))
         self._add_recent(os.path.abspath(path))
+        if self.session.recording:
+            cap = self.session.recording_cap
+            self.output.note(f"\u25cf Recording to {record} (capture: {capture}; "
+                             + (f"stops at {human_size(cap)})" if cap is not None else "no size cap)"))
+        return True
+
+    def reopen_script(self, path: str) -> bool:
+        """Debug a script (File > Open Recent, a drop) with the arguments last used with it in Debug Script…;
+        arguments remembered that no longer parse open that dialog on them instead."""
+        path = os.path.abspath(path)
+        name = os.path.basename(path)
+        arguments = remembered_arguments(self.settings).get(path, "")
+        argv, error = parse_arguments(arguments)
+        if error and os.path.isfile(path):
+            self.output.note(f"{name} was not run: the arguments last used with it ({arguments}) no longer "
+                             "parse; fix them in Debug Script\u2026")
+            self._ask_script(path)
+            return False
+        if not self.run_script(path, argv):
+            return False
+        if argv:
+            self.output.note(f"Running {name} {arguments} (the arguments last used; File > Debug Script\u2026 "
+                             "changes them)")
         return True
 
     def run_function(self, fn, title: str, source: str = "") -> bool:
@@ -370,10 +395,10 @@ class MainWindow(QMainWindow):
         else:
             self.setWindowTitle(f"{os.path.basename(session.path)} (replay) \u2014 Tapescope")
             self.source_view.clear()  # not the file of the session before
+        session.start()  # a run recorded from its start (Debug Script…, run --record) begins recording here
         self.actions["record"].blockSignals(True)
         self.actions["record"].setChecked(bool(getattr(session, "recording", None)))
         self.actions["record"].blockSignals(False)
-        session.start()
         self.pump.set_session(session)
         self._update_status()
         self._update_actions()
@@ -724,7 +749,7 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> bool:
         """Open a .tape as a replay, or debug a .py script."""
-        return self.run_script(path) if path.endswith(".py") else self.open_tape(path)
+        return self.reopen_script(path) if path.endswith(".py") else self.open_tape(path)
 
     def _ask_tape(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open Tape", self.recordings_dir,
@@ -732,21 +757,26 @@ class MainWindow(QMainWindow):
         if path:
             self.open_tape(path)
 
-    def _ask_script(self) -> ScriptDialog:
-        """Open the Debug Script dialog (script, arguments, pause on entry), on the script last debugged."""
+    def _ask_script(self, path: str = "") -> ScriptDialog:
+        """Open the Debug Script dialog (script, arguments, recording, pause on entry) on `path`, else on the
+        script last debugged."""
         session = self.session
         live = isinstance(session, LiveSession) and session.target.kind == "script"
-        path = session.target.path if live else next((p for p in self.recent_files() if p.endswith(".py")), "")
-        dialog = ScriptDialog(path, remembered_arguments(self.settings), os.getcwd(), self)
+        if not path:
+            path = session.target.path if live else next((p for p in self.recent_files() if p.endswith(".py")), "")
+        dialog = ScriptDialog(path, remembered_arguments(self.settings), os.getcwd(), self,
+                              recordings=remembered_recordings(self.settings))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self._debug_chosen(dialog))
         dialog.open()  # window-modal, without a nested event loop
         return dialog
 
     def _debug_chosen(self, dialog: ScriptDialog) -> None:
-        path = dialog.script_path()
-        remember_arguments(self.settings, path, dialog.arguments_text())
-        self.run_script(path, dialog.argv(), run=not dialog.pause_on_entry())
+        path, record = dialog.script_path(), dialog.record_path()
+        capture = dialog.capture() if record else "summary"
+        remember_script(self.settings, path, dialog.arguments_text(), record, capture)
+        self.run_script(path, dialog.argv(), run=not dialog.pause_on_entry(), record=record or None,
+                        capture=capture)
 
     def dragEnterEvent(self, event) -> None:
         if any(u.toLocalFile().endswith((".tape", ".py")) for u in event.mimeData().urls()):
