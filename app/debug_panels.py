@@ -12,6 +12,7 @@ keeps (app.session.HISTORY of them) for the node at the cursor, while the graph 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from PySide6.QtCore import QObject
@@ -40,6 +41,7 @@ class DebugPanels(QObject):
         self._shown: NodeInfo | None = None
         self._session = None  # the session the panels show
         self._stop_note = ""  # the status note naming the breakpoint of the current stop
+        self._stop_selected: int | None = None  # the breakpoint selected because it stopped the run
         w = window
         w.inspector.fetchRequested.connect(lambda: self._fetch(self._shown))
         self.worker.ready.connect(self._values_ready)
@@ -77,6 +79,7 @@ class DebugPanels(QObject):
         self._shown = None
         self._sent.clear()
         self._plotted = -1
+        self._stop_selected = None
         self.history.clear()
         w.inspector.clear()
         replay = isinstance(session, ReplaySession)
@@ -262,13 +265,21 @@ class DebugPanels(QObject):
         w, session = self.w, self.w.session
         infos = session.debugger.list_breakpoints()
         self._list_breakpoints(infos)
+        if stop is not None and session.stop_alert is not None:
+            w.docks["alerts"].raise_()  # the alert's row, whose click finds its origin, in front of the list
         info = next((i for i in infos if i.id == stop.breakpoint), None) \
             if stop is not None and stop.reason == "breakpoint" else None
         if info is None:
+            if self._stop_selected is not None and w.breakpoints.current_id() == self._stop_selected:
+                w.breakpoints.select(None)  # it stopped the run before; this stop is not its doing
+            self._stop_selected = None
             self._name_stop("")
             return
         w.breakpoints.select(info.id)
-        self._name_stop(f"Breakpoint: {' '.join(describe(info.spec).split())} \u00b7 hit {info.hits:,}")
+        self._stop_selected = info.id
+        found = _tripped(info.spec, stop.record)
+        self._name_stop(f"Breakpoint: {' '.join(describe(info.spec).split())} \u00b7 hit {info.hits:,}"
+                        + (f" \u00b7 {found}" if found else ""))
 
     def _name_stop(self, text: str) -> None:
         """Name the breakpoint of the current stop beside the status ('': take back the name shown)."""
@@ -386,6 +397,28 @@ def _grad_label(info: NodeInfo, current: int) -> str:
     iteration (during a forward, the last gradient flowed in the iteration before)."""
     if info.grad is not None and 0 <= info.grad_iteration < max(info.iteration, current):
         return f"gradient (iteration {info.grad_iteration})"
+    return ""
+
+
+def _tripped(spec: Breakpoint, record) -> str:
+    """What made a value breakpoint stop, in words ("max |x| 52.7 in the output"); '' for other kinds."""
+    if spec.kind not in ("nonfinite", "max_abs", "norm") or record is None:
+        return ""
+    if isinstance(record, OpRecord):
+        found = [("output", record.summary)]
+    elif isinstance(record, BackwardRecord):
+        found = [("gradient", s) for s in record.grad_inputs or ()]
+    else:
+        return ""
+    for side, s in found:
+        if s is None:
+            continue
+        if spec.kind == "nonfinite" and not s.finite:
+            return f"{s.nan_count:,} NaN, {s.inf_count:,} Inf in the {side}"
+        if spec.kind == "max_abs" and s.abs_max > spec.value:
+            return f"max |x| {s.abs_max:.4g} in the {side}"
+        if spec.kind == "norm" and math.isfinite(s.norm) and s.norm > spec.value:
+            return f"L2 norm {s.norm:.4g} in the {side}"
     return ""
 
 

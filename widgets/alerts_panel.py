@@ -1,10 +1,13 @@
 """Numerical alerts (engine.events.AlertEvent) and errors as a list; activating one names its node.
 
 The message takes the width the iteration, kind and place leave; what does not fit ends in "…" and the
-row's tooltip has all of it.
+row's tooltip has all of it. In the row, the alert's source file is named by its base name (the folder it
+lies in only takes room from the message); the tooltip has the full path.
 """
 
 from __future__ import annotations
+
+import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
@@ -46,12 +49,14 @@ class AlertsPanel(QTreeWidget):
             if self.topLevelItemCount() >= self.max_rows:
                 return
             self.add_row(a.iteration, a.kind, f"{a.op} in {a.module}" if a.module else a.op, a.message, a.key,
-                         getattr(a, "forward_seq", 0) or a.seq)
+                         getattr(a, "forward_seq", 0) or a.seq, getattr(a, "file", ""))
 
     def add_row(self, iteration: int, kind: str, where: str, message: str, key: str = "",
-                seq: int = 0) -> None:
-        """Append one row (also for errors that are not engine alerts)."""
-        texts = [str(iteration), KIND_TEXT.get(kind, kind), where, message]
+                seq: int = 0, file: str = "") -> None:
+        """Append one row (also for errors that are not engine alerts); `file`, the path the message
+        names, is shown by its base name."""
+        shown = message.replace(file, os.path.basename(file)) if file and os.path.dirname(file) else message
+        texts = [str(iteration), KIND_TEXT.get(kind, kind), where, shown]
         item = QTreeWidgetItem(texts)
         item.setData(0, KEY, (key, seq))
         for col in range(4):

@@ -12,6 +12,7 @@ new spec), `removeRequested(id)`, `enableRequested(id, enabled)`, `activated(id)
 from __future__ import annotations
 
 import math
+import re
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -38,6 +39,19 @@ KIND_LABELS = {
     "predicate": "predicate (by name)",
 }
 ID = Qt.ItemDataRole.UserRole
+MAX_ITERATION = 10**9  # far beyond any run a person steps through; above it, a typo is the likelier cause
+VALUE_LABELS = {"iteration": "iteration", "max_abs": "threshold", "norm": "threshold"}
+
+
+def number(value: float) -> str:
+    """`value` as short as it reads back exactly: 50, 0.1, 1e-07, 123456789 (never '1.23457e+08')."""
+    if value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    for digits in range(6, 18):
+        text = f"{value:.{digits}g}"
+        if float(text) == value:
+            return text
+    return repr(value)
 
 
 def describe(spec: Breakpoint) -> str:
@@ -46,14 +60,14 @@ def describe(spec: Breakpoint) -> str:
     if k in ("op", "module"):
         text = f"{k} {spec.pattern}" + (f"  ({spec.on})" if spec.on else "")
     elif k == "iteration":
-        text = f"iteration {spec.value:g}"
+        text = f"iteration {number(spec.value)}"
     elif k == "phase":
         text = f"start of {spec.pattern}"
     elif k == "nonfinite":
         text = "NaN or Inf" + (f"  ({spec.on})" if spec.on else "")
     elif k in ("max_abs", "norm"):
         what = "max |x|" if k == "max_abs" else "L2 norm"
-        text = f"{what} > {spec.value:g}" + (f"  ({spec.on})" if spec.on else "")
+        text = f"{what} > {number(spec.value)}" + (f"  ({spec.on})" if spec.on else "")
     else:
         text = f"predicate {spec.pattern}"
     return text + (f", after {spec.skip} hits" if spec.skip else "")
@@ -117,7 +131,7 @@ class BreakpointEditor(QWidget):
             self.phase.setCurrentText(spec.pattern)
         if spec.on:
             self.on.setCurrentText(spec.on)
-        self.value.setText(f"{spec.value:g}" if spec.kind in ("iteration", "max_abs", "norm") else "")
+        self.value.setText(number(spec.value) if spec.kind in ("iteration", "max_abs", "norm") else "")
         self.skip.setValue(spec.skip)
         self.ok.setText(button)
         self.error.hide()
@@ -129,11 +143,13 @@ class BreakpointEditor(QWidget):
         value = 0.0
         if kind == "iteration":
             text = self.value.text().strip()
-            if not text.isdigit():
-                raise ValueError(f"iteration must be a whole number >= 0, got {text!r}")
+            if not re.fullmatch(r"[0-9]+", text) or int(text) > MAX_ITERATION:
+                raise ValueError(f"iteration must be a whole number from 0 to {MAX_ITERATION:,}, got {text!r}")
             value = float(text)
         elif kind in ("max_abs", "norm"):
             text = self.value.text().strip()
+            if not text:
+                raise ValueError("type a threshold, e.g. 50 or 1e3")
             try:
                 value = float(text)
             except ValueError:
@@ -166,6 +182,7 @@ class BreakpointEditor(QWidget):
                  "skip": kind not in ("iteration",)}
         for name, visible in shown.items():
             self._form.setRowVisible(self.rows[name], visible)
+        self._form.labelForField(self.value).setText(VALUE_LABELS.get(kind, "value"))
         self.on.setEnabled(bool(sides))
         self.pattern.setPlaceholderText({"op": "matmul, relu, MLP.fc1/linear:0, *softmax*",
                                          "module": "MLP.fc1, *.attn", "predicate": "a name given to "
@@ -249,8 +266,13 @@ class BreakpointsPanel(QWidget):
         self.editor.show()
         (self.editor.pattern if self.editor.pattern.isVisible() else self.editor.kind).setFocus()
 
-    def select(self, bid: int) -> None:
-        """Select the breakpoint with id `bid` (the one that stopped the run) and scroll to it."""
+    def select(self, bid: int | None) -> None:
+        """Select the breakpoint with id `bid` (the one that stopped the run) and scroll to it; None: select
+        none."""
+        if bid is None:
+            self.list.setCurrentItem(None)
+            self.list.clearSelection()
+            return
         for i in range(self.list.topLevelItemCount()):
             item = self.list.topLevelItem(i)
             if item.data(0, ID) == bid:

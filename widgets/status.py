@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolBut
 
 from widgets.elided_label import ElidedLabel
 
-NOTE_WIDTH = 360  # the most pixels a note takes; the state, which ends in "…" where it must, gets the rest
+NOTE_WIDTH = 360  # the most pixels a note takes from a long state, which ends in "…" where it must
 STATE_COLOURS = {"running": "#2f9e44", "paused": "#f59f00", "finished": "#1c7ed6", "failed": "#e03131",
                  "stopped": "#868e96", "replay": "#7048e8"}
 
@@ -62,6 +62,7 @@ class StatusPanel(QWidget):
     def set_state(self, text: str, kind: str) -> None:
         """The one-line state, and its kind (running, paused, finished, failed, stopped, replay)."""
         self.state.setText(text)
+        self._fit_note()
         self.dot.colour = QColor(STATE_COLOURS.get(kind, "#868e96"))
         self.dot.update()
 
@@ -74,10 +75,19 @@ class StatusPanel(QWidget):
             self._note_timer.start(int(seconds * 1000))
 
     def _fit_note(self) -> None:
-        """The note as wide as its text (and a little for the label's margin), up to NOTE_WIDTH."""
+        """The note as wide as its text (and a little for the label's margin), up to NOTE_WIDTH, or up to
+        what a short state leaves free."""
         text = self.note.text()
         want = self.note.fontMetrics().horizontalAdvance(text) + 4 if text else 0
-        self.note.setFixedWidth(min(want, NOTE_WIDTH))
+        others = self.width() - self.state.width() - self.note.width()  # dot, counters, margins, spacing
+        free = self.width() - others - self.state.fontMetrics().horizontalAdvance(self.state.text()) - 8
+        width = min(want, max(NOTE_WIDTH, free))
+        if width != self.note.width() or self.note.minimumWidth() != width:
+            self.note.setFixedWidth(width)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_note()
 
     def set_counters(self, iteration: int, phase: str, events_per_second: float | None) -> None:
         """Iteration, phase and the event rate (None: not running)."""

@@ -1,0 +1,58 @@
+"""Hunting the NaN of resources/examples/nan_demo.py in the window, as a person does: a value breakpoint
+from the Breakpoints panel first, then on to the NaN alert."""
+
+import os
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.app.test_breakpoints_live import add_in_form, note, paused
+from tests.app.test_window import make_window
+
+TIMEOUT = 30_000  # ms
+NAN_DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "examples", "nan_demo.py")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path)
+
+
+def shown(window, dock: str) -> bool:
+    """Whether any of the dock is on screen (a tab behind another is not)."""
+    return not window.docks[dock].visibleRegion().isEmpty()
+
+
+def resume(qtbot, window) -> None:
+    window.command("resume")
+    qtbot.waitUntil(lambda: paused(window) or window.session.ended is not None, timeout=TIMEOUT)
+
+
+def test_a_threshold_stop_names_the_value_and_the_nan_stop_brings_the_alerts_forward(qtbot, window):
+    assert window.run_script(os.path.abspath(NAN_DEMO))
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.docks["breakpoints"].raise_()
+    assert shown(window, "breakpoints") and not shown(window, "alerts")  # tabs of one place
+    add_in_form(qtbot, window, "max_abs", value="50")
+    panel = window.breakpoints
+    assert panel.rows() == [("max |x| > 50  (output)", 0, True)]
+    resume(qtbot, window)
+    # the note said only "Breakpoint: max |x| > 50 (output) · hit 1": which value, and of what, was left to find
+    assert window.session.iteration == 4 and window.session.model.current == "log:0"
+    assert note(window) == "Breakpoint: max |x| > 50 (output) \u00b7 hit 1 \u00b7 max |x| 52.66 in the output"
+    assert panel.current_id() is not None and panel.rows()[0][1] == 1
+    item = panel.list.topLevelItem(0)
+    item.setCheckState(0, Qt.CheckState.Unchecked)  # disable it, as a person unticks it
+    qtbot.waitUntil(lambda: not window.session.debugger.list_breakpoints()[0].enabled)  # sent once Qt is done
+    resume(qtbot, window)
+    assert window.session.stop_alert is not None and window.session.model.current == "log:0"
+    # the Alerts list stayed behind the Breakpoints tab, and the breakpoint stayed selected as if it had
+    # stopped the run again
+    assert shown(window, "alerts") and not shown(window, "breakpoints")
+    assert panel.current_id() is None
+    assert note(window) == ""
+    row = window.alerts_panel.topLevelItem(0)
+    assert row.text(0) == "5" and row.text(2) == "log"
+    assert "at nan_demo.py:43 (return -(one_hot * engine.log(probs))" in row.text(3)
+    assert window.source_view.current_line_text().split() == \
+        ["43", "return", "-(one_hot", "*", "engine.log(probs)).sum(1).mean()"]
