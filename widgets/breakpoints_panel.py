@@ -64,10 +64,11 @@ def describe(spec: Breakpoint) -> str:
     elif k == "phase":
         text = f"start of {spec.pattern}"
     elif k == "nonfinite":
-        text = "NaN or Inf" + (f"  ({spec.on})" if spec.on else "")
+        text = "NaN or Inf" + (f" in {spec.pattern}" if spec.pattern else "") + (f"  ({spec.on})" if spec.on else "")
     elif k in ("max_abs", "norm"):
         what = "max |x|" if k == "max_abs" else "L2 norm"
-        text = f"{what} > {number(spec.value)}" + (f"  ({spec.on})" if spec.on else "")
+        text = (f"{what} > {number(spec.value)}" + (f" in {spec.pattern}" if spec.pattern else "")
+                + (f"  ({spec.on})" if spec.on else ""))
     else:
         text = f"predicate {spec.pattern}"
     return text + (f", after {spec.skip} hits" if spec.skip else "")
@@ -157,8 +158,7 @@ class BreakpointEditor(QWidget):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"the threshold must be a finite number >= 0, got {text}")
         on = self.on.currentText() if self.on.isEnabled() else ""
-        return Breakpoint(kind, pattern if kind in ("op", "module", "phase", "predicate") else "", on, value,
-                          self.skip.value()).validate()
+        return Breakpoint(kind, pattern if kind != "iteration" else "", on, value, self.skip.value()).validate()
 
     def submit(self) -> None:
         """Emit accepted(spec) when the form is valid; else show why and emit nothing."""
@@ -177,7 +177,7 @@ class BreakpointEditor(QWidget):
         sides = WHERE.get(group, ())
         self.on.clear()
         self.on.addItems(list(sides))
-        shown = {"pattern": kind in ("op", "module", "predicate"), "phase": kind == "phase",
+        shown = {"pattern": kind in ("op", "module", "predicate", *CONDITIONS), "phase": kind == "phase",
                  "on": bool(sides), "value": kind in ("iteration", "max_abs", "norm"),
                  "skip": kind not in ("iteration",)}
         for name, visible in shown.items():
@@ -186,7 +186,8 @@ class BreakpointEditor(QWidget):
         self.on.setEnabled(bool(sides))
         self.pattern.setPlaceholderText({"op": "matmul, relu, MLP.fc1/linear:0, *softmax*",
                                          "module": "MLP.fc1, *.attn", "predicate": "a name given to "
-                                         "Debugger.add_predicate"}.get(kind, ""))
+                                         "Debugger.add_predicate"}.get(kind, "optional: only these ops, "
+                                                                             "e.g. *linear*, MLP.fc2/*"))
         self.value.setPlaceholderText("iteration number" if kind == "iteration" else "threshold, e.g. 1e3")
         self.error.hide()
 

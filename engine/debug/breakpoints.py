@@ -1,9 +1,9 @@
 """Breakpoints: plain specs (Breakpoint) and the table that matches them against records.
 
 Kinds: op name or key (glob), module path (glob; on enter or exit), iteration number, phase,
-value conditions on an op's output or a node's gradients (non-finite, max |x|, L2 norm), and Python
-predicates registered by name. Each can be enabled, disabled and hit-counted, and can skip its first
-`skip` hits (gdb's ignore count).
+value conditions on an op's output or a node's gradients (non-finite, max |x|, L2 norm; on every op, or
+on the ops an op glob names), and Python predicates registered by name. Each can be enabled,
+disabled and hit-counted, and can skip its first `skip` hits (gdb's ignore count).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ WHERE = {"op": ("forward", "backward", "any"), "module": ("enter", "exit", "any"
 class Breakpoint:
     """Where to stop; build one with the class methods (Breakpoint.op("matmul"), ...).
 
-    pattern: glob on op name or key, glob on module path, phase name, or predicate name. on: which
-    side (see WHERE). value: iteration number or threshold. skip: hits passed before it stops.
+    pattern: glob on op name or key, glob on module path, phase name, or predicate name; for a value
+    condition, an op glob limiting it to the ops it names ("" watches every op). on: which side (see
+    WHERE). value: iteration number or threshold. skip: hits passed before it stops.
     """
 
     kind: str
@@ -60,19 +61,21 @@ class Breakpoint:
         return cls("phase", name, "", 0.0, skip)
 
     @classmethod
-    def nonfinite(cls, on: str = "any") -> Breakpoint:
-        """Stop where an op output (or a gradient) holds NaN or infinity."""
-        return cls("nonfinite", "", on)
+    def nonfinite(cls, on: str = "any", pattern: str = "") -> Breakpoint:
+        """Stop where an op output (or a gradient) holds NaN or infinity (`pattern`: only ops it names)."""
+        return cls("nonfinite", pattern, on)
 
     @classmethod
-    def max_abs(cls, threshold: float, on: str = "any") -> Breakpoint:
-        """Stop where max |x| of an op output (or a gradient) exceeds `threshold`."""
-        return cls("max_abs", "", on, float(threshold))
+    def max_abs(cls, threshold: float, on: str = "any", pattern: str = "") -> Breakpoint:
+        """Stop where max |x| of an op output (or a gradient) exceeds `threshold` (`pattern`: only ops
+        it names)."""
+        return cls("max_abs", pattern, on, float(threshold))
 
     @classmethod
-    def norm(cls, threshold: float, on: str = "any") -> Breakpoint:
-        """Stop where the L2 norm of an op output (or a gradient) exceeds `threshold`."""
-        return cls("norm", "", on, float(threshold))
+    def norm(cls, threshold: float, on: str = "any", pattern: str = "") -> Breakpoint:
+        """Stop where the L2 norm of an op output (or a gradient) exceeds `threshold` (`pattern`: only
+        ops it names)."""
+        return cls("norm", pattern, on, float(threshold))
 
     @classmethod
     def predicate(cls, name: str) -> Breakpoint:
@@ -233,6 +236,8 @@ def _matches(e: _Entry, rec, predicates: dict) -> bool:
     if kind == "predicate":
         fn = predicates.get(spec.pattern)
         return bool(fn is not None and fn(rec))
+    if e.regex is not None and (isinstance(rec, EventRecord) or not _names_op(e.regex, rec.event.op, rec.event.key)):
+        return False  # a condition limited to some ops: a backward node is named by its forward op's key
     summaries = ()
     if isinstance(rec, OpRecord) and spec.on != "grad":
         summaries = (rec.summary,)

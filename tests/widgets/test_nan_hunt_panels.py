@@ -84,6 +84,25 @@ def test_numbers_are_listed_and_edited_as_typed(qtbot, panel, spec, text):
     assert replaced == []  # saved unchanged: nothing to replace
 
 
+def test_a_threshold_can_be_limited_to_the_ops_a_glob_names(qtbot, panel):
+    # "max |x| > 50 on the logits" stopped first at log, whose output reaches -52.7: a threshold watched
+    # every op, and the form had no place to say which
+    added = []
+    panel.addRequested.connect(added.append)
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    editor = panel.editor
+    editor.kind.setCurrentIndex(editor.kind.findData("max_abs"))
+    assert editor.pattern.isVisible() and editor.pattern.placeholderText().startswith("optional")
+    qtbot.keyClicks(editor.pattern, "*linear*")
+    qtbot.keyClicks(editor.value, "50")
+    qtbot.mouseClick(editor.ok, Qt.MouseButton.LeftButton)
+    assert added == [Breakpoint("max_abs", "*linear*", "output", 50.0)]
+    panel.set_breakpoints([BreakpointInfo(1, added[0], True, 0)])
+    assert panel.rows()[0][0] == "max |x| > 50 in *linear*  (output)"
+    fill(qtbot, panel, "iteration", "3")  # an iteration has no pattern, whatever the field held
+    assert added[-1] == Breakpoint.iteration(3).validate()
+
+
 def test_select_none_takes_the_selection_back(qtbot, panel):
     panel.set_breakpoints([BreakpointInfo(1, Breakpoint.op("log").validate(), True, 2)])
     panel.select(1)

@@ -98,6 +98,23 @@ def test_value_conditions_on_outputs_and_gradients():
     assert all(max(g.norm for g in s.record.grad_inputs if g is not None) > 5.0 for s in seen)
 
 
+def test_value_conditions_limited_to_the_ops_a_glob_names():
+    def train():
+        x = engine.tensor(np.array([1.0, 2.0, 50.0], np.float32), requires_grad=True)
+        big = x * 3.0  # 150: over the threshold, but not an op the breakpoint names
+        y = big.exp().log()  # exp(150) overflows to inf in float32; log gives it back as inf
+        (y * 1.0).sum().backward()
+
+    seen, _, _ = stops_with(Breakpoint.max_abs(100.0, on="output", pattern="log"), train_fn=train)
+    assert seen == []  # log's output holds +inf and 3, 6: its finite max |x| is 6
+    seen, _, _ = stops_with(Breakpoint.nonfinite(on="output", pattern="log*"), train_fn=train)
+    assert [label(s.record) for s in seen] == ["fwd:log:0"]  # exp's inf came first, but exp is not named
+    seen, _, _ = stops_with(Breakpoint.max_abs(100.0, on="output", pattern="mul*"), train_fn=train)
+    assert [label(s.record) for s in seen] == ["fwd:mul:0"]
+    seen, _, _ = stops_with(Breakpoint.norm(0.0, on="grad", pattern="exp"), train_fn=train)
+    assert {s.record.event.op for s in seen} == {"exp"} and all(s.record.phase == "backward" for s in seen)
+
+
 def test_predicate_breakpoints_see_each_record():
     seen, _, _ = stops_with(predicate=lambda rec: rec.phase == "forward" and rec.event.output_shape == (5, 3))
     assert [label(s.record) for s in seen] == ["fwd:MLP.fc2/linear:0"] * 2
