@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject
 
 import engine.tape
 from app.edit_history import EditHistory, describe_edit
-from app.graph_model import engine_key
+from app.graph_model import breakpoint_marks, engine_key
 from app.inspect_worker import InspectWorker
 from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo
@@ -48,9 +48,9 @@ class DebugPanels(QObject):
         self.worker.failed.connect(lambda _key, message: w.status_panel.set_note(f"Values: {message}", 4))
         w.timeline.cursorMoved.connect(self._cursor_moved)
         bp = w.breakpoints
-        bp.addRequested.connect(lambda spec: self._breakpoints(lambda d: d.add_breakpoint(spec)))
+        bp.addRequested.connect(lambda spec: self._breakpoints(lambda d: d.add_breakpoint(spec), spec))
         bp.replaceRequested.connect(lambda bid, spec: self._breakpoints(
-            lambda d: (d.remove_breakpoint(bid), d.add_breakpoint(spec))))
+            lambda d: (d.remove_breakpoint(bid), d.add_breakpoint(spec)), spec))
         bp.removeRequested.connect(lambda bid: self._breakpoints(lambda d: d.remove_breakpoint(bid)))
         bp.enableRequested.connect(lambda bid, on: self._breakpoints(lambda d: d.enable_breakpoint(bid, on)))
         w.module_editor.editRequested.connect(self.request_edit)
@@ -247,12 +247,24 @@ class DebugPanels(QObject):
             w._show_frame(SourceFrame(alert.file, alert.line, "", alert.code))
 
     # ---- breakpoints -------------------------------------------------------------------------------------
-    def _breakpoints(self, change) -> None:
+    def _breakpoints(self, change, added: Breakpoint | None = None) -> None:
         session = self.w.session
         if not isinstance(session, LiveSession):
             return
         change(session.debugger)
         self._list_breakpoints(session.debugger.list_breakpoints())
+        if added is not None and added.kind in ("op", "module"):
+            self._note_unmatched(added)
+
+    def _note_unmatched(self, spec: Breakpoint) -> None:
+        """Say so when an op or module breakpoint names nothing in the graph so far (a typo stops nowhere)."""
+        view = self.w.canvas.view
+        if view is None or not len(view):
+            return  # nothing ran yet: any name may still come
+        nodes, groups = breakpoint_marks(view, (spec,))
+        if not len(nodes) and not len(groups):
+            what = "op" if spec.kind == "op" else "module call"
+            self.w.status_panel.set_note(f"No {what} so far matches '{spec.pattern}': it stops once one runs", 8)
 
     def _list_breakpoints(self, infos) -> None:
         """List the breakpoints in their panel, and mark on the graph the places the enabled ones name."""

@@ -164,3 +164,23 @@ def test_f9_with_nothing_selected_breaks_at_the_op_the_run_is_paused_at(qtbot, w
     assert window.breakpoints.rows() == [("op Sequential.0/linear:0  (forward)", 0, True)]
     resume(qtbot, window)  # the next iteration's first op
     assert status(window) == "Paused by a breakpoint at op linear in Sequential.0" and window.session.iteration == 1
+
+
+def test_a_breakpoint_naming_nothing_seen_so_far_says_so(qtbot, window):
+    # an op pattern with a typo ("rleu") was taken without a word, and the run never stopped there
+    window.run_function(train, "train")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    add_in_form(qtbot, window, "op", "rleu")
+    assert note(window) == ""  # before the first op, any name may still come
+    add_in_form(qtbot, window, "iteration", value="1")
+    resume(qtbot, window)
+    assert window.session.iteration == 1 and len(window.canvas.view) > 0
+    add_in_form(qtbot, window, "op", "reluu")
+    assert note(window) == "No op so far matches 'reluu': it stops once one runs"
+    add_in_form(qtbot, window, "op", "relu")
+    assert note(window) == "No op so far matches 'reluu': it stops once one runs"  # kept: relu ran
+    add_in_form(qtbot, window, "module", "Sequential.9")
+    assert note(window) == "No module call so far matches 'Sequential.9': it stops once one runs"
+    add_in_form(qtbot, window, "module", "Sequential.1")
+    assert window.breakpoints.rows()[-1][0] == "module Sequential.1  (enter)"
+    assert note(window).startswith("No module call so far matches 'Sequential.9'")
