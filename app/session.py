@@ -34,6 +34,7 @@ from app.graph_model import INPUT, KIND_NAMES, OP, PARAM, GraphChange, GraphMode
 from app.script_io import OutputChunk, ScriptError, capture_output, release_output, run_path, script_error
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
 from engine.debug.records import OPTIMIZER
+from engine.debug.source import short_message
 from engine.debug.summary import finish
 from engine.events import AlertEvent, EditEvent, OptimizerEvent
 
@@ -414,7 +415,7 @@ class Session:
             return f"at breakpoint() in {os.path.basename(src.file)}:{src.line}" if src else "at breakpoint()"
         alert = stop.alert if stop.reason == "alert" else self.stop_alert
         if alert is not None:
-            return f"on an alert: {alert.message}"
+            return f"on an alert: {short_message(alert.message, getattr(alert, 'file', ''))}"
         if rec is None:
             return f"({stop.reason})"
         where = describe_record(rec, self.model.call_of(self.model.current) if self.model.current else None)

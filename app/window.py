@@ -38,7 +38,7 @@ from app.pump import EventPump
 from app.replay import ReplaySession
 from app.script_memory import remember_script, remembered_arguments, remembered_recordings
 from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target
-from engine.debug.source import SourceFrame
+from engine.debug.source import SourceFrame, short_message
 from engine.tape.cap import human_size
 from widgets.alerts_panel import AlertsPanel
 from widgets.breakpoints_panel import BreakpointsPanel
@@ -576,7 +576,8 @@ class MainWindow(QMainWindow):
         self._show_node(self.graph.selected or session.model.current)
         self._show_stop_source(stop)
         if session.stop_alert is not None:
-            self.show_message(f"{_NAN_STOP}{session.stop_alert.message}", "warning")
+            alert = session.stop_alert
+            self.show_message(f"{_NAN_STOP}{short_message(alert.message, getattr(alert, 'file', ''))}", "warning")
         elif self.message_bar.isVisible() and self.message_bar.text().startswith(_NAN_STOP):
             self.message_bar.dismiss()  # stepped on from the op it was about
 

@@ -7,11 +7,11 @@ lies in only takes room from the message); the tooltip has the full path.
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem
+
+from engine.debug.source import short_message
 
 KEY = Qt.ItemDataRole.UserRole
 KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "NaN/Inf (backward)",
@@ -55,8 +55,7 @@ class AlertsPanel(QTreeWidget):
                 seq: int = 0, file: str = "") -> None:
         """Append one row (also for errors that are not engine alerts); `file`, the path the message
         names, is shown by its base name."""
-        shown = message.replace(file, os.path.basename(file)) if file and os.path.dirname(file) else message
-        texts = [str(iteration), KIND_TEXT.get(kind, kind), where, shown]
+        texts = [str(iteration), KIND_TEXT.get(kind, kind), where, short_message(message, file)]
         item = QTreeWidgetItem(texts)
         item.setData(0, KEY, (key, seq))
         for col in range(4):

@@ -187,3 +187,9 @@ def frame_kind(code) -> int:
 def frame_of(f) -> SourceFrame:
     """The SourceFrame of a live frame object."""
     return _frame(f.f_code, f.f_lineno)
+
+
+def short_message(message: str, file: str = "") -> str:
+    """`message` with the path `file` it names cut to its base name: in a list row or a status line the
+    folder only takes room from the message (`file` itself keeps the whole path)."""
+    return message.replace(file, os.path.basename(file)) if file and os.path.dirname(file) else message

@@ -54,5 +54,10 @@ def test_a_threshold_stop_names_the_value_and_the_nan_stop_brings_the_alerts_for
     row = window.alerts_panel.topLevelItem(0)
     assert row.text(0) == "5" and row.text(2) == "log"
     assert "at nan_demo.py:43 (return -(one_hot * engine.log(probs))" in row.text(3)
+    # the status line and the banner named the file with its whole folder, and the status line's
+    # explanation ran out of room before "its inputs are finite"
+    folder = os.path.dirname(os.path.abspath(NAN_DEMO))
+    for text in (window.status_panel.state.text(), window.message_bar.text()):
+        assert "at nan_demo.py:43 (return" in text and folder not in text
     assert window.source_view.current_line_text().split() == \
         ["43", "return", "-(one_hot", "*", "engine.log(probs)).sum(1).mean()"]
