@@ -442,17 +442,36 @@ def _edit_text(event) -> str:
 def _fetches(session, info: NodeInfo) -> tuple:
     """The functions that read a node's full value and gradient on the worker thread (None: none kept).
 
-    A live parameter is read from the model as it is now; a tape holds no values of parameters or inputs."""
+    A live parameter is read from the model as it is now; a replayed one from its latest snapshot at the
+    cursor (a "values" tape keeps those of small parameters); a tape holds no values of inputs."""
     if info.kind in ("param", "input"):
         if info.kind == "param" and isinstance(session, LiveSession) and info.tensor:
             dbg, tid = session.debugger, info.tensor
             return (lambda: dbg.parameter(tid)), (lambda: dbg.parameter(tid, grad=True))
         out, grad = (info.tensor if isinstance(session, LiveSession) else 0), info.grad_tensor
+        if info.kind == "param" and isinstance(session, ReplaySession):
+            read = _fetcher(session)
+            return _snapshot_reader(session.path, info.label, session.cursor), (read(grad) if grad else None)
     else:
         back = session.backward_of.get(info.key)
         out, grad = session.outputs.get(info.key), back.event.grad_output if back is not None else 0
     read = _fetcher(session)
     return (read(out) if out else None), (read(grad) if grad else None)
+
+
+def _snapshot_reader(path: str, name: str, seq: int):
+    """A function reading parameter `name`'s value as the tape's latest snapshot at event `seq` holds it."""
+    def read():
+        with engine.tape.open(path) as tape:  # its own connection: SQLite's are per thread
+            try:
+                snap = tape.parameter(name, seq=seq)
+            except ValueError as err:  # a name it keeps no snapshots of
+                raise LookupError(str(err)) from None
+        if snap is None or snap.value is None:
+            raise LookupError("the tape holds no values for it (record with capture='values'; parameters "
+                              "above its values limit are summarised only)")
+        return snap.value
+    return read
 
 
 def _fetcher(session):

@@ -26,7 +26,8 @@ def record(path: str | os.PathLike, capture: str = "summary", **options):
     """Record engine events to a .tape file until the returned Recorder is closed (use it in `with`).
 
     capture: "structure", "summary" or "values"; options: debugger, model, optimizer, max_bytes,
-    flush_interval, batch_events, queue_events, value_bytes, command_line, max_lag (see Recorder).
+    flush_interval, batch_events, queue_events, value_bytes, command_line, max_lag, parameter_every (see
+    Recorder).
     Unless max_bytes says otherwise (None or 0: no cap) the tape is capped at the smaller of 10 GiB and
     half the free space of its disk (engine.tape.cap.default_cap).
     """

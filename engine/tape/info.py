@@ -19,6 +19,7 @@ def tape_info(tape: Tape) -> dict:
     kinds = tape.kind_counts()
     alerts = tape.alerts()
     edits = tape.edits()
+    params = tape.parameter_counts()
     out = {"path": tape.path, "format_version": tape.format_version, "size_bytes": _size(tape.path)}
     out.update({key: tape.meta.get(key, "") for key in _META})
     out["max_bytes"] = _cap(tape.meta.get("max_bytes", ""))
@@ -29,6 +30,7 @@ def tape_info(tape: Tape) -> dict:
         "last_iteration": counts["last_iteration"], "events": counts["events"], "ops": kinds["op"],
         "backward": kinds["backward"], "modules": kinds["module_enter"],
         "optimizer_steps": kinds["optimizer"],
+        "parameter_snapshots": params["snapshots"], "snapshotted_parameters": params["parameters"],
         "edits": len(edits),
         "edit_list": [{"kind": e.kind, "target": e.target, "applied": e.applied, "message": e.message,
                        "iteration": e.iteration} for e in edits],
@@ -87,6 +89,12 @@ def describe(info: dict) -> str:
         lines.append("  iterations: none")
     lines.append(f"  events:     {info['events']:,} (ops {info['ops']:,}, backward {info['backward']:,}, "
                  f"module calls {info['modules']:,}, optimizer steps {info['optimizer_steps']:,})")
+    if info.get("parameter_snapshots"):
+        lines.append(f"  parameters: {counted(info['parameter_snapshots'], 'snapshot')} of "
+                     f"{counted(info['snapshotted_parameters'], 'parameter')}")
+    else:
+        lines.append("  parameters: no snapshots" + (" (a structure tape holds none)" if info["capture"] == "structure"
+                                                     else ""))
     lines.append(f"  sources:    {counted(len(info['sources']), 'file')}")
     dropped = ", ".join(f"{n:,} {what}" for what, n in info["dropped"].items())
     if dropped:

@@ -5,6 +5,7 @@
         for event in tape.events(iteration=3): ...          # OpEvent, BackwardEvent, ModuleEvent, ...
         for rec in tape.records(iteration=3): ...           # OpRecord, BackwardRecord, EventRecord
         tape.graph(3); tape.summary(tensor_id); tape.value(tensor_id); tape.alerts(); tape.edits()
+        tape.parameter_names(); tape.parameters(3); tape.parameter("fc1.weight", 3)  # ParameterSnapshot
 
 Opening reads the meta table and checks the schema, nothing else, so it takes the same time for any
 size of tape. Any problem with the file (not SQLite, truncated, damaged, too new, missing tables, values
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 import os
 import sqlite3
 import struct
@@ -79,6 +81,19 @@ class EventRow(NamedTuple):
     depth: int
     t: int
     event: object
+
+
+class ParameterSnapshot(NamedTuple):
+    """A parameter's recorded value: as the optimizer step with sequence number `seq` (of iteration
+    `iteration`) left it, or (after_step False) as iteration `iteration` began, before the event `seq`."""
+
+    name: str  # dotted, as the model names it ("fc1.weight")
+    tensor: int
+    iteration: int
+    seq: int
+    after_step: bool
+    summary: TensorSummary
+    value: np.ndarray | None  # "values" tier, small parameters only
 
 
 class Drop(NamedTuple):
@@ -161,8 +176,11 @@ class Tape:
             self._conn.close()
             raise self._damaged(err) from None
         self.format_version = int(self.meta["format_version"])
-        self._has_module_params = self._one(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'module_params'")[0] > 0
+        tables = {name for (name,) in self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('module_params', 'parameters')")}
+        self._has_module_params = "module_params" in tables
+        # whether the tape has the table of parameter snapshots (tapes from before they were kept lack it)
+        self.keeps_parameters = "parameters" in tables
         self.capture = self.meta.get("capture", "")
         self._cache: dict[tuple, object] = {}
         self._chunks: dict[int, list] = {}
@@ -603,6 +621,121 @@ class Tape:
         """What the recorder dropped to keep up (or to stay under its size cap)."""
         return [Drop(_int(a), _int(b), _text(what), _int(n)) for _id, a, b, what, n in
                 self._conn.execute("SELECT * FROM drops ORDER BY id")]
+
+    # ---- parameter snapshots ----------------------------------------------------------------------------
+    @_guard
+    def parameter_names(self) -> list[str]:
+        """The names of the parameters the tape holds snapshots of, sorted ([] on a structure tape, or on one
+        recorded before snapshots were kept)."""
+        if not self.keeps_parameters:
+            return []
+        # one index probe per name (a skip-scan), not a pass over every snapshot
+        rows = self._conn.execute(
+            "WITH RECURSIVE n(name) AS (SELECT min(name) FROM parameters UNION ALL "
+            "SELECT (SELECT min(name) FROM parameters WHERE name > n.name) FROM n WHERE n.name IS NOT NULL) "
+            "SELECT name FROM n WHERE name IS NOT NULL LIMIT 1000000")
+        return [_text(name) for (name,) in rows]
+
+    @_guard
+    def parameter_counts(self) -> dict[str, int]:
+        """How many parameter snapshots the tape holds ("snapshots"), of how many parameters ("parameters")."""
+        if not self.keeps_parameters:
+            return {"snapshots": 0, "parameters": 0}
+        return {"snapshots": _int(self._one("SELECT count(*) FROM parameters")[0]),
+                "parameters": len(self.parameter_names())}
+
+    def parameter(self, name: str, iteration: int | None = None, *, seq: int | None = None,
+                  value: bool = True) -> ParameterSnapshot | None:
+        """The latest snapshot of parameter `name` at or before the end of `iteration` (or at or before
+        the event `seq`; neither: the last one), or None when none was taken that early.
+
+        ValueError for a name the tape holds no snapshots of, or an iteration it does not hold.
+        value=False: leave the raw value unread (None)."""
+        bound = self._parameter_bound(iteration, seq, "parameter")
+        if not isinstance(name, str):
+            raise ValueError(f"parameter: a name is text such as 'fc1.weight', got {type(name).__name__}")
+        found = self._parameter(name, bound, value)
+        if found is None and name not in self.parameter_names():
+            raise ValueError(f"parameter: the tape holds no snapshots of {printable(name, 80)!r}"
+                             f"{self._parameters_held()}")
+        return found
+
+    def parameters(self, iteration: int | None = None, *, seq: int | None = None,
+                   value: bool = True) -> dict[str, ParameterSnapshot]:
+        """name -> the latest snapshot of each parameter at or before the end of `iteration` (or at or
+        before the event `seq`; neither: the last ones); {} on a tape without snapshots."""
+        bound = self._parameter_bound(iteration, seq, "parameters")
+        found = {}
+        for name in self.parameter_names():
+            snap = self._parameter(name, bound, value)
+            if snap is not None:
+                found[name] = snap
+        return found
+
+    def _parameters_held(self) -> str:
+        """Why a parameter is not found: the names the tape holds, or why it holds none."""
+        names = self.parameter_names()
+        if names:
+            shown = ", ".join(printable(n, 80) for n in names[:8])
+            return f" (it holds {shown}{', ...' if len(names) > 8 else ''})"
+        if not self.keeps_parameters:
+            return " (it was recorded before tapes kept parameter values)"
+        if self.capture == "structure":
+            return " (a structure tape holds no parameter values)"
+        return " (it holds none)"
+
+    def _parameter_bound(self, iteration, seq, caller: str) -> int:
+        """The last event sequence number a snapshot may have, from an iteration or a seq (checked)."""
+        if iteration is not None and seq is not None:
+            raise ValueError(f"{caller}: give an iteration or a seq, not both")
+        if seq is not None:
+            if type(seq) is not int or seq < 0:
+                raise ValueError(f"{caller}: seq must be an event sequence number (an int >= 0), got {seq!r}")
+            return seq
+        if iteration is None:
+            return 1 << 62
+        if type(iteration) is not int:
+            raise ValueError(f"{caller}: iteration must be an int, got {type(iteration).__name__}")
+        first, last = self._iteration_range()
+        if first is None or not first <= iteration <= last:
+            held = f"iterations {first}..{last}" if first is not None else "no iterations"
+            raise ValueError(f"{caller}: iteration {iteration} is not on this tape (it holds {held})")
+        return self._last_seq(iteration)
+
+    @_guard
+    def _iteration_range(self) -> tuple[int | None, int | None]:
+        first, last = self._one("SELECT min(iteration), max(iteration) FROM iterations")  # two index probes
+        return (None, None) if first is None else (_int(first), _int(last))
+
+    @_guard
+    def _last_seq(self, iteration: int) -> int:
+        row = self._one("SELECT max(last_seq) FROM iterations WHERE iteration <= ?", (iteration,))
+        return _int(row[0])
+
+    @_guard
+    def _parameter(self, name: str, bound: int, value: bool) -> ParameterSnapshot | None:
+        if not self.keeps_parameters:
+            return None
+        row = self._one(f"SELECT seq, iteration, after_step, tensor, {_SUMMARY_COLUMNS}, "
+                        f"{'npy' if value else 'NULL'} FROM parameters WHERE name = ? AND seq <= ? "
+                        "ORDER BY seq DESC LIMIT 1", (name, bound))
+        if row is None:
+            return None
+        seq, it, after, tensor, layout, *cols, npy = row
+        where = f"parameter {printable(name, 80)!r} at event {seq!r}"
+        try:
+            summary = parse_summary(self._layout(layout), tuple(cols))
+            if math.prod(summary.shape) != summary.numel:
+                raise ValueError(f"its shape {summary.shape} does not hold its {summary.numel} elements")
+            array = None if npy is None else parse_npy(npy)
+            if array is not None and (array.shape != summary.shape or array.dtype.name != summary.dtype):
+                raise ValueError(f"its value is {array.dtype.name} {array.shape}, its summary says "
+                                 f"{summary.dtype} {summary.shape}")
+            if after not in (0, 1):
+                raise ValueError(f"after_step is {after!r}, not 0 or 1")
+            return ParameterSnapshot(name, _int(tensor), _int(it), _int(seq), bool(after), summary, array)
+        except _BAD as err:
+            raise ValueError(f"{where}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
     # ---- the graph of an iteration ------------------------------------------------------------------
     @_guard

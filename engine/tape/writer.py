@@ -8,6 +8,12 @@ engine thread waits for the writer. It also waits when the oldest record not yet
 `max_lag` seconds old (a writer slower than the training loop), so a SIGKILL loses at most that much.
 Every drop is written to the `drops` table. A size cap drops values, then summaries, then stops recording;
 by default the cap is the smaller of 10 GiB and half the free space of the tape's disk (engine.tape.cap).
+
+Above the structure tier, optimizer steps also queue snapshots of the parameters they updated: every
+`parameter_every`-th iteration's step (every one at "values", every 10th at "summary", where a snapshot of
+a 100k-element weight each step cost the MLP benchmark's step a third more), the last step when recording
+ends, and one as the first forward finds them. On the CPU a snapshot is a copy of each parameter,
+summarised by the writer thread, so the engine thread pays a copy and not the statistics.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ import time
 import tokenize
 import weakref
 from collections import deque
+from typing import NamedTuple
+
+import numpy as np
 
 try:
     import fcntl
@@ -34,7 +43,10 @@ except ImportError:  # not POSIX: no recorder lock
 
 from engine.debug import Debugger
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
+from engine.debug.summary import TensorSummary, summarize
+from engine.debug.tracer import host_copy
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent, hub
+from engine.optim.optimizer import stepping_optimizer
 from engine.tape import cap, schema
 from engine.tape.codec import EventColumns, float_blob, ids_text, npy_bytes, summary_rows, to_json
 from engine.tape.errors import TapeError
@@ -47,9 +59,32 @@ _INSERT = {name: schema.insert_statement(name) for name in schema.TABLES}
 _ON_CONFLICT = {"iterations": """ ON CONFLICT (iteration) DO UPDATE SET
     first_seq = min(first_seq, excluded.first_seq), last_seq = max(last_seq, excluded.last_seq),
     events = events + excluded.events, ops = ops + excluded.ops, backward = backward + excluded.backward,
-    t_first = min(t_first, excluded.t_first), t_last = max(t_last, excluded.t_last)"""}
+    t_first = min(t_first, excluded.t_first), t_last = max(t_last, excluded.t_last)""",
+                # a parameter named twice in one step (hand-made names) keeps its first snapshot
+                "parameters": " ON CONFLICT (name, seq) DO NOTHING"}
 ROWS_PER_STATEMENT = 256
+PARAMETER_EVERY = 10  # iterations between parameter snapshots at "summary"
 _open: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+class ParamValue(NamedTuple):
+    """One parameter in a snapshot: its summary made now, or the copy the writer summarises; its raw value."""
+
+    name: str
+    tensor: int
+    summary: TensorSummary | None  # None: summarise `copy` (on the writer thread)
+    copy: np.ndarray | None
+    value: np.ndarray | None  # "values" tier, small parameters only (the copy itself on the CPU)
+
+
+class ParamSnapshot(NamedTuple):
+    """Parameters as an optimizer step left them (after_step), or as the first recorded forward found them."""
+
+    seq: int  # the optimizer step's event, or the module call before which they were taken
+    iteration: int
+    after_step: bool
+    params: tuple[ParamValue, ...]
+    nbytes: int  # of the arrays it holds, counted against the recorder's value_bytes while queued
 
 
 class Recorder:
@@ -60,13 +95,16 @@ class Recorder:
     max_bytes: the size cap in bytes; "default" (engine.tape.cap.DEFAULT): the smaller of 10 GiB and half the
     space free on the tape's disk at the start; None or 0: no cap. queue_events: events that may wait for the writer.
     max_lag: seconds of events that may wait uncommitted before the engine thread waits for the writer.
+    parameter_every: snapshot the parameters after the optimizer step of every this many iterations (and
+    after the last step); default 1 at "values", 10 at "summary"; none at "structure".
     """
 
     def __init__(self, path: str | os.PathLike, capture: str = "summary", *, debugger: Debugger | None = None,
                  model=None, optimizer=None, max_bytes: int | str | None = cap.DEFAULT,
                  flush_interval: float = 0.05,
                  batch_events: int = 4096, queue_events: int = 65536, value_bytes: int = 64 << 20,
-                 command_line: list[str] | None = None, max_lag: float = 0.5) -> None:
+                 command_line: list[str] | None = None, max_lag: float = 0.5,
+                 parameter_every: int | None = None) -> None:
         if debugger is not None:
             capture = debugger.tracer.capture
         if capture not in CAPTURES:
@@ -74,6 +112,11 @@ class Recorder:
         self.path = os.fspath(path)
         self.capture = capture
         max_bytes = cap.checked_cap(max_bytes)  # a bad one is refused before the file is made
+        if parameter_every is None:
+            parameter_every = 1 if capture == "values" else PARAMETER_EVERY
+        if isinstance(parameter_every, bool) or not isinstance(parameter_every, int) or parameter_every < 1:
+            raise ValueError(f"record: parameter_every must be a whole number >= 1, got {parameter_every!r}")
+        self.parameter_every = parameter_every
         self.flush_interval = flush_interval
         self.events = 0  # committed so far
         self.status = "recording"
@@ -85,7 +128,8 @@ class Recorder:
         self._values = capture == "values"
         self._level = 0  # set by the writer: 1 drop values, 2 and summaries, 3 drop everything
         self._bytes_in = self._bytes_out = 0  # value bytes queued by the engine / written by the writer
-        self._dropped = {"values": 0, "summaries": 0, "events": 0}  # engine-thread counters
+        # engine-thread counters; parameter snapshots' apart from those of op outputs and gradients
+        self._dropped = {"values": 0, "summaries": 0, "events": 0, "parameter values": 0, "parameter summaries": 0}
         self._dropped_written = dict(self._dropped)
         self._wake = threading.Event()
         self._drained = threading.Condition()
@@ -111,12 +155,15 @@ class Recorder:
         self._new_rows: list[tuple] = []
         self._param_names: dict[tuple, str] = {}
         self._module_params: set[int] = set()  # module nodes whose parameter names are written
+        self._snapshots = capture != "structure"  # parameter snapshots after each optimizer step
+        self._initial = self._snapshots  # one before the first forward, until a step or a snapshot is taken
+        self._unsnapped: EventRecord | None = None  # the latest step, while its parameters are not snapshot
         self._conn, self._lock = _create(self.path)
         try:
             # the default is measured once the tape exists: its folder then surely does
             self.max_bytes: int | None = cap.default_cap_for(self.path) if max_bytes == cap.DEFAULT else max_bytes
             _write_meta(self._conn, capture, command_line if command_line is not None else sys.argv,
-                        self._created, self.max_bytes)
+                        self._created, self.max_bytes, parameter_every if self._snapshots else 0)
         except BaseException:
             self._conn.close()
             _release(self._lock)
@@ -151,15 +198,26 @@ class Recorder:
                 else:
                     self._bytes_in += n
         q.append((t, rec))
+        if rec.__class__ is EventRecord and self._snapshots:
+            self._on_boundary(rec)
 
     def _on_hub(self, event) -> None:
         cls = event.__class__
         if cls is EditEvent or cls is AlertEvent:  # the rest arrives as debugger records
             self._on_record(event)
 
-    def _relieve(self, rec, _now=time.perf_counter_ns):
+    def _relieve(self, rec):
         """Under pressure strip or drop `rec`, wake the writer, and wait while the queue is full or the
         writer is more than max_lag behind."""
+        level = self._pressure()
+        if level >= 3:
+            self._dropped["events"] += 1
+            return None
+        return self._strip(rec, level) if level else rec
+
+    def _pressure(self, _now=time.perf_counter_ns) -> int:
+        """Wake the writer, wait while the queue is full or the writer is more than max_lag behind; then the
+        drop level: 0 keep everything, 1 drop values, 2 and summaries, 3 drop everything."""
         q = self._queue
         behind = _now() > self._deadline
         if behind or len(q) >= self._soft:
@@ -169,11 +227,7 @@ class Recorder:
                 self._drained.wait_for(lambda: (len(q) < self._limit // 2 and _now() <= self._deadline)
                                        or self._level >= 3 or self._closing, timeout=30)
         n = len(q)
-        level = max(self._level, 2 if n >= self._limit // 2 else 1 if n >= self._limit // 4 else 0)
-        if level >= 3:
-            self._dropped["events"] += 1
-            return None
-        return self._strip(rec, level) if level else rec
+        return max(self._level, 2 if n >= self._limit // 2 else 1 if n >= self._limit // 4 else 0)
 
     def _strip(self, rec, level: int):
         """`rec` without its raw values (level 1), and without its summaries (level 2); counts the drops."""
@@ -192,7 +246,97 @@ class Recorder:
                 dropped["summaries"] += 1 + sum(s is not None for s in rec.grad_inputs)
                 return rec._replace(grad_output=None, grad_inputs=(), values=())
             return rec._replace(values=()) if rec.values else rec
+        if cls is ParamSnapshot:
+            values = sum(p.value is not None for p in rec.params)
+            dropped["parameter values"] += values
+            if level >= 2:
+                dropped["parameter summaries"] += len(rec.params)
+                return rec._replace(params=())
+            return rec._replace(params=tuple(p._replace(value=None) for p in rec.params)) if values else rec
         return rec
+
+    # ---- parameter snapshots (the engine thread) ----------------------------------------------------
+    def _on_boundary(self, rec: EventRecord) -> None:
+        """After an optimizer step, snapshot the parameters it updated; at a module call before the first
+        step, the parameters as the forward is about to use them."""
+        ev = rec.event
+        cls = ev.__class__
+        if cls is OptimizerEvent:
+            self._initial = False
+            if rec.iteration % self.parameter_every:
+                self._unsnapped = rec  # snapshot when recording ends, if it stays the last step
+                return
+            self._unsnapped = None
+            opt = stepping_optimizer() or self.debugger.optimizer
+            if opt is None or type(opt).__name__ != ev.optimizer:
+                return
+            updated = [(g, i, group, p) for g, group in enumerate(opt.param_groups)
+                       for i, p in enumerate(group["params"]) if p.grad is not None]
+            # the step's own names, as the debugger gave them the model's ("fc1.weight"), in the order it
+            # updated the parameters; without norms in the event, the optimizer's names
+            names = list(ev.weight_norms)
+            if len(names) != len(updated):
+                names = [opt._param_name(g, i, group, p) for g, i, group, p in updated]
+            self._snapshot(ev.seq, rec.iteration, True, list(zip(names, (p for *_, p in updated))))
+        elif cls is ModuleEvent and self._initial and ev.enter:
+            named = self._trained_parameters()
+            if named:
+                self._initial = False
+                self._snapshot(ev.seq, rec.iteration, False, named)
+
+    def _trained_parameters(self) -> list[tuple]:
+        """(name, Tensor) of what the optimizer trains (else the model's parameters that need gradients),
+        named as the model names them; [] while the debugger knows neither."""
+        model, opt = self.debugger.model, self.debugger.optimizer
+        by_id = {id(p): name for name, p in model.named_parameters()} if model is not None else {}
+        if opt is not None:
+            return [(by_id.get(id(p)) or opt._param_name(g, i, group, p), p)
+                    for g, group in enumerate(opt.param_groups) for i, p in enumerate(group["params"])]
+        if model is not None:
+            return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        return []
+
+    def _snapshot(self, seq: int, iteration: int, after_step: bool, named: list[tuple],
+                  _now=time.perf_counter_ns) -> None:
+        """Queue a ParamSnapshot of (name, Tensor) pairs, under the queue's dropping policy."""
+        q = self._queue
+        level = self._level
+        if level or len(q) >= self._soft or _now() > self._deadline:
+            level = self._pressure()
+        if level >= 2:
+            self._dropped["parameter summaries"] += len(named)
+            return
+        tracer = self.debugger.tracer
+        limit, small = tracer.summary_limit, tracer.values_limit  # -1 below the "values" tier
+        params, nbytes, seen = [], 0, set()
+        for name, p in named:
+            if name in seen:  # a name given twice (by hand-made param_names): the first
+                continue
+            seen.add(name)
+            data = p.data
+            keep = data.size <= small  # the raw value too
+            if keep and level:  # under pressure values go first
+                self._dropped["parameter values"] += 1
+                keep = False
+            cpu = data.__class__ is np.ndarray
+            summary = copy = value = None
+            # on the CPU a copy now (an optimizer changes parameters in place) that the writer summarises;
+            # on a GPU, or where too many bytes wait for the writer already, the summary now
+            if cpu and self._bytes_in - self._bytes_out + data.nbytes <= self._value_cap:
+                copy = data.copy()
+                value = copy if keep else None
+                n = copy.nbytes
+            else:
+                summary = summarize(data, limit, "cpu" if cpu else None)
+                if keep and self._bytes_in - self._bytes_out + data.nbytes <= self._value_cap:
+                    value = host_copy(data)
+                elif keep:
+                    self._dropped["parameter values"] += 1
+                n = value.nbytes if value is not None else 0
+            self._bytes_in += n
+            nbytes += n
+            params.append(ParamValue(name, p.id, summary, copy, value))
+        q.append((_now(), ParamSnapshot(seq, iteration, after_step, tuple(params), nbytes)))
 
     # ---- the writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -240,13 +384,23 @@ class Recorder:
         for start in range(0, max(len(items), 1), self._CAP_SLICE):
             chunk = items[start:start + self._CAP_SLICE]
             if self._level >= 3:
-                self._dropped["events"] += sum(1 for _, rec in chunk if rec.__class__ is not threading.Event)
+                for _, rec in chunk:
+                    self._lost(rec)
                 chunk = []
             elif self._level:
                 chunk = [(t, rec if rec.__class__ is threading.Event else self._strip(rec, self._level))
                          for t, rec in chunk]
             self.write_batch(chunk)
             self._check_cap()
+
+    def _lost(self, rec) -> None:
+        """Count what the writer drops whole, once recording stopped."""
+        cls = rec.__class__
+        if cls is ParamSnapshot:
+            self._dropped["parameter summaries"] += len(rec.params)
+            self._bytes_out += rec.nbytes
+        elif cls is not threading.Event:
+            self._dropped["events"] += 1
 
     def _check_cap(self) -> None:
         size = self._conn.execute("PRAGMA page_count").fetchone()[0] * self._page_size
@@ -289,6 +443,7 @@ class Recorder:
         tables = rows.tables
         add = tables["events"].append
         sum_heads, sum_layouts, sums = [], [], []
+        params = []  # (snapshot, ParamValue, summary) of parameter snapshots
         ops, op_node = self._ops, self._op_node
         stack_id = self._stack_id
         layouts, layout = self._layouts, self._layout
@@ -361,7 +516,14 @@ class Recorder:
                 for slot, s in enumerate(rec.inputs):
                     if s is not None:
                         rows.alert_inputs.append(((rec.seq, slot), layout(s), s))
+            elif cls is ParamSnapshot:
+                rows.value_bytes += rec.nbytes
+                limit = self.debugger.tracer.summary_limit
+                for p in rec.params:
+                    params.append((rec, p, p.summary if p.summary is not None else summarize(p.copy, limit, "cpu")))
         self._phase = phase
+        if params:
+            rows.parameters(params, [layout(s) for _, _, s in params])
         rows.finish(sum_heads, sum_layouts, sums, self._new_rows)
 
     # ---- interning: small tables that events point into; the hot path looks up the dicts inline --------
@@ -437,6 +599,12 @@ class Recorder:
         self._closed = True
         _open.discard(self)
         self._unsubscribe()
+        last = self._unsnapped
+        if last is not None and self._error is None and self.status == "recording":
+            self._unsnapped = None
+            named = self._trained_parameters()  # after the last step: what it left, for a replay's end
+            if named:
+                self._snapshot(last.seq, last.iteration, True, named)
         if self._own:
             self.debugger.detach()
         if self._on_record in self.debugger.on_record:
@@ -486,7 +654,8 @@ class _Rows:
         self.tables: dict[str, list] = {name: [] for name in
                                         ("nodes", "layouts", "frames", "stacks", "sources",
                                          "events", "summaries", "alert_inputs", "tensor_values",
-                                         "optimizer_steps", "edits", "alerts", "module_params")}
+                                         "optimizer_steps", "edits", "alerts", "module_params",
+                                         "parameters")}
         self.iterations: list[tuple] = []
         self.alert_inputs: list[tuple] = []
         self.value_bytes = 0
@@ -495,6 +664,15 @@ class _Rows:
     def value(self, tensor: int, seq: int, array) -> None:
         self.value_bytes += array.nbytes
         self.tables["tensor_values"].append((tensor, seq, npy_bytes(array)))
+
+    def parameters(self, params: list[tuple], layouts: list[int]) -> None:
+        """Rows of parameter snapshots: (ParamSnapshot, ParamValue, summary) triples and their layout ids."""
+        heads = [(p.name, snap.seq) for snap, p, _ in params]
+        summaries = summary_rows(heads, layouts, [s for _, _, s in params])
+        self.tables["parameters"] = [
+            (name, seq, snap.iteration, int(snap.after_step), p.tensor, *row,
+             None if p.value is None else npy_bytes(p.value))
+            for (snap, p, _), (name, seq, *row) in zip(params, summaries)]
 
     def finish(self, heads: list, layouts: list, summaries: list, new_rows: list) -> None:
         self.tables["summaries"] = summary_rows(heads, layouts, summaries)
@@ -625,9 +803,7 @@ def _release(lock: int | None) -> None:
 
 
 def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created: float,
-                max_bytes: int | None) -> None:
-    import numpy as np
-
+                max_bytes: int | None, parameter_every: int) -> None:
     import engine
     from engine.backend import cupy_module
 
@@ -644,6 +820,7 @@ def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created
         "devices": json.dumps(_devices(cp)),
         "capture": capture,
         "max_bytes": "" if max_bytes is None else str(max_bytes),
+        "parameter_every": str(parameter_every),  # 0: no parameter snapshots
         "platform": platform.platform(),
         "status": "recording",
     }

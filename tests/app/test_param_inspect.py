@@ -1,11 +1,14 @@
 """Selecting a parameter node shows its value and the gradient that reached it, live and in a replay."""
 
+import sqlite3
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
 
 import engine
 import engine.nn as nn
+import engine.tape
 from app.window import MainWindow
 
 TIMEOUT = 15_000  # ms
@@ -110,21 +113,101 @@ def test_a_weight_in_the_next_forward_says_which_step_made_it(qtbot, window):
     assert_stats(window, "value", MODELS[-1].fc2.weight.data)
 
 
-def test_a_replayed_weight_shows_its_gradient_and_says_values_are_not_on_tapes(qtbot, window, tmp_path):
+def test_a_replayed_weight_shows_its_recorded_value_and_gradient(qtbot, window, tmp_path):
     MODELS.clear()
     tape = str(tmp_path / "run.tape")
     with engine.record(tape, capture="summary"):
         train(2)
-    grad = MODELS[-1].fc1.weight.grad.data  # the last backward's: no zero_grad came after it
+    weight = MODELS[-1].fc1.weight  # as the last step left it; its .grad the last backward's
     assert window.open_tape(tape)
     qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
     window.canvas.select(node_labelled(window, "fc1.weight"))
     text = window.inspector.meta.text()
-    assert "values of parameters are not recorded on tapes" in text
+    # a summary tape snapshots every 10th iteration's step, and the last one when recording ends
+    assert "value: after the optimizer step of iteration 1 (recorded every 10 iterations)" in text
     assert "gradient: as it reached it in the backward of iteration 1" in text
     assert "No values are recorded" not in text
-    assert_stats(window, "gradient", grad)
-    assert window.inspector.stat_text("L2 norm", "value") == ""
+    assert_stats(window, "gradient", weight.grad.data)
+    assert_stats(window, "value", weight.data)
+
+
+def train_keeping(steps: int = 3):
+    """train(), keeping copies of fc1.weight before the first forward and after every step."""
+    engine.manual_seed(0)
+    model = Net()
+    MODELS.append(model.fc1.weight.data.copy())
+    opt = engine.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = engine.randn(32, 8)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+        MODELS.append(model.fc1.weight.data.copy())
+
+
+def last_op(tape: str, iteration: int) -> int:
+    with engine.tape.open(tape) as t:
+        return [ev.seq for ev in t.events(iteration=iteration) if type(ev).__name__ == "OpEvent"][-1]
+
+
+def test_a_replay_shows_the_weight_as_the_current_iteration_uses_it(qtbot, window, tmp_path):
+    MODELS.clear()
+    tape = str(tmp_path / "run.tape")
+    with engine.record(tape, capture="summary", parameter_every=1):
+        train_keeping(3)
+    assert window.open_tape(tape)
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+    for iteration, note, expected in ((2, "after the optimizer step of iteration 1", MODELS[2]),
+                                      (0, "as iteration 0 began, before its forward", MODELS[0]),
+                                      (1, "after the optimizer step of iteration 0", MODELS[1])):
+        seq = last_op(tape, iteration)  # its forward ran; its step is still to come
+        window.timeline.cursorMoved.emit(seq)
+        qtbot.waitUntil(lambda s=seq: window.session.status == "paused" and window.session.cursor == s,
+                        timeout=TIMEOUT)
+        window.canvas.select(node_labelled(window, "fc1.weight"))
+        assert f"value: {note} (recorded)" in window.inspector.meta.text()
+        assert_stats(window, "value", expected)
+
+
+def test_a_values_tape_gives_the_heatmap_the_weight_of_the_iteration_shown(qtbot, window, tmp_path):
+    # the inspector showed the snapshot's statistics, and the heatmap stayed empty: a replayed parameter's
+    # value was never fetched
+    MODELS.clear()
+    tape = str(tmp_path / "values.tape")
+    with engine.record(tape, capture="values"):
+        train_keeping(3)
+    assert window.open_tape(tape)
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+    seq = last_op(tape, 2)  # the forward of iteration 2 uses what the step of iteration 1 left
+    window.timeline.cursorMoved.emit(seq)
+    qtbot.waitUntil(lambda: window.session.status == "paused" and window.session.cursor == seq, timeout=TIMEOUT)
+    window.canvas.select(node_labelled(window, "fc1.weight"))
+    inspector = window.inspector
+    if "value" not in inspector.arrays() and inspector.load_button.isEnabled():
+        inspector.load_button.click()
+    qtbot.waitUntil(lambda: "value" in inspector.arrays(), timeout=TIMEOUT)
+    np.testing.assert_array_equal(inspector.arrays()["value"], MODELS[2])
+
+
+def test_a_replayed_weight_on_a_tape_without_snapshots_says_why(qtbot, window, tmp_path):
+    MODELS.clear()
+    old = str(tmp_path / "old.tape")
+    structure = str(tmp_path / "structure.tape")
+    with engine.record(old, capture="summary"):
+        train(2)
+    conn = sqlite3.connect(old)
+    conn.execute("DROP TABLE parameters")  # as tapes were written before they kept parameter values
+    conn.commit()
+    conn.close()
+    with engine.record(structure, capture="structure"):
+        train(2)
+    for tape, why in ((old, "the tape was recorded before tapes kept them"),
+                      (structure, "a structure tape holds none (record with --capture summary for them)")):
+        assert window.open_tape(tape)
+        qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+        window.canvas.select(node_labelled(window, "fc1.weight"))
+        assert f"value: values of parameters are not on this tape: {why}" in window.inspector.meta.text()
+        assert window.inspector.stat_text("L2 norm", "value") == ""
 
 
 def train_on_scaled(steps: int = 2):
