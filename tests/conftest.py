@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from tests.shots import shown
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
@@ -21,11 +23,7 @@ def panel(qtbot):
     from app.builder import PanelServices
     from widgets.builder_panel import BuilderPanel
 
-    p = BuilderPanel(PanelServices(), check_delay_ms=10)
-    qtbot.addWidget(p)
-    p.resize(560, 720)
-    p.show()
-    qtbot.waitExposed(p)
+    p = shown(qtbot, BuilderPanel(PanelServices(), check_delay_ms=10), 560, 720)
     p.check_now()
     return p
 
@@ -35,9 +33,4 @@ def inspector(qtbot):
     """A tensor inspector, shown."""
     from widgets.tensor_inspector import TensorInspector
 
-    w = TensorInspector()
-    qtbot.addWidget(w)
-    w.resize(620, 760)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
+    return shown(qtbot, TensorInspector(), 620, 760)

@@ -12,3 +12,12 @@ def shoot(widget, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         assert image.save(str(Path(folder) / name))
+
+
+def shown(qtbot, widget, width: int, height: int):
+    """`widget` at `width` x `height`, shown and exposed, closed after the test; returns it."""
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

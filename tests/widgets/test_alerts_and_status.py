@@ -3,6 +3,7 @@
 import pytest
 from PySide6.QtWidgets import QLabel, QMainWindow
 
+from tests.shots import shown
 from widgets.alerts_panel import AlertsPanel
 from widgets.status import StatusPanel
 
@@ -15,11 +16,7 @@ STATE = ("Replay paused on an alert: non-finite values first appear in the outpu
 @pytest.mark.parametrize("width", [388, 260])
 def test_the_alert_message_takes_the_width_left_and_ends_in_an_ellipsis(qtbot, width):
     # the Message column was cut off at the dock's edge, behind a horizontal scroll bar, at the default size
-    panel = AlertsPanel()
-    qtbot.addWidget(panel)
-    panel.resize(width, 160)
-    panel.show()
-    qtbot.waitExposed(panel)
+    panel = shown(qtbot, AlertsPanel(), width, 160)
     panel.add_row(5, "nonfinite_forward", "linear in encoder/layers/0", MESSAGE, "log:0", 220)
     room = panel.viewport().width()
 

@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QDropEvent
 
 from app.builder import PanelServices, build, from_json, starter
 from engine.data import GLYPH_NAMES
-from tests.shots import shoot
+from tests.shots import shoot, shown
 from widgets.decision_boundary import PredictionView, boundary_image, class_colors
 from widgets.layer_tree import LAYER_MIME, MOVE_MIME
 
@@ -175,12 +175,7 @@ def test_data_and_training_choices_change_the_document(panel, qtbot, tmp_path):
 # ---- the prediction view ------------------------------------------------------------------------------
 @pytest.fixture
 def view(qtbot):
-    v = PredictionView()
-    qtbot.addWidget(v)
-    v.resize(480, 440)
-    v.show()
-    qtbot.waitExposed(v)
-    return v
+    return shown(qtbot, PredictionView(), 480, 440)
 
 
 def test_the_boundary_colours_each_region_by_its_class(view):

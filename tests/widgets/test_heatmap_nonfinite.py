@@ -6,18 +6,13 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QMouseEvent, QTextDocument
 from PySide6.QtWidgets import QApplication
 
-from tests.shots import shoot
+from tests.shots import shoot, shown
 from widgets.heatmap import NONFINITE, Difference, HeatmapView
 
 
 @pytest.fixture
 def view(qtbot):
-    v = HeatmapView()
-    qtbot.addWidget(v)
-    v.resize(600, 420)
-    v.show()
-    qtbot.waitExposed(v)
-    return v
+    return shown(qtbot, HeatmapView(), 600, 420)
 
 
 def plain(label) -> str:

@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engine.debug.breakpoints import Breakpoint, BreakpointInfo
+from tests.shots import shown
 from widgets.alerts_panel import AlertsPanel
 from widgets.breakpoints_panel import BreakpointsPanel
 
@@ -17,12 +18,7 @@ MESSAGE = (f"non-finite values first appear in the output of 'log' (log:0) at {P
 
 @pytest.fixture
 def panel(qtbot):
-    p = BreakpointsPanel()
-    qtbot.addWidget(p)
-    p.resize(360, 420)
-    p.show()
-    qtbot.waitExposed(p)
-    return p
+    return shown(qtbot, BreakpointsPanel(), 360, 420)
 
 
 def fill(qtbot, panel, kind: str, value: str) -> None:
@@ -133,11 +129,7 @@ def test_a_long_note_is_whole_beside_a_short_state(qtbot):
     # the breakpoint's note was cut at 360 pixels ("... max |x| 52.66 i…") with half the bar empty
     from widgets.status import NOTE_WIDTH, StatusPanel
 
-    panel = StatusPanel()
-    qtbot.addWidget(panel)
-    panel.resize(1400, 24)
-    panel.show()
-    qtbot.waitExposed(panel)
+    panel = shown(qtbot, StatusPanel(), 1400, 24)
     panel.set_state("Paused by a breakpoint at op log in the top level", "paused")
     note = "Breakpoint: max |x| > 50 (output) \u00b7 hit 1 \u00b7 max |x| 52.66 in the output, iteration 4"
     panel.set_note(note)

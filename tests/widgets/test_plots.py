@@ -13,6 +13,7 @@ import engine.nn as nn
 import engine.nn.functional as F
 from engine.debug import Debugger, EventRecord, summarize
 from engine.events import OptimizerEvent
+from tests.shots import shown
 from widgets.gradient_flow import GRAD, UPDATE_RATIO, WEIGHT, GradientFlowChart
 from widgets.histogram import HistogramView
 from widgets.training_plots import TrainingPlots
@@ -74,11 +75,7 @@ def test_an_optimizer_event_alone_shows_update_ratios(qtbot):
 
 def test_an_empty_gradient_flow_reads_whole_in_a_narrow_dock(qtbot):
     # its hint was cut off on both sides, over an axis of run-together numbers ("1.584892.511893.98")
-    chart = GradientFlowChart()
-    qtbot.addWidget(chart)
-    chart.resize(250, 230)
-    chart.show()
-    qtbot.waitExposed(chart)
+    chart = shown(qtbot, GradientFlowChart(), 250, 230)
     chart.set_step(None)
     view = chart.plot.getViewBox()
     qtbot.waitUntil(lambda: chart.empty.textItem.boundingRect().width() <= view.width())
@@ -121,11 +118,7 @@ def test_histogram_draws_the_summary_bins(qtbot):
 @pytest.mark.parametrize("width", [120, 150, 260, 600])
 @pytest.mark.parametrize("scale, shift", [(3000.0, -3000.0), (1.0, 0.0), (0.002, 0.0), (1e-7, 5.0)])
 def test_histogram_value_labels_never_run_together(qtbot, width, scale, shift):
-    view = HistogramView("gradient")
-    qtbot.addWidget(view)
-    view.resize(width, 200)
-    view.show()
-    qtbot.waitExposed(view)
+    view = shown(qtbot, HistogramView("gradient"), width, 200)
     s = summarize((np.random.default_rng(1).standard_normal(4000) * scale + shift).astype(np.float64))
     view.show_summary(s)
     axis = view.getAxis("bottom")
