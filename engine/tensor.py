@@ -288,6 +288,12 @@ class Tensor:
                 "clone() the view first, or work out of place"
             )
         out = compute(self)
+        if recording and self.requires_grad and out.grad_fn is None:
+            # the new value does not depend on the old one (fill_, zero_, copy_ of a constant): as in
+            # PyTorch, the old history gets a zero gradient, not the gradient of the value written over it
+            xp = array_module(self.data)
+            keep_new = Tensor(xp.ones(self.data.shape, dtype=bool))
+            out = _ops.where(keep_new, out.detach(), self)
         if out.data.shape != self.data.shape:
             raise RuntimeError(
                 f"output with shape {tuple(self.data.shape)} doesn't match the broadcast shape {tuple(out.data.shape)}"

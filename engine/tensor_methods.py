@@ -20,6 +20,7 @@ METHODS = (
     "expand_as", "view_as", "reshape_as", "repeat", "split", "chunk", "flip", "roll", "swapaxes", "movedim",
     "gather", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_select", "masked_fill",
     "masked_select", "unbind", "narrow", "sort", "argsort", "topk", "tril", "triu", "mm", "bmm",
+    "remainder", "lerp", "addcmul", "addcdiv",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
            "negative": "neg", "absolute": "abs", "swapdims": "transpose", "moveaxis": "movedim",
@@ -27,7 +28,7 @@ ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div
 # In-place variants `name_`: computed out of place, then written into the tensor's storage.
 INPLACE = ("add", "sub", "mul", "div", "pow", "clamp", "neg", "exp", "log", "sqrt", "abs", "sigmoid", "tanh",
            "relu", "masked_fill", "scatter", "scatter_add", "scatter_reduce", "index_add", "tril", "triu", "sign",
-           "sin", "cos", "square", "reciprocal")
+           "sin", "cos", "square", "reciprocal", "remainder", "lerp", "addcmul", "addcdiv")
 # Operators: (dunder, function, reflected dunder or None, in-place dunder or None)
 OPERATORS = (
     ("__add__", "add", "__radd__", "__iadd__"),

@@ -91,6 +91,11 @@ class Function:
                     needs.append(False)
                     edges.append(None)
             else:
+                if isinstance(a, np.generic):
+                    # a numpy scalar (np.sqrt(d), an element of an array) counts as a Python number, as in
+                    # PyTorch; numpy would keep its dtype and turn float32 * np.float64(2) into float64
+                    a = a.item()
+                    args = (*args[:len(arrays)], a, *args[len(arrays) + 1:])
                 arrays.append(a)
                 needs.append(False)
                 edges.append(None)

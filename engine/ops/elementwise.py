@@ -44,7 +44,9 @@ class Mul(Function):
     promotes = True
 
     def forward(ctx, a, b):
-        ctx.save(a, b)
+        # keep only what backward reads (as PyTorch does): `y[0] = y[1] * 2` then changes nothing saved
+        need_a, need_b = ctx.needs_input_grad or (False, False)
+        ctx.save(a if need_b else None, b if need_a else None)
         return a * b
 
     def backward(ctx, grad):
@@ -342,7 +344,44 @@ def _make_arith(name, f):
 
 
 floor_divide = _make_arith("floor_divide", lambda xp, a, b: xp.floor_divide(a, b))
-remainder = _make_arith("remainder", lambda xp, a, b: xp.remainder(a, b))
+
+
+class Remainder(Function):
+    """a - floor(a / b) * b, with b's sign (Python's %); differentiable as in PyTorch."""
+
+    op = "remainder"
+    promotes = True
+
+    def forward(ctx, a, b):
+        ctx.save(a, b)
+        return array_module(a if hasattr(a, "dtype") else b).remainder(a, b)
+
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        need_b = ctx.needs_input_grad[1]
+        return grad, (-grad * array_module(grad).floor_divide(a, b) if need_b else None)
+
+
+def remainder(a, b) -> Tensor:
+    return Remainder.apply(a, b)
+
+
 logical_and = _make_arith("logical_and", lambda xp, a, b: xp.logical_and(a, b))
 logical_or = _make_arith("logical_or", lambda xp, a, b: xp.logical_or(a, b))
 logical_xor = _make_arith("logical_xor", lambda xp, a, b: xp.logical_xor(a, b))
+
+
+# ---- composed arithmetic (several nodes each) -----------------------------------------------------
+def lerp(start: Tensor, end, weight) -> Tensor:
+    """start + weight * (end - start); `ema.lerp_(p, 1 - decay)` keeps an exponential moving average."""
+    return add(start, mul(weight, sub(end, start)))
+
+
+def addcmul(x: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
+    """x + value * tensor1 * tensor2."""
+    return add(x, mul(mul(tensor1, tensor2), value))
+
+
+def addcdiv(x: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
+    """x + value * tensor1 / tensor2."""
+    return add(x, mul(div(tensor1, tensor2), value))

@@ -141,4 +141,10 @@ def einsum(equation: str, *operands) -> Tensor:
         if len(set(s)) != len(s):
             raise NotImplementedError(f"einsum: a repeated index within one operand ({s!r}, a diagonal) is not "
                                       "supported by the engine; take the diagonal first")
+    sizes = {}
+    for k, (s, x) in enumerate(zip(inputs, operands)):
+        for c, n in zip(s, x.shape):
+            if sizes.setdefault(c, (n, k))[0] not in (n, 1) and n != 1:
+                raise ShapeError(f"einsum: subscript {c!r} has size {n} in operand {k} (shape {tuple(x.shape)}) "
+                                 f"but size {sizes[c][0]} in operand {sizes[c][1]}")
     return Einsum.apply(*operands, equation=f"{','.join(inputs)}->{output}", inputs=inputs, output=output)

@@ -22,7 +22,7 @@ from engine.ops.nn import require_float, require_same_dtype
 from engine.tensor import Tensor
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "huber_loss",
-           "l1_loss", "mse_loss", "nll_loss", "smooth_l1_loss"]
+           "kl_div", "l1_loss", "mse_loss", "nll_loss", "smooth_l1_loss"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -401,6 +401,56 @@ def huber_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", delta:
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
     return HuberLoss.apply(input, target, reduction=reduction, delta=delta)
+
+
+# ---- Kullback-Leibler divergence ------------------------------------------------------------------
+class KLDiv(Function):
+    """target * (log(target) - input), with input and (if log_target) target as log-probabilities."""
+
+    op = "kl_div"
+    promotes = True
+
+    def forward(ctx, x, t):
+        if x.shape != t.shape:
+            raise ShapeError(f"kl_div: target shape {t.shape} differs from input shape {x.shape}")
+        require_float("kl_div", x)
+        xp = array_module(x)
+        if ctx.log_target:
+            p = xp.exp(t)
+            v = p * (t - x)
+        else:  # 0 * log(0) is 0, as PyTorch's xlogy takes it
+            p = t
+            v = xp.where(t > 0, t * xp.log(xp.where(t > 0, t, 1)), 0) - t * x
+        ctx.save(x, t, p)
+        if ctx.reduction == "batchmean":
+            return v.sum() / (x.shape[0] if x.ndim else 1)
+        return _reduce(v, ctx.reduction)
+
+    def backward(ctx, grad):
+        x, t, p = ctx.saved
+        if ctx.reduction == "batchmean":
+            grad = grad / (x.shape[0] if x.ndim else 1)
+        else:
+            grad = _grad_scale(grad, ctx.reduction, x.size)
+        gt = None
+        if ctx.needs_input_grad[1]:
+            xp = array_module(x)
+            if ctx.log_target:
+                gt = grad * p * (t - x + 1)
+            else:
+                gt = grad * (xp.where(t > 0, xp.log(xp.where(t > 0, t, 1)) + 1, 0) - x)
+        return -grad * p, gt
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """KL divergence of log-probabilities `input` from `target`; reduction 'batchmean' gives the true KL."""
+    if size_average is not None or reduce is not None:
+        raise TypeError("kl_div: size_average and reduce are deprecated in PyTorch and not supported; "
+                        "use reduction=")
+    if reduction not in (*REDUCTIONS, "batchmean"):
+        raise ValueError(f"kl_div: reduction must be 'batchmean', 'mean', 'sum' or 'none', got {reduction!r}")
+    return KLDiv.apply(input, target, reduction=reduction, log_target=log_target)
 
 
 # ---- binary cross entropy -------------------------------------------------------------------------

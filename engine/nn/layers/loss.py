@@ -56,6 +56,18 @@ class MSELoss(_Loss):
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
+class KLDivLoss(Module):
+    """KL divergence of log-probabilities from a target distribution; reduction='batchmean' is the true KL."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False) -> None:
+        super().__init__()
+        self.reduction = reduction if reduction == "batchmean" else _legacy_reduction(size_average, reduce, reduction)
+        self.log_target = log_target
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
 class SmoothL1Loss(_Loss):
     """Quadratic below `beta`, |x| - beta/2 above (scaled by 1/beta)."""
 
