@@ -167,11 +167,25 @@ def _order_nodes(k: int, edges: np.ndarray, rank: np.ndarray, top: np.ndarray, b
                  sweeps: int, tick: Callable[[float], None]) -> _Order:
     """Layers (longest path, sources pulled down to their consumers) and barycentre ordering."""
     src, dst = edges[:, 0], edges[:, 1]
-    flipped = rank[src] > rank[dst]  # against execution order: a cycle made by collapsing; reverse it
-    s, d = np.where(flipped, dst, src), np.where(flipped, src, dst)
     graph = nx.DiGraph()
     graph.add_nodes_from(range(k))
-    graph.add_edges_from(zip(s.tolist(), d.tolist(), strict=True))
+    graph.add_edges_from(zip(src.tolist(), dst.tolist(), strict=True))
+    # a cycle made by collapsing: reverse its edges that run against execution order. Only edges on a
+    # cycle: an input made late for a box that began early (a module's position ids) still feeds it from above
+    component = np.zeros(k, np.int64)
+    if not nx.is_directed_acyclic_graph(graph):
+        for c, members in enumerate(nx.strongly_connected_components(graph)):
+            component[list(members)] = c
+        flipped = (rank[src] > rank[dst]) & (component[src] == component[dst])
+    else:
+        flipped = np.zeros(len(src), bool)
+    if flipped.any():
+        s, d = np.where(flipped, dst, src), np.where(flipped, src, dst)
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(k))
+        graph.add_edges_from(zip(s.tolist(), d.tolist(), strict=True))
+    else:
+        s, d = src, dst
     layer = np.zeros(k, np.int64)
     for depth, generation in enumerate(nx.topological_generations(graph)):
         layer[generation] = depth

@@ -129,8 +129,9 @@ class _Nodes(pg.GraphicsObject):
         self.colour = colour
         self.brushes = [QBrush(c) for c in fills]
         self.solid = [QBrush(c) for c in borders]  # pale fills vanish when a node is a pixel or two
-        # labels on dark fills are drawn in white
-        self.dark = np.array([c.lightnessF() < 0.5 for c in fills], bool)[colour] if len(colour) else \
+        # labels on dark or saturated fills (the NaN/Inf red) are drawn in white: HSL lightness calls that
+        # red light, and its grey shape line read at a contrast of 1.9
+        self.dark = np.array([_luminance(c) < 0.3 for c in fills], bool)[colour] if len(colour) else \
             np.zeros(0, bool)
         self.pens = [pg.mkPen(c, width=1, cosmetic=True) for c in borders]
         order = np.argsort(colour, kind="stable")
@@ -341,13 +342,15 @@ class _Label(QGraphicsItem):
         self.fonts: tuple[QFont, ...] = ()
         self.colours: tuple[QColor, ...] = ()
         self.background: QColor | None = None
+        self.elide = Qt.TextElideMode.ElideRight
 
     def show_text(self, x: float, y: float, lines: tuple[str, ...], rect: QRectF, fonts, colours,
-                  align, background: QColor | None = None) -> None:
+                  align, background: QColor | None = None,
+                  elide: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> None:
         self.prepareGeometryChange()
         self.setPos(x, y)
         self.lines, self.rect, self.fonts, self.colours, self.align = lines, rect, fonts, colours, align
-        self.background = background
+        self.background, self.elide = background, elide
         self.setVisible(True)
         self.update()
 
@@ -367,7 +370,8 @@ class _Label(QGraphicsItem):
             r = QRectF(self.rect.left() + 4, self.rect.top() + j * h, self.rect.width() - 8, h)
             font = _fitted(font, text, r.width())
             painter.setFont(font)
-            elided = QFontMetricsF(font).elidedText(text, Qt.TextElideMode.ElideRight, r.width())
+            elided = QFontMetricsF(font).elidedText(text, self.elide if j == 0 else Qt.TextElideMode.ElideRight,
+                                                    r.width())
             painter.drawText(r, int(self.align | Qt.AlignmentFlag.AlignVCenter), elided)
 
 
@@ -434,6 +438,13 @@ def _blend(under: QColor, over: QColor, alpha: float) -> QColor:
     return QColor(*(round(u + (o - u) * alpha) for u, o in
                     zip((under.red(), under.green(), under.blue()), (over.red(), over.green(), over.blue()),
                         strict=True)))
+
+
+def _luminance(colour: QColor) -> float:
+    """Relative luminance (WCAG 2) of an sRGB colour: 0 black, 1 white."""
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    return 0.2126 * linear(colour.redF()) + 0.7152 * linear(colour.greenF()) + 0.0722 * linear(colour.blueF())
 
 
 def _number(v: float) -> str:
@@ -829,6 +840,8 @@ class GraphCanvas(pg.GraphicsView):
         on_light = (QColor("#1f2430"), QColor("#5b6472"))
         on_dark = (QColor("#ffffff"), QColor("#e3e7ee"))
         dark = self.nodes_item.dark
+        # a parameter's name is a dotted path from the model: its end ("out_proj.weight") says which it is
+        elide = (Qt.TextElideMode.ElideRight, Qt.TextElideMode.ElideLeft)
         for i in vis.tolist():
             if used >= POOL:
                 break
@@ -839,7 +852,7 @@ class GraphCanvas(pg.GraphicsView):
             fonts = (self._font(size, True), self._font(size - 2)) if two else (self._font(size, True),)
             self._labels[used].show_text(*layout.pos[i], lines, QRectF(-w / 2, -h / 2, w, h), fonts,
                                          on_dark if len(dark) > i and dark[i] else on_light,
-                                         Qt.AlignmentFlag.AlignHCenter)
+                                         Qt.AlignmentFlag.AlignHCenter, elide=elide[int(view.kind[i]) == PARAM])
             used += 1
         return used
 

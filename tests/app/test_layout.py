@@ -166,3 +166,11 @@ def test_layout_job_reports_progress_and_can_be_cancelled():
     stopped.cancel()
     assert stopped.run() is None
     assert isinstance(stopped.error, LayoutCancelled)
+
+
+def test_an_input_made_after_its_box_began_still_feeds_it_from_above():
+    # a module's position ids: made (order 1) after the box they feed began (order 0), on no cycle
+    layout = layout_view(plain_graph(3, [(1, 0), (0, 2)]))
+    assert layout.pos[1, 1] < layout.pos[0, 1] < layout.pos[2, 1]
+    line = layout.edge_polyline(0)
+    assert line[0, 1] < line[-1, 1]  # the edge runs down into its consumer, not up from below it

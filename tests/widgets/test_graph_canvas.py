@@ -159,3 +159,40 @@ def test_a_box_inside_a_repeated_call_is_titled_by_its_own_name(qtbot):
     c.zoom_to_node("Sequential.0.0/linear:0#1")  # the inner Linear of the second call
     titles = [t for t in c.visible_labels() if "\u00b7" in t]
     assert "0#1  \u00b7  Sequential" in titles and "0#1  \u00b7  Linear" in titles, titles
+
+
+def test_a_nan_node_is_labelled_in_white_to_read_on_its_red(canvas, model):
+    key = "Sequential.1/relu:0"
+    view = model.view()
+    canvas.set_node_values(None, np.array([k == key for k in view.keys]))
+    canvas.zoom_to_node(key)
+    image = canvas.render_image(1.0)
+    p = canvas.view_point(key)
+    i = view.keys.index(key)
+    half_w, half_h = (canvas.layout_data.size[i] / 2 * canvas.box.width() / canvas.box.viewRect().width()).astype(int)
+    # the middle of the box, away from its ports: only the red fill and the label's text
+    light = sum(image.pixelColor(x, y).lightnessF() > 0.9 for x in range(p.x() - half_w + 6, p.x() + half_w - 6)
+                for y in range(p.y() - half_h + 6, p.y() + half_h - 6))
+    assert light > 20
+
+
+def test_long_parameter_names_show_their_ends(qtbot):
+    from app.layout import plain_graph
+    graph = plain_graph(3, [(0, 2), (1, 2)], kind=np.array([1, 1, 0], np.int8))
+    graph.label = ["encoder.layers.0.self_attn.out_proj.weight", "encoder.layers.0.self_attn.out_proj.bias",
+                   "linear"]
+    c = GraphCanvas()
+    qtbot.addWidget(c)
+    c.resize(900, 700)
+    c.show()
+    qtbot.waitExposed(c)
+    c.set_graph(graph, layout_view(graph))
+    c.box.setRange(QRectF(0, 0, c.box.width(), c.box.height()), padding=0)  # one unit a pixel: the two
+    image = c.render_image(1.0)  # boxes lie alike on the pixel grid, so only their texts tell them apart
+
+    def box(key):
+        p = c.view_point(key)
+        return image.copy(p.x() - 40, p.y() - 10, 80, 20)
+
+    # elided at their ends both would read "encoder.l…": the weight and the bias would look alike
+    assert box("0") != box("1")
