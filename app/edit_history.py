@@ -2,8 +2,10 @@
 
 Every edit enters the history with its inverse: the edits that put back what it changed (the
 previous value of a setting or hyper-parameter, the previous frozen state, the previous module class).
-Undo hands back the inverse to send; redo hands back the edit again. An edit without an inverse
-(re-initialising parameters) is kept but cannot be undone, nor can anything before it.
+Undo hands back the inverse to send; redo hands back the edit again, or, for a value edit kept under a
+snapshot name (EditParam, Reinit), Restore(target, snapshot, after=True): the values it made the first time,
+not a new random draw. An edit without an inverse is kept but cannot be undone, nor can anything
+before it; the Undo menu item says so.
 
     history.push(SetSetting("MLP.drop", "p", 0.2), (SetSetting("MLP.drop", "p", 0.1),))
     for edit in history.undo(): session.edit(edit)
@@ -17,7 +19,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from engine.debug.edits import Edit, Freeze, Reinit, SetOptimizer, SetSetting, SwapModule
+from engine.debug.edits import Edit, EditParam, Freeze, Reinit, Restore, SetOptimizer, SetSetting, SwapModule
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,11 @@ class EditHistory:
 
     @property
     def undo_text(self) -> str:
-        """'Undo <what>' for a menu ('' when nothing can be undone)."""
-        return f"Undo {self._undo[-1].text}" if self.can_undo else ""
+        """'Undo <what>' for a menu; "Can't Undo <what>" when the newest edit has no inverse; '' when empty."""
+        if not self._undo:
+            return ""
+        entry = self._undo[-1]
+        return f"Undo {entry.text}" if entry.inverse is not None else f"Can't Undo {entry.text}"
 
     @property
     def redo_text(self) -> str:
@@ -84,6 +89,10 @@ class EditHistory:
             raise IndexError("nothing to redo")
         entry = self._redo.pop()
         self._undo.append(entry)
+        snapshot = getattr(entry.edit, "snapshot", "")
+        if snapshot:  # the values it made, not a new draw (Reinit) or a new rounding
+            target = entry.edit.module if isinstance(entry.edit, Reinit) else entry.edit.param
+            return (Restore(target, snapshot, after=True),)
         return (entry.edit,)
 
     def discard(self, edit: Edit) -> bool:
@@ -118,7 +127,14 @@ def describe_edit(edit: Edit) -> str:
     if isinstance(edit, SetOptimizer):
         group = "" if edit.group == 0 else " (all groups)" if edit.group == -1 else f" (group {edit.group})"
         return f"{edit.name} = {edit.value!r}{group}"
-    return f"edit {edit.param}"
+    if isinstance(edit, Restore):
+        return f"put back {edit.target} as it was {'after' if edit.after else 'before'} an edit"
+    if isinstance(edit, EditParam):
+        where = "" if not edit.indices else f"[{edit.indices[0]}]" if len(edit.indices) == 1 else \
+            f" ({len(edit.indices)} elements)"
+        value = f"{len(edit.value)} values" if isinstance(edit.value, tuple) else repr(edit.value)
+        return f"{edit.action} {edit.param}{where} {'by' if edit.action == 'scale' else 'with'} {value}"
+    return f"edit {type(edit).__name__}"
 
 
 # ---- the model as plain data ----------------------------------------------------------------------

@@ -8,15 +8,18 @@ Inputs: `set_model(modules, optimizer=None)`, plain data (app.edit_history.descr
   optimizer: {"cls": "SGD", "groups": [{"lr": 0.1, "momentum": 0.9, ...}]}.
   `select(path)` shows one module's editors.
 Outputs: `editRequested(edit, inverse, text)`: an engine.debug edit (SetSetting, Freeze, SwapModule,
-  Reinit, SetOptimizer), the edits that undo it (a tuple, or None when it cannot be undone) and a line
-  for the undo menu: push both to app.edit_history.EditHistory and send the edit. A value out of range
-  or of the wrong type is refused in its editor, with the reason under it, and nothing is emitted.
+  Reinit, EditParam, SetOptimizer), the edits that undo it (a tuple, or None when it cannot be undone)
+  and a line for the undo menu: push both to app.edit_history.EditHistory and send the edit. A value out
+  of range or of the wrong type is refused in its editor, with the reason under it, and nothing is
+  emitted. Value edits (Reinit, EditParam) carry a snapshot name; their inverse is Restore(snapshot).
   `moduleSelected(path)`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import uuid
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -37,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.debug.edits import Freeze, Reinit, SetOptimizer, SetSetting, SwapModule
+from engine.debug.edits import EditParam, Freeze, Reinit, Restore, SetOptimizer, SetSetting, SwapModule
 from engine.nn.settings import Setting
 
 PATH = Qt.ItemDataRole.UserRole
@@ -45,6 +48,7 @@ TYPES = {"float": float, "int": int, "bool": bool, "str": str}
 TIMES = "\u00d7"
 _MUTED = "color: #868e96"
 _REFUSED = "QLineEdit { border: 1px solid #e03131; border-radius: 2px; background: #fff5f5; }"
+MAX_ELEMENTS = 65_536  # a selection's coordinates travel in the edit (and the tape): all, or at most this many
 
 
 def _setting(d: dict) -> Setting:
@@ -75,6 +79,46 @@ def _parse(text: str, kind: type, optional: bool):
 
 def _shape(shape) -> str:
     return TIMES.join(map(str, shape)) or "scalar"
+
+
+def _elements(text: str, shape: tuple) -> tuple[tuple[int, ...], ...]:
+    """The coordinates a numpy-style selection ("0:4, :", "3, 5", "-1") picks in `shape`; () for all of
+    them ('' or 'all'). ValueError with the reason."""
+    text = text.strip().strip("[]").strip()
+    if text in ("", "all", ":", "..."):
+        return ()
+    parts = [t.strip() for t in text.split(",")]
+    if parts and parts[-1] == "":
+        parts.pop()
+    if len(parts) > len(shape):
+        raise ValueError(f"{len(parts)} indices for a {len(shape)}-d parameter of shape {_shape(shape)}")
+    axes = []
+    for axis, (part, n) in enumerate(itertools.zip_longest(parts, shape, fillvalue=":")):
+        if ":" in part:
+            try:
+                bounds = [int(b) if b.strip() else None for b in part.split(":")]
+                if len(bounds) > 3 or bounds[2:] == [0]:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"{part!r} is not a slice like 0:4 or ::2") from None
+            axes.append(range(*slice(*bounds).indices(n)))
+        else:
+            try:
+                i = int(part)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an index (a whole number, or a slice like 0:4)") from None
+            if not -n <= i < n:
+                raise ValueError(f"index {i} is out of range for axis {axis} of size {n} "
+                                 f"(shape {_shape(shape)})")
+            axes.append((i % n,))
+    count = math.prod(len(a) for a in axes)
+    if count == 0:
+        raise ValueError(f"{text!r} selects no elements of shape {_shape(shape)}")
+    if count == math.prod(shape):
+        return ()
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"{text!r} selects {count:,} elements; select at most {MAX_ELEMENTS:,}, or all")
+    return tuple(itertools.product(*axes))
 
 
 class _ValueEditor(QWidget):
@@ -387,18 +431,76 @@ class ModuleEditor(QWidget):
             row.addWidget(button)
             self._editors["swap"] = _Holder(combo)
             box.addWidget(group)
+        if m["params"]:
+            box.addWidget(self._values_group(m))
         if m["reinit"] and self._count(path)[0]:
             nothing = False
             button = QPushButton("Re-initialise parameters")
-            button.setToolTip("reset_parameters(): draws new initial values; cannot be undone")
-            button.clicked.connect(lambda: self.editRequested.emit(Reinit(path), None,
-                                                                   f"re-initialise {path}"))
+            button.setToolTip("reset_parameters(): draws new initial values (Undo puts the old ones back)")
+            button.clicked.connect(lambda: self._reinit(path))
             box.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
         if nothing:
             note = QLabel(f"Nothing in {m['cls']} changes at runtime: its shapes are fixed when it is built.")
             note.setWordWrap(True)
             note.setStyleSheet(_MUTED)
             box.addWidget(note)
+
+    def _values_group(self, m: dict) -> QGroupBox:
+        """Scale or fill the elements of one of the module's parameters (all, an index or a slice)."""
+        group = QGroupBox("Change values")
+        form = _form(group)
+        param = QComboBox()
+        for name, shape, _grad in m["params"]:
+            param.addItem(f"{name}  {_shape(shape)}", (name, tuple(shape)))
+        action = QComboBox()
+        action.addItem("scale by", "scale")
+        action.addItem("fill with", "fill")
+        elements = _ValueEditor("", str, allowed="all, or e.g. 0:4, : or 3, 5")
+        elements.input.setToolTip("which elements: empty for all, or a numpy-style index or slice per axis")
+        value = _ValueEditor("", float, allowed="a finite number")
+        for combo in (param, action):  # a long parameter name must not widen the details past a narrow dock
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        apply = QPushButton("Apply")
+        form.addRow("parameter", param)
+        form.addRow("elements", elements)
+        form.addRow(action, value)
+        form.addRow(apply)
+        self._editors.update({"values.param": _Holder(param), "values.action": _Holder(action),
+                              "values.elements": elements, "values.value": value, "values.apply": _Holder(apply)})
+        commit = lambda: self._commit_values(m["path"], param.currentData(), action.currentData(),  # noqa: E731
+                                             elements, value)
+        apply.clicked.connect(commit)
+        value.input.returnPressed.connect(commit)
+        return group
+
+    def _commit_values(self, path: str, param: tuple, action: str, elements: _ValueEditor,
+                       value: _ValueEditor) -> None:
+        name, shape = param
+        try:
+            indices = _elements(elements.input.text(), shape)
+        except ValueError as err:
+            elements.refuse(str(err))
+            return
+        elements.accept("")
+        try:
+            number = _parse(value.input.text(), float, False)
+            if not math.isfinite(number):
+                raise ValueError(f"the value must be a finite number, got {value.input.text().strip()}")
+        except ValueError as err:
+            value.refuse(str(err) if "finite" in str(err) else f"{err}; enter a finite number")
+            return
+        value.accept(number)
+        target = f"{path}.{name}"
+        snapshot = uuid.uuid4().hex[:12]
+        where = "" if not indices else f"[{elements.input.text().strip().strip('[]')}]"
+        text = f"{action} {target}{where} {'by' if action == 'scale' else 'with'} {number:g}"
+        self.editRequested.emit(EditParam(target, action, number, indices, snapshot),
+                                (Restore(target, snapshot),), text)
+
+    def _reinit(self, path: str) -> None:
+        snapshot = uuid.uuid4().hex[:12]
+        self.editRequested.emit(Reinit(path, snapshot), (Restore(path, snapshot),), f"re-initialise {path}")
 
     def _optimizer_details(self, opt: dict) -> QGroupBox:
         group_box = QGroupBox(f"Optimizer: {opt['cls']}")

@@ -4,15 +4,20 @@
 applies it; a problem raises EditRejected with a message, and nothing has been touched. The debugger
 runs both on the engine thread at a safe point (between ops, or while paused).
 
-Parameter values are changed in place and their version is bumped, like any in-place write: changing
-a parameter between a forward and its backward makes that backward refuse to run, so edit values at an
-iteration boundary (Debugger.run_to_next_iteration) for them to take effect in the next forward.
+Parameter values (EditParam, Reinit, Restore) are written out of place: the parameter gets a new array
+and a graph in flight keeps the one its forward saved. An edit that lands between a forward and its
+backward (a run going on, a pause mid-iteration) so changes what the next forward uses, and that backward
+still computes the gradients of the forward that ran; an in-place write would make it refuse to run.
+
+A value edit with a `snapshot` name keeps the values before and after it on the engine side (the newest
+SNAPSHOT_BYTES of them), so Restore(snapshot) puts them back bit for bit: that is how value edits undo.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -57,23 +62,38 @@ class SwapModule:
 
 @dataclass(frozen=True, slots=True)
 class Reinit:
-    """Re-initialise a module's parameters (reset_parameters() of it, or of each submodule that has one)."""
+    """Re-initialise a module's parameters (reset_parameters() of it, or of each submodule that has one).
+
+    snapshot: a name to keep the values before and after under, for Restore (undo, redo); '' keeps none.
+    """
 
     module: str
+    snapshot: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class EditParam:
     """Change a parameter's values in place: action "scale" (multiply) or "fill" (assign).
 
-    indices: element coordinates to touch (all elements when empty); value: one number, or one per
-    index for "fill" (setting individual elements).
+    indices: element coordinates to touch (all elements when empty); value: one finite number, or one
+    per index for "fill" (setting individual elements); snapshot: as for Reinit.
     """
 
     param: str
     action: str
     value: float | tuple[float, ...]
     indices: tuple[tuple[int, ...], ...] = ()
+    snapshot: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """Put back the parameter values kept under `snapshot` by an EditParam or Reinit: those from before
+    it (undo) or, with after=True, those it made (redo). `target`: what that edit named (its event's target)."""
+
+    target: str
+    snapshot: str
+    after: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +105,11 @@ class SetOptimizer:
     group: int = 0
 
 
-Edit = SetSetting | Freeze | SwapModule | Reinit | EditParam | SetOptimizer
-EDITS = (SetSetting, Freeze, SwapModule, Reinit, EditParam, SetOptimizer)
+Edit = SetSetting | Freeze | SwapModule | Reinit | EditParam | SetOptimizer | Restore
+EDITS = (SetSetting, Freeze, SwapModule, Reinit, EditParam, SetOptimizer, Restore)
 KIND = {SetSetting: "set_setting", Freeze: "freeze", SwapModule: "swap", Reinit: "reinit", EditParam: "param",
-        SetOptimizer: "optimizer"}
+        SetOptimizer: "optimizer", Restore: "restore"}
+SNAPSHOT_BYTES = 256 * 2**20  # values kept for Restore, newest first; older snapshots are dropped
 
 
 def describe(edit: Edit) -> tuple[str, str, tuple]:
@@ -136,7 +157,32 @@ def _param(model, name: str):
 def _number(what: str, value, allow_bool: bool = False) -> float:
     if (isinstance(value, bool) and not allow_bool) or not isinstance(value, numbers.Real):
         raise EditRejected(f"{what} must be a number, got {value!r}")
+    if not math.isfinite(value):  # a NaN or inf written into a weight poisons every later step
+        raise EditRejected(f"{what} must be a finite number, got {value!r}")
     return float(value)
+
+
+# ---- writing values out of place, and keeping them for Restore --------------------------------------
+_snapshots: OrderedDict[str, dict] = OrderedDict()  # engine thread only: name -> {param name: (before, after)}
+
+
+def _write(params: dict, change: Callable[[], None], snapshot: str) -> None:
+    """Give each parameter a copy of its values, run `change` (which writes into them), and keep the values
+    before and after under `snapshot`. The arrays a graph in flight saved stay as they were."""
+    before = {name: p.data for name, p in params.items()}
+    versions = {name: p._vc[0] for name, p in params.items()}
+    for p in params.values():
+        p.data = p.data.copy()
+    change()
+    for name, p in params.items():  # nothing saved the new arrays yet: no graph needs to notice the write
+        p._vc[0] = versions[name]
+    if snapshot:
+        _snapshots.pop(snapshot, None)
+        _snapshots[snapshot] = {name: (before[name], p.data.copy()) for name, p in params.items()}
+        total = sum(b.nbytes + a.nbytes for kept in _snapshots.values() for b, a in kept.values())
+        while len(_snapshots) > 1 and total > SNAPSHOT_BYTES:
+            _, dropped = _snapshots.popitem(last=False)
+            total -= sum(b.nbytes + a.nbytes for b, a in dropped.values())
 
 
 # ---- the edits ------------------------------------------------------------------------------------
@@ -162,9 +208,9 @@ def _set_setting(edit: SetSetting, model, optimizer):
 
 def _freeze(edit: Freeze, model, optimizer):
     try:
-        params = [_param(model, edit.target)]
+        params, single = [_param(model, edit.target)], True
     except EditRejected:
-        params = list(_module(model, edit.target).parameters())
+        params, single = list(_module(model, edit.target).parameters()), False
     if not params:
         raise EditRejected(f"'{edit.target}' has no parameters to {'freeze' if edit.frozen else 'unfreeze'}")
     if any(p.grad_fn is not None or not p.dtype.is_floating_point for p in params):
@@ -173,7 +219,8 @@ def _freeze(edit: Freeze, model, optimizer):
     def apply() -> str:
         for p in params:
             p.requires_grad_(not edit.frozen)
-        return f"{'froze' if edit.frozen else 'unfroze'} {len(params)} parameter(s) of '{edit.target}'"
+        verb = 'froze' if edit.frozen else 'unfroze'
+        return f"{verb} '{edit.target}'" if single else f"{verb} {len(params)} parameter(s) of '{edit.target}'"
 
     return apply
 
@@ -223,11 +270,16 @@ def _reinit(edit: Reinit, model, optimizer):
     targets = [m for m in module.modules() if callable(getattr(type(m), "reset_parameters", None))]
     if not targets:
         raise EditRejected(f"'{edit.module}' ({type(module).__name__}) has nothing to re-initialise")
+    prefix = _relative(model, edit.module)
+    params = {f"{prefix}.{n}" if prefix else n: p for n, p in module.named_parameters()}
 
     def apply() -> str:
-        for m in targets:
-            m.reset_parameters()
-        return f"re-initialised {len(targets)} module(s) under '{edit.module}'"
+        def change() -> None:
+            for m in targets:
+                m.reset_parameters()
+
+        _write(params, change, edit.snapshot)
+        return f"re-initialised {len(params)} parameter(s) of '{edit.module}'"
 
     return apply
 
@@ -238,7 +290,8 @@ def _edit_param(edit: EditParam, model, optimizer):
         raise EditRejected(f"parameter edit: action must be 'scale' or 'fill', got {edit.action!r}")
     shape = tuple(p.shape)
     for idx in edit.indices:
-        if len(idx) != len(shape) or not all(isinstance(i, int) and -n <= i < n for i, n in zip(idx, shape)):
+        if len(idx) != len(shape) or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool)
+                                             and -n <= i < n for i, n in zip(idx, shape)):
             raise EditRejected(f"index {idx} is out of range for '{edit.param}' of shape {shape}")
     values = edit.value if isinstance(edit.value, tuple) else None
     if values is not None:
@@ -252,16 +305,20 @@ def _edit_param(edit: EditParam, model, optimizer):
         _number("the value", edit.value)
 
     def apply() -> str:
-        data = p.data
-        xp = array_module(data)
-        where = tuple(xp.asarray(axis) for axis in zip(*edit.indices)) if edit.indices else ...
+        def change() -> None:
+            data = p.data
+            xp = array_module(data)
+            where = tuple(xp.asarray(axis) for axis in zip(*edit.indices)) if edit.indices else ...
+            if edit.action == "scale":
+                data[where] *= edit.value
+            else:
+                data[where] = xp.asarray(values, dtype=data.dtype) if values is not None else edit.value
+
+        _write({_relative(model, edit.param): p}, change, edit.snapshot)
+        count = len(edit.indices) if edit.indices else p.data.size
         if edit.action == "scale":
-            data[where] *= edit.value
-        else:
-            data[where] = xp.asarray(values, dtype=data.dtype) if values is not None else edit.value
-        p._vc[0] += 1  # an in-place write: graphs that saved the old values refuse to backward
-        count = len(edit.indices) if edit.indices else data.size
-        return f"{edit.action} {count} element(s) of '{edit.param}' by {edit.value!r}"
+            return f"scaled {count} element(s) of '{edit.param}' by {edit.value!r}"
+        return f"filled {count} element(s) of '{edit.param}' with {edit.value!r}"
 
     return apply
 
@@ -298,5 +355,29 @@ def _set_optimizer(edit: SetOptimizer, model, optimizer):
     return apply
 
 
+def _restore(edit: Restore, model, optimizer):
+    what = f"'{edit.target}'"
+    kept = _snapshots.get(edit.snapshot)
+    if kept is None:
+        raise EditRejected(f"the values of {what} were not kept (only the newest "
+                           f"{SNAPSHOT_BYTES // 2**20} MiB of edited values are), so they cannot be put back")
+    params = {}
+    for name, (before, _after) in kept.items():
+        p = _param(model, name)
+        if tuple(p.shape) != tuple(before.shape) or p.data.dtype != before.dtype:
+            raise EditRejected(f"'{name}' is {tuple(p.shape)} {p.data.dtype} now, not "
+                               f"{tuple(before.shape)} {before.dtype} as kept: its values cannot be put back")
+        params[name] = p
+
+    def apply() -> str:
+        for name, p in params.items():  # out of place, as every value edit
+            p.data = kept[name][1 if edit.after else 0].copy()
+        _snapshots.move_to_end(edit.snapshot)
+        return f"put back {len(params)} parameter(s) of {what} as they were {'after' if edit.after else 'before'} " \
+               "the edit"
+
+    return apply
+
+
 _HANDLERS = {SetSetting: _set_setting, Freeze: _freeze, SwapModule: _swap, Reinit: _reinit,
-             EditParam: _edit_param, SetOptimizer: _set_optimizer}
+             EditParam: _edit_param, SetOptimizer: _set_optimizer, Restore: _restore}

@@ -74,7 +74,8 @@ def test_an_edit_without_inverse_cannot_be_undone_nor_what_came_before():
     history = EditHistory()
     history.push(SetOptimizer("lr", 0.01), SetOptimizer("lr", 0.1))
     history.push(Reinit("Net.fc1"), None)
-    assert not history.can_undo and history.undo_text == ""
+    # the disabled menu item says why, rather than a bare "Undo Edit" greyed out for no visible reason
+    assert not history.can_undo and history.undo_text == "Can't Undo re-initialise Net.fc1"
     with pytest.raises(ValueError, match="cannot be undone"):
         history.undo()
     assert history.entries() == ["lr = 0.01", "re-initialise Net.fc1"]
@@ -118,3 +119,20 @@ def test_describe_model_is_plain_data_the_editor_needs(net):
 def test_describe_edit_reads_like_a_menu_entry():
     assert describe_edit(SetOptimizer("momentum", 0.5, group=-1)) == "momentum = 0.5 (all groups)"
     assert describe_edit(Freeze("Net.fc1.weight", False)) == "unfreeze Net.fc1.weight"
+
+
+def test_redo_of_a_value_edit_puts_back_what_it_made_rather_than_drawing_again(net):
+    from engine.debug.edits import EditParam, Restore
+
+    model, opt = net
+    history = EditHistory()
+    reinit = Reinit("Net.fc1", "r1")
+    history.push(reinit, Restore("Net.fc1", "r1"))
+    apply([reinit], model, opt)
+    drawn = model.fc1.weight.data.copy()
+    apply(history.undo(), model, opt)
+    assert history.redo() == (Restore("Net.fc1", "r1", after=True),)
+    apply([Restore("Net.fc1", "r1", after=True)], model, opt)
+    assert model.fc1.weight.data.tobytes() == drawn.tobytes()
+    assert describe_edit(EditParam("Net.fc1.weight", "fill", (1.0, 2.0), ((0, 0), (1, 1)))) == \
+        "fill Net.fc1.weight (2 elements) with 2 values"

@@ -1,5 +1,6 @@
 """The module editor, offscreen: what the tree shows, inline refusal, and edits that apply and undo."""
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QGroupBox, QLabel, QPushButton, QScrollArea
@@ -7,7 +8,7 @@ from PySide6.QtWidgets import QCheckBox, QGroupBox, QLabel, QPushButton, QScroll
 import engine.nn as nn
 import engine.optim as optim
 from app.edit_history import EditHistory, describe_model
-from engine.debug.edits import Freeze, Reinit, SetOptimizer, SetSetting, SwapModule, prepare
+from engine.debug.edits import EditParam, Freeze, Reinit, Restore, SetOptimizer, SetSetting, SwapModule, prepare
 from widgets.module_editor import ModuleEditor
 
 
@@ -158,20 +159,26 @@ def test_swap_an_activation_and_swap_back_with_its_settings(qtbot, session):
     assert type(session.model.act).__name__ == "LeakyReLU" and session.model.act.negative_slope == 0.1
 
 
-def test_reinit_is_emitted_without_an_inverse(qtbot, session):
+def test_reinit_undoes_and_redoes_to_the_same_values_bit_for_bit(qtbot, session):
     ed = session.editor
     ed.select("MLP.fc1")
     before = session.model.fc1.weight.data.copy()
     button(ed, "Re-initialise parameters").click()
-    assert session.emitted[-1][:2] == (Reinit("MLP.fc1"), None)
-    assert not (session.model.fc1.weight.data == before).all()
-    assert not session.history.can_undo
+    edit, inverse, _ = session.emitted[-1]
+    assert isinstance(edit, Reinit) and edit.module == "MLP.fc1" and edit.snapshot
+    assert inverse == (Restore("MLP.fc1", edit.snapshot),)
+    drawn = session.model.fc1.weight.data.copy()
+    assert not (drawn == before).all()
+    session.apply(session.history.undo())
+    assert session.model.fc1.weight.data.tobytes() == before.tobytes()
+    session.apply(session.history.redo())  # the values it drew, not a new draw
+    assert session.model.fc1.weight.data.tobytes() == drawn.tobytes()
 
 
 def test_a_module_with_nothing_to_edit_says_so(session):
     session.editor.select("MLP.fc2")
     groups = [g.title() for g in session.editor.details.findChildren(QGroupBox)]
-    assert groups == ["Parameters", "Optimizer: SGD"]  # a Linear has no runtime settings
+    assert groups == ["Parameters", "Change values", "Optimizer: SGD"]  # a Linear has no runtime settings
     editor = session.editor
     editor.set_model([{"path": "Net", "cls": "Net", "training": True, "params": [], "settings": [], "swaps": [],
                        "kwargs": [], "reinit": False},
@@ -241,3 +248,59 @@ def test_a_scheduled_learning_rate_reads_whole_and_an_untouched_commit_edits_not
     field.setText("0.001")
     field.editingFinished.emit()
     assert sent == [SetOptimizer("lr", 0.001, 0)]
+
+
+def fill_values(qtbot, ed, param: str, elements: str, action: str, value: str) -> None:
+    """Pick a parameter, type the elements and the value, and press Apply, as a person does."""
+    combo = ed.editor("values.param")
+    combo.setCurrentIndex(next(i for i in range(combo.count()) if combo.itemData(i)[0] == param))
+    act = ed.editor("values.action")
+    act.setCurrentIndex(act.findData(action))
+    for key, text in (("values.elements", elements), ("values.value", value)):
+        box = ed.editor(key)
+        box.selectAll()
+        box.del_()
+        qtbot.keyClicks(box, text)
+    ed.editor("values.apply").click()
+
+
+def test_scale_a_slice_of_a_parameter_and_undo_redo_it_bit_for_bit(qtbot, session):
+    ed, model = session.editor, session.model
+    ed.select("MLP.fc1")
+    before = model.fc1.weight.data.copy()
+    fill_values(qtbot, ed, "weight", "0:2, 0:3", "scale", "3")
+    edit, inverse, text = session.emitted[-1]
+    assert isinstance(edit, EditParam) and edit.action == "scale" and edit.value == 3.0
+    assert sorted(edit.indices) == [(r, c) for r in range(2) for c in range(3)]
+    assert inverse == (Restore("MLP.fc1.weight", edit.snapshot),) and text == "scale MLP.fc1.weight[0:2, 0:3] by 3"
+    after = model.fc1.weight.data.copy()
+    np.testing.assert_array_equal(after[:2, :3], before[:2, :3] * np.float32(3))
+    np.testing.assert_array_equal(after[2:], before[2:])
+    session.apply(session.history.undo())
+    assert model.fc1.weight.data.tobytes() == before.tobytes()  # not divided by 3: put back
+    session.apply(session.history.redo())
+    assert model.fc1.weight.data.tobytes() == after.tobytes()
+    fill_values(qtbot, ed, "bias", "", "fill", "0")  # empty: every element
+    assert session.emitted[-1][0].indices == () and not model.fc1.bias.data.any()
+
+
+@pytest.mark.parametrize("elements, value, where, reason", [
+    ("0, 999", "1", "values.elements", "index 999 is out of range for axis 1 of size 784"),
+    ("0, 0, 0", "1", "values.elements", "3 indices for a 2-d parameter"),
+    ("a:b", "1", "values.elements", "is not a slice"),
+    ("5:5", "1", "values.elements", "selects no elements"),
+    ("0, 0", "nan", "values.value", "finite number"),
+    ("0, 0", "inf", "values.value", "finite number"),
+    ("0, 0", "lots", "values.value", "'lots' is not a number"),
+])
+def test_bad_elements_or_values_are_refused_in_one_line_and_change_nothing(qtbot, session, elements, value,
+                                                                           where, reason):
+    ed, model = session.editor, session.model
+    ed.select("MLP.fc1")
+    before = {n: p.data.copy() for n, p in model.named_parameters()}
+    with qtbot.assertNotEmitted(ed.editRequested):
+        fill_values(qtbot, ed, "weight", elements, "fill", value)
+    assert reason in ed.error_text(where) and "\n" not in ed.error_text(where)
+    assert all(p.data.tobytes() == before[n].tobytes() for n, p in model.named_parameters())
+    fill_values(qtbot, ed, "weight", "0, 0", "fill", "1")  # a good value clears the reason
+    assert ed.error_text("values.elements") == ed.error_text("values.value") == ""
