@@ -365,8 +365,8 @@ class DebugPanels(QObject):
         edit = self._sent.popleft() if self._sent else None
         self.w.timeline.add_marker("edit", event.seq, _edit_text(event))
         if event.applied:
-            self.w.output.note(f"\u270e {event.message or _edit_text(event)}")
-            self.w.status_panel.set_note(f"Edit applied: {event.message or _edit_text(event)}", 4)
+            self.w.output.note(f"\u270e {_edit_text(event)}")
+            self.w.status_panel.set_note(f"Edit applied: {_edit_text(event)}", 4)
         else:
             if edit is not None:
                 self.history.discard(edit)
@@ -434,9 +434,14 @@ def _tripped(spec: Breakpoint, record) -> str:
     return ""
 
 
-def _edit_text(event) -> str:
+def _edit_text(event, limit: int = 160) -> str:
+    """An edit's line for the timeline and the log: what it did (its message), or what was asked and why it
+    was refused; its arguments only when it has no message (a slice edit's are thousands of coordinates)."""
+    if event.message:
+        return event.message if event.applied else f"refused {event.kind} {event.target}: {event.message}"
     args = ", ".join(f"{k}={v!r}" for k, v in event.args[1:])
-    return f"{event.kind} {event.target}" + (f": {args}" if args else "")
+    text = f"{event.kind} {event.target}" + (f": {args}" if args else "")
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
 def _fetches(session, info: NodeInfo) -> tuple:

@@ -136,3 +136,18 @@ def test_redo_of_a_value_edit_puts_back_what_it_made_rather_than_drawing_again(n
     assert model.fc1.weight.data.tobytes() == drawn.tobytes()
     assert describe_edit(EditParam("Net.fc1.weight", "fill", (1.0, 2.0), ((0, 0), (1, 1)))) == \
         "fill Net.fc1.weight (2 elements) with 2 values"
+
+
+def test_an_edit_on_the_timeline_reads_as_its_message_not_its_arguments():
+    # a slice edit's marker listed every coordinate it touched (65,536 of them for a 256 x 256 weight)
+    from app.debug_panels import _edit_text
+    from engine.events import EditEvent
+
+    coords = tuple((i, j) for i in range(256) for j in range(256))
+    args = (("param", "net.0.weight"), ("indices", coords), ("value", 2.0))
+    applied = EditEvent(7, "param", "net.0.weight", args, True, "scaled 65536 element(s) of 'net.0.weight' by 2.0", 3)
+    assert _edit_text(applied) == "scaled 65536 element(s) of 'net.0.weight' by 2.0"
+    refused = EditEvent(8, "param", "net.0.weight", args, False, "the value must be a finite number, got nan", 3)
+    assert _edit_text(refused) == "refused param net.0.weight: the value must be a finite number, got nan"
+    bare = EditEvent(9, "param", "net.0.weight", args, True, "", 3)
+    assert len(_edit_text(bare)) == 160 and _edit_text(bare).endswith("\u2026")
