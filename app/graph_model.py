@@ -313,12 +313,13 @@ class GraphModel:
 
     def _add_source(self, cur: _Iteration, tensor: int, consumer: str, arg: int, shape: tuple, group: int,
                     dtype: str) -> int:
-        # inside a module, a tensor nobody produced and nobody passed in belongs to the module (a parameter)
+        # inside a module, a tensor nobody produced and nobody passed in belongs to the module: a parameter,
+        # named by the module's call; unnamed, one the module made itself (an LSTM's zero initial state)
         if group and tensor not in cur.entry:
             kind = PARAM
         else:
             kind, group = INPUT, 0
-        label = self.tensor_names.get(tensor) or KIND_NAMES[kind]
+        label = self.tensor_names.get(tensor) or ("constant" if kind == PARAM else KIND_NAMES[kind])
         idx = self._add_node(cur, f"{consumer}/in{arg}", kind, group, label, (), shape, dtype, tensor)
         cur.producer[tensor] = idx
         return idx

@@ -74,6 +74,16 @@ def test_parameters_and_inputs_are_source_nodes(mlp):
     }
 
 
+def test_a_tensor_a_module_makes_itself_is_a_constant_not_a_nameless_param():
+    # an LSTM's zero initial state showed as "param" beside its named weights, as if a parameter had lost its name
+    lstm = nn.LSTM(3, 4)
+    model = GraphModel()
+    model.apply_batch(record(lambda: lstm(engine.randn(2, 1, 3))[0].sum().backward()))
+    view = model.view()
+    labels = {view.label[i] for i in range(len(view)) if view.kind[i] == PARAM}
+    assert labels == {"constant", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"}
+
+
 def test_module_hierarchy_becomes_groups(mlp):
     _, step = mlp
     model = GraphModel()
