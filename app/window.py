@@ -59,6 +59,9 @@ from widgets.training_plots import TrainingPlots
 STATE_VERSION = 2  # 2: the debugging panels of issue 8
 MAX_RECENT = 8
 VISUAL_INTERVAL = 0.12  # seconds between graph and plot repaints while the engine runs freely
+# while it runs freely, a grown graph is rebuilt (view, layout, items) after a wait of this many times the
+# last rebuild's cost: a 900-node LSTM's first iterations, rebuilt at every frame as they grew, took 4 s each
+STRUCTURE_WAIT = 4.0
 _NAN_STOP = "Stopped where NaN/Inf first appeared: "
 ENTRY_HINT = ("<b>Paused before the first op.</b><br>"
               "F11 step into \u00b7 F10 step over \u00b7 F5 continue \u00b7 Shift+F5 stop")
@@ -104,6 +107,7 @@ class MainWindow(QMainWindow):
         self.pump.changed.connect(self._on_change)
         self._dirty: set[str] = set()
         self._last_visual = 0.0
+        self._structure_due = 0.0  # while running, no graph rebuild before this time (time.monotonic)
         self._visual_timer = QTimer(self)
         self._visual_timer.setSingleShot(True)
         self._visual_timer.setInterval(int(VISUAL_INTERVAL * 1000))
@@ -514,7 +518,7 @@ class MainWindow(QMainWindow):
             if isinstance(session, ReplaySession):  # the step shown may lie after the cursor now; the
                 self.gradient_flow.set_step(None)  # replay re-applies the steps before it
         elif graph is not None and graph.structure:
-            self.graph.refresh()
+            self._dirty.add("structure")
         elif graph is not None and graph.values:
             self._dirty.add("colours")
         if change.records or change.reset:
@@ -532,7 +536,7 @@ class MainWindow(QMainWindow):
         if settled or session.status != RUNNING or time.monotonic() - self._last_visual >= VISUAL_INTERVAL:
             self._flush_visuals()
         elif not self._visual_timer.isActive():
-            self._visual_timer.start()
+            self._visual_timer.start(int(VISUAL_INTERVAL * 1000))
         if settled:
             self._stopped_or_resumed()
         self._update_status()
@@ -544,6 +548,15 @@ class MainWindow(QMainWindow):
         dirty, self._dirty = self._dirty, set()
         if session is None:
             return
+        if "structure" in dirty:
+            now = time.monotonic()
+            if session.status == RUNNING and now < self._structure_due:
+                self._dirty.add("structure")  # later: the engine thread needs the GIL more
+                self._visual_timer.start(max(1, int((self._structure_due - now) * 1000)))
+            else:
+                start = time.perf_counter()
+                self.graph.refresh()
+                self._structure_due = now + STRUCTURE_WAIT * (time.perf_counter() - start)
         if "colours" in dirty:
             self.graph.colours()
         if "current" in dirty:
