@@ -281,6 +281,8 @@ def _export(args) -> int:
         if args.iteration is not None:
             _check_iteration(tape, args)
         total = tape.counts()["events"]
+        if args.format == "json":  # the JSON also holds every parameter snapshot
+            total += tape.parameter_counts()["snapshots"]
         try:
             with _output(args.output, args.tape) as out, _progress(total, f"export {args.format}") as bar:
                 export(tape, args.format, out, iteration=args.iteration, progress=bar.update)

@@ -23,6 +23,7 @@ from app.graph_model import GraphModel
 from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, Session, SessionChange
 from engine.debug import Stop
 from engine.debug.stepping import step_end, step_mode
+from engine.events import AlertEvent
 from engine.tape import schema
 
 
@@ -69,6 +70,7 @@ class ReplaySession(Session):
         self._mode: tuple | None = None  # (kind, depth, phase, iteration) of a step in progress
         self._target: int | None = None  # seek: stop once the cursor reaches it
         self._stops = 0
+        self._stop_at_nan = False  # Continue and the steps stop at a NaN/Inf alert, as a live run does
         self.read_error = ""
         self.status = RUNNING  # playing to the end
         if whole and self.last_seq - self.first_seq > OPEN_AT_END:
@@ -139,6 +141,9 @@ class ReplaySession(Session):
             self._apply(rec, change)
             self.cursor = rec.seq
             n += 1
+            if self._stop_at_nan and rec.__class__ is AlertEvent and rec.kind.startswith("nonfinite"):
+                self._pause_here(change, "alert", rec)  # at the op that made the NaN (self.last)
+                return
             if self._mode is not None and rec.__class__ in _RECORDS:
                 hit, self._mode = step_end(self._mode, rec)
                 if hit:
@@ -147,23 +152,26 @@ class ReplaySession(Session):
             if not n & 255 and time.perf_counter() > end:
                 return
 
-    def _pause_here(self, change: SessionChange, reason: str) -> None:
+    def _pause_here(self, change: SessionChange, reason: str, alert: AlertEvent | None = None) -> None:
         self._stops += 1
         rec = self.last if self.last is not None and self.cursor else None
         it = rec.iteration if rec is not None else 0
         phase = rec.phase if rec is not None else "forward"
         source = getattr(rec, "source", None)
         self._mode = self._target = None
-        self._on_stop(Stop(self._stops, reason, rec, it, phase, 0, None, source), change)
+        self._stop_at_nan = False
+        self._on_stop(Stop(self._stops, reason, rec, it, phase, 0, alert, source), change)
 
     def _at_end(self, change: SessionChange) -> None:
         self._mode = self._target = None
+        self._stop_at_nan = False
         self.status = FINISHED
         self.current_stop = None
         change.status = True
 
     def command(self, action: str) -> None:
-        """Move the cursor: a step plays to the next matching record, resume to the end, pause stops."""
+        """Move the cursor: a step plays to the next matching record, resume to the end, pause stops; both
+        stop at a NaN/Inf alert on the way, as a live run does (seeking and opening do not)."""
         if action == "pause":
             if self.status == RUNNING:
                 change = SessionChange()
@@ -176,6 +184,7 @@ class ReplaySession(Session):
             return
         self._target = None
         self._mode = None if action == "resume" else _mode_for(action, self.last if self.cursor else None)
+        self._stop_at_nan = True
         self.status = RUNNING
         self._pending_status = True
 
@@ -189,6 +198,7 @@ class ReplaySession(Session):
             self._reset_before(seq)
             self._pending_reset = True
         self._mode = None
+        self._stop_at_nan = False  # a seek goes where it was sent
         self._target = seq
         self.status = RUNNING
         self._pending_status = True
@@ -205,6 +215,7 @@ class ReplaySession(Session):
         self.status = PAUSED
         self.current_stop = None
         self._mode = self._target = None
+        self._stop_at_nan = False
         self._pending_reset = True
         self._pending_status = True
 

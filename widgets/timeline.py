@@ -64,6 +64,7 @@ class TimelineView(QWidget):
         self._markers: dict[str, tuple[np.ndarray, list[str]]] = {
             k: (np.zeros(0, np.int64), []) for k in MARKERS}
         self._cursor = -1  # an index into the events, -1: none
+        self.at_start = False  # the cursor is before the first event (a replay at its start), not absent
         self._x0, self._x1 = 0.0, 1.0
         self._fit = True  # the view follows the data's extent until the person zooms
         self.follow = False
@@ -75,6 +76,7 @@ class TimelineView(QWidget):
         self._runs = np.zeros(0, np.int64)
         self._iter_starts = np.zeros(0, np.int64)
         self._cursor = -1
+        self.at_start = False
         self._fit = True
         self.append_events(seqs, iterations, phases)
 
@@ -167,12 +169,14 @@ class TimelineView(QWidget):
         return int(self._seq[i]), int(self._it[i]), PHASES[int(self._ph[i])]
 
     def set_cursor(self, seq: int | None) -> None:
-        """Put the cursor on the last event at or before `seq` (None: no cursor); emits nothing."""
+        """Put the cursor on the last event at or before `seq` (None: no cursor; before the first event:
+        at the start, `at_start`); emits nothing."""
         if seq is None or not self._n:
             self._cursor = -1
-        else:
-            self._cursor = max(int(np.searchsorted(self._seq[:self._n], seq, side="right")) - 1, 0)
+        else:  # -1 before the first event: a replay there has not reached it, so it is not shown as reached
+            self._cursor = int(np.searchsorted(self._seq[:self._n], seq, side="right")) - 1
             self._keep_visible(self._cursor)
+        self.at_start = self._cursor < 0 and seq is not None and self._n > 0
         self.update()
 
     def set_follow(self, on: bool) -> None:
@@ -182,6 +186,7 @@ class TimelineView(QWidget):
         self.follow = on
         if on and self._n:
             self._cursor = self._n - 1
+            self.at_start = False
             self._keep_visible(self._cursor)
             self.update()
         self.followChanged.emit(on)
@@ -193,6 +198,7 @@ class TimelineView(QWidget):
         i = min(max(i, 0), self._n - 1)
         if self.follow and i != self._n - 1:
             self.set_follow(False)
+        self.at_start = False
         if i != self._cursor:
             self._cursor = i
             self._keep_visible(i)
@@ -407,9 +413,12 @@ class TimelineView(QWidget):
                 p.drawPath(_glyph(kind, x, top + 2))
 
     def _paint_cursor(self, p: QPainter, h: int) -> None:
-        if not 0 <= self._cursor < self._n:
+        if self.at_start:
+            x = float(self._x_of(0.0))  # on the left edge of the first event: not on it yet
+        elif 0 <= self._cursor < self._n:
+            x = float(self._x_of(self._cursor + 0.5))
+        else:
             return
-        x = float(self._x_of(self._cursor + 0.5))
         if not -2 <= x <= self.width() + 2:
             return
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -588,7 +597,10 @@ class Timeline(QWidget):
     def _show_where(self) -> None:
         v = self.view
         i = v.cursor_index()
-        if i < 0:
+        if i < 0 and v.at_start:
+            seq, it, phase = v.describe(0)
+            self.where.setText(f"start \u00b7 before event {seq}, the first  (0 of {v.count:,})")
+        elif i < 0:
             self.where.setText(f"{v.count:,} events" if v.count else "")
         else:
             seq, it, phase = v.describe(i)

@@ -13,7 +13,7 @@ from dataclasses import fields
 from typing import TextIO
 
 from engine.debug.summary import TensorSummary
-from engine.tape.reader import EventRow, Tape
+from engine.tape.reader import EventRow, ParameterSnapshot, Tape
 
 Progress = Callable[[int], None] | None
 FORMATS = ("json", "dot", "perfetto")
@@ -85,7 +85,8 @@ def event_dict(row: EventRow, summaries: dict) -> dict:
 
 
 def export_json(tape: Tape, out: TextIO, progress: Progress = None) -> None:
-    """Everything on the tape except raw values, as one JSON object (events streamed one per line)."""
+    """Everything on the tape except raw values, as one JSON object (events streamed one per line), then
+    the parameter snapshots: name -> [snapshot, ...] in the order they were taken."""
     dump = json.dumps
     head = {"format": "tapescope-tape-json", "format_version": tape.format_version, "meta": tape.meta,
             "iterations": [info._asdict() for info in tape.iterations()],
@@ -103,7 +104,35 @@ def export_json(tape: Tape, out: TextIO, progress: Progress = None) -> None:
         for row in chunk:
             out.write(("" if first else ",\n") + dump(event_dict(row, summaries), allow_nan=False))
             first = False
-    out.write("\n]}\n")
+    out.write('\n],\n"parameters": {')
+    _json_parameters(tape, out, progress)
+    out.write("}}\n")
+
+
+def snapshot_dict(snap: ParameterSnapshot) -> dict:
+    """A parameter snapshot as a dict of plain data (its raw value left out, as the events' are)."""
+    return {"seq": snap.seq, "iteration": snap.iteration, "after_step": snap.after_step, "tensor": snap.tensor,
+            "summary": summary_dict(snap.summary)}
+
+
+def _json_parameters(tape: Tape, out: TextIO, progress: Progress) -> None:
+    """Each parameter's snapshots, oldest first: read newest first (one index probe each), one name at a time."""
+    dump = json.dumps
+    for n, name in enumerate(tape.parameter_names()):
+        snaps, bound = [], None
+        while True:
+            snap = tape.parameter(name, seq=bound, value=False)  # bound None: the last one
+            if snap is None:
+                break
+            snaps.append(snap)
+            if snap.seq <= 0:
+                break
+            bound = snap.seq - 1
+        out.write(("" if n == 0 else ",") + f"\n{dump(name)}: [\n")
+        out.write(",\n".join(dump(snapshot_dict(s), allow_nan=False) for s in reversed(snaps)))
+        out.write("\n]")
+        if progress:
+            progress(len(snaps))
 
 
 # ---- Graphviz DOT -----------------------------------------------------------------------------------

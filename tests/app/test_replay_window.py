@@ -219,6 +219,40 @@ def test_stop_is_offered_only_while_a_replay_plays(qtbot, window, nan_tape):
     window.restart()  # back at the start, paused
     qtbot.waitUntil(lambda: window.session.status == "paused", timeout=TIMEOUT)
     assert not stop.isEnabled()
-    window.command("resume")  # plays to the end (this tape takes a frame or two)
+    window.command("resume")  # plays (this tape takes a frame or two) to its NaN alert
+    qtbot.waitUntil(lambda: window.session.status == "paused", timeout=TIMEOUT)
+    assert not stop.isEnabled()
+    window.command("resume")  # and on to the end
     qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
     assert not stop.isEnabled()
+
+
+def test_at_the_first_event_of_a_tape_the_timeline_has_not_reached_the_first_op(qtbot, window, nan_tape):
+    session = replay(qtbot, window, nan_tape)
+    first_step = int(window.timeline.view.seqs()[0])
+    assert session.first_seq < first_step  # the tape starts with a module call, before any op
+    seek(qtbot, window, session.first_seq)
+    # the replay has applied only the module call: the timeline must not claim the first op has run
+    assert window.timeline.cursor_seq() is None
+    assert f"before event {first_step}" in window.timeline.where.text()
+    window.command("step_into")
+    qtbot.waitUntil(lambda: session.status == "paused" and session.cursor == first_step, timeout=TIMEOUT)
+    assert window.timeline.cursor_seq() == first_step
+
+
+def test_continue_stops_at_the_nan_alert_as_a_live_run_does(qtbot, window, nan_tape):
+    session = replay(qtbot, window, nan_tape)
+    alert = session.tape.alerts()[0]
+    window.restart()  # back to the start of the tape
+    qtbot.waitUntil(lambda: session.status == "paused" and session.cursor < session.first_seq, timeout=TIMEOUT)
+    window.command("resume")  # F5: "run until a breakpoint, an alert or the end"
+    qtbot.waitUntil(lambda: session.status != "running", timeout=TIMEOUT)
+    assert session.status == "paused" and session.last.event.seq == alert.forward_seq  # at log(0)
+    qtbot.waitUntil(lambda: "on an alert" in status(window), timeout=TIMEOUT)
+    assert window.timeline.cursor_seq() == alert.forward_seq
+    window.command("resume")  # again: on to the end of the tape
+    qtbot.waitUntil(lambda: session.status == "finished", timeout=TIMEOUT)
+    seek(qtbot, window, alert.forward_seq - 3)  # a seek past nothing; then a step over the alert stops at it
+    window.command("run_to_next_iteration")
+    qtbot.waitUntil(lambda: session.status != "running", timeout=TIMEOUT)
+    assert session.last.event.seq == alert.forward_seq

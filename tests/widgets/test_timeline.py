@@ -289,3 +289,18 @@ def test_optimizer_steps_do_not_paint_over_iterations_a_few_pixels_wide(qtbot, t
     green = sum(c == QColor(PHASE_COLOURS[2]) for c in row)
     assert green < 0.3 * len(row)
     assert sum(c == QColor(PHASE_COLOURS[0]) for c in row) > 0.2 * len(row)  # the forward ops show
+
+
+def test_a_cursor_before_the_first_event_is_at_the_start_not_on_the_first_event(qtbot, timeline):
+    seqs = events()[0]  # the first steppable event is seq 4: a replay at seq 1 (a module call) has not reached it
+    timeline.set_cursor(seqs[0] - 2)
+    assert timeline.cursor_seq() is None
+    assert "before event 4" in timeline.where.text() and "(0 of 56)" in timeline.where.text()
+    x = timeline.view.event_x(0)
+    image = timeline.view.grab().toImage()
+    assert image.pixelColor(int(x), RULER + 3) != QColor("#212529")  # no cursor drawn on the first event
+    with qtbot.waitSignal(timeline.cursorMoved) as moved:
+        qtbot.keyClick(timeline.view, Qt.Key.Key_Right)  # the next event from the start is the first
+    assert moved.args == [seqs[0]] and "(1 of 56)" in timeline.where.text()
+    timeline.set_cursor(None)  # no cursor at all is still no position
+    assert "start" not in timeline.where.text()
