@@ -473,10 +473,16 @@ def _snapshot_reader(path: str, name: str, seq: int):
             except ValueError as err:  # a name it keeps no snapshots of
                 raise LookupError(str(err)) from None
         if snap is None or snap.value is None:
-            raise LookupError("the tape holds no values for it (record with capture='values'; parameters "
-                              "above its values limit are summarised only)")
+            raise LookupError(_no_values(tape.capture))
         return snap.value
     return read
+
+
+def _no_values(capture: str) -> str:
+    """Why a tape recorded at `capture` holds no value for a tensor."""
+    if capture == "values":
+        return "too big for the tape: a 'values' tape keeps the values of small tensors only"
+    return "the tape holds no values for it (record with capture='values')"
 
 
 def _fetcher(session):
@@ -489,7 +495,7 @@ def _fetcher(session):
                 with engine.tape.open(path) as tape:  # its own connection: SQLite's are per thread
                     value = tape.value(tid)
                 if value is None:
-                    raise LookupError("the tape holds no values for it (record with capture='values')")
+                    raise LookupError(_no_values(tape.capture))
                 return value
             return read
         return from_tape

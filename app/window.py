@@ -670,6 +670,8 @@ class MainWindow(QMainWindow):
             frame = self.session.frames.get(self.session.model.current)
         if frame is not None:
             self._show_frame(frame)
+        elif isinstance(self.session, ReplaySession):  # before any op of the tape: no line of it ran yet
+            self.source_view.clear()
 
     def _show_frame(self, frame) -> None:
         if frame.file not in self._sources:

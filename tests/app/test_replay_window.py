@@ -17,6 +17,7 @@ from tests.app.test_window import TIMEOUT, make_window, status
 # log(0) in the third step: -inf in the forward, then NaN everywhere after the update
 NAN_SCRIPT = """
     import engine
+    import engine
     import engine.nn as nn
 
     engine.manual_seed(0)
@@ -235,6 +236,8 @@ def test_at_the_first_event_of_a_tape_the_timeline_has_not_reached_the_first_op(
     # the replay has applied only the module call: the timeline must not claim the first op has run
     assert window.timeline.cursor_seq() is None
     assert f"before event {first_step}" in window.timeline.where.text()
+    # nor the source: it kept the line of the tape's end, where the replay had opened
+    assert window.source_view.current_line_text() == ""
     window.command("step_into")
     qtbot.waitUntil(lambda: session.status == "paused" and session.cursor == first_step, timeout=TIMEOUT)
     assert window.timeline.cursor_seq() == first_step
@@ -256,3 +259,22 @@ def test_continue_stops_at_the_nan_alert_as_a_live_run_does(qtbot, window, nan_t
     window.command("run_to_next_iteration")
     qtbot.waitUntil(lambda: session.status != "running", timeout=TIMEOUT)
     assert session.last.event.seq == alert.forward_seq
+
+
+def test_a_values_tape_says_an_output_too_big_to_keep_was_too_big(qtbot, window, tmp_path):
+    # it told a person who had recorded with --capture values to record with capture='values'
+    import engine
+    import engine.nn as nn
+
+    tape = str(tmp_path / "values.tape")
+    net = nn.Sequential(nn.Linear(4, 1024), nn.Tanh(), nn.Linear(1024, 1))
+    with engine.record(tape, capture="values"):
+        net(engine.randn(8, 4)).sum().backward()  # the first linear's output: 8,192 elements
+    replay(qtbot, window, tape)
+    key = next(k for k in window.session.model.view().keys if k.endswith("Sequential.0/linear:0"))
+    window.canvas.select(key)
+    qtbot.waitUntil(lambda: window.inspector.title.text().endswith(key), timeout=TIMEOUT)
+    if window.inspector.load_button.isEnabled():
+        window.inspector.load_button.click()
+    note = values_note(window)
+    assert "too big for the tape" in note and "capture='values')" not in note
