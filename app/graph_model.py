@@ -13,7 +13,8 @@ Wiring it to the canvas (the app's session controller; a LayoutJob runs in a wor
         if layout is None or view.signature != layout.signature:
             layout = layout_view(view, cache=cache)        # or LayoutJob(view, cache=cache) in a thread
         canvas.set_graph(view, layout)      # same layout object again: only labels and data change
-        canvas.set_node_values(model.metric_array(view, GRAD_NORM), model.nonfinite_array(view), "grad norm")
+        canvas.set_node_values(model.metric_array(view, GRAD_NORM), model.nonfinite_array(view), "grad norm",
+                               model.nonfinite_notes(view))
         canvas.set_current(model.current)
     canvas.groupToggleRequested.connect(lambda path: (model.toggle(path), model.flush()))
 
@@ -44,7 +45,15 @@ from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, Optim
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
 KIND_NAMES = ("op", "param", "input", "module")
-FORWARD_NONFINITE, BACKWARD_NONFINITE = 1, 2
+# what a node's values held, per direction (its output, its gradient), as bits of GraphModel.nonfinite:
+# NaN, or only +-Inf (a summary said so), or an engine alert (or a failed op) named the node
+FORWARD_NAN, BACKWARD_NAN = 1, 2
+FORWARD_INF, BACKWARD_INF = 4, 8
+FORWARD_ALERT, BACKWARD_ALERT = 16, 32
+_FORWARD, _BACKWARD = (FORWARD_NAN, FORWARD_INF, FORWARD_ALERT), (BACKWARD_NAN, BACKWARD_INF, BACKWARD_ALERT)
+_RED = FORWARD_NAN | BACKWARD_NAN | FORWARD_ALERT | BACKWARD_ALERT
+# nonfinite_array's levels (widgets.graph_canvas colours them alike): finite, only +-Inf, NaN (or an alert)
+FINITE, INF_ONLY, NAN = 0, 1, 2
 ACTIVATION, GRAD_NORM = "activation", "grad_norm"
 
 
@@ -182,7 +191,8 @@ class GraphModel:
         self.last_diff: StructureDiff | None = None
         self.tensor_names: dict[int, str] = {}
         self.metrics: dict[str, dict[str, float]] = {ACTIVATION: {}, GRAD_NORM: {}}
-        self.nonfinite: dict[str, int] = {}
+        self.nonfinite: dict[str, int] = {}  # node key -> FORWARD_NAN | BACKWARD_INF | ... bits
+        self.nonfinite_version = 0  # bumped whenever `nonfinite` changes
         self.sources: dict[str, str] = {}
         self.alerts: dict[str, str] = {}
         self._prev: _Iteration | None = None
@@ -399,9 +409,9 @@ class GraphModel:
 
     def _on_alert(self, ev: AlertEvent) -> None:
         key = self._latest_key(ev.key)
-        if ev.kind.startswith("nonfinite"):
-            bit = BACKWARD_NONFINITE if ev.kind.endswith("backward") else FORWARD_NONFINITE
-            self.nonfinite[key] = self.nonfinite.get(key, 0) | bit
+        if ev.kind.startswith("nonfinite"):  # red, whatever the values: an origin the engine reports
+            bit = BACKWARD_ALERT if ev.kind.endswith("backward") else FORWARD_ALERT
+            self._set_flags(key, self.nonfinite.get(key, 0) | bit)
         self.alerts[key] = ev.message
         self._pending.values = True
 
@@ -415,21 +425,34 @@ class GraphModel:
                 self.sources[key] = f"{source.file}:{source.line}  {source.text}"
             if summary is not None:
                 # a mask's -inf is by design (as for the debugger's alerts): not marked as a problem
-                clean = summary.finite or by_design(rec.event.op, summary.nan_count > 0)
-                self._record_summary(key, ACTIVATION, summary.abs_max, clean, FORWARD_NONFINITE)
+                nan = summary.nan_count > 0
+                clean = summary.finite or by_design(rec.event.op, nan)
+                self._record_summary(key, ACTIVATION, summary.abs_max, clean, nan, _FORWARD)
         elif isinstance(rec.event, BackwardEvent):
             grad = getattr(rec, "grad_output", None)
             if grad is not None:
-                self._record_summary(self.current, GRAD_NORM, grad.norm, grad.finite, BACKWARD_NONFINITE)
+                self._record_summary(self.current, GRAD_NORM, grad.norm, grad.finite, grad.nan_count > 0,
+                                     _BACKWARD)
 
-    def _record_summary(self, key: str, metric: str, value: float, clean: bool, bit: int) -> None:
+    def _record_summary(self, key: str, metric: str, value: float, clean: bool, nan: bool,
+                        bits: tuple[int, int, int]) -> None:
+        """Note a summary's metric and what non-finite values it saw (`bits`: _FORWARD or _BACKWARD)."""
         self.metrics[metric][key] = value
-        flags = self.nonfinite.get(key, 0)
-        flags = flags & ~bit if clean else flags | bit
+        nan_bit, inf_bit, alert_bit = bits
+        old = self.nonfinite.get(key, 0)
+        if clean:  # finite again: an earlier alert no longer applies either
+            flags = old & ~(nan_bit | inf_bit | alert_bit)
+        else:  # an alert stays: it comes after the summary of the op it names, and holds while it is not finite
+            flags = old & ~(nan_bit | inf_bit) | (nan_bit if nan else inf_bit)
+        if flags != old:
+            self._set_flags(key, flags)
+
+    def _set_flags(self, key: str, flags: int) -> None:
         if flags:
             self.nonfinite[key] = flags
         else:
             self.nonfinite.pop(key, None)
+        self.nonfinite_version += 1
 
     def _latest_key(self, key: str) -> str:
         """The deduplicated key of the latest op with event key `key` in the current iteration."""
@@ -443,11 +466,8 @@ class GraphModel:
         self._pending.values = True
 
     def set_nonfinite(self, key: str, flag: bool = True) -> None:
-        """Mark (or clear) node `key` as holding NaN or Inf."""
-        if flag:
-            self.nonfinite[key] = self.nonfinite.get(key, 0) | FORWARD_NONFINITE
-        else:
-            self.nonfinite.pop(key, None)
+        """Mark node `key` in red, as an alert does (a failed op); `flag` False clears every mark."""
+        self._set_flags(key, self.nonfinite.get(key, 0) | FORWARD_ALERT if flag else 0)
         self._pending.values = True
 
     def set_tensor_names(self, names: dict[int, str]) -> None:
@@ -472,13 +492,51 @@ class GraphModel:
         return out
 
     def nonfinite_array(self, view: GraphView) -> np.ndarray:
-        """True per visible node that holds (or, for a module, contains) NaN or Inf."""
-        out = np.zeros(len(view), bool)
-        for key in self.nonfinite:
-            i = view.node_of.get(key)
+        """Per visible node: NAN when it holds NaN in its output or gradient (or an alert named it),
+        INF_ONLY when its non-finite values are all +-Inf, else FINITE; a module shows its worst member."""
+        out = np.zeros(len(view), np.int8)
+        node_of = view.node_of
+        for key, flags in self.nonfinite.items():
+            i = node_of.get(key)
             if i is not None:
-                out[i] = True
+                level = NAN if flags & _RED else INF_ONLY
+                if level > out[i]:
+                    out[i] = level
         return out
+
+    def nonfinite_notes(self, view: GraphView) -> dict[int, str]:
+        """Per visible node with non-finite values, what they are ("NaN in its output"), for its hover text."""
+        members: dict[int, list[str]] = {}
+        node_of = view.node_of
+        for key in self.nonfinite:
+            i = node_of.get(key)
+            if i is not None:
+                members.setdefault(i, []).append(key)
+        notes = {}
+        for i, keys in members.items():
+            if len(keys) == 1 and view.keys[i] == keys[0]:
+                notes[i] = self._note(keys[0])
+                continue
+            red = sum(1 for k in keys if self.nonfinite[k] & _RED)  # a module, or a fan of ops
+            inf = len(keys) - red
+            if red and inf:
+                notes[i] = f"NaN in {red} of its ops; \u00b1Inf, no NaN, in {inf}"
+            else:
+                notes[i] = f"NaN in {red} of its ops" if red else f"\u00b1Inf, no NaN, in {inf} of its ops"
+        return notes
+
+    def _note(self, key: str) -> str:
+        flags = self.nonfinite[key]
+        lines = []
+        for nan, inf, where in ((FORWARD_NAN, FORWARD_INF, "output"), (BACKWARD_NAN, BACKWARD_INF, "gradient")):
+            if flags & nan:
+                lines.append(f"NaN in its {where}")
+            elif flags & inf:
+                lines.append(f"\u00b1Inf in its {where}, no NaN")
+        if flags & (FORWARD_ALERT | BACKWARD_ALERT):
+            message = self.alerts.get(key, "")
+            lines.append(f"alert: {message}" if message else "alert: non-finite values start here")
+        return "\n".join(lines)
 
     # ---- module groups -------------------------------------------------------------------
     def collapse(self, path: str) -> None:

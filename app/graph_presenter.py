@@ -44,7 +44,7 @@ class GraphPresenter(QObject):
         self._job: LayoutJob | None = None
         self._dirty = False
         self._signature = None
-        self._nonfinite = 0
+        self._nonfinite = -1  # the model's nonfinite_version last shown
         self._last_colour = 0.0
         self._timer = QTimer(self)
         self._timer.setInterval(20)
@@ -67,7 +67,7 @@ class GraphPresenter(QObject):
         """Show `model` (None: nothing); `keep_view` keeps the zoom and the selection (a replay's seek)."""
         self.model = model
         self._signature = None
-        self._nonfinite = 0
+        self._nonfinite = -1
         if self._job is not None:
             self._job.cancel()
             self._job = None
@@ -165,20 +165,19 @@ class GraphPresenter(QObject):
         # the shown view, not the model's newest: a structure still being laid out is coloured once shown
         if model is None or view is None or not len(view):
             return
-        nonfinite = model.nonfinite_array(view)
-        count = int(nonfinite.sum())
         now = time.monotonic()
         stale = self.colour_by is not None and now - self._last_colour >= METRIC_INTERVAL
-        if not (force or count != self._nonfinite or stale):
+        if not (force or model.nonfinite_version != self._nonfinite or stale):
             return
-        self._nonfinite = count
+        self._nonfinite = model.nonfinite_version
         self._last_colour = now
+        nonfinite = model.nonfinite_array(view)
         values = model.metric_array(view, self.colour_by) if self.colour_by else None
         name = {m: t for t, m in COLOUR_BY}.get(self.colour_by, "")
-        if values is None and not count:
+        if values is None and not nonfinite.any():
             self.canvas.set_node_values(None)
         else:
-            self.canvas.set_node_values(values, nonfinite, name)
+            self.canvas.set_node_values(values, nonfinite, name, model.nonfinite_notes(view))
 
     # ---- the hint over an empty graph -------------------------------------------------------------------
     def show_hint(self, text: str) -> None:

@@ -13,6 +13,7 @@ The canvas takes plain data, never engine objects:
                                      #   group_parent, edge_shape
                                      # layout: app.layout.Layout (pos, size, group_rect, edge_points, ...)
     canvas.set_node_values(values, nonfinite, "grad norm")   # colour by a metric; None: by op kind
+                                     # nonfinite: per node 0, INF_ONLY (amber) or NAN (red), drawn over both
     canvas.set_current(key); canvas.search("relu"); canvas.fit(); canvas.export_png(path)
 
 It emits intent (nodeClicked, nodeDoubleClicked, groupToggleRequested); the app acts on it.
@@ -54,7 +55,11 @@ PALETTE = [("#dbe7f5", "#3d6fa8"), ("#dcefd9", "#4a8c3f"), ("#d6eeec", "#2f8a83"
            ("#f7d9d9", "#c0392b"), ("#eceef1", "#8a94a3"), ("#e4e7ec", "#5f6b7a"),
            ("#f6ecc9", "#b08a1e"), ("#d9f0de", "#3f8f55"), ("#e6e0f5", "#6a5acd")]
 OTHER, PARAM_COLOUR, INPUT_COLOUR, MODULE_COLOUR = 6, 7, 8, 9
-NONFINITE = ("#e03131", "#8b0000")
+NONFINITE = ("#e03131", "#8b0000")  # NaN (or an engine alert): something is broken
+# only +-Inf (an additive attention mask's -inf is one by design): amber, lighter than the red, so the two
+# differ in lightness as well as hue (told apart with red-green colour blindness, and from viridis's yellow)
+INFINITE = ("#fab005", "#9c5d00")
+INF_ONLY, NAN = 1, 2  # the levels of set_node_values's `nonfinite` (as app.graph_model.nonfinite_array)
 BREAKPOINT = ("#e03131", "#ffffff")  # fill, ring: the timeline's breakpoint red
 UNKNOWN = ("#e4e6ea", "#a0a6b0")
 GROUP_FILLS = ["#edf1f7", "#fbfcfe"]  # alternate by depth, so nested boxes stand apart
@@ -94,6 +99,10 @@ def metric_colours(values: np.ndarray) -> tuple[np.ndarray, list[QColor], float,
     return bins, colours, lo, hi
 
 
+LIGHT, MID, DARK = 0, 1, 2  # how dark a node's fill is (its label is drawn to stay readable on it)
+TEXT_ON = (("#1f2430", "#5b6472"), ("#1f2430", "#3a414d"), ("#ffffff", "#e3e7ee"))  # (label, shape line)
+
+
 class _Nodes(pg.GraphicsObject):
     """Every node in one item: rectangles batched by colour; rounded, with port marks, when zoomed in."""
 
@@ -109,6 +118,7 @@ class _Nodes(pg.GraphicsObject):
         self.ports = np.zeros((0, 2))
         self.detail = False
         self.typical_width = 0.0
+        self.tone = np.zeros(0, np.int64)  # LIGHT, MID or DARK per node: its label's colours
         self._bounds = QRectF()
 
     def set_data(self, rects: np.ndarray, ports: np.ndarray) -> None:
@@ -129,10 +139,11 @@ class _Nodes(pg.GraphicsObject):
         self.colour = colour
         self.brushes = [QBrush(c) for c in fills]
         self.solid = [QBrush(c) for c in borders]  # pale fills vanish when a node is a pixel or two
-        # labels on dark or saturated fills (the NaN/Inf red) are drawn in white: HSL lightness calls that
-        # red light, and its grey shape line read at a contrast of 1.9
-        self.dark = np.array([_luminance(c) < 0.3 for c in fills], bool)[colour] if len(colour) else \
-            np.zeros(0, bool)
+        # labels on dark or saturated fills (the NaN red) are drawn in white: HSL lightness calls that
+        # red light, and its grey shape line read at a contrast of 1.9; on mid fills (the Inf amber) the
+        # grey shape line gets darker
+        lum = np.array([_luminance(c) for c in fills], float)
+        self.tone = np.select([lum < 0.3, lum < 0.6], [DARK, MID], LIGHT)[colour]
         self.pens = [pg.mkPen(c, width=1, cosmetic=True) for c in borders]
         order = np.argsort(colour, kind="stable")
         cuts = np.searchsorted(colour[order], np.arange(len(fills) + 1))
@@ -390,7 +401,10 @@ def _fitted(font: QFont, text: str, width: float) -> QFont:
 
 
 class _Legend(pg.GraphicsObject):
-    """Metric colour bar (fixed on screen): name, range, NaN/Inf and no-data swatches."""
+    """The key to node colours (fixed on screen): a metric's colour bar, name and range with NaN, Inf and
+    no-data swatches; coloured by op family, only the NaN and Inf swatches of the flags shown."""
+
+    SWATCHES = ((NONFINITE, "NaN"), (INFINITE, "\u00b1Inf only"), (UNKNOWN, "no data"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -398,21 +412,39 @@ class _Legend(pg.GraphicsObject):
         self.lo = self.hi = math.nan
         self.log = False
         self.colours: list[QColor] = []
+        self.flags: tuple[int, ...] = ()  # the levels shown (INF_ONLY, NAN) when coloured by op family
         self.setZValue(20)
 
+    def _swatches(self) -> list:
+        if self.name:
+            return list(self.SWATCHES)
+        return [swatch for swatch, level in zip(self.SWATCHES[:2], (NAN, INF_ONLY), strict=True) if level in self.flags]
+
     def boundingRect(self) -> QRectF:
-        return QRectF(0, 0, 250, 64)
+        return QRectF(0, 0, 260, 72) if self.name else QRectF(0, 0, 110, 8 + 17 * len(self._swatches()))
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
-        if not self.name:
+        swatches = self._swatches()
+        if not swatches:
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(pg.mkPen("#c3cad5"))
         painter.setBrush(QColor(255, 255, 255, 230))
-        painter.drawRoundedRect(QRectF(0, 0, 250, 64), 6, 6)
+        painter.drawRoundedRect(self.boundingRect(), 6, 6)
         font = QFont()
         font.setPixelSize(11)
         painter.setFont(font)
+        if self.name:
+            self._paint_bar(painter)
+        x, y = (180, 20) if self.name else (8, 6)
+        for j, ((fill, border), text) in enumerate(swatches):
+            painter.setBrush(QColor(fill))
+            painter.setPen(pg.mkPen(border))
+            painter.drawRect(QRectF(x, y + 17 * j, 12, 12))
+            painter.setPen(QColor("#444"))
+            painter.drawText(QRectF(x + 16, y + 17 * j - 1, 70, 14), int(Qt.AlignmentFlag.AlignLeft), text)
+
+    def _paint_bar(self, painter: QPainter) -> None:
         painter.setPen(QColor("#222"))
         scale = " (log)" if self.log else ""
         painter.drawText(QRectF(8, 4, 234, 14), int(Qt.AlignmentFlag.AlignLeft), f"{self.name}{scale}")
@@ -425,12 +457,6 @@ class _Legend(pg.GraphicsObject):
         painter.setPen(QColor("#444"))
         painter.drawText(QRectF(8, 36, 80, 14), int(Qt.AlignmentFlag.AlignLeft), _number(self.lo))
         painter.drawText(QRectF(88, 36, 80, 14), int(Qt.AlignmentFlag.AlignRight), _number(self.hi))
-        for y, (fill, _), text in ((21, NONFINITE, "NaN/Inf"), (39, UNKNOWN, "no data")):
-            painter.setBrush(QColor(fill))
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.drawRect(QRectF(180, y, 12, 12))
-            painter.setPen(QColor("#444"))
-            painter.drawText(QRectF(196, y - 1, 52, 14), int(Qt.AlignmentFlag.AlignLeft), text)
 
 
 def _blend(under: QColor, over: QColor, alpha: float) -> QColor:
@@ -501,6 +527,7 @@ class GraphCanvas(pg.GraphicsView):
         self._edge_anchor = np.zeros((0, 2))
         self._search = ("", -1)
         self._searched: tuple = (None, [], [])  # (view, its nodes' names, their modules and keys), lower-cased
+        self._notes: dict[int, str] = {}  # extra hover lines per node (what its NaN/Inf are)
         self.hovered = -1
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
@@ -557,8 +584,10 @@ class GraphCanvas(pg.GraphicsView):
         self._update_detail()
 
     def set_node_values(self, values: np.ndarray | None, nonfinite: np.ndarray | None = None,
-                        name: str = "") -> None:
-        """Colour nodes by a metric (NaN: no data), NaN/Inf flags in red; None colours by op family."""
+                        name: str = "", notes: dict[int, str] | None = None) -> None:
+        """Colour nodes by a metric (NaN: no data), or by op family when `values` is None; over either,
+        `nonfinite` levels: NAN red, INF_ONLY amber (a bool array: True is NaN). `notes`: extra hover
+        text per node index (what its non-finite values are)."""
         view = self.view
         if view is None:
             return
@@ -572,16 +601,24 @@ class GraphCanvas(pg.GraphicsView):
         else:
             bins, colours, lo, hi = metric_colours(np.asarray(values, float))
             colour = np.where(bins < 0, METRIC_BINS, bins)
-            fills = [*colours, QColor(UNKNOWN[0]), QColor(NONFINITE[0])]
-            borders = [*(c.darker(140) for c in colours), QColor(UNKNOWN[1]), QColor(NONFINITE[1])]
+            fills = [*colours, QColor(UNKNOWN[0])]
+            borders = [*(c.darker(140) for c in colours), QColor(UNKNOWN[1])]
             self.legend.name, self.legend.lo, self.legend.hi = name or "metric", lo, hi
             self.legend.log = bool(lo > 0 and hi / lo > 100) if not math.isnan(lo) else False
             self.legend.colours = colours
-        fills.append(QColor(NONFINITE[0]))  # NaN/Inf overrides any other colour
-        borders.append(QColor(NONFINITE[1]))
+        # NaN and Inf override any other colour
+        fills += [QColor(INFINITE[0]), QColor(NONFINITE[0])]
+        borders += [QColor(INFINITE[1]), QColor(NONFINITE[1])]
+        self.legend.flags = ()
         if nonfinite is not None and len(nonfinite):
-            colour = np.where(np.asarray(nonfinite, bool), len(fills) - 1, colour)
-        self.legend.setVisible(bool(self.legend.name))
+            level = np.asarray(nonfinite)
+            if level.dtype == bool:
+                level = level * NAN
+            colour = np.where(level >= NAN, len(fills) - 1, np.where(level == INF_ONLY, len(fills) - 2, colour))
+            self.legend.flags = tuple(v for v in (NAN, INF_ONLY) if (level == v).any())
+        self._notes = dict(notes or {})
+        self.legend.prepareGeometryChange()
+        self.legend.setVisible(bool(self.legend.name or self.legend.flags))
         self.legend.update()
         self.nodes_item.set_colours(colour, fills, borders)
         self._update_detail()
@@ -737,9 +774,9 @@ class GraphCanvas(pg.GraphicsView):
     def tooltip_for(self, i: int) -> str:
         """Hover text of node i."""
         view = self.view
-        if hasattr(view, "tooltip"):
-            return view.tooltip(i)
-        return view.keys[i]
+        text = view.tooltip(i) if hasattr(view, "tooltip") else view.keys[i]
+        note = self._notes.get(i)
+        return f"{text}\n{note}" if note else text
 
     def view_point(self, key: str) -> QPoint:
         """The viewport pixel position of node `key`'s centre."""
@@ -837,9 +874,8 @@ class GraphCanvas(pg.GraphicsView):
         layout, view = self.layout_data, self.view
         labels = getattr(view, "label", view.keys)
         subs = getattr(view, "sublabel", [""] * len(view.keys))
-        on_light = (QColor("#1f2430"), QColor("#5b6472"))
-        on_dark = (QColor("#ffffff"), QColor("#e3e7ee"))
-        dark = self.nodes_item.dark
+        text_on = [tuple(map(QColor, pair)) for pair in TEXT_ON]
+        tone = self.nodes_item.tone
         # a parameter's name is a dotted path from the model: its end ("out_proj.weight") says which it is
         elide = (Qt.TextElideMode.ElideRight, Qt.TextElideMode.ElideLeft)
         for i in vis.tolist():
@@ -851,7 +887,7 @@ class GraphCanvas(pg.GraphicsView):
             lines = (labels[i], subs[i]) if two else (labels[i],)
             fonts = (self._font(size, True), self._font(size - 2)) if two else (self._font(size, True),)
             self._labels[used].show_text(*layout.pos[i], lines, QRectF(-w / 2, -h / 2, w, h), fonts,
-                                         on_dark if len(dark) > i and dark[i] else on_light,
+                                         text_on[tone[i] if len(tone) > i else LIGHT],
                                          Qt.AlignmentFlag.AlignHCenter, elide=elide[int(view.kind[i]) == PARAM])
             used += 1
         return used

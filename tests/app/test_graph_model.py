@@ -7,7 +7,7 @@ import pytest
 
 import engine
 import engine.nn.functional as F
-from app.graph_model import INPUT, MODULE, OP, PARAM, GraphModel
+from app.graph_model import FINITE, INF_ONLY, INPUT, MODULE, NAN, OP, PARAM, GraphModel
 from engine import nn
 from engine.debug import Debugger
 from engine.events import AlertEvent
@@ -279,7 +279,7 @@ def test_debugger_records_set_metrics_flags_and_source_lines():
     activation = model.metric_array(view, "activation")
     mul, exp = view.keys.index("mul:0"), view.keys.index("exp:0")
     assert activation[mul] == 3.0
-    assert model.nonfinite_array(view).tolist() == [i == exp for i in range(len(view))]
+    assert model.nonfinite_array(view).tolist() == [NAN if i == exp else FINITE for i in range(len(view))]
     assert "train.py:12  y = x * 2" in view.tooltip(mul)
 
 
@@ -295,6 +295,72 @@ def test_a_mask_of_minus_infinity_is_not_marked_but_the_nan_it_makes_is():
     assert marked == {"softmax:0"}
 
 
+def masked_attention_with_a_log_of_a_negative():
+    """An additive causal mask (scores + -inf above the diagonal, by design) and a log(-1) that makes NaN,
+    in two module calls: "Attend" (only the mask's -inf) and "Broken" (the mask's -inf and the NaN)."""
+    class Attend(nn.Module):
+        def forward(self, q, mask):
+            return F.softmax(q @ q.transpose(0, 1) + mask, dim=-1)
+
+    class Broken(nn.Module):
+        def forward(self, q, mask):
+            return (q @ q.transpose(0, 1) + mask).log()  # log of negatives: NaN
+
+    upper = np.triu(np.ones((3, 3), bool), 1)
+    mask = engine.tensor(np.where(upper, -np.inf, 0.0).astype(np.float32))
+    q = engine.tensor(np.array([[1.0, -2.0], [0.5, 1.0], [-1.0, 0.3]], np.float32))
+    with Debugger("summary") as dbg, np.errstate(invalid="ignore"):
+        Broken()(Attend()(q, mask), mask)
+    model = GraphModel()
+    model.apply_batch(list(dbg.history))
+    return model
+
+
+def test_a_node_holding_only_infinities_is_told_from_one_holding_nan():
+    model = masked_attention_with_a_log_of_a_negative()
+    view = model.view()
+    level = dict(zip(view.keys, model.nonfinite_array(view).tolist(), strict=True))
+    assert level["Attend/add:0"] == INF_ONLY  # the mask's -inf: amber, not red
+    assert level["Attend/softmax:0"] == FINITE
+    assert level["Broken/add:0"] == INF_ONLY
+    assert level["Broken/log:0"] == NAN
+    notes = model.nonfinite_notes(view)
+    assert notes[view.keys.index("Attend/add:0")] == "\u00b1Inf in its output, no NaN"
+    assert notes[view.keys.index("Broken/log:0")].startswith("NaN in its output")
+
+
+def test_a_collapsed_module_shows_the_worst_of_its_members():
+    model = masked_attention_with_a_log_of_a_negative()
+    model.collapse("Attend")
+    model.collapse("Broken")
+    view = model.view()
+    level = dict(zip(view.keys, model.nonfinite_array(view).tolist(), strict=True))
+    assert level["Attend"] == INF_ONLY
+    assert level["Broken"] == NAN  # NaN over Inf
+    notes = model.nonfinite_notes(view)
+    assert notes[view.keys.index("Broken")] == "NaN in 1 of its ops; \u00b1Inf, no NaN, in 1"
+    assert notes[view.keys.index("Attend")] == "\u00b1Inf, no NaN, in 1 of its ops"
+
+
+def test_an_alert_keeps_an_infinite_node_red_until_it_is_finite_again():
+    x = engine.randn(4)
+    events = record(lambda: x.exp())
+    model = GraphModel()
+    overflowed = Summary(float("nan"), float("nan"), False)  # +inf only
+    model.apply(OpRecord(events[0], overflowed))
+    view = model.view()
+    i = view.keys.index("exp:0")
+    assert model.nonfinite_array(view)[i] == INF_ONLY
+    model.apply(AlertEvent(0, "nonfinite_forward", "exp overflowed", "exp", "exp:0", "", 0, 0,
+                           "t.py", 1, "x.exp()", float("inf")))
+    assert model.nonfinite_array(view)[i] == NAN
+    assert model.nonfinite_notes(view)[i] == "\u00b1Inf in its output, no NaN\nalert: exp overflowed"
+    for summary, level in ((overflowed, NAN), (Summary(1.0, 2.0, True), FINITE)):  # the next iterations
+        model.new_iteration()
+        model.apply(OpRecord(events[0], summary))
+        assert model.nonfinite_array(model.view())[i] == level
+
+
 def test_alerts_and_app_set_values_colour_nodes():
     x = engine.randn(4)
     model = GraphModel()
@@ -304,7 +370,7 @@ def test_alerts_and_app_set_values_colour_nodes():
     model.set_metric("grad_norm", {"exp:0": 0.5, "nowhere:0": 1.0})
     view = model.view()
     i = view.keys.index("exp:0")
-    assert model.nonfinite_array(view)[i]
+    assert model.nonfinite_array(view)[i] == NAN  # an engine alert is red, whatever the values hold
     assert model.metric_array(view, "grad_norm")[i] == 0.5
     assert np.isnan(model.metric_array(view, "grad_norm")[0])  # the input has no gradient norm
 

@@ -10,7 +10,7 @@ import engine
 from app.layout import layout_view
 from engine import nn
 from tests.app.graphs import mlp_graph_model, recorded_model
-from widgets.graph_canvas import BACKGROUND, NONFINITE, GraphCanvas
+from widgets.graph_canvas import BACKGROUND, INF_ONLY, INFINITE, NAN, NONFINITE, GraphCanvas, _luminance
 
 
 @pytest.fixture
@@ -101,6 +101,51 @@ def test_nan_nodes_turn_red_and_metrics_get_a_legend(canvas, model):
     assert canvas.legend_text() == "grad norm"
     ok = pixel_at(canvas, "Sequential.2/linear:0")
     assert ok != QColor(NONFINITE[0]) and ok != QColor(BACKGROUND)
+
+
+@pytest.mark.parametrize("metric", [False, True])
+def test_nodes_holding_only_infinities_are_amber_and_nan_nodes_red(qtbot, canvas, model, metric):
+    # an additive attention mask holds -inf by design: drawn in the NaN red, a healthy model looked broken
+    view = model.view()
+    nan, inf = view.keys.index("Sequential.1/relu:0"), view.keys.index("Sequential.2/linear:0")
+    level = np.zeros(len(view), np.int8)
+    level[nan], level[inf] = NAN, INF_ONLY
+    values = np.linspace(0.1, 10.0, len(view)) if metric else None
+    canvas.set_node_values(values, level, "grad norm", {inf: "\u00b1Inf in its output, no NaN"})
+    assert pixel_at(canvas, "Sequential.1/relu:0") == QColor(NONFINITE[0])
+    assert pixel_at(canvas, "Sequential.2/linear:0") == QColor(INFINITE[0])
+    assert QColor(INFINITE[0]) != QColor(NONFINITE[0])
+    # lighter than the red by far: told apart by lightness too, without telling red from orange
+    assert _luminance(QColor(INFINITE[0])) > 2 * _luminance(QColor(NONFINITE[0]))
+    qtbot.mouseMove(canvas.viewport(), canvas.view_point("Sequential.2/linear:0"))
+    qtbot.waitUntil(lambda: "\u00b1Inf in its output, no NaN" in canvas.toolTip())
+    assert "module: Sequential.2" in canvas.toolTip()
+
+
+def test_an_amber_node_keeps_dark_readable_labels(canvas, model):
+    key = "Sequential.1/relu:0"
+    view = model.view()
+    canvas.set_node_values(None, np.array([INF_ONLY if k == key else 0 for k in view.keys]))
+    canvas.zoom_to_node(key)
+    image = canvas.render_image(1.0)
+    p = canvas.view_point(key)
+    dark = sum(image.pixelColor(x, y).lightnessF() < 0.3 for x in range(p.x() - 20, p.x() + 20)
+               for y in range(p.y() - 12, p.y() + 12))
+    assert dark > 20
+
+
+def test_the_legend_keys_nan_and_infinity_apart(canvas, model):
+    view = model.view()
+    level = np.zeros(len(view), np.int8)
+    level[view.keys.index("Sequential.2/linear:0")] = INF_ONLY
+    canvas.set_node_values(None, level)  # by op family: a key to the flags it shows, and only those
+    assert canvas.legend.isVisible() and canvas.legend_text() == ""
+    image = canvas.render_image(1.0)
+    legend = canvas.mapFromScene(canvas.legend.mapToScene(QRectF(0, 0, 40, 20).center()))
+    assert sum(image.pixelColor(x, y) == QColor(INFINITE[0]) for x in range(legend.x() - 20, legend.x() + 20)
+               for y in range(legend.y() - 10, legend.y() + 10)) > 20
+    canvas.set_node_values(None)
+    assert not canvas.legend.isVisible()
 
 
 def test_current_op_is_outlined(canvas):
