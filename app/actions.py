@@ -74,6 +74,12 @@ VIEW = (
     Spec("expand_modules", "&Expand Modules", "", "", "Show the inside of every module"),
     Spec("reset_layout", "&Reset Panels", "", "", "Put the panels back where they started"),
 )
+HELP = (
+    Spec("shortcuts", "&Keyboard Shortcuts", "", "", "List every action that has a keyboard shortcut"),
+    Spec("tape_format", "&Tape Format", "", "", "Open docs/tape-format.md: what a .tape file holds"),
+    Spec("documentation", "&Documentation", "", "", "Open README.md: what Tapescope does and how to use it"),
+    Spec("about", "&About Tapescope", "", "", "Versions of Tapescope and what it runs on, to copy into a bug report"),
+)
 
 
 def build_actions(parent, specs: tuple[Spec, ...]) -> dict[str, QAction]:

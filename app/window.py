@@ -16,8 +16,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QPalette
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QActionGroup, QColor, QDesktopServices, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -30,9 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.actions import DEBUG, EDIT, FILE, VIEW, build_actions
+from app.actions import DEBUG, EDIT, FILE, HELP, VIEW, build_actions
 from app.debug_panels import DebugPanels
 from app.graph_presenter import COLOUR_BY, GraphPresenter
+from app.help import DOCUMENTS, AboutDialog, Example, ShortcutsDialog, fill_examples_menu
 from app.panel_shares import PanelShares
 from app.pump import EventPump
 from app.replay import ReplaySession
@@ -230,7 +231,7 @@ class MainWindow(QMainWindow):
         self.panel_shares.window_resized(event.oldSize())
 
     def _build_actions(self) -> None:
-        self.actions = build_actions(self, DEBUG + FILE + EDIT + VIEW)
+        self.actions = build_actions(self, DEBUG + FILE + EDIT + VIEW + HELP)
         a = self.actions
         for name in ("resume", "pause", "step_into", "step_over", "step_out", "run_to_phase",
                      "run_to_next_iteration"):
@@ -248,11 +249,17 @@ class MainWindow(QMainWindow):
         a["collapse_modules"].triggered.connect(lambda: self.graph.collapse_all(True))
         a["expand_modules"].triggered.connect(lambda: self.graph.collapse_all(False))
         a["reset_layout"].triggered.connect(self.reset_panels)
+        a["shortcuts"].triggered.connect(self.show_shortcuts)
+        a["about"].triggered.connect(self.show_about)
+        for name, path in DOCUMENTS.items():
+            a[name].triggered.connect(lambda _=False, p=path: self._open_document(p))
         self.addActions(list(a.values()))
 
         menu = self.menuBar().addMenu("&File")
         for name in ("open_tape", "run_script", "open_demo"):
             menu.addAction(a[name])
+        self.examples_menu = menu.addMenu("Open E&xample")
+        fill_examples_menu(self.examples_menu, self.open_example)
         self.recent_menu = QMenu("Open &Recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         menu.addMenu(self.recent_menu)
@@ -287,6 +294,16 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             panels.addAction(dock.toggleViewAction())
         view.addAction(a["reset_layout"])
+
+        self.help_menu = self.menuBar().addMenu("&Help")
+        self.help_menu.addAction(a["shortcuts"])
+        documents = [name for name, path in DOCUMENTS.items() if path.is_file()]  # none in a bare wheel
+        if documents:
+            self.help_menu.addSeparator()
+        for name in documents:
+            self.help_menu.addAction(a[name])
+        self.help_menu.addSeparator()
+        self.help_menu.addAction(a["about"])
 
         bar = self.addToolBar("Debug")
         bar.setObjectName("debug_toolbar")
@@ -353,6 +370,30 @@ class MainWindow(QMainWindow):
             self.output.note(f"Running {name} {arguments} (the arguments last used; File > Debug Script\u2026 "
                              "changes them)")
         return True
+
+    def open_example(self, example: Example) -> bool:
+        """Debug one of the example scripts (File > Open Example), as Open Recent would."""
+        if not self.reopen_script(str(example.path)):
+            return False
+        self.output.note(example.hint or f"{example.path.name}: {example.summary}")
+        return True
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """Help > Keyboard Shortcuts: every action with a shortcut, as the menus hold them now."""
+        return self._open_dialog(ShortcutsDialog(self.menuBar(), self))
+
+    def show_about(self) -> AboutDialog:
+        """Help > About Tapescope: the versions, with a Copy button for a bug report."""
+        return self._open_dialog(AboutDialog(self))
+
+    def _open_document(self, path) -> None:
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            self.show_message(f"No application here opens {path}; open it in a text editor.", "error")
+
+    def _open_dialog(self, dialog):
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()  # window-modal, without a nested event loop
+        return dialog
 
     def run_function(self, fn, title: str, source: str = "") -> bool:
         """Debug `fn()` (no arguments) on the engine thread, paused on entry; `source`: a file to show."""
