@@ -41,3 +41,14 @@ class Twice(nn.Module):
 
     def forward(self, x):
         return self.act(self.fc(self.act(x)))
+
+
+def sgd_steps(model, x, steps: int, lr: float = 0.1, after_step=None) -> None:
+    """`steps` plain SGD steps on mean(model(x)^2): zero_grad, forward, backward, step (then after_step(opt))."""
+    opt = engine.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+        if after_step is not None:
+            after_step(opt)

@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QCheckBox
 
 import engine
 import engine.nn as nn
-from tests.app.graphs import Twice
+from tests.app.graphs import Twice, sgd_steps
 from tests.app.test_window import make_window
 
 TIMEOUT = 15_000  # ms
@@ -20,12 +20,7 @@ def window(qtbot, tmp_path):
 def train(steps: int = 4):
     engine.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    opt = engine.optim.SGD(model.parameters(), lr=0.1)
-    x = engine.randn(16, 4)
-    for _ in range(steps):
-        opt.zero_grad()
-        model(x).pow(2).mean().backward()
-        opt.step()
+    sgd_steps(model, engine.randn(16, 4), steps)
 
 
 def other():

@@ -4,6 +4,7 @@ import pytest
 
 import engine
 import engine.nn as nn
+from tests.app.graphs import sgd_steps
 from tests.app.test_window import TIMEOUT, make_window, paused
 
 
@@ -15,14 +16,8 @@ def window(qtbot, tmp_path):
 def halving_lr(steps: int = 4):
     """SGD whose learning rate the script halves after every step, as an lr scheduler does."""
     engine.manual_seed(0)
-    model = nn.Linear(4, 2)
-    opt = engine.optim.SGD(model.parameters(), lr=0.1)
-    x = engine.randn(8, 4)
-    for _ in range(steps):
-        opt.zero_grad()
-        model(x).pow(2).mean().backward()
-        opt.step()
-        opt.param_groups[0]["lr"] *= 0.5
+    sgd_steps(nn.Linear(4, 2), engine.randn(8, 4), steps, after_step=lambda opt: opt.param_groups[0].update(
+        lr=opt.param_groups[0]["lr"] * 0.5))
 
 
 def test_the_editor_shows_the_learning_rate_a_scheduler_set(qtbot, window):

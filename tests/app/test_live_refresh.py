@@ -4,6 +4,7 @@ import time
 
 import engine
 import engine.nn as nn
+from tests.app.graphs import sgd_steps
 from tests.app.test_window import TIMEOUT, make_window, paused
 
 
@@ -17,13 +18,7 @@ class Slow(nn.Linear):
 
 def grow(steps: int = 3):
     """A model whose graph grows op by op through its first iteration: 20 slow layers in a row."""
-    net = nn.Sequential(*[Slow(6, 6) for _ in range(20)])
-    opt = engine.optim.SGD(net.parameters(), lr=0.01)
-    x = engine.randn(4, 6)
-    for _ in range(steps):
-        opt.zero_grad()
-        net(x).pow(2).mean().backward()
-        opt.step()
+    sgd_steps(nn.Sequential(*[Slow(6, 6) for _ in range(20)]), engine.randn(4, 6), steps, lr=0.01)
 
 
 def test_a_free_run_rebuilds_the_graph_at_its_pace_and_a_stop_shows_it_whole(qtbot, tmp_path, monkeypatch):

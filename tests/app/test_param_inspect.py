@@ -10,6 +10,7 @@ import engine
 import engine.nn as nn
 import engine.tape
 from app.window import MainWindow
+from tests.app.graphs import sgd_steps
 
 TIMEOUT = 15_000  # ms
 MODELS: list = []  # the model each run built, for the expected values
@@ -40,12 +41,7 @@ def train(steps: int = 2):
     engine.manual_seed(0)
     model = Net()
     MODELS.append(model)
-    opt = engine.optim.SGD(model.parameters(), lr=0.1)
-    x = engine.randn(32, 8)
-    for _ in range(steps):
-        opt.zero_grad()
-        model(x).pow(2).mean().backward()
-        opt.step()
+    sgd_steps(model, engine.randn(32, 8), steps)
 
 
 def paused(window) -> bool:
