@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem
 
 from engine.debug.source import short_message
+from widgets.theme import ERROR_TEXT, pick
 
 KEY = Qt.ItemDataRole.UserRole
 KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "NaN/Inf (backward)",
@@ -62,7 +63,7 @@ class AlertsPanel(QTreeWidget):
             item.setToolTip(col, message if col != 2 else f"{where}\n{message}")
         if kind in SEVERE:
             for col in range(4):
-                item.setForeground(col, QColor("#c92a2a"))
+                item.setForeground(col, QColor(pick(ERROR_TEXT, self.palette())))
         self.addTopLevelItem(item)
         metrics = self.fontMetrics()
         widest = [max(w, metrics.horizontalAdvance(t) + TEXT_PAD) for w, t in zip(self._widest, texts[:3], strict=True)]

@@ -13,6 +13,10 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
+from widgets.theme import ERROR_FIELD as THEMED_ERROR_FIELD
+from widgets.theme import ERROR_TEXT as THEMED_ERROR_TEXT
+from widgets.theme import MUTED_TEXT, pick
+
 ERROR_TEXT = QColor("#c92a2a")
 ERROR_FIELD = QColor("#ffe3e3")  # a palette colour, not a style sheet: spin boxes keep their arrows
 NONE = "(none)"
@@ -82,7 +86,7 @@ class ArgForm(QWidget):
         self._errors: dict[str, str] = {}
         self._unparsed: dict[str, str] = {}  # argument -> why its typed text is not a value
         self.empty = QLabel("no arguments")
-        self.empty.setStyleSheet("color: #868e96;")
+        self.empty.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
 
     # ---- content --------------------------------------------------------------------------------
     def set_args(self, args: list[dict], values: dict) -> None:
@@ -90,7 +94,7 @@ class ArgForm(QWidget):
         while self._layout.rowCount():
             self._layout.removeRow(0)
         self.empty = QLabel("no arguments")
-        self.empty.setStyleSheet("color: #868e96;")
+        self.empty.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         self._args = list(args)
         self._values = dict(values)
         self._editors = {}
@@ -181,8 +185,9 @@ class ArgForm(QWidget):
             del self._errors[name]
         arg = next(a for a in self._args if a["name"] == name)
         tip = message or arg["allowed"]
-        for widget, role, color in ((editor, QPalette.ColorRole.Base, ERROR_FIELD),
-                                    (self._labels[name], QPalette.ColorRole.WindowText, ERROR_TEXT)):
+        field, text = QColor(pick(THEMED_ERROR_FIELD)), QColor(pick(THEMED_ERROR_TEXT))
+        for widget, role, color in ((editor, QPalette.ColorRole.Base, field),
+                                    (self._labels[name], QPalette.ColorRole.WindowText, text)):
             palette = widget.palette()
             palette.setColor(role, color if message else self.palette().color(role))
             widget.setPalette(palette)

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from widgets.arg_form import ArgForm
 from widgets.build_setup import DataForm, TrainingForm
 from widgets.layer_tree import ROLE, LayerTree, PaletteTree, path_of
+from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, OK_TEXT, SECONDARY_TEXT, pick
 
 ERROR = QColor("#c92a2a")
 ERROR_ROW = QColor("#ffe3e3")
@@ -113,7 +114,7 @@ class BuilderPanel(QWidget):
             if group is None:
                 group = groups[entry["group"]] = QTreeWidgetItem(self.palette, [entry["group"]])
                 group.setFlags(Qt.ItemFlag.ItemIsEnabled)
-                group.setForeground(0, QBrush(MUTED))
+                group.setForeground(0, QBrush(QColor(pick(MUTED_TEXT))))
                 group.setExpanded(entry["group"] in ("Blocks", "Linear", "Activations"))
             item = QTreeWidgetItem(group, [entry["type"]])
             item.setData(0, ROLE, entry["type"])
@@ -144,7 +145,7 @@ class BuilderPanel(QWidget):
             b.clicked.connect(slot)
             tools.addWidget(b)
         self.summary = QLabel()
-        self.summary.setStyleSheet("color: #868e96;")
+        self.summary.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         tools.addStretch(1)
         tools.addWidget(self.summary)
         QShortcut(QKeySequence.StandardKey.Delete, self.tree, self._remove_current)
@@ -174,7 +175,7 @@ class BuilderPanel(QWidget):
         scroll.setWidget(self.layer_args)
         self.layer_doc = QLabel()
         self.layer_doc.setWordWrap(True)
-        self.layer_doc.setStyleSheet("color: #495057;")
+        self.layer_doc.setStyleSheet(f"color: {pick(SECONDARY_TEXT)};")
         bv = QVBoxLayout(self.args_box)
         bv.addWidget(self.layer_doc)
         bv.addWidget(scroll, 1)
@@ -470,13 +471,13 @@ class BuilderPanel(QWidget):
                 got = (shape or {}).get("in")
                 item.setText(1, f"\u2717 gets {got}, needs {expected}" if expected else "\u2717 does not fit")
                 for col in (0, 1):
-                    item.setForeground(col, QBrush(ERROR))
-                    item.setBackground(col, QBrush(ERROR_ROW))
+                    item.setForeground(col, QBrush(QColor(pick(ERROR_TEXT))))
+                    item.setBackground(col, QBrush(QColor(pick(ERROR_FIELD))))
                     item.setToolTip(col, error)
             else:
                 item.setText(1, (shape or {}).get("out") or "")
                 item.setForeground(0, QBrush(self.tree.palette().text().color()))
-                item.setForeground(1, QBrush(MUTED))
+                item.setForeground(1, QBrush(QColor(pick(MUTED_TEXT))))
                 for col in (0, 1):
                     item.setData(col, Qt.ItemDataRole.BackgroundRole, None)
                 tip = f"in {shape['in']} \u2192 out {shape['out']}" if shape and shape.get("out") else ""
@@ -484,11 +485,11 @@ class BuilderPanel(QWidget):
                 item.setToolTip(1, tip)
         problems = r["problems"]
         if problems:
-            self.status.setStyleSheet(ERROR_STYLE)
+            self.status.setStyleSheet(f"color: {pick(ERROR_TEXT)};")
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             self.status.setText(f"\u2717 {problems[0]['message']}{more}")
         else:
-            self.status.setStyleSheet(OK_STYLE)
+            self.status.setStyleSheet(f"color: {pick(OK_TEXT)};")
             self.status.setText(f"\u2713 Ready: {r['input']} \u2192 {r['output']}, {r['parameters']:,} parameters")
         count = sum(1 for _ in _walk(self.tree))
         params = f" \u00b7 {r['parameters']:,} parameters" if r["ok"] else ""
@@ -554,7 +555,7 @@ class BuilderPanel(QWidget):
         return True
 
     def _fail(self, message: str) -> None:
-        self.status.setStyleSheet(ERROR_STYLE)
+        self.status.setStyleSheet(f"color: {pick(ERROR_TEXT)};")
         self.status.setText(f"\u2717 {message}")
 
     def _save_dialog(self) -> None:

@@ -17,6 +17,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontMetrics, QTextOption
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
+from widgets.theme import MUTED_TEXT, SECONDARY_TEXT, pick
+
 GRAD, UPDATE_RATIO, WEIGHT, UPDATE = "gradient norm", "update / weight", "weight norm", "update norm"
 METRICS = (GRAD, UPDATE_RATIO, WEIGHT, UPDATE)
 GOOD_RATIO = 1e-3  # a common rule of thumb: updates around a thousandth of the weights
@@ -74,7 +76,7 @@ class GradientFlowChart(QWidget):
         self.metric_box.currentIndexChanged.connect(self._redraw)
         self.grouping_box.currentIndexChanged.connect(self._redraw)
         self.where = QLabel()
-        self.where.setStyleSheet("color: #868e96")
+        self.where.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         # the controls may shrink with a narrow dock: their width once pushed the bars' values out of view
         self.where.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         for w in (self.metric_box, self.grouping_box):
@@ -98,7 +100,7 @@ class GradientFlowChart(QWidget):
                                       pen=pg.mkPen("#2f9e44", width=1, style=Qt.PenStyle.DashLine))
         self.plot.addItem(self._guide, ignoreBounds=True)
         self._texts: list[pg.TextItem] = []
-        self.empty = pg.TextItem("", color="#868e96", anchor=(0.5, 0.5))
+        self.empty = pg.TextItem("", color=pick(MUTED_TEXT), anchor=(0.5, 0.5))
         wrapped = QTextOption(Qt.AlignmentFlag.AlignHCenter)  # a narrow dock cut it off on both sides
         wrapped.setWrapMode(QTextOption.WrapMode.WordWrap)
         self.empty.textItem.document().setDefaultTextOption(wrapped)
@@ -186,7 +188,7 @@ class GradientFlowChart(QWidget):
         self._bars.setOpts(x0=np.full(n, lo), x1=ends, y=np.arange(n), height=0.7,
                            brushes=[pg.mkBrush(c) for c in colours])
         for i, x in enumerate(v):
-            text = pg.TextItem(f"{x:.3g}", color="#495057", anchor=(0, 0.5))
+            text = pg.TextItem(f"{x:.3g}", color=pick(SECONDARY_TEXT, self.palette()), anchor=(0, 0.5))
             text.setPos(ends[i], i)
             self.plot.addItem(text, ignoreBounds=True)
             self._texts.append(text)

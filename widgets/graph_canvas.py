@@ -22,15 +22,17 @@ It emits intent (nodeClicked, nodeDoubleClicked, groupToggleRequested); the app 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QLinearGradient, QPainter, QPen
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QLinearGradient, QPainter, QPalette, QPen
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsItem, QToolTip
 
 from widgets.module_tree import name_under
+from widgets.theme import is_dark, luminance
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
 BACKGROUND = "#f6f7f9"
@@ -67,6 +69,56 @@ GROUP_BORDER = "#a9b3c2"
 EDGE = "#9aa3b1"
 BACKWARD = "#e8590c"
 CURRENT, SELECTED, CHANGED = "#f59f00", "#1c7ed6", "#2f9e44"
+
+
+@dataclass(frozen=True)
+class CanvasColours:
+    """Everything the canvas paints that depends on a light or dark palette."""
+
+    background: str = BACKGROUND
+    palette: tuple = tuple(PALETTE)  # (fill, border) per op family, as PALETTE
+    unknown: tuple = UNKNOWN
+    group_fills: tuple = tuple(GROUP_FILLS)
+    group_border: str = GROUP_BORDER
+    title_tint: tuple = (40, 60, 90, 22)  # over a module box's title bar
+    title_text: str = "#3b4452"
+    edge: str = EDGE
+    edge_text: str = "#5f6875"  # 5.3 on the background (#6b7482 read at 4.4)
+    port: tuple = ("#ffffff", "#5f6b7a")  # fill, line
+    selected: str = SELECTED
+    changed: str = CHANGED
+    legend: tuple = ("#c3cad5", (255, 255, 255, 230), "#222", "#444")  # border, fill, title, text
+    dark: bool = False
+
+
+LIGHT_COLOURS = CanvasColours()
+# dark, tinted fills with bright borders: labels turn white on them (see _Nodes.set_colours); NaN red,
+# Inf amber, the current op's amber halo and breakpoint red stay as in light mode, so they mean the same
+DARK_COLOURS = CanvasColours(
+    background="#1e1f22",
+    palette=(("#1e3a5f", "#5b9bd5"), ("#1f3d24", "#69b35c"), ("#173d3a", "#45b0a6"), ("#342a4a", "#a38bd8"),
+             ("#4a2124", "#e5686a"), ("#2c3038", "#8f99a8"), ("#30343b", "#9aa4b3"),
+             ("#453a17", "#d4a72c"), ("#1d3d27", "#5bb673"), ("#352f4d", "#9488e6")),
+    unknown=("#2c2f35", "#7a828e"),
+    group_fills=("#26282d", "#2e3137"),
+    group_border="#5f6672",
+    title_tint=(255, 255, 255, 14),
+    title_text="#d0d6de",
+    edge="#7a8392",
+    edge_text="#a3acb9",
+    port=("#c3cad5", "#1e1f22"),
+    selected="#4dabf7",
+    changed="#51cf66",
+    legend=("#4a505a", (43, 45, 49, 235), "#e9ecef", "#c9d1dc"),
+    dark=True,
+)
+
+
+def canvas_colours(palette: QPalette) -> CanvasColours:
+    """The canvas colours for `palette`: dark ones (on the palette's Base) when its window is dark."""
+    if not is_dark(palette):
+        return LIGHT_COLOURS
+    return replace(DARK_COLOURS, background=palette.color(QPalette.ColorRole.Base).name())
 
 
 def family_index(op: str, kind: int) -> int:
@@ -119,6 +171,7 @@ class _Nodes(pg.GraphicsObject):
         self.detail = False
         self.typical_width = 0.0
         self.tone = np.zeros(0, np.int64)  # LIGHT, MID or DARK per node: its label's colours
+        self.port = (QColor(LIGHT_COLOURS.port[0]), QColor(LIGHT_COLOURS.port[1]))  # fill, line
         self._bounds = QRectF()
 
     def set_data(self, rects: np.ndarray, ports: np.ndarray) -> None:
@@ -142,7 +195,7 @@ class _Nodes(pg.GraphicsObject):
         # labels on dark or saturated fills (the NaN red) are drawn in white: HSL lightness calls that
         # red light, and its grey shape line read at a contrast of 1.9; on mid fills (the Inf amber) the
         # grey shape line gets darker
-        lum = np.array([_luminance(c) for c in fills], float)
+        lum = np.array([luminance(c) for c in fills], float)
         self.tone = np.select([lum < 0.3, lum < 0.6], [DARK, MID], LIGHT)[colour]
         self.pens = [pg.mkPen(c, width=1, cosmetic=True) for c in borders]
         order = np.argsort(colour, kind="stable")
@@ -183,8 +236,8 @@ class _Nodes(pg.GraphicsObject):
         p = self.ports
         if len(p):
             near = _inside(p, p, exposed)
-            painter.setBrush(QColor("#ffffff"))
-            painter.setPen(pg.mkPen("#5f6b7a", width=1, cosmetic=True))
+            painter.setBrush(self.port[0])
+            painter.setPen(pg.mkPen(self.port[1], width=1, cosmetic=True))
             d = 3.0 / scale
             for x, y in p[near].tolist():
                 painter.drawEllipse(QPointF(x, y), d, d)
@@ -240,6 +293,7 @@ class _Groups(pg.GraphicsObject):
         self.rects = np.zeros((0, 4))
         self.depth = np.zeros(0, np.int64)
         self.title_h = title_h
+        self.colours = LIGHT_COLOURS
         self._batches: list = []
         self._titles: list = []
         self._bounds = QRectF()
@@ -248,7 +302,7 @@ class _Groups(pg.GraphicsObject):
         self.prepareGeometryChange()
         self.rects, self.depth = rects, depth
         # outer boxes first: one batch per depth, so an inner box is never painted over by its parent
-        fills = [QColor(c) for c in GROUP_FILLS]
+        fills = [QColor(c) for c in self.colours.group_fills]
         self._batches = [(fills[d % len(fills)], [QRectF(*r) for r in rects[depth == d].tolist()])
                          for d in np.unique(depth).tolist()]
         self._titles = [QRectF(x, y, w, min(self.title_h, h)) for x, y, w, h in rects.tolist()]
@@ -262,13 +316,17 @@ class _Groups(pg.GraphicsObject):
     def boundingRect(self) -> QRectF:
         return self._bounds
 
+    def set_colours(self, colours: CanvasColours) -> None:
+        self.colours = colours
+        self.set_data(self.rects, self.depth)
+
     def paint(self, painter: QPainter, option, widget=None) -> None:
-        painter.setPen(pg.mkPen(GROUP_BORDER, width=1, cosmetic=True))
+        painter.setPen(pg.mkPen(self.colours.group_border, width=1, cosmetic=True))
         for fill, batch in self._batches:
             painter.setBrush(fill)
             painter.drawRects(batch)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(40, 60, 90, 22))
+        painter.setBrush(QColor(*self.colours.title_tint))
         if self._titles:
             painter.drawRects(self._titles)
 
@@ -286,6 +344,7 @@ class _Marks(pg.GraphicsObject):
         self.show_badges = False
         self.breakpoints = np.zeros(0, np.int64)  # nodes a breakpoint names
         self.group_breakpoints = np.zeros((0, 2))  # top-left corners of module boxes a breakpoint names
+        self.colours = LIGHT_COLOURS
         self._bounds = QRectF()
 
     def set_rects(self, rects: np.ndarray, bounds: QRectF) -> None:
@@ -308,7 +367,7 @@ class _Marks(pg.GraphicsObject):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         if len(self.changed):
-            pen = pg.mkPen(CHANGED, width=2, cosmetic=True)
+            pen = pg.mkPen(self.colours.changed, width=2, cosmetic=True)
             pen.setStyle(Qt.PenStyle.DashLine)
             painter.setPen(pen)
             painter.drawRects([self._rect(i, 3 * px) for i in self.changed.tolist()])
@@ -331,7 +390,7 @@ class _Marks(pg.GraphicsObject):
                 painter.drawEllipse(QPointF(x, y), r, r)
             painter.setBrush(Qt.BrushStyle.NoBrush)
         # a halo several pixels wide, so the node stands out even when the graph is a speck
-        for i, colour in ((self.selected, SELECTED), (self.current, CURRENT)):
+        for i, colour in ((self.selected, self.colours.selected), (self.current, CURRENT)):
             if i >= 0:
                 painter.setPen(pg.mkPen(colour, width=3, cosmetic=True))
                 painter.drawRect(self._rect(i, 3 * px))
@@ -413,11 +472,12 @@ class _Legend(pg.GraphicsObject):
         self.log = False
         self.colours: list[QColor] = []
         self.flags: tuple[int, ...] = ()  # the levels shown (INF_ONLY, NAN) when coloured by op family
+        self.theme = LIGHT_COLOURS
         self.setZValue(20)
 
     def _swatches(self) -> list:
         if self.name:
-            return list(self.SWATCHES)
+            return [*self.SWATCHES[:2], (self.theme.unknown, self.SWATCHES[2][1])]
         return [swatch for swatch, level in zip(self.SWATCHES[:2], (NAN, INF_ONLY), strict=True) if level in self.flags]
 
     def boundingRect(self) -> QRectF:
@@ -428,8 +488,9 @@ class _Legend(pg.GraphicsObject):
         if not swatches:
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(pg.mkPen("#c3cad5"))
-        painter.setBrush(QColor(255, 255, 255, 230))
+        border, fill, _title, text_colour = self.theme.legend
+        painter.setPen(pg.mkPen(border))
+        painter.setBrush(QColor(*fill))
         painter.drawRoundedRect(self.boundingRect(), 6, 6)
         font = QFont()
         font.setPixelSize(11)
@@ -441,11 +502,12 @@ class _Legend(pg.GraphicsObject):
             painter.setBrush(QColor(fill))
             painter.setPen(pg.mkPen(border))
             painter.drawRect(QRectF(x, y + 17 * j, 12, 12))
-            painter.setPen(QColor("#444"))
+            painter.setPen(QColor(text_colour))
             painter.drawText(QRectF(x + 16, y + 17 * j - 1, 70, 14), int(Qt.AlignmentFlag.AlignLeft), text)
 
     def _paint_bar(self, painter: QPainter) -> None:
-        painter.setPen(QColor("#222"))
+        _border, _fill, title, text_colour = self.theme.legend
+        painter.setPen(QColor(title))
         scale = " (log)" if self.log else ""
         painter.drawText(QRectF(8, 4, 234, 14), int(Qt.AlignmentFlag.AlignLeft), f"{self.name}{scale}")
         grad = QLinearGradient(8, 0, 168, 0)
@@ -454,7 +516,7 @@ class _Legend(pg.GraphicsObject):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QBrush(grad))
         painter.drawRect(QRectF(8, 21, 160, 12))
-        painter.setPen(QColor("#444"))
+        painter.setPen(QColor(text_colour))
         painter.drawText(QRectF(8, 36, 80, 14), int(Qt.AlignmentFlag.AlignLeft), _number(self.lo))
         painter.drawText(QRectF(88, 36, 80, 14), int(Qt.AlignmentFlag.AlignRight), _number(self.hi))
 
@@ -464,13 +526,6 @@ def _blend(under: QColor, over: QColor, alpha: float) -> QColor:
     return QColor(*(round(u + (o - u) * alpha) for u, o in
                     zip((under.red(), under.green(), under.blue()), (over.red(), over.green(), over.blue()),
                         strict=True)))
-
-
-def _luminance(colour: QColor) -> float:
-    """Relative luminance (WCAG 2) of an sRGB colour: 0 black, 1 white."""
-    def linear(c: float) -> float:
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-    return 0.2126 * linear(colour.redF()) + 0.7152 * linear(colour.greenF()) + 0.0722 * linear(colour.blueF())
 
 
 def _number(v: float) -> str:
@@ -492,6 +547,7 @@ class GraphCanvas(pg.GraphicsView):
     selectionChanged = Signal(str)
 
     def __init__(self, parent=None) -> None:
+        self.colours = LIGHT_COLOURS
         super().__init__(parent, background=BACKGROUND)
         self.box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.02)
         self.setCentralItem(self.box)
@@ -519,8 +575,8 @@ class GraphCanvas(pg.GraphicsView):
         self._fonts: dict = {}
         self._group_titles: list[str] = []
         self._group_depth = np.zeros(1, np.int64)
-        # title bars: the box fill under the bar's tint, opaque
-        self._title_fills = [_blend(QColor(c), QColor(40, 60, 90), 22 / 255) for c in GROUP_FILLS]
+        self._title_fills: list[QColor] = []
+        self._last_values: tuple = (None, None, "", None)  # set_node_values's arguments, to recolour with
         self.view = None
         self.layout_data = None
         self._index: dict[str, int] = {}
@@ -533,6 +589,7 @@ class GraphCanvas(pg.GraphicsView):
         self._detail_timer.setSingleShot(True)
         self._detail_timer.timeout.connect(self._update_detail)
         self._closed = False
+        self._apply_colours(canvas_colours(self.palette()))
         self.box.sigTransformChanged.connect(self._schedule_detail)
         self.box.sigRangeChanged.connect(self._schedule_detail)
         self.scene().sigMouseClicked.connect(self._on_click)
@@ -591,18 +648,22 @@ class GraphCanvas(pg.GraphicsView):
         view = self.view
         if view is None:
             return
+        self._last_values = (values, nonfinite, name, notes)
         n = len(view.keys)
+        theme = self.colours
         if values is None:
             ops = getattr(view, "op", None) or [""] * n
             colour = np.array([family_index(ops[i], int(view.kind[i])) for i in range(n)], np.int64)
-            fills = [QColor(f) for f, _ in PALETTE]
-            borders = [QColor(b) for _, b in PALETTE]
+            fills = [QColor(f) for f, _ in theme.palette]
+            borders = [QColor(b) for _, b in theme.palette]
             self.legend.name = ""
         else:
             bins, colours, lo, hi = metric_colours(np.asarray(values, float))
             colour = np.where(bins < 0, METRIC_BINS, bins)
-            fills = [*colours, QColor(UNKNOWN[0])]
-            borders = [*(c.darker(140) for c in colours), QColor(UNKNOWN[1])]
+            fills = [*colours, QColor(theme.unknown[0])]
+            # a border sets a node off the background: lighter than viridis's dark end on a dark canvas
+            borders = [*((c.lighter(160) if theme.dark else c.darker(140)) for c in colours),
+                       QColor(theme.unknown[1])]
             self.legend.name, self.legend.lo, self.legend.hi = name or "metric", lo, hi
             self.legend.log = bool(lo > 0 and hi / lo > 100) if not math.isnan(lo) else False
             self.legend.colours = colours
@@ -897,7 +958,7 @@ class GraphCanvas(pg.GraphicsView):
         r = layout.group_rect
         names = self._group_titles
         classes = getattr(view, "group_cls", [""] * len(names))
-        colour = QColor("#3b4452")
+        colour = QColor(self.colours.title_text)
         bar = np.stack((r[:, 0] + r[:, 2], r[:, 1] + 24.0), axis=1)
         for g in _inside(r[:, :2], bar, rect).tolist():
             if used >= POOL:
@@ -908,7 +969,7 @@ class GraphCanvas(pg.GraphicsView):
             text = f"{names[g]}  \u00b7  {classes[g]}" if classes[g] and classes[g] != names[g] else names[g]
             self._labels[used].show_text(x, y, (text,), QRectF(1, 1, w * scale - 2, 24 * scale - 1),
                                          (self._font(11, True),), (colour,), Qt.AlignmentFlag.AlignLeft,
-                                         self._title_fills[self._group_depth[g] % len(GROUP_FILLS)])
+                                         self._title_fills[self._group_depth[g] % len(self._title_fills)])
             used += 1
         return used
 
@@ -917,7 +978,7 @@ class GraphCanvas(pg.GraphicsView):
         shapes = getattr(self.view, "edge_shape", None)
         if shapes is None or scale < 1.1 or not len(self._edge_anchor):
             return used
-        colour = QColor("#6b7482")
+        colour = QColor(self.colours.edge_text)
         anchor = self._edge_anchor
         for e in _inside(anchor, anchor, rect).tolist():
             if used >= POOL:
@@ -949,6 +1010,31 @@ class GraphCanvas(pg.GraphicsView):
         super().resizeEvent(event)
         self._schedule_detail()
 
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and not getattr(self, "_closed", True):
+            colours = canvas_colours(self.palette())
+            if colours != self.colours:
+                self._apply_colours(colours)
+
+    def _apply_colours(self, colours: CanvasColours) -> None:
+        """Paint with `colours` from now on (the palette turned light or dark)."""
+        self.colours = colours
+        self.setBackground(colours.background)
+        tint = QColor(*colours.title_tint[:3])
+        # title bars: the box fill under the bar's tint, opaque
+        self._title_fills = [_blend(QColor(c), tint, colours.title_tint[3] / 255) for c in colours.group_fills]
+        self.groups_item.set_colours(colours)
+        self.edges_item.pen.setColor(QColor(colours.edge))
+        self.edges_item.update()
+        self.nodes_item.port = (QColor(colours.port[0]), QColor(colours.port[1]))
+        self.marks_item.colours = colours
+        self.marks_item.update()
+        self.legend.theme = colours
+        self.legend.update()
+        if self.view is not None:
+            self.set_node_values(*self._last_values)  # fills, borders and label tones
+
     def close(self) -> bool:
         """Close the canvas (pyqtgraph then deletes the view box: no label updates after this)."""
         self._closed = True
@@ -967,7 +1053,7 @@ class GraphCanvas(pg.GraphicsView):
         size = self.viewport().size()
         image = QImage(QSize(max(1, int(size.width() * scale)), max(1, int(size.height() * scale))),
                        QImage.Format.Format_ARGB32)
-        image.fill(QColor(BACKGROUND))
+        image.fill(QColor(self.colours.background))
         painter = QPainter(image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         self.render(painter, QRectF(image.rect()), self.viewport().rect())
@@ -989,6 +1075,6 @@ class GraphCanvas(pg.GraphicsView):
         gen.setViewBox(QRectF(0, 0, size.width(), size.height()))
         gen.setTitle("Tapescope graph")
         painter = QPainter(gen)
-        painter.fillRect(QRectF(0, 0, size.width(), size.height()), QColor(BACKGROUND))
+        painter.fillRect(QRectF(0, 0, size.width(), size.height()), QColor(self.colours.background))
         self.render(painter, QRectF(0, 0, size.width(), size.height()), self.viewport().rect())
         painter.end()

@@ -20,6 +20,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from widgets.theme import MUTED_TEXT, pick
+
 MAX_SIDE = 512
 _DIVERGING = pg.colormap.get("CET-D1")  # blue - white - red: the sign of a value reads at a glance
 _SEQUENTIAL = pg.colormap.get("viridis")
@@ -81,7 +83,7 @@ class HeatmapView(QWidget):
             combo.currentIndexChanged.connect(self._axes_picked)
             bar.addWidget(combo)
         self.info = QLabel()
-        self.info.setStyleSheet("color: #868e96")
+        self.info.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         bar.addStretch(1)
         bar.addWidget(self.info)
         self._axis_bar = QWidget()
@@ -107,7 +109,7 @@ class HeatmapView(QWidget):
         self.hover.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.addWidget(self.hover)
         self.empty = QLabel("No values loaded.", self.plots)
-        self.empty.setStyleSheet("color: #868e96")
+        self.empty.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         self.plots.scene().sigMouseMoved.connect(self._hovered)
         self._rebuild_controls()  # no array yet: no axes to choose (set_arrays rebuilds on a new shape only)
         self.set_arrays({})
@@ -224,7 +226,7 @@ class HeatmapView(QWidget):
         self._panels = {}
         for col, name in enumerate(self._arrays):
             plot = self.plots.addPlot(row=0, col=2 * col, title=name)
-            plot.setTitle(name, size="9pt", color="#868e96")
+            plot.setTitle(name, size="9pt", color=pick(MUTED_TEXT))
             plot.setMenuEnabled(False)
             plot.hideButtons()
             plot.invertY(True)

@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize
 
 from engine.debug.summary import TensorSummary
+from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick
 
 
 class HistogramView(pg.PlotWidget):
@@ -29,7 +30,7 @@ class HistogramView(pg.PlotWidget):
         self.showGrid(x=False, y=True, alpha=0.2)
         self.setMinimumSize(96, 100)  # three side by side in the inspector dock, without a scroll bar
         if title:
-            self.setTitle(title, size="9pt", color="#868e96")
+            self.setTitle(title, size="9pt", color=pick(MUTED_TEXT))
         for name in ("left", "bottom"):
             axis = self.getAxis(name)
             axis.enableAutoSIPrefix(False)
@@ -37,8 +38,8 @@ class HistogramView(pg.PlotWidget):
         self.getAxis("left").setWidth(46)
         self._bars = pg.BarGraphItem(x0=[], x1=[], height=[], brush=colour, pen=pg.mkPen(colour, width=0.5))
         self.addItem(self._bars)
-        self._note = pg.TextItem("", color="#868e96", anchor=(0.5, 0.5))
-        self._bad = pg.TextItem("", color="#c92a2a", anchor=(1, 0))
+        self._note = pg.TextItem("", color=pick(MUTED_TEXT), anchor=(0.5, 0.5))
+        self._bad = pg.TextItem("", color=pick(ERROR_TEXT), anchor=(1, 0))
         self.addItem(self._note, ignoreBounds=True)
         self.addItem(self._bad, ignoreBounds=True)
         self._edges = np.zeros(0)

@@ -9,6 +9,8 @@ import textwrap
 import numpy as np
 import pyqtgraph as pg
 
+from widgets.theme import MUTED_TEXT, pick
+
 
 def spans_decades(finite: np.ndarray) -> bool:
     """Whether positive losses span more than two decades: then a log axis shows them."""
@@ -51,7 +53,7 @@ class LossPlot(pg.PlotWidget):
         self.cursor.setVisible(False)
         self.addItem(self.cursor, ignoreBounds=True)
         self.no_loss_text = "no loss yet"
-        self.empty = pg.TextItem(self.no_loss_text, color="#868e96", anchor=(0.5, 0.5))
+        self.empty = pg.TextItem(self.no_loss_text, color=pick(MUTED_TEXT), anchor=(0.5, 0.5))
         self.addItem(self.empty, ignoreBounds=True)
         self.empty.setPos(0.5, 0.5)
         self.log = False

@@ -42,12 +42,13 @@ from PySide6.QtWidgets import (
 
 from engine.debug.edits import EditParam, Freeze, Reinit, Restore, SetOptimizer, SetSetting, SwapModule
 from engine.nn.settings import Setting
+from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, pick
 
 PATH = Qt.ItemDataRole.UserRole
 TYPES = {"float": float, "int": int, "bool": bool, "str": str}
 TIMES = "\u00d7"
-_MUTED = "color: #868e96"
-_REFUSED = "QLineEdit { border: 1px solid #e03131; border-radius: 2px; background: #fff5f5; }"
+_MUTED = "color: #868e96"  # where set at setup, _muted() follows a dark palette
+_REFUSED = "QLineEdit {{ border: 1px solid #e03131; border-radius: 2px; background: {fill}; }}"
 MAX_ELEMENTS = 65_536  # a selection's coordinates travel in the edit (and the tape): all, or at most this many
 
 
@@ -150,7 +151,7 @@ class _ValueEditor(QWidget):
         self.input.setToolTip("\n".join(t for t in (allowed, exact) if t))
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #c92a2a; font-size: 8pt")
+        self.error.setStyleSheet(f"color: {pick(ERROR_TEXT)}; font-size: 8pt")
         self.error.hide()
         box.addWidget(self.input)
         box.addWidget(self.error)
@@ -171,7 +172,7 @@ class _ValueEditor(QWidget):
         """Show why the value entered is not accepted."""
         self.error.setText(reason)
         self.error.show()
-        self.input.setStyleSheet(_REFUSED)
+        self.input.setStyleSheet(_REFUSED.format(fill=pick(ERROR_FIELD)))
 
     def accept(self, value) -> None:
         """The value entered was taken: it is the current value now."""
@@ -442,7 +443,7 @@ class ModuleEditor(QWidget):
         if nothing:
             note = QLabel(f"Nothing in {m['cls']} changes at runtime: its shapes are fixed when it is built.")
             note.setWordWrap(True)
-            note.setStyleSheet(_MUTED)
+            note.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
             box.addWidget(note)
 
     def _values_group(self, m: dict) -> QGroupBox:

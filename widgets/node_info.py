@@ -11,6 +11,8 @@ import math
 
 from PySide6.QtWidgets import QTextBrowser
 
+from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick
+
 TIMES = "\u00d7"
 
 
@@ -24,7 +26,7 @@ class NodeInfoPanel(QTextBrowser):
 
     def show_nothing(self, text: str = "Click a node to see its op, shapes and values.") -> None:
         """No node selected."""
-        self.setHtml(f"<p style='color:#868e96'>{html.escape(text)}</p>")
+        self.setHtml(f"<p style='color:{pick(MUTED_TEXT)}'>{html.escape(text)}</p>")
 
     def show_node(self, info) -> None:
         """Show a node: key, label, kind, op, module, in_shapes, out_shape, dtype, source, summary, grad."""
@@ -36,7 +38,7 @@ class NodeInfoPanel(QTextBrowser):
             rows.append(("source", f"{_short(src.file)}:{src.line}  {src.text}"))
         parts = [f"<h3 style='margin:2px 0'>{html.escape(info.label)}</h3>", _table(rows)]
         if getattr(info, "alert", ""):
-            parts.append(f"<p style='color:#c92a2a'><b>{html.escape(info.alert)}</b></p>")
+            parts.append(f"<p style='color:{pick(ERROR_TEXT)}'><b>{html.escape(info.alert)}</b></p>")
         for title, s in (("output", info.summary), ("gradient", info.grad)):
             if s is not None:
                 parts.append(f"<p style='margin:6px 0 2px 0'><b>{title}</b></p>" + _table(_summary_rows(s)))
@@ -54,12 +56,12 @@ def _summary_rows(s) -> list[tuple[str, str]]:
             ("mean \u00b1 std", f"{_num(s.mean)} \u00b1 {_num(s.std)}"),
             ("L2 norm", _num(s.norm)), ("zeros", f"{s.zero_count} of {s.numel}")]
     if s.nan_count or s.inf_count:
-        rows.append(("NaN / Inf", f"<span style='color:#c92a2a'>{s.nan_count} / {s.inf_count}</span>"))
+        rows.append(("NaN / Inf", f"<span style='color:{pick(ERROR_TEXT)}'>{s.nan_count} / {s.inf_count}</span>"))
     return rows
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
-    cells = "".join(f"<tr><td style='color:#868e96;padding-right:10px'>{html.escape(k)}</td>"
+    cells = "".join(f"<tr><td style='color:{pick(MUTED_TEXT)};padding-right:10px'>{html.escape(k)}</td>"
                     f"<td>{v if v.startswith('<span') else html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table cellspacing='0' cellpadding='1'>{cells}</table>"
 

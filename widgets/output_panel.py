@@ -5,8 +5,11 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit
 
+from widgets.theme import ERROR_TEXT, is_dark, pick
+
 STDERR = "#c92a2a"
 NOTE = "#7a8594"
+DARK_NOTE = "#9aa3ad"  # NOTE reads at 4.3 on the dark palette's Base: this at 6.6
 
 
 class OutputPanel(QPlainTextEdit):
@@ -22,7 +25,10 @@ class OutputPanel(QPlainTextEdit):
         font.setPointSizeF(max(font.pointSizeF() - 0.5, 8.0))
         self.setFont(font)
         self.setPlaceholderText("The script's output appears here.")
-        self._formats = {"stdout": QTextCharFormat(), "stderr": _format(STDERR), "note": _format(NOTE, True)}
+        # the palette at setup decides (text already shown keeps its colour)
+        dark = is_dark(self.palette())
+        self._formats = {"stdout": QTextCharFormat(), "stderr": _format(pick(ERROR_TEXT, self.palette())),
+                         "note": _format(DARK_NOTE if dark else NOTE, True)}
 
     def append_text(self, stream: str, text: str) -> None:
         """Add text the script wrote to "stdout" or "stderr" (or a "note" of the app's)."""

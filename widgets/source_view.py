@@ -7,7 +7,10 @@ import os
 from PySide6.QtGui import QColor, QFontDatabase, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout, QWidget
 
+from widgets.theme import is_dark
+
 HIGHLIGHT = "#ffe8a3"
+DARK_HIGHLIGHT = "#5c4a12"  # the same amber, dark enough for the dark palette's light text
 
 
 class SourceView(QWidget):
@@ -70,8 +73,9 @@ class SourceView(QWidget):
             return
         block = self.text.document().findBlockByNumber(line - 1)
         sel = QTextEdit.ExtraSelection()
-        sel.format.setBackground(QColor(HIGHLIGHT))
-        sel.format.setForeground(QColor("#212529"))
+        dark = is_dark(self.palette())  # taken when the line moves: a changed palette shows from the next step
+        sel.format.setBackground(QColor(DARK_HIGHLIGHT if dark else HIGHLIGHT))
+        sel.format.setForeground(self.palette().text().color() if dark else QColor("#212529"))
         sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
         sel.cursor = QTextCursor(block)
         self.text.setExtraSelections([sel])

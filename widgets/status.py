@@ -7,6 +7,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
 from widgets.elided_label import ElidedLabel
+from widgets.theme import MUTED_TEXT, is_dark, pick
 
 NOTE_WIDTH = 360  # the most pixels a note takes from a long state, which ends in "…" where it must
 STATE_COLOURS = {"running": "#2f9e44", "paused": "#f59f00", "finished": "#1c7ed6", "failed": "#e03131",
@@ -47,7 +48,7 @@ class StatusPanel(QWidget):
         self.rate = QLabel()
         self.note = ElidedLabel()
         self.note.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)  # as wide as _fit_note says
-        self.note.setStyleSheet("color: #868e96")
+        self.note.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         self._note_timer = QTimer(self)
         self._note_timer.setSingleShot(True)
         self._note_timer.timeout.connect(lambda: self.set_note(""))
@@ -114,6 +115,8 @@ class MessageBar(QFrame):
     closed = Signal()
     LEVELS = {"info": ("#e7f5ff", "#1c7ed6"), "warning": ("#fff9db", "#e67700"),
               "error": ("#fff5f5", "#e03131")}
+    DARK_LEVELS = {"info": ("#12324d", "#4dabf7"), "warning": ("#3d3214", "#fcc419"),
+                   "error": ("#3d1a1c", "#ff6b6b")}
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -134,9 +137,12 @@ class MessageBar(QFrame):
 
     def show_message(self, text: str, level: str = "info") -> None:
         """Show `text` until dismissed or replaced."""
-        fill, border = self.LEVELS.get(level, self.LEVELS["info"])
+        levels = self.DARK_LEVELS if is_dark(self.palette()) else self.LEVELS
+        fill, border = levels.get(level, levels["info"])
+        ink = "#e9ecef" if levels is self.DARK_LEVELS else "#212529"
         self.setStyleSheet(f"#MessageBar {{ background: {fill}; border: 1px solid {border}; "
-                           f"border-radius: 4px; }} #MessageBar QLabel {{ color: #212529; }}")
+                           f"border-radius: 4px; }} #MessageBar QLabel, #MessageBar QToolButton "
+                           f"{{ color: {ink}; }}")
         self.label.setText(text)
         self.level = level
         self.show()

@@ -44,6 +44,7 @@ from engine.debug.summary import TensorSummary
 from widgets.elided_label import ElidedLabel
 from widgets.heatmap import Difference, HeatmapView, ordinal
 from widgets.histogram import HistogramView
+from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick
 from widgets.value_table import ValueTable
 
 VALUE, GRAD, DIFF = "value", "gradient", "\u0394 prev. iteration"
@@ -53,7 +54,6 @@ STATS = ("min", "max", "mean", "std", "L2 norm", "zeros", "NaN", "Inf", "compute
 LOAD_TIP = "Fetch the full output and gradient (off the GUI thread)"
 COPY_LIMIT = 10_000  # elements: beyond this, values go to a .npy file, not the clipboard
 TIMES = "\u00d7"
-_BAD = QColor("#c92a2a")
 
 
 class TensorInspector(QWidget):
@@ -145,7 +145,7 @@ class TensorInspector(QWidget):
         self._arrays = {}
         self.title.setText("")
         self.meta.setText(text)
-        self.meta.setStyleSheet("color: #868e96")
+        self.meta.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         self._fill_stats()
         for name, view in self.histograms.items():
             view.show_summary(None)
@@ -182,7 +182,7 @@ class TensorInspector(QWidget):
         for name, view in self.histograms.items():
             view.show_summary(self._summaries.get(name))
             view.setVisible(name in self._summaries or name == VALUE)
-            view.setTitle(names.get(name, name), size="9pt", color="#868e96")
+            view.setTitle(names.get(name, name), size="9pt", color=pick(MUTED_TEXT))
         self.status.setText("")
         self._update_controls()
 
@@ -202,12 +202,12 @@ class TensorInspector(QWidget):
 
     def show_loading(self, text: str = "Fetching values\u2026") -> None:
         """Say that values are on their way."""
-        self.status.setStyleSheet("color: #868e96")
+        self.status.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         self.status.setText(text)
 
     def show_error(self, text: str) -> None:
         """Say why values could not be shown (for example: evicted from the value cache)."""
-        self.status.setStyleSheet("color: #c92a2a")
+        self.status.setStyleSheet(f"color: {pick(ERROR_TEXT)}")
         self.status.setText(text)
 
     # ---- what a person sees -------------------------------------------------------------------------
@@ -279,7 +279,7 @@ class TensorInspector(QWidget):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if STATS[row] in ("NaN", "Inf") and text not in ("", "0"):
-                    item.setForeground(_BAD)
+                    item.setForeground(QColor(pick(ERROR_TEXT, self.palette())))
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from engine.debug.records import OPTIMIZER, PHASES, EventRecord
 from widgets.elided_label import ElidedLabel
+from widgets.theme import MUTED_TEXT, is_dark, pick
 
 PHASE_CODE = {name: i for i, name in enumerate(PHASES)}
 PHASE_COLOURS = ("#74c0fc", "#ffa94d", "#8ce99a")  # forward, backward, optimizer
@@ -327,14 +328,15 @@ class TimelineView(QWidget):
         p.fillRect(0, 0, w, h, pal.color(QPalette.ColorRole.Base))
         text = pal.color(QPalette.ColorRole.Text)
         if not self._n:
-            p.setPen(QColor("#868e96"))
+            p.setPen(QColor(pick(MUTED_TEXT, pal)))
             p.drawText(QRectF(0, 0, w, h), Qt.AlignmentFlag.AlignCenter, "No events yet.")
             return
         band_top = RULER
         self._paint_bands(p, band_top, w)
         self._paint_ruler(p, w, text)
         self._paint_markers(p, band_top + BAND + 1)
-        self._paint_cursor(p, h)
+        # the cursor is the darkest mark on a light strip, the lightest on a dark one
+        self._paint_cursor(p, h, text if is_dark(pal) else QColor(CURSOR))
         if self.hasFocus():
             p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 1))
             p.setBrush(Qt.BrushStyle.NoBrush)
@@ -412,7 +414,7 @@ class TimelineView(QWidget):
             for x in xs.tolist():
                 p.drawPath(_glyph(kind, x, top + 2))
 
-    def _paint_cursor(self, p: QPainter, h: int) -> None:
+    def _paint_cursor(self, p: QPainter, h: int, colour: QColor) -> None:
         if self.at_start:
             x = float(self._x_of(0.0))  # on the left edge of the first event: not on it yet
         elif 0 <= self._cursor < self._n:
@@ -422,10 +424,10 @@ class TimelineView(QWidget):
         if not -2 <= x <= self.width() + 2:
             return
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.setPen(QPen(QColor(CURSOR), 2))
+        p.setPen(QPen(colour, 2))
         p.drawLine(QPointF(x, RULER - 2), QPointF(x, h))
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor(CURSOR))
+        p.setBrush(colour)
         handle = (QPointF(x - 5, RULER - 8), QPointF(x + 5, RULER - 8), QPointF(x, RULER - 1))
         p.drawPolygon(QPolygonF(list(handle)))
 
@@ -631,7 +633,7 @@ def _legend(names: bool) -> QLabel:
     glyphs += [(MARKER_COLOURS[k], g, k) for k, g in zip(MARKERS, ("\u25cf", "\u25b2", "\u25c6"))]
     parts = [f"<span style='color:{c}'>{g}</span>" + (f"&nbsp;{n}" if names else "") for c, g, n in glyphs]
     label = QLabel(("&nbsp;&nbsp;" if names else "&nbsp;").join(parts))
-    label.setStyleSheet("color: #868e96")
+    label.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
     label.setMinimumWidth(1)  # the timeline hides it where it does not fit: it must not hold the dock wide
     if not names:
         label.setToolTip("<br>".join(f"<span style='color:{c}'>{g}</span>&nbsp;{n}" for c, g, n in glyphs))

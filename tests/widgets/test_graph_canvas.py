@@ -10,7 +10,8 @@ import engine
 from app.layout import layout_view
 from engine import nn
 from tests.app.graphs import mlp_graph_model, recorded_model
-from widgets.graph_canvas import BACKGROUND, INF_ONLY, INFINITE, NAN, NONFINITE, GraphCanvas, _luminance
+from widgets.graph_canvas import BACKGROUND, INF_ONLY, INFINITE, NAN, NONFINITE, GraphCanvas
+from widgets.theme import luminance
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def test_nodes_holding_only_infinities_are_amber_and_nan_nodes_red(qtbot, canvas
     assert pixel_at(canvas, "Sequential.2/linear:0") == QColor(INFINITE[0])
     assert QColor(INFINITE[0]) != QColor(NONFINITE[0])
     # lighter than the red by far: told apart by lightness too, without telling red from orange
-    assert _luminance(QColor(INFINITE[0])) > 2 * _luminance(QColor(NONFINITE[0]))
+    assert luminance(QColor(INFINITE[0])) > 2 * luminance(QColor(NONFINITE[0]))
     qtbot.mouseMove(canvas.viewport(), canvas.view_point("Sequential.2/linear:0"))
     qtbot.waitUntil(lambda: "\u00b1Inf in its output, no NaN" in canvas.toolTip())
     assert "module: Sequential.2" in canvas.toolTip()
