@@ -20,6 +20,7 @@ from app.graph_model import MODULE, GraphModel, breakpoint_marks
 from app.layout import LayoutCache, LayoutJob, layout_view
 from widgets.graph_canvas import GraphCanvas
 from widgets.module_tree import ModuleTree
+from widgets.theme import is_dark
 
 SYNC_LAYOUT_NODES = 600  # larger views are laid out on a worker thread
 COLOUR_BY = (("Op family", None), ("Activation |max|", "activation"), ("Gradient norm", "grad_norm"))
@@ -52,8 +53,10 @@ class GraphPresenter(QObject):
         self.hint = QLabel(canvas)
         self.hint.setObjectName("hint")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.hint.setStyleSheet("#hint { background: rgba(255, 255, 255, 235); color: #212529; "
-                                "border: 1px solid #ced4da; border-radius: 8px; padding: 12px 18px; }")
+        fill, ink, edge = (("rgba(43, 45, 49, 235)", "#e9ecef", "#4a505a") if is_dark(canvas.palette()) else
+                           ("rgba(255, 255, 255, 235)", "#212529", "#ced4da"))
+        self.hint.setStyleSheet(f"#hint {{ background: {fill}; color: {ink}; border: 1px solid {edge}; "
+                                "border-radius: 8px; padding: 12px 18px; }")
         self.hint.hide()
         canvas.installEventFilter(self)
         canvas.selectionChanged.connect(self._selection_changed)

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.layout import layout_view
 from tests.app.graphs import mlp_graph_model
+from tests.shots import shown
 from widgets.graph_canvas import BACKGROUND, DARK_COLOURS, LIGHT_COLOURS, TEXT_ON, GraphCanvas
 from widgets.source_view import SourceView
 from widgets.status import MessageBar
@@ -32,11 +33,7 @@ def dark_app(qapp):
 
 
 def _canvas(qtbot) -> GraphCanvas:
-    canvas = GraphCanvas()
-    qtbot.addWidget(canvas)
-    canvas.resize(400, 300)
-    canvas.show()
-    qtbot.waitExposed(canvas)
+    canvas = shown(qtbot, GraphCanvas(), 400, 300)
     view = mlp_graph_model().view()
     canvas.set_graph(view, layout_view(view))
     canvas.fit()
@@ -127,3 +124,22 @@ def test_a_canvas_region_is_unchanged_in_light(qtbot):
     canvas = _canvas(qtbot)
     canvas.box.setRange(QRectF(-200, -100, 400, 300), padding=0)
     assert canvas.render_image(1.0).pixelColor(2, 2) == QColor(BACKGROUND)
+
+
+def test_the_hint_over_an_empty_graph_is_dark_in_the_dark_palette(qtbot, dark_app):
+    # it stayed a white card with dark text over the dark canvas
+    from app.graph_presenter import GraphPresenter
+    from widgets.module_tree import ModuleTree
+
+    canvas = shown(qtbot, GraphCanvas(), 500, 300)
+    presenter = GraphPresenter(canvas, ModuleTree(), lambda text: None)
+    presenter.show_hint("Paused before the first op.")
+    qtbot.waitUntil(presenter.hint.isVisible)
+    image = presenter.hint.grab().toImage()
+    fill = image.pixelColor(image.width() // 2, 4)
+    assert is_dark_colour(fill), fill.name()
+    assert "color: #e9ecef" in presenter.hint.styleSheet() and contrast(QColor("#e9ecef"), fill) >= 4.5
+
+
+def is_dark_colour(colour: QColor) -> bool:
+    return luminance(colour) < 0.2
