@@ -21,14 +21,18 @@ METHODS = (
     "gather", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_select", "masked_fill",
     "masked_select", "unbind", "narrow", "sort", "argsort", "topk", "tril", "triu", "mm", "bmm",
     "remainder", "lerp", "addcmul", "addcdiv",
+    "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "outer", "addmm",
+    "repeat_interleave", "diff", "median",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
            "negative": "neg", "absolute": "abs", "swapdims": "transpose", "moveaxis": "movedim",
-           "greater": "gt", "less": "lt", "greater_equal": "ge", "less_equal": "le", "not_equal": "ne"}
+           "greater": "gt", "less": "lt", "greater_equal": "ge", "less_equal": "le", "not_equal": "ne",
+           "arctan2": "atan2", "ger": "outer"}
 # In-place variants `name_`: computed out of place, then written into the tensor's storage.
 INPLACE = ("add", "sub", "mul", "div", "pow", "clamp", "neg", "exp", "log", "sqrt", "abs", "sigmoid", "tanh",
            "relu", "masked_fill", "scatter", "scatter_add", "scatter_reduce", "index_add", "tril", "triu", "sign",
-           "sin", "cos", "square", "reciprocal", "remainder", "lerp", "addcmul", "addcdiv")
+           "sin", "cos", "square", "reciprocal", "remainder", "lerp", "addcmul", "addcdiv",
+           "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "addmm")
 # Operators: (dunder, function, reflected dunder or None, in-place dunder or None)
 OPERATORS = (
     ("__add__", "add", "__radd__", "__iadd__"),

@@ -352,14 +352,17 @@ class BuilderPanel(QWidget):
             self.remove_layer(path_of(item))
 
     def _to_palette(self) -> None:
-        """Enter in the filter: the first layer it shows becomes current in the palette, which takes focus."""
-        for g in range(self.palette.topLevelItemCount()):
-            group = self.palette.topLevelItem(g)
-            shown = [group.child(i) for i in range(group.childCount()) if not group.child(i).isHidden()]
-            if not group.isHidden() and shown:
-                self.palette.setCurrentItem(shown[0])
-                self.palette.setFocus()
-                return
+        """Enter in the filter: the layer it names becomes current in the palette, which takes focus; the
+        layer named exactly ("tanh": Tanh, not Hardtanh), else one whose name starts so, else the first shown."""
+        text = self.filter.text().strip().lower()
+        shown = [group.child(i) for g in range(self.palette.topLevelItemCount())
+                 if not (group := self.palette.topLevelItem(g)).isHidden()
+                 for i in range(group.childCount()) if not group.child(i).isHidden()]
+        if shown:
+            best = min(range(len(shown)), key=lambda i: (shown[i].text(0).lower() != text,
+                                                         not shown[i].text(0).lower().startswith(text), i))
+            self.palette.setCurrentItem(shown[best])
+            self.palette.setFocus()
 
     def _palette_activated(self, item: QTreeWidgetItem | None) -> None:
         kind = item.data(0, ROLE) if item is not None else None

@@ -2,13 +2,27 @@
 
 Names, argument orders and defaults follow torch.nn.functional. Most functions are one op of the
 engine (one node in the graph), implemented in engine.ops (activation, nn, loss, conv, pool, shape);
-normalize, cosine_similarity and scaled_dot_product_attention are composed of several.
+normalize, cosine_similarity and scaled_dot_product_attention are composed of several; interpolate is
+in engine.ops.interpolate.
 """
 
-from engine.ops.activation import dropout, elu, gelu, leaky_relu, log_softmax, relu, silu, softmax, softplus
+from engine.ops.activation import (
+    dropout,
+    elu,
+    gelu,
+    hardtanh,
+    leaky_relu,
+    log_softmax,
+    relu,
+    relu6,
+    silu,
+    softmax,
+    softplus,
+)
 from engine.ops.attention import scaled_dot_product_attention
 from engine.ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from engine.ops.elementwise import sigmoid, tanh
+from engine.ops.interpolate import interpolate
 from engine.ops.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -36,7 +50,8 @@ __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d",
     "conv_transpose2d", "cosine_similarity", "cross_entropy", "dropout", "elu", "embedding", "gelu", "group_norm",
-    "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool1d", "max_pool2d",
-    "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "scaled_dot_product_attention", "sigmoid",
+    "hardtanh", "huber_loss", "interpolate", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax",
+    "max_pool1d", "max_pool2d",
+    "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "scaled_dot_product_attention", "sigmoid",
     "silu", "smooth_l1_loss", "softmax", "softplus", "tanh",
 ]

@@ -13,11 +13,13 @@ from engine.ops.convert import cast, clone, to_device
 from engine.ops.elementwise import *  # noqa: F403
 from engine.ops.gather_scatter import *  # noqa: F403
 from engine.ops.index import *  # noqa: F403
-from engine.ops.linalg import bmm, einsum, matmul, mm, tril, triu
+from engine.ops.linalg import addmm, bmm, einsum, matmul, mm, outer, tril, triu
 from engine.ops.nn import one_hot
+from engine.ops.pointwise import *  # noqa: F403
 from engine.ops.reduce import *  # noqa: F403
+from engine.ops.sequence import *  # noqa: F403
 from engine.ops.shape import *  # noqa: F403
-from engine.ops.similarity import cosine_similarity, normalize
+from engine.ops.similarity import cdist, cosine_similarity, normalize
 from engine.ops.sort import *  # noqa: F403
 from engine.tensor_methods import install as _install
 

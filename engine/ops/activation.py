@@ -20,7 +20,8 @@ from engine.ops.elementwise import _sigmoid
 from engine.ops.nn import require_float
 from engine.tensor import Tensor
 
-__all__ = ["dropout", "elu", "gelu", "leaky_relu", "log_softmax", "relu", "silu", "softmax", "softplus"]
+__all__ = ["dropout", "elu", "gelu", "hardtanh", "leaky_relu", "log_softmax", "relu", "relu6", "silu", "softmax",
+           "softplus"]
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -109,6 +110,10 @@ ACTIVATIONS = {
                  lambda xp, x, c: (xp.where(x * c.beta > c.threshold, x,
                                             xp.logaddexp(0, x * c.beta) / c.beta), (x,)),
                  lambda xp, g, c, x: xp.where(x * c.beta > c.threshold, g, g * _sigmoid(xp, x * c.beta))),
+    # at the bounds themselves the gradient is 0, as in PyTorch
+    "Hardtanh": ("hardtanh",
+                 lambda xp, x, c: (xp.clip(x, c.min_val, c.max_val).astype(x.dtype, copy=False), (x,)),
+                 lambda xp, g, c, x: g * ((x > c.min_val) & (x < c.max_val))),
 }
 
 
@@ -139,7 +144,8 @@ ACTIVATION_OPS = {
                                      "__doc__": f"Elementwise {op}."})
     for name, (op, f, df) in ACTIVATIONS.items()
 }
-Gelu, GeluTanh, Silu, LeakyRelu, Elu, Softplus = (ACTIVATION_OPS[n] for n in ACTIVATIONS)
+Gelu, GeluTanh, Silu, LeakyRelu, Elu, Softplus, Hardtanh = (ACTIVATION_OPS[n] for n in ACTIVATIONS)
+Relu6 = type("Relu6", (Hardtanh,), {"op": "relu6", "__doc__": "Elementwise relu6: hardtanh from 0 to 6."})
 
 
 def _maybe_inplace(x: Tensor, inplace: bool, fn) -> Tensor:
@@ -174,6 +180,18 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1)."""
     return _maybe_inplace(input, inplace, lambda t: Elu.apply(t, alpha=alpha))
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """x clipped to [min_val, max_val]; the gradient is 0 outside the open interval."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val cannot be greater than max_val (got {min_val} and {max_val})")
+    return _maybe_inplace(input, inplace, lambda t: Hardtanh.apply(t, min_val=min_val, max_val=max_val))
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6), elementwise."""
+    return _maybe_inplace(input, inplace, lambda t: Relu6.apply(t, min_val=0.0, max_val=6.0))
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:

@@ -148,3 +148,67 @@ def einsum(equation: str, *operands) -> Tensor:
                 raise ShapeError(f"einsum: subscript {c!r} has size {n} in operand {k} (shape {tuple(x.shape)}) "
                                  f"but size {sizes[c][0]} in operand {sizes[c][1]}")
     return Einsum.apply(*operands, equation=f"{','.join(inputs)}->{output}", inputs=inputs, output=output)
+
+
+class Outer(Function):
+    """The outer product a[:, None] * b[None, :] of two vectors."""
+
+    promotes = True
+
+    def forward(ctx, a, b):
+        ctx.save(a, b)
+        return a[:, None] * b[None, :]
+
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        return (grad @ b if need_a else None), (a @ grad if need_b else None)
+
+
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
+    """The outer product of two 1-D tensors, shape (n, m), as torch.outer."""
+    for name, v in (("self", input), ("vec2", vec2)):
+        if v.ndim != 1:
+            raise ShapeError(f"outer: Expected 1-D argument {name}, but got {v.ndim}-D (shapes "
+                             f"{tuple(input.shape)} and {tuple(vec2.shape)})")
+    return Outer.apply(input, vec2)
+
+
+class Addmm(Function):
+    """beta * input + alpha * (mat1 @ mat2) as one op; input broadcasts to the product's shape."""
+
+    promotes = True
+
+    def forward(ctx, x, m1, m2):
+        need = ctx.needs_input_grad or (False, False, False)
+        ctx.save(m1 if need[2] else None, m2 if need[1] else None)
+        product = m1 @ m2
+        if ctx.alpha != 1:
+            product = product * ctx.alpha
+        if ctx.beta == 0:  # as in PyTorch, input is then ignored: its NaN and inf do not propagate
+            return product
+        return product + (x if ctx.beta == 1 else x * ctx.beta)
+
+    def backward(ctx, grad):
+        m1, m2 = ctx.saved
+        need_x, need_1, need_2 = ctx.needs_input_grad
+        scaled = grad if ctx.alpha == 1 else grad * ctx.alpha
+        return ((grad * ctx.beta if need_x else None),
+                (scaled @ m2.T if need_1 else None),
+                (m1.T @ scaled if need_2 else None))
+
+
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * (mat1 @ mat2), for matrices mat1 (n, m) and mat2 (m, p), as torch.addmm."""
+    for name, m in (("mat1", mat1), ("mat2", mat2)):
+        if m.ndim != 2:
+            raise ShapeError(f"addmm: {name} must be a matrix, got {m.ndim}-D tensor (shapes {tuple(mat1.shape)} "
+                             f"and {tuple(mat2.shape)})")
+    if mat1.shape[1] != mat2.shape[0]:
+        raise ShapeError(f"addmm: mat1 and mat2 shapes cannot be multiplied "
+                         f"({mat1.shape[0]}x{mat1.shape[1]} and {mat2.shape[0]}x{mat2.shape[1]})")
+    out = (mat1.shape[0], mat2.shape[1])
+    shape = tuple(input.shape)
+    if len(shape) > 2 or any(s not in (1, o) for s, o in zip(shape[::-1], out[::-1])):
+        raise ShapeError(f"addmm: input of shape {shape} does not broadcast to the product's shape {out}")
+    return Addmm.apply(input, mat1, mat2, beta=beta, alpha=alpha)

@@ -1,4 +1,4 @@
-"""Ordering: sort, argsort and topk along a dim; the gradient flows back to where each value came from."""
+"""Ordering: sort, argsort, topk and median along a dim; the gradient flows back to where each value came from."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import numpy as np
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.gather_scatter import _along
+from engine.ops.reduce import MaxDim, Reduction
 from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
-__all__ = ["argsort", "sort", "topk"]
+__all__ = ["argsort", "median", "sort", "topk"]
 
 # what sort / topk return, like torch.return_types: unpacks as (values, indices)
 SortResult = namedtuple("sort", ["values", "indices"])
 TopkResult = namedtuple("topk", ["values", "indices"])
+MedianResult = namedtuple("median", ["values", "indices"])
 
 
 class Sort(Function):
@@ -83,3 +85,58 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
     xp = array_module(x.data)
     index = xp.take(_order(x.data, d, largest, True), xp.arange(k), axis=d)
     return TopkResult(Topk.apply(x, index=index, dim=d), Tensor._wrap(index))
+
+
+# ---- median ------------------------------------------------------------------------------------------
+def _median_index(x, dim: int):
+    """int64 index along dim of each slice's lower median, or of its first NaN (NaN propagates, as in PyTorch)."""
+    xp = array_module(x)
+    order = _order(x, dim, False, True)  # NaN sorts last
+    n = x.shape[dim]
+    k = xp.full((*x.shape[:dim], 1, *x.shape[dim + 1:]), (n - 1) // 2, np.int64)
+    if x.dtype.kind == "f":
+        finite = n - xp.isnan(x).sum(axis=dim, keepdims=True)
+        k = xp.where(finite < n, finite, k)
+    return xp.take_along_axis(order, k, axis=dim)
+
+
+class Median(Reduction):
+    """The lower median of every element; the gradient splits evenly among the elements equal to it."""
+
+    def forward(ctx, x):
+        xp = array_module(x)
+        flat = x.reshape(-1)
+        if flat.size == 0:
+            return xp.full((), np.nan, x.dtype if x.dtype.kind == "f" else np.float32)
+        y = flat[_median_index(flat, 0)].reshape(())
+        ctx.save(x, y)
+        return y
+
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        xp = array_module(grad)
+        hit = xp.isnan(x) if xp.isnan(y) else x == y
+        return grad * hit / hit.sum(dtype=grad.dtype)
+
+
+class MedianDim(MaxDim):
+    op = "median"
+
+
+def median(input: Tensor, dim: int | None = None, keepdim: bool = False):
+    """median(x): the lower median of all elements; median(x, dim): (values, indices) along dim, as torch.median."""
+    if dim is None:
+        return Median.apply(input, dims=tuple(range(input.ndim)), keepdim=False, shape=input.shape)
+    d = _dim(dim, input.ndim)
+    xp = array_module(input.data)
+    if input.ndim == 0:
+        index = xp.zeros((), np.int64)
+        values = MedianDim.apply(input, index=index, dims=(), keepdim=bool(keepdim), shape=input.shape)
+        return MedianResult(values, Tensor._wrap(index))
+    if input.shape[d] == 0:
+        raise IndexError(f"median(): Expected reduction dim {d} to have non-zero size "
+                         f"(input shape {tuple(input.shape)})")
+    index = _median_index(input.data, d)
+    values = MedianDim.apply(input, index=index, dims=(d,), keepdim=bool(keepdim), shape=input.shape)
+    indices = index if keepdim else index.squeeze(d)
+    return MedianResult(values, Tensor._wrap(indices))

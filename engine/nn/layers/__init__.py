@@ -3,9 +3,11 @@
 from engine.nn.layers.activation import (
     ELU,
     GELU,
+    Hardtanh,
     LeakyReLU,
     LogSoftmax,
     ReLU,
+    ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
@@ -46,6 +48,7 @@ from engine.nn.layers.transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
+from engine.nn.layers.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "ELU",
@@ -72,6 +75,7 @@ __all__ = [
     "Flatten",
     "GRUCell",
     "GroupNorm",
+    "Hardtanh",
     "HuberLoss",
     "Identity",
     "KLDivLoss",
@@ -90,6 +94,7 @@ __all__ = [
     "RNNBase",
     "RNNCell",
     "ReLU",
+    "ReLU6",
     "SiLU",
     "Sigmoid",
     "SmoothL1Loss",
@@ -102,4 +107,7 @@ __all__ = [
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "Unflatten",
+    "Upsample",
+    "UpsamplingBilinear2d",
+    "UpsamplingNearest2d",
 ]

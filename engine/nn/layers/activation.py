@@ -69,6 +69,30 @@ class ELU(_Activation):
     settings = (Setting("alpha", float, doc="value the negative part saturates to (as -alpha)"),)
 
 
+class Hardtanh(_Activation):
+    """x clipped to [min_val, max_val]."""
+
+    function = staticmethod(F.hardtanh)
+    arguments = (("min_val", -1.0), ("max_val", 1.0), ("inplace", False))
+    settings = (
+        Setting("min_val", float, doc="lower end of the linear region"),
+        Setting("max_val", float, doc="upper end of the linear region"),
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.min_val > self.max_val:
+            raise ValueError(f"Hardtanh: min_val cannot be greater than max_val (got {self.min_val} and "
+                             f"{self.max_val})")
+
+
+class ReLU6(_Activation):
+    """min(max(x, 0), 6)."""
+
+    function = staticmethod(F.relu6)
+    arguments = (("inplace", False),)
+
+
 class GELU(_Activation):
     """x * Phi(x), exactly or with the tanh approximation."""
 
