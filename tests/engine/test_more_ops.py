@@ -464,3 +464,41 @@ def test_each_op_emits_its_event():
     ops = {e.op for e in seen if isinstance(e, OpEvent)}
     assert {"interpolate", "round", "erf", "median", "cdist", "diff", "repeat_interleave", "fmod", "atan2",
             "relu6", "hardtanh", "nan_to_num", "outer", "addmm"} <= ops
+
+
+# ---- the same ops on a GPU ------------------------------------------------------------------------------
+GPU_CASES = {  # name -> (function of engine tensors, input shapes)
+    "interpolate bilinear": (lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear"), [(2, 3, 5, 4)]),
+    "interpolate nearest": (lambda x: F.interpolate(x, size=(7, 3), mode="nearest"), [(2, 3, 5, 4)]),
+    "repeat_interleave": (lambda x: x.repeat_interleave(engine.tensor([1, 0, 3]), dim=1), [(4, 3)]),
+    "round": (lambda x: (x * 3).round() + x, [(6,)]),
+    "erf": (lambda x: x.erf(), [(3, 4)]),
+    "nan_to_num": (lambda x: (x / (x - x.detach())).nan_to_num(posinf=5.0) + x, [(5,)]),
+    "hardtanh": (lambda x: F.hardtanh(x * 2, -1.0, 0.5), [(3, 4)]),
+    "atan2": (lambda x, y: engine.atan2(x, y), [(3, 4), (3, 4)]),
+    "fmod": (lambda x, y: engine.fmod(x * 4, y + 3), [(3, 4), (3, 4)]),
+    "addmm": (lambda m, a, b: engine.addmm(m, a, b, beta=0.5, alpha=2.0), [(3, 5), (3, 4), (4, 5)]),
+    "diff": (lambda x: x.diff(n=2, dim=1), [(3, 6)]),
+    "median": (lambda x: x.median(dim=1)[0], [(4, 7)]),
+    "cdist": (lambda a, b: engine.cdist(a, b), [(2, 5, 3), (2, 4, 3)]),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", list(GPU_CASES))
+def test_the_new_ops_run_on_a_gpu_as_on_the_cpu(name):
+    from tests.engine.oracle import cuda_or_skip
+
+    cuda_or_skip()
+    fn, shapes = GPU_CASES[name]
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    results = []
+    for device in ("cpu", "cuda"):
+        inputs = [engine.tensor(a, device=device, requires_grad=True) for a in arrays]
+        out = fn(*inputs)
+        out.backward(engine.ones(out.shape, dtype=out.dtype, device=device))
+        results.append([out.detach().cpu().numpy()]
+                       + [t.grad.cpu().numpy() for t in inputs])
+    for cpu, gpu in zip(*results):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-9, atol=1e-9, err_msg=name)
