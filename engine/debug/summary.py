@@ -124,10 +124,15 @@ class TensorSummary(_DeferredCounts):
 
 _SLOTS = {f.name: TensorSummary.__dict__[f.name] for f in fields(TensorSummary)}
 _LATE = ("min", "max", "mean", "std", "norm", "zero_count", "lo", "hi", "samples", "counts")
-_counts_set = TensorSummary.counts.__set__
+_counts_get, _counts_set = TensorSummary.counts.__get__, TensorSummary.counts.__set__
+_min_set, _max_set, _mean_set = TensorSummary.min.__set__, TensorSummary.max.__set__, TensorSummary.mean.__set__
+_std_set, _norm_set, _lo_set = TensorSummary.std.__set__, TensorSummary.norm.__set__, TensorSummary.lo.__set__
+_hi_set, _samples_set = TensorSummary.hi.__set__, TensorSummary.samples.__set__
+_zero_count_set = TensorSummary.zero_count.__set__
 _counts_from_get = _DeferredCounts._counts_from.__get__
 _counts_from_del = _DeferredCounts._counts_from.__delete__
 _late_from_get = _DeferredCounts._late_from.__get__
+_late_from_del = _DeferredCounts._late_from.__delete__
 _late_lock = threading.Lock()
 _waiting = [0]  # bytes of copies that deferred summaries hold (updated without a lock: a soft bound)
 # The deferral's one probe is a sum: +inf with -inf in it, or values near the float32 limit, make numpy
@@ -146,32 +151,37 @@ def finish(summaries) -> None:
     dwarfs the spread).
     """
     with _late_lock:
-        late, pending = [], []
-        for s in {id(s): s for s in summaries}.values():  # one summary may serve two tensors
+        late, pending = {}, {}  # by id: one summary may serve two tensors
+        for s in summaries:
             try:
-                _late_from_get(s)
-                late.append(s)
+                _counts_get(s)  # counted: nothing of it is deferred (most calls, and no exception raised)
+                continue
             except AttributeError:
-                try:
-                    _counts_from_get(s)
-                    pending.append(s)
-                except AttributeError:  # never deferred, or finished already
-                    pass
-        for chunk in _chunks(late, _late_from_get):
+                pass
+            try:
+                pending[id(s)] = s, _counts_from_get(s)
+            except AttributeError:
+                late[id(s)] = s, _late_from_get(s)
+        # by size, so that a chunk holds copies of one size (a strided view gives their histogram values)
+        for chunk in _chunks(sorted(late.values(), key=_copy_size)):
             _finish_statistics(chunk)
-        for chunk in _chunks(pending, _counts_from_get):
+        for chunk in _chunks(list(pending.values())):
             _finish_counts(chunk)
 
 
 FINISH_CHUNK = 1 << 16  # elements finished in one go: its float64 passes stay in a core's cache
 
 
-def _chunks(summaries: list, values_of) -> list[list]:
-    """`summaries` cut into runs of about FINISH_CHUNK deferred elements."""
+def _copy_size(pair: tuple) -> int:
+    return len(pair[1])
+
+
+def _chunks(pairs: list) -> list[list]:
+    """(summary, values) pairs cut into runs of about FINISH_CHUNK values."""
     chunks, run, size = [], [], 0
-    for s in summaries:
-        run.append(s)
-        size += len(values_of(s))
+    for pair in pairs:
+        run.append(pair)
+        size += len(pair[1])
         if size >= FINISH_CHUNK:
             chunks.append(run)
             run, size = [], 0
@@ -196,14 +206,14 @@ def _finish_statistics(late: list) -> None:
     numpy runs without the GIL, so a tape writer finishing them leaves the engine thread running. A
     copy whose mean dwarfs its spread (|mean| > 10 std) gets its variance again from centred values.
     """
-    copies = [_late_from_get(s) for s in late]
+    copies = [copy for _, copy in late]
     x, n, starts = _segments(copies)
     mn = np.minimum.reduceat(x, starts).astype(np.float64)  # exact in any float dtype: half the bytes
     mx = np.maximum.reduceat(x, starts).astype(np.float64)
     zeros = np.add.reduceat(x == 0, starts, dtype=np.int32)  # a copy holds at most SUMMARY_LIMIT values
-    x64 = x.astype(np.float64)
+    x64 = x.astype(np.float64)  # one cast, then float64 passes: cheaper than reduceat casting as it goes
     total = np.add.reduceat(x64, starts)
-    np.multiply(x64, x64, out=x64)
+    np.multiply(x64, x64, out=x64)  # a float32 value squared is exact in float64
     sq = np.add.reduceat(x64, starts)
     mean = total / n
     var = sq / n - mean * mean
@@ -220,7 +230,7 @@ def _finish_statistics(late: list) -> None:
     hi = np.where(constant, mn + 0.5, mx)
     # the histogram's values: every ceil(n / HIST_LIMIT)-th, as a single summary takes them
     step = -(-n // HIST_LIMIT)
-    if n.min() == n.max():  # copies of one size (a layer's outputs, step after step): a strided view
+    if n[0] == n[-1]:  # copies of one size (finish sorts them by size: most chunks): a strided view
         counts = _bin_counts(np, x.reshape(len(late), -1)[:, ::int(step[0])], lo[:, None], hi[:, None],
                              rows=len(late))
     else:
@@ -231,25 +241,33 @@ def _finish_statistics(late: list) -> None:
         index = np.repeat(starts - first * step, taken) + np.arange(int(taken.sum())) * np.repeat(step, taken)
         counts = _bin_counts(np, x[index], lo, hi, seg, len(late))
     counts.flags.writeable = False
-    columns = zip(late, copies, mn.tolist(), mx.tolist(), mean.tolist(), std.tolist(), norm.tolist(),
-                  zeros.tolist(), lo.tolist(), hi.tolist(), counts)
-    for s, copy, *values in columns:
-        _setattr(s, "__class__", _Unfrozen)  # plain slot stores from here, as _make fills a new summary
-        s.min, s.max, s.mean, s.std, s.norm, s.zero_count, s.lo, s.hi, s.counts = values
-        s.samples = _samples(copy, copy.size)
-        del s._late_from
-        s.__class__ = TensorSummary
+    columns = zip(late, mn.tolist(), mx.tolist(), mean.tolist(), std.tolist(), norm.tolist(), zeros.tolist(),
+                  lo.tolist(), hi.tolist(), counts)
+    # slot stores past the frozen guard, the summary staying a TensorSummary all along: a thread reading
+    # one meanwhile finds a statistic either set or deferred (and waits for the lock), never missing
+    for (s, copy), s_min, s_max, s_mean, s_std, s_norm, s_zeros, s_lo, s_hi, s_counts in columns:
+        _min_set(s, s_min)
+        _max_set(s, s_max)
+        _mean_set(s, s_mean)
+        _std_set(s, s_std)
+        _norm_set(s, s_norm)
+        _zero_count_set(s, s_zeros)
+        _lo_set(s, s_lo)
+        _hi_set(s, s_hi)
+        _samples_set(s, _samples(copy, copy.size))
+        _counts_set(s, s_counts)  # the last statistic set: see finish
+        _late_from_del(s)
         _waiting[0] -= copy.nbytes
 
 
 def _finish_counts(pending: list) -> None:
     """Count the histograms of summaries whose statistics are known and whose counts are deferred."""
-    x, n, _ = _segments([_counts_from_get(s) for s in pending])
-    lo = np.array([s.lo for s in pending], dtype=np.float64)
-    hi = np.array([s.hi for s in pending], dtype=np.float64)
+    x, n, _ = _segments([values for _, values in pending])
+    lo = np.array([s.lo for s, _ in pending], dtype=np.float64)
+    hi = np.array([s.hi for s, _ in pending], dtype=np.float64)
     block = _bin_counts(np, x, lo, hi, np.repeat(np.arange(len(pending)), n), len(pending))
     block.flags.writeable = False
-    for s, counts in zip(pending, block):
+    for (s, _), counts in zip(pending, block):
         _counts_set(s, counts)
         _counts_from_del(s)
 
