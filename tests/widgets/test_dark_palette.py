@@ -96,11 +96,7 @@ def test_the_source_line_highlight_reads_in_the_dark_palette(qtbot, dark_app):
 
 
 def test_the_timeline_cursor_shows_on_the_dark_strip(qtbot, dark_app):
-    timeline = Timeline()
-    qtbot.addWidget(timeline)
-    timeline.resize(700, 110)
-    timeline.show()
-    qtbot.waitExposed(timeline)
+    timeline = shown(qtbot, Timeline(), 700, 110)
     seqs = list(range(4, 124, 3))
     timeline.set_events(seqs, [i // 10 for i in range(len(seqs))], ["forward"] * len(seqs))
     timeline.set_cursor(seqs[30])

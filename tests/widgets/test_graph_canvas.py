@@ -10,6 +10,7 @@ import engine
 from app.layout import layout_view
 from engine import nn
 from tests.app.graphs import mlp_graph_model, recorded_model
+from tests.shots import shown
 from widgets.graph_canvas import BACKGROUND, INF_ONLY, INFINITE, NAN, NONFINITE, GraphCanvas
 from widgets.theme import luminance
 
@@ -21,11 +22,7 @@ def model():
 
 @pytest.fixture
 def canvas(qtbot, model):
-    c = GraphCanvas()
-    qtbot.addWidget(c)
-    c.resize(900, 700)
-    c.show()
-    qtbot.waitExposed(c)
+    c = shown(qtbot, GraphCanvas(), 900, 700)
     view = model.view()
     c.set_graph(view, layout_view(view))
     c.fit()
@@ -227,11 +224,7 @@ def test_long_parameter_names_show_their_ends(qtbot):
     graph = plain_graph(3, [(0, 2), (1, 2)], kind=np.array([1, 1, 0], np.int8))
     graph.label = ["encoder.layers.0.self_attn.out_proj.weight", "encoder.layers.0.self_attn.out_proj.bias",
                    "linear"]
-    c = GraphCanvas()
-    qtbot.addWidget(c)
-    c.resize(900, 700)
-    c.show()
-    qtbot.waitExposed(c)
+    c = shown(qtbot, GraphCanvas(), 900, 700)
     c.set_graph(graph, layout_view(graph))
     c.box.setRange(QRectF(0, 0, c.box.width(), c.box.height()), padding=0)  # one unit a pixel: the two
     image = c.render_image(1.0)  # boxes lie alike on the pixel grid, so only their texts tell them apart
