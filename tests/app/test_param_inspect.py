@@ -7,10 +7,10 @@ import pytest
 from PySide6.QtCore import QSettings
 
 import engine
-import engine.nn as nn
 import engine.tape
 from app.window import MainWindow
 from tests.app.graphs import sgd_steps
+from tests.engine.tape.helpers import MLP
 
 TIMEOUT = 15_000  # ms
 MODELS: list = []  # the model each run built, for the expected values
@@ -27,19 +27,14 @@ def window(qtbot, tmp_path):
     w.close()
 
 
-class Net(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(8, 16)
-        self.fc2 = nn.Linear(16, 2)
-
-    def forward(self, x):
-        return self.fc2(self.fc1(x).relu())
+def net() -> MLP:
+    """The model of these tests: fc1 (8 -> 16), relu, fc2 (16 -> 2)."""
+    return MLP(8, 16, 2)
 
 
 def train(steps: int = 2):
     engine.manual_seed(0)
-    model = Net()
+    model = net()
     MODELS.append(model)
     sgd_steps(model, engine.randn(32, 8), steps)
 
@@ -78,7 +73,7 @@ def test_a_live_weight_shows_its_value_and_gradient_after_the_step(qtbot, window
     window.canvas.select(key)
     inspector = window.inspector
     text = inspector.meta.text()
-    assert "param in Net.fc1: 16\u00d78 float32" in text
+    assert "param in MLP.fc1: 16\u00d78 float32" in text
     assert "value: now, after the optimizer step of iteration 0" in text
     assert "gradient: as it reached it in the backward of iteration 0" in text
     # the gradient's summary is the engine's own, at once; the value's is computed from the live weight
@@ -130,7 +125,7 @@ def test_a_replayed_weight_shows_its_recorded_value_and_gradient(qtbot, window, 
 def train_keeping(steps: int = 3):
     """train(), keeping copies of fc1.weight before the first forward and after every step."""
     engine.manual_seed(0)
-    model = Net()
+    model = net()
     MODELS.append(model.fc1.weight.data.copy())
     opt = engine.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     x = engine.randn(32, 8)
@@ -208,7 +203,7 @@ def test_a_replayed_weight_on_a_tape_without_snapshots_says_why(qtbot, window, t
 
 def train_on_scaled(steps: int = 2):
     engine.manual_seed(0)
-    model = Net()
+    model = net()
     MODELS.append(model)
     opt = engine.optim.SGD(model.parameters(), lr=0.1)
     x = engine.randn(32, 8) * 0.5  # an op of iteration 0: its output is an input of every later iteration
@@ -227,7 +222,7 @@ def test_an_input_whose_value_the_cache_holds_shows_it(qtbot, window):
     qtbot.waitUntil(lambda: paused(window) and window.session.iteration == 1, timeout=TIMEOUT)
     window.command("run_to_phase")  # into iteration 1's backward: fc1 has run on x
     qtbot.waitUntil(lambda: paused(window) and window.session.phase == "backward", timeout=TIMEOUT)
-    key = "Net.fc1/linear:0/in0"  # x, made by an op of iteration 0
+    key = "MLP.fc1/linear:0/in0"  # x, made by an op of iteration 0
     assert window.canvas.view.label[window.canvas.view.node_of[key]] == "input"
     window.canvas.select(key)
     assert "value: the input of iteration 1" in window.inspector.meta.text()

@@ -41,6 +41,12 @@ def _convert(value, to_torch: bool):
     return torch.tensor(value, requires_grad=grad) if to_torch else engine.tensor(value, requires_grad=grad)
 
 
+def compare_case(case: tuple) -> None:
+    """compare_with_torch on a CASES entry: (make, inputs[, kwargs[, modes]])."""
+    make, inputs, *rest = case
+    compare_with_torch(make, inputs, rest[0] if rest else None, rest[1] if len(rest) > 1 else (True, False))
+
+
 def compare_with_torch(make, inputs, kwargs=None, modes=(True, False), method=None):
     """Run one layer case on torch and the engine and compare everything a user can see."""
     kwargs = kwargs or {}
@@ -239,10 +245,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_layer_matches_torch(case):
-    make, inputs, *rest = CASES[case]
-    kwargs = rest[0] if rest else None
-    modes = rest[1] if len(rest) > 1 else (True, False)
-    compare_with_torch(make, inputs, kwargs, modes)
+    compare_case(CASES[case])
 
 
 def test_lstm_with_initial_state_matches_torch():

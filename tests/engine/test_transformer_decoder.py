@@ -15,7 +15,7 @@ import engine
 import engine.nn as enn
 from engine.events import ModuleEvent, hub
 from tests.engine.oracle import torch
-from tests.engine.test_layers import R, compare_with_torch
+from tests.engine.test_layers import R, compare_case
 
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed (the oracle of these tests)")
 
@@ -92,10 +92,7 @@ CASES = {
 @pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask and attn_mask is deprecated")
 @pytest.mark.parametrize("case", list(CASES))
 def test_decoder_family_matches_torch(case):
-    make, inputs, *rest = CASES[case]
-    kwargs = rest[0] if rest else None
-    modes = rest[1] if len(rest) > 1 else (True, False)
-    compare_with_torch(make, inputs, kwargs, modes)
+    compare_case(CASES[case])
 
 
 @needs_torch

@@ -16,10 +16,10 @@ from engine.debug import BackwardRecord, Debugger, OpRecord, TensorSummary
 class MLP(nn.Module):
     """fc1 -> relu -> fc2."""
 
-    def __init__(self) -> None:
+    def __init__(self, d_in: int = 6, hidden: int = 5, d_out: int = 3) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(6, 5)
-        self.fc2 = nn.Linear(5, 3)
+        self.fc1 = nn.Linear(d_in, hidden)
+        self.fc2 = nn.Linear(hidden, d_out)
 
     def forward(self, x):
         return self.fc2(F.relu(self.fc1(x)))
