@@ -71,19 +71,32 @@ class Interpolate(Function):
         xp = array_module(grad)
         add_at = scatter_add_into(xp)
         g = grad
+        # on the CPU, the axis's resampling as a small (in, out) matrix: its adjoint is one matrix product,
+        # where scattering every element into place (ufunc.at) cost five times PyTorch's backward. Not for a
+        # gradient holding NaN or Inf: the product's 0 * inf would spread it along the whole axis
+        dense = xp is np and bool(np.isfinite(grad).all())
         for axis in range(len(ctx.tables) + 1, 1, -1):  # undo the last axis resampled first
             i0, w0, i1, w1 = ctx.tables[axis - 2]
-            # the axis's resampling as a small (in, out) matrix: its adjoint is one matrix product, where
-            # scattering every gradient element into place (ufunc.at) cost five times PyTorch's backward
-            n_out = g.shape[axis]
-            cols = xp.arange(n_out)
-            weights = xp.zeros((ctx.in_shape[axis], n_out), grad.dtype)
+            if dense:
+                n_out = g.shape[axis]
+                cols = np.arange(n_out)
+                weights = np.zeros((ctx.in_shape[axis], n_out), grad.dtype)
+                if w0 is None:
+                    add_at(weights, (i0, cols), 1)
+                else:
+                    add_at(weights, (i0, cols), w0.astype(grad.dtype, copy=False))
+                    add_at(weights, (i1, cols), w1.astype(grad.dtype, copy=False))
+                g = np.moveaxis(np.moveaxis(g, axis, -1) @ weights.T, -1, axis)
+                continue
+            moved = xp.moveaxis(g, axis, 0)
+            out = xp.zeros((ctx.in_shape[axis], *moved.shape[1:]), grad.dtype)
             if w0 is None:
-                add_at(weights, (i0, cols), 1)
+                add_at(out, i0, moved)
             else:
-                add_at(weights, (i0, cols), w0.astype(grad.dtype, copy=False))
-                add_at(weights, (i1, cols), w1.astype(grad.dtype, copy=False))
-            g = xp.moveaxis(xp.moveaxis(g, axis, -1) @ weights.T, -1, axis)
+                shape = (-1,) + (1,) * (moved.ndim - 1)
+                add_at(out, i0, moved * w0.reshape(shape))
+                add_at(out, i1, moved * w1.reshape(shape))
+            g = xp.moveaxis(out, 0, axis)
         return g
 
 

@@ -502,3 +502,20 @@ def test_the_new_ops_run_on_a_gpu_as_on_the_cpu(name):
                        + [t.grad.cpu().numpy() for t in inputs])
     for cpu, gpu in zip(*results):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+@needs_torch
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_interpolate_backward_keeps_a_non_finite_gradient_where_it_lands(mode):
+    # a dense product of the gradient with the resampling matrix made 0 * inf = NaN along the whole axis
+    x = np.random.default_rng(5).standard_normal((1, 1, 4, 4))
+    g = np.ones((1, 1, 8, 8))
+    g[0, 0, 3, 5] = np.inf
+    ours = engine.tensor(x, requires_grad=True)
+    F.interpolate(ours, scale_factor=2, mode=mode).backward(engine.tensor(g))
+    theirs = torch.tensor(x, requires_grad=True)
+    TF.interpolate(theirs, scale_factor=2, mode=mode).backward(torch.tensor(g))
+    np.testing.assert_array_equal(np.isfinite(ours.grad.numpy()), np.isfinite(theirs.grad.numpy()))
+    finite = np.isfinite(theirs.grad.numpy())
+    assert finite.sum() >= 12
+    np.testing.assert_allclose(ours.grad.numpy()[finite], theirs.grad.numpy()[finite], rtol=1e-12)
