@@ -190,3 +190,17 @@ def test_the_app_records_under_the_default_cap_and_says_when_it_is_hit(qtbot, tm
                     timeout=TIMEOUT)
     assert window.message_bar.text() == ("Recording stopped early: size cap of 97.7 KiB reached. "
                                          "The tape holds the run up to there.")
+
+
+def test_far_from_its_cap_a_batch_is_committed_whole(tmp_path, monkeypatch):
+    # with the default cap every flush was cut into 256-event transactions, as if the cap were near
+    from engine.tape.writer import Recorder
+
+    sizes = []
+    write = Recorder.write_batch
+    monkeypatch.setattr(Recorder, "write_batch", lambda self, items: (sizes.append(len(items)), write(self, items)))
+    with engine.record(tmp_path / "run.tape", "structure", flush_interval=60.0, batch_events=4096) as recorder:
+        train(2)
+        assert recorder.flush()  # a first commit: the size per event is known from then on
+        train(100)  # about 1,500 events, committed when recording ends
+    assert max(sizes[1:]) > Recorder._CAP_SLICE
