@@ -12,7 +12,6 @@ keeps (app.session.HISTORY of them) for the node at the cursor, while the graph 
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 
@@ -25,6 +24,7 @@ from app.inspect_worker import InspectWorker
 from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
+from engine.debug.breakpoints import CONDITIONS, tripped
 from engine.debug.source import SourceFrame
 from widgets.breakpoints_panel import describe
 
@@ -442,24 +442,15 @@ def _grad_label(info: NodeInfo, current: int) -> str:
 
 def _tripped(spec: Breakpoint, record) -> str:
     """What made a value breakpoint stop, in words ("max |x| 52.7 in the output"); '' for other kinds."""
-    if spec.kind not in ("nonfinite", "max_abs", "norm") or record is None:
+    found = tripped(spec, record) if spec.kind in CONDITIONS else None
+    if found is None:
         return ""
-    if isinstance(record, OpRecord):
-        found = [("output", record.summary)]
-    elif isinstance(record, BackwardRecord):
-        found = [("gradient", s) for s in record.grad_inputs or ()]
-    else:
-        return ""
-    for side, s in found:
-        if s is None:
-            continue
-        if spec.kind == "nonfinite" and not s.finite:
-            return f"{s.nan_count:,} NaN, {s.inf_count:,} Inf in the {side}"
-        if spec.kind == "max_abs" and s.abs_max > spec.value:
-            return f"max |x| {s.abs_max:.4g} in the {side}"
-        if spec.kind == "norm" and math.isfinite(s.norm) and s.norm > spec.value:
-            return f"L2 norm {s.norm:.4g} in the {side}"
-    return ""
+    side, s = found
+    if spec.kind == "nonfinite":
+        return f"{s.nan_count:,} NaN, {s.inf_count:,} Inf in the {side}"
+    if spec.kind == "max_abs":
+        return f"max |x| {s.abs_max:.4g} in the {side}"
+    return f"L2 norm {s.norm:.4g} in the {side}"
 
 
 def _edit_text(event, limit: int = 160) -> str:

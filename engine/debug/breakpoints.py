@@ -238,18 +238,23 @@ def _matches(e: _Entry, rec, predicates: dict) -> bool:
         return bool(fn is not None and fn(rec))
     if e.regex is not None and (isinstance(rec, EventRecord) or not _names_op(e.regex, rec.event.op, rec.event.key)):
         return False  # a condition limited to some ops: a backward node is named by its forward op's key
-    summaries = ()
+    return tripped(spec, rec) is not None
+
+
+def tripped(spec: Breakpoint, rec) -> tuple[str, object] | None:
+    """For a value condition: ("output" or "gradient", the summary) of what in `rec` meets it; else None.
+    (An op pattern limiting the condition is the caller's to check.)"""
     if isinstance(rec, OpRecord) and spec.on != "grad":
-        summaries = (rec.summary,)
+        side, summaries = "output", (rec.summary,)
     elif isinstance(rec, BackwardRecord) and spec.on != "output":
-        summaries = rec.grad_inputs
+        side, summaries = "gradient", rec.grad_inputs
+    else:
+        return None
+    kind = spec.kind
     for s in summaries:
         if s is None:
             continue
-        if kind == "nonfinite" and not s.finite:
-            return True
-        if kind == "max_abs" and s.abs_max > spec.value:
-            return True
-        if kind == "norm" and math.isfinite(s.norm) and s.norm > spec.value:
-            return True
-    return False
+        if (kind == "nonfinite" and not s.finite) or (kind == "max_abs" and s.abs_max > spec.value) \
+                or (kind == "norm" and math.isfinite(s.norm) and s.norm > spec.value):
+            return side, s
+    return None
