@@ -12,10 +12,9 @@ keeps (app.session.HISTORY of them) for the node at the cursor, while the graph 
 
 from __future__ import annotations
 
-import time
 from collections import deque
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject
 
 import engine.tape
 from app.edit_history import EditHistory, describe_edit
@@ -27,8 +26,6 @@ from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.breakpoints import CONDITIONS, tripped
 from engine.debug.source import SourceFrame
 from widgets.breakpoints_panel import describe
-
-TIMELINE_INTERVAL = 0.12  # seconds between the timeline's updates while the engine runs freely
 
 
 class DebugPanels(QObject):
@@ -45,13 +42,7 @@ class DebugPanels(QObject):
         self._session = None  # the session the panels show
         self._stop_note = ""  # the status note naming the breakpoint of the current stop
         self._stop_selected: int | None = None  # the breakpoint selected because it stopped the run
-        # records the timeline has yet to show: while the engine runs freely it takes them a few times a
-        # second (each take repaints it), and all of them at once at a stop or the end
-        self._unshown: list = []
-        self._shown_at = 0.0
-        self._timeline_timer = QTimer(self)
-        self._timeline_timer.setSingleShot(True)
-        self._timeline_timer.timeout.connect(self._show_records)
+        self._unshown: list = []  # live records the timeline has yet to take (each take repaints it)
         w = window
         w.inspector.fetchRequested.connect(lambda: self._fetch(self._shown))
         self.worker.ready.connect(self._values_ready)
@@ -91,7 +82,6 @@ class DebugPanels(QObject):
         self._plotted = -1
         self._stop_selected = None
         self._unshown = []
-        self._timeline_timer.stop()
         self.history.clear()
         w.inspector.clear()
         replay = isinstance(session, ReplaySession)
@@ -138,17 +128,12 @@ class DebugPanels(QObject):
         """Feed the timeline, markers, plots, editor and edit history from one drained batch."""
         w, session = self.w, self.w.session
         live = isinstance(session, LiveSession)
-        if live and (change.applied or self._unshown):
-            self._unshown += change.applied
-            # markers go on records the timeline holds: an alert's or an edit's are shown at once
-            settled = change.stop is not None or change.ended is not None or session.status != "running" \
-                or change.alerts or change.edits
-            wait = TIMELINE_INTERVAL - (time.monotonic() - self._shown_at)
-            if settled or wait <= 0:
-                self._show_records()
-            elif not self._timeline_timer.isActive():  # shown even if no more records come
-                self._timeline_timer.start(max(1, int(wait * 1000)))
         if live:
+            # the window gives the timeline these at its repaint pace (show_records); markers go on records
+            # the timeline holds, so a batch with a stop, an alert or an edit is shown at once
+            self._unshown += change.applied
+            if change.stop is not None or change.alerts or change.edits:
+                self.show_records()
             for alert in change.alerts:
                 w.timeline.add_marker("alert", alert.forward_seq or alert.seq, alert.message)
             stop = change.stop
@@ -172,11 +157,9 @@ class DebugPanels(QObject):
         if change.losses or change.reset:
             w.training_plots.set_loss(*session.loss_curve())
 
-    def _show_records(self) -> None:
-        """Give the timeline the records applied since it last took some."""
-        self._timeline_timer.stop()
+    def show_records(self) -> None:
+        """Give the timeline the live records applied since it last took some."""
         records, self._unshown = self._unshown, []
-        self._shown_at = time.monotonic()
         if records:
             self.w.timeline.add_records(records)
 

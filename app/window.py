@@ -566,8 +566,8 @@ class MainWindow(QMainWindow):
             self._dirty.add("current")
         if change.losses or change.reset:
             self._dirty.add("losses")
-        if isinstance(session, ReplaySession):
-            self._dirty.add("timeline")
+        if isinstance(session, ReplaySession) or change.applied:
+            self._dirty.add("timeline")  # a live run's records reach the timeline at the visuals' pace
         if change.ended is not None:
             self._ended(change.ended)
         self.panels.on_change(change)
@@ -604,8 +604,11 @@ class MainWindow(QMainWindow):
             self.graph.set_current()
         if "losses" in dirty:
             self.loss_plot.set_curve(*session.loss_curve())
-        if "timeline" in dirty and isinstance(session, ReplaySession):
-            self._update_timeline(session)
+        if "timeline" in dirty:
+            if isinstance(session, ReplaySession):
+                self._update_timeline(session)
+            else:
+                self.panels.show_records()
 
     def _stopped_or_resumed(self) -> None:
         session = self.session
