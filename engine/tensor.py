@@ -291,8 +291,7 @@ class Tensor:
         if recording and self.requires_grad and out.grad_fn is None:
             # the new value does not depend on the old one (fill_, zero_, copy_ of a constant): as in
             # PyTorch, the old history gets a zero gradient, not the gradient of the value written over it
-            xp = array_module(self.data)
-            keep_new = Tensor(xp.ones(self.data.shape, dtype=bool))
+            keep_new = Tensor(array_module(self.data).ones((), dtype=bool))  # broadcast: no full-size mask
             out = _ops.where(keep_new, out.detach(), self)
         if out.data.shape != self.data.shape:
             raise RuntimeError(

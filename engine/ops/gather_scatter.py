@@ -11,20 +11,13 @@ import numpy as np
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.index import _check_range, scatter_add_into
+from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
 __all__ = ["gather", "index_add", "index_select", "scatter", "scatter_add", "scatter_reduce"]
 
 
 # ---- gather, scatter_add, index_select --------------------------------------------------------
-def _dim(dim: int, ndim: int) -> int:
-    n = max(ndim, 1)
-    if not -n <= dim < n:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
-                         f"but got {dim})")
-    return dim % n
-
-
 def _index_array(op: str, index):
     if not isinstance(index, Tensor):
         raise TypeError(f"{op}(): index must be a tensor, got {type(index).__name__}")
