@@ -13,12 +13,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
-from widgets.theme import ERROR_FIELD as THEMED_ERROR_FIELD
-from widgets.theme import ERROR_TEXT as THEMED_ERROR_TEXT
-from widgets.theme import MUTED_TEXT, pick
+from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, pick
 
-ERROR_TEXT = QColor("#c92a2a")
-ERROR_FIELD = QColor("#ffe3e3")  # a palette colour, not a style sheet: spin boxes keep their arrows
 NONE = "(none)"
 INT_LIMIT = 2**31 - 1  # larger integers fit no layer, and overflow Qt's conversion of the values dict
 
@@ -185,7 +181,8 @@ class ArgForm(QWidget):
             del self._errors[name]
         arg = next(a for a in self._args if a["name"] == name)
         tip = message or arg["allowed"]
-        field, text = QColor(pick(THEMED_ERROR_FIELD)), QColor(pick(THEMED_ERROR_TEXT))
+        # palette colours, not a style sheet: spin boxes keep their arrows
+        field, text = QColor(pick(ERROR_FIELD)), QColor(pick(ERROR_TEXT))
         for widget, role, color in ((editor, QPalette.ColorRole.Base, field),
                                     (self._labels[name], QPalette.ColorRole.WindowText, text)):
             palette = widget.palette()

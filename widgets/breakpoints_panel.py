@@ -48,11 +48,7 @@ def number(value: float) -> str:
     """`value` as short as it reads back exactly: 50, 0.1, 1e-07, 123456789 (never '1.23457e+08')."""
     if value == int(value) and abs(value) < 1e16:
         return str(int(value))
-    for digits in range(6, 18):
-        text = f"{value:.{digits}g}"
-        if float(text) == value:
-            return text
-    return repr(value)
+    return repr(value)  # the shortest text that reads back as the same float
 
 
 def describe(spec: Breakpoint) -> str:

@@ -40,12 +40,6 @@ from widgets.build_setup import DataForm, TrainingForm
 from widgets.layer_tree import ROLE, LayerTree, PaletteTree, path_of
 from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, OK_TEXT, SECONDARY_TEXT, pick
 
-ERROR = QColor("#c92a2a")
-ERROR_ROW = QColor("#ffe3e3")
-MUTED = QColor("#868e96")
-OK_STYLE = "color: #2b8a3e;"
-ERROR_STYLE = "color: #c92a2a;"
-
 
 class BuilderPanel(QWidget):
     """The builder; see the module docstring. `services` answers in plain data (app.builder.PanelServices).

@@ -47,7 +47,6 @@ from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, pick
 PATH = Qt.ItemDataRole.UserRole
 TYPES = {"float": float, "int": int, "bool": bool, "str": str}
 TIMES = "\u00d7"
-_MUTED = "color: #868e96"  # where set at setup, _muted() follows a dark palette
 _REFUSED = "QLineEdit {{ border: 1px solid #e03131; border-radius: 2px; background: {fill}; }}"
 MAX_ELEMENTS = 65_536  # a selection's coordinates travel in the edit (and the tape): all, or at most this many
 
@@ -379,7 +378,7 @@ class ModuleEditor(QWidget):
         # details wider than a narrow dock and cut off every editor's refusal on the right. Not selectable:
         # a copied path would carry the invisible break marks into whatever it is pasted into
         breakable = path.replace(".", ".\u200b")
-        title = QLabel(f"<b>{breakable}</b> &nbsp;<span style='{_MUTED}'>{m['cls']}</span>")
+        title = QLabel(f"<b>{breakable}</b> &nbsp;<span style='color: {pick(MUTED_TEXT)}'>{m['cls']}</span>")
         title.setWordWrap(True)
         title.setToolTip(path)
         box.addWidget(title)
@@ -509,7 +508,7 @@ class ModuleEditor(QWidget):
         many = len(opt["groups"]) > 1
         for g, group in enumerate(opt["groups"]):
             if many:
-                form.addRow(QLabel(f"<span style='{_MUTED}'>group {g}</span>"))
+                form.addRow(QLabel(f"<span style='color: {pick(MUTED_TEXT)}'>group {g}</span>"))
             for name, value in group.items():
                 kind = bool if isinstance(value, bool) else float
                 editor = _ValueEditor(value, kind, allowed="a number >= 0" if kind is float else "")

@@ -5,11 +5,9 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit
 
-from widgets.theme import ERROR_TEXT, is_dark, pick
+from widgets.theme import ERROR_TEXT, pick
 
-STDERR = "#c92a2a"
-NOTE = "#7a8594"
-DARK_NOTE = "#9aa3ad"  # NOTE reads at 4.3 on the dark palette's Base: this at 6.6
+NOTE = ("#7a8594", "#9aa3ad")  # the light one reads at 4.3 on the dark palette's Base: the dark one at 6.6
 
 
 class OutputPanel(QPlainTextEdit):
@@ -26,9 +24,8 @@ class OutputPanel(QPlainTextEdit):
         self.setFont(font)
         self.setPlaceholderText("The script's output appears here.")
         # the palette at setup decides (text already shown keeps its colour)
-        dark = is_dark(self.palette())
         self._formats = {"stdout": QTextCharFormat(), "stderr": _format(pick(ERROR_TEXT, self.palette())),
-                         "note": _format(DARK_NOTE if dark else NOTE, True)}
+                         "note": _format(pick(NOTE, self.palette()), True)}
 
     def append_text(self, stream: str, text: str) -> None:
         """Add text the script wrote to "stdout" or "stderr" (or a "note" of the app's)."""

@@ -80,8 +80,9 @@ class StatusPanel(QWidget):
         what a short state leaves free."""
         text = self.note.text()
         want = self.note.fontMetrics().horizontalAdvance(text) + 4 if text else 0
-        others = self.width() - self.state.width() - self.note.width()  # dot, counters, margins, spacing
-        free = self.width() - others - self.state.fontMetrics().horizontalAdvance(self.state.text()) - 8
+        # the state's and the note's room together, less what the state's text needs
+        needed = self.state.fontMetrics().horizontalAdvance(self.state.text())
+        free = self.state.width() + self.note.width() - needed - 8
         width = min(want, max(NOTE_WIDTH, free))
         if width != self.note.width() or self.note.minimumWidth() != width:
             self.note.setFixedWidth(width)
