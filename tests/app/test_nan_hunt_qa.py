@@ -39,7 +39,12 @@ def test_a_threshold_stop_names_the_value_and_the_nan_stop_brings_the_alerts_for
     resume(qtbot, window)
     # the note said only "Breakpoint: max |x| > 50 (output) · hit 1": which value, and of what, was left to find
     assert window.session.iteration == 4 and window.session.model.current == "log:0"
-    assert note(window) == "Breakpoint: max |x| > 50 (output) \u00b7 hit 1 \u00b7 max |x| 52.66 in the output"
+    # the value itself depends on BLAS's summation order (lr=5 amplifies it: 52.7 or 62.3 at this op),
+    # so the note is checked against the output the stop holds
+    tripped = window.session.debugger.fetch(window.session.current_stop.record.event.output)
+    tripped = float(abs(tripped).max())
+    assert tripped > 50
+    assert note(window) == f"Breakpoint: max |x| > 50 (output) \u00b7 hit 1 \u00b7 max |x| {tripped:.4g} in the output"
     assert panel.current_id() is not None and panel.rows()[0][1] == 1
     item = panel.list.topLevelItem(0)
     item.setCheckState(0, Qt.CheckState.Unchecked)  # disable it, as a person unticks it
