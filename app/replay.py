@@ -15,12 +15,13 @@ import bisect
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 
 import engine.tape
 from app.graph_model import GraphModel
-from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, Session, SessionChange
+from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, NodeInfo, Session, SessionChange
 from engine.debug import Stop
 from engine.debug.stepping import step_end, step_mode
 from engine.events import AlertEvent
@@ -43,6 +44,7 @@ class ReplaySession(Session):
             self.counts = self.tape.counts()
             self.recorded_alerts = self.tape.alerts()
             self.recorded_edits = self.tape.edits()
+            self.parameter_names = frozenset(self.tape.parameter_names())  # asked at every parameter shown
             columns = self.tape.columns("kind", "iteration", "phase", "tensor", "ref")  # one pass over the events
             self.steppable = _steppable(columns)
         except BaseException:
@@ -168,6 +170,29 @@ class ReplaySession(Session):
         self.status = FINISHED
         self.current_stop = None
         change.status = True
+
+    def _recorded_parameter(self, info: NodeInfo) -> tuple[NodeInfo, str]:
+        """A replayed parameter with the summary of its latest snapshot at the cursor, and the note that
+        says which one; or the note that says why there is none."""
+        tape, name = self.tape, info.label
+        if not self.parameter_names:
+            why = ("the tape was recorded before tapes kept them" if not tape.keeps_parameters else
+                   "a structure tape holds none (record with --capture summary for them)"
+                   if tape.capture == "structure" else "none were recorded")
+            return info, f"value: values of parameters are not on this tape: {why}"
+        if name not in self.parameter_names:  # the model did not name it so
+            return info, f"value: the tape holds no snapshots of {name}"
+        try:
+            snap = tape.parameter(name, seq=self.cursor, value=False)
+        except engine.tape.TapeError as err:
+            return info, f"value: its snapshot cannot be read ({err})"
+        if snap is None:
+            return info, "value: not recorded yet at this point of the tape"
+        when = (f"after the optimizer step of iteration {snap.iteration}" if snap.after_step else
+                f"as iteration {snap.iteration} began, before its forward")
+        every = tape.meta.get("parameter_every", "1")
+        recorded = "recorded" if every in ("", "0", "1") else f"recorded every {every} iterations"
+        return replace(info, summary=snap.summary, iteration=snap.iteration), f"value: {when} ({recorded})"
 
     def command(self, action: str) -> None:
         """Move the cursor: a step plays to the next matching record, resume to the end, pause stops; both

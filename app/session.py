@@ -348,7 +348,7 @@ class Session:
         if not tensor and back is None:
             return info
         if self.mode != "live" and info.kind == "param":
-            info, value_note = self._recorded_parameter(info)
+            info, value_note = self._recorded_parameter(info)  # ReplaySession's
         else:
             value_note = self._value_note(info.kind, consumer)
         lines = [value_note]
@@ -358,29 +358,6 @@ class Session:
             lines.append(f"gradient: none reached it in the backward of iteration {back.iteration}")
         return replace(info, grad=grad, grad_iteration=grad_iteration, tensor=tensor, grad_tensor=grad_tensor,
                        note="\n".join(lines))
-
-    def _recorded_parameter(self, info: NodeInfo) -> tuple[NodeInfo, str]:
-        """A replayed parameter with the summary of its latest snapshot at the cursor, and the note that
-        says which one; or the note that says why there is none."""
-        tape, name = self.tape, info.label
-        try:
-            if not tape.parameter_names():
-                why = ("the tape was recorded before tapes kept them" if not tape.keeps_parameters else
-                       "a structure tape holds none (record with --capture summary for them)"
-                       if tape.capture == "structure" else "none were recorded")
-                return info, f"value: values of parameters are not on this tape: {why}"
-            snap = tape.parameter(name, seq=self.cursor, value=False)
-        except ValueError:  # a parameter the tape holds no snapshots of (the model did not name it so)
-            return info, f"value: the tape holds no snapshots of {name}"
-        except engine.tape.TapeError as err:
-            return info, f"value: its snapshot cannot be read ({err})"
-        if snap is None:
-            return info, "value: not recorded yet at this point of the tape"
-        when = (f"after the optimizer step of iteration {snap.iteration}" if snap.after_step else
-                f"as iteration {snap.iteration} began, before its forward")
-        every = tape.meta.get("parameter_every", "1")
-        recorded = "recorded" if every in ("", "0", "1") else f"recorded every {every} iterations"
-        return replace(info, summary=snap.summary, iteration=snap.iteration), f"value: {when} ({recorded})"
 
     def _value_note(self, kind: str, consumer: str) -> str:
         """What the inspector can show of a parameter's or input's value, and from when."""

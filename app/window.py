@@ -826,10 +826,8 @@ class MainWindow(QMainWindow):
             path = session.target.path if live else next((p for p in self.recent_files() if p.endswith(".py")), "")
         dialog = ScriptDialog(path, remembered_arguments(self.settings), os.getcwd(), self,
                               recordings=remembered_recordings(self.settings))
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self._debug_chosen(dialog))
-        dialog.open()  # window-modal, without a nested event loop
-        return dialog
+        return self._open_dialog(dialog)
 
     def _debug_chosen(self, dialog: ScriptDialog) -> None:
         path, record = dialog.script_path(), dialog.record_path()
