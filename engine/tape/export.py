@@ -116,20 +116,12 @@ def snapshot_dict(snap: ParameterSnapshot) -> dict:
 
 
 def _json_parameters(tape: Tape, out: TextIO, progress: Progress) -> None:
-    """Each parameter's snapshots, oldest first: read newest first (one index probe each), one name at a time."""
+    """Each parameter's snapshots, oldest first, one name (one query) at a time."""
     dump = json.dumps
     for n, name in enumerate(tape.parameter_names()):
-        snaps, bound = [], None
-        while True:
-            snap = tape.parameter(name, seq=bound, value=False)  # bound None: the last one
-            if snap is None:
-                break
-            snaps.append(snap)
-            if snap.seq <= 0:
-                break
-            bound = snap.seq - 1
+        snaps = tape.parameter_history(name)
         out.write(("" if n == 0 else ",") + f"\n{dump(name)}: [\n")
-        out.write(",\n".join(dump(snapshot_dict(s), allow_nan=False) for s in reversed(snaps)))
+        out.write(",\n".join(dump(snapshot_dict(s), allow_nan=False) for s in snaps))
         out.write("\n]")
         if progress:
             progress(len(snaps))

@@ -719,8 +719,19 @@ class Tape:
         row = self._one(f"SELECT seq, iteration, after_step, tensor, {_SUMMARY_COLUMNS}, "
                         f"{'npy' if value else 'NULL'} FROM parameters WHERE name = ? AND seq <= ? "
                         "ORDER BY seq DESC LIMIT 1", (name, bound))
-        if row is None:
-            return None
+        return None if row is None else self._snapshot(name, row)
+
+    @_guard
+    def parameter_history(self, name: str) -> list[ParameterSnapshot]:
+        """Every snapshot of parameter `name`, oldest first, without raw values (one query)."""
+        if not self.keeps_parameters:
+            return []
+        rows = self._conn.execute(f"SELECT seq, iteration, after_step, tensor, {_SUMMARY_COLUMNS}, NULL "
+                                  "FROM parameters WHERE name = ? ORDER BY seq", (name,)).fetchall()
+        return [self._snapshot(name, row) for row in rows]
+
+    def _snapshot(self, name: str, row: tuple) -> ParameterSnapshot:
+        """A `parameters` row (seq, iteration, after_step, tensor, summary columns, npy) as a snapshot."""
         seq, it, after, tensor, layout, *cols, npy = row
         where = f"parameter {printable(name, 80)!r} at event {seq!r}"
         try:
