@@ -73,7 +73,7 @@ def _ragged(data) -> str:
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of `data` (nested lists, numbers, numpy/cupy arrays, tensors)."""
     if isinstance(data, Tensor):
-        arr = data.data.copy()
+        arr = data.array.copy()
     elif hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
         arr = data.copy()
     elif isinstance(data, np.ndarray | np.generic):

@@ -105,7 +105,7 @@ def _with_suffixes(text: str, suffixes: list[str], indent: int) -> str:
 def tensor_repr(t) -> str:
     """tensor([...], dtype=..., device=..., grad_fn=<...>) as PyTorch prints it."""
     prefix = "tensor("
-    a = t.data
+    a = t.array
     suffixes = []
     if t.device.type != "cpu":
         suffixes.append(f"device='{t.device}'")

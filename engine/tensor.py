@@ -22,7 +22,7 @@ def _as_array(x):
 class Tensor:
     """An n-dimensional array with autograd. Create one with `engine.tensor(...)`."""
 
-    __slots__ = ("__weakref__", "_base", "_hooks", "_id", "_retains_grad", "_vc", "data", "grad",
+    __slots__ = ("__weakref__", "_base", "_hooks", "_id", "_retains_grad", "_vc", "array", "grad",
                  "grad_fn", "requires_grad")
     __array_ufunc__ = None  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
@@ -34,7 +34,7 @@ class Tensor:
                 and not hasattr(data, "__array_namespace__"):
             data = np.asarray(data)
         dtypes.from_numpy(data.dtype)
-        self.data = data
+        self.array = data
         self.grad = None
         self.grad_fn = None
         self.requires_grad = False
@@ -52,7 +52,7 @@ class Tensor:
         t = object.__new__(cls)
         if data.__class__ is not _ndarray:
             data = _as_array(data)
-        t.data = data
+        t.array = data
         t.grad = None
         t.grad_fn = None
         t.requires_grad = requires_grad
@@ -77,19 +77,19 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self) -> dtypes.DType:
-        return dtypes.from_numpy(self.data.dtype)
+        return dtypes.from_numpy(self.array.dtype)
 
     @property
     def device(self):
-        return CPU if self.data.__class__ is _ndarray else device_of(self.data)
+        return CPU if self.array.__class__ is _ndarray else device_of(self.array)
 
     @property
     def is_cuda(self) -> bool:
@@ -124,40 +124,40 @@ class Tensor:
         return _ops.transpose(self, -2, -1)
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self.array.size)
 
     def nelement(self) -> int:
-        return int(self.data.size)
+        return int(self.array.size)
 
     def element_size(self) -> int:
-        return self.data.itemsize
+        return self.array.itemsize
 
     def size(self, dim: int | None = None):
         if dim is None:
-            return self.data.shape
-        if not -self.data.ndim <= dim < self.data.ndim:
-            raise IndexError(f"size: dimension {dim} is out of range for a {self.data.ndim}-d tensor")
-        return self.data.shape[dim]
+            return self.array.shape
+        if not -self.array.ndim <= dim < self.array.ndim:
+            raise IndexError(f"size: dimension {dim} is out of range for a {self.array.ndim}-d tensor")
+        return self.array.shape[dim]
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self.array.shape[0]
 
     # ---- conversion -------------------------------------------------------------------------
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(
-                f"a Tensor with {self.data.size} elements cannot be converted to Scalar; item() needs exactly one"
+                f"a Tensor with {self.array.size} elements cannot be converted to Scalar; item() needs exactly one"
             )
-        return to_host(self.data).reshape(()).item()
+        return to_host(self.array).reshape(()).item()
 
     def tolist(self):
         return self._host().tolist()
@@ -169,10 +169,10 @@ class Tensor:
         if self.device.type != "cpu":
             raise TypeError(
                 f"can't convert {self.device} tensor to numpy. Use Tensor.cpu() to copy it to the host first.")
-        return self.data
+        return self.array
 
     def _host(self) -> np.ndarray:
-        return self.data if self.data.__class__ is _ndarray else to_host(self.data)
+        return self.array if self.array.__class__ is _ndarray else to_host(self.array)
 
     def __array__(self, dtype=None, copy=None):
         a = self._host()
@@ -181,9 +181,9 @@ class Tensor:
         return a.copy() if copy else a  # np.array(t) asks for a copy; np.asarray(t) shares
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with {self.data.size} values is ambiguous")
-        return bool(self.data.reshape(()).item())
+        if self.array.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {self.array.size} values is ambiguous")
+        return bool(self.array.reshape(()).item())
 
     def __float__(self) -> float:
         return float(self.item())
@@ -192,7 +192,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self.dtype.is_floating_point or self.data.size != 1:
+        if self.dtype.is_floating_point or self.array.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
 
@@ -200,15 +200,15 @@ class Tensor:
         return id(self)
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        return (self[i] for i in range(self.array.shape[0]))
 
     def __dlpack__(self, *args, **kwargs):
-        return self.data.__dlpack__(*args, **kwargs)
+        return self.array.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
-        return self.data.__dlpack_device__()
+        return self.array.__dlpack_device__()
 
     # ---- autograd ---------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -226,9 +226,28 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
+    @property
+    def data(self) -> Tensor:
+        """This tensor's memory as a Tensor outside autograd, as in PyTorch: `w.data.mul_(0.5)`.
+
+        Autograd does not see writes through it: unlike `detach()`, it does not share the version
+        counter, so a write between a forward and its backward goes unnoticed. `.array` is the array itself.
+        """
+        return Tensor._wrap(self.array)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        """Make this tensor hold `value`'s memory (any shape), as PyTorch's `p.data = other` does."""
+        if isinstance(value, Tensor):
+            value = value.array
+        elif not isinstance(value, _ndarray) and not hasattr(value, "__cuda_array_interface__"):
+            raise TypeError(f"Tensor.data must be set to a Tensor or an array, not {type(value).__name__}")
+        dtypes.from_numpy(value.dtype)
+        self.array = value
+
     def detach(self) -> Tensor:
         """A tensor sharing this one's data, cut from the graph."""
-        return Tensor._wrap(self.data, False, base=self)
+        return Tensor._wrap(self.array, False, base=self)
 
     def detach_(self) -> Tensor:
         self.grad_fn = None
@@ -291,21 +310,21 @@ class Tensor:
         if recording and self.requires_grad and out.grad_fn is None:
             # the new value does not depend on the old one (fill_, zero_, copy_ of a constant): as in
             # PyTorch, the old history gets a zero gradient, not the gradient of the value written over it
-            keep_new = Tensor(array_module(self.data).ones((), dtype=bool))  # broadcast: no full-size mask
+            keep_new = Tensor(array_module(self.array).ones((), dtype=bool))  # broadcast: no full-size mask
             out = _ops.where(keep_new, out.detach(), self)
-        if out.data.shape != self.data.shape:
+        if out.array.shape != self.array.shape:
             raise RuntimeError(
-                f"output with shape {tuple(self.data.shape)} doesn't match the broadcast shape {tuple(out.data.shape)}"
-            )
-        if out.data.dtype != self.data.dtype and dtypes.from_numpy(out.data.dtype).category > self.dtype.category:
+                f"output with shape {tuple(self.array.shape)} doesn't match the broadcast shape "
+                f"{tuple(out.array.shape)}")
+        if out.array.dtype != self.array.dtype and dtypes.from_numpy(out.array.dtype).category > self.dtype.category:
             raise RuntimeError(f"result type {out.dtype} can't be cast to the desired output type {self.dtype}")
         node = out.grad_fn
         if node is not None:
             saved = node.__dict__.get("saved")
             if saved:  # keep the pre-write values the node saved from this tensor
-                node.saved = tuple(s.copy() if s is self.data else s for s in saved)
+                node.saved = tuple(s.copy() if s is self.array else s for s in saved)
                 node._versions = [(vc, v) for vc, v in node._versions if vc is not self._vc]
-        self.data[...] = out.data
+        self.array[...] = out.array
         if out._id:  # an event named the written value: this tensor now holds it, so it takes its id
             self._id = out._id
         self._vc[0] += 1
@@ -371,10 +390,10 @@ class Tensor:
 
     def contiguous(self) -> Tensor:
         """This tensor when its data is C-contiguous, else a contiguous copy (so `.view` works after it)."""
-        return self if self.data.flags.c_contiguous else _ops.clone(self)
+        return self if self.array.flags.c_contiguous else _ops.clone(self)
 
     def is_contiguous(self) -> bool:
-        return bool(self.data.flags.c_contiguous)
+        return bool(self.array.flags.c_contiguous)
 
     # ---- repr -------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -412,7 +431,7 @@ class _RemovableHandle:
 
 
 def _xp(t: Tensor):
-    return array_module(t.data)
+    return array_module(t.array)
 
 
 _ops = None  # engine.ops, set by engine.tensor_methods.install() once the ops exist

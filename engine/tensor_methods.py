@@ -72,8 +72,8 @@ def _inplace(fn):
             # optimizer-style updates (`p -= lr * g` under no_grad): no temporary, no copy
             other = args[0]
             is_tensor = isinstance(other, Tensor)
-            xp = array_module(self.data)
-            getattr(xp, ufunc)(self.data, other.data if is_tensor else other, out=self.data)
+            xp = array_module(self.array)
+            getattr(xp, ufunc)(self.array, other.array if is_tensor else other, out=self.array)
             self._vc[0] += 1
             if hub.active:  # the written value is a new tensor value: it gets a new id
                 inputs = (self, other) if is_tensor else (self,)
@@ -89,11 +89,11 @@ def _inplace(fn):
 
 def _direct(self, other) -> bool:
     """True when an in-place op can skip the graph: nothing recorded, nobody listening, same dtype."""
-    if self.data.dtype.kind != "f":
+    if self.array.dtype.kind != "f":
         return False
     if isinstance(other, Tensor):
-        if other.data.dtype != self.data.dtype or other.data.__class__ is not self.data.__class__ \
-                or other.data.shape != self.data.shape:
+        if other.array.dtype != self.array.dtype or other.array.__class__ is not self.array.__class__ \
+                or other.array.shape != self.array.shape:
             return False
         if grad_state.enabled and other.requires_grad:
             return False

@@ -67,7 +67,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
             raise RuntimeError(f"The differentiated Tensor at index {i} (shape {tuple(t.shape)}) appears to not "
                                "have been used in the graph. Set allow_unused=True if this is the desired behavior.")
         if g is None and materialize_grads:
-            g = t._wrap(array_module(t.data).zeros_like(t.data))
+            g = t._wrap(array_module(t.array).zeros_like(t.array))
         result.append(g)
     return tuple(result)
 
@@ -107,17 +107,17 @@ def _seed(root, gradient, name: str, root_name: str, hint: str):
     """The gradient that starts backward from `root`: ones for one element, else `gradient` in root's dtype."""
     from engine.tensor import Tensor
 
-    xp = array_module(root.data)
+    xp = array_module(root.array)
     if gradient is None:
-        if root.data.size != 1:
+        if root.array.size != 1:
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs; {root_name} has shape "
                                f"{tuple(root.shape)}: pass {hint} with a tensor of that shape")
-        return xp.ones_like(root.data)
-    grad = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=root.data.dtype)
-    if grad.shape != root.data.shape:
+        return xp.ones_like(root.array)
+    grad = gradient.array if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=root.array.dtype)
+    if grad.shape != root.array.shape:
         raise RuntimeError(f"Mismatch in shape: {name} has shape {tuple(grad.shape)} but {root_name} has shape "
                            f"{tuple(root.shape)}")
-    return grad if grad.dtype == root.data.dtype else grad.astype(root.data.dtype)
+    return grad if grad.dtype == root.array.dtype else grad.astype(root.array.dtype)
 
 
 class _Capture:
@@ -204,7 +204,7 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
             for fn in d["_pre_hooks"]:
                 r = fn(Tensor._wrap(grad))
                 if r is not None:
-                    grad = r.data if isinstance(r, Tensor) else r
+                    grad = r.array if isinstance(r, Tensor) else r
                     handed.add(id(grad))  # the hook may keep the tensor it returned
         if "_retain" in d:
             for t in d["_retain"]:
@@ -270,7 +270,7 @@ def _store(t, g, handed: set) -> None:
     if t.grad is None:
         t.grad = Tensor._wrap(g)
     else:
-        t.grad = Tensor._wrap(t.grad.data + g)
+        t.grad = Tensor._wrap(t.grad.array + g)
 
 
 def _writeable(a) -> bool:
@@ -290,7 +290,7 @@ def _leaf_hooks(t, g, handed: set):
         for fn in t._hooks:
             r = fn(Tensor._wrap(g))
             if r is not None:
-                g = r.data if isinstance(r, Tensor) else r
+                g = r.array if isinstance(r, Tensor) else r
                 handed.add(id(g))  # the hook may keep the tensor it returned
     return g
 
@@ -308,7 +308,7 @@ def _accumulate(t, g, handed: set, only) -> None:
             handed.add(id(g))
         t.grad = Tensor._wrap(g)
     else:
-        old = t.grad.data
+        old = t.grad.array
         if _writeable(old) and old.dtype == g.dtype and old.shape == g.shape and id(old) not in handed:
             old += g
             t.grad._vc[0] += 1

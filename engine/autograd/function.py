@@ -81,7 +81,7 @@ class Function:
         requires_grad = False
         for a in args:
             if isinstance(a, Tensor):
-                arrays.append(a.data)
+                arrays.append(a.array)
                 tensors.append(a)
                 if record and a.requires_grad:
                     requires_grad = True
@@ -119,8 +119,8 @@ class Function:
             ctx._next = edges
             ctx._meta = [(a.shape, a.dtype) if e is not None else None for a, e in zip(arrays, edges)]
             for i, e in enumerate(edges):  # unbroadcast to the input's own dtype, not the promoted one
-                if e is not None and args[i].data.dtype != arrays[i].dtype:
-                    ctx._meta[i] = (args[i].data.shape, args[i].data.dtype)
+                if e is not None and args[i].array.dtype != arrays[i].dtype:
+                    ctx._meta[i] = (args[i].array.shape, args[i].array.dtype)
             saved = ctx.__dict__.get("saved")
             if saved:
                 ctx._versions = _saved_versions(saved, tensors, t)
@@ -178,18 +178,18 @@ class AccumulateGrad:
 
 def _same_float_dtype(tensors) -> bool:
     """The common case that needs no promotion: all operands share one floating dtype."""
-    d = tensors[0].data.dtype
+    d = tensors[0].array.dtype
     if d.kind != "f":
         return False
-    return all(t.data.dtype == d for t in tensors)
+    return all(t.array.dtype == d for t in tensors)
 
 
 def _check_devices(cls, tensors) -> None:
-    t0 = type(tensors[0].data)
-    if t0 is _ndarray and all(type(t.data) is _ndarray for t in tensors):
+    t0 = type(tensors[0].array)
+    if t0 is _ndarray and all(type(t.array) is _ndarray for t in tensors):
         return
     for t in tensors[1:]:
-        if type(t.data) is not t0 or t.device != tensors[0].device:
+        if type(t.array) is not t0 or t.device != tensors[0].device:
             raise RuntimeError(
                 f"{cls.op}: expected all tensors on the same device, but found "
                 f"{tensors[0].device} and {t.device}; move them with .to(device)"
@@ -208,7 +208,7 @@ def promoted_dtype(*args) -> dtypes.DType:
     dims, zero_dims, scalars = [], [], []
     for a in args:
         if isinstance(a, Tensor):
-            (dims if a.data.ndim else zero_dims).append(a.dtype)
+            (dims if a.array.ndim else zero_dims).append(a.dtype)
         else:
             scalars.append(a)
     return dtypes.result_type(dims, zero_dims, scalars)
@@ -218,7 +218,7 @@ def _saved_versions(saved, tensors, out) -> list:
     """(version counter, version now) of each input or output whose array the op saved."""
     versions = []
     for t in (*tensors, out):
-        d = t.data
+        d = t.array
         for s in saved:
             if s is d:
                 versions.append((t._vc, t._vc[0]))
@@ -238,7 +238,7 @@ class ShapeError(ValueError, RuntimeError):
 
 
 _ids = operator.attrgetter("_id")  # C getters: a Python property call per tensor adds up on every op
-_shapes = operator.attrgetter("data.shape")
+_shapes = operator.attrgetter("array.shape")
 
 
 def _emit_op(cls, tensors, out, ctx, input_ids=None) -> None:
@@ -252,7 +252,7 @@ def _emit_op(cls, tensors, out, ctx, input_ids=None) -> None:
         input_ids = tuple(map(_ids, tensors))
         if 0 in input_ids:  # a tensor seen for the first time gets its id now
             input_ids = tuple([t.id for t in tensors])
-    data = out.data
+    data = out.array
     event = OpEvent(
         seq, cls.op, key, path, input_ids, out._id or out.id, tuple(map(_shapes, tensors)), data.shape,
         dtypes.from_numpy(data.dtype).name, "cpu" if data.__class__ is _ndarray else str(out.device),

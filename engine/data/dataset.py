@@ -54,5 +54,5 @@ def take(t: Tensor, index) -> Tensor:
     if t.requires_grad:
         return t[index]
     if not isinstance(index, int | slice):
-        index = array_module(t.data).asarray(index)
-    return Tensor._wrap(t.data[index])
+        index = array_module(t.array).asarray(index)
+    return Tensor._wrap(t.array[index])

@@ -160,7 +160,7 @@ def glyphs(n: int = 1000, noise: float = 0.1, seed: int = 0, size: int = 16) -> 
         images.append(np.concatenate([_render(segments, rng, min(512, count - i), size)
                                       for i in range(0, count, 512)] or [np.zeros((0, size, size))]))
     x, y = _finish(images, rng, noise)
-    return Tensor(np.clip(x.data, 0, 1)[:, None]), y
+    return Tensor(np.clip(x.array, 0, 1)[:, None]), y
 
 
 # ---- text -------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def default_collate(batch: list):
     if isinstance(first, Tensor):
         return _stack([_checked(x, Tensor, first) for x in batch])
     if isinstance(first, np.ndarray):
-        return _stack([Tensor(_tensor(_checked(x, np.ndarray, first)).data) for x in batch])
+        return _stack([Tensor(_tensor(_checked(x, np.ndarray, first)).array) for x in batch])
     if isinstance(first, bool | np.bool_ | numbers.Number):
         for x in batch:
             if not isinstance(x, bool | np.bool_ | numbers.Number):
@@ -67,8 +67,8 @@ def _stack(tensors: list[Tensor]) -> Tensor:
         from engine import ops  # the differentiable stack, only when a gradient can flow
 
         return ops.stack(tensors)
-    xp = array_module(tensors[0].data)
-    return Tensor._wrap(xp.stack([t.data for t in tensors]))
+    xp = array_module(tensors[0].array)
+    return Tensor._wrap(xp.stack([t.array for t in tensors]))
 
 
 class DataLoader:

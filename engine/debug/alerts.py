@@ -112,23 +112,23 @@ class Monitor:
                 bad.add(rec.event.output)
                 self._tainted.add(rec.event.seq)
                 return None
-            if not all_finite(out.data, rec.summary):
-                nan = has_nan(out.data, rec.summary)
+            if not all_finite(out.array, rec.summary):
+                nan = has_nan(out.array, rec.summary)
                 if by_design(rec.event.op, nan):
                     return None
                 bad.add(rec.event.output)
                 self._tainted.add(rec.event.seq)
-                if all(all_finite(t.data) for t in inputs):
+                if all(all_finite(t.array) for t in inputs):
                     why = "its inputs are finite"
-                elif nan and not any(has_nan(t.data) for t in inputs):
+                elif nan and not any(has_nan(t.array) for t in inputs):
                     why = "its inputs hold infinities but no NaN"  # e.g. softmax over a row masked to -inf
                 else:
                     return None
-                summaries = tuple(summarize(t.data) for t in inputs)
+                summaries = tuple(summarize(t.array) for t in inputs)
                 return _alert("nonfinite_forward", f"non-finite values first appear in the output of "
                               f"{_where(rec)}, iteration {rec.iteration}; {why}", rec, math.nan, summaries)
-        if s.dead_relu is not None and rec.event.op == "relu" and out.data.ndim >= 2:
-            data = out.data
+        if s.dead_relu is not None and rec.event.op == "relu" and out.array.ndim >= 2:
+            data = out.array
             # units dead for the whole batch are that many zeros: too few zeros in all rule them out at
             # the cost of one count (a GPU summary has the count on the host already)
             if data.__class__ is not np.ndarray and rec.summary is not None:
@@ -165,7 +165,7 @@ class Monitor:
         if reported:  # the optimizer measured them as it stepped (named as the model names them)
             named_norms = list(reported.items())
         else:
-            named = [(name, p.grad.data) for name, p in self.params() if p.grad is not None]
+            named = [(name, p.grad.array) for name, p in self.params() if p.grad is not None]
             # one dot product per parameter, one transfer for all: a float() each would sync a GPU each time
             norms = [math.sqrt(v) for v in host_floats([square_sum(g) for _, g in named])]
             named_norms = [(name, norm) for (name, _), norm in zip(named, norms)]

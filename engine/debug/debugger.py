@@ -297,7 +297,7 @@ class Debugger:
         for p in found:
             if p._id == tensor_id:  # not p.id: that would number a parameter no event ever named
                 t = p.grad if grad else p
-                return None if t is None else host_copy(t.data)
+                return None if t is None else host_copy(t.array)
         raise ValueUnavailable(f"tensor {tensor_id} is no parameter of the model or optimizer the debugger "
                                f"knows (pass Debugger(model=...) to name it)")
 

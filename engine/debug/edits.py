@@ -169,16 +169,16 @@ _snapshots: OrderedDict[str, dict] = OrderedDict()  # engine thread only: name -
 def _write(params: dict, change: Callable[[], None], snapshot: str) -> None:
     """Give each parameter a copy of its values, run `change` (which writes into them), and keep the values
     before and after under `snapshot`. The arrays a graph in flight saved stay as they were."""
-    before = {name: p.data for name, p in params.items()}
+    before = {name: p.array for name, p in params.items()}
     versions = {name: p._vc[0] for name, p in params.items()}
     for p in params.values():
-        p.data = p.data.copy()
+        p.array = p.array.copy()
     change()
     for name, p in params.items():  # nothing saved the new arrays yet: no graph needs to notice the write
         p._vc[0] = versions[name]
     if snapshot:
         _snapshots.pop(snapshot, None)
-        _snapshots[snapshot] = {name: (before[name], p.data.copy()) for name, p in params.items()}
+        _snapshots[snapshot] = {name: (before[name], p.array.copy()) for name, p in params.items()}
         total = sum(b.nbytes + a.nbytes for kept in _snapshots.values() for b, a in kept.values())
         while len(_snapshots) > 1 and total > SNAPSHOT_BYTES:
             _, dropped = _snapshots.popitem(last=False)
@@ -306,7 +306,7 @@ def _edit_param(edit: EditParam, model, optimizer):
 
     def apply() -> str:
         def change() -> None:
-            data = p.data
+            data = p.array
             xp = array_module(data)
             where = tuple(xp.asarray(axis) for axis in zip(*edit.indices)) if edit.indices else ...
             if edit.action == "scale":
@@ -315,7 +315,7 @@ def _edit_param(edit: EditParam, model, optimizer):
                 data[where] = xp.asarray(values, dtype=data.dtype) if values is not None else edit.value
 
         _write({_relative(model, edit.param): p}, change, edit.snapshot)
-        count = len(edit.indices) if edit.indices else p.data.size
+        count = len(edit.indices) if edit.indices else p.array.size
         if edit.action == "scale":
             return f"scaled {count} element(s) of '{edit.param}' by {edit.value!r}"
         return f"filled {count} element(s) of '{edit.param}' with {edit.value!r}"
@@ -364,14 +364,14 @@ def _restore(edit: Restore, model, optimizer):
     params = {}
     for name, (before, _after) in kept.items():
         p = _param(model, name)
-        if tuple(p.shape) != tuple(before.shape) or p.data.dtype != before.dtype:
-            raise EditRejected(f"'{name}' is {tuple(p.shape)} {p.data.dtype} now, not "
+        if tuple(p.shape) != tuple(before.shape) or p.array.dtype != before.dtype:
+            raise EditRejected(f"'{name}' is {tuple(p.shape)} {p.array.dtype} now, not "
                                f"{tuple(before.shape)} {before.dtype} as kept: its values cannot be put back")
         params[name] = p
 
     def apply() -> str:
         for name, p in params.items():  # out of place, as every value edit
-            p.data = kept[name][1 if edit.after else 0].copy()
+            p.array = kept[name][1 if edit.after else 0].copy()
         _snapshots.move_to_end(edit.snapshot)
         return f"put back {len(params)} parameter(s) of {what} as they were {'after' if edit.after else 'before'} " \
                "the edit"

@@ -308,7 +308,7 @@ if _make.__code__.co_varnames[:len(_FIELDS)] != _FIELDS:  # a field added to one
 def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> TensorSummary:
     """Summarize an array (numpy or cupy) or a Tensor; see the module docstring for what is exact."""
     if a.__class__ is not np.ndarray and hasattr(a, "grad_fn"):  # a Tensor
-        a = a.data
+        a = a.array
     dev = device if device is not None else "cpu" if a.__class__ is np.ndarray else str(device_of(a))
     dt = a.dtype
     dtype = _dtype_names.get(dt) or _dtype_names.setdefault(dt, dt.name)

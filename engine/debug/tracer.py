@@ -92,7 +92,7 @@ class Tracer:
             self._enter(FORWARD)
         # skip this frame, Debugger._on_tensors, Hub.emit_tensors and _emit_op: Function.apply is next
         source, stack = capture_source(4, self._frames) if self.source else _NO_SOURCE
-        data = out.data
+        data = out.array
         rec = _tuple_new(OpRecord, (
             event, self.iteration, self.depth, source, stack,
             summarize(data, self.summary_limit, event.device) if self.summaries else None,

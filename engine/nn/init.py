@@ -58,10 +58,10 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 
 def _fill(tensor: Tensor, sample) -> Tensor:
     """Write `sample(generator, shape, float dtype)` into the tensor's storage."""
-    dtype = tensor.data.dtype if tensor.data.dtype.kind == "f" else "float64"
+    dtype = tensor.array.dtype if tensor.array.dtype.kind == "f" else "float64"
     with no_grad():
         values = sample(_random.generator(tensor.device), tensor.shape, dtype)
-        tensor.data[...] = values
+        tensor.array[...] = values
         tensor._vc[0] += 1
     return tensor
 
@@ -114,7 +114,7 @@ def eye_(tensor: Tensor) -> Tensor:
     """Fill a 2-D tensor with the identity matrix."""
     if tensor.ndim != 2:
         raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tuple(tensor.shape)}")
-    return _fill(tensor, lambda g, shape, dt: array_module(tensor.data).eye(*shape, dtype=dt))
+    return _fill(tensor, lambda g, shape, dt: array_module(tensor.array).eye(*shape, dtype=dt))
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:

@@ -406,11 +406,11 @@ class Module:
                 continue
             if set_to_none:
                 p.grad = None
-            elif p.grad.data.flags.writeable:
-                p.grad.data[...] = 0
+            elif p.grad.array.flags.writeable:
+                p.grad.array[...] = 0
                 p.grad._vc[0] += 1
             else:
-                p.grad = Tensor._wrap(backend.array_module(p.grad.data).zeros_like(p.grad.data))
+                p.grad = Tensor._wrap(backend.array_module(p.grad.array).zeros_like(p.grad.array))
 
     # ---- devices and dtypes ------------------------------------------------------------------
     def _apply_to_tensors(self, convert: Callable) -> Module:
@@ -420,9 +420,9 @@ class Module:
                 for t in (*m._parameters.values(), *m._buffers.values()):
                     if t is None:
                         continue
-                    t.data = convert(t.data)
+                    t.array = convert(t.array)
                     if t.grad is not None:
-                        t.grad.data = convert(t.grad.data)
+                        t.grad.array = convert(t.grad.array)
         return self
 
     def to(self, *args, **kwargs) -> Module:
@@ -511,7 +511,7 @@ class Module:
                                + "\n\t".join(problems))
         for key, value in values.items():
             target = own[key]
-            target.data[...] = backend.to_device(value, target.device)
+            target.array[...] = backend.to_device(value, target.device)
             target._vc[0] += 1
         return IncompatibleKeys(missing, unexpected)
 
@@ -598,7 +598,7 @@ def _remove_from(name: str, *tables) -> None:
 def _as_array(value):
     """The array in a checkpoint entry: an engine Tensor, a numpy/cupy array or anything with __array__."""
     if isinstance(value, Tensor):
-        return value.data
+        return value.array
     if hasattr(value, "__cuda_array_interface__") and not hasattr(value, "detach"):
         return value  # a cupy array
     if hasattr(value, "detach"):  # a torch tensor: its values, without its graph

@@ -16,7 +16,7 @@ class Parameter(Tensor):
             from engine.creation import empty
 
             data = empty(0)
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(data.array if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -25,7 +25,7 @@ class Parameter(Tensor):
         if id(self) in memo:
             return memo[id(self)]
         # the values only, as a fresh leaf without .grad (what torch's deepcopy of a parameter gives)
-        out = Parameter(self.data.copy(), requires_grad=self.requires_grad)
+        out = Parameter(self.array.copy(), requires_grad=self.requires_grad)
         memo[id(self)] = out
         return out
 

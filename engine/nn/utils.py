@@ -28,16 +28,16 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     if not grads:
         return Tensor(np.zeros((), dtype=np.float32))
     first = grads[0]
-    xp = array_module(first.data)
+    xp = array_module(first.array)
 
     def on_first_device(a):
         return a if array_module(a) is xp else to_device(a, first.device)
 
     if math.isinf(norm_type):
-        norms = [on_first_device(array_module(g.data).abs(g.data).max()) for g in grads]
+        norms = [on_first_device(array_module(g.array).abs(g.array).max()) for g in grads]
         total = xp.max(xp.stack(norms))
     else:
-        norms = [on_first_device((array_module(g.data).abs(g.data) ** norm_type).sum()) for g in grads]
+        norms = [on_first_device((array_module(g.array).abs(g.array) ** norm_type).sum()) for g in grads]
         total = xp.sum(xp.stack(norms)) ** (1.0 / norm_type)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(
@@ -47,10 +47,10 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         )
     coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
     for g in grads:
-        c = coef if array_module(g.data) is xp else to_device(coef, g.device)
-        g.data *= c.astype(g.data.dtype)
+        c = coef if array_module(g.array) is xp else to_device(coef, g.device)
+        g.array *= c.astype(g.array.dtype)
         g._vc[0] += 1
-    return Tensor(total.astype(first.data.dtype))
+    return Tensor(total.astype(first.array.dtype))
 
 
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float,
@@ -58,5 +58,5 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float,
     """Clamp every gradient element into [-clip_value, clip_value], in place."""
     clip_value = float(clip_value)
     for g in _grads(parameters):
-        array_module(g.data).clip(g.data, -clip_value, clip_value, out=g.data)
+        array_module(g.array).clip(g.array, -clip_value, clip_value, out=g.array)
         g._vc[0] += 1

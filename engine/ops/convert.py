@@ -44,7 +44,7 @@ def clone(x: Tensor) -> Tensor:
 
 def cast(x: Tensor, dtype: DType) -> Tensor:
     """`x` as `dtype` (the same tensor when it already is)."""
-    if x.data.dtype == dtype.np:
+    if x.array.dtype == dtype.np:
         return x
     return Cast.apply(x, dtype=dtype)
 

@@ -268,11 +268,11 @@ def where(cond: Tensor, a, b) -> Tensor:
     if cond.dtype is not dtypes.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
     target = promoted_dtype(a, b).np
-    a = a.to(dtype=target) if isinstance(a, Tensor) and a.data.dtype != target else a
-    b = b.to(dtype=target) if isinstance(b, Tensor) and b.data.dtype != target else b
+    a = a.to(dtype=target) if isinstance(a, Tensor) and a.array.dtype != target else a
+    b = b.to(dtype=target) if isinstance(b, Tensor) and b.array.dtype != target else b
     out = Where.apply(cond, a, b)
-    if out.data.dtype != target:
-        out.data = out.data.astype(target)
+    if out.array.dtype != target:
+        out.array = out.array.astype(target)
     return out
 
 
@@ -299,10 +299,10 @@ def div(a, b, rounding_mode=None) -> Tensor:
     if rounding_mode not in ("floor", "trunc"):
         raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
     q = Div.apply(a, b).detach()
-    xp = array_module(q.data)
-    q.data = (xp.floor if rounding_mode == "floor" else xp.trunc)(q.data)
+    xp = array_module(q.array)
+    q.array = (xp.floor if rounding_mode == "floor" else xp.trunc)(q.array)
     target = promoted_dtype(a, b).np
-    return Tensor._wrap(q.data.astype(target, copy=False))
+    return Tensor._wrap(q.array.astype(target, copy=False))
 
 
 def pow(a, b) -> Tensor:
@@ -318,15 +318,15 @@ def minimum(a, b) -> Tensor:
 
 
 def isnan(x: Tensor) -> Tensor:
-    return Tensor._wrap(array_module(x.data).isnan(x.data))
+    return Tensor._wrap(array_module(x.array).isnan(x.array))
 
 
 def isinf(x: Tensor) -> Tensor:
-    return Tensor._wrap(array_module(x.data).isinf(x.data))
+    return Tensor._wrap(array_module(x.array).isinf(x.array))
 
 
 def isfinite(x: Tensor) -> Tensor:
-    return Tensor._wrap(array_module(x.data).isfinite(x.data))
+    return Tensor._wrap(array_module(x.array).isfinite(x.array))
 
 
 # ---- integer-style arithmetic and logic (no gradient) --------------------------------------------

@@ -21,9 +21,9 @@ __all__ = ["gather", "index_add", "index_select", "scatter", "scatter_add", "sca
 def _index_array(op: str, index):
     if not isinstance(index, Tensor):
         raise TypeError(f"{op}(): index must be a tensor, got {type(index).__name__}")
-    if index.data.dtype not in (np.int64, np.int32):
+    if index.array.dtype not in (np.int64, np.int32):
         raise RuntimeError(f"{op}(): Expected dtype int32/int64 for index, got {index.dtype}")
-    return index.data
+    return index.array
 
 
 def _along(xp, index, dim: int) -> tuple:

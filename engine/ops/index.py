@@ -133,7 +133,7 @@ def _host_value(value, x: Tensor):
         return value
     if isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__"):
         _check_same_device(value, x, "setitem", "value", host_ok=True)
-        return array_module(x.data).asarray(value)
+        return array_module(x.array).asarray(value)
     raise TypeError(
         f"setitem: can't assign a {type(value).__name__} to a tensor; assign a tensor, an array or a number"
     )
@@ -142,7 +142,7 @@ def _host_value(value, x: Tensor):
 # ---- turning a Python index into a Key ----------------------------------------------------------
 def _prepare(x: Tensor, index) -> Key:
     items = [_convert(item, x) for item in _items(index)]
-    shape = x.data.shape
+    shape = x.array.shape
     if sum(it is Ellipsis for it in items) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
     used = sum(_dims_used(it) for it in items)
@@ -154,7 +154,7 @@ def _prepare(x: Tensor, index) -> Key:
     if not any(it is Ellipsis for it in items):
         items.append(Ellipsis)  # also makes x[i, j] a 0-d view rather than a NumPy scalar
 
-    xp = array_module(x.data)
+    xp = array_module(x.array)
     basic, arrays = [], []  # arrays: (dim of the basic view it indexes, integer array)
     d = r = 0  # the dim of x, and of the basic view, that the next item indexes
     repeats = False
@@ -233,10 +233,10 @@ def _convert(item, x: Tensor):
     if isinstance(item, bool | np.bool_):
         return bool(item)
     if isinstance(item, Tensor):
-        _check_same_device(item.data, x, "index", "index tensor", host_ok=False)
-        if item.data.dtype.kind not in "biu":
+        _check_same_device(item.array, x, "index", "index tensor", host_ok=False)
+        if item.array.dtype.kind not in "biu":
             raise IndexError("tensors used as indices must be long, int or bool")
-        arr = item.data
+        arr = item.array
     elif isinstance(item, np.ndarray) or hasattr(item, "__cuda_array_interface__"):
         _check_same_device(item, x, "index", "index array", host_ok=True)
         arr = item
@@ -254,7 +254,7 @@ def _convert(item, x: Tensor):
     if arr.ndim == 0:  # torch: a 0-d integer index is an int, a 0-d bool one a bool
         return bool(arr) if arr.dtype.kind == "b" else int(arr)
     # a copy: backward reads it later, so changes to the caller's index afterwards must not reach it
-    return array_module(x.data).array(arr)
+    return array_module(x.array).array(arr)
 
 
 def _slice(s: slice) -> slice:
@@ -307,7 +307,7 @@ def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
     """x with `value` (a number or 0-d tensor) where the bool `mask` (broadcast with x) is true."""
     if not isinstance(mask, Tensor):
         raise TypeError(f"masked_fill(): mask must be a bool tensor, got {type(mask).__name__}")
-    if mask.data.dtype != np.bool_:
+    if mask.array.dtype != np.bool_:
         raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype {mask.dtype}")
     if isinstance(value, Tensor):
         if value.ndim:
@@ -341,7 +341,7 @@ def masked_select(x: Tensor, mask: Tensor) -> Tensor:
     """The entries of x where the bool `mask` (broadcast with x) is true, as a 1-D tensor."""
     if not isinstance(mask, Tensor):
         raise TypeError(f"masked_select(): mask must be a bool tensor, got {type(mask).__name__}")
-    if mask.data.dtype != np.bool_:
+    if mask.array.dtype != np.bool_:
         raise RuntimeError(f"masked_select: expected a bool mask, got {mask.dtype}")
     try:
         np.broadcast_shapes(x.shape, mask.shape)

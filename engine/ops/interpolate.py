@@ -159,6 +159,6 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     else:
         if not input.dtype.is_floating_point:
             raise TypeError(f"interpolate: {mode} mode needs a floating point input, got {input.dtype.name}")
-        dtype = np.float32 if input.data.dtype.itemsize < 4 else input.data.dtype
+        dtype = np.float32 if input.array.dtype.itemsize < 4 else input.array.dtype
         tables = [_linear_table(n, m, s, bool(align_corners), dtype) for n, m, s in zip(spatial, sizes, scales)]
     return Interpolate.apply(input, tables=tables)

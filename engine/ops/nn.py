@@ -321,7 +321,7 @@ class OneHot(Function):
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 tensor of shape (*tensor.shape, num_classes) with a 1 at each class index (one more than the
     largest index when num_classes is -1)."""
-    x = tensor.data
+    x = tensor.array
     if x.dtype != np.int64:
         raise TypeError(f"one_hot: expected an int64 (long) tensor of class indices, got {tensor.dtype}")
     if num_classes < -1 or (num_classes == 0 and x.size):

@@ -202,7 +202,7 @@ def _max_indices(cls, input: Tensor, ceil_mode: bool, opts: dict) -> Tensor:
 
     Computed in a second pass so the op itself keeps one output."""
     ctx = SimpleNamespace(op=cls.op, spatial=cls.spatial, ceil_mode=ceil_mode, **opts)
-    x = input.data
+    x = input.array
     _, arg, _, ((top, _), (left, _)) = _window_max(ctx, x)
     xp = array_module(x)
     kw, (sh, sw), (dh, dw) = ctx.kernel[1], ctx.stride, ctx.dilation

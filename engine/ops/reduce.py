@@ -232,7 +232,7 @@ def _extreme(name: str, x: Tensor, dim, keepdim: bool):
         raise TypeError(f"{name}(): dim must be an int, got {dim!r}; use a{name} to reduce several dims")
     d = _dim(dim, x.ndim)
     indices = index_op.apply(x, dim=d, keepdim=keepdim)
-    index = indices.data if keepdim or x.ndim == 0 else array_module(x.data).expand_dims(indices.data, d)
+    index = indices.array if keepdim or x.ndim == 0 else array_module(x.array).expand_dims(indices.array, d)
     values = along.apply(x, index=index, dims=(d,) if x.ndim else (), keepdim=bool(keepdim), shape=x.shape)
     return result(values, indices)
 

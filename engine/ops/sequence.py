@@ -43,7 +43,7 @@ def _repeat_counts(repeats, size: int, shape: tuple) -> int | list[int]:
                              f"{tuple(repeats.shape)}")
         if repeats.dtype.is_floating_point or repeats.dtype.name == "bool":
             raise TypeError(f"repeat_interleave: repeats must be an integer tensor, got {repeats.dtype.name}")
-        counts = repeats.data.tolist()
+        counts = repeats.array.tolist()
         if repeats.ndim == 0:
             repeats = counts
         elif len(counts) == 1:
@@ -75,7 +75,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, ou
         if input.ndim != 1 or input.dtype.is_floating_point:
             raise ShapeError(f"repeat_interleave: repeats must be a 1-D integer tensor, got "
                              f"{input.dtype.name} of shape {tuple(input.shape)}")
-        xp = array_module(input.data)
+        xp = array_module(input.array)
         return repeat_interleave(Tensor._wrap(xp.arange(input.shape[0], dtype=np.int64)), input, 0,
                                  output_size=output_size)
     if dim is None:

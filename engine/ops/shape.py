@@ -81,7 +81,7 @@ def _resolve(op: str, in_shape: tuple[int, ...], shape: tuple[int, ...]) -> tupl
 
 def _as_view(out: Tensor, x: Tensor) -> Tensor:
     """Make `out` a view of `x` (one version counter) when their data share memory."""
-    if out.data.size and array_module(x.data).may_share_memory(out.data, x.data):
+    if out.array.size and array_module(x.array).may_share_memory(out.array, x.array):
         out._vc = x._vc
         out._base = x if x._base is None else x._base
     return out

@@ -61,16 +61,16 @@ def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = Fals
     """(values, indices) of x sorted along `dim`, as torch.sort."""
     d = _dim(dim, max(x.ndim, 1))
     if x.ndim == 0:
-        return SortResult(x.clone(), Tensor._wrap(array_module(x.data).zeros((), np.int64)))
-    index = _order(x.data, d, descending, stable)
+        return SortResult(x.clone(), Tensor._wrap(array_module(x.array).zeros((), np.int64)))
+    index = _order(x.array, d, descending, stable)
     return SortResult(Sort.apply(x, index=index, dim=d), Tensor._wrap(index))
 
 
 def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     """The int64 indices that sort x along `dim` (no gradient, and no sort op of the values)."""
     if x.ndim == 0:
-        return Tensor._wrap(array_module(x.data).zeros((), np.int64))
-    return Tensor._wrap(_order(x.data, _dim(dim, x.ndim), descending, stable))
+        return Tensor._wrap(array_module(x.array).zeros((), np.int64))
+    return Tensor._wrap(_order(x.array, _dim(dim, x.ndim), descending, stable))
 
 
 def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
@@ -81,9 +81,9 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
         raise ShapeError(f"topk: k ({k}) must be between 0 and the size of dimension {d} ({size}) "
                          f"of input {tuple(x.shape)}")
     if x.ndim == 0:
-        return TopkResult(x.clone(), Tensor._wrap(array_module(x.data).zeros((), np.int64)))
-    xp = array_module(x.data)
-    index = xp.take(_order(x.data, d, largest, True), xp.arange(k), axis=d)
+        return TopkResult(x.clone(), Tensor._wrap(array_module(x.array).zeros((), np.int64)))
+    xp = array_module(x.array)
+    index = xp.take(_order(x.array, d, largest, True), xp.arange(k), axis=d)
     return TopkResult(Topk.apply(x, index=index, dim=d), Tensor._wrap(index))
 
 
@@ -128,7 +128,7 @@ def median(input: Tensor, dim: int | None = None, keepdim: bool = False):
     if dim is None:
         return Median.apply(input, dims=tuple(range(input.ndim)), keepdim=False, shape=input.shape)
     d = _dim(dim, input.ndim)
-    xp = array_module(input.data)
+    xp = array_module(input.array)
     if input.ndim == 0:
         index = xp.zeros((), np.int64)
         values = MedianDim.apply(input, index=index, dims=(), keepdim=bool(keepdim), shape=input.shape)
@@ -136,7 +136,7 @@ def median(input: Tensor, dim: int | None = None, keepdim: bool = False):
     if input.shape[d] == 0:
         raise IndexError(f"median(): Expected reduction dim {d} to have non-zero size "
                          f"(input shape {tuple(input.shape)})")
-    index = _median_index(input.data, d)
+    index = _median_index(input.array, d)
     values = MedianDim.apply(input, index=index, dims=(d,), keepdim=bool(keepdim), shape=input.shape)
     indices = index if keepdim else index.squeeze(d)
     return MedianResult(values, Tensor._wrap(indices))

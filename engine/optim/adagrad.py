@@ -31,7 +31,7 @@ class Adagrad(Optimizer):
         grad = l2_gradient(param, grad, group)
         state["step"] += 1
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        total = state["sum"].data
+        total = state["sum"].array
         total += grad * grad
         step = clr * grad / (xp.sqrt(total) + group["eps"])
         param -= step

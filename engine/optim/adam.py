@@ -45,8 +45,8 @@ class Adam(Optimizer):
         fused = kernels.get("adam_update", xp)
         if fused is not None:  # CUDA: the whole update below as one kernel
             state["step"] += 1
-            fused(param, grad, state["exp_avg"].data, state["exp_avg_sq"].data,
-                  state["max_exp_avg_sq"].data if group["amsgrad"] else None, state["step"], group,
+            fused(param, grad, state["exp_avg"].array, state["exp_avg_sq"].array,
+                  state["max_exp_avg_sq"].array if group["amsgrad"] else None, state["step"], group,
                   self.decoupled_weight_decay)
             return None
         lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
@@ -57,12 +57,12 @@ class Adam(Optimizer):
             grad = l2_gradient(param, grad, group)
         state["step"] += 1
         step = state["step"]
-        exp_avg, exp_avg_sq = state["exp_avg"].data, state["exp_avg_sq"].data
+        exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
         exp_avg += (1 - beta1) * (grad - exp_avg)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * grad * grad
         if group["amsgrad"]:  # normalise by the largest second moment seen so far
-            second = state["max_exp_avg_sq"].data
+            second = state["max_exp_avg_sq"].array
             xp.maximum(second, exp_avg_sq, out=second)
         else:
             second = exp_avg_sq

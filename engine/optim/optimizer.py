@@ -166,7 +166,7 @@ class Optimizer:
                 else:
                     if p.grad.grad_fn is not None:
                         p.grad = p.grad.detach()
-                    p.grad.data.fill(0)
+                    p.grad.array.fill(0)
                     p.grad._vc[0] += 1
 
     def step(self, closure: Callable[[], object] | None = None):
@@ -184,14 +184,14 @@ class Optimizer:
                         continue
                     state = self.state.get(p)
                     if state is None:
-                        state = self.state[p] = self._init_state(p.data, group)
-                    data = p.data
+                        state = self.state[p] = self._init_state(p.array, group)
+                    data = p.array
                     before = None
                     if watching:
                         names.append(self._param_name(g, i, group, p))
-                        squares.append(square_sum(p.grad.data))  # before the update reads it
+                        squares.append(square_sum(p.grad.array))  # before the update reads it
                         before = data.copy() if not self._gives_step(data, group) else None
-                    step = self._update(data, p.grad.data, state, group)
+                    step = self._update(data, p.grad.array, state, group)
                     p._vc[0] += 1
                     if watching:
                         if before is not None:
@@ -281,7 +281,7 @@ class Optimizer:
 
 def _snapshot(value):
     if isinstance(value, Tensor):
-        return Tensor._wrap(value.data.copy())
+        return Tensor._wrap(value.array.copy())
     return copy.deepcopy(value)
 
 
@@ -289,12 +289,12 @@ def _restore(value, param: Tensor, key):
     """A copy of a saved state value on the parameter's device (floating buffers in its dtype)."""
     if not isinstance(value, Tensor):
         return copy.deepcopy(value)
-    arr = backend.to_device(value.data, param.device)
-    if arr is value.data:
+    arr = backend.to_device(value.array, param.device)
+    if arr is value.array:
         arr = arr.copy()
     if key != "step" and arr.dtype.kind == "f":
-        arr = arr.astype(param.data.dtype, copy=False)
-    if arr.shape != param.data.shape and arr.ndim:
+        arr = arr.astype(param.array.dtype, copy=False)
+    if arr.shape != param.array.shape and arr.ndim:
         raise ValueError(f"optimizer state '{key}' has shape {tuple(arr.shape)} but its parameter has shape "
                          f"{tuple(param.shape)}; was the state_dict saved for a different model?")
     return Tensor._wrap(arr)

@@ -33,17 +33,17 @@ class RMSprop(Optimizer):
         alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
         grad = l2_gradient(param, grad, group)
         state["step"] += 1
-        square_avg = state["square_avg"].data
+        square_avg = state["square_avg"].array
         square_avg *= alpha
         square_avg += (1 - alpha) * grad * grad
         if group["centered"]:  # subtract the squared mean: a running variance instead of a second moment
-            grad_avg = state["grad_avg"].data
+            grad_avg = state["grad_avg"].array
             grad_avg += (1 - alpha) * (grad - grad_avg)
             avg = xp.sqrt(square_avg - grad_avg * grad_avg) + eps
         else:
             avg = xp.sqrt(square_avg) + eps
         if momentum > 0:
-            buf = state["momentum_buffer"].data
+            buf = state["momentum_buffer"].array
             buf *= momentum
             buf += grad / avg
             step = group["lr"] * buf

@@ -32,9 +32,9 @@ class SGD(Optimizer):
             if buf is None:  # the first step starts the running average at the gradient itself
                 buf = state["momentum_buffer"] = Tensor._wrap(d_p.copy())
             else:
-                buf.data *= momentum
-                buf.data += (1 - group["dampening"]) * d_p
-            d_p = d_p + momentum * buf.data if group["nesterov"] else buf.data
+                buf.array *= momentum
+                buf.array += (1 - group["dampening"]) * d_p
+            d_p = d_p + momentum * buf.array if group["nesterov"] else buf.array
         step = group["lr"] * d_p
         param -= step
         return step

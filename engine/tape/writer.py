@@ -314,7 +314,7 @@ class Recorder:
             if name in seen:  # a name given twice (by hand-made param_names): the first
                 continue
             seen.add(name)
-            data = p.data
+            data = p.array
             keep = data.size <= small  # the raw value too
             if keep and level:  # under pressure values go first
                 self._dropped["parameter values"] += 1

@@ -35,7 +35,7 @@ def paused(window) -> bool:
 
 
 def values(window) -> dict:
-    return {n: p.data.copy() for n, p in window.session.debugger.model.named_parameters()}
+    return {n: p.array.copy() for n, p in window.session.debugger.model.named_parameters()}
 
 
 def send(qtbot, window, act) -> None:

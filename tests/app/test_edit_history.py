@@ -129,11 +129,11 @@ def test_redo_of_a_value_edit_puts_back_what_it_made_rather_than_drawing_again(n
     reinit = Reinit("Net.fc1", "r1")
     history.push(reinit, Restore("Net.fc1", "r1"))
     apply([reinit], model, opt)
-    drawn = model.fc1.weight.data.copy()
+    drawn = model.fc1.weight.array.copy()
     apply(history.undo(), model, opt)
     assert history.redo() == (Restore("Net.fc1", "r1", after=True),)
     apply([Restore("Net.fc1", "r1", after=True)], model, opt)
-    assert model.fc1.weight.data.tobytes() == drawn.tobytes()
+    assert model.fc1.weight.array.tobytes() == drawn.tobytes()
     assert describe_edit(EditParam("Net.fc1.weight", "fill", (1.0, 2.0), ((0, 0), (1, 1)))) == \
         "fill Net.fc1.weight (2 elements) with 2 values"
 

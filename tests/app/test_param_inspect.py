@@ -77,15 +77,15 @@ def test_a_live_weight_shows_its_value_and_gradient_after_the_step(qtbot, window
     assert "value: now, after the optimizer step of iteration 0" in text
     assert "gradient: as it reached it in the backward of iteration 0" in text
     # the gradient's summary is the engine's own, at once; the value's is computed from the live weight
-    assert_stats(window, "gradient", weight.grad.data)
+    assert_stats(window, "gradient", weight.grad.array)
     qtbot.waitUntil(lambda: inspector.stat_text("L2 norm", "value") != "", timeout=TIMEOUT)
-    assert_stats(window, "value", weight.data)
+    assert_stats(window, "value", weight.array)
     assert inspector.meta.text().startswith("16\u00d78  \u00b7  float32")
     # the full arrays reach the heatmap: the weight as the step left it, and its .grad
     qtbot.waitUntil(lambda: "value" in inspector.arrays(), timeout=TIMEOUT)
     shown = inspector.arrays()
-    np.testing.assert_array_equal(shown["value"], weight.data)
-    np.testing.assert_array_equal(shown["gradient"], weight.grad.data)
+    np.testing.assert_array_equal(shown["value"], weight.array)
+    np.testing.assert_array_equal(shown["gradient"], weight.grad.array)
 
 
 def test_a_weight_in_the_next_forward_says_which_step_made_it(qtbot, window):
@@ -101,7 +101,7 @@ def test_a_weight_in_the_next_forward_says_which_step_made_it(qtbot, window):
                for c in range(window.inspector.stats.columnCount())]
     assert "gradient (iteration 0)" in headers
     qtbot.waitUntil(lambda: window.inspector.stat_text("L2 norm", "value") != "", timeout=TIMEOUT)
-    assert_stats(window, "value", MODELS[-1].fc2.weight.data)
+    assert_stats(window, "value", MODELS[-1].fc2.weight.array)
 
 
 def test_a_replayed_weight_shows_its_recorded_value_and_gradient(qtbot, window, tmp_path):
@@ -118,22 +118,22 @@ def test_a_replayed_weight_shows_its_recorded_value_and_gradient(qtbot, window, 
     assert "value: after the optimizer step of iteration 1 (recorded every 10 iterations)" in text
     assert "gradient: as it reached it in the backward of iteration 1" in text
     assert "No values are recorded" not in text
-    assert_stats(window, "gradient", weight.grad.data)
-    assert_stats(window, "value", weight.data)
+    assert_stats(window, "gradient", weight.grad.array)
+    assert_stats(window, "value", weight.array)
 
 
 def train_keeping(steps: int = 3):
     """train(), keeping copies of fc1.weight before the first forward and after every step."""
     engine.manual_seed(0)
     model = net()
-    MODELS.append(model.fc1.weight.data.copy())
+    MODELS.append(model.fc1.weight.array.copy())
     opt = engine.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     x = engine.randn(32, 8)
     for _ in range(steps):
         opt.zero_grad()
         model(x).pow(2).mean().backward()
         opt.step()
-        MODELS.append(model.fc1.weight.data.copy())
+        MODELS.append(model.fc1.weight.array.copy())
 
 
 def last_op(tape: str, iteration: int) -> int:
@@ -227,5 +227,5 @@ def test_an_input_whose_value_the_cache_holds_shows_it(qtbot, window):
     window.canvas.select(key)
     assert "value: the input of iteration 1" in window.inspector.meta.text()
     qtbot.waitUntil(lambda: "value" in window.inspector.arrays(), timeout=TIMEOUT)
-    np.testing.assert_array_equal(window.inspector.arrays()["value"], MODELS[-1].data)
-    assert_stats(window, "value", MODELS[-1].data)
+    np.testing.assert_array_equal(window.inspector.arrays()["value"], MODELS[-1].array)
+    assert_stats(window, "value", MODELS[-1].array)

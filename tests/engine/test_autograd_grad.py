@@ -84,7 +84,7 @@ def test_grad_after_backward_leaves_accumulated_grads_unchanged():
         assert t.grad is obj
         np.testing.assert_array_equal(t.grad.numpy(), values)
     np.testing.assert_allclose(g.numpy(), w.grad.numpy())
-    g.data[...] = 0  # the result is its own array, not one that .grad holds
+    g.array[...] = 0  # the result is its own array, not one that .grad holds
     assert np.any(w.grad.numpy())
 
 
@@ -96,7 +96,7 @@ def test_the_gradient_of_an_output_with_respect_to_itself_is_a_copy_of_grad_outp
     (gx,) = grad(x, x, seed)
     for g in (gy, gx):
         np.testing.assert_array_equal(g.numpy(), [5, 7])
-        assert g.data is not seed.data
+        assert g.array is not seed.array
     (gsum,) = grad([x, y], x, [seed, seed])  # a leaf output that the graph also reaches: both add up
     np.testing.assert_array_equal(gsum.numpy(), [20, 28])
     assert x.grad is None

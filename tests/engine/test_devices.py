@@ -234,7 +234,7 @@ def test_dlpack_shares_memory_with_numpy_and_torch_on_the_cpu():
         tt[1] = 7.0
         assert e.dtype == engine.float32 and e.tolist() == [0.0, 7.0, 2.0, 3.0]
         back = torch.from_dlpack(e)
-        e.data[2] = -1.0
+        e.array[2] = -1.0
         assert back.tolist() == [0.0, 7.0, -1.0, 3.0]
     with pytest.raises(TypeError, match="from_dlpack expects"):
         engine.from_dlpack([1.0, 2.0])
@@ -314,7 +314,7 @@ def test_dlpack_shares_memory_with_torch_and_cupy_on_the_gpu():
     c[0] = 9
     assert e.device == "cuda:0" and e.tolist()[0] == 9.0
     back = cp.from_dlpack(e)
-    e.data[1] = -3
+    e.array[1] = -3
     assert float(back[1]) == -3.0
     if torch is not None and torch.cuda.is_available():
         tt = torch.zeros(3, device="cuda")
@@ -322,7 +322,7 @@ def test_dlpack_shares_memory_with_torch_and_cupy_on_the_gpu():
         tt[2] = 5.0
         assert e.device == "cuda:0" and e.tolist() == [0.0, 0.0, 5.0]
         t2 = torch.from_dlpack(e)
-        e.data[0] = 1.5
+        e.array[0] = 1.5
         assert t2.device.type == "cuda" and t2.tolist() == [1.5, 0.0, 5.0]
 
 
@@ -436,7 +436,7 @@ def test_events_do_not_wait_for_the_gpu():
 def test_gradient_norms_wait_for_the_gpu_once_per_step_not_once_per_parameter():
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)).to("cuda")
     F.mse_loss(model(engine.randn(32, 64, device="cuda")), engine.zeros(32, 1, device="cuda")).backward()
-    grads = [p.grad.data for p in model.parameters()]
+    grads = [p.grad.array for p in model.parameters()]
     for g in grads:  # compiles the reduction for each size (loading a kernel waits for the GPU)
         square_sum(g)
     assert not waits_for_gpu(lambda: [square_sum(g) for g in grads]), "a square sum waited for the GPU"

@@ -57,8 +57,8 @@ def test_a_float16_linear_layer_trains_like_pytorchs():
     b = rng.standard_normal(3).astype(np.float16)
     ours = nn.Linear(5, 3).half()
     with engine.no_grad():
-        ours.weight.data[...] = w
-        ours.bias.data[...] = b
+        ours.weight.array[...] = w
+        ours.bias.array[...] = b
     theirs = torch.nn.Linear(5, 3).half()
     with torch.no_grad():
         theirs.weight.copy_(torch.from_numpy(w))

@@ -40,7 +40,7 @@ def cuda(a, **kw):
 
 def host(t) -> np.ndarray:
     """A tensor's values, read straight from its array (so that reading them raises nothing of its own)."""
-    return t.data if isinstance(t.data, np.ndarray) else cupy_module().asnumpy(t.data)
+    return t.array if isinstance(t.array, np.ndarray) else cupy_module().asnumpy(t.array)
 
 
 # ---- a step does not wait for the GPU -------------------------------------------------------------------

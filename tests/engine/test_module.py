@@ -127,7 +127,7 @@ def test_deepcopy_gives_independent_parameters():
     assert isinstance(c.fc1.weight, nn.Parameter)
     np.testing.assert_array_equal(c.fc1.weight.detach().numpy(), m.fc1.weight.detach().numpy())
     with engine.no_grad():
-        c.fc1.weight.data[...] = 0
+        c.fc1.weight.array[...] = 0
     assert np.any(m.fc1.weight.detach().numpy())
 
 

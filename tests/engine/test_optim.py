@@ -159,13 +159,13 @@ def test_parameters_without_grad_are_left_alone():
 
 def test_step_updates_in_place_and_bumps_the_version():
     w = engine.ones(3, requires_grad=True)
-    storage = w.data
+    storage = w.array
     opt = optim.SGD([w], lr=0.5)
     loss = (w * w).sum()
     loss.backward(retain_graph=True)
     before = w._version
     opt.step()
-    assert w.data is storage and w._version == before + 1
+    assert w.array is storage and w._version == before + 1
     np.testing.assert_allclose(w.tolist(), [0.0, 0.0, 0.0])
     with pytest.raises(RuntimeError):  # the graph saved w before the step: backward must notice
         loss.backward()

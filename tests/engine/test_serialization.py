@@ -40,7 +40,7 @@ def test_flat_dict_round_trip_keeps_dtypes_shapes_values_and_order(tmp_path, nam
     engine.save(tensors, tmp_path / name)
     loaded = engine.load(tmp_path / name)
     assert_same(tensors, loaded)
-    assert all(type(t) is engine.Tensor and t.data.flags.writeable for t in loaded.values())
+    assert all(type(t) is engine.Tensor and t.array.flags.writeable for t in loaded.values())
     assert not (tmp_path / (name + ".partial")).exists()
 
 

@@ -162,17 +162,17 @@ def test_swap_an_activation_and_swap_back_with_its_settings(qtbot, session):
 def test_reinit_undoes_and_redoes_to_the_same_values_bit_for_bit(qtbot, session):
     ed = session.editor
     ed.select("MLP.fc1")
-    before = session.model.fc1.weight.data.copy()
+    before = session.model.fc1.weight.array.copy()
     button(ed, "Re-initialise parameters").click()
     edit, inverse, _ = session.emitted[-1]
     assert isinstance(edit, Reinit) and edit.module == "MLP.fc1" and edit.snapshot
     assert inverse == (Restore("MLP.fc1", edit.snapshot),)
-    drawn = session.model.fc1.weight.data.copy()
+    drawn = session.model.fc1.weight.array.copy()
     assert not (drawn == before).all()
     session.apply(session.history.undo())
-    assert session.model.fc1.weight.data.tobytes() == before.tobytes()
+    assert session.model.fc1.weight.array.tobytes() == before.tobytes()
     session.apply(session.history.redo())  # the values it drew, not a new draw
-    assert session.model.fc1.weight.data.tobytes() == drawn.tobytes()
+    assert session.model.fc1.weight.array.tobytes() == drawn.tobytes()
 
 
 def test_a_module_with_nothing_to_edit_says_so(session):
@@ -267,21 +267,21 @@ def fill_values(qtbot, ed, param: str, elements: str, action: str, value: str) -
 def test_scale_a_slice_of_a_parameter_and_undo_redo_it_bit_for_bit(qtbot, session):
     ed, model = session.editor, session.model
     ed.select("MLP.fc1")
-    before = model.fc1.weight.data.copy()
+    before = model.fc1.weight.array.copy()
     fill_values(qtbot, ed, "weight", "0:2, 0:3", "scale", "3")
     edit, inverse, text = session.emitted[-1]
     assert isinstance(edit, EditParam) and edit.action == "scale" and edit.value == 3.0
     assert sorted(edit.indices) == [(r, c) for r in range(2) for c in range(3)]
     assert inverse == (Restore("MLP.fc1.weight", edit.snapshot),) and text == "scale MLP.fc1.weight[0:2, 0:3] by 3"
-    after = model.fc1.weight.data.copy()
+    after = model.fc1.weight.array.copy()
     np.testing.assert_array_equal(after[:2, :3], before[:2, :3] * np.float32(3))
     np.testing.assert_array_equal(after[2:], before[2:])
     session.apply(session.history.undo())
-    assert model.fc1.weight.data.tobytes() == before.tobytes()  # not divided by 3: put back
+    assert model.fc1.weight.array.tobytes() == before.tobytes()  # not divided by 3: put back
     session.apply(session.history.redo())
-    assert model.fc1.weight.data.tobytes() == after.tobytes()
+    assert model.fc1.weight.array.tobytes() == after.tobytes()
     fill_values(qtbot, ed, "bias", "", "fill", "0")  # empty: every element
-    assert session.emitted[-1][0].indices == () and not model.fc1.bias.data.any()
+    assert session.emitted[-1][0].indices == () and not model.fc1.bias.array.any()
 
 
 @pytest.mark.parametrize("elements, value, where, reason", [
@@ -297,10 +297,10 @@ def test_bad_elements_or_values_are_refused_in_one_line_and_change_nothing(qtbot
                                                                            where, reason):
     ed, model = session.editor, session.model
     ed.select("MLP.fc1")
-    before = {n: p.data.copy() for n, p in model.named_parameters()}
+    before = {n: p.array.copy() for n, p in model.named_parameters()}
     with qtbot.assertNotEmitted(ed.editRequested):
         fill_values(qtbot, ed, "weight", elements, "fill", value)
     assert reason in ed.error_text(where) and "\n" not in ed.error_text(where)
-    assert all(p.data.tobytes() == before[n].tobytes() for n, p in model.named_parameters())
+    assert all(p.array.tobytes() == before[n].tobytes() for n, p in model.named_parameters())
     fill_values(qtbot, ed, "weight", "0, 0", "fill", "1")  # a good value clears the reason
     assert ed.error_text("values.elements") == ed.error_text("values.value") == ""

@@ -83,7 +83,7 @@ class _BatchNorm(Module):
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             with no_grad():
-                self.num_batches_tracked.data += 1
+                self.num_batches_tracked.array += 1
                 self.num_batches_tracked._vc[0] += 1
             if self.momentum is None:  # a cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked.item())

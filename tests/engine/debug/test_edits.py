@@ -62,7 +62,7 @@ def session(steps: int = 3):
 
 
 def snapshot(model, opt):
-    params = {n: p.data.copy() for n, p in model.named_parameters()}
+    params = {n: p.array.copy() for n, p in model.named_parameters()}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
     return params, flags, groups, [type(m).__name__ for m in model.modules()]
@@ -83,7 +83,7 @@ def apply(dbg, edit):
 
 def test_valid_edits_take_effect_in_the_next_forward():
     dbg, model, opt, run, outputs, events, off = session()
-    w2 = model.fc2.weight.data.copy()
+    w2 = model.fc2.weight.array.copy()
     results = [
         apply(dbg, EditParam("fc2.weight", "scale", 0.0)),
         apply(dbg, EditParam("fc2.bias", "fill", (1.0, 2.0, 3.0), indices=((0,), (1,), (2,)))),
@@ -103,13 +103,13 @@ def test_valid_edits_take_effect_in_the_next_forward():
 def test_settings_swaps_and_reinit():
     dbg, model, _opt, run, outputs, _events, off = session(steps=2)
     old_w = model.fc1.weight
-    before = old_w.data.copy()
+    before = old_w.array.copy()
     assert apply(dbg, SetSetting("drop", "p", 1.0)).applied  # Dropout(1): fc2 sees zeros
     assert apply(dbg, SwapModule("Net.act", "Tanh")).applied  # event-style path works too
     assert apply(dbg, Reinit("fc1")).applied
     assert model.drop.p == 1.0 and type(model.act).__name__ == "Tanh"
-    assert model.fc1.weight is old_w and not np.array_equal(old_w.data, before)  # re-initialised in place
-    bias = model.fc2.bias.data.copy()  # stopped after the update: the bias the next forward uses
+    assert model.fc1.weight is old_w and not np.array_equal(old_w.array, before)  # re-initialised in place
+    bias = model.fc2.bias.array.copy()  # stopped after the update: the bias the next forward uses
     finish(dbg, run, off)
     np.testing.assert_array_equal(outputs[1], np.tile(bias, (5, 1)))
 
@@ -187,4 +187,4 @@ def test_edits_sent_while_running_apply_between_ops_or_on_request():
     pending = dbg.edit(EditParam("fc2.bias", "fill", 1.0))  # no engine thread runs: it waits...
     assert not pending.done()
     dbg.apply_edits()  # ...until someone applies it
-    assert pending.result(0).applied and (model.fc2.bias.data == 1.0).all()
+    assert pending.result(0).applied and (model.fc2.bias.array == 1.0).all()

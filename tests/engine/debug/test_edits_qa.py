@@ -17,7 +17,7 @@ def model():
 
 
 def values(m):
-    return {n: p.data.copy() for n, p in m.named_parameters()}
+    return {n: p.array.copy() for n, p in m.named_parameters()}
 
 
 @pytest.mark.parametrize("edit", [EditParam("Sequential.0.weight", "scale", 0.5),
@@ -33,7 +33,7 @@ def test_a_value_edit_between_a_forward_and_its_backward_leaves_that_backward_wo
     loss.backward()  # an in-place write made this raise "modified by an inplace operation"
     for (name, p), q in zip(m.named_parameters(), reference.parameters()):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-6, err_msg=name)
-    assert not np.array_equal(m[0].weight.data, reference[0].weight.data)  # the next forward sees the edit
+    assert not np.array_equal(m[0].weight.array, reference[0].weight.array)  # the next forward sees the edit
 
 
 def test_a_reinit_while_paused_mid_forward_lets_the_run_go_on():

@@ -76,4 +76,4 @@ def test_tracing_a_cuda_training_step():
     fetched = dbg.fetch(relu.event.output)
     assert isinstance(fetched, np.ndarray) and fetched.shape == (5, 6)
     np.testing.assert_array_equal(fetched, relu.value)
-    np.testing.assert_array_equal(model.fc2.bias.data.get()[[0, 2]], [1.0, 2.0])
+    np.testing.assert_array_equal(model.fc2.bias.array.get()[[0, 2]], [1.0, 2.0])

@@ -141,7 +141,7 @@ def test_value_cache_is_bounded_lru_with_weak_fallback_and_version_checks():
     with pytest.raises(ValueUnavailable):
         cache.fetch(1)
     t = engine.ones(4)
-    cache.put(9, t.data, t._vc)
+    cache.put(9, t.array, t._vc)
     t.add_(1.0)
     with pytest.raises(ValueUnavailable, match="changed in place"):
         cache.fetch(9)

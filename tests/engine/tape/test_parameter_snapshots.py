@@ -34,7 +34,7 @@ def record(path, capture: str = "summary", steps: int = 3, values_limit: int = 4
     y = engine.tensor(rng.integers(0, 3, 4))
 
     def copies() -> dict:
-        return {name: p.data.copy() for name, p in model.named_parameters()}
+        return {name: p.array.copy() for name, p in model.named_parameters()}
 
     seen = [copies()]
     dbg = Debugger(capture, model=model, interactive=False, cache_bytes=0, values_limit=values_limit)
@@ -303,7 +303,7 @@ def test_snapshots_of_parameters_on_a_gpu(tmp_path):
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
             opt.step()
-            seen.append({name: p.data.get() for name, p in model.named_parameters()})
+            seen.append({name: p.array.get() for name, p in model.named_parameters()})
     with engine.tape.open(path) as tape:
         for it in range(2):
             snaps = tape.parameters(it)
