@@ -19,16 +19,18 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QFont, QFontMetricsF
+from PySide6.QtCore import QEvent, QRectF, Qt
+from PySide6.QtGui import QFont, QFontMetricsF, QPalette
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from widgets.theme import ERROR_TEXT, OK_TEXT, pick
 
 # Colour-blind-friendly class colours (Okabe-Ito, then a few more), as RGB 0-255.
 CLASS_COLORS = np.array([(0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (86, 180, 233),
                          (213, 94, 0), (240, 228, 66), (120, 120, 120), (148, 103, 189), (140, 86, 75)],
                         dtype=np.float32)
-WASH = 0.55  # how far the background is lightened toward white: the points stay readable on it
-RIGHT, WRONG = "#2b8a3e", "#c92a2a"
+WASH = 0.55  # how far the background is mixed toward the plot's (white, or dark): the points stay readable on it
+WHITE = np.array([255, 255, 255], dtype=np.float32)
 LABEL_GAP = 6  # pixels between neighbouring images, so that their labels never run together
 
 
@@ -37,12 +39,19 @@ def class_colors(count: int) -> np.ndarray:
     return CLASS_COLORS[np.arange(count) % len(CLASS_COLORS)]
 
 
-def boundary_image(probs: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8: each cell the probability-weighted mix of class colours, washed toward white.
+def boundary_image(probs: np.ndarray, background: np.ndarray = WHITE) -> np.ndarray:
+    """(H, W, 3) uint8: each cell the probability-weighted mix of class colours, washed toward `background`.
 
     Confident regions show their class colour; the boundary, where classes mix, fades toward grey."""
     rgb = probs @ class_colors(probs.shape[-1])
-    return np.clip(255 - (255 - rgb) * (1 - WASH), 0, 255).astype(np.uint8)
+    return np.clip(background + (rgb - background) * (1 - WASH), 0, 255).astype(np.uint8)
+
+
+def ink_image(grid: np.ndarray, background: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 of a (H, W) image in [0, 1] drawn in `ink` on `background` (NaN: background), so a
+    glyph reads dark on white and light on a dark plot."""
+    v = np.nan_to_num(grid, nan=0.0)[..., None]
+    return np.clip(background + (ink - background) * v, 0, 255).astype(np.uint8)
 
 
 def mosaic(images: np.ndarray, columns: int, gap: int = 2, row_gap: int | None = None) -> np.ndarray:
@@ -78,18 +87,14 @@ class PredictionView(QWidget):
         super().__init__(parent)
         self.caption = QLabel("No predictions yet: build a model and run it.")
         self.caption.setWordWrap(True)
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
-        item = self.plot.getPlotItem()
-        for axis in ("left", "bottom"):
-            item.getAxis(axis).setPen(pg.mkPen("#adb5bd"))
-            item.getAxis(axis).setTextPen(pg.mkPen("#495057"))
         self.image = pg.ImageItem(axisOrder="row-major")
-        self.isocurve = pg.IsocurveItem(level=0.5, pen=pg.mkPen("#343a40", width=1.5))
+        self.isocurve = pg.IsocurveItem(level=0.5)
         self.isocurve.setParentItem(self.image)
-        self.points = pg.ScatterPlotItem(size=7, pen=pg.mkPen(255, 255, 255, 200, width=0.8))
-        self.data_points = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(73, 80, 87, 110))
+        self.points = pg.ScatterPlotItem(size=7)
+        self.data_points = pg.ScatterPlotItem(size=5, pen=None)
         self.fit_curve = pg.PlotDataItem(pen=pg.mkPen(CLASS_COLORS[0].tolist(), width=3))
         for it in (self.image, self.data_points, self.fit_curve, self.points):
             self.plot.addItem(it)
@@ -99,6 +104,8 @@ class PredictionView(QWidget):
         self.label_font.setPointSizeF(max(7.0, self.label_font.pointSizeF() - 1))
         self.plot.getPlotItem().vb.sigResized.connect(self._layout_images)
         self.mode = ""
+        self._shown: tuple | None = None  # the last show_ call, drawn again when the palette changes
+        self._apply_palette()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.caption)
@@ -111,7 +118,9 @@ class PredictionView(QWidget):
         probs = np.asarray(probs, dtype=np.float32)
         x0, x1, y0, y1 = (float(v) for v in extent)
         self._mode("boundary")
-        self.image.setImage(boundary_image(probs), autoLevels=False, levels=(0, 255))
+        self._shown = (self.show_boundary, (probs, extent, points, labels, title))
+        self.image.setImage(boundary_image(probs, self._rgb(QPalette.ColorRole.Base)), autoLevels=False,
+                            levels=(0, 255))
         self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         # the 50% line of a two-class problem; with more classes the colours show the regions
         self.isocurve.setVisible(probs.shape[-1] == 2)
@@ -129,6 +138,7 @@ class PredictionView(QWidget):
                    title: str = "") -> None:
         """Regression: the data as points and the model's prediction as a curve."""
         self._mode("curve")
+        self._shown = (self.show_curve, (x, y, x_curve, y_curve, title))
         self.data_points.setData(np.asarray(x, float), np.asarray(y, float))
         order = np.argsort(x_curve)
         self.fit_curve.setData(np.asarray(x_curve, float)[order], np.asarray(y_curve, float)[order])
@@ -141,14 +151,16 @@ class PredictionView(QWidget):
         `columns`: fixed, or None for as many as draw the images largest in the view."""
         images = np.asarray(images, dtype=np.float32)
         self._mode("images")
+        self._shown = (self.show_images, (images, predicted, labels, names, title, columns))
         k = len(images)
         texts, colours, right = [], [], 0
+        right_colour, wrong_colour = pick(OK_TEXT, self.palette()), pick(ERROR_TEXT, self.palette())
         for i in range(k):
             p = int(predicted[i])
             ok = labels is None or p == int(labels[i])
             right += ok
             texts.append(names[p] if p < len(names) else str(p))
-            colours.append(RIGHT if ok else WRONG)
+            colours.append(right_colour if ok else wrong_colour)
         while len(self._labels) < k:
             label = pg.TextItem(anchor=(0.5, 1.0))
             label.setFont(self.label_font)
@@ -157,7 +169,7 @@ class PredictionView(QWidget):
             self._labels.append(label)
         for i, label in enumerate(self._labels):
             label.setVisible(i < k)
-        self._grid = (1 - np.clip(images, 0, 1), texts, colours, columns)  # dark ink on white
+        self._grid = (np.clip(images, 0, 1), texts, colours, columns)
         self._layout_images()
         verdict = f", {right} of {k} right (red: wrong)" if labels is not None else ""
         self.caption.setText(title or f"Predicted labels of {k} samples{verdict}")
@@ -166,8 +178,8 @@ class PredictionView(QWidget):
         """Lay the images out for the view's size: columns, spacing in image pixels, elided labels."""
         if self.mode != "images" or self._grid is None:
             return
-        ink, texts, colours, columns = self._grid
-        k, h, w = ink.shape
+        images, texts, colours, columns = self._grid
+        k, h, w = images.shape
         size = self.plot.getPlotItem().vb.size()
         metrics = QFontMetricsF(self.label_font)
         line = metrics.height() + 2
@@ -183,9 +195,9 @@ class PredictionView(QWidget):
             if above * scale >= line or above > 4 * h:
                 break
             above += 1
-        grid = mosaic(ink, columns, gap=gap, row_gap=above)
-        rgb = np.where(np.isnan(grid), 1.0, grid)[..., None].repeat(3, -1) * 255
-        self.image.setImage(rgb.astype(np.uint8), autoLevels=False, levels=(0, 255))
+        grid = mosaic(images, columns, gap=gap, row_gap=above)
+        rgb = ink_image(grid, self._rgb(QPalette.ColorRole.Base), self._rgb(QPalette.ColorRole.Text))
+        self.image.setImage(rgb, autoLevels=False, levels=(0, 255))
         self.image.setRect(QRectF(0, 0, grid.shape[1], grid.shape[0]))
         room = max((w + gap) * scale - 2, 0)
         for i, (text, colour) in enumerate(zip(texts, colours)):
@@ -218,7 +230,35 @@ class PredictionView(QWidget):
     def clear(self, message: str = "No predictions yet: build a model and run it.") -> None:
         """Show nothing but `message`."""
         self._mode("")
+        self._shown = None
         self.caption.setText(message)
+
+    # ---- light or dark --------------------------------------------------------------------------
+    def changeEvent(self, event) -> None:
+        """Follow a palette change: the plot, its pens and what it shows, in the new colours."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "_shown"):
+            self._apply_palette()
+            if self._shown is not None:
+                show, args = self._shown
+                show(*args)
+
+    def _rgb(self, role: QPalette.ColorRole) -> np.ndarray:
+        colour = self.palette().color(role)
+        return np.array([colour.red(), colour.green(), colour.blue()], dtype=np.float32)
+
+    def _apply_palette(self) -> None:
+        """The plot on the palette's Base colour; axes, the 50% line and the curve's data in its Text colour."""
+        palette = self.palette()
+        base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+        self.plot.setBackground(base)
+        item = self.plot.getPlotItem()
+        for axis in ("left", "bottom"):
+            item.getAxis(axis).setPen(pg.mkPen(palette.color(QPalette.ColorRole.Mid)))
+            item.getAxis(axis).setTextPen(pg.mkPen(text))
+        self.isocurve.setPen(pg.mkPen(text, width=1.5))
+        self.points.setPen(pg.mkPen(base.red(), base.green(), base.blue(), 200, width=0.8))
+        self.data_points.setBrush(pg.mkBrush(text.red(), text.green(), text.blue(), 110))
 
     # ---- switching between kinds ----------------------------------------------------------------
     def _mode(self, mode: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QRectF
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 from app.layout import layout_view
 from tests.app.graphs import mlp_graph_model
 from tests.shots import shown
+from widgets.decision_boundary import PredictionView
 from widgets.graph_canvas import BACKGROUND, DARK_COLOURS, LIGHT_COLOURS, TEXT_ON, GraphCanvas
 from widgets.source_view import SourceView
 from widgets.status import MessageBar
@@ -139,3 +141,44 @@ def test_the_hint_over_an_empty_graph_is_dark_in_the_dark_palette(qtbot, dark_ap
 
 def is_dark_colour(colour: QColor) -> bool:
     return luminance(colour) < 0.2
+
+
+def _glyph_view(qtbot) -> PredictionView:
+    view = shown(qtbot, PredictionView(), 420, 300)
+    images = np.zeros((4, 8, 8), np.float32)
+    images[:, 2:6, 3:5] = 1.0  # a bar of full ink in each
+    view.show_images(images, np.array([0, 1, 0, 1]), np.array([0, 1, 1, 1]), ["zero", "one"])
+    return view
+
+
+def _plot_pixels(view: PredictionView) -> list[QColor]:
+    image = view.plot.grab().toImage()
+    return [image.pixelColor(x, y) for x in range(0, image.width(), 4) for y in range(0, image.height(), 4)]
+
+
+def test_the_prediction_view_is_dark_in_the_dark_palette(qtbot, dark_app):
+    # it stayed a white plot with black glyphs in a dark window
+    view = _glyph_view(qtbot)
+    pixels = _plot_pixels(view)
+    assert sum(p.lightnessF() < 0.2 for p in pixels) > 0.5 * len(pixels)  # the plot is dark...
+    assert any(p.lightnessF() > 0.8 for p in pixels)  # ...and the glyphs' ink is light on it
+    label = view._labels[2]  # predicted 0, labelled 1: wrong, in the palette's red
+    assert contrast(label.textItem.defaultTextColor(), QColor(DARK["Base"])) >= 4.5
+    probs = np.full((16, 16, 2), 0.5, np.float32)
+    view.show_boundary(probs, (-1, 1, -1, 1), np.zeros((2, 2)), np.array([0, 1]))
+    assert all(p.lightnessF() < 0.5 for p in _plot_pixels(view)[:8])  # the washed regions stay dark
+
+
+def test_the_prediction_view_follows_a_palette_change(qtbot, qapp):
+    view = _glyph_view(qtbot)
+    light = _plot_pixels(view)
+    assert sum(p.lightnessF() > 0.9 for p in light) > 0.5 * len(light)  # white paper, as before
+    before = QGuiApplication.palette()
+    p = QPalette(before)
+    for role, colour in DARK.items():
+        p.setColor(getattr(QPalette.ColorRole, role), QColor(colour))
+    QApplication.setPalette(p)
+    try:
+        qtbot.waitUntil(lambda: sum(c.lightnessF() < 0.2 for c in _plot_pixels(view)) > 0.5 * len(light))
+    finally:
+        QApplication.setPalette(before)
