@@ -577,6 +577,15 @@ class GraphModel:
         idx = cur.index.get(key)
         return None if idx is None else cur.groups[cur.group[idx]]
 
+    def latest_call(self, path: str) -> str | None:
+        """The latest call of module `path` in this iteration, as the graph names it ("Net.pool#1" for a
+        second call), or None when it has not been called in this iteration."""
+        cur = self._cur
+        for g in range(len(cur.groups) - 1, 0, -1):
+            if cur.group_path[g] == path:
+                return cur.groups[g]
+        return None
+
     def tensor_of(self, key: str) -> int:
         """The tensor id a parameter or input node stood for in the latest iteration that has it (0: none)."""
         for it in (self._cur, self._prev):

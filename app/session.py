@@ -400,7 +400,7 @@ class Session:
             pausing = ": pausing at the next op\u2026" if self.pausing else ""
             return f"Running (iteration {self.iteration}, {self.phase}){pausing}"
         if self.status == FAILED and self.ended is not None and self.ended.error is not None:
-            return f"Failed: {self.ended.error.message}"
+            return f"Failed: {failure_text(self.ended.error)}"
         return self.status.capitalize()
 
     def at_entry(self, stop: Stop | None) -> bool:
@@ -692,6 +692,14 @@ class LiveSession(Session):
         self.last_recording = recorder.path
         self.last_cap_reached = recorder.status if recorder.cap_reached else ""
         return recorder.path
+
+
+def failure_text(error: ScriptError) -> str:
+    """The script's error in one line, with the file and line of the script's code that raised it."""
+    if not error.file:
+        return error.message
+    where = os.path.basename(error.file) + (f":{error.line}" if error.line else "")
+    return f"{error.message} ({where})"
 
 
 def describe_record(rec, call: str | None = None) -> str:

@@ -38,7 +38,8 @@ from app.panel_shares import PanelShares
 from app.pump import EventPump
 from app.replay import ReplaySession
 from app.script_memory import remember_script, remembered_arguments, remembered_recordings
-from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target
+from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target, failure_text
+from engine.debug import EventRecord
 from engine.debug.source import SourceFrame, short_message
 from engine.tape.cap import human_size
 from widgets.alerts_panel import AlertsPanel
@@ -630,6 +631,10 @@ class MainWindow(QMainWindow):
         stop = session.current_stop
         if stop is not None and stop.record is not None:
             self.graph.set_current(follow=True)
+            ev = stop.record.event
+            if stop.record.__class__ is EventRecord and getattr(ev, "enter", False):
+                # at the start of a module call no op of it ran yet: mark its box, not the op before it
+                self.canvas.set_current_group(session.model.latest_call(ev.path), follow=True)
         self._show_node(self.graph.selected or session.model.current)
         self._show_stop_source(stop)
         if session.stop_alert is not None:
@@ -642,9 +647,9 @@ class MainWindow(QMainWindow):
         session = self.session
         error = ended.error
         if error is not None:
-            self.output.note(f"\u2716 The script failed: {error.message}. The app is fine: "
+            self.output.note(f"\u2716 The script failed: {failure_text(error)}. The app is fine: "
                              f"fix the script and press Restart (Ctrl+Shift+F5).")
-            self.show_message(f"The script failed: {error.message}", "error")
+            self.show_message(f"The script failed: {failure_text(error)}", "error")
             if error.op is not None:
                 where = f"{error.op.op} in {error.op.module}" if error.op.module else error.op.op
                 self.alerts_panel.add_row(session.iteration, "error", where, error.message,
@@ -653,9 +658,12 @@ class MainWindow(QMainWindow):
                 self._show_node(session.model.current)
             if error.file:
                 self._show_frame(SourceFrame(error.file, error.line, "", ""))
-        elif ended.outcome == "stopped":
+        if error is None or error.op is None:
+            # the inspector shows what the graph marks as run last, not the node of the last stop
+            self._show_node(self.graph.selected or session.model.current)
+        if ended.outcome == "stopped":
             self.output.note("\u25a0 Stopped.")
-        else:
+        elif error is None:
             self.output.note("\u2714 Finished.")
         if self.actions["record"].isChecked():
             path = getattr(session, "last_recording", None)

@@ -344,6 +344,7 @@ class _Marks(pg.GraphicsObject):
         self.show_badges = False
         self.breakpoints = np.zeros(0, np.int64)  # nodes a breakpoint names
         self.group_breakpoints = np.zeros((0, 2))  # top-left corners of module boxes a breakpoint names
+        self.current_group: tuple | None = None  # (x, y, w, h) of the module box being entered or left
         self.colours = LIGHT_COLOURS
         self._bounds = QRectF()
 
@@ -389,6 +390,12 @@ class _Marks(pg.GraphicsObject):
             for x, y in self.group_breakpoints.tolist():
                 painter.drawEllipse(QPointF(x, y), r, r)
             painter.setBrush(Qt.BrushStyle.NoBrush)
+        if self.current_group is not None:  # a stop at a module call's start or end: its box, dashed
+            pen = pg.mkPen(CURRENT, width=3, cosmetic=True)
+            pen.setStyle(Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            x, y, w, h = self.current_group
+            painter.drawRect(QRectF(x - 3 * px, y - 3 * px, w + 6 * px, h + 6 * px))
         # a halo several pixels wide, so the node stands out even when the graph is a speck
         for i, colour in ((self.selected, self.colours.selected), (self.current, CURRENT)):
             if i >= 0:
@@ -636,6 +643,7 @@ class GraphCanvas(pg.GraphicsView):
         self._build_backward()
         if not same_layout:  # the same layout again (a new iteration): keep what is selected and current
             self.marks_item.current = self.marks_item.selected = -1
+            self.marks_item.current_group = None
             self.set_breakpoints(np.zeros(0), np.zeros(0))  # the presenter marks the new view's
         self.marks_item.update()
         self._update_detail()
@@ -688,9 +696,39 @@ class GraphCanvas(pg.GraphicsView):
         """Highlight the node running now (a key of the structure: hidden ops light up their module)."""
         i = self._node_of(key)
         self.marks_item.current = i
+        self.marks_item.current_group = None
         self.marks_item.update()
         if follow and i >= 0 and not self.box.viewRect().contains(QPointF(*self.layout_data.pos[i])):
             self.center_on(self.view.keys[i])
+
+    def set_current_group(self, name: str | None, follow: bool = False) -> bool:
+        """Highlight module box `name` (one of the view's groups) as where the run is, instead of a node
+        (`follow`: pan to it when it is out of view); False when no such box is shown."""
+        groups = list(getattr(self.view, "groups", ())) if self.view is not None else []
+        if name is None or name not in groups or self.layout_data is None:
+            self.marks_item.current_group = None
+            self.marks_item.update()
+            return False
+        x, y, w, h = (float(v) for v in self.layout_data.group_rect[groups.index(name)])
+        self.marks_item.current = -1
+        self.marks_item.current_group = (x, y, w, h)
+        self.marks_item.update()
+        if follow and not self.box.viewRect().contains(QPointF(x + w / 2, y + h / 2)):
+            rect = self.box.viewRect()
+            self.box.setRange(QRectF(x + w / 2 - rect.width() / 2, y + h / 2 - rect.height() / 2,
+                                     rect.width(), rect.height()), padding=0)
+            self._update_detail()
+        return True
+
+    @property
+    def current_group(self) -> str | None:
+        """The module box highlighted as where the run is, or None."""
+        rect = self.marks_item.current_group
+        if rect is None or self.layout_data is None:
+            return None
+        groups = list(self.view.groups)
+        return next((groups[g] for g in range(len(groups))
+                     if tuple(float(v) for v in self.layout_data.group_rect[g]) == rect), None)
 
     def set_breakpoints(self, nodes: np.ndarray, groups: np.ndarray) -> None:
         """Mark nodes and module boxes (indices of the view's groups) that a breakpoint names."""

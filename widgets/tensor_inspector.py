@@ -89,6 +89,8 @@ class TensorInspector(QWidget):
         self.stats.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.stats.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # "Copy statistics" copies it whole
         self.stats.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # "gradient (iteration 0)" in a narrow column: "gradient (iter…", the whole name in its tooltip
+        self.stats.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideRight)
         self.stats.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.stats.verticalHeader().setDefaultSectionSize(19)
         self.stats.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -178,11 +180,15 @@ class TensorInspector(QWidget):
         self.meta.setStyleSheet("")
         names = {VALUE: value_label or VALUE, GRAD: grad_label or GRAD}
         self.stats.setHorizontalHeaderLabels([names.get(c, c) for c in COLUMNS])
+        for i, c in enumerate(COLUMNS):
+            self.stats.horizontalHeaderItem(i).setToolTip(names.get(c, c))
         self._fill_stats()
         for name, view in self.histograms.items():
             view.show_summary(self._summaries.get(name))
             view.setVisible(name in self._summaries or name == VALUE)
-            view.setTitle(names.get(name, name), size="9pt", color=pick(MUTED_TEXT))
+            # a histogram is half the dock wide: "gradient (it. 0)" fits where "(iteration 0)" was cut
+            title = names.get(name, name).replace("(iteration ", "(it. ")
+            view.setTitle(title, size="9pt", color=pick(MUTED_TEXT))
         self.status.setText("")
         self._update_controls()
 
