@@ -7,7 +7,7 @@
     tapescope export run.tape --format json|dot|perfetto -o OUT [--iteration N]
     tapescope open run.tape
 
-Exit codes: 0 success, 1 the recorded script failed, 2 bad usage or a bad tape.
+Exit codes: 0 success, 1 the recorded script failed (or Ctrl-C or SIGTERM stopped it), 2 bad usage or a bad tape.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tapescope", description="A visual debugger for dynamic computational graphs.",
         allow_abbrev=False,
-        epilog="Exit codes: 0 success, 1 the recorded script failed, 2 bad usage or a bad tape.",
+        epilog="Exit codes: 0 success, 1 the recorded script failed (or Ctrl-C or SIGTERM stopped it), "
+               "2 bad usage or a bad tape.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -50,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("-o", "--output", required=True, metavar="TAPE", help="the tape to write")
     rec.add_argument("--capture", choices=CAPTURES, default="summary",
-                     help="structure: ops and shapes; summary: plus statistics of every tensor (default); "
-                          "values: plus small tensors' values")
+                     help="structure: ops and shapes; summary: plus statistics of every tensor and alerts "
+                          "(where NaN/Inf started, gradient norms) (default); values: plus small tensors' values")
     rec.add_argument("--max-size", type=_size, metavar="SIZE",
                      help="drop values past 60%% of SIZE, summaries past 80%%, stop recording at SIZE "
                           "(e.g. 500M, 2G; units of 1024). Default: the smaller of 10G and half the free "
@@ -152,7 +153,7 @@ def _split_record(argv: list[str]) -> tuple[list[str], list[str]]:
         if token == "--":
             script_args += rest[j + 1:]
             break
-        if token in _RECORD_OPTIONS and j + 1 < len(rest):
+        if token in _RECORD_OPTIONS:  # at the very end, without its value: argparse's to refuse
             ours += rest[j:j + 2]
             j += 2
             continue
@@ -195,14 +196,17 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
     from engine.tape import record
     from engine.tape.cap import DEFAULT, human_size
     from engine.tape.info import counted
+    from engine.tape.writer import stopped_by
 
     max_bytes = DEFAULT if args.max_size is None else args.max_size
     recorder = record(args.output, args.capture, max_bytes=max_bytes, command_line=command_line)
     try:
         with _terminated_as_exit() as terminated:
-            code = _run_script(script, script_args)
+            code, failure = _run_script(script, script_args)
         if terminated:
             recorder.status = "terminated by SIGTERM"
+        elif failure is not None and recorder.status == "recording":
+            recorder.status = stopped_by(failure) or "recording"  # the tape says the run did not finish
     finally:
         recorder.close()
     if recorder.cap_reached:  # the status names the cap
@@ -238,26 +242,27 @@ def _terminated_as_exit():
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run_script(path: str, argv: list[str]) -> int:
-    """Run a script as `python path *argv` would; 0, or 1 with the script's own traceback printed."""
+def _run_script(path: str, argv: list[str]) -> tuple[int, BaseException | None]:
+    """Run a script as `python path *argv` would: (0, None), or (1, what ended it) with the script's own
+    traceback printed."""
     old_argv, old_path = sys.argv, list(sys.path)
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))
     try:
         runpy.run_path(path, run_name="__main__")
-        return 0
+        return 0, None
     except SystemExit as exit_:
         if exit_.code is None or exit_.code == 0:
-            return 0
+            return 0, None
         if not isinstance(exit_.code, int):
             print(exit_.code, file=sys.stderr)
-        return 1
+        return 1, exit_
     except BaseException as err:  # the script's failure, shown as Python would show it
         tb = err.__traceback__
         while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != path:
             tb = tb.tb_next  # drop our frames and runpy's above the script's own
         traceback.print_exception(type(err), err, tb)
-        return 1
+        return 1, err
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
 

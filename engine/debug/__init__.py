@@ -39,7 +39,7 @@ from engine.debug.records import (
     Stop,
 )
 from engine.debug.runner import DebuggerKilled, EngineRun
-from engine.debug.source import SourceFrame
+from engine.debug.source import USER, SourceFrame, frame_kind
 from engine.debug.summary import TensorSummary, summarize
 from engine.events import AlertEvent, hub
 
@@ -75,6 +75,17 @@ def mark_iteration() -> None:
     hub.reset_top_level()
 
 
+def _warn(alert: AlertEvent) -> None:
+    """Warn about `alert` at the user's line that caused it (not at the debugger that noticed it)."""
+    if alert.file and alert.line:
+        warnings.warn_explicit(alert.message, RuntimeWarning, alert.file, alert.line)
+        return
+    f, level = sys._getframe(1), 1  # no source line (an optimizer step's alert): the user's frame running now
+    while f is not None and frame_kind(f.f_code) != USER:
+        f, level = f.f_back, level + 1
+    warnings.warn(alert.message, RuntimeWarning, stacklevel=level + 1 if f is not None else 2)
+
+
 @contextlib.contextmanager
 def watch(model=None, *, optimizer=None, on_nonfinite: str = "raise", capture: str = "structure",
           alerts: AlertSettings | None = None) -> Iterator[Debugger]:
@@ -92,7 +103,7 @@ def watch(model=None, *, optimizer=None, on_nonfinite: str = "raise", capture: s
                 raise NonFiniteError(alert)
             if on_nonfinite == "record":
                 return
-        warnings.warn(alert.message, RuntimeWarning, stacklevel=2)
+        _warn(alert)
 
     dbg = Debugger(capture, model=model, optimizer=optimizer, alerts=alerts or AlertSettings(),
                    interactive=False, cache_bytes=0, on_alert=react)

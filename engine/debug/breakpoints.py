@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import math
+import numbers
 import re
 import threading
 from collections.abc import Callable
@@ -53,6 +54,8 @@ class Breakpoint:
     @classmethod
     def iteration(cls, n: int) -> Breakpoint:
         """Stop at the first event of iteration `n`."""
+        if isinstance(n, bool) or not isinstance(n, numbers.Real) or not 0 <= n < math.inf or n != int(n):
+            raise ValueError(f"iteration breakpoint: the iteration must be a whole number >= 0, got {n!r}")
         return cls("iteration", "", "", float(n))
 
     @classmethod
@@ -69,13 +72,13 @@ class Breakpoint:
     def max_abs(cls, threshold: float, on: str = "any", pattern: str = "") -> Breakpoint:
         """Stop where max |x| of an op output (or a gradient) exceeds `threshold` (`pattern`: only ops
         it names)."""
-        return cls("max_abs", pattern, on, float(threshold))
+        return cls("max_abs", pattern, on, _threshold("max_abs", threshold))
 
     @classmethod
     def norm(cls, threshold: float, on: str = "any", pattern: str = "") -> Breakpoint:
         """Stop where the L2 norm of an op output (or a gradient) exceeds `threshold` (`pattern`: only
         ops it names)."""
-        return cls("norm", pattern, on, float(threshold))
+        return cls("norm", pattern, on, _threshold("norm", threshold))
 
     @classmethod
     def predicate(cls, name: str) -> Breakpoint:
@@ -99,6 +102,13 @@ class Breakpoint:
         if self.skip < 0:
             raise ValueError(f"breakpoint skip must be >= 0, got {self.skip}")
         return Breakpoint(self.kind, self.pattern, on, self.value, self.skip)
+
+
+def _threshold(kind: str, value) -> float:
+    """A condition's threshold as a float; ValueError naming the breakpoint when it is not a real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise ValueError(f"{kind} breakpoint: the threshold must be a number, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +245,13 @@ def _matches(e: _Entry, rec, predicates: dict) -> bool:
         return True
     if kind == "predicate":
         fn = predicates.get(spec.pattern)
-        return bool(fn is not None and fn(rec))
+        if fn is None:
+            return False
+        try:
+            return bool(fn(rec))
+        except Exception as err:  # the person's predicate is wrong: say which, not a bare error from an op
+            raise RuntimeError(f"breakpoint predicate {spec.pattern!r} raised {type(err).__name__}: {err} "
+                               f"(at {getattr(rec.event, 'key', '') or type(rec.event).__name__})") from err
     if e.regex is not None and (isinstance(rec, EventRecord) or not _names_op(e.regex, rec.event.op, rec.event.key)):
         return False  # a condition limited to some ops: a backward node is named by its forward op's key
     return tripped(spec, rec) is not None

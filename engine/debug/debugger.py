@@ -174,12 +174,17 @@ class Debugger:
     # ---- breakpoints ------------------------------------------------------------------------
     def add_breakpoint(self, spec: Breakpoint) -> int:
         """Add a breakpoint; returns its id."""
+        if not isinstance(spec, Breakpoint):
+            raise TypeError(f"add_breakpoint takes a Breakpoint (e.g. Breakpoint.op({spec!r:.40})), "
+                            f"got {type(spec).__name__}")
         bid = self.breakpoints.add(spec)
         self._rearm()
         return bid
 
     def add_predicate(self, fn: Callable, name: str | None = None) -> int:
         """Stop where `fn(record)` is true (called on the engine thread at every op, node and step)."""
+        if not callable(fn):
+            raise TypeError(f"add_predicate takes a function of a record, got {type(fn).__name__}")
         name = name or getattr(fn, "__name__", "predicate")
         self.breakpoints.predicates[name] = fn
         return self.add_breakpoint(Breakpoint.predicate(name))
@@ -320,6 +325,9 @@ class Debugger:
 
     def run_script(self, path: str, argv: tuple[str, ...] = (), python_pause: bool = False) -> EngineRun:
         """Run a script as `python path *argv` would, on a new engine thread."""
+        if not os.path.isfile(path):  # here, naming it: runpy's own error in the engine thread names no file
+            raise FileNotFoundError(f"run_script: no such script: {os.fspath(path)}"
+                                    + (" (it is a folder)" if os.path.isdir(path) else ""))
         return self.run_callable(run_path, os.path.abspath(path), tuple(argv), python_pause=python_pause)
 
     # ---- the engine thread -------------------------------------------------------------------

@@ -103,7 +103,10 @@ def describe(info: dict) -> str:
     lines.append(f"  edits:      {info['edits']}")
     lines += _listed(info["edit_list"], lambda e: f"{p(e['kind'])} {p(e['target'])} "
                      f"({'applied' if e['applied'] else 'rejected'}) {p(e['message'], 80)}")
-    lines.append(f"  alerts:     {len(info['alerts'])}")
+    unchecked = not info["alerts"] and info["capture"] == "structure"  # 0 would read as "no NaN anywhere"
+    lines.append(f"  alerts:     {len(info['alerts'])}"
+                 + (" (a structure tape checks no values: record at summary or values for NaN alerts)"
+                    if unchecked else ""))
     lines += _listed(info["alerts"], lambda a: f"{p(a['kind'])} '{p(a['op'] or a['key'])}'"
                      + (f" in {p(a['module'])}" if a["module"] else "")
                      + (f" at {p(a['file'])}:{a['line']}" if a["file"] else ""))

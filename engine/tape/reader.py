@@ -166,6 +166,7 @@ class Tape:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
+        self._wal, self._log = _wal_state(self.path)  # before SQLite, which makes an empty -wal file
         self._conn = _connect(self.path)
         try:
             self.meta = self._check()
@@ -186,7 +187,14 @@ class Tape:
         self._chunks: dict[int, list] = {}
 
     def _damaged(self, err: BaseException) -> TapeError:
+        if self.__dict__.get("_closed"):  # not damaged: read after close() (or after its `with` block)
+            return TapeError(f"{self.path}: the tape is closed; read it before close(), inside its `with` block")
         text = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if self._wal and text == "unable to open database file" and not os.access(folder, os.W_OK):
+            # SQLite reads a tape that was never closed only where it may make the -shm file beside it
+            return TapeError(f"{self.path}: the recording was not closed, and such a tape can be read only in a "
+                             f"folder it may write to: copy it and its -wal file to one")
         return TapeError(f"{self.path}: damaged tape ({text})")
 
     def _check(self) -> dict[str, str]:
@@ -194,6 +202,10 @@ class Tape:
         found = {name: (kind, sql or "") for name, kind, sql in
                  self._conn.execute("SELECT name, type, sql FROM sqlite_master LIMIT 10000")}
         if "meta" not in found:
+            if self._wal and not self._log:
+                raise TapeError(f"{self.path}: the recording was not closed and its log file "
+                                f"{os.path.basename(self.path)}-wal, which holds what was recorded, is missing "
+                                f"(copy it next to the tape)")
             raise TapeError(f"{self.path}: not a tape (no meta table)")
         meta = {}
         for key, value in self._conn.execute("SELECT key, value FROM meta LIMIT 1000"):
@@ -777,6 +789,7 @@ class Tape:
 
     def close(self) -> None:
         """Close the file."""
+        self._closed = True
         self._conn.close()
 
     def __enter__(self) -> Tape:
@@ -812,6 +825,18 @@ def _connect(path: str) -> sqlite3.Connection:
     except sqlite3.Error as err:
         raise TapeError(f"{path}: cannot open it ({err})") from None
     return conn
+
+
+def _wal_state(path: str) -> tuple[bool, bool]:
+    """(whether `path` is an SQLite file in WAL mode, a recording never closed; whether its -wal file lies
+    beside it, not empty: an empty one is SQLite's own, made by an earlier reader)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False, False
+    log = f"{path}-wal"
+    return head[18:20] == b"\x02\x02", os.path.isfile(log) and os.path.getsize(log) > 0
 
 
 def _decode_node(kind, key, op, module, in_shapes, out_shape, dtype, device, grad) -> tuple:

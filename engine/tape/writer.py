@@ -606,7 +606,7 @@ class Recorder:
         _open.discard(self)
         self._unsubscribe()
         last = self._unsnapped
-        if last is not None and self._error is None and self.status == "recording":
+        if last is not None and self._error is None and not self.cap_reached:
             self._unsnapped = None
             named = self._trained_parameters()  # after the last step: what it left, for a replay's end
             if named:
@@ -642,7 +642,9 @@ class Recorder:
     def __enter__(self) -> Recorder:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None and self.status == "recording":
+            self.status = stopped_by(exc) or "recording"
         self.close()
 
     @property
@@ -695,6 +697,17 @@ class _Rows:
             columns = EventColumns(events)
             self.tables["events"] = columns.chunks()
             self.iterations = columns.iterations()
+
+
+def stopped_by(err: BaseException) -> str | None:
+    """The status of a tape whose recorded code ended with `err`; None when that is a clean exit."""
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted by Ctrl-C"
+    if isinstance(err, SystemExit):
+        return None if err.code is None or err.code == 0 else f"the script exited with {err.code!r}"[:200]
+    text = str(err).splitlines()[0] if str(err).strip() else ""
+    text = text if len(text) <= 160 else text[:159] + "\u2026"
+    return f"the recorded code raised {type(err).__name__}" + (f": {text}" if text else "")
 
 
 def _insert_rows(conn: sqlite3.Connection, table: str, rows: list[tuple]) -> None:

@@ -1,0 +1,123 @@
+"""`tapescope record` from CI: a run that fails or is interrupted leaves a tape that says so."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import engine.tape
+from app.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TRAIN = textwrap.dedent("""
+    import sys
+    import engine
+    import engine.nn as nn
+
+    model = nn.Linear(3, 2)
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x = engine.randn(4, 3)
+    for step in range(3):
+        opt.zero_grad()
+        (model(x) ** 2).mean().backward()
+        opt.step()
+    if "--fail" in sys.argv:
+        raise ValueError("the data loader ran dry")
+    if "--exit" in sys.argv:
+        sys.exit(3)
+    if "--forever" in sys.argv:
+        print("ready", flush=True)
+        while True:
+            opt.zero_grad()
+            (model(x) ** 2).mean().backward()
+            opt.step()
+""")
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "train.py"
+    path.write_text(TRAIN)
+    return path
+
+
+def _status(tape_path) -> str:
+    with engine.tape.open(tape_path) as tape:
+        return tape.meta["status"]
+
+
+def test_a_script_that_raises_leaves_a_tape_that_names_the_error(script, tmp_path, capsys):
+    out = tmp_path / "run.tape"
+    assert main(["record", str(script), "--fail", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "(the recorded code raised ValueError: the data loader ran dry)" in err  # the summary line
+    assert _status(out) == "the recorded code raised ValueError: the data loader ran dry"
+    with engine.tape.open(out) as tape:  # the three steps before the failure are there, parameters too
+        assert tape.iteration_count() == 3
+        assert tape.parameter("weight").iteration == 2
+    assert main(["info", str(out)]) == 0
+    assert "(the recorded code raised ValueError: the data loader ran dry)" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_a_script_with_a_syntax_error_is_not_called_complete(tmp_path, capsys):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import engine\nx = (\n")
+    out = tmp_path / "run.tape"
+    assert main(["record", str(bad), "-o", str(out)]) == 1
+    assert "SyntaxError" in capsys.readouterr().err
+    assert _status(out).startswith("the recorded code raised SyntaxError")
+
+
+@pytest.mark.parametrize(("args", "status"), [([], "complete"), (["--exit"], "the script exited with 3")])
+def test_the_status_of_a_finished_run_and_of_sys_exit(script, tmp_path, args, status):
+    out = tmp_path / "run.tape"
+    assert main(["record", str(script), *args, "-o", str(out)]) == (1 if args else 0)
+    assert _status(out) == status
+
+
+def test_ctrl_c_during_record_closes_the_tape_as_interrupted(script, tmp_path):
+    out = tmp_path / "run.tape"
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "record", str(script), "--forever", "-o", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"  # the script is in its endless loop
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1
+    assert "(interrupted by Ctrl-C)" in err.rstrip().splitlines()[-1]  # the summary line
+    assert _status(out) == "interrupted by Ctrl-C"
+    with engine.tape.open(out) as tape:
+        assert tape.iteration_count() >= 3 and tape.parameter_names() == ["bias", "weight"]
+
+
+def test_recorder_in_a_with_block_notes_the_exception(tmp_path):
+    out = tmp_path / "run.tape"
+    x = engine.randn(4, 3, requires_grad=True)
+    with pytest.raises(KeyError), engine.record(out, capture="summary"):
+        (x * 2).sum().backward()
+        raise KeyError("batch")
+    assert _status(out) == "the recorded code raised KeyError: 'batch'"
+    with engine.record(out, capture="summary"):
+        (x * 2).sum().backward()
+    assert _status(out) == "complete"
+
+
+@pytest.mark.parametrize(("tail", "message"), [
+    (["-o", "run.tape", "--capture"], "argument --capture: expected one argument"),
+    (["-o"], "argument -o/--output: expected one argument"),
+])
+def test_an_option_missing_its_value_at_the_end_is_refused_not_passed_to_the_script(script, tmp_path, capsys,
+                                                                                   monkeypatch, tail, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["record", str(script), *tail])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"tapescope record: error: {message}"
+    assert not (tmp_path / "run.tape").exists()  # nothing ran, nothing recorded
