@@ -7,7 +7,8 @@
     tapescope export run.tape --format json|dot|perfetto -o OUT [--iteration N]
     tapescope open run.tape
 
-Exit codes: 0 success, 1 the recorded script failed (or Ctrl-C or SIGTERM stopped it), 2 bad usage or a bad tape.
+Exit codes: 0 success, 1 the recorded script failed (or Ctrl-C or SIGTERM stopped a command), 2 bad usage or a bad
+tape.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tapescope", description="A visual debugger for dynamic computational graphs.",
         allow_abbrev=False,
-        epilog="Exit codes: 0 success, 1 the recorded script failed (or Ctrl-C or SIGTERM stopped it), "
+        epilog="Exit codes: 0 success, 1 the recorded script failed (or Ctrl-C or SIGTERM stopped a command), "
                "2 bad usage or a bad tape.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TapeError, _Usage) as err:
         print(f"tapescope {args.command}: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C during info or export: one line, not a traceback; an export is all or nothing
+        print(f"tapescope {args.command}: interrupted by Ctrl-C", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `tapescope info run.tape | head -3`: the reader took what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet too
         return 0

@@ -121,3 +121,19 @@ def test_an_option_missing_its_value_at_the_end_is_refused_not_passed_to_the_scr
     assert exit_.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"tapescope record: error: {message}"
     assert not (tmp_path / "run.tape").exists()  # nothing ran, nothing recorded
+
+
+def test_ctrl_c_during_an_export_is_one_line_and_leaves_no_file(script, tmp_path, capsys, monkeypatch):
+    tape = tmp_path / "run.tape"
+    assert main(["record", str(script), "-o", str(tape)]) == 0
+    capsys.readouterr()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("engine.tape.export.export", interrupted)
+    out = tmp_path / "run.json"
+    assert main(["export", str(tape), "--format", "json", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err == "tapescope export: interrupted by Ctrl-C\n"  # no traceback
+    assert not out.exists() and not list(tmp_path.glob("*.part"))
