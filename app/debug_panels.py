@@ -94,6 +94,7 @@ class DebugPanels(QObject):
         w.timeline.set_follow(live)
         w.training_plots.clear()
         w.gradient_flow.set_step(None)
+        w.gradient_flow.set_parameters({})
         w.module_editor.set_model([], None)
         self._list_breakpoints(session.debugger.list_breakpoints() if live else ())
         w.breakpoints.setEnabled(live)
@@ -147,6 +148,7 @@ class DebugPanels(QObject):
                 self._edit_arrived(event)
         if change.described is not None:
             w.module_editor.set_model(*change.described)
+            w.gradient_flow.set_parameters(_trainable(change.described[0]))
         if change.steps:
             new = [(it, ev) for it, ev in change.steps if it > self._plotted]
             if new:
@@ -223,6 +225,9 @@ class DebugPanels(QObject):
         key = rec.event.key
         if key in w.canvas.view.node_of:
             w.canvas.select(key)
+            # selecting asked for the node's latest values: they would land over those recorded here
+            self.worker.cancel()
+            self._shown = None
         summary = rec.summary if rec.__class__ is OpRecord else None
         grad = rec.grad_output if rec.__class__ is BackwardRecord else None
         info = session.node_info(key)
@@ -249,11 +254,15 @@ class DebugPanels(QObject):
             w.pump.pump()
         if seq:
             w.timeline.set_cursor(seq)
+        alert = next((a for a in reversed(session.alerts) if a.key == key and (a.forward_seq or a.seq) == seq),
+                     None)
+        if alert is not None and not alert.op:
+            # an alert of an optimizer step names a parameter or layer, no node: the gradient flow shows it
+            w.docks["gradients"].raise_()
+            return
         if key:
             w.canvas.select(key)
             w.canvas.center_on(key)
-        alert = next((a for a in reversed(session.alerts) if a.key == key and (a.forward_seq or a.seq) == seq),
-                     None)
         if alert is not None and alert.file:
             w._show_frame(SourceFrame(alert.file, alert.line, "", alert.code))
 
@@ -390,6 +399,17 @@ class DebugPanels(QObject):
         a["redo"].setEnabled(h.can_redo)
         a["undo"].setText(h.undo_text or "&Undo Edit")
         a["redo"].setText(h.redo_text or "&Redo Edit")
+
+
+def _trainable(modules: list[dict]) -> dict[str, bool]:
+    """The model's parameters as optimizer steps name them ("fc1.weight") -> requires_grad, from the module
+    editor's description (paths there start with the root's class name: "MLP.fc1")."""
+    out = {}
+    for m in modules:
+        _root, _, path = m["path"].partition(".")
+        for name, _shape, requires_grad in m["params"]:
+            out[f"{path}.{name}" if path else name] = requires_grad
+    return out
 
 
 def _title(info: NodeInfo) -> str:

@@ -17,7 +17,9 @@ from widgets.theme import ERROR_TEXT, pick
 KEY = Qt.ItemDataRole.UserRole
 KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "NaN/Inf (backward)",
              "exploding_grad": "exploding gradient", "vanishing_grad": "vanishing gradient",
-             "dead_relu": "dead ReLU", "error": "error"}
+             "dead_relu": "dead ReLU", "large_update": "learning rate too high",
+             "accumulating_grad": "no zero_grad", "not_updated": "not trained", "frozen": "frozen",
+             "probabilities": "softmax before loss", "error": "error"}
 SEVERE = ("nonfinite_forward", "nonfinite_backward", "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels
 PLACE_SHARE = 0.25  # the most of the width the place ("linear in encoder/0") takes
@@ -49,7 +51,9 @@ class AlertsPanel(QTreeWidget):
         for a in alerts:
             if self.topLevelItemCount() >= self.max_rows:
                 return
-            self.add_row(a.iteration, a.kind, f"{a.op} in {a.module}" if a.module else a.op, a.message, a.key,
+            # an alert of a step (gradients, updates) has no op: it names a parameter or layer by its key
+            where = f"{a.op} in {a.module}" if a.module else (a.op or a.key)
+            self.add_row(a.iteration, a.kind, where, a.message, a.key,
                          getattr(a, "forward_seq", 0) or a.seq, getattr(a, "file", ""))
 
     def add_row(self, iteration: int, kind: str, where: str, message: str, key: str = "",

@@ -2,9 +2,12 @@
 
 Inputs: `set_step(iteration, grad_norms=None, update_norms=None, weight_norms=None)`, dicts of
 parameter name -> L2 norm (OptimizerEvent.grad_norms / .update_norms / .weight_norms);
+`set_parameters({name: requires_grad})`, the model's parameters: those the step left out get a row
+that says why ("frozen", "not updated") instead of missing silently;
 `set_metric(name)` (one of METRICS), `set_by_layer(bool)`.
 Outputs: `parameterActivated(name)` when a bar is clicked (a parameter or a layer path).
-What a person sees: `bars()` -> (labels, values), the norms drawn, top to bottom.
+What a person sees: `bars()` -> (labels, values), the norms drawn, top to bottom (NaN for a row without
+a bar); `row_text(label)`, the text after a row's bar; `legend.text()`, what the colours mean.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ METRICS = (GRAD, UPDATE_RATIO, WEIGHT, UPDATE)
 GOOD_RATIO = 1e-3  # a common rule of thumb: updates around a thousandth of the weights
 ROW = 18  # pixels per bar
 _COLOUR, _LOW, _HIGH = "#1c7ed6", "#adb5bd", "#e03131"
+FROZEN, NOT_UPDATED = "frozen (requires_grad=False)", "not updated: no optimizer step reached it"
+AXIS_TEXT = {GRAD: "gradient L2 norm", UPDATE_RATIO: "update norm / weight norm", WEIGHT: "weight L2 norm",
+             UPDATE: "update L2 norm"}
 
 
 def layer_of(name: str) -> str:
@@ -50,8 +56,9 @@ class _DecadeAxis(pg.AxisItem):
     """An axis over log10 values that labels them as the numbers themselves (1e-3, 0.1, 10)."""
 
     def tickStrings(self, values, scale, spacing):
-        return [f"{10.0 ** v:.0e}".replace("e-0", "e-").replace("e+0", "e") if abs(v) >= 3
-                else f"{10.0 ** v:g}" for v in values]
+        # decades only: the half-decade ticks in between read "0.00316228"
+        return ["" if abs(v - round(v)) > 1e-6 else f"{10.0 ** v:.0e}".replace("e-0", "e-").replace("e+0", "e")
+                if abs(v) >= 3 else f"{10.0 ** round(v):g}" for v in values]
 
 
 class GradientFlowChart(QWidget):
@@ -65,6 +72,8 @@ class GradientFlowChart(QWidget):
         self._norms: dict[str, dict[str, float]] = {GRAD: {}, UPDATE: {}, WEIGHT: {}}
         self._labels: list[str] = []
         self._values = np.zeros(0)
+        self._params: dict[str, bool] = {}  # the model's parameters, in order -> requires_grad
+        self._notes: dict[str, str] = {}  # rows without a bar -> why
         box = QVBoxLayout(self)
         box.setContentsMargins(4, 4, 4, 4)
         box.setSpacing(4)
@@ -86,6 +95,10 @@ class GradientFlowChart(QWidget):
         bar.addStretch(1)
         bar.addWidget(self.where)
         box.addLayout(bar)
+        self.legend = QLabel()  # what the colours and the dashed line mean
+        self.legend.setWordWrap(True)
+        self.legend.setStyleSheet(f"color: {pick(MUTED_TEXT)}; font-size: 8pt")
+        box.addWidget(self.legend)
         self.plot = pg.PlotWidget(background=None, axisItems={"bottom": _DecadeAxis("bottom")})
         self.names_axis = self.plot.getAxis("left")
         self.plot.setMenuEnabled(False)
@@ -126,6 +139,17 @@ class GradientFlowChart(QWidget):
             self.metric_box.setCurrentText(UPDATE_RATIO)  # an optimizer event alone carries no gradient norms
         self._redraw()
 
+    def set_parameters(self, trainable: dict[str, bool]) -> None:
+        """The model's parameters (name -> requires_grad), so that those a step leaves out show why."""
+        self._params = dict(trainable)
+        self._redraw()
+
+    def row_text(self, label: str) -> str:
+        """The text written after a row's bar: its value, or why it has none."""
+        if label not in self._labels:
+            raise KeyError(f"no row {label!r}; rows: {', '.join(self._labels)}")
+        return self._texts[self._labels.index(label)].textItem.toPlainText()
+
     def set_metric(self, name: str) -> None:
         """Show one of METRICS."""
         if name not in METRICS:
@@ -151,9 +175,32 @@ class GradientFlowChart(QWidget):
         norms = n[{GRAD: GRAD, WEIGHT: WEIGHT, UPDATE: UPDATE}[metric]]
         return per_layer(norms) if by_layer else dict(norms)
 
+    def _with_missing(self, series: dict[str, float]) -> dict[str, float]:
+        """The series in the model's order, with a NaN row (and a note) for each parameter or layer of the
+        model that the step left out: frozen, or held by no optimizer (a layer replaced after it was made)."""
+        self._notes = {}
+        if not self._params or not any(self._norms.values()):
+            return series
+        by_layer = self.grouping_box.currentIndex() == 1
+        out: dict[str, float] = {}
+        for name, trainable in self._params.items():
+            label = layer_of(name) if by_layer else name
+            if label in series:
+                out[label] = series[label]
+            elif label not in out:
+                out[label] = math.nan
+                self._notes[label] = NOT_UPDATED if trainable else FROZEN
+            elif trainable and self._notes.get(label) == FROZEN:
+                self._notes[label] = NOT_UPDATED
+        out.update((k, v) for k, v in series.items() if k not in out)  # named apart from the model
+        return out
+
     def _redraw(self) -> None:
-        series = self._series()
+        series = self._with_missing(self._series())
         metric = self.metric_box.currentText()
+        self.plot.setLabel("bottom", f"{AXIS_TEXT[metric]} (log scale)", **{"font-size": "8pt"})
+        self.legend.setText(self._legend_text(metric))
+        self.legend.setVisible(bool(self.legend.text()))
         self._labels = list(series)
         self._values = np.array([float(v) for v in series.values()], dtype=float)
         for t in self._texts:
@@ -183,12 +230,17 @@ class GradientFlowChart(QWidget):
         logs = np.where(ok, np.log10(np.where(ok, v, 1.0)), np.nan)
         lo = math.floor(np.nanmin(logs)) - 0.5 if ok.any() else -1.0
         hi = math.ceil(np.nanmax(logs)) + 0.3 if ok.any() else 1.0
-        ends = np.where(ok, logs, np.where(np.isnan(v) | (v == np.inf), hi, lo))
+        noted = np.array([label in self._notes for label in self._labels])
+        ends = np.where(ok, logs, np.where((np.isnan(v) & ~noted) | (v == np.inf), hi, lo))
         colours = [self._colour(metric, x) for x in v]
         self._bars.setOpts(x0=np.full(n, lo), x1=ends, y=np.arange(n), height=0.7,
                            brushes=[pg.mkBrush(c) for c in colours])
         for i, x in enumerate(v):
-            text = pg.TextItem(f"{x:.3g}", color=pick(SECONDARY_TEXT, self.palette()), anchor=(0, 0.5))
+            label = self._labels[i]
+            words = self._notes.get(label) or (f"{x:.3g}" if x != 0 else "0: no gradient reached it"
+                                               if metric == GRAD else "0")
+            colour = pick(MUTED_TEXT if label in self._notes else SECONDARY_TEXT, self.palette())
+            text = pg.TextItem(words, color=colour, anchor=(0, 0.5))
             text.setPos(ends[i], i)
             self.plot.addItem(text, ignoreBounds=True)
             self._texts.append(text)
@@ -208,6 +260,14 @@ class GradientFlowChart(QWidget):
         lo, hi, n, label_px = self._span
         share = min(label_px / max(self.plot.getViewBox().width(), 1.0), 0.6)
         self.plot.setRange(xRange=(lo, lo + (hi - lo) / (1 - share)), yRange=(-0.6, n - 0.4), padding=0)
+
+    def _legend_text(self, metric: str) -> str:
+        """What the colours or the dashed line mean; short, as the dock is small."""
+        if metric == GRAD:
+            return f"grey: vanishing, below {self.low:g} \u00b7 red: exploding, above {self.high:g}, or NaN"
+        if metric == UPDATE_RATIO:
+            return f"dashed: healthy step \u2248 {GOOD_RATIO:g} of the weights; far above: lr too high"
+        return ""
 
     def _colour(self, metric: str, x: float) -> str:
         if not math.isfinite(x):

@@ -73,8 +73,12 @@ class TrainingPlots(QWidget):
             plot.getAxis("bottom").setHeight(6)
         self.lr_plot.setLogMode(y=True)
         self.ratio_plot.setLogMode(y=True)
+        # the rule of thumb the dashed line stands for, said on it: unlabelled it was one more curve
         guide = pg.InfiniteLine(math.log10(GOOD_RATIO), angle=0, movable=False,
-                                pen=pg.mkPen("#2f9e44", width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+                                pen=pg.mkPen("#2f9e44", width=1, style=pg.QtCore.Qt.PenStyle.DashLine),
+                                label=f"healthy \u2248 {GOOD_RATIO:g}",
+                                labelOpts={"position": 0.02, "color": "#2f9e44", "anchors": [(0, 1), (0, 1)]})
+        self.guide = guide
         self.ratio_plot.addItem(guide, ignoreBounds=True)
         self.cursors = []
         for plot in (self.loss_plot, self.lr_plot, self.ratio_plot):

@@ -1,5 +1,11 @@
 """Numerical alerts: where non-finite values started (not the flood after), exploding or vanishing
-gradient norms, dead ReLUs.
+gradient norms, dead ReLUs; and the classic reasons a model will not train: updates as large as the
+weights (a learning rate far too high), gradients that pile up across steps (no zero_grad), parameters
+with gradients that no optimizer updates (a layer replaced after the optimizer was made), frozen
+parameters given to an optimizer, and probabilities passed to a loss that wants logits.
+
+Each says what is wrong, where (the layer, as the model names it) and what to try, once per condition:
+the gradient-norm alerts are one alert naming the worst parameter, not one per parameter.
 
 A forward op is a NaN origin when its output is not finite but all of its inputs are; a backward node
 is one when it turns a finite incoming gradient into non-finite input gradients while its forward op
@@ -14,6 +20,7 @@ appears is its origin: its inputs hold infinities but no NaN.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +29,7 @@ from engine.backend import array_module, host_floats, square_sum
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.debug.summary import summarize
 from engine.events import AlertEvent, next_seq
+from engine.optim.optimizer import live_optimizers
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +38,21 @@ class AlertSettings:
 
     grad_norm_max / grad_norm_min: per-parameter gradient L2 norm at each optimizer step (needs the
     model or optimizer given to the debugger). dead_relu: the fraction of a relu's units that are zero
-    for every sample of the batch.
+    for every sample of the batch. update_ratio_max: a layer's update norm over its weight norm, kept up
+    for UPDATE_STEPS steps in a row (healthy training is near 1e-3; the examples peak below 0.2).
+    training: the checks of the training loop itself (see the module docstring).
     """
 
     nonfinite: bool = True
     grad_norm_max: float | None = 1e3
     grad_norm_min: float | None = 1e-7
     dead_relu: float | None = 0.9
+    update_ratio_max: float | None = 0.5
+    training: bool = True
+
+
+UPDATE_STEPS = 3  # a zero-initialised layer's first update is as large as its weights; by the third it is not
+LOSSES_OF_LOGITS = frozenset({"cross_entropy", "nll_loss"})  # losses that must not get probabilities
 
 
 INTENDED_INFINITIES = frozenset({"masked_fill"})  # ops that write a given value, -inf included, on purpose
@@ -97,6 +113,10 @@ class Monitor:
         self._bad: set[int] = set()  # ids of non-finite op outputs this iteration
         self._tainted: set[int] = set()  # forward seqs with a non-finite input or output
         self._raised: set[tuple[str, str]] = set()  # (kind, key) of ongoing conditions, alerted once
+        self._big_runs: dict[str, int] = {}  # layer -> steps in a row its update was large against its weights
+        self._grads: dict[str, tuple] = {}  # parameter -> (weakref to its .grad, that tensor's version) at a step
+        self._dead = ""  # the key of a relu found dead since the last step
+        self._blown = False  # whether gradients exploded or updates outgrew the weights earlier in the run
 
     def new_iteration(self, iteration: int) -> None:
         """Forget per-iteration state."""
@@ -139,9 +159,33 @@ class Monitor:
             if zeros >= s.dead_relu * data.size:
                 dead = float((data == 0).reshape(data.shape[0], -1).all(axis=0).mean())
             if self._starts(("dead_relu", rec.event.key), dead >= s.dead_relu):
+                self._dead = rec.event.key
                 return _alert("dead_relu", f"{dead:.0%} of the units of {_where(rec)} are zero for the whole "
-                              f"batch, iteration {rec.iteration}", rec, dead)
+                              f"batch, iteration {rec.iteration}: they pass no gradient back, so the layers "
+                              "before them stop learning. Look for a large negative bias or weights blown up by "
+                              "a high learning rate in the layer before; try a lower learning rate, LeakyReLU "
+                              "or Kaiming init", rec, dead)
+        if s.training and rec.event.op in LOSSES_OF_LOGITS and inputs:
+            return self._probabilities_in(rec, inputs[0])
         return None
+
+    def _probabilities_in(self, rec: OpRecord, x) -> AlertEvent | None:
+        """An alert when a loss that wants logits (or log-probabilities) gets probabilities: a softmax
+        before it, so the loss stalls with small gradients."""
+        data = x.array
+        if data.ndim < 2 or data.dtype.kind != "f" or data.shape[1] < 2 or not data.size:
+            return None
+        xp = array_module(data)
+        probs = bool(data.min() >= 0) and float(xp.abs(data.sum(axis=1) - 1).max()) < 1e-3
+        if not self._starts(("probabilities", rec.event.key), probs):
+            return None
+        op = rec.event.op
+        fix = ("cross_entropy applies log_softmax itself, so a softmax before it squashes the scores: the loss "
+               "stalls and the gradients shrink. Pass the raw logits (remove the softmax)" if op == "cross_entropy"
+               else "nll_loss wants log-probabilities; use log_softmax instead of softmax, or cross_entropy on "
+               "the raw logits")
+        return _alert("probabilities", f"{_where(rec)} gets probabilities (every row is >= 0 and sums to 1), "
+                      f"iteration {rec.iteration}: {fix}", rec, 1.0)
 
     def backward(self, rec: BackwardRecord, grad_in: tuple, grads: tuple) -> AlertEvent | None:
         """A NaN-origin alert for a backward node, or None."""
@@ -157,10 +201,24 @@ class Monitor:
                       f"non-finite input gradients, iteration {rec.iteration}", rec, math.nan, (incoming,))
 
     def step(self, rec) -> list[AlertEvent]:
-        """Gradient-norm alerts at an optimizer step (or iteration mark), per parameter."""
+        """Alerts at an optimizer step (or iteration mark): gradient norms, update sizes, the loop itself."""
         s = self.settings
-        if self.params is None or (s.grad_norm_max is None and s.grad_norm_min is None):
+        if self.params is None:
             return []
+        alerts = []
+        if s.grad_norm_max is not None or s.grad_norm_min is not None:
+            alerts += self._grad_norms(rec)
+        event = rec.event
+        if s.update_ratio_max is not None and getattr(event, "update_norms", None):
+            alerts += self._large_updates(rec)
+        if s.training and event.__class__.__name__ == "OptimizerEvent":
+            alerts += self._loop(rec)
+        self._dead = ""
+        return alerts
+
+    def _grad_norms(self, rec) -> list[AlertEvent]:
+        """An exploding or vanishing alert when some parameter passes the limit, naming the worst and the others."""
+        s = self.settings
         reported = getattr(rec.event, "grad_norms", None)
         if reported:  # the optimizer measured them as it stepped (named as the model names them)
             named_norms = list(reported.items())
@@ -170,16 +228,88 @@ class Monitor:
             norms = [math.sqrt(v) for v in host_floats([square_sum(g) for _, g in named])]
             named_norms = [(name, norm) for (name, _), norm in zip(named, norms)]
         alerts = []
-        for name, norm in named_norms:
-            for kind, limit, hit in (("exploding_grad", s.grad_norm_max,
-                                      s.grad_norm_max is not None and norm > s.grad_norm_max),
-                                     ("vanishing_grad", s.grad_norm_min,
-                                      s.grad_norm_min is not None and norm < s.grad_norm_min)):
-                if self._starts((kind, name), hit):
-                    word = "above" if kind == "exploding_grad" else "below"
-                    alerts.append(AlertEvent(
-                        next_seq(), kind, f"gradient norm of '{name}' is {norm:.3g}, {word} {limit:g}, "
-                        f"iteration {rec.iteration}", "", name, "", 0, rec.iteration, "", 0, "", norm))
+        for kind, limit in (("exploding_grad", s.grad_norm_max), ("vanishing_grad", s.grad_norm_min)):
+            if limit is None:
+                continue
+            high = kind == "exploding_grad"
+            new = [(name, norm) for name, norm in named_norms if (norm > limit if high else norm < limit)]
+            # one alert while any parameter stays past the limit: vanishing spreads a layer at a time, and an
+            # alert for each newcomer was a list of ten for one cause
+            if not self._starts((kind, ""), bool(new)):
+                continue
+            name, norm = (max if high else min)(new, key=lambda item: item[1])
+            cause = self._dead or ("blown" if self._blown else "")
+            self._blown = self._blown or high
+            alerts.append(AlertEvent(next_seq(), kind, _norms_message(kind, new, named_norms, limit, rec.iteration,
+                                                                      cause),
+                                     "", name, "", 0, rec.iteration, "", 0, "", norm))
+        return alerts
+
+    def _large_updates(self, rec) -> list[AlertEvent]:
+        """An alert when layers' updates stay as large as their weights: the learning rate is far too high."""
+        event, limit = rec.event, self.settings.update_ratio_max
+        updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
+        big = []
+        for layer, u in updates.items():
+            w = weights.get(layer, 0.0)
+            ratio = u / w if w else math.inf
+            run = self._big_runs.get(layer, 0) + 1 if ratio > limit else 0
+            self._big_runs[layer] = run
+            if self._starts(("large_update", layer), run >= UPDATE_STEPS):
+                big.append((layer, ratio))
+        if not big:
+            return []
+        self._blown = True
+        layer, ratio = max(big, key=lambda item: item[1])
+        others = _others([name for name, _ in big if name != layer])
+        lrs = ", ".join(f"{lr:g}" for lr in event.lrs)
+        message = (f"the updates of layer '{layer}' are {ratio:.2g}x its weights{others} for {UPDATE_STEPS} steps, "
+                   f"iteration {rec.iteration} (healthy training is near 0.001x): the learning rate ({lrs}) is "
+                   "far too high; try one 10 to 100 times smaller")
+        return [AlertEvent(next_seq(), "large_update", message, "", layer, "", 0, rec.iteration, "", 0, "", ratio)]
+
+    def _loop(self, rec) -> list[AlertEvent]:
+        """Gradients piling up across steps, gradients no optimizer uses, frozen parameters in an optimizer."""
+        held: set[int] = set()
+        for opt in live_optimizers():
+            for group in opt.param_groups:
+                held.update(id(p) for p in group["params"])
+        piled, unused, frozen = [], [], []
+        grads = {}
+        for name, p in self.params():
+            g = p.grad
+            if g is None:
+                if id(p) in held and not p.requires_grad:
+                    frozen.append(name)
+                continue
+            if id(p) not in held:
+                unused.append(name)  # its gradient piles up too, but that is not the cause
+                continue
+            before = self._grads.get(name)
+            # the same gradient tensor, added into once (backward's +=) since the last step: nothing reset it
+            # (zero_grad() drops it, or fills it with zeros: a second change)
+            if before is not None and before[0]() is g and g._vc[0] - before[1] == 1:
+                piled.append(name)
+            grads[name] = (weakref.ref(g), g._vc[0])
+        self._grads = grads
+        alerts = []
+        it = rec.iteration
+        if self._starts(("accumulating_grad", ""), bool(piled)):
+            alerts.append(AlertEvent(
+                next_seq(), "accumulating_grad", f"the gradients of {_names(piled)} keep adding up across optimizer "
+                f"steps, iteration {it}: backward adds into .grad and nothing resets it. Call optimizer.zero_grad() "
+                "before loss.backward() in every iteration", "", piled[0], "", 0, it, "", 0, "", len(piled)))
+        if self._starts(("not_updated", ""), bool(unused)):
+            alerts.append(AlertEvent(
+                next_seq(), "not_updated", f"{_names(unused)} get gradients but no optimizer updates them, iteration "
+                f"{it}: they never train. Was the layer replaced after the optimizer was made? Make the optimizer "
+                "after the model is final (or add them with optimizer.add_param_group)", "", unused[0], "", 0, it,
+                "", 0, "", len(unused)))
+        if self._starts(("frozen", ""), bool(frozen)):
+            alerts.append(AlertEvent(
+                next_seq(), "frozen", f"{_names(frozen)} are given to the optimizer but have requires_grad=False, "
+                f"iteration {it}: they get no gradient and never change. If they should train, call "
+                "requires_grad_(True) on them", "", frozen[0], "", 0, it, "", 0, "", len(frozen)))
         return alerts
 
     def _starts(self, key: tuple[str, str], hit: bool) -> bool:
@@ -191,3 +321,56 @@ class Monitor:
             return False
         self._raised.add(key)
         return True
+
+
+def _layer(name: str) -> str:
+    """The layer a parameter belongs to: its path without the last part ('fc1.weight' -> 'fc1')."""
+    return name.rpartition(".")[0] or name
+
+
+def _per_layer(norms: dict) -> dict[str, float]:
+    """L2 norms of whole layers from those of their parameters."""
+    out: dict[str, float] = {}
+    for name, v in norms.items():
+        layer = _layer(name)
+        out[layer] = out.get(layer, 0.0) + float(v) ** 2
+    return {k: math.sqrt(v) for k, v in out.items()}
+
+
+def _others(names: list[str], most: int = 3) -> str:
+    """", and in 'a', 'b' and 2 more" (empty for none)."""
+    if not names:
+        return ""
+    shown = ", ".join(f"'{n}'" for n in names[:most])
+    return f" (and in {shown}" + (f" and {len(names) - most} more)" if len(names) > most else ")")
+
+
+def _names(names: list[str], most: int = 4) -> str:
+    """Parameters by name, the first few: "'0.weight', '0.bias' and 3 more"."""
+    shown = ", ".join(f"'{n}'" for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _norms_message(kind: str, new: list, everything: list, limit: float, iteration: int, cause: str) -> str:
+    """Exploding or vanishing gradients: the worst parameter, the others, and what to try; `cause`: the key
+    of a relu found dead just before, or "blown" after gradients exploded or updates outgrew the weights."""
+    high = kind == "exploding_grad"
+    name, norm = (max if high else min)(new, key=lambda item: item[1])
+    layers = list(dict.fromkeys(_layer(n) for n, _ in new))
+    where = f"layer '{layers[0]}'" if len(layers) == 1 else f"{len(layers)} layers ({_names(layers)})"
+    text = f"gradient norm of '{name}' is {norm:.3g}, {'above' if high else 'below'} {limit:g}, in {where}, " \
+           f"iteration {iteration}"
+    if high:
+        return text + ": the updates will throw the weights far off. Try a smaller learning rate, gradient " \
+                      "clipping (engine.nn.utils.clip_grad_norm_) or normalisation layers"
+    if norm == 0 and cause == "blown":
+        return text + ": no gradient reaches it; after the oversized updates before, its activations saturate. " \
+                      "Fix the learning rate first"
+    if norm == 0 and cause:
+        return text + f": no gradient reaches it; the dead ReLU '{cause}' after it passes none"
+    if norm == 0:
+        return text + ": no gradient reaches it (a dead ReLU, a saturated activation or a detached path)"
+    top_name, top = max(everything, key=lambda item: item[1])
+    return text + f", against {top:.3g} at '{top_name}': the gradient fades on its way back through the " \
+                  "layers. Saturating activations (sigmoid, tanh) with small weights do this; try ReLU/GELU, " \
+                  "Kaiming or Xavier init (engine.nn.init), normalisation layers or residual connections"

@@ -36,6 +36,11 @@ _alive: weakref.WeakSet = weakref.WeakSet()  # every optimizer not yet collected
 _made = itertools.count()
 
 
+def live_optimizers() -> list[Optimizer]:
+    """Every optimizer not yet collected, oldest first."""
+    return sorted(_alive, key=lambda opt: opt._made)
+
+
 def optimizer_of(params) -> Optimizer | None:
     """The newest live optimizer that updates any of these parameters (a model's), or None."""
     ids = {id(p) for p in params}
