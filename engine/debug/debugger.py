@@ -534,7 +534,7 @@ class Debugger:
     def _named_by_model(self, event: OptimizerEvent) -> OptimizerEvent:
         """The event with its parameters named as the model names them ("fc1.weight"): an optimizer given
         plain parameters can only call them "group0.0", "group0.1", ..."""
-        model, opt = self.model, self.optimizer or stepping_optimizer()  # found as it steps, if not given
+        model, opt = self.model, stepping_optimizer() or self.optimizer  # the one stepping: a GAN has two
         if model is None or opt is None or type(opt).__name__ != event.optimizer:
             return event
         params = [(g, i, group, p) for g, group in enumerate(opt.param_groups) for i, p in enumerate(group["params"])]

@@ -186,3 +186,18 @@ def test_optimizer_steps_name_parameters_as_the_model_does():
         train(1)
     step = next(r.event for r in alone.history if isinstance(r, EventRecord) and r.phase == "optimizer")
     assert list(step.update_norms) == [f"group0.{i}" for i in range(len(names))]
+
+
+def test_two_optimizers_each_name_their_own_parameters():
+    # a GAN-like loop: one optimizer per half of the model; the second one's steps were named with the
+    # first one's parameters
+    model = engine.nn.Sequential(engine.nn.Linear(3, 4), engine.nn.Linear(4, 2))
+    first = engine.optim.SGD(model[0].parameters(), lr=0.1)
+    second = engine.optim.SGD(model[1].parameters(), lr=0.1)
+    with Debugger("summary", model=model, optimizer=first) as dbg:  # the app names one optimizer, if any
+        for opt in (first, second):
+            opt.zero_grad()
+            model(engine.ones(1, 3)).sum().backward()
+            opt.step()
+    steps = [r.event for r in dbg.history if isinstance(r, EventRecord) and r.phase == "optimizer"]
+    assert [list(e.update_norms) for e in steps] == [["0.weight", "0.bias"], ["1.weight", "1.bias"]]
