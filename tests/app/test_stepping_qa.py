@@ -126,3 +126,24 @@ def test_a_gradient_from_the_iteration_before_is_named_readably_at_1280x720(qtbo
 def headers(window) -> list[str]:
     stats = window.inspector.stats
     return [stats.horizontalHeaderItem(i).text() for i in range(stats.columnCount())]
+
+
+def test_scrubbing_a_live_run_back_keeps_the_values_recorded_there(qtbot, window):
+    # moving the timeline's cursor back in a live run showed the values recorded at that event, then a
+    # late fetch of the node's latest values replaced them (and the "as recorded" note)
+    window.run_function(two_blocks, "two blocks")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("run_to_next_iteration")
+    qtbot.waitUntil(lambda: paused(window) and window.session.iteration == 1, timeout=TIMEOUT)
+    window.command("run_to_next_iteration")
+    qtbot.waitUntil(lambda: paused(window) and window.session.iteration == 2, timeout=TIMEOUT)
+    session = window.session
+    first = next(r for r in session.by_seq.values()
+                 if r.iteration == 0 and getattr(r, "summary", None) is not None and r.event.op == "linear")
+    window.timeline.cursorMoved.emit(first.seq)  # what dragging the timeline's cursor does
+    note = f"as recorded at event {first.seq:,}, iteration 0"
+    qtbot.waitUntil(lambda: note in window.inspector.meta.text(), timeout=TIMEOUT)
+    window.panels.worker.wait(5000)  # any value fetch the selection started has landed by now
+    qtbot.wait(50)  # its queued result, delivered to the GUI thread
+    assert note in window.inspector.meta.text()
+    assert float(window.inspector.stat_text("mean")) == pytest.approx(first.summary.mean, rel=1e-3)
