@@ -6,14 +6,16 @@
 """
 
 import warnings
+from types import SimpleNamespace
 
 from engine import cuda, data, ops, optim
 from engine.autograd.function import Function, ShapeError
-from engine.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from engine.autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from engine.backend import Device, device
 from engine.creation import (
     arange,
     as_tensor,
+    bernoulli,
     empty,
     empty_like,
     eye,
@@ -22,6 +24,7 @@ from engine.creation import (
     full,
     full_like,
     linspace,
+    multinomial,
     ones,
     ones_like,
     rand,
@@ -60,6 +63,14 @@ warnings.filterwarnings("ignore", r".* encountered in ", RuntimeWarning, r"engin
 
 __version__ = "0.1.0"
 
+# The switches scripts set for PyTorch's GPU libraries (`torch.backends.cudnn.benchmark = True`): the engine
+# uses neither cuDNN nor MPS, so they are accepted and change nothing.
+backends = SimpleNamespace(
+    cudnn=SimpleNamespace(benchmark=False, deterministic=False, enabled=True, allow_tf32=True),
+    cuda=SimpleNamespace(matmul=SimpleNamespace(allow_tf32=False)),
+    mps=SimpleNamespace(is_available=lambda: False, is_built=lambda: False),
+)
+
 
 def __getattr__(name: str):
     # engine.nn without `import engine.nn`, as torch.nn after `import torch`: loaded on first use, so that
@@ -69,3 +80,17 @@ def __getattr__(name: str):
 
         return engine.nn
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+class Size(tuple):
+    """A shape, as torch.Size: a tuple of ints (`t.shape == engine.Size([2, 3])`)."""
+
+    def numel(self) -> int:
+        """The number of elements a tensor of this shape holds."""
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+    def __repr__(self) -> str:
+        return f"engine.Size({list(self)})"

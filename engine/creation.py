@@ -288,7 +288,105 @@ def new_zeros(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = F
     return zeros(*size, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
+def new_empty(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """An uninitialised tensor of shape `size`, with x's dtype and device unless given."""
+    dt, dev = _like(x, dtype, device)
+    return empty(*size, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
 def new_ones(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Ones of shape `size`, with x's dtype and device unless given."""
     dt, dev = _like(x, dtype, device)
     return ones(*size, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+# ---- samples shaped like a tensor: torch.bernoulli, multinomial and Tensor.bernoulli_ and friends ---------
+def _sample_like(x: Tensor, op: str, draw, floating: bool = True) -> Tensor:
+    """A tensor of x's shape, dtype and device holding `draw(xp, generator, shape, float dtype)`."""
+    if floating and not x.dtype.is_floating_point:
+        raise RuntimeError(f"{op}: samples a continuous distribution, so the tensor must be floating point, "
+                        f"not {x.dtype.name}")
+    ft = x.array.dtype if x.array.dtype.kind == "f" else np.float64
+    arr, _ = _random_array(x.device, lambda g: draw(backend.array_module(x.array), g, x.shape, ft))
+    return Tensor._wrap(arr.astype(x.array.dtype, copy=False))
+
+
+def _probability(op: str, p):
+    """p as a number or an array, checked to lie in [0, 1]."""
+    if isinstance(p, Tensor):
+        bad = ((p.array < 0) | (p.array > 1)).any()
+        p = p.array
+    else:
+        bad = not 0 <= p <= 1
+    if bad:
+        raise RuntimeError(f"{op}: probabilities must lie in [0, 1]" + ("" if hasattr(p, "shape") else f", got p={p}"))
+    return p
+
+
+def bernoulli_like(x: Tensor, p=0.5) -> Tensor:
+    """1 with probability p (a number or a tensor broadcast to x) and 0 otherwise, in x's shape and dtype."""
+    p = _probability("bernoulli_", p)
+    return _sample_like(x, "bernoulli_", lambda xp, g, shape, ft: g.random(shape, dtype=ft) < p, floating=False)
+
+
+def bernoulli(input: Tensor, p=None, generator=None) -> Tensor:
+    """Samples 0/1 with the probabilities in `input` (or `p`), as torch.bernoulli; not differentiable."""
+    return bernoulli_like(input, input if p is None else p)
+
+
+def exponential_like(x: Tensor, lambd: float = 1.0) -> Tensor:
+    """Samples of the exponential distribution of rate `lambd`, in x's shape."""
+    if lambd <= 0:
+        raise RuntimeError(f"exponential_ expects lambd > 0.0, but found lambd={lambd}")
+    return _sample_like(x, "exponential_", lambda xp, g, shape, ft: -xp.log1p(-g.random(shape, dtype=ft)) / lambd)
+
+
+def geometric_like(x: Tensor, p: float) -> Tensor:
+    """Samples of the geometric distribution (trials until the first success, from 1), in x's shape."""
+    if not 0 < p < 1:
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), got p={p}")
+    return _sample_like(x, "geometric_", lambda xp, g, shape, ft: xp.ceil(
+        xp.log1p(-g.random(shape)) / math.log1p(-p)).clip(1, None), floating=False)
+
+
+def log_normal_like(x: Tensor, mean: float = 1.0, std: float = 2.0) -> Tensor:
+    """exp of normal samples of the given mean and std, in x's shape."""
+    return _sample_like(x, "log_normal_", lambda xp, g, shape, ft: xp.exp(g.standard_normal(shape, dtype=ft) * std
+                                                                          + mean))
+
+
+def cauchy_like(x: Tensor, median: float = 0.0, sigma: float = 1.0) -> Tensor:
+    """Samples of the Cauchy distribution, in x's shape."""
+    return _sample_like(x, "cauchy_", lambda xp, g, shape, ft: median + sigma * xp.tan(
+        math.pi * (g.random(shape, dtype=ft) - 0.5)))
+
+
+def random_like(x: Tensor, start: int = 0, to: int | None = None) -> Tensor:
+    """Integers uniformly from [start, to) in x's dtype, as Tensor.random_; `random_(to)` starts at 0, and
+    `random_()` spans what the dtype holds exactly (0 to 2**mantissa for floats)."""
+    if to is None and start != 0:
+        start, to = 0, start
+    if to is None:
+        dt = x.array.dtype
+        to = (2 ** (np.finfo(dt).nmant + 1) + 1 if dt.kind == "f" else 2 if dt.kind == "b"
+              else int(np.iinfo(dt).max) + 1)
+    if to <= start:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={start} >= to={to}")
+    return _sample_like(x, "random_", lambda xp, g, shape, ft: g.integers(start, to, size=shape, dtype=np.int64),
+                        floating=False)
+
+
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False, generator=None) -> Tensor:
+    """Indices drawn with the (unnormalised) weights in each row of `input`, as torch.multinomial."""
+    if input.ndim not in (1, 2):
+        raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {input.ndim}-d")
+    w = input._host().astype(np.float64).reshape(-1, input.shape[-1])
+    if (w < 0).any() or not np.isfinite(w).all() or (w.sum(1) <= 0).any():
+        raise RuntimeError("multinomial: the weights must be finite and non-negative, with a positive sum per row")
+    if not replacement and num_samples > (w > 0).sum(1).min():
+        raise RuntimeError(f"multinomial: cannot sample {num_samples} samples without replacement from a row "
+                           f"with {(w > 0).sum(1).min()} non-zero weights")
+    g = _random.generator("cpu")  # a few draws per row: the host does them, whatever the device
+    rows = [g.choice(w.shape[1], num_samples, replace=replacement, p=r / r.sum()) for r in w]
+    out = np.stack(rows).reshape(*input.shape[:-1], num_samples).astype(np.int64)
+    return _finish(out, None, input.device, False)

@@ -301,11 +301,6 @@ class Tensor:
                 "a leaf Variable that requires grad is being used in an in-place operation; "
                 "wrap it in `with engine.no_grad():` or use an out-of-place op"
             )
-        if recording and self._base is not None and self._base.requires_grad:
-            raise RuntimeError(
-                "in-place change of a view of a tensor that requires grad is not supported by the engine; "
-                "clone() the view first, or work out of place"
-            )
         out = compute(self)
         if recording and self.requires_grad and out.grad_fn is None:
             # the new value does not depend on the old one (fill_, zero_, copy_ of a constant): as in
@@ -324,6 +319,10 @@ class Tensor:
             if saved:  # keep the pre-write values the node saved from this tensor
                 node.saved = tuple(s.copy() if s is self.array else s for s in saved)
                 node._versions = [(vc, v) for vc, v in node._versions if vc is not self._vc]
+        if recording and self._base is not None and (node is not None or self._base.requires_grad):
+            # a view: the change is recorded on its base, whose other elements keep their history
+            _view_write.write_through_view(self, out)
+            return self
         self.array[...] = out.array
         if out._id:  # an event named the written value: this tensor now holds it, so it takes its id
             self._id = out._id
@@ -435,3 +434,4 @@ def _xp(t: Tensor):
 
 
 _ops = None  # engine.ops, set by engine.tensor_methods.install() once the ops exist
+_view_write = None  # engine.ops.view_write, set with it

@@ -7,7 +7,7 @@ from engine.autograd.function import _emit_op as emit_op
 from engine.autograd.grad_mode import state as grad_state
 from engine.backend import array_module
 from engine.events import hub, next_tensor_id
-from engine.ops import elementwise
+from engine.ops import elementwise, view_write
 
 # Functions whose first argument is the tensor: bound as `tensor.name(...)` unchanged.
 METHODS = (
@@ -18,11 +18,13 @@ METHODS = (
     "norm", "all", "any", "softmax", "log_softmax", "cumsum",
     "reshape", "view", "transpose", "permute", "flatten", "unflatten", "squeeze", "unsqueeze", "expand",
     "expand_as", "view_as", "reshape_as", "repeat", "split", "chunk", "flip", "roll", "swapaxes", "movedim",
-    "gather", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_select", "masked_fill",
+    "gather", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_fill", "index_select", "masked_fill",
     "masked_select", "unbind", "narrow", "sort", "argsort", "topk", "tril", "triu", "mm", "bmm",
     "remainder", "lerp", "addcmul", "addcdiv",
     "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "outer", "addmm",
-    "repeat_interleave", "diff", "median",
+    "repeat_interleave", "diff", "median", "isclose", "allclose", "equal", "nonzero", "argwhere", "count_nonzero",
+    "unique", "bincount", "floor_divide", "logical_and", "logical_or", "logical_xor", "clamp_min", "clamp_max",
+    "expm1", "log2", "log10", "sinh", "cosh", "asin", "acos", "atan", "dot", "mv", "broadcast_to", "tile",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
            "negative": "neg", "absolute": "abs", "swapdims": "transpose", "moveaxis": "movedim",
@@ -30,9 +32,10 @@ ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div
            "arctan2": "atan2", "ger": "outer"}
 # In-place variants `name_`: computed out of place, then written into the tensor's storage.
 INPLACE = ("add", "sub", "mul", "div", "pow", "clamp", "neg", "exp", "log", "sqrt", "abs", "sigmoid", "tanh",
-           "relu", "masked_fill", "scatter", "scatter_add", "scatter_reduce", "index_add", "tril", "triu", "sign",
-           "sin", "cos", "square", "reciprocal", "remainder", "lerp", "addcmul", "addcdiv",
-           "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "addmm")
+           "relu", "masked_fill", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_fill", "tril",
+           "triu", "sign", "sin", "cos", "square", "reciprocal", "remainder", "lerp", "addcmul", "addcdiv",
+           "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "addmm", "clamp_min",
+           "clamp_max", "expm1", "log2", "log10")
 # Operators: (dunder, function, reflected dunder or None, in-place dunder or None)
 OPERATORS = (
     ("__add__", "add", "__radd__", "__iadd__"),
@@ -109,6 +112,7 @@ from engine.tensor import Tensor  # noqa: E402
 def install() -> None:
     """Attach every method, alias and operator to the Tensor class."""
     tensor_module._ops = ops
+    tensor_module._view_write = view_write
     cls = tensor_module.Tensor
     for name in METHODS:
         setattr(cls, name, getattr(ops, name))
@@ -129,7 +133,7 @@ def install() -> None:
     cls.__invert__ = ops.logical_not
     cls.__getitem__ = ops.getitem
     cls.__hash__ = lambda self: id(self)
-    for name in ("new_tensor", "new_full", "new_zeros", "new_ones"):
+    for name in ("new_tensor", "new_full", "new_zeros", "new_ones", "new_empty"):
         setattr(cls, name, getattr(creation, name))
     cls.type_as = lambda self, other: self.to(dtype=other.dtype)
     cls.where = lambda self, condition, other: ops.where(condition, self, other)
@@ -138,3 +142,15 @@ def install() -> None:
         lambda t: ops.expand(ops.cast(ops.to_device(src, t.device), t.dtype), t.shape))
     cls.normal_ = lambda self, mean=0.0, std=1.0: self._write(lambda t: ops.randn_like(t) * std + mean)
     cls.uniform_ = lambda self, a=0.0, b=1.0: self._write(lambda t: ops.rand_like(t) * (b - a) + a)
+    for name in ("bernoulli", "exponential", "geometric", "log_normal", "cauchy", "random"):
+        setattr(cls, name + "_", _sampler(getattr(creation, name + "_like")))
+    cls.bernoulli = lambda self, p=None, generator=None: creation.bernoulli(self, p)
+    cls.multinomial = creation.multinomial
+
+
+def _sampler(draw):
+    def method(self, *args, generator=None, **kwargs):
+        return self._write(lambda t: draw(t, *args, **kwargs))
+
+    method.__doc__ = f"Fill this tensor with samples ({draw.__doc__})"
+    return method

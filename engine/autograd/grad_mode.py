@@ -44,7 +44,7 @@ class set_grad_enabled:
 
 
 class _Mode:
-    mode = True
+    mode = True  # what recording becomes inside; None leaves it as it is
 
     def __new__(cls, fn=None):
         # `@no_grad` without parentheses decorates `fn` directly, as in PyTorch
@@ -53,7 +53,7 @@ class _Mode:
 
     def __enter__(self) -> None:
         self.prev = state.enabled
-        state.enabled = self.mode
+        state.enabled = self.prev if self.mode is None else self.mode  # None: leave it as it is
 
     def __exit__(self, *exc) -> None:
         state.enabled = self.prev
@@ -61,8 +61,12 @@ class _Mode:
     def __call__(self, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__():
+            prev = state.enabled  # kept per call: recursion and threads are safe
+            state.enabled = prev if self.mode is None else self.mode
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                state.enabled = prev
 
         return wrapper
 
@@ -77,3 +81,17 @@ class enable_grad(_Mode):
     """Context manager and decorator: ops inside record a graph even within `no_grad`."""
 
     mode = True
+
+
+class inference_mode(_Mode):
+    """Context manager and decorator: as no_grad (the engine has no separate inference tensors);
+    `inference_mode(False)` leaves recording as it is."""
+
+    mode = False
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # `@inference_mode` without parentheses
+            return _Mode.__new__(cls, mode)
+        self = _Mode.__new__(cls)
+        self.mode = False if mode else None
+        return self

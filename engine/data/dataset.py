@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
+
+from engine import random as _random
 from engine.backend import array_module
 from engine.tensor import Tensor
 
@@ -56,3 +61,63 @@ def take(t: Tensor, index) -> Tensor:
     if not isinstance(index, int | slice):
         index = array_module(t.array).asarray(index)
     return Tensor._wrap(t.array[index])
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order."""
+
+    def __init__(self, dataset, indices) -> None:
+        self.dataset = dataset
+        self.indices = [int(i) for i in indices]
+
+    def __getitem__(self, index):
+        if isinstance(index, list):
+            return [self.dataset[self.indices[i]] for i in index]
+        return self.dataset[self.indices[index]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets one after another."""
+
+    def __init__(self, datasets) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __getitem__(self, index: int):
+        if index < 0:
+            if -index > len(self):
+                raise IndexError(f"ConcatDataset: index {index} is out of range for {len(self)} samples")
+            index += len(self)
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        if which == len(self.datasets):
+            raise IndexError(f"ConcatDataset: index {index} is out of range for {len(self)} samples")
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][index - start]
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+
+def random_split(dataset, lengths, generator=None) -> list[Subset]:
+    """Split `dataset` into non-overlapping random Subsets of the given lengths (or fractions summing to 1)."""
+    n = len(dataset)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        for i, frac in enumerate(lengths):
+            if not 0 <= frac <= 1:
+                raise ValueError(f"random_split: fraction at index {i} is not between 0 and 1")
+        sizes = [math.floor(n * frac) for frac in lengths]
+        for i in range(n - sum(sizes)):  # the remainder, one each, round robin (as PyTorch)
+            sizes[i % len(sizes)] += 1
+        lengths = sizes
+    if sum(lengths) != n:
+        raise ValueError(f"random_split: the lengths {list(lengths)} sum to {sum(lengths)}, "
+                         f"but the dataset has {n} samples")
+    rng = generator if generator is not None else _random.generator("cpu")
+    order = rng.permutation(n).tolist()
+    return [Subset(dataset, order[end - length:end])
+            for end, length in zip(itertools.accumulate(lengths), lengths, strict=True)]

@@ -80,7 +80,7 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False, drop_last: bool = False,
                  collate_fn: Callable | None = None, generator: np.random.Generator | None = None,
-                 seed: int | None = None, num_workers: int = 0) -> None:
+                 seed: int | None = None, num_workers: int = 0, pin_memory: bool = False) -> None:
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"DataLoader needs a map-style dataset (with __getitem__ and __len__), got "
                             f"{type(dataset).__name__}")
@@ -99,6 +99,7 @@ class DataLoader:
         if num_workers:
             raise ValueError(f"DataLoader loads in the main process here (num_workers=0); got num_workers="
                              f"{num_workers}: remove the argument")
+        # pin_memory (page-locked host batches for faster copies to a GPU) is a speed hint: accepted, unused
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)

@@ -8,11 +8,13 @@ in engine.ops.interpolate.
 
 from engine.ops.activation import (
     dropout,
+    dropout2d,
     elu,
     gelu,
     hardtanh,
     leaky_relu,
     log_softmax,
+    logsigmoid,
     relu,
     relu6,
     silu,
@@ -49,9 +51,9 @@ from engine.ops.similarity import cosine_similarity, normalize
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d",
-    "conv_transpose2d", "cosine_similarity", "cross_entropy", "dropout", "elu", "embedding", "gelu", "group_norm",
-    "hardtanh", "huber_loss", "interpolate", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax",
-    "max_pool1d", "max_pool2d",
-    "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "scaled_dot_product_attention", "sigmoid",
-    "silu", "smooth_l1_loss", "softmax", "softplus", "tanh",
+    "conv_transpose2d", "cosine_similarity", "cross_entropy", "dropout", "dropout2d", "elu", "embedding",
+    "gelu", "group_norm", "hardtanh", "huber_loss", "interpolate", "kl_div", "l1_loss", "layer_norm",
+    "leaky_relu", "linear", "log_softmax", "logsigmoid", "max_pool1d", "max_pool2d", "mse_loss", "nll_loss",
+    "normalize", "one_hot", "pad", "relu", "relu6", "scaled_dot_product_attention", "sigmoid", "silu",
+    "smooth_l1_loss", "softmax", "softplus", "tanh",
 ]

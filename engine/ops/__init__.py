@@ -13,10 +13,11 @@ from engine.ops.convert import cast, clone, to_device
 from engine.ops.elementwise import *  # noqa: F403
 from engine.ops.gather_scatter import *  # noqa: F403
 from engine.ops.index import *  # noqa: F403
-from engine.ops.linalg import addmm, bmm, einsum, matmul, mm, outer, tril, triu
+from engine.ops.linalg import addmm, bmm, dot, einsum, matmul, mm, mv, outer, tril, triu
 from engine.ops.nn import one_hot
 from engine.ops.pointwise import *  # noqa: F403
 from engine.ops.reduce import *  # noqa: F403
+from engine.ops.search import *  # noqa: F403
 from engine.ops.sequence import *  # noqa: F403
 from engine.ops.shape import *  # noqa: F403
 from engine.ops.similarity import cdist, cosine_similarity, normalize

@@ -20,8 +20,8 @@ from engine.ops.elementwise import _sigmoid
 from engine.ops.nn import require_float
 from engine.tensor import Tensor
 
-__all__ = ["dropout", "elu", "gelu", "hardtanh", "leaky_relu", "log_softmax", "relu", "relu6", "silu", "softmax",
-           "softplus"]
+__all__ = ["dropout", "dropout2d", "elu", "gelu", "hardtanh", "leaky_relu", "log_softmax", "logsigmoid", "relu",
+           "relu6", "silu", "softmax", "softplus"]
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -260,10 +260,13 @@ def log_softmax(input: Tensor, dim: int | None = None, *, dtype=None) -> Tensor:
 
 # ---- dropout --------------------------------------------------------------------------------------
 class Dropout(Function):
+    channels = False  # dropout2d: one draw per (sample, channel), shared by its whole feature map
+
     def forward(ctx, x):
         require_float(ctx.op, x)
         xp = array_module(x)
-        u = _random.generator(device_of(x)).random(x.shape, dtype=x.dtype)
+        shape = (*x.shape[:-2], 1, 1) if ctx.channels else x.shape
+        u = _random.generator(device_of(x)).random(shape, dtype=x.dtype)
         # the kept mask carries the 1/(1-p) scale already, so backward is one product
         mask = xp.multiply(u >= ctx.p, 1 / (1 - ctx.p) if ctx.p < 1 else 0.0, dtype=x.dtype)
         ctx.save(mask)
@@ -281,3 +284,20 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if not training or p == 0:
         return input
     return _maybe_inplace(input, inplace, lambda t: Dropout.apply(t, p=p))
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, H, W) or (C, H, W) input with probability p, scaling the rest by 1/(1-p)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout2d: p must be a probability between 0 and 1, got {p}")
+    if input.ndim not in (3, 4):
+        raise ShapeError(f"dropout2d: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
+                         f"{tuple(input.shape)}")
+    if not training or p == 0:
+        return input
+    return _maybe_inplace(input, inplace, lambda t: Dropout.apply(t, p=p, channels=True))
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), without overflow."""
+    return _elementwise.neg(softplus(_elementwise.neg(input)))

@@ -66,7 +66,8 @@ class Div(Function):
         if _integral(a) and _integral(b):  # true division of integers gives floats
             a = _float(a) if hasattr(a, "dtype") else float(a)
             b = _float(b) if hasattr(b, "dtype") else b
-        ctx.save(a, b)
+        # keep a only for b's gradient (as PyTorch): `y[0] = y[1] / 0.5` then changes nothing saved
+        ctx.save(a if (ctx.needs_input_grad or (False, False))[1] else None, b)
         return a / b
 
     def backward(ctx, grad):
@@ -146,10 +147,22 @@ UNARY = {
     "cos": (lambda xp, x: xp.cos(x), lambda xp, x, y, g: -g * xp.sin(x), False),
     "tanh": (lambda xp, x: xp.tanh(x), lambda xp, x, y, g: g * (1 - y * y), False),
     "sigmoid": (_sigmoid, lambda xp, x, y, g: g * y * (1 - y), False),
-    "relu": (lambda xp, x: xp.maximum(x, 0), lambda xp, x, y, g: g * (x > 0), True),
+    "relu": (lambda xp, x: xp.maximum(x, 0), lambda xp, x, y, g: g * (y > 0), True),  # y > 0 where x > 0
     "square": (lambda xp, x: x * x, lambda xp, x, y, g: 2 * g * x, True),
     "reciprocal": (lambda xp, x: 1 / x, lambda xp, x, y, g: -g * y * y, False),
+    "expm1": (lambda xp, x: xp.expm1(x), lambda xp, x, y, g: g * (y + 1), False),
+    "log2": (lambda xp, x: xp.log2(x), lambda xp, x, y, g: g / (x * math.log(2)), False),
+    "log10": (lambda xp, x: xp.log10(x), lambda xp, x, y, g: g / (x * math.log(10)), False),
+    "sinh": (lambda xp, x: xp.sinh(x), lambda xp, x, y, g: g * xp.cosh(x), False),
+    "cosh": (lambda xp, x: xp.cosh(x), lambda xp, x, y, g: g * xp.sinh(x), False),
+    "asin": (lambda xp, x: xp.arcsin(x), lambda xp, x, y, g: g / xp.sqrt(1 - x * x), False),
+    "acos": (lambda xp, x: xp.arccos(x), lambda xp, x, y, g: -g / xp.sqrt(1 - x * x), False),
+    "atan": (lambda xp, x: xp.arctan(x), lambda xp, x, y, g: g / (1 + x * x), False),
 }
+# What each derivative reads: an op keeps only that (as PyTorch does), so an in-place change of what it does
+# not read (the input, often a view written next, as in `y[0] = y[1].exp()`; or the output) stays legal.
+READS_OUTPUT = {"exp", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "reciprocal", "expm1"}
+READS_NOTHING = {"neg", "sign"}  # every other derivative reads the input only
 
 
 class Unary(Function):
@@ -164,27 +177,28 @@ class Unary(Function):
         if x.dtype.kind == "f":
             ctx.fused = kernels.get(type(ctx).__name__, xp)
         y = ctx.f(xp, x) if ctx.fused is None else ctx.fused.forward(ctx, x)
-        ctx.save(x, y)
+        ctx.save(x if ctx.keeps_x else None, y if ctx.keeps_y else None)
         return y
 
     def backward(ctx, grad):
         x, y = ctx.saved
-        if ctx.fused is not None:
-            return ctx.fused.backward(ctx, grad, x, y)
+        if ctx.fused is not None:  # a fused kernel that reads x reads it only where y says the same
+            return ctx.fused.backward(ctx, grad, y if x is None else x, y)
         return ctx.df(array_module(grad), x, y, grad)
 
 
 def _make_unary(name, f, df, keeps_int):
     cls = type(name.capitalize(), (Unary,), {
         "op": name, "f": staticmethod(f), "df": staticmethod(df), "keeps_int": keeps_int,
+        "keeps_x": name not in READS_OUTPUT | READS_NOTHING, "keeps_y": name in READS_OUTPUT,
         "__doc__": f"Elementwise {name}.",
     })
     return cls, lambda x: cls.apply(x)
 
 
 UNARY_OPS = {name: _make_unary(name, *row) for name, row in UNARY.items()}
-(neg, exp, log, log1p, sqrt, rsqrt, abs, sign, sin, cos, tanh, sigmoid, relu, square,
- reciprocal) = (UNARY_OPS[n][1] for n in UNARY)
+(neg, exp, log, log1p, sqrt, rsqrt, abs, sign, sin, cos, tanh, sigmoid, relu, square, reciprocal,
+ expm1, log2, log10, sinh, cosh, asin, acos, atan) = (UNARY_OPS[n][1] for n in UNARY)
 
 
 # ---- comparisons (no gradient) -----------------------------------------------------------------
@@ -207,6 +221,22 @@ lt = _make_compare("lt", lambda a, b: a < b)
 le = _make_compare("le", lambda a, b: a <= b)
 gt = _make_compare("gt", lambda a, b: a > b)
 ge = _make_compare("ge", lambda a, b: a >= b)
+
+
+def isclose(a: Tensor, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
+    """Where |a - b| <= atol + rtol * |b|, as a bool tensor (torch.isclose)."""
+    b = b.array if isinstance(b, Tensor) else b
+    return Tensor._wrap(array_module(a.array).isclose(a.array, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(a: Tensor, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """True when every element of a is close to b's (see isclose)."""
+    return bool(isclose(a, b, rtol, atol, equal_nan).array.all())
+
+
+def equal(a: Tensor, b: Tensor) -> bool:
+    """True when a and b have the same shape and the same values."""
+    return a.shape == b.shape and bool((a.array == b.array).all())
 
 
 class LogicalNot(Function):
@@ -252,6 +282,16 @@ def clamp(x: Tensor, min=None, max=None) -> Tensor:
     return Clamp.apply(x, min, max)
 
 
+def clamp_min(x: Tensor, min) -> Tensor:
+    """max(x, min), as clamp(x, min=min)."""
+    return clamp(x, min=min)
+
+
+def clamp_max(x: Tensor, max) -> Tensor:
+    """min(x, max), as clamp(x, max=max)."""
+    return clamp(x, max=max)
+
+
 class Where(Function):
     def forward(ctx, cond, a, b):
         ctx.save(cond)
@@ -263,8 +303,13 @@ class Where(Function):
         return (None, grad * cond if need_a else None, grad * ~cond if need_b else None)
 
 
-def where(cond: Tensor, a, b) -> Tensor:
-    """`a` where `cond` is true, else `b` (broadcast together); differentiable in `a` and `b`."""
+def where(cond: Tensor, a=None, b=None) -> Tensor:
+    """`a` where `cond` is true, else `b` (broadcast together); differentiable in `a` and `b`.
+    `where(cond)` alone is `nonzero(cond, as_tuple=True)`."""
+    if a is None and b is None:
+        from engine.ops.search import nonzero
+
+        return nonzero(cond, as_tuple=True)
     if cond.dtype is not dtypes.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
     target = promoted_dtype(a, b).np

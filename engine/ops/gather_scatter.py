@@ -10,11 +10,11 @@ import numpy as np
 
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
-from engine.ops.index import _check_range, scatter_add_into
+from engine.ops.index import _check_range, masked_fill, scatter_add_into
 from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
-__all__ = ["gather", "index_add", "index_select", "scatter", "scatter_add", "scatter_reduce"]
+__all__ = ["gather", "index_add", "index_fill", "index_select", "scatter", "scatter_add", "scatter_reduce"]
 
 
 # ---- gather, scatter_add, index_select --------------------------------------------------------
@@ -346,3 +346,17 @@ def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     dim = _dim(dim, x.ndim)
     _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim)
     return IndexSelect.apply(x, index, dim=dim)
+
+
+def index_fill(x: Tensor, dim: int, index: Tensor, value) -> Tensor:
+    """A copy of x with `value` (a number or 0-d tensor) at positions `index` (a vector) along `dim`."""
+    idx = _index_array("index_fill", index)
+    if idx.ndim > 1:
+        raise IndexError(f"index_fill(): Index is supposed to be a vector, got shape {tuple(idx.shape)}")
+    dim = _dim(dim, x.ndim)
+    n = x.shape[dim] if x.ndim else 1
+    _check_range(idx, -n, n, dim, "index_fill", x.shape)
+    mask = array_module(x.array).zeros(n, dtype=bool)
+    mask[idx] = True  # a mask along dim, broadcast over the rest: masked_fill gives the gradients
+    shape = (n,) + (1,) * (x.ndim - dim - 1) if x.ndim else ()
+    return masked_fill(x, Tensor._wrap(mask.reshape(shape)), value)

@@ -19,32 +19,51 @@ class Matmul(Function):
             raise ShapeError(
                 f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied ({k_a} != {k_b})"
             )
-        ctx.save(a, b)
+        # keep only what backward reads (as PyTorch): `y[0] = y[1] @ w` then changes nothing saved
+        need_a, need_b = ctx.needs_input_grad or (False, False)
+        ctx.save(a if need_b else None, b if need_a else None)
+        ctx.shapes = a.shape, b.shape
         return a @ b
 
     def backward(ctx, grad):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
-        if a.ndim == 1 and b.ndim == 1:
+        sa, sb = ctx.shapes
+        if len(sa) == 1 and len(sb) == 1:
             return (grad * b if need_a else None), (grad * a if need_b else None)
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
+        # 1-D operands take part as a (1, k) row or a (k, 1) column, whose dim leaves the result
+        sa2, sb2 = ((1, *sa) if len(sa) == 1 else sa), ((*sb, 1) if len(sb) == 1 else sb)
         g2 = grad
-        if a.ndim == 1:
+        if len(sa) == 1:
             g2 = g2[..., None, :]
-        if b.ndim == 1:
+        if len(sb) == 1:
             g2 = g2[..., None]
         ga = gb = None
         if need_a:
-            ga = sum_to(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+            ga = sum_to(g2 @ b.reshape(sb2).swapaxes(-1, -2), sa2).reshape(sa)
         if need_b:
-            gb = sum_to(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape)
+            gb = sum_to(a.reshape(sa2).swapaxes(-1, -2) @ g2, sb2).reshape(sb)
         return ga, gb
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with PyTorch's rules for 1-D operands and broadcast batch dimensions."""
     return Matmul.apply(a, b)
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    """The inner product of two 1-D tensors of one size (torch.dot)."""
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ShapeError(f"dot: expected two 1-D tensors of the same size, got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    return Matmul.apply(a, b)
+
+
+def mv(a: Tensor, v: Tensor) -> Tensor:
+    """A matrix times a vector (torch.mv)."""
+    if a.ndim != 2 or v.ndim != 1:
+        raise ShapeError(f"mv: expected a 2-D matrix and a 1-D vector, got {tuple(a.shape)} and {tuple(v.shape)}")
+    return Matmul.apply(a, v)
 
 
 def mm(a: Tensor, b: Tensor) -> Tensor:

@@ -19,9 +19,9 @@ from engine.backend import array_module
 from engine.tensor import Tensor
 
 __all__ = [
-    "cat", "chunk", "expand", "expand_as", "flatten", "flip", "movedim", "narrow", "pad", "permute", "repeat",
-    "reshape", "reshape_as", "roll", "split", "squeeze", "stack", "swapaxes", "transpose", "unbind", "unflatten",
-    "unsqueeze", "view", "view_as",
+    "broadcast_to", "cat", "chunk", "expand", "expand_as", "flatten", "flip", "movedim", "narrow", "pad",
+    "permute", "repeat", "reshape", "reshape_as", "roll", "split", "squeeze", "stack", "swapaxes", "tile",
+    "transpose", "unbind", "unflatten", "unsqueeze", "view", "view_as",
 ]
 
 
@@ -281,6 +281,11 @@ def expand_as(x: Tensor, other: Tensor) -> Tensor:
     return expand(x, other.shape)
 
 
+def broadcast_to(x: Tensor, size) -> Tensor:
+    """`x` expanded to `size` (torch.broadcast_to)."""
+    return expand(x, size)
+
+
 class Repeat(Function):
     def forward(ctx, x):
         ctx.in_shape = x.shape
@@ -303,6 +308,12 @@ def repeat(x: Tensor, *sizes) -> Tensor:
     if any(r < 0 for r in reps):
         raise ShapeError(f"repeat: repeat sizes must be non-negative, got {reps}")
     return Repeat.apply(x, reps=reps)
+
+
+def tile(x: Tensor, dims) -> Tensor:
+    """`x` repeated `dims[i]` times along each dim; fewer dims than x's repeat its trailing ones (torch.tile)."""
+    reps = _sizes("tile", (dims,))
+    return repeat(x, *((1,) * (x.ndim - len(reps)) + reps))
 
 
 # ---- joining and splitting --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from engine.nn.layers.activation import (
 )
 from engine.nn.layers.attention import MultiheadAttention
 from engine.nn.layers.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
-from engine.nn.layers.dropout import Dropout
+from engine.nn.layers.dropout import Dropout, Dropout2d
 from engine.nn.layers.embedding import Embedding
 from engine.nn.layers.linear import Bilinear, Identity, Linear, NonDynamicallyQuantizableLinear
 from engine.nn.layers.loss import (
@@ -71,6 +71,7 @@ __all__ = [
     "ConvTranspose2d",
     "CrossEntropyLoss",
     "Dropout",
+    "Dropout2d",
     "Embedding",
     "Flatten",
     "GRUCell",

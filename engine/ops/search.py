@@ -1,0 +1,56 @@
+"""Ops whose output shape depends on the values: nonzero, argwhere, count_nonzero, unique and bincount.
+
+None is differentiable (their results are indices and counts), so each works on the arrays directly.
+"""
+
+from __future__ import annotations
+
+from engine.backend import array_module
+from engine.tensor import Tensor
+
+__all__ = ["argwhere", "bincount", "count_nonzero", "nonzero", "unique"]
+
+
+def nonzero(x: Tensor, *, as_tuple: bool = False):
+    """The indices of the non-zero elements: an (n, ndim) int64 tensor, or one index vector per dim."""
+    a = x.array if x.ndim else x.array.reshape(1)
+    idx = array_module(a).nonzero(a)
+    if as_tuple:
+        return tuple(Tensor._wrap(i.astype("int64", copy=False)) for i in idx)
+    return Tensor._wrap(array_module(a).stack(idx, axis=1).astype("int64", copy=False)[:, :x.ndim])
+
+
+def argwhere(x: Tensor) -> Tensor:
+    """The indices of the non-zero elements as an (n, ndim) tensor (nonzero)."""
+    return nonzero(x)
+
+
+def count_nonzero(x: Tensor, dim=None) -> Tensor:
+    """How many elements are non-zero, over all elements or along `dim` (an int or a tuple)."""
+    return Tensor._wrap(array_module(x.array).count_nonzero(x.array, axis=dim).astype("int64"))
+
+
+def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
+           dim: int | None = None):
+    """The distinct values in ascending order, with where each element went and how often each appears."""
+    if dim is not None:
+        raise NotImplementedError("unique(dim=...) is not supported by the engine; call it without dim")
+    xp = array_module(x.array)
+    values, inverse, counts = xp.unique(x.array, return_inverse=True, return_counts=True)
+    out = [Tensor._wrap(values)]
+    if return_inverse:
+        out.append(Tensor._wrap(inverse.reshape(x.shape).astype("int64", copy=False)))
+    if return_counts:
+        out.append(Tensor._wrap(counts.astype("int64", copy=False)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def bincount(x: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:
+    """How often each value 0..max appears in a 1-D non-negative integer tensor (summing `weights` instead)."""
+    if x.ndim != 1 or x.array.dtype.kind not in "iu":
+        raise RuntimeError(f"bincount: input must be a 1-D integer tensor, got {x.ndim}-D {x.dtype.name}")
+    if x.numel() and int(x.array.min()) < 0:
+        raise RuntimeError("bincount: input must be non-negative")
+    w = None if weights is None else weights.array
+    out = array_module(x.array).bincount(x.array, weights=w, minlength=minlength)
+    return Tensor._wrap(out if w is not None else out.astype("int64", copy=False))

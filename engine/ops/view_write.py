@@ -1,0 +1,97 @@
+"""In-place changes of a view, recorded on its base (PyTorch's CopySlices): `y[:, :2].sigmoid_()`.
+
+A view's elements are found in its base by their offset and strides, so every view the engine makes
+(slices, rows, transposes, narrow, split) is handled the same way, on numpy and cupy alike.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from engine.autograd.function import Function
+from engine.backend import array_module
+from engine.tensor import Tensor
+
+
+class Region(NamedTuple):
+    """Where a view's elements lie in its C-contiguous base: offset, shape and strides, in elements."""
+
+    base_shape: tuple
+    offset: int
+    shape: tuple
+    strides: tuple
+
+
+def _address(a) -> int:
+    return a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data  # a cupy or a numpy array
+
+
+def region_of(view, base) -> Region | None:
+    """The region `view` covers in `base`; None when base is not C-contiguous or view overlaps itself."""
+    size = base.itemsize
+    if not base.flags.c_contiguous or any(s % size or s <= 0 for s, n in zip(view.strides, view.shape) if n > 1):
+        return None
+    offset, rest = divmod(_address(view) - _address(base), size)
+    return Region(base.shape, offset, view.shape, tuple(s // size for s in view.strides)) if not rest else None
+
+
+def _at(a, where: Region):
+    """The elements of the C-contiguous array `a` (shaped as the base) that the region names, as a view."""
+    flat = a.reshape(-1)[where.offset:]
+    strides = tuple(s * a.itemsize for s in where.strides)
+    return array_module(a).lib.stride_tricks.as_strided(flat, where.shape, strides)
+
+
+class WriteView(Function):
+    """base with the region replaced by value: the gradient goes to base outside it, to value inside."""
+
+    op = "write_view"
+
+    def forward(ctx, base, value):
+        out = base.copy()
+        _at(out, ctx.where)[...] = value
+        return out
+
+    def backward(ctx, grad):
+        gbase = grad.copy()
+        region = _at(gbase, ctx.where)
+        gvalue = region.copy()
+        region[...] = 0
+        return gbase, gvalue
+
+
+class ViewOf(Function):
+    """The region of base, as a view: what a written view becomes in the graph."""
+
+    op = "view_of"
+    view = True
+
+    def forward(ctx, base):
+        return _at(base, ctx.where)
+
+    def backward(ctx, grad):
+        g = array_module(grad).zeros(ctx.where.base_shape, grad.dtype)
+        _at(g, ctx.where)[...] = grad
+        return g
+
+
+def write_through_view(view: Tensor, value: Tensor) -> None:
+    """Store `value` in `view` and record the change on its base, whose other elements keep their history."""
+    base = view._base
+    if base.requires_grad and base.grad_fn is None:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation; "
+                           "wrap it in `with engine.no_grad():`, or clone() the leaf first")
+    where = region_of(view.array, base.array)
+    if where is None:
+        raise RuntimeError(f"in-place change of this view of a tensor of shape {tuple(base.shape)} is not supported "
+                           "by the engine (its memory layout is not a plain strided region); clone() the view first")
+    new_base = WriteView.apply(base, value, where=where)
+    view.array[...] = value.array  # the base's memory, so base and view both hold the result
+    view._vc[0] += 1
+    base.grad_fn, base.requires_grad = new_base.grad_fn, True
+    if new_base._id:  # an event named the new value of the base
+        base._id = new_base._id
+    new_view = ViewOf.apply(base, where=where)
+    view.grad_fn, view.requires_grad = new_view.grad_fn, True
+    if new_view._id:
+        view._id = new_view._id
