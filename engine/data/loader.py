@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -96,9 +97,11 @@ class DataLoader:
         if generator is not None and not isinstance(generator, np.random.Generator):
             raise TypeError("DataLoader: generator must be a numpy.random.Generator, "
                             f"got {type(generator).__name__}; or pass seed=<int>")
-        if num_workers:
-            raise ValueError(f"DataLoader loads in the main process here (num_workers=0); got num_workers="
-                             f"{num_workers}: remove the argument")
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+            raise ValueError(f"num_workers option should be non-negative; got num_workers={num_workers!r}")
+        if num_workers:  # a PyTorch script's speed setting: run it, and say the batches come from this process
+            warnings.warn(f"DataLoader loads in the main process here: num_workers={num_workers} is ignored",
+                          UserWarning, stacklevel=2)
         # pin_memory (page-locked host batches for faster copies to a GPU) is a speed hint: accepted, unused
         self.dataset = dataset
         self.batch_size = batch_size

@@ -136,7 +136,7 @@ def test_custom_collate_fn_and_unbatched_loading():
     (dict(batch_size=0), ValueError, "positive integer value, but got batch_size=0"),
     (dict(batch_size=2.5), ValueError, "positive integer value"),
     (dict(batch_size=None, drop_last=True), ValueError, "mutually exclusive"),
-    (dict(num_workers=2), ValueError, "main process"),
+    (dict(num_workers=-1), ValueError, "non-negative"),
     (dict(seed=1, generator=np.random.default_rng(1)), ValueError, "either generator or seed"),
 ])
 def test_loader_argument_errors(kwargs, error, message):
@@ -254,3 +254,10 @@ def test_char_corpus_reads_another_file(tmp_path):
     (tmp_path / "t.txt").write_text("abba", encoding="utf-8")
     text, vocab, encode, _ = char_corpus(tmp_path / "t.txt")
     assert text == "abba" and vocab == ["a", "b"] and encode("ab").tolist() == [0, 1]
+
+
+def test_num_workers_loads_in_the_main_process_with_a_warning():
+    # PyTorch scripts pass num_workers=4 for speed: they run, told once where the batches come from
+    with pytest.warns(UserWarning, match="loads in the main process here: num_workers=4 is ignored"):
+        loader = DataLoader(numbered(4), batch_size=2, num_workers=4)
+    assert [b.tolist() for b in loader] == [b.tolist() for b in DataLoader(numbered(4), batch_size=2)]
