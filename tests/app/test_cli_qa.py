@@ -10,6 +10,7 @@ import pytest
 
 import engine.tape
 from app.cli import main
+from tests.engine.tape.helpers import reaped
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,13 +84,10 @@ def test_ctrl_c_during_record_closes_the_tape_as_interrupted(script, tmp_path):
     out = tmp_path / "run.tape"
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "record", str(script), "--forever", "-o", str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(proc):
         assert proc.stdout.readline().strip() == "ready"  # the script is in its endless loop
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 1
     assert "(interrupted by Ctrl-C)" in err.rstrip().splitlines()[-1]  # the summary line
     assert _status(out) == "interrupted by Ctrl-C"

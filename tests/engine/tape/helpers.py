@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field, fields
 
@@ -103,3 +104,14 @@ def _same_array(a, b) -> bool:
     if a is None or b is None:
         return a is b
     return a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@contextlib.contextmanager
+def reaped(proc):
+    """`proc` for the block; killed and waited for if the block leaves it running (an assertion failed)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import engine.tape
+from tests.engine.tape.helpers import reaped
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -81,7 +82,7 @@ def spawn(tmp_path, source: str, args, stderr=subprocess.PIPE) -> subprocess.Pop
 def test_sigkill_while_recording_loses_at_most_about_a_second(tmp_path):
     tape_path = tmp_path / "killed.tape"
     proc = spawn(tmp_path, SCRIPT, lambda script: [str(script), str(tape_path)], stderr=None)
-    try:
+    with reaped(proc):
         assert proc.stdout.readline().strip() == "recording"
         wait_for_committed_iterations(tape_path, 20)
         # A writer that falls behind the loop shows only after the first batches (it used to commit a
@@ -90,10 +91,6 @@ def test_sigkill_while_recording_loses_at_most_about_a_second(tmp_path):
         killed_at = time.time()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert grew >= 2, f"the tape grew {grew} times in 2 s of recording"
     before = tape_path.read_bytes()
     with engine.tape.open(tape_path) as tape:
@@ -135,14 +132,10 @@ def test_a_plain_kill_of_tapescope_record_closes_the_tape(tmp_path):
     # SIGTERM ended the process at once, as Python does by default: the tape stayed unclosed, its WAL beside it
     tape_path = tmp_path / "run.tape"
     proc = spawn(tmp_path, LOOP, lambda script: [str(ROOT / "main.py"), "record", str(script), "-o", str(tape_path)])
-    try:
+    with reaped(proc):
         assert proc.stdout.readline().strip() == "recording"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 1
     assert "(terminated by SIGTERM)" in err and "Traceback" not in err
     assert not os.path.exists(f"{tape_path}-wal")  # closed: one file

@@ -12,6 +12,7 @@ import pytest
 import engine
 import engine.tape
 from engine.tape import TapeError
+from tests.engine.tape.helpers import reaped
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -76,14 +77,10 @@ def _killed_recording(tmp_path) -> Path:
     proc = subprocess.Popen([sys.executable, str(tmp_path / "rec.py"), str(live / "run.tape")], cwd=ROOT,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
+    with reaped(proc):
         assert proc.stdout.readline().strip() == "committed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     return live
 
 
