@@ -5,6 +5,7 @@ current node, the person's selection, the module tree, and a hint over an empty 
     presenter.set_model(session.model)     # a new session, or a replay that rebuilt its model
     presenter.refresh()                    # the model's structure changed: lay out what is new
     presenter.colours(); presenter.set_current()
+    presenter.set_current(follow=True)     # at a stop: show the current node, readably
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class GraphPresenter(QObject):
         self.selected: str | None = None
         self.breakpoints: tuple = ()  # the enabled breakpoint specs, whose places the canvas marks
         self.auto_fit = True  # fit as the graph grows, until the person pans or zooms
+        # between stops (stepping), keep the current node in view and readable as layouts change; not
+        # while the run goes on freely (F5), when chasing every op would only make the view swim
+        self.following = False
+        self.moved_by_hand = False  # since the last Fit: the person's zoom is kept, stops only pan
+        self._toggled = False  # the person collapsed or expanded a module: its new layout is fitted
         self.cache = LayoutCache()
         self._job: LayoutJob | None = None
         self._dirty = False
@@ -79,6 +85,7 @@ class GraphPresenter(QObject):
         if not keep_view:
             self.selected = None
             self.auto_fit = True
+            self.moved_by_hand = self.following = False
         self.refresh()
 
     def refresh(self) -> None:
@@ -130,7 +137,11 @@ class GraphPresenter(QObject):
         self.canvas.set_graph(view, layout)
         self._signature = view.signature
         self._after_set_graph(view)
-        if self.auto_fit:
+        toggled, self._toggled = self._toggled, False
+        if self.following and not toggled and self.model is not None:
+            # stepping grows the graph: a big one is not fitted into a speck at every step
+            self.canvas.follow(self.model.current, zoom=not self.moved_by_hand, fit=self.auto_fit)
+        elif self.auto_fit:
             self.canvas.fit()
 
     def _after_set_graph(self, view) -> None:
@@ -153,9 +164,18 @@ class GraphPresenter(QObject):
 
     # ---- what is drawn on the nodes -------------------------------------------------------------------
     def set_current(self, follow: bool = False) -> None:
-        """Mark the node that ran last (`follow`: pan to it when it is out of view)."""
-        if self.model is not None and self.canvas.view is not None:
-            self.canvas.set_current(self.model.current, follow=follow)
+        """Mark the node that ran last; `follow` (at a stop): bring it into view, zoomed in until its label
+        reads unless the person zoomed or panned by hand since the last Fit (then only panned to)."""
+        if self.model is None or self.canvas.view is None:
+            return
+        self.canvas.set_current(self.model.current)
+        if follow:
+            self.following = True
+            self.canvas.follow(self.model.current, zoom=not self.moved_by_hand, fit=self.auto_fit)
+
+    def run_freely(self) -> None:
+        """The run goes on by itself (continue, run to...): stop following the current node."""
+        self.following = False
 
     def set_colour_by(self, metric: str | None) -> None:
         """Colour nodes by op family (None), 'activation' or 'grad_norm'."""
@@ -249,15 +269,18 @@ class GraphPresenter(QObject):
     def _changed_here(self) -> None:
         self.model.flush()  # the change is shown now; the pump need not report it again
         self.auto_fit = True
+        self._toggled = True
         self.refresh()
 
     def fit(self) -> None:
-        """Zoom to the whole graph, and keep fitting as it grows."""
+        """Zoom to the whole graph, and keep fitting as it grows (the next stop zooms in again)."""
         self.auto_fit = True
+        self.moved_by_hand = False
         self.canvas.fit()
 
     def _moved_by_hand(self, *_) -> None:
         self.auto_fit = False
+        self.moved_by_hand = True
 
     def show_module(self, path: str) -> None:
         """Bring module call `path` into view (its box, or its node when collapsed)."""
@@ -267,6 +290,7 @@ class GraphPresenter(QObject):
         if path in view.groups:
             x, y, w, h = layout.group_rect[view.groups.index(path)]
             self.auto_fit = False
+            self.moved_by_hand = True  # the person chose this view: stops keep its zoom
             self.canvas.box.setRange(QRectF(x, y, w, h), padding=0.1)
         elif path in view.node_of:
             self.canvas.select(path)

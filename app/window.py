@@ -81,6 +81,9 @@ class Launch:
     replay: ReplaySession | None = field(default=None, compare=False, repr=False)  # the tape, opened already
 
 
+FREE_RUNS = ("resume", "run_to_phase", "run_to_next_iteration")  # commands that run on by themselves
+
+
 class MainWindow(QMainWindow):
     """Tapescope's top-level window (see the module docstring)."""
 
@@ -466,6 +469,8 @@ class MainWindow(QMainWindow):
         resume or pause (in a replay they move the cursor)."""
         if self.session is None:
             return
+        if action in FREE_RUNS:
+            self.graph.run_freely()  # a step keeps following the current node; a free run does not
         self.session.command(action)
         self.pump.pump()  # show "running" at once, and whatever is already queued
 

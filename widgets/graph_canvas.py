@@ -15,6 +15,7 @@ The canvas takes plain data, never engine objects:
     canvas.set_node_values(values, nonfinite, "grad norm")   # colour by a metric; None: by op kind
                                      # nonfinite: per node 0, INF_ONLY (amber) or NAN (red), drawn over both
     canvas.set_current(key); canvas.search("relu"); canvas.fit(); canvas.export_png(path)
+    canvas.follow(key)               # at a stop: zoom until the node's label reads, pan it into view
 
 It emits intent (nodeClicked, nodeDoubleClicked, groupToggleRequested); the app acts on it.
 """
@@ -40,6 +41,11 @@ LABEL_MIN_PX = 40.0  # a node this wide on screen gets its label
 POOL = 500  # labels placed at most (beyond that, nodes are too small to read anyway)
 CHUNK = 4096  # edge segments per QPainterPath
 METRIC_BINS = 32
+READABLE_PX = 10  # a node label drawn smaller than this does not read at a glance: a stop zooms in
+FOLLOW_MARGIN = 0.12  # of the view, each side: a current node nearer the edge than this is panned in,
+FOLLOW_ROOM = 0.3  # until this far from the edge
+OVERVIEW_PX = 20.0  # fitted, nodes this wide show a small graph's shape (the demo MLP): stops keep it whole
+FOLLOW_FRAMES = 8  # frames (16 ms each) of a stop's pan or zoom, so the eye can follow where it goes
 
 # op families and their colours (fill, border); the op name decides the family
 FAMILIES = {
@@ -452,6 +458,11 @@ class _Label(QGraphicsItem):
             painter.drawText(r, int(self.align | Qt.AlignmentFlag.AlignVCenter), elided)
 
 
+def _label_px(height: float, two_lines: bool) -> int:
+    """The pixel size of a node's label on a node `height` pixels tall: it grows with the node, up to 12 px."""
+    return int(min(12, max(8, height * (0.32 if two_lines else 0.45))))
+
+
 MIN_LABEL_PX = 7  # a label shrinks to fit its node down to this size, then is elided
 
 
@@ -539,6 +550,25 @@ def _number(v: float) -> str:
     return "n/a" if math.isnan(v) else f"{v:.3g}"
 
 
+def _keep_inside(c: float, span: float, lo: float, hi: float, near_lo: float, near_hi: float) -> float:
+    """The view centre, near `c`, for a view `span` wide to show [lo, hi] and, where it fits, [near_lo, near_hi]:
+    `c` itself while they are clear of the margins; moved, they get room to spare, so that stepping on
+    pans the view now and then rather than at every step; a box too big for the view is centred."""
+    def clamp(a: float, b: float, margin: float) -> float | None:
+        m = span * margin
+        first, last = b - span / 2 + m, a + span / 2 - m
+        return min(max(c, first), last) if first <= last else None
+
+    for a, b in ((near_lo, near_hi), (lo, hi)):
+        if clamp(a, b, FOLLOW_MARGIN) == c:
+            return c
+        for margin in (FOLLOW_ROOM, FOLLOW_MARGIN):
+            moved = clamp(a, b, margin)
+            if moved is not None:
+                return moved
+    return (lo + hi) / 2
+
+
 def _inside(lo: np.ndarray, hi: np.ndarray, rect: QRectF) -> np.ndarray:
     """Indices of the boxes (corners lo, hi as (n, 2)) that intersect rect."""
     return np.flatnonzero((hi[:, 0] >= rect.left()) & (lo[:, 0] <= rect.right())
@@ -595,10 +625,15 @@ class GraphCanvas(pg.GraphicsView):
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
         self._detail_timer.timeout.connect(self._update_detail)
+        self._glide: tuple = ()  # (from, to, frame) of a stop's pan or zoom under way
+        self._glide_timer = QTimer(self)
+        self._glide_timer.setInterval(16)
+        self._glide_timer.timeout.connect(self._glide_step)
         self._closed = False
         self._apply_colours(canvas_colours(self.palette()))
         self.box.sigTransformChanged.connect(self._schedule_detail)
         self.box.sigRangeChanged.connect(self._schedule_detail)
+        self.box.sigRangeChangedManually.connect(self._stop_glide)  # the person's own zoom or pan wins
         self.scene().sigMouseClicked.connect(self._on_click)
         self.scene().sigMouseMoved.connect(self._on_move)
         self.setMouseTracking(True)
@@ -721,6 +756,12 @@ class GraphCanvas(pg.GraphicsView):
         return True
 
     @property
+    def current_key(self) -> str | None:
+        """The key of the node marked as where the run is (a collapsed module's, when the op is inside)."""
+        i = self.marks_item.current
+        return self.view.keys[i] if i >= 0 and self.view is not None else None
+
+    @property
     def current_group(self) -> str | None:
         """The module box highlighted as where the run is, or None."""
         rect = self.marks_item.current_group
@@ -774,24 +815,151 @@ class GraphCanvas(pg.GraphicsView):
     def fit(self) -> None:
         """Zoom to show the whole graph."""
         if self.layout_data is not None:
-            x0, y0, x1, y1 = self.layout_data.bounds
-            self.box.setRange(QRectF(x0, y0, max(x1 - x0, 1), max(y1 - y0, 1)), padding=0.02)
+            self._stop_glide()
+            self.box.setRange(self.fit_rect(), padding=0.02)
             self._update_detail()
 
+    def fit_rect(self) -> QRectF:
+        """The scene rectangle that shows the whole graph."""
+        x0, y0, x1, y1 = self.layout_data.bounds
+        return QRectF(x0, y0, max(x1 - x0, 1), max(y1 - y0, 1))
+
     def center_on(self, key: str, readable: bool = True) -> None:
-        """Pan to node `key`; with `readable`, zoom in until its label shows."""
+        """Pan to node `key`; with `readable`, zoom in until its label reads."""
         i = self._node_of(key)
         if i < 0:
             return
+        self._stop_glide()
         x, y = self.layout_data.pos[i]
         rect = self.box.viewRect()
         w, h = rect.width(), rect.height()
         px_per_unit = self.box.width() / w if w else 1.0
-        if readable and px_per_unit * self.layout_data.size[i, 0] < LABEL_MIN_PX * 1.6:
-            f = (LABEL_MIN_PX * 1.6) / (px_per_unit * self.layout_data.size[i, 0])
+        if readable and px_per_unit < self._readable_scale(i):
+            f = self._readable_scale(i) / px_per_unit
             w, h = w / f, h / f
         self.box.setRange(QRectF(x - w / 2, y - h / 2, w, h), padding=0)
         self._update_detail()
+
+    def follow(self, key: str | None, zoom: bool = True, fit: bool = False) -> None:
+        """At a stop, bring node `key` into view: with `zoom`, zoom in (centred on it) when its label would be
+        too small to read; then pan as little as keeps it, and its inputs and outputs where they fit, inside
+        the view, so step after step the graph scrolls rather than jumps. `fit`: show the whole graph
+        instead when it is small (its nodes more than specks, fitted, or its labels readable)."""
+        i = self._node_of(key)
+        if i < 0 or self.layout_data is None or self.box.width() <= 0:
+            return
+        rect = self._glide[1] if self._glide else self.box.viewRect()
+        if fit:
+            whole = self.fit_rect()
+            whole = whole.adjusted(-whole.width() * 0.02, -whole.height() * 0.02,
+                                   whole.width() * 0.02, whole.height() * 0.02)
+            scale = min(self.box.width() / whole.width(), self.box.height() / whole.height())
+            if scale * self.nodes_item.typical_width >= OVERVIEW_PX or scale >= self._readable_scale(i) * 0.95:
+                self._stop_glide()
+                self.fit()
+                return
+        target = self._follow_rect(i, rect, zoom)
+        if target != rect:
+            self._glide_to(target)
+
+    def _follow_rect(self, i: int, rect: QRectF, zoom: bool) -> QRectF:
+        """The view that follow() moves to from `rect`, for node i."""
+        layout = self.layout_data
+        scale = self.box.width() / rect.width() if rect.width() else 1.0
+        w, h = rect.width(), rect.height()
+        x, y = (float(v) for v in layout.pos[i])
+        cx, cy = rect.center().x(), rect.center().y()
+        if zoom and _label_px(layout.size[i, 1] * scale, self._two_lines(i, scale)) < READABLE_PX:
+            f = self._readable_scale(i) / scale
+            w, h, cx, cy = w / f, h / f, x, y  # zoomed: centred on the node
+        node = np.concatenate((layout.pos[i] - layout.size[i] / 2, layout.pos[i] + layout.size[i] / 2))
+        hood = node.copy()
+        edges = np.asarray(self.view.edges, np.int64).reshape(-1, 2)
+        if len(edges):
+            near = np.unique(np.concatenate((edges[edges[:, 0] == i, 1], edges[edges[:, 1] == i, 0])))
+            # only neighbours within reach: a weight drawn far off would pull the view away from the op
+            near = near[(np.abs(layout.pos[near, 0] - x) < w / 2) & (np.abs(layout.pos[near, 1] - y) < h / 2)]
+            if len(near):
+                lo = (layout.pos[near] - layout.size[near] / 2).min(axis=0)
+                hi = (layout.pos[near] + layout.size[near] / 2).max(axis=0)
+                hood = np.concatenate((np.minimum(node[:2], lo), np.maximum(node[2:], hi)))
+        cx = _keep_inside(cx, w, node[0], node[2], hood[0], hood[2])
+        cy = _keep_inside(cy, h, node[1], node[3], hood[1], hood[3])
+        return QRectF(cx - w / 2, cy - h / 2, w, h)
+
+    def _two_lines(self, i: int, scale: float) -> bool:
+        subs = getattr(self.view, "sublabel", None)
+        return bool(subs and subs[i] and self.layout_data.size[i, 1] * scale >= 28)
+
+    def _readable_scale(self, i: int) -> float:
+        """The zoom (pixels per scene unit) at which node i's label is drawn over a pixel above READABLE_PX."""
+        subs = getattr(self.view, "sublabel", None)
+        factor = 0.32 if subs and subs[i] else 0.45
+        need = (READABLE_PX + 1.5) / factor / float(self.layout_data.size[i, 1])
+        # labels show only where a typical node is LABEL_MIN_PX wide
+        return max(need, LABEL_MIN_PX * 1.05 / max(self.nodes_item.typical_width, 1e-9))
+
+    def _glide_to(self, target: QRectF) -> None:
+        """Move the view to `target` over a few frames (at once when hidden: nobody watches)."""
+        start = self.box.viewRect()
+        if not self.isVisible():
+            self._stop_glide()
+            self.box.setRange(target, padding=0)
+            self._update_detail()
+            return
+        self._glide = (start, target, 0)
+        self._glide_timer.start()
+
+    def _glide_step(self) -> None:
+        if not self._glide or self._closed:
+            self._glide_timer.stop()
+            return
+        start, target, frame = self._glide
+        frame += 1
+        t = frame / FOLLOW_FRAMES
+        t = 1 - (1 - t) ** 3  # ease out: quick to start, settling gently
+        # scale in log space, so a deep zoom-in does not rush through its first half
+        zs = math.exp(math.log(start.width()) + (math.log(target.width()) - math.log(start.width())) * t)
+        f = zs / target.width()
+        cx = start.center().x() + (target.center().x() - start.center().x()) * t
+        cy = start.center().y() + (target.center().y() - start.center().y()) * t
+        w, h = target.width() * f, target.height() * f
+        self.box.setRange(QRectF(cx - w / 2, cy - h / 2, w, h), padding=0)
+        if frame >= FOLLOW_FRAMES:
+            self._stop_glide()
+            self.box.setRange(target, padding=0)
+            self._update_detail()
+        else:
+            self._glide = (start, target, frame)
+
+    def _stop_glide(self, *_) -> None:
+        self._glide = ()
+        self._glide_timer.stop()
+
+    @property
+    def settled(self) -> bool:
+        """Whether the view is still (no stop's pan or zoom under way)."""
+        return not self._glide
+
+    def node_screen_rect(self, key: str) -> QRectF:
+        """Node `key`'s box in viewport pixels (empty when it is not shown)."""
+        i = self._node_of(key)
+        if i < 0:
+            return QRectF()
+        x, y, w, h = self.nodes_item.rects[i]
+        a = self.mapFromScene(self.box.mapViewToScene(QPointF(x, y)))
+        b = self.mapFromScene(self.box.mapViewToScene(QPointF(x + w, y + h)))
+        return QRectF(QPointF(a), QPointF(b)).normalized()
+
+    def label_px(self, key: str) -> int:
+        """The pixel size node `key`'s label is drawn at now (0: not drawn, as when zoomed out)."""
+        i = self._node_of(key)
+        rect = self.box.viewRect()
+        pos = self.layout_data.pos[i:i + 1] if i >= 0 else None
+        if pos is None or not self.nodes_item.detail or not len(_inside(pos, pos, rect)):
+            return 0
+        scale = self.box.width() / rect.width()
+        return _label_px(self.layout_data.size[i, 1] * scale, self._two_lines(i, scale))
 
     def zoom_to_node(self, key: str) -> None:
         """Centre node `key` at a zoom where its label reads comfortably."""
@@ -981,8 +1149,8 @@ class GraphCanvas(pg.GraphicsView):
             if used >= POOL:
                 break
             w, h = layout.size[i] * scale
-            two = h >= 28 and subs[i]
-            size = int(min(12, max(8, h * (0.32 if two else 0.45))))  # text grows with the node, up to 12 px
+            two = bool(h >= 28 and subs[i])
+            size = _label_px(h, two)
             lines = (labels[i], subs[i]) if two else (labels[i],)
             fonts = (self._font(size, True), self._font(size - 2)) if two else (self._font(size, True),)
             self._labels[used].show_text(*layout.pos[i], lines, QRectF(-w / 2, -h / 2, w, h), fonts,
@@ -1077,11 +1245,13 @@ class GraphCanvas(pg.GraphicsView):
         """Close the canvas (pyqtgraph then deletes the view box: no label updates after this)."""
         self._closed = True
         self._detail_timer.stop()
+        self._stop_glide()
         return super().close()
 
     def closeEvent(self, event) -> None:
         self._closed = True
         self._detail_timer.stop()
+        self._stop_glide()
         super().closeEvent(event)
 
     # ---- export ---------------------------------------------------------------------------
