@@ -12,6 +12,7 @@ keeps (app.session.HISTORY of them) for the node at the cursor, while the graph 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from PySide6.QtCore import QObject
@@ -25,6 +26,7 @@ from app.session import LiveSession, NodeInfo
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.breakpoints import CONDITIONS, tripped
 from engine.debug.source import SourceFrame
+from engine.events import BackwardEvent
 from widgets.breakpoints_panel import describe
 
 
@@ -43,6 +45,7 @@ class DebugPanels(QObject):
         self._stop_note = ""  # the status note naming the breakpoint of the current stop
         self._stop_selected: int | None = None  # the breakpoint selected because it stopped the run
         self._unshown: list = []  # live records the timeline has yet to take (each take repaints it)
+        self._chance_known = False  # whether the loss op was looked at (chance level drawn, or none)
         w = window
         w.inspector.fetchRequested.connect(lambda: self._fetch(self._shown))
         self.worker.ready.connect(self._values_ready)
@@ -82,6 +85,7 @@ class DebugPanels(QObject):
         self._plotted = -1
         self._stop_selected = None
         self._unshown = []
+        self._chance_known = False
         self.history.clear()
         w.inspector.clear()
         replay = isinstance(session, ReplaySession)
@@ -93,6 +97,7 @@ class DebugPanels(QObject):
         w.timeline.set_live(live)
         w.timeline.set_follow(live)
         w.training_plots.clear()
+        self._show_chance(None)
         w.gradient_flow.set_step(None)
         w.gradient_flow.set_parameters({})
         w.module_editor.set_model([], None)
@@ -114,6 +119,8 @@ class DebugPanels(QObject):
         w.training_plots.add_steps(steps)
         self._plotted = steps[-1][0] if steps else -1
         w.training_plots.set_loss(*session.loss_curve())
+        self._chance_known = True  # from the tape, once: its records come again as the cursor moves
+        self._show_chance(_tape_loss_op(session), session)
 
     def close_session(self) -> None:
         """The session is going: deliver no more values for it."""
@@ -158,6 +165,20 @@ class DebugPanels(QObject):
             w.gradient_flow.set_step(it, ev.grad_norms or None, ev.update_norms, ev.weight_norms)
         if change.losses or change.reset:
             w.training_plots.set_loss(*session.loss_curve())
+        if change.losses and not self._chance_known:
+            loss_op = next((r.forward.event for r in change.applied if r.__class__ is BackwardRecord
+                            and r.forward is not None and r.iteration in session.losses), None)
+            if loss_op is not None:
+                self._chance_known = True
+                self._show_chance(loss_op, session)
+
+    def _show_chance(self, loss_op, session=None) -> None:
+        """Chance level on both loss plots when `loss_op` (the op backward() started from) allows one."""
+        first = session.loss_curve()[1][:1] if session is not None and loss_op is not None else []
+        found = chance_level(loss_op, first[0] if first else None) if loss_op is not None else None
+        level, classes = found if found is not None else (None, 0)
+        self.w.loss_plot.set_chance(level, classes)
+        self.w.training_plots.set_chance(level, classes)
 
     def show_records(self) -> None:
         """Give the timeline the live records applied since it last took some."""
@@ -399,6 +420,51 @@ class DebugPanels(QObject):
         a["redo"].setEnabled(h.can_redo)
         a["undo"].setText(h.undo_text or "&Undo Edit")
         a["redo"].setText(h.redo_text or "&Redo Edit")
+
+
+CLASS_LOSSES = frozenset({"cross_entropy", "nll_loss"})  # input (N, C, ...) or (C,): scores of C classes
+BINARY_LOSSES = frozenset({"binary_cross_entropy", "binary_cross_entropy_with_logits"})  # 2 classes an element
+
+
+def chance_level(loss_op, first_loss: float | None = None) -> tuple[float, int] | None:
+    """(ln C, C): the loss of a guess at chance (every class equally likely) when `loss_op`, the OpEvent that
+    backward() started from, is a cross entropy over C classes averaged over its rows; else None.
+
+    Class weights, ignored rows and label smoothing leave that loss at ln C; a sum over N rows does not
+    (N ln C). The event does not carry the reduction, so a loss that starts nearer N ln C than ln C
+    (`first_loss`, the run's first) counts as a sum and gets no line rather than a wrong one."""
+    shapes = loss_op.input_shapes
+    if loss_op.output_shape != () or not shapes:
+        return None  # reduction='none' and a .mean() after: the loss op is that mean, which says no classes
+    shape = shapes[0]
+    if loss_op.op in CLASS_LOSSES and shape:
+        classes = shape[1] if len(shape) >= 2 else shape[0]
+    elif loss_op.op in BINARY_LOSSES:
+        classes = 2
+    else:
+        return None
+    if classes < 2:
+        return None
+    level = math.log(classes)
+    rows = math.prod(shape) // (classes if loss_op.op in CLASS_LOSSES else 1)
+    if first_loss is not None and math.isfinite(first_loss) and rows > 1 and first_loss > level * math.sqrt(rows):
+        return None
+    return level, classes
+
+
+def _tape_loss_op(session: ReplaySession):
+    """The op whose output backward() started from in the tape's first iteration with a backward, or None."""
+    first = next((info for info in session.iterations if info.backward), None)
+    if first is None:
+        return None
+    tape = session.tape
+    try:
+        for event in tape.events(iteration=first.iteration):
+            if isinstance(event, BackwardEvent):
+                return tape.event(event.forward_seq)
+    except engine.tape.TapeError:  # damaged: the plots go without the line
+        return None
+    return None
 
 
 def _trainable(modules: list[dict]) -> dict[str, bool]:

@@ -1,5 +1,6 @@
 """The loss per iteration as a line (log scale once it spans decades; NaN or Inf as red crosses on top),
-with a cursor in replays."""
+with a cursor in replays, and the loss of a guess at chance as a dashed line labelled "chance" when the
+loss is a cross entropy over a known number of classes: a loss flat on it is a model that learns nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import textwrap
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
 
 from widgets.theme import MUTED_TEXT, pick
 
@@ -30,9 +33,37 @@ class IterationAxis(pg.AxisItem):
         return whole or [(1.0, 0.0)]
 
 
+class ChanceLine(pg.InfiniteLine):
+    """A dashed level labelled "chance = 0.693 (2 classes)" on a loss plot, hidden until `show_level`."""
+
+    def __init__(self) -> None:
+        colour = pick(MUTED_TEXT)
+        super().__init__(angle=0, movable=False, pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+                         label="", labelOpts={"position": 0.98, "color": colour, "anchors": [(1, 1), (1, 1)]})
+        small = QFont()
+        small.setPointSizeF(7.5)
+        self.label.setFont(small)
+        self.level: float | None = None
+        self.setVisible(False)
+
+    def show_level(self, level: float | None, classes: int = 0, log: bool = False) -> None:
+        """Draw `level` (None hides it) on a linear or log10 axis; the label names the classes."""
+        self.level = level
+        self.setVisible(level is not None and level > 0)
+        if not self.isVisible():
+            return
+        # short: the plot is ~150 px wide in the default window; the axis gives the value
+        self.label.setFormat(f"chance ({classes} classes)" if classes else "chance")
+        self.setValue(math.log10(level) if log else level)
+
+    def text(self) -> str:
+        """The label as drawn ('' while hidden)."""
+        return self.label.toPlainText() if self.isVisible() else ""
+
+
 class LossPlot(pg.PlotWidget):
     """set_curve(iterations, losses); set_cursor(iteration) marks where a replay is; set_no_loss_text(text)
-    says why there is no loss (a tape that holds none)."""
+    says why there is no loss (a tape that holds none); set_chance(level, classes) draws chance level."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent, background=None, axisItems={"bottom": IterationAxis()})
@@ -52,6 +83,9 @@ class LossPlot(pg.PlotWidget):
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#f59f00", width=1.5))
         self.cursor.setVisible(False)
         self.addItem(self.cursor, ignoreBounds=True)
+        self.chance = ChanceLine()
+        self.chance_classes = 0
+        self.addItem(self.chance)  # in the range: a loss far under chance still shows where chance was
         self.no_loss_text = "no loss yet"
         self.empty = pg.TextItem(self.no_loss_text, color=pick(MUTED_TEXT), anchor=(0.5, 0.5))
         self.addItem(self.empty, ignoreBounds=True)
@@ -83,6 +117,7 @@ class LossPlot(pg.PlotWidget):
         if log != self.log:
             self.log = log
             self.setLogMode(y=log)
+            self.chance.show_level(self.chance.level, self.chance_classes, log)
         self.curve.setData(x, y, connect="finite")
         self.nonfinite.setData(x[~ok], np.full(int((~ok).sum()), top))
         if len(x) and math.isfinite(y[-1]):
@@ -96,6 +131,11 @@ class LossPlot(pg.PlotWidget):
         self.no_loss_text = "\n".join(textwrap.fill(line, 28, break_on_hyphens=False) for line in text.splitlines())
         if not self.points:
             self.empty.setText(self.no_loss_text)
+
+    def set_chance(self, level: float | None, classes: int = 0) -> None:
+        """The loss of a guess at chance among `classes` classes (ln C for a cross entropy); None: none."""
+        self.chance_classes = classes
+        self.chance.show_level(level, classes, self.log)
 
     def set_cursor(self, iteration: int | None) -> None:
         """Mark iteration `iteration` (None hides the mark)."""

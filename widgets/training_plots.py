@@ -1,12 +1,19 @@
-"""Training curves against iteration: loss, learning rate(s), and update/weight ratio per layer.
+"""Training curves against iteration: loss, learning rate(s), update/weight ratio and gradient norm per layer.
 
 All from plain events, so live and replay draw the same: feed each OptimizerEvent with its iteration.
 Inputs: `add_step(iteration, event)` / `add_steps([(iteration, event), ...])` (anything with `lrs`,
-`update_norms`, `weight_norms`: engine.events.OptimizerEvent); `set_loss(iterations, losses)`;
-`set_cursor(iteration)` (None hides it); `clear()`.
+`update_norms`, `weight_norms` and optionally `grad_norms`: engine.events.OptimizerEvent);
+`set_loss(iterations, losses)`; `set_chance(level, classes)`, the loss of a guess at chance (a dashed line
+labelled "chance"); `set_cursor(iteration)` (None hides it); `clear()`.
 Outputs: `iterationClicked(iteration)` when a person clicks a plot.
-What a person sees: `series(name)` -> (x, y) of the curve "loss", "lr" (group 0), "lr[1]", ..., or
-"ratio:<layer>"; learning rate and ratio axes are logarithmic, the loss axis once it spans 100x.
+What a person sees: `series(name)` -> (x, y) and `colour(name)` of the curve "loss", "lr" (group 0), "lr[1]",
+..., "ratio:<layer>" or "grad:<layer>"; `grad_layers()`, the layers whose gradient norm is drawn; `chance.text()`;
+learning rate, ratio and gradient axes are logarithmic, the loss axis once it spans 100x. A layer has one
+colour in both per-layer plots.
+
+The gradient norm plot draws every layer of a small model, and of a larger one the layers with the largest
+and the smallest norm at the latest step: a norm growing step after step (no zero_grad), one blowing up or
+one fading towards the input shows without an alert, and the plot stays readable in a small dock.
 """
 
 from __future__ import annotations
@@ -17,16 +24,20 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
-from widgets.loss_plot import IterationAxis, spans_decades
+from widgets.loss_plot import ChanceLine, IterationAxis, spans_decades
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
            "#66a80f", "#c2255c", "#1098ad", "#868e96")
 MAX_LEGEND = 8
 LEGEND_COLUMN = 110  # pixels a legend entry needs
 LEGEND_ROW = 14
+ALL_GRADS = 3  # a model with this many layers or fewer has all their gradient norms drawn; a larger, two
+LOSS_ROW, LR_ROW, LEGEND_ROW_AT, RATIO_ROW, GRAD_ROW = range(5)
+LOSS_HEIGHT, PLOT_HEIGHT = 100, 72  # the least height of the loss plot and each other one: a shorter dock scrolls
+AXIS_HEIGHT = 36
 
 
 class LogAxis(pg.AxisItem):
@@ -47,7 +58,7 @@ class LogAxis(pg.AxisItem):
 
 
 class TrainingPlots(QWidget):
-    """Three stacked plots sharing the iteration axis; see the module docstring for the API."""
+    """Four stacked plots sharing the iteration axis; see the module docstring for the API."""
 
     iterationClicked = Signal(int)
 
@@ -57,22 +68,33 @@ class TrainingPlots(QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground(None)
-        box.addWidget(self.view)
-        self.loss_plot = self._plot(0, "loss")
-        self.lr_plot = self._plot(1, "lr")
+        # in the default window the dock is ~150 px high: four plots squeezed in it were flat lines
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(pg.QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.view)
+        box.addWidget(self.scroll)
+        self.loss_plot = self._plot(LOSS_ROW, "loss")
+        self.lr_plot = self._plot(LR_ROW, "lr")
         # the layers' legend sits in its own row, above its plot, so it never hides a curve
         self.legend = pg.LegendItem(labelTextSize="8pt", colCount=4, verSpacing=-8, horSpacing=12)
-        self.view.addItem(self.legend, row=2, col=0)
+        self.view.addItem(self.legend, row=LEGEND_ROW_AT, col=0)
         self._legend_shown: tuple = ()
-        self.ratio_plot = self._plot(3, "update/weight")
-        self.lr_plot.setXLink(self.loss_plot)
-        self.ratio_plot.setXLink(self.loss_plot)
-        self.ratio_plot.setLabel("bottom", "iteration")
-        for plot in (self.loss_plot, self.lr_plot):  # they share the bottom plot's iteration axis
-            plot.getAxis("bottom").setStyle(showValues=False)
-            plot.getAxis("bottom").setHeight(6)
-        self.lr_plot.setLogMode(y=True)
-        self.ratio_plot.setLogMode(y=True)
+        self.ratio_plot = self._plot(RATIO_ROW, "update/weight")
+        self.grad_plot = self._plot(GRAD_ROW, "grad norm")
+        for plot in (self.lr_plot, self.ratio_plot, self.grad_plot):
+            plot.setXLink(self.loss_plot)
+            plot.setLogMode(y=True)
+        self._plots = (self.loss_plot, self.lr_plot, self.ratio_plot, self.grad_plot)
+        for row, stretch in ((LOSS_ROW, 3), (LR_ROW, 2), (RATIO_ROW, 2), (GRAD_ROW, 2)):
+            self.view.ci.layout.setRowStretchFactor(row, stretch)  # the loss first, in a short dock
+        self._bottom: pg.PlotItem | None = None
+        self._axis_under(self.ratio_plot)
+        self.chance = ChanceLine()
+        self._classes = 0
+        self._loss_log = False
+        self.loss_plot.addItem(self.chance)
         # the rule of thumb the dashed line stands for, said on it: unlabelled it was one more curve
         guide = pg.InfiniteLine(math.log10(GOOD_RATIO), angle=0, movable=False,
                                 pen=pg.mkPen("#2f9e44", width=1, style=pg.QtCore.Qt.PenStyle.DashLine),
@@ -81,7 +103,7 @@ class TrainingPlots(QWidget):
         self.guide = guide
         self.ratio_plot.addItem(guide, ignoreBounds=True)
         self.cursors = []
-        for plot in (self.loss_plot, self.lr_plot, self.ratio_plot):
+        for plot in self._plots:
             line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#f59f00", width=1.5))
             line.setVisible(False)
             plot.addItem(line, ignoreBounds=True)
@@ -90,6 +112,19 @@ class TrainingPlots(QWidget):
         self._curves: dict[str, tuple[pg.PlotItem, pg.PlotDataItem]] = {}
         self._raw: dict[str, np.ndarray] = {}
         self.clear()
+
+    def _axis_under(self, bottom: pg.PlotItem) -> None:
+        """Iteration values and the axis' name under `bottom` alone: the plots above share its axis."""
+        if bottom is self._bottom:
+            return
+        self._bottom = bottom
+        for plot in self._plots:
+            axis = plot.getAxis("bottom")
+            axis.setStyle(showValues=plot is bottom)
+            axis.setHeight(None if plot is bottom else 6)
+            if plot is bottom:
+                plot.setLabel("bottom", "iteration")
+            axis.showLabel(plot is bottom)
 
     def _plot(self, row: int, label: str) -> pg.PlotItem:
         plot = self.view.addPlot(row=row, col=0, axisItems={"left": LogAxis("left"), "bottom": IterationAxis()})
@@ -116,6 +151,8 @@ class TrainingPlots(QWidget):
         self._steps: list[int] = []
         self._lrs: list[tuple[float, ...]] = []
         self._ratios: dict[str, dict[int, float]] = {}
+        self._grads: dict[str, dict[int, float]] = {}
+        self._layers: dict[str, int] = {}  # layer -> its colour's index, in the order layers came
         self._raw = {}
         for plot, curve in self._curves.values():
             plot.removeItem(curve)
@@ -123,6 +160,7 @@ class TrainingPlots(QWidget):
         self._legend_shown = ()
         self._draw_steps()
         self.set_loss([], [])
+        self.set_chance(None)
 
     def add_step(self, iteration: int, event) -> None:
         """One optimizer step: its learning rates and per-layer update/weight ratios."""
@@ -135,6 +173,10 @@ class TrainingPlots(QWidget):
             self._lrs.append(tuple(float(x) for x in event.lrs))
             for layer, r in ratios(per_layer(event.update_norms), per_layer(event.weight_norms)).items():
                 self._ratios.setdefault(layer, {})[int(iteration)] = r
+                self._layers.setdefault(layer, len(self._layers))
+            for layer, g in per_layer(getattr(event, "grad_norms", None) or {}).items():
+                self._grads.setdefault(layer, {})[int(iteration)] = g
+                self._layers.setdefault(layer, len(self._layers))
         self._draw_steps()
 
     def set_loss(self, iterations, losses) -> None:
@@ -142,8 +184,26 @@ class TrainingPlots(QWidget):
         x, y = np.asarray(iterations, float), np.asarray(losses, float)
         self._raw["loss"] = y
         finite = y[np.isfinite(y)]
-        self.loss_plot.setLogMode(y=spans_decades(finite))
+        log = spans_decades(finite)
+        if log != self._loss_log:
+            self._loss_log = log
+            self.loss_plot.setLogMode(y=log)
+            self.chance.show_level(self.chance.level, self._classes, log)
         self._curve(self.loss_plot, "loss", PALETTE[0]).setData(x, y, connect="finite")
+
+    def set_chance(self, level: float | None, classes: int = 0) -> None:
+        """The loss of a guess at chance among `classes` classes (ln C for a cross entropy); None: none."""
+        self._classes = classes
+        self.chance.show_level(level, classes, self._loss_log)
+
+    def colour(self, name: str) -> str:
+        """The colour of a curve ('#rrggbb'), by the names of `series`."""
+        self.series(name)  # a KeyError that names the curves there are
+        return self._curves[name][1].opts["pen"].color().name()
+
+    def grad_layers(self) -> list[str]:
+        """The layers whose gradient norm is drawn, in the order of their colours."""
+        return [name.split(":", 1)[1] for name in self._curves if name.startswith("grad:")]
 
     def set_cursor(self, iteration: int | None) -> None:
         """Mark an iteration on every plot (None: no mark)."""
@@ -153,7 +213,7 @@ class TrainingPlots(QWidget):
                 line.setValue(iteration)
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """The data of a curve as given (not log-transformed): 'loss', 'lr', 'lr[1]', 'ratio:fc1'."""
+        """The data of a curve as given (not log-transformed): 'loss', 'lr', 'lr[1]', 'ratio:fc1', 'grad:fc1'."""
         if name not in self._curves:
             raise KeyError(f"no curve {name!r}; curves: {', '.join(self._curves)}")
         x = self._curves[name][1].xData
@@ -170,8 +230,13 @@ class TrainingPlots(QWidget):
         parts of its path ('0.linear1'). Twelve full names in four fixed columns overlapped one another
         in the small dock and squeezed the loss and lr plots to slivers."""
         columns = max(1, min(4, self.width() // LEGEND_COLUMN))
-        layers = [(name.split(":", 1)[1], curve) for name, (_, curve) in self._curves.items()
-                  if name.startswith("ratio:")][:min(2 * columns, MAX_LEGEND)]
+        # the layers of the gradient plot first: it draws few, and each must be named
+        grads = self.grad_layers()
+        ratio_curves = {name.split(":", 1)[1]: curve for name, (_, curve) in self._curves.items()
+                        if name.startswith("ratio:")}
+        curves = {**{layer: self._curves[f"grad:{layer}"][1] for layer in grads}, **ratio_curves}
+        order = grads + [layer for layer in ratio_curves if layer not in grads]
+        layers = [(layer, curves[layer]) for layer in order][:min(2 * columns, MAX_LEGEND)]
         shown = (columns, tuple(layer for layer, _ in layers))
         if shown == self._legend_shown:
             return
@@ -181,7 +246,7 @@ class TrainingPlots(QWidget):
         for layer, curve in layers:
             self.legend.addItem(curve, ".".join(layer.split(".")[-2:]))
         rows = -(-len(layers) // columns)
-        self.view.ci.layout.setRowMaximumHeight(2, rows * LEGEND_ROW)
+        self.view.ci.layout.setRowMaximumHeight(LEGEND_ROW_AT, rows * LEGEND_ROW)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -191,8 +256,19 @@ class TrainingPlots(QWidget):
         x = np.asarray(self._steps, float)
         # a learning rate that never changed is a flat line: its row gives way to the other plots
         changing = len(set(self._lrs)) > 1
-        self.view.ci.layout.setRowMaximumHeight(1, 1e6 if changing else 0)
+        self.view.ci.layout.setRowMaximumHeight(LR_ROW, 1e6 if changing else 0)
         self.lr_plot.setVisible(changing)
+        grads = bool(self._grads)  # an optimizer event alone carries no gradient norms: no empty plot
+        self.view.ci.layout.setRowMaximumHeight(GRAD_ROW, 1e6 if grads else 0)
+        self.grad_plot.setVisible(grads)
+        self._axis_under(self.grad_plot if grads else self.ratio_plot)
+        layout = self.view.ci.layout
+        heights = {LOSS_ROW: LOSS_HEIGHT, LR_ROW: PLOT_HEIGHT * changing, RATIO_ROW: PLOT_HEIGHT,
+                   GRAD_ROW: PLOT_HEIGHT * grads}
+        heights[GRAD_ROW if grads else RATIO_ROW] += AXIS_HEIGHT  # the iteration axis under the bottom plot
+        for row, height in heights.items():
+            layout.setRowMinimumHeight(row, height)
+        self.view.setMinimumHeight(sum(heights.values()) + 2 * LEGEND_ROW + 8)
         groups = max((len(lr) for lr in self._lrs), default=0)
         for g in range(groups):
             y = np.array([lr[g] if g < len(lr) else np.nan for lr in self._lrs], float)
@@ -200,21 +276,43 @@ class TrainingPlots(QWidget):
             self._raw[name] = y
             curve = self._curve(self.lr_plot, name, PALETTE[g % len(PALETTE)])
             curve.setData(x, _positive(y), connect="finite")
-        for i, (layer, by_it) in enumerate(self._ratios.items()):
-            name = f"ratio:{layer}"
-            its = np.array(sorted(by_it), float)
-            y = np.array([by_it[int(t)] for t in its], float)
-            self._raw[name] = y
-            self._curve(self.ratio_plot, name, PALETTE[i % len(PALETTE)]).setData(its, _positive(y), connect="finite")
+        for layer, by_it in self._ratios.items():
+            self._draw_layer(self.ratio_plot, f"ratio:{layer}", layer, by_it)
+        shown = _extremes(self._grads)
+        for name in [n for n in self._curves if n.startswith("grad:") and n[5:] not in shown]:
+            plot, curve = self._curves.pop(name)
+            plot.removeItem(curve)
+        for layer in sorted(shown, key=self._layers.get):
+            self._draw_layer(self.grad_plot, f"grad:{layer}", layer, self._grads[layer])
         self._relegend()
 
+    def _draw_layer(self, plot: pg.PlotItem, name: str, layer: str, by_it: dict[int, float]) -> None:
+        its = np.array(sorted(by_it), float)
+        y = np.array([by_it[int(t)] for t in its], float)
+        self._raw[name] = y
+        colour = PALETTE[self._layers[layer] % len(PALETTE)]
+        self._curve(plot, name, colour).setData(its, _positive(y), connect="finite")
+
     def _clicked(self, event) -> None:
-        for plot in (self.loss_plot, self.lr_plot, self.ratio_plot):
-            if plot.sceneBoundingRect().contains(event.scenePos()):
+        for plot in self._plots:
+            if plot.isVisible() and plot.sceneBoundingRect().contains(event.scenePos()):
                 x = plot.vb.mapSceneToView(event.scenePos()).x()
                 if self._steps or len(self._raw.get("loss", ())):
                     self.iterationClicked.emit(round(x))
                 return
+
+
+def _extremes(grads: dict[str, dict[int, float]]) -> list[str]:
+    """The layers to draw: all of a small model's, else those of the largest and smallest latest norm."""
+    if len(grads) <= ALL_GRADS:
+        return list(grads)
+    latest = {layer: by_it[max(by_it)] for layer, by_it in grads.items()}
+    finite = {layer: v for layer, v in latest.items() if np.isfinite(v)}
+    # a NaN or Inf norm is the one to see: it stands for the largest
+    top = next((layer for layer, v in latest.items() if not np.isfinite(v)), None) \
+        or max(finite, key=finite.get)
+    rest = {layer: v for layer, v in finite.items() if layer != top}
+    return [top, min(rest, key=rest.get)] if rest else [top]
 
 
 def _positive(y: np.ndarray) -> np.ndarray:

@@ -1,0 +1,143 @@
+"""The training panels in the sizes of the default window (1280x720): an alert's advice is read without a
+tooltip, the gradient norm of each layer is a curve over the iterations, and the loss plot marks chance."""
+
+import math
+
+import numpy as np
+import pytest
+
+from engine.events import OptimizerEvent
+from tests.shots import shoot, shown
+from widgets.alerts_panel import AlertsPanel
+from widgets.gradient_flow import per_layer
+from widgets.loss_plot import LossPlot
+from widgets.training_plots import TrainingPlots
+
+LR_ALERT = ("the updates of layer '4' are 0.97x its weights (and in '0', '2') for 3 steps, iteration 2 (healthy "
+            "training is near 0.001x): the learning rate (50) is far too high; try one 10 to 100 times smaller")
+VANISHING = ("gradient norm of '0.weight' is 0, below 1e-07, in 2 layers ('0', '2'), iteration 3: no gradient "
+             "reaches it; after the oversized updates before, its activations saturate. Fix the learning rate first")
+DOCK = (345, 130)  # the alerts list in a 1280x720 window, under its tab
+PLOTS_DOCK = (215, 150)  # the training plots' dock there
+
+
+@pytest.mark.parametrize("size", [DOCK, (560, 260)], ids=["1280x720", "1920x1080"])
+def test_the_advice_of_the_current_alert_is_shown_whole_under_the_list(qtbot, size):
+    # the message column was ~80 px wide: "the updates of laye…", the advice only in a tooltip
+    panel = shown(qtbot, AlertsPanel(), *size)
+    panel.add_row(2, "large_update", "4", LR_ALERT, "4")
+    panel.add_row(3, "vanishing_grad", "0.weight", VANISHING, "0.weight")
+    # the first alert (most often the cause of the rest) is shown without a click, its advice first
+    qtbot.waitUntil(lambda: panel.detail.isVisible())
+    text = panel.detail_text()
+    assert text.startswith("the learning rate (50) is far too high; try one 10 to 100 times smaller")
+    assert "the updates of layer '4' are 0.97x its weights" in text
+    detail = panel.detail.geometry()
+    assert panel.rect().contains(detail) and detail.height() >= 2 * panel.detail.fontMetrics().lineSpacing()
+    assert panel.detail.verticalScrollBar().value() == 0  # its first line, the advice, in view
+    # the list stays scannable: its header and both rows (kind, iteration, where) above the detail area
+    header = panel.header()
+    assert header.isVisible() and header.height() > 0
+    for i in range(2):
+        row = panel.visualItemRect(panel.topLevelItem(i))
+        assert row.bottom() <= panel.viewport().height(), (i, row, panel.viewport().height())
+    assert panel.viewport().geometry().bottom() < detail.top()
+    panel.setCurrentItem(panel.topLevelItem(1))
+    assert panel.detail_text().startswith("no gradient reaches it; after the oversized updates before")
+    shoot(panel, f"alerts_detail_{size[0]}.png")
+    panel.clear()
+    assert panel.detail_text() == "" and not panel.detail.isVisible()
+
+
+def test_a_message_without_advice_is_shown_as_it_is(qtbot):
+    panel = shown(qtbot, AlertsPanel(), *DOCK)
+    message = "non-finite values first appear in the output of 'log' (log:0), iteration 5"
+    panel.add_row(5, "nonfinite_forward", "log", message, "log:0")
+    qtbot.waitUntil(lambda: panel.detail_text() == message)
+
+
+def _steps(norms_of, steps: int, layers: list[str]):
+    """(iteration, OptimizerEvent) with the gradient norm of each layer's weight and bias given by norms_of."""
+    out = []
+    for it in range(steps):
+        grads = {}
+        for i, layer in enumerate(layers):
+            g = norms_of(it, i)
+            grads[f"{layer}.weight"], grads[f"{layer}.bias"] = g * 0.8, g * 0.6  # layer norm: g
+        weights = {name: 1.0 for name in grads}
+        updates = {name: 1e-3 for name in grads}
+        out.append((it, OptimizerEvent(it, "SGD", (0.1,), updates, weights, grads)))
+    return out
+
+
+def test_gradient_norms_of_a_small_model_are_a_curve_per_layer_on_a_log_axis(qtbot):
+    plots = shown(qtbot, TrainingPlots(), 420, 380)
+    # no zero_grad: each step's gradient adds to the last, the norm grows linearly
+    steps = _steps(lambda it, i: (it + 1) * 10.0 ** -i, 30, ["0", "2", "4"])
+    plots.add_steps(steps)
+    assert plots.grad_layers() == ["0", "2", "4"]
+    for i, layer in enumerate(["0", "2", "4"]):
+        x, y = plots.series(f"grad:{layer}")
+        assert x.tolist() == list(range(30))
+        expected = [per_layer(ev.grad_norms)[layer] for _, ev in steps]
+        np.testing.assert_allclose(y, expected, rtol=1e-12)
+        np.testing.assert_allclose(y, (np.arange(30) + 1) * 10.0 ** -i, rtol=1e-12)
+    assert plots.grad_plot.isVisible() and plots.grad_plot.getAxis("left").logMode
+    assert plots.grad_plot.getAxis("left").labelText == "grad norm"
+    # a layer has one colour in both plots, so the one legend names both
+    for layer in ("0", "2", "4"):
+        assert plots.colour(f"grad:{layer}") == plots.colour(f"ratio:{layer}")
+    assert len({plots.colour(f"grad:{layer}") for layer in ("0", "2", "4")}) == 3
+    assert plots.grad_plot.getAxis("bottom").labelText == "iteration"  # the bottom plot carries the axis
+    shoot(plots, "training_grad_norms.png")
+
+
+def test_a_deep_model_shows_the_layers_of_the_largest_and_smallest_gradient_norm(qtbot):
+    plots = shown(qtbot, TrainingPlots(), 420, 380)
+    layers = [str(i) for i in range(0, 18, 2)]
+    # vanishing towards the input: layer 0 smallest, the last layer largest
+    plots.add_steps(_steps(lambda it, i: 10.0 ** (i - 8), 12, layers))
+    assert plots.grad_layers() == ["0", "16"]
+    legend = [label.text for _, label in plots.legend.items]
+    assert legend[:2] == ["0", "16"]  # both named, whatever else the legend has room for
+    # a NaN norm is the one to see
+    plots.add_steps([(12, _steps(lambda it, i: math.nan if i == 4 else 1.0, 1, layers)[0][1])])
+    assert "8" in plots.grad_layers()
+
+
+def test_an_optimizer_event_without_gradient_norms_gives_no_empty_gradient_plot(qtbot):
+    plots = shown(qtbot, TrainingPlots(), 420, 380)
+    plots.add_steps([(it, OptimizerEvent(it, "SGD", (0.1,), {"w": 1e-3}, {"w": 1.0})) for it in range(5)])
+    assert plots.grad_layers() == [] and not plots.grad_plot.isVisible()
+    assert plots.ratio_plot.getAxis("bottom").labelText == "iteration"
+
+
+def test_in_the_default_dock_the_loss_plot_stays_readable_and_the_rest_scrolls(qtbot):
+    # four plots in a 150 px dock were each a flat line ~20 px high
+    plots = shown(qtbot, TrainingPlots(), *PLOTS_DOCK)
+    plots.add_steps(_steps(lambda it, i: 1.0 + it, 20, ["0", "2"]))
+    plots.set_loss(range(20), np.linspace(0.7, 0.69, 20))
+    qtbot.waitUntil(lambda: plots.loss_plot.vb.height() >= 60)
+    assert plots.grad_plot.vb.height() >= 40 and plots.ratio_plot.vb.height() >= 40
+    assert plots.scroll.verticalScrollBar().maximum() > 0
+    shoot(plots, "training_small_dock.png")
+
+
+@pytest.mark.parametrize("widget", [LossPlot, TrainingPlots])
+def test_chance_level_is_a_labelled_line_on_a_linear_and_a_log_loss_axis(qtbot, widget):
+    view = shown(qtbot, widget(), 420, 300)
+    line = view.chance
+    assert not line.isVisible() and line.text() == ""
+    flat = np.full(40, math.log(2)) + np.linspace(0.01, 0, 40)  # a model that learns nothing
+    (view.set_curve if widget is LossPlot else view.set_loss)(range(40), flat)
+    view.set_chance(math.log(2), 2)
+    assert line.isVisible() and line.text() == "chance (2 classes)"
+    assert line.value() == pytest.approx(0.693, abs=1e-3)
+    # a loss that spans decades turns the axis logarithmic: the line stays at ln 2, now as log10(ln 2)
+    falling = np.geomspace(2.3, 0.001, 40)
+    (view.set_curve if widget is LossPlot else view.set_loss)(range(40), falling)
+    assert line.value() == pytest.approx(math.log10(math.log(2)))
+    view.set_chance(math.log(10), 10)
+    assert line.text() == "chance (10 classes)" and line.value() == pytest.approx(math.log10(math.log(10)))
+    view.set_chance(None)
+    assert not line.isVisible() and line.text() == ""
