@@ -53,7 +53,8 @@ __all__ = [
 
 
 class NonFiniteError(FloatingPointError):
-    """NaN or infinity appeared; `alert` names the origin op, module path, source line and iteration."""
+    """NaN or infinity appeared; `alert` names the origin (op, module path, source line, the input or
+    parameter it came in by, or the optimizer step) and the iteration."""
 
     def __init__(self, alert: AlertEvent) -> None:
         super().__init__(alert.message)
@@ -91,8 +92,10 @@ def watch(model=None, *, optimizer=None, on_nonfinite: str = "raise", capture: s
           alerts: AlertSettings | None = None) -> Iterator[Debugger]:
     """Watch training headlessly (scripts, CI): yields the Debugger, whose `alerts` collect what it saw.
 
-    on_nonfinite: "raise" a NonFiniteError at the op (or backward node) where NaN/Inf first appear,
-    "warn", or "record" only. Other alerts (gradient norms, dead ReLUs) are recorded and warned about.
+    on_nonfinite: "raise" a NonFiniteError at the op (or backward node) where NaN/Inf first appear, at
+    the op they enter from outside the graph (the data, a parameter, a tensor made before), or at the
+    optimizer step that made a parameter non-finite; "warn", or "record" only. Other alerts (gradient
+    norms, dead ReLUs) are recorded and warned about.
     """
     if on_nonfinite not in ("raise", "warn", "record"):
         raise ValueError(f"watch: on_nonfinite must be 'raise', 'warn' or 'record', got {on_nonfinite!r}")

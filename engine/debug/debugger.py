@@ -108,7 +108,7 @@ class Debugger:
         self.breakpoints = BreakpointTable()
         if alerts is None and capture != "structure":
             alerts = AlertSettings()
-        self.monitor = Monitor(alerts, self._named_parameters) if alerts is not None else None
+        self.monitor = Monitor(alerts, self._named_parameters, self._named_tensors) if alerts is not None else None
         if self.monitor is not None:
             self.tracer.new_iteration.append(self.monitor.new_iteration)
         self.stop_on_alert = stop_on_alert
@@ -558,6 +558,13 @@ class Debugger:
             return ((f"group{g}.{i}", p) for g, group in enumerate(self.optimizer.param_groups)
                     for i, p in enumerate(group["params"]))
         return ()
+
+    def _named_tensors(self):
+        """Parameters and buffers by name (to name where a non-finite value entered)."""
+        named = list(self._named_parameters())
+        if self.model is not None:
+            named += self.model.named_buffers()
+        return named
 
     # ---- explicit stops and Python-level pause -------------------------------------------------
     def _explicit(self, frame) -> None:
