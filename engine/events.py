@@ -89,7 +89,11 @@ class AlertEvent:
     """Something went numerically wrong (engine.debug): where it started, and the inputs' summaries."""
 
     seq: int
-    kind: str  # nonfinite_forward | nonfinite_backward | exploding_grad | vanishing_grad | dead_relu
+    # nonfinite_forward | nonfinite_backward | nonfinite_input (entered from outside the recorded ops) |
+    # nonfinite_step (an optimizer step made a parameter non-finite) | nonfinite_grad (a hook or .grad set it) |
+    # exploding_grad | vanishing_grad | dead_relu | large_update | accumulating_grad | not_updated | frozen |
+    # probabilities (see engine.debug.alerts)
+    kind: str
     message: str
     op: str
     key: str

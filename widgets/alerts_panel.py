@@ -25,11 +25,13 @@ from widgets.theme import ERROR_TEXT, pick
 KEY = Qt.ItemDataRole.UserRole
 MESSAGE = Qt.ItemDataRole.UserRole + 1  # the whole message, its file by base name: the detail area's text
 KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "NaN/Inf (backward)",
+             "nonfinite_input": "NaN/Inf (entered)", "nonfinite_step": "NaN/Inf (optimizer step)",
+             "nonfinite_grad": "NaN/Inf (hook/.grad)",
              "exploding_grad": "exploding gradient", "vanishing_grad": "vanishing gradient",
              "dead_relu": "dead ReLU", "large_update": "learning rate too high",
              "accumulating_grad": "no zero_grad", "not_updated": "not trained", "frozen": "frozen",
              "probabilities": "softmax before loss", "error": "error"}
-SEVERE = ("nonfinite_forward", "nonfinite_backward", "error")
+SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels
 PLACE_SHARE = 0.25  # the most of the width the place ("linear in encoder/0") takes
 MESSAGE_SHARE = 0.4  # the least of the width the message keeps in a narrow panel

@@ -60,3 +60,16 @@ def test_a_status_note_is_shown_whole_beside_a_long_state_in_a_small_window(qtbo
     assert panel.state.toolTip() == STATE == panel.state.text()
     panel.set_note("")
     qtbot.waitUntil(lambda: panel.note.width() == 0)
+
+
+@pytest.mark.parametrize("kind, text", [("nonfinite_input", "NaN/Inf (entered)"),
+                                        ("nonfinite_step", "NaN/Inf (optimizer step)"),
+                                        ("nonfinite_grad", "NaN/Inf (hook/.grad)")])
+def test_non_finite_values_from_outside_the_graph_are_named_and_red(qtbot, kind, text):
+    # the kinds for NaN that entered through the data, an optimizer step or a hook showed as raw names, in grey
+    panel = shown(qtbot, AlertsPanel(), 500, 160)
+    panel.add_row(3, kind, "fc1.weight", "a message", "fc1.weight", 12)
+    panel.add_row(3, "vanishing_grad", "fc1.weight", "a message", "fc1.weight", 13)
+    severe, mild = panel.topLevelItem(0), panel.topLevelItem(1)
+    assert severe.text(1) == text
+    assert severe.foreground(1).color() != mild.foreground(1).color()
