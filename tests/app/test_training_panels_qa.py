@@ -2,7 +2,6 @@
 training plots draw each layer's gradient norm over the iterations, live and from a tape."""
 
 import math
-import os
 import textwrap
 
 import numpy as np
@@ -12,6 +11,7 @@ from app.cli import main
 from app.debug_panels import chance_level
 from engine.events import OpEvent
 from tests.app.test_window import make_window
+from tests.app.test_wont_train_qa import run_example_briefly
 from tests.shots import shoot
 from widgets.gradient_flow import per_layer
 
@@ -27,52 +27,27 @@ engine.manual_seed(0)
 x, y = two_spirals(128, noise=0.05)
 model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 2))
 """
+
+
+def loop(loss: str, lr: float, steps: int = 5, zero_grad: bool = True) -> str:
+    """A training loop over the model of HEAD (or one the loss line's script makes before it)."""
+    reset = "    opt.zero_grad()\n" if zero_grad else ""
+    return (f"opt = engine.optim.SGD(model.parameters(), lr={lr})\nfor step in range({steps}):\n"
+            f"    loss = {loss}\n{reset}    loss.backward()\n    opt.step()\n")
+
+
 SCRIPTS = {
     # probabilities into cross_entropy: the loss stays near ln 2
-    "softmax": """
-opt = engine.optim.SGD(model.parameters(), lr=0.05)
-for step in range(25):
-    loss = F.cross_entropy(F.softmax(model(x), dim=1), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-""",
+    "softmax": loop("F.cross_entropy(F.softmax(model(x), dim=1), y)", 0.05, steps=25),
     # no zero_grad: the gradients add up, their norm grows step after step
-    "no_zero_grad": """
-opt = engine.optim.SGD(model.parameters(), lr=0.001)
-for step in range(25):
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-""",
+    "no_zero_grad": loop("F.cross_entropy(model(x), y)", 0.001, steps=25, zero_grad=False),
     # a summed loss starts near 128 ln 2, not ln 2: no chance line rather than a wrong one
-    "sum": """
-opt = engine.optim.SGD(model.parameters(), lr=0.001)
-for step in range(5):
-    loss = F.cross_entropy(model(x), y, reduction="sum")
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-""",
+    "sum": loop('F.cross_entropy(model(x), y, reduction="sum")', 0.001),
     # log-probabilities and nll_loss over 10 classes
-    "nll10": """
-model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 10))
-opt = engine.optim.SGD(model.parameters(), lr=0.05)
-for step in range(5):
-    loss = F.nll_loss(F.log_softmax(model(x), dim=1), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-""",
+    "nll10": "model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 10))\n"
+             + loop("F.nll_loss(F.log_softmax(model(x), dim=1), y)", 0.05),
     # a regression: no classes, no chance
-    "mse": """
-opt = engine.optim.SGD(model.parameters(), lr=0.01)
-for step in range(5):
-    loss = F.mse_loss(model(x)[:, 0], y.float())
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-""",
+    "mse": loop("F.mse_loss(model(x)[:, 0], y.float())", 0.01),
 }
 
 
@@ -181,12 +156,7 @@ def test_a_replay_marks_chance_and_draws_gradient_norms_as_the_live_run_did(qtbo
 
 @pytest.mark.parametrize("name", ["mlp_spirals"])
 def test_a_healthy_example_trains_below_chance(qtbot, window, tmp_path, name):
-    examples = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "examples")
-    path = tmp_path / "short.py"
-    path.write_text(f"import sys\nsys.path.insert(0, {os.path.abspath(examples)!r})\n"
-                    f"from {name} import main\nmain(epochs=2, n=300)\n")
-    assert window.run_script(str(path), run=True)
-    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+    run_example_briefly(qtbot, window, tmp_path, name)
     (text, value), _ = chance_lines(window)
     assert text == "chance (2 classes)"
     _, losses = window.session.loss_curve()

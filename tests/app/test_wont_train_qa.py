@@ -117,14 +117,19 @@ def test_vanishing_gradients_are_one_alert_and_the_chart_says_what_grey_means(qt
     qtbot.waitUntil(lambda: not window.docks["gradients"].visibleRegion().isEmpty())
 
 
-@pytest.mark.parametrize("name", ["mlp_spirals"])
-def test_a_healthy_example_raises_no_alert_in_the_window(qtbot, window, tmp_path, name):
+def run_example_briefly(qtbot, window, tmp_path, name: str) -> None:
+    """Run resources/examples/`name`.py for two short epochs in the window, to its end."""
     examples = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "examples")
     path = tmp_path / "short.py"
     path.write_text(f"import sys\nsys.path.insert(0, {os.path.abspath(examples)!r})\n"
                     f"from {name} import main\nmain(epochs=2, n=300)\n")
     assert window.run_script(str(path), run=True)
     qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("name", ["mlp_spirals"])
+def test_a_healthy_example_raises_no_alert_in_the_window(qtbot, window, tmp_path, name):
+    run_example_briefly(qtbot, window, tmp_path, name)
     assert rows(window) == []
     labels, _ = window.gradient_flow.bars()
     assert labels and all(window.gradient_flow.row_text(label) not in (FROZEN, NOT_UPDATED) for label in labels)
