@@ -3,6 +3,14 @@
 from engine.data.dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
 from engine.data.datasets import GLYPH_NAMES, char_corpus, circles, glyphs, moons, sine, two_spirals, xor
 from engine.data.loader import DataLoader, default_collate
+from engine.data.sampler import (
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
 
-__all__ = ["GLYPH_NAMES", "ConcatDataset", "DataLoader", "Dataset", "Subset", "TensorDataset", "char_corpus", "circles",
+__all__ = ["GLYPH_NAMES", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler", "SequentialSampler",
+           "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "char_corpus", "circles",
            "default_collate", "glyphs", "moons", "random_split", "sine", "two_spirals", "xor"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -81,7 +81,8 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False, drop_last: bool = False,
                  collate_fn: Callable | None = None, generator: np.random.Generator | None = None,
-                 seed: int | None = None, num_workers: int = 0, pin_memory: bool = False) -> None:
+                 seed: int | None = None, num_workers: int = 0, pin_memory: bool = False,
+                 sampler: Iterable[int] | None = None) -> None:
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"DataLoader needs a map-style dataset (with __getitem__ and __len__), got "
                             f"{type(dataset).__name__}")
@@ -92,6 +93,11 @@ class DataLoader:
         if batch_size is None and drop_last:
             raise ValueError("batch_size=None option disables auto-batching and is mutually exclusive "
                              "with drop_last")
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if sampler is not None and not hasattr(sampler, "__iter__"):
+            raise TypeError(f"sampler must be an iterable of indices (engine.data.WeightedRandomSampler, ...), "
+                            f"got {type(sampler).__name__}")
         if generator is not None and seed is not None:
             raise ValueError("DataLoader: pass either generator or seed, not both")
         if generator is not None and not isinstance(generator, np.random.Generator):
@@ -109,14 +115,17 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.collate_fn = collate_fn
         self.generator = np.random.default_rng(seed) if seed is not None else generator
+        self.sampler = sampler
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         if self.batch_size is None:
             return n
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _order(self) -> np.ndarray:
+        if self.sampler is not None:
+            return np.fromiter(iter(self.sampler), dtype=np.int64)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

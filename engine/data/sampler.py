@@ -1,0 +1,115 @@
+"""Which samples a DataLoader takes, in which order, as torch.utils.data's samplers.
+
+Each is an iterable of dataset indices with a length. Random ones draw from `generator` (a numpy
+Generator) or else from the engine's CPU generator, so `engine.manual_seed(s)` fixes them.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from engine import random as _random
+
+
+def _rng(generator: np.random.Generator | None) -> np.random.Generator:
+    if generator is not None and not isinstance(generator, np.random.Generator):
+        raise TypeError(f"generator must be a numpy.random.Generator, got {type(generator).__name__}")
+    return generator if generator is not None else _random.generator("cpu")
+
+
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} should be a positive integer value, but got {name}={value!r}")
+    return int(value)
+
+
+class Sampler:
+    """Indices into a dataset, one epoch per iteration."""
+
+    def __iter__(self) -> Iterator[int]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+class SequentialSampler(Sampler):
+    """0, 1, ..., len(data_source) - 1."""
+
+    def __init__(self, data_source) -> None:
+        self.data_source = data_source
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self.data_source)))
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+
+class RandomSampler(Sampler):
+    """A new permutation each epoch, or `num_samples` draws with replacement."""
+
+    def __init__(self, data_source, replacement: bool = False, num_samples: int | None = None,
+                 generator: np.random.Generator | None = None) -> None:
+        self.data_source, self.replacement, self.generator = data_source, bool(replacement), generator
+        self._num_samples = None if num_samples is None else _count("num_samples", num_samples)
+        _rng(generator)  # a wrong generator is refused here, not at the first epoch
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.data_source) if self._num_samples is None else self._num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        n, rng = len(self.data_source), _rng(self.generator)
+        if self.replacement:
+            return iter(rng.integers(0, n, self.num_samples).tolist())
+        if not n:
+            return iter(())
+        order = np.concatenate([rng.permutation(n) for _ in range(-(-self.num_samples // n))])
+        return iter(order[:self.num_samples].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class SubsetRandomSampler(Sampler):
+    """The given indices, in a new random order each epoch (a train/validation split of one dataset)."""
+
+    def __init__(self, indices: Sequence[int], generator: np.random.Generator | None = None) -> None:
+        self.indices, self.generator = list(indices), generator
+        _rng(generator)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([self.indices[i] for i in _rng(self.generator).permutation(len(self.indices))])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """`num_samples` indices drawn with probability proportional to `weights` (rare classes more often)."""
+
+    def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
+                 generator: np.random.Generator | None = None) -> None:
+        w = np.asarray(weights.tolist() if hasattr(weights, "tolist") else weights, dtype=np.float64)
+        if w.ndim != 1 or not w.size:
+            raise ValueError(f"weights should be a 1-D sequence of numbers, got shape {w.shape}")
+        if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+            raise ValueError("weights must be finite, non-negative and not all zero")
+        self.num_samples = _count("num_samples", num_samples)
+        if not replacement and self.num_samples > np.count_nonzero(w):
+            raise ValueError(f"cannot draw {self.num_samples} samples without replacement from "
+                             f"{np.count_nonzero(w)} with a non-zero weight")
+        self.weights, self.replacement, self.generator = w, bool(replacement), generator
+        _rng(generator)
+
+    def __iter__(self) -> Iterator[int]:
+        p = self.weights / self.weights.sum()
+        drawn = _rng(self.generator).choice(len(p), self.num_samples, replace=self.replacement, p=p)
+        return iter(drawn.tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
