@@ -181,6 +181,7 @@ HINTS: dict[str, dict] = {
     "*.padding": dict(kind="size", low=0), "*.dilation": dict(kind="size", low=1),
     "*.output_padding": dict(kind="size", low=0), "*.output_size": dict(kind="size", low=1, default=4),
     "Conv?d.padding": dict(words=("same", "valid")),
+    "*Pad2d.padding": dict(kind="size", low=0, default=1), "*.upscale_factor": dict(_POSITIVE, default=2),
     "Unflatten.dim": dict(default=1), "Unflatten.unflattened_size": dict(kind="ints", low=1, default=(4, 4)),
     # batches are batch-first everywhere in the builder
     "*.batch_first": dict(default=True),

@@ -11,10 +11,12 @@ from engine.ops.activation import (
     dropout2d,
     elu,
     gelu,
+    glu,
     hardtanh,
     leaky_relu,
     log_softmax,
     logsigmoid,
+    prelu,
     relu,
     relu6,
     silu,
@@ -45,15 +47,15 @@ from engine.ops.pool import (
     max_pool1d,
     max_pool2d,
 )
-from engine.ops.shape import pad
+from engine.ops.shape import pad, pixel_shuffle
 from engine.ops.similarity import cosine_similarity, normalize
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d",
     "conv_transpose2d", "cosine_similarity", "cross_entropy", "dropout", "dropout2d", "elu", "embedding",
-    "gelu", "group_norm", "hardtanh", "huber_loss", "interpolate", "kl_div", "l1_loss", "layer_norm",
+    "gelu", "glu", "group_norm", "hardtanh", "huber_loss", "interpolate", "kl_div", "l1_loss", "layer_norm",
     "leaky_relu", "linear", "log_softmax", "logsigmoid", "max_pool1d", "max_pool2d", "mse_loss", "nll_loss",
-    "normalize", "one_hot", "pad", "relu", "relu6", "scaled_dot_product_attention", "sigmoid", "silu",
-    "smooth_l1_loss", "softmax", "softplus", "tanh",
+    "normalize", "one_hot", "pad", "pixel_shuffle", "prelu", "relu", "relu6", "scaled_dot_product_attention",
+    "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh",
 ]

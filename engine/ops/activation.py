@@ -20,8 +20,8 @@ from engine.ops.elementwise import _sigmoid
 from engine.ops.nn import require_float
 from engine.tensor import Tensor
 
-__all__ = ["dropout", "dropout2d", "elu", "gelu", "hardtanh", "leaky_relu", "log_softmax", "logsigmoid", "relu",
-           "relu6", "silu", "softmax", "softplus"]
+__all__ = ["dropout", "dropout2d", "elu", "gelu", "glu", "hardtanh", "leaky_relu", "log_softmax", "logsigmoid",
+           "prelu", "relu", "relu6", "silu", "softmax", "softplus"]
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -301,3 +301,26 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
 def logsigmoid(input: Tensor) -> Tensor:
     """log(sigmoid(x)) = -softplus(-x), without overflow."""
     return _elementwise.neg(softplus(_elementwise.neg(input)))
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """The gated linear unit: the first half of `dim` times the sigmoid of the second half."""
+    d = dim + input.ndim if dim < 0 else dim
+    if not 0 <= d < input.ndim:
+        raise IndexError(f"glu: dimension {dim} is out of range for a {input.ndim}-d tensor")
+    if input.shape[d] % 2:
+        raise ShapeError(f"glu: halving dimension must be even, but dimension {d} is size {input.shape[d]}")
+    a, b = input.chunk(2, dim=d)
+    return a * _elementwise.sigmoid(b)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """x where x > 0, weight * x elsewhere; a weight of C values is one slope per channel (dim 1)."""
+    if weight.numel() > 1:
+        channels = input.shape[1] if input.ndim > 1 else input.shape[0]
+        if input.ndim == 0 or weight.numel() != channels:
+            raise ShapeError(f"prelu: {weight.numel()} slopes for an input of shape {tuple(input.shape)}; "
+                             f"expected one, or one per channel (dim 1)")
+        if input.ndim > 1:
+            weight = weight.reshape((1, channels) + (1,) * (input.ndim - 2))
+    return _elementwise.where(input > 0, input, weight * input)

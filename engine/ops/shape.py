@@ -20,8 +20,8 @@ from engine.tensor import Tensor
 
 __all__ = [
     "broadcast_to", "cat", "chunk", "expand", "expand_as", "flatten", "flip", "movedim", "narrow", "pad",
-    "permute", "repeat", "reshape", "reshape_as", "roll", "split", "squeeze", "stack", "swapaxes", "tile",
-    "transpose", "unbind", "unflatten", "unsqueeze", "view", "view_as",
+    "permute", "pixel_shuffle", "repeat", "reshape", "reshape_as", "roll", "split", "squeeze", "stack", "swapaxes",
+    "tile", "transpose", "unbind", "unflatten", "unsqueeze", "view", "view_as",
 ]
 
 
@@ -582,3 +582,16 @@ def pad(x: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
                              "circular <= size")
         gathers.append((d, _PAD_INDEX[mode](np.arange(-before, n + after), n)))
     return PadIndexed.apply(x, gathers=tuple(gathers), in_sizes=tuple(x.shape))
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C r^2, H, W) -> (*, C, H r, W r): channels moved into space, as in sub-pixel upsampling."""
+    r = operator.index(upscale_factor)
+    if input.ndim < 3 or r <= 0 or input.shape[-3] % (r * r):
+        raise ShapeError(f"pixel_shuffle: expected (*, C*{r}^2, H, W) with a positive factor, got shape "
+                         f"{tuple(input.shape)} and upscale_factor={upscale_factor}")
+    *lead, c, h, w = input.shape
+    k = len(lead)
+    x = input.reshape(*lead, c // (r * r), r, r, h, w)
+    x = x.permute(*range(k), k, k + 3, k + 1, k + 4, k + 2)
+    return x.reshape(*lead, c // (r * r), h * r, w * r)

@@ -3,9 +3,11 @@
 from engine.nn.layers.activation import (
     ELU,
     GELU,
+    GLU,
     Hardtanh,
     LeakyReLU,
     LogSoftmax,
+    PReLU,
     ReLU,
     ReLU6,
     Sigmoid,
@@ -31,6 +33,7 @@ from engine.nn.layers.loss import (
     SmoothL1Loss,
 )
 from engine.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from engine.nn.layers.padding import ConstantPad2d, PixelShuffle, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from engine.nn.layers.pool import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -53,6 +56,7 @@ from engine.nn.layers.upsampling import Upsample, UpsamplingBilinear2d, Upsampli
 __all__ = [
     "ELU",
     "GELU",
+    "GLU",
     "GRU",
     "LSTM",
     "RNN",
@@ -65,6 +69,7 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "Bilinear",
+    "ConstantPad2d",
     "Conv1d",
     "Conv2d",
     "ConvTranspose1d",
@@ -92,10 +97,14 @@ __all__ = [
     "MultiheadAttention",
     "NLLLoss",
     "NonDynamicallyQuantizableLinear",
+    "PReLU",
+    "PixelShuffle",
     "RNNBase",
     "RNNCell",
     "ReLU",
     "ReLU6",
+    "ReflectionPad2d",
+    "ReplicationPad2d",
     "SiLU",
     "Sigmoid",
     "SmoothL1Loss",
@@ -111,4 +120,5 @@ __all__ = [
     "Upsample",
     "UpsamplingBilinear2d",
     "UpsamplingNearest2d",
+    "ZeroPad2d",
 ]

@@ -148,3 +148,28 @@ class LogSoftmax(_Activation):
 
     function = staticmethod(F.log_softmax)
     arguments = (("dim", None),)
+
+
+class GLU(_Activation):
+    """The first half of `dim` times the sigmoid of the second half."""
+
+    function = staticmethod(F.glu)
+    arguments = (("dim", -1),)
+
+
+class PReLU(Module):
+    """x for x > 0, a * x otherwise, with `a` learned: one slope, or one per channel (`num_parameters`)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
+        super().__init__()
+        from engine.creation import full
+        from engine.nn.parameter import Parameter
+
+        self.num_parameters = num_parameters
+        self.weight = Parameter(full((num_parameters,), float(init)))
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
