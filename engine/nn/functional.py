@@ -38,7 +38,7 @@ from engine.ops.loss import (
     nll_loss,
     smooth_l1_loss,
 )
-from engine.ops.nn import batch_norm, embedding, group_norm, layer_norm, linear, one_hot
+from engine.ops.nn import batch_norm, embedding, group_norm, instance_norm, layer_norm, linear, one_hot
 from engine.ops.pool import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -51,11 +51,11 @@ from engine.ops.shape import pad, pixel_shuffle
 from engine.ops.similarity import cosine_similarity, normalize
 
 __all__ = [
-    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d",
-    "conv_transpose2d", "cosine_similarity", "cross_entropy", "dropout", "dropout2d", "elu", "embedding",
-    "gelu", "glu", "group_norm", "hardtanh", "huber_loss", "interpolate", "kl_div", "l1_loss", "layer_norm",
-    "leaky_relu", "linear", "log_softmax", "logsigmoid", "max_pool1d", "max_pool2d", "mse_loss", "nll_loss",
-    "normalize", "one_hot", "pad", "pixel_shuffle", "prelu", "relu", "relu6", "scaled_dot_product_attention",
-    "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
+    "cosine_similarity", "cross_entropy", "dropout", "dropout2d", "elu", "embedding", "gelu", "glu", "group_norm",
+    "hardtanh", "huber_loss", "instance_norm", "interpolate", "kl_div", "l1_loss", "layer_norm", "leaky_relu",
+    "linear", "log_softmax", "logsigmoid", "max_pool1d", "max_pool2d", "mse_loss", "nll_loss", "normalize",
+    "one_hot", "pad", "pixel_shuffle", "prelu", "relu", "relu6", "scaled_dot_product_attention", "sigmoid", "silu",
+    "smooth_l1_loss", "softmax", "softplus", "tanh",
 ]

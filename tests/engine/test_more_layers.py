@@ -1,4 +1,5 @@
-"""GLU, PReLU, the 2-D padding layers and PixelShuffle against PyTorch: repr, state, forward, backward."""
+"""GLU, PReLU, instance norm, the 2-D padding layers and PixelShuffle against PyTorch: repr, state,
+forward and backward."""
 
 import numpy as np
 import pytest
@@ -22,6 +23,10 @@ CASES = {
     "reflection_pad": (lambda nn: nn.ReflectionPad2d(2), [X4]),
     "replication_pad": (lambda nn: nn.ReplicationPad2d((0, 1, 2, 0)), [X4]),
     "pixel_shuffle": (lambda nn: nn.PixelShuffle(2), [X4]),
+    "instance_norm2d": (lambda nn: nn.InstanceNorm2d(4), [X4]),
+    "instance_norm2d_affine": (lambda nn: nn.InstanceNorm2d(4, eps=1e-3, affine=True), [X4]),
+    "instance_norm1d": (lambda nn: nn.InstanceNorm1d(3, affine=True),
+                        [RNG.standard_normal((2, 3, 7)).astype(np.float32)]),
 }
 
 
@@ -40,3 +45,7 @@ def test_bad_shapes_name_what_is_wrong():
         F.pixel_shuffle(engine.tensor(X4), 3)
     with pytest.raises(ValueError, match="padding must be an int or 4 ints"):
         engine.nn.ZeroPad2d((1, 2))
+    with pytest.raises(ValueError, match="track_running_stats=True is not supported"):
+        engine.nn.InstanceNorm2d(4, track_running_stats=True)
+    with pytest.raises(ValueError, match=r"expected an input of shape \(N, 4, \*, \*\), got \(2, 3, 5\)"):
+        engine.nn.InstanceNorm2d(4)(engine.ones(2, 3, 5))

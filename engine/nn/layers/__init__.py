@@ -32,7 +32,7 @@ from engine.nn.layers.loss import (
     NLLLoss,
     SmoothL1Loss,
 )
-from engine.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from engine.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
 from engine.nn.layers.padding import ConstantPad2d, PixelShuffle, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from engine.nn.layers.pool import (
     AdaptiveAvgPool1d,
@@ -84,6 +84,8 @@ __all__ = [
     "Hardtanh",
     "HuberLoss",
     "Identity",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
     "KLDivLoss",
     "L1Loss",
     "LSTMCell",

@@ -166,3 +166,44 @@ class GroupNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
+
+
+class _InstanceNorm(Module):
+    """Each channel of each sample normalized over its own values; `affine`: then a learned per-channel scale
+    and shift. Running statistics (track_running_stats=True) are not supported."""
+
+    settings = (EPS,)
+    dims = 0  # spatial dims of the input (after N and C)
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True) -> None:
+        super().__init__()
+        if track_running_stats:
+            raise ValueError(f"{type(self).__name__}: track_running_stats=True is not supported by the engine; "
+                             f"leave it False (each sample is normalized by its own statistics, also in eval)")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        _register_affine(self, (num_features,), affine, bias, device, dtype)
+        _reset_affine(self)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim != self.dims + 2 or input.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: expected an input of shape (N, {self.num_features}"
+                             f"{', *' * self.dims}), got {tuple(input.shape)}")
+        return F.instance_norm(input, weight=self.weight, bias=self.bias, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of (N, C, L)."""
+
+    dims = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of (N, C, H, W)."""
+
+    dims = 2
