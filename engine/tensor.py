@@ -246,8 +246,12 @@ class Tensor:
         self.array = value
 
     def detach(self) -> Tensor:
-        """A tensor sharing this one's data, cut from the graph."""
-        return Tensor._wrap(self.array, False, base=self)
+        """A tensor sharing this one's data, cut from the graph. It shares the version counter (a write
+        through it is caught by a backward that saved this tensor), but it is no view: a write through it
+        is not recorded on this tensor's history."""
+        t = Tensor._wrap(self.array)
+        t._vc = self._vc
+        return t
 
     def detach_(self) -> Tensor:
         self.grad_fn = None

@@ -86,3 +86,17 @@ def test_array_is_the_backing_array():
     assert isinstance(t.array, np.ndarray) and t.array.shape == (1, 2)
     t.array[0, 1] = 5.0
     assert t.tolist() == [[1.0, 5.0]]
+
+
+@needs_torch
+def test_a_write_through_detach_leaves_the_source_history_alone_like_torch():
+    # detach() was marked a view of its source, so a write through it was recorded on the source's graph
+    # (h.grad_fn became a write_view) and on a leaf raised a "view of a leaf" error PyTorch does not raise
+    seen = {}
+    for lib in (engine, torch):
+        w = lib.tensor([1.0, 2.0], requires_grad=True)
+        h = w * 2
+        h.detach().zero_()
+        w.detach().add_(1)
+        seen[lib.__name__] = (h.grad_fn.name(), h.tolist(), w.tolist(), w._version)
+    assert seen["engine"] == seen["torch"]
