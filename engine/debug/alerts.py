@@ -236,10 +236,8 @@ class Monitor:
         i, t, name = fresh[0]
         what, check = _described(t, name)
         key = ("nonfinite_input", name or f"{rec.event.key}#{i}")
-        self._hit.add(key)
-        if key in self._raised:
+        if not self._once(key):
             return None
-        self._raised.add(key)
         more = f" (and its {', '.join(_ordinal(j) for j, _, _ in fresh[1:])} input too)" if len(fresh) > 1 else ""
         summaries = tuple(summarize(x.array) for x in inputs)
         return _alert("nonfinite_input", f"non-finite values ({_holds(t.array)}) enter {_where(rec)}, iteration "
@@ -447,7 +445,11 @@ class Monitor:
             for group in opt.param_groups:
                 held.update(id(p) for p in group["params"])
         piled, unused, frozen = [], [], []
-        grads = {}
+        opt = stepping_optimizer()
+        # only what this optimizer updates: another one's parameters may take a backward between its steps
+        # (a GAN's generator loss runs through the discriminator) without that being a missing zero_grad
+        mine = {id(p) for group in opt.param_groups for p in group["params"]} if opt is not None else held
+        grads = dict(self._grads)
         for name, p in self.params():
             g = p.grad
             if g is None:
@@ -457,9 +459,11 @@ class Monitor:
             if id(p) not in held:
                 unused.append(name)  # its gradient piles up too, but that is not the cause
                 continue
+            if id(p) not in mine:
+                continue
             before = self._grads.get(name)
-            # the same gradient tensor, added into once (backward's +=) since the last step: nothing reset it
-            # (zero_grad() drops it, or fills it with zeros: a second change)
+            # the same gradient tensor, added into once (backward's +=) since its optimizer's last step: nothing
+            # reset it (zero_grad() drops it, or fills it with zeros: a second change)
             if before is not None and before[0]() is g and g._vc[0] - before[1] == 1:
                 piled.append(name)
             grads[name] = (weakref.ref(g), g._vc[0])

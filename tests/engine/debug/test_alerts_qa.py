@@ -236,3 +236,23 @@ def test_the_healthy_examples_raise_no_training_alert(name, kwargs, capsys):
     with Debugger("summary", discover=True) as dbg:
         load(name).main(**kwargs)
     assert [a.message for a in dbg.alerts if a.kind in TRAINING] == []
+
+
+def test_a_gan_loop_is_not_a_forgotten_zero_grad():
+    # generator and discriminator in one model, one optimizer each: the generator's backward adds once into
+    # the discriminator's .grad between their two steps, which read as "nothing reset it"
+    gen, disc = nn.Linear(4, 2), nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    model = nn.Sequential(gen, disc)
+    opt_g = engine.optim.SGD(gen.parameters(), lr=0.01)
+    opt_d = engine.optim.SGD(disc.parameters(), lr=0.01)
+    real, noise = engine.randn(8, 2), engine.randn(8, 4)
+
+    def run():
+        for _ in range(4):
+            opt_d.zero_grad()
+            (disc(gen(noise).detach()).mean() - disc(real).mean()).backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            (-disc(gen(noise)).mean()).backward()  # flows through disc too, into its .grad
+            opt_g.step()
+    assert "accumulating_grad" not in kinds(watched(model, run))
