@@ -210,7 +210,7 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
         if terminated:
             recorder.status = "terminated by SIGTERM"
         elif failure is not None and recorder.status == "recording":
-            recorder.status = stopped_by(failure) or "recording"  # the tape says the run did not finish
+            recorder.status = stopped_by(failure)  # the tape says the run did not finish
     finally:
         recorder.close()
     if recorder.cap_reached:  # the status names the cap

@@ -166,6 +166,7 @@ class Tape:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
+        self._closed = False
         self._wal, self._log = _wal_state(self.path)  # before SQLite, which makes an empty -wal file
         self._conn = _connect(self.path)
         try:
@@ -187,7 +188,7 @@ class Tape:
         self._chunks: dict[int, list] = {}
 
     def _damaged(self, err: BaseException) -> TapeError:
-        if self.__dict__.get("_closed"):  # not damaged: read after close() (or after its `with` block)
+        if self._closed:  # not damaged: read after close() (or after its `with` block)
             return TapeError(f"{self.path}: the tape is closed; read it before close(), inside its `with` block")
         text = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         folder = os.path.dirname(os.path.abspath(self.path))
