@@ -129,9 +129,8 @@ class AlertsPanel(QTreeWidget):
         return self.detail.toPlainText() if self.detail.isVisible() else ""
 
     def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
+        super().resizeEvent(event)  # its updateGeometries places the detail area
         self._fit_columns()
-        self._place_detail()
 
     def _show_detail(self) -> None:
         item = self.currentItem()

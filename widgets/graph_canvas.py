@@ -350,7 +350,7 @@ class _Marks(pg.GraphicsObject):
         self.show_badges = False
         self.breakpoints = np.zeros(0, np.int64)  # nodes a breakpoint names
         self.group_breakpoints = np.zeros((0, 2))  # top-left corners of module boxes a breakpoint names
-        self.current_group: tuple | None = None  # (x, y, w, h) of the module box being entered or left
+        self.current_group: tuple | None = None  # (name, (x, y, w, h)) of the module box being entered or left
         self.colours = LIGHT_COLOURS
         self._bounds = QRectF()
 
@@ -400,7 +400,7 @@ class _Marks(pg.GraphicsObject):
             pen = pg.mkPen(CURRENT, width=3, cosmetic=True)
             pen.setStyle(Qt.PenStyle.DashLine)
             painter.setPen(pen)
-            x, y, w, h = self.current_group
+            x, y, w, h = self.current_group[1]
             painter.drawRect(QRectF(x - 3 * px, y - 3 * px, w + 6 * px, h + 6 * px))
         # a halo several pixels wide, so the node stands out even when the graph is a speck
         for i, colour in ((self.selected, self.colours.selected), (self.current, CURRENT)):
@@ -746,7 +746,7 @@ class GraphCanvas(pg.GraphicsView):
             return False
         x, y, w, h = (float(v) for v in self.layout_data.group_rect[groups.index(name)])
         self.marks_item.current = -1
-        self.marks_item.current_group = (x, y, w, h)
+        self.marks_item.current_group = (name, (x, y, w, h))
         self.marks_item.update()
         if follow and not self.box.viewRect().contains(QPointF(x + w / 2, y + h / 2)):
             rect = self.box.viewRect()
@@ -764,12 +764,8 @@ class GraphCanvas(pg.GraphicsView):
     @property
     def current_group(self) -> str | None:
         """The module box highlighted as where the run is, or None."""
-        rect = self.marks_item.current_group
-        if rect is None or self.layout_data is None:
-            return None
-        groups = list(self.view.groups)
-        return next((groups[g] for g in range(len(groups))
-                     if tuple(float(v) for v in self.layout_data.group_rect[g]) == rect), None)
+        marked = self.marks_item.current_group
+        return marked[0] if marked is not None else None
 
     def set_breakpoints(self, nodes: np.ndarray, groups: np.ndarray) -> None:
         """Mark nodes and module boxes (indices of the view's groups) that a breakpoint names."""
