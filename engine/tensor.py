@@ -22,7 +22,9 @@ def _as_array(x):
 class Tensor:
     """An n-dimensional array with autograd. Create one with `engine.tensor(...)`."""
 
-    __slots__ = ("__weakref__", "_base", "_hooks", "_id", "_retains_grad", "_vc", "array", "grad",
+    # _view_v: for a view (_base set), the version of the storage when its history was last taken; a
+    # later version means an in-place change since, and the view's history is taken again at next use
+    __slots__ = ("__weakref__", "_base", "_hooks", "_id", "_retains_grad", "_vc", "_view_v", "array", "grad",
                  "grad_fn", "requires_grad")
     __array_ufunc__ = None  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
@@ -65,6 +67,7 @@ class Tensor:
         else:  # a view shares its base's storage, so it shares the version counter
             t._vc = base._vc
             t._base = base if base._base is None else base._base
+            t._view_v = base._vc[0]
         return t
 
     # ---- metadata ---------------------------------------------------------------------------
@@ -260,6 +263,8 @@ class Tensor:
 
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor after backward."""
+        if self._base is not None and self._vc[0] != self._view_v:
+            _view_write.take_view_history(self)
         if not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self.grad_fn is None or self._retains_grad:
@@ -273,6 +278,8 @@ class Tensor:
 
     def register_hook(self, fn):
         """Call `fn(grad)` when this tensor's gradient is computed; a returned tensor replaces it."""
+        if self._base is not None and self._vc[0] != self._view_v:
+            _view_write.take_view_history(self)
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self.grad_fn is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 
-from engine.autograd.function import _FREED, Function, sum_to
+from engine.autograd.function import _FREED, Function, current, sum_to
 from engine.autograd.grad_mode import no_grad
 from engine.backend import array_module
 from engine.events import BackwardEvent, hub, next_seq, next_tensor_id
@@ -17,6 +17,7 @@ from engine.events import BackwardEvent, hub, next_seq, next_tensor_id
 
 def backward(root, gradient=None, retain_graph: bool = False, inputs=None) -> None:
     """Accumulate d(root)/d(leaf) into every reachable leaf's `.grad`."""
+    current(root)
     if not root.requires_grad:
         raise RuntimeError(
             "element 0 of tensors does not require grad and does not have a grad_fn; "
@@ -79,6 +80,7 @@ def _tensors(items, name: str) -> tuple:
     for i, t in enumerate(items):
         if not isinstance(t, Tensor):
             raise TypeError(f"grad(): {name}[{i}] must be a Tensor, got {type(t).__name__}")
+        current(t)
     return items
 
 

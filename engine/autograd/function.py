@@ -81,6 +81,8 @@ class Function:
         requires_grad = False
         for a in args:
             if isinstance(a, Tensor):
+                if a._base is not None and a._vc[0] != a._view_v:
+                    refresh_view(a)
                 arrays.append(a.array)
                 tensors.append(a)
                 if record and a.requires_grad:
@@ -174,6 +176,20 @@ class AccumulateGrad:
 
     def __repr__(self) -> str:
         return "<AccumulateGrad object>"
+
+
+def refresh_view(view) -> None:
+    """Take the history of a view again when its storage changed in place since (see view_write)."""
+    from engine.ops.view_write import take_view_history
+
+    take_view_history(view)
+
+
+def current(t):
+    """`t`, its history brought up to date first if it is a view whose storage changed in place since."""
+    if t._base is not None and t._vc[0] != t._view_v:
+        refresh_view(t)
+    return t
 
 
 def _same_float_dtype(tensors) -> bool:

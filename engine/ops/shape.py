@@ -84,6 +84,7 @@ def _as_view(out: Tensor, x: Tensor) -> Tensor:
     if out.array.size and array_module(x.array).may_share_memory(out.array, x.array):
         out._vc = x._vc
         out._base = x if x._base is None else x._base
+        out._view_v = x._vc[0]
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from engine.autograd.function import Function
+from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import array_module
 from engine.tensor import Tensor
 
@@ -91,7 +92,31 @@ def write_through_view(view: Tensor, value: Tensor) -> None:
     base.grad_fn, base.requires_grad = new_base.grad_fn, True
     if new_base._id:  # an event named the new value of the base
         base._id = new_base._id
+    _become_region(view, base, where)
+
+
+def _become_region(view: Tensor, base: Tensor, where: Region) -> None:
+    """Give `view` the history of its region of base as base is now."""
     new_view = ViewOf.apply(base, where=where)
     view.grad_fn, view.requires_grad = new_view.grad_fn, True
+    view._view_v = view._vc[0]
     if new_view._id:
         view._id = new_view._id
+
+
+def take_view_history(view: Tensor) -> None:
+    """A view made before an in-place change of its storage (through the base or another view) still
+    holds the history from before it; as in PyTorch, it becomes its region of the base as the base is now,
+    so gradients reach whatever the change wrote into it. Called when such a view is next used."""
+    base = view._base
+    if not base.requires_grad:
+        view._view_v = view._vc[0]  # nothing to take: the base has no history
+        return
+    if not _grad_state.enabled:
+        return  # taken at the first use that records
+    where = region_of(view.array, base.array)
+    if where is None:
+        raise RuntimeError(f"this view of a tensor of shape {tuple(base.shape)} was made before an in-place change "
+                           "of that tensor, and its memory layout is not a plain strided region the engine can "
+                           "follow; clone() the view before the change, or take the view again after it")
+    _become_region(view, base, where)
