@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from engine import random as _random
 from engine.backend import array_module
 from engine.creation import tensor as _tensor
+from engine.data.sampler import BatchSampler, RandomSampler, SequentialSampler, _epoch
 from engine.tensor import Tensor
 
 
@@ -77,12 +76,14 @@ class DataLoader:
 
     The order comes from `generator` (a numpy Generator), from `seed`, or else from the engine's CPU
     generator, so `engine.manual_seed(s)` makes shuffling reproducible, as `torch.manual_seed` does.
+    As in PyTorch, `sampler` (a SequentialSampler or RandomSampler unless given) picks the indices, and
+    `batch_sampler` (a BatchSampler of it unless given; None with batch_size=None) groups them.
     """
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False, drop_last: bool = False,
                  collate_fn: Callable | None = None, generator: np.random.Generator | None = None,
                  seed: int | None = None, num_workers: int = 0, pin_memory: bool = False,
-                 sampler: Iterable[int] | None = None) -> None:
+                 sampler: Iterable[int] | None = None, batch_sampler: Iterable[list[int]] | None = None) -> None:
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"DataLoader needs a map-style dataset (with __getitem__ and __len__), got "
                             f"{type(dataset).__name__}")
@@ -98,6 +99,12 @@ class DataLoader:
         if sampler is not None and not hasattr(sampler, "__iter__"):
             raise TypeError(f"sampler must be an iterable of indices (engine.data.WeightedRandomSampler, ...), "
                             f"got {type(sampler).__name__}")
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
+            raise ValueError("batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, "
+                             "and drop_last")
+        if batch_sampler is not None and not hasattr(batch_sampler, "__iter__"):
+            raise TypeError(f"batch_sampler must be an iterable of lists of indices (engine.data.BatchSampler, "
+                            f"...), got {type(batch_sampler).__name__}")
         if generator is not None and seed is not None:
             raise ValueError("DataLoader: pass either generator or seed, not both")
         if generator is not None and not isinstance(generator, np.random.Generator):
@@ -115,34 +122,34 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.collate_fn = collate_fn
         self.generator = np.random.default_rng(seed) if seed is not None else generator
+        if sampler is None:
+            sampler = RandomSampler(dataset, generator=self.generator) if shuffle else SequentialSampler(dataset)
         self.sampler = sampler
+        # batches of its own are sliced from one array of the epoch's order, not listed one by one
+        self._own_batches = batch_sampler is None and batch_size is not None
+        if batch_sampler is not None:
+            self.batch_size, self.drop_last = None, False  # as PyTorch sets them
+        elif batch_size is not None:
+            batch_sampler = BatchSampler(sampler, batch_size, self.drop_last)
+        self.batch_sampler = batch_sampler
 
     def __len__(self) -> int:
-        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
-        if self.batch_size is None:
-            return n
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def _order(self) -> np.ndarray:
-        if self.sampler is not None:
-            return np.fromiter(iter(self.sampler), dtype=np.int64)
-        n = len(self.dataset)
-        if not self.shuffle:
-            return np.arange(n)
-        rng = self.generator if self.generator is not None else _random.generator("cpu")
-        return rng.permutation(n)
+        return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
     def __iter__(self) -> Iterator:
-        order = self._order()
-        if self.batch_size is None:
-            for i in order:
+        if self.batch_sampler is None:
+            for i in _epoch(self.sampler):
                 yield self.dataset[int(i)]
             return
+        if self._own_batches:
+            order, size = _epoch(self.sampler), self.batch_size
+            batches = (order[b * size:(b + 1) * size] for b in range(len(self)))
+        else:
+            batches = iter(self.batch_sampler)
         fast = self.collate_fn is None and hasattr(self.dataset, "get_batch")
         collate = self.collate_fn or default_collate
-        for b in range(len(self)):
-            indices = order[b * self.batch_size:(b + 1) * self.batch_size]
+        for indices in batches:
             if fast:  # one gather per tensor instead of batch_size lookups and a stack
-                yield self.dataset.get_batch(indices)
+                yield self.dataset.get_batch(np.asarray(indices, dtype=np.int64))
             else:
                 yield collate([self.dataset[int(i)] for i in indices])

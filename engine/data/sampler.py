@@ -7,7 +7,7 @@ Generator) or else from the engine's CPU generator, so `engine.manual_seed(s)` f
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -30,10 +30,16 @@ class Sampler:
     """Indices into a dataset, one epoch per iteration."""
 
     def __iter__(self) -> Iterator[int]:
-        raise NotImplementedError
+        return iter(self.epoch().tolist())
 
     def __len__(self) -> int:
         raise NotImplementedError
+
+    def epoch(self) -> np.ndarray:
+        """One epoch's indices as an int64 array (what a DataLoader slices its batches from)."""
+        if type(self).__iter__ is Sampler.__iter__:
+            raise NotImplementedError(f"{type(self).__name__} must define __iter__ (or epoch)")
+        return np.fromiter(iter(self), dtype=np.int64)
 
 
 class SequentialSampler(Sampler):
@@ -44,6 +50,9 @@ class SequentialSampler(Sampler):
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(len(self.data_source)))
+
+    def epoch(self) -> np.ndarray:
+        return np.arange(len(self.data_source))
 
     def __len__(self) -> int:
         return len(self.data_source)
@@ -62,14 +71,16 @@ class RandomSampler(Sampler):
     def num_samples(self) -> int:
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
-    def __iter__(self) -> Iterator[int]:
+    def epoch(self) -> np.ndarray:
         n, rng = len(self.data_source), _rng(self.generator)
         if self.replacement:
-            return iter(rng.integers(0, n, self.num_samples).tolist())
+            return rng.integers(0, n, self.num_samples)
+        if self._num_samples is None:
+            return rng.permutation(n)
         if not n:
-            return iter(())
+            return np.arange(0)
         order = np.concatenate([rng.permutation(n) for _ in range(-(-self.num_samples // n))])
-        return iter(order[:self.num_samples].tolist())
+        return order[:self.num_samples]
 
     def __len__(self) -> int:
         return self.num_samples
@@ -82,8 +93,8 @@ class SubsetRandomSampler(Sampler):
         self.indices, self.generator = list(indices), generator
         _rng(generator)
 
-    def __iter__(self) -> Iterator[int]:
-        return iter([self.indices[i] for i in _rng(self.generator).permutation(len(self.indices))])
+    def epoch(self) -> np.ndarray:
+        return np.asarray(self.indices, dtype=np.int64)[_rng(self.generator).permutation(len(self.indices))]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -106,10 +117,35 @@ class WeightedRandomSampler(Sampler):
         self.weights, self.replacement, self.generator = w, bool(replacement), generator
         _rng(generator)
 
-    def __iter__(self) -> Iterator[int]:
+    def epoch(self) -> np.ndarray:
         p = self.weights / self.weights.sum()
-        drawn = _rng(self.generator).choice(len(p), self.num_samples, replace=self.replacement, p=p)
-        return iter(drawn.tolist())
+        return _rng(self.generator).choice(len(p), self.num_samples, replace=self.replacement, p=p)
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class BatchSampler(Sampler):
+    """Lists of `batch_size` indices from `sampler`; the last one shorter unless `drop_last`."""
+
+    def __init__(self, sampler: Iterable[int], batch_size: int, drop_last: bool) -> None:
+        if not hasattr(sampler, "__iter__"):
+            raise TypeError(f"sampler must be an iterable of indices, got {type(sampler).__name__}")
+        self.sampler, self.batch_size = sampler, _count("batch_size", batch_size)
+        if not isinstance(drop_last, bool):
+            raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last!r}")
+        self.drop_last = drop_last
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = _epoch(self.sampler).tolist()
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        return (order[b:b + self.batch_size] for b in range(0, stop, self.batch_size))
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+def _epoch(sampler) -> np.ndarray:
+    """One epoch of any iterable of indices, as an array (fast for the engine's own samplers)."""
+    return sampler.epoch() if isinstance(sampler, Sampler) else np.fromiter(iter(sampler), dtype=np.int64)

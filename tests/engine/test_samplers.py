@@ -5,6 +5,7 @@ import pytest
 
 import engine
 from engine.data import (
+    BatchSampler,
     DataLoader,
     RandomSampler,
     SequentialSampler,
@@ -71,7 +72,48 @@ def test_samplers_follow_the_engine_seed():
     (lambda: DataLoader(dataset(), sampler=SequentialSampler(range(6)), shuffle=True), ValueError,
      "mutually exclusive with shuffle"),
     (lambda: DataLoader(dataset(), sampler=3), TypeError, "iterable of indices"),
+    (lambda: DataLoader(dataset(), batch_size=2, batch_sampler=[[0, 1]]), ValueError,
+     "batch_sampler option is mutually exclusive"),
+    (lambda: DataLoader(dataset(), batch_sampler=5), TypeError, "iterable of lists of indices"),
+    (lambda: BatchSampler(range(3), 0, False), ValueError, "batch_size=0"),
+    (lambda: BatchSampler(range(3), 2, "yes"), ValueError, "drop_last should be a boolean"),
 ])
 def test_bad_sampler_arguments_are_refused(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+@needs_torch
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_batch_sampler_groups_as_torch(drop_last):
+    ours = BatchSampler(SequentialSampler(range(7)), 3, drop_last)
+    theirs = torch.utils.data.BatchSampler(torch.utils.data.SequentialSampler(range(7)), 3, drop_last)
+    assert list(ours) == list(theirs) and len(ours) == len(theirs)
+
+
+def test_a_loader_exposes_its_sampler_and_batch_sampler_as_torch_does():
+    plain, shuffled, unbatched = DataLoader(dataset(), 4), DataLoader(dataset(), 4, shuffle=True), \
+        DataLoader(dataset(), batch_size=None)
+    assert type(plain.sampler) is SequentialSampler and type(shuffled.sampler) is RandomSampler
+    assert type(plain.batch_sampler) is BatchSampler and plain.batch_sampler.batch_size == 4
+    assert unbatched.batch_sampler is None and len(unbatched) == 6
+    assert [list(b) for b in plain.batch_sampler] == [[0, 1, 2, 3], [4, 5]]
+
+
+def test_a_batch_sampler_given_to_the_loader_decides_the_batches():
+    # e.g. batches of similar lengths for a sequence model: any iterable of index lists will do
+    buckets = [[5, 0], [1, 4, 2], [3]]
+    loader = DataLoader(dataset(), batch_sampler=buckets)
+    assert loader.batch_size is None and len(loader) == 3
+    assert [y.tolist() for _, y in loader] == buckets
+    loader = DataLoader(dataset(), batch_sampler=BatchSampler(RandomSampler(range(6)), 4, drop_last=True))
+    assert [len(y) for _, y in loader] == [4]
+
+
+def test_a_sampler_that_defines_no_order_says_so():
+    class Broken(engine.data.Sampler):
+        def __len__(self):
+            return 3
+
+    with pytest.raises(NotImplementedError, match="Broken must define __iter__"):
+        list(DataLoader(dataset(), batch_size=2, sampler=Broken()))
