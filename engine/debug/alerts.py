@@ -127,6 +127,10 @@ class Monitor:
         self._intended: dict[int, str] = {}  # ids of outputs holding infinities on purpose -> where from
         self._grad_bad = False  # a backward node gave non-finite gradients this iteration
         self._entered: set[int] = set()  # ids of parameters that entered an op non-finite this iteration
+        # the input arrays of the ops reported as origins, this iteration and the one before: a tensor
+        # sharing memory with one of them holds that op's result written back in place (p.data[0] = inf)
+        self._origin_inputs: list = []
+        self._older_origin_inputs: list = []
         self._hit: set[tuple[str, str]] = set()  # PER_ITERATION conditions seen this iteration
         self._nonfinite_params: set[int] = set()  # ids of parameters non-finite after the last step
         self._raised: set[tuple[str, str]] = set()  # (kind, key) of ongoing conditions, alerted once
@@ -141,6 +145,7 @@ class Monitor:
         self._tainted.clear()
         self._intended.clear()
         self._entered.clear()
+        self._older_origin_inputs, self._origin_inputs = self._origin_inputs, []
         self._grad_bad = False
         gone = {k for k in self._raised if k[0] in PER_ITERATION and k not in self._hit}
         self._raised -= gone
@@ -219,6 +224,7 @@ class Monitor:
         else:  # e.g. softmax over a row masked to -inf
             why = f"its inputs hold infinities but no NaN ({masked})"
         summaries = tuple(summarize(t.array) for t in inputs)
+        self._origin_inputs.extend(t.array for t in inputs)
         return _alert("nonfinite_forward", f"non-finite values first appear in the output of {_where(rec)}, "
                       f"iteration {rec.iteration}; {why}", rec, math.nan, summaries)
 
@@ -229,8 +235,9 @@ class Monitor:
             self._bad.add(t.id)  # its other uses are downstream of this entry
             if t.requires_grad and t.is_leaf:
                 self._entered.add(id(t))
-        # a parameter a reported optimizer step made non-finite: that step was the origin
-        fresh = [(i, t, name) for i, t, name in entries if id(t) not in known]
+        # a parameter a reported optimizer step made non-finite, or one a reported origin op was written
+        # back into: that step or op was the origin
+        fresh = [(i, t, name) for i, t, name in entries if id(t) not in known and not self._written_back(t.array)]
         if not fresh:
             return None
         i, t, name = fresh[0]
@@ -243,6 +250,12 @@ class Monitor:
         return _alert("nonfinite_input", f"non-finite values ({_holds(t.array)}) enter {_where(rec)}, iteration "
                       f"{rec.iteration}, through its {_ordinal(i)} input, {what}{more}: no recorded op made them. "
                       f"{check}", rec, math.nan, summaries)
+
+    def _written_back(self, array) -> bool:
+        """Whether `array` shares memory with an input of an op reported as an origin (finite then)."""
+        xp = array_module(array)
+        return any(a.__class__ is array.__class__ and xp.may_share_memory(a, array)
+                   for a in (*self._origin_inputs, *self._older_origin_inputs))
 
     def _blown_up(self, inputs: tuple) -> str:
         """", but parameter 'fc2.weight' holds values up to 3e+37 ..." when a parameter input is so large

@@ -201,6 +201,24 @@ def test_a_parameter_non_finite_before_the_debugger_attached_is_named():
         assert "No optimizer step made it non-finite" in alert.message
 
 
+@pytest.mark.parametrize("through", ["data", "no_grad"])
+def test_a_parameter_written_non_finite_while_recorded_is_one_alert_at_the_write(through):
+    # the write is a recorded op: it is the origin, and the parameter later entering fc2 is no second alert
+    x, y = batch()
+
+    def run(model):
+        _train(model, x, y, steps=1)
+        if through == "data":
+            model.fc2.weight.data[0, 3] = float("inf")
+        else:
+            _blow_fc2(model)
+        _train(model, x, y, steps=2)
+
+    alerts, raised = _recorded(run)
+    assert [(a.kind, a.op) for a in alerts] == [("nonfinite_forward", "setitem")]
+    assert raised.kind == "nonfinite_forward" and raised.op == "setitem"
+
+
 # ---- (d) gradients from hooks and assignments -----------------------------------------------------
 def test_a_hook_on_a_parameter_that_returns_nan_is_named_at_the_step():
     x, y = batch()
