@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.debug.alerts import by_design
 from engine.debug.breakpoints import namer
+from engine.debug.nonfinite import by_design
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
