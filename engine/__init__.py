@@ -73,12 +73,12 @@ backends = SimpleNamespace(
 
 
 def __getattr__(name: str):
-    # engine.nn without `import engine.nn`, as torch.nn after `import torch`: loaded on first use, so that
-    # `import engine` does not pay for every layer at start-up
-    if name == "nn":
-        import engine.nn
+    # engine.nn and engine.distributions without importing them, as torch.nn after `import torch`: loaded on
+    # first use, so that `import engine` does not pay for every layer and distribution at start-up
+    if name in ("nn", "distributions"):
+        import importlib
 
-        return engine.nn
+        return importlib.import_module(f"engine.{name}")
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
