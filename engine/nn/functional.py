@@ -2,8 +2,9 @@
 
 Names, argument orders and defaults follow torch.nn.functional. Most functions are one op of the
 engine (one node in the graph), implemented in engine.ops (activation, nn, loss, conv, pool, shape);
-normalize, cosine_similarity and scaled_dot_product_attention are composed of several; interpolate is
-in engine.ops.interpolate.
+normalize, cosine_similarity, scaled_dot_product_attention, pairwise_distance and the margin, embedding
+and likelihood losses (margin_ranking_loss to gaussian_nll_loss) are composed of several; interpolate
+is in engine.ops.interpolate.
 """
 
 from engine.ops.activation import (
@@ -38,6 +39,20 @@ from engine.ops.loss import (
     nll_loss,
     smooth_l1_loss,
 )
+from engine.ops.margin_loss import (
+    cosine_embedding_loss,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
+    margin_ranking_loss,
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
+    pairwise_distance,
+    poisson_nll_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
+    triplet_margin_with_distance_loss,
+)
 from engine.ops.nn import batch_norm, embedding, group_norm, instance_norm, layer_norm, linear, one_hot
 from engine.ops.pool import (
     adaptive_avg_pool1d,
@@ -53,9 +68,12 @@ from engine.ops.similarity import cosine_similarity, normalize
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
-    "cosine_similarity", "cross_entropy", "dropout", "dropout2d", "elu", "embedding", "gelu", "glu", "group_norm",
-    "hardtanh", "huber_loss", "instance_norm", "interpolate", "kl_div", "l1_loss", "layer_norm", "leaky_relu",
-    "linear", "log_softmax", "logsigmoid", "max_pool1d", "max_pool2d", "mse_loss", "nll_loss", "normalize",
-    "one_hot", "pad", "pixel_shuffle", "prelu", "relu", "relu6", "scaled_dot_product_attention", "sigmoid", "silu",
-    "smooth_l1_loss", "softmax", "softplus", "tanh",
+    "cosine_embedding_loss", "cosine_similarity", "cross_entropy", "dropout", "dropout2d", "elu", "embedding",
+    "gaussian_nll_loss", "gelu", "glu", "group_norm", "hardtanh", "hinge_embedding_loss", "huber_loss",
+    "instance_norm", "interpolate", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax",
+    "logsigmoid", "margin_ranking_loss", "max_pool1d", "max_pool2d", "mse_loss", "multi_margin_loss",
+    "multilabel_margin_loss", "multilabel_soft_margin_loss", "nll_loss", "normalize", "one_hot", "pad",
+    "pairwise_distance", "pixel_shuffle", "poisson_nll_loss", "prelu", "relu", "relu6",
+    "scaled_dot_product_attention", "sigmoid", "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softplus",
+    "tanh", "triplet_margin_loss", "triplet_margin_with_distance_loss",
 ]

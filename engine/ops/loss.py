@@ -1,7 +1,8 @@
-"""Loss functions: cross entropy (fused with log-softmax), nll, regression losses and binary cross entropy.
+"""Loss functions: cross entropy (fused with log-softmax), nll, regression losses and binary cross entropy,
+each one Function (the margin, embedding and likelihood losses are composed in engine.ops.margin_loss).
 
 Class-index losses work on rows: the class axis (1) of an (N, C, d1, ...) input is moved last and the
-rest flattened, so one (M, C) kernel serves every shape. Each loss is one Function.
+rest flattened, so one (M, C) kernel serves every shape.
 
 Class indices are checked on the CPU at once; on a GPU on the device, with the error raised by a later
 call (see cross_entropy), since reading the verdict at once would make every training step wait for
@@ -11,6 +12,9 @@ the GPU.
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import warnings
 
 import numpy as np
 
@@ -21,13 +25,13 @@ from engine.ops.index_checks import LATER, all_below, first_bad, out_of_range, p
 from engine.ops.nn import require_float, require_same_dtype
 from engine.tensor import Tensor
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "huber_loss",
-           "kl_div", "l1_loss", "mse_loss", "nll_loss", "smooth_l1_loss"]
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "huber_loss", "kl_div",
+           "l1_loss", "mse_loss", "nll_loss", "smooth_l1_loss"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_reduction(op: str, reduction: str) -> None:
+def check_reduction(op: str, reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
@@ -276,7 +280,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *
     (PyTorch's CUDA kernels stop at a device-side assert instead, which leaves the CUDA context
     unusable.)
     """
-    _check_reduction("cross_entropy", reduction)
+    check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     op = CrossEntropy
@@ -324,7 +328,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, *, ign
 
     Class indices are checked as in cross_entropy: on a GPU, a bad one raises at a later call.
     """
-    _check_reduction("nll_loss", reduction)
+    check_reduction("nll_loss", reduction)
     return NllLoss.apply(input, target, weight, ignore_index=ignore_index, reduction=reduction)
 
 
@@ -375,19 +379,19 @@ MseLoss, L1Loss, SmoothL1Loss, HuberLoss = (POINTWISE_OPS[n] for n in POINTWISE)
 
 def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """(input - target)^2, reduced."""
-    _check_reduction("mse_loss", reduction)
+    check_reduction("mse_loss", reduction)
     return MseLoss.apply(input, target, reduction=reduction)
 
 
 def l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """|input - target|, reduced."""
-    _check_reduction("l1_loss", reduction)
+    check_reduction("l1_loss", reduction)
     return L1Loss.apply(input, target, reduction=reduction)
 
 
 def smooth_l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target), reduced."""
-    _check_reduction("smooth_l1_loss", reduction)
+    check_reduction("smooth_l1_loss", reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
     if beta == 0:  # the limit is l1, as in PyTorch
@@ -397,7 +401,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", be
 
 def huber_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta) (d = input - target), reduced."""
-    _check_reduction("huber_loss", reduction)
+    check_reduction("huber_loss", reduction)
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
     return HuberLoss.apply(input, target, reduction=reduction, delta=delta)
@@ -493,7 +497,7 @@ class BinaryCrossEntropy(Function):
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
                          reduction: str = "mean") -> Tensor:
     """-(t log p + (1 - t) log(1 - p)) for probabilities p, with each log clamped to >= -100."""
-    _check_reduction("binary_cross_entropy", reduction)
+    check_reduction("binary_cross_entropy", reduction)
     return BinaryCrossEntropy.apply(input, target, weight, reduction=reduction)
 
 
@@ -529,5 +533,25 @@ class BinaryCrossEntropyWithLogits(Function):
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
                                      reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
     """binary_cross_entropy(sigmoid(input), target), computed stably; pos_weight weighs the positives."""
-    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    check_reduction("binary_cross_entropy_with_logits", reduction)
     return BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight, reduction=reduction)
+
+
+_ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_LEGACY = "size_average and reduce args will be deprecated, please use reduction='{}' instead"
+
+
+def resolved_reduction(op: str, size_average, reduce, reduction: str) -> str:
+    """`reduction`, checked, or what the deprecated size_average/reduce flags stand for (None counts as
+    True), with PyTorch's DeprecationWarning at the user's line that passed them."""
+    if size_average is None and reduce is None:
+        check_reduction(op, reduction)
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    reduction = ("mean" if size_average else "sum") if reduce else "none"
+    f, level = sys._getframe(1), 2  # the first frame outside the engine: a loss module's or function's caller
+    while f is not None and f.f_code.co_filename.startswith(_ENGINE_DIR):
+        f, level = f.f_back, level + 1
+    warnings.warn(_LEGACY.format(reduction), DeprecationWarning, stacklevel=level)
+    return reduction
