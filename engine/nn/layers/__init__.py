@@ -44,7 +44,15 @@ from engine.nn.layers.loss import (
     TripletMarginLoss,
     TripletMarginWithDistanceLoss,
 )
-from engine.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
+from engine.nn.layers.norm import (
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LayerNorm,
+)
 from engine.nn.layers.padding import ConstantPad2d, PixelShuffle, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from engine.nn.layers.pool import (
     AdaptiveAvgPool1d,
@@ -101,6 +109,7 @@ __all__ = [
     "Identity",
     "InstanceNorm1d",
     "InstanceNorm2d",
+    "InstanceNorm3d",
     "KLDivLoss",
     "L1Loss",
     "LSTMCell",

@@ -1,6 +1,8 @@
-"""Normalization layers: BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm."""
+"""Normalization layers: BatchNorm1d/2d, LayerNorm, GroupNorm, InstanceNorm1d/2d/3d."""
 
 from __future__ import annotations
+
+import math
 
 from engine import creation, dtypes
 from engine.autograd.grad_mode import no_grad
@@ -32,19 +34,11 @@ def _reset_affine(module: Module) -> None:
 EPS = Setting("eps", float, low=0.0, low_open=True, doc="added to the variance before the square root")
 
 
-class _BatchNorm(Module):
-    """Per-channel normalization by batch statistics while training, by running statistics in eval."""
+class _NormBase(Module):
+    """Per-channel normalization with optional running statistics (mean 0 and variance 1 at first)."""
 
-    input_dims: tuple[int, ...] = ()
-    settings = (
-        Setting("momentum", float, low=0.0, high=1.0, optional=True,
-                doc="weight of the new batch in the running statistics (None: cumulative average)"),
-        EPS,
-    )
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None, *,
-                 bias: bool = True) -> None:
+    def __init__(self, num_features: int, eps: float, momentum: float | None, affine: bool,
+                 track_running_stats: bool, device, dtype, bias: bool) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
@@ -74,6 +68,27 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         _reset_affine(self)
 
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    """Per-channel normalization by batch statistics while training, by running statistics in eval."""
+
+    input_dims: tuple[int, ...] = ()
+
+    settings = (
+        Setting("momentum", float, low=0.0, high=1.0, optional=True,
+                doc="weight of the new batch in the running statistics (None: cumulative average)"),
+        EPS,
+    )
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None, *,
+                 bias: bool = True) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
+
     def forward(self, input: Tensor) -> Tensor:
         if input.ndim not in self.input_dims:
             raise ValueError(
@@ -92,10 +107,6 @@ class _BatchNorm(Module):
         stats = not self.training or self.track_running_stats
         return F.batch_norm(input, self.running_mean if stats else None, self.running_var if stats else None,
                             self.weight, self.bias, use_batch, momentum, self.eps)
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -168,33 +179,46 @@ class GroupNorm(Module):
                 f"bias={self.bias is not None}")
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(_NormBase):
     """Each channel of each sample normalized over its own values; `affine`: then a learned per-channel scale
-    and shift. Running statistics (track_running_stats=True) are not supported."""
+    and shift. With `track_running_stats`, training also keeps running averages of the per-sample statistics,
+    and eval normalizes by them instead."""
 
     settings = (EPS,)
     dims = 0  # spatial dims of the input (after N and C)
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = False,
                  track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True) -> None:
-        super().__init__()
-        if track_running_stats:
-            raise ValueError(f"{type(self).__name__}: track_running_stats=True is not supported by the engine; "
-                             f"leave it False (each sample is normalized by its own statistics, also in eval)")
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        _register_affine(self, (num_features,), affine, bias, device, dtype)
-        _reset_affine(self)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
 
     def forward(self, input: Tensor) -> Tensor:
+        name = type(self).__name__
         if input.ndim != self.dims + 2 or input.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}: expected an input of shape (N, {self.num_features}"
+            raise ValueError(f"{name}: expected an input of shape (N, {self.num_features}"
                              f"{', *' * self.dims}), got {tuple(input.shape)}")
+        use_input_stats = self.training or not self.track_running_stats
+        if not use_input_stats:
+            return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias, False,
+                                eps=self.eps)
+        if self.training and math.prod(input.shape[2:]) <= 1:
+            raise ValueError(f"{name}: expected more than 1 spatial element when training, got input of shape "
+                             f"{tuple(input.shape)}")
+        if self.training and self.track_running_stats:
+            self._update_running_stats(input)
         return F.instance_norm(input, weight=self.weight, bias=self.bias, eps=self.eps)
 
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+    def _update_running_stats(self, input: Tensor) -> None:
+        """Blend in the per-sample statistics averaged over the batch (unbiased variance), as PyTorch does;
+        momentum None there means 0: the statistics stay as they are."""
+        momentum = 0.0 if self.momentum is None else self.momentum
+        x = input.array
+        spatial = tuple(range(2, x.ndim))
+        # in place and without a version bump, as batch_norm does: buffers, not autograd inputs
+        mean, var = self.running_mean.array, self.running_var.array
+        mean *= 1 - momentum
+        mean += momentum * x.mean(axis=spatial).mean(axis=0)
+        var *= 1 - momentum
+        var += momentum * x.var(axis=spatial, ddof=1).mean(axis=0)
 
 
 class InstanceNorm1d(_InstanceNorm):
@@ -207,3 +231,9 @@ class InstanceNorm2d(_InstanceNorm):
     """Instance normalization of (N, C, H, W)."""
 
     dims = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization of (N, C, D, H, W)."""
+
+    dims = 3

@@ -7,6 +7,7 @@ loop over layers, directions and time steps serves all three.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from engine.nn import init
 from engine.nn.module import Module
 from engine.nn.parameter import new_parameter
 from engine.nn.settings import Setting
+from engine.nn.utils.rnn import PackedSequence
 from engine.tensor import Tensor
 
 
@@ -51,8 +53,16 @@ CELLS: dict[str, tuple[int, Callable]] = {
 }
 
 
+def _steps(x: Tensor, batch_sizes: list, packed: bool) -> list:
+    """The input of each time step: x[t] of a padded (L, N, *) x, or step t's rows of packed data."""
+    if not packed:
+        return [x[t] for t in range(len(batch_sizes))]
+    return [x[a:b] for a, b in itertools.pairwise(itertools.accumulate(batch_sizes, initial=0))]
+
+
 class RNNBase(Module):
-    """A multi-layer, optionally bidirectional recurrent network over (L, N, H_in) or (N, L, H_in)."""
+    """A multi-layer, optionally bidirectional recurrent network over (L, N, H_in) or (N, L, H_in), or over a
+    PackedSequence (then the output is one too, and h_n holds each sequence after its own last step)."""
 
     settings = (Setting("dropout", float, low=0.0, high=1.0,
                         doc="dropout on the outputs of each layer but the last, while training"),)
@@ -109,42 +119,46 @@ class RNNBase(Module):
         kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
         return tuple(get(f"{kind}_l{layer}{suffix}") for kind in kinds)
 
-    def forward(self, input: Tensor, hx=None):
+    def forward(self, input: Tensor | PackedSequence, hx=None):
         name = type(self).__name__
         lstm = self.mode == "LSTM"
-        batched = input.ndim == 3
-        if input.ndim not in (2, 3):
-            raise ValueError(f"{name}: expected input to be 2-D or 3-D, got shape {tuple(input.shape)}")
-        if not batched:
-            input = input.unsqueeze(1)
-        elif self.batch_first:
-            input = input.transpose(0, 1)
-        if input.shape[-1] != self.input_size:
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            data, batch_sizes = input.data, input.batch_sizes.tolist()
+            if data.ndim != 2:
+                raise ValueError(f"{name}: a PackedSequence's data must be 2-D (steps, input_size), got shape "
+                                 f"{tuple(data.shape)}")
+            x, batched, n = data, True, batch_sizes[0]
+        else:
+            if input.ndim not in (2, 3):
+                raise ValueError(f"{name}: expected input to be 2-D or 3-D, got shape {tuple(input.shape)}")
+            batched = input.ndim == 3
+            if not batched:
+                x = input.unsqueeze(1)
+            else:
+                x = input.transpose(0, 1) if self.batch_first else input
+            steps, n = x.shape[:2]
+            batch_sizes = [n] * steps
+        if x.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input.size(-1) must be equal to input_size. Expected "
-                             f"{self.input_size}, got {input.shape[-1]}")
-        steps, n, _ = input.shape
+                             f"{self.input_size}, got {x.shape[-1]}")
         directions = 2 if self.bidirectional else 1
         out_size = self.proj_size or self.hidden_size
-        h0, c0 = self._initial_state(hx, lstm, batched, n, directions, out_size, input)
+        h0, c0 = self._initial_state(hx, lstm, batched, n, directions, out_size, x)
+        if packed and hx is not None and input.sorted_indices is not None:
+            # the batch runs longest first: the initial state's columns follow their sequences there
+            h0 = h0[:, input.sorted_indices]
+            c0 = c0[:, input.sorted_indices] if lstm else None
 
-        layer_input, h_n, c_n = input, [], []
-        _, cell = CELLS[self.mode]
+        layer_input, h_n, c_n = x, [], []
         for layer in range(self.num_layers):
+            step_inputs = _steps(layer_input, batch_sizes, packed)
             outputs = []
             for direction, suffix in enumerate(("", "_reverse")[:directions]):
-                w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_weights(layer, suffix)
                 k = layer * directions + direction
-                h = h0[k]
-                c = c0[k] if lstm else None
-                ys = [None] * steps
-                for t in (range(steps) if direction == 0 else range(steps - 1, -1, -1)):
-                    # an input product per step, not one (L, N, gates*H) product sliced per step: a slice's
-                    # gradient is a zero array the size of the whole tensor, so backward cost O(L^2 * gates*H)
-                    h, c = cell(F.linear(layer_input[t], w_ih, b_ih), F.linear(h, w_hh, b_hh), h, c)
-                    if w_hr is not None:
-                        h = F.linear(h, w_hr)
-                    ys[t] = h
-                outputs.append(ops.stack(ys, 0))
+                ys, h, c = self._direction(step_inputs, batch_sizes, self._layer_weights(layer, suffix), h0[k],
+                                           c0[k] if lstm else None, reverse=direction == 1)
+                outputs.append(ops.cat(ys, 0) if packed else ops.stack(ys, 0))
                 h_n.append(h)
                 c_n.append(c)
             layer_input = outputs[0] if directions == 1 else ops.cat(outputs, -1)
@@ -153,12 +167,51 @@ class RNNBase(Module):
 
         output, h_n = layer_input, ops.stack(h_n, 0)
         c_n = ops.stack(c_n, 0) if lstm else None
-        if not batched:
+        if packed:
+            output = PackedSequence(output, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+            if input.unsorted_indices is not None:  # the final states back in the caller's order
+                h_n = h_n[:, input.unsorted_indices]
+                c_n = c_n[:, input.unsorted_indices] if lstm else None
+        elif not batched:
             output, h_n = output.squeeze(1), h_n.squeeze(1)
             c_n = c_n.squeeze(1) if lstm else None
         elif self.batch_first:
             output = output.transpose(0, 1)
         return (output, (h_n, c_n)) if lstm else (output, h_n)
+
+    def _direction(self, step_inputs: list, batch_sizes: list, weights: tuple, h0: Tensor, c0, reverse: bool):
+        """One layer in one direction: the output of each step, and the state after each sequence's last one.
+
+        Sequences run longest first, so at step t the first batch_sizes[t] rows are running. Forward, rows
+        whose sequence ended leave the state (their final state); in reverse, rows join it as their sequence
+        begins, from the initial state."""
+        w_ih, w_hh, b_ih, b_hh, w_hr = weights
+        _, cell = CELLS[self.mode]
+        lstm = c0 is not None
+        order = range(len(step_inputs) - 1, -1, -1) if reverse else range(len(step_inputs))
+        first = batch_sizes[order[0]]
+        h, c = (h0, c0) if first == h0.shape[0] else (h0[:first], c0[:first] if lstm else None)
+        ended_h, ended_c = [], []
+        ys = [None] * len(step_inputs)
+        for t in order:
+            rows, running = batch_sizes[t], h.shape[0]
+            if rows < running:
+                ended_h.append(h[rows:])
+                ended_c.append(c[rows:] if lstm else None)
+                h, c = h[:rows], (c[:rows] if lstm else None)
+            elif rows > running:
+                h = ops.cat([h, h0[running:rows]], 0)
+                c = ops.cat([c, c0[running:rows]], 0) if lstm else None
+            # an input product per step, not one (L, N, gates*H) product sliced per step: a slice's
+            # gradient is a zero array the size of the whole tensor, so backward cost O(L^2 * gates*H)
+            h, c = cell(F.linear(step_inputs[t], w_ih, b_ih), F.linear(h, w_hh, b_hh), h, c)
+            if w_hr is not None:
+                h = F.linear(h, w_hr)
+            ys[t] = h
+        if ended_h:  # ended rows come back in row order: the longest-running last
+            h = ops.cat([h, *ended_h[::-1]], 0)
+            c = ops.cat([c, *ended_c[::-1]], 0) if lstm else None
+        return ys, h, c
 
     def _initial_state(self, hx, lstm: bool, batched: bool, n: int, directions: int, out_size: int,
                        like: Tensor) -> tuple:
