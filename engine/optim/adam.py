@@ -6,7 +6,7 @@ import math
 
 from engine import kernels
 from engine.backend import array_module
-from engine.optim.optimizer import Optimizer, l2_gradient, zeros_state
+from engine.optim.optimizer import Optimizer, check_betas, l2_gradient, zeros_state
 
 
 class Adam(Optimizer):
@@ -22,12 +22,7 @@ class Adam(Optimizer):
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        betas = group["betas"]
-        if not isinstance(betas, tuple | list) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        for i, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        check_betas(group["betas"])
 
     def _init_state(self, param, group: dict) -> dict:
         state = {"step": 0, "exp_avg": zeros_state(param), "exp_avg_sq": zeros_state(param)}

@@ -57,6 +57,7 @@ _LABELS = {
     "dampening": "dampening value",
     "lr_decay": "lr_decay value",
     "initial_accumulator_value": "initial_accumulator_value value",
+    "momentum_decay": "momentum_decay value",
 }
 
 
@@ -203,8 +204,16 @@ class Optimizer:
                             update_squares(before, data, squares)
                         else:
                             squares += (square_sum(step), square_sum(data))
+        self._announce_step(names, squares)
+        return loss
+
+    def _announce_step(self, names: list[str], squares: list) -> None:
+        """Emit this step's OptimizerEvent and end the iteration.
+
+        `squares` holds three squared norms per name (gradient, update, weight), empty unless
+        `hub.optimizer_norms` asked for them."""
         if hub.active:
-            norms = [math.sqrt(v) for v in host_floats(squares)] if watching else []
+            norms = [math.sqrt(v) for v in host_floats(squares)]
             _stepping.optimizer = self  # for listeners that name parameters as a model does
             try:
                 hub.emit(OptimizerEvent(
@@ -214,7 +223,6 @@ class Optimizer:
             finally:
                 _stepping.optimizer = None
         hub.reset_top_level()  # a step ends an iteration: op keys restart for the next forward
-        return loss
 
     @staticmethod
     def _param_name(g: int, i: int, group: dict, p: Tensor) -> str:
@@ -272,9 +280,13 @@ class Optimizer:
                 raise ValueError(f"optimizer state for parameter {key} must be a dict, "
                                  f"got {type(values).__name__}")
             p = by_index[key]
-            state[p] = {k: _restore(v, p, k) for k, v in values.items()}
+            state[p] = self._restore_state(values, p)
         self.param_groups = new_groups
         self.state = state
+
+    def _restore_state(self, values: dict, param: Tensor) -> dict:
+        """Copies of one parameter's saved state, on its device (see `load_state_dict`)."""
+        return {k: _restore(v, param, k) for k, v in values.items()}
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -312,6 +324,15 @@ def l2_gradient(param, grad, group: dict):
     if group["weight_decay"] != 0:
         grad = grad + group["weight_decay"] * param
     return grad
+
+
+def check_betas(betas) -> None:
+    """Raise ValueError unless `betas` is a pair of numbers in [0, 1) (PyTorch's message)."""
+    if not isinstance(betas, tuple | list) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
+        if not isinstance(beta, numbers.Real) or not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
 
 
 def zeros_state(param) -> Tensor:

@@ -1,0 +1,36 @@
+"""ASGD: SGD with a decaying step size that also keeps a running average of the parameters (`ax`)."""
+
+from __future__ import annotations
+
+from engine.optim.optimizer import Optimizer, l2_gradient, zeros_state
+
+
+class ASGD(Optimizer):
+    """Averaged SGD as in PyTorch: `lambd` decay, step size power `alpha`, averaging from step `t0` on."""
+
+    non_negative = ("lr", "weight_decay")
+
+    def __init__(self, params, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
+                 weight_decay: float = 0.0, *, maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    def _init_state(self, param, group: dict) -> dict:
+        return {"step": 0, "eta": float(group["lr"]), "mu": 1.0, "ax": zeros_state(param)}
+
+    def _update(self, param, grad, state: dict, group: dict):
+        lr, lambd = group["lr"], group["lambd"]
+        grad = l2_gradient(param, grad, group)
+        state["step"] += 1
+        eta = state["eta"]
+        param *= 1 - lambd * eta
+        param -= eta * grad
+        ax = state["ax"].array
+        if state["mu"] != 1:
+            ax += (param - ax) * state["mu"]
+        else:  # before t0 the average is the parameter itself
+            ax[...] = param
+        step = state["step"]
+        state["eta"] = lr / (1 + lambd * lr * step) ** group["alpha"]
+        state["mu"] = 1 / max(1, step - group["t0"])
+
