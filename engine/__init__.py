@@ -39,10 +39,18 @@ from engine.creation import (
 )
 from engine.dtypes import DType, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from engine.events import hub
-from engine.random import initial_seed, manual_seed
+from engine.random import get_rng_state, initial_seed, manual_seed, set_rng_state
 from engine.serialization import CheckpointError, load, save
 from engine.tape import record
-from engine.tensor import Tensor
+from engine.tensor import (
+    MemoryFormat,
+    Size,
+    Tensor,
+    channels_last,
+    channels_last_3d,
+    contiguous_format,
+    preserve_format,
+)
 
 bool = bool_
 half = float16
@@ -72,6 +80,21 @@ backends = SimpleNamespace(
 )
 
 
+def is_tensor(obj) -> bool:
+    """True when `obj` is an engine Tensor (a Parameter included), as torch.is_tensor."""
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Tensor) -> int:
+    """The number of elements of `input`, as torch.numel."""
+    return input.numel()
+
+
+def is_floating_point(input: Tensor) -> bool:
+    """True when `input` holds a floating-point dtype, as torch.is_floating_point."""
+    return input.is_floating_point()
+
+
 def __getattr__(name: str):
     # engine.nn and engine.distributions without importing them, as torch.nn after `import torch`: loaded on
     # first use, so that `import engine` does not pay for every layer and distribution at start-up
@@ -81,16 +104,3 @@ def __getattr__(name: str):
         return importlib.import_module(f"engine.{name}")
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
-
-class Size(tuple):
-    """A shape, as torch.Size: a tuple of ints (`t.shape == engine.Size([2, 3])`)."""
-
-    def numel(self) -> int:
-        """The number of elements a tensor of this shape holds."""
-        n = 1
-        for d in self:
-            n *= d
-        return n
-
-    def __repr__(self) -> str:
-        return f"engine.Size({list(self)})"

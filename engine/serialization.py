@@ -37,41 +37,52 @@ class CheckpointError(ValueError):
 
 
 # ---- public API ------------------------------------------------------------------------------
-def save(obj, path: str | os.PathLike) -> None:
-    """Write `obj` (a state_dict or any nest of tensors, numbers, strings, lists and dicts) to `path`.
+def save(obj, f) -> None:
+    """Write `obj` (a state_dict or any nest of tensors, numbers, strings, lists and dicts) to `f`.
 
-    Paths ending in .npz are written as numpy archives; anything else in the safetensors format.
-    The file is replaced atomically, so a crash mid-save leaves the previous checkpoint intact.
+    `f` is a path or a binary file object (`io.BytesIO`, an open file), as in torch.save. Paths ending in
+    .npz are written as numpy archives; anything else in the safetensors format. A path is replaced
+    atomically, so a crash mid-save leaves the previous checkpoint intact.
     """
-    path = os.fspath(path)
     tensors, tree = _flatten(obj)
     arrays = {name: _host_array(t) for name, t in tensors.items()}
+    if _is_file(f, "write"):
+        _write_safetensors(f, arrays, tree)
+        return
+    path = os.fspath(f)
     tmp = path + ".partial"
     try:
         if path.endswith(".npz"):
             _write_npz(tmp, arrays, tree)
         else:
-            _write_safetensors(tmp, arrays, tree)
+            with open(tmp, "wb") as out:
+                _write_safetensors(out, arrays, tree)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def load(path: str | os.PathLike, map_location=None):
-    """Read a checkpoint written by `save` (or any safetensors file of supported dtypes).
+def load(f, map_location=None, *, weights_only: bool | None = None):
+    """Read a checkpoint written by `save` (or any safetensors file of supported dtypes) from a path or file.
 
-    Tensors go to `map_location` ("cpu" when None, or "cuda", "cuda:1", a Device).
+    Tensors go to `map_location` ("cpu" when None, or "cuda", "cuda:1", a Device). `weights_only` is accepted
+    for torch.load's sake and changes nothing: reading never runs code, whatever it says.
     """
-    path = os.fspath(path)
     if map_location is not None and not isinstance(map_location, str | backend.Device):
         raise TypeError(f"load: map_location must be None, a device string such as 'cuda:0' or a Device, "
                         f"got {type(map_location).__name__}")
     dev = backend.device(map_location)
-    if path.endswith(".npz"):
-        arrays, tree = _read_npz(path)
+    if _is_file(f, "read"):
+        path = getattr(f, "name", None) or type(f).__name__
+        arrays, tree = _parse_safetensors(f.read(), str(path))
     else:
-        arrays, tree = _read_safetensors(path)
+        path = os.fspath(f)
+        if path.endswith(".npz"):
+            arrays, tree = _read_npz(path)
+        else:
+            with open(path, "rb") as fh:
+                arrays, tree = _parse_safetensors(fh.read(), path)
     tensors = {k: Tensor(backend.to_device(a, dev)) for k, a in arrays.items()}
     if tree is None:
         return tensors
@@ -79,6 +90,16 @@ def load(path: str | os.PathLike, map_location=None):
         return _decode(json.loads(tree, parse_constant=_no_constants), tensors)
     except (ValueError, TypeError, KeyError, RecursionError) as err:
         raise CheckpointError(f"{path}: the description of the saved object is damaged ({err})") from None
+
+
+def _is_file(f, method: str) -> bool:
+    """True for a file object (it has `method`), False for a path; anything else is a TypeError."""
+    if isinstance(f, str | bytes | os.PathLike):
+        return False
+    if callable(getattr(f, method, None)):
+        return True
+    raise TypeError(f"expected a path (str or os.PathLike) or a binary file object with .{method}(), "
+                    f"got {type(f).__name__}")
 
 
 # ---- flattening an object into tensors + a JSON description ---------------------------------------
@@ -164,7 +185,7 @@ def _host_array(t: Tensor) -> np.ndarray:
 
 
 # ---- safetensors -------------------------------------------------------------------------------
-def _write_safetensors(path: str, arrays: dict[str, np.ndarray], tree: str | None) -> None:
+def _write_safetensors(f, arrays: dict[str, np.ndarray], tree: str | None) -> None:
     header: dict = {}
     if tree is not None:
         header["__metadata__"] = {TREE_KEY: tree}
@@ -175,17 +196,15 @@ def _write_safetensors(path: str, arrays: dict[str, np.ndarray], tree: str | Non
         offset += a.nbytes
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-(8 + len(text)) % 8)  # the spec's padding: data starts 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(len(text).to_bytes(8, "little"))
-        f.write(text)
-        for a in arrays.values():
-            f.write(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
+    f.write(len(text).to_bytes(8, "little"))
+    f.write(text)
+    for a in arrays.values():
+        f.write(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
 
 
-def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], str | None]:
-    with open(path, "rb") as f:
-        raw = f.read()
-
+def _parse_safetensors(raw: bytes, path: str) -> tuple[dict[str, np.ndarray], str | None]:
+    if not isinstance(raw, bytes | bytearray):
+        raise TypeError(f"load: {path} gave {type(raw).__name__} from read(); open the file in binary mode ('rb')")
     def fail(problem: str):
         raise CheckpointError(f"{path}: {problem}")
 

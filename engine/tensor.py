@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import operator
+
 import numpy as np
 
 from engine import dtypes
@@ -10,6 +13,63 @@ from engine.backend import CPU, array_module, device_of, to_host
 from engine.events import next_tensor_id
 
 _ndarray = np.ndarray
+_tuple_new = tuple.__new__
+
+
+class Size(tuple):
+    """A tensor's shape, as torch.Size: a tuple of ints (`t.shape == engine.Size([2, 3])`, `t.shape.numel()`).
+
+    Unlike torch.Size, a slice (`t.shape[1:]`) is a plain tuple: overriding __getitem__ in Python would
+    make every `t.shape[0]` about 100 ns slower (measured), for a repr and a `.numel()` on slices.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, sizes=()) -> Size:
+        try:
+            return _tuple_new(cls, map(operator.index, sizes))
+        except TypeError:
+            bad = next((s for s in sizes if not hasattr(s, "__index__")), sizes)
+            raise TypeError(f"engine.Size() takes an iterable of 'int' (got {type(bad).__name__} "
+                            f"{bad!r})") from None
+
+    def numel(self) -> int:
+        """The number of elements a tensor of this shape holds."""
+        return math.prod(self)
+
+    def __add__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return _tuple_new(Size, tuple.__add__(self, other))
+
+    def __radd__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return _tuple_new(Size, tuple.__add__(other, self))
+
+    def __mul__(self, n):
+        return _tuple_new(Size, tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return f"engine.Size({list(self)})"
+
+    __str__ = __repr__
+
+
+# Sizes are immutable, so one per distinct shape serves every tensor: a dict hit costs less than making one
+_sizes: dict[tuple, Size] = {}
+
+
+def _size(shape: tuple) -> Size:
+    """The Size of a plain shape tuple (made once per shape, while at most 4096 are kept)."""
+    s = _sizes.get(shape)
+    if s is None:
+        if len(_sizes) >= 4096:
+            _sizes.clear()
+        s = _sizes[shape] = _tuple_new(Size, shape)
+    return s
 
 
 def _as_array(x):
@@ -17,6 +77,34 @@ def _as_array(x):
     if isinstance(x, np.generic):
         return np.asarray(x)
     return x
+
+
+class MemoryFormat:
+    """A layout hint, as torch.memory_format (`engine.channels_last`): accepted, and changes nothing.
+
+    The engine's kernels work on C-ordered arrays whatever a script asks for, and values never depend on the
+    layout, so `model.to(memory_format=engine.channels_last)` from a PyTorch script runs as it is.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"engine.{self.name}"
+
+
+contiguous_format = MemoryFormat("contiguous_format")
+channels_last = MemoryFormat("channels_last")
+channels_last_3d = MemoryFormat("channels_last_3d")
+preserve_format = MemoryFormat("preserve_format")
+
+
+def _check_memory_format(memory_format, caller: str) -> None:
+    if not isinstance(memory_format, MemoryFormat):
+        raise TypeError(f"{caller}: memory_format must be engine.contiguous_format, engine.channels_last, "
+                        f"engine.channels_last_3d or engine.preserve_format, got {memory_format!r}")
 
 
 class Tensor:
@@ -79,8 +167,11 @@ class Tensor:
         return self._id
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.array.shape
+    def shape(self) -> Size:
+        try:  # _size(shape) inlined, since this is read in loops: a subscript is the cheapest hit
+            return _sizes[self.array.shape]
+        except KeyError:
+            return _size(self.array.shape)
 
     @property
     def ndim(self) -> int:
@@ -139,8 +230,12 @@ class Tensor:
         return self.array.itemsize
 
     def size(self, dim: int | None = None):
+        """The shape as an engine.Size, or the length of dimension `dim`."""
         if dim is None:
-            return self.array.shape
+            try:
+                return _sizes[self.array.shape]
+            except KeyError:
+                return _size(self.array.shape)
         if not -self.array.ndim <= dim < self.array.ndim:
             raise IndexError(f"size: dimension {dim} is out of range for a {self.array.ndim}-d tensor")
         return self.array.shape[dim]
@@ -398,8 +493,9 @@ class Tensor:
     def clone(self) -> Tensor:
         return _ops.clone(self)
 
-    def contiguous(self) -> Tensor:
+    def contiguous(self, memory_format: MemoryFormat = contiguous_format) -> Tensor:
         """This tensor when its data is C-contiguous, else a contiguous copy (so `.view` works after it)."""
+        _check_memory_format(memory_format, "contiguous()")
         return self if self.array.flags.c_contiguous else _ops.clone(self)
 
     def is_contiguous(self) -> bool:
@@ -417,6 +513,7 @@ def parse_to(args: tuple, kwargs: dict, caller: str = "to()") -> tuple:
     device = kwargs.pop("device", None)
     dtype = kwargs.pop("dtype", None)
     kwargs.pop("non_blocking", None)
+    _check_memory_format(kwargs.pop("memory_format", preserve_format), caller)
     if kwargs:
         raise TypeError(f"{caller} got unexpected arguments {sorted(kwargs)}")
     for a in args:

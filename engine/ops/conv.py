@@ -301,7 +301,7 @@ def _options(op: str, spatial: int, weight: Tensor, stride, padding, dilation, g
     stride = ints(stride, spatial, "stride", op)
     dilation = ints(dilation, spatial, "dilation", op)
     groups = ints(groups, 1, "groups", op)[0]
-    kernel = tuple(weight.shape[2:])
+    kernel = weight.array.shape[2:]
     if isinstance(padding, str):
         if padding == "valid":
             pads = ((0, 0),) * spatial

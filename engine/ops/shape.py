@@ -16,12 +16,12 @@ import numpy as np
 
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
-from engine.tensor import Tensor
+from engine.tensor import Size, Tensor
 
 __all__ = [
-    "broadcast_to", "cat", "chunk", "expand", "expand_as", "flatten", "flip", "movedim", "narrow", "pad",
-    "permute", "pixel_shuffle", "repeat", "reshape", "reshape_as", "roll", "split", "squeeze", "stack", "swapaxes",
-    "tile", "transpose", "unbind", "unflatten", "unsqueeze", "view", "view_as",
+    "broadcast_shapes", "broadcast_to", "cat", "chunk", "expand", "expand_as", "flatten", "flip", "movedim",
+    "narrow", "pad", "permute", "pixel_shuffle", "repeat", "reshape", "reshape_as", "roll", "split", "squeeze",
+    "stack", "swapaxes", "tile", "transpose", "unbind", "unflatten", "unsqueeze", "view", "view_as",
 ]
 
 
@@ -131,12 +131,12 @@ def _reshaped(cls, x: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 def reshape(x: Tensor, *shape) -> Tensor:
     """`x` with a new shape of the same number of elements (one size may be -1); a view when possible."""
-    return _reshaped(Reshape, x, _resolve("reshape", x.shape, _sizes("reshape", shape)))
+    return _reshaped(Reshape, x, _resolve("reshape", x.array.shape, _sizes("reshape", shape)))
 
 
 def view(x: Tensor, *shape) -> Tensor:
     """Like reshape, but always a view sharing `x`'s memory; raises when that needs a copy."""
-    return _reshaped(View, x, _resolve("view", x.shape, _sizes("view", shape)))
+    return _reshaped(View, x, _resolve("view", x.array.shape, _sizes("view", shape)))
 
 
 def reshape_as(x: Tensor, other: Tensor) -> Tensor:
@@ -157,7 +157,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if a > b:
         raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim}) "
                          f"for a tensor of shape {tuple(x.shape)}")
-    s = x.shape
+    s = x.array.shape
     return _reshaped(Flatten, x, (*s[:a], math.prod(s[a:b + 1]), *s[b + 1:]))
 
 
@@ -285,6 +285,16 @@ def expand_as(x: Tensor, other: Tensor) -> Tensor:
 def broadcast_to(x: Tensor, size) -> Tensor:
     """`x` expanded to `size` (torch.broadcast_to)."""
     return expand(x, size)
+
+
+def broadcast_shapes(*shapes) -> Size:
+    """The shape tensors of these shapes broadcast to (torch.broadcast_shapes); an int is a 1-d shape."""
+    sizes = [(s,) if isinstance(s, int) else _sizes("broadcast_shapes", (s,)) for s in shapes]
+    try:
+        return Size(np.broadcast_shapes(*sizes))
+    except ValueError:
+        raise ShapeError(f"broadcast_shapes: shapes {', '.join(map(str, sizes))} cannot be broadcast "
+                         "together") from None
 
 
 class Repeat(Function):
