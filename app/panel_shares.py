@@ -126,6 +126,9 @@ class PanelShares(QObject):
         for orientation in (H, V):
             docks = [dock for o, dock, _size in sizes if o == orientation]
             wanted = [size for o, _dock, size in sizes if o == orientation]
+            # a dock squeezed under its minimum (a window made very small) misses by more than it asked for:
+            # Qt refuses a size of 0 or less, with a warning, so each ask stays at least a pixel
+            wanted = [max(1, size) for size in wanted]
             asked = list(wanted)
             for _ in range(2 if docks else 0):
                 self._window.resizeDocks(docks, asked, orientation)
@@ -133,7 +136,7 @@ class PanelShares(QObject):
                 missed = [size - _length(d.geometry(), orientation) for d, size in zip(docks, wanted, strict=True)]
                 if not any(missed):
                     break
-                asked = [a + m for a, m in zip(asked, missed, strict=True)]
+                asked = [max(1, a + m) for a, m in zip(asked, missed, strict=True)]
 
     def _look(self) -> None:
         """Note what every area and stack is now."""

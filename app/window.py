@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QScrollArea,
+    QStyle,
+    QTabBar,
     QVBoxLayout,
     QWidget,
 )
@@ -203,8 +205,14 @@ class MainWindow(QMainWindow):
         w, h = self.width(), self.height()
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
         # the module tree shows its Class column; the inspector its statistics table and both histograms
-        self.resizeDocks([d["modules"], d["inspector"]], [int(w * 0.13), int(w * 0.27)], horizontal)
-        self._share_bottom_row(int(w * 0.6))
+        left = max(int(w * 0.13), _tabs_width(self, d["modules"]))  # "Modules | Editor", not "Modul… | Editor"
+        self.resizeDocks([d["modules"], d["inspector"]], [left, int(w * 0.27)], horizontal)
+        # the row's width now that the side columns have theirs (the timeline spans it): asked for more than
+        # that, Qt shrinks every dock of the row alike, the loss dock's tabs to "Lo… | Traini…"
+        self.layout().activate()
+        gaps = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
+        row = d["timeline"].width() - gaps
+        self._share_bottom_row(row if row > 0 else int(w * 0.6))
         self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
         # the inspector's statistics and histograms fit without scrolling; alerts are a short list
         self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.66), int(h * 0.2)], vertical)
@@ -214,7 +222,10 @@ class MainWindow(QMainWindow):
     def _share_bottom_row(self, width: int) -> None:
         """Share `width` among the source, output and loss docks under the graph."""
         docks = [self.docks[name] for name in ("source", "output", "loss")]
-        self.resizeDocks(docks, [int(width * f) for f in (0.38, 0.32, 0.30)], Qt.Orientation.Horizontal)
+        # the loss dock's tabs read whole ("Lo… | Traini… | Gradient Fl…" at 1280x720): the other two give way
+        loss = min(max(int(width * 0.30), _tabs_width(self, docks[2])), int(width * 0.45))
+        rest = width - loss
+        self.resizeDocks(docks, [int(rest * 0.38 / 0.70), int(rest * 0.32 / 0.70), loss], Qt.Orientation.Horizontal)
 
     def balance_bottom_row(self) -> None:
         """Share the bottom row's width again (after a side dock took some, e.g. the model builder)."""
@@ -889,6 +900,17 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     area.setMinimumWidth(120)
     return area
+
+
+def _tabs_width(window: QMainWindow, dock: QDockWidget) -> int:
+    """The width the tabs of `dock`'s group need to show every title whole (0 when it is not tabbed)."""
+    group = [dock, *window.tabifiedDockWidgets(dock)]
+    if len(group) < 2:
+        return 0
+    bar = QTabBar()  # measured, never shown: the window's dock tabs are tab bars in the same style
+    for member in group:
+        bar.addTab(member.windowTitle())
+    return bar.sizeHint().width() + 2  # and the dock's frame
 
 
 def _default_recordings_dir() -> str:

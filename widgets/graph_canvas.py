@@ -37,7 +37,7 @@ from widgets.theme import is_dark, luminance
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
 BACKGROUND = "#f6f7f9"
-LABEL_MIN_PX = 40.0  # a node this wide on screen gets its label
+LABEL_MIN_PX = 28.0  # a node this wide on screen gets its label (the demo fitted at 1280x720: 36 px)
 POOL = 500  # labels placed at most (beyond that, nodes are too small to read anyway)
 CHUNK = 4096  # edge segments per QPainterPath
 METRIC_BINS = 32
@@ -453,9 +453,19 @@ class _Label(QGraphicsItem):
             r = QRectF(self.rect.left() + 4, self.rect.top() + j * h, self.rect.width() - 8, h)
             font = _fitted(font, text, r.width())
             painter.setFont(font)
-            elided = QFontMetricsF(font).elidedText(text, self.elide if j == 0 else Qt.TextElideMode.ElideRight,
-                                                    r.width())
+            metrics = QFontMetricsF(font)
+            elide = self.elide if j == 0 else Qt.TextElideMode.ElideRight
+            if elide == Qt.TextElideMode.ElideLeft:  # a dotted path: its last names, not "…eight"
+                text = _last_names(text, metrics, r.width())
+            elided = metrics.elidedText(text, elide, r.width())
             painter.drawText(r, int(self.align | Qt.AlignmentFlag.AlignVCenter), elided)
+
+
+def _last_names(path: str, metrics: QFontMetricsF, width: float) -> str:
+    """`path` ("fc1.weight") without as many leading dotted names as it takes to fit `width` ("weight")."""
+    while "." in path and metrics.horizontalAdvance(path) > width:
+        path = path.split(".", 1)[1]
+    return path
 
 
 def _label_px(height: float, two_lines: bool) -> int:
@@ -1169,8 +1179,11 @@ class GraphCanvas(pg.GraphicsView):
                 continue
             x, y, w, _ = r[g]
             text = f"{names[g]}  \u00b7  {classes[g]}" if classes[g] and classes[g] != names[g] else names[g]
+            # the title bar is 24 scene units tall: its font shrinks with it, so a fitted small graph's
+            # titles are not cut through
+            title_px = int(min(11, max(MIN_LABEL_PX, 24 * scale - 3)))
             self._labels[used].show_text(x, y, (text,), QRectF(1, 1, w * scale - 2, 24 * scale - 1),
-                                         (self._font(11, True),), (colour,), Qt.AlignmentFlag.AlignLeft,
+                                         (self._font(title_px, True),), (colour,), Qt.AlignmentFlag.AlignLeft,
                                          self._title_fills[self._group_depth[g] % len(self._title_fills)])
             used += 1
         return used

@@ -20,6 +20,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from widgets.elided_label import ElidedLabel
 from widgets.theme import MUTED_TEXT, pick
 
 MAX_SIDE = 512
@@ -82,7 +83,9 @@ class HeatmapView(QWidget):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
             combo.currentIndexChanged.connect(self._axes_picked)
             bar.addWidget(combo)
-        self.info = QLabel()
+        # the size and the sampling note ("64 x 32; every 2nd row and column drawn") and the hover readout
+        # must not widen the inspector past its dock: that cut its statistics table off at the right
+        self.info = ElidedLabel()
         self.info.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         bar.addStretch(1)
         bar.addWidget(self.info)
@@ -105,8 +108,7 @@ class HeatmapView(QWidget):
         self.nonfinite.setTextFormat(Qt.TextFormat.RichText)
         self.nonfinite.hide()
         box.addWidget(self.nonfinite)
-        self.hover = QLabel(" ")
-        self.hover.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hover = ElidedLabel(" ")
         box.addWidget(self.hover)
         self.empty = QLabel("No values loaded.", self.plots)
         self.empty.setStyleSheet(f"color: {pick(MUTED_TEXT)}")

@@ -1,0 +1,16 @@
+"""What a first-time user reads in the widgets at laptop sizes: names that say something where cut."""
+
+from PySide6.QtGui import QFont, QFontMetricsF
+
+from widgets.graph_canvas import MIN_LABEL_PX, _last_names
+
+
+def test_a_parameter_label_too_long_for_its_node_keeps_its_last_name(qtbot):  # qtbot: a QApplication for fonts
+    # a fitted demo graph drew fc1.weight as "…eight"; the module box around it already says fc1
+    font = QFont()
+    font.setPixelSize(MIN_LABEL_PX)
+    metrics = QFontMetricsF(font)
+    room = metrics.horizontalAdvance("weight") + 2
+    assert _last_names("fc1.weight", metrics, room) == "weight"
+    assert _last_names("fc1.weight", metrics, room * 3) == "fc1.weight"
+    assert _last_names("blocks.0.attn.out_proj.weight", metrics, room) == "weight"
