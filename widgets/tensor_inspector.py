@@ -89,7 +89,8 @@ class TensorInspector(QWidget):
         self.stats.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.stats.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # "Copy statistics" copies it whole
         self.stats.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        # "gradient (iteration 0)" in a narrow column: "gradient (iter…", the whole name in its tooltip
+        # a header says "gradient (it. 0)" (the whole "(iteration 0)" in its tooltip) and elides what still
+        # does not fit a narrow column
         self.stats.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideRight)
         self.stats.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.stats.verticalHeader().setDefaultSectionSize(19)
@@ -179,16 +180,17 @@ class TensorInspector(QWidget):
         self.meta.setText(_meta(value or grad, subtitle, self._no_summaries))
         self.meta.setStyleSheet("")
         names = {VALUE: value_label or VALUE, GRAD: grad_label or GRAD}
-        self.stats.setHorizontalHeaderLabels([names.get(c, c) for c in COLUMNS])
+        # a column is a third of the dock wide, a histogram half of it: "(iteration 0)" read
+        # "gradient (itera…" at 1280x720, so both say "(it. 0)"
+        short = {c: names.get(c, c).replace("(iteration ", "(it. ") for c in COLUMNS}
+        self.stats.setHorizontalHeaderLabels([short[c] for c in COLUMNS])
         for i, c in enumerate(COLUMNS):
             self.stats.horizontalHeaderItem(i).setToolTip(names.get(c, c))
         self._fill_stats()
         for name, view in self.histograms.items():
             view.show_summary(self._summaries.get(name))
             view.setVisible(name in self._summaries or name == VALUE)
-            # a histogram is half the dock wide: "gradient (it. 0)" fits where "(iteration 0)" was cut
-            title = names.get(name, name).replace("(iteration ", "(it. ")
-            view.setTitle(title, size="9pt", color=pick(MUTED_TEXT))
+            view.setTitle(short.get(name, name), size="9pt", color=pick(MUTED_TEXT))
         self.status.setText("")
         self._update_controls()
 

@@ -92,7 +92,7 @@ def test_a_gradient_from_the_iteration_before_says_so(qtbot, window):
     key = step_to_op(qtbot, window, "relu")
     window.canvas.select(key)
     assert window.session.phase == "forward"
-    assert gradient_header(window) == "gradient (iteration 0)"
+    assert gradient_header(window) == "gradient (it. 0)"
     window.command("run_to_phase")  # into iteration 1's backward: relu's gradient is this iteration's
     qtbot.waitUntil(lambda: paused(window) and window.session.phase == "backward", timeout=TIMEOUT)
     for _ in range(20):

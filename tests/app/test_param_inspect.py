@@ -99,7 +99,7 @@ def test_a_weight_in_the_next_forward_says_which_step_made_it(qtbot, window):
     assert "value: now, as iteration 1 uses it (after the optimizer step of iteration 0)" in text
     headers = [window.inspector.stats.horizontalHeaderItem(c).text()
                for c in range(window.inspector.stats.columnCount())]
-    assert "gradient (iteration 0)" in headers
+    assert "gradient (it. 0)" in headers
     qtbot.waitUntil(lambda: window.inspector.stat_text("L2 norm", "value") != "", timeout=TIMEOUT)
     assert_stats(window, "value", MODELS[-1].fc2.weight.array)
 

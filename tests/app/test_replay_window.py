@@ -134,7 +134,7 @@ def test_a_node_that_has_not_run_yet_in_this_iteration_names_the_iteration_of_it
     now = session.iteration
     window.canvas.select(alert.key)
     qtbot.waitUntil(lambda: window.inspector.title.text().endswith(alert.key), timeout=TIMEOUT)
-    assert value_header(window) == f"value (iteration {now - 1})"
+    assert value_header(window) == f"value (it. {now - 1})"
     assert f"from iteration {now - 1} (not run yet in iteration {now})" in window.inspector.meta.text()
     assert window.inspector.stat_text("Inf") == "0"  # indeed the earlier output: this one's log(0) is -inf
     seek(qtbot, window, alert.forward_seq)  # log has run: its own output, no iteration to name

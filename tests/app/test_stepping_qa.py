@@ -112,10 +112,12 @@ def test_a_gradient_from_the_iteration_before_is_named_readably_at_1280x720(qtbo
     window.command("run_to_next_iteration")
     qtbot.waitUntil(lambda: paused(window) and window.session.iteration == 1, timeout=TIMEOUT)
     window.command("step_into")  # the second op of iteration 1: a gradient of iteration 0 is known for it
-    qtbot.waitUntil(lambda: paused(window) and "gradient (iteration 0)" in headers(window), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: paused(window) and "gradient (it. 0)" in headers(window), timeout=TIMEOUT)
     inspector = window.inspector
-    column = headers(window).index("gradient (iteration 0)")
+    column = headers(window).index("gradient (it. 0)")
     assert inspector.stats.horizontalHeaderItem(column).toolTip() == "gradient (iteration 0)"
+    header = inspector.stats.horizontalHeader()  # the table's column reads whole too, not "gradient (itera…"
+    assert header.fontMetrics().horizontalAdvance("gradient (it. 0)") < header.sectionSize(column)
     plot = inspector.histograms["gradient"]
     qtbot.waitUntil(plot.isVisible, timeout=TIMEOUT)
     title = plot.getPlotItem().titleLabel

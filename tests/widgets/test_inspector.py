@@ -288,8 +288,9 @@ def test_a_column_from_an_earlier_iteration_and_a_source_without_values_say_so(i
     inspector.show_summaries("MLP.fc1/linear:0", s, s, value_label="value (iteration 3)",
                              grad_label="gradient (iteration 3)")
     stats = inspector.stats
-    assert [stats.horizontalHeaderItem(c).text() for c in range(2)] == ["value (iteration 3)",
-                                                                         "gradient (iteration 3)"]
+    assert [stats.horizontalHeaderItem(c).text() for c in range(2)] == ["value (it. 3)", "gradient (it. 3)"]
+    assert [stats.horizontalHeaderItem(c).toolTip() for c in range(2)] == ["value (iteration 3)",
+                                                                            "gradient (iteration 3)"]
     assert inspector.load_button.isEnabled()
     inspector.set_unavailable(values="This tape holds no values.", summaries="A structure tape holds none.")
     assert not inspector.load_button.isEnabled() and inspector.load_button.toolTip() == "This tape holds no values."
