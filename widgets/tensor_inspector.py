@@ -52,6 +52,7 @@ COLUMNS = (VALUE, GRAD, DIFF)
 COLOURS = {VALUE: "#1c7ed6", GRAD: "#e8590c", DIFF: "#7048e8"}
 STATS = ("min", "max", "mean", "std", "L2 norm", "zeros", "NaN", "Inf", "computed from")
 LOAD_TIP = "Fetch the full output and gradient (off the GUI thread)"
+NO_VALUES = "No values loaded: Load values (below) fetches this tensor's values and gradient."
 COPY_LIMIT = 10_000  # elements: beyond this, values go to a .npy file, not the clipboard
 TIMES = "\u00d7"
 
@@ -112,8 +113,14 @@ class TensorInspector(QWidget):
         self.table_choice = QComboBox()
         self.table_choice.currentTextChanged.connect(self._show_table)
         self.table = ValueTable()
+        # what the Values and Heatmap tabs show until values are loaded: why a tape has none, or how to load
+        self.values_note = QLabel(NO_VALUES)
+        self.values_note.setWordWrap(True)
+        self.values_note.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.values_note.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
         values_box.addWidget(self.table_choice, 0, Qt.AlignmentFlag.AlignLeft)
         values_box.addWidget(self.table, 1)
+        values_box.addWidget(self.values_note, 1)
         self.tabs.addTab(hist_page, "Histogram")
         self.tabs.addTab(self.heatmap, "Heatmap")
         self.tabs.addTab(values_page, "Values")
@@ -164,6 +171,9 @@ class TensorInspector(QWidget):
         that has none."""
         self._no_values, self._no_summaries = values, summaries
         self.load_button.setToolTip(values or LOAD_TIP)
+        self.values_note.setText(values or NO_VALUES)
+        self.heatmap.empty.setText(values or NO_VALUES)
+        self.heatmap.empty.adjustSize()
         self._update_controls()
 
     def show_summaries(self, title: str, value: TensorSummary | None = None,
@@ -311,6 +321,8 @@ class TensorInspector(QWidget):
             self.table.clear()
         else:
             self.table.set_array(a)
+        self.table.setVisible(a is not None)
+        self.values_note.setVisible(a is None)
 
     def _update_controls(self) -> None:
         # a source without summaries (a structure tape): its reason alone, not an empty table and plots

@@ -329,3 +329,17 @@ def test_a_heatmap_on_a_hidden_tab_is_drawn_when_its_tab_is_shown(inspector, qtb
     qtbot.waitUntil(lambda: bool(inspector.heatmap.plots.ci.items))
     assert np.array_equal(inspector.heatmap.shown(VALUE), a, equal_nan=True)
     assert inspector.heatmap.info.text() == "6 \u00d7 10"
+
+
+def test_the_values_tab_says_why_it_is_empty(inspector):
+    # a replay of a summary tape showed a blank Values tab; only the disabled button's tooltip said why
+    inspector.show_summaries("MLP.fc1/linear:0", summarize(activations()))
+    inspector.tabs.setCurrentIndex(2)
+    assert inspector.values_note.isVisible() and not inspector.table.isVisible()
+    assert "Load values" in inspector.values_note.text()
+    inspector.set_unavailable(values="This tape holds no values (recorded at 'summary').")
+    assert inspector.values_note.text() == "This tape holds no values (recorded at 'summary')."
+    assert inspector.heatmap.empty.text() == inspector.values_note.text()
+    inspector.set_unavailable()
+    inspector.set_values(activations())
+    assert inspector.table.isVisible() and not inspector.values_note.isVisible()
