@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPalette, QPen, QPolygonF
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPalette, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -386,19 +386,31 @@ class TimelineView(QWidget):
         if len(xs) > w // 4:  # thousands of iterations in view: one line per 4 pixels is all that shows
             _, keep = np.unique((xs // 4).astype(np.int64), return_index=True)
             starts, xs = starts[keep], xs[keep]
-        font = QFont(self.font())
-        font.setPointSizeF(max(font.pointSizeF() * 0.8, 7))
+        font = self._ruler_font()
         p.setFont(font)
         grid = QColor(text)
         grid.setAlpha(90)
-        last_label = -1e9
-        for i, x in zip(starts.tolist(), xs.tolist()):
-            p.setPen(QPen(grid, 1))
+        p.setPen(QPen(grid, 1))
+        for x in xs.tolist():
             p.drawLine(int(x), RULER - 4, int(x), RULER + BAND)
-            if x - last_label >= 44 and x < w - 10:
-                p.setPen(text)
-                p.drawText(QPointF(x + 3, RULER - 4), f"it {self._it[i]}")
-                last_label = x
+        p.setPen(text)
+        for x, label in self._ruler_labels(starts, xs, w, QFontMetricsF(font)):
+            p.drawText(QPointF(x + 3, RULER - 4), label)
+
+    def _ruler_font(self) -> QFont:
+        font = QFont(self.font())
+        font.setPointSizeF(max(font.pointSizeF() * 0.8, 7))
+        return font
+
+    def _ruler_labels(self, starts, xs, w: int, metrics: QFontMetricsF) -> list[tuple[float, str]]:
+        """(x, "it N") of the iteration starts that get a label: 44 px apart at least, each drawn whole."""
+        labels, last = [], -1e9
+        for i, x in zip(starts.tolist(), xs.tolist()):
+            label = f"it {self._it[i]}"
+            if x - last >= 44 and x + 3 + metrics.horizontalAdvance(label) <= w:
+                labels.append((x, label))
+                last = x
+        return labels
 
     def _paint_markers(self, p: QPainter, top: int) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)

@@ -304,3 +304,17 @@ def test_a_cursor_before_the_first_event_is_at_the_start_not_on_the_first_event(
     assert moved.args == [seqs[0]] and "(1 of 56)" in timeline.where.text()
     timeline.set_cursor(None)  # no cursor at all is still no position
     assert "start" not in timeline.where.text()
+
+
+def test_the_rulers_labels_are_whole_or_not_drawn(timeline):
+    # the label of an iteration starting at the right edge was cut to "it 1…"
+    from PySide6.QtGui import QFontMetricsF
+
+    view = timeline.view
+    metrics = QFontMetricsF(view._ruler_font())
+    starts = view._iter_starts
+    w = view.width()
+    xs = np.array([10.0, 120.0, w - 12.0, w + 0.0][:len(starts)])
+    labels = view._ruler_labels(starts[:len(xs)], xs, w, metrics)
+    assert [x for x, _ in labels] == [10.0, 120.0]
+    assert all(x + 3 + metrics.horizontalAdvance(text) <= w for x, text in labels)
