@@ -52,6 +52,7 @@ COLUMNS = (VALUE, GRAD, DIFF)
 COLOURS = {VALUE: "#1c7ed6", GRAD: "#e8590c", DIFF: "#7048e8"}
 STATS = ("min", "max", "mean", "std", "L2 norm", "zeros", "NaN", "Inf", "computed from")
 LOAD_TIP = "Fetch the full output and gradient (off the GUI thread)"
+WHOLE, SHORT = Qt.ItemDataRole.UserRole, Qt.ItemDataRole.UserRole + 1  # a statistic's text, and shorter ones
 NO_VALUES = "No values loaded: Load values (below) fetches this tensor's values and gradient."
 COPY_LIMIT = 10_000  # elements: beyond this, values go to a .npy file, not the clipboard
 TIMES = "\u00d7"
@@ -93,6 +94,7 @@ class TensorInspector(QWidget):
         # a header says "gradient (it. 0)" (the whole "(iteration 0)" in its tooltip) and elides what still
         # does not fit a narrow column
         self.stats.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.stats.horizontalHeader().sectionResized.connect(lambda *_: self._fit_stats())
         self.stats.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.stats.verticalHeader().setDefaultSectionSize(19)
         self.stats.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -293,8 +295,13 @@ class TensorInspector(QWidget):
         for col, name in enumerate(COLUMNS):
             s = self._summaries.get(name)
             self.stats.setColumnHidden(col, s is None and (name != VALUE or bool(self._summaries)))
-            for row, text in enumerate(_stat_texts(s) if s is not None else [""] * len(STATS)):
+            texts = _stat_texts(s) if s is not None else [""] * len(STATS)
+            shorts = _stat_shorts(s) if s is not None else [()] * len(STATS)
+            for row, (text, short) in enumerate(zip(texts, shorts, strict=True)):
                 item = QTableWidgetItem(text)
+                item.setData(WHOLE, text)
+                item.setData(SHORT, list(short))
+                item.setToolTip(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if STATS[row] in ("NaN", "Inf") and text not in ("", "0"):
                     item.setForeground(QColor(pick(ERROR_TEXT, self.palette())))
@@ -302,8 +309,26 @@ class TensorInspector(QWidget):
                     font.setBold(True)
                     item.setFont(font)
                 if s is not None and not s.exact and STATS[row] in ("mean", "std", "zeros"):
-                    item.setToolTip(f"from every {ordinal(s.stride)} element (the tensor has {s.numel:,})")
+                    item.setToolTip(f"{text}, from every {ordinal(s.stride)} element (the tensor has {s.numel:,})")
                 self.stats.setItem(row, col, item)
+        self._fit_stats()
+
+    def _fit_stats(self) -> None:
+        """A cell too narrow for its text shows a shorter form ("-0.00691", the zeros' share alone) rather
+        than an elided number that has lost its digits; the whole text is in its tooltip."""
+        metrics = self.stats.fontMetrics()
+        for col in range(self.stats.columnCount()):
+            room = self.stats.columnWidth(col) - 8  # the cell's margins
+            for row in range(self.stats.rowCount()):
+                item = self.stats.item(row, col)
+                if item is None or not item.data(WHOLE):
+                    continue
+                text = item.data(WHOLE)
+                for shorter in item.data(SHORT) or ():
+                    if metrics.horizontalAdvance(text) <= room:
+                        break
+                    text = shorter
+                item.setText(text)
 
     def _set_arrays(self, arrays: dict) -> None:
         self._arrays = arrays
@@ -352,6 +377,15 @@ def _meta(s: TensorSummary | None, subtitle: str, no_summaries: str = "") -> str
 
 def _num(x: float) -> str:
     return f"{x:.6g}" if math.isfinite(x) else str(x)
+
+
+def _stat_shorts(s: TensorSummary) -> list[tuple[str, ...]]:
+    """Shorter texts per STATS row, longest first, for a narrow column (none where the whole one is short)."""
+    share = (f"{100 * s.zero_count / s.numel:.1f}%",) if s.numel else ()
+    how = ("all",) if s.exact else (f"1 in {s.stride}",)
+    numbers = [tuple(f"{x:.{d}g}" for d in (4, 3, 2)) if math.isfinite(x) else ()
+               for x in (s.min, s.max, s.mean, s.std, s.norm)]
+    return [*numbers, share, (), (), how]
 
 
 def _stat_texts(s: TensorSummary) -> list[str]:

@@ -343,3 +343,22 @@ def test_the_values_tab_says_why_it_is_empty(inspector):
     inspector.set_unavailable()
     inspector.set_values(activations())
     assert inspector.table.isVisible() and not inspector.values_note.isVisible()
+
+
+def test_statistics_in_narrow_columns_keep_their_digits(qtbot, inspector):
+    # at 1024x640 the three columns are narrow: "-0.0069…" lost its digits; a shorter form reads whole
+    inspector.resize(300, 700)
+    a = activations() * 1e-3 - 0.00690843
+    s = summarize(a)
+    inspector.show_summaries("MLP.fc1/linear:0", s, s, s)
+    qtbot.waitUntil(lambda: inspector.stats.columnWidth(0) < 100)
+    stats, metrics = inspector.stats, inspector.stats.fontMetrics()
+    for col in range(3):
+        for row in range(stats.rowCount()):
+            item = stats.item(row, col)
+            assert metrics.horizontalAdvance(item.text()) <= stats.columnWidth(col) - 8, item.toolTip()
+    mean = stats.item(2, 0)
+    assert mean.text() in (f"{s.mean:.4g}", f"{s.mean:.3g}", f"{s.mean:.2g}")
+    assert mean.toolTip().startswith(f"{s.mean:.6g}")
+    inspector.resize(900, 700)  # room again: the whole text comes back
+    qtbot.waitUntil(lambda: stats.item(2, 0).text() == f"{s.mean:.6g}")
