@@ -5,6 +5,8 @@
     (x * x).sum().backward()
 """
 
+import sys
+import types
 import warnings
 from types import SimpleNamespace
 
@@ -59,6 +61,19 @@ double = float64
 long = int64
 int = int32
 short = int16
+
+
+def _namespace(name: str, members: dict, doc: str) -> types.ModuleType:
+    """A submodule `engine.<name>` holding `members`, importable as `from engine.<name> import ...`."""
+    module = types.ModuleType(f"engine.{name}", doc)
+    module.__dict__.update(members)
+    module.__all__ = sorted(members)
+    sys.modules[module.__name__] = module
+    return module
+
+
+linalg = _namespace("linalg", ops.linalg.LINALG, "Linear algebra with torch.linalg's names.")
+special = _namespace("special", ops.special.SPECIAL_NAMESPACE, "Special functions with torch.special's names.")
 
 _OPS = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))
         and getattr(getattr(ops, n), "__module__", "").startswith("engine.")]

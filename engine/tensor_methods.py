@@ -25,6 +25,8 @@ METHODS = (
     "repeat_interleave", "diff", "median", "isclose", "allclose", "equal", "nonzero", "argwhere", "count_nonzero",
     "unique", "bincount", "floor_divide", "logical_and", "logical_or", "logical_xor", "clamp_min", "clamp_max",
     "expm1", "log2", "log10", "sinh", "cosh", "asin", "acos", "atan", "dot", "mv", "broadcast_to", "tile",
+    "erfc", "erfinv", "lgamma", "digamma", "xlogy", "logit", "mvlgamma", "diagonal", "diag", "diag_embed",
+    "inverse", "det", "slogdet", "logdet", "cholesky", "nansum", "nanmean", "nanmedian",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
            "negative": "neg", "absolute": "abs", "swapdims": "transpose", "moveaxis": "movedim",
@@ -35,7 +37,7 @@ INPLACE = ("add", "sub", "mul", "div", "pow", "clamp", "neg", "exp", "log", "sqr
            "relu", "masked_fill", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_fill", "tril",
            "triu", "sign", "sin", "cos", "square", "reciprocal", "remainder", "lerp", "addcmul", "addcdiv",
            "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "addmm", "clamp_min",
-           "clamp_max", "expm1", "log2", "log10")
+           "clamp_max", "expm1", "log2", "log10", "erfc", "erfinv", "lgamma", "digamma", "xlogy", "logit")
 # Operators: (dunder, function, reflected dunder or None, in-place dunder or None)
 OPERATORS = (
     ("__add__", "add", "__radd__", "__iadd__"),
@@ -137,6 +139,8 @@ def install() -> None:
         setattr(cls, name, getattr(creation, name))
     cls.type_as = lambda self, other: self.to(dtype=other.dtype)
     cls.where = lambda self, condition, other: ops.where(condition, self, other)
+    cls.polygamma = lambda self, n: ops.polygamma(n, self)
+    cls.polygamma_ = lambda self, n: self._write(lambda t: ops.polygamma(n, t))
     cls.fill_ = lambda self, value: self._write(lambda t: ops.full_like(t, value), check_leaf=True)
     cls.copy_ = lambda self, src: self._write(
         lambda t: ops.expand(ops.cast(ops.to_device(src, t.device), t.dtype), t.shape))

@@ -10,8 +10,11 @@ Samples come from the engine's generators (engine.manual_seed makes runs repeat)
 
 from engine.distributions import constraints
 from engine.distributions.bernoulli import Bernoulli
+from engine.distributions.beta import Beta
 from engine.distributions.categorical import Categorical
+from engine.distributions.dirichlet import Dirichlet
 from engine.distributions.distribution import Distribution
+from engine.distributions.gamma import Gamma
 from engine.distributions.independent import Independent
 from engine.distributions.kl import kl_divergence, register_kl
 from engine.distributions.multivariate_normal import MultivariateNormal
@@ -20,6 +23,6 @@ from engine.distributions.one_hot_categorical import OneHotCategorical
 from engine.distributions.uniform import Uniform
 
 __all__ = [
-    "Bernoulli", "Categorical", "Distribution", "Independent", "MultivariateNormal", "Normal", "OneHotCategorical",
-    "Uniform", "constraints", "kl_divergence", "register_kl",
+    "Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "Gamma", "Independent", "MultivariateNormal",
+    "Normal", "OneHotCategorical", "Uniform", "constraints", "kl_divergence", "register_kl",
 ]

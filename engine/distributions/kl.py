@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 
 from engine.distributions.bernoulli import Bernoulli
+from engine.distributions.beta import Beta
 from engine.distributions.categorical import Categorical
+from engine.distributions.dirichlet import Dirichlet
 from engine.distributions.distribution import Distribution
+from engine.distributions.gamma import Gamma
 from engine.distributions.independent import Independent
-from engine.distributions.linalg import solve_triangular
 from engine.distributions.multivariate_normal import MultivariateNormal, batch_mahalanobis, half_log_det
 from engine.distributions.normal import Normal
 from engine.distributions.one_hot_categorical import OneHotCategorical
@@ -16,6 +18,8 @@ from engine.distributions.uniform import Uniform
 from engine.distributions.utils import sum_rightmost
 from engine.ops.activation import softplus
 from engine.ops.elementwise import where
+from engine.ops.linalg import solve_triangular
+from engine.ops.special import digamma, lgamma
 from engine.tensor import Tensor
 
 __all__ = ["kl_divergence", "register_kl"]
@@ -103,6 +107,34 @@ def _kl_bernoulli_bernoulli(p: Bernoulli, q: Bernoulli) -> Tensor:
 def _kl_uniform_uniform(p: Uniform, q: Uniform) -> Tensor:
     result = ((q.high - q.low) / (p.high - p.low)).log()
     return _infinite_where((q.low > p.low) | (q.high < p.high), result)
+
+
+@register_kl(Gamma, Gamma)
+def _kl_gamma_gamma(p: Gamma, q: Gamma) -> Tensor:
+    t1 = q.concentration * (p.rate / q.rate).log()
+    t2 = lgamma(q.concentration) - lgamma(p.concentration)
+    t3 = (p.concentration - q.concentration) * digamma(p.concentration)
+    return t1 + t2 + t3 + (q.rate - p.rate) * (p.concentration / p.rate)
+
+
+@register_kl(Beta, Beta)
+def _kl_beta_beta(p: Beta, q: Beta) -> Tensor:
+    sum_p = p.concentration1 + p.concentration0
+    sum_q = q.concentration1 + q.concentration0
+    t1 = lgamma(q.concentration1) + lgamma(q.concentration0) + lgamma(sum_p)
+    t2 = lgamma(p.concentration1) + lgamma(p.concentration0) + lgamma(sum_q)
+    t3 = (p.concentration1 - q.concentration1) * digamma(p.concentration1)
+    t4 = (p.concentration0 - q.concentration0) * digamma(p.concentration0)
+    return t1 - t2 + t3 + t4 + (sum_q - sum_p) * digamma(sum_p)
+
+
+@register_kl(Dirichlet, Dirichlet)
+def _kl_dirichlet_dirichlet(p: Dirichlet, q: Dirichlet) -> Tensor:
+    sum_p, sum_q = p.concentration.sum(-1), q.concentration.sum(-1)
+    t1 = lgamma(sum_p) - lgamma(sum_q)
+    t2 = (lgamma(p.concentration) - lgamma(q.concentration)).sum(-1)
+    t3 = (p.concentration - q.concentration) * (digamma(p.concentration) - digamma(sum_p).unsqueeze(-1))
+    return t1 - t2 + t3.sum(-1)
 
 
 @register_kl(MultivariateNormal, MultivariateNormal)

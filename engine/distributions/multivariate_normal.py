@@ -9,8 +9,9 @@ import numpy as np
 import engine
 from engine.distributions import constraints
 from engine.distributions.distribution import Distribution
-from engine.distributions.linalg import cholesky, diagonal, solve_triangular
 from engine.distributions.utils import lazy_property
+from engine.ops.linalg import cholesky, solve_triangular
+from engine.ops.linalg import linalg_diagonal as diagonal
 from engine.tensor import Tensor
 
 

@@ -10,6 +10,7 @@ from engine.distributions import constraints
 from engine.distributions.distribution import Distribution
 from engine.distributions.utils import broadcast_all
 from engine.ops.pointwise import erf
+from engine.ops.special import erfinv
 from engine.tensor import Tensor
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
@@ -56,6 +57,9 @@ class Normal(Distribution):
         if self._validate_args:
             self._validate_sample(value)
         return 0.5 * (1 + erf((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)))
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return self.loc + self.scale * erfinv(2 * value - 1) * math.sqrt(2)
 
     def entropy(self) -> Tensor:
         return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()

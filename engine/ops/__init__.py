@@ -13,7 +13,26 @@ from engine.ops.convert import cast, clone, to_device
 from engine.ops.elementwise import *  # noqa: F403
 from engine.ops.gather_scatter import *  # noqa: F403
 from engine.ops.index import *  # noqa: F403
-from engine.ops.linalg import addmm, bmm, dot, einsum, matmul, mm, mv, outer, tril, triu
+from engine.ops.linalg import (
+    addmm,
+    bmm,
+    cholesky,
+    det,
+    diag,
+    diag_embed,
+    diagonal,
+    dot,
+    einsum,
+    logdet,
+    matmul,
+    mm,
+    mv,
+    outer,
+    slogdet,
+    tril,
+    triu,
+)
+from engine.ops.linalg import inv as inverse
 from engine.ops.nn import one_hot
 from engine.ops.pointwise import *  # noqa: F403
 from engine.ops.reduce import *  # noqa: F403
@@ -22,6 +41,7 @@ from engine.ops.sequence import *  # noqa: F403
 from engine.ops.shape import *  # noqa: F403
 from engine.ops.similarity import cdist, cosine_similarity, normalize
 from engine.ops.sort import *  # noqa: F403
+from engine.ops.special import *  # noqa: F403
 from engine.tensor_methods import install as _install
 
 _install()

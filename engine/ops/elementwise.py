@@ -187,10 +187,11 @@ class Unary(Function):
         return ctx.df(array_module(grad), x, y, grad)
 
 
-def _make_unary(name, f, df, keeps_int):
+def _make_unary(name, f, df, keeps_int, reads_output: bool | None = None):
+    reads_output = name in READS_OUTPUT if reads_output is None else reads_output
     cls = type(name.capitalize(), (Unary,), {
         "op": name, "f": staticmethod(f), "df": staticmethod(df), "keeps_int": keeps_int,
-        "keeps_x": name not in READS_OUTPUT | READS_NOTHING, "keeps_y": name in READS_OUTPUT,
+        "keeps_x": not reads_output and name not in READS_NOTHING, "keeps_y": reads_output,
         "__doc__": f"Elementwise {name}.",
     })
     return cls, lambda x: cls.apply(x)
@@ -391,20 +392,29 @@ def _make_arith(name, f):
 floor_divide = _make_arith("floor_divide", lambda xp, a, b: xp.floor_divide(a, b))
 
 
-class Remainder(Function):
-    """a - floor(a / b) * b, with b's sign (Python's %); differentiable as in PyTorch."""
+class Modulo(Function):
+    """a - round(a / b) * b, rounded down (remainder: b's sign, Python's %) or toward zero (fmod: a's sign)."""
 
-    op = "remainder"
     promotes = True
+    kernel = rounding = ""
 
     def forward(ctx, a, b):
+        xp = array_module(a if hasattr(a, "dtype") else b)
+        if _integral(a) and _integral(b) and bool(xp.any(xp.asarray(b) == 0)):
+            raise ZeroDivisionError(f"{ctx.op}: integer division by zero")
         ctx.save(a, b)
-        return array_module(a if hasattr(a, "dtype") else b).remainder(a, b)
+        return getattr(xp, ctx.kernel)(a, b)
 
     def backward(ctx, grad):
         a, b = ctx.saved
         need_b = ctx.needs_input_grad[1]
-        return grad, (-grad * array_module(grad).floor_divide(a, b) if need_b else None)
+        return grad, (-grad * getattr(array_module(grad), ctx.rounding)(a / b) if need_b else None)
+
+
+class Remainder(Modulo):
+    """Python's %: the result takes the divisor's sign; differentiable as in PyTorch."""
+
+    kernel, rounding = "remainder", "floor"
 
 
 def remainder(a, b) -> Tensor:

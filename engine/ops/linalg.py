@@ -1,10 +1,29 @@
-"""Matrix products (matmul, mm, bmm, einsum) and triangles (tril, triu)."""
+"""Matrix products (matmul, mm, bmm, einsum), triangles and diagonals, and torch.linalg's decompositions.
+
+Decompositions follow torch.linalg (cholesky, solve_triangular, solve, inv, det, slogdet, norms), batch over
+leading dims and run on numpy or CuPy through the array module of the inputs. Backward formulas are the
+standard ones (Murray 2016 for Cholesky; Giles 2008 for inverse, determinant and solve).
+`LINALG` names what `engine.linalg` holds, as torch.linalg.
+"""
 
 from __future__ import annotations
+
+import functools
+import math
+from collections import namedtuple
+
+import numpy as np
 
 from engine.autograd.function import Function, ShapeError, sum_to
 from engine.backend import array_module
 from engine.tensor import Tensor
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # einsum's subscripts
+SlogdetResult = namedtuple("slogdet", ["sign", "logabsdet"])
+
+
+class LinAlgError(RuntimeError):
+    """A matrix that the asked decomposition does not exist for (singular, not positive-definite), as torch's."""
 
 
 class Matmul(Function):
@@ -134,25 +153,49 @@ class Einsum(Function):
             kept = "".join(c for c in inputs[i] if c in output or any(c in s for s in others))
             spec = ",".join([output, *others]) + "->" + kept
             g = xp.einsum(spec, grad, *[o for j, o in enumerate(operands) if j != i])
+            # a dim of size 1 that broadcast against the others' n sums back to 1
+            shape = [x.shape[k] for k, c in enumerate(inputs[i]) if c in kept]
+            g = sum_to(g, tuple(shape))
             g = g.reshape([x.shape[k] if c in kept else 1 for k, c in enumerate(inputs[i])])
             grads.append(xp.broadcast_to(g, x.shape))
         return tuple(grads)
 
 
+def _expand_ellipsis(inputs: list[str], output: str | None, operands) -> tuple[list[str], str | None]:
+    """Subscripts with '...' replaced by letters no operand uses, right-aligned as broadcasting aligns them."""
+    for s in inputs + ([output] if output else []):
+        if s.count("...") > 1 or s.replace("...", "").count("."):
+            raise ValueError(f"einsum: {s!r} has a '.' that is not part of one '...'")
+    used = set("".join(inputs) + (output or ""))
+    spare = [c for c in _LETTERS if c not in used]
+    widths = [x.ndim - (len(s) - 3) for s, x in zip(inputs, operands) if "..." in s]
+    if any(w < 0 for w in widths):
+        raise ShapeError(f"einsum: an operand has fewer dimensions than its subscripts {inputs} name")
+    letters = "".join(spare[:max(widths, default=0)])
+    inputs = [s.replace("...", letters[len(letters) - (x.ndim - len(s) + 3):]) if "..." in s else s
+              for s, x in zip(inputs, operands)]
+    if output is not None:
+        output = output.replace("...", letters)
+    elif letters:  # implicit output: the broadcast dims first, then the letters seen once
+        rest = "".join(inputs)
+        output = letters + "".join(sorted(c for c in set(rest) if c not in letters and rest.count(c) == 1))
+    return inputs, output
+
+
 def einsum(equation: str, *operands) -> Tensor:
-    """Sum of products over the indices an equation names, as torch.einsum ("ij,jk->ik")."""
+    """Sum of products over the indices an equation names, as torch.einsum ("ij,jk->ik", "...ij,...jk")."""
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
         operands = tuple(operands[0])
     eq = equation.replace(" ", "")
-    if "." in eq:
-        raise NotImplementedError(f"einsum: '...' in {equation!r} is not supported by the engine; "
-                                  "name every dimension with a letter")
     inputs, arrow, output = eq.partition("->")
     inputs = inputs.split(",")
-    if not arrow:  # implicit output: the letters seen once, in alphabetical order (numpy's and torch's rule)
-        output = "".join(sorted(c for c in set(eq) if c != "," and eq.count(c) == 1))
     if len(inputs) != len(operands):
         raise ValueError(f"einsum: {equation!r} names {len(inputs)} operands, but {len(operands)} were given")
+    if "." in eq:
+        inputs, output = _expand_ellipsis(inputs, output if arrow else None, operands)
+        arrow = "->"
+    if not arrow:  # implicit output: the letters seen once, in alphabetical order (numpy's and torch's rule)
+        output = "".join(sorted(c for c in set(eq) if c != "," and eq.count(c) == 1))
     for s, x in zip(inputs, operands):
         if len(s) != x.ndim:
             raise ShapeError(f"einsum: subscripts {s!r} name {len(s)} dimensions, but the operand has shape "
@@ -166,6 +209,8 @@ def einsum(equation: str, *operands) -> Tensor:
             if sizes.setdefault(c, (n, k))[0] not in (n, 1) and n != 1:
                 raise ShapeError(f"einsum: subscript {c!r} has size {n} in operand {k} (shape {tuple(x.shape)}) "
                                  f"but size {sizes[c][0]} in operand {sizes[c][1]}")
+            if sizes[c][0] == 1:
+                sizes[c] = (n, k)
     return Einsum.apply(*operands, equation=f"{','.join(inputs)}->{output}", inputs=inputs, output=output)
 
 
@@ -231,3 +276,369 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
     if len(shape) > 2 or any(s not in (1, o) for s, o in zip(shape[::-1], out[::-1])):
         raise ShapeError(f"addmm: input of shape {shape} does not broadcast to the product's shape {out}")
     return Addmm.apply(input, mat1, mat2, beta=beta, alpha=alpha)
+
+
+# ---- diagonals ---------------------------------------------------------------------------------------------
+def _diagonal_index(n_rows: int, n_cols: int, offset: int):
+    """Row and column indices of the `offset`-th diagonal of an (n_rows, n_cols) matrix."""
+    length = max(0, min(n_rows + min(offset, 0), n_cols - max(offset, 0)))
+    rows = np.arange(length) - min(offset, 0)
+    return rows, rows + offset
+
+
+def _embed(xp, values, shape, offset: int, dim1: int, dim2: int):
+    """Zeros of `shape` with `values` (diagonal last) on the `offset`-th diagonal of dims dim1 and dim2."""
+    out = xp.zeros(shape, dtype=values.dtype)
+    plane = xp.moveaxis(out, (dim1, dim2), (-2, -1))  # a view: writing it writes out
+    rows, cols = _diagonal_index(plane.shape[-2], plane.shape[-1], offset)
+    plane[..., rows, cols] = values
+    return out
+
+
+class Diagonal(Function):
+    """The `offset`-th diagonal of dims dim1 and dim2, as a new last dim (a copy, where torch gives a view)."""
+
+    def forward(ctx, x):
+        return array_module(x).diagonal(x, ctx.offset, ctx.dim1, ctx.dim2).copy()
+
+    def backward(ctx, grad):
+        return _embed(array_module(grad), grad, ctx.shape, ctx.offset, ctx.dim1, ctx.dim2)
+
+
+class DiagEmbed(Function):
+    """Matrices whose `offset`-th diagonal (in output dims dim1, dim2) holds the input's last dim."""
+
+    op = "diag_embed"
+
+    def forward(ctx, x):
+        return _embed(array_module(x), x, ctx.shape, ctx.offset, ctx.dim1, ctx.dim2)
+
+    def backward(ctx, grad):
+        return array_module(grad).diagonal(grad, ctx.offset, ctx.dim1, ctx.dim2)
+
+
+def _two_dims(op: str, ndim: int, dim1: int, dim2: int) -> tuple[int, int]:
+    for d in (dim1, dim2):
+        if not -ndim <= d < ndim:
+            raise IndexError(f"{op}: dimension {d} is out of range for a {ndim}-D tensor")
+    dim1, dim2 = dim1 % ndim, dim2 % ndim
+    if dim1 == dim2:
+        raise ValueError(f"{op}: diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return dim1, dim2
+
+
+def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The `offset`-th diagonal over dims dim1 and dim2, appended as the last dim, as torch.diagonal."""
+    dim1, dim2 = _two_dims("diagonal", input.ndim, dim1, dim2)
+    return Diagonal.apply(input, offset=int(offset), dim1=dim1, dim2=dim2, shape=input.shape)
+
+
+def linalg_diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """The diagonal of each matrix in A (its last two dims by default), as torch.linalg.diagonal."""
+    return diagonal(A, offset, dim1, dim2)
+
+
+def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """Matrices with the last dim of `input` on their `offset`-th diagonal, as torch.diag_embed."""
+    ndim = input.ndim + 1
+    dim1, dim2 = _two_dims("diag_embed", ndim, dim1, dim2)
+    n = (input.shape[-1] if input.ndim else 1) + abs(int(offset))
+    rest = iter(input.shape[:-1])
+    shape = tuple(n if d in (dim1, dim2) else next(rest) for d in range(ndim))
+    return DiagEmbed.apply(input if input.ndim else input.reshape(1), offset=int(offset), dim1=dim1, dim2=dim2,
+                           shape=shape)
+
+
+def diag(input: Tensor, diagonal: int = 0) -> Tensor:
+    """A square matrix with `input` (1-D) on its diagonal, or the diagonal of `input` (2-D), as torch.diag."""
+    if input.ndim == 1:
+        return diag_embed(input, diagonal, 0, 1)
+    if input.ndim == 2:
+        return Diagonal.apply(input, offset=int(diagonal), dim1=0, dim2=1, shape=input.shape)
+    raise ShapeError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(input.shape)}")
+
+
+# ---- decompositions and solves -----------------------------------------------------------------------------
+def _t(a):
+    return a.swapaxes(-1, -2)
+
+
+def _solve(xp, a, b):
+    """a^-1 b for stacks of square a and matrices b whose batch dims broadcast."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return xp.linalg.solve(xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:]))
+
+
+def _square(op: str, A: Tensor, name: str = "A") -> None:
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        shown = f"{A.shape[-2]} by {A.shape[-1]} matrices" if A.ndim >= 2 else f"a {A.ndim}-D tensor"
+        raise ShapeError(f"{op}: {name} must be batches of square matrices, but got {shown} "
+                         f"(shape {tuple(A.shape)})")
+    if not A.dtype.is_floating_point:
+        raise TypeError(f"{op}: {name} must be a floating point tensor, got {A.dtype.name}")
+
+
+def _checked(op: str, xp, fn, *arrays, what: str = "singular"):
+    """fn(*arrays), with numpy's LinAlgError and CuPy's silent NaN or inf turned into one LinAlgError."""
+    try:
+        out = fn(*arrays)
+    except np.linalg.LinAlgError as err:
+        raise LinAlgError(f"{op}: the input matrix is {what} ({err})") from None
+    if xp is not np and not bool(xp.isfinite(out).all()) and bool(xp.isfinite(arrays[0]).all()):
+        raise LinAlgError(f"{op}: the input matrix is {what}")
+    return out
+
+
+class Cholesky(Function):
+    """L with L L^T = A, L lower triangular, for a symmetric positive-definite A."""
+
+    def forward(ctx, a):
+        xp = array_module(a)
+        low = _checked("cholesky", xp, xp.linalg.cholesky, a, what="not positive-definite")
+        if not bool(xp.isfinite(low).all()):
+            raise LinAlgError("cholesky: the input matrix is not positive-definite")
+        ctx.save(low)
+        return low
+
+    def backward(ctx, grad):
+        (low,) = ctx.saved
+        xp = array_module(grad)
+        phi = xp.tril(_t(low) @ grad)
+        phi = phi - 0.5 * xp.eye(low.shape[-1], dtype=low.dtype) * phi  # halve the diagonal
+        inner = _solve(xp, _t(low), phi)          # L^-T phi
+        s = _t(_solve(xp, _t(low), _t(inner)))    # L^-T phi L^-1
+        return 0.5 * (s + _t(s))
+
+
+class SolveTriangular(Function):
+    """X with A X = B for a triangular A (lower unless `upper`); only A's triangle is read."""
+
+    op = "solve_triangular"
+
+    def forward(ctx, a, b):
+        xp = array_module(a)
+        a = xp.triu(a) if ctx.upper else xp.tril(a)
+        x = _checked(ctx.op, xp, functools.partial(_solve, xp), a, b)
+        ctx.save(a, x)
+        return x
+
+    def backward(ctx, grad):
+        a, x = ctx.saved
+        xp = array_module(grad)
+        gb = _solve(xp, _t(a), grad)
+        ga = None
+        if ctx.needs_input_grad[0]:
+            ga = -gb @ _t(x)
+            ga = xp.triu(ga) if ctx.upper else xp.tril(ga)
+        return ga, gb
+
+
+class Solve(Function):
+    """X with A X = B (B's batch dims broadcast against A's); B may be a (batch of) vectors."""
+
+    promotes = True
+
+    def forward(ctx, a, b):
+        xp = array_module(a)
+        b2 = b[..., None] if ctx.vector else b
+        x = _checked("linalg.solve", xp, functools.partial(_solve, xp), a, b2)
+        ctx.save(a, x)
+        return x[..., 0] if ctx.vector else x
+
+    def backward(ctx, grad):
+        a, x = ctx.saved
+        xp = array_module(grad)
+        g2 = grad[..., None] if ctx.vector else grad
+        gb = _solve(xp, _t(a), g2)
+        ga = -gb @ _t(x) if ctx.needs_input_grad[0] else None
+        return ga, (gb[..., 0] if ctx.vector else gb)
+
+
+class Inverse(Function):
+    """A^-1 for each square matrix A; the gradient is -A^-T G A^-T."""
+
+    def forward(ctx, a):
+        xp = array_module(a)
+        y = _checked("linalg.inv", xp, xp.linalg.inv, a)
+        ctx.save(y)
+        return y
+
+    def backward(ctx, grad):
+        (y,) = ctx.saved
+        return -_t(y) @ grad @ _t(y)
+
+
+class Det(Function):
+    """det(A); the gradient is G adj(A)^T, taken from the SVD so that singular matrices get one too."""
+
+    def forward(ctx, a):
+        ctx.save(a)
+        return array_module(a).linalg.det(a)
+
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        xp = array_module(grad)
+        u, s, vh = xp.linalg.svd(a)
+        # adj(A) = det(U) det(V) V diag(prod of the other singular values) U^T: no division by a zero s
+        n = s.shape[-1]
+        before = xp.cumprod(xp.concatenate([xp.ones_like(s[..., :1]), s[..., :-1]], -1), -1)
+        after = xp.flip(xp.cumprod(xp.concatenate([xp.ones_like(s[..., :1]), xp.flip(s[..., 1:], -1)], -1), -1), -1)
+        others = before * after if n else s
+        sign = xp.linalg.det(u) * xp.linalg.det(vh)
+        adjugate = sign[..., None, None] * (_t(vh) * others[..., None, :]) @ _t(u)
+        return grad[..., None, None] * _t(adjugate)
+
+
+class LogAbsDet(Function):
+    """log|det A| (the sign goes to ctx.box); with `signed`, NaN where det < 0 (torch.logdet)."""
+
+    op = "slogdet"
+
+    def forward(ctx, a):
+        xp = array_module(a)
+        sign, logabs = xp.linalg.slogdet(a)
+        ctx.box["sign"] = sign
+        ctx.save(a)
+        return xp.where(sign < 0, math.nan, logabs) if ctx.signed else logabs
+
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        xp = array_module(grad)
+        inverse = _checked(ctx.op, xp, xp.linalg.inv, a)
+        return grad[..., None, None] * _t(inverse)
+
+
+class SvdVals(Function):
+    """The singular values of each matrix, largest first; the gradient is U diag(G) V^T."""
+
+    def forward(ctx, a):
+        u, s, vh = array_module(a).linalg.svd(a, full_matrices=False)
+        ctx.save(u, vh)
+        return s
+
+    def backward(ctx, grad):
+        u, vh = ctx.saved
+        return (u * grad[..., None, :]) @ vh
+
+
+def cholesky(input: Tensor, upper: bool = False) -> Tensor:
+    """The lower (or upper) Cholesky factor of each symmetric positive-definite matrix, as torch.linalg.cholesky."""
+    _square("linalg.cholesky", input)
+    low = Cholesky.apply(input)
+    return low.mT if upper else low
+
+
+def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True,
+                     unitriangular: bool = False) -> Tensor:
+    """X with A X = B for triangular A, as torch.linalg.solve_triangular(A, B, upper=upper)."""
+    _square("linalg.solve_triangular", A)
+    if not left or unitriangular:
+        raise NotImplementedError("linalg.solve_triangular: left=False and unitriangular=True are not supported "
+                                  "by the engine; transpose (X A = B is A^T X^T = B^T) or pass A with a unit diagonal")
+    if B.ndim < 2 or B.shape[-2] != A.shape[-1]:
+        raise ShapeError(f"linalg.solve_triangular: B must have {A.shape[-1]} rows to match A of shape "
+                         f"{tuple(A.shape)}, got shape {tuple(B.shape)}")
+    return SolveTriangular.apply(A, B, upper=bool(upper))
+
+
+def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
+    """X with A X = B, as torch.linalg.solve; B is (*, n) (vectors) or (*, n, k)."""
+    _square("linalg.solve", A)
+    if not left:
+        raise NotImplementedError("linalg.solve: left=False is not supported by the engine; solve A^T X^T = B^T")
+    vector = B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1]))
+    rows = B.shape[-1] if vector else (B.shape[-2] if B.ndim >= 2 else None)
+    if rows != A.shape[-1]:
+        raise ShapeError(f"linalg.solve: incompatible shapes of A {tuple(A.shape)} and B {tuple(B.shape)}: B needs "
+                         f"{A.shape[-1]} rows")
+    return Solve.apply(A, B, vector=vector)
+
+
+def inv(A: Tensor) -> Tensor:
+    """The inverse of each square matrix in A, as torch.linalg.inv; a singular one raises LinAlgError."""
+    _square("linalg.inv", A)
+    return Inverse.apply(A)
+
+
+def det(A: Tensor) -> Tensor:
+    """The determinant of each square matrix in A, as torch.linalg.det."""
+    _square("linalg.det", A)
+    return Det.apply(A)
+
+
+def slogdet(A: Tensor) -> SlogdetResult:
+    """(sign, log|det|) of each square matrix in A, as torch.linalg.slogdet; only logabsdet has a gradient."""
+    _square("linalg.slogdet", A)
+    box = {}
+    logabs = LogAbsDet.apply(A, box=box, signed=False)
+    return SlogdetResult(Tensor._wrap(box["sign"]), logabs)
+
+
+def logdet(A: Tensor) -> Tensor:
+    """log det A: NaN where det < 0 and -inf where it is 0, as torch.logdet."""
+    _square("logdet", A)
+    return LogAbsDet.apply(A, box={}, signed=True, op="logdet")
+
+
+def svdvals(A: Tensor) -> Tensor:
+    """The singular values of each matrix in A, in descending order, as torch.linalg.svdvals."""
+    if A.ndim < 2:
+        raise ShapeError(f"linalg.svdvals: A must have at least 2 dimensions, got shape {tuple(A.shape)}")
+    return SvdVals.apply(A)
+
+
+def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """The vector ord-norm over `dim` (every element by default), as torch.linalg.vector_norm."""
+    from engine.ops.reduce import norm as _norm
+
+    if dtype is not None:
+        x = x.to(dtype)
+    return _norm(x, ord, dim, keepdim)
+
+
+def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
+    """The matrix norm over the two dims `dim`: 'fro', 'nuc', 1, -1, 2, -2, inf or -inf, as torch.linalg.matrix_norm."""
+    if A.ndim < 2:
+        raise ShapeError(f"linalg.matrix_norm: A must have at least 2 dimensions, got shape {tuple(A.shape)}")
+    if not isinstance(dim, tuple | list) or len(dim) != 2:
+        raise ValueError(f"linalg.matrix_norm: dim must be a 2-tuple of ints, got {dim!r}")
+    if dtype is not None:
+        A = A.to(dtype)
+    rows, cols = (d % A.ndim for d in dim)
+    if ord == "fro":
+        return vector_norm(A, 2, (rows, cols), keepdim)
+    if ord in ("nuc", 2, -2):
+        s = svdvals(A.movedim((rows, cols), (-2, -1)))
+        out = s.sum(-1) if ord == "nuc" else (s.amax(-1) if ord == 2 else s.amin(-1))
+    elif ord in (1, -1, math.inf, -math.inf):
+        summed, across = (rows, cols) if ord in (1, -1) else (cols, rows)  # 1: largest column sum; inf: row
+        sums = A.abs().sum(summed, keepdim=True)
+        out = sums.amax(across, keepdim=True) if ord > 0 else sums.amin(across, keepdim=True)
+        return out if keepdim else out.squeeze((rows, cols))
+    else:
+        raise ValueError(f"linalg.matrix_norm: ord must be 'fro', 'nuc', 1, -1, 2, -2, inf or -inf, got {ord!r}")
+    if keepdim:
+        out = out.unsqueeze(min(rows, cols)).unsqueeze(max(rows, cols))
+    return out
+
+
+def linalg_norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """A vector or a matrix norm, chosen as torch.linalg.norm chooses: by `dim`, else by A's number of dims."""
+    if isinstance(dim, int):
+        dim = (dim,)
+    if (dim is not None and len(dim) == 2) or (dim is None and ord is not None and A.ndim == 2):
+        return matrix_norm(A, "fro" if ord is None else ord, tuple(dim or (-2, -1)), keepdim, dtype=dtype)
+    if ord is not None and dim is None and A.ndim != 1:
+        raise ShapeError(f"linalg.norm: with ord={ord!r} and no dim, A must be 1-D or 2-D, got shape "
+                         f"{tuple(A.shape)}")
+    if isinstance(ord, str):
+        raise ValueError(f"linalg.norm: ord={ord!r} is a matrix norm: pass a 2-D A or a 2-tuple dim")
+    return vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
+
+
+# what engine.linalg holds (torch.linalg's names)
+LINALG = {
+    "cholesky": cholesky, "solve_triangular": solve_triangular, "solve": solve, "inv": inv, "det": det,
+    "slogdet": slogdet, "svdvals": svdvals, "norm": linalg_norm, "vector_norm": vector_norm,
+    "matrix_norm": matrix_norm, "diagonal": linalg_diagonal, "matmul": matmul, "LinAlgError": LinAlgError,
+}

@@ -11,7 +11,7 @@ import math
 from engine.autograd.function import Function
 from engine.backend import array_module
 from engine.ops.activation import _erfc_nonnegative
-from engine.ops.elementwise import _float, _make_unary
+from engine.ops.elementwise import Modulo, _float, _make_unary
 from engine.tensor import Tensor
 
 __all__ = ["atan2", "ceil", "erf", "fix", "floor", "fmod", "nan_to_num", "round", "trunc"]
@@ -124,26 +124,10 @@ def atan2(input: Tensor, other) -> Tensor:
     return Atan2.apply(input, other)
 
 
-class Fmod(Function):
-    """C's fmod: a - trunc(a / b) * b, with the sign of the dividend (remainder takes the divisor's)."""
+class Fmod(Modulo):
+    """C's fmod: the result takes the dividend's sign (remainder takes the divisor's)."""
 
-    promotes = True
-
-    def forward(ctx, a, b):
-        xp = array_module(a if hasattr(a, "dtype") else b)
-        if _is_int(a) and _is_int(b) and xp.any(xp.asarray(b) == 0):
-            raise ZeroDivisionError("fmod: integer division by zero")
-        ctx.save(a, b)
-        return xp.fmod(a, b)
-
-    def backward(ctx, grad):
-        a, b = ctx.saved
-        need_b = ctx.needs_input_grad[1]
-        return grad, (-grad * array_module(grad).trunc(a / b) if need_b else None)
-
-
-def _is_int(v) -> bool:
-    return v.dtype.kind in "biu" if hasattr(v, "dtype") else isinstance(v, int)
+    kernel, rounding = "fmod", "trunc"
 
 
 def fmod(input: Tensor, other) -> Tensor:

@@ -1,4 +1,5 @@
-"""Reductions: sum, mean, var/std, max/min/amax/amin, argmax/argmin, logsumexp, prod, norm, all/any, cumsum.
+"""Reductions: sum, mean, var/std, max/min/amax/amin, argmax/argmin, logsumexp, prod, norm, all/any, cumsum,
+and the NaN-skipping nansum, nanmean and nanmedian.
 
 `dim` is None (every dim), an int or a tuple, negative counting from the end, wherever PyTorch takes
 one. A backward gets the output's gradient, whose reduced dims are gone unless keepdim;
@@ -22,8 +23,8 @@ from engine.ops.shape import _dim, _dims
 from engine.tensor import Tensor
 
 __all__ = [
-    "all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "logsumexp", "max", "mean", "min", "norm",
-    "prod", "std", "sum", "var",
+    "all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "logsumexp", "max", "mean", "min", "nanmean",
+    "nanmedian", "nansum", "norm", "prod", "std", "sum", "var",
 ]
 
 # what max(x, dim) / min(x, dim) return, like torch.return_types.max: unpacks as (values, indices)
@@ -113,6 +114,43 @@ def sum(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
 def mean(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Mean over `dim` (all dims by default); floating point tensors only, as in PyTorch."""
     return _reduce(Mean, _floating(x, "mean", dtype), dim, keepdim)
+
+
+class NanSum(Reduction):
+    """The sum (or, with `ctx.mean`, the mean) of the non-NaN elements; NaNs get no gradient."""
+
+    op = "nansum"
+
+    def forward(ctx, x):
+        xp = array_module(x)
+        if x.dtype.kind != "f":
+            ctx.save(None, None)
+            return x.sum(axis=ctx.dims, keepdims=ctx.keepdim, dtype=_accumulator(x))
+        keep = ~xp.isnan(x)
+        total = xp.where(keep, x, 0).sum(axis=ctx.dims, keepdims=True)
+        count = keep.sum(axis=ctx.dims, keepdims=True, dtype=x.dtype) if ctx.mean else None
+        with np.errstate(invalid="ignore"):  # an all-NaN slice: 0 / 0 is the NaN torch gives
+            y = total / count if ctx.mean else total
+        ctx.save(keep, count)
+        return y if ctx.keepdim else y.squeeze(axis=ctx.dims)
+
+    def backward(ctx, grad):
+        keep, count = ctx.saved
+        g = ctx.kept(grad) * keep
+        with np.errstate(invalid="ignore"):
+            return g / count if ctx.mean else g
+
+
+def nansum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Sum over `dim` treating NaN as zero, as torch.nansum."""
+    if dtype is not None:
+        x = cast(x, dtypes.as_dtype(dtype))
+    return _reduce(NanSum, x, dim, keepdim, mean=False)
+
+
+def nanmean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Mean of the non-NaN elements over `dim` (NaN where all are NaN), as torch.nanmean."""
+    return _reduce(NanSum, _floating(x, "nanmean", dtype), dim, keepdim, mean=True, op="nanmean")
 
 
 def _correction(op: str, unbiased, correction) -> int:
@@ -352,11 +390,15 @@ class Norm(Reduction):
 
 
 def norm(x: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
-    """The vector p-norm over `dim` (all elements by default); p is a number, inf, -inf or 'fro'."""
+    """The p-norm over `dim` (all elements by default): p a number, inf, -inf or 'fro', or 'nuc' over two dims."""
     if p == "fro":
         p = 2
+    if p == "nuc":
+        from engine.ops.linalg import matrix_norm
+
+        return matrix_norm(x, "nuc", (-2, -1) if dim is None else dim, keepdim)
     if isinstance(p, str) or not isinstance(p, int | float):
-        raise ValueError(f"norm(): p must be a number, inf, -inf or 'fro', got {p!r}")
+        raise ValueError(f"norm(): p must be a number, inf, -inf, 'fro' or 'nuc', got {p!r}")
     return _reduce(Norm, _floating(x, "norm"), dim, keepdim, p=p)
 
 
@@ -401,3 +443,62 @@ def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:
     if dtype is not None:
         x = cast(x, dtypes.as_dtype(dtype))
     return Cumsum.apply(x, dim=_dim(dim, x.ndim))
+
+
+# ---- nanmedian -----------------------------------------------------------------------------------------------
+def _nanmedian_index(x, dim: int):
+    """int64 index along dim of each slice's lower median among its non-NaN values (0 if all are NaN)."""
+    from engine.ops.sort import _order
+
+    xp = array_module(x)
+    order = _order(x, dim, False, True)  # NaN sorts last
+    count = (~xp.isnan(x)).sum(axis=dim, keepdims=True) if x.dtype.kind == "f" else \
+        xp.full((*x.shape[:dim], 1, *x.shape[dim + 1:]), x.shape[dim])
+    return xp.take_along_axis(order, xp.maximum((count - 1) // 2, 0).astype(np.int64), axis=dim)
+
+
+class NanMedian(Reduction):
+    """The lower median of the non-NaN elements; the gradient splits evenly among the elements equal to it."""
+
+    op = "nanmedian"
+
+    def forward(ctx, x):
+        xp = array_module(x)
+        flat = x.reshape(-1)
+        if flat.size == 0:
+            return xp.full((), np.nan, x.dtype if x.dtype.kind == "f" else np.float32)
+        y = flat[_nanmedian_index(flat, 0)].reshape(())
+        ctx.save(x, y)
+        return y
+
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        xp = array_module(grad)
+        hit = xp.isnan(x) if bool(xp.isnan(y)) else x == y
+        return grad * hit / hit.sum(dtype=grad.dtype)
+
+
+class NanMedianDim(MaxDim):
+    op = "nanmedian"
+
+
+NanMedianResult = namedtuple("nanmedian", ["values", "indices"])
+
+
+def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False):
+    """median ignoring NaN: nanmedian(x) the lower median of the non-NaN elements, nanmedian(x, dim) (values,
+    indices) along dim, as torch.nanmedian; an all-NaN slice gives NaN."""
+    if dim is None:
+        return NanMedian.apply(input, dims=tuple(range(input.ndim)), keepdim=False, shape=input.shape)
+    d = _dim(dim, input.ndim)
+    xp = array_module(input.array)
+    if input.ndim == 0:
+        index = xp.zeros((), np.int64)
+        values = NanMedianDim.apply(input, index=index, dims=(), keepdim=bool(keepdim), shape=input.shape)
+        return NanMedianResult(values, Tensor._wrap(index))
+    if input.shape[d] == 0:
+        raise IndexError(f"nanmedian(): Expected reduction dim {d} to have non-zero size "
+                         f"(input shape {tuple(input.shape)})")
+    index = _nanmedian_index(input.array, d)
+    values = NanMedianDim.apply(input, index=index, dims=(d,), keepdim=bool(keepdim), shape=input.shape)
+    return NanMedianResult(values, Tensor._wrap(index if keepdim else index.squeeze(d)))
