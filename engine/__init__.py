@@ -27,11 +27,14 @@ from engine.creation import (
     full_like,
     linspace,
     multinomial,
+    normal,
     ones,
     ones_like,
+    poisson,
     rand,
     rand_like,
     randint,
+    randint_like,
     randn,
     randn_like,
     randperm,
@@ -41,7 +44,15 @@ from engine.creation import (
 )
 from engine.dtypes import DType, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from engine.events import hub
-from engine.random import get_rng_state, initial_seed, manual_seed, set_rng_state
+from engine.random import (
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
 from engine.serialization import CheckpointError, load, save
 from engine.tape import record
 from engine.tensor import (

@@ -218,55 +218,121 @@ def _float_dtype(op: str, dtype) -> dtypes.DType:
     return dt
 
 
-def _random_array(device, fn):
+def _random_array(device, fn, generator=None, op: str = ""):
+    """`fn(rng)` drawn on `device` with `generator` (or the device's global generator)."""
     dev = backend.device(device)
+    rng = _random.resolve(generator, dev, op)
     if dev.type == "cuda":  # CuPy draws onto the current device: make it the one asked for
         with backend.require_cuda(dev).cuda.Device(dev.index):
-            return fn(_random.generator(dev)), dev
-    return fn(_random.generator(dev)), dev
+            return fn(rng), dev
+    return fn(rng), dev
 
 
-def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def _permutation(rng, n: int):
+    """0..n-1 shuffled: numpy's permutation, or on a GPU (CuPy's generator has none) the order of n uniforms."""
+    return rng.permutation(n) if hasattr(rng, "permutation") else rng.random(n).argsort()
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1)."""
     dt = _float_dtype("rand", dtype)
-    arr, _ = _random_array(device, lambda g: g.random(_shape(size), dtype=dt.np))
+    arr, _ = _random_array(device, lambda g: g.random(_shape(size), dtype=dt.np), generator, "rand")
     return Tensor(arr, requires_grad=requires_grad)
 
 
-def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
     dt = _float_dtype("randn", dtype)
-    arr, _ = _random_array(device, lambda g: g.standard_normal(_shape(size), dtype=dt.np))
+    arr, _ = _random_array(device, lambda g: g.standard_normal(_shape(size), dtype=dt.np), generator, "randn")
     return Tensor(arr, requires_grad=requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def _integers(op: str, low, high):
+    """(low, high) checked as torch.randint's bounds."""
+    if high <= low:
+        raise ValueError(f"{op}: high ({high}) must be greater than low ({low})")
+    return low, high
+
+
+def randint(low, high=None, size=(), dtype=None, device=None, requires_grad: bool = False, *,
+            generator=None) -> Tensor:
     """Integers uniformly from [low, high); `randint(high, size)` starts at 0."""
     if isinstance(high, tuple | list):  # randint(high, size)
         low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
-    if high <= low:
-        raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+    low, high = _integers("randint", low, high)
     dt = dtypes.as_dtype(dtype or dtypes.default_int)
-    arr, _ = _random_array(device, lambda g: g.integers(low, high, size=_shape(tuple(size)), dtype=np.int64))
+    arr, _ = _random_array(device, lambda g: g.integers(low, high, size=_shape(tuple(size)), dtype=np.int64),
+                           generator, "randint")
     return Tensor(arr.astype(dt.np, copy=False), requires_grad=requires_grad)
 
 
-def randn_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randn_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False, *, generator=None) -> Tensor:
+    """Standard normal samples in x's shape, dtype and device (unless given)."""
     dt, dev = _like(x, dtype, device)
-    return randn(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+    return randn(x.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
-def rand_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def rand_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False, *, generator=None) -> Tensor:
+    """Uniform samples in [0, 1) in x's shape, dtype and device (unless given)."""
     dt, dev = _like(x, dtype, device)
-    return rand(x.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+    return rand(x.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
-def randperm(n: int, dtype=None, device=None) -> Tensor:
+def randint_like(x: Tensor, low=0, high=None, *, generator=None, dtype=None, device=None,
+                 requires_grad: bool = False) -> Tensor:
+    """Integers from [low, high) in x's shape, dtype and device (unless given); `randint_like(x, high)`."""
+    if high is None:
+        low, high = 0, low
+    dt, dev = _like(x, dtype, device)
+    return randint(low, high, x.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def randperm(n: int, dtype=None, device=None, *, generator=None) -> Tensor:
     """A random permutation of 0..n-1."""
-    arr, _ = _random_array(device, lambda g: g.permutation(n))
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"randperm: n must be a non-negative integer, got {n!r}")
+    arr, _ = _random_array(device, lambda g: _permutation(g, int(n)), generator, "randperm")
     return Tensor(arr.astype((dtype and dtypes.as_dtype(dtype).np) or np.int64, copy=False))
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    """Normal samples of the given means and standard deviations (tensors broadcast together, or numbers
+    with `size`), as torch.normal; a sample, not differentiable in mean and std."""
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    if not tensors and size is None:
+        raise TypeError("normal: with a number for both mean and std, pass size=(...) for the output's shape")
+    if tensors and (size, dtype, device) != (None, None, None):
+        raise TypeError("normal: size, dtype and device are taken only when mean and std are both numbers; "
+                        "with tensors the output takes their shape, dtype and device")
+    lowest = (float(std.array.min()) if std.numel() else 0.0) if isinstance(std, Tensor) else std
+    if lowest < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {lowest}")
+    std_values = std.array if isinstance(std, Tensor) else std
+    if not tensors:
+        out = randn(*_shape(size if isinstance(size, tuple | list) else (size,)), generator=generator,
+                    dtype=dtype, device=device)
+        return _finish(out.array * std + mean, None, out.device, requires_grad)
+    like = tensors[0]
+    if not like.dtype.is_floating_point:
+        raise RuntimeError(f"normal expects floating-point mean and std, got {like.dtype.name}")
+    xp = backend.array_module(like.array)
+    shape = np.broadcast_shapes(*(t.shape for t in tensors))
+    ft = like.array.dtype
+    arr, _ = _random_array(like.device, lambda g: g.standard_normal(shape, dtype=ft), generator, "normal")
+    m = mean.array if isinstance(mean, Tensor) else mean
+    s = xp.asarray(std_values, dtype=ft) if isinstance(std, Tensor) else std
+    return Tensor((arr * s + m).astype(ft, copy=False), requires_grad=requires_grad)
+
+
+def poisson(input: Tensor, generator=None) -> Tensor:
+    """Poisson counts with the rates in `input`, in its shape and dtype, as torch.poisson."""
+    if (input.array < 0).any():
+        raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+    arr, _ = _random_array(input.device, lambda g: g.poisson(input.array, size=input.shape), generator, "poisson")
+    return Tensor(arr.astype(input.array.dtype, copy=False))
 
 
 # ---- Tensor.new_*: a new tensor with this tensor's dtype and device unless told otherwise -------------
@@ -301,13 +367,13 @@ def new_ones(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = Fa
 
 
 # ---- samples shaped like a tensor: torch.bernoulli, multinomial and Tensor.bernoulli_ and friends ---------
-def _sample_like(x: Tensor, op: str, draw, floating: bool = True) -> Tensor:
-    """A tensor of x's shape, dtype and device holding `draw(xp, generator, shape, float dtype)`."""
+def _sample_like(x: Tensor, op: str, draw, floating: bool = True, generator=None) -> Tensor:
+    """A tensor of x's shape, dtype and device holding `draw(xp, rng, shape, float dtype)`."""
     if floating and not x.dtype.is_floating_point:
         raise RuntimeError(f"{op}: samples a continuous distribution, so the tensor must be floating point, "
                         f"not {x.dtype.name}")
     ft = x.array.dtype if x.array.dtype.kind == "f" else np.float64
-    arr, _ = _random_array(x.device, lambda g: draw(backend.array_module(x.array), g, x.shape, ft))
+    arr, _ = _random_array(x.device, lambda g: draw(backend.array_module(x.array), g, x.shape, ft), generator, op)
     return Tensor._wrap(arr.astype(x.array.dtype, copy=False))
 
 
@@ -323,45 +389,46 @@ def _probability(op: str, p):
     return p
 
 
-def bernoulli_like(x: Tensor, p=0.5) -> Tensor:
+def bernoulli_like(x: Tensor, p=0.5, *, generator=None) -> Tensor:
     """1 with probability p (a number or a tensor broadcast to x) and 0 otherwise, in x's shape and dtype."""
     p = _probability("bernoulli_", p)
-    return _sample_like(x, "bernoulli_", lambda xp, g, shape, ft: g.random(shape, dtype=ft) < p, floating=False)
+    return _sample_like(x, "bernoulli_", lambda xp, g, shape, ft: g.random(shape, dtype=ft) < p, False, generator)
 
 
-def bernoulli(input: Tensor, p=None, generator=None) -> Tensor:
+def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     """Samples 0/1 with the probabilities in `input` (or `p`), as torch.bernoulli; not differentiable."""
-    return bernoulli_like(input, input if p is None else p)
+    return bernoulli_like(input, input if p is None else p, generator=generator)
 
 
-def exponential_like(x: Tensor, lambd: float = 1.0) -> Tensor:
+def exponential_like(x: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor:
     """Samples of the exponential distribution of rate `lambd`, in x's shape."""
     if lambd <= 0:
         raise RuntimeError(f"exponential_ expects lambd > 0.0, but found lambd={lambd}")
-    return _sample_like(x, "exponential_", lambda xp, g, shape, ft: -xp.log1p(-g.random(shape, dtype=ft)) / lambd)
+    return _sample_like(x, "exponential_", lambda xp, g, shape, ft: -xp.log1p(-g.random(shape, dtype=ft)) / lambd,
+                        generator=generator)
 
 
-def geometric_like(x: Tensor, p: float) -> Tensor:
+def geometric_like(x: Tensor, p: float, *, generator=None) -> Tensor:
     """Samples of the geometric distribution (trials until the first success, from 1), in x's shape."""
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), got p={p}")
     return _sample_like(x, "geometric_", lambda xp, g, shape, ft: xp.ceil(
-        xp.log1p(-g.random(shape)) / math.log1p(-p)).clip(1, None), floating=False)
+        xp.log1p(-g.random(shape)) / math.log1p(-p)).clip(1, None), False, generator)
 
 
-def log_normal_like(x: Tensor, mean: float = 1.0, std: float = 2.0) -> Tensor:
+def log_normal_like(x: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=None) -> Tensor:
     """exp of normal samples of the given mean and std, in x's shape."""
     return _sample_like(x, "log_normal_", lambda xp, g, shape, ft: xp.exp(g.standard_normal(shape, dtype=ft) * std
-                                                                          + mean))
+                                                                          + mean), generator=generator)
 
 
-def cauchy_like(x: Tensor, median: float = 0.0, sigma: float = 1.0) -> Tensor:
+def cauchy_like(x: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None) -> Tensor:
     """Samples of the Cauchy distribution, in x's shape."""
     return _sample_like(x, "cauchy_", lambda xp, g, shape, ft: median + sigma * xp.tan(
-        math.pi * (g.random(shape, dtype=ft) - 0.5)))
+        math.pi * (g.random(shape, dtype=ft) - 0.5)), generator=generator)
 
 
-def random_like(x: Tensor, start: int = 0, to: int | None = None) -> Tensor:
+def random_like(x: Tensor, start: int = 0, to: int | None = None, *, generator=None) -> Tensor:
     """Integers uniformly from [start, to) in x's dtype, as Tensor.random_; `random_(to)` starts at 0, and
     `random_()` spans what the dtype holds exactly (0 to 2**mantissa for floats)."""
     if to is None and start != 0:
@@ -373,20 +440,36 @@ def random_like(x: Tensor, start: int = 0, to: int | None = None) -> Tensor:
     if to <= start:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={start} >= to={to}")
     return _sample_like(x, "random_", lambda xp, g, shape, ft: g.integers(start, to, size=shape, dtype=np.int64),
-                        floating=False)
+                        False, generator)
 
 
-def multinomial(input: Tensor, num_samples: int, replacement: bool = False, generator=None) -> Tensor:
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
     """Indices drawn with the (unnormalised) weights in each row of `input`, as torch.multinomial."""
     if input.ndim not in (1, 2):
         raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {input.ndim}-d")
-    w = input._host().astype(np.float64).reshape(-1, input.shape[-1])
-    if (w < 0).any() or not np.isfinite(w).all() or (w.sum(1) <= 0).any():
+    if not isinstance(num_samples, numbers.Integral) or isinstance(num_samples, bool) or num_samples <= 0:
+        raise RuntimeError(f"multinomial: num_samples must be a positive integer, got {num_samples!r}")
+    host = input._host().astype(np.float64).reshape(-1, input.shape[-1])
+    if (host < 0).any() or not np.isfinite(host).all() or (host.sum(1) <= 0).any():
         raise RuntimeError("multinomial: the weights must be finite and non-negative, with a positive sum per row")
-    if not replacement and num_samples > (w > 0).sum(1).min():
+    if not replacement and num_samples > (host > 0).sum(1).min():
         raise RuntimeError(f"multinomial: cannot sample {num_samples} samples without replacement from a row "
-                           f"with {(w > 0).sum(1).min()} non-zero weights")
-    g = _random.generator("cpu")  # a few draws per row: the host does them, whatever the device
-    rows = [g.choice(w.shape[1], num_samples, replace=replacement, p=r / r.sum()) for r in w]
-    out = np.stack(rows).reshape(*input.shape[:-1], num_samples).astype(np.int64)
-    return _finish(out, None, input.device, False)
+                           f"with {(host > 0).sum(1).min()} non-zero weights")
+    xp = backend.array_module(input.array)
+    w = input.array.astype(np.float64).reshape(host.shape)
+    rows, k = w.shape
+
+    def draw(g):
+        if replacement:  # inverse CDF, all rows in one search: row r's CDF is shifted to [r, r + 1]
+            cdf = xp.cumsum(w, axis=1)
+            cdf = cdf / cdf[:, -1:] + xp.arange(rows)[:, None]  # the last entry exactly r + 1: u < 1 stays in row
+            u = g.random((rows, num_samples)) + xp.arange(rows)[:, None]
+            return xp.searchsorted(cdf.ravel(), u.ravel(), side="right").reshape(rows, num_samples) \
+                - k * xp.arange(rows)[:, None]
+        # without replacement: the num_samples largest of log w - log E (E exponential), as torch does
+        keys = xp.log(xp.where(w > 0, w, 1.0)) - xp.log(-xp.log1p(-g.random((rows, k))))
+        keys = xp.where(w > 0, keys, -xp.inf)
+        return xp.argsort(-keys, axis=1)[:, :num_samples]
+
+    out, _ = _random_array(input.device, draw, generator, "multinomial")
+    return Tensor(out.reshape(*input.shape[:-1], num_samples).astype(np.int64, copy=False))

@@ -86,3 +86,39 @@ def empty_cache() -> None:
     cp = backend.cupy_module()
     if cp is not None:
         cp.get_default_memory_pool().free_all_blocks()
+
+
+# ---- random numbers on the GPU (engine.random keeps one generator per device) ---------------------------
+def manual_seed(seed: int) -> None:
+    """Seed the current GPU's generator; without a GPU nothing happens, as in torch (a CPU-only run of a
+    script that seeds both works)."""
+    if is_available():
+        from engine import random
+
+        random._global(_device(None)).manual_seed(seed)
+
+
+def manual_seed_all(seed: int) -> None:
+    """Seed the generator of every GPU (nothing without one)."""
+    from engine import random
+
+    for i in range(device_count()):
+        random._global(_device(i)).manual_seed(seed)
+
+
+def get_rng_state(device=None):
+    """The state of a GPU's generator (a uint8 Tensor on the CPU), for set_rng_state."""
+    from engine import random
+
+    dev = _device(device)
+    backend.require_cuda(dev)
+    return random._global(dev).get_state()
+
+
+def set_rng_state(new_state, device=None) -> None:
+    """Restore a GPU's generator from get_rng_state()."""
+    from engine import random
+
+    dev = _device(device)
+    backend.require_cuda(dev)
+    random._global(dev).set_state(new_state)

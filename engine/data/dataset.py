@@ -117,7 +117,6 @@ def random_split(dataset, lengths, generator=None) -> list[Subset]:
     if sum(lengths) != n:
         raise ValueError(f"random_split: the lengths {list(lengths)} sum to {sum(lengths)}, "
                          f"but the dataset has {n} samples")
-    rng = generator if generator is not None else _random.generator("cpu")
-    order = rng.permutation(n).tolist()
+    order = _random.resolve(generator, "cpu", "random_split").permutation(n).tolist()
     return [Subset(dataset, order[end - length:end])
             for end, length in zip(itertools.accumulate(lengths), lengths, strict=True)]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from engine import random as _random
 from engine.backend import array_module
 from engine.creation import tensor as _tensor
 from engine.data.sampler import BatchSampler, RandomSampler, SequentialSampler, _epoch
@@ -74,14 +75,15 @@ def _stack(tensors: list[Tensor]) -> Tensor:
 class DataLoader:
     """Iterate over a dataset in batches; `shuffle=True` draws a new order each epoch.
 
-    The order comes from `generator` (a numpy Generator), from `seed`, or else from the engine's CPU
-    generator, so `engine.manual_seed(s)` makes shuffling reproducible, as `torch.manual_seed` does.
+    The order comes from `generator` (an engine.Generator on the CPU, or a numpy Generator), from `seed`,
+    or else from the engine's global CPU generator, so `engine.manual_seed(s)` makes shuffling
+    reproducible, as `torch.manual_seed` does.
     As in PyTorch, `sampler` (a SequentialSampler or RandomSampler unless given) picks the indices, and
     `batch_sampler` (a BatchSampler of it unless given; None with batch_size=None) groups them.
     """
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False, drop_last: bool = False,
-                 collate_fn: Callable | None = None, generator: np.random.Generator | None = None,
+                 collate_fn: Callable | None = None, generator=None,
                  seed: int | None = None, num_workers: int = 0, pin_memory: bool = False,
                  sampler: Iterable[int] | None = None, batch_sampler: Iterable[list[int]] | None = None) -> None:
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
@@ -107,9 +109,8 @@ class DataLoader:
                             f"...), got {type(batch_sampler).__name__}")
         if generator is not None and seed is not None:
             raise ValueError("DataLoader: pass either generator or seed, not both")
-        if generator is not None and not isinstance(generator, np.random.Generator):
-            raise TypeError("DataLoader: generator must be a numpy.random.Generator, "
-                            f"got {type(generator).__name__}; or pass seed=<int>")
+        if generator is not None:
+            _random.resolve(generator, "cpu", "DataLoader")  # a wrong one is refused here, not at an epoch
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
             raise ValueError(f"num_workers option should be non-negative; got num_workers={num_workers!r}")
         if num_workers:  # a PyTorch script's speed setting: run it, and say the batches come from this process

@@ -1,7 +1,8 @@
 """Which samples a DataLoader takes, in which order, as torch.utils.data's samplers.
 
-Each is an iterable of dataset indices with a length. Random ones draw from `generator` (a numpy
-Generator) or else from the engine's CPU generator, so `engine.manual_seed(s)` fixes them.
+Each is an iterable of dataset indices with a length. Random ones draw from `generator` (an
+engine.Generator on the CPU, or a numpy Generator) or else from the engine's global CPU generator, so
+`engine.manual_seed(s)` fixes them.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import numpy as np
 from engine import random as _random
 
 
-def _rng(generator: np.random.Generator | None) -> np.random.Generator:
-    if generator is not None and not isinstance(generator, np.random.Generator):
-        raise TypeError(f"generator must be a numpy.random.Generator, got {type(generator).__name__}")
-    return generator if generator is not None else _random.generator("cpu")
+def _rng(generator) -> np.random.Generator:
+    """The numpy generator to draw indices with (the host draws them, as torch's samplers do)."""
+    return _random.resolve(generator, "cpu")
 
 
 def _count(name: str, value) -> int:
@@ -62,7 +62,7 @@ class RandomSampler(Sampler):
     """A new permutation each epoch, or `num_samples` draws with replacement."""
 
     def __init__(self, data_source, replacement: bool = False, num_samples: int | None = None,
-                 generator: np.random.Generator | None = None) -> None:
+                 generator=None) -> None:
         self.data_source, self.replacement, self.generator = data_source, bool(replacement), generator
         self._num_samples = None if num_samples is None else _count("num_samples", num_samples)
         _rng(generator)  # a wrong generator is refused here, not at the first epoch
@@ -89,7 +89,7 @@ class RandomSampler(Sampler):
 class SubsetRandomSampler(Sampler):
     """The given indices, in a new random order each epoch (a train/validation split of one dataset)."""
 
-    def __init__(self, indices: Sequence[int], generator: np.random.Generator | None = None) -> None:
+    def __init__(self, indices: Sequence[int], generator=None) -> None:
         self.indices, self.generator = list(indices), generator
         _rng(generator)
 
@@ -104,7 +104,7 @@ class WeightedRandomSampler(Sampler):
     """`num_samples` indices drawn with probability proportional to `weights` (rare classes more often)."""
 
     def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
-                 generator: np.random.Generator | None = None) -> None:
+                 generator=None) -> None:
         w = np.asarray(weights.tolist() if hasattr(weights, "tolist") else weights, dtype=np.float64)
         if w.ndim != 1 or not w.size:
             raise ValueError(f"weights should be a 1-D sequence of numbers, got shape {w.shape}")

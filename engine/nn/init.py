@@ -1,7 +1,8 @@
 """Parameter initialisation in place, with torch.nn.init's names, formulas and defaults.
 
 Every function fills the tensor's storage without recording a graph, bumps its version and returns
-it. Random numbers come from the engine's generator of the tensor's device (`engine.manual_seed`).
+it. Random numbers come from `generator=` or else the global generator of the tensor's device
+(`engine.manual_seed`).
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def _fill(tensor: Tensor, sample) -> Tensor:
-    """Write `sample(generator, shape, float dtype)` into the tensor's storage."""
+def _fill(tensor: Tensor, sample, generator=None) -> Tensor:
+    """Write `sample(rng, shape, float dtype)` into the tensor's storage, drawn with `generator` (or the
+    global generator of the tensor's device; False for no draws, so a constant makes no GPU generator)."""
     dtype = tensor.array.dtype if tensor.array.dtype.kind == "f" else "float64"
+    rng = _random.resolve(generator, tensor.device) if generator is not False else None
     with no_grad():
-        values = sample(_random.generator(tensor.device), tensor.shape, dtype)
+        values = sample(rng, tensor.shape, dtype)
         tensor.array[...] = values
         tensor._vc[0] += 1
     return tensor
@@ -68,12 +71,12 @@ def _fill(tensor: Tensor, sample) -> Tensor:
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with samples from U(a, b)."""
-    return _fill(tensor, lambda g, shape, dt: g.random(shape, dtype=dt) * (b - a) + a)
+    return _fill(tensor, lambda g, shape, dt: g.random(shape, dtype=dt) * (b - a) + a, generator)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     """Fill with samples from N(mean, std**2)."""
-    return _fill(tensor, lambda g, shape, dt: g.standard_normal(shape, dtype=dt) * std + mean)
+    return _fill(tensor, lambda g, shape, dt: g.standard_normal(shape, dtype=dt) * std + mean, generator)
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
@@ -92,12 +95,12 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
             x[bad] = g.standard_normal(n, dtype=dt) * std + mean
         raise ValueError(f"trunc_normal_: [{a}, {b}] lies too far out in N({mean}, {std}**2) to sample")
 
-    return _fill(tensor, sample)
+    return _fill(tensor, sample, generator)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with `val`."""
-    return _fill(tensor, lambda g, shape, dt: val)
+    return _fill(tensor, lambda g, shape, dt: val, False)
 
 
 def zeros_(tensor: Tensor) -> Tensor:
@@ -114,20 +117,20 @@ def eye_(tensor: Tensor) -> Tensor:
     """Fill a 2-D tensor with the identity matrix."""
     if tensor.ndim != 2:
         raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tuple(tensor.shape)}")
-    return _fill(tensor, lambda g, shape, dt: array_module(tensor.array).eye(*shape, dtype=dt))
+    return _fill(tensor, lambda g, shape, dt: array_module(tensor.array).eye(*shape, dtype=dt), False)
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot uniform: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot normal: N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
 
 
 def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float | None:
@@ -144,14 +147,14 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonline
     if std is None:
         return tensor
     bound = math.sqrt(3.0) * std
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                     generator=None) -> Tensor:
     """He normal: N(0, std**2) with std = gain(nonlinearity, a) / sqrt(fan)."""
     std = _kaiming_std(tensor, a, mode, nonlinearity)
-    return tensor if std is None else normal_(tensor, 0.0, std)
+    return tensor if std is None else normal_(tensor, 0.0, std, generator)
 
 
 def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
@@ -174,4 +177,4 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
             q = q.T
         return (q * gain).reshape(shape)
 
-    return _fill(tensor, sample)
+    return _fill(tensor, sample, generator)
