@@ -488,17 +488,22 @@ NanMedianResult = namedtuple("nanmedian", ["values", "indices"])
 def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False):
     """median ignoring NaN: nanmedian(x) the lower median of the non-NaN elements, nanmedian(x, dim) (values,
     indices) along dim, as torch.nanmedian; an all-NaN slice gives NaN."""
+    return median_like("nanmedian", input, dim, keepdim, NanMedian, NanMedianDim, _nanmedian_index, NanMedianResult)
+
+
+def median_like(name: str, input: Tensor, dim, keepdim: bool, whole, along, index_of, result):
+    """median and nanmedian: op `whole` over every element when dim is None, else `result(values, indices)`
+    along dim, the indices from `index_of(array, dim)` and the values by op `along` at them."""
     if dim is None:
-        return NanMedian.apply(input, dims=tuple(range(input.ndim)), keepdim=False, shape=input.shape)
+        return whole.apply(input, dims=tuple(range(input.ndim)), keepdim=False, shape=input.shape)
     d = _dim(dim, input.ndim)
-    xp = array_module(input.array)
     if input.ndim == 0:
-        index = xp.zeros((), np.int64)
-        values = NanMedianDim.apply(input, index=index, dims=(), keepdim=bool(keepdim), shape=input.shape)
-        return NanMedianResult(values, Tensor._wrap(index))
+        index = array_module(input.array).zeros((), np.int64)
+        values = along.apply(input, index=index, dims=(), keepdim=bool(keepdim), shape=input.shape)
+        return result(values, Tensor._wrap(index))
     if input.shape[d] == 0:
-        raise IndexError(f"nanmedian(): Expected reduction dim {d} to have non-zero size "
+        raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size "
                          f"(input shape {tuple(input.shape)})")
-    index = _nanmedian_index(input.array, d)
-    values = NanMedianDim.apply(input, index=index, dims=(d,), keepdim=bool(keepdim), shape=input.shape)
-    return NanMedianResult(values, Tensor._wrap(index if keepdim else index.squeeze(d)))
+    index = index_of(input.array, d)
+    values = along.apply(input, index=index, dims=(d,), keepdim=bool(keepdim), shape=input.shape)
+    return result(values, Tensor._wrap(index if keepdim else index.squeeze(d)))

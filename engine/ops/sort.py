@@ -9,7 +9,7 @@ import numpy as np
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.gather_scatter import _along
-from engine.ops.reduce import MaxDim, Reduction
+from engine.ops.reduce import MaxDim, Reduction, median_like
 from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
@@ -125,18 +125,4 @@ class MedianDim(MaxDim):
 
 def median(input: Tensor, dim: int | None = None, keepdim: bool = False):
     """median(x): the lower median of all elements; median(x, dim): (values, indices) along dim, as torch.median."""
-    if dim is None:
-        return Median.apply(input, dims=tuple(range(input.ndim)), keepdim=False, shape=input.shape)
-    d = _dim(dim, input.ndim)
-    xp = array_module(input.array)
-    if input.ndim == 0:
-        index = xp.zeros((), np.int64)
-        values = MedianDim.apply(input, index=index, dims=(), keepdim=bool(keepdim), shape=input.shape)
-        return MedianResult(values, Tensor._wrap(index))
-    if input.shape[d] == 0:
-        raise IndexError(f"median(): Expected reduction dim {d} to have non-zero size "
-                         f"(input shape {tuple(input.shape)})")
-    index = _median_index(input.array, d)
-    values = MedianDim.apply(input, index=index, dims=(d,), keepdim=bool(keepdim), shape=input.shape)
-    indices = index if keepdim else index.squeeze(d)
-    return MedianResult(values, Tensor._wrap(indices))
+    return median_like("median", input, dim, keepdim, Median, MedianDim, _median_index, MedianResult)
