@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 
-from engine.autograd.function import _FREED, Function, current, sum_to
+from engine.autograd.function import _FREED, Function, RegionGrad, current, sum_to
 from engine.autograd.grad_mode import no_grad
 from engine.backend import array_module
 from engine.events import BackwardEvent, hub, next_seq, next_tensor_id
@@ -192,6 +192,7 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
     from engine.tensor import Tensor
 
     deps = _count_dependencies(roots)
+    owned = set()  # keys whose buffer this run made for slice gradients: others add into it in place
     if capture is None:
         buffers = dict(roots)
     else:
@@ -238,12 +239,20 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
             leaf = edge.__class__ is Tensor or isinstance(edge, Tensor)
             key = id(edge) if leaf else edge
             if g is not None:
-                shape, dtype = meta
-                if g.shape != shape:
-                    g = sum_to(g, shape)
-                if g.dtype != dtype:
-                    g = g.astype(dtype)
-                buffers[key] = buffers[key] + g if key in buffers else g
+                if isinstance(g, RegionGrad):
+                    _add_region(buffers, owned, key, g, meta)
+                else:
+                    shape, dtype = meta
+                    if g.shape != shape:
+                        g = sum_to(g, shape)
+                    if g.dtype != dtype:
+                        g = g.astype(dtype)
+                    if key not in buffers:
+                        buffers[key] = g
+                    elif key in owned:
+                        buffers[key] += g
+                    else:
+                        buffers[key] = buffers[key] + g
             deps[key] -= 1
             if deps[key] or key not in buffers:  # more to come, or no gradient arrived at all
                 continue
@@ -255,6 +264,18 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
                     capture.take(key, _leaf_hooks(edge, buffers.pop(key), handed), handed)
             elif only is None or key in only:
                 _accumulate(edge, buffers.pop(key), handed, only)
+
+
+def _add_region(buffers: dict, owned: set, key, region: RegionGrad, meta: tuple) -> None:
+    """Add a slice's gradient into the buffer of its input in place; the first makes that buffer."""
+    if key not in owned:
+        shape, dtype = meta
+        buf = buffers.get(key)
+        # a buffer that came from another node may be held elsewhere too (an add hands one array to both
+        # inputs): this run adds into its own copy
+        buffers[key] = array_module(region.values).zeros(shape, dtype) if buf is None else buf.copy()
+        owned.add(key)
+    region.add_to(buffers[key])
 
 
 def _own(g, handed: set):
@@ -337,6 +358,8 @@ def _emit_backward(node: Function, grad, grads) -> tuple:
     )
     hub.emit_op(event)
     if hub.tensor_listeners:  # the gradients as they reach each input: summed to its shape, in its dtype
+        # listeners get whole arrays, a slice's too (then gradients add up as full arrays, as ever)
+        grads = [g.dense() if isinstance(g, RegionGrad) else g for g in grads]
         fitted = tuple([g if g is None or m is None or (g.shape == m[0] and g.dtype == m[1])
                         else sum_to(g, m[0]).astype(m[1], copy=False) for g, m in zip(grads, node._meta)])
         hub.emit_tensors(event, (grad,), fitted)

@@ -15,6 +15,7 @@ import numpy as np
 
 from engine import dtypes
 from engine.autograd.grad_mode import state as _grad_state
+from engine.backend import array_module
 from engine.events import OpEvent, hub, next_seq
 
 _node_seq = itertools.count()
@@ -35,6 +36,30 @@ def sum_to(grad, shape: tuple[int, ...]):
     if lead:
         grad = grad.reshape(shape)
     return grad
+
+
+class RegionGrad:
+    """A gradient that is zero outside one region of its input: what a slice's backward returns.
+
+    The backward scheduler adds `values` at `index` into one buffer per input, in place, so T slices of
+    a tensor cost O(size of the slices) plus one full-size array, not T full-size arrays. Everything
+    that needs a whole array (another node, a hook, a leaf's .grad, the debugger) gets that buffer.
+    """
+
+    __slots__ = ("index", "shape", "values")
+
+    def __init__(self, shape: tuple[int, ...], index, values) -> None:
+        self.shape, self.index, self.values = shape, index, values
+
+    def add_to(self, out) -> None:
+        """out[index] += values, in place (`out` has the input's shape)."""
+        out[self.index] += self.values
+
+    def dense(self):
+        """The gradient as a full array: zeros with the region added in."""
+        out = array_module(self.values).zeros(self.shape, self.values.dtype)
+        self.add_to(out)
+        return out
 
 
 class Function:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.autograd.function import Function, ShapeError
+from engine.autograd.function import Function, RegionGrad, ShapeError
 from engine.backend import array_module, device_of
 from engine.tensor import Tensor
 
@@ -66,6 +66,15 @@ def _accumulate(a, key: Key, value) -> None:
         view[... if key.advanced is None else key.advanced] += value
 
 
+class KeyGrad(RegionGrad):
+    """The gradient of x[key]: zero outside the region, which the scheduler adds into x's gradient."""
+
+    __slots__ = ()
+
+    def add_to(self, out) -> None:
+        _accumulate(out, self.index, self.values)
+
+
 class Index(Function):
     """x[key] with integer or boolean arrays: a copy."""
 
@@ -76,9 +85,7 @@ class Index(Function):
         return _region(x, ctx.key)
 
     def backward(ctx, grad):
-        g = array_module(grad).zeros(ctx.shape, grad.dtype)
-        _accumulate(g, ctx.key, grad)
-        return g
+        return KeyGrad(ctx.shape, ctx.key, grad)
 
 
 class Slice(Index):

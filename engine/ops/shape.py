@@ -14,7 +14,7 @@ import operator
 
 import numpy as np
 
-from engine.autograd.function import Function, ShapeError
+from engine.autograd.function import Function, RegionGrad, ShapeError
 from engine.backend import array_module
 from engine.tensor import Size, Tensor
 
@@ -393,16 +393,14 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 
 class Split(Function):
-    """One piece of split/chunk: a slice along a dim; its gradient fills that slice of zeros."""
+    """One piece of split/chunk: a slice along a dim; its gradient is that slice of the input's."""
 
     def forward(ctx, x):
         ctx.in_shape = x.shape
         return x[ctx.index]
 
     def backward(ctx, grad):
-        g = array_module(grad).zeros(ctx.in_shape, grad.dtype)
-        g[ctx.index] = grad
-        return g
+        return RegionGrad(ctx.in_shape, ctx.index, grad)
 
 
 def _pieces(x: Tensor, d: int, lengths) -> tuple[Tensor, ...]:
