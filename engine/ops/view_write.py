@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from engine.autograd.function import Function
+from engine.autograd.function import Function, RegionGrad
 from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import array_module
 from engine.tensor import Tensor
@@ -71,9 +71,19 @@ class ViewOf(Function):
         return _at(base, ctx.where)
 
     def backward(ctx, grad):
-        g = array_module(grad).zeros(ctx.where.base_shape, grad.dtype)
-        _at(g, ctx.where)[...] = grad
-        return g
+        return _RegionOfBase(ctx.where.base_shape, ctx.where, grad)
+
+
+class _RegionOfBase(RegionGrad):
+    """A view's gradient: zero outside its region of the base (added in place by the scheduler)."""
+
+    __slots__ = ()
+
+    def add_to(self, out) -> None:
+        if out.flags.c_contiguous:  # the scheduler's buffers are: _at needs the base's layout
+            _at(out, self.index)[...] += self.values
+        else:
+            out += self.dense()
 
 
 def write_through_view(view: Tensor, value: Tensor) -> None:
