@@ -7,7 +7,7 @@ import pytest
 import engine
 import engine.nn.functional as F
 from engine.autograd.function import ShapeError
-from tests.engine.oracle import needs_torch
+from tests.engine.oracle import needs_torch, torch
 from tests.engine.test_layers import compare_case
 
 RNG = np.random.default_rng(7)
@@ -47,3 +47,18 @@ def test_bad_shapes_name_what_is_wrong():
         engine.nn.ZeroPad2d((1, 2))
     with pytest.raises(ValueError, match=r"expected an input of shape \(N, 4, \*, \*\), got \(2, 3, 5\)"):
         engine.nn.InstanceNorm2d(4)(engine.ones(2, 3, 5))
+
+
+@needs_torch
+def test_cosine_similarity_and_pairwise_distance_modules_as_torch():
+    a, b = np.random.default_rng(3).standard_normal((2, 4, 5))
+    for ours, theirs in ((engine.nn.CosineSimilarity(dim=1), torch.nn.CosineSimilarity(dim=1)),
+                         (engine.nn.CosineSimilarity(dim=0, eps=1e-3), torch.nn.CosineSimilarity(dim=0, eps=1e-3)),
+                         (engine.nn.PairwiseDistance(p=1.0), torch.nn.PairwiseDistance(p=1.0))):
+        x, tx = engine.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+        out, ref = ours(x, engine.tensor(b)), theirs(tx, torch.tensor(b))
+        np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
+        out.sum().backward()
+        ref.sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10)
+        assert repr(ours) == repr(theirs)

@@ -18,6 +18,7 @@ from engine.nn.layers.activation import (
 )
 from engine.nn.layers.attention import MultiheadAttention
 from engine.nn.layers.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from engine.nn.layers.distance import CosineSimilarity, PairwiseDistance
 from engine.nn.layers.dropout import Dropout, Dropout2d
 from engine.nn.layers.embedding import Embedding
 from engine.nn.layers.linear import Bilinear, Identity, Linear, NonDynamicallyQuantizableLinear
@@ -37,7 +38,6 @@ from engine.nn.layers.loss import (
     MultiLabelSoftMarginLoss,
     MultiMarginLoss,
     NLLLoss,
-    PairwiseDistance,
     PoissonNLLLoss,
     SmoothL1Loss,
     SoftMarginLoss,
@@ -108,6 +108,7 @@ __all__ = [
     "ConvTranspose1d",
     "ConvTranspose2d",
     "CosineEmbeddingLoss",
+    "CosineSimilarity",
     "CrossEntropyLoss",
     "Dropout",
     "Dropout2d",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.nn import functional as F
+from engine.nn.layers.distance import PairwiseDistance
 from engine.nn.module import Module
 from engine.nn.settings import Setting
 from engine.ops.loss import resolved_reduction
@@ -212,19 +213,6 @@ class CosineEmbeddingLoss(_Loss):
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
         return F.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
-
-
-class PairwiseDistance(Module):
-    """The p-norm distance between x1 and x2 (plus eps) over their last dimension."""
-
-    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> None:
-        super().__init__()
-        self.norm = p
-        self.eps = eps
-        self.keepdim = keepdim
-
-    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
-        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
 
 
 class TripletMarginLoss(_Loss):
