@@ -19,7 +19,7 @@ METHODS = (
     "reshape", "view", "transpose", "permute", "flatten", "unflatten", "squeeze", "unsqueeze", "expand",
     "expand_as", "view_as", "reshape_as", "repeat", "split", "chunk", "flip", "roll", "swapaxes", "movedim",
     "gather", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_fill", "index_select", "masked_fill",
-    "masked_select", "unbind", "narrow", "sort", "argsort", "topk", "tril", "triu", "mm", "bmm",
+    "masked_select", "unbind", "select", "narrow", "sort", "argsort", "topk", "tril", "triu", "mm", "bmm",
     "remainder", "lerp", "addcmul", "addcdiv",
     "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "outer", "addmm",
     "repeat_interleave", "diff", "median", "isclose", "allclose", "equal", "nonzero", "argwhere", "count_nonzero",

@@ -20,8 +20,8 @@ from engine.tensor import Size, Tensor
 
 __all__ = [
     "broadcast_shapes", "broadcast_to", "cat", "chunk", "expand", "expand_as", "flatten", "flip", "movedim",
-    "narrow", "pad", "permute", "pixel_shuffle", "repeat", "reshape", "reshape_as", "roll", "split", "squeeze",
-    "stack", "swapaxes", "tile", "transpose", "unbind", "unflatten", "unsqueeze", "view", "view_as",
+    "narrow", "pad", "permute", "pixel_shuffle", "repeat", "reshape", "reshape_as", "roll", "select", "split",
+    "squeeze", "stack", "swapaxes", "tile", "transpose", "unbind", "unflatten", "unsqueeze", "view", "view_as",
 ]
 
 
@@ -445,6 +445,22 @@ class Unbind(Split):
 
 class Narrow(Split):
     op = "narrow"
+
+
+class Select(Split):
+    op = "select"
+
+
+def select(x: Tensor, dim: int, index: int) -> Tensor:
+    """The slice of `x` at `index` along `dim`, without that dim (a view), as torch.select."""
+    if x.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _dim(dim, x.ndim)
+    n = x.array.shape[d]
+    i = operator.index(index)
+    if not -n <= i < n:
+        raise IndexError(f"select(): index {i} out of range for tensor of size {list(x.array.shape)} at dimension {d}")
+    return _as_view(Select.apply(x, index=(*(slice(None),) * d, i % n)), x)
 
 
 def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:

@@ -283,3 +283,24 @@ def test_ported_models_train_as_in_torch(name):
     losses, out, _ = _train(engine, name, weights)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-10)
     np.testing.assert_allclose(out, ref_out, rtol=1e-8, atol=1e-10)
+
+
+@needs_torch
+@pytest.mark.parametrize("dim, index", [(0, 1), (1, -1), (-1, 0), (2, 3)])
+def test_select_is_a_view_with_torchs_values_gradient_and_errors(dim, index):
+    a = np.arange(24.0).reshape(2, 3, 4)
+    x, tx = engine.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    y, ty = x.select(dim, index), tx.select(dim, index)
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    base = engine.tensor(a)
+    engine.select(base, dim, index).fill_(-1)  # a view: the write reaches the base
+    assert (base.numpy() == -1).sum() == y.numel()
+
+
+def test_select_out_of_range_says_where():
+    with pytest.raises(IndexError, match=r"select\(\): index 3 out of range for tensor of size \[2, 3\] at "
+                                         "dimension 1"):
+        engine.zeros(2, 3).select(1, 3)
