@@ -181,6 +181,7 @@ HINTS: dict[str, dict] = {
     "*.padding": dict(kind="size", low=0), "*.dilation": dict(kind="size", low=1),
     "*.output_padding": dict(kind="size", low=0), "*.output_size": dict(kind="size", low=1, default=4),
     "Conv?d.padding": dict(words=("same", "valid")),
+    "LPPool?d.norm_type": dict(kind="float", low=0.0, low_open=True, default=2.0),
     "*Pad2d.padding": dict(kind="size", low=0, default=1), "*.upscale_factor": dict(_POSITIVE, default=2),
     "Unflatten.dim": dict(default=1), "Unflatten.unflattened_size": dict(kind="ints", low=1, default=(4, 4)),
     # batches are batch-first everywhere in the builder
@@ -223,9 +224,10 @@ HINTS: dict[str, dict] = {
 # Layers whose forward returns (output, state): a sequence keeps the output.
 TUPLE_OUTPUT = ("RNN", "LSTM", "GRU", "LSTMCell")
 # Not offered: an abstract base, and torch's alias of Linear.
-# the decoder side takes two inputs (the target and the encoder's memory): a stack of layers feeds one
+# the decoder side takes two inputs (the target and the encoder's memory): a stack of layers feeds one;
+# so does unpooling (the values and the indices of a pooling layer that returned them)
 NOT_OFFERED = ("RNNBase", "NonDynamicallyQuantizableLinear", "TransformerDecoderLayer", "TransformerDecoder",
-               "Transformer")
+               "Transformer", "MaxUnpool1d", "MaxUnpool2d")
 GROUPS = {"activation": "Activations", "linear": "Linear", "conv": "Convolution", "pool": "Pooling",
           "norm": "Normalization", "dropout": "Regularization", "shape": "Shape", "embedding": "Embedding",
           "recurrent": "Recurrent", "attention": "Attention", "transformer": "Attention"}

@@ -38,11 +38,15 @@ def settled(window) -> bool:
 
 
 def step(qtbot, window, action: str = "step_into") -> str:
-    """Run a debugger command to its next stop and wait until the view stops moving; the current key."""
+    """Run a debugger command to its next stop and wait until the view stops moving onto the current op (on
+    a loaded machine the view can report settled a frame before its last move lands); the current key."""
     before = window.session.records
     window.command(action)
-    qtbot.waitUntil(lambda: settled(window) and window.session.records > before, timeout=LAYOUT_TIMEOUT)
-    return window.canvas.current_key
+    canvas = window.canvas
+    qtbot.waitUntil(lambda: settled(window) and window.session.records > before
+                    and QRectF(canvas.viewport().rect()).contains(canvas.node_screen_rect(canvas.current_key)),
+                    timeout=LAYOUT_TIMEOUT)
+    return canvas.current_key
 
 
 def into_second_iteration(qtbot, window) -> None:
