@@ -82,8 +82,14 @@ def test_the_status_of_a_finished_run_and_of_sys_exit(script, tmp_path, args, st
 
 def test_ctrl_c_during_record_closes_the_tape_as_interrupted(script, tmp_path):
     out = tmp_path / "run.tape"
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "record", str(script), "--forever", "-o", str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a test run started in the background (`cmd &`) ignores SIGINT, and so would the child: it must take
+    # Ctrl-C as a terminal gives it (a handler, unlike an ignored signal, is reset to the default by exec)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "record", str(script), "--forever", "-o", str(out)],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     with reaped(proc):
         assert proc.stdout.readline().strip() == "ready"  # the script is in its endless loop
         proc.send_signal(signal.SIGINT)
