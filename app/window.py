@@ -119,7 +119,11 @@ class MainWindow(QMainWindow):
         self._visual_timer.setSingleShot(True)
         self._visual_timer.setInterval(int(VISUAL_INTERVAL * 1000))
         self._visual_timer.timeout.connect(self._flush_visuals)
-        self.resize(1440, 900)
+        # a first start fits the screen: 1440x900 on a 1280x720 laptop put the inspector and the bottom row
+        # off its edges (a window manager does not always shrink a window that asks for more)
+        screen = QGuiApplication.primaryScreen()
+        room = screen.availableGeometry().size() if screen is not None else None
+        self.resize(min(1440, room.width()) if room else 1440, min(900, room.height()) if room else 900)
         self._default_state = self.saveState(STATE_VERSION)
         self._restore_settings()
         self._update_actions()

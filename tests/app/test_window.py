@@ -241,12 +241,22 @@ def test_the_inspector_fits_its_dock_at_the_default_size(qtbot, tmp_path):
 
 
 def default_window(qtbot, tmp_path) -> MainWindow:
-    """A window at its own default size and layout."""
+    """A window at its default size on a screen with room for it (1440x900; the offscreen screen is 800x800)
+    and its default layout."""
     window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(window)
+    window.resize(1440, 900)
     window.show()
     qtbot.waitExposed(window)
     return window
+
+
+def test_a_first_start_fits_the_screen(qtbot, tmp_path):
+    # 1440x900 on a 1280x720 laptop put the inspector and the bottom row off the screen's edges
+    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    room = window.screen().availableGeometry()
+    assert window.width() <= room.width() and window.height() <= room.height()
 
 
 def test_side_panels_get_their_share_back_when_the_window_grows(qtbot, tmp_path):
