@@ -176,12 +176,6 @@ class Distribution:
                              f"support ({support!r}) of the distribution {self!r}, but found invalid values: "
                              f"{_first_bad(value, valid)}")
 
-    def _get_checked_instance(self, cls, _instance=None):
-        if _instance is None and type(self).__init__ != cls.__init__:
-            raise NotImplementedError(f"Subclass {type(self).__name__} of {cls.__name__} that defines a custom "
-                                      "__init__ method must also define a custom .expand() method.")
-        return type(self).__new__(type(self)) if _instance is None else _instance
-
     def __repr__(self) -> str:
         params = [(k, self.__dict__[k]) for k in self.arg_constraints if k in self.__dict__]
         args = ", ".join(f"{k}: {v.item() if v.numel() == 1 else engine.Size(v.shape)}" for k, v in params)

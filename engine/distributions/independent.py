@@ -28,16 +28,12 @@ class Independent(Distribution):
         self.reinterpreted_batch_ndims = n
         super().__init__(shape[:len(shape) - event_dim], shape[len(shape) - event_dim:], validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None) -> Independent:
-        """A new Independent whose base distribution is expanded to `batch_shape` + the reinterpreted dims."""
-        new = self._get_checked_instance(Independent, _instance)
+    def _expand_extra(self, new, batch_shape) -> None:
+        # the base distribution expands to `batch_shape` + the reinterpreted dims
         n = self.reinterpreted_batch_ndims
         base_batch = self.base_dist.batch_shape
         new.base_dist = self.base_dist.expand(tuple(batch_shape) + tuple(base_batch[len(base_batch) - n:]))
         new.reinterpreted_batch_ndims = n
-        Distribution.__init__(new, batch_shape, self._event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     has_rsample = forwarded("base_dist", "has_rsample")
     mean = forwarded("base_dist", "mean")

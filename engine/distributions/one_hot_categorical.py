@@ -23,13 +23,8 @@ class OneHotCategorical(Distribution):
         param = self._categorical._param
         super().__init__(param.shape[:-1], param.shape[-1:], validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None) -> OneHotCategorical:
-        """A new OneHotCategorical with its batch dims expanded to `batch_shape`."""
-        new = self._get_checked_instance(OneHotCategorical, _instance)
+    def _expand_extra(self, new, batch_shape) -> None:
         new._categorical = self._categorical.expand(batch_shape)
-        Distribution.__init__(new, batch_shape, self._event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     _param = forwarded("_categorical", "_param")
     probs = forwarded("_categorical", "probs")

@@ -457,17 +457,18 @@ def _nanmedian_index(x, dim: int):
     return xp.take_along_axis(order, xp.maximum((count - 1) // 2, 0).astype(np.int64), axis=dim)
 
 
-class NanMedian(Reduction):
-    """The lower median of the non-NaN elements; the gradient splits evenly among the elements equal to it."""
+class LowerMedian(Reduction):
+    """The lower median of every element (of those `index_of` counts); the gradient splits evenly among the
+    elements equal to it. Subclasses name `index_of(x, dim)`: the index of each slice's median along dim."""
 
-    op = "nanmedian"
+    index_of = None
 
     def forward(ctx, x):
         xp = array_module(x)
         flat = x.reshape(-1)
         if flat.size == 0:
             return xp.full((), np.nan, x.dtype if x.dtype.kind == "f" else np.float32)
-        y = flat[_nanmedian_index(flat, 0)].reshape(())
+        y = flat[ctx.index_of(flat, 0)].reshape(())
         ctx.save(x, y)
         return y
 
@@ -476,6 +477,13 @@ class NanMedian(Reduction):
         xp = array_module(grad)
         hit = xp.isnan(x) if bool(xp.isnan(y)) else x == y
         return grad * hit / hit.sum(dtype=grad.dtype)
+
+
+class NanMedian(LowerMedian):
+    """The lower median of the non-NaN elements."""
+
+    op = "nanmedian"
+    index_of = staticmethod(_nanmedian_index)
 
 
 class NanMedianDim(MaxDim):

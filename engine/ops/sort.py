@@ -9,7 +9,7 @@ import numpy as np
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.gather_scatter import _along
-from engine.ops.reduce import MaxDim, Reduction, median_like
+from engine.ops.reduce import LowerMedian, MaxDim, median_like
 from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
@@ -100,23 +100,10 @@ def _median_index(x, dim: int):
     return xp.take_along_axis(order, k, axis=dim)
 
 
-class Median(Reduction):
-    """The lower median of every element; the gradient splits evenly among the elements equal to it."""
+class Median(LowerMedian):
+    """The lower median of every element."""
 
-    def forward(ctx, x):
-        xp = array_module(x)
-        flat = x.reshape(-1)
-        if flat.size == 0:
-            return xp.full((), np.nan, x.dtype if x.dtype.kind == "f" else np.float32)
-        y = flat[_median_index(flat, 0)].reshape(())
-        ctx.save(x, y)
-        return y
-
-    def backward(ctx, grad):
-        x, y = ctx.saved
-        xp = array_module(grad)
-        hit = xp.isnan(x) if xp.isnan(y) else x == y
-        return grad * hit / hit.sum(dtype=grad.dtype)
+    index_of = staticmethod(_median_index)
 
 
 class MedianDim(MaxDim):

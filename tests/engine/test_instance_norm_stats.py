@@ -6,7 +6,7 @@ import pytest
 
 import engine
 from engine.nn.layers import norm
-from tests.engine.oracle import GRAD_ATOL, GRAD_RTOL, needs_torch, torch
+from tests.engine.oracle import GRAD_ATOL, GRAD_RTOL, cuda_or_skip, needs_torch, torch
 
 FWD = dict(rtol=1e-3, atol=1e-5)
 GRAD = dict(rtol=GRAD_RTOL, atol=GRAD_ATOL)
@@ -97,10 +97,7 @@ def test_training_on_one_spatial_element_says_so():
 
 @pytest.mark.gpu
 def test_running_stats_on_gpu_match_cpu():
-    try:
-        engine.zeros(1, device="cuda")
-    except RuntimeError as err:
-        pytest.skip(f"needs a CUDA GPU: {err}")
+    cuda_or_skip()
     cpu = norm.InstanceNorm2d(4, affine=True, track_running_stats=True)
     gpu = norm.InstanceNorm2d(4, affine=True, track_running_stats=True, device="cuda")
     for x in batches((2, 4, 3, 5), 3):

@@ -10,7 +10,7 @@ import engine
 import engine.nn as enn
 from engine.events import ModuleEvent
 from engine.nn.utils import rnn
-from tests.engine.oracle import GRAD_ATOL, GRAD_RTOL, finite_difference_check, needs_torch, torch
+from tests.engine.oracle import GRAD_ATOL, GRAD_RTOL, cuda_or_skip, finite_difference_check, needs_torch, torch
 
 FWD = dict(rtol=1e-3, atol=1e-6)
 GRAD = dict(rtol=GRAD_RTOL, atol=GRAD_ATOL)
@@ -311,10 +311,7 @@ def test_seq2seq_training_steps_match_torch():
 # ---- GPU ------------------------------------------------------------------------------------------------
 @pytest.mark.gpu
 def test_packed_lstm_on_gpu_matches_cpu():
-    try:
-        engine.zeros(1, device="cuda")
-    except RuntimeError as err:
-        pytest.skip(f"needs a CUDA GPU: {err}")
+    cuda_or_skip()
     cpu = enn.LSTM(I, H, 2, bidirectional=True, batch_first=True)
     gpu = enn.LSTM(I, H, 2, bidirectional=True, batch_first=True, device="cuda")
     gpu.load_state_dict(cpu.state_dict())
