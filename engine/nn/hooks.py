@@ -1,9 +1,10 @@
-"""Hook handles, and the machinery behind `Module.register_full_backward_hook`.
+"""Hook handles, and the machinery behind `Module.register_full_backward_hook` and its pre hook.
 
 A full backward hook needs the gradients with respect to one module call's inputs and outputs only.
 Each input and output tensor of the call passes through an identity op; a tensor hook on each
 identity's output sees exactly the gradient that flowed through this call (not gradients other
 consumers of the same tensor add), and the module hook runs once every input gradient has arrived.
+A backward pre hook runs once the output gradients are known, before they flow into the module.
 """
 
 from __future__ import annotations
@@ -69,9 +70,11 @@ class BackwardHook(Function):
 class BackwardHookCall:
     """Collects one call's input and output gradients and runs the module's backward hooks."""
 
-    def __init__(self, module, hooks: list[Callable]) -> None:
+    def __init__(self, module, hooks: list[Callable], pre_hooks: list[Callable] = ()) -> None:
         self.module = module
         self.hooks = hooks
+        self.pre_hooks = list(pre_hooks)
+        self.pre_fired = False
         self.grad_inputs: list = []
         self.grad_outputs: list = []
         self.waiting: set[int] = set()
@@ -109,18 +112,49 @@ class BackwardHookCall:
         return w
 
     def _output_hook(self, i: int):
-        def hook(grad: Tensor) -> None:
+        def hook(grad: Tensor):
             self.grad_outputs[i] = grad
             self.outputs_waiting.discard(i)
+            replaced = None
+            if not self.outputs_waiting:
+                replaced = self._fire_pre(i)
             if not self.waiting and not self.outputs_waiting:  # no input needs a gradient
                 self._fire(None)
+            return replaced
 
         return hook
+
+    def _fire_pre(self, last: int | None):
+        """Run the backward pre hooks on the output gradients; returns the new gradient of output `last`."""
+        if self.pre_fired:
+            return None
+        self.pre_fired = True
+        replaced = None
+        for hook in self.pre_hooks:
+            grad_out = tuple(self.grad_outputs)
+            result = hook(self.module, grad_out)
+            if result is None:
+                continue
+            result = tuple(result) if isinstance(result, tuple | list) else (result,)
+            if len(result) != len(grad_out):
+                raise RuntimeError(
+                    f"backward pre hook of {type(self.module).__name__} returned {len(result)} gradients, "
+                    f"expected {len(grad_out)} (one per output)")
+            for j, (new, old) in enumerate(zip(result, grad_out)):
+                if new is not old and j != last:
+                    raise RuntimeError(
+                        f"backward pre hook of {type(self.module).__name__}: the engine can replace the gradient "
+                        "of only one output (the last to arrive, and none when an output is unused); "
+                        "return the other gradients unchanged")
+            self.grad_outputs = list(result)
+            replaced = result[last]
+        return replaced
 
     def _input_hook(self, i: int):
         def hook(grad: Tensor):
             self.grad_inputs[i] = grad
             self.waiting.discard(i)
+            self._fire_pre(None)  # an output was unused: its gradient never came
             if self.waiting:
                 return None
             return self._fire(i)

@@ -62,7 +62,8 @@ class Module:
             raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments; Module takes none")
         self.__dict__.update(
             training=True, _parameters={}, _buffers={}, _non_persistent_buffers=set(), _modules={},
-            _forward_pre_hooks={}, _forward_hooks={}, _backward_hooks={}, _hooks_with_kwargs=set(),
+            _forward_pre_hooks={}, _forward_hooks={}, _backward_hooks={}, _backward_pre_hooks={},
+            _hooks_with_kwargs=set(),
             _call_name=None,
         )
 
@@ -82,7 +83,7 @@ class Module:
         calls.append((self, path))
         hub.enter_module(path)
         try:
-            if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks:
                 return self._call_with_hooks(path, args, kwargs)
             if hub.active:
                 return self._call_traced(path, args, kwargs)
@@ -157,8 +158,9 @@ class Module:
                     if result is not None:
                         args = result if isinstance(result, tuple) else (result,)
             backward_call = None
-            if self._backward_hooks:
-                backward_call = BackwardHookCall(self, list(self._backward_hooks.values()))
+            if self._backward_hooks or self._backward_pre_hooks:
+                backward_call = BackwardHookCall(self, list(self._backward_hooks.values()),
+                                                 list(self._backward_pre_hooks.values()))
                 args = backward_call.wrap_inputs(args)
             out = self.forward(*args, **kwargs)
             for hid, hook in tuple(self._forward_hooks.items()):
@@ -195,6 +197,10 @@ class Module:
     def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         """Call `hook(module, grad_input, grad_output)` once this call's input gradients are known."""
         return add_hook(self._backward_hooks, hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """Call `hook(module, grad_output)` before this call's gradients flow in; a returned value replaces them."""
+        return add_hook(self._backward_pre_hooks, hook, prepend)
 
     # ---- registration -----------------------------------------------------------------------
     def register_parameter(self, name: str, param: Parameter | None) -> None:
