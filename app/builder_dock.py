@@ -28,6 +28,8 @@ from widgets.decision_boundary import PredictionView
 PREVIEW_INTERVAL = 0.2  # seconds between repaints of the prediction view while training runs
 PREVIEW_EVERY = 20  # optimizer steps between the previews the engine thread computes mid-epoch
 PLOT_WIDTH = 320  # pixels: the prediction dock's width when the builder opens (the plot is square)
+MIN_BUILDER = 300  # pixels: narrower than this, the builder scrolls rather than squeezing its lists further
+SEPARATOR = 6  # pixels: a dock separator, with some slack
 SHORTCUT = "Ctrl+Shift+B"  # Ctrl+B already toggles the backward pass
 
 
@@ -134,7 +136,17 @@ class BuilderDock(QObject):
         """Give the builder the width it asks for and the prediction view room for a square plot, where
         the window has it (the builder scrolls otherwise)."""
         docks, sizes = [], []
-        for dock, want in ((self.builder_dock, self.panel.sizeHint().width()), (self.prediction_dock, PLOT_WIDTH)):
+        builder = self.panel.sizeHint().width()
+        room = getattr(self.window, "bottom_row_min_width", None)
+        if room is not None and self.window.dockWidgetArea(self.builder_dock) == Qt.DockWidgetArea.LeftDockWidgetArea:
+            # the graph's column keeps what its bottom row needs to read: at 1280x720 the builder's 538
+            # pixels left it 385, and the loss group's tabs read "Lo… | T… | Gradi…"
+            right = max((d.width() for d in self.window.findChildren(QDockWidget) if d.isVisible()
+                         and not d.isFloating()
+                         and self.window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea), default=0)
+            spare = self.window.width() - right - room() - 2 * SEPARATOR
+            builder = max(min(builder, spare), self.panel.minimumSizeHint().width(), MIN_BUILDER)
+        for dock, want in ((self.builder_dock, builder), (self.prediction_dock, PLOT_WIDTH)):
             if dock.isVisible() and not dock.isFloating() and dock.width() < want:
                 docks.append(dock)
                 sizes.append(want)

@@ -216,26 +216,52 @@ class MainWindow(QMainWindow):
         self.layout().activate()
         gaps = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
         row = d["timeline"].width() - gaps
+        comfortable = self.bottom_row_min_width() + 2 * 12 * self.fontMetrics().averageCharWidth()
+        if 0 < row < comfortable and d["output"] not in self.tabifiedDockWidgets(d["source"]):
+            # a small window (960x540 at a scale factor of 2): source and output share one place as tabs, so
+            # each reads, rather than three slivers side by side
+            self.tabifyDockWidget(d["source"], d["output"])
+            self.layout().activate()
+            row = d["timeline"].width() - gaps // 2
         self._share_bottom_row(row if row > 0 else int(w * 0.6))
         self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
         # the inspector's statistics and histograms fit without scrolling; alerts are a short list
         self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.66), int(h * 0.2)], vertical)
-        for first in ("modules", "inspector", "alerts", "loss"):  # the tab in front of each group
+        for first in ("modules", "inspector", "alerts", "loss", "source"):  # the tab in front of each group
             d[first].raise_()
 
     def _share_bottom_row(self, width: int) -> None:
         """Share `width` among the source, output and loss docks under the graph."""
         docks = [self.docks[name] for name in ("source", "output", "loss")]
-        # the loss dock's tabs read whole ("Lo… | Traini… | Gradient Fl…" at 1280x720): the other two give way
-        loss = min(max(int(width * 0.30), _tabs_width(self, docks[2])), int(width * 0.45))
+        tabbed = docks[1] in self.tabifiedDockWidgets(docks[0])  # a small window's compact row
+        # the loss dock's tabs read whole ("Lo… | Traini… | Gradient Fl…" at 1280x720): the others give way,
+        # down to a width that still shows a few words each
+        others = 1 if tabbed else 2
+        loss = min(max(int(width * 0.30), _tabs_width(self, docks[2])), width - others * self._narrow_panel_width())
+        loss = max(loss, int(width * 0.30))
         rest = width - loss
+        if tabbed:
+            self.resizeDocks([docks[0], docks[2]], [rest, loss], Qt.Orientation.Horizontal)
+            return
         self.resizeDocks(docks, [int(rest * 0.38 / 0.70), int(rest * 0.32 / 0.70), loss], Qt.Orientation.Horizontal)
+
+    def _narrow_panel_width(self) -> int:
+        """The width at which the source or output panel still shows a few words (from the font, so it holds
+        at any scale factor or font size)."""
+        return 20 * self.fontMetrics().averageCharWidth()
+
+    def bottom_row_min_width(self) -> int:
+        """The width the graph's column needs for the row under it to read: the loss group's tabs whole,
+        the source and output panels a few words wide."""
+        gaps = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
+        return _tabs_width(self, self.docks["loss"]) + 2 * self._narrow_panel_width() + gaps
 
     def balance_bottom_row(self) -> None:
         """Share the bottom row's width again (after a side dock took some, e.g. the model builder)."""
         docks = [self.docks[name] for name in ("source", "output", "loss")]
         if all(dock.isVisible() and not dock.isFloating() for dock in docks):
-            self._share_bottom_row(sum(dock.width() for dock in docks))
+            places = {(dock.x(), dock.width()) for dock in docks}  # tabbed docks share one place
+            self._share_bottom_row(sum(width for _x, width in places))
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

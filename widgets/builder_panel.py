@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from widgets.arg_form import ArgForm
 from widgets.build_setup import DataForm, TrainingForm
 from widgets.layer_tree import ROLE, LayerTree, PaletteTree, path_of
-from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, OK_TEXT, SECONDARY_TEXT, pick
+from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, OK_TEXT, SECONDARY_TEXT, follow_palette, pick, tint
 
 
 class BuilderPanel(QWidget):
@@ -108,11 +108,12 @@ class BuilderPanel(QWidget):
             if group is None:
                 group = groups[entry["group"]] = QTreeWidgetItem(self.palette, [entry["group"]])
                 group.setFlags(Qt.ItemFlag.ItemIsEnabled)
-                group.setForeground(0, QBrush(QColor(pick(MUTED_TEXT))))
                 group.setExpanded(entry["group"] in ("Blocks", "Linear", "Activations"))
             item = QTreeWidgetItem(group, [entry["type"]])
             item.setData(0, ROLE, entry["type"])
             item.setToolTip(0, entry["doc"])
+        follow_palette(self.palette, lambda: [group.setForeground(0, QBrush(QColor(pick(MUTED_TEXT))))
+                                              for group in groups.values()])
         self.palette.itemDoubleClicked.connect(self._palette_activated)
         for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):  # the keyboard's double-click
             enter = QShortcut(QKeySequence(key), self.palette, context=Qt.ShortcutContext.WidgetShortcut)
@@ -128,6 +129,7 @@ class BuilderPanel(QWidget):
         self.tree.moved.connect(lambda src, parent, row: self.move_layer(src, parent, row))
         self.tree.dropped.connect(lambda kind, parent, row: self.add_layer(kind, [*parent, row]))
         self.tree.currentItemChanged.connect(lambda *_: self._show_args())
+        follow_palette(self.tree, lambda: self._show_report(), now=False)  # its rows' colours
         tools = QHBoxLayout()
         tools.setContentsMargins(0, 0, 0, 0)
         for text, tip, slot in (("\u2191", "Move up (Alt+Up)", lambda: self._nudge(-1)),
@@ -139,7 +141,7 @@ class BuilderPanel(QWidget):
             b.clicked.connect(slot)
             tools.addWidget(b)
         self.summary = QLabel()
-        self.summary.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.summary, MUTED_TEXT)
         tools.addStretch(1)
         tools.addWidget(self.summary)
         QShortcut(QKeySequence.StandardKey.Delete, self.tree, self._remove_current)
@@ -169,7 +171,7 @@ class BuilderPanel(QWidget):
         scroll.setWidget(self.layer_args)
         self.layer_doc = QLabel()
         self.layer_doc.setWordWrap(True)
-        self.layer_doc.setStyleSheet(f"color: {pick(SECONDARY_TEXT)};")
+        tint(self.layer_doc, SECONDARY_TEXT)
         bv = QVBoxLayout(self.args_box)
         bv.addWidget(self.layer_doc)
         bv.addWidget(scroll, 1)

@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontMetrics, QTextOption
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
-from widgets.theme import MUTED_TEXT, SECONDARY_TEXT, pick
+from widgets.theme import MUTED_TEXT, SECONDARY_TEXT, follow_palette, pick, tint
 
 GRAD, UPDATE_RATIO, WEIGHT, UPDATE = "gradient norm", "update / weight", "weight norm", "update norm"
 METRICS = (GRAD, UPDATE_RATIO, WEIGHT, UPDATE)
@@ -85,7 +85,7 @@ class GradientFlowChart(QWidget):
         self.metric_box.currentIndexChanged.connect(self._redraw)
         self.grouping_box.currentIndexChanged.connect(self._redraw)
         self.where = QLabel()
-        self.where.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.where, MUTED_TEXT)
         # the controls may shrink with a narrow dock: their width once pushed the bars' values out of view
         self.where.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         for w in (self.metric_box, self.grouping_box):
@@ -97,7 +97,7 @@ class GradientFlowChart(QWidget):
         box.addLayout(bar)
         self.legend = QLabel()  # what the colours and the dashed line mean
         self.legend.setWordWrap(True)
-        self.legend.setStyleSheet(f"color: {pick(MUTED_TEXT)}; font-size: 8pt")
+        tint(self.legend, MUTED_TEXT, "QLabel { font-size: 8pt }")
         box.addWidget(self.legend)
         self.plot = pg.PlotWidget(background=None, axisItems={"bottom": _DecadeAxis("bottom")})
         self.names_axis = self.plot.getAxis("left")
@@ -118,6 +118,7 @@ class GradientFlowChart(QWidget):
         wrapped.setWrapMode(QTextOption.WrapMode.WordWrap)
         self.empty.textItem.document().setDefaultTextOption(wrapped)
         self.plot.addItem(self.empty, ignoreBounds=True)
+        follow_palette(self.plot, lambda: self.empty.setColor(pick(MUTED_TEXT)), now=False)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self._span = None  # (lo, hi, bars, pixels of the widest value) of the bars drawn
         self.plot.getViewBox().sigResized.connect(self._fit)

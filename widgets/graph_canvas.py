@@ -44,7 +44,7 @@ METRIC_BINS = 32
 READABLE_PX = 10  # a node label drawn smaller than this does not read at a glance: a stop zooms in
 FOLLOW_MARGIN = 0.12  # of the view, each side: a current node nearer the edge than this is panned in,
 FOLLOW_ROOM = 0.3  # until this far from the edge
-OVERVIEW_PX = 20.0  # fitted, nodes this wide show a small graph's shape (the demo MLP): stops keep it whole
+OVERVIEW_PX = LABEL_MIN_PX  # fitted, nodes this wide show a small graph with its labels: stops keep it whole
 FOLLOW_FRAMES = 8  # frames (16 ms each) of a stop's pan or zoom, so the eye can follow where it goes
 
 # op families and their colours (fill, border); the op name decides the family
@@ -860,6 +860,8 @@ class GraphCanvas(pg.GraphicsView):
             whole = whole.adjusted(-whole.width() * 0.02, -whole.height() * 0.02,
                                    whole.width() * 0.02, whole.height() * 0.02)
             scale = min(self.box.width() / whole.width(), self.box.height() / whole.height())
+            # whole only where its labels show: fitted into a small window (960x540 at a scale factor of 2),
+            # the demo's nodes were 22 pixels wide and no op could be read
             if scale * self.nodes_item.typical_width >= OVERVIEW_PX or scale >= self._readable_scale(i) * 0.95:
                 self._stop_glide()
                 self.fit()

@@ -21,7 +21,7 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from widgets.elided_label import ElidedLabel
-from widgets.theme import MUTED_TEXT, pick
+from widgets.theme import MUTED_TEXT, follow_palette, pick, tint
 
 MAX_SIDE = 512
 _DIVERGING = pg.colormap.get("CET-D1")  # blue - white - red: the sign of a value reads at a glance
@@ -86,7 +86,7 @@ class HeatmapView(QWidget):
         # the size and the sampling note ("64 x 32; every 2nd row and column drawn") and the hover readout
         # must not widen the inspector past its dock: that cut its statistics table off at the right
         self.info = ElidedLabel()
-        self.info.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.info, MUTED_TEXT)
         bar.addStretch(1)
         bar.addWidget(self.info)
         self._axis_bar = QWidget()
@@ -102,6 +102,7 @@ class HeatmapView(QWidget):
         self.plots = _Plots()
         self.plots.setBackground(None)
         self.plots.setMinimumHeight(110)
+        follow_palette(self.plots, self._recolour, now=False)
         box.addWidget(self.plots, 1)
         self.nonfinite = QLabel()
         self.nonfinite.setWordWrap(True)
@@ -111,7 +112,7 @@ class HeatmapView(QWidget):
         self.hover = ElidedLabel(" ")
         box.addWidget(self.hover)
         self.empty = QLabel("No values loaded.", self.plots)
-        self.empty.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.empty, MUTED_TEXT)
         self.plots.scene().sigMouseMoved.connect(self._hovered)
         self._rebuild_controls()  # no array yet: no axes to choose (set_arrays rebuilds on a new shape only)
         self.set_arrays({})
@@ -220,6 +221,11 @@ class HeatmapView(QWidget):
 
     def _slider_of(self, axis: int) -> QSlider | None:
         return self._sliders_box.findChild(QSlider, f"axis{axis}")
+
+    def _recolour(self) -> None:
+        """Panel titles in the palette's muted colour (it turned light or dark)."""
+        for name, panel in self._panels.items():
+            panel[0].setTitle(name, size="9pt", color=pick(MUTED_TEXT))
 
     def _rebuild_panels(self) -> None:
         if list(self._panels) == list(self._arrays):

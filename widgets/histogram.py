@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize
 
 from engine.debug.summary import TensorSummary
-from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick
+from widgets.theme import ERROR_TEXT, MUTED_TEXT, follow_palette, pick
 
 
 class HistogramView(pg.PlotWidget):
@@ -45,6 +45,15 @@ class HistogramView(pg.PlotWidget):
         self._edges = np.zeros(0)
         self._counts = np.zeros(0, dtype=np.int64)
         self.show_summary(None)
+        follow_palette(self, self._recolour, now=False)
+
+    def _recolour(self) -> None:
+        """The title and notes in the palette's muted and error colours (it turned light or dark)."""
+        self._note.setColor(pick(MUTED_TEXT))
+        self._bad.setColor(pick(ERROR_TEXT))
+        title = self.plotItem.titleLabel.text
+        if title:
+            self.setTitle(title, size="9pt", color=pick(MUTED_TEXT))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 
-from widgets.theme import MUTED_TEXT, pick
+from widgets.theme import MUTED_TEXT, follow_palette, pick
 
 
 def spans_decades(finite: np.ndarray) -> bool:
@@ -90,6 +90,7 @@ class LossPlot(pg.PlotWidget):
         self.empty = pg.TextItem(self.no_loss_text, color=pick(MUTED_TEXT), anchor=(0.5, 0.5))
         self.addItem(self.empty, ignoreBounds=True)
         self.empty.setPos(0.5, 0.5)
+        follow_palette(self, lambda: self.empty.setColor(pick(MUTED_TEXT)), now=False)
         self.log = False
         self.points = 0
 

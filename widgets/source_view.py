@@ -7,7 +7,7 @@ import os
 from PySide6.QtGui import QColor, QFontDatabase, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout, QWidget
 
-from widgets.theme import is_dark
+from widgets.theme import follow_palette, is_dark
 
 HIGHLIGHT = "#ffe8a3"
 DARK_HIGHLIGHT = "#5c4a12"  # the same amber, dark enough for the dark palette's light text
@@ -33,6 +33,7 @@ class SourceView(QWidget):
         self.file = ""
         self.line = 0
         self.clear()
+        follow_palette(self.text, lambda: self._highlight(self.line), now=False)
 
     def show_source(self, file: str, text: str | None, line: int = 0) -> None:
         """Show `file` (its `text`; None when unreadable) with line `line` highlighted."""
@@ -73,7 +74,7 @@ class SourceView(QWidget):
             return
         block = self.text.document().findBlockByNumber(line - 1)
         sel = QTextEdit.ExtraSelection()
-        dark = is_dark(self.palette())  # taken when the line moves: a changed palette shows from the next step
+        dark = is_dark(self.palette())
         sel.format.setBackground(QColor(DARK_HIGHLIGHT if dark else HIGHLIGHT))
         sel.format.setForeground(self.palette().text().color() if dark else QColor("#212529"))
         sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)

@@ -7,7 +7,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
 from widgets.elided_label import ElidedLabel
-from widgets.theme import MUTED_TEXT, is_dark, pick
+from widgets.theme import MUTED_TEXT, is_dark, tint
 
 NOTE_WIDTH = 360  # the most pixels a note takes from a long state, which ends in "…" where it must
 STATE_COLOURS = {"running": "#2f9e44", "paused": "#f59f00", "finished": "#1c7ed6", "failed": "#e03131",
@@ -48,7 +48,7 @@ class StatusPanel(QWidget):
         self.rate = QLabel()
         self.note = ElidedLabel()
         self.note.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)  # as wide as _fit_note says
-        self.note.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.note, MUTED_TEXT)
         self._note_timer = QTimer(self)
         self._note_timer.setSingleShot(True)
         self._note_timer.timeout.connect(lambda: self.set_note(""))

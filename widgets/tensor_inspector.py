@@ -44,7 +44,7 @@ from engine.debug.summary import TensorSummary
 from widgets.elided_label import ElidedLabel
 from widgets.heatmap import Difference, HeatmapView, ordinal
 from widgets.histogram import HistogramView
-from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick
+from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick, tint
 from widgets.value_table import ValueTable
 
 VALUE, GRAD, DIFF = "value", "gradient", "\u0394 prev. iteration"
@@ -119,7 +119,7 @@ class TensorInspector(QWidget):
         self.values_note = QLabel(NO_VALUES)
         self.values_note.setWordWrap(True)
         self.values_note.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self.values_note.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.values_note, MUTED_TEXT)
         values_box.addWidget(self.table_choice, 0, Qt.AlignmentFlag.AlignLeft)
         values_box.addWidget(self.table, 1)
         values_box.addWidget(self.values_note, 1)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QGraphicsView, QWidget
 
 # (light, dark): each reads at a WCAG contrast of 4.5 or more on its palette's Base and Window colours
 ERROR_TEXT = ("#c92a2a", "#ff8787")
@@ -37,3 +42,51 @@ def contrast(a: QColor, b: QColor) -> float:
     """WCAG 2 contrast ratio of two colours (1 to 21)."""
     la, lb = sorted((luminance(QColor(a)), luminance(QColor(b))), reverse=True)
     return (la + 0.05) / (lb + 0.05)
+
+
+class _PaletteWatch(QObject):
+    """Calls `apply` when its widget's palette turns between light and dark (not on every palette event:
+    a style sheet set by `apply` sends one too)."""
+
+    def __init__(self, widget: QWidget, apply: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._apply = apply
+        self._dark = is_dark(widget.palette())
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.PaletteChange and isinstance(watched, QWidget):
+            dark = is_dark(watched.palette())
+            if dark != self._dark:
+                self._dark = dark
+                if isinstance(watched, QGraphicsView):  # pyqtgraph caches the background it drew
+                    watched.resetCachedContent()
+                # a widget being torn down: its Qt parts are gone, nothing to recolour
+                with contextlib.suppress(RuntimeError):
+                    self._apply()
+        return False
+
+
+def follow_palette(widget: QWidget, apply: Callable[[], None], now: bool = True) -> None:
+    """Call `apply` now (unless not `now`), and again whenever `widget`'s palette turns light or dark:
+    colours picked from the palette at construction (style sheets, item colours) follow a change of the
+    system's colour scheme while the app runs, not only after a restart."""
+    if now:
+        apply()
+    _PaletteWatch(widget, apply)
+
+
+def tint(label: QWidget, pair: tuple[str, str], extra: str = "") -> None:
+    """Colour `label`'s text with the light or dark member of `pair`, following the palette as it changes
+    (`extra`: a style sheet without colours, e.g. a font size). Through the palette, not a style sheet: a
+    widget with a colour in its style sheet keeps its palette and never hears that the system's changed."""
+    if extra:
+        label.setStyleSheet(extra)
+
+    def apply() -> None:
+        palette = label.palette()
+        palette.setColor(QPalette.ColorRole.WindowText, QColor(pick(pair)))
+        palette.setColor(QPalette.ColorRole.Text, QColor(pick(pair)))
+        label.setPalette(palette)
+
+    follow_palette(label, apply)

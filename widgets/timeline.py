@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from engine.debug.records import OPTIMIZER, PHASES, EventRecord
 from widgets.elided_label import ElidedLabel
-from widgets.theme import MUTED_TEXT, is_dark, pick
+from widgets.theme import MUTED_TEXT, is_dark, pick, tint
 
 PHASE_CODE = {name: i for i, name in enumerate(PHASES)}
 PHASE_COLOURS = ("#74c0fc", "#ffa94d", "#8ce99a")  # forward, backward, optimizer
@@ -645,7 +645,7 @@ def _legend(names: bool) -> QLabel:
     glyphs += [(MARKER_COLOURS[k], g, k) for k, g in zip(MARKERS, ("\u25cf", "\u25b2", "\u25c6"))]
     parts = [f"<span style='color:{c}'>{g}</span>" + (f"&nbsp;{n}" if names else "") for c, g, n in glyphs]
     label = QLabel(("&nbsp;&nbsp;" if names else "&nbsp;").join(parts))
-    label.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+    tint(label, MUTED_TEXT)
     label.setMinimumWidth(1)  # the timeline hides it where it does not fit: it must not hold the dock wide
     if not names:
         label.setToolTip("<br>".join(f"<span style='color:{c}'>{g}</span>&nbsp;{n}" for c, g, n in glyphs))

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
 from widgets.loss_plot import ChanceLine, IterationAxis, spans_decades
+from widgets.theme import follow_palette
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
            "#66a80f", "#c2255c", "#1098ad", "#868e96")
@@ -68,6 +69,7 @@ class TrainingPlots(QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground(None)
+        follow_palette(self.view, lambda: None, now=False)  # its cached background follows the palette
         # in the default window the dock is ~150 px high: four plots squeezed in it were flat lines
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
