@@ -435,8 +435,9 @@ LAYERS: dict[str, Entry] = _layer_entries()
 LOSSES: dict[str, Entry] = _entries(
     layers, [n for n in layers.__all__ if n in LOSS_TARGETS], (),
     lambda n: {"targets": LOSS_TARGETS[n][0], "threshold": LOSS_TARGETS[n][1]})
-OPTIMIZERS: dict[str, Entry] = _entries(
-    optim, [n for n in optim.__all__ if n not in ("Optimizer", "lr_scheduler")], ("params",), lambda n: {})
+OPTIMIZERS: dict[str, Entry] = _entries(  # the optimizer classes only: engine.optim also exports modules
+    optim, [n for n in optim.__all__ if isinstance(cls := getattr(optim, n), type) and issubclass(cls, optim.Optimizer)
+            and cls is not optim.Optimizer], ("params",), lambda n: {})
 SCHEDULERS: dict[str, Entry] = _entries(lr_scheduler, list(SCHEDULER_STEP), ("optimizer",),
                                         lambda n: {"step": SCHEDULER_STEP[n]})
 

@@ -60,7 +60,17 @@ def fit(model, loader, loss_fn, optimizer, epochs, scheduler=None, step="epoch",
             loss = compute_loss(loss_fn, model(xb), yb)
             optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
+            if getattr(optimizer, "needs_closure", False):  # L-BFGS evaluates the batch's loss again itself
+
+                def closure(xb=xb, yb=yb):
+                    optimizer.zero_grad()
+                    again = compute_loss(loss_fn, model(xb), yb)
+                    again.backward()
+                    return again
+
+                optimizer.step(closure)
+            else:
+                optimizer.step()
             if scheduler is not None and step == "batch":
                 scheduler.step()
             total += loss.item() * len(xb)

@@ -23,6 +23,8 @@ _FLAT_LISTS = ("old_dirs", "old_stps")
 class LBFGS(Optimizer):
     """L-BFGS as in PyTorch (one parameter group; `line_search_fn` None or "strong_wolfe")."""
 
+    needs_closure = True  # step(closure) evaluates the loss again as often as its line search needs
+
     def __init__(self, params, lr: float = 1, max_iter: int = 20, max_eval: int | None = None,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
                  line_search_fn: str | None = None) -> None:

@@ -458,3 +458,16 @@ def test_the_builder_imports_no_qt():
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_every_offered_optimizer_trains_a_build_and_only_optimizers_are_offered():
+    # engine.optim exports modules too (lr_scheduler, swa_utils): the palette must offer classes only, and
+    # L-BFGS, whose step needs a closure, must train as the others do
+    assert all(issubclass(entry.cls, engine.optim.Optimizer) for entry in catalog.OPTIMIZERS.values())
+    assert "LBFGS" in catalog.OPTIMIZERS
+    for name in catalog.OPTIMIZERS:
+        s = spirals_spec(epochs=1, optimizer=name)
+        s.data.n = 64
+        s.training.optimizer_args = {"lr": 0.5} if name == "LBFGS" else {}
+        history = make_training_callable(s, verbose=False)()
+        assert len(history) == 1 and np.isfinite(history[0]["train_loss"]), name
