@@ -4,7 +4,9 @@
 
 1. Backward of sum(x[t] for t in range(T)) on a (T, 32, 64) float32 tensor, T = 16, 128, 1024: the graph is
    built once and backward runs with retain_graph, so only backward is timed. Hand-written numpy adds each
-   step's gradient into one zero array; PyTorch runs its own backward of the same graph.
+   step's gradient into one zero array; PyTorch runs its own backward of the same graph. "engine traced" runs
+   the engine's backward with a Debugger("summary") attached (a record, a summary and a cached value of every
+   slice's gradient): it must stay linear too.
 2. A char-LSTM training step (no optimizer): 2-layer LSTM (input 32, hidden 128), linear head over 59
    characters, cross-entropy, forward and backward, batch 32, T = 48 and 256. Hand-written numpy runs the
    same math with a hand-written LSTM backward; PyTorch runs nn.LSTM.
@@ -27,6 +29,7 @@ import numpy as np
 import engine
 import engine.nn as nn
 import engine.nn.functional as F
+from engine.debug import Debugger
 
 N, H = 32, 64  # the slice benchmark's (T, N, H) tensor
 EMBED, HIDDEN, VOCAB, LAYERS = 32, 128, 59, 2  # the char-LSTM
@@ -65,13 +68,19 @@ def bench_slices(torch, quick: bool) -> None:
         data = np.random.default_rng(T).standard_normal((T, N, H)).astype(np.float32)
         xe = engine.tensor(data, requires_grad=True)
         contenders = {"numpy": numpy_slice_sum(data), "engine": slice_sum(engine, xe)}
+        contenders["engine traced"] = contenders["engine"]
+        dbg = Debugger("summary")
+        contexts = {"engine traced": lambda dbg=dbg: dbg}  # attached around each timed block
         contenders["engine"]()
+        assert np.array_equal(xe.grad.numpy(), contenders["numpy"]())
+        with dbg:
+            contenders["engine traced"]()
         assert np.array_equal(xe.grad.numpy(), contenders["numpy"]())
         if torch:
             xt = torch.tensor(data, requires_grad=True)
             contenders["torch"] = slice_sum(torch, xt)
         rounds, repeat = (3, 1) if quick else ((9, 5) if T < 1024 else (5, 1))
-        times = interleaved(contenders, rounds, repeat, warmup=1)
+        times = interleaved(contenders, rounds, repeat, warmup=1, contexts=contexts)
         report(f"backward of sum(x[t] for t < {T}), x ({T}, {N}, {H}) float32", times, "numpy")
         per_step[T] = {name: t / T for name, t in times.items()}
     growth = "  ".join(f"{name} {per_step[1024][name] / per_step[16][name]:.2f}x" for name in per_step[16])

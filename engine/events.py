@@ -170,8 +170,10 @@ class Hub:
         """Also call `fn(event, inputs, output)` after each op and backward node; returns the undo.
 
         For an OpEvent: the input Tensors and the output Tensor. For a BackwardEvent: a 1-tuple with the
-        incoming gradient array, and the tuple of input gradient arrays (None where none), already
-        summed to each input's shape. Engine objects: for in-process tools only, never for the tape.
+        incoming gradient array, and the tuple of input gradients (None where none), already summed to
+        each input's shape: arrays, except a slice's, which is a RegionGrad (engine.autograd.function:
+        its `values`, zero elsewhere, `dense()` makes it whole; engine.debug.regions summarises it
+        without that). Engine objects: for in-process tools only, never for the tape.
         """
         with self._lock:
             self.tensor_listeners = (*self.tensor_listeners, fn)

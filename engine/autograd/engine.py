@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import heapq
 
+import numpy as np
+
 from engine.autograd.function import _FREED, Function, RegionGrad, current, sum_to
 from engine.autograd.grad_mode import no_grad
 from engine.backend import array_module
 from engine.events import BackwardEvent, hub, next_seq, next_tensor_id
+
+_ndarray = np.ndarray
 
 
 def backward(root, gradient=None, retain_graph: bool = False, inputs=None) -> None:
@@ -358,10 +362,19 @@ def _emit_backward(node: Function, grad, grads) -> tuple:
     )
     hub.emit_op(event)
     if hub.tensor_listeners:  # the gradients as they reach each input: summed to its shape, in its dtype
-        # listeners get whole arrays, a slice's too (then gradients add up as full arrays, as ever)
-        grads = [g.dense() if isinstance(g, RegionGrad) else g for g in grads]
-        fitted = tuple([g if g is None or m is None or (g.shape == m[0] and g.dtype == m[1])
-                        else sum_to(g, m[0]).astype(m[1], copy=False) for g, m in zip(grads, node._meta)])
+        fitted = tuple([g if g is None or m is None or (g.__class__ is _ndarray and g.shape == m[0] and g.dtype == m[1])
+                        else _fitted(g, m) for g, m in zip(grads, node._meta)])
         hub.emit_tensors(event, (grad,), fitted)
         return fitted
     return grads
+
+
+def _fitted(g, meta: tuple):
+    """`g` summed to the input's shape, in its dtype; a slice's RegionGrad stays one, so that listeners
+    of T slices of one tensor get T regions, not T whole arrays (and backward stays linear)."""
+    shape, dtype = meta
+    if isinstance(g, RegionGrad):
+        if g.shape == shape and g.values.dtype == dtype:
+            return g
+        g = g.dense()
+    return g if g.shape == shape and g.dtype == dtype else sum_to(g, shape).astype(dtype, copy=False)

@@ -43,7 +43,9 @@ class RegionGrad:
 
     The backward scheduler adds `values` at `index` into one buffer per input, in place, so T slices of
     a tensor cost O(size of the slices) plus one full-size array, not T full-size arrays. Everything
-    that needs a whole array (another node, a hook, a leaf's .grad, the debugger) gets that buffer.
+    that needs a whole array (another node, a hook, a leaf's .grad) gets that buffer. Tensor listeners
+    (the debugger) get the RegionGrad itself and summarise it from its region (engine.debug.regions); it
+    is made whole only when its value is fetched.
     """
 
     __slots__ = ("index", "shape", "values")

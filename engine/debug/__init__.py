@@ -62,17 +62,19 @@ class NonFiniteError(FloatingPointError):
 
 
 def breakpoint() -> None:
-    """Stop here when an interactive Debugger is attached (like Python's breakpoint()); else nothing."""
+    """Stop here when an interactive Debugger traces this thread (like Python's breakpoint()); else nothing."""
     for dbg in tuple(_attached):
-        if dbg.interactive:
+        if dbg.interactive and not dbg._foreign():
             dbg._explicit(sys._getframe(1))
             return
 
 
 def mark_iteration() -> None:
-    """End the current iteration (for loops without optimizer.step(); once used, steps stop counting)."""
+    """End this thread's current iteration (for loops without optimizer.step(); once used, steps stop
+    counting): the debuggers tracing this thread start the next one, those tracing another do not."""
     for dbg in tuple(_attached):
-        dbg._mark()
+        if not dbg._foreign():
+            dbg._mark()
     hub.reset_top_level()
 
 
@@ -91,6 +93,9 @@ def _warn(alert: AlertEvent) -> None:
 def watch(model=None, *, optimizer=None, on_nonfinite: str = "raise", capture: str = "structure",
           alerts: AlertSettings | None = None) -> Iterator[Debugger]:
     """Watch training headlessly (scripts, CI): yields the Debugger, whose `alerts` collect what it saw.
+
+    It watches the thread that enters the block: other threads' ops (a data loader's) are not checked
+    where they run, and non-finite values they make are reported where they enter this thread's ops.
 
     on_nonfinite: "raise" a NonFiniteError at the op (or backward node) where NaN/Inf first appear, at
     the op they enter from outside the graph (the data, a parameter, a tensor made before), or at the

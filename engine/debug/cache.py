@@ -7,7 +7,8 @@ memory, which costs more than the whole tracer). Older ones are only weakly refe
 fetchable for as long as the program itself keeps them. An output changed in place after it was
 recorded is refused (its version moved on) rather than shown with values it did not have. Gradients
 carry no version: a gradient later summed into in place (zero_grad(set_to_none=False), accumulation)
-shows its current values.
+shows its current values. A slice's gradient is kept as its region (a RegionGrad, counted by the bytes
+of its values, forgotten when retired: nothing else holds it) and made whole only when fetched.
 
 A put runs on the engine thread inside every op, so it only extends the current iteration's queue
 by the entry's five items (no tuple per entry, which the garbage collector would have to visit):
@@ -25,6 +26,8 @@ from collections import deque
 from itertools import islice
 
 import numpy as np
+
+from engine.autograd.function import RegionGrad
 
 DEFAULT_BYTES = 256 << 20
 _MAX_WEAK = 1 << 16
@@ -72,9 +75,14 @@ class ValueCache:
             add((first_id, first, None, 0, size))
             total += size
         for tid, a in zip(ids, arrays):
-            if a is not None and tid and (size := a.nbytes) <= limit:
-                add((tid, a, None, 0, size))
-                total += size
+            if a is not None and tid:
+                try:
+                    size = a.nbytes
+                except AttributeError:  # a slice's RegionGrad: kept as it is, made whole when fetched
+                    size = a.values.nbytes
+                if size <= limit:
+                    add((tid, a, None, 0, size))
+                    total += size
         self.nbytes = total
         if total > limit:
             self._shed()
@@ -165,11 +173,13 @@ class ValueCache:
         if vc is not None and vc[0] != v:
             raise ValueUnavailable(f"tensor {tensor_id} was changed in place after it was recorded "
                                    f"(version {vc[0]}, recorded at {v})")
-        return array
+        return array.dense() if isinstance(array, RegionGrad) else array
 
     def fetch(self, tensor_id: int) -> np.ndarray:
         """A host (numpy) copy of the value of `tensor_id`; copies from the GPU only now."""
         array = self.get(tensor_id)
+        if isinstance(array, np.generic):  # numpy arithmetic on 0-d arrays gives scalars (a gradient of x * 2)
+            return np.array(array)
         return array.copy() if isinstance(array, np.ndarray) else array.get()
 
     def __contains__(self, tensor_id: int) -> bool:

@@ -1,7 +1,9 @@
 """Debugger: stops the engine thread at ops, backward nodes and optimizer steps; steps; edits.
 
-Model: user code runs on an engine thread (the caller's, or one started by run_callable/run_script).
-Every event reaches the debugger on that thread, right after the op ran. Where a breakpoint, a step,
+Model: user code runs on an engine thread (the one that attached the debugger, or one started by
+run_callable/run_script), and only that thread is traced: ops, optimizer steps and mark_iteration() of
+other threads (a data loader's, a second model's) neither enter its records nor move its iteration or
+phase. Every event reaches the debugger on that thread, right after the op ran. Where a breakpoint, a step,
 a pause or an alert says so, the thread stops there: it waits for a command from any other thread
 (or from an on_stop callback), applying queued edits meanwhile. Commands and edits are plain
 dataclasses, queued in order; a control command is consumed at one stop (or boundary), so a burst of
@@ -138,10 +140,12 @@ class Debugger:
 
     # ---- attaching --------------------------------------------------------------------------
     def attach(self) -> Debugger:
-        """Start receiving engine events (idempotent); returns self."""
+        """Start receiving engine events of the calling thread (idempotent); returns self."""
         with _registry:
             if self._attached:
                 return self
+            if self._run is None or self._run.done.is_set():  # else the run's thread stays the one traced
+                self._engine_thread = get_ident()
             # ops and backward nodes arrive with their tensors, through _on_tensors only
             self._undo = [hub.subscribe(self._on_event, ops=False), hub.listen_tensors(self._on_tensors)]
             if self.tracer.capture != "structure":  # the gradient-flow views need optimizer norms
@@ -361,7 +365,7 @@ class Debugger:
             self._service(rec)
 
     def _foreign(self) -> bool:
-        """True on a thread other than the engine thread of the current run (when there is one)."""
+        """True on a thread other than the traced one: the thread that attached, or run_callable's."""
         return self._engine_thread is not None and threading.get_ident() != self._engine_thread
 
     def _on_tensors(self, event, inputs, output) -> None:

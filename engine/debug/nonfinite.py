@@ -29,6 +29,7 @@ import numpy as np
 from engine.backend import array_module, host_floats, square_sum
 from engine.debug.alert_text import and_names, make_alert, optimizer_text, ordinal, step_alert, where
 from engine.debug.records import BackwardRecord, OpRecord
+from engine.debug.regions import held
 from engine.debug.summary import summarize
 from engine.events import AlertEvent
 from engine.optim.optimizer import stepping_optimizer
@@ -194,7 +195,7 @@ class NonFiniteTracker:
     def backward(self, rec: BackwardRecord, grad_in: tuple, grads: tuple) -> AlertEvent | None:
         """A NaN-origin alert for a backward node, or None."""
         summaries = rec.grad_inputs or (None,) * len(grads)
-        if all(g is None or all_finite(g, s) for g, s in zip(grads, summaries)):
+        if all(g is None or all_finite(held(g), s) for g, s in zip(grads, summaries)):
             return None
         earlier, self._grad_bad = self._grad_bad, True
         if rec.event.forward_seq in self._tainted:

@@ -10,6 +10,7 @@ go when the phase ends.
 
 from __future__ import annotations
 
+from engine.autograd.function import RegionGrad
 from engine.debug.cache import ValueCache
 from engine.debug.records import (
     BACKWARD,
@@ -21,6 +22,7 @@ from engine.debug.records import (
     IterationEvent,
     OpRecord,
 )
+from engine.debug.regions import numel, summarize_region, whole
 from engine.debug.source import capture as capture_source
 from engine.debug.summary import SUMMARY_LIMIT, summarize
 from engine.events import next_seq
@@ -119,7 +121,7 @@ class Tracer:
             go = self._summary(grad_in[0])
             gi = tuple(None if g is None else self._summary(g) for g in grads)
         if self.values_limit >= 0:
-            values = tuple(None if g is None or g.size > self.values_limit else host_copy(g)
+            values = tuple(None if g is None or numel(g) > self.values_limit else host_copy(whole(g))
                            for g in (grad_in[0], *grads))
         rec = _tuple_new(BackwardRecord, (event, self.iteration, fwd.depth if fwd is not None else 0, fwd,
                                           go or None, gi, values))
@@ -133,6 +135,8 @@ class Tracer:
         hit = self._recent.get(id(array))
         if hit is not None and hit[0] is array:
             return hit[1]
+        if isinstance(array, RegionGrad):  # a slice's gradient: summarised whole from its region alone
+            return summarize_region(array, self.summary_limit)
         s = summarize(array, self.summary_limit)
         recent = self._recent
         if len(recent) >= _RECENT:

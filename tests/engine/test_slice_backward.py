@@ -224,8 +224,9 @@ def test_the_debugger_records_the_same_gradients_as_with_full_size_slice_gradien
         for s, t in zip((r.grad_output, *r.grad_inputs), (b.grad_output, *b.grad_inputs)):
             assert (s is None) == (t is None)
             if s is not None:
-                assert (s.numel, s.min, s.max, s.mean, s.std, s.nan_count) == \
-                    (t.numel, t.min, t.max, t.mean, t.std, t.nan_count)
+                # a region's summary sums in another order than the whole array's: equal to rounding
+                assert (s.numel, s.min, s.max, s.nan_count) == (t.numel, t.min, t.max, t.nan_count)
+                assert (s.mean, s.std) == pytest.approx((t.mean, t.std), rel=1e-12, abs=1e-300)
     for g, h in zip(grads, grads_before):
         np.testing.assert_array_equal(g, h)
 
