@@ -227,7 +227,7 @@ TUPLE_OUTPUT = ("RNN", "LSTM", "GRU", "LSTMCell")
 # the decoder side takes two inputs (the target and the encoder's memory): a stack of layers feeds one;
 # so does unpooling (the values and the indices of a pooling layer that returned them)
 NOT_OFFERED = ("RNNBase", "NonDynamicallyQuantizableLinear", "TransformerDecoderLayer", "TransformerDecoder",
-               "Transformer", "MaxUnpool1d", "MaxUnpool2d")
+               "Transformer", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d")
 GROUPS = {"activation": "Activations", "linear": "Linear", "conv": "Convolution", "pool": "Pooling",
           "norm": "Normalization", "dropout": "Regularization", "shape": "Shape", "embedding": "Embedding",
           "recurrent": "Recurrent", "attention": "Attention", "transformer": "Attention"}

@@ -53,13 +53,15 @@ from engine.ops.margin_loss import (
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
-from engine.ops.nn import batch_norm, embedding, group_norm, instance_norm, layer_norm, linear, one_hot
+from engine.ops.nn import batch_norm, embedding, group_norm, layer_norm, linear, one_hot
+from engine.ops.norm_instance import instance_norm
 from engine.ops.pool import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
     adaptive_avg_pool3d,
     adaptive_max_pool1d,
     adaptive_max_pool2d,
+    adaptive_max_pool3d,
     avg_pool1d,
     avg_pool2d,
     avg_pool3d,
@@ -70,19 +72,21 @@ from engine.ops.pool import (
     max_pool3d,
     max_unpool1d,
     max_unpool2d,
+    max_unpool3d,
 )
 from engine.ops.shape import pad, pixel_shuffle
 from engine.ops.similarity import cosine_similarity, normalize
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
-    "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "batch_norm", "binary_cross_entropy",
+    "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "batch_norm",
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
     "cosine_embedding_loss", "cosine_similarity", "cross_entropy", "dropout", "dropout2d", "elu", "embedding",
     "gaussian_nll_loss", "gelu", "glu", "group_norm", "hardtanh", "hinge_embedding_loss", "huber_loss",
     "instance_norm", "interpolate", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax",
     "logsigmoid", "lp_pool1d", "lp_pool2d", "margin_ranking_loss", "max_pool1d", "max_pool2d", "max_pool3d",
-    "max_unpool1d", "max_unpool2d", "mse_loss", "multi_margin_loss",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d", "mse_loss", "multi_margin_loss",
     "multilabel_margin_loss", "multilabel_soft_margin_loss", "nll_loss", "normalize", "one_hot", "pad",
     "pairwise_distance", "pixel_shuffle", "poisson_nll_loss", "prelu", "relu", "relu6",
     "scaled_dot_product_attention", "sigmoid", "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softplus",

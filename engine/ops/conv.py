@@ -7,8 +7,8 @@ offsets, one (C x O) @ (O x N*Ho*Wo) product added at that offset with one strid
 convolution is exactly the input gradient of a convolution, so both ops run on the same kernels with
 forward and backward swapped. 1-D ops run the 2-D code on images of height 1.
 
-The window helpers (`sliding_windows`, `col2im`, `pad_spatial`, `crop`, `as_4d`, `from_4d`) and the
-parameter helpers (`ints`, `lift`, `last`) are shared with pool.py.
+The parameter helper `ints` is shared with the pooling ops (pool.py and its pool_*.py), which have
+their own N-d window code (pool_windows.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from engine.tensor import Tensor
 Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
 
 
-# ---- window helpers on (N, C, H, W) arrays (also used by pool.py) ------------------------------
+# ---- window helpers on (N, C, H, W) arrays ---------------------------------------------------
 def sliding_windows(xpad, kernel, out_hw, stride, dilation):
     """View (N, C, Hp, Wp) as (N, C, kh, kw, Ho, Wo) windows, without copying.
 

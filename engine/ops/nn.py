@@ -1,4 +1,5 @@
-"""Layers as functions: linear, embedding, one_hot, and layer, batch and group normalization.
+"""Layers as functions: linear, embedding, one_hot, and layer, batch and group normalization
+(instance_norm, built on the last two, is in norm_instance.py).
 
 The three normalizations share one pair of kernels: standardize over some axes, and its gradient.
 They differ only in which axes they reduce and how the affine parameters broadcast.
@@ -15,7 +16,7 @@ from engine.backend import array_module
 from engine.ops.index_checks import LATER, first_bad, out_of_range, position, settled_checks
 from engine.tensor import Tensor
 
-__all__ = ["batch_norm", "embedding", "group_norm", "instance_norm", "layer_norm", "linear", "one_hot"]
+__all__ = ["batch_norm", "embedding", "group_norm", "layer_norm", "linear", "one_hot"]
 
 
 # ---- argument checks shared by the nn ops ---------------------------------------------------------
@@ -306,20 +307,6 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
                eps: float = 1e-5) -> Tensor:
     """Normalize each group of channels of (N, C, ...) per sample, then apply a per-channel affine."""
     return GroupNorm.apply(input, weight, bias, num_groups=num_groups, eps=eps)
-
-
-def instance_norm(input: Tensor, running_mean=None, running_var=None, weight: Tensor | None = None,
-                  bias: Tensor | None = None, use_input_stats: bool = True, momentum: float = 0.1,
-                  eps: float = 1e-5) -> Tensor:
-    """Normalize each channel of each sample of (N, C, ...) over its own values, then a per-channel affine:
-    group_norm with one group per channel. Running statistics are not supported."""
-    if running_mean is not None or running_var is not None or not use_input_stats:
-        raise ValueError("instance_norm: running statistics are not supported by the engine; normalize by each "
-                         "sample's own statistics (use_input_stats=True, no running_mean/running_var)")
-    if input.ndim < 3:
-        raise ShapeError(f"instance_norm: expected an input of shape (N, C, L) or (N, C, H, W), got "
-                         f"{tuple(input.shape)}")
-    return group_norm(input, input.shape[1], weight, bias, eps)
 
 
 # ---- one_hot ------------------------------------------------------------------------------------

@@ -196,29 +196,13 @@ class _InstanceNorm(_NormBase):
         if input.ndim != self.dims + 2 or input.shape[1] != self.num_features:
             raise ValueError(f"{name}: expected an input of shape (N, {self.num_features}"
                              f"{', *' * self.dims}), got {tuple(input.shape)}")
-        use_input_stats = self.training or not self.track_running_stats
-        if not use_input_stats:
-            return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias, False,
-                                eps=self.eps)
         if self.training and math.prod(input.shape[2:]) <= 1:
             raise ValueError(f"{name}: expected more than 1 spatial element when training, got input of shape "
                              f"{tuple(input.shape)}")
-        if self.training and self.track_running_stats:
-            self._update_running_stats(input)
-        return F.instance_norm(input, weight=self.weight, bias=self.bias, eps=self.eps)
-
-    def _update_running_stats(self, input: Tensor) -> None:
-        """Blend in the per-sample statistics averaged over the batch (unbiased variance), as PyTorch does;
-        momentum None there means 0: the statistics stay as they are."""
-        momentum = 0.0 if self.momentum is None else self.momentum
-        x = input.array
-        spatial = tuple(range(2, x.ndim))
-        # in place and without a version bump, as batch_norm does: buffers, not autograd inputs
-        mean, var = self.running_mean.array, self.running_var.array
-        mean *= 1 - momentum
-        mean += momentum * x.mean(axis=spatial).mean(axis=0)
-        var *= 1 - momentum
-        var += momentum * x.var(axis=spatial, ddof=1).mean(axis=0)
+        # PyTorch passes momentum None as 0: the running statistics then stay as they are
+        return F.instance_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+                               self.training or not self.track_running_stats,
+                               0.0 if self.momentum is None else self.momentum, self.eps)
 
 
 class InstanceNorm1d(_InstanceNorm):

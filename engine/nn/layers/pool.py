@@ -165,6 +165,12 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     function = staticmethod(F.adaptive_max_pool2d)
 
 
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """Adaptive max pooling of (N, C, D, H, W) inputs to (D_out, H_out, W_out)."""
+
+    function = staticmethod(F.adaptive_max_pool3d)
+
+
 class _MaxUnpoolNd(Module):
     """Partial inverse of max pooling: each value at the index its max pooling returned, zeros elsewhere."""
 
@@ -196,6 +202,13 @@ class MaxUnpool2d(_MaxUnpoolNd):
 
     function = staticmethod(F.max_unpool2d)
     spatial = 2
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    """Max unpooling of (N, C, D, H, W) inputs (the indices of MaxPool3d(return_indices=True))."""
+
+    function = staticmethod(F.max_unpool3d)
+    spatial = 3
 
 
 class _LPPoolNd(Module):
