@@ -10,7 +10,7 @@ from engine.distributions.distribution import Distribution
 from engine.distributions.gamma import standard_gamma
 from engine.distributions.utils import broadcast_all
 from engine.ops.shape import stack
-from engine.ops.special import digamma, lgamma, xlogy
+from engine.ops.special import betainc, digamma, lgamma, xlogy
 from engine.tensor import Tensor
 
 
@@ -53,6 +53,12 @@ class Beta(Distribution):
             self._validate_sample(value)
         a, b = self.concentration1, self.concentration0
         return (xlogy(a - 1.0, value) + xlogy(b - 1.0, 1 - value) + lgamma(a + b) - lgamma(a) - lgamma(b))
+
+    def cdf(self, value: Tensor) -> Tensor:
+        """P(X <= value): the regularized incomplete beta function I_value(concentration1, concentration0)."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return betainc(self.concentration1, self.concentration0, value)
 
     def entropy(self) -> Tensor:
         a, b = self.concentration1, self.concentration0

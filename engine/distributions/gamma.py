@@ -19,7 +19,7 @@ from engine.backend import array_module
 from engine.distributions import constraints
 from engine.distributions.distribution import Distribution
 from engine.distributions.utils import broadcast_all
-from engine.ops.special import _digamma, digamma, lgamma, xlogy
+from engine.ops.special import _digamma, digamma, gammainc, lgamma, xlogy
 from engine.tensor import Tensor
 
 _MAX_TERMS = 1_000_000
@@ -107,6 +107,12 @@ class Gamma(Distribution):
             self._validate_sample(value)
         a, b = self.concentration, self.rate
         return xlogy(a, b) + xlogy(a - 1, value) - b * value - lgamma(a)
+
+    def cdf(self, value: Tensor) -> Tensor:
+        """P(X <= value): the regularized incomplete gamma function P(concentration, rate * value)."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return gammainc(self.concentration, self.rate * value)
 
     def entropy(self) -> Tensor:
         a = self.concentration

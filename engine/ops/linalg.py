@@ -295,14 +295,36 @@ def _embed(xp, values, shape, offset: int, dim1: int, dim2: int):
     return out
 
 
+def _diagonal_view(xp, x, offset: int, dim1: int, dim2: int):
+    """The `offset`-th diagonal of dims dim1 and dim2 as a new last dim: a writable view of x's memory."""
+    plane = xp.moveaxis(x, (dim1, dim2), (-2, -1))
+    rows, cols = plane.shape[-2:]
+    length = max(0, min(rows + min(offset, 0), cols - max(offset, 0)))
+    corner = plane[..., min(max(-offset, 0), rows):, min(max(offset, 0), cols):]  # starts at the first element
+    step = plane.strides[-2] + plane.strides[-1]
+    # numpy's own diagonal is a read-only view; as_strided gives one that in-place ops can write through
+    return xp.lib.stride_tricks.as_strided(corner, (*corner.shape[:-2], length), (*corner.strides[:-2], step))
+
+
 class Diagonal(Function):
-    """The `offset`-th diagonal of dims dim1 and dim2, as a new last dim (a copy, where torch gives a view)."""
+    """The `offset`-th diagonal of dims dim1 and dim2, as a new last dim: a view, as in torch."""
+
+    view = True
 
     def forward(ctx, x):
-        return array_module(x).diagonal(x, ctx.offset, ctx.dim1, ctx.dim2).copy()
+        return _diagonal_view(array_module(x), x, ctx.offset, ctx.dim1, ctx.dim2)
 
     def backward(ctx, grad):
         return _embed(array_module(grad), grad, ctx.shape, ctx.offset, ctx.dim1, ctx.dim2)
+
+
+class Diag(Diagonal):
+    """torch.diag of a matrix: its diagonal, as a copy (torch.diag does not make a view)."""
+
+    view = False
+
+    def forward(ctx, x):
+        return _diagonal_view(array_module(x), x, ctx.offset, ctx.dim1, ctx.dim2).copy()
 
 
 class DiagEmbed(Function):
@@ -354,7 +376,7 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     if input.ndim == 1:
         return diag_embed(input, diagonal, 0, 1)
     if input.ndim == 2:
-        return Diagonal.apply(input, offset=int(diagonal), dim1=0, dim2=1, shape=input.shape)
+        return Diag.apply(input, offset=int(diagonal), dim1=0, dim2=1, shape=input.shape)
     raise ShapeError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(input.shape)}")
 
 
@@ -411,13 +433,14 @@ class Cholesky(Function):
 
 
 class SolveTriangular(Function):
-    """X with A X = B for a triangular A (lower unless `upper`); only A's triangle is read."""
+    """X with A X = B for a triangular A (lower unless `upper`); only A's triangle is read, and with
+    `unitriangular` not its diagonal either (taken as ones)."""
 
     op = "solve_triangular"
 
     def forward(ctx, a, b):
         xp = array_module(a)
-        a = xp.triu(a) if ctx.upper else xp.tril(a)
+        a = _triangle(xp, a, ctx.upper, ctx.unitriangular)
         x = _checked(ctx.op, xp, functools.partial(_solve, xp), a, b)
         ctx.save(a, x)
         return x
@@ -429,8 +452,16 @@ class SolveTriangular(Function):
         ga = None
         if ctx.needs_input_grad[0]:
             ga = -gb @ _t(x)
-            ga = xp.triu(ga) if ctx.upper else xp.tril(ga)
+            ga = xp.triu(ga, int(ctx.unitriangular)) if ctx.upper else xp.tril(ga, -int(ctx.unitriangular))
         return ga, gb
+
+
+def _triangle(xp, a, upper: bool, unit: bool):
+    """The upper or lower triangle of a, with ones on the diagonal if `unit`."""
+    if not unit:
+        return xp.triu(a) if upper else xp.tril(a)
+    eye = xp.eye(a.shape[-1], dtype=a.dtype)
+    return (xp.triu(a, 1) if upper else xp.tril(a, -1)) + eye
 
 
 class Solve(Function):
@@ -530,15 +561,21 @@ def cholesky(input: Tensor, upper: bool = False) -> Tensor:
 
 def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True,
                      unitriangular: bool = False) -> Tensor:
-    """X with A X = B for triangular A, as torch.linalg.solve_triangular(A, B, upper=upper)."""
-    _square("linalg.solve_triangular", A)
-    if not left or unitriangular:
-        raise NotImplementedError("linalg.solve_triangular: left=False and unitriangular=True are not supported "
-                                  "by the engine; transpose (X A = B is A^T X^T = B^T) or pass A with a unit diagonal")
-    if B.ndim < 2 or B.shape[-2] != A.shape[-1]:
-        raise ShapeError(f"linalg.solve_triangular: B must have {A.shape[-1]} rows to match A of shape "
-                         f"{tuple(A.shape)}, got shape {tuple(B.shape)}")
-    return SolveTriangular.apply(A, B, upper=bool(upper))
+    """X with A X = B (or X A = B if not `left`) for triangular A, as torch.linalg.solve_triangular."""
+    op = "linalg.solve_triangular"
+    _square(op, A)
+    if B.ndim < 2:
+        raise ShapeError(f"{op}: The input tensor B must have at least 2 dimensions, got shape {tuple(B.shape)}")
+    if B.dtype != A.dtype:
+        raise TypeError(f"{op}: Expected A and B to have the same dtype, but found A of type {A.dtype.name} and B "
+                        f"of type {B.dtype.name} instead")
+    n, rows, cols = A.shape[-1], B.shape[-2], B.shape[-1]
+    if (rows if left else cols) != n:
+        raise ShapeError(f"{op}: Incompatible shapes of A and B for the equation {'AX' if left else 'XA'} = B "
+                         f"({n}x{n} and {rows}x{cols})")
+    if not left:  # X A = B is A^T X^T = B^T, and A^T is triangular on the other side
+        return SolveTriangular.apply(A.mT, B.mT, upper=not upper, unitriangular=bool(unitriangular)).mT
+    return SolveTriangular.apply(A, B, upper=bool(upper), unitriangular=bool(unitriangular))
 
 
 def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
