@@ -10,7 +10,8 @@ from engine.distributions.distribution import Distribution
 from engine.distributions.gamma import standard_gamma
 from engine.distributions.utils import broadcast_all
 from engine.ops.shape import stack
-from engine.ops.special import betainc, digamma, lgamma, xlogy
+from engine.ops.special import digamma, lgamma, xlogy
+from engine.ops.special_incomplete import betainc
 from engine.tensor import Tensor
 
 

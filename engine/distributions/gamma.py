@@ -19,7 +19,8 @@ from engine.backend import array_module
 from engine.distributions import constraints
 from engine.distributions.distribution import Distribution
 from engine.distributions.utils import broadcast_all
-from engine.ops.special import _digamma, digamma, gammainc, lgamma, xlogy
+from engine.ops.special import _digamma, digamma, lgamma, xlogy
+from engine.ops.special_incomplete import gammainc
 from engine.tensor import Tensor
 
 _MAX_TERMS = 1_000_000
