@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -267,63 +268,51 @@ def _exp2(input: Tensor) -> Tensor:
 
 
 # ---- modified Bessel functions of the first kind ----------------------------------------------------------
-# Cephes' Chebyshev series (3-clause BSD, as in PyTorch's ATen/native/Math.h): exp(-x) I(x) on [0, 8] in
-# t = x / 2 - 2, and exp(-x) sqrt(x) I(x) on (8, inf) in t = 32 / x - 2; I1's first series is divided by x.
-_I0E_A = (-4.41534164647933937950e-18, 3.33079451882223809783e-17, -2.43127984654795469359e-16,
-          1.71539128555513303061e-15, -1.16853328779934516808e-14, 7.67618549860493561688e-14,
-          -4.85644678311192946090e-13, 2.95505266312963983461e-12, -1.72682629144155570723e-11,
-          9.67580903537323691224e-11, -5.18979560163526290666e-10, 2.65982372468238665035e-9,
-          -1.30002500998624804212e-8, 6.04699502254191894932e-8, -2.67079385394061173391e-7,
-          1.11738753912010371815e-6, -4.41673835845875056359e-6, 1.64484480707288970893e-5,
-          -5.75419501008210370398e-5, 1.88502885095841655729e-4, -5.76375574538582365885e-4,
-          1.63947561694133579842e-3, -4.32430999505057594430e-3, 1.05464603945949983183e-2,
-          -2.37374148058994688156e-2, 4.93052842396707084878e-2, -9.49010970480476444210e-2,
-          1.71620901522208775349e-1, -3.04682672343198398683e-1, 6.76795274409476084995e-1)
-_I0E_B = (-7.23318048787475395456e-18, -4.83050448594418207126e-18, 4.46562142029675999901e-17,
-          3.46122286769746109310e-17, -2.82762398051658348494e-16, -3.42548561967721913462e-16,
-          1.77256013305652638360e-15, 3.81168066935262242075e-15, -9.55484669882830764870e-15,
-          -4.15056934728722208663e-14, 1.54008621752140982691e-14, 3.85277838274214270114e-13,
-          7.18012445138366623367e-13, -1.79417853150680611778e-12, -1.32158118404477131188e-11,
-          -3.14991652796324136454e-11, 1.18891471078464383424e-11, 4.94060238822496958910e-10,
-          3.39623202570838634515e-9, 2.26666899049817806459e-8, 2.04891858946906374183e-7,
-          2.89137052083475648297e-6, 6.88975834691682398426e-5, 3.36911647825569408990e-3,
-          8.04490411014108831608e-1)
-_I1E_A = (2.77791411276104639959e-18, -2.11142121435816608115e-17, 1.55363195773620046921e-16,
-          -1.10559694773538630805e-15, 7.60068429473540693410e-15, -5.04218550472791168711e-14,
-          3.22379336594557470981e-13, -1.98397439776494371520e-12, 1.17361862988909016308e-11,
-          -6.66348972350202774223e-11, 3.62559028155211703701e-10, -1.88724975172282928790e-9,
-          9.38153738649577178388e-9, -4.44505912879632808065e-8, 2.00329475355213526229e-7,
-          -8.56872026469545474066e-7, 3.47025130813767847674e-6, -1.32731636560394358279e-5,
-          4.78156510755005422638e-5, -1.61760815825896745588e-4, 5.12285956168575772895e-4,
-          -1.51357245063125314899e-3, 4.15642294431288815669e-3, -1.05640848946261981558e-2,
-          2.47264490306265168283e-2, -5.29459812080949914269e-2, 1.02643658689847095384e-1,
-          -1.76416518357834055153e-1, 2.52587186443633654823e-1)
-_I1E_B = (7.51729631084210481353e-18, 4.41434832307170791151e-18, -4.65030536848935832153e-17,
-          -3.20952592199342395980e-17, 2.96262899764595013876e-16, 3.30820231092092828324e-16,
-          -1.88035477551078244854e-15, -3.81440307243700780478e-15, 1.04202769841288027642e-14,
-          4.27244001671195135429e-14, -2.10154184277266431302e-14, -4.08355111109219731823e-13,
-          -7.19855177624590851209e-13, 2.03562854414708950722e-12, 1.41258074366137813316e-11,
-          3.25260358301548823856e-11, -1.89749581235054123450e-11, -5.58974346219658380687e-10,
-          -3.83538038596423702205e-9, -2.63146884688951950684e-8, -2.51223623787020892529e-7,
-          -3.88256480887769039346e-6, -1.10588938762623716291e-4, -9.76109749136146840777e-3,
-          7.78576235018280120474e-1)
+_BESSEL_SPLIT = 20.0  # |x| up to this: the power series; above it: the asymptotic expansion
+_BESSEL_SERIES = 40  # terms of the power series: at |x| = 20 the 40th is 1e-23 of the sum
+_BESSEL_ASYMPTOTIC = 25  # terms of the expansion: at |x| = 20 the 25th is 2e-17 of the sum (its smallest near 40)
 
 
-def _chebyshev(coeffs, t):
-    """Cephes' chbevl: sum' c_k T_k(t / 2), by Clenshaw's recurrence."""
-    b0, b1, b2 = coeffs[0], 0.0, 0.0
+def _bessel_coefficients(order: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(power series in (x/2)^2: 1 / (k! (k+order)!); expansion in 1/z: prod_{j<=k} ((2j-1)^2 - 4 order^2)
+    / (k! 8^k)), highest power first, each correctly rounded from exact integers and fractions."""
+    series = tuple(1 / (math.factorial(k) * math.factorial(k + order)) for k in range(_BESSEL_SERIES, -1, -1))
+    expansion, c = [], Fraction(1)
+    for k in range(_BESSEL_ASYMPTOTIC + 1):
+        if k:
+            c = c * ((2 * k - 1) ** 2 - 4 * order * order) / (8 * k)
+        expansion.append(float(c))
+    return series, tuple(reversed(expansion))
+
+
+_BESSEL_COEFFICIENTS = (_bessel_coefficients(0), _bessel_coefficients(1))
+
+
+def _horner(coeffs, t):
+    total = coeffs[0]
     for c in coeffs[1:]:
-        b2, b1 = b1, b0
-        b0 = t * b1 - b2 + c
-    return 0.5 * (b0 - b2)
+        total = total * t + c
+    return total
 
 
-def _bessel_scaled(xp, x, small, large, times_x):
-    """exp(-|x|) I(|x|) from one pair of series; `times_x` for I1, whose first series is I1e(x) / x."""
+def _bessel_scaled(xp, x, order: int):
+    """exp(-|x|) I_order(|x|), order 0 or 1, in float64.
+
+    Up to _BESSEL_SPLIT the power series (|x|/2)^order sum_k (x^2/4)^k / (k! (k+order)!): every term is
+    positive, so it sums to a few ulps. Above it the asymptotic expansion exp(-z) I(z) ~
+    (2 pi z)^(-1/2) sum_k (-1)^k prod_{j<=k} (4 order^2 - (2j-1)^2) / (k! (8z)^k), whose terms fall below
+    float64's precision well before they start to grow again.
+    """
+    series, expansion = _BESSEL_COEFFICIENTS[order]
     a = xp.abs(x)
-    near = _chebyshev(small, a / 2 - 2)
-    far = _chebyshev(large, 32 / xp.where(a > 8, a, 8.0) - 2) / xp.sqrt(a)
-    return xp.where(a <= 8, near * a if times_x else near, xp.where(xp.isinf(a), 0.0, far))
+    near_a = xp.where(a <= _BESSEL_SPLIT, a, 0.0)
+    near = _horner(series, near_a * near_a / 4) * xp.exp(-near_a)
+    if order:
+        near = near * (near_a / 2)
+    far_a = xp.where(a > _BESSEL_SPLIT, a, _BESSEL_SPLIT)
+    far = _horner(expansion, 1 / far_a) / xp.sqrt(2 * math.pi * far_a)
+    out = xp.where(a <= _BESSEL_SPLIT, near, xp.where(xp.isinf(a), 0.0, far))
+    return xp.where(xp.isnan(a), math.nan, out)
 
 
 def _unscaled(xp, x, scaled):
@@ -334,12 +323,12 @@ def _unscaled(xp, x, scaled):
 
 @_in_float64
 def _i0e(xp, x):
-    return _bessel_scaled(xp, x, _I0E_A, _I0E_B, False)
+    return _bessel_scaled(xp, x, 0)
 
 
 @_in_float64
 def _i1e(xp, x):
-    return xp.copysign(_bessel_scaled(xp, x, _I1E_A, _I1E_B, True), x)
+    return xp.copysign(_bessel_scaled(xp, x, 1), x)
 
 
 @_in_float64

@@ -54,8 +54,8 @@ def test_solve_triangular_bad_input_says_what_is_wrong():
 
 
 # ---- modified Bessel functions ---------------------------------------------------------------------------------
-BESSEL_X = np.array([-750.0, -100.0, -8.5, -8.0, -1.0, -1e-3, 0.0, 1e-6, 0.5, 3.0, 7.99, 8.0, 8.01, 20.0, 100.0,
-                     500.0, 700.0])
+BESSEL_X = np.array([-750.0, -100.0, -20.01, -8.5, -8.0, -1.0, -1e-3, 0.0, 1e-6, 0.5, 3.0, 7.99, 8.0, 8.01, 15.0,
+                     19.99, 20.0, 20.01, 25.0, 33.3, 50.0, 100.0, 500.0, 700.0])
 
 
 def _bessel_reference(order: int, x: float, scaled: bool = False) -> float:
