@@ -63,19 +63,28 @@ def _gamma_series(xp, a, x):
     return total * xp.exp(_log_gamma_front(xp, a, x)) / a
 
 
-def _gamma_fraction(xp, a, x):
-    """Q(a, x) by its continued fraction (for x >= a + 1), evaluated by the modified Lentz method."""
+def _continued_fraction(xp, b0, term):
+    """b0 + a1 / (b1 + a2 / (b2 + ...)) where term(n) gives (a_n, b_n), by the modified Lentz method: the
+    value is built up as a product of factors C_n D_n (forward ratios), stopping where each is 1 to within
+    _STEADY; a zero denominator on the way is nudged to _TINY."""
     def step(state, n):
-        b, c, d, h, _ = state
-        an, b = -n * (n - a), b + 2
-        d = 1 / _lentz_fix(xp, an * d + b)
-        c = _lentz_fix(xp, b + an / c)
-        return b, c, d, h * d * c, d * c
+        value, c, d, _ = state
+        an, bn = term(n)
+        d = 1 / _lentz_fix(xp, bn + an * d)
+        c = _lentz_fix(xp, bn + an / c)
+        factor = c * d
+        return value * factor, c, d, factor
 
-    b = x + 1 - a
-    start = (b, xp.full_like(x, 1 / _TINY), 1 / b, 1 / b, xp.zeros_like(x))
-    h = _converge(xp, start, step, lambda s: xp.abs(s[4] - 1) <= _STEADY, 3)
-    return h * xp.exp(_log_gamma_front(xp, a, x))
+    first = _lentz_fix(xp, b0 + xp.zeros_like(b0))
+    zeros = xp.zeros_like(first)
+    return _converge(xp, (first, first, zeros, zeros), step, lambda s: xp.abs(s[3] - 1) <= _STEADY, 0)
+
+
+def _gamma_fraction(xp, a, x):
+    """Q(a, x) (for x >= a + 1) = x^a e^-x / Gamma(a) / F, with the continued fraction
+    F = (x + 1 - a) - 1 (1 - a) / ((x + 3 - a) - 2 (2 - a) / ((x + 5 - a) - ...))."""
+    fraction = _continued_fraction(xp, x + 1 - a, lambda n: (-n * (n - a), x + (2 * n + 1) - a))
+    return xp.exp(_log_gamma_front(xp, a, x)) / fraction
 
 
 def _split(xp, a, x, series, fraction, fraction_gives_rest):
@@ -173,22 +182,16 @@ def _log_beta_front(xp, a, b, x):
 
 
 def _beta_fraction(xp, a, b, x):
-    """I_x(a, b) by its continued fraction (Numerical Recipes' betacf, modified Lentz); for x < (a+1) / (a+b+2)."""
-    def step(state, m):
-        c, d, h, _ = state
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((a - 1 + m2) * (a + m2))
-        d = 1 / _lentz_fix(xp, 1 + aa * d)
-        c = _lentz_fix(xp, 1 + aa / c)
-        h = h * d * c
-        aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + 1 + m2))
-        d = 1 / _lentz_fix(xp, 1 + aa * d)
-        c = _lentz_fix(xp, 1 + aa / c)
-        return c, d, h * d * c, d * c
+    """I_x(a, b) (for x < (a+1) / (a+b+2)) = x^a (1-x)^b / (a B(a, b)) / F, with the continued fraction
+    F = 1 + t1 / (1 + t2 / (1 + ...)): t(2m+1) = -(a+m)(a+b+m) x / ((a+2m)(a+2m+1)),
+    t(2m) = m (b-m) x / ((a+2m-1)(a+2m))."""
+    def term(n):
+        m = n // 2
+        if n % 2:
+            return -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)), 1.0
+        return m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)), 1.0
 
-    d = 1 / _lentz_fix(xp, 1 - (a + b) * x / (a + 1))
-    h = _converge(xp, (xp.ones_like(x), d, d, xp.zeros_like(x)), step, lambda s: xp.abs(s[3] - 1) <= _STEADY, 2)
-    return xp.exp(_log_beta_front(xp, a, b, x)) * h / a
+    return xp.exp(_log_beta_front(xp, a, b, x)) / (a * _continued_fraction(xp, xp.ones_like(x), term))
 
 
 def _incomplete_beta(xp, a, b, x):
