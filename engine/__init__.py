@@ -85,6 +85,8 @@ def _namespace(name: str, members: dict, doc: str) -> types.ModuleType:
 
 linalg = _namespace("linalg", ops.linalg.LINALG, "Linear algebra with torch.linalg's names.")
 special = _namespace("special", ops.special.SPECIAL_NAMESPACE, "Special functions with torch.special's names.")
+utils = _namespace("utils", {"data": data}, "torch.utils's names: engine.utils.data is engine.data.")
+sys.modules["engine.utils.data"] = data
 
 _OPS = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))
         and getattr(getattr(ops, n), "__module__", "").startswith("engine.")]

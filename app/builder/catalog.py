@@ -213,6 +213,11 @@ HINTS: dict[str, dict] = {
     # the builder supplies these itself, or the engine does not support them
     "*.device": dict(hidden=True), "*.dtype": dict(hidden=True), "*.size_average": dict(hidden=True),
     "*.reduce": dict(hidden=True), "*.return_indices": dict(hidden=True), "*.last_epoch": dict(hidden=True),
+    # torch's implementation switches (loops, one kernel, CUDA graphs): they change nothing in the engine,
+    # and differentiable=True is refused
+    "*.foreach": dict(hidden=True), "*.fused": dict(hidden=True), "*.capturable": dict(hidden=True),
+    "*.differentiable": dict(hidden=True),
+    "Adafactor.eps": dict(hidden=True),  # (None, 1e-3): None picks the dtype's own epsilon, no field can say that
     "*.enable_nested_tensor": dict(hidden=True), "*.mask_check": dict(hidden=True),
     "Embedding.sparse": dict(hidden=True), "Embedding.max_norm": dict(hidden=True),
     "Embedding.norm_type": dict(hidden=True), "Embedding.scale_grad_by_freq": dict(hidden=True),

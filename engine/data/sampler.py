@@ -146,6 +146,52 @@ class BatchSampler(Sampler):
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
 
+class DistributedSampler(Sampler):
+    """The share of rank `rank` of `num_replicas` processes: every rank the same epoch order, a disjoint slice.
+
+    The engine has no process group, so `num_replicas` and `rank` must be given. The order, shuffled from
+    `seed + epoch` (call `set_epoch` each epoch), is the same on every rank, but it is not PyTorch's.
+    """
+
+    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None, shuffle: bool = True,
+                 seed: int = 0, drop_last: bool = False) -> None:
+        if num_replicas is None or rank is None:
+            raise RuntimeError("DistributedSampler: the engine has no distributed process group; pass num_replicas "
+                               "and rank explicitly (the number of processes and this one's index)")
+        num_replicas = _count("num_replicas", num_replicas)
+        if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or not 0 <= rank < num_replicas:
+            raise ValueError(f"Invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]")
+        self.dataset, self.num_replicas, self.rank = dataset, num_replicas, int(rank)
+        self.shuffle, self.seed, self.drop_last, self.epoch = bool(shuffle), int(seed), bool(drop_last), 0
+        n = len(dataset)
+        if drop_last and n % num_replicas:
+            self.num_samples = -(-(n - num_replicas) // num_replicas)
+        else:
+            self.num_samples = -(-n // num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use epoch `epoch`'s order next (without it, every epoch repeats the same shuffle)."""
+        self.epoch = int(epoch)
+
+    def epoch_indices(self) -> np.ndarray:
+        n = len(self.dataset)
+        order = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
+        if self.drop_last:
+            order = order[:self.total_size]
+        elif self.total_size > n and n:  # pad with the first indices again so every rank gets as many
+            order = np.resize(order, self.total_size)
+        return order[self.rank:self.total_size:self.num_replicas]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.epoch_indices().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
 def _epoch(sampler) -> np.ndarray:
     """One epoch of any iterable of indices, as an array (fast for the engine's own samplers)."""
-    return sampler.epoch() if isinstance(sampler, Sampler) else np.fromiter(iter(sampler), dtype=np.int64)
+    if isinstance(sampler, Sampler) and callable(sampler.epoch):  # DistributedSampler's epoch is a number
+        return sampler.epoch()
+    return np.fromiter(iter(sampler), dtype=np.int64)

@@ -2,6 +2,7 @@
 
 from engine.optim import lr_scheduler
 from engine.optim.adadelta import Adadelta
+from engine.optim.adafactor import Adafactor
 from engine.optim.adagrad import Adagrad
 from engine.optim.adam import Adam, AdamW
 from engine.optim.adam_variants import Adamax, NAdam, RAdam
@@ -12,5 +13,14 @@ from engine.optim.rmsprop import RMSprop
 from engine.optim.rprop import Rprop
 from engine.optim.sgd import SGD
 
-__all__ = ["ASGD", "LBFGS", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer", "RAdam",
-           "RMSprop", "Rprop", "lr_scheduler"]
+__all__ = ["ASGD", "LBFGS", "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam",
+           "Optimizer", "RAdam", "RMSprop", "Rprop", "lr_scheduler", "swa_utils"]
+
+
+def __getattr__(name: str):
+    # swa_utils builds on engine.nn (AveragedModel is a Module), which `import engine` loads only on first use
+    if name == "swa_utils":
+        import importlib
+
+        return importlib.import_module("engine.optim.swa_utils")
+    raise AttributeError(f"module 'engine.optim' has no attribute {name!r}")

@@ -13,12 +13,15 @@ class Adam(Optimizer):
     """Adam as in PyTorch, with `amsgrad`, L2 `weight_decay` and `maximize`."""
 
     non_negative = ("lr", "eps", "weight_decay")
-    decoupled_weight_decay = False  # AdamW decays the weights directly instead of adding to the gradient
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False) -> None:
+                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize))
+                                      maximize=maximize, foreach=foreach, capturable=capturable,
+                                      differentiable=differentiable, fused=fused,
+                                      decoupled_weight_decay=decoupled_weight_decay))
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
@@ -33,7 +36,7 @@ class Adam(Optimizer):
     def _gives_step(self, param, group: dict) -> bool:
         # the fused kernel keeps its step to itself; decoupled decay also scales the parameter
         return kernels.get("adam_update", array_module(param)) is None and not (
-            self.decoupled_weight_decay and group["weight_decay"])
+            _decoupled(group) and group["weight_decay"])
 
     def _update(self, param, grad, state: dict, group: dict):
         xp = array_module(param)
@@ -42,10 +45,10 @@ class Adam(Optimizer):
             state["step"] += 1
             fused(param, grad, state["exp_avg"].array, state["exp_avg_sq"].array,
                   state["max_exp_avg_sq"].array if group["amsgrad"] else None, state["step"], group,
-                  self.decoupled_weight_decay)
+                  _decoupled(group))
             return None
         lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        if self.decoupled_weight_decay:
+        if _decoupled(group):
             param *= 1 - lr * decay
             grad = -grad if group["maximize"] else grad
         else:
@@ -68,11 +71,18 @@ class Adam(Optimizer):
         return step
 
 
+def _decoupled(group: dict) -> bool:
+    """AdamW's decay (`p *= 1 - lr * weight_decay`) rather than Adam's L2 term added to the gradient."""
+    return bool(group.get("decoupled_weight_decay", False))
+
+
 class AdamW(Adam):
     """Adam with decoupled weight decay: `p *= 1 - lr * weight_decay` before the Adam update."""
 
-    decoupled_weight_decay = True
-
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)

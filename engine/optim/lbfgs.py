@@ -13,7 +13,7 @@ from collections.abc import Callable
 from engine.autograd.grad_mode import enable_grad, no_grad
 from engine.backend import array_module, square_sum, update_squares
 from engine.events import hub
-from engine.optim.optimizer import Optimizer, _restore
+from engine.optim.optimizer import Optimizer, restore_state_value
 from engine.tensor import Tensor
 
 _FLAT = ("d", "prev_flat_grad")  # state vectors as long as all parameters together
@@ -197,13 +197,13 @@ class LBFGS(Optimizer):
         restored = {}
         for key, value in values.items():
             if key in _FLAT and value is not None:
-                restored[key] = _restore(value, flat, key)
+                restored[key] = restore_state_value(value, flat, key)
             elif key in _FLAT_LISTS:
                 if not isinstance(value, list | tuple):
                     raise ValueError(f"LBFGS state '{key}' must be a list of tensors, got {type(value).__name__}")
-                restored[key] = [_restore(v, flat, key) for v in value]
+                restored[key] = [restore_state_value(v, flat, key) for v in value]
             else:
-                restored[key] = _restore(value, param, key)
+                restored[key] = restore_state_value(value, param, key)
         return restored
 
 

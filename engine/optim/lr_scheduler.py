@@ -11,7 +11,9 @@ import bisect
 import copy
 import math
 import types
-from collections.abc import Callable, Iterable
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 
 from engine.optim.optimizer import Optimizer
 
@@ -34,6 +36,7 @@ class LRScheduler:
                                    "load the optimizer's state_dict first")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        _track_step_calls(optimizer)
         self._step_count = 0
         self._is_initial = True  # the constructor's step sets the starting rates
         self.step()
@@ -52,6 +55,8 @@ class LRScheduler:
         if epoch is not None:
             raise TypeError("step(epoch) is deprecated in PyTorch and not supported here: call step() once "
                             "per epoch, or build the scheduler with last_epoch=epoch")
+        if self._step_count == 1:
+            _warn_step_order(self.optimizer)
         self._step_count += 1
         self.last_epoch += 1
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
@@ -63,6 +68,7 @@ class LRScheduler:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base
         self.last_epoch = -1
+        self._step_count = 0  # a fresh start: no step-order warning
         self._is_initial = True
         self.step()
         self._is_initial = False
@@ -83,6 +89,45 @@ class LRScheduler:
             raise ValueError(f"{type(self).__name__}.load_state_dict: unknown keys "
                              f"{sorted(map(str, unknown))}; was this state saved from a different scheduler?")
         self.__dict__.update(copy.deepcopy(state_dict))
+
+
+class _LRScheduler(LRScheduler):
+    """The old name of LRScheduler, kept by PyTorch for subclasses written against it."""
+
+
+_STEP_ORDER = ("Detected call of `lr_scheduler.step()` before `optimizer.step()`. In PyTorch 1.1.0 and later, "
+               "you should call them in the opposite order: `optimizer.step()` before `lr_scheduler.step()`.  "
+               "Failure to do this will result in PyTorch skipping the first value of the learning rate "
+               "schedule. See more details at "
+               "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate")
+_STEP_REPLACED = ("Seems like `optimizer.step()` has been overridden after learning rate scheduler initialization. "
+                  "Please, make sure to call `optimizer.step()` before `lr_scheduler.step()`. See more details at "
+                  "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate")
+
+
+def _track_step_calls(optimizer: Optimizer) -> None:
+    """Wrap this optimizer's `step` so that it notes it ran (`_opt_called`), as PyTorch's schedulers do."""
+    if hasattr(optimizer.step, "_wrapped_by_lr_sched"):
+        return
+    step = type(optimizer).step
+    opt_ref = weakref.ref(optimizer)  # no cycle through the instance's own attribute
+
+    def wrapper(*args, **kwargs):
+        opt = opt_ref()
+        opt._opt_called = True
+        return step(opt, *args, **kwargs)
+
+    wrapper._wrapped_by_lr_sched = True
+    wrapper.__doc__ = step.__doc__
+    optimizer.step = wrapper
+
+
+def _warn_step_order(optimizer: Optimizer) -> None:
+    """PyTorch's warnings for a first `scheduler.step()` that comes before any `optimizer.step()`."""
+    if not hasattr(optimizer.step, "_wrapped_by_lr_sched"):
+        warnings.warn(_STEP_REPLACED, UserWarning, stacklevel=3)
+    elif not getattr(optimizer, "_opt_called", False):
+        warnings.warn(_STEP_ORDER, UserWarning, stacklevel=3)
 
 
 class LambdaLR(LRScheduler):
@@ -117,6 +162,15 @@ class LambdaLR(LRScheduler):
         for fn, attrs in zip(self.lr_lambdas, saved_lambdas):
             if attrs is not None:
                 vars(fn).update(copy.deepcopy(attrs))
+
+
+class MultiplicativeLR(LambdaLR):
+    """Multiply the rate by `lr_lambda(epoch)` every epoch, one function per group (or one for all)."""
+
+    def get_lr(self) -> list[float]:
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._current_lrs())]
 
 
 class StepLR(LRScheduler):
@@ -267,7 +321,27 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         return [low + (base - low) * (1 + math.cos(math.pi * t_cur / t_i)) / 2 for base in self.base_lrs]
 
 
-class SequentialLR(LRScheduler):
+class _OfSchedulers(LRScheduler):
+    """A scheduler made of others (in `_schedulers`): its state dict holds theirs."""
+
+    def state_dict(self) -> dict:
+        """Plain data: this scheduler's counters and each inner scheduler's own state dict."""
+        state = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [sched.state_dict() for sched in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        inner = state.pop("_schedulers", None)
+        if inner is None or len(inner) != len(self._schedulers):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected states of "
+                             f"{len(self._schedulers)} schedulers under '_schedulers'")
+        super().load_state_dict(state)
+        for sched, sub in zip(self._schedulers, inner):
+            sched.load_state_dict(sub)
+
+
+class SequentialLR(_OfSchedulers):
     """Run `schedulers` one after another, switching to the next at each epoch of `milestones`."""
 
     def __init__(self, optimizer: Optimizer, schedulers: list[LRScheduler], milestones: list[int],
@@ -307,21 +381,54 @@ class SequentialLR(LRScheduler):
             sched.step()
         self._last_lr = sched.get_last_lr()
 
-    def state_dict(self) -> dict:
-        """Plain data: this scheduler's counters and each inner scheduler's own state dict."""
-        state = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        state["_schedulers"] = [sched.state_dict() for sched in self._schedulers]
-        return state
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        state = dict(state_dict)
-        inner = state.pop("_schedulers", None)
-        if inner is None or len(inner) != len(self._schedulers):
-            raise ValueError(f"SequentialLR.load_state_dict: expected states of {len(self._schedulers)} "
-                             "schedulers under '_schedulers'")
-        super().load_state_dict(state)
-        for sched, sub in zip(self._schedulers, inner):
-            sched.load_state_dict(sub)
+
+class PolynomialLR(LRScheduler):
+    """Decay the rate as `(1 - epoch / total_iters) ** power` over `total_iters` epochs, then hold it."""
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> None:
+        if not isinstance(total_iters, int) or isinstance(total_iters, bool) or total_iters <= 0:
+            raise ValueError(f"PolynomialLR: total_iters must be a positive integer, got {total_iters!r}")
+        self.total_iters = total_iters
+        self.power = power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        t, n = self.last_epoch, self.total_iters
+        if self._is_initial or t > n:
+            return self._current_lrs()
+        # factor(t) / factor(t - 1), so a rate changed by hand is carried forward
+        ratio = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
+        return [lr * ratio for lr in self._current_lrs()]
+
+
+class ChainedScheduler(_OfSchedulers):
+    """Step several schedulers of one optimizer together, each scaling the rate the previous one set."""
+
+    def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None) -> None:
+        if len(schedulers) < 1:
+            raise ValueError("ChainedScheduler expects at least one scheduler to be chained, but got no scheduler.")
+        optimizer = optimizer or schedulers[0].optimizer
+        for i, sched in enumerate(schedulers):
+            if not hasattr(sched, "optimizer"):
+                raise TypeError(f"ChainedScheduler at index {i} should have `optimizer` as its attribute.")
+            if isinstance(sched, ReduceLROnPlateau):
+                raise ValueError("ChainedScheduler does not support `ReduceLROnPlateau` scheduler as it requires "
+                                 "additional kwargs to be specified when calling `step`, but got one at index "
+                                 f"{i} in the given schedulers sequence.")
+            if sched.optimizer is not optimizer:
+                raise ValueError(f"ChainedScheduler expects all schedulers to belong to the same optimizer, but got "
+                                 f"scheduler {type(sched).__name__} at index {i} has {sched.optimizer}, which is "
+                                 f"different from {type(optimizer).__name__}.")
+        self.optimizer = optimizer
+        self._schedulers = list(schedulers)
+        self._last_lr = self._current_lrs()
+
+    def step(self) -> None:  # type: ignore[override]
+        """Step every scheduler, in order."""
+        for sched in self._schedulers:
+            sched.step()
+        self._last_lr = self._current_lrs()
 
 
 def _per_group(name: str, optimizer: Optimizer, value) -> list:
@@ -509,3 +616,94 @@ class ReduceLROnPlateau(LRScheduler):
             new = max(old * self.factor, low)
             if old - new > self.eps:  # changes smaller than eps are not worth making
                 group["lr"] = new
+
+
+_CYCLIC_SCALE = {  # mode -> (scale function of the cycle or iteration number, what it is a function of)
+    "triangular": (lambda gamma, x: 1.0, "cycle"),
+    "triangular2": (lambda gamma, x: 1 / (2.0 ** (x - 1)), "cycle"),
+    "exp_range": (lambda gamma, x: gamma ** x, "iterations"),
+}
+
+
+class CyclicLR(LRScheduler):
+    """Cycle the rate between `base_lr` and `max_lr` every batch (momentum the other way), as PyTorch's CyclicLR.
+
+    `mode` is "triangular", "triangular2" (the height halves every cycle) or "exp_range" (scaled by
+    `gamma ** iteration`), unless `scale_fn` (of the cycle number, or of the iteration with
+    `scale_mode="iterations"`) is given.
+    """
+
+    def __init__(self, optimizer: Optimizer, base_lr, max_lr, step_size_up: int = 2000,
+                 step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
+                 scale_fn: Callable[[float], float] | None = None, scale_mode: str = "cycle",
+                 cycle_momentum: bool = True, base_momentum=0.8, max_momentum=0.9, last_epoch: int = -1) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        if not up + down > 0:
+            raise ValueError(f"CyclicLR: step_size_up + step_size_down must be positive, got {up} + {down}")
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        if mode not in _CYCLIC_SCALE and scale_fn is None:
+            raise ValueError("mode is invalid and scale_fn is None")
+        if scale_fn is not None and scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
+        self.mode = mode
+        self.gamma = gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode if scale_fn is not None else _CYCLIC_SCALE[mode][1]
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for high, low, group in zip(self.max_momentums, self.base_momentums, optimizer.param_groups):
+                    self._set_momentum(group, high)
+                    group["max_momentum"] = high
+                    group["base_momentum"] = low
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    _set_momentum = OneCycleLR._set_momentum
+
+    def scale_fn(self, x: float) -> float:
+        """The height of cycle (or iteration) `x` relative to the first."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        return _CYCLIC_SCALE[self.mode][0](self.gamma, x)
+
+    def get_lr(self) -> list[float]:
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        scale = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        height = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        lrs = [base + (top - base) * scale * height for base, top in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
+                self._set_momentum(group, high - (high - low) * scale * height)
+        return lrs
+
+    def state_dict(self) -> dict:
+        """As the base; a `scale_fn` function is left out (None), a callable object keeps its attributes."""
+        state = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "_scale_fn_custom")}
+        fn = self._scale_fn_custom
+        plain = fn is None or isinstance(fn, types.FunctionType)
+        state["_scale_fn_custom"] = None if plain else copy.deepcopy(vars(fn))
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        attrs = state.pop("_scale_fn_custom", None)
+        super().load_state_dict(state)
+        if attrs is not None and self._scale_fn_custom is not None:
+            vars(self._scale_fn_custom).update(copy.deepcopy(attrs))

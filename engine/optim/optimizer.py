@@ -110,6 +110,13 @@ class Optimizer:
             value = group[key]
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"Invalid {_LABELS.get(key, key)}: {value}")
+        # PyTorch's implementation switches: foreach, fused and capturable pick how torch runs the same math
+        # (loops, one kernel, CUDA-graph safe), so they change nothing here; differentiable cannot be honoured
+        if group.get("differentiable"):
+            raise ValueError(f"{type(self).__name__}: differentiable=True is not supported: the engine's "
+                             "optimizers update parameters in place outside autograd, so a step has no gradient")
+        if group.get("fused") and group.get("foreach"):
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
 
     # ---- groups --------------------------------------------------------------------------------
     def add_param_group(self, param_group: dict) -> None:
@@ -267,6 +274,8 @@ class Optimizer:
             by_index.update(zip(saved["params"], group["params"]))
             new = {k: copy.deepcopy(v) for k, v in saved.items() if k != "params"}
             new["params"] = group["params"]
+            for k, default in self.defaults.items():  # a key newer than the checkpoint keeps its default
+                new.setdefault(k, copy.deepcopy(default))
             if "param_names" in group and "param_names" not in new:
                 new["param_names"] = group["param_names"]
             self._check_group(new)
@@ -286,7 +295,7 @@ class Optimizer:
 
     def _restore_state(self, values: dict, param: Tensor) -> dict:
         """Copies of one parameter's saved state, on its device (see `load_state_dict`)."""
-        return {k: _restore(v, param, k) for k, v in values.items()}
+        return {k: restore_state_value(v, param, k) for k, v in values.items()}
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -302,7 +311,7 @@ def _snapshot(value):
     return copy.deepcopy(value)
 
 
-def _restore(value, param: Tensor, key):
+def restore_state_value(value, param: Tensor, key, check_shape: bool = True):
     """A copy of a saved state value on the parameter's device (floating buffers in its dtype)."""
     if not isinstance(value, Tensor):
         return copy.deepcopy(value)
@@ -311,7 +320,7 @@ def _restore(value, param: Tensor, key):
         arr = arr.copy()
     if key != "step" and arr.dtype.kind == "f":
         arr = arr.astype(param.array.dtype, copy=False)
-    if arr.shape != param.array.shape and arr.ndim:
+    if check_shape and arr.shape != param.array.shape and arr.ndim:
         raise ValueError(f"optimizer state '{key}' has shape {tuple(arr.shape)} but its parameter has shape "
                          f"{tuple(param.shape)}; was the state_dict saved for a different model?")
     return Tensor._wrap(arr)

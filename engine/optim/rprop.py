@@ -13,8 +13,10 @@ class Rprop(Optimizer):
     """Rprop as in PyTorch: `etas` (shrink, grow), `step_sizes` (min, max) and `maximize`; `lr` is the first step."""
 
     def __init__(self, params, lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
-                 step_sizes: tuple[float, float] = (1e-6, 50), *, maximize: bool = False) -> None:
-        super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes, maximize=maximize))
+                 step_sizes: tuple[float, float] = (1e-6, 50), *, maximize: bool = False,
+                 foreach: bool | None = None, capturable: bool = False, differentiable: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes, maximize=maximize,
+                                      foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)

@@ -258,6 +258,6 @@ def test_char_corpus_reads_another_file(tmp_path):
 
 def test_num_workers_loads_in_the_main_process_with_a_warning():
     # PyTorch scripts pass num_workers=4 for speed: they run, told once where the batches come from
-    with pytest.warns(UserWarning, match="loads in the main process here: num_workers=4 is ignored"):
+    with pytest.warns(UserWarning, match="loads in the main process here: its num_workers=4 workers take turns"):
         loader = DataLoader(numbered(4), batch_size=2, num_workers=4)
     assert labels_of(loader) == [0, 1, 2, 3]
