@@ -17,7 +17,7 @@ import contextlib
 import json
 import time
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QScrollArea
 
@@ -71,6 +71,40 @@ class BuilderDock(QObject):
             pump.changed.connect(self._session_changed)
         self._place()
         self.open_action = self._add_actions()
+        # the left column is as wide as the tab in front asks: the builder's width only while it is in front
+        # (after a restart with it open, the module tree in front kept the builder's width)
+        self.builder_dock.visibilityChanged.connect(lambda _shown: QTimer.singleShot(0, self._front_changed))
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.window and event.type() == QEvent.Type.Show:  # the restored layout is placed
+            self.window.removeEventFilter(self)
+            QTimer.singleShot(0, self._front_changed)
+        return False
+
+    def _front_changed(self) -> None:
+        """Widen the left column for the builder in front; give it back to the tab in front otherwise."""
+        w, dock = self.window, self.builder_dock
+        if dock.isFloating() or w.dockWidgetArea(dock) != Qt.DockWidgetArea.LeftDockWidgetArea:
+            return
+        if _in_front(w, dock):
+            self._widen()
+            return
+        front = [d for d in w.findChildren(QDockWidget) if d is not self.prediction_dock and _in_front(w, d)
+                 and w.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
+        width = self._left_width()
+        if front and width and max(d.width() for d in front) > width:
+            w.resizeDocks(front[:1], [width], Qt.Orientation.Horizontal)
+
+    def _left_width(self) -> int:
+        """The left column's width before the builder widened it (else what the module tree asks for)."""
+        saved = getattr(self.window, "settings", None)
+        value = saved.value("builder/left_width") if saved is not None else None
+        with contextlib.suppress(TypeError, ValueError):
+            if int(value) > 0:
+                return int(value)
+        fit = getattr(self.window, "modules_width", None)
+        return fit() if fit is not None else 0
 
     # ---- placing the docks ------------------------------------------------------------------------
     def _place(self, restore: bool = True) -> None:
@@ -146,6 +180,11 @@ class BuilderDock(QObject):
                          and self.window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea), default=0)
             spare = self.window.width() - right - room() - 2 * SEPARATOR
             builder = max(min(builder, spare), self.panel.minimumSizeHint().width(), MIN_BUILDER)
+        saved = getattr(self.window, "settings", None)
+        if saved is not None and self.builder_dock.width() < builder:  # what the column goes back to
+            others = [d.width() for d in self.window.tabifiedDockWidgets(self.builder_dock) if not d.isFloating()]
+            if others:
+                saved.setValue("builder/left_width", max(others))
         for dock, want in ((self.builder_dock, builder), (self.prediction_dock, PLOT_WIDTH)):
             if dock.isVisible() and not dock.isFloating() and dock.width() < want:
                 docks.append(dock)
@@ -263,6 +302,11 @@ def _dock(window: QMainWindow, title: str, name: str, widget) -> QDockWidget:
     dock.setObjectName(name)
     dock.setWidget(widget)
     return dock
+
+
+def _in_front(window: QMainWindow, dock: QDockWidget) -> bool:
+    """Whether `dock` shows in `window` (a tab behind another is "visible", but moved out of the window)."""
+    return dock.isVisible() and not dock.isFloating() and window.rect().intersects(dock.geometry())
 
 
 def _menu(owner, title: str) -> QMenu | None:

@@ -66,6 +66,7 @@ VISUAL_INTERVAL = 0.12  # seconds between graph and plot repaints while the engi
 # while it runs freely, a grown graph is rebuilt (view, layout, items) after a wait of this many times the
 # last rebuild's cost: a 900-node LSTM's first iterations, rebuilt at every frame as they grew, took 4 s each
 STRUCTURE_WAIT = 4.0
+MODULES_SHARE = 0.25  # the most of the window's width the left column takes to show the module tree whole
 _NAN_STOP = "Stopped where NaN/Inf first appeared: "
 ENTRY_HINT = ("<b>Paused before the first op.</b><br>"
               "F11 step into \u00b7 F10 step over \u00b7 F5 continue \u00b7 Shift+F5 stop")
@@ -105,6 +106,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_docks()
         self.graph = GraphPresenter(self.canvas, self.module_tree, self.status_panel.set_note)
+        self.module_tree.widthWanted.connect(self.fit_modules)
         self.canvas.selectionChanged.connect(self._on_selection)
         self._build_actions()
         self.panels = DebugPanels(self)
@@ -209,8 +211,7 @@ class MainWindow(QMainWindow):
         w, h = self.width(), self.height()
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
         # the module tree shows its Class column; the inspector its statistics table and both histograms
-        left = max(int(w * 0.13), _tabs_width(self, d["modules"]))  # "Modules | Editor", not "Modul… | Editor"
-        self.resizeDocks([d["modules"], d["inspector"]], [left, int(w * 0.27)], horizontal)
+        self.resizeDocks([d["modules"], d["inspector"]], [self.modules_width(), int(w * 0.27)], horizontal)
         # the row's width now that the side columns have theirs (the timeline spans it): asked for more than
         # that, Qt shrinks every dock of the row alike, the loss dock's tabs to "Lo… | Traini…"
         self.layout().activate()
@@ -229,6 +230,31 @@ class MainWindow(QMainWindow):
         self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.66), int(h * 0.2)], vertical)
         for first in ("modules", "inspector", "alerts", "loss", "source"):  # the tab in front of each group
             d[first].raise_()
+
+    def modules_width(self) -> int:
+        """The left column's width with the module tree in front: its tabs and (within a quarter of the
+        window) its names and classes whole; at 960x540 the Class column read "Spira…"."""
+        dock = self.docks["modules"]
+        frame = dock.width() - self.module_tree.width() if dock.isVisible() else 8
+        tree = min(self.module_tree.sizeHint().width() + max(frame, 0), int(self.width() * MODULES_SHARE))
+        return max(int(self.width() * 0.13), _tabs_width(self, dock), tree)  # "Modules | Editor", not "Modul…"
+
+    def fit_modules(self, *_wanted) -> None:
+        """Widen the left column to `modules_width` when the module tree is in front and narrower."""
+        dock = self.docks["modules"]
+        # the graph's column keeps what its bottom row needs to read (the loss group's tabs whole)
+        right = max((d.width() for d in self.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()
+                     and self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea
+                     and self.rect().intersects(d.geometry())), default=0)
+        gaps = 4 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
+        want = min(self.modules_width(), self.width() - right - self.bottom_row_min_width() - gaps)
+        if (self._sized and dock.isVisible() and not dock.isFloating() and not dock.visibleRegion().isEmpty()
+                and dock.width() < want):
+            self.resizeDocks([dock], [want], Qt.Orientation.Horizontal)
+            if self.docks["output"] not in self.tabifiedDockWidgets(self.docks["source"]):
+                # Qt took the width from every dock of the row alike: the loss tab read "Lo…" at 1280x720
+                # (a small window's tabbed row is left as it is: balance_bottom_row cut its tabs there)
+                QTimer.singleShot(0, self.balance_bottom_row)
 
     def _share_bottom_row(self, width: int) -> None:
         """Share `width` among the source, output and loss docks under the graph."""
@@ -452,8 +478,11 @@ class MainWindow(QMainWindow):
         try:
             session = session or ReplaySession(path)
         except (TapeError, OSError) as err:
-            text = str(err)  # a TapeError names the file already
-            self.show_message(f"Cannot open {text if path in text else f'{path}: {text}'}", "error")
+            text = str(err)  # a TapeError names the file already: "PATH: damaged tape", "PATH was written by"
+            if text.startswith(path):
+                text = text[len(path):].lstrip(":").strip()
+                text = f"it {text}" if text.startswith(("was ", "is ")) else text
+            self.show_message(f"Cannot open {path}: {text}", "error")
             return False
         self._start(session)
         self._add_recent(os.path.abspath(path))

@@ -13,7 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
-from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, pick
+from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, follow_palette, pick, tint
 
 NONE = "(none)"
 INT_LIMIT = 2**31 - 1  # larger integers fit no layer, and overflow Qt's conversion of the values dict
@@ -82,7 +82,9 @@ class ArgForm(QWidget):
         self._errors: dict[str, str] = {}
         self._unparsed: dict[str, str] = {}  # argument -> why its typed text is not a value
         self.empty = QLabel("no arguments")
-        self.empty.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.empty, MUTED_TEXT)
+        # a refused field's colours come from the palette: painted again when it turns light or dark
+        follow_palette(self, lambda: [self._paint_mark(name) for name in list(self._editors)], now=False)
 
     # ---- content --------------------------------------------------------------------------------
     def set_args(self, args: list[dict], values: dict) -> None:
@@ -90,7 +92,7 @@ class ArgForm(QWidget):
         while self._layout.rowCount():
             self._layout.removeRow(0)
         self.empty = QLabel("no arguments")
-        self.empty.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.empty, MUTED_TEXT)
         self._args = list(args)
         self._values = dict(values)
         self._editors = {}
@@ -179,6 +181,13 @@ class ArgForm(QWidget):
             self._errors[name] = message
         else:
             del self._errors[name]
+        self._paint_mark(name)
+
+    def _paint_mark(self, name: str) -> None:
+        """Colour `name`'s field and label red while it has an error, in the palette's colours otherwise."""
+        editor, message = self._editors.get(name), self._errors.get(name, "")
+        if editor is None or name not in self._labels:
+            return
         arg = next(a for a in self._args if a["name"] == name)
         tip = message or arg["allowed"]
         # palette colours, not a style sheet: spin boxes keep their arrows

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from engine.debug.breakpoints import CONDITIONS, WHERE, Breakpoint, BreakpointInfo
 from engine.debug.records import PHASES
-from widgets.theme import ERROR_TEXT, pick
+from widgets.theme import ERROR_TEXT, tint
 
 KIND_LABELS = {
     "op": "op (name or key)", "module": "module call", "iteration": "iteration", "phase": "phase start",
@@ -95,7 +95,7 @@ class BreakpointEditor(QWidget):
         self.skip.setToolTip("Hits to pass before stopping (gdb's ignore count)")
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet(f"color: {pick(ERROR_TEXT)}")
+        tint(self.error, ERROR_TEXT)
         self.error.hide()
         buttons = QHBoxLayout()
         self.ok = QPushButton("Add")

@@ -484,11 +484,11 @@ class BuilderPanel(QWidget):
                 item.setToolTip(1, tip)
         problems = r["problems"]
         if problems:
-            self.status.setStyleSheet(f"color: {pick(ERROR_TEXT)};")
+            tint(self.status, ERROR_TEXT)
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             self.status.setText(f"\u2717 {problems[0]['message']}{more}")
         else:
-            self.status.setStyleSheet(f"color: {pick(OK_TEXT)};")
+            tint(self.status, OK_TEXT)
             self.status.setText(f"\u2713 Ready: {r['input']} \u2192 {r['output']}, {r['parameters']:,} parameters")
         count = sum(1 for _ in _walk(self.tree))
         params = f" \u00b7 {r['parameters']:,} parameters" if r["ok"] else ""
@@ -554,7 +554,7 @@ class BuilderPanel(QWidget):
         return True
 
     def _fail(self, message: str) -> None:
-        self.status.setStyleSheet(f"color: {pick(ERROR_TEXT)};")
+        tint(self.status, ERROR_TEXT)
         self.status.setText(f"\u2717 {message}")
 
     def _save_dialog(self) -> None:

@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 
 from engine.debug.edits import EditParam, Freeze, Reinit, Restore, SetOptimizer, SetSetting, SwapModule
 from engine.nn.settings import Setting
-from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, pick
+from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, follow_palette, pick, tint
 
 PATH = Qt.ItemDataRole.UserRole
 TYPES = {"float": float, "int": int, "bool": bool, "str": str}
@@ -150,8 +150,10 @@ class _ValueEditor(QWidget):
         self.input.setToolTip("\n".join(t for t in (allowed, exact) if t))
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet(f"color: {pick(ERROR_TEXT)}; font-size: 8pt")
+        tint(self.error, ERROR_TEXT, "font-size: 8pt")
         self.error.hide()
+        self._refused = False
+        follow_palette(self, self._paint_refused, now=False)  # the refused field's fill: light or dark red
         box.addWidget(self.input)
         box.addWidget(self.error)
 
@@ -171,15 +173,20 @@ class _ValueEditor(QWidget):
         """Show why the value entered is not accepted."""
         self.error.setText(reason)
         self.error.show()
-        self.input.setStyleSheet(_REFUSED.format(fill=pick(ERROR_FIELD)))
+        self._refused = True
+        self._paint_refused()
 
     def accept(self, value) -> None:
         """The value entered was taken: it is the current value now."""
         self.current = value
         self.error.hide()
-        self.input.setStyleSheet("")
+        self._refused = False
+        self._paint_refused()
         if self._shown_text is not None:
             self._shown_text = self.input.text()
+
+    def _paint_refused(self) -> None:
+        self.input.setStyleSheet(_REFUSED.format(fill=pick(ERROR_FIELD)) if self._refused else "")
 
     def on_commit(self, fn) -> None:
         """Call fn() when the person commits a value (Enter, leaving the field, picking, ticking)."""
@@ -378,7 +385,10 @@ class ModuleEditor(QWidget):
         # details wider than a narrow dock and cut off every editor's refusal on the right. Not selectable:
         # a copied path would carry the invisible break marks into whatever it is pasted into
         breakable = path.replace(".", ".\u200b")
-        title = QLabel(f"<b>{breakable}</b> &nbsp;<span style='color: {pick(MUTED_TEXT)}'>{m['cls']}</span>")
+        title = QLabel()
+        # the class's colour is in the HTML: written again when the palette turns light or dark
+        follow_palette(title, lambda: title.setText(
+            f"<b>{breakable}</b> &nbsp;<span style='color: {pick(MUTED_TEXT)}'>{m['cls']}</span>"))
         title.setWordWrap(True)
         title.setToolTip(path)
         box.addWidget(title)
@@ -442,7 +452,7 @@ class ModuleEditor(QWidget):
         if nothing:
             note = QLabel(f"Nothing in {m['cls']} changes at runtime: its shapes are fixed when it is built.")
             note.setWordWrap(True)
-            note.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+            tint(note, MUTED_TEXT)
             box.addWidget(note)
 
     def _values_group(self, m: dict) -> QGroupBox:
@@ -508,7 +518,9 @@ class ModuleEditor(QWidget):
         many = len(opt["groups"]) > 1
         for g, group in enumerate(opt["groups"]):
             if many:
-                form.addRow(QLabel(f"<span style='color: {pick(MUTED_TEXT)}'>group {g}</span>"))
+                note = QLabel(f"group {g}")
+                tint(note, MUTED_TEXT)
+                form.addRow(note)
             for name, value in group.items():
                 kind = bool if isinstance(value, bool) else float
                 editor = _ValueEditor(value, kind, allowed="a number >= 0" if kind is float else "")

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
 PATH = Qt.ItemDataRole.UserRole
+EMPTY_CHARS = 28  # an empty tree asks for room for a short model's names and classes ("SpiralNet  SpiralNet")
 
 
 class ModuleTree(QTreeWidget):
     """Module calls (path, class); checked means shown expanded in the graph.
 
-    Emits moduleSelected(path) on click and expandRequested(path, expanded) when a box is toggled.
+    Emits moduleSelected(path) on click, expandRequested(path, expanded) when a box is toggled, and
+    widthWanted(width) when the modules shown need more width than the tree has to show their classes.
     """
 
     moduleSelected = Signal(str)
     expandRequested = Signal(str, bool)
+    widthWanted = Signal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -46,6 +49,7 @@ class ModuleTree(QTreeWidget):
                 item = QTreeWidgetItem([name, classes[i]])
                 item.setData(0, PATH, path)
                 item.setToolTip(0, path)
+                item.setToolTip(1, classes[i])
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(0, Qt.CheckState.Unchecked if path in collapsed else Qt.CheckState.Checked)
                 (parent.addChild if parent is not None else self.addTopLevelItem)(item)
@@ -53,6 +57,19 @@ class ModuleTree(QTreeWidget):
             self.expandAll()
         finally:
             self.blockSignals(False)
+        want = self.sizeHint().width()
+        if want > self.width():
+            self.widthWanted.emit(want)
+
+    def sizeHint(self) -> QSize:
+        """Wide enough to show every name and class whole (an empty tree: a short model's)."""
+        hint = super().sizeHint()
+        empty = EMPTY_CHARS * self.fontMetrics().averageCharWidth()
+        columns = sum(max(self.sizeHintForColumn(c), self.header().sectionSizeHint(c))
+                      for c in range(self.columnCount()))
+        scroll = self.verticalScrollBar().sizeHint().width() if self.verticalScrollBar().isVisible() else 0
+        width = max(empty, columns + 2 * self.frameWidth() + scroll + self.fontMetrics().averageCharWidth())
+        return QSize(width, hint.height())
 
     def paths(self) -> list[str]:
         """Every module path shown, in tree order."""

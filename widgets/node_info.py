@@ -11,7 +11,7 @@ import math
 
 from PySide6.QtWidgets import QTextBrowser
 
-from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick
+from widgets.theme import ERROR_TEXT, MUTED_TEXT, follow_palette, pick
 
 TIMES = "\u00d7"
 
@@ -22,14 +22,19 @@ class NodeInfoPanel(QTextBrowser):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setOpenLinks(False)
+        self._shown = (self.show_nothing, ())
+        # its colours are in its HTML: written again in the palette's colours when that turns light or dark
+        follow_palette(self, lambda: self._shown[0](*self._shown[1]), now=False)
         self.show_nothing()
 
     def show_nothing(self, text: str = "Click a node to see its op, shapes and values.") -> None:
         """No node selected."""
+        self._shown = (self.show_nothing, (text,))
         self.setHtml(f"<p style='color:{pick(MUTED_TEXT)}'>{html.escape(text)}</p>")
 
     def show_node(self, info) -> None:
         """Show a node: key, label, kind, op, module, in_shapes, out_shape, dtype, source, summary, grad."""
+        self._shown = (self.show_node, (info,))
         rows = [("op", info.op), ("kind", info.kind), ("module", info.module or "top level"),
                 ("inputs", info.in_shapes), ("output", f"{info.out_shape}  {info.dtype}".strip()),
                 ("key", info.key)]

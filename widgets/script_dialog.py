@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 from engine.debug.records import CAPTURES
 from engine.tape.schema import SQLITE_MAGIC
 from widgets.elided_label import ElidedLabel
-from widgets.theme import ERROR_TEXT, pick
+from widgets.theme import ERROR_TEXT, tint
 
 ERROR_COLOUR = "#e03131"
 FIELD_ERROR = f"QLineEdit {{ border: 1px solid {ERROR_COLOUR}; }}"
@@ -308,7 +308,7 @@ class ScriptDialog(QDialog):
         self.record_edit.setStyleSheet(FIELD_ERROR if record_problem else "")
         self.record_label.setVisible(bool(record_problem or record_note))
         self.record_label.setText(record_problem or record_note)
-        self.record_label.setStyleSheet(f"color: {pick(ERROR_TEXT)};" if record_problem else "")
+        tint(self.record_label, ERROR_TEXT if record_problem else None)
         recording = bool(self.record_edit.text().strip())
         for widget in (self.capture_title, self.capture_box, self.capture_note):
             widget.setEnabled(recording)
@@ -317,7 +317,7 @@ class ScriptDialog(QDialog):
         self.argv_label.setText(f"sys.argv[1:] = {list(argv)!r}")
         self.problem_label.setVisible(bool(problem))
         self.problem_label.setText(problem)
-        self.problem_label.setStyleSheet(f"color: {pick(ERROR_TEXT)};")
+        tint(self.problem_label, ERROR_TEXT)
         self.debug_button.setEnabled(not (problem or record_problem))
         if self.isVisible():  # an error shown, then fixed, must not leave a gap where it was
             self._fit_height()

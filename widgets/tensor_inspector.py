@@ -157,7 +157,7 @@ class TensorInspector(QWidget):
         self._arrays = {}
         self.title.setText("")
         self.meta.setText(text)
-        self.meta.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.meta, MUTED_TEXT)
         self._fill_stats()
         for name, view in self.histograms.items():
             view.show_summary(None)
@@ -190,7 +190,7 @@ class TensorInspector(QWidget):
         self._summaries = {name: s for name, s in zip(COLUMNS, (value, grad, diff)) if s is not None}
         self.title.setText(title)
         self.meta.setText(_meta(value or grad, subtitle, self._no_summaries))
-        self.meta.setStyleSheet("")
+        tint(self.meta, None)
         names = {VALUE: value_label or VALUE, GRAD: grad_label or GRAD}
         # a column is a third of the dock wide, a histogram half of it: "(iteration 0)" read
         # "gradient (itera…" at 1280x720, so both say "(it. 0)"
@@ -222,12 +222,12 @@ class TensorInspector(QWidget):
 
     def show_loading(self, text: str = "Fetching values\u2026") -> None:
         """Say that values are on their way."""
-        self.status.setStyleSheet(f"color: {pick(MUTED_TEXT)}")
+        tint(self.status, MUTED_TEXT)
         self.status.setText(text)
 
     def show_error(self, text: str) -> None:
         """Say why values could not be shown (for example: evicted from the value cache)."""
-        self.status.setStyleSheet(f"color: {pick(ERROR_TEXT)}")
+        tint(self.status, ERROR_TEXT)
         self.status.setText(text)
 
     # ---- what a person sees -------------------------------------------------------------------------

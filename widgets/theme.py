@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QGraphicsView, QWidget
 
@@ -76,17 +76,41 @@ def follow_palette(widget: QWidget, apply: Callable[[], None], now: bool = True)
     _PaletteWatch(widget, apply)
 
 
-def tint(label: QWidget, pair: tuple[str, str], extra: str = "") -> None:
-    """Colour `label`'s text with the light or dark member of `pair`, following the palette as it changes
-    (`extra`: a style sheet without colours, e.g. a font size). Through the palette, not a style sheet: a
-    widget with a colour in its style sheet keeps its palette and never hears that the system's changed."""
-    if extra:
-        label.setStyleSheet(extra)
+class _Tint(QObject):
+    """The pair a label is tinted with now (None: the palette's own text colour), kept as its child so
+    tinting it again changes the colour instead of adding a second watcher."""
 
-    def apply() -> None:
-        palette = label.palette()
-        palette.setColor(QPalette.ColorRole.WindowText, QColor(pick(pair)))
-        palette.setColor(QPalette.ColorRole.Text, QColor(pick(pair)))
+    def __init__(self, label: QWidget) -> None:
+        super().__init__(label)
+        self.setObjectName(_TINT)
+        self.label = label
+        self.pair: tuple[str, str] | None = None
+        follow_palette(label, self.apply, now=False)
+
+    def apply(self) -> None:
+        label, palette = self.label, self.label.palette()
+        if self.pair is None:  # the parent's (the application's) text colours again
+            source = label.parentWidget().palette() if label.parentWidget() else QGuiApplication.palette()
+            text, window_text = source.color(QPalette.ColorRole.Text), source.color(QPalette.ColorRole.WindowText)
+        else:
+            text = window_text = QColor(pick(self.pair))
+        palette.setColor(QPalette.ColorRole.WindowText, window_text)
+        palette.setColor(QPalette.ColorRole.Text, text)
         label.setPalette(palette)
 
-    follow_palette(label, apply)
+
+_TINT = "tapescope-tint"
+
+
+def tint(label: QWidget, pair: tuple[str, str] | None, extra: str | None = None) -> None:
+    """Colour `label`'s text with the light or dark member of `pair` (None: the palette's text colour),
+    following the palette as it changes; call it again to change the colour (`extra`: a style sheet without
+    colours, e.g. a font size). Through the palette, not a style sheet: a widget with a colour in its style
+    sheet keeps its palette and never hears that the system's changed."""
+    if extra is not None:
+        label.setStyleSheet(extra)
+    holder = label.findChild(_Tint, _TINT, Qt.FindChildOption.FindDirectChildrenOnly)
+    if holder is None:
+        holder = _Tint(label)
+    holder.pair = pair
+    holder.apply()

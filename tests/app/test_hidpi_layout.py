@@ -1,8 +1,9 @@
 """Small logical windows (a HiDPI laptop: 1920x1080 at a scale factor of 2 is 960x540) and the model builder
 at 1280x720: the current op reads, panels share the row under the graph, and dock tabs read whole."""
 
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QTabBar
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QDockWidget, QTabBar
 
 from app.window import MainWindow
 
@@ -88,3 +89,58 @@ def test_the_builder_at_1280x720_leaves_the_bottom_rows_tabs_whole(qtbot, tmp_pa
             assert window.docks[name].width() >= 12 * window.fontMetrics().averageCharWidth(), name
 
     qtbot.waitUntil(whole, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("size", [(960, 540), (1280, 720)])
+def test_the_module_tree_shows_its_classes_whole(qtbot, tmp_path, size):
+    # at 960x540 the left column was 136 pixels wide and the Class column read "Spira…"; widened for it,
+    # it took the width from the row under the graph alike, and at 1280x720 the loss tab read "Lo…"
+    window = window_at(qtbot, tmp_path, *size)
+    window.open_demo(epochs=1, n=128)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    tree = window.module_tree
+    for _ in range(6):
+        window.command("step_over")
+        qtbot.waitUntil(lambda: paused(window) or tree.topLevelItemCount() > 0, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: tree.topLevelItemCount() > 0, timeout=TIMEOUT)
+
+    def classes_whole():
+        metrics = tree.fontMetrics()
+        item = tree.topLevelItem(0)
+        rect = tree.visualItemRect(item)
+        right = tree.header().sectionPosition(1) + metrics.horizontalAdvance(item.text(1))
+        assert right <= tree.viewport().width() and rect.height() > 0, (item.text(1), right, tree.viewport().width())
+        assert_tabs_whole(tab_bar(window, "Gradient Flow"))  # the wider left column did not squeeze the row
+
+    qtbot.waitUntil(classes_whole, timeout=TIMEOUT)
+
+
+def _left_width(window) -> int:
+    return max(d.width() for d in window.findChildren(QDockWidget)
+               if d.isVisible() and window.rect().intersects(d.geometry())
+               and window.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea)
+
+
+def test_the_module_tree_in_front_gives_back_the_builders_width(qtbot, tmp_path):
+    window = window_at(qtbot, tmp_path, 1280, 720)
+    narrow = _left_width(window)
+    window.builder.open()
+    qtbot.waitUntil(lambda: _left_width(window) >= 300, timeout=TIMEOUT)
+    window.docks["modules"].raise_()
+    qtbot.waitUntil(lambda: _left_width(window) <= narrow + 8, timeout=TIMEOUT)
+    window.builder.builder_dock.raise_()
+    qtbot.waitUntil(lambda: _left_width(window) >= 300, timeout=TIMEOUT)
+
+
+def test_after_a_restart_with_the_builder_open_the_module_tree_in_front_is_narrow(qtbot, tmp_path):
+    # the left column kept the builder's width with Modules in front
+    window = window_at(qtbot, tmp_path, 1280, 720)
+    narrow = _left_width(window)
+    window.builder.open()
+    qtbot.waitUntil(lambda: _left_width(window) >= 300, timeout=TIMEOUT)
+    window.close()
+    again = window_at(qtbot, tmp_path, 1280, 720)
+    modules = again.docks["modules"]
+    qtbot.waitUntil(lambda: again.builder.builder_dock.isVisible() and again.rect().intersects(modules.geometry()),
+                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: _left_width(again) <= narrow + 8, timeout=TIMEOUT)

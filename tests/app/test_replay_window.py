@@ -278,3 +278,15 @@ def test_a_values_tape_says_an_output_too_big_to_keep_was_too_big(qtbot, window,
         window.inspector.load_button.click()
     note = values_note(window)
     assert "too big for the tape" in note and "capture='values')" not in note
+
+
+def test_a_tape_of_a_newer_format_says_so_in_one_sentence(qtbot, window, nan_tape, tmp_path):
+    # it read "Cannot open /x/newer.tape was written by tapescope …": the path ran into the reason
+    newer = tmp_path / "newer.tape"
+    shutil.copy(nan_tape, newer)
+    with sqlite3.connect(newer) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'format_version'")
+    assert not window.open_tape(str(newer))
+    text = window.message_bar.label.text()
+    assert text.startswith(f"Cannot open {newer}: it was written by"), text
+    assert "upgrade tapescope" in text
