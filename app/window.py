@@ -286,8 +286,8 @@ class MainWindow(QMainWindow):
         """Share the bottom row's width again (after a side dock took some, e.g. the model builder)."""
         docks = [self.docks[name] for name in ("source", "output", "loss")]
         if all(dock.isVisible() and not dock.isFloating() for dock in docks):
-            places = {(dock.x(), dock.width()) for dock in docks}  # tabbed docks share one place
-            self._share_bottom_row(sum(width for _x, width in places))
+            # tabbed docks share one place, and the tab behind is moved out of the window: count what shows
+            self._share_bottom_row(sum(dock.width() for dock in docks if self.rect().intersects(dock.geometry())))
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -144,3 +144,14 @@ def test_after_a_restart_with_the_builder_open_the_module_tree_in_front_is_narro
     qtbot.waitUntil(lambda: again.builder.builder_dock.isVisible() and again.rect().intersects(modules.geometry()),
                     timeout=TIMEOUT)
     qtbot.waitUntil(lambda: _left_width(again) <= narrow + 8, timeout=TIMEOUT)
+
+
+def test_rebalancing_a_960x540_windows_tabbed_row_keeps_its_tabs_whole(qtbot, tmp_path):
+    # with source and output tabbed, the tab behind lies outside the window: counted as a place of the row,
+    # it made the row seem wider than it is, and the loss group's tabs were cut ("Lo… | Traini…")
+    window = window_at(qtbot, tmp_path, 960, 540)
+    d = window.docks
+    qtbot.waitUntil(lambda: d["output"] in window.tabifiedDockWidgets(d["source"]))
+    window.balance_bottom_row()
+    window.layout().activate()  # the new sizes, now
+    assert_tabs_whole(tab_bar(window, "Gradient Flow"))  # the loss dock went from 233 pixels to 171
