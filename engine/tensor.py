@@ -388,12 +388,13 @@ class Tensor:
 
     def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False,
                  inputs=None) -> None:
-        """Compute gradients of this tensor with respect to the graph's leaves, into their `.grad`."""
-        if create_graph:
-            raise NotImplementedError("create_graph=True (higher-order gradients) is not supported by the engine")
+        """Compute gradients of this tensor with respect to the graph's leaves, into their `.grad`; with
+        `create_graph` those gradients are differentiable Tensors (`retain_graph` then defaults to True)."""
         from engine.autograd.engine import backward
 
-        backward(self, gradient, retain_graph=bool(retain_graph), inputs=inputs)
+        if retain_graph is None:
+            retain_graph = create_graph
+        backward(self, gradient, retain_graph=bool(retain_graph), inputs=inputs, create_graph=create_graph)
 
     def zero_(self) -> Tensor:
         return self._write(lambda t: _ops.zeros_like(t), check_leaf=True)

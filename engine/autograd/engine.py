@@ -19,8 +19,9 @@ from engine.events import BackwardEvent, hub, next_seq, next_tensor_id
 _ndarray = np.ndarray
 
 
-def backward(root, gradient=None, retain_graph: bool = False, inputs=None) -> None:
-    """Accumulate d(root)/d(leaf) into every reachable leaf's `.grad`."""
+def backward(root, gradient=None, retain_graph: bool = False, inputs=None, create_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) into every reachable leaf's `.grad`; with `create_graph` those gradients
+    are Tensors with a graph of their own (engine.autograd.higher)."""
     current(root)
     if not root.requires_grad:
         raise RuntimeError(
@@ -29,6 +30,16 @@ def backward(root, gradient=None, retain_graph: bool = False, inputs=None) -> No
         )
     grad = _seed(root, gradient, "gradient", "the output", "backward(gradient=...)")
     only = None if inputs is None else {id(t) for t in (inputs if isinstance(inputs, list | tuple) else [inputs])}
+    if create_graph:
+        from engine.autograd import higher
+
+        grad = _graph_seed(gradient, grad)
+        if root.grad_fn is None:
+            if only is None or id(root) in only:
+                higher.store(root, higher.leaf_hooks(root, grad), set())
+        else:
+            higher.run({root.grad_fn: grad}, retain_graph, only)
+        return
     # the caller still holds its gradient tensor: storing that array in a .grad needs a copy
     handed = {id(grad)} if gradient is not None else set()
     with no_grad():
@@ -41,11 +52,6 @@ def backward(root, gradient=None, retain_graph: bool = False, inputs=None) -> No
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
          allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple:
     """The gradients of `outputs` with respect to `inputs`, as a tuple; no tensor's `.grad` changes."""
-    if create_graph:
-        raise NotImplementedError(
-            "autograd.grad: create_graph=True (higher-order gradients) is not supported by the engine: its "
-            "backward functions work on raw arrays, so gradients are not differentiable"
-        )
     if materialize_grads and allow_unused is False:
         raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
                          "allow_unused=False.")
@@ -57,15 +63,22 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
         if not t.requires_grad:
             raise RuntimeError(f"One of the differentiated Tensors does not require grad: inputs[{i}] (shape "
                                f"{tuple(t.shape)}); call requires_grad_() on it before computing the outputs")
-    grads = _grad_outputs(outputs, grad_outputs)
+    grads = _grad_outputs(outputs, grad_outputs, create_graph)
+    if retain_graph is None:
+        retain_graph = create_graph
     handed = {id(g) for g in grads}  # the caller keeps its grad_outputs: a result that is one gets a copy
     roots, seeds = {}, {}
     for out, g in zip(outputs, grads):
         into, key = (roots, out.grad_fn) if out.grad_fn is not None else (seeds, id(out))
         into[key] = into[key] + g if key in into else g
     capture = _Capture(inputs, seeds)
-    with no_grad():
-        _run(roots, bool(retain_graph), None, handed, capture)
+    if create_graph:
+        from engine.autograd import higher
+
+        higher.run(roots, bool(retain_graph), None, capture)
+    else:
+        with no_grad():
+            _run(roots, bool(retain_graph), None, handed, capture)
     result = []
     for i, (t, g) in enumerate(zip(inputs, capture.grads)):
         if g is None and not (allow_unused or materialize_grads):
@@ -88,8 +101,9 @@ def _tensors(items, name: str) -> tuple:
     return items
 
 
-def _grad_outputs(outputs: tuple, grad_outputs) -> list:
-    """The gradient arrays that start backward from each output (ones for a one-element output)."""
+def _grad_outputs(outputs: tuple, grad_outputs, create_graph: bool = False) -> list:
+    """The gradient arrays that start backward from each output (ones for a one-element output); Tensors
+    for create_graph."""
     from engine.tensor import Tensor
 
     if grad_outputs is None or isinstance(grad_outputs, Tensor):
@@ -105,7 +119,8 @@ def _grad_outputs(outputs: tuple, grad_outputs) -> list:
         if not out.requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn; "
                                "call requires_grad_() on a leaf before computing the output")
-        grads.append(_seed(out, g, f"grad_outputs[{i}]", f"outputs[{i}]", f"grad_outputs[{i}]=..."))
+        seed = _seed(out, g, f"grad_outputs[{i}]", f"outputs[{i}]", f"grad_outputs[{i}]=...")
+        grads.append(_graph_seed(g, seed) if create_graph else seed)
     return grads
 
 
@@ -126,6 +141,14 @@ def _seed(root, gradient, name: str, root_name: str, hint: str):
     return grad if grad.dtype == root.array.dtype else grad.astype(root.array.dtype)
 
 
+def _graph_seed(given, grad):
+    """The starting gradient as a Tensor for create_graph: the caller's own when it is one (it may carry a
+    graph), else the array `_seed` made."""
+    from engine.tensor import Tensor
+
+    return given if isinstance(given, Tensor) and given.array is grad else Tensor._wrap(grad)
+
+
 class _Capture:
     """What autograd.grad collects in place of `.grad`: the gradient that reaches each of its inputs."""
 
@@ -142,8 +165,8 @@ class _Capture:
         self.needed: set = set()  # the nodes that lead to an input: they run
         self.wanted: set = set()  # those and the inputs' own nodes: their hooks run, as in PyTorch
 
-    def start(self, roots: dict, deps: dict, handed: set) -> tuple[dict, dict]:
-        """Find the nodes to run; returns the roots among them and the first gradient buffers."""
+    def select(self, roots: dict, deps: dict) -> dict:
+        """Find the nodes to run; returns the roots among them."""
         slots, needed = self.slots, self.needed
         # children before parents (a node's inputs were made before it), so one pass settles each node
         for node in sorted((k for k in deps if isinstance(k, Function)), key=lambda n: n._seq):
@@ -153,7 +176,11 @@ class _Capture:
                     needed.add(node)
                     break
         self.wanted = needed | {k for k in slots if isinstance(k, Function)}
-        roots = {node: g for node, g in roots.items() if node in self.wanted}
+        return {node: g for node, g in roots.items() if node in self.wanted}
+
+    def start(self, roots: dict, deps: dict, handed: set) -> tuple[dict, dict]:
+        """Find the nodes to run; returns the roots among them and the first gradient buffers."""
+        roots = self.select(roots, deps)
         buffers = dict(roots)
         for key, g in self.seeds.items():
             if deps.get(key):  # gradient flows into this leaf output from the graph too: it adds up there
@@ -169,6 +196,11 @@ class _Capture:
         t = Tensor._wrap(_own(g, handed))
         for i in self.slots[key]:
             self.grads[i] = t
+
+    def take_tensor(self, key, g) -> None:
+        """Keep the Tensor `g` (create_graph: it carries its own graph) as the gradient at `key`."""
+        for i in self.slots[key]:
+            self.grads[i] = g
 
 
 def _count_dependencies(starts) -> dict:

@@ -1,0 +1,195 @@
+"""Tensor-level backwards of convolution, pooling and normalization (see higher_ops.py for the rest).
+
+Their backwards are linear maps of the gradient (col2im, a pooling's spread) given here as data, each
+paired with its adjoint, so that LinearMap differentiates to any order; a norm layer's standardized input
+and its 1/std become nodes of their own (Standardize, Rstd), each of which the other's backward reads.
+"""
+
+from __future__ import annotations
+
+import math
+
+from engine.autograd.function import Function
+from engine.autograd.higher import derived, differentiable, saved_input, saved_inputs, saved_output
+from engine.backend import array_module
+from engine.ops import conv, nn, pool, pool_max, pool_windows
+
+
+# ---- linear -----------------------------------------------------------------------------------------------
+@differentiable(nn.Linear)
+def _linear(ctx, g):
+    x, w = saved_inputs(ctx, *ctx.saved)
+    need_x, need_w, need_b = ctx.needs_input_grad
+    gx = g @ w if need_x else None
+    g2 = g.reshape(-1, g.shape[-1])
+    gw = g2.t() @ x.reshape(-1, x.shape[-1]) if need_w else None
+    gb = g2.sum(dim=0) if need_b else None
+    return gx, gw, gb
+
+
+# ---- linear maps given as data: convolution windows, pooling ------------------------------------------
+class LinearMap(Function):
+    """A linear map `fn(geo, a)` whose backward is its adjoint `adjoint(geo, g)`; `geo` holds the geometry.
+    Its Tensor-level backward is the same op with the two swapped, so it differentiates to any order."""
+
+    op = "linear_map"
+
+    def forward(ctx, a):
+        return ctx.fn(ctx.geo, a)
+
+    def backward(ctx, grad):
+        return ctx.adjoint(ctx.geo, grad)
+
+
+@differentiable(LinearMap)
+def _linear_map(ctx, g):
+    return LinearMap.apply(g, fn=ctx.adjoint, adjoint=ctx.fn, geo=ctx.geo)
+
+
+def _im2col(geo, x):
+    """The (G, C/G*kh*kw, N*Ho*Wo) window matrix of a convolution's padded input."""
+    xpad = conv.pad_spatial(conv.as_4d(x, geo.spatial), geo.padding)
+    return conv._im2col(xpad, geo.kernel, geo.out_hw, geo.stride, geo.dilation, geo.groups)
+
+
+def _col2im(geo, cols):
+    """The adjoint of `_im2col`: each window value added back where it was read."""
+    (kh, kw), (ho, wo) = geo.kernel, geo.out_hw
+    c6 = cols.reshape(-1, kh, kw, cols.shape[-1] // (ho * wo), ho, wo)
+    summed = conv.col2im(lambda i, j: c6[:, i, j], geo.kernel, geo.padded_hw, geo.stride, geo.dilation)
+    x = conv.crop(summed.transpose(1, 0, 2, 3), geo.padding)
+    return array_module(x).ascontiguousarray(x).reshape(geo.x_shape)
+
+
+class _Geometry:
+    """An op node's options (stride, padding, shapes) plus a few more, such as a convolution's kernel."""
+
+    def __init__(self, ctx, **more) -> None:
+        self.__dict__.update(more)
+        self._node = ctx
+
+    def __getattr__(self, name: str):
+        return getattr(self._node, name)
+
+
+@differentiable(conv.Conv2d, conv.Conv1d)
+def _conv(ctx, g):
+    w_arr, cols = ctx.saved
+    need_x, need_w, need_b = ctx.needs_input_grad
+    g4 = g.reshape(conv.as_4d(g.array, ctx.spatial).shape)
+    n, o, ho, wo = g4.shape
+    groups = ctx.groups
+    gm = g4.reshape(n, groups, o // groups, ho * wo).permute(1, 2, 0, 3).reshape(groups, o // groups, -1)
+    w4_shape = conv.as_4d(w_arr, ctx.spatial).shape
+    geo = _Geometry(ctx, kernel=w4_shape[2:], out_hw=(ho, wo))
+    dx = dw = db = None
+    if need_w:
+        c = derived(ctx, LinearMap, cols, (0,), fn=_im2col, adjoint=_col2im, geo=geo)
+        dw = (gm @ c.transpose(-1, -2)).reshape(w_arr.shape)
+    if need_x:
+        w_rows = saved_input(ctx, 1, w_arr).reshape(groups, w4_shape[0] // groups, -1)
+        dx = LinearMap.apply(w_rows.transpose(-1, -2) @ gm, fn=_col2im, adjoint=_im2col, geo=geo)
+    if need_b:
+        db = g4.sum(dim=(0, 2, 3))
+    return dx, dw, db
+
+
+def _avg_spread(geo, g):
+    return pool.AvgPool2d.backward(geo, g)
+
+
+def _avg_gather(geo, dx):
+    xpad = pool_windows.pad(dx, geo.pads)
+    return pool_windows.box_sum(xpad, geo.kernel, geo.out_size, geo.stride, geo.dilation) / geo.saved[0]
+
+
+@differentiable(pool.AvgPool2d, pool.AvgPool1d, pool.AvgPool3d)
+def _avg_pool(ctx, g):
+    geo = _Geometry(ctx, saved=ctx.saved, out_size=g.shape[-ctx.spatial:])
+    return LinearMap.apply(g, fn=_avg_spread, adjoint=_avg_gather, geo=geo)
+
+
+def _max_spread(geo, g):
+    return pool_windows.scatter_back(g, geo.flat, geo.x_shape, geo.spatial)
+
+
+def _max_gather(geo, dx):
+    """The adjoint of `_max_spread`: each window reads the gradient at its max (0 for one wholly in padding)."""
+    xp = array_module(dx)
+    planes, plane = math.prod(geo.x_shape[:-geo.spatial]), math.prod(geo.x_shape[-geo.spatial:])
+    flat = geo.flat.reshape(planes, -1)
+    values = xp.concatenate([dx.reshape(planes, plane), xp.zeros((planes, 1), dx.dtype)], axis=1)
+    picked = xp.take_along_axis(values, xp.where((flat < 0) | (flat >= plane), plane, flat), axis=1)
+    return picked.reshape(geo.flat.shape)
+
+
+@differentiable(pool_max.MaxPool2d, pool_max.MaxPool1d, pool_max.MaxPool3d)
+def _max_pool(ctx, g):
+    geo = _Geometry(ctx, flat=ctx.saved[0])
+    return LinearMap.apply(g, fn=_max_spread, adjoint=_max_gather, geo=geo)
+
+
+# ---- normalization: the standardized input and its 1/std as nodes of their own ---------------------------
+class Standardize(Function):
+    """xhat = (x - mean) / sqrt(var + eps) over `axes`, the core of layer and batch norm."""
+
+    def forward(ctx, x):
+        xhat, rstd, _, _ = nn._standardize(array_module(x), x, ctx.axes, ctx.eps)
+        ctx.save(xhat, rstd)
+        return xhat
+
+    def backward(ctx, grad):
+        xhat, rstd = ctx.saved
+        return nn._standardize_grad(grad, xhat, rstd, ctx.axes)
+
+
+class Rstd(Standardize):
+    """1 / sqrt(var + eps) over `axes` (kept as size 1): d/dx = -rstd^2 xhat / n."""
+
+    def forward(ctx, x):
+        Standardize.forward(ctx, x)
+        return ctx.saved[1]
+
+    def backward(ctx, grad):
+        xhat, rstd = ctx.saved
+        return -grad * rstd * rstd * xhat * (rstd.size / xhat.size)
+
+
+@differentiable(Standardize)
+def _standardize(ctx, g):
+    xhat, rstd = ctx.saved
+    xh, r = saved_output(ctx, xhat), derived(ctx, Rstd, rstd, (0,), saved=ctx.saved, axes=ctx.axes)
+    return r * (g - g.mean(dim=ctx.axes, keepdim=True) - xh * (g * xh).mean(dim=ctx.axes, keepdim=True))
+
+
+@differentiable(Rstd)
+def _rstd(ctx, g):
+    xhat, rstd = ctx.saved
+    xh, r = derived(ctx, Standardize, xhat, (0,), saved=ctx.saved, axes=ctx.axes), saved_output(ctx, rstd)
+    return -g * r * r * xh * (rstd.size / xhat.size)
+
+
+def _normalized(ctx, g, w, x_index: int = 0):
+    """The input's gradient of a norm layer given the gradient of its output and its (shaped) weight."""
+    xhat, rstd, _ = ctx.saved
+    xh = derived(ctx, Standardize, xhat, (x_index,), saved=(xhat, rstd), axes=ctx.axes)
+    gxhat = g if w is None else g * w
+    return xh, (_standardize(xh.grad_fn, gxhat) if xh.grad_fn is not None else None)
+
+
+@differentiable(nn.LayerNorm)
+def _layer_norm(ctx, g):
+    need_x, need_w, need_b = ctx.needs_input_grad
+    w = saved_input(ctx, 1, ctx.saved[2])
+    xh, gx = _normalized(ctx, g, w)
+    return (gx if need_x else None), (g * xh if need_w else None), (g if need_b else None)
+
+
+@differentiable(nn.BatchNorm, when=lambda ctx: ctx.training)
+def _batch_norm(ctx, g):
+    need_x, _, _, need_w, need_b = ctx.needs_input_grad
+    w = saved_input(ctx, 3, ctx.saved[2])
+    w = None if w is None else w.reshape(w.shape + (1,) * (g.ndim - 2))
+    xh, gx = _normalized(ctx, g, w)
+    gw = (g * xh).sum(dim=ctx.axes) if need_w else None
+    return (gx if need_x else None), None, None, gw, (g.sum(dim=ctx.axes) if need_b else None)

@@ -1,0 +1,451 @@
+"""The Tensor-level backwards of the ops: each op's gradient formula again, written in engine ops.
+
+Each function mirrors its op's array `backward` (same saved arrays, same formula), so a reader can put
+the two side by side; `saved_input`/`saved_output` turn saved arrays back into Tensors on the graph.
+Masks and other values with no gradient (a relu's `x > 0`, a max's winners) stay constants.
+A few helper ops live here: identity (Alias), the adjoint of indexing (ScatterGrad) and the normal CDF
+of gelu. Convolution, pooling and normalization are in higher_nn.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from engine import ops
+from engine.autograd.function import Function
+from engine.autograd.higher import derived, differentiable, saved_input, saved_inputs, saved_output
+from engine.backend import array_module
+from engine.ops import activation as act
+from engine.ops import convert, elementwise, index, linalg, loss, reduce, shape
+from engine.tensor import Tensor
+
+
+def const(a) -> Tensor:
+    """An array with no gradient (a mask, a count) as a Tensor."""
+    return Tensor._wrap(a)
+
+
+# ---- helper ops --------------------------------------------------------------------------------------
+class Alias(Function):
+    """The identity: a saved array standing for an input (cast back to its dtype centrally)."""
+
+    def forward(ctx, x):
+        return x
+
+    def backward(ctx, grad):
+        return grad
+
+
+@differentiable(Alias, convert.Clone, convert.Cast, elementwise.Add, shape.Expand)
+def _identity(ctx, g):
+    return (g,) * len(ctx._next)
+
+
+class ScatterGrad(Function):
+    """The adjoint of `source[key]` (an Index or Split op): `grad` placed at key in zeros of `shape`."""
+
+    op = "getitem_backward"
+
+    def forward(ctx, g):
+        out = array_module(g).zeros(ctx.shape, g.dtype)
+        if ctx.source is shape.Split:
+            out[ctx.index] = g
+        else:
+            index._accumulate(out, ctx.key, g)
+        return out
+
+    def backward(ctx, grad):
+        return grad[ctx.index] if ctx.source is shape.Split else index._region(grad, ctx.key)
+
+
+@differentiable(index.Index, index.Slice, shape.Split, shape.Unbind, shape.Narrow, shape.Select)
+def _getitem(ctx, g):
+    if isinstance(ctx, shape.Split):
+        return ScatterGrad.apply(g, shape=ctx.in_shape, index=ctx.index, source=shape.Split)
+    return ScatterGrad.apply(g, shape=ctx.shape, key=ctx.key, source=index.Index)
+
+
+@differentiable(ScatterGrad)
+def _scatter_grad(ctx, g):
+    if ctx.source is shape.Split:
+        return shape.Split.apply(g, index=ctx.index)
+    return index.Index.apply(g, key=ctx.key)
+
+
+# ---- elementwise arithmetic ---------------------------------------------------------------------------
+@differentiable(elementwise.Sub)
+def _sub(ctx, g):
+    return g, -g
+
+
+@differentiable(elementwise.Mul)
+def _mul(ctx, g):
+    a, b = saved_inputs(ctx, *ctx.saved)
+    need_a, need_b = ctx.needs_input_grad
+    return (g * b if need_a else None), (g * a if need_b else None)
+
+
+@differentiable(elementwise.Div)
+def _div(ctx, g):
+    a, b = saved_inputs(ctx, *ctx.saved)
+    need_a, need_b = ctx.needs_input_grad
+    return (g / b if need_a else None), (-g * a / (b * b) if need_b else None)
+
+
+@differentiable(elementwise.Pow)
+def _pow(ctx, g):
+    a_arr, b_arr, y = ctx.saved
+    a, b = saved_inputs(ctx, a_arr, b_arr)
+    need_a, need_b = ctx.needs_input_grad
+    ga = gb = None
+    if need_a:  # b * a^(b-1), and exactly 0 where b == 0
+        if isinstance(b, Tensor):
+            ga = g * ops.where(const(b_arr == 0), 0.0, b * a ** (b - 1))
+        else:
+            ga = g * (b * a ** (b - 1)) if b != 0 else g * 0
+    if need_b:  # a^b * log(a), taken as 0 where a <= 0
+        if isinstance(a, Tensor):
+            safe_log = ops.log(ops.where(const(a_arr > 0), a, 1.0))
+        else:
+            safe_log = math.log(a) if a > 0 else 0.0
+        gb = g * saved_output(ctx, y) * safe_log
+    return ga, gb
+
+
+@differentiable(elementwise.Maximum, elementwise.Minimum)
+def _extreme(ctx, g):
+    a, b = ctx.saved
+    if isinstance(ctx, elementwise.Minimum):
+        a, b = b, a
+    share = const(((a > b) + 0.5 * (a == b)).astype(g.array.dtype))
+    return g * share, g * (1 - share)
+
+
+@differentiable(elementwise.Clamp)
+def _clamp(ctx, g):
+    (x,) = ctx.saved
+    lo, hi = ctx.bounds
+    keep = array_module(x).ones(x.shape, bool)
+    if lo is not None:
+        keep = keep & (x >= lo)
+    if hi is not None:
+        keep = keep & (x <= hi)
+    return g * const(keep), None, None
+
+
+@differentiable(elementwise.Where)
+def _where(ctx, g):
+    (cond,) = ctx.saved
+    _, need_a, need_b = ctx.needs_input_grad
+    return None, (ops.where(const(cond), g, 0.0) if need_a else None), \
+        (ops.where(const(cond), 0.0, g) if need_b else None)
+
+
+# unary math: name -> gradient given x (input Tensor), y (output Tensor), g, and the raw saved arrays
+_LOG2, _LOG10 = math.log(2), math.log(10)
+UNARY = {
+    "neg": lambda x, y, g, xa, ya: -g,
+    "exp": lambda x, y, g, xa, ya: g * y,
+    "log": lambda x, y, g, xa, ya: g / x,
+    "log1p": lambda x, y, g, xa, ya: g / (1 + x),
+    "sqrt": lambda x, y, g, xa, ya: g / (2 * y),
+    "rsqrt": lambda x, y, g, xa, ya: -0.5 * g * y * y * y,
+    "abs": lambda x, y, g, xa, ya: g * const(array_module(xa).sign(xa)),
+    "sign": lambda x, y, g, xa, ya: g * 0,
+    "sin": lambda x, y, g, xa, ya: g * ops.cos(x),
+    "cos": lambda x, y, g, xa, ya: -g * ops.sin(x),
+    "tanh": lambda x, y, g, xa, ya: g * (1 - y * y),
+    "sigmoid": lambda x, y, g, xa, ya: g * y * (1 - y),
+    "relu": lambda x, y, g, xa, ya: g * const(ya > 0),
+    "square": lambda x, y, g, xa, ya: 2 * g * x,
+    "reciprocal": lambda x, y, g, xa, ya: -g * y * y,
+    "expm1": lambda x, y, g, xa, ya: g * (y + 1),
+    "log2": lambda x, y, g, xa, ya: g / (x * _LOG2),
+    "log10": lambda x, y, g, xa, ya: g / (x * _LOG10),
+    "sinh": lambda x, y, g, xa, ya: g * ops.cosh(x),
+    "cosh": lambda x, y, g, xa, ya: g * ops.sinh(x),
+    "asin": lambda x, y, g, xa, ya: g / ops.sqrt(1 - x * x),
+    "acos": lambda x, y, g, xa, ya: -g / ops.sqrt(1 - x * x),
+    "atan": lambda x, y, g, xa, ya: g / (1 + x * x),
+}
+
+
+def _unary(ctx, g):
+    xa, ya = ctx.saved
+    x = None if xa is None else saved_input(ctx, 0, xa)
+    y = None if ya is None else saved_output(ctx, ya)
+    return UNARY[ctx.op](x, y, g, xa, ya)
+
+
+for _name in UNARY:
+    differentiable(elementwise.UNARY_OPS[_name][0])(_unary)
+
+
+# ---- activations: each from the input alone (a fused CUDA kernel saves only that) --------------------
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+class NormalCdf(Function):
+    """P(N(0, 1) <= x): the gelu's gate, whose derivative is the normal density."""
+
+    def forward(ctx, x):
+        ctx.save(x)
+        return act._normal_cdf(array_module(x), x)
+
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad * _INV_SQRT_2PI * array_module(x).exp(-0.5 * x * x)
+
+
+@differentiable(NormalCdf)
+def _normal_cdf(ctx, g):
+    (x,) = saved_inputs(ctx, *ctx.saved)
+    return g * _INV_SQRT_2PI * ops.exp(-0.5 * x * x)
+
+
+def _gelu(x, g, c):
+    return g * (NormalCdf.apply(x) + x * _INV_SQRT_2PI * ops.exp(-0.5 * x * x))
+
+
+def _gelu_tanh(x, g, c):
+    th = ops.tanh(act._GELU_K * (x + act._GELU_C * x * x * x))
+    return g * (0.5 * (1 + th) + 0.5 * act._GELU_K * x * (1 - th * th) * (1 + 3 * act._GELU_C * x * x))
+
+
+def _silu(x, g, c):
+    s = ops.sigmoid(x)
+    return g * s * (1 + x * (1 - s))
+
+
+def _where_positive(x, g, other):
+    return ops.where(const(x.array > 0), g, other)
+
+
+ACTIVATIONS = {
+    act.Gelu: _gelu,
+    act.GeluTanh: _gelu_tanh,
+    act.Silu: _silu,
+    act.LeakyRelu: lambda x, g, c: _where_positive(x, g, g * c.negative_slope),
+    act.Elu: lambda x, g, c: _where_positive(x, g, g * c.alpha * ops.exp(ops.clamp(x, max=0.0))),
+    act.Softplus: lambda x, g, c: ops.where(const(x.array * c.beta > c.threshold), g, g * ops.sigmoid(x * c.beta)),
+    act.Hardtanh: lambda x, g, c: g * const((x.array > c.min_val) & (x.array < c.max_val)),
+    act.Relu6: lambda x, g, c: g * const((x.array > c.min_val) & (x.array < c.max_val)),
+}
+
+
+@differentiable(*ACTIVATIONS)
+def _activation(ctx, g):
+    x = saved_input(ctx, 0, ctx.saved[0])
+    return ACTIVATIONS[type(ctx)](x, g, ctx)
+
+
+@differentiable(act.Softmax)
+def _softmax(ctx, g):
+    y = saved_output(ctx, ctx.saved[0])
+    gy = g * y
+    return gy - y * gy.sum(dim=ctx.dim, keepdim=True)
+
+
+@differentiable(act.LogSoftmax)
+def _log_softmax(ctx, g):
+    y = saved_output(ctx, ctx.saved[0])
+    return g - ops.exp(y) * g.sum(dim=ctx.dim, keepdim=True)
+
+
+@differentiable(act.Dropout)
+def _dropout(ctx, g):
+    return g * const(ctx.saved[0])
+
+
+# ---- reductions ------------------------------------------------------------------------------------------
+def _kept(ctx, t: Tensor) -> Tensor:
+    """`t`, shaped like the reduction's output, with the reduced dims back as size 1."""
+    if ctx.keepdim:
+        return t
+    return t.reshape(tuple(1 if i in ctx.dims else n for i, n in enumerate(ctx.shape)))
+
+
+@differentiable(reduce.Sum)
+def _sum(ctx, g):
+    return _kept(ctx, g).expand(*ctx.shape)
+
+
+@differentiable(reduce.Mean)
+def _mean(ctx, g):
+    return (_kept(ctx, g) / ctx.count()).expand(*ctx.shape)
+
+
+@differentiable(reduce.Amax, reduce.Amin, reduce.Max, reduce.Min)
+def _amax(ctx, g):
+    x, y = ctx.saved
+    hit = x == ctx.kept(y)
+    share = hit / hit.sum(axis=ctx.dims, keepdims=True, dtype=g.array.dtype)
+    return _kept(ctx, g) * const(share)
+
+
+@differentiable(reduce.MaxDim, reduce.MinDim)
+def _max_dim(ctx, g):
+    if not ctx.shape:
+        return g
+    d = ctx.dims[0]
+    xp = array_module(g.array)
+    positions = xp.arange(ctx.shape[d]).reshape((-1,) + (1,) * (len(ctx.shape) - d - 1))
+    return _kept(ctx, g) * const(positions == ctx.index)
+
+
+@differentiable(reduce.LogSumExp)
+def _logsumexp(ctx, g):
+    x, y = ctx.saved
+    return _kept(ctx, g) * ops.exp(saved_input(ctx, 0, x) - _kept(ctx, saved_output(ctx, y)))
+
+
+@differentiable(reduce.Norm)
+def _norm(ctx, g):
+    xa, ya = ctx.saved
+    xp, p = array_module(xa), ctx.p
+    a, yk, gk = xp.abs(xa), ctx.kept(ya), _kept(ctx, g)
+    sign = const(xp.sign(xa))
+    if math.isinf(p):
+        hit = a == yk
+        return gk * sign * const(hit / hit.sum(axis=ctx.dims, keepdims=True, dtype=xa.dtype))
+    if p == 0:
+        return g.new_zeros(xa.shape)
+    x, y = saved_input(ctx, 0, xa), _kept(ctx, saved_output(ctx, ya))
+    if p == 2:  # x / y, and 0 where the whole slice is 0
+        return gk * x / ops.where(const(yk > 0), y, 1.0)
+    return gk * sign * ops.where(const(a > 0), ops.abs(x), 1.0) ** (p - 1) * \
+        ops.where(const(yk > 0), y, 1.0) ** (1 - p)
+
+
+# ---- shapes ------------------------------------------------------------------------------------------------
+@differentiable(shape.Reshape, shape.View, shape.Flatten, shape.Unflatten, shape.Squeeze, shape.Unsqueeze)
+def _reshape(ctx, g):
+    return g.reshape(ctx.in_shape)
+
+
+@differentiable(shape.Permute, shape.Transpose, shape.Movedim)
+def _permute(ctx, g):
+    return g.permute(*sorted(range(len(ctx.perm)), key=ctx.perm.__getitem__))
+
+
+@differentiable(shape.Repeat)
+def _repeat(ctx, g):
+    padded = (1,) * (len(ctx.reps) - len(ctx.in_shape)) + tuple(ctx.in_shape)
+    interleaved = [v for pair in zip(ctx.reps, padded) for v in pair]
+    return g.reshape(interleaved).sum(dim=tuple(range(0, len(interleaved), 2))).reshape(ctx.in_shape)
+
+
+@differentiable(shape.Cat)
+def _cat(ctx, g):
+    lead = (slice(None),) * ctx.dim
+    bounds = [0, *ctx.offsets, g.shape[ctx.dim]]
+    pieces = iter(g[(*lead, slice(lo, hi))] for lo, hi in itertools.pairwise(bounds))
+    return tuple(next(pieces) if keep else None for keep in ctx.keep)
+
+
+@differentiable(shape.Stack)
+def _stack(ctx, g):
+    lead = (slice(None),) * ctx.dim
+    return tuple(g[(*lead, i)] for i in range(g.shape[ctx.dim]))
+
+
+@differentiable(shape.Flip)
+def _flip(ctx, g):
+    return ops.flip(g, ctx.dims)
+
+
+@differentiable(index.MaskedFill)
+def _masked_fill(ctx, g):
+    (mask,) = ctx.saved
+    need_x, _, need_value = ctx.needs_input_grad
+    return (ops.where(const(mask), 0.0, g) if need_x else None), None, \
+        (ops.where(const(mask), g, 0.0) if need_value else None)
+
+
+# ---- matrix products ---------------------------------------------------------------------------------
+def _sum_to(t: Tensor, shape_: tuple) -> Tensor:
+    from engine.autograd.higher import fit
+
+    return fit(t, (tuple(shape_), t.array.dtype))
+
+
+@differentiable(linalg.Matmul)
+def _matmul(ctx, g):
+    a, b = saved_inputs(ctx, *ctx.saved)
+    need_a, need_b = ctx.needs_input_grad
+    sa, sb = ctx.shapes
+    if len(sa) == 1 and len(sb) == 1:
+        return (g * b if need_a else None), (g * a if need_b else None)
+    sa2, sb2 = ((1, *sa) if len(sa) == 1 else sa), ((*sb, 1) if len(sb) == 1 else sb)
+    g2 = g
+    if len(sa) == 1:
+        g2 = g2.unsqueeze(-2)
+    if len(sb) == 1:
+        g2 = g2.unsqueeze(-1)
+    ga = gb = None
+    if need_a:
+        ga = _sum_to(g2 @ b.reshape(sb2).transpose(-1, -2), sa2).reshape(sa)
+    if need_b:
+        gb = _sum_to(a.reshape(sa2).transpose(-1, -2) @ g2, sb2).reshape(sb)
+    return ga, gb
+
+
+# ---- losses ----------------------------------------------------------------------------------------------
+POINTWISE = {
+    loss.MseLoss: lambda d, c: 2 * d,
+    loss.L1Loss: lambda d, c: const(array_module(d.array).sign(d.array)),
+    loss.SmoothL1Loss: lambda d, c: ops.clamp(d / c.beta, -1.0, 1.0),
+    loss.HuberLoss: lambda d, c: ops.clamp(d, -c.delta, c.delta),
+}
+
+
+@differentiable(*POINTWISE)
+def _pointwise_loss(ctx, g):
+    (d_arr,) = ctx.saved
+    d = derived(ctx, elementwise.Sub, d_arr, (0, 1))  # d = input - target
+    gx = POINTWISE[type(ctx)](d, ctx) * (g / d_arr.size if ctx.reduction == "mean" else g)
+    return gx, (-gx if ctx.needs_input_grad[1] else None)
+
+
+def _rows_of(v: Tensor) -> Tensor:
+    return v.unsqueeze(-1) if v.ndim == 1 else v
+
+
+def _one_hot(t, m: int, classes: int, dtype):
+    xp = array_module(t)
+    out = xp.zeros((m, classes), dtype)
+    out[xp.arange(m), t] = 1
+    return out
+
+
+def _fused_coefficients(ctx, t, dtype):
+    """The per-row factor and safe targets of the plain case, which the fused CUDA kernel does not keep."""
+    keep = t != ctx.ignore_index
+    a = keep.astype(dtype)
+    if ctx.reduction == "mean":
+        a = a / keep.sum()
+    return a, array_module(t).where(keep, t, 0)
+
+
+@differentiable(loss.CrossEntropy, when=lambda ctx: len(ctx.x_shape) == 2)
+def _cross_entropy(ctx, g):
+    p_arr, _, t, w = ctx.saved
+    p = derived(ctx, act.Softmax, p_arr, (0,), saved=(p_arr,), dim=1)
+    a, t = (ctx.a, t) if ctx.fused is None else _fused_coefficients(ctx, t, p_arr.dtype)
+    ga = g * const(a) if hasattr(a, "shape") else g * a
+    if not ctx.label_smoothing:
+        dz = p * _rows_of(ga)
+    else:
+        gb = g * const(ctx.b) if hasattr(ctx.b, "shape") else g * ctx.b
+        dz = p * _rows_of(ga + gb * (p_arr.shape[1] if w is None else float(w.sum())))
+        dz = dz - (_rows_of(gb) if w is None else _rows_of(gb) * const(w))
+    dz = dz - const(_one_hot(t, *p_arr.shape, p_arr.dtype)) * _rows_of(ga)
+    return dz, None, None
+
+
+@differentiable(loss.NllLoss, when=lambda ctx: len(ctx.x_shape) == 2)
+def _nll_loss(ctx, g):
+    (t,) = ctx.saved
+    coef = const(ctx.coef) if hasattr(ctx.coef, "shape") else ctx.coef
+    return -const(_one_hot(t, *ctx.x_shape, g.array.dtype)) * _rows_of(g * coef), None, None
