@@ -19,6 +19,7 @@ from engine.debug.summary import TensorSummary, finish
 
 MAX_VALUE_BYTES = 1 << 30  # a decompressed .npy larger than this is refused (a zip bomb, not a tensor)
 MAX_DIMS = 64
+MAX_COUNTS_BYTES, MAX_SAMPLES_BYTES = 8192, 1024  # a summary's histogram and samples blobs, at most
 _COUNTS_WIDE, _COUNTS_NARROW = np.dtype("<i8"), np.dtype("<u2")
 
 
@@ -217,10 +218,12 @@ def parse_summary(layout: tuple, cols: tuple) -> TensorSummary:
     if type(counts) is not bytes or type(samples) is not bytes:
         raise ValueError("summary histogram or samples is not a blob")
     width = _COUNTS_NARROW if counts[:1] == b"\x02" else _COUNTS_WIDE if counts[:1] == b"\x08" else None
-    if width is None or len(counts) % width.itemsize or len(counts) > 8192 or len(samples) % 8 \
-            or len(samples) > 1024:
+    if width is None or len(counts) % width.itemsize or len(counts) > MAX_COUNTS_BYTES or len(samples) % 8 \
+            or len(samples) > MAX_SAMPLES_BYTES:
         raise ValueError("summary histogram or samples has a bad size")
     hist = np.frombuffer(counts, dtype=width, offset=width.itemsize).astype(np.int64)
+    if hist.size and hist.min() < 0:
+        raise ValueError("a summary histogram has negative counts")
     hist.flags.writeable = False
     shape, dtype, device = layout
     real = parse_real
@@ -249,10 +252,32 @@ def parse_npy(blob) -> np.ndarray:
         raise ValueError(f"a stored value inflates past {MAX_VALUE_BYTES} bytes")
     if not inflater.eof:
         raise ValueError("a stored value is truncated")
+    _check_npy_header(raw)  # np.load allocates what a header claims before it reads a byte of data
     array = np.load(io.BytesIO(raw), allow_pickle=False)
     if not isinstance(array, np.ndarray):
         raise ValueError("a stored value is not one array")
     return array
+
+
+def _check_npy_header(raw: bytes) -> None:
+    """ValueError unless `raw` is one .npy array of numbers whose header's shape fits the data that follows."""
+    fmt = np.lib.format
+    buf = io.BytesIO(raw)
+    version = fmt.read_magic(buf)
+    if version == (1, 0):
+        shape, _fortran, dtype = fmt.read_array_header_1_0(buf)
+    elif version == (2, 0):
+        shape, _fortran, dtype = fmt.read_array_header_2_0(buf)
+    else:
+        raise ValueError(f"a stored value is in .npy format {version}, not 1.0 or 2.0")
+    if dtype.hasobject:
+        raise ValueError("a stored value holds Python objects, which would need pickle: it is never loaded")
+    if dtype.kind not in "biufc" or len(shape) > MAX_DIMS:
+        raise ValueError(f"a stored value is not an array of numbers ({dtype}, {len(shape)} dimensions)")
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed != len(raw) - buf.tell():
+        raise ValueError(f"a stored value's header claims {claimed} bytes of data for its shape, "
+                         f"but {len(raw) - buf.tell()} follow")
 
 
 def printable(text: str, limit: int = 200) -> str:

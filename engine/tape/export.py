@@ -248,7 +248,7 @@ def _default_iteration(tape: Tape) -> int | None:
 
 # ---- Perfetto (Chrome trace event format) ------------------------------------------------------------
 _FORWARD, _BACKWARD, _OPTIMIZER, _ITERATIONS = 1, 2, 3, 4
-_MIN_DUR = 0.001  # µs: a slice must have some width for a flow arrow to bind to it
+_MIN_DUR_NS = 1  # a slice must have some width for a flow arrow to bind to it
 
 
 def export_perfetto(tape: Tape, out: TextIO, progress: Progress = None) -> None:
@@ -310,7 +310,7 @@ def export_perfetto(tape: Tape, out: TextIO, progress: Progress = None) -> None:
             elif kind in ("alert", "edit"):
                 name = f"{kind}: {ev.kind}"
                 lines.append({"name": name, "cat": kind, "ph": "i", "s": "g", "pid": 1, "tid": _FORWARD,
-                              "ts": t / 1000, "args": {"message": ev.message, "iteration": row.iteration}})
+                              "ts": _us(t), "args": {"message": ev.message, "iteration": row.iteration}})
         if lines:
             out.write(",\n" + ",\n".join(dump(x, allow_nan=False) for x in lines))
     out.write("\n]}\n")
@@ -318,5 +318,12 @@ def export_perfetto(tape: Tape, out: TextIO, progress: Progress = None) -> None:
 
 def _slice(name: str, cat: str, tid: int, t_ns: int, dur_ns: int, args: dict) -> dict:
     """A complete ("X") event; times from the recording clock in ns, written in µs."""
-    return {"name": name, "cat": cat, "ph": "X", "pid": 1, "tid": tid, "ts": t_ns / 1000,
-            "dur": max(dur_ns / 1000, _MIN_DUR), "args": args}
+    return {"name": name, "cat": cat, "ph": "X", "pid": 1, "tid": tid, "ts": _us(t_ns),
+            "dur": _us(max(dur_ns, _MIN_DUR_NS)), "args": args}
+
+
+def _us(ns: int) -> float:
+    """ns in µs, a quarter ns over: Perfetto reads a time back as int(µs * 1000), which gives 26901973 for
+    26901.974, so a slice could end a ns after the next one began and the two no longer nest. From
+    26901.97425 truncating and rounding both give back the ns, and each slice ends where the next begins."""
+    return (ns + 0.25) / 1000

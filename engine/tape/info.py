@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 
 from engine.tape.cap import human_size
 from engine.tape.codec import printable
@@ -20,7 +21,7 @@ def tape_info(tape: Tape) -> dict:
     alerts = tape.alerts()
     edits = tape.edits()
     params = tape.parameter_counts()
-    out = {"path": tape.path, "format_version": tape.format_version, "size_bytes": _size(tape.path)}
+    out = {"path": tape.path, "format_version": tape.format_version, "size_bytes": _size(tape.path, tape._wal)}
     out.update({key: tape.meta.get(key, "") for key in _META})
     out["max_bytes"] = _cap(tape.meta.get("max_bytes", ""))
     out["command_line"] = _json_list(tape.meta.get("command_line", "[]"))
@@ -42,21 +43,23 @@ def tape_info(tape: Tape) -> dict:
     return out
 
 
-def _size(path: str) -> int:
-    """Bytes on disk: the file, and the write-ahead log of a tape still recording or left by a killed one."""
+def _size(path: str, unclosed: bool) -> int:
+    """Bytes on disk: the file, and the write-ahead log of a tape still recording or left by a killed one
+    (beside a closed tape, a -wal file is another's: see reader._connect)."""
     wal = path + "-wal"
-    return os.path.getsize(path) + (os.path.getsize(wal) if os.path.isfile(wal) else 0)
+    return os.path.getsize(path) + (os.path.getsize(wal) if unclosed and os.path.isfile(wal) else 0)
 
 
 def _cap(text: str) -> int | None:
     """The size cap the recorder applied, in bytes; None for none (or a tape from before it was noted)."""
-    return int(text) if text.isascii() and text.isdigit() else None  # the tape's bytes are not trusted
+    # the tape's bytes are not trusted: a count of bytes has at most 19 digits (int() refuses 4,300)
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
 
 
 def _json_list(text: str) -> list:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or lists nested past what the parser can follow
         return []
     return [str(v) for v in value] if isinstance(value, list) else []
 
@@ -74,7 +77,7 @@ def describe(info: dict) -> str:
     lines = [
         f"{p(info['path'])}: tape format {info['format_version']}, written by tapescope "
         f"{p(info['tapescope_version'])} on {p(info['created'])} ({_status(info['status'])})",
-        f"  command:    {p(' '.join(info['command_line']))}",
+        f"  command:    {p(shlex.join(info['command_line']))}",  # quoted: it can be pasted to run again
         f"  software:   Python {p(info['python'])}, numpy {p(info['numpy'])}, "
         f"CuPy {p(info['cupy']) or 'none'}",
         f"  devices:    {p(', '.join(info['devices']))}",

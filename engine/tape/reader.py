@@ -36,6 +36,8 @@ from engine.events import AlertEvent, BackwardEvent, EditEvent, ModuleEvent, OpE
 from engine.tape import schema
 from engine.tape.codec import (
     CHUNK_COLUMNS,
+    MAX_COUNTS_BYTES,
+    MAX_SAMPLES_BYTES,
     chunk_arrays,
     parse_chunk,
     parse_floats,
@@ -55,7 +57,11 @@ from engine.tape.errors import TapeError
 _BAD = (sqlite3.Error, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
         RecursionError, struct.error, zlib.error, EOFError)
 _CHUNK = 2048
-_SUMMARY_COLUMNS = ", ".join(schema.columns("summaries")[2:])
+# A summary's histogram and samples are small: a blob past that size is not read into memory (length()
+# does not load it), but replaced by one byte that parse_summary refuses as a bad size.
+_SUMMARY_COLUMNS = ", ".join(
+    f"CASE WHEN length({c}) <= {MAX_COUNTS_BYTES if c == 'counts' else MAX_SAMPLES_BYTES} THEN {c} ELSE x'00' END"
+    if c in ("counts", "samples") else c for c in schema.columns("summaries")[2:])
 
 
 class IterationInfo(NamedTuple):
@@ -214,7 +220,7 @@ class Tape:
                 raise TapeError(f"{self.path}: damaged tape (bad meta entry)")
             meta[key] = value
         version = meta.get("format_version", "")
-        if not version.isdigit() or len(version) > 6:
+        if not (version.isascii() and version.isdigit()) or len(version) > 6:  # "٣" is a digit too
             raise TapeError(f"{self.path}: not a tape (no format version)")
         if int(version) > schema.FORMAT_VERSION:
             import engine
@@ -632,7 +638,7 @@ class Tape:
     @_guard
     def drops(self) -> list[Drop]:
         """What the recorder dropped to keep up (or to stay under its size cap)."""
-        return [Drop(_int(a), _int(b), _text(what), _int(n)) for _id, a, b, what, n in
+        return [Drop(_int(a), _int(b), _text(what), _count(n)) for _id, a, b, what, n in
                 self._conn.execute("SELECT * FROM drops ORDER BY id")]
 
     # ---- parameter snapshots ----------------------------------------------------------------------------
@@ -818,8 +824,13 @@ def _connect(path: str) -> sqlite3.Connection:
         raise TapeError(f"{path}: not a tape (not an SQLite file)")
     if len(head) < 100:
         raise TapeError(f"{path}: damaged tape (truncated)")
+    # A closed tape is in rollback mode and its writer removed its log; a -wal or -journal file beside it
+    # is another's (a killed recording's, left when the tape was copied over it), and SQLite would lay its
+    # pages over the tape's: unseen, a damaged or mixed-up tape. Opened immutable, it reads the file alone.
+    closed = head[18:20] == b"\x01\x01"
     try:
-        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + ("?mode=ro&immutable=1" if closed else "?mode=ro"),
+                               uri=True)
         conn.execute("PRAGMA query_only = ON")
         conn.execute("PRAGMA trusted_schema = OFF")  # a hostile schema's functions and views do not run
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1 << 30)
@@ -860,6 +871,12 @@ def _edit(seq, kind, target, args, applied, message, iteration) -> EditEvent:
 def _int(x) -> int:
     if type(x) is not int:
         raise ValueError(f"expected an integer, found {type(x).__name__}")
+    return x
+
+
+def _count(x) -> int:
+    if type(x) is not int or x < 0:
+        raise ValueError(f"expected a count, found {x!r}"[:80])
     return x
 
 

@@ -64,6 +64,7 @@ _ON_CONFLICT = {"iterations": """ ON CONFLICT (iteration) DO UPDATE SET
                 "parameters": " ON CONFLICT (name, seq) DO NOTHING"}
 ROWS_PER_STATEMENT = 256
 PARAMETER_EVERY = 10  # iterations between parameter snapshots at "summary"
+MAX_MODULE_NODES = 1 << 16  # module rows the writer remembers, to reuse them
 _open: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
@@ -148,6 +149,8 @@ class Recorder:
         self._ids = {table: itertools.count(1) for table in ("nodes", "layouts", "frames", "stacks")}
         self._ops: dict[tuple, int] = {}
         self._backward_nodes: dict[tuple, int] = {}
+        # (path, class, own parameters) -> node: two models of one class, or a model rebuilt, call modules
+        # of the same path and class with other parameters, and each must replay with its own
         self._modules: dict[tuple, int] = {}
         self._layouts: dict[tuple, int] = {}
         self._stacks: dict[tuple, int] = {}
@@ -155,10 +158,11 @@ class Recorder:
         self._sources: set[str] = set()
         self._new_rows: list[tuple] = []
         self._param_names: dict[tuple, str] = {}
-        self._module_params: set[int] = set()  # module nodes whose parameter names are written
         self._snapshots = capture != "structure"  # parameter snapshots after each optimizer step
         self._initial = self._snapshots  # one before the first forward, until a step or a snapshot is taken
-        self._unsnapped: EventRecord | None = None  # the latest step, while its parameters are not snapshot
+        # id(optimizer) -> (its latest step, the optimizer), while that step's parameters are not snapshot:
+        # each optimizer's (two models trained side by side) are snapshot when recording ends
+        self._unsnapped: dict[int, tuple[EventRecord, object]] = {}
         self._conn, self._lock = _create(self.path)
         try:
             # the default is measured once the tape exists: its folder then surely does
@@ -264,11 +268,11 @@ class Recorder:
         cls = ev.__class__
         if cls is OptimizerEvent:
             self._initial = False
-            if rec.iteration % self.parameter_every:
-                self._unsnapped = rec  # snapshot when recording ends, if it stays the last step
-                return
-            self._unsnapped = None
             opt = stepping_optimizer() or self.debugger.optimizer
+            if rec.iteration % self.parameter_every:
+                self._unsnapped[id(opt)] = (rec, opt)  # snapshot when recording ends, if it stays its last step
+                return
+            self._unsnapped.pop(id(opt), None)
             if opt is None or type(opt).__name__ != ev.optimizer:
                 return
             updated = [(g, i, group, p) for g, group in enumerate(opt.param_groups)
@@ -285,10 +289,10 @@ class Recorder:
                 self._initial = False
                 self._snapshot(ev.seq, rec.iteration, False, named)
 
-    def _trained_parameters(self) -> list[tuple]:
-        """(name, Tensor) of what the optimizer trains (else the model's parameters that need gradients),
-        named as the model names them; [] while the debugger knows neither."""
-        model, opt = self.debugger.model, self.debugger.optimizer
+    def _trained_parameters(self, opt=None) -> list[tuple]:
+        """(name, Tensor) of what `opt` (by default the debugger's optimizer) trains, else the model's parameters
+        that need gradients, named as the model names them; [] while the debugger knows neither."""
+        model, opt = self.debugger.model, opt or self.debugger.optimizer
         by_id = {id(p): name for name, p in model.named_parameters()} if model is not None else {}
         if opt is not None:
             return [(by_id.get(id(p)) or opt._param_name(g, i, group, p), p)
@@ -494,12 +498,9 @@ class Recorder:
                 phase = _PHASE.get(rec.phase, 0)
                 ecls = ev.__class__
                 if ecls is ModuleEvent:
-                    node = modules.get((ev.path, ev.cls)) or self._module(ev.path, ev.cls)
+                    node = modules.get((ev.path, ev.cls, ev.params)) or self._module(ev.path, ev.cls, ev.params)
                     add((ev.seq, MODULE_ENTER if ev.enter else MODULE_EXIT, rec.iteration, phase, rec.depth,
                          t, node, 0, 0, 0, ev.tensors))
-                    if ev.params and node not in self._module_params:  # the same every call: once per module
-                        self._module_params.add(node)
-                        tables["module_params"].append((node, to_json([list(p) for p in ev.params])))
                 elif ecls is OptimizerEvent:
                     sid = 0 if rec.source is None else stack_id(rec.source, rec.stack)
                     add((ev.seq, OPTIMIZER, rec.iteration, phase, rec.depth, t, 0, 0, 0, sid, ()))
@@ -552,8 +553,13 @@ class Recorder:
         rid = self._backward_nodes[(stable, op)] = self._add("nodes", "op", stable, op, *(None,) * 6)
         return rid
 
-    def _module(self, path: str, cls: str) -> int:
-        rid = self._modules[(path, cls)] = self._add("nodes", "module", path, cls, path, *(None,) * 5)
+    def _module(self, path: str, cls: str, params: tuple) -> int:
+        """The node of a module call: its path, class and own parameters ((tensor id, name) pairs, on enter)."""
+        if len(self._modules) >= MAX_MODULE_NODES:  # a script making new modules all the time: stay bounded
+            self._modules.clear()  # (a module seen again gets a new, equal row)
+        rid = self._modules[(path, cls, params)] = self._add("nodes", "module", path, cls, path, *(None,) * 5)
+        if params:
+            self._new_rows.append(("module_params", (rid, to_json([list(p) for p in params]))))
         return rid
 
     def _layout(self, s) -> int:
@@ -605,10 +611,9 @@ class Recorder:
         self._closed = True
         _open.discard(self)
         self._unsubscribe()
-        last = self._unsnapped
-        if last is not None and self._error is None and not self.cap_reached:
-            self._unsnapped = None
-            named = self._trained_parameters()  # after the last step: what it left, for a replay's end
+        unsnapped, self._unsnapped = sorted(self._unsnapped.values(), key=lambda pair: pair[0].seq), {}
+        for last, opt in unsnapped if self._error is None and not self.cap_reached else ():
+            named = self._trained_parameters(opt)  # after each optimizer's last step: what it left, for a replay's end
             if named:
                 self._snapshot(last.seq, last.iteration, True, named)
         if self._own:
