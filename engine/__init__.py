@@ -95,7 +95,8 @@ globals().update({n: getattr(ops, n) for n in _OPS if n not in globals()})
 # Like PyTorch, ops make inf and NaN silently (log(0) is -inf): numpy's floating-point warnings, raised
 # from inside the engine's kernels, would name engine internals rather than the user's line. Where
 # non-finite values come from is engine.debug's job: its alerts name the op, module and source line.
-warnings.filterwarnings("ignore", r".* encountered in ", RuntimeWarning, r"engine\.(ops|autograd|nn|optim)\.")
+warnings.filterwarnings("ignore", r".* encountered in ", RuntimeWarning,
+                        r"engine\.(ops\.|autograd\.|nn\.|optim\.|debug\.|backend$)")
 
 __version__ = "0.1.0"
 

@@ -51,15 +51,20 @@ def has_nan(array, summary=None) -> bool:
     return bool(array_module(array).isnan(array).any())
 
 
+_add_reduce = np.add.reduce
+
+
 def all_finite(array, summary=None) -> bool:
     """True when `array` holds no NaN or infinity (one reduction in the common case)."""
     if summary is not None:
         return summary.finite
     if array.dtype.kind != "f":
         return True
-    xp = array_module(array)
-    # a finite sum proves every element finite; a non-finite one may be an overflow, so check exactly
-    return math.isfinite(float(xp.sum(array))) or bool(xp.isfinite(array).all())
+    # a finite sum proves every element finite; a non-finite one may be an overflow, so check exactly (the
+    # ufunc itself, not np.sum: numpy's Python wrapper would own the overflow warning engine/__init__ silences
+    # for engine code)
+    total = _add_reduce(array, axis=None) if array.__class__ is np.ndarray else array.sum()
+    return math.isfinite(float(total)) or bool(array_module(array).isfinite(array).all())
 
 
 class NonFiniteTracker:
