@@ -3,7 +3,7 @@
 An op's `backward(ctx, grad)` works on raw arrays and leaves no trace. For `create_graph=True` the
 scheduler here runs instead, and for each node it calls the op's Tensor-level backward from the registry
 below, `fn(ctx, grad) -> gradients`, whose engine ops record the graph of the gradient itself. An op
-opts in with `@differentiable(OpClass)` (higher_ops.py and higher_nn.py hold them); an op without one is
+opts in with `@differentiable(OpClass)` (higher_ops.py and the other higher_*.py files hold them); an op without one is
 named in an error before anything runs, never differentiated wrongly.
 
 Inside a Tensor-level backward, `saved_input` and `saved_output` turn the arrays a node saved back into
@@ -37,6 +37,9 @@ def differentiable(*classes: type, when=None):
 
 def _registry() -> dict:
     # imported on first use: they import every op module, which import this package
+    import engine.autograd.higher_index
+    import engine.autograd.higher_losses
+    import engine.autograd.higher_math
     import engine.autograd.higher_nn
     import engine.autograd.higher_ops  # noqa: F401  (each registers its ops' Tensor-level backwards)
 

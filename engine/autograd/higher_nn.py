@@ -12,7 +12,8 @@ import math
 from engine.autograd.function import Function
 from engine.autograd.higher import derived, differentiable, saved_input, saved_inputs, saved_output
 from engine.backend import array_module
-from engine.ops import conv, nn, pool, pool_max, pool_windows
+from engine.ops import conv, nn, pool, pool_adaptive, pool_max, pool_windows
+from engine.tensor import Tensor
 
 
 # ---- linear -----------------------------------------------------------------------------------------------
@@ -94,6 +95,39 @@ def _conv(ctx, g):
     return dx, dw, db
 
 
+def _group_rows(geo, x):
+    return conv._group_rows(conv.as_4d(x, geo.spatial), geo.groups)
+
+
+def _ungroup_rows(geo, m):
+    return conv._ungroup_rows(m, geo.n, geo.in_hw).reshape(geo.x_shape)
+
+
+@differentiable(conv.ConvTranspose2d, conv.ConvTranspose1d)
+def _conv_transpose(ctx, g):
+    # the forward is conv2d's input gradient, col2im(w_rows^T @ x_rows): its backward reads the windows of g
+    w_arr, xm = ctx.saved
+    need_x, need_w, need_b = ctx.needs_input_grad
+    g4 = g.reshape(conv.as_4d(g.array, ctx.spatial).shape)
+    w4_shape = conv.as_4d(w_arr, ctx.spatial).shape
+    (t, b), (left, r) = ctx.padding
+    geo = _Geometry(ctx, kernel=w4_shape[2:], out_hw=ctx.in_hw, x_shape=g.shape,
+                    padded_hw=(g4.shape[2] + t + b, g4.shape[3] + left + r))
+    cols = LinearMap.apply(g, fn=_im2col, adjoint=_col2im, geo=geo)  # (G, O/G*kh*kw, N*H*W)
+    dx = dw = db = None
+    if need_x:
+        w_rows = saved_input(ctx, 1, w_arr).reshape(ctx.groups, w4_shape[0] // ctx.groups, -1)
+        rows = _Geometry(ctx, n=g4.shape[0])
+        dx = LinearMap.apply(w_rows @ cols, fn=_ungroup_rows, adjoint=_group_rows, geo=rows)
+    if need_w:
+        rows = _Geometry(ctx, n=g4.shape[0])
+        x_rows = derived(ctx, LinearMap, xm, (0,), fn=_group_rows, adjoint=_ungroup_rows, geo=rows)
+        dw = (x_rows @ cols.transpose(-1, -2)).reshape(w_arr.shape)
+    if need_b:
+        db = g4.sum(dim=(0, 2, 3))
+    return dx, dw, db
+
+
 def _avg_spread(geo, g):
     return pool.AvgPool2d.backward(geo, g)
 
@@ -123,24 +157,33 @@ def _max_gather(geo, dx):
     return picked.reshape(geo.flat.shape)
 
 
-@differentiable(pool_max.MaxPool2d, pool_max.MaxPool1d, pool_max.MaxPool3d)
+@differentiable(pool_max.MaxPool2d, pool_max.MaxPool1d, pool_max.MaxPool3d, pool_adaptive.AdaptiveMaxPool1d,
+                pool_adaptive.AdaptiveMaxPool2d, pool_adaptive.AdaptiveMaxPool3d)
 def _max_pool(ctx, g):
     geo = _Geometry(ctx, flat=ctx.saved[0])
     return LinearMap.apply(g, fn=_max_spread, adjoint=_max_gather, geo=geo)
 
 
 # ---- normalization: the standardized input and its 1/std as nodes of their own ---------------------------
+def _grouped(ctx, a):
+    """`a` as group norm's (N, groups, -1) when the node standardizes groups of channels, else as it is."""
+    return a if not ctx.groups else a.reshape(a.shape[0], ctx.groups, -1)
+
+
 class Standardize(Function):
-    """xhat = (x - mean) / sqrt(var + eps) over `axes`, the core of layer and batch norm."""
+    """xhat = (x - mean) / sqrt(var + eps) over `axes` (of the (N, groups, -1) view when `groups` is set),
+    the core of layer, batch and group norm."""
+
+    groups = 0
 
     def forward(ctx, x):
-        xhat, rstd, _, _ = nn._standardize(array_module(x), x, ctx.axes, ctx.eps)
-        ctx.save(xhat, rstd)
-        return xhat
+        xhat, rstd, _, _ = nn._standardize(array_module(x), _grouped(ctx, x), ctx.axes, ctx.eps)
+        ctx.save(xhat.reshape(x.shape), rstd)
+        return ctx.saved[0]
 
     def backward(ctx, grad):
         xhat, rstd = ctx.saved
-        return nn._standardize_grad(grad, xhat, rstd, ctx.axes)
+        return nn._standardize_grad(_grouped(ctx, grad), _grouped(ctx, xhat), rstd, ctx.axes).reshape(grad.shape)
 
 
 class Rstd(Standardize):
@@ -152,27 +195,32 @@ class Rstd(Standardize):
 
     def backward(ctx, grad):
         xhat, rstd = ctx.saved
-        return -grad * rstd * rstd * xhat * (rstd.size / xhat.size)
+        return (-grad * rstd * rstd * _grouped(ctx, xhat) * (rstd.size / xhat.size)).reshape(xhat.shape)
 
 
 @differentiable(Standardize)
 def _standardize(ctx, g):
     xhat, rstd = ctx.saved
-    xh, r = saved_output(ctx, xhat), derived(ctx, Rstd, rstd, (0,), saved=ctx.saved, axes=ctx.axes)
-    return r * (g - g.mean(dim=ctx.axes, keepdim=True) - xh * (g * xh).mean(dim=ctx.axes, keepdim=True))
+    xh = _grouped(ctx, saved_output(ctx, xhat))
+    r = derived(ctx, Rstd, rstd, (0,), saved=ctx.saved, axes=ctx.axes, groups=ctx.groups)
+    g = _grouped(ctx, g)
+    gx = r * (g - g.mean(dim=ctx.axes, keepdim=True) - xh * (g * xh).mean(dim=ctx.axes, keepdim=True))
+    return gx.reshape(xhat.shape)
 
 
 @differentiable(Rstd)
 def _rstd(ctx, g):
     xhat, rstd = ctx.saved
-    xh, r = derived(ctx, Standardize, xhat, (0,), saved=ctx.saved, axes=ctx.axes), saved_output(ctx, rstd)
-    return -g * r * r * xh * (rstd.size / xhat.size)
+    xh = derived(ctx, Standardize, xhat, (0,), saved=ctx.saved, axes=ctx.axes, groups=ctx.groups)
+    r = saved_output(ctx, rstd)
+    return (-g * r * r * _grouped(ctx, xh) * (rstd.size / xhat.size)).reshape(xhat.shape)
 
 
-def _normalized(ctx, g, w, x_index: int = 0):
-    """The input's gradient of a norm layer given the gradient of its output and its (shaped) weight."""
+def _normalized(ctx, g, w, axes: tuple[int, ...], groups: int = 0):
+    """The standardized input and the input's gradient of a norm layer, given the gradient of its output
+    and its (shaped) weight."""
     xhat, rstd, _ = ctx.saved
-    xh = derived(ctx, Standardize, xhat, (x_index,), saved=(xhat, rstd), axes=ctx.axes)
+    xh = derived(ctx, Standardize, xhat, (0,), saved=(xhat, rstd), axes=axes, groups=groups)
     gxhat = g if w is None else g * w
     return xh, (_standardize(xh.grad_fn, gxhat) if xh.grad_fn is not None else None)
 
@@ -181,15 +229,53 @@ def _normalized(ctx, g, w, x_index: int = 0):
 def _layer_norm(ctx, g):
     need_x, need_w, need_b = ctx.needs_input_grad
     w = saved_input(ctx, 1, ctx.saved[2])
-    xh, gx = _normalized(ctx, g, w)
+    xh, gx = _normalized(ctx, g, w, ctx.axes)
     return (gx if need_x else None), (g * xh if need_w else None), (g if need_b else None)
 
 
-@differentiable(nn.BatchNorm, when=lambda ctx: ctx.training)
+def _per_channel(ctx, i: int, g):
+    """The (C,) weight, input `i` of `ctx`, shaped to broadcast over (N, C, ...), or None."""
+    w = saved_input(ctx, i, ctx.saved[2])
+    return None if w is None else w.reshape(w.shape + (1,) * (g.ndim - 2))
+
+
+def _channel_axes(g) -> tuple[int, ...]:
+    return (0, *range(2, g.ndim))
+
+
+class ScaleBy(Function):
+    """An array that is `x * scale` plus a constant (batch norm's eval-mode xhat); made only by `derived`."""
+
+    def forward(ctx, x):
+        return x * ctx.scale
+
+    def backward(ctx, grad):
+        return grad * ctx.scale
+
+
+@differentiable(ScaleBy)
+def _scale_by(ctx, g):
+    return g * Tensor._wrap(ctx.scale)
+
+
+@differentiable(nn.BatchNorm)
 def _batch_norm(ctx, g):
     need_x, _, _, need_w, need_b = ctx.needs_input_grad
-    w = saved_input(ctx, 3, ctx.saved[2])
-    w = None if w is None else w.reshape(w.shape + (1,) * (g.ndim - 2))
-    xh, gx = _normalized(ctx, g, w)
-    gw = (g * xh).sum(dim=ctx.axes) if need_w else None
-    return (gx if need_x else None), None, None, gw, (g.sum(dim=ctx.axes) if need_b else None)
+    w, axes = _per_channel(ctx, 3, g), ctx.axes
+    if ctx.training:
+        xh, gx = _normalized(ctx, g, w, axes)
+    else:  # the running statistics are constants: xhat is an affine map of x
+        xhat, rstd, _ = ctx.saved
+        xh = derived(ctx, ScaleBy, xhat, (0,), scale=rstd)
+        gx = (g if w is None else g * w) * Tensor._wrap(rstd)
+    gw = (g * xh).sum(dim=axes) if need_w else None
+    return (gx if need_x else None), None, None, gw, (g.sum(dim=axes) if need_b else None)
+
+
+@differentiable(nn.GroupNorm)
+def _group_norm(ctx, g):
+    need_x, need_w, need_b = ctx.needs_input_grad
+    xh, gx = _normalized(ctx, g, _per_channel(ctx, 1, g), (2,), ctx.num_groups)
+    axes = _channel_axes(g)
+    return (gx if need_x else None), ((g * xh).sum(dim=axes) if need_w else None), \
+        (g.sum(dim=axes) if need_b else None)

@@ -4,7 +4,9 @@ Each function mirrors its op's array `backward` (same saved arrays, same formula
 the two side by side; `saved_input`/`saved_output` turn saved arrays back into Tensors on the graph.
 Masks and other values with no gradient (a relu's `x > 0`, a max's winners) stay constants.
 A few helper ops live here: identity (Alias), the adjoint of indexing (ScatterGrad) and the normal CDF
-of gelu. Convolution, pooling and normalization are in higher_nn.py.
+of gelu. Convolution, pooling and normalization are in higher_nn.py, losses in higher_losses.py, ops whose
+backward is a fixed linear map (gather, scatter, padding, ...) in higher_index.py, var/std/prod/einsum in
+higher_math.py.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import math
 
 from engine import ops
 from engine.autograd.function import Function
-from engine.autograd.higher import derived, differentiable, saved_input, saved_inputs, saved_output
+from engine.autograd.higher import differentiable, saved_input, saved_inputs, saved_output
 from engine.backend import array_module
 from engine.ops import activation as act
-from engine.ops import convert, elementwise, index, linalg, loss, reduce, shape
+from engine.ops import convert, elementwise, index, linalg, pointwise, reduce, shape, special
 from engine.tensor import Tensor
 
 
@@ -143,7 +145,7 @@ def _where(ctx, g):
 
 
 # unary math: name -> gradient given x (input Tensor), y (output Tensor), g, and the raw saved arrays
-_LOG2, _LOG10 = math.log(2), math.log(10)
+_LOG2, _LOG10, _TWO_OVER_SQRT_PI = math.log(2), math.log(10), 2 / math.sqrt(math.pi)
 UNARY = {
     "neg": lambda x, y, g, xa, ya: -g,
     "exp": lambda x, y, g, xa, ya: g * y,
@@ -168,6 +170,14 @@ UNARY = {
     "asin": lambda x, y, g, xa, ya: g / ops.sqrt(1 - x * x),
     "acos": lambda x, y, g, xa, ya: -g / ops.sqrt(1 - x * x),
     "atan": lambda x, y, g, xa, ya: g / (1 + x * x),
+    "floor": lambda x, y, g, xa, ya: g * 0,
+    "ceil": lambda x, y, g, xa, ya: g * 0,
+    "trunc": lambda x, y, g, xa, ya: g * 0,
+    "erf": lambda x, y, g, xa, ya: g * _TWO_OVER_SQRT_PI * ops.exp(-x * x),
+    "erfc": lambda x, y, g, xa, ya: -g * _TWO_OVER_SQRT_PI * ops.exp(-x * x),
+    "erfinv": lambda x, y, g, xa, ya: g * (0.5 * math.sqrt(math.pi)) * ops.exp(y * y),
+    "lgamma": lambda x, y, g, xa, ya: g * ops.digamma(x),
+    "digamma": lambda x, y, g, xa, ya: g * ops.polygamma(1, x),
 }
 
 
@@ -178,8 +188,14 @@ def _unary(ctx, g):
     return UNARY[ctx.op](x, y, g, xa, ya)
 
 
+_UNARY_CLASSES = {**elementwise.UNARY_OPS, **pointwise.POINTWISE_OPS, **special.SPECIAL_OPS}
 for _name in UNARY:
-    differentiable(elementwise.UNARY_OPS[_name][0])(_unary)
+    differentiable(_UNARY_CLASSES[_name][0])(_unary)
+
+
+@differentiable(special.Polygamma)
+def _polygamma(ctx, g):
+    return g * ops.polygamma(ctx.n + 1, saved_input(ctx, 0, ctx.saved[0]))
 
 
 # ---- activations: each from the input alone (a fused CUDA kernel saves only that) --------------------
@@ -389,63 +405,3 @@ def _matmul(ctx, g):
     if need_b:
         gb = _sum_to(a.reshape(sa2).transpose(-1, -2) @ g2, sb2).reshape(sb)
     return ga, gb
-
-
-# ---- losses ----------------------------------------------------------------------------------------------
-POINTWISE = {
-    loss.MseLoss: lambda d, c: 2 * d,
-    loss.L1Loss: lambda d, c: const(array_module(d.array).sign(d.array)),
-    loss.SmoothL1Loss: lambda d, c: ops.clamp(d / c.beta, -1.0, 1.0),
-    loss.HuberLoss: lambda d, c: ops.clamp(d, -c.delta, c.delta),
-}
-
-
-@differentiable(*POINTWISE)
-def _pointwise_loss(ctx, g):
-    (d_arr,) = ctx.saved
-    d = derived(ctx, elementwise.Sub, d_arr, (0, 1))  # d = input - target
-    gx = POINTWISE[type(ctx)](d, ctx) * (g / d_arr.size if ctx.reduction == "mean" else g)
-    return gx, (-gx if ctx.needs_input_grad[1] else None)
-
-
-def _rows_of(v: Tensor) -> Tensor:
-    return v.unsqueeze(-1) if v.ndim == 1 else v
-
-
-def _one_hot(t, m: int, classes: int, dtype):
-    xp = array_module(t)
-    out = xp.zeros((m, classes), dtype)
-    out[xp.arange(m), t] = 1
-    return out
-
-
-def _fused_coefficients(ctx, t, dtype):
-    """The per-row factor and safe targets of the plain case, which the fused CUDA kernel does not keep."""
-    keep = t != ctx.ignore_index
-    a = keep.astype(dtype)
-    if ctx.reduction == "mean":
-        a = a / keep.sum()
-    return a, array_module(t).where(keep, t, 0)
-
-
-@differentiable(loss.CrossEntropy, when=lambda ctx: len(ctx.x_shape) == 2)
-def _cross_entropy(ctx, g):
-    p_arr, _, t, w = ctx.saved
-    p = derived(ctx, act.Softmax, p_arr, (0,), saved=(p_arr,), dim=1)
-    a, t = (ctx.a, t) if ctx.fused is None else _fused_coefficients(ctx, t, p_arr.dtype)
-    ga = g * const(a) if hasattr(a, "shape") else g * a
-    if not ctx.label_smoothing:
-        dz = p * _rows_of(ga)
-    else:
-        gb = g * const(ctx.b) if hasattr(ctx.b, "shape") else g * ctx.b
-        dz = p * _rows_of(ga + gb * (p_arr.shape[1] if w is None else float(w.sum())))
-        dz = dz - (_rows_of(gb) if w is None else _rows_of(gb) * const(w))
-    dz = dz - const(_one_hot(t, *p_arr.shape, p_arr.dtype)) * _rows_of(ga)
-    return dz, None, None
-
-
-@differentiable(loss.NllLoss, when=lambda ctx: len(ctx.x_shape) == 2)
-def _nll_loss(ctx, g):
-    (t,) = ctx.saved
-    coef = const(ctx.coef) if hasattr(ctx.coef, "shape") else ctx.coef
-    return -const(_one_hot(t, *ctx.x_shape, g.array.dtype)) * _rows_of(g * coef), None, None
