@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -115,3 +116,10 @@ def reaped(proc):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def copy_of(src, tmp_path, name: str = "copy.tape"):
+    """A copy of the tape `src` in `tmp_path`, to damage without touching the original."""
+    dst = tmp_path / name
+    shutil.copyfile(src, dst)
+    return dst

@@ -15,7 +15,7 @@ import engine.tape
 from engine.tape import TapeError, codec
 from engine.tape.export import export
 from engine.tape.info import describe, tape_info
-from tests.engine.tape.helpers import record_run
+from tests.engine.tape.helpers import copy_of, record_run
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +23,6 @@ def good_tape(tmp_path_factory):
     path = tmp_path_factory.mktemp("tapes") / "good.tape"
     record_run(path, "values", steps=2, nan_at=1)
     return path
-
-
-def _copy(src, tmp_path, name="copy.tape"):
-    dst = tmp_path / name
-    shutil.copyfile(src, dst)
-    return dst
 
 
 def _edit(path, *statements):
@@ -110,7 +104,7 @@ def test_another_sqlite_database_is_not_a_tape(tmp_path):
 
 
 def test_a_newer_format_names_both_versions(good_tape, tmp_path):
-    path = _copy(good_tape, tmp_path)
+    path = copy_of(good_tape, tmp_path)
     _edit(path, ("UPDATE meta SET value = '7' WHERE key = 'format_version'",),
           ("UPDATE meta SET value = '9.1.0' WHERE key = 'tapescope_version'",))
     digest = _digest(path)
@@ -122,18 +116,18 @@ def test_a_newer_format_names_both_versions(good_tape, tmp_path):
 
 @pytest.mark.parametrize("version", ["", "x", "1e9999", "99999999999"])
 def test_a_bad_format_version(good_tape, tmp_path, version):
-    path = _copy(good_tape, tmp_path)
+    path = copy_of(good_tape, tmp_path)
     _edit(path, ("UPDATE meta SET value = ? WHERE key = 'format_version'", (version,)))
     with pytest.raises(TapeError):
         engine.tape.open(path)
 
 
 def test_missing_tables_and_views_posing_as_tables(good_tape, tmp_path):
-    path = _copy(good_tape, tmp_path, "a.tape")
+    path = copy_of(good_tape, tmp_path, "a.tape")
     _edit(path, ("DROP TABLE alerts",))
     with pytest.raises(TapeError, match="table 'alerts' is missing"):
         engine.tape.open(path)
-    path = _copy(good_tape, tmp_path, "b.tape")
+    path = copy_of(good_tape, tmp_path, "b.tape")
     _edit(path, ("ALTER TABLE events RENAME TO old_events",),
           ("CREATE VIEW events AS WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) "
            "SELECT * FROM old_events, r",))
@@ -142,18 +136,18 @@ def test_missing_tables_and_views_posing_as_tables(good_tape, tmp_path):
 
 
 def test_absurd_sizes(good_tape, tmp_path, monkeypatch):
-    path = _copy(good_tape, tmp_path, "shape.tape")
+    path = copy_of(good_tape, tmp_path, "shape.tape")
     many_dims = "[" + ",".join(["1"] * 100000) + "]"
     _edit(path, ("UPDATE nodes SET output_shape = ? WHERE kind = 'op'", (many_dims,)))
     with pytest.raises(TapeError, match="damaged tape"), engine.tape.open(path) as tape:
         list(tape.events())
-    path = _copy(good_tape, tmp_path, "meta.tape")
+    path = copy_of(good_tape, tmp_path, "meta.tape")
     _edit(path, ("UPDATE meta SET value = ? WHERE key = 'python'", ("x" * (2 << 20),)))
     with pytest.raises(TapeError, match="bad meta entry"):
         engine.tape.open(path)
     # a value that inflates far past its size: refused before it is read into memory
     monkeypatch.setattr(codec, "MAX_VALUE_BYTES", 1 << 20)
-    path = _copy(good_tape, tmp_path, "bomb.tape")
+    path = copy_of(good_tape, tmp_path, "bomb.tape")
     _edit(path, ("UPDATE tensor_values SET npy = ?", (zlib.compress(bytes(50 << 20), 9),)))
     with engine.tape.open(path) as tape:
         tid = tape._conn.execute("SELECT tensor FROM tensor_values LIMIT 1").fetchone()[0]
@@ -166,7 +160,7 @@ def test_pickled_values_are_never_loaded(good_tape, tmp_path):
 
     payload = io.BytesIO()
     np.save(payload, np.array([print], dtype=object), allow_pickle=True)
-    path = _copy(good_tape, tmp_path)
+    path = copy_of(good_tape, tmp_path)
     _edit(path, ("UPDATE tensor_values SET npy = ?", (zlib.compress(payload.getvalue()),)))
     with engine.tape.open(path) as tape:
         tid = tape._conn.execute("SELECT tensor FROM tensor_values LIMIT 1").fetchone()[0]
@@ -180,7 +174,7 @@ HOSTILE = ("evil\"]; x -> y [label=\"\\N\x1b[31m\nline2\r"
 
 def test_hostile_strings_stay_data(good_tape, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    path = _copy(good_tape, tmp_path)
+    path = copy_of(good_tape, tmp_path)
     _edit(path, ("UPDATE nodes SET key = ?, op = ?, module = ?", (HOSTILE, HOSTILE, HOSTILE)),
           ("UPDATE meta SET value = ? WHERE key = 'tapescope_version'", (HOSTILE,)))
     digest = _digest(path)

@@ -25,7 +25,7 @@ from app.cli import main
 from engine.debug import Debugger
 from engine.tape import TapeError, codec
 from engine.tape.export import export
-from tests.engine.tape.helpers import record_run, same_record
+from tests.engine.tape.helpers import copy_of, record_run, same_record
 
 
 def _edit(path, *statements) -> None:
@@ -49,12 +49,6 @@ def values_tape(tmp_path_factory):
     path = tmp_path_factory.mktemp("qa3") / "values.tape"
     record_run(path, "values", steps=3, nan_at=2)
     return path
-
-
-def _copy(src, tmp_path, name="copy.tape"):
-    dst = tmp_path / name
-    shutil.copyfile(src, dst)
-    return dst
 
 
 # ---- two models in one run ------------------------------------------------------------------------
@@ -140,7 +134,7 @@ def _npy(shape, descr="<f8", data=b"\0" * 64) -> bytes:
 ])
 def test_a_value_claiming_more_than_it_holds_is_refused_before_it_is_allocated(values_tape, tmp_path, shape,
                                                                                   descr, message):
-    path = _copy(values_tape, tmp_path)
+    path = copy_of(values_tape, tmp_path)
     _edit(path, ("UPDATE tensor_values SET npy = ?", (_npy(shape, descr),)),
           ("UPDATE parameters SET npy = ? WHERE npy IS NOT NULL", (_npy(shape, descr),)))
     tracemalloc.start()
@@ -182,7 +176,7 @@ HOSTILE = "x'); DROP TABLE events; --\x1b[31m\u202e\nsecond line"
                                     (HOSTILE,) * 4)]),
 ])
 def test_hostile_meta_and_alerts_leave_info_and_export_working(values_tape, tmp_path, name, statements):
-    path = _copy(values_tape, tmp_path)
+    path = copy_of(values_tape, tmp_path)
     _edit(path, *statements)
     code, out, err = _cli("info", "--json", str(path))
     assert code == 0, err
@@ -203,7 +197,7 @@ def test_hostile_meta_and_alerts_leave_info_and_export_working(values_tape, tmp_
     ([("INSERT INTO drops VALUES (NULL, 0, 1, 'values', -5)",)], "expected a count"),
 ])
 def test_impossible_numbers_are_one_line_and_exit_2(values_tape, tmp_path, statements, message):
-    path = _copy(values_tape, tmp_path)
+    path = copy_of(values_tape, tmp_path)
     _edit(path, *statements)
     code, _out, err = _cli("export", str(path), "--format", "json", "-o", str(tmp_path / "out.json"))
     assert code == 2 and message in err and err.count("\n") == 1, err
@@ -212,7 +206,7 @@ def test_impossible_numbers_are_one_line_and_exit_2(values_tape, tmp_path, state
 # ---- a log file left beside a closed tape -------------------------------------------------------------------
 def _stale_log(tape, tmp_path):
     """The -wal file of another recording of the same path (its events deleted), never checkpointed."""
-    other = _copy(tape, tmp_path, "other.tape")
+    other = copy_of(tape, tmp_path, "other.tape")
     conn = sqlite3.connect(other, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -226,7 +220,7 @@ def _stale_log(tape, tmp_path):
 def test_a_log_file_left_beside_a_closed_tape_is_not_read(values_tape, tmp_path):
     """A tape copied over a killed recording's: SQLite would lay the old -wal's pages over it, and the tape
     would look empty, mixed up or damaged. A closed tape is read alone, and is not changed."""
-    path = _copy(values_tape, tmp_path, "run.tape")
+    path = copy_of(values_tape, tmp_path, "run.tape")
     log = _stale_log(values_tape, tmp_path)
     with engine.tape.open(values_tape) as tape:
         want = tape.counts()
@@ -242,7 +236,7 @@ def test_a_log_file_left_beside_a_closed_tape_is_not_read(values_tape, tmp_path)
 
 
 def test_a_journal_file_left_beside_a_closed_tape_is_not_read(values_tape, tmp_path):
-    path = _copy(values_tape, tmp_path, "run.tape")
+    path = copy_of(values_tape, tmp_path, "run.tape")
     (tmp_path / "run.tape-journal").write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" + bytes(range(256)) * 12)
     before = path.read_bytes()
     with engine.tape.open(path) as tape:
@@ -363,7 +357,7 @@ def test_every_field_of_info_json_is_documented(values_tape):
 
 
 def test_info_quotes_the_recorded_command_so_it_can_be_run_again(values_tape, tmp_path):
-    path = _copy(values_tape, tmp_path)
+    path = copy_of(values_tape, tmp_path)
     argv = ["tapescope", "record", "my runs/train it.py", "-o", "a b.tape", "--lr", "it's"]
     _edit(path, ("UPDATE meta SET value = ? WHERE key = 'command_line'", (json.dumps(argv),)))
     code, out, err = _cli("info", str(path))
@@ -374,7 +368,7 @@ def test_info_quotes_the_recorded_command_so_it_can_be_run_again(values_tape, tm
 
 @pytest.mark.parametrize("column", ["counts", "samples"])
 def test_a_huge_histogram_or_samples_blob_is_refused_without_reading_it(values_tape, tmp_path, column):
-    path = _copy(values_tape, tmp_path)
+    path = copy_of(values_tape, tmp_path)
     _edit(path, (f"UPDATE summaries SET {column} = zeroblob(64 << 20) WHERE tensor = (SELECT min(tensor) "
                  f"FROM summaries)",))
     with engine.tape.open(path) as tape:
