@@ -233,13 +233,18 @@ def test_backward_create_graph_leaves_differentiable_grads():
 
 
 # ---- WGAN-GP ----------------------------------------------------------------------------------------
-def _gp_step(L, F, critic, opt, real, fake, alpha, lam=10.0):
-    """One critic step of WGAN-GP; returns the loss and the critic's gradients."""
-    opt.zero_grad()
+def gradient_penalty(L, critic, real, fake, alpha):
+    """WGAN-GP's penalty, in library L (engine or torch): (|d critic / d x| - 1)^2 at points between real and fake."""
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     d_hat = critic(x_hat)
     (g,) = L.autograd.grad(d_hat, x_hat, grad_outputs=L.ones_like(d_hat), create_graph=True)
-    penalty = ((g.reshape(g.shape[0], -1).norm(2, dim=1) - 1) ** 2).mean()
+    return ((g.reshape(g.shape[0], -1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def _gp_step(L, F, critic, opt, real, fake, alpha, lam=10.0):
+    """One critic step of WGAN-GP; returns the loss and the critic's gradients."""
+    opt.zero_grad()
+    penalty = gradient_penalty(L, critic, real, fake, alpha)
     loss = critic(fake).mean() - critic(real).mean() + lam * penalty
     loss.backward()
     grads = [p.grad.detach().numpy().copy() for p in critic.parameters()]

@@ -15,7 +15,7 @@ import engine
 import engine.nn as enn
 import engine.nn.functional as EF
 from tests.engine.oracle import needs_torch, torch
-from tests.engine.test_higher_order import _check_wgan_gp, _close, _copy_weights
+from tests.engine.test_higher_order import _check_wgan_gp, _close, _copy_weights, gradient_penalty
 
 if torch is not None:
     import torch.nn as tnn
@@ -246,10 +246,7 @@ def _wgan_gp_steps(L, gen, critic, noise, real, alpha, lam=10.0):
         z, x, a = L.tensor(z), L.tensor(x), L.tensor(a)
         fake = gen(z).detach()
         opt_d.zero_grad()
-        x_hat = (a * x + (1 - a) * fake).requires_grad_(True)
-        d_hat = critic(x_hat)
-        (g,) = L.autograd.grad(d_hat, x_hat, grad_outputs=L.ones_like(d_hat), create_graph=True)
-        penalty = ((g.reshape(g.shape[0], -1).norm(2, dim=1) - 1) ** 2).mean()
+        penalty = gradient_penalty(L, critic, x, fake, a)
         loss_d = critic(fake).mean() - critic(x).mean() + lam * penalty
         loss_d.backward()
         opt_d.step()
