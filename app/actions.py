@@ -59,6 +59,8 @@ FILE = (
     Spec("open_tape", "&Open Tape\u2026", "Ctrl+O", "", "Replay a recorded .tape file"),
     Spec("run_script", "&Debug Script\u2026", "Ctrl+Shift+O", "", "Run a Python script under the debugger"),
     Spec("open_demo", "Open the D&emo", "", "", "The built-in demo: an MLP learning two spirals"),
+    Spec("export", "Ex&port Tape\u2026", "Ctrl+E", "", "Write the open tape (or the session's recording) as a "
+         "Perfetto trace, Graphviz DOT or JSON"),
     Spec("quit", "&Quit", "Ctrl+Q"),
 )
 EDIT = (

@@ -220,7 +220,52 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
         end += "; no size cap" if recorder.max_bytes is None else f"; size cap {human_size(recorder.max_bytes)}"
     print(f"tapescope record: {counted(recorder.events, 'event')} ({args.capture}) written to {args.output}{end}",
           file=sys.stderr)
+    for line in _alert_summary(args.output, args.capture):
+        print(f"  {line}", file=sys.stderr)
     return code
+
+
+# what each alert kind found, as the record summary words it (engine.events.AlertEvent lists the kinds)
+_ALERT_FINDINGS = {
+    "nonfinite_forward": "non-finite values", "nonfinite_backward": "non-finite gradients",
+    "nonfinite_input": "non-finite values entering", "nonfinite_step": "a parameter made non-finite by a step",
+    "nonfinite_grad": "non-finite gradients set by a hook or .grad", "exploding_grad": "exploding gradients",
+    "vanishing_grad": "vanishing gradients", "dead_relu": "dead ReLUs",
+    "large_update": "updates too large for the learning rate", "accumulating_grad": "gradients accumulating "
+    "(no zero_grad)", "not_updated": "parameters not updated", "frozen": "frozen parameters",
+    "probabilities": "softmax before the loss",
+}
+
+
+def _alert_summary(path: str, capture: str) -> list[str]:
+    """One line per alert kind on the tape just written: how many, and where the first came from (none
+    when there were no alerts)."""
+    import engine.tape
+    from engine.tape.codec import printable
+    from engine.tape.info import counted
+
+    try:
+        with engine.tape.open(path) as tape:
+            alerts = tape.alerts()
+    except engine.tape.TapeError as err:
+        return [f"alerts not read back: {err}"]
+    if not alerts:  # quiet when all is well; a structure tape was not checked, which 0 alerts would hide
+        return ["alerts: none checked (--capture structure records no values)"] if capture == "structure" else []
+    kinds: dict[str, list] = {}
+    for alert in alerts:
+        kinds.setdefault(alert.kind, []).append(alert)
+    lines = []
+    for kind, found in sorted(kinds.items(), key=lambda item: not item[0].startswith("nonfinite")):  # NaN first
+        a = found[0]
+        if a.op:  # an op's alert: the op, its module
+            where = f"at {printable(a.op)}" + (f" in {printable(a.module)}" if a.module else "")
+        else:  # a parameter's or a layer's, at an optimizer step
+            where = f"in '{printable(a.key)}'"
+        if a.file:
+            where += f" ({printable(os.path.basename(a.file))}:{a.line})"
+        finding = _ALERT_FINDINGS.get(kind, printable(kind))
+        lines.append(f"{counted(len(found), 'alert')}: {finding} first {where}, iteration {a.iteration}")
+    return lines
 
 
 class _Terminated(SystemExit):

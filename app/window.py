@@ -41,6 +41,7 @@ from app.pump import EventPump
 from app.replay import ReplaySession
 from app.script_memory import remember_script, remembered_arguments, remembered_recordings
 from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target, failure_text
+from app.tape_export import TapeExporter
 from engine.debug import EventRecord
 from engine.debug.source import SourceFrame, short_message
 from engine.tape.cap import human_size
@@ -112,6 +113,8 @@ class MainWindow(QMainWindow):
         self.panels = DebugPanels(self)
         self.statusBar().addPermanentWidget(self.status_panel, 1)
         self.statusBar().setSizeGripEnabled(True)
+        self.exporter = TapeExporter(self)  # File > Export…: its progress and Cancel sit in the status bar
+        self.exporter.busyChanged.connect(lambda _busy: self._update_actions())
         self.pump = EventPump(self)
         self.pump.changed.connect(self._on_change)
         self._dirty: set[str] = set()
@@ -126,6 +129,7 @@ class MainWindow(QMainWindow):
         screen = QGuiApplication.primaryScreen()
         room = screen.availableGeometry().size() if screen is not None else None
         self.resize(min(1440, room.width()) if room else 1440, min(900, room.height()) if room else 900)
+        self._first_size = self.size()  # once shown, the frame is fitted too, unless a caller chose a size
         self._default_state = self.saveState(STATE_VERSION)
         self._restore_settings()
         self._update_actions()
@@ -294,12 +298,31 @@ class MainWindow(QMainWindow):
         if not self._sized:
             self._sized = True
             if not self._restored:
+                if self.size() == self._first_size:
+                    self.fit_frame_to_screen()
                 self._initial_dock_sizes()
             self.panel_shares.remember()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.panel_shares.window_resized(event.oldSize())
+
+    def fit_frame_to_screen(self) -> None:
+        """Keep the whole window on its screen, title bar and borders included: a first start sized the inside
+        to the screen, so the frame ran past its edges (a restored geometry is Qt's to place)."""
+        screen = self.screen()
+        if screen is None or self.windowState() & (Qt.WindowState.WindowMaximized | Qt.WindowState.WindowFullScreen):
+            return
+        room, frame = screen.availableGeometry(), self.frameGeometry()
+        extra_w, extra_h = frame.width() - self.width(), frame.height() - self.height()
+        width, height = min(self.width(), room.width() - extra_w), min(self.height(), room.height() - extra_h)
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        # move() places the frame's top-left corner
+        x = max(room.left(), min(frame.left(), room.left() + room.width() - width - extra_w))
+        y = max(room.top(), min(frame.top(), room.top() + room.height() - height - extra_h))
+        if (x, y) != (frame.left(), frame.top()):
+            self.move(x, y)
 
     def _build_actions(self) -> None:
         self.actions = build_actions(self, DEBUG + FILE + EDIT + VIEW + HELP)
@@ -313,6 +336,7 @@ class MainWindow(QMainWindow):
         a["open_tape"].triggered.connect(self._ask_tape)
         a["run_script"].triggered.connect(self._ask_script)
         a["open_demo"].triggered.connect(lambda: self.open_demo())
+        a["export"].triggered.connect(lambda: self.exporter.ask())
         a["quit"].triggered.connect(self.close)
         a["fit"].triggered.connect(lambda: self.graph.fit())
         a["find"].triggered.connect(lambda: (self.search_box.setFocus(), self.search_box.selectAll()))
@@ -334,6 +358,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = QMenu("Open &Recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         menu.addMenu(self.recent_menu)
+        menu.addSeparator()
+        menu.addAction(a["export"])
         menu.addSeparator()
         menu.addAction(a["quit"])
 
@@ -585,6 +611,7 @@ class MainWindow(QMainWindow):
             cap = session.recording_cap
             self.output.note(f"\u25cf Recording to {path} ("
                              + (f"stops at {human_size(cap)})" if cap is not None else "no size cap)"))
+            self._update_actions()
         else:
             path = session.stop_recording()
             if path:
@@ -593,13 +620,15 @@ class MainWindow(QMainWindow):
 
     def _recorded(self, path: str, cap_reached: str = "") -> None:
         self._add_recent(path)
-        self.output.note(f"Recording saved: {path} (File > Open Recent replays it)")
+        self.output.note(f"Recording saved: {path} (File > Open Recent replays it; File > Export Tape\u2026 "
+                         f"writes it as a Perfetto trace, DOT or JSON)")
         if cap_reached:  # the writer stopped early: say so where it is seen
             self.show_message(f"Recording stopped early: {cap_reached}. The tape holds the run up to there.",
                               "warning")
         self.actions["record"].blockSignals(True)
         self.actions["record"].setChecked(False)
         self.actions["record"].blockSignals(False)
+        self._update_actions()
 
     def reset_panels(self) -> None:
         """Put every panel back where it started."""
@@ -863,6 +892,7 @@ class MainWindow(QMainWindow):
         a["restart"].setEnabled(session is not None)
         a["record"].setEnabled(live and alive)
         a["toggle_breakpoint"].setEnabled(live and alive)  # a replay, or a run that ended, never stops again
+        a["export"].setEnabled(self.exporter.can_export())  # a replay's tape, or a live session's recording
         phase = session.phase if session is not None else "forward"
         text = {"forward": "Run &to Backward", "backward": "Run &to Optimizer Step"}.get(phase, "Run &to Next Phase")
         a["run_to_phase"].setText(text)
@@ -948,6 +978,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self._close_session()
         self.panels.shutdown()
+        self.exporter.shutdown()
         super().closeEvent(event)
 
 

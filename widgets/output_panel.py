@@ -1,24 +1,34 @@
-"""The script's output: stdout as written, stderr in red, the app's own notes in grey; bounded."""
+"""The script's output: stdout as written, stderr in red, the app's own notes in grey; bounded.
+
+The script's lines keep their columns (epoch, loss, accuracy) and scroll sideways where the panel is
+narrow, as in an IDE's run console; the app's notes ("Replaying run.tape: …") wrap to the panel's width,
+so a narrow panel shows them whole.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QPlainTextEdit
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextBlockFormat, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QTextEdit
 
 from widgets.theme import ERROR_TEXT, pick
 
 NOTE = ("#7a8594", "#9aa3ad")  # the light one reads at 4.3 on the dark palette's Base: the dark one at 6.6
 
 
-class OutputPanel(QPlainTextEdit):
-    """Read-only text that follows its end (unless scrolled up); keeps the last `max_lines` lines."""
+TRIM_SHARE = 5  # a fifth more lines than kept are let in before the oldest go, all at once
+
+
+class OutputPanel(QTextEdit):
+    """Read-only text that follows its end (unless scrolled up); keeps the last `max_lines` lines (and up
+    to a fifth more: see _trim)."""
 
     def __init__(self, parent=None, max_lines: int = 5000) -> None:
         super().__init__(parent)
         self.setReadOnly(True)
-        self.setMaximumBlockCount(max_lines)
-        # a console's columns (epoch, loss, accuracy) stay aligned: long lines scroll, as in an IDE's run console
-        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.setAcceptRichText(False)
+        self.max_lines = max_lines
+        # lines wrap at the panel's width, except the script's own (see _CONSOLE), which scroll sideways
+        self.setLineWrapMode(QTextEdit.LineWrapMode.WidgetWidth)
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         font.setPointSizeF(max(font.pointSizeF() - 0.5, 8.0))
         self.setFont(font)
@@ -26,6 +36,9 @@ class OutputPanel(QPlainTextEdit):
         # the palette at setup decides (text already shown keeps its colour)
         self._formats = {"stdout": QTextCharFormat(), "stderr": _format(pick(ERROR_TEXT, self.palette())),
                          "note": _format(pick(NOTE, self.palette()), True)}
+        self._console = QTextBlockFormat()
+        self._console.setNonBreakableLines(True)
+        self._note = QTextBlockFormat()
 
     def append_text(self, stream: str, text: str) -> None:
         """Add text the script wrote to "stdout" or "stderr" (or a "note" of the app's)."""
@@ -33,15 +46,35 @@ class OutputPanel(QPlainTextEdit):
         follow = bar.value() >= bar.maximum() - 2
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text, self._formats.get(stream, self._formats["stdout"]))
+        if not cursor.block().text():  # a line starts: a note's wraps, the script's keeps its columns
+            cursor.setBlockFormat(self._note if stream == "note" else self._console)
+        cursor.insertText(text, self._formats.get(stream, self._formats["stdout"]))  # new lines inherit it
+        self._trim()
         if follow:
             bar.setValue(bar.maximum())
+
+    def _trim(self) -> None:
+        """Drop the oldest lines, many at a time: removing lines from the top lays out all the others again
+        (per line, as QTextDocument's maximumBlockCount does it, a chatty script's output took three times
+        as long to show as in a QPlainTextEdit)."""
+        doc = self.document()
+        count = doc.blockCount()
+        if count <= self.max_lines + self.max_lines // TRIM_SHARE:
+            return
+        first = doc.findBlockByNumber(count - self.max_lines)
+        kept = first.blockFormat()
+        cursor = QTextCursor(doc)
+        cursor.setPosition(first.position(), QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        cursor.setBlockFormat(kept)  # the first line kept wraps (or not) as it did
 
     def note(self, text: str) -> None:
         """Add a line of the app's own (what started, how it ended), on a line of its own."""
         doc = self.document()
         last = doc.lastBlock().text() if doc.blockCount() else ""
-        self.append_text("note", ("\n" if last else "") + text + "\n")
+        if last:
+            self.append_text("stdout", "\n")  # end the script's line; the note starts a line of its own
+        self.append_text("note", text + "\n")
 
     def text(self) -> str:
         """Everything shown, as plain text."""

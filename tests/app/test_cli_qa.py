@@ -95,7 +95,8 @@ def test_ctrl_c_during_record_closes_the_tape_as_interrupted(script, tmp_path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
-    assert "(interrupted by Ctrl-C)" in err.rstrip().splitlines()[-1]  # the summary line
+    summary = [line for line in err.splitlines() if line.startswith("tapescope record: ")]  # the alerts under it
+    assert "(interrupted by Ctrl-C)" in summary[-1]
     assert _status(out) == "interrupted by Ctrl-C"
     with engine.tape.open(out) as tape:
         assert tape.iteration_count() >= 3 and tape.parameter_names() == ["bias", "weight"]
