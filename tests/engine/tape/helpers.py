@@ -78,12 +78,19 @@ def same_summary(a: TensorSummary | None, b: TensorSummary | None) -> bool:
         if isinstance(x, np.ndarray):
             if not np.array_equal(x, y):
                 return False
-        elif isinstance(x, float) and math.isnan(x):
-            if not (isinstance(y, float) and math.isnan(y)):
+        elif isinstance(x, tuple) and x and isinstance(x[0], float):  # samples may hold NaN
+            if len(x) != len(y) or not all(_same_float(u, v) for u, v in zip(x, y)):
+                return False
+        elif isinstance(x, float):
+            if not _same_float(x, y):
                 return False
         elif x != y:
             return False
     return True
+
+
+def _same_float(x, y) -> bool:
+    return x == y or (isinstance(y, float) and math.isnan(x) and math.isnan(y))
 
 
 def same_record(a, b) -> bool:
