@@ -57,19 +57,17 @@ def fit(model, loader, loss_fn, optimizer, epochs, scheduler=None, step="epoch",
     for epoch in range(1, epochs + 1):
         total, seen = 0.0, 0
         for batch, (xb, yb) in enumerate(loader):
-            loss = compute_loss(loss_fn, model(xb), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            if getattr(optimizer, "needs_closure", False):  # L-BFGS evaluates the batch's loss again itself
 
-                def closure(xb=xb, yb=yb):
-                    optimizer.zero_grad()
-                    again = compute_loss(loss_fn, model(xb), yb)
-                    again.backward()
-                    return again
+            def closure(xb=xb, yb=yb):
+                optimizer.zero_grad()
+                loss = compute_loss(loss_fn, model(xb), yb)
+                loss.backward()
+                return loss
 
-                optimizer.step(closure)
+            if getattr(optimizer, "needs_closure", False):  # L-BFGS evaluates the batch as often as it needs
+                loss = optimizer.step(closure)  # the loss of its first evaluation, as the others report
             else:
+                loss = closure()
                 optimizer.step()
             if scheduler is not None and step == "batch":
                 scheduler.step()
