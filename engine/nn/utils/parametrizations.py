@@ -17,7 +17,12 @@ def norm_except_dim(v: Tensor, dim: int) -> Tensor:
         return v.norm()
     dim = dim % v.ndim
     others = tuple(d for d in range(v.ndim) if d != dim)
-    return (v * v).sum(dim=others, keepdim=True).sqrt() if others else v.abs()
+    return v.norm(2, dim=others, keepdim=True) if others else v.abs()
+
+
+def weight_normed(g: Tensor, v: Tensor, dim: int) -> Tensor:
+    """g * v / ||v||, the norm over every dimension but `dim` (-1: over all of them)."""
+    return v * (g / norm_except_dim(v, dim))
 
 
 class _WeightNorm(Module):
@@ -28,7 +33,7 @@ class _WeightNorm(Module):
         self.dim = -1 if dim is None else dim
 
     def forward(self, weight_g: Tensor, weight_v: Tensor) -> Tensor:
-        return weight_v * (weight_g / norm_except_dim(weight_v, self.dim))
+        return weight_normed(weight_g, weight_v, self.dim)
 
     def right_inverse(self, weight: Tensor) -> tuple[Tensor, Tensor]:
         return norm_except_dim(weight, self.dim), weight

@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.autograd.grad_mode import no_grad
 from engine.nn.module import Module
 from engine.nn.parameter import Parameter
-from engine.nn.utils.parametrizations import norm_except_dim
+from engine.nn.utils.parametrizations import norm_except_dim, weight_normed
 from engine.tensor import Tensor
 
 
@@ -18,7 +18,7 @@ class WeightNorm:
     def compute_weight(self, module: Module) -> Tensor:
         """g * v / ||v||, from the module's current parameters."""
         g, v = getattr(module, self.name + "_g"), getattr(module, self.name + "_v")
-        return v * (g / norm_except_dim(v, self.dim))
+        return weight_normed(g, v, self.dim)
 
     def __call__(self, module: Module, inputs) -> None:
         setattr(module, self.name, self.compute_weight(module))
