@@ -152,6 +152,7 @@ class Recorder:
         # (path, class, own parameters) -> node: two models of one class, or a model rebuilt, call modules
         # of the same path and class with other parameters, and each must replay with its own
         self._modules: dict[tuple, int] = {}
+        self._entered: dict[tuple, int] = {}  # (path, class) -> the node of its latest enter, for its exit
         self._layouts: dict[tuple, int] = {}
         self._stacks: dict[tuple, int] = {}
         self._frames: dict[int, tuple] = {}  # id(SourceFrame) -> (frame, row id): holding it pins the id
@@ -498,7 +499,11 @@ class Recorder:
                 phase = _PHASE.get(rec.phase, 0)
                 ecls = ev.__class__
                 if ecls is ModuleEvent:
-                    node = modules.get((ev.path, ev.cls, ev.params)) or self._module(ev.path, ev.cls, ev.params)
+                    if ev.enter:
+                        node = modules.get((ev.path, ev.cls, ev.params)) or self._module(ev.path, ev.cls, ev.params)
+                        self._entered[(ev.path, ev.cls)] = node
+                    else:  # an exit names no parameters: it is the node of the call it ends
+                        node = self._entered.get((ev.path, ev.cls)) or self._module(ev.path, ev.cls, ())
                     add((ev.seq, MODULE_ENTER if ev.enter else MODULE_EXIT, rec.iteration, phase, rec.depth,
                          t, node, 0, 0, 0, ev.tensors))
                 elif ecls is OptimizerEvent:
@@ -557,6 +562,7 @@ class Recorder:
         """The node of a module call: its path, class and own parameters ((tensor id, name) pairs, on enter)."""
         if len(self._modules) >= MAX_MODULE_NODES:  # a script making new modules all the time: stay bounded
             self._modules.clear()  # (a module seen again gets a new, equal row)
+            self._entered.clear()
         rid = self._modules[(path, cls, params)] = self._add("nodes", "module", path, cls, path, *(None,) * 5)
         if params:
             self._new_rows.append(("module_params", (rid, to_json([list(p) for p in params]))))

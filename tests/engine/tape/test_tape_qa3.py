@@ -381,3 +381,23 @@ def test_a_huge_histogram_or_samples_blob_is_refused_without_reading_it(values_t
         finally:
             tracemalloc.stop()
     assert peak < 8 << 20
+
+
+def test_a_module_call_is_one_node_from_enter_to_exit(tmp_path):
+    # keyed by its parameters, an enter (which names them) and its exit (which does not) made two rows
+    import sqlite3
+
+    import engine
+    import engine.nn as nn
+
+    path = tmp_path / "modules.tape"
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    with engine.record(str(path), capture="structure"):
+        for _ in range(2):
+            opt.zero_grad()
+            model(engine.randn(2, 3)).sum().backward()
+            opt.step()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT key FROM nodes WHERE kind = 'module'").fetchall()
+    assert sorted(key for (key,) in rows) == ["Sequential", "Sequential.0", "Sequential.1", "Sequential.2"]
