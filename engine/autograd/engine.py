@@ -405,6 +405,8 @@ def _fitted(g, meta: tuple):
     """`g` summed to the input's shape, in its dtype; a slice's RegionGrad stays one, so that listeners
     of T slices of one tensor get T regions, not T whole arrays (and backward stays linear)."""
     shape, dtype = meta
+    if isinstance(g, np.generic):  # numpy arithmetic on 0-d arrays gives scalars (the gradient of x * 2)
+        g = np.asarray(g)
     if isinstance(g, RegionGrad):
         if g.shape == shape and g.values.dtype == dtype:
             return g

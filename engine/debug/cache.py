@@ -27,7 +27,7 @@ from itertools import islice
 
 import numpy as np
 
-from engine.autograd.function import RegionGrad
+from engine.debug.regions import held, whole
 
 DEFAULT_BYTES = 256 << 20
 _MAX_WEAK = 1 << 16
@@ -76,10 +76,7 @@ class ValueCache:
             total += size
         for tid, a in zip(ids, arrays):
             if a is not None and tid:
-                try:
-                    size = a.nbytes
-                except AttributeError:  # a slice's RegionGrad: kept as it is, made whole when fetched
-                    size = a.values.nbytes
+                size = held(a).nbytes  # a slice's RegionGrad is kept as it is, made whole when fetched
                 if size <= limit:
                     add((tid, a, None, 0, size))
                     total += size
@@ -150,6 +147,10 @@ class ValueCache:
 
     def get(self, tensor_id: int):
         """The array (on its device) recorded for `tensor_id`; ValueUnavailable when gone or changed."""
+        return whole(self._kept(tensor_id))
+
+    def _kept(self, tensor_id: int):
+        """What was kept for `tensor_id`: an array, or a slice gradient's RegionGrad."""
         with self._lock:
             for entries in reversed(self._gens.values()):  # newest first: a re-put shadows older entries
                 items = list(entries)
@@ -173,14 +174,15 @@ class ValueCache:
         if vc is not None and vc[0] != v:
             raise ValueUnavailable(f"tensor {tensor_id} was changed in place after it was recorded "
                                    f"(version {vc[0]}, recorded at {v})")
-        return array.dense() if isinstance(array, RegionGrad) else array
+        return array
 
     def fetch(self, tensor_id: int) -> np.ndarray:
         """A host (numpy) copy of the value of `tensor_id`; copies from the GPU only now."""
-        array = self.get(tensor_id)
-        if isinstance(array, np.generic):  # numpy arithmetic on 0-d arrays gives scalars (a gradient of x * 2)
-            return np.array(array)
-        return array.copy() if isinstance(array, np.ndarray) else array.get()
+        kept = self._kept(tensor_id)
+        array = whole(kept)  # a region made whole is a new array already: no second copy
+        if isinstance(array, np.ndarray):
+            return array if array is not kept else array.copy()
+        return array.get()
 
     def __contains__(self, tensor_id: int) -> bool:
         try:
