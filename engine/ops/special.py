@@ -275,24 +275,17 @@ _BESSEL_ASYMPTOTIC = 25  # terms of the expansion: at |x| = 20 the 25th is 2e-17
 
 def _bessel_coefficients(order: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(power series in (x/2)^2: 1 / (k! (k+order)!); expansion in 1/z: prod_{j<=k} ((2j-1)^2 - 4 order^2)
-    / (k! 8^k)), highest power first, each correctly rounded from exact integers and fractions."""
-    series = tuple(1 / (math.factorial(k) * math.factorial(k + order)) for k in range(_BESSEL_SERIES, -1, -1))
+    / (k! 8^k)), lowest power first, each correctly rounded from exact integers and fractions."""
+    series = tuple(1 / (math.factorial(k) * math.factorial(k + order)) for k in range(_BESSEL_SERIES + 1))
     expansion, c = [], Fraction(1)
     for k in range(_BESSEL_ASYMPTOTIC + 1):
         if k:
             c = c * ((2 * k - 1) ** 2 - 4 * order * order) / (8 * k)
         expansion.append(float(c))
-    return series, tuple(reversed(expansion))
+    return series, tuple(expansion)
 
 
 _BESSEL_COEFFICIENTS = (_bessel_coefficients(0), _bessel_coefficients(1))
-
-
-def _horner(coeffs, t):
-    total = coeffs[0]
-    for c in coeffs[1:]:
-        total = total * t + c
-    return total
 
 
 def _bessel_scaled(xp, x, order: int):
@@ -306,11 +299,11 @@ def _bessel_scaled(xp, x, order: int):
     series, expansion = _BESSEL_COEFFICIENTS[order]
     a = xp.abs(x)
     near_a = xp.where(a <= _BESSEL_SPLIT, a, 0.0)
-    near = _horner(series, near_a * near_a / 4) * xp.exp(-near_a)
+    near = _polynomial(series, near_a * near_a / 4) * xp.exp(-near_a)
     if order:
         near = near * (near_a / 2)
     far_a = xp.where(a > _BESSEL_SPLIT, a, _BESSEL_SPLIT)
-    far = _horner(expansion, 1 / far_a) / xp.sqrt(2 * math.pi * far_a)
+    far = _polynomial(expansion, 1 / far_a) / xp.sqrt(2 * math.pi * far_a)
     out = xp.where(a <= _BESSEL_SPLIT, near, xp.where(xp.isinf(a), 0.0, far))
     return xp.where(xp.isnan(a), math.nan, out)
 

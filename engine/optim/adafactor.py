@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from engine.backend import array_module
+from engine.backend import array_module, square_sum
 from engine.optim.optimizer import Optimizer, restore_state_value, zeros_state
 from engine.tensor import Tensor
 
@@ -63,7 +63,7 @@ class Adafactor(Optimizer):
         t = float(state["step"])
         one_minus_beta2 = t ** group["beta2_decay"]
         rho = min(lr, 1 / math.sqrt(t))
-        alpha = max(eps2, float(xp.sqrt((param * param).sum())) / math.sqrt(param.size)) * rho
+        alpha = max(eps2, math.sqrt(float(square_sum(param))) / math.sqrt(param.size)) * rho
         if decay != 0:
             param *= 1 - lr * decay
         square = grad * grad
@@ -77,7 +77,7 @@ class Adafactor(Optimizer):
             variance += one_minus_beta2 * (square - variance)
             estimate = variance
         update = grad / xp.sqrt(xp.maximum(estimate, eps1 * eps1))
-        denom = max(1.0, float(xp.sqrt((update * update).sum())) / (math.sqrt(update.size) * d))
+        denom = max(1.0, math.sqrt(float(square_sum(update))) / (math.sqrt(update.size) * d))
         step = (alpha / denom) * update
         param -= step
         return step
