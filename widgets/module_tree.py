@@ -28,6 +28,7 @@ class ModuleTree(QTreeWidget):
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         self._shown: tuple = ()
+        self._columns = 0  # the columns' widths with every name and class whole, measured when rows change
         self.itemChanged.connect(self._on_changed)
         self.itemClicked.connect(lambda item, _col: self.moduleSelected.emit(item.data(0, PATH)))
 
@@ -57,6 +58,9 @@ class ModuleTree(QTreeWidget):
             self.expandAll()
         finally:
             self.blockSignals(False)
+        # measured once here: Qt asks for a dock's sizeHint at every relayout, and measuring reads every row
+        self._columns = sum(max(self.sizeHintForColumn(c), self.header().sectionSizeHint(c))
+                            for c in range(self.columnCount()))
         want = self.sizeHint().width()
         if want > self.width():
             self.widthWanted.emit(want)
@@ -65,8 +69,7 @@ class ModuleTree(QTreeWidget):
         """Wide enough to show every name and class whole (an empty tree: a short model's)."""
         hint = super().sizeHint()
         empty = EMPTY_CHARS * self.fontMetrics().averageCharWidth()
-        columns = sum(max(self.sizeHintForColumn(c), self.header().sectionSizeHint(c))
-                      for c in range(self.columnCount()))
+        columns = self._columns
         scroll = self.verticalScrollBar().sizeHint().width() if self.verticalScrollBar().isVisible() else 0
         width = max(empty, columns + 2 * self.frameWidth() + scroll + self.fontMetrics().averageCharWidth())
         return QSize(width, hint.height())
