@@ -329,14 +329,12 @@ def _info(args) -> int:
 
 def _export(args) -> int:
     import engine.tape
-    from engine.tape.export import export
+    from engine.tape.export import export, progress_total
 
     with engine.tape.open(args.tape) as tape:
         if args.iteration is not None:
             _check_iteration(tape, args)
-        total = tape.counts()["events"]
-        if args.format == "json":  # the JSON also holds every parameter snapshot
-            total += tape.parameter_counts()["snapshots"]
+        total = progress_total(tape, args.format)
         try:
             with _output(args.output, args.tape) as out, _progress(total, f"export {args.format}") as bar:
                 export(tape, args.format, out, iteration=args.iteration, progress=bar.update)
@@ -356,26 +354,15 @@ def _check_iteration(tape, args) -> None:
         raise _Usage(f"{args.tape} has no iteration {args.iteration} (it holds {held})")
 
 
-@contextlib.contextmanager
 def _output(path: str, tape: str):
-    """The text file an export is written to. A file is written whole or not at all: the export goes to a
-    new file renamed over it at the end, so a failed export leaves what was there before."""
+    """The text file an export is written to, whole or not at all (engine.tape.export.whole_file)."""
+    from engine.tape.export import whole_file
+
     if not path:
         raise _Usage("cannot write the export: the output path is empty")
     if os.path.exists(path) and os.path.samefile(path, tape):
         raise _Usage(f"cannot write {path}: it is the tape being exported")
-    whole = not os.path.exists(path) or os.path.isfile(path)  # not a pipe, a terminal or /dev/stdout
-    target = os.path.realpath(path) if whole else path  # through a link, to the file it names
-    part = f"{target}.{os.getpid()}.part" if whole else target
-    try:
-        with open(part, "w", encoding="utf-8") as out:
-            yield out
-    except BaseException:
-        if whole and os.path.exists(part):
-            os.remove(part)
-        raise
-    if whole:
-        os.replace(part, target)
+    return whole_file(path)
 
 
 def _progress(total: int, desc: str):

@@ -102,18 +102,15 @@ class ExportJob(QObject):
             self._export()
 
     def _export(self) -> None:
-        from engine.tape.export import export
+        from engine.tape.export import export, progress_total, whole_file
 
         try:
             with engine.tape.open(self.tape) as tape:
-                total = 0
-                if self.format.name != "dot":
-                    total = tape.counts()["events"]
-                    if self.format.name == "json":  # the JSON holds every parameter snapshot too
-                        total += tape.parameter_counts()["snapshots"]
-                self.sized.emit(total)
-                _write_whole(self.path, lambda out: export(tape, self.format.name, out, progress=self._progress),
-                             self._cancel)
+                self.sized.emit(progress_total(tape, self.format.name))
+                with whole_file(self.path) as out:
+                    export(tape, self.format.name, out, progress=self._progress)
+                    if self._cancel.is_set():  # a DOT export reports no progress: discarded at its end
+                        raise _Cancelled
         except _Cancelled:
             self.ended.emit("cancelled", "")
         except engine.tape.TapeError as err:
@@ -124,23 +121,6 @@ class ExportJob(QObject):
             self.ended.emit("failed", f"{type(err).__name__}: {_line(err)}")
         else:
             self.ended.emit("done", "")
-
-
-def _write_whole(path: str, write, cancel: threading.Event) -> None:
-    """Call write(file) on a new file beside `path`, renamed over `path` once it is complete (and not
-    cancelled); removed otherwise."""
-    target = os.path.realpath(path)  # through a link, to the file it names
-    part = f"{target}.{os.getpid()}.part"
-    try:
-        with open(part, "w", encoding="utf-8") as out:
-            write(out)
-        if cancel.is_set():
-            raise _Cancelled
-        os.replace(part, target)
-    except BaseException:
-        if os.path.exists(part):
-            os.remove(part)
-        raise
 
 
 def _line(err: BaseException) -> str:

@@ -6,8 +6,10 @@ handled, so a command line can show a progress bar without the engine knowing ab
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import fields
 from typing import TextIO
@@ -18,6 +20,36 @@ from engine.tape.reader import EventRow, ParameterSnapshot, Tape
 Progress = Callable[[int], None] | None
 FORMATS = ("json", "dot", "perfetto")
 _STEP = 2048
+
+
+def progress_total(tape: Tape, fmt: str) -> int:
+    """How many units an export of `tape` as `fmt` reports through `progress`: every event, and for JSON
+    every parameter snapshot too (DOT, one iteration, reports none)."""
+    if fmt == "dot":
+        return 0
+    total = tape.counts()["events"]
+    if fmt == "json":
+        total += tape.parameter_counts()["snapshots"]
+    return total
+
+
+@contextlib.contextmanager
+def whole_file(path: str):
+    """A text file to export into, written whole or not at all: the export goes to a new file beside it,
+    renamed over it at the end, so a failed or abandoned export (an exception leaving the block) leaves what
+    was there before. A path that is not a regular file (a pipe, a terminal) is written directly."""
+    whole = not os.path.exists(path) or os.path.isfile(path)
+    target = os.path.realpath(path) if whole else path  # through a link, to the file it names
+    part = f"{target}.{os.getpid()}.part" if whole else target
+    try:
+        with open(part, "w", encoding="utf-8") as out:
+            yield out
+    except BaseException:
+        if whole and os.path.exists(part):
+            os.remove(part)
+        raise
+    if whole:
+        os.replace(part, target)
 
 
 def export(tape: Tape, fmt: str, out: TextIO, *, iteration: int | None = None,
