@@ -223,20 +223,28 @@ class DataLoader:
             batches = (order[b * size:(b + 1) * size] for b in range(len(self)))
         else:
             batches = iter(self.batch_sampler)
+        fetch = self._fetcher()
+        if not workers:
+            yield from map(fetch, batches)
+            return
         for k, indices in enumerate(batches):
-            with as_worker(workers[k % len(workers)] if workers else None):
-                batch = self._fetch(indices)
+            with as_worker(workers[k % len(workers)]):
+                batch = fetch(indices)
             yield batch  # outside the worker: the training loop's code is not a worker's
 
-    def _fetch(self, indices):
+    def _fetcher(self) -> Callable:
+        """indices -> batch, chosen once an epoch from the dataset and the loader's settings."""
+        dataset = self.dataset
         if self.batch_sampler is None:  # no batching: one sample, converted
-            return (self.collate_fn or default_convert)(self.dataset[indices])
-        if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
-            return self.dataset.get_batch(np.asarray(indices, dtype=np.int64))  # one gather per tensor
-        indices = [int(i) for i in indices]
-        getitems = getattr(self.dataset, "__getitems__", None)
-        samples = getitems(indices) if callable(getitems) else [self.dataset[i] for i in indices]
-        return (self.collate_fn or default_collate)(samples)
+            convert = self.collate_fn or default_convert
+            return lambda index: convert(dataset[index])
+        if self.collate_fn is None and hasattr(dataset, "get_batch"):  # one gather per tensor
+            return lambda indices: dataset.get_batch(np.asarray(indices, dtype=np.int64))
+        collate = self.collate_fn or default_collate
+        getitems = getattr(dataset, "__getitems__", None)
+        if callable(getitems):
+            return lambda indices: collate(getitems([int(i) for i in indices]))
+        return lambda indices: collate([dataset[int(i)] for i in indices])
 
     def _stream(self, workers: list[WorkerInfo]) -> Iterator:
         """Batches of an IterableDataset: each worker iterates it; batches come round-robin from the workers."""
