@@ -6,7 +6,7 @@ import math
 
 from engine import kernels
 from engine.backend import array_module
-from engine.optim.optimizer import Optimizer, check_betas, l2_gradient, zeros_state
+from engine.optim.optimizer import Optimizer, check_betas, decayed_gradient, decouples, zeros_state
 
 
 class Adam(Optimizer):
@@ -36,7 +36,7 @@ class Adam(Optimizer):
     def _gives_step(self, param, group: dict) -> bool:
         # the fused kernel keeps its step to itself; decoupled decay also scales the parameter
         return kernels.get("adam_update", array_module(param)) is None and not (
-            _decoupled(group) and group["weight_decay"])
+            decouples(group) and group["weight_decay"])
 
     def _update(self, param, grad, state: dict, group: dict):
         xp = array_module(param)
@@ -45,14 +45,10 @@ class Adam(Optimizer):
             state["step"] += 1
             fused(param, grad, state["exp_avg"].array, state["exp_avg_sq"].array,
                   state["max_exp_avg_sq"].array if group["amsgrad"] else None, state["step"], group,
-                  _decoupled(group))
+                  decouples(group))
             return None
-        lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        if _decoupled(group):
-            param *= 1 - lr * decay
-            grad = -grad if group["maximize"] else grad
-        else:
-            grad = l2_gradient(param, grad, group)
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        grad = decayed_gradient(param, grad, group)
         state["step"] += 1
         step = state["step"]
         exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
@@ -69,11 +65,6 @@ class Adam(Optimizer):
         step = step_size * exp_avg / denom
         param -= step
         return step
-
-
-def _decoupled(group: dict) -> bool:
-    """AdamW's decay (`p *= 1 - lr * weight_decay`) rather than Adam's L2 term added to the gradient."""
-    return bool(group.get("decoupled_weight_decay", False))
 
 
 class AdamW(Adam):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.backend import array_module
-from engine.optim.optimizer import Optimizer, check_betas, l2_gradient, zeros_state
+from engine.optim.optimizer import Optimizer, check_betas, decayed_gradient, decouples, l2_gradient, zeros_state
 
 
 class _AdamLike(Optimizer):
@@ -23,16 +23,7 @@ class _AdamLike(Optimizer):
 
     def _gives_step(self, param, group: dict) -> bool:
         # decoupled decay scales the parameter outside of the step returned
-        return not (group.get("decoupled_weight_decay") and group["weight_decay"])
-
-    @staticmethod
-    def _gradient(param, grad, group: dict):
-        """The gradient to descend; with `decoupled_weight_decay` the weights shrink here (AdamW's way)."""
-        if not group.get("decoupled_weight_decay"):
-            return l2_gradient(param, grad, group)
-        if group["weight_decay"] != 0:
-            param *= 1 - group["lr"] * group["weight_decay"]
-        return -grad if group["maximize"] else grad
+        return not (decouples(group) and group["weight_decay"])
 
     def _moments(self, grad, state: dict, group: dict):
         """Count the step and update both running averages: (step, exp_avg, exp_avg_sq) as arrays."""
@@ -64,7 +55,7 @@ class NAdam(_AdamLike):
 
     def _update(self, param, grad, state: dict, group: dict):
         xp = array_module(param)
-        grad = self._gradient(param, grad, group)
+        grad = decayed_gradient(param, grad, group)
         t, exp_avg, exp_avg_sq = self._moments(grad, state, group)
         lr, (beta1, beta2), decay = group["lr"], group["betas"], group["momentum_decay"]
         # the momentum weights of this step and the next, and the product of all so far
@@ -92,7 +83,7 @@ class RAdam(_AdamLike):
 
     def _update(self, param, grad, state: dict, group: dict):
         xp = array_module(param)
-        grad = self._gradient(param, grad, group)
+        grad = decayed_gradient(param, grad, group)
         t, exp_avg, exp_avg_sq = self._moments(grad, state, group)
         beta1, beta2 = group["betas"]
         bias_correction2 = 1 - beta2 ** t

@@ -335,6 +335,21 @@ def l2_gradient(param, grad, group: dict):
     return grad
 
 
+def decouples(group: dict) -> bool:
+    """AdamW's decay (`p *= 1 - lr * weight_decay`) rather than the L2 term added to the gradient."""
+    return bool(group.get("decoupled_weight_decay", False))
+
+
+def decayed_gradient(param, grad, group: dict):
+    """The gradient to descend for the Adam family: with `decoupled_weight_decay` the weights shrink here
+    (AdamW's way) and the gradient is only negated when maximizing; else `l2_gradient`."""
+    if not decouples(group):
+        return l2_gradient(param, grad, group)
+    if group["weight_decay"] != 0:
+        param *= 1 - group["lr"] * group["weight_decay"]
+    return -grad if group["maximize"] else grad
+
+
 def check_betas(betas) -> None:
     """Raise ValueError unless `betas` is a pair of numbers in [0, 1) (PyTorch's message)."""
     if not isinstance(betas, tuple | list) or len(betas) != 2:
