@@ -279,10 +279,14 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
 
 
 # ---- diagonals ---------------------------------------------------------------------------------------------
+def _diagonal_length(n_rows: int, n_cols: int, offset: int) -> int:
+    """How many elements the `offset`-th diagonal of an (n_rows, n_cols) matrix has."""
+    return max(0, min(n_rows + min(offset, 0), n_cols - max(offset, 0)))
+
+
 def _diagonal_index(n_rows: int, n_cols: int, offset: int):
     """Row and column indices of the `offset`-th diagonal of an (n_rows, n_cols) matrix."""
-    length = max(0, min(n_rows + min(offset, 0), n_cols - max(offset, 0)))
-    rows = np.arange(length) - min(offset, 0)
+    rows = np.arange(_diagonal_length(n_rows, n_cols, offset)) - min(offset, 0)
     return rows, rows + offset
 
 
@@ -299,7 +303,7 @@ def _diagonal_view(xp, x, offset: int, dim1: int, dim2: int):
     """The `offset`-th diagonal of dims dim1 and dim2 as a new last dim: a writable view of x's memory."""
     plane = xp.moveaxis(x, (dim1, dim2), (-2, -1))
     rows, cols = plane.shape[-2:]
-    length = max(0, min(rows + min(offset, 0), cols - max(offset, 0)))
+    length = _diagonal_length(rows, cols, offset)
     corner = plane[..., min(max(-offset, 0), rows):, min(max(offset, 0), cols):]  # starts at the first element
     step = plane.strides[-2] + plane.strides[-1]
     # numpy's own diagonal is a read-only view; as_strided gives one that in-place ops can write through
