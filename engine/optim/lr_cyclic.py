@@ -6,16 +6,30 @@ from __future__ import annotations
 
 import copy
 import math
-import types
 from collections.abc import Callable
 
-from engine.optim.lr_scheduler import LRScheduler, _per_group
+from engine.optim.lr_scheduler import LRScheduler, _per_group, function_state, load_function_state
 from engine.optim.optimizer import Optimizer
 
 _ANNEAL = {
     "cos": lambda start, end, pct: end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1),
     "linear": lambda start, end, pct: (end - start) * pct + start,
 }
+
+
+def _start_momentum(scheduler, optimizer: Optimizer, base_momentum, max_momentum, last_epoch: int):
+    """Check that `optimizer` has a momentum (or beta1) to cycle; on a fresh start set each group's to its
+    maximum and note both bounds in the group. Returns the per-group (lows, highs)."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+    lows = _per_group("base_momentum", optimizer, base_momentum)
+    highs = _per_group("max_momentum", optimizer, max_momentum)
+    if last_epoch == -1:
+        for group, high, low in zip(optimizer.param_groups, highs, lows):
+            scheduler._set_momentum(group, high)
+            group["max_momentum"] = high
+            group["base_momentum"] = low
+    return lows, highs
 
 
 class OneCycleLR(LRScheduler):
@@ -74,16 +88,7 @@ class OneCycleLR(LRScheduler):
         self.cycle_momentum = cycle_momentum
         self.use_beta1 = "betas" in optimizer.defaults
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and not self.use_beta1:
-                raise ValueError("optimizer must support momentum or beta1 with "
-                                 "`cycle_momentum` option enabled")
-            if last_epoch == -1:
-                highs = _per_group("max_momentum", optimizer, max_momentum)
-                lows = _per_group("base_momentum", optimizer, base_momentum)
-                for group, high, low in zip(groups, highs, lows):
-                    self._set_momentum(group, high)
-                    group["max_momentum"] = high
-                    group["base_momentum"] = low
+            _start_momentum(self, optimizer, base_momentum, max_momentum, last_epoch)
         super().__init__(optimizer, last_epoch)
 
     def _set_momentum(self, group: dict, value: float) -> None:
@@ -157,16 +162,9 @@ class CyclicLR(LRScheduler):
         self.scale_mode = scale_mode if scale_fn is not None else _CYCLIC_SCALE[mode][1]
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
             self.use_beta1 = "betas" in optimizer.defaults
-            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
-            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
-            if last_epoch == -1:
-                for high, low, group in zip(self.max_momentums, self.base_momentums, optimizer.param_groups):
-                    self._set_momentum(group, high)
-                    group["max_momentum"] = high
-                    group["base_momentum"] = low
+            self.base_momentums, self.max_momentums = _start_momentum(self, optimizer, base_momentum, max_momentum,
+                                                                      last_epoch)
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
@@ -192,14 +190,11 @@ class CyclicLR(LRScheduler):
     def state_dict(self) -> dict:
         """As the base; a `scale_fn` function is left out (None), a callable object keeps its attributes."""
         state = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "_scale_fn_custom")}
-        fn = self._scale_fn_custom
-        plain = fn is None or isinstance(fn, types.FunctionType)
-        state["_scale_fn_custom"] = None if plain else copy.deepcopy(vars(fn))
+        state["_scale_fn_custom"] = function_state(self._scale_fn_custom)
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         state = dict(state_dict)
         attrs = state.pop("_scale_fn_custom", None)
         super().load_state_dict(state)
-        if attrs is not None and self._scale_fn_custom is not None:
-            vars(self._scale_fn_custom).update(copy.deepcopy(attrs))
+        load_function_state(self._scale_fn_custom, attrs)

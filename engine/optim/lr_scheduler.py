@@ -130,6 +130,18 @@ def _warn_step_order(optimizer: Optimizer) -> None:
         warnings.warn(_STEP_ORDER, UserWarning, stacklevel=3)
 
 
+def function_state(fn) -> dict | None:
+    """What a state dict keeps of a user's schedule function: nothing of a plain function (None), a copy of
+    a callable object's attributes."""
+    return None if fn is None or isinstance(fn, types.FunctionType) else copy.deepcopy(vars(fn))
+
+
+def load_function_state(fn, attrs: dict | None) -> None:
+    """Give `fn` back the attributes `function_state` kept (nothing for a plain function)."""
+    if attrs is not None and fn is not None:
+        vars(fn).update(copy.deepcopy(attrs))
+
+
 class LambdaLR(LRScheduler):
     """lr = initial_lr * lr_lambda(epoch), one function per group (or one for all)."""
 
@@ -151,8 +163,7 @@ class LambdaLR(LRScheduler):
         """As the base, but functions are left out (None); callable objects keep their attributes."""
         state = {k: copy.deepcopy(v) for k, v in self.__dict__.items()
                  if k not in ("optimizer", "lr_lambdas")}
-        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else copy.deepcopy(vars(fn))
-                               for fn in self.lr_lambdas]
+        state["lr_lambdas"] = [function_state(fn) for fn in self.lr_lambdas]
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -160,8 +171,7 @@ class LambdaLR(LRScheduler):
         saved_lambdas = state.pop("lr_lambdas", [None] * len(self.lr_lambdas))
         super().load_state_dict(state)
         for fn, attrs in zip(self.lr_lambdas, saved_lambdas):
-            if attrs is not None:
-                vars(fn).update(copy.deepcopy(attrs))
+            load_function_state(fn, attrs)
 
 
 class MultiplicativeLR(LambdaLR):
