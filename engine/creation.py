@@ -449,14 +449,13 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
         raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {input.ndim}-d")
     if not isinstance(num_samples, numbers.Integral) or isinstance(num_samples, bool) or num_samples <= 0:
         raise RuntimeError(f"multinomial: num_samples must be a positive integer, got {num_samples!r}")
-    host = input._host().astype(np.float64).reshape(-1, input.shape[-1])
-    if (host < 0).any() or not np.isfinite(host).all() or (host.sum(1) <= 0).any():
-        raise RuntimeError("multinomial: the weights must be finite and non-negative, with a positive sum per row")
-    if not replacement and num_samples > (host > 0).sum(1).min():
-        raise RuntimeError(f"multinomial: cannot sample {num_samples} samples without replacement from a row "
-                           f"with {(host > 0).sum(1).min()} non-zero weights")
     xp = backend.array_module(input.array)
-    w = input.array.astype(np.float64).reshape(host.shape)
+    w = input.array.astype(np.float64).reshape(-1, input.shape[-1])  # checked where it is: no host copy
+    if bool((w < 0).any() | ~xp.isfinite(w).all() | (w.sum(1) <= 0).any()):
+        raise RuntimeError("multinomial: the weights must be finite and non-negative, with a positive sum per row")
+    if not replacement and num_samples > (nonzero := int((w > 0).sum(1).min())):
+        raise RuntimeError(f"multinomial: cannot sample {num_samples} samples without replacement from a row "
+                           f"with {nonzero} non-zero weights")
     rows, k = w.shape
 
     def draw(g):
