@@ -504,11 +504,8 @@ class MainWindow(QMainWindow):
         try:
             session = session or ReplaySession(path)
         except (TapeError, OSError) as err:
-            text = str(err)  # a TapeError names the file already: "PATH: damaged tape", "PATH was written by"
-            if text.startswith(path):
-                text = text[len(path):].lstrip(":").strip()
-                text = f"it {text}" if text.startswith(("was ", "is ")) else text
-            self.show_message(f"Cannot open {path}: {text}", "error")
+            text = str(err)  # a TapeError names the file already ("PATH: damaged tape (...)"); an OSError may not
+            self.show_message(f"Cannot open {text if text.startswith(f'{path}: ') else f'{path}: {text}'}", "error")
             return False
         self._start(session)
         self._add_recent(os.path.abspath(path))

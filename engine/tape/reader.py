@@ -226,7 +226,7 @@ class Tape:
             import engine
 
             writer = printable(meta.get("tapescope_version", "?"))
-            raise TapeError(f"{self.path} was written by tapescope {writer} (tape format {version}); this is "
+            raise TapeError(f"{self.path}: it was written by tapescope {writer} (tape format {version}); this is "
                             f"tapescope {engine.__version__}, which reads tape format "
                             f"{schema.FORMAT_VERSION}: upgrade tapescope to open it")
         for table in schema.TABLES:
