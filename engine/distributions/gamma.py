@@ -20,33 +20,33 @@ from engine.distributions import constraints
 from engine.distributions.distribution import Distribution
 from engine.distributions.utils import broadcast_all
 from engine.ops.special import _digamma, digamma, lgamma, xlogy
-from engine.ops.special_incomplete import gammainc
+from engine.ops.special_incomplete import _converge, gammainc
 from engine.tensor import Tensor
-
-_MAX_TERMS = 1_000_000
 
 
 def standard_gamma_grad(xp, alpha, x):
-    """dx/dalpha of a Gamma(alpha, 1) sample x held at its CDF value, computed in float64."""
+    """dx/dalpha of a Gamma(alpha, 1) sample x held at its CDF value, computed in float64 (NaN where the
+    series did not converge)."""
     alpha, x = alpha.astype(np.float64), x.astype(np.float64)
     log_x = xp.log(x)
-    c = 1 / alpha                      # x^n Gamma(alpha) / Gamma(alpha + n + 1)
-    psi = _digamma(xp, alpha + 1)      # digamma(alpha + n + 1), by its recurrence
-    total = c * (log_x - psi)
-    n = 0
-    while n < _MAX_TERMS:
-        for _ in range(32):
-            n += 1
-            c = c * x / (alpha + n)
-            psi = psi + 1 / (alpha + n)
-            term = c * (log_x - psi)
-            total = total + term
-        # past the peak the terms fall at least geometrically (ratio r = x / (alpha + n)): bound the rest
-        r = x / (alpha + n)
+
+    def step(state, n):  # c = x^n Gamma(alpha) / Gamma(alpha + n + 1), psi = digamma(alpha + n + 1)
+        _, c, psi, total, _ = state
+        k = alpha + n
+        c = c * x / k
+        psi = psi + 1 / k
+        term = c * (log_x - psi)
+        return k, c, psi, total + term, term
+
+    def done(state):  # past the peak the terms fall at least geometrically (ratio r): bound the rest
+        k, _, _, total, term = state
+        r = x / k
         rest = xp.where(r < 1, xp.abs(term) * r / xp.maximum(1 - r, 1e-300), np.inf)
-        if bool((rest <= 1e-16 * xp.abs(total)).all()):
-            break
-    return -x * total
+        return rest <= 1e-16 * xp.abs(total)
+
+    c, psi = 1 / alpha, _digamma(xp, alpha + 1)
+    first = c * (log_x - psi)
+    return -x * _converge(xp, (alpha, c, psi, first, first), step, done, 3)
 
 
 class StandardGamma(Function):
