@@ -30,16 +30,15 @@ class Sampler:
     """Indices into a dataset, one epoch per iteration."""
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.epoch().tolist())
+        return iter(self._indices().tolist())
 
     def __len__(self) -> int:
         raise NotImplementedError
 
-    def epoch(self) -> np.ndarray:
-        """One epoch's indices as an int64 array (what a DataLoader slices its batches from)."""
-        if type(self).__iter__ is Sampler.__iter__:
-            raise NotImplementedError(f"{type(self).__name__} must define __iter__ (or epoch)")
-        return np.fromiter(iter(self), dtype=np.int64)
+    def _indices(self) -> np.ndarray:
+        """One epoch's indices as an int64 array, what a DataLoader slices its batches from (the engine's own
+        samplers; a subclass defines __iter__, as for torch; `epoch` is left free for its own use)."""
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
 
 
 class SequentialSampler(Sampler):
@@ -48,10 +47,7 @@ class SequentialSampler(Sampler):
     def __init__(self, data_source) -> None:
         self.data_source = data_source
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(len(self.data_source)))
-
-    def epoch(self) -> np.ndarray:
+    def _indices(self) -> np.ndarray:
         return np.arange(len(self.data_source))
 
     def __len__(self) -> int:
@@ -71,7 +67,7 @@ class RandomSampler(Sampler):
     def num_samples(self) -> int:
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
-    def epoch(self) -> np.ndarray:
+    def _indices(self) -> np.ndarray:
         n, rng = len(self.data_source), _rng(self.generator)
         if self.replacement:
             return rng.integers(0, n, self.num_samples)
@@ -93,7 +89,7 @@ class SubsetRandomSampler(Sampler):
         self.indices, self.generator = list(indices), generator
         _rng(generator)
 
-    def epoch(self) -> np.ndarray:
+    def _indices(self) -> np.ndarray:
         return np.asarray(self.indices, dtype=np.int64)[_rng(self.generator).permutation(len(self.indices))]
 
     def __len__(self) -> int:
@@ -117,7 +113,7 @@ class WeightedRandomSampler(Sampler):
         self.weights, self.replacement, self.generator = w, bool(replacement), generator
         _rng(generator)
 
-    def epoch(self) -> np.ndarray:
+    def _indices(self) -> np.ndarray:
         p = self.weights / self.weights.sum()
         return _rng(self.generator).choice(len(p), self.num_samples, replace=self.replacement, p=p)
 
@@ -174,7 +170,7 @@ class DistributedSampler(Sampler):
         """Use epoch `epoch`'s order next (without it, every epoch repeats the same shuffle)."""
         self.epoch = int(epoch)
 
-    def epoch_indices(self) -> np.ndarray:
+    def _indices(self) -> np.ndarray:
         n = len(self.dataset)
         order = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
         if self.drop_last:
@@ -183,15 +179,12 @@ class DistributedSampler(Sampler):
             order = np.resize(order, self.total_size)
         return order[self.rank:self.total_size:self.num_replicas]
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.epoch_indices().tolist())
-
     def __len__(self) -> int:
         return self.num_samples
 
 
 def _epoch(sampler) -> np.ndarray:
     """One epoch of any iterable of indices, as an array (fast for the engine's own samplers)."""
-    if isinstance(sampler, Sampler) and callable(sampler.epoch):  # DistributedSampler's epoch is a number
-        return sampler.epoch()
+    if type(sampler).__iter__ is Sampler.__iter__:  # not a subclass that iterates in its own way
+        return sampler._indices()
     return np.fromiter(iter(sampler), dtype=np.int64)

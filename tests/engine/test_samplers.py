@@ -117,3 +117,27 @@ def test_a_sampler_that_defines_no_order_says_so():
 
     with pytest.raises(NotImplementedError, match="Broken must define __iter__"):
         list(DataLoader(dataset(), batch_size=2, sampler=Broken()))
+
+
+def test_a_subclass_that_iterates_its_own_way_is_iterated_by_the_loader():
+    class Reversed(SequentialSampler):  # a person's sampler on top of one of the engine's own
+        def __iter__(self):
+            return iter(reversed(range(len(self.data_source))))
+
+    loader = DataLoader(list(range(5)), batch_size=2, sampler=Reversed(range(5)))
+    assert [b.tolist() for b in loader] == [[4, 3], [2, 1], [0]]
+
+
+def test_a_subclass_may_keep_its_own_epoch_counter_as_torch_samplers_do():
+    class Epochs(RandomSampler):
+        def __init__(self, data) -> None:
+            super().__init__(data)
+            self.epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+    sampler = Epochs(range(6))
+    sampler.set_epoch(3)
+    batches = [b.tolist() for b in DataLoader(list(range(6)), batch_size=6, sampler=sampler)]
+    assert sorted(batches[0]) == list(range(6)) and sampler.epoch == 3
