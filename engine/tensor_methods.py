@@ -27,6 +27,8 @@ METHODS = (
     "expm1", "log2", "log10", "sinh", "cosh", "asin", "acos", "atan", "dot", "mv", "broadcast_to", "tile",
     "erfc", "erfinv", "lgamma", "digamma", "xlogy", "logit", "mvlgamma", "diagonal", "diag", "diag_embed",
     "inverse", "det", "slogdet", "logdet", "cholesky", "nansum", "nanmean", "nanmedian", "i0",
+    "cumprod", "cummax", "cummin", "logcumsumexp", "take_along_dim", "histc", "kthvalue", "mode", "quantile",
+    "nanquantile",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
            "negative": "neg", "absolute": "abs", "swapdims": "transpose", "moveaxis": "movedim",
@@ -37,7 +39,8 @@ INPLACE = ("add", "sub", "mul", "div", "pow", "clamp", "neg", "exp", "log", "sqr
            "relu", "masked_fill", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_fill", "tril",
            "triu", "sign", "sin", "cos", "square", "reciprocal", "remainder", "lerp", "addcmul", "addcdiv",
            "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "addmm", "clamp_min",
-           "clamp_max", "expm1", "log2", "log10", "erfc", "erfinv", "lgamma", "digamma", "xlogy", "logit", "i0")
+           "clamp_max", "expm1", "log2", "log10", "erfc", "erfinv", "lgamma", "digamma", "xlogy", "logit", "i0",
+           "cumprod")
 # Operators: (dunder, function, reflected dunder or None, in-place dunder or None)
 OPERATORS = (
     ("__add__", "add", "__radd__", "__iadd__"),

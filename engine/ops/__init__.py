@@ -34,8 +34,10 @@ from engine.ops.linalg import (
 )
 from engine.ops.linalg import inv as inverse
 from engine.ops.nn import one_hot
+from engine.ops.order import *  # noqa: F403
 from engine.ops.pointwise import *  # noqa: F403
 from engine.ops.reduce import *  # noqa: F403
+from engine.ops.scan import *  # noqa: F403
 from engine.ops.search import *  # noqa: F403
 from engine.ops.sequence import *  # noqa: F403
 from engine.ops.shape import *  # noqa: F403

@@ -14,7 +14,8 @@ from engine.ops.index import _check_range, masked_fill, scatter_add_into
 from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
-__all__ = ["gather", "index_add", "index_fill", "index_select", "scatter", "scatter_add", "scatter_reduce"]
+__all__ = ["gather", "index_add", "index_fill", "index_select", "scatter", "scatter_add", "scatter_reduce",
+           "take_along_dim"]
 
 
 # ---- gather, scatter_add, index_select --------------------------------------------------------
@@ -110,6 +111,34 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
     _check_index_shape("gather", x, dim, idx)
     _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim)
     return Gather.apply(x, index, dim=dim)
+
+
+def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Tensor:
+    """input read at `indices` along `dim`, the other dims broadcast (of the flattened input when dim is
+    None), as torch.take_along_dim; negative indices count from the end."""
+    idx = _index_array("take_along_dim", indices)
+    if idx.dtype != np.int64:
+        raise RuntimeError(f"take_along_dim(): indices must be int64, got {indices.dtype.name}")
+    if dim is None:
+        input, idx, dim = input.reshape(-1), idx.reshape(-1), 0
+    elif input.ndim != idx.ndim:
+        raise ShapeError(f"take_along_dim(): input {tuple(input.shape)} and indices {tuple(idx.shape)} must have "
+                         "the same number of dimensions")
+    dim = _dim(dim, input.ndim)
+    n = input.shape[dim] if input.ndim else 1
+    _check_range(idx, -n, n, dim, "take_along_dim", input.shape)
+    xp = array_module(idx)
+    idx = xp.where(idx < 0, idx + n, idx)
+    if not input.ndim:
+        return gather(input, 0, Tensor._wrap(idx))
+    try:
+        shape = list(np.broadcast_shapes(*((*s[:dim], 1, *s[dim + 1:]) for s in (input.shape, idx.shape))))
+    except ValueError:
+        raise ShapeError(f"take_along_dim(): input {tuple(input.shape)} and indices {tuple(idx.shape)} do not "
+                         f"broadcast apart from dimension {dim}") from None
+    x = input.expand(*shape[:dim], n, *shape[dim + 1:])
+    idx = xp.broadcast_to(idx, (*shape[:dim], idx.shape[dim], *shape[dim + 1:]))
+    return gather(x, dim, Tensor._wrap(idx))
 
 
 def scatter_add(x: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
