@@ -8,6 +8,8 @@ each window's share back the same way.
 
 from __future__ import annotations
 
+import math
+
 from engine.autograd.function import Function
 from engine.backend import array_module
 from engine.ops.conv import ints
@@ -26,7 +28,8 @@ from engine.tensor import Tensor
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
     "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "lp_pool1d",
-    "lp_pool2d", "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+    "lp_pool2d", "lp_pool3d", "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d", "max_unpool2d",
+    "max_unpool3d",
 ]
 
 
@@ -111,15 +114,24 @@ def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
                      divisor_override)
 
 
-def lp_pool2d(input: Tensor, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> Tensor:
-    """Power-average pooling (sum of x**p over each window)**(1/p), as torch.nn.functional.lp_pool2d."""
-    kh, kw = ints(kernel_size, 2, "kernel_size", "lp_pool2d")
-    out = avg_pool2d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
-    return (out.sign() * out.abs().relu()).mul(kh * kw).pow(1.0 / norm_type)
+def _lp_pool(avg_pool, spatial: int, input: Tensor, norm_type: float, kernel_size, stride,
+             ceil_mode: bool) -> Tensor:
+    """(sum of x**p over each window)**(1/p): the window's mean of x**p times its size, as PyTorch computes it."""
+    kernel = ints(kernel_size, spatial, "kernel_size", f"lp_pool{spatial}d")
+    out = avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    return (out.sign() * out.abs().relu()).mul(math.prod(kernel)).pow(1.0 / norm_type)
 
 
 def lp_pool1d(input: Tensor, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> Tensor:
     """Power-average pooling over (N, C, L) windows, as torch.nn.functional.lp_pool1d."""
-    (k,) = ints(kernel_size, 1, "kernel_size", "lp_pool1d")
-    out = avg_pool1d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
-    return (out.sign() * out.abs().relu()).mul(k).pow(1.0 / norm_type)
+    return _lp_pool(avg_pool1d, 1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input: Tensor, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling (sum of x**p over each window)**(1/p), as torch.nn.functional.lp_pool2d."""
+    return _lp_pool(avg_pool2d, 2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(input: Tensor, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling over (N, C, D, H, W) windows, as torch.nn.functional.lp_pool3d."""
+    return _lp_pool(avg_pool3d, 3, input, norm_type, kernel_size, stride, ceil_mode)

@@ -51,17 +51,27 @@ class LRScheduler:
         return self._last_lr
 
     def step(self, epoch: int | None = None) -> None:
-        """Advance one epoch (or batch) and set the optimizer's learning rates."""
-        if epoch is not None:
-            raise TypeError("step(epoch) is deprecated in PyTorch and not supported here: call step() once "
-                            "per epoch, or build the scheduler with last_epoch=epoch")
+        """Advance one epoch (or batch) and set the optimizer's learning rates.
+
+        `step(epoch)` is deprecated, as in PyTorch: it jumps to `epoch` and warns, and the rate comes from
+        the scheduler's closed form where it has one (from the initial rates, so changes by hand are lost).
+        """
         if self._step_count == 1:
             _warn_step_order(self.optimizer)
         self._step_count += 1
-        self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        for group, lr in zip(self.optimizer.param_groups, self._advance(epoch)):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _advance(self, epoch) -> list[float]:
+        """Move to the next epoch, or to `epoch`; the rates there."""
+        if epoch is None:
+            self.last_epoch += 1
+            return self.get_lr()
+        warnings.warn(EPOCH_DEPRECATION, UserWarning, stacklevel=3)
+        self.last_epoch = epoch
+        closed_form = getattr(self, "_get_closed_form_lr", None)
+        return closed_form() if closed_form is not None else self.get_lr()
 
     def _restart(self) -> None:
         """Start over at epoch 0 from the initial rates (what SequentialLR does at a milestone)."""
@@ -95,6 +105,10 @@ class _LRScheduler(LRScheduler):
     """The old name of LRScheduler, kept by PyTorch for subclasses written against it."""
 
 
+# the start of PyTorch's words, which scripts filter warnings by
+EPOCH_DEPRECATION = ("The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
+                     "possible. Please use `scheduler.step()` to step the scheduler. With an epoch, a scheduler that "
+                     "has a closed form computes the rate from it, from the initial rates.")
 _STEP_ORDER = ("Detected call of `lr_scheduler.step()` before `optimizer.step()`. In PyTorch 1.1.0 and later, "
                "you should call them in the opposite order: `optimizer.step()` before `lr_scheduler.step()`.  "
                "Failure to do this will result in PyTorch skipping the first value of the learning rate "
@@ -199,6 +213,9 @@ class StepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
 
 class MultiStepLR(LRScheduler):
     """Multiply the rate by `gamma` at each milestone epoch (a repeated milestone multiplies again)."""
@@ -217,6 +234,10 @@ class MultiStepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma ** times for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        passed = sum(times for m, times in self.milestones.items() if m <= self.last_epoch)
+        return [base * self.gamma ** passed for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the rate by `gamma` every epoch."""
@@ -229,6 +250,9 @@ class ExponentialLR(LRScheduler):
         if self._is_initial:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -254,6 +278,11 @@ class CosineAnnealingLR(LRScheduler):
         ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
         return [ratio * (lr - low) + low for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        low = self.eta_min
+        return [low + (base - low) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base in self.base_lrs]
+
 
 class ConstantLR(LRScheduler):
     """Scale the rate by `factor` for the first `total_iters` epochs, then restore it."""
@@ -273,6 +302,10 @@ class ConstantLR(LRScheduler):
         if self.last_epoch == self.total_iters:
             return [lr / self.factor for lr in lrs]
         return lrs
+
+    def _get_closed_form_lr(self) -> list[float]:
+        done = self.last_epoch >= self.total_iters
+        return [base * (self.factor + done * (1 - self.factor)) for base in self.base_lrs]
 
 
 class LinearLR(LRScheduler):
@@ -300,6 +333,10 @@ class LinearLR(LRScheduler):
         ratio = 1.0 + (end - start) / (n * start + (t - 1) * (end - start))
         return [lr * ratio for lr in lrs]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        start, end, n = self.start_factor, self.end_factor, self.total_iters
+        return [base * (start + (end - start) * min(n, self.last_epoch) / n) for base in self.base_lrs]
+
 
 class CosineAnnealingWarmRestarts(LRScheduler):
     """Cosine from the initial rate to `eta_min` over `T_0` epochs, restarting; each period `T_mult` times longer."""
@@ -311,24 +348,41 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         if not isinstance(T_mult, int) or T_mult < 1:
             raise ValueError(f"CosineAnnealingWarmRestarts: T_mult must be an integer >= 1, got {T_mult!r}")
         self.T_0 = T_0
+        self.T_i = T_0  # the length of the current period
         self.T_mult = T_mult
         self.eta_min = eta_min
+        self.T_cur = last_epoch  # epochs (a float when stepped per batch) since the last restart
         super().__init__(optimizer, last_epoch)
 
-    def period(self) -> tuple[int, int]:
-        """(T_cur, T_i): epochs since the last restart, and the length of the current period."""
-        t_cur, t_i = self.last_epoch, self.T_0
-        if self.T_mult == 1:
-            return t_cur % t_i, t_i
-        while t_cur >= t_i:  # integer steps, so restarts land exactly where PyTorch's counting puts them
-            t_cur -= t_i
-            t_i *= self.T_mult
-        return t_cur, t_i
-
     def get_lr(self) -> list[float]:
-        t_cur, t_i = self.period()
         low = self.eta_min
-        return [low + (base - low) * (1 + math.cos(math.pi * t_cur / t_i)) / 2 for base in self.base_lrs]
+        return [low + (base - low) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2 for base in self.base_lrs]
+
+    def _advance(self, epoch: float | None) -> list[float]:
+        """Advance one epoch, or go to `epoch` (no warning: here a float, such as `epoch + i / iters`, is how
+        a person steps once per batch)."""
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        elif epoch < 0:
+            raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+        elif epoch >= self.T_0:
+            if self.T_mult == 1:
+                self.T_cur = epoch % self.T_0
+            else:  # the period `epoch` falls in, by PyTorch's formula, for identical rates
+                n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                self.T_i = self.T_0 * self.T_mult ** n
+        else:
+            self.T_i = self.T_0
+            self.T_cur = epoch
+        self.last_epoch = math.floor(epoch)
+        return self.get_lr()
 
 
 class _OfSchedulers(LRScheduler):
@@ -411,6 +465,10 @@ class PolynomialLR(LRScheduler):
         ratio = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
         return [lr * ratio for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        n = self.total_iters
+        return [base * (1.0 - min(n, self.last_epoch) / n) ** self.power for base in self.base_lrs]
+
 
 class ChainedScheduler(_OfSchedulers):
     """Step several schedulers of one optimizer together, each scaling the rate the previous one set."""
@@ -482,11 +540,12 @@ class ReduceLROnPlateau(LRScheduler):
 
     def step(self, metrics, epoch: int | None = None) -> None:  # type: ignore[override]
         """Record this epoch's metric (a number or 0-d tensor) and reduce the rates after a plateau."""
-        if epoch is not None:
-            raise TypeError("step(metrics, epoch) is deprecated in PyTorch and not supported here: "
-                            "call step(metrics)")
         current = float(metrics)
-        self.last_epoch += 1
+        if epoch is None:
+            epoch = self.last_epoch + 1
+        else:
+            warnings.warn(EPOCH_DEPRECATION, UserWarning, stacklevel=2)
+        self.last_epoch = epoch
         if self._is_better(current, self.best):
             self.best = current
             self.num_bad_epochs = 0

@@ -196,7 +196,7 @@ def test_errors_are_clear():
         sched.step()
     with pytest.raises(ValueError, match=r"Tried to step 4 times\. The specified number of total steps is 3"):
         sched.step()
-    with pytest.raises(TypeError, match="deprecated"):
+    with pytest.warns(UserWarning, match=r"epoch parameter in `scheduler.step\(\)` was not necessary"):
         lr_scheduler.StepLR(make_optimizer(engine), step_size=2).step(3)
     with pytest.raises(ValueError, match="unknown keys"):
         lr_scheduler.StepLR(make_optimizer(engine), step_size=2).load_state_dict({"T_max": 3})

@@ -241,3 +241,9 @@ class LPPool2d(_LPPoolNd):
     """Lp pooling of (N, C, H, W) inputs."""
 
     function = staticmethod(F.lp_pool2d)
+
+
+class LPPool3d(_LPPoolNd):
+    """Lp pooling of (N, C, D, H, W) inputs."""
+
+    function = staticmethod(F.lp_pool3d)

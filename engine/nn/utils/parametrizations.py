@@ -1,14 +1,171 @@
-"""Weight and spectral normalisation as parametrizations, as torch.nn.utils.parametrizations."""
+"""Orthogonal matrices, weight and spectral normalisation as parametrizations, as
+torch.nn.utils.parametrizations."""
 
 from __future__ import annotations
 
+import math
+
 import engine
+from engine.autograd.function import Function
 from engine.autograd.grad_mode import no_grad
+from engine.backend import array_module
 from engine.nn import functional as F
 from engine.nn.layers.conv import _ConvTransposeNd
 from engine.nn.module import Module
 from engine.nn.utils import parametrize
 from engine.tensor import Tensor
+
+
+def _expm(xp, a):
+    """exp of each square matrix of `a` (..., n, n): scaling and squaring around a degree-18 Taylor series,
+    which is exact to float64 rounding once the matrix is scaled to a 1-norm of at most 1/2."""
+    norm = float(xp.abs(a).sum(axis=-2).max()) if a.size else 0.0
+    squarings = math.ceil(math.log2(norm / 0.5)) if norm > 0.5 else 0
+    a = a / 2.0 ** squarings
+    out = xp.eye(a.shape[-1], dtype=a.dtype) + xp.zeros_like(a)
+    for k in range(18, 0, -1):  # Horner: I + a/1 (I + a/2 (I + ... a/18))
+        out = xp.eye(a.shape[-1], dtype=a.dtype) + (a @ out) / k
+    for _ in range(squarings):
+        out = out @ out
+    return out
+
+
+class MatrixExp(Function):
+    """exp(A) of each square matrix of (..., n, n), as torch.matrix_exp."""
+
+    op = "matrix_exp"
+
+    def forward(ctx, a):
+        ctx.save(a)
+        return _expm(array_module(a), a)
+
+    def backward(ctx, grad):
+        # the adjoint of the Frechet derivative: exp([[A^T, G], [0, A^T]]) holds it in its top-right block
+        (a,) = ctx.saved
+        xp, n = array_module(a), a.shape[-1]
+        block = xp.zeros((*grad.shape[:-2], 2 * n, 2 * n), dtype=grad.dtype)
+        block[..., :n, :n] = block[..., n:, n:] = xp.swapaxes(a, -1, -2)
+        block[..., :n, n:] = grad
+        return _expm(xp, block)[..., :n, n:]
+
+
+def householder_product(A: Tensor, tau: Tensor) -> Tensor:
+    """The first k columns of H_1 ... H_k for (..., n, k) `A`, H_i = I - tau_i v_i v_i^T with v_i column i of
+    A below the diagonal and 1 on it, as torch.linalg.householder_product (composed of engine ops)."""
+    n, k = A.shape[-2], A.shape[-1]
+    eye = engine.eye(n, k, dtype=A.dtype, device=A.device)
+    V = A.tril(-1) + eye
+    Q = eye
+    for i in reversed(range(k)):
+        v = V[..., :, i:i + 1]
+        Q = Q - tau[..., i:i + 1].unsqueeze(-1) * (v @ (v.mT @ Q))
+    return Q
+
+
+_ORTHOGONAL_MAPS = ("matrix_exp", "cayley", "householder")
+
+
+def _orthogonalized(q):
+    """The Q of q = QR (a raw array) with R's diagonal made non-negative, as PyTorch's _make_orthogonal."""
+    xp = array_module(q)
+    Q, R = xp.linalg.qr(q)
+    return Q * xp.sign(xp.diagonal(R, axis1=-2, axis2=-1))[..., None, :]
+
+
+def _is_orthogonal(q) -> bool:
+    xp = array_module(q)
+    n, k = q.shape[-2], q.shape[-1]
+    eps = 10.0 * n * xp.finfo(q.dtype).eps
+    return bool(xp.allclose(xp.swapaxes(q, -1, -2) @ q, xp.eye(k, dtype=q.dtype), atol=eps))
+
+
+class _Orthogonal(Module):
+    """An orthogonal (..., n, k) matrix from an unconstrained one: orthonormal columns (rows when n < k)."""
+
+    def __init__(self, weight: Tensor, orthogonal_map: str, *, use_trivialization: bool = True) -> None:
+        super().__init__()
+        self.shape = weight.shape
+        self.orthogonal_map = orthogonal_map
+        if use_trivialization:
+            self.register_buffer("base", None)  # filled by right_inverse: Q = base @ map(original)
+
+    def forward(self, X: Tensor) -> Tensor:
+        n, k = X.shape[-2], X.shape[-1]
+        transposed = n < k
+        if transposed:
+            X = X.mT
+            n, k = k, n
+        if self.orthogonal_map in ("matrix_exp", "cayley"):
+            X = X.tril()  # n*k - k*(k-1)/2 free numbers: the skew-symmetric A below needs no more
+            if n != k:
+                X = engine.cat([X, X.new_zeros(n, n - k).expand(*X.shape[:-2], -1, -1)], dim=-1)
+            A = X - X.mT
+            if self.orthogonal_map == "matrix_exp":
+                Q = MatrixExp.apply(A)
+            else:  # the Cayley map (I + A/2)(I - A/2)^-1
+                eye = engine.eye(n, dtype=A.dtype, device=A.device)
+                Q = engine.linalg.solve(eye - A * 0.5, eye + A * 0.5)
+            if n != k:
+                Q = Q[..., :k]
+        else:
+            A = X.tril(-1)
+            Q = householder_product(A, 2.0 / (1.0 + (A * A).sum(dim=-2)))
+            # the diagonal of X holds the signs (1 or -1); like PyTorch, no gradient flows into it
+            Q = Q * X.diagonal(dim1=-2, dim2=-1).int().unsqueeze(-2)
+        if "base" in self._buffers:
+            Q = self.base @ Q
+        return Q.mT if transposed else Q
+
+    def right_inverse(self, Q: Tensor) -> Tensor:
+        """The original to store so that the parametrized matrix is `Q` (orthogonalized first if it is not)."""
+        if Q.shape != self.shape:
+            raise ValueError(f"Expected a matrix or batch of matrices of shape {tuple(self.shape)}. "
+                             f"Got a tensor of shape {tuple(Q.shape)}.")
+        q = Q.detach().array
+        xp, n, k = array_module(q), q.shape[-2], q.shape[-1]
+        if n < k:
+            q, n, k = xp.swapaxes(q, -1, -2), k, n
+        if "base" not in self._buffers:
+            if self.orthogonal_map != "householder":
+                raise NotImplementedError("It is not possible to assign to the matrix exponential or the Cayley "
+                                          "parametrizations when use_trivialization=False.")
+            h, tau = xp.linalg.qr(q, mode="raw")  # LAPACK's geqrf: reflectors below the diagonal, R above
+            a = xp.swapaxes(h, -1, -2).copy()
+            diag = xp.sign(xp.diagonal(a, axis1=-2, axis2=-1))
+            diag = xp.where(tau == 0.0, -diag, diag)  # a reflector LAPACK skipped: the sign flip undoes ours
+            cells = xp.arange(k)
+            a[..., cells, cells] = diag
+            return Tensor._wrap(xp.swapaxes(a, -1, -2) if Q.shape[-2] < Q.shape[-1] else a)
+        if n == k:
+            q = q.copy() if _is_orthogonal(q) else _orthogonalized(q)
+        else:  # complete the columns to a square orthogonal matrix with random ones
+            extra = engine.randn(*q.shape[:-2], n, n - k, dtype=Q.dtype, device=Q.device).array
+            q = _orthogonalized(xp.concatenate([q, extra], axis=-1))
+        self.base = Tensor._wrap(q)
+        # -I as the original makes householder(original) the identity (matrix_exp and cayley ignore the diagonal)
+        neg_eye = xp.zeros(Q.shape, dtype=q.dtype)
+        cells = xp.arange(k)
+        neg_eye[..., cells, cells] = -1.0
+        return Tensor._wrap(neg_eye)
+
+
+def orthogonal(module: Module, name: str = "weight", orthogonal_map: str | None = None, *,
+               use_trivialization: bool = True) -> Module:
+    """Keep `module.<name>` an orthogonal matrix (or batch of them) on every access, as
+    torch.nn.utils.parametrizations.orthogonal; `orthogonal_map` is "matrix_exp", "cayley" or "householder"."""
+    weight = getattr(module, name, None)
+    if not isinstance(weight, Tensor):
+        raise ValueError(f"Module '{type(module).__name__}' has no parameter or buffer with name '{name}'")
+    if weight.ndim < 2:
+        raise ValueError(f"Expected a matrix or batch of matrices. Got a tensor of {weight.ndim} dimensions.")
+    if orthogonal_map is None:
+        orthogonal_map = "matrix_exp" if weight.shape[-2] == weight.shape[-1] else "householder"
+    if orthogonal_map not in _ORTHOGONAL_MAPS:
+        raise ValueError(f'orthogonal_map has to be one of "matrix_exp", "cayley", "householder". '
+                         f"Got: {orthogonal_map}")
+    orth = _Orthogonal(weight, orthogonal_map, use_trivialization=use_trivialization)
+    parametrize.register_parametrization(module, name, orth, unsafe=True)
+    return module
 
 
 def norm_except_dim(v: Tensor, dim: int) -> Tensor:
@@ -105,4 +262,4 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
     return module
 
 
-__all__ = ["spectral_norm", "weight_norm"]
+__all__ = ["orthogonal", "spectral_norm", "weight_norm"]
