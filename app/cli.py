@@ -334,7 +334,7 @@ def _export(args) -> int:
     with engine.tape.open(args.tape) as tape:
         if args.iteration is not None:
             _check_iteration(tape, args)
-        total = progress_total(tape, args.format)
+        total = progress_total(tape, args.format, args.iteration)
         try:
             with _output(args.output, args.tape) as out, _progress(total, f"export {args.format}") as bar:
                 export(tape, args.format, out, iteration=args.iteration, progress=bar.update)

@@ -88,7 +88,7 @@ class ExportJob(QObject):
         self.thread.start()
 
     def cancel(self) -> None:
-        """Stop at the next progress report (a DOT export, which reports none, is discarded at its end)."""
+        """Stop at the next progress report (every few thousand events); nothing is written."""
         self._cancel.set()
 
     def _progress(self, n: int) -> None:  # on the worker thread, between chunks of events
@@ -109,7 +109,7 @@ class ExportJob(QObject):
                 self.sized.emit(progress_total(tape, self.format.name))
                 with whole_file(self.path) as out:
                     export(tape, self.format.name, out, progress=self._progress)
-                    if self._cancel.is_set():  # a DOT export reports no progress: discarded at its end
+                    if self._cancel.is_set():  # pressed after the last report: still nothing written
                         raise _Cancelled
         except _Cancelled:
             self.ended.emit("cancelled", "")

@@ -33,6 +33,9 @@ class OpEvent:
     dtype: str
     device: str
     requires_grad: bool
+    # the op's keyword settings (reduction, dim, keepdim...) as the op got them, by reference: nothing is
+    # copied on the training thread; a reader keeps the plain ones (engine.tape.codec.op_args)
+    args: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs 4x more, on every op

@@ -155,7 +155,7 @@ class Function:
                 ctx._versions = _saved_versions(saved, tensors, t)
             t.grad_fn = ctx
         if hub.active:
-            _emit_op(cls, tensors, t, ctx if requires_grad else None)
+            _emit_op(cls, tensors, t, ctx if requires_grad else None, None, options)
         return t
 
     def __repr__(self) -> str:
@@ -284,7 +284,10 @@ _ids = operator.attrgetter("_id")  # C getters: a Python property call per tenso
 _shapes = operator.attrgetter("array.shape")
 
 
-def _emit_op(cls, tensors, out, ctx, input_ids=None) -> None:
+_NO_OPTIONS: dict = {}
+
+
+def _emit_op(cls, tensors, out, ctx, input_ids=None, options=_NO_OPTIONS) -> None:
     """Emit the OpEvent of `out = cls(*tensors)`; `input_ids` when the inputs' ids changed since."""
     path, key = hub.node_key(cls.op)
     seq = next_seq()
@@ -299,7 +302,7 @@ def _emit_op(cls, tensors, out, ctx, input_ids=None) -> None:
     event = OpEvent(
         seq, cls.op, key, path, input_ids, out._id or out.id, tuple(map(_shapes, tensors)), data.shape,
         dtypes.from_numpy(data.dtype).name, "cpu" if data.__class__ is _ndarray else str(out.device),
-        out.requires_grad,
+        out.requires_grad, options,
     )
     hub.emit_op(event)
     if hub.tensor_listeners:

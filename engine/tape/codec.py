@@ -138,6 +138,48 @@ def tuples(value):
     return value
 
 
+# ---- an op's arguments: reduction='mean', dim=1, keepdim=True ---------------------------------------
+_PLAIN = frozenset({str, bool, int, float, type(None)})
+MAX_ARG_ITEMS = 16  # a longer tuple (an index list) is left out: it is data, not a setting
+# options the engine passes that a person never wrote: the shape is in the op's signature already
+HIDDEN_ARGS = frozenset({"shape", "in_sizes", "keep", "op"})
+
+
+def op_args(options: dict) -> tuple[tuple[str, object], ...]:
+    """The settings among an op's keyword options, as (name, value) pairs: plain numbers, strings, None and
+    short tuples of those; tensors, arrays, slices and the engine's own helpers are left out."""
+    out = []
+    for name, value in options.items():
+        cls = value.__class__
+        if cls in _PLAIN:
+            if cls is not str or len(value) <= 200:
+                out.append((name, value))
+        elif cls is tuple and len(value) <= MAX_ARG_ITEMS and all(v.__class__ in _PLAIN for v in value):
+            out.append((name, value))
+    return tuple(pair for pair in out if pair[0] not in HIDDEN_ARGS)
+
+
+def args_text(args) -> str:
+    """Arguments as a person writes them in a call: "reduction='mean', dim=1"."""
+    pairs = args.items() if isinstance(args, dict) else args
+    return ", ".join(f"{name}={value!r}" for name, value in pairs)
+
+
+def parse_args(text) -> tuple[tuple[str, object], ...]:
+    """Stored op arguments (JSON [[name, value], ...]) back as pairs; ValueError unless that shape."""
+    pairs = parse_json(text if type(text) is str else "", list)
+    out = []
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is str):
+            raise ValueError("malformed op arguments")
+        value = tuples(pair[1])
+        if not (value.__class__ in _PLAIN or (value.__class__ is tuple and all(v.__class__ in _PLAIN
+                                                                                 for v in value))):
+            raise ValueError(f"op argument {pair[0][:40]!r} is not a plain value")
+        out.append((pair[0], value))
+    return tuple(out)
+
+
 def float_blob(values) -> bytes:
     """Numbers as little-endian float64s."""
     return struct.pack(f"<{len(values)}d", *values)

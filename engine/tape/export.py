@@ -15,6 +15,7 @@ from dataclasses import fields
 from typing import TextIO
 
 from engine.debug.summary import TensorSummary
+from engine.tape.codec import args_text, op_args
 from engine.tape.reader import EventRow, ParameterSnapshot, Tape
 
 Progress = Callable[[int], None] | None
@@ -22,11 +23,14 @@ FORMATS = ("json", "dot", "perfetto")
 _STEP = 2048
 
 
-def progress_total(tape: Tape, fmt: str) -> int:
+def progress_total(tape: Tape, fmt: str, iteration: int | None = None) -> int:
     """How many units an export of `tape` as `fmt` reports through `progress`: every event, and for JSON
-    every parameter snapshot too (DOT, one iteration, reports none)."""
+    every parameter snapshot too; for DOT the events of the iteration drawn (read) and its ops (written)."""
     if fmt == "dot":
-        return 0
+        if iteration is None:
+            iteration = _default_iteration(tape)
+        info = None if iteration is None else tape.iteration(iteration)
+        return 0 if info is None else info.events + info.ops
     total = tape.counts()["events"]
     if fmt == "json":
         total += tape.parameter_counts()["snapshots"]
@@ -58,7 +62,7 @@ def export(tape: Tape, fmt: str, out: TextIO, *, iteration: int | None = None,
     if fmt == "json":
         export_json(tape, out, progress)
     elif fmt == "dot":
-        export_dot(tape, out, iteration)
+        export_dot(tape, out, iteration, progress)
     elif fmt == "perfetto":
         export_perfetto(tape, out, progress)
     else:
@@ -186,12 +190,13 @@ def _shape(shape: tuple) -> str:
     return "x".join(map(str, shape)) if shape else "scalar"
 
 
-def export_dot(tape: Tape, out: TextIO, iteration: int | None = None) -> None:
+def export_dot(tape: Tape, out: TextIO, iteration: int | None = None, progress: Progress = None) -> None:
     """The forward graph of one iteration (by default the last whole training step, see
-    _default_iteration), modules as nested clusters."""
+    _default_iteration), modules as nested clusters. Progress: the iteration's events as they are read,
+    then its ops as they are written."""
     if iteration is None:
         iteration = _default_iteration(tape)
-    graph = tape.graph(iteration) if iteration is not None else None
+    graph = tape.graph(iteration, progress) if iteration is not None else None
     title = f"{tape.path}, iteration {iteration}" if graph else f"{tape.path}: no ops recorded"
     out.write("digraph tape {\n")
     out.write(f"  graph [label={dot_string(title)}, labelloc=t, fontname=Helvetica, rankdir=TB];\n")
@@ -199,21 +204,28 @@ def export_dot(tape: Tape, out: TextIO, iteration: int | None = None) -> None:
               'fontsize=10];\n')
     out.write("  edge [fontname=Helvetica, fontsize=9];\n")
     if graph:
-        _dot_body(graph, out)
+        _dot_body(graph, out, progress)
     out.write("}\n")
 
 
-def _dot_body(graph, out: TextIO) -> None:
+def _dot_body(graph, out: TextIO, progress: Progress) -> None:
     tree: dict[str, list] = {}  # module path -> ops directly in it
     for op in graph.ops:
         tree.setdefault(op.module, []).append(op)
     paths = sorted({p for m in tree if m for p in _prefixes(m)})
     cluster_ids = {p: i for i, p in enumerate(paths)}
 
+    written = 0
+
     def emit(path: str, indent: str) -> None:
+        nonlocal written
         for op in tree.get(path, ()):
-            label = _label(op.op, op.key, f"{_shape(op.output_shape)} {op.dtype}")
+            label = _label(_call(op), op.key, f"{_shape(op.output_shape)} {op.dtype}")
             out.write(f"{indent}op{op.seq} [label={label}];\n")
+            written += 1
+            if written == _STEP and progress:
+                progress(written)
+                written = 0
         for child in paths:
             if _parent(child) == path:
                 out.write(f"{indent}subgraph cluster_{cluster_ids[child]} {{\n")
@@ -222,12 +234,15 @@ def _dot_body(graph, out: TextIO) -> None:
                 out.write(f"{indent}}}\n")
 
     emit("", "  ")
-    shapes = {}
+    if progress and written:
+        progress(written)
+    shapes, first_shape = {}, {}
     for op in graph.ops:
         for tid, shape in zip(op.inputs, op.input_shapes):
             shapes[(tid, op.seq)] = shape
+            first_shape.setdefault(tid, shape)
     for tid in dict.fromkeys(t for t, _ in graph.leaves):
-        shape = next((s for (t, _), s in shapes.items() if t == tid), ())
+        shape = first_shape.get(tid, ())
         name = graph.names.get(tid)
         if name is not None:  # a parameter, drawn as the app draws them
             out.write(f'  t{tid} [shape=box, style="rounded,filled", fillcolor="#fff3bf", '
@@ -238,6 +253,12 @@ def _dot_body(graph, out: TextIO) -> None:
         out.write(f"  t{tid} -> op{dst};\n")
     for src, dst, tid in graph.edges:
         out.write(f"  op{src} -> op{dst} [label={dot_string(_shape(shapes.get((tid, dst), ())))}];\n")
+
+
+def _call(op) -> str:
+    """The op as a person would call it: "cross_entropy(reduction='mean', ...)", or its name alone."""
+    args = op_args(getattr(op, "args", None) or {})  # an engine whose ops carry no arguments: none
+    return f"{op.op}({args_text(args)})" if args else op.op
 
 
 def _prefixes(path: str) -> list[str]:
@@ -311,7 +332,9 @@ def export_perfetto(tape: Tape, out: TextIO, progress: Progress = None) -> None:
             if kind == "op":
                 sl = _slice(ev.op, "forward", _FORWARD, start, t - start,
                             {"key": ev.key, "module": ev.module, "seq": ev.seq, "iteration": row.iteration,
-                             "shape": list(ev.output_shape), "dtype": ev.dtype})
+                             "shape": list(ev.output_shape), "dtype": ev.dtype,
+                             **({"args": args_text(args)} if (args := op_args(getattr(ev, "args", None) or {}))
+                                else {})})
                 if len(forward) > 200_000:
                     forward.clear()
                 forward[ev.seq] = (sl["ts"], sl["dur"])

@@ -22,7 +22,7 @@ import os
 import sqlite3
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +39,7 @@ from engine.tape.codec import (
     MAX_COUNTS_BYTES,
     MAX_SAMPLES_BYTES,
     chunk_arrays,
+    parse_args,
     parse_chunk,
     parse_floats,
     parse_ids,
@@ -57,6 +58,7 @@ from engine.tape.errors import TapeError
 _BAD = (sqlite3.Error, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
         RecursionError, struct.error, zlib.error, EOFError)
 _CHUNK = 2048
+_OP_ARGS = "args" in OpEvent.__dataclass_fields__  # an engine whose ops carry their arguments
 # A summary's histogram and samples are small: a blob past that size is not read into memory (length()
 # does not load it), but replaced by one byte that parse_summary refuses as a bad size.
 _SUMMARY_COLUMNS = ", ".join(
@@ -185,8 +187,12 @@ class Tape:
             raise self._damaged(err) from None
         self.format_version = int(self.meta["format_version"])
         tables = {name for (name,) in self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('module_params', 'parameters')")}
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name IN ('module_params', 'parameters', 'node_args')")}
         self._has_module_params = "module_params" in tables
+        # ops' arguments (reduction='mean'): tapes from before they were kept, or recorded by an engine whose
+        # OpEvent has no `args`, lack them
+        self._op_args = _OP_ARGS and "node_args" in tables
         # whether the tape has the table of parameter snapshots (tapes from before they were kept lack it)
         self.keeps_parameters = "parameters" in tables
         self.capture = self.meta.get("capture", "")
@@ -467,7 +473,10 @@ class Tape:
             key, op, module, signature = self._node(node)
             if signature is None:
                 raise ValueError(f"op {seq} points to a node without a signature")
-            ev = OpEvent(seq, op, key, module, tensors, tensor, *signature)
+            if self._op_args:
+                ev = OpEvent(seq, op, key, module, tensors, tensor, *signature, self._node_args(node))
+            else:
+                ev = OpEvent(seq, op, key, module, tensors, tensor, *signature)
         elif kind == schema.BACKWARD:
             key, op, _module, _signature = self._node(node)
             ev = BackwardEvent(seq, op, key, ref, tensor, tensors)
@@ -536,6 +545,14 @@ class Tape:
                     isinstance(p, list) and len(p) == 2 and type(p[0]) is int and type(p[1]) is str for p in pairs):
                 raise ValueError(f"module node {node} has malformed parameter names")
             hit = self._cache[("module_params", node)] = tuple((tid, name) for tid, name in pairs)
+        return hit
+
+    def _node_args(self, node) -> dict:
+        """An op node's arguments as a dict ({} where none were recorded); one dict per node, shared."""
+        hit = self._cache.get(("node_args", node))
+        if hit is None:
+            row = self._one("SELECT args FROM node_args WHERE node = ?", (_int(node),))
+            hit = self._cache[("node_args", node)] = {} if row is None else dict(parse_args(row[0]))
         return hit
 
     def _node(self, rid) -> tuple[str, str, str, tuple | None]:
@@ -769,16 +786,24 @@ class Tape:
 
     # ---- the graph of an iteration ------------------------------------------------------------------
     @_guard
-    def graph(self, iteration: int) -> IterationGraph:
-        """The forward ops, backward nodes and tensor edges of one iteration."""
+    def graph(self, iteration: int, progress: Callable[[int], None] | None = None) -> IterationGraph:
+        """The forward ops, backward nodes and tensor edges of one iteration; `progress(n)` is called with
+        the number of events just read, every few thousand (it may raise to stop the reading)."""
         ops, backward, names = [], [], {}
+        read = 0
         for row, _stack in self._rows(None, None, iteration):
+            read += 1
+            if read == _CHUNK and progress:
+                progress(read)
+                read = 0
             if row.kind == "op":
                 ops.append(row.event)
             elif row.kind == "backward":
                 backward.append(row.event)
             elif row.kind == "module_enter":
                 names.update(row.event.params)
+        if read and progress:
+            progress(read)
         producer = {op.output: op.seq for op in ops}
         edges, leaves = [], []
         for op in ops:

@@ -56,6 +56,8 @@ TABLES: dict[str, tuple[str, ...]] = {
                "code TEXT NOT NULL", "value REAL"),
     # a module's own parameters, (tensor id, dotted name) pairs as JSON, from its first recorded call
     "module_params": ("node INTEGER PRIMARY KEY", "params TEXT NOT NULL"),
+    # an op node's arguments (reduction, dim, keepdim, ...), [name, value] pairs as JSON; no row: none
+    "node_args": ("node INTEGER PRIMARY KEY", "args TEXT NOT NULL"),
     # a parameter's value as an optimizer step left it (after_step 1, seq: the step's event) or as the first
     # recorded forward found it (after_step 0, seq: the event before which it was taken); npy only at "values"
     "parameters": ("name TEXT NOT NULL", "seq INTEGER NOT NULL", "iteration INTEGER NOT NULL",
@@ -64,7 +66,7 @@ TABLES: dict[str, tuple[str, ...]] = {
               "what TEXT NOT NULL", "count INTEGER NOT NULL"),
 }
 # tables added after format 1 was released: a tape without them is still read (without what they hold)
-OPTIONAL = frozenset({"module_params", "parameters"})
+OPTIONAL = frozenset({"module_params", "parameters", "node_args"})
 CONSTRAINTS = {"alert_inputs": "PRIMARY KEY (seq, slot)", "parameters": "PRIMARY KEY (name, seq)"}
 # Seeking by sequence number uses the chunks' first_seq key; by iteration, the iterations table, whose key
 # gives an iteration's sequence range.

@@ -45,11 +45,12 @@ from engine.debug import Debugger
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
 from engine.debug.summary import TensorSummary, summarize
 from engine.debug.tracer import host_copy
-from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent, hub
+from engine.events import AlertEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent, hub
 from engine.optim.optimizer import stepping_optimizer
 from engine.tape import cap, schema
-from engine.tape.codec import EventColumns, float_blob, ids_text, npy_bytes, summary_rows, to_json
+from engine.tape.codec import EventColumns, float_blob, ids_text, npy_bytes, op_args, summary_rows, to_json
 from engine.tape.errors import TapeError
+from engine.tape.param_names import NamedStep, ParamNamer
 from engine.tape.schema import ALERT, BACKWARD, EDIT, MARK, MODULE_ENTER, MODULE_EXIT, OP, OPTIMIZER
 
 MAX_SOURCE_BYTES = 2 << 20  # a larger "source file" is noted, not copied
@@ -66,6 +67,7 @@ ROWS_PER_STATEMENT = 256
 PARAMETER_EVERY = 10  # iterations between parameter snapshots at "summary"
 MAX_MODULE_NODES = 1 << 16  # module rows the writer remembers, to reuse them
 _open: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_OP_ARGS = "args" in OpEvent.__dataclass_fields__  # an engine whose ops carry their arguments
 
 
 class ParamValue(NamedTuple):
@@ -164,6 +166,12 @@ class Recorder:
         # id(optimizer) -> (its latest step, the optimizer), while that step's parameters are not snapshot:
         # each optimizer's (two models trained side by side) are snapshot when recording ends
         self._unsnapped: dict[int, tuple[EventRecord, object]] = {}
+        self._first = None  # the first optimizer that stepped
+        # id(optimizer) -> its label (ids, not weak keys: an optimizer may be unhashable); optimizers of each
+        # class, numbered in the order they first stepped
+        self._labels: dict[int, str] = {}
+        self._classes: dict[str, int] = {}
+        self._namer = ParamNamer()  # the writer thread's: names those optimizers' parameters apart
         self._conn, self._lock = _create(self.path)
         try:
             # the default is measured once the tape exists: its folder then surely does
@@ -203,9 +211,10 @@ class Recorder:
                     rec = self._strip(rec, 1)
                 else:
                     self._bytes_in += n
-        q.append((t, rec))
         if rec.__class__ is EventRecord and self._snapshots:
-            self._on_boundary(rec)
+            self._on_boundary(t, rec)  # queues it, then the parameter snapshot it may call for
+        else:
+            q.append((t, rec))
 
     def _on_hub(self, event) -> None:
         cls = event.__class__
@@ -262,33 +271,61 @@ class Recorder:
         return rec
 
     # ---- parameter snapshots (the engine thread) ----------------------------------------------------
-    def _on_boundary(self, rec: EventRecord) -> None:
-        """After an optimizer step, snapshot the parameters it updated; at a module call before the first
-        step, the parameters as the forward is about to use them."""
+    def _on_boundary(self, t: int, rec: EventRecord) -> None:
+        """Queue `rec`. After an optimizer step, snapshot the parameters it updated; at a module call before
+        the first step, the parameters as the forward is about to use them."""
         ev = rec.event
         cls = ev.__class__
         if cls is OptimizerEvent:
             self._initial = False
             opt = stepping_optimizer() or self.debugger.optimizer
+            mine = opt is not None and type(opt).__name__ == ev.optimizer
+            updated = None
+            # every optimizer that steps is numbered, the debugger's too: "Adam#2" is then the second Adam
+            label = mine and (self._labels.get(id(opt)) or self._optimizer_label(opt))
+            if mine and opt is not self._main_optimizer(opt):
+                # another optimizer's parameters: the writer names them apart (engine.tape.param_names)
+                updated = _updated(opt)
+                rec = NamedStep(rec, label, tuple(p.id for *_, p in updated))
+            self._queue.append((t, rec))
+            if rec.__class__ is NamedStep:
+                rec = rec.rec
             if rec.iteration % self.parameter_every:
                 self._unsnapped[id(opt)] = (rec, opt)  # snapshot when recording ends, if it stays its last step
                 return
             self._unsnapped.pop(id(opt), None)
-            if opt is None or type(opt).__name__ != ev.optimizer:
+            if not mine:
                 return
-            updated = [(g, i, group, p) for g, group in enumerate(opt.param_groups)
-                       for i, p in enumerate(group["params"]) if p.grad is not None]
+            if updated is None:
+                updated = _updated(opt)
             # the step's own names, as the debugger gave them the model's ("fc1.weight"), in the order it
             # updated the parameters; without norms in the event, the optimizer's names
             names = list(ev.weight_norms)
             if len(names) != len(updated):
                 names = [opt._param_name(g, i, group, p) for g, i, group, p in updated]
             self._snapshot(ev.seq, rec.iteration, True, list(zip(names, (p for *_, p in updated))))
-        elif cls is ModuleEvent and self._initial and ev.enter:
+            return
+        self._queue.append((t, rec))
+        if cls is ModuleEvent and self._initial and ev.enter:
             named = self._trained_parameters()
             if named:
                 self._initial = False
                 self._snapshot(ev.seq, rec.iteration, False, named)
+
+    def _main_optimizer(self, stepping):
+        """The debugger's optimizer, else the first that stepped; the steps of others qualify their names."""
+        if self._first is None:
+            self._first = stepping
+        return self.debugger.optimizer if self.debugger.optimizer is not None else self._first
+
+    def _optimizer_label(self, opt) -> str:
+        """The label of an optimizer first seen stepping: "SGD", or "SGD#2" for the second SGD to step."""
+        cls = type(opt).__name__
+        n = self._classes[cls] = self._classes.get(cls, 0) + 1
+        if len(self._labels) >= MAX_MODULE_NODES:  # a script making a new optimizer all the time: stay bounded
+            self._labels.clear()
+        label = self._labels[id(opt)] = cls if n == 1 else f"{cls}#{n}"
+        return label
 
     def _trained_parameters(self, opt=None) -> list[tuple]:
         """(name, Tensor) of what `opt` (by default the debugger's optimizer) trains, else the model's parameters
@@ -460,14 +497,16 @@ class Recorder:
         layouts, layout = self._layouts, self._layout
         modules, backward_nodes = self._modules, self._backward_nodes
         phase = self._phase
+        has_args = _OP_ARGS
         for t, rec in items:
             t -= t0
             cls = rec.__class__
             if cls is OpRecord:
                 ev = rec.event
                 phase = 0
+                options = ev.args if has_args else None
                 key = (ev.key, ev.op, ev.module, ev.input_shapes, ev.output_shape, ev.dtype, ev.device,
-                       ev.requires_grad)
+                       ev.requires_grad, op_args(options) if options else ())
                 node = ops.get(key) or op_node(key)
                 sid = 0 if rec.source is None else stack_id(rec.source, rec.stack)
                 add((ev.seq, OP, rec.iteration, 0, rec.depth, t, node, ev.output, 0, sid, ev.inputs))
@@ -507,13 +546,7 @@ class Recorder:
                     add((ev.seq, MODULE_ENTER if ev.enter else MODULE_EXIT, rec.iteration, phase, rec.depth,
                          t, node, 0, 0, 0, ev.tensors))
                 elif ecls is OptimizerEvent:
-                    sid = 0 if rec.source is None else stack_id(rec.source, rec.stack)
-                    add((ev.seq, OPTIMIZER, rec.iteration, phase, rec.depth, t, 0, 0, 0, sid, ()))
-                    update, weight, grad = ev.update_norms, ev.weight_norms, ev.grad_norms
-                    key = (tuple(update), tuple(weight), tuple(grad))  # the same names step after step
-                    names = self._param_names.get(key) or self._param_names.setdefault(key, to_json(key))
-                    tables["optimizer_steps"].append((ev.seq, ev.optimizer, names, float_blob(ev.lrs), float_blob(
-                        (*update.values(), *weight.values(), *grad.values()))))
+                    self._optimizer_step(rec, t, phase, tables)
                 elif ecls is IterationEvent:
                     add((ev.seq, MARK, rec.iteration, phase, rec.depth, t, 0, 0, ev.iteration, 0, ()))
             elif cls is EditEvent:
@@ -528,15 +561,33 @@ class Recorder:
                 for slot, s in enumerate(rec.inputs):
                     if s is not None:
                         rows.alert_inputs.append(((rec.seq, slot), layout(s), s))
+            elif cls is NamedStep:  # an optimizer step of another optimizer than the debugger's
+                rec = self._namer.step(rec)
+                phase = _PHASE.get(rec.phase, 0)
+                self._optimizer_step(rec, t, phase, tables)
             elif cls is ParamSnapshot:
                 rows.value_bytes += rec.nbytes
                 limit = self.debugger.tracer.summary_limit
+                renamed = self._namer.renamed
                 for p in rec.params:
+                    if renamed:
+                        p = p._replace(name=renamed.get(p.tensor, p.name))
                     params.append((rec, p, p.summary if p.summary is not None else summarize(p.copy, limit, "cpu")))
         self._phase = phase
         if params:
             rows.parameters(params, [layout(s) for _, _, s in params])
         rows.finish(sum_heads, sum_layouts, sums, self._new_rows)
+
+    def _optimizer_step(self, rec: EventRecord, t: int, phase: int, tables: dict) -> None:
+        """The event row and the optimizer_steps row of an optimizer step."""
+        ev = rec.event
+        sid = 0 if rec.source is None else self._stack_id(rec.source, rec.stack)
+        tables["events"].append((ev.seq, OPTIMIZER, rec.iteration, phase, rec.depth, t, 0, 0, 0, sid, ()))
+        update, weight, grad = ev.update_norms, ev.weight_norms, ev.grad_norms
+        key = (tuple(update), tuple(weight), tuple(grad))  # the same names step after step
+        names = self._param_names.get(key) or self._param_names.setdefault(key, to_json(key))
+        tables["optimizer_steps"].append((ev.seq, ev.optimizer, names, float_blob(ev.lrs), float_blob(
+            (*update.values(), *weight.values(), *grad.values()))))
 
     # ---- interning: small tables that events point into; the hot path looks up the dicts inline --------
     def _add(self, table: str, *row) -> int:
@@ -546,10 +597,12 @@ class Recorder:
         return rid
 
     def _op_node(self, key: tuple) -> int:
-        """The node of an op as it ran: stable key, op, module path and signature."""
-        stable, op, module, in_shapes, out_shape, dtype, device, grad = key
+        """The node of an op as it ran: stable key, op, module path, signature and arguments."""
+        stable, op, module, in_shapes, out_shape, dtype, device, grad, args = key
         rid = self._ops[key] = self._add("nodes", "op", stable, op, module, to_json(in_shapes),
                                          to_json(out_shape), dtype, device, int(grad))
+        if args:
+            self._new_rows.append(("node_args", (rid, to_json(args))))
         self._backward_nodes[(stable, op)] = rid
         return rid
 
@@ -565,6 +618,7 @@ class Recorder:
             self._entered.clear()
         rid = self._modules[(path, cls, params)] = self._add("nodes", "module", path, cls, path, *(None,) * 5)
         if params:
+            self._namer.module_called(path, params)
             self._new_rows.append(("module_params", (rid, to_json([list(p) for p in params]))))
         return rid
 
@@ -674,7 +728,7 @@ class _Rows:
                                         ("nodes", "layouts", "frames", "stacks", "sources",
                                          "events", "summaries", "alert_inputs", "tensor_values",
                                          "optimizer_steps", "edits", "alerts", "module_params",
-                                         "parameters")}
+                                         "node_args", "parameters")}
         self.iterations: list[tuple] = []
         self.alert_inputs: list[tuple] = []
         self.value_bytes = 0
@@ -739,6 +793,12 @@ def _multi_row_insert(table: str, n: int) -> str:
     """The INSERT of `n` full rows into `table` (an upsert where _ON_CONFLICT says how)."""
     head, _, row = _INSERT[table].partition(" VALUES ")
     return f"{head} VALUES {', '.join([row] * n)}{_ON_CONFLICT.get(table, '')}"
+
+
+def _updated(opt) -> list[tuple]:
+    """(group index, index in it, group, parameter) of what `opt`'s step updated, in the order it did."""
+    return [(g, i, group, p) for g, group in enumerate(opt.param_groups)
+            for i, p in enumerate(group["params"]) if p.grad is not None]
 
 
 def _value_bytes(rec) -> int:

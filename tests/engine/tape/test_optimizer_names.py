@@ -1,0 +1,125 @@
+"""Two optimizers in one recording: the tape names their parameters apart, as a person would recognise them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+import engine.tape
+from engine.events import OptimizerEvent
+
+
+class Generator(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return F.tanh(self.fc(x))
+
+
+class Discriminator(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def _gan(path, capture="summary", steps=3):
+    """A generator (the model the recorder finds first) and a discriminator, each with its own Adam."""
+    g, d = Generator(), Discriminator()
+    rng = np.random.default_rng(0)
+    x = engine.tensor(rng.standard_normal((8, 4)).astype(np.float32))
+    y = engine.tensor(rng.integers(0, 3, 8))
+    with engine.record(path, capture):
+        opt_g, opt_d = engine.optim.Adam(g.parameters(), lr=0.01), engine.optim.Adam(d.parameters(), lr=0.01)
+        for _ in range(steps):
+            opt_d.zero_grad()
+            F.cross_entropy(d(g(x).detach()), y).backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            F.cross_entropy(d(g(x)), y).backward()
+            opt_g.step()
+    return g, d
+
+
+def _step_names(tape) -> list[set]:
+    return [set(ev.weight_norms) for _, ev in tape.optimizer_steps()]
+
+
+def test_a_second_optimizers_parameters_are_named_by_optimizer_and_module_path(tmp_path):
+    path = tmp_path / "gan.tape"
+    g, d = _gan(path)
+    with engine.tape.open(path) as tape:
+        steps = _step_names(tape)
+        end = tape.parameters()
+    ours = {"fc.weight", "fc.bias"}  # the generator is the model: the model's names
+    # the discriminator's Adam stepped first: "Adam" (the generator's, named by the model, is the second)
+    theirs = {"Adam:Discriminator.fc.weight", "Adam:Discriminator.fc.bias"}
+    assert steps == [theirs, ours] * 3
+    # each name holds its own tensor's trained value, not the other model's
+    trained = {**dict(g.named_parameters()), **{f"Adam:Discriminator.{n}": p for n, p in d.named_parameters()}}
+    assert set(end) == set(trained)
+    for name, p in trained.items():
+        assert end[name].tensor == p.id, name
+        assert end[name].summary.mean == pytest.approx(float(p.array.mean()), rel=1e-6), name
+
+
+def test_plain_tensors_of_two_optimizers_are_numbered_by_optimizer(tmp_path):
+    """No model: the first optimizer to step keeps "group0.0", the other is qualified by class and number."""
+    path = tmp_path / "plain.tape"
+    with engine.record(path, "values"):
+        a = engine.tensor(np.ones(3, np.float32), requires_grad=True)
+        b = engine.tensor(np.full(3, 2.0, np.float32), requires_grad=True)
+        opts = [(engine.optim.SGD([a], lr=0.1), a), (engine.optim.SGD([b], lr=0.1), b)]
+        for _ in range(2):
+            for opt, p in opts:
+                opt.zero_grad()
+                (p * p).sum().backward()
+                opt.step()
+    with engine.tape.open(path) as tape:
+        assert _step_names(tape) == [{"group0.0"}, {"SGD#2:group0.0"}] * 2
+        end = tape.parameters()
+    assert end["group0.0"].tensor == a.id and end["SGD#2:group0.0"].tensor == b.id
+    np.testing.assert_array_equal(end["SGD#2:group0.0"].value, b.array)
+
+
+def test_one_optimizer_keeps_its_names_and_the_replay_equals_the_live_events(tmp_path):
+    path = tmp_path / "one.tape"
+    live = []
+    unsubscribe = engine.hub.subscribe(lambda ev: live.append(ev) if isinstance(ev, OptimizerEvent) else None)
+    try:
+        with engine.record(path, "summary"):
+            a = engine.tensor(np.ones(3, np.float32), requires_grad=True)
+            opt = engine.optim.Adam([a], lr=0.1)
+            for _ in range(2):
+                opt.zero_grad()
+                (a * a).sum().backward()
+                opt.step()
+    finally:
+        unsubscribe()
+    with engine.tape.open(path) as tape:
+        assert [ev for _, ev in tape.optimizer_steps()] == live
+        assert _step_names(tape) == [{"group0.0"}] * 2
+
+
+def test_a_tape_naming_two_optimizers_parameters_alike_still_opens(tmp_path):
+    """A tape written before the names were qualified reads as it was written."""
+    path = tmp_path / "old.tape"
+    _gan(path, steps=1)
+    with sqlite3.connect(path) as conn:
+        for seq, names in conn.execute("SELECT seq, names FROM optimizer_steps").fetchall():
+            old = [[n.replace("Adam:Discriminator.fc.", "group0.").replace("weight", "0").replace("bias", "1")
+                    if n.startswith("Adam:") else n for n in ns] for ns in json.loads(names)]
+            conn.execute("UPDATE optimizer_steps SET names = ? WHERE seq = ?", (json.dumps(old), seq))
+    conn.close()
+    with engine.tape.open(path) as tape:
+        assert _step_names(tape) == [{"group0.0", "group0.1"}, {"fc.weight", "fc.bias"}]
