@@ -29,6 +29,8 @@ METHODS = (
     "inverse", "det", "slogdet", "logdet", "cholesky", "nansum", "nanmean", "nanmedian", "i0",
     "cumprod", "cummax", "cummin", "logcumsumexp", "take_along_dim", "histc", "kthvalue", "mode", "quantile",
     "nanquantile",
+    "kron", "cross", "trace", "rot90", "logaddexp", "logaddexp2", "hypot", "copysign", "nextafter", "frexp", "ldexp",
+    "renorm",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
            "negative": "neg", "absolute": "abs", "swapdims": "transpose", "moveaxis": "movedim",
@@ -40,7 +42,8 @@ INPLACE = ("add", "sub", "mul", "div", "pow", "clamp", "neg", "exp", "log", "sqr
            "triu", "sign", "sin", "cos", "square", "reciprocal", "remainder", "lerp", "addcmul", "addcdiv",
            "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "addmm", "clamp_min",
            "clamp_max", "expm1", "log2", "log10", "erfc", "erfinv", "lgamma", "digamma", "xlogy", "logit", "i0",
-           "cumprod")
+           "cumprod",
+           "hypot", "copysign", "nextafter", "ldexp", "renorm")
 # Operators: (dunder, function, reflected dunder or None, in-place dunder or None)
 OPERATORS = (
     ("__add__", "add", "__radd__", "__iadd__"),

@@ -33,6 +33,8 @@ from engine.ops.linalg import (
     triu,
 )
 from engine.ops.linalg import inv as inverse
+from engine.ops.linalg_more import *  # noqa: F403
+from engine.ops.math_more import *  # noqa: F403
 from engine.ops.nn import one_hot
 from engine.ops.order import *  # noqa: F403
 from engine.ops.pointwise import *  # noqa: F403
@@ -41,6 +43,7 @@ from engine.ops.scan import *  # noqa: F403
 from engine.ops.search import *  # noqa: F403
 from engine.ops.sequence import *  # noqa: F403
 from engine.ops.shape import *  # noqa: F403
+from engine.ops.shape_more import *  # noqa: F403
 from engine.ops.similarity import cdist, cosine_similarity, normalize
 from engine.ops.sort import *  # noqa: F403
 from engine.ops.special import *  # noqa: F403
