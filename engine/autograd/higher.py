@@ -38,9 +38,11 @@ def differentiable(*classes: type, when=None):
 def _registry() -> dict:
     # imported on first use: they import every op module, which import this package
     import engine.autograd.higher_index
+    import engine.autograd.higher_linalg
     import engine.autograd.higher_losses
     import engine.autograd.higher_math
     import engine.autograd.higher_math2
+    import engine.autograd.higher_more
     import engine.autograd.higher_nn
     import engine.autograd.higher_ops
     import engine.autograd.higher_scan  # noqa: F401  (each registers its ops' Tensor-level backwards)

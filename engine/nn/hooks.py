@@ -101,6 +101,12 @@ class PartHook(Function):
         return RegionGrad(shape, cells, grad.reshape(-1).astype(dtype, copy=False))
 
 
+@differentiable(BackwardHook)
+def _identity_backward(ctx, g: Tensor) -> tuple:
+    """create_graph: the gradient passes through, recorded."""
+    return (g,)
+
+
 @differentiable(JoinHook)
 def _join_backward(ctx, g: Tensor) -> tuple:
     """create_graph: the joined gradient split back into each tensor's part, recorded."""

@@ -548,11 +548,11 @@ class SvdVals(Function):
 
     def forward(ctx, a):
         u, s, vh = array_module(a).linalg.svd(a, full_matrices=False)
-        ctx.save(u, vh)
+        ctx.save(u, vh, s)
         return s
 
     def backward(ctx, grad):
-        u, vh = ctx.saved
+        u, vh, _ = ctx.saved
         return (u * grad[..., None, :]) @ vh
 
 
@@ -682,4 +682,5 @@ LINALG = {
     "cholesky": cholesky, "solve_triangular": solve_triangular, "solve": solve, "inv": inv, "det": det,
     "slogdet": slogdet, "svdvals": svdvals, "norm": linalg_norm, "vector_norm": vector_norm,
     "matrix_norm": matrix_norm, "diagonal": linalg_diagonal, "matmul": matmul, "LinAlgError": LinAlgError,
+    # and cross, vander, lu_factor, lu, lu_solve: engine/ops/linalg_more.py adds them (it imports this file)
 }

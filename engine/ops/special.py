@@ -217,11 +217,17 @@ class XLogY(Function):
         need_x, need_y = ctx.needs_input_grad
         gx = gy = None
         with np.errstate(all="ignore"):
-            if need_x:
-                gx = grad * xp.where((x == 0) & ~xp.isnan(y), 0.0, getattr(xp, ctx.log)(y))
+            if need_x:  # log(y); 0 where x == 0 and log(y) is -inf or undefined, as torch
+                gx = grad * xp.where(_log_undefined_at_zero(ctx.log, x, y), 0.0, getattr(xp, ctx.log)(y))
             if need_y:
                 gy = grad * x / (y if ctx.log == "log" else 1 + y)
         return gx, gy
+
+
+def _log_undefined_at_zero(log: str, x, y):
+    """Where x == 0 and y is outside the domain of `log` (y <= 0, or y <= -1 for log1p): the gradient in x of
+    x * log(y) is 0 there, as PyTorch gives it; elsewhere it is log(y) (NaN stays NaN)."""
+    return (x == 0) & (y <= (0 if log == "log" else -1))
 
 
 def xlogy(input, other) -> Tensor:

@@ -168,3 +168,19 @@ def test_gpu_special_functions_match_cpu():
             expected = t.grad.numpy()
         else:
             np.testing.assert_allclose(t.grad.cpu().numpy(), expected, rtol=1e-5)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", ["xlogy", "xlog1py"])
+def test_the_gradient_in_x_at_x_zero_is_log_y_where_it_is_defined_as_torch_gives_it(name):
+    # d/dx x log(y) = log(y) at x = 0 too; only where log(y) is -inf or undefined is it taken as 0
+    xs = [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+    ys = [2.0, 0.0, 0.5, float("nan"), -1.0, 0.0, 3.0, -2.0]
+    grads = []
+    for lib in (engine, torch):
+        x = lib.tensor(xs, dtype=lib.float64, requires_grad=True)
+        fn = lib.xlogy if name == "xlogy" else lib.special.xlog1py
+        with np.errstate(all="ignore"):
+            fn(x, lib.tensor(ys, dtype=lib.float64)).sum().backward()
+        grads.append(x.grad.detach().numpy())
+    np.testing.assert_allclose(*grads, rtol=1e-12)
