@@ -259,8 +259,8 @@ def _alert_summary(path: str, capture: str) -> list[str]:
         a = found[0]
         if a.op:  # an op's alert: the op, its module
             where = f"at {printable(a.op)}" + (f" in {printable(a.module)}" if a.module else "")
-        else:  # a parameter's or a layer's, at an optimizer step
-            where = f"in '{printable(a.key)}'"
+        else:  # a layer's (its updates against its weights) or a parameter's, at an optimizer step
+            where = f"in {'layer' if kind == 'large_update' else 'parameter'} '{printable(a.key)}'"
         if a.file:
             where += f" ({printable(os.path.basename(a.file))}:{a.line})"
         finding = _ALERT_FINDINGS.get(kind, printable(kind))

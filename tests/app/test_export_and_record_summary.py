@@ -140,6 +140,14 @@ def test_record_says_where_the_first_nan_came_from(tmp_path, capsys):
     assert len(err) == 1 + len(kinds)
 
 
+def test_record_says_which_layer_or_parameter_an_optimizer_steps_alert_is_about(tmp_path, capsys):
+    # the example's Sequential names its layers '1' and '3': "first in '3'" read like a number
+    example = os.path.join(os.path.dirname(app.__file__), "..", "resources", "examples", "nan_demo.py")
+    assert main(["record", example, "-o", str(tmp_path / "nan.tape")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "  2 alerts: updates too large for the learning rate first in layer '3', iteration 2" in err
+
+
 def test_record_is_quiet_without_alerts_and_says_when_none_were_checked(tmp_path, capsys):
     script = _script(tmp_path, "clean.py", CLEAN_SCRIPT)
     assert main(["record", script, "-o", str(tmp_path / "a.tape")]) == 0
