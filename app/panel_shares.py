@@ -17,11 +17,12 @@ in an area (the inspector above the alerts, source | output | loss) keep the rat
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt
-from PySide6.QtWidgets import QDockWidget, QMainWindow
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QStyle
 
 Area, Orientation = Qt.DockWidgetArea, Qt.Orientation
 H, V = Orientation.Horizontal, Orientation.Vertical
@@ -45,9 +46,11 @@ class Share:
 class PanelShares(QObject):
     """Remembers each dock area's size and share of the window, and restores them as the window resizes."""
 
-    def __init__(self, window: QMainWindow, docks: Iterable[QDockWidget]) -> None:
+    def __init__(self, window: QMainWindow, docks: Iterable[QDockWidget],
+                 centre: Callable[[], int] | None = None) -> None:
         super().__init__(window)
         self._window = window
+        self._centre = centre  # the least width the central column keeps while the window shrinks
         self._docks = list(docks)
         self._shares: dict[Area, Share] = {}
         self._stacks: dict[Area, dict[QDockWidget, int]] = {}  # the lengths of the docks along an area
@@ -74,6 +77,20 @@ class PanelShares(QObject):
                 self._stacks[area] = stack
         self._look()
 
+    @contextlib.contextmanager
+    def rearranging(self, area: Area):
+        """The window moves docks of `area` itself (not the person): no area's size inside is taken as the one
+        to keep, while the docks now side by side in `area` share it from then on as they do now."""
+        self._applying = True
+        try:
+            yield
+        finally:
+            self._applying = False
+            stack = self._stack(area, dict(STACKS)[area])
+            if len(stack) > 1:
+                self._stacks[area] = stack
+            self._look()
+
     def window_resized(self, old: QSize) -> None:
         """Bring each area to its size for the window's new size (Qt has moved the docks already)."""
         if not self._size.isValid():
@@ -81,7 +98,10 @@ class PanelShares(QObject):
         new = self._window.size()
         self._applying = True
         try:
-            self._apply(self._area_sizes(old, new))
+            sizes = self._area_sizes(old, new)
+            if new.width() < old.width():
+                sizes = self._keep_centre(sizes, new.width())
+            self._apply(sizes)
             self._apply(self._stack_sizes(old, new))  # within the areas' new sizes
         finally:
             self._applying = False
@@ -108,6 +128,33 @@ class PanelShares(QObject):
                 dock = max(self._in(area), key=lambda d: _length(d.geometry(), orientation))
                 out.append((orientation, dock, _length(dock.geometry(), orientation) + delta))
         return out
+
+    def _keep_centre(self, sizes: list, width: int) -> list:
+        """`sizes` with the left and right columns narrowed alike where they would leave the central column
+        less than its least width: from 1440x900 to 1024x640 with the model builder open, the columns kept
+        their widths and the graph's column had 255 pixels, its source panel two characters of each line."""
+        if self._centre is None:
+            return sizes
+        planned = {dock: size for o, dock, size in sizes if o == H}
+        columns = []  # (the column's longest dock, its width to be, the column's width to be, its least width)
+        for area in (LEFT, RIGHT):
+            docks = self._in(area)
+            if docks:
+                dock = next((d for d in docks if d in planned), None) or max(docks, key=lambda d: d.width())
+                size = planned.get(dock, dock.width())
+                columns.append((dock, size, self._bounds(area).width() + size - dock.width(),
+                                max(_least_width(d) for d in docks)))
+        # each column gives what it has above the least width its panels read at (the inspector's table,
+        # the builder's buttons): past that they would scroll sideways, which is worse than a narrow graph
+        spare = {dock: max(column - least, 0) for dock, _size, column, least in columns}
+        taken = sum(column for _dock, _size, column, _least in columns)
+        short = min(self._centre() - (width - taken), sum(spare.values()))
+        if short <= 0:
+            return sizes
+        narrowed = {dock: size - round(short * spare[dock] / sum(spare.values()))
+                    for dock, size, _column, _least in columns}
+        return [entry for entry in sizes if entry[0] != H or entry[1] not in narrowed] + [
+            (H, dock, size) for dock, size in narrowed.items()]
 
     def _stack_sizes(self, old: QSize, new: QSize) -> list[tuple[Orientation, QDockWidget, int]]:
         """The docks along each area, sharing its length as they did (when they are the same docks)."""
@@ -163,6 +210,15 @@ class PanelShares(QObject):
         for dock in self._in(area):
             bounds = bounds.united(dock.geometry())
         return bounds
+
+
+def _least_width(dock: QDockWidget) -> int:
+    """The width a dock's panel reads at: what its contents need, also inside a scroll area."""
+    inner = dock.widget()
+    if isinstance(inner, QScrollArea) and inner.widget() is not None:
+        bar = inner.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, inner)
+        return inner.widget().minimumSizeHint().width() + bar + dock.width() - inner.width()
+    return dock.minimumSizeHint().width()
 
 
 def _length(rect: QRect | QSize, orientation: Orientation) -> int:

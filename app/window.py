@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self._select_at_stop: str | None = None  # an alert's node, selected once a replay's seek settles
         self._sources: dict[str, str | None] = {}
         self._sized = self._restored = False
+        self._compact_row = False  # source and output were tabbed by fit_bottom_row (not by the person)
         self.setWindowTitle("Tapescope")
         self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self.graph = GraphPresenter(self.canvas, self.module_tree, self.status_panel.set_note)
         self.module_tree.widthWanted.connect(self.fit_modules)
+        # the editor tab brought to the front of the left column: its tree's columns whole, its inputs wider
+        self.docks["editor"].visibilityChanged.connect(lambda shown: shown and QTimer.singleShot(0, self.fit_editor))
         self.canvas.selectionChanged.connect(self._on_selection)
         self._build_actions()
         self.panels = DebugPanels(self)
@@ -136,7 +139,7 @@ class MainWindow(QMainWindow):
         from app.builder_dock import install_builder  # the model builder docks (app.builder_dock)
 
         self.builder = install_builder(self)
-        self.panel_shares = PanelShares(self, self.findChildren(QDockWidget))
+        self.panel_shares = PanelShares(self, self.findChildren(QDockWidget), centre=self.bottom_row_min_width)
 
     # ---- building ---------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -221,12 +224,10 @@ class MainWindow(QMainWindow):
         self.layout().activate()
         gaps = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
         row = d["timeline"].width() - gaps
-        comfortable = self.bottom_row_min_width() + 2 * 12 * self.fontMetrics().averageCharWidth()
-        if 0 < row < comfortable and d["output"] not in self.tabifiedDockWidgets(d["source"]):
+        if 0 < row < self._comfortable_row() and d["output"] not in self.tabifiedDockWidgets(d["source"]):
             # a small window (960x540 at a scale factor of 2): source and output share one place as tabs, so
             # each reads, rather than three slivers side by side
-            self.tabifyDockWidget(d["source"], d["output"])
-            self.layout().activate()
+            self._tab_source_and_output(True)
             row = d["timeline"].width() - gaps // 2
         self._share_bottom_row(row if row > 0 else int(w * 0.6))
         self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
@@ -246,12 +247,7 @@ class MainWindow(QMainWindow):
     def fit_modules(self, *_wanted) -> None:
         """Widen the left column to `modules_width` when the module tree is in front and narrower."""
         dock = self.docks["modules"]
-        # the graph's column keeps what its bottom row needs to read (the loss group's tabs whole)
-        right = max((d.width() for d in self.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()
-                     and self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea
-                     and self.rect().intersects(d.geometry())), default=0)
-        gaps = 4 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
-        want = min(self.modules_width(), self.width() - right - self.bottom_row_min_width() - gaps)
+        want = min(self.modules_width(), self._left_column_room())
         if (self._sized and dock.isVisible() and not dock.isFloating() and not dock.visibleRegion().isEmpty()
                 and dock.width() < want):
             self.resizeDocks([dock], [want], Qt.Orientation.Horizontal)
@@ -259,6 +255,28 @@ class MainWindow(QMainWindow):
                 # Qt took the width from every dock of the row alike: the loss tab read "Lo…" at 1280x720
                 # (a small window's tabbed row is left as it is: balance_bottom_row cut its tabs there)
                 QTimer.singleShot(0, self.balance_bottom_row)
+
+    def _left_column_room(self) -> int:
+        """The most the left column may take: the graph's column keeps what its bottom row needs to read (the
+        loss group's tabs whole) beside the docks on the right as they are."""
+        right = max((d.width() for d in self.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()
+                     and self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea
+                     and self.rect().intersects(d.geometry())), default=0)
+        gaps = 4 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
+        return self.width() - right - self.bottom_row_min_width() - gaps
+
+    def fit_editor(self) -> None:
+        """Widen the left column to show the module editor's columns whole while it is in front: at the module
+        tree's width it read "Param" and "1,05" for 1,056 parameters, its value inputs a few letters wide."""
+        dock = self.docks["editor"]
+        if not self._sized or dock.isFloating() or dock.visibleRegion().isEmpty():
+            return
+        frame = dock.width() - self.module_editor.width()
+        want = min(self.module_editor.wanted_width() + frame, int(self.width() * MODULES_SHARE),
+                   self._left_column_room())
+        if dock.width() < want:
+            self.resizeDocks([dock], [want], Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, self.balance_bottom_row)
 
     def _share_bottom_row(self, width: int) -> None:
         """Share `width` among the source, output and loss docks under the graph."""
@@ -286,8 +304,78 @@ class MainWindow(QMainWindow):
         gaps = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
         return _tabs_width(self, self.docks["loss"]) + 2 * self._narrow_panel_width() + gaps
 
+    def _comfortable_row(self) -> int:
+        """The bottom row's width below which source and output share one place as tabs."""
+        return self.bottom_row_min_width() + 2 * 12 * self.fontMetrics().averageCharWidth()
+
+    def _tab_source_and_output(self, tabbed: bool) -> None:
+        """Put the output panel behind the source panel as a tab (a narrow row), or beside it again."""
+        source, output = self.docks["source"], self.docks["output"]
+        if tabbed:
+            self.tabifyDockWidget(source, output)
+            source.raise_()
+        else:
+            self._rebuild_bottom_area()
+        self._compact_row = tabbed
+        self.layout().activate()
+
+    def _rebuild_bottom_area(self) -> None:
+        """The bottom area laid out again as _build_docks does, keeping which panels show, which tab is in
+        front and the heights: Qt splits a dock that was ever tabbed only into another tab."""
+        d = self.docks
+        names = ("source", "output", "loss", "plots", "gradients", "timeline")
+        shown = {name: d[name].isVisible() for name in names}
+        front = [name for name in ("loss", "plots", "gradients") if self.rect().intersects(d[name].geometry())]
+        heights = [d["source"].height(), d["timeline"].height()]
+        for name in names:
+            self.removeDockWidget(d[name])
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["source"])
+        self.splitDockWidget(d["source"], d["output"], horizontal)
+        self.splitDockWidget(d["output"], d["loss"], horizontal)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["timeline"], vertical)
+        self.tabifyDockWidget(d["loss"], d["plots"])
+        self.tabifyDockWidget(d["plots"], d["gradients"])
+        for name in names:
+            d[name].setVisible(shown[name])
+        for name in front:
+            d[name].raise_()
+        self.resizeDocks([d["source"], d["timeline"]], heights, vertical)
+
+    def fit_bottom_row(self) -> None:
+        """Tab source and output together once the row under the graph is too narrow for three panels side
+        by side, and side by side again when a row this made compact has room (a window resized from
+        1440x900 to 1024x640 kept three slivers: 10 characters of code, 'Lo… | T…' for the plots)."""
+        d = self.docks
+        source, output = d["source"], d["output"]
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        if not self._sized or not all(x.isVisible() and not x.isFloating() and self.dockWidgetArea(x) == bottom
+                                      for x in (source, output, d["loss"])):
+            return
+        tabbed = output in self.tabifiedDockWidgets(source)
+        if tabbed and not self._compact_row:
+            return  # tabbed by the person (or a restored layout): theirs to undo
+        ours = {d[name] for name in ("source", "output", "loss", "plots", "gradients", "timeline")}
+        if tabbed and {x for x in self.findChildren(QDockWidget) if self.dockWidgetArea(x) == bottom
+                       and not x.isFloating()} != ours:
+            return  # the person rearranged the bottom area since: splitting rebuilds it, so leave it be
+        shown = [x for x in (source, output, d["loss"]) if self.rect().intersects(x.geometry())]
+        row = sum(x.width() for x in shown)
+        comfortable = self._comfortable_row()
+        if not tabbed and row < comfortable:
+            compact = True
+        elif tabbed and row >= comfortable + 10 * self.fontMetrics().averageCharWidth():  # no flicker at the edge
+            compact = False
+        else:
+            return
+        with self.panel_shares.rearranging(bottom):
+            self._tab_source_and_output(compact)
+            self._share_bottom_row(row)
+            self.layout().activate()  # the docks' new sizes, now: they are the row's shares from here on
+
     def balance_bottom_row(self) -> None:
         """Share the bottom row's width again (after a side dock took some, e.g. the model builder)."""
+        self.fit_bottom_row()
         docks = [self.docks[name] for name in ("source", "output", "loss")]
         if all(dock.isVisible() and not dock.isFloating() for dock in docks):
             # tabbed docks share one place, and the tab behind is moved out of the window: count what shows
@@ -306,6 +394,7 @@ class MainWindow(QMainWindow):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.panel_shares.window_resized(event.oldSize())
+        self.fit_bottom_row()
 
     def fit_frame_to_screen(self) -> None:
         """Keep the whole window on its screen, title bar and borders included: a first start sized the inside
@@ -630,6 +719,7 @@ class MainWindow(QMainWindow):
     def reset_panels(self) -> None:
         """Put every panel back where it started."""
         self.restoreState(self._default_state, STATE_VERSION)
+        self._compact_row = False
         for dock in self.docks.values():
             dock.show()
         self._initial_dock_sizes()

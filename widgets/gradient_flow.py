@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics, QTextOption
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
@@ -74,6 +74,7 @@ class GradientFlowChart(QWidget):
         self._values = np.zeros(0)
         self._params: dict[str, bool] = {}  # the model's parameters, in order -> requires_grad
         self._notes: dict[str, str] = {}  # rows without a bar -> why
+        self._stale = False  # inputs changed while hidden: drawn when next shown
         box = QVBoxLayout(self)
         box.setContentsMargins(4, 4, 4, 4)
         box.setSpacing(4)
@@ -147,6 +148,7 @@ class GradientFlowChart(QWidget):
 
     def row_text(self, label: str) -> str:
         """The text written after a row's bar: its value, or why it has none."""
+        self._draw_pending()
         if label not in self._labels:
             raise KeyError(f"no row {label!r}; rows: {', '.join(self._labels)}")
         return self._texts[self._labels.index(label)].textItem.toPlainText()
@@ -163,6 +165,7 @@ class GradientFlowChart(QWidget):
 
     def bars(self) -> tuple[list[str], np.ndarray]:
         """The labels and values drawn, top to bottom."""
+        self._draw_pending()
         return list(self._labels), self._values.copy()
 
     # ---- drawing ------------------------------------------------------------------------------------
@@ -196,12 +199,32 @@ class GradientFlowChart(QWidget):
         out.update((k, v) for k, v in series.items() if k not in out)  # named apart from the model
         return out
 
+    def paintEvent(self, event) -> None:
+        # shown again (a dock tab brought to the front is moved into the window, not shown): draw what came
+        # meanwhile, once this paint is done
+        if self._stale:
+            QTimer.singleShot(0, self._draw_pending)
+        super().paintEvent(event)
+
+    def _draw_pending(self) -> None:
+        if self._stale:
+            self._stale = False
+            self._draw()
+
     def _redraw(self) -> None:
-        series = self._with_missing(self._series())
+        """Draw now when on screen; when not (its tab behind the loss plot), once it is: a replay's scrub
+        drew it unseen at every step, a third of the time each move of the timeline took."""
         metric = self.metric_box.currentText()
         self.plot.setLabel("bottom", f"{AXIS_TEXT[metric]} (log scale)", **{"font-size": "8pt"})
         self.legend.setText(self._legend_text(metric))
         self.legend.setVisible(bool(self.legend.text()))
+        self._stale = True
+        if self.isVisible() and not self.visibleRegion().isEmpty():
+            self._draw_pending()
+
+    def _draw(self) -> None:
+        series = self._with_missing(self._series())
+        metric = self.metric_box.currentText()
         self._labels = list(series)
         self._values = np.array([float(v) for v in series.values()], dtype=float)
         for t in self._texts:

@@ -54,6 +54,12 @@ class HistogramView(pg.PlotWidget):
         title = self.plotItem.titleLabel.text
         if title:
             self.setTitle(title, size="9pt", color=pick(MUTED_TEXT))
+        label = self.getAxis("left").labelText
+        if label:  # pyqtgraph takes its default colour once: black on the dark palette after a switch
+            self._count_label(label)
+
+    def _count_label(self, text: str) -> None:
+        self.setLabel("left", text, color=pick(MUTED_TEXT), **{"font-size": "8pt"})
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -100,7 +106,7 @@ class HistogramView(pg.PlotWidget):
         self._bad.setText(_bad_text(summary))
         self._bad.setPos(edges[-1], top * 1.08)
         sampled = int(self._counts.sum()) < summary.numel - summary.nan_count - summary.inf_count
-        self.setLabel("left", "count (sampled)" if sampled else "count", **{"font-size": "8pt"})
+        self._count_label("count (sampled)" if sampled else "count")
 
     def bars(self) -> tuple[np.ndarray, np.ndarray]:
         """The bin edges and counts drawn now."""

@@ -286,6 +286,14 @@ class ModuleEditor(QWidget):
                 return
         raise KeyError(f"ModuleEditor: no module {path!r}")
 
+    def wanted_width(self) -> int:
+        """The width that shows the tree's columns whole (names, classes, parameter counts, mode, frozen)."""
+        header = self.tree.header()
+        columns = sum(max(header.sectionSizeHint(col), self.tree.sizeHintForColumn(col))
+                      for col in range(header.count()))
+        scroll = self.tree.verticalScrollBar().sizeHint().width()
+        return columns + 2 * self.tree.frameWidth() + scroll + self.tree.fontMetrics().averageCharWidth()
+
     # ---- what a person sees -------------------------------------------------------------------------
     def current_path(self) -> str | None:
         """The selected module's path."""
