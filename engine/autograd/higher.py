@@ -37,6 +37,7 @@ def differentiable(*classes: type, when=None):
 
 def _registry() -> dict:
     # imported on first use: they import every op module, which import this package
+    import engine.autograd.higher_acts
     import engine.autograd.higher_index
     import engine.autograd.higher_linalg
     import engine.autograd.higher_losses

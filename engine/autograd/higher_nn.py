@@ -12,7 +12,7 @@ import math
 from engine.autograd.function import Function
 from engine.autograd.higher import derived, differentiable, saved_input, saved_inputs, saved_output
 from engine.backend import array_module
-from engine.ops import conv, nn, pool, pool_adaptive, pool_max, pool_windows
+from engine.ops import conv, dropout_more, fold, nn, pool, pool_adaptive, pool_max, pool_windows
 from engine.tensor import Tensor
 
 
@@ -48,17 +48,18 @@ def _linear_map(ctx, g):
 
 
 def _im2col(geo, x):
-    """The (G, C/G*kh*kw, N*Ho*Wo) window matrix of a convolution's padded input."""
-    xpad = conv.pad_spatial(conv.as_4d(x, geo.spatial), geo.padding)
+    """The (G, C/G*prod(kernel), N*prod(out)) window matrix of a convolution's padded input."""
+    xpad = conv.pad_spatial(conv.as_nd(x, geo.spatial), geo.padding)
     return conv._im2col(xpad, geo.kernel, geo.out_hw, geo.stride, geo.dilation, geo.groups)
 
 
 def _col2im(geo, cols):
     """The adjoint of `_im2col`: each window value added back where it was read."""
-    (kh, kw), (ho, wo) = geo.kernel, geo.out_hw
-    c6 = cols.reshape(-1, kh, kw, cols.shape[-1] // (ho * wo), ho, wo)
-    summed = conv.col2im(lambda i, j: c6[:, i, j], geo.kernel, geo.padded_hw, geo.stride, geo.dilation)
-    x = conv.crop(summed.transpose(1, 0, 2, 3), geo.padding)
+    out = tuple(geo.out_hw)
+    cn = cols.reshape(-1, *geo.kernel, cols.shape[-1] // math.prod(out), *out)
+    summed = conv.col2im(lambda *at: cn[(slice(None), *at)], geo.kernel, geo.padded_hw, geo.stride,
+                         geo.dilation)
+    x = conv.crop(summed.swapaxes(0, 1), geo.padding)
     return array_module(x).ascontiguousarray(x).reshape(geo.x_shape)
 
 
@@ -73,58 +74,61 @@ class _Geometry:
         return getattr(self._node, name)
 
 
-@differentiable(conv.Conv2d, conv.Conv1d)
+def _nd(ctx, t: Tensor) -> Tensor:
+    """A convolution's (N, C, *spatial) view of tensor `t` (a 1-D op's with height 1)."""
+    return t.reshape(conv.as_nd(t.array, ctx.spatial).shape)
+
+
+@differentiable(conv.Conv2d, conv.Conv1d, conv.Conv3d)
 def _conv(ctx, g):
     w_arr, cols = ctx.saved
     need_x, need_w, need_b = ctx.needs_input_grad
-    g4 = g.reshape(conv.as_4d(g.array, ctx.spatial).shape)
-    n, o, ho, wo = g4.shape
+    gn = _nd(ctx, g)
+    n, o = gn.shape[:2]
     groups = ctx.groups
-    gm = g4.reshape(n, groups, o // groups, ho * wo).permute(1, 2, 0, 3).reshape(groups, o // groups, -1)
-    w4_shape = conv.as_4d(w_arr, ctx.spatial).shape
-    geo = _Geometry(ctx, kernel=w4_shape[2:], out_hw=(ho, wo))
+    gm = gn.reshape(n, groups, o // groups, -1).permute(1, 2, 0, 3).reshape(groups, o // groups, -1)
+    wn_shape = conv.as_nd(w_arr, ctx.spatial).shape
+    geo = _Geometry(ctx, kernel=wn_shape[2:], out_hw=gn.shape[2:])
     dx = dw = db = None
     if need_w:
         c = derived(ctx, LinearMap, cols, (0,), fn=_im2col, adjoint=_col2im, geo=geo)
         dw = (gm @ c.transpose(-1, -2)).reshape(w_arr.shape)
     if need_x:
-        w_rows = saved_input(ctx, 1, w_arr).reshape(groups, w4_shape[0] // groups, -1)
+        w_rows = saved_input(ctx, 1, w_arr).reshape(groups, wn_shape[0] // groups, -1)
         dx = LinearMap.apply(w_rows.transpose(-1, -2) @ gm, fn=_col2im, adjoint=_im2col, geo=geo)
     if need_b:
-        db = g4.sum(dim=(0, 2, 3))
+        db = gn.sum(dim=_channel_axes(gn))
     return dx, dw, db
 
 
 def _group_rows(geo, x):
-    return conv._group_rows(conv.as_4d(x, geo.spatial), geo.groups)
+    return conv._group_rows(conv.as_nd(x, geo.spatial), geo.groups)
 
 
 def _ungroup_rows(geo, m):
     return conv._ungroup_rows(m, geo.n, geo.in_hw).reshape(geo.x_shape)
 
 
-@differentiable(conv.ConvTranspose2d, conv.ConvTranspose1d)
+@differentiable(conv.ConvTranspose2d, conv.ConvTranspose1d, conv.ConvTranspose3d)
 def _conv_transpose(ctx, g):
     # the forward is conv2d's input gradient, col2im(w_rows^T @ x_rows): its backward reads the windows of g
     w_arr, xm = ctx.saved
     need_x, need_w, need_b = ctx.needs_input_grad
-    g4 = g.reshape(conv.as_4d(g.array, ctx.spatial).shape)
-    w4_shape = conv.as_4d(w_arr, ctx.spatial).shape
-    (t, b), (left, r) = ctx.padding
-    geo = _Geometry(ctx, kernel=w4_shape[2:], out_hw=ctx.in_hw, x_shape=g.shape,
-                    padded_hw=(g4.shape[2] + t + b, g4.shape[3] + left + r))
-    cols = LinearMap.apply(g, fn=_im2col, adjoint=_col2im, geo=geo)  # (G, O/G*kh*kw, N*H*W)
+    gn = _nd(ctx, g)
+    wn_shape = conv.as_nd(w_arr, ctx.spatial).shape
+    geo = _Geometry(ctx, kernel=wn_shape[2:], out_hw=ctx.in_hw, x_shape=g.shape,
+                    padded_hw=tuple(size + lo + hi for size, (lo, hi) in zip(gn.shape[2:], ctx.padding)))
+    cols = LinearMap.apply(g, fn=_im2col, adjoint=_col2im, geo=geo)  # (G, O/G*prod(kernel), N*prod(in))
     dx = dw = db = None
+    rows = _Geometry(ctx, n=gn.shape[0])
     if need_x:
-        w_rows = saved_input(ctx, 1, w_arr).reshape(ctx.groups, w4_shape[0] // ctx.groups, -1)
-        rows = _Geometry(ctx, n=g4.shape[0])
+        w_rows = saved_input(ctx, 1, w_arr).reshape(ctx.groups, wn_shape[0] // ctx.groups, -1)
         dx = LinearMap.apply(w_rows @ cols, fn=_ungroup_rows, adjoint=_group_rows, geo=rows)
     if need_w:
-        rows = _Geometry(ctx, n=g4.shape[0])
         x_rows = derived(ctx, LinearMap, xm, (0,), fn=_group_rows, adjoint=_ungroup_rows, geo=rows)
         dw = (x_rows @ cols.transpose(-1, -2)).reshape(w_arr.shape)
     if need_b:
-        db = g4.sum(dim=(0, 2, 3))
+        db = gn.sum(dim=_channel_axes(gn))
     return dx, dw, db
 
 
@@ -279,3 +283,23 @@ def _group_norm(ctx, g):
     axes = _channel_axes(g)
     return (gx if need_x else None), ((g * xh).sum(dim=axes) if need_w else None), \
         (g.sum(dim=axes) if need_b else None)
+
+
+# ---- fold / unfold: each the other's adjoint ---------------------------------------------------------------
+@differentiable(fold.Unfold)
+def _unfold(ctx, g):
+    return fold.Fold.apply(g, **_fold_geometry(ctx))
+
+
+@differentiable(fold.Fold)
+def _fold(ctx, g):
+    return fold.Unfold.apply(g, **_fold_geometry(ctx))
+
+
+def _fold_geometry(ctx) -> dict:
+    return {k: getattr(ctx, k) for k in ("kernel", "dilation", "pads", "stride", "blocks", "image")}
+
+
+@differentiable(dropout_more.AlphaDropout, dropout_more.FeatureAlphaDropout)
+def _alpha_dropout(ctx, g):
+    return g * Tensor._wrap(ctx.saved[0])

@@ -24,9 +24,35 @@ from engine.ops.activation import (
     softmax,
     softplus,
 )
+from engine.ops.activation_more import (
+    celu,
+    celu_,
+    gumbel_softmax,
+    hardshrink,
+    hardsigmoid,
+    hardswish,
+    local_response_norm,
+    mish,
+    rms_norm,
+    rrelu,
+    rrelu_,
+    selu,
+    selu_,
+    softmin,
+    softshrink,
+    softsign,
+    tanhshrink,
+    threshold,
+    threshold_,
+)
 from engine.ops.attention import scaled_dot_product_attention
-from engine.ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from engine.ops.conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d
+from engine.ops.ctc import ctc_loss
+from engine.ops.dropout_more import alpha_dropout, dropout1d, dropout3d, feature_alpha_dropout
 from engine.ops.elementwise import sigmoid, tanh
+from engine.ops.embedding_bag import embedding, embedding_bag
+from engine.ops.fold import fold, pixel_unshuffle, unfold
+from engine.ops.grid_sample import affine_grid, grid_sample
 from engine.ops.interpolate import interpolate
 from engine.ops.loss import (
     binary_cross_entropy,
@@ -53,7 +79,7 @@ from engine.ops.margin_loss import (
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
-from engine.ops.nn import batch_norm, embedding, group_norm, layer_norm, linear, one_hot
+from engine.ops.nn import batch_norm, group_norm, layer_norm, linear, one_hot
 from engine.ops.norm_instance import instance_norm
 from engine.ops.pool import (
     adaptive_avg_pool1d,
@@ -80,16 +106,19 @@ from engine.ops.similarity import cosine_similarity, normalize
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
-    "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "batch_norm",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
-    "cosine_embedding_loss", "cosine_similarity", "cross_entropy", "dropout", "dropout2d", "elu", "embedding",
-    "gaussian_nll_loss", "gelu", "glu", "group_norm", "hardtanh", "hinge_embedding_loss", "huber_loss",
-    "instance_norm", "interpolate", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax",
-    "logsigmoid", "lp_pool1d", "lp_pool2d", "lp_pool3d", "margin_ranking_loss", "max_pool1d", "max_pool2d",
-    "max_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d", "mse_loss", "multi_margin_loss",
-    "multilabel_margin_loss", "multilabel_soft_margin_loss", "nll_loss", "normalize", "one_hot", "pad",
-    "pairwise_distance", "pixel_shuffle", "poisson_nll_loss", "prelu", "relu", "relu6",
-    "scaled_dot_product_attention", "sigmoid", "silu", "smooth_l1_loss", "soft_margin_loss", "softmax", "softplus",
-    "tanh", "triplet_margin_loss", "triplet_margin_with_distance_loss",
+    "adaptive_max_pool2d", "adaptive_max_pool3d", "affine_grid", "alpha_dropout", "avg_pool1d", "avg_pool2d",
+    "avg_pool3d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits", "celu", "celu_",
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "cosine_embedding_loss", "cosine_similarity", "cross_entropy", "ctc_loss", "dropout", "dropout1d", "dropout2d",
+    "dropout3d", "elu", "embedding", "embedding_bag", "feature_alpha_dropout", "fold", "gaussian_nll_loss", "gelu",
+    "glu", "grid_sample", "group_norm", "gumbel_softmax", "hardshrink", "hardsigmoid", "hardswish", "hardtanh",
+    "hinge_embedding_loss", "huber_loss", "instance_norm", "interpolate", "kl_div", "l1_loss", "layer_norm",
+    "leaky_relu", "linear", "local_response_norm", "log_softmax", "logsigmoid", "lp_pool1d", "lp_pool2d",
+    "lp_pool3d", "margin_ranking_loss", "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d", "max_unpool2d",
+    "max_unpool3d", "mish", "mse_loss", "multi_margin_loss", "multilabel_margin_loss",
+    "multilabel_soft_margin_loss", "nll_loss", "normalize", "one_hot", "pad", "pairwise_distance", "pixel_shuffle",
+    "pixel_unshuffle", "poisson_nll_loss", "prelu", "relu", "relu6", "rms_norm", "rrelu", "rrelu_",
+    "scaled_dot_product_attention", "selu", "selu_", "sigmoid", "silu", "smooth_l1_loss", "soft_margin_loss",
+    "softmax", "softmin", "softplus", "softshrink", "softsign", "tanh", "tanhshrink", "threshold", "threshold_",
+    "triplet_margin_loss", "triplet_margin_with_distance_loss", "unfold",
 ]

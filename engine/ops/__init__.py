@@ -8,6 +8,18 @@ from engine.creation import (
     zeros_like,
 )
 from engine.ops.activation import log_softmax, softmax
+from engine.ops.activation_more import (
+    celu,
+    celu_,
+    hardshrink,
+    rms_norm,
+    rrelu,
+    rrelu_,
+    selu,
+    selu_,
+    threshold,
+    threshold_,
+)
 from engine.ops.attention import scaled_dot_product_attention
 from engine.ops.convert import cast, clone, to_device
 from engine.ops.elementwise import *  # noqa: F403

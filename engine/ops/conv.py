@@ -1,11 +1,12 @@
-"""Convolutions with PyTorch's semantics and weight layouts: conv1d, conv2d, conv_transpose1d/2d.
+"""Convolutions with PyTorch's semantics and weight layouts: conv1d/2d/3d, conv_transpose1d/2d/3d.
 
 conv2d is im2col + one matmul: a strided view lays every kernel window out without copying, one copy
 turns it into a (groups, C/groups*kh*kw, N*Ho*Wo) matrix, and one batched matmul with the weight gives
 the output. The input gradient is col2im, the adjoint of that view: for each of the kh*kw kernel
 offsets, one (C x O) @ (O x N*Ho*Wo) product added at that offset with one strided add. A transposed
 convolution is exactly the input gradient of a convolution, so both ops run on the same kernels with
-forward and backward swapped. 1-D ops run the 2-D code on images of height 1.
+forward and backward swapped. The helpers work on any number of spatial axes, so 3-D ops are the 2-D
+code with one more axis (prod(kernel) offsets); 1-D ops run the 2-D code on images of height 1.
 
 The parameter helper `ints` is shared with the pooling ops (pool.py and its pool_*.py), which have
 their own N-d window code (pool_windows.py).
@@ -13,77 +14,77 @@ their own N-d window code (pool_windows.py).
 
 from __future__ import annotations
 
+import itertools
+import math
 import operator
 
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.tensor import Tensor
 
-Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+Pads = tuple[tuple[int, int], ...]  # (before, after) of each spatial axis
 
 
-# ---- window helpers on (N, C, H, W) arrays ---------------------------------------------------
-def sliding_windows(xpad, kernel, out_hw, stride, dilation):
-    """View (N, C, Hp, Wp) as (N, C, kh, kw, Ho, Wo) windows, without copying.
+# ---- window helpers on (N, C, *spatial) arrays ----------------------------------------------
+def sliding_windows(xpad, kernel, out_size, stride, dilation):
+    """View (N, C, *padded) as (N, C, *kernel, *out) windows, without copying.
 
-    Element [n, c, i, j, y, x] is xpad[n, c, y*sh + i*dh, x*sw + j*dw].
+    In 2-D, element [n, c, i, j, y, x] is xpad[n, c, y*sh + i*dh, x*sw + j*dw]; 3-D adds a depth axis.
     """
     xp = array_module(xpad)
-    sn, sc, sy, sx = xpad.strides
+    lead, axes = xpad.strides[:2], xpad.strides[2:]
     return xp.lib.stride_tricks.as_strided(
-        xpad, shape=(*xpad.shape[:2], *kernel, *out_hw),
-        strides=(sn, sc, sy * dilation[0], sx * dilation[1], sy * stride[0], sx * stride[1]))
+        xpad, shape=(*xpad.shape[:2], *kernel, *out_size),
+        strides=(*lead, *(a * d for a, d in zip(axes, dilation)), *(a * s for a, s in zip(axes, stride))))
 
 
-def col2im(part, kernel, padded_hw, stride, dilation):
-    """Adjoint of `sliding_windows`: sum `part(i, j)`, the (A, B, Ho, Wo) window values at kernel offset
-    (i, j), back onto (A, B, Hp, Wp).
+def col2im(part, kernel, padded, stride, dilation):
+    """Adjoint of `sliding_windows`: sum `part(*offset)`, the (A, B, *out) window values at one kernel
+    offset, back onto (A, B, *padded).
 
-    Parts are made one at a time, so the kh*kw times larger array of all window values never exists:
-    allocating it fresh on every call cost more than the arithmetic (conv2d forward+backward: ~30% faster).
+    Parts are made one at a time, so the prod(kernel) times larger array of all window values never
+    exists: allocating it fresh on every call cost more than the arithmetic (conv2d forward+backward:
+    ~30% faster).
     """
-    (sh, sw), (dh, dw) = stride, dilation
     out = None
-    for i in range(kernel[0]):  # one strided add per offset; windows overlap, so they cannot be one add
-        for j in range(kernel[1]):
-            values = part(i, j)
-            if out is None:
-                out = array_module(values).zeros((*values.shape[:2], *padded_hw), dtype=values.dtype)
-            ho, wo = values.shape[2:]
-            out[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw] += values
+    for offset in itertools.product(*map(range, kernel)):  # windows overlap, so one strided add per offset
+        values = part(*offset)
+        if out is None:
+            out = array_module(values).zeros((*values.shape[:2], *padded), dtype=values.dtype)
+        out[(slice(None), slice(None), *(slice(i * d, i * d + s * (o - 1) + 1, s) for i, d, s, o in
+                                         zip(offset, dilation, stride, values.shape[2:])))] += values
     return out
 
 
 def pad_spatial(x, pads: Pads, value: float = 0.0):
-    """(N, C, H, W) inside a frame of `value`, `pads` wide on each side."""
-    (t, b), (l, r) = pads
-    if not (t or b or l or r):
+    """(N, C, *spatial) inside a frame of `value`, `pads` wide on each side."""
+    if not any(lo or hi for lo, hi in pads):
         return x
-    n, c, h, w = x.shape
-    out = array_module(x).full((n, c, h + t + b, w + l + r), value, dtype=x.dtype)
-    out[:, :, t:t + h, l:l + w] = x
+    sizes = x.shape[2:]
+    out = array_module(x).full((*x.shape[:2], *(n + lo + hi for n, (lo, hi) in zip(sizes, pads))), value,
+                               dtype=x.dtype)
+    out[(..., *(slice(lo, lo + n) for n, (lo, _) in zip(sizes, pads)))] = x
     return out
 
 
 def crop(x, pads: Pads):
     """Adjoint of `pad_spatial`: the inside of the frame."""
-    (t, b), (l, r) = pads
-    h, w = x.shape[2:]
-    return x[:, :, t:h - b, l:w - r]
+    return x[(..., *(slice(lo, n - hi) for n, (lo, hi) in zip(x.shape[2:], pads)))]
 
 
-def as_4d(a, spatial: int):
-    """An (N, C, *spatial) or unbatched (C, *spatial) array as (N, C, H, W); 1-D gets height 1."""
+def as_nd(a, spatial: int):
+    """An (N, C, *spatial) or unbatched (C, *spatial) array as (N, C, *spatial); 1-D gets height 1, so
+    1-D ops run the 2-D code."""
     lead = a.shape[:-spatial]
     if len(lead) == 1:
         lead = (1, *lead)
     return a.reshape(*lead, *(1,) * (2 - spatial), *a.shape[-spatial:])
 
 
-def from_4d(a4, ndim: int, spatial: int):
-    """Undo `as_4d` for an output: drop the batch axis of unbatched inputs and the height of 1-D ops."""
-    lead = a4.shape[:2] if ndim == spatial + 2 else a4.shape[1:2]
-    return a4.reshape(*lead, *a4.shape[4 - spatial:])
+def from_nd(an, ndim: int, spatial: int):
+    """Undo `as_nd` for an output: drop the batch axis of unbatched inputs and the height of 1-D ops."""
+    lead = an.shape[:2] if ndim == spatial + 2 else an.shape[1:2]
+    return an.reshape(*lead, *an.shape[an.ndim - spatial:])
 
 
 def ints(value, n: int, name: str, op: str, low: int = 1) -> tuple[int, ...]:
@@ -102,58 +103,64 @@ def ints(value, n: int, name: str, op: str, low: int = 1) -> tuple[int, ...]:
     return vals
 
 
-def lift(vals: tuple[int, ...], fill: int) -> tuple[int, int]:
-    """A 1-D op's parameter as the 2-D one over a height-1 image."""
-    return vals if len(vals) == 2 else (fill, vals[0])
+def lift(vals: tuple[int, ...], fill: int) -> tuple[int, ...]:
+    """A 1-D op's parameter as the 2-D one over a height-1 image; 2-D and 3-D ones as they are."""
+    return vals if len(vals) >= 2 else (fill, vals[0])
 
 
 def last(vals: tuple, spatial: int) -> tuple:
-    """The user's view of a 2-D parameter: its last `spatial` entries."""
-    return tuple(vals[2 - spatial:])
+    """The user's view of a (lifted) parameter: its last `spatial` entries."""
+    return tuple(vals[len(vals) - spatial:])
 
 
 # ---- the matrices the matmuls work on -----------------------------------------------------------
-def _im2col(xpad, kernel, out_hw, stride, dilation, groups: int):
-    """(G, C/G*kh*kw, N*Ho*Wo): channels lead so that each group is one contiguous block."""
-    n = xpad.shape[0]
-    win = sliding_windows(xpad, kernel, out_hw, stride, dilation)
-    return win.transpose(1, 2, 3, 0, 4, 5).reshape(groups, -1, n * out_hw[0] * out_hw[1])
+def _im2col(xpad, kernel, out_size, stride, dilation, groups: int):
+    """(G, C/G*prod(kernel), N*prod(out)): channels lead so that each group is one contiguous block."""
+    n, k = xpad.shape[0], len(kernel)
+    win = sliding_windows(xpad, kernel, out_size, stride, dilation)
+    order = (1, *range(2, 2 + k), 0, *range(2 + k, 2 + 2 * k))
+    return win.transpose(order).reshape(groups, -1, n * math.prod(out_size))
 
 
-def _col2im(w4, gm, n: int, out_hw, padded_hw, pads, stride, dilation, groups: int):
-    """Adjoint of the forward's `weight @ _im2col(pad(x))` for an (A, B, kh, kw) weight: rows
-    (G, A/G, N*Ho*Wo) back to a contiguous (N, B*G, H, W)."""
-    wg = w4.reshape(groups, -1, *w4.shape[1:])  # (G, A/G, B, kh, kw)
-    c = w4.shape[1] * groups
+def _col2im(wn, gm, n: int, out_size, padded, pads, stride, dilation, groups: int):
+    """Adjoint of the forward's `weight @ _im2col(pad(x))` for an (A, B, *kernel) weight: rows
+    (G, A/G, N*prod(out)) back to a contiguous (N, B*G, *spatial)."""
+    wg = wn.reshape(groups, -1, *wn.shape[1:])  # (G, A/G, B, *kernel)
+    c = wn.shape[1] * groups
 
-    def part(i, j):  # kept channel-major, as the product comes out, so every add reads contiguously
-        return (wg[..., i, j].transpose(0, 2, 1) @ gm).reshape(c, n, *out_hw)
+    def part(*offset):  # kept channel-major, as the product comes out, so every add reads contiguously
+        return (wg[(..., *offset)].transpose(0, 2, 1) @ gm).reshape(c, n, *out_size)
 
-    summed = col2im(part, w4.shape[2:], padded_hw, stride, dilation).transpose(1, 0, 2, 3)
+    summed = col2im(part, wn.shape[2:], padded, stride, dilation).swapaxes(0, 1)
     return array_module(gm).ascontiguousarray(crop(summed, pads))
 
 
 def _group_rows(y, groups: int):
-    """(N, O, H, W) as (G, O/G, N*H*W), the layout of a matmul result."""
-    n, o, h, w = y.shape
-    return y.reshape(n, groups, o // groups, h * w).transpose(1, 2, 0, 3).reshape(groups, o // groups, -1)
+    """(N, O, *spatial) as (G, O/G, N*prod(spatial)), the layout of a matmul result."""
+    n, o = y.shape[:2]
+    return y.reshape(n, groups, o // groups, -1).transpose(1, 2, 0, 3).reshape(groups, o // groups, -1)
 
 
-def _ungroup_rows(m, n: int, hw):
-    """Adjoint of `_group_rows`: (G, O/G, N*H*W) as a contiguous (N, O, H, W)."""
-    out = m.reshape(-1, n, *hw).transpose(1, 0, 2, 3)
+def _ungroup_rows(m, n: int, size):
+    """Adjoint of `_group_rows`: (G, O/G, N*prod(size)) as a contiguous (N, O, *size)."""
+    out = m.reshape(-1, n, *size).swapaxes(0, 1)
     return array_module(m).ascontiguousarray(out)
 
 
-def _weight_rows(w4, groups: int):
-    """(A, B, kh, kw) weight as (G, A/G, B*kh*kw)."""
-    return w4.reshape(groups, w4.shape[0] // groups, -1)
+def _weight_rows(wn, groups: int):
+    """(A, B, *kernel) weight as (G, A/G, B*prod(kernel))."""
+    return wn.reshape(groups, wn.shape[0] // groups, -1)
 
 
 def _add_bias(out, b):
     if b is not None:
-        out += b.reshape(-1, 1, 1)
+        out += b.reshape(-1, *(1,) * (out.ndim - 2))
     return out
+
+
+def _channel_sum(g):
+    """The bias gradient: `g` summed over every axis but the channels."""
+    return g.sum(axis=(0, *range(2, g.ndim)))
 
 
 # ---- ops ----------------------------------------------------------------------------------------
@@ -164,30 +171,30 @@ class Conv2d(Function):
 
     def forward(ctx, x, w, b):
         _check(ctx, x, w, b, transposed=False)
-        x4, w4 = as_4d(x, ctx.spatial), as_4d(w, ctx.spatial)
-        kernel = w4.shape[2:]
-        xpad = pad_spatial(x4, ctx.padding)
-        out_hw = _conv_out_hw(ctx, x, xpad.shape[2:], kernel)
-        cols = _im2col(xpad, kernel, out_hw, ctx.stride, ctx.dilation, ctx.groups)
-        out = _add_bias(_ungroup_rows(_weight_rows(w4, ctx.groups) @ cols, x4.shape[0], out_hw), b)
+        xn, wn = as_nd(x, ctx.spatial), as_nd(w, ctx.spatial)
+        kernel = wn.shape[2:]
+        xpad = pad_spatial(xn, ctx.padding)
+        out_size = _conv_out_size(ctx, x, xpad.shape[2:], kernel)
+        cols = _im2col(xpad, kernel, out_size, ctx.stride, ctx.dilation, ctx.groups)
+        out = _add_bias(_ungroup_rows(_weight_rows(wn, ctx.groups) @ cols, xn.shape[0], out_size), b)
         if ctx.needs_input_grad:
-            ctx.save(w, cols if ctx.needs_input_grad[1] else None)  # cols: kh*kw copies of x, only for dw
+            ctx.save(w, cols if ctx.needs_input_grad[1] else None)  # cols: prod(kernel) copies of x, for dw
             ctx.x_shape, ctx.padded_hw = x.shape, xpad.shape[2:]
-        return from_4d(out, x.ndim, ctx.spatial)
+        return from_nd(out, x.ndim, ctx.spatial)
 
     def backward(ctx, grad):
         w, cols = ctx.saved
         need_x, need_w, need_b = ctx.needs_input_grad
-        w4, g4 = as_4d(w, ctx.spatial), as_4d(grad, ctx.spatial)
-        gm = _group_rows(g4, ctx.groups) if need_x or need_w else None
+        wn, gn = as_nd(w, ctx.spatial), as_nd(grad, ctx.spatial)
+        gm = _group_rows(gn, ctx.groups) if need_x or need_w else None
         dx = dw = db = None
         if need_w:
             dw = (gm @ cols.transpose(0, 2, 1)).reshape(w.shape)
         if need_x:
-            dx = _col2im(w4, gm, g4.shape[0], g4.shape[2:], ctx.padded_hw, ctx.padding, ctx.stride,
+            dx = _col2im(wn, gm, gn.shape[0], gn.shape[2:], ctx.padded_hw, ctx.padding, ctx.stride,
                          ctx.dilation, ctx.groups).reshape(ctx.x_shape)
         if need_b:
-            db = g4.sum(axis=(0, 2, 3))
+            db = _channel_sum(gn)
         return dx, dw, db
 
 
@@ -198,6 +205,13 @@ class Conv1d(Conv2d):
     spatial = 1
 
 
+class Conv3d(Conv2d):
+    """Convolution of (N, C, D, H, W) with an (O, C/groups, kd, kh, kw) weight: the same code, one more axis."""
+
+    op = "conv3d"
+    spatial = 3
+
+
 class ConvTranspose2d(Function):
     """Transposed convolution (the adjoint of conv2d) with an (C, O/groups, kh, kw) weight."""
 
@@ -206,39 +220,39 @@ class ConvTranspose2d(Function):
 
     def forward(ctx, x, w, b):
         _check(ctx, x, w, b, transposed=True)
-        x4, w4 = as_4d(x, ctx.spatial), as_4d(w, ctx.spatial)
-        kernel, in_hw = w4.shape[2:], x4.shape[2:]
-        padded_hw = tuple((size - 1) * s + d * (k - 1) + 1 + extra for size, s, d, k, extra in
-                          zip(in_hw, ctx.stride, ctx.dilation, kernel, ctx.output_padding))
-        out_hw = tuple(p - lo - hi for p, (lo, hi) in zip(padded_hw, ctx.padding))
-        if min(out_hw) < 1:
+        xn, wn = as_nd(x, ctx.spatial), as_nd(w, ctx.spatial)
+        kernel, in_size = wn.shape[2:], xn.shape[2:]
+        padded = tuple((size - 1) * s + d * (k - 1) + 1 + extra for size, s, d, k, extra in
+                       zip(in_size, ctx.stride, ctx.dilation, kernel, ctx.output_padding))
+        out_size = tuple(p - lo - hi for p, (lo, hi) in zip(padded, ctx.padding))
+        if min(out_size) < 1:
             raise ShapeError(
-                f"{ctx.op}: output size {last(out_hw, ctx.spatial)} is not positive for input shape "
+                f"{ctx.op}: output size {last(out_size, ctx.spatial)} is not positive for input shape "
                 f"{tuple(x.shape)}, weight shape {tuple(w.shape)} and padding {_user_pads(ctx)}")
-        xm = _group_rows(x4, ctx.groups)
-        y = _col2im(w4, xm, x4.shape[0], in_hw, padded_hw, ctx.padding, ctx.stride, ctx.dilation, ctx.groups)
+        xm = _group_rows(xn, ctx.groups)
+        y = _col2im(wn, xm, xn.shape[0], in_size, padded, ctx.padding, ctx.stride, ctx.dilation, ctx.groups)
         out = _add_bias(y, b)
         if ctx.needs_input_grad:
             ctx.save(w, xm if ctx.needs_input_grad[1] else None)
-            ctx.x_shape, ctx.in_hw = x.shape, in_hw
-        return from_4d(out, x.ndim, ctx.spatial)
+            ctx.x_shape, ctx.in_hw = x.shape, in_size
+        return from_nd(out, x.ndim, ctx.spatial)
 
     def backward(ctx, grad):
         w, xm = ctx.saved
         need_x, need_w, need_b = ctx.needs_input_grad
-        w4, g4 = as_4d(w, ctx.spatial), as_4d(grad, ctx.spatial)
-        in_hw = ctx.in_hw
+        wn, gn = as_nd(w, ctx.spatial), as_nd(grad, ctx.spatial)
+        in_size = ctx.in_hw
         dx = dw = db = None
-        if need_x or need_w:  # the adjoint of col2im is im2col: the conv2d forward's matrix, of grad
-            cols = _im2col(pad_spatial(g4, ctx.padding), w4.shape[2:], in_hw, ctx.stride, ctx.dilation,
+        if need_x or need_w:  # the adjoint of col2im is im2col: the convolution's matrix, of grad
+            cols = _im2col(pad_spatial(gn, ctx.padding), wn.shape[2:], in_size, ctx.stride, ctx.dilation,
                            ctx.groups)
             if need_x:
-                dx = _ungroup_rows(_weight_rows(w4, ctx.groups) @ cols, g4.shape[0], in_hw)
+                dx = _ungroup_rows(_weight_rows(wn, ctx.groups) @ cols, gn.shape[0], in_size)
                 dx = dx.reshape(ctx.x_shape)
             if need_w:
                 dw = (xm @ cols.transpose(0, 2, 1)).reshape(w.shape)
         if need_b:
-            db = g4.sum(axis=(0, 2, 3))
+            db = _channel_sum(gn)
         return dx, dw, db
 
 
@@ -247,6 +261,13 @@ class ConvTranspose1d(ConvTranspose2d):
 
     op = "conv_transpose1d"
     spatial = 1
+
+
+class ConvTranspose3d(ConvTranspose2d):
+    """Transposed 3-D convolution with an (C, O/groups, kd, kh, kw) weight."""
+
+    op = "conv_transpose3d"
+    spatial = 3
 
 
 # ---- checks -------------------------------------------------------------------------------------
@@ -284,7 +305,7 @@ def _check(ctx, x, w, b, transposed: bool) -> None:
                          f"channels (weight shape {tuple(w.shape)}); expected ({out_channels},)")
 
 
-def _conv_out_hw(ctx, x, padded_hw, kernel) -> tuple[int, int]:
+def _conv_out_size(ctx, x, padded_hw, kernel) -> tuple[int, ...]:
     spans = tuple(d * (k - 1) + 1 for d, k in zip(ctx.dilation, kernel))
     if any(s > p for s, p in zip(spans, padded_hw)):
         what = f"kernel size {last(kernel, ctx.spatial)}"
@@ -297,7 +318,7 @@ def _conv_out_hw(ctx, x, padded_hw, kernel) -> tuple[int, int]:
 
 # ---- functions ----------------------------------------------------------------------------------
 def _options(op: str, spatial: int, weight: Tensor, stride, padding, dilation, groups) -> dict:
-    """Normalize user parameters to the 2-D ones the kernels take."""
+    """Normalize user parameters to the ones the kernels take (a 1-D op's lifted to 2-D)."""
     stride = ints(stride, spatial, "stride", op)
     dilation = ints(dilation, spatial, "dilation", op)
     groups = ints(groups, 1, "groups", op)[0]
@@ -351,6 +372,12 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     return _conv(Conv1d, input, weight, bias, stride, padding, dilation, groups)
 
 
+def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """3-D convolution of (N, C, D, H, W) or (C, D, H, W) input, as torch.nn.functional.conv3d."""
+    return _conv(Conv3d, input, weight, bias, stride, padding, dilation, groups)
+
+
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
                      output_padding=0, groups: int = 1, dilation=1) -> Tensor:
     """Transposed 2-D convolution with an (in, out/groups, kh, kw) weight, as in PyTorch."""
@@ -362,4 +389,11 @@ def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
                      output_padding=0, groups: int = 1, dilation=1) -> Tensor:
     """Transposed 1-D convolution with an (in, out/groups, k) weight, as in PyTorch."""
     return _conv_transpose(ConvTranspose1d, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """Transposed 3-D convolution with an (in, out/groups, kd, kh, kw) weight, as in PyTorch."""
+    return _conv_transpose(ConvTranspose3d, input, weight, bias, stride, padding, output_padding, groups,
                            dilation)

@@ -173,3 +173,134 @@ class PReLU(Module):
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"
+
+
+class _Silent(_Activation):
+    """An activation whose repr shows no arguments (torch's Hardswish and Hardsigmoid hide `inplace`)."""
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class _Shrink(_Activation):
+    """Torch's shrink layers show only the threshold, unnamed: `Hardshrink(0.5)`."""
+
+    arguments = (("lambd", 0.5),)
+    settings = (Setting("lambd", float, low=0.0, doc="half-width of the band around 0 that maps to 0"),)
+
+    def extra_repr(self) -> str:
+        return str(self.lambd)
+
+
+class Mish(_Activation):
+    """x * tanh(softplus(x))."""
+
+    function = staticmethod(F.mish)
+    arguments = (("inplace", False),)
+
+
+class Hardswish(_Silent):
+    """x * relu6(x + 3) / 6."""
+
+    function = staticmethod(F.hardswish)
+    arguments = (("inplace", False),)
+
+
+class Hardsigmoid(_Silent):
+    """relu6(x + 3) / 6."""
+
+    function = staticmethod(F.hardsigmoid)
+    arguments = (("inplace", False),)
+
+
+class SELU(_Activation):
+    """scale * elu(x, alpha) with the self-normalizing constants."""
+
+    function = staticmethod(F.selu)
+    arguments = (("inplace", False),)
+
+
+class CELU(_Activation):
+    """x for x > 0, alpha * (exp(x / alpha) - 1) otherwise."""
+
+    function = staticmethod(F.celu)
+    arguments = (("alpha", 1.0), ("inplace", False))
+    settings = (Setting("alpha", float, doc="value the negative part saturates to (as -alpha)"),)
+
+
+class Softsign(_Activation):
+    """x / (1 + |x|)."""
+
+    function = staticmethod(F.softsign)
+
+
+class Tanhshrink(_Activation):
+    """x - tanh(x)."""
+
+    function = staticmethod(F.tanhshrink)
+
+
+class LogSigmoid(_Activation):
+    """log(sigmoid(x))."""
+
+    function = staticmethod(F.logsigmoid)
+
+
+class Threshold(_Activation):
+    """x where x > threshold, else value."""
+
+    function = staticmethod(F.threshold)
+    arguments = (("threshold", inspect.Parameter.empty), ("value", inspect.Parameter.empty), ("inplace", False))
+    settings = (
+        Setting("threshold", float, doc="inputs at or below it are replaced"),
+        Setting("value", float, doc="what replaces them"),
+    )
+
+
+class Hardshrink(_Shrink):
+    """x where |x| > lambd, else 0."""
+
+    function = staticmethod(F.hardshrink)
+
+
+class Softshrink(_Shrink):
+    """x - lambd above lambd, x + lambd below -lambd, 0 between."""
+
+    function = staticmethod(F.softshrink)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.lambd < 0:
+            raise ValueError(f"Softshrink: lambda must be greater or equal to 0, but found to be {self.lambd}")
+
+
+class RReLU(_Activation):
+    """Leaky relu with a random negative slope from U(lower, upper) in training, their mean in eval."""
+
+    function = staticmethod(F.rrelu)
+    arguments = (("lower", 1.0 / 8), ("upper", 1.0 / 3), ("inplace", False))
+    settings = (
+        Setting("lower", float, doc="lower bound of the random negative slope"),
+        Setting("upper", float, doc="upper bound of the random negative slope"),
+    )
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+
+class Softmin(_Activation):
+    """exp(-x) / sum(exp(-x)) along `dim`."""
+
+    function = staticmethod(F.softmin)
+    arguments = (("dim", None),)
+
+
+class Softmax2d(_Activation):
+    """softmax over the channels (dim -3) of a (C, H, W) or (N, C, H, W) input."""
+
+    function = staticmethod(F.softmax)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.ndim}D instead")
+        return F.softmax(input, -3)

@@ -1,4 +1,4 @@
-"""Convolutions: Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d (PyTorch's arguments, layout, init)."""
+"""Convolutions: Conv1d/2d/3d, ConvTranspose1d/2d/3d (PyTorch's arguments, layout, init)."""
 
 from __future__ import annotations
 
@@ -127,6 +127,19 @@ class Conv2d(_ConvNd):
                          padding_mode, device, dtype)
 
 
+class Conv3d(_ConvNd):
+    """3-D convolution over (N, C_in, D, H, W) inputs."""
+
+    dims = 3
+    function = staticmethod(F.conv3d)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias,
+                         padding_mode, device, dtype)
+
+
 class _ConvTransposeNd(_ConvNd):
     """What transposed convolutions add: output_padding, and an output size chosen per call."""
 
@@ -182,3 +195,10 @@ class ConvTranspose2d(_ConvTransposeNd):
 
     dims = 2
     function = staticmethod(F.conv_transpose2d)
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """3-D transposed convolution (the gradient of Conv3d with respect to its input)."""
+
+    dims = 3
+    function = staticmethod(F.conv_transpose3d)

@@ -1,4 +1,4 @@
-"""Dropout."""
+"""Dropout: elementwise, of whole channels (1-D, 2-D, 3-D), and alpha dropout."""
 
 from __future__ import annotations
 
@@ -32,3 +32,33 @@ class Dropout2d(Dropout):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.dropout2d(input, self.p, self.training, self.inplace)
+
+
+class Dropout1d(Dropout):
+    """While training, zero each whole channel of (N, C, L) with probability p and scale the rest by 1/(1-p)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout1d(input, self.p, self.training, self.inplace)
+
+
+class Dropout3d(Dropout):
+    """While training, zero each whole channel of (N, C, D, H, W) with probability p and scale the rest by
+    1/(1-p)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout3d(input, self.p, self.training, self.inplace)
+
+
+class AlphaDropout(Dropout):
+    """While training, alpha dropout (for SELU networks): dropped values set to SELU's saturation, then
+    rescaled so mean and variance are kept."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.alpha_dropout(input, self.p, self.training)
+
+
+class FeatureAlphaDropout(Dropout):
+    """While training, alpha dropout of whole channels of (N, C, ...)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.feature_alpha_dropout(input, self.p, self.training)
