@@ -133,3 +133,10 @@ def __getattr__(name: str):
         return importlib.import_module(f"engine.{name}")
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
+
+# mixed precision and torch.func, with torch's addresses (torch.autocast, torch.cuda.amp, torch.cpu.amp)
+from engine import amp, func  # noqa: E402
+from engine.amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
+
+cuda.amp = amp.cuda_amp
+cpu = _namespace("cpu", {"amp": amp.cpu_amp}, "torch.cpu's names the engine has: engine.cpu.amp.")

@@ -178,3 +178,39 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
         return (q * gain).reshape(shape)
 
     return _fill(tensor, sample, generator)
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a 3-, 4- or 5-D conv weight with the Dirac delta: each group passes its input channels through."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    sizes = tensor.shape
+    if sizes[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    per_group = sizes[0] // groups
+    centre = tuple(n // 2 for n in sizes[2:])
+
+    def sample(g, shape, dt):
+        out = array_module(tensor.array).zeros(shape, dtype=dt)
+        for grp in range(groups):
+            for d in range(min(per_group, sizes[1])):
+                out[(grp * per_group + d, d, *centre)] = 1
+        return out
+
+    return _fill(tensor, sample, False)
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) -> Tensor:
+    """Fill a 2-D tensor with N(0, std**2) samples, then zero ceil(sparsity * rows) of each column."""
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rows, cols = tensor.shape
+    num_zeros = math.ceil(sparsity * rows)
+
+    def sample(g, shape, dt):
+        out = g.standard_normal(shape, dtype=dt) * std
+        for col in range(cols):
+            out[array_module(out).argsort(g.random(rows))[:num_zeros], col] = 0
+        return out
+
+    return _fill(tensor, sample, generator)

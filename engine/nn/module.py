@@ -472,13 +472,75 @@ class Module:
     def state_dict(self, *, destination: dict | None = None, prefix: str = "",
                    keep_vars: bool = False) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers by dotted name (detached unless `keep_vars`)."""
+        for hook in self._state_hooks("_state_dict_pre_hooks").values():
+            hook(self, prefix, keep_vars)
         out = OrderedDict() if destination is None else destination
         for name, t in self._local_state().items():
             out[prefix + name] = t if keep_vars else t.detach()
         for name, child in self._modules.items():
             if child is not None:
                 child.state_dict(destination=out, prefix=prefix + name + ".", keep_vars=keep_vars)
+        for hook in self._state_hooks("_state_dict_hooks").values():
+            changed = hook(self, out, prefix, {"version": 1})
+            if changed is not None:
+                if id(hook) in self._state_hooks("_public_state_dict_hooks"):
+                    raise RuntimeError("state_dict post-hook must return None")
+                out = changed
         return out
+
+    def _state_entries(self, prefix: str) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, tensor) of what state_dict holds, without running its hooks."""
+        for name, t in self._local_state().items():
+            yield prefix + name, t
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._state_entries(prefix + name + ".")
+
+    def _state_hooks(self, table: str) -> dict:
+        return self.__dict__.get(table) or {}
+
+    def register_state_dict_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """Call `hook(module, prefix, keep_vars)` before this module's `state_dict` collects its entries."""
+        return add_hook(self.__dict__.setdefault("_state_dict_pre_hooks", {}), hook, False)
+
+    def register_state_dict_post_hook(self, hook: Callable) -> RemovableHandle:
+        """Call `hook(module, state_dict, prefix, local_metadata)` after `state_dict`; it edits in place."""
+        self.__dict__.setdefault("_public_state_dict_hooks", {})[id(hook)] = hook
+        return add_hook(self.__dict__.setdefault("_state_dict_hooks", {}), hook, False)
+
+    def _register_state_dict_hook(self, hook: Callable) -> RemovableHandle:
+        """As register_state_dict_post_hook, but a dict the hook returns replaces the state dict."""
+        return add_hook(self.__dict__.setdefault("_state_dict_hooks", {}), hook, False)
+
+    def register_load_state_dict_post_hook(self, hook: Callable) -> RemovableHandle:
+        """Call `hook(module, incompatible_keys)` after `load_state_dict`; it may edit the key lists."""
+        return add_hook(self.__dict__.setdefault("_load_state_dict_post_hooks", {}), hook, False)
+
+    def _run_load_post_hooks(self, prefix: str, own: list[str], owners: dict[str, str],
+                             keys: IncompatibleKeys) -> None:
+        """Each module's load_state_dict post hooks, as torch's recursive load calls them: a module's keys
+        join the lists before its children's, and its hooks run after its children's."""
+        mine = {prefix + name for name in self._local_state()}
+        keys.missing_keys.extend(k for k in own if k in mine)
+        keys.unexpected_keys.extend(k for k, owner in owners.items() if owner == prefix)
+        for name, child in self._modules.items():
+            if child is not None:
+                child._run_load_post_hooks(prefix + name + ".", own, owners, keys)
+        for hook in self._state_hooks("_load_state_dict_post_hooks").values():
+            if hook(self, keys) is not None:
+                raise RuntimeError("Hooks registered with ``register_load_state_dict_post_hook`` are not "
+                                   "expected to return new values, if incompatible_keys need to be modified, "
+                                   "it should be done inplace.")
+
+    def _key_owner(self, key: str) -> str:
+        """The prefix of the module a state-dict key would belong to (its deepest existing submodule)."""
+        module, prefix, rest = self, "", key
+        while True:
+            head, _, tail = rest.partition(".")
+            child = module._modules.get(head) if tail else None
+            if child is None:
+                return prefix
+            module, prefix, rest = child, prefix + head + ".", tail
 
     def _local_state(self) -> dict[str, Tensor]:
         state = {n: p for n, p in self._parameters.items() if p is not None}
@@ -495,7 +557,7 @@ class Module:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"expected state_dict to be a mapping of names to tensors, got "
                             f"{type(state_dict).__name__}")
-        own = self.state_dict(keep_vars=True)
+        own = dict(self._state_entries(""))  # not state_dict(): its hooks are for saving
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems, values = [], {}
@@ -513,9 +575,10 @@ class Module:
                 )
             else:
                 values[key] = value
-        if strict and unexpected:
+        hooked = any(m._state_hooks("_load_state_dict_post_hooks") for m in self.modules())
+        if strict and unexpected and not hooked:
             problems.insert(0, f"Unexpected key(s) in state_dict: {_quoted(unexpected)}. ")
-        if strict and missing:
+        if strict and missing and not hooked:
             problems.insert(0, f"Missing key(s) in state_dict: {_quoted(missing)}. ")
         if problems:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
@@ -524,7 +587,19 @@ class Module:
             target = own[key]
             target.array[...] = backend.to_device(value, target.device)
             target._vc[0] += 1
-        return IncompatibleKeys(missing, unexpected)
+        keys = IncompatibleKeys(missing, unexpected)
+        if hooked:  # as torch: hooks see the loaded values and may clear keys that strict would refuse
+            keys = IncompatibleKeys([], [])
+            self._run_load_post_hooks("", missing, {k: self._key_owner(k) for k in unexpected}, keys)
+            problems = []
+            if strict and keys.unexpected_keys:
+                problems.append(f"Unexpected key(s) in state_dict: {_quoted(keys.unexpected_keys)}. ")
+            if strict and keys.missing_keys:
+                problems.insert(0, f"Missing key(s) in state_dict: {_quoted(keys.missing_keys)}. ")
+            if problems:
+                raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                                   + "\n\t".join(problems))
+        return keys
 
     # ---- runtime-editable settings ------------------------------------------------------------
     def editable_settings(self) -> list[dict]:

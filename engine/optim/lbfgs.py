@@ -111,7 +111,7 @@ class LBFGS(Optimizer):
 
     def _iterate(self, closure, group: dict, orig_loss) -> None:
         """PyTorch's L-BFGS loop (minFunc's), on flat arrays; the loss at the start is already evaluated."""
-        lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
+        lr, max_iter, max_eval = float(group["lr"]), group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         history_size = group["history_size"]
         state = self.state.setdefault(self._params[0], {})

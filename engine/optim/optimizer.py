@@ -87,6 +87,10 @@ class Optimizer:
             self.add_param_group(group)
         self._made = next(_made)
         _alive.add(self)
+        self._in_step = False
+        cls = type(self)
+        if not getattr(cls.step, "_hooked", False):  # as torch: the class's step runs the step hooks
+            cls.step = _with_step_hooks(cls.step)
 
     # ---- what subclasses write -------------------------------------------------------------
     def _init_state(self, param, group: dict) -> dict:
@@ -108,6 +112,10 @@ class Optimizer:
         """Raise ValueError for a hyper-parameter out of range (PyTorch's messages)."""
         for key in self.non_negative:
             value = group[key]
+            if isinstance(value, Tensor):  # torch takes a 0-d tensor lr (a scheduler may change it in place)
+                if value.numel() != 1:
+                    raise ValueError(f"Tensor {key} must be 1-element")
+                value = value.item()
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"Invalid {_LABELS.get(key, key)}: {value}")
         # PyTorch's implementation switches: foreach, fused and capturable pick how torch runs the same math
@@ -192,19 +200,20 @@ class Optimizer:
         names, squares = [], []  # squared gradient, update and weight norms, three per parameter
         with no_grad():
             for g, group in enumerate(self.param_groups):
+                numeric = _numeric_lr(group)
                 for i, p in enumerate(group["params"]):
                     if p.grad is None:
                         continue
                     state = self.state.get(p)
                     if state is None:
-                        state = self.state[p] = self._init_state(p.array, group)
+                        state = self.state[p] = self._init_state(p.array, numeric)
                     data = p.array
                     before = None
                     if watching:
                         names.append(self._param_name(g, i, group, p))
                         squares.append(square_sum(p.grad.array))  # before the update reads it
                         before = data.copy() if not self._gives_step(data, group) else None
-                    step = self._update(data, p.grad.array, state, group)
+                    step = self._update(data, p.grad.array, state, numeric)
                     p._vc[0] += 1
                     if watching:
                         if before is not None:
@@ -244,6 +253,8 @@ class Optimizer:
 
         Unlike PyTorch, state tensors are copies: the dict is a snapshot that later steps do not change.
         """
+        for hook in self._hooks("_state_dict_pre_hooks").values():
+            hook(self)
         index: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
@@ -254,10 +265,21 @@ class Optimizer:
         for p, s in self.state.items():
             if id(p) in index:
                 state[index[id(p)]] = {k: _snapshot(v) for k, v in s.items()}
-        return {"state": state, "param_groups": groups}
+        out = {"state": state, "param_groups": groups}
+        for hook in self._hooks("_state_dict_post_hooks").values():
+            changed = hook(self, out)
+            if changed is not None:
+                out = changed
+        return out
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore hyper-parameters and state saved by `state_dict` (copies; tensors move to each param)."""
+        if isinstance(state_dict, dict):
+            state_dict = state_dict.copy()  # shallow, as torch: pre hooks may edit their copy
+        for hook in self._hooks("_load_state_dict_pre_hooks").values():
+            changed = hook(self, state_dict)
+            if changed is not None:
+                state_dict = changed
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(f"optimizer state_dict must be a dict with exactly the keys 'state' and "
@@ -292,6 +314,41 @@ class Optimizer:
             state[p] = self._restore_state(values, p)
         self.param_groups = new_groups
         self.state = state
+        for hook in self._hooks("_load_state_dict_post_hooks").values():
+            hook(self)
+
+    # ---- hooks -------------------------------------------------------------------------------------
+    def _hooks(self, table: str) -> dict:
+        return self.__dict__.get(table) or {}
+
+    def _add_hook(self, table: str, hook: Callable, prepend: bool = False):
+        from engine.nn.hooks import add_hook  # engine.nn loads after engine.optim
+
+        return add_hook(self.__dict__.setdefault(table, {}), hook, prepend)
+
+    def register_step_pre_hook(self, hook: Callable):
+        """Call `hook(optimizer, args, kwargs)` before each step; it may return new (args, kwargs)."""
+        return self._add_hook("_step_pre_hooks", hook)
+
+    def register_step_post_hook(self, hook: Callable):
+        """Call `hook(optimizer, args, kwargs)` after each step."""
+        return self._add_hook("_step_post_hooks", hook)
+
+    def register_state_dict_pre_hook(self, hook: Callable, prepend: bool = False):
+        """Call `hook(optimizer)` before `state_dict` builds its dict."""
+        return self._add_hook("_state_dict_pre_hooks", hook, prepend)
+
+    def register_state_dict_post_hook(self, hook: Callable, prepend: bool = False):
+        """Call `hook(optimizer, state_dict)` after `state_dict`; a dict it returns is returned instead."""
+        return self._add_hook("_state_dict_post_hooks", hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook: Callable, prepend: bool = False):
+        """Call `hook(optimizer, state_dict)` before loading; a dict it returns is loaded instead."""
+        return self._add_hook("_load_state_dict_pre_hooks", hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook: Callable, prepend: bool = False):
+        """Call `hook(optimizer)` after `load_state_dict` has loaded."""
+        return self._add_hook("_load_state_dict_post_hooks", hook, prepend)
 
     def _restore_state(self, values: dict, param: Tensor) -> dict:
         """Copies of one parameter's saved state, on its device (see `load_state_dict`)."""
@@ -303,6 +360,63 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {group[k]}" for k in sorted(group) if k not in ("params", "param_names")]
         return "\n".join([*lines, ")"])
+
+
+_global_step_pre_hooks: dict = {}
+_global_step_post_hooks: dict = {}
+
+
+def register_optimizer_step_pre_hook(hook: Callable):
+    """Call `hook(optimizer, args, kwargs)` before every optimizer's step (torch's global hook)."""
+    from engine.nn.hooks import add_hook
+
+    return add_hook(_global_step_pre_hooks, hook, False)
+
+
+def register_optimizer_step_post_hook(hook: Callable):
+    """Call `hook(optimizer, args, kwargs)` after every optimizer's step."""
+    from engine.nn.hooks import add_hook
+
+    return add_hook(_global_step_post_hooks, hook, False)
+
+
+def _with_step_hooks(step: Callable) -> Callable:
+    """`step` running the global and the optimizer's step hooks around it, in torch's order."""
+
+    def hooked_step(self, *args, **kwargs):
+        pre, post = self._hooks("_step_pre_hooks"), self._hooks("_step_post_hooks")
+        if self.__dict__.get("_in_step") or not (pre or post or _global_step_pre_hooks or _global_step_post_hooks):
+            return step(self, *args, **kwargs)
+        args = (self, *args)  # as torch: a hook's args start with the optimizer
+        for hook in [*_global_step_pre_hooks.values(), *pre.values()]:
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(f"{hook} must return None or a tuple of (new_args, new_kwargs), but got "
+                                       f"{result}.")
+                args, kwargs = result
+        self._in_step = True
+        try:
+            out = step(*args, **kwargs)
+        finally:
+            self._in_step = False
+        for hook in [*self._hooks("_step_post_hooks").values(), *_global_step_post_hooks.values()]:
+            hook(self, args, kwargs)
+        return out
+
+    hooked_step._hooked = True
+    hooked_step.__wrapped__ = step
+    hooked_step.__doc__ = step.__doc__
+    hooked_step.__name__ = step.__name__
+    return hooked_step
+
+
+def _numeric_lr(group: dict) -> dict:
+    """`group`, with a tensor lr read as a float for the update's arithmetic."""
+    lr = group.get("lr")
+    if isinstance(lr, Tensor):
+        return {**group, "lr": lr.item()}
+    return group
 
 
 def _snapshot(value):

@@ -60,3 +60,52 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float,
     for g in _grads(parameters):
         array_module(g.array).clip(g.array, -clip_value, clip_value, out=g.array)
         g._vc[0] += 1
+
+
+def get_total_norm(tensors: Tensor | Iterable[Tensor], norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                   foreach: bool | None = None) -> Tensor:
+    """The norm of all `tensors` together (usually gradients), as if concatenated into one vector."""
+    if isinstance(tensors, Tensor):
+        tensors = [tensors]
+    tensors = [t for t in tensors if t is not None]
+    norm_type = float(norm_type)
+    if not tensors:
+        return Tensor(np.zeros((), dtype=np.float32))
+    first = tensors[0]
+    xp = array_module(first.array)
+
+    def on_first_device(a):
+        return a if array_module(a) is xp else to_device(a, first.device)
+
+    arrays = [t.array for t in tensors]
+    if math.isinf(norm_type):
+        reduce = (lambda a: array_module(a).abs(a).max()) if norm_type > 0 else (lambda a: array_module(a).abs(a).min())
+        norms = [on_first_device(reduce(a)) for a in arrays]
+        total = xp.max(xp.stack(norms)) if norm_type > 0 else xp.min(xp.stack(norms))
+    elif norm_type == 0:
+        total = xp.sum(xp.stack([on_first_device((a != 0).sum().astype(a.dtype)) for a in arrays]))
+    else:
+        norms = [on_first_device((array_module(a).abs(a) ** norm_type).sum()) for a in arrays]
+        total = xp.sum(xp.stack(norms)) ** (1.0 / norm_type)
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
+            "cannot be clipped. To disable this error and scale the gradients by the non-finite norm anyway, "
+            "set `error_if_nonfinite=False`"
+        )
+    return Tensor(total.astype(first.array.dtype))
+
+
+def clip_grads_with_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, total_norm: Tensor,
+                          foreach: bool | None = None) -> None:
+    """Scale the gradients by min(1, max_norm / (total_norm + 1e-6)), in place (total_norm from get_total_norm)."""
+    grads = _grads(parameters)
+    if not grads:
+        return
+    total = total_norm.array if isinstance(total_norm, Tensor) else np.asarray(total_norm, dtype=np.float64)
+    xp = array_module(total)
+    coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
+    for g in grads:
+        c = coef if array_module(g.array) is xp else to_device(coef, g.device)
+        g.array *= c.astype(g.array.dtype)
+        g._vc[0] += 1
