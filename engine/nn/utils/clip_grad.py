@@ -23,34 +23,13 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
 
     The norm stays on the device (no host sync) unless `error_if_nonfinite` has to look at it.
     """
+    parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)  # a generator: read twice
     grads = _grads(parameters)
-    norm_type = float(norm_type)
     if not grads:
         return Tensor(np.zeros((), dtype=np.float32))
-    first = grads[0]
-    xp = array_module(first.array)
-
-    def on_first_device(a):
-        return a if array_module(a) is xp else to_device(a, first.device)
-
-    if math.isinf(norm_type):
-        norms = [on_first_device(array_module(g.array).abs(g.array).max()) for g in grads]
-        total = xp.max(xp.stack(norms))
-    else:
-        norms = [on_first_device((array_module(g.array).abs(g.array) ** norm_type).sum()) for g in grads]
-        total = xp.sum(xp.stack(norms)) ** (1.0 / norm_type)
-    if error_if_nonfinite and not bool(xp.isfinite(total)):
-        raise RuntimeError(
-            f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
-            "cannot be clipped. To disable this error and scale the gradients by the non-finite norm anyway, "
-            "set `error_if_nonfinite=False`"
-        )
-    coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
-    for g in grads:
-        c = coef if array_module(g.array) is xp else to_device(coef, g.device)
-        g.array *= c.astype(g.array.dtype)
-        g._vc[0] += 1
-    return Tensor(total.astype(first.array.dtype))
+    total = get_total_norm(grads, norm_type, error_if_nonfinite)
+    clip_grads_with_norm_(parameters, max_norm, total)
+    return total
 
 
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float,
