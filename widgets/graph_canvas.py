@@ -49,11 +49,15 @@ FOLLOW_FRAMES = 8  # frames (16 ms each) of a stop's pan or zoom, so the eye can
 
 # op families and their colours (fill, border); the op name decides the family
 FAMILIES = {
-    "linear": ("linear matmul mm bmm addmm einsum conv conv1d conv2d conv_transpose2d embedding"),
-    "activation": "relu gelu silu sigmoid tanh softmax log_softmax leaky_relu elu softplus mish hardtanh",
-    "norm": "layer_norm batch_norm group_norm rms_norm norm dropout",
-    "reduce": "sum mean max min amax amin argmax var std logsumexp prod",
-    "loss": "cross_entropy mse_loss nll_loss l1_loss bce bce_with_logits binary_cross_entropy smooth_l1_loss",
+    "linear": ("linear matmul mm bmm addmm einsum outer conv conv1d conv2d conv3d conv_transpose1d conv_transpose2d "
+               "conv_transpose3d embedding unfold fold grid_sampler_2d grid_sampler_3d"),
+    "activation": ("relu gelu silu sigmoid tanh softmax log_softmax leaky_relu elu softplus mish hardtanh relu6 selu "
+                   "celu rrelu hardswish hardsigmoid hardshrink softshrink softsign tanhshrink threshold"),
+    "norm": "layer_norm batch_norm group_norm rms_norm norm dropout alpha_dropout feature_alpha_dropout",
+    "reduce": ("sum mean max min amax amin argmax var std logsumexp prod cumsum cumprod cummax cummin "
+               "logcumsumexp median nanmedian kthvalue mode"),
+    "loss": ("cross_entropy mse_loss nll_loss l1_loss bce bce_with_logits binary_cross_entropy smooth_l1_loss "
+             "huber_loss kl_div ctc_loss binary_cross_entropy_with_logits"),
     "shape": ("reshape view transpose permute getitem setitem cat stack split chunk squeeze unsqueeze "
               "expand flatten contiguous index_select gather scatter_add masked_fill t repeat pad"),
 }

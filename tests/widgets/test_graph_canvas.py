@@ -235,3 +235,12 @@ def test_long_parameter_names_show_their_ends(qtbot):
 
     # elided at their ends both would read "encoder.l…": the weight and the bias would look alike
     assert box("0") != box("1")
+
+
+def test_the_engines_newer_ops_take_their_familys_colour():
+    from widgets.graph_canvas import OP, family_index
+
+    for op, like in (("conv3d", "conv2d"), ("conv_transpose1d", "linear"), ("grid_sampler_2d", "linear"),
+                     ("hardswish", "relu"), ("selu", "relu"), ("alpha_dropout", "dropout"), ("cumprod", "cumsum"),
+                     ("median", "sum"), ("ctc_loss", "cross_entropy"), ("huber_loss", "mse_loss")):
+        assert family_index(op, OP) == family_index(like, OP), op
