@@ -568,7 +568,8 @@ class Module:
             if value is None:
                 kind = type(state_dict[key]).__name__
                 problems.append(f'expected a tensor or array for "{key}", got {kind}.')
-            elif tuple(value.shape) != tuple(target.shape):
+            elif tuple(value.shape) != tuple(target.shape) and not hasattr(target, "materialize"):
+                # (a lazy layer's parameter not shaped yet takes the checkpoint's shape, as in torch)
                 problems.append(
                     f"size mismatch for {key}: copying a param with shape {list(value.shape)} from "
                     f"checkpoint, the shape in current model is {list(target.shape)}."
@@ -585,6 +586,8 @@ class Module:
                                + "\n\t".join(problems))
         for key, value in values.items():
             target = own[key]
+            if hasattr(target, "materialize"):
+                target.materialize(tuple(value.shape))
             target.array[...] = backend.to_device(value, target.device)
             target._vc[0] += 1
         keys = IncompatibleKeys(missing, unexpected)

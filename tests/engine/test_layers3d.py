@@ -436,3 +436,21 @@ def test_gpu_matches_cpu():
     assert lazy.weight.device == xg.device and type(lazy) is nn.Conv3d
     sync = nn.SyncBatchNorm(4, device="cuda")
     assert sync(xg.float()).device == xg.device
+
+
+@needs_torch
+@pytest.mark.parametrize("lazy", ["LazyLinear", "LazyConv2d"])
+def test_a_lazy_layer_loads_a_checkpoint_before_its_first_call_as_torch(lazy):
+    rng = np.random.default_rng(4)
+    if lazy == "LazyLinear":
+        args, trained, x = (3,), torch.nn.Linear(5, 3).double(), rng.standard_normal((2, 5))
+    else:
+        args, trained, x = (4, 3), torch.nn.Conv2d(2, 4, 3).double(), rng.standard_normal((1, 2, 6, 6))
+    checkpoint = trained.state_dict()
+    ours = getattr(engine.nn, lazy)(*args).double()
+    ours.load_state_dict({k: engine.tensor(v.numpy()) for k, v in checkpoint.items()})
+    theirs = getattr(torch.nn, lazy)(*args).double()
+    theirs.load_state_dict(checkpoint)
+    expected = trained(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(theirs(torch.tensor(x)).detach().numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(ours(engine.tensor(x)).detach().numpy(), expected, rtol=1e-12)  # the checkpoint's

@@ -57,9 +57,17 @@ class _LazyMixin:
         if not self.has_uninitialized_params() and self.weight.numel():
             super().reset_parameters()
 
+    def _materialize(self, name: str, shape: tuple[int, ...]) -> None:
+        """Shape parameter `name` unless it has its shape already (loaded from a checkpoint)."""
+        p = getattr(self, name)
+        if isinstance(p, UninitializedParameter):
+            p.materialize(shape)
+
     def forward(self, input: Tensor, *args, **kwargs):
+        fresh = self.has_uninitialized_params()  # not when a checkpoint was loaded before the first call
         self.initialize_parameters(input)
-        self.reset_parameters()
+        if fresh:
+            self.reset_parameters()
         self.__class__ = self.cls_to_become
         return self.forward(input, *args, **kwargs)
 
@@ -78,9 +86,9 @@ class LazyLinear(_LazyMixin, Linear):
         if input.ndim < 1:
             raise ValueError(f"LazyLinear: expected an input with at least 1 dim, got shape {tuple(input.shape)}")
         self.in_features = input.shape[-1]
-        self.weight.materialize((self.out_features, self.in_features))
+        self._materialize("weight", (self.out_features, self.in_features))
         if self.bias is not None:
-            self.bias.materialize((self.out_features,))
+            self._materialize("bias", (self.out_features,))
 
 
 class _LazyConv(_LazyMixin):
@@ -105,9 +113,9 @@ class _LazyConv(_LazyMixin):
             shape = (channels, self.out_channels // self.groups, *self.kernel_size)
         else:
             shape = (self.out_channels, channels // self.groups, *self.kernel_size)
-        self.weight.materialize(shape)
+        self._materialize("weight", shape)
         if self.bias is not None:
-            self.bias.materialize((self.out_channels,))
+            self._materialize("bias", (self.out_channels,))
 
 
 def _lazy(conv: type[Module]) -> type[Module]:
