@@ -33,8 +33,8 @@ class OpEvent:
     dtype: str
     device: str
     requires_grad: bool
-    # the op's keyword settings (reduction, dim, keepdim...) as the op got them, by reference: nothing is
-    # copied on the training thread; a reader keeps the plain ones (engine.tape.codec.op_args)
+    # the op's keyword settings (reduction, dim, keepdim...): its options of plain types, not the arrays some
+    # ops pass themselves; the tape keeps the short plain ones (engine.tape.codec.op_args)
     args: dict = field(default_factory=dict, compare=False)
 
 

@@ -285,6 +285,9 @@ _shapes = operator.attrgetter("array.shape")
 
 
 _NO_OPTIONS: dict = {}
+# what of an op's keyword options an OpEvent carries: settings (reduction, dim, keepdim), not the arrays and
+# helper objects some ops pass themselves (sort's index, a LinearMap's geometry), which events must not keep alive
+_PLAIN_OPTIONS = frozenset({str, int, float, bool, type(None), tuple})
 
 
 def _emit_op(cls, tensors, out, ctx, input_ids=None, options=_NO_OPTIONS) -> None:
@@ -302,7 +305,8 @@ def _emit_op(cls, tensors, out, ctx, input_ids=None, options=_NO_OPTIONS) -> Non
     event = OpEvent(
         seq, cls.op, key, path, input_ids, out._id or out.id, tuple(map(_shapes, tensors)), data.shape,
         dtypes.from_numpy(data.dtype).name, "cpu" if data.__class__ is _ndarray else str(out.device),
-        out.requires_grad, options,
+        out.requires_grad,
+        {k: v for k, v in options.items() if v.__class__ in _PLAIN_OPTIONS} if options else _NO_OPTIONS,
     )
     hub.emit_op(event)
     if hub.tensor_listeners:

@@ -309,3 +309,19 @@ def test_inplace_update_under_no_grad_is_an_event_with_a_new_value_id(events):
     assert sub.inputs == (before, g.id)
     assert sub.output == p.id != before
     np.testing.assert_array_equal(p.detach().numpy(), [0.5, 0.5, 0.5])
+
+
+def test_an_op_event_carries_the_ops_settings_but_no_arrays_it_was_given():
+    seen = []
+    off = hub.subscribe(seen.append)
+    try:
+        x = engine.randn(50, 40)
+        engine.sort(x, dim=1)  # sort hands its op the index array it computed
+        nn.functional.cross_entropy(engine.randn(4, 3, requires_grad=True), engine.tensor([0, 2, 1, 0]))
+    finally:
+        off()
+    ops = [e for e in seen if isinstance(e, OpEvent)]
+    assert {e.op for e in ops} >= {"sort", "cross_entropy"}
+    for e in ops:
+        assert all(v.__class__ in (str, int, float, bool, type(None), tuple) for v in e.args.values()), e.args
+    assert next(e for e in ops if e.op == "cross_entropy").args["reduction"] == "mean"
