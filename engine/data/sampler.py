@@ -47,6 +47,9 @@ class SequentialSampler(Sampler):
     def __init__(self, data_source) -> None:
         self.data_source = data_source
 
+    def __iter__(self) -> Iterator[int]:  # lazy: the first index at once, however long the dataset
+        return iter(range(len(self.data_source)))
+
     def _indices(self) -> np.ndarray:
         return np.arange(len(self.data_source))
 
@@ -185,6 +188,10 @@ class DistributedSampler(Sampler):
 
 def _epoch(sampler) -> np.ndarray:
     """One epoch of any iterable of indices, as an array (fast for the engine's own samplers)."""
-    if type(sampler).__iter__ is Sampler.__iter__:  # not a subclass that iterates in its own way
+    if type(sampler).__iter__ in _OWN_ITERATION:  # not a subclass that iterates in its own way
         return sampler._indices()
     return np.fromiter(iter(sampler), dtype=np.int64)
+
+
+# the engine's samplers whose __iter__ gives what _indices() gives
+_OWN_ITERATION = frozenset({Sampler.__iter__, SequentialSampler.__iter__})

@@ -141,3 +141,11 @@ def test_a_subclass_may_keep_its_own_epoch_counter_as_torch_samplers_do():
     sampler.set_epoch(3)
     batches = [b.tolist() for b in DataLoader(list(range(6)), batch_size=6, sampler=sampler)]
     assert sorted(batches[0]) == list(range(6)) and sampler.epoch == 3
+
+
+def test_a_sequential_sampler_gives_its_first_index_without_listing_them_all():
+    class Huge:
+        def __len__(self) -> int:
+            return 10 ** 12  # listing 0..n-1 first would never finish
+
+    assert next(iter(SequentialSampler(Huge()))) == 0
