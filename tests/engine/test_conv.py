@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import engine
-from engine.backend import cupy_module
 from engine.ops import conv, pool
-from tests.engine.oracle import check_grads, needs_torch, torch, torch_check
+from tests.engine.oracle import check_grads, cuda_or_skip, needs_torch, torch, torch_check
 
 NAMES = ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
          "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d")
@@ -252,14 +251,24 @@ def test_adaptive_avg_pool1d():
 
 
 # ---- GPU ----------------------------------------------------------------------------------------
+def assert_gpu_matches_cpu(ops, arrays) -> None:
+    """Each op(*tensors of arrays): its value and the gradients of sum(out * r) on the GPU equal the CPU's."""
+    for op in ops:
+        outs = []
+        for device in ("cpu", "cuda"):
+            args = [engine.tensor(a, device=device, requires_grad=True) for a in arrays]
+            y = op(*args)
+            r = engine.tensor(np.random.default_rng(1).standard_normal(y.shape), device=device)
+            (y * r).sum().backward()
+            grads = [a.grad.cpu().numpy() for a in args if a.grad is not None]
+            outs.append([y.cpu().detach().numpy(), *grads])
+        for got, want in zip(outs[1], outs[0]):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.gpu
 def test_gpu_matches_cpu():
-    cp = cupy_module()
-    try:
-        if cp is None or cp.cuda.runtime.getDeviceCount() == 0:
-            raise RuntimeError
-    except Exception:
-        pytest.skip("needs CuPy and a CUDA GPU")
+    cuda_or_skip()
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((2, 4, 9, 8)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
     wt = rng.standard_normal((4, 3, 3, 3))
@@ -272,17 +281,7 @@ def test_gpu_matches_cpu():
         lambda x, w, b, wt: pool.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
         lambda x, w, b, wt: pool.adaptive_avg_pool2d(x, (4, 3)),
     ]
-    for op in ops:
-        outs = []
-        for device in ("cpu", "cuda"):
-            args = [engine.tensor(a, device=device, requires_grad=True) for a in (x, w, b, wt)]
-            y = op(*args)
-            r = engine.tensor(np.random.default_rng(1).standard_normal(y.shape), device=device)
-            (y * r).sum().backward()
-            grads = [a.grad.cpu().numpy() for a in args if a.grad is not None]
-            outs.append([y.cpu().detach().numpy(), *grads])
-        for got, want in zip(outs[1], outs[0]):
-            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    assert_gpu_matches_cpu(ops, (x, w, b, wt))
     _, i_cpu = pool.max_pool2d(engine.tensor(x), 2, return_indices=True)
     _, i_gpu = pool.max_pool2d(engine.tensor(x, device="cuda"), 2, return_indices=True)
     np.testing.assert_array_equal(i_gpu.cpu().numpy(), i_cpu.numpy())

@@ -13,13 +13,12 @@ import pytest
 
 import engine
 import engine.nn as enn
-import engine.nn.functional as EF
 from tests.engine.oracle import needs_torch, torch
+from tests.engine.second_order import check_matches_finite_differences, check_matches_torch
 from tests.engine.test_higher_order import _check_wgan_gp, _close, _copy_weights, gradient_penalty
 
 if torch is not None:
     import torch.nn as tnn
-    import torch.nn.functional as TF
 
 _RNG = np.random.default_rng(11)
 TARGETS_ND = _RNG.integers(0, 3, (2, 4, 5))
@@ -106,52 +105,15 @@ CASES = {
 }
 
 
-def _run(L, F, name, arrays, vs, r):
-    """The gradient of sum(out * r) and the gradient of (that gradient . v), with L = engine or torch."""
-    fn, _ = CASES[name]
-    xs = [L.tensor(a, requires_grad=True) for a in arrays]
-    out = fn(L, F, *xs)
-    grads = L.autograd.grad((out * L.tensor(r)).sum(), xs, create_graph=True)
-    hv = L.autograd.grad(sum((g * L.tensor(v)).sum() for g, v in zip(grads, vs)), xs, allow_unused=True)
-    return grads, hv
-
-
-def _inputs(name):
-    rng = np.random.default_rng(sum(map(ord, name)))
-    shapes = CASES[name][1]
-    arrays = [rng.standard_normal(s) for s in shapes]
-    vs = [rng.standard_normal(s) for s in shapes]
-    out = CASES[name][0](engine, EF, *(engine.tensor(a) for a in arrays))
-    return arrays, vs, rng.standard_normal(tuple(out.shape))
-
-
 @needs_torch
 @pytest.mark.parametrize("name", list(CASES))
 def test_second_order_of_each_op_matches_torch(name):
-    arrays, vs, r = _inputs(name)
-    g_e, hv_e = _run(engine, EF, name, arrays, vs, r)
-    g_t, hv_t = _run(torch, TF, name, arrays, vs, r)
-    for a, b in zip(g_e, g_t):
-        assert a.requires_grad
-        _close(a, b)
-    for a, b in zip(hv_e, hv_t):
-        _close(0 if a is None else a, 0 if b is None else b.numpy())
+    check_matches_torch(CASES, name)
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_second_order_of_each_op_matches_finite_differences(name):
-    arrays, vs, r = _inputs(name)
-    _, hv = _run(engine, EF, name, arrays, vs, r)
-    eps = 1e-6
-
-    def gradient(shift):
-        xs = [engine.tensor(a + shift * v, requires_grad=True) for a, v in zip(arrays, vs)]
-        return engine.autograd.grad((CASES[name][0](engine, EF, *xs) * engine.tensor(r)).sum(), xs,
-                                    allow_unused=True)
-
-    for h, gp, gm in zip(hv, gradient(eps), gradient(-eps)):
-        fd = 0 if gp is None else (gp.numpy() - gm.numpy()) / (2 * eps)
-        np.testing.assert_allclose(0 if h is None else h.numpy(), fd, rtol=1e-5, atol=1e-6)
+    check_matches_finite_differences(CASES, name)
 
 
 def test_third_order_through_gather_and_cumsum():

@@ -18,10 +18,8 @@ import engine
 import engine.nn as enn
 import engine.nn.functional as EF
 from tests.engine.oracle import cuda_or_skip, needs_torch, torch
+from tests.engine.second_order import case_inputs, check_matches_finite_differences, check_matches_torch, grad_and_hvp
 from tests.engine.test_higher_order import _check_wgan_gp, _close
-
-if torch is not None:
-    import torch.nn.functional as TF
 
 _RNG = np.random.default_rng(33)
 ZERO_MASK = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
@@ -174,55 +172,15 @@ CASES = {
 TORCH_LACKS = {"beta_cdf"}  # torch's Beta has no cdf
 
 
-def _run(L, F, name, arrays, vs, r, device="cpu"):
-    """The gradient of sum(out * r) and the gradient of (that gradient . v), with L = engine or torch."""
-    fn, _ = CASES[name]
-    xs = [L.tensor(a, requires_grad=True, device=device) for a in arrays]
-    out = fn(L, F, *xs)
-    grads = L.autograd.grad((out * L.tensor(r, device=device)).sum(), xs, create_graph=True)
-    hv = L.autograd.grad(sum((g * L.tensor(v, device=device)).sum() for g, v in zip(grads, vs)), xs,
-                         allow_unused=True)
-    return grads, hv
-
-
-def _inputs(name):
-    rng = np.random.default_rng(sum(map(ord, name)))
-    shapes = CASES[name][1]
-    arrays = [rng.standard_normal(s) for s in shapes]
-    vs = [rng.standard_normal(s) for s in shapes]
-    out = CASES[name][0](engine, EF, *(engine.tensor(a) for a in arrays))
-    return arrays, vs, rng.standard_normal(tuple(out.shape))
-
-
 @needs_torch
 @pytest.mark.parametrize("name", list(CASES))
 def test_second_order_of_each_op_matches_torch(name):
-    if name in TORCH_LACKS:
-        pytest.skip(f"torch has no {name}")
-    arrays, vs, r = _inputs(name)
-    g_e, hv_e = _run(engine, EF, name, arrays, vs, r)
-    g_t, hv_t = _run(torch, TF, name, arrays, vs, r)
-    for a, b in zip(g_e, g_t):
-        assert a.requires_grad
-        _close(a, b)
-    for a, b in zip(hv_e, hv_t):
-        _close(0 if a is None else a, 0 if b is None else b.numpy())
+    check_matches_torch(CASES, name, TORCH_LACKS)
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_second_order_of_each_op_matches_finite_differences(name):
-    arrays, vs, r = _inputs(name)
-    _, hv = _run(engine, EF, name, arrays, vs, r)
-    eps = 1e-6
-
-    def gradient(shift):
-        xs = [engine.tensor(a + shift * v, requires_grad=True) for a, v in zip(arrays, vs)]
-        return engine.autograd.grad((CASES[name][0](engine, EF, *xs) * engine.tensor(r)).sum(), xs,
-                                    allow_unused=True)
-
-    for h, gp, gm in zip(hv, gradient(eps), gradient(-eps)):
-        fd = 0 if gp is None else (gp.numpy() - gm.numpy()) / (2 * eps)
-        np.testing.assert_allclose(0 if h is None else h.numpy(), fd, rtol=1e-5, atol=1e-6)
+    check_matches_finite_differences(CASES, name)
 
 
 # cases whose constants are all made on the inputs' device
@@ -238,9 +196,10 @@ GPU_CASES = [name for name in CASES if name.startswith(("sort", "topk", "median"
 @pytest.mark.parametrize("name", GPU_CASES)
 def test_second_order_on_the_gpu_matches_the_cpu(name):
     cuda_or_skip()
-    arrays, vs, r = _inputs(name)
-    g_cpu, hv_cpu = _run(engine, EF, name, arrays, vs, r)
-    g_gpu, hv_gpu = _run(engine, EF, name, arrays, vs, r, device="cuda")
+    fn = CASES[name][0]
+    arrays, vs, r = case_inputs(CASES, name)
+    g_cpu, hv_cpu = grad_and_hvp(engine, EF, fn, arrays, vs, r)
+    g_gpu, hv_gpu = grad_and_hvp(engine, EF, fn, arrays, vs, r, device="cuda")
     for a, b in zip((*g_gpu, *hv_gpu), (*g_cpu, *hv_cpu)):
         assert (a is None) == (b is None)
         if a is not None:

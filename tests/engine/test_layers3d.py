@@ -11,6 +11,7 @@ import engine
 import engine.nn as nn
 import engine.nn.functional as F
 from tests.engine.oracle import cuda_or_skip, finite_difference_check, needs_torch, torch
+from tests.engine.test_conv import assert_gpu_matches_cpu
 
 TF = torch.nn.functional if torch is not None else None
 
@@ -412,17 +413,7 @@ def test_gpu_matches_cpu():
         lambda x, w, b, wt: nn.CircularPad3d((1, 2, 0, 1, 2, 1))(x) ** 2,
         lambda x, w, b, wt: nn.ReflectionPad3d(1)(x) ** 2 + nn.ReplicationPad3d(1)(x),
     ]
-    for op in ops:
-        outs = []
-        for device in ("cpu", "cuda"):
-            args = [engine.tensor(a, device=device, requires_grad=True) for a in (x, w, b, wt)]
-            y = op(*args)
-            r = engine.tensor(np.random.default_rng(1).standard_normal(y.shape), device=device)
-            (y * r).sum().backward()
-            grads = [a.grad.cpu().numpy() for a in args if a.grad is not None]
-            outs.append([y.cpu().detach().numpy(), *grads])
-        for got, want in zip(outs[1], outs[0]):
-            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    assert_gpu_matches_cpu(ops, (x, w, b, wt))
     xg = engine.tensor(x, device="cuda", requires_grad=True)
     engine.manual_seed(0)
     for fn in (lambda t: F.dropout3d(t, 0.5), lambda t: F.feature_alpha_dropout(t, 0.3, training=True),

@@ -1,10 +1,7 @@
 """A DOT export reports its progress like the others, so a command line shows a bar and the app can cancel it."""
 
 import io
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +9,8 @@ import pytest
 import engine
 import engine.tape
 from engine.tape.export import export, progress_total
+from tests.engine.tape.test_cli import run_with_stderr_on_a_terminal
 
-ROOT = Path(__file__).resolve().parents[3]
 OPS = 3000  # one iteration's forward: 3000 ops, then as many backward nodes
 
 
@@ -70,27 +67,8 @@ def test_a_progress_callback_that_raises_stops_a_dot_export_early(long_tape):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
 def test_export_dot_shows_a_progress_bar_on_a_terminal(long_tape, tmp_path):
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    primary, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    command = [sys.executable, str(ROOT / "main.py"), "export", str(long_tape), "--format", "dot",
-               "-o", str(tmp_path / "o.dot")]
-    proc = subprocess.run(command, stderr=secondary, stdout=subprocess.PIPE, timeout=120)
-    os.close(secondary)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(primary)
-    assert proc.returncode == 0
+    returncode, shown = run_with_stderr_on_a_terminal(
+        ["export", str(long_tape), "--format", "dot", "-o", str(tmp_path / "o.dot")])
+    assert returncode == 0
     assert b"export dot" in shown and b"%|" in shown  # a bar with a percentage: it knows how far it is
     assert (tmp_path / "o.dot").read_text().startswith("digraph")
