@@ -74,6 +74,13 @@ class OptimizerEvent:
     grad_norms: dict = field(default_factory=dict)  # of the gradient the step used (before any weight decay)
 
 
+def renamed(event: OptimizerEvent, names: dict[str, str]) -> OptimizerEvent:
+    """`event` with its parameters renamed by `names` (old name -> new; names not in it stay as they are)."""
+    return OptimizerEvent(event.seq, event.optimizer, event.lrs,
+                          *({names.get(k, k): v for k, v in norms.items()}
+                            for norms in (event.update_norms, event.weight_norms, event.grad_norms)))
+
+
 @dataclass(slots=True, frozen=True)
 class EditEvent:
     """A runtime edit (engine.debug) applied, or refused with `message`; `args`: (name, value) pairs."""

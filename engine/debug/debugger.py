@@ -49,6 +49,7 @@ from engine.events import (
     OptimizerEvent,
     hub,
     next_seq,
+    renamed,
 )
 from engine.nn.module import running_modules
 from engine.optim.optimizer import optimizer_of, stepping_optimizer
@@ -551,9 +552,7 @@ class Debugger:
         names = cached[1]
         if not names:
             return event
-        return OptimizerEvent(event.seq, event.optimizer, event.lrs,
-                              *({names.get(k, k): v for k, v in norms.items()}
-                                for norms in (event.update_norms, event.weight_norms, event.grad_norms)))
+        return renamed(event, names)
 
     def _named_parameters(self):
         if self.model is not None:

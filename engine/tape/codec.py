@@ -141,42 +141,133 @@ def tuples(value):
 # ---- an op's arguments: reduction='mean', dim=1, keepdim=True ---------------------------------------
 _PLAIN = frozenset({str, bool, int, float, type(None)})
 MAX_ARG_ITEMS = 16  # a longer tuple (an index list) is left out: it is data, not a setting
-# options the engine passes that a person never wrote: the shape is in the op's signature already
-HIDDEN_ARGS = frozenset({"shape", "in_sizes", "keep", "op"})
+MAX_ARG_CHARS = 200  # a longer string is left out
+MAX_ARGS = 32  # pairs in one stored row, at most
+MAX_ARGS_TEXT = 1 << 16  # a stored row longer than this is refused unread (a label stays short)
+VARIES = "..."  # the one pair of an op node whose settings took too many values to keep (engine.tape.writer)
 
 
-def op_args(options: dict) -> tuple[tuple[str, object], ...]:
-    """The settings among an op's keyword options, as (name, value) pairs: plain numbers, strings, None and
-    short tuples of those; tensors, arrays, slices and the engine's own helpers are left out."""
+def _public(spec: str) -> dict[str, str]:
+    """"dims>dim keepdim" as {stored name: public name}, the public names included (reading a tape maps again)."""
+    out = {}
+    for item in spec.split():
+        stored, _, public = item.partition(">")
+        out[stored] = out[public or stored] = public or stored
+    return out
+
+
+def _table(*rows: tuple[str, str]) -> dict[str, dict[str, str]]:
+    return {op: _public(spec) for ops, spec in rows for op in ops.split()}
+
+
+_POOLS = " ".join(f"{kind}_pool{d}d" for kind in ("max", "avg", "lp") for d in (1, 2, 3))
+_ADAPTIVE = " ".join(f"adaptive_{kind}_pool{d}d" for kind in ("max", "avg") for d in (1, 2, 3))
+_CONVS = " ".join(f"{name}{d}d" for name in ("conv", "conv_transpose") for d in (1, 2, 3))
+# The settings a person can write, per engine op, as torch names them: an option the engine passes itself
+# (an op's shape, `channels` of dropout2d, `signed` of logdet) is not in its row and is never shown, and an
+# op without a row (a person's own Function too) shows none. Renames: the engine's `dims` is torch's `dim`.
+PUBLIC_ARGS: dict[str, dict[str, str]] = _table(
+    ("sum mean nansum amax amin max min logsumexp prod all any median nanmedian", "dims>dim keepdim"),
+    ("var std", "dims>dim keepdim correction"),
+    ("norm", "dims>dim keepdim p"),
+    ("argmax argmin", "dim keepdim"),
+    ("cumsum cumprod logcumsumexp cummax cummin softmax log_softmax softmin gather index_select scatter "
+     "scatter_add stack cat cross sort topk kthvalue mode glu", "dim"),
+    ("index_add", "dim alpha"),
+    ("scatter_reduce", "dim reduce include_self"),
+    ("flip", "dims"), ("roll", "shifts dims"), ("permute", "perm>dims"), ("repeat", "reps>repeats"),
+    ("diff", "n dim"), ("repeat_interleave", "repeats dim"),
+    ("dropout alpha_dropout feature_alpha_dropout dropout1d dropout2d dropout3d", "p"),
+    ("elu celu", "alpha"), ("hardtanh", "min_val max_val"), ("leaky_relu", "negative_slope"),
+    ("softplus", "beta threshold"), ("hardshrink softshrink", "lambd"), ("rrelu", "lower upper"),
+    ("threshold", "threshold value"),
+    ("cross_entropy", "reduction ignore_index label_smoothing"), ("nll_loss", "reduction ignore_index"),
+    ("binary_cross_entropy binary_cross_entropy_with_logits l1_loss mse_loss", "reduction"),
+    ("huber_loss", "reduction delta"), ("smooth_l1_loss", "reduction beta"), ("kl_div", "reduction log_target"),
+    ("ctc_loss", "zero_infinity"),
+    ("batch_norm", "training momentum eps"), ("layer_norm", "normalized_shape eps"), ("group_norm", "num_groups eps"),
+    ("embedding", "padding_idx"), ("one_hot", "num_classes"),
+    ("grid_sample", "mode padding_mode align_corners"),
+    ("addmm", "beta alpha"), ("diagonal diag_embed", "offset dim1 dim2"), ("diag", "offset>diagonal"),
+    ("tril triu", "diagonal"), ("einsum", "equation"), ("solve_triangular", "upper unitriangular"),
+    ("lu_factor", "pivot"), ("cdist", "p"), ("polygamma", "n"),
+    ("nan_to_num", "nan posinf neginf"), ("round", "decimals"), ("to", "dtype device"), ("pad", "value"),
+    (_POOLS, "kernel>kernel_size stride padding dilation ceil_mode count_include_pad divisor_override norm_type"),
+    (_ADAPTIVE, "output_size"),
+    (_CONVS, "stride padding dilation groups output_padding"),
+)
+_NONE: dict[str, str] = {}
+_args_cache: dict[tuple, tuple] = {}
+
+
+def op_args(op: str, options: dict) -> tuple[tuple[str, object], ...]:
+    """The settings a person wrote among an op's keyword options, as (torch name, value) pairs: the names in
+    the op's PUBLIC_ARGS row whose values are plain numbers, strings, None or short tuples of those."""
+    if not options:
+        return ()
+    try:
+        key = (op, *options.items())
+        hit = _args_cache.get(key)
+    except TypeError:  # an unhashable value (a list inside a tuple): not cached
+        key = hit = None
+    if hit is None:
+        hit = _op_args(PUBLIC_ARGS.get(op, _NONE), options)
+        if key is not None:
+            if len(_args_cache) >= 4096:  # settings that change call after call (a scheduled dropout p)
+                _args_cache.clear()
+            _args_cache[key] = hit
+    return hit
+
+
+def _op_args(public: dict[str, str], options: dict) -> tuple[tuple[str, object], ...]:
     out = []
     for name, value in options.items():
-        cls = value.__class__
-        if cls in _PLAIN:
-            if cls is not str or len(value) <= 200:
-                out.append((name, value))
-        elif cls is tuple and len(value) <= MAX_ARG_ITEMS and all(v.__class__ in _PLAIN for v in value):
-            out.append((name, value))
-    return tuple(pair for pair in out if pair[0] not in HIDDEN_ARGS)
+        if name == VARIES:
+            return ((VARIES, "varies"),)
+        shown = public.get(name)
+        if shown is None or not _plain(value):
+            continue
+        if shown == "dim" and value.__class__ is tuple and len(value) == 1:
+            value = value[0]  # the engine keeps dim=1 as dims=(1,)
+        out.append((shown, value))
+    return tuple(out)
+
+
+def _plain(value) -> bool:
+    """A value a setting may have: a number, a short string, None, or a short tuple of those."""
+    cls = value.__class__
+    if cls in _PLAIN:
+        return cls is not str or len(value) <= MAX_ARG_CHARS
+    return cls is tuple and len(value) <= MAX_ARG_ITEMS and all(
+        v.__class__ in _PLAIN and (v.__class__ is not str or len(v) <= MAX_ARG_CHARS) for v in value)
 
 
 def args_text(args) -> str:
-    """Arguments as a person writes them in a call: "reduction='mean', dim=1"."""
+    """Arguments as a person writes them in a call: "reduction='mean', dim=1" ("..." where they varied)."""
     pairs = args.items() if isinstance(args, dict) else args
-    return ", ".join(f"{name}={value!r}" for name, value in pairs)
+    return ", ".join(VARIES if name == VARIES else f"{name}={value!r}" for name, value in pairs)
 
 
 def parse_args(text) -> tuple[tuple[str, object], ...]:
-    """Stored op arguments (JSON [[name, value], ...]) back as pairs; ValueError unless that shape."""
-    pairs = parse_json(text if type(text) is str else "", list)
+    """Stored op arguments (JSON [[name, value], ...], or "varies") back as pairs, within the writer's limits;
+    ValueError for anything else."""
+    if type(text) is not str or len(text) > MAX_ARGS_TEXT:
+        raise ValueError("op arguments are not short text")
+    if text == '"varies"':
+        return ((VARIES, "varies"),)
+    pairs = parse_json(text, list)
+    if len(pairs) > MAX_ARGS:
+        raise ValueError(f"{len(pairs)} op arguments, more than {MAX_ARGS}")
     out = []
     for pair in pairs:
         if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is str):
             raise ValueError("malformed op arguments")
-        value = tuples(pair[1])
-        if not (value.__class__ in _PLAIN or (value.__class__ is tuple and all(v.__class__ in _PLAIN
-                                                                                 for v in value))):
-            raise ValueError(f"op argument {pair[0][:40]!r} is not a plain value")
-        out.append((pair[0], value))
+        name, value = pair[0], tuples(pair[1])
+        if not (name.isidentifier() and len(name) <= 40):
+            raise ValueError(f"op argument name {name[:40]!r} is not a name")
+        if not _plain(value):
+            raise ValueError(f"op argument {name!r} is not a plain value (or is too long)")
+        out.append((name, value))
     return tuple(out)
 
 

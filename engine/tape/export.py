@@ -257,7 +257,7 @@ def _dot_body(graph, out: TextIO, progress: Progress) -> None:
 
 def _call(op) -> str:
     """The op as a person would call it: "cross_entropy(reduction='mean', ...)", or its name alone."""
-    args = op_args(getattr(op, "args", None) or {})  # an engine whose ops carry no arguments: none
+    args = op_args(op.op, op.args)
     return f"{op.op}({args_text(args)})" if args else op.op
 
 
@@ -333,7 +333,7 @@ def export_perfetto(tape: Tape, out: TextIO, progress: Progress = None) -> None:
                 sl = _slice(ev.op, "forward", _FORWARD, start, t - start,
                             {"key": ev.key, "module": ev.module, "seq": ev.seq, "iteration": row.iteration,
                              "shape": list(ev.output_shape), "dtype": ev.dtype,
-                             **({"args": args_text(args)} if (args := op_args(getattr(ev, "args", None) or {}))
+                             **({"args": args_text(args)} if (args := op_args(ev.op, ev.args))
                                 else {})})
                 if len(forward) > 200_000:
                     forward.clear()

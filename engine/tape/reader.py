@@ -9,8 +9,9 @@
 
 Opening reads the meta table and checks the schema, nothing else, so it takes the same time for any
 size of tape. Any problem with the file (not SQLite, truncated, damaged, too new, missing tables, values
-of the wrong type or absurd size) raises TapeError with one line that says what; nothing in a tape is
-ever executed: SQL is parameterised, text stays text, arrays load without pickle.
+of the wrong type or absurd size) raises TapeError with one line that says what, except an op node's
+damaged arguments, which are left out and noted in `tape.notes`; nothing in a tape is ever executed:
+SQL is parameterised, text stays text, arrays load without pickle.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from engine.tape.errors import TapeError
 _BAD = (sqlite3.Error, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
         RecursionError, struct.error, zlib.error, EOFError)
 _CHUNK = 2048
-_OP_ARGS = "args" in OpEvent.__dataclass_fields__  # an engine whose ops carry their arguments
+MAX_NOTES = 100
 # A summary's histogram and samples are small: a blob past that size is not read into memory (length()
 # does not load it), but replaced by one byte that parse_summary refuses as a bad size.
 _SUMMARY_COLUMNS = ", ".join(
@@ -190,14 +191,15 @@ class Tape:
             "SELECT name FROM sqlite_master WHERE type = 'table' "
             "AND name IN ('module_params', 'parameters', 'node_args')")}
         self._has_module_params = "module_params" in tables
-        # ops' arguments (reduction='mean'): tapes from before they were kept, or recorded by an engine whose
-        # OpEvent has no `args`, lack them
-        self._op_args = _OP_ARGS and "node_args" in tables
+        # ops' arguments (reduction='mean'): tapes from before they were kept lack them
+        self._op_args = "node_args" in tables
         # whether the tape has the table of parameter snapshots (tapes from before they were kept lack it)
         self.keeps_parameters = "parameters" in tables
         self.capture = self.meta.get("capture", "")
         self._cache: dict[tuple, object] = {}
         self._chunks: dict[int, list] = {}
+        # one line per part of the tape left out as damaged (a node's malformed arguments), at most MAX_NOTES
+        self.notes: list[str] = []
 
     def _damaged(self, err: BaseException) -> TapeError:
         if self._closed:  # not damaged: read after close() (or after its `with` block)
@@ -473,10 +475,8 @@ class Tape:
             key, op, module, signature = self._node(node)
             if signature is None:
                 raise ValueError(f"op {seq} points to a node without a signature")
-            if self._op_args:
-                ev = OpEvent(seq, op, key, module, tensors, tensor, *signature, self._node_args(node))
-            else:
-                ev = OpEvent(seq, op, key, module, tensors, tensor, *signature)
+            ev = OpEvent(seq, op, key, module, tensors, tensor, *signature,
+                         self._node_args(node) if self._op_args else {})
         elif kind == schema.BACKWARD:
             key, op, _module, _signature = self._node(node)
             ev = BackwardEvent(seq, op, key, ref, tensor, tensors)
@@ -552,8 +552,18 @@ class Tape:
         hit = self._cache.get(("node_args", node))
         if hit is None:
             row = self._one("SELECT args FROM node_args WHERE node = ?", (_int(node),))
-            hit = self._cache[("node_args", node)] = {} if row is None else dict(parse_args(row[0]))
+            try:
+                hit = {} if row is None else dict(parse_args(row[0]))
+            except (ValueError, RecursionError) as err:  # one damaged row loses that node's arguments only
+                hit = {}
+                self._note(f"node_args: the arguments of node {node} are damaged ({str(err)[:80]}); "
+                           f"its op is shown without them")
+            self._cache[("node_args", node)] = hit
         return hit
+
+    def _note(self, line: str) -> None:
+        if len(self.notes) < MAX_NOTES and line not in self.notes:
+            self.notes.append(printable(line))
 
     def _node(self, rid) -> tuple[str, str, str, tuple | None]:
         """(stable key, op, module path, signature or None): the signature is the OpEvent's input shapes,

@@ -45,7 +45,7 @@ from engine.debug import Debugger
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
 from engine.debug.summary import TensorSummary, summarize
 from engine.debug.tracer import host_copy
-from engine.events import AlertEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent, hub
+from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent, hub
 from engine.optim.optimizer import stepping_optimizer
 from engine.tape import cap, schema
 from engine.tape.codec import EventColumns, float_blob, ids_text, npy_bytes, op_args, summary_rows, to_json
@@ -66,8 +66,11 @@ _ON_CONFLICT = {"iterations": """ ON CONFLICT (iteration) DO UPDATE SET
 ROWS_PER_STATEMENT = 256
 PARAMETER_EVERY = 10  # iterations between parameter snapshots at "summary"
 MAX_MODULE_NODES = 1 << 16  # module rows the writer remembers, to reuse them
+MAX_OP_NODES = 1 << 16  # op rows the writer remembers, to reuse them
+# argument sets kept per op signature: past them its calls share one node marked "varies" (a scheduled
+# dropout p, a random roll shift would otherwise add a node row per call)
+MAX_ARG_SETS = 8
 _open: weakref.WeakSet[Recorder] = weakref.WeakSet()
-_OP_ARGS = "args" in OpEvent.__dataclass_fields__  # an engine whose ops carry their arguments
 
 
 class ParamValue(NamedTuple):
@@ -149,7 +152,9 @@ class Recorder:
         self._phase = 0
         # interned rows: key -> row id; rows made since the last commit wait in _new_rows
         self._ids = {table: itertools.count(1) for table in ("nodes", "layouts", "frames", "stacks")}
-        self._ops: dict[tuple, int] = {}
+        self._ops: dict[tuple, int] = {}  # (stable key, op, module, signature, arguments) -> node
+        self._arg_sets: dict[tuple, int] = {}  # (stable key, op, module, signature) -> argument sets seen
+        self._varying: dict[tuple, int] = {}  # (stable key, op, module, signature) -> its "varies" node
         self._backward_nodes: dict[tuple, int] = {}
         # (path, class, own parameters) -> node: two models of one class, or a model rebuilt, call modules
         # of the same path and class with other parameters, and each must replay with its own
@@ -172,6 +177,8 @@ class Recorder:
         self._labels: dict[int, str] = {}
         self._classes: dict[str, int] = {}
         self._namer = ParamNamer()  # the writer thread's: names those optimizers' parameters apart
+        # id(optimizer) -> (optimizer, group sizes, ids of its parameters), for the steps of optimizers but the first
+        self._tensors: dict[int, tuple] = {}
         self._conn, self._lock = _create(self.path)
         try:
             # the default is measured once the tape exists: its folder then surely does
@@ -285,8 +292,7 @@ class Recorder:
             label = mine and (self._labels.get(id(opt)) or self._optimizer_label(opt))
             if mine and opt is not self._main_optimizer(opt):
                 # another optimizer's parameters: the writer names them apart (engine.tape.param_names)
-                updated = _updated(opt)
-                rec = NamedStep(rec, label, tuple(p.id for *_, p in updated))
+                rec = NamedStep(rec, label, self._step_tensors(opt, len(ev.weight_norms)))
             self._queue.append((t, rec))
             if rec.__class__ is NamedStep:
                 rec = rec.rec
@@ -317,6 +323,22 @@ class Recorder:
         if self._first is None:
             self._first = stepping
         return self.debugger.optimizer if self.debugger.optimizer is not None else self._first
+
+    def _step_tensors(self, opt, count: int) -> tuple[int, ...]:
+        """The ids of the `count` parameters `opt`'s step updated, in its order: those of all its parameters,
+        kept per (optimizer, group sizes), where every parameter had a gradient (the usual step)."""
+        if not count:  # a step without norms names no parameters
+            return ()
+        groups = opt.param_groups
+        sizes = tuple(len(group["params"]) for group in groups)
+        hit = self._tensors.get(id(opt))
+        if hit is None or hit[0] is not opt or hit[1] != sizes:
+            if len(self._tensors) >= MAX_MODULE_NODES:
+                self._tensors.clear()
+            hit = self._tensors[id(opt)] = (opt, sizes, tuple(p.id for group in groups for p in group["params"]))
+        if count == len(hit[2]):
+            return hit[2]
+        return tuple(p.id for *_, p in _updated(opt))  # some had no gradient: the ones that had
 
     def _optimizer_label(self, opt) -> str:
         """The label of an optimizer first seen stepping: "SGD", or "SGD#2" for the second SGD to step."""
@@ -497,16 +519,15 @@ class Recorder:
         layouts, layout = self._layouts, self._layout
         modules, backward_nodes = self._modules, self._backward_nodes
         phase = self._phase
-        has_args = _OP_ARGS
         for t, rec in items:
             t -= t0
             cls = rec.__class__
             if cls is OpRecord:
                 ev = rec.event
                 phase = 0
-                options = ev.args if has_args else None
+                options = ev.args
                 key = (ev.key, ev.op, ev.module, ev.input_shapes, ev.output_shape, ev.dtype, ev.device,
-                       ev.requires_grad, op_args(options) if options else ())
+                       ev.requires_grad, op_args(ev.op, options) if options else ())
                 node = ops.get(key) or op_node(key)
                 sid = 0 if rec.source is None else stack_id(rec.source, rec.stack)
                 add((ev.seq, OP, rec.iteration, 0, rec.depth, t, node, ev.output, 0, sid, ev.inputs))
@@ -597,12 +618,33 @@ class Recorder:
         return rid
 
     def _op_node(self, key: tuple) -> int:
-        """The node of an op as it ran: stable key, op, module path, signature and arguments."""
-        stable, op, module, in_shapes, out_shape, dtype, device, grad, args = key
-        rid = self._ops[key] = self._add("nodes", "op", stable, op, module, to_json(in_shapes),
-                                         to_json(out_shape), dtype, device, int(grad))
+        """The node of an op as it ran: stable key, op, module path, signature and arguments; past
+        MAX_ARG_SETS argument sets for one signature, the signature's node marked "varies"."""
+        stable, op, args = key[0], key[1], key[-1]
+        if len(self._ops) >= MAX_OP_NODES:  # shapes or settings that change all the time: stay bounded
+            self._ops.clear()  # (an op seen again gets a new, equal row)
+            self._arg_sets.clear()
+            self._varying.clear()
+            self._backward_nodes.clear()
         if args:
-            self._new_rows.append(("node_args", (rid, to_json(args))))
+            signature = key[:-1]
+            seen = self._arg_sets.get(signature, 0)
+            if seen >= MAX_ARG_SETS:  # not remembered in _ops: calls with new settings add nothing
+                rid = self._varying.get(signature)
+                if rid is None:
+                    rid = self._varying[signature] = self._new_op_node(signature, '"varies"')
+                self._backward_nodes[(stable, op)] = rid
+                return rid
+            self._arg_sets[signature] = seen + 1
+        rid = self._ops[key] = self._new_op_node(key[:-1], to_json(args) if args else None)
+        return rid
+
+    def _new_op_node(self, signature: tuple, args: str | None) -> int:
+        stable, op, module, in_shapes, out_shape, dtype, device, grad = signature
+        rid = self._add("nodes", "op", stable, op, module, to_json(in_shapes), to_json(out_shape), dtype, device,
+                        int(grad))
+        if args:
+            self._new_rows.append(("node_args", (rid, args)))
         self._backward_nodes[(stable, op)] = rid
         return rid
 

@@ -23,7 +23,7 @@ import engine.nn.functional as F
 import engine.tape
 from app.cli import main
 from engine.debug import Debugger
-from engine.events import OptimizerEvent
+from engine.events import OptimizerEvent, renamed
 from engine.tape import TapeError, codec
 from engine.tape.export import export
 from tests.engine.tape.helpers import copy_of, record_run, same_record
@@ -83,8 +83,9 @@ def test_two_models_of_one_class_replay_with_their_own_parameters(tmp_path):
         replayed = list(tape.records())
         graph = tape.graph(1)  # b's first step
     assert len(replayed) == len(live)
-    # b's optimizer is not the debugger's: live its parameters are "group0.0", ..., the tape names them apart
-    tape_names = {"group0.0": "SGD:Sequential.0.weight", "group0.1": "SGD:Sequential.0.bias"}
+    # b's optimizer is not the debugger's: live its parameters are "group0.0", ..., the tape names them apart,
+    # by position: "Sequential.0.weight" is a's path too
+    tape_names = {"group0.0": "SGD:group0.0", "group0.1": "SGD:group0.1"}
     live = [_renamed(rec, tape_names) for rec in live]
     wrong = [(r.event, l.event) for r, l in zip(replayed, live) if not same_record(r, l)]
     assert not wrong, f"{len(wrong)} records replay differently, first: {wrong[0]}"
@@ -100,8 +101,7 @@ def _renamed(rec, names: dict):
     ev = rec.event
     if not isinstance(ev, OptimizerEvent) or ev.optimizer != "SGD":
         return rec
-    return rec._replace(event=OptimizerEvent(ev.seq, ev.optimizer, ev.lrs, *(
-        {names.get(k, k): v for k, v in norms.items()} for norms in (ev.update_norms, ev.weight_norms, ev.grad_norms))))
+    return rec._replace(event=renamed(ev, names))
 
 
 def test_each_optimizers_last_step_is_snapshot_when_recording_ends(tmp_path):
@@ -123,13 +123,14 @@ def test_each_optimizers_last_step_is_snapshot_when_recording_ends(tmp_path):
                 opt.step()
     with engine.tape.open(path) as tape:
         end = tape.parameters()
+    # other's path "Sequential.0.weight" is model's too: its parameters are named by position
     trained = {**dict(model.named_parameters()),
-               **{f"SGD:Sequential.{name}": p for name, p in other.named_parameters()}}
+               **{f"SGD:group0.{i}": p for i, p in enumerate(other.parameters())}}
     assert set(end) == set(trained)
     for name, p in trained.items():
         assert end[name].tensor == p.id
         assert end[name].summary.mean == pytest.approx(float(p.array.mean()), rel=1e-6), name
-    assert end["0.weight"].iteration == 12 and end["SGD:Sequential.0.weight"].iteration == 13
+    assert end["0.weight"].iteration == 12 and end["SGD:group0.0"].iteration == 13
 
 
 # ---- values whose header lies -------------------------------------------------------------------------
