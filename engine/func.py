@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import Any
 
 from engine.tensor import Tensor
+
+_MISSING = object()
 
 
 def functional_call(module, parameter_and_buffer_dicts: Mapping[str, Tensor] | tuple | list,
@@ -13,57 +16,139 @@ def functional_call(module, parameter_and_buffer_dicts: Mapping[str, Tensor] | t
                     strict: bool = False):
     """`module(*args, **kwargs)` with the named tensors standing in for its parameters and buffers.
 
-    The module is left as it was afterwards (also when forward raises); gradients flow to the tensors
-    passed in, not to the module's own parameters.
+    As in PyTorch, a name that is neither (unless `strict`) is set as an attribute for the call, and the
+    name of a parametrized tensor ("weight" of a weight-normed Linear) stands in for what its
+    parametrization computes. The module is left as it was afterwards (also when forward raises);
+    gradients flow to the tensors passed in, not to the module's own parameters.
     """
-    if isinstance(parameter_and_buffer_dicts, Mapping):
-        given = dict(parameter_and_buffer_dicts)
-    elif isinstance(parameter_and_buffer_dicts, tuple | list):
-        given = {}
-        for d in parameter_and_buffer_dicts:
-            if not isinstance(d, Mapping):
-                raise ValueError(f"functional_call: expected a dict of tensors, got {type(d).__name__}")
-            clash = set(given) & set(d)
-            if clash:
-                raise ValueError(f"{sorted(clash)} appeared in multiple dictionaries; behavior of "
-                                 "functional call is ambiguous")
-            given.update(d)
-    else:
-        raise ValueError(f"Expected parameter_and_buffer_dicts to be a dict, or a list/tuple of dicts, but "
-                         f"got {type(parameter_and_buffer_dicts).__name__}")
-    slots = {}  # dotted name -> (table dict, key, original tensor)
-    _collect(module, "", slots)
-    unknown = [k for k in given if k not in slots]
-    if unknown:
-        raise KeyError(f"functional_call: {type(module).__name__} has no parameter or buffer named "
-                       f"{', '.join(map(repr, unknown))}")
+    given = _merged(parameter_and_buffer_dicts)
     for name, value in given.items():
         if value is not None and not isinstance(value, Tensor):
             raise TypeError(f"functional_call: {name!r} must be a Tensor, got {type(value).__name__}")
-    if strict:
-        missing = [k for k in slots if k not in given]
-        if missing:
-            raise RuntimeError(f"Error(s) in reparametrizing for {type(module).__name__}:\n\t"
-                               f"Missing key(s): {', '.join(map(repr, missing))}.")
-    swap = dict(given)
+    slots = {}  # dotted name -> (table dict, key, original tensor)
+    _collect(module, "", slots)
+    swap = {k: v for k, v in given.items() if k in slots}
     if tie_weights:  # a tensor shared under several names follows the one name it was given under
-        by_original = {id(slots[k][2]): v for k, v in given.items()}
-        for name, (_, _, original) in slots.items():
-            if name not in swap and id(original) in by_original:
-                swap[name] = by_original[id(original)]
+        swap = _untied(slots, swap)
+    unexpected = [k for k in given if k not in slots]
+    if strict:
+        missing = [k for k in slots if k not in swap]
+        errors = ([f"Unexpected key(s): {', '.join(map(repr, unexpected))}."] if unexpected else []) + \
+                 ([f"Missing key(s): {', '.join(map(repr, missing))}."] if missing else [])
+        if errors:
+            raise RuntimeError(f"Error(s) in reparametrizing for {type(module).__name__}:\n\t" + "\n\t".join(errors))
+    others = [(*_owner(module, name), given[name]) for name in unexpected]
     saved = [(slots[k][0], slots[k][1], slots[k][2]) for k in swap]
-    try:
-        for name, value in swap.items():
-            table, key, _ = slots[name]
-            table[key] = value
-        if args is None:
-            args = ()
-        elif not isinstance(args, tuple):
-            args = (args,)
-        return module(*args, **(kwargs or {}))
-    finally:
-        for table, key, original in saved:
-            table[key] = original
+    with ExitStack() as restore:
+        for owner, attr, value in others:
+            restore.enter_context(_stand_in(owner, attr, value))
+        try:
+            for name, value in swap.items():
+                table, key, _ = slots[name]
+                table[key] = value
+            if args is None:
+                args = ()
+            elif not isinstance(args, tuple):
+                args = (args,)
+            return module(*args, **(kwargs or {}))
+        finally:
+            for table, key, original in saved:
+                table[key] = original
+
+
+def _merged(dicts) -> dict:
+    """One dict of the tensors given as a dict or a list/tuple of dicts (a name in two is an error)."""
+    if isinstance(dicts, Mapping):
+        return dict(dicts)
+    if not isinstance(dicts, tuple | list):
+        raise ValueError(f"Expected parameter_and_buffer_dicts to be a dict, or a list/tuple of dicts, but "
+                         f"got {type(dicts).__name__}")
+    given = {}
+    for d in dicts:
+        if not isinstance(d, Mapping):
+            raise ValueError(f"functional_call: expected a dict of tensors, got {type(d).__name__}")
+        clash = set(given) & set(d)
+        if clash:
+            raise ValueError(f"{sorted(clash)} appeared in multiple dictionaries; behavior of "
+                             "functional call is ambiguous")
+        given.update(d)
+    return given
+
+
+def _untied(slots: dict, swap: dict) -> dict:
+    """`swap` with every other name of a tied tensor given the value one of its names got; two different
+    values for one tied tensor is an error, as in PyTorch."""
+    names_of: dict[int, list[str]] = {}
+    for name, (_, _, original) in slots.items():
+        names_of.setdefault(id(original), []).append(name)
+    out = dict(swap)
+    for names in names_of.values():
+        if len(names) < 2:
+            continue
+        values = [swap[n] for n in names if n in swap]
+        if len({id(v) for v in values}) > 1:
+            raise ValueError(f"functional_call got multiple values for keys {sorted(names)}, which are tied. "
+                             "Consider using tie_weights=False")
+        if values:
+            for n in names:
+                out.setdefault(n, values[0])
+    return out
+
+
+def _owner(module, name: str) -> tuple:
+    """The module that holds dotted `name`, and the name's last part."""
+    path, _, attr = name.rpartition(".")
+    owner = module
+    for part in path.split(".") if path else ():
+        child = owner._modules.get(part)
+        if child is None:
+            raise AttributeError(f"{type(owner).__name__} has no attribute `{part}` (functional_call was given "
+                                 f"{name!r})")
+        owner = child
+    return owner, attr
+
+
+class _stand_in:
+    """For one call: a parametrized tensor's name gives `value` in place of what its parametrization computes;
+    any other name not a parameter or buffer is an attribute holding `value` (the old one put back after)."""
+
+    def __init__(self, owner, attr: str, value) -> None:
+        self.owner, self.attr, self.value = owner, attr, value
+
+    def __enter__(self) -> None:
+        from engine.nn.utils import parametrize
+
+        owner, attr = self.owner, self.attr
+        if parametrize.is_parametrized(owner, attr):
+            # the property reads this cache while a `cached()` block is open: the given tensor is what it
+            # returns, and its gradient flows to that tensor, not to the parametrization's originals
+            self.block = parametrize.cached()
+            self.block.__enter__()
+            self.key = (id(owner), attr)
+            self.before = parametrize._cache.get(self.key, _MISSING)
+            parametrize._cache[self.key] = self.value
+            return
+        self.block = None
+        old = owner.__dict__.get(attr, _MISSING)
+        current = getattr(owner, attr, None) if old is _MISSING else old
+        if current is not None and not isinstance(current, Tensor):
+            raise TypeError(f"functional_call: attribute `{attr}` of {type(owner).__name__} is not a Tensor")
+        self.before = old
+        owner.__dict__[attr] = self.value
+
+    def __exit__(self, *exc) -> None:
+        from engine.nn.utils import parametrize
+
+        if self.block is not None:
+            if self.before is _MISSING:
+                parametrize._cache.pop(self.key, None)
+            else:
+                parametrize._cache[self.key] = self.before
+            self.block.__exit__(*exc)
+        elif self.before is _MISSING:
+            self.owner.__dict__.pop(self.attr, None)
+        else:
+            self.owner.__dict__[self.attr] = self.before
 
 
 def _collect(module, prefix: str, slots: dict) -> None:

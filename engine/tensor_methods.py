@@ -31,6 +31,7 @@ METHODS = (
     "nanquantile",
     "kron", "cross", "trace", "rot90", "logaddexp", "logaddexp2", "hypot", "copysign", "nextafter", "frexp", "ldexp",
     "renorm",
+    "matrix_exp",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
            "negative": "neg", "absolute": "abs", "swapdims": "transpose", "moveaxis": "movedim",

@@ -1,5 +1,5 @@
 """Tensor-level backwards of the matrix ops: outer, addmm, inv, det, slogdet/logdet, solve, solve_triangular,
-cholesky and svdvals (see higher_ops.py for the scheme).
+cholesky, svdvals and matrix_exp (see higher_ops.py for the scheme).
 
 Each mirrors its op's array backward with engine ops, so that the solves and inverses in a gradient are
 nodes of their own and differentiate again. svdvals' gradient U diag(g) V^T reads the singular vectors as
@@ -11,7 +11,8 @@ from __future__ import annotations
 from engine.autograd.function import Function
 from engine.autograd.higher import derived, differentiable, saved_input, saved_inputs, saved_output
 from engine.backend import array_module
-from engine.ops import linalg
+from engine.ops import linalg, linalg_exp
+from engine.ops.shape import cat
 from engine.tensor import Tensor
 
 
@@ -135,3 +136,14 @@ def _svdvals(ctx, g):
     u = derived(ctx, SingularVectors, u_arr, (0,), saved=ctx.saved, left=True)
     v = derived(ctx, SingularVectors, linalg._t(vh_arr), (0,), saved=ctx.saved, left=False)
     return (u * g.unsqueeze(-2)) @ v.mT
+
+
+@differentiable(linalg_exp.MatrixExp)
+def _matrix_exp(ctx, g):
+    # the top-right block of exp([[A^T, G], [0, A^T]]), as a MatrixExp node itself (so it differentiates again),
+    # with the squarings of the forward: the block is linear in G, A alone sets what it needs
+    a = saved_input(ctx, 0, ctx.saved[0]).mT
+    n = a.shape[-1]
+    block = cat([cat([a, g], dim=-1), cat([a.new_zeros(a.shape).expand(g.shape), a.expand(g.shape)], dim=-1)],
+                dim=-2)
+    return linalg_exp.MatrixExp.apply(block, squarings=ctx.squarings)[..., :n, n:]

@@ -1,20 +1,19 @@
 """Hook handles, and the machinery behind `Module.register_full_backward_hook` and its pre hook.
 
 A full backward hook needs the gradients with respect to one module call's inputs and outputs only, all
-at once, as PyTorch gives them. The call's outputs that need a gradient pass through one junction node
-(an identity for a single tensor; a flat join, then one part per tensor, for several), and so do its
-positional inputs. A hook on the junction sees exactly the gradients that flowed through this call (not
-those other consumers of the same tensors add), all of them together, and whatever it returns flows on:
-backward pre hooks run at the output junction, full hooks at the input junction.
+at once, as PyTorch gives them. The call's outputs that need a gradient pass through one junction, and so
+do its positional inputs: an identity node per tensor that shares its array (no copy), all fed from one
+gate node whose backward runs after theirs. The gate's hook sees exactly the gradients that flowed through
+this call (not those other consumers of the same tensors add), all of them together, and whatever it
+returns flows on: backward pre hooks run at the output junction, full hooks at the input junction.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable
 
-from engine.autograd.function import Function, RegionGrad
+from engine.autograd.function import Function
 from engine.autograd.grad_mode import is_grad_enabled
 from engine.autograd.higher import differentiable
 from engine.backend import array_module
@@ -59,124 +58,81 @@ def add_hook(hooks: dict, hook: Callable, prepend: bool, *extra: dict | set) -> 
     return handle
 
 
-class BackwardHook(Function):
-    """Identity whose node marks where gradients enter or leave one module call."""
-
-    op = "backward_hook"
-
-    def forward(ctx, x):
-        return x
-
-    def backward(ctx, grad):
-        return grad
-
-
-class JoinHook(Function):
-    """Several tensors of one module call as one flat vector: the node where all their gradients meet."""
+class HookGate(Function):
+    """The node where every gradient of one junction meets: its output is an empty token, and it runs once
+    each pass-through of the junction has run, so its backward sees all of the call's gradients at once."""
 
     op = "backward_hook"
 
     def forward(ctx, *xs):
-        xp = array_module(xs[0])
-        ctx.parts = [(x.shape, x.dtype) for x in xs]
-        dtype = xp.result_type(*xs)
-        return xp.concatenate([x.reshape(-1).astype(dtype, copy=False) for x in xs])
+        return array_module(xs[0]).empty(0, dtype=xs[0].dtype)
 
     def backward(ctx, grad):
-        return tuple(_split(grad, ctx.parts))
+        # views (owning no data): the hooks may keep what they saw, so the backward pass must copy a
+        # gradient before storing it in a .grad or adding into it
+        return tuple(g.array.view() for g in ctx.junction.fire())
 
 
-class PartHook(Function):
-    """One tensor back out of a JoinHook's vector: cells start .. start + size, in its shape and dtype."""
+class HookPass(Function):
+    """One tensor of a junction passed on as is (no copy): its gradient waits in the junction, and the
+    gate's token gets an empty one, so that the gate runs after every pass-through that got a gradient."""
 
     op = "backward_hook"
 
-    def forward(ctx, joined):
-        ctx.joined = joined.shape, joined.dtype
-        return joined[ctx.start:ctx.start + math.prod(ctx.shape)].reshape(ctx.shape).astype(ctx.dtype)
+    def forward(ctx, x, token):
+        return x
 
     def backward(ctx, grad):
-        shape, dtype = ctx.joined
-        cells = slice(ctx.start, ctx.start + grad.size)
-        return RegionGrad(shape, cells, grad.reshape(-1).astype(dtype, copy=False))
+        ctx.junction.arrive(ctx.slot, grad)
+        return None, array_module(grad).empty(0, dtype=grad.dtype)
 
 
-@differentiable(BackwardHook)
-def _identity_backward(ctx, g: Tensor) -> tuple:
-    """create_graph: the gradient passes through, recorded."""
-    return (g,)
+@differentiable(HookGate)
+def _gate_backward(ctx, g: Tensor) -> tuple:
+    """create_graph: the gradients the hooks settled on, each with its own graph."""
+    return tuple(ctx.junction.fire())
 
 
-@differentiable(JoinHook)
-def _join_backward(ctx, g: Tensor) -> tuple:
-    """create_graph: the joined gradient split back into each tensor's part, recorded."""
-    starts = itertools.accumulate((math.prod(shape) for shape, _ in ctx.parts[:-1]), initial=0)
-    return tuple(PartHook.apply(g, start=s, shape=shape, dtype=dtype) for s, (shape, dtype) in zip(starts, ctx.parts))
-
-
-@differentiable(PartHook)
-def _part_backward(ctx, g: Tensor) -> tuple:
-    """create_graph: a part's gradient placed among zeros of the joined vector, recorded."""
-    (size,), dtype = ctx.joined
-    xp = array_module(g.array)
-    before = Tensor._wrap(xp.zeros(ctx.start, dtype))
-    after = Tensor._wrap(xp.zeros(size - ctx.start - g.numel(), dtype))
-    return (JoinHook.apply(before, g, after),)
-
-
-def _split(flat, parts):
-    """The arrays a JoinHook vector holds, each in its shape and dtype (copies)."""
-    out, start = [], 0
-    for shape, dtype in parts:
-        size = math.prod(shape)
-        out.append(flat[start:start + size].reshape(shape).astype(dtype))
-        start += size
-    return out
+@differentiable(HookPass)
+def _pass_backward(ctx, g: Tensor) -> tuple:
+    """create_graph: the gradient waits in the junction, as in the array backward."""
+    ctx.junction.arrive(ctx.slot, g)
+    return None, Tensor._wrap(array_module(g.array).empty(0, dtype=g.array.dtype))
 
 
 class _Junction:
-    """Tensors routed through one node, so that a hook there sees all of their gradients at once and may
-    replace any of them (what PyTorch's single BackwardHookFunction node gives)."""
+    """Tensors routed through one gate, so that a hook there sees all of their gradients at once and may
+    replace any of them (what PyTorch's single BackwardHookFunction node gives), without copying them.
 
-    def __init__(self, tensors: list[Tensor]) -> None:
-        self.arrived = [False] * len(tensors)
-        if len(tensors) == 1:
-            self.node = BackwardHook.apply(tensors[0])
-            self.parts = [self.node]
-        else:
-            self.node = JoinHook.apply(*tensors)
-            starts = itertools.accumulate((t.numel() for t in tensors[:-1]), initial=0)
-            self.parts = [PartHook.apply(self.node, start=s, shape=t.array.shape, dtype=t.array.dtype)
-                          for s, t in zip(starts, tensors)]
-        for i, part in enumerate(self.parts):  # runs before the junction's hook: a part got a gradient
-            part.register_hook(self._arrive(i))
+    Each tensor passes through its own identity node (HookPass, sharing the array); the gradients those
+    nodes receive wait here, and the gate, made before them and fed by all of them, runs `on_grads` with
+    the whole list once they are in and sends the result into the tensors the junction took.
+    """
 
-    def _arrive(self, i: int):
-        def hook(grad: Tensor) -> None:
-            self.arrived[i] = True
+    def __init__(self, tensors: list[Tensor], on_grads: Callable[[list], list]) -> None:
+        self.on_grads = on_grads
+        self.grads: list = [None] * len(tensors)
+        self.xp = array_module(tensors[0].array)
+        self.meta = [(t.array.shape, t.array.dtype) for t in tensors]
+        gate = HookGate.apply(*tensors, junction=self)
+        self.parts = [HookPass.apply(t, gate, junction=self, slot=i) for i, t in enumerate(tensors)]
 
-        return hook
+    def arrive(self, slot: int, grad) -> None:
+        """Keep the gradient that reached tensor `slot` (an array, or a Tensor under create_graph)."""
+        self.grads[slot] = grad
 
-    def split(self, grad: Tensor) -> list[Tensor | None]:
-        """The gradient of each tensor, None for those that got none; ready for the next backward pass."""
-        if len(self.parts) == 1:
-            grads = [grad]
-        else:
-            arrays = _split(grad.array, [(p.array.shape, p.array.dtype) for p in self.parts])
-            grads = [Tensor._wrap(a) if came else None for a, came in zip(arrays, self.arrived)]
-        self.arrived = [False] * len(self.parts)
-        return grads
-
-    def join(self, grads, before: list) -> Tensor | None:
-        """The junction's gradient made of `grads` (None counts as zeros); None when nothing was replaced."""
-        if all(new is old for new, old in zip(grads, before)):
-            return None
-        arrays = [array_module(p.array).zeros_like(p.array) if g is None else g.array if isinstance(g, Tensor)
-                  else g for g, p in zip(grads, self.parts)]
-        if len(arrays) == 1:
-            return Tensor._wrap(arrays[0])
-        xp = array_module(arrays[0])
-        return Tensor._wrap(xp.concatenate([a.reshape(-1).astype(self.node.array.dtype) for a in arrays]))
+    def fire(self) -> list:
+        """Run the hooks on the gradients that arrived (None for those that got none) and return theirs,
+        zeros in place of None: every node the junction feeds must get a gradient, or backward stalls there
+        (PyTorch gives zeros to such an input too)."""
+        grads = [g if g is None or isinstance(g, Tensor) else Tensor._wrap(g) for g in self.grads]
+        self.grads = [None] * len(grads)
+        out = []
+        for g, (shape, dtype) in zip(self.on_grads(grads), self.meta):
+            if g is None:
+                g = Tensor._wrap(self.xp.zeros(shape, dtype))
+            out.append(g if isinstance(g, Tensor) else Tensor._wrap(self.xp.asarray(g)))
+        return out
 
 
 class BackwardHookCall:
@@ -201,8 +157,7 @@ class BackwardHookCall:
         slots = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
         if not slots or not is_grad_enabled():
             return args
-        self.inputs = _Junction([args[i] for i in slots])
-        self.inputs.node.register_hook(self._inputs_hook(slots))
+        self.inputs = _Junction([args[i] for i in slots], self._inputs_hook(slots))
         wrapped = list(args)
         for i, part in zip(slots, self.inputs.parts):
             wrapped[i] = part
@@ -215,17 +170,16 @@ class BackwardHookCall:
         slots = [i for i, t in enumerate(tensors) if t.requires_grad]
         if not slots or not is_grad_enabled():
             return out
-        junction = _Junction([tensors[i] for i in slots])
-        junction.node.register_hook(self._outputs_hook(junction, slots, len(tensors)))
+        junction = _Junction([tensors[i] for i in slots], self._outputs_hook(slots, len(tensors)))
         for i, part in zip(slots, junction.parts):
             tensors[i] = part
         replacements = iter(tensors)
         return _map_tensors(out, lambda t: next(replacements))
 
-    def _outputs_hook(self, junction: _Junction, slots: list[int], n_outputs: int):
-        def hook(grad: Tensor):
+    def _outputs_hook(self, slots: list[int], n_outputs: int):
+        def hook(grads: list) -> list:
             grad_out = [None] * n_outputs
-            for i, g in zip(slots, junction.split(grad)):
+            for i, g in zip(slots, grads):
                 grad_out[i] = g
             self.grad_outputs = before = tuple(grad_out)
             for pre_hook in self.pre_hooks:
@@ -240,14 +194,14 @@ class BackwardHookCall:
                         raise RuntimeError(
                             f"backward hook of {type(self.module).__name__}: no input of this call requires a "
                             "gradient, so the hook must return None (or None for every input)")
-            return junction.join([self.grad_outputs[i] for i in slots], [before[i] for i in slots])
+            return [self.grad_outputs[i] for i in slots]
 
         return hook
 
     def _inputs_hook(self, slots: list[int]):
-        def hook(grad: Tensor):
+        def hook(grads: list) -> list:
             grad_in = [None] * self.n_inputs
-            for i, g in zip(slots, self.inputs.split(grad)):
+            for i, g in zip(slots, grads):
                 grad_in[i] = g
             result = before = tuple(grad_in)
             for full_hook in self.hooks:
@@ -255,7 +209,7 @@ class BackwardHookCall:
                                 "backward hook", "positional input")
                 if new is not None:
                     result = new
-            return self.inputs.join([result[i] for i in slots], [before[i] for i in slots])
+            return [result[i] for i in slots]
 
         return hook
 

@@ -480,10 +480,10 @@ class Module:
         for name, child in self._modules.items():
             if child is not None:
                 child.state_dict(destination=out, prefix=prefix + name + ".", keep_vars=keep_vars)
-        for hook in self._state_hooks("_state_dict_hooks").values():
+        for hid, hook in self._state_hooks("_state_dict_hooks").items():
             changed = hook(self, out, prefix, {"version": 1})
             if changed is not None:
-                if id(hook) in self._state_hooks("_public_state_dict_hooks"):
+                if hid in self.__dict__.get("_public_state_dict_hooks", ()):
                     raise RuntimeError("state_dict post-hook must return None")
                 out = changed
         return out
@@ -505,8 +505,10 @@ class Module:
 
     def register_state_dict_post_hook(self, hook: Callable) -> RemovableHandle:
         """Call `hook(module, state_dict, prefix, local_metadata)` after `state_dict`; it edits in place."""
-        self.__dict__.setdefault("_public_state_dict_hooks", {})[id(hook)] = hook
-        return add_hook(self.__dict__.setdefault("_state_dict_hooks", {}), hook, False)
+        public = self.__dict__.setdefault("_public_state_dict_hooks", set())  # handle ids; remove() drops them
+        handle = add_hook(self.__dict__.setdefault("_state_dict_hooks", {}), hook, False, public)
+        public.add(handle.id)
+        return handle
 
     def _register_state_dict_hook(self, hook: Callable) -> RemovableHandle:
         """As register_state_dict_post_hook, but a dict the hook returns replaces the state dict."""

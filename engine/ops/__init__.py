@@ -45,6 +45,7 @@ from engine.ops.linalg import (
     triu,
 )
 from engine.ops.linalg import inv as inverse
+from engine.ops.linalg_exp import *  # noqa: F403
 from engine.ops.linalg_more import *  # noqa: F403
 from engine.ops.math_more import *  # noqa: F403
 from engine.ops.nn import one_hot

@@ -8,7 +8,7 @@ import copy
 import math
 from collections.abc import Callable
 
-from engine.optim.lr_scheduler import LRScheduler, _per_group, function_state, load_function_state
+from engine.optim.lr_scheduler import LRScheduler, _per_group, function_state, load_function_state, set_lr
 from engine.optim.optimizer import Optimizer
 
 _ANNEAL = {
@@ -144,7 +144,7 @@ class CyclicLR(LRScheduler):
         base_lrs = _per_group("base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
-                group["lr"] = lr
+                set_lr(group, lr)  # a tensor rate is filled in place
         self.max_lrs = _per_group("max_lr", optimizer, max_lr)
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 from engine.optim.optimizer import Optimizer
+from engine.tensor import Tensor
 
 
 class LRScheduler:
@@ -27,14 +28,15 @@ class LRScheduler:
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
+                lr = group["lr"]
+                group.setdefault("initial_lr", lr.clone() if isinstance(lr, Tensor) else lr)
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
                     raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when resuming "
                                    f"a scheduler with last_epoch={last_epoch}; "
                                    "load the optimizer's state_dict first")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.base_lrs = [_scalar(group["initial_lr"]) for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         _track_step_calls(optimizer)
         self._step_count = 0
@@ -60,8 +62,8 @@ class LRScheduler:
             _warn_step_order(self.optimizer)
         self._step_count += 1
         for group, lr in zip(self.optimizer.param_groups, self._advance(epoch)):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+            set_lr(group, lr)
+        self._last_lr = _last_lrs(self.optimizer)
 
     def _advance(self, epoch) -> list[float]:
         """Move to the next epoch, or to `epoch`; the rates there."""
@@ -76,7 +78,7 @@ class LRScheduler:
     def _restart(self) -> None:
         """Start over at epoch 0 from the initial rates (what SequentialLR does at a milestone)."""
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base
+            set_lr(group, base)
         self.last_epoch = -1
         self._step_count = 0  # a fresh start: no step-order warning
         self._is_initial = True
@@ -84,7 +86,9 @@ class LRScheduler:
         self._is_initial = False
 
     def _current_lrs(self) -> list[float]:
-        return [group["lr"] for group in self.optimizer.param_groups]
+        """Each group's rate as a float: a rate held in a tensor is read once, and rates are computed from
+        floats, so stepping a schedule records no ops."""
+        return [_scalar(group["lr"]) for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict:
         """Everything but the optimizer, as plain data (a copy)."""
@@ -99,6 +103,26 @@ class LRScheduler:
             raise ValueError(f"{type(self).__name__}.load_state_dict: unknown keys "
                              f"{sorted(map(str, unknown))}; was this state saved from a different scheduler?")
         self.__dict__.update(copy.deepcopy(state_dict))
+
+
+def _scalar(lr) -> float:
+    return float(lr) if isinstance(lr, Tensor) else lr
+
+
+def set_lr(group: dict, lr) -> None:
+    """Set a param group's rate; a rate held in a tensor is filled in place, as PyTorch does, so the tensor the
+    user passed keeps holding the group's rate."""
+    held = group["lr"]
+    if isinstance(held, Tensor):
+        held.array[...] = _scalar(lr)
+        held._vc[0] += 1
+    else:
+        group["lr"] = lr
+
+
+def _last_lrs(optimizer: Optimizer) -> list:
+    """The groups' rates, a rate held in a tensor as a copy (the next step fills the group's tensor)."""
+    return [lr.clone() if isinstance(lr, Tensor) else lr for lr in (g["lr"] for g in optimizer.param_groups)]
 
 
 class _LRScheduler(LRScheduler):
@@ -490,13 +514,13 @@ class ChainedScheduler(_OfSchedulers):
                                  f"different from {type(optimizer).__name__}.")
         self.optimizer = optimizer
         self._schedulers = list(schedulers)
-        self._last_lr = self._current_lrs()
+        self._last_lr = _last_lrs(self.optimizer)
 
     def step(self) -> None:  # type: ignore[override]
         """Step every scheduler, in order."""
         for sched in self._schedulers:
             sched.step()
-        self._last_lr = self._current_lrs()
+        self._last_lr = _last_lrs(self.optimizer)
 
 
 def _per_group(name: str, optimizer: Optimizer, value) -> list:
@@ -533,7 +557,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold_mode = threshold_mode
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.last_epoch = 0
-        self._last_lr = self._current_lrs()
+        self._last_lr = _last_lrs(self.optimizer)
         self.best = self.mode_worse
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
@@ -558,7 +582,7 @@ class ReduceLROnPlateau(LRScheduler):
             self._reduce_lr()
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = self._current_lrs()
+        self._last_lr = _last_lrs(self.optimizer)
 
     @property
     def in_cooldown(self) -> bool:
@@ -582,7 +606,7 @@ class ReduceLROnPlateau(LRScheduler):
             old = float(group["lr"])
             new = max(old * self.factor, low)
             if old - new > self.eps:  # changes smaller than eps are not worth making
-                group["lr"] = new
+                set_lr(group, new)
 
 
 

@@ -4,7 +4,8 @@ first call, as in PyTorch.
 Until then their weight and bias are UninitializedParameters (empty, `<UninitializedParameter>` in a
 repr, listed by parameters() and state_dict()). The first call gives them their shape and PyTorch's
 default init, in place, so the objects stay the same (an optimizer built from them still holds them),
-and turns the module into the plain layer it stands for (LazyLinear becomes Linear).
+and turns the module into the plain layer it stands for (LazyLinear becomes Linear). That happens in a
+forward pre hook registered at construction, as in PyTorch, so the user's pre hooks see shaped parameters.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class UninitializedParameter(Parameter):
         self._vc[0] += 1
         self.__class__ = Parameter
 
+    def __deepcopy__(self, memo: dict) -> UninitializedParameter:
+        # still without a shape (Parameter's deepcopy would make it an empty, shaped Parameter)
+        if id(self) not in memo:
+            memo[id(self)] = UninitializedParameter(self.requires_grad, self.device, self.dtype)
+        return memo[id(self)]
+
     def __repr__(self) -> str:
         return "<UninitializedParameter>"
 
@@ -47,6 +54,9 @@ class _LazyMixin:
             old = getattr(self, name)
             if old is not None:
                 setattr(self, name, UninitializedParameter(old.requires_grad, old.device, old.dtype))
+        # shaped in a forward pre hook registered now, as in PyTorch: the user's own pre hooks, registered
+        # later, already see the shaped parameters (and a non-lazy module's call pays nothing for this)
+        self._initialize_hook = self.register_forward_pre_hook(_infer_parameters)
 
     def has_uninitialized_params(self) -> bool:
         """Whether any parameter still waits for the first call."""
@@ -63,13 +73,29 @@ class _LazyMixin:
         if isinstance(p, UninitializedParameter):
             p.materialize(shape)
 
-    def forward(self, input: Tensor, *args, **kwargs):
+    def _infer(self, input: Tensor) -> None:
+        """Shape (and, unless loaded from a checkpoint, initialize) the parameters; become the plain layer."""
         fresh = self.has_uninitialized_params()  # not when a checkpoint was loaded before the first call
         self.initialize_parameters(input)
         if fresh:
             self.reset_parameters()
+        handle = self.__dict__.pop("_initialize_hook", None)
+        if handle is not None:
+            handle.remove()
         self.__class__ = self.cls_to_become
+
+    def forward(self, input: Tensor, *args, **kwargs):
+        # reached only when forward is called directly, without the module call that runs the pre hook
+        self._infer(input)
         return self.forward(input, *args, **kwargs)
+
+
+def _infer_parameters(module: _LazyMixin, args: tuple) -> None:
+    """The forward pre hook of a lazy layer: shape its parameters from the first call's input."""
+    if not args or not isinstance(args[0], Tensor):
+        raise TypeError(f"{type(module).__name__}: the first call needs the input tensor as its first positional "
+                        f"argument, to read the input size from")
+    module._infer(args[0])
 
 
 class LazyLinear(_LazyMixin, Linear):

@@ -3,64 +3,15 @@ torch.nn.utils.parametrizations."""
 
 from __future__ import annotations
 
-import math
-
 import engine
-from engine.autograd.function import Function
 from engine.autograd.grad_mode import no_grad
 from engine.backend import array_module
 from engine.nn import functional as F
 from engine.nn.layers.conv import _ConvTransposeNd
 from engine.nn.module import Module
 from engine.nn.utils import parametrize
+from engine.ops.linalg_exp import MatrixExp, householder_product, matrix_exp  # noqa: F401  (MatrixExp: its old home)
 from engine.tensor import Tensor
-
-
-def _expm(xp, a):
-    """exp of each square matrix of `a` (..., n, n): scaling and squaring around a degree-18 Taylor series,
-    which is exact to float64 rounding once the matrix is scaled to a 1-norm of at most 1/2."""
-    norm = float(xp.abs(a).sum(axis=-2).max()) if a.size else 0.0
-    squarings = math.ceil(math.log2(norm / 0.5)) if norm > 0.5 else 0
-    a = a / 2.0 ** squarings
-    out = xp.eye(a.shape[-1], dtype=a.dtype) + xp.zeros_like(a)
-    for k in range(18, 0, -1):  # Horner: I + a/1 (I + a/2 (I + ... a/18))
-        out = xp.eye(a.shape[-1], dtype=a.dtype) + (a @ out) / k
-    for _ in range(squarings):
-        out = out @ out
-    return out
-
-
-class MatrixExp(Function):
-    """exp(A) of each square matrix of (..., n, n), as torch.matrix_exp."""
-
-    op = "matrix_exp"
-
-    def forward(ctx, a):
-        ctx.save(a)
-        return _expm(array_module(a), a)
-
-    def backward(ctx, grad):
-        # the adjoint of the Frechet derivative: exp([[A^T, G], [0, A^T]]) holds it in its top-right block
-        (a,) = ctx.saved
-        xp, n = array_module(a), a.shape[-1]
-        block = xp.zeros((*grad.shape[:-2], 2 * n, 2 * n), dtype=grad.dtype)
-        block[..., :n, :n] = block[..., n:, n:] = xp.swapaxes(a, -1, -2)
-        block[..., :n, n:] = grad
-        return _expm(xp, block)[..., :n, n:]
-
-
-def householder_product(A: Tensor, tau: Tensor) -> Tensor:
-    """The first k columns of H_1 ... H_k for (..., n, k) `A`, H_i = I - tau_i v_i v_i^T with v_i column i of
-    A below the diagonal and 1 on it, as torch.linalg.householder_product (composed of engine ops)."""
-    n, k = A.shape[-2], A.shape[-1]
-    eye = engine.eye(n, k, dtype=A.dtype, device=A.device)
-    V = A.tril(-1) + eye
-    Q = eye
-    for i in reversed(range(k)):
-        v = V[..., :, i:i + 1]
-        Q = Q - tau[..., i:i + 1].unsqueeze(-1) * (v @ (v.mT @ Q))
-    return Q
-
 
 _ORTHOGONAL_MAPS = ("matrix_exp", "cayley", "householder")
 
@@ -101,7 +52,7 @@ class _Orthogonal(Module):
                 X = engine.cat([X, X.new_zeros(n, n - k).expand(*X.shape[:-2], -1, -1)], dim=-1)
             A = X - X.mT
             if self.orthogonal_map == "matrix_exp":
-                Q = MatrixExp.apply(A)
+                Q = matrix_exp(A)
             else:  # the Cayley map (I + A/2)(I - A/2)^-1
                 eye = engine.eye(n, dtype=A.dtype, device=A.device)
                 Q = engine.linalg.solve(eye - A * 0.5, eye + A * 0.5)
