@@ -138,5 +138,7 @@ def __getattr__(name: str):
 from engine import amp, func  # noqa: E402
 from engine.amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 
-cuda.amp = amp.cuda_amp
-cpu = _namespace("cpu", {"amp": amp.cpu_amp}, "torch.cpu's names the engine has: engine.cpu.amp.")
+_OLD_AMP = "torch's older spelling of engine.amp for one device type."
+cuda.amp = _namespace("cuda.amp", amp.CUDA_AMP, f"engine.cuda.amp: {_OLD_AMP}")
+cpu = _namespace("cpu", {"amp": _namespace("cpu.amp", amp.CPU_AMP, f"engine.cpu.amp: {_OLD_AMP}")},
+                 "torch.cpu's names the engine has: engine.cpu.amp.")

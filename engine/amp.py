@@ -8,15 +8,19 @@
     scaler.update()
 
 What autocast casts follows torch's op lists for each device, restricted to the ops the engine has
-(`LOWER` and `FLOAT32` below): an op of the first list gets its float32 tensor inputs cast to the autocast
-dtype, one of the second gets its float16 inputs cast to float32. float64 tensors, and tensors on another
-device than the autocast's, are never cast. Casts are ordinary `to` ops, so gradients flow back through them.
-The engine has no bfloat16: an autocast asking for it (CPU autocast's default) warns once and casts nothing.
+(`LOWER` and `FLOAT32` below, by op name): an op of the first list gets its float32 tensor inputs cast to the
+autocast dtype, one of the second gets its float16 inputs cast to float32. float64 tensors are never cast.
+Each device type has its own autocast state, as in torch, and the device of an op's tensors picks the one
+that applies. Casts are ordinary `to` ops, so gradients flow back through them; inside the outermost region
+the float16 copy of a leaf that requires grad (a weight) is made once and reused, until its next in-place
+change (`cache_enabled=False` turns that off). The engine has no bfloat16: an autocast asking for it (CPU
+autocast's default) warns once and casts nothing.
 
-Where the cast happens: entering the first enabled autocast (of any thread) installs a casting `apply` on
-the listed op classes only, and leaving the last one removes it; `Function.apply` itself is untouched, so
-with autocast off no op pays anything for it. The installed `apply` reads this thread's autocast state, so
-another thread's ops are not cast.
+Where the cast happens: the first autocast that casts (in any thread) installs a casting `apply` on the op
+classes whose name is listed, and (through `Function.__init_subclass__`) on those defined later, and leaves
+it there: entering and leaving a region only sets this thread's state, which that `apply` reads, so other
+threads' ops are not cast. A process that never casts has nothing installed, and `Function.apply` itself is
+untouched, so unlisted ops never pay for autocast.
 """
 
 from __future__ import annotations
@@ -31,30 +35,45 @@ import numpy as np
 
 from engine import dtypes
 from engine.autograd.function import Function
+from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import array_module
 from engine.tensor import Tensor
 
-_LOWER_COMMON = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-                 "addmm", "matmul", "linear")
+_LOWER_COMMON = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                           "conv_transpose3d", "addmm", "matmul", "linear"})
 # torch's lists (aten/src/ATen/autocast_mode.cpp), op names as the engine spells them
-LOWER = {"cuda": (*_LOWER_COMMON, "einsum"), "cpu": _LOWER_COMMON}
+LOWER = {"cuda": _LOWER_COMMON | {"einsum"}, "cpu": _LOWER_COMMON}
 FLOAT32 = {
-    "cuda": ("acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p", "reciprocal",
-             "rsqrt", "sinh", "pow", "softplus", "layer_norm", "group_norm", "norm", "cdist", "logsumexp",
-             "kl_div", "l1_loss", "smooth_l1_loss", "huber_loss", "mse_loss", "nll_loss", "cross_entropy",
-             "binary_cross_entropy_with_logits", "softmax", "log_softmax", "cumprod", "cumsum", "prod", "sum"),
-    "cpu": ("prod", "cdist", "inverse", "cholesky", "solve", "solve_triangular", "svdvals", "avg_pool3d",
-            "max_pool3d", "adaptive_avg_pool3d", "adaptive_max_pool3d", "max_unpool2d", "max_unpool3d",
-            "mse_loss", "nll_loss", "smooth_l1_loss", "cross_entropy", "l1_loss", "huber_loss", "kl_div",
-            "binary_cross_entropy", "binary_cross_entropy_with_logits"),
+    "cuda": frozenset({"acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",
+                       "reciprocal", "rsqrt", "sinh", "pow", "softplus", "layer_norm", "group_norm", "norm",
+                       "cdist", "logsumexp", "kl_div", "l1_loss", "smooth_l1_loss", "huber_loss", "mse_loss",
+                       "nll_loss", "cross_entropy", "binary_cross_entropy_with_logits", "softmax",
+                       "log_softmax", "cumprod", "cumsum", "prod", "sum"}),
+    "cpu": frozenset({"prod", "cdist", "inverse", "cholesky", "solve", "solve_triangular", "svdvals",
+                      "avg_pool3d", "max_pool3d", "adaptive_avg_pool3d", "adaptive_max_pool3d", "max_unpool2d",
+                      "max_unpool3d", "mse_loss", "nll_loss", "smooth_l1_loss", "cross_entropy", "l1_loss",
+                      "huber_loss", "kl_div", "binary_cross_entropy", "binary_cross_entropy_with_logits"}),
 }
+# op name -> True: cast to the autocast dtype, False: cast to float32
+_RULES = {d: {**dict.fromkeys(FLOAT32[d], False), **dict.fromkeys(LOWER[d], True)} for d in LOWER}
+_NAMES = frozenset().union(*LOWER.values(), *FLOAT32.values())
 _DEFAULT_DTYPE = {"cuda": "float16", "cpu": "bfloat16"}
 
-_local = threading.local()  # .modes: this thread's stack of (device_type, dtype or None)
+
+class _ThreadState(threading.local):
+    """This thread's autocast: what each device type casts to, the cast cache, how deep regions nest."""
+
+    cast: dict | None = None  # {"cpu": float16} for the device types whose autocast casts; None if none does
+    cache_enabled = True
+    cache: dict | None = None  # (id, version, grad mode) of a weight -> (weight, its cast), per outer region;
+    # holding the weight keeps its id from being reused while the entry lives
+    depth = 0
+
+
+_state = _ThreadState()
 _lock = threading.Lock()
-_installed: dict[type, object] = {}  # op class -> what its own __dict__ held under "apply" (or _MISSING)
-_active = 0  # enabled autocast regions open over all threads
-_MISSING = object()
+_originals: dict[type, object] = {}  # op class -> what its own __dict__ held under "apply" (or None)
+_installed = False
 _warned: set[str] = set()
 
 
@@ -64,74 +83,91 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, UserWarning, stacklevel=3)
 
 
-def _op_classes() -> dict[str, list[type]]:
-    """Every op class by its op name (a subclass counts under its own name only)."""
-    found: dict[str, list[type]] = defaultdict(list)
-    todo = list(Function.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        todo += cls.__subclasses__()
-        if "op" in cls.__dict__:
-            found[cls.op].append(cls)
-    return found
-
-
-def _policy(device_type: str) -> dict[type, str]:
-    """op class -> "lower" or "float32", for one device type."""
-    classes = _op_classes()
-    policy = {c: "float32" for name in FLOAT32[device_type] for c in classes.get(name, ())}
-    policy.update({c: "lower" for name in LOWER[device_type] for c in classes.get(name, ())})
-    return policy
-
-
-@functools.cache
-def _policies() -> dict[str, dict[type, str]]:
-    return {d: _policy(d) for d in LOWER}
-
-
-def _casting_apply(cls, *args, **options):
-    """`apply` of an op class while autocast is installed: cast its inputs as this thread's autocast says."""
-    modes = getattr(_local, "modes", None)
-    mode = modes[-1] if modes else None
-    if mode is not None and mode[1] is not None:
-        rule = _policies()[mode[0]].get(cls)
-        if rule is not None:
-            target = mode[1] if rule == "lower" else dtypes.float32
-            on_cpu = mode[0] == "cpu"
-            args = tuple(_cast(a, target, on_cpu) for a in args)
-    for base in cls.__mro__:
-        original = _installed.get(base)
-        if original is not None:
+def _cast_inputs(op: str, cast: dict, args: tuple) -> tuple:
+    """`args` with tensors cast as the autocast of their device type says for `op`."""
+    on_cpu = True
+    for a in args:  # CPU scalars may join CUDA tensors; any CUDA tensor makes it a CUDA op, as in torch
+        if isinstance(a, Tensor) and not isinstance(a.array, np.ndarray):
+            on_cpu = False
             break
-    if original is _MISSING or original is None:
-        return Function.apply.__func__(cls, *args, **options)
-    return original.__func__(cls, *args, **options)
+    device = "cpu" if on_cpu else "cuda"
+    dtype = cast.get(device)
+    lower = _RULES[device].get(op)
+    if dtype is None or lower is None:
+        return args
+    target = dtype if lower else dtypes.float32
+    cache = _state.cache if lower and _state.cache_enabled else None
+    return tuple(_cast(a, target, on_cpu, cache) for a in args)
 
 
-def _cast(a, target: dtypes.DType, on_cpu: bool):
+def _cast(a, target: dtypes.DType, on_cpu: bool, cache: dict | None):
     if not isinstance(a, Tensor):
         return a
     d = a.array.dtype
-    if d.kind != "f" or d == np.float64 or d == target.np or (type(a.array) is np.ndarray) != on_cpu:
+    if d.kind != "f" or d == np.float64 or d == target.np or isinstance(a.array, np.ndarray) != on_cpu:
         return a
-    return a.to(target)
+    if cache is None or not a.requires_grad or a.grad_fn is not None or a._base is not None:
+        return a.to(target)
+    # torch casts a weight once per region; the version (and grad mode) in the key make an in-place update,
+    # or a cast made under no_grad, not be reused
+    key = (id(a), a._vc[0], _grad_state.enabled)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit[1]
+    out = a.to(target)
+    cache[key] = (a, out)
+    return out
+
+
+def _casting_apply(cls: type) -> classmethod:
+    """An `apply` for op class `cls` that casts its inputs, then runs the `apply` it replaces."""
+    for base in cls.__mro__:
+        original = _originals[base] if base in _originals else base.__dict__.get("apply")
+        if original is not None:
+            break
+    if isinstance(original, classmethod):
+        run = original.__func__
+    else:  # a user's op with its own staticmethod or plain-function apply
+        def run(owner, *args, **options):
+            return original.__get__(None, owner)(*args, **options)
+
+    def autocast_apply(owner, *args, **options):
+        """Run the op on tensors and Python scalars, cast as this thread's autocast says."""
+        cast = _state.cast
+        if cast is not None:
+            args = _cast_inputs(owner.op, cast, args)
+        return run(owner, *args, **options)
+
+    return classmethod(autocast_apply)
+
+
+def _wrap(cls: type) -> None:
+    if cls not in _originals:
+        _originals[cls] = cls.__dict__.get("apply")
+        cls.apply = _casting_apply(cls)
 
 
 def _install() -> None:
-    classes = {c for policy in _policies().values() for c in policy}
-    for cls in classes:
-        _installed[cls] = cls.__dict__.get("apply", _MISSING)
-    for cls in classes:
-        cls.apply = classmethod(_casting_apply)
+    """Give every listed op class, and each one defined from now on, its casting `apply` (once)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        todo = list(Function.__subclasses__())
+        while todo:
+            cls = todo.pop()
+            todo += cls.__subclasses__()
+            if cls.op in _NAMES:
+                _wrap(cls)
+        init_subclass = Function.__dict__["__init_subclass__"].__func__
 
+        def install_on_new_ops(cls, **kwargs) -> None:
+            init_subclass(cls, **kwargs)
+            if cls.op in _NAMES:
+                _wrap(cls)
 
-def _uninstall() -> None:
-    for cls, original in _installed.items():
-        if original is _MISSING:
-            del cls.apply
-        else:
-            cls.apply = original
-    _installed.clear()
+        Function.__init_subclass__ = classmethod(install_on_new_ops)
+        _installed = True
 
 
 class autocast:  # torch's name
@@ -150,8 +186,9 @@ class autocast:  # torch's name
         self.device = device_type
         self.fast_dtype = dtype
         self._enabled = bool(enabled)
+        self._cache_enabled = _state.cache_enabled if cache_enabled is None else bool(cache_enabled)
         self._cast_to = self._target() if self._enabled else None
-        self._entered: list[bool] = []
+        self._saved: list[tuple] = []
 
     def _target(self) -> dtypes.DType | None:
         """The dtype this autocast casts to, or None (with a one-line warning) when it cannot cast."""
@@ -175,34 +212,37 @@ class autocast:  # torch's name
         return dtypes.float16
 
     def __enter__(self) -> autocast:
-        global _active
-        modes = _local.__dict__.setdefault("modes", [])
-        # a disabled autocast nested in an enabled one turns casting off inside it, as in torch
-        modes.append((self.device, self._cast_to))
-        installs = self._cast_to is not None
-        self._entered.append(installs)
-        if installs:
-            with _lock:
-                if _active == 0:
-                    _install()
-                _active += 1
+        state = _state
+        self._saved.append((state.cast, state.cache_enabled))
+        cast = dict(state.cast or ())
+        # a disabled autocast nested in an enabled one of its device type turns casting off inside it, as in
+        # torch; another device type's autocast is left alone
+        if self._cast_to is None:
+            cast.pop(self.device, None)
+        else:
+            cast[self.device] = self._cast_to
+            if not _installed:
+                _install()
+        state.cast = cast or None
+        state.cache_enabled = self._cache_enabled
+        if state.depth == 0:
+            state.cache = {}
+        state.depth += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        global _active
-        _local.modes.pop()
-        if self._entered.pop():
-            with _lock:
-                _active -= 1
-                if _active == 0:
-                    _uninstall()
+        state = _state
+        state.depth -= 1
+        if state.depth == 0:
+            state.cache = None  # the casts made in the region die with it
+        state.cast, state.cache_enabled = self._saved.pop()
 
     def __call__(self, func: Callable) -> Callable:
         """Use as a decorator: `func` runs inside this autocast on every call."""
 
         @functools.wraps(func)
         def run(*args, **kwargs):
-            with autocast(self.device, self.fast_dtype, self._enabled):
+            with autocast(self.device, self.fast_dtype, self._enabled, self._cache_enabled):
                 return func(*args, **kwargs)
 
         return run
@@ -210,16 +250,14 @@ class autocast:  # torch's name
 
 def is_autocast_enabled(device_type: str = "cuda") -> bool:
     """True inside an autocast of `device_type` that casts (as torch.is_autocast_enabled)."""
-    modes = getattr(_local, "modes", None)
-    return bool(modes) and modes[-1][0] == device_type and modes[-1][1] is not None
+    cast = _state.cast
+    return cast is not None and device_type in cast
 
 
 def get_autocast_dtype(device_type: str) -> dtypes.DType:
     """The dtype autocast of `device_type` casts to here: float16 inside an active one."""
-    modes = getattr(_local, "modes", None)
-    if modes and modes[-1][0] == device_type and modes[-1][1] is not None:
-        return modes[-1][1]
-    return dtypes.float16
+    cast = _state.cast
+    return cast[device_type] if cast is not None and device_type in cast else dtypes.float16
 
 
 # ---- GradScaler ---------------------------------------------------------------------------------------
@@ -269,7 +307,8 @@ class GradScaler:
         if self._scale is None:
             self._scale = np.float32(self._init_scale)
         if isinstance(outputs, Tensor):
-            return outputs * float(self._scale)
+            # a float32 0-dim tensor, as torch's scale: a float16 loss scales into float32, not to inf
+            return outputs * Tensor._wrap(array_module(outputs.array).asarray(self._scale))
         if isinstance(outputs, list | tuple):
             return type(outputs)(self.scale(o) for o in outputs)
         raise ValueError("outputs must be a Tensor or an iterable of Tensors")
@@ -313,6 +352,8 @@ class GradScaler:
             raise RuntimeError("step() has already been called since the last update().")
         if state["stage"] is _READY:
             self.unscale_(optimizer)
+        if not state["found_inf"]:
+            raise AssertionError("No inf checks were recorded for this optimizer.")  # torch's words
         state["found_inf"] = any(bool(f) for f in state["found_inf"])  # the one host sync of the step
         retval = None
         if not state["found_inf"]:
@@ -333,10 +374,13 @@ class GradScaler:
                 new_scale = new_scale.item()
             self._scale = np.float32(new_scale)
         else:
-            found = [s["found_inf"] for s in self._per_optimizer_states.values() if s["found_inf"] is not None]
+            found = []  # per optimizer: its flag after step(), or its flags per array module after unscale_()
+            for s in self._per_optimizer_states.values():
+                f = s["found_inf"]
+                found += () if f is None else [f] if isinstance(f, bool) else f
             if not found:
                 raise RuntimeError("No inf checks were recorded prior to update.")
-            if any(f if isinstance(f, bool) else any(bool(x) for x in f) for f in found):
+            if any(bool(f) for f in found):
                 self._scale = np.float32(np.float64(self._scale) * self._backoff_factor)
                 self._growth_tracker = 0
             else:
@@ -409,17 +453,6 @@ class GradScaler:
 
 
 # ---- torch.cuda.amp and torch.cpu.amp: the older spellings ----------------------------------------------
-def _namespace(name: str, members: dict):
-    import sys
-    import types
-
-    module = types.ModuleType(name, f"{name}: torch's older spelling of engine.amp for one device type.")
-    module.__dict__.update(members)
-    module.__all__ = sorted(members)
-    sys.modules[name] = module
-    return module
-
-
 def _cuda_autocast(enabled: bool = True, dtype: dtypes.DType = dtypes.float16,
                    cache_enabled: bool = True) -> autocast:
     """torch.cuda.amp.autocast: autocast("cuda", ...)."""
@@ -437,5 +470,6 @@ def _cuda_grad_scaler(init_scale: float = 2.0**16, growth_factor: float = 2.0, b
     return GradScaler("cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled)
 
 
-cuda_amp = _namespace("engine.cuda.amp", {"autocast": _cuda_autocast, "GradScaler": _cuda_grad_scaler})
-cpu_amp = _namespace("engine.cpu.amp", {"autocast": _cpu_autocast})
+# engine/__init__.py makes them the modules engine.cuda.amp and engine.cpu.amp
+CUDA_AMP = {"autocast": _cuda_autocast, "GradScaler": _cuda_grad_scaler}
+CPU_AMP = {"autocast": _cpu_autocast}

@@ -97,6 +97,34 @@ def test_grad_scaler_disabled_is_a_pass_through():
     assert s.get_scale() == 1.0 and s.state_dict() == {} and not s.is_enabled()
 
 
+@needs_torch
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # float16 gradients of 65536: inf
+@pytest.mark.parametrize("shape", [(), (3,)])
+def test_grad_scaler_scales_a_float16_loss_as_torch(shape):
+    # torch multiplies by a float32 0-dim tensor: a float16 scalar loss scales into float32 instead of inf
+    mine = engine.full(shape, 2.0, dtype=engine.float16, requires_grad=True)
+    ref = torch.full(shape, 2.0, dtype=torch.float16, requires_grad=True)
+    scaled, tscaled = engine.amp.GradScaler("cpu").scale(mine), torch.amp.GradScaler("cpu").scale(ref)
+    assert str(scaled.dtype).split(".")[1] == str(tscaled.dtype).split(".")[1]
+    np.testing.assert_array_equal(scaled.detach().numpy(), tscaled.detach().numpy())
+    scaled.sum().backward()
+    tscaled.sum().backward()
+    np.testing.assert_array_equal(mine.grad.numpy(), ref.grad.numpy())
+
+
+@needs_torch
+def test_grad_scaler_step_without_gradients_asserts_as_torch():
+    for lib in (engine, torch):
+        p = lib.nn.Parameter(lib.ones(2))
+        scaler = lib.amp.GradScaler("cpu")
+        scaler.scale(p.sum())  # no backward: no gradient to check
+        with pytest.raises(AssertionError, match="No inf checks were recorded for this optimizer"):
+            scaler.step(lib.optim.SGD([p], lr=0.1))
+        np.testing.assert_array_equal(p.detach().numpy(), [1.0, 1.0])
+        with pytest.raises((AssertionError, RuntimeError), match="No inf checks were recorded prior to update"):
+            scaler.update()  # torch asserts; the engine raises RuntimeError, as it did before
+
+
 def test_cuda_grad_scaler_without_a_gpu_disables_itself_with_a_warning():
     if engine.cuda.is_available():
         pytest.skip("a GPU is present")
@@ -147,7 +175,7 @@ def test_autocast_nesting_decorator_and_leaving_no_trace():
         assert (a.double() @ b.double().T).dtype == engine.float64  # float64 is never cast
     assert product(a, b).dtype == engine.float16
     assert F.linear(a, b).dtype == engine.float32
-    assert "apply" not in Linear.__dict__  # nothing left on the op when autocast is off
+    assert Linear.apply(a, b, None).dtype == engine.float32  # the op class itself casts nothing outside
 
 
 def test_autocast_casts_only_in_its_own_thread():
@@ -167,6 +195,112 @@ def test_autocast_casts_only_in_its_own_thread():
         assert (a @ a.T).dtype == engine.float16
     t.join()
     assert seen == [engine.float32]
+
+
+def test_autocast_casts_ops_imported_after_its_first_use():
+    # the op lists are looked up by name: conv and the losses live in modules that `import engine` does not load
+    import subprocess
+    import sys
+
+    code = ("import engine\n"
+            "with engine.autocast('cpu', dtype=engine.float16):\n"
+            "    pass\n"
+            "import engine.nn.functional as F\n"
+            "x, w = engine.randn(1, 2, 5, 5), engine.randn(3, 2, 3, 3)\n"
+            "with engine.autocast('cpu', dtype=engine.float16):\n"
+            "    y = F.conv2d(x, w)\n"
+            "    loss = F.mse_loss(y, engine.zeros(1, 3, 3, 3, dtype=engine.float16))\n"
+            "print(y.dtype, loss.dtype)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["engine.float16", "engine.float32"]
+
+
+def test_autocast_casts_a_user_op_defined_after_its_first_use():
+    with engine.autocast("cpu", dtype=engine.float16):
+        pass
+    seen = []
+
+    class Project(engine.Function):
+        op = "linear"  # an op of autocast's float16 list
+
+        def forward(ctx, x, w):
+            seen.append((x.dtype, w.dtype))
+            return x @ w.T
+
+        def backward(ctx, grad):
+            raise NotImplementedError
+
+    a, b = engine.randn(2, 4), engine.randn(3, 4)
+    with engine.autocast("cpu", dtype=engine.float16):
+        assert Project.apply(a, b).dtype == engine.float16
+    assert Project.apply(a, b).dtype == engine.float32
+    assert seen == [(np.float16, np.float16), (np.float32, np.float32)]
+
+
+@needs_torch
+def test_autocast_of_another_device_type_leaves_the_cpu_one_on_as_torch():
+    x = rng.standard_normal((4, 4)).astype(np.float32)
+    ex, tx = engine.tensor(x), torch.tensor(x)
+    with engine.autocast("cpu", dtype=engine.float16), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no GPU here: the cuda autocast warns that it is disabled
+        with engine.autocast("cuda", enabled=False):
+            mine = ((ex @ ex).dtype, engine.is_autocast_enabled("cpu"), engine.is_autocast_enabled("cuda"))
+        with engine.autocast("cuda"):
+            assert (ex @ ex).dtype == engine.float16
+        with engine.autocast("cpu", enabled=False):
+            assert (ex @ ex).dtype == engine.float32
+        assert engine.get_autocast_dtype("cpu") == engine.float16
+    with torch.autocast("cpu", dtype=torch.float16), torch.autocast("cuda", enabled=False):
+        ref = ((tx @ tx).dtype, torch.is_autocast_enabled("cpu"), torch.is_autocast_enabled("cuda"))
+    assert (str(mine[0]), *mine[1:]) == ("engine.float16", True, False)
+    assert ref == (torch.float16, True, False)
+
+
+def _count_casts(run) -> int:
+    ops = []
+    unsubscribe = engine.hub.subscribe(lambda ev: ops.append(getattr(ev, "op", None)))
+    try:
+        run()
+    finally:
+        unsubscribe()
+    return ops.count("to")
+
+
+@needs_torch
+def test_autocast_casts_a_weight_once_per_region_as_torch():
+    w0 = rng.standard_normal((8, 8)).astype(np.float32)
+    h0 = rng.standard_normal((2, 8)).astype(np.float32)
+
+    def chain(lib, w, cache_enabled=True):
+        h = lib.tensor(h0)
+        with lib.autocast("cpu", dtype=lib.float16, cache_enabled=cache_enabled):
+            for _ in range(5):
+                h = (h @ w).tanh()
+        return h
+
+    ew, tw = engine.tensor(w0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+    assert _count_casts(lambda: chain(engine, ew)) == 2  # the input once, the weight once for its 5 uses
+    assert _count_casts(lambda: chain(engine, ew, cache_enabled=False)) == 6
+    assert _count_casts(lambda: (chain(engine, ew), chain(engine, ew))) == 4  # a new region casts anew
+    eh, th = chain(engine, ew), chain(torch, tw)
+    np.testing.assert_allclose(eh.detach().numpy(), th.detach().numpy(), rtol=1e-3, atol=1e-3)
+    eh.sum().backward()
+    th.sum().backward()
+    np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=1e-2, atol=1e-2)
+
+    x = engine.ones(1, 8)
+    with engine.autocast("cpu", dtype=engine.float16):
+        with engine.no_grad():
+            x @ ew  # a cast made without grad must not serve the next use, which needs one
+        before = (x @ ew).sum()
+        with engine.no_grad():
+            ew.mul_(2.0)  # an in-place change inside the region: the next use sees the new values
+        after = (x @ ew).sum()
+    np.testing.assert_allclose(after.item(), 2 * before.item(), rtol=1e-2)
+    ew.grad = None
+    before.backward()
+    np.testing.assert_allclose(ew.grad.numpy(), np.ones((8, 8)))
 
 
 def test_autocast_that_cannot_cast_warns_once_and_changes_nothing():
