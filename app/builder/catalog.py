@@ -182,7 +182,10 @@ HINTS: dict[str, dict] = {
     "*.output_padding": dict(kind="size", low=0), "*.output_size": dict(kind="size", low=1, default=4),
     "Conv?d.padding": dict(words=("same", "valid")),
     "LPPool?d.norm_type": dict(kind="float", low=0.0, low_open=True, default=2.0),
-    "*Pad2d.padding": dict(kind="size", low=0, default=1), "*.upscale_factor": dict(_POSITIVE, default=2),
+    "*Pad?d.padding": dict(kind="size", low=0, default=1), "ConstantPad?d.value": dict(kind="float", default=0.0),
+    "*.upscale_factor": dict(_POSITIVE, default=2), "*.downscale_factor": dict(_POSITIVE, default=2),
+    "LocalResponseNorm.size": dict(_POSITIVE, default=2),
+    "Threshold.threshold": dict(kind="float", default=0.0), "Threshold.value": dict(kind="float", default=0.0),
     "Unflatten.dim": dict(default=1), "Unflatten.unflattened_size": dict(kind="ints", low=1, default=(4, 4)),
     # batches are batch-first everywhere in the builder
     "*.batch_first": dict(default=True),
@@ -219,8 +222,8 @@ HINTS: dict[str, dict] = {
     "*.differentiable": dict(hidden=True),
     "Adafactor.eps": dict(hidden=True),  # (None, 1e-3): None picks the dtype's own epsilon, no field can say that
     "*.enable_nested_tensor": dict(hidden=True), "*.mask_check": dict(hidden=True),
-    "Embedding.sparse": dict(hidden=True), "Embedding.max_norm": dict(hidden=True),
-    "Embedding.norm_type": dict(hidden=True), "Embedding.scale_grad_by_freq": dict(hidden=True),
+    "Embedding*.sparse": dict(hidden=True), "Embedding*.max_norm": dict(hidden=True),
+    "Embedding*.norm_type": dict(hidden=True), "Embedding*.scale_grad_by_freq": dict(hidden=True),
     "OneCycleLR.epochs": dict(hidden=True, fill="epochs"),
     "OneCycleLR.steps_per_epoch": dict(hidden=True, fill="steps"),
     "OneCycleLR.total_steps": dict(hidden=True),
@@ -232,7 +235,8 @@ TUPLE_OUTPUT = ("RNN", "LSTM", "GRU", "LSTMCell")
 # the decoder side takes two inputs (the target and the encoder's memory): a stack of layers feeds one;
 # so does unpooling (the values and the indices of a pooling layer that returned them)
 NOT_OFFERED = ("RNNBase", "NonDynamicallyQuantizableLinear", "TransformerDecoderLayer", "TransformerDecoder",
-               "Transformer", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d")
+               "Transformer", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
+               "UninitializedParameter")  # a parameter class, exported beside the lazy layers
 GROUPS = {"activation": "Activations", "linear": "Linear", "conv": "Convolution", "pool": "Pooling",
           "norm": "Normalization", "dropout": "Regularization", "shape": "Shape", "embedding": "Embedding",
           "recurrent": "Recurrent", "attention": "Attention", "transformer": "Attention"}
@@ -440,9 +444,11 @@ LAYERS: dict[str, Entry] = _layer_entries()
 LOSSES: dict[str, Entry] = _entries(
     layers, [n for n in layers.__all__ if n in LOSS_TARGETS], (),
     lambda n: {"targets": LOSS_TARGETS[n][0], "threshold": LOSS_TARGETS[n][1]})
-OPTIMIZERS: dict[str, Entry] = _entries(  # the optimizer classes only: engine.optim also exports modules
+# the optimizer classes only (engine.optim also exports modules); SparseAdam takes sparse gradients, which
+# the engine never makes
+OPTIMIZERS: dict[str, Entry] = _entries(
     optim, [n for n in optim.__all__ if isinstance(cls := getattr(optim, n), type) and issubclass(cls, optim.Optimizer)
-            and cls is not optim.Optimizer], ("params",), lambda n: {})
+            and cls not in (optim.Optimizer, optim.SparseAdam)], ("params",), lambda n: {})
 SCHEDULERS: dict[str, Entry] = _entries(lr_scheduler, list(SCHEDULER_STEP), ("optimizer",),
                                         lambda n: {"step": SCHEDULER_STEP[n]})
 
