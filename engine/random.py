@@ -185,6 +185,13 @@ def generator(device) -> object:
     return _global(backend.device(device)).rng()
 
 
+def draw_dtype(dtype) -> np.dtype:
+    """The dtype to draw floats of `dtype` in: numpy's and CuPy's generators draw only float32 and float64, so
+    a narrower float (float16) is drawn in float32, and the caller casts what it made of the draw."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
+
+
 def resolve(gen, device, op: str = "") -> object:
     """The numpy or CuPy generator to draw on `device` with: `gen`'s (an engine or numpy Generator) or the
     device's global one; a generator of another device is refused, in torch's words."""

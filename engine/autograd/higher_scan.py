@@ -13,13 +13,10 @@ from engine.autograd.higher_index import _gather_backward
 from engine.autograd.higher_ops import _max_dim, const
 from engine.backend import array_module
 from engine.ops import order, scan
+from engine.ops.reduce import reverse_cumsum
 
 differentiable(scan.Cummax, scan.Cummin)(_gather_backward)
 differentiable(order.KthvalueDim, order.ModeDim)(_max_dim)
-
-
-def _revcumsum(t, dim: int):
-    return t.flip(dim).cumsum(dim).flip(dim)
 
 
 @differentiable(scan.Cumprod)
@@ -30,7 +27,7 @@ def _cumprod(ctx, g):
     x, d = saved_input(ctx, 0, xa), ctx.dim
     xp = array_module(xa)
     if not bool((xa == 0).any()):
-        return _revcumsum(g * saved_output(ctx, ya), d) / x
+        return reverse_cumsum(g * saved_output(ctx, ya), d) / x
     # with zeros, each x_i gets the sum over j >= i of g_j times the running product with x_i taken as 1:
     # O(n^2), as PyTorch does for double backward, since the O(n) masks of the array backward cut the
     # second derivative at a zero through the later positions (their value 0 is x_zero times something)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import dtypes
 from engine import random as _random
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module, device_of
@@ -166,7 +167,7 @@ class RReLU(Function):
     def forward(ctx, x):
         require_float(ctx.op, x)
         xp = array_module(x)
-        r = _random.generator(device_of(x)).random(x.shape, dtype=x.dtype)
+        r = _random.generator(device_of(x)).random(x.shape, dtype=_random.draw_dtype(x.dtype))
         noise = xp.where(x <= 0, r * (ctx.upper - ctx.lower) + ctx.lower, 1).astype(x.dtype, copy=False)
         ctx.save(noise)
         return x * noise
@@ -211,8 +212,8 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
         raise ValueError(f"gumbel_softmax: tau must be positive, got {tau}")
     a = logits.array
     rng = _random.generator(device_of(a))
-    draw_dtype = a.dtype if a.dtype.itemsize >= 4 else "float32"  # generators draw float32 or float64
-    gumbels = -array_module(a).log(rng.standard_exponential(a.shape, dtype=draw_dtype)).astype(a.dtype)
+    draw = rng.standard_exponential(a.shape, dtype=_random.draw_dtype(a.dtype))
+    gumbels = -array_module(a).log(draw).astype(a.dtype, copy=False)  # the log before the cast: no log(0)
     y_soft = softmax((logits + Tensor._wrap(gumbels)) / tau, dim)
     if not hard:
         return y_soft
@@ -242,11 +243,17 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     if weight is not None and tuple(weight.shape) != shape:
         raise ShapeError(f"rms_norm: weight has shape {tuple(weight.shape)}, expected normalized_shape {shape}")
     require_float("rms_norm", input.array)
+    # as torch: a narrower float is normalised in float32 (its x * x overflows from 256 up), eps defaulting
+    # to float32's, and cast back at the end
+    narrow = input.array.dtype.itemsize < 4
+    x = input.to(dtypes.float32) if narrow else input
     if eps is None:
-        eps = float(np.finfo(input.array.dtype).eps)
+        eps = float(np.finfo(x.array.dtype).eps)
     dims = tuple(range(input.ndim - k, input.ndim))
-    y = input * ((input * input).mean(dim=dims, keepdim=True) + eps).rsqrt()
-    return y if weight is None else y * weight
+    y = x * ((x * x).mean(dim=dims, keepdim=True) + eps).rsqrt()
+    if weight is not None:
+        y = y * weight
+    return y.to(input.dtype) if narrow else y
 
 
 def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:

@@ -18,7 +18,7 @@ import operator
 import numpy as np
 
 from engine.autograd.function import Function, ShapeError
-from engine.backend import array_module, to_host
+from engine.backend import array_module, to_device, to_host
 from engine.ops.index import scatter_add_into
 from engine.ops.loss import check_reduction
 from engine.tensor import Tensor
@@ -223,5 +223,5 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
         return nll[0] if unbatched else nll
     if reduction == "sum":
         return nll.sum()
-    divisor = Tensor._wrap(array_module(nll.array).asarray(np.maximum(lengths, 1), dtype=nll.array.dtype))
-    return (nll / divisor.to(nll.device)).mean()
+    divisor = to_device(np.maximum(lengths, 1).astype(nll.array.dtype), nll.device)  # one copy, onto nll's device
+    return (nll / Tensor._wrap(divisor)).mean()

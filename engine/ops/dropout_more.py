@@ -14,10 +14,11 @@ from engine import random as _random
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module, device_of
 from engine.ops.activation import _maybe_inplace, dropout2d
+from engine.ops.activation_more import SELU_ALPHA, SELU_SCALE
 from engine.ops.nn import require_float
 from engine.tensor import Tensor
 
-_SELU_SATURATION = 1.7580993408473766  # -lambda * alpha of SELU
+_SELU_SATURATION = SELU_ALPHA * SELU_SCALE  # SELU's negative saturation is minus this
 
 
 def _check_p(op: str, p: float) -> None:
@@ -62,7 +63,7 @@ class AlphaDropout(Function):
         require_float(ctx.op, x)
         xp, p = array_module(x), ctx.p
         shape = (*x.shape[:2], *(1,) * (x.ndim - 2)) if ctx.feature else x.shape
-        keep = _random.generator(device_of(x)).random(shape, dtype=x.dtype) >= p
+        keep = _random.generator(device_of(x)).random(shape, dtype=_random.draw_dtype(x.dtype)) >= p
         a = 1 / math.sqrt((_SELU_SATURATION ** 2 * p + 1) * (1 - p))
         scale = xp.multiply(keep, a, dtype=x.dtype)
         shift = xp.where(keep, a * _SELU_SATURATION * p, a * _SELU_SATURATION * (p - 1)).astype(x.dtype)

@@ -2,17 +2,21 @@
 
 Both are composed of engine ops (the lookup, a product with the per-sample weights, an index_add into the
 bags or a gather of each bag's maxima), so their gradients, create_graph and CuPy come from those ops.
+Indices are checked by the lookup (on a GPU on the device, see engine.ops.index_checks), offsets here the
+same way: nothing waits for the GPU.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
+import functools
 
 from engine.autograd.function import ShapeError
+from engine.autograd.grad_mode import no_grad
 from engine.backend import array_module
 from engine.ops import nn as _nn
 from engine.ops.gather_scatter import gather, index_add
+from engine.ops.index_checks import LATER, all_below, first_bad, out_of_range, settled_checks
+from engine.ops.math_more import renormed
 from engine.ops.shape import cat
 from engine.tensor import Tensor
 
@@ -21,41 +25,34 @@ __all__ = ["embedding", "embedding_bag", "embedding_renorm_"]
 MODES = ("sum", "mean", "max")
 
 
-def _indices(op: str, input: Tensor, num_embeddings: int):
-    """The integer index array of `input`, every index checked against the table's rows."""
-    idx = input.array if isinstance(input, Tensor) else input
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"{op}: indices must be an integer tensor, got {idx.dtype}; use indices.long()")
-    if idx.size:
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= num_embeddings:
-            raise IndexError(f"{op}: index {lo if lo < 0 else hi} is out of range for {num_embeddings} "
-                             f"embeddings (valid: 0 to {num_embeddings - 1})")
-    return idx
-
-
 def embedding_renorm_(weight: Tensor, input: Tensor, max_norm: float, norm_type: float = 2.0) -> Tensor:
     """Scale, in place, each row of `weight` that `input` names whose norm_type-norm exceeds max_norm, to
     max_norm (torch's max_norm / (norm + 1e-7)); returns `weight`."""
     if weight.ndim != 2:
         raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape "
                          f"{tuple(weight.shape)}")
-    xp = array_module(weight.array)
-    rows = xp.unique(_indices("embedding", input, weight.shape[0]).reshape(-1))
-    if not rows.size:
+    idx = (input.array if isinstance(input, Tensor) else input).reshape(-1)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}; use indices.long()")
+    if not idx.size:
         return weight
-    w = weight.array[rows]
-    a = xp.abs(w)
-    if norm_type == math.inf:
-        norms = a.max(axis=1)
-    elif norm_type == 0:
-        norms = (a != 0).sum(axis=1).astype(w.dtype)
-    else:
-        norms = (a ** norm_type).sum(axis=1) ** (1 / norm_type)
-    scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1).astype(w.dtype)
+    xp, n = array_module(weight.array), weight.shape[0]
+    if settled_checks(xp) is None and not all_below(idx, n):
+        bad = int(idx[out_of_range(idx, n)][0])
+        raise IndexError(_nn._bad_index_message(bad, tuple(weight.shape)))
+    # on a GPU a bad index is left to the lookup's device-side check; here it stands for row 0 and changes nothing
+    bad = out_of_range(idx, n)
+    safe = xp.where(bad, 0, idx)
+    with no_grad():
+        scaled = renormed(Tensor._wrap(weight.array[safe]), norm_type, 0, max_norm).array
+    # a row named twice gets the same value from both writes, so no unique() (a host sync on a GPU) is needed;
+    # an entry standing in for a bad index writes row 0's own value unless row 0 is named too
+    named = xp.zeros(n + 1, bool)
+    named[xp.where(bad, n, idx)] = True
+    keep = named[safe]
     # an in-place write under no_grad, as torch's: it bumps the version, so a graph that saved the old
     # weight refuses to backward through it
-    weight.array[rows] = w * scale[:, None]
+    weight.array[safe] = xp.where(keep[:, None], scaled, weight.array[safe])
     weight._vc[0] += 1
     return weight
 
@@ -73,6 +70,52 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     return _nn.embedding(input, weight, padding_idx)
 
 
+def _bad_offsets(size: int, count: int, include_last: bool, values) -> ValueError | None:
+    """The error for index_checks.first_bad's (key, value) of the offsets check in `_bags`; None if none."""
+    key, value = values
+    if not key:
+        return None
+    i = count - key
+    if i == 0 and value != 0:
+        return ValueError(f"embedding_bag: offsets[0] has to be 0, i.e., the first sequence in the mini-batch "
+                          f"has to start from position 0. However, got {value}")
+    if include_last and i == count - 1 and value != size:
+        # torch's kernels disagree with each other past a shorter last offset: refuse it
+        return ValueError(f"embedding_bag: with include_last_offset=True the last offset must be the input's "
+                          f"length ({size}), got {value}")
+    why = f"past the input's length ({size})" if value > size else "below the offset before it"
+    return ValueError(f"embedding_bag: offsets must be non-decreasing and at most the input's length ({size}), "
+                      f"got offsets[{i}] = {value}, {why}")
+
+
+def _check_offsets(xp, starts, size: int, include_last: bool) -> None:
+    """Raise for bad offsets at once on the CPU; on a GPU post the check to the device (its error comes later)."""
+    count = starts.shape[0]
+    if include_last and not count:
+        raise ValueError("embedding_bag: with include_last_offset=True the last offset must be the input's "
+                         f"length ({size}), got no offsets")
+    if not count:
+        return
+    bad = starts > size
+    bad[1:] |= starts[1:] < starts[:-1]
+    bad[0] |= starts[0] != 0
+    if include_last:
+        bad[-1] |= starts[-1] != size
+    verdict = functools.partial(_bad_offsets, size, count, include_last)
+    status = first_bad(xp, bad, starts)
+    checks = settled_checks(xp)
+    if checks is None:
+        error = verdict(status.tolist())
+        if error is not None:
+            raise error
+    else:
+        checks.post(status, lambda values: _later(verdict(values)))
+
+
+def _later(error: ValueError | None) -> ValueError | None:
+    return None if error is None else ValueError(f"{error} {LATER}")
+
+
 def _bags(input: Tensor, offsets, per_sample_weights, include_last_offset: bool):
     """The flat index array, the (sorted) start of each bag and the flat per-sample weights."""
     idx = input.array
@@ -84,7 +127,7 @@ def _bags(input: Tensor, offsets, per_sample_weights, include_last_offset: bool)
         if offsets is not None:
             raise ValueError("embedding_bag: if input is 2D, then offsets has to be None, as input is treated as "
                              "a mini-batch of fixed length sequences")
-        starts = xp.arange(0, idx.size, max(idx.shape[1], 1))[: idx.shape[0]]
+        starts = xp.arange(idx.shape[0]) * idx.shape[1]  # rows of no columns: that many empty bags
         if per_sample_weights is not None:
             per_sample_weights = per_sample_weights.reshape(-1)
         return idx.reshape(-1), starts, per_sample_weights
@@ -96,20 +139,8 @@ def _bags(input: Tensor, offsets, per_sample_weights, include_last_offset: bool)
     starts = offsets.array
     if starts.dtype.kind not in "iu":
         raise TypeError(f"embedding_bag: offsets must be an integer tensor, got {starts.dtype}")
-    host = starts.tolist()
-    if host and host[0] != 0:
-        raise ValueError(f"embedding_bag: offsets[0] has to be 0, i.e., the first sequence in the mini-batch "
-                         f"has to start from position 0. However, got {host[0]}")
-    if any(b < a for a, b in itertools.pairwise(host)) or (host and host[-1] > idx.size):
-        raise ValueError(f"embedding_bag: offsets must be non-decreasing and at most the input's length "
-                         f"({idx.size}), got {host}")
-    if include_last_offset:
-        # torch's kernels disagree with each other past a shorter last offset: refuse it
-        if not host or host[-1] != idx.size:
-            raise ValueError(f"embedding_bag: with include_last_offset=True the last offset must be the input's "
-                             f"length ({idx.size}), got {host[-1] if host else 'no offsets'}")
-        starts = starts[:-1]
-    return idx, starts, per_sample_weights
+    _check_offsets(xp, starts, idx.size, include_last_offset)
+    return idx, (starts[:-1] if include_last_offset else starts), per_sample_weights
 
 
 def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, max_norm: float | None = None,
@@ -133,42 +164,53 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
             raise ValueError(f"embedding_bag: padding_idx {padding_idx} must be within num_embeddings ({n})")
         padding_idx %= n
     idx, starts, psw = _bags(input, offsets, per_sample_weights, include_last_offset)
-    _indices("embedding_bag", idx, n)
     if max_norm is not None:
         embedding_renorm_(weight, Tensor._wrap(idx), max_norm, norm_type)
+    rows = _nn.embedding(Tensor._wrap(idx), weight, padding_idx)  # checks the indices
     xp = array_module(idx)
-    positions = xp.arange(idx.size)
-    bag = xp.searchsorted(starts, positions, side="right") - 1  # the bag of each entry
+    bag = xp.searchsorted(starts, xp.arange(idx.size), side="right") - 1  # the bag of each entry
     keep = bag >= 0
     if padding_idx is not None:
         keep &= idx != padding_idx
     bags = starts.shape[0]
-    rows = _nn.embedding(Tensor._wrap(idx), weight, padding_idx)
     if mode == "max":
-        return _bag_max(xp, rows, bag, keep, starts, bags)
+        return _bag_max(xp, rows, bag, keep, bags)
+    target = xp.where(keep, bag, 0)
     scale = keep.astype(rows.array.dtype)
     contribution = rows * Tensor._wrap(scale[:, None])
     if psw is not None:
         contribution = contribution * psw.reshape(-1, 1)
     out = Tensor._wrap(xp.zeros((bags, dim), rows.array.dtype))
-    out = index_add(out, 0, Tensor._wrap(xp.where(keep, bag, 0)), contribution)
+    out = index_add(out, 0, Tensor._wrap(target), contribution)
     if mode == "mean":
-        counts = xp.bincount(bag[keep], minlength=bags).astype(rows.array.dtype)
+        counts = xp.zeros(bags, rows.array.dtype)
+        _scatter_into(xp, "add")(counts, target, scale)
         out = out / Tensor._wrap(xp.maximum(counts, 1)[:, None])
     return out
 
 
-def _bag_max(xp, rows: Tensor, bag, keep, starts, bags: int) -> Tensor:
-    """Each bag's elementwise maximum of its kept rows: a gather of the winning rows (an empty bag reads 0)."""
+def _scatter_into(xp, name: str):
+    """`f(a, key, values)`: a[key] = name(a[key], values) in place over repeated keys too (`xp.maximum.at`)."""
+    at = getattr(getattr(xp, name), "at", None)
+    if at is not None:
+        return at
+    import cupyx  # CuPy before 13 has no ufunc.at
+
+    return getattr(cupyx, f"scatter_{name[:3]}")
+
+
+def _bag_max(xp, rows: Tensor, bag, keep, bags: int) -> Tensor:
+    """Each bag's elementwise maximum of its kept rows: a gather of the winning rows (the first maximum, as
+    torch's), an empty bag reading 0. Work and memory go with rows x dim, whatever the bags' lengths."""
     values = rows.array
     length, dim = values.shape
-    within = xp.arange(length) - starts[xp.maximum(bag, 0)]
-    longest = int(within[keep].max()) + 1 if bool(keep.any()) else 0
-    grid = xp.full((bags, max(longest, 1), dim), -xp.inf, values.dtype)
-    slots = xp.full((bags, max(longest, 1)), length, bag.dtype)  # `length`: the zero row appended below
-    grid[bag[keep], within[keep]] = values[keep]
-    slots[bag[keep], within[keep]] = xp.arange(length)[keep]
-    winner = grid.argmax(axis=1)  # (bags, dim): the first maximum's place within its bag
-    chosen = slots[xp.arange(bags)[:, None], winner]
+    # flat (bag, column) slots, one spare bag for the rows left out
+    slot = (xp.where(keep, bag, bags)[:, None] * dim + xp.arange(dim)).reshape(-1)
+    best = xp.full((bags + 1) * dim, -xp.inf, values.dtype)
+    _scatter_into(xp, "maximum")(best, slot, values.reshape(-1))
+    hit = values.reshape(-1) == best[slot]
+    first = xp.full((bags + 1) * dim, length, xp.int64)  # `length`: the zero row appended below
+    row = xp.broadcast_to(xp.arange(length, dtype=xp.int64)[:, None], values.shape).reshape(-1)
+    _scatter_into(xp, "minimum")(first, slot, xp.where(hit, row, length))
     padded = cat([rows, Tensor._wrap(xp.zeros((1, dim), values.dtype))], 0)
-    return gather(padded, 0, Tensor._wrap(chosen.astype(xp.int64)))
+    return gather(padded, 0, Tensor._wrap(first.reshape(bags + 1, dim)[:bags]))

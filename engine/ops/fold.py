@@ -21,13 +21,14 @@ def _unfold(geo, x):
     """(N, C, H, W) -> (N, C*kh*kw, L): each window of the padded input as one column."""
     xpad = pad_spatial(x, geo.pads)
     win = sliding_windows(xpad, geo.kernel, geo.blocks, geo.stride, geo.dilation)
-    return win.reshape(x.shape[0], -1, math.prod(geo.blocks))
+    n, c = x.shape[:2]  # sizes given, not -1: an empty batch has no size to infer
+    return win.reshape(n, c * math.prod(geo.kernel), math.prod(geo.blocks))
 
 
 def _fold(geo, cols):
     """(N, C*kh*kw, L) -> (N, C, H, W): every column added back onto the window it describes."""
     n = cols.shape[0]
-    c6 = cols.reshape(n, -1, *geo.kernel, *geo.blocks)
+    c6 = cols.reshape(n, cols.shape[1] // math.prod(geo.kernel), *geo.kernel, *geo.blocks)
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(geo.image, geo.pads))
     summed = col2im(lambda *at: c6[(slice(None), slice(None), *at)], geo.kernel, padded, geo.stride,
                     geo.dilation)

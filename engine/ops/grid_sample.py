@@ -171,40 +171,43 @@ class GridSampler2D(Function):
 
     def forward(ctx, x, grid):
         xp = array_module(x)
-        ctx.save(x, grid)
         n, c = x.shape[:2]
         source = x.reshape(n, c, -1)
         out = xp.zeros((n, c, int(np.prod(grid.shape[1:-1]))), x.dtype)
         taps = _Taps(xp, x.shape, grid, ctx.mode, ctx.padding_mode, ctx.align_corners)
         weights = taps.weights(ctx.mode)
+        needs = ctx.needs_input_grad
+        gathered = [] if needs is not None and needs[1] and ctx.mode != "nearest" else None
         for index, valid, which in taps.combos:
             values = xp.take_along_axis(source, index[:, None, :], axis=2)
+            if gathered is not None:
+                gathered.append(values)
             w = _product([weights[a][0][k] for a, k in enumerate(which)])
             # masked, not multiplied by a zero weight: an Inf at index 0 must not turn a skipped tap into NaN
             out += xp.where(valid[:, None, :], values if w is None else values * w[:, None, :], 0)
+        # backward (and its recorded form) reuses the taps, and the gathered values for the grid's gradient
+        ctx.save(x, grid, taps, gathered)
         return out.reshape(n, c, *grid.shape[1:-1])
 
     def backward(ctx, grad):
-        x, grid = ctx.saved
+        x, grid, taps, gathered = ctx.saved
         xp = array_module(grad)
         n, c = x.shape[:2]
         cells = int(np.prod(x.shape[2:]))
         g = grad.reshape(n, c, -1)
-        taps = _Taps(xp, x.shape, grid, ctx.mode, ctx.padding_mode, ctx.align_corners)
         weights = taps.weights(ctx.mode)
         want_x, want_grid = ctx.needs_input_grad[0], ctx.needs_input_grad[1] and ctx.mode != "nearest"
         gx = xp.zeros(n * c * cells, x.dtype) if want_x else None
         base = (xp.arange(n * c, dtype=np.int64) * cells).reshape(n, c, 1)
         gpos = [xp.zeros(g.shape[::2], grad.dtype) for _ in taps.mults]
-        source = x.reshape(n, c, -1)
-        for index, valid, which in taps.combos:
+        for combo, (index, valid, which) in enumerate(taps.combos):
             w_axes = [weights[a][0][k] for a, k in enumerate(which)]
             if want_x:
                 w = _product(w_axes)
                 contrib = xp.where(valid[:, None, :], g if w is None else g * w[:, None, :], 0)
                 scatter_add_into(xp)(gx, (base + index[:, None, :]).ravel(), contrib.ravel())
             if want_grid:
-                values = xp.take_along_axis(source, index[:, None, :], axis=2)
+                values = gathered[combo]
                 dot = xp.where(valid, (xp.where(valid[:, None, :], values, 0) * g).sum(axis=1), 0)
                 for a, k in enumerate(which):
                     rest = _product(w_axes, skip=a)
@@ -229,12 +232,11 @@ def _recorded_backward(ctx, grad: Tensor):
     """The backward above as engine ops (create_graph=True): gathers and scatter_adds of the taps, weighted by
     Tensor functions of the grid. Each fraction t is rebuilt as t + dt/dgrid * (grid - grid), exact in value
     and first derivative; the padding is piecewise linear, so its second derivative is zero."""
-    x, grid = ctx.saved
+    x, grid, taps, _ = ctx.saved
     xt, gt = saved_input(ctx, 0, x), saved_input(ctx, 1, grid)
     xp = array_module(x)
     n, c = x.shape[:2]
     n_axes = x.ndim - 2
-    taps = _Taps(xp, x.shape, grid, ctx.mode, ctx.padding_mode, ctx.align_corners)
     coords = gt.reshape(n, -1, n_axes)
     flat_grid = grid.reshape(n, -1, n_axes)
     fractions = []

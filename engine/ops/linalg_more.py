@@ -20,7 +20,7 @@ from engine import dtypes
 from engine.autograd.function import Function, ShapeError, promoted_dtype
 from engine.backend import array_module
 from engine.ops.elementwise import where
-from engine.ops.linalg import LINALG, LinAlgError, solve_triangular
+from engine.ops.linalg import LINALG, LinAlgError, _solve, _t, solve_triangular
 from engine.ops.shape import _dim, cat, pad
 from engine.tensor import Tensor
 
@@ -66,6 +66,10 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
         if len(dims_a) != len(dims_b):
             raise ValueError(f"tensordot: both dimension lists should have the same length, got {dims_a} and {dims_b}")
         dims_a, dims_b = [_dim(d, a.ndim) for d in dims_a], [_dim(d, b.ndim) for d in dims_b]
+        for given in (dims_a, dims_b):
+            twice = next((d for i, d in enumerate(given) if d in given[:i]), None)
+            if twice is not None:
+                raise RuntimeError(f"tensordot: dim {twice} appears more than once in dims {given}")
     for da, db in zip(dims_a, dims_b):
         if a.shape[da] != b.shape[db]:
             raise ShapeError(f"tensordot: contracted dimensions need to match, but a has size {a.shape[da]} in dim "
@@ -201,11 +205,8 @@ def _lu(xp, a, pivot: bool):
             if pivot:
                 p = j + xp.argmax(xp.abs(lu[:, j:, j]), axis=1)
                 pivots[:, j] = p + 1
-                row_j, row_p = lu[rows, j].copy(), lu[rows, p]
-                lu[rows, j], lu[rows, p] = row_p, row_j
-                perm_j = perm[rows, j].copy()
-                perm[rows, j] = perm[rows, p]
-                perm[rows, p] = perm_j
+                _swap(lu, rows, j, p)
+                _swap(perm, rows, j, p)
             head = lu[:, j, j]
             # a zero pivot leaves its column as it is (getrf's choice): the matrix is singular there
             lu[:, j + 1:, j] /= xp.where(head == 0, 1, head)[:, None]
@@ -217,11 +218,16 @@ def _lu(xp, a, pivot: bool):
     return lu.reshape(a.shape), pivots.reshape(*batch, k), perm.reshape(*batch, m)
 
 
+def _swap(a, rows, j: int, p) -> None:
+    """Swap, in place, row j of each matrix b in `a` with its row p[b] (entries, for a stack of vectors)."""
+    held = a[rows, j].copy()
+    a[rows, j] = a[rows, p]
+    a[rows, p] = held
+
+
 def _tri_solve_t(xp, t, rhs, right: bool = False):
     """t^-T rhs, or rhs t^-T with `right` (t a triangular stack; solved as general systems, as engine.linalg)."""
-    if right:
-        return xp.linalg.solve(t, rhs.swapaxes(-1, -2)).swapaxes(-1, -2)
-    return xp.linalg.solve(t.swapaxes(-1, -2), rhs)
+    return _t(_solve(xp, t, _t(rhs))) if right else _solve(xp, _t(t), rhs)
 
 
 def _unit_lower(xp, lu, k: int):
@@ -256,12 +262,15 @@ class LUFactor(Function):
         top = _tri_solve_t(xp, low1, xp.concatenate([_tri_solve_t(xp, up1, inner, right=True), g_up[..., :, k:]], -1))
         if m > k:  # tall: the rows of L below its square part
             top = xp.concatenate([top, _tri_solve_t(xp, up1, g_low[..., k:, :], right=True)], -2)
-        return _rows(xp, top, xp.argsort(perm, axis=-1))  # P x: row perm[j] of the result is row j of x
+        return _rows(top, xp.argsort(perm, axis=-1))  # P x: row perm[j] of the result is row j of x
 
 
-def _rows(xp, x, order):
-    """x[..., order[..., i], :] for each i: the rows of each matrix in x, reordered."""
-    return xp.take_along_axis(x, xp.broadcast_to(order[..., None], x.shape), -2)
+def _rows(x, order):
+    """x[..., order[..., i], :] for each i: the rows of each matrix in x (an array, or a Tensor differentiably)
+    reordered; order's batch dims broadcast to x's."""
+    xp = array_module(order)
+    index = xp.broadcast_to(order[..., None], tuple(x.shape))
+    return x.gather(-2, Tensor._wrap(index)) if isinstance(x, Tensor) else xp.take_along_axis(x, index, -2)
 
 
 def _check_lu_input(op: str, A: Tensor) -> None:
@@ -333,10 +342,7 @@ def _perm_of(op: str, pivots: Tensor, m: int):
     rows = xp.arange(piv.shape[0])
     perm = xp.broadcast_to(xp.arange(m), (piv.shape[0], m)).copy()
     for j in range(piv.shape[1]):
-        p = piv[:, j] - 1
-        perm_j = perm[:, j].copy()
-        perm[:, j] = perm[rows, p]
-        perm[rows, p] = perm_j
+        _swap(perm, rows, j, piv[:, j] - 1)
     return perm.reshape(*pivots.shape[:-1], m)
 
 
@@ -380,17 +386,13 @@ def lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True, adjoin
     xp = array_module(perm)
     batch = np.broadcast_shapes(_shape(LU)[:-2], _shape(B)[:-2])
     B = B.expand(*batch, *B.shape[-2:])
-
-    def rows(x, order):  # x[..., order, :], differentiably
-        return x.gather(-2, Tensor._wrap(xp.broadcast_to(order[..., None], (*batch, n, B.shape[-1]))))
-
     if not adjoint:  # A = P L U:  X = U^-1 L^-1 P^T B, and P^T B is B[perm]
-        y = solve_triangular(LU, rows(B, perm), upper=False, unitriangular=True)
+        y = solve_triangular(LU, _rows(B, perm), upper=False, unitriangular=True)
         return solve_triangular(LU, y, upper=True)
     # A^T = U^T L^T P^T:  X = P L^-T U^-T B, and P y is y[perm^-1]
     y = solve_triangular(LU.mT, B, upper=False)
     y = solve_triangular(LU.mT, y, upper=True, unitriangular=True)
-    return rows(y, xp.argsort(perm, axis=-1))
+    return _rows(y, xp.argsort(perm, axis=-1))
 
 
 LINALG.update({"cross": linalg_cross, "vander": linalg_vander, "lu_factor": lu_factor, "lu": lu,

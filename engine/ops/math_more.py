@@ -223,6 +223,11 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
         raise ValueError(f"renorm: p must be positive (non-positive norms are not supported), got {p}")
     if maxnorm < 0:
         raise ValueError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+    return renormed(input, p, dim, maxnorm)
+
+
+def renormed(input: Tensor, p, dim: int, maxnorm) -> Tensor:
+    """renorm's scaling without its checks: also embedding's max_norm (whose p may be 0 or inf)."""
     d = _dim(dim, input.ndim)
     norms = input.norm(p, tuple(i for i in range(input.ndim) if i != d), keepdim=True)
     return input * where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)  # torch's 1e-7 keeps a 0 norm finite

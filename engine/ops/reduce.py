@@ -433,9 +433,16 @@ class Cumsum(Function):
 
     def backward(ctx, grad):
         # element i feeds every output j >= i, so its gradient is the sum of grad[j] for j >= i
-        xp = array_module(grad)
-        g = xp.flip(grad.reshape(grad.shape or (1,)), ctx.dim)
-        return xp.flip(xp.cumsum(g, axis=ctx.dim), ctx.dim).reshape(grad.shape)
+        return reverse_cumsum(grad.reshape(grad.shape or (1,)), ctx.dim).reshape(grad.shape)
+
+
+def reverse_cumsum(a, dim: int):
+    """The sums from each position to the end along `dim` (cumsum's gradient), of an array or, differentiably,
+    of a Tensor."""
+    if isinstance(a, Tensor):
+        return a.flip(dim).cumsum(dim).flip(dim)
+    xp = array_module(a)
+    return xp.flip(xp.cumsum(xp.flip(a, dim), axis=dim), dim)
 
 
 def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:

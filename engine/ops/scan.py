@@ -16,7 +16,7 @@ from engine.autograd.function import Function
 from engine.backend import array_module
 from engine.ops.convert import cast
 from engine.ops.gather_scatter import Gather
-from engine.ops.reduce import _accumulator
+from engine.ops.reduce import _accumulator, reverse_cumsum
 from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
@@ -55,10 +55,6 @@ def _flat(a):
     return a.reshape(a.shape or (1,))
 
 
-def _revcumsum(xp, a, axis: int):
-    return xp.flip(xp.cumsum(xp.flip(a, axis), axis=axis), axis)
-
-
 # ---- cumprod ----------------------------------------------------------------------------------------------
 def zero_masks(xp, x, dim: int) -> tuple:
     """(before, first): where a slice has no zero up to and including here, and where its first zero is."""
@@ -82,8 +78,8 @@ class Cumprod(Function):
         g, d = _flat(grad), ctx.dim
         xp = array_module(g)
         before, first = zero_masks(xp, x, d)
-        gx = _revcumsum(xp, g * y, d) / xp.where(before, x, 1)
-        at_zero = _revcumsum(xp, g * xp.cumprod(xp.where(first, 1, x), axis=d), d)
+        gx = reverse_cumsum(g * y, d) / xp.where(before, x, 1)
+        at_zero = reverse_cumsum(g * xp.cumprod(xp.where(first, 1, x), axis=d), d)
         return xp.where(before, gx, xp.where(first, at_zero, 0)).reshape(grad.shape)
 
 
