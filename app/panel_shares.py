@@ -108,6 +108,15 @@ class PanelShares(QObject):
         self._size = new
         self._look()
 
+    def keep_centre(self) -> None:
+        """Narrow the side columns alike where they leave the central column less than its least width (a
+        layout restored from a larger window: at 1024x640 one saved at 1920x1080 kept a 503-pixel inspector)."""
+        self._applying = True
+        try:
+            self._apply(self._keep_centre([], self._window.width()))
+        finally:
+            self._applying = False
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         # a dock resized while the window kept its size was sized on purpose: a splitter, a reset, a builder
         if event.type() == QEvent.Type.Resize and not self._applying and self._window.size() == self._size:

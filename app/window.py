@@ -11,6 +11,7 @@ the session, which sends commands through the debugger's queue.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -86,6 +87,7 @@ class Launch:
 
 
 FREE_RUNS = ("resume", "run_to_phase", "run_to_next_iteration")  # commands that run on by themselves
+BOTTOM_DOCKS = ("source", "output", "loss", "plots", "gradients", "timeline")  # the bottom area as it starts
 
 
 class MainWindow(QMainWindow):
@@ -100,7 +102,15 @@ class MainWindow(QMainWindow):
         self._select_at_stop: str | None = None  # an alert's node, selected once a replay's seek settles
         self._sources: dict[str, str | None] = {}
         self._sized = self._restored = False
-        self._compact_row = False  # source and output were tabbed by fit_bottom_row (not by the person)
+        # the row under the graph: source and output tabbed by the window (not by the person) with nothing in the
+        # bottom area moved since, so splitting them again lays out what the window made; the window may tab
+        # them (once per shrink: a person who split them in a small window keeps them split); the person
+        # moved a dock of the bottom area, which the window then leaves as they have it
+        self._compact_row = False
+        self._may_tab = True
+        self._bottom_by_person = False
+        self._arranging = 0  # > 0 while the window moves docks itself
+        self._editor_fitted = 0  # the module editor's wanted width that fit_editor last widened the column to
         self.setWindowTitle("Tapescope")
         self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
@@ -140,6 +150,9 @@ class MainWindow(QMainWindow):
 
         self.builder = install_builder(self)
         self.panel_shares = PanelShares(self, self.findChildren(QDockWidget), centre=self.bottom_row_min_width)
+        for dock in self.findChildren(QDockWidget):
+            dock.dockLocationChanged.connect(lambda _area, d=dock: self._dock_moved(d))
+            dock.topLevelChanged.connect(lambda _floating, d=dock: self._dock_moved(d))
 
     # ---- building ---------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -201,14 +214,22 @@ class MainWindow(QMainWindow):
             "timeline": self._dock("Timeline", "timeline", self.timeline, bottom),
         }
         d = self.docks
-        self.splitDockWidget(d["source"], d["output"], Qt.Orientation.Horizontal)
-        self.splitDockWidget(d["output"], d["loss"], Qt.Orientation.Horizontal)
-        self.addDockWidget(bottom, d["timeline"], Qt.Orientation.Vertical)  # a row under all three
         self.splitDockWidget(d["inspector"], d["alerts"], Qt.Orientation.Vertical)
         # related panels share a place as tabs, so the window stays uncluttered
         self.tabifyDockWidget(d["modules"], d["editor"])
         self.tabifyDockWidget(d["inspector"], d["node"])
         self.tabifyDockWidget(d["alerts"], d["breakpoints"])
+        self._lay_out_bottom()
+
+    def _lay_out_bottom(self) -> None:
+        """The bottom area as it starts: source | output | loss group (loss, training, gradient flow), over the
+        timeline (the docks are in the bottom area already, or in none)."""
+        d = self.docks
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["source"])
+        self.splitDockWidget(d["source"], d["output"], horizontal)
+        self.splitDockWidget(d["output"], d["loss"], horizontal)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["timeline"], vertical)  # under all three
         self.tabifyDockWidget(d["loss"], d["plots"])
         self.tabifyDockWidget(d["plots"], d["gradients"])
 
@@ -267,13 +288,18 @@ class MainWindow(QMainWindow):
 
     def fit_editor(self) -> None:
         """Widen the left column to show the module editor's columns whole while it is in front: at the module
-        tree's width it read "Param" and "1,05" for 1,056 parameters, its value inputs a few letters wide."""
+        tree's width it read "Param" and "1,05" for 1,056 parameters, its value inputs a few letters wide. Only
+        when the editor wants more than it was last fitted to: bringing its tab to the front again undid a
+        width the person had chosen."""
         dock = self.docks["editor"]
         if not self._sized or dock.isFloating() or dock.visibleRegion().isEmpty():
             return
+        wanted = self.module_editor.wanted_width()
+        if wanted <= self._editor_fitted:
+            return  # fitted to this already: a column the person made narrower since stays as they have it
+        self._editor_fitted = wanted
         frame = dock.width() - self.module_editor.width()
-        want = min(self.module_editor.wanted_width() + frame, int(self.width() * MODULES_SHARE),
-                   self._left_column_room())
+        want = min(wanted + frame, int(self.width() * MODULES_SHARE), self._left_column_room())
         if dock.width() < want:
             self.resizeDocks([dock], [want], Qt.Orientation.Horizontal)
             QTimer.singleShot(0, self.balance_bottom_row)
@@ -311,36 +337,52 @@ class MainWindow(QMainWindow):
     def _tab_source_and_output(self, tabbed: bool) -> None:
         """Put the output panel behind the source panel as a tab (a narrow row), or beside it again."""
         source, output = self.docks["source"], self.docks["output"]
-        if tabbed:
-            self.tabifyDockWidget(source, output)
-            source.raise_()
-        else:
-            self._rebuild_bottom_area()
+        with self._arranging_docks():
+            if tabbed:
+                self.tabifyDockWidget(source, output)
+                source.raise_()
+            else:
+                self._rebuild_bottom_area()
         self._compact_row = tabbed
+        self._may_tab = not tabbed
         self.layout().activate()
 
     def _rebuild_bottom_area(self) -> None:
-        """The bottom area laid out again as _build_docks does, keeping which panels show, which tab is in
-        front and the heights: Qt splits a dock that was ever tabbed only into another tab."""
+        """The bottom area laid out again as it starts, keeping which panels show, which tab is in front and the
+        heights: Qt splits a dock that was ever tabbed only into another tab. Only for a bottom area the window
+        made (see _compact_row): the person's own arrangement would be lost."""
         d = self.docks
-        names = ("source", "output", "loss", "plots", "gradients", "timeline")
-        shown = {name: d[name].isVisible() for name in names}
+        shown = {name: d[name].isVisible() for name in BOTTOM_DOCKS}
         front = [name for name in ("loss", "plots", "gradients") if self.rect().intersects(d[name].geometry())]
         heights = [d["source"].height(), d["timeline"].height()]
-        for name in names:
+        for name in BOTTOM_DOCKS:
             self.removeDockWidget(d[name])
-        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["source"])
-        self.splitDockWidget(d["source"], d["output"], horizontal)
-        self.splitDockWidget(d["output"], d["loss"], horizontal)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["timeline"], vertical)
-        self.tabifyDockWidget(d["loss"], d["plots"])
-        self.tabifyDockWidget(d["plots"], d["gradients"])
-        for name in names:
+        self._lay_out_bottom()
+        for name in BOTTOM_DOCKS:
             d[name].setVisible(shown[name])
         for name in front:
             d[name].raise_()
-        self.resizeDocks([d["source"], d["timeline"]], heights, vertical)
+        self.resizeDocks([d["source"], d["timeline"]], heights, Qt.Orientation.Vertical)
+
+    @contextlib.contextmanager
+    def _arranging_docks(self):
+        """The window moves docks itself: those moves are not the person's."""
+        self._arranging += 1
+        try:
+            yield
+        finally:
+            self._arranging -= 1
+
+    def _dock_moved(self, dock: QDockWidget) -> None:
+        """A dock was docked elsewhere, floated or docked again: in the bottom area, by the person, the window
+        leaves that area's arrangement to them (splitting a tabbed row rebuilds the area, and re-tabbing a row
+        they split undoes their choice)."""
+        if self._arranging:
+            return
+        bottom = {self.docks[name] for name in BOTTOM_DOCKS}
+        if dock in bottom or self.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea:
+            self._compact_row = False
+            self._bottom_by_person = True
 
     def fit_bottom_row(self) -> None:
         """Tab source and output together once the row under the graph is too narrow for three panels side
@@ -353,16 +395,14 @@ class MainWindow(QMainWindow):
                                       for x in (source, output, d["loss"])):
             return
         tabbed = output in self.tabifiedDockWidgets(source)
-        if tabbed and not self._compact_row:
-            return  # tabbed by the person (or a restored layout): theirs to undo
-        ours = {d[name] for name in ("source", "output", "loss", "plots", "gradients", "timeline")}
-        if tabbed and {x for x in self.findChildren(QDockWidget) if self.dockWidgetArea(x) == bottom
-                       and not x.isFloating()} != ours:
-            return  # the person rearranged the bottom area since: splitting rebuilds it, so leave it be
+        if self._bottom_by_person or (tabbed and not self._compact_row):
+            return  # the person arranged the bottom area (or tabbed these two): theirs to change
         shown = [x for x in (source, output, d["loss"]) if self.rect().intersects(x.geometry())]
         row = sum(x.width() for x in shown)
         comfortable = self._comfortable_row()
-        if not tabbed and row < comfortable:
+        if not tabbed and row >= comfortable:
+            self._may_tab = True  # the next time the row gets narrow, the window tabs it again
+        if not tabbed and row < comfortable and self._may_tab:
             compact = True
         elif tabbed and row >= comfortable + 10 * self.fontMetrics().averageCharWidth():  # no flicker at the edge
             compact = False
@@ -389,6 +429,10 @@ class MainWindow(QMainWindow):
                 if self.size() == self._first_size:
                     self.fit_frame_to_screen()
                 self._initial_dock_sizes()
+            else:  # a layout saved in a larger window (another screen): the graph's column and its row read
+                self.layout().activate()
+                self.panel_shares.keep_centre()
+                self.fit_bottom_row()
             self.panel_shares.remember()
 
     def resizeEvent(self, event) -> None:
@@ -718,8 +762,10 @@ class MainWindow(QMainWindow):
 
     def reset_panels(self) -> None:
         """Put every panel back where it started."""
-        self.restoreState(self._default_state, STATE_VERSION)
-        self._compact_row = False
+        with self._arranging_docks():
+            self.restoreState(self._default_state, STATE_VERSION)
+        self._compact_row, self._may_tab, self._bottom_by_person = False, True, False
+        self._editor_fitted = 0
         for dock in self.docks.values():
             dock.show()
         self._initial_dock_sizes()
@@ -1057,11 +1103,19 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, (QByteArray, bytes)):
             self.restoreGeometry(geometry)
         if isinstance(state, (QByteArray, bytes)):
-            self._restored = self.restoreState(state, STATE_VERSION)
+            with self._arranging_docks():
+                self._restored = self.restoreState(state, STATE_VERSION)
+        if self._restored:  # who arranged the bottom row: a row the window tabbed, it splits again with room
+            self._compact_row = _flag(self.settings.value("window/compact_row"))
+            self._may_tab = _flag(self.settings.value("window/may_tab", True))
+            self._bottom_by_person = _flag(self.settings.value("window/bottom_by_person"))
 
     def closeEvent(self, event) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(STATE_VERSION))
+        self.settings.setValue("window/compact_row", self._compact_row)
+        self.settings.setValue("window/may_tab", self._may_tab)
+        self.settings.setValue("window/bottom_by_person", self._bottom_by_person)
         self.settings.sync()
         self._close_session()
         self.panels.shutdown()
@@ -1077,6 +1131,11 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     area.setMinimumWidth(120)
     return area
+
+
+def _flag(value) -> bool:
+    """A yes/no read back from QSettings (an INI file gives "true"/"false"); anything else reads as no."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 def _tabs_width(window: QMainWindow, dock: QDockWidget) -> int:

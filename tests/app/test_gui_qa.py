@@ -1,7 +1,7 @@
 """A demanding user's pass over the window: resizing it small and large, scrubbing a tape (offscreen)."""
 
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtWidgets import QPushButton
 
 from app.cli import main
@@ -120,3 +120,125 @@ def test_the_editor_in_front_shows_its_columns_whole(qtbot, tmp_path):
 
     qtbot.waitUntil(columns_whole, timeout=TIMEOUT)
     assert window.docks["editor"].width() <= 0.25 * window.width()  # the graph keeps its room
+
+
+BOTTOM = ("source", "output", "loss", "plots", "gradients", "timeline")
+
+
+def split_by_hand(window) -> None:
+    """Source and output side by side again, as the person drags them: each dock is taken out and docked again
+    (Qt's API splits a dock that was ever tabbed only into another tab, so the whole row is docked anew)."""
+    d = window.docks
+    horizontal, bottom = Qt.Orientation.Horizontal, Qt.DockWidgetArea.BottomDockWidgetArea
+    for name in BOTTOM:
+        window.removeDockWidget(d[name])
+    window.addDockWidget(bottom, d["source"])
+    window.splitDockWidget(d["source"], d["output"], horizontal)
+    window.splitDockWidget(d["output"], d["loss"], horizontal)
+    window.addDockWidget(bottom, d["timeline"], Qt.Orientation.Vertical)
+    window.tabifyDockWidget(d["loss"], d["plots"])
+    window.tabifyDockWidget(d["plots"], d["gradients"])
+    for name in BOTTOM:
+        d[name].show()
+    d["loss"].raise_()
+    window.layout().activate()
+
+
+def test_a_row_the_window_tabbed_splits_again_in_a_large_window_after_a_restart(qtbot, tmp_path):
+    # the window's own tabbing was forgotten at a restart: the row counted as tabbed by the person and stayed
+    # tabbed on a 1920x1080 screen, source and output one panel each half the width
+    window = window_at(qtbot, tmp_path, 1440, 900)
+    qtbot.waitUntil(lambda: window.docks["source"].width() > 200)
+    window.resize(1024, 640)
+    qtbot.waitUntil(lambda: tabbed(window))
+    window.close()
+    again = window_at(qtbot, tmp_path, 1024, 640)
+    d = again.docks
+    qtbot.waitUntil(lambda: tabbed(again))  # the layout it was closed with
+    again.resize(1920, 1080)
+    qtbot.waitUntil(lambda: not tabbed(again))
+    shown = lambda name: d[name].isVisible() and again.rect().intersects(d[name].geometry())  # noqa: E731
+    qtbot.waitUntil(lambda: shown("source") and shown("output") and shown("loss"))
+
+
+def test_a_panel_moved_in_a_tabbed_row_stays_where_it_was_put_when_the_window_grows(qtbot, tmp_path):
+    # splitting the row rebuilt the whole bottom area: Gradient Flow, moved beside the timeline, went back into
+    # the Loss tab group
+    window = window_at(qtbot, tmp_path, 1024, 640)
+    d = window.docks
+    qtbot.waitUntil(lambda: tabbed(window))
+    window.removeDockWidget(d["gradients"])  # what dragging its tab out and dropping it beside the timeline does
+    window.splitDockWidget(d["timeline"], d["gradients"], Qt.Orientation.Horizontal)
+    d["gradients"].show()
+
+    def beside_the_timeline():
+        assert abs(d["gradients"].geometry().top() - d["timeline"].geometry().top()) < 5
+        assert d["gradients"].geometry().left() > d["timeline"].geometry().right()
+        assert d["gradients"] not in window.tabifiedDockWidgets(d["loss"])
+
+    qtbot.waitUntil(beside_the_timeline)
+    window.resize(1920, 1080)
+    qtbot.waitUntil(lambda: d["timeline"].width() > 600)
+    beside_the_timeline()
+    assert tabbed(window)  # the person's arrangement: the window leaves it be
+
+
+def test_source_and_output_split_by_hand_in_a_small_window_stay_split(qtbot, tmp_path):
+    # a row the person split in a 1024x640 window was tabbed again whenever the bottom row was rebalanced:
+    # the module tree asking for width, the Editor tab, the model builder
+    window = window_at(qtbot, tmp_path, 1024, 640)
+    d = window.docks
+    qtbot.waitUntil(lambda: tabbed(window))
+    split_by_hand(window)
+    qtbot.waitUntil(lambda: not tabbed(window) and window.rect().intersects(d["output"].geometry()))
+    window.balance_bottom_row()
+    window.resize(1030, 645)
+    qtbot.waitUntil(lambda: window.width() == 1030)
+    assert not tabbed(window)
+    assert window.rect().intersects(d["source"].geometry()) and window.rect().intersects(d["output"].geometry())
+
+
+def test_a_window_made_small_again_tabs_its_row_again(qtbot, tmp_path):
+    # once per shrink: the window that split its row when it grew tabs it again when it shrinks
+    window = window_at(qtbot, tmp_path, 1440, 900)
+    qtbot.waitUntil(lambda: window.docks["source"].width() > 200)
+    for _ in range(2):
+        window.resize(1024, 640)
+        qtbot.waitUntil(lambda: tabbed(window))
+        window.resize(1920, 1080)
+        qtbot.waitUntil(lambda: not tabbed(window))
+
+
+def test_a_left_column_narrowed_by_hand_keeps_its_width_when_the_editor_tab_comes_back(qtbot, tmp_path):
+    # each time the Editor tab came to the front the column was widened again, undoing the person's width
+    window = window_at(qtbot, tmp_path, 1440, 900)
+    window.open_demo(epochs=1, n=128)
+    qtbot.waitUntil(lambda: window.status_panel.state.text().startswith("Paused"), timeout=TIMEOUT)
+    window.command("run_to_phase")
+    qtbot.waitUntil(lambda: window.module_editor.tree.topLevelItemCount() > 0, timeout=TIMEOUT)
+    editor, modules = window.docks["editor"], window.docks["modules"]
+    narrow = editor.width()
+    editor.raise_()
+    qtbot.waitUntil(lambda: editor.width() > narrow + 20, timeout=TIMEOUT)  # widened for its columns
+    window.resizeDocks([editor], [narrow], Qt.Orientation.Horizontal)  # the person drags the splitter back
+    qtbot.waitUntil(lambda: editor.width() <= narrow + 2)
+    modules.raise_()
+    qtbot.waitUntil(lambda: window.rect().intersects(modules.geometry()))
+    done = []  # connected after the window's own slot: its zero-length timer runs after the window's fit
+    editor.visibilityChanged.connect(lambda shown: shown and QTimer.singleShot(0, lambda: done.append(1)))
+    editor.raise_()
+    qtbot.waitUntil(lambda: bool(done) and window.rect().intersects(editor.geometry()))
+    window.layout().activate()
+    assert editor.width() <= narrow + 2
+
+
+def test_a_layout_saved_in_a_large_window_tabs_its_row_when_restored_in_a_small_one(qtbot, tmp_path):
+    # closed at 1920x1080, opened again at 1024x640 (a smaller screen): source, output and loss side by side in
+    # slivers ("The" of the output, "Lo... | T... | Gra..." for the plots) until the window was resized
+    window = window_at(qtbot, tmp_path, 1920, 1080)
+    qtbot.waitUntil(lambda: window.docks["source"].width() > 300)
+    assert not tabbed(window)
+    window.close()
+    again = window_at(qtbot, tmp_path, 1024, 640)
+    qtbot.waitUntil(lambda: tabbed(again))
+    qtbot.waitUntil(lambda: assert_tabs_whole(tab_bar(again, "Gradient Flow")))
