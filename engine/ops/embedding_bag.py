@@ -184,33 +184,27 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
     out = index_add(out, 0, Tensor._wrap(target), contribution)
     if mode == "mean":
         counts = xp.zeros(bags, rows.array.dtype)
-        _scatter_into(xp, "add")(counts, target, scale)
+        xp.add.at(counts, target, scale)
         out = out / Tensor._wrap(xp.maximum(counts, 1)[:, None])
     return out
 
 
-def _scatter_into(xp, name: str):
-    """`f(a, key, values)`: a[key] = name(a[key], values) in place over repeated keys too (`xp.maximum.at`)."""
-    at = getattr(getattr(xp, name), "at", None)
-    if at is not None:
-        return at
-    import cupyx  # CuPy before 13 has no ufunc.at
-
-    return getattr(cupyx, f"scatter_{name[:3]}")
-
-
 def _bag_max(xp, rows: Tensor, bag, keep, bags: int) -> Tensor:
     """Each bag's elementwise maximum of its kept rows: a gather of the winning rows (the first maximum, as
-    torch's), an empty bag reading 0. Work and memory go with rows x dim, whatever the bags' lengths."""
+    torch's, where a NaN never wins), an empty bag reading 0. Work and memory go with rows x dim, whatever
+    the bags' lengths: one sort of (bag and column, value, row), no scatter-reduction (which CuPy lacks)."""
     values = rows.array
     length, dim = values.shape
     # flat (bag, column) slots, one spare bag for the rows left out
     slot = (xp.where(keep, bag, bags)[:, None] * dim + xp.arange(dim)).reshape(-1)
-    best = xp.full((bags + 1) * dim, -xp.inf, values.dtype)
-    _scatter_into(xp, "maximum")(best, slot, values.reshape(-1))
-    hit = values.reshape(-1) == best[slot]
-    first = xp.full((bags + 1) * dim, length, xp.int64)  # `length`: the zero row appended below
     row = xp.broadcast_to(xp.arange(length, dtype=xp.int64)[:, None], values.shape).reshape(-1)
-    _scatter_into(xp, "minimum")(first, slot, xp.where(hit, row, length))
+    flat = values.reshape(-1).astype(xp.float64)
+    larger_first = xp.where(xp.isnan(flat), xp.inf, -flat)
+    order = xp.lexsort(xp.stack([row.astype(xp.float64), larger_first, slot.astype(xp.float64)]))
+    ordered = slot[order]
+    lead = xp.ones(ordered.shape, bool)  # the first of each slot in the order: its bag's maximum
+    lead[1:] = ordered[1:] != ordered[:-1]
+    first = xp.full((bags + 1) * dim, length, xp.int64)  # `length`: the zero row appended below
+    first[ordered[lead]] = row[order][lead]
     padded = cat([rows, Tensor._wrap(xp.zeros((1, dim), values.dtype))], 0)
     return gather(padded, 0, Tensor._wrap(first.reshape(bags + 1, dim)[:bags]))
