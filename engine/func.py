@@ -98,14 +98,10 @@ def _untied(slots: dict, swap: dict) -> dict:
 def _owner(module, name: str) -> tuple:
     """The module that holds dotted `name`, and the name's last part."""
     path, _, attr = name.rpartition(".")
-    owner = module
-    for part in path.split(".") if path else ():
-        child = owner._modules.get(part)
-        if child is None:
-            raise AttributeError(f"{type(owner).__name__} has no attribute `{part}` (functional_call was given "
-                                 f"{name!r})")
-        owner = child
-    return owner, attr
+    try:
+        return module.get_submodule(path), attr
+    except AttributeError as err:
+        raise AttributeError(f"functional_call was given {name!r}: {err}") from None
 
 
 class _stand_in:

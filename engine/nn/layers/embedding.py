@@ -10,6 +10,15 @@ from engine.nn.parameter import Parameter, new_parameter
 from engine.tensor import Tensor
 
 
+def _padding_index(layer: str, padding_idx: int | None, num_embeddings: int) -> int | None:
+    """`padding_idx` counted from the start (a negative one from the end), checked to be a row of the table."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"{layer}: padding_idx {padding_idx} must be within num_embeddings ({num_embeddings})")
+    return padding_idx % num_embeddings
+
+
 class Embedding(Module):
     """Row i of `weight` (num_embeddings, embedding_dim) for each index i in the input."""
 
@@ -18,11 +27,7 @@ class Embedding(Module):
                  sparse: bool = False, _weight: Tensor | None = None, _freeze: bool = False,
                  device=None, dtype=None) -> None:
         super().__init__()
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx {padding_idx} must be within num_embeddings "
-                                 f"({num_embeddings})")
-            padding_idx %= num_embeddings
+        padding_idx = _padding_index("Embedding", padding_idx, num_embeddings)
         if sparse:
             raise NotImplementedError("Embedding(sparse=True): the engine has no sparse gradients")
         if scale_grad_by_freq:
@@ -89,11 +94,7 @@ class EmbeddingBag(Module):
         super().__init__()
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"EmbeddingBag: mode has to be one of sum, mean or max, got {mode!r}")
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"EmbeddingBag: padding_idx {padding_idx} must be within num_embeddings "
-                                 f"({num_embeddings})")
-            padding_idx %= num_embeddings
+        padding_idx = _padding_index("EmbeddingBag", padding_idx, num_embeddings)
         if sparse or scale_grad_by_freq:
             raise NotImplementedError("EmbeddingBag: sparse and scale_grad_by_freq are not supported")
         self.num_embeddings = num_embeddings
