@@ -19,6 +19,15 @@ def _padding_index(layer: str, padding_idx: int | None, num_embeddings: int) -> 
     return padding_idx % num_embeddings
 
 
+def _table(layer: str, given: Tensor | None, shape: tuple[int, int], frozen: bool, device, dtype) -> Parameter:
+    """The layer's weight: `given` as a Parameter (checked to be `shape`), else a new one to initialise."""
+    if given is None:
+        return new_parameter(*shape, device=device, dtype=dtype).requires_grad_(not frozen)
+    if tuple(given.shape) != shape:
+        raise ValueError(f"{layer}: _weight has shape {tuple(given.shape)}, expected {shape}")
+    return Parameter(given, requires_grad=not frozen)
+
+
 class Embedding(Module):
     """Row i of `weight` (num_embeddings, embedding_dim) for each index i in the input."""
 
@@ -39,15 +48,9 @@ class Embedding(Module):
         self.norm_type = norm_type
         self.scale_grad_by_freq = scale_grad_by_freq
         self.sparse = sparse
+        self.weight = _table("Embedding", _weight, (num_embeddings, embedding_dim), _freeze, device, dtype)
         if _weight is None:
-            self.weight = new_parameter(num_embeddings, embedding_dim, device=device, dtype=dtype)
-            self.weight.requires_grad_(not _freeze)
             self.reset_parameters()
-        else:
-            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ValueError(f"Embedding: _weight has shape {tuple(_weight.shape)}, expected "
-                                 f"{(num_embeddings, embedding_dim)}")
-            self.weight = Parameter(_weight, requires_grad=not _freeze)
 
     def reset_parameters(self) -> None:
         """PyTorch's default: N(0, 1) rows, the padding row zero."""
@@ -106,14 +109,9 @@ class EmbeddingBag(Module):
         self.sparse = sparse
         self.include_last_offset = include_last_offset
         self.padding_idx = padding_idx
+        self.weight = _table("EmbeddingBag", _weight, (num_embeddings, embedding_dim), False, device, dtype)
         if _weight is None:
-            self.weight = new_parameter(num_embeddings, embedding_dim, device=device, dtype=dtype)
             self.reset_parameters()
-        else:
-            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ValueError(f"EmbeddingBag: _weight has shape {tuple(_weight.shape)}, expected "
-                                 f"{(num_embeddings, embedding_dim)}")
-            self.weight = Parameter(_weight)
 
     reset_parameters = Embedding.reset_parameters
 
