@@ -17,7 +17,7 @@ change (`cache_enabled=False` turns that off). The engine has no bfloat16: an au
 autocast's default) warns once and casts nothing.
 
 Where the cast happens: the first autocast that casts (in any thread) installs a casting `apply` on the op
-classes whose name is listed, and (through `Function.__init_subclass__`) on those defined later, and leaves
+classes whose name is listed, and (through `function.NEW_OP_LISTENERS`) on those defined later, and leaves
 it there: entering and leaving a region only sets this thread's state, which that `apply` reads, so other
 threads' ops are not cast. A process that never casts has nothing installed, and `Function.apply` itself is
 untouched, so unlisted ops never pay for autocast.
@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine import dtypes
-from engine.autograd.function import Function
+from engine.autograd.function import NEW_OP_LISTENERS, Function
 from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import array_module
 from engine.tensor import Tensor
@@ -159,15 +159,13 @@ def _install() -> None:
             todo += cls.__subclasses__()
             if cls.op in _NAMES:
                 _wrap(cls)
-        init_subclass = Function.__dict__["__init_subclass__"].__func__
-
-        def install_on_new_ops(cls, **kwargs) -> None:
-            init_subclass(cls, **kwargs)
-            if cls.op in _NAMES:
-                _wrap(cls)
-
-        Function.__init_subclass__ = classmethod(install_on_new_ops)
+        NEW_OP_LISTENERS.append(_wrap_if_listed)
         _installed = True
+
+
+def _wrap_if_listed(cls: type) -> None:
+    if cls.op in _NAMES:
+        _wrap(cls)
 
 
 class autocast:  # torch's name

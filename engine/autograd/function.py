@@ -64,6 +64,10 @@ class RegionGrad:
         return out
 
 
+# called with each op class defined from now on (engine.amp gives listed ops their casting apply this way)
+NEW_OP_LISTENERS: list = []
+
+
 class Function:
     """Base class of every op. Subclasses define `forward(ctx, ...)` and `backward(ctx, grad)`.
 
@@ -82,6 +86,8 @@ class Function:
         super().__init_subclass__(**kwargs)
         if "op" not in cls.__dict__:
             cls.op = cls.__name__.lower()
+        for listener in NEW_OP_LISTENERS:
+            listener(cls)
 
     # ---- what ops use --------------------------------------------------------------------
     def save(ctx, *arrays) -> None:
