@@ -19,8 +19,10 @@ import numpy as np
 from engine import dtypes
 from engine.autograd.function import Function, ShapeError, promoted_dtype
 from engine.backend import array_module
+from engine.ops import lu_gpu
 from engine.ops.elementwise import where
 from engine.ops.linalg import LINALG, LinAlgError, _solve, _t, solve_triangular
+from engine.ops.lu_gpu import swap_rows
 from engine.ops.shape import _dim, cat, pad
 from engine.tensor import Tensor
 
@@ -192,6 +194,10 @@ _PANEL = 32  # columns factored one at a time before the trailing matrix takes o
 
 def _lu(xp, a, pivot: bool):
     """(packed L\\U, 1-based int32 pivots, row permutation) of each (m, n) matrix in a, as LAPACK's getrf."""
+    if xp is not np:
+        factored = lu_gpu.factor(xp, a, pivot)  # cuBLAS/cuSOLVER: this loop's launches per column are slow there
+        if factored is not None:
+            return factored
     *batch, m, n = a.shape
     k = min(m, n)
     lu = a.reshape(math.prod(batch), m, n).copy()
@@ -205,8 +211,8 @@ def _lu(xp, a, pivot: bool):
             if pivot:
                 p = j + xp.argmax(xp.abs(lu[:, j:, j]), axis=1)
                 pivots[:, j] = p + 1
-                _swap(lu, rows, j, p)
-                _swap(perm, rows, j, p)
+                swap_rows(lu, rows, j, p)
+                swap_rows(perm, rows, j, p)
             head = lu[:, j, j]
             # a zero pivot leaves its column as it is (getrf's choice): the matrix is singular there
             lu[:, j + 1:, j] /= xp.where(head == 0, 1, head)[:, None]
@@ -216,13 +222,6 @@ def _lu(xp, a, pivot: bool):
             lu[:, j + 1:stop, stop:] -= lu[:, j + 1:stop, j:j + 1] * lu[:, j:j + 1, stop:]
         lu[:, stop:, stop:] -= lu[:, stop:, start:stop] @ lu[:, start:stop, stop:]
     return lu.reshape(a.shape), pivots.reshape(*batch, k), perm.reshape(*batch, m)
-
-
-def _swap(a, rows, j: int, p) -> None:
-    """Swap, in place, row j of each matrix b in `a` with its row p[b] (entries, for a stack of vectors)."""
-    held = a[rows, j].copy()
-    a[rows, j] = a[rows, p]
-    a[rows, p] = held
 
 
 def _tri_solve_t(xp, t, rhs, right: bool = False):
@@ -339,11 +338,7 @@ def _perm_of(op: str, pivots: Tensor, m: int):
     if piv.size and (bool((piv < 1).any()) or bool((piv > m).any())):
         raise ValueError(f"{op}: pivots must be between 1 and {m} (LU.size(-2)) inclusive; pass the pivots "
                          "linalg.lu_factor returned")
-    rows = xp.arange(piv.shape[0])
-    perm = xp.broadcast_to(xp.arange(m), (piv.shape[0], m)).copy()
-    for j in range(piv.shape[1]):
-        _swap(perm, rows, j, piv[:, j] - 1)
-    return perm.reshape(*pivots.shape[:-1], m)
+    return lu_gpu.permutation(xp, piv, m).reshape(*pivots.shape[:-1], m)
 
 
 def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True,
