@@ -286,6 +286,12 @@ class Tensor:
     def __float__(self) -> float:
         return float(self.item())
 
+    def __format__(self, spec: str) -> str:
+        # f"{loss:.4f}": a one-element tensor formats as its number, as in torch; others as their repr
+        if spec and self.array.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec) if spec else str(self)
+
     def __int__(self) -> int:
         return int(self.item())
 
@@ -402,6 +408,10 @@ class Tensor:
     # ---- in-place machinery -----------------------------------------------------------------
     def _write(self, compute, check_leaf: bool = True) -> Tensor:
         """Run `compute(self)` out of place, then store the result in this tensor's storage."""
+        if 0 in self.array.strides and self.array.size > 1 and any(
+                s == 0 and n > 1 for s, n in zip(self.array.strides, self.array.shape)):
+            raise RuntimeError(f"in-place write into a tensor of shape {tuple(self.array.shape)} whose elements share "
+                               "memory (an expand() or broadcast_to() view); clone() it first")
         recording = _grad_state.enabled
         if recording and check_leaf and self.requires_grad and self.grad_fn is None:
             raise RuntimeError(

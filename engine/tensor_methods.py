@@ -101,7 +101,7 @@ def _inplace(fn):
 
 def _direct(self, other) -> bool:
     """True when an in-place op can skip the graph: nothing recorded, nobody listening, same dtype."""
-    if self.array.dtype.kind != "f":
+    if self.array.dtype.kind != "f" or 0 in self.array.strides:  # an expanded view: _write says what is wrong
         return False
     if isinstance(other, Tensor):
         if other.array.dtype != self.array.dtype or other.array.__class__ is not self.array.__class__ \
