@@ -220,9 +220,19 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
         end += "; no size cap" if recorder.max_bytes is None else f"; size cap {human_size(recorder.max_bytes)}"
     print(f"tapescope record: {counted(recorder.events, 'event')} ({args.capture}) written to {args.output}{end}",
           file=sys.stderr)
+    if not recorder.events:
+        print(f"  {_why_empty()}", file=sys.stderr)
     for line in _alert_summary(args.output, args.capture):
         print(f"  {line}", file=sys.stderr)
     return code
+
+
+def _why_empty() -> str:
+    """What to check when a script ran and the tape holds no event."""
+    if "torch" in sys.modules:
+        return ("the script imported PyTorch, whose ops tapescope cannot see: import the engine in its place "
+                "(import engine as torch, import engine.nn as nn)")
+    return "the script ran no engine op, so there was nothing to record: does it build and run its model with engine?"
 
 
 # what each alert kind found, as the record summary words it (engine.events.AlertEvent lists the kinds)

@@ -243,6 +243,23 @@ def test_record_of_a_folder_says_it_is_a_folder(tmp_path, capsys):
     assert capsys.readouterr().err == f"tapescope record: not a script: {tmp_path} is a folder\n"
 
 
+@pytest.mark.parametrize("imports_torch", [False, True])
+def test_record_of_a_script_that_runs_no_engine_op_says_why_the_tape_is_empty(tmp_path, capsys, monkeypatch,
+                                                                             imports_torch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    script = tmp_path / "plain.py"
+    # a stand-in for `import torch` (the test must not depend on PyTorch being installed)
+    script.write_text("import sys, types\n" + ("sys.modules['torch'] = types.ModuleType('torch')\n" * imports_torch)
+                      + "print(sum(range(4)))\n")
+    assert main(["record", str(script), "-o", str(tmp_path / "plain.tape")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("tapescope record: 0 events (summary) written to")
+    assert err[1] == ("  the script imported PyTorch, whose ops tapescope cannot see: import the engine in its place "
+                      "(import engine as torch, import engine.nn as nn)" if imports_torch else
+                      "  the script ran no engine op, so there was nothing to record: does it build and run its "
+                      "model with engine?")
+
+
 def test_counts_of_one_are_singular(tmp_path, capsys):
     script = tmp_path / "one.py"
     script.write_text(ONE_OP)
