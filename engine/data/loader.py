@@ -39,7 +39,7 @@ def default_collate(batch: list):
         dtype = None if isinstance(first, bool | int) else np.float64
         return _tensor(np.array(batch, dtype=dtype))
     if isinstance(first, str | bytes):
-        return list(batch)
+        return batch  # as torch: a list stays a list, a column of a batch of tuples is a tuple
     if isinstance(first, Mapping):
         return {key: default_collate([_checked(x, Mapping, first)[key] for x in batch]) for key in first}
     if isinstance(first, Sequence):
@@ -48,10 +48,8 @@ def default_collate(batch: list):
                 got = len(x) if isinstance(x, Sequence) else type(x).__name__
                 raise ValueError("default_collate: each element in list of batch should be of equal size; "
                                  f"got lengths {len(first)} and {got}")
-        columns = [default_collate(list(column)) for column in zip(*batch)]
-        if isinstance(first, tuple):
-            return type(first)(*columns) if hasattr(first, "_fields") else tuple(columns)
-        return columns
+        columns = [default_collate(column) for column in zip(*batch)]
+        return type(first)(*columns) if hasattr(first, "_fields") else columns  # a plain tuple: a list, as torch
     raise TypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
                     f"found {type(first).__name__}; pass a collate_fn that handles it")
 

@@ -108,12 +108,14 @@ def test_default_collate_stacks_arrays_numbers_and_dicts():
     assert batch["name"] == ["s0", "s1", "s2", "s3"]
 
 
-def test_default_collate_keeps_tuples_and_namedtuples():
+def test_default_collate_keeps_namedtuples_and_makes_plain_tuples_lists_as_torch():
     Pair = namedtuple("Pair", "x y")
     out = default_collate([Pair(engine.tensor([1.0]), 1), Pair(engine.tensor([2.0]), 2)])
     assert isinstance(out, Pair) and out.x.tolist() == [[1.0], [2.0]] and out.y.tolist() == [1, 2]
     out = default_collate([(True, 1.5), (False, 2.5)])
-    assert isinstance(out, tuple) and out[0].dtype == engine.bool
+    assert isinstance(out, list) and out[0].dtype == engine.bool
+    # strings stay as the batch gave them: a column of tuples is a tuple
+    assert default_collate([("a", 1), ("b", 2)])[0] == ("a", "b") and default_collate(["a", "b"]) == ["a", "b"]
 
 
 def test_default_collate_errors_name_the_problem():
