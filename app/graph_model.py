@@ -198,6 +198,7 @@ class GraphModel:
         self._prev: _Iteration | None = None
         self._cur = _Iteration()
         self._marks = False
+        self._ended = False  # the run ended: its last iteration is complete, though no step closed it
         self._version = 0
         self._data_version = 0
         self._view: GraphView | None = None
@@ -239,6 +240,15 @@ class GraphModel:
         for event in events:
             apply(event)
         return self.flush()
+
+    def end_run(self) -> None:
+        """The run finished: the iteration it ended in is complete (a last evaluation pass after the final
+        optimizer step), so it is shown alone, not over the training iteration before it."""
+        if self._ended or self._prev is None or not self._cur.keys:
+            return
+        self._ended = True
+        self._version += 1
+        self._pending.structure = True
 
     def new_iteration(self) -> IterationInfo:
         """End the current iteration now (for loops without an optimizer step)."""
@@ -602,7 +612,7 @@ class GraphModel:
 
     def _shown_iteration(self) -> _Iteration:
         cur, prev = self._cur, self._prev
-        if prev is None:
+        if prev is None or self._ended:
             return cur
         if cur.diverged:
             return _union(prev, cur)
@@ -619,7 +629,7 @@ class GraphModel:
 
     def _backward_iteration(self) -> _Iteration:
         cur = self._cur
-        return cur if cur.backward or self._prev is None else self._prev
+        return cur if cur.backward or self._prev is None or self._ended else self._prev
 
     def _refresh_backward(self, view: GraphView) -> GraphView:
         it = self._backward_iteration()

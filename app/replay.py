@@ -165,6 +165,8 @@ class ReplaySession(Session):
         self._on_stop(Stop(self._stops, reason, rec, it, phase, 0, alert, source), change)
 
     def _at_end(self, change: SessionChange) -> None:
+        if self.tape.meta.get("status") == "complete":  # (a run that failed keeps its graph over the one before)
+            self.model.end_run()
         self._mode = self._target = None
         self._stop_at_nan = False
         self.status = FINISHED

@@ -584,6 +584,8 @@ class LiveSession(Session):
             key = self.failed_key = self.model.current
             self.model.set_nonfinite(key)
             self.model.alerts[key] = error.message
+        elif ended.outcome == FINISHED:
+            self.model.end_run()
         self.ended = change.ended = ended
         self.status = ended.outcome
         self.current_stop = None

@@ -196,6 +196,26 @@ def test_a_running_iteration_that_departs_shows_old_and_new_nodes():
     assert keys.index("exp:0") > keys.index("relu:0")
 
 
+def test_a_finished_run_shows_its_last_iteration_alone():
+    # a training step, then an evaluation pass that no optimizer step closes: once the run has ended, the
+    # evaluation is the whole of its iteration, not a departure from the training step before it
+    net = nn.Sequential(nn.Linear(3, 2))
+    x = engine.randn(4, 3)
+    model = GraphModel()
+    model.apply_batch(record(lambda: nn.functional.mse_loss(net(x), engine.zeros(4, 2)).backward()))
+    model.new_iteration()
+    model.apply_batch(record(lambda: [net(x) for _ in range(2)]))
+    assert "mse_loss:0" in model.view().keys  # while it runs: the training graph, with the new calls over it
+    changes = []
+    model.subscribe(changes.append)
+    model.end_run()
+    assert model.flush().structure and changes
+    view = model.view()
+    assert "mse_loss:0" not in view.keys and list(view.groups) == ["", "Sequential", "Sequential.0", "Sequential#1",
+                                                                   "Sequential.0#1"]
+    assert len(view.backward) == 0
+
+
 def test_first_iteration_grows_live_and_notifies_once_per_batch():
     x = engine.randn(2, 2)
     model = GraphModel()
