@@ -497,6 +497,8 @@ class Timeline(QWidget):
         self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Show every event")
         self.where = ElidedLabel()  # a long position must not widen the bottom row and squeeze the side docks
+        self.where.setToolTip("Event numbers count everything the engine reported, module calls included; steps "
+                              "count what the timeline holds: forward ops, backward nodes and optimizer steps")
         self.legend = _legend(names=True)
         self.short_legend = _legend(names=False)  # where the bar is narrow: swatches, their names in a tooltip
         bar.addWidget(self.follow_button)
@@ -613,12 +615,12 @@ class Timeline(QWidget):
         i = v.cursor_index()
         if i < 0 and v.at_start:
             seq, it, phase = v.describe(0)
-            self.where.setText(f"start \u00b7 before event {seq}, the first  (0 of {v.count:,})")
+            self.where.setText(f"start \u00b7 before event {seq}, the first \u00b7 step 0/{v.count:,}")
         elif i < 0:
-            self.where.setText(f"{v.count:,} events" if v.count else "")
+            self.where.setText(f"{v.count:,} steps" if v.count else "")
         else:
             seq, it, phase = v.describe(i)
-            self.where.setText(f"iteration {it} \u00b7 {phase} \u00b7 event {seq}  ({i + 1:,} of {v.count:,})")
+            self.where.setText(f"iteration {it} \u00b7 {phase} \u00b7 event {seq} \u00b7 step {i + 1:,}/{v.count:,}")
         self._fit_bar()
 
     def _sync_scroll(self) -> None:

@@ -295,13 +295,13 @@ def test_a_cursor_before_the_first_event_is_at_the_start_not_on_the_first_event(
     seqs = events()[0]  # the first steppable event is seq 4: a replay at seq 1 (a module call) has not reached it
     timeline.set_cursor(seqs[0] - 2)
     assert timeline.cursor_seq() is None
-    assert "before event 4" in timeline.where.text() and "(0 of 56)" in timeline.where.text()
+    assert "before event 4" in timeline.where.text() and "step 0/56" in timeline.where.text()
     x = timeline.view.event_x(0)
     image = timeline.view.grab().toImage()
     assert image.pixelColor(int(x), RULER + 3) != QColor("#212529")  # no cursor drawn on the first event
     with qtbot.waitSignal(timeline.cursorMoved) as moved:
         qtbot.keyClick(timeline.view, Qt.Key.Key_Right)  # the next event from the start is the first
-    assert moved.args == [seqs[0]] and "(1 of 56)" in timeline.where.text()
+    assert moved.args == [seqs[0]] and "step 1/56" in timeline.where.text()
     timeline.set_cursor(None)  # no cursor at all is still no position
     assert "start" not in timeline.where.text()
 
