@@ -43,6 +43,11 @@ def get(name: str, xp):
     return kernel
 
 
+def active(xp) -> bool:
+    """Whether ops on arrays of `xp` use their fused kernels (CuPy, and not inside `disabled()`)."""
+    return xp is not np and _enabled
+
+
 def names() -> tuple[str, ...]:
     """Every name `get` serves a kernel for."""
     return tuple(_BUILDERS)

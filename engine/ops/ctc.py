@@ -17,6 +17,7 @@ import operator
 
 import numpy as np
 
+from engine import kernels
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module, to_device, to_host
 from engine.ops.index import scatter_add_into
@@ -54,6 +55,73 @@ y = phase == 0 ? (first ? lp : -inf) : (phase > 0 ? s + lp : -inf);
 """
 _kernel = []
 
+# Both whole recursions as one kernel each, one block per sample: a block's threads cover the positions s and
+# wait for each other between time steps, so T steps cost one launch instead of T (~20 us of Python each).
+# Used where a sample's 2S+1 positions fit one block.
+_RECURSIONS_CUDA = r"""
+#define NEG_INF ((REAL)__longlong_as_double(0x7ff0000000000000LL) * -1)
+__device__ REAL lse3(REAL a, REAL b, REAL c) {
+    REAL m = max(max(a, b), c);
+    return m == NEG_INF ? m : m + log(exp(a - m) + exp(b - m) + exp(c - m));
+}
+extern "C" __global__ void ctc_alpha(const REAL* lp, const bool* skip, REAL* alpha, int t_len, int n, int width) {
+    const int b = blockIdx.x;
+    for (int t = 0; t < t_len; ++t) {
+        const REAL* prev = alpha + ((long long)(t - 1) * n + b) * width;
+        REAL* out = alpha + ((long long)t * n + b) * width;
+        const REAL* l = lp + ((long long)t * n + b) * width;
+        for (int s = threadIdx.x; s < width; s += blockDim.x) {
+            if (t == 0) {
+                out[s] = s < 2 ? l[s] : NEG_INF;
+            } else {
+                REAL c = (s >= 2 && skip[b * width + s]) ? prev[s - 2] : NEG_INF;
+                out[s] = lse3(prev[s], s >= 1 ? prev[s - 1] : NEG_INF, c) + l[s];
+            }
+        }
+        __syncthreads();
+    }
+}
+extern "C" __global__ void ctc_beta(const REAL* lp, const bool* skip_back, const bool* ends, const long long* inputs,
+                                    REAL* beta, int t_len, int n, int width) {
+    const int b = blockIdx.x;
+    for (int t = t_len - 1; t >= 0; --t) {
+        const long long phase = inputs[b] - 1 - t;  // 0 at the sample's last frame, where its recursion starts
+        const REAL* next = beta + ((long long)(t + 1) * n + b) * width;
+        REAL* out = beta + ((long long)t * n + b) * width;
+        const REAL* l = lp + ((long long)t * n + b) * width;
+        for (int s = threadIdx.x; s < width; s += blockDim.x) {
+            if (phase < 0) {
+                out[s] = NEG_INF;
+            } else if (phase == 0) {
+                out[s] = ends[b * width + s] ? l[s] : NEG_INF;
+            } else {
+                REAL c = (s + 2 < width && skip_back[b * width + s]) ? next[s + 2] : NEG_INF;
+                out[s] = lse3(next[s], s + 1 < width ? next[s + 1] : NEG_INF, c) + l[s];
+            }
+        }
+        __syncthreads();
+    }
+}
+"""
+_recursions: dict = {}
+BLOCK_MAX = 1024  # a block's threads: wider extended targets (over 511 labels) step one launch per frame
+
+
+def _recursion_kernels(xp, dtype):
+    """(alpha, beta) kernels for float32 or float64 arrays of CuPy; None for numpy, other dtypes or disabled."""
+    if not kernels.active(xp) or dtype not in (np.float32, np.float64):
+        return None
+    key = np.dtype(dtype).name
+    if key not in _recursions:
+        module = xp.RawModule(code=_RECURSIONS_CUDA.replace("REAL", "float" if key == "float32" else "double"))
+        _recursions[key] = module.get_function("ctc_alpha"), module.get_function("ctc_beta")
+    return _recursions[key]
+
+
+def _block(width: int) -> int:
+    """Threads per block for `width` positions: whole warps, at most BLOCK_MAX."""
+    return min(BLOCK_MAX, -(-width // 32) * 32)
+
 
 def _stepper(xp):
     if xp is np:
@@ -76,15 +144,20 @@ class CtcLoss(Function):
         t_len, n = log_probs.shape[:2]
         width = labels.shape[1]
         lp = xp.take_along_axis(log_probs, xp.broadcast_to(labels[None], (t_len, n, width)), axis=2)
-        # two -inf columns in front: positions s - 1 and s - 2 of every s are views, not copies
-        padded = xp.full((t_len, n, width + 2), -np.inf, log_probs.dtype)
-        step = _stepper(xp)
-        if t_len:
-            padded[0, :, 2:4] = lp[0, :, :2]
-        for t in range(1, t_len):
-            a = padded[t - 1]
-            step(a[:, 2:], a[:, 1:-1], a[:, :-2], skip, lp[t], skip, 1, padded[t, :, 2:])
-        alpha = padded[:, :, 2:]
+        fused = _recursion_kernels(xp, log_probs.dtype) if width <= BLOCK_MAX and t_len and n else None
+        if fused is not None:
+            alpha = xp.empty((t_len, n, width), log_probs.dtype)
+            fused[0]((n,), (_block(width),), (lp, skip, alpha, np.int32(t_len), np.int32(n), np.int32(width)))
+        else:
+            # two -inf columns in front: positions s - 1 and s - 2 of every s are views, not copies
+            padded = xp.full((t_len, n, width + 2), -np.inf, log_probs.dtype)
+            step = _stepper(xp)
+            if t_len:
+                padded[0, :, 2:4] = lp[0, :, :2]
+            for t in range(1, t_len):
+                a = padded[t - 1]
+                step(a[:, 2:], a[:, 1:-1], a[:, :-2], skip, lp[t], skip, 1, padded[t, :, 2:])
+            alpha = padded[:, :, 2:]
         inputs, targets = xp.asarray(ctx.input_lengths), xp.asarray(ctx.target_lengths)
         last = alpha[xp.maximum(inputs - 1, 0), xp.arange(n)]  # (N, 2S+1) at each sample's last frame
         end = xp.take_along_axis(last, (2 * targets)[:, None], axis=1)[:, 0]
@@ -109,14 +182,21 @@ class CtcLoss(Function):
         ends = (positions == 2 * targets[:, None]) | ((positions == 2 * targets[:, None] - 1) & (targets[:, None] > 0))
         skip_back = xp.zeros_like(skip)
         skip_back[:, :-2] = skip[:, 2:]  # from s to s + 2 exactly where alpha may go from s + 2 back to s
-        # two -inf columns behind (positions s + 1 and s + 2 as views) and a row of -inf after the last frame
-        padded = xp.full((t_len + 1, n, width + 2), -np.inf, log_probs.dtype)
-        step = _stepper(xp)
-        for t in range(t_len - 1, -1, -1):  # phase 0 is a sample's last frame, where its recursion starts
-            b = padded[t + 1]
-            step(b[:, :-2], b[:, 1:-1], b[:, 2:], skip_back, lp[t], ends, (inputs - 1 - t)[:, None],
-                 padded[t, :, :-2])
-        both = alpha + padded[:t_len, :, :-2]
+        fused = _recursion_kernels(xp, log_probs.dtype) if width <= BLOCK_MAX and t_len and n else None
+        if fused is not None:
+            beta = xp.empty((t_len, n, width), log_probs.dtype)
+            fused[1]((n,), (_block(width),), (lp, skip_back, xp.ascontiguousarray(ends), inputs, beta,
+                                             np.int32(t_len), np.int32(n), np.int32(width)))
+        else:
+            # two -inf columns behind (positions s + 1 and s + 2 as views) and a row of -inf after the last frame
+            padded = xp.full((t_len + 1, n, width + 2), -np.inf, log_probs.dtype)
+            step = _stepper(xp)
+            for t in range(t_len - 1, -1, -1):  # phase 0 is a sample's last frame, where its recursion starts
+                b = padded[t + 1]
+                step(b[:, :-2], b[:, 1:-1], b[:, 2:], skip_back, lp[t], ends, (inputs - 1 - t)[:, None],
+                     padded[t, :, :-2])
+            beta = padded[:t_len, :, :-2]
+        both = alpha + beta
         # where both alpha and beta vanish their sum is -inf, whatever nll is: the frame emits nothing there
         finite_nll = xp.where(nll < np.inf, nll, 0)[:, None]  # an infinite loss's rows are overwritten below
         emit = xp.where(both > -np.inf, xp.exp(both - lp + finite_nll), 0)

@@ -5,6 +5,7 @@ too short for their targets."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -316,6 +317,30 @@ def test_ctc_loss_on_gpu_matches_cpu():
         results.append([loss.detach().cpu().numpy(), x.grad.cpu().numpy()])
     for ours, cpu in zip(results[1], results[0]):
         np.testing.assert_allclose(ours, cpu, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("labels", [30, 520])  # 2S+1 positions within one CUDA block, and wider (frame by frame)
+def test_ctc_loss_on_gpu_one_launch_per_recursion_matches_the_step_by_step_kernels(labels):
+    cuda_or_skip()
+    from engine import kernels
+
+    rng = np.random.default_rng(labels)
+    t_len, n, classes = 2 * labels + 40, 3, 12
+    lp = np.log(rng.dirichlet(np.ones(classes), (t_len, n))).astype(np.float32)
+    target_lengths = (labels, labels - 7, 0)
+    targets = rng.integers(1, classes, (n, labels))
+    input_lengths = (t_len, t_len - 5, 9)
+    results = []
+    for fused in (True, False):
+        x = engine.tensor(lp, device="cuda", requires_grad=True)
+        with contextlib.nullcontext() if fused else kernels.disabled():
+            loss = F.ctc_loss(x, engine.tensor(targets, device="cuda"), input_lengths, target_lengths,
+                              reduction="sum")
+            loss.backward()
+        results.append((loss.item(), x.grad.cpu().numpy()))
+    assert np.isfinite(results[0][0])
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4, atol=1e-6)
 
 
 def test_ctc_loss_under_create_graph_names_the_op():

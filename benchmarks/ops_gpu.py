@@ -1,10 +1,12 @@
-"""LU factorization and solves on the GPU: the engine against PyTorch CUDA, and against the engine's own
-column-by-column loop (what the GPU ran before it called cuBLAS and cuSOLVER). Prints ratios.
+"""GPU ops whose array formulas loop in Python, against PyTorch CUDA and against the engine's own loop (what
+the GPU ran before these ops got library calls or one kernel per recursion). Prints ratios.
 
-    python benchmarks/linalg_gpu.py [--quick]
+    python benchmarks/ops_gpu.py [--quick]
 
+- LU factorization and solves: cuBLAS's batched getrf and cuSOLVER's getrf, against the column-by-column loop.
+- ctc_loss forward and backward: one kernel per recursion (alpha, beta), against a launch per frame.
 Each contender runs `k` calls, then waits for the GPU (engine_gpu.measure). No bar: the lines say where the
-engine stands against torch on the shapes people factor (one large matrix, a stack of small ones).
+engine stands against torch on the shapes people use.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 from engine_gpu import measure
 
 import engine
+import engine.nn.functional as F
+from engine import kernels
 from engine.backend import cupy_module
 from engine.ops import lu_gpu
 
@@ -39,7 +43,7 @@ def own_loop():
         lu_gpu.factor = factor
 
 
-def contenders(shape, torch) -> dict:
+def lu_contenders(shape, torch) -> dict:
     a = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     b = np.ones((*shape[:-1], 4), np.float32)
     A, B = engine.tensor(a, device="cuda"), engine.tensor(b, device="cuda")
@@ -64,18 +68,46 @@ def contenders(shape, torch) -> dict:
     return found
 
 
+def ctc_contenders(t_len: int, n: int, classes: int, labels: int, torch) -> dict:
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((t_len, n, classes)).astype(np.float32)
+    targets = rng.integers(1, classes, (n, labels))
+    lengths = [t_len] * n, [labels] * n
+
+    def engine_step(fused: bool):
+        x = engine.tensor(logits, device="cuda", requires_grad=True)
+        y = engine.tensor(targets, device="cuda")
+
+        def step():
+            with contextlib.nullcontext() if fused else kernels.disabled():
+                F.ctc_loss(x.log_softmax(2), y, *lengths).backward()
+
+        return step
+
+    found = {"engine": engine_step(True), "engine's own loop": engine_step(False)}
+    if torch is not None:
+        tx = torch.tensor(logits, device="cuda", requires_grad=True)
+        ty = torch.tensor(targets, device="cuda")
+        found["torch"] = lambda: torch.nn.functional.ctc_loss(tx.log_softmax(2), ty, *lengths).backward()
+    return found
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
     args = parser.parse_args(argv)
     if cupy_module() is None:
-        print("linalg_gpu: needs CuPy and a CUDA GPU")
+        print("ops_gpu: needs CuPy and a CUDA GPU")
         return
     torch = try_torch()
     rounds, k = (2, 2) if args.quick else (5, 5)
     for shape in SHAPES:
-        times = measure(contenders(shape, torch), rounds, k)
+        times = measure(lu_contenders(shape, torch), rounds, k)
         title = f"lu_factor + lu_solve, {'x'.join(map(str, shape))} float32, cuda"
+        report(title, times, "torch" if "torch" in times else "engine", unit=1e3, unit_name="ms")
+    for t_len, n, classes, labels in ((50, 16, 28, 10), (200, 32, 40, 60)):
+        times = measure(ctc_contenders(t_len, n, classes, labels, torch), rounds, k)
+        title = f"ctc_loss forward + backward, T={t_len} N={n} C={classes} S={labels} float32, cuda"
         report(title, times, "torch" if "torch" in times else "engine", unit=1e3, unit_name="ms")
 
 
