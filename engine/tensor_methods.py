@@ -32,6 +32,15 @@ METHODS = (
     "kron", "cross", "trace", "rot90", "logaddexp", "logaddexp2", "hypot", "copysign", "nextafter", "frexp", "ldexp",
     "renorm",
     "matrix_exp",
+    "tan", "asinh", "acosh", "atanh", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "exp2", "frac",
+    "sgn", "signbit", "sinc", "rad2deg", "deg2rad", "float_power", "positive", "heaviside", "fmax", "fmin", "gcd",
+    "lcm", "isposinf", "isneginf", "isreal", "igamma", "igammac", "bitwise_and", "bitwise_or", "bitwise_xor",
+    "bitwise_not", "bitwise_left_shift", "bitwise_right_shift",
+    "aminmax", "cov", "corrcoef", "dist", "inner", "vdot", "addr", "addmv", "addbmm", "baddbmm", "matrix_power",
+    "pinverse", "svd", "qr", "cholesky_solve", "cholesky_inverse", "triangular_solve", "histogram", "lu", "lu_solve",
+    "hsplit", "vsplit", "dsplit", "tensor_split", "split_with_sizes", "unsafe_chunk", "unsafe_split", "ravel",
+    "take", "put", "diagflat", "fliplr", "flipud", "msort", "unique_consecutive", "narrow_copy", "select_scatter",
+    "slice_scatter", "diagonal_scatter", "index_copy", "index_put", "index_put_", "index_reduce", "masked_scatter",
 )
 ALIASES = {"clip": "clamp", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
            "negative": "neg", "absolute": "abs", "swapdims": "transpose", "moveaxis": "movedim",
@@ -44,7 +53,17 @@ INPLACE = ("add", "sub", "mul", "div", "pow", "clamp", "neg", "exp", "log", "sqr
            "round", "floor", "ceil", "trunc", "fix", "erf", "nan_to_num", "atan2", "fmod", "addmm", "clamp_min",
            "clamp_max", "expm1", "log2", "log10", "erfc", "erfinv", "lgamma", "digamma", "xlogy", "logit", "i0",
            "cumprod",
-           "hypot", "copysign", "nextafter", "ldexp", "renorm")
+           "sinh", "cosh", "asin", "acos", "atan", "rsqrt", "log1p", "tan", "asinh", "acosh", "atanh", "arcsin",
+           "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "exp2", "frac", "sgn", "sinc", "deg2rad",
+           "rad2deg",
+           "eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal",
+           "logical_and", "logical_or", "logical_xor", "logical_not", "clip", "absolute", "negative", "multiply",
+           "subtract", "divide", "true_divide", "heaviside", "gcd", "lcm", "igamma", "igammac", "bitwise_and",
+           "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "floor_divide",
+           "cumsum", "mvlgamma",
+           "put", "index_copy", "index_reduce", "masked_scatter",
+           "hypot", "copysign", "nextafter", "ldexp", "renorm",
+           "addr", "addmv", "addbmm", "baddbmm")
 # Operators: (dunder, function, reflected dunder or None, in-place dunder or None)
 OPERATORS = (
     ("__add__", "add", "__radd__", "__iadd__"),
@@ -61,9 +80,11 @@ OPERATORS = (
     ("__le__", "le", None, None),
     ("__gt__", "gt", None, None),
     ("__ge__", "ge", None, None),
-    ("__and__", "logical_and", "__rand__", None),
-    ("__or__", "logical_or", "__ror__", None),
-    ("__xor__", "logical_xor", "__rxor__", None),
+    ("__and__", "bitwise_and", "__rand__", "__iand__"),
+    ("__or__", "bitwise_or", "__ror__", "__ior__"),
+    ("__xor__", "bitwise_xor", "__rxor__", "__ixor__"),
+    ("__lshift__", "bitwise_left_shift", "__rlshift__", "__ilshift__"),
+    ("__rshift__", "bitwise_right_shift", "__rrshift__", "__irshift__"),
 )
 
 
@@ -139,7 +160,9 @@ def install() -> None:
             setattr(cls, inplace, _inplace(fn))
     cls.__neg__ = ops.neg
     cls.__abs__ = ops.abs
-    cls.__invert__ = ops.logical_not
+    cls.__invert__ = ops.bitwise.invert
+    cls.__pos__ = ops.positive
+    cls.float_power_ = ops.pointwise_port.float_power_inplace
     cls.__getitem__ = ops.getitem
     cls.__hash__ = lambda self: id(self)
     for name in ("new_tensor", "new_full", "new_zeros", "new_ones", "new_empty"):

@@ -40,12 +40,14 @@ def _registry() -> dict:
     import engine.autograd.higher_acts
     import engine.autograd.higher_index
     import engine.autograd.higher_linalg
+    import engine.autograd.higher_linalg_port
     import engine.autograd.higher_losses
     import engine.autograd.higher_math
     import engine.autograd.higher_math2
     import engine.autograd.higher_more
     import engine.autograd.higher_nn
     import engine.autograd.higher_ops
+    import engine.autograd.higher_pointwise
     import engine.autograd.higher_scan  # noqa: F401  (each registers its ops' Tensor-level backwards)
 
     return _BACKWARDS
