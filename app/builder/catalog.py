@@ -185,6 +185,7 @@ HINTS: dict[str, dict] = {
     "*Pad?d.padding": dict(kind="size", low=0, default=1), "ConstantPad?d.value": dict(kind="float", default=0.0),
     "*.upscale_factor": dict(_POSITIVE, default=2), "*.downscale_factor": dict(_POSITIVE, default=2),
     "LocalResponseNorm.size": dict(_POSITIVE, default=2),
+    "ChannelShuffle.groups": dict(_POSITIVE, default=2),
     "Threshold.threshold": dict(kind="float", default=0.0), "Threshold.value": dict(kind="float", default=0.0),
     "Unflatten.dim": dict(default=1), "Unflatten.unflattened_size": dict(kind="ints", low=1, default=(4, 4)),
     # batches are batch-first everywhere in the builder
@@ -237,6 +238,8 @@ TUPLE_OUTPUT = ("RNN", "LSTM", "GRU", "LSTMCell")
 NOT_OFFERED = ("RNNBase", "NonDynamicallyQuantizableLinear", "TransformerDecoderLayer", "TransformerDecoder",
                "Transformer", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
                "UninitializedParameter")  # a parameter class, exported beside the lazy layers
+# a base class; a loss head that takes (input, target); a deprecated alias of NLLLoss
+NOT_OFFERED += ("RNNCellBase", "AdaptiveLogSoftmaxWithLoss", "NLLLoss2d")
 GROUPS = {"activation": "Activations", "linear": "Linear", "conv": "Convolution", "pool": "Pooling",
           "norm": "Normalization", "dropout": "Regularization", "shape": "Shape", "embedding": "Embedding",
           "recurrent": "Recurrent", "attention": "Attention", "transformer": "Attention"}

@@ -5,6 +5,7 @@ from engine.nn import (
     init,
     utils,
 )
+from engine.nn.buffer import Buffer, UninitializedBuffer
 from engine.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from engine.nn.layers import *  # noqa: F403
 from engine.nn.module import Module

@@ -7,6 +7,8 @@ and likelihood losses (margin_ranking_loss to gaussian_nll_loss) are composed of
 is in engine.ops.interpolate.
 """
 
+from engine.nn import functional_port
+from engine.nn.functional_port import *  # noqa: F403
 from engine.ops.activation import (
     dropout,
     dropout2d,
@@ -124,3 +126,4 @@ __all__ = [
     "softmax", "softmin", "softplus", "softshrink", "softsign", "tanh", "tanhshrink", "threshold", "threshold_",
     "triplet_margin_loss", "triplet_margin_with_distance_loss", "unfold",
 ]
+__all__ += functional_port.__all__

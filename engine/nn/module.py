@@ -18,6 +18,7 @@ import numpy as np
 from engine import backend, dtypes
 from engine.autograd.grad_mode import no_grad
 from engine.events import ModuleEvent, hub, next_seq
+from engine.nn.buffer import Buffer, unmark
 from engine.nn.hooks import BackwardHookCall, RemovableHandle, add_hook, tensor_ids
 from engine.nn.parameter import Parameter
 from engine.nn.settings import Setting
@@ -219,7 +220,7 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
                             "(Tensor or None required)")
-        self._buffers[name] = tensor
+        self._buffers[name] = unmark(tensor)
         if persistent:
             self._non_persistent_buffers.discard(name)
         else:
@@ -270,11 +271,14 @@ class Module:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
                                 "(Module or None expected)")
             d["_modules"][name] = None
-        elif params is not None and name in d["_buffers"]:
+        elif params is not None and (name in d["_buffers"] or isinstance(value, Buffer)):
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
                                 "(Tensor or None expected)")
-            d["_buffers"][name] = value
+            if isinstance(value, Buffer):  # nn.Buffer: (re)registered, with the marker's persistence
+                self.register_buffer(name, value, value.persistent)
+            else:
+                d["_buffers"][name] = value
         else:
             object.__setattr__(self, name, value)
 

@@ -67,6 +67,7 @@ from engine.ops.similarity import cdist, cosine_similarity, normalize
 from engine.ops.sort import *  # noqa: F403
 from engine.ops.special import *  # noqa: F403
 from engine.ops.stats_port import *  # noqa: F403
+from engine.ops.torch_level import *  # noqa: F403
 from engine.ops.windows import *  # noqa: F403
 from engine.tensor_methods import install as _install
 

@@ -30,6 +30,7 @@ from engine.nn.layers.activation import (
     Tanhshrink,
     Threshold,
 )
+from engine.nn.layers.adaptive_softmax import AdaptiveLogSoftmaxWithLoss
 from engine.nn.layers.attention import MultiheadAttention
 from engine.nn.layers.conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from engine.nn.layers.distance import CosineSimilarity, PairwiseDistance
@@ -44,6 +45,14 @@ from engine.nn.layers.lazy import (
     LazyConvTranspose3d,
     LazyLinear,
     UninitializedParameter,
+)
+from engine.nn.layers.lazy_norm import (
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyBatchNorm3d,
+    LazyInstanceNorm1d,
+    LazyInstanceNorm2d,
+    LazyInstanceNorm3d,
 )
 from engine.nn.layers.linear import Bilinear, Identity, Linear, NonDynamicallyQuantizableLinear
 from engine.nn.layers.loss import (
@@ -69,6 +78,7 @@ from engine.nn.layers.loss import (
     TripletMarginWithDistanceLoss,
 )
 from engine.nn.layers.loss_ctc import CTCLoss
+from engine.nn.layers.loss_deprecated import NLLLoss2d
 from engine.nn.layers.norm import (
     BatchNorm1d,
     BatchNorm2d,
@@ -122,8 +132,10 @@ from engine.nn.layers.pool import (
     MaxUnpool2d,
     MaxUnpool3d,
 )
-from engine.nn.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from engine.nn.layers.pool_fractional import FractionalMaxPool2d, FractionalMaxPool3d
+from engine.nn.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from engine.nn.layers.shape import Flatten, Unflatten
+from engine.nn.layers.shuffle import ChannelShuffle
 from engine.nn.layers.transformer import (
     Transformer,
     TransformerDecoder,
@@ -278,3 +290,6 @@ __all__ = [
     "ZeroPad2d",
     "ZeroPad3d",
 ]
+__all__ += ["AdaptiveLogSoftmaxWithLoss", "ChannelShuffle", "FractionalMaxPool2d", "FractionalMaxPool3d",
+            "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d",
+            "LazyInstanceNorm3d", "NLLLoss2d", "RNNCellBase"]

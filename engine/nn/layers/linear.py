@@ -78,16 +78,7 @@ class Bilinear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input1: Tensor, input2: Tensor) -> Tensor:
-        if input1.shape[:-1] != input2.shape[:-1]:
-            raise ValueError(
-                f"Bilinear: input1 {tuple(input1.shape)} and input2 {tuple(input2.shape)} must have the same "
-                "leading (batch) dimensions"
-            )
-        o, i, j = self.weight.shape
-        # x1 @ W seen as (in1, out * in2): one matmul, then a product with x2 summed over in2
-        mixed = input1 @ self.weight.permute(1, 0, 2).reshape(i, o * j)
-        out = (mixed.unflatten(-1, (o, j)) * input2.unsqueeze(-2)).sum(-1)
-        return out if self.bias is None else out + self.bias
+        return F.bilinear(input1, input2, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
