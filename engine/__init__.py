@@ -142,3 +142,6 @@ _OLD_AMP = "torch's older spelling of engine.amp for one device type."
 cuda.amp = _namespace("cuda.amp", amp.CUDA_AMP, f"engine.cuda.amp: {_OLD_AMP}")
 cpu = _namespace("cpu", {"amp": _namespace("cpu.amp", amp.CPU_AMP, f"engine.cpu.amp: {_OLD_AMP}")},
                  "torch.cpu's names the engine has: engine.cpu.amp.")
+
+# torch's namespace utilities and process-wide switches (engine.namespace_port, engine.switches)
+from engine.namespace_port import *  # noqa: E402, F403

@@ -18,9 +18,11 @@ PRECISION = 4  # digits after the point
 THRESHOLD = 1000  # more elements than this are summarized with "..."
 EDGEITEMS = 3  # entries kept at each end of a summarized axis
 LINEWIDTH = 80
+SCI_MODE = None  # True or False forces scientific notation on or off; None chooses it from the magnitudes
 
-# dtypes PyTorch leaves out of the repr of a non-empty tensor (an empty one only omits the default float)
-_DEFAULT_SHOWN = {dtypes.float32, dtypes.int64, dtypes.bool_}
+# dtypes PyTorch leaves out of the repr of a non-empty tensor, with the default float (an empty one only omits
+# the default float)
+_DEFAULT_SHOWN = {dtypes.int64, dtypes.bool_}
 
 
 class _Format:
@@ -38,7 +40,7 @@ class _Format:
             return
         mags = np.abs(vals)
         lo, hi = mags.min(), mags.max()
-        if hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4:
+        if SCI_MODE if SCI_MODE is not None else (hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4):
             self.style = "sci"
         elif not np.all(vals == np.ceil(vals)):
             self.style = "fixed"
@@ -120,7 +122,7 @@ def tensor_repr(t) -> str:
         cut = tuple(summarize and n > 2 * EDGEITEMS for n in a.shape)
         shown = to_device(_edges(a, cut), CPU)  # copy only the entries shown
         body = _body(shown, cut, len(prefix), _Format(shown))
-        if t.dtype not in _DEFAULT_SHOWN:
+        if t.dtype not in _DEFAULT_SHOWN and t.dtype is not dtypes.default_float:
             suffixes.append(f"dtype={t.dtype!r}")
     if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")

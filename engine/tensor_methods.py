@@ -8,6 +8,7 @@ from engine.autograd.grad_mode import state as grad_state
 from engine.backend import array_module
 from engine.events import hub, next_tensor_id
 from engine.ops import elementwise, view_write
+from engine.tensor_props import install as install_props
 
 # Functions whose first argument is the tensor: bound as `tensor.name(...)` unchanged.
 METHODS = (
@@ -182,6 +183,7 @@ def install() -> None:
         setattr(cls, name + "_", _sampler(getattr(creation, name + "_like")))
     cls.bernoulli = lambda self, p=None, *, generator=None: creation.bernoulli(self, p, generator=generator)
     cls.multinomial = creation.multinomial
+    install_props(cls)
 
 
 def _sampler(draw):
