@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser(
         "record", allow_abbrev=False, help="run a script under the recorder, headless",
         usage="tapescope record SCRIPT.py [SCRIPT ARGS] -o run.tape [--capture TIER] [--max-size SIZE]",
-        description="Run SCRIPT.py as `python SCRIPT.py ARGS` would, recording every engine event to a "
-                    "tape. The options may come before or after the script; after a `--`, everything goes "
-                    "to the script.",
+        description="Run SCRIPT.py as `python SCRIPT.py ARGS` would, recording every engine event, and what it "
+                    "prints (shown as usual), to a tape. The options may come before or after the script; after a "
+                    "`--`, everything goes to the script.",
     )
     rec.add_argument("-o", "--output", required=True, metavar="TAPE", help="the tape to write")
     rec.add_argument("--capture", choices=CAPTURES, default="summary",
@@ -200,12 +200,13 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
     from engine.tape import record
     from engine.tape.cap import DEFAULT, human_size
     from engine.tape.info import counted
+    from engine.tape.output import tee_output
     from engine.tape.writer import stopped_by
 
     max_bytes = DEFAULT if args.max_size is None else args.max_size
     recorder = record(args.output, args.capture, max_bytes=max_bytes, command_line=command_line)
     try:
-        with _terminated_as_exit() as terminated:
+        with _terminated_as_exit() as terminated, tee_output(recorder):  # its prints, traceback too, on the tape
             code, failure = _run_script(script, script_args)
         if terminated:
             recorder.status = "terminated by SIGTERM"

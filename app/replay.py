@@ -7,6 +7,8 @@
 A reader thread (with its own SQLite connection) decodes records into a bounded deque, so a large tape
 never stalls the GUI thread; `drain()` applies them with the live session's own `_apply`, which is
 what makes replay(tape) equal the live state. Step commands stop where the debugger would have.
+The script's recorded output is read once; each drain gives the Output panel what was written at or
+before the cursor's event (cut back when the cursor moves back).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import numpy as np
 
 import engine.tape
 from app.graph_model import GraphModel
+from app.script_io import OutputChunk
 from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, NodeInfo, Session, SessionChange
 from engine.debug import Stop
 from engine.debug.stepping import step_end, step_mode
 from engine.events import AlertEvent
 from engine.tape import schema
+from engine.tape.cap import human_size
 
 
 class ReplaySession(Session):
@@ -56,6 +60,8 @@ class ReplaySession(Session):
         except engine.tape.TapeError:  # damaged past its index: they fill as the replay reads what it can
             self.recorded_steps, self.losses = [], {}
             whole = False
+        self._output_seqs, self._output = _recorded_output(self.tape)
+        self._output_shown = 0  # how many of them the Output panel shows
         capture = self.tape.capture
         # what the inspector and the plots cannot show from this tape, and why ("": they can)
         self.no_values = (f"This tape holds no values (recorded with --capture {capture}).\nRecord with "
@@ -153,6 +159,24 @@ class ReplaySession(Session):
                     return
             if not n & 255 and time.perf_counter() > end:
                 return
+
+    def _drained(self, change: SessionChange) -> None:
+        """The output written at or before the cursor's event: what is new since the last drain, or (the
+        cursor moved back) all of it again."""
+        n = bisect.bisect_right(self._output_seqs, self.cursor)
+        shown = self._output_shown
+        if n == shown:
+            return
+        if n < shown:
+            change.output_reset = True
+            shown = 0
+        chunks = change.output
+        for chunk in self._output[shown:n]:  # one chunk per run of a stream, as a live drain gives them
+            if chunks and chunks[-1].stream == chunk.stream != "note":
+                chunks[-1] = OutputChunk(chunk.stream, chunks[-1].text + chunk.text)
+            else:
+                chunks.append(chunk)
+        self._output_shown = n
 
     def _pause_here(self, change: SessionChange, reason: str, alert: AlertEvent | None = None) -> None:
         self._stops += 1
@@ -274,6 +298,26 @@ class ReplaySession(Session):
 OPEN_AT_END = 50_000  # a tape of more events than this opens at its end instead of playing through
 _WAIT = object()
 _STEPPABLE = (schema.OP, schema.BACKWARD, schema.OPTIMIZER)
+
+
+def _recorded_output(tape) -> tuple[list[int], list[OutputChunk]]:
+    """(event seqs, chunks) of the script's output on `tape`, in order, with a note where it was cut; none
+    where the output cannot be read (the rest of the tape still replays)."""
+    try:
+        rows, cut = tape.output(), tape.output_cut()
+    except engine.tape.TapeError:
+        return [], []
+    seqs = [row.seq for row in rows]
+    chunks = [OutputChunk(row.stream, row.text) for row in rows]
+    if cut is not None:
+        limit = tape.meta.get("max_output_bytes", "")
+        kept = f"the first {human_size(int(limit))} of " if limit.isascii() and limit.isdigit() and len(limit) < 19 \
+            else ""
+        at = bisect.bisect_right(seqs, cut[0])
+        seqs.insert(at, cut[0])
+        chunks.insert(at, OutputChunk("note", f"\u2702 The tape keeps {kept}the script's output: "
+                                              f"{human_size(cut[1])} more was not recorded."))
+    return seqs, chunks
 
 
 def _steppable(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -133,6 +133,7 @@ class SessionChange:
     stop: Stop | None = None
     ended: RunEnded | None = None
     output: list[OutputChunk] = field(default_factory=list)
+    output_reset: bool = False  # a replay moved back: the output shown since it opened goes, `output` replaces it
     alerts: list[AlertEvent] = field(default_factory=list)
     edits: list[EditEvent] = field(default_factory=list)
     losses: bool = False
@@ -143,7 +144,7 @@ class SessionChange:
 
     def __bool__(self) -> bool:
         return bool(self.graph or self.reset or self.records or self.stop or self.ended or self.output
-                    or self.alerts or self.edits or self.losses or self.status or self.described)
+                    or self.output_reset or self.alerts or self.edits or self.losses or self.status or self.described)
 
 
 class Session:
@@ -523,6 +524,9 @@ class LiveSession(Session):
             self.debugger.pause()  # lands at the record that raised the alert: the NaN's origin
 
     def _output(self, stream: str, text: str) -> None:
+        recorder = self.recorder  # (set and cleared on the GUI thread)
+        if recorder is not None:
+            recorder.output(stream, text)  # a replay of the tape shows it too
         self._push(OutputChunk(stream, text))
 
     def _main(self) -> None:

@@ -643,14 +643,16 @@ class MainWindow(QMainWindow):
         self._start(session)
         self._add_recent(os.path.abspath(path))
         counts = session.counts
-        self.output.note(f"Replaying {path}: {counts['events']:,} events, {counts['iterations']:,} "
-                         f"iterations (capture: {session.tape.capture or 'unknown'}). Drag the timeline to "
-                         f"move through it; Restart goes back to the start.")
+        # the tape's recorded output follows the note, as far as the replay's cursor
+        self.output.begin_section(f"Replaying {path}: {counts['events']:,} events, {counts['iterations']:,} "
+                                  f"iterations (capture: {session.tape.capture or 'unknown'}). Drag the timeline "
+                                  f"to move through it; Restart goes back to the start.")
         self.alerts_panel.add_alerts(session.recorded_alerts)
         return True
 
     def _start(self, session) -> None:
         self._close_session()
+        self.output.end_section()  # a replay's output before this session stays as it is
         self.session = session
         self._restart_pending = False
         self._select_at_stop = None
@@ -787,8 +789,9 @@ class MainWindow(QMainWindow):
         session = self.session
         if session is None:
             return
-        for chunk in change.output:
-            self.output.append_text(chunk.stream, chunk.text)
+        if change.output_reset:  # a replay moved back: its output as far as its cursor follows
+            self.output.cut_section()
+        self.output.append_chunks([(chunk.stream, chunk.text) for chunk in change.output])
         if change.alerts and isinstance(session, LiveSession):
             self.alerts_panel.add_alerts(change.alerts)
         graph = change.graph

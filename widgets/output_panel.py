@@ -2,7 +2,8 @@
 
 The script's lines keep their columns (epoch, loss, accuracy) and scroll sideways where the panel is
 narrow, as in an IDE's run console; the app's notes ("Replaying run.tape: …") wrap to the panel's width,
-so a narrow panel shows them whole.
+so a narrow panel shows them whole. A section (a replay's output under its "Replaying" note) can be cut back
+to its note and written again, and its note stays however much output follows.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class OutputPanel(QTextEdit):
         self._console = QTextBlockFormat()
         self._console.setNonBreakableLines(True)
         self._note = QTextBlockFormat()
+        self._section: QTextCursor | None = None  # at the start of a section's note (it moves with the text)
 
     def append_text(self, stream: str, text: str) -> None:
         """Add text the script wrote to "stdout" or "stderr" (or a "note" of the app's)."""
@@ -53,6 +55,53 @@ class OutputPanel(QTextEdit):
         if follow:
             bar.setValue(bar.maximum())
 
+    def append_chunks(self, chunks) -> None:
+        """Add many (stream, text) pieces at once ("note" ones as notes); of a flood, only the lines kept
+        (`max_lines`) are laid out."""
+        budget, kept = self.max_lines, []
+        for stream, text in reversed(chunks):
+            if stream != "note":
+                lines = text.count("\n")
+                if lines >= budget:
+                    end = len(text)
+                    for _ in range(budget):
+                        end = text.rfind("\n", 0, end)
+                    kept.append((stream, text[end + 1:]))
+                    break
+                budget -= lines
+            kept.append((stream, text))
+        for stream, text in reversed(kept):
+            if stream == "note":
+                self.note(text)
+            elif text:
+                self.append_text(stream, text)
+
+    def begin_section(self, note: str) -> None:
+        """Add `note` and start a section under it: cut_section() takes the section back to the note, and
+        trimming keeps the note as the section's first line."""
+        self.note(note)
+        block = self.document().lastBlock().previous()
+        self._section = QTextCursor(block)
+
+    def end_section(self) -> None:
+        """What follows belongs to no section (its note may be trimmed like any line)."""
+        self._section = None
+
+    def cut_section(self) -> None:
+        """Remove everything after the section's note (everything after earlier lines without a section)."""
+        note = self._section_note()
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(note.next().position() if note is not None else 0)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+
+    def _section_note(self):
+        """The block of the section's note, or None."""
+        if self._section is None:
+            return None
+        block = self._section.block()
+        return block if block.isValid() and block.next().isValid() else None
+
     def _trim(self) -> None:
         """Drop the oldest lines, many at a time: removing lines from the top lays out all the others again
         (per line, as QTextDocument's maximumBlockCount does it, a chatty script's output took three times
@@ -64,6 +113,17 @@ class OutputPanel(QTextEdit):
         first = doc.findBlockByNumber(count - self.max_lines)
         kept = first.blockFormat()
         cursor = QTextCursor(doc)
+        note = self._section_note()
+        if note is not None and note.blockNumber() < first.blockNumber():
+            # a section's note stays: the lines between it and `first` go, then those before it
+            cursor.setPosition(note.next().position())
+            cursor.setPosition(first.position(), QTextCursor.MoveMode.KeepAnchor)
+            cursor.removeSelectedText()
+            cursor.setBlockFormat(kept)
+            cursor.setPosition(0)
+            cursor.setPosition(note.position(), QTextCursor.MoveMode.KeepAnchor)
+            cursor.removeSelectedText()
+            return
         cursor.setPosition(first.position(), QTextCursor.MoveMode.KeepAnchor)
         cursor.removeSelectedText()
         cursor.setBlockFormat(kept)  # the first line kept wraps (or not) as it did

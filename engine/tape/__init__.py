@@ -17,7 +17,8 @@ import os
 
 _LAZY = {
     "Recorder": "writer", "Tape": "reader", "IterationInfo": "reader", "EventRow": "reader", "Drop": "reader",
-    "IterationGraph": "reader", "TapeError": "errors", "FORMAT_VERSION": "schema",
+    "IterationGraph": "reader", "TapeError": "errors", "FORMAT_VERSION": "schema", "OutputRow": "output",
+    "tee_output": "output",
 }
 __all__ = ["open", "record", *_LAZY]
 
@@ -26,8 +27,9 @@ def record(path: str | os.PathLike, capture: str = "summary", **options):
     """Record engine events to a .tape file until the returned Recorder is closed (use it in `with`).
 
     capture: "structure", "summary" or "values"; options: debugger, model, optimizer, max_bytes,
-    flush_interval, batch_events, queue_events, value_bytes, command_line, max_lag, parameter_every (see
-    Recorder).
+    flush_interval, batch_events, queue_events, value_bytes, command_line, max_lag, parameter_every,
+    max_output_bytes (see Recorder). `recorder.output(stream, text)` keeps what the code printed, and
+    `engine.tape.tee_output(recorder)` does it for sys.stdout and sys.stderr.
     Unless max_bytes says otherwise (None or 0: no cap) the tape is capped at the smaller of 10 GiB and
     half the free space of its disk (engine.tape.cap.default_cap).
     """

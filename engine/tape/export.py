@@ -122,7 +122,8 @@ def event_dict(row: EventRow, summaries: dict) -> dict:
 
 def export_json(tape: Tape, out: TextIO, progress: Progress = None) -> None:
     """Everything on the tape except raw values, as one JSON object (events streamed one per line), then
-    the parameter snapshots: name -> [snapshot, ...] in the order they were taken."""
+    the script's output ({"seq", "stream", "text"} chunks, in order) and the parameter snapshots:
+    name -> [snapshot, ...] in the order they were taken."""
     dump = json.dumps
     head = {"format": "tapescope-tape-json", "format_version": tape.format_version, "meta": tape.meta,
             "iterations": [info._asdict() for info in tape.iterations()],
@@ -140,6 +141,8 @@ def export_json(tape: Tape, out: TextIO, progress: Progress = None) -> None:
         for row in chunk:
             out.write(("" if first else ",\n") + dump(event_dict(row, summaries), allow_nan=False))
             first = False
+    out.write('\n],\n"output": [\n')
+    out.write(",\n".join(dump(row._asdict()) for row in tape.output()))
     out.write('\n],\n"parameters": {')
     _json_parameters(tape, out, progress)
     out.write("}}\n")

@@ -9,6 +9,7 @@ import shlex
 
 from engine.tape.cap import human_size
 from engine.tape.codec import printable
+from engine.tape.output import DROPPED
 from engine.tape.reader import Tape
 
 _META = ("tapescope_version", "created", "closed", "status", "capture", "python", "numpy", "cupy", "platform")
@@ -39,6 +40,9 @@ def tape_info(tape: Tape) -> dict:
                     "line": a.line, "iteration": a.iteration, "message": a.message} for a in alerts],
         "sources": sorted(tape.sources()),
         "dropped": _dropped(tape),
+        "output_bytes": tape.output_bytes(),
+        "output_kept": tape.keeps_output,
+        "max_output_bytes": _cap(tape.meta.get("max_output_bytes", "")),
     })
     return out
 
@@ -99,7 +103,8 @@ def describe(info: dict) -> str:
         lines.append("  parameters: no snapshots" + (" (a structure tape holds none)" if info["capture"] == "structure"
                                                      else ""))
     lines.append(f"  sources:    {counted(len(info['sources']), 'file')}")
-    dropped = ", ".join(f"{n:,} {what}" for what, n in info["dropped"].items())
+    lines.append(f"  output:     {_output(info)}")
+    dropped = ", ".join(f"{n:,} {what}" for what, n in info["dropped"].items() if what != DROPPED)
     if dropped:
         why = "the writer could not keep up" + (", or the size cap was reached" if "size cap" in info["status"] else "")
         lines.append(f"  dropped:    {dropped} ({why})")
@@ -114,6 +119,18 @@ def describe(info: dict) -> str:
                      + (f" in {p(a['module'])}" if a["module"] else "")
                      + (f" at {p(a['file'])}:{a['line']}" if a["file"] else ""))
     return "\n".join(lines)
+
+
+def _output(info: dict) -> str:
+    """What the tape keeps of the script's output, and what it cut."""
+    if not info.get("output_kept", True):
+        return "not kept (the tape was recorded before tapes kept the script's output)"
+    text = f"{counted(info['output_bytes'], 'byte')} of the script's stdout and stderr"
+    cut = info["dropped"].get(DROPPED)
+    if cut:
+        limit = info.get("max_output_bytes")
+        text += f"; {counted(cut, 'byte')} more cut" + (f" (the tape keeps {human_size(limit)})" if limit else "")
+    return text
 
 
 def _status(status: str) -> str:

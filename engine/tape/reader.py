@@ -6,12 +6,14 @@
         for rec in tape.records(iteration=3): ...           # OpRecord, BackwardRecord, EventRecord
         tape.graph(3); tape.summary(tensor_id); tape.value(tensor_id); tape.alerts(); tape.edits()
         tape.parameter_names(); tape.parameters(3); tape.parameter("fc1.weight", 3)  # ParameterSnapshot
+        tape.output(stop_seq=cursor + 1); tape.output_cut()  # what the script printed, as far as an event
 
 Opening reads the meta table and checks the schema, nothing else, so it takes the same time for any
 size of tape. Any problem with the file (not SQLite, truncated, damaged, too new, missing tables, values
 of the wrong type or absurd size) raises TapeError with one line that says what, except an op node's
-damaged arguments, which are left out and noted in `tape.notes`; nothing in a tape is ever executed:
-SQL is parameterised, text stays text, arrays load without pickle.
+damaged arguments and a damaged chunk of the script's output, which are left out and noted in
+`tape.notes`; nothing in a tape is ever executed: SQL is parameterised, text stays text, arrays load
+without pickle.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from engine.tape.codec import (
     tuples,
 )
 from engine.tape.errors import TapeError
+from engine.tape.output import DROPPED, OutputRow, read_rows
 
 # What a damaged or hostile tape can make the decoders raise; each becomes a TapeError.
 _BAD = (sqlite3.Error, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
@@ -189,12 +192,14 @@ class Tape:
         self.format_version = int(self.meta["format_version"])
         tables = {name for (name,) in self._conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name IN ('module_params', 'parameters', 'node_args')")}
+            "AND name IN ('module_params', 'parameters', 'node_args', 'output')")}
         self._has_module_params = "module_params" in tables
         # ops' arguments (reduction='mean'): tapes from before they were kept lack them
         self._op_args = "node_args" in tables
         # whether the tape has the table of parameter snapshots (tapes from before they were kept lack it)
         self.keeps_parameters = "parameters" in tables
+        # whether the tape has the table of the script's output (tapes from before it was kept lack it)
+        self.keeps_output = "output" in tables
         self.capture = self.meta.get("capture", "")
         self._cache: dict[tuple, object] = {}
         self._chunks: dict[int, list] = {}
@@ -667,6 +672,35 @@ class Tape:
         """What the recorder dropped to keep up (or to stay under its size cap)."""
         return [Drop(_int(a), _int(b), _text(what), _count(n)) for _id, a, b, what, n in
                 self._conn.execute("SELECT * FROM drops ORDER BY id")]
+
+    # ---- the script's output ------------------------------------------------------------------------------
+    def output(self, start_seq: int | None = None, stop_seq: int | None = None) -> list[OutputRow]:
+        """What the recorded script wrote to stdout and stderr, in order, as OutputRow(seq, stream, text) chunks
+        filed under the events [start_seq, stop_seq) (all by default; seq 0: before the first event), so the
+        output as far as event s is output(stop_seq=s + 1). [] on a tape recorded before output was kept. A
+        damaged row is left out and noted in `notes`; the text is data, never interpreted."""
+        for name, bound in (("start_seq", start_seq), ("stop_seq", stop_seq)):
+            if bound is not None and type(bound) is not int:
+                raise ValueError(f"output: {name} must be an event sequence number (an int) or None, got {bound!r}")
+        if not self.keeps_output:
+            return []
+        return self._output(start_seq, stop_seq)
+
+    @_guard
+    def _output(self, lo: int | None, hi: int | None) -> list[OutputRow]:
+        return read_rows(self._conn, lo, hi, self._note)
+
+    @_guard
+    def output_bytes(self) -> int:
+        """How many bytes (UTF-8) of the script's output the tape keeps."""
+        if not self.keeps_output:
+            return 0
+        return int(self._one("SELECT total(length(CAST(text AS BLOB))) FROM output")[0])
+
+    def output_cut(self) -> tuple[int, int] | None:
+        """(the event after which the output was cut, how many bytes were cut), or None when it was kept whole."""
+        cut = [d for d in self.drops() if d.what == DROPPED]
+        return (min(d.first_seq for d in cut), sum(d.count for d in cut)) if cut else None
 
     # ---- parameter snapshots ----------------------------------------------------------------------------
     @_guard

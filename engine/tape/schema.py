@@ -64,13 +64,16 @@ TABLES: dict[str, tuple[str, ...]] = {
                    "after_step INTEGER NOT NULL", "tensor INTEGER NOT NULL", *_SUMMARY, "npy BLOB"),
     "drops": ("id INTEGER PRIMARY KEY", "first_seq INTEGER NOT NULL", "last_seq INTEGER NOT NULL",
               "what TEXT NOT NULL", "count INTEGER NOT NULL"),
+    # what the recorded script wrote, in order (id): the event current when it was written, "stdout" or
+    # "stderr", the text; the first max_output_bytes are kept, the bytes cut are in drops ("output bytes")
+    "output": ("id INTEGER PRIMARY KEY", "seq INTEGER NOT NULL", "stream TEXT NOT NULL", "text TEXT NOT NULL"),
 }
 # tables added after format 1 was released: a tape without them is still read (without what they hold)
-OPTIONAL = frozenset({"module_params", "parameters", "node_args"})
+OPTIONAL = frozenset({"module_params", "parameters", "node_args", "output"})
 CONSTRAINTS = {"alert_inputs": "PRIMARY KEY (seq, slot)", "parameters": "PRIMARY KEY (name, seq)"}
 # Seeking by sequence number uses the chunks' first_seq key; by iteration, the iterations table, whose key
 # gives an iteration's sequence range.
-INDEXES = ("CREATE INDEX nodes_by_key ON nodes (key)",)
+INDEXES = ("CREATE INDEX nodes_by_key ON nodes (key)", "CREATE INDEX output_by_seq ON output (seq)")
 
 
 def columns(table: str) -> tuple[str, ...]:

@@ -50,6 +50,7 @@ from engine.optim.optimizer import stepping_optimizer
 from engine.tape import cap, schema
 from engine.tape.codec import EventColumns, float_blob, ids_text, npy_bytes, op_args, summary_rows, to_json
 from engine.tape.errors import TapeError
+from engine.tape.output import MAX_OUTPUT_BYTES, OutputCap, OutputRows, OutputText
 from engine.tape.param_names import NamedStep, ParamNamer
 from engine.tape.schema import ALERT, BACKWARD, EDIT, MARK, MODULE_ENTER, MODULE_EXIT, OP, OPTIMIZER
 
@@ -103,6 +104,7 @@ class Recorder:
     max_lag: seconds of events that may wait uncommitted before the engine thread waits for the writer.
     parameter_every: snapshot the parameters after the optimizer step of every this many iterations (and
     after the last step); default 1 at "values", 10 at "summary"; none at "structure".
+    max_output_bytes: of the script's output given to `output()`, the bytes kept (the rest is cut and counted).
     """
 
     def __init__(self, path: str | os.PathLike, capture: str = "summary", *, debugger: Debugger | None = None,
@@ -110,7 +112,7 @@ class Recorder:
                  flush_interval: float = 0.05,
                  batch_events: int = 4096, queue_events: int = 65536, value_bytes: int = 64 << 20,
                  command_line: list[str] | None = None, max_lag: float = 0.5,
-                 parameter_every: int | None = None) -> None:
+                 parameter_every: int | None = None, max_output_bytes: int = MAX_OUTPUT_BYTES) -> None:
         if debugger is not None:
             capture = debugger.tracer.capture
         if capture not in CAPTURES:
@@ -123,6 +125,8 @@ class Recorder:
         if isinstance(parameter_every, bool) or not isinstance(parameter_every, int) or parameter_every < 1:
             raise ValueError(f"record: parameter_every must be a whole number >= 1, got {parameter_every!r}")
         self.parameter_every = parameter_every
+        self._output = OutputCap(max_output_bytes)
+        self._output_seq = 0  # the writer's: the last event queued before the output it files
         self.flush_interval = flush_interval
         self.events = 0  # committed so far
         self.status = "recording"
@@ -184,7 +188,8 @@ class Recorder:
             # the default is measured once the tape exists: its folder then surely does
             self.max_bytes: int | None = cap.default_cap_for(self.path) if max_bytes == cap.DEFAULT else max_bytes
             _write_meta(self._conn, capture, command_line if command_line is not None else sys.argv,
-                        self._created, self.max_bytes, parameter_every if self._snapshots else 0)
+                        self._created, self.max_bytes, parameter_every if self._snapshots else 0,
+                        self._output.max_bytes)
         except BaseException:
             self._conn.close()
             _release(self._lock)
@@ -222,6 +227,13 @@ class Recorder:
             self._on_boundary(t, rec)  # queues it, then the parameter snapshot it may call for
         else:
             q.append((t, rec))
+
+    def output(self, stream: str, text: str, _now=time.perf_counter_ns) -> None:
+        """Keep `text` that the recorded code wrote to "stdout" or "stderr", filed under the current event;
+        from any thread, and it never waits. Past max_output_bytes the output is cut (the bytes counted)."""
+        item = self._output.take(stream, text)
+        if item is not None and self._level < 3 and not self._closing:  # level 3: recording stopped
+            self._queue.append((_now(), item))
 
     def _on_hub(self, event) -> None:
         cls = event.__class__
@@ -469,7 +481,7 @@ class Recorder:
         if cls is ParamSnapshot:
             self._dropped["parameter summaries"] += len(rec.params)
             self._bytes_out += rec.nbytes
-        elif cls is not threading.Event:
+        elif cls is not threading.Event and cls is not OutputText:  # output past the size cap: not kept
             self._dropped["events"] += 1
 
     def _check_cap(self) -> None:
@@ -493,6 +505,7 @@ class Recorder:
             if delta:
                 drops.append((None, rows.first_seq, rows.last_seq, what, delta))
                 self._dropped_written[what] = count
+        drops += rows.output.drops()
         conn = self._conn
         conn.execute("BEGIN")
         try:
@@ -594,7 +607,12 @@ class Recorder:
                     if renamed:
                         p = p._replace(name=renamed.get(p.tensor, p.name))
                     params.append((rec, p, p.summary if p.summary is not None else summarize(p.copy, limit, "cpu")))
+            elif cls is OutputText:  # filed under the last event queued before it
+                events = tables["events"]
+                rows.output.add(events[-1][0] if events else self._output_seq, rec)
         self._phase = phase
+        if tables["events"]:
+            self._output_seq = tables["events"][-1][0]
         if params:
             rows.parameters(params, [layout(s) for _, _, s in params])
         rows.finish(sum_heads, sum_layouts, sums, self._new_rows)
@@ -770,9 +788,10 @@ class _Rows:
                                         ("nodes", "layouts", "frames", "stacks", "sources",
                                          "events", "summaries", "alert_inputs", "tensor_values",
                                          "optimizer_steps", "edits", "alerts", "module_params",
-                                         "node_args", "parameters")}
+                                         "node_args", "parameters", "output")}
         self.iterations: list[tuple] = []
         self.alert_inputs: list[tuple] = []
+        self.output = OutputRows()
         self.value_bytes = 0
         self.first_seq = self.last_seq = self.count = 0
 
@@ -797,6 +816,7 @@ class _Rows:
         for table, row in new_rows:
             self.tables[table].append(row)
         new_rows.clear()
+        self.tables["output"] = self.output.table_rows()
         events = self.tables["events"]
         if events:
             events.sort()  # by seq: arrival order already, but for events from other threads
@@ -935,7 +955,7 @@ def _release(lock: int | None) -> None:
 
 
 def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created: float,
-                max_bytes: int | None, parameter_every: int) -> None:
+                max_bytes: int | None, parameter_every: int, max_output_bytes: int) -> None:
     import engine
     from engine.backend import cupy_module
 
@@ -953,6 +973,7 @@ def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created
         "capture": capture,
         "max_bytes": "" if max_bytes is None else str(max_bytes),
         "parameter_every": str(parameter_every),  # 0: no parameter snapshots
+        "max_output_bytes": str(max_output_bytes),
         "platform": platform.platform(),
         "status": "recording",
     }
