@@ -143,5 +143,12 @@ cuda.amp = _namespace("cuda.amp", amp.CUDA_AMP, f"engine.cuda.amp: {_OLD_AMP}")
 cpu = _namespace("cpu", {"amp": _namespace("cpu.amp", amp.CPU_AMP, f"engine.cpu.amp: {_OLD_AMP}")},
                  "torch.cpu's names the engine has: engine.cpu.amp.")
 
-# torch's namespace utilities and process-wide switches (engine.namespace_port, engine.switches)
+# torch's namespace utilities and process-wide switches (engine.namespace_port, engine.switches), and its legacy
+# typed constructors (engine.FloatTensor(...), engine.cuda.LongTensor(...): engine.legacy)
+from engine.legacy import CPU_TYPES as _CPU_TYPES  # noqa: E402
+from engine.legacy import CUDA_TYPES as _CUDA_TYPES  # noqa: E402
 from engine.namespace_port import *  # noqa: E402, F403
+
+globals().update(_CPU_TYPES)
+for _name, _cls in _CUDA_TYPES.items():
+    setattr(cuda, _name, _cls)

@@ -27,7 +27,7 @@ def _finish(arr, dtype, device, requires_grad: bool) -> Tensor:
     dev = backend.device(device)
     if dev.type != "cpu":
         arr = backend.to_device(arr, dev)
-    return Tensor(arr, requires_grad=requires_grad)
+    return Tensor._of(arr, requires_grad=requires_grad)
 
 
 def _infer_dtype(data) -> dtypes.DType | None:
@@ -40,7 +40,7 @@ def _infer_dtype(data) -> dtypes.DType | None:
         if isinstance(x, list | tuple):
             stack.extend(x)
             continue
-        if isinstance(x, np.generic):
+        if isinstance(x, np.generic | np.ndarray):  # a list of arrays (a replay buffer's rows) keeps their dtype
             d = dtypes.from_numpy(x.dtype)
         elif isinstance(x, Tensor):
             d = x.dtype
@@ -97,7 +97,7 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
             and (device is None or data.device == backend.device(device)):
         return data
     if isinstance(data, np.ndarray) and dtype is None and device is None:
-        return Tensor(data)
+        return Tensor._of(data)
     return tensor(data, dtype, device)
 
 
@@ -105,7 +105,7 @@ def from_numpy(arr: np.ndarray) -> Tensor:
     """A tensor sharing memory with a numpy array."""
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(arr).__name__}")
-    return Tensor(arr)
+    return Tensor._of(arr)
 
 
 _DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST = 1, 2, 3  # DLPack's device types
@@ -118,11 +118,11 @@ def from_dlpack(x) -> Tensor:
                         f"CuPy or numpy array), got {type(x).__name__}")
     kind, index = x.__dlpack_device__()
     if kind in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
-        return Tensor(np.from_dlpack(x))
+        return Tensor._of(np.from_dlpack(x))
     if kind == _DLPACK_CUDA:
         cp = backend.require_cuda(backend.Device("cuda", int(index)))
         with cp.cuda.Device(int(index)):
-            return Tensor(cp.from_dlpack(x))
+            return Tensor._of(cp.from_dlpack(x))
     raise RuntimeError(f"from_dlpack: DLPack device type {int(kind)} is neither the CPU (1) nor CUDA (2); "
                        "the engine holds arrays on those two only")
 
@@ -134,9 +134,9 @@ def _filled(fill, size, dtype, device, requires_grad) -> Tensor:
     if device is not None and backend.device(device).type == "cuda":
         with xp.cuda.Device(backend.device(device).index):
             arr = xp.full(shape, fill, dtype=dt.np) if fill is not None else xp.empty(shape, dtype=dt.np)
-        return Tensor(arr, requires_grad=requires_grad)
+        return Tensor._of(arr, requires_grad=requires_grad)
     arr = np.full(shape, fill, dtype=dt.np) if fill is not None else np.empty(shape, dtype=dt.np)
-    return Tensor(arr, requires_grad=requires_grad)
+    return Tensor._of(arr, requires_grad=requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -237,14 +237,14 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = F
     """Uniform samples in [0, 1)."""
     dt = _float_dtype("rand", dtype)
     arr, _ = _random_array(device, lambda g: g.random(_shape(size), dtype=dt.np), generator, "rand")
-    return Tensor(arr, requires_grad=requires_grad)
+    return Tensor._of(arr, requires_grad=requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
     dt = _float_dtype("randn", dtype)
     arr, _ = _random_array(device, lambda g: g.standard_normal(_shape(size), dtype=dt.np), generator, "randn")
-    return Tensor(arr, requires_grad=requires_grad)
+    return Tensor._of(arr, requires_grad=requires_grad)
 
 
 def _integers(op: str, low, high):
@@ -265,7 +265,7 @@ def randint(low, high=None, size=(), dtype=None, device=None, requires_grad: boo
     dt = dtypes.as_dtype(dtype or dtypes.default_int)
     arr, _ = _random_array(device, lambda g: g.integers(low, high, size=_shape(tuple(size)), dtype=np.int64),
                            generator, "randint")
-    return Tensor(arr.astype(dt.np, copy=False), requires_grad=requires_grad)
+    return Tensor._of(arr.astype(dt.np, copy=False), requires_grad=requires_grad)
 
 
 def randn_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False, *, generator=None) -> Tensor:
@@ -294,7 +294,7 @@ def randperm(n: int, dtype=None, device=None, *, generator=None) -> Tensor:
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
         raise ValueError(f"randperm: n must be a non-negative integer, got {n!r}")
     arr, _ = _random_array(device, lambda g: _permutation(g, int(n)), generator, "randperm")
-    return Tensor(arr.astype((dtype and dtypes.as_dtype(dtype).np) or np.int64, copy=False))
+    return Tensor._of(arr.astype((dtype and dtypes.as_dtype(dtype).np) or np.int64, copy=False))
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
@@ -324,7 +324,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     arr, _ = _random_array(like.device, lambda g: g.standard_normal(shape, dtype=ft), generator, "normal")
     m = mean.array if isinstance(mean, Tensor) else mean
     s = xp.asarray(std_values, dtype=ft) if isinstance(std, Tensor) else std
-    return Tensor((arr * s + m).astype(ft, copy=False), requires_grad=requires_grad)
+    return Tensor._of((arr * s + m).astype(ft, copy=False), requires_grad=requires_grad)
 
 
 def poisson(input: Tensor, generator=None) -> Tensor:
@@ -332,7 +332,7 @@ def poisson(input: Tensor, generator=None) -> Tensor:
     if (input.array < 0).any():
         raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
     arr, _ = _random_array(input.device, lambda g: g.poisson(input.array, size=input.shape), generator, "poisson")
-    return Tensor(arr.astype(input.array.dtype, copy=False))
+    return Tensor._of(arr.astype(input.array.dtype, copy=False))
 
 
 # ---- Tensor.new_*: a new tensor with this tensor's dtype and device unless told otherwise -------------
@@ -471,4 +471,4 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
         return xp.argsort(-keys, axis=1)[:, :num_samples]
 
     out, _ = _random_array(input.device, draw, generator, "multinomial")
-    return Tensor(out.reshape(*input.shape[:-1], num_samples).astype(np.int64, copy=False))
+    return Tensor._of(out.reshape(*input.shape[:-1], num_samples).astype(np.int64, copy=False))

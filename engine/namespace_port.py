@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from engine import backend, creation, dtypes
+from engine import backend, creation, dtypes, legacy
 from engine.autograd.function import promoted_dtype
 from engine.dtypes import DType
 from engine.switches import *  # noqa: F403
@@ -165,15 +165,10 @@ def is_same_size(input: Tensor, other: Tensor) -> bool:
     return _tensor_arg("is_same_size", "input", 1, input).shape == _tensor_arg("is_same_size", "other", 2, other).shape
 
 
-_TYPE_NAMES = {dtypes.float16: "Half", dtypes.float32: "Float", dtypes.float64: "Double", dtypes.uint8: "Byte",
-               dtypes.int8: "Char", dtypes.int16: "Short", dtypes.int32: "Int", dtypes.int64: "Long",
-               dtypes.bool_: "Bool"}
-
-
 def typename(obj, /) -> str:
     """A tensor's legacy type name ('engine.FloatTensor', 'engine.cuda.LongTensor') or an object's dotted name."""
     if isinstance(obj, Tensor):
-        return f"engine.{'cuda.' if obj.is_cuda else ''}{_TYPE_NAMES[obj.dtype]}Tensor"
+        return legacy.type_name(obj)
     module = getattr(obj, "__module__", "") or ""
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     if qualname is None:
@@ -220,7 +215,7 @@ def asarray(obj, *, dtype=None, device=None, copy: bool | None = None, requires_
     elif isinstance(obj, np.ndarray) or hasattr(obj, "__cuda_array_interface__"):
         same = (dt is None or dt.np == obj.dtype) and (dev is None or dev == backend.device_of(obj))
         if same and not copy:
-            out = Tensor(obj)
+            out = Tensor._of(obj)
         else:
             _refuse_alias(copy, f"can't alias an array of dtype {obj.dtype} on {backend.device_of(obj)} into "
                                 f"dtype {(dt or dtypes.from_numpy(obj.dtype)).name} on {dev or backend.device_of(obj)}")
@@ -271,8 +266,19 @@ def range(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad: 
     return creation.tensor(values, dtype=dtype or dtypes.default_float, device=device, requires_grad=requires_grad)
 
 
+def compile(model=None, **options):
+    """torch.compile, as the engine runs it: `model` itself, unchanged (also as `@engine.compile(...)`). The engine
+    runs every op eagerly so that the debugger sees each one; the options (mode, backend, fullgraph...) are
+    accepted and change nothing."""
+    if model is None:
+        return lambda fn: fn
+    if not callable(model):
+        raise TypeError(f"compile: expected a module or a function, got {type(model).__name__}")
+    return model
+
+
 __all__ = [
-    "pi", "e", "inf", "nan", "newaxis", "finfo", "iinfo", "result_type", "promote_types", "can_cast",
+    "compile", "pi", "e", "inf", "nan", "newaxis", "finfo", "iinfo", "result_type", "promote_types", "can_cast",
     "get_default_dtype", "set_default_dtype", "is_signed", "is_complex", "is_inference", "is_nonzero",
     "is_same_size", "typename", "detach", "detach_", "scalar_tensor", "asarray", "empty_strided", "range",
     *_SWITCHES,

@@ -78,7 +78,7 @@ class Generator:
             with backend.require_cuda(self._device).cuda.Device(self._device.index):
                 body = rng.bit_generator._state.view(np.uint8).get()
             kind = _CUDA_KIND
-        return Tensor(np.concatenate([np.array([kind], dtype=np.uint8), seed, body]))
+        return Tensor._of(np.concatenate([np.array([kind], dtype=np.uint8), seed, body]))
 
     def set_state(self, new_state) -> Generator:
         """Restore the state `get_state()` returned (of a generator of the same device type)."""

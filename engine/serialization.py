@@ -83,7 +83,7 @@ def load(f, map_location=None, *, weights_only: bool | None = None):
         else:
             with open(path, "rb") as fh:
                 arrays, tree = _parse_safetensors(fh.read(), path)
-    tensors = {k: Tensor(backend.to_device(a, dev)) for k, a in arrays.items()}
+    tensors = {k: Tensor._of(backend.to_device(a, dev)) for k, a in arrays.items()}
     if tree is None:
         return tensors
     try:

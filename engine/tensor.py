@@ -116,8 +116,30 @@ class Tensor:
                  "grad_fn", "requires_grad")
     __array_ufunc__ = None  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
-    def __init__(self, data, requires_grad: bool = False) -> None:
-        """Wrap an array; prefer `engine.tensor(...)`, which also converts lists and dtypes."""
+    def __init__(self, *data, device=None, requires_grad: bool = False) -> None:
+        """torch.Tensor(...): `Tensor(2, 3)` a tensor of that shape (zeros), `Tensor([[1, 2]])` the values of a
+        sequence or array, `Tensor()` an empty one, all in the default float dtype; `Tensor(t)` shares t's
+        values. `engine.tensor` and `engine.empty` say which they mean: prefer them."""
+        if len(data) == 1 and isinstance(data[0], Tensor) and device is None:
+            # torch's alias of t: a view, so one storage and version counter, and gradients reach t
+            alias = data[0].view_as(data[0])
+            for name in Tensor.__slots__[1:]:  # every slot but __weakref__
+                if hasattr(alias, name):
+                    setattr(self, name, getattr(alias, name))
+            return
+        from engine.legacy import legacy_array
+
+        self._hold(legacy_array(data, device, dtypes.default_float, "Tensor"), requires_grad)
+
+    @classmethod
+    def _of(cls, data, requires_grad: bool = False) -> Tensor:
+        """Wrap an array as it is (its dtype and device kept), checked: the engine's own constructor."""
+        t = object.__new__(cls)
+        t._hold(data, requires_grad)
+        return t
+
+    def _hold(self, data, requires_grad: bool = False) -> None:
+        """Make this tensor hold array `data` (a numpy or CuPy array, or a numpy scalar), as a fresh leaf."""
         data = _as_array(data)
         # CuPy arrays stay on the device (CuPy 14 has no __array_namespace__, so look for CUDA's protocol)
         if not isinstance(data, _ndarray) and not hasattr(data, "__cuda_array_interface__") \
@@ -422,7 +444,7 @@ class Tensor:
         if recording and self.requires_grad and out.grad_fn is None:
             # the new value does not depend on the old one (fill_, zero_, copy_ of a constant): as in
             # PyTorch, the old history gets a zero gradient, not the gradient of the value written over it
-            keep_new = Tensor(array_module(self.array).ones((), dtype=bool))  # broadcast: no full-size mask
+            keep_new = Tensor._of(array_module(self.array).ones((), dtype=bool))  # broadcast: no full-size mask
             out = _ops.where(keep_new, out.detach(), self)
         if out.array.shape != self.array.shape:
             raise RuntimeError(
@@ -470,9 +492,11 @@ class Tensor:
         return self.to("cuda" if device is None else device if isinstance(device, str) else f"cuda:{device}")
 
     def type(self, dtype=None):
-        if dtype is None:
-            return f"engine.{self.dtype.name}"
-        return self.to(dtype)
+        """With no argument the legacy type name ('engine.FloatTensor'); else this tensor cast to `dtype` (a
+        dtype, engine.LongTensor, or a name such as 'torch.cuda.FloatTensor'), as torch's Tensor.type."""
+        from engine import legacy
+
+        return legacy.type_name(self) if dtype is None else legacy.converted(self, dtype)
 
     def half(self) -> Tensor:
         return _ops.cast(self, dtypes.float16)

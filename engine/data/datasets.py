@@ -40,7 +40,7 @@ def _finish(points: list[np.ndarray], rng: np.random.Generator, noise: float) ->
     y = np.concatenate([np.full(len(p), c, dtype=np.int64) for c, p in enumerate(points)])
     x = x + noise * rng.standard_normal(x.shape)
     order = rng.permutation(len(x))
-    return Tensor(x[order].astype(np.float32)), Tensor(y[order])
+    return Tensor._of(x[order].astype(np.float32)), Tensor._of(y[order])
 
 
 def two_spirals(n: int = 400, noise: float = 0.05, seed: int = 0,
@@ -95,7 +95,7 @@ def sine(n: int = 200, noise: float = 0.1, seed: int = 0) -> tuple[Tensor, Tenso
     rng = np.random.default_rng(seed)
     x = rng.uniform(-math.pi, math.pi, (n, 1))
     y = np.sin(x) + noise * rng.standard_normal((n, 1))
-    return Tensor(x.astype(np.float32)), Tensor(y.astype(np.float32))
+    return Tensor._of(x.astype(np.float32)), Tensor._of(y.astype(np.float32))
 
 
 # ---- glyphs: small procedurally drawn images --------------------------------------------------
@@ -160,7 +160,7 @@ def glyphs(n: int = 1000, noise: float = 0.1, seed: int = 0, size: int = 16) -> 
         images.append(np.concatenate([_render(segments, rng, min(512, count - i), size)
                                       for i in range(0, count, 512)] or [np.zeros((0, size, size))]))
     x, y = _finish(images, rng, noise)
-    return Tensor(np.clip(x.array, 0, 1)[:, None]), y
+    return Tensor._of(np.clip(x.array, 0, 1)[:, None]), y
 
 
 # ---- text -------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def char_corpus(path: str | Path | None = None) -> tuple[str, list[str], Callabl
 
     def encode(s: str) -> Tensor:
         try:
-            return Tensor(np.array([index[ch] for ch in s], dtype=np.int64))
+            return Tensor._of(np.array([index[ch] for ch in s], dtype=np.int64))
         except KeyError as err:
             raise ValueError(f"encode: character {err.args[0]!r} is not in the corpus vocabulary") from None
 

@@ -28,7 +28,7 @@ def default_collate(batch: list):
     if isinstance(first, Tensor):
         return _stack([_checked(x, Tensor, first) for x in batch])
     if isinstance(first, np.ndarray):
-        return _stack([Tensor(_tensor(_checked(x, np.ndarray, first)).array) for x in batch])
+        return _stack([Tensor._of(_tensor(_checked(x, np.ndarray, first)).array) for x in batch])
     if isinstance(first, bool | np.bool_ | numbers.Number):
         for x in batch:
             if not isinstance(x, bool | np.bool_ | numbers.Number):
@@ -58,7 +58,7 @@ def default_convert(data):
     """Numpy arrays and numbers of numpy become tensors, inside dicts and sequences too; the rest is left as
     is (what a DataLoader without batching, batch_size=None, applies to each sample, as PyTorch's)."""
     if isinstance(data, np.ndarray) and data.dtype.kind not in "SUO":
-        return Tensor(_tensor(data).array)
+        return Tensor._of(_tensor(data).array)
     if isinstance(data, np.generic) and not isinstance(data, np.str_ | np.bytes_):
         return _tensor(np.asarray(data))
     if isinstance(data, Mapping):

@@ -21,7 +21,7 @@ class Buffer(Tensor):
             data = creation.empty(0)
         if not isinstance(data, Tensor):
             raise TypeError(f"Buffer: expected a Tensor as data, got {type(data).__name__}")
-        super().__init__(data.array, requires_grad=data.requires_grad)
+        self._hold(data.array, data.requires_grad)
         if not persistent:
             self.__class__ = _NonPersistentBuffer
 
@@ -46,7 +46,7 @@ class UninitializedBuffer(Tensor):
     __slots__ = ()
 
     def __init__(self, requires_grad: bool = False, device=None, dtype=None) -> None:
-        super().__init__(creation.empty(0, device=device, dtype=dtype).array, requires_grad=requires_grad)
+        self._hold(creation.empty(0, device=device, dtype=dtype).array, requires_grad)
 
     def materialize(self, shape: tuple[int, ...]) -> None:
         """Give the buffer `shape` (uninitialised values, same device and dtype) and make it a Tensor."""

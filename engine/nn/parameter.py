@@ -16,7 +16,7 @@ class Parameter(Tensor):
             from engine.creation import empty
 
             data = empty(0)
-        super().__init__(data.array if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        self._hold(data.array if isinstance(data, Tensor) else data, requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()

@@ -314,7 +314,7 @@ def test_mixing_devices_is_a_clear_error(monkeypatch):
     real = tensor_module.device_of
     monkeypatch.setattr(tensor_module, "device_of",
                         lambda a: Device("cuda", 0) if isinstance(a, _FakeGpuArray) else real(a))
-    gpu = engine.Tensor(np.ones(2, dtype=np.float32).view(_FakeGpuArray))
+    gpu = engine.Tensor._of(np.ones(2, dtype=np.float32).view(_FakeGpuArray))
     assert gpu.device == "cuda:0"
     message = "mul: expected all tensors on the same device, but found cpu and cuda:0"
     with pytest.raises(RuntimeError, match=message):

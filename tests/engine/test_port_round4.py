@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import engine
@@ -29,3 +30,83 @@ def test_writing_in_place_into_an_expanded_view_names_the_problem():
     grown = engine.ones(1, 3).expand(2, 3).clone()
     grown.add_(1)
     assert grown.tolist() == [[2.0] * 3] * 2
+
+
+@needs_torch
+@pytest.mark.parametrize("args", [(), (2, 3), (3,), ([1, 2],), ([[1.5, 2.5]],), ((2, 3),), ([True, False],)],
+                         ids=repr)
+def test_the_legacy_tensor_constructor_matches_torch(args):
+    ours, theirs = engine.Tensor(*args), torch.Tensor(*args)
+    assert tuple(ours.shape) == tuple(theirs.shape) and ours.dtype == engine.float32
+    if theirs.numel() and args and not isinstance(args[0], int):  # Tensor(2, 3) is uninitialised in torch
+        assert ours.tolist() == theirs.tolist()
+
+
+def test_the_legacy_constructor_converts_arrays_to_float32_and_refuses_what_torch_refuses():
+    obs = np.random.default_rng(0).standard_normal(4)  # an environment's float64 observation
+    assert engine.Tensor(obs).dtype == engine.float32
+    assert engine.Tensor(engine.Size([2, 5])).shape == (2, 5)
+    for args, error, text in (((3.5,), TypeError, r"data must be a sequence \(got float\)"),
+                              ((2, "a"), TypeError, r"expected sizes \(ints\) or one sequence"),
+                              (("ab",), TypeError, "got str"), ((-1,), ValueError, "non-negative")):
+        with pytest.raises(error, match=text) as err:
+            engine.Tensor(*args)
+        assert "\n" not in str(err.value)
+
+
+def test_tensor_of_a_tensor_shares_its_values_and_version():
+    t = engine.tensor([1, 2])
+    alias = engine.Tensor(t)
+    alias.add_(1)
+    assert t.tolist() == [2, 3] and alias.dtype == engine.int64 and t._version == alias._version == 1
+    w = engine.tensor([1.0, 2.0], requires_grad=True)
+    (engine.Tensor(w * 1) * 3).sum().backward()  # an alias keeps the graph, as torch's does
+    assert w.grad.tolist() == [3.0, 3.0]
+    s = w * 1
+    y = (s * s).sum()
+    engine.Tensor(s.detach()).add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
+@needs_torch
+def test_typed_constructors_isinstance_and_type_match_torch():
+    for name in ("FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "ByteTensor", "BoolTensor"):
+        ours, theirs = getattr(engine, name)([0, 1, 2]), getattr(torch, name)([0, 1, 2])
+        assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.") and ours.tolist() == theirs.tolist()
+        assert ours.type() == theirs.type().replace("torch.", "engine.")
+        assert isinstance(ours, getattr(engine, name)) and isinstance(theirs, getattr(torch, name))
+    assert engine.LongTensor([1.7, -2.2]).tolist() == torch.LongTensor([1.7, -2.2]).tolist() == [1, -2]
+    assert engine.FloatTensor(2, 2).shape == (2, 2) and not isinstance(engine.zeros(2), engine.LongTensor)
+    x = engine.tensor([1.5, 2.5])
+    assert x.type(engine.LongTensor).tolist() == [1, 2] and x.type("torch.DoubleTensor").dtype == engine.float64
+    assert x.type(engine.float16).dtype == engine.float16 and engine.FloatTensor(x) is x
+    with pytest.raises(TypeError, match="expected a tensor of dtype int64"):
+        engine.LongTensor(x)
+    with pytest.raises(ValueError, match="invalid type: 'Float'"):
+        x.type("Float")
+
+
+def test_a_list_of_numpy_arrays_becomes_one_tensor_of_their_dtype():
+    rows = [np.ones(3, np.float32), np.zeros(3, np.float32)]  # a replay buffer's observations
+    assert engine.tensor(rows).dtype == engine.float32 and engine.tensor(rows).shape == (2, 3)
+    assert engine.tensor([np.arange(2), np.arange(2)]).dtype == engine.int64
+
+
+def test_parameters_and_buffers_keep_the_dtype_of_their_data():
+    double = engine.tensor([1.0, 2.0], dtype=engine.float64)
+    assert engine.nn.Parameter(double).dtype == engine.float64
+    assert engine.nn.Buffer(double).dtype == engine.float64
+
+
+def test_compile_returns_the_model_itself_so_the_debugger_sees_every_op():
+    model = engine.nn.Linear(2, 2)
+    assert engine.compile(model) is model and engine.compile(model, mode="max-autotune", fullgraph=True) is model
+
+    @engine.compile(dynamic=True)
+    def double(x):
+        return x * 2
+
+    assert double(engine.tensor([1.0])).tolist() == [2.0]
+    with pytest.raises(TypeError, match="expected a module or a function, got int"):
+        engine.compile(3)

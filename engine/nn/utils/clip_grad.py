@@ -26,7 +26,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)  # a generator: read twice
     grads = _grads(parameters)
     if not grads:
-        return Tensor(np.zeros((), dtype=np.float32))
+        return Tensor._of(np.zeros((), dtype=np.float32))
     total = get_total_norm(grads, norm_type, error_if_nonfinite)
     clip_grads_with_norm_(parameters, max_norm, total)
     return total
@@ -49,7 +49,7 @@ def get_total_norm(tensors: Tensor | Iterable[Tensor], norm_type: float = 2.0, e
     tensors = [t for t in tensors if t is not None]
     norm_type = float(norm_type)
     if not tensors:
-        return Tensor(np.zeros((), dtype=np.float32))
+        return Tensor._of(np.zeros((), dtype=np.float32))
     first = tensors[0]
     xp = array_module(first.array)
 
@@ -72,7 +72,7 @@ def get_total_norm(tensors: Tensor | Iterable[Tensor], norm_type: float = 2.0, e
             "cannot be clipped. To disable this error and scale the gradients by the non-finite norm anyway, "
             "set `error_if_nonfinite=False`"
         )
-    return Tensor(total.astype(first.array.dtype))
+    return Tensor._of(total.astype(first.array.dtype))
 
 
 def clip_grads_with_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, total_norm: Tensor,
