@@ -870,6 +870,14 @@ class GraphCanvas(pg.GraphicsView):
                 self._stop_glide()
                 self.fit()
                 return
+            # a view no stop would leave (off the graph, or a node wider than the window) is the view box's
+            # initial range of a unit or two: a big graph's first layout arrived only after the stop. Zoom in
+            # from the whole graph then; following from there "panned" to a node blown up past the window
+            now = self.box.width() / rect.width() if rect.width() else math.inf
+            if not rect.intersects(whole) or now * self.nodes_item.typical_width > self.box.width():
+                c = whole.center()
+                w, h = self.box.width() / scale, self.box.height() / scale
+                rect = QRectF(c.x() - w / 2, c.y() - h / 2, w, h)
         target = self._follow_rect(i, rect, zoom)
         if target != rect:
             self._glide_to(target)

@@ -11,7 +11,7 @@ from app.layout import layout_view
 from engine import nn
 from tests.app.graphs import mlp_graph_model, recorded_model
 from tests.shots import shown
-from widgets.graph_canvas import BACKGROUND, INF_ONLY, INFINITE, NAN, NONFINITE, GraphCanvas
+from widgets.graph_canvas import BACKGROUND, INF_ONLY, INFINITE, NAN, NONFINITE, READABLE_PX, GraphCanvas
 from widgets.theme import luminance
 
 
@@ -244,3 +244,23 @@ def test_the_engines_newer_ops_take_their_familys_colour():
                      ("hardswish", "relu"), ("selu", "relu"), ("alpha_dropout", "dropout"), ("cumprod", "cumsum"),
                      ("median", "sum"), ("ctc_loss", "cross_entropy"), ("huber_loss", "mse_loss")):
         assert family_index(op, OP) == family_index(like, OP), op
+
+
+def test_following_into_a_big_graph_never_shown_before_zooms_from_the_whole_graph(qtbot):
+    # a big graph's first layout arrived only after the stop: following the op started from the view box's
+    # initial range (a unit or two across), and "panned" there to a node blown up past the window
+    deep = nn.Sequential(*[m for _ in range(60) for m in (nn.Linear(3, 3), nn.Tanh())])
+
+    def forward():
+        with engine.no_grad():
+            deep(engine.randn(2, 3))
+
+    view = recorded_model(forward).view()
+    c = shown(qtbot, GraphCanvas(), 900, 600)
+    c.set_graph(view, layout_view(view))  # never fitted, never moved
+    key = "Sequential.1/tanh:0"
+    c.follow(key, zoom=True, fit=True)
+    qtbot.waitUntil(lambda: c.settled)
+    box = c.node_screen_rect(key)
+    assert QRectF(c.viewport().rect()).contains(box), box
+    assert 60 <= box.width() <= 400 and c.label_px(key) >= READABLE_PX
