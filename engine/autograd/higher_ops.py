@@ -133,7 +133,7 @@ def _clamp(ctx, g):
         keep = keep & (x >= lo)
     if hi is not None:
         keep = keep & (x <= hi)
-    return g * const(keep), None, None
+    return ops.where(const(keep), g, 0.0), None, None  # exactly 0 where cut, even for an inf g
 
 
 @differentiable(elementwise.Where)

@@ -134,6 +134,14 @@ def _sigmoid(xp, x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
+def _sign(xp, x):
+    """-1, 0 or 1, with 0 for NaN; a bool is its own sign (torch's rules, which numpy's sign does not follow)."""
+    if x.dtype.kind == "b":
+        return x.copy()
+    y = xp.sign(x)
+    return xp.nan_to_num(xp.asarray(y), copy=False, nan=0) if x.dtype.kind == "f" else y  # (numpy: 0-d gives a scalar)
+
+
 UNARY = {
     "neg": (lambda xp, x: -x, lambda xp, x, y, g: -g, True),
     "exp": (lambda xp, x: xp.exp(x), lambda xp, x, y, g: g * y, False),
@@ -142,7 +150,7 @@ UNARY = {
     "sqrt": (lambda xp, x: xp.sqrt(x), lambda xp, x, y, g: g / (2 * y), False),
     "rsqrt": (lambda xp, x: 1 / xp.sqrt(x), lambda xp, x, y, g: -0.5 * g * y * y * y, False),
     "abs": (lambda xp, x: xp.abs(x), lambda xp, x, y, g: g * xp.sign(x), True),
-    "sign": (lambda xp, x: xp.sign(x), lambda xp, x, y, g: g * 0, True),
+    "sign": (_sign, lambda xp, x, y, g: g * 0, True),
     "sin": (lambda xp, x: xp.sin(x), lambda xp, x, y, g: g * xp.cos(x), False),
     "cos": (lambda xp, x: xp.cos(x), lambda xp, x, y, g: -g * xp.sin(x), False),
     "tanh": (lambda xp, x: xp.tanh(x), lambda xp, x, y, g: g * (1 - y * y), False),
@@ -270,7 +278,17 @@ class Clamp(Function):
             keep = x >= lo
         if hi is not None:
             keep = keep & (x <= hi)
-        return grad * keep, None, None
+        return (grad if keep is True else _select(grad, keep)), None, None
+
+
+_BITS = {2: "int16", 4: "int32", 8: "int64"}  # an integer dtype of each float width
+
+
+def _select(grad, keep):
+    """grad where keep, exactly +0 elsewhere, even where grad is inf or NaN (grad * keep would give NaN there).
+    It ANDs grad's bits with keep as -1 or 0 (sign-extended to all ones or all zeros): numpy's where is ~10x slower
+    than a multiply on an irregular mask; this is within ~15% of one."""
+    return (grad.view(_BITS[grad.dtype.itemsize]) & -keep.view("int8")).view(grad.dtype)
 
 
 def clamp(x: Tensor, min=None, max=None) -> Tensor:
@@ -301,7 +319,8 @@ class Where(Function):
     def backward(ctx, grad):
         (cond,) = ctx.saved
         _, need_a, need_b = ctx.needs_input_grad
-        return (None, grad * cond if need_a else None, grad * ~cond if need_b else None)
+        # selected, not multiplied: an inf or NaN gradient where the other branch was taken gives 0, as torch
+        return (None, _select(grad, cond) if need_a else None, _select(grad, ~cond) if need_b else None)
 
 
 def where(cond: Tensor, a=None, b=None) -> Tensor:
@@ -322,17 +341,28 @@ def where(cond: Tensor, a=None, b=None) -> Tensor:
     return out
 
 
-def _scaled(b, alpha):
+def _scaled(a, b, alpha):
+    """b * alpha, refusing the alphas torch refuses: a float one for an integral result, a bool one for a
+    non-bool result."""
+    if alpha is None:
+        return b
+    result = promoted_dtype(a, b)
+    if isinstance(alpha, bool) and result is not dtypes.bool_:
+        raise RuntimeError("Boolean alpha only supported for Boolean results.")
+    if isinstance(alpha, float) and not result.is_floating_point:
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    if alpha == 1:
+        return b
     # a Python number times alpha stays a number: Mul needs at least one tensor
-    return b if alpha is None else (Mul.apply(b, alpha) if isinstance(b, Tensor) else b * alpha)
+    return Mul.apply(b, alpha) if isinstance(b, Tensor) else b * alpha
 
 
 def add(a, b, alpha=None) -> Tensor:
-    return Add.apply(a, _scaled(b, alpha))
+    return Add.apply(a, _scaled(a, b, alpha))
 
 
 def sub(a, b, alpha=None) -> Tensor:
-    return Sub.apply(a, _scaled(b, alpha))
+    return Sub.apply(a, _scaled(a, b, alpha))
 
 
 def mul(a, b) -> Tensor:

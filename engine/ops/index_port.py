@@ -24,9 +24,11 @@ __all__ = ["diagonal_scatter", "index_copy", "index_put", "index_put_", "index_r
            "select_scatter", "slice_scatter", "take"]
 
 
-def _tensor(op: str, what: str, value) -> Tensor:
+def _tensor(op: str, what: str, value, position: int | None = None) -> Tensor:
+    """value, checked to be a Tensor; else torch's TypeError, naming the argument (and its position)."""
     if not isinstance(value, Tensor):
-        raise TypeError(f"{op}(): argument '{what}' must be Tensor, not {type(value).__name__}")
+        where = "" if position is None else f" (position {position})"
+        raise TypeError(f"{op}(): argument '{what}'{where} must be Tensor, not {type(value).__name__}")
     return value
 
 

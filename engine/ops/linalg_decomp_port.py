@@ -17,6 +17,7 @@ from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.elementwise import where
 from engine.ops.linalg import LINALG, _solve, _t
+from engine.ops.linalg_more import _shape
 from engine.ops.shape import cat
 from engine.tensor import Tensor
 
@@ -26,10 +27,6 @@ SvdResult = namedtuple("svd", ["U", "S", "V"])  # as torch.return_types
 LinalgSvdResult = namedtuple("linalg_svd", ["U", "S", "Vh"])
 QRResult = namedtuple("qr", ["Q", "R"])
 LinalgQRResult = namedtuple("linalg_qr", ["Q", "R"])
-
-
-def _shape(t: Tensor) -> tuple[int, ...]:
-    return tuple(t.shape)
 
 
 class Svd(Function):

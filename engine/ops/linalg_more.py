@@ -34,6 +34,7 @@ LUUnpackResult = namedtuple("lu_unpack", ["P", "L", "U"])
 
 
 def _shape(t: Tensor) -> tuple[int, ...]:
+    """t's shape as a plain tuple, for messages and numpy's shape functions."""
     return tuple(t.shape)
 
 

@@ -18,7 +18,7 @@ from engine.backend import array_module
 from engine.ops.elementwise import where
 from engine.ops.linalg import LINALG, _square, matmul, matrix_norm, mm, solve_triangular, vector_norm
 from engine.ops.linalg import inv as _inv
-from engine.ops.linalg_more import _factor, tensordot
+from engine.ops.linalg_more import _factor, _shape, tensordot
 from engine.ops.linalg_more import lu_solve as _lu_solve
 from engine.tensor import Tensor
 
@@ -26,10 +26,6 @@ __all__ = ["addbmm", "addmv", "addr", "baddbmm", "chain_matmul", "cholesky_inver
            "frobenius_norm", "inner", "lu", "lu_solve", "matrix_power", "nuclear_norm", "triangular_solve", "vdot"]
 
 TriangularSolveResult = namedtuple("triangular_solve", ["solution", "cloned_coefficient"])  # as torch.return_types
-
-
-def _shape(t: Tensor) -> tuple[int, ...]:
-    return tuple(t.shape)
 
 
 # ---- products -------------------------------------------------------------------------------------------
@@ -94,7 +90,13 @@ def _nowhere(t: Tensor) -> Tensor:
 _PRODUCTS = {"addr": _outer, "addmv": _mv, "addbmm": _bmm("addbmm"), "baddbmm": _bmm("baddbmm")}
 
 
+_SAME_DTYPE = ("addmv", "addbmm", "baddbmm")  # torch refuses mixed dtypes for these; addr promotes
+
+
 def _scaled_add(op: str, input: Tensor, a: Tensor, b: Tensor, beta, alpha) -> Tensor:
+    if op in _SAME_DTYPE and not input.dtype == a.dtype == b.dtype:
+        raise RuntimeError(f"{op} input tensors must have the same dtype, but got {input.dtype.name}, "
+                           f"{a.dtype.name} and {b.dtype.name}; convert them with .to()")
     product = _PRODUCTS[op](a, b)
     try:
         fits = np.broadcast_shapes(_shape(input), _shape(product)) == _shape(product)
@@ -141,6 +143,9 @@ def multi_dot(tensors) -> Tensor:
     for i, t in enumerate(mats):
         if t.ndim != 2:
             raise ShapeError(f"multi_dot(): tensor {i} must be 2D but got {tensors[i].ndim}D")
+        if t.dtype != mats[0].dtype:
+            raise RuntimeError(f"multi_dot(): all tensors must have the same dtype but tensor 0 is "
+                               f"{mats[0].dtype.name} and tensor {i} {t.dtype.name}")
     for i in range(len(mats) - 1):
         if mats[i].shape[1] != mats[i + 1].shape[0]:
             raise ShapeError(f"multi_dot(): tensors {i} and {i + 1} with shapes {list(mats[i].shape)} and "
@@ -199,7 +204,7 @@ def matrix_power(input: Tensor, n: int) -> Tensor:
         n >>= 1
         if n:
             base = matmul(base, base)
-    return result
+    return result.clone() if result is input else result  # a new tensor, as torch: writes into it spare input
 
 
 # ---- solves from factors -------------------------------------------------------------------------------------

@@ -219,6 +219,14 @@ def bucketize(input, boundaries: Tensor, *, out_int32: bool = False, right: bool
 
 
 # ---- histc, isin ----------------------------------------------------------------------------------------------
+def bin_range(lo: float, hi: float, widen: float, name: str) -> tuple[float, float]:
+    """[lo, hi] checked finite, and widened by `widen` each way when it is one point: the range histc and
+    histogram lay equal bins over. `name` begins the error ("histc(): range of")."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise RuntimeError(f"{name} [{lo}, {hi}] is not finite")
+    return (lo - widen, hi + widen) if lo == hi else (lo, hi)
+
+
 def histc(input: Tensor, bins: int = 100, min=0, max=0) -> Tensor:
     """Counts of input's elements in `bins` equal-width bins over [min, max] (the data's range when min ==
     max), as torch.histc; elements outside the range, and NaN, are not counted."""
@@ -233,10 +241,7 @@ def histc(input: Tensor, bins: int = 100, min=0, max=0) -> Tensor:
     lo, hi = float(min), float(max)
     if lo == hi and a.size:
         lo, hi = float(a.min()), float(a.max())
-    if lo == hi:
-        lo, hi = lo - 1, hi + 1
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise RuntimeError(f"histc(): range of [{lo}, {hi}] is not finite")
+    lo, hi = bin_range(lo, hi, 1, "histc(): range of")
     if lo > hi:
         raise RuntimeError(f"histc(): max must be larger than min, got min {lo} and max {hi}")
     lo_, hi_ = a.dtype.type(lo), a.dtype.type(hi)

@@ -31,8 +31,10 @@ from engine.ops.elementwise import (
     ne,
     neg,
     pow,
+    sign,
     sub,
 )
+from engine.ops.index_port import _tensor
 from engine.ops.linalg import outer
 from engine.ops.pointwise import atan2
 from engine.ops.shape import movedim, transpose
@@ -58,10 +60,6 @@ def _sinc_slope(xp, x, y, g):
     return g * xp.where(x == 0, 0, (xp.cos(math.pi * safe) - _sinc(xp, safe)) / safe)
 
 
-def _sgn(xp, x):
-    return x.copy() if x.dtype.kind == "b" else xp.sign(x)  # the sign of a bool is itself, as torch's
-
-
 PORT_UNARY = {
     "tan": (lambda xp, x: xp.tan(x), lambda xp, x, y, g: g * (1 + y * y), False, "y"),
     "asinh": (lambda xp, x: xp.arcsinh(x), lambda xp, x, y, g: g / xp.sqrt(x * x + 1), False, "x"),
@@ -69,7 +67,6 @@ PORT_UNARY = {
     "atanh": (lambda xp, x: xp.arctanh(x), lambda xp, x, y, g: g / (1 - x * x), False, "x"),
     "exp2": (lambda xp, x: xp.exp2(x), lambda xp, x, y, g: g * y * _LN2, False, "y"),
     "frac": (lambda xp, x: x - xp.trunc(x), lambda xp, x, y, g: g, False, ""),
-    "sgn": (_sgn, lambda xp, x, y, g: xp.zeros_like(g), True, ""),
     "sinc": (_sinc, _sinc_slope, False, "x"),
     "deg2rad": (lambda xp, x: x * _RAD_PER_DEG, lambda xp, x, y, g: g * _RAD_PER_DEG, False, ""),
     "rad2deg": (lambda xp, x: x * _DEG_PER_RAD, lambda xp, x, y, g: g * _DEG_PER_RAD, False, ""),
@@ -85,7 +82,8 @@ def _port_unary(name, f, df, keeps_int, reads):
 
 
 PORT_UNARY_OPS = {name: _port_unary(name, *row) for name, row in PORT_UNARY.items()}
-tan, asinh, acosh, atanh, exp2, _frac, sgn, sinc, deg2rad, rad2deg = (PORT_UNARY_OPS[n][1] for n in PORT_UNARY)
+tan, asinh, acosh, atanh, exp2, _frac, sinc, deg2rad, rad2deg = (PORT_UNARY_OPS[n][1] for n in PORT_UNARY)
+sgn = sign  # torch's sgn is sign for real tensors (it differs only for complex ones, which the engine lacks)
 
 
 def frac(input: Tensor) -> Tensor:
@@ -159,20 +157,15 @@ class Fmin(NanIgnoring):
     prefers = staticmethod(lambda a, b: a <= b)
 
 
-def _tensor_operand(op: str, name: str, position: int, value) -> None:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{op}(): argument '{name}' (position {position}) must be Tensor, not {type(value).__name__}")
-
-
 def fmax(input: Tensor, other: Tensor) -> Tensor:
     """The elementwise maximum where a NaN loses to a number (NaN only where both are), as torch.fmax."""
-    _tensor_operand("fmax", "other", 2, other)
+    _tensor("fmax", "other", other, 2)
     return Fmax.apply(input, other)
 
 
 def fmin(input: Tensor, other: Tensor) -> Tensor:
     """The elementwise minimum where a NaN loses to a number (NaN only where both are), as torch.fmin."""
-    _tensor_operand("fmin", "other", 2, other)
+    _tensor("fmin", "other", other, 2)
     return Fmin.apply(input, other)
 
 
@@ -189,7 +182,7 @@ class Heaviside(Function):
 
 def heaviside(input: Tensor, values: Tensor) -> Tensor:
     """The Heaviside step function of input, `values` where input is 0 (broadcast), as torch.heaviside."""
-    _tensor_operand("heaviside", "values", 2, values)
+    _tensor("heaviside", "values", values, 2)
     if input.dtype is not values.dtype:
         raise RuntimeError(f"heaviside is not yet implemented for tensors with different dtypes ({input.dtype.name} "
                            f"and {values.dtype.name}); convert values with .to(input.dtype)")
@@ -200,7 +193,7 @@ def _make_integer_arith(name):
     cls = type(name.capitalize(), (Arith,), {"op": name, "f": staticmethod(lambda xp, a, b: getattr(xp, name)(a, b))})
 
     def fn(input: Tensor, other: Tensor) -> Tensor:
-        _tensor_operand(name, "other", 2, other)
+        _tensor(name, "other", other, 2)
         for t in (input, other):
             if t.dtype.category != dtypes.INT:
                 raise NotImplementedError(f"{name}: not implemented for {t.dtype.name} tensors; it takes integers")
@@ -243,7 +236,7 @@ def rsub(input: Tensor, other, *, alpha=1) -> Tensor:
     if promoted_dtype(input, other) is dtypes.bool_:
         raise RuntimeError("rsub: subtraction with two bool tensors is not supported; use the `^` or "
                            "logical_xor() operator instead")
-    return sub(other, input, alpha=None if alpha == 1 else alpha)
+    return sub(other, input, alpha=alpha)
 
 
 # ---- torch's other names: aliases and top-level in-place functions ----------------------------------------

@@ -8,6 +8,8 @@ so the gradient goes to the max positions and is differentiable again, with no b
 
 from __future__ import annotations
 
+import math
+
 from engine import random as _random
 from engine.autograd.function import ShapeError
 from engine.backend import array_module, device_of
@@ -43,11 +45,12 @@ def _winners(x, samples, kernel: tuple, out_size: tuple):
         sample = samples[:, :, d - 1 - axis] if d == 2 else samples[:, :, axis]
         starts = _intervals(xp, sample, size[axis], out_size[axis], kernel[axis])  # (N, C, out)
         flat = _outer(flat, size[axis], starts[..., None] + xp.arange(kernel[axis]), axis, d)
-    candidates = flat.reshape(n, c, -1)
-    values = xp.take_along_axis(x.reshape(n, c, -1), candidates, axis=2).reshape(n, c, *out_size, -1)
+    window = math.prod(kernel)  # sizes spelled out, not -1, which an empty batch leaves undetermined
+    candidates = flat.reshape(n, c, math.prod(out_size) * window)
+    values = xp.take_along_axis(x.reshape(n, c, math.prod(size)), candidates, axis=2).reshape(n, c, *out_size, window)
     # the first maximum of each window, a NaN winning as in torch
     pick = xp.argmax(xp.where(xp.isnan(values), xp.inf, values), axis=-1)
-    return xp.take_along_axis(flat.reshape(n, c, *out_size, -1), pick[..., None], axis=-1)[..., 0]
+    return xp.take_along_axis(flat.reshape(n, c, *out_size, window), pick[..., None], axis=-1)[..., 0]
 
 
 def _outer(flat, size: int, taps, axis: int, d: int):
@@ -58,7 +61,7 @@ def _outer(flat, size: int, taps, axis: int, d: int):
     shape = [n, c] + [1] * d + [1, k]
     shape[2 + axis] = out[axis]
     combined = flat[..., :, None] * size + taps.reshape(shape)
-    return combined.reshape(n, c, *out, -1)
+    return combined.reshape(n, c, *out, flat.shape[-1] * k)
 
 
 def _fractional(op: str, d: int, input: Tensor, kernel_size, output_size, output_ratio, return_indices: bool,
@@ -83,6 +86,9 @@ def _fractional(op: str, d: int, input: Tensor, kernel_size, output_size, output
             raise RuntimeError(f"{op}(): pool {name} {k} too large relative to input {name} {s} (output {name} "
                                f"{o}; input shape {tuple(input.shape)})")
     batched = input.ndim == d + 2
+    if batched and input.shape[1] == 0:
+        raise RuntimeError(f"{op}(): Expected input to have non-zero size for non-batch dimensions, but got "
+                           f"{tuple(input.shape)} with dimension 1 being empty")
     x = input if batched else input.unsqueeze(0)
     n, c = x.shape[:2]
     if _random_samples is None:
@@ -94,8 +100,8 @@ def _fractional(op: str, d: int, input: Tensor, kernel_size, output_size, output
             raise ShapeError(f"{op}: _random_samples must have shape ({n}, {c}, {d}) for an input of shape "
                              f"{tuple(input.shape)}, got {tuple(samples.shape)}")
     flat = _winners(x.array, samples, kernel, out_size)
-    index = Tensor._wrap(flat.reshape(n, c, -1))
-    out = gather(x.reshape(n, c, -1), 2, index).reshape(n, c, *out_size)
+    index = Tensor._wrap(flat.reshape(n, c, math.prod(out_size)))
+    out = gather(x.reshape(n, c, math.prod(size)), 2, index).reshape(n, c, *out_size)
     indices = Tensor._wrap(flat)
     if not batched:
         out, indices = out.squeeze(0), indices.squeeze(0)

@@ -10,6 +10,7 @@ gradients of gradients) come from those ops' own backwards.
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 
 import numpy as np
@@ -276,10 +277,13 @@ def unravel_index(indices: Tensor, shape) -> tuple[Tensor, ...]:
     if any(n < 0 for n in shape):
         raise ValueError(f"'shape' cannot have negative values, but got {tuple(shape)}")
     rest = indices.array.astype(np.int64)
+    if 0 in shape and rest.size:
+        raise RuntimeError(f"unravel_index: no index lies in a shape with a 0 dim, {tuple(shape)} (torch raises "
+                           "ZeroDivisionError)")
     coords = []
     for n in reversed(shape):  # floor division and modulo, as torch (an index past the end is not checked)
-        coords.append(rest % n if n else rest * 0)
-        rest = rest // n if n else rest * 0
+        coords.append(rest % n)
+        rest = rest // n
     return tuple(Tensor._wrap(c) for c in reversed(coords))
 
 
@@ -326,8 +330,11 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
         rows, shape = a.reshape(-1, 1), a.shape
     else:
         d = _dim(dim, a.ndim)
+        if any(n == 0 for i, n in enumerate(a.shape) if i != d):
+            raise RuntimeError(f"unique_consecutive: input of shape {tuple(a.shape)} has a 0-sized dim other than dim "
+                               f"{d}, so unique cannot be applied")
         moved = xp.moveaxis(a, d, 0)
-        rows, shape = moved.reshape(moved.shape[0], -1), (moved.shape[0],)
+        rows, shape = moved.reshape(moved.shape[0], math.prod(moved.shape[1:])), (moved.shape[0],)
     starts = xp.ones(rows.shape[0], dtype=bool)
     starts[1:] = (rows[1:] != rows[:-1]).any(axis=1)
     first = xp.nonzero(starts)[0]

@@ -12,6 +12,7 @@ from collections import namedtuple
 from engine import dtypes
 from engine.autograd.function import ShapeError
 from engine.backend import array_module
+from engine.ops.order import bin_range
 from engine.ops.reduce import _dims, amax, amin, mean, norm, std, var
 from engine.tensor import Tensor
 
@@ -47,23 +48,27 @@ def aminmax(input: Tensor, *, dim: int | None = None, keepdim: bool = False) -> 
     """(min, max) over `dim` (every element by default), as torch.aminmax; ties share the gradient."""
     if dim is not None and not isinstance(dim, int):
         raise TypeError(f"aminmax(): dim must be an int or None, got {type(dim).__name__}")
-    dims = tuple(range(input.ndim)) if dim is None else _dims(dim, input.ndim)
-    if any(input.shape[d] == 0 for d in dims) or input.numel() == 0:
+    if dim is None and input.numel() == 0:
         raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the operation has no "
                            "identity.")
-    reduced = () if dim is None else dims
-    low, high = amin(input, reduced, keepdim), amax(input, reduced, keepdim)
+    dims = () if dim is None else _dims(dim, input.ndim)
+    if any(input.shape[d] == 0 for d in dims):  # an empty tensor reduces over its other, non-empty dims
+        raise IndexError(f"aminmax: Expected reduction dim {dims[0]} to have non-zero size.")
+    low, high = amin(input, dims, keepdim), amax(input, dims, keepdim)
     if dim is None and keepdim:  # torch keeps every dim as size 1
         low, high = low.reshape([1] * input.ndim), high.reshape([1] * input.ndim)
     return AminmaxResult(low, high)
 
 
 # ---- covariance and correlation --------------------------------------------------------------------------------
-def _observations(op: str, input: Tensor) -> Tensor:
+def _observations(op: str, input: Tensor, aweights: Tensor | None = None) -> Tensor:
+    """input as a (variables, observations) float matrix, in the dtype aweights promote it to (as torch)."""
     if input.ndim > 2:
         raise ShapeError(f"{op}(): expected input to have two or fewer dimensions but got an input with "
                          f"{input.ndim} dimensions")
     x = input.reshape(1, -1) if input.ndim < 2 else input
+    if aweights is not None and aweights.dtype.is_floating_point:
+        return x.to(dtypes.wider(x.dtype, aweights.dtype))
     return x if x.dtype.is_floating_point else x.to(dtypes.default_float)
 
 
@@ -89,7 +94,7 @@ def _weights(name: str, w: Tensor | None, n: int, integral: bool):
 def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
         aweights: Tensor | None = None) -> Tensor:
     """The covariance matrix of the variables in input's rows (observations in columns), as torch.cov."""
-    x = _observations("cov", input)
+    x = _observations("cov", input, aweights)
     n = x.shape[1]
     fw = _weights("fweights", fweights, n, integral=True)
     aw = _weights("aweights", aweights, n, integral=False)
@@ -146,7 +151,7 @@ def pdist(input: Tensor, p: float = 2) -> Tensor:
 # ---- histograms ------------------------------------------------------------------------------------------------
 def _edges(xp, x, d: int, bins, bounds, dtype):
     """The bin edges of dimension d: the given tensor's values, or `bins` equal bins over `bounds` (the data's
-    extent by default, widened by 0.5 each way when it is one point, as torch)."""
+    extent by default, [0, 1] for no data; widened by 0.5 each way when it is one point, as torch)."""
     if isinstance(bins, Tensor):
         if bins.ndim != 1 or bins.shape[0] < 1:
             raise ShapeError(f"torch.histogramdd: bins tensor should have one dimension and at least 1 element, but "
@@ -156,14 +161,13 @@ def _edges(xp, x, d: int, bins, bounds, dtype):
         raise ValueError(f"torch.histogram(): bins must be > 0, but got {bins} for dimension {d}")
     if bounds is None:
         column = x[:, d]
-        low, high = (float(column.min()), float(column.max())) if column.size else (0.0, 0.0)
+        low, high = (float(column.min()), float(column.max())) if column.size else (0.0, 1.0)
     else:
         low, high = float(bounds[0]), float(bounds[1])
-        if low > high:
-            raise ValueError(f"torch.histogramdd: min should not exceed max, but got min {low} max {high} for "
-                             f"dimension {d}")
-    if low == high:
-        low, high = low - 0.5, high + 0.5
+    low, high = bin_range(low, high, 0.5, f"torch.histogramdd: dimension {d}'s range")
+    if low > high:
+        raise RuntimeError(f"torch.histogramdd: min should not exceed max, but got min {low} max {high} for "
+                           f"dimension {d}")
     return xp.linspace(low, high, bins + 1).astype(dtype)
 
 

@@ -189,14 +189,16 @@ def feature_alpha_dropout(input: Tensor, p: float, train: bool) -> Tensor:
 
 def feature_dropout(input: Tensor, p: float, train: bool) -> Tensor:
     """Zero whole channels of an (N, C, *) input with probability p (one draw per sample and channel), scaling
-    the rest by 1/(1-p), as torch.feature_dropout."""
+    the rest by 1/(1-p), as torch.feature_dropout; as torch's, p = 1 (input * 0) and the no-ops take any shape."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"feature_dropout: p must be a probability between 0 and 1, got {p}")
+    if not train or p == 0 or input.numel() == 0:
+        return input
+    if p == 1:
+        return input * 0
     if input.ndim < 2:
         raise ShapeError(f"feature_dropout: expected an input with at least 2 dims (N, C, *), got shape "
                          f"{tuple(input.shape)}")
-    if not 0 <= p <= 1:
-        raise ValueError(f"feature_dropout: p must be a probability between 0 and 1, got {p}")
-    if not train or p == 0:
-        return input
     maps = input.reshape(*input.shape[:2], -1, 1)  # each channel's values as one (size, 1) image
     return _dropout2d(maps, p, True).reshape(input.shape)
 
@@ -212,11 +214,24 @@ def embedding(weight: Tensor, indices: Tensor, padding_idx: int = -1, scale_grad
 EMBEDDING_BAG_MODES = ("sum", "mean", "max")  # torch.embedding_bag's int mode
 
 
+def _fast_sum(weight: Tensor, per_sample_weights: Tensor | None, padding_idx) -> bool:
+    """Whether torch's CPU kernel sums on its fast path, which leaves offset2bag empty: float32/16 or bfloat16
+    weights with unit inner stride, no padding_idx, per-sample weights (if any) with unit stride."""
+    def unit(t: Tensor, dim: int) -> bool:
+        return t.array.strides[dim] == t.array.itemsize
+
+    return (weight.dtype.name in ("float32", "float16", "bfloat16") and unit(weight, 1) and padding_idx is None
+            and (per_sample_weights is None or unit(per_sample_weights, 0)))
+
+
 def embedding_bag(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq: bool = False,
                   mode: int = 0, sparse: bool = False, per_sample_weights: Tensor | None = None,
                   include_last_offset: bool = False, padding_idx: int | None = None):
-    """As torch.embedding_bag: (output, offset2bag, bag_size, max_indices), the last three as torch's CPU
-    kernel gives them (offset2bag empty and bag_size 0 in sum mode; max_indices the winning rows in max mode)."""
+    """As torch.embedding_bag: (output, offset2bag, bag_size, max_indices), the last three as torch's CPU kernel
+    gives them. offset2bag: each index's bag (empty where torch sums on its fast path, see _fast_sum). bag_size:
+    each bag's count of indices other than padding_idx (in sum mode zeros, one per offset). max_indices: bag_size
+    again in mean mode (zeros in sum mode); in max mode the row each column's maximum came from, the first among
+    ties, 0 for a bag of padding only."""
     if mode not in range(3):
         raise ValueError(f"embedding_bag: mode must be 0 (sum), 1 (mean) or 2 (max), got {mode}")
     out = _embedding_bag(indices, weight, offsets, None, 2, scale_grad_by_freq, EMBEDDING_BAG_MODES[mode], sparse,
@@ -226,19 +241,24 @@ def embedding_bag(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_b
     starts = offsets.array[:-1] if include_last_offset else offsets.array
     bags = starts.shape[0]
     bag = xp.searchsorted(starts, xp.arange(idx.size), side="right") - 1
-    sizes = xp.bincount(bag[bag >= 0], minlength=bags)[:bags].astype(xp.int64)
+    offset2bag = Tensor._wrap(bag.astype(xp.int64) if mode or not _fast_sum(weight, per_sample_weights, padding_idx)
+                              else xp.zeros(0, xp.int64))
     if mode == 0:
-        return out, Tensor._wrap(xp.zeros(0, xp.int64)), Tensor._wrap(xp.zeros(bags, xp.int64)), \
-            Tensor._wrap(xp.zeros(bags, xp.int64))
+        zeros = xp.zeros(offsets.shape[0], xp.int64)
+        return out, offset2bag, Tensor._wrap(zeros), Tensor._wrap(zeros.copy())
+    counted = bag >= 0
+    if padding_idx is not None:
+        counted &= idx != (padding_idx + weight.shape[0] if padding_idx < 0 else padding_idx)
+    sizes = xp.bincount(bag[counted], minlength=bags)[:bags].astype(xp.int64)
     if mode == 1:
-        return out, Tensor._wrap(bag.astype(xp.int64)), Tensor._wrap(sizes), Tensor._wrap(sizes.copy())
-    rows = weight.array[idx]
+        return out, offset2bag, Tensor._wrap(sizes), Tensor._wrap(sizes.copy())
+    hit = (weight.array[idx] == out.array[bag]) & counted[:, None]  # rows that hold their bag's maximum
+    before = xp.cumsum(hit, axis=0) - hit  # per column, the hits before each row
+    first = hit & (before == before[starts[bag]])  # no hit between the bag's start and the row
+    row, column = xp.nonzero(first)
     winners = xp.zeros(out.shape, xp.int64)
-    for b in range(bags):  # the row whose value each column took; 0 for an empty bag
-        members = xp.nonzero(bag == b)[0]
-        if members.size:
-            winners[b] = idx[members[xp.argmax(rows[members], axis=0)]]
-    return out, Tensor._wrap(bag.astype(xp.int64)), Tensor._wrap(sizes), Tensor._wrap(winners)
+    winners[bag[row], column] = idx[row]
+    return out, offset2bag, Tensor._wrap(sizes), Tensor._wrap(winners)
 
 
 def max_pool1d(input: Tensor, kernel_size, stride=(), padding=0, dilation=1, ceil_mode: bool = False) -> Tensor:
