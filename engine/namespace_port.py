@@ -190,7 +190,7 @@ def detach_(input: Tensor) -> Tensor:
 def scalar_tensor(s, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
                   pin_memory: bool = False) -> Tensor:
     """A 0-d tensor holding the number `s`, in the default floating dtype unless `dtype` is given."""
-    if isinstance(s, Tensor) and s.numel() == 1:
+    if isinstance(s, Tensor) and s.ndim == 0:  # a one-element tensor of more dims is refused, as by torch
         s = s.item()
     if not isinstance(s, numbers.Number) or isinstance(s, complex):
         raise TypeError(f"scalar_tensor(): argument 's' (position 1) must be Number, not {type(s).__name__}")

@@ -1,6 +1,6 @@
 """Tensor properties and methods that ported PyTorch scripts read: memory layout (stride, storage_offset,
 data_ptr, dim_order), device and dtype queries, the complex views of a real tensor, per-element Python
-callables (apply_, map_) and the no-ops of pinned, shared and stream-ordered memory.
+callables (apply_, map_), shared memory (a mark) and the no-ops of pinned and stream-ordered memory.
 
 Installed onto Tensor by engine.tensor_methods.install().
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import weakref
 
 import numpy as np
 
@@ -84,6 +85,8 @@ _LAYOUTS = {contiguous_format: None, channels_last: (0, 2, 3, 1), channels_last_
 
 def _laid_out_as(self: Tensor, memory_format: MemoryFormat) -> bool:
     """Whether the tensor is dense in the dimension order of `memory_format` (size-1 dims anywhere)."""
+    if memory_format is contiguous_format and self.array.size == 0:
+        return True  # as torch: an empty tensor is contiguous whatever its strides
     order = _LAYOUTS[memory_format] or tuple(range(self.ndim))
     if len(order) != self.ndim:
         return False
@@ -109,7 +112,45 @@ def dim_order(self: Tensor, *, ambiguity_check: bool | list = False) -> tuple[in
         if ambiguous and sum(_laid_out_as(self, f) for f in formats) != 1:
             raise RuntimeError("The tensor does not have unique dim order, or cannot map to exact one of the given "
                                "memory formats.")
-    return tuple(sorted(range(self.ndim), key=lambda d: -strides[d]))
+    order, ambiguous = _physical_order(self, strides, bool(ambiguity_check))
+    if ambiguous:
+        raise RuntimeError("The tensor does not have unique dim order.")
+    return order
+
+
+def _physical_order(self: Tensor, strides: tuple[int, ...], check: bool) -> tuple[tuple[int, ...], bool]:
+    """torch's order of dims by stride (compute_elementwise_output_logical_to_physical_perm): an insertion sort
+    that leaves dims it cannot compare (a zero stride, equal strides of equal sizes) in place, so ties come out
+    as torch's; with `check`, also whether a neighbouring pair is left unordered."""
+    n, shape = self.ndim, self.shape
+    if n <= 1:
+        return tuple(range(n)), False
+    contiguous, last = _laid_out_as(self, contiguous_format), _laid_out_as(self, channels_last)
+    if contiguous != last:
+        return (tuple(range(n)) if contiguous else _LAYOUTS[channels_last]), False
+
+    def ge(a: int, b: int) -> bool:
+        return b == 0 or (a != 0 and (a >= b or a % b == 0))
+
+    def should_swap(a: int, b: int) -> int:
+        if strides[a] == 0 or strides[b] == 0:
+            return 0
+        if strides[a] == strides[b]:
+            return 0 if ge(shape[b], shape[a]) else 1
+        return -1 if ge(strides[b], strides[a]) else 1 if ge(strides[a], strides[b]) else 0
+
+    perm = list(reversed(range(n)))  # innermost first
+    for i in range(1, n):
+        j = i
+        for k in reversed(range(i)):
+            cmp = should_swap(perm[k], perm[j])
+            if cmp > 0:
+                perm[k], perm[j] = perm[j], perm[k]
+                j = k
+            elif cmp < 0:
+                break
+    ambiguous = check and any(should_swap(a, b) != -1 for a, b in itertools.pairwise(perm))
+    return tuple(reversed(perm)), ambiguous
 
 
 def new_empty_strided(self: Tensor, size, stride, dtype=None, device=None, requires_grad: bool = False,
@@ -205,6 +246,31 @@ def _no_op(self: Tensor, *args) -> None:
     return None
 
 
+# the host storages share_memory_ was called on (by id of the array that owns the memory, kept while it lives)
+_SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _storage(a):
+    """The array that owns `a`'s memory (a itself unless it is a numpy view)."""
+    while isinstance(getattr(a, "base", None), np.ndarray):
+        a = a.base
+    return a
+
+
+def share_memory_(self: Tensor) -> Tensor:
+    """Mark this tensor's storage as shared (is_shared() is then True for it and its views). The memory is not
+    moved: the engine hands tensors to no other process that would need it."""
+    if isinstance(self.array, np.ndarray):
+        root = _storage(self.array)
+        _SHARED[id(root)] = root
+    return self
+
+
+def is_shared(self: Tensor) -> bool:
+    """True on a GPU (as torch) and for host storage that share_memory_ marked."""
+    return self.device.type == "cuda" or _SHARED.get(id(_storage(self.array))) is not None
+
+
 _UNSIGNED = (dtypes.bool_, dtypes.uint8)
 
 # name -> property getter (torch's attributes)
@@ -237,12 +303,12 @@ METHODS = {
     "conj": _identity,
     "resolve_conj": _identity,
     "resolve_neg": _identity,
-    # host memory is neither pinned nor shared between processes: the copy to a GPU works from any host array,
-    # and the engine runs GPU work on the current stream, so there is no other stream to record
+    # host memory is not pinned: the copy to a GPU works from any host array, and the engine runs GPU work on
+    # the current stream, so there is no other stream to record
     "pin_memory": lambda self, device=None: self,
     "is_pinned": _false,
-    "share_memory_": _identity,
-    "is_shared": lambda self: self.device.type == "cuda",
+    "share_memory_": share_memory_,
+    "is_shared": is_shared,
     "record_stream": _no_op,
 }
 

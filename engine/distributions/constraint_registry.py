@@ -11,7 +11,6 @@ import numbers
 
 from engine.distributions import constraints
 from engine.distributions import transforms as T
-from engine.distributions import transforms_structured as S
 
 __all__ = ["ConstraintRegistry", "biject_to", "transform_to"]
 
@@ -111,26 +110,26 @@ def _transform_to_positive_definite(constraint):
     return T.PositiveDefiniteTransform()
 
 
-@_both(S.corr_cholesky)
+@_both(constraints.corr_cholesky)
 def _transform_to_corr_cholesky(constraint):
     return T.CorrCholeskyTransform()
 
 
-@biject_to.register(S.cat)
+@biject_to.register(constraints.cat)
 def _biject_to_cat(constraint):
     return T.CatTransform([biject_to(c) for c in constraint.cseq], constraint.dim, constraint.lengths)
 
 
-@transform_to.register(S.cat)
+@transform_to.register(constraints.cat)
 def _transform_to_cat(constraint):
     return T.CatTransform([transform_to(c) for c in constraint.cseq], constraint.dim, constraint.lengths)
 
 
-@biject_to.register(S.stack)
+@biject_to.register(constraints.stack)
 def _biject_to_stack(constraint):
     return T.StackTransform([biject_to(c) for c in constraint.cseq], constraint.dim)
 
 
-@transform_to.register(S.stack)
+@transform_to.register(constraints.stack)
 def _transform_to_stack(constraint):
     return T.StackTransform([transform_to(c) for c in constraint.cseq], constraint.dim)

@@ -12,10 +12,10 @@ from engine.backend import array_module
 from engine.tensor import Tensor
 
 __all__ = [
-    "Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
-    "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
-    "lower_cholesky", "lower_triangular", "nonnegative", "nonnegative_integer", "one_hot", "positive",
-    "positive_definite", "positive_integer", "real", "real_vector", "simplex", "symmetric", "unit_interval",
+    "Constraint", "boolean", "cat", "corr_cholesky", "dependent", "dependent_property", "greater_than",
+    "greater_than_eq", "half_open_interval", "independent", "integer_interval", "interval", "is_dependent",
+    "less_than", "lower_cholesky", "lower_triangular", "nonnegative", "nonnegative_integer", "one_hot", "positive",
+    "positive_definite", "positive_integer", "real", "real_vector", "simplex", "stack", "symmetric", "unit_interval",
 ]
 
 
@@ -216,6 +216,63 @@ class _Independent(Constraint):
         return f"IndependentConstraint({self.base_constraint!r}, {self.reinterpreted_batch_ndims})"
 
 
+class _CorrCholesky(_LowerCholesky):
+    """Lower-triangular with a positive diagonal and rows of unit Euclidean norm: the Cholesky factor of a
+    correlation matrix."""
+
+    def _check(self, v):
+        xp = array_module(v)
+        tol = float(np.finfo(v.dtype).eps) * v.shape[-1] * 10
+        unit_rows = (xp.abs(xp.linalg.norm(v, axis=-1) - 1.0) <= tol).all(-1)
+        return super()._check(v) & unit_rows
+
+
+class _Cat(Constraint):
+    """Pieces of `lengths` along `dim`, the i-th satisfying cseq[i] (what CatTransform maps between)."""
+
+    def __init__(self, cseq, dim: int = 0, lengths=None) -> None:
+        self.cseq = list(cseq)
+        self.lengths = [1] * len(self.cseq) if lengths is None else list(lengths)
+        if len(self.lengths) != len(self.cseq):
+            raise ValueError(f"lengths ({len(self.lengths)}) must match cseq ({len(self.cseq)})")
+        self.dim = dim
+
+    @property
+    def is_discrete(self) -> bool:
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self) -> int:
+        return max(c.event_dim for c in self.cseq)
+
+    def _check(self, v):
+        xp = array_module(v)
+        edges = np.cumsum([0, *self.lengths])
+        pieces = [c._check(xp.take(v, xp.arange(int(a), int(b)), axis=self.dim))
+                  for c, a, b in zip(self.cseq, edges[:-1], edges[1:])]
+        return xp.concatenate(pieces, axis=self.dim)
+
+
+class _Stack(Constraint):
+    """Slices along `dim`, the i-th satisfying cseq[i] (what StackTransform maps between)."""
+
+    def __init__(self, cseq, dim: int = 0) -> None:
+        self.cseq, self.dim = list(cseq), dim
+
+    @property
+    def is_discrete(self) -> bool:
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self) -> int:
+        dim = max(c.event_dim for c in self.cseq)
+        return dim + 1 if self.dim + dim < 0 else dim
+
+    def _check(self, v):
+        xp = array_module(v)
+        return xp.stack([c._check(xp.take(v, i, axis=self.dim)) for i, c in enumerate(self.cseq)], axis=self.dim)
+
+
 dependent = _Dependent()
 dependent_property = _DependentProperty
 independent = _Independent
@@ -237,5 +294,8 @@ positive_integer = _IntegerGreaterThan(1)
 simplex = _Simplex()
 lower_triangular = _LowerTriangular()
 lower_cholesky = _LowerCholesky()
+corr_cholesky = _CorrCholesky()
+cat = _Cat
+stack = _Stack
 symmetric = _Symmetric()
 positive_definite = _PositiveDefinite()

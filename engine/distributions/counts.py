@@ -83,6 +83,12 @@ def _draw(like: Tensor, fn) -> Tensor:
     return Tensor._wrap(out.astype(like.array.dtype, copy=False))
 
 
+def _clamp_by_zero(x: Tensor) -> Tensor:
+    """max(x, 0) with gradient 1/2 at the kink x = 0, as torch's Binomial has (the derivative of log_prob at
+    p = 1/2 is then the symmetric one)."""
+    return (x.clamp(min=0) + x - x.clamp(max=0)) / 2
+
+
 class Poisson(ExponentialFamily):
     """Counts with mean `rate`: P(k) = rate^k e^-rate / k!."""
 
@@ -162,7 +168,7 @@ class Binomial(BinaryParams, Distribution):
             self._validate_sample(value)
         n, logits = self.total_count, self.logits
         # k log p + (n - k) log(1 - p) = k logit - n max(logit, 0) - n log1p(e^-|logit|), finite for any logit
-        normalize = n * logits.clamp(min=0) + n * (-logits.abs()).exp().log1p() - (n + 1).lgamma()
+        normalize = n * _clamp_by_zero(logits) + n * (-logits.abs()).exp().log1p() - (n + 1).lgamma()
         return value * logits - (value + 1).lgamma() - (n - value + 1).lgamma() - normalize
 
     def entropy(self) -> Tensor:

@@ -18,9 +18,16 @@ from engine.ops.elementwise import where
 from engine.tensor import Tensor
 
 
+def _defined(undefined: Tensor, df: Tensor, harmless: float) -> Tensor:
+    """`df` with `harmless` where the moment is undefined: the formula then stays finite there, so no NaN
+    reaches a gradient (the NaN is put in after, by a where whose other branch is finite)."""
+    return where(undefined, harmless, df)
+
+
 class FisherSnedecor(Distribution):
     """The F distribution with `df1` and `df2` degrees of freedom; mean, mode and variance are NaN where they
-    do not exist (df2 <= 2, df1 <= 2, df2 <= 4)."""
+    do not exist (df2 <= 2, df1 <= 2, df2 <= 4), with gradients 0 there at every order (torch's are 0 for df2
+    and NaN for df1)."""
 
     arg_constraints = {"df1": constraints.positive, "df2": constraints.positive}
     support = constraints.positive
@@ -39,8 +46,9 @@ class FisherSnedecor(Distribution):
 
     @property
     def mean(self) -> Tensor:
-        df2 = where(self.df2 <= 2, float("nan"), self.df2)
-        return df2 / (df2 - 2)
+        undefined = self.df2 <= 2
+        df2 = _defined(undefined, self.df2, 3.0)
+        return where(undefined, float("nan"), df2 / (df2 - 2))
 
     @property
     def mode(self) -> Tensor:
@@ -49,8 +57,10 @@ class FisherSnedecor(Distribution):
 
     @property
     def variance(self) -> Tensor:
-        df2 = where(self.df2 <= 4, float("nan"), self.df2)
-        return 2 * df2.pow(2) * (self.df1 + df2 - 2) / (self.df1 * (df2 - 2).pow(2) * (df2 - 4))
+        undefined = self.df2 <= 4
+        df2 = _defined(undefined, self.df2, 5.0)
+        variance = 2 * df2.pow(2) * (self.df1 + df2 - 2) / (self.df1 * (df2 - 2).pow(2) * (df2 - 4))
+        return where(undefined, float("nan"), variance)
 
     def rsample(self, sample_shape=()) -> Tensor:
         x1 = self._gamma1.rsample(sample_shape)

@@ -1,14 +1,17 @@
-"""The KL divergences torch registers for the distributions of heavy_tails.py, positive.py and
-TransformedDistribution, registered with engine.distributions.kl.register_kl when the package is imported.
-A pair whose p puts mass where q has none has KL = inf."""
+"""The KL divergences torch registers between different continuous families (Beta, Gamma, Normal, Uniform
+and those of heavy_tails.py and positive.py) and for TransformedDistribution, registered with
+engine.distributions.kl.register_kl when the package is imported. A pair whose p puts mass where q has none
+has KL = inf: those pairs, discrete ones too, are the table INFINITE_KL_PAIRS."""
 
 from __future__ import annotations
 
 import math
 
 import engine
+from engine.distributions.bernoulli import Bernoulli
 from engine.distributions.beta import Beta
 from engine.distributions.continuous_bernoulli import ContinuousBernoulli
+from engine.distributions.counts import Binomial, Poisson
 from engine.distributions.gamma import Gamma
 from engine.distributions.heavy_tails import Cauchy, Gumbel, Laplace
 from engine.distributions.kl import _kl_normal_normal, kl_divergence, register_kl
@@ -18,22 +21,24 @@ from engine.distributions.transformed_distribution import TransformedDistributio
 from engine.distributions.uniform import Uniform
 from engine.ops.elementwise import where
 from engine.ops.pointwise import erf
-from engine.ops.special import lgamma, xlogy
+from engine.ops.special import digamma, lgamma, xlogy
 from engine.tensor import Tensor
 
 # (p type, q type, the parameter of p whose shape the answer takes): q has no mass on part of p's support
 INFINITE_KL_PAIRS = [
     (Beta, Pareto, "concentration1"), (ContinuousBernoulli, Pareto, "probs"),
     *((Exponential, q, "rate") for q in (Beta, ContinuousBernoulli, Pareto, Uniform)),
-    *((Gamma, q, "concentration") for q in (Pareto, Uniform)),
+    *((Gamma, q, "concentration") for q in (Beta, ContinuousBernoulli, Pareto, Uniform)),
     *((Gumbel, q, "loc") for q in (Beta, ContinuousBernoulli, Exponential, Gamma, Pareto, Uniform)),
     *((Laplace, q, "loc") for q in (Beta, ContinuousBernoulli, Exponential, Gamma, Pareto, Uniform)),
-    *((Normal, q, "loc") for q in (Exponential, Pareto, Uniform)),
+    *((Normal, q, "loc") for q in (Beta, ContinuousBernoulli, Exponential, Gamma, Pareto, Uniform)),
     *((Pareto, q, "scale") for q in (Beta, ContinuousBernoulli, Uniform)),
+    *((Poisson, q, "rate") for q in (Bernoulli, Binomial)),
 ]
 
 
 def _infinite(param: str):
+    """KL = inf, shaped and typed as p's parameter `param` (inf even where that parameter is inf or NaN)."""
     return lambda p, q: engine.full_like(getattr(p, param), math.inf)
 
 
@@ -222,3 +227,66 @@ def _kl_uniform_pareto(p: Uniform, q: Pareto) -> Tensor:
     t1 = (q.alpha * q.scale.pow(q.alpha) * width).log()
     t2 = (xlogy(p.high, p.high) - xlogy(p.low, p.low) - width) / width
     return where(p.low < q.scale, math.inf, t2 * (q.alpha + 1) - t1)
+
+
+def _beta_mean(p: Beta) -> Tensor:
+    return p.concentration1 / (p.concentration1 + p.concentration0)
+
+
+@register_kl(Beta, Gamma)
+def _kl_beta_gamma(p: Beta, q: Gamma) -> Tensor:
+    t2 = lgamma(q.concentration) - q.concentration * q.rate.log()
+    t3 = (q.concentration - 1) * (digamma(p.concentration1) - digamma(p.concentration1 + p.concentration0))
+    return -p.entropy() + t2 - t3 + q.rate * _beta_mean(p)
+
+
+@register_kl(Beta, Normal)
+def _kl_beta_normal(p: Beta, q: Normal) -> Tensor:
+    mean, var_normal = _beta_mean(p), q.scale.pow(2)
+    t2 = 0.5 * (var_normal * 2 * math.pi).log()
+    t3 = (mean * (1 - mean) / (p.concentration1 + p.concentration0 + 1) + mean.pow(2)) * 0.5
+    return -p.entropy() + t2 + (t3 - q.loc * mean + q.loc.pow(2) * 0.5) / var_normal
+
+
+@register_kl(Beta, Uniform)
+def _kl_beta_uniform(p: Beta, q: Uniform) -> Tensor:
+    result = -p.entropy() + (q.high - q.low).log()
+    return where((q.low > 0) | (q.high < 1), math.inf, result)
+
+
+@register_kl(Gamma, Normal)
+def _kl_gamma_normal(p: Gamma, q: Normal) -> Tensor:
+    a, var_normal, beta_sqr = p.concentration, q.scale.pow(2), p.rate.pow(2)
+    t1 = 0.5 * (beta_sqr * var_normal * 2 * math.pi).log() - a - lgamma(a)
+    t2 = 0.5 * (a.pow(2) + a) / beta_sqr - q.loc * a / p.rate + 0.5 * q.loc.pow(2)
+    return t1 + (a - 1) * digamma(a) + t2 / var_normal
+
+
+def _uniform_mean_log(low: Tensor, high: Tensor) -> Tensor:
+    """E[log x] for x uniform on [low, high], exact at low = 0 (x log x is 0 there)."""
+    return (xlogy(high, high) - xlogy(low, low) - (high - low)) / (high - low)
+
+
+@register_kl(Uniform, Beta)
+def _kl_uniform_beta(p: Uniform, q: Beta) -> Tensor:
+    log_beta = lgamma(q.concentration1) + lgamma(q.concentration0) - lgamma(q.concentration1 + q.concentration0)
+    t2 = (q.concentration1 - 1) * _uniform_mean_log(p.low, p.high)
+    t3 = (q.concentration0 - 1) * _uniform_mean_log(1 - p.high, 1 - p.low)
+    result = log_beta - (p.high - p.low).log() - t2 - t3
+    return where((p.high > 1) | (p.low < 0), math.inf, result)
+
+
+@register_kl(Uniform, Gamma)
+def _kl_uniform_gamma(p: Uniform, q: Gamma) -> Tensor:
+    t2 = lgamma(q.concentration) - q.concentration * q.rate.log()
+    t3 = (1 - q.concentration) * _uniform_mean_log(p.low, p.high)
+    result = -(p.high - p.low).log() + t2 + t3 + q.rate * (p.high + p.low) / 2
+    return where(p.low < 0, math.inf, result)
+
+
+@register_kl(Uniform, Normal)
+def _kl_uniform_normal(p: Uniform, q: Normal) -> Tensor:
+    width = p.high - p.low
+    t1 = (math.sqrt(math.pi * 2) * q.scale / width).log()
+    t3 = ((p.high + p.low - 2 * q.loc) / 2).pow(2)
+    return t1 + 0.5 * (width.pow(2) / 12 + t3) / q.scale.pow(2)

@@ -1,6 +1,7 @@
 """The KL divergences torch registers for the count, mixture-free multivariate and exponential-family
 distributions of this package (Binomial, Geometric, Poisson, ContinuousBernoulli, LowRankMultivariateNormal,
-ExponentialFamily), registered with engine.distributions.kl.register_kl when the package is imported."""
+ExponentialFamily), registered with engine.distributions.kl.register_kl when the package is imported.
+The pairs of infinite KL are in kl_continuous.INFINITE_KL_PAIRS."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from engine.distributions.beta import Beta
 from engine.distributions.continuous_bernoulli import ContinuousBernoulli
 from engine.distributions.counts import Binomial, Geometric, Poisson
 from engine.distributions.exp_family import ExponentialFamily, log_normalizer_and_grads
-from engine.distributions.gamma import Gamma
 from engine.distributions.kl import register_kl
 from engine.distributions.lowrank_multivariate_normal import (
     LowRankMultivariateNormal,
@@ -27,10 +27,6 @@ from engine.distributions.utils import sum_rightmost
 from engine.ops.elementwise import where
 from engine.ops.linalg import diag_embed, solve_triangular
 from engine.tensor import Tensor
-
-
-def _infinite_like(t: Tensor) -> Tensor:
-    return t.detach() * 0 + float("inf")
 
 
 @register_kl(Binomial, Binomial)
@@ -54,12 +50,6 @@ def _kl_poisson_poisson(p: Poisson, q: Poisson) -> Tensor:
 @register_kl(Bernoulli, Poisson)
 def _kl_bernoulli_poisson(p: Bernoulli, q: Poisson) -> Tensor:
     return -p.entropy() - (p.probs * q.rate.log() - q.rate)
-
-
-@register_kl(Poisson, Bernoulli)
-@register_kl(Poisson, Binomial)
-def _kl_poisson_infinity(p: Poisson, q) -> Tensor:
-    return _infinite_like(p.rate)
 
 
 @register_kl(ContinuousBernoulli, ContinuousBernoulli)
@@ -93,12 +83,6 @@ def _kl_continuous_bernoulli_normal(p: ContinuousBernoulli, q: Normal) -> Tensor
 def _kl_continuous_bernoulli_uniform(p: ContinuousBernoulli, q: Uniform) -> Tensor:
     result = -p.entropy() + (q.high - q.low).log()
     return where((q.low >= 0.0) | (q.high <= 1.0), float("inf"), result)
-
-
-@register_kl(Normal, ContinuousBernoulli)
-@register_kl(Gamma, ContinuousBernoulli)
-def _kl_continuous_bernoulli_infinity(p, q: ContinuousBernoulli) -> Tensor:
-    return _infinite_like(p.loc if isinstance(p, Normal) else p.concentration)
 
 
 @register_kl(ExponentialFamily, ExponentialFamily)
@@ -171,8 +155,7 @@ def kl_pairs_registered() -> list[tuple[str, str]]:
 
 
 _REGISTERED = [(Binomial, Binomial), (Geometric, Geometric), (Poisson, Poisson), (Bernoulli, Poisson),
-               (Poisson, Bernoulli), (Poisson, Binomial), (ContinuousBernoulli, ContinuousBernoulli),
-               (Beta, ContinuousBernoulli), (Uniform, ContinuousBernoulli), (ContinuousBernoulli, Normal),
-               (ContinuousBernoulli, Uniform), (Normal, ContinuousBernoulli), (Gamma, ContinuousBernoulli),
-               (ExponentialFamily, ExponentialFamily), (LowRankMultivariateNormal, LowRankMultivariateNormal),
-               (MultivariateNormal, LowRankMultivariateNormal), (LowRankMultivariateNormal, MultivariateNormal)]
+               (ContinuousBernoulli, ContinuousBernoulli), (Beta, ContinuousBernoulli), (Uniform, ContinuousBernoulli),
+               (ContinuousBernoulli, Normal), (ContinuousBernoulli, Uniform), (ExponentialFamily, ExponentialFamily),
+               (LowRankMultivariateNormal, LowRankMultivariateNormal), (MultivariateNormal, LowRankMultivariateNormal),
+               (LowRankMultivariateNormal, MultivariateNormal)]

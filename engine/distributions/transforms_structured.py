@@ -1,7 +1,5 @@
 """Transforms over vectors and matrices, and the ones that apply other transforms piece by piece (cat, stack),
 as torch.distributions.transforms; import them from engine.distributions.transforms.
-
-Also the constraints those need that engine.distributions.constraints lacks: corr_cholesky, cat and stack.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ import math
 import numpy as np
 
 import engine
-from engine.backend import array_module
 from engine.distributions import constraints
 from engine.distributions.transforms import Transform
 from engine.distributions.transforms_pointwise import _clipped_sigmoid
@@ -27,66 +24,7 @@ __all__ = [
 ]
 
 
-class _CorrCholesky(constraints._LowerCholesky):
-    """Lower-triangular with a positive diagonal and rows of unit Euclidean norm: the Cholesky factor of a
-    correlation matrix."""
-
-    def _check(self, v):
-        xp = array_module(v)
-        tol = float(np.finfo(v.dtype).eps) * v.shape[-1] * 10
-        unit_rows = (xp.abs(xp.linalg.norm(v, axis=-1) - 1.0) <= tol).all(-1)
-        return super()._check(v) & unit_rows
-
-
-class _Cat(constraints.Constraint):
-    """Pieces of `lengths` along `dim`, the i-th satisfying cseq[i] (what CatTransform maps between)."""
-
-    def __init__(self, cseq, dim: int = 0, lengths=None) -> None:
-        self.cseq = list(cseq)
-        self.lengths = [1] * len(self.cseq) if lengths is None else list(lengths)
-        if len(self.lengths) != len(self.cseq):
-            raise ValueError(f"lengths ({len(self.lengths)}) must match cseq ({len(self.cseq)})")
-        self.dim = dim
-
-    @property
-    def is_discrete(self) -> bool:
-        return any(c.is_discrete for c in self.cseq)
-
-    @property
-    def event_dim(self) -> int:
-        return max(c.event_dim for c in self.cseq)
-
-    def _check(self, v):
-        xp = array_module(v)
-        edges = np.cumsum([0, *self.lengths])
-        pieces = [c._check(xp.take(v, xp.arange(int(a), int(b)), axis=self.dim))
-                  for c, a, b in zip(self.cseq, edges[:-1], edges[1:])]
-        return xp.concatenate(pieces, axis=self.dim)
-
-
-class _Stack(constraints.Constraint):
-    """Slices along `dim`, the i-th satisfying cseq[i] (what StackTransform maps between)."""
-
-    def __init__(self, cseq, dim: int = 0) -> None:
-        self.cseq, self.dim = list(cseq), dim
-
-    @property
-    def is_discrete(self) -> bool:
-        return any(c.is_discrete for c in self.cseq)
-
-    @property
-    def event_dim(self) -> int:
-        dim = max(c.event_dim for c in self.cseq)
-        return dim + 1 if self.dim + dim < 0 else dim
-
-    def _check(self, v):
-        xp = array_module(v)
-        return xp.stack([c._check(xp.take(v, i, axis=self.dim)) for i, c in enumerate(self.cseq)], axis=self.dim)
-
-
-corr_cholesky = _CorrCholesky()
-cat = _Cat
-stack = _Stack
+corr_cholesky, cat, stack = constraints.corr_cholesky, constraints.cat, constraints.stack  # still importable from here
 
 
 def _need_dims(shape, n: int):
@@ -225,7 +163,7 @@ class CorrCholeskyTransform(Transform):
     strict lower triangle goes through tanh, then a signed stick-breaking onto the unit sphere."""
 
     domain = constraints.real_vector
-    codomain = corr_cholesky
+    codomain = constraints.corr_cholesky
     bijective = True
 
     def __eq__(self, other) -> bool:
@@ -328,11 +266,11 @@ class CatTransform(Transform):
 
     @constraints.dependent_property
     def domain(self):
-        return _Cat([t.domain for t in self.transforms], self.dim, self.lengths)
+        return constraints.cat([t.domain for t in self.transforms], self.dim, self.lengths)
 
     @constraints.dependent_property
     def codomain(self):
-        return _Cat([t.codomain for t in self.transforms], self.dim, self.lengths)
+        return constraints.cat([t.codomain for t in self.transforms], self.dim, self.lengths)
 
 
 class StackTransform(Transform):
@@ -371,9 +309,9 @@ class StackTransform(Transform):
 
     @constraints.dependent_property
     def domain(self):
-        return _Stack([t.domain for t in self.transforms], self.dim)
+        return constraints.stack([t.domain for t in self.transforms], self.dim)
 
     @constraints.dependent_property
     def codomain(self):
-        return _Stack([t.codomain for t in self.transforms], self.dim)
+        return constraints.stack([t.codomain for t in self.transforms], self.dim)
 

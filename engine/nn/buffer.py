@@ -11,7 +11,8 @@ from engine.tensor import Tensor
 class Buffer(Tensor):
     """A tensor that `module.name = Buffer(t)` registers as buffer `name` (persistent: in state_dict).
 
-    It shares `data`'s values; once registered it is a plain Tensor again, as torch's is."""
+    It is `data.detach()` with data's requires_grad, as torch's: the same values and version counter (a write
+    through it is caught by a backward that saved data). Once registered it is a plain Tensor again."""
 
     __slots__ = ()
     persistent = True
@@ -22,6 +23,7 @@ class Buffer(Tensor):
         if not isinstance(data, Tensor):
             raise TypeError(f"Buffer: expected a Tensor as data, got {type(data).__name__}")
         self._hold(data.array, data.requires_grad)
+        self._vc = data._vc
         if not persistent:
             self.__class__ = _NonPersistentBuffer
 

@@ -170,7 +170,11 @@ CONSTRAINTS = {
     "real_vector": (D.constraints.real_vector, lambda C: C.real_vector),
     "lower_cholesky": (D.constraints.lower_cholesky, lambda C: C.lower_cholesky),
     "positive_definite": (D.constraints.positive_definite, lambda C: C.positive_definite),
-    "corr_cholesky": (D.transforms_structured.corr_cholesky, lambda C: C.corr_cholesky),
+    "corr_cholesky": (D.constraints.corr_cholesky, lambda C: C.corr_cholesky),
+    "cat": (D.constraints.cat([D.constraints.real, D.constraints.positive], -1, [2, 1]),
+            lambda C: C.cat([C.real, C.positive], -1, [2, 1])),
+    "stack": (D.constraints.stack([D.constraints.real, D.constraints.positive, D.constraints.unit_interval], -1),
+              lambda C: C.stack([C.real, C.positive, C.unit_interval], -1)),
 }
 
 

@@ -162,6 +162,15 @@ def test_scalar_tensor_matches_torch(s, kwargs):
         engine.scalar_tensor([1])
 
 
+@needs_torch
+def test_scalar_tensor_takes_a_0d_tensor_and_refuses_others_as_torch():
+    assert repr(engine.scalar_tensor(engine.tensor(2.5))) == repr(torch.scalar_tensor(torch.tensor(2.5))) \
+        .replace("torch.", "engine.")
+    for lib in (torch, engine):
+        with pytest.raises(TypeError, match=r"argument 's' \(position 1\) must be Number, not Tensor"):
+            lib.scalar_tensor(lib.tensor([2.0]))
+
+
 def test_asarray_shares_a_numpy_array_unless_told_or_forced_to_copy():
     a = np.arange(3.0)
     shared, copied, cast = engine.asarray(a), engine.asarray(a, copy=True), engine.asarray(a, dtype=engine.float32)

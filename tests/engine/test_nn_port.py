@@ -329,6 +329,20 @@ def test_buffer_marks_a_tensor_as_a_buffer():
         nn.Buffer([1.0, 2.0])
 
 
+@needs_torch
+def test_buffer_shares_the_version_counter_so_inplace_writes_are_caught():
+    for lib in (engine, torch):
+        t = lib.ones(2, requires_grad=True)
+        s = t * 1
+        y = (s * s).sum()
+        buffer = lib.nn.Buffer(s.detach())
+        assert buffer._version == s._version
+        buffer.add_(1)
+        assert s._version == 1
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.backward()
+
+
 # ---- AdaptiveLogSoftmaxWithLoss ---------------------------------------------------------------------------
 def _asm_pair(**kwargs):
     theirs = torch.nn.AdaptiveLogSoftmaxWithLoss(12, 20, [4, 9, 15], div_value=2.0, **kwargs)

@@ -152,11 +152,48 @@ def test_apply_and_map_errors(call, error, words):
         call()
 
 
-def test_pinned_shared_and_stream_memory_are_no_ops_on_the_cpu():
+def test_pinned_and_stream_memory_are_no_ops_on_the_cpu():
     x = engine.ones(2)
     assert x.pin_memory() is x and not x.is_pinned()
-    assert x.share_memory_() is x and not x.is_shared()
     assert x.record_stream(None) is None
+
+
+@needs_torch
+def test_share_memory_makes_is_shared_true_as_torch():
+    for lib in (engine, torch):
+        x = lib.ones(2, 3)
+        before = x.is_shared()
+        assert x.share_memory_() is x
+        x.add_(1)
+        got = (before, x.is_shared(), x[0].is_shared(), x.detach().is_shared(), x.clone().is_shared(),
+               lib.ones(2).is_shared())
+        assert got == (False, True, True, True, False, False), lib.__name__
+
+
+@needs_torch
+@pytest.mark.parametrize("shape", [(2, 1, 3), (3, 1, 2, 1), (1, 2, 3, 4), (2, 3, 1, 1), (1, 1, 1), (2, 2, 2)])
+def test_dim_order_of_permuted_and_expanded_tensors_matches_torch(shape):
+    """Ties (size-1 dims, equal or zero strides) come out in torch's order, and the same ones are ambiguous."""
+    import itertools
+
+    def make(lib, perm, how):
+        t = lib.ones(*shape).permute(*perm)
+        return t.expand(*(2 if n == 1 else n for n in t.shape)) if how == "expand" else \
+            t.contiguous() if how == "contiguous" else t
+
+    def order(t, check):
+        try:
+            return t.dim_order(ambiguity_check=check)
+        except RuntimeError as err:
+            return str(err)
+
+    for perm in itertools.permutations(range(len(shape))):
+        for how in ("view", "contiguous", "expand"):
+            for check in (False, True, "formats"):
+                ours, theirs = make(engine, perm, how), make(torch, perm, how)
+                ours_check = [engine.channels_last, engine.contiguous_format] if check == "formats" else check
+                theirs_check = [torch.channels_last, torch.contiguous_format] if check == "formats" else check
+                assert order(ours, ours_check) == order(theirs, theirs_check), (perm, how, check)
 
 
 def test_props_on_cuda():
