@@ -50,7 +50,8 @@ FOLLOW_FRAMES = 8  # frames (16 ms each) of a stop's pan or zoom, so the eye can
 # op families and their colours (fill, border); the op name decides the family
 FAMILIES = {
     "linear": ("linear matmul mm bmm addmm einsum outer conv conv1d conv2d conv3d conv_transpose1d conv_transpose2d "
-               "conv_transpose3d embedding unfold fold grid_sampler_2d grid_sampler_3d"),
+               "conv_transpose3d embedding unfold fold grid_sampler_2d grid_sampler_3d svd qr lu_factor "
+               "solve_triangular"),
     "activation": ("relu gelu silu sigmoid tanh softmax log_softmax leaky_relu elu softplus mish hardtanh relu6 selu "
                    "celu rrelu hardswish hardsigmoid hardshrink softshrink softsign tanhshrink threshold"),
     "norm": "layer_norm batch_norm group_norm rms_norm norm dropout alpha_dropout feature_alpha_dropout",
@@ -59,7 +60,8 @@ FAMILIES = {
     "loss": ("cross_entropy mse_loss nll_loss l1_loss bce bce_with_logits binary_cross_entropy smooth_l1_loss "
              "huber_loss kl_div ctc_loss binary_cross_entropy_with_logits"),
     "shape": ("reshape view transpose permute getitem setitem cat stack split chunk squeeze unsqueeze "
-              "expand flatten contiguous index_select gather scatter_add masked_fill t repeat pad"),
+              "expand flatten contiguous index_select gather scatter_add masked_fill t repeat pad flip movedim "
+              "unflatten diagonal diag_embed"),
 }
 _FAMILY_OF = {op: fam for fam, ops in FAMILIES.items() for op in ops.split()}
 # index: op families in FAMILIES order, then other ops, parameters, inputs, modules

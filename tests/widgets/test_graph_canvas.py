@@ -242,7 +242,8 @@ def test_the_engines_newer_ops_take_their_familys_colour():
 
     for op, like in (("conv3d", "conv2d"), ("conv_transpose1d", "linear"), ("grid_sampler_2d", "linear"),
                      ("hardswish", "relu"), ("selu", "relu"), ("alpha_dropout", "dropout"), ("cumprod", "cumsum"),
-                     ("median", "sum"), ("ctc_loss", "cross_entropy"), ("huber_loss", "mse_loss")):
+                     ("median", "sum"), ("ctc_loss", "cross_entropy"), ("huber_loss", "mse_loss"),
+                     ("svd", "matmul"), ("lu_factor", "mm"), ("flip", "reshape"), ("diag_embed", "reshape")):
         assert family_index(op, OP) == family_index(like, OP), op
 
 
