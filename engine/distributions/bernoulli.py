@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import engine
 from engine.distributions import constraints
 from engine.distributions.distribution import Distribution
@@ -18,20 +16,19 @@ def one_of(probs, logits) -> None:
         raise ValueError("Either `probs` or `logits` must be specified, but not both.")
 
 
-class Bernoulli(Distribution):
-    """Samples 1 with probability `probs` (or sigmoid(`logits`)) and 0 otherwise; no rsample."""
+class BinaryParams:
+    """`probs` or `logits` of a binary event (one given, the other made on first use), with `extra` parameters
+    broadcast to them."""
 
-    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
-    support = constraints.boolean
-    has_enumerate_support = True
-
-    def __init__(self, probs=None, logits=None, validate_args: bool | None = None) -> None:
+    def _set_params(self, probs, logits, **extra) -> engine.Size:
+        """Store the parameters, broadcast together; returns the batch shape (theirs)."""
         one_of(probs, logits)
-        param = probs if probs is not None else logits
-        scalar = isinstance(param, numbers.Number)
-        (value,) = broadcast_all(param)
-        self.__dict__["probs" if probs is not None else "logits"] = value
-        super().__init__(() if scalar else value.shape, validate_args=validate_args)
+        name, param = ("probs", probs) if probs is not None else ("logits", logits)
+        values = broadcast_all(*extra.values(), param)
+        self.__dict__[name] = values[-1]
+        for key, v in zip(extra, values):
+            self.__dict__[key] = v.to(values[-1].dtype)
+        return engine.Size(values[-1].shape)
 
     @property
     def _param(self) -> Tensor:
@@ -44,8 +41,23 @@ class Bernoulli(Distribution):
 
     @lazy_property
     def probs(self) -> Tensor:
-        """P(value = 1)."""
+        """The probability of success, sigmoid(logits)."""
         return logits_to_probs(self.logits, is_binary=True)
+
+    @property
+    def param_shape(self) -> engine.Size:
+        return engine.Size(self._param.shape)
+
+
+class Bernoulli(BinaryParams, Distribution):
+    """Samples 1 with probability `probs` (or sigmoid(`logits`)) and 0 otherwise; no rsample."""
+
+    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
+    support = constraints.boolean
+    has_enumerate_support = True
+
+    def __init__(self, probs=None, logits=None, validate_args: bool | None = None) -> None:
+        super().__init__(self._set_params(probs, logits), validate_args=validate_args)
 
     @property
     def mean(self) -> Tensor:
@@ -59,10 +71,6 @@ class Bernoulli(Distribution):
     @property
     def variance(self) -> Tensor:
         return self.probs * (1 - self.probs)
-
-    @property
-    def param_shape(self) -> engine.Size:
-        return engine.Size(self._param.shape)
 
     def sample(self, sample_shape=()) -> Tensor:
         shape = tuple(self._extended_shape(sample_shape))

@@ -11,7 +11,7 @@ import math
 
 import engine
 from engine.distributions import constraints
-from engine.distributions.counts import BinaryParams
+from engine.distributions.bernoulli import BinaryParams
 from engine.distributions.exp_family import ExponentialFamily
 from engine.distributions.utils import clamp_probs, lazy_property, logits_to_probs
 from engine.ops.elementwise import where

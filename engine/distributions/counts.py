@@ -17,12 +17,12 @@ from engine import creation
 from engine.autograd.grad_mode import no_grad
 from engine.backend import array_module
 from engine.distributions import constraints
-from engine.distributions.bernoulli import one_of
+from engine.distributions.bernoulli import BinaryParams
 from engine.distributions.categorical import Categorical
 from engine.distributions.distribution import Distribution
 from engine.distributions.exp_family import ExponentialFamily
 from engine.distributions.gamma import Gamma
-from engine.distributions.utils import broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from engine.distributions.utils import broadcast_all, lazy_property
 from engine.ops.activation import logsigmoid
 from engine.ops.elementwise import where
 from engine.ops.loss import binary_cross_entropy_with_logits
@@ -42,39 +42,6 @@ class _MultinomialConstraint(constraints.Constraint):
 
     def _check(self, v):
         return (v >= 0).all(-1) & (v.sum(-1) <= self.upper_bound)
-
-
-class BinaryParams:
-    """`probs` or `logits` of a binary event (one given, the other made on first use), with `extra` parameters
-    broadcast to them."""
-
-    def _set_params(self, probs, logits, **extra) -> engine.Size:
-        """Store the parameters, broadcast together; returns the batch shape (theirs)."""
-        one_of(probs, logits)
-        name, param = ("probs", probs) if probs is not None else ("logits", logits)
-        values = broadcast_all(*extra.values(), param)
-        self.__dict__[name] = values[-1]
-        for key, v in zip(extra, values):
-            self.__dict__[key] = v.to(values[-1].dtype)
-        return engine.Size(values[-1].shape)
-
-    @property
-    def _param(self) -> Tensor:
-        return self.__dict__["probs"] if "probs" in self.__dict__ else self.__dict__["logits"]
-
-    @lazy_property
-    def logits(self) -> Tensor:
-        """log(p / (1 - p))."""
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self) -> Tensor:
-        """The probability of success, sigmoid(logits)."""
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self) -> engine.Size:
-        return engine.Size(self._param.shape)
 
 
 def _draw(like: Tensor, fn) -> Tensor:

@@ -10,9 +10,9 @@ import numpy as np
 import engine
 from engine.distributions import constraints
 from engine.distributions.distribution import Distribution
-from engine.distributions.positive import EULER, Chi2, _batch
+from engine.distributions.positive import EULER, Chi2, Folded, _batch
 from engine.distributions.transformed_distribution import TransformedDistribution
-from engine.distributions.transforms import AbsTransform, AffineTransform, ExpTransform
+from engine.distributions.transforms import AffineTransform, ExpTransform
 from engine.distributions.uniform import Uniform
 from engine.ops.elementwise import where
 from engine.ops.special import digamma, lgamma
@@ -160,45 +160,18 @@ class StudentT(Distribution):
                 + 0.5 * df.log() + lbeta)
 
 
-class HalfCauchy(TransformedDistribution):
+class HalfCauchy(Folded):
     """|X| for X ~ Cauchy(0, scale)."""
 
-    arg_constraints = {"scale": constraints.positive}
-    support = constraints.nonnegative
-    has_rsample = True
-
-    def __init__(self, scale, validate_args: bool | None = None) -> None:
-        base = Cauchy(0, scale, validate_args=False)
-        self.scale = base.scale
-        super().__init__(base, AbsTransform(), validate_args=validate_args)
+    folds = Cauchy
 
     @property
     def mean(self) -> Tensor:
         return engine.full(tuple(self._extended_shape()), math.inf, dtype=self.scale.dtype, device=self.scale.device)
 
     @property
-    def mode(self) -> Tensor:
-        return engine.zeros_like(self.scale)
-
-    @property
     def variance(self) -> Tensor:
         return self.base_dist.variance
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        return where(value >= 0, self.base_dist.log_prob(value) + math.log(2), -math.inf)
-
-    def cdf(self, value: Tensor) -> Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        return 2 * self.base_dist.cdf(value) - 1
-
-    def icdf(self, prob: Tensor) -> Tensor:
-        return self.base_dist.icdf((prob + 1) / 2)
-
-    def entropy(self) -> Tensor:
-        return self.base_dist.entropy() - math.log(2)
 
 
 class Gumbel(TransformedDistribution):

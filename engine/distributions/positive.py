@@ -122,29 +122,23 @@ class LogNormal(TransformedDistribution):
         return self.base_dist.entropy() + self.loc
 
 
-class HalfNormal(TransformedDistribution):
-    """|X| for X ~ Normal(0, scale)."""
+class Folded(TransformedDistribution):
+    """|X| for X ~ `folds(0, scale)`, a distribution symmetric about 0: HalfNormal folds a Normal, HalfCauchy a
+    Cauchy. Density, cdf and entropy are the base's folded onto [0, inf)."""
 
     arg_constraints = {"scale": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
+    folds: type = Normal
 
     def __init__(self, scale, validate_args: bool | None = None) -> None:
-        base = Normal(0, scale, validate_args=False)
+        base = self.folds(0, scale, validate_args=False)
         self.scale = base.scale
         super().__init__(base, AbsTransform(), validate_args=validate_args)
 
     @property
-    def mean(self) -> Tensor:
-        return self.scale * math.sqrt(2 / math.pi)
-
-    @property
     def mode(self) -> Tensor:
         return engine.zeros_like(self.scale)
-
-    @property
-    def variance(self) -> Tensor:
-        return self.scale.pow(2) * (1 - 2 / math.pi)
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
@@ -161,6 +155,20 @@ class HalfNormal(TransformedDistribution):
 
     def entropy(self) -> Tensor:
         return self.base_dist.entropy() - math.log(2)
+
+
+class HalfNormal(Folded):
+    """|X| for X ~ Normal(0, scale)."""
+
+    folds = Normal
+
+    @property
+    def mean(self) -> Tensor:
+        return self.scale * math.sqrt(2 / math.pi)
+
+    @property
+    def variance(self) -> Tensor:
+        return self.scale.pow(2) * (1 - 2 / math.pi)
 
 
 class Weibull(TransformedDistribution):

@@ -8,13 +8,13 @@ import numbers
 
 import engine
 from engine.distributions import constraints
-from engine.distributions.bernoulli import one_of
+from engine.distributions.bernoulli import BinaryParams
 from engine.distributions.categorical import Categorical
 from engine.distributions.distribution import Distribution
 from engine.distributions.normal import Normal
 from engine.distributions.transformed_distribution import TransformedDistribution
 from engine.distributions.transforms import ExpTransform, SigmoidTransform, StickBreakingTransform
-from engine.distributions.utils import broadcast_all, clamp_probs, lazy_property, logits_to_probs, probs_to_logits
+from engine.distributions.utils import broadcast_all, clamp_probs
 from engine.ops.activation import softplus
 from engine.tensor import Tensor
 
@@ -30,7 +30,7 @@ def _temperature(temperature, like: Tensor) -> Tensor:
     raise TypeError(f"temperature must be a Tensor or a number, got {type(temperature).__name__}")
 
 
-class LogitRelaxedBernoulli(Distribution):
+class LogitRelaxedBernoulli(BinaryParams, Distribution):
     """The logit of a RelaxedBernoulli sample: (logit(u) + logits) / temperature for u ~ Uniform(0, 1)."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -38,33 +38,12 @@ class LogitRelaxedBernoulli(Distribution):
     has_rsample = True
 
     def __init__(self, temperature, probs=None, logits=None, validate_args: bool | None = None) -> None:
-        one_of(probs, logits)
-        param = probs if probs is not None else logits
-        (value,) = broadcast_all(param)
-        self.__dict__["probs" if probs is not None else "logits"] = value
-        self.temperature = _temperature(temperature, value)
-        super().__init__(() if isinstance(param, numbers.Number) else value.shape, validate_args=validate_args)
+        batch = self._set_params(probs, logits)
+        self.temperature = _temperature(temperature, self._param)
+        super().__init__(batch, validate_args=validate_args)
 
     def _expand_extra(self, new, batch_shape) -> None:
         new.temperature = self.temperature
-
-    @property
-    def _param(self) -> Tensor:
-        return self.__dict__["probs"] if "probs" in self.__dict__ else self.__dict__["logits"]
-
-    @lazy_property
-    def logits(self) -> Tensor:
-        """log(p / (1 - p))."""
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self) -> Tensor:
-        """sigmoid(logits)."""
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self) -> engine.Size:
-        return engine.Size(self._param.shape)
 
     def rsample(self, sample_shape=()) -> Tensor:
         shape = tuple(self._extended_shape(sample_shape))

@@ -118,3 +118,15 @@ def check_grads(fn, specs, torch_fn=None, wrt=None, seed=0):
     finite_difference_check(fn, arrays, wrt=wrt)
     if torch is not None:
         torch_check(fn, arrays, torch_fn=torch_fn, wrt=wrt)
+
+
+def lib(t):
+    """The library a tensor belongs to (engine or torch): a case written once runs on both."""
+    return engine if isinstance(t, engine.Tensor) else torch
+
+
+def one_line(call, error, message) -> None:
+    """`call()` raises `error` matching `message`, in one line."""
+    with pytest.raises(error, match=message) as err:
+        call()
+    assert "\n" not in str(err.value)

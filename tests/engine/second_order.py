@@ -14,7 +14,7 @@ import pytest
 
 import engine
 import engine.nn.functional as EF
-from tests.engine.oracle import torch
+from tests.engine.oracle import needs_torch, torch
 from tests.engine.test_higher_order import _close
 
 if torch is not None:
@@ -72,3 +72,18 @@ def check_matches_finite_differences(cases: Cases, name: str, eps: float = 1e-6)
         fd = 0 if gp is None else (gp.numpy() - gm.numpy()) / (2 * eps)
         np.testing.assert_allclose(0 if h is None else h.numpy(), fd, rtol=1e-5, atol=1e-6)
 
+
+def second_order_tests(cases: Cases, torch_lacks: Collection[str] = (), no_differences: Collection[str] = ()):
+    """The two parametrized tests of a file's cases: against torch, and against central differences (cases in
+    `no_differences` left out of those, where the engine's gradient is not smooth at the sampled points)."""
+
+    @needs_torch
+    @pytest.mark.parametrize("name", sorted(cases))
+    def test_second_order_matches_torch(name):
+        check_matches_torch(cases, name, torch_lacks)
+
+    @pytest.mark.parametrize("name", sorted(n for n in cases if n not in no_differences))
+    def test_second_order_matches_finite_differences(name):
+        check_matches_finite_differences(cases, name)
+
+    return test_second_order_matches_torch, test_second_order_matches_finite_differences

@@ -14,7 +14,7 @@ import pytest
 import engine
 import engine.nn as enn
 from tests.engine.oracle import needs_torch, torch
-from tests.engine.second_order import check_matches_finite_differences, check_matches_torch
+from tests.engine.second_order import second_order_tests
 from tests.engine.test_higher_order import _check_wgan_gp, _close, _copy_weights, gradient_penalty
 
 if torch is not None:
@@ -105,15 +105,7 @@ CASES = {
 }
 
 
-@needs_torch
-@pytest.mark.parametrize("name", list(CASES))
-def test_second_order_of_each_op_matches_torch(name):
-    check_matches_torch(CASES, name)
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_second_order_of_each_op_matches_finite_differences(name):
-    check_matches_finite_differences(CASES, name)
+test_second_order_matches_torch, test_second_order_matches_finite_differences = second_order_tests(CASES)
 
 
 def test_third_order_through_gather_and_cumsum():

@@ -18,7 +18,11 @@ import engine
 import engine.nn as enn
 import engine.nn.functional as EF
 from tests.engine.oracle import cuda_or_skip, needs_torch, torch
-from tests.engine.second_order import case_inputs, check_matches_finite_differences, check_matches_torch, grad_and_hvp
+from tests.engine.second_order import (
+    case_inputs,
+    grad_and_hvp,
+    second_order_tests,
+)
 from tests.engine.test_higher_order import _check_wgan_gp, _close
 
 _RNG = np.random.default_rng(33)
@@ -172,15 +176,7 @@ CASES = {
 TORCH_LACKS = {"beta_cdf"}  # torch's Beta has no cdf
 
 
-@needs_torch
-@pytest.mark.parametrize("name", list(CASES))
-def test_second_order_of_each_op_matches_torch(name):
-    check_matches_torch(CASES, name, TORCH_LACKS)
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_second_order_of_each_op_matches_finite_differences(name):
-    check_matches_finite_differences(CASES, name)
+test_second_order_matches_torch, test_second_order_matches_finite_differences = second_order_tests(CASES, TORCH_LACKS)
 
 
 # cases whose constants are all made on the inputs' device

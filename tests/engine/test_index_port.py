@@ -7,7 +7,7 @@ import pytest
 
 import engine
 from tests.engine.oracle import check_grads, cuda_or_skip, needs_torch, torch
-from tests.engine.second_order import check_matches_finite_differences, check_matches_torch
+from tests.engine.second_order import second_order_tests
 
 INDEX_FUNCTIONS = ("take", "put", "index_copy", "index_put", "index_put_", "index_reduce", "masked_scatter",
                    "select_scatter", "slice_scatter", "diagonal_scatter")
@@ -122,15 +122,7 @@ SECOND_ORDER = {
 }
 
 
-@needs_torch
-@pytest.mark.parametrize("name", sorted(SECOND_ORDER))
-def test_second_order_matches_torch(name):
-    check_matches_torch(SECOND_ORDER, name)
-
-
-@pytest.mark.parametrize("name", sorted(SECOND_ORDER))
-def test_second_order_matches_finite_differences(name):
-    check_matches_finite_differences(SECOND_ORDER, name)
+test_second_order_matches_torch, test_second_order_matches_finite_differences = second_order_tests(SECOND_ORDER)
 
 
 X = np.zeros((2, 3), np.float32)

@@ -8,11 +8,7 @@ import numpy as np
 import pytest
 
 import engine
-from tests.engine.oracle import check_grads, cuda_or_skip, finite_difference_check, needs_torch, torch, torch_check
-
-
-def lib(t):
-    return engine if isinstance(t, engine.Tensor) else torch
+from tests.engine.oracle import check_grads, cuda_or_skip, finite_difference_check, lib, needs_torch, torch, torch_check
 
 
 def well_conditioned(a):

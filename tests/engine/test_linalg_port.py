@@ -9,20 +9,10 @@ import numpy as np
 import pytest
 
 import engine
-from tests.engine.oracle import check_grads, cuda_or_skip, needs_torch, torch
+from tests.engine.oracle import check_grads, cuda_or_skip, lib, needs_torch, one_line, torch
 from tests.engine.test_math_more import check_second_order
 
 RNG = np.random.default_rng(21)
-
-
-def lib(t):
-    return engine if isinstance(t, engine.Tensor) else torch
-
-
-def one_line(call, error, message):
-    with pytest.raises(error, match=message) as err:
-        call()
-    assert "\n" not in str(err.value)
 
 
 def _lower(n: int, batch=()) -> np.ndarray:

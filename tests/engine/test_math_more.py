@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 
 import engine
-from tests.engine.oracle import finite_difference_check, needs_torch, torch
+from tests.engine.oracle import finite_difference_check, lib, needs_torch, torch
 
 RNG = np.random.default_rng(5)
-
-
-def lib(t):
-    return engine if isinstance(t, engine.Tensor) else torch
 
 
 def against_torch(fn, *arrays, wrt=None, rtol=1e-10, atol=1e-12):

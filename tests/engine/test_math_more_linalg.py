@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 
 import engine
-from tests.engine.oracle import cuda_or_skip, finite_difference_check, needs_torch, torch
+from tests.engine.oracle import cuda_or_skip, finite_difference_check, needs_torch, one_line, torch
 from tests.engine.test_math_more import against_torch, check_second_order, lib
 
 RNG = np.random.default_rng(9)
-
-
-def one_line(call, error, message):
-    with pytest.raises(error, match=message) as err:
-        call()
-    assert "\n" not in str(err.value)
 
 
 # ---- products, trace, block_diag, vander ----------------------------------------------------------------

@@ -12,7 +12,7 @@ import engine
 import engine.nn as nn
 import engine.nn.functional as F
 from tests.engine.oracle import FWD_ATOL, FWD_RTOL, check_grads, cuda_or_skip, needs_torch, torch
-from tests.engine.second_order import check_matches_finite_differences, check_matches_torch
+from tests.engine.second_order import second_order_tests
 
 if torch is not None:
     import torch.nn.functional as TF
@@ -43,15 +43,7 @@ CASES = {
 }
 
 
-@needs_torch
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_second_order_matches_torch(name):
-    check_matches_torch(CASES, name)
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_second_order_matches_finite_differences(name):
-    check_matches_finite_differences(CASES, name)
+test_second_order_matches_torch, test_second_order_matches_finite_differences = second_order_tests(CASES)
 
 
 # ---- channel_shuffle ---------------------------------------------------------------------------------------------

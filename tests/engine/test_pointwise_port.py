@@ -10,15 +10,11 @@ import numpy as np
 import pytest
 
 import engine
-from tests.engine.oracle import check_grads, cuda_or_skip, finite_difference_check, needs_torch, torch, torch_check
-from tests.engine.second_order import check_matches_finite_differences, check_matches_torch
+from tests.engine.oracle import check_grads, cuda_or_skip, finite_difference_check, lib, needs_torch, torch, torch_check
+from tests.engine.second_order import second_order_tests
 
 RNG = np.random.default_rng(11)
 NAN, INF = math.nan, math.inf
-
-
-def lib(t):
-    return engine if isinstance(t, engine.Tensor) else torch
 
 
 def _same(ours, theirs, rtol=1e-12, atol=1e-14):
@@ -356,15 +352,8 @@ SECOND_ORDER = {
 }
 
 
-@needs_torch
-@pytest.mark.parametrize("name", list(SECOND_ORDER))
-def test_second_derivatives_match_torch(name):
-    check_matches_torch(SECOND_ORDER, name)
-
-
-@pytest.mark.parametrize("name", [n for n in SECOND_ORDER if n != "frac"])
-def test_second_derivatives_match_finite_differences(name):
-    check_matches_finite_differences(SECOND_ORDER, name)
+test_second_order_matches_torch, test_second_order_matches_finite_differences = second_order_tests(
+    SECOND_ORDER, no_differences=("frac",))
 
 
 @pytest.mark.gpu

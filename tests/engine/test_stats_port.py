@@ -10,7 +10,7 @@ import pytest
 
 import engine
 import engine.nn.functional as EF
-from tests.engine.oracle import check_grads, cuda_or_skip, needs_torch, torch
+from tests.engine.oracle import check_grads, cuda_or_skip, lib, needs_torch, one_line, torch
 from tests.engine.second_order import check_matches_finite_differences
 from tests.engine.test_math_more import check_second_order
 
@@ -39,16 +39,6 @@ def test_names_are_torchs():
     assert [n for n in FUNCTIONS if not hasattr(torch, n)] == []
     assert [n for n in METHODS if not hasattr(torch.Tensor, n)] == []
     assert [n for n in LINALG if not hasattr(torch.linalg, n)] == []
-
-
-def lib(t):
-    return engine if isinstance(t, engine.Tensor) else torch
-
-
-def one_line(call, error, message):
-    with pytest.raises(error, match=message) as err:
-        call()
-    assert "\n" not in str(err.value)
 
 
 CASES = {
