@@ -34,6 +34,7 @@ from engine.debug.alerts import AlertSettings, Monitor
 from engine.debug.breakpoints import Breakpoint, BreakpointInfo, BreakpointTable
 from engine.debug.cache import DEFAULT_BYTES, ValueCache, ValueUnavailable
 from engine.debug.edits import EDITS, EditRejected, describe, prepare
+from engine.debug.param_names import ParamNamer, StepLabels
 from engine.debug.records import ACTIONS, OPTIMIZER, Command, DebuggerState, EventRecord, Stop
 from engine.debug.runner import DebuggerKilled, EngineRun, run_path
 from engine.debug.source import USER, frame_kind, frame_of
@@ -137,7 +138,10 @@ class Debugger:
         self._undo: list[Callable] = []
         self._run: EngineRun | None = None
         self._engine_thread: int | None = None
-        self._model_names: tuple | None = None  # (model, optimizer, parameters), optimizer name -> model name
+        # id(optimizer) -> ((model, its parameters), {optimizer's name: model's name})
+        self._model_names: dict[int, tuple] = {}
+        self._step_labels = StepLabels()  # "SGD", "Adam#2": each optimizer that steps, in the order they first do
+        self._namer: ParamNamer | None = None  # made when another optimizer than the debugger's steps
 
     # ---- attaching --------------------------------------------------------------------------
     def attach(self) -> Debugger:
@@ -350,6 +354,8 @@ class Debugger:
                     self.model = calls[0][0]
                     if self.optimizer is None:  # made before the first forward, as a training loop does
                         self.optimizer = optimizer_of(self.model.parameters())
+            if self._namer is not None and event.params:
+                self._namer.module_called(event.path, event.params)
             rec = self.tracer.module(event)
             alerts = ()
         elif cls is OptimizerEvent:
@@ -538,21 +544,46 @@ class Debugger:
 
     def _named_by_model(self, event: OptimizerEvent) -> OptimizerEvent:
         """The event with its parameters named as the model names them ("fc1.weight"): an optimizer given
-        plain parameters can only call them "group0.0", "group0.1", ..."""
+        plain parameters can only call them "group0.0", "group0.1", ...; another optimizer's parameters that the
+        model does not own are qualified by optimizer (see _named_apart)."""
         model, opt = self.model, stepping_optimizer() or self.optimizer  # the one stepping: a GAN has two
-        if model is None or opt is None or type(opt).__name__ != event.optimizer:
+        if opt is None or type(opt).__name__ != event.optimizer:
             return event
+        label = self._step_labels.label(opt)
+        if model is not None:
+            names = self._model_names_of(model, opt)
+            if names:
+                event = renamed(event, names)
+        if self.optimizer is not None and opt is not self.optimizer:
+            event = self._named_apart(event, opt, label)
+        return event
+
+    def _model_names_of(self, model, opt) -> dict[str, str]:
+        """The optimizer's names of the model's parameters -> the model's names, kept per optimizer while its
+        parameters and the model stay the same (a GAN's two optimizers alternate)."""
         params = [(g, i, group, p) for g, group in enumerate(opt.param_groups) for i, p in enumerate(group["params"])]
-        key = (id(model), id(opt), tuple(id(p) for *_, p in params))
-        cached = self._model_names
+        key = (id(model), tuple(id(p) for *_, p in params))
+        cached = self._model_names.get(id(opt))
         if cached is None or cached[0] != key:
             by_id = {id(p): name for name, p in model.named_parameters()}
             names = {opt._param_name(g, i, group, p): by_id[id(p)] for g, i, group, p in params if id(p) in by_id}
-            cached = self._model_names = (key, {k: v for k, v in names.items() if k != v})
-        names = cached[1]
-        if not names:
-            return event
-        return renamed(event, names)
+            if len(self._model_names) >= 64:  # a script making a new optimizer all the time: stay bounded
+                self._model_names.clear()
+            cached = self._model_names[id(opt)] = (key, {k: v for k, v in names.items() if k != v})
+        return cached[1]
+
+    def _named_apart(self, event: OptimizerEvent, opt, label: str) -> OptimizerEvent:
+        """A step of another optimizer than the debugger's (a GAN's second): its parameters named as a tape names
+        them ("Adam#2:Discriminator.fc.weight", engine.debug.param_names), where the debugger's own optimizer
+        alone could only call them "group0.0", the names its own parameters had before the model's replaced them.
+        """
+        if self._namer is None:  # the module calls so far are in the history; from now on, as they come
+            self._namer = ParamNamer()
+            for rec in self.history:
+                ev = rec.event
+                if ev.__class__ is ModuleEvent and ev.params:
+                    self._namer.module_called(ev.path, ev.params)
+        return self._namer.named(event, label, self._step_labels.tensors(opt, len(event.weight_norms)))
 
     def _named_parameters(self):
         if self.model is not None:

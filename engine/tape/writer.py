@@ -42,6 +42,7 @@ except ImportError:  # not POSIX: no recorder lock
     fcntl = None
 
 from engine.debug import Debugger
+from engine.debug.param_names import updated_parameters
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
 from engine.debug.summary import TensorSummary, summarize
 from engine.debug.tracer import host_copy
@@ -51,7 +52,6 @@ from engine.tape import cap, schema
 from engine.tape.codec import EventColumns, float_blob, ids_text, npy_bytes, op_args, summary_rows, to_json
 from engine.tape.errors import TapeError
 from engine.tape.output import MAX_OUTPUT_BYTES, OutputCap, OutputRows, OutputText
-from engine.tape.param_names import NamedStep, ParamNamer
 from engine.tape.schema import ALERT, BACKWARD, EDIT, MARK, MODULE_ENTER, MODULE_EXIT, OP, OPTIMIZER
 
 MAX_SOURCE_BYTES = 2 << 20  # a larger "source file" is noted, not copied
@@ -175,14 +175,6 @@ class Recorder:
         # id(optimizer) -> (its latest step, the optimizer), while that step's parameters are not snapshot:
         # each optimizer's (two models trained side by side) are snapshot when recording ends
         self._unsnapped: dict[int, tuple[EventRecord, object]] = {}
-        self._first = None  # the first optimizer that stepped
-        # id(optimizer) -> its label (ids, not weak keys: an optimizer may be unhashable); optimizers of each
-        # class, numbered in the order they first stepped
-        self._labels: dict[int, str] = {}
-        self._classes: dict[str, int] = {}
-        self._namer = ParamNamer()  # the writer thread's: names those optimizers' parameters apart
-        # id(optimizer) -> (optimizer, group sizes, ids of its parameters), for the steps of optimizers but the first
-        self._tensors: dict[int, tuple] = {}
         self._conn, self._lock = _create(self.path)
         try:
             # the default is measured once the tape exists: its folder then surely does
@@ -299,29 +291,15 @@ class Recorder:
             self._initial = False
             opt = stepping_optimizer() or self.debugger.optimizer
             mine = opt is not None and type(opt).__name__ == ev.optimizer
-            updated = None
-            # every optimizer that steps is numbered, the debugger's too: "Adam#2" is then the second Adam
-            label = mine and (self._labels.get(id(opt)) or self._optimizer_label(opt))
-            if mine and opt is not self._main_optimizer(opt):
-                # another optimizer's parameters: the writer names them apart (engine.tape.param_names)
-                rec = NamedStep(rec, label, self._step_tensors(opt, len(ev.weight_norms)))
+            # the step's names are final: the debugger named another optimizer's parameters apart
+            # ("Adam#2:Discriminator.fc.weight", engine.debug.param_names)
             self._queue.append((t, rec))
-            if rec.__class__ is NamedStep:
-                rec = rec.rec
             if rec.iteration % self.parameter_every:
                 self._unsnapped[id(opt)] = (rec, opt)  # snapshot when recording ends, if it stays its last step
                 return
             self._unsnapped.pop(id(opt), None)
-            if not mine:
-                return
-            if updated is None:
-                updated = _updated(opt)
-            # the step's own names, as the debugger gave them the model's ("fc1.weight"), in the order it
-            # updated the parameters; without norms in the event, the optimizer's names
-            names = list(ev.weight_norms)
-            if len(names) != len(updated):
-                names = [opt._param_name(g, i, group, p) for g, i, group, p in updated]
-            self._snapshot(ev.seq, rec.iteration, True, list(zip(names, (p for *_, p in updated))))
+            if mine:
+                self._snapshot(ev.seq, rec.iteration, True, _step_parameters(ev, opt))
             return
         self._queue.append((t, rec))
         if cls is ModuleEvent and self._initial and ev.enter:
@@ -329,37 +307,6 @@ class Recorder:
             if named:
                 self._initial = False
                 self._snapshot(ev.seq, rec.iteration, False, named)
-
-    def _main_optimizer(self, stepping):
-        """The debugger's optimizer, else the first that stepped; the steps of others qualify their names."""
-        if self._first is None:
-            self._first = stepping
-        return self.debugger.optimizer if self.debugger.optimizer is not None else self._first
-
-    def _step_tensors(self, opt, count: int) -> tuple[int, ...]:
-        """The ids of the `count` parameters `opt`'s step updated, in its order: those of all its parameters,
-        kept per (optimizer, group sizes), where every parameter had a gradient (the usual step)."""
-        if not count:  # a step without norms names no parameters
-            return ()
-        groups = opt.param_groups
-        sizes = tuple(len(group["params"]) for group in groups)
-        hit = self._tensors.get(id(opt))
-        if hit is None or hit[0] is not opt or hit[1] != sizes:
-            if len(self._tensors) >= MAX_MODULE_NODES:
-                self._tensors.clear()
-            hit = self._tensors[id(opt)] = (opt, sizes, tuple(p.id for group in groups for p in group["params"]))
-        if count == len(hit[2]):
-            return hit[2]
-        return tuple(p.id for *_, p in _updated(opt))  # some had no gradient: the ones that had
-
-    def _optimizer_label(self, opt) -> str:
-        """The label of an optimizer first seen stepping: "SGD", or "SGD#2" for the second SGD to step."""
-        cls = type(opt).__name__
-        n = self._classes[cls] = self._classes.get(cls, 0) + 1
-        if len(self._labels) >= MAX_MODULE_NODES:  # a script making a new optimizer all the time: stay bounded
-            self._labels.clear()
-        label = self._labels[id(opt)] = cls if n == 1 else f"{cls}#{n}"
-        return label
 
     def _trained_parameters(self, opt=None) -> list[tuple]:
         """(name, Tensor) of what `opt` (by default the debugger's optimizer) trains, else the model's parameters
@@ -595,17 +542,10 @@ class Recorder:
                 for slot, s in enumerate(rec.inputs):
                     if s is not None:
                         rows.alert_inputs.append(((rec.seq, slot), layout(s), s))
-            elif cls is NamedStep:  # an optimizer step of another optimizer than the debugger's
-                rec = self._namer.step(rec)
-                phase = _PHASE.get(rec.phase, 0)
-                self._optimizer_step(rec, t, phase, tables)
             elif cls is ParamSnapshot:
                 rows.value_bytes += rec.nbytes
                 limit = self.debugger.tracer.summary_limit
-                renamed = self._namer.renamed
                 for p in rec.params:
-                    if renamed:
-                        p = p._replace(name=renamed.get(p.tensor, p.name))
                     params.append((rec, p, p.summary if p.summary is not None else summarize(p.copy, limit, "cpu")))
             elif cls is OutputText:  # filed under the last event queued before it
                 events = tables["events"]
@@ -678,7 +618,6 @@ class Recorder:
             self._entered.clear()
         rid = self._modules[(path, cls, params)] = self._add("nodes", "module", path, cls, path, *(None,) * 5)
         if params:
-            self._namer.module_called(path, params)
             self._new_rows.append(("module_params", (rid, to_json([list(p) for p in params]))))
         return rid
 
@@ -733,7 +672,11 @@ class Recorder:
         self._unsubscribe()
         unsnapped, self._unsnapped = sorted(self._unsnapped.values(), key=lambda pair: pair[0].seq), {}
         for last, opt in unsnapped if self._error is None and not self.cap_reached else ():
-            named = self._trained_parameters(opt)  # after each optimizer's last step: what it left, for a replay's end
+            # after each optimizer's last step: what it left, for a replay's end, by the names that step gave
+            named = self._trained_parameters(opt)
+            names = list(last.event.weight_norms)
+            if len(names) == len(named):  # every parameter stepped (the usual case): that step's names
+                named = [(name, p) for name, (_, p) in zip(names, named)]
             if named:
                 self._snapshot(last.seq, last.iteration, True, named)
         if self._own:
@@ -857,10 +800,15 @@ def _multi_row_insert(table: str, n: int) -> str:
     return f"{head} VALUES {', '.join([row] * n)}{_ON_CONFLICT.get(table, '')}"
 
 
-def _updated(opt) -> list[tuple]:
-    """(group index, index in it, group, parameter) of what `opt`'s step updated, in the order it did."""
-    return [(g, i, group, p) for g, group in enumerate(opt.param_groups)
-            for i, p in enumerate(group["params"]) if p.grad is not None]
+def _step_parameters(ev: OptimizerEvent, opt) -> list[tuple]:
+    """(name, Tensor) of the parameters a step of `opt` updated, by the names its event gives them (the model's,
+    or qualified by optimizer for another optimizer's), in the order it updated them; without norms in the
+    event, the optimizer's own names."""
+    updated = updated_parameters(opt)
+    names = list(ev.weight_norms)
+    if len(names) != len(updated):
+        names = [opt._param_name(g, i, group, p) for g, i, group, p in updated]
+    return list(zip(names, (p for *_, p in updated)))
 
 
 def _value_bytes(rec) -> int:

@@ -123,3 +123,37 @@ def test_a_tape_naming_two_optimizers_parameters_alike_still_opens(tmp_path):
     conn.close()
     with engine.tape.open(path) as tape:
         assert _step_names(tape) == [{"group0.0", "group0.1"}, {"fc.weight", "fc.bias"}]
+
+
+def _live_gan(shared_class: bool, steps: int = 2) -> list[tuple[str, tuple]]:
+    """A GAN trained under a live Debugger (no tape): each step's (optimizer, parameter names) as it reported."""
+    g, d = (nn.Sequential(nn.Linear(4, 4)), nn.Sequential(nn.Linear(4, 3))) if shared_class else \
+        (Generator(), Discriminator())
+    opt_g, opt_d = engine.optim.Adam(g.parameters(), lr=0.01), engine.optim.Adam(d.parameters(), lr=0.01)
+    x, y = engine.randn(8, 4), engine.randint(0, 3, (8,))
+    steps_seen = []
+    dbg = engine.debug.Debugger("summary", model=g, optimizer=opt_g)
+    dbg.on_record.append(lambda rec: steps_seen.append((rec.event.optimizer, tuple(rec.event.weight_norms)))
+                         if isinstance(rec.event, OptimizerEvent) else None)
+    with dbg:
+        for _ in range(steps):
+            opt_d.zero_grad()
+            F.cross_entropy(d(g(x).detach()), y).backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            F.cross_entropy(d(g(x)), y).backward()
+            opt_g.step()
+    return steps_seen
+
+
+def test_a_live_debugger_names_a_second_optimizers_parameters_as_the_tape_does():
+    # live, the discriminator's Adam reported "group0.0", "group0.1": the Gradient Flow chart showed numbers
+    # where a tape of the same run says which module the parameter belongs to
+    steps = _live_gan(shared_class=False)
+    # (the discriminator's Adam steps first: it is "Adam", the generator's "Adam#2", as on a tape)
+    assert steps[:2] == [("Adam", ("Adam:Discriminator.fc.weight", "Adam:Discriminator.fc.bias")),
+                         ("Adam", ("fc.weight", "fc.bias"))]
+    assert steps[2:] == steps[:2]
+    # two roots of one class give one path to two tensors: the position names them, with the optimizer
+    steps = _live_gan(shared_class=True)
+    assert steps[0] == ("Adam", ("Adam:group0.0", "Adam:group0.1")) and steps[1][1] == ("0.weight", "0.bias")

@@ -1,4 +1,4 @@
-"""The names a tape gives the parameters of optimizer steps, so that two optimizers' are told apart.
+"""The names the parameters of optimizer steps get, so that two optimizers' are told apart (live and on a tape).
 
 An optimizer given plain parameters calls them by position, "group0.0", "group0.1", ...; the debugger
 renames those its model knows ("fc1.weight"). A second optimizer (a GAN's discriminator, a model trained
@@ -9,6 +9,8 @@ owned it, by its module path as the graph shows it: "SGD:Discriminator.fc.weight
 owned it, or module calls of two roots of one class (G and D both a Sequential) gave two tensors that path
 before the step named it, by position: "SGD:group0.1". A parameter keeps the name its first step gave it.
 The debugger's own optimizer (the one that trains its model, else the first that steps) keeps its names.
+The debugger names a step this way as it happens (from the module calls in its history); the tape writer names
+the steps it writes, on its own thread.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from typing import NamedTuple
 
 from engine.debug.records import EventRecord
-from engine.events import renamed
+from engine.events import OptimizerEvent, renamed
 
 MAX_TENSORS = 1 << 16  # module-owned parameters remembered (a script making new modules all the time)
 _POSITIONAL = re.compile(r"group\d+\.\d+")
@@ -59,20 +61,68 @@ class ParamNamer:
     def step(self, named: NamedStep) -> EventRecord:
         """The step's record with the positional names ("group0.0") of its parameters qualified."""
         rec = named.rec
-        ev = rec.event
+        event = self.named(rec.event, named.optimizer, named.tensors)
+        return rec if event is rec.event else rec._replace(event=event)
+
+    def named(self, ev: OptimizerEvent, optimizer: str, tensors: tuple[int, ...]) -> OptimizerEvent:
+        """`ev` with the positional names of its parameters (ids `tensors`, in its order) qualified by
+        `optimizer` ("Adam#2") and, where module calls owned them, their module paths."""
         names = list(ev.weight_norms)
-        if len(names) != len(named.tensors):  # not the parameters the event names: leave it as it is
-            return rec
+        if len(names) != len(tensors):  # not the parameters the event names: leave it as it is
+            return ev
         new = {}
-        for name, tensor in zip(names, named.tensors):
+        for name, tensor in zip(names, tensors):
             tape_name = self.renamed.get(tensor)
             if tape_name is None and _POSITIONAL.fullmatch(name):
                 where = self._paths.get(tensor)
-                tape_name = f"{named.optimizer}:{name if where is None or where in self._clashes else where}"
+                tape_name = f"{optimizer}:{name if where is None or where in self._clashes else where}"
                 if self._owners.setdefault(tape_name, tensor) != tensor:  # named by path before a clash showed
-                    tape_name = f"{named.optimizer}:{name}"
+                    tape_name = f"{optimizer}:{name}"
                 self.renamed[tensor] = tape_name
             new[name] = tape_name or name
         if all(k == v for k, v in new.items()) or len(set(new.values())) != len(new):
-            return rec
-        return rec._replace(event=renamed(ev, new))
+            return ev
+        return renamed(ev, new)
+
+
+class StepLabels:
+    """Which optimizer a step is ("SGD", "Adam#2": numbered by class in the order they first step) and the ids of
+    the parameters it updated, in its order."""
+
+    def __init__(self) -> None:
+        self._labels: dict[int, str] = {}
+        self._classes: dict[str, int] = {}
+        self._tensors: dict[int, tuple] = {}
+
+    def label(self, opt) -> str:
+        """The label of `opt`: "SGD", or "SGD#2" for the second SGD to step."""
+        label = self._labels.get(id(opt))
+        if label is None:
+            cls = type(opt).__name__
+            n = self._classes[cls] = self._classes.get(cls, 0) + 1
+            if len(self._labels) >= MAX_TENSORS:  # a script making a new optimizer all the time: stay bounded
+                self._labels.clear()
+            label = self._labels[id(opt)] = cls if n == 1 else f"{cls}#{n}"
+        return label
+
+    def tensors(self, opt, count: int) -> tuple[int, ...]:
+        """The ids of the `count` parameters `opt`'s step updated, in its order: those of all its parameters,
+        kept per (optimizer, group sizes), where every parameter had a gradient (the usual step)."""
+        if not count:  # a step without norms names no parameters
+            return ()
+        groups = opt.param_groups
+        sizes = tuple(len(group["params"]) for group in groups)
+        hit = self._tensors.get(id(opt))
+        if hit is None or hit[0] is not opt or hit[1] != sizes:
+            if len(self._tensors) >= MAX_TENSORS:
+                self._tensors.clear()
+            hit = self._tensors[id(opt)] = (opt, sizes, tuple(p.id for group in groups for p in group["params"]))
+        if count == len(hit[2]):
+            return hit[2]
+        return tuple(p.id for *_, p in updated_parameters(opt))  # some had no gradient: the ones that had
+
+
+def updated_parameters(opt) -> list[tuple]:
+    """(group index, index in it, group, parameter) of what `opt`'s step updated, in the order it did."""
+    return [(g, i, group, p) for g, group in enumerate(opt.param_groups)
+            for i, p in enumerate(group["params"]) if p.grad is not None]
