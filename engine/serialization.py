@@ -211,6 +211,10 @@ def _parse_safetensors(raw: bytes, path: str) -> tuple[dict[str, np.ndarray], st
     if len(raw) < 8:
         fail(f"file is too short to be a checkpoint ({len(raw)} bytes; a safetensors file starts with an "
              "8-byte header length)")
+    if raw[:4] == b"PK\x03\x04" or raw[:1] == b"\x80":  # a zip (torch.save's format) or a bare pickle
+        fail("this is a PyTorch checkpoint (pickled objects, which the engine never loads: unpickling can run "
+             "code); in PyTorch save the tensors with safetensors.torch.save_file(model.state_dict(), path) or "
+             "numpy.savez, and load that")
     n = int.from_bytes(raw[:8], "little")
     if n > MAX_HEADER:
         fail(f"header length {n} is absurd (the limit is {MAX_HEADER} bytes): the file is corrupt or not a "

@@ -50,8 +50,9 @@ def backward(root, gradient=None, retain_graph: bool = False, inputs=None, creat
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
-         allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple:
-    """The gradients of `outputs` with respect to `inputs`, as a tuple; no tensor's `.grad` changes."""
+         only_inputs: bool = True, allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple:
+    """The gradients of `outputs` with respect to `inputs`, as a tuple; no tensor's `.grad` changes.
+    `only_inputs` is torch's deprecated argument (copied WGAN-GP penalties pass it): accepted, ignored, as there."""
     if materialize_grads and allow_unused is False:
         raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
                          "allow_unused=False.")

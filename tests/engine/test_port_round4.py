@@ -110,3 +110,22 @@ def test_compile_returns_the_model_itself_so_the_debugger_sees_every_op():
     assert double(engine.tensor([1.0])).tolist() == [2.0]
     with pytest.raises(TypeError, match="expected a module or a function, got int"):
         engine.compile(3)
+
+
+def test_loading_a_pytorch_checkpoint_says_what_it_is_and_how_to_convert_it(tmp_path):
+    zipped, pickled = tmp_path / "model.pt", tmp_path / "old.pt"
+    zipped.write_bytes(b"PK\x03\x04" + bytes(60))  # torch.save's zip
+    pickled.write_bytes(b"\x80\x02}q\x00." + bytes(8))  # a bare pickle (older torch.save)
+    for path in (zipped, pickled):
+        with pytest.raises(engine.CheckpointError, match=r"is a PyTorch checkpoint .*safetensors\.torch") as err:
+            engine.load(path)
+        assert "\n" not in str(err.value)
+
+
+@needs_torch
+def test_only_inputs_is_accepted_as_torch_accepts_it():
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
+    (g,) = engine.autograd.grad((x * x).sum(), x, create_graph=True, only_inputs=True)
+    t = torch.tensor([1.0, 2.0], requires_grad=True)
+    (tg,) = torch.autograd.grad((t * t).sum(), t, create_graph=True, only_inputs=True)
+    assert g.tolist() == tg.tolist()
