@@ -11,7 +11,8 @@ optimizer step that leaves a finite parameter non-finite is the origin itself, r
 a parameter gradient no recorded backward node made (a hook, an assignment to .grad) is reported
 where it is first used: at the backward node it reaches, or at the step.
 
-Infinities a program puts in on purpose are not an alert: masked_fill with -inf (attention masks)
+Infinities a program puts in on purpose are not an alert: masked_fill with -inf (attention masks, and the same
+mask written with setitem, where, index_fill or index_put)
 makes them by design, and softmax turns them into zeros, as does an additive mask of -inf built
 outside the recorded ops (a buffer, or a tensor made once before the loop). Their outputs are not
 tainted either, so if a NaN appears later from those infinities (softmax over a row masked entirely),
@@ -35,11 +36,16 @@ from engine.events import AlertEvent
 from engine.optim.optimizer import stepping_optimizer
 
 INTENDED_INFINITIES = frozenset({"masked_fill"})  # ops that write a given value, -inf included, on purpose
+# ops that also write masks, when what they wrote is -inf alone: top-k sampling's `logits[logits < v] = -inf`,
+# `where(keep, x, -inf)`, index_fill / index_put of -inf (a +inf or NaN written into a parameter is an origin)
+MASK_WRITES = frozenset({"setitem", "where", "index_fill", "index_put"})
 
 
-def by_design(op: str, nan: bool) -> bool:
-    """Whether non-finite values in the output of `op` are there on purpose (a mask's -inf, no NaN)."""
-    return not nan and op in INTENDED_INFINITIES
+def by_design(op: str, nan: bool, array) -> bool:
+    """Whether non-finite values in `array`, the output of `op`, are there on purpose (a mask's -inf, no NaN)."""
+    if nan:
+        return False
+    return op in INTENDED_INFINITIES or (op in MASK_WRITES and _only_minus_inf(array))
 
 
 def has_nan(array, summary=None) -> bool:
@@ -115,7 +121,7 @@ class NonFiniteTracker:
         origin (finite inputs, or NaN from intended infinities), an entry from outside, or a mask."""
         event = rec.event
         nan = has_nan(out.array, rec.summary)
-        if by_design(event.op, nan):
+        if by_design(event.op, nan, out.array):
             self._intended[event.output] = f"the -inf that '{event.op}' ({event.key}) writes on purpose"
             return None
         intended, outside, masked = self._intended, [], ""

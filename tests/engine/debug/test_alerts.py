@@ -156,6 +156,23 @@ def test_masking_with_minus_infinity_is_not_an_alert():
     assert list(dbg.alerts) == []
 
 
+def test_a_mask_of_minus_infinity_written_by_index_or_where_is_not_an_alert_either():
+    # top-k sampling writes its mask with an index (`logits[logits < v[:, [-1]]] = -inf`): 20 false alerts a run
+    logits = engine.randn(3, 6)
+    with Debugger("summary") as dbg, engine.no_grad():
+        v, _ = engine.topk(logits, 2)
+        masked = logits.clone()
+        masked[masked < v[:, [-1]]] = -float("inf")
+        F.softmax(masked, dim=-1)
+        F.softmax(engine.where(logits < logits.amax(-1, keepdim=True), -float("inf"), logits), dim=-1)  # arg max
+        F.softmax(logits.index_fill(1, engine.tensor([0, 2]), -float("inf")), dim=-1)
+    assert list(dbg.alerts) == []
+    with Debugger("summary") as dbg, engine.no_grad():  # a NaN written is no mask
+        masked = logits.clone()
+        masked[0, 0] = float("nan")
+    assert [(a.kind, a.op) for a in dbg.alerts] == [("nonfinite_forward", "setitem")]
+
+
 def test_a_nan_made_from_masked_infinities_is_reported_where_it_appears():
     scores = engine.randn(1, 3, 3)
     everything = engine.tensor(np.array([[False, False, False], [True, True, True], [False, True, True]]))
