@@ -14,6 +14,7 @@ from engine.nn.utils.rnn import (
     unpad_sequence,
 )
 from engine.nn.utils.skip_init import skip_init
+from engine.nn.utils.spectral_norm_hook import remove_spectral_norm, spectral_norm
 from engine.nn.utils.vector import parameters_to_vector, vector_to_parameters
 from engine.nn.utils.weight_norm import remove_weight_norm, weight_norm
 
@@ -22,3 +23,4 @@ __all__ = ["PackedSequence", "clip_grad_norm_", "clip_grad_value_", "clip_grads_
            "pack_padded_sequence", "pack_sequence", "pad_packed_sequence", "pad_sequence", "parameters_to_vector",
            "parametrizations", "parametrize", "remove_weight_norm", "rnn", "skip_init", "stateless",
            "unpack_sequence", "unpad_sequence", "vector_to_parameters", "weight_norm"]
+__all__ += ["remove_spectral_norm", "spectral_norm"]

@@ -153,6 +153,28 @@ def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Mo
     return module
 
 
+def weight_to_matrix(weight: Tensor, dim: int) -> Tensor:
+    """`weight` as a matrix whose rows run along dimension `dim` (the others flattened into the columns)."""
+    if dim != 0:
+        weight = weight.permute(dim, *(d for d in range(weight.ndim) if d != dim))
+    return weight.reshape(weight.shape[0], -1)
+
+
+def power_iteration_(weight_mat: Tensor, left: Tensor, right: Tensor, n_power_iterations: int, eps: float) -> None:
+    """Refine estimates of the top singular vectors of `weight_mat` in place, outside autograd: n times
+    left = normalize(weight_mat @ right), then right = normalize(weight_mat.T @ left)."""
+    with no_grad():
+        weight_mat = weight_mat.detach()
+        for _ in range(n_power_iterations):
+            left.copy_(F.normalize(engine.mv(weight_mat, right), dim=0, eps=eps))
+            right.copy_(F.normalize(engine.mv(weight_mat.T, left), dim=0, eps=eps))
+
+
+def spectral_normalized(weight: Tensor, weight_mat: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """weight / sigma, sigma = u . (weight_mat @ v) the spectral norm the power iteration estimated."""
+    return weight / engine.dot(u, engine.mv(weight_mat, v))
+
+
 class _SpectralNorm(Module):
     """weight / sigma, sigma its largest singular value estimated by power iteration (one per call in training)."""
 
@@ -167,35 +189,21 @@ class _SpectralNorm(Module):
         self.eps = eps
         if ndim > 1:
             self.n_power_iterations = n_power_iterations
-            weight_mat = self._reshape_weight_to_matrix(weight)
+            weight_mat = weight_to_matrix(weight, self.dim)
             h, w = weight_mat.shape
             u = weight_mat.new_empty(h).normal_(0, 1)
             v = weight_mat.new_empty(w).normal_(0, 1)
             self.register_buffer("_u", F.normalize(u, dim=0, eps=self.eps))
             self.register_buffer("_v", F.normalize(v, dim=0, eps=self.eps))
-            self._power_method(weight_mat, 15)
-
-    def _reshape_weight_to_matrix(self, weight: Tensor) -> Tensor:
-        if self.dim != 0:
-            weight = weight.permute(self.dim, *(d for d in range(weight.ndim) if d != self.dim))
-        return weight.flatten(1)
-
-    def _power_method(self, weight_mat: Tensor, n_power_iterations: int) -> None:
-        with no_grad():
-            weight_mat = weight_mat.detach()
-            for _ in range(n_power_iterations):
-                self._u.copy_(F.normalize(engine.mv(weight_mat, self._v), dim=0, eps=self.eps))
-                self._v.copy_(F.normalize(engine.mv(weight_mat.T, self._u), dim=0, eps=self.eps))
+            power_iteration_(weight_mat, self._u, self._v, 15, self.eps)
 
     def forward(self, weight: Tensor) -> Tensor:
         if weight.ndim == 1:
             return F.normalize(weight, dim=0, eps=self.eps)
-        weight_mat = self._reshape_weight_to_matrix(weight)
+        weight_mat = weight_to_matrix(weight, self.dim)
         if self.training:
-            self._power_method(weight_mat, self.n_power_iterations)
-        u, v = self._u.clone(), self._v.clone()
-        sigma = engine.dot(u, engine.mv(weight_mat, v))
-        return weight / sigma
+            power_iteration_(weight_mat, self._u, self._v, self.n_power_iterations, self.eps)
+        return spectral_normalized(weight, weight_mat, self._u.clone(), self._v.clone())
 
     def right_inverse(self, value: Tensor) -> Tensor:
         return value
