@@ -142,6 +142,9 @@ class Debugger:
         self._model_names: dict[int, tuple] = {}
         self._step_labels = StepLabels()  # "SGD", "Adam#2": each optimizer that steps, in the order they first do
         self._namer: ParamNamer | None = None  # made when another optimizer than the debugger's steps
+        self._replacing: dict[int, tuple] = {}  # id(optimizer) -> (it, main optimizer, whether it replaces that)
+        # other optimizers' steps since the debugger's optimizer last stepped, and the most seen between two of its
+        self._foreign_run = self._foreign_most = 0
 
     # ---- attaching --------------------------------------------------------------------------
     def attach(self) -> Debugger:
@@ -359,9 +362,11 @@ class Debugger:
             rec = self.tracer.module(event)
             alerts = ()
         elif cls is OptimizerEvent:
-            if self.discover and self.optimizer is None:
-                self.optimizer = stepping_optimizer()
-            rec = self.tracer.optimizer(self._named_by_model(event))
+            opt = stepping_optimizer()
+            if opt is not None and opt is not self.optimizer and (
+                    (self.discover and self.optimizer is None) or self._replaces(opt)):
+                self.optimizer = opt
+            rec = self.tracer.optimizer(self._named_by_model(event), self._ends_iteration(opt))
             alerts = self.monitor.step(rec) if self.monitor is not None else ()
         else:
             return
@@ -572,6 +577,31 @@ class Debugger:
             cached = self._model_names[id(opt)] = (key, {k: v for k, v in names.items() if k != v})
         return cached[1]
 
+    def _ends_iteration(self, opt) -> bool:
+        """Whether this step of `opt` ends the iteration. The debugger's optimizer's steps do. Another optimizer's
+        (a GAN's discriminator's, five critic steps per generator step in a WGAN) do not once they interleave
+        with those: no more of them in a row than seen between two of its steps. An optimizer stepping alone
+        (a second model trained after the first) ends its own iterations."""
+        if opt is None or self.optimizer is None or opt is self.optimizer:
+            self._foreign_most = max(self._foreign_most, self._foreign_run)
+            self._foreign_run = 0
+            return True
+        self._foreign_run += 1
+        return self._foreign_run > self._foreign_most
+
+    def _replaces(self, opt) -> bool:
+        """Whether `opt` trains exactly the parameters of the debugger's optimizer: a script that makes its
+        optimizer anew (each epoch, or to change a setting) goes on with the new one (answers kept per optimizer)."""
+        main = self.optimizer
+        if main is None:
+            return False
+        hit = self._replacing.get(id(opt))
+        if hit is None or hit[0] is not opt or hit[1] is not main:
+            if len(self._replacing) >= 64:
+                self._replacing.clear()
+            hit = self._replacing[id(opt)] = (opt, main, _parameter_ids(opt) == _parameter_ids(main))
+        return hit[2]
+
     def _named_apart(self, event: OptimizerEvent, opt, label: str) -> OptimizerEvent:
         """A step of another optimizer than the debugger's (a GAN's second): its parameters named as a tape names
         them ("Adam#2:Discriminator.fc.weight", engine.debug.param_names), where the debugger's own optimizer
@@ -641,3 +671,7 @@ class Debugger:
 
 def _listify(x) -> list:
     return [] if x is None else list(x) if isinstance(x, list | tuple) else [x]
+
+
+def _parameter_ids(opt) -> frozenset[int]:
+    return frozenset(id(p) for group in opt.param_groups for p in group["params"])

@@ -157,14 +157,15 @@ class Tracer:
         self.last = rec
         return rec
 
-    def optimizer(self, event) -> EventRecord:
-        """The record of an optimizer step; it ends the iteration unless iterations are marked."""
+    def optimizer(self, event, ends: bool = True) -> EventRecord:
+        """The record of an optimizer step; it ends the iteration (unless iterations are marked, or not `ends`:
+        the step of another optimizer than the debugger's)."""
         self._enter(OPTIMIZER)
         # once a step: where it was called from, for a replay that stops there (a live stop finds it itself)
         source, stack = capture_source(1) if self.source else _NO_SOURCE
         rec = EventRecord(event, self.iteration, OPTIMIZER, 0, source, stack)
         self.depth = 0
-        if not self.marks:
+        if ends and not self.marks:
             self._boundary()
         self.last = rec
         return rec
