@@ -201,3 +201,34 @@ def test_two_optimizers_each_name_their_own_parameters():
             opt.step()
     steps = [r.event for r in dbg.history if isinstance(r, EventRecord) and r.phase == "optimizer"]
     assert [list(e.update_norms) for e in steps] == [["0.weight", "0.bias"], ["1.weight", "1.bias"]]
+
+
+def _step_iterations(pattern: str, steps: int = 4) -> list[tuple[str, int]]:
+    """(which optimizer, iteration) of each step when a generator ('G', the debugger's) and a critic ('D')
+    step in `pattern` per training iteration, or a model is trained anew ('N': a new optimizer, same parameters)."""
+    g_model, d_model = engine.nn.Linear(3, 2), engine.nn.Linear(2, 1)
+    opts = {"G": engine.optim.SGD(g_model.parameters(), lr=0.01), "D": engine.optim.SGD(d_model.parameters(), lr=0.01)}
+    seen = []
+    with Debugger("structure", model=g_model, optimizer=opts["G"]) as dbg:
+        for _ in range(steps):
+            for who in pattern:
+                if who == "N":
+                    opts["G"] = engine.optim.SGD(g_model.parameters(), lr=0.01)
+                    who = "G"
+                opt = opts[who]
+                opt.zero_grad()
+                d_model(g_model(engine.ones(1, 3))).sum().backward()
+                opt.step()
+                seen.append((who, dbg.history[-1].iteration))  # the step's own record
+    return seen
+
+
+def test_a_gans_critic_steps_fall_inside_the_generators_iterations():
+    # each step ended an iteration: 20 G+D iterations were counted as 41, and the loss chart zigzagged
+    seen = _step_iterations("DG")
+    assert seen == [("D", 0), ("G", 1), ("D", 2), ("G", 2), ("D", 3), ("G", 3), ("D", 4), ("G", 4)]
+    seen = _step_iterations("DDDDDG", steps=3)  # a WGAN: five critic steps a generator step
+    assert [it for who, it in seen if who == "G"] == [5, 6, 7]  # the first cycle's critic steps are 0..4
+    assert {it for who, it in seen[6:] if who == "D"} == {6, 7}
+    # a generator optimizer made anew each iteration (same parameters) keeps ending them
+    assert [it for _, it in _step_iterations("N", steps=3)] == [0, 1, 2]
