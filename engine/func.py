@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import Any
 
+from engine.func_transforms import grad, grad_and_value, hessian, jacfwd, jacrev, vjp, vmap  # noqa: F401
 from engine.tensor import Tensor
 
 _MISSING = object()
