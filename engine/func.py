@@ -1,4 +1,5 @@
-"""engine.func, as torch.func: `functional_call` runs a module with other parameters and buffers."""
+"""engine.func, as torch.func: `functional_call` runs a module with other parameters and buffers; the transforms
+(grad, jacrev, jacfwd, hessian, vjp, vmap) are engine.func_transforms'."""
 
 from __future__ import annotations
 
