@@ -41,11 +41,13 @@ INTENDED_INFINITIES = frozenset({"masked_fill"})  # ops that write a given value
 MASK_WRITES = frozenset({"setitem", "where", "index_fill", "index_put"})
 
 
-def by_design(op: str, nan: bool, array) -> bool:
-    """Whether non-finite values in `array`, the output of `op`, are there on purpose (a mask's -inf, no NaN)."""
+def by_design(op: str, nan: bool, array=None) -> bool:
+    """Whether non-finite values in `array`, the output of `op`, are there on purpose (a mask's -inf, no NaN).
+    Without the array (the graph colours nodes from summaries, which count infinities of both signs) a mask
+    write's infinities count as the mask's; an origin among them still gets its alert, which marks it."""
     if nan:
         return False
-    return op in INTENDED_INFINITIES or (op in MASK_WRITES and _only_minus_inf(array))
+    return op in INTENDED_INFINITIES or (op in MASK_WRITES and (array is None or _only_minus_inf(array)))
 
 
 def has_nan(array, summary=None) -> bool:
