@@ -206,15 +206,16 @@ def _parse_safetensors(raw: bytes, path: str) -> tuple[dict[str, np.ndarray], st
     if not isinstance(raw, bytes | bytearray):
         raise TypeError(f"load: {path} gave {type(raw).__name__} from read(); open the file in binary mode ('rb')")
     def fail(problem: str):
+        if raw[:4] == b"PK\x03\x04" or (raw[:1] == b"\x80" and raw[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+            # not safetensors, and it starts as torch.save's zip or a bare pickle does
+            problem = ("this is a PyTorch checkpoint (pickled objects, which the engine never loads: unpickling can "
+                       "run code); in PyTorch save the tensors with safetensors.torch.save_file(model.state_dict(), "
+                       "path) or numpy.savez, and load that")
         raise CheckpointError(f"{path}: {problem}")
 
     if len(raw) < 8:
         fail(f"file is too short to be a checkpoint ({len(raw)} bytes; a safetensors file starts with an "
              "8-byte header length)")
-    if raw[:4] == b"PK\x03\x04" or raw[:1] == b"\x80":  # a zip (torch.save's format) or a bare pickle
-        fail("this is a PyTorch checkpoint (pickled objects, which the engine never loads: unpickling can run "
-             "code); in PyTorch save the tensors with safetensors.torch.save_file(model.state_dict(), path) or "
-             "numpy.savez, and load that")
     n = int.from_bytes(raw[:8], "little")
     if n > MAX_HEADER:
         fail(f"header length {n} is absurd (the limit is {MAX_HEADER} bytes): the file is corrupt or not a "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,12 @@ def test_only_inputs_is_accepted_as_torch_accepts_it():
     t = torch.tensor([1.0, 2.0], requires_grad=True)
     (tg,) = torch.autograd.grad((t * t).sum(), t, create_graph=True, only_inputs=True)
     assert g.tolist() == tg.tolist()
+
+
+def test_a_safetensors_file_whose_header_length_starts_like_a_pickle_still_loads(tmp_path):
+    # a header of 640 bytes is b"\x80\x02..." on disk, the way a protocol-2 pickle starts
+    header = json.dumps({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode().ljust(640)
+    path = tmp_path / "padded.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + np.array([1.5, -2.0], np.float32).tobytes())
+    assert path.read_bytes()[:2] == b"\x80\x02"
+    assert engine.load(path)["x"].tolist() == [1.5, -2.0]
