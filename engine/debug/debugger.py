@@ -52,7 +52,7 @@ from engine.events import (
     next_seq,
     renamed,
 )
-from engine.nn.module import running_modules
+from engine.nn.module import outermost, running_modules
 from engine.optim.optimizer import optimizer_of, stepping_optimizer
 
 _attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iteration() reach them here
@@ -352,9 +352,9 @@ class Debugger:
             return  # see _foreign
         if cls is ModuleEvent:
             if self.discover and self.model is None and event.enter and "." not in event.path:
-                calls = running_modules()  # a root module call: the model
+                calls = running_modules()  # a root module call: the model, or the module that holds it
                 if calls:
-                    self.model = calls[0][0]
+                    self.model = outermost(calls[0][0])
                     if self.optimizer is None:  # made before the first forward, as a training loop does
                         self.optimizer = optimizer_of(self.model.parameters())
             if self._namer is not None and event.params:

@@ -9,6 +9,7 @@ Every call enters the module's path in the event hub, so ops inside get stable k
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -38,6 +39,23 @@ _running = _CallStack()
 def running_modules() -> list[tuple[Module, str]]:
     """The module calls in progress on this thread, outermost first, as (module, path) pairs."""
     return list(_running.calls)
+
+
+# child module -> the module it was first added to (weakly: neither keeps the other alive)
+_holders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def outermost(module: Module) -> Module:
+    """The module that holds `module` as a child, and the one that holds that, ..., up to one no module holds:
+    the model behind a submodule a script calls directly (a flow's coupling layers, called from its log_prob)."""
+    seen = {id(module)}
+    while True:
+        ref = _holders.get(module)
+        holder = ref() if ref is not None else None
+        if holder is None or id(holder) in seen:
+            return module
+        seen.add(id(holder))
+        module = holder
 
 
 class IncompatibleKeys(NamedTuple):
@@ -232,6 +250,8 @@ class Module:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._check_name(name, "module", self._modules)
         self._modules[name] = module
+        if module is not None and module not in _holders:
+            _holders[module] = weakref.ref(self)
 
     register_module = add_module
 

@@ -157,3 +157,42 @@ def test_a_live_debugger_names_a_second_optimizers_parameters_as_the_tape_does()
     # two roots of one class give one path to two tensors: the position names them, with the optimizer
     steps = _live_gan(shared_class=True)
     assert steps[0] == ("Adam", ("Adam:group0.0", "Adam:group0.1")) and steps[1][1] == ("0.weight", "0.bias")
+
+
+class Coupling(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.s = nn.Sequential(nn.Linear(2, 2), nn.Tanh())
+
+    def forward(self, x):
+        return x * self.s(x).exp()
+
+
+class Flow(nn.Module):
+    """A model that is never called itself: its log_prob calls its layers, as normalizing flows do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([Coupling(), Coupling()])
+
+    def log_prob(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return -(x * x).sum(-1)
+
+
+def test_a_model_driven_through_another_method_than_forward_names_its_parameters(tmp_path):
+    # the debugger took the first module called (layers.0) for the model: the other coupling's parameters were
+    # "group0.4"..., the first's lacked their "layers.0." prefix
+    flow = Flow()
+    opt = engine.optim.Adam(flow.parameters(), lr=0.01)
+    path = tmp_path / "flow.tape"
+    with engine.record(path, "summary"):
+        for _ in range(2):
+            opt.zero_grad()
+            (-flow.log_prob(engine.randn(4, 2)).mean()).backward()
+            opt.step()
+    with engine.tape.open(path) as tape:
+        steps = _step_names(tape)
+    assert steps == [{name for name, _ in flow.named_parameters()}] * 2
+    assert "layers.1.s.0.weight" in steps[0]
