@@ -6,6 +6,7 @@ None is differentiable (their results are indices and counts), so each works on 
 from __future__ import annotations
 
 from engine.backend import array_module
+from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
 __all__ = ["argwhere", "bincount", "count_nonzero", "nonzero", "unique"]
@@ -32,14 +33,24 @@ def count_nonzero(x: Tensor, dim=None) -> Tensor:
 
 def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
            dim: int | None = None):
-    """The distinct values in ascending order, with where each element went and how often each appears."""
-    if dim is not None:
-        raise NotImplementedError("unique(dim=...) is not supported by the engine; call it without dim")
+    """The distinct values in ascending order, with where each element went and how often each appears; with
+    `dim`, the distinct slices along it (rows of an edge list), in lexicographic order."""
     xp = array_module(x.array)
-    values, inverse, counts = xp.unique(x.array, return_inverse=True, return_counts=True)
+    if dim is not None:
+        if x.ndim == 0:
+            raise IndexError("unique: dim given for a 0-d tensor; call it without dim")
+        dim = _dim(dim, x.ndim)
+        if any(n == 0 for i, n in enumerate(x.shape) if i != dim):
+            raise RuntimeError(f"unique: shape {tuple(x.shape)} has 0-sized dimensions besides dim {dim}: there are "
+                               "no slices to compare")
+        values, inverse, counts = xp.unique(x.array, return_inverse=True, return_counts=True, axis=dim)
+        inverse = inverse.reshape(-1)
+    else:
+        values, inverse, counts = xp.unique(x.array, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(x.shape)
     out = [Tensor._wrap(values)]
     if return_inverse:
-        out.append(Tensor._wrap(inverse.reshape(x.shape).astype("int64", copy=False)))
+        out.append(Tensor._wrap(inverse.astype("int64", copy=False)))
     if return_counts:
         out.append(Tensor._wrap(counts.astype("int64", copy=False)))
     return out[0] if len(out) == 1 else tuple(out)

@@ -140,3 +140,18 @@ def test_a_safetensors_file_whose_header_length_starts_like_a_pickle_still_loads
     path.write_bytes(len(header).to_bytes(8, "little") + header + np.array([1.5, -2.0], np.float32).tobytes())
     assert path.read_bytes()[:2] == b"\x80\x02"
     assert engine.load(path)["x"].tolist() == [1.5, -2.0]
+
+
+@needs_torch
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_unique_along_a_dim_matches_torch(dim):
+    # a GNN dedups its edge list with unique(edge_index, dim=1): the engine refused any dim
+    rng = np.random.default_rng(dim + 5)
+    for data in (np.array([[0, 1, 1, 0, 2], [1, 2, 2, 1, 0]]), rng.integers(0, 2, (6, 3, 2)).astype(np.float32)):
+        ours = engine.unique(engine.tensor(data), dim=dim, return_inverse=True, return_counts=True)
+        theirs = torch.unique(torch.tensor(data), dim=dim, return_inverse=True, return_counts=True)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert engine.unique(engine.zeros(0, 3), dim=0).shape == torch.unique(torch.zeros(0, 3), dim=0).shape
+    with pytest.raises(RuntimeError, match="0-sized dimensions besides dim 0"):
+        engine.unique(engine.zeros(2, 0), dim=0)
