@@ -40,15 +40,23 @@ def _gan(path, capture="summary", steps=3):
     x = engine.tensor(rng.standard_normal((8, 4)).astype(np.float32))
     y = engine.tensor(rng.integers(0, 3, 8))
     with engine.record(path, capture):
-        opt_g, opt_d = engine.optim.Adam(g.parameters(), lr=0.01), engine.optim.Adam(d.parameters(), lr=0.01)
-        for _ in range(steps):
-            opt_d.zero_grad()
-            F.cross_entropy(d(g(x).detach()), y).backward()
-            opt_d.step()
-            opt_g.zero_grad()
-            F.cross_entropy(d(g(x)), y).backward()
-            opt_g.step()
+        _train_gan(g, d, *_adams(g, d), x, y, steps)
     return g, d
+
+
+def _adams(*models) -> list:
+    return [engine.optim.Adam(m.parameters(), lr=0.01) for m in models]
+
+
+def _train_gan(g, d, opt_g, opt_d, x, y, steps: int) -> None:
+    """`steps` times: a step of the discriminator's optimizer, then one of the generator's."""
+    for _ in range(steps):
+        opt_d.zero_grad()
+        F.cross_entropy(d(g(x).detach()), y).backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        F.cross_entropy(d(g(x)), y).backward()
+        opt_g.step()
 
 
 def _step_names(tape) -> list[set]:
@@ -129,20 +137,13 @@ def _live_gan(shared_class: bool, steps: int = 2) -> list[tuple[str, tuple]]:
     """A GAN trained under a live Debugger (no tape): each step's (optimizer, parameter names) as it reported."""
     g, d = (nn.Sequential(nn.Linear(4, 4)), nn.Sequential(nn.Linear(4, 3))) if shared_class else \
         (Generator(), Discriminator())
-    opt_g, opt_d = engine.optim.Adam(g.parameters(), lr=0.01), engine.optim.Adam(d.parameters(), lr=0.01)
-    x, y = engine.randn(8, 4), engine.randint(0, 3, (8,))
+    opt_g, opt_d = _adams(g, d)
     steps_seen = []
     dbg = engine.debug.Debugger("summary", model=g, optimizer=opt_g)
     dbg.on_record.append(lambda rec: steps_seen.append((rec.event.optimizer, tuple(rec.event.weight_norms)))
                          if isinstance(rec.event, OptimizerEvent) else None)
     with dbg:
-        for _ in range(steps):
-            opt_d.zero_grad()
-            F.cross_entropy(d(g(x).detach()), y).backward()
-            opt_d.step()
-            opt_g.zero_grad()
-            F.cross_entropy(d(g(x)), y).backward()
-            opt_g.step()
+        _train_gan(g, d, opt_g, opt_d, engine.randn(8, 4), engine.randint(0, 3, (8,)), steps)
     return steps_seen
 
 
