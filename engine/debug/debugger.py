@@ -351,9 +351,9 @@ class Debugger:
         if engine_thread is not None and get_ident() != engine_thread:
             return  # see _foreign
         if cls is ModuleEvent:
-            if self.discover and self.model is None and event.enter and "." not in event.path:
-                calls = running_modules()  # a root module call: the model, or the module that holds it
-                if calls:
+            if self.discover and self.model is None and event.enter:
+                calls = running_modules()
+                if len(calls) == 1:  # a root module call: the model, or the module that holds it
                     self.model = outermost(calls[0][0])
                     if self.optimizer is None:  # made before the first forward, as a training loop does
                         self.optimizer = optimizer_of(self.model.parameters())

@@ -41,21 +41,34 @@ def running_modules() -> list[tuple[Module, str]]:
     return list(_running.calls)
 
 
-# child module -> the module it was first added to (weakly: neither keeps the other alive)
+# child module -> (the module it was first added to, its name there); weakly: neither keeps the other alive
 _holders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _held(module: Module) -> tuple[Module | None, list[str]]:
+    """The outermost module holding `module` (None when none does) and the names down to it."""
+    names, holder, seen = [], None, {id(module)}
+    while (entry := _holders.get(module)) is not None:
+        parent = entry[0]()
+        if parent is None or id(parent) in seen or parent._modules.get(entry[1]) is not module:
+            break  # gone, a cycle, or no longer its child there
+        names.append(entry[1])
+        seen.add(id(parent))
+        holder = module = parent
+    return holder, names[::-1]
 
 
 def outermost(module: Module) -> Module:
     """The module that holds `module` as a child, and the one that holds that, ..., up to one no module holds:
     the model behind a submodule a script calls directly (a flow's coupling layers, called from its log_prob)."""
-    seen = {id(module)}
-    while True:
-        ref = _holders.get(module)
-        holder = ref() if ref is not None else None
-        if holder is None or id(holder) in seen:
-            return module
-        seen.add(id(holder))
-        module = holder
+    return _held(module)[0] or module
+
+
+def _root_path(module: Module) -> str:
+    """The path of a call no other module call is around: the class of the model that holds the module, then
+    the module's names in it ("Tagger.lstm" when a script calls model.lstm itself), else its own class."""
+    holder, names = _held(module) if module in _holders else (None, ())
+    return type(module).__name__ if holder is None else ".".join((type(holder).__name__, *names))
 
 
 class IncompatibleKeys(NamedTuple):
@@ -98,7 +111,7 @@ class Module:
             parent, parent_path = calls[-1]
             path = parent_path + "." + self._name_under(parent)
         else:
-            path = type(self).__name__
+            path = _root_path(self)
         calls.append((self, path))
         hub.enter_module(path)
         try:
@@ -251,7 +264,7 @@ class Module:
         self._check_name(name, "module", self._modules)
         self._modules[name] = module
         if module is not None and module not in _holders:
-            _holders[module] = weakref.ref(self)
+            _holders[module] = (weakref.ref(self), name)
 
     register_module = add_module
 

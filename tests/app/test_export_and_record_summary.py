@@ -132,9 +132,9 @@ def test_record_says_where_the_first_nan_came_from(tmp_path, capsys):
     assert main(["record", _script(tmp_path, "nan_run.py", NAN_SCRIPT), "-o", str(tape)]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("tapescope record: ") and "written to" in err[0]
-    assert "  1 alert: non-finite values first at log in Net (nan_run.py:14), iteration 2" in err
+    assert "  1 alert: non-finite values first at log in Sequential.0 (nan_run.py:14), iteration 2" in err
     # the NaN's line comes before the other kinds' lines, one line per kind
-    assert err[1] == "  1 alert: non-finite values first at log in Net (nan_run.py:14), iteration 2"
+    assert err[1] == "  1 alert: non-finite values first at log in Sequential.0 (nan_run.py:14), iteration 2"
     with engine.tape.open(tape) as t:
         kinds = {a.kind for a in t.alerts()}
     assert len(err) == 1 + len(kinds)

@@ -7,7 +7,7 @@ import pytest
 
 import engine
 import engine.nn as nn
-from engine.events import BackwardEvent, OpEvent, hub
+from engine.events import BackwardEvent, ModuleEvent, OpEvent, hub
 
 
 @pytest.fixture
@@ -325,3 +325,28 @@ def test_an_op_event_carries_the_ops_settings_but_no_arrays_it_was_given():
     for e in ops:
         assert all(v.__class__ in (str, int, float, bool, type(None), tuple) for v in e.args.values()), e.args
     assert next(e for e in ops if e.op == "cross_entropy").args["reduction"] == "mean"
+
+
+def test_a_submodule_called_by_itself_is_named_by_the_model_that_holds_it():
+    # a CRF tagger's nll() calls self.emb and self.lstm: their calls were roots named "Embedding", "LSTM", and
+    # their parameters "weight", where the model names them "emb.weight"
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.out = nn.Embedding(5, 3), nn.Sequential(nn.Linear(3, 2))
+
+        def nll(self, tokens):
+            return self.out(self.emb(tokens)).sum()
+
+    model = Tagger()
+    entered = []
+    off = engine.hub.subscribe(lambda e: entered.append(e) if isinstance(e, ModuleEvent) and e.enter else None)
+    try:
+        model.nll(engine.tensor([1, 2]))
+        nn.Linear(2, 2)(engine.zeros(1, 2))  # a module nobody holds: its class, as before
+    finally:
+        off()
+    assert [(e.path, e.cls) for e in entered] == [("Tagger.emb", "Embedding"), ("Tagger.out", "Sequential"),
+                                                  ("Tagger.out.0", "Linear"), ("Linear", "Linear")]
+    assert [name for _, name in entered[0].params] == ["emb.weight"]
+    assert [name for _, name in entered[2].params] == ["out.0.weight", "out.0.bias"]
