@@ -136,7 +136,7 @@ def __getattr__(name: str):
 
 # mixed precision and torch.func, with torch's addresses (torch.autocast, torch.cuda.amp, torch.cpu.amp)
 from engine import amp, func  # noqa: E402
-from engine.amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
+from engine.amp import GradScaler, autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 
 _OLD_AMP = "torch's older spelling of engine.amp for one device type."
 cuda.amp = _namespace("cuda.amp", amp.CUDA_AMP, f"engine.cuda.amp: {_OLD_AMP}")

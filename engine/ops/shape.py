@@ -499,8 +499,12 @@ class Flip(Function):
         return array_module(grad).flip(grad, axis=ctx.dims)
 
 
-def flip(x: Tensor, dims) -> Tensor:
-    """`x` with the order of elements reversed along `dims` (an int or a tuple)."""
+def flip(x: Tensor, *args, dims=None) -> Tensor:
+    """`x` with the order of elements reversed along `dims`: an int, a tuple, or several ints (`t.flip(0, 1)`)."""
+    if (dims is None) == (not args):
+        raise TypeError("flip() takes the dims to reverse once: flip(x, dims), flip(x, dims=...) or t.flip(0, 1)")
+    if dims is None:
+        dims = args[0] if len(args) == 1 else args
     return Flip.apply(x, dims=_dims(dims, x.ndim))
 
 

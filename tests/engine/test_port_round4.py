@@ -155,3 +155,15 @@ def test_unique_along_a_dim_matches_torch(dim):
     assert engine.unique(engine.zeros(0, 3), dim=0).shape == torch.unique(torch.zeros(0, 3), dim=0).shape
     with pytest.raises(RuntimeError, match="0-sized dimensions besides dim 0"):
         engine.unique(engine.zeros(2, 0), dim=0)
+
+
+@needs_torch
+def test_flip_takes_dims_every_way_torch_does_and_gradscaler_is_top_level():
+    x, t = engine.arange(6).reshape(2, 3), torch.arange(6).reshape(2, 3)
+    for ours, theirs in ((x.flip(0, 1), t.flip(0, 1)), (x.flip(-1), t.flip(-1)), (x.flip([0, 1]), t.flip([0, 1])),
+                         (engine.flip(x, dims=(0,)), torch.flip(t, dims=(0,))),
+                         (engine.flip(x, (1,)), torch.flip(t, (1,)))):
+        assert ours.tolist() == theirs.tolist()
+    with pytest.raises(TypeError, match="takes the dims to reverse once"):
+        x.flip()
+    assert engine.GradScaler is engine.amp.GradScaler
