@@ -145,10 +145,12 @@ cpu = _namespace("cpu", {"amp": _namespace("cpu.amp", amp.CPU_AMP, f"engine.cpu.
 
 # torch's namespace utilities and process-wide switches (engine.namespace_port, engine.switches), and its legacy
 # typed constructors (engine.FloatTensor(...), engine.cuda.LongTensor(...): engine.legacy)
+from engine.foreach import FOREACH as _FOREACH  # noqa: E402  (torch._foreach_add_ ...: engine.foreach)
 from engine.legacy import CPU_TYPES as _CPU_TYPES  # noqa: E402
 from engine.legacy import CUDA_TYPES as _CUDA_TYPES  # noqa: E402
 from engine.namespace_port import *  # noqa: E402, F403
 
 globals().update(_CPU_TYPES)
+globals().update(_FOREACH)
 for _name, _cls in _CUDA_TYPES.items():
     setattr(cuda, _name, _cls)
