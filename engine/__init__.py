@@ -42,7 +42,7 @@ from engine.creation import (
     zeros,
     zeros_like,
 )
-from engine.dtypes import DType, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
+from engine.dtypes import DType, bfloat16, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from engine.events import hub
 from engine.random import (
     Generator,

@@ -21,6 +21,11 @@ def is_available() -> bool:
     return device_count() > 0
 
 
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    """False: the engine has no bfloat16 on any device (scripts choose float16 from this, as on older GPUs)."""
+    return False
+
+
 def device_count() -> int:
     """How many CUDA devices CuPy sees (0 without CuPy or without a working driver)."""
     cp = backend.cupy_module()

@@ -36,6 +36,35 @@ int32 = DType("int32", np.int32, INT)
 int64 = DType("int64", np.int64, INT)
 bool_ = DType("bool", np.bool_, BOOL)
 
+
+
+class _Absent(DType):
+    """A dtype torch has that the engine does not: numpy, its CPU array library, has no bfloat16. It can be named,
+    so `autocast(..., dtype=engine.bfloat16)` turns itself off with torch's warning and `finfo` answers, but no
+    tensor holds it: asking for one says so."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str, itemsize: int) -> None:
+        self.name, self.np, self.itemsize, self.category, self.is_floating_point = name, None, itemsize, FLOAT, True
+
+    def __reduce__(self):
+        return (_absent, (self.name,))
+
+
+bfloat16 = _Absent("bfloat16", 2)
+_ABSENT = {"bfloat16": bfloat16}
+
+
+def _absent(name: str) -> DType:
+    return _ABSENT[name]
+
+
+def refuse_absent(dtype: DType):
+    raise TypeError(f"{dtype!r} is not supported: numpy, which holds the engine's values, has no {dtype.name}; use "
+                    "engine.float16 or engine.float32")
+
+
 ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool_)
 _BY_NP = {d.np: d for d in ALL}
 _BY_NAME = {d.name: d for d in ALL} | {"half": float16, "float": float32, "double": float64, "short": int16,
@@ -64,7 +93,7 @@ def from_numpy(np_dtype) -> DType:
 def as_dtype(dtype) -> DType:
     """Turn an engine dtype, a numpy dtype, a name or a Python type into an engine dtype."""
     if isinstance(dtype, DType):
-        return dtype
+        return dtype if dtype.np is not None else refuse_absent(dtype)
     if dtype is float:  # a Python float is a double, in PyTorch too
         return float64
     if dtype is int:
@@ -73,6 +102,8 @@ def as_dtype(dtype) -> DType:
         return bool_
     if isinstance(dtype, str) and dtype in _BY_NAME:
         return _BY_NAME[dtype]
+    if isinstance(dtype, str) and dtype in _ABSENT:
+        refuse_absent(_ABSENT[dtype])
     try:
         return from_numpy(np.dtype(dtype))
     except TypeError as err:

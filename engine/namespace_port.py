@@ -43,10 +43,19 @@ def _dtype_arg(op: str, name: str, position: int, value) -> DType:
 
 
 # ---- dtype facts -----------------------------------------------------------------------------------------
+# bfloat16's limits (8 bits of significand), as torch.finfo(torch.bfloat16) gives them
+_BFLOAT16 = {"bits": 16, "eps": 2.0 ** -7, "max": 3.3895313892515355e38, "min": -3.3895313892515355e38,
+             "tiny": 1.1754943508222875e-38, "smallest_normal": 1.1754943508222875e-38, "resolution": 0.01,
+             "dtype": "bfloat16"}
+
+
 class finfo:
     """Machine limits of a floating-point dtype (the default dtype when none is given), as torch.finfo."""
 
     def __init__(self, type: DType | None = None) -> None:
+        if type is dtypes.bfloat16:  # no tensor holds it, but masks are built from its limits (finfo(dtype).min)
+            self.__dict__.update(_BFLOAT16)
+            return
         d = dtypes.default_float if type is None else _dtype_arg("finfo", "type", 1, type)
         if not d.is_floating_point:
             raise TypeError(f"engine.finfo() requires a floating point dtype, got {d}; use engine.iinfo for it")

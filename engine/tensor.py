@@ -498,6 +498,10 @@ class Tensor:
 
         return legacy.type_name(self) if dtype is None else legacy.converted(self, dtype)
 
+    def bfloat16(self) -> Tensor:
+        """Refused with a one-line error: the engine has no bfloat16 (see engine.dtypes)."""
+        return dtypes.refuse_absent(dtypes.bfloat16)
+
     def half(self) -> Tensor:
         return _ops.cast(self, dtypes.float16)
 

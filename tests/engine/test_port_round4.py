@@ -167,3 +167,18 @@ def test_flip_takes_dims_every_way_torch_does_and_gradscaler_is_top_level():
     with pytest.raises(TypeError, match="takes the dims to reverse once"):
         x.flip()
     assert engine.GradScaler is engine.amp.GradScaler
+
+
+def test_bfloat16_can_be_named_but_holds_no_tensor():
+    # `autocast(device_type="cpu", dtype=torch.bfloat16, enabled=False)` died on the attribute itself
+    with engine.autocast(device_type="cpu", dtype=engine.bfloat16, enabled=False):
+        assert (engine.ones(2) * 2).dtype == engine.float32
+    with pytest.warns(UserWarning, match="target dtype is not supported. Disabling autocast"), \
+            engine.autocast(device_type="cpu", dtype=engine.bfloat16):
+        pass
+    assert engine.finfo(engine.bfloat16).eps == 2.0 ** -7 and not engine.cuda.is_bf16_supported()
+    for make in (lambda: engine.zeros(2, dtype=engine.bfloat16), lambda: engine.ones(2).to(engine.bfloat16),
+                 lambda: engine.ones(2).bfloat16(), lambda: engine.tensor([1.0], dtype="bfloat16")):
+        with pytest.raises(TypeError, match=r"engine\.bfloat16 is not supported: numpy.* has no bfloat16") as err:
+            make()
+        assert "\n" not in str(err.value)
