@@ -63,6 +63,10 @@ class Monitor:
         self._grads: dict[str, tuple] = {}  # parameter -> (weakref to its .grad, that tensor's version) at a step
         self._dead = ""  # the key of a relu found dead since the last step
         self._blown = False  # whether gradients exploded or updates outgrew the weights earlier in the run
+        # a layer's bias a BatchNorm / InstanceNorm in training takes away (its gradient is zero by design):
+        # id of each biased layer's output -> id of its bias; ids of the biases seen so normalised
+        self._bias_of: dict[int, int] = {}
+        self._normalized_away: set[int] = set()
 
     def new_iteration(self, iteration: int) -> None:
         """Forget per-iteration state."""
@@ -75,6 +79,15 @@ class Monitor:
             nonfinite, alert = self.nonfinite.op(rec, inputs, out)
             if nonfinite:
                 return alert
+        op = rec.event.op
+        if op in _BIASED and len(inputs) > 2 and inputs[2] is not None and s.grad_norm_min is not None:
+            if len(self._bias_of) >= 4096:
+                self._bias_of.clear()
+            self._bias_of[id(out)] = id(inputs[2])
+        elif op in _NORMALIZING and inputs and self._bias_of and rec.event.args.get("training", True):
+            bias = self._bias_of.get(id(inputs[0]))
+            if bias is not None and len(self._normalized_away) < 4096:
+                self._normalized_away.add(bias)
         if s.dead_relu is not None and rec.event.op == "relu" and out.array.ndim >= 2:
             data = out.array
             # units dead for the whole batch are that many zeros: too few zeros in all rule them out at
@@ -159,6 +172,9 @@ class Monitor:
                 continue
             high = kind == "exploding_grad"
             new = [(name, norm) for name, norm in named_norms if (norm > limit if high else norm < limit)]
+            if new and not high and self._normalized_away:  # a bias before a BatchNorm learns nothing by design
+                away = {name for tid, name in self._names().items() if tid in self._normalized_away}
+                new = [(name, norm) for name, norm in new if name not in away]
             # one alert while any parameter stays past the limit: vanishing spreads a layer at a time, and an
             # alert for each newcomer was a list of ten for one cause
             if not self._starts((kind, ""), bool(new)):
@@ -293,6 +309,12 @@ def _norms_message(kind: str, new: list, everything: list, limit: float, iterati
     return text + f", against {top:.3g} at '{top_name}': the gradient fades on its way back through the " \
                   "layers. Saturating activations (sigmoid, tanh) with small weights do this; try ReLU/GELU, " \
                   "Kaiming or Xavier init (engine.nn.init), normalisation layers or residual connections"
+
+
+_BIASED = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                     "conv_transpose3d"})
+# normalisations in training that subtract each channel's mean, and with it any per-channel bias before them
+_NORMALIZING = frozenset({"batch_norm", "instance_norm"})
 
 
 def optimizer_text(opt, group: int) -> str:
