@@ -182,3 +182,26 @@ def test_bfloat16_can_be_named_but_holds_no_tensor():
         with pytest.raises(TypeError, match=r"engine\.bfloat16 is not supported: numpy.* has no bfloat16") as err:
             make()
         assert "\n" not in str(err.value)
+
+
+@needs_torch
+def test_gradient_checkpointing_gives_torchs_values_and_gradients():
+    from engine.utils.checkpoint import checkpoint, checkpoint_sequential
+
+    ours = engine.nn.Sequential(engine.nn.Linear(3, 4), engine.nn.Tanh(), engine.nn.Linear(4, 2))
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+    results = []
+    for lib, layer in ((engine, ours), (torch, theirs)):
+        x = lib.ones(5, 3, requires_grad=True)
+        ckpt = lib.utils.checkpoint
+        y = ckpt.checkpoint(layer, x * 2, use_reentrant=False) + ckpt.checkpoint_sequential(layer, 2, x,
+                                                                                              use_reentrant=False)
+        (y * y).sum().backward()
+        results.append((y.detach().numpy(), x.grad.numpy(), layer[0].weight.grad.numpy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.warns(UserWarning, match="use_reentrant parameter should be passed explicitly"):
+        checkpoint(engine.nn.Identity(), engine.ones(1))
+    with pytest.raises(ValueError, match="segments must be a positive int"):
+        checkpoint_sequential([engine.nn.Identity()], 0, engine.ones(1))
