@@ -22,6 +22,7 @@ import numpy as np
 from engine.backend import array_module, host_floats, square_sum
 from engine.debug.alert_text import make_alert, names_text, others_text, where
 from engine.debug.nonfinite import NonFiniteTracker
+from engine.debug.param_names import updated_parameters
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.events import AlertEvent, next_seq
 from engine.optim.optimizer import live_optimizers, stepping_optimizer
@@ -173,7 +174,7 @@ class Monitor:
             high = kind == "exploding_grad"
             new = [(name, norm) for name, norm in named_norms if (norm > limit if high else norm < limit)]
             if new and not high and self._normalized_away:  # a bias before a BatchNorm learns nothing by design
-                away = {name for tid, name in self._names().items() if tid in self._normalized_away}
+                away = self._names_away(rec, named_norms)
                 new = [(name, norm) for name, norm in new if name not in away]
             # one alert while any parameter stays past the limit: vanishing spreads a layer at a time, and an
             # alert for each newcomer was a list of ten for one cause
@@ -186,6 +187,17 @@ class Monitor:
                                                                       cause),
                                      "", name, "", 0, rec.iteration, "", 0, "", norm))
         return alerts
+
+    def _names_away(self, rec, named_norms: list) -> set[str]:
+        """The names, as this step's norms give them, of the biases a normalisation takes away: by the stepping
+        optimizer's parameters in the order its event names them (another optimizer's are 'AdamW:group0.1'),
+        else by the names the debugger knows."""
+        opt = stepping_optimizer()
+        if opt is not None and getattr(rec.event, "grad_norms", None):
+            stepped = updated_parameters(opt)
+            if len(stepped) == len(named_norms):
+                return {name for (name, _), (*_, p) in zip(named_norms, stepped) if id(p) in self._normalized_away}
+        return {name for tid, name in self._names().items() if tid in self._normalized_away}
 
     def _large_updates(self, rec) -> list[AlertEvent]:
         """An alert when layers' updates stay as large as their weights: the learning rate is far too high."""

@@ -224,3 +224,24 @@ def test_a_bias_a_batchnorm_takes_away_is_no_vanishing_gradient():
         (model(engine.randn(4, 3)) * 1e-3).sum().backward()
         opt.step()
     assert [a.kind for a in dbg.alerts] == ["vanishing_grad"]
+
+
+def test_a_bias_a_batchnorm_takes_away_is_no_alert_when_its_optimizer_names_it_by_position():
+    # distillation: the teacher is called first, so the student's parameters are named by their AdamW
+    # ("group0.1"), and the name the alert looked the bias up by did not match
+    def cnn(width):
+        return nn.Sequential(nn.Conv2d(1, width, 3), nn.BatchNorm2d(width), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(width * 36, 3))
+
+    teacher, student = cnn(8), cnn(4)
+    opt = engine.optim.AdamW(student.parameters(), lr=1e-3)
+    with Debugger("summary", discover=True) as dbg:
+        for _ in range(4):
+            x = engine.randn(8, 1, 8, 8)
+            with engine.no_grad():
+                target = F.log_softmax(teacher(x), 1)
+            loss = F.kl_div(F.log_softmax(student(x), 1), target, reduction="batchmean", log_target=True)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert float(student[0].bias.grad.norm()) < 1e-5 and list(dbg.alerts) == []
