@@ -64,4 +64,7 @@ def bincount(x: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Te
         raise RuntimeError("bincount: input must be non-negative")
     w = None if weights is None else weights.array
     out = array_module(x.array).bincount(x.array, weights=w, minlength=minlength)
-    return Tensor._wrap(out if w is not None else out.astype("int64", copy=False))
+    if w is None:
+        return Tensor._wrap(out.astype("int64", copy=False))
+    # numpy sums weights in float64; torch keeps float32 (and float16) weights' dtype, and gives float64 otherwise
+    return Tensor._wrap(out.astype(w.dtype if w.dtype.kind == "f" else "float64", copy=False))

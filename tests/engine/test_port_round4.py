@@ -205,3 +205,12 @@ def test_gradient_checkpointing_gives_torchs_values_and_gradients():
         checkpoint(engine.nn.Identity(), engine.ones(1))
     with pytest.raises(ValueError, match="segments must be a positive int"):
         checkpoint_sequential([engine.nn.Identity()], 0, engine.ones(1))
+
+
+@needs_torch
+def test_bincount_with_weights_keeps_torchs_dtype():
+    idx = [0, 1, 1, 3]
+    for dtype in ("float32", "float64", "int64"):
+        ours = engine.bincount(engine.tensor(idx), weights=engine.tensor([1, 2, 3, 4], dtype=dtype))
+        theirs = torch.bincount(torch.tensor(idx), weights=torch.tensor([1, 2, 3, 4], dtype=getattr(torch, dtype)))
+        assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.") and ours.tolist() == theirs.tolist()
