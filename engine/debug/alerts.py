@@ -58,7 +58,7 @@ class Monitor:
         self.settings = settings
         self.params = params  # callable -> iterable of (name, parameter), or None
         self.tensors = tensors  # callable -> iterable of (name, parameter or buffer), for naming inputs
-        self.nonfinite = NonFiniteTracker(self._names)
+        self.nonfinite = NonFiniteTracker(self._names, self._named)
         self._raised: set[tuple[str, str]] = set()  # (kind, key) of ongoing conditions, alerted once
         self._big_runs: dict[str, int] = {}  # layer -> steps in a row its update was large against its weights
         self._grads: dict[str, tuple] = {}  # parameter -> (weakref to its .grad, that tensor's version) at a step
@@ -111,10 +111,13 @@ class Monitor:
             return self._probabilities_in(rec, inputs[0])
         return None
 
+    def _named(self) -> list:
+        """(name, tensor) of each parameter and buffer the debugger knows."""
+        return list(self.tensors() if self.tensors is not None else self.params() if self.params is not None else ())
+
     def _names(self) -> dict[int, str]:
         """id of each parameter and buffer the debugger knows -> its name as the model names it."""
-        named = self.tensors() if self.tensors is not None else self.params() if self.params is not None else ()
-        return {id(t): name for name, t in named}
+        return {id(t): name for name, t in self._named()}
 
     def _probabilities_in(self, rec: OpRecord, x) -> AlertEvent | None:
         """An alert when a loss that wants logits (or log-probabilities) gets probabilities: a softmax

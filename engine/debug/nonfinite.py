@@ -36,18 +36,21 @@ from engine.events import AlertEvent
 from engine.optim.optimizer import stepping_optimizer
 
 INTENDED_INFINITIES = frozenset({"masked_fill"})  # ops that write a given value, -inf included, on purpose
-# ops that also write masks, when what they wrote is -inf alone: top-k sampling's `logits[logits < v] = -inf`,
-# `where(keep, x, -inf)`, index_fill / index_put of -inf (a +inf or NaN written into a parameter is an origin)
+# ops that also write masks: top-k sampling's `logits[logits < v] = -inf`, `where(keep, x, -inf)`, a nearest-
+# neighbour search's `d.fill_diagonal_(inf)` (a NaN written, or a +inf written into a parameter, is an origin)
 MASK_WRITES = frozenset({"setitem", "where", "index_fill", "index_put"})
 
 
-def by_design(op: str, nan: bool, array=None) -> bool:
-    """Whether non-finite values in `array`, the output of `op`, are there on purpose (a mask's -inf, no NaN).
-    Without the array (the graph colours nodes from summaries, which count infinities of both signs) a mask
-    write's infinities count as the mask's; an origin among them still gets its alert, which marks it."""
+def by_design(op: str, nan: bool, array=None, into_parameter: bool = False) -> bool:
+    """Whether non-finite values in `array`, the output of `op`, are there on purpose (a mask's infinities, no
+    NaN): a mask write's are, except a +inf written into a parameter (`p.data[0] = inf` is an origin). Without
+    the array (the graph colours nodes from summaries, which count infinities of both signs) a mask write's
+    infinities count as the mask's; an origin among them still gets its alert, which marks it."""
     if nan:
         return False
-    return op in INTENDED_INFINITIES or (op in MASK_WRITES and (array is None or _only_minus_inf(array)))
+    if op in INTENDED_INFINITIES:
+        return True
+    return op in MASK_WRITES and (array is None or not into_parameter or _only_minus_inf(array))
 
 
 def has_nan(array, summary=None) -> bool:
@@ -81,8 +84,9 @@ class NonFiniteTracker:
     `names()`: id of each parameter and buffer the debugger knows -> its name. Each condition is alerted
     once, and again only after an iteration without it."""
 
-    def __init__(self, names) -> None:
+    def __init__(self, names, tensors=None) -> None:
         self.names = names
+        self.tensors = tensors  # (name, tensor) of the parameters and buffers: is a write into one of them?
         self._bad: set[int] = set()  # ids of non-finite op outputs (and inputs from outside) this iteration
         self._tainted: set[int] = set()  # forward seqs with a non-finite input or output
         self._intended: dict[int, str] = {}  # ids of outputs holding infinities on purpose -> where from
@@ -118,12 +122,19 @@ class NonFiniteTracker:
             return False, None
         return True, self._nonfinite(rec, inputs, out)
 
+    def _into_parameter(self, op: str, inputs: tuple) -> bool:
+        """Whether a mask write's destination holds a parameter's or buffer's values (p.data[0] = inf)."""
+        if op not in MASK_WRITES or not inputs or self.tensors is None:
+            return False
+        dest = inputs[0].array
+        return any(t.array is dest for _, t in self.tensors())
+
     def _nonfinite(self, rec: OpRecord, inputs: tuple, out) -> AlertEvent | None:
         """A forward op whose output is not finite and none of whose inputs a recorded op made so: the
         origin (finite inputs, or NaN from intended infinities), an entry from outside, or a mask."""
         event = rec.event
         nan = has_nan(out.array, rec.summary)
-        if by_design(event.op, nan, out.array):
+        if by_design(event.op, nan, out.array, self._into_parameter(event.op, inputs)):
             self._intended[event.output] = f"the -inf that '{event.op}' ({event.key}) writes on purpose"
             return None
         intended, outside, masked = self._intended, [], ""
