@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import Any
 
-from engine.func_transforms import grad, grad_and_value, hessian, jacfwd, jacrev, vjp, vmap  # noqa: F401
 from engine.tensor import Tensor
 
 _MISSING = object()
@@ -159,3 +158,15 @@ def _collect(module, prefix: str, slots: dict) -> None:
     for key, child in module._modules.items():
         if child is not None:
             _collect(child, prefix + key + ".", slots)
+
+
+_TRANSFORMS = ("grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "vjp", "vmap")
+
+
+def __getattr__(name: str):
+    # the transforms (engine.func_transforms) load on first use: `import engine` does not pay for them
+    if name in _TRANSFORMS:
+        from engine import func_transforms
+
+        return getattr(func_transforms, name)
+    raise AttributeError(f"module 'engine.func' has no attribute {name!r}")

@@ -11,4 +11,8 @@ def __getattr__(name: str):
 
         globals()["grad"] = grad
         return grad
+    if name == "functional":  # engine.autograd.functional.jacobian after a bare `import engine`, loaded on first use
+        import importlib
+
+        return importlib.import_module("engine.autograd.functional")
     raise AttributeError(f"module 'engine.autograd' has no attribute {name!r}")

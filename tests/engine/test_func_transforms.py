@@ -223,3 +223,12 @@ def test_vmap_on_cuda():
     out = EFn.vmap(EFn.grad(lambda r: (r ** 3).sum()))(m)
     assert out.is_cuda
     np.testing.assert_allclose(out.cpu().numpy(), 3 * C ** 2, rtol=1e-6)
+
+
+def test_import_engine_does_not_load_the_transforms_and_they_load_on_first_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, engine; loaded = [m for m in ('engine.func_transforms', 'engine.autograd.functional') "
+            "if m in sys.modules]; assert not loaded, loaded; engine.autograd.functional.jacobian; engine.func.vmap")
+    subprocess.run([sys.executable, "-c", code], check=True)
