@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine import dtypes
-from engine.autograd.function import NEW_OP_LISTENERS, Function
+from engine.autograd.function import NEW_OP_LISTENERS, op_classes
 from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import array_module
 from engine.tensor import Tensor
@@ -153,10 +153,7 @@ def _install() -> None:
     with _lock:
         if _installed:
             return
-        todo = list(Function.__subclasses__())
-        while todo:
-            cls = todo.pop()
-            todo += cls.__subclasses__()
+        for cls in op_classes():
             if cls.op in _NAMES:
                 _wrap(cls)
         NEW_OP_LISTENERS.append(_wrap_if_listed)

@@ -13,7 +13,6 @@ import warnings
 
 from engine import autograd as _autograd
 from engine import backend, printing
-from engine.backend import array_module
 from engine.events import BackwardEvent, hub
 
 
@@ -87,16 +86,18 @@ _anomaly = {"enabled": False, "check_nan": True, "undo": None}
 _node_names: dict[str, str] = {}
 
 
+def _note_node_name(cls) -> None:
+    _node_names.setdefault(cls.op, cls.name())
+
+
 def _node_name(op: str) -> str:
     """The backward node's name ("SqrtBackward0") of an op name ("sqrt")."""
-    if not _node_names:
-        from engine.autograd.function import Function
+    if not _node_names:  # every op class so far, then each one defined later as it is
+        from engine.autograd.function import NEW_OP_LISTENERS, op_classes
 
-        stack = [Function]
-        while stack:
-            cls = stack.pop()
-            stack.extend(cls.__subclasses__())
-            _node_names.setdefault(cls.op, cls.name())
+        for cls in op_classes():
+            _note_node_name(cls)
+        NEW_OP_LISTENERS.append(_note_node_name)
     return _node_names.get(op, op)
 
 
@@ -104,9 +105,11 @@ def _check_backward(event, inputs, outputs) -> None:
     """Raise as torch's anomaly mode does when a backward node returns NaN (a slice's gradient holds `values`)."""
     if event.__class__ is not BackwardEvent:
         return
+    from engine.debug.nonfinite import has_nan  # (anomaly mode only: engine.debug is not loaded at start-up)
+
     for i, g in enumerate(outputs):
         g = getattr(g, "values", g)
-        if g is not None and g.dtype.kind == "f" and bool(array_module(g).isnan(g).any()):
+        if g is not None and has_nan(g):
             raise RuntimeError(f"Function '{_node_name(event.op)}' returned nan values in its {i}th output.")
 
 

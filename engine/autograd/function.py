@@ -187,6 +187,18 @@ class Function:
         self.__dict__.setdefault("_pre_hooks", []).append(fn)
 
 
+
+
+def op_classes() -> list[type]:
+    """Every op class defined so far: Function and its subclasses at any depth (NEW_OP_LISTENERS hears of later
+    ones)."""
+    found, todo = [], [Function]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
 class AccumulateGrad:
     """The node that stores a leaf tensor's gradient in `.grad`."""
 
