@@ -30,6 +30,7 @@ from engine.debug.stepping import step_end, step_mode
 from engine.events import AlertEvent
 from engine.tape import schema
 from engine.tape.cap import human_size
+from engine.tape.info import meta_bytes
 
 
 class ReplaySession(Session):
@@ -310,9 +311,8 @@ def _recorded_output(tape) -> tuple[list[int], list[OutputChunk]]:
     seqs = [row.seq for row in rows]
     chunks = [OutputChunk(row.stream, row.text) for row in rows]
     if cut is not None:
-        limit = tape.meta.get("max_output_bytes", "")
-        kept = f"the first {human_size(int(limit))} of " if limit.isascii() and limit.isdigit() and len(limit) < 19 \
-            else ""
+        limit = meta_bytes(tape.meta.get("max_output_bytes", ""))
+        kept = f"the first {human_size(limit)} of " if limit is not None else ""
         at = bisect.bisect_right(seqs, cut[0])
         seqs.insert(at, cut[0])
         chunks.insert(at, OutputChunk("note", f"\u2702 The tape keeps {kept}the script's output: "

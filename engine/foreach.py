@@ -36,6 +36,16 @@ def _each(name: str, other, n: int) -> list:
     return [other] * n
 
 
+def _write(x: Tensor, op: str, *args, **kwargs) -> None:
+    """x.op_(*args) where the tensor has that in-place method (its direct path under no_grad: no copy), else the
+    op's result written into x."""
+    method = getattr(x, op + "_", None)
+    if method is not None:
+        method(*args, **kwargs)
+    else:
+        x._write(lambda t: getattr(ops, op)(t, *args, **kwargs))
+
+
 def _unary(op: str, inplace: bool) -> Callable:
     name = f"_foreach_{op}{'_' * inplace}"
 
@@ -43,7 +53,7 @@ def _unary(op: str, inplace: bool) -> Callable:
         xs = _tensors(name, self)
         if inplace:
             for x in xs:
-                x._write(getattr(ops, op))
+                _write(x, op)
             return xs
         return [getattr(ops, op)(x) for x in xs]
 
@@ -56,17 +66,15 @@ def _binary(op: str, inplace: bool) -> Callable:
     name = f"_foreach_{op}{'_' * inplace}"
     scaled = op in ("add", "sub")
 
-    def fn(self, other, *, alpha=1):
+    def fn(self, other, *, alpha=None):
         xs = _tensors(name, self)
         others = _each(name, other, len(xs))
-        if scaled and alpha != 1:
-            others = [o * alpha for o in others]
-        f = getattr(ops, op)
+        kwargs = {"alpha": alpha} if scaled and alpha is not None else {}  # add/sub check torch's alpha rules
         if inplace:
             for x, o in zip(xs, others):
-                x._write(lambda t, o=o: f(t, o))
+                _write(x, op, o, **kwargs)
             return xs
-        return [f(x, o) for x, o in zip(xs, others)]
+        return [getattr(ops, op)(x, o, **kwargs) for x, o in zip(xs, others)]
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"{op} of each tensor with its operand{', in place' if inplace else ''}, as torch.{name}."
@@ -90,12 +98,11 @@ def _ternary(op: str, inplace: bool) -> Callable:
             seconds = _tensors(name, tensors2)
             calls = list(zip(firsts, seconds))
             kwargs = [{"value": v} for v in _each(name, 1 if value is None else value, len(xs))]
-        f = getattr(ops, op)
         if inplace:
             for x, args, kw in zip(xs, calls, kwargs):
-                x._write(lambda t, args=args, kw=kw: f(t, *args, **kw))
+                _write(x, op, *args, **kw)
             return xs
-        return [f(x, *args, **kw) for x, args, kw in zip(xs, calls, kwargs)]
+        return [getattr(ops, op)(x, *args, **kw) for x, args, kw in zip(xs, calls, kwargs)]
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"{op} of each tensor{', in place' if inplace else ''}, as torch.{name}."

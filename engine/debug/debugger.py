@@ -366,7 +366,7 @@ class Debugger:
             if opt is not None and opt is not self.optimizer and (
                     (self.discover and self.optimizer is None) or self._replaces(opt)):
                 self.optimizer = opt
-            rec = self.tracer.optimizer(self._named_by_model(event), self._ends_iteration(opt))
+            rec = self.tracer.optimizer(self._named_by_model(event, opt or self.optimizer), self._ends_iteration(opt))
             alerts = self.monitor.step(rec) if self.monitor is not None else ()
         else:
             return
@@ -547,11 +547,11 @@ class Debugger:
         with self._cv:
             self._cv.notify_all()
 
-    def _named_by_model(self, event: OptimizerEvent) -> OptimizerEvent:
+    def _named_by_model(self, event: OptimizerEvent, opt) -> OptimizerEvent:
         """The event with its parameters named as the model names them ("fc1.weight"): an optimizer given
         plain parameters can only call them "group0.0", "group0.1", ...; another optimizer's parameters that the
         model does not own are qualified by optimizer (see _named_apart)."""
-        model, opt = self.model, stepping_optimizer() or self.optimizer  # the one stepping: a GAN has two
+        model = self.model  # `opt`: the one stepping (a GAN has two), else the debugger's
         if opt is None or type(opt).__name__ != event.optimizer:
             return event
         label = self._step_labels.label(opt)

@@ -41,7 +41,7 @@ INTENDED_INFINITIES = frozenset({"masked_fill"})  # ops that write a given value
 MASK_WRITES = frozenset({"setitem", "where", "index_fill", "index_put"})
 
 
-def by_design(op: str, nan: bool, array=None, into_parameter: bool = False) -> bool:
+def by_design(op: str, nan: bool, array=None, into_parameter=lambda: False) -> bool:
     """Whether non-finite values in `array`, the output of `op`, are there on purpose (a mask's infinities, no
     NaN): a mask write's are, except a +inf written into a parameter (`p.data[0] = inf` is an origin). Without
     the array (the graph colours nodes from summaries, which count infinities of both signs) a mask write's
@@ -50,7 +50,8 @@ def by_design(op: str, nan: bool, array=None, into_parameter: bool = False) -> b
         return False
     if op in INTENDED_INFINITIES:
         return True
-    return op in MASK_WRITES and (array is None or not into_parameter or _only_minus_inf(array))
+    # (into_parameter, a callable, walks the model's tensors: asked last, for a +inf written only)
+    return op in MASK_WRITES and (array is None or _only_minus_inf(array) or not into_parameter())
 
 
 def has_nan(array, summary=None) -> bool:
@@ -122,9 +123,9 @@ class NonFiniteTracker:
             return False, None
         return True, self._nonfinite(rec, inputs, out)
 
-    def _into_parameter(self, op: str, inputs: tuple) -> bool:
+    def _into_parameter(self, inputs: tuple) -> bool:
         """Whether a mask write's destination holds a parameter's or buffer's values (p.data[0] = inf)."""
-        if op not in MASK_WRITES or not inputs or self.tensors is None:
+        if not inputs or self.tensors is None or inputs[0].grad_fn is not None:  # an activation is no parameter
             return False
         dest = inputs[0].array
         return any(t.array is dest for _, t in self.tensors())
@@ -134,7 +135,7 @@ class NonFiniteTracker:
         origin (finite inputs, or NaN from intended infinities), an entry from outside, or a mask."""
         event = rec.event
         nan = has_nan(out.array, rec.summary)
-        if by_design(event.op, nan, out.array, self._into_parameter(event.op, inputs)):
+        if by_design(event.op, nan, out.array, lambda: self._into_parameter(inputs)):
             self._intended[event.output] = f"the -inf that '{event.op}' ({event.key}) writes on purpose"
             return None
         intended, outside, masked = self._intended, [], ""

@@ -9,32 +9,21 @@ owned it, by its module path as the graph shows it: "SGD:Discriminator.fc.weight
 owned it, or module calls of two roots of one class (G and D both a Sequential) gave two tensors that path
 before the step named it, by position: "SGD:group0.1". A parameter keeps the name its first step gave it.
 The debugger's own optimizer (the one that trains its model, else the first that steps) keeps its names.
-The debugger names a step this way as it happens (from the module calls in its history); the tape writer names
-the steps it writes, on its own thread.
+The debugger names each step this way as it happens; a tape writes the names the debugger gave.
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
-from engine.debug.records import EventRecord
 from engine.events import OptimizerEvent, renamed
 
 MAX_TENSORS = 1 << 16  # module-owned parameters remembered (a script making new modules all the time)
 _POSITIONAL = re.compile(r"group\d+\.\d+")
 
 
-class NamedStep(NamedTuple):
-    """An optimizer step of an optimizer other than the debugger's, with what names its parameters."""
-
-    rec: EventRecord  # its event names the parameters as the optimizer and the debugger did
-    optimizer: str  # "SGD", or "Adam#2" for the second Adam that stepped in this recording
-    tensors: tuple[int, ...]  # the ids of the parameters, in the order of the event's names
-
-
 class ParamNamer:
-    """Tape names of optimizer parameters, on the writer thread (see the module docstring)."""
+    """Names of other optimizers' parameters, from the module calls that own them (see the module docstring)."""
 
     def __init__(self) -> None:
         self._paths: dict[int, str] = {}  # tensor id -> "Root.sub.weight", from module calls
@@ -57,12 +46,6 @@ class ParamNamer:
             if self._path_owner.setdefault(where, tensor) != tensor:
                 self._clashes.add(where)  # two roots of one class (or a model built anew): the path is ambiguous
             self._paths.setdefault(tensor, where)
-
-    def step(self, named: NamedStep) -> EventRecord:
-        """The step's record with the positional names ("group0.0") of its parameters qualified."""
-        rec = named.rec
-        event = self.named(rec.event, named.optimizer, named.tensors)
-        return rec if event is rec.event else rec._replace(event=event)
 
     def named(self, ev: OptimizerEvent, optimizer: str, tensors: tuple[int, ...]) -> OptimizerEvent:
         """`ev` with the positional names of its parameters (ids `tensors`, in its order) qualified by

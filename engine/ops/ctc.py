@@ -107,9 +107,11 @@ _recursions: dict = {}
 BLOCK_MAX = 1024  # a block's threads: wider extended targets (over 511 labels) step one launch per frame
 
 
-def _recursion_kernels(xp, dtype):
-    """(alpha, beta) kernels for float32 or float64 arrays of CuPy; None for numpy, other dtypes or disabled."""
-    if not kernels.active(xp) or dtype not in (np.float32, np.float64):
+def _recursion_kernels(xp, lp):
+    """(alpha, beta) kernels for the gathered log-probabilities `lp` (T, N, 2S+1): for float32 or float64 CuPy
+    arrays whose positions fit a block; None for numpy, other dtypes, empty or wide ones, or while disabled."""
+    dtype = lp.dtype
+    if not kernels.active(xp) or dtype not in (np.float32, np.float64) or not lp.size or lp.shape[2] > BLOCK_MAX:
         return None
     key = np.dtype(dtype).name
     if key not in _recursions:
@@ -144,7 +146,7 @@ class CtcLoss(Function):
         t_len, n = log_probs.shape[:2]
         width = labels.shape[1]
         lp = xp.take_along_axis(log_probs, xp.broadcast_to(labels[None], (t_len, n, width)), axis=2)
-        fused = _recursion_kernels(xp, log_probs.dtype) if width <= BLOCK_MAX and t_len and n else None
+        fused = _recursion_kernels(xp, lp)
         if fused is not None:
             alpha = xp.empty((t_len, n, width), log_probs.dtype)
             fused[0]((n,), (_block(width),), (lp, skip, alpha, np.int32(t_len), np.int32(n), np.int32(width)))
@@ -182,7 +184,7 @@ class CtcLoss(Function):
         ends = (positions == 2 * targets[:, None]) | ((positions == 2 * targets[:, None] - 1) & (targets[:, None] > 0))
         skip_back = xp.zeros_like(skip)
         skip_back[:, :-2] = skip[:, 2:]  # from s to s + 2 exactly where alpha may go from s + 2 back to s
-        fused = _recursion_kernels(xp, log_probs.dtype) if width <= BLOCK_MAX and t_len and n else None
+        fused = _recursion_kernels(xp, lp)
         if fused is not None:
             beta = xp.empty((t_len, n, width), log_probs.dtype)
             fused[1]((n,), (_block(width),), (lp, skip_back, xp.ascontiguousarray(ends), inputs, beta,

@@ -24,7 +24,7 @@ def tape_info(tape: Tape) -> dict:
     params = tape.parameter_counts()
     out = {"path": tape.path, "format_version": tape.format_version, "size_bytes": _size(tape.path, tape._wal)}
     out.update({key: tape.meta.get(key, "") for key in _META})
-    out["max_bytes"] = _cap(tape.meta.get("max_bytes", ""))
+    out["max_bytes"] = meta_bytes(tape.meta.get("max_bytes", ""))
     out["command_line"] = _json_list(tape.meta.get("command_line", "[]"))
     out["devices"] = _json_list(tape.meta.get("devices", "[]"))
     out.update({
@@ -42,7 +42,7 @@ def tape_info(tape: Tape) -> dict:
         "dropped": _dropped(tape),
         "output_bytes": tape.output_bytes(),
         "output_kept": tape.keeps_output,
-        "max_output_bytes": _cap(tape.meta.get("max_output_bytes", "")),
+        "max_output_bytes": meta_bytes(tape.meta.get("max_output_bytes", "")),
     })
     return out
 
@@ -54,8 +54,8 @@ def _size(path: str, unclosed: bool) -> int:
     return os.path.getsize(path) + (os.path.getsize(wal) if unclosed and os.path.isfile(wal) else 0)
 
 
-def _cap(text: str) -> int | None:
-    """The size cap the recorder applied, in bytes; None for none (or a tape from before it was noted)."""
+def meta_bytes(text: str) -> int | None:
+    """A byte count (a size cap) from the tape's meta table; None for none (or a tape from before it was noted)."""
     # the tape's bytes are not trusted: a count of bytes has at most 19 digits (int() refuses 4,300)
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
 
