@@ -46,7 +46,8 @@ class _MultinomialConstraint(constraints.Constraint):
 
 def _draw(like: Tensor, fn) -> Tensor:
     """`fn(xp, rng)` drawn with the engine's generator of like's device, as a tensor of like's dtype."""
-    out, _ = creation._random_array(like.device, lambda g: fn(array_module(like.array), g))
+    xp = array_module(like.array)
+    out, _ = creation._random_array(like.device, lambda g: xp.asarray(fn(xp, g)))  # a 0-d draw is a Python number
     return Tensor._wrap(out.astype(like.array.dtype, copy=False))
 
 
