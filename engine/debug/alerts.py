@@ -35,7 +35,11 @@ class AlertSettings:
     grad_norm_max / grad_norm_min: per-parameter gradient L2 norm at each optimizer step (needs the
     model or optimizer given to the debugger). dead_relu: the fraction of a relu's units that are zero
     for every sample of the batch. update_ratio_max: a layer's update norm over its weight norm, kept up
-    for UPDATE_STEPS steps in a row (healthy training is near 1e-3; the examples peak below 0.2).
+    for UPDATE_STEPS steps in a row (healthy training is near 1e-3; the examples peak below 0.2); a layer
+    that starts at zero (a residual block's last BatchNorm scale, torchvision's zero_init_residual) is not
+    judged in its first ZERO_START_STEPS steps, where its updates are its weights. No vanishing alert at a step
+    where a weight that trains was all zeros: behind it no gradient arrives by design (a zero-initialised
+    embedding or BatchNorm scale), until its first update lets gradients through.
     training: the checks of the training loop itself (see the module docstring).
     """
 
@@ -48,6 +52,7 @@ class AlertSettings:
 
 
 UPDATE_STEPS = 3  # a zero-initialised layer's first update is as large as its weights; by the third it is not
+ZERO_START_STEPS = 20  # ...unless the learning rate warms up as fast as the weights grow (OneCycleLR)
 LOSSES_OF_LOGITS = frozenset({"cross_entropy", "nll_loss"})  # losses that must not get probabilities
 
 
@@ -61,6 +66,7 @@ class Monitor:
         self.nonfinite = NonFiniteTracker(self._names, self._named)
         self._raised: set[tuple[str, str]] = set()  # (kind, key) of ongoing conditions, alerted once
         self._big_runs: dict[str, int] = {}  # layer -> steps in a row its update was large against its weights
+        self._zero_start: dict[str, int] = {}  # layer -> steps seen, for a layer whose first update was its weights
         self._grads: dict[str, tuple] = {}  # parameter -> (weakref to its .grad, that tensor's version) at a step
         self._dead = ""  # the key of a relu found dead since the last step
         self._blown = False  # whether gradients exploded or updates outgrew the weights earlier in the run
@@ -176,6 +182,8 @@ class Monitor:
                 continue
             high = kind == "exploding_grad"
             new = [(name, norm) for name, norm in named_norms if (norm > limit if high else norm < limit)]
+            if new and not high and _zero_weights(rec.event):
+                new = []  # a weight of zeros passes no gradient back this step; its update lets it through
             if new and not high and self._normalized_away:  # a bias before a BatchNorm learns nothing by design
                 away = self._names_away(rec, named_norms)
                 new = [(name, norm) for name, norm in new if name not in away]
@@ -209,6 +217,13 @@ class Monitor:
         big = []
         for layer, u in updates.items():
             w = weights.get(layer, 0.0)
+            seen = self._zero_start.get(layer)
+            if seen is None and layer not in self._big_runs and abs(w - u) <= 1e-6 * w:
+                seen = 0  # its first update is all of its weights: it started at zero
+            if seen is not None and seen < ZERO_START_STEPS:
+                self._zero_start[layer] = seen + 1
+                self._big_runs[layer] = 0
+                continue
             ratio = u / w if w else math.inf
             run = self._big_runs.get(layer, 0) + 1 if ratio > limit else 0
             self._big_runs[layer] = run
@@ -285,6 +300,13 @@ class Monitor:
             return False
         self._raised.add(key)
         return True
+
+
+def _zero_weights(event) -> bool:
+    """Whether a weight (not a bias) was all zeros before this step updated it: its update is all of it."""
+    updates, weights = getattr(event, "update_norms", None) or {}, getattr(event, "weight_norms", None) or {}
+    return any(u > 0 and abs(weights.get(name, 0.0) - u) <= 1e-6 * u for name, u in updates.items()
+               if not name.endswith("bias"))
 
 
 def _layer(name: str) -> str:

@@ -1,0 +1,85 @@
+"""Zero-initialised layers are a design, not a fault: no vanishing-gradient alert for what they block in the first
+step, no large-update alert while they grow from zero; the same conditions without the zero start still alert."""
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from engine.debug import Debugger
+
+
+class Block(nn.Module):
+    """A residual block whose last BatchNorm scale starts at zero (torchvision's zero_init_residual)."""
+
+    def __init__(self, width: int, zero: bool) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+        if zero:
+            nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x):
+        return F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+
+def _resnet(zero: bool):
+    engine.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), Block(8, zero), Block(8, zero), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 5))
+
+
+def _alerts(model, opt, steps: int, scheduler=None, data=None):
+    engine.manual_seed(1)
+    x, y = data or (engine.randn(16, 3, 8, 8), engine.randint(0, 5, (16,)))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(steps):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            if scheduler is not None:
+                scheduler.step()
+    return [(a.kind, a.key, a.iteration) for a in dbg.alerts]
+
+
+def test_a_zero_initialised_residual_scale_raises_no_alert_under_one_cycle():
+    model = _resnet(zero=True)
+    opt = engine.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    sched = engine.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=12)
+    assert _alerts(model, opt, 12, sched) == []
+    assert float(model[1].conv1.weight.grad.norm()) > 0  # the block behind the zero scale trains after step 0
+
+
+def test_a_zero_initialised_output_embedding_is_no_vanishing_gradient():
+    # word2vec's classic start: the context table is zeros, so the word table gets no gradient in step 0
+    class SkipGram(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp, self.out = nn.Embedding(50, 8), nn.Embedding(50, 8)
+            self.out.weight.data.zero_()
+
+        def forward(self, w, c):
+            return (self.inp(w) * self.out(c)).sum(-1)
+
+    engine.manual_seed(0)
+    model = SkipGram()
+    opt = engine.optim.Adam(model.parameters(), lr=0.01)
+    w, c = engine.randint(0, 50, (32,)), engine.randint(0, 50, (32,))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            (-F.logsigmoid(model(w, c))).mean().backward()
+            opt.step()
+    assert list(dbg.alerts) == [] and float(model.inp.weight.grad.norm()) > 0
+
+
+def test_without_the_zero_start_the_same_conditions_still_alert():
+    # a weight of zeros that never trains (frozen): what it blocks is a vanishing gradient, every step
+    model = _resnet(zero=True)
+    for block in (model[1], model[2]):
+        block.bn2.weight.requires_grad_(False)
+    opt = engine.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    found = _alerts(model, opt, 2)
+    assert ("vanishing_grad", 0) in {(kind, it) for kind, _, it in found}
+    # a learning rate far too high for a layer that did not start at zero
+    model = _resnet(zero=False)
+    opt = engine.optim.SGD(model.parameters(), lr=50.0)
+    assert "large_update" in {kind for kind, _, _ in _alerts(model, opt, 6)}
