@@ -1,5 +1,6 @@
-"""engine.func, as torch.func: `functional_call` runs a module with other parameters and buffers; the transforms
-(grad, jacrev, jacfwd, hessian, vjp, vmap) are engine.func_transforms'."""
+"""engine.func, as torch.func: `functional_call` runs a module with other parameters and buffers,
+`stack_module_state` stacks an ensemble's for vmap; the transforms (grad, jacrev, jacfwd, hessian, vjp, vmap)
+are engine.func_transforms'."""
 
 from __future__ import annotations
 
@@ -158,6 +159,37 @@ def _collect(module, prefix: str, slots: dict) -> None:
     for key, child in module._modules.items():
         if child is not None:
             _collect(child, prefix + key + ".", slots)
+
+
+def stack_module_state(models) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(parameters, buffers) of same-class models, each name's tensors stacked along a new first dim: the
+    state of an ensemble that `vmap(functional_call)` runs at once. Stacked parameters are new leaves that
+    require grad (an optimizer over them trains every member); buffers are stacked as they are."""
+    from engine.ops import stack
+
+    models = list(models)
+    if not models:
+        raise RuntimeError("stack_module_state: expected at least one model, got none")
+    kind = type(models[0])
+    if any(type(m) is not kind for m in models):
+        raise RuntimeError(f"stack_module_state: every model must be a {kind.__name__}, got "
+                           f"{sorted({type(m).__name__ for m in models})}")
+    if len({m.training for m in models}) > 1:
+        raise RuntimeError("stack_module_state: the models mix training and eval mode; call train() or eval() "
+                           "on all of them")
+
+    def stacked(named_lists) -> dict:
+        out = {}
+        for name in named_lists[0]:
+            tensors = [named[name] for named in named_lists]
+            grads = {t.requires_grad for t in tensors}
+            if len(grads) > 1:
+                raise RuntimeError(f"stack_module_state: {name!r} requires grad in some models and not in others")
+            out[name] = stack(tensors).detach().requires_grad_() if grads == {True} else stack(tensors)
+        return out
+
+    return (stacked([dict(m.named_parameters()) for m in models]),
+            stacked([dict(m.named_buffers()) for m in models]))
 
 
 _TRANSFORMS = ("grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "vjp", "vmap")
