@@ -52,6 +52,7 @@ class AlertSettings:
 
 
 UPDATE_STEPS = 3  # a zero-initialised layer's first update is as large as its weights; by the third it is not
+CLEAR_CHECKS = 20  # a gradient norm near the limit (a summed loss) crossed it 93 times in 1,200 steps
 ZERO_START_STEPS = 20  # ...unless the learning rate warms up as fast as the weights grow (OneCycleLR)
 LOSSES_OF_LOGITS = frozenset({"cross_entropy", "nll_loss"})  # losses that must not get probabilities
 
@@ -64,7 +65,8 @@ class Monitor:
         self.params = params  # callable -> iterable of (name, parameter), or None
         self.tensors = tensors  # callable -> iterable of (name, parameter or buffer), for naming inputs
         self.nonfinite = NonFiniteTracker(self._names, self._named)
-        self._raised: set[tuple[str, str]] = set()  # (kind, key) of ongoing conditions, alerted once
+        # (kind, key) of ongoing conditions, alerted once -> checks in a row the condition was not met since
+        self._raised: dict[tuple[str, str], int] = {}
         self._big_runs: dict[str, int] = {}  # layer -> steps in a row its update was large against its weights
         self._zero_start: dict[str, int] = {}  # layer -> steps seen, for a layer whose first update was its weights
         self._grads: dict[str, tuple] = {}  # parameter -> (weakref to its .grad, that tensor's version) at a step
@@ -292,14 +294,18 @@ class Monitor:
         return alerts
 
     def _starts(self, key: tuple[str, str], hit: bool) -> bool:
-        """True when a condition starts; not again until it has cleared (no alert per iteration)."""
-        if not hit:
-            self._raised.discard(key)
-            return False
+        """True when a condition starts; not again until it has cleared (no alert per iteration): stayed away
+        for CLEAR_CHECKS checks in a row, so a value hovering at a limit is one alert, not one per crossing."""
         if key in self._raised:
+            clear = 0 if hit else self._raised[key] + 1
+            if clear < CLEAR_CHECKS:
+                self._raised[key] = clear
+            else:
+                del self._raised[key]
             return False
-        self._raised.add(key)
-        return True
+        if hit:
+            self._raised[key] = 0
+        return hit
 
 
 def _zero_weights(event) -> bool:

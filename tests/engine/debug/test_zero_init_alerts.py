@@ -83,3 +83,19 @@ def test_without_the_zero_start_the_same_conditions_still_alert():
     model = _resnet(zero=False)
     opt = engine.optim.SGD(model.parameters(), lr=50.0)
     assert "large_update" in {kind for kind, _, _ in _alerts(model, opt, 6)}
+
+
+def test_a_gradient_norm_hovering_at_the_limit_is_one_alert_until_it_stays_away():
+    # a summed loss whose gradient norm crosses the limit every other step: one alert, not one per crossing;
+    # after 20 steps under it, crossing again is a new alert
+    engine.manual_seed(0)
+    model = nn.Linear(4, 1)
+    opt = engine.optim.SGD(model.parameters(), lr=0.0)
+    x = engine.randn(8, 4)
+    scales = [1e4, 1.0] * 10 + [1.0] * 20 + [1e4]
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for scale in scales:
+            opt.zero_grad()
+            (model(x).square().sum() * scale).backward()
+            opt.step()
+    assert [(a.kind, a.iteration) for a in dbg.alerts] == [("exploding_grad", 0), ("exploding_grad", 40)]
