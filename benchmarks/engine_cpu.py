@@ -19,6 +19,7 @@ import engine
 import engine.nn.functional as F
 
 BATCH, D_IN, HIDDEN, D_OUT, LR = 64, 784, 128, 10, 0.01
+LSTM_STEPS, LSTM_BATCH, LSTM_IN, LSTM_HIDDEN = 50, 16, 32, 64
 
 
 def make_data(seed: int = 0):
@@ -109,6 +110,19 @@ def chain(lib, x, n_ops: int):
     return run
 
 
+def lstm(lib, x):
+    """A 2-layer LSTM(32 -> 64) over x (steps, batch, 32), forward and backward."""
+    lib.manual_seed(0)
+    model = lib.nn.LSTM(LSTM_IN, LSTM_HIDDEN, num_layers=2)
+
+    def run():
+        out, _ = model(x)
+        out.sum().backward()
+        x.grad = None
+
+    return run
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
@@ -133,6 +147,13 @@ def main(argv=None) -> None:
     baseline = "torch" if torch else "engine"
     report(f"{n_ops}-op elementwise chain fwd+bwd, per op", times, baseline,
            bar=("engine", 1.0) if torch else None)
+
+    seq = np.random.default_rng(1).standard_normal((LSTM_STEPS, LSTM_BATCH, LSTM_IN)).astype(np.float32)
+    lstms = {"engine": lstm(engine, engine.tensor(seq, requires_grad=True))}
+    if torch:
+        lstms["torch"] = lstm(torch, torch.tensor(seq, requires_grad=True))
+    report(f"LSTM {LSTM_IN}->{LSTM_HIDDEN} x2 layers, {LSTM_STEPS} steps, batch {LSTM_BATCH}, fwd+bwd",
+           interleaved(lstms, rounds, max(1, repeat // 4)), baseline)
 
     quiet = {"no subscriber": engine_step(x, y, [p.copy() for p in params])}
     listened = engine_step(x, y, [p.copy() for p in params])

@@ -186,20 +186,26 @@ def test_a_slice_of_a_broadcast_input_is_summed_back():
 
 
 class _RNN(nn.Module):
+    """An LSTM unrolled by hand (nn.LSTM is one op per layer): a slice of x and gate chunks per step."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.rnn = nn.LSTM(3, 4, num_layers=2)
+        self.cell = nn.LSTMCell(3, 4)
         self.head = nn.Linear(4, 2)
 
     def forward(self, x):
-        out, _ = self.rnn(x)
-        return self.head(out).sum()
+        h = c = engine.zeros(x.shape[1], 4)
+        outputs = []
+        for t in range(x.shape[0]):
+            h, c = self.cell(x[t], (h, c))
+            outputs.append(h)
+        return self.head(engine.stack(outputs)).sum()
 
 
 def _debugged_run():
     engine.manual_seed(0)
     model = _RNN()
-    x = engine.tensor(_data(np.float32, (6, 2, 3)))
+    x = engine.tensor(_data(np.float32, (6, 2, 3)), requires_grad=True)
     with Debugger("values", model=model, interactive=False, history=100_000) as dbg:
         model(x).backward()
     records = [r for r in dbg.history if isinstance(r, BackwardRecord)]

@@ -1,15 +1,14 @@
-"""RNN, LSTM and GRU (and their cells), built from engine ops with torch's parameter names and layout.
+"""RNN, LSTM and GRU (and their cells), with torch's parameter names and layout.
 
 The three differ only in their cell: how many gate blocks the weights hold, and how the gates turn
-(input projection, hidden projection, h, c) into the next (h, c). That is data here (`CELLS`); one
-loop over layers, directions and time steps serves all three.
+(input projection, hidden projection, h, c) into the next (h, c). That is data (`CELLS`, in
+engine.ops.recurrent_fused). Each layer in each direction runs as one op of its own (a loop over time
+forward and backward on arrays, as torch's nn.LSTM is one op); a cell module is a few engine ops.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable
 
 from engine import creation, ops
 from engine.nn import functional as F
@@ -18,46 +17,8 @@ from engine.nn.module import Module
 from engine.nn.parameter import new_parameter
 from engine.nn.settings import Setting
 from engine.nn.utils.rnn import PackedSequence
+from engine.ops.recurrent_fused import CELLS, recurrent_layer
 from engine.tensor import Tensor
-
-
-def _tanh_cell(gi, gh, h, c):
-    return ops.tanh(gi + gh), None
-
-
-def _relu_cell(gi, gh, h, c):
-    return F.relu(gi + gh), None
-
-
-def _lstm_cell(gi, gh, h, c):
-    i, f, g, o = (gi + gh).chunk(4, -1)
-    c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-    return ops.sigmoid(o) * ops.tanh(c), c
-
-
-def _gru_cell(gi, gh, h, c):
-    ri, zi, ni = gi.chunk(3, -1)
-    rh, zh, nh = gh.chunk(3, -1)
-    r = ops.sigmoid(ri + rh)
-    z = ops.sigmoid(zi + zh)
-    n = ops.tanh(ni + r * nh)  # the reset gate scales the hidden projection, bias included (as torch)
-    return n + z * (h - n), None  # (1 - z) * n + z * h
-
-
-# mode: (gate blocks in the weights, cell(gi, gh, h, c) -> (h, c))
-CELLS: dict[str, tuple[int, Callable]] = {
-    "RNN_TANH": (1, _tanh_cell),
-    "RNN_RELU": (1, _relu_cell),
-    "LSTM": (4, _lstm_cell),
-    "GRU": (3, _gru_cell),
-}
-
-
-def _steps(x: Tensor, batch_sizes: list, packed: bool) -> list:
-    """The input of each time step: x[t] of a padded (L, N, *) x, or step t's rows of packed data."""
-    if not packed:
-        return [x[t] for t in range(len(batch_sizes))]
-    return [x[a:b] for a, b in itertools.pairwise(itertools.accumulate(batch_sizes, initial=0))]
 
 
 class RNNBase(Module):
@@ -142,6 +103,12 @@ class RNNBase(Module):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input.size(-1) must be equal to input_size. Expected "
                              f"{self.input_size}, got {x.shape[-1]}")
+        if not batch_sizes:
+            raise RuntimeError(f"{name}: Expected sequence length to be larger than 0 in RNN")
+        weight = self.weight_ih_l0
+        if x.dtype != weight.dtype:
+            raise ValueError(f"{name}: RNN input dtype ({x.dtype}) does not match weight dtype ({weight.dtype}). "
+                             f"Convert input: input.to({weight.dtype}), or convert model: model.to({x.dtype})")
         directions = 2 if self.bidirectional else 1
         out_size = self.proj_size or self.hidden_size
         h0, c0 = self._initial_state(hx, lstm, batched, n, directions, out_size, x)
@@ -150,15 +117,15 @@ class RNNBase(Module):
             h0 = h0[:, input.sorted_indices]
             c0 = c0[:, input.sorted_indices] if lstm else None
 
-        layer_input, h_n, c_n = x, [], []
+        # the layers run on rows: step t's are rows [offset_t, offset_t + batch_sizes[t]), as in packed data
+        layer_input, h_n, c_n = (x if packed else x.reshape(-1, x.shape[-1])), [], []
         for layer in range(self.num_layers):
-            step_inputs = _steps(layer_input, batch_sizes, packed)
             outputs = []
             for direction, suffix in enumerate(("", "_reverse")[:directions]):
                 k = layer * directions + direction
-                ys, h, c = self._direction(step_inputs, batch_sizes, self._layer_weights(layer, suffix), h0[k],
-                                           c0[k] if lstm else None, reverse=direction == 1)
-                outputs.append(ops.cat(ys, 0) if packed else ops.stack(ys, 0))
+                ys, h, c = recurrent_layer(self.mode, layer_input, batch_sizes, self._layer_weights(layer, suffix),
+                                           h0[k], c0[k] if lstm else None, reverse=direction == 1)
+                outputs.append(ys)
                 h_n.append(h)
                 c_n.append(c)
             layer_input = outputs[0] if directions == 1 else ops.cat(outputs, -1)
@@ -172,46 +139,14 @@ class RNNBase(Module):
             if input.unsorted_indices is not None:  # the final states back in the caller's order
                 h_n = h_n[:, input.unsorted_indices]
                 c_n = c_n[:, input.unsorted_indices] if lstm else None
-        elif not batched:
-            output, h_n = output.squeeze(1), h_n.squeeze(1)
-            c_n = c_n.squeeze(1) if lstm else None
-        elif self.batch_first:
-            output = output.transpose(0, 1)
+        else:
+            output = output.view(len(batch_sizes), n, output.shape[-1])
+            if not batched:
+                output, h_n = output.squeeze(1), h_n.squeeze(1)
+                c_n = c_n.squeeze(1) if lstm else None
+            elif self.batch_first:
+                output = output.transpose(0, 1)
         return (output, (h_n, c_n)) if lstm else (output, h_n)
-
-    def _direction(self, step_inputs: list, batch_sizes: list, weights: tuple, h0: Tensor, c0, reverse: bool):
-        """One layer in one direction: the output of each step, and the state after each sequence's last one.
-
-        Sequences run longest first, so at step t the first batch_sizes[t] rows are running. Forward, rows
-        whose sequence ended leave the state (their final state); in reverse, rows join it as their sequence
-        begins, from the initial state."""
-        w_ih, w_hh, b_ih, b_hh, w_hr = weights
-        _, cell = CELLS[self.mode]
-        lstm = c0 is not None
-        order = range(len(step_inputs) - 1, -1, -1) if reverse else range(len(step_inputs))
-        first = batch_sizes[order[0]]
-        h, c = (h0, c0) if first == h0.shape[0] else (h0[:first], c0[:first] if lstm else None)
-        ended_h, ended_c = [], []
-        ys = [None] * len(step_inputs)
-        for t in order:
-            rows, running = batch_sizes[t], h.shape[0]
-            if rows < running:
-                ended_h.append(h[rows:])
-                ended_c.append(c[rows:] if lstm else None)
-                h, c = h[:rows], (c[:rows] if lstm else None)
-            elif rows > running:
-                h = ops.cat([h, h0[running:rows]], 0)
-                c = ops.cat([c, c0[running:rows]], 0) if lstm else None
-            # an input product per step, not one (L, N, gates*H) product sliced per step: a slice's
-            # gradient is a zero array the size of the whole tensor, so backward cost O(L^2 * gates*H)
-            h, c = cell(F.linear(step_inputs[t], w_ih, b_ih), F.linear(h, w_hh, b_hh), h, c)
-            if w_hr is not None:
-                h = F.linear(h, w_hr)
-            ys[t] = h
-        if ended_h:  # ended rows come back in row order: the longest-running last
-            h = ops.cat([h, *ended_h[::-1]], 0)
-            c = ops.cat([c, *ended_c[::-1]], 0) if lstm else None
-        return ys, h, c
 
     def _initial_state(self, hx, lstm: bool, batched: bool, n: int, directions: int, out_size: int,
                        like: Tensor) -> tuple:
@@ -230,6 +165,8 @@ class RNNBase(Module):
             for s, shape, label in zip(states, expected, ("h_0", "c_0")):
                 if tuple(s.shape) != shape:
                     raise ValueError(f"{name}: expected {label} of shape {list(shape)}, got {list(s.shape)}")
+                if s.dtype != like.dtype:
+                    raise RuntimeError(f"{name}: expected {label} of dtype {like.dtype} as the input, got {s.dtype}")
         return states[0], (states[1] if lstm else None)
 
     def extra_repr(self) -> str:
