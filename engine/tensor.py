@@ -472,6 +472,11 @@ class Tensor:
         return self
 
     def __setitem__(self, index, value) -> None:
+        a = self.array
+        if self._base is not None and not a.flags.c_contiguous and _view_write.overlaps(a.shape, a.strides) \
+                and 0 not in a.strides:  # windows sharing elements (unfold); expand's views are _write's to refuse
+            _view_write.setitem_shared(self, index, value)
+            return
         self._write(lambda t: _ops.setitem(t, index, value))
 
     # ---- device and dtype -------------------------------------------------------------------

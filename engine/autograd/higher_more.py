@@ -137,9 +137,8 @@ def _view_region(geo, a):
 
 
 def _into_view_region(geo, v):
-    out = array_module(v).zeros(geo.where.base_shape, v.dtype)
-    view_write._at(out, geo.where)[...] = v
-    return out
+    # added up, not assigned: the elements of overlapping windows (unfold) each get every window's share
+    return view_write._RegionOfBase(geo.where.base_shape, geo.where, v).dense()
 
 
 @differentiable(view_write.WriteView)

@@ -4,7 +4,7 @@ combinations, unravel_index, unique_consecutive, sum_to_size, Tensor.unfold and 
 (t_, transpose_, squeeze_, unsqueeze_...), all as torch has them.
 
 Everything that takes a tensor is composed of differentiable shape and index ops, so gradients (and
-gradients of gradients) come from those ops' own backwards.
+gradients of gradients) come from those ops' own backwards (Tensor.unfold, a strided view, is in engine.ops.unfold).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from engine.ops.shape import (
     transpose,
     unsqueeze,
 )
+from engine.ops.unfold import unfold
 from engine.tensor import Tensor
 
 __all__ = [
@@ -359,29 +360,6 @@ def sum_to_size(self: Tensor, *size) -> Tensor:
         raise RuntimeError(f"size {{{list(size)}}} is not expandable to size {{{list(self.shape)}}}.")
     dims = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(size) if s == 1 and self.shape[lead + i] != 1)
     return self.sum(dim=dims, keepdim=True).reshape(size) if dims else self
-
-
-def unfold(self: Tensor, dimension: int, size: int, step: int) -> Tensor:
-    """Every window of `size` entries along `dimension`, `step` apart, in a new last dim (Tensor.unfold).
-
-    Unlike torch's, the result is a copy, not a view: writing into it does not change self. Its gradient
-    adds each window's gradient back where the window came from.
-    """
-    d = _dim(dimension, self.ndim)
-    x = self if self.ndim else self.reshape(1)
-    n = x.shape[d]
-    size, step = operator.index(size), operator.index(step)
-    if size < 0:
-        raise RuntimeError(f"size is {size} but must be >= 0")
-    if size > n:
-        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}")
-    if step <= 0:
-        raise RuntimeError(f"step is {step} but must be > 0")
-    xp = array_module(x.array)
-    windows = (n - size) // step + 1
-    index = xp.arange(windows)[:, None] * step + xp.arange(size)[None, :]
-    out = x[(slice(None),) * d + (index,)].movedim(d + 1, -1)
-    return out if self.ndim else out.reshape(-1)  # torch: a 0-d tensor's windows are one 1-d tensor
 
 
 def _reshape_in_place(op: str, self: Tensor, compute) -> Tensor:

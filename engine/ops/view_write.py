@@ -1,16 +1,19 @@
 """In-place changes of a view, recorded on its base (PyTorch's CopySlices): `y[:, :2].sigmoid_()`.
 
 A view's elements are found in its base by their offset and strides, so every view the engine makes
-(slices, rows, transposes, narrow, split) is handled the same way, on numpy and cupy alike.
+(slices, rows, transposes, narrow, split, unfold's windows) is handled the same way, on numpy and cupy alike.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from engine.autograd.function import Function, RegionGrad
 from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import array_module
+from engine.ops.index import scatter_add_into
 from engine.tensor import Tensor
 
 
@@ -80,10 +83,45 @@ class _RegionOfBase(RegionGrad):
     __slots__ = ()
 
     def add_to(self, out) -> None:
-        if out.flags.c_contiguous:  # the scheduler's buffers are: _at needs the base's layout
-            _at(out, self.index)[...] += self.values
-        else:
+        if not out.flags.c_contiguous:  # the scheduler's buffers are: _at needs the base's layout
             out += self.dense()
+        elif overlaps(self.index.shape, self.index.strides):  # windows sharing elements: each adds its share
+            xp = array_module(out)
+            scatter_add_into(xp)(out.reshape(-1), _positions(xp, self.index), self.values)
+        else:
+            _at(out, self.index)[...] += self.values
+
+
+def overlaps(shape: tuple, strides: tuple) -> bool:
+    """True when elements of an array of this shape and these strides may share memory (unfold's overlapping
+    windows, expand's zero strides); False says they never do."""
+    extent = 0  # the farthest element the dims of smaller stride reach
+    for stride, n in sorted((abs(s), n) for s, n in zip(strides, shape) if n > 1):
+        if stride <= extent:
+            return True
+        extent += stride * (n - 1)
+    return False
+
+
+def _positions(xp, where: Region):
+    """The flat index in the base of each element of the region, shaped as the region."""
+    index = xp.full(where.shape, where.offset, dtype=np.int64)
+    for axis, (n, stride) in enumerate(zip(where.shape, where.strides)):
+        index += xp.arange(n, dtype=np.int64).reshape((-1,) + (1,) * (len(where.shape) - axis - 1)) * stride
+    return index
+
+
+def setitem_shared(view: Tensor, index, value) -> None:
+    """`view[index] = value` for a view whose elements share memory (unfold's windows): written at the elements'
+    places in the base, so each is written once, as torch does (a write of the whole view would let another
+    window's old value land last)."""
+    base = view._base
+    where = region_of(view.array, base.array)
+    if where is None:
+        raise RuntimeError(f"writing into this view of a tensor of shape {tuple(base.shape)} is not supported by "
+                           "the engine (its memory layout is not a plain strided region); clone() it first")
+    places = Tensor._wrap(_positions(array_module(view.array), where))[index]
+    base.view(-1)[places] = value
 
 
 def write_through_view(view: Tensor, value: Tensor) -> None:
@@ -96,6 +134,10 @@ def write_through_view(view: Tensor, value: Tensor) -> None:
     if where is None:
         raise RuntimeError(f"in-place change of this view of a tensor of shape {tuple(base.shape)} is not supported "
                            "by the engine (its memory layout is not a plain strided region); clone() the view first")
+    if overlaps(where.shape, where.strides):  # each shared element would take its gradient once per window
+        raise RuntimeError("in-place change of windows that share elements (unfold with step < size) as a whole is "
+                           "not supported while recording gradients; write into single windows (u[i] = ...) or "
+                           "change the tensor the windows were taken from")
     new_base = WriteView.apply(base, value, where=where)
     view.array[...] = value.array  # the base's memory, so base and view both hold the result
     view._vc[0] += 1
