@@ -44,6 +44,7 @@ from engine.creation import (
 )
 from engine.dtypes import DType, bfloat16, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from engine.events import hub
+from engine.inference import is_inference_mode_enabled
 from engine.random import (
     Generator,
     default_generator,

@@ -156,7 +156,7 @@ def is_complex(input: Tensor) -> bool:
 
 
 def is_inference(input: Tensor) -> bool:
-    """False: engine.inference_mode works as no_grad and makes no inference tensors."""
+    """Whether `input` was made in engine.inference_mode (or is a view of such a tensor), as torch.is_inference."""
     return _tensor_arg("is_inference", "input", 1, input).is_inference()
 
 

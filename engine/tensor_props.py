@@ -14,6 +14,7 @@ import weakref
 import numpy as np
 
 from engine import creation, dtypes
+from engine.inference import is_inference
 from engine.tensor import MemoryFormat, Tensor, channels_last, channels_last_3d, contiguous_format
 
 
@@ -295,11 +296,11 @@ METHODS = {
     "apply_": apply_,
     "map_": map_,
     "is_signed": lambda self: self.dtype not in _UNSIGNED,
-    # the engine has no complex dtypes, lazy negation or conjugation, nor inference tensors
+    # the engine has no complex dtypes, nor lazy negation or conjugation
     "is_complex": _false,
     "is_neg": _false,
     "is_conj": _false,
-    "is_inference": _false,
+    "is_inference": is_inference,
     "conj": _identity,
     "resolve_conj": _identity,
     "resolve_neg": _identity,

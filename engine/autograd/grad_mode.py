@@ -8,6 +8,7 @@ import threading
 
 class _GradState(threading.local):
     enabled = True
+    inference = False  # inside inference_mode (not inference_mode(False)): new tensors are inference tensors
 
 
 state = _GradState()
@@ -84,14 +85,41 @@ class enable_grad(_Mode):
 
 
 class inference_mode(_Mode):
-    """Context manager and decorator: as no_grad (the engine has no separate inference tensors);
-    `inference_mode(False)` leaves recording as it is."""
+    """Context manager and decorator: as no_grad, and the tensors made inside are inference tensors
+    (`is_inference()`, see engine.inference); `inference_mode(False)` leaves recording as it is."""
 
     mode = False
+    on = True
 
     def __new__(cls, mode=True):
         if callable(mode):  # `@inference_mode` without parentheses
             return _Mode.__new__(cls, mode)
         self = _Mode.__new__(cls)
         self.mode = False if mode else None
+        self.on = bool(mode)
         return self
+
+    def __enter__(self) -> None:
+        from engine import inference
+
+        super().__enter__()
+        self.prev_inference = state.inference
+        state.inference = self.on
+        inference.enter()
+
+    def __exit__(self, *exc) -> None:
+        from engine import inference
+
+        inference.leave()
+        state.inference = self.prev_inference
+        super().__exit__(*exc)
+
+    def __call__(self, fn):
+        on = self.on
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(on):
+                return fn(*args, **kwargs)
+
+        return wrapper

@@ -135,7 +135,7 @@ def test_is_same_size_is_inference_and_detach():
     a = engine.zeros(2, 3)
     assert engine.is_same_size(a, engine.ones(2, 3)) and not engine.is_same_size(a, engine.ones(3, 2))
     with engine.inference_mode():
-        assert engine.is_inference(engine.zeros(2)) is False  # inference_mode is no_grad here: no inference tensors
+        assert engine.is_inference(engine.zeros(2)) is True  # an inference tensor, as torch's
     x = engine.ones(2, requires_grad=True) * 2
     d = engine.detach(x)
     assert d.grad_fn is None and not d.requires_grad and np.shares_memory(d.array, x.array)
