@@ -353,6 +353,8 @@ class GradScaler:
         retval = None
         if not state["found_inf"]:
             retval = optimizer.step(*args, **kwargs)
+        else:  # skipped, yet in its place: a scheduler stepped next is in order (torch warns here)
+            optimizer._opt_called = True
         state["stage"] = _STEPPED
         return retval
 

@@ -29,7 +29,9 @@ _CODES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "U8": np.uint
 _DTYPES = {np.dtype(t): code for code, t in _CODES.items()}
 MAX_HEADER = 100_000_000  # the safetensors reference reader's limit; a larger header means a corrupt file
 TREE_KEY = "tapescope.tree"  # metadata entry holding the JSON description of a non-flat object
+DEVICES_KEY = "tapescope.devices"  # metadata entry: {entry: "cuda:0"} for each tensor saved from a GPU
 _NPZ_TREE = "__tapescope_tree__"
+_NPZ_DEVICES = "__tapescope_devices__"
 
 
 class CheckpointError(ValueError):
@@ -46,17 +48,20 @@ def save(obj, f) -> None:
     """
     tensors, tree = _flatten(obj)
     arrays = {name: _host_array(t) for name, t in tensors.items()}
+    # where each tensor was, as torch's location tags, for map_location's dict and callable (CPU ones go unsaid)
+    devices = {name: str(t.device) for name, t in tensors.items() if t.array.__class__ is not np.ndarray}
+    devices = json.dumps(devices, separators=(",", ":")) if devices else None
     if _is_file(f, "write"):
-        _write_safetensors(f, arrays, tree)
+        _write_safetensors(f, arrays, tree, devices)
         return
     path = os.fspath(f)
     tmp = path + ".partial"
     try:
         if path.endswith(".npz"):
-            _write_npz(tmp, arrays, tree)
+            _write_npz(tmp, arrays, tree, devices)
         else:
             with open(tmp, "wb") as out:
-                _write_safetensors(out, arrays, tree)
+                _write_safetensors(out, arrays, tree, devices)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -66,30 +71,75 @@ def save(obj, f) -> None:
 def load(f, map_location=None, *, weights_only: bool | None = None):
     """Read a checkpoint written by `save` (or any safetensors file of supported dtypes) from a path or file.
 
-    Tensors go to `map_location` ("cpu" when None, or "cuda", "cuda:1", a Device). `weights_only` is accepted
-    for torch.load's sake and changes nothing: reading never runs code, whatever it says.
+    Tensors go where `map_location` says, as in torch.load: the CPU when None; a device ("cuda:1", a Device);
+    a dict from the device a tensor was saved from to where it goes ({"cuda:0": "cpu"}; devices it does not name
+    stay); or a callable `fn(tensor, location)` given each tensor on the CPU and the device it was saved from
+    ("cpu", "cuda:0"), which returns the tensor to keep or None for the CPU (`lambda storage, loc: storage` keeps
+    everything on the CPU). `weights_only` is accepted for torch.load's sake and changes nothing: reading never
+    runs code, whatever it says.
     """
-    if map_location is not None and not isinstance(map_location, str | backend.Device):
-        raise TypeError(f"load: map_location must be None, a device string such as 'cuda:0' or a Device, "
-                        f"got {type(map_location).__name__}")
-    dev = backend.device(map_location)
+    place = _placement(map_location)
     if _is_file(f, "read"):
         path = getattr(f, "name", None) or type(f).__name__
-        arrays, tree = _parse_safetensors(f.read(), str(path))
+        arrays, tree, devices = _parse_safetensors(f.read(), str(path))
     else:
         path = os.fspath(f)
         if path.endswith(".npz"):
-            arrays, tree = _read_npz(path)
+            arrays, tree, devices = _read_npz(path)
         else:
             with open(path, "rb") as fh:
-                arrays, tree = _parse_safetensors(fh.read(), path)
-    tensors = {k: Tensor._of(backend.to_device(a, dev)) for k, a in arrays.items()}
+                arrays, tree, devices = _parse_safetensors(fh.read(), path)
+    locations = _locations(devices, arrays, str(path))
+    tensors = {k: Tensor._of(place(a, locations.get(k, "cpu"))) for k, a in arrays.items()}
     if tree is None:
         return tensors
     try:
         return _decode(json.loads(tree, parse_constant=_no_constants), tensors)
     except (ValueError, TypeError, KeyError, RecursionError) as err:
         raise CheckpointError(f"{path}: the description of the saved object is damaged ({err})") from None
+
+
+def _placement(map_location):
+    """`place(array, saved location) -> array where it goes`, from torch.load's kinds of map_location."""
+    if map_location is None or isinstance(map_location, str | backend.Device):
+        dev = backend.device(map_location)
+        return lambda a, location: backend.to_device(a, dev)
+    if isinstance(map_location, dict):
+        for key, value in map_location.items():
+            if not isinstance(key, str) or not isinstance(value, str | backend.Device):
+                raise TypeError(f"load: a map_location dict maps saved device strings to devices, such as "
+                                f"{{'cuda:0': 'cpu'}}; got {key!r}: {value!r}")
+        targets = {key: backend.device(value) for key, value in map_location.items()}
+        return lambda a, location: backend.to_device(a, targets.get(location) or backend.device(location))
+    if callable(map_location):
+        return lambda a, location: _placed_by(map_location, a, location)
+    raise TypeError(f"load: map_location must be None, a device string such as 'cuda:0', a Device, a dict such as "
+                    f"{{'cuda:0': 'cpu'}} or a callable (storage, location), got {type(map_location).__name__}")
+
+
+def _placed_by(fn, a, location: str):
+    """The array of what `fn(tensor on the CPU, saved location)` returns; None keeps it on the CPU."""
+    out = fn(Tensor._of(a), location)
+    if out is None:
+        return a
+    if not isinstance(out, Tensor):
+        raise TypeError(f"load: the map_location callable must return a Tensor (the one it was given, or it moved "
+                        f"with .to()/.cuda()) or None, got {type(out).__name__}")
+    return out.array
+
+
+def _locations(devices: str | None, arrays: dict, path: str) -> dict[str, str]:
+    """{entry: device it was saved from} for the tensors saved from a GPU (the rest were on the CPU)."""
+    if devices is None:
+        return {}
+    try:
+        locations = json.loads(devices, parse_constant=_no_constants)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: the saved devices are damaged ({err})") from None
+    if not isinstance(locations, dict) or not all(
+            k in arrays and isinstance(v, str) for k, v in locations.items()):
+        raise CheckpointError(f"{path}: the saved devices must map the file's tensors to device strings")
+    return locations
 
 
 def _is_file(f, method: str) -> bool:
@@ -185,10 +235,11 @@ def _host_array(t: Tensor) -> np.ndarray:
 
 
 # ---- safetensors -------------------------------------------------------------------------------
-def _write_safetensors(f, arrays: dict[str, np.ndarray], tree: str | None) -> None:
+def _write_safetensors(f, arrays: dict[str, np.ndarray], tree: str | None, devices: str | None = None) -> None:
     header: dict = {}
-    if tree is not None:
-        header["__metadata__"] = {TREE_KEY: tree}
+    metadata = {key: value for key, value in ((TREE_KEY, tree), (DEVICES_KEY, devices)) if value is not None}
+    if metadata:
+        header["__metadata__"] = metadata
     offset = 0
     for name, a in arrays.items():
         header[name] = {"dtype": _DTYPES[a.dtype], "shape": list(a.shape),
@@ -202,7 +253,7 @@ def _write_safetensors(f, arrays: dict[str, np.ndarray], tree: str | None) -> No
         f.write(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
 
 
-def _parse_safetensors(raw: bytes, path: str) -> tuple[dict[str, np.ndarray], str | None]:
+def _parse_safetensors(raw: bytes, path: str) -> tuple[dict[str, np.ndarray], str | None, str | None]:
     if not isinstance(raw, bytes | bytearray):
         raise TypeError(f"load: {path} gave {type(raw).__name__} from read(); open the file in binary mode ('rb')")
     def fail(problem: str):
@@ -252,7 +303,7 @@ def _parse_safetensors(raw: bytes, path: str) -> tuple[dict[str, np.ndarray], st
         if dtype == np.bool_ and a.size and a.view(np.uint8).max() > 1:
             fail(f"tensor '{name}' is BOOL but holds bytes other than 0 and 1")
         arrays[name] = a.astype(dtype)  # a native-order copy that owns its memory
-    return arrays, metadata.get(TREE_KEY)
+    return arrays, metadata.get(TREE_KEY), metadata.get(DEVICES_KEY)
 
 
 def _check_entry(name: str, info, fail) -> tuple[np.dtype, tuple[int, ...], int, int]:
@@ -288,29 +339,31 @@ def _unique_keys(pairs: list) -> dict:
 
 
 # ---- npz ---------------------------------------------------------------------------------------
-def _write_npz(path: str, arrays: dict[str, np.ndarray], tree: str | None) -> None:
+def _write_npz(path: str, arrays: dict[str, np.ndarray], tree: str | None, devices: str | None = None) -> None:
     # np.savez's own keyword names (file, allow_pickle) could clash with tensor names: write the zip here
     members = dict(arrays)
     if tree is not None:
         members[_NPZ_TREE] = np.array(tree)
+    if devices is not None:
+        members[_NPZ_DEVICES] = np.array(devices)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, a in members.items():
             with zf.open(name + ".npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, a, allow_pickle=False)
 
 
-def _read_npz(path: str) -> tuple[dict[str, np.ndarray], str | None]:
-    arrays, tree = {}, None
+def _read_npz(path: str) -> tuple[dict[str, np.ndarray], str | None, str | None]:
+    arrays, texts = {}, {_NPZ_TREE: None, _NPZ_DEVICES: None}
     try:
         with np.load(path, allow_pickle=False) as npz:
             if not isinstance(npz, np.lib.npyio.NpzFile):
                 raise ValueError("it holds a single .npy array, not an .npz archive")
             for name in npz.files:
                 a = npz[name]
-                if name == _NPZ_TREE:
+                if name in texts:
                     if a.dtype.kind != "U" or a.ndim != 0:
-                        raise ValueError(f"{_NPZ_TREE} must be a string")
-                    tree = str(a)
+                        raise ValueError(f"{name} must be a string")
+                    texts[name] = str(a)
                 elif a.dtype.newbyteorder("=") not in _DTYPES:
                     raise ValueError(f"array '{name}' has dtype {a.dtype}; the engine reads "
                                      f"{', '.join(np.dtype(t).name for t in _CODES.values())}")
@@ -321,4 +374,4 @@ def _read_npz(path: str) -> tuple[dict[str, np.ndarray], str | None]:
     except Exception as err:  # zip and npy parsing raise many types; every one means a bad file
         raise CheckpointError(f"{path}: not a readable .npz checkpoint "
                               f"({type(err).__name__}: {err})") from None
-    return arrays, tree
+    return arrays, texts[_NPZ_TREE], texts[_NPZ_DEVICES]

@@ -446,12 +446,26 @@ class KLDiv(Function):
         return -grad * p, gt
 
 
+# torch's words, which scripts filter warnings by
+KL_DIV_MEAN_WARNING = ("reduction: 'mean' divides the total loss by both the batch size and the support size. "
+                       "'batchmean' divides only by the batch size, and aligns with the KL div math definition. "
+                       "'mean' will be changed to behave the same as 'batchmean' in the next major release.")
+
+
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
-    """KL divergence of log-probabilities `input` from `target`; reduction 'batchmean' gives the true KL."""
+    """KL divergence of log-probabilities `input` from `target`; reduction 'batchmean' gives the true KL
+    ('mean', the default, divides by the number of elements and warns, as torch's F.kl_div does)."""
     if size_average is not None or reduce is not None:
         raise TypeError("kl_div: size_average and reduce are deprecated in PyTorch and not supported; "
                         "use reduction=")
+    if reduction == "mean":
+        warnings.warn(KL_DIV_MEAN_WARNING, UserWarning, stacklevel=2)
+    return kl_div_unwarned(input, target, reduction, log_target)
+
+
+def kl_div_unwarned(input: Tensor, target: Tensor, reduction: str, log_target: bool) -> Tensor:
+    """kl_div without the warning about 'mean' (torch.kl_div, whose reduction is an int, gives none)."""
     if reduction not in (*REDUCTIONS, "batchmean"):
         raise ValueError(f"kl_div: reduction must be 'batchmean', 'mean', 'sum' or 'none', got {reduction!r}")
     return KLDiv.apply(input, target, reduction=reduction, log_target=log_target)

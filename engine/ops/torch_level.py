@@ -283,7 +283,7 @@ def adaptive_max_pool1d(input: Tensor, output_size):
 
 def kl_div(input: Tensor, target: Tensor, reduction: int = 1, *, log_target: bool = False) -> Tensor:
     """As torch.kl_div (reduction 1 is 'mean': the mean over all elements, not over the batch)."""
-    return _loss.kl_div(input, target, reduction=_reduction("kl_div", reduction), log_target=log_target)
+    return _loss.kl_div_unwarned(input, target, _reduction("kl_div", reduction), log_target)
 
 
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,

@@ -133,11 +133,10 @@ class _LRScheduler(LRScheduler):
 EPOCH_DEPRECATION = ("The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
                      "possible. Please use `scheduler.step()` to step the scheduler. With an epoch, a scheduler that "
                      "has a closed form computes the rate from it, from the initial rates.")
-_STEP_ORDER = ("Detected call of `lr_scheduler.step()` before `optimizer.step()`. In PyTorch 1.1.0 and later, "
-               "you should call them in the opposite order: `optimizer.step()` before `lr_scheduler.step()`.  "
-               "Failure to do this will result in PyTorch skipping the first value of the learning rate "
-               "schedule. See more details at "
-               "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate")
+# torch's first sentence (scripts filter by it), then ours
+_STEP_ORDER = ("Detected call of `lr_scheduler.step()` before `optimizer.step()`. Call `optimizer.step()` first and "
+               "`lr_scheduler.step()` after it in each iteration: the other way round, the schedule skips its first "
+               "learning rate.")
 _STEP_REPLACED = ("Seems like `optimizer.step()` has been overridden after learning rate scheduler initialization. "
                   "Please, make sure to call `optimizer.step()` before `lr_scheduler.step()`. See more details at "
                   "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate")
@@ -161,7 +160,8 @@ def _track_step_calls(optimizer: Optimizer) -> None:
 
 
 def _warn_step_order(optimizer: Optimizer) -> None:
-    """PyTorch's warnings for a first `scheduler.step()` that comes before any `optimizer.step()`."""
+    """PyTorch's warnings for a first `scheduler.step()` that comes before any `optimizer.step()`; a step that a
+    GradScaler skipped (inf or NaN gradients) counts as taken (engine.amp marks it), where torch warns."""
     if not hasattr(optimizer.step, "_wrapped_by_lr_sched"):
         warnings.warn(_STEP_REPLACED, UserWarning, stacklevel=3)
     elif not getattr(optimizer, "_opt_called", False):
