@@ -20,6 +20,7 @@ import inspect
 from dataclasses import dataclass
 
 from engine.debug.edits import Edit, EditParam, Freeze, Reinit, Restore, SetOptimizer, SetSetting, SwapModule
+from engine.nn.module import root_name
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,9 @@ def describe_edit(edit: Edit) -> str:
 def describe_model(model, optimizer=None) -> tuple[list[dict], dict | None]:
     """(modules, optimizer) as the module editor takes them (see widgets.module_editor).
 
-    Module paths start with the root's class name, as event paths do ("MLP.fc1").
+    Module paths start with the root's name, as event paths do ("MLP.fc1").
     """
-    root = type(model).__name__
+    root = root_name(model)
     swaps = _elementwise_activations()
     modules = []
     for name, m in model.named_modules():

@@ -52,7 +52,7 @@ from engine.events import (
     next_seq,
     renamed,
 )
-from engine.nn.module import outermost, running_modules
+from engine.nn.module import forget_root_names, outermost, running_modules
 from engine.optim.optimizer import optimizer_of, stepping_optimizer
 
 _attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iteration() reach them here
@@ -158,6 +158,8 @@ class Debugger:
             self._undo = [hub.subscribe(self._on_event, ops=False), hub.listen_tensors(self._on_tensors)]
             if self.tracer.capture != "structure":  # the gradient-flow views need optimizer norms
                 self._undo.append(hub.request_optimizer_norms())
+            if not _attached:  # a session starts: its models are named in the order it calls them
+                forget_root_names()
             _attached.append(self)
             with self._cv:
                 self._attached = True

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from engine.backend import array_module
+from engine.nn.module import root_name
 
 Value = float | int | str | bool | None
 
@@ -131,8 +132,8 @@ def prepare(edit, model, optimizer) -> Callable[[], str]:
 
 # ---- finding things -------------------------------------------------------------------------------
 def _relative(model, path: str) -> str:
-    """A path from the model: event paths start with the root's class name ("MLP.fc1")."""
-    root = type(model).__name__
+    """A path from the model: event paths start with the root's name ("MLP.fc1", "MLP_2.fc1")."""
+    root = root_name(model)
     if path == root and root not in model._modules:
         return ""
     if path.startswith(root + ".") and root not in model._modules:

@@ -65,10 +65,46 @@ def outermost(module: Module) -> Module:
 
 
 def _root_path(module: Module) -> str:
-    """The path of a call no other module call is around: the class of the model that holds the module, then
-    the module's names in it ("Tagger.lstm" when a script calls model.lstm itself), else its own class."""
+    """The path of a call no other module call is around: the root name of the model that holds the module, then
+    the module's names in it ("Tagger.lstm" when a script calls model.lstm itself), else its own root name."""
     holder, names = _held(module) if module in _holders else (None, ())
-    return type(module).__name__ if holder is None else ".".join((type(holder).__name__, *names))
+    return _named(module) if holder is None else ".".join((_named(holder), *names))
+
+
+# a model no module holds -> the name its calls' paths start with, and that name -> the model; weakly, so a name
+# comes free when its model is gone (a loss module made anew each iteration stays "CrossEntropyLoss")
+_root_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_named_roots: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+ROOT_NUMBER = "_"  # "Sequential_2": not "#", which numbers the repeated calls of one module in the app's graph
+
+
+def root_name(module: Module) -> str:
+    """The name the paths of `module`'s calls start with when it is the model: its class name ("Sequential"), or
+    for a second model of that class alive at once (a teacher and a student) "Sequential_2", in order of first
+    call, so that two models of one class never share module paths, parameter names or graph groups. A model
+    not called yet is named by its class."""
+    return _root_names.get(module) or type(module).__name__
+
+
+def _named(module: Module) -> str:
+    """root_name, given to `module` at its first call as a model."""
+    name = _root_names.get(module)
+    if name is None:
+        cls = name = type(module).__name__
+        n = 1
+        while _named_roots.get(name) is not None:
+            n += 1
+            name = f"{cls}{ROOT_NUMBER}{n}"
+        _root_names[module] = name
+        _named_roots[name] = module
+    return name
+
+
+def forget_root_names() -> None:
+    """Number the models anew from their next call: a debugger does when a session starts, so a script run again
+    in one process (the app's Restart, a test after another) names its model "MLP", whatever is still alive."""
+    _root_names.clear()
+    _named_roots.clear()
 
 
 class IncompatibleKeys(NamedTuple):
@@ -131,7 +167,7 @@ class Module:
             return ()
         names = self.__dict__.get("_pair_names")
         if names is None or names[0] != path or names[1] != params.keys():
-            prefix = path.partition(".")[2]  # the path starts with the root's class name
+            prefix = path.partition(".")[2]  # the path starts with the root's name
             prefix = prefix + "." if prefix else ""
             names = self.__dict__["_pair_names"] = (path, params.keys() | set(), {n: prefix + n for n in params})
         full = names[2]

@@ -4,11 +4,14 @@ import engine
 from app.graph_model import GraphModel
 from engine import nn
 from engine.events import hub
+from engine.nn.module import forget_root_names
 
 
 def record_events(fn) -> list:
-    """The events `fn()` emits, with top-level op keys counted from 0 (as after an iteration boundary)."""
+    """The events `fn()` emits, with top-level op keys counted from 0 (as after an iteration boundary), and models
+    named as in a session that starts here (a Sequential is "Sequential" whatever earlier tests left alive)."""
     hub.reset_top_level()
+    forget_root_names()
     events: list = []
     off = hub.subscribe(events.append)
     try:

@@ -155,9 +155,10 @@ def test_a_live_debugger_names_a_second_optimizers_parameters_as_the_tape_does()
     assert steps[:2] == [("Adam", ("Adam:Discriminator.fc.weight", "Adam:Discriminator.fc.bias")),
                          ("Adam", ("fc.weight", "fc.bias"))]
     assert steps[2:] == steps[:2]
-    # two roots of one class give one path to two tensors: the position names them, with the optimizer
+    # two roots of one class: the second called is "Sequential_2", so its path names its parameters
     steps = _live_gan(shared_class=True)
-    assert steps[0] == ("Adam", ("Adam:group0.0", "Adam:group0.1")) and steps[1][1] == ("0.weight", "0.bias")
+    assert steps[0] == ("Adam", ("Adam:Sequential_2.0.weight", "Adam:Sequential_2.0.bias"))
+    assert steps[1][1] == ("0.weight", "0.bias")
 
 
 class Coupling(nn.Module):

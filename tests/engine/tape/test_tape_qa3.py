@@ -125,14 +125,14 @@ def test_each_optimizers_last_step_is_snapshot_when_recording_ends(tmp_path):
                 opt.step()
     with engine.tape.open(path) as tape:
         end = tape.parameters()
-    # other's path "Sequential.0.weight" is model's too: its parameters are named by position
+    # other, the second Sequential called, is "Sequential_2": its parameters are named by its path
     trained = {**dict(model.named_parameters()),
-               **{f"SGD:group0.{i}": p for i, p in enumerate(other.parameters())}}
+               **{f"SGD:Sequential_2.{n}": p for n, p in other.named_parameters()}}
     assert set(end) == set(trained)
     for name, p in trained.items():
         assert end[name].tensor == p.id
         assert end[name].summary.mean == pytest.approx(float(p.array.mean()), rel=1e-6), name
-    assert end["0.weight"].iteration == 7 and end["SGD:group0.0"].iteration == 8
+    assert end["0.weight"].iteration == 7 and end["SGD:Sequential_2.0.weight"].iteration == 8
 
 
 # ---- values whose header lies -------------------------------------------------------------------------

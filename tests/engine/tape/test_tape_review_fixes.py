@@ -102,8 +102,9 @@ def test_a_hostile_argument_row_costs_that_node_its_arguments_only(tmp_path, val
     assert len(notes) == 1 and notes[0].startswith(f"node_args: the arguments of node {node} are damaged")
 
 
-def test_two_root_modules_of_one_class_name_the_second_optimizers_parameters_by_position(tmp_path):
-    """A GAN's G and D both Sequential: 'Adam:Sequential.0.weight' could be either's, so D's are positional."""
+def test_two_root_modules_of_one_class_name_the_second_optimizers_parameters_by_path(tmp_path):
+    """A GAN's G and D both Sequential: D, called second, is "Sequential_2", so 'Adam:Sequential.0.weight' could
+    be either's no more and D's are named by their path."""
     path = tmp_path / "gan.tape"
     g = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4))
     d = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -120,10 +121,10 @@ def test_two_root_modules_of_one_class_name_the_second_optimizers_parameters_by_
     with engine.tape.open(path) as tape:
         names = [set(ev.weight_norms) for _, ev in tape.optimizer_steps()]
         end = tape.parameters()
-    theirs = {f"Adam:group0.{i}" for i in range(4)}
+    theirs = {f"Adam:Sequential_2.{n}" for n, _ in d.named_parameters()}
     assert names == [theirs, {"0.weight", "0.bias", "2.weight", "2.bias"}] * 3
-    for i, p in enumerate(d.parameters()):
-        assert end[f"Adam:group0.{i}"].tensor == p.id
+    for n, p in d.named_parameters():
+        assert end[f"Adam:Sequential_2.{n}"].tensor == p.id
     for name, p in g.named_parameters():
         assert end[name].tensor == p.id
 
