@@ -50,16 +50,17 @@ class ReplaySession(Session):
             self.recorded_alerts = self.tape.alerts()
             self.recorded_edits = self.tape.edits()
             self.parameter_names = frozenset(self.tape.parameter_names())  # asked at every parameter shown
-            columns = self.tape.columns("kind", "iteration", "phase", "tensor", "ref")  # one pass over the events
+            # one pass over the events
+            columns = self.tape.columns("kind", "iteration", "phase", "tensor", "ref", "node", "stack")
             self.steppable = _steppable(columns)
         except BaseException:
             self.tape.close()
             raise
         try:  # the plots show the whole run at once, not as far as the replay has come
-            self.recorded_steps, self.losses = self.tape.optimizer_steps(), self.tape.losses(columns)
+            self.recorded_steps, self.recorded_losses = self.tape.optimizer_steps(), self.tape.loss_curves(columns)
             whole = True
         except engine.tape.TapeError:  # damaged past its index: they fill as the replay reads what it can
-            self.recorded_steps, self.losses = [], {}
+            self.recorded_steps, self.recorded_losses = [], None
             whole = False
         self._output_seqs, self._output = _recorded_output(self.tape)
         self._output_shown = 0  # how many of them the Output panel shows

@@ -33,6 +33,7 @@ from app.edit_history import describe_model, describe_optimizer
 from app.graph_model import INPUT, KIND_NAMES, OP, PARAM, GraphChange, GraphModel
 from app.script_io import OutputChunk, ScriptError, capture_output, release_output, run_path, script_error
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
+from engine.debug.losses import LossCurves
 from engine.debug.records import OPTIMIZER
 from engine.debug.source import short_message
 from engine.debug.summary import finish
@@ -160,7 +161,8 @@ class Session:
         self.iteration = 0
         self.phase = "forward"
         self.last: object | None = None  # the last record applied
-        self.losses: dict[int, float] = {}  # iteration -> loss (the scalar backward() started from)
+        self.loss_history = LossCurves()  # every backward() root, one curve per source line (engine.debug.losses)
+        self.recorded_losses: dict[str, dict[int, float]] | None = None  # a replay's whole run, read at open
         self.summaries: dict[str, object] = {}  # node key -> TensorSummary of its latest output
         self.grads: dict[str, object] = {}  # node key -> TensorSummary of its latest incoming gradient
         self.made_in: dict[str, tuple[int, int]] = {}  # node key -> iterations of its output, its gradient
@@ -189,6 +191,8 @@ class Session:
         change = SessionChange(status=self._pending_status, reset=self._pending_reset)
         self._pending_status = self._pending_reset = False
         self._fill(change, max_items, budget)
+        if self.recorded_losses is None and self.loss_history.feed(change.applied):
+            change.losses = True
         self._drained(change)
         change.graph = self.model.flush()
         self._measure(change.records)
@@ -262,12 +266,6 @@ class Session:
                 key = model.current
                 self.grads[key] = rec.grad_output
                 self.made_in[key] = (self.made_in.get(key, (-1, -1))[0], rec.iteration)
-            fwd = rec.forward
-            # the first backward node of an iteration differentiates what backward() started from
-            if rec.iteration not in self.losses and fwd is not None and fwd.summary is not None \
-                    and fwd.summary.scalar is not None:
-                self.losses[rec.iteration] = fwd.summary.scalar
-                change.losses = True
         elif rec.event.__class__ is OptimizerEvent:
             self.steps.append((rec.iteration, rec.event))
             change.steps.append((rec.iteration, rec.event))
@@ -313,10 +311,26 @@ class Session:
             self._rate = (t0, n)
 
     # ---- what widgets ask -------------------------------------------------------------------
+    @property
+    def losses(self) -> dict[int, float]:
+        """iteration -> loss of the first loss curve."""
+        if self.recorded_losses is not None:
+            return dict(next(iter(self.recorded_losses.values()), {}))
+        return self.loss_history.first()
+
     def loss_curve(self) -> tuple[list[int], list[float]]:
-        """(iterations, losses) in iteration order."""
-        its = sorted(self.losses)
-        return its, [self.losses[i] for i in its]
+        """(iterations, losses) of the first loss curve, in iteration order."""
+        return next(iter(self.loss_curves().values()), ([], []))
+
+    def loss_curves(self) -> dict[str, tuple[list[int], list[float]]]:
+        """label -> (iterations, losses) in iteration order: one curve per source line of a loss (see
+        engine.debug.losses), in the order their first losses came."""
+        curves = self.recorded_losses if self.recorded_losses is not None else self.loss_history.curves()
+        out = {}
+        for label, by_it in curves.items():
+            its = sorted(by_it)
+            out[label] = (its, [by_it[i] for i in its])
+        return out
 
     def node_info(self, key: str) -> NodeInfo | None:
         """What is known about the visible node `key`, or None."""

@@ -1,18 +1,24 @@
 """The loss per iteration as a line (log scale once it spans decades; NaN or Inf as red crosses on top),
 with a cursor in replays, and the loss of a guess at chance as a dashed line labelled "chance" when the
-loss is a cross entropy over a known number of classes: a loss flat on it is a model that learns nothing."""
+loss is a cross entropy over a known number of classes: a loss flat on it is a model that learns nothing.
+A run with several losses (a GAN's errD and errG) gets a line of each, in the theme's colours, named by a
+small legend above the plot (never over the lines)."""
 
 from __future__ import annotations
 
+import html
 import math
 import textwrap
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QFontMetrics
 
-from widgets.theme import MUTED_TEXT, follow_palette, pick
+from widgets.theme import CURVES, MUTED_TEXT, SECONDARY_TEXT, follow_palette, pick
+
+LEGEND_PT = 7.5  # the legend's font size, as the plots' tick labels
+LEGEND_GAP = 14  # pixels between two legend entries
 
 
 def spans_decades(finite: np.ndarray) -> bool:
@@ -61,9 +67,75 @@ class ChanceLine(pg.InfiniteLine):
         return self.label.toPlainText() if self.isVisible() else ""
 
 
+class CurveLegend:
+    """The names of a plot's curves in its title row, each after a dash of its colour, in as many lines as the
+    plot's width needs: above the curves, so it never hides one. Hidden for fewer than two curves."""
+
+    def __init__(self, plot: pg.PlotItem, widget) -> None:
+        self.plot = plot
+        self.widget = widget  # the QWidget that shows the plot: its palette gives the text colour
+        self.entries: list[tuple[str, str]] = []
+        self.lines: list[list[str]] = []
+        self.font = QFont()
+        self.font.setPointSizeF(LEGEND_PT)
+        self._shown: tuple | None = None  # (html, height) set last
+        plot.titleLabel.opts["justify"] = "left"  # from the plot's left edge: the part of a wide plot in view
+        plot.vb.sigResized.connect(lambda _vb: self.relayout())
+        follow_palette(widget, lambda: self.relayout(force=True), now=False)
+
+    def set_entries(self, entries: list[tuple[str, str]]) -> None:
+        """(label, colour '#rrggbb') of each curve, in order."""
+        if entries != self.entries:
+            self.entries = list(entries)
+            self.relayout()
+
+    def labels(self) -> list[str]:
+        """The labels the legend shows ([] while hidden)."""
+        return [label for line in self.lines for label in line]
+
+    def relayout(self, force: bool = False) -> None:
+        """Lay the entries out for the plot's width now (it follows the plot's resizes by itself)."""
+        plot = self.plot
+        if len(self.entries) < 2:
+            self.lines = []
+            if self._shown is not None:
+                self._shown = None
+                plot.setTitle(None)
+            return
+        metrics = QFontMetrics(self.font)
+        # what shows of the plot: a dock of plots scrolls, and its plots may be wider than its view
+        in_view = self.widget.width() - int(plot.vb.sceneBoundingRect().left()) - 8
+        width = max(min(int(plot.vb.width()) or in_view, in_view), 80)
+        lines: list[list[tuple[str, str]]] = [[]]
+        used = 0
+        for label, colour in self.entries:
+            need = metrics.horizontalAdvance(f"━━ {label}") + LEGEND_GAP
+            if lines[-1] and used + need > width:
+                lines.append([])
+                used = 0
+            lines[-1].append((label, colour))
+            used += need
+        self.lines = [[label for label, _ in line] for line in lines]
+        text = "<br>".join("&nbsp;&nbsp;&nbsp;".join(
+            f"<span style='color:{colour}'>━━</span>&nbsp;{html.escape(label)}" for label, colour in line)
+            for line in lines)
+        height = len(lines) * (metrics.height() + 1) + 4
+        if (text, height) == self._shown and not force:
+            return
+        self._shown = (text, height)
+        plot.titleLabel.setMaximumHeight(height)
+        plot.layout.setRowFixedHeight(0, height)
+        plot.titleLabel.setVisible(True)
+        plot.titleLabel.setText(text, size=f"{LEGEND_PT}pt", color=pick(SECONDARY_TEXT))
+        # a label asks for its text's width at least: the plot, and a dock of plots, would grow past the window
+        plot.titleLabel.setMinimumWidth(0)
+
+
 class LossPlot(pg.PlotWidget):
-    """set_curve(iterations, losses); set_cursor(iteration) marks where a replay is; set_no_loss_text(text)
-    says why there is no loss (a tape that holds none); set_chance(level, classes) draws chance level."""
+    """set_curves({label: (iterations, losses)}) (set_curve(iterations, losses): one curve); set_cursor(iteration)
+    marks where a replay is; set_no_loss_text(text) says why there is no loss (a tape that holds none);
+    set_chance(level, classes) draws chance level. What a person sees: `labels()`, the legend's names, and
+    `colour(label)`."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent, background=None, axisItems={"bottom": IterationAxis()})
@@ -74,12 +146,14 @@ class LossPlot(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.setClipToView(True)
         self.setDownsampling(auto=True, mode="peak")
-        self.curve = self.plot([], [], pen=pg.mkPen("#1c7ed6", width=1.6))
-        self.last_point = self.plot([], [], pen=None, symbol="o", symbolSize=6, symbolBrush="#1c7ed6",
-                                    symbolPen=None)
+        self.lines: list[tuple[pg.PlotDataItem, pg.PlotDataItem]] = []  # (line, last point) of each curve
+        self.curve, self.last_point = self._line(0)
         # a NaN or Inf loss is a gap in the line: a red cross on the top edge says where it is
         self.nonfinite = self.plot([], [], pen=None, symbol="x", symbolSize=10, symbolBrush="#e03131",
                                    symbolPen=pg.mkPen("#e03131", width=1.5))
+        self.nonfinite.setZValue(10)  # over every line
+        self.legend = CurveLegend(self.plotItem, self)
+        self._raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # label -> (iterations, losses) as given
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#f59f00", width=1.5))
         self.cursor.setVisible(False)
         self.addItem(self.cursor, ignoreBounds=True)
@@ -94,11 +168,26 @@ class LossPlot(pg.PlotWidget):
         self.log = False
         self.points = 0
 
+    def _line(self, i: int) -> tuple[pg.PlotDataItem, pg.PlotDataItem]:
+        """The line and last-point marker of curve `i`, made when first wanted."""
+        while len(self.lines) <= i:
+            colour = CURVES[len(self.lines) % len(CURVES)]
+            self.lines.append((self.plot([], [], pen=pg.mkPen(colour, width=1.6)),
+                               self.plot([], [], pen=None, symbol="o", symbolSize=6, symbolBrush=colour,
+                                         symbolPen=None)))
+        return self.lines[i]
+
     def set_curve(self, iterations, losses) -> None:
-        """Show the loss of each iteration (NaN shows as a gap)."""
-        x = np.asarray(iterations, float)
-        y = np.asarray(losses, float)
-        self.points = len(x)
+        """Show the loss of each iteration (NaN shows as a gap): one curve."""
+        self.set_curves({"loss": (iterations, losses)})
+
+    def set_curves(self, curves: dict[str, tuple]) -> None:
+        """Show each curve, label -> (iterations, losses) (NaN shows as a gap), in the theme's colours in order;
+        two or more are named by a legend above the plot."""
+        named = [(label, np.asarray(x, float), np.asarray(y, float)) for label, (x, y) in curves.items()]
+        x = np.concatenate([c[1] for c in named]) if named else np.zeros(0)
+        y = np.concatenate([c[2] for c in named]) if named else np.zeros(0)
+        self.points = max((len(c[1]) for c in named), default=0)
         ok = np.isfinite(y)
         finite = y[ok]
         top = float(finite.max()) if len(finite) else 1.0
@@ -106,7 +195,7 @@ class LossPlot(pg.PlotWidget):
         if len(x):  # under the crosses
             self.empty.setText("every loss is NaN/Inf")
             self.empty.setAnchor((0.5, -0.8))
-            self.empty.setPos(float(x[0] + x[-1]) / 2, top)
+            self.empty.setPos(float(x.min() + x.max()) / 2, top)
         else:
             self.empty.setText(self.no_loss_text)
             self.empty.setAnchor((0.5, 0.5))
@@ -119,12 +208,32 @@ class LossPlot(pg.PlotWidget):
             self.log = log
             self.setLogMode(y=log)
             self.chance.show_level(self.chance.level, self.chance_classes, log)
-        self.curve.setData(x, y, connect="finite")
+        for i in range(max(len(named), len(self.lines))):
+            line, last = self._line(i)
+            cx, cy = (named[i][1], named[i][2]) if i < len(named) else (np.zeros(0), np.zeros(0))
+            line.setData(cx, cy, connect="finite")
+            if len(cx) and math.isfinite(cy[-1]):
+                last.setData(cx[-1:], cy[-1:])
+            else:
+                last.setData([], [])
         self.nonfinite.setData(x[~ok], np.full(int((~ok).sum()), top))
-        if len(x) and math.isfinite(y[-1]):
-            self.last_point.setData(x[-1:], y[-1:])
-        else:
-            self.last_point.setData([], [])
+        self._raw = {label: (cx, cy) for label, cx, cy in named}
+        self.legend.set_entries([(label, CURVES[i % len(CURVES)]) for i, label in enumerate(self._raw)])
+
+    def labels(self) -> list[str]:
+        """The names the legend shows, in the curves' order ([] for fewer than two curves)."""
+        return self.legend.labels()
+
+    def colour(self, label: str) -> str:
+        """The colour ('#rrggbb') of the curve named `label`."""
+        if label not in self._raw:
+            raise KeyError(f"no curve {label!r}; curves: {', '.join(self._raw)}")
+        return self.lines[list(self._raw).index(label)][0].opts["pen"].color().name()
+
+    def series(self, label: str) -> tuple[np.ndarray, np.ndarray]:
+        """The data of the curve named `label` as given (not log-transformed)."""
+        self.colour(label)  # a KeyError that names the curves there are
+        return self._raw[label]
 
     def set_no_loss_text(self, text: str = "no loss yet") -> None:
         """What the plot says while it has no loss: "no loss yet", or why there will be none."""

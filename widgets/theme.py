@@ -17,6 +17,9 @@ SECONDARY_TEXT = ("#495057", "#c1c8d0")
 # a field that refused its input: a pale red fill in light mode, a dark red one in dark mode (text keeps
 # the palette's colour, which reads on either)
 ERROR_FIELD = ("#ffe3e3", "#4a2124")
+# the curves of one plot in order (a loss per source line): mid-tone hues that read on light and dark, none
+# the red of a NaN's cross or the amber of a replay's cursor
+CURVES = ("#1c7ed6", "#2f9e44", "#ae3ec9", "#e8590c", "#0c8599", "#5f3dc4", "#66a80f", "#c2255c")
 
 
 def is_dark(palette: QPalette | None = None) -> bool:

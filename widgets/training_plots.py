@@ -3,11 +3,13 @@
 All from plain events, so live and replay draw the same: feed each OptimizerEvent with its iteration.
 Inputs: `add_step(iteration, event)` / `add_steps([(iteration, event), ...])` (anything with `lrs`,
 `update_norms`, `weight_norms` and optionally `grad_norms`: engine.events.OptimizerEvent);
-`set_loss(iterations, losses)`; `set_chance(level, classes)`, the loss of a guess at chance (a dashed line
-labelled "chance"); `set_cursor(iteration)` (None hides it); `clear()`.
+`set_losses({label: (iterations, losses)})`, a curve per loss (a GAN's errD and errG, named by a legend above
+the plot), or `set_loss(iterations, losses)`, one; `set_chance(level, classes)`, the loss of a guess at chance
+(a dashed line labelled "chance"); `set_cursor(iteration)` (None hides it); `clear()`.
 Outputs: `iterationClicked(iteration)` when a person clicks a plot.
-What a person sees: `series(name)` -> (x, y) and `colour(name)` of the curve "loss", "lr" (group 0), "lr[1]",
-..., "ratio:<layer>" or "grad:<layer>"; `grad_layers()`, the layers whose gradient norm is drawn; `chance.text()`;
+What a person sees: `series(name)` -> (x, y) and `colour(name)` of the curve "loss" (the first loss), "loss:<label>"
+(any loss), "lr" (group 0), "lr[1]", ..., "ratio:<layer>" or "grad:<layer>"; `loss_labels()`, the loss legend's
+names (none for one loss); `grad_layers()`, the layers whose gradient norm is drawn; `chance.text()`;
 learning rate, ratio and gradient axes are logarithmic, the loss axis once it spans 100x. A layer has one
 colour in both per-layer plots.
 
@@ -27,8 +29,8 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
-from widgets.loss_plot import ChanceLine, IterationAxis, spans_decades
-from widgets.theme import follow_palette
+from widgets.loss_plot import ChanceLine, CurveLegend, IterationAxis, spans_decades
+from widgets.theme import CURVES, follow_palette
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
            "#66a80f", "#c2255c", "#1098ad", "#868e96")
@@ -97,6 +99,8 @@ class TrainingPlots(QWidget):
         self._classes = 0
         self._loss_log = False
         self.loss_plot.addItem(self.chance)
+        self.loss_legend = CurveLegend(self.loss_plot, self)
+        self._losses: list[str] = []  # the labels of the loss curves, in order
         # the rule of thumb the dashed line stands for, said on it: unlabelled it was one more curve
         guide = pg.InfiniteLine(math.log10(GOOD_RATIO), angle=0, movable=False,
                                 pen=pg.mkPen("#2f9e44", width=1, style=pg.QtCore.Qt.PenStyle.DashLine),
@@ -160,6 +164,7 @@ class TrainingPlots(QWidget):
             plot.removeItem(curve)
         self._curves = {}
         self._legend_shown = ()
+        self._losses = []
         self._draw_steps()
         self.set_loss([], [])
         self.set_chance(None)
@@ -182,16 +187,38 @@ class TrainingPlots(QWidget):
         self._draw_steps()
 
     def set_loss(self, iterations, losses) -> None:
-        """The loss of each iteration (NaN shows as a gap)."""
-        x, y = np.asarray(iterations, float), np.asarray(losses, float)
-        self._raw["loss"] = y
-        finite = y[np.isfinite(y)]
-        log = spans_decades(finite)
+        """The loss of each iteration (NaN shows as a gap): one curve."""
+        self.set_losses({"loss": (iterations, losses)})
+
+    def set_losses(self, curves: dict[str, tuple]) -> None:
+        """A curve per loss, label -> (iterations, losses) (NaN shows as a gap), in the theme's colours in order;
+        two or more are named by a legend above the loss plot."""
+        data = [(np.asarray(x, float), np.asarray(y, float)) for x, y in curves.values()] or [(np.zeros(0),) * 2]
+        ys = np.concatenate([y for _, y in data])
+        log = spans_decades(ys[np.isfinite(ys)])
         if log != self._loss_log:
             self._loss_log = log
             self.loss_plot.setLogMode(y=log)
             self.chance.show_level(self.chance.level, self._classes, log)
-        self._curve(self.loss_plot, "loss", PALETTE[0]).setData(x, y, connect="finite")
+        self._losses = list(curves)
+        names = [self._loss_name(i) for i in range(len(data))]
+        for name in [n for n in self._curves if (n == "loss" or n.startswith("loss:")) and n not in names]:
+            plot, curve = self._curves.pop(name)  # a curve of the run before
+            plot.removeItem(curve)
+            self._raw.pop(name, None)
+        for i, (x, y) in enumerate(data):
+            name = self._loss_name(i)
+            self._raw[name] = y
+            self._curve(self.loss_plot, name, CURVES[i % len(CURVES)]).setData(x, y, connect="finite")
+        self.loss_legend.set_entries([(label, CURVES[i % len(CURVES)]) for i, label in enumerate(self._losses)])
+
+    def _loss_name(self, i: int) -> str:
+        """The series name of loss curve `i`: "loss" for the first, "loss:<label>" for the others."""
+        return "loss" if i == 0 else f"loss:{self._losses[i]}"
+
+    def loss_labels(self) -> list[str]:
+        """The names the loss legend shows, in the curves' order ([] for fewer than two losses)."""
+        return self.loss_legend.labels()
 
     def set_chance(self, level: float | None, classes: int = 0) -> None:
         """The loss of a guess at chance among `classes` classes (ln C for a cross entropy); None: none."""
@@ -201,7 +228,11 @@ class TrainingPlots(QWidget):
     def colour(self, name: str) -> str:
         """The colour of a curve ('#rrggbb'), by the names of `series`."""
         self.series(name)  # a KeyError that names the curves there are
-        return self._curves[name][1].opts["pen"].color().name()
+        return self._curves[self._named(name)][1].opts["pen"].color().name()
+
+    def _named(self, name: str) -> str:
+        """`name` as the curves are kept: "loss:<the first loss's label>" is "loss"."""
+        return "loss" if self._losses and name == f"loss:{self._losses[0]}" else name
 
     def grad_layers(self) -> list[str]:
         """The layers whose gradient norm is drawn, in the order of their colours."""
@@ -215,7 +246,9 @@ class TrainingPlots(QWidget):
                 line.setValue(iteration)
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """The data of a curve as given (not log-transformed): 'loss', 'lr', 'lr[1]', 'ratio:fc1', 'grad:fc1'."""
+        """The data of a curve as given (not log-transformed): 'loss', 'loss:errG', 'lr', 'lr[1]', 'ratio:fc1',
+        'grad:fc1'."""
+        name = self._named(name)
         if name not in self._curves:
             raise KeyError(f"no curve {name!r}; curves: {', '.join(self._curves)}")
         x = self._curves[name][1].xData

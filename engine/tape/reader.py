@@ -5,6 +5,8 @@
         for event in tape.events(iteration=3): ...          # OpEvent, BackwardEvent, ModuleEvent, ...
         for rec in tape.records(iteration=3): ...           # OpRecord, BackwardRecord, EventRecord
         tape.graph(3); tape.summary(tensor_id); tape.value(tensor_id); tape.alerts(); tape.edits()
+        tape.loss_curves()   # {"errD": {iteration: loss}, "errG": {...}}: one curve per source line of a loss
+        tape.losses()        # iteration -> loss of the first curve
         tape.parameter_names(); tape.parameters(3); tape.parameter("fc1.weight", 3)  # ParameterSnapshot
         tape.output(stop_seq=cursor + 1); tape.output_cut()  # what the script printed, as far as an event
 
@@ -32,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from engine.debug.losses import NODE, STEP, Root, Step, evaluates_closure, loss_curves, pass_starts
 from engine.debug.records import BackwardRecord, EventRecord, IterationEvent, OpRecord
 from engine.debug.source import SourceFrame
 from engine.debug.summary import TensorSummary
@@ -165,7 +168,8 @@ def _guard_iter(method):
     return wrapper
 
 
-_COLUMN_INDEX = {name: i for i, (name, _) in enumerate(CHUNK_COLUMNS[:9])}  # Tape.columns
+_COLUMN_INDEX = {name: i for i, (name, _) in enumerate(CHUNK_COLUMNS[:10])}  # Tape.columns
+LOSS_COLUMNS = ("kind", "iteration", "tensor", "ref", "node", "stack")  # what Tape.loss_curves reads
 
 
 def open_tape(path: str | os.PathLike) -> Tape:
@@ -298,8 +302,9 @@ class Tape:
     def columns(self, *names: str) -> dict[str, np.ndarray]:
         """Columns of every stored event, in seq order, as arrays: seq and any of kind (schema codes),
         iteration, phase (schema.PHASES index), depth, t, node, tensor (an op's output, a backward node's
-        incoming gradient), ref (a backward node's forward seq). Read straight from the chunks, without
-        making a row per event: what a view of a whole tape (a timeline of a million events) wants."""
+        incoming gradient), ref (a backward node's forward seq), stack (an op's `stacks` row, 0: none). Read
+        straight from the chunks, without making a row per event: what a view of a whole tape (a timeline of
+        a million events) wants."""
         unknown = [n for n in names if n not in _COLUMN_INDEX]
         if unknown:
             raise ValueError(f"columns: no column {unknown[0]!r}; expected any of {', '.join(_COLUMN_INDEX)}")
@@ -339,19 +344,49 @@ class Tape:
 
     @_guard
     def losses(self, columns: dict[str, np.ndarray] | None = None) -> dict[int, float]:
-        """iteration -> loss: the one-element output that the iteration's first backward node differentiates
-        (what backward() started from), its mean (NaN when not finite); iterations without one are left out.
-        Needs summaries: a structure tape has none. columns: what columns("kind", "iteration", "tensor",
-        "ref") gave, when the caller has read them already."""
-        cols = columns if columns is not None else self._columns(("kind", "iteration", "tensor", "ref"))
-        seq, kind, its = cols["seq"], cols["kind"], cols["iteration"]
-        backward = np.flatnonzero(kind == schema.BACKWARD)
-        firsts = backward[np.unique(its[backward], return_index=True)[1]]  # each iteration's first
-        at = np.searchsorted(seq, cols["ref"][firsts])
-        found = (at < len(seq)) & (seq[np.minimum(at, len(seq) - 1)] == cols["ref"][firsts])
-        outputs = dict(zip(cols["tensor"][at[found]].tolist(), its[firsts[found]].tolist()))
-        losses = {outputs[tid]: s.scalar for tid, s in self.summaries(list(outputs)).items() if s.scalar is not None}
-        return dict(sorted(losses.items()))
+        """iteration -> loss of the first loss curve (see loss_curves); {} when the tape holds none.
+        columns: what columns(*LOSS_COLUMNS) gave, when the caller has read them already."""
+        return next(iter(self.loss_curves(columns).values()), {})
+
+    @_guard
+    def loss_curves(self, columns: dict[str, np.ndarray] | None = None) -> dict[str, dict[int, float]]:
+        """label -> {iteration: loss}, one curve per source line of the ops backward() started from, in the order
+        their first losses came (engine.debug.losses: the roots of one line in a stretch between optimizer
+        steps add up, and an iteration's stretches average). A loss is a one-element root's mean (NaN when not
+        finite); iterations without one are left out. Needs summaries: a structure tape has none. columns: what
+        columns(*LOSS_COLUMNS) gave (or more), when the caller has read them already."""
+        cols = columns if columns is not None and all(n in columns for n in LOSS_COLUMNS) \
+            else self._columns(LOSS_COLUMNS)
+        seq, kind, ref = cols["seq"], cols["kind"], cols["ref"]
+        picked = np.flatnonzero(((kind == schema.BACKWARD) & (ref > 0)) | (kind == schema.OPTIMIZER))
+        kinds = np.where(kind[picked] == schema.BACKWARD, NODE, STEP)
+        refs = np.where(kinds == NODE, ref[picked], 0)
+        starts = picked[pass_starts(kinds, cols["iteration"][picked], refs)]
+        at = np.minimum(np.searchsorted(seq, ref[starts]), max(len(seq) - 1, 0))
+        found = (seq[at] == ref[starts]) & (kind[at] == schema.OP) if len(seq) else np.zeros(0, bool)
+        roots = dict(zip(starts[found].tolist(), at[found].tolist()))  # backward row -> its forward op's row
+        scalars = {tid: s.scalar for tid, s in self.summaries(cols["tensor"][list(roots.values())].tolist()).items()}
+        places: dict[tuple[int, int], tuple[str, int, str, str]] = {}
+        closures = {_int(step_seq) for step_seq, name in
+                    self._conn.execute("SELECT seq, optimizer FROM optimizer_steps") if evaluates_closure(_text(name))}
+        items: list[Root | Step] = []
+        for row in picked[(kinds == STEP) | np.isin(picked, starts[found])].tolist():
+            iteration = int(cols["iteration"][row])
+            if row not in roots:
+                items.append(Step(iteration, int(seq[row]) in closures))
+                continue
+            op_row = roots[row]
+            value = scalars.get(int(cols["tensor"][op_row]))
+            if value is None:
+                continue
+            node, stack = int(cols["node"][op_row]), int(cols["stack"][op_row])
+            place = places.get((node, stack))
+            if place is None:
+                src = self._stack(stack)[0] if stack else None
+                place = places[(node, stack)] = (src.file if src else "", src.line if src else 0,
+                                                 src.text if src else "", self._node(node)[1])
+            items.append(Root(iteration, place[0], place[1], place[2], place[3], value))
+        return loss_curves(items)
 
     # ---- events and records ---------------------------------------------------------------------
     @_guard_iter

@@ -1,0 +1,115 @@
+"""The loss plots with a curve per loss: a GAN's errD and errG each in its own colour, named by a legend above
+the plot that never covers a line; one loss looks as it always did."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QColor
+
+from widgets.loss_plot import LossPlot
+from widgets.theme import CURVES
+from widgets.training_plots import TrainingPlots
+
+ITS = np.arange(30)
+GAN = {"errD": (ITS, 1.4 - 0.01 * ITS), "errG": (ITS, 0.7 + 0.02 * ITS)}
+
+
+def shown(qtbot, widget, width: int = 420, height: int = 260):
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def pixels_of(widget, colour: str, tolerance: int = 40) -> int:
+    """How many pixels of the widget are near `colour`."""
+    image = widget.grab().toImage()
+    want = QColor(colour)
+    n = 0
+    for y in range(0, image.height(), 2):
+        for x in range(0, image.width(), 2):
+            c = image.pixelColor(x, y)
+            if abs(c.red() - want.red()) + abs(c.green() - want.green()) + abs(c.blue() - want.blue()) < tolerance:
+                n += 1
+    return n
+
+
+def test_one_curve_has_no_legend_and_the_first_theme_colour(qtbot):
+    plot = shown(qtbot, LossPlot())
+    plot.set_curves({"loss": (ITS, 2.0 - 0.05 * ITS)})
+    assert plot.labels() == [] and not plot.plotItem.titleLabel.isVisible()
+    assert plot.colour("loss") == CURVES[0] == "#1c7ed6"
+    assert plot.curve.getData()[0].tolist() == ITS.tolist()  # the old single-curve item holds it
+    plot.set_curve([0, 1], [1.0, 0.5])  # the single-curve call still works
+    assert plot.series("loss")[1].tolist() == [1.0, 0.5] and plot.labels() == []
+
+
+def test_two_curves_get_their_own_colours_and_a_legend_above_the_lines(qtbot):
+    plot = shown(qtbot, LossPlot())
+    plot.set_curves(GAN)
+    assert plot.labels() == ["errD", "errG"]
+    colours = [plot.colour("errD"), plot.colour("errG")]
+    assert colours == list(CURVES[:2]) and colours[0] != colours[1]
+    title, view = plot.plotItem.titleLabel, plot.plotItem.vb
+    qtbot.waitUntil(lambda: title.isVisible() and view.sceneBoundingRect().top()
+                    >= title.sceneBoundingRect().bottom() - 1)  # in its own row: it never covers a line
+    assert "errD" in title.item.toPlainText() and "errG" in title.item.toPlainText()
+    assert pixels_of(plot, CURVES[1]) > 20  # errG is drawn, in its colour
+    np.testing.assert_allclose(plot.series("errG")[1], GAN["errG"][1])
+    with pytest.raises(KeyError, match="errD, errG"):
+        plot.series("loss")
+    plot.set_curves({"loss": (ITS, 1.0 / (1 + ITS))})  # a new run with one loss: the legend goes
+    assert plot.labels() == [] and not title.isVisible()
+    gone = plot.lines[1][0].getData()[0]
+    assert gone is None or len(gone) == 0  # errG's line is drawn no more
+
+
+def test_a_narrow_plot_wraps_its_legend_into_lines_that_fit(qtbot):
+    plot = shown(qtbot, LossPlot(), 200, 260)
+    names = ["loss_discriminator_real", "loss_discriminator_fake", "loss_generator"]
+    plot.set_curves({name: (ITS, 1.0 + i + 0 * ITS) for i, name in enumerate(names)})
+    qtbot.waitUntil(lambda: len(plot.legend.lines) >= 2)
+    assert plot.labels() == names
+    title = plot.plotItem.titleLabel
+    assert title.item.boundingRect().width() <= plot.plotItem.vb.width() + 60
+
+
+def test_several_curves_share_the_log_rule_the_crosses_the_cursor_and_chance(qtbot):
+    plot = shown(qtbot, LossPlot())
+    plot.set_curves({"errD": ([0, 1, 2], [1.0, 0.9, 0.8]), "errG": ([0, 1, 2], [0.7, 0.7, 0.7])})
+    assert not plot.log
+    plot.set_curves({"errD": ([0, 1, 2], [1.0, 0.9, math.nan]), "errG": ([0, 1, 2], [5.0, 0.01, 0.001])})
+    assert plot.log  # errG spans decades: the axis of both turns logarithmic
+    crosses = plot.nonfinite.getData()
+    assert crosses[0].tolist() == [2] and crosses[1].tolist() == [pytest.approx(math.log10(5.0))]  # on the top edge
+    plot.set_cursor(1)
+    assert plot.cursor.isVisible() and plot.cursor.value() == 1
+    plot.set_chance(math.log(2), 2)
+    assert plot.chance.text() == "chance (2 classes)"
+    plot.set_curves({"errD": ([0], [math.inf]), "errG": ([0], [math.nan])})
+    assert plot.empty.isVisible() and plot.empty.toPlainText() == "every loss is NaN/Inf"
+    plot.set_curves({})
+    assert plot.empty.toPlainText() == "no loss yet" and plot.labels() == []
+
+
+def test_training_plots_draw_a_curve_per_loss_with_a_legend_only_for_two(qtbot):
+    plots = shown(qtbot, TrainingPlots(), 420, 380)
+    plots.set_loss(ITS, 2.0 - 0.05 * ITS)
+    assert plots.loss_labels() == [] and plots.colour("loss") == CURVES[0]
+    plots.set_losses(GAN)
+    assert plots.loss_labels() == ["errD", "errG"]
+    assert plots.colour("loss:errG") == CURVES[1] and plots.colour("loss:errD") == plots.colour("loss") == CURVES[0]
+    np.testing.assert_allclose(plots.series("loss:errG")[1], GAN["errG"][1])
+    np.testing.assert_allclose(plots.series("loss")[1], GAN["errD"][1])  # "loss": the first curve
+    title, view = plots.loss_plot.titleLabel, plots.loss_plot.vb
+    qtbot.waitUntil(lambda: view.sceneBoundingRect().top() >= title.sceneBoundingRect().bottom() - 1)
+    plots.set_losses({"errD": GAN["errD"], "errG": (ITS, np.geomspace(5, 0.001, 30))})
+    assert plots.loss_plot.getAxis("left").logMode
+    plots.clear()
+    assert plots.loss_labels() == []
+    with pytest.raises(KeyError):
+        plots.series("loss:errG")
