@@ -7,7 +7,7 @@ rounding; tests compare them on one device with `disabled()`.
 
 Element ops (activations and the unary ops that have a fused pair) are keyed by their Function
 class name; the rest by what they compute: "adam_update", "cross_entropy", "tensor_summary",
-"square_sum".
+"square_sum", "lstm_cell", "gru_cell".
 Convolutions have no entry: CuPy 14 dropped cuDNN, so conv2d stays im2col + one cuBLAS matmul.
 
 `device_checks(xp)` is the other thing here: checks of an op's input (class targets in bounds) run
@@ -629,6 +629,100 @@ class TensorSummary:
 _NO_RANK = np.uint64(0)  # a null rank pointer: every value taken to be finite
 
 
+# ---- a time step of an LSTM or GRU layer (engine.ops.recurrent_fused's cell formulas) ----------------------
+# One thread per (row, unit): it reads the unit's gate pre-activations of its row and writes the gates the
+# backward keeps. As the array formulas, the sigmoid gates' pre-activations arrive halved, so a sigmoid is
+# 0.5 tanh(x) + 0.5. gi, gh, gates, dgi, dgh: (rows, blocks * H); the rest (rows, H); all C-contiguous.
+_CELLS = {
+    "lstm_cell": (
+        "raw T gi, raw T gh, raw T c, int64 H", "raw T gates, raw T c_prev, raw T tc, raw T h_new, raw T c_new",
+        """
+        const long long row = i / H, b = row * 4 * H + (i - row * H);
+        const T ig = tanh(gi[b] + gh[b]) * T(0.5) + T(0.5);
+        const T fg = tanh(gi[b + H] + gh[b + H]) * T(0.5) + T(0.5);
+        const T gg = tanh(gi[b + 2 * H] + gh[b + 2 * H]);
+        const T og = tanh(gi[b + 3 * H] + gh[b + 3 * H]) * T(0.5) + T(0.5);
+        gates[b] = ig; gates[b + H] = fg; gates[b + 2 * H] = gg; gates[b + 3 * H] = og;
+        const T c0 = c[i];
+        const T c1 = fg * c0 + ig * gg;
+        const T t = tanh(c1);
+        c_prev[i] = c0; tc[i] = t; c_new[i] = c1; h_new[i] = og * t;
+        """,
+        "raw T gates, raw T c_prev, raw T tc, raw T dh, raw T dc, int64 H", "raw T dgi, raw T dc_prev",
+        """
+        const long long row = i / H, b = row * 4 * H + (i - row * H);
+        const T ig = gates[b], fg = gates[b + H], gg = gates[b + 2 * H], og = gates[b + 3 * H];
+        const T t = tc[i], d_h = dh[i];
+        const T d_c = dc[i] + d_h * (og * (T(1) - t * t));
+        dgi[b] = d_c * gg * (ig * (T(1) - ig));
+        dgi[b + H] = d_c * c_prev[i] * (fg * (T(1) - fg));
+        dgi[b + 2 * H] = d_c * ig * (T(1) - gg * gg);
+        dgi[b + 3 * H] = d_h * t * (og * (T(1) - og));
+        dc_prev[i] = d_c * fg;
+        """),
+    "gru_cell": (
+        "raw T gi, raw T gh, raw T h, int64 H", "raw T gates, raw T nh, raw T h_new",
+        """
+        const long long row = i / H, b = row * 3 * H + (i - row * H);
+        const T rg = tanh(gi[b] + gh[b]) * T(0.5) + T(0.5);
+        const T zg = tanh(gi[b + H] + gh[b + H]) * T(0.5) + T(0.5);
+        const T hn = gh[b + 2 * H];
+        const T ng = tanh(gi[b + 2 * H] + rg * hn);
+        gates[b] = rg; gates[b + H] = zg; gates[b + 2 * H] = ng; nh[i] = hn;
+        h_new[i] = ng + zg * (h[i] - ng);
+        """,
+        "raw T gates, raw T nh, raw T h, raw T dh, int64 H", "raw T dgi, raw T dgh, raw T direct",
+        """
+        const long long row = i / H, b = row * 3 * H + (i - row * H);
+        const T rg = gates[b], zg = gates[b + H], ng = gates[b + 2 * H], d = dh[i];
+        const T dn = d * (T(1) - zg) * (T(1) - ng * ng);
+        const T dr = dn * nh[i] * (rg * (T(1) - rg));
+        const T dz = d * (h[i] - ng) * (zg * (T(1) - zg));
+        dgi[b] = dr; dgi[b + H] = dz; dgi[b + 2 * H] = dn;
+        dgh[b] = dr; dgh[b + H] = dz; dgh[b + 2 * H] = dn * rg;
+        direct[i] = d * zg;
+        """),
+}
+
+
+class RecurrentCell:
+    """A time step of an LSTM ("lstm_cell") or GRU ("gru_cell") layer on a block of rows: `forward` and
+    `backward` are one launch each, with the signatures of the cell functions in engine.ops.recurrent_fused
+    (which keep their own derivative arrays in `prepare`; these compute them in the launch)."""
+
+    def __init__(self, name: str, cp) -> None:
+        fwd_in, fwd_out, fwd, back_in, back_out, back = _CELLS[name]
+        self._cp, self._lstm = cp, name == "lstm_cell"
+        self._fwd = cp.ElementwiseKernel(fwd_in, fwd_out, fwd, f"tapescope_{name}_forward")
+        self._back = cp.ElementwiseKernel(back_in, back_out, back, f"tapescope_{name}_backward")
+
+    def forward(self, xp, gi, gh, h, c, kept, scale):
+        state = c if self._lstm else h  # an LSTM with proj_size: h is narrower than the cell
+        n, hidden = state.shape
+        h_new = xp.empty_like(state)
+        c_new = xp.empty_like(c) if self._lstm else None
+        if n * hidden:  # a launch of size 0 is refused
+            extra = (c, hidden, *kept, h_new, c_new) if self._lstm else (h, hidden, *kept, h_new)
+            self._fwd(gi, gh, *extra, size=n * hidden)
+        return h_new, c_new
+
+    def prepare(self, xp, kept) -> tuple:
+        return ()
+
+    def backward(self, xp, kept, pre, h, dh, dc, dgi, dgh):
+        n, hidden = dh.shape
+        dh = xp.ascontiguousarray(dh)
+        if self._lstm:
+            dc_prev = xp.empty_like(dc)
+            if n * hidden:
+                self._back(*kept, dh, dc, hidden, dgi, dc_prev, size=n * hidden)
+            return None, dc_prev
+        direct = xp.empty_like(dh)
+        if n * hidden:
+            self._back(*kept, h, dh, hidden, dgi, dgh, direct, size=n * hidden)
+        return direct, None
+
+
 class SquareSum:
     """|x|^2 of a flat CuPy array as a 0-d float64 array, summed in float64, left on the device.
 
@@ -651,4 +745,6 @@ _BUILDERS = {
     "cross_entropy": CrossEntropyRows,
     "tensor_summary": TensorSummary,
     "square_sum": SquareSum,
+    "lstm_cell": RecurrentCell,
+    "gru_cell": RecurrentCell,
 }

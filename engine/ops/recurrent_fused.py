@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from engine import ops
+from engine import kernels, ops
 from engine.autograd.engine import grad as autograd_grad
 from engine.autograd.function import Function
 from engine.autograd.higher import derived, differentiable
@@ -197,6 +197,15 @@ KERNELS: dict[str, tuple] = {
 }
 
 
+def _cell(xp, mode: str) -> tuple:
+    """KERNELS[mode], with its step forward and backward one launch each where engine.kernels has them (GPU)."""
+    forward, prepare, backward, widths, blocks = KERNELS[mode]
+    fused = kernels.get(f"{mode.lower()}_cell", xp) if mode in ("LSTM", "GRU") else None
+    if fused is not None:
+        forward, prepare, backward = fused.forward, fused.prepare, fused.backward
+    return forward, prepare, backward, widths, blocks
+
+
 def _order(ctx) -> range:
     """The steps in the order they run."""
     steps = len(ctx.batch_sizes)
@@ -211,7 +220,7 @@ class RecurrentLayer(Function):
 
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
         xp = array_module(x)
-        step, _, _, widths, blocks = KERNELS[ctx.mode]
+        step, _, _, widths, blocks = _cell(xp, ctx.mode)
         lstm, hidden, gru = c0 is not None, ctx.hidden_size, ctx.mode == "GRU"
         scale = xp.repeat(xp.asarray(blocks, x.dtype), hidden)
         offsets = list(itertools.accumulate(ctx.batch_sizes, initial=0))
@@ -247,7 +256,7 @@ class RecurrentLayer(Function):
     def backward(ctx, grad):
         x, h0, _, w_ih, w_hh, _, _, w_hr, h_prev, *kept = ctx.saved
         xp = array_module(grad)
-        _, prepare, step_back, _, _ = KERNELS[ctx.mode]
+        _, prepare, step_back, _, _ = _cell(xp, ctx.mode)
         offsets = list(itertools.accumulate(ctx.batch_sizes, initial=0))
         rows, (batch, out) = offsets[-1], h0.shape
         lstm = ctx.mode == "LSTM"

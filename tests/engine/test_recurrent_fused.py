@@ -2,6 +2,7 @@
 identical weights: outputs, final states and every gradient, over packed, padded, batch-first and unbatched
 input, float64 finite differences, double backward, and the events a recorded run emits."""
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -290,3 +291,25 @@ def test_layers_on_cuda_match_cpu(name):
         np.testing.assert_allclose(e.grad.cpu().numpy(), c.grad.numpy(), **close)
     for k, grad in cpu_grads.items():
         np.testing.assert_allclose(gpu_params[k].grad.cpu().numpy(), grad, **close, err_msg=k)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["LSTM", "LSTM_PROJ", "GRU"])
+def test_fused_gpu_cells_match_the_array_formulas_on_cuda(name):
+    # engine.kernels' one-launch LSTM/GRU steps against the same layer's array formulas, on the GPU
+    cuda_or_skip()
+    from engine import kernels
+
+    cls, options, _ = MODES[name]
+    engine.manual_seed(0)
+    model = getattr(enn, cls)(I, H, num_layers=2, bidirectional=True, **options).to("cuda")
+    x, hx = _inputs(name, 2, True, "packed_unsorted", True)
+    runs = []
+    for fused in (True, False):
+        model.zero_grad()
+        with contextlib.nullcontext() if fused else kernels.disabled():
+            out, leaves, params = _run(engine, model, "packed_unsorted", x, hx, np.float32, device="cuda")
+        runs.append([t.detach().cpu().numpy() for t in out + leaves]
+                    + [t.grad.cpu().numpy() for t in leaves] + [p.grad.cpu().numpy() for p in params.values()])
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
