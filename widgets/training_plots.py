@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QFont
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
@@ -36,6 +36,7 @@ PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e
            "#66a80f", "#c2255c", "#1098ad", "#868e96")
 MAX_LEGEND = 8
 LEGEND_COLUMN = 110  # pixels a legend entry needs
+LEGEND_SAMPLE = 45  # of them, what the line sample and the spacing take beside the text
 LEGEND_ROW = 14
 ALL_GRADS = 3  # a model with this many layers or fewer has all their gradient norms drawn; a larger, two
 LOSS_ROW, LR_ROW, LEGEND_ROW_AT, RATIO_ROW, GRAD_ROW = range(5)
@@ -272,14 +273,16 @@ class TrainingPlots(QWidget):
         curves = {**{layer: self._curves[f"grad:{layer}"][1] for layer in grads}, **ratio_curves}
         order = grads + [layer for layer in ratio_curves if layer not in grads]
         layers = [(layer, curves[layer]) for layer in order][:min(2 * columns, MAX_LEGEND)]
-        shown = (columns, tuple(layer for layer, _ in layers))
+        text_px = max(40, (self.width() - 24) // columns - LEGEND_SAMPLE)  # 24: the scroll bar and margins
+        shown = (columns, text_px, tuple(layer for layer, _ in layers))
         if shown == self._legend_shown:
             return
         self._legend_shown = shown
         self.legend.clear()
         self.legend.setColumnCount(columns)
+        metrics = QFontMetrics(_legend_font())
         for layer, curve in layers:
-            self.legend.addItem(curve, ".".join(layer.split(".")[-2:]))
+            self.legend.addItem(curve, _legend_label(layer, metrics, text_px))
         rows = -(-len(layers) // columns)
         self.view.ci.layout.setRowMaximumHeight(LEGEND_ROW_AT, rows * LEGEND_ROW)
 
@@ -353,3 +356,16 @@ def _extremes(grads: dict[str, dict[int, float]]) -> list[str]:
 def _positive(y: np.ndarray) -> np.ndarray:
     """Values a log axis can show; zeros and negatives become gaps."""
     return np.where(y > 0, y, np.nan)
+
+
+def _legend_font() -> QFont:
+    font = QFont()
+    font.setPointSize(8)  # the legend's labelTextSize
+    return font
+
+
+def _legend_label(layer: str, metrics: QFontMetrics, width: int) -> str:
+    """A layer's legend entry: the last two parts of its path without the optimizer ('0.linear1', not
+    'Adam:Sequential_2.0'), shortened at the left to its column ('Adam:Sequential_2.0' overran the dock)."""
+    text = ".".join(layer.rpartition(":")[2].split(".")[-2:])
+    return metrics.elidedText(text, Qt.TextElideMode.ElideLeft, width)

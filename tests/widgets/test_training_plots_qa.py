@@ -141,3 +141,15 @@ def test_chance_level_is_a_labelled_line_on_a_linear_and_a_log_loss_axis(qtbot, 
     assert line.text() == "chance (10 classes)" and line.value() == pytest.approx(math.log10(math.log(10)))
     view.set_chance(None)
     assert not line.isVisible() and line.text() == ""
+
+
+def test_a_second_optimizers_long_layer_names_fit_the_dock(qtbot):
+    # a GAN tape's "Adam:Sequential_2.0" overran a 256 px dock: the second column was cut at its edge
+    plots = shown(qtbot, TrainingPlots(), 256, 300)
+    layers = ["0", "2", "Adam:Sequential_2.0", "Adam:Sequential_2.2"]
+    plots.add_steps(_steps(lambda it, i: 1.0 + it * (i + 1), 6, layers))
+    qtbot.wait(50)
+    labels = [label for _, label in plots.legend.items]
+    assert len(labels) == 4 and not any(label.text.startswith("Adam:") for label in labels)
+    right = max(label.mapRectToScene(label.boundingRect()).right() for label in labels)
+    assert right <= plots.width()
