@@ -61,14 +61,6 @@ ACCUMULATE = """
 """
 
 
-@pytest.fixture
-def sessions():
-    made = []
-    yield made
-    for s in made:
-        s.close()
-
-
 def write(tmp_path, name: str, body: str) -> str:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))

@@ -13,15 +13,6 @@ from app.session import MIN_BACKLOG, LiveSession, Target
 TIMEOUT = 15_000  # ms: a hang fails the test instead of blocking it
 
 
-@pytest.fixture
-def sessions():
-    """Sessions a test starts; each is stopped and joined afterwards."""
-    made = []
-    yield made
-    for s in made:
-        s.close()
-
-
 def drained(qtbot, session, predicate, timeout: int = TIMEOUT) -> None:
     """Drain the session (as the pump does once per frame) until `predicate()` holds."""
     def check():
