@@ -226,7 +226,7 @@ class Monitor:
                 self._zero_start[layer] = seen + 1
                 self._big_runs[layer] = 0
                 continue
-            ratio = u / w if w else math.inf
+            ratio = u / w if w else (math.inf if u else 0.0)  # a layer at zero that does not move is no update
             run = self._big_runs.get(layer, 0) + 1 if ratio > limit else 0
             self._big_runs[layer] = run
             if self._starts(("large_update", layer), run >= UPDATE_STEPS):

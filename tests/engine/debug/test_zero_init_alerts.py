@@ -99,3 +99,28 @@ def test_a_gradient_norm_hovering_at_the_limit_is_one_alert_until_it_stays_away(
             (model(x).square().sum() * scale).backward()
             opt.step()
     assert [(a.kind, a.iteration) for a in dbg.alerts] == [("exploding_grad", 0), ("exploding_grad", 40)]
+
+
+def test_a_parameter_that_cancels_out_and_stays_at_zero_is_no_large_update():
+    # a pairwise loss (BPR): a global bias added to both sides gets a zero gradient and stays at its zero; its
+    # update over its weight was 0/0, taken as infinite: "updates are infx its weights ... learning rate too high"
+    class Pairwise(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 1)
+            self.offset = nn.Parameter(engine.zeros(1))
+
+        def forward(self, a, b):
+            return (self.fc(a) + self.offset) - (self.fc(b) + self.offset)
+
+    engine.manual_seed(0)
+    model = Pairwise()
+    opt = engine.optim.Adam(model.parameters(), lr=0.01)
+    a, b = engine.randn(16, 4), engine.randn(16, 4)
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(30):
+            opt.zero_grad()
+            (-F.logsigmoid(model(a, b))).mean().backward()
+            opt.step()
+    assert "large_update" not in {a.kind for a in dbg.alerts}
+    assert float(model.offset.detach().abs().max()) == 0.0
