@@ -71,6 +71,7 @@ class Monitor:
         self._zero_start: dict[str, int] = {}  # layer -> steps seen, for a layer whose first update was its weights
         self._grads: dict[str, tuple] = {}  # parameter -> (weakref to its .grad, that tensor's version) at a step
         self._dead = ""  # the key of a relu found dead since the last step
+        self._in_modules = False  # whether ops ran inside module calls (the model is made of modules)
         self._blown = False  # whether gradients exploded or updates outgrew the weights earlier in the run
         # a layer's bias a BatchNorm / InstanceNorm in training takes away (its gradient is zero by design):
         # id of each biased layer's output -> id of its bias; ids of the biases seen so normalised
@@ -97,7 +98,12 @@ class Monitor:
             bias = self._bias_of.get(id(inputs[0]))
             if bias is not None and len(self._normalized_away) < 4096:
                 self._normalized_away.add(bias)
-        if s.dead_relu is not None and rec.event.op == "relu" and out.array.ndim >= 2:
+        if rec.depth:
+            self._in_modules = True
+        # a relu outside every module where the model is made of modules is a hinge in a loss (a capsule
+        # network's margin loss), not a layer's activation
+        if s.dead_relu is not None and rec.event.op == "relu" and out.array.ndim >= 2 and \
+                (rec.depth or not self._in_modules):
             data = out.array
             # units dead for the whole batch are that many zeros: too few zeros in all rule them out at
             # the cost of one count (a GPU summary has the count on the host already)

@@ -124,3 +124,33 @@ def test_a_parameter_that_cancels_out_and_stays_at_zero_is_no_large_update():
             opt.step()
     assert "large_update" not in {a.kind for a in dbg.alerts}
     assert float(model.offset.detach().abs().max()) == 0.0
+
+
+def test_a_hinge_in_a_loss_is_no_dead_relu_but_a_dead_layer_still_is():
+    # a capsule network's margin loss: relu(m_pos - lengths) is zero for every sample of a class it separates
+    class Net(nn.Module):
+        def __init__(self, dead: bool):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 3)
+            if dead:
+                self.fc1.bias.data.fill_(-100.0)
+
+        def forward(self, x):
+            return self.fc2(F.relu(self.fc1(x)))
+
+    def kinds(dead: bool):
+        engine.manual_seed(0)
+        model = Net(dead)
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        x, target = engine.randn(16, 4), F.one_hot(engine.randint(0, 3, (16,)), 3).float()
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(2):
+                lengths = model(x).sigmoid()
+                margin = target * F.relu(0.9 - lengths + 5.0).square() + (1 - target) * F.relu(lengths - 5.0)
+                opt.zero_grad()
+                margin.sum(1).mean().backward()
+                opt.step()
+        return {a.kind: a.module for a in dbg.alerts}
+
+    assert "dead_relu" not in kinds(dead=False)
+    assert kinds(dead=True).get("dead_relu") == "Net"
