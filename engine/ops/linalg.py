@@ -29,15 +29,7 @@ class LinAlgError(RuntimeError):
 class Matmul(Function):
     promotes = True
 
-    def forward(ctx, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ShapeError("matmul: both arguments need at least 1 dimension, got a 0-d tensor")
-        k_a = a.shape[-1]
-        k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
-        if k_a != k_b:
-            raise ShapeError(
-                f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied ({k_a} != {k_b})"
-            )
+    def forward(ctx, a, b):  # the shapes were checked by _check_product, under the name the person called
         # keep only what backward reads (as PyTorch): `y[0] = y[1] @ w` then changes nothing saved
         need_a, need_b = ctx.needs_input_grad or (False, False)
         ctx.save(a if need_b else None, b if need_a else None)
@@ -65,8 +57,27 @@ class Matmul(Function):
         return ga, gb
 
 
+# the argument names of torch's products that run as Matmul, for the shape check they share
+_PRODUCT_ARGS = {"matmul": ("input", "other"), "mm": ("input", "mat2"), "bmm": ("input", "mat2"),
+                 "mv": ("input", "vec")}
+
+
+def _check_product(op: str, a, b) -> None:
+    """Raise a ShapeError naming `op` when a @ b has no inner dimension to sum over or its sizes differ."""
+    first, second = _PRODUCT_ARGS[op]
+    sa, sb = tuple(getattr(a, "shape", ())), tuple(getattr(b, "shape", ()))
+    if not sa or not sb:
+        raise ShapeError(f"{op}: both arguments need at least 1 dimension, but they are {len(sa)}-D and {len(sb)}-D")
+    inner = 0 if len(sb) == 1 else len(sb) - 2  # the dim of b that a's last dim is summed against
+    if sa[-1] != sb[inner]:
+        shown = "x".join(map(str, sa)), "x".join(map(str, sb))
+        raise ShapeError(f"{op}: {first} and {second} shapes cannot be multiplied ({shown[0]} and {shown[1]}): "
+                         f"{first}'s last dim has size {sa[-1]} but {second}'s dim {inner} has size {sb[inner]}")
+
+
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with PyTorch's rules for 1-D operands and broadcast batch dimensions."""
+    _check_product("matmul", a, b)
     return Matmul.apply(a, b)
 
 
@@ -82,6 +93,7 @@ def mv(a: Tensor, v: Tensor) -> Tensor:
     """A matrix times a vector (torch.mv)."""
     if a.ndim != 2 or v.ndim != 1:
         raise ShapeError(f"mv: expected a 2-D matrix and a 1-D vector, got {tuple(a.shape)} and {tuple(v.shape)}")
+    _check_product("mv", a, v)
     return Matmul.apply(a, v)
 
 
@@ -90,6 +102,7 @@ def mm(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim != 2 or b.ndim != 2:
         raise ShapeError(f"mm: both arguments must be 2-D, got {tuple(a.shape)} and {tuple(b.shape)}; "
                          "use matmul for other ranks")
+    _check_product("mm", a, b)
     return Matmul.apply(a, b)
 
 
@@ -98,6 +111,7 @@ def bmm(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
         raise ShapeError(f"bmm: expected two 3-D tensors with the same batch size, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}; use matmul to broadcast")
+    _check_product("bmm", a, b)
     return Matmul.apply(a, b)
 
 
@@ -182,6 +196,18 @@ def _expand_ellipsis(inputs: list[str], output: str | None, operands) -> tuple[l
     return inputs, output
 
 
+def _take_diagonals(s: str, x: Tensor) -> tuple[str, Tensor]:
+    """Subscripts and operand with an index that `s` repeats ("bii") kept once, over the diagonal of its dims
+    ("bi"), as torch reads it; a view, so the gradient comes from diagonal's own."""
+    for c in dict.fromkeys(s):
+        while s.count(c) > 1:
+            first = s.index(c)
+            second = s.index(c, first + 1)
+            x = diagonal(x, 0, first, second)
+            s = s[:first] + s[first + 1:second] + s[second + 1:] + c
+    return s, x
+
+
 def einsum(equation: str, *operands) -> Tensor:
     """Sum of products over the indices an equation names, as torch.einsum ("ij,jk->ik", "...ij,...jk")."""
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
@@ -196,13 +222,19 @@ def einsum(equation: str, *operands) -> Tensor:
         arrow = "->"
     if not arrow:  # implicit output: the letters seen once, in alphabetical order (numpy's and torch's rule)
         output = "".join(sorted(c for c in set(eq) if c != "," and eq.count(c) == 1))
-    for s, x in zip(inputs, operands):
+    twice = [c for c in dict.fromkeys(output) if output.count(c) > 1]
+    if twice:
+        raise ValueError(f"einsum: output subscript {twice[0]!r} appears more than once in {output!r}; einsum reads "
+                         "a diagonal but does not write one (use diag_embed)")
+    for k, (s, x) in enumerate(zip(inputs, operands)):
         if len(s) != x.ndim:
             raise ShapeError(f"einsum: subscripts {s!r} name {len(s)} dimensions, but the operand has shape "
                              f"{tuple(x.shape)}")
-        if len(set(s)) != len(s):
-            raise NotImplementedError(f"einsum: a repeated index within one operand ({s!r}, a diagonal) is not "
-                                      "supported by the engine; take the diagonal first")
+        for c in dict.fromkeys(s):  # within one operand a repeated index does not broadcast: its sizes must agree
+            repeated = [n for d, n in zip(s, x.shape) if d == c]
+            if len(set(repeated)) > 1:
+                raise ShapeError(f"einsum: subscript {c!r} is repeated in operand {k} ({s!r}) but its sizes differ: "
+                                 f"{' != '.join(map(str, repeated))} (shape {tuple(x.shape)})")
     sizes = {}
     for k, (s, x) in enumerate(zip(inputs, operands)):
         for c, n in zip(s, x.shape):
@@ -211,6 +243,9 @@ def einsum(equation: str, *operands) -> Tensor:
                                  f"but size {sizes[c][0]} in operand {sizes[c][1]}")
             if sizes[c][0] == 1:
                 sizes[c] = (n, k)
+    operands = list(operands)
+    for k, s in enumerate(inputs):
+        inputs[k], operands[k] = _take_diagonals(s, operands[k])
     return Einsum.apply(*operands, equation=f"{','.join(inputs)}->{output}", inputs=inputs, output=output)
 
 
