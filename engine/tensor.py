@@ -430,8 +430,9 @@ class Tensor:
     # ---- in-place machinery -----------------------------------------------------------------
     def _write(self, compute, check_leaf: bool = True) -> Tensor:
         """Run `compute(self)` out of place, then store the result in this tensor's storage."""
-        if 0 in self.array.strides and self.array.size > 1 and any(
-                s == 0 and n > 1 for s, n in zip(self.array.strides, self.array.shape)):
+        a = self.array
+        shared = not a.flags.c_contiguous and _view_write.overlaps(a.shape, a.strides)  # elements sharing memory
+        if shared and a.size > 1 and any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
             raise RuntimeError(f"in-place write into a tensor of shape {tuple(self.array.shape)} whose elements share "
                                "memory (an expand() or broadcast_to() view); clone() it first")
         recording = _grad_state.enabled
@@ -458,6 +459,9 @@ class Tensor:
             if saved:  # keep the pre-write values the node saved from this tensor
                 node.saved = tuple(s.copy() if s is self.array else s for s in saved)
                 node._versions = [(vc, v) for vc, v in node._versions if vc is not self._vc]
+        if shared:  # unfold's windows: stored place by place, as a whole another window's old value would land last
+            _view_write.write_shared(self, out)
+            return self
         if recording and self._base is not None and (node is not None or self._base.requires_grad):
             # a view: the change is recorded on its base, whose other elements keep their history
             _view_write.write_through_view(self, out)
@@ -473,8 +477,8 @@ class Tensor:
 
     def __setitem__(self, index, value) -> None:
         a = self.array
-        if self._base is not None and not a.flags.c_contiguous and _view_write.overlaps(a.shape, a.strides) \
-                and 0 not in a.strides:  # windows sharing elements (unfold); expand's views are _write's to refuse
+        if not a.flags.c_contiguous and _view_write.overlaps(a.shape, a.strides) and 0 not in a.strides:
+            # windows sharing elements (unfold's, detached or not); expand's views are _write's to refuse
             _view_write.setitem_shared(self, index, value)
             return
         self._write(lambda t: _ops.setitem(t, index, value))

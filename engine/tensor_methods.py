@@ -131,6 +131,8 @@ def _direct(self, other) -> bool:
             return False
         if grad_state.enabled and other.requires_grad:
             return False
+        if not self.array.flags.c_contiguous and view_write.overlaps(self.array.shape, self.array.strides):
+            return False  # unfold's windows, each changed by its own value: _write keeps the changes, not old values
     elif not isinstance(other, int | float) or isinstance(other, bool):
         return False
     return not (grad_state.enabled and self.requires_grad)

@@ -6,6 +6,7 @@ A view's elements are found in its base by their offset and strides, so every vi
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -92,14 +93,16 @@ class _RegionOfBase(RegionGrad):
             _at(out, self.index)[...] += self.values
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every in-place op of a non-contiguous tensor: a lookup, not a sort
 def overlaps(shape: tuple, strides: tuple) -> bool:
     """True when elements of an array of this shape and these strides may share memory (unfold's overlapping
     windows, expand's zero strides); False says they never do."""
     extent = 0  # the farthest element the dims of smaller stride reach
-    for stride, n in sorted((abs(s), n) for s, n in zip(strides, shape) if n > 1):
-        if stride <= extent:
-            return True
-        extent += stride * (n - 1)
+    for stride, n in sorted(zip(map(abs, strides), shape)):
+        if n > 1:
+            if stride <= extent:
+                return True
+            extent += stride * (n - 1)
     return False
 
 
@@ -111,17 +114,88 @@ def _positions(xp, where: Region):
     return index
 
 
-def setitem_shared(view: Tensor, index, value) -> None:
-    """`view[index] = value` for a view whose elements share memory (unfold's windows): written at the elements'
-    places in the base, so each is written once, as torch does (a write of the whole view would let another
-    window's old value land last)."""
-    base = view._base
-    where = region_of(view.array, base.array)
+def _memory(a) -> tuple:
+    """The memory `a`'s elements lie in, as a 1-d array from the lowest of them to the highest, and their region in
+    it: any strides, so the windows of a transpose or of a strided slice are found as well."""
+    size = a.itemsize
+    if not a.size:  # nothing to write, and no memory to reach
+        return a.reshape(-1), Region((0,), 0, a.shape, (0,) * a.ndim)
+    if any(s % size for s in a.strides):
+        raise RuntimeError(f"writing into a tensor of shape {tuple(a.shape)} whose elements share memory and whose "
+                           "strides are not whole elements is not supported by the engine; clone() it first")
+    strides = tuple(s // size for s in a.strides)
+    low = sum(s * (n - 1) for s, n in zip(strides, a.shape) if s < 0)
+    high = sum(s * (n - 1) for s, n in zip(strides, a.shape) if s > 0)
+    lowest = a[tuple(slice(n - 1, n) if s < 0 else slice(0, 1) for s, n in zip(strides, a.shape))]
+    memory = array_module(a).lib.stride_tricks.as_strided(lowest, (high - low + 1,), (size,))
+    return memory, Region((high - low + 1,), -low, a.shape, strides)
+
+
+def _target(t: Tensor, grads: bool) -> tuple:
+    """Where t's elements lie, as a flat tensor, and their region in it: the flat view of t's base when the write is
+    recorded (the base's other elements keep their history), else the memory itself."""
+    if not grads:
+        memory, where = _memory(t.array)
+        target = Tensor._wrap(memory)
+        target._vc = t._vc  # a write through it is a new version of t, of its base and of their views
+        return target, where
+    base = t._base
+    if base is None:
+        raise RuntimeError("writing into a tensor whose elements share memory (windows of a detached unfold()) is "
+                           "not supported by the engine while recording gradients; write into the tensor the "
+                           "windows were taken from, or clone() the windows first")
+    where = region_of(t.array, base.array)
     if where is None:
-        raise RuntimeError(f"writing into this view of a tensor of shape {tuple(base.shape)} is not supported by "
-                           "the engine (its memory layout is not a plain strided region); clone() it first")
-    places = Tensor._wrap(_positions(array_module(view.array), where))[index]
-    base.view(-1)[places] = value
+        raise RuntimeError(f"writing into windows that share elements while recording gradients is not supported by "
+                           f"the engine when the tensor they come from (shape {tuple(base.shape)}) is not "
+                           "C-contiguous; take the windows of its contiguous() copy, or clone() the windows first")
+    return base.view(-1), where
+
+
+def _recorded(t: Tensor, value) -> bool:
+    """True when a write of `value` into t is recorded by autograd."""
+    return _grad_state.enabled and (t.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
+                                    or (t._base is not None and t._base.requires_grad))
+
+
+def setitem_shared(t: Tensor, index, value) -> None:
+    """`t[index] = value` for a tensor whose elements share memory (unfold's windows): written at the elements'
+    places in memory, in the index's order, as torch does (a write of the whole of t would let another window's
+    old value land last)."""
+    target, where = _target(t, _recorded(t, value))
+    target[Tensor._wrap(_positions(array_module(t.array), where))[index]] = value
+
+
+def write_shared(t: Tensor, out: Tensor) -> None:
+    """Store `out` in t, whose elements share memory (unfold's windows): each place takes the value of the last
+    element, in t's element order, that `out` changed (of the last element when none did), so a change of one window
+    is not undone by the windows sharing its elements (torch's result for index_fill_, masked_fill_, clamp_, ...).
+    Where elements of one place change to different values (u.add_(other)), torch documents the result as undefined;
+    the last one wins here."""
+    grads = _recorded(t, out)
+    target, where = _target(t, grads)
+    xp = array_module(t.array)
+    places = _positions(xp, where).reshape(-1)
+    chosen = _last_changes(xp, t.array, out.array, places)
+    target[Tensor._wrap(places[chosen])] = out.reshape(-1)[Tensor._wrap(chosen)]
+    if out._id and not grads:  # an event named the written value (when recorded, the base takes it)
+        t._id = out._id
+
+
+def _last_changes(xp, old, new, places):
+    """For each place, the flat index of the element whose value in `new` it takes: the last one in element order
+    that `new` changes (bit for bit, so NaN stays NaN and -0.0 is a change), else the last one (the same value, and
+    with it the gradient of what was written, as torch's)."""
+    n = old.size
+
+    def as_bytes(a):
+        return xp.ascontiguousarray(a).reshape(n, 1).view(np.uint8)
+
+    changed = (as_bytes(old) != as_bytes(new.astype(old.dtype, copy=False))).any(axis=1)
+    order = xp.concatenate([xp.flatnonzero(~changed), xp.flatnonzero(changed)])  # later: taken first
+    hit = places[order][::-1]
+    _, last = xp.unique(hit, return_index=True)  # the first in reverse order: the last of each place
+    return order[hit.size - 1 - last]
 
 
 def write_through_view(view: Tensor, value: Tensor) -> None:
@@ -134,10 +208,6 @@ def write_through_view(view: Tensor, value: Tensor) -> None:
     if where is None:
         raise RuntimeError(f"in-place change of this view of a tensor of shape {tuple(base.shape)} is not supported "
                            "by the engine (its memory layout is not a plain strided region); clone() the view first")
-    if overlaps(where.shape, where.strides):  # each shared element would take its gradient once per window
-        raise RuntimeError("in-place change of windows that share elements (unfold with step < size) as a whole is "
-                           "not supported while recording gradients; write into single windows (u[i] = ...) or "
-                           "change the tensor the windows were taken from")
     new_base = WriteView.apply(base, value, where=where)
     view.array[...] = value.array  # the base's memory, so base and view both hold the result
     view._vc[0] += 1
