@@ -73,6 +73,11 @@ def _check_product(op: str, a, b) -> None:
         shown = "x".join(map(str, sa)), "x".join(map(str, sb))
         raise ShapeError(f"{op}: {first} and {second} shapes cannot be multiplied ({shown[0]} and {shown[1]}): "
                          f"{first}'s last dim has size {sa[-1]} but {second}'s dim {inner} has size {sb[inner]}")
+    ba, bb = sa[:-2], sb[:-2]  # the batch dims, which broadcast against each other
+    for k, (x, y) in enumerate(zip(reversed(ba), reversed(bb)), 1):
+        if x != y and 1 not in (x, y):
+            raise ShapeError(f"{op}: the batch dims of {first} {sa} and {second} {sb} do not broadcast: size {x} "
+                             f"against {y} at batch dim -{k}")
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

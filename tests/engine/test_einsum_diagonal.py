@@ -117,3 +117,11 @@ def test_products_refuse_the_shapes_torch_refuses_with_a_runtime_error(op, shape
         getattr(torch, op)(*[torch.ones(s) for s in shapes])
     with pytest.raises(RuntimeError, match=f"^{op}: input and "):
         getattr(engine, op)(*[engine.ones(s) for s in shapes])
+
+
+def test_matmul_batch_dims_that_do_not_broadcast_are_named():
+    # numpy's "operands could not be broadcast together with remapped shapes [original->remapped]" before
+    with pytest.raises(engine.ShapeError, match=r"matmul: the batch dims of input \(2, 3, 4\) and other "
+                                                r"\(3, 4, 5\) do not broadcast: size 2 against 3 at batch dim -1"):
+        engine.randn(2, 3, 4) @ engine.randn(3, 4, 5)
+    assert (engine.randn(2, 1, 3, 4) @ engine.randn(5, 4, 6)).shape == (2, 5, 3, 6)
