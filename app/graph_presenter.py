@@ -69,6 +69,7 @@ class GraphPresenter(QObject):
         canvas.groupToggleRequested.connect(self.toggle)
         canvas.box.sigRangeChangedManually.connect(self._moved_by_hand)
         module_tree.expandRequested.connect(self.expand)
+        module_tree.expandCallsRequested.connect(self.expand_calls)
         module_tree.moduleSelected.connect(self.show_module)
 
     # ---- the model ---------------------------------------------------------------------------------
@@ -228,8 +229,9 @@ class GraphPresenter(QObject):
     # ---- modules, navigation, selection ------------------------------------------------------------------
     def _update_modules(self, view) -> None:
         paths, classes, parents = list(view.groups), list(view.group_cls), [int(p) for p in view.group_parent]
-        # when each call began: its first node (a module with nothing visible inside goes last)
+        # when each call began: its first node
         began = [float("inf")] * len(paths)
+        n_groups = len(paths)
         for i in range(len(view)):
             g, order = int(view.group[i]), float(view.order[i])
             if int(view.kind[i]) == MODULE:  # a collapsed module call: a node, not a group
@@ -240,6 +242,14 @@ class GraphPresenter(QObject):
             while g > 0 and order < began[g]:
                 began[g] = order
                 g = parents[g]
+        # a call with nothing visible inside (a Dropout in eval) goes just before the next call made after it:
+        # groups are numbered in the order they were called
+        after = float("inf")
+        for g in range(n_groups - 1, 0, -1):
+            if began[g] == float("inf"):
+                began[g] = after
+            else:
+                after = began[g]
         paths, classes, parents = _in_call_order(paths, classes, parents, began)
         self.module_tree.set_modules(paths, classes, parents, self.model.collapsed if self.model else set())
 
@@ -253,6 +263,13 @@ class GraphPresenter(QObject):
         """Expand (or collapse) module call `path`."""
         if self.model is not None:
             (self.model.expand if expanded else self.model.collapse)(path)
+            self._changed_here()
+
+    def expand_calls(self, paths: list, expanded: bool) -> None:
+        """Expand (or collapse) every module call in `paths` (the calls of one module), laid out once."""
+        if self.model is not None:
+            for path in paths:
+                (self.model.expand if expanded else self.model.collapse)(path)
             self._changed_here()
 
     def collapse_all(self, collapse: bool) -> None:

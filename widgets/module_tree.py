@@ -1,23 +1,43 @@
-"""The module calls of the shown iteration as a tree; a check box per call expands it in the graph."""
+"""The modules of the shown iteration as a tree, one row per module however often it was called; a check box
+per row expands its calls in the graph."""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
-PATH = Qt.ItemDataRole.UserRole
+PATH = Qt.ItemDataRole.UserRole  # the row's first call, as the graph names it ("cell", "cell#1" for a second)
+CALLS = Qt.ItemDataRole.UserRole + 1  # every call the row stands for, in call order
 EMPTY_CHARS = 28  # an empty tree asks for room for a short model's names and classes ("SpiralNet  SpiralNet")
+_INDEXED = re.compile(r"^(.*?)(\d+)$")  # "3", "blocks.10": a Sequential's or a ModuleList's child
+
+
+@dataclass
+class _Row:
+    """One module path: its calls, its class, and its children's paths in the order they are listed."""
+
+    cls: str
+    parent: str | None
+    calls: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
 
 
 class ModuleTree(QTreeWidget):
-    """Module calls (path, class); checked means shown expanded in the graph.
+    """Modules (path, class); checked means their calls are shown expanded in the graph.
 
-    Emits moduleSelected(path) on click, expandRequested(path, expanded) when a box is toggled, and
+    A module called more than once (an unrolled cell, an ODE's vector field, weight-shared blocks) is one row,
+    its class reading "ODEFunc \u00d7240"; its box collapses or expands every call, and clicking it again shows
+    the next call. Emits moduleSelected(call) on click, expandRequested(call, expanded) when a box of a module
+    called once is toggled, expandCallsRequested(calls, expanded) for one called more often, and
     widthWanted(width) when the modules shown need more width than the tree has to show their classes.
     """
 
     moduleSelected = Signal(str)
     expandRequested = Signal(str, bool)
+    expandCallsRequested = Signal(list, bool)
     widthWanted = Signal(int)
 
     def __init__(self, parent=None) -> None:
@@ -29,32 +49,29 @@ class ModuleTree(QTreeWidget):
         self.setAlternatingRowColors(True)
         self._shown: tuple = ()
         self._columns = 0  # the columns' widths with every name and class whole, measured when rows change
+        self._clicked: tuple[str, int] = ("", 0)  # the folded row clicked last (its first call) and the call shown
         self.itemChanged.connect(self._on_changed)
-        self.itemClicked.connect(lambda item, _col: self.moduleSelected.emit(item.data(0, PATH)))
+        self.itemClicked.connect(self._on_clicked)
 
     def set_modules(self, paths: list[str], classes: list[str], parents: list[int],
                     collapsed: set[str]) -> None:
-        """Show module calls (index 0, the top level, is not shown); `parents[i]` indexes `paths`."""
+        """Show module calls (index 0, the top level, is not shown), listed in call order; `parents[i]` indexes
+        `paths`. The calls of one module path make one row, where its first call is listed."""
         shown = (tuple(paths), tuple(classes), tuple(int(p) for p in parents), frozenset(collapsed))
         if shown == self._shown:
             return
         self._shown = shown
+        rows, top = fold_calls(paths, classes, parents)
         self.blockSignals(True)
         try:
             self.clear()
-            items: dict[int, QTreeWidgetItem] = {}
-            for i in range(1, len(paths)):
-                parent = items.get(int(parents[i]))
-                path = paths[i]
-                name = name_under(path, paths[int(parents[i])]) if parent is not None else path
-                item = QTreeWidgetItem([name, classes[i]])
-                item.setData(0, PATH, path)
-                item.setToolTip(0, path)
-                item.setToolTip(1, classes[i])
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(0, Qt.CheckState.Unchecked if path in collapsed else Qt.CheckState.Checked)
+            stack = [(path, None) for path in reversed(top)]
+            while stack:
+                path, parent = stack.pop()
+                row = rows[path]
+                item = _item(path, row, collapsed)
                 (parent.addChild if parent is not None else self.addTopLevelItem)(item)
-                items[i] = item
+                stack.extend((child, item) for child in reversed(row.children))
             self.expandAll()
         finally:
             self.blockSignals(False)
@@ -75,7 +92,7 @@ class ModuleTree(QTreeWidget):
         return QSize(width, hint.height())
 
     def paths(self) -> list[str]:
-        """Every module path shown, in tree order."""
+        """Every row's first call as the graph names it, in tree order."""
         out = []
 
         def walk(item: QTreeWidgetItem) -> None:
@@ -88,8 +105,89 @@ class ModuleTree(QTreeWidget):
         return out
 
     def _on_changed(self, item: QTreeWidgetItem, column: int) -> None:
-        if column == 0:
-            self.expandRequested.emit(item.data(0, PATH), item.checkState(0) == Qt.CheckState.Checked)
+        if column != 0:
+            return
+        expanded = item.checkState(0) == Qt.CheckState.Checked
+        calls = item.data(0, CALLS)
+        if len(calls) > 1:
+            self.expandCallsRequested.emit(list(calls), expanded)
+        else:
+            self.expandRequested.emit(calls[0], expanded)
+
+    def _on_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
+        # a folded row shows its first call; clicked again, the next one (and round again after the last)
+        calls = item.data(0, CALLS)
+        last, shown = self._clicked
+        n = (shown + 1) % len(calls) if last == calls[0] else 0
+        self._clicked = (calls[0], n)
+        self.moduleSelected.emit(calls[n])
+
+
+def _item(path: str, row: _Row, collapsed: set[str]) -> QTreeWidgetItem:
+    """The row of module `path`: its name under its parent, its class (and how often it was called)."""
+    calls = row.calls
+    cls = f"{row.cls} \u00d7{len(calls)}" if len(calls) > 1 else row.cls
+    item = QTreeWidgetItem([name_under(path, row.parent) if row.parent is not None else path, cls])
+    item.setData(0, PATH, calls[0])
+    item.setData(0, CALLS, calls)
+    folded = sum(call in collapsed for call in calls)
+    if len(calls) > 1:
+        item.setToolTip(0, f"{path}: called {len(calls)} times ({calls[0]} \u2026 {calls[-1]}); "
+                           "click again to show the next call")
+    else:
+        item.setToolTip(0, calls[0])
+    item.setToolTip(1, cls)
+    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+    item.setCheckState(0, Qt.CheckState.Checked if not folded else
+                       Qt.CheckState.Unchecked if folded == len(calls) else Qt.CheckState.PartiallyChecked)
+    return item
+
+
+def fold_calls(paths: list[str], classes: list[str], parents: list[int]) -> tuple[dict[str, _Row], list[str]]:
+    """The calls (index 0: the top level) folded into one row per module path, and the top-level paths.
+
+    A row goes where its path's first call is; children are listed in call order, but indexed children
+    ("0", "1", ... of a Sequential, "blocks.0", ... of a ModuleList) in their parent's order, which a module
+    with nothing to show (a Dropout in eval) would otherwise break."""
+    rows: dict[str, _Row] = {}
+    top: list[str] = []
+    path_of = [""] * len(paths)
+    for i in range(1, len(paths)):
+        path = path_of[i] = module_path(paths[i])
+        row = rows.get(path)
+        if row is None:
+            p = int(parents[i])
+            parent = path_of[p] if p > 0 else None
+            row = rows[path] = _Row(classes[i], parent)
+            (rows[parent].children if parent is not None else top).append(path)
+        row.calls.append(paths[i])
+    for row in rows.values():
+        row.children = _in_definition_order(row.children, rows)
+    return rows, _in_definition_order(top, rows)
+
+
+def _in_definition_order(children: list[str], rows: dict[str, _Row]) -> list[str]:
+    """`children` (in call order) with each run of indexed siblings ("0", "1", ...) sorted by index, in place
+    of the indexed siblings the call order had."""
+    if len(children) < 2:
+        return children
+    indexed: dict[str, list[tuple[int, int, str]]] = {}
+    for at, child in enumerate(children):
+        parent = rows[child].parent
+        match = _INDEXED.match(name_under(child, parent) if parent is not None else child)
+        if match and (not match.group(1) or match.group(1).endswith(".")):
+            indexed.setdefault(match.group(1), []).append((at, int(match.group(2)), child))
+    out = list(children)
+    for run in indexed.values():
+        for (at, _, _), (_, _, child) in zip(run, sorted(run, key=lambda r: r[1]), strict=True):
+            out[at] = child
+    return out
+
+
+def module_path(call: str) -> str:
+    """A module call's path: "Net.cell#3" (the graph's fourth call of it) is "Net.cell"."""
+    base, _, n = call.rpartition("#")
+    return base if base and n.isdigit() else call
 
 
 def name_under(path: str, parent: str) -> str:
