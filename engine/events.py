@@ -48,6 +48,8 @@ class BackwardEvent:
     forward_seq: int
     grad_output: int
     grad_inputs: tuple[int, ...]
+    # run by autograd.grad(), which hands its gradients to the caller: its root is no loss (engine.debug.losses)
+    grad_call: bool = False
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs 4x more, on every op

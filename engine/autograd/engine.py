@@ -236,6 +236,7 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
         roots, buffers = capture.start(roots, deps, handed)
     ready = [(-node._seq, node) for node in roots if not deps[node]]
     heapq.heapify(ready)
+    emit = _emit_backward if capture is None else _emit_grad_call  # chosen once, not tested per node
     while ready:
         _, node = heapq.heappop(ready)
         grad = buffers.pop(node)
@@ -266,7 +267,7 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
         if grads.__class__ is not tuple:
             grads = (grads,)
         if hub.active:
-            grads = _emit_backward(node, grad, grads)
+            grads = emit(node, grad, grads)
         if not retain_graph and saved:
             node.saved = _FREED
         for edge, g, meta in zip(node._next, grads, node._meta):
@@ -386,12 +387,13 @@ def _check_versions(node: Function) -> None:
             )
 
 
-def _emit_backward(node: Function, grad, grads) -> tuple:
-    """Emit the node's BackwardEvent; returns its gradients (fitted when tensor listeners saw them)."""
+def _emit_backward(node: Function, grad, grads, grad_call: bool = False) -> tuple:
+    """Emit the node's BackwardEvent; returns its gradients (fitted when tensor listeners saw them).
+    grad_call: autograd.grad() runs the node (its root is no loss)."""
     d = node.__dict__
     event = BackwardEvent(
         next_seq(), node.op, d.get("_key", ""), d.get("_event_seq", 0), next_tensor_id(),
-        tuple([0 if g is None else next_tensor_id() for g in grads]),
+        tuple([0 if g is None else next_tensor_id() for g in grads]), grad_call,
     )
     hub.emit_op(event)
     if hub.tensor_listeners:  # the gradients as they reach each input: summed to its shape, in its dtype
@@ -400,6 +402,11 @@ def _emit_backward(node: Function, grad, grads) -> tuple:
         hub.emit_tensors(event, (grad,), fitted)
         return fitted
     return grads
+
+
+def _emit_grad_call(node: Function, grad, grads) -> tuple:
+    """_emit_backward for a node that autograd.grad() runs."""
+    return _emit_backward(node, grad, grads, True)
 
 
 def _fitted(g, meta: tuple):

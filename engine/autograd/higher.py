@@ -188,7 +188,8 @@ def run(roots: dict, retain_graph: bool, only, capture=None) -> None:
             if grads.__class__ is not tuple:
                 grads = (grads,)
             if hub.active:
-                _emit_backward(node, grad.array, tuple(None if g is None else g.array for g in grads))
+                _emit_backward(node, grad.array, tuple(None if g is None else g.array for g in grads),
+                               capture is not None)
             if not retain_graph and saved:
                 node.saved = _FREED
             for edge, g, meta in zip(node._next, grads, node._meta):

@@ -5,11 +5,13 @@
     curves.add([Root(...), Step(3), ...])   # a tape: the roots and steps it found in its columns
     curves.curves()               # {"errD": {0: 1.38, 1: 1.21, ...}, "errG": {...}}
 
-A backward pass starts at its root, the output backward() was called on; every root of one element is a
-loss. Roots are grouped by the source line of the forward op that made them (`errD = criterion(...)`),
-one curve per line, labelled by the line's assignment target ("errD") or else by the op and the line
-("cross_entropy @ train.py:42"). Within an iteration, a curve's value is the mean, over the stretches
-between the iteration's optimizer steps, of the sum of its roots in each stretch:
+A backward pass starts at its root, the output backward() was called on; every root of one element is a loss.
+The nodes an autograd.grad() call runs are left out (BackwardEvent.grad_call; on a tape, its grad_calls table):
+MAML's inner-loop losses and a gradient penalty's outputs are differentiated, not minimised. Roots are grouped
+by the source line of the forward op that made them (`errD = criterion(...)`), one curve per line, labelled by
+the line's assignment target ("errD") or else by the op and the line ("cross_entropy @ train.py:42"). Within an
+iteration, a curve's value is the mean, over the stretches between the iteration's optimizer steps, of the sum
+of its roots in each stretch:
 - gradient accumulation, K backward() calls and one step: the sum of the K micro-losses (of loss / K, the
   full batch's loss), which is what the step's gradient differentiates;
 - a WGAN's five critic (backward, step) pairs: the mean of the five critic losses;
@@ -173,7 +175,7 @@ class LossCurves:
         """Fold the backward nodes and optimizer steps among debugger records (in order) into the curves; True
         when a value changed. A root's value is its forward op's summary: none at capture "structure"."""
         items = [r for r in records if r.event.seq > self.seen and (
-            (r.__class__ is BackwardRecord and r.event.forward_seq > 0)
+            (r.__class__ is BackwardRecord and r.event.forward_seq > 0 and not r.event.grad_call)
             or (r.__class__ is EventRecord and r.event.__class__ is OptimizerEvent))]
         if not items:
             return False

@@ -196,7 +196,7 @@ class Tape:
         self.format_version = int(self.meta["format_version"])
         tables = {name for (name,) in self._conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name IN ('module_params', 'parameters', 'node_args', 'output')")}
+            "AND name IN ('module_params', 'parameters', 'node_args', 'output', 'grad_calls')")}
         self._has_module_params = "module_params" in tables
         # ops' arguments (reduction='mean'): tapes from before they were kept lack them
         self._op_args = "node_args" in tables
@@ -204,6 +204,9 @@ class Tape:
         self.keeps_parameters = "parameters" in tables
         # whether the tape has the table of the script's output (tapes from before it was kept lack it)
         self.keeps_output = "output" in tables
+        # which backward nodes autograd.grad() ran (tapes from before they were told apart lack the table)
+        self._has_grad_calls = "grad_calls" in tables
+        self._grad_calls: tuple[list[int], list[int]] | None = None  # read on first use: see _stretches
         self.capture = self.meta.get("capture", "")
         self._cache: dict[tuple, object] = {}
         self._chunks: dict[int, list] = {}
@@ -358,7 +361,10 @@ class Tape:
         cols = columns if columns is not None and all(n in columns for n in LOSS_COLUMNS) \
             else self._columns(LOSS_COLUMNS)
         seq, kind, ref = cols["seq"], cols["kind"], cols["ref"]
-        picked = np.flatnonzero(((kind == schema.BACKWARD) & (ref > 0)) | (kind == schema.OPTIMIZER))
+        nodes = (kind == schema.BACKWARD) & (ref > 0)
+        if self._stretches()[0]:  # autograd.grad()'s nodes start no loss
+            nodes &= ~self.in_grad_call(seq)
+        picked = np.flatnonzero(nodes | (kind == schema.OPTIMIZER))
         kinds = np.where(kind[picked] == schema.BACKWARD, NODE, STEP)
         refs = np.where(kinds == NODE, ref[picked], 0)
         starts = picked[pass_starts(kinds, cols["iteration"][picked], refs)]
@@ -387,6 +393,39 @@ class Tape:
                                                  src.text if src else "", self._node(node)[1])
             items.append(Root(iteration, place[0], place[1], place[2], place[3], value))
         return loss_curves(items)
+
+    def in_grad_call(self, seqs) -> np.ndarray:
+        """Whether each event of `seqs` (sequence numbers) is a backward node that autograd.grad() ran (its
+        BackwardEvent.grad_call), as booleans; all False on a tape from before they were told apart."""
+        seqs = np.asarray(seqs, np.int64)
+        firsts, lasts = self._stretches()
+        if not firsts:
+            return np.zeros(seqs.shape, bool)
+        at = np.searchsorted(np.asarray(firsts, np.int64), seqs, "right") - 1
+        return (at >= 0) & (seqs <= np.asarray(lasts, np.int64)[np.maximum(at, 0)])
+
+    def _in_grad_call(self, seq: int) -> bool:
+        firsts, lasts = self._grad_calls or self._stretches()
+        if not firsts:
+            return False
+        at = bisect.bisect_right(firsts, seq) - 1
+        return at >= 0 and seq <= lasts[at]
+
+    @_guard
+    def _stretches(self) -> tuple[list[int], list[int]]:
+        """The grad_calls table: its first seqs in order, and the largest last seq of each row and those before
+        it (so rows that overlap, in a damaged tape, still cover what they name). A damaged row is left out
+        and noted."""
+        if self._grad_calls is None:
+            rows = list(self._conn.execute("SELECT first_seq, last_seq FROM grad_calls ORDER BY first_seq")) \
+                if self._has_grad_calls else []
+            good = [(a, b) for a, b in rows if type(a) is int and type(b) is int and a <= b]
+            if len(good) < len(rows):
+                self._note(f"grad_calls: {len(rows) - len(good)} damaged rows left out; the backward nodes "
+                           "they name count as backward() calls")
+            reach = np.maximum.accumulate(np.array([b for _, b in good], np.int64)) if good else []
+            self._grad_calls = ([a for a, _ in good], [int(b) for b in reach])
+        return self._grad_calls
 
     # ---- events and records ---------------------------------------------------------------------
     @_guard_iter
@@ -519,7 +558,7 @@ class Tape:
                          self._node_args(node) if self._op_args else {})
         elif kind == schema.BACKWARD:
             key, op, _module, _signature = self._node(node)
-            ev = BackwardEvent(seq, op, key, ref, tensor, tensors)
+            ev = BackwardEvent(seq, op, key, ref, tensor, tensors, self._in_grad_call(seq))
         elif kind == schema.MODULE_ENTER or kind == schema.MODULE_EXIT:
             path, cls, _module, _signature = self._node(node)
             enter = kind == schema.MODULE_ENTER

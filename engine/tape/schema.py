@@ -67,9 +67,12 @@ TABLES: dict[str, tuple[str, ...]] = {
     # what the recorded script wrote, in order (id): the event current when it was written, "stdout" or
     # "stderr", the text; the first max_output_bytes are kept, the bytes cut are in drops ("output bytes")
     "output": ("id INTEGER PRIMARY KEY", "seq INTEGER NOT NULL", "stream TEXT NOT NULL", "text TEXT NOT NULL"),
+    # backward nodes run by autograd.grad() (BackwardEvent.grad_call): every backward event with seq in
+    # [first_seq, last_seq] is one; a stretch without another backward node between, cut at batch ends
+    "grad_calls": ("first_seq INTEGER PRIMARY KEY", "last_seq INTEGER NOT NULL"),
 }
 # tables added after format 1 was released: a tape without them is still read (without what they hold)
-OPTIONAL = frozenset({"module_params", "parameters", "node_args", "output"})
+OPTIONAL = frozenset({"module_params", "parameters", "node_args", "output", "grad_calls"})
 CONSTRAINTS = {"alert_inputs": "PRIMARY KEY (seq, slot)", "parameters": "PRIMARY KEY (name, seq)"}
 # Seeking by sequence number uses the chunks' first_seq key; by iteration, the iterations table, whose key
 # gives an iteration's sequence range.

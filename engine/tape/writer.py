@@ -479,6 +479,8 @@ class Recorder:
         layouts, layout = self._layouts, self._layout
         modules, backward_nodes = self._modules, self._backward_nodes
         phase = self._phase
+        grad_calls = tables["grad_calls"]
+        grad_from = grad_to = 0  # the open stretch of backward nodes run by autograd.grad() (0: none)
         for t, rec in items:
             t -= t0
             cls = rec.__class__
@@ -502,6 +504,11 @@ class Recorder:
                 ev = rec.event
                 phase = 1
                 node = backward_nodes.get((ev.key, ev.op)) or self._backward_node(ev.key, ev.op)
+                if ev.grad_call:
+                    grad_from, grad_to = grad_from or ev.seq, ev.seq
+                elif grad_from:
+                    grad_calls.append((grad_from, grad_to))
+                    grad_from = 0
                 add((ev.seq, BACKWARD, rec.iteration, 1, rec.depth, t, node, ev.grad_output, ev.forward_seq,
                      0, ev.grad_inputs))
                 if rec.grad_output is not None:
@@ -551,6 +558,8 @@ class Recorder:
                 events = tables["events"]
                 rows.output.add(events[-1][0] if events else self._output_seq, rec)
         self._phase = phase
+        if grad_from:
+            grad_calls.append((grad_from, grad_to))
         if tables["events"]:
             self._output_seq = tables["events"][-1][0]
         if params:
@@ -731,7 +740,7 @@ class _Rows:
                                         ("nodes", "layouts", "frames", "stacks", "sources",
                                          "events", "summaries", "alert_inputs", "tensor_values",
                                          "optimizer_steps", "edits", "alerts", "module_params",
-                                         "node_args", "parameters", "output")}
+                                         "node_args", "parameters", "output", "grad_calls")}
         self.iterations: list[tuple] = []
         self.alert_inputs: list[tuple] = []
         self.output = OutputRows()
