@@ -40,12 +40,13 @@ class IterationAxis(pg.AxisItem):
 
 
 class ChanceLine(pg.InfiniteLine):
-    """A dashed level labelled "chance = 0.693 (2 classes)" on a loss plot, hidden until `show_level`."""
+    """A dashed level labelled "chance = 0.693 (2 classes)" on a loss plot, hidden until `show_level`: the label
+    under the line in the upper half of the plot, above it in the lower, so that it is never cut at an edge."""
 
     def __init__(self) -> None:
         colour = pick(MUTED_TEXT)
         super().__init__(angle=0, movable=False, pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
-                         label="", labelOpts={"position": 0.98, "color": colour, "anchors": [(1, 1), (1, 1)]})
+                         label="", labelOpts={"position": 0.98, "color": colour, "anchors": [(1, 0), (1, 1)]})
         small = QFont()
         small.setPointSizeF(7.5)
         self.label.setFont(small)

@@ -153,3 +153,17 @@ def test_a_second_optimizers_long_layer_names_fit_the_dock(qtbot):
     assert len(labels) == 4 and not any(label.text.startswith("Adam:") for label in labels)
     right = max(label.mapRectToScene(label.boundingRect()).right() for label in labels)
     assert right <= plots.width()
+
+
+@pytest.mark.parametrize("start", ["at chance", "below chance"])
+def test_the_chance_label_stays_inside_the_plot_where_the_loss_starts(qtbot, start):
+    # a 256-way model starts at ln 256, the top of the plot: the label above the line was cut at the plot's edge
+    view = shown(qtbot, LossPlot(), 300, 240)
+    top = math.log(256) - (0 if start == "at chance" else 1.5)
+    view.set_curve(range(40), np.linspace(top, 3.0, 40))
+    view.set_chance(math.log(256), 256)
+    qtbot.wait(50)
+    vb = view.getPlotItem().vb
+    box = vb.mapRectToScene(vb.boundingRect())
+    label = view.chance.label.mapRectToScene(view.chance.label.boundingRect())
+    assert box.top() - 1 <= label.top() and label.bottom() <= box.bottom() + 1
