@@ -198,6 +198,9 @@ class GraphModel:
         self._prev: _Iteration | None = None
         self._cur = _Iteration()
         self._marks = False
+        # fed the debugger's records, the model ends an iteration where their iteration number changes: the
+        # debugger's rule (a GAN's discriminator and generator steps are one iteration), not every step
+        self._record_iteration: int | None = None
         self._ended = False  # the run ended: its last iteration is complete, though no step closed it
         self._version = 0
         self._data_version = 0
@@ -410,12 +413,13 @@ class GraphModel:
         self._pending.values = True
 
     def _on_optimizer(self, ev: OptimizerEvent) -> None:
-        if not self._marks:
+        if not self._marks and self._record_iteration is None:
             self.new_iteration()
 
     def _on_mark(self, ev) -> None:
         self._marks = True
-        self.new_iteration()
+        if self._record_iteration is None:
+            self.new_iteration()
 
     def _on_alert(self, ev: AlertEvent) -> None:
         key = self._latest_key(ev.key)
@@ -426,6 +430,11 @@ class GraphModel:
         self._pending.values = True
 
     def _on_record(self, rec) -> None:
+        it = getattr(rec, "iteration", None)
+        if it is not None and it != self._record_iteration:
+            if self._record_iteration is not None:
+                self.new_iteration()
+            self._record_iteration = it
         self.apply(rec.event)
         summary = getattr(rec, "summary", None)
         if isinstance(rec.event, OpEvent):

@@ -859,7 +859,9 @@ class MainWindow(QMainWindow):
             self.canvas.select(key)
             self.canvas.center_on(key)
         if session.status == FINISHED and isinstance(session, ReplaySession):
-            # at the end of a tape (also after seeking there): the selected node as it is now
+            # at the end of a tape (also after seeking there): the selected node as it is now, and the last op
+            # in view, readably (a deep model's whole graph fitted was a strip of specks)
+            self.graph.set_current(follow=True)
             self._show_node(self.graph.selected or session.model.current)
             self._show_stop_source(None)
             if session.read_error:
