@@ -332,3 +332,13 @@ def _emit_op(cls, tensors, out, ctx, input_ids=None, options=_NO_OPTIONS) -> Non
 
 
 from engine.tensor import Tensor  # noqa: E402  (tensor.py needs Function first)
+
+
+def __getattr__(name: str):
+    # torch.autograd.function's public names (once_differentiable, FunctionCtx), from engine.autograd.custom on first
+    # use; `Function` here stays the engine's internal op base: the public one is engine.autograd.Function
+    if name in ("once_differentiable", "FunctionCtx", "BackwardCFunction"):
+        from engine.autograd import custom
+
+        return getattr(custom, name)
+    raise AttributeError(f"module 'engine.autograd.function' has no attribute {name!r}")
