@@ -250,9 +250,14 @@ def is_autocast_enabled(device_type: str = "cuda") -> bool:
 
 
 def get_autocast_dtype(device_type: str) -> dtypes.DType:
-    """The dtype autocast of `device_type` casts to here: float16 inside an active one."""
+    """The dtype autocast of `device_type` casts to: inside an active one its dtype, else torch's default for the
+    device type (engine.bfloat16 for 'cpu', which turns autocast off here, float16 for the others)."""
+    if not isinstance(device_type, str):
+        raise TypeError(f"get_autocast_dtype(): argument 'device_type' must be str, not {type(device_type).__name__}")
     cast = _state.cast
-    return cast[device_type] if cast is not None and device_type in cast else dtypes.float16
+    if cast is not None and device_type in cast:
+        return cast[device_type]
+    return dtypes.bfloat16 if _DEFAULT_DTYPE.get(device_type) == "bfloat16" else dtypes.float16
 
 
 # ---- GradScaler ---------------------------------------------------------------------------------------

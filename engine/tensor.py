@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 
 import numpy as np
 
@@ -306,6 +307,13 @@ class Tensor:
         return bool(self.array.reshape(()).item())
 
     def __float__(self) -> float:
+        if self.requires_grad and _grad_state.enabled:  # as torch, which is silent in item(), int(), no_grad
+            warnings.warn("float() of a tensor that requires grad gives a plain number, cut from the graph: "
+                          "gradients will not flow through it. Call .detach() first to say so", UserWarning,
+                          stacklevel=2)
+        a = self.array
+        if a.__class__ is _ndarray and not a.ndim:  # float(loss): a third of the time item() takes
+            return float(a)
         return float(self.item())
 
     def __format__(self, spec: str) -> str:
@@ -413,6 +421,18 @@ class Tensor:
             hooks = self._hooks
         hooks.append(fn)
         return _RemovableHandle(hooks, fn)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call `hook(self)` each time a backward has accumulated this leaf's gradient into `.grad`."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        from engine.autograd.engine import post_accumulate_hooks
+
+        hooks = post_accumulate_hooks(self)
+        hooks.append(hook)
+        return _RemovableHandle(hooks, hook)
 
     def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False,
                  inputs=None) -> None:

@@ -8,6 +8,7 @@ is fine. Each node that runs is an event, which is what lets a debugger step thr
 from __future__ import annotations
 
 import heapq
+import weakref
 
 import numpy as np
 
@@ -356,6 +357,20 @@ def _leaf_hooks(t, g, handed: set):
     return g
 
 
+# id(leaf) -> its post-accumulate-grad hooks (Tensor.register_post_accumulate_grad_hook); kept here, not on the
+# tensor, so that tensors pay nothing for them: a backward checks this dict once per leaf, and only when non-empty
+_post_hooks: dict[int, list] = {}
+
+
+def post_accumulate_hooks(t) -> list:
+    """The list of `t`'s post-accumulate-grad hooks, made on first use and dropped when `t` dies."""
+    hooks = _post_hooks.get(id(t))
+    if hooks is None:
+        hooks = _post_hooks[id(t)] = []
+        weakref.finalize(t, _post_hooks.pop, id(t), None)
+    return hooks
+
+
 def _accumulate(t, g, handed: set, only) -> None:
     from engine.tensor import Tensor
 
@@ -375,6 +390,11 @@ def _accumulate(t, g, handed: set, only) -> None:
             t.grad._vc[0] += 1
         else:
             t.grad = Tensor._wrap(old + g)
+    if _post_hooks and id(t) in _post_hooks:
+        for fn in tuple(_post_hooks[id(t)]):  # a hook may remove itself
+            if fn(t) is not None:
+                raise RuntimeError("post accumulate grad hooks should return None (the hook changes the tensor or "
+                                   "its .grad in place)")
 
 
 def _check_versions(node: Function) -> None:

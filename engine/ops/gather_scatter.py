@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
+import warnings
 
 import numpy as np
 
@@ -187,11 +189,14 @@ class Scatter(Function):
         return gx, None, gsrc
 
 
-def scatter(x: Tensor, dim: int, index: Tensor, src=None, *, value=None) -> Tensor:
-    """A copy of x with x[p with index[p] at `dim`] = src[p] (or the number `src`/`value`) for each p of index."""
+def scatter(x: Tensor, dim: int, index: Tensor, src=None, *, value=None, reduce: str | None = None) -> Tensor:
+    """A copy of x with x[p with index[p] at `dim`] = src[p] (or the number `src`/`value`) for each p of index;
+    with reduce='add' or 'multiply' (torch's older form of scatter_reduce) src is added or multiplied in."""
     idx = _index_array("scatter", index)
     if src is None:
         src = value
+    if reduce is not None and reduce not in SCATTER_REDUCE:
+        raise RuntimeError(f"reduce argument must be either add or multiply, got {reduce!r}")
     if isinstance(src, Tensor):
         if src.dtype is not x.dtype:
             raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype, got {x.dtype} "
@@ -203,7 +208,45 @@ def scatter(x: Tensor, dim: int, index: Tensor, src=None, *, value=None) -> Tens
     dim = _dim(dim, x.ndim)
     _check_index_shape("scatter", x, dim, idx, src if isinstance(src, Tensor) else None)
     _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim, "scatter", x.shape)
-    return Scatter.apply(x, index, src, dim=dim)
+    if reduce is None:
+        return Scatter.apply(x, index, src, dim=dim)
+    if isinstance(src, Tensor):
+        _warn_deprecated_reduce()
+    return ScatterReduced.apply(x, index, src, dim=dim, reduce=SCATTER_REDUCE[reduce])
+
+
+# scatter's reduce argument -> the scatter_reduce reduction it is (x's own values always included)
+SCATTER_REDUCE = {"add": "sum", "multiply": "prod"}
+
+
+class ScatterReduced(Function):
+    """scatter with reduce='add' or 'multiply': src (a tensor or a number) folded into the positions index names."""
+
+    op = "scatter"
+
+    def forward(ctx, x, index, src):
+        index = _at_least_1d(index)
+        src = array_module(x).full(index.shape, src, x.dtype) if isinstance(src, numbers.Number) else src
+        return _reduce_into(_at_least_1d(x), index, _at_least_1d(src), ctx.dim, ctx.reduce, True).reshape(x.shape)
+
+    def backward(ctx, grad):
+        raise NotImplementedError("scatter with reduce: the derivative is not implemented, as in PyTorch; use "
+                                  "scatter_reduce (sum or prod), which has one")
+
+
+_warned = []
+
+
+def _warn_deprecated_reduce() -> None:
+    """torch's deprecation warning, once per process as there, pointing at the first line outside the engine."""
+    if _warned:
+        return
+    _warned.append(True)
+    f, level = sys._getframe(1), 2
+    while f is not None and f.f_globals.get("__name__", "").startswith("engine."):
+        f, level = f.f_back, level + 1
+    warnings.warn("The reduce argument of scatter with Tensor src is deprecated (as in torch); use scatter_reduce, "
+                  "which has more reductions and a gradient", UserWarning, stacklevel=level)
 
 
 # ---- scatter_reduce -----------------------------------------------------------------------------

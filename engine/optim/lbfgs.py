@@ -209,7 +209,7 @@ class LBFGS(Optimizer):
 
 def _loss_value(loss) -> float:
     if (isinstance(loss, Tensor) and loss.numel() == 1) or isinstance(loss, numbers.Real):
-        return float(loss)
+        return float(loss.item() if isinstance(loss, Tensor) else loss)  # torch reads it under no_grad: no warning
     raise TypeError(f"LBFGS's closure must return the loss (a one-element tensor), got "
                     f"{f'a tensor of shape {tuple(loss.shape)}' if isinstance(loss, Tensor) else type(loss).__name__}")
 

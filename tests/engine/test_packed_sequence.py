@@ -214,12 +214,12 @@ def test_packed_sequence_is_a_named_tuple_that_moves_its_data():
 
 # ---- what a user gets wrong -----------------------------------------------------------------------------
 @pytest.mark.parametrize("call, error, message", [
-    (lambda x: rnn.pack_padded_sequence(x, [2, 3, 1]), ValueError,
+    (lambda x: rnn.pack_padded_sequence(x, [2, 3, 1]), RuntimeError,
      r"`lengths` array must be sorted in decreasing order when `enforce_sorted` is True \(got \[2, 3, 1\]\)\. "
      r"You can pass `enforce_sorted=False`"),
-    (lambda x: rnn.pack_padded_sequence(x, [3, 0, 1], enforce_sorted=False), ValueError,
+    (lambda x: rnn.pack_padded_sequence(x, [3, 0, 1], enforce_sorted=False), RuntimeError,
      r"length of all samples has to be greater than 0, but found an element in 'lengths' that is <= 0"),
-    (lambda x: rnn.pack_padded_sequence(x, [3, 2, -1]), ValueError, "has to be greater than 0"),
+    (lambda x: rnn.pack_padded_sequence(x, [3, 2, -1]), RuntimeError, "has to be greater than 0"),
     (lambda x: rnn.pack_padded_sequence(x, [5, 2, 1]), ValueError,
      r"lengths \[5, 2, 1\] name up to 5 steps, but the input has 4 \(input shape \(4, 3, 2\), batch_first=False\)"),
     (lambda x: rnn.pack_padded_sequence(x, [3, 2, 1], batch_first=True), ValueError,
@@ -228,7 +228,7 @@ def test_packed_sequence_is_a_named_tuple_that_moves_its_data():
      r"expected `len\(lengths\)` to be equal to batch_size, but got 2 \(batch_size=3\)"),
     (lambda x: rnn.pack_padded_sequence(x, [[3, 2, 1]]), ValueError, "lengths must be a 1-D list or tensor"),
     (lambda x: rnn.pack_padded_sequence(x, [3.5, 2, 1]), ValueError, "lengths must be whole numbers"),
-    (lambda x: rnn.pack_padded_sequence(engine.zeros(0, 3, 2), [1, 1, 1]), ValueError, "cannot pack empty"),
+    (lambda x: rnn.pack_padded_sequence(engine.zeros(0, 3, 2), [1, 1, 1]), RuntimeError, "cannot pack empty"),
     (lambda x: rnn.pack_padded_sequence(engine.zeros(3), [3]), ValueError,
      r"expected a padded batch \(T, B, \*\) or \(B, T, \*\), got shape \(3,\)"),
     (lambda x: rnn.pad_packed_sequence(rnn.pack_padded_sequence(x, [4, 2, 1]), total_length=3), ValueError,

@@ -36,7 +36,11 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float,
                      foreach: bool | None = None) -> None:
     """Clamp every gradient element into [-clip_value, clip_value], in place."""
     clip_value = float(clip_value)
-    for g in _grads(parameters):
+    grads = _grads(parameters)
+    if not grads:  # torch raises here too
+        raise RuntimeError("clip_grad_value_: no parameter has a gradient (an empty list, or none with .grad set); "
+                           "call it after backward()")
+    for g in grads:
         array_module(g.array).clip(g.array, -clip_value, clip_value, out=g.array)
         g._vc[0] += 1
 
@@ -64,8 +68,9 @@ def get_total_norm(tensors: Tensor | Iterable[Tensor], norm_type: float = 2.0, e
     elif norm_type == 0:
         total = xp.sum(xp.stack([on_first_device((a != 0).sum().astype(a.dtype)) for a in arrays]))
     else:
-        norms = [on_first_device((array_module(a).abs(a) ** norm_type).sum()) for a in arrays]
-        total = xp.sum(xp.stack(norms)) ** (1.0 / norm_type)
+        with np.errstate(all="ignore"):  # exploding gradients overflow to an inf norm, silently as in torch
+            norms = [on_first_device((array_module(a).abs(a) ** norm_type).sum()) for a in arrays]
+            total = xp.sum(xp.stack(norms)) ** (1.0 / norm_type)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(
             f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
@@ -84,7 +89,8 @@ def clip_grads_with_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float
     total = total_norm.array if isinstance(total_norm, Tensor) else np.asarray(total_norm, dtype=np.float64)
     xp = array_module(total)
     coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
-    for g in grads:
-        c = coef if array_module(g.array) is xp else to_device(coef, g.device)
-        g.array *= c.astype(g.array.dtype)
-        g._vc[0] += 1
+    with np.errstate(all="ignore"):  # an infinite gradient times 0 is NaN, silently as in torch
+        for g in grads:
+            c = coef if array_module(g.array) is xp else to_device(coef, g.device)
+            g.array *= c.astype(g.array.dtype)
+            g._vc[0] += 1

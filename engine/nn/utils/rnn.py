@@ -137,18 +137,18 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     if input.ndim < 2:
         raise ValueError(f"{op}: expected a padded batch (T, B, *) or (B, T, *), got shape {tuple(input.shape)}")
     if input.numel() == 0:
-        raise ValueError(f"{op}: cannot pack empty tensors (input shape {tuple(input.shape)})")
+        raise RuntimeError(f"{op}: cannot pack empty tensors (input shape {tuple(input.shape)})")
     steps, batch = (input.shape[1], input.shape[0]) if batch_first else input.shape[:2]
     lengths = _lengths(op, lengths, batch)
     if lengths.min() <= 0:
-        raise ValueError(f"{op}: length of all samples has to be greater than 0, but found an element in "
+        raise RuntimeError(f"{op}: length of all samples has to be greater than 0, but found an element in "
                          f"'lengths' that is <= 0 (lengths {lengths.tolist()})")
     if lengths.max() > steps:
         raise ValueError(f"{op}: lengths {lengths.tolist()} name up to {lengths.max()} steps, but the input "
                          f"has {steps} (input shape {tuple(input.shape)}, batch_first={batch_first})")
     if enforce_sorted:
         if np.any(np.diff(lengths) > 0):
-            raise ValueError(f"{op}: `lengths` array must be sorted in decreasing order when `enforce_sorted` "
+            raise RuntimeError(f"{op}: `lengths` array must be sorted in decreasing order when `enforce_sorted` "
                              f"is True (got {lengths.tolist()}). You can pass `enforce_sorted=False` to "
                              f"pack_padded_sequence and/or pack_sequence to sidestep this requirement")
         order, sorted_indices = np.arange(batch), None
