@@ -111,6 +111,8 @@ def to_host(arr) -> np.ndarray:
     device-side checks still pending (a bad class index, see engine.kernels) are settled first and raise."""
     if isinstance(arr, np.ndarray):
         return arr
+    if isinstance(arr, np.generic):  # what numpy arithmetic on 0-d arrays gives
+        return np.asarray(arr)
     from engine import kernels  # kernels builds on this module
 
     kernels.settle_device_checks()

@@ -58,3 +58,10 @@ def test_gradcheck_bad_input():
     with pytest.warns(UserWarning, match="not a double precision"):
         engine.autograd.gradcheck(ENGINE.Exp.apply, engine.ones(2, requires_grad=True), atol=1e-2, rtol=1e-2,
                                   eps=1e-3)
+
+
+def test_gradcheck_of_a_function_with_a_scalar_output():
+    # the commonest use, (a * a).sum(): numpy hands 0-d arithmetic back as a numpy scalar, which to_host refused
+    x = engine.randn(3, dtype=engine.float64, requires_grad=True)
+    assert engine.autograd.gradcheck(lambda a: (a * a).sum(), (x,))
+    assert engine.autograd.gradgradcheck(lambda a: (a * a * a).sum(), (x,))
