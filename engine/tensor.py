@@ -108,6 +108,14 @@ def _check_memory_format(memory_format, caller: str) -> None:
                         f"engine.channels_last_3d or engine.preserve_format, got {memory_format!r}")
 
 
+
+_warned_float = False  # float() of a tensor that requires grad warned already
+
+
+def _warned_once() -> None:
+    global _warned_float
+    _warned_float = True
+
 class Tensor:
     """An n-dimensional array with autograd. Create one with `engine.tensor(...)`."""
 
@@ -307,7 +315,9 @@ class Tensor:
         return bool(self.array.reshape(()).item())
 
     def __float__(self) -> float:
-        if self.requires_grad and _grad_state.enabled:  # as torch, which is silent in item(), int(), no_grad
+        if self.requires_grad and _grad_state.enabled and not _warned_float:
+            # as torch: once a process, and silent in item(), int() and under no_grad
+            _warned_once()
             warnings.warn("float() of a tensor that requires grad gives a plain number, cut from the graph: "
                           "gradients will not flow through it. Call .detach() first to say so", UserWarning,
                           stacklevel=2)

@@ -236,11 +236,15 @@ def test_pack_padded_sequence_of_a_zero_length_raises_runtime_error_as_torch(len
 @pytest.mark.parametrize("make", [lambda: engine.tensor(1.5, requires_grad=True),
                                   lambda: engine.tensor([1.5], requires_grad=True),
                                   lambda: engine.tensor(0.75, requires_grad=True) * 2])
-def test_float_of_a_tensor_that_requires_grad_warns_as_torch(make):
+def test_float_of_a_tensor_that_requires_grad_warns_as_torch(make, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.modules["engine.tensor"], "_warned_float", False)  # once a process: each case anew
     t = make()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert float(t) == 1.5
+        assert float(t) == 1.5  # once
     assert [w.category for w in caught] == [UserWarning] and caught[0].filename == __file__
     assert "float() of a tensor that requires grad gives a plain number" in str(caught[0].message)
     with warnings.catch_warnings():
