@@ -53,6 +53,7 @@ class AlertSettings:
 
 UPDATE_STEPS = 3  # a zero-initialised layer's first update is as large as its weights; by the third it is not
 CLEAR_CHECKS = 20  # a gradient norm near the limit (a summed loss) crossed it 93 times in 1,200 steps
+WEIGHT_FLOOR = 0.1  # the least weight norm an update is measured against
 ZERO_START_STEPS = 20  # ...unless the learning rate warms up as fast as the weights grow (OneCycleLR)
 LOSSES_OF_LOGITS = frozenset({"cross_entropy", "nll_loss"})  # losses that must not get probabilities
 
@@ -232,7 +233,9 @@ class Monitor:
                 self._zero_start[layer] = seen + 1
                 self._big_runs[layer] = 0
                 continue
-            ratio = u / w if w else (math.inf if u else 0.0)  # a layer at zero that does not move is no update
+            # against at least WEIGHT_FLOOR: a one-element scale or PReLU slope of ~0.01 that moves by its size is
+            # learning, not a learning rate far too high (the weights a too-high rate blows up are large)
+            ratio = u / max(w, WEIGHT_FLOOR)
             run = self._big_runs.get(layer, 0) + 1 if ratio > limit else 0
             self._big_runs[layer] = run
             if self._starts(("large_update", layer), run >= UPDATE_STEPS):

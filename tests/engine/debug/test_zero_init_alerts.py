@@ -154,3 +154,31 @@ def test_a_hinge_in_a_loss_is_no_dead_relu_but_a_dead_layer_still_is():
 
     assert "dead_relu" not in kinds(dead=False)
     assert kinds(dead=True).get("dead_relu") == "Net"
+
+
+def test_a_tiny_learnable_scale_that_moves_by_its_size_is_no_learning_rate_too_high():
+    # quantisation-aware training's learnable scale and a PReLU slope crossing zero: their updates are their own
+    # size while they settle, yet the run trains well; the learning rate was blamed
+    class Quant(nn.Module):
+        def __init__(self, start: float):
+            super().__init__()
+            self.scale = nn.Parameter(engine.tensor([start]))
+
+        def forward(self, x):
+            return x * (1 + self.scale)
+
+    def kinds(start: float, pull: float):
+        engine.manual_seed(0)
+        fc, q = nn.Linear(4, 2), Quant(start)
+        model = nn.Sequential(fc, q)
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        x, y = engine.randn(16, 4), engine.randint(0, 2, (16,))
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(10):
+                opt.zero_grad()
+                (F.cross_entropy(model(x), y) + pull * q.scale.square().sum()).backward()
+                opt.step()
+        return {a.kind for a in dbg.alerts}
+
+    assert "large_update" not in kinds(0.02, 8.0)  # swings across zero, each swing smaller: it settles
+    assert "large_update" in kinds(0.02, 15.0)  # each swing twice the last: the learning rate is too high
