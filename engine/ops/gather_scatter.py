@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
-import warnings
 
 import numpy as np
 
+from engine import user_warning
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.index import _check_range, masked_fill, scatter_add_into
@@ -242,11 +241,8 @@ def _warn_deprecated_reduce() -> None:
     if _warned:
         return
     _warned.append(True)
-    f, level = sys._getframe(1), 2
-    while f is not None and f.f_globals.get("__name__", "").startswith("engine."):
-        f, level = f.f_back, level + 1
-    warnings.warn("The reduce argument of scatter with Tensor src is deprecated (as in torch); use scatter_reduce, "
-                  "which has more reductions and a gradient", UserWarning, stacklevel=level)
+    user_warning.warn("The reduce argument of scatter with Tensor src is deprecated (as in torch); use "
+                      "scatter_reduce, which has more reductions and a gradient")
 
 
 # ---- scatter_reduce -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from engine import kernels
+from engine import kernels, user_warning
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.index_checks import LATER, all_below, first_bad, out_of_range, position, settled_checks
@@ -355,18 +355,37 @@ class PointwiseLoss(Function):
     promotes = True
 
     def forward(ctx, x, y):
-        if x.shape != y.shape:  # PyTorch broadcasts with a warning; a mismatch is nearly always a bug
-            raise ShapeError(f"{ctx.op}: target shape {y.shape} differs from input shape {x.shape}; "
-                             f"reshape one so they match")
+        if x.shape != y.shape:  # as torch: broadcast, with a warning, since a mismatch is nearly always a bug
+            try:
+                shape = np.broadcast_shapes(x.shape, y.shape)
+            except ValueError:
+                raise ShapeError(f"{ctx.op}: target shape {y.shape} and input shape {x.shape} do not broadcast; "
+                                 "reshape one so they match") from None
+            user_warning.warn(f"{ctx.op}: target shape {y.shape} differs from input shape {x.shape}; they are "
+                              f"broadcast to {shape}, which is rarely what was meant (an (N, 1) output against (N,) "
+                              "targets compares every output with every target): reshape one so they match")
         require_float(ctx.op, x)
         d = x - y
         ctx.save(d)
+        ctx.shapes = (x.shape, y.shape)
         return _reduce(ctx.f(array_module(d), d, ctx), ctx.reduction)
 
     def backward(ctx, grad):
         (d,) = ctx.saved
-        gx = ctx.df(array_module(d), d, ctx) * _grad_scale(grad, ctx.reduction, d.size)
-        return gx, (-gx if ctx.needs_input_grad[1] else None)
+        xp = array_module(d)
+        gx = ctx.df(xp, d, ctx) * _grad_scale(grad, ctx.reduction, d.size)
+        gy = -gx if ctx.needs_input_grad[1] else None
+        sx, sy = ctx.shapes
+        if sx != sy:  # broadcast in forward: each input's gradient summed back to its shape
+            gx, gy = _summed_to(gx, sx), (None if gy is None else _summed_to(gy, sy))
+        return gx, gy
+
+
+def _summed_to(g, shape: tuple):
+    """g, of a broadcast shape, summed over the dims `shape` was broadcast along."""
+    lead = g.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    return g.sum(axis=dims).reshape(shape) if dims else g
 
 
 POINTWISE_OPS = {
