@@ -163,7 +163,27 @@ def setitem_shared(t: Tensor, index, value) -> None:
     places in memory, in the index's order, as torch does (a write of the whole of t would let another window's
     old value land last)."""
     target, where = _target(t, _recorded(t, value))
-    target[Tensor._wrap(_positions(array_module(t.array), where))[index]] = value
+    xp = array_module(t.array)
+    places = Tensor._wrap(_positions(xp, where))[index]
+    flat = places.array.reshape(-1)
+    keep = _last_of_each(xp, flat)
+    if keep is None:  # every place once: as indexed
+        target[places] = value
+        return
+    # a place indexed twice takes the last value, as numpy's assignment gives and CuPy's does not promise
+    if not isinstance(value, Tensor):
+        value = Tensor._wrap(xp.asarray(value, dtype=t.array.dtype))
+    values = value.expand(*places.shape).reshape(-1)[Tensor._wrap(keep)]
+    target[Tensor._wrap(flat[keep])] = values
+
+
+def _last_of_each(xp, flat):
+    """The indices into `flat` of each value's last occurrence, in order; None when no value occurs twice."""
+    rev = flat[::-1]
+    _, first = xp.unique(rev, return_index=True)
+    if first.size == flat.size:
+        return None
+    return xp.sort(flat.size - 1 - first)
 
 
 def write_shared(t: Tensor, out: Tensor) -> None:

@@ -82,7 +82,7 @@ def test_einsum_repeated_index_on_cuda_matches_cpu():
         y = engine.tensor(b, device=device, requires_grad=True)
         out = engine.einsum("bii,bj->bj", x, y)
         (out * out).sum().backward()
-        grads.append((out.cpu().numpy(), x.grad.cpu().numpy(), y.grad.cpu().numpy()))
+        grads.append((out.detach().cpu().numpy(), x.grad.cpu().numpy(), y.grad.cpu().numpy()))
     for cpu, gpu in zip(*grads):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-10, atol=1e-12)
 
