@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from engine.debug.records import OpRecord
 from engine.events import AlertEvent, next_seq
 
@@ -66,3 +68,58 @@ def others_text(names: list[str], most: int = 3) -> str:
         return ""
     shown = ", ".join(f"'{n}'" for n in names[:most])
     return f" (and in {shown}" + (f" and {len(names) - most} more)" if len(names) > most else ")")
+
+
+# what overflows when an op's finite inputs give non-finite values ("their products overflow"), by op
+_PRODUCTS = ("mul", "matmul", "mm", "bmm", "mv", "dot", "outer", "linear", "bilinear", "addmm", "baddbmm", "addmv",
+             "addcmul", "einsum", "tensordot", "kron", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+             "conv_transpose2d", "conv_transpose3d", "prod", "cumprod")
+_SQUARES = ("pow", "square", "norm", "vector_norm", "matrix_norm", "var", "std", "var_mean", "std_mean", "cdist",
+            "dist", "layer_norm", "group_norm", "batch_norm", "instance_norm", "rms_norm")
+_SUMS = ("add", "sub", "rsub", "sum", "nansum", "mean", "nanmean", "cumsum", "trace", "addcdiv")
+OVERFLOWS = {**dict.fromkeys(_PRODUCTS, "their products overflow"), **dict.fromkeys(_SQUARES, "their squares overflow"),
+             **dict.fromkeys(_SUMS, "their sum overflows"), "div": "their quotients overflow",
+             "mse_loss": "the sum of their squared differences overflows", "reciprocal": "1/x overflows"}
+DIVISORS = {"div": 1, "reciprocal": 0}  # the input whose zeros give inf without any overflow
+# exp-like ops: the largest argument whose result is finite, from the dtype's largest value
+EXP_LIMITS = {"exp": math.log, "expm1": math.log, "exp2": math.log2, "sinh": lambda top: math.log(2 * top),
+              "cosh": lambda top: math.log(2 * top)}
+# ops with a domain: what they make of the values at its edge or outside it (the NaN-from-finite cases)
+DOMAINS = {**dict.fromkeys(("log", "log2", "log10"), "{op} of 0 is -inf, and of a negative number NaN"),
+           "log1p": "log1p of -1 is -inf, and below -1 NaN", "sqrt": "sqrt of a negative number is NaN",
+           "rsqrt": "rsqrt of 0 is inf, and of a negative number NaN", "reciprocal": "1/0 is inf",
+           "div": "a division by 0 gives inf, and 0/0 NaN", "xlogy": "log of 0 is -inf, and of a negative number NaN",
+           "pow": "0 to a negative power is inf, and a negative number to a fractional power NaN",
+           **dict.fromkeys(("acos", "asin"), "{op} outside [-1, 1] is NaN"),
+           "atanh": "atanh of 1 is inf, and outside [-1, 1] NaN"}
+_DIVERGED = ("Values this large usually mean training diverged: lower the learning rate or clip the gradients "
+             "(engine.nn.utils.clip_grad_norm_)")
+
+
+def finite_inputs_text(op: str, overflowed: bool, top: float, dtype, parameter: str | None = None) -> str:
+    """Why an op whose inputs are finite made non-finite values, after "its inputs are finite": `overflowed` when
+    its values outgrew `dtype` (else it met the edge of its domain, log of 0), `top` the largest |input|,
+    `parameter` the name of the parameter holding it (when one of them does). Empty when there is no reason to give."""
+    name = getattr(dtype, "name", str(dtype))
+    largest = float(np.finfo(dtype).max) if getattr(dtype, "kind", "") == "f" else math.inf
+    if not overflowed:
+        domain = DOMAINS.get(op)
+        return f", but {domain.format(op=op)}: keep its input in range (clamp it, or add a small epsilon)" \
+            if domain else ""
+    limit = EXP_LIMITS.get(op)
+    if limit is not None:
+        return (f", but {op} overflows: its input reaches {top:.3g}, and {op} of anything above "
+                f"{limit(largest):.3g} is more than {name} holds ({largest:.3g}). Subtract the maximum first (as "
+                f"softmax and logsumexp do) or clamp the input{_wider(name)}")
+    if parameter is not None:
+        return (f", but parameter '{parameter}' holds values up to {top:.3g} ({name} tops out at {largest:.3g}), "
+                "so products of it overflow: steps with a learning rate far too high blow weights up like this (or "
+                "check its init)")
+    what = OVERFLOWS.get(op, "its result overflows")
+    return (f", but {what}: its inputs reach {top:.3g}, and {name} tops out at {largest:.3g}. {_DIVERGED}; if the "
+            f"data itself is this large, normalise it{_wider(name, ' or compute in float64')}")
+
+
+def _wider(dtype_name: str, text: str = ", or compute in float64") -> str:
+    """Advice to compute in float64, for a narrower dtype only."""
+    return "" if dtype_name == "float64" else text

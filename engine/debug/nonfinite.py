@@ -28,7 +28,19 @@ import math
 import numpy as np
 
 from engine.backend import array_module, host_floats, square_sum
-from engine.debug.alert_text import and_names, make_alert, optimizer_text, ordinal, step_alert, where
+from engine.debug.alert_text import (
+    DIVISORS,
+    DOMAINS,
+    EXP_LIMITS,
+    OVERFLOWS,
+    and_names,
+    finite_inputs_text,
+    make_alert,
+    optimizer_text,
+    ordinal,
+    step_alert,
+    where,
+)
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.debug.regions import held
 from engine.debug.summary import summarize
@@ -165,11 +177,11 @@ class NonFiniteTracker:
         self._tainted.add(event.seq)
         if entries:
             return self._entry(rec, inputs, entries)
+        summaries = tuple(summarize(t.array) for t in inputs)
         if not masked:
-            why = "its inputs are finite" + self._blown_up(inputs)
+            why = "its inputs are finite" + self._why(event.op, inputs, summaries, out.array, nan)
         else:  # e.g. softmax over a row masked to -inf
             why = f"its inputs hold infinities but no NaN ({masked})"
-        summaries = tuple(summarize(t.array) for t in inputs)
         self._origin_inputs.extend(t.array for t in inputs)
         return make_alert("nonfinite_forward", f"non-finite values first appear in the output of {where(rec)}, "
                       f"iteration {rec.iteration}; {why}", rec, math.nan, summaries)
@@ -203,19 +215,27 @@ class NonFiniteTracker:
         return any(a.__class__ is array.__class__ and xp.may_share_memory(a, array)
                    for a in (*self._origin_inputs, *self._older_origin_inputs))
 
-    def _blown_up(self, inputs: tuple) -> str:
-        """", but parameter 'fc2.weight' holds values up to 3e+37 ..." when a parameter input is so large
-        that products of it overflow: the weights were blown up before (by a learning rate far too high)."""
+    def _why(self, op: str, inputs: tuple, summaries: tuple, out, nan: bool) -> str:
+        """Why finite inputs gave `op` a non-finite output (`out`): ", but their squares overflow: its inputs reach
+        6.96e+18, and float32 tops out at 3.4e+38 ...", or ", but log of 0 is -inf ...", from the inputs' summaries
+        (and the parameter holding the largest values, by name: a learning rate far too high blew it up)."""
+        tops = [(max(abs(s.min), abs(s.max)), t) for t, s in zip(inputs, summaries)
+                if t.array.dtype.kind == "f" and s.numel and math.isfinite(s.max)]
+        if out.dtype.kind != "f":
+            return ""
+        top, _ = max(tops, key=lambda pair: pair[0], default=(0.0, None))
+        huge = np.finfo(out.dtype).max ** 0.5  # products of values above this overflow
         names = self.names()
-        for t in inputs:
-            name, data = names.get(id(t)), t.array
-            if name is None or data.dtype.kind != "f" or not data.size:
-                continue
-            top = float(array_module(data).abs(data).max())
-            if top > np.finfo(data.dtype).max ** 0.5:
-                return (f", but parameter '{name}' holds values up to {top:.3g}, so products of it overflow: "
-                        "steps with a learning rate far too high blow weights up like this (or check its init)")
-        return ""
+        parameter = next((names[id(t)] for value, t in tops if value > huge and id(t) in names), None)
+        if op in DOMAINS and op not in OVERFLOWS and op not in EXP_LIMITS:
+            overflowed = False  # log, sqrt: no overflow, the edge of the domain
+        elif op in DOMAINS:  # div, pow: 1/0 and 0 ** -1 are inf, 1e38 / 1e-5 and 1e20 ** 2 overflow
+            at = DIVISORS.get(op)
+            by_zero = at is not None and at < len(inputs) and bool((inputs[at].array == 0).any())
+            overflowed = not nan and top > huge and not by_zero
+        else:
+            overflowed = op in OVERFLOWS or op in EXP_LIMITS or top > huge or parameter is not None
+        return finite_inputs_text(op, overflowed, top, out.dtype, parameter)
 
     def backward(self, rec: BackwardRecord, grad_in: tuple, grads: tuple) -> AlertEvent | None:
         """A NaN-origin alert for a backward node, or None."""
