@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
 PATH = Qt.ItemDataRole.UserRole  # the row's first call, as the graph names it ("cell", "cell#1" for a second)
@@ -50,6 +50,8 @@ class ModuleTree(QTreeWidget):
         self._shown: tuple = ()
         self._columns = 0  # the columns' widths with every name and class whole, measured when rows change
         self._clicked: tuple[str, int] = ("", 0)  # the folded row clicked last (its first call) and the call shown
+        self._in_change = False  # inside itemChanged: Qt is still setting the item a rebuild would delete
+        self._later: tuple | None = None  # set_modules' arguments, kept for after that
         self.itemChanged.connect(self._on_changed)
         self.itemClicked.connect(self._on_clicked)
 
@@ -57,6 +59,11 @@ class ModuleTree(QTreeWidget):
                     collapsed: set[str]) -> None:
         """Show module calls (index 0, the top level, is not shown), listed in call order; `parents[i]` indexes
         `paths`. The calls of one module path make one row, where its first call is listed."""
+        if self._in_change:  # a box was (un)checked and the graph changed at once: rebuild once Qt is done
+            if self._later is None:
+                QTimer.singleShot(0, self._rebuild_later)
+            self._later = (paths, classes, parents, set(collapsed))
+            return
         shown = (tuple(paths), tuple(classes), tuple(int(p) for p in parents), frozenset(collapsed))
         if shown == self._shown:
             return
@@ -109,10 +116,19 @@ class ModuleTree(QTreeWidget):
             return
         expanded = item.checkState(0) == Qt.CheckState.Checked
         calls = item.data(0, CALLS)
-        if len(calls) > 1:
-            self.expandCallsRequested.emit(list(calls), expanded)
-        else:
-            self.expandRequested.emit(calls[0], expanded)
+        self._in_change = True  # what the signal changes may ask for new rows: not while `item` is being set
+        try:
+            if len(calls) > 1:
+                self.expandCallsRequested.emit(list(calls), expanded)
+            else:
+                self.expandRequested.emit(calls[0], expanded)
+        finally:
+            self._in_change = False
+
+    def _rebuild_later(self) -> None:
+        later, self._later = self._later, None
+        if later is not None:
+            self.set_modules(*later)
 
     def _on_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
         # a folded row shows its first call; clicked again, the next one (and round again after the last)
