@@ -34,6 +34,7 @@ the change reports the added and removed keys.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -42,6 +43,7 @@ import numpy as np
 from engine.debug.breakpoints import namer
 from engine.debug.nonfinite import by_design
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
+from engine.nn.module import ROOT_NUMBER
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
 KIND_NAMES = ("op", "param", "input", "module")
@@ -55,6 +57,8 @@ _RED = FORWARD_NAN | BACKWARD_NAN | FORWARD_ALERT | BACKWARD_ALERT
 # nonfinite_array's levels (widgets.graph_canvas colours them alike): finite, only +-Inf, NaN (or an alert)
 FINITE, INF_ONLY, NAN = 0, 1, 2
 ACTIVATION, GRAD_NORM = "activation", "grad_norm"
+# the root name of a second model of a class ("Actor_2", engine.nn.module.root_name), seen without its class
+_NUMBERED_ROOT = re.compile(rf".+{re.escape(ROOT_NUMBER)}(?:[2-9]|[1-9]\d+)")
 
 
 TIMES = "\u00d7"  # the multiplication sign between dimensions
@@ -190,6 +194,7 @@ class GraphModel:
         self.collapsed: set[str] = set()
         self.last_diff: StructureDiff | None = None
         self.tensor_names: dict[int, str] = {}
+        self._root_prefix: dict[str, str] = {}  # a model's root name -> what its parameters' labels start with
         self.metrics: dict[str, dict[str, float]] = {ACTIVATION: {}, GRAD_NORM: {}}
         self.nonfinite: dict[str, int] = {}  # node key -> FORWARD_NAN | BACKWARD_INF | ... bits
         self.nonfinite_version = 0  # bumped whenever `nonfinite` changes
@@ -395,8 +400,24 @@ class GraphModel:
         cur.stack.append(len(cur.groups) - 1)
         cur.entry.update(ev.tensors)
         params = ev.params
-        if params and any(self.tensor_names.get(tid) != name for tid, name in params):
-            self.set_tensor_names(dict(params))  # once per module, not every iteration: names rarely change
+        if params or "." not in ev.path:
+            prefix = self._model_prefix(ev.path, ev.cls)
+            if params and any(self.tensor_names.get(tid) != prefix + name for tid, name in params):
+                # once per module, not every iteration: names rarely change
+                self.set_tensor_names({tid: prefix + name for tid, name in params})
+
+    def _model_prefix(self, path: str, cls: str) -> str:
+        """What the labels of the parameters of module call `path` start with: "" for the first model of a class
+        ("net.0.weight", as the model names them), the root name for a second ("Actor_2.net.0.weight"), so that a
+        target network's parameters are told from the online one's. Decided by the call alone, so that a replay
+        starting anywhere labels them as the live run did."""
+        root, dot, _ = path.partition(".")
+        prefix = self._root_prefix.get(root)
+        if prefix is None or not dot:
+            # a model's own call names its class ("Net_2" may be one); a submodule called directly, only the root
+            second = _NUMBERED_ROOT.fullmatch(root) is not None and (bool(dot) or root != cls)
+            prefix = self._root_prefix[root] = root + "." if second else ""
+        return prefix
 
     def _on_backward(self, ev: BackwardEvent) -> None:
         cur = self._cur
