@@ -461,7 +461,7 @@ class Tensor:
     def _write(self, compute, check_leaf: bool = True) -> Tensor:
         """Run `compute(self)` out of place, then store the result in this tensor's storage."""
         a = self.array
-        shared = not a.flags.c_contiguous and _view_write.overlaps(a.shape, a.strides)  # elements sharing memory
+        shared = _view_write.shares_elements(a)
         if shared and a.size > 1 and any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
             raise RuntimeError(f"in-place write into a tensor of shape {tuple(self.array.shape)} whose elements share "
                                "memory (an expand() or broadcast_to() view); clone() it first")
@@ -507,7 +507,7 @@ class Tensor:
 
     def __setitem__(self, index, value) -> None:
         a = self.array
-        if not a.flags.c_contiguous and _view_write.overlaps(a.shape, a.strides) and 0 not in a.strides:
+        if _view_write.shares_elements(a) and 0 not in a.strides:
             # windows sharing elements (unfold's, detached or not); expand's views are _write's to refuse
             _view_write.setitem_shared(self, index, value)
             return

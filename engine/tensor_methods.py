@@ -131,7 +131,7 @@ def _direct(self, other) -> bool:
             return False
         if grad_state.enabled and other.requires_grad:
             return False
-        if not self.array.flags.c_contiguous and view_write.overlaps(self.array.shape, self.array.strides):
+        if view_write.shares_elements(self.array):
             return False  # unfold's windows, each changed by its own value: _write keeps the changes, not old values
     elif not isinstance(other, int | float) or isinstance(other, bool):
         return False

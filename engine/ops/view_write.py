@@ -106,6 +106,12 @@ def overlaps(shape: tuple, strides: tuple) -> bool:
     return False
 
 
+def shares_elements(a) -> bool:
+    """Whether elements of array `a` may share memory (unfold's windows, expand's zero strides): never for a
+    C-contiguous array, so the common case costs one flag."""
+    return not a.flags.c_contiguous and overlaps(a.shape, a.strides)
+
+
 def _positions(xp, where: Region):
     """The flat index in the base of each element of the region, shaped as the region."""
     index = xp.full(where.shape, where.offset, dtype=np.int64)
