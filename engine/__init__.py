@@ -157,3 +157,4 @@ globals().update(_CPU_TYPES)
 globals().update(_FOREACH)
 for _name, _cls in _CUDA_TYPES.items():
     setattr(cuda, _name, _cls)
+from engine.ops.fake_quant import _fake_quantize_learnable_per_tensor_affine  # noqa: E402

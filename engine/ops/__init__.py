@@ -24,6 +24,7 @@ from engine.ops.attention import scaled_dot_product_attention
 from engine.ops.bitwise import *  # noqa: F403
 from engine.ops.convert import cast, clone, to_device
 from engine.ops.elementwise import *  # noqa: F403
+from engine.ops.fake_quant import *  # noqa: F403
 from engine.ops.gather_scatter import *  # noqa: F403
 from engine.ops.index import *  # noqa: F403
 from engine.ops.index_port import *  # noqa: F403
