@@ -50,6 +50,8 @@ class BackwardEvent:
     grad_inputs: tuple[int, ...]
     # run by autograd.grad(), which hands its gradients to the caller: its root is no loss (engine.debug.losses)
     grad_call: bool = False
+    # the first node a backward pass emits (its root, unless the root emitted nothing): where the pass starts
+    pass_start: bool = False
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs 4x more, on every op

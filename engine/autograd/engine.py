@@ -7,6 +7,7 @@ is fine. Each node that runs is an event, which is what lets a debugger step thr
 
 from __future__ import annotations
 
+import functools
 import heapq
 import weakref
 
@@ -237,7 +238,9 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
         roots, buffers = capture.start(roots, deps, handed)
     ready = [(-node._seq, node) for node in roots if not deps[node]]
     heapq.heapify(ready)
-    emit = _emit_backward if capture is None else _emit_grad_call  # chosen once, not tested per node
+    # the pass's first emitted node is marked by the emitter it starts with; every node then rebinds the
+    # steady one (a store, not a test, per node)
+    emit, steady = _EMITTERS[capture is not None]
     while ready:
         _, node = heapq.heappop(ready)
         grad = buffers.pop(node)
@@ -269,6 +272,7 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
             grads = (grads,)
         if hub.active:
             grads = emit(node, grad, grads)
+            emit = steady
         if not retain_graph and saved:
             node.saved = _FREED
         for edge, g, meta in zip(node._next, grads, node._meta):
@@ -407,13 +411,13 @@ def _check_versions(node: Function) -> None:
             )
 
 
-def _emit_backward(node: Function, grad, grads, grad_call: bool = False) -> tuple:
+def _emit_backward(node: Function, grad, grads, grad_call: bool = False, pass_start: bool = False) -> tuple:
     """Emit the node's BackwardEvent; returns its gradients (fitted when tensor listeners saw them).
-    grad_call: autograd.grad() runs the node (its root is no loss)."""
+    grad_call: autograd.grad() runs the node (its root is no loss); pass_start: the pass's first node."""
     d = node.__dict__
     event = BackwardEvent(
         next_seq(), node.op, d.get("_key", ""), d.get("_event_seq", 0), next_tensor_id(),
-        tuple([0 if g is None else next_tensor_id() for g in grads]), grad_call,
+        tuple([0 if g is None else next_tensor_id() for g in grads]), grad_call, pass_start,
     )
     hub.emit_op(event)
     if hub.tensor_listeners:  # the gradients as they reach each input: summed to its shape, in its dtype
@@ -427,6 +431,11 @@ def _emit_backward(node: Function, grad, grads, grad_call: bool = False) -> tupl
 def _emit_grad_call(node: Function, grad, grads) -> tuple:
     """_emit_backward for a node that autograd.grad() runs."""
     return _emit_backward(node, grad, grads, True)
+
+
+# by whether autograd.grad() runs the pass: the emitter of the pass's first node, and of the others
+_EMITTERS = {grad_call: (functools.partial(_emit_backward, grad_call=grad_call, pass_start=True),
+                         _emit_grad_call if grad_call else _emit_backward) for grad_call in (False, True)}
 
 
 def _fitted(g, meta: tuple):

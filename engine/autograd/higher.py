@@ -159,6 +159,7 @@ def run(roots: dict, retain_graph: bool, only, capture=None) -> None:
     heapq.heapify(ready)
     registry = _registry()
     stored: set[int] = set()  # ids of Tensors kept in a .grad by this run: a second keeper gets a copy
+    start = True  # until the pass's first node is emitted (BackwardEvent.pass_start)
     with enable_grad():
         while ready:
             _, node = heapq.heappop(ready)
@@ -189,7 +190,8 @@ def run(roots: dict, retain_graph: bool, only, capture=None) -> None:
                 grads = (grads,)
             if hub.active:
                 _emit_backward(node, grad.array, tuple(None if g is None else g.array for g in grads),
-                               capture is not None)
+                               capture is not None, start)
+                start = False
             if not retain_graph and saved:
                 node.saved = _FREED
             for edge, g, meta in zip(node._next, grads, node._meta):

@@ -6,6 +6,8 @@
     curves.curves()               # {"errD": {0: 1.38, 1: 1.21, ...}, "errG": {...}}
 
 A backward pass starts at its root, the output backward() was called on; every root of one element is a loss.
+The engine marks each pass's first node (BackwardEvent.pass_start; on a tape, its pass_starts table); a tape from
+before the mark has its passes guessed from the order of their nodes (pass_starts).
 The nodes an autograd.grad() call runs are left out (BackwardEvent.grad_call; on a tape, its grad_calls table):
 MAML's inner-loop losses and a gradient penalty's outputs are differentiated, not minimised. Roots are grouped
 by the source line of the forward op that made them (`errD = criterion(...)`), one curve per line, labelled by
@@ -78,12 +80,19 @@ def evaluates_closure(optimizer: str) -> bool:
 
 
 def pass_starts(kinds: np.ndarray, iterations: np.ndarray, refs: np.ndarray,
-                before: tuple[int, int, int] | None = None) -> np.ndarray:
+                before: tuple[int, int, int] | None = None, marks: np.ndarray | None = None) -> np.ndarray:
     """Which items start a backward pass, from the (kind NODE or STEP, iteration, forward op seq) of a run's
-    backward nodes and optimizer steps in order; `before`: those of the item before the first (a live run is
-    fed in batches). The scheduler runs a pass's nodes in reverse creation order, so a node starts a new pass
-    when it is its iteration's first, the first after a step, or made later than the node before it."""
-    kinds, iterations, refs = (np.asarray(a, np.int64) for a in (kinds, iterations, refs))
+    backward nodes and optimizer steps in order. `marks`: whether each item is a node the engine marked as its
+    pass's first (BackwardEvent.pass_start), where the run has the marks: those nodes start passes.
+    Without them (a tape from before the mark), a guess; `before`: the (kind, iteration, ref) of the item before
+    the first (a live run is fed in batches). The scheduler runs a pass's nodes in reverse creation order, so a
+    node starts a new pass when it is its iteration's first, the first after a step, or made later than the
+    node before it; two passes whose nodes interleave in creation order (losses computed in one order,
+    backpropagated in the other) are taken for one."""
+    kinds = np.asarray(kinds, np.int64)
+    if marks is not None:
+        return (kinds == NODE) & np.asarray(marks, bool)
+    iterations, refs = (np.asarray(a, np.int64) for a in (iterations, refs))
     prev = before if before is not None else (STEP, -1, 0)
     pk, pi, pr = (np.concatenate(([p], a[:-1])) for p, a in zip(prev, (kinds, iterations, refs)))
     return (kinds == NODE) & ((pk != NODE) | (pi != iterations) | (refs >= pr))
@@ -118,7 +127,8 @@ class LossCurves:
         self._labels: set[str] = set()
         self._iteration = -1
         self._stretch = 0
-        self._before: tuple[int, int, int] | None = None  # the last item fed, for pass_starts
+        self._before: tuple[int, int, int] | None = None  # the last item fed, for pass_starts' guess
+        self._marked = False  # whether the records fed mark where passes start (all but an old tape's do)
         self.seen = 0  # the seq of the last record fed: records at or before it again (a replay seeking back) are not
         self.first_op = None  # the OpEvent of the first root fed live (the chance level reads its shapes)
 
@@ -174,6 +184,9 @@ class LossCurves:
     def feed(self, records) -> bool:
         """Fold the backward nodes and optimizer steps among debugger records (in order) into the curves; True
         when a value changed. A root's value is its forward op's summary: none at capture "structure"."""
+        if not self._marked:  # a run's first backward node starts a pass: seen once, the marks are trusted
+            records = records if isinstance(records, list | tuple) else list(records)  # read twice
+            self._marked = any(r.__class__ is BackwardRecord and r.event.pass_start for r in records)
         items = [r for r in records if r.event.seq > self.seen and (
             (r.__class__ is BackwardRecord and r.event.forward_seq > 0 and not r.event.grad_call)
             or (r.__class__ is EventRecord and r.event.__class__ is OptimizerEvent))]
@@ -183,7 +196,8 @@ class LossCurves:
         kinds = [NODE if r.__class__ is BackwardRecord else STEP for r in items]
         its = [r.iteration for r in items]
         refs = [r.event.forward_seq if k == NODE else 0 for r, k in zip(items, kinds)]
-        starts = pass_starts(kinds, its, refs, self._before)
+        marks = [k == NODE and r.event.pass_start for r, k in zip(items, kinds)] if self._marked else None
+        starts = pass_starts(kinds, its, refs, self._before, marks)
         self._before = (kinds[-1], its[-1], refs[-1])
         found: list[Root | Step] = []
         for rec, kind, start in zip(items, kinds, starts.tolist()):

@@ -196,7 +196,7 @@ class Tape:
         self.format_version = int(self.meta["format_version"])
         tables = {name for (name,) in self._conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name IN ('module_params', 'parameters', 'node_args', 'output', 'grad_calls')")}
+            "AND name IN ('module_params', 'parameters', 'node_args', 'output', 'grad_calls', 'pass_starts')")}
         self._has_module_params = "module_params" in tables
         # ops' arguments (reduction='mean'): tapes from before they were kept lack them
         self._op_args = "node_args" in tables
@@ -207,6 +207,9 @@ class Tape:
         # which backward nodes autograd.grad() ran (tapes from before they were told apart lack the table)
         self._has_grad_calls = "grad_calls" in tables
         self._grad_calls: tuple[list[int], list[int]] | None = None  # read on first use: see _stretches
+        # where each backward pass starts (tapes from before the engine told them lack the table: a guess then)
+        self.marks_pass_starts = "pass_starts" in tables
+        self._pass_starts: list[int] | None = None  # read on first use: see _starts
         self.capture = self.meta.get("capture", "")
         self._cache: dict[tuple, object] = {}
         self._chunks: dict[int, list] = {}
@@ -367,7 +370,8 @@ class Tape:
         picked = np.flatnonzero(nodes | (kind == schema.OPTIMIZER))
         kinds = np.where(kind[picked] == schema.BACKWARD, NODE, STEP)
         refs = np.where(kinds == NODE, ref[picked], 0)
-        starts = picked[pass_starts(kinds, cols["iteration"][picked], refs)]
+        marks = self.is_pass_start(seq[picked]) if self.marks_pass_starts else None
+        starts = picked[pass_starts(kinds, cols["iteration"][picked], refs, marks=marks)]
         at = np.minimum(np.searchsorted(seq, ref[starts]), max(len(seq) - 1, 0))
         found = (seq[at] == ref[starts]) & (kind[at] == schema.OP) if len(seq) else np.zeros(0, bool)
         roots = dict(zip(starts[found].tolist(), at[found].tolist()))  # backward row -> its forward op's row
@@ -403,6 +407,30 @@ class Tape:
             return np.zeros(seqs.shape, bool)
         at = np.searchsorted(np.asarray(firsts, np.int64), seqs, "right") - 1
         return (at >= 0) & (seqs <= np.asarray(lasts, np.int64)[np.maximum(at, 0)])
+
+    def is_pass_start(self, seqs) -> np.ndarray:
+        """Whether each event of `seqs` (sequence numbers) is the first backward node of a backward pass (its
+        BackwardEvent.pass_start), as booleans; all False on a tape from before passes were marked
+        (marks_pass_starts False: engine.debug.losses.pass_starts guesses them then)."""
+        return np.isin(np.asarray(seqs, np.int64), np.asarray(self._starts(), np.int64))
+
+    def _is_pass_start(self, seq: int) -> bool:
+        starts = self._pass_starts if self._pass_starts is not None else self._starts()
+        at = bisect.bisect_left(starts, seq)
+        return at < len(starts) and starts[at] == seq
+
+    @_guard
+    def _starts(self) -> list[int]:
+        """The pass_starts table's seqs in order (empty without it); a damaged row is left out and noted."""
+        if self._pass_starts is None:
+            rows = [s for (s,) in self._conn.execute("SELECT seq FROM pass_starts ORDER BY seq")] \
+                if self.marks_pass_starts else []
+            good = [s for s in rows if type(s) is int]
+            if len(good) < len(rows):
+                self._note(f"pass_starts: {len(rows) - len(good)} damaged rows left out; their passes start "
+                           "no loss")
+            self._pass_starts = good  # in order: the key's
+        return self._pass_starts
 
     def _in_grad_call(self, seq: int) -> bool:
         firsts, lasts = self._grad_calls or self._stretches()
@@ -558,7 +586,8 @@ class Tape:
                          self._node_args(node) if self._op_args else {})
         elif kind == schema.BACKWARD:
             key, op, _module, _signature = self._node(node)
-            ev = BackwardEvent(seq, op, key, ref, tensor, tensors, self._in_grad_call(seq))
+            ev = BackwardEvent(seq, op, key, ref, tensor, tensors, self._in_grad_call(seq),
+                               self.marks_pass_starts and self._is_pass_start(seq))
         elif kind == schema.MODULE_ENTER or kind == schema.MODULE_EXIT:
             path, cls, _module, _signature = self._node(node)
             enter = kind == schema.MODULE_ENTER

@@ -70,9 +70,11 @@ TABLES: dict[str, tuple[str, ...]] = {
     # backward nodes run by autograd.grad() (BackwardEvent.grad_call): every backward event with seq in
     # [first_seq, last_seq] is one; a stretch without another backward node between, cut at batch ends
     "grad_calls": ("first_seq INTEGER PRIMARY KEY", "last_seq INTEGER NOT NULL"),
+    # the first backward node of each backward pass (BackwardEvent.pass_start), by its event's seq
+    "pass_starts": ("seq INTEGER PRIMARY KEY",),
 }
 # tables added after format 1 was released: a tape without them is still read (without what they hold)
-OPTIONAL = frozenset({"module_params", "parameters", "node_args", "output", "grad_calls"})
+OPTIONAL = frozenset({"module_params", "parameters", "node_args", "output", "grad_calls", "pass_starts"})
 CONSTRAINTS = {"alert_inputs": "PRIMARY KEY (seq, slot)", "parameters": "PRIMARY KEY (name, seq)"}
 # Seeking by sequence number uses the chunks' first_seq key; by iteration, the iterations table, whose key
 # gives an iteration's sequence range.

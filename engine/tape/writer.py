@@ -480,6 +480,7 @@ class Recorder:
         modules, backward_nodes = self._modules, self._backward_nodes
         phase = self._phase
         grad_calls = tables["grad_calls"]
+        pass_starts = tables["pass_starts"].append
         grad_from = grad_to = 0  # the open stretch of backward nodes run by autograd.grad() (0: none)
         for t, rec in items:
             t -= t0
@@ -509,6 +510,8 @@ class Recorder:
                 elif grad_from:
                     grad_calls.append((grad_from, grad_to))
                     grad_from = 0
+                if ev.pass_start:
+                    pass_starts((ev.seq,))
                 add((ev.seq, BACKWARD, rec.iteration, 1, rec.depth, t, node, ev.grad_output, ev.forward_seq,
                      0, ev.grad_inputs))
                 if rec.grad_output is not None:
@@ -740,7 +743,7 @@ class _Rows:
                                         ("nodes", "layouts", "frames", "stacks", "sources",
                                          "events", "summaries", "alert_inputs", "tensor_values",
                                          "optimizer_steps", "edits", "alerts", "module_params",
-                                         "node_args", "parameters", "output", "grad_calls")}
+                                         "node_args", "parameters", "output", "grad_calls", "pass_starts")}
         self.iterations: list[tuple] = []
         self.alert_inputs: list[tuple] = []
         self.output = OutputRows()
