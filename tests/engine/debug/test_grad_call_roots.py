@@ -16,6 +16,7 @@ import engine.tape
 from engine.debug import BackwardRecord, Debugger
 from engine.debug.losses import LossCurves
 from engine.events import BackwardEvent, hub
+from tests.engine.debug.test_losses import Critic
 
 
 def traced(fn, path, **options):
@@ -87,15 +88,6 @@ def test_maml_has_one_curve_the_outer_loss(tmp_path):
     live, _, tape = traced(train, tmp_path / "maml.tape")
     assert list(live) == ["outer"] and live == tape
     np.testing.assert_allclose([live["outer"][i] for i in range(3)], outers, rtol=1e-6)
-
-
-class Critic(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(2, 8), nn.Linear(8, 1)
-
-    def forward(self, x):
-        return self.fc2(F.leaky_relu(self.fc1(x), 0.2))
 
 
 def test_a_wgan_gp_has_the_critic_and_generator_curves_only(tmp_path):
