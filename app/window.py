@@ -372,6 +372,7 @@ class MainWindow(QMainWindow):
             yield
         finally:
             self._arranging -= 1
+            QTimer.singleShot(0, self._hide_stale_tab_bars)
 
     def _dock_moved(self, dock: QDockWidget) -> None:
         """A dock was docked elsewhere, floated or docked again: in the bottom area, by the person, the window
@@ -434,11 +435,27 @@ class MainWindow(QMainWindow):
                 self.panel_shares.keep_centre()
                 self.fit_bottom_row()
             self.panel_shares.remember()
+        QTimer.singleShot(0, self._hide_stale_tab_bars)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.panel_shares.window_resized(event.oldSize())
         self.fit_bottom_row()
+        QTimer.singleShot(0, self._hide_stale_tab_bars)
+
+    def _hide_stale_tab_bars(self) -> None:
+        """Hide the window's tab bars that sit under no dock of their own group. Qt leaves a group's first tab
+        bar shown where the group was laid out before the window took its size: an "Alerts | Breakpoints" bar
+        floated over the Output panel once the panel repainted. A live bar lies along the bottom of its docks."""
+        docks = {dock.windowTitle(): dock for dock in self.docks.values()}
+        for bar in self.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            if bar.isHidden() or not bar.count():
+                continue
+            at = bar.geometry()
+            members = [docks.get(bar.tabText(i)) for i in range(bar.count())]
+            if not any(m is not None and not m.isHidden() and abs(m.geometry().bottom() + 1 - at.top()) <= 3
+                       and abs(m.geometry().left() - at.left()) <= 3 for m in members):
+                bar.hide()
 
     def fit_frame_to_screen(self) -> None:
         """Keep the whole window on its screen, title bar and borders included: a first start sized the inside
