@@ -95,7 +95,8 @@ class Monitor:
             if len(self._bias_of) >= 4096:
                 self._bias_of.clear()
             self._bias_of[id(out)] = id(inputs[2])
-        elif op in _NORMALIZING and inputs and self._bias_of and rec.event.args.get("training", True):
+        elif op in _NORMALIZING and inputs and self._bias_of and rec.event.args.get("training", True) and (
+                op != "group_norm" or rec.event.args.get("num_groups") == inputs[0].shape[1]):
             bias = self._bias_of.get(id(inputs[0]))
             if bias is not None and len(self._normalized_away) < 4096:
                 self._normalized_away.add(bias)
@@ -366,7 +367,7 @@ def _norms_message(kind: str, new: list, everything: list, limit: float, iterati
 _BIASED = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                      "conv_transpose3d"})
 # normalisations in training that subtract each channel's mean, and with it any per-channel bias before them
-_NORMALIZING = frozenset({"batch_norm", "instance_norm"})
+_NORMALIZING = frozenset({"batch_norm", "group_norm"})  # InstanceNorm runs as group_norm of a group per channel
 
 
 def optimizer_text(opt, group: int) -> str:
