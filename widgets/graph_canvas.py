@@ -23,6 +23,7 @@ It emits intent (nodeClicked, nodeDoubleClicked, groupToggleRequested); the app 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -461,14 +462,29 @@ class _Label(QGraphicsItem):
             painter.setFont(font)
             metrics = QFontMetricsF(font)
             elide = self.elide if j == 0 else Qt.TextElideMode.ElideRight
-            if elide == Qt.TextElideMode.ElideLeft:  # a dotted path: its last names, not "…eight"
-                text = _last_names(text, metrics, r.width())
+            if elide == Qt.TextElideMode.ElideLeft or (j == 0 and _NUMBERED_ROOT.match(text)):
+                text = _last_names(text, metrics, r.width())  # a dotted path: its last names, not "…eight"
             elided = metrics.elidedText(text, elide, r.width())
             painter.drawText(r, int(self.align | Qt.AlignmentFlag.AlignVCenter), elided)
 
 
+_NUMBERED_ROOT = re.compile(r"[^.]+_[1-9]\d*\.")  # "Actor_2.": a second model of a class
+
+
 def _last_names(path: str, metrics: QFontMetricsF, width: float) -> str:
-    """`path` ("fc1.weight") without as many leading dotted names as it takes to fit `width` ("weight")."""
+    """`path` ("fc1.weight") without as many leading dotted names as it takes to fit `width` ("weight"); a second
+    model's root name stays in front ("Actor_2…weight": a target network's parameter beside the online one's),
+    its last name cut at the end by the painter where even that is too wide."""
+    if metrics.horizontalAdvance(path) <= width:
+        return path
+    root = _NUMBERED_ROOT.match(path)
+    if root is not None:
+        rest = path[root.end():]
+        while True:
+            short = f"{root.group()[:-1]}\u2026{rest}"
+            if metrics.horizontalAdvance(short) <= width or "." not in rest:
+                return short  # the root kept even where the last name must then be cut at its end
+            rest = rest.split(".", 1)[1]
     while "." in path and metrics.horizontalAdvance(path) > width:
         path = path.split(".", 1)[1]
     return path
