@@ -204,20 +204,22 @@ def test_two_debuggers_give_the_hub_each_alert_once():
     assert {kind for kind, _ in seen} == {"exploding_grad"}
 
 
+def conv_then(norm) -> tuple[list, float]:
+    """Three steps of a Conv2d with its default bias, then `norm`: ((kind, key) of each alert, |bias gradient|)."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), norm, nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    opt = engine.optim.SGD(model.parameters(), lr=0.01)
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(engine.randn(8, 1, 8, 8)), engine.randint(0, 3, (8,))).backward()
+            opt.step()
+    return [(a.kind, a.key) for a in dbg.alerts], float(model[0].bias.grad.norm())
+
+
 def test_a_bias_a_batchnorm_takes_away_is_no_vanishing_gradient():
     # a Conv2d with its default bias before a BatchNorm2d: the bias's gradient is zero by design (the norm
     # subtracts each channel's mean), and the alert sent people to change activations and initialisation
-    def run(norm):
-        model = nn.Sequential(nn.Conv2d(1, 4, 3), norm, nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
-        opt = engine.optim.SGD(model.parameters(), lr=0.01)
-        with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(3):
-                opt.zero_grad()
-                F.cross_entropy(model(engine.randn(8, 1, 8, 8)), engine.randint(0, 3, (8,))).backward()
-                opt.step()
-        return [(a.kind, a.key) for a in dbg.alerts], float(model[0].bias.grad.norm())
-
-    alerts, bias_grad = run(nn.BatchNorm2d(4))
+    alerts, bias_grad = conv_then(nn.BatchNorm2d(4))
     assert bias_grad < 1e-5 and alerts == []
     settings = AlertSettings(grad_norm_min=0.5)  # a bias whose gradient is small for another reason still is
     model = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 1))
