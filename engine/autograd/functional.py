@@ -163,9 +163,7 @@ def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
         v = _v_or_one(v, inputs, is_inputs_tuple, "jvp", create_graph, "the input to the user-provided function is")
         is_outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function", "jvp")
         _check_requires_grad(outputs, "outputs", strict)
-        # u -> J^T u is linear in u: differentiating it with respect to u along v gives J v
-        us = tuple(out.new_zeros(out.shape).requires_grad_() for out in outputs)
-        grad_inputs = _autograd_grad(outputs, inputs, us, create_graph=True)
+        us, grad_inputs = _transposed(outputs, inputs)
         _check_requires_grad(grad_inputs, "grad_inputs", strict)
     with _differentiated(create_graph):
         res = _autograd_grad(grad_inputs, us, v, create_graph)
@@ -289,12 +287,19 @@ def vhp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
     return _postprocess(outputs, create_graph)[0], _unpack(_postprocess(res, create_graph), is_inputs_tuple)
 
 
+def _transposed(ys: tuple, xs: tuple, like: tuple | None = None) -> tuple:
+    """(us, J^T us) for zero placeholders us, shaped as `like` (default ys), that require grad: u -> J^T u is linear
+    in u, so differentiating it with respect to u along v gives J v (jvp, and hvp over a gradient: the
+    double-backward trick)."""
+    us = tuple(t.new_zeros(t.shape).requires_grad_() for t in (ys if like is None else like))
+    return us, _autograd_grad(ys, xs, us, create_graph=True)
+
+
 def hvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """(func(inputs), H v): the Hessian-vector product of scalar func, by the double-backward trick."""
     with enable_grad():
         is_inputs_tuple, inputs, v, outputs, jac = _scalar_gradient(func, inputs, v, create_graph, strict, "hvp")
-        grad_jac = tuple(inp.new_zeros(inp.shape).requires_grad_() for inp in inputs)
-        double_back = _autograd_grad(jac, inputs, grad_jac, create_graph=True)
+        grad_jac, double_back = _transposed(jac, inputs, like=inputs)
         _check_requires_grad(jac, "hessian", strict)
     with _differentiated(create_graph):
         res = _autograd_grad(double_back, grad_jac, v, create_graph)
