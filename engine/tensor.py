@@ -111,11 +111,6 @@ def _check_memory_format(memory_format, caller: str) -> None:
 
 _warned_float = False  # float() of a tensor that requires grad warned already
 
-
-def _warned_once() -> None:
-    global _warned_float
-    _warned_float = True
-
 class Tensor:
     """An n-dimensional array with autograd. Create one with `engine.tensor(...)`."""
 
@@ -315,9 +310,9 @@ class Tensor:
         return bool(self.array.reshape(()).item())
 
     def __float__(self) -> float:
+        global _warned_float
         if self.requires_grad and _grad_state.enabled and not _warned_float:
-            # as torch: once a process, and silent in item(), int() and under no_grad
-            _warned_once()
+            _warned_float = True  # as torch: once a process, and silent in item(), int() and under no_grad
             warnings.warn("float() of a tensor that requires grad gives a plain number, cut from the graph: "
                           "gradients will not flow through it. Call .detach() first to say so", UserWarning,
                           stacklevel=2)
