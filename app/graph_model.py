@@ -34,7 +34,6 @@ the change reports the added and removed keys.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -43,7 +42,7 @@ import numpy as np
 from engine.debug.breakpoints import namer
 from engine.debug.nonfinite import by_design
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
-from engine.nn.module import ROOT_NUMBER
+from engine.nn.module import NUMBERED_ROOT
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
 KIND_NAMES = ("op", "param", "input", "module")
@@ -57,8 +56,6 @@ _RED = FORWARD_NAN | BACKWARD_NAN | FORWARD_ALERT | BACKWARD_ALERT
 # nonfinite_array's levels (widgets.graph_canvas colours them alike): finite, only +-Inf, NaN (or an alert)
 FINITE, INF_ONLY, NAN = 0, 1, 2
 ACTIVATION, GRAD_NORM = "activation", "grad_norm"
-# the root name of a second model of a class ("Actor_2", engine.nn.module.root_name), seen without its class
-_NUMBERED_ROOT = re.compile(rf".+{re.escape(ROOT_NUMBER)}(?:[2-9]|[1-9]\d+)")
 
 
 TIMES = "\u00d7"  # the multiplication sign between dimensions
@@ -415,7 +412,7 @@ class GraphModel:
         prefix = self._root_prefix.get(root)
         if prefix is None or not dot:
             # a model's own call names its class ("Net_2" may be one); a submodule called directly, only the root
-            second = _NUMBERED_ROOT.fullmatch(root) is not None and (bool(dot) or root != cls)
+            second = NUMBERED_ROOT.fullmatch(root) is not None and (bool(dot) or root != cls)
             prefix = self._root_prefix[root] = root + "." if second else ""
         return prefix
 

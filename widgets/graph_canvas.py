@@ -23,7 +23,6 @@ It emits intent (nodeClicked, nodeDoubleClicked, groupToggleRequested); the app 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,6 +32,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QLinearG
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsItem, QToolTip
 
+from engine.nn.module import NUMBERED_ROOT
 from widgets.module_tree import name_under
 from widgets.theme import is_dark, luminance
 
@@ -462,13 +462,10 @@ class _Label(QGraphicsItem):
             painter.setFont(font)
             metrics = QFontMetricsF(font)
             elide = self.elide if j == 0 else Qt.TextElideMode.ElideRight
-            if elide == Qt.TextElideMode.ElideLeft or (j == 0 and _NUMBERED_ROOT.match(text)):
+            if elide == Qt.TextElideMode.ElideLeft or (j == 0 and NUMBERED_ROOT.match(text)):
                 text = _last_names(text, metrics, r.width())  # a dotted path: its last names, not "…eight"
             elided = metrics.elidedText(text, elide, r.width())
             painter.drawText(r, int(self.align | Qt.AlignmentFlag.AlignVCenter), elided)
-
-
-_NUMBERED_ROOT = re.compile(r"[^.]+_[1-9]\d*\.")  # "Actor_2.": a second model of a class
 
 
 def _last_names(path: str, metrics: QFontMetricsF, width: float) -> str:
@@ -477,11 +474,11 @@ def _last_names(path: str, metrics: QFontMetricsF, width: float) -> str:
     its last name cut at the end by the painter where even that is too wide."""
     if metrics.horizontalAdvance(path) <= width:
         return path
-    root = _NUMBERED_ROOT.match(path)
-    if root is not None:
+    root = NUMBERED_ROOT.match(path)
+    if root is not None and root.end() < len(path):
         rest = path[root.end():]
         while True:
-            short = f"{root.group()[:-1]}\u2026{rest}"
+            short = f"{root.group(1)}\u2026{rest}"
             if metrics.horizontalAdvance(short) <= width or "." not in rest:
                 return short  # the root kept even where the last name must then be cut at its end
             rest = rest.split(".", 1)[1]

@@ -8,6 +8,7 @@ Every call enters the module's path in the event hub, so ops inside get stable k
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -76,6 +77,8 @@ def _root_path(module: Module) -> str:
 _root_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _named_roots: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 ROOT_NUMBER = "_"  # "Sequential_2": not "#", which numbers the repeated calls of one module in the app's graph
+# a second (third, ...) model's root name, "Actor_2", as it starts a path: group 1 is the name
+NUMBERED_ROOT = re.compile(rf"([^.]+{re.escape(ROOT_NUMBER)}(?:[2-9]|[1-9]\d+))(?:\.|$)")
 
 
 def root_name(module: Module) -> str:
