@@ -12,9 +12,6 @@ the GPU.
 from __future__ import annotations
 
 import functools
-import os
-import sys
-import warnings
 
 import numpy as np
 
@@ -479,7 +476,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
         raise TypeError("kl_div: size_average and reduce are deprecated in PyTorch and not supported; "
                         "use reduction=")
     if reduction == "mean":
-        warnings.warn(KL_DIV_MEAN_WARNING, UserWarning, stacklevel=2)
+        user_warning.warn(KL_DIV_MEAN_WARNING)
     return kl_div_unwarned(input, target, reduction, log_target)
 
 
@@ -570,7 +567,6 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     return BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight, reduction=reduction)
 
 
-_ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _LEGACY = "size_average and reduce args will be deprecated, please use reduction='{}' instead"
 
 
@@ -583,8 +579,5 @@ def resolved_reduction(op: str, size_average, reduce, reduction: str) -> str:
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
     reduction = ("mean" if size_average else "sum") if reduce else "none"
-    f, level = sys._getframe(1), 2  # the first frame outside the engine: a loss module's or function's caller
-    while f is not None and f.f_code.co_filename.startswith(_ENGINE_DIR):
-        f, level = f.f_back, level + 1
-    warnings.warn(_LEGACY.format(reduction), DeprecationWarning, stacklevel=level)
+    user_warning.warn(_LEGACY.format(reduction), DeprecationWarning)  # at a loss module's or function's caller
     return reduction
