@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 
 from engine.backend import array_module
-from engine.optim.optimizer import Optimizer, l2_gradient, zeros_state
+from engine.optim.optimizer import Optimizer, count_step, l2_gradient, scalar_state, zeros_state
 
 
 class Adadelta(Optimizer):
@@ -26,7 +26,7 @@ class Adadelta(Optimizer):
             raise ValueError(f"Invalid rho value: {rho}")
 
     def _init_state(self, param, group: dict) -> dict:
-        return {"step": 0, "square_avg": zeros_state(param), "acc_delta": zeros_state(param)}
+        return {"step": scalar_state(0), "square_avg": zeros_state(param), "acc_delta": zeros_state(param)}
 
     def _gives_step(self, param, group: dict) -> bool:
         return True
@@ -35,7 +35,7 @@ class Adadelta(Optimizer):
         xp = array_module(param)
         rho, eps = group["rho"], group["eps"]
         grad = l2_gradient(param, grad, group)
-        state["step"] += 1
+        count_step(state)
         square_avg, acc_delta = state["square_avg"].array, state["acc_delta"].array
         square_avg *= rho
         square_avg += (1 - rho) * grad * grad

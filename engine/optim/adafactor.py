@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from engine.backend import array_module, square_sum
-from engine.optim.optimizer import Optimizer, restore_state_value, zeros_state
+from engine.optim.optimizer import Optimizer, count_step, restore_state_value, scalar_state, zeros_state
 from engine.tensor import Tensor
 
 
@@ -39,11 +39,11 @@ class Adafactor(Optimizer):
 
     def _init_state(self, param, group: dict) -> dict:
         if param.ndim < 2:
-            return {"step": 0.0, "variance": zeros_state(param)}
+            return {"step": scalar_state(0), "variance": zeros_state(param)}
         xp = array_module(param)
         row, col = list(param.shape), list(param.shape)
         row[-1], col[-2] = 1, 1
-        return {"step": 0.0, "row_var": Tensor._wrap(xp.zeros(row, param.dtype)),
+        return {"step": scalar_state(0), "row_var": Tensor._wrap(xp.zeros(row, param.dtype)),
                 "col_var": Tensor._wrap(xp.zeros(col, param.dtype))}
 
     def _restore_state(self, values: dict, param: Tensor) -> dict:
@@ -59,8 +59,7 @@ class Adafactor(Optimizer):
             eps1 = float(np.finfo(param.dtype).eps)
         if group["maximize"]:
             grad = -grad
-        state["step"] += 1
-        t = float(state["step"])
+        t = count_step(state)
         one_minus_beta2 = t ** group["beta2_decay"]
         rho = min(lr, 1 / math.sqrt(t))
         alpha = max(eps2, math.sqrt(float(square_sum(param))) / math.sqrt(param.size)) * rho

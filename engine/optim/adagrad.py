@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.backend import array_module
-from engine.optim.optimizer import Optimizer, l2_gradient
+from engine.optim.optimizer import Optimizer, count_step, l2_gradient, scalar_state
 from engine.tensor import Tensor
 
 
@@ -23,7 +23,7 @@ class Adagrad(Optimizer):
 
     def _init_state(self, param, group: dict) -> dict:
         xp = array_module(param)
-        return {"step": 0, "sum": Tensor._wrap(xp.full_like(param, group["initial_accumulator_value"]))}
+        return {"step": scalar_state(0), "sum": Tensor._wrap(xp.full_like(param, group["initial_accumulator_value"]))}
 
     def _gives_step(self, param, group: dict) -> bool:
         return True
@@ -31,8 +31,7 @@ class Adagrad(Optimizer):
     def _update(self, param, grad, state: dict, group: dict):
         xp = array_module(param)
         grad = l2_gradient(param, grad, group)
-        state["step"] += 1
-        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        clr = group["lr"] / (1 + (count_step(state) - 1) * group["lr_decay"])
         total = state["sum"].array
         total += grad * grad
         step = clr * grad / (xp.sqrt(total) + group["eps"])

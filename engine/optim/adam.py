@@ -6,7 +6,15 @@ import math
 
 from engine import kernels
 from engine.backend import array_module
-from engine.optim.optimizer import Optimizer, check_betas, decayed_gradient, decouples, zeros_state
+from engine.optim.optimizer import (
+    Optimizer,
+    check_betas,
+    count_step,
+    decayed_gradient,
+    decouples,
+    scalar_state,
+    zeros_state,
+)
 
 
 class Adam(Optimizer):
@@ -28,7 +36,7 @@ class Adam(Optimizer):
         check_betas(group["betas"])
 
     def _init_state(self, param, group: dict) -> dict:
-        state = {"step": 0, "exp_avg": zeros_state(param), "exp_avg_sq": zeros_state(param)}
+        state = {"step": scalar_state(0), "exp_avg": zeros_state(param), "exp_avg_sq": zeros_state(param)}
         if group["amsgrad"]:
             state["max_exp_avg_sq"] = zeros_state(param)
         return state
@@ -42,15 +50,13 @@ class Adam(Optimizer):
         xp = array_module(param)
         fused = kernels.get("adam_update", xp)
         if fused is not None:  # CUDA: the whole update below as one kernel
-            state["step"] += 1
             fused(param, grad, state["exp_avg"].array, state["exp_avg_sq"].array,
-                  state["max_exp_avg_sq"].array if group["amsgrad"] else None, state["step"], group,
+                  state["max_exp_avg_sq"].array if group["amsgrad"] else None, count_step(state), group,
                   decouples(group))
             return None
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         grad = decayed_gradient(param, grad, group)
-        state["step"] += 1
-        step = state["step"]
+        step = count_step(state)
         exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
         exp_avg += (1 - beta1) * (grad - exp_avg)
         exp_avg_sq *= beta2

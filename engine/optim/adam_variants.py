@@ -5,7 +5,17 @@ from __future__ import annotations
 import math
 
 from engine.backend import array_module
-from engine.optim.optimizer import Optimizer, check_betas, decayed_gradient, decouples, l2_gradient, zeros_state
+from engine.optim.optimizer import (
+    Optimizer,
+    check_betas,
+    count_step,
+    decayed_gradient,
+    decouples,
+    l2_gradient,
+    scalar_state,
+    set_scalar,
+    zeros_state,
+)
 
 
 class _AdamLike(Optimizer):
@@ -19,7 +29,7 @@ class _AdamLike(Optimizer):
         check_betas(group["betas"])
 
     def _init_state(self, param, group: dict) -> dict:
-        return {"step": 0, "exp_avg": zeros_state(param), self.second_moment: zeros_state(param)}
+        return {"step": scalar_state(0), "exp_avg": zeros_state(param), self.second_moment: zeros_state(param)}
 
     def _gives_step(self, param, group: dict) -> bool:
         # decoupled decay scales the parameter outside of the step returned
@@ -28,12 +38,12 @@ class _AdamLike(Optimizer):
     def _moments(self, grad, state: dict, group: dict):
         """Count the step and update both running averages: (step, exp_avg, exp_avg_sq) as arrays."""
         beta1, beta2 = group["betas"]
-        state["step"] += 1
+        step = count_step(state)
         exp_avg, exp_avg_sq = state["exp_avg"].array, state["exp_avg_sq"].array
         exp_avg += (1 - beta1) * (grad - exp_avg)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * grad * grad
-        return state["step"], exp_avg, exp_avg_sq
+        return step, exp_avg, exp_avg_sq
 
 
 class NAdam(_AdamLike):
@@ -51,7 +61,7 @@ class NAdam(_AdamLike):
                                       foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     def _init_state(self, param, group: dict) -> dict:
-        return {**super()._init_state(param, group), "mu_product": 1.0}
+        return {**super()._init_state(param, group), "mu_product": scalar_state(1.0)}
 
     def _update(self, param, grad, state: dict, group: dict):
         xp = array_module(param)
@@ -61,8 +71,7 @@ class NAdam(_AdamLike):
         # the momentum weights of this step and the next, and the product of all so far
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * decay))
-        state["mu_product"] *= mu
-        mu_product = state["mu_product"]
+        mu_product = set_scalar(state, "mu_product", float(state["mu_product"].array) * mu)
         denom = xp.sqrt(exp_avg_sq / (1 - beta2 ** t)) + group["eps"]
         step = (lr * (1 - mu) / (1 - mu_product)) * grad / denom
         step += (lr * mu_next / (1 - mu_product * mu_next)) * exp_avg / denom
@@ -114,11 +123,11 @@ class Adamax(_AdamLike):
         xp = array_module(param)
         beta1, beta2 = group["betas"]
         grad = l2_gradient(param, grad, group)
-        state["step"] += 1
+        t = count_step(state)
         exp_avg, exp_inf = state["exp_avg"].array, state["exp_inf"].array
         exp_avg += (1 - beta1) * (grad - exp_avg)
         exp_inf *= beta2
         xp.maximum(exp_inf, xp.abs(grad) + group["eps"], out=exp_inf)
-        step = group["lr"] / (1 - beta1 ** state["step"]) * exp_avg / exp_inf
+        step = group["lr"] / (1 - beta1 ** t) * exp_avg / exp_inf
         param -= step
         return step

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.optim.optimizer import Optimizer, l2_gradient, zeros_state
+from engine.optim.optimizer import Optimizer, count_step, l2_gradient, scalar_state, set_scalar, zeros_state
 
 
 class ASGD(Optimizer):
@@ -18,21 +18,21 @@ class ASGD(Optimizer):
                                       foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     def _init_state(self, param, group: dict) -> dict:
-        return {"step": 0, "eta": float(group["lr"]), "mu": 1.0, "ax": zeros_state(param)}
+        return {"step": scalar_state(0), "eta": scalar_state(group["lr"]), "mu": scalar_state(1.0),
+                "ax": zeros_state(param)}
 
     def _update(self, param, grad, state: dict, group: dict):
         lr, lambd = group["lr"], group["lambd"]
         grad = l2_gradient(param, grad, group)
-        state["step"] += 1
-        eta = state["eta"]
+        step = count_step(state)
+        eta, mu = float(state["eta"].array), float(state["mu"].array)
         param *= 1 - lambd * eta
         param -= eta * grad
         ax = state["ax"].array
-        if state["mu"] != 1:
-            ax += (param - ax) * state["mu"]
+        if mu != 1:
+            ax += (param - ax) * mu
         else:  # before t0 the average is the parameter itself
             ax[...] = param
-        step = state["step"]
-        state["eta"] = lr / (1 + lambd * lr * step) ** group["alpha"]
-        state["mu"] = 1 / max(1, step - group["t0"])
+        set_scalar(state, "eta", lr / (1 + lambd * lr * step) ** group["alpha"])
+        set_scalar(state, "mu", 1 / max(1, step - group["t0"]))
 

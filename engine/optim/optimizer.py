@@ -17,7 +17,9 @@ import threading
 import weakref
 from collections.abc import Callable
 
-from engine import backend
+import numpy as np
+
+from engine import backend, dtypes
 from engine.autograd.grad_mode import enable_grad, no_grad
 from engine.backend import array_module, host_floats, square_sum, update_squares
 from engine.events import OptimizerEvent, hub, next_seq
@@ -427,12 +429,14 @@ def _snapshot(value):
 
 def restore_state_value(value, param: Tensor, key, check_shape: bool = True):
     """A copy of a saved state value on the parameter's device (floating buffers in its dtype)."""
+    if key in SCALAR_STATE:  # from torch as a tensor, from an older checkpoint as a number
+        return scalar_state(float(value.array if isinstance(value, Tensor) else value))
     if not isinstance(value, Tensor):
         return copy.deepcopy(value)
     arr = backend.to_device(value.array, param.device)
     if arr is value.array:
         arr = arr.copy()
-    if key != "step" and arr.dtype.kind == "f":
+    if arr.dtype.kind == "f":
         arr = arr.astype(param.array.dtype, copy=False)
     if check_shape and arr.shape != param.array.shape and arr.ndim:
         raise ValueError(f"optimizer state '{key}' has shape {tuple(arr.shape)} but its parameter has shape "
@@ -476,4 +480,28 @@ def check_betas(betas) -> None:
 def zeros_state(param) -> Tensor:
     """A zero buffer shaped like the array `param`, as a Tensor for the state dict."""
     return Tensor._wrap(array_module(param).zeros_like(param))
+
+
+# state kept as a scalar tensor of the default dtype on the CPU whatever the parameter's dtype and device, as
+# torch keeps them (a ported script's `state["step"].item()` works, and the counts round as torch's do)
+SCALAR_STATE = frozenset({"step", "mu_product", "eta", "mu"})
+
+
+def scalar_state(value) -> Tensor:
+    """A scalar tensor of the default floating dtype on the CPU holding `value` (see SCALAR_STATE)."""
+    return Tensor._wrap(np.array(value, dtypes.default_float.np))
+
+
+def count_step(state: dict) -> float:
+    """Add one to `state["step"]` in place; returns the new count."""
+    count = state["step"].array
+    count += 1
+    return float(count)
+
+
+def set_scalar(state: dict, key: str, value: float) -> float:
+    """Store `value` in the scalar state `key` in place; returns it as stored (rounded to float32)."""
+    held = state[key].array
+    held[...] = value
+    return float(held)
 

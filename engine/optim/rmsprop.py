@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.backend import array_module
-from engine.optim.optimizer import Optimizer, l2_gradient, zeros_state
+from engine.optim.optimizer import Optimizer, count_step, l2_gradient, scalar_state, zeros_state
 
 
 class RMSprop(Optimizer):
@@ -20,7 +20,7 @@ class RMSprop(Optimizer):
                                       foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     def _init_state(self, param, group: dict) -> dict:
-        state = {"step": 0, "square_avg": zeros_state(param)}
+        state = {"step": scalar_state(0), "square_avg": zeros_state(param)}
         if group["momentum"] > 0:
             state["momentum_buffer"] = zeros_state(param)
         if group["centered"]:
@@ -34,7 +34,7 @@ class RMSprop(Optimizer):
         xp = array_module(param)
         alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
         grad = l2_gradient(param, grad, group)
-        state["step"] += 1
+        count_step(state)
         square_avg = state["square_avg"].array
         square_avg *= alpha
         square_avg += (1 - alpha) * grad * grad

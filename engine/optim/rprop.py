@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 
 from engine.backend import array_module
-from engine.optim.optimizer import Optimizer, zeros_state
+from engine.optim.optimizer import Optimizer, count_step, scalar_state, zeros_state
 from engine.tensor import Tensor
 
 
@@ -28,7 +28,8 @@ class Rprop(Optimizer):
 
     def _init_state(self, param, group: dict) -> dict:
         xp = array_module(param)
-        return {"step": 0, "prev": zeros_state(param), "step_size": Tensor._wrap(xp.full_like(param, group["lr"]))}
+        return {"step": scalar_state(0), "prev": zeros_state(param),
+                "step_size": Tensor._wrap(xp.full_like(param, group["lr"]))}
 
     def _gives_step(self, param, group: dict) -> bool:
         return True
@@ -37,7 +38,7 @@ class Rprop(Optimizer):
         xp = array_module(param)
         etaminus, etaplus = group["etas"]
         grad = -grad if group["maximize"] else grad
-        state["step"] += 1
+        count_step(state)
         prev, step_size = state["prev"].array, state["step_size"].array
         sign = xp.sign(grad * prev)
         factor = xp.where(sign > 0, etaplus, xp.where(sign < 0, etaminus, 1.0)).astype(param.dtype, copy=False)

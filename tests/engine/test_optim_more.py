@@ -34,14 +34,17 @@ def make_params(lib=engine, dtype=np.float64):
 
 
 @contextlib.contextmanager
-def torch_scalars_like(dtype):
-    """PyTorch keeps scalar state (NAdam's mu_product, ASGD's eta) in the default dtype: match ours."""
-    before = torch.get_default_dtype()
+def default_dtype_like(dtype):
+    """Both libraries keep scalar state (the step, NAdam's mu_product, ASGD's eta) in the default dtype: the
+    parameters' dtype here, so that float64 runs agree to float64 rounding."""
+    before, ours = torch.get_default_dtype(), engine.get_default_dtype()
     torch.set_default_dtype(torch.float64 if dtype == np.float64 else torch.float32)
+    engine.set_default_dtype(engine.float64 if dtype == np.float64 else engine.float32)
     try:
         yield
     finally:
         torch.set_default_dtype(before)
+        engine.set_default_dtype(ours)
 
 
 def train_pair(ours, mine, theirs, params, steps, dtype):
@@ -111,7 +114,7 @@ IDS = [f"{n}-{'-'.join(k) or 'defaults'}" for n, k in CASES]
 @pytest.mark.parametrize(("name", "kwargs"), CASES, ids=IDS)
 def test_trajectory_and_state_match_torch(name, kwargs, dtype):
     mine, theirs = make_params(dtype=dtype), make_params(torch, dtype)
-    with torch_scalars_like(dtype):
+    with default_dtype_like(dtype):
         ours, reference = getattr(optim, name)(mine, **kwargs), getattr(torch.optim, name)(theirs, **kwargs)
         history = train_pair(ours, mine, reference, theirs, steps=12, dtype=dtype)
     assert not np.allclose(history[-1][0][0], INIT[0])  # the parameters did move
@@ -133,7 +136,7 @@ def test_param_groups_with_their_own_hyperparameters_match_torch(name, kwargs, g
         return [{"params": [p[0]], **group}, {"params": [p[1], p[2]]}]
 
     mine, theirs = make_params(), make_params(torch)
-    with torch_scalars_like(np.float64):
+    with default_dtype_like(np.float64):
         ours = getattr(optim, name)(groups(mine), **kwargs)
         reference = getattr(torch.optim, name)(groups(theirs), **kwargs)
         assert_same(train_pair(ours, mine, reference, theirs, steps=8, dtype=np.float64), np.float64)
