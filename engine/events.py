@@ -144,6 +144,8 @@ class Hub:
         self._everyone: tuple[Subscriber, ...] = ()
         # opt-in second channel for the debugger: also given the engine objects behind op/backward events
         self.tensor_listeners: tuple[TensorListener, ...] = ()
+        # called with no arguments on the thread that ran it when a backward() pass (not a grad() call) is over
+        self.pass_listeners: tuple[Callable[[], None], ...] = ()
         # optimizer update/weight norms cost a copy and reductions per parameter: only on request
         self.optimizer_norms = False
         self._norm_requests = 0
@@ -194,6 +196,12 @@ class Hub:
             self.active = True
         return lambda: self.unsubscribe(fn)
 
+    def listen_passes(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Also call `fn()` when a backward() pass is over (in-process tools); returns the undo."""
+        with self._lock:
+            self.pass_listeners = (*self.pass_listeners, fn)
+        return lambda: self.unsubscribe(fn)
+
     def unsubscribe(self, fn: Subscriber) -> None:
         """Stop calling `fn`; unknown subscribers are ignored."""
         with self._lock:
@@ -202,6 +210,7 @@ class Hub:
             self._quiet = tuple(s for s in self._quiet if s != fn)
             self._everyone = (*self._subscribers, *self._quiet)
             self.tensor_listeners = tuple(s for s in self.tensor_listeners if s != fn)
+            self.pass_listeners = tuple(s for s in self.pass_listeners if s != fn)
             self.active = self.listened()
 
     def listened(self) -> bool:

@@ -41,6 +41,7 @@ def backward(root, gradient=None, retain_graph: bool = False, inputs=None, creat
                 higher.store(root, higher.leaf_hooks(root, grad), set())
         else:
             higher.run({root.grad_fn: grad}, retain_graph, only)
+        _pass_over()
         return
     # the caller still holds its gradient tensor: storing that array in a .grad needs a copy
     handed = {id(grad)} if gradient is not None else set()
@@ -49,6 +50,14 @@ def backward(root, gradient=None, retain_graph: bool = False, inputs=None, creat
             _accumulate(root, grad, handed, only)
         else:
             _run({root.grad_fn: grad}, retain_graph, only, handed)
+    _pass_over()
+
+
+def _pass_over() -> None:
+    """Tell the hub's pass listeners that a backward() pass is over."""
+    if hub.active:
+        for fn in hub.pass_listeners:
+            fn()
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,

@@ -53,7 +53,7 @@ from engine.events import (
     renamed,
 )
 from engine.nn.module import forget_root_names, outermost, running_modules
-from engine.optim.optimizer import optimizer_of, stepping_optimizer
+from engine.optim.optimizer import optimizer_clock, optimizer_of, stepping_optimizer, training_optimizer
 
 _attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iteration() reach them here
 _registry = threading.Lock()
@@ -155,11 +155,13 @@ class Debugger:
             if self._run is None or self._run.done.is_set():  # else the run's thread stays the one traced
                 self._engine_thread = get_ident()
             # ops and backward nodes arrive with their tensors, through _on_tensors only
-            self._undo = [hub.subscribe(self._on_event, ops=False), hub.listen_tensors(self._on_tensors)]
+            self._undo = [hub.subscribe(self._on_event, ops=False), hub.listen_tensors(self._on_tensors),
+                          hub.listen_passes(self._on_pass_over)]
             if self.tracer.capture != "structure":  # the gradient-flow views need optimizer norms
                 self._undo.append(hub.request_optimizer_norms())
             if not _attached:  # a session starts: its models are named in the order it calls them
                 forget_root_names()
+            self._clock = optimizer_clock()  # optimizers made from now on are this session's
             _attached.append(self)
             with self._cv:
                 self._attached = True
@@ -361,6 +363,8 @@ class Debugger:
                         self.optimizer = optimizer_of(self.model.parameters())
             if self._namer is not None and event.params:
                 self._namer.module_called(event.path, event.params)
+            if event.enter and self.tracer.updating:  # a loop updating by hand starts its next forward: numbered afresh
+                hub.reset_top_level()
             rec = self.tracer.module(event)
             alerts = ()
         elif cls is OptimizerEvent:
@@ -402,6 +406,16 @@ class Debugger:
             self._alert(alert, event.seq)
         if self._armed:
             self._service(rec)
+
+    def _on_pass_over(self) -> None:
+        if self._busy or self._foreign():
+            return
+        if self.tracer.pass_over(self._optimizer_trains):
+            hub.reset_top_level()  # as a step does: the next iteration's top-level ops are numbered as this one's
+
+    def _optimizer_trains(self) -> bool:
+        """Whether an optimizer trains what the iteration runs (else a loop that updates by hand)."""
+        return self.optimizer is not None or training_optimizer(self._clock, self.tracer.input_ids())
 
     def _publish(self, rec) -> None:
         self.history.append(rec)

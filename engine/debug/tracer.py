@@ -10,6 +10,7 @@ go when the phase ends.
 
 from __future__ import annotations
 
+from engine.autograd import grad_mode
 from engine.autograd.function import RegionGrad
 from engine.debug.cache import ValueCache
 from engine.debug.records import (
@@ -57,6 +58,9 @@ class Tracer:
         self.depth = 0
         self.last = None
         self.marks = False  # once mark_iteration() is used, optimizer steps no longer end iterations
+        self.stepped = False  # an optimizer stepped: its steps end iterations, not backward passes
+        # a loop without an optimizer updates by hand after backward(): its next forward starts an iteration
+        self.updating = False
         self.new_iteration = []  # callbacks run when an iteration begins
         self._advance = False
         self._active = False  # something ran since the last boundary
@@ -67,6 +71,9 @@ class Tracer:
 
     # ---- iterations and phases ----------------------------------------------------------------
     def _enter(self, phase: str) -> None:
+        if self.updating and phase is FORWARD:
+            self.updating = False
+            self._boundary()
         if self._advance:
             self._advance = False
             self.iteration += 1
@@ -90,8 +97,8 @@ class Tracer:
     # ---- events --------------------------------------------------------------------------------
     def op(self, event, inputs, out) -> OpRecord:
         """The record of a forward op (with `out` the output Tensor)."""
-        if self._advance or self.phase is not FORWARD:
-            self._enter(FORWARD)
+        if (self._advance or self.phase is not FORWARD) and not (self.updating and not grad_mode.state.enabled):
+            self._enter(FORWARD)  # (a hand-written update's ops, under no_grad, end no update)
         # skip this frame, Debugger._on_tensors, Hub.emit_tensors and _emit_op: Function.apply is next
         source, stack = capture_source(4, self._frames) if self.source else _NO_SOURCE
         data = out.array
@@ -160,6 +167,8 @@ class Tracer:
     def optimizer(self, event, ends: bool = True) -> EventRecord:
         """The record of an optimizer step; it ends the iteration (unless iterations are marked, or not `ends`:
         the step of another optimizer than the debugger's)."""
+        self.stepped = True
+        self.updating = False
         self._enter(OPTIMIZER)
         # once a step: where it was called from, for a replay that stops there (a live stop finds it itself)
         source, stack = capture_source(1) if self.source else _NO_SOURCE
@@ -173,9 +182,24 @@ class Tracer:
     def mark(self) -> EventRecord:
         """An explicit iteration boundary: the next event starts a new iteration."""
         self.marks = True
+        self.updating = False
         rec = EventRecord(IterationEvent(next_seq(), self.iteration), self.iteration, self.phase, self.depth)
         self._boundary()
         return rec
+
+    def pass_over(self, optimizer_known) -> bool:
+        """A backward() pass is over. In a loop that updates its parameters by hand (no optimizer known or
+        stepped, no marks), what follows is the update, and the next op run in grad mode or module call starts
+        the next iteration; returns True then. `optimizer_known()`: whether an optimizer trains."""
+        if self.marks or self.stepped or self.phase is not BACKWARD or optimizer_known():
+            return False
+        self.phase = OPTIMIZER
+        self.updating = True
+        return True
+
+    def input_ids(self) -> set[int]:
+        """The tensor ids the forward ops of this iteration took."""
+        return {i for rec in self._forward.values() for i in rec.event.inputs}
 
     def forward_record(self, seq: int) -> OpRecord | None:
         """The forward record with event sequence number `seq`, if still kept."""

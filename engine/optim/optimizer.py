@@ -50,6 +50,20 @@ def optimizer_of(params) -> Optimizer | None:
     return max(mine, key=lambda opt: opt._made, default=None)
 
 
+def optimizer_clock() -> int:
+    """A number that every optimizer made from now on exceeds in `training_optimizer`."""
+    return next(_made)
+
+
+def training_optimizer(since: int, tensor_ids) -> bool:
+    """Whether a live optimizer trains, maybe accumulating gradients before its first step (where a loop that
+    updates by hand has none): one made after `since` (an optimizer_clock()), or one holding a parameter with a
+    gradient whose id is among `tensor_ids` (an optimizer left from an earlier run holds other tensors)."""
+    return any(opt._made > since or any(p.grad is not None and p._id in tensor_ids
+                                        for group in opt.param_groups for p in group["params"])
+               for opt in list(_alive))
+
+
 _LABELS = {
     "lr": "learning rate",
     "eps": "epsilon value",
