@@ -143,8 +143,11 @@ class Debugger:
         self._step_labels = StepLabels()  # "SGD", "Adam#2": each optimizer that steps, in the order they first do
         self._namer: ParamNamer | None = None  # made when another optimizer than the debugger's steps
         self._replacing: dict[int, tuple] = {}  # id(optimizer) -> (it, main optimizer, whether it replaces that)
-        # other optimizers' steps since the debugger's optimizer last stepped, and the most seen between two of its
+        # other optimizers' steps since the pacer last stepped, and the most seen between two of its
         self._foreign_run = self._foreign_most = 0
+        self._pacer = None  # the optimizer whose steps end iterations, when not the debugger's (see _ends_iteration)
+        self._last_step = (None, 0)  # the optimizer that stepped last, and how many times in a row
+        self._inner_runs = 0  # times the pacer stepped twice or more in a row between another's steps
 
     # ---- attaching --------------------------------------------------------------------------
     def attach(self) -> Debugger:
@@ -594,11 +597,22 @@ class Debugger:
         return cached[1]
 
     def _ends_iteration(self, opt) -> bool:
-        """Whether this step of `opt` ends the iteration. The debugger's optimizer's steps do. Another optimizer's
-        (a GAN's discriminator's, five critic steps per generator step in a WGAN) do not once they interleave
-        with those: no more of them in a row than seen between two of its steps. An optimizer stepping alone
-        (a second model trained after the first) ends its own iterations."""
-        if opt is None or self.optimizer is None or opt is self.optimizer:
+        """Whether this step of `opt` ends the iteration. The pacer's steps do: the debugger's optimizer, until it
+        shows itself an inner loop (twice, it stepped two or more times in a row between the steps of `opt`: a GAN
+        whose discriminator, called first and so found first, steps twice per generator step). Another
+        optimizer's steps do not once they interleave with the pacer's: no more of them in a row than seen between
+        two of its steps. An optimizer stepping alone (a second model trained after the first) ends its own."""
+        if opt is None or self.optimizer is None:
+            return True
+        pacer = self._pacer or self.optimizer
+        last, run = self._last_step
+        self._last_step = (opt, run + 1 if opt is last else 1)
+        if opt is not pacer and last is pacer and run >= 2:
+            self._inner_runs += 1
+            if self._inner_runs >= 2:
+                self._pacer = pacer = opt
+                self._inner_runs = self._foreign_run = self._foreign_most = 0
+        if opt is pacer:
             self._foreign_most = max(self._foreign_most, self._foreign_run)
             self._foreign_run = 0
             return True

@@ -203,13 +203,14 @@ def test_two_optimizers_each_name_their_own_parameters():
     assert [list(e.update_norms) for e in steps] == [["0.weight", "0.bias"], ["1.weight", "1.bias"]]
 
 
-def _step_iterations(pattern: str, steps: int = 4) -> list[tuple[str, int]]:
-    """(which optimizer, iteration) of each step when a generator ('G', the debugger's) and a critic ('D')
-    step in `pattern` per training iteration, or a model is trained anew ('N': a new optimizer, same parameters)."""
+def _step_iterations(pattern: str, steps: int = 4, main: str = "G") -> list[tuple[str, int]]:
+    """(which optimizer, iteration) of each step when a generator ('G') and a critic ('D') step in `pattern` per
+    training iteration, or a model is trained anew ('N': a new optimizer, same parameters); `main`: which of them
+    the debugger is given."""
     g_model, d_model = engine.nn.Linear(3, 2), engine.nn.Linear(2, 1)
     opts = {"G": engine.optim.SGD(g_model.parameters(), lr=0.01), "D": engine.optim.SGD(d_model.parameters(), lr=0.01)}
     seen = []
-    with Debugger("structure", model=g_model, optimizer=opts["G"]) as dbg:
+    with Debugger("structure", model=g_model if main == "G" else d_model, optimizer=opts[main]) as dbg:
         for _ in range(steps):
             for who in pattern:
                 if who == "N":
@@ -232,3 +233,16 @@ def test_a_gans_critic_steps_fall_inside_the_generators_iterations():
     assert {it for who, it in seen[6:] if who == "D"} == {6, 7}
     # a generator optimizer made anew each iteration (same parameters) keeps ending them
     assert [it for _, it in _step_iterations("N", steps=3)] == [0, 1, 2]
+
+
+def test_a_critic_found_first_that_steps_twice_per_generator_step_hands_the_iterations_to_the_generator():
+    # a GAN loop calls its discriminator first, so the debugger finds it first: each of its steps ended an
+    # iteration (3,004 iterations for 1,501 generator steps); from the second cycle that shows it, the generator's
+    seen = _step_iterations("DDG", steps=8, main="D")
+    g_iterations = [it for who, it in seen if who == "G"]
+    assert g_iterations[-4:] == list(range(g_iterations[-4], g_iterations[-4] + 4))  # one iteration per cycle
+    steady = seen[-12:]  # the last four cycles: D, D and G share an iteration each time
+    assert [it for _, it in steady] == [it for it in g_iterations[-4:] for _ in range(3)]
+    assert g_iterations[-1] == 8 + 5  # five more iterations than cycles, while it tells the loops apart
+    # a critic stepping once per generator step stays the pacer: each of its steps ends an iteration
+    assert [it for who, it in _step_iterations("DG", main="D") if who == "D"] == [0, 2, 3, 4]
