@@ -1,4 +1,4 @@
-"""CPU engine benchmark: MLP training step, small-op chain, event-hub overhead. Prints ratios.
+"""CPU engine benchmark: MLP training step, small-op chain, LSTM, Transformer layer, event-hub overhead. Prints ratios.
 
     python benchmarks/engine_cpu.py [--quick]
 """
@@ -20,6 +20,7 @@ import engine.nn.functional as F
 
 BATCH, D_IN, HIDDEN, D_OUT, LR = 64, 784, 128, 10, 0.01
 LSTM_STEPS, LSTM_BATCH, LSTM_IN, LSTM_HIDDEN = 50, 16, 32, 64
+ENC_BATCH, ENC_SEQ, ENC_DIM, ENC_HEADS = 256, 8, 64, 4
 
 
 def make_data(seed: int = 0):
@@ -123,6 +124,20 @@ def lstm(lib, x):
     return run
 
 
+def encoder_layer(lib, x):
+    """A Transformer encoder layer (d_model 64, 4 heads, feed-forward 256) over x (batch, seq, 64), fwd+bwd:
+    its linear layers multiply 3-D activations by 2-D weights."""
+    lib.manual_seed(0)
+    layer = lib.nn.TransformerEncoderLayer(ENC_DIM, ENC_HEADS, dim_feedforward=4 * ENC_DIM, dropout=0.0,
+                                           batch_first=True)
+
+    def run():
+        layer(x).sum().backward()
+        x.grad = None
+
+    return run
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
@@ -154,6 +169,13 @@ def main(argv=None) -> None:
         lstms["torch"] = lstm(torch, torch.tensor(seq, requires_grad=True))
     report(f"LSTM {LSTM_IN}->{LSTM_HIDDEN} x2 layers, {LSTM_STEPS} steps, batch {LSTM_BATCH}, fwd+bwd",
            interleaved(lstms, rounds, max(1, repeat // 4)), baseline)
+
+    seq = np.random.default_rng(2).standard_normal((ENC_BATCH, ENC_SEQ, ENC_DIM)).astype(np.float32)
+    encoders = {"engine": encoder_layer(engine, engine.tensor(seq, requires_grad=True))}
+    if torch:
+        encoders["torch"] = encoder_layer(torch, torch.tensor(seq, requires_grad=True))
+    report(f"Transformer encoder layer d{ENC_DIM} x{ENC_HEADS} heads, batch {ENC_BATCH} x {ENC_SEQ} tokens, fwd+bwd",
+           interleaved(encoders, rounds, max(1, repeat // 4)), baseline)
 
     quiet = {"no subscriber": engine_step(x, y, [p.copy() for p in params])}
     listened = engine_step(x, y, [p.copy() for p in params])

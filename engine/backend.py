@@ -128,6 +128,19 @@ def to_device(arr, dev: Device):
         return cp.asarray(arr)
 
 
+def rows_matmul(a, b):
+    """a @ b for an N-D `a` and a 2-D `b`, as one 2-D product over a's rows: numpy multiplies each leading
+    position's matrix on its own (5x slower for a (264, 3, 64) batch of sequences times a (64, 192) weight)."""
+    if a.ndim <= 2:
+        return a @ b
+    return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
+
+
+def rows_gram(a, g):
+    """a^T g summed over every leading position of N-D `a` (..., k) and `g` (..., n): a (k, n) weight gradient."""
+    return a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+
+
 def square_sum(a):
     """|a|^2 as a 0-d array on `a`'s device, made without waiting for it: a dot product on the CPU
     (half precision summed in float32), a float64 reduction on a GPU (kernels.SquareSum says why)."""

@@ -15,7 +15,7 @@ from collections import namedtuple
 import numpy as np
 
 from engine.autograd.function import Function, ShapeError, sum_to
-from engine.backend import array_module
+from engine.backend import array_module, rows_gram, rows_matmul
 from engine.tensor import Tensor
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # einsum's subscripts
@@ -34,7 +34,7 @@ class Matmul(Function):
         need_a, need_b = ctx.needs_input_grad or (False, False)
         ctx.save(a if need_b else None, b if need_a else None)
         ctx.shapes = a.shape, b.shape
-        return a @ b
+        return rows_matmul(a, b) if b.ndim == 2 else a @ b
 
     def backward(ctx, grad):
         a, b = ctx.saved
@@ -51,9 +51,11 @@ class Matmul(Function):
             g2 = g2[..., None]
         ga = gb = None
         if need_a:
-            ga = sum_to(g2 @ b.reshape(sb2).swapaxes(-1, -2), sa2).reshape(sa)
-        if need_b:
-            gb = sum_to(a.reshape(sa2).swapaxes(-1, -2) @ g2, sb2).reshape(sb)
+            bt = b.reshape(sb2).swapaxes(-1, -2)
+            ga = sum_to(rows_matmul(g2, bt) if bt.ndim == 2 else g2 @ bt, sa2).reshape(sa)
+        if need_b:  # a weight matrix's gradient sums over every leading position: one product
+            gb = (rows_gram(a.reshape(sa2), g2) if len(sb2) == 2
+                  else sum_to(a.reshape(sa2).swapaxes(-1, -2) @ g2, sb2)).reshape(sb)
         return ga, gb
 
 

@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from engine.autograd.function import Function, ShapeError
-from engine.backend import array_module
+from engine.backend import array_module, rows_gram, rows_matmul
 from engine.ops.index_checks import LATER, first_bad, out_of_range, position, settled_checks
 from engine.tensor import Tensor
 
@@ -50,7 +50,7 @@ class Linear(Function):
         if w.dtype != x.dtype or (b is not None and b.dtype != x.dtype):
             require_same_dtype("linear", x, weight=w, bias=b)
         ctx.save(x, w)
-        y = x @ w.T
+        y = rows_matmul(x, w.T)
         if b is not None:
             y += b
         return y
@@ -58,14 +58,9 @@ class Linear(Function):
     def backward(ctx, grad):
         x, w = ctx.saved
         need_x, need_w, need_b = ctx.needs_input_grad
-        gx = grad @ w if need_x else None
-        gw = gb = None
-        if need_w or need_b:
-            g2 = grad.reshape(-1, grad.shape[-1])  # every leading position of an N-D input is a sample
-            if need_w:
-                gw = g2.T @ x.reshape(-1, x.shape[-1])
-            if need_b:
-                gb = g2.sum(axis=0)
+        gx = rows_matmul(grad, w) if need_x else None
+        gw = rows_gram(grad, x) if need_w else None  # every leading position of an N-D input is a sample
+        gb = grad.reshape(-1, grad.shape[-1]).sum(axis=0) if need_b else None
         return gx, gw, gb
 
 
