@@ -133,12 +133,17 @@ def rows_matmul(a, b):
     position's matrix on its own (5x slower for a (264, 3, 64) batch of sequences times a (64, 192) weight)."""
     if a.ndim <= 2:
         return a @ b
-    return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
+    return (as_rows(a) @ b).reshape(*a.shape[:-1], b.shape[-1])
 
 
 def rows_gram(a, g):
     """a^T g summed over every leading position of N-D `a` (..., k) and `g` (..., n): a (k, n) weight gradient."""
-    return a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+    return as_rows(a).T @ as_rows(g)
+
+
+def as_rows(a):
+    """`a` as a matrix of its last dim's rows (a count, not -1: a reshape of no elements has no -1 to solve)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def square_sum(a):

@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from engine.autograd.function import Function, ShapeError
-from engine.backend import array_module, rows_gram, rows_matmul
+from engine.backend import array_module, as_rows, rows_gram, rows_matmul
 from engine.ops.index_checks import LATER, first_bad, out_of_range, position, settled_checks
 from engine.tensor import Tensor
 
@@ -60,7 +60,7 @@ class Linear(Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         gx = rows_matmul(grad, w) if need_x else None
         gw = rows_gram(grad, x) if need_w else None  # every leading position of an N-D input is a sample
-        gb = grad.reshape(-1, grad.shape[-1]).sum(axis=0) if need_b else None
+        gb = as_rows(grad).sum(axis=0) if need_b else None
         return gx, gw, gb
 
 
