@@ -7,6 +7,7 @@ queued, recorded to a tape or sent across a process boundary.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Callable
@@ -216,6 +217,18 @@ class Hub:
     def listened(self) -> bool:
         """Whether anybody subscribes or listens (what `active` says, unless somebody silenced the hub)."""
         return bool(self._everyone or self.tensor_listeners)
+
+    @contextlib.contextmanager
+    def silenced(self):
+        """No events from any thread inside: work the engine does for itself, not part of the person's run (a
+        custom Function's inside, a parametrization checked as it is registered)."""
+        was = self.active
+        self.active = False
+        try:
+            yield
+        finally:
+            if was:
+                self.active = self.listened()
 
     def emit(self, event: Event) -> None:
         """Deliver one event (not an op's or a backward node's: emit_op) to every subscriber."""

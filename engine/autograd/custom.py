@@ -45,13 +45,8 @@ _ONCE = "trying to differentiate twice a function that was marked with @once_dif
 
 def _quiet(fn, *args):
     """fn(*args) with the hub silenced: the ops a custom Function runs inside are its own, not the debugger's."""
-    was = hub.active
-    hub.active = False
-    try:
+    with hub.silenced():
         return fn(*args)
-    finally:
-        if was:
-            hub.active = hub.listened()
 
 
 class FunctionCtx:

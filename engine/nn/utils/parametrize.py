@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 
 from engine.autograd.grad_mode import no_grad
+from engine.events import hub
 from engine.nn.containers import ModuleDict, ModuleList
 from engine.nn.module import Module
 from engine.nn.parameter import Parameter
@@ -123,6 +124,13 @@ def _make_property(name: str) -> property:
 def register_parametrization(module: Module, tensor_name: str, parametrization: Module, *,
                              unsafe: bool = False) -> Module:
     """Make `module.<tensor_name>` the output of `parametrization` applied to the stored original."""
+    # the checks call the parametrization before any model holds it: no module calls of the run, which a debugger
+    # took for the model (a spectral norm's "ParametrizationList", its parameters named after it)
+    with hub.silenced():
+        return _register(module, tensor_name, parametrization, unsafe)
+
+
+def _register(module: Module, tensor_name: str, parametrization: Module, unsafe: bool) -> Module:
     if not isinstance(parametrization, Module):
         raise TypeError(f"register_parametrization: the parametrization must be an nn.Module, got "
                         f"{type(parametrization).__name__}")
