@@ -197,6 +197,8 @@ class Monitor:
             if new and not high and self._normalized_away:  # a bias before a BatchNorm learns nothing by design
                 away = self._names_away(rec, named_norms)
                 new = [(name, norm) for name, norm in new if name not in away]
+            if new and not high:
+                new = _not_cancelled(new, named_norms, limit)
             # one alert while any parameter stays past the limit: vanishing spreads a layer at a time, and an
             # alert for each newcomer was a list of ten for one cause
             if not self._starts((kind, ""), bool(new)):
@@ -328,6 +330,19 @@ def _zero_weights(event) -> bool:
 def _layer(name: str) -> str:
     """The layer a parameter belongs to: its path without the last part ('fc1.weight' -> 'fc1')."""
     return name.rpartition(".")[0] or name
+
+
+def _not_cancelled(low: list, named_norms: list, limit: float) -> list:
+    """`low` (name, norm) pairs less those whose gradient is exactly zero where their layer's other parameters
+    get gradient: the loss does not change with them (a critic's output bias under a WGAN or hinge loss, whose
+    terms cancel it), which no training fixes; a dead layer gets none anywhere."""
+    fed = {_module_of(name) for name, norm in named_norms if norm >= limit}
+    return [(name, norm) for name, norm in low if norm != 0.0 or _module_of(name) not in fed]
+
+
+def _module_of(name: str) -> str:
+    """The module a parameter belongs to, a parametrized weight's too ('fc.parametrizations.weight.original')."""
+    return _layer(name).partition(".parametrizations.")[0]
 
 
 def _per_layer(norms: dict) -> dict[str, float]:
