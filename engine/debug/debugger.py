@@ -106,6 +106,7 @@ class Debugger:
         self.model = model
         self.optimizer = optimizer
         self.discover = discover
+        self._tentative = False  # the model discovered had no optimizer: a later root call's may have one
         self.cache = ValueCache(cache_bytes) if cache_bytes else None
         self.tracer = Tracer(capture, self.cache, summary_limit=summary_limit, values_limit=values_limit,
                              source=source)
@@ -358,12 +359,8 @@ class Debugger:
         if engine_thread is not None and get_ident() != engine_thread:
             return  # see _foreign
         if cls is ModuleEvent:
-            if self.discover and self.model is None and event.enter:
-                calls = running_modules()
-                if len(calls) == 1:  # a root module call: the model, or the module that holds it
-                    self.model = outermost(calls[0][0])
-                    if self.optimizer is None:  # made before the first forward, as a training loop does
-                        self.optimizer = optimizer_of(self.model.parameters())
+            if self.discover and (self.model is None or self._tentative) and event.enter:
+                self._discover()
             if self._namer is not None and event.params:
                 self._namer.module_called(event.path, event.params)
             if event.enter and self.tracer.updating:  # a loop updating by hand starts its next forward: numbered afresh
@@ -375,6 +372,7 @@ class Debugger:
             if opt is not None and opt is not self.optimizer and (
                     (self.discover and self.optimizer is None) or self._replaces(opt)):
                 self.optimizer = opt
+                self._tentative = False
             rec = self.tracer.optimizer(self._named_by_model(event, opt or self.optimizer), self._ends_iteration(opt))
             alerts = self.monitor.step(rec) if self.monitor is not None else ()
         else:
@@ -384,6 +382,22 @@ class Debugger:
             self._alert(a, event.seq)
         if self._armed:
             self._service(rec)
+
+    def _discover(self) -> None:
+        """Take the model of a root module call (the module, or the one that holds it) and the optimizer that
+        trains it, made before the first forward as a training loop does. A model no optimizer trains is kept
+        until a root call of one that an optimizer does: a parametrization computed while a layer is built (a
+        spectral norm's) was taken for the model, and its optimizer for the debugger's."""
+        calls = running_modules()
+        if len(calls) != 1:
+            return
+        model = outermost(calls[0][0])
+        if self.optimizer is not None and not self._tentative:  # given
+            self.model = model
+            return
+        opt = optimizer_of(model.parameters())
+        if self.model is None or opt is not None:
+            self.model, self.optimizer, self._tentative = model, opt, opt is None
 
     def _foreign(self) -> bool:
         """True on a thread other than the traced one: the thread that attached, or run_callable's."""

@@ -1,0 +1,102 @@
+"""What a GAN with spectrally normalised critics showed: the debugger finds the generator and its optimizer, the
+critics' parameters keep their names, and a critic's output bias, which a hinge or WGAN loss cancels, is no
+vanishing gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from engine.debug import Debugger
+from engine.debug.records import EventRecord
+from engine.events import ModuleEvent
+from engine.nn.utils import parametrizations, spectral_norm
+
+
+def critic(norm) -> nn.Sequential:
+    return nn.Sequential(norm(nn.Linear(2, 16)), nn.LeakyReLU(0.2), norm(nn.Linear(16, 1)))
+
+
+def test_registering_a_parametrization_makes_no_module_call_of_the_run():
+    seen = []
+    off = engine.hub.subscribe(lambda e: seen.append(e.path) if isinstance(e, ModuleEvent) else None)
+    try:
+        for make in (parametrizations.spectral_norm, parametrizations.weight_norm, parametrizations.orthogonal):
+            layer = make(nn.Linear(3, 3))
+        assert seen == []
+        layer(engine.ones(1, 3))  # its calls inside the layer's are the run's
+        assert "ParametrizedLinear.parametrizations.weight" in seen
+    finally:
+        off()
+
+
+def gan(loss: str, loops: int = 4):
+    """A generator and two critics (hook and parametrization spectral norms), two critic steps per generator step,
+    the generator called first under no_grad; the critics' loss is `loss` ("hinge" or "wasserstein")."""
+    engine.manual_seed(0)
+    rng = np.random.default_rng(0)
+    g = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    d1, d2 = critic(spectral_norm), critic(parametrizations.spectral_norm)
+    opt_g = engine.optim.Adam(g.parameters(), lr=1e-3, betas=(0.0, 0.9))
+    opt_d = engine.optim.Adam([*d1.parameters(), *d2.parameters()], lr=1e-3, betas=(0.0, 0.9))
+
+    def score(x):
+        return 0.5 * (d1(x) + d2(x))
+
+    steps = []
+    dbg = Debugger("summary", interactive=False, cache_bytes=0, discover=True,
+                   on_record=lambda r: steps.append(r.event) if isinstance(r, EventRecord) and r.phase == "optimizer"
+                   else None)
+    with dbg:
+        for _ in range(loops):
+            for _ in range(2):
+                real = engine.tensor(rng.standard_normal((32, 2)), dtype=engine.float32)
+                with engine.no_grad():
+                    fake = g(engine.randn(32, 4))
+                if loss == "hinge":
+                    d_loss = F.relu(1 - score(real)).mean() + F.relu(1 + score(fake)).mean()
+                else:
+                    d_loss = score(fake).mean() - score(real).mean()
+                opt_d.zero_grad()
+                d_loss.backward()
+                opt_d.step()
+            g_loss = -score(g(engine.randn(32, 4))).mean()
+            opt_g.zero_grad()
+            g_loss.backward()
+            opt_g.step()
+    return dbg, g, opt_g, steps
+
+
+def test_the_generator_called_first_is_the_model_and_critic_parameters_keep_their_names():
+    dbg, g, opt_g, steps = gan("hinge")
+    assert dbg.model is g and dbg.optimizer is opt_g
+    critic_names = set(steps[0].grad_norms)
+    assert "Adam:Sequential_3.0.parametrizations.weight.original" in critic_names
+    assert "Adam:Sequential_2.0.weight_orig" in critic_names
+    assert not any("ParametrizationList" in name for name in critic_names)
+    assert set(steps[2].grad_norms) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+
+
+def test_a_critic_output_bias_that_the_loss_cancels_raises_no_vanishing_alert():
+    for loss in ("hinge", "wasserstein"):
+        dbg, *_ = gan(loss)
+        assert not [a for a in dbg.alerts if a.kind == "vanishing_grad"], loss
+
+
+def test_a_module_called_before_the_model_gives_way_to_the_model_its_optimizer_trains():
+    augment = nn.Sequential(nn.Dropout(0.1), nn.Identity())  # no parameters: no optimizer trains it
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    dbg = Debugger("summary", interactive=False, cache_bytes=0, discover=True)
+    with dbg:
+        for _ in range(2):
+            x = augment(engine.randn(8, 3))
+            loss = model(x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert dbg.model is model and dbg.optimizer is opt
+    step = next(r.event for r in dbg.history if isinstance(r, EventRecord) and r.phase == "optimizer")
+    assert set(step.grad_norms) == {"0.weight", "0.bias", "2.weight", "2.bias"}
