@@ -22,6 +22,7 @@ from engine.ops.activation_more import (
 )
 from engine.ops.attention import scaled_dot_product_attention
 from engine.ops.bitwise import *  # noqa: F403
+from engine.ops.cholesky_ex import *  # noqa: F403
 from engine.ops.convert import cast, clone, to_device
 from engine.ops.elementwise import *  # noqa: F403
 from engine.ops.fake_quant import *  # noqa: F403

@@ -15,7 +15,7 @@ from collections import namedtuple
 import numpy as np
 
 from engine.autograd.function import Function, ShapeError, sum_to
-from engine.backend import array_module, rows_gram, rows_matmul
+from engine.backend import array_module, rows_gram, rows_matmul, to_host
 from engine.tensor import Tensor
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # einsum's subscripts
@@ -457,14 +457,52 @@ def _checked(op: str, xp, fn, *arrays, what: str = "singular"):
     return out
 
 
+def failing_minors(a) -> np.ndarray:
+    """Per matrix of the stack `a`, the order of its first leading minor that is not positive-definite, 0 where
+    there is none (torch's `info`): a bisection over the minors, on the host (they are positive-definite up to
+    some order and not past it)."""
+    host = to_host(a)
+    n = host.shape[-1]
+    mats = host.reshape(-1, n, n)
+    info = np.zeros(len(mats), np.int32)
+    for i, m in enumerate(mats):
+        if _positive_definite(m):
+            continue
+        lo, hi = 1, n  # the order n minor (m itself) fails
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (mid + 1, hi) if _positive_definite(m[:mid, :mid]) else (lo, mid)
+        info[i] = lo
+    return info.reshape(host.shape[:-2])
+
+
+def _positive_definite(m) -> bool:
+    try:
+        return bool(np.isfinite(np.linalg.cholesky(m)).all())
+    except np.linalg.LinAlgError:
+        return False
+
+
+def not_positive_definite(op: str, info: np.ndarray) -> LinAlgError:
+    """torch's error for the first matrix whose factorization stopped at a leading minor."""
+    first = int(np.flatnonzero(info.reshape(-1))[0])
+    where = f"(Batch element {first}): " if info.ndim else ""
+    return LinAlgError(f"{op}: {where}The factorization could not be completed because the input is not "
+                       f"positive-definite (the leading minor of order {int(info.reshape(-1)[first])} is not "
+                       "positive-definite).")
+
+
 class Cholesky(Function):
     """L with L L^T = A, L lower triangular, for a symmetric positive-definite A."""
 
     def forward(ctx, a):
         xp = array_module(a)
-        low = _checked("cholesky", xp, xp.linalg.cholesky, a, what="not positive-definite")
-        if not bool(xp.isfinite(low).all()):
-            raise LinAlgError("cholesky: the input matrix is not positive-definite")
+        try:
+            low = xp.linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            low = None
+        if low is None or not bool(xp.isfinite(low).all()):  # numpy raises; CuPy fills NaN
+            raise not_positive_definite("linalg.cholesky", failing_minors(a))
         ctx.save(low)
         return low
 
