@@ -91,7 +91,10 @@ DOMAINS = {**dict.fromkeys(("log", "log2", "log10"), "{op} of 0 is -inf, and of 
            "div": "a division by 0 gives inf, and 0/0 NaN", "xlogy": "log of 0 is -inf, and of a negative number NaN",
            "pow": "0 to a negative power is inf, and a negative number to a fractional power NaN",
            **dict.fromkeys(("acos", "asin"), "{op} outside [-1, 1] is NaN"),
-           "atanh": "atanh of 1 is inf, and outside [-1, 1] NaN"}
+           "atanh": "atanh of 1 is inf, and outside [-1, 1] NaN",
+           "ctc_loss": "a target that no alignment fits (longer than its input, or with repeats that leave no "
+                       "room for the blanks between them) has an infinite loss by definition"}
+CURES = {"ctc_loss": "pass zero_infinity=True to make those losses (and their gradients) zero, or drop the samples"}
 _DIVERGED = ("Values this large usually mean training diverged: lower the learning rate or clip the gradients "
              "(engine.nn.utils.clip_grad_norm_)")
 
@@ -104,8 +107,10 @@ def finite_inputs_text(op: str, overflowed: bool, top: float, dtype, parameter: 
     largest = float(np.finfo(dtype).max) if getattr(dtype, "kind", "") == "f" else math.inf
     if not overflowed:
         domain = DOMAINS.get(op)
-        return f", but {domain.format(op=op)}: keep its input in range (clamp it, or add a small epsilon)" \
-            if domain else ""
+        if domain is None:
+            return ""
+        fix = CURES.get(op, "keep its input in range (clamp it, or add a small epsilon)")
+        return f", but {domain.format(op=op)}: {fix}"
     limit = EXP_LIMITS.get(op)
     if limit is not None:
         return (f", but {op} overflows: its input reaches {top:.3g}, and {op} of anything above "

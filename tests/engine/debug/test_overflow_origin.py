@@ -75,3 +75,15 @@ def test_the_edge_of_a_domain_is_no_overflow(fn, op, why):
     assert alert.op == op and f"its inputs are finite, but {why}: keep its input in range" in alert.message
     assert "overflow" not in alert.message.split("; ", 1)[1]  # (the file name says overflow)
 
+
+
+def test_a_ctc_target_no_alignment_fits_says_so_and_names_zero_infinity():
+    log_probs = engine.tensor(np.log(np.full((3, 2, 5), 0.2, np.float32)), requires_grad=True)  # 3 frames
+    targets = engine.tensor([[1, 1, 2, 3], [1, 2, 0, 0]])  # the first needs 5 frames (a blank between the 1s)
+    lengths = engine.tensor([3, 3]), engine.tensor([4, 2])
+    alert = _alert(lambda: F.ctc_loss(log_probs, targets, *lengths, reduction="none"))
+    assert alert.op == "ctc_loss" and "no alignment fits" in alert.message
+    assert "pass zero_infinity=True" in alert.message and "clamp" not in alert.message
+    with Debugger("summary") as dbg:
+        F.ctc_loss(log_probs, targets, *lengths, reduction="none", zero_infinity=True)
+    assert not dbg.alerts
