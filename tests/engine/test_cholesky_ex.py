@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import engine
-from tests.engine.oracle import needs_torch, torch
+from tests.engine.oracle import cuda_or_skip, needs_torch, torch
 
 
 def spd(rng, n, batch=()):
@@ -75,3 +75,15 @@ def test_bad_input_gets_torchs_errors():
         engine.linalg.cholesky_ex(engine.ones(2, 3))
     with pytest.raises(TypeError, match="floating point"):
         engine.linalg.cholesky_ex(engine.ones(2, 2, dtype=engine.int64))
+
+
+def test_cholesky_ex_on_cuda_matches_the_cpu():
+    cuda_or_skip()
+    rng = np.random.default_rng(3)
+    stack = np.stack([spd(rng, 5), indefinite(rng, 5, 3)])
+    cpu = engine.linalg.cholesky_ex(engine.tensor(stack))
+    gpu = engine.linalg.cholesky_ex(engine.tensor(stack, device="cuda"))
+    assert gpu.L.device.type == "cuda" and gpu.info.tolist() == cpu.info.tolist() == [0, 3]
+    np.testing.assert_allclose(gpu.L.cpu().numpy(), cpu.L.numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(engine.linalg.LinAlgError, match=r"Batch element 1.*order 3"):
+        engine.linalg.cholesky(engine.tensor(stack, device="cuda"))

@@ -5,7 +5,7 @@ import pytest
 
 import engine
 from engine import optim
-from tests.engine.oracle import needs_torch, torch
+from tests.engine.oracle import cuda_or_skip, needs_torch, torch
 
 KEEP_A_STEP = ["Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adagrad", "Adadelta", "RMSprop", "Rprop", "ASGD",
                "Adafactor"]
@@ -70,3 +70,19 @@ def test_torchs_state_dict_loads_and_continues_as_torch():
         lib_opt.step()
     np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-6)
     assert ours.state[p]["mu_product"].item() == pytest.approx(theirs.state[tp]["mu_product"].item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["Adam", "NAdam", "ASGD", "RMSprop"])
+def test_scalar_state_stays_on_the_cpu_for_cuda_parameters(name):
+    cuda_or_skip()
+    p = engine.nn.Parameter(engine.tensor(np.arange(6.0).reshape(2, 3), device="cuda"))
+    opt = getattr(optim, name)([p], lr=0.1)
+    cpu = engine.nn.Parameter(engine.tensor(np.arange(6.0).reshape(2, 3)))
+    ref = getattr(optim, name)([cpu], lr=0.1)
+    for param, o in ((p, opt), (cpu, ref)):
+        for _ in range(3):
+            o.zero_grad()
+            (param * param).sum().backward()
+            o.step()
+    assert opt.state[p]["step"].device.type == "cpu" and opt.state[p]["step"].item() == 3.0
+    np.testing.assert_allclose(p.detach().cpu().numpy(), cpu.detach().numpy(), rtol=1e-6)
