@@ -163,19 +163,17 @@ def main(argv=None) -> None:
     report(f"{n_ops}-op elementwise chain fwd+bwd, per op", times, baseline,
            bar=("engine", 1.0) if torch else None)
 
-    seq = np.random.default_rng(1).standard_normal((LSTM_STEPS, LSTM_BATCH, LSTM_IN)).astype(np.float32)
-    lstms = {"engine": lstm(engine, engine.tensor(seq, requires_grad=True))}
-    if torch:
-        lstms["torch"] = lstm(torch, torch.tensor(seq, requires_grad=True))
-    report(f"LSTM {LSTM_IN}->{LSTM_HIDDEN} x2 layers, {LSTM_STEPS} steps, batch {LSTM_BATCH}, fwd+bwd",
-           interleaved(lstms, rounds, max(1, repeat // 4)), baseline)
+    def layers(title: str, make, shape: tuple, seed: int) -> None:  # a layer's fwd+bwd, engine against torch
+        seq = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        runs = {"engine": make(engine, engine.tensor(seq, requires_grad=True))}
+        if torch:
+            runs["torch"] = make(torch, torch.tensor(seq, requires_grad=True))
+        report(title, interleaved(runs, rounds, max(1, repeat // 4)), baseline)
 
-    seq = np.random.default_rng(2).standard_normal((ENC_BATCH, ENC_SEQ, ENC_DIM)).astype(np.float32)
-    encoders = {"engine": encoder_layer(engine, engine.tensor(seq, requires_grad=True))}
-    if torch:
-        encoders["torch"] = encoder_layer(torch, torch.tensor(seq, requires_grad=True))
-    report(f"Transformer encoder layer d{ENC_DIM} x{ENC_HEADS} heads, batch {ENC_BATCH} x {ENC_SEQ} tokens, fwd+bwd",
-           interleaved(encoders, rounds, max(1, repeat // 4)), baseline)
+    layers(f"LSTM {LSTM_IN}->{LSTM_HIDDEN} x2 layers, {LSTM_STEPS} steps, batch {LSTM_BATCH}, fwd+bwd", lstm,
+           (LSTM_STEPS, LSTM_BATCH, LSTM_IN), 1)
+    layers(f"Transformer encoder layer d{ENC_DIM} x{ENC_HEADS} heads, batch {ENC_BATCH} x {ENC_SEQ} tokens, fwd+bwd",
+           encoder_layer, (ENC_BATCH, ENC_SEQ, ENC_DIM), 2)
 
     quiet = {"no subscriber": engine_step(x, y, [p.copy() for p in params])}
     listened = engine_step(x, y, [p.copy() for p in params])
