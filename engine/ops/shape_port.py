@@ -15,6 +15,7 @@ import operator
 
 import numpy as np
 
+from engine import user_warning
 from engine.autograd.grad_mode import state as grad_state
 from engine.backend import array_module
 from engine.ops.shape import (
@@ -225,7 +226,10 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple[Tensor, ...]:
     if not tensors:
         raise RuntimeError("meshgrid expects a non-empty TensorList")
     tensors = _tensor_list("meshgrid", tensors)
-    indexing = "ij" if indexing is None else indexing
+    if indexing is None:
+        user_warning.warn("meshgrid: pass indexing='ij' (the default used here) or indexing='xy'; torch warns that "
+                          "an upcoming release will require the indexing argument")
+        indexing = "ij"
     if indexing not in ("ij", "xy"):
         raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
     for x in tensors:

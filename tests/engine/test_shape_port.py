@@ -262,3 +262,10 @@ def test_on_cuda_stacking_splitting_and_unfold_match_the_cpu():
         np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12)
     values, inverse = engine.tensor(cp.asarray([1, 1, 2])).unique_consecutive(return_inverse=True)
     assert values.cpu().numpy().tolist() == [1, 2] and inverse.cpu().numpy().tolist() == [0, 0, 1]
+
+
+def test_meshgrid_without_indexing_warns_at_the_callers_line_and_uses_ij():
+    a, b = engine.arange(2), engine.arange(3)
+    with pytest.warns(UserWarning, match="pass indexing='ij'") as caught:
+        grids = engine.meshgrid(a, b)
+    assert caught[0].filename == __file__ and grids[0].shape == (2, 3)
