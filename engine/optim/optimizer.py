@@ -15,6 +15,7 @@ import math
 import numbers
 import threading
 import weakref
+from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
@@ -92,7 +93,8 @@ class Optimizer:
                             "ordering of tensors in sets will change between runs. "
                             "Please use a list instead.")
         self.defaults = dict(defaults)
-        self.state: dict[Tensor, dict] = {}
+        # as torch's, a defaultdict: an optimizer written by hand (SAM, Lookahead) sets self.state[p]["e_w"]
+        self.state: defaultdict[Tensor, dict] = defaultdict(dict)
         self.param_groups: list[dict] = []
         groups = list(params)
         if not groups:
@@ -221,7 +223,7 @@ class Optimizer:
                     if p.grad is None:
                         continue
                     state = self.state.get(p)
-                    if state is None:
+                    if not state:  # as torch: a state read (made empty) before the first step is started too
                         state = self.state[p] = self._init_state(p.array, numeric)
                     data = p.array
                     before = None
@@ -329,7 +331,7 @@ class Optimizer:
             p = by_index[key]
             state[p] = self._restore_state(values, p)
         self.param_groups = new_groups
-        self.state = state
+        self.state = defaultdict(dict, state)
         for hook in self._hooks("_load_state_dict_post_hooks").values():
             hook(self)
 
