@@ -59,7 +59,7 @@ class OneCycleLR(LRScheduler):
         if anneal_strategy not in _ANNEAL:
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', "
                              f"instead got {anneal_strategy}")
-        self.anneal_strategy = anneal_strategy
+        self._anneal_func_type = anneal_strategy  # torch's name: a torch checkpoint's state loads
         # Phases as plain data: each ends at a step and moves between two named group entries.
         up = float(pct_start * self.total_steps) - 1
         if three_phase:
@@ -102,7 +102,7 @@ class OneCycleLR(LRScheduler):
         if step > self.total_steps:
             raise ValueError(f"Tried to step {step} times. "
                              f"The specified number of total steps is {self.total_steps}")
-        anneal = _ANNEAL[self.anneal_strategy]
+        anneal = _ANNEAL[self._anneal_func_type]
         lrs = []
         for group in self.optimizer.param_groups:
             start = 0.0

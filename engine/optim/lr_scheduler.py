@@ -40,6 +40,8 @@ class LRScheduler:
         self.last_epoch = last_epoch
         _track_step_calls(optimizer)
         self._step_count = 0
+        # True while step() asks get_lr(): schedulers written after torch's own warn when it is False
+        self._get_lr_called_within_step = False
         self._is_initial = True  # the constructor's step sets the starting rates
         self.step()
         self._is_initial = False
@@ -61,7 +63,12 @@ class LRScheduler:
         if self._step_count == 1:
             _warn_step_order(self.optimizer)
         self._step_count += 1
-        for group, lr in zip(self.optimizer.param_groups, self._advance(epoch)):
+        self._get_lr_called_within_step = True
+        try:
+            lrs = self._advance(epoch)
+        finally:
+            self._get_lr_called_within_step = False
+        for group, lr in zip(self.optimizer.param_groups, lrs):
             set_lr(group, lr)
         self._last_lr = _last_lrs(self.optimizer)
 
@@ -549,6 +556,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.optimizer = optimizer
         self.factor = factor
         self.min_lrs = _per_group("min_lr", optimizer, min_lr)
+        self.default_min_lr = None if isinstance(min_lr, list | tuple) else min_lr  # as torch keeps it
         self.patience = patience
         self.cooldown = cooldown
         self.eps = eps
