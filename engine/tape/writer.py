@@ -787,7 +787,7 @@ def stopped_by(err: BaseException) -> str | None:
         return "interrupted by Ctrl-C"
     if isinstance(err, SystemExit):
         return None if err.code is None or err.code == 0 else f"the script exited with {err.code!r}"[:200]
-    text = str(err).splitlines()[0] if str(err).strip() else ""
+    text = " ".join(str(err).split())  # one line: a KeyError of a tensor is its whole printout, over lines
     text = text if len(text) <= 160 else text[:159] + "\u2026"
     return f"the recorded code raised {type(err).__name__}" + (f": {text}" if text else "")
 

@@ -142,3 +142,13 @@ def test_ctrl_c_during_an_export_is_one_line_and_leaves_no_file(script, tmp_path
     err = capsys.readouterr().err
     assert err == "tapescope export: interrupted by Ctrl-C\n"  # no traceback
     assert not out.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_a_multi_line_exception_message_is_kept_on_one_line(tmp_path):
+    out = tmp_path / "run.tape"
+    w = engine.nn.Parameter(engine.zeros(2))
+    with pytest.raises(KeyError), engine.record(out, capture="structure"):
+        {}[w]  # a custom optimizer's state lookup: the key is the parameter's whole printout
+    status = _status(out)
+    assert status.startswith("the recorded code raised KeyError: Parameter containing: tensor([0., 0.]")
+    assert "\n" not in status and len(status) < 220
