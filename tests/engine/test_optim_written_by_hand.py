@@ -77,7 +77,8 @@ def test_a_schedule_written_after_torchs_reads_get_lr_called_within_step():
         class WarmupInverseSqrt(lib.optim.lr_scheduler.LRScheduler):
             def get_lr(self):
                 if not self._get_lr_called_within_step:
-                    warnings.warn("To get the last learning rate computed by the scheduler, use get_last_lr()")
+                    warnings.warn("To get the last learning rate computed by the scheduler, use get_last_lr()",
+                                  stacklevel=2)
                 step = max(self.last_epoch, 1)
                 return [base * min(step / 4, (4 / step) ** 0.5) for base in self.base_lrs]
 
