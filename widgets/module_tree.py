@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
+from engine.nn.module import NUMBERED_ROOT
+
 PATH = Qt.ItemDataRole.UserRole  # the row's first call, as the graph names it ("cell", "cell#1" for a second)
 CALLS = Qt.ItemDataRole.UserRole + 1  # every call the row stands for, in call order
 EMPTY_CHARS = 28  # an empty tree asks for room for a short model's names and classes ("SpiralNet  SpiralNet")
@@ -112,7 +114,7 @@ class ModuleTree(QTreeWidget):
         return out
 
     def _on_changed(self, item: QTreeWidgetItem, column: int) -> None:
-        if column != 0:
+        if column != 0 or not item.data(0, CALLS):
             return
         expanded = item.checkState(0) == Qt.CheckState.Checked
         calls = item.data(0, CALLS)
@@ -133,6 +135,8 @@ class ModuleTree(QTreeWidget):
     def _on_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
         # a folded row shows its first call; clicked again, the next one (and round again after the last)
         calls = item.data(0, CALLS)
+        if not calls:  # a model whose own forward did not run: nothing of its own to show
+            return
         last, shown = self._clicked
         n = (shown + 1) % len(calls) if last == calls[0] else 0
         self._clicked = (calls[0], n)
@@ -144,8 +148,12 @@ def _item(path: str, row: _Row, collapsed: set[str]) -> QTreeWidgetItem:
     calls = row.calls
     cls = f"{row.cls} \u00d7{len(calls)}" if len(calls) > 1 else row.cls
     item = QTreeWidgetItem([name_under(path, row.parent) if row.parent is not None else path, cls])
-    item.setData(0, PATH, calls[0])
+    item.setData(0, PATH, calls[0] if calls else path)
     item.setData(0, CALLS, calls)
+    if not calls:
+        item.setToolTip(0, f"{path}: its own forward did not run; the script called its modules directly")
+        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
+        return item
     folded = sum(call in collapsed for call in calls)
     if len(calls) > 1:
         item.setToolTip(0, f"{path}: called {len(calls)} times ({calls[0]} \u2026 {calls[-1]}); "
@@ -177,9 +185,29 @@ def fold_calls(paths: list[str], classes: list[str], parents: list[int]) -> tupl
             row = rows[path] = _Row(classes[i], parent)
             (rows[parent].children if parent is not None else top).append(path)
         row.calls.append(paths[i])
+    top = _under_their_models(top, rows)
     for row in rows.values():
         row.children = _in_definition_order(row.children, rows)
     return rows, _in_definition_order(top, rows)
+
+
+def _under_their_models(top: list[str], rows: dict[str, _Row]) -> list[str]:
+    """Top-level rows of a model's modules ("BiLSTMCRF.lstm": a script that scores with a method of its model,
+    never calling the model itself) put under a row of the model, made for them where it has none."""
+    out = []
+    for path in top:
+        model, dot, _ = path.partition(".")
+        if not dot:
+            out.append(path)
+            continue
+        row = rows.get(model)
+        if row is None:  # the model's own forward never ran: a row without calls of its own
+            numbered = NUMBERED_ROOT.fullmatch(model)
+            row = rows[model] = _Row(model.rpartition("_")[0] if numbered else model, None)
+            out.append(model)
+        rows[path].parent = model
+        row.children.append(path)
+    return out
 
 
 def _in_definition_order(children: list[str], rows: dict[str, _Row]) -> list[str]:

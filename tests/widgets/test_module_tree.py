@@ -1,6 +1,8 @@
 """The module tree: each module call of the shown iteration under the call that made it, named as a person
 wrote it."""
 
+from PySide6.QtCore import Qt
+
 import engine
 from app.graph_model import MODULE, GraphModel
 from engine import nn
@@ -61,3 +63,20 @@ def test_a_model_called_many_times_names_each_calls_children_whole(qtbot):
     assert rows == [("Tagger", "Tagger \u00d712"), ("  embed", "Linear \u00d712"), ("  blocks", "Sequential \u00d712"),
                     ("    0", "Linear \u00d712"), ("    1", "Tanh \u00d712"), ("  head", "Linear \u00d712")]
     assert tree.paths()[-1] == "Tagger.head"  # the path the graph knows its first call by
+
+
+def test_modules_a_script_calls_without_their_model_sit_under_a_row_of_it(qtbot):
+    # a BiLSTM-CRF scored by model.neg_log_likelihood(): the model itself is never called, and its modules were
+    # top-level rows "Tagger.embed", "Tagger.head" without the model they belong to
+    net, x = Tagger(), engine.randn(2, 3)
+
+    def by_a_method():
+        net.head(net.blocks(net.embed(x))).sum().backward()
+
+    tree = tree_of(record_events(by_a_method))
+    qtbot.addWidget(tree)
+    assert names(tree) == [("Tagger", "Tagger"), ("  embed", "Linear"), ("  blocks", "Sequential"),
+                           ("    0", "Linear"), ("    1", "Tanh"), ("  head", "Linear")]
+    model_row = tree.topLevelItem(0)
+    assert not model_row.flags() & Qt.ItemFlag.ItemIsUserCheckable  # no calls of its own to fold
+    tree.itemClicked.emit(model_row, 0)  # nothing to show, and no error
