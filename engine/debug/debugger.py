@@ -147,8 +147,9 @@ class Debugger:
         # other optimizers' steps since the pacer last stepped, and the most seen between two of its
         self._foreign_run = self._foreign_most = 0
         self._pacer = None  # the optimizer whose steps end iterations, when not the debugger's (see _ends_iteration)
-        self._last_step = (None, 0)  # the optimizer that stepped last, and how many times in a row
-        self._inner_runs = 0  # times the pacer stepped twice or more in a row between another's steps
+        self._opener = None  # the optimizer that stepped first: a loop's body starts with it
+        self._last_step = None  # the optimizer that stepped last
+        self._closer = (None, 0)  # the optimizer seen stepping just before the opener, and how many times in a row
 
     # ---- attaching --------------------------------------------------------------------------
     def attach(self) -> Debugger:
@@ -611,21 +612,24 @@ class Debugger:
         return cached[1]
 
     def _ends_iteration(self, opt) -> bool:
-        """Whether this step of `opt` ends the iteration. The pacer's steps do: the debugger's optimizer, until it
-        shows itself an inner loop (twice, it stepped two or more times in a row between the steps of `opt`: a GAN
-        whose discriminator, called first and so found first, steps twice per generator step). Another
-        optimizer's steps do not once they interleave with the pacer's: no more of them in a row than seen between
-        two of its steps. An optimizer stepping alone (a second model trained after the first) ends its own."""
+        """Whether this step of `opt` ends the iteration. The pacer's steps do: the debugger's optimizer, until the
+        loop shows which optimizer steps last in its body: the one seen twice in a row stepping just before the
+        optimizer that stepped first (a GAN's generator after its discriminator's one, two or five steps; SAC's
+        temperature after its critic and actor). Another optimizer's steps do not once they interleave with the
+        pacer's: no more of them in a row than seen between two of its steps. An optimizer stepping alone (a second
+        model trained after the first) ends its own."""
         if opt is None or self.optimizer is None:
             return True
         pacer = self._pacer or self.optimizer
-        last, run = self._last_step
-        self._last_step = (opt, run + 1 if opt is last else 1)
-        if opt is not pacer and last is pacer and run >= 2:
-            self._inner_runs += 1
-            if self._inner_runs >= 2:
-                self._pacer = pacer = opt
-                self._inner_runs = self._foreign_run = self._foreign_most = 0
+        last, self._last_step = self._last_step, opt
+        if self._opener is None:
+            self._opener = opt
+        elif opt is self._opener and last is not opt:
+            closer, seen = self._closer
+            self._closer = (last, seen + 1 if last is closer else 1)
+            if last is not pacer and self._closer[1] >= 2:
+                self._pacer = pacer = last
+                self._foreign_run = self._foreign_most = 0
         if opt is pacer:
             self._foreign_most = max(self._foreign_most, self._foreign_run)
             self._foreign_run = 0

@@ -235,14 +235,36 @@ def test_a_gans_critic_steps_fall_inside_the_generators_iterations():
     assert [it for _, it in _step_iterations("N", steps=3)] == [0, 1, 2]
 
 
-def test_a_critic_found_first_that_steps_twice_per_generator_step_hands_the_iterations_to_the_generator():
+def test_iterations_end_at_the_optimizer_that_steps_last_in_the_loop_body():
     # a GAN loop calls its discriminator first, so the debugger finds it first: each of its steps ended an
-    # iteration (3,004 iterations for 1,501 generator steps); from the second cycle that shows it, the generator's
-    seen = _step_iterations("DDG", steps=8, main="D")
-    g_iterations = [it for who, it in seen if who == "G"]
-    assert g_iterations[-4:] == list(range(g_iterations[-4], g_iterations[-4] + 4))  # one iteration per cycle
-    steady = seen[-12:]  # the last four cycles: D, D and G share an iteration each time
-    assert [it for _, it in steady] == [it for it in g_iterations[-4:] for _ in range(3)]
-    assert g_iterations[-1] == 8 + 5  # five more iterations than cycles, while it tells the loops apart
-    # a critic stepping once per generator step stays the pacer: each of its steps ends an iteration
-    assert [it for who, it in _step_iterations("DG", main="D") if who == "D"] == [0, 2, 3, 4]
+    # iteration (3,004 iterations for 1,501 generator steps). Once the loop shows twice which optimizer steps just
+    # before the first one again (the generator), that one's steps end iterations
+    for pattern in ("DDG", "DG"):
+        seen = _step_iterations(pattern, steps=8, main="D")
+        g_iterations = [it for who, it in seen if who == "G"]
+        assert g_iterations[-4:] == list(range(g_iterations[-4], g_iterations[-4] + 4))  # one iteration per cycle
+        steady = seen[-4 * len(pattern):]  # the last four cycles: each cycle's steps share an iteration
+        assert [it for _, it in steady] == [it for it in g_iterations[-4:] for _ in pattern]
+        assert g_iterations[-1] <= 8 + 4  # a few more iterations than cycles, while it tells the body apart
+
+
+def test_three_optimizers_of_an_actor_critic_loop_share_each_iteration():
+    # SAC steps its critic, its actor, then its temperature; the debugger found the actor: each iteration held the
+    # temperature step of the loop before (403 iterations for 400 loops, the first ones split)
+    critic, actor = engine.nn.Linear(2, 1), engine.nn.Linear(2, 2)
+    log_alpha = engine.zeros(1, requires_grad=True)
+    opts = {"C": engine.optim.Adam(critic.parameters()), "A": engine.optim.Adam(actor.parameters()),
+            "L": engine.optim.Adam([log_alpha])}
+    seen = []
+    with Debugger("structure", model=actor, optimizer=opts["A"]) as dbg:
+        for _ in range(10):
+            for who, opt in opts.items():
+                opt.zero_grad()
+                (critic(actor(engine.ones(1, 2))).sum() + log_alpha.exp().sum()).backward()
+                opt.step()
+                seen.append((who, dbg.history[-1].iteration))
+    steady = seen[-12:]
+    assert [who for who, _ in steady] == list("CAL") * 4
+    its = [it for _, it in steady]
+    assert its == [its[0] + k for k in range(4) for _ in range(3)]  # C, A and L of a loop in one iteration
+    assert its[-1] <= 10 + 4

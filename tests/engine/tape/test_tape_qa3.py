@@ -116,8 +116,8 @@ def test_each_optimizers_last_step_is_snapshot_when_recording_ends(tmp_path):
         other = nn.Sequential(nn.Linear(4, 3))
         opt_a = engine.optim.Adam(model.parameters(), lr=0.01)
         opt_b = engine.optim.SGD(other.parameters(), lr=0.1)
-        # the model's optimizer ends iterations; other's first step ends one of its own (the two do not
-        # interleave yet), its later ones fall inside the next iteration: model's steps end 0, 2, 3, ..., 7
+        # the two step in turn: once the loop shows that other's step closes its body, other's steps end the
+        # iterations and each holds both steps
         for _ in range(7):
             for m, opt in ((model, opt_a), (other, opt_b)):
                 opt.zero_grad()
@@ -132,7 +132,7 @@ def test_each_optimizers_last_step_is_snapshot_when_recording_ends(tmp_path):
     for name, p in trained.items():
         assert end[name].tensor == p.id
         assert end[name].summary.mean == pytest.approx(float(p.array.mean()), rel=1e-6), name
-    assert end["0.weight"].iteration == 7 and end["SGD:Sequential_2.0.weight"].iteration == 8
+    assert end["0.weight"].iteration == end["SGD:Sequential_2.0.weight"].iteration == 8
 
 
 # ---- values whose header lies -------------------------------------------------------------------------
