@@ -1,7 +1,7 @@
 """engine.nn.utils, as torch.nn.utils: gradient clipping, padding and packing sequences, parameters as one
 vector, parametrizations (weight and spectral normalisation)."""
 
-from engine.nn.utils import parametrizations, parametrize, rnn, stateless
+from engine.nn.utils import parametrizations, parametrize, prune, rnn, stateless
 from engine.nn.utils.clip_grad import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from engine.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights
 from engine.nn.utils.rnn import (
