@@ -65,6 +65,9 @@ from engine.tensor import (
     contiguous_format,
     preserve_format,
 )
+from engine.tensor_props import NO_SPARSE as _NO_SPARSE
+from engine.tensor_props import Layout as layout
+from engine.tensor_props import strided
 
 bool = bool_
 half = float16
@@ -134,6 +137,8 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"engine.{name}")
+    if name.startswith("sparse"):  # torch.sparse, sparse_coo_tensor, sparse_csr...
+        raise AttributeError(f"module 'engine' has no attribute {name!r}: {_NO_SPARSE}")
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 

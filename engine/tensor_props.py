@@ -274,9 +274,39 @@ def is_shared(self: Tensor) -> bool:
 
 _UNSIGNED = (dtypes.bool_, dtypes.uint8)
 
+NO_SPARSE = ("the engine has no sparse tensors: build the matrix dense (torch's .to_dense()) and multiply with @ or "
+             "engine.mm")
+
+
+class Layout:
+    """How a tensor lays its elements out, as torch.layout: the engine has one, engine.strided (dense)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"engine.{self.name}"
+
+    def __reduce__(self):  # pickled by name, as a dtype is: the one instance comes back
+        return self.name
+
+
+strided = Layout("strided")
+
+
+def to_sparse(self: Tensor, *args, **kwargs):
+    """Refused with what to do instead (the engine has no sparse tensors)."""
+    raise RuntimeError(f"to_sparse: {NO_SPARSE}")
+
 # name -> property getter (torch's attributes)
 PROPERTIES = {
     "is_cpu": lambda self: self.device.type == "cpu",
+    # dense, always (a guard `torch.sparse.mm(a, h) if a.is_sparse else a @ h` takes the dense path)
+    "is_sparse": _false,
+    "is_sparse_csr": _false,
+    "layout": lambda self: strided,
     "itemsize": lambda self: self.array.itemsize,
     "nbytes": lambda self: self.array.size * self.array.itemsize,
     "real": _identity,
@@ -311,6 +341,10 @@ METHODS = {
     "share_memory_": share_memory_,
     "is_shared": is_shared,
     "record_stream": _no_op,
+    "to_dense": lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype),
+    "to_sparse": to_sparse,
+    "to_sparse_coo": to_sparse,
+    "to_sparse_csr": to_sparse,
 }
 
 
