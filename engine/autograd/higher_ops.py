@@ -178,6 +178,7 @@ UNARY = {
     "erfinv": lambda x, y, g, xa, ya: g * (0.5 * math.sqrt(math.pi)) * ops.exp(y * y),
     "lgamma": lambda x, y, g, xa, ya: g * ops.digamma(x),
     "digamma": lambda x, y, g, xa, ya: g * ops.polygamma(1, x),
+    "entr": lambda x, y, g, xa, ya: -g * (1 + ops.log(x)),
 }
 
 

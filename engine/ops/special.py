@@ -166,16 +166,29 @@ def _erfinv(xp, x):
     return xp.copysign(y, x)
 
 
+@_in_float64
+def _entr(xp, x):
+    """-x log x, 0 at 0, -inf below it (NaN stays NaN)."""
+    return xp.where(x > 0, -x * xp.log(xp.where(x > 0, x, 1.0)), xp.where(x == 0, 0.0, xp.where(x < 0, -math.inf, x)))
+
+
+def _entr_derivative(xp, x, y, g):
+    """-(1 + log x): +inf at 0, NaN below it (as torch's)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return g * -(1 + xp.log(x))
+
+
 # name -> (forward, derivative given x, y and grad, keeps integer dtype, derivative reads the output)
 SPECIAL = {
     "erfc": (_erfc, lambda xp, x, y, g: g * (-2 / math.sqrt(math.pi)) * xp.exp(-x * x), False, False),
     "erfinv": (_erfinv, lambda xp, x, y, g: g * _SQRT_PI_OVER_2 * xp.exp(y * y), False, True),
     "lgamma": (_lgamma, lambda xp, x, y, g: g * _digamma(xp, x), False, False),
     "digamma": (_digamma, lambda xp, x, y, g: g * _polygamma(xp, x, 1), False, False),
+    "entr": (_entr, _entr_derivative, False, False),
 }
 SPECIAL_OPS = {name: _make_unary(name, f, df, keeps_int, reads_output=reads_y)
                for name, (f, df, keeps_int, reads_y) in SPECIAL.items()}
-erfc, erfinv, lgamma, digamma = (SPECIAL_OPS[n][1] for n in SPECIAL)
+erfc, erfinv, lgamma, digamma, _special_entr = (SPECIAL_OPS[n][1] for n in SPECIAL)
 
 
 class Polygamma(Function):
@@ -363,5 +376,5 @@ SPECIAL_NAMESPACE = {
     "polygamma": polygamma, "multigammaln": mvlgamma, "xlogy": xlogy, "xlog1py": xlog1py, "expit": sigmoid,
     "logit": logit, "log_softmax": log_softmax, "softmax": softmax, "logsumexp": logsumexp, "log1p": log1p,
     "expm1": expm1, "exp2": _exp2, "ndtr": _ndtr, "ndtri": _ndtri, "round": round,
-    "i0": i0, "i0e": i0e, "i1": i1, "i1e": i1e, "gammainc": gammainc, "gammaincc": gammaincc,
+    "i0": i0, "i0e": i0e, "i1": i1, "i1e": i1e, "gammainc": gammainc, "gammaincc": gammaincc, "entr": _special_entr,
 }
