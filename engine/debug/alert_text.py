@@ -92,9 +92,13 @@ DOMAINS = {**dict.fromkeys(("log", "log2", "log10"), "{op} of 0 is -inf, and of 
            "pow": "0 to a negative power is inf, and a negative number to a fractional power NaN",
            **dict.fromkeys(("acos", "asin"), "{op} outside [-1, 1] is NaN"),
            "atanh": "atanh of 1 is inf, and outside [-1, 1] NaN",
+           **dict.fromkeys(("std", "var"), "{op} with the correction (1 by default) not less than the number of "
+                                           "elements reduced divides by N - correction = 0"),
            "ctc_loss": "a target that no alignment fits (longer than its input, or with repeats that leave no "
                        "room for the blanks between them) has an infinite loss by definition"}
-CURES = {"ctc_loss": "pass zero_infinity=True to make those losses (and their gradients) zero, or drop the samples"}
+CURES = {"ctc_loss": "pass zero_infinity=True to make those losses (and their gradients) zero, or drop the samples",
+         **dict.fromkeys(("std", "var"), "pass correction=0 (unbiased=False), or reduce over more than one element "
+                                         "(a one-step episode's returns, a batch of one)")}
 _DIVERGED = ("Values this large usually mean training diverged: lower the learning rate or clip the gradients "
              "(engine.nn.utils.clip_grad_norm_)")
 

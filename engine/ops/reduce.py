@@ -14,7 +14,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from engine import dtypes
+from engine import dtypes, user_warning
 from engine.autograd.function import Function
 from engine.backend import array_module
 from engine.ops.convert import cast
@@ -86,6 +86,10 @@ class Var(Reduction):
     def forward(ctx, x):
         centered = x - x.mean(axis=ctx.dims, keepdims=True)
         ctx.dof = builtins.max(0, ctx.count() - ctx.correction)  # PyTorch clamps N - correction at 0
+        if ctx.dof == 0:  # NaN or inf follows (a one-sample batch's std), as torch warns
+            user_warning.warn(f"{ctx.op}(): degrees of freedom is <= 0: the correction ({ctx.correction}) is not "
+                              f"less than the number of elements reduced ({ctx.count()}), so the result is NaN or "
+                              "inf; pass correction=0 (unbiased=False) for the spread of a single sample")
         ctx.save(centered)
         return (centered * centered).sum(axis=ctx.dims, keepdims=ctx.keepdim) / ctx.dof
 

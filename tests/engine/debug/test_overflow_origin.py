@@ -87,3 +87,11 @@ def test_a_ctc_target_no_alignment_fits_says_so_and_names_zero_infinity():
     with Debugger("summary") as dbg:
         F.ctc_loss(log_probs, targets, *lengths, reduction="none", zero_infinity=True)
     assert not dbg.alerts
+
+
+@pytest.mark.filterwarnings("ignore:std\\(\\)")
+def test_the_std_of_one_element_says_its_correction_divides_by_zero():
+    returns = engine.tensor([1.5], requires_grad=True)  # a REINFORCE episode one step long
+    alert = _alert(lambda: (returns - returns.mean()) / (returns.std() + 1e-8))
+    assert alert.op == "std" and "divides by N - correction = 0" in alert.message
+    assert "pass correction=0" in alert.message
