@@ -37,7 +37,8 @@ def options(op: str, spatial: int, kernel_size, stride, padding, dilation) -> di
     stride = kernel if no_stride else ints(stride, spatial, "stride", op)
     pads = ints(padding, spatial, "padding", op, low=0)
     if any(p > k // 2 for k, p in zip(kernel, pads)):  # PyTorch's rule; no window lies wholly in padding
-        raise ValueError(f"{op}: padding should be at most half of kernel_size, got padding={padding!r} "
+        # torch raises a RuntimeError: a ShapeError is one (and the ValueError it was before)
+        raise ShapeError(f"{op}: padding should be at most half of kernel_size, got padding={padding!r} "
                          f"and kernel_size={kernel_size!r}")
     return {"kernel": kernel, "stride": stride, "padding": pads,
             "dilation": ints(dilation, spatial, "dilation", op)}
