@@ -142,8 +142,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
-# mixed precision and torch.func, with torch's addresses (torch.autocast, torch.cuda.amp, torch.cpu.amp)
-from engine import amp, func  # noqa: E402
+# mixed precision and torch.func, with torch's addresses (torch.autocast, torch.cuda.amp, torch.cpu.amp); and
+# torch.distributed and torch.jit as the engine has them (one process; run eagerly)
+from engine import amp, distributed, func, jit  # noqa: E402
 from engine.amp import GradScaler, autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 
 _OLD_AMP = "torch's older spelling of engine.amp for one device type."
