@@ -10,7 +10,7 @@ import types
 import warnings
 from types import SimpleNamespace
 
-from engine import checkpointing, cuda, data, ops, optim
+from engine import checkpointing, cuda, data, ops, optim, tensorboard
 from engine.autograd.function import Function, ShapeError
 from engine.autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from engine.backend import Device, device
@@ -89,10 +89,12 @@ def _namespace(name: str, members: dict, doc: str) -> types.ModuleType:
 
 linalg = _namespace("linalg", ops.linalg.LINALG, "Linear algebra with torch.linalg's names.")
 special = _namespace("special", ops.special.SPECIAL_NAMESPACE, "Special functions with torch.special's names.")
-utils = _namespace("utils", {"data": data, "checkpoint": checkpointing},
-                   "torch.utils's names: utils.data is engine.data, utils.checkpoint engine.checkpointing.")
+utils = _namespace("utils", {"data": data, "checkpoint": checkpointing, "tensorboard": tensorboard},
+                   "torch.utils's names: utils.data is engine.data, utils.checkpoint engine.checkpointing, "
+                   "utils.tensorboard engine.tensorboard.")
 sys.modules["engine.utils.data"] = data
 sys.modules["engine.utils.checkpoint"] = checkpointing
+sys.modules["engine.utils.tensorboard"] = tensorboard
 
 _OPS = [n for n in dir(ops) if not n.startswith("_") and callable(getattr(ops, n))
         and getattr(getattr(ops, n), "__module__", "").startswith("engine.")]
