@@ -257,6 +257,13 @@ class Session:
             if rec.summary is not None:
                 self.summaries[key] = rec.summary
                 self.made_in[key] = (rec.iteration, self.made_in.get(key, (-1, -1))[1])
+            stale = self.grads.get(key)
+            # the gradient an earlier iteration gave this node shows until this one's arrives, labelled with its
+            # iteration; not on an op that gets none (an evaluation under no_grad after training, numbered as a
+            # training op was) nor on one of another shape
+            if stale is not None and (not rec.event.requires_grad or stale.shape != rec.event.output_shape):
+                del self.grads[key]
+                self.made_in[key] = (rec.iteration, -1)
             if rec.source is not None:
                 self.frames[key] = rec.source
         elif cls is BackwardRecord:

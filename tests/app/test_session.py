@@ -419,3 +419,29 @@ def test_a_replay_scrubbed_back_before_a_nan_is_not_paused_on_its_alert(qtbot, s
     drained(qtbot, r, lambda: r.status == "paused" and r.cursor == alert.forward_seq)
     assert r.current_stop.record.event.op == "log"
 
+
+
+def test_an_op_without_a_gradient_shows_no_gradient_of_an_earlier_iterations_op(qtbot, sessions, tmp_path):
+    # after training, an evaluation's ops are numbered as training's top-level ops were ("mul:0"): the Inspector
+    # showed the training op's gradient, of another shape, beside an op under no_grad
+    script = write(tmp_path, "evaluate.py", """
+        import engine, engine.nn as nn
+        model = nn.Linear(3, 1)
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        x = engine.randn(8, 3)
+        for _ in range(3):
+            loss = (model(x) * 2.0).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with engine.no_grad():
+            print((engine.tensor([1.0, 2.0]) * 3.0).tolist())
+    """)
+    s = live(sessions, Target.script(script), pause_on_entry=False, record=str(tmp_path / "run.tape"))
+    drained(qtbot, s, lambda: s.ended is not None)
+    replayed = ReplaySession(str(tmp_path / "run.tape"))
+    sessions.append(replayed)
+    drained(qtbot, replayed, lambda: replayed.status == "finished")
+    for session in (s, replayed):
+        info = session.node_info("mul:0")
+        assert info.summary.shape == (2,) and info.grad is None, session
