@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import functools
 import threading
-import warnings
 from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
 
-from engine import dtypes
+from engine import dtypes, user_warning
 from engine.autograd.function import NEW_OP_LISTENERS, op_classes
 from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import array_module
@@ -80,7 +79,7 @@ _warned: set[str] = set()
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
-        warnings.warn(message, UserWarning, stacklevel=3)
+        user_warning.warn(message)  # at the script's `with autocast(...)` line, whichever engine frames lie between
 
 
 def _cast_inputs(op: str, cast: dict, args: tuple) -> tuple:
@@ -279,8 +278,7 @@ class GradScaler:
             from engine import cuda
 
             if not cuda.is_available():
-                warnings.warn("engine.amp.GradScaler is enabled, but CUDA is not available.  Disabling.",
-                              UserWarning, stacklevel=2)
+                user_warning.warn("engine.amp.GradScaler is enabled, but CUDA is not available.  Disabling.")
                 self._enabled = False
         if self._enabled:
             if growth_factor <= 1.0:

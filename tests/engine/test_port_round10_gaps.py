@@ -61,3 +61,15 @@ def test_the_spread_of_too_few_elements_warns_at_the_callers_line():
 def test_pooling_padding_past_half_the_kernel_is_a_runtime_error_as_torchs():
     with pytest.raises(RuntimeError, match="padding should be at most half of kernel_size"):
         F.max_pool2d(engine.randn(1, 2, 9, 9), 3, padding=2, dilation=2)
+
+
+def test_autocast_and_grad_scaler_warn_at_the_scripts_line():
+    import engine.amp as amp
+
+    amp._warned.clear()  # once per process: let this test see it
+    with pytest.warns(UserWarning, match="defaults to bfloat16") as caught, engine.autocast("cpu"):
+        pass
+    assert caught[0].filename == __file__
+    with pytest.warns(UserWarning, match="CUDA is not available") as caught:
+        engine.amp.GradScaler()
+    assert caught[0].filename == __file__
