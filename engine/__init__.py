@@ -135,6 +135,8 @@ def is_floating_point(input: Tensor) -> bool:
 def __getattr__(name: str):
     # engine.nn and engine.distributions without importing them, as torch.nn after `import torch`: loaded on
     # first use, so that `import engine` does not pay for every layer and distribution at start-up
+    if name == "vmap":  # torch.vmap is torch.func.vmap
+        return func.vmap
     if name in ("nn", "distributions"):
         import importlib
 

@@ -193,12 +193,14 @@ def stack_module_state(models) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
 
 
 _TRANSFORMS = ("grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "vjp", "vmap")
+_FORWARD = ("jvp", "linearize")
 
 
 def __getattr__(name: str):
-    # the transforms (engine.func_transforms) load on first use: `import engine` does not pay for them
-    if name in _TRANSFORMS:
-        from engine import func_transforms
+    # the transforms (engine.func_transforms, engine.func_forward) load on first use: `import engine` does not pay
+    # for them
+    if name in _TRANSFORMS or name in _FORWARD:
+        from engine import func_forward, func_transforms
 
-        return getattr(func_transforms, name)
+        return getattr(func_transforms if name in _TRANSFORMS else func_forward, name)
     raise AttributeError(f"module 'engine.func' has no attribute {name!r}")
