@@ -50,6 +50,7 @@ from engine.ops.linalg import (
 )
 from engine.ops.linalg import inv as inverse
 from engine.ops.linalg_decomp_port import *  # noqa: F403
+from engine.ops.linalg_eig import *  # noqa: F403
 from engine.ops.linalg_exp import *  # noqa: F403
 from engine.ops.linalg_more import *  # noqa: F403
 from engine.ops.linalg_port import *  # noqa: F403
