@@ -159,8 +159,10 @@ def _pinv_grad(g, p, a, t):
 
 
 class Pinv(Function):
-    """pinv(A) from the SVD, singular values at or below `rcond` times the largest dropped; the singular values
-    go to ctx.box (lstsq's rank and singular_values)."""
+    """pinv(A) from the SVD, singular values at or below max(`atol`, `rcond` times the largest) dropped; the
+    singular values go to ctx.box (lstsq's rank and singular_values; None: not wanted)."""
+
+    atol = 0.0
 
     op = "pinv"
 
@@ -171,10 +173,11 @@ class Pinv(Function):
             s, p = xp.zeros((*batch, 0), a.dtype), xp.zeros((*batch, n, m), a.dtype)
         else:
             u, s, vh = xp.linalg.svd(a, full_matrices=False)
-            keep = s > ctx.rcond * s[..., :1]
+            keep = s > xp.maximum(ctx.atol, ctx.rcond * s[..., :1])
             inverse = xp.where(keep, 1 / xp.where(keep, s, 1), 0)
             p = (_t(vh) * inverse[..., None, :]) @ _t(u)
-        ctx.box["s"] = s
+        if ctx.box is not None:
+            ctx.box["s"] = s
         ctx.save(a, p)
         return p
 

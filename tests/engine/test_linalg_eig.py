@@ -377,3 +377,15 @@ def test_gpu_matches_cpu_cuda():
         results[device] = [t.detach().cpu().numpy() for t in parts] + [t.grad.cpu().numpy() for t in (S, T, R, Q)]
     for cpu, gpu in zip(results["cpu"], results["cuda"]):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-8, atol=1e-10)
+
+
+@needs_torch
+@pytest.mark.parametrize("matrix", [np.eye(3), np.diag([2.0, 2.0, 1.0]), np.linalg.qr(np.arange(9.0).reshape(3, 3)
+                                                                                     + np.eye(3))[0]])
+def test_pinv_of_equal_singular_values_has_torchs_finite_gradient(matrix):
+    # pinv composed from the SVD divided by gaps between singular values: NaN at the identity or any orthogonal matrix
+    w = np.random.default_rng(1).standard_normal(matrix.T.shape)
+    a, t = engine.tensor(matrix, requires_grad=True), torch.tensor(matrix, requires_grad=True)
+    (engine.linalg.pinv(a) * engine.tensor(w)).sum().backward()
+    (torch.linalg.pinv(t) * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-12)
