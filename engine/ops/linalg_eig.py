@@ -306,12 +306,17 @@ def cond(A: Tensor, p=None) -> Tensor:
     if by_svd:
         s = svdvals(A)
         return s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
-    try:
-        return matrix_norm(A, p) * matrix_norm(inv(A), p)
-    except LinAlgError:  # some matrix is singular: its condition number is inf, as torch's
+    if xp is np:
+        try:
+            return matrix_norm(A, p) * matrix_norm(inv(A), p)
+        except LinAlgError:  # some matrix is singular: its condition number is inf, as torch's
+            singular = _zero_pivots(A.array) > 0
+            if not bool(singular.any()):  # our factorization found no exact zero where LAPACK's did
+                raise
+    else:  # CuPy inverts a singular matrix into huge numbers without an error: look for zero pivots first
         singular = _zero_pivots(A.array) > 0
-        if not bool(singular.any()):  # our factorization found no exact zero where LAPACK's did
-            raise
+        if not bool(singular.any()):
+            return matrix_norm(A, p) * matrix_norm(inv(A), p)
     fit = _stand_in(A, singular)
     return where(Tensor._wrap(singular), math.inf, matrix_norm(fit, p) * matrix_norm(inv(fit), p))
 
