@@ -15,7 +15,7 @@ from engine.backend import array_module
 from engine.creation import tensor as _tensor
 from engine.data.dataset import IterableDataset
 from engine.data.sampler import BatchSampler, RandomSampler, SequentialSampler, _epoch
-from engine.data.worker import WorkerInfo, as_worker
+from engine.data.worker import Streams, WorkerInfo, as_worker
 from engine.tensor import Tensor
 
 
@@ -169,6 +169,7 @@ class DataLoader:
         self.prefetch_factor = prefetch_factor if prefetch_factor is not None or not num_workers else 2
         self.persistent_workers, self.in_order = persistent_workers, in_order
         self._workers_started = False
+        self._streams: list = []  # each worker's random streams (engine.data.worker.Streams)
         self.generator = np.random.default_rng(seed) if seed is not None else generator
         self._streaming = streaming
         if streaming:
@@ -206,10 +207,12 @@ class DataLoader:
             return []
         base = int(_random.resolve(self.generator, "cpu", "DataLoader").integers(0, 2 ** 63 - 1))
         workers = [WorkerInfo(i, self.num_workers, base + i, self.dataset) for i in range(self.num_workers)]
-        if self.worker_init_fn is not None and not (self.persistent_workers and self._workers_started):
-            for info in workers:
-                with as_worker(info):
-                    self.worker_init_fn(info.id)
+        if not (self.persistent_workers and self._workers_started):  # as new worker processes: fresh streams
+            self._streams = [Streams(info.seed) for info in workers]
+            if self.worker_init_fn is not None:
+                for info, streams in zip(workers, self._streams):
+                    with as_worker(info, streams):
+                        self.worker_init_fn(info.id)
         self._workers_started = True
         return workers
 
@@ -226,7 +229,7 @@ class DataLoader:
             yield from map(fetch, batches)
             return
         for k, indices in enumerate(batches):
-            with as_worker(workers[k % len(workers)]):
+            with as_worker(workers[k % len(workers)], self._streams[k % len(workers)]):
                 batch = fetch(indices)
             yield batch  # outside the worker: the training loop's code is not a worker's
 
@@ -249,7 +252,7 @@ class DataLoader:
         running = deque((info, None) for info in (workers or [None]))
         while running:
             info, samples = running.popleft()
-            with as_worker(info):
+            with as_worker(info, self._streams[info.id] if info is not None else None):
                 if samples is None:
                     samples = iter(self.dataset)
                 batch = self._next_batch(samples)
