@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine.utils.data import DataLoader, Dataset, get_worker_info
+from engine.data import DataLoader, Dataset, get_worker_info
 
 pytestmark = pytest.mark.filterwarnings("ignore:DataLoader loads in the main process")
 
