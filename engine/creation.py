@@ -105,6 +105,9 @@ def from_numpy(arr: np.ndarray) -> Tensor:
     """A tensor sharing memory with a numpy array."""
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(arr).__name__}")
+    if any(s < 0 for s in arr.strides):  # as torch: a tensor's strides are never negative
+        raise ValueError("from_numpy: at least one stride of the numpy array is negative (a reversed view such as "
+                         "a[::-1]), which tensors do not support: pass a copy, a[::-1].copy()")
     return Tensor._of(arr)
 
 

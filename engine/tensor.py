@@ -286,8 +286,11 @@ class Tensor:
     def tolist(self):
         return self._host().tolist()
 
-    def numpy(self) -> np.ndarray:
-        """The data as a numpy array sharing memory (CPU tensors that do not require grad only)."""
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The data as a numpy array sharing memory (CPU tensors that do not require grad only); force=True:
+        `detach().cpu().numpy()`, a copy from a GPU (plotting code's spelling)."""
+        if force:
+            return self._host()
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         if self.device.type != "cpu":
