@@ -199,6 +199,8 @@ class Monitor:
                 new = [(name, norm) for name, norm in new if name not in away]
             if new and not high:
                 new = _not_cancelled(new, named_norms, limit)
+            if new and not high and len({_module_of(name) for name, _ in named_norms}) == 1:
+                new = []  # one layer: nothing for a gradient to fade through; a small one there is a flat loss
             # one alert while any parameter stays past the limit: vanishing spreads a layer at a time, and an
             # alert for each newcomer was a list of ten for one cause
             if not self._starts((kind, ""), bool(new)):
@@ -341,8 +343,9 @@ def _not_cancelled(low: list, named_norms: list, limit: float) -> list:
 
 
 def _module_of(name: str) -> str:
-    """The module a parameter belongs to, a parametrized weight's too ('fc.parametrizations.weight.original')."""
-    return _layer(name).partition(".parametrizations.")[0]
+    """The module a parameter belongs to ('' for the model's own), a parametrized weight's too
+    ('fc.parametrizations.weight.original' is fc's)."""
+    return name.rpartition(".")[0].partition(".parametrizations.")[0]
 
 
 def _per_layer(norms: dict) -> dict[str, float]:

@@ -100,3 +100,21 @@ def test_a_module_called_before_the_model_gives_way_to_the_model_its_optimizer_t
     assert dbg.model is model and dbg.optimizer is opt
     step = next(r.event for r in dbg.history if isinstance(r, EventRecord) and r.phase == "optimizer")
     assert set(step.grad_norms) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+
+
+def test_a_one_layer_model_that_converged_raises_no_vanishing_alert():
+    # a linear regression's gradients fall to 1e-8 as its loss reaches 1e-12: 158 alerts said the gradient faded
+    # "on its way back through the layers" of a model of one layer
+    engine.manual_seed(0)
+    model = nn.Linear(3, 1)
+    opt = engine.optim.SGD(model.parameters(), lr=0.2)
+    x = engine.randn(64, 3)
+    y = x @ engine.tensor([[0.5], [-1.0], [2.0]]) + 0.3
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(300):
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+    assert loss.item() < 1e-10  # converged: its gradients fell below the vanishing limit
+    assert not [a for a in dbg.alerts if a.kind == "vanishing_grad"]
