@@ -302,6 +302,8 @@ class Tensor:
         return self.array if self.array.__class__ is _ndarray else to_host(self.array)
 
     def __array__(self, dtype=None, copy=None):
+        if self.requires_grad:  # as torch: a view of it would change a leaf behind autograd's back
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         a = self._host()
         if dtype is not None and a.dtype != dtype:
             return a.astype(dtype)

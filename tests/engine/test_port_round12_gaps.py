@@ -64,3 +64,12 @@ def test_numpy_force_and_from_numpy_of_a_reversed_view():
         engine.from_numpy(np.arange(3.0)[::-1])
     strided = engine.from_numpy(np.arange(6.0).reshape(2, 3)[:, ::2])  # positive strides share memory
     assert strided.tolist() == [[0.0, 2.0], [3.0, 5.0]]
+
+
+def test_numpy_views_of_a_tensor_that_requires_grad_are_refused_as_torchs():
+    # np.asarray(p)[0] = 5 changed a parameter behind autograd's back
+    p = nn.Parameter(engine.ones(2))
+    for make in (np.asarray, np.array, lambda t: np.histogram(t, bins=2)):
+        with pytest.raises(RuntimeError, match=r"requires grad\. Use tensor\.detach\(\)\.numpy\(\)"):
+            make(p)
+    assert np.asarray(p.detach()).tolist() == [1.0, 1.0] and np.histogram(p.detach(), bins=2)[0].sum() == 2
