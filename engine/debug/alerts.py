@@ -78,6 +78,9 @@ class Monitor:
         # id of each biased layer's output -> id of its bias; ids of the biases seen so normalised
         self._bias_of: dict[int, int] = {}
         self._normalized_away: set[int] = set()
+        # names of the parameters steps have reported: one first reported after the first step is new (a layer a
+        # growing model adds, often faded in from zero) and gets no vanishing alert at that step
+        self._stepped: set[str] = set()
 
     def new_iteration(self, iteration: int) -> None:
         """Forget per-iteration state."""
@@ -201,6 +204,8 @@ class Monitor:
                 new = _not_cancelled(new, named_norms, limit)
             if new and not high and len({_module_of(name) for name, _ in named_norms}) == 1:
                 new = []  # one layer: nothing for a gradient to fade through; a small one there is a flat loss
+            if new and not high and self._stepped:
+                new = [(name, norm) for name, norm in new if name in self._stepped]
             # one alert while any parameter stays past the limit: vanishing spreads a layer at a time, and an
             # alert for each newcomer was a list of ten for one cause
             if not self._starts((kind, ""), bool(new)):
@@ -211,6 +216,8 @@ class Monitor:
             alerts.append(AlertEvent(next_seq(), kind, _norms_message(kind, new, named_norms, limit, rec.iteration,
                                                                       cause),
                                      "", name, "", 0, rec.iteration, "", 0, "", norm))
+        if len(self._stepped) < 65536:  # bounded: a script that makes new parameters all the time
+            self._stepped.update(name for name, _ in named_norms)
         return alerts
 
     def _names_away(self, rec, named_norms: list) -> set[str]:

@@ -118,3 +118,25 @@ def test_a_one_layer_model_that_converged_raises_no_vanishing_alert():
             opt.step()
     assert loss.item() < 1e-10  # converged: its gradients fell below the vanishing limit
     assert not [a for a in dbg.alerts if a.kind == "vanishing_grad"]
+
+
+def test_a_block_a_growing_model_fades_in_from_zero_raises_no_vanishing_alert():
+    # progressive growing: a new block joins with alpha = 0, so its first step's gradient is exactly zero
+    engine.manual_seed(0)
+    blocks = nn.ModuleList([nn.Linear(4, 4)])
+    head = nn.Linear(4, 1)
+    opt = engine.optim.SGD([*blocks.parameters(), *head.parameters()], lr=0.05)
+    x, y = engine.randn(16, 4), engine.randn(16, 1)
+    with Debugger("summary", model=head, optimizer=opt) as dbg:
+        for step in range(30):
+            if step == 10:
+                blocks.append(nn.Linear(4, 4))
+                opt.add_param_group({"params": list(blocks[1].parameters())})
+            h = engine.tanh(blocks[0](x))
+            if len(blocks) > 1:
+                alpha = min(1.0, (step - 10) / 10)
+                h = (1 - alpha) * h + alpha * engine.tanh(blocks[1](h))
+            opt.zero_grad()
+            F.mse_loss(head(h), y).backward()
+            opt.step()
+    assert not [a for a in dbg.alerts if a.kind == "vanishing_grad"], [a.message for a in dbg.alerts]
