@@ -1,6 +1,6 @@
-"""What a GAN with spectrally normalised critics showed: the debugger finds the generator and its optimizer, the
-critics' parameters keep their names, and a critic's output bias, which a hinge or WGAN loss cancels, is no
-vanishing gradient."""
+"""What ported programs showed of model discovery and alerts: a GAN with spectrally normalised critics (the debugger
+finds the generator and its optimizer, the critics' parameters keep their names, a critic's output bias that a hinge
+or WGAN loss cancels is no vanishing gradient), a converged one-layer model and a block a growing model fades in."""
 
 from __future__ import annotations
 
