@@ -30,7 +30,7 @@ from engine.debug.stepping import step_end, step_mode
 from engine.events import AlertEvent
 from engine.tape import schema
 from engine.tape.cap import human_size
-from engine.tape.info import meta_bytes
+from engine.tape.info import meta_bytes, recording_status
 
 
 class ReplaySession(Session):
@@ -286,7 +286,8 @@ class ReplaySession(Session):
         if self.status == RUNNING:
             text = f"Replaying (iteration {self.iteration}, {self.phase})"
         elif self.status == FINISHED:
-            text = "Replay at the end of the tape"
+            how = self.tape.meta.get("status", "complete")  # how the recording ended: a script that raised says so
+            text = "Replay at the end of the tape" + ("" if how == "complete" else f" ({recording_status(how)})")
         else:
             text = "Replay p" + super().status_text()[1:]
         return f"{text} (the rest of the tape is unreadable: {self.read_error})" if self.read_error else text

@@ -38,6 +38,7 @@ from engine.debug.records import OPTIMIZER
 from engine.debug.source import short_message
 from engine.debug.summary import finish
 from engine.events import AlertEvent, EditEvent, OptimizerEvent
+from engine.tape.writer import stopped_by
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
 STEPS = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration")
@@ -496,6 +497,7 @@ class LiveSession(Session):
         self.last_cap_reached = ""  # the last recording's status when its size cap stopped it early, else ""
         self._record_at_start = record
         self._outcome: RunEnded | None = None
+        self._why = ""  # how the run ended when it did not finish, for its tape's status
         self._room = threading.Event()
         self._closed = False
         self._stepping = False  # a step command is under way
@@ -567,6 +569,7 @@ class LiveSession(Session):
             outcome = RunEnded(FINISHED)
         except DebuggerKilled:
             outcome = RunEnded(STOPPED)
+            self._why = "stopped from the app"
         except SystemExit as exit_:
             code = exit_.code
             if code is None or code == 0:
@@ -574,10 +577,12 @@ class LiveSession(Session):
             else:
                 error = ScriptError(f"SystemExit: {code}", f"SystemExit: {code}\n", None)
                 outcome = RunEnded(FAILED, error)
+                self._why = stopped_by(exit_)
         except BaseException as err:  # the script's own failure: shown, never a crash of the app
             error = script_error(err, self.target.path)
             self._output("stderr", error.traceback)
             outcome = RunEnded(FAILED, error)
+            self._why = stopped_by(err)
         finally:
             release_output(ident)
             self._outcome = outcome
@@ -615,6 +620,8 @@ class LiveSession(Session):
         self.status = ended.outcome
         self.current_stop = None
         change.status = True
+        if self.recorder is not None and self._why and self.recorder.status == "recording":
+            self.recorder.status = self._why  # the tape says how the run ended, as `tapescope record`'s do
         self.stop_recording()
 
     def _left_stop(self, change: SessionChange) -> None:

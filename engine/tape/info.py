@@ -80,7 +80,7 @@ def describe(info: dict) -> str:
     p = printable
     lines = [
         f"{p(info['path'])}: tape format {info['format_version']}, written by tapescope "
-        f"{p(info['tapescope_version'])} on {p(info['created'])} ({_status(info['status'])})",
+        f"{p(info['tapescope_version'])} on {p(info['created'])} ({recording_status(info['status'])})",
         f"  command:    {p(shlex.join(info['command_line']))}",  # quoted: it can be pasted to run again
         f"  software:   Python {p(info['python'])}, numpy {p(info['numpy'])}, "
         f"CuPy {p(info['cupy']) or 'none'}",
@@ -133,7 +133,8 @@ def _output(info: dict) -> str:
     return text
 
 
-def _status(status: str) -> str:
+def recording_status(status: str) -> str:
+    """A tape's status in words: "complete", what stopped the recording, or that it was never closed."""
     if status == "recording":  # the writer's status until it closes the tape
         return "not closed: still recording, or the recorder was killed"
     # tapes written before sizes were made human say "size cap of 314572800 bytes reached"

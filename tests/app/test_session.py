@@ -445,3 +445,21 @@ def test_an_op_without_a_gradient_shows_no_gradient_of_an_earlier_iterations_op(
     for session in (s, replayed):
         info = session.node_info("mul:0")
         assert info.summary.shape == (2,) and info.grad is None, session
+
+
+def test_the_replay_of_a_run_that_raised_says_so_at_its_end(qtbot, sessions, tmp_path):
+    script = write(tmp_path, "metric.py", """
+        import engine
+        w = engine.ones(3, requires_grad=True)
+        for step in range(3):
+            (w * w).sum().backward()
+        correct = 0
+        print(step / correct)
+    """)
+    s = live(sessions, Target.script(script), pause_on_entry=False, record=str(tmp_path / "run.tape"))
+    drained(qtbot, s, lambda: s.ended is not None)
+    replayed = ReplaySession(str(tmp_path / "run.tape"))
+    sessions.append(replayed)
+    drained(qtbot, replayed, lambda: replayed.status == "finished")
+    assert replayed.status_text() == ("Replay at the end of the tape (the recorded code raised ZeroDivisionError: "
+                                      "division by zero)")
