@@ -55,6 +55,7 @@ UPDATE_STEPS = 3  # a zero-initialised layer's first update is as large as its w
 CLEAR_CHECKS = 20  # a gradient norm near the limit (a summed loss) crossed it 93 times in 1,200 steps
 WEIGHT_FLOOR = 0.1  # the least weight norm an update is measured against
 ZERO_START_STEPS = 20  # ...unless the learning rate warms up as fast as the weights grow (OneCycleLR)
+CANCELLED = 1e-5  # a gradient this much smaller than its module's others is theirs cancelled, not one that fades
 LOSSES_OF_LOGITS = frozenset({"cross_entropy", "nll_loss"})  # losses that must not get probabilities
 
 
@@ -342,11 +343,17 @@ def _layer(name: str) -> str:
 
 
 def _not_cancelled(low: list, named_norms: list, limit: float) -> list:
-    """`low` (name, norm) pairs less those whose gradient is exactly zero where their layer's other parameters
-    get gradient: the loss does not change with them (a critic's output bias under a WGAN or hinge loss, whose
-    terms cancel it), which no training fixes; a dead layer gets none anywhere."""
-    fed = {_module_of(name) for name, norm in named_norms if norm >= limit}
-    return [(name, norm) for name, norm in low if norm != 0.0 or _module_of(name) not in fed]
+    """`low` (name, norm) pairs less those whose gradient is zero, or rounding away from it (below CANCELLED
+    times the largest of their module's others), where their module's other parameters get gradient: the loss
+    does not change with them (a critic's output bias under a WGAN or hinge loss, whose terms cancel it; a bias a
+    BatchNorm takes away through a Linear after it, BYOL's projector), which no training fixes. A dead layer gets
+    none anywhere, and a fading gradient fades in a module's weight as in its bias."""
+    fed: dict[str, float] = {}
+    for name, norm in named_norms:
+        if norm >= limit:
+            module = _module_of(name)
+            fed[module] = max(fed.get(module, 0.0), norm)
+    return [(name, norm) for name, norm in low if norm > CANCELLED * fed.get(_module_of(name), -1.0)]
 
 
 def _module_of(name: str) -> str:
