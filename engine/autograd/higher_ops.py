@@ -264,6 +264,9 @@ def _softmax(ctx, g):
     return gy - y * gy.sum(dim=ctx.dim, keepdim=True)
 
 
+differentiable(act.AttentionSoftmax)(_softmax)  # the same backward: a dead row's y is 0
+
+
 @differentiable(act.LogSoftmax)
 def _log_softmax(ctx, g):
     y = saved_output(ctx, ctx.saved[0])

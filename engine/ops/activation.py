@@ -216,6 +216,24 @@ class Softmax(Function):
         return gx
 
 
+class AttentionSoftmax(Softmax):
+    """Softmax whose rows of -inf alone (a query every key is masked from: an all-padding sequence) are zeros, as
+    torch's scaled_dot_product_attention gives them, where a plain softmax gives NaN; their gradient is zero."""
+
+    op = "softmax"
+
+    def forward(ctx, x):
+        require_float(ctx.op, x)
+        xp = array_module(x)
+        top = x.max(axis=ctx.dim, keepdims=True)
+        dead = top == -math.inf
+        y = xp.exp(x - xp.where(dead, 0, top))
+        total = y.sum(axis=ctx.dim, keepdims=True)
+        y /= xp.where(dead, 1, total)
+        ctx.save(y)
+        return y
+
+
 class LogSoftmax(Function):
     op = "log_softmax"
 

@@ -9,7 +9,7 @@ import numpy as np
 from engine import dtypes
 from engine.autograd.function import ShapeError
 from engine.creation import ones
-from engine.ops.activation import dropout, softmax
+from engine.ops.activation import AttentionSoftmax, dropout
 from engine.ops.index import masked_fill
 from engine.ops.linalg import matmul
 from engine.tensor import Tensor
@@ -40,7 +40,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
             scores = masked_fill(scores, attn_mask.logical_not(), -math.inf)
         else:
             scores = scores + attn_mask
-    weights = softmax(scores, dim=-1)
+    # a query every key is masked from (an all-padding sequence) attends to nothing: zeros, as torch's
+    weights = AttentionSoftmax.apply(scores, dim=-1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p)
     return matmul(weights, value)

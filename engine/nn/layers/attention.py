@@ -11,6 +11,7 @@ from engine.nn.layers.linear import NonDynamicallyQuantizableLinear
 from engine.nn.module import Module
 from engine.nn.parameter import new_parameter
 from engine.nn.settings import Setting
+from engine.ops.activation import AttentionSoftmax
 from engine.tensor import Tensor
 
 
@@ -112,7 +113,9 @@ class MultiheadAttention(Module):
         mask = self._additive_mask(attn_mask, key_padding_mask, is_causal, n, tgt, src, scores)
         if mask is not None:
             scores = scores + mask
-        weights = F.softmax(scores, -1)
+        # without the weights asked for, torch runs scaled_dot_product_attention, whose queries that every key is
+        # masked from (an all-padding sequence) give zeros; with them, its softmax gives NaN there, as a plain one
+        weights = F.softmax(scores, -1) if need_weights else AttentionSoftmax.apply(scores, dim=-1)
         weights = F.dropout(weights, self.dropout, self.training)
         out = (weights @ v).transpose(1, 2).reshape(n, tgt, self.embed_dim)
         out = self.out_proj(out)
