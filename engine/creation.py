@@ -206,7 +206,23 @@ def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: boo
     """`steps` evenly spaced values from `start` to `end`, both included."""
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"linspace: steps must be a non-negative integer, got {steps!r}")
-    return _finish(np.linspace(start, end, steps), dtype or dtypes.default_float, device, requires_grad)
+    dt = dtypes.as_dtype(dtype or dtypes.default_float)
+    values = _torch_linspace(start, end, steps, dt.np) if dt.is_floating_point else np.linspace(start, end, steps)
+    return _finish(values, dt, device, requires_grad)
+
+
+def _torch_linspace(start, end, steps: int, dtype) -> np.ndarray:
+    """torch's linspace to the bit: in the dtype, start + i * step up to halfway and end - (steps - 1 - i) * step
+    after, each a fused multiply-add (one rounding: done wider, then rounded). np.linspace differed from it in the
+    last place at 46 of 64 float32 points, which sin(400 x) of Fourier features made visible."""
+    if steps <= 1:
+        return np.full(steps, start, dtype)
+    wide = np.float64 if np.dtype(dtype).itemsize < 8 else np.longdouble
+    first, last = dtype.type(start), dtype.type(end)
+    step = dtype.type((last - first) / dtype.type(steps - 1))
+    i = np.arange(steps).astype(wide)
+    low, high = wide(step) * i + wide(first), wide(last) - wide(step) * (steps - 1 - i)
+    return np.where(np.arange(steps) < steps // 2, low, high).astype(dtype)
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

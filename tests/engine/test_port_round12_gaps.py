@@ -73,3 +73,12 @@ def test_numpy_views_of_a_tensor_that_requires_grad_are_refused_as_torchs():
         with pytest.raises(RuntimeError, match=r"requires grad\. Use tensor\.detach\(\)\.numpy\(\)"):
             make(p)
     assert np.asarray(p.detach()).tolist() == [1.0, 1.0] and np.histogram(p.detach(), bins=2)[0].sum() == 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linspace_is_torchs_to_the_bit(dtype):
+    torch = pytest.importorskip("torch")
+    for start, end, steps in [(-1, 1, 64), (0, 10, 7), (0.1, 1e3, 1001), (2, -2, 9), (0, 1, 1), (0, 1, 0), (5, 5, 3)]:
+        ours = engine.linspace(start, end, steps, dtype=getattr(engine, dtype)).numpy()
+        theirs = torch.linspace(start, end, steps, dtype=getattr(torch, dtype)).numpy()
+        np.testing.assert_array_equal(ours, theirs)
