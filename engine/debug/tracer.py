@@ -165,8 +165,8 @@ class Tracer:
         return rec
 
     def optimizer(self, event, ends: bool = True) -> EventRecord:
-        """The record of an optimizer step; it ends the iteration (unless iterations are marked, or not `ends`:
-        the step of another optimizer than the debugger's)."""
+        """The record of an optimizer step; it ends the iteration (unless iterations are marked, or not `ends`: a
+        step that does not close the loop's body, as the debugger tells them apart)."""
         self.stepped = True
         self.updating = False
         self._enter(OPTIMIZER)
