@@ -11,9 +11,6 @@ and the tape: they are the app's own look at the model, not part of the person's
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 
 import engine
@@ -24,15 +21,9 @@ MAX_POINTS = 1000
 IMAGES = 16
 
 
-@contextlib.contextmanager
-def untraced() -> Iterator[None]:
+def untraced():
     """Run a block on the engine thread without emitting events (ops, module calls) to any listener."""
-    hub.active = False
-    try:
-        yield
-    finally:
-        # recomputed, not restored: a listener may have (un)subscribed meanwhile
-        hub.active = hub.listened()
+    return hub.silenced()
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:
