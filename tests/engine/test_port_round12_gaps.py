@@ -82,3 +82,17 @@ def test_linspace_is_torchs_to_the_bit(dtype):
         ours = engine.linspace(start, end, steps, dtype=getattr(engine, dtype)).numpy()
         theirs = torch.linspace(start, end, steps, dtype=getattr(torch, dtype)).numpy()
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_erfc_of_a_large_array_goes_by_chunks_to_the_same_values():
+    import math
+
+    from engine.ops import activation
+
+    z = np.abs(np.random.default_rng(0).standard_normal(3 * activation._CHUNK + 17)) * 4
+    whole = activation._erfc_sum(np, z)
+    chunked = activation._erfc_nonnegative(np, z)
+    np.testing.assert_array_equal(chunked, whole)
+    for i in (0, activation._CHUNK, len(z) - 1):
+        assert chunked[i] == pytest.approx(math.erfc(z[i]), rel=1e-13)
+    assert activation._erfc_nonnegative(np, z.reshape(-1, 1)[:5000].T).shape == (1, 5000)
