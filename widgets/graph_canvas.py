@@ -46,6 +46,7 @@ READABLE_PX = 10  # a node label drawn smaller than this does not read at a glan
 FOLLOW_MARGIN = 0.12  # of the view, each side: a current node nearer the edge than this is panned in,
 FOLLOW_ROOM = 0.3  # until this far from the edge
 OVERVIEW_PX = LABEL_MIN_PX  # fitted, nodes this wide show a small graph with its labels: stops keep it whole
+FIT_NODE_PX = 140.0  # a graph fitted to the window shows a typical node at most this wide
 FOLLOW_FRAMES = 8  # frames (16 ms each) of a stop's pan or zoom, so the eye can follow where it goes
 
 # op families and their colours (fill, border); the op name decides the family
@@ -845,9 +846,16 @@ class GraphCanvas(pg.GraphicsView):
             self._update_detail()
 
     def fit_rect(self) -> QRectF:
-        """The scene rectangle that shows the whole graph."""
+        """The scene rectangle that shows the whole graph; no more zoomed in than a typical node FIT_NODE_PX wide
+        (a graph of two nodes filled the window with two boxes 400 pixels wide)."""
         x0, y0, x1, y1 = self.layout_data.bounds
-        return QRectF(x0, y0, max(x1 - x0, 1), max(y1 - y0, 1))
+        w, h = max(x1 - x0, 1), max(y1 - y0, 1)
+        typical, view_w, view_h = self.nodes_item.typical_width, self.box.width(), self.box.height()
+        if typical > 0 and view_w > 0 and view_h > 0:
+            most = FIT_NODE_PX / typical  # pixels per scene unit
+            w, h = max(w, view_w / most), max(h, view_h / most)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        return QRectF(cx - w / 2, cy - h / 2, w, h)
 
     def center_on(self, key: str, readable: bool = True) -> None:
         """Pan to node `key`; with `readable`, zoom in until its label reads."""

@@ -11,7 +11,7 @@ from app.layout import layout_view
 from engine import nn
 from tests.app.graphs import mlp_graph_model, recorded_model
 from tests.shots import shown
-from widgets.graph_canvas import BACKGROUND, INF_ONLY, INFINITE, NAN, NONFINITE, READABLE_PX, GraphCanvas
+from widgets.graph_canvas import BACKGROUND, FIT_NODE_PX, INF_ONLY, INFINITE, NAN, NONFINITE, READABLE_PX, GraphCanvas
 from widgets.theme import luminance
 
 
@@ -265,3 +265,16 @@ def test_following_into_a_big_graph_never_shown_before_zooms_from_the_whole_grap
     box = c.node_screen_rect(key)
     assert QRectF(c.viewport().rect()).contains(box), box
     assert 60 <= box.width() <= 400 and c.label_px(key) >= READABLE_PX
+
+
+def test_a_graph_of_two_nodes_fits_at_a_readable_size_not_blown_up(qtbot):
+    # a tape ending on `w.t().flatten()` filled the window with two boxes 400 pixels wide
+    w = engine.ones(1, 3, requires_grad=True)
+    model = recorded_model(lambda: w.flatten())
+    c = shown(qtbot, GraphCanvas(), 900, 700)
+    view = model.view()
+    c.set_graph(view, layout_view(view))
+    c.fit()
+    scale = c.box.width() / c.box.viewRect().width()
+    assert scale * c.nodes_item.typical_width <= FIT_NODE_PX * 1.05
+    assert "flatten" in c.visible_labels()  # and still readable
