@@ -46,9 +46,8 @@ def names(tree: ModuleTree) -> list:
     return [row for i in range(tree.topLevelItemCount()) for row in walk(tree.topLevelItem(i), 0)]
 
 
-def test_a_model_called_many_times_names_each_calls_children_whole(qtbot):
-    # a text generator calls its model once per character: the children of "Tagger#11" read "bed#11" and
-    # "ad#11", the parent's "#11" cut off the front of each child's name
+def twelve_calls_tree(qtbot) -> ModuleTree:
+    """The tree of a Tagger called twelve times (a text generator calling its model once per character)."""
     net, x = Tagger(), engine.randn(2, 3)
 
     def twelve_calls():
@@ -58,6 +57,12 @@ def test_a_model_called_many_times_names_each_calls_children_whole(qtbot):
 
     tree = tree_of(record_events(twelve_calls))
     qtbot.addWidget(tree)
+    return tree
+
+
+def test_a_model_called_many_times_names_each_calls_children_whole(qtbot):
+    # the children of "Tagger#11" read "bed#11" and "ad#11": the parent's "#11" cut off the front of each child's name
+    tree = twelve_calls_tree(qtbot)
     rows = names(tree)
     # the calls fold into one row per module (tests/widgets/test_module_tree_fold.py), named as written
     assert rows == [("Tagger", "Tagger \u00d712"), ("  embed", "Linear \u00d712"), ("  blocks", "Sequential \u00d712"),

@@ -3,25 +3,10 @@ sampling loop) into one row, and lists a Sequential's children in the order it d
 
 from PySide6.QtCore import Qt
 
-import engine
-from tests.app.graphs import record_events
-from tests.widgets.test_module_tree import Tagger, names, tree_of
+from tests.widgets.test_module_tree import names, twelve_calls_tree
 from widgets.module_tree import CALLS, ModuleTree
 
 TIMES = "\u00d7"
-
-
-def twelve_calls_tree(qtbot) -> ModuleTree:
-    net, x = Tagger(), engine.randn(2, 3)
-
-    def twelve_calls():
-        with engine.no_grad():
-            for _ in range(12):
-                net(x)
-
-    tree = tree_of(record_events(twelve_calls))
-    qtbot.addWidget(tree)
-    return tree
 
 
 def test_the_calls_of_a_module_make_one_row_that_counts_them(qtbot):
