@@ -42,7 +42,7 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False
 
 def linearize(func: Callable, *primals):
     """(func(*primals), jvp_fn): jvp_fn(*tangents) is J @ tangents at `primals` (func runs again per call)."""
-    _checked(primals, primals)
+    _checked(primals, primals)  # a tuple of tensors
     out, tracked = _call(func, primals, {}, tuple(range(len(primals))) or 0)
     value = _kept(out, tracked.connected(_tensor_leaves(out, "linearize(f, *primals)")[0]))
 
@@ -52,8 +52,8 @@ def linearize(func: Callable, *primals):
     return value, jvp_fn
 
 
-def _checked(primals, tangents) -> tuple[list, object]:
-    """torch's errors for primals and tangents that do not pair up; the primals' leaves and spec."""
+def _checked(primals, tangents) -> None:
+    """torch's errors for primals and tangents that do not pair up."""
     if not isinstance(primals, tuple):
         raise RuntimeError(f"{_API}: Expected primals to be a tuple. E.g. it should be valid to call f(*primals).")
     p_leaves, p_spec = _flatten(primals)
@@ -69,4 +69,3 @@ def _checked(primals, tangents) -> tuple[list, object]:
         if p.shape != t.shape:
             raise RuntimeError(f"{_API}: a tangent has shape {tuple(t.shape)} but its primal has shape "
                                f"{tuple(p.shape)}; each tangent must be shaped as its primal")
-    return p_leaves, p_spec
