@@ -112,7 +112,7 @@ class Optimizer:
 
     # ---- what subclasses write -------------------------------------------------------------
     def _init_state(self, param, group: dict) -> dict:
-        """The fresh state of one parameter (array `param`): buffers as Tensors, counters as numbers."""
+        """The fresh state of one parameter (array `param`): buffers as Tensors, counters as scalar_state()."""
         return {}
 
     def _update(self, param, grad, state: dict, group: dict):
@@ -516,7 +516,7 @@ def count_step(state: dict) -> float:
 
 
 def set_scalar(state: dict, key: str, value: float) -> float:
-    """Store `value` in the scalar state `key` in place; returns it as stored (rounded to float32)."""
+    """Store `value` in the scalar state `key` in place; returns it as stored (rounded to the state's dtype)."""
     held = state[key].array
     held[...] = value
     return float(held)
