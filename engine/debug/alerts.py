@@ -55,7 +55,9 @@ UPDATE_STEPS = 3  # a zero-initialised layer's first update is as large as its w
 CLEAR_CHECKS = 20  # a gradient norm near the limit (a summed loss) crossed it 93 times in 1,200 steps
 WEIGHT_FLOOR = 0.1  # the least weight norm an update is measured against
 ZERO_START_STEPS = 20  # ...unless the learning rate warms up as fast as the weights grow (OneCycleLR)
-CANCELLED = 1e-5  # a gradient this much smaller than its module's others is theirs cancelled, not one that fades
+# a gradient this much smaller than its module's others is theirs cancelled, not one that fades: a sum that is zero
+# but for float32 rounding (an attention score's bias before a softmax over the bag) reached 1.4e-5 of its weight's
+CANCELLED = 1e-4
 LOSSES_OF_LOGITS = frozenset({"cross_entropy", "nll_loss"})  # losses that must not get probabilities
 
 
@@ -346,8 +348,9 @@ def _not_cancelled(low: list, named_norms: list, limit: float) -> list:
     """`low` (name, norm) pairs less those whose gradient is zero, or rounding away from it (below CANCELLED
     times the largest of their module's others), where their module's other parameters get gradient: the loss
     does not change with them (a critic's output bias under a WGAN or hinge loss, whose terms cancel it; a bias a
-    BatchNorm takes away through a Linear after it, BYOL's projector), which no training fixes. A dead layer gets
-    none anywhere, and a fading gradient fades in a module's weight as in its bias."""
+    BatchNorm takes away through a Linear after it, BYOL's projector; an attention score's bias, which the softmax
+    over the scores takes away), which no training fixes. A dead layer gets none anywhere, and a fading gradient
+    fades in a module's weight as in its bias."""
     fed: dict[str, float] = {}
     for name, norm in named_norms:
         if norm >= limit:
