@@ -215,8 +215,44 @@ def _take_diagonals(s: str, x: Tensor) -> tuple[str, Tensor]:
     return s, x
 
 
+def _sublist_letters(sublist, k: int) -> str:
+    """Subscripts given as a list of ints in [0, 52) and Ellipsis (einsum's sublist form) as letters: 0-25 are
+    'A'-'Z' and 26-51 'a'-'z', torch's order, so an implicit output sorts as the ints do."""
+    letters = []
+    for i in sublist:
+        if i is Ellipsis:
+            letters.append("...")
+        elif isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 52:
+            letters.append(chr(ord("A") + i) if i < 26 else chr(ord("a") + i - 26))
+        else:
+            raise ValueError(f"einsum: subscript {i!r} in sublist {k} is not an int in [0, 52) or Ellipsis")
+    return "".join(letters)
+
+
+def _from_sublists(args: tuple) -> tuple[str, tuple]:
+    """(equation, operands) of einsum(op0, sublist0, op1, sublist1, ..., [output sublist])."""
+    operands, inputs = args[0::2], args[1::2]
+    if len(inputs) < len(operands):  # an odd count: the last one is the output's sublist
+        operands, output = operands[:-1], args[-1]
+    else:
+        output = None
+    for k, (x, sub) in enumerate(zip(operands, inputs)):
+        if not isinstance(x, Tensor) or not isinstance(sub, list | tuple):
+            raise TypeError(f"einsum: argument {2 * k} must be a tensor and argument {2 * k + 1} its sublist of "
+                            f"subscripts, got {type(x).__name__} and {type(sub).__name__}")
+    equation = ",".join(_sublist_letters(sub, k) for k, sub in enumerate(inputs))
+    if output is not None:
+        if not isinstance(output, list | tuple):
+            raise TypeError(f"einsum: the output sublist must be a list, got {type(output).__name__}")
+        equation += "->" + _sublist_letters(output, len(inputs))
+    return equation, operands
+
+
 def einsum(equation: str, *operands) -> Tensor:
-    """Sum of products over the indices an equation names, as torch.einsum ("ij,jk->ik", "...ij,...jk")."""
+    """Sum of products over the indices an equation names, as torch.einsum ("ij,jk->ik", "...ij,...jk"), or in
+    the sublist form einsum(a, [0, 1], b, [1, 2], [0, 2])."""
+    if isinstance(equation, Tensor):
+        equation, operands = _from_sublists((equation, *operands))
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
         operands = tuple(operands[0])
     eq = equation.replace(" ", "")

@@ -125,3 +125,27 @@ def test_matmul_batch_dims_that_do_not_broadcast_are_named():
                                                 r"\(3, 4, 5\) do not broadcast: size 2 against 3 at batch dim -1"):
         engine.randn(2, 3, 4) @ engine.randn(3, 4, 5)
     assert (engine.randn(2, 1, 3, 4) @ engine.randn(5, 4, 6)).shape == (2, 5, 3, 6)
+
+
+@pytest.mark.parametrize("sublists, shapes", [
+    (([0, 1, 2], [0, 3, 2], [0, 1, 3]), [(2, 3, 4), (2, 5, 4)]),  # a batched product, explicit output
+    (([0, 1, 2], [0, 3, 2]), [(2, 3, 4), (2, 5, 4)]),              # implicit: 1 and 3, as the ints sort
+    (([Ellipsis, 1, 2], [Ellipsis, 3, 2], [Ellipsis, 1, 3]), [(2, 3, 4), (2, 5, 4)]),
+    (([30, 2], [2, 5]), [(3, 4), (4, 2)]),                         # 30 is past 'Z': its order is the ints'
+    (([1, 1], [1]), [(3, 3), (3,)]),                                # a repeated index: the diagonal
+], ids=["explicit", "implicit", "ellipsis", "lowercase", "diagonal"])
+def test_einsum_sublist_form_matches_torch(sublists, shapes):
+    def call(einsum):
+        def fn(*xs):
+            args = [v for x, sub in zip(xs, sublists) for v in (x, sub)]
+            return einsum(*args, *sublists[len(xs):])
+        return fn
+
+    check_grads(call(engine.einsum), shapes, torch_fn=None if torch is None else call(torch.einsum))
+
+
+def test_einsum_sublist_errors_name_the_subscript():
+    one_line(lambda: engine.einsum(engine.ones(2, 2), [0, 60]), ValueError,
+             r"einsum: subscript 60 in sublist 0 is not an int in \[0, 52\) or Ellipsis")
+    one_line(lambda: engine.einsum(engine.ones(2, 2), "ij"), TypeError,
+             r"einsum: argument 0 must be a tensor and argument 1 its sublist of subscripts, got Tensor and str")
