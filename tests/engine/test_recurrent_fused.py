@@ -4,6 +4,7 @@ input, float64 finite differences, double backward, and the events a recorded ru
 
 import contextlib
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -313,3 +314,14 @@ def test_fused_gpu_cells_match_the_array_formulas_on_cuda(name):
                     + [t.grad.cpu().numpy() for t in leaves] + [p.grad.cpu().numpy() for p in params.values()])
     for a, b in zip(*runs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
+def test_dropout_on_one_layer_warns_at_the_users_line_as_torch_does(name):
+    with pytest.warns(UserWarning, match=rf"{name}: dropout=0.5 falls between recurrent layers.*num_layers=1") as w:
+        getattr(enn, name)(3, 4, num_layers=1, dropout=0.5)
+    assert w[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        getattr(enn, name)(3, 4, num_layers=2, dropout=0.5)  # between its two layers: no warning
+        getattr(enn, name)(3, 4, num_layers=1)

@@ -19,6 +19,7 @@ from engine.nn.settings import Setting
 from engine.nn.utils.rnn import PackedSequence
 from engine.ops.recurrent_fused import CELLS, recurrent_layer
 from engine.tensor import Tensor
+from engine.user_warning import warn
 
 
 class RNNBase(Module):
@@ -40,6 +41,9 @@ class RNNBase(Module):
         if proj_size < 0 or (proj_size and (mode != "LSTM" or proj_size >= hidden_size)):
             raise ValueError(f"{name}: proj_size ({proj_size}) must be 0, or (LSTM only) smaller than "
                              f"hidden_size ({hidden_size})")
+        if dropout and num_layers == 1:
+            warn(f"{name}: dropout={dropout} falls between recurrent layers, after each but the last: with "
+                 "num_layers=1 it does nothing")
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
