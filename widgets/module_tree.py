@@ -45,6 +45,7 @@ class ModuleTree(QTreeWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setHeaderLabels(["Module", "Class"])
+        self.headerItem().setToolTip(1, "The module's class; \u00d7N: called N times in the iteration shown")
         self.header().setStretchLastSection(True)
         self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.setUniformRowHeights(True)
@@ -156,11 +157,12 @@ def _item(path: str, row: _Row, collapsed: set[str]) -> QTreeWidgetItem:
         return item
     folded = sum(call in collapsed for call in calls)
     if len(calls) > 1:
-        item.setToolTip(0, f"{path}: called {len(calls)} times ({calls[0]} \u2026 {calls[-1]}); "
-                           "click again to show the next call")
+        times = f"called {len(calls)} times in the iteration shown"  # not in the run: the graph shows one iteration
+        item.setToolTip(0, f"{path}: {times} ({calls[0]} \u2026 {calls[-1]}); click again to show the next call")
+        item.setToolTip(1, f"{row.cls}, {times}")
     else:
         item.setToolTip(0, calls[0])
-    item.setToolTip(1, cls)
+        item.setToolTip(1, cls)
     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
     item.setCheckState(0, Qt.CheckState.Checked if not folded else
                        Qt.CheckState.Unchecked if folded == len(calls) else Qt.CheckState.PartiallyChecked)

@@ -18,6 +18,10 @@ def test_the_calls_of_a_module_make_one_row_that_counts_them(qtbot):
     head = tree.topLevelItem(0).child(2)
     assert head.data(0, CALLS) == ["Tagger.head"] + [f"Tagger.head#{n}" for n in range(1, 12)]
     assert tree.paths()[-1] == "Tagger.head"  # a row stands for its first call where the graph wants one call
+    # the count is of the iteration the graph shows, not of the run: the hover says so
+    assert head.toolTip(1) == "Linear, called 12 times in the iteration shown"
+    assert head.toolTip(0).startswith("Tagger.head: called 12 times in the iteration shown (Tagger.head \u2026")
+    assert "iteration shown" in tree.headerItem().toolTip(1)
 
 
 def test_a_module_called_once_reads_as_before(qtbot):
