@@ -27,6 +27,7 @@ Engine code: no Qt.
 
 from __future__ import annotations
 
+import ast
 import functools
 import keyword
 import os
@@ -100,10 +101,48 @@ def pass_starts(kinds: np.ndarray, iterations: np.ndarray, refs: np.ndarray,
 
 def label_of(text: str, op: str, file: str, line: int) -> str:
     """A curve's name: the assignment target of its source line ("errD"), else "op @ file:line"."""
+    if ";" in text:
+        name = _loss_among_statements(text)
+        if name is not _ONE_STATEMENT:
+            return name or (f"{op} @ {os.path.basename(file)}:{line}" if file else op)
     m = _TARGET.match(text)
     if m is not None and not keyword.iskeyword(m.group(1).split(".")[0]):
         return m.group(1)
     return f"{op} @ {os.path.basename(file)}:{line}" if file else op
+
+
+_ONE_STATEMENT = object()
+
+
+def _loss_among_statements(text: str):
+    """The loss's name on a line of several statements ("model.flag = True; crit(model(x), y).backward()" named
+    the loss "model.flag"): what `name.backward()` is called on there, else the target of the one assignment of
+    a call's value; None when the loss has no name there; _ONE_STATEMENT when the line is not several whole
+    statements (a string's ';', or part of a longer statement)."""
+    try:
+        body = ast.parse(text.strip()).body
+    except SyntaxError:
+        return _ONE_STATEMENT
+    if len(body) < 2:
+        return _ONE_STATEMENT
+    for stmt in body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "backward":
+            return _dotted(call.func.value)  # None for `crit(out, y).backward()`: a loss with no name
+    named = [_dotted(stmt.targets[0]) if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else
+             _dotted(stmt.target) for stmt in body
+             if isinstance(stmt, ast.Assign | ast.AugAssign | ast.AnnAssign) and stmt.value is not None
+             and any(isinstance(node, ast.Call | ast.BinOp) for node in ast.walk(stmt.value))]
+    return named[0] if len(named) == 1 else None
+
+
+def _dotted(node) -> str | None:
+    """The dotted name ("a.b.c") of a name or of a chain of attributes of one, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
 
 
 class _Curve:

@@ -72,6 +72,14 @@ def test_labels_come_from_the_assignment_target_else_the_op_and_line():
         == "cross_entropy @ train.py:42"
     assert label_of("else: loss = f(x)", "mean", "t.py", 7) == "mean @ t.py:7"  # not "else"
     assert label_of("if loss == best:", "mean", "t.py", 8) == "mean @ t.py:8"
+    # several statements on a line: the assignment that opens it need not be the loss
+    assert label_of("model.use_ckpt = True; F.cross_entropy(model(x), y).backward()", "cross_entropy", "c.py",
+                    62) == "cross_entropy @ c.py:62"
+    assert label_of("opt.zero_grad(); loss = crit(model(x), y); loss.backward()", "mean", "c.py", 5) == "loss"
+    assert label_of("self.flag = 1; err_d = crit(out, y)", "mean", "c.py", 5) == "err_d"
+    assert label_of("a = f(x); b = g(x)", "mean", "c.py", 5) == "mean @ c.py:5"  # which one: not known
+    assert label_of("loss = crit(out, y)  # a; b", "mean", "c.py", 5) == "loss"  # one statement, a ';' comment
+    assert label_of('loss = crit(out, y, tag="a;b")', "mean", "c.py", 5) == "loss"
     # two lines assigning `loss`: the second is named by its place too
     items = [Root(0, "a.py", 5, "loss = f(x)", "mean", 1.0), Root(0, "a.py", 9, "loss = g(x)", "mean", 2.0)]
     assert list(loss_curves(items)) == ["loss", "loss @ a.py:9"]
