@@ -65,6 +65,8 @@ from engine.tensor import (
     contiguous_format,
     preserve_format,
 )
+from engine.tensor_props import COMPLEX_NAMES as _COMPLEX_NAMES
+from engine.tensor_props import NO_COMPLEX as _NO_COMPLEX
 from engine.tensor_props import NO_SPARSE as _NO_SPARSE
 from engine.tensor_props import Layout as layout
 from engine.tensor_props import strided
@@ -143,6 +145,8 @@ def __getattr__(name: str):
         return importlib.import_module(f"engine.{name}")
     if name.startswith("sparse"):  # torch.sparse, sparse_coo_tensor, sparse_csr...
         raise AttributeError(f"module 'engine' has no attribute {name!r}: {_NO_SPARSE}")
+    if name in _COMPLEX_NAMES:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}: {_NO_COMPLEX}")
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 

@@ -276,6 +276,11 @@ _UNSIGNED = (dtypes.bool_, dtypes.uint8)
 
 NO_SPARSE = ("the engine has no sparse tensors: build the matrix dense (torch's .to_dense()) and multiply with @ or "
              "engine.mm")
+NO_COMPLEX = ("the engine has no complex dtypes and no FFT: keep real and imaginary parts as two real tensors, and "
+              "compute a long convolution with F.conv1d")
+# torch's names that need complex numbers: its dtypes, the fft namespace, and the conversions to and from pairs
+COMPLEX_NAMES = frozenset({"complex32", "complex64", "complex128", "chalf", "cfloat", "cdouble", "complex", "fft",
+                           "view_as_real", "view_as_complex", "polar", "stft", "istft"})
 
 
 class Layout:

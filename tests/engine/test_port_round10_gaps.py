@@ -1,5 +1,5 @@
-"""What a tenth round of ported programs met: dense-only tensors that say so, special.entr, the warning for a
-spread over too few elements, and pooling's padding error type."""
+"""What a tenth round of ported programs met: dense-only tensors that say so (and real-only ones, which a
+fourteenth met), special.entr, the warning for a spread over too few elements, and pooling's padding error type."""
 
 import warnings
 
@@ -26,6 +26,16 @@ def test_tensors_are_dense_and_sparse_calls_say_what_to_do_instead():
         adj.to_sparse()
     with pytest.raises(AttributeError, match=r"no attribute 'nonsense'$"):
         engine.nonsense  # noqa: B018
+
+
+def test_complex_names_say_the_engine_has_no_complex_numbers_and_what_to_do_instead():
+    # an S4D model stopped at "module 'engine' has no attribute 'fft'", which read like a missing import
+    for name in ("fft", "view_as_real", "view_as_complex", "polar", "cfloat", "complex64", "complex128"):
+        with pytest.raises(AttributeError, match=rf"'{name}': the engine has no complex dtypes and no FFT: keep real "
+                                                 r"and imaginary parts as two real tensors"):
+            getattr(engine, name)
+    assert not hasattr(engine, "fft")  # a script's feature check takes its fallback
+    assert not engine.ones(2).is_complex()
 
 
 @needs_torch
