@@ -34,6 +34,7 @@ from engine.debug.alerts import AlertSettings, Monitor
 from engine.debug.breakpoints import Breakpoint, BreakpointInfo, BreakpointTable
 from engine.debug.cache import DEFAULT_BYTES, ValueCache, ValueUnavailable
 from engine.debug.edits import EDITS, EditRejected, describe, prepare
+from engine.debug.pacing import Pacing
 from engine.debug.param_names import ParamNamer, StepLabels
 from engine.debug.records import ACTIONS, OPTIMIZER, Command, DebuggerState, EventRecord, Stop
 from engine.debug.runner import DebuggerKilled, EngineRun, run_path
@@ -144,12 +145,7 @@ class Debugger:
         self._step_labels = StepLabels()  # "SGD", "Adam#2": each optimizer that steps, in the order they first do
         self._namer: ParamNamer | None = None  # made when another optimizer than the debugger's steps
         self._replacing: dict[int, tuple] = {}  # id(optimizer) -> (it, main optimizer, whether it replaces that)
-        # other optimizers' steps since the pacer last stepped, and the most seen between two of its
-        self._foreign_run = self._foreign_most = 0
-        self._pacer = None  # the optimizer whose steps end iterations, when not the debugger's (see _ends_iteration)
-        self._opener = None  # the optimizer that stepped first: a loop's body starts with it
-        self._last_step = None  # the optimizer that stepped last
-        self._closer = (None, 0)  # the optimizer seen stepping just before the opener, and how many times in a row
+        self._pacing = Pacing()  # which optimizer steps end iterations when several train
 
     # ---- attaching --------------------------------------------------------------------------
     def attach(self) -> Debugger:
@@ -612,30 +608,11 @@ class Debugger:
         return cached[1]
 
     def _ends_iteration(self, opt) -> bool:
-        """Whether this step of `opt` ends the iteration. The pacer's steps do: the debugger's optimizer, until the
-        loop shows which optimizer steps last in its body: the one seen twice in a row stepping just before the
-        optimizer that stepped first (a GAN's generator after its discriminator's one, two or five steps; SAC's
-        temperature after its critic and actor). Another optimizer's steps do not once they interleave with the
-        pacer's: no more of them in a row than seen between two of its steps. An optimizer stepping alone (a second
-        model trained after the first) ends its own."""
+        """Whether this step of `opt` ends the iteration (engine.debug.pacing): each of the debugger's optimizer
+        does while it trains alone; with several, an iteration holds a pass of the loop's body."""
         if opt is None or self.optimizer is None:
             return True
-        pacer = self._pacer or self.optimizer
-        last, self._last_step = self._last_step, opt
-        if self._opener is None:
-            self._opener = opt
-        elif opt is self._opener and last is not opt:
-            closer, seen = self._closer
-            self._closer = (last, seen + 1 if last is closer else 1)
-            if last is not pacer and self._closer[1] >= 2:
-                self._pacer = pacer = last
-                self._foreign_run = self._foreign_most = 0
-        if opt is pacer:
-            self._foreign_most = max(self._foreign_most, self._foreign_run)
-            self._foreign_run = 0
-            return True
-        self._foreign_run += 1
-        return self._foreign_run > self._foreign_most
+        return self._pacing.ends(opt, self.optimizer, self.tracer.input_ids)
 
     def _replaces(self, opt) -> bool:
         """Whether `opt` trains exactly the parameters of the debugger's optimizer: a script that makes its

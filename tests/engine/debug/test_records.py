@@ -16,6 +16,7 @@ from engine.debug import (
     ValueUnavailable,
     mark_iteration,
 )
+from engine.debug.pacing import WAIT_STEPS
 from engine.debug.source import capture
 from tests.engine.debug.helpers import MLP, label, steppable, trainer
 
@@ -203,12 +204,14 @@ def test_two_optimizers_each_name_their_own_parameters():
     assert [list(e.update_norms) for e in steps] == [["0.weight", "0.bias"], ["1.weight", "1.bias"]]
 
 
-def _step_iterations(pattern: str, steps: int = 4, main: str = "G") -> list[tuple[str, int]]:
+def _step_iterations(pattern: str, steps: int = 4, main: str = "G", critic: bool = True) -> list[tuple[str, int]]:
     """(which optimizer, iteration) of each step when a generator ('G') and a critic ('D') step in `pattern` per
     training iteration, or a model is trained anew ('N': a new optimizer, same parameters); `main`: which of them
-    the debugger is given."""
+    the debugger is given; `critic`: whether the critic has an optimizer."""
     g_model, d_model = engine.nn.Linear(3, 2), engine.nn.Linear(2, 1)
-    opts = {"G": engine.optim.SGD(g_model.parameters(), lr=0.01), "D": engine.optim.SGD(d_model.parameters(), lr=0.01)}
+    opts = {"G": engine.optim.SGD(g_model.parameters(), lr=0.01)}
+    if critic:
+        opts["D"] = engine.optim.SGD(d_model.parameters(), lr=0.01)
     seen = []
     with Debugger("structure", model=g_model if main == "G" else d_model, optimizer=opts[main]) as dbg:
         for _ in range(steps):
@@ -225,14 +228,31 @@ def _step_iterations(pattern: str, steps: int = 4, main: str = "G") -> list[tupl
 
 
 def test_a_gans_critic_steps_fall_inside_the_generators_iterations():
-    # each step ended an iteration: 20 G+D iterations were counted as 41, and the loss chart zigzagged
+    # each step ended an iteration: 20 G+D iterations were counted as 41, and the loss chart zigzagged; then the
+    # first cycles were split while the loop showed its pattern (a DCGAN's 32 steps made 35 iterations)
     seen = _step_iterations("DG")
-    assert seen == [("D", 0), ("G", 1), ("D", 2), ("G", 2), ("D", 3), ("G", 3), ("D", 4), ("G", 4)]
+    assert seen == [("D", 0), ("G", 0), ("D", 1), ("G", 1), ("D", 2), ("G", 2), ("D", 3), ("G", 3)]
     seen = _step_iterations("DDDDDG", steps=3)  # a WGAN: five critic steps a generator step
-    assert [it for who, it in seen if who == "G"] == [5, 6, 7]  # the first cycle's critic steps are 0..4
-    assert {it for who, it in seen[6:] if who == "D"} == {6, 7}
+    assert [it for _, it in seen] == [it for it in range(3) for _ in "DDDDDG"]
     # a generator optimizer made anew each iteration (same parameters) keeps ending them
-    assert [it for _, it in _step_iterations("N", steps=3)] == [0, 1, 2]
+    assert [it for _, it in _step_iterations("N", steps=3, critic=False)] == [0, 1, 2]
+
+
+def test_an_optimizer_that_never_steps_is_waited_for_only_so_long():
+    # the critic's optimizer exists and its parameters get gradients, but only the generator's steps: the first
+    # iteration waits WAIT_STEPS of its steps for the critic's, then each step ends one
+    seen = _step_iterations("G", steps=WAIT_STEPS + 3)
+    assert [it for _, it in seen] == [0] * WAIT_STEPS + [1, 2, 3]
+    # a critic whose parameters are frozen is not waited for
+    g_model, d_model = engine.nn.Linear(3, 2), engine.nn.Linear(2, 1)
+    d_model.requires_grad_(False)
+    opt, _ = engine.optim.SGD(g_model.parameters(), lr=0.01), engine.optim.SGD(d_model.parameters(), lr=0.01)
+    with Debugger("structure", model=g_model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            d_model(g_model(engine.ones(1, 3))).sum().backward()
+            opt.step()
+    assert [r.iteration for r in dbg.history if isinstance(r, EventRecord) and r.phase == "optimizer"] == [0, 1, 2]
 
 
 def test_iterations_end_at_the_optimizer_that_steps_last_in_the_loop_body():
