@@ -331,9 +331,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         raise RuntimeError(f"normal expects std >= 0.0, but found std {lowest}")
     std_values = std.array if isinstance(std, Tensor) else std
     if not tensors:
-        out = randn(*_shape(size if isinstance(size, tuple | list) else (size,)), generator=generator,
-                    dtype=dtype, device=device)
-        return _finish(out.array * std + mean, None, out.device, requires_grad)
+        dt = _float_dtype("normal", dtype)
+        shape = _shape(size if isinstance(size, tuple | list) else (size,))
+        arr, dev = _random_array(device, lambda g: _random.normal(g, mean, std, shape, dt.np), generator, "normal")
+        return _finish(arr, None, dev, requires_grad)
     like = tensors[0]
     if not like.dtype.is_floating_point:
         raise RuntimeError(f"normal expects floating-point mean and std, got {like.dtype.name}")
@@ -411,7 +412,10 @@ def _probability(op: str, p):
 def bernoulli_like(x: Tensor, p=0.5, *, generator=None) -> Tensor:
     """1 with probability p (a number or a tensor broadcast to x) and 0 otherwise, in x's shape and dtype."""
     p = _probability("bernoulli_", p)
-    return _sample_like(x, "bernoulli_", lambda xp, g, shape, ft: g.random(shape, dtype=ft) < p, False, generator)
+    if hasattr(p, "shape"):  # a probability each: a uniform of the dtype each, as torch draws
+        return _sample_like(x, "bernoulli_", lambda xp, g, shape, ft: g.random(shape, dtype=_random.draw_dtype(ft))
+                            < p, False, generator)
+    return _sample_like(x, "bernoulli_", lambda xp, g, shape, ft: _random.below(g, p, shape), False, generator)
 
 
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
@@ -419,12 +423,24 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     return bernoulli_like(input, input if p is None else p, generator=generator)
 
 
+def normal_like(x: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
+    """N(mean, std**2) samples in x's shape and dtype, as Tensor.normal_ draws them."""
+    return _sample_like(x, "normal_", lambda xp, g, shape, ft: _random.normal(g, mean, std, shape, ft),
+                        generator=generator)
+
+
+def uniform_like(x: Tensor, a: float = 0.0, b: float = 1.0, *, generator=None) -> Tensor:
+    """U(a, b) samples in x's shape and dtype, as Tensor.uniform_ draws them."""
+    return _sample_like(x, "uniform_", lambda xp, g, shape, ft: _random.uniform(g, a, b, shape, ft),
+                        generator=generator)
+
+
 def exponential_like(x: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor:
     """Samples of the exponential distribution of rate `lambd`, in x's shape."""
     if lambd <= 0:
         raise RuntimeError(f"exponential_ expects lambd > 0.0, but found lambd={lambd}")
-    return _sample_like(x, "exponential_", lambda xp, g, shape, ft: -xp.log1p(-g.random(shape, dtype=ft)) / lambd,
-                        generator=generator)
+    return _sample_like(x, "exponential_", lambda xp, g, shape, ft: -_random.libm(
+        xp, "log1p", -_random.uniform64(g, shape)) / lambd, generator=generator)
 
 
 def geometric_like(x: Tensor, p: float, *, generator=None) -> Tensor:
@@ -432,19 +448,19 @@ def geometric_like(x: Tensor, p: float, *, generator=None) -> Tensor:
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), got p={p}")
     return _sample_like(x, "geometric_", lambda xp, g, shape, ft: xp.ceil(
-        xp.log1p(-g.random(shape)) / math.log1p(-p)).clip(1, None), False, generator)
+        xp.log(_random.uniform64(g, shape)) / math.log1p(-p)).clip(1, None), False, generator)
 
 
 def log_normal_like(x: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=None) -> Tensor:
     """exp of normal samples of the given mean and std, in x's shape."""
-    return _sample_like(x, "log_normal_", lambda xp, g, shape, ft: xp.exp(g.standard_normal(shape, dtype=ft) * std
-                                                                          + mean), generator=generator)
+    return _sample_like(x, "log_normal_", lambda xp, g, shape, ft: _random.libm(
+        xp, "exp", _random.scalar_normals(g, shape) * std + mean), generator=generator)
 
 
 def cauchy_like(x: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None) -> Tensor:
     """Samples of the Cauchy distribution, in x's shape."""
-    return _sample_like(x, "cauchy_", lambda xp, g, shape, ft: median + sigma * xp.tan(
-        math.pi * (g.random(shape, dtype=ft) - 0.5)), generator=generator)
+    return _sample_like(x, "cauchy_", lambda xp, g, shape, ft: median + sigma * _random.libm(
+        xp, "tan", math.pi * (_random.uniform64(g, shape) - 0.5)), generator=generator)
 
 
 def random_like(x: Tensor, start: int = 0, to: int | None = None, *, generator=None) -> Tensor:

@@ -3,8 +3,9 @@
     g = engine.Generator().manual_seed(0)
     x = engine.randn(3, generator=g)           # draws from g; the global generator does not move
 
-A CPU generator is numpy's PCG64, a CUDA one CuPy's XORWOW, drawing on its GPU. Functions that take
-`generator=` also take a numpy Generator for CPU draws, as the engine always has.
+A CPU generator draws torch's CPU numbers from the same seed (a Mersenne Twister, engine.random_cpu), a CUDA one
+CuPy's XORWOW on its GPU (not torch's numbers). Functions that take `generator=` also take a numpy Generator for
+CPU draws, as the engine always has.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from collections.abc import Iterator
 import numpy as np
 
 from engine import backend
+from engine.random_cpu import CPUStream, libm  # noqa: F401  (libm: engine.random.libm for the samplers)
 
 DEFAULT_SEED = 67280421310721  # what torch.Generator() starts from
 _CPU_KIND, _CUDA_KIND = 0, 1  # the first byte of a state: whose state it is
-_CPU_STATE_BYTES = 1 + 8 + 16 + 16 + 1 + 4  # kind, seed, PCG64 state and increment, the cached 32-bit half
+_MT_WORDS = 624
+# kind, seed, the Mersenne Twister's words and position, whether a normal sample is kept, and that sample
+_CPU_STATE_BYTES = 1 + 8 + 4 * _MT_WORDS + 2 + 1 + 8
 
 
 def _checked_seed(seed, op: str) -> int:
@@ -69,9 +73,10 @@ class Generator:
         seed = np.frombuffer(self._seed.to_bytes(8, "little"), dtype=np.uint8)
         rng = self.rng()
         if self._device.type == "cpu":
-            st = rng.bit_generator.state
-            words = (st["state"]["state"].to_bytes(16, "little") + st["state"]["inc"].to_bytes(16, "little")
-                     + bytes([st["has_uint32"]]) + int(st["uinteger"]).to_bytes(4, "little"))
+            st = rng.bit_generator.state["state"]
+            kept = rng.next_normal
+            words = (st["key"].astype("<u4").tobytes() + int(st["pos"]).to_bytes(2, "little")
+                     + bytes([kept is not None]) + np.float64(kept or 0.0).astype("<f8").tobytes())
             body = np.frombuffer(words, dtype=np.uint8)
             kind = _CPU_KIND
         else:
@@ -99,10 +104,13 @@ class Generator:
         seed = int.from_bytes(raw[1:9].tobytes(), "little")
         if kind == _CPU_KIND:
             b = raw[9:].tobytes()
-            rng.bit_generator.state = {
-                "bit_generator": "PCG64",
-                "state": {"state": int.from_bytes(b[:16], "little"), "inc": int.from_bytes(b[16:32], "little")},
-                "has_uint32": b[32], "uinteger": int.from_bytes(b[33:37], "little")}
+            end = 4 * _MT_WORDS
+            pos = int.from_bytes(b[end:end + 2], "little")
+            if pos > _MT_WORDS:
+                raise RuntimeError(f"set_state: not a CPU generator's state (position {pos} > {_MT_WORDS})")
+            rng.bit_generator.state = {"bit_generator": "MT19937", "state": {
+                "key": np.frombuffer(b[:end], dtype="<u4").astype(np.uint32), "pos": pos}}
+            rng.next_normal = float(np.frombuffer(b[end + 3:end + 11], dtype="<f8")[0]) if b[end + 2] else None
         else:
             cp = backend.require_cuda(self._device)
             with cp.cuda.Device(self._device.index):
@@ -115,7 +123,7 @@ class Generator:
         if self._rng is None:
             dev = self._device
             if dev.type == "cpu":
-                self._rng = np.random.default_rng(self._seed)
+                self._rng = CPUStream(self._seed)
             else:
                 cp = backend.require_cuda(dev)
                 with cp.cuda.Device(dev.index):
@@ -128,7 +136,7 @@ class Generator:
         if self._rng is None:
             return self._seed, None
         if self._device.type == "cpu":
-            return self._seed, self._rng.bit_generator.state
+            return self._seed, self._rng.state
         with backend.require_cuda(self._device).cuda.Device(self._device.index):
             return self._seed, self._rng.bit_generator._state.copy()
 
@@ -139,7 +147,7 @@ class Generator:
             return
         self._seed = seed
         if self._device.type == "cpu":
-            self.rng().bit_generator.state = state
+            self.rng().state = state
         else:
             with backend.require_cuda(self._device).cuda.Device(self._device.index):
                 self.rng().bit_generator._state[...] = state
@@ -190,6 +198,43 @@ def draw_dtype(dtype) -> np.dtype:
     a narrower float (float16) is drawn in float32, and the caller casts what it made of the draw."""
     dtype = np.dtype(dtype)
     return dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
+
+
+# ---- draws with torch's arithmetic on the CPU stream, numpy's or CuPy's on other generators ----------------------
+def uniform(rng, low: float, high: float, shape, dtype):
+    """U(low, high) samples of a float dtype, as Tensor.uniform_ makes them."""
+    if isinstance(rng, CPUStream):
+        return rng.uniform(low, high, shape, dtype)
+    return (rng.random(shape, dtype=draw_dtype(dtype)) * (high - low) + low).astype(dtype, copy=False)
+
+
+def normal(rng, mean: float, std: float, shape, dtype):
+    """N(mean, std**2) samples of a float dtype, as Tensor.normal_ makes them."""
+    if isinstance(rng, CPUStream):
+        return rng.normal(mean, std, shape, dtype)
+    return (rng.standard_normal(shape, dtype=draw_dtype(dtype)) * std + mean).astype(dtype, copy=False)
+
+
+def below(rng, p: float, shape):
+    """A boolean Bernoulli(p) mask, p a number: dropout's kept elements (drawn as Tensor.bernoulli_(p))."""
+    return uniform64(rng, shape) < p
+
+
+def uniform64(rng, shape):
+    """float64 uniforms in [0, 1), torch's draw for exponential_, cauchy_, geometric_ and Bernoulli masks."""
+    return rng.uniform64(shape) if isinstance(rng, CPUStream) else rng.random(shape)
+
+
+def scalar_normals(rng, shape):
+    """float64 N(0, 1) samples drawn one element at a time as torch's elementwise kernels do (log_normal_)."""
+    return rng.scalar_normals(shape) if isinstance(rng, CPUStream) else rng.standard_normal(shape)
+
+
+def seed63(rng) -> int:
+    """A seed in [0, 2**63), as torch draws a DataLoader's and a sampler's."""
+    if isinstance(rng, CPUStream):
+        return rng.seed63()
+    return int(rng.integers(0, 2 ** 63 - 1))
 
 
 def resolve(gen, device, op: str = "") -> object:

@@ -177,11 +177,7 @@ def install() -> None:
     cls.fill_ = lambda self, value: self._write(lambda t: ops.full_like(t, value), check_leaf=True)
     cls.copy_ = lambda self, src: self._write(
         lambda t: ops.expand(ops.cast(ops.to_device(src, t.device), t.dtype), t.shape))
-    cls.normal_ = lambda self, mean=0.0, std=1.0, *, generator=None: self._write(
-        lambda t: ops.randn_like(t, generator=generator) * std + mean)
-    cls.uniform_ = lambda self, a=0.0, b=1.0, *, generator=None: self._write(
-        lambda t: ops.rand_like(t, generator=generator) * (b - a) + a)
-    for name in ("bernoulli", "exponential", "geometric", "log_normal", "cauchy", "random"):
+    for name in ("normal", "uniform", "bernoulli", "exponential", "geometric", "log_normal", "cauchy", "random"):
         setattr(cls, name + "_", _sampler(getattr(creation, name + "_like")))
     cls.bernoulli = lambda self, p=None, *, generator=None: creation.bernoulli(self, p, generator=generator)
     cls.multinomial = creation.multinomial

@@ -198,16 +198,19 @@ class DataLoader:
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
     def __iter__(self) -> Iterator:
-        workers = self._start_workers()
+        # each epoch draws its workers' base seed first, with or without workers, as torch's loader does: the
+        # sampler's draws after it are then torch's
+        base = _random.seed63(_random.resolve(self.generator, "cpu", "DataLoader"))
+        workers = self._start_workers(base)
         if self._streaming:
             return self._stream(workers)
         return self._batches(workers)
 
-    def _start_workers(self) -> list[WorkerInfo]:
-        """This epoch's workers (none with num_workers=0), each set up by `worker_init_fn`."""
+    def _start_workers(self, base: int) -> list[WorkerInfo]:
+        """This epoch's workers (none with num_workers=0), each set up by `worker_init_fn`; worker i's seed is
+        base + i."""
         if not self.num_workers:
             return []
-        base = int(_random.resolve(self.generator, "cpu", "DataLoader").integers(0, 2 ** 63 - 1))
         workers = [WorkerInfo(i, self.num_workers, base + i, self.dataset) for i in range(self.num_workers)]
         if not (self.persistent_workers and self._workers_started):  # as new worker processes: fresh streams
             self._streams = [Streams(info.seed) for info in workers]

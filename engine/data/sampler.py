@@ -71,15 +71,19 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def _indices(self) -> np.ndarray:
-        n, rng = len(self.data_source), _rng(self.generator)
+        """As torch draws them: without a generator, from a new one seeded by a draw of the global generator;
+        without replacement, a permutation for each whole pass and one more for the rest (even when empty)."""
+        n = len(self.data_source)
+        if self.generator is None:
+            rng = _random.Generator().manual_seed(_random.seed63(_random.generator("cpu"))).rng()
+        else:
+            rng = _rng(self.generator)
         if self.replacement:
-            return rng.integers(0, n, self.num_samples)
-        if self._num_samples is None:
-            return rng.permutation(n)
+            return rng.integers(0, n, self.num_samples) if n else np.zeros(0, dtype=np.int64)
         if not n:
             return np.arange(0)
-        order = np.concatenate([rng.permutation(n) for _ in range(-(-self.num_samples // n))])
-        return order[:self.num_samples]
+        passes = [rng.permutation(n) for _ in range(self.num_samples // n)]
+        return np.concatenate([*passes, rng.permutation(n)[:self.num_samples % n]])
 
     def __len__(self) -> int:
         return self.num_samples
@@ -116,9 +120,11 @@ class WeightedRandomSampler(Sampler):
         self.weights, self.replacement, self.generator = w, bool(replacement), generator
         _rng(generator)
 
-    def _indices(self) -> np.ndarray:
-        p = self.weights / self.weights.sum()
-        return _rng(self.generator).choice(len(p), self.num_samples, replace=self.replacement, p=p)
+    def _indices(self) -> np.ndarray:  # as torch.multinomial draws them
+        from engine.creation import multinomial, tensor
+
+        weights = tensor(self.weights)
+        return multinomial(weights, self.num_samples, self.replacement, generator=self.generator).numpy()
 
     def __len__(self) -> int:
         return self.num_samples

@@ -11,10 +11,13 @@ import math
 import numbers
 import warnings
 
+import numpy as np
+
 from engine import random as _random
 from engine.autograd.grad_mode import no_grad
 from engine.backend import array_module
 from engine.tensor import Tensor
+from engine.user_warning import warn
 
 _LINEAR_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                 "conv_transpose3d", "sigmoid")
@@ -60,7 +63,7 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 def _fill(tensor: Tensor, sample, generator=None) -> Tensor:
     """Write `sample(rng, shape, float dtype)` into the tensor's storage, drawn with `generator` (or the
     global generator of the tensor's device; False for no draws, so a constant makes no GPU generator)."""
-    dtype = tensor.array.dtype if tensor.array.dtype.kind == "f" else "float64"
+    dtype = tensor.array.dtype if tensor.array.dtype.kind == "f" else np.dtype(np.float64)
     rng = _random.resolve(generator, tensor.device) if generator is not False else None
     with no_grad():
         values = sample(rng, tensor.shape, dtype)
@@ -71,31 +74,58 @@ def _fill(tensor: Tensor, sample, generator=None) -> Tensor:
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with samples from U(a, b)."""
-    return _fill(tensor, lambda g, shape, dt: g.random(shape, dtype=dt) * (b - a) + a, generator)
+    return _fill(tensor, lambda g, shape, dt: _random.uniform(g, a, b, shape, dt), generator)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     """Fill with samples from N(mean, std**2)."""
-    return _fill(tensor, lambda g, shape, dt: g.standard_normal(shape, dtype=dt) * std + mean, generator)
+    return _fill(tensor, lambda g, shape, dt: _random.normal(g, mean, std, shape, dt), generator)
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
                   generator=None) -> Tensor:
-    """Fill with N(mean, std**2) samples redrawn until they fall in [a, b]."""
+    """Fill with N(mean, std**2) samples truncated to [a, b], drawn as torch draws them: when [a, b] holds more
+    than 0.3 of the mass, normal draws of the whole tensor until each element has one inside; else uniform
+    proposals on [a, b], each accepted with the normal density's ratio to its peak there."""
     if not a < b:
         raise ValueError(f"trunc_normal_: the interval [a, b] = [{a}, {b}] is empty")
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The distribution of values may be "
+             "incorrect.")
+
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
     def sample(g, shape, dt):
-        x = g.standard_normal(shape, dtype=dt) * std + mean
-        for _ in range(1000):  # each round keeps the in-range draws; the rest shrink geometrically
-            bad = (x < a) | (x > b)
-            n = int(bad.sum())
-            if n == 0:
-                return x
-            x[bad] = g.standard_normal(n, dtype=dt) * std + mean
+        xp = array_module(tensor.array)
+        if cdf((b - mean) / std) - cdf((a - mean) / std) > 0.3:
+            lo, hi = dt.type(a), dt.type(b)  # the bounds as the tensor holds them
+            x = _random.normal(g, mean, std, shape, dt)
+            for _ in range(_ROUNDS):
+                out = (x < lo) | (x > hi)
+                if not out.any():
+                    return x
+                x = xp.where(out, _random.normal(g, mean, std, shape, dt), x)
+        else:
+            peak = -0.5 * ((max(a, min(mean, b)) - mean) / std) ** 2
+
+            def log_ratio(x):
+                return ((x - dt.type(mean)) / dt.type(std)) ** 2 * dt.type(-0.5) - dt.type(peak)
+
+            x = _random.uniform(g, a, b, shape, dt)
+            pending = xp.log(_random.uniform(g, 0.0, 1.0, shape, dt)) > log_ratio(x)
+            for _ in range(_ROUNDS):
+                if not pending.any():
+                    return x
+                proposal = _random.uniform(g, a, b, shape, dt)
+                x = xp.where(pending, proposal, x)
+                pending = pending & (xp.log(_random.uniform(g, 0.0, 1.0, shape, dt)) > log_ratio(proposal))
         raise ValueError(f"trunc_normal_: [{a}, {b}] lies too far out in N({mean}, {std}**2) to sample")
 
     return _fill(tensor, sample, generator)
+
+
+_ROUNDS = 10_000  # rounds of redraws before trunc_normal_ gives up (each keeps every accepted element)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:

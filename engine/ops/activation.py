@@ -299,9 +299,9 @@ class Dropout(Function):
         require_float(ctx.op, x)
         xp = array_module(x)
         shape = (*x.shape[:-2], 1, 1) if ctx.channels else x.shape
-        u = _random.generator(device_of(x)).random(shape, dtype=x.dtype)
-        # the kept mask carries the 1/(1-p) scale already, so backward is one product
-        mask = xp.multiply(u >= ctx.p, 1 / (1 - ctx.p) if ctx.p < 1 else 0.0, dtype=x.dtype)
+        # the kept mask carries the 1/(1-p) scale already, so backward is one product; p = 1 draws nothing
+        kept = _random.below(_random.generator(device_of(x)), 1 - ctx.p, shape) if ctx.p < 1 else False
+        mask = xp.multiply(kept, 1 / (1 - ctx.p) if ctx.p < 1 else 0.0, dtype=x.dtype)
         ctx.save(mask)
         return x * mask
 

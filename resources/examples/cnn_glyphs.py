@@ -5,7 +5,7 @@
 Two conv-ReLU-maxpool blocks and a linear classifier, trained with Adam on jittered, noisy drawings
 (ring, bar, dash, plus, cross, square, triangle, slash, equals, corner). With the defaults
 (4 epochs of 2000 images, batch 32; about 3 s on one CPU core) it reaches about 99% accuracy on
-500 fresh images (measured: 99.8% test accuracy, test loss 0.020; 90% after the first epoch).
+500 fresh images (measured: 100.0% test accuracy, test loss 0.012; 97% after the first epoch).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ and a learning rate that is too high (full-batch SGD, lr=5). Both are mistakes p
 2. log(0) is -inf, and the one-hot zeros multiply it: 0 * -inf = NaN. The loss is NaN from then
    on, and the backward pass (1 / softmax) fills the gradients with inf and NaN.
 
-The first non-finite value appears in the `log` op of the loss, at step 6 with the defaults (the
-loss goes 2.32, 1.64, 1.05, 3.95, 14.9, nan; numpy also warns "divide by zero encountered in log").
+The first non-finite value appears in the `log` op of the loss, at step 7 with the defaults (the
+loss goes 2.30, 1.46, 0.96, 2.76, 13.6, 10.9, nan; numpy also warns "divide by zero encountered in log").
 The fixes: `F.cross_entropy(logits, y)` works with log_softmax and stays finite (`main(naive=False)`:
 the loss still diverges, but as numbers you can see), and a learning rate that suits the data
 (`main(lr=0.5, steps=100)` ends at loss 0.04).

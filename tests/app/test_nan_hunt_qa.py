@@ -38,8 +38,8 @@ def test_a_threshold_stop_names_the_value_and_the_nan_stop_brings_the_alerts_for
     assert panel.rows() == [("max |x| > 50  (output)", 0, True)]
     resume(qtbot, window)
     # the note said only "Breakpoint: max |x| > 50 (output) · hit 1": which value, and of what, was left to find
-    assert window.session.iteration == 4 and window.session.model.current == "log:0"
-    # the value itself depends on BLAS's summation order (lr=5 amplifies it: 52.7 or 62.3 at this op),
+    assert window.session.iteration == 5 and window.session.model.current == "Sequential.1/linear:0"  # the logits
+    # the value itself depends on BLAS's summation order (lr=5 amplifies it),
     # so the note is checked against the output the stop holds
     tripped = window.session.debugger.fetch(window.session.current_stop.record.event.output)
     tripped = float(abs(tripped).max())
@@ -59,7 +59,7 @@ def test_a_threshold_stop_names_the_value_and_the_nan_stop_brings_the_alerts_for
     # lr=5 also raises "learning rate too high" before the NaN: find the NaN's row by its kind
     panel_rows = [window.alerts_panel.topLevelItem(i) for i in range(window.alerts_panel.topLevelItemCount())]
     row = next(r for r in panel_rows if r.text(1) == "NaN/Inf (forward)")
-    assert row.text(0) == "5" and row.text(2) == "log"
+    assert row.text(0) == "6" and row.text(2) == "log"  # iteration 6: the 7th step
     assert "at nan_demo.py:43 (return -(one_hot * engine.log(probs))" in row.text(3)
     # the status line and the banner named the file with its whole folder, and the status line's
     # explanation ran out of room before "its inputs are finite"

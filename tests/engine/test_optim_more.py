@@ -385,7 +385,8 @@ def test_the_debugger_receives_one_optimizer_event_per_step(name, make):
     for event in steps:
         assert event.optimizer == name and event.lrs == (opt.param_groups[0]["lr"],)
         assert list(event.update_norms) == names == list(event.weight_norms)
-        assert all(v > 0 for v in event.update_norms.values())
+    # every parameter moves (Rprop leaves out, for a step, elements whose gradient changed sign: a whole bias may)
+    assert all(any(event.update_norms[n] > 0 for event in steps) for n in names)
     assert not [a for a in dbg.alerts if a.kind.startswith("nonfinite")]
 
 

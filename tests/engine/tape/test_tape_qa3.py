@@ -131,7 +131,7 @@ def test_each_optimizers_last_step_is_snapshot_when_recording_ends(tmp_path):
     assert set(end) == set(trained)
     for name, p in trained.items():
         assert end[name].tensor == p.id
-        assert end[name].summary.mean == pytest.approx(float(p.array.mean()), rel=1e-6), name
+        assert end[name].summary.mean == pytest.approx(float(p.array.astype(np.float64).mean()), rel=1e-6), name
     assert end["0.weight"].iteration == end["SGD:Sequential_2.0.weight"].iteration == 8
 
 
