@@ -576,8 +576,15 @@ class Tensor:
         _check_memory_format(memory_format, "contiguous()")
         return self if self.array.flags.c_contiguous else _ops.clone(self)
 
-    def is_contiguous(self) -> bool:
-        return bool(self.array.flags.c_contiguous)
+    def is_contiguous(self, memory_format: MemoryFormat = contiguous_format) -> bool:
+        """Whether the data is dense in row-major order, or in that of `memory_format` (engine.channels_last:
+        N, H, W, C); the engine lays tensors out row-major, whatever format `to()` was given."""
+        if memory_format is contiguous_format:
+            return bool(self.array.flags.c_contiguous)
+        _check_memory_format(memory_format, "is_contiguous()")
+        from engine.tensor_props import laid_out_as
+
+        return laid_out_as(self, memory_format)
 
     # ---- repr -------------------------------------------------------------------------------
     def __repr__(self) -> str:

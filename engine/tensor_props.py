@@ -84,7 +84,7 @@ def is_set_to(self: Tensor, tensor: Tensor) -> bool:
 _LAYOUTS = {contiguous_format: None, channels_last: (0, 2, 3, 1), channels_last_3d: (0, 2, 3, 4, 1)}
 
 
-def _laid_out_as(self: Tensor, memory_format: MemoryFormat) -> bool:
+def laid_out_as(self: Tensor, memory_format: MemoryFormat) -> bool:
     """Whether the tensor is dense in the dimension order of `memory_format` (size-1 dims anywhere)."""
     if memory_format is contiguous_format and self.array.size == 0:
         return True  # as torch: an empty tensor is contiguous whatever its strides
@@ -110,7 +110,7 @@ def dim_order(self: Tensor, *, ambiguity_check: bool | list = False) -> tuple[in
     if ambiguity_check is not False:
         ambiguous = any(n == 1 for n in self.shape) or any(s == t for s, t in itertools.pairwise(strides))
         formats = ambiguity_check if isinstance(ambiguity_check, list) else []
-        if ambiguous and sum(_laid_out_as(self, f) for f in formats) != 1:
+        if ambiguous and sum(laid_out_as(self, f) for f in formats) != 1:
             raise RuntimeError("The tensor does not have unique dim order, or cannot map to exact one of the given "
                                "memory formats.")
     order, ambiguous = _physical_order(self, strides, bool(ambiguity_check))
@@ -126,7 +126,7 @@ def _physical_order(self: Tensor, strides: tuple[int, ...], check: bool) -> tupl
     n, shape = self.ndim, self.shape
     if n <= 1:
         return tuple(range(n)), False
-    contiguous, last = _laid_out_as(self, contiguous_format), _laid_out_as(self, channels_last)
+    contiguous, last = laid_out_as(self, contiguous_format), laid_out_as(self, channels_last)
     if contiguous != last:
         return (tuple(range(n)) if contiguous else _LAYOUTS[channels_last]), False
 

@@ -12,6 +12,7 @@ from engine.creation import ones
 from engine.ops.activation import AttentionSoftmax, dropout
 from engine.ops.index import masked_fill
 from engine.ops.linalg import matmul
+from engine.ops.sequence import repeat_interleave
 from engine.tensor import Tensor
 
 __all__ = ["scaled_dot_product_attention"]
@@ -19,11 +20,19 @@ __all__ = ["scaled_dot_product_attention"]
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
                                  dropout_p: float = 0.0, is_causal: bool = False,
-                                 scale: float | None = None) -> Tensor:
-    """softmax(query @ key^T * scale + mask) @ value; a bool mask keeps where true, a float mask is added."""
+                                 scale: float | None = None, enable_gqa: bool = False) -> Tensor:
+    """softmax(query @ key^T * scale + mask) @ value; a bool mask keeps where true, a float mask is added.
+    enable_gqa: key and value may have fewer heads (dim -3) than query, each shared by a group of query heads."""
     shapes = f"query {tuple(query.shape)}, key {tuple(key.shape)} and value {tuple(value.shape)}"
     if min(query.ndim, key.ndim, value.ndim) < 2:
         raise ShapeError(f"scaled_dot_product_attention: {shapes} must have at least 2 dimensions")
+    if enable_gqa and min(query.ndim, key.ndim, value.ndim) >= 3 and key.shape[-3] != query.shape[-3]:
+        heads, kv_heads = query.shape[-3], key.shape[-3]
+        if heads % kv_heads or value.shape[-3] != kv_heads:
+            raise ShapeError(f"scaled_dot_product_attention: with enable_gqa, the {heads} query heads must be a "
+                             f"multiple of the key's and value's heads (dim -3), got {shapes}")
+        key = repeat_interleave(key, heads // kv_heads, dim=-3)
+        value = repeat_interleave(value, heads // kv_heads, dim=-3)
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise ShapeError(f"scaled_dot_product_attention: {shapes} must be (..., L, E), (..., S, E) and (..., S, Ev)")
     if is_causal and attn_mask is not None:

@@ -77,11 +77,15 @@ class _ConvNd(Module):
         reset_fan_in_uniform(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
+        return self._conv_forward(input, self.weight, self.bias)
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """This layer's convolution with the given weight and bias, as torch's: a subclass that changes the
+        weight (quantization, weight standardisation, LoRA) calls it from its own forward."""
         if self.padding_mode != "zeros":
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return self.function(input, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-        return self.function(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                             self.groups)
+            return self.function(input, weight, bias, self.stride, 0, self.dilation, self.groups)
+        return self.function(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         n = self.dims

@@ -84,6 +84,10 @@ class RNNBase(Module):
         kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
         return tuple(get(f"{kind}_l{layer}{suffix}") for kind in kinds)
 
+    def flatten_parameters(self) -> None:
+        """Nothing to do: torch packs the weights into one buffer for cuDNN here; the engine's layer reads them
+        where they are (a script calls it in forward, after moving the model)."""
+
     def forward(self, input: Tensor | PackedSequence, hx=None):
         name = type(self).__name__
         lstm = self.mode == "LSTM"

@@ -7,6 +7,7 @@ from engine.nn.module import Module
 from engine.nn.parameter import Parameter
 from engine.nn.utils.parametrizations import norm_except_dim, weight_normed
 from engine.tensor import Tensor
+from engine.user_warning import warn
 
 
 class WeightNorm:
@@ -25,7 +26,10 @@ class WeightNorm:
 
 
 def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Module:
-    """Replace parameter `name` by `name_g` (magnitude) and `name_v` (direction); see WeightNorm."""
+    """Replace parameter `name` by `name_g` (magnitude) and `name_v` (direction); see WeightNorm. Deprecated, as
+    in torch, for engine.nn.utils.parametrizations.weight_norm (the same numbers, one parametrization)."""
+    warn("engine.nn.utils.weight_norm is deprecated in favor of engine.nn.utils.parametrizations.weight_norm",
+         FutureWarning)
     if any(isinstance(h, WeightNorm) and h.name == name for h in module._forward_pre_hooks.values()):
         raise RuntimeError(f"cannot register two weight_norm hooks on the same parameter {name}")
     weight = module._parameters.get(name)

@@ -1,0 +1,70 @@
+"""What a fifteenth round of ported programs met: a conv subclass calling _conv_forward (quantization-aware
+training), grouped-query attention, an RNN's flatten_parameters, is_contiguous with a memory format, and the old
+weight_norm's deprecation warning."""
+
+import numpy as np
+import pytest
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from tests.engine.oracle import needs_torch, torch
+
+
+def test_a_conv_subclass_convolves_its_own_weight_through_conv_forward():
+    class Standardised(nn.Conv2d):  # weight standardisation, as QAT and LoRA subclasses do it
+        def forward(self, x):
+            w = self.weight
+            w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / w.std(dim=(1, 2, 3), keepdim=True)
+            return self._conv_forward(x, w, self.bias)
+
+    engine.manual_seed(0)
+    layer = Standardised(2, 3, 3, padding=1, padding_mode="reflect")
+    x = engine.randn(1, 2, 5, 5)
+    w = layer.weight.detach()
+    w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / w.std(dim=(1, 2, 3), keepdim=True)
+    expected = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), w, layer.bias)
+    np.testing.assert_allclose(layer(x).detach().numpy(), expected.detach().numpy(), rtol=1e-6, atol=1e-6)
+    layer(x).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.shape == layer.weight.shape
+
+
+@needs_torch
+def test_grouped_query_attention_shares_each_key_head_with_a_group_of_query_heads():
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((2, 8, 5, 4), (2, 2, 5, 4), (2, 2, 5, 3))]
+    ours = [engine.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = F.scaled_dot_product_attention(*ours, is_causal=True, enable_gqa=True)
+    ref = torch.nn.functional.scaled_dot_product_attention(*theirs, is_causal=True, enable_gqa=True)
+    out.sum().backward()
+    ref.sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(engine.ShapeError, match="with enable_gqa, the 8 query heads must be a multiple of the key's"):
+        F.scaled_dot_product_attention(ours[0], engine.ones(2, 3, 5, 4), engine.ones(2, 3, 5, 3), enable_gqa=True)
+
+
+def test_flatten_parameters_is_there_and_changes_nothing():
+    gru = nn.GRU(3, 4)
+    before = [p.detach().numpy().copy() for p in gru.parameters()]
+    assert gru.flatten_parameters() is None
+    assert all(np.array_equal(a, p.detach().numpy()) for a, p in zip(before, gru.parameters()))
+
+
+def test_is_contiguous_takes_a_memory_format_and_tells_the_truth_about_the_layout():
+    x = engine.ones(2, 3, 4, 5)
+    assert x.is_contiguous() and x.is_contiguous(memory_format=engine.contiguous_format)
+    assert not x.is_contiguous(memory_format=engine.channels_last)  # to(channels_last) is a hint: still NCHW
+    nhwc = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    assert nhwc.is_contiguous(memory_format=engine.channels_last) and not nhwc.is_contiguous()
+    with pytest.raises(TypeError, match=r"is_contiguous\(\): memory_format must be engine.contiguous_format"):
+        x.is_contiguous(memory_format="nhwc")
+
+
+def test_the_old_weight_norm_warns_that_it_is_deprecated_at_the_users_line():
+    with pytest.warns(FutureWarning, match="engine.nn.utils.weight_norm is deprecated in favor of "
+                                          "engine.nn.utils.parametrizations.weight_norm") as seen:
+        nn.utils.weight_norm(nn.Linear(2, 2))
+    assert seen[0].filename == __file__
