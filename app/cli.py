@@ -212,6 +212,8 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
             recorder.status = "terminated by SIGTERM"
         elif failure is not None and recorder.status == "recording":
             recorder.status = stopped_by(failure)  # the tape says the run did not finish
+            if recorder.status is not None:  # and where it raised, with that line's source
+                recorder.keep_failure(failure)
     finally:
         recorder.close()
     if recorder.cap_reached:  # the status names the cap

@@ -14,6 +14,7 @@ before the cursor's event (cut back when the cursor moves back).
 from __future__ import annotations
 
 import bisect
+import json
 import threading
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from app.graph_model import GraphModel
 from app.script_io import OutputChunk
 from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, NodeInfo, Session, SessionChange
 from engine.debug import Stop
+from engine.debug.source import SourceFrame
 from engine.debug.stepping import step_end, step_mode
 from engine.events import AlertEvent
 from engine.tape import schema
@@ -63,6 +65,7 @@ class ReplaySession(Session):
             self.recorded_steps, self.recorded_losses = [], None
             whole = False
         self._output_seqs, self._output = _recorded_output(self.tape)
+        self.raised_at = _raised_at(self.tape.meta.get("raised_at"))  # where a run that raised was stopped
         self._output_shown = 0  # how many of them the Output panel shows
         capture = self.tape.capture
         # what the inspector and the plots cannot show from this tape, and why ("": they can)
@@ -383,3 +386,15 @@ def _mode_for(action: str, rec) -> tuple:
     if rec is None:
         return step_mode(action, 0, "forward", -1)
     return step_mode(action, rec.depth, rec.phase, rec.iteration)
+
+
+def _raised_at(text: str | None) -> SourceFrame | None:
+    """The line that raised the recorded run's exception, from the tape's meta (JSON [file, line, function,
+    text]); None when the run did not raise, or when the value is not that (a damaged tape: shown nowhere)."""
+    try:
+        file, line, function, code = json.loads(text) if text else (None,) * 4
+    except (ValueError, TypeError):
+        return None
+    if not (isinstance(file, str) and type(line) is int and isinstance(function, str) and isinstance(code, str)):
+        return None
+    return SourceFrame(file, line, function, code)

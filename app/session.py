@@ -498,6 +498,7 @@ class LiveSession(Session):
         self._record_at_start = record
         self._outcome: RunEnded | None = None
         self._why = ""  # how the run ended when it did not finish, for its tape's status
+        self._failure: BaseException | None = None  # the script's own exception, for its tape's source
         self._room = threading.Event()
         self._closed = False
         self._stepping = False  # a step command is under way
@@ -583,6 +584,7 @@ class LiveSession(Session):
             self._output("stderr", error.traceback)
             outcome = RunEnded(FAILED, error)
             self._why = stopped_by(err)
+            self._failure = err
         finally:
             release_output(ident)
             self._outcome = outcome
@@ -622,6 +624,8 @@ class LiveSession(Session):
         change.status = True
         if self.recorder is not None and self._why and self.recorder.status == "recording":
             self.recorder.status = self._why  # the tape says how the run ended, as `tapescope record`'s do
+            if self._failure is not None:
+                self.recorder.keep_failure(self._failure)
         self.stop_recording()
 
     def _left_stop(self, change: SessionChange) -> None:

@@ -964,6 +964,8 @@ class MainWindow(QMainWindow):
             session = self.session
             if isinstance(session, ReplaySession):  # at the end of its tape, or back at its start (Restart)
                 frame = session.frames.get(session.model.current) if session.cursor else None
+                if session.status == FINISHED and session.raised_at is not None:
+                    frame = session.raised_at  # a run that raised ends where it raised
                 if frame is None:
                     self.source_view.clear()
                 else:

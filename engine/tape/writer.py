@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import tokenize
+import traceback
 import weakref
 from collections import deque
 from typing import NamedTuple
@@ -44,6 +45,7 @@ except ImportError:  # not POSIX: no recorder lock
 from engine.debug import Debugger
 from engine.debug.param_names import updated_parameters
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
+from engine.debug.source import USER, frame_kind, frame_of
 from engine.debug.summary import TensorSummary, summarize
 from engine.debug.tracer import host_copy
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent, hub
@@ -168,6 +170,7 @@ class Recorder:
         self._stacks: dict[tuple, int] = {}
         self._frames: dict[int, tuple] = {}  # id(SourceFrame) -> (frame, row id): holding it pins the id
         self._sources: set[str] = set()
+        self._raised: tuple = ()  # (files of the user frames an exception of the run went through, where it was raised)
         self._new_rows: list[tuple] = []
         self._param_names: dict[tuple, str] = {}
         self._snapshots = capture != "structure"  # parameter snapshots after each optimizer step
@@ -665,6 +668,14 @@ class Recorder:
         """Events queued for the writer and not yet committed (never more than queue_events)."""
         return len(self._queue)
 
+    def keep_failure(self, err: BaseException) -> None:
+        """Keep, for the tape, the source files of the user frames that `err` (the run's end) went through, and the
+        line that raised it: a script that fails before its first op otherwise leaves no line to show."""
+        frames = [f for f, _ in traceback.walk_tb(err.__traceback__) if frame_kind(f.f_code) == USER]
+        if frames:
+            where = frame_of(frames[-1])
+            self._raised = ({f.f_code.co_filename for f in frames}, where)
+
     # ---- closing --------------------------------------------------------------------------------------
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything queued so far is committed; False if that took longer than `timeout`."""
@@ -705,9 +716,14 @@ class Recorder:
             else:
                 status = f"failed: {self._error}"
             self.status = status
+            meta = [("status", status), ("closed", _iso()), ("events", str(self.events))]
+            files, where = self._raised or ((), None)
+            if where is not None:
+                meta.append(("raised_at", json.dumps([where.file, where.line, where.function, where.text])))
             with conn:
-                conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                                 [("status", status), ("closed", _iso()), ("events", str(self.events))])
+                conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
+                conn.executemany("INSERT OR IGNORE INTO sources (file, text, note) VALUES (?, ?, ?)",
+                                 [(file, *_snapshot(file)) for file in sorted(files) if file not in self._sources])
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.execute("PRAGMA journal_mode=DELETE")  # one file, readable on read-only media
         except sqlite3.Error as err:
@@ -725,6 +741,7 @@ class Recorder:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is not None and self.status == "recording":
             self.status = stopped_by(exc) or "recording"
+            self.keep_failure(exc)
         self.close()
 
     @property

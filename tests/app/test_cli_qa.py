@@ -1,5 +1,6 @@
 """`tapescope record` from CI: a run that fails or is interrupted leaves a tape that says so."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -62,6 +63,27 @@ def test_a_script_that_raises_leaves_a_tape_that_names_the_error(script, tmp_pat
         assert tape.parameter("weight").iteration == 2
     assert main(["info", str(out)]) == 0
     assert "(the recorded code raised ValueError: the data loader ran dry)" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_a_script_that_raises_before_its_first_op_keeps_its_source_and_the_line_that_raised(tmp_path, capsys):
+    # the Source panel of such a tape said "No source yet": no op had named a file
+    early = tmp_path / "early.py"
+    early.write_text("import engine\nimport helper\n\nhelper.load('missing.csv')\n")
+    (tmp_path / "helper.py").write_text("def load(path):\n    raise FileNotFoundError(path)\n")
+    out = tmp_path / "run.tape"
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert main(["record", str(early), "-o", str(out)]) == 1
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("helper", None)
+    capsys.readouterr()
+    with engine.tape.open(out) as tape:
+        assert tape.counts().get("op", 0) == 0
+        assert "helper.load('missing.csv')" in tape.source(str(early))
+        assert "raise FileNotFoundError(path)" in tape.source(str(tmp_path / "helper.py"))
+        assert json.loads(tape.meta["raised_at"]) == [str(tmp_path / "helper.py"), 2, "load",
+                                                      "raise FileNotFoundError(path)"]
 
 
 def test_a_script_with_a_syntax_error_is_not_called_complete(tmp_path, capsys):

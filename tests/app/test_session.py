@@ -463,3 +463,7 @@ def test_the_replay_of_a_run_that_raised_says_so_at_its_end(qtbot, sessions, tmp
     drained(qtbot, replayed, lambda: replayed.status == "finished")
     assert replayed.status_text() == ("Replay at the end of the tape (the recorded code raised ZeroDivisionError: "
                                       "division by zero)")
+    # and where: the line that raised, with its file's source on the tape
+    assert replayed.raised_at.file == script and replayed.raised_at.line == 7
+    assert replayed.raised_at.text == "print(step / correct)"
+    assert "correct = 0" in replayed.tape.source(script)
