@@ -27,6 +27,9 @@ SYNC_LAYOUT_NODES = 600  # larger views are laid out on a worker thread
 COLOUR_BY = (("Op family", None), ("Activation |max|", "activation"), ("Gradient norm", "grad_norm"))
 METRIC_INTERVAL = 0.2  # seconds between recolourings by a metric while values stream in
 
+NO_MODULE_CALLS = ("No module was called in this iteration: its ops ran outside any nn.Module (as the code after "
+                   "a training loop does).")
+
 
 class GraphPresenter(QObject):
     """Keeps the canvas and the module tree in step with one GraphModel (see the module docstring)."""
@@ -252,6 +255,7 @@ class GraphPresenter(QObject):
                 after = began[g]
         paths, classes, parents = _in_call_order(paths, classes, parents, began)
         self.module_tree.set_modules(paths, classes, parents, self.model.collapsed if self.model else set())
+        self.module_tree.set_empty_note(NO_MODULE_CALLS if len(view) and len(paths) <= 1 else "")
 
     def toggle(self, path: str) -> None:
         """Collapse module call `path` into one node, or expand it."""

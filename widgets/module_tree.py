@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
 from engine.nn.module import NUMBERED_ROOT
@@ -55,6 +56,7 @@ class ModuleTree(QTreeWidget):
         self._clicked: tuple[str, int] = ("", 0)  # the folded row clicked last (its first call) and the call shown
         self._in_change = False  # inside itemChanged: Qt is still setting the item a rebuild would delete
         self._later: tuple | None = None  # set_modules' arguments, kept for after that
+        self._empty_note = ""  # shown in place of rows when there are none (see set_empty_note)
         self.itemChanged.connect(self._on_changed)
         self.itemClicked.connect(self._on_clicked)
 
@@ -91,6 +93,28 @@ class ModuleTree(QTreeWidget):
         want = self.sizeHint().width()
         if want > self.width():
             self.widthWanted.emit(want)
+
+    def set_empty_note(self, text: str) -> None:
+        """What the panel says while it lists no module ("" for nothing): an iteration whose ops ran outside any
+        model (the code after a training loop) left a blank panel that read as if the model were lost."""
+        if text != self._empty_note:
+            self._empty_note = text
+            self.viewport().update()
+
+    def empty_note(self) -> str:
+        """The note shown now: the empty-panel text, when no row is listed."""
+        return self._empty_note if not self.topLevelItemCount() else ""
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        note = self.empty_note()
+        if note:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().placeholderText().color())
+            margin = self.fontMetrics().averageCharWidth()
+            painter.drawText(self.viewport().rect().adjusted(margin, margin, -margin, -margin),
+                             Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap, note)
+            painter.end()
 
     def sizeHint(self) -> QSize:
         """Wide enough to show every name and class whole (an empty tree: a short model's)."""

@@ -78,3 +78,13 @@ def test_clicking_a_folded_row_again_shows_its_next_call(qtbot):
     for item in (cell, cell, cell, head, cell):
         tree.itemClicked.emit(item, 0)
     assert shown == ["Net.cell", "Net.cell#1", "Net.cell", "Net.head", "Net.cell"]
+
+
+def test_an_empty_tree_shows_its_note_until_rows_come(qtbot):
+    tree = ModuleTree()
+    qtbot.addWidget(tree)
+    tree.set_modules([""], [""], [-1], set())
+    tree.set_empty_note("No module was called in this iteration")
+    assert tree.empty_note() == "No module was called in this iteration"
+    tree.set_modules(["", "Net", "Net.fc"], ["", "Net", "Linear"], [-1, 0, 1], set())
+    assert tree.empty_note() == ""  # rows listed: no note over them
