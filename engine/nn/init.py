@@ -84,7 +84,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
                   generator=None) -> Tensor:
-    """Fill with N(mean, std**2) samples truncated to [a, b], drawn as torch draws them: when [a, b] holds more
+    """Fill with N(mean, std**2) samples truncated to [a, b], drawn as torch 2.13 draws them: when [a, b] holds more
     than 0.3 of the mass, normal draws of the whole tensor until each element has one inside; else uniform
     proposals on [a, b], each accepted with the normal density's ratio to its peak there."""
     if not a < b:

@@ -113,6 +113,8 @@ def test_a_seeded_model_starts_from_torchs_weights(make):
     ("normal_", {"std": 0.02}), ("uniform_", {"a": -0.1, "b": 0.1}),
 ])
 def test_init_functions_match_torch(init, kwargs):
+    if init == "trunc_normal_" and tuple(map(int, torch.__version__.split(".")[:2])) < (2, 13):
+        pytest.skip("torch before 2.13 truncates through the inverse normal CDF; the engine draws as 2.13 does")
     same(lambda: getattr(enn.init, init)(engine.empty(30, 40), **kwargs).numpy(),
          lambda: getattr(torch.nn.init, init)(torch.empty(30, 40), **kwargs).numpy())
 
