@@ -288,15 +288,26 @@ def randint(low, high=None, size=(), dtype=None, device=None, requires_grad: boo
 
 
 def randn_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False, *, generator=None) -> Tensor:
-    """Standard normal samples in x's shape, dtype and device (unless given)."""
+    """Standard normal samples in x's shape, dtype and device (unless given); laid out as x, as torch's
+    empty_like is, so a transposed x gets its draws in its memory order (a pair at a time)."""
     dt, dev = _like(x, dtype, device)
-    return randn(x.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
+    if _random.memory_order(x.array) is None or dev != x.device:
+        return randn(x.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
+    dt = _float_dtype("randn_like", dt)
+    arr, _ = _random_array(dev, lambda g: _random.in_memory_order(
+        x.array, lambda shape: _random.normal(g, 0.0, 1.0, shape, dt.np, serial=True)), generator, "randn_like")
+    return Tensor._of(arr, requires_grad=requires_grad)
 
 
 def rand_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False, *, generator=None) -> Tensor:
-    """Uniform samples in [0, 1) in x's shape, dtype and device (unless given)."""
+    """Uniform samples in [0, 1) in x's shape, dtype and device (unless given), laid out as x (see randn_like)."""
     dt, dev = _like(x, dtype, device)
-    return rand(x.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
+    if _random.memory_order(x.array) is None or dev != x.device:
+        return rand(x.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
+    dt = _float_dtype("rand_like", dt)
+    arr, _ = _random_array(dev, lambda g: _random.in_memory_order(
+        x.array, lambda shape: g.random(shape, dtype=dt.np)), generator, "rand_like")
+    return Tensor._of(arr, requires_grad=requires_grad)
 
 
 def randint_like(x: Tensor, low=0, high=None, *, generator=None, dtype=None, device=None,
@@ -387,13 +398,21 @@ def new_ones(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = Fa
 
 
 # ---- samples shaped like a tensor: torch.bernoulli, multinomial and Tensor.bernoulli_ and friends ---------
-def _sample_like(x: Tensor, op: str, draw, floating: bool = True, generator=None) -> Tensor:
-    """A tensor of x's shape, dtype and device holding `draw(xp, rng, shape, float dtype)`."""
+def _sample_like(x: Tensor, op: str, draw, floating: bool = True, generator=None, ordered: bool = True) -> Tensor:
+    """A tensor of x's shape, dtype and device holding `draw(xp, rng, shape, float dtype)`, drawn in the order
+    torch fills x (`ordered`: its memory order, for a transposed view; else C order)."""
     if floating and not x.dtype.is_floating_point:
         raise RuntimeError(f"{op}: samples a continuous distribution, so the tensor must be floating point, "
                         f"not {x.dtype.name}")
     ft = x.array.dtype if x.array.dtype.kind == "f" else np.float64
-    arr, _ = _random_array(x.device, lambda g: draw(backend.array_module(x.array), g, x.shape, ft), generator, op)
+    xp = backend.array_module(x.array)
+    if ordered:
+        def fn(g):
+            return _random.in_memory_order(x.array, lambda shape: draw(xp, g, shape, ft))
+    else:
+        def fn(g):
+            return draw(xp, g, x.shape, ft)
+    arr, _ = _random_array(x.device, fn, generator, op)
     return Tensor._wrap(arr.astype(x.array.dtype, copy=False))
 
 
@@ -414,7 +433,7 @@ def bernoulli_like(x: Tensor, p=0.5, *, generator=None) -> Tensor:
     p = _probability("bernoulli_", p)
     if hasattr(p, "shape"):  # a probability each: a uniform of the dtype each, as torch draws
         return _sample_like(x, "bernoulli_", lambda xp, g, shape, ft: g.random(shape, dtype=_random.draw_dtype(ft))
-                            < p, False, generator)
+                            < p, False, generator, ordered=False)
     return _sample_like(x, "bernoulli_", lambda xp, g, shape, ft: _random.below(g, p, shape), False, generator)
 
 
@@ -425,7 +444,8 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
 
 def normal_like(x: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
     """N(mean, std**2) samples in x's shape and dtype, as Tensor.normal_ draws them."""
-    return _sample_like(x, "normal_", lambda xp, g, shape, ft: _random.normal(g, mean, std, shape, ft),
+    serial = not x.array.flags.c_contiguous  # torch draws such a tensor a pair at a time
+    return _sample_like(x, "normal_", lambda xp, g, shape, ft: _random.normal(g, mean, std, shape, ft, serial),
                         generator=generator)
 
 
@@ -494,13 +514,13 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
     rows, k = w.shape
 
     def draw(g):
-        if replacement:  # inverse CDF, all rows in one search: row r's CDF is shifted to [r, r + 1]
+        if replacement and num_samples > 1:  # inverse CDF, all rows in one search: row r's in [r, r + 1]
             cdf = xp.cumsum(w, axis=1)
             cdf = cdf / cdf[:, -1:] + xp.arange(rows)[:, None]  # the last entry exactly r + 1: u < 1 stays in row
             u = g.random((rows, num_samples)) + xp.arange(rows)[:, None]
             return xp.searchsorted(cdf.ravel(), u.ravel(), side="right").reshape(rows, num_samples) \
                 - k * xp.arange(rows)[:, None]
-        # without replacement: the num_samples largest of log w - log E (E exponential), as torch does
+        # without replacement, or one sample: the num_samples largest of log w - log E (E exponential), as torch
         keys = xp.log(xp.where(w > 0, w, 1.0)) - xp.log(-xp.log1p(-g.random((rows, k))))
         keys = xp.where(w > 0, keys, -xp.inf)
         return xp.argsort(-keys, axis=1)[:, :num_samples]

@@ -200,6 +200,33 @@ def draw_dtype(dtype) -> np.dtype:
     return dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
 
 
+def memory_order(array) -> list[int] | None:
+    """The axes of `array` from outermost to innermost in memory, when it is a dense permutation of a C-ordered
+    array but not C-ordered itself (a transposed view); None otherwise. torch's kernels fill such a tensor
+    (and the empty_like of one) in memory order, so the same draws land on other elements than in C order."""
+    if array.ndim < 2 or array.flags.c_contiguous or min(array.strides) < 0:
+        return None
+    order = sorted(range(array.ndim), key=lambda d: (-array.strides[d], d))
+    step = array.itemsize
+    for d in reversed(order):
+        if array.shape[d] != 1:
+            if array.strides[d] != step:
+                return None  # gaps or overlaps: torch makes such a tensor's empty_like C-ordered
+            step *= array.shape[d]
+    return order
+
+
+def in_memory_order(array, draw):
+    """`draw(shape)` laid onto `array`'s elements in the order torch fills them (see memory_order)."""
+    order = memory_order(array)
+    if order is None:
+        return draw(array.shape)
+    inverse = [0] * len(order)
+    for i, d in enumerate(order):
+        inverse[d] = i
+    return draw(tuple(array.shape[d] for d in order)).transpose(inverse)
+
+
 # ---- draws with torch's arithmetic on the CPU stream, numpy's or CuPy's on other generators ----------------------
 def uniform(rng, low: float, high: float, shape, dtype):
     """U(low, high) samples of a float dtype, as Tensor.uniform_ makes them."""
@@ -208,10 +235,11 @@ def uniform(rng, low: float, high: float, shape, dtype):
     return (rng.random(shape, dtype=draw_dtype(dtype)) * (high - low) + low).astype(dtype, copy=False)
 
 
-def normal(rng, mean: float, std: float, shape, dtype):
-    """N(mean, std**2) samples of a float dtype, as Tensor.normal_ makes them."""
+def normal(rng, mean: float, std: float, shape, dtype, serial: bool = False):
+    """N(mean, std**2) samples of a float dtype, as Tensor.normal_ makes them (`serial`: for a tensor that is not
+    C-contiguous, which torch fills one Box-Muller pair at a time whatever its size)."""
     if isinstance(rng, CPUStream):
-        return rng.normal(mean, std, shape, dtype)
+        return rng.normal(mean, std, shape, dtype, serial)
     return (rng.standard_normal(shape, dtype=draw_dtype(dtype)) * std + mean).astype(dtype, copy=False)
 
 

@@ -114,11 +114,12 @@ class CPUStream:
         """N(0, 1) samples (as torch.randn)."""
         return self.normal(0.0, 1.0, size, dtype)
 
-    def normal(self, loc=0.0, scale=1.0, size=None, dtype=np.float64):
-        """N(loc, scale**2) samples as Tensor.normal_ makes them (see the module docstring)."""
+    def normal(self, loc=0.0, scale=1.0, size=None, dtype=np.float64, serial: bool = False):
+        """N(loc, scale**2) samples as Tensor.normal_ makes them (see the module docstring); `serial`: one pair
+        at a time whatever the size, as torch fills a tensor that is not C-contiguous."""
         shape, n = _size(size)
         dt = np.dtype(dtype)
-        if n >= 16:
+        if n >= 16 and not serial:
             out = self._filled(n, dt if dt == np.float64 else np.dtype(_F32), loc, scale).astype(dt, copy=False)
         else:
             out = np.array([self._scalar_normal() * scale + loc for _ in range(n)]).astype(dt)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import engine
@@ -78,13 +80,13 @@ class Categorical(Distribution):
         return self.mean
 
     def sample(self, sample_shape=()) -> Tensor:
-        """Indices (int64) of shape sample_shape + batch_shape, by inverse CDF with the engine's generator."""
-        shape = tuple(self._extended_shape(sample_shape))
+        """Indices (int64) of shape sample_shape + batch_shape, drawn as torch draws them: multinomial with
+        replacement, all of one row's samples at a time."""
+        shape = tuple(self._extended_shape(sample_shape))  # checks sample_shape
         with engine.no_grad():
-            # float64 keeps the running sum exact enough that a zero-probability category is never drawn
-            cdf = self.probs.to(engine.float64).cumsum(-1)
-            u = engine.rand((*shape, 1), dtype=engine.float64, device=cdf.device) * cdf[..., -1:]
-            return (cdf <= u).sum(-1).clamp(max=self._num_events - 1)
+            rows = self.probs.reshape(-1, self._num_events)
+            drawn = engine.multinomial(rows, math.prod(sample_shape), True).T
+            return drawn.reshape(shape)
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:

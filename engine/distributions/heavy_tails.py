@@ -58,7 +58,9 @@ class Cauchy(_LocScale):
         return engine.full(tuple(self._extended_shape()), math.inf, dtype=self.loc.dtype, device=self.loc.device)
 
     def rsample(self, sample_shape=()) -> Tensor:
-        return self.icdf(self._uniform(sample_shape))
+        shape = tuple(self._extended_shape(sample_shape))  # as torch draws it: a standard cauchy_, scaled
+        eps = engine.empty(shape, dtype=self.loc.dtype, device=self.loc.device).cauchy_()
+        return self.loc + eps * self.scale
 
     def log_prob(self, value: Tensor) -> Tensor:
         z = (self._checked(value) - self.loc) / self.scale

@@ -57,8 +57,8 @@ class Exponential(Distribution):
         return self.rate.pow(-2)
 
     def rsample(self, sample_shape=()) -> Tensor:
-        u = engine.rand(tuple(self._extended_shape(sample_shape)), dtype=self.rate.dtype, device=self.rate.device)
-        return -(-u).log1p() / self.rate
+        shape = tuple(self._extended_shape(sample_shape))  # as torch draws it: exponential_ of rate 1, scaled
+        return engine.empty(shape, dtype=self.rate.dtype, device=self.rate.device).exponential_() / self.rate
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:

@@ -300,7 +300,13 @@ class Dropout(Function):
         xp = array_module(x)
         shape = (*x.shape[:-2], 1, 1) if ctx.channels else x.shape
         # the kept mask carries the 1/(1-p) scale already, so backward is one product; p = 1 draws nothing
-        kept = _random.below(_random.generator(device_of(x)), 1 - ctx.p, shape) if ctx.p < 1 else False
+        rng = _random.generator(device_of(x))
+        if ctx.p == 1:
+            kept = False
+        elif ctx.channels:
+            kept = _random.below(rng, 1 - ctx.p, shape)
+        else:  # in x's memory order, as torch fills its empty_like (a transposed attention output)
+            kept = _random.in_memory_order(x, lambda shape: _random.below(rng, 1 - ctx.p, shape))
         mask = xp.multiply(kept, 1 / (1 - ctx.p) if ctx.p < 1 else 0.0, dtype=x.dtype)
         ctx.save(mask)
         return x * mask

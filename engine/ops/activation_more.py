@@ -14,6 +14,7 @@ from engine import dtypes
 from engine import random as _random
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module, device_of
+from engine.creation import exponential_like
 from engine.ops import elementwise as _elementwise
 from engine.ops.activation import Activation, Softmax, _maybe_inplace, _softmax_dim, softmax
 from engine.ops.elementwise import _sigmoid
@@ -167,8 +168,10 @@ class RReLU(Function):
     def forward(ctx, x):
         require_float(ctx.op, x)
         xp = array_module(x)
-        r = _random.generator(device_of(x)).random(x.shape, dtype=_random.draw_dtype(x.dtype))
-        noise = xp.where(x <= 0, r * (ctx.upper - ctx.lower) + ctx.lower, 1).astype(x.dtype, copy=False)
+        noise = xp.ones_like(x)
+        drawn = x <= 0  # torch draws a slope for these alone, in order: one float64 U(lower, upper) each
+        noise[drawn] = _random.uniform(_random.generator(device_of(x)), float(np.float32(ctx.lower)),
+                                       float(np.float32(ctx.upper)), (int(drawn.sum()),), np.float64)
         ctx.save(noise)
         return x * noise
 
@@ -211,9 +214,8 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
     if tau <= 0:
         raise ValueError(f"gumbel_softmax: tau must be positive, got {tau}")
     a = logits.array
-    rng = _random.generator(device_of(a))
-    draw = rng.standard_exponential(a.shape, dtype=_random.draw_dtype(a.dtype))
-    gumbels = -array_module(a).log(draw).astype(a.dtype, copy=False)  # the log before the cast: no log(0)
+    # as torch: -log of exponential_ samples of the logits' dtype
+    gumbels = -array_module(a).log(exponential_like(logits).array)
     y_soft = softmax((logits + Tensor._wrap(gumbels)) / tau, dim)
     if not hard:
         return y_soft

@@ -63,7 +63,9 @@ class AlphaDropout(Function):
         require_float(ctx.op, x)
         xp, p = array_module(x), ctx.p
         shape = (*x.shape[:2], *(1,) * (x.ndim - 2)) if ctx.feature else x.shape
-        keep = _random.below(_random.generator(device_of(x)), 1 - p, shape)
+        rng = _random.generator(device_of(x))
+        keep = _random.below(rng, 1 - p, shape) if ctx.feature else \
+            _random.in_memory_order(x, lambda shape: _random.below(rng, 1 - p, shape))
         a = 1 / math.sqrt((_SELU_SATURATION ** 2 * p + 1) * (1 - p))
         scale = xp.multiply(keep, a, dtype=x.dtype)
         shift = xp.where(keep, a * _SELU_SATURATION * p, a * _SELU_SATURATION * (p - 1)).astype(x.dtype)

@@ -155,3 +155,75 @@ def test_a_saved_state_restores_the_stream_and_its_kept_normal_sample():
     with engine.random.fork_rng():
         engine.rand(5)
     assert engine.rand(1).item() != first[1][0]  # fork_rng put the stream back where it was: on, not repeated
+
+
+@needs_torch
+@pytest.mark.parametrize("name", ["normal", "categorical", "categorical_one", "bernoulli", "uniform",
+                                  "exponential", "cauchy", "mvn", "one_hot", "geometric"])
+def test_distribution_samples_match_torch(name):
+    def draw(lib):
+        d = lib.distributions
+        make = {
+            "normal": lambda: d.Normal(lib.zeros(3), lib.ones(3)).rsample((4,)),
+            "categorical": lambda: d.Categorical(logits=lib.linspace(-1, 1, 10).reshape(2, 5)).sample((3,)),
+            "categorical_one": lambda: d.Categorical(probs=lib.tensor([0.2, 0.3, 0.5])).sample(),
+            "bernoulli": lambda: d.Bernoulli(probs=lib.full((10,), 0.3)).sample(),
+            "uniform": lambda: d.Uniform(-1.0, 2.0).sample((10,)),
+            "exponential": lambda: d.Exponential(2.0).rsample((10,)),
+            "cauchy": lambda: d.Cauchy(0.0, 1.0).rsample((5,)),
+            "mvn": lambda: d.MultivariateNormal(lib.zeros(3), lib.eye(3)).sample((4,)),
+            "one_hot": lambda: d.OneHotCategorical(logits=lib.zeros(4)).sample((3,)),
+            "geometric": lambda: d.Geometric(probs=lib.tensor(0.3)).sample((5,)),
+        }
+        return make[name]().numpy()
+
+    same(lambda: draw(engine), lambda: draw(torch))
+
+
+@needs_torch
+def test_random_activations_and_multinomial_draw_as_torch():
+    same(lambda: EF.rrelu(engine.linspace(-1, 1, 41), training=True).numpy(),
+         lambda: torch.nn.functional.rrelu(torch.linspace(-1, 1, 41), training=True).numpy())
+    for n, replacement in ((1, True), (1, False), (5, True), (5, False)):
+        same(lambda n=n, r=replacement: engine.multinomial(engine.rand(20, 30), n, r).numpy(),
+             lambda n=n, r=replacement: torch.multinomial(torch.rand(20, 30), n, r).numpy())
+    # gumbel_softmax: torch's exponential draws; the float32 log may differ in the last place
+    engine.manual_seed(0)
+    torch.manual_seed(0)
+    np.testing.assert_allclose(EF.gumbel_softmax(engine.zeros(2, 4)).numpy(),
+                               torch.nn.functional.gumbel_softmax(torch.zeros(2, 4)).numpy(), rtol=1e-6)
+    assert engine.rand(2).tolist() == torch.rand(2).tolist()
+
+
+@needs_torch
+def test_a_transposed_tensor_gets_its_draws_in_memory_order_as_torch_fills_it():
+    # torch fills a tensor (and the empty_like of one) in memory order: a batch-first Transformer layer's dropout
+    # acts on the transposed attention output, and drew other masks
+    tf = torch.nn.functional
+    for make_e, make_t in (
+            (lambda: EF.dropout(engine.ones(4, 2).t(), 0.5), lambda: tf.dropout(torch.ones(4, 2).t(), 0.5)),
+            (lambda: EF.dropout(engine.ones(3, 4, 5).permute(1, 0, 2), 0.5),
+             lambda: tf.dropout(torch.ones(3, 4, 5).permute(1, 0, 2), 0.5)),
+            (lambda: engine.rand_like(engine.ones(4, 2).t()), lambda: torch.rand_like(torch.ones(4, 2).t())),
+            # a tensor that is not C-contiguous draws its normals a pair at a time, whatever its size
+            (lambda: engine.randn_like(engine.ones(20, 2).t()), lambda: torch.randn_like(torch.ones(20, 2).t())),
+            (lambda: engine.ones(20, 3).t().normal_(), lambda: torch.ones(20, 3).t().normal_()),
+            (lambda: engine.zeros(20, 6)[:, :4].normal_(), lambda: torch.zeros(20, 6)[:, :4].normal_()),
+            (lambda: engine.ones(20, 3).t().bernoulli_(0.3), lambda: torch.ones(20, 3).t().bernoulli_(0.3))):
+        same(lambda f=make_e: f().numpy(), lambda f=make_t: f().numpy())
+
+
+@needs_torch
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_a_transformer_layer_with_dropout_trains_on_torchs_masks(batch_first):
+    def run(lib):
+        layer = lib.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, batch_first=batch_first)
+        x = lib.randn(3, 5, 8)
+        attention = layer.self_attn(x, x, x, need_weights=False)[0]
+        return [layer(x).detach().numpy(), np.array(attention.is_contiguous())]
+
+    engine.manual_seed(0)
+    torch.manual_seed(0)
+    (ours, our_layout), (theirs, their_layout) = run(engine), run(torch)
+    assert our_layout == their_layout  # laid out as torch's: (L, N, E), a batch-first result its transpose
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)  # the same masks: matmul rounding only

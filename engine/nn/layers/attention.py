@@ -117,11 +117,12 @@ class MultiheadAttention(Module):
         # masked from (an all-padding sequence) give zeros; with them, its softmax gives NaN there, as a plain one
         weights = F.softmax(scores, -1) if need_weights else AttentionSoftmax.apply(scores, dim=-1)
         weights = F.dropout(weights, self.dropout, self.training)
-        out = (weights @ v).transpose(1, 2).reshape(n, tgt, self.embed_dim)
-        out = self.out_proj(out)
+        # laid out (L, N, E) as torch's is, a batch-first result its transposed view: what comes after it (the
+        # dropout of a Transformer layer) then draws its random numbers in torch's order
+        out = self.out_proj((weights @ v).permute(2, 0, 1, 3).reshape(tgt, n, self.embed_dim))
         if not batched:
-            out = out.squeeze(0)
-        elif not self.batch_first:
+            out = out.squeeze(1)
+        elif self.batch_first:
             out = out.transpose(0, 1)
         if not need_weights:
             return out, None
