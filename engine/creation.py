@@ -362,7 +362,7 @@ def poisson(input: Tensor, generator=None) -> Tensor:
     """Poisson counts with the rates in `input`, in its shape and dtype, as torch.poisson."""
     if (input.array < 0).any():
         raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
-    arr, _ = _random_array(input.device, lambda g: g.poisson(input.array, size=input.shape), generator, "poisson")
+    arr, _ = _random_array(input.device, lambda g: _random.poisson(g, input.array), generator, "poisson")
     return Tensor._of(arr.astype(input.array.dtype, copy=False))
 
 

@@ -258,6 +258,18 @@ def scalar_normals(rng, shape):
     return rng.scalar_normals(shape) if isinstance(rng, CPUStream) else rng.standard_normal(shape)
 
 
+def standard_gamma(rng, alpha, dtype):
+    """Gamma(alpha, 1) samples (float64) for a tensor of `dtype`: torch's sampler on the CPU stream."""
+    if isinstance(rng, CPUStream):
+        return rng.gammas(alpha, single=np.dtype(dtype) == np.float32)
+    return rng.standard_gamma(alpha)
+
+
+def poisson(rng, rates):
+    """Poisson counts (float64) of `rates`: torch's sampler on the CPU stream."""
+    return rng.poissons(rates) if isinstance(rng, CPUStream) else rng.poisson(rates, size=rates.shape)
+
+
 def seed63(rng) -> int:
     """A seed in [0, 2**63), as torch draws a DataLoader's and a sampler's."""
     if isinstance(rng, CPUStream):

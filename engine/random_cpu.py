@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+_SQUEEZE = float(np.float32(0.0331))  # the gamma sampler's squeeze constant, a float literal in torch's kernel
 _MASK24 = np.uint64((1 << 24) - 1)
 _MASK53 = np.uint64((1 << 53) - 1)
 _SHIFT = np.uint64(32)
@@ -164,6 +165,78 @@ class CPUStream:
         """float64 N(0, 1) samples one by one, as an elementwise kernel draws them (log_normal_)."""
         shape, n = _size(size)
         return np.array([self._scalar_normal() for _ in range(n)], dtype=np.float64).reshape(shape)
+
+    def gammas(self, alpha: np.ndarray, single: bool) -> np.ndarray:
+        """Gamma(alpha, 1) samples, one element at a time in C order, by torch's Marsaglia-Tsang sampler (float64
+        uniforms and normal pairs; `single`: alpha's own steps in float32, as for a float32 tensor)."""
+        f = _F32 if single else float
+        out = np.empty(alpha.shape, dtype=np.float64)
+        flat = out.reshape(-1)
+        for i, a in enumerate(np.asarray(alpha, dtype=np.float64).reshape(-1).tolist()):
+            flat[i] = self._gamma(f(a), f)
+        return out
+
+    def _gamma(self, alpha, f) -> float:
+        scale = 1.0
+        if alpha < 1.0:
+            if alpha == 0:
+                return 0.0
+            scale *= (1.0 - self._uniform()) ** float(f(1.0) / alpha)
+            alpha = alpha + f(1.0)
+        d = float(alpha - f(_F32(1.0) / _F32(3.0)))  # a float constant, as the kernel writes it
+        c = 1.0 / math.sqrt(9.0 * d)
+        while True:
+            while True:
+                x = self._scalar_normal()
+                y = 1.0 + c * x
+                if y > 0:
+                    break
+            v = y * y * y
+            u = 1.0 - self._uniform()
+            xx = x * x
+            if u < 1.0 - _SQUEEZE * xx * xx or math.log(u) < 0.5 * xx + d * (1.0 - v + math.log(v)):
+                return scale * d * v
+
+    def poissons(self, lam: np.ndarray) -> np.ndarray:
+        """Poisson(lam) counts, one element at a time in C order, as torch samples them: multiplied uniforms
+        below 10, Hoermann's transformed rejection from 10 on."""
+        out = np.empty(lam.shape, dtype=np.float64)
+        flat = out.reshape(-1)
+        for i, rate in enumerate(np.asarray(lam, dtype=np.float64).reshape(-1).tolist()):
+            flat[i] = self._poisson(rate)
+        return out
+
+    def _poisson(self, lam: float) -> int:
+        if lam >= 10:
+            slam, loglam = math.sqrt(lam), math.log(lam)
+            b = 0.931 + 2.53 * slam
+            a = -0.059 + 0.02483 * b
+            invalpha = 1.1239 + 1.1328 / (b - 3.4)
+            vr = 0.9277 - 3.6224 / (b - 2)
+            while True:
+                u = self._uniform() - 0.5
+                v = self._uniform()
+                us = 0.5 - abs(u)
+                k = math.floor((2 * a / us + b) * u + lam + 0.43)
+                if us >= 0.07 and v <= vr:
+                    return k
+                if k < 0 or (us < 0.013 and v > us):
+                    continue
+                if (math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)
+                        <= -lam + k * loglam - math.lgamma(k + 1.0)):
+                    return k
+        if lam == 0:
+            return 0
+        count, product, limit = 0, 1.0, math.exp(-lam)
+        while True:
+            product *= self._uniform()
+            if product > limit:
+                count += 1
+            else:
+                return count
+
+    def _uniform(self) -> float:
+        return float(self.words64(1)[0] & _MASK53) * 2.0 ** -53
 
     def below(self, p: float, size) -> np.ndarray:
         """A Bernoulli(p) mask (p a number): one float64 uniform an element, True when below p."""

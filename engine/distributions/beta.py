@@ -5,9 +5,8 @@ from __future__ import annotations
 import numbers
 
 from engine.distributions import constraints
-from engine.distributions.dirichlet import Dirichlet, _clamped
+from engine.distributions.dirichlet import Dirichlet
 from engine.distributions.distribution import Distribution
-from engine.distributions.gamma import standard_gamma
 from engine.distributions.utils import broadcast_all
 from engine.ops.shape import stack
 from engine.ops.special import digamma, lgamma, xlogy
@@ -44,10 +43,9 @@ class Beta(Distribution):
         return a * b / (total.pow(2) * (total + 1))
 
     def rsample(self, sample_shape=()) -> Tensor:
-        shape = self._extended_shape(sample_shape)
-        x = standard_gamma(self.concentration1, shape)
-        y = standard_gamma(self.concentration0, shape)
-        return _clamped(x / (x + y))
+        """As torch draws it: the first coordinate of a Dirichlet of (concentration1, concentration0)."""
+        pair = stack(broadcast_all(self.concentration1, self.concentration0), -1)
+        return Dirichlet(pair, validate_args=False).rsample(sample_shape)[..., 0]
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import dtypes
 from engine.distributions import constraints
 from engine.distributions.distribution import Distribution
 from engine.distributions.gamma import standard_gamma
@@ -18,9 +19,10 @@ from engine.tensor import Tensor
 
 
 def _clamped(x: Tensor) -> Tensor:
-    """Samples kept inside (0, 1), as PyTorch clamps them, so that log_prob stays finite."""
-    info = np.finfo(x.dtype.np)
-    return x.clamp(min=float(info.tiny), max=1 - float(info.eps))
+    """Samples kept inside (0, 1), as PyTorch clamps them (to the smallest normal number and the largest below
+    1), so that log_prob stays finite."""
+    dt = x.dtype.np
+    return x.clamp(min=float(np.finfo(dt).tiny), max=float(np.nextafter(dt.type(1), dt.type(0))))
 
 
 class Dirichlet(Distribution):
@@ -55,8 +57,10 @@ class Dirichlet(Distribution):
         return c * (total - c) / (total.pow(2) * (total + 1))
 
     def rsample(self, sample_shape=()) -> Tensor:
-        g = standard_gamma(self.concentration, self._extended_shape(sample_shape))
-        return _clamped(g / g.sum(-1, keepdim=True))
+        """As torch draws it: Gamma samples in float64 (concentrations included), normalised there, then cast."""
+        c = self.concentration
+        g = standard_gamma(c.to(dtypes.float64), self._extended_shape(sample_shape))
+        return _clamped((g / g.sum(-1, keepdim=True)).to(c.dtype))
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:

@@ -58,7 +58,7 @@ class StandardGamma(Function):
         xp = array_module(alpha)
         g = _random.generator(ctx.device)
         full = xp.broadcast_to(alpha, ctx.shape).astype(np.float64)
-        x = xp.asarray(g.standard_gamma(full)).astype(alpha.dtype)  # a 0-d draw comes back as a float
+        x = xp.asarray(_random.standard_gamma(g, full, alpha.dtype)).astype(alpha.dtype)  # a 0-d draw: a float
         x = xp.maximum(x, np.finfo(alpha.dtype).tiny)  # as PyTorch: a sample of 0 would have log_prob -inf
         ctx.save(full, x)
         return x

@@ -238,9 +238,12 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     num_zeros = math.ceil(sparsity * rows)
 
     def sample(g, shape, dt):
-        out = g.standard_normal(shape, dtype=dt) * std
+        out = _random.normal(g, 0.0, std, shape, dt)
+        # as torch: each column's zeros from a permutation of the rows, drawn from the global generator
+        shuffle = _random.generator(tensor.device)
         for col in range(cols):
-            out[array_module(out).argsort(g.random(rows))[:num_zeros], col] = 0
+            order = shuffle.permutation(rows) if hasattr(shuffle, "permutation") else shuffle.random(rows).argsort()
+            out[order[:num_zeros], col] = 0
         return out
 
     return _fill(tensor, sample, generator)

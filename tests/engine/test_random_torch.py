@@ -110,7 +110,7 @@ def test_a_seeded_model_starts_from_torchs_weights(make):
     ("xavier_uniform_", {}), ("xavier_normal_", {}), ("kaiming_uniform_", {}), ("kaiming_normal_", {}),
     ("trunc_normal_", {"std": 0.02}),                  # most of the mass inside: normal draws, redrawn
     ("trunc_normal_", {"std": 3.0, "a": -0.5, "b": 0.5}),  # little of it: uniform proposals, accepted by ratio
-    ("normal_", {"std": 0.02}), ("uniform_", {"a": -0.1, "b": 0.1}),
+    ("normal_", {"std": 0.02}), ("uniform_", {"a": -0.1, "b": 0.1}), ("sparse_", {"sparsity": 0.5}),
 ])
 def test_init_functions_match_torch(init, kwargs):
     if init == "trunc_normal_" and tuple(map(int, torch.__version__.split(".")[:2])) < (2, 13):
@@ -159,7 +159,8 @@ def test_a_saved_state_restores_the_stream_and_its_kept_normal_sample():
 
 @needs_torch
 @pytest.mark.parametrize("name", ["normal", "categorical", "categorical_one", "bernoulli", "uniform",
-                                  "exponential", "cauchy", "mvn", "one_hot", "geometric"])
+                                  "exponential", "cauchy", "mvn", "one_hot", "geometric", "gamma", "beta",
+                                  "beta64", "dirichlet", "student", "poisson", "poisson_large"])
 def test_distribution_samples_match_torch(name):
     def draw(lib):
         d = lib.distributions
@@ -174,6 +175,14 @@ def test_distribution_samples_match_torch(name):
             "mvn": lambda: d.MultivariateNormal(lib.zeros(3), lib.eye(3)).sample((4,)),
             "one_hot": lambda: d.OneHotCategorical(logits=lib.zeros(4)).sample((3,)),
             "geometric": lambda: d.Geometric(probs=lib.tensor(0.3)).sample((5,)),
+            # torch's own Gamma sampler (Marsaglia-Tsang), alpha below 1 boosted; Beta through a Dirichlet (mixup)
+            "gamma": lambda: d.Gamma(lib.tensor([0.3, 2.0, 7.5]), 1.5).rsample((4,)),
+            "beta": lambda: d.Beta(0.4, 0.4).sample((5,)),
+            "beta64": lambda: d.Beta(lib.tensor(0.4, dtype=lib.float64), lib.tensor(2.0, dtype=lib.float64)).sample(),
+            "dirichlet": lambda: d.Dirichlet(lib.tensor([0.5, 1.0, 3.0])).sample((4,)),
+            "student": lambda: d.StudentT(4.0).sample((5,)),
+            "poisson": lambda: d.Poisson(lib.tensor([0.5, 3.0])).sample((4,)),
+            "poisson_large": lambda: lib.poisson(lib.tensor([12.0, 30.0, 250.0])),
         }
         return make[name]().numpy()
 
