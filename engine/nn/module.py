@@ -25,6 +25,7 @@ from engine.nn.hooks import BackwardHookCall, RemovableHandle, add_hook, tensor_
 from engine.nn.parameter import Parameter
 from engine.nn.settings import Setting
 from engine.tensor import Tensor, parse_to
+from engine.user_warning import warn
 
 
 class _CallStack(threading.local):
@@ -513,7 +514,14 @@ class Module:
         return self
 
     def to(self, *args, **kwargs) -> Module:
-        """Move parameters and buffers to a device and/or cast floating ones to a dtype, in place."""
+        """Move parameters and buffers to a device and/or cast floating ones to a dtype, in place.
+
+        The engine has no "meta" device: `.to("meta")` (the shell of a model that torch's ensembling recipe
+        hands functional_call) warns and keeps the module's tensors where they are."""
+        if _meta(args, kwargs):
+            warn(f"{type(self).__name__}.to('meta'): the engine has no meta device; the module keeps its tensors "
+                 "(functional_call with other parameters works as on torch's meta copy)")
+            return self
         device, dtype = _parse_to(args, kwargs)
         target_np = None if dtype is None else dtype.np
 
@@ -523,6 +531,20 @@ class Module:
             return arr if device is None else backend.to_device(arr, device)
 
         return self._apply_to_tensors(convert)
+
+    def to_empty(self, *, device=None, recurse: bool = True) -> Module:
+        """Parameters and buffers made anew on `device`, their values unset (as torch.empty), for a model built
+        without storage to be initialised after; recurse=False: this module's own only."""
+        dev = backend.device("cpu" if device is None else device)
+        modules = self.modules() if recurse else (self,)
+        with no_grad():
+            for module in modules:
+                for table in (module._parameters, module._buffers):
+                    for t in table.values():
+                        if t is not None:
+                            t.array = backend.to_device(np.empty_like(backend.to_host(t.array)), dev)
+                            t._vc[0] += 1
+        return self
 
     def cpu(self) -> Module:
         """Move everything to the CPU."""
@@ -775,6 +797,12 @@ def _as_array(value):
     if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
         return np.asarray(value)
     return None
+
+
+def _meta(args: tuple, kwargs: dict) -> bool:
+    """Whether Module.to() was asked for the meta device."""
+    device = kwargs.get("device", args[0] if args else None)
+    return (isinstance(device, str) and device == "meta") or getattr(device, "type", None) == "meta"
 
 
 def _parse_to(args: tuple, kwargs: dict):

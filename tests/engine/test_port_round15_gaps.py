@@ -68,3 +68,30 @@ def test_the_old_weight_norm_warns_that_it_is_deprecated_at_the_users_line():
                                           "engine.nn.utils.parametrizations.weight_norm") as seen:
         nn.utils.weight_norm(nn.Linear(2, 2))
     assert seen[0].filename == __file__
+
+
+def test_torchs_ensembling_recipe_runs_with_a_warning_for_its_meta_copy():
+    import copy
+
+    from engine.func import functional_call, stack_module_state
+
+    models = [nn.Linear(3, 2) for _ in range(4)]
+    params, buffers = stack_module_state(models)
+    with pytest.warns(UserWarning, match=r"Linear.to\('meta'\): the engine has no meta device") as seen:
+        base = copy.deepcopy(models[0]).to("meta")
+    assert seen[0].filename == __file__
+    x = engine.randn(5, 3)
+    out = engine.vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))(params, buffers, x)
+    for i, m in enumerate(models):
+        np.testing.assert_allclose(out[i].detach().numpy(), m(x).detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_to_empty_gives_storage_to_be_initialised_after():
+    m = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    weight = m[0].weight
+    assert m.to_empty(device="cpu") is m
+    assert m[0].weight is weight and m[0].weight.shape == (2, 3)  # the same Parameter, new storage
+    for p in m.parameters():
+        nn.init.zeros_(p)
+    assert all(float(p.abs().sum()) == 0 for p in m.parameters())
+    assert m[1].running_mean.shape == (2,)
