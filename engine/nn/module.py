@@ -461,6 +461,19 @@ class Module:
             raise AttributeError(f"{type(module).__name__} has no parameter '{name}'")
         return module._parameters[name]
 
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path `target`."""
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if module._buffers.get(name) is None:
+            raise AttributeError(f"{type(module).__name__} has no buffer '{name}'")
+        return module._buffers[name]
+
+    @property
+    def _non_persistent_buffers_set(self) -> set[str]:
+        """torch's name for the buffers left out of state_dict (loading code reads it)."""
+        return self._non_persistent_buffers
+
     def apply(self, fn: Callable[[Module], Any]) -> Module:
         """Call `fn` on every descendant, then on this module; returns self."""
         for child in self.children():

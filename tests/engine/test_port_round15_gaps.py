@@ -1,6 +1,6 @@
 """What a fifteenth round of ported programs met: a conv subclass calling _conv_forward (quantization-aware
 training), grouped-query attention, an RNN's flatten_parameters, is_contiguous with a memory format, and the old
-weight_norm's deprecation warning."""
+weight_norm's deprecation warning; then the meta copy of torch's ensembling recipe, to_empty and get_buffer."""
 
 import numpy as np
 import pytest
@@ -95,3 +95,12 @@ def test_to_empty_gives_storage_to_be_initialised_after():
         nn.init.zeros_(p)
     assert all(float(p.abs().sum()) == 0 for p in m.parameters())
     assert m[1].running_mean.shape == (2,)
+
+
+def test_get_buffer_and_the_non_persistent_set_have_torchs_names():
+    m = nn.Sequential(nn.BatchNorm1d(3))
+    m[0].register_buffer("scratch", engine.ones(2), persistent=False)
+    assert m.get_buffer("0.running_mean") is m[0].running_mean
+    assert m[0]._non_persistent_buffers_set == {"scratch"}
+    with pytest.raises(AttributeError, match="BatchNorm1d has no buffer 'nope'"):
+        m.get_buffer("0.nope")
