@@ -11,7 +11,7 @@ import numpy as np
 from engine import dtypes
 from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import CPU, array_module, device_of, to_host
-from engine.events import next_tensor_id
+from engine.events import hub, next_tensor_id
 
 _ndarray = np.ndarray
 _tuple_new = tuple.__new__
@@ -499,6 +499,10 @@ class Tensor:
         self.array[...] = out.array
         if out._id:  # an event named the written value: this tensor now holds it, so it takes its id
             self._id = out._id
+        elif self._id and hub.active:
+            # no event made the value (fill_, zero_): a new id, so that the ops after it do not hang from the op
+            # that made the old value; the graph shows it as an input
+            self._id = 0
         self._vc[0] += 1
         if node is not None:
             self.grad_fn = node
