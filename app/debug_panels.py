@@ -429,16 +429,18 @@ def chance_level(loss_op, first_loss: float | None = None) -> tuple[float, int] 
     """(ln C, C): the loss of a guess at chance (every class equally likely) when `loss_op`, the OpEvent that
     backward() started from, is a cross entropy over C classes averaged over its rows; else None.
 
-    Class weights, ignored rows and label smoothing leave that loss at ln C; a sum over N rows does not
-    (N ln C). The event does not carry the reduction, so a loss that starts nearer N ln C than ln C
-    (`first_loss`, the run's first) counts as a sum and gets no line rather than a wrong one."""
+    Class weights, ignored rows and label smoothing leave a cross entropy at ln C; a binary one's weight or
+    pos_weight do not (ln 2 times their mean over the targets: an imbalanced set's pos_weight put the line at
+    0.69 where chance was 0.99), so those get no line; a sum over N rows does not either (N ln C). The event
+    does not carry the reduction, so a loss that starts nearer N ln C than ln C (`first_loss`, the run's first)
+    counts as a sum and gets no line rather than a wrong one."""
     shapes = loss_op.input_shapes
     if loss_op.output_shape != () or not shapes:
         return None  # reduction='none' and a .mean() after: the loss op is that mean, which says no classes
     shape = shapes[0]
     if loss_op.op in CLASS_LOSSES and shape:
         classes = shape[1] if len(shape) >= 2 else shape[0]
-    elif loss_op.op in BINARY_LOSSES:
+    elif loss_op.op in BINARY_LOSSES and len(shapes) == 2:  # a third input: weight or pos_weight
         classes = 2
     else:
         return None

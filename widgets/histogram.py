@@ -122,7 +122,9 @@ def fitting_ticks(lo: float, hi: float, room: float, metrics) -> list[tuple[floa
     base = 10.0 ** math.floor(math.log10(span / 8))
     for step in (m * base for m in (1, 2, 5, 10, 20, 50, 100)):
         values = np.arange(math.ceil(lo / step), math.floor(hi / step) + 1) * step
-        labels = [f"{v:.6g}" if v else "0" for v in values]
+        # as many digits as the step needs next to the values' size: ticks 1e-8 apart near 1 all read "1"
+        digits = min(17, max(6, math.floor(math.log10(max(abs(lo), abs(hi)))) - math.floor(math.log10(step)) + 1))
+        labels = [f"{v:.{digits}g}" if v else "0" for v in values]
         if len(values) and sum(metrics.horizontalAdvance(t) + 12 for t in labels) <= room:
             return list(zip(values.tolist(), labels))
     middle = float(np.round((lo + hi) / 2, -math.floor(math.log10(span))))

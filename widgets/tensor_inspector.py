@@ -375,8 +375,20 @@ def _meta(s: TensorSummary | None, subtitle: str, no_summaries: str = "") -> str
     return "  \u00b7  ".join(parts)
 
 
-def _num(x: float) -> str:
-    return f"{x:.6g}" if math.isfinite(x) else str(x)
+def _num(x: float, digits: int = 6) -> str:
+    return f"{x:.{digits}g}" if math.isfinite(x) else str(x)
+
+
+def spread_digits(lo: float, hi: float) -> int:
+    """Significant digits that tell lo from hi apart: 6, or as many more as values closer than that need (a
+    softmax row's sums, 0.99999994 to 1.0000001, all read "1"), at most 17."""
+    digits = 6
+    if lo != hi and math.isfinite(lo) and math.isfinite(hi):
+        near = abs(hi - lo) / 4  # each printed value nearer its own than a quarter of the way to the other
+        while digits < 17 and not (abs(float(f"{lo:.{digits}g}") - lo) < near
+                                    and abs(float(f"{hi:.{digits}g}") - hi) < near):
+            digits += 1
+    return digits
 
 
 def _stat_shorts(s: TensorSummary) -> list[tuple[str, ...]]:
@@ -392,5 +404,6 @@ def _stat_texts(s: TensorSummary) -> list[str]:
     """One text per STATS row."""
     zeros = f"{s.zero_count:,}" + (f" ({100 * s.zero_count / s.numel:.1f}%)" if s.numel else "")
     how = "every element" if s.exact else f"every {ordinal(s.stride)} element"
-    return [_num(s.min), _num(s.max), _num(s.mean), _num(s.std), _num(s.norm), zeros,
+    d = spread_digits(s.min, s.max)  # min, max and mean, which lies between them, as far as they differ
+    return [_num(s.min, d), _num(s.max, d), _num(s.mean, d), _num(s.std), _num(s.norm), zeros,
             f"{s.nan_count:,}", f"{s.inf_count:,}", how]

@@ -118,6 +118,9 @@ def test_the_chance_level_of_a_loss_event():
     assert chance_level(ev("cross_entropy", ((10,), ()))) == (pytest.approx(math.log(10)), 10)  # one sample
     assert chance_level(ev("cross_entropy", ((8, 5, 7, 7), (8, 7, 7)))) == (pytest.approx(math.log(5)), 5)
     assert chance_level(ev("binary_cross_entropy_with_logits", ((64,), (64,)))) == (pytest.approx(math.log(2)), 2)
+    # a pos_weight or a weight scales a binary loss at chance by their mean: no line rather than ln 2
+    assert chance_level(ev("binary_cross_entropy_with_logits", ((64, 1), (64, 1), (1,)))) is None
+    assert chance_level(ev("binary_cross_entropy", ((64,), (64,), (64,)))) is None
     assert chance_level(ev("cross_entropy", ((64, 10), (64,)), out=(64,))) is None  # reduction='none'
     assert chance_level(ev("cross_entropy", ((64, 1), (64,)))) is None  # one class: nothing to guess
     assert chance_level(ev("mse_loss", ((64,), (64,)))) is None

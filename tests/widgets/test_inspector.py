@@ -362,3 +362,17 @@ def test_statistics_in_narrow_columns_keep_their_digits(qtbot, inspector):
     assert mean.toolTip().startswith(f"{s.mean:.6g}")
     inspector.resize(900, 700)  # room again: the whole text comes back
     qtbot.waitUntil(lambda: stats.item(2, 0).text() == f"{s.mean:.6g}")
+
+
+def test_values_that_differ_past_six_digits_are_told_apart_in_the_table_and_the_histogram(inspector):
+    # a softmax row's sums: 0.99999994 to 1.0000001, whose min, max and every histogram tick all read "1"
+    sums = np.array([0.99999994, 1.0, 1.0000001, 0.99999994, 1.0], dtype=np.float32)
+    inspector.show_summaries("softmax_sums", summarize(sums))
+    assert inspector.stat_text("min") != inspector.stat_text("max")
+    assert float(inspector.stat_text("min")) < 1.0 < float(inspector.stat_text("max"))
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from widgets.histogram import fitting_ticks
+
+    labels = [text for _, text in fitting_ticks(0.99999994, 1.0000001, 1000, QFontMetrics(QFont()))]
+    assert len(labels) > 1 and len(set(labels)) == len(labels)
