@@ -503,6 +503,8 @@ class Tensor:
             # no event made the value (fill_, zero_): a new id, so that the ops after it do not hang from the op
             # that made the old value; the graph shows it as an input
             self._id = 0
+        if self._base is not None and self._base._id and hub.active:
+            self._base._id = 0  # its elements changed through this view (under no_grad): the same, for the base
         self._vc[0] += 1
         if node is not None:
             self.grad_fn = node
