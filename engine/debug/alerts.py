@@ -209,6 +209,8 @@ class Monitor:
                 new = []  # one layer: nothing for a gradient to fade through; a small one there is a flat loss
             if new and not high and self._stepped:
                 new = [(name, norm) for name, norm in new if name in self._stepped]
+            if new and not high:
+                new = _fading(new, named_norms, limit)
             # one alert while any parameter stays past the limit: vanishing spreads a layer at a time, and an
             # alert for each newcomer was a list of ten for one cause
             if not self._starts((kind, ""), bool(new)):
@@ -357,6 +359,21 @@ def _not_cancelled(low: list, named_norms: list, limit: float) -> list:
             module = _module_of(name)
             fed[module] = max(fed.get(module, 0.0), norm)
     return [(name, norm) for name, norm in low if norm > CANCELLED * fed.get(_module_of(name), -1.0)]
+
+
+def _fading(low: list, named_norms: list, limit: float) -> list:
+    """`low` (name, norm) pairs less those with no layer after them (in the model's order of parameters, its
+    forward's as a rule) whose gradient is above `limit`, when some layer's is: a gradient fades on its way back
+    from the loss, so the layers nearer the loss keep theirs. A converged classifier's output bias, its gradient
+    the mean of errors near zero, is the smallest of all and alerted while every earlier layer's was larger.
+    Gradients below the limit everywhere (a loss scaled down by mistake) stay an alert."""
+    position = {name: i for i, (name, _) in enumerate(named_norms)}
+    fed = [position[name] for name, norm in named_norms if norm >= limit]
+    if not fed:
+        return low
+    last = named_norms[max(fed)][0]
+    return [(name, norm) for name, norm in low
+            if position.get(name, -1) < position[last] and _module_of(last) != _module_of(name)]
 
 
 def _module_of(name: str) -> str:

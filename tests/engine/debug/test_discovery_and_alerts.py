@@ -1,6 +1,7 @@
 """What ported programs showed of model discovery and alerts: a GAN with spectrally normalised critics (the debugger
 finds the generator and its optimizer, the critics' parameters keep their names, a critic's output bias that a hinge
-or WGAN loss cancels is no vanishing gradient), a converged one-layer model and a block a growing model fades in."""
+or WGAN loss cancels is no vanishing gradient), a converged one-layer model, a block a growing model fades in, an
+attention score's bias and a converged classifier's output bias."""
 
 from __future__ import annotations
 
@@ -199,3 +200,32 @@ def test_an_attention_score_bias_before_a_softmax_raises_no_vanishing_alert():
                 opt.step()
     assert max(ratios) > 1e-5  # the case that alerted
     assert not [a for a in dbg.alerts if a.kind == "vanishing_grad"]
+
+
+def test_a_converged_classifiers_output_bias_is_no_gradient_fading_through_the_layers():
+    # the demo's SpiralNet, converged: its output bias's gradient (the mean of errors near zero) fell below the
+    # limit while every earlier layer's stayed above it, and "the gradient fades on its way back" was raised
+    def train(settings=None):
+        engine.manual_seed(0)
+        x = engine.randn(64, 2)
+        y = (x[:, 0] > 0).long()
+        model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 2))
+        opt = engine.optim.Adam(model.parameters(), lr=0.05)
+        with Debugger("summary", model=model, optimizer=opt, alerts=settings) as dbg:
+            for _ in range(150):
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+        steps = [r.event for r in dbg.history if isinstance(r, EventRecord) and r.phase == "optimizer"]
+        return dbg, steps[-1].grad_norms
+
+    _, norms = train()
+    assert norms["2.bias"] == min(norms.values())  # the output bias: the smallest gradient at the end
+    limit = (norms["2.bias"] * min(v for k, v in norms.items() if k != "2.bias")) ** 0.5
+    from engine.debug import AlertSettings
+
+    dbg, _ = train(AlertSettings(grad_norm_min=limit))
+    assert not [a for a in dbg.alerts if a.kind == "vanishing_grad"]
+    # the same gradients below a limit every layer is under: an alert still (a loss scaled down by mistake)
+    dbg, _ = train(AlertSettings(grad_norm_min=1e9))
+    assert [a.kind for a in dbg.alerts if a.kind == "vanishing_grad"] == ["vanishing_grad"]
