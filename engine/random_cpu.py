@@ -308,8 +308,11 @@ def fma64(a: np.ndarray, b: float, c: float) -> np.ndarray:
 
 
 def _fma32(a, b, c):
-    """a * b + c with one rounding to float32 (float32 operands: their product is exact in float64)."""
-    return (np.asarray(a, np.float64) * np.asarray(b, np.float64) + np.asarray(c, np.float64)).astype(_F32)
+    """a * b + c with one rounding to float32 (float32 values, some given as float64 already: their product is
+    exact in float64)."""
+    product = np.multiply(a, b, dtype=np.float64)
+    product += c
+    return product.astype(_F32)
 
 
 # float32 Cephes-style coefficients (the polynomials of torch's AVX2 log and sincos)
@@ -330,10 +333,11 @@ def _log32(x: np.ndarray) -> np.ndarray:
     small = m < _F32(0.707106781186547524)
     e = e - small.astype(_F32)
     m = (m - _F32(1)) + np.where(small, m, _F32(0))
+    m64 = m.astype(np.float64)  # the operand of every step: converted once
     z = m * m
     y = np.full_like(m, _LOG_P[0])
     for p in _LOG_P[1:]:
-        y = _fma32(y, m, p)
+        y = _fma32(y, m64, p)
     y = y * m
     y = _fma32(y, z, e * _F32(-2.12194440e-4))
     y = _fma32(z, _F32(-0.5), y)
@@ -349,16 +353,18 @@ def _sincos32(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sin_sign = ((j & 4).astype(np.uint32) << 29)
     cos_sign = ((~(j - 2)) & 4).astype(np.uint32) << 29
     swap = (j & 2) != 0
+    y64 = y.astype(np.float64)
     for dp in _DP:
-        x = _fma32(y, dp, x)
+        x = _fma32(y64, dp, x)
     z = x * x
+    z64 = z.astype(np.float64)  # the operand of most steps: converted once
     c = np.full_like(x, _COS_P[0])
     for p in _COS_P[1:]:
-        c = _fma32(c, z, p)
-    c = _fma32(c * z, z, -(z * _F32(0.5))) + _F32(1)
+        c = _fma32(c, z64, p)
+    c = _fma32(c * z, z64, -(z * _F32(0.5))) + _F32(1)
     s = np.full_like(x, _SIN_P[0])
     for p in _SIN_P[1:]:
-        s = _fma32(s, z, p)
+        s = _fma32(s, z64, p)
     s = _fma32(s * z, x, x)
     sin = np.where(swap, c, s).view(np.uint32) ^ sin_sign
     cos = np.where(swap, s, c).view(np.uint32) ^ cos_sign
