@@ -72,6 +72,7 @@ class Monitor:
         # (kind, key) of ongoing conditions, alerted once -> checks in a row the condition was not met since
         self._raised: dict[tuple[str, str], int] = {}
         self._big_runs: dict[str, int] = {}  # layer -> steps in a row its update was large against its weights
+        self._weights_after: dict[str, float] = {}  # layer -> its weight norm after its last step: the next one's start
         self._zero_start: dict[str, int] = {}  # layer -> steps seen, for a layer whose first update was its weights
         self._grads: dict[str, tuple] = {}  # parameter -> (weakref to its .grad, that tensor's version) at a step
         self._dead = ""  # the key of a relu found dead since the last step
@@ -250,20 +251,24 @@ class Monitor:
                 self._zero_start[layer] = seen + 1
                 self._big_runs[layer] = 0
                 continue
-            # against at least WEIGHT_FLOOR: a one-element scale or PReLU slope of ~0.01 that moves by its size is
-            # learning, not a learning rate far too high (the weights a too-high rate blows up are large)
-            ratio = u / max(w, WEIGHT_FLOOR)
+            # against the weights the step started from (the last step's result; the event's are after the update,
+            # which a diverging update dominates: "1x its weights" where it was 317x), and against at least
+            # WEIGHT_FLOOR: a one-element scale or PReLU slope of ~0.01 that moves by its size is learning, not a
+            # learning rate far too high (the weights a too-high rate blows up are large)
+            ratio = u / max(self._weights_after.get(layer, w), WEIGHT_FLOOR)
             run = self._big_runs.get(layer, 0) + 1 if ratio > limit else 0
             self._big_runs[layer] = run
             if self._starts(("large_update", layer), run >= UPDATE_STEPS):
                 big.append((layer, ratio))
+        self._weights_after.update(weights)
         if not big:
             return []
         self._blown = True
         layer, ratio = max(big, key=lambda item: item[1])
         others = others_text([name for name, _ in big if name != layer])
         lrs = ", ".join(f"{lr:g}" for lr in event.lrs)
-        message = (f"the updates of layer '{layer}' are {ratio:.2g}x its weights{others} for {UPDATE_STEPS} steps, "
+        times = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
+        message = (f"the updates of layer '{layer}' are {times}x its weights{others} for {UPDATE_STEPS} steps, "
                    f"iteration {rec.iteration} (healthy training is near 0.001x): the learning rate ({lrs}) is "
                    "far too high; try one 10 to 100 times smaller")
         return [AlertEvent(next_seq(), "large_update", message, "", layer, "", 0, rec.iteration, "", 0, "", ratio)]

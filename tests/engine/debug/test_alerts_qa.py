@@ -64,6 +64,9 @@ def test_a_learning_rate_far_too_high_is_named_before_the_loss_turns_nan():
     msg = big[0].message
     assert "learning rate (20) is far too high" in msg and "10 to 100 times smaller" in msg
     assert big[0].key in ("0", "2", "4") and big[0].value > 0.5
+    # against the weights the step started from: after the step, a diverging update is most of the weights, and
+    # the ratio read "1x its weights" where it was over a hundred thousand
+    assert big[0].value > 1000 and f"are {big[0].value:,.0f}x its weights" in msg
     first_nan = min((a.iteration for a in alerts if a.kind.startswith("nonfinite")), default=99)
     assert big[0].iteration < first_nan
     exploding = [a for a in alerts if a.kind == "exploding_grad"]
