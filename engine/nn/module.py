@@ -455,19 +455,19 @@ class Module:
 
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at dotted path `target`."""
-        path, _, name = target.rpartition(".")
-        module = self.get_submodule(path)
-        if module._parameters.get(name) is None:
-            raise AttributeError(f"{type(module).__name__} has no parameter '{name}'")
-        return module._parameters[name]
+        return self._tensor_at(target, "_parameters", "parameter")
 
     def get_buffer(self, target: str) -> Tensor:
         """The buffer at dotted path `target`."""
+        return self._tensor_at(target, "_buffers", "buffer")
+
+    def _tensor_at(self, target: str, table: str, kind: str) -> Tensor:
         path, _, name = target.rpartition(".")
         module = self.get_submodule(path)
-        if module._buffers.get(name) is None:
-            raise AttributeError(f"{type(module).__name__} has no buffer '{name}'")
-        return module._buffers[name]
+        found = getattr(module, table).get(name)
+        if found is None:
+            raise AttributeError(f"{type(module).__name__} has no {kind} '{name}'")
+        return found
 
     @property
     def _non_persistent_buffers_set(self) -> set[str]:
