@@ -51,6 +51,7 @@ class AlertSettings:
     training: bool = True
 
 
+GRADLESS_STEPS = 5  # steps in a row a trained parameter gets no gradient (a branch some batches skip gets one soon)
 UPDATE_STEPS = 3  # a zero-initialised layer's first update is as large as its weights; by the third it is not
 CLEAR_CHECKS = 20  # a gradient norm near the limit (a summed loss) crossed it 93 times in 1,200 steps
 WEIGHT_FLOOR = 0.1  # the least weight norm an update is measured against
@@ -72,6 +73,7 @@ class Monitor:
         # (kind, key) of ongoing conditions, alerted once -> checks in a row the condition was not met since
         self._raised: dict[tuple[str, str], int] = {}
         self._big_runs: dict[str, int] = {}  # layer -> steps in a row its update was large against its weights
+        self._gradless: dict[str, int] = {}  # name -> steps in a row it got no gradient while others did
         self._weights_after: dict[str, float] = {}  # layer -> its weight norm after its last step: the next one's start
         self._zero_start: dict[str, int] = {}  # layer -> steps seen, for a layer whose first update was its weights
         self._grads: dict[str, tuple] = {}  # parameter -> (weakref to its .grad, that tensor's version) at a step
@@ -274,23 +276,28 @@ class Monitor:
         return [AlertEvent(next_seq(), "large_update", message, "", layer, "", 0, rec.iteration, "", 0, "", ratio)]
 
     def _loop(self, rec) -> list[AlertEvent]:
-        """Gradients piling up across steps, gradients no optimizer uses, frozen parameters in an optimizer."""
+        """Gradients piling up across steps, gradients no optimizer uses, trained parameters the loss never reaches,
+        frozen parameters in an optimizer."""
         held: set[int] = set()
         for opt in live_optimizers():
             for group in opt.param_groups:
                 held.update(id(p) for p in group["params"])
-        piled, unused, frozen = [], [], []
+        piled, unused, frozen, cut = [], [], [], []
         opt = stepping_optimizer()
         # only what this optimizer updates: another one's parameters may take a backward between its steps
         # (a GAN's generator loss runs through the discriminator) without that being a missing zero_grad
         mine = {id(p) for group in opt.param_groups for p in group["params"]} if opt is not None else held
         grads = dict(self._grads)
+        stepped = False  # some parameter of the stepping optimizer got a gradient: the loss reaches it
         for name, p in self.params():
             g = p.grad
             if g is None:
                 if id(p) in held and not p.requires_grad:
                     frozen.append(name)
+                elif id(p) in mine and p.requires_grad:
+                    cut.append(name)
                 continue
+            stepped = stepped or id(p) in mine
             if id(p) not in held:
                 unused.append(name)  # its gradient piles up too, but that is not the cause
                 continue
@@ -303,6 +310,9 @@ class Monitor:
                 piled.append(name)
             grads[name] = (weakref.ref(g), g._vc[0])
         self._grads = grads
+        runs = self._gradless
+        self._gradless = {name: runs.get(name, 0) + 1 for name in cut} if stepped else runs
+        cut = [name for name in cut if self._gradless.get(name, 0) >= GRADLESS_STEPS]
         alerts = []
         it = rec.iteration
         if self._starts(("accumulating_grad", ""), bool(piled)):
@@ -317,6 +327,12 @@ class Monitor:
                 f"iteration {it}: they never train. Was the layer replaced after the optimizer was made? Make the "
                 "optimizer after the model is final (or add them with optimizer.add_param_group)", "", unused[0], "", 0,
                 it, "", 0, "", len(unused)))
+        if self._starts(("no_gradient", ""), bool(cut)):
+            alerts.append(AlertEvent(
+                next_seq(), "no_gradient", f"{names_text(cut)} are trained by the optimizer but got no gradient in "
+                f"{GRADLESS_STEPS} steps while other parameters did, iteration {it}: the loss does not depend on them. "
+                "A .detach() (or .data, .item(), .numpy()) between them and the loss cuts the graph there, or the "
+                "layer is not used in forward", "", cut[0], "", 0, it, "", 0, "", len(cut)))
         if self._starts(("frozen", ""), bool(frozen)):
             alerts.append(AlertEvent(
                 next_seq(), "frozen", f"{names_text(frozen)} are given to the optimizer but have requires_grad=False, "

@@ -19,7 +19,7 @@ from tests.engine.oracle import needs_torch, torch
 pytestmark = pytest.mark.filterwarnings("ignore:overflow", "ignore:invalid value", "ignore:divide by zero")
 EXAMPLES = Path(__file__).resolve().parents[3] / "resources" / "examples"
 TRAINING = ("exploding_grad", "vanishing_grad", "dead_relu", "large_update", "accumulating_grad", "not_updated",
-            "frozen", "probabilities")
+            "frozen", "probabilities", "no_gradient")
 
 
 def mlp(act=nn.Tanh, hidden: int = 32, depth: int = 2) -> nn.Sequential:
@@ -259,3 +259,34 @@ def test_a_gan_loop_is_not_a_forgotten_zero_grad():
             (-disc(gen(noise)).mean()).backward()  # flows through disc too, into its .grad
             opt_g.step()
     assert "accumulating_grad" not in kinds(watched(model, run))
+
+
+class Detached(nn.Module):
+    """A forward that detaches before its head by mistake: the first layers never get a gradient."""
+
+    def __init__(self, every: int = 0) -> None:
+        super().__init__()
+        self.body, self.head = nn.Sequential(nn.Linear(2, 16), nn.Tanh()), nn.Linear(16, 2)
+        self.every, self.calls = every, 0
+
+    def forward(self, x):
+        self.calls += 1
+        h = self.body(x)
+        if not self.every or self.calls % self.every:  # every: the body's gradient arrives every `every` calls
+            h = h.detach()
+        return self.head(h)
+
+
+def test_trained_parameters_the_loss_never_reaches_are_named_with_the_likely_cut():
+    # an accidental detach: the optimizer holds the body's parameters, which get no gradient and never change; no
+    # alert said so (only parameters with requires_grad=False were reported)
+    model = Detached()
+    opt = engine.optim.Adam(model.parameters(), lr=1e-2)
+    alerts = watched(model, lambda: train(model, opt, steps=8))
+    (cut,) = [a for a in alerts if a.kind == "no_gradient"]
+    assert "'body.0.weight'" in cut.message and "head" not in cut.message
+    assert "A .detach() (or .data, .item(), .numpy()) between them and the loss cuts the graph" in cut.message
+    # a branch that some steps skip gets its gradient soon enough: no alert
+    model = Detached(every=3)
+    opt = engine.optim.Adam(model.parameters(), lr=1e-2)
+    assert "no_gradient" not in kinds(watched(model, lambda: train(model, opt, steps=12)))
