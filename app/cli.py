@@ -246,7 +246,7 @@ _ALERT_FINDINGS = {
     "vanishing_grad": "vanishing gradients", "dead_relu": "dead ReLUs",
     "large_update": "updates too large for the learning rate", "accumulating_grad": "gradients accumulating "
     "(no zero_grad)", "not_updated": "parameters not updated", "frozen": "frozen parameters",
-    "no_gradient": "trained parameters the loss does not reach",
+    "no_gradient": "trained parameters the loss does not reach", "eval_mode": "training in eval mode",
     "probabilities": "softmax before the loss",
 }
 

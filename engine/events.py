@@ -107,7 +107,7 @@ class AlertEvent:
     # nonfinite_forward | nonfinite_backward | nonfinite_input (entered from outside the recorded ops) |
     # nonfinite_step (an optimizer step made a parameter non-finite) | nonfinite_grad (a hook or .grad set it) |
     # exploding_grad | vanishing_grad | dead_relu | large_update | accumulating_grad | not_updated | frozen |
-    # no_gradient (an optimizer's parameter the loss never reaches) |
+    # no_gradient (an optimizer's parameter the loss never reaches) | eval_mode (BatchNorm in eval while training) |
     # probabilities (see engine.debug.alerts)
     kind: str
     message: str

@@ -30,7 +30,7 @@ KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "Na
              "exploding_grad": "exploding gradient", "vanishing_grad": "vanishing gradient",
              "dead_relu": "dead ReLU", "large_update": "learning rate too high",
              "accumulating_grad": "no zero_grad", "not_updated": "not trained", "frozen": "frozen",
-             "no_gradient": "no gradient",
+             "no_gradient": "no gradient", "eval_mode": "eval mode",
              "probabilities": "softmax before loss", "error": "error"}
 SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels

@@ -73,6 +73,8 @@ class Monitor:
         # (kind, key) of ongoing conditions, alerted once -> checks in a row the condition was not met since
         self._raised: dict[tuple[str, str], int] = {}
         self._big_runs: dict[str, int] = {}  # layer -> steps in a row its update was large against its weights
+        self._norms_trained = self._norms_train_now = False  # a BatchNorm ran in train mode (in this iteration)
+        self._eval_norms: dict[str, OpRecord] = {}  # module path -> a BatchNorm op of this iteration in eval mode
         self._gradless: dict[str, int] = {}  # name -> steps in a row it got no gradient while others did
         self._weights_after: dict[str, float] = {}  # layer -> its weight norm after its last step: the next one's start
         self._zero_start: dict[str, int] = {}  # layer -> steps seen, for a layer whose first update was its weights
@@ -91,6 +93,8 @@ class Monitor:
     def new_iteration(self, iteration: int) -> None:
         """Forget per-iteration state."""
         self.nonfinite.new_iteration()
+        self._eval_norms.clear()
+        self._norms_train_now = False
 
     def op(self, rec: OpRecord, inputs: tuple, out) -> AlertEvent | None:
         """A NaN-origin or dead-ReLU alert for a forward op, or None."""
@@ -100,6 +104,11 @@ class Monitor:
             if nonfinite:
                 return alert
         op = rec.event.op
+        if op == "batch_norm" and rec.event.requires_grad and s.training:  # a norm in a pass that will train
+            if rec.event.args.get("training", True):
+                self._norms_trained = self._norms_train_now = True
+            elif len(self._eval_norms) < 64:
+                self._eval_norms[rec.event.module or op] = rec
         if op in _BIASED and len(inputs) > 2 and inputs[2] is not None and s.grad_norm_min is not None:
             if len(self._bias_of) >= 4096:
                 self._bias_of.clear()
@@ -180,7 +189,7 @@ class Monitor:
         if s.update_ratio_max is not None and getattr(event, "update_norms", None):
             alerts += self._large_updates(rec)
         if s.training and event.__class__.__name__ == "OptimizerEvent":
-            alerts += self._loop(rec)
+            alerts += self._loop(rec) + self._left_in_eval(rec)
         self._dead = ""
         return alerts
 
@@ -339,6 +348,26 @@ class Monitor:
                 f"iteration {it}: they get no gradient and never change. If they should train, call "
                 "requires_grad_(True) on them", "", frozen[0], "", 0, it, "", 0, "", len(frozen)))
         return alerts
+
+    def _left_in_eval(self, rec) -> list[AlertEvent]:
+        """An alert when BatchNorm layers that trained in train mode before run in eval mode in a pass that trains:
+        model.eval() for a validation pass, never undone (a model fine-tuned with its norms frozen from the start
+        never ran them in train mode, and gets none)."""
+        # none in train mode in this iteration: an eval pass with grad on beside the training one (a validation
+        # without no_grad) is no sign of it
+        evaluated = self._eval_norms if not self._norms_train_now else {}
+        if not self._starts(("eval_mode", ""), bool(self._norms_trained and evaluated)):
+            return []
+        where = list(evaluated)
+        first = evaluated[where[0]]
+        message = (f"{names_text(where)} ran in eval mode in iteration {rec.iteration}, which trains (a backward and "
+                   "an optimizer step), after earlier iterations trained them in train mode: a model.eval() for "
+                   "validation was not undone. Call model.train() before the training steps (Dropout is off too, "
+                   "and BatchNorm uses its running statistics and stops updating them)")
+        source = first.source
+        return [AlertEvent(next_seq(), "eval_mode", message, first.event.op, first.event.key, first.event.module,
+                           first.event.seq, rec.iteration, source.file if source else "",
+                           source.line if source else 0, source.text if source else "", len(where))]
 
     def _starts(self, key: tuple[str, str], hit: bool) -> bool:
         """True when a condition starts; not again until it has cleared (no alert per iteration): stayed away

@@ -39,7 +39,9 @@ def test_a_threshold_stop_names_the_value_and_the_nan_stop_brings_the_alerts_for
     resume(qtbot, window)
     # the note said only "Breakpoint: max |x| > 50 (output) · hit 1": which value, and of what, was left to find
     # the logits; the window shows the stop once it has drawn the records before it (under load, a moment later)
-    qtbot.waitUntil(lambda: window.session.model.current == "Sequential.1/linear:0", timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.session.model.current == "Sequential.1/linear:0"
+                    and window.session.current_stop is not None and note(window).startswith("Breakpoint:"),
+                    timeout=TIMEOUT)
     assert window.session.iteration == 5
     # the value itself depends on BLAS's summation order (lr=5 amplifies it),
     # so the note is checked against the output the stop holds
@@ -52,8 +54,8 @@ def test_a_threshold_stop_names_the_value_and_the_nan_stop_brings_the_alerts_for
     item.setCheckState(0, Qt.CheckState.Unchecked)  # disable it, as a person unticks it
     qtbot.waitUntil(lambda: not window.session.debugger.list_breakpoints()[0].enabled)  # sent once Qt is done
     resume(qtbot, window)
-    qtbot.waitUntil(lambda: window.session.model.current == "log:0", timeout=TIMEOUT)
-    assert window.session.stop_alert is not None
+    qtbot.waitUntil(lambda: window.session.model.current == "log:0" and window.session.stop_alert is not None
+                    and shown(window, "alerts"), timeout=TIMEOUT)
     # the Alerts list stayed behind the Breakpoints tab, and the breakpoint stayed selected as if it had
     # stopped the run again
     assert shown(window, "alerts") and not shown(window, "breakpoints")

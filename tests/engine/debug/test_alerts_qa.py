@@ -19,7 +19,7 @@ from tests.engine.oracle import needs_torch, torch
 pytestmark = pytest.mark.filterwarnings("ignore:overflow", "ignore:invalid value", "ignore:divide by zero")
 EXAMPLES = Path(__file__).resolve().parents[3] / "resources" / "examples"
 TRAINING = ("exploding_grad", "vanishing_grad", "dead_relu", "large_update", "accumulating_grad", "not_updated",
-            "frozen", "probabilities", "no_gradient")
+            "frozen", "probabilities", "no_gradient", "eval_mode")
 
 
 def mlp(act=nn.Tanh, hidden: int = 32, depth: int = 2) -> nn.Sequential:
@@ -290,3 +290,40 @@ def test_trained_parameters_the_loss_never_reaches_are_named_with_the_likely_cut
     model = Detached(every=3)
     opt = engine.optim.Adam(model.parameters(), lr=1e-2)
     assert "no_gradient" not in kinds(watched(model, lambda: train(model, opt, steps=12)))
+
+
+def test_training_left_in_eval_mode_after_validation_is_named_at_its_batch_norm():
+    # model.eval() for a validation pass, never undone: BatchNorm kept its running statistics (and Dropout was off)
+    # for the rest of training, and the loss chart looked healthy
+    def run(undo: bool, no_grad_validation: bool = True):
+        engine.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+        opt = engine.optim.SGD(model.parameters(), lr=0.05)
+        x, y = two_spirals(64, noise=0.05)
+
+        def loop():
+            for epoch in range(3):
+                model.train() if undo or epoch == 0 else None
+                for _ in range(3):
+                    opt.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    opt.step()
+                model.eval()
+                if no_grad_validation:
+                    with engine.no_grad():
+                        model(x)
+                else:  # a validation pass without no_grad, in the iteration the next training step is in
+                    model(x)
+
+        return watched(model, loop)
+
+    (left,) = [a for a in run(undo=False) if a.kind == "eval_mode"]
+    assert left.module == "Sequential.1" and "model.train()" in left.message and left.line > 0
+    assert "eval_mode" not in kinds(run(undo=True))
+    assert "eval_mode" not in kinds(run(undo=True, no_grad_validation=False))
+    # norms kept in eval mode from the start (fine-tuning with frozen statistics): never trained, no alert
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    model[1].eval()
+    opt = engine.optim.SGD(model.parameters(), lr=0.05)
+    assert "eval_mode" not in kinds(watched(model, lambda: train(model, opt, steps=6)))
