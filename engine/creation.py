@@ -9,6 +9,7 @@ import numpy as np
 
 from engine import backend, dtypes
 from engine import random as _random
+from engine.random_cpu import libm
 from engine.tensor import Tensor
 
 
@@ -247,11 +248,6 @@ def _random_array(device, fn, generator=None, op: str = ""):
     return fn(rng), dev
 
 
-def _permutation(rng, n: int):
-    """0..n-1 shuffled: numpy's permutation, or on a GPU (CuPy's generator has none) the order of n uniforms."""
-    return rng.permutation(n) if hasattr(rng, "permutation") else rng.random(n).argsort()
-
-
 def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1)."""
     dt = _float_dtype("rand", dtype)
@@ -293,10 +289,8 @@ def randn_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False, 
     dt, dev = _like(x, dtype, device)
     if _random.memory_order(x.array) is None or dev != x.device:
         return randn(x.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
-    dt = _float_dtype("randn_like", dt)
-    arr, _ = _random_array(dev, lambda g: _random.in_memory_order(
-        x.array, lambda shape: _random.normal(g, 0.0, 1.0, shape, dt.np, serial=True)), generator, "randn_like")
-    return Tensor._of(arr, requires_grad=requires_grad)
+    return _drawn_as(x, "randn_like", dt, requires_grad, generator,
+                     lambda g, shape, np_dt: _random.normal(g, 0.0, 1.0, shape, np_dt, serial=True))
 
 
 def rand_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False, *, generator=None) -> Tensor:
@@ -304,9 +298,16 @@ def rand_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False, *
     dt, dev = _like(x, dtype, device)
     if _random.memory_order(x.array) is None or dev != x.device:
         return rand(x.shape, generator=generator, dtype=dt, device=dev, requires_grad=requires_grad)
-    dt = _float_dtype("rand_like", dt)
-    arr, _ = _random_array(dev, lambda g: _random.in_memory_order(
-        x.array, lambda shape: g.random(shape, dtype=dt.np)), generator, "rand_like")
+    return _drawn_as(x, "rand_like", dt, requires_grad, generator,
+                     lambda g, shape, np_dt: g.random(shape, dtype=np_dt))
+
+
+def _drawn_as(x: Tensor, op: str, dtype, requires_grad: bool, generator, draw) -> Tensor:
+    """`draw(rng, shape, numpy dtype)` on x's device laid onto x's elements in x's memory order (a transposed x:
+    the order torch fills its empty_like in)."""
+    dt = _float_dtype(op, dtype)
+    arr, _ = _random_array(x.device, lambda g: _random.in_memory_order(
+        x.array, lambda shape: draw(g, shape, dt.np)), generator, op)
     return Tensor._of(arr, requires_grad=requires_grad)
 
 
@@ -323,7 +324,7 @@ def randperm(n: int, dtype=None, device=None, *, generator=None) -> Tensor:
     """A random permutation of 0..n-1."""
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
         raise ValueError(f"randperm: n must be a non-negative integer, got {n!r}")
-    arr, _ = _random_array(device, lambda g: _permutation(g, int(n)), generator, "randperm")
+    arr, _ = _random_array(device, lambda g: _random.permutation(g, int(n)), generator, "randperm")
     return Tensor._of(arr.astype((dtype and dtypes.as_dtype(dtype).np) or np.int64, copy=False))
 
 
@@ -459,7 +460,7 @@ def exponential_like(x: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor
     """Samples of the exponential distribution of rate `lambd`, in x's shape."""
     if lambd <= 0:
         raise RuntimeError(f"exponential_ expects lambd > 0.0, but found lambd={lambd}")
-    return _sample_like(x, "exponential_", lambda xp, g, shape, ft: -_random.libm(
+    return _sample_like(x, "exponential_", lambda xp, g, shape, ft: -libm(
         xp, "log1p", -_random.uniform64(g, shape)) / lambd, generator=generator)
 
 
@@ -473,13 +474,13 @@ def geometric_like(x: Tensor, p: float, *, generator=None) -> Tensor:
 
 def log_normal_like(x: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=None) -> Tensor:
     """exp of normal samples of the given mean and std, in x's shape."""
-    return _sample_like(x, "log_normal_", lambda xp, g, shape, ft: _random.libm(
+    return _sample_like(x, "log_normal_", lambda xp, g, shape, ft: libm(
         xp, "exp", _random.scalar_normals(g, shape) * std + mean), generator=generator)
 
 
 def cauchy_like(x: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None) -> Tensor:
     """Samples of the Cauchy distribution, in x's shape."""
-    return _sample_like(x, "cauchy_", lambda xp, g, shape, ft: median + sigma * _random.libm(
+    return _sample_like(x, "cauchy_", lambda xp, g, shape, ft: median + sigma * libm(
         xp, "tan", math.pi * (_random.uniform64(g, shape) - 0.5)), generator=generator)
 
 

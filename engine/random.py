@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from engine import backend
-from engine.random_cpu import CPUStream, libm  # noqa: F401  (libm: engine.random.libm for the samplers)
+from engine.random_cpu import CPUStream
 
 DEFAULT_SEED = 67280421310721  # what torch.Generator() starts from
 _CPU_KIND, _CUDA_KIND = 0, 1  # the first byte of a state: whose state it is
@@ -73,9 +73,8 @@ class Generator:
         seed = np.frombuffer(self._seed.to_bytes(8, "little"), dtype=np.uint8)
         rng = self.rng()
         if self._device.type == "cpu":
-            st = rng.bit_generator.state["state"]
-            kept = rng.next_normal
-            words = (st["key"].astype("<u4").tobytes() + int(st["pos"]).to_bytes(2, "little")
+            key, pos, kept = rng.state
+            words = (np.frombuffer(key, np.uint32).astype("<u4").tobytes() + pos.to_bytes(2, "little")
                      + bytes([kept is not None]) + np.float64(kept or 0.0).astype("<f8").tobytes())
             body = np.frombuffer(words, dtype=np.uint8)
             kind = _CPU_KIND
@@ -108,9 +107,8 @@ class Generator:
             pos = int.from_bytes(b[end:end + 2], "little")
             if pos > _MT_WORDS:
                 raise RuntimeError(f"set_state: not a CPU generator's state (position {pos} > {_MT_WORDS})")
-            rng.bit_generator.state = {"bit_generator": "MT19937", "state": {
-                "key": np.frombuffer(b[:end], dtype="<u4").astype(np.uint32), "pos": pos}}
-            rng.next_normal = float(np.frombuffer(b[end + 3:end + 11], dtype="<f8")[0]) if b[end + 2] else None
+            kept = float(np.frombuffer(b[end + 3:end + 11], dtype="<f8")[0]) if b[end + 2] else None
+            rng.state = np.frombuffer(b[:end], dtype="<u4").astype(np.uint32).tobytes(), pos, kept
         else:
             cp = backend.require_cuda(self._device)
             with cp.cuda.Device(self._device.index):
@@ -228,6 +226,12 @@ def in_memory_order(array, draw):
 
 
 # ---- draws with torch's arithmetic on the CPU stream, numpy's or CuPy's on other generators ----------------------
+def permutation(rng, n: int):
+    """0..n-1 shuffled: torch's randperm on the CPU stream (numpy's permutation for a numpy Generator), the order
+    of n uniforms on a GPU (CuPy's generator has no permutation)."""
+    return rng.permutation(n) if hasattr(rng, "permutation") else rng.random(n).argsort()
+
+
 def uniform(rng, low: float, high: float, shape, dtype):
     """U(low, high) samples of a float dtype, as Tensor.uniform_ makes them."""
     if isinstance(rng, CPUStream):

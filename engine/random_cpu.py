@@ -88,11 +88,10 @@ class CPUStream:
         """Uniform samples in [0, 1) (as torch.rand): float64 of 53 bits, float32 of 24, float16 of 11."""
         shape, n = _size(size)
         dt = np.dtype(dtype)
-        if dt == np.float64:
-            out = (self.words64(n) & _MASK53).astype(np.float64) * 2.0 ** -53
+        if dt == np.float16:
+            out = ((self.words(n) & np.uint64((1 << 11) - 1)).astype(_F32) * _F32(2.0 ** -11)).astype(dt)
         else:
-            bits = 11 if dt == np.float16 else 24
-            out = ((self.words(n) & np.uint64((1 << bits) - 1)).astype(_F32) * _F32(2.0 ** -bits)).astype(dt)
+            out = self._units(n, single=dt != np.float64)
         return out.reshape(shape) if size is not None else float(out[0])
 
     def seed63(self) -> int:
@@ -104,11 +103,10 @@ class CPUStream:
         shape, n = _size(size)
         if np.dtype(dtype) == np.float32:
             lo, hi = _F32(low), _F32(high)
-            x = (self.words(n) & _MASK24).astype(np.float64) * 2.0 ** -24
+            x = self._units(n, single=True).astype(np.float64)
             out = (x * float(hi - lo) + float(lo)).astype(_F32)  # exact product: one rounding to float32
         else:
-            x = (self.words64(n) & _MASK53).astype(np.float64) * 2.0 ** -53
-            out = fma64(x, float(high) - float(low), float(low))
+            out = fma64(self._units(n, single=False), float(high) - float(low), float(low))
         return out.reshape(shape) if size is not None else out.dtype.type(out[0])
 
     def standard_normal(self, size=None, dtype=np.float64):
@@ -159,7 +157,14 @@ class CPUStream:
     def uniform64(self, size) -> np.ndarray:
         """float64 uniforms in [0, 1) (torch's double draw: exponential_, cauchy_, geometric_ and dropout)."""
         shape, n = _size(size)
-        return ((self.words64(n) & _MASK53).astype(np.float64) * 2.0 ** -53).reshape(shape)
+        return self._units(n, single=False).reshape(shape)
+
+    def _units(self, n: int, single: bool) -> np.ndarray:
+        """n uniforms in [0, 1) as torch's kernels draw them: float32 from the low 24 bits of a word, float64
+        from the low 53 bits of two."""
+        if single:
+            return (self.words(n) & _MASK24).astype(_F32) * _F32(2.0 ** -24)
+        return (self.words64(n) & _MASK53).astype(np.float64) * 2.0 ** -53
 
     def scalar_normals(self, size) -> np.ndarray:
         """float64 N(0, 1) samples one by one, as an elementwise kernel draws them (log_normal_)."""
@@ -170,11 +175,7 @@ class CPUStream:
         """Gamma(alpha, 1) samples, one element at a time in C order, by torch's Marsaglia-Tsang sampler (float64
         uniforms and normal pairs; `single`: alpha's own steps in float32, as for a float32 tensor)."""
         f = _F32 if single else float
-        out = np.empty(alpha.shape, dtype=np.float64)
-        flat = out.reshape(-1)
-        for i, a in enumerate(np.asarray(alpha, dtype=np.float64).reshape(-1).tolist()):
-            flat[i] = self._gamma(f(a), f)
-        return out
+        return _each(alpha, lambda a: self._gamma(f(a), f))
 
     def _gamma(self, alpha, f) -> float:
         scale = 1.0
@@ -200,11 +201,7 @@ class CPUStream:
     def poissons(self, lam: np.ndarray) -> np.ndarray:
         """Poisson(lam) counts, one element at a time in C order, as torch samples them: multiplied uniforms
         below 10, Hoermann's transformed rejection from 10 on."""
-        out = np.empty(lam.shape, dtype=np.float64)
-        flat = out.reshape(-1)
-        for i, rate in enumerate(np.asarray(lam, dtype=np.float64).reshape(-1).tolist()):
-            flat[i] = self._poisson(rate)
-        return out
+        return _each(lam, self._poisson)
 
     def _poisson(self, lam: float) -> int:
         if lam >= 10:
@@ -236,7 +233,7 @@ class CPUStream:
                 return count
 
     def _uniform(self) -> float:
-        return float(self.words64(1)[0] & _MASK53) * 2.0 ** -53
+        return float(self._units(1, single=False)[0])
 
     def below(self, p: float, size) -> np.ndarray:
         """A Bernoulli(p) mask (p a number): one float64 uniform an element, True when below p."""
@@ -249,7 +246,7 @@ class CPUStream:
         if kept is not None:
             self.next_normal = None
             return kept
-        u1, u2 = ((self.words64(2) & _MASK53).astype(np.float64) * 2.0 ** -53).tolist()
+        u1, u2 = self._units(2, single=False).tolist()
         r = math.sqrt(-2.0 * math.log1p(-u2))
         theta = 2.0 * math.pi * u1
         self.next_normal = r * math.sin(theta)
@@ -258,15 +255,10 @@ class CPUStream:
     def _filled(self, n: int, dt: np.dtype, loc: float, scale: float) -> np.ndarray:
         """n >= 16 normal samples: uniforms first, then Box-Muller on each 16 (the last 16 redrawn)."""
         single = dt == np.float32
-        if single:
-            u = (self.words(n) & _MASK24).astype(_F32) * _F32(2.0 ** -24)
-        else:
-            u = (self.words64(n) & _MASK53).astype(np.float64) * 2.0 ** -53
         whole = n - n % 16
-        blocks = [u[:whole]]
+        blocks = [self._units(n, single)[:whole]]
         if n % 16:
-            tail = self.words(16) & _MASK24 if single else self.words64(16) & _MASK53
-            blocks.append(tail.astype(_F32) * _F32(2.0 ** -24) if single else tail.astype(np.float64) * 2.0 ** -53)
+            blocks.append(self._units(16, single))
         done = [(_box_muller32 if single else _box_muller64)(b.reshape(-1, 16), loc, scale).reshape(-1)
                 for b in blocks]
         if n % 16:  # the last 16 were made anew: they replace the tail of the whole blocks' samples
@@ -281,6 +273,12 @@ def libm(xp, name: str, x):
         return getattr(xp, name)(x)
     x = np.asarray(x, dtype=np.float64)
     return np.fromiter(map(getattr(math, name), x.ravel().tolist()), np.float64, x.size).reshape(x.shape)
+
+
+def _each(values, sample) -> np.ndarray:
+    """`sample(v)` of each element of `values` in C order, as float64 (torch's serial kernels, one at a time)."""
+    flat = np.asarray(values, dtype=np.float64).reshape(-1).tolist()
+    return np.fromiter(map(sample, flat), np.float64, len(flat)).reshape(np.shape(values))
 
 
 def _size(size) -> tuple[tuple, int]:

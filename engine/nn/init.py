@@ -242,8 +242,7 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
         # as torch: each column's zeros from a permutation of the rows, drawn from the global generator
         shuffle = _random.generator(tensor.device)
         for col in range(cols):
-            order = shuffle.permutation(rows) if hasattr(shuffle, "permutation") else shuffle.random(rows).argsort()
-            out[order[:num_zeros], col] = 0
+            out[_random.permutation(shuffle, rows)[:num_zeros], col] = 0
         return out
 
     return _fill(tensor, sample, generator)
