@@ -13,7 +13,9 @@ import warnings
 
 from engine import autograd as _autograd
 from engine import backend, printing
-from engine.events import BackwardEvent, hub
+from engine.autograd.inplace import forget as forget_writes
+from engine.autograd.inplace import note_forward
+from engine.events import BackwardEvent, OpEvent, hub
 
 
 def _flag(op: str, name: str, value) -> bool:
@@ -101,30 +103,34 @@ def _node_name(op: str) -> str:
     return _node_names.get(op, op)
 
 
-def _check_backward(event, inputs, outputs) -> None:
-    """Raise as torch's anomaly mode does when a backward node returns NaN (a slice's gradient holds `values`)."""
-    if event.__class__ is not BackwardEvent:
-        return
-    from engine.debug.nonfinite import has_nan  # (anomaly mode only: engine.debug is not loaded at start-up)
+def _anomaly_listener(event, inputs, outputs) -> None:
+    """Anomaly mode: keep each forward op's line (the in-place modification error names it), and with check_nan
+    raise as torch does when a backward node returns NaN (a slice's gradient holds `values`)."""
+    kind = event.__class__
+    if kind is OpEvent:
+        note_forward(event)
+    elif kind is BackwardEvent and _anomaly["check_nan"]:
+        from engine.debug.nonfinite import has_nan  # (anomaly mode only: engine.debug is not loaded at start-up)
 
-    for i, g in enumerate(outputs):
-        g = getattr(g, "values", g)
-        if g is not None and has_nan(g):
-            raise RuntimeError(f"Function '{_node_name(event.op)}' returned nan values in its {i}th output.")
+        for i, g in enumerate(outputs):
+            g = getattr(g, "values", g)
+            if g is not None and has_nan(g):
+                raise RuntimeError(f"Function '{_node_name(event.op)}' returned nan values in its {i}th output.")
 
 
 def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
-    """Turn anomaly mode on or off: with check_nan, backward raises at the first node whose gradient holds NaN
-    (naming it as torch does). Ops then emit events while it is on, which slows them; engine.debug.watch names
-    the forward op and source line where NaN started."""
+    """Turn anomaly mode on or off: ops then emit events, which slows them, and keep their lines, so that the
+    in-place modification error names the line that saved the tensor; with check_nan, backward raises at the
+    first node whose gradient holds NaN (naming it as torch does). engine.debug.watch names the forward op and
+    source line where NaN started."""
     _flag("set_anomaly_enabled", "enabled", enabled)
     _flag("set_anomaly_enabled", "check_nan", check_nan)
-    listening = enabled and check_nan
-    if listening and _anomaly["undo"] is None:
-        _anomaly["undo"] = hub.listen_tensors(_check_backward)
-    elif not listening and _anomaly["undo"] is not None:
+    if enabled and _anomaly["undo"] is None:
+        _anomaly["undo"] = hub.listen_tensors(_anomaly_listener)
+    elif not enabled and _anomaly["undo"] is not None:
         undo, _anomaly["undo"] = _anomaly["undo"], None
         undo()
+        forget_writes()
     _anomaly["enabled"], _anomaly["check_nan"] = enabled, check_nan
 
 

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from engine import dtypes
+from engine.autograd import inplace as _inplace
 from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import CPU, array_module, device_of, to_host
 from engine.events import hub, next_tensor_id
@@ -327,8 +328,8 @@ class Tensor:
         return float(self.item())
 
     def __format__(self, spec: str) -> str:
-        # f"{loss:.4f}": a one-element tensor formats as its number, as in torch; others as their repr
-        if spec and self.array.ndim == 0:
+        # f"{loss:.4f}" and f"{loss}": a 0-d tensor formats as its number, as in torch; others as their repr
+        if self.array.ndim == 0:
             return format(self.item(), spec)
         return object.__format__(self, spec) if spec else str(self)
 
@@ -488,7 +489,7 @@ class Tensor:
             saved = node.__dict__.get("saved")
             if saved:  # keep the pre-write values the node saved from this tensor
                 node.saved = tuple(s.copy() if s is self.array else s for s in saved)
-                node._versions = [(vc, v) for vc, v in node._versions if vc is not self._vc]
+                node._versions = [entry for entry in node._versions if entry[0] is not self._vc]
         if shared:  # unfold's windows: stored place by place, as a whole another window's old value would land last
             _view_write.write_shared(self, out)
             return self
@@ -506,6 +507,8 @@ class Tensor:
         if self._base is not None and self._base._id and hub.active:
             self._base._id = 0  # its elements changed through this view (under no_grad): the same, for the base
         self._vc[0] += 1
+        if hub.active:
+            _inplace.note_write(self)
         if node is not None:
             self.grad_fn = node
             self.requires_grad = True

@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.autograd.function import _FREED, Function, RegionGrad, current, sum_to
 from engine.autograd.grad_mode import no_grad
+from engine.autograd.inplace import saved_changed
 from engine.backend import array_module
 from engine.events import BackwardEvent, hub, next_seq, next_tensor_id
 
@@ -411,13 +412,9 @@ def _accumulate(t, g, handed: set, only) -> None:
 
 
 def _check_versions(node: Function) -> None:
-    for vc, v in node._versions:
+    for vc, v, role in node._versions:
         if vc[0] != v:
-            raise RuntimeError(
-                f"one of the variables needed for gradient computation has been modified by an inplace "
-                f"operation: a tensor saved by {node.name()} is at version {vc[0]}; expected version {v} "
-                "instead. Hint: clone() the tensor before changing it in place, or change it out of place"
-            )
+            raise saved_changed(node, vc, v, role)
 
 
 def _emit_backward(node: Function, grad, grads, grad_call: bool = False, pass_start: bool = False) -> tuple:

@@ -276,13 +276,14 @@ def promoted_dtype(*args) -> dtypes.DType:
 
 
 def _saved_versions(saved, tensors, out) -> list:
-    """(version counter, version now) of each input or output whose array the op saved."""
+    """(version counter, version now, which: input i or -1 for the output) of each input or output whose array
+    the op saved."""
     versions = []
-    for t in (*tensors, out):
+    for i, t in enumerate((*tensors, out)):
         d = t.array
         for s in saved:
             if s is d:
-                versions.append((t._vc, t._vc[0]))
+                versions.append((t._vc, t._vc[0], i if i < len(tensors) else -1))
                 break
     return versions
 

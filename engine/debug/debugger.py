@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from engine.autograd.inplace import InplaceModifiedError, Site
 from engine.debug.alerts import AlertSettings, Monitor
 from engine.debug.breakpoints import Breakpoint, BreakpointInfo, BreakpointTable
 from engine.debug.cache import DEFAULT_BYTES, ValueCache, ValueUnavailable
@@ -185,7 +186,9 @@ class Debugger:
     def __enter__(self) -> Debugger:
         return self.attach()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None:  # an in-place modification error, raised in the block, names the op's line too
+            self.explain_failure(exc)
         self.detach()
 
     # ---- breakpoints ------------------------------------------------------------------------
@@ -565,8 +568,29 @@ class Debugger:
                            or self._alert_stop is not None)
         self.tracer.summaries = self.tracer.capture != "structure" or self.breakpoints.conditions > 0
 
+    def explain_failure(self, err: BaseException) -> AlertEvent | None:
+        """What the records say about `err`, the error that ended the user's code: an in-place modification
+        error gets the line of the op that saved the tensor (its message then names it, and the write's line)
+        and becomes an alert placed at the write; other errors, and one explained before, give None."""
+        if not isinstance(err, InplaceModifiedError) or getattr(err, "explained", False):
+            return None
+        err.explained = True
+        rec = self.tracer.forward_record(err.forward_seq) if err.forward_seq else None
+        if rec is not None and err.op_site is None:
+            err.op_site = Site(rec.source, rec.event.module)
+        write = err.write_site.frame if err.write_site is not None else None
+        src = write or (rec.source if rec is not None else None)
+        ev = rec.event if rec is not None else None
+        alert = AlertEvent(next_seq(), "inplace", str(err).split(": ", 1)[1], err.op, ev.key if ev else err.node,
+                           ev.module if ev else "", err.forward_seq, rec.iteration if rec else self.tracer.iteration,
+                           src.file if src else "", src.line if src else 0, src.text if src else "", float(err.version))
+        self._alert(alert)
+        return alert
+
     def _run_ended(self, run: EngineRun) -> None:
         """The engine thread's code returned or raised: forget steps it never reached, wake waiters."""
+        if run.exception is not None:
+            self.explain_failure(run.exception)
         with self._cv:
             self._mode = None
             self._pause = False

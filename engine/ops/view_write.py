@@ -13,7 +13,9 @@ import numpy as np
 
 from engine.autograd.function import Function, RegionGrad
 from engine.autograd.grad_mode import state as _grad_state
+from engine.autograd.inplace import note_write
 from engine.backend import array_module
+from engine.events import hub
 from engine.ops.index import scatter_add_into
 from engine.tensor import Tensor
 
@@ -240,6 +242,8 @@ def write_through_view(view: Tensor, value: Tensor) -> None:
     base.grad_fn, base.requires_grad = new_base.grad_fn, True
     if new_base._id:  # an event named the new value of the base
         base._id = new_base._id
+    if hub.active:
+        note_write(base)
     _become_region(view, base, where)
 
 

@@ -671,6 +671,7 @@ class Recorder:
     def keep_failure(self, err: BaseException) -> None:
         """Keep, for the tape, the source files of the user frames that `err` (the run's end) went through, and the
         line that raised it: a script that fails before its first op otherwise leaves no line to show."""
+        self.debugger.explain_failure(err)  # an in-place modification error becomes an alert, on the tape
         frames = [f for f, _ in traceback.walk_tb(err.__traceback__) if frame_kind(f.f_code) == USER]
         if frames:
             where = frame_of(frames[-1])

@@ -96,6 +96,21 @@ def test_a_failing_script_exits_1_with_its_own_traceback(script, tmp_path, capsy
         assert tape.iteration_count() == 3
 
 
+def test_an_inplace_error_names_both_lines_and_becomes_an_alert(tmp_path, capsys):
+    path = tmp_path / "inplace.py"
+    path.write_text("import engine\nx = engine.ones(3, requires_grad=True)\nh = engine.sigmoid(x * 2)\nh += 1\n"
+                    "h.sum().backward()\n")
+    out = tmp_path / "run.tape"
+    assert main(["record", str(path), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    # the traceback's message names the write (line 4) and the op that saved the tensor (line 3)
+    assert f"changed in place at {path}:4 (`h += 1`) after it was saved by sigmoid at {path}:3" in err
+    assert "1 alert: a tensor backward needs, changed in place first at sigmoid (inplace.py:4)" in err
+    with engine.tape.open(out) as tape:
+        (alert,) = tape.alerts()
+    assert (alert.kind, alert.line) == ("inplace", 4)
+
+
 @pytest.mark.parametrize(("code", "expected"), [(0, 0), (3, 1)])
 def test_sys_exit_of_the_script(script, tmp_path, code, expected):
     assert main(["record", str(script), "--exit", str(code), "-o", str(tmp_path / "r.tape")]) == expected
