@@ -73,6 +73,10 @@ def _check_index_target(op: str, x, t, weight) -> None:
         if x.ndim >= 2 and t.ndim >= 1 and t.shape[0] != x.shape[0]:
             raise ShapeError(f"{op}: target has shape {t.shape} but input has batch size {x.shape[0]} "
                              f"(input shape {x.shape})")
+        if t.shape == x.shape:  # one-hot labels: read as class probabilities, which must be floats
+            raise ShapeError(f"{op}: an integer target of the input's shape {x.shape} (one-hot labels?): class "
+                             f"indices have shape {expected} (target.argmax(1)), class probabilities must be "
+                             "floating point (target.float())")
         raise ShapeError(f"{op}: target has shape {t.shape} but input of shape {x.shape} needs a target "
                          f"of shape {expected}")
     classes = x.shape[1] if x.ndim >= 2 else x.shape[0]
@@ -94,7 +98,11 @@ def _class_targets(op: str, t, classes: int, ignore_index: int):
     keep = t != ignore_index
     t = array_module(t).where(keep, t, 0)
     if not all_below(t, classes):
-        raise IndexError(_out_of_bounds(op, int(t[(t < 0) | (t >= classes)][0]), classes, ignore_index))
+        message = _out_of_bounds(op, int(t[(t < 0) | (t >= classes)][0]), classes, ignore_index)
+        kept = t[keep]
+        if kept.size and int(kept.min()) >= 1 and int(kept.max()) == classes:  # 1..C for C classes
+            message += f"; the targets run from 1 to {classes}: numbered from 1? subtract 1 (0 to {classes - 1})"
+        raise IndexError(message)
     return t, keep
 
 

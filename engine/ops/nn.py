@@ -226,7 +226,8 @@ class BatchNorm(Function):
             n = x.size // x.shape[1]
             if n <= 1:
                 raise ShapeError(f"batch_norm: expected more than 1 value per channel when training, "
-                                 f"got input of shape {x.shape}")
+                                 f"got input of shape {x.shape} (a DataLoader's last batch of one? "
+                                 "drop_last=True leaves it out)")
             xhat, rstd, mean, var = _standardize(xp, x, axes, ctx.eps)
             m = ctx.momentum
             # running statistics are updated in place, with the unbiased variance, as PyTorch does

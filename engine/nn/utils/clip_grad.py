@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Iterable
 
 import numpy as np
 
 from engine.backend import array_module, to_device
 from engine.tensor import Tensor
+from engine.user_warning import warn
+
+clipped_nothing = 0  # clip_grad_norm_ calls that found no gradient at all (before backward(), say)
 
 
 def _grads(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
@@ -23,9 +27,17 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
 
     The norm stays on the device (no host sync) unless `error_if_nonfinite` has to look at it.
     """
+    generator = isinstance(parameters, types.GeneratorType)
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)  # a generator: read twice
     grads = _grads(parameters)
     if not grads:
+        if generator and not parameters:  # as torch warns: model.parameters() already read to its end
+            warn("`parameters` is an empty generator, no gradient clipping will occur.")
+        elif parameters:
+            global clipped_nothing
+            clipped_nothing += 1  # the debugger's exploding-gradient alert names it
+            warn(f"clip_grad_norm_: none of the {len(parameters)} parameters has a gradient, so nothing was clipped; "
+                 "call it after loss.backward() and before optimizer.step()")
         return Tensor._of(np.zeros((), dtype=np.float32))
     total = get_total_norm(grads, norm_type, error_if_nonfinite)
     clip_grads_with_norm_(parameters, max_norm, total)

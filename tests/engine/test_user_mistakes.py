@@ -1,0 +1,56 @@
+"""What the engine says to mistakes people make with losses, clipping and printing (against torch's behaviour)."""
+
+import warnings
+
+import pytest
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("value", [0.296654850244522, 3, -1.5e-8])
+def test_a_0d_tensor_formats_as_its_number_with_and_without_a_spec(value):
+    for spec in ("", ".3f", ">12"):
+        ours = format(engine.tensor(value) * 1, spec)
+        assert ours == format(torch.tensor(value) * 1, spec)
+    assert f"{engine.tensor([1.0, 2.0])}" == str(engine.tensor([1.0, 2.0]))  # not 0-d: its repr
+
+
+def test_labels_numbered_from_one_are_named():
+    x, labels = engine.randn(6, 4), [1, 2, 3, 4, 4, 1]
+    with pytest.raises(IndexError):  # torch fails too
+        torch.nn.functional.cross_entropy(torch.randn(6, 4), torch.tensor(labels))
+    with pytest.raises(IndexError, match=r"target 4 is out of bounds for 4 classes .*numbered from 1\? subtract 1"):
+        F.cross_entropy(x, engine.tensor(labels))
+    with pytest.raises(IndexError) as caught:  # a class past the end among labels from 0: no such guess
+        F.cross_entropy(x, engine.tensor([0, 2, 3, 4, 4, 1]))
+    assert "numbered from 1" not in str(caught.value)
+
+
+def test_one_hot_integer_targets_say_what_to_do():
+    labels = [0, 1, 2, 3, 3, 0]
+    with pytest.raises(RuntimeError, match="floating point"):  # torch: probabilities must be float
+        torch.nn.functional.cross_entropy(torch.randn(6, 4), torch.nn.functional.one_hot(torch.tensor(labels), 4))
+    with pytest.raises(RuntimeError, match=r"one-hot labels\?.*target.argmax\(1\).*target.float\(\)"):
+        F.cross_entropy(engine.randn(6, 4), F.one_hot(engine.tensor(labels), 4))
+
+
+def test_clipping_an_exhausted_generator_warns_as_torch_does():
+    for lib in (torch, engine):
+        params = lib.nn.Linear(2, 2).parameters()
+        list(params)
+        with pytest.warns(UserWarning, match="`parameters` is an empty generator, no gradient clipping will occur"):
+            assert float(lib.nn.utils.clip_grad_norm_(params, 1.0)) == 0.0
+
+
+def test_clipping_before_backward_says_nothing_was_clipped():
+    net = nn.Linear(2, 2)
+    with pytest.warns(UserWarning, match="none of the 2 parameters has a gradient, so nothing was clipped"):
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    net(engine.ones(1, 2)).sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # after backward: quiet
