@@ -207,7 +207,7 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
     recorder = record(args.output, args.capture, max_bytes=max_bytes, command_line=command_line)
     try:
         with _terminated_as_exit() as terminated, tee_output(recorder):  # its prints, traceback too, on the tape
-            code, failure = _run_script(script, script_args)
+            code, failure = _run_script(script, script_args, recorder.debugger.explain_failure)
         if terminated:
             recorder.status = "terminated by SIGTERM"
         elif failure is not None and recorder.status == "recording":
@@ -248,6 +248,10 @@ _ALERT_FINDINGS = {
     "(no zero_grad)", "not_updated": "parameters not updated", "frozen": "frozen parameters",
     "no_gradient": "trained parameters the loss does not reach", "eval_mode": "training in eval mode",
     "probabilities": "softmax before the loss",
+    "inplace": "a tensor backward needs, changed in place",
+    "few_values": "BatchNorm over too few values", "zero_init": "weights initialised to zero",
+    "softmax_dim": "softmax over the batch", "reordering_view": "a view that reorders dimensions",
+    "lr_gone": "a learning rate decayed to nothing", "one_class_batches": "batches of one class (not shuffled)",
 }
 
 
@@ -305,9 +309,9 @@ def _terminated_as_exit():
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run_script(path: str, argv: list[str]) -> tuple[int, BaseException | None]:
+def _run_script(path: str, argv: list[str], explain=None) -> tuple[int, BaseException | None]:
     """Run a script as `python path *argv` would: (0, None), or (1, what ended it) with the script's own
-    traceback printed."""
+    traceback printed; `explain(error)` first (a debugger's explain_failure, which may add to its message)."""
     old_argv, old_path = sys.argv, list(sys.path)
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))
@@ -321,6 +325,8 @@ def _run_script(path: str, argv: list[str]) -> tuple[int, BaseException | None]:
             print(exit_.code, file=sys.stderr)
         return 1, exit_
     except BaseException as err:  # the script's failure, shown as Python would show it
+        if explain is not None:
+            explain(err)
         tb = err.__traceback__
         while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != path:
             tb = tb.tb_next  # drop our frames and runpy's above the script's own

@@ -108,7 +108,11 @@ class AlertEvent:
     # nonfinite_step (an optimizer step made a parameter non-finite) | nonfinite_grad (a hook or .grad set it) |
     # exploding_grad | vanishing_grad | dead_relu | large_update | accumulating_grad | not_updated | frozen |
     # no_gradient (an optimizer's parameter the loss never reaches) | eval_mode (BatchNorm in eval while training) |
-    # probabilities (see engine.debug.alerts)
+    # probabilities | few_values (a BatchNorm over a batch of 2) | zero_init | softmax_dim (over the batch) |
+    # reordering_view (a view where permute was meant) | lr_gone (a scheduler per batch) | one_class_batches
+    # (data sorted by label, not shuffled; see engine.debug.alerts) |
+    # inplace (a saved tensor changed in place: the error that ended the run, placed at the write;
+    # Debugger.explain_failure)
     kind: str
     message: str
     op: str

@@ -31,8 +31,12 @@ KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "Na
              "dead_relu": "dead ReLU", "large_update": "learning rate too high",
              "accumulating_grad": "no zero_grad", "not_updated": "not trained", "frozen": "frozen",
              "no_gradient": "no gradient", "eval_mode": "eval mode",
-             "probabilities": "softmax before loss", "error": "error"}
-SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "error")
+             "probabilities": "softmax before loss", "inplace": "changed in place",
+             "few_values": "batch too small", "zero_init": "zero init",
+             "softmax_dim": "softmax over batch", "reordering_view": "view, not permute",
+             "lr_gone": "learning rate gone", "one_class_batches": "not shuffled", "error": "error"}
+SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "inplace",
+          "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels
 PLACE_SHARE = 0.25  # the most of the width the place ("linear in encoder/0") takes
 MESSAGE_SHARE = 0.4  # the least of the width the message keeps in a narrow panel

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.backend import array_module, host_floats, square_sum
-from engine.debug.alert_text import make_alert, names_text, others_text, where
+from engine.debug.alert_text import make_alert, names_text, others_text, step_alert, where
 from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import updated_parameters
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.events import AlertEvent, next_seq
+from engine.nn.utils import clip_grad
 from engine.optim.optimizer import live_optimizers, stepping_optimizer
 
 
@@ -60,6 +62,22 @@ ZERO_START_STEPS = 20  # ...unless the learning rate warms up as fast as the wei
 # but for float32 rounding (an attention score's bias before a softmax over the bag) reached 1.4e-5 of its weight's
 CANCELLED = 1e-4
 LOSSES_OF_LOGITS = frozenset({"cross_entropy", "nll_loss"})  # losses that must not get probabilities
+REGRESSION_LOSSES = frozenset({"mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"})
+TARGET_SCALE = 100.0  # regression targets beyond it: a network's outputs start near 0, its loss and gradients don't
+SATURATING = frozenset({"sigmoid", "tanh"})
+SOFTMAXES = frozenset({"softmax", "log_softmax"})
+LR_GONE = 1e-6  # a learning rate this far below its peak moves nothing...
+LR_GONE_STEPS = 20  # ...for this many steps (cosine annealing to 0 over 10,000 steps spends 6 below it)
+RESHAPES = frozenset({"view", "reshape"})
+ONE_CLASS_BATCHES = 10  # batches in a row of one class each (two classes or more among them)...
+ONE_CLASS_SIZE = 8  # ...of at least this many samples...
+ONE_CLASS_SHARE = 0.6  # ...most of them (the others two classes: the last of one class, the first of the next)
+EXPLODING_ADVICE = ("the updates will throw the weights far off. Try a smaller learning rate, gradient clipping "
+                    "(engine.nn.utils.clip_grad_norm_) or normalisation layers")
+FEW_PER_CHANNEL = 8  # a BatchNorm in training over fewer values per channel normalises noise
+FEW_STEPS = 3  # iterations in a row that few: a DataLoader's last, smaller batch is no pattern
+# optimizers whose step is the gradient divided by its running size: a large gradient is no large step
+ADAPTIVE = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "SparseAdam"})
 
 
 class Monitor:
@@ -89,11 +107,23 @@ class Monitor:
         # names of the parameters steps have reported: one first reported after the first step is new (a layer a
         # growing model adds, often faded in from zero) and gets no vanishing alert at that step
         self._stepped: set[str] = set()
+        # what exploding and vanishing gradients are blamed on: a sigmoid or tanh ran; the last loss (its record
+        # and, for a regression, the target's array); BatchNorm keys -> iterations in a row over few values
+        self._saturating = False
+        self._loss: tuple = (None, None)
+        self._few: dict[str, int] = {}
+        self._few_norm: tuple = ()  # (values per channel, the norm's module or key) once FEW_STEPS is reached
+        self._clipped_nothing = clip_grad.clipped_nothing  # clip_grad_norm_ calls without gradients before this run
+        self._zero_layers: set[str] | None = None  # layers whose weights started at zero (None: no step seen yet)
+        self._softmaxes: dict[int, OpRecord] = {}  # id of a 2-d softmax's output (or of its log) -> the softmax
+        self._lr_peaks: dict[int, tuple] = {}  # id(optimizer) -> (its highest learning rate, step, low steps in a row)
+        self._batch_classes: deque = deque(maxlen=ONE_CLASS_BATCHES)  # each loss's one class, or None: several
 
     def new_iteration(self, iteration: int) -> None:
         """Forget per-iteration state."""
         self.nonfinite.new_iteration()
         self._eval_norms.clear()
+        self._softmaxes.clear()
         self._norms_train_now = False
 
     def op(self, rec: OpRecord, inputs: tuple, out) -> AlertEvent | None:
@@ -104,9 +134,24 @@ class Monitor:
             if nonfinite:
                 return alert
         op = rec.event.op
+        if op in SATURATING:
+            self._saturating = True
+        elif op in REGRESSION_LOSSES or op in LOSSES_OF_LOGITS:
+            self._loss = (rec, inputs[1].array if op in REGRESSION_LOSSES and len(inputs) > 1 else None)
+        elif op in SOFTMAXES and out.array.ndim == 2 and len(self._softmaxes) < 64:
+            self._softmaxes[id(out)] = rec  # a loss that takes it: over the batch, or a softmax before the loss
+        elif op == "log" and self._softmaxes and id(inputs[0]) in self._softmaxes:
+            self._softmaxes[id(out)] = self._softmaxes[id(inputs[0])]
+        elif op in RESHAPES and rec.event.input_shapes:
+            alert = self._reordering_view(rec)
+            if alert is not None:
+                return alert
         if op == "batch_norm" and rec.event.requires_grad and s.training:  # a norm in a pass that will train
             if rec.event.args.get("training", True):
                 self._norms_trained = self._norms_train_now = True
+                alert = self._few_values(rec, inputs[0].array)
+                if alert is not None:
+                    return alert
             elif len(self._eval_norms) < 64:
                 self._eval_norms[rec.event.module or op] = rec
         if op in _BIASED and len(inputs) > 2 and inputs[2] is not None and s.grad_norm_min is not None:
@@ -136,14 +181,101 @@ class Monitor:
                 dead = float((data == 0).reshape(data.shape[0], -1).all(axis=0).mean())
             if self._starts(("dead_relu", rec.event.key), dead >= s.dead_relu):
                 self._dead = rec.event.key
+                pre = inputs[0].array if inputs else data
+                if not bool(array_module(pre).any(pre)):  # not one unit has a nonzero input
+                    cause = ("Their input is exactly zero everywhere: the layer before outputs nothing but zeros "
+                             "(its weights and bias initialised to zero?); initialise it with engine.nn.init "
+                             "(Kaiming) or keep the layer's default init")
+                else:
+                    cause = ("Look for a large negative bias or weights blown up by a high learning rate in the "
+                             "layer before; try a lower learning rate, LeakyReLU or Kaiming init")
                 return make_alert("dead_relu", f"{dead:.0%} of the units of {where(rec)} are zero for the whole "
                               f"batch, iteration {rec.iteration}: they pass no gradient back, so the layers "
-                              "before them stop learning. Look for a large negative bias or weights blown up by "
-                              "a high learning rate in the layer before; try a lower learning rate, LeakyReLU "
-                              "or Kaiming init", rec, dead)
+                              f"before them stop learning. {cause}", rec, dead)
+        if s.training and rec.event.op in LOSSES_OF_LOGITS and len(inputs) > 1:
+            alert = self._one_class_batches(rec, inputs[0].array, inputs[1].array)
+            if alert is not None:
+                return alert
         if s.training and rec.event.op in LOSSES_OF_LOGITS and inputs:
-            return self._probabilities_in(rec, inputs[0])
+            softmax = self._softmaxes.get(id(inputs[0])) if self._softmaxes else None
+            over_batch = softmax if softmax is not None and softmax.event.args.get("dim") == 0 and \
+                softmax.event.input_shapes[0][0] > 1 else None
+            if over_batch is not None and self._starts(("softmax_dim", ""), True):
+                shape = tuple(over_batch.event.input_shapes[0])
+                return make_alert("softmax_dim", f"{where(over_batch)} normalises over dim 0, the batch (input "
+                                  f"{shape}), and {rec.event.op} takes it, iteration {rec.iteration}: each class's "
+                                  "scores become a distribution over the samples, not each sample's over the "
+                                  f"classes. Use dim=1 (or dim=-1) in {over_batch.event.op}", over_batch, 0.0)
+            return self._probabilities_in(rec, inputs[0], softmax)
         return None
+
+    def _one_class_batches(self, rec: OpRecord, scores, target) -> AlertEvent | None:
+        """An alert when of the last ONE_CLASS_BATCHES batches most held a single class, not all the same one, and
+        the rest two (where one class ends and the next begins): data ordered by label and not shuffled. A heavily
+        imbalanced set gives batches of its majority class only, and no alert."""
+        if target.dtype.kind not in "iu" or target.ndim != 1 or target.size < ONE_CLASS_SIZE or scores.ndim != 2 \
+                or scores.shape[1] < 2:
+            return None
+        lo, hi = (int(v) for v in host_floats([target.min(), target.max()]))
+        if lo == hi:
+            self._batch_classes.append(lo)
+        else:  # two classes: the batch where one class ends and the next begins (-1); more: shuffled
+            self._batch_classes.append(-1 if int((target != lo).sum()) == int((target == hi).sum()) else None)
+        seen = self._batch_classes
+        single = [c for c in seen if c is not None and c >= 0]
+        hit = len(seen) == seen.maxlen and None not in seen and len(single) >= ONE_CLASS_SHARE * len(seen) and \
+            len(set(single)) > 1
+        if not self._starts(("one_class_batches", ""), hit):
+            return None
+        classes = ", ".join(map(str, dict.fromkeys(single)))
+        message = (f"{len(single)} of the last {len(seen)} batches of {rec.event.op} held a single class (classes "
+                   f"{classes} in turn), iteration {rec.iteration}: the data is ordered by label and not shuffled, so "
+                   "each step pulls the model toward one class and the next ones undo it (the loss swings, or "
+                   "diverges). Pass shuffle=True to the DataLoader, or shuffle the data once")
+        return make_alert("one_class_batches", message, rec, float(len(single)))
+
+    def _reordering_view(self, rec: OpRecord) -> AlertEvent | None:
+        """An alert when view/reshape gives a tensor its own sizes in another order ((N, H, W, C) as (N, C, H, W)):
+        that relabels the dimensions without moving a value, where permute() was meant."""
+        before, after = tuple(rec.event.input_shapes[0]), tuple(rec.event.output_shape)
+        if len(before) < 2 or sorted(before) != sorted(after):
+            return None
+        if [n for n in before if n != 1] == [n for n in after if n != 1]:
+            return None  # the same sizes in the same order (a size-1 dimension moved): nothing reordered
+        if not self._starts(("reordering_view", rec.event.key), True):
+            return None
+        order, used = [], set()
+        for n in after:  # which dimension of the input each output dimension's size came from
+            i = next(i for i, m in enumerate(before) if m == n and i not in used)
+            used.add(i)
+            order.append(i)
+        fix = ".t()" if len(before) == 2 else f".permute({', '.join(map(str, order))})"
+        return make_alert("reordering_view", f"{where(rec)} {rec.event.op}s a {before} tensor as {after}, its own "
+                          f"sizes in another order, iteration {rec.iteration}: that relabels the dimensions without "
+                          f"moving a value (the memory order stays {before}). To reorder the dimensions use {fix}",
+                          rec, 0.0)
+
+    def _few_values(self, rec: OpRecord, x) -> AlertEvent | None:
+        """An alert when a BatchNorm in training normalises each channel over fewer than FEW_PER_CHANNEL values
+        for FEW_STEPS iterations in a row (a batch of 2): its statistics are noise, its gradient nearly cancels."""
+        key = rec.event.key
+        per_channel = x.size // x.shape[1] if x.ndim >= 2 and x.shape[1] else FEW_PER_CHANNEL
+        if per_channel >= FEW_PER_CHANNEL:
+            self._few.pop(key, None)
+            return None
+        if len(self._few) >= 256 and key not in self._few:
+            return None
+        seen = self._few.get(key, (-1, 0))
+        count = seen[1] + 1 if seen[0] == rec.iteration - 1 else 1 if seen[0] != rec.iteration else seen[1]
+        self._few[key] = (rec.iteration, count)
+        if count < FEW_STEPS or not self._starts(("few_values", ""), True):
+            return None
+        self._few_norm = (per_channel, rec.event.module or key)
+        return make_alert("few_values", f"{where(rec)} normalises each channel over only {per_channel} values "
+                          f"(input {tuple(x.shape)}), iteration {rec.iteration}: its mean and variance are noise "
+                          "and the gradient through it nearly cancels, so the layers before it barely learn. Train "
+                          "with a larger batch (16 or more), or use GroupNorm or LayerNorm, which do not depend on "
+                          "the batch", rec, per_channel)
 
     def _named(self) -> list:
         """(name, tensor) of each parameter and buffer the debugger knows."""
@@ -153,9 +285,10 @@ class Monitor:
         """id of each parameter and buffer the debugger knows -> its name as the model names it."""
         return {id(t): name for name, t in self._named()}
 
-    def _probabilities_in(self, rec: OpRecord, x) -> AlertEvent | None:
+    def _probabilities_in(self, rec: OpRecord, x, softmax: OpRecord | None = None) -> AlertEvent | None:
         """An alert when a loss that wants logits (or log-probabilities) gets probabilities: a softmax
-        before it, so the loss stalls with small gradients."""
+        before it, so the loss stalls with small gradients. Placed at `softmax` (the op that made x, when it
+        was one): the line to change."""
         data = x.array
         if data.ndim < 2 or data.dtype.kind != "f" or data.shape[1] < 2 or not data.size:
             return None
@@ -168,8 +301,11 @@ class Monitor:
                "stalls and the gradients shrink. Pass the raw logits (remove the softmax)" if op == "cross_entropy"
                else "nll_loss wants log-probabilities; use log_softmax instead of softmax, or cross_entropy on "
                "the raw logits")
-        return make_alert("probabilities", f"{where(rec)} gets probabilities (every row is >= 0 and sums to 1), "
-                      f"iteration {rec.iteration}: {fix}", rec, 1.0)
+        source = f" from {where(softmax)}" if softmax is not None and softmax.event.op == "softmax" else ""
+        if not source:
+            softmax = None
+        return make_alert("probabilities", f"{where(rec)} gets probabilities{source} (every row is >= 0 and sums to "
+                          f"1), iteration {rec.iteration}: {fix}", softmax or rec, 1.0)
 
     def backward(self, rec: BackwardRecord, grad_in: tuple, grads: tuple) -> AlertEvent | None:
         """A NaN-origin alert for a backward node, or None."""
@@ -186,10 +322,12 @@ class Monitor:
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
         event = rec.event
+        if self._zero_layers is None and getattr(event, "update_norms", None):
+            alerts += self._zero_init(rec)
         if s.update_ratio_max is not None and getattr(event, "update_norms", None):
             alerts += self._large_updates(rec)
         if s.training and event.__class__.__name__ == "OptimizerEvent":
-            alerts += self._loop(rec) + self._left_in_eval(rec)
+            alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate_gone(rec)
         self._dead = ""
         return alerts
 
@@ -230,12 +368,59 @@ class Monitor:
             name, norm = (max if high else min)(new, key=lambda item: item[1])
             cause = self._dead or ("blown" if self._blown else "")
             self._blown = self._blown or high
-            alerts.append(AlertEvent(next_seq(), kind, _norms_message(kind, new, named_norms, limit, rec.iteration,
-                                                                      cause),
-                                     "", name, "", 0, rec.iteration, "", 0, "", norm))
+            text = _norms_message(kind, new, named_norms, limit, rec.iteration, cause,
+                                  self._explosion_causes(rec) if high else self._fading_cause(cause))
+            alerts.append(AlertEvent(next_seq(), kind, text, "", name, "", 0, rec.iteration, "", 0, "", norm))
         if len(self._stepped) < 65536:  # bounded: a script that makes new parameters all the time
             self._stepped.update(name for name, _ in named_norms)
         return alerts
+
+    def _explosion_causes(self, rec) -> str:
+        """What makes these gradients large, where the records tell ("" if they don't): the targets' scale, a
+        summed loss, clipping that clipped nothing, an optimizer whose steps do not grow with the gradient."""
+        loss, target = self._loss
+        causes = []
+        if target is not None and target.size and target.dtype.kind == "f":
+            xp = array_module(target)
+            big, mean = float(xp.abs(target).max()), float(target.mean())
+            if big >= TARGET_SCALE:
+                causes.append(f"the targets of {loss.event.op} reach {big:.3g} (mean {mean:.3g}): a network's outputs "
+                              "start near 0, so the loss and its gradients start on the targets' scale. Standardise "
+                              "the targets (subtract their mean, divide by their std) and scale predictions back")
+        if loss is not None and loss.event.args.get("reduction") == "sum":
+            causes.append(f"{loss.event.op} sums over the batch (reduction='sum'), so its gradient grows with the "
+                          "batch size: use reduction='mean', or divide the learning rate by the batch size")
+        if clip_grad.clipped_nothing > self._clipped_nothing:
+            causes.append("clip_grad_norm_ ran when no parameter had a gradient, so it clipped nothing: call it "
+                          "between loss.backward() and optimizer.step()")
+        optimizer = getattr(rec.event, "optimizer", "")
+        if optimizer in ADAPTIVE:
+            causes.append(f"{optimizer} divides each step by the gradient's running size, so its updates stay "
+                          "bounded and a smaller learning rate will not shrink these gradients"
+                          + ("" if causes else "; gradients this large mean a loss on a large scale or a model "
+                             "that diverges: clip them (engine.nn.utils.clip_grad_norm_) and look at the loss"))
+        elif causes:  # a step that grows with the gradient: the learning rate matters too
+            causes.insert(0, EXPLODING_ADVICE)
+        return "; ".join(causes)
+
+    def _fading_cause(self, cause: str) -> str:
+        """What fades a gradient here, where the usual suspect (saturating activations) does not fit: a BatchNorm
+        over a few values per channel, oversized updates before, or no sigmoid or tanh at all; "" if it fits."""
+        if self._zero_layers:
+            return ("the weights started at zero (see the zero-init alert), and a gradient passes back through "
+                    "a layer in proportion to its weights: initialise them with engine.nn.init")
+        if self._few_norm:
+            per_channel, norm = self._few_norm
+            return (f"'{norm}' normalises each channel over only {per_channel} values, and the gradient through a "
+                    "BatchNorm over so few cancels: use a larger batch (16 or more), or GroupNorm or LayerNorm")
+        if cause == "blown":
+            return ("the oversized updates before pushed the layers into saturation or silence: fix the learning "
+                    "rate first")
+        if not self._saturating:
+            return ("no sigmoid or tanh ran, so look at the initialisation (all small or all zero weights), the "
+                    "depth without normalisation, and the learning rate; try Kaiming or Xavier init "
+                    "(engine.nn.init), normalisation layers or residual connections")
+        return ""
 
     def _names_away(self, rec, named_norms: list) -> set[str]:
         """The names, as this step's norms give them, of the biases a normalisation takes away: by the stepping
@@ -248,12 +433,34 @@ class Monitor:
                 return {name for (name, _), (*_, p) in zip(named_norms, stepped) if id(p) in self._normalized_away}
         return {name for tid, name in self._names().items() if tid in self._normalized_away}
 
+    def _zero_init(self, rec) -> list[AlertEvent]:
+        """At the first step: an alert when most weights (not biases) started at zero. The units of such a layer
+        compute the same output and get the same gradient, so they stay alike: a layer of 64 learns like one.
+        (One zero layer is a choice: a last layer, a residual branch's end, a LoRA adapter's B.)"""
+        updates, weights = rec.event.update_norms, rec.event.weight_norms or {}
+        names = [name for name in weights if not name.endswith("bias")]
+        zero = [name for name in names if weights[name] == 0 or
+                (updates.get(name, 0.0) > 0 and abs(weights[name] - updates[name]) <= 1e-6 * updates[name])]
+        self._zero_layers = {_layer(name) for name in zero}
+        if len(names) < 2 or 2 * len(zero) <= len(names):
+            self._zero_layers = set()
+            return []
+        layers = list(dict.fromkeys(_layer(name) for name in zero))
+        message = (f"the weights of {len(zero)} of the {len(names)} layers ({names_text(layers)}) started at zero, "
+                   f"iteration {rec.iteration}: the units of such a layer compute the same output and get the same "
+                   "gradient, so they stay alike and the layer learns like a single unit. Initialise them with "
+                   "engine.nn.init (kaiming_uniform_, xavier_uniform_) or keep the layers' default init; zeros suit "
+                   "only a last layer or the end of a residual branch")
+        return [step_alert(rec, "zero_init", layers[0], message)]
+
     def _large_updates(self, rec) -> list[AlertEvent]:
         """An alert when layers' updates stay as large as their weights: the learning rate is far too high."""
         event, limit = rec.event, self.settings.update_ratio_max
         updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
         big = []
         for layer, u in updates.items():
+            if self._zero_layers and layer in self._zero_layers:
+                continue  # the zero-init alert said why it moves by all of itself
             w = weights.get(layer, 0.0)
             seen = self._zero_start.get(layer)
             if seen is None and layer not in self._big_runs and abs(w - u) <= 1e-6 * w:
@@ -369,6 +576,28 @@ class Monitor:
                            first.event.seq, rec.iteration, source.file if source else "",
                            source.line if source else 0, source.text if source else "", len(where))]
 
+    def _learning_rate_gone(self, rec) -> list[AlertEvent]:
+        """An alert when an optimizer's learning rate stays below LR_GONE of its peak for LR_GONE_STEPS steps: a
+        scheduler stepped every batch where it was meant for every epoch (StepLR(step_size=1) per batch halves
+        it 20 times in 20 batches). A schedule that ends at zero reaches it at its last steps only."""
+        opt, lrs = stepping_optimizer(), rec.event.lrs
+        if opt is None or not lrs or (len(self._lr_peaks) >= 64 and id(opt) not in self._lr_peaks):
+            return []
+        lr = max(lrs)
+        peak, peak_step, low = self._lr_peaks.get(id(opt), (lr, rec.iteration, 0))
+        if lr > peak:
+            peak, peak_step = lr, rec.iteration
+        low = low + 1 if lr < LR_GONE * peak else 0
+        self._lr_peaks[id(opt)] = (peak, peak_step, low)
+        if not self._starts(("lr_gone", str(id(opt))), low >= LR_GONE_STEPS):
+            return []
+        name = type(opt).__name__
+        message = (f"the learning rate of {name} has fallen from {peak:g} (iteration {peak_step}) to {lr:.3g} by "
+                   f"iteration {rec.iteration}, and stayed below {LR_GONE:g} of it for {low} steps: the weights no "
+                   "longer move, so the loss stays where it is. A scheduler stepped every batch where it was meant "
+                   "for every epoch? Call scheduler.step() once per epoch, or give it its length in batches")
+        return [step_alert(rec, "lr_gone", name, message)]
+
     def _starts(self, key: tuple[str, str], hit: bool) -> bool:
         """True when a condition starts; not again until it has cleared (no alert per iteration): stayed away
         for CLEAR_CHECKS checks in a row, so a value hovering at a limit is one alert, not one per crossing."""
@@ -441,18 +670,22 @@ def _per_layer(norms: dict) -> dict[str, float]:
     return {k: math.sqrt(v) for k, v in out.items()}
 
 
-def _norms_message(kind: str, new: list, everything: list, limit: float, iteration: int, cause: str) -> str:
+def _norms_message(kind: str, new: list, everything: list, limit: float, iteration: int, cause: str,
+                   fading: str = "") -> str:
     """Exploding or vanishing gradients: the worst parameter, the others, and what to try; `cause`: the key
-    of a relu found dead just before, or "blown" after gradients exploded or updates outgrew the weights."""
+    of a relu found dead just before, or "blown" after gradients exploded or updates outgrew the weights;
+    `fading`: what fades a gradient here, if not the usual saturating activations (exploding: what makes
+    them large, if not the learning rate)."""
     high = kind == "exploding_grad"
     name, norm = (max if high else min)(new, key=lambda item: item[1])
     layers = list(dict.fromkeys(_layer(n) for n, _ in new))
     where = f"layer '{layers[0]}'" if len(layers) == 1 else f"{len(layers)} layers ({names_text(layers)})"
     text = f"gradient norm of '{name}' is {norm:.3g}, {'above' if high else 'below'} {limit:g}, in {where}, " \
            f"iteration {iteration}"
+    if high and fading:  # here: what makes them large
+        return text + f": {fading}"
     if high:
-        return text + ": the updates will throw the weights far off. Try a smaller learning rate, gradient " \
-                      "clipping (engine.nn.utils.clip_grad_norm_) or normalisation layers"
+        return text + f": {EXPLODING_ADVICE}"
     if norm == 0 and cause == "blown":
         return text + ": no gradient reaches it; after the oversized updates before, its activations saturate. " \
                       "Fix the learning rate first"
@@ -461,9 +694,11 @@ def _norms_message(kind: str, new: list, everything: list, limit: float, iterati
     if norm == 0:
         return text + ": no gradient reaches it (a dead ReLU, a saturated activation or a detached path)"
     top_name, top = max(everything, key=lambda item: item[1])
-    return text + f", against {top:.3g} at '{top_name}': the gradient fades on its way back through the " \
-                  "layers. Saturating activations (sigmoid, tanh) with small weights do this; try ReLU/GELU, " \
-                  "Kaiming or Xavier init (engine.nn.init), normalisation layers or residual connections"
+    text += f", against {top:.3g} at '{top_name}': the gradient fades on its way back through the layers. "
+    if fading:
+        return text + fading[0].upper() + fading[1:]
+    return text + ("Saturating activations (sigmoid, tanh) with small weights do this; try ReLU/GELU, Kaiming or "
+                   "Xavier init (engine.nn.init), normalisation layers or residual connections")
 
 
 _BIASED = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",

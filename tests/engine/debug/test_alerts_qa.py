@@ -161,12 +161,14 @@ def test_zero_grad_either_way_and_gradient_accumulation_on_purpose_raise_nothing
     assert watched(model, run) == []
 
 
-def test_softmax_before_cross_entropy_is_named_at_the_loss():
+def test_softmax_before_cross_entropy_is_named_at_the_softmax():
     model = mlp()
     opt = engine.optim.SGD(model.parameters(), lr=0.05)
     alerts = watched(model, lambda: train(model, opt, head=lambda o: F.softmax(o, dim=1)))
     assert kinds(alerts) == ["probabilities"]
-    assert alerts[0].op == "cross_entropy" and alerts[0].line > 0
+    # placed at the softmax, the line to change; the message names the loss too
+    assert alerts[0].op == "softmax" and "F.softmax(o, dim=1)" in alerts[0].code
+    assert alerts[0].message.startswith("'cross_entropy'") and "gets probabilities from 'softmax'" in alerts[0].message
     assert "Pass the raw logits (remove the softmax)" in alerts[0].message
     nll = watched(model, lambda: train(model, opt, head=lambda o: F.softmax(o, dim=1), loss_fn=F.nll_loss))
     assert kinds(nll) == ["probabilities"] and "use log_softmax instead of softmax" in nll[0].message

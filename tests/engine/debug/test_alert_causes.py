@@ -1,0 +1,246 @@
+"""What an alert blames: unscaled regression targets, a summed loss, clipping before backward, an adaptive
+optimizer, a BatchNorm over a batch of two, weights initialised to zero. Each bug program is checked beside its
+fixed version, which raises none of these."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from engine.debug import Debugger
+
+
+def regression(targets_scale: float, opt_kind=engine.optim.Adam, lr: float = 1e-3, reduction: str = "mean",
+               clip_first: bool = False, steps: int = 4) -> list:
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+    opt = opt_kind(model.parameters(), lr=lr)
+    x = engine.randn(64, 8)
+    y = (x[:, :1] * 3 + 20) * targets_scale
+    with Debugger("summary", model=model, optimizer=opt) as dbg, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y, reduction=reduction)
+            if clip_first:
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            loss.backward()
+            if not clip_first:
+                nn.utils.clip_grad_norm_(model.parameters(), 1e9)  # clipping after backward, as it should be
+            opt.step()
+    return [a for a in dbg.alerts if a.kind == "exploding_grad"]
+
+
+def test_unscaled_targets_are_blamed_and_adam_is_not_told_a_smaller_learning_rate():
+    (alert,) = regression(1000.0)
+    assert "the targets of mse_loss reach" in alert.message and "Standardise the targets" in alert.message
+    assert "Adam divides each step by the gradient's running size" in alert.message
+    assert "Try a smaller learning rate" not in alert.message
+    assert regression(1.0) == []  # the same targets standardised: nothing explodes
+
+
+def test_a_summed_loss_is_named():
+    (alert,) = regression(1.0, engine.optim.SGD, 1e-5, reduction="sum")
+    assert "mse_loss sums over the batch (reduction='sum')" in alert.message
+    assert "targets" not in alert.message  # they are on a small scale here
+    assert "Try a smaller learning rate" in alert.message  # SGD's step grows with the gradient
+
+
+def test_clipping_before_backward_is_named():
+    (alert,) = regression(30.0, engine.optim.SGD, 1e-3, clip_first=True)
+    assert "clip_grad_norm_ ran when no parameter had a gradient, so it clipped nothing" in alert.message
+
+
+def test_sgd_with_nothing_else_to_blame_keeps_the_learning_rate_advice():
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, y = engine.randn(64, 8) * 1e4, engine.randint(0, 2, (64,))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    (alert,) = [a for a in dbg.alerts if a.kind == "exploding_grad"]
+    assert "Try a smaller learning rate" in alert.message
+
+
+def batch_norm_run(batch_sizes: list[int]) -> list:
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    opt = engine.optim.SGD(model.parameters(), lr=0.01)
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for n in batch_sizes:
+            opt.zero_grad()
+            F.cross_entropy(model(engine.randn(n, 4)), engine.randint(0, 2, (n,))).backward()
+            opt.step()
+    return [a for a in dbg.alerts if a.kind == "few_values"]
+
+
+def test_a_batch_norm_over_two_values_per_channel_is_named_once():
+    (alert,) = batch_norm_run([2] * 6)
+    assert alert.module == "Sequential.1" and alert.value == 2
+    assert "normalises each channel over only 2 values (input (2, 16))" in alert.message
+    assert batch_norm_run([32] * 6) == []
+    assert batch_norm_run([32, 32, 3, 32, 32, 3]) == []  # an epoch's last, smaller batch is no pattern
+
+
+def test_a_batch_of_one_says_drop_last():
+    bn = nn.BatchNorm1d(4)
+    with pytest.raises(ValueError, match=r"expected more than 1 value per channel .*drop_last=True"):
+        bn(engine.randn(1, 4))
+
+
+def zero_init_run(zeroed: str, act=nn.ReLU) -> list:
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), act(), nn.Linear(16, 16), act(), nn.Linear(16, 2))
+    for i, layer in enumerate(m for m in model if isinstance(m, nn.Linear)):
+        if zeroed == "all" or (zeroed == "last" and i == 2):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, y = engine.randn(32, 4), engine.randint(0, 2, (32,))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(30):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    return list(dbg.alerts)
+
+
+def test_weights_initialised_to_zero_are_named_and_not_blamed_on_the_learning_rate():
+    alerts = zero_init_run("all", nn.Sigmoid)
+    assert "large_update" not in [a.kind for a in alerts]  # no "learning rate far too high" once they grow
+    assert alerts[0].kind == "zero_init"
+    assert "the weights of 3 of the 3 layers ('0', '2', '4') started at zero" in alerts[0].message
+    fading = [a for a in alerts if a.kind == "vanishing_grad"]
+    assert fading and all("weights started at zero (see the zero-init alert)" in a.message for a in fading)
+    dead = [a for a in zero_init_run("all") if a.kind == "dead_relu"]
+    assert "Their input is exactly zero everywhere" in dead[0].message
+
+
+def test_a_zero_last_layer_is_a_choice():
+    assert zero_init_run("last") == []
+    assert zero_init_run("none") == []
+
+
+def classifier_run(head) -> list:
+    engine.manual_seed(0)
+    model = nn.Linear(6, 4)
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, y = engine.randn(32, 6), engine.randint(0, 4, (32,))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            F.nll_loss(head(model(x)), y).backward()
+            opt.step()
+    return list(dbg.alerts)
+
+
+@pytest.mark.parametrize("head", [lambda z: F.log_softmax(z, dim=0), lambda z: engine.log(z.softmax(-2))])
+def test_a_softmax_over_the_batch_is_named_at_its_line(head):
+    (alert,) = classifier_run(head)
+    assert alert.kind == "softmax_dim" and alert.op in ("log_softmax", "softmax")
+    assert "normalises over dim 0, the batch (input (32, 4)), and nll_loss takes it" in alert.message
+    assert alert.line and "dim=" in alert.code and "Use dim=1" in alert.message
+
+
+def test_a_softmax_over_the_classes_raises_nothing():
+    assert classifier_run(lambda z: F.log_softmax(z, dim=1)) == []
+
+
+def image_run(to_channels_first) -> list:
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    opt = engine.optim.SGD(model.parameters(), lr=0.01)
+    images, y = engine.rand(16, 8, 8, 3), engine.randint(0, 2, (16,))  # stored channels last
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(to_channels_first(images)), y).backward()
+            opt.step()
+    return list(dbg.alerts)
+
+
+def test_a_view_where_permute_was_meant_is_named_once_with_the_permute():
+    (alert,) = image_run(lambda x: x.view(16, 3, 8, 8))
+    assert alert.kind == "reordering_view" and alert.op == "view"
+    assert "views a (16, 8, 8, 3) tensor as (16, 3, 8, 8)" in alert.message
+    assert alert.message.endswith("use .permute(0, 3, 1, 2)")
+    assert image_run(lambda x: x.permute(0, 3, 1, 2)) == []
+
+
+def test_reshapes_that_keep_the_order_raise_nothing():
+    x = engine.randn(4, 1, 6, requires_grad=True)
+    w = engine.randn(6, 6, requires_grad=True)
+    opt = engine.optim.SGD([w], lr=0.1)
+    with Debugger("summary", optimizer=opt) as dbg:
+        for _ in range(2):
+            opt.zero_grad()
+            h = x.reshape(4, 6, 1).view(4, 6) @ w  # a size-1 dimension moved: the same order
+            h.reshape(2, 12).view(24).sum().backward()
+            opt.step()
+    assert not dbg.alerts
+
+
+def scheduled_run(make_scheduler, steps: int = 60, per_batch: bool = True) -> list:
+    engine.manual_seed(0)
+    model = nn.Linear(4, 2)
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = make_scheduler(opt)
+    x, y = engine.randn(16, 4), engine.randint(0, 2, (16,))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for step in range(steps):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            if per_batch or step % 20 == 19:  # batches of an epoch of 20
+                scheduler.step()
+    return [a for a in dbg.alerts if a.kind == "lr_gone"]
+
+
+def test_a_scheduler_stepped_every_batch_is_named():
+    (alert,) = scheduled_run(lambda opt: engine.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+    assert alert.key == "SGD" and alert.line  # at the step() call
+    assert "has fallen from 0.1 (iteration 0) to" in alert.message
+    assert "scheduler.step() once per epoch" in alert.message
+
+
+def test_schedules_that_decay_as_meant_raise_nothing():
+    assert scheduled_run(lambda opt: engine.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5),
+                         per_batch=False) == []
+    # cosine annealing to zero over the run reaches it at its very end only
+    assert scheduled_run(lambda opt: engine.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=300), 300) == []
+    # a warm-up from zero is a peak later, not a fall
+    assert scheduled_run(lambda opt: engine.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, s / 30))) == []
+
+
+def sorted_labels_run(shuffle: bool, weights=(0.25, 0.25, 0.25, 0.25)) -> list:
+    engine.manual_seed(0)
+    y = engine.multinomial(engine.tensor(weights), 640, replacement=True)
+    if not shuffle:
+        y = y.sort().values
+    x = engine.randn(640, 6) + y[:, None].float()
+    model = nn.Linear(6, 4)
+    opt = engine.optim.SGD(model.parameters(), lr=0.05)
+    loader = engine.utils.data.DataLoader(engine.utils.data.TensorDataset(x, y), batch_size=32, shuffle=shuffle)
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for xb, yb in loader:
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    return [a for a in dbg.alerts if a.kind == "one_class_batches"]
+
+
+def test_batches_of_one_class_each_are_named():
+    (alert,) = sorted_labels_run(shuffle=False)
+    assert "of the last 10 batches of cross_entropy held a single class" in alert.message
+    assert "shuffle=True" in alert.message and alert.line
+
+
+def test_shuffled_and_imbalanced_data_raise_nothing():
+    assert sorted_labels_run(shuffle=True) == []
+    # nearly every batch holds the majority class alone: no ordering to blame
+    assert sorted_labels_run(shuffle=True, weights=(0.995, 0.005, 0.0, 0.0)) == []
