@@ -180,6 +180,7 @@ class _Iteration:
         self.entry: set[int] = set()  # tensors passed into some module call
         self.backward: list[int] = []  # forward nodes, in the order their backward ran
         self.diverged = False  # differs from the previous iteration (in order, keys or edges)
+        self.reshaped = False  # the same so far, but some node's shapes differ (a smaller last batch)
 
 
 class GraphModel:
@@ -334,6 +335,9 @@ class GraphModel:
         elif cur.diverged:
             self._version += 1
             self._pending.structure = True
+        elif prev.out_shape[idx] != out_shape or prev.in_shapes[idx] != in_shapes:
+            cur.reshaped = True  # shown with its own shapes, not the last iteration's (see _shown_iteration)
+            self._data_version += 1
         return idx
 
     def _add_source(self, cur: _Iteration, tensor: int, consumer: str, arg: int, shape: tuple, group: int,
@@ -641,7 +645,7 @@ class GraphModel:
         cur, prev = self._cur, self._prev
         if prev is None or self._ended:
             return cur
-        if cur.diverged:
+        if cur.diverged or cur.reshaped:
             return _union(prev, cur)
         return prev
 

@@ -162,6 +162,20 @@ def test_a_smaller_last_batch_shows_its_own_shapes():
     assert ("Linear/linear:0", "linear", "3\u00d72") in ops_of(model.view())
 
 
+def test_a_smaller_batch_that_raised_midway_shows_its_own_shapes_so_far():
+    # a last batch of one raised in BatchNorm: the iteration never ended, and its nodes so far have its shapes,
+    # not those of the full batches before (the Inspector read "16x12 -> 16x32" beside a 1x32 value)
+    net = nn.Sequential(nn.Linear(4, 2), nn.Tanh())
+    model = GraphModel()
+    model.apply_batch(record(lambda: net(engine.randn(5, 4)).sum()))
+    model.new_iteration()
+    model.apply_batch(record(lambda: net[0](engine.randn(1, 4))))  # the same first op, then it stops
+    view = model.view()
+    i = view.node_of["Sequential.0/linear:0"]
+    assert (view.out_shape[i], view.in_shapes[i].split(",")[0]) == ("1\u00d72", "1\u00d74")
+    assert "Sequential.1/tanh:0" in view.keys  # the rest of the last iteration's graph is still shown
+
+
 def test_changed_structure_reports_added_and_removed_keys():
     x = engine.randn(3, 4, requires_grad=True)
     model = GraphModel()
