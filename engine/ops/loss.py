@@ -20,6 +20,7 @@ from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
 from engine.ops.index_checks import LATER, all_below, first_bad, out_of_range, position, settled_checks
 from engine.ops.nn import require_float, require_same_dtype
+from engine.ops.reduce import divided
 from engine.tensor import Tensor
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "huber_loss", "kl_div",
@@ -39,7 +40,7 @@ def _reduce(v, reduction: str):
 
 def _grad_scale(grad, reduction: str, n: int):
     """The incoming gradient as a factor on each element's derivative."""
-    return grad / n if reduction == "mean" else grad
+    return divided(grad, n) if reduction == "mean" else grad
 
 
 def _col(v):

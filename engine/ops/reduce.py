@@ -52,6 +52,14 @@ def _reduce(cls, x: Tensor, dim, keepdim: bool, **options) -> Tensor:
     return cls.apply(x, dims=_dims(dim, x.ndim), keepdim=bool(keepdim), shape=x.shape, **options)
 
 
+def divided(a, n: int):
+    """a / n for a count n, computed in float32 for float16 arrays: there n is cast to float16 first, and a count
+    above 65504 becomes infinity (the mean of a 512x256 float16 batch passed back a zero gradient)."""
+    if a.dtype.kind == "f" and a.dtype.itemsize < 4:
+        return (a.astype(np.float32) / n).astype(a.dtype)
+    return a / n
+
+
 def _accumulator(x):
     """Integers and bools add and multiply up in int64, as in PyTorch."""
     return np.int64 if x.dtype.kind in "biu" else None
@@ -79,7 +87,7 @@ class Mean(Reduction):
         return x.mean(axis=ctx.dims, keepdims=ctx.keepdim)
 
     def backward(ctx, grad):
-        return array_module(grad).broadcast_to(ctx.kept(grad) / ctx.count(), ctx.shape)
+        return array_module(grad).broadcast_to(divided(ctx.kept(grad), ctx.count()), ctx.shape)
 
 
 class Var(Reduction):
@@ -91,10 +99,12 @@ class Var(Reduction):
                               f"less than the number of elements reduced ({ctx.count()}), so the result is NaN or "
                               "inf; pass correction=0 (unbiased=False) for the spread of a single sample")
         ctx.save(centered)
-        return (centered * centered).sum(axis=ctx.dims, keepdims=ctx.keepdim) / ctx.dof
+        half = x.dtype.itemsize < 4  # float16 squares add up in float32, as torch's do (65504 is its largest)
+        total = (centered * centered).sum(axis=ctx.dims, keepdims=ctx.keepdim, dtype=np.float32 if half else None)
+        return (total / ctx.dof).astype(x.dtype) if half else total / ctx.dof
 
     def backward(ctx, grad):
-        return ctx.kept(grad) * ctx.saved[0] * 2 / ctx.dof
+        return divided(ctx.kept(grad) * ctx.saved[0] * 2, ctx.dof)
 
 
 class Std(Var):

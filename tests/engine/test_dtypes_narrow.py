@@ -127,3 +127,21 @@ def test_a_float16_step_on_the_gpu_matches_the_cpu():
     np.testing.assert_allclose(gpu_grad.astype(np.float32), cpu_grad.astype(np.float32), rtol=2e-2, atol=2e-3)
     u8 = engine.tensor(np.array([0, 128, 255], np.uint8), device="cuda")
     assert (u8 / 255).dtype is engine.float32 and u8.byte().dtype is engine.uint8
+
+
+@pytest.mark.parametrize("n", [1000, 70_000, 262_144])  # a count past float16's largest, 65504, too
+def test_float16_means_and_variances_over_many_elements_keep_their_gradient(n):
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    for reduce in (lambda t: t.mean(), lambda t: t.var(), lambda t: t.std(),
+                   lambda t: (t - 1).pow(2).mean()):
+        ours, theirs = engine.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        out, ref = reduce(ours.half()), reduce(theirs.half())
+        assert np.isfinite(out.item()) and out.item() == pytest.approx(ref.item(), rel=2e-3)
+        out.backward()
+        ref.backward()
+        assert np.abs(ours.grad.numpy()).max() > 0  # a zero gradient was float16's inf count
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=2e-3, atol=1.2e-7)  # a float16 ulp
+    p, q = engine.zeros(n, requires_grad=True), torch.zeros(n, requires_grad=True)
+    F.mse_loss(p.half(), engine.ones(n).half()).backward()
+    torch.nn.functional.mse_loss(q.half(), torch.ones(n).half()).backward()
+    np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=3e-3)
