@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.autograd.function import _FREED, Function, RegionGrad, current, sum_to
 from engine.autograd.grad_mode import no_grad
-from engine.autograd.inplace import saved_changed
+from engine.autograd.inplace import freed, saved_changed
 from engine.backend import array_module
 from engine.events import BackwardEvent, hub, next_seq, next_tensor_id
 
@@ -271,10 +271,7 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
                 continue
         saved = d.get("saved")
         if saved is _FREED:
-            raise RuntimeError(
-                f"Trying to backward through the graph a second time ({node.name()}'s saved tensors were "
-                "already freed); specify retain_graph=True on the first backward() if you need to do this"
-            )
+            raise freed(node)
         if saved and "_versions" in d:
             _check_versions(node)
         grads = node.backward(grad)

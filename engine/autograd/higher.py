@@ -19,6 +19,7 @@ import heapq
 
 from engine.autograd.function import _FREED, Function, _node_seq
 from engine.autograd.grad_mode import enable_grad
+from engine.autograd.inplace import freed
 from engine.events import hub
 from engine.tensor import Tensor
 
@@ -180,9 +181,7 @@ def run(roots: dict, retain_graph: bool, only, capture=None) -> None:
                     continue
             saved = d.get("saved")
             if saved is _FREED:
-                raise RuntimeError(
-                    f"Trying to backward through the graph a second time ({node.name()}'s saved tensors were "
-                    "already freed); specify retain_graph=True on the first backward() if you need to do this")
+                raise freed(node)
             if saved and "_versions" in d:
                 _check_versions(node)
             grads = registry[type(node)][0](node, grad)

@@ -1,4 +1,5 @@
-"""The in-place modification error, with the lines that saved the tensor and changed it.
+"""The in-place modification error, with the lines that saved the tensor and changed it; and the error of a
+backward through a graph already freed, with the op whose graph it was.
 
 An op that needs a tensor in its backward keeps the tensor's version; an in-place write bumps it, and backward
 then refuses the stale tensor. PyTorch's message names only the backward node. Here, while anybody listens to
@@ -112,3 +113,36 @@ def saved_changed(node, vc, version: int, role: int) -> InplaceModifiedError:
     return InplaceModifiedError(node.name(), node.op, saved, vc[0], version, seq, written_id,
                                 _forwards.get(seq) if seq else None, write_site)
 
+
+
+class FreedGraphError(RuntimeError):
+    """backward() reached a node whose saved tensors an earlier backward() freed: most often a tensor carried over
+    from an earlier iteration (an RNN's hidden state) that still links to that iteration's graph.
+
+    node: the backward node's name; op: its forward op; forward_seq: the op's event seq (0 if nobody listened);
+    op_site: the op's Site when known (a debugger's explain_failure fills it in), iteration: the op's (-1: unknown)."""
+
+    def __init__(self, node: str, op: str, forward_seq: int = 0) -> None:
+        self.node, self.op, self.forward_seq = node, op, forward_seq
+        self.op_site: Site | None = None
+        self.iteration = -1
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        made = ""
+        if self.op_site is not None:
+            made = f" The graph is the one {self.op} {self.op_site} made" + \
+                (f" in iteration {self.iteration}." if self.iteration >= 0 else ".")
+        return (f"Trying to backward through the graph a second time ({self.node}'s saved tensors were already freed "
+                f"by an earlier backward()).{made} A tensor kept from an earlier iteration (an RNN's hidden state "
+                "carried across batches, a running total of losses) still links to that graph: detach it (h = "
+                "h.detach()) before the next batch uses it. retain_graph=True on the first backward() is for going "
+                "through one graph twice, and would keep every earlier batch's graph alive")
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def freed(node) -> FreedGraphError:
+    """The error for backward node `node`, whose saved tensors were freed."""
+    return FreedGraphError(node.name(), node.op, node.__dict__.get("_event_seq", 0))

@@ -30,7 +30,8 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from engine.autograd.inplace import InplaceModifiedError, Site
+from engine.autograd.inplace import FreedGraphError, InplaceModifiedError, Site
+from engine.debug.alert_text import make_alert
 from engine.debug.alerts import AlertSettings, Monitor
 from engine.debug.breakpoints import Breakpoint, BreakpointInfo, BreakpointTable
 from engine.debug.cache import DEFAULT_BYTES, ValueCache, ValueUnavailable
@@ -571,11 +572,14 @@ class Debugger:
     def explain_failure(self, err: BaseException) -> AlertEvent | None:
         """What the records say about `err`, the error that ended the user's code: an in-place modification
         error gets the line of the op that saved the tensor (its message then names it, and the write's line)
-        and becomes an alert placed at the write; other errors, and one explained before, give None."""
-        if not isinstance(err, InplaceModifiedError) or getattr(err, "explained", False):
+        and becomes an alert placed at the write; a backward through a freed graph gets the op and iteration that
+        made it, and an alert there; other errors, and one explained before, give None."""
+        if not isinstance(err, InplaceModifiedError | FreedGraphError) or getattr(err, "explained", False):
             return None
         err.explained = True
         rec = self.tracer.forward_record(err.forward_seq) if err.forward_seq else None
+        if isinstance(err, FreedGraphError):
+            return self._freed_graph(err, rec)
         if rec is not None and err.op_site is None:
             err.op_site = Site(rec.source, rec.event.module)
         write = err.write_site.frame if err.write_site is not None else None
@@ -584,6 +588,15 @@ class Debugger:
         alert = AlertEvent(next_seq(), "inplace", str(err).split(": ", 1)[1], err.op, ev.key if ev else err.node,
                            ev.module if ev else "", err.forward_seq, rec.iteration if rec else self.tracer.iteration,
                            src.file if src else "", src.line if src else 0, src.text if src else "", float(err.version))
+        self._alert(alert)
+        return alert
+
+    def _freed_graph(self, err: FreedGraphError, rec) -> AlertEvent | None:
+        """A backward through a freed graph: an alert at the op whose graph it was, with its iteration."""
+        if rec is None:  # an op of an iteration before the last: the records are gone, the message stays general
+            return None
+        err.op_site, err.iteration = Site(rec.source, rec.event.module), rec.iteration
+        alert = make_alert("graph_freed", str(err), rec)
         self._alert(alert)
         return alert
 

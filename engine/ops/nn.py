@@ -42,8 +42,12 @@ class Linear(Function):
         if w.ndim != 2:
             raise ShapeError(f"linear: weight must be 2-D (out_features, in_features), got shape {w.shape}")
         if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+            hint = ""
+            if x.ndim == 1 and x.shape[0] > w.shape[1] and x.shape[0] % w.shape[1] == 0:
+                hint = (f"; {x.shape[0]} = {x.shape[0] // w.shape[1]} x {w.shape[1]}: the batch was flattened into "
+                        "the features (x.view(-1))? flatten each sample with x.flatten(1) or x.view(x.size(0), -1)")
             raise ShapeError(f"linear: input has {x.shape[-1] if x.ndim else 0} features but weight "
-                             f"expects {w.shape[1]} (weight shape {w.shape}, input shape {x.shape})")
+                             f"expects {w.shape[1]} (weight shape {w.shape}, input shape {x.shape}){hint}")
         if b is not None and b.shape != (w.shape[0],):
             raise ShapeError(f"linear: bias has shape {b.shape} but weight has {w.shape[0]} output "
                              f"features (weight shape {w.shape})")

@@ -54,3 +54,13 @@ def test_clipping_before_backward_says_nothing_was_clipped():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # after backward: quiet
+
+
+def test_a_batch_flattened_into_the_features_is_named():
+    fc = nn.Linear(128, 32)
+    x = engine.randn(32, 8, 4, 4)
+    with pytest.raises(RuntimeError):  # torch: "mat1 and mat2 shapes cannot be multiplied (1x4096 and 128x32)"
+        torch.nn.Linear(128, 32)(torch.randn(32, 8, 4, 4).view(-1))
+    with pytest.raises(RuntimeError, match=r"4096 = 32 x 128: the batch was flattened into the features"):
+        fc(x.view(-1))
+    assert fc(x.flatten(1)).shape == (32, 32)

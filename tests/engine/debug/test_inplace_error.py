@@ -1,4 +1,5 @@
-"""The in-place modification error names what was saved, the line that saved it and the line that changed it."""
+"""The in-place modification error names what was saved, the line that saved it and the line that changed it; a
+backward through a freed graph names the op and iteration that made it."""
 
 import inspect
 
@@ -110,3 +111,31 @@ def test_other_errors_are_not_explained():
     with pytest.raises(ValueError), Debugger("structure") as dbg:
         raise ValueError("the user's own")
     assert not dbg.alerts
+
+
+def _carried_hidden_state(lib, steps: int = 2):
+    rnn = lib.nn.RNN(3, 4, batch_first=True)
+    h = lib.zeros(1, 2, 4)
+    for _ in range(steps):
+        out, h = rnn(lib.ones(2, 5, 3), h)  # h carries iteration 0's graph into iteration 1
+        out.sum().backward()
+
+
+def test_a_hidden_state_carried_across_batches_names_its_op_and_iteration():
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        _carried_hidden_state(torch)
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time") as plain:
+        _carried_hidden_state(engine)
+    assert "h = h.detach()" in str(plain.value) and "made in iteration" not in str(plain.value)
+    with pytest.raises(inplace.FreedGraphError) as caught, Debugger("summary") as dbg:
+        rnn = engine.nn.RNN(3, 4, batch_first=True)
+        h = engine.zeros(1, 2, 4)
+        for _ in range(2):
+            out, h = rnn(engine.ones(2, 5, 3), h)  # the carried state
+            out.sum().backward()
+            engine.debug.mark_iteration()
+    (alert,) = dbg.alerts
+    assert (alert.kind, alert.op, alert.iteration) == ("graph_freed", "rnn_tanh", 0)
+    assert alert.line == _line_of(test_a_hidden_state_carried_across_batches_names_its_op_and_iteration,
+                                  "the carried state")
+    assert "made in iteration 0" in str(caught.value) and "RNN" in str(caught.value)
