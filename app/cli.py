@@ -247,11 +247,13 @@ _ALERT_FINDINGS = {
     "large_update": "updates too large for the learning rate", "accumulating_grad": "gradients accumulating "
     "(no zero_grad)", "not_updated": "parameters not updated", "frozen": "frozen parameters",
     "no_gradient": "trained parameters the loss does not reach", "eval_mode": "training in eval mode",
-    "probabilities": "softmax before the loss",
-    "inplace": "a tensor backward needs, changed in place",
+    "probabilities": "probabilities where the loss wants logits",
+    "inplace": "a tensor backward needs, changed in place", "graph_freed": "a graph kept from an earlier iteration",
     "few_values": "BatchNorm over too few values", "zero_init": "weights initialised to zero",
     "softmax_dim": "softmax over the batch", "reordering_view": "a view that reorders dimensions",
     "lr_gone": "a learning rate decayed to nothing", "one_class_batches": "batches of one class (not shuffled)",
+    "step_without_grad": "optimizer steps without gradients", "tiny_update": "a learning rate far too low",
+    "unregistered": "layers the model does not hold", "padding_counted": "padding counted in the loss",
 }
 
 

@@ -31,10 +31,12 @@ KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "Na
              "dead_relu": "dead ReLU", "large_update": "learning rate too high",
              "accumulating_grad": "no zero_grad", "not_updated": "not trained", "frozen": "frozen",
              "no_gradient": "no gradient", "eval_mode": "eval mode",
-             "probabilities": "softmax before loss", "inplace": "changed in place",
+             "probabilities": "probabilities to loss", "inplace": "changed in place", "graph_freed": "old graph reused",
              "few_values": "batch too small", "zero_init": "zero init",
              "softmax_dim": "softmax over batch", "reordering_view": "view, not permute",
-             "lr_gone": "learning rate gone", "one_class_batches": "not shuffled", "error": "error"}
+             "lr_gone": "learning rate gone", "one_class_batches": "not shuffled",
+             "step_without_grad": "step before backward", "tiny_update": "learning rate too low",
+             "unregistered": "not a submodule", "padding_counted": "padding in loss", "error": "error"}
 SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "inplace",
           "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels

@@ -26,6 +26,7 @@ from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import updated_parameters
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.events import AlertEvent, next_seq
+from engine.nn.module import unregistered_calls
 from engine.nn.utils import clip_grad
 from engine.optim.optimizer import live_optimizers, stepping_optimizer
 
@@ -66,9 +67,17 @@ REGRESSION_LOSSES = frozenset({"mse_loss", "l1_loss", "smooth_l1_loss", "huber_l
 TARGET_SCALE = 100.0  # regression targets beyond it: a network's outputs start near 0, its loss and gradients don't
 SATURATING = frozenset({"sigmoid", "tanh"})
 SOFTMAXES = frozenset({"softmax", "log_softmax"})
+# losses that probabilities reach by mistake: a second sigmoid, or a squared error against one-hot classes
+PROBABILITIES_MISSED = frozenset({"binary_cross_entropy_with_logits", "mse_loss"})
 LR_GONE = 1e-6  # a learning rate this far below its peak moves nothing...
 LR_GONE_STEPS = 20  # ...for this many steps (cosine annealing to 0 over 10,000 steps spends 6 below it)
 RESHAPES = frozenset({"view", "reshape"})
+CONVERGED = 1e-3  # a loss below this share of its first: fitted, its gradients tiny everywhere
+PADDING_SHARE = 0.2  # a loss's targets that are an Embedding's padding index, counted by the loss
+BARE_STEPS = 3  # steps in a row without any gradient, a backward having run before each: step before backward
+TINY_UPDATE = 1e-6  # every layer's update below this share of its weights...
+TINY_STEPS = 20  # ...for this many steps in a row...
+TINY_WINDOW = 100  # ...within the run's first steps: a learning rate far too low
 ONE_CLASS_BATCHES = 10  # batches in a row of one class each (two classes or more among them)...
 ONE_CLASS_SIZE = 8  # ...of at least this many samples...
 ONE_CLASS_SHARE = 0.6  # ...most of them (the others two classes: the last of one class, the first of the next)
@@ -118,12 +127,21 @@ class Monitor:
         self._softmaxes: dict[int, OpRecord] = {}  # id of a 2-d softmax's output (or of its log) -> the softmax
         self._lr_peaks: dict[int, tuple] = {}  # id(optimizer) -> (its highest learning rate, step, low steps in a row)
         self._batch_classes: deque = deque(maxlen=ONE_CLASS_BATCHES)  # each loss's one class, or None: several
+        self._backward_seen = False  # a backward ran since the last step
+        self._sigmoid: tuple = (0, None)  # (id of the output, record) of this iteration's last sigmoid
+        self._passes = self._passes_per_step = 0  # backward() calls since the last step; before the last step
+        self._first_loss: float | None = None  # the first loss a step saw (its size), for _converged
+        self._padding: tuple = (None, None)  # (padding_idx, record) of the last Embedding with one
+        self._bare_steps = 0  # steps in a row that found no gradient at all, a backward having run before each
+        self._steps_seen = 0  # optimizer steps this monitor saw
+        self._tiny_steps = 0  # steps in a row whose every layer moved by less than TINY_UPDATE of its weights
 
     def new_iteration(self, iteration: int) -> None:
         """Forget per-iteration state."""
         self.nonfinite.new_iteration()
         self._eval_norms.clear()
         self._softmaxes.clear()
+        self._sigmoid = (0, None)
         self._norms_train_now = False
 
     def op(self, rec: OpRecord, inputs: tuple, out) -> AlertEvent | None:
@@ -136,12 +154,16 @@ class Monitor:
         op = rec.event.op
         if op in SATURATING:
             self._saturating = True
+            if op == "sigmoid":  # the last one: a loss that applies its own may take it
+                self._sigmoid = (id(out), rec)
         elif op in REGRESSION_LOSSES or op in LOSSES_OF_LOGITS:
             self._loss = (rec, inputs[1].array if op in REGRESSION_LOSSES and len(inputs) > 1 else None)
         elif op in SOFTMAXES and out.array.ndim == 2 and len(self._softmaxes) < 64:
             self._softmaxes[id(out)] = rec  # a loss that takes it: over the batch, or a softmax before the loss
         elif op == "log" and self._softmaxes and id(inputs[0]) in self._softmaxes:
             self._softmaxes[id(out)] = self._softmaxes[id(inputs[0])]
+        elif op == "embedding" and rec.event.args.get("padding_idx") is not None:
+            self._padding = (rec.event.args["padding_idx"], rec)
         elif op in RESHAPES and rec.event.input_shapes:
             alert = self._reordering_view(rec)
             if alert is not None:
@@ -192,6 +214,18 @@ class Monitor:
                 return make_alert("dead_relu", f"{dead:.0%} of the units of {where(rec)} are zero for the whole "
                               f"batch, iteration {rec.iteration}: they pass no gradient back, so the layers "
                               f"before them stop learning. {cause}", rec, dead)
+        if s.training and op in PROBABILITIES_MISSED and len(inputs) > 1:
+            made = self._softmaxes.get(id(inputs[0])) if self._softmaxes else None
+            if made is None and self._sigmoid[0] == id(inputs[0]):
+                made = self._sigmoid[1]
+            if made is not None:
+                alert = self._probabilities_to(rec, made, inputs[1].array)
+                if alert is not None:
+                    return alert
+        if s.training and rec.event.op in LOSSES_OF_LOGITS and len(inputs) > 1 and self._padding[1] is not None:
+            alert = self._padding_counted(rec, inputs[1].array)
+            if alert is not None:
+                return alert
         if s.training and rec.event.op in LOSSES_OF_LOGITS and len(inputs) > 1:
             alert = self._one_class_batches(rec, inputs[0].array, inputs[1].array)
             if alert is not None:
@@ -208,6 +242,41 @@ class Monitor:
                                   f"classes. Use dim=1 (or dim=-1) in {over_batch.event.op}", over_batch, 0.0)
             return self._probabilities_in(rec, inputs[0], softmax)
         return None
+
+    def _probabilities_to(self, rec: OpRecord, made: OpRecord, target) -> AlertEvent | None:
+        """An alert placed at `made` (a sigmoid or softmax) whose output goes to a loss that wants logits
+        (binary_cross_entropy_with_logits: a second sigmoid) or to a squared error against one-hot classes."""
+        op, source = rec.event.op, made.event.op
+        if op == "mse_loss":
+            if source != "softmax" or target.ndim != 2 or not bool(((target == 0) | (target == 1)).all()) or \
+                    not bool((target.sum(axis=1) == 1).all()):
+                return None
+            fix = ("a squared error on softmax probabilities against one-hot classes passes back a small gradient "
+                   "where a prediction is confidently wrong, so it learns slowly. Use cross_entropy on the logits "
+                   "(remove the softmax) with class indices (target.argmax(1))")
+        elif source == "sigmoid":
+            fix = ("it applies a sigmoid itself, so the outputs pass through two and stay between 0.5 and 0.73: the "
+                   "loss stalls. Pass the logits (remove the sigmoid), or use binary_cross_entropy on probabilities")
+        else:
+            return None
+        if not self._starts(("probabilities", made.event.key), True):
+            return None
+        return make_alert("probabilities", f"{where(rec)} gets the output of {where(made)}, iteration "
+                          f"{rec.iteration}: {fix}", made, 1.0)
+
+    def _padding_counted(self, rec: OpRecord, target) -> AlertEvent | None:
+        """An alert when PADDING_SHARE of a loss's targets are an Embedding's padding_idx and the loss counts them
+        (its ignore_index is another): the model learns to predict padding, and the loss looks better than it is."""
+        pad, emb = self._padding
+        if target.dtype.kind not in "iu" or not target.size or rec.event.args.get("ignore_index") == pad:
+            return None
+        share = float((target == pad).mean())
+        if not self._starts(("padding_counted", ""), share >= PADDING_SHARE):
+            return None
+        return make_alert("padding_counted", f"{share:.0%} of the targets of {where(rec)} are the padding index {pad} "
+                          f"of {where(emb)}, iteration {rec.iteration}, and the loss counts them (ignore_index="
+                          f"{rec.event.args.get('ignore_index')}): the model learns to predict padding, and the loss "
+                          f"looks better than it is. Pass ignore_index={pad} to the loss", rec, share)
 
     def _one_class_batches(self, rec: OpRecord, scores, target) -> AlertEvent | None:
         """An alert when of the last ONE_CLASS_BATCHES batches most held a single class, not all the same one, and
@@ -309,6 +378,9 @@ class Monitor:
 
     def backward(self, rec: BackwardRecord, grad_in: tuple, grads: tuple) -> AlertEvent | None:
         """A NaN-origin alert for a backward node, or None."""
+        self._backward_seen = True
+        if rec.event.pass_start and not rec.event.grad_call:
+            self._passes += 1
         return self.nonfinite.backward(rec, grad_in, grads) if self.settings.nonfinite else None
 
     def step(self, rec) -> list[AlertEvent]:
@@ -319,11 +391,19 @@ class Monitor:
         alerts = []
         if s.nonfinite and rec.event.__class__.__name__ == "OptimizerEvent":
             alerts += self.nonfinite.stepped(rec)
+        event = rec.event
+        if event.__class__.__name__ == "OptimizerEvent":
+            self._passes_per_step, self._passes = self._passes, 0
+            if self._first_loss is None:
+                self._converged()  # takes the first loss
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
-        event = rec.event
         if self._zero_layers is None and getattr(event, "update_norms", None):
             alerts += self._zero_init(rec)
+        if event.__class__.__name__ == "OptimizerEvent":
+            self._steps_seen += 1
+            if getattr(event, "update_norms", None) and self._steps_seen <= TINY_WINDOW:
+                alerts += self._tiny_updates(rec)
         if s.update_ratio_max is not None and getattr(event, "update_norms", None):
             alerts += self._large_updates(rec)
         if s.training and event.__class__.__name__ == "OptimizerEvent":
@@ -361,6 +441,8 @@ class Monitor:
                 new = [(name, norm) for name, norm in new if name in self._stepped]
             if new and not high:
                 new = _fading(new, named_norms, limit)
+            if new and not high and self._converged():
+                new = []  # a loss near zero passes back tiny gradients everywhere: a fit, not a fade
             # one alert while any parameter stays past the limit: vanishing spreads a layer at a time, and an
             # alert for each newcomer was a list of ten for one cause
             if not self._starts((kind, ""), bool(new)):
@@ -390,6 +472,8 @@ class Monitor:
         if loss is not None and loss.event.args.get("reduction") == "sum":
             causes.append(f"{loss.event.op} sums over the batch (reduction='sum'), so its gradient grows with the "
                           "batch size: use reduction='mean', or divide the learning rate by the batch size")
+        if self._accumulated():
+            causes.append(self._accumulated()[2:])
         if clip_grad.clipped_nothing > self._clipped_nothing:
             causes.append("clip_grad_norm_ ran when no parameter had a gradient, so it clipped nothing: call it "
                           "between loss.backward() and optimizer.step()")
@@ -402,6 +486,25 @@ class Monitor:
         elif causes:  # a step that grows with the gradient: the learning rate matters too
             causes.insert(0, EXPLODING_ADVICE)
         return "; ".join(causes)
+
+    def _converged(self) -> bool:
+        """Whether the last loss is below CONVERGED of the run's first (its summaries, when the tier keeps them)."""
+        loss = self._loss[0]
+        summary = loss.summary if loss is not None else None
+        if summary is None or summary.numel != 1 or not math.isfinite(summary.mean):
+            return False
+        if self._first_loss is None:
+            self._first_loss = abs(summary.mean)
+        return abs(summary.mean) < CONVERGED * self._first_loss
+
+    def _accumulated(self) -> str:
+        """"; the gradients of 4 backward() calls add up..." when several passes fed the last step, else ""."""
+        k = self._passes_per_step
+        if k < 2:
+            return ""
+        return (f"; the gradients of {k} backward() calls add up before each step: if they are micro-batches of one "
+                f"batch (gradient accumulation), divide each loss by {k}, or the step is {k}x the one the learning "
+                "rate was tuned for")
 
     def _fading_cause(self, cause: str) -> str:
         """What fades a gradient here, where the usual suspect (saturating activations) does not fit: a BatchNorm
@@ -432,6 +535,23 @@ class Monitor:
             if len(stepped) == len(named_norms):
                 return {name for (name, _), (*_, p) in zip(named_norms, stepped) if id(p) in self._normalized_away}
         return {name for tid, name in self._names().items() if tid in self._normalized_away}
+
+    def _tiny_updates(self, rec) -> list[AlertEvent]:
+        """Early in a run: an alert when every layer moves by less than TINY_UPDATE of its weights for TINY_STEPS
+        steps in a row: a learning rate far too low (a converged model moves little too, but not from the start)."""
+        event = rec.event
+        updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
+        ratios = {layer: u / max(weights.get(layer, 0.0), WEIGHT_FLOOR) for layer, u in updates.items()}
+        top = max(ratios.items(), key=lambda item: item[1], default=("", 0.0))
+        self._tiny_steps = self._tiny_steps + 1 if 0 < top[1] < TINY_UPDATE else 0
+        if not self._starts(("tiny_update", ""), self._tiny_steps >= TINY_STEPS):
+            return []
+        lrs = ", ".join(f"{lr:g}" for lr in event.lrs)
+        message = (f"the updates of every layer stay below {TINY_UPDATE:g} of its weights for {self._tiny_steps} steps "
+                   f"(the largest {top[1]:.2g}x, in '{top[0]}'), iteration {rec.iteration} (healthy training is near "
+                   f"0.001x): the weights barely move, so the loss cannot either. The learning rate ({lrs}) is far too "
+                   "low; try one 100 to 10,000 times larger")
+        return [AlertEvent(next_seq(), "tiny_update", message, "", top[0], "", 0, rec.iteration, "", 0, "", top[1])]
 
     def _zero_init(self, rec) -> list[AlertEvent]:
         """At the first step: an alert when most weights (not biases) started at zero. The units of such a layer
@@ -488,7 +608,7 @@ class Monitor:
         times = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
         message = (f"the updates of layer '{layer}' are {times}x its weights{others} for {UPDATE_STEPS} steps, "
                    f"iteration {rec.iteration} (healthy training is near 0.001x): the learning rate ({lrs}) is "
-                   "far too high; try one 10 to 100 times smaller")
+                   f"far too high; try one 10 to 100 times smaller{self._accumulated()}")
         return [AlertEvent(next_seq(), "large_update", message, "", layer, "", 0, rec.iteration, "", 0, "", ratio)]
 
     def _loop(self, rec) -> list[AlertEvent]:
@@ -526,6 +646,9 @@ class Monitor:
                 piled.append(name)
             grads[name] = (weakref.ref(g), g._vc[0])
         self._grads = grads
+        bare = opt is not None and not stepped and self._backward_seen and any(id(p) in mine for _, p in self.params())
+        self._bare_steps = self._bare_steps + 1 if bare else 0
+        self._backward_seen = False
         runs = self._gradless
         self._gradless = {name: runs.get(name, 0) + 1 for name in cut} if stepped else runs
         cut = [name for name in cut if self._gradless.get(name, 0) >= GRADLESS_STEPS]
@@ -537,6 +660,21 @@ class Monitor:
                 f"optimizer steps, iteration {it}: backward adds into .grad and nothing resets it. Call "
                 "optimizer.zero_grad() before loss.backward() in every iteration", "", piled[0], "", 0, it, "", 0, "",
                 len(piled)))
+        if self._starts(("step_without_grad", ""), self._bare_steps >= BARE_STEPS):
+            alerts.append(step_alert(rec, "step_without_grad", type(opt).__name__, (
+                f"optimizer.step() found no gradient on any of its parameters in {self._bare_steps} steps in a row, "
+                f"while backward() ran between them, iteration {it}: the step comes before loss.backward() (or a "
+                "zero_grad() sits between them), so nothing trains. Order each iteration: optimizer.zero_grad(), "
+                "forward, loss.backward(), optimizer.step()")))
+        loose = self._unregistered(held)
+        if self._starts(("unregistered", ""), bool(loose)):
+            (_, parent), classes = loose[0], list(dict.fromkeys(type(m).__name__ for m, _ in loose))
+            alerts.append(AlertEvent(
+                next_seq(), "unregistered", f"{len(loose)} module{'s' if len(loose) > 1 else ''} "
+                f"({names_text(classes)}) run inside {parent}.forward but are not its submodules, iteration {it}: "
+                f"kept in a plain list or dict, so {parent}.parameters() leaves their parameters out and no optimizer "
+                "trains them (nor does .to() move them or state_dict() save them). Hold them in nn.ModuleList or "
+                "nn.ModuleDict", "", classes[0], "", 0, it, "", 0, "", len(loose)))
         if self._starts(("not_updated", ""), bool(unused)):
             alerts.append(AlertEvent(
                 next_seq(), "not_updated", f"{names_text(unused)} get gradients but no optimizer updates them, "
@@ -575,6 +713,17 @@ class Monitor:
         return [AlertEvent(next_seq(), "eval_mode", message, first.event.op, first.event.key, first.event.module,
                            first.event.seq, rec.iteration, source.file if source else "",
                            source.line if source else 0, source.text if source else "", len(where))]
+
+    @staticmethod
+    def _unregistered(held: set[int]) -> list:
+        """(module, caller's class) of modules run inside a module they are not registered in whose trainable
+        parameters no optimizer holds (another model's module called from here is held by its own optimizer)."""
+        loose = []
+        for module, parent in unregistered_calls():
+            params = [p for p in module.parameters() if p.requires_grad]
+            if params and not any(id(p) in held for p in params):
+                loose.append((module, parent))
+        return loose
 
     def _learning_rate_gone(self, rec) -> list[AlertEvent]:
         """An alert when an optimizer's learning rate stays below LR_GONE of its peak for LR_GONE_STEPS steps: a

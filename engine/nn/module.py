@@ -104,11 +104,22 @@ def _named(module: Module) -> str:
     return name
 
 
+# modules called inside another module's forward without being its submodules -> that module's class name
+_unregistered: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def unregistered_calls() -> list[tuple[Module, str]]:
+    """(module, the class whose forward called it) for modules run inside a module they are not registered in:
+    held in a plain list or dict (model.parameters() leaves them out), or another model's, called from here."""
+    return list(_unregistered.items())
+
+
 def forget_root_names() -> None:
     """Number the models anew from their next call: a debugger does when a session starts, so a script run again
     in one process (the app's Restart, a test after another) names its model "MLP", whatever is still alive."""
     _root_names.clear()
     _named_roots.clear()
+    _unregistered.clear()
 
 
 class IncompatibleKeys(NamedTuple):
@@ -190,6 +201,8 @@ class Module:
                 return cached[1]
         name = _find_descendant(parent, self)
         if name is None:  # called by a parent it is not registered in: named by its class
+            if len(_unregistered) < 256:  # (a plain list of layers: engine.debug asks whether any optimizer has them)
+                _unregistered.setdefault(self, type(parent).__name__)
             return type(self).__name__
         self.__dict__["_call_name"] = (id(parent), name, tuple(name.split(".")))
         return name

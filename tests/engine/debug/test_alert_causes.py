@@ -244,3 +244,153 @@ def test_shuffled_and_imbalanced_data_raise_nothing():
     assert sorted_labels_run(shuffle=True) == []
     # nearly every batch holds the majority class alone: no ordering to blame
     assert sorted_labels_run(shuffle=True, weights=(0.995, 0.005, 0.0, 0.0)) == []
+
+
+def loop_run(model, opt, steps: int = 30, order: str = "right", loss_fn=F.cross_entropy, head=None, passes=1):
+    engine.manual_seed(1)
+    x, y = engine.randn(32, 4), engine.randint(0, 2, (32,))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(steps):
+            opt.zero_grad()
+            if order == "step first":
+                opt.step()
+            for _ in range(passes):
+                out = model(x)
+                loss_fn(head(out) if head else out, y).backward()
+            if order == "right":
+                opt.step()
+    return list(dbg.alerts)
+
+
+def small_net() -> nn.Module:
+    engine.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+
+
+def test_a_step_before_backward_is_named():
+    model = small_net()
+    alerts = loop_run(model, engine.optim.SGD(model.parameters(), lr=0.1), order="step first")
+    assert [a.kind for a in alerts] == ["step_without_grad"]
+    assert "the step comes before loss.backward()" in alerts[0].message and alerts[0].line
+
+
+def test_a_learning_rate_far_too_low_is_named_early_and_a_healthy_one_is_not():
+    model = small_net()
+    (alert,) = loop_run(model, engine.optim.SGD(model.parameters(), lr=1e-8))
+    assert alert.kind == "tiny_update" and "The learning rate (1e-08) is far too low" in alert.message
+    model = small_net()
+    assert loop_run(model, engine.optim.SGD(model.parameters(), lr=0.05)) == []
+    model = small_net()
+    assert loop_run(model, engine.optim.Adam(model.parameters(), lr=1e-4)) == []  # a fine-tuning rate
+
+
+def test_a_sigmoid_before_a_loss_that_applies_its_own_is_named_at_the_sigmoid():
+    def bce(out, y):
+        return F.binary_cross_entropy_with_logits(out, y[:, None].float())
+
+    def one_output():
+        engine.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+
+    model = one_output()
+    alerts = loop_run(model, engine.optim.SGD(model.parameters(), lr=0.1), 5, loss_fn=bce, head=engine.sigmoid)
+    (alert,) = [a for a in alerts if a.kind == "probabilities"]
+    assert alert.op == "sigmoid" and "it applies a sigmoid itself" in alert.message
+    model = one_output()
+    assert loop_run(model, engine.optim.SGD(model.parameters(), lr=0.1), 5, loss_fn=bce) == []
+
+
+def test_a_squared_error_on_softmax_against_one_hot_classes_is_named():
+    def mse(probs, y):
+        return F.mse_loss(probs, F.one_hot(y, 2).float())
+
+    model = small_net()
+    alerts = loop_run(model, engine.optim.SGD(model.parameters(), lr=0.1), 5, loss_fn=mse,
+                      head=lambda o: F.softmax(o, dim=1))
+    (alert,) = [a for a in alerts if a.kind == "probabilities"]
+    assert alert.op == "softmax" and "Use cross_entropy on the logits" in alert.message
+
+
+def test_accumulated_passes_are_named_beside_a_learning_rate_too_high():
+    model = small_net()
+    alerts = loop_run(model, engine.optim.SGD(model.parameters(), lr=3.0), 12, passes=4)
+    big = [a for a in alerts if a.kind in ("large_update", "exploding_grad")]
+    assert big and all("the gradients of 4 backward() calls add up before each step" in a.message for a in big)
+
+
+def test_a_converged_fit_raises_no_vanishing_gradient():
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+    opt = engine.optim.Adam(model.parameters(), lr=0.01)
+    x = engine.randn(64, 4)
+    y = x @ engine.tensor([[1.0], [-2.0], [0.5], [0.0]])
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(600):  # to a loss ~1e-6 of its start: every gradient tiny
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+    assert loss.item() < 1e-3 * 2.0
+    assert [a.kind for a in dbg.alerts if a.kind == "vanishing_grad"] == []
+
+
+class ListMLP(nn.Module):
+    def __init__(self, registered: bool) -> None:
+        super().__init__()
+        layers = [nn.Linear(4, 8), nn.Linear(8, 8)]
+        self.layers = nn.ModuleList(layers) if registered else layers
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = F.relu(layer(x))
+        return self.head(x)
+
+
+def test_layers_in_a_plain_list_are_named():
+    model = ListMLP(registered=False)
+    alerts = loop_run(model, engine.optim.SGD(model.parameters(), lr=0.1), 3)
+    (alert,) = [a for a in alerts if a.kind == "unregistered"]
+    assert "2 modules ('Linear') run inside ListMLP.forward but are not its submodules" in alert.message
+    model = ListMLP(registered=True)
+    assert loop_run(model, engine.optim.SGD(model.parameters(), lr=0.1), 3) == []
+
+
+def test_another_models_module_called_inside_is_no_loose_layer():
+    critic = nn.Linear(2, 2)  # trained by its own optimizer, called inside the actor's forward
+
+    class Actor(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return critic(self.body(x))
+
+    model = Actor()
+    critic_opt = engine.optim.SGD(critic.parameters(), lr=0.1)
+    assert [a.kind for a in loop_run(model, engine.optim.SGD(model.parameters(), lr=0.1), 3)] == []
+    del critic_opt
+
+
+def padded_run(ignore_index: int) -> list:
+    engine.manual_seed(0)
+    emb, head = nn.Embedding(12, 8, padding_idx=0), nn.Linear(8, 12)
+    model = nn.Sequential(emb, head)
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    tokens = engine.randint(1, 12, (16, 10))
+    tokens[:, 6:] = 0  # the padded tail of every sequence
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            logits = model(tokens[:, :-1])
+            F.cross_entropy(logits.reshape(-1, 12), tokens[:, 1:].reshape(-1), ignore_index=ignore_index).backward()
+            opt.step()
+    return list(dbg.alerts)
+
+
+def test_padding_counted_in_the_loss_is_named():
+    (alert,) = padded_run(-100)
+    assert alert.kind == "padding_counted" and alert.value == pytest.approx(4 / 9)
+    assert "44% of the targets" in alert.message and "Pass ignore_index=0 to the loss" in alert.message
+    assert padded_run(0) == []
