@@ -46,6 +46,7 @@ from app.tape_export import TapeExporter
 from engine.debug import EventRecord
 from engine.debug.source import SourceFrame, short_message
 from engine.tape.cap import human_size
+from engine.tape.info import recording_status
 from widgets.alerts_panel import AlertsPanel
 from widgets.breakpoints_panel import BreakpointsPanel
 from widgets.gradient_flow import GradientFlowChart
@@ -64,6 +65,7 @@ from widgets.training_plots import TrainingPlots
 
 STATE_VERSION = 2  # 2: the debugging panels of issue 8
 MAX_RECENT = 8
+EXPLAINED_FAILURES = ("inplace", "graph_freed")  # alerts that are the error which ended a run, explained
 VISUAL_INTERVAL = 0.12  # seconds between graph and plot repaints while the engine runs freely
 # while it runs freely, a grown graph is rebuilt (view, layout, items) after a wait of this many times the
 # last rebuild's cost: a 900-node LSTM's first iterations, rebuilt at every frame as they grew, took 4 s each
@@ -665,6 +667,13 @@ class MainWindow(QMainWindow):
                                   f"iterations (capture: {session.tape.capture or 'unknown'}). Drag the timeline "
                                   f"to move through it; Restart goes back to the start.")
         self.alerts_panel.add_alerts(session.recorded_alerts)
+        raised = session.raised_at
+        explained = any(a.kind in EXPLAINED_FAILURES for a in session.recorded_alerts)
+        if raised is not None and not explained:  # the error that ended the recorded run, as a live run lists it
+            where = f"{os.path.basename(raised.file)}:{raised.line}"
+            status = recording_status(session.tape.meta.get("status", ""))
+            self.alerts_panel.add_row(max(0, counts["iterations"] - 1), "error", where,
+                                      f"{status} at {raised.file}:{raised.line} ({raised.text})", file=raised.file)
         return True
 
     def _start(self, session) -> None:

@@ -49,3 +49,36 @@ def test_a_small_tape_opens_whole(qtbot, tmp_path):
     window.resize(1280, 720)
     canvas = _opened(qtbot, window, _tape(tmp_path, 2))
     qtbot.waitUntil(lambda: canvas.box.viewRect().contains(canvas.fit_rect()), timeout=TIMEOUT)
+
+
+def _failing_tape(tmp_path, error: str) -> str:
+    path = tmp_path / "failed.tape"
+    model = nn.Linear(8, 3)
+    try:
+        with engine.record(path, "summary"):
+            out = model(engine.randn(4, 8))
+            if error == "inplace":
+                h = out.sigmoid()
+                h += 1
+                h.sum().backward()
+            raise ValueError("the script's own error")
+    except (ValueError, RuntimeError):
+        pass
+    return str(path)
+
+
+def _rows(window) -> list[tuple[str, str, str]]:
+    panel = window.alerts_panel
+    return [tuple(panel.topLevelItem(i).text(c) for c in range(3)) for i in range(panel.topLevelItemCount())]
+
+
+def test_a_tape_of_a_run_that_raised_lists_its_error_as_a_live_run_does(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    _opened(qtbot, window, _failing_tape(tmp_path, "value"))
+    ((iteration, kind, where),) = _rows(window)
+    assert (iteration, kind) == ("0", "error") and where.startswith("test_tape_end_view.py:")
+    assert "the script's own error" in window.alerts_panel.topLevelItem(0).toolTip(3)
+    # an error the debugger explained is listed once, as its alert
+    window = make_window(qtbot, tmp_path)
+    _opened(qtbot, window, _failing_tape(tmp_path, "inplace"))
+    assert [kind for _, kind, _ in _rows(window)] == ["changed in place"]
