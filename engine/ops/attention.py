@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 
-from engine import dtypes
+from engine import dtypes, user_warning
 from engine.autograd.function import ShapeError
+from engine.backend import array_module
 from engine.creation import ones
 from engine.ops.activation import AttentionSoftmax, dropout
 from engine.ops.index import masked_fill
@@ -16,6 +17,18 @@ from engine.ops.sequence import repeat_interleave
 from engine.tensor import Tensor
 
 __all__ = ["scaled_dot_product_attention"]
+
+
+def warn_if_keep_mask(op: str, mask: Tensor) -> None:
+    """Warn when a float attention mask holds only 0s and 1s, some 1s: it is added to the scores, so it masks
+    nothing (a keep mask from tril() or ones(), as torch silently accepts it; a causal model then sees the future)."""
+    xp = array_module(mask.array)
+    m = mask.array
+    if m.size and bool(xp.any(m == 1)) and bool(xp.all((m == 0) | (m == 1))):
+        user_warning.warn(f"{op}: attn_mask is a float mask of 0s and 1s, and a float mask is added to the attention "
+                          "scores, so it masks nothing. Pass a bool mask (scaled_dot_product_attention: True where "
+                          "attention is allowed; MultiheadAttention: True where it is not), or a float mask of 0 "
+                          "and -inf")
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
@@ -48,6 +61,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         if attn_mask.dtype is dtypes.bool_:
             scores = masked_fill(scores, attn_mask.logical_not(), -math.inf)
         else:
+            warn_if_keep_mask("scaled_dot_product_attention", attn_mask)
             scores = scores + attn_mask
     # a query every key is masked from (an all-padding sequence) attends to nothing: zeros, as torch's
     weights = AttentionSoftmax.apply(scores, dim=-1)

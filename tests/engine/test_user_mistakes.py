@@ -64,3 +64,18 @@ def test_a_batch_flattened_into_the_features_is_named():
     with pytest.raises(RuntimeError, match=r"4096 = 32 x 128: the batch was flattened into the features"):
         fc(x.view(-1))
     assert fc(x.flatten(1)).shape == (32, 32)
+
+
+def test_a_float_keep_mask_of_zeros_and_ones_warns_where_torch_is_silent():
+    q = engine.randn(2, 5, 8)
+    keep = engine.ones(5, 5).tril()  # meant: attend to the past only
+    with pytest.warns(UserWarning, match="attn_mask is a float mask of 0s and 1s, .* so it masks nothing"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=keep)
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    with pytest.warns(UserWarning, match="MultiheadAttention: attn_mask is a float mask of 0s and 1s"):
+        mha(q, q, q, attn_mask=keep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        F.scaled_dot_product_attention(q, q, q, attn_mask=keep.bool())  # the bool mask meant
+        F.scaled_dot_product_attention(q, q, q, attn_mask=engine.zeros(5, 5))  # an all-zero float mask: no mask
+        mha(q, q, q, attn_mask=engine.zeros(5, 5).masked_fill(keep == 0, float("-inf")))

@@ -12,6 +12,7 @@ from engine.nn.module import Module
 from engine.nn.parameter import new_parameter
 from engine.nn.settings import Setting
 from engine.ops.activation import AttentionSoftmax
+from engine.ops.attention import warn_if_keep_mask
 from engine.tensor import Tensor
 
 
@@ -161,4 +162,5 @@ def _as_additive(mask: Tensor, like: Tensor) -> Tensor:
     if mask.dtype.name == "bool":
         zeros = creation.zeros(mask.shape, dtype=like.dtype, device=like.device)
         return zeros.masked_fill(mask, float("-inf"))
+    warn_if_keep_mask("MultiheadAttention", mask)
     return mask.to(like.dtype)
