@@ -111,7 +111,8 @@ class AlertEvent:
     # probabilities | few_values (a BatchNorm over a batch of 2) | zero_init | softmax_dim (over the batch) |
     # reordering_view (a view where permute was meant) | lr_gone (a scheduler per batch) | one_class_batches
     # (data sorted by label, not shuffled) | step_without_grad (step before backward) | tiny_update (a learning
-    # rate far too low) | unregistered (layers in a plain list) | padding_counted (see engine.debug.alerts) |
+    # rate far too low) | unregistered (layers in a plain list) | padding_counted | time_as_batch (an RNN without
+    # batch_first; see engine.debug.alerts) |
     # inplace (a saved tensor changed in place: the error that ended the run, placed at the write;
     # Debugger.explain_failure) | graph_freed (backward reached an earlier iteration's freed graph: the same)
     kind: str

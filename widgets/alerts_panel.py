@@ -36,7 +36,8 @@ KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "Na
              "softmax_dim": "softmax over batch", "reordering_view": "view, not permute",
              "lr_gone": "learning rate gone", "one_class_batches": "not shuffled",
              "step_without_grad": "step before backward", "tiny_update": "learning rate too low",
-             "unregistered": "not a submodule", "padding_counted": "padding in loss", "error": "error"}
+             "unregistered": "not a submodule", "padding_counted": "padding in loss",
+             "time_as_batch": "batch_first?", "error": "error"}
 SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "inplace",
           "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels

@@ -132,6 +132,7 @@ class Monitor:
         self._passes = self._passes_per_step = 0  # backward() calls since the last step; before the last step
         self._first_loss: float | None = None  # the first loss a step saw (its size), for _converged
         self._padding: tuple = (None, None)  # (padding_idx, record) of the last Embedding with one
+        self._recurrent: OpRecord | None = None  # the last recurrent layer's op
         self._bare_steps = 0  # steps in a row that found no gradient at all, a backward having run before each
         self._steps_seen = 0  # optimizer steps this monitor saw
         self._tiny_steps = 0  # steps in a row whose every layer moved by less than TINY_UPDATE of its weights
@@ -162,6 +163,8 @@ class Monitor:
             self._softmaxes[id(out)] = rec  # a loss that takes it: over the batch, or a softmax before the loss
         elif op == "log" and self._softmaxes and id(inputs[0]) in self._softmaxes:
             self._softmaxes[id(out)] = self._softmaxes[id(inputs[0])]
+        elif "steps" in rec.event.args and "hidden_size" in rec.event.args and len(rec.event.input_shapes) > 1:
+            self._recurrent = rec  # a recurrent layer's fused op: its steps, and its batch (the state's rows)
         elif op == "embedding" and rec.event.args.get("padding_idx") is not None:
             self._padding = (rec.event.args["padding_idx"], rec)
         elif op in RESHAPES and rec.event.input_shapes:
@@ -222,6 +225,11 @@ class Monitor:
                 alert = self._probabilities_to(rec, made, inputs[1].array)
                 if alert is not None:
                     return alert
+        if s.training and self._recurrent is not None and len(inputs) > 1 and (op in LOSSES_OF_LOGITS or
+                                                                               op in REGRESSION_LOSSES):
+            alert = self._time_as_batch(rec, inputs[0].array)
+            if alert is not None:
+                return alert
         if s.training and rec.event.op in LOSSES_OF_LOGITS and len(inputs) > 1 and self._padding[1] is not None:
             alert = self._padding_counted(rec, inputs[1].array)
             if alert is not None:
@@ -263,6 +271,20 @@ class Monitor:
             return None
         return make_alert("probabilities", f"{where(rec)} gets the output of {where(made)}, iteration "
                           f"{rec.iteration}: {fix}", made, 1.0)
+
+    def _time_as_batch(self, rec: OpRecord, scores) -> AlertEvent | None:
+        """An alert when a loss takes as many samples as the last recurrent layer ran steps, not as many as its
+        batch: a (batch, time, features) input read as (time, batch, features), batch_first=False."""
+        rnn = self._recurrent
+        steps, batch = rnn.event.args["steps"], rnn.event.input_shapes[1][0]
+        hit = scores.ndim >= 1 and len(scores) == steps != batch > 1
+        if not self._starts(("time_as_batch", ""), hit):
+            return None
+        return make_alert("time_as_batch", f"{where(rnn)} ran {steps} steps over a batch of {batch}, and {where(rec)} "
+                          f"takes {steps} samples, iteration {rec.iteration}: the input ({steps}, {batch}, ...) was "
+                          "a batch of sequences read as (time, batch, features), so each sample's steps were mixed "
+                          "across the batch. Pass batch_first=True to the layer (or permute the input to time first)",
+                          rnn, float(steps))
 
     def _padding_counted(self, rec: OpRecord, target) -> AlertEvent | None:
         """An alert when PADDING_SHARE of a loss's targets are an Embedding's padding_idx and the loss counts them

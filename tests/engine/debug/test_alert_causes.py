@@ -394,3 +394,35 @@ def test_padding_counted_in_the_loss_is_named():
     assert alert.kind == "padding_counted" and alert.value == pytest.approx(4 / 9)
     assert "44% of the targets" in alert.message and "Pass ignore_index=0 to the loss" in alert.message
     assert padded_run(0) == []
+
+
+class Classifier(nn.Module):
+    def __init__(self, batch_first: bool) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(3, 8, batch_first=batch_first)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])  # "the last step", of a (batch, time, features) output
+
+
+def sequence_run(batch_first: bool, batch: int = 16, steps: int = 7) -> list:
+    engine.manual_seed(0)
+    model = Classifier(batch_first)
+    opt = engine.optim.Adam(model.parameters(), lr=0.01)
+    x, y = engine.randn(batch, steps, 3), engine.randint(0, 2, (batch,))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    return list(dbg.alerts)
+
+
+def test_a_batch_of_sequences_read_as_time_steps_is_named():
+    (alert,) = sequence_run(batch_first=False)
+    assert alert.kind == "time_as_batch" and alert.op == "lstm"
+    assert "ran 16 steps over a batch of 7" in alert.message and "batch_first=True" in alert.message
+    assert sequence_run(batch_first=True) == []
+    assert sequence_run(batch_first=True, batch=7, steps=7) == []  # as many steps as samples: nothing to tell
