@@ -307,12 +307,14 @@ class Monitor:
         if target.dtype.kind not in "iu" or target.ndim != 1 or target.size < ONE_CLASS_SIZE or scores.ndim != 2 \
                 or scores.shape[1] < 2:
             return None
+        seen = self._batch_classes
         lo, hi = (int(v) for v in host_floats([target.min(), target.max()]))
         if lo == hi:
-            self._batch_classes.append(lo)
+            seen.append(lo)
+        elif seen and seen[-1] is None:  # shuffled batches so far: no streak for a two-class batch to continue
+            seen.append(None)
         else:  # two classes: the batch where one class ends and the next begins (-1); more: shuffled
-            self._batch_classes.append(-1 if int((target != lo).sum()) == int((target == hi).sum()) else None)
-        seen = self._batch_classes
+            seen.append(-1 if int((target != lo).sum()) == int((target == hi).sum()) else None)
         single = [c for c in seen if c is not None and c >= 0]
         hit = len(seen) == seen.maxlen and None not in seen and len(single) >= ONE_CLASS_SHARE * len(seen) and \
             len(set(single)) > 1
@@ -668,7 +670,7 @@ class Monitor:
                 piled.append(name)
             grads[name] = (weakref.ref(g), g._vc[0])
         self._grads = grads
-        bare = opt is not None and not stepped and self._backward_seen and any(id(p) in mine for _, p in self.params())
+        bare = opt is not None and not stepped and self._backward_seen and bool(cut)  # cut: all of mine, then
         self._bare_steps = self._bare_steps + 1 if bare else 0
         self._backward_seen = False
         runs = self._gradless

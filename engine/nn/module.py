@@ -111,7 +111,7 @@ _unregistered: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def unregistered_calls() -> list[tuple[Module, str]]:
     """(module, the class whose forward called it) for modules run inside a module they are not registered in:
     held in a plain list or dict (model.parameters() leaves them out), or another model's, called from here."""
-    return list(_unregistered.items())
+    return list(_unregistered.items()) if len(_unregistered) else []
 
 
 def forget_root_names() -> None:
