@@ -14,6 +14,17 @@ import engine.nn.functional as F
 from engine.debug import Debugger
 
 
+def watched(model, opt, batches, loss=F.cross_entropy, prepare=None) -> list:
+    """The alerts of training `model` with `opt`, one plain step per (x, y) of `batches`; `prepare(x)` runs inside
+    the debugger (an op there is checked too)."""
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for x, y in batches:
+            opt.zero_grad()
+            loss(model(prepare(x) if prepare else x), y).backward()
+            opt.step()
+    return list(dbg.alerts)
+
+
 def regression(targets_scale: float, opt_kind=engine.optim.Adam, lr: float = 1e-3, reduction: str = "mean",
                clip_first: bool = False, steps: int = 4) -> list:
     engine.manual_seed(0)
@@ -58,12 +69,8 @@ def test_clipping_before_backward_is_named():
 def test_sgd_with_nothing_else_to_blame_keeps_the_learning_rate_advice():
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
     opt = engine.optim.SGD(model.parameters(), lr=0.1)
-    x, y = engine.randn(64, 8) * 1e4, engine.randint(0, 2, (64,))
-    with Debugger("summary", model=model, optimizer=opt) as dbg:
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    (alert,) = [a for a in dbg.alerts if a.kind == "exploding_grad"]
+    alerts = watched(model, opt, [(engine.randn(64, 8) * 1e4, engine.randint(0, 2, (64,)))])
+    (alert,) = [a for a in alerts if a.kind == "exploding_grad"]
     assert "Try a smaller learning rate" in alert.message
 
 
@@ -71,12 +78,8 @@ def batch_norm_run(batch_sizes: list[int]) -> list:
     engine.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
     opt = engine.optim.SGD(model.parameters(), lr=0.01)
-    with Debugger("summary", model=model, optimizer=opt) as dbg:
-        for n in batch_sizes:
-            opt.zero_grad()
-            F.cross_entropy(model(engine.randn(n, 4)), engine.randint(0, 2, (n,))).backward()
-            opt.step()
-    return [a for a in dbg.alerts if a.kind == "few_values"]
+    alerts = watched(model, opt, [(engine.randn(n, 4), engine.randint(0, 2, (n,))) for n in batch_sizes])
+    return [a for a in alerts if a.kind == "few_values"]
 
 
 def test_a_batch_norm_over_two_values_per_channel_is_named_once():
@@ -101,13 +104,7 @@ def zero_init_run(zeroed: str, act=nn.ReLU) -> list:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
     opt = engine.optim.SGD(model.parameters(), lr=0.1)
-    x, y = engine.randn(32, 4), engine.randint(0, 2, (32,))
-    with Debugger("summary", model=model, optimizer=opt) as dbg:
-        for _ in range(30):
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-    return list(dbg.alerts)
+    return watched(model, opt, [(engine.randn(32, 4), engine.randint(0, 2, (32,)))] * 30)
 
 
 def test_weights_initialised_to_zero_are_named_and_not_blamed_on_the_learning_rate():
@@ -130,13 +127,8 @@ def classifier_run(head) -> list:
     engine.manual_seed(0)
     model = nn.Linear(6, 4)
     opt = engine.optim.SGD(model.parameters(), lr=0.1)
-    x, y = engine.randn(32, 6), engine.randint(0, 4, (32,))
-    with Debugger("summary", model=model, optimizer=opt) as dbg:
-        for _ in range(3):
-            opt.zero_grad()
-            F.nll_loss(head(model(x)), y).backward()
-            opt.step()
-    return list(dbg.alerts)
+    batches = [(engine.randn(32, 6), engine.randint(0, 4, (32,)))] * 3
+    return watched(model, opt, batches, lambda out, y: F.nll_loss(head(out), y))
 
 
 @pytest.mark.parametrize("head", [lambda z: F.log_softmax(z, dim=0), lambda z: engine.log(z.softmax(-2))])
@@ -155,13 +147,8 @@ def image_run(to_channels_first) -> list:
     engine.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
     opt = engine.optim.SGD(model.parameters(), lr=0.01)
-    images, y = engine.rand(16, 8, 8, 3), engine.randint(0, 2, (16,))  # stored channels last
-    with Debugger("summary", model=model, optimizer=opt) as dbg:
-        for _ in range(3):
-            opt.zero_grad()
-            F.cross_entropy(model(to_channels_first(images)), y).backward()
-            opt.step()
-    return list(dbg.alerts)
+    images = engine.rand(16, 8, 8, 3)  # stored channels last
+    return watched(model, opt, [(images, engine.randint(0, 2, (16,)))] * 3, prepare=to_channels_first)
 
 
 def test_a_view_where_permute_was_meant_is_named_once_with_the_permute():
@@ -226,12 +213,7 @@ def sorted_labels_run(shuffle: bool, weights=(0.25, 0.25, 0.25, 0.25)) -> list:
     model = nn.Linear(6, 4)
     opt = engine.optim.SGD(model.parameters(), lr=0.05)
     loader = engine.utils.data.DataLoader(engine.utils.data.TensorDataset(x, y), batch_size=32, shuffle=shuffle)
-    with Debugger("summary", model=model, optimizer=opt) as dbg:
-        for xb, yb in loader:
-            opt.zero_grad()
-            F.cross_entropy(model(xb), yb).backward()
-            opt.step()
-    return [a for a in dbg.alerts if a.kind == "one_class_batches"]
+    return [a for a in watched(model, opt, loader) if a.kind == "one_class_batches"]
 
 
 def test_batches_of_one_class_each_are_named():
@@ -411,13 +393,7 @@ def sequence_run(batch_first: bool, batch: int = 16, steps: int = 7) -> list:
     engine.manual_seed(0)
     model = Classifier(batch_first)
     opt = engine.optim.Adam(model.parameters(), lr=0.01)
-    x, y = engine.randn(batch, steps, 3), engine.randint(0, 2, (batch,))
-    with Debugger("summary", model=model, optimizer=opt) as dbg:
-        for _ in range(3):
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-    return list(dbg.alerts)
+    return watched(model, opt, [(engine.randn(batch, steps, 3), engine.randint(0, 2, (batch,)))] * 3)
 
 
 def test_a_batch_of_sequences_read_as_time_steps_is_named():
