@@ -580,6 +580,7 @@ class LiveSession(Session):
                 outcome = RunEnded(FAILED, error)
                 self._why = stopped_by(exit_)
         except BaseException as err:  # the script's own failure: shown, never a crash of the app
+            self.debugger.explain_failure(err)  # an in-place or freed-graph error: an alert, and lines in its text
             error = script_error(err, self.target.path)
             self._output("stderr", error.traceback)
             outcome = RunEnded(FAILED, error)
