@@ -28,8 +28,10 @@ def backward(root, gradient=None, retain_graph: bool = False, inputs=None, creat
     current(root)
     if not root.requires_grad:
         raise RuntimeError(
-            "element 0 of tensors does not require grad and does not have a grad_fn; "
-            "call requires_grad_() on a leaf before computing the output"
+            "element 0 of tensors does not require grad and does not have a grad_fn: it was computed without a "
+            "graph, under engine.no_grad() or inference_mode() (an evaluation block around the training "
+            "forward?), after a .detach(), or from tensors none of which requires grad (call requires_grad_() "
+            "on an input only if you want its gradient)"
         )
     grad = _seed(root, gradient, "gradient", "the output", "backward(gradient=...)")
     only = None if inputs is None else {id(t) for t in (inputs if isinstance(inputs, list | tuple) else [inputs])}

@@ -710,6 +710,11 @@ class Module:
         if problems:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                + "\n\t".join(problems))
+        if values and all(_same_memory(value, own[key].array) for key, value in values.items()):
+            warn(
+                "load_state_dict: every value is the parameter or buffer it would be loaded into (a state_dict() "
+                "of this model kept without a copy), so nothing changes: state_dict() returns the live tensors, "
+                "which training goes on changing. Keep a snapshot with copy.deepcopy(model.state_dict())")
         for key, value in values.items():
             target = own[key]
             if hasattr(target, "materialize"):
@@ -785,6 +790,12 @@ def _quoted(keys: list[str]) -> str:
 def _indent(text: str, spaces: int) -> str:
     first, *rest = text.split("\n")
     return "\n".join([first, *(" " * spaces + line for line in rest)])
+
+
+def _same_memory(value, array) -> bool:
+    """Whether `value` (an array from a state_dict) is `array`'s memory, whole."""
+    return value.__class__ is array.__class__ and value.shape == array.shape and \
+        backend.array_module(array).may_share_memory(value, array)
 
 
 def _find_descendant(parent: Module, target: Module) -> str | None:

@@ -74,6 +74,14 @@ def _check_index_target(op: str, x, t, weight) -> None:
         if x.ndim >= 2 and t.ndim >= 1 and t.shape[0] != x.shape[0]:
             raise ShapeError(f"{op}: target has shape {t.shape} but input has batch size {x.shape[0]} "
                              f"(input shape {x.shape})")
+        if t.ndim == x.ndim and t.ndim >= 3 and t.shape[1] == 1 and t.shape[:1] + t.shape[2:] == expected:
+            raise ShapeError(f"{op}: target has shape {t.shape} but input of shape {x.shape} needs a target of "
+                             f"shape {expected}: drop the target's channel dimension with target.squeeze(1)")
+        if x.ndim >= 3 and t.shape == x.shape[:-1]:  # (N, H, W, C) logits: the classes last
+            order = ", ".join(map(str, (0, x.ndim - 1, *range(1, x.ndim - 1))))
+            raise ShapeError(f"{op}: target has shape {t.shape} but input of shape {x.shape} needs a target of "
+                             f"shape {expected}: the classes are the input's last dimension (channels last?); "
+                             f"they go in dim 1, input.permute({order})")
         if t.shape == x.shape:  # one-hot labels: read as class probabilities, which must be floats
             raise ShapeError(f"{op}: an integer target of the input's shape {x.shape} (one-hot labels?): class "
                              f"indices have shape {expected} (target.argmax(1)), class probabilities must be "
@@ -287,6 +295,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *
     unusable.)
     """
     check_reduction("cross_entropy", reduction)
+    if input.ndim >= 2 and input.shape[1] == 1:
+        user_warning.warn("cross_entropy: the input has one class (dim 1 of its shape "
+                          f"{tuple(input.shape)}), so the loss is always 0 and passes back no gradient; for two "
+                          "classes give the layer 2 outputs, or use binary_cross_entropy_with_logits on the one")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     op = CrossEntropy

@@ -79,3 +79,33 @@ def test_a_float_keep_mask_of_zeros_and_ones_warns_where_torch_is_silent():
         F.scaled_dot_product_attention(q, q, q, attn_mask=keep.bool())  # the bool mask meant
         F.scaled_dot_product_attention(q, q, q, attn_mask=engine.zeros(5, 5))  # an all-zero float mask: no mask
         mha(q, q, q, attn_mask=engine.zeros(5, 5).masked_fill(keep == 0, float("-inf")))
+
+
+def test_restoring_a_state_dict_kept_without_a_copy_warns():
+    import copy
+
+    model = nn.Linear(3, 2)
+    best = model.state_dict()  # the live tensors: training goes on changing them
+    with pytest.warns(UserWarning, match="load_state_dict: every value is the parameter or buffer"):
+        model.load_state_dict(best)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.load_state_dict(copy.deepcopy(best))  # a snapshot: quiet
+
+
+def test_segmentation_targets_and_logits_laid_out_wrong_are_named():
+    logits = engine.randn(2, 4, 5, 5)
+    with pytest.raises(RuntimeError, match=r"target.squeeze\(1\)"):
+        F.cross_entropy(logits, engine.randint(0, 4, (2, 1, 5, 5)))
+    with pytest.raises(RuntimeError, match=r"channels last\?.*input.permute\(0, 3, 1, 2\)"):
+        F.cross_entropy(logits.permute(0, 2, 3, 1), engine.randint(0, 4, (2, 5, 5)))
+    with pytest.warns(UserWarning, match="the input has one class .* so the loss is always 0"):
+        F.cross_entropy(engine.randn(3, 1, 5, 5), engine.zeros(3, 5, 5, dtype=engine.int64))
+
+
+def test_backward_of_an_output_without_a_graph_names_no_grad():
+    model = nn.Linear(3, 1)
+    with engine.no_grad():
+        loss = model(engine.randn(4, 3)).sum()
+    with pytest.raises(RuntimeError, match=r"element 0 of tensors does not require grad.*under engine.no_grad\(\)"):
+        loss.backward()
