@@ -254,7 +254,9 @@ _ALERT_FINDINGS = {
     "lr_gone": "a learning rate decayed to nothing", "one_class_batches": "batches of one class (not shuffled)",
     "step_without_grad": "optimizer steps without gradients", "tiny_update": "a learning rate far too low",
     "unregistered": "layers the model does not hold", "padding_counted": "padding counted in the loss",
-    "time_as_batch": "a batch read as time steps (batch_first)",
+    "time_as_batch": "a batch read as time steps (batch_first)", "dropout_on_output": "dropout on the outputs",
+    "output_range": "targets outside the final activation's range", "optimizer_idle": "an optimizer that never steps",
+    "lr_rising": "a learning rate that keeps rising",
 }
 
 

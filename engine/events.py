@@ -112,7 +112,7 @@ class AlertEvent:
     # reordering_view (a view where permute was meant) | lr_gone (a scheduler per batch) | one_class_batches
     # (data sorted by label, not shuffled) | step_without_grad (step before backward) | tiny_update (a learning
     # rate far too low) | unregistered (layers in a plain list) | padding_counted | time_as_batch (an RNN without
-    # batch_first; see engine.debug.alerts) |
+    # batch_first) | dropout_on_output | output_range | optimizer_idle | lr_rising (see engine.debug.alerts) |
     # inplace (a saved tensor changed in place: the error that ended the run, placed at the write;
     # Debugger.explain_failure) | graph_freed (backward reached an earlier iteration's freed graph: the same)
     kind: str

@@ -37,7 +37,9 @@ KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "Na
              "lr_gone": "learning rate gone", "one_class_batches": "not shuffled",
              "step_without_grad": "step before backward", "tiny_update": "learning rate too low",
              "unregistered": "not a submodule", "padding_counted": "padding in loss",
-             "time_as_batch": "batch_first?", "error": "error"}
+             "time_as_batch": "batch_first?", "dropout_on_output": "dropout on outputs",
+             "output_range": "output range", "optimizer_idle": "optimizer idle",
+             "lr_rising": "learning rate rising", "error": "error"}
 SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "inplace",
           "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels

@@ -67,13 +67,22 @@ REGRESSION_LOSSES = frozenset({"mse_loss", "l1_loss", "smooth_l1_loss", "huber_l
 TARGET_SCALE = 100.0  # regression targets beyond it: a network's outputs start near 0, its loss and gradients don't
 SATURATING = frozenset({"sigmoid", "tanh"})
 SOFTMAXES = frozenset({"softmax", "log_softmax"})
+RANGES = {"relu": (0.0, math.inf), "softplus": (0.0, math.inf), "exp": (0.0, math.inf), "sigmoid": (0.0, 1.0),
+          "tanh": (-1.0, 1.0)}  # what a regression's final activation can output
+LAST_OF = frozenset({*RANGES, "dropout"})  # ops whose last output a loss may take straight, by mistake
+OUTSIDE_SHARE = 0.1  # a regression's targets outside its final activation's range
+LOSSES_OF_OUTPUTS = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
+                               "l1_loss", "smooth_l1_loss", "huber_loss"})
 # losses that probabilities reach by mistake: a second sigmoid, or a squared error against one-hot classes
 PROBABILITIES_MISSED = frozenset({"binary_cross_entropy_with_logits", "mse_loss"})
 LR_GONE = 1e-6  # a learning rate this far below its peak moves nothing...
 LR_GONE_STEPS = 20  # ...for this many steps (cosine annealing to 0 over 10,000 steps spends 6 below it)
+LR_RISEN = 1e4  # a learning rate this many times its first (a warmup from 1e-5 to 0.05 is 5,000x)...
+LR_RISING_STEPS = 50  # ...that rose at each of this many steps in a row (a warmup of 50 linear steps stops there)
 RESHAPES = frozenset({"view", "reshape"})
 CONVERGED = 1e-3  # a loss below this share of its first: fitted, its gradients tiny everywhere
 PADDING_SHARE = 0.2  # a loss's targets that are an Embedding's padding index, counted by the loss
+IDLE_STEPS = 16  # steps of one optimizer in a row that another, whose parameters hold gradients, does not take
 BARE_STEPS = 3  # steps in a row without any gradient, a backward having run before each: step before backward
 TINY_UPDATE = 1e-6  # every layer's update below this share of its weights...
 TINY_STEPS = 20  # ...for this many steps in a row...
@@ -124,15 +133,18 @@ class Monitor:
         self._few_norm: tuple = ()  # (values per channel, the norm's module or key) once FEW_STEPS is reached
         self._clipped_nothing = clip_grad.clipped_nothing  # clip_grad_norm_ calls without gradients before this run
         self._zero_layers: set[str] | None = None  # layers whose weights started at zero (None: no step seen yet)
-        self._softmaxes: dict[int, OpRecord] = {}  # id of a 2-d softmax's output (or of its log) -> the softmax
+        self._softmaxes: dict[int, OpRecord] = {}  # tensor id of a 2-d softmax's output (or its log) -> the softmax
         self._lr_peaks: dict[int, tuple] = {}  # id(optimizer) -> (its highest learning rate, step, low steps in a row)
+        self._lr_rise: dict[int, tuple] = {}  # id(optimizer) -> (its first learning rate, its last, rises in a row)
         self._batch_classes: deque = deque(maxlen=ONE_CLASS_BATCHES)  # each loss's one class, or None: several
         self._backward_seen = False  # a backward ran since the last step
-        self._sigmoid: tuple = (0, None)  # (id of the output, record) of this iteration's last sigmoid
+        self._last: dict[str, tuple] = {}  # op in LAST_OF -> (tensor id of the output, record) of its last run
         self._passes = self._passes_per_step = 0  # backward() calls since the last step; before the last step
         self._first_loss: float | None = None  # the first loss a step saw (its size), for _converged
         self._padding: tuple = (None, None)  # (padding_idx, record) of the last Embedding with one
         self._recurrent: OpRecord | None = None  # the last recurrent layer's op
+        # id of a live optimizer -> (steps of another in a row it did not take while new gradients came, them)
+        self._idle: dict[int, tuple] = {}
         self._bare_steps = 0  # steps in a row that found no gradient at all, a backward having run before each
         self._steps_seen = 0  # optimizer steps this monitor saw
         self._tiny_steps = 0  # steps in a row whose every layer moved by less than TINY_UPDATE of its weights
@@ -142,7 +154,7 @@ class Monitor:
         self.nonfinite.new_iteration()
         self._eval_norms.clear()
         self._softmaxes.clear()
-        self._sigmoid = (0, None)
+        self._last.clear()
         self._norms_train_now = False
 
     def op(self, rec: OpRecord, inputs: tuple, out) -> AlertEvent | None:
@@ -153,16 +165,16 @@ class Monitor:
             if nonfinite:
                 return alert
         op = rec.event.op
+        if op in LAST_OF:  # the last one: a loss may take its output straight
+            self._last[op] = (rec.event.output, rec)
         if op in SATURATING:
             self._saturating = True
-            if op == "sigmoid":  # the last one: a loss that applies its own may take it
-                self._sigmoid = (id(out), rec)
         elif op in REGRESSION_LOSSES or op in LOSSES_OF_LOGITS:
             self._loss = (rec, inputs[1].array if op in REGRESSION_LOSSES and len(inputs) > 1 else None)
         elif op in SOFTMAXES and out.array.ndim == 2 and len(self._softmaxes) < 64:
-            self._softmaxes[id(out)] = rec  # a loss that takes it: over the batch, or a softmax before the loss
-        elif op == "log" and self._softmaxes and id(inputs[0]) in self._softmaxes:
-            self._softmaxes[id(out)] = self._softmaxes[id(inputs[0])]
+            self._softmaxes[rec.event.output] = rec  # a loss that takes it: over the batch, or a softmax before it
+        elif op == "log" and self._softmaxes and rec.event.inputs[0] in self._softmaxes:
+            self._softmaxes[rec.event.output] = self._softmaxes[rec.event.inputs[0]]
         elif "steps" in rec.event.args and "hidden_size" in rec.event.args and len(rec.event.input_shapes) > 1:
             self._recurrent = rec  # a recurrent layer's fused op: its steps, and its batch (the state's rows)
         elif op == "embedding" and rec.event.args.get("padding_idx") is not None:
@@ -218,13 +230,17 @@ class Monitor:
                               f"batch, iteration {rec.iteration}: they pass no gradient back, so the layers "
                               f"before them stop learning. {cause}", rec, dead)
         if s.training and op in PROBABILITIES_MISSED and len(inputs) > 1:
-            made = self._softmaxes.get(id(inputs[0])) if self._softmaxes else None
-            if made is None and self._sigmoid[0] == id(inputs[0]):
-                made = self._sigmoid[1]
+            made = self._softmaxes.get(rec.event.inputs[0]) if self._softmaxes else None
+            if made is None:
+                made = self._made_by(rec.event.inputs[0], ("sigmoid",))
             if made is not None:
                 alert = self._probabilities_to(rec, made, inputs[1].array)
                 if alert is not None:
                     return alert
+        if s.training and self._last and len(inputs) > 1 and op in LOSSES_OF_OUTPUTS:
+            alert = self._output_mismatch(rec, rec.event.inputs[0], inputs[1].array)
+            if alert is not None:
+                return alert
         if s.training and self._recurrent is not None and len(inputs) > 1 and (op in LOSSES_OF_LOGITS or
                                                                                op in REGRESSION_LOSSES):
             alert = self._time_as_batch(rec, inputs[0].array)
@@ -239,7 +255,7 @@ class Monitor:
             if alert is not None:
                 return alert
         if s.training and rec.event.op in LOSSES_OF_LOGITS and inputs:
-            softmax = self._softmaxes.get(id(inputs[0])) if self._softmaxes else None
+            softmax = self._softmaxes.get(rec.event.inputs[0]) if self._softmaxes else None
             over_batch = softmax if softmax is not None and softmax.event.args.get("dim") == 0 and \
                 softmax.event.input_shapes[0][0] > 1 else None
             if over_batch is not None and self._starts(("softmax_dim", ""), True):
@@ -271,6 +287,41 @@ class Monitor:
             return None
         return make_alert("probabilities", f"{where(rec)} gets the output of {where(made)}, iteration "
                           f"{rec.iteration}: {fix}", made, 1.0)
+
+    def _made_by(self, x: int, ops: tuple) -> OpRecord | None:
+        """The record of the last run of one of `ops` (names in LAST_OF), if it made the tensor of id `x` (the
+        engine's ids: Python's id() of a freed tensor comes back for a new one)."""
+        for op in ops:
+            last = self._last.get(op)
+            if last is not None and last[0] == x:
+                return last[1]
+        return None
+
+    def _output_mismatch(self, rec: OpRecord, x, target) -> AlertEvent | None:
+        """An alert when a loss takes the model's output straight from a dropout (the loss then floors at the
+        noise), or a regression loss from an activation whose range most targets are out of (a final ReLU
+        before targets that are often negative)."""
+        op = rec.event.op
+        made = self._made_by(x, ("dropout",))
+        if made is not None:
+            if not self._starts(("dropout_on_output", made.event.key), True):
+                return None
+            return make_alert("dropout_on_output", f"{where(rec)} takes the output of {where(made)} straight, "
+                              f"iteration {rec.iteration}: dropout on the model's outputs zeroes some predictions "
+                              "at random, so the training loss floors at that noise. Put dropout before the last "
+                              "layer, not after it", made, 1.0)
+        made = self._made_by(x, tuple(RANGES)) if op in REGRESSION_LOSSES else None
+        if made is None or target.dtype.kind != "f" or not target.size:
+            return None
+        lo, hi = RANGES[made.event.op]
+        outside = float(((target < lo) | (target > hi)).mean())
+        if not self._starts(("output_range", made.event.key), outside >= OUTSIDE_SHARE):
+            return None
+        span = f"[{lo:g}, {hi:g}]" if hi != math.inf else f">= {lo:g}"
+        return make_alert("output_range", f"{where(rec)} compares the output of {where(made)}, always {span}, with "
+                          f"targets {outside:.0%} of which are outside that range, iteration {rec.iteration}: those "
+                          f"can never be predicted. Drop the final {made.event.op} (a regression's last layer is "
+                          "usually linear), or scale the targets into its range", made, outside)
 
     def _time_as_batch(self, rec: OpRecord, scores) -> AlertEvent | None:
         """An alert when a loss takes as many samples as the last recurrent layer ran steps, not as many as its
@@ -432,6 +483,7 @@ class Monitor:
             alerts += self._large_updates(rec)
         if s.training and event.__class__.__name__ == "OptimizerEvent":
             alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate_gone(rec)
+            alerts += self._learning_rate_rising(rec)
         self._dead = ""
         return alerts
 
@@ -690,6 +742,15 @@ class Monitor:
                 f"while backward() ran between them, iteration {it}: the step comes before loss.backward() (or a "
                 "zero_grad() sits between them), so nothing trains. Order each iteration: optimizer.zero_grad(), "
                 "forward, loss.backward(), optimizer.step()")))
+        idle = self._idle_optimizers(opt)
+        if self._starts(("optimizer_idle", ""), bool(idle)):
+            other, names = idle
+            alerts.append(AlertEvent(
+                next_seq(), "optimizer_idle", f"a {type(other).__name__} holding {names} did not step in "
+                f"{IDLE_STEPS} steps of {type(opt).__name__}, while its parameters got gradients, iteration {it}: "
+                "they never train. A step() of it is missing (or the other optimizer's step() was called in its "
+                "place); if it is for a later stage of training, ignore this", "", names, "", 0, it, "", 0, "",
+                IDLE_STEPS))
         loose = self._unregistered(held)
         if self._starts(("unregistered", ""), bool(loose)):
             (_, parent), classes = loose[0], list(dict.fromkeys(type(m).__name__ for m, _ in loose))
@@ -702,9 +763,8 @@ class Monitor:
         if self._starts(("not_updated", ""), bool(unused)):
             alerts.append(AlertEvent(
                 next_seq(), "not_updated", f"{names_text(unused)} get gradients but no optimizer updates them, "
-                f"iteration {it}: they never train. Was the layer replaced after the optimizer was made? Make the "
-                "optimizer after the model is final (or add them with optimizer.add_param_group)", "", unused[0], "", 0,
-                it, "", 0, "", len(unused)))
+                f"iteration {it}: they never train. {self._why_not_updated(opt)}", "", unused[0], "", 0, it, "", 0, "",
+                len(unused)))
         if self._starts(("no_gradient", ""), bool(cut)):
             alerts.append(AlertEvent(
                 next_seq(), "no_gradient", f"{names_text(cut)} are trained by the optimizer but got no gradient in "
@@ -738,6 +798,36 @@ class Monitor:
                            first.event.seq, rec.iteration, source.file if source else "",
                            source.line if source else 0, source.text if source else "", len(where))]
 
+    def _idle_optimizers(self, opt) -> tuple:
+        """(optimizer, its parameters' names) of another live optimizer that has not stepped in IDLE_STEPS steps
+        of `opt` while its parameters held gradients (a GAN whose generator step calls the discriminator's), or
+        ()."""
+        if opt is None:
+            return ()
+        counts, found, names = self._idle, (), None
+        counts.pop(id(opt), None)  # it steps: its count starts again
+        self._idle = {}
+        for other in live_optimizers():
+            if other is opt:
+                continue
+            params = [p for group in other.param_groups for p in group["params"]]
+            grads = [p.grad.array for p in params if p.grad is not None and p.requires_grad]
+            if not grads:
+                continue
+            names = {id(p): name for name, p in self.params()} if names is None else names
+            mine = [names[id(p)] for p in params if id(p) in names]
+            if not mine:  # another model's optimizer (a test's, a script's earlier run): not this model's
+                continue
+            # the gradients' sizes: the same as at the last step, they are stale (an optimizer done with its
+            # model, its last gradients left); new ones count a step it did not take
+            sizes = tuple(host_floats([square_sum(g) for g in grads]))
+            before = counts.get(id(other), (0, ()))
+            n = before[0] + 1 if sizes != before[1] else before[0]
+            self._idle[id(other)] = (n, sizes)
+            if n >= IDLE_STEPS and not found:
+                found = (other, names_text(mine[:4]))
+        return found
+
     @staticmethod
     def _unregistered(held: set[int]) -> list:
         """(module, caller's class) of modules run inside a module they are not registered in whose trainable
@@ -748,6 +838,37 @@ class Monitor:
             if params and not any(id(p) in held for p in params):
                 loose.append((module, parent))
         return loose
+
+    def _why_not_updated(self, opt) -> str:
+        """Why a model's parameters are in no optimizer: the optimizer holds none of them (it got the inputs), or
+        the layer came after the optimizer."""
+        if opt is not None:
+            mine = {id(p) for group in opt.param_groups for p in group["params"]}
+            if not any(id(p) in mine for _, p in self.params()):
+                return ("The optimizer stepping holds none of the model's parameters (it was given other tensors: "
+                        "the inputs?), so it trains those instead. Pass it model.parameters()")
+        return ("Was the layer replaced after the optimizer was made? Make the optimizer after the model is final "
+                "(or add them with optimizer.add_param_group)")
+
+    def _learning_rate_rising(self, rec) -> list[AlertEvent]:
+        """An alert when an optimizer's learning rate has risen at every one of the last LR_RISING_STEPS steps to
+        over LR_RISEN times its first: a hand-written warmup that never stops (lr *= 1.05 at every step)."""
+        opt, lrs = stepping_optimizer(), rec.event.lrs
+        if opt is None or not lrs or (len(self._lr_rise) >= 64 and id(opt) not in self._lr_rise):
+            return []
+        lr = max(lrs)
+        first, before, rising = self._lr_rise.get(id(opt), (lr, lr, 0))
+        rising = rising + 1 if lr > before else 0
+        self._lr_rise[id(opt)] = (first, lr, rising)
+        hit = rising >= LR_RISING_STEPS and first > 0 and lr > LR_RISEN * first
+        if not self._starts(("lr_rising", str(id(opt))), hit):
+            return []
+        name = type(opt).__name__
+        message = (f"the learning rate of {name} has grown from {first:g} to {lr:.3g} ({lr / first:,.0f}x) by "
+                   f"iteration {rec.iteration}, and rose at each of the last {rising} steps: a warmup that never "
+                   "stops (lr multiplied at every step, never capped)? Cap it at its target, or use a scheduler "
+                   "(LinearLR, OneCycleLR). A learning-rate range test grows it on purpose")
+        return [step_alert(rec, "lr_rising", name, message)]
 
     def _learning_rate_gone(self, rec) -> list[AlertEvent]:
         """An alert when an optimizer's learning rate stays below LR_GONE of its peak for LR_GONE_STEPS steps: a

@@ -177,6 +177,9 @@ class NonFiniteTracker:
         self._tainted.add(event.seq)
         if entries:
             return self._entry(rec, inputs, entries)
+        if not self._once(("nonfinite_forward", event.key)):  # the same origin each iteration: one alert
+            self._origin_inputs.extend(t.array for t in inputs)
+            return None
         summaries = tuple(summarize(t.array) for t in inputs)
         if not masked:
             why = "its inputs are finite" + self._why(event.op, inputs, summaries, out.array, nan)

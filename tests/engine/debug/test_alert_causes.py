@@ -4,6 +4,7 @@ fixed version, which raises none of these."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -402,3 +403,91 @@ def test_a_batch_of_sequences_read_as_time_steps_is_named():
     assert "ran 16 steps over a batch of 7" in alert.message and "batch_first=True" in alert.message
     assert sequence_run(batch_first=True) == []
     assert sequence_run(batch_first=True, batch=7, steps=7) == []  # as many steps as samples: nothing to tell
+
+
+def test_dropout_on_the_outputs_is_named_at_the_dropout():
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2), nn.Dropout(0.5))
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    (alert,) = watched(model, opt, [(engine.randn(32, 4), engine.randint(0, 2, (32,)))] * 3)
+    assert alert.kind == "dropout_on_output" and alert.op == "dropout" and alert.module == "Sequential.3"
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    assert watched(model, opt, [(engine.randn(32, 4), engine.randint(0, 2, (32,)))] * 3) == []
+
+
+@pytest.mark.parametrize(("last", "shift", "alerted"), [(nn.ReLU, -1.0, True), (nn.Sigmoid, 0.5, True),
+                                                         (nn.ReLU, 3.0, False), (nn.Identity, -1.0, False)])
+def test_a_final_activation_whose_range_misses_the_targets_is_named(last, shift, alerted):
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1), last())
+    opt = engine.optim.SGD(model.parameters(), lr=0.01)
+    x = engine.randn(64, 4)
+    y = x[:, :1] + shift  # about half below 0 (or above 1), or almost all above 0
+    alerts = [a for a in watched(model, opt, [(x, y)] * 3, F.mse_loss) if a.kind == "output_range"]
+    assert bool(alerts) == alerted
+    if alerted:
+        assert alerts[0].op == last().__class__.__name__.lower() and "can never be predicted" in alerts[0].message
+
+
+def test_an_optimizer_that_never_steps_is_named():
+    engine.manual_seed(0)
+    gen, disc = nn.Linear(2, 2), nn.Linear(2, 1)
+    g_opt = engine.optim.Adam(gen.parameters(), lr=1e-3)
+    d_opt = engine.optim.Adam(disc.parameters(), lr=1e-3)
+    model = nn.ModuleDict({"G": gen, "D": disc})
+
+    def run(generator_steps: bool) -> list:
+        with Debugger("summary", model=model) as dbg:
+            for _ in range(20):
+                d_opt.zero_grad()
+                disc(gen(engine.randn(8, 2)).detach()).mean().backward()
+                d_opt.step()
+                g_opt.zero_grad()
+                (-disc(gen(engine.randn(8, 2)))).mean().backward()
+                (g_opt if generator_steps else d_opt).step()  # the bug: d_opt.step() in the generator's step
+        return [a for a in dbg.alerts if a.kind == "optimizer_idle"]
+
+    (alert,) = run(generator_steps=False)
+    assert "holding 'G.weight', 'G.bias' did not step in 16 steps of Adam" in alert.message
+    assert run(generator_steps=True) == []
+
+
+def test_the_same_nan_origin_in_every_iteration_is_one_alert():
+    model = nn.Linear(2, 1, bias=False)
+    with engine.no_grad():
+        model.weight.fill_(1e20)  # outputs of 2e20: finite, and their squares overflow in the loss, every step
+    opt = engine.optim.SGD(model.parameters(), lr=0.0)  # the gradients stay finite; nothing changes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alerts = watched(model, opt, [(engine.ones(4, 2), engine.zeros(4, 1))] * 6, F.mse_loss)
+    assert [(a.kind, a.iteration) for a in alerts if a.kind.startswith("nonfinite")] == [("nonfinite_forward", 0)]
+
+
+def test_a_warmup_that_never_stops_is_named_and_a_capped_one_is_not():
+    def run(cap: float) -> list:
+        model = small_net()
+        opt = engine.optim.SGD(model.parameters(), lr=1e-5)
+        alerts = []
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(120):
+                opt.zero_grad()
+                F.cross_entropy(model(engine.randn(8, 4)), engine.randint(0, 2, (8,))).backward()
+                opt.step()
+                for group in opt.param_groups:
+                    group["lr"] = min(group["lr"] * 1.1, cap)  # warmup by hand
+            alerts = [a for a in dbg.alerts if a.kind == "lr_rising"]
+        return alerts
+
+    (alert,) = run(cap=math.inf)
+    assert "a warmup that never stops" in alert.message and alert.line
+    assert run(cap=0.05) == []
+
+
+def test_an_optimizer_given_the_inputs_is_named():
+    model = small_net()
+    x = engine.randn(32, 4, requires_grad=True)
+    opt = engine.optim.SGD([x], lr=0.1)
+    (alert,) = watched(model, opt, [(x, engine.randint(0, 2, (32,)))] * 2)
+    assert alert.kind == "not_updated" and "holds none of the model's parameters" in alert.message
