@@ -238,32 +238,11 @@ def _why_empty() -> str:
     return "the script ran no engine op, so there was nothing to record: does it build and run its model with engine?"
 
 
-# what each alert kind found, as the record summary words it (engine.events.AlertEvent lists the kinds)
-_ALERT_FINDINGS = {
-    "nonfinite_forward": "non-finite values", "nonfinite_backward": "non-finite gradients",
-    "nonfinite_input": "non-finite values entering", "nonfinite_step": "a parameter made non-finite by a step",
-    "nonfinite_grad": "non-finite gradients set by a hook or .grad", "exploding_grad": "exploding gradients",
-    "vanishing_grad": "vanishing gradients", "dead_relu": "dead ReLUs",
-    "large_update": "updates too large for the learning rate", "accumulating_grad": "gradients accumulating "
-    "(no zero_grad)", "not_updated": "parameters not updated", "frozen": "frozen parameters",
-    "no_gradient": "trained parameters the loss does not reach", "eval_mode": "training in eval mode",
-    "probabilities": "probabilities where the loss wants logits",
-    "inplace": "a tensor backward needs, changed in place", "graph_freed": "a graph kept from an earlier iteration",
-    "few_values": "BatchNorm over too few values", "zero_init": "weights initialised to zero",
-    "softmax_dim": "softmax over the batch", "reordering_view": "a view that reorders dimensions",
-    "lr_gone": "a learning rate decayed to nothing", "one_class_batches": "batches of one class (not shuffled)",
-    "step_without_grad": "optimizer steps without gradients", "tiny_update": "a learning rate far too low",
-    "unregistered": "layers the model does not hold", "padding_counted": "padding counted in the loss",
-    "time_as_batch": "a batch read as time steps (batch_first)", "dropout_on_output": "dropout on the outputs",
-    "output_range": "targets outside the final activation's range", "optimizer_idle": "an optimizer that never steps",
-    "lr_rising": "a learning rate that keeps rising",
-}
-
-
 def _alert_summary(path: str, capture: str) -> list[str]:
     """One line per alert kind on the tape just written: how many, and where the first came from (none
     when there were no alerts)."""
     import engine.tape
+    from engine.debug.alert_text import KINDS
     from engine.tape.codec import printable
     from engine.tape.info import counted
 
@@ -286,7 +265,7 @@ def _alert_summary(path: str, capture: str) -> list[str]:
             where = f"in {'layer' if kind == 'large_update' else 'parameter'} '{printable(a.key)}'"
         if a.file:
             where += f" ({printable(os.path.basename(a.file))}:{a.line})"
-        finding = _ALERT_FINDINGS.get(kind, printable(kind))
+        finding = KINDS[kind][1] if kind in KINDS else printable(kind)  # what the kind found, in words
         lines.append(f"{counted(len(found), 'alert')}: {finding} first {where}, iteration {a.iteration}")
     return lines
 

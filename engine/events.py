@@ -104,17 +104,8 @@ class AlertEvent:
     """Something went numerically wrong (engine.debug): where it started, and the inputs' summaries."""
 
     seq: int
-    # nonfinite_forward | nonfinite_backward | nonfinite_input (entered from outside the recorded ops) |
-    # nonfinite_step (an optimizer step made a parameter non-finite) | nonfinite_grad (a hook or .grad set it) |
-    # exploding_grad | vanishing_grad | dead_relu | large_update | accumulating_grad | not_updated | frozen |
-    # no_gradient (an optimizer's parameter the loss never reaches) | eval_mode (BatchNorm in eval while training) |
-    # probabilities | few_values (a BatchNorm over a batch of 2) | zero_init | softmax_dim (over the batch) |
-    # reordering_view (a view where permute was meant) | lr_gone (a scheduler per batch) | one_class_batches
-    # (data sorted by label, not shuffled) | step_without_grad (step before backward) | tiny_update (a learning
-    # rate far too low) | unregistered (layers in a plain list) | padding_counted | time_as_batch (an RNN without
-    # batch_first) | dropout_on_output | output_range | optimizer_idle | lr_rising (see engine.debug.alerts) |
-    # inplace (a saved tensor changed in place: the error that ended the run, placed at the write;
-    # Debugger.explain_failure) | graph_freed (backward reached an earlier iteration's freed graph: the same)
+    # one of engine.debug.alert_text.KINDS: found by engine.debug.alerts (and .nonfinite) as the run goes, but
+    # inplace and graph_freed, the error that ended a run, explained (Debugger.explain_failure)
     kind: str
     message: str
     op: str

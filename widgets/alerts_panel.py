@@ -19,27 +19,13 @@ from PySide6.QtCore import QRect, Qt, Signal
 from PySide6.QtGui import QColor, QTextOption
 from PySide6.QtWidgets import QFrame, QPlainTextEdit, QTreeWidget, QTreeWidgetItem
 
+from engine.debug.alert_text import KINDS
 from engine.debug.source import short_message
 from widgets.theme import ERROR_TEXT, pick
 
 KEY = Qt.ItemDataRole.UserRole
 MESSAGE = Qt.ItemDataRole.UserRole + 1  # the whole message, its file by base name: the detail area's text
-KIND_TEXT = {"nonfinite_forward": "NaN/Inf (forward)", "nonfinite_backward": "NaN/Inf (backward)",
-             "nonfinite_input": "NaN/Inf (entered)", "nonfinite_step": "NaN/Inf (optimizer step)",
-             "nonfinite_grad": "NaN/Inf (hook/.grad)",
-             "exploding_grad": "exploding gradient", "vanishing_grad": "vanishing gradient",
-             "dead_relu": "dead ReLU", "large_update": "learning rate too high",
-             "accumulating_grad": "no zero_grad", "not_updated": "not trained", "frozen": "frozen",
-             "no_gradient": "no gradient", "eval_mode": "eval mode",
-             "probabilities": "probabilities to loss", "inplace": "changed in place", "graph_freed": "old graph reused",
-             "few_values": "batch too small", "zero_init": "zero init",
-             "softmax_dim": "softmax over batch", "reordering_view": "view, not permute",
-             "lr_gone": "learning rate gone", "one_class_batches": "not shuffled",
-             "step_without_grad": "step before backward", "tiny_update": "learning rate too low",
-             "unregistered": "not a submodule", "padding_counted": "padding in loss",
-             "time_as_batch": "batch_first?", "dropout_on_output": "dropout on outputs",
-             "output_range": "output range", "optimizer_idle": "optimizer idle",
-             "lr_rising": "learning rate rising", "error": "error"}
+KIND_TEXT = {kind: short for kind, (short, _) in KINDS.items()} | {"error": "error"}
 SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "inplace",
           "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels

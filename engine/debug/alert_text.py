@@ -9,6 +9,43 @@ import numpy as np
 from engine.debug.records import OpRecord
 from engine.events import AlertEvent, next_seq
 
+# every alert kind (engine.events.AlertEvent lists them): (the Alerts panel's short name, what the record
+# summary says it found)
+KINDS: dict[str, tuple[str, str]] = {
+    "nonfinite_forward": ("NaN/Inf (forward)", "non-finite values"),
+    "nonfinite_backward": ("NaN/Inf (backward)", "non-finite gradients"),
+    "nonfinite_input": ("NaN/Inf (entered)", "non-finite values entering"),
+    "nonfinite_step": ("NaN/Inf (optimizer step)", "a parameter made non-finite by a step"),
+    "nonfinite_grad": ("NaN/Inf (hook/.grad)", "non-finite gradients set by a hook or .grad"),
+    "exploding_grad": ("exploding gradient", "exploding gradients"),
+    "vanishing_grad": ("vanishing gradient", "vanishing gradients"),
+    "dead_relu": ("dead ReLU", "dead ReLUs"),
+    "large_update": ("learning rate too high", "updates too large for the learning rate"),
+    "accumulating_grad": ("no zero_grad", "gradients accumulating (no zero_grad)"),
+    "not_updated": ("not trained", "parameters not updated"),
+    "frozen": ("frozen", "frozen parameters"),
+    "no_gradient": ("no gradient", "trained parameters the loss does not reach"),
+    "eval_mode": ("eval mode", "training in eval mode"),
+    "probabilities": ("probabilities to loss", "probabilities where the loss wants logits"),
+    "inplace": ("changed in place", "a tensor backward needs, changed in place"),
+    "graph_freed": ("old graph reused", "a graph kept from an earlier iteration"),
+    "few_values": ("batch too small", "BatchNorm over too few values"),
+    "zero_init": ("zero init", "weights initialised to zero"),
+    "softmax_dim": ("softmax over batch", "softmax over the batch"),
+    "reordering_view": ("view, not permute", "a view that reorders dimensions"),
+    "lr_gone": ("learning rate gone", "a learning rate decayed to nothing"),
+    "one_class_batches": ("not shuffled", "batches of one class (not shuffled)"),
+    "step_without_grad": ("step before backward", "optimizer steps without gradients"),
+    "tiny_update": ("learning rate too low", "a learning rate far too low"),
+    "unregistered": ("not a submodule", "layers the model does not hold"),
+    "padding_counted": ("padding in loss", "padding counted in the loss"),
+    "time_as_batch": ("batch_first?", "a batch read as time steps (batch_first)"),
+    "dropout_on_output": ("dropout on outputs", "dropout on the outputs"),
+    "output_range": ("output range", "targets outside the final activation's range"),
+    "optimizer_idle": ("optimizer idle", "an optimizer that never steps"),
+    "lr_rising": ("learning rate rising", "a learning rate that keeps rising"),
+}
+
 
 def make_alert(kind: str, message: str, rec, value: float = math.nan, inputs: tuple = ()) -> AlertEvent:
     fwd = rec if isinstance(rec, OpRecord) else rec.forward

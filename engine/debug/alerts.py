@@ -78,7 +78,7 @@ PROBABILITIES_MISSED = frozenset({"binary_cross_entropy_with_logits", "mse_loss"
 LR_GONE = 1e-6  # a learning rate this far below its peak moves nothing...
 LR_GONE_STEPS = 20  # ...for this many steps (cosine annealing to 0 over 10,000 steps spends 6 below it)
 LR_RISEN = 1e4  # a learning rate this many times its first (a warmup from 1e-5 to 0.05 is 5,000x)...
-LR_RISING_STEPS = 50  # ...that rose at each of this many steps in a row (a warmup of 50 linear steps stops there)
+LR_RISING_STEPS = 120  # ...that rose at each of this many steps in a row (a range test runs about 100)
 RESHAPES = frozenset({"view", "reshape"})
 CONVERGED = 1e-3  # a loss below this share of its first: fitted, its gradients tiny everywhere
 PADDING_SHARE = 0.2  # a loss's targets that are an Embedding's padding index, counted by the loss
@@ -134,8 +134,8 @@ class Monitor:
         self._clipped_nothing = clip_grad.clipped_nothing  # clip_grad_norm_ calls without gradients before this run
         self._zero_layers: set[str] | None = None  # layers whose weights started at zero (None: no step seen yet)
         self._softmaxes: dict[int, OpRecord] = {}  # tensor id of a 2-d softmax's output (or its log) -> the softmax
-        self._lr_peaks: dict[int, tuple] = {}  # id(optimizer) -> (its highest learning rate, step, low steps in a row)
-        self._lr_rise: dict[int, tuple] = {}  # id(optimizer) -> (its first learning rate, its last, rises in a row)
+        # id(optimizer) -> its learning rate's (first, last, rises in a row, highest, its iteration, low steps in a row)
+        self._lrs: dict[int, tuple] = {}
         self._batch_classes: deque = deque(maxlen=ONE_CLASS_BATCHES)  # each loss's one class, or None: several
         self._backward_seen = False  # a backward ran since the last step
         self._last: dict[str, tuple] = {}  # op in LAST_OF -> (tensor id of the output, record) of its last run
@@ -482,8 +482,7 @@ class Monitor:
         if s.update_ratio_max is not None and getattr(event, "update_norms", None):
             alerts += self._large_updates(rec)
         if s.training and event.__class__.__name__ == "OptimizerEvent":
-            alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate_gone(rec)
-            alerts += self._learning_rate_rising(rec)
+            alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate(rec)
         self._dead = ""
         return alerts
 
@@ -850,47 +849,37 @@ class Monitor:
         return ("Was the layer replaced after the optimizer was made? Make the optimizer after the model is final "
                 "(or add them with optimizer.add_param_group)")
 
-    def _learning_rate_rising(self, rec) -> list[AlertEvent]:
-        """An alert when an optimizer's learning rate has risen at every one of the last LR_RISING_STEPS steps to
-        over LR_RISEN times its first: a hand-written warmup that never stops (lr *= 1.05 at every step)."""
+    def _learning_rate(self, rec) -> list[AlertEvent]:
+        """Alerts on the stepping optimizer's learning rate over the run. Gone: below LR_GONE of its peak for
+        LR_GONE_STEPS steps, a scheduler stepped every batch where it was meant for every epoch (StepLR(step_size=1)
+        per batch halves it 20 times in 20 batches; a schedule that ends at zero reaches it at its last steps
+        only). Rising: up at every one of the last LR_RISING_STEPS steps to over LR_RISEN times its first, a
+        hand-written warmup that never stops (lr *= 1.05 at every step)."""
         opt, lrs = stepping_optimizer(), rec.event.lrs
-        if opt is None or not lrs or (len(self._lr_rise) >= 64 and id(opt) not in self._lr_rise):
+        if opt is None or not lrs or (len(self._lrs) >= 64 and id(opt) not in self._lrs):
             return []
         lr = max(lrs)
-        first, before, rising = self._lr_rise.get(id(opt), (lr, lr, 0))
+        first, before, rising, peak, peak_step, low = self._lrs.get(id(opt), (lr, lr, 0, lr, rec.iteration, 0))
         rising = rising + 1 if lr > before else 0
-        self._lr_rise[id(opt)] = (first, lr, rising)
-        hit = rising >= LR_RISING_STEPS and first > 0 and lr > LR_RISEN * first
-        if not self._starts(("lr_rising", str(id(opt))), hit):
-            return []
-        name = type(opt).__name__
-        message = (f"the learning rate of {name} has grown from {first:g} to {lr:.3g} ({lr / first:,.0f}x) by "
-                   f"iteration {rec.iteration}, and rose at each of the last {rising} steps: a warmup that never "
-                   "stops (lr multiplied at every step, never capped)? Cap it at its target, or use a scheduler "
-                   "(LinearLR, OneCycleLR). A learning-rate range test grows it on purpose")
-        return [step_alert(rec, "lr_rising", name, message)]
-
-    def _learning_rate_gone(self, rec) -> list[AlertEvent]:
-        """An alert when an optimizer's learning rate stays below LR_GONE of its peak for LR_GONE_STEPS steps: a
-        scheduler stepped every batch where it was meant for every epoch (StepLR(step_size=1) per batch halves
-        it 20 times in 20 batches). A schedule that ends at zero reaches it at its last steps only."""
-        opt, lrs = stepping_optimizer(), rec.event.lrs
-        if opt is None or not lrs or (len(self._lr_peaks) >= 64 and id(opt) not in self._lr_peaks):
-            return []
-        lr = max(lrs)
-        peak, peak_step, low = self._lr_peaks.get(id(opt), (lr, rec.iteration, 0))
         if lr > peak:
             peak, peak_step = lr, rec.iteration
         low = low + 1 if lr < LR_GONE * peak else 0
-        self._lr_peaks[id(opt)] = (peak, peak_step, low)
-        if not self._starts(("lr_gone", str(id(opt))), low >= LR_GONE_STEPS):
-            return []
-        name = type(opt).__name__
-        message = (f"the learning rate of {name} has fallen from {peak:g} (iteration {peak_step}) to {lr:.3g} by "
-                   f"iteration {rec.iteration}, and stayed below {LR_GONE:g} of it for {low} steps: the weights no "
-                   "longer move, so the loss stays where it is. A scheduler stepped every batch where it was meant "
-                   "for every epoch? Call scheduler.step() once per epoch, or give it its length in batches")
-        return [step_alert(rec, "lr_gone", name, message)]
+        self._lrs[id(opt)] = (first, lr, rising, peak, peak_step, low)
+        name, alerts = type(opt).__name__, []
+        if self._starts(("lr_gone", str(id(opt))), low >= LR_GONE_STEPS):
+            alerts.append(step_alert(rec, "lr_gone", name, (
+                f"the learning rate of {name} has fallen from {peak:g} (iteration {peak_step}) to {lr:.3g} by "
+                f"iteration {rec.iteration}, and stayed below {LR_GONE:g} of it for {low} steps: the weights no longer "
+                "move, so the loss stays where it is. A scheduler stepped every batch where it was meant for every "
+                "epoch? Call scheduler.step() once per epoch, or give it its length in batches")))
+        risen = rising >= LR_RISING_STEPS and first > 0 and lr > LR_RISEN * first
+        if self._starts(("lr_rising", str(id(opt))), risen):
+            alerts.append(step_alert(rec, "lr_rising", name, (
+                f"the learning rate of {name} has grown from {first:g} to {lr:.3g} ({lr / first:,.0f}x) by iteration "
+                f"{rec.iteration}, and rose at each of the last {rising} steps: a warmup that never stops (lr "
+                "multiplied at every step, never capped)? Cap it at its target, or use a scheduler (LinearLR, "
+                "OneCycleLR). A learning-rate range test grows it on purpose")))
+        return alerts
 
     def _starts(self, key: tuple[str, str], hit: bool) -> bool:
         """True when a condition starts; not again until it has cleared (no alert per iteration): stayed away

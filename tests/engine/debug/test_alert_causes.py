@@ -471,7 +471,7 @@ def test_a_warmup_that_never_stops_is_named_and_a_capped_one_is_not():
         opt = engine.optim.SGD(model.parameters(), lr=1e-5)
         alerts = []
         with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(120):
+            for _ in range(150):
                 opt.zero_grad()
                 F.cross_entropy(model(engine.randn(8, 4)), engine.randint(0, 2, (8,))).backward()
                 opt.step()
