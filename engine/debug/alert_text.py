@@ -44,6 +44,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "output_range": ("output range", "targets outside the final activation's range"),
     "optimizer_idle": ("optimizer idle", "an optimizer that never steps"),
     "lr_rising": ("learning rate rising", "a learning rate that keeps rising"),
+    "at_chance": ("loss at chance", "a loss that stays at chance"),
 }
 
 

@@ -82,6 +82,8 @@ LR_RISING_STEPS = 120  # ...that rose at each of this many steps in a row (a ran
 RESHAPES = frozenset({"view", "reshape"})
 CONVERGED = 1e-3  # a loss below this share of its first: fitted, its gradients tiny everywhere
 PADDING_SHARE = 0.2  # a loss's targets that are an Embedding's padding index, counted by the loss
+CHANCE_BAND = 0.02  # a cross entropy this near ln C...
+CHANCE_STEPS = 100  # ...for this many iterations in a row has learned nothing
 IDLE_STEPS = 16  # steps of one optimizer in a row that another, whose parameters hold gradients, does not take
 BARE_STEPS = 3  # steps in a row without any gradient, a backward having run before each: step before backward
 TINY_UPDATE = 1e-6  # every layer's update below this share of its weights...
@@ -145,6 +147,7 @@ class Monitor:
         self._recurrent: OpRecord | None = None  # the last recurrent layer's op
         # id of a live optimizer -> (steps of another in a row it did not take while new gradients came, them)
         self._idle: dict[int, tuple] = {}
+        self._chance: dict[str, tuple] = {}  # loss op key -> (its last iteration, iterations in a row at chance)
         self._bare_steps = 0  # steps in a row that found no gradient at all, a backward having run before each
         self._steps_seen = 0  # optimizer steps this monitor saw
         self._tiny_steps = 0  # steps in a row whose every layer moved by less than TINY_UPDATE of its weights
@@ -250,6 +253,10 @@ class Monitor:
             alert = self._padding_counted(rec, inputs[1].array)
             if alert is not None:
                 return alert
+        if s.training and rec.event.op in LOSSES_OF_LOGITS and rec.summary is not None:
+            alert = self._at_chance(rec, inputs[0].array)
+            if alert is not None:
+                return alert
         if s.training and rec.event.op in LOSSES_OF_LOGITS and len(inputs) > 1:
             alert = self._one_class_batches(rec, inputs[0].array, inputs[1].array)
             if alert is not None:
@@ -350,6 +357,29 @@ class Monitor:
                           f"of {where(emb)}, iteration {rec.iteration}, and the loss counts them (ignore_index="
                           f"{rec.event.args.get('ignore_index')}): the model learns to predict padding, and the loss "
                           f"looks better than it is. Pass ignore_index={pad} to the loss", rec, share)
+
+    def _at_chance(self, rec: OpRecord, scores) -> AlertEvent | None:
+        """An alert when a mean cross entropy over C classes stays within CHANCE_BAND of ln C, a guess with every
+        class equally likely, for CHANCE_STEPS iterations in a row: labels shuffled apart from the inputs, logits
+        squashed (an InfoNCE temperature of 100), nothing learned."""
+        args, summary = rec.event.args, rec.summary
+        if summary.numel != 1 or args.get("reduction", "mean") != "mean" or args.get("label_smoothing") or \
+                scores.ndim < 2 or scores.shape[1] < 2:
+            return None
+        chance = math.log(scores.shape[1])
+        near = abs(summary.mean - chance) <= CHANCE_BAND * chance
+        last, run = self._chance.get(rec.event.key, (-1, 0))
+        if rec.iteration != last:
+            run = run + 1 if near and last == rec.iteration - 1 else int(near)
+            self._chance[rec.event.key] = (rec.iteration, run)
+        if not self._starts(("at_chance", rec.event.key), run >= CHANCE_STEPS):
+            return None
+        return make_alert("at_chance", f"{where(rec)} has stayed within {CHANCE_BAND:.0%} of chance, ln "
+                          f"{scores.shape[1]} = {chance:.3g} (a guess with every class equally likely), for {run} "
+                          f"iterations, iteration {rec.iteration}: the model has learned nothing of the labels. Look "
+                          "at whether the labels still match the inputs (shuffled apart?), whether the logits reach "
+                          "the loss squashed (a temperature too high, a softmax before it) or all alike, and at the "
+                          "learning rate", rec, summary.mean)
 
     def _one_class_batches(self, rec: OpRecord, scores, target) -> AlertEvent | None:
         """An alert when of the last ONE_CLASS_BATCHES batches most held a single class, not all the same one, and

@@ -491,3 +491,21 @@ def test_an_optimizer_given_the_inputs_is_named():
     opt = engine.optim.SGD([x], lr=0.1)
     (alert,) = watched(model, opt, [(x, engine.randint(0, 2, (32,)))] * 2)
     assert alert.kind == "not_updated" and "holds none of the model's parameters" in alert.message
+
+
+def test_a_loss_that_stays_at_chance_is_named():
+    def run(shuffled: bool) -> list:
+        engine.manual_seed(0)
+        x = engine.randn(512, 6)
+        y = (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long()  # four classes the inputs decide
+        if shuffled:
+            y = y[engine.randperm(512)]  # labels shuffled apart from their inputs
+        model = small_net()
+        model[2] = nn.Linear(16, 4)
+        opt = engine.optim.SGD(model.parameters(), lr=0.05)
+        batches = [(x, y)] * 150  # full batches: no batch's own noise
+        return [a for a in watched(model, opt, batches, prepare=lambda b: b[:, :4]) if a.kind == "at_chance"]
+
+    (alert,) = run(shuffled=True)
+    assert "has stayed within 2% of chance, ln 4 = 1.39" in alert.message and "shuffled apart?" in alert.message
+    assert run(shuffled=False) == []
