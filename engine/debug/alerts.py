@@ -69,7 +69,8 @@ SATURATING = frozenset({"sigmoid", "tanh"})
 SOFTMAXES = frozenset({"softmax", "log_softmax"})
 RANGES = {"relu": (0.0, math.inf), "softplus": (0.0, math.inf), "exp": (0.0, math.inf), "sigmoid": (0.0, 1.0),
           "tanh": (-1.0, 1.0)}  # what a regression's final activation can output
-LAST_OF = frozenset({*RANGES, "dropout"})  # ops whose last output a loss may take straight, by mistake
+LAST_OF = frozenset({*RANGES, *SOFTMAXES, "dropout"})  # ops whose last output a loss may take straight
+BCE_LOGITS = "binary_cross_entropy_with_logits"
 OUTSIDE_SHARE = 0.1  # a regression's targets outside its final activation's range
 LOSSES_OF_OUTPUTS = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
                                "l1_loss", "smooth_l1_loss", "huber_loss"})
@@ -131,11 +132,10 @@ class Monitor:
         # and, for a regression, the target's array); BatchNorm keys -> iterations in a row over few values
         self._saturating = False
         self._loss: tuple = (None, None)
-        self._few: dict[str, int] = {}
+        self._few: dict[str, tuple] = {}
         self._few_norm: tuple = ()  # (values per channel, the norm's module or key) once FEW_STEPS is reached
         self._clipped_nothing = clip_grad.clipped_nothing  # clip_grad_norm_ calls without gradients before this run
         self._zero_layers: set[str] | None = None  # layers whose weights started at zero (None: no step seen yet)
-        self._softmaxes: dict[int, OpRecord] = {}  # tensor id of a 2-d softmax's output (or its log) -> the softmax
         # id(optimizer) -> its learning rate's (first, last, rises in a row, highest, its iteration, low steps in a row)
         self._lrs: dict[int, tuple] = {}
         self._batch_classes: deque = deque(maxlen=ONE_CLASS_BATCHES)  # each loss's one class, or None: several
@@ -156,7 +156,6 @@ class Monitor:
         """Forget per-iteration state."""
         self.nonfinite.new_iteration()
         self._eval_norms.clear()
-        self._softmaxes.clear()
         self._last.clear()
         self._norms_train_now = False
 
@@ -174,10 +173,10 @@ class Monitor:
             self._saturating = True
         elif op in REGRESSION_LOSSES or op in LOSSES_OF_LOGITS:
             self._loss = (rec, inputs[1].array if op in REGRESSION_LOSSES and len(inputs) > 1 else None)
-        elif op in SOFTMAXES and out.array.ndim == 2 and len(self._softmaxes) < 64:
-            self._softmaxes[rec.event.output] = rec  # a loss that takes it: over the batch, or a softmax before it
-        elif op == "log" and self._softmaxes and rec.event.inputs[0] in self._softmaxes:
-            self._softmaxes[rec.event.output] = self._softmaxes[rec.event.inputs[0]]
+        elif op == "log" and rec.event.inputs:  # log(softmax(x)): the loss takes the softmax's output still
+            softmax = self._made_by(rec.event.inputs[0], SOFTMAXES)
+            if softmax is not None:
+                self._last[softmax.event.op] = (rec.event.output, softmax)
         elif "steps" in rec.event.args and "hidden_size" in rec.event.args and len(rec.event.input_shapes) > 1:
             self._recurrent = rec  # a recurrent layer's fused op: its steps, and its batch (the state's rows)
         elif op == "embedding" and rec.event.args.get("padding_idx") is not None:
@@ -232,47 +231,44 @@ class Monitor:
                 return make_alert("dead_relu", f"{dead:.0%} of the units of {where(rec)} are zero for the whole "
                               f"batch, iteration {rec.iteration}: they pass no gradient back, so the layers "
                               f"before them stop learning. {cause}", rec, dead)
-        if s.training and op in PROBABILITIES_MISSED and len(inputs) > 1:
-            made = self._softmaxes.get(rec.event.inputs[0]) if self._softmaxes else None
-            if made is None:
-                made = self._made_by(rec.event.inputs[0], ("sigmoid",))
-            if made is not None:
-                alert = self._probabilities_to(rec, made, inputs[1].array)
-                if alert is not None:
-                    return alert
-        if s.training and self._last and len(inputs) > 1 and op in LOSSES_OF_OUTPUTS:
-            alert = self._output_mismatch(rec, rec.event.inputs[0], inputs[1].array)
-            if alert is not None:
-                return alert
-        if s.training and self._recurrent is not None and len(inputs) > 1 and (op in LOSSES_OF_LOGITS or
-                                                                               op in REGRESSION_LOSSES):
-            alert = self._time_as_batch(rec, inputs[0].array)
-            if alert is not None:
-                return alert
-        if s.training and rec.event.op in LOSSES_OF_LOGITS and len(inputs) > 1 and self._padding[1] is not None:
-            alert = self._padding_counted(rec, inputs[1].array)
-            if alert is not None:
-                return alert
-        if s.training and rec.event.op in LOSSES_OF_LOGITS and rec.summary is not None:
-            alert = self._at_chance(rec, inputs[0].array)
-            if alert is not None:
-                return alert
-        if s.training and rec.event.op in LOSSES_OF_LOGITS and len(inputs) > 1:
-            alert = self._one_class_batches(rec, inputs[0].array, inputs[1].array)
-            if alert is not None:
-                return alert
-        if s.training and rec.event.op in LOSSES_OF_LOGITS and inputs:
-            softmax = self._softmaxes.get(rec.event.inputs[0]) if self._softmaxes else None
-            over_batch = softmax if softmax is not None and softmax.event.args.get("dim") == 0 and \
-                softmax.event.input_shapes[0][0] > 1 else None
-            if over_batch is not None and self._starts(("softmax_dim", ""), True):
-                shape = tuple(over_batch.event.input_shapes[0])
-                return make_alert("softmax_dim", f"{where(over_batch)} normalises over dim 0, the batch (input "
-                                  f"{shape}), and {rec.event.op} takes it, iteration {rec.iteration}: each class's "
-                                  "scores become a distribution over the samples, not each sample's over the "
-                                  f"classes. Use dim=1 (or dim=-1) in {over_batch.event.op}", over_batch, 0.0)
-            return self._probabilities_in(rec, inputs[0], softmax)
+        if s.training and op in LOSSES_OF_OUTPUTS and len(inputs) > 1:
+            return self._loss_checks(rec, inputs)
         return None
+
+    def _loss_checks(self, rec: OpRecord, inputs: tuple) -> AlertEvent | None:
+        """The first alert of a loss op's checks, or None: what made its input (probabilities, a dropout, a final
+        activation), the batch it takes, its targets (padding, classes one at a time), its value (chance)."""
+        op, scores, target = rec.event.op, inputs[0].array, inputs[1].array
+        made = self._made_by(rec.event.inputs[0], LAST_OF) if self._last else None
+        logits = op in LOSSES_OF_LOGITS
+        checks = (
+            lambda: self._probabilities_to(rec, made, target) if made is not None and op in PROBABILITIES_MISSED
+            else None,
+            lambda: self._output_mismatch(rec, made, target) if made is not None else None,
+            lambda: self._time_as_batch(rec, scores) if self._recurrent is not None and op != BCE_LOGITS else None,
+            lambda: self._padding_counted(rec, target) if logits and self._padding[1] is not None else None,
+            lambda: self._at_chance(rec, scores) if logits and rec.summary is not None else None,
+            lambda: self._one_class_batches(rec, scores, target) if logits else None,
+            lambda: self._softmax_in(rec, inputs[0], made) if logits else None,
+        )
+        for check in checks:
+            alert = check()
+            if alert is not None:
+                return alert
+        return None
+
+    def _softmax_in(self, rec: OpRecord, x, made: OpRecord | None) -> AlertEvent | None:
+        """A softmax over the batch before a loss that wants logits, or probabilities reaching it."""
+        softmax = made if made is not None and made.event.op in SOFTMAXES and \
+            len(made.event.output_shape) == 2 else None
+        if softmax is not None and softmax.event.args.get("dim") == 0 and softmax.event.input_shapes[0][0] > 1 and \
+                self._starts(("softmax_dim", ""), True):
+            shape = tuple(softmax.event.input_shapes[0])
+            return make_alert("softmax_dim", f"{where(softmax)} normalises over dim 0, the batch (input {shape}), "
+                              f"and {rec.event.op} takes it, iteration {rec.iteration}: each class's scores become a "
+                              "distribution over the samples, not each sample's over the classes. Use dim=1 (or "
+                              f"dim=-1) in {softmax.event.op}", softmax, 0.0)
+        return self._probabilities_in(rec, x, softmax)
 
     def _probabilities_to(self, rec: OpRecord, made: OpRecord, target) -> AlertEvent | None:
         """An alert placed at `made` (a sigmoid or softmax) whose output goes to a loss that wants logits
@@ -304,21 +300,19 @@ class Monitor:
                 return last[1]
         return None
 
-    def _output_mismatch(self, rec: OpRecord, x, target) -> AlertEvent | None:
+    def _output_mismatch(self, rec: OpRecord, made: OpRecord, target) -> AlertEvent | None:
         """An alert when a loss takes the model's output straight from a dropout (the loss then floors at the
         noise), or a regression loss from an activation whose range most targets are out of (a final ReLU
         before targets that are often negative)."""
         op = rec.event.op
-        made = self._made_by(x, ("dropout",))
-        if made is not None:
+        if made.event.op == "dropout":
             if not self._starts(("dropout_on_output", made.event.key), True):
                 return None
             return make_alert("dropout_on_output", f"{where(rec)} takes the output of {where(made)} straight, "
                               f"iteration {rec.iteration}: dropout on the model's outputs zeroes some predictions "
                               "at random, so the training loss floors at that noise. Put dropout before the last "
                               "layer, not after it", made, 1.0)
-        made = self._made_by(x, tuple(RANGES)) if op in REGRESSION_LOSSES else None
-        if made is None or target.dtype.kind != "f" or not target.size:
+        if op not in REGRESSION_LOSSES or made.event.op not in RANGES or target.dtype.kind != "f" or not target.size:
             return None
         lo, hi = RANGES[made.event.op]
         outside = float(((target < lo) | (target > hi)).mean())
@@ -368,10 +362,7 @@ class Monitor:
             return None
         chance = math.log(scores.shape[1])
         near = abs(summary.mean - chance) <= CHANCE_BAND * chance
-        last, run = self._chance.get(rec.event.key, (-1, 0))
-        if rec.iteration != last:
-            run = run + 1 if near and last == rec.iteration - 1 else int(near)
-            self._chance[rec.event.key] = (rec.iteration, run)
+        run = _streak(self._chance, rec.event.key, rec.iteration, near)
         if not self._starts(("at_chance", rec.event.key), run >= CHANCE_STEPS):
             return None
         return make_alert("at_chance", f"{where(rec)} has stayed within {CHANCE_BAND:.0%} of chance, ln "
@@ -434,14 +425,9 @@ class Monitor:
         for FEW_STEPS iterations in a row (a batch of 2): its statistics are noise, its gradient nearly cancels."""
         key = rec.event.key
         per_channel = x.size // x.shape[1] if x.ndim >= 2 and x.shape[1] else FEW_PER_CHANNEL
-        if per_channel >= FEW_PER_CHANNEL:
-            self._few.pop(key, None)
-            return None
         if len(self._few) >= 256 and key not in self._few:
             return None
-        seen = self._few.get(key, (-1, 0))
-        count = seen[1] + 1 if seen[0] == rec.iteration - 1 else 1 if seen[0] != rec.iteration else seen[1]
-        self._few[key] = (rec.iteration, count)
+        count = _streak(self._few, key, rec.iteration, per_channel < FEW_PER_CHANNEL)
         if count < FEW_STEPS or not self._starts(("few_values", ""), True):
             return None
         self._few_norm = (per_channel, rec.event.module or key)
@@ -924,6 +910,16 @@ class Monitor:
         if hit:
             self._raised[key] = 0
         return hit
+
+
+def _streak(table: dict, key: str, iteration: int, hit: bool) -> int:
+    """Iterations in a row, up to `iteration`, that `hit` held for `key`; kept in `table` as (its last iteration,
+    the count). A key seen twice in one iteration counts once."""
+    last, run = table.get(key, (-1, 0))
+    if iteration != last:
+        run = run + 1 if hit and last == iteration - 1 else int(hit)
+        table[key] = (iteration, run)
+    return run
 
 
 def _zero_weights(event) -> bool:
