@@ -19,6 +19,7 @@ from engine.ops import elementwise as _elementwise
 from engine.ops.elementwise import _sigmoid
 from engine.ops.nn import require_float
 from engine.tensor import Tensor
+from engine.user_warning import warn
 
 __all__ = ["dropout", "dropout2d", "elu", "gelu", "glu", "hardtanh", "leaky_relu", "log_softmax", "logsigmoid",
            "prelu", "relu", "relu6", "silu", "softmax", "softplus"]
@@ -269,8 +270,11 @@ class LogSoftmax(Function):
 
 
 def _softmax_dim(op: str, x: Tensor, dim) -> int | None:
-    if dim is None:
-        raise TypeError(f"{op}: pass dim explicitly (PyTorch's implicit choice of dim is deprecated)")
+    if dim is None:  # PyTorch's deprecated implicit choice: dim 0 of a 0-, 1- or 3-d input (batch first?), else dim 1
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+        batch = " (the batch, if the first dim is one: pass the dim of the classes)" if x.ndim == 3 else ""
+        warn(f"{op} without dim takes dim={dim} for an input of shape {tuple(x.shape)}{batch}; this implicit "
+             f"choice is deprecated, as in PyTorch: pass dim={dim} (or the dim you mean) explicitly")
     ndim = max(x.ndim, 1)  # a 0-d tensor accepts dim 0 or -1, as in PyTorch
     if not -ndim <= dim < ndim:
         raise ShapeError(f"{op}: dim {dim} is out of range for a tensor of shape {tuple(x.shape)}")

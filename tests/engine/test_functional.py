@@ -125,9 +125,23 @@ def test_softmax_methods_and_dtype_match_torch():
     assert F.log_softmax(engine.tensor(3.0), -1).item() == 0.0
 
 
+@needs_torch
+def test_softmax_without_dim_takes_pytorchs_implicit_dim_and_warns():
+    x = engine.randn(2, 3, 4)
+    for shape in ((5,), (2, 3), (2, 3, 4), (2, 3, 4, 5)):
+        e = engine.randn(*shape)
+        t = torch.tensor(e.numpy())
+        with pytest.warns(UserWarning, match=r"softmax without dim takes dim=\d for an input of shape"):
+            got = F.softmax(e)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own deprecation warning
+            want = torch.nn.functional.softmax(t)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
+    with pytest.warns(UserWarning, match=r"dim=0 .* \(the batch, if the first dim is one"):
+        engine.nn.Softmax()(x)
+
+
 def test_softmax_needs_a_valid_dim():
-    with raises(TypeError, "softmax: pass dim explicitly"):
-        F.softmax(engine.randn(2, 3))
     with raises(ShapeError, "log_softmax: dim 2 is out of range for a tensor of shape (2, 3)"):
         F.log_softmax(engine.randn(2, 3), 2)
 
