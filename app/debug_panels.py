@@ -118,7 +118,7 @@ class DebugPanels(QObject):
         steps = session.recorded_steps  # the whole run's, read from the tape: a replay adds none later
         w.training_plots.add_steps(steps)
         self._plotted = steps[-1][0] if steps else -1
-        w.training_plots.set_losses(session.loss_curves())
+        w.training_plots.set_losses(session.loss_curves(), session.eval_loss_curves())
         self._chance_known = True  # from the tape, once: its records come again as the cursor moves
         self._show_chance(_tape_loss_op(session), session)
 
@@ -164,7 +164,7 @@ class DebugPanels(QObject):
             it, ev = change.steps[-1]
             w.gradient_flow.set_step(it, ev.grad_norms or None, ev.update_norms, ev.weight_norms)
         if change.losses or change.reset:
-            w.training_plots.set_losses(session.loss_curves())
+            w.training_plots.set_losses(session.loss_curves(), session.eval_loss_curves())
         if change.losses and not self._chance_known:
             loss_op = session.loss_history.first_op  # the op of the first curve's first loss
             if loss_op is not None:

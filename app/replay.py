@@ -59,7 +59,7 @@ class ReplaySession(Session):
             self.tape.close()
             raise
         try:  # the plots show the whole run at once, not as far as the replay has come
-            self.recorded_steps, self.recorded_losses = self.tape.optimizer_steps(), self.tape.loss_curves(columns)
+            self.recorded_steps, self.recorded_losses = self.tape.optimizer_steps(), self.tape.loss_history(columns)
             whole = True
         except engine.tape.TapeError:  # damaged past its index: they fill as the replay reads what it can
             self.recorded_steps, self.recorded_losses = [], None

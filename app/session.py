@@ -162,8 +162,9 @@ class Session:
         self.iteration = 0
         self.phase = "forward"
         self.last: object | None = None  # the last record applied
-        self.loss_history = LossCurves()  # every backward() root, one curve per source line (engine.debug.losses)
-        self.recorded_losses: dict[str, dict[int, float]] | None = None  # a replay's whole run, read at open
+        # every backward() root and evaluation loss, one curve per source line (engine.debug.losses)
+        self.loss_history = LossCurves()
+        self.recorded_losses: LossCurves | None = None  # a replay's whole run, read at open
         self.summaries: dict[str, object] = {}  # node key -> TensorSummary of its latest output
         self.grads: dict[str, object] = {}  # node key -> TensorSummary of its latest incoming gradient
         self.made_in: dict[str, tuple[int, int]] = {}  # node key -> iterations of its output, its gradient
@@ -321,24 +322,26 @@ class Session:
     # ---- what widgets ask -------------------------------------------------------------------
     @property
     def losses(self) -> dict[int, float]:
-        """iteration -> loss of the first loss curve."""
-        if self.recorded_losses is not None:
-            return dict(next(iter(self.recorded_losses.values()), {}))
-        return self.loss_history.first()
+        """iteration -> loss of the first training loss curve."""
+        return self._loss_curves().first()
 
     def loss_curve(self) -> tuple[list[int], list[float]]:
-        """(iterations, losses) of the first loss curve, in iteration order."""
+        """(iterations, losses) of the first training loss curve, in iteration order."""
         return next(iter(self.loss_curves().values()), ([], []))
 
     def loss_curves(self) -> dict[str, tuple[list[int], list[float]]]:
-        """label -> (iterations, losses) in iteration order: one curve per source line of a loss (see
-        engine.debug.losses), in the order their first losses came."""
-        curves = self.recorded_losses if self.recorded_losses is not None else self.loss_history.curves()
-        out = {}
-        for label, by_it in curves.items():
-            its = sorted(by_it)
-            out[label] = (its, [by_it[i] for i in its])
-        return out
+        """The training loss curves, label -> (iterations, losses) in iteration order: one curve per source line
+        of a loss backward() started from (see engine.debug.losses), in the order their first losses came."""
+        return _in_order(self._loss_curves().curves())
+
+    def eval_loss_curves(self) -> dict[str, tuple[list[int], list[float]]]:
+        """The evaluation loss curves, label -> (iterations, mean losses) in iteration order: one curve per source
+        line of a loss computed without a gradient (a validation loss; see engine.debug.losses)."""
+        return _in_order(self._loss_curves().eval_curves())
+
+    def _loss_curves(self) -> LossCurves:
+        """A replay's whole run, read at open, else the curves fed so far."""
+        return self.recorded_losses if self.recorded_losses is not None else self.loss_history
 
     def node_info(self, key: str) -> NodeInfo | None:
         """What is known about the visible node `key`, or None."""
@@ -454,6 +457,15 @@ class Session:
 
     def close(self) -> None:
         """Release what the session holds (threads, files)."""
+
+
+def _in_order(curves: dict[str, dict[int, float]]) -> dict[str, tuple[list[int], list[float]]]:
+    """label -> (iterations, values) in iteration order, of label -> {iteration: value}."""
+    out = {}
+    for label, by_it in curves.items():
+        its = sorted(by_it)
+        out[label] = (its, [by_it[i] for i in its])
+    return out
 
 
 def _names(alert: AlertEvent, rec) -> bool:

@@ -686,7 +686,8 @@ class MainWindow(QMainWindow):
         self.message_bar.dismiss()
         self.alerts_panel.clear()
         self.node_info.show_nothing()
-        self.loss_plot.set_curves(session.loss_curves())  # a replay's whole run; nothing yet for a live one
+        # a replay's whole run; nothing yet for a live one
+        self.loss_plot.set_curves(session.loss_curves(), session.eval_loss_curves())
         self.loss_plot.set_cursor(None)
         self.graph.set_model(session.model)
         self.panels.start(session)
@@ -870,7 +871,7 @@ class MainWindow(QMainWindow):
         if "current" in dirty:
             self.graph.set_current()
         if "losses" in dirty:
-            self.loss_plot.set_curves(session.loss_curves())
+            self.loss_plot.set_curves(session.loss_curves(), session.eval_loss_curves())
         if "timeline" in dirty:
             if isinstance(session, ReplaySession):
                 self._update_timeline(session)

@@ -2,7 +2,9 @@
 with a cursor in replays, and the loss of a guess at chance as a dashed line labelled "chance" when the
 loss is a cross entropy over a known number of classes: a loss flat on it is a model that learns nothing.
 A run with several losses (a GAN's errD and errG) gets a line of each, in the theme's colours, named by a
-small legend above the plot (never over the lines)."""
+small legend above the plot (never over the lines). Evaluation losses (a validation loss computed under no_grad,
+usually once an epoch) are dashed lines through a dot at each point, in the colours after the training losses,
+named "val_loss (eval)" in the legend, which a plot with one shows even beside a single training loss."""
 
 from __future__ import annotations
 
@@ -19,11 +21,17 @@ from widgets.theme import CURVES, MUTED_TEXT, SECONDARY_TEXT, follow_palette, pi
 
 LEGEND_PT = 7.5  # the legend's font size, as the plots' tick labels
 LEGEND_GAP = 14  # pixels between two legend entries
+EVAL_SUFFIX = " (eval)"  # an evaluation curve's legend label: its loss's label and this
 
 
 def spans_decades(finite: np.ndarray) -> bool:
     """Whether positive losses span more than two decades: then a log axis shows them."""
     return bool(len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100)
+
+
+def _dashed_pen(colour: str):
+    """An evaluation curve's pen."""
+    return pg.mkPen(colour, width=1.4, style=Qt.PenStyle.DashLine)
 
 
 class IterationAxis(pg.AxisItem):
@@ -69,13 +77,14 @@ class ChanceLine(pg.InfiniteLine):
 
 
 class CurveLegend:
-    """The names of a plot's curves in its title row, each after a dash of its colour, in as many lines as the
-    plot's width needs: above the curves, so it never hides one. Hidden for fewer than two curves."""
+    """The names of a plot's curves in its title row, each after a dash of its colour (a dashed one for a dashed
+    curve), in as many lines as the plot's width needs: above the curves, so it never hides one. Hidden for
+    fewer than two curves, unless one is dashed (an evaluation loss beside the training loss says which is which)."""
 
     def __init__(self, plot: pg.PlotItem, widget) -> None:
         self.plot = plot
         self.widget = widget  # the QWidget that shows the plot: its palette gives the text colour
-        self.entries: list[tuple[str, str]] = []
+        self.entries: list[tuple] = []
         self.lines: list[list[str]] = []
         self.font = QFont()
         self.font.setPointSizeF(LEGEND_PT)
@@ -84,8 +93,8 @@ class CurveLegend:
         plot.vb.sigResized.connect(lambda _vb: self.relayout())
         follow_palette(widget, lambda: self.relayout(force=True), now=False)
 
-    def set_entries(self, entries: list[tuple[str, str]]) -> None:
-        """(label, colour '#rrggbb') of each curve, in order."""
+    def set_entries(self, entries: list[tuple]) -> None:
+        """(label, colour '#rrggbb') or (label, colour, dashed) of each curve, in order."""
         if entries != self.entries:
             self.entries = list(entries)
             self.relayout()
@@ -97,7 +106,7 @@ class CurveLegend:
     def relayout(self, force: bool = False) -> None:
         """Lay the entries out for the plot's width now (it follows the plot's resizes by itself)."""
         plot = self.plot
-        if len(self.entries) < 2:
+        if len(self.entries) < 2 and not any(e[2:] and e[2] for e in self.entries):
             self.lines = []
             if self._shown is not None:
                 self._shown = None
@@ -107,18 +116,19 @@ class CurveLegend:
         # what shows of the plot: a dock of plots scrolls, and its plots may be wider than its view
         in_view = self.widget.width() - int(plot.vb.sceneBoundingRect().left()) - 8
         width = max(min(int(plot.vb.width()) or in_view, in_view), 80)
-        lines: list[list[tuple[str, str]]] = [[]]
+        lines: list[list[tuple[str, str, str]]] = [[]]
         used = 0
-        for label, colour in self.entries:
-            need = metrics.horizontalAdvance(f"━━ {label}") + LEGEND_GAP
+        for label, colour, *dashed in self.entries:
+            mark = "╍╍" if dashed and dashed[0] else "━━"
+            need = metrics.horizontalAdvance(f"{mark} {label}") + LEGEND_GAP
             if lines[-1] and used + need > width:
                 lines.append([])
                 used = 0
-            lines[-1].append((label, colour))
+            lines[-1].append((label, colour, mark))
             used += need
-        self.lines = [[label for label, _ in line] for line in lines]
+        self.lines = [[label for label, _, _ in line] for line in lines]
         text = "<br>".join("&nbsp;&nbsp;&nbsp;".join(
-            f"<span style='color:{colour}'>━━</span>&nbsp;{html.escape(label)}" for label, colour in line)
+            f"<span style='color:{colour}'>{mark}</span>&nbsp;{html.escape(label)}" for label, colour, mark in line)
             for line in lines)
         height = len(lines) * (metrics.height() + 1) + 4
         if (text, height) == self._shown and not force:
@@ -133,10 +143,11 @@ class CurveLegend:
 
 
 class LossPlot(pg.PlotWidget):
-    """set_curves({label: (iterations, losses)}) (set_curve(iterations, losses): one curve); set_cursor(iteration)
-    marks where a replay is; set_no_loss_text(text) says why there is no loss (a tape that holds none);
-    set_chance(level, classes) draws chance level. What a person sees: `labels()`, the legend's names, and
-    `colour(label)`."""
+    """set_curves({label: (iterations, losses)}, {label: (iterations, evaluation losses)}) (set_curve(iterations,
+    losses): one curve); set_cursor(iteration) marks where a replay is; set_no_loss_text(text) says why there is
+    no loss (a tape that holds none); set_chance(level, classes) draws chance level. What a person sees:
+    `labels()`, the legend's names ("val_loss (eval)" for an evaluation curve), `colour(label)` and
+    `dashed(label)`."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent, background=None, axisItems={"bottom": IterationAxis()})
@@ -149,12 +160,14 @@ class LossPlot(pg.PlotWidget):
         self.setDownsampling(auto=True, mode="peak")
         self.lines: list[tuple[pg.PlotDataItem, pg.PlotDataItem]] = []  # (line, last point) of each curve
         self.curve, self.last_point = self._line(0)
+        self.eval_lines: list[pg.PlotDataItem] = []  # each evaluation curve's dashed line with its points
         # a NaN or Inf loss is a gap in the line: a red cross on the top edge says where it is
         self.nonfinite = self.plot([], [], pen=None, symbol="x", symbolSize=10, symbolBrush="#e03131",
                                    symbolPen=pg.mkPen("#e03131", width=1.5))
         self.nonfinite.setZValue(10)  # over every line
         self.legend = CurveLegend(self.plotItem, self)
         self._raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # label -> (iterations, losses) as given
+        self._dashed: set[str] = set()  # the labels of the evaluation curves, the last of _raw
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#f59f00", width=1.5))
         self.cursor.setVisible(False)
         self.addItem(self.cursor, ignoreBounds=True)
@@ -178,17 +191,32 @@ class LossPlot(pg.PlotWidget):
                                          symbolPen=None)))
         return self.lines[i]
 
+    def _eval_line(self, i: int, colour: str) -> pg.PlotDataItem:
+        """The dashed line, with a dot at each point, of evaluation curve `i`, in `colour`."""
+        while len(self.eval_lines) <= i:
+            self.eval_lines.append(self.plot([], [], pen=_dashed_pen(colour), symbol="o", symbolSize=5,
+                                             symbolBrush=colour, symbolPen=None))
+        line = self.eval_lines[i]
+        if line.opts["pen"].color().name() != colour:  # a training curve came after it: the colours moved on
+            line.setPen(_dashed_pen(colour))
+            line.setSymbolBrush(colour)
+        return line
+
     def set_curve(self, iterations, losses) -> None:
         """Show the loss of each iteration (NaN shows as a gap): one curve."""
         self.set_curves({"loss": (iterations, losses)})
 
-    def set_curves(self, curves: dict[str, tuple]) -> None:
-        """Show each curve, label -> (iterations, losses) (NaN shows as a gap), in the theme's colours in order;
-        two or more are named by a legend above the plot."""
+    def set_curves(self, curves: dict[str, tuple], evaluation: dict[str, tuple] | None = None) -> None:
+        """Show each training curve, label -> (iterations, losses) (NaN shows as a gap), in the theme's colours
+        in order, and each evaluation curve, label -> (iterations, losses), dashed through its points in the
+        colours after theirs; two or more curves, or any evaluation curve, are named by a legend above the plot."""
         named = [(label, np.asarray(x, float), np.asarray(y, float)) for label, (x, y) in curves.items()]
-        x = np.concatenate([c[1] for c in named]) if named else np.zeros(0)
-        y = np.concatenate([c[2] for c in named]) if named else np.zeros(0)
-        self.points = max((len(c[1]) for c in named), default=0)
+        evals = [(label + EVAL_SUFFIX, np.asarray(x, float), np.asarray(y, float))
+                 for label, (x, y) in (evaluation or {}).items()]
+        everything = named + evals
+        x = np.concatenate([c[1] for c in everything]) if everything else np.zeros(0)
+        y = np.concatenate([c[2] for c in everything]) if everything else np.zeros(0)
+        self.points = max((len(c[1]) for c in everything), default=0)
         ok = np.isfinite(y)
         finite = y[ok]
         top = float(finite.max()) if len(finite) else 1.0
@@ -217,19 +245,35 @@ class LossPlot(pg.PlotWidget):
                 last.setData(cx[-1:], cy[-1:])
             else:
                 last.setData([], [])
+        for i in range(max(len(evals), len(self.eval_lines))):
+            colour = CURVES[(len(named) + i) % len(CURVES)]
+            cx, cy = (evals[i][1], evals[i][2]) if i < len(evals) else (np.zeros(0), np.zeros(0))
+            self._eval_line(i, colour).setData(cx, cy, connect="finite")
         self.nonfinite.setData(x[~ok], np.full(int((~ok).sum()), top))
-        self._raw = {label: (cx, cy) for label, cx, cy in named}
-        self.legend.set_entries([(label, CURVES[i % len(CURVES)]) for i, label in enumerate(self._raw)])
+        self._raw = {label: (cx, cy) for label, cx, cy in everything}
+        self._dashed = {label for label, _, _ in evals}
+        self.legend.set_entries([(label, CURVES[i % len(CURVES)], label in self._dashed)
+                                 for i, label in enumerate(self._raw)])
 
     def labels(self) -> list[str]:
-        """The names the legend shows, in the curves' order ([] for fewer than two curves)."""
+        """The names the legend shows, in the curves' order, evaluation curves last ([] for one training curve
+        alone)."""
         return self.legend.labels()
 
     def colour(self, label: str) -> str:
-        """The colour ('#rrggbb') of the curve named `label`."""
+        """The colour ('#rrggbb') of the curve named `label` (an evaluation curve's: "val_loss (eval)")."""
+        return self._item(label).opts["pen"].color().name()
+
+    def dashed(self, label: str) -> bool:
+        """Whether the curve named `label` is drawn dashed (an evaluation curve)."""
+        return self._item(label).opts["pen"].style() == Qt.PenStyle.DashLine
+
+    def _item(self, label: str) -> pg.PlotDataItem:
         if label not in self._raw:
             raise KeyError(f"no curve {label!r}; curves: {', '.join(self._raw)}")
-        return self.lines[list(self._raw).index(label)][0].opts["pen"].color().name()
+        i = list(self._raw).index(label)
+        trained = len(self._raw) - len(self._dashed)
+        return self.lines[i][0] if i < trained else self.eval_lines[i - trained]
 
     def series(self, label: str) -> tuple[np.ndarray, np.ndarray]:
         """The data of the curve named `label` as given (not log-transformed)."""

@@ -3,15 +3,16 @@
 All from plain events, so live and replay draw the same: feed each OptimizerEvent with its iteration.
 Inputs: `add_step(iteration, event)` / `add_steps([(iteration, event), ...])` (anything with `lrs`,
 `update_norms`, `weight_norms` and optionally `grad_norms`: engine.events.OptimizerEvent);
-`set_losses({label: (iterations, losses)})`, a curve per loss (a GAN's errD and errG, named by a legend above
-the plot), or `set_loss(iterations, losses)`, one; `set_chance(level, classes)`, the loss of a guess at chance
-(a dashed line labelled "chance"); `set_cursor(iteration)` (None hides it); `clear()`.
+`set_losses({label: (iterations, losses)}, {label: (iterations, evaluation losses)})`, a curve per loss (a GAN's
+errD and errG, named by a legend above the plot; an evaluation loss dashed through its points, as in
+widgets.loss_plot), or `set_loss(iterations, losses)`, one; `set_chance(level, classes)`, the loss of a guess at
+chance (a dashed line labelled "chance"); `set_cursor(iteration)` (None hides it); `clear()`.
 Outputs: `iterationClicked(iteration)` when a person clicks a plot.
 What a person sees: `series(name)` -> (x, y) and `colour(name)` of the curve "loss" (the first loss), "loss:<label>"
-(any loss), "lr" (group 0), "lr[1]", ..., "ratio:<layer>" or "grad:<layer>"; `loss_labels()`, the loss legend's
-names (none for one loss); `grad_layers()`, the layers whose gradient norm is drawn; `chance.text()`;
-learning rate, ratio and gradient axes are logarithmic, the loss axis once it spans 100x. A layer has one
-colour in both per-layer plots.
+(any loss), "eval:<label>" (an evaluation loss), "lr" (group 0), "lr[1]", ..., "ratio:<layer>" or "grad:<layer>";
+`loss_labels()`, the loss legend's names (none for one loss alone); `grad_layers()`, the layers whose gradient
+norm is drawn; `chance.text()`; learning rate, ratio and gradient axes are logarithmic, the loss axis once it
+spans 100x. A layer has one colour in both per-layer plots.
 
 The gradient norm plot draws every layer of a small model, and of a larger one the layers with the largest
 and the smallest norm at the latest step: a norm growing step after step (no zero_grad), one blowing up or
@@ -29,7 +30,7 @@ from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
-from widgets.loss_plot import ChanceLine, CurveLegend, IterationAxis, spans_decades
+from widgets.loss_plot import EVAL_SUFFIX, ChanceLine, CurveLegend, IterationAxis, spans_decades
 from widgets.theme import CURVES, follow_palette
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
@@ -191,19 +192,22 @@ class TrainingPlots(QWidget):
         """The loss of each iteration (NaN shows as a gap): one curve."""
         self.set_losses({"loss": (iterations, losses)})
 
-    def set_losses(self, curves: dict[str, tuple]) -> None:
-        """A curve per loss, label -> (iterations, losses) (NaN shows as a gap), in the theme's colours in order;
-        two or more are named by a legend above the loss plot."""
+    def set_losses(self, curves: dict[str, tuple], evaluation: dict[str, tuple] | None = None) -> None:
+        """A curve per loss, label -> (iterations, losses) (NaN shows as a gap), in the theme's colours in order,
+        and per evaluation loss, label -> (iterations, losses), dashed through its points in the colours after
+        theirs; two or more, or any evaluation loss, are named by a legend above the loss plot."""
+        evaluation = evaluation or {}
         data = [(np.asarray(x, float), np.asarray(y, float)) for x, y in curves.values()] or [(np.zeros(0),) * 2]
-        ys = np.concatenate([y for _, y in data])
+        evals = [(np.asarray(x, float), np.asarray(y, float)) for x, y in evaluation.values()]
+        ys = np.concatenate([y for _, y in data + evals])
         log = spans_decades(ys[np.isfinite(ys)])
         if log != self._loss_log:
             self._loss_log = log
             self.loss_plot.setLogMode(y=log)
             self.chance.show_level(self.chance.level, self._classes, log)
         self._losses = list(curves)
-        names = [self._loss_name(i) for i in range(len(data))]
-        for name in [n for n in self._curves if (n == "loss" or n.startswith("loss:")) and n not in names]:
+        names = [self._loss_name(i) for i in range(len(data))] + [f"eval:{label}" for label in evaluation]
+        for name in [n for n in self._curves if (n == "loss" or n.startswith(("loss:", "eval:"))) and n not in names]:
             plot, curve = self._curves.pop(name)  # a curve of the run before
             plot.removeItem(curve)
             self._raw.pop(name, None)
@@ -211,7 +215,12 @@ class TrainingPlots(QWidget):
             name = self._loss_name(i)
             self._raw[name] = y
             self._curve(self.loss_plot, name, CURVES[i % len(CURVES)]).setData(x, y, connect="finite")
-        self.loss_legend.set_entries([(label, CURVES[i % len(CURVES)]) for i, label in enumerate(self._losses)])
+        for i, (label, (x, y)) in enumerate(zip(evaluation, evals)):
+            name, colour = f"eval:{label}", CURVES[(len(curves) + i) % len(CURVES)]
+            self._raw[name] = y
+            self._eval_curve(name, colour).setData(x, y, connect="finite")
+        self.loss_legend.set_entries([(label, CURVES[i % len(CURVES)]) for i, label in enumerate(self._losses)] + [
+            (label + EVAL_SUFFIX, CURVES[(len(curves) + i) % len(CURVES)], True) for i, label in enumerate(evaluation)])
 
     def _loss_name(self, i: int) -> str:
         """The series name of loss curve `i`: "loss" for the first, "loss:<label>" for the others."""
@@ -260,6 +269,18 @@ class TrainingPlots(QWidget):
         if name not in self._curves:
             self._curves[name] = (plot, plot.plot([], [], pen=pg.mkPen(colour, width=1.6)))
         return self._curves[name][1]
+
+    def _eval_curve(self, name: str, colour: str) -> pg.PlotDataItem:
+        """The dashed line, with a dot at each point, of the evaluation loss `name` ("eval:<label>"), in `colour`."""
+        curve = self._curves.get(name, (None, None))[1]
+        if curve is None or curve.opts["pen"].color().name() != colour:  # new, or a training loss came after it
+            pen = pg.mkPen(colour, width=1.4, style=Qt.PenStyle.DashLine)
+            if curve is None:
+                curve = self.loss_plot.plot([], [], pen=pen, symbol="o", symbolSize=4, symbolPen=None)
+                self._curves[name] = (self.loss_plot, curve)
+            curve.setPen(pen)
+            curve.setSymbolBrush(colour)
+        return curve
 
     def _relegend(self) -> None:
         """The layers' legend: as many as two rows across the plots' width hold, each named by the last two

@@ -171,7 +171,8 @@ class Monitor:
             self._last[op] = (rec.event.output, rec)
         if op in SATURATING:
             self._saturating = True
-        elif op in REGRESSION_LOSSES or op in LOSSES_OF_LOGITS:
+        elif (op in REGRESSION_LOSSES or op in LOSSES_OF_LOGITS) and rec.event.requires_grad:  # the training loss:
+            # a validation loss under no_grad between backward() and step() is not what the step minimises
             self._loss = (rec, inputs[1].array if op in REGRESSION_LOSSES and len(inputs) > 1 else None)
         elif op == "log" and rec.event.inputs:  # log(softmax(x)): the loss takes the softmax's output still
             softmax = self._made_by(rec.event.inputs[0], SOFTMAXES)
@@ -241,14 +242,16 @@ class Monitor:
         op, scores, target = rec.event.op, inputs[0].array, inputs[1].array
         made = self._made_by(rec.event.inputs[0], LAST_OF) if self._last else None
         logits = op in LOSSES_OF_LOGITS
+        trains = logits and rec.event.requires_grad
         checks = (
             lambda: self._probabilities_to(rec, made, target) if made is not None and op in PROBABILITIES_MISSED
             else None,
             lambda: self._output_mismatch(rec, made, target) if made is not None else None,
             lambda: self._time_as_batch(rec, scores) if self._recurrent is not None and op != BCE_LOGITS else None,
             lambda: self._padding_counted(rec, target) if logits and self._padding[1] is not None else None,
-            lambda: self._at_chance(rec, scores) if logits and rec.summary is not None else None,
-            lambda: self._one_class_batches(rec, scores, target) if logits else None,
+            # the training loss's: a validation loss is computed now and then, from a loader rarely shuffled
+            lambda: self._at_chance(rec, scores) if trains and rec.summary is not None else None,
+            lambda: self._one_class_batches(rec, scores, target) if trains else None,
             lambda: self._softmax_in(rec, inputs[0], made) if logits else None,
         )
         for check in checks:

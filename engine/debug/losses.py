@@ -1,9 +1,11 @@
-"""The losses of a run: every backward() root of an iteration, one curve per source line.
+"""The losses of a run: every backward() root of an iteration, one curve per source line, and the evaluation
+losses a run computes without a gradient (a validation loss), one curve per source line too.
 
     curves = LossCurves()
-    curves.feed(records)          # live: debugger records, in order (BackwardRecord, optimizer EventRecord)
-    curves.add([Root(...), Step(3), ...])   # a tape: the roots and steps it found in its columns
-    curves.curves()               # {"errD": {0: 1.38, 1: 1.21, ...}, "errG": {...}}
+    curves.feed(records)          # live: debugger records, in order (BackwardRecord, optimizer EventRecord, OpRecord)
+    curves.add([Root(...), Step(3), EvalLoss(...), ...])   # a tape: the losses and steps it found in its columns
+    curves.curves()               # training: {"errD": {0: 1.38, 1: 1.21, ...}, "errG": {...}}
+    curves.eval_curves()          # evaluation: {"val_loss": {20: 0.91, 40: 0.85, ...}}
 
 A backward pass starts at its root, the output backward() was called on; every root of one element is a loss.
 The engine marks each pass's first node (BackwardEvent.pass_start; on a tape, its pass_starts table); a tape from
@@ -21,6 +23,14 @@ of its roots in each stretch:
 - a step that evaluates its closure again and again (L-BFGS's line search): the stretch's first root, the
   loss at the weights the step started from (what step(closure) returns), not the sum of the evaluations.
 
+An evaluation loss is the one-element output of a loss op (LOSS_OPS) that requires no gradient: computed under
+`with engine.no_grad():` or from inputs that need none, it is never backpropagated, so it is no root. Its curves
+are grouped and labelled as the roots' (`val_loss += F.cross_entropy(...).item()` is "val_loss"), kept apart from
+them (a training `loss` and a validation `loss` are two curves), and a curve's value in an iteration is the mean
+of its line's losses there: an evaluation loop over 20 batches inside one iteration is one point, their mean. The
+losses composed of several ops (margin_ranking_loss to gaussian_nll_loss) end in a plain mean or sum, which says
+no loss: they are not found.
+
 The live session and the tape reader both feed one LossCurves, so a replay draws what the live run drew.
 Engine code: no Qt.
 """
@@ -37,9 +47,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.debug.records import BackwardRecord, EventRecord
+from engine.debug.records import BackwardRecord, EventRecord, OpRecord
 from engine.events import OptimizerEvent
 
+# the engine's loss ops (engine.ops.loss, engine.ops.ctc): a one-element output of one is a loss value
+LOSS_OPS = frozenset({"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
+                      "binary_cross_entropy", "binary_cross_entropy_with_logits", "ctc_loss"})
 NODE, STEP = 0, 1  # what pass_starts reads: a backward node (its forward op's seq known), an optimizer step
 
 # the target of an assignment that opens a line: `loss = ...`, `self.loss_g = ...`, `loss += ...`, `loss: T = ...`
@@ -55,6 +68,13 @@ class Root(NamedTuple):
     text: str  # the source line
     op: str
     value: float
+
+
+class EvalLoss(Root):
+    """An evaluation loss: the one-element output of a loss op that requires no gradient, where it ran, and its
+    value (a Root's fields; never a root)."""
+
+    __slots__ = ()
 
 
 class Step(NamedTuple):
@@ -158,12 +178,24 @@ class _Curve:
         self.at = (-1, -1)  # (iteration, stretch) of its latest root
 
 
+class _EvalCurve:
+    """One source line's evaluation losses: iteration -> [sum, count] of its losses there."""
+
+    __slots__ = ("file", "label", "line", "sums")
+
+    def __init__(self, label: str, file: str, line: int) -> None:
+        self.label, self.file, self.line = label, file, line
+        self.sums: dict[int, list] = {}
+
+
 class LossCurves:
     """The loss curves of one run, fed in order (see the module docstring)."""
 
     def __init__(self) -> None:
         self._curves: dict[tuple[str, int], _Curve] = {}
         self._labels: set[str] = set()
+        self._evals: dict[tuple[str, int], _EvalCurve] = {}
+        self._eval_labels: set[str] = set()  # apart from the training labels: a validation `loss` is "loss" too
         self._iteration = -1
         self._stretch = 0
         self._before: tuple[int, int, int] | None = None  # the last item fed, for pass_starts' guess
@@ -171,10 +203,20 @@ class LossCurves:
         self.seen = 0  # the seq of the last record fed: records at or before it again (a replay seeking back) are not
         self.first_op = None  # the OpEvent of the first root fed live (the chance level reads its shapes)
 
-    def add(self, items: Iterable[Root | Step]) -> bool:
-        """Fold roots and steps, in order, into the curves; True when a value changed."""
+    def add(self, items: Iterable[Root | Step | EvalLoss]) -> bool:
+        """Fold roots and steps, in order, and evaluation losses into the curves; True when a value changed."""
         changed = False
         for item in items:
+            if item.__class__ is EvalLoss:  # no part of a stretch: an evaluation between two steps changes none
+                curve = _named(self._evals, self._eval_labels, _EvalCurve, item)
+                total = curve.sums.get(item.iteration)
+                if total is None:
+                    curve.sums[item.iteration] = [item.value, 1]
+                else:
+                    total[0] += item.value
+                    total[1] += 1
+                changed = True
+                continue
             if item.iteration != self._iteration:
                 self._iteration, self._stretch = item.iteration, 0
             if item.__class__ is Step:
@@ -182,7 +224,7 @@ class LossCurves:
                     changed = self._first_of_stretch(item.iteration) or changed
                 self._stretch += 1
                 continue
-            curve = self._curve(item)
+            curve = _named(self._curves, self._labels, _Curve, item)
             at = (item.iteration, self._stretch)
             if curve.at[0] != item.iteration:
                 curve.sums, curve.firsts = [item.value], [item.value]
@@ -206,39 +248,36 @@ class LossCurves:
                 changed = True
         return changed
 
-    def _curve(self, root: Root) -> _Curve:
-        key = (root.file, root.line)
-        curve = self._curves.get(key)
-        if curve is None:
-            label = label_of(root.text, root.op, root.file, root.line)
-            if label in self._labels:  # a second line assigning `loss`: named by its place too
-                label = f"{label} @ {os.path.basename(root.file)}:{root.line}"
-            base, n = label, 2
-            while label in self._labels:
-                label, n = f"{base} ({n})", n + 1
-            self._labels.add(label)
-            curve = self._curves[key] = _Curve(label, root.file, root.line)
-        return curve
-
     def feed(self, records) -> bool:
-        """Fold the backward nodes and optimizer steps among debugger records (in order) into the curves; True
-        when a value changed. A root's value is its forward op's summary: none at capture "structure"."""
+        """Fold the backward nodes, optimizer steps and evaluation losses among debugger records (in order) into
+        the curves; True when a value changed. A loss's value is its op's summary: none at capture "structure"."""
         if not self._marked:  # a run's first backward node starts a pass: seen once, the marks are trusted
             records = records if isinstance(records, list | tuple) else list(records)  # read twice
             self._marked = any(r.__class__ is BackwardRecord and r.event.pass_start for r in records)
         items = [r for r in records if r.event.seq > self.seen and (
             (r.__class__ is BackwardRecord and r.event.forward_seq > 0 and not r.event.grad_call)
-            or (r.__class__ is EventRecord and r.event.__class__ is OptimizerEvent))]
+            or (r.__class__ is EventRecord and r.event.__class__ is OptimizerEvent)
+            or (r.__class__ is OpRecord and r.event.op in LOSS_OPS and not r.event.requires_grad))]
         if not items:
             return False
         self.seen = items[-1].event.seq
+        found: list[Root | Step | EvalLoss] = []
+        if any(r.__class__ is OpRecord for r in items):
+            for rec in items:
+                value = rec.summary.scalar if rec.__class__ is OpRecord and rec.summary is not None else None
+                if value is not None:  # a summary of one element
+                    src = rec.source
+                    found.append(EvalLoss(rec.iteration, src.file if src else "", src.line if src else 0,
+                                          src.text if src else "", rec.event.op, value))
+            items = [r for r in items if r.__class__ is not OpRecord]
+            if not items:
+                return self.add(found)
         kinds = [NODE if r.__class__ is BackwardRecord else STEP for r in items]
         its = [r.iteration for r in items]
         refs = [r.event.forward_seq if k == NODE else 0 for r, k in zip(items, kinds)]
         marks = [k == NODE and r.event.pass_start for r, k in zip(items, kinds)] if self._marked else None
         starts = pass_starts(kinds, its, refs, self._before, marks)
         self._before = (kinds[-1], its[-1], refs[-1])
-        found: list[Root | Step] = []
         for rec, kind, start in zip(items, kinds, starts.tolist()):
             if kind == STEP:
                 found.append(Step(rec.iteration, evaluates_closure(rec.event.optimizer)))
@@ -254,19 +293,42 @@ class LossCurves:
         return self.add(found)
 
     def curves(self) -> dict[str, dict[int, float]]:
-        """label -> {iteration: loss}, the curves in the order their first losses came."""
+        """The training curves, label -> {iteration: loss}, in the order their first losses came."""
         return {c.label: dict(c.values) for c in self._curves.values()}
 
+    def eval_curves(self) -> dict[str, dict[int, float]]:
+        """The evaluation curves, label -> {iteration: mean of the line's losses there}, in the order their first
+        losses came."""
+        return {c.label: {it: total / n for it, (total, n) in c.sums.items()} for c in self._evals.values()}
+
     def first(self) -> dict[int, float]:
-        """The first curve's losses (iteration -> loss); {} before any."""
+        """The first training curve's losses (iteration -> loss); {} before any."""
         return dict(next(iter(self._curves.values())).values) if self._curves else {}
 
     def __len__(self) -> int:
+        """How many training curves."""
         return len(self._curves)
 
 
-def loss_curves(items: Iterable[Root | Step]) -> dict[str, dict[int, float]]:
-    """label -> {iteration: loss} of a run's roots and steps, in order (see the module docstring)."""
+def _named(curves: dict, labels: set[str], make, loss: Root | EvalLoss):
+    """The curve of `loss`'s source line among `curves`, made with a label not yet in `labels` when new."""
+    key = (loss.file, loss.line)
+    curve = curves.get(key)
+    if curve is None:
+        label = label_of(loss.text, loss.op, loss.file, loss.line)
+        if label in labels:  # a second line assigning `loss`: named by its place too
+            label = f"{label} @ {os.path.basename(loss.file)}:{loss.line}"
+        base, n = label, 2
+        while label in labels:
+            label, n = f"{base} ({n})", n + 1
+        labels.add(label)
+        curve = curves[key] = make(label, loss.file, loss.line)
+    return curve
+
+
+def loss_curves(items: Iterable[Root | Step | EvalLoss]) -> dict[str, dict[int, float]]:
+    """label -> {iteration: loss}, the training curves of a run's roots and steps, in order (see the module
+    docstring)."""
     curves = LossCurves()
     curves.add(items)
     return curves.curves()

@@ -6,7 +6,9 @@
         for rec in tape.records(iteration=3): ...           # OpRecord, BackwardRecord, EventRecord
         tape.graph(3); tape.summary(tensor_id); tape.value(tensor_id); tape.alerts(); tape.edits()
         tape.loss_curves()   # {"errD": {iteration: loss}, "errG": {...}}: one curve per source line of a loss
-        tape.losses()        # iteration -> loss of the first curve
+        tape.eval_loss_curves()   # {"val_loss": {iteration: mean loss}}: losses computed without a gradient
+        tape.losses()        # iteration -> loss of the first training curve
+        tape.loss_history()  # both kinds at once, as an engine.debug.losses.LossCurves
         tape.parameter_names(); tape.parameters(3); tape.parameter("fc1.weight", 3)  # ParameterSnapshot
         tape.output(stop_seq=cursor + 1); tape.output_cut()  # what the script printed, as far as an event
 
@@ -34,7 +36,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.debug.losses import NODE, STEP, Root, Step, evaluates_closure, loss_curves, pass_starts
+from engine.debug.losses import (
+    LOSS_OPS,
+    NODE,
+    STEP,
+    EvalLoss,
+    LossCurves,
+    Root,
+    Step,
+    evaluates_closure,
+    pass_starts,
+)
 from engine.debug.records import BackwardRecord, EventRecord, IterationEvent, OpRecord
 from engine.debug.source import SourceFrame
 from engine.debug.summary import TensorSummary
@@ -350,9 +362,9 @@ class Tape:
 
     @_guard
     def losses(self, columns: dict[str, np.ndarray] | None = None) -> dict[int, float]:
-        """iteration -> loss of the first loss curve (see loss_curves); {} when the tape holds none.
+        """iteration -> loss of the first training loss curve (see loss_curves); {} when the tape holds none.
         columns: what columns(*LOSS_COLUMNS) gave, when the caller has read them already."""
-        return next(iter(self.loss_curves(columns).values()), {})
+        return self.loss_history(columns).first()
 
     @_guard
     def loss_curves(self, columns: dict[str, np.ndarray] | None = None) -> dict[str, dict[int, float]]:
@@ -361,6 +373,19 @@ class Tape:
         steps add up, and an iteration's stretches average). A loss is a one-element root's mean (NaN when not
         finite); iterations without one are left out. Needs summaries: a structure tape has none. columns: what
         columns(*LOSS_COLUMNS) gave (or more), when the caller has read them already."""
+        return self.loss_history(columns).curves()
+
+    @_guard
+    def eval_loss_curves(self, columns: dict[str, np.ndarray] | None = None) -> dict[str, dict[int, float]]:
+        """label -> {iteration: mean loss}, one curve per source line of the loss ops whose one-element output
+        required no gradient (a validation loss under no_grad), each iteration's losses of a line averaged
+        (engine.debug.losses). Needs summaries: a structure tape has none."""
+        return self.loss_history(columns).eval_curves()
+
+    @_guard
+    def loss_history(self, columns: dict[str, np.ndarray] | None = None) -> LossCurves:
+        """The training and evaluation loss curves of the whole tape (loss_curves, eval_loss_curves) in one
+        LossCurves, from one read of its columns."""
         cols = columns if columns is not None and all(n in columns for n in LOSS_COLUMNS) \
             else self._columns(LOSS_COLUMNS)
         seq, kind, ref = cols["seq"], cols["kind"], cols["ref"]
@@ -375,11 +400,24 @@ class Tape:
         at = np.minimum(np.searchsorted(seq, ref[starts]), max(len(seq) - 1, 0))
         found = (seq[at] == ref[starts]) & (kind[at] == schema.OP) if len(seq) else np.zeros(0, bool)
         roots = dict(zip(starts[found].tolist(), at[found].tolist()))  # backward row -> its forward op's row
-        scalars = {tid: s.scalar for tid, s in self.summaries(cols["tensor"][list(roots.values())].tolist()).items()}
+        evals = np.flatnonzero((kind == schema.OP) & np.isin(cols["node"], self._eval_loss_nodes()))
+        tensors = cols["tensor"][[*roots.values(), *evals.tolist()]].tolist()
+        scalars = {tid: s.scalar for tid, s in self.summaries(tensors).items()}
         places: dict[tuple[int, int], tuple[str, int, str, str]] = {}
+
+        def place(op_row: int) -> tuple[str, int, str, str]:
+            """(file, line, text, op) of the op in row `op_row`."""
+            node, stack = int(cols["node"][op_row]), int(cols["stack"][op_row])
+            hit = places.get((node, stack))
+            if hit is None:
+                src = self._stack(stack)[0] if stack else None
+                hit = places[(node, stack)] = (src.file if src else "", src.line if src else 0,
+                                               src.text if src else "", self._node(node)[1])
+            return hit
+
         closures = {_int(step_seq) for step_seq, name in
                     self._conn.execute("SELECT seq, optimizer FROM optimizer_steps") if evaluates_closure(_text(name))}
-        items: list[Root | Step] = []
+        items: list[Root | Step | EvalLoss] = []
         for row in picked[(kinds == STEP) | np.isin(picked, starts[found])].tolist():
             iteration = int(cols["iteration"][row])
             if row not in roots:
@@ -387,16 +425,24 @@ class Tape:
                 continue
             op_row = roots[row]
             value = scalars.get(int(cols["tensor"][op_row]))
-            if value is None:
-                continue
-            node, stack = int(cols["node"][op_row]), int(cols["stack"][op_row])
-            place = places.get((node, stack))
-            if place is None:
-                src = self._stack(stack)[0] if stack else None
-                place = places[(node, stack)] = (src.file if src else "", src.line if src else 0,
-                                                 src.text if src else "", self._node(node)[1])
-            items.append(Root(iteration, place[0], place[1], place[2], place[3], value))
-        return loss_curves(items)
+            if value is not None:
+                items.append(Root(iteration, *place(op_row), value))
+        for row in evals.tolist():
+            value = scalars.get(int(cols["tensor"][row]))
+            if value is not None:  # a summary of one element
+                items.append(EvalLoss(int(cols["iteration"][row]), *place(row), value))
+        curves = LossCurves()
+        curves.add(items)
+        return curves
+
+    def _eval_loss_nodes(self) -> np.ndarray:
+        """The ids of the op nodes whose output is an evaluation loss: a loss op's (LOSS_OPS) one-element output
+        that requires no gradient (the nodes table: ops are told apart by signature, requires_grad with it)."""
+        marks = ",".join("?" * len(LOSS_OPS))
+        ids = [_int(rid) for rid, shape in self._conn.execute(
+            f"SELECT id, output_shape FROM nodes WHERE kind = 'op' AND requires_grad = 0 AND op IN ({marks})",
+            tuple(sorted(LOSS_OPS))) if math.prod(parse_shape(_text(shape))) == 1]
+        return np.asarray(ids, np.int64)
 
     def in_grad_call(self, seqs) -> np.ndarray:
         """Whether each event of `seqs` (sequence numbers) is a backward node that autograd.grad() ran (its

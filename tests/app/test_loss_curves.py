@@ -1,5 +1,6 @@
 """A curve per loss in the session and the window, live and in replay: a GAN's errD and errG, the sum of
-accumulated micro-batch losses, one loss as before."""
+accumulated micro-batch losses, one loss as before, and a validation loss computed under no_grad as a dashed
+evaluation curve beside the training loss."""
 
 import json
 import textwrap
@@ -61,14 +62,58 @@ ACCUMULATE = """
 """
 
 
+PLAIN = """
+    import engine, engine.nn as nn, engine.nn.functional as F
+
+    engine.manual_seed(0)
+    model = nn.Linear(5, 3)
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, y = engine.randn(16, 5), engine.randint(0, 3, (16,))
+    for it in range(4):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    print("[]")
+"""
+
+EVALUATE = """
+    import json
+    import engine, engine.nn as nn, engine.nn.functional as F
+
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 3))
+    criterion = nn.CrossEntropyLoss()
+    opt = engine.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = engine.randn(24, 6), engine.randint(0, 3, (24,))
+    val = [(engine.randn(12, 6), engine.randint(0, 3, (12,))) for _ in range(4)]
+    evaluated, trained = {{}}, []
+    for it in range({steps}):
+        if it % {every} == 0:  # before the step: the first evaluation comes before any training
+            model.eval()
+            val_loss = 0.0
+            with engine.no_grad():
+                for xv, yv in val:
+                    val_loss += F.cross_entropy(model(xv), yv).item()
+            evaluated[it] = val_loss / len(val)
+            model.train()
+        opt.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        opt.step()
+        trained.append(loss.item())
+    print(json.dumps([trained, evaluated]))
+"""
+
+
 def write(tmp_path, name: str, body: str) -> str:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
     return str(path)
 
 
-def run_live(qtbot, sessions, path: str, record: str | None = None) -> LiveSession:
-    s = LiveSession(Target.script(path), pause_on_entry=False, record=record).start()
+def run_live(qtbot, sessions, path: str, record: str | None = None, capture: str = "summary") -> LiveSession:
+    s = LiveSession(Target.script(path), pause_on_entry=False, record=record, capture=capture).start()
     sessions.append(s)
     printed = []
 
@@ -116,7 +161,7 @@ def test_the_window_draws_a_legend_for_a_gan_and_none_for_one_loss(qtbot, tmp_pa
     assert window.training_plots.loss_labels() == ["errD", "errG"]
     assert window.loss_plot.colour("errD") != window.loss_plot.colour("errG")
     assert len(window.loss_plot.series("errG")[0]) == 5
-    assert window.run_script(write(tmp_path, "accumulate.py", ACCUMULATE), run=True)  # one loss: as before
+    assert window.run_script(write(tmp_path, "plain.py", PLAIN), run=True)  # one loss: as before
     qtbot.waitUntil(lambda: window.session.ended is not None and window.loss_plot.points == 4, timeout=TIMEOUT)
     assert window.loss_plot.labels() == [] and window.training_plots.loss_labels() == []
     assert not window.loss_plot.plotItem.titleLabel.isVisible()
@@ -135,3 +180,68 @@ def test_a_replayed_gan_tape_shows_both_curves_with_a_cursor(qtbot, tmp_path):
     with engine.tape.open(tape) as t:
         assert list(t.loss_curves()) == ["errD", "errG"] and t.losses() == t.loss_curves()["errD"]
     assert window.loss_plot.cursor.isVisible() and window.loss_plot.cursor.value() == window.session.iteration
+
+
+def test_a_validation_loss_every_k_iterations_is_an_evaluation_curve_of_the_printed_means(qtbot, sessions, tmp_path):
+    tape = str(tmp_path / "evaluate.tape")
+    s = run_live(qtbot, sessions, write(tmp_path, "evaluate.py", EVALUATE.format(steps=30, every=10)), record=tape)
+    trained, evaluated = s.printed
+    curves = s.eval_loss_curves()
+    assert list(curves) == ["val_loss"]  # `val_loss += F.cross_entropy(...).item()`: named by its target
+    its, means = curves["val_loss"]
+    assert its == [0, 10, 20] == [int(k) for k in evaluated]
+    assert means == pytest.approx(list(evaluated.values()), abs=1e-6)  # each the mean of the 4 batches
+    # the training curve is the training loss alone, and the first curve though the evaluation came first
+    assert list(s.loss_curves()) == ["loss"] and s.loss_curve()[1] == pytest.approx(trained, abs=1e-6)
+    assert s.losses == dict(zip(*s.loss_curve())) and s.loss_history.first_op.requires_grad
+    replayed = ReplaySession(tape)
+    sessions.append(replayed)
+    assert replayed.eval_loss_curves() == curves and replayed.loss_curves() == s.loss_curves()
+    assert replayed.losses == s.losses
+
+
+def test_a_no_grad_loss_inside_the_training_iteration_is_an_evaluation_curve(qtbot, sessions, tmp_path):
+    s = run_live(qtbot, sessions, write(tmp_path, "accumulate.py", ACCUMULATE))
+    assert list(s.loss_curves()) == ["loss"]  # as without it: the accumulated micro-batch losses
+    assert s.loss_curve()[1] == pytest.approx(s.printed, abs=1e-6)
+    line = textwrap.dedent(ACCUMULATE).splitlines().index(
+        "        full.append(F.cross_entropy(model(x), y).item())  # the whole batch's loss, by hand") + 1
+    assert s.eval_loss_curves() == {f"cross_entropy @ accumulate.py:{line}": ([0, 1, 2, 3], pytest.approx(s.printed))}
+
+
+def test_a_structure_capture_draws_no_evaluation_curve(qtbot, sessions, tmp_path):
+    from app.cli import main
+
+    script = write(tmp_path, "evaluate.py", EVALUATE.format(steps=6, every=3))
+    s = run_live(qtbot, sessions, script, capture="structure")  # no summaries: no loss values
+    assert s.eval_loss_curves() == {} and s.loss_curves() == {}
+    tape = str(tmp_path / "structure.tape")
+    assert main(["record", script, "-o", tape, "--capture", "structure"]) == 0
+    window = make_window(qtbot, tmp_path)
+    assert window.open_tape(tape)
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+    assert window.session.eval_loss_curves() == {} and window.loss_plot.points == 0
+    assert window.loss_plot.labels() == [] and window.training_plots.loss_labels() == []
+
+
+def test_the_window_draws_a_validation_loss_dashed_and_named_live_and_in_replay(qtbot, tmp_path):
+    from app.cli import main
+
+    script = write(tmp_path, "evaluate.py", EVALUATE.format(steps=12, every=4))
+    window = make_window(qtbot, tmp_path)
+    assert window.run_script(script, run=True)
+    qtbot.waitUntil(lambda: window.session.ended is not None and window.loss_plot.points == 12, timeout=TIMEOUT)
+    plot = window.loss_plot
+    assert plot.labels() == ["loss", "val_loss (eval)"] == window.training_plots.loss_labels()
+    assert plot.dashed("val_loss (eval)") and not plot.dashed("loss")
+    assert plot.colour("val_loss (eval)") != plot.colour("loss")
+    assert plot.series("val_loss (eval)")[0].tolist() == [0, 4, 8]
+    assert window.training_plots.series("eval:val_loss")[0].tolist() == [0, 4, 8]
+    live = {label: plot.series(label) for label in plot.labels()}
+    tape = str(tmp_path / "evaluate.tape")
+    assert main(["record", script, "-o", tape, "--capture", "summary"]) == 0
+    assert window.open_tape(tape)
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+    assert plot.labels() == ["loss", "val_loss (eval)"]
+    for label, (x, y) in live.items():  # the replay draws what the live run drew
+        assert plot.series(label)[0].tolist() == x.tolist() and plot.series(label)[1] == pytest.approx(y)

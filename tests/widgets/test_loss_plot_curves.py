@@ -113,3 +113,36 @@ def test_training_plots_draw_a_curve_per_loss_with_a_legend_only_for_two(qtbot):
     assert plots.loss_labels() == []
     with pytest.raises(KeyError):
         plots.series("loss:errG")
+
+
+EPOCHS = np.arange(0, 30, 10)  # a validation loss once an epoch of 10 iterations
+
+
+def test_an_evaluation_curve_is_dashed_through_its_points_and_named_beside_one_training_loss(qtbot):
+    plot = shown(qtbot, LossPlot())
+    plot.set_curves({"loss": (ITS, 2.0 - 0.05 * ITS)}, {"val_loss": (EPOCHS, [1.9, 1.6, 1.7])})
+    assert plot.labels() == ["loss", "val_loss (eval)"]  # one training loss, yet a legend: which line is which
+    assert plot.dashed("val_loss (eval)") and not plot.dashed("loss")
+    assert plot.colour("loss") == CURVES[0] and plot.colour("val_loss (eval)") == CURVES[1]
+    assert plot.series("val_loss (eval)")[0].tolist() == EPOCHS.tolist()
+    assert "\u254d\u254d" in plot.plotItem.titleLabel.item.toPlainText()  # the legend's mark is dashed too
+    assert pixels_of(plot, CURVES[1]) > 20  # drawn, with its three points
+    assert plot.points == len(ITS)
+    plot.set_curves({"loss": (ITS, 2.0 - 0.05 * ITS)})  # a run without evaluation: as before
+    gone = plot.eval_lines[0].getData()[0]
+    assert plot.labels() == [] and (gone is None or len(gone) == 0)  # its line is drawn no more
+    plot.set_curves({}, {"val_loss": (EPOCHS, [1.9, math.nan, 1.7])})  # evaluation alone: named, NaN crossed
+    assert plot.labels() == ["val_loss (eval)"] and plot.colour("val_loss (eval)") == CURVES[0]
+    assert plot.nonfinite.getData()[0].tolist() == [10] and plot.points == 3
+
+
+def test_training_plots_draw_an_evaluation_curve_dashed_after_the_training_losses(qtbot):
+    plots = shown(qtbot, TrainingPlots(), 420, 380)
+    plots.set_losses(GAN, {"val_loss": (EPOCHS, [1.2, 1.1, 1.3])})
+    assert plots.loss_labels() == ["errD", "errG", "val_loss (eval)"]
+    assert plots.colour("eval:val_loss") == CURVES[2]
+    assert plots.series("eval:val_loss")[0].tolist() == EPOCHS.tolist()
+    plots.set_losses({"loss": GAN["errD"]})
+    assert plots.loss_labels() == []
+    with pytest.raises(KeyError):
+        plots.series("eval:val_loss")
