@@ -44,7 +44,20 @@ KINDS: dict[str, tuple[str, str]] = {
     "output_range": ("output range", "targets outside the final activation's range"),
     "optimizer_idle": ("optimizer idle", "an optimizer that never steps"),
     "lr_rising": ("learning rate rising", "a learning rate that keeps rising"),
+    "lr_zero": ("learning rate 0", "a learning rate of 0"),
+    "class_dim": ("classes on last dim", "class scores read along the wrong dim"),
+    "same_units": ("identical units", "layers whose units all hold the same weights"),
+    "several_labels": ("multi-label in softmax", "multi-hot targets given to cross_entropy"),
+    "clipped_hard": ("clipping too hard", "gradients clipped far below their norm at every step"),
+    "overfitting": ("overfitting", "a validation loss rising while the training loss falls"),
+    "term_without_gradient": ("loss term cut off", "a loss term that carries no gradient"),
+    "padding_mask": ("padding mask inverted", "a key_padding_mask True on the tokens, not the padding"),
     "at_chance": ("loss at chance", "a loss that stays at chance"),
+    "history_kept": ("graph kept across steps", "a graph carried from iteration to iteration"),
+    "unused_result": ("result unused", "an op result nothing takes"),
+    "train_mode_eval": ("eval() missing?", "dropout or BatchNorm in training mode with gradients off"),
+    "unscaled_pixels": ("pixels not scaled", "uint8 inputs fed as 0..255"),
+    "class_weights": ("class weights reversed", "class weights that favour the common classes"),
 }
 
 
@@ -74,6 +87,11 @@ def step_alert(rec, kind: str, name: str, message: str) -> AlertEvent:
     src = rec.source
     return AlertEvent(next_seq(), kind, message, "", name, "", 0, rec.iteration, src.file if src else "",
                       src.line if src else 0, src.text if src else "", math.nan)
+
+
+def layer_of(name: str) -> str:
+    """The layer a parameter belongs to: its path without the last part ('fc1.weight' -> 'fc1')."""
+    return name.rpartition(".")[0] or name
 
 
 def optimizer_text(opt, group: int) -> str:

@@ -2,7 +2,9 @@
 gradient norms, dead ReLUs; and the classic reasons a model will not train: updates as large as the
 weights (a learning rate far too high), gradients that pile up across steps (no zero_grad), parameters
 with gradients that no optimizer updates (a layer replaced after the optimizer was made), frozen
-parameters given to an optimizer, and probabilities passed to a loss that wants logits.
+parameters given to an optimizer, and probabilities passed to a loss that wants logits. The loose ends of a
+loop (a graph kept from step to step, a result nothing takes, an evaluation in training mode, over-fitting...) are
+checked by its base class, engine.debug.loop_checks.LoopChecks.
 
 Each says what is wrong, where (the layer, as the model names it) and what to try, once per condition:
 the gradient-norm alerts are one alert naming the worst parameter, not one per parameter.
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.backend import array_module, host_floats, square_sum
-from engine.debug.alert_text import make_alert, names_text, others_text, step_alert, where
+from engine.debug.alert_text import layer_of, make_alert, names_text, others_text, step_alert, where
+from engine.debug.loop_checks import LAYERS, LoopChecks
 from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import updated_parameters
 from engine.debug.records import BackwardRecord, OpRecord
@@ -69,7 +72,7 @@ SATURATING = frozenset({"sigmoid", "tanh"})
 SOFTMAXES = frozenset({"softmax", "log_softmax"})
 RANGES = {"relu": (0.0, math.inf), "softplus": (0.0, math.inf), "exp": (0.0, math.inf), "sigmoid": (0.0, 1.0),
           "tanh": (-1.0, 1.0)}  # what a regression's final activation can output
-LAST_OF = frozenset({*RANGES, *SOFTMAXES, "dropout"})  # ops whose last output a loss may take straight
+LAST_OF = frozenset({*RANGES, *SOFTMAXES, "dropout", "linear"})  # ops whose last output a loss may take straight
 BCE_LOGITS = "binary_cross_entropy_with_logits"
 OUTSIDE_SHARE = 0.1  # a regression's targets outside its final activation's range
 LOSSES_OF_OUTPUTS = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
@@ -101,7 +104,7 @@ FEW_STEPS = 3  # iterations in a row that few: a DataLoader's last, smaller batc
 ADAPTIVE = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "SparseAdam"})
 
 
-class Monitor:
+class Monitor(LoopChecks):
     """Checks records as they are made and returns the alerts they raise."""
 
     def __init__(self, settings: AlertSettings, params=None, tensors=None) -> None:
@@ -138,12 +141,13 @@ class Monitor:
         self._zero_layers: set[str] | None = None  # layers whose weights started at zero (None: no step seen yet)
         # id(optimizer) -> its learning rate's (first, last, rises in a row, highest, its iteration, low steps in a row)
         self._lrs: dict[int, tuple] = {}
+        self._zero_lr: dict[int, int] = {}  # id(optimizer) -> steps in a row at a learning rate of 0
         self._batch_classes: deque = deque(maxlen=ONE_CLASS_BATCHES)  # each loss's one class, or None: several
         self._backward_seen = False  # a backward ran since the last step
         self._last: dict[str, tuple] = {}  # op in LAST_OF -> (tensor id of the output, record) of its last run
         self._passes = self._passes_per_step = 0  # backward() calls since the last step; before the last step
         self._first_loss: float | None = None  # the first loss a step saw (its size), for _converged
-        self._padding: tuple = (None, None)  # (padding_idx, record) of the last Embedding with one
+        self._padding: tuple = (None, None, None)  # (padding_idx, record, indices) of the last Embedding with one
         self._recurrent: OpRecord | None = None  # the last recurrent layer's op
         # id of a live optimizer -> (steps of another in a row it did not take while new gradients came, them)
         self._idle: dict[int, tuple] = {}
@@ -151,6 +155,7 @@ class Monitor:
         self._bare_steps = 0  # steps in a row that found no gradient at all, a backward having run before each
         self._steps_seen = 0  # optimizer steps this monitor saw
         self._tiny_steps = 0  # steps in a row whose every layer moved by less than TINY_UPDATE of its weights
+        self._loop_state()
 
     def new_iteration(self, iteration: int) -> None:
         """Forget per-iteration state."""
@@ -158,14 +163,21 @@ class Monitor:
         self._eval_norms.clear()
         self._last.clear()
         self._norms_train_now = False
+        self._loop_new_iteration()
 
     def op(self, rec: OpRecord, inputs: tuple, out) -> AlertEvent | None:
         """A NaN-origin or dead-ReLU alert for a forward op, or None."""
         s = self.settings
+        # first: it notes what each op takes, which a non-finite op's early return would skip
+        loose = self._loose_ends(rec, out) if s.training else None
+        if loose is None and rec.event.op == "masked_fill" and self._padding[1] is not None and len(inputs) > 1:
+            loose = self._inverted_padding_mask(rec, inputs[1].array)  # here: its -inf output ends the checks below
         if s.nonfinite:
             nonfinite, alert = self.nonfinite.op(rec, inputs, out)
             if nonfinite:
-                return alert
+                return alert or loose
+        if loose is not None:
+            return loose
         op = rec.event.op
         if op in LAST_OF:  # the last one: a loss may take its output straight
             self._last[op] = (rec.event.output, rec)
@@ -181,9 +193,15 @@ class Monitor:
         elif "steps" in rec.event.args and "hidden_size" in rec.event.args and len(rec.event.input_shapes) > 1:
             self._recurrent = rec  # a recurrent layer's fused op: its steps, and its batch (the state's rows)
         elif op == "embedding" and rec.event.args.get("padding_idx") is not None:
-            self._padding = (rec.event.args["padding_idx"], rec)
+            self._padding = (rec.event.args["padding_idx"], rec, inputs[0].array)
         elif op in RESHAPES and rec.event.input_shapes:
             alert = self._reordering_view(rec)
+            if alert is not None:
+                return alert
+        elif op == "to" and inputs and inputs[0].array.dtype == np.uint8:
+            self._converted_bytes(rec, inputs[0].array)
+        elif op in LAYERS and self._pixels and rec.event.inputs:
+            alert = self._unscaled_pixels(rec)
             if alert is not None:
                 return alert
         if op == "batch_norm" and rec.event.requires_grad and s.training:  # a norm in a pass that will train
@@ -252,7 +270,13 @@ class Monitor:
             # the training loss's: a validation loss is computed now and then, from a loader rarely shuffled
             lambda: self._at_chance(rec, scores) if trains and rec.summary is not None else None,
             lambda: self._one_class_batches(rec, scores, target) if trains else None,
+            lambda: self._several_labels(rec, scores, target) if op == "cross_entropy" and target.dtype.kind == "f"
+            else None,
+            lambda: self._classes_last(rec, made) if logits and made is not None and made.event.op == "linear" and
+            len(made.event.output_shape) >= 3 else None,
             lambda: self._softmax_in(rec, inputs[0], made) if logits else None,
+            lambda: self._class_weights(rec, target, inputs[2].array) if logits and len(inputs) > 2 and
+            inputs[2] is not None and self._class_counts is not False else None,
         )
         for check in checks:
             alert = check()
@@ -263,15 +287,21 @@ class Monitor:
     def _softmax_in(self, rec: OpRecord, x, made: OpRecord | None) -> AlertEvent | None:
         """A softmax over the batch before a loss that wants logits, or probabilities reaching it."""
         softmax = made if made is not None and made.event.op in SOFTMAXES and \
-            len(made.event.output_shape) == 2 else None
-        if softmax is not None and softmax.event.args.get("dim") == 0 and softmax.event.input_shapes[0][0] > 1 and \
-                self._starts(("softmax_dim", ""), True):
-            shape = tuple(softmax.event.input_shapes[0])
-            return make_alert("softmax_dim", f"{where(softmax)} normalises over dim 0, the batch (input {shape}), "
-                              f"and {rec.event.op} takes it, iteration {rec.iteration}: each class's scores become a "
-                              "distribution over the samples, not each sample's over the classes. Use dim=1 (or "
-                              f"dim=-1) in {softmax.event.op}", softmax, 0.0)
-        return self._probabilities_in(rec, x, softmax)
+            len(made.event.output_shape) >= 2 else None
+        if softmax is None:
+            return self._probabilities_in(rec, x, None)
+        shape = tuple(softmax.event.input_shapes[0])
+        dim = softmax.event.args.get("dim")
+        dim = dim % len(shape) if isinstance(dim, int) else 1
+        if dim != 1 and shape[dim] > 1 and self._starts(("softmax_dim", ""), True):
+            over = "the batch" if dim == 0 else f"size {shape[dim]}"
+            fix = "dim=1 (or dim=-1)" if len(shape) == 2 else "dim=1, the classes"
+            return make_alert("softmax_dim", f"{where(softmax)} normalises over dim {dim}, {over} (input {shape}), "
+                              f"and {rec.event.op}, which reads dim 1 as the classes, takes it, iteration "
+                              f"{rec.iteration}: the scores become a distribution over "
+                              f"{'the samples' if dim == 0 else 'another dimension'}, not each sample's over the "
+                              f"classes. Use {fix} in {softmax.event.op}", softmax, float(dim))
+        return self._probabilities_in(rec, x, softmax if len(shape) == 2 else None)
 
     def _probabilities_to(self, rec: OpRecord, made: OpRecord, target) -> AlertEvent | None:
         """An alert placed at `made` (a sigmoid or softmax) whose output goes to a loss that wants logits
@@ -344,9 +374,11 @@ class Monitor:
     def _padding_counted(self, rec: OpRecord, target) -> AlertEvent | None:
         """An alert when PADDING_SHARE of a loss's targets are an Embedding's padding_idx and the loss counts them
         (its ignore_index is another): the model learns to predict padding, and the loss looks better than it is."""
-        pad, emb = self._padding
+        pad, emb, _ = self._padding
         if target.dtype.kind not in "iu" or not target.size or rec.event.args.get("ignore_index") == pad:
             return None
+        if target.size != math.prod(emb.event.input_shapes[0]):
+            return None  # not a target per token: labels of whole sequences, whose class `pad` is just a class
         share = float((target == pad).mean())
         if not self._starts(("padding_counted", ""), share >= PADDING_SHARE):
             return None
@@ -475,6 +507,20 @@ class Monitor:
         self._backward_seen = True
         if rec.event.pass_start and not rec.event.grad_call:
             self._passes += 1
+            root = self._scalars.get(rec.forward.event.output) if rec.forward is not None else None
+            if root is not None:
+                self._roots.append((root, rec.iteration))
+            fwd = rec.forward
+            if fwd is not None and fwd.summary is not None:
+                self._root_value = fwd.summary.scalar
+            if fwd is not None and fwd.event.op in ("add", "sub") and self._gradless_scalars:
+                alert = self._term_without_gradient(fwd)
+                if alert is not None:
+                    return alert
+            if self._forward_open and self.settings.training:
+                alert = self._unused_results()
+                if alert is not None:
+                    return alert
         return self.nonfinite.backward(rec, grad_in, grads) if self.settings.nonfinite else None
 
     def step(self, rec) -> list[AlertEvent]:
@@ -490,6 +536,8 @@ class Monitor:
             self._passes_per_step, self._passes = self._passes, 0
             if self._first_loss is None:
                 self._converged()  # takes the first loss
+        if self._same_units is None and event.__class__.__name__ == "OptimizerEvent":
+            alerts += self._identical_units(rec)  # first: a fading gradient at this step may be its doing
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
         if self._zero_layers is None and getattr(event, "update_norms", None):
@@ -501,7 +549,8 @@ class Monitor:
         if s.update_ratio_max is not None and getattr(event, "update_norms", None):
             alerts += self._large_updates(rec)
         if s.training and event.__class__.__name__ == "OptimizerEvent":
-            alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate(rec)
+            alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate(rec) + self._clipped_hard(rec)
+            alerts += self._losses_kept(rec) + self._overfitting(rec)
         self._dead = ""
         return alerts
 
@@ -563,6 +612,9 @@ class Monitor:
                 causes.append(f"the targets of {loss.event.op} reach {big:.3g} (mean {mean:.3g}): a network's outputs "
                               "start near 0, so the loss and its gradients start on the targets' scale. Standardise "
                               "the targets (subtract their mean, divide by their std) and scale predictions back")
+        if ("unscaled_pixels", "") in self._raised:
+            causes.append("the model's inputs are uint8 pixels fed as 0..255 (the 'pixels not scaled' alert): "
+                          "divide them by 255")
         if loss is not None and loss.event.args.get("reduction") == "sum":
             causes.append(f"{loss.event.op} sums over the batch (reduction='sum'), so its gradient grows with the "
                           "batch size: use reduction='mean', or divide the learning rate by the batch size")
@@ -606,6 +658,10 @@ class Monitor:
         if self._zero_layers:
             return ("the weights started at zero (see the zero-init alert), and a gradient passes back through "
                     "a layer in proportion to its weights: initialise them with engine.nn.init")
+        if self._same_units:
+            return (f"every unit of {names_text(self._same_units)} holds the same weights (see the identical-units "
+                    "alert): units alike get gradients alike, which can cancel where they are summed; initialise "
+                    "them with engine.nn.init")
         if self._few_norm:
             per_channel, norm = self._few_norm
             return (f"'{norm}' normalises each channel over only {per_channel} values, and the gradient through a "
@@ -634,7 +690,7 @@ class Monitor:
         """Early in a run: an alert when every layer moves by less than TINY_UPDATE of its weights for TINY_STEPS
         steps in a row: a learning rate far too low (a converged model moves little too, but not from the start)."""
         event = rec.event
-        updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
+        updates, weights = _perlayer_of(event.update_norms), _perlayer_of(event.weight_norms)
         ratios = {layer: u / max(weights.get(layer, 0.0), WEIGHT_FLOOR) for layer, u in updates.items()}
         top = max(ratios.items(), key=lambda item: item[1], default=("", 0.0))
         self._tiny_steps = self._tiny_steps + 1 if 0 < top[1] < TINY_UPDATE else 0
@@ -655,11 +711,11 @@ class Monitor:
         names = [name for name in weights if not name.endswith("bias")]
         zero = [name for name in names if weights[name] == 0 or
                 (updates.get(name, 0.0) > 0 and abs(weights[name] - updates[name]) <= 1e-6 * updates[name])]
-        self._zero_layers = {_layer(name) for name in zero}
+        self._zero_layers = {layer_of(name) for name in zero}
         if len(names) < 2 or 2 * len(zero) <= len(names):
             self._zero_layers = set()
             return []
-        layers = list(dict.fromkeys(_layer(name) for name in zero))
+        layers = list(dict.fromkeys(layer_of(name) for name in zero))
         message = (f"the weights of {len(zero)} of the {len(names)} layers ({names_text(layers)}) started at zero, "
                    f"iteration {rec.iteration}: the units of such a layer compute the same output and get the same "
                    "gradient, so they stay alike and the layer learns like a single unit. Initialise them with "
@@ -670,7 +726,7 @@ class Monitor:
     def _large_updates(self, rec) -> list[AlertEvent]:
         """An alert when layers' updates stay as large as their weights: the learning rate is far too high."""
         event, limit = rec.event, self.settings.update_ratio_max
-        updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
+        updates, weights = _perlayer_of(event.update_norms), _perlayer_of(event.weight_norms)
         big = []
         for layer, u in updates.items():
             if self._zero_layers and layer in self._zero_layers:
@@ -719,7 +775,7 @@ class Monitor:
         mine = {id(p) for group in opt.param_groups for p in group["params"]} if opt is not None else held
         grads = dict(self._grads)
         stepped = False  # some parameter of the stepping optimizer got a gradient: the loss reaches it
-        for name, p in self.params():
+        for name, p in self._with_others(rec, opt):
             g = p.grad
             if g is None:
                 if id(p) in held and not p.requires_grad:
@@ -891,6 +947,16 @@ class Monitor:
                 f"iteration {rec.iteration}, and stayed below {LR_GONE:g} of it for {low} steps: the weights no longer "
                 "move, so the loss stays where it is. A scheduler stepped every batch where it was meant for every "
                 "epoch? Call scheduler.step() once per epoch, or give it its length in batches")))
+        zero = self._zero_lr[id(opt)] = self._zero_lr.get(id(opt), 0) + 1 if lr == 0 else 0
+        if self._starts(("lr_zero", str(id(opt))), zero >= LR_GONE_STEPS):
+            initial = [g.get("initial_lr") for g in opt.param_groups]
+            scheduled = any(isinstance(v, int | float) and v > 0 for v in initial)
+            why = ("a scheduler set it when it was made (a warmup that starts at 0) and its step() is never called? "
+                   "Call scheduler.step() after each optimizer.step() (or once per epoch, as it is meant)" if scheduled
+                   else "it was given lr=0 (or set to 0)? Give it a learning rate (1e-3 for Adam, 0.01-0.1 for SGD)")
+            alerts.append(step_alert(rec, "lr_zero", name, (
+                f"the learning rate of {name} has been 0 for {zero} steps, iteration {rec.iteration}: no step moves "
+                f"a weight, so nothing trains. {why[0].upper()}{why[1:]}")))
         risen = rising >= LR_RISING_STEPS and first > 0 and lr > LR_RISEN * first
         if self._starts(("lr_rising", str(id(opt))), risen):
             alerts.append(step_alert(rec, "lr_rising", name, (
@@ -932,11 +998,6 @@ def _zero_weights(event) -> bool:
                if not name.endswith("bias"))
 
 
-def _layer(name: str) -> str:
-    """The layer a parameter belongs to: its path without the last part ('fc1.weight' -> 'fc1')."""
-    return name.rpartition(".")[0] or name
-
-
 def _not_cancelled(low: list, named_norms: list, limit: float) -> list:
     """`low` (name, norm) pairs less those whose gradient is zero, or rounding away from it (below CANCELLED
     times the largest of their module's others), where their module's other parameters get gradient: the loss
@@ -973,11 +1034,11 @@ def _module_of(name: str) -> str:
     return name.rpartition(".")[0].partition(".parametrizations.")[0]
 
 
-def _per_layer(norms: dict) -> dict[str, float]:
+def _perlayer_of(norms: dict) -> dict[str, float]:
     """L2 norms of whole layers from those of their parameters."""
     out: dict[str, float] = {}
     for name, v in norms.items():
-        layer = _layer(name)
+        layer = layer_of(name)
         out[layer] = out.get(layer, 0.0) + float(v) ** 2
     return {k: math.sqrt(v) for k, v in out.items()}
 
@@ -990,7 +1051,7 @@ def _norms_message(kind: str, new: list, everything: list, limit: float, iterati
     them large, if not the learning rate)."""
     high = kind == "exploding_grad"
     name, norm = (max if high else min)(new, key=lambda item: item[1])
-    layers = list(dict.fromkeys(_layer(n) for n, _ in new))
+    layers = list(dict.fromkeys(layer_of(n) for n, _ in new))
     where = f"layer '{layers[0]}'" if len(layers) == 1 else f"{len(layers)} layers ({names_text(layers)})"
     text = f"gradient norm of '{name}' is {norm:.3g}, {'above' if high else 'below'} {limit:g}, in {where}, " \
            f"iteration {iteration}"

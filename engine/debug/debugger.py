@@ -368,6 +368,8 @@ class Debugger:
                 hub.reset_top_level()
             rec = self.tracer.module(event)
             alerts = ()
+            if not event.enter and self.monitor is not None:
+                self.monitor.module_exit(event.tensors)
         elif cls is OptimizerEvent:
             opt = stepping_optimizer()
             if opt is not None and opt is not self.optimizer and (

@@ -13,6 +13,9 @@ from engine.tensor import Tensor
 from engine.user_warning import warn
 
 clipped_nothing = 0  # clip_grad_norm_ calls that found no gradient at all (before backward(), say)
+# the latest clip_grad_norm_ call that found gradients: (calls so far, the norm before as an array on its device,
+# max_norm); the debugger reads the norm at a step, so the call itself never waits for a GPU
+last_clip: tuple = (0, None, 0.0)
 
 
 def _grads(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
@@ -41,6 +44,8 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         return Tensor._of(np.zeros((), dtype=np.float32))
     total = get_total_norm(grads, norm_type, error_if_nonfinite)
     clip_grads_with_norm_(parameters, max_norm, total)
+    global last_clip
+    last_clip = (last_clip[0] + 1, total.array, float(max_norm))
     return total
 
 

@@ -136,7 +136,8 @@ def classifier_run(head) -> list:
 def test_a_softmax_over_the_batch_is_named_at_its_line(head):
     (alert,) = classifier_run(head)
     assert alert.kind == "softmax_dim" and alert.op in ("log_softmax", "softmax")
-    assert "normalises over dim 0, the batch (input (32, 4)), and nll_loss takes it" in alert.message
+    assert "normalises over dim 0, the batch (input (32, 4)), and nll_loss, which reads dim 1 as the classes, " \
+        "takes it" in alert.message
     assert alert.line and "dim=" in alert.code and "Use dim=1" in alert.message
 
 
@@ -377,6 +378,22 @@ def test_padding_counted_in_the_loss_is_named():
     assert alert.kind == "padding_counted" and alert.value == pytest.approx(4 / 9)
     assert "44% of the targets" in alert.message and "Pass ignore_index=0 to the loss" in alert.message
     assert padded_run(0) == []
+
+
+def test_labels_of_whole_sequences_that_equal_the_padding_index_are_no_padding():
+    # a sequence classifier whose class 0 is the embedding's padding index: the labels are (N,), one per sequence
+    engine.manual_seed(0)
+    emb, head = nn.Embedding(12, 8, padding_idx=0), nn.Linear(8, 3)
+    model = nn.ModuleList([emb, head])
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    tokens, labels = engine.randint(1, 12, (32, 10)), engine.zeros(32, dtype=engine.int64)
+    labels[24:] = 1
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(head(emb(tokens).mean(1)), labels).backward()
+            opt.step()
+    assert [a.kind for a in dbg.alerts if a.kind == "padding_counted"] == []
 
 
 class Classifier(nn.Module):

@@ -99,7 +99,9 @@ def test_a_gradient_norm_hovering_at_the_limit_is_one_alert_until_it_stays_away(
             opt.zero_grad()
             (model(x).square().sum() * scale).backward()
             opt.step()
-    assert [(a.kind, a.iteration) for a in dbg.alerts] == [("exploding_grad", 0), ("exploding_grad", 40)]
+    # (lr=0 keeps the gradients as they are: the learning rate's own alert says so, beside)
+    assert [(a.kind, a.iteration) for a in dbg.alerts if a.kind != "lr_zero"] == [("exploding_grad", 0),
+                                                                                   ("exploding_grad", 40)]
 
 
 def test_a_parameter_that_cancels_out_and_stays_at_zero_is_no_large_update():

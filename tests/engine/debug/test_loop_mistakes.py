@@ -1,0 +1,269 @@
+"""Mistakes in a training loop the debugger names, each beside its fixed version (which raises none of these
+alerts): a second optimizer never zeroed, a learning rate of 0 (a warmup scheduler never stepped), softmax over the
+wrong dim of an image's scores, a sequence's class scores on the wrong dim, units initialised alike, multi-hot
+targets in cross_entropy, clipping far below the gradients' norm, every loss kept alive."""
+
+from __future__ import annotations
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from engine.debug import Debugger
+
+KINDS = ("accumulating_grad", "lr_zero", "softmax_dim", "class_dim", "same_units", "several_labels", "clipped_hard",
+         "history_kept")
+
+
+def kinds(dbg) -> list:
+    return [a for a in dbg.alerts if a.kind in KINDS]
+
+
+def classifier() -> nn.Module:
+    engine.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def data(n: int = 32):
+    engine.manual_seed(1)
+    return engine.randn(n, 6), engine.randint(0, 3, (n,))
+
+
+def test_a_second_models_optimizer_never_zeroed_is_named():
+    def run(zero_both: bool) -> list:
+        engine.manual_seed(0)
+        encoder, head = nn.Sequential(nn.Linear(6, 8), nn.ReLU()), nn.Linear(8, 3)
+        opt_enc = engine.optim.SGD(encoder.parameters(), lr=0.05)
+        opt_head = engine.optim.SGD(head.parameters(), lr=0.05)
+        x, y = data()
+        with Debugger("summary", discover=True) as dbg:  # it finds the encoder, the first model called, itself
+            for _ in range(4):
+                loss = F.cross_entropy(head(encoder(x)), y)
+                opt_enc.zero_grad()
+                if zero_both:
+                    opt_head.zero_grad()
+                loss.backward()
+                opt_enc.step()
+                opt_head.step()
+        return kinds(dbg)
+
+    (alert,) = run(zero_both=False)
+    assert alert.kind == "accumulating_grad" and "Linear.weight" in alert.message and alert.iteration == 1
+    assert run(zero_both=True) == []
+
+
+def test_a_learning_rate_of_zero_names_the_scheduler_that_never_stepped():
+    def run(step_scheduler: bool) -> list:
+        model = classifier()
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        warmup = engine.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, s / 10))  # starts the rate at 0
+        x, y = data()
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(25):
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+                if step_scheduler:
+                    warmup.step()
+        return kinds(dbg)
+
+    (alert,) = run(step_scheduler=False)
+    assert alert.kind == "lr_zero" and alert.iteration == 19 and "has been 0 for 20 steps" in alert.message
+    assert "scheduler.step()" in alert.message and alert.line  # at the loop's step() call
+    assert run(step_scheduler=True) == []
+
+
+def test_softmax_over_an_images_last_dim_before_nll_loss_is_named():
+    def run(dim: int) -> list:
+        engine.manual_seed(0)
+        model = nn.Conv2d(2, 4, 3, padding=1)
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        x, y = engine.randn(4, 2, 6, 6), engine.randint(0, 4, (4, 6, 6))
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(2):
+                opt.zero_grad()
+                F.nll_loss(engine.log(F.softmax(model(x), dim=dim)), y).backward()  # by hand: log of a softmax
+                opt.step()
+        return kinds(dbg)
+
+    (alert,) = run(-1)
+    assert alert.kind == "softmax_dim" and alert.op == "softmax"
+    assert "normalises over dim 3, size 6 (input (4, 4, 6, 6))" in alert.message and "Use dim=1" in alert.message
+    assert run(1) == []
+
+
+def test_a_sequences_class_scores_on_the_last_dim_are_named_where_no_shape_error_does():
+    def run(permute: bool) -> list:
+        engine.manual_seed(0)
+        emb, out = nn.Embedding(20, 8), nn.Linear(8, 5)
+        model = nn.Sequential(emb, out)
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        tokens, tags = engine.randint(0, 20, (16, 5)), engine.randint(0, 5, (16, 5))  # 5 positions, 5 tags
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(2):
+                opt.zero_grad()
+                logits = model(tokens)  # (N, T, C)
+                F.cross_entropy(logits.permute(0, 2, 1) if permute else logits, tags).backward()
+                opt.step()
+        return kinds(dbg)
+
+    (alert,) = run(permute=False)
+    assert alert.kind == "class_dim" and alert.op == "linear"
+    assert "reads dim 1 of its (16, 5, 5) input as the classes" in alert.message
+    assert "no shape error says so" in alert.message and "logits.permute(0, 2, 1)" in alert.message
+    assert run(permute=True) == []
+
+
+def test_units_initialised_alike_are_named_and_the_fading_gradient_blames_them():
+    def run(constant: bool) -> list:
+        model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3))
+        if constant:
+            for layer in (model[0], model[2], model[4]):
+                nn.init.constant_(layer.weight, 0.05)
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        x, y = data()
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(3):
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+        return list(dbg.alerts)
+
+    alerts = run(constant=True)
+    same = [a for a in alerts if a.kind == "same_units"]
+    assert len(same) == 1 and "every unit of '0', '2' holds the same weights" in same[0].message
+    assert all("identical-units alert" in a.message for a in alerts if a.kind == "vanishing_grad")
+    engine.manual_seed(0)
+    assert [a for a in run(constant=False) if a.kind == "same_units"] == []
+
+
+def test_multi_hot_targets_in_cross_entropy_are_named():
+    def run(loss) -> list:
+        model = classifier()
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        x, _ = data()
+        labels = (engine.rand(32, 3) > 0.4).float()
+        labels[:, 0] = 1  # two or three labels in most rows
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(2):
+                opt.zero_grad()
+                loss(model(x), labels).backward()
+                opt.step()
+        return kinds(dbg)
+
+    (alert,) = run(F.cross_entropy)
+    assert alert.kind == "several_labels" and "hold up to 3 ones per row" in alert.message
+    assert "binary_cross_entropy_with_logits" in alert.message
+    assert run(F.binary_cross_entropy_with_logits) == []
+    assert run(lambda z, t: F.cross_entropy(z, t / t.sum(1, keepdim=True))) == []  # soft labels that sum to 1
+
+
+def test_clipping_far_below_the_gradients_norm_at_every_step_is_named():
+    def run(max_norm: float) -> list:
+        model = classifier()
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        x, y = data()
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(25):
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+                opt.step()
+        return kinds(dbg)
+
+    (alert,) = run(1e-4)
+    assert alert.kind == "clipped_hard" and alert.iteration == 19 and "max_norm=0.0001" in alert.message
+    assert run(1.0) == []
+
+
+def test_every_loss_kept_alive_across_iterations_is_named():
+    def run(keep) -> list:
+        model = classifier()
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        x, y = data()
+        history = []
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(45):
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                history.append(keep(loss))
+        return kinds(dbg)
+
+    (alert,) = run(lambda loss: loss)
+    assert alert.kind == "history_kept" and alert.iteration == 39 and "losses.append(loss.item())" in alert.message
+    assert run(lambda loss: loss.item()) == [] and run(lambda loss: loss.detach()) == []
+
+
+def test_a_validation_loss_rising_while_the_training_loss_falls_is_named():
+    def run(noise: float, train_size: int) -> list:
+        engine.manual_seed(0)
+        w = engine.randn(10, 3)
+
+        def sample(n):
+            x = engine.randn(n, 10)
+            return x, (x @ w + noise * engine.randn(n, 3)).argmax(1)
+
+        (x, y), (xv, yv) = sample(train_size), sample(200)
+        model = nn.Sequential(nn.Linear(10, 128), nn.ReLU(), nn.Linear(128, 3))
+        opt = engine.optim.Adam(model.parameters(), lr=1e-2)
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for i in range(300):
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+                if i % 20 == 19:
+                    with engine.no_grad():
+                        val_loss = F.cross_entropy(model(xv), yv)  # noqa: F841 (a validation loss, as loops keep one)
+        return [a for a in dbg.alerts if a.kind == "overfitting"]
+
+    (alert,) = run(noise=3.0, train_size=24)  # labels mostly noise, a few samples: learnt by heart
+    assert alert.op == "cross_entropy" and alert.code.startswith("val_loss = F.cross_entropy(model(xv), yv)")
+    assert "'val_loss', a loss computed with gradients off" in alert.message and "has risen for 3 evaluations" \
+        in alert.message and "early stopping" in alert.message
+    assert run(noise=0.1, train_size=2000) == []  # labels that follow the inputs: both losses fall
+
+
+def test_a_loss_term_built_from_data_cut_from_the_graph_is_named():
+    def run(cut: bool) -> list:
+        model = classifier()
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        x, y = data()
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(3):
+                opt.zero_grad()
+                penalty = sum((p.data if cut else p).pow(2).sum() for p in model.parameters())
+                loss = F.cross_entropy(model(x), y) + 1e-2 * penalty
+                loss.backward()
+                opt.step()
+        return [a for a in dbg.alerts if a.kind == "term_without_gradient"]
+
+    (alert,) = run(cut=True)
+    assert alert.op == "mul" and alert.code == "loss = F.cross_entropy(model(x), y) + 1e-2 * penalty"
+    assert "adds a term that carries no gradient" in alert.message and "p.data" in alert.message
+    assert run(cut=False) == []
+
+
+def test_a_key_padding_mask_true_on_the_tokens_is_named():
+    def run(mask_of) -> list:
+        engine.manual_seed(0)
+        emb, attn, head = nn.Embedding(10, 8, padding_idx=0), nn.MultiheadAttention(8, 2, batch_first=True), \
+            nn.Linear(8, 2)
+        model = nn.ModuleList([emb, attn, head])
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        tokens = engine.randint(1, 10, (4, 6))
+        tokens[:, 4:] = 0  # padded tails
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(2):
+                h = emb(tokens)
+                out, _ = attn(h, h, h, key_padding_mask=mask_of(tokens))
+                loss = F.cross_entropy(head(out.mean(1)), engine.tensor([0, 1, 0, 1]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return [a for a in dbg.alerts if a.kind == "padding_mask"]
+
+    (alert,) = run(lambda t: t != 0)
+    assert alert.op == "masked_fill" and alert.code.startswith("out, _ = attn(h, h, h, key_padding_mask=")
+    assert "is True exactly where the tokens are not the padding index 0" in alert.message
+    assert run(lambda t: t == 0) == []
