@@ -89,6 +89,12 @@ def step_alert(rec, kind: str, name: str, message: str) -> AlertEvent:
                       src.line if src else 0, src.text if src else "", math.nan)
 
 
+# why units that start alike stay alike, and what to do: the zero-init and identical-units alerts
+UNITS_ALIKE = ("compute the same output and get the same gradient, so they stay alike and the layer learns like a "
+               "single unit")
+REINITIALISE = "engine.nn.init (kaiming_uniform_, xavier_uniform_) or keep the layers' default init"
+
+
 def layer_of(name: str) -> str:
     """The layer a parameter belongs to: its path without the last part ('fc1.weight' -> 'fc1')."""
     return name.rpartition(".")[0] or name

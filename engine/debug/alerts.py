@@ -23,7 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.backend import array_module, host_floats, square_sum
-from engine.debug.alert_text import layer_of, make_alert, names_text, others_text, step_alert, where
+from engine.debug.alert_text import (
+    REINITIALISE,
+    UNITS_ALIKE,
+    layer_of,
+    make_alert,
+    names_text,
+    others_text,
+    step_alert,
+    where,
+)
 from engine.debug.loop_checks import LAYERS, LoopChecks
 from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import updated_parameters
@@ -717,10 +726,8 @@ class Monitor(LoopChecks):
             return []
         layers = list(dict.fromkeys(layer_of(name) for name in zero))
         message = (f"the weights of {len(zero)} of the {len(names)} layers ({names_text(layers)}) started at zero, "
-                   f"iteration {rec.iteration}: the units of such a layer compute the same output and get the same "
-                   "gradient, so they stay alike and the layer learns like a single unit. Initialise them with "
-                   "engine.nn.init (kaiming_uniform_, xavier_uniform_) or keep the layers' default init; zeros suit "
-                   "only a last layer or the end of a residual branch")
+                   f"iteration {rec.iteration}: the units of such a layer {UNITS_ALIKE}. Initialise them with "
+                   f"{REINITIALISE}; zeros suit only a last layer or the end of a residual branch")
         return [step_alert(rec, "zero_init", layers[0], message)]
 
     def _large_updates(self, rec) -> list[AlertEvent]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.autograd import grad_mode
 from engine.backend import array_module, host_floats, to_host
-from engine.debug.alert_text import layer_of, make_alert, names_text, step_alert, where
+from engine.debug.alert_text import REINITIALISE, UNITS_ALIKE, layer_of, make_alert, names_text, step_alert, where
 from engine.debug.losses import LOSS_OPS, label_of
 from engine.debug.param_names import updated_parameters
 from engine.debug.records import OpRecord
@@ -323,9 +323,7 @@ class LoopChecks:
             return []
         message = (f"every unit of {names_text(same)} holds the same weights after the first step, iteration "
                    f"{rec.iteration}: a constant init (nn.init.constant_), or one row copied to all? Units alike "
-                   "compute the same output and get the same gradient, so they stay alike and the layer learns like "
-                   "a single unit. Initialise with engine.nn.init (kaiming_uniform_, xavier_uniform_) or keep the "
-                   "layers' default init")
+                   f"{UNITS_ALIKE}. Initialise them with {REINITIALISE}")
         return [step_alert(rec, "same_units", same[0], message)]
 
     def _with_others(self, rec, opt):

@@ -11,7 +11,7 @@ import engine.nn.functional as F
 from engine.debug import Debugger
 
 KINDS = ("accumulating_grad", "lr_zero", "softmax_dim", "class_dim", "same_units", "several_labels", "clipped_hard",
-         "history_kept")
+         "history_kept", "term_without_gradient")
 
 
 def kinds(dbg) -> list:
@@ -26,6 +26,32 @@ def classifier() -> nn.Module:
 def data(n: int = 32):
     engine.manual_seed(1)
     return engine.randn(n, 6), engine.randint(0, 3, (n,))
+
+
+def classifier_run(steps: int, targets=None, loss=F.cross_entropy, before_step=None, after_step=None,
+                   penalty=None, setup=None) -> list:
+    """The alerts of KINDS from `steps` SGD steps of classifier() on data() (or on `targets`): `setup(opt)` runs
+    before the first, `before_step(model)` between backward and step, `after_step(opt, loss)` after it, and
+    `penalty(model)` is added to the loss."""
+    model = classifier()
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    if setup is not None:
+        setup(opt)
+    x, y = data()
+    y = y if targets is None else targets
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(steps):
+            opt.zero_grad()
+            value = loss(model(x), y)
+            if penalty is not None:
+                value = value + 1e-2 * penalty(model)
+            value.backward()
+            if before_step is not None:
+                before_step(model)
+            opt.step()
+            if after_step is not None:
+                after_step(opt, value)
+    return kinds(dbg)
 
 
 def test_a_second_models_optimizer_never_zeroed_is_named():
@@ -53,18 +79,9 @@ def test_a_second_models_optimizer_never_zeroed_is_named():
 
 def test_a_learning_rate_of_zero_names_the_scheduler_that_never_stepped():
     def run(step_scheduler: bool) -> list:
-        model = classifier()
-        opt = engine.optim.SGD(model.parameters(), lr=0.1)
-        warmup = engine.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, s / 10))  # starts the rate at 0
-        x, y = data()
-        with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(25):
-                opt.zero_grad()
-                F.cross_entropy(model(x), y).backward()
-                opt.step()
-                if step_scheduler:
-                    warmup.step()
-        return kinds(dbg)
+        warmups = []  # a warmup starts the rate at 0
+        return classifier_run(25, setup=lambda opt: warmups.append(engine.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, s / 10))), after_step=lambda opt, loss: step_scheduler and warmups[0].step())
 
     (alert,) = run(step_scheduler=False)
     assert alert.kind == "lr_zero" and alert.iteration == 19 and "has been 0 for 20 steps" in alert.message
@@ -138,17 +155,9 @@ def test_units_initialised_alike_are_named_and_the_fading_gradient_blames_them()
 
 def test_multi_hot_targets_in_cross_entropy_are_named():
     def run(loss) -> list:
-        model = classifier()
-        opt = engine.optim.SGD(model.parameters(), lr=0.1)
-        x, _ = data()
         labels = (engine.rand(32, 3) > 0.4).float()
         labels[:, 0] = 1  # two or three labels in most rows
-        with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(2):
-                opt.zero_grad()
-                loss(model(x), labels).backward()
-                opt.step()
-        return kinds(dbg)
+        return classifier_run(2, targets=labels, loss=loss)
 
     (alert,) = run(F.cross_entropy)
     assert alert.kind == "several_labels" and "hold up to 3 ones per row" in alert.message
@@ -159,16 +168,7 @@ def test_multi_hot_targets_in_cross_entropy_are_named():
 
 def test_clipping_far_below_the_gradients_norm_at_every_step_is_named():
     def run(max_norm: float) -> list:
-        model = classifier()
-        opt = engine.optim.SGD(model.parameters(), lr=0.1)
-        x, y = data()
-        with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(25):
-                opt.zero_grad()
-                F.cross_entropy(model(x), y).backward()
-                nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-                opt.step()
-        return kinds(dbg)
+        return classifier_run(25, before_step=lambda model: nn.utils.clip_grad_norm_(model.parameters(), max_norm))
 
     (alert,) = run(1e-4)
     assert alert.kind == "clipped_hard" and alert.iteration == 19 and "max_norm=0.0001" in alert.message
@@ -177,18 +177,8 @@ def test_clipping_far_below_the_gradients_norm_at_every_step_is_named():
 
 def test_every_loss_kept_alive_across_iterations_is_named():
     def run(keep) -> list:
-        model = classifier()
-        opt = engine.optim.SGD(model.parameters(), lr=0.1)
-        x, y = data()
         history = []
-        with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(45):
-                opt.zero_grad()
-                loss = F.cross_entropy(model(x), y)
-                loss.backward()
-                opt.step()
-                history.append(keep(loss))
-        return kinds(dbg)
+        return classifier_run(45, after_step=lambda opt, loss: history.append(keep(loss)))
 
     (alert,) = run(lambda loss: loss)
     assert alert.kind == "history_kept" and alert.iteration == 39 and "losses.append(loss.item())" in alert.message
@@ -226,20 +216,12 @@ def test_a_validation_loss_rising_while_the_training_loss_falls_is_named():
 
 def test_a_loss_term_built_from_data_cut_from_the_graph_is_named():
     def run(cut: bool) -> list:
-        model = classifier()
-        opt = engine.optim.SGD(model.parameters(), lr=0.1)
-        x, y = data()
-        with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(3):
-                opt.zero_grad()
-                penalty = sum((p.data if cut else p).pow(2).sum() for p in model.parameters())
-                loss = F.cross_entropy(model(x), y) + 1e-2 * penalty
-                loss.backward()
-                opt.step()
-        return [a for a in dbg.alerts if a.kind == "term_without_gradient"]
+        return classifier_run(3, penalty=lambda model: sum((p.data if cut else p).pow(2).sum()
+                                                           for p in model.parameters()))
 
     (alert,) = run(cut=True)
-    assert alert.op == "mul" and alert.code == "loss = F.cross_entropy(model(x), y) + 1e-2 * penalty"
+    assert alert.kind == "term_without_gradient" and alert.op == "mul"
+    assert alert.code == "value = value + 1e-2 * penalty(model)"
     assert "adds a term that carries no gradient" in alert.message and "p.data" in alert.message
     assert run(cut=False) == []
 
