@@ -699,7 +699,7 @@ class Monitor(LoopChecks):
         """Early in a run: an alert when every layer moves by less than TINY_UPDATE of its weights for TINY_STEPS
         steps in a row: a learning rate far too low (a converged model moves little too, but not from the start)."""
         event = rec.event
-        updates, weights = _perlayer_of(event.update_norms), _perlayer_of(event.weight_norms)
+        updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
         ratios = {layer: u / max(weights.get(layer, 0.0), WEIGHT_FLOOR) for layer, u in updates.items()}
         top = max(ratios.items(), key=lambda item: item[1], default=("", 0.0))
         self._tiny_steps = self._tiny_steps + 1 if 0 < top[1] < TINY_UPDATE else 0
@@ -733,7 +733,7 @@ class Monitor(LoopChecks):
     def _large_updates(self, rec) -> list[AlertEvent]:
         """An alert when layers' updates stay as large as their weights: the learning rate is far too high."""
         event, limit = rec.event, self.settings.update_ratio_max
-        updates, weights = _perlayer_of(event.update_norms), _perlayer_of(event.weight_norms)
+        updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
         big = []
         for layer, u in updates.items():
             if self._zero_layers and layer in self._zero_layers:
@@ -1041,7 +1041,7 @@ def _module_of(name: str) -> str:
     return name.rpartition(".")[0].partition(".parametrizations.")[0]
 
 
-def _perlayer_of(norms: dict) -> dict[str, float]:
+def _per_layer(norms: dict) -> dict[str, float]:
     """L2 norms of whole layers from those of their parameters."""
     out: dict[str, float] = {}
     for name, v in norms.items():

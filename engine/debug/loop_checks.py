@@ -55,8 +55,8 @@ class LoopChecks:
         self._same_units: list[str] | None = None  # layers whose units all hold one row of weights (at the first step)
         self._clip_calls = clip_grad.last_clip[0]  # clip_grad_norm_ calls seen; steps in a row each clipped hard
         self._hard_clips = 0
-        # ids of the op outputs that require grad of this iteration and of the one before; of those made from the
-        # one before's (or from such), how many iterations in a row their graph spans
+        # ids of the op outputs outside module calls that require grad, of this iteration and of the one before; of
+        # those made from the one before's (or from such), how many iterations in a row their graph spans
         self._made: set[int] = set()
         self._made_before: set[int] = set()
         self._spans: dict[int, int] = {}
@@ -150,6 +150,8 @@ class LoopChecks:
             return None
         if not ev.output_shape and len(self._scalars) < 256:
             self._scalars[ev.output] = weakref.ref(out)
+        if rec.depth:  # a graph is carried on by the loop around the model, not inside it: its ops alone are followed
+            return None
         spans = 0
         spans_now, before = self._spans, self._made_before
         for i in ev.inputs:
