@@ -381,20 +381,30 @@ class Monitor(LoopChecks):
                           rnn, float(steps))
 
     def _padding_counted(self, rec: OpRecord, target) -> AlertEvent | None:
-        """An alert when PADDING_SHARE of a loss's targets are an Embedding's padding_idx and the loss counts them
-        (its ignore_index is another): the model learns to predict padding, and the loss looks better than it is."""
-        pad, emb, _ = self._padding
-        if target.dtype.kind not in "iu" or not target.size or rec.event.args.get("ignore_index") == pad:
-            return None
-        if target.size != math.prod(emb.event.input_shapes[0]):
+        """An alert when the loss counts PADDING_SHARE of its targets at the positions where the last Embedding's
+        tokens are its padding_idx (targets per token: as many as the tokens; not equal to its ignore_index): the
+        model learns to predict padding, and the loss looks better than it is. Judged by the positions, not the
+        values: a tagger's class 0 ("O") may share the number of the padding token, its padding labelled -100."""
+        pad, emb, tokens = self._padding
+        if target.dtype.kind not in "iu" or not target.size or target.size != tokens.size:
             return None  # not a target per token: labels of whole sequences, whose class `pad` is just a class
-        share = float((target == pad).mean())
+        xp = array_module(target)
+        ignore = rec.event.args.get("ignore_index", -100)
+        padded = tokens.reshape(-1) == pad
+        flat = target.reshape(-1)
+        counted = padded & (flat != ignore)
+        share = float(xp.mean(counted))
         if not self._starts(("padding_counted", ""), share >= PADDING_SHARE):
             return None
-        return make_alert("padding_counted", f"{share:.0%} of the targets of {where(rec)} are the padding index {pad} "
-                          f"of {where(emb)}, iteration {rec.iteration}, and the loss counts them (ignore_index="
-                          f"{rec.event.args.get('ignore_index')}): the model learns to predict padding, and the loss "
-                          f"looks better than it is. Pass ignore_index={pad} to the loss", rec, share)
+        # the targets are token ids where they take the padding token's number there and seldom elsewhere (a language
+        # model's targets, shifted by one, meet the padding one position early: a third of a short sequence's)
+        ids = float(xp.mean(flat[counted] == pad)) > 0.5 and float(xp.mean(flat[~padded] == pad)) < 1 / 3
+        fix = (f"Pass ignore_index={pad} to the loss" if ids else
+               f"Give the padded positions the loss's ignore_index ({ignore}) as their target")
+        return make_alert("padding_counted", f"{share:.0%} of the targets of {where(rec)} sit where the tokens of "
+                          f"{where(emb)} are its padding index {pad}, iteration {rec.iteration}, and the loss counts "
+                          f"them (ignore_index={ignore}): the model learns to predict padding, and the loss looks "
+                          f"better than it is. {fix}", rec, share)
 
     def _at_chance(self, rec: OpRecord, scores) -> AlertEvent | None:
         """An alert when a mean cross entropy over C classes stays within CHANCE_BAND of ln C, a guess with every
@@ -731,9 +741,13 @@ class Monitor(LoopChecks):
         return [step_alert(rec, "zero_init", layers[0], message)]
 
     def _large_updates(self, rec) -> list[AlertEvent]:
-        """An alert when layers' updates stay as large as their weights: the learning rate is far too high."""
+        """An alert when layers' updates stay as large as their weights: the learning rate is far too high. Not at a
+        step whose gradients clip_grad_norm_ scaled down: the person capped the step's size on purpose (the classic
+        word language model: lr 20, clipped at 0.25)."""
         event, limit = rec.event, self.settings.update_ratio_max
         updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
+        calls, norm, max_norm = clip_grad.last_clip
+        capped = calls != self._clip_calls and host_floats([norm])[0] > max_norm
         big = []
         for layer, u in updates.items():
             if self._zero_layers and layer in self._zero_layers:
@@ -751,7 +765,7 @@ class Monitor(LoopChecks):
             # WEIGHT_FLOOR: a one-element scale or PReLU slope of ~0.01 that moves by its size is learning, not a
             # learning rate far too high (the weights a too-high rate blows up are large)
             ratio = u / max(self._weights_after.get(layer, w), WEIGHT_FLOOR)
-            run = self._big_runs.get(layer, 0) + 1 if ratio > limit else 0
+            run = self._big_runs.get(layer, 0) + 1 if ratio > limit and not capped else 0
             self._big_runs[layer] = run
             if self._starts(("large_update", layer), run >= UPDATE_STEPS):
                 big.append((layer, ratio))

@@ -25,6 +25,7 @@ from engine.debug.param_names import updated_parameters
 from engine.debug.records import OpRecord
 from engine.events import AlertEvent
 from engine.nn.layers.attention import MultiheadAttention
+from engine.nn.layers.norm import _BatchNorm
 from engine.nn.module import outermost, running_modules
 from engine.nn.utils import clip_grad
 from engine.optim.optimizer import live_optimizers
@@ -76,7 +77,7 @@ class LoopChecks:
         self._train_losses = [0.0, 0]  # sum and count of the training losses at the steps since the last evaluation
         self._root_value: float | None = None  # the value of the last backward pass's root (the training loss)
         self._own_optimizer: tuple = ()  # (id, parameter count) of an optimizer holding only the model's parameters
-        self._trained_roots: dict[int, tuple] = {}  # id of a root module -> (it, whether an optimizer trains it)
+        self._trained_roots: dict[int, tuple] = {}  # id of a module -> (it, whether an optimizer trains it, or None)
         self._pixels: dict[int, tuple] = {}  # id of a float tensor converted from uint8 -> (its record, its maximum)
         self._class_counts = None  # labels of each class a weighted cross entropy took, until judged
 
@@ -208,20 +209,22 @@ class LoopChecks:
     def _train_mode_eval(self, rec: OpRecord) -> AlertEvent | None:
         """An alert when, with gradients off in a run that trains, dropout drops or BatchNorm normalises by the batch
         in a model an optimizer trains: an evaluation without model.eval(), or F.dropout in an eval() model without
-        training=self.training. A target network run under no_grad (BYOL's, MoCo's keys) is no optimizer's."""
+        training=self.training. Not for a target network run under no_grad (BYOL's, MoCo's keys, an EMA teacher),
+        whose parameters no optimizer trains though its wrapper's others are trained: the nearest module of the call
+        chain that holds parameters decides; nor for Monte Carlo dropout (a model in eval() whose Dropout layers were
+        set to train() on purpose), nor for a pass that recomputes BatchNorm statistics (a BatchNorm with momentum
+        None: swa_utils.update_bn, precise BN)."""
         calls = running_modules()
         if not calls or ("train_mode_eval", "") in self._raised:
             return None
-        root = outermost(calls[0][0])
-        known = self._trained_roots.get(id(root))
-        if known is None or known[0] is not root:
-            if len(self._trained_roots) >= 64:
-                self._trained_roots.clear()
-            trained = {id(p) for opt in live_optimizers() for group in opt.param_groups for p in group["params"]}
-            known = self._trained_roots[id(root)] = (root, any(id(p) in trained for p in root.parameters()))
-        if not known[1] or not self._starts(("train_mode_eval", ""), True):
+        inner, root = calls[-1][0], outermost(calls[0][0])
+        if not root.training and inner.training:
+            return None  # layers put back in training mode inside a model in eval(): on purpose
+        if any(isinstance(m, _BatchNorm) and m.momentum is None for m in root.modules()):
+            return None  # BatchNorm statistics averaged over a pass: recomputed on purpose (update_bn, precise BN)
+        owner = next((m for m, _ in reversed(calls) if self._trains(m) is not None), None)
+        if owner is None or not self._trains(owner) or not self._starts(("train_mode_eval", ""), True):
             return None
-        inner = calls[-1][0]
         op = rec.event.op
         if not inner.training and "dropout" in op:
             why = (f"{type(inner).__name__} is in eval mode, but F.{op} drops anyway: its `training` argument "
@@ -231,10 +234,21 @@ class LoopChecks:
             layer = "Dropout drops" if "dropout" in op else "BatchNorm normalises by the batch and updates its " \
                                                             "running statistics with this data"
             why = (f"the model is in training mode, so {layer}: an evaluation without model.eval()? Call "
-                   "model.eval() before it and model.train() after (if this is Monte Carlo dropout on purpose, "
-                   "ignore this)")
+                   "model.eval() before it and model.train() after")
         return make_alert("train_mode_eval", f"{where(rec)} runs with gradients off in a model an optimizer trains, "
                           f"iteration {rec.iteration}: {why}", rec, 0.0)
+
+    def _trains(self, module) -> bool | None:
+        """Whether an optimizer trains some parameter of `module` (and its submodules); None when it has none."""
+        known = self._trained_roots.get(id(module))
+        if known is None or known[0] is not module:
+            if len(self._trained_roots) >= 64:
+                self._trained_roots.clear()
+            params = list(module.parameters())
+            trained = {id(p) for opt in live_optimizers() for group in opt.param_groups for p in group["params"]}
+            known = self._trained_roots[id(module)] = (module, any(id(p) in trained for p in params) if params
+                                                       else None)
+        return known[1]
 
     def _inverted_padding_mask(self, rec: OpRecord, mask) -> AlertEvent | None:
         """An alert when MultiheadAttention's key_padding_mask (True: a key to ignore) is True exactly where the last

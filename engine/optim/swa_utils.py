@@ -124,8 +124,10 @@ class AveragedModel(nn.Module):
             self.n_averaged += 1
 
 
+@no_grad()
 def update_bn(loader: Iterable, model: nn.Module, device=None) -> None:
-    """Recompute the BatchNorm running statistics of `model` with one pass over `loader` (after SWA)."""
+    """Recompute the BatchNorm running statistics of `model` with one pass over `loader` (after SWA); with
+    gradients off, as in PyTorch: the pass builds no graph."""
     momenta = {}
     for module in model.modules():
         if isinstance(module, _BatchNorm):

@@ -375,9 +375,31 @@ def padded_run(ignore_index: int) -> list:
 
 def test_padding_counted_in_the_loss_is_named():
     (alert,) = padded_run(-100)
-    assert alert.kind == "padding_counted" and alert.value == pytest.approx(4 / 9)
-    assert "44% of the targets" in alert.message and "Pass ignore_index=0 to the loss" in alert.message
+    assert alert.kind == "padding_counted" and alert.value == pytest.approx(3 / 9)  # the padded inputs' positions
+    assert "33% of the targets" in alert.message and "Pass ignore_index=0 to the loss" in alert.message
     assert padded_run(0) == []
+
+
+def test_a_taggers_class_0_where_the_padding_token_is_0_and_its_padding_labelled_ignore_is_no_padding():
+    def run(pad_label: int) -> list:
+        engine.manual_seed(0)
+        emb, head = nn.Embedding(12, 8, padding_idx=0), nn.Linear(8, 3)
+        model = nn.Sequential(emb, head)
+        opt = engine.optim.SGD(model.parameters(), lr=0.1)
+        tokens = engine.randint(1, 12, (16, 10))
+        tokens[:, 6:] = 0
+        tags = (tokens % 3 == 0).long()  # most tokens are tag 0, "O"
+        tags[:, 6:] = pad_label
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(3):
+                opt.zero_grad()
+                F.cross_entropy(model(tokens).reshape(-1, 3), tags.reshape(-1)).backward()
+                opt.step()
+        return [a for a in dbg.alerts if a.kind == "padding_counted"]
+
+    assert run(-100) == []
+    (alert,) = run(0)  # padding labelled "O" is counted: label it -100, not ignore_index=0 (that drops every "O")
+    assert "Give the padded positions the loss's ignore_index (-100)" in alert.message
 
 
 def test_labels_of_whole_sequences_that_equal_the_padding_index_are_no_padding():

@@ -249,3 +249,22 @@ def test_a_key_padding_mask_true_on_the_tokens_is_named():
     assert alert.op == "masked_fill" and alert.code.startswith("out, _ = attn(h, h, h, key_padding_mask=")
     assert "is True exactly where the tokens are not the padding index 0" in alert.message
     assert run(lambda t: t == 0) == []
+
+
+def test_updates_capped_by_clipping_are_no_learning_rate_far_too_high():
+    # the classic word language model: SGD at lr 20, its steps capped by clip_grad_norm_(0.25)
+    def run(clip: bool) -> list:
+        model = classifier()
+        opt = engine.optim.SGD(model.parameters(), lr=20.0)
+        x, y = data()
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(5):
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                if clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+                opt.step()
+        return [a.kind for a in dbg.alerts if a.kind == "large_update"]
+
+    assert run(clip=True) == []
+    assert run(clip=False) == ["large_update"]

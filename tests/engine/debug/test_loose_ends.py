@@ -207,6 +207,56 @@ def test_a_target_network_in_training_mode_under_no_grad_is_not_an_evaluation():
     assert train(mlp(norm=True), after_step=targets) == []
 
 
+class Byol(nn.Module):
+    """An online network the optimizer trains and, in the same wrapper, a target updated by a moving average."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.online, self.target = mlp(norm=True), mlp(norm=True)
+        for p in self.target.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x):
+        with engine.no_grad():
+            target = self.target(x)  # in training mode, gradients off: on purpose
+        return self.online(x) + 0 * target
+
+
+def test_a_target_network_inside_the_trained_wrapper_is_not_an_evaluation():
+    model = Byol()
+    opt = engine.optim.SGD(model.online.parameters(), lr=0.05)
+    x, y = engine.randn(32, 6), engine.randint(0, 3, (32,))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(4):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    assert [a for a in dbg.alerts if a.kind in KINDS] == []
+
+
+def test_monte_carlo_dropout_in_an_eval_model_is_not_an_evaluation_mistake():
+    model = mlp(dropout=0.5)
+
+    def mc_dropout(x):
+        model.eval()
+        for layer in model.modules():
+            if isinstance(layer, nn.Dropout):
+                layer.train()  # dropout on, on purpose, in a model in eval mode
+        with engine.no_grad():
+            for _ in range(3):
+                model(x)
+        model.train()
+
+    assert train(model, evaluate=mc_dropout) == []
+
+
+def test_recomputing_batchnorm_statistics_under_no_grad_is_not_an_evaluation():
+    # swa_utils.update_bn (and "precise BN") run the training data through BatchNorm in training mode on purpose,
+    # with a cumulative average (momentum None)
+    model = mlp(norm=True)
+    assert train(model, evaluate=lambda x: engine.optim.swa_utils.update_bn([x], model)) == []
+
+
 def test_an_evaluation_before_any_training_step_is_not_judged():
     engine.manual_seed(0)
     model = mlp(dropout=0.5)
