@@ -178,7 +178,7 @@ class Monitor(LoopChecks):
         """A NaN-origin or dead-ReLU alert for a forward op, or None."""
         s = self.settings
         # first: it notes what each op takes, which a non-finite op's early return would skip
-        loose = self._loose_ends(rec, out) if s.training else None
+        loose = self._loose_ends(rec, inputs, out) if s.training else None
         if loose is None and rec.event.op == "masked_fill" and self._padding[1] is not None and len(inputs) > 1:
             loose = self._inverted_padding_mask(rec, inputs[1].array)  # here: its -inf output ends the checks below
         if s.nonfinite:
@@ -532,7 +532,7 @@ class Monitor(LoopChecks):
             fwd = rec.forward
             if fwd is not None and fwd.summary is not None:
                 self._root_value = fwd.summary.scalar
-            if fwd is not None and fwd.event.op in ("add", "sub") and self._gradless_scalars:
+            if fwd is not None and fwd.event.op in ("add", "sub") and self._cut:
                 alert = self._term_without_gradient(fwd)
                 if alert is not None:
                     return alert
@@ -880,6 +880,11 @@ class Monitor(LoopChecks):
         # none in train mode in this iteration: an eval pass with grad on beside the training one (a validation
         # without no_grad) is no sign of it
         evaluated = self._eval_norms if not self._norms_train_now else {}
+        if evaluated:  # a norm whose scale and shift this step does not train is frozen on purpose (fine-tuning)
+            opt = stepping_optimizer()
+            trained = {p._id for group in opt.param_groups for p in group["params"] if p.requires_grad and p._id} \
+                if opt is not None else set()
+            evaluated = {k: r for k, r in evaluated.items() if any(i in trained for i in r.event.inputs)}
         if not self._starts(("eval_mode", ""), bool(self._norms_trained and evaluated)):
             return []
         where = list(evaluated)
@@ -902,15 +907,19 @@ class Monitor(LoopChecks):
         counts, found, names = self._idle, (), None
         counts.pop(id(opt), None)  # it steps: its count starts again
         self._idle = {}
+        stepped = {id(p) for group in opt.param_groups for p in group["params"]}
         for other in live_optimizers():
             if other is opt:
                 continue
-            params = [p for group in other.param_groups for p in group["params"]]
-            grads = [p.grad.array for p in params if p.grad is not None and p.requires_grad]
-            if not grads:
+            # only the gradients of parameters `opt` does not step: a parameter both hold (an earlier stage's
+            # optimizer kept beside the fine-tuning one) is trained, whichever steps it
+            params = [p for group in other.param_groups for p in group["params"]
+                      if p.grad is not None and p.requires_grad and id(p) not in stepped]
+            if not params:
                 continue
+            grads = [p.grad.array for p in params]
             names = {id(p): name for name, p in self.params()} if names is None else names
-            mine = [names[id(p)] for p in params if id(p) in names]
+            mine = [names[id(p)] for p in params if id(p) in names]  # those whose gradients come, by name
             if not mine:  # another model's optimizer (a test's, a script's earlier run): not this model's
                 continue
             # the gradients' sizes: the same as at the last step, they are stale (an optimizer done with its
@@ -978,7 +987,10 @@ class Monitor(LoopChecks):
             alerts.append(step_alert(rec, "lr_zero", name, (
                 f"the learning rate of {name} has been 0 for {zero} steps, iteration {rec.iteration}: no step moves "
                 f"a weight, so nothing trains. {why[0].upper()}{why[1:]}")))
-        risen = rising >= LR_RISING_STEPS and first > 0 and lr > LR_RISEN * first
+        # a scheduler's warmup rises to the rate the optimizer was given (each group's initial_lr) and stops there
+        base = max((g["initial_lr"] for g in opt.param_groups if isinstance(g.get("initial_lr"), int | float)),
+                   default=0.0)
+        risen = rising >= LR_RISING_STEPS and first > 0 and lr > LR_RISEN * first and not lr <= base
         if self._starts(("lr_rising", str(id(opt))), risen):
             alerts.append(step_alert(rec, "lr_rising", name, (
                 f"the learning rate of {name} has grown from {first:g} to {lr:.3g} ({lr / first:,.0f}x) by iteration "

@@ -69,8 +69,10 @@ class LoopChecks:
         self._forward_open = True  # no backward pass began in this iteration yet
         self._scalars: dict[int, weakref.ref] = {}  # id -> the one-element outputs that require grad, this iteration
         self._roots: deque = deque(maxlen=ROOTS_KEPT)  # (weak reference, iteration) of the latest backward roots
-        # id -> record of the one-element outputs made with gradients on that require none (from .data, .detach())
-        self._gradless_scalars: dict[int, OpRecord] = {}
+        # id -> record of the outputs made with gradients on, that require none, from a parameter's values taken out
+        # of the graph (p.data, p.detach()) or from such outputs; ids of the parameters' arrays (None: not read yet)
+        self._cut: dict[int, OpRecord] = {}
+        self._parameter_arrays: set[int] | None = None
         # source line of a loss computed with gradients off (a validation loss) -> [its pending iteration, sum,
         # count, [(iteration, mean, the training loss's mean over the steps before) of each evaluation], a record]
         self._evals: dict = {}
@@ -90,7 +92,8 @@ class LoopChecks:
         self._forward_open = True
         self._pixels.clear()
         self._scalars.clear()
-        self._gradless_scalars.clear()
+        self._cut.clear()
+        self._parameter_arrays = None
 
     def _several_labels(self, rec: OpRecord, scores, target) -> AlertEvent | None:
         """An alert when cross_entropy's float targets (class probabilities) are multi-hot rows of 0s and 1s with
@@ -126,7 +129,7 @@ class LoopChecks:
                           f"scores for positions{silent}. Pass logits.permute({order}), or flatten both: "
                           "logits.reshape(-1, C) with targets.reshape(-1)", linear, float(shape[1]))
 
-    def _loose_ends(self, rec: OpRecord, out) -> AlertEvent | None:
+    def _loose_ends(self, rec: OpRecord, inputs: tuple, out) -> AlertEvent | None:
         """What every forward op feeds: a graph carried on from iteration to iteration (`total_loss += loss`), the
         results nothing takes (judged when backward begins: _unused_results), and dropout or BatchNorm in
         training mode in an evaluation."""
@@ -146,8 +149,8 @@ class LoopChecks:
                 return self._train_mode_eval(rec)
             if ev.op in LOSS_OPS and self._steps_seen and not ev.output_shape and rec.summary is not None:
                 self._evaluated(rec)
-            elif not ev.output_shape and ev.inputs and grad_mode.state.enabled and len(self._gradless_scalars) < 256:
-                self._gradless_scalars[ev.output] = rec
+            elif ev.inputs and grad_mode.state.enabled and len(self._cut) < UNUSED_LIMIT and self._cut_off(ev, inputs):
+                self._cut[ev.output] = rec
             return None
         if not ev.output_shape and len(self._scalars) < 256:
             self._scalars[ev.output] = weakref.ref(out)
@@ -364,11 +367,23 @@ class LoopChecks:
             names = [f"{label} group{g}.{i}" for g, i, _, _ in updated]
         return named + [(name, u[3]) for name, u in zip(names, updated) if id(u[3]) not in known]
 
+    def _cut_off(self, ev, inputs: tuple) -> bool:
+        """Whether an op that requires no grad, run with gradients on, computes from a parameter's values taken out of
+        the graph (its array itself: p.data, p.detach()) or from an output that did. A term computed from the data
+        alone (the targets' entropy, a normalising constant) is no cut: it is constant on purpose."""
+        cut = self._cut
+        if cut and any(i in cut for i in ev.inputs):
+            return True
+        arrays = self._parameter_arrays
+        if arrays is None:
+            arrays = self._parameter_arrays = {id(p.array) for _, p in self.params()} if self.params else set()
+        return any(id(t.array) in arrays for t in inputs)
+
     def _term_without_gradient(self, root: OpRecord) -> AlertEvent | None:
         """An alert when the loss backward() starts from adds a term that requires no gradient though it was
         computed with gradients on (a penalty built from p.data or p.detach()): it changes the loss's value, never
         its gradient, so the term does nothing to training."""
-        term = next((self._gradless_scalars[i] for i in root.event.inputs if i in self._gradless_scalars), None)
+        term = next((self._cut[i] for i in root.event.inputs if i in self._cut), None)
         if term is None or not self._starts(("term_without_gradient", ""), True):
             return None
         return make_alert("term_without_gradient", f"backward() starts from {where(root)}, which "

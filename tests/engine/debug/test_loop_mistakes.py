@@ -268,3 +268,64 @@ def test_updates_capped_by_clipping_are_no_learning_rate_far_too_high():
 
     assert run(clip=True) == []
     assert run(clip=False) == ["large_update"]
+
+
+# ---- correct programs the checks once took for mistakes --------------------------------------------------------
+
+
+def test_a_constant_computed_from_the_targets_is_no_term_cut_from_the_graph():
+    # a KL written as cross entropy minus the targets' entropy: the entropy is constant on purpose
+    model = classifier()
+    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, _ = data()
+    targets = F.softmax(engine.randn(32, 3), dim=1)
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            entropy = -(targets * targets.log()).sum(1).mean()
+            (F.cross_entropy(model(x), targets) - entropy).backward()
+            opt.step()
+    assert kinds(dbg) == []
+
+
+def test_a_scheduled_warmup_that_rises_to_the_given_rate_is_no_endless_warmup():
+    def run(scheduled: bool) -> list:
+        model = classifier()
+        opt = engine.optim.SGD(model.parameters(), lr=0.1 if scheduled else 1e-6)
+        warmup = engine.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, 1e-5 + s / 200)) if scheduled else None
+        x, y = data()
+        with Debugger("summary", model=model, optimizer=opt) as dbg:
+            for _ in range(190):
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+                if scheduled:
+                    warmup.step()  # from 1e-6 to 0.1 in 200 steps, by the scheduler
+                else:
+                    for group in opt.param_groups:
+                        group["lr"] *= 1.1  # by hand, never capped
+        return [a.kind for a in dbg.alerts if a.kind == "lr_rising"]
+
+    assert run(scheduled=True) == []
+    assert run(scheduled=False) == ["lr_rising"]
+
+
+def test_an_earlier_stages_optimizer_kept_beside_the_fine_tuning_one_is_not_idle_and_frozen_norms_are_no_eval():
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    pretrain = engine.optim.SGD(model.parameters(), lr=0.1)
+    x, y = data()
+    with Debugger("summary", model=model, optimizer=pretrain) as dbg:
+        for _ in range(5):  # stage 1: everything trains, BatchNorm in training mode
+            pretrain.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            pretrain.step()
+        for p in model[:2].parameters():
+            p.requires_grad_(False)
+        model[1].eval()  # stage 2: the norm frozen on purpose, the head fine-tuned by an optimizer of its own
+        finetune = engine.optim.SGD(model[3].parameters(), lr=0.01)
+        for _ in range(25):
+            finetune.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            finetune.step()
+    assert [a.kind for a in dbg.alerts if a.kind in ("optimizer_idle", "eval_mode")] == []
