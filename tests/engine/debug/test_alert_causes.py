@@ -357,20 +357,28 @@ def test_another_models_module_called_inside_is_no_loose_layer():
     del critic_opt
 
 
-def padded_run(ignore_index: int) -> list:
+def token_run(classes: int, inputs_and_targets, ignore_index: int = -100) -> list:
+    """The alerts of 3 steps of an Embedding (padding_idx 0) and a Linear over `classes`, on (inputs, targets) =
+    inputs_and_targets(tokens), tokens padded with 0 from position 6."""
     engine.manual_seed(0)
-    emb, head = nn.Embedding(12, 8, padding_idx=0), nn.Linear(8, 12)
+    emb, head = nn.Embedding(12, 8, padding_idx=0), nn.Linear(8, classes)
     model = nn.Sequential(emb, head)
     opt = engine.optim.SGD(model.parameters(), lr=0.1)
     tokens = engine.randint(1, 12, (16, 10))
     tokens[:, 6:] = 0  # the padded tail of every sequence
+    inputs, targets = inputs_and_targets(tokens)
     with Debugger("summary", model=model, optimizer=opt) as dbg:
         for _ in range(3):
             opt.zero_grad()
-            logits = model(tokens[:, :-1])
-            F.cross_entropy(logits.reshape(-1, 12), tokens[:, 1:].reshape(-1), ignore_index=ignore_index).backward()
+            F.cross_entropy(model(inputs).reshape(-1, classes), targets.reshape(-1),
+                            ignore_index=ignore_index).backward()
             opt.step()
     return list(dbg.alerts)
+
+
+def padded_run(ignore_index: int) -> list:
+    """A language model's: the targets are the next tokens."""
+    return token_run(12, lambda tokens: (tokens[:, :-1], tokens[:, 1:]), ignore_index)
 
 
 def test_padding_counted_in_the_loss_is_named():
@@ -382,20 +390,12 @@ def test_padding_counted_in_the_loss_is_named():
 
 def test_a_taggers_class_0_where_the_padding_token_is_0_and_its_padding_labelled_ignore_is_no_padding():
     def run(pad_label: int) -> list:
-        engine.manual_seed(0)
-        emb, head = nn.Embedding(12, 8, padding_idx=0), nn.Linear(8, 3)
-        model = nn.Sequential(emb, head)
-        opt = engine.optim.SGD(model.parameters(), lr=0.1)
-        tokens = engine.randint(1, 12, (16, 10))
-        tokens[:, 6:] = 0
-        tags = (tokens % 3 == 0).long()  # most tokens are tag 0, "O"
-        tags[:, 6:] = pad_label
-        with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(3):
-                opt.zero_grad()
-                F.cross_entropy(model(tokens).reshape(-1, 3), tags.reshape(-1)).backward()
-                opt.step()
-        return [a for a in dbg.alerts if a.kind == "padding_counted"]
+        def tagged(tokens):
+            tags = (tokens % 3 == 0).long()  # most tokens are tag 0, "O"
+            tags[:, 6:] = pad_label
+            return tokens, tags
+
+        return [a for a in token_run(3, tagged) if a.kind == "padding_counted"]
 
     assert run(-100) == []
     (alert,) = run(0)  # padding labelled "O" is counted: label it -100, not ignore_index=0 (that drops every "O")

@@ -29,12 +29,12 @@ def data(n: int = 32):
 
 
 def classifier_run(steps: int, targets=None, loss=F.cross_entropy, before_step=None, after_step=None,
-                   penalty=None, setup=None) -> list:
-    """The alerts of KINDS from `steps` SGD steps of classifier() on data() (or on `targets`): `setup(opt)` runs
-    before the first, `before_step(model)` between backward and step, `after_step(opt, loss)` after it, and
-    `penalty(model)` is added to the loss."""
-    model = classifier()
-    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+                   penalty=None, setup=None, model=None, lr: float = 0.1, every: bool = False) -> list:
+    """The alerts of KINDS (`every`: all alerts) from `steps` SGD steps at `lr` of `model` (classifier()) on data()
+    (or on `targets`): `setup(opt)` runs before the first, `before_step(model)` between backward and step,
+    `after_step(opt, loss)` after it, and `penalty(model)` is added to the loss."""
+    model = classifier() if model is None else model
+    opt = engine.optim.SGD(model.parameters(), lr=lr)
     if setup is not None:
         setup(opt)
     x, y = data()
@@ -51,7 +51,7 @@ def classifier_run(steps: int, targets=None, loss=F.cross_entropy, before_step=N
             opt.step()
             if after_step is not None:
                 after_step(opt, value)
-    return kinds(dbg)
+    return list(dbg.alerts) if every else kinds(dbg)
 
 
 def test_a_second_models_optimizer_never_zeroed_is_named():
@@ -136,14 +136,7 @@ def test_units_initialised_alike_are_named_and_the_fading_gradient_blames_them()
         if constant:
             for layer in (model[0], model[2], model[4]):
                 nn.init.constant_(layer.weight, 0.05)
-        opt = engine.optim.SGD(model.parameters(), lr=0.1)
-        x, y = data()
-        with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(3):
-                opt.zero_grad()
-                F.cross_entropy(model(x), y).backward()
-                opt.step()
-        return list(dbg.alerts)
+        return classifier_run(3, model=model, every=True)
 
     alerts = run(constant=True)
     same = [a for a in alerts if a.kind == "same_units"]
@@ -254,17 +247,8 @@ def test_a_key_padding_mask_true_on_the_tokens_is_named():
 def test_updates_capped_by_clipping_are_no_learning_rate_far_too_high():
     # the classic word language model: SGD at lr 20, its steps capped by clip_grad_norm_(0.25)
     def run(clip: bool) -> list:
-        model = classifier()
-        opt = engine.optim.SGD(model.parameters(), lr=20.0)
-        x, y = data()
-        with Debugger("summary", model=model, optimizer=opt) as dbg:
-            for _ in range(5):
-                opt.zero_grad()
-                F.cross_entropy(model(x), y).backward()
-                if clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), 0.25)
-                opt.step()
-        return [a.kind for a in dbg.alerts if a.kind == "large_update"]
+        capped = (lambda model: nn.utils.clip_grad_norm_(model.parameters(), 0.25)) if clip else None
+        return [a.kind for a in classifier_run(5, lr=20.0, before_step=capped, every=True) if a.kind == "large_update"]
 
     assert run(clip=True) == []
     assert run(clip=False) == ["large_update"]
