@@ -799,8 +799,8 @@ class Monitor(LoopChecks):
         for name, p in self._with_others(rec, opt):
             g = p.grad
             if g is None:
-                if id(p) in held and not p.requires_grad:
-                    frozen.append(name)
+                if id(p) in held and not p.requires_grad and name not in self._stepped:
+                    frozen.append(name)  # (one that trained before was frozen part-way on purpose: a head done)
                 elif id(p) in mine and p.requires_grad:
                     cut.append(name)
                 continue

@@ -34,6 +34,8 @@ HISTORY_STEPS = 8  # iterations in a row each of which adds to a graph made in t
 ROOTS_KEPT = 40  # the losses of this many backward passes in a row, over as many iterations, all alive: kept
 MADE_LIMIT = 1 << 17  # op outputs an iteration remembers for that (ids)
 UNUSED_LIMIT = 4096  # op outputs of a forward remembered until something takes them
+# ops that score a model's outputs: what an evaluation pass ends in
+EVALUATES = frozenset({*LOSS_OPS, "argmax", "argmin", "topk", "eq"})
 TRAINING_ONLY = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
                            "batch_norm"})  # ops that behave differently in training mode
 LAYERS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -71,6 +73,10 @@ class LoopChecks:
         self._roots: deque = deque(maxlen=ROOTS_KEPT)  # (weak reference, iteration) of the latest backward roots
         # id -> record of the outputs made with gradients on, that require none, from a parameter's values taken out
         # of the graph (p.data, p.detach()) or from such outputs; ids of the parameters' arrays (None: not read yet)
+        # the alert of a pass with gradients off that ran Dropout or BatchNorm in training mode, raised once the pass
+        # scores its outputs (a loss, an argmax: an evaluation; sampling a GAN's generator in train mode is none);
+        # False once judged in this iteration
+        self._train_mode_pass: AlertEvent | bool | None = None
         self._cut: dict[int, OpRecord] = {}
         self._parameter_arrays: set[int] | None = None
         # source line of a loss computed with gradients off (a validation loss) -> [its pending iteration, sum,
@@ -94,6 +100,7 @@ class LoopChecks:
         self._scalars.clear()
         self._cut.clear()
         self._parameter_arrays = None
+        self._train_mode_pass = None
 
     def _several_labels(self, rec: OpRecord, scores, target) -> AlertEvent | None:
         """An alert when cross_entropy's float targets (class probabilities) are multi-hot rows of 0s and 1s with
@@ -144,13 +151,18 @@ class LoopChecks:
             if rec.depth and len(unused) < UNUSED_LIMIT:
                 unused[ev.output] = rec
         if not ev.requires_grad:
-            if ev.op in TRAINING_ONLY and self._steps_seen and not grad_mode.state.enabled and \
-                    ev.args.get("training", True):
-                return self._train_mode_eval(rec)
             if ev.op in LOSS_OPS and self._steps_seen and not ev.output_shape and rec.summary is not None:
                 self._evaluated(rec)
             elif ev.inputs and grad_mode.state.enabled and len(self._cut) < UNUSED_LIMIT and self._cut_off(ev, inputs):
                 self._cut[ev.output] = rec
+            if grad_mode.state.enabled or not self._steps_seen:
+                return None
+            if ev.op in TRAINING_ONLY and ev.args.get("training", True):
+                if self._train_mode_pass is None:  # judged once an iteration
+                    self._train_mode_pass = self._train_mode_eval(rec) or False
+            elif self._train_mode_pass and ev.op in EVALUATES:
+                alert, self._train_mode_pass = self._train_mode_pass, False
+                return alert if self._starts(("train_mode_eval", ""), True) else None
             return None
         if not ev.output_shape and len(self._scalars) < 256:
             self._scalars[ev.output] = weakref.ref(out)
@@ -226,7 +238,7 @@ class LoopChecks:
         if any(isinstance(m, _BatchNorm) and m.momentum is None for m in root.modules()):
             return None  # BatchNorm statistics averaged over a pass: recomputed on purpose (update_bn, precise BN)
         owner = next((m for m, _ in reversed(calls) if self._trains(m) is not None), None)
-        if owner is None or not self._trains(owner) or not self._starts(("train_mode_eval", ""), True):
+        if owner is None or not self._trains(owner):
             return None
         op = rec.event.op
         if not inner.training and "dropout" in op:
@@ -449,9 +461,10 @@ class LoopChecks:
             (it_best, v_best, t_best), (it, v, t) = history[best], history[-1]
             recent = history[-OVERFIT_EVALS:]
             # risen by a share of the best and of the first evaluation's loss (0.05 to 0.07 is no loss to stop at)
-            hit = all(e[1] > (1 + OVERFIT_RISE) * v_best for e in recent) and v >= recent[0][1] and \
-                v - v_best >= OVERFIT_RISE * history[0][1] and t < OVERFIT_FALL * t_best and \
-                it - it_best >= OVERFIT_STEPS
+            # differences against magnitudes: a flow's or a Gaussian's negative log-likelihood goes below zero
+            hit = all(e[1] - v_best > OVERFIT_RISE * abs(v_best) for e in recent) and v >= recent[0][1] and \
+                v - v_best >= OVERFIT_RISE * abs(history[0][1]) and t_best - t > (1 - OVERFIT_FALL) * abs(t_best) \
+                and it - it_best >= OVERFIT_STEPS
             if not self._starts(("overfitting", ""), hit):
                 continue
             made = entry[4]

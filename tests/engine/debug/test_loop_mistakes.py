@@ -313,3 +313,16 @@ def test_an_earlier_stages_optimizer_kept_beside_the_fine_tuning_one_is_not_idle
             F.cross_entropy(model(x), y).backward()
             finetune.step()
     assert [a.kind for a in dbg.alerts if a.kind in ("optimizer_idle", "eval_mode")] == []
+
+
+def test_a_head_frozen_part_way_and_left_in_the_optimizer_is_frozen_on_purpose():
+    def freeze_late(opt, loss):
+        if opt.state:  # after the first steps: the last layer is done
+            for p in list(opt.param_groups[0]["params"])[-2:]:
+                p.requires_grad_(False)
+
+    assert [a.kind for a in classifier_run(6, after_step=freeze_late, every=True) if a.kind == "frozen"] == []
+    frozen_first = classifier()
+    for p in frozen_first[2].parameters():
+        p.requires_grad_(False)
+    assert [a.kind for a in classifier_run(6, model=frozen_first, every=True)] == ["frozen"]

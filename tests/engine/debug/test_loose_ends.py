@@ -153,7 +153,7 @@ def evaluation(model, eval_first: bool):
         if eval_first:
             model.eval()
         with engine.no_grad():
-            model(x)
+            model(x).argmax(1)  # the predictions, scored
         model.train()
     return run
 
@@ -202,7 +202,7 @@ def test_a_target_network_in_training_mode_under_no_grad_is_not_an_evaluation():
 
     def targets(loss, i):
         with engine.no_grad():
-            target(engine.randn(32, 6))
+            target(engine.randn(32, 6)).argmax(1)  # its outputs scored: only no optimizer's spares it
 
     assert train(mlp(norm=True), after_step=targets) == []
 
@@ -219,6 +219,7 @@ class Byol(nn.Module):
     def forward(self, x):
         with engine.no_grad():
             target = self.target(x)  # in training mode, gradients off: on purpose
+            target.argmax(1)
         return self.online(x) + 0 * target
 
 
@@ -244,17 +245,31 @@ def test_monte_carlo_dropout_in_an_eval_model_is_not_an_evaluation_mistake():
                 layer.train()  # dropout on, on purpose, in a model in eval mode
         with engine.no_grad():
             for _ in range(3):
-                model(x)
+                model(x).argmax(1)
         model.train()
 
     assert train(model, evaluate=mc_dropout) == []
+
+
+def test_sampling_a_generator_in_training_mode_under_no_grad_is_not_an_evaluation():
+    # the DCGAN tutorial's samples from a fixed noise batch: the generator stays in training mode, nothing is scored
+    model = mlp(norm=True)
+    assert train(model, evaluate=lambda x: engine.no_grad()(model)(x)) == []
+    model = mlp(norm=True)
+    (alert,) = train(model, evaluate=evaluation(model, eval_first=False))  # the same pass, its outputs scored
+    assert alert.kind == "train_mode_eval"
 
 
 def test_recomputing_batchnorm_statistics_under_no_grad_is_not_an_evaluation():
     # swa_utils.update_bn (and "precise BN") run the training data through BatchNorm in training mode on purpose,
     # with a cumulative average (momentum None)
     model = mlp(norm=True)
-    assert train(model, evaluate=lambda x: engine.optim.swa_utils.update_bn([x], model)) == []
+
+    def recompute_then_validate(x):
+        engine.optim.swa_utils.update_bn([x], model)
+        evaluation(model, eval_first=True)(x)  # scored after, in eval mode
+
+    assert train(model, evaluate=recompute_then_validate) == []
 
 
 def test_an_evaluation_before_any_training_step_is_not_judged():
