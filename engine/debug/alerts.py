@@ -93,6 +93,7 @@ LR_GONE_STEPS = 20  # ...for this many steps (cosine annealing to 0 over 10,000 
 LR_RISEN = 1e4  # a learning rate this many times its first (a warmup from 1e-5 to 0.05 is 5,000x)...
 LR_RISING_STEPS = 120  # ...that rose at each of this many steps in a row (a range test runs about 100)
 RESHAPES = frozenset({"view", "reshape"})
+THROUGH_SOFTMAX = frozenset({"log", "add", "clamp", "clamp_min"})  # what a hand-written log-softmax passes through
 CONVERGED = 1e-3  # a loss below this share of its first: fitted, its gradients tiny everywhere
 PADDING_SHARE = 0.2  # a loss's targets that are an Embedding's padding index, counted by the loss
 CHANCE_BAND = 0.02  # a cross entropy this near ln C...
@@ -195,7 +196,8 @@ class Monitor(LoopChecks):
         elif (op in REGRESSION_LOSSES or op in LOSSES_OF_LOGITS) and rec.event.requires_grad:  # the training loss:
             # a validation loss under no_grad between backward() and step() is not what the step minimises
             self._loss = (rec, inputs[1].array if op in REGRESSION_LOSSES and len(inputs) > 1 else None)
-        elif op == "log" and rec.event.inputs:  # log(softmax(x)): the loss takes the softmax's output still
+        elif op in THROUGH_SOFTMAX and rec.event.inputs and self._last:
+            # log(softmax(x) + 1e-8): the loss takes the softmax's output still, guarded and logged by hand
             softmax = self._made_by(rec.event.inputs[0], SOFTMAXES)
             if softmax is not None:
                 self._last[softmax.event.op] = (rec.event.output, softmax)

@@ -90,7 +90,7 @@ def test_a_learning_rate_of_zero_names_the_scheduler_that_never_stepped():
 
 
 def test_softmax_over_an_images_last_dim_before_nll_loss_is_named():
-    def run(dim: int) -> list:
+    def run(dim: int, guard: bool = False) -> list:
         engine.manual_seed(0)
         model = nn.Conv2d(2, 4, 3, padding=1)
         opt = engine.optim.SGD(model.parameters(), lr=0.1)
@@ -98,14 +98,16 @@ def test_softmax_over_an_images_last_dim_before_nll_loss_is_named():
         with Debugger("summary", model=model, optimizer=opt) as dbg:
             for _ in range(2):
                 opt.zero_grad()
-                F.nll_loss(engine.log(F.softmax(model(x), dim=dim)), y).backward()  # by hand: log of a softmax
+                probs = F.softmax(model(x), dim=dim)
+                F.nll_loss(engine.log(probs + 1e-8) if guard else engine.log(probs), y).backward()  # by hand
                 opt.step()
         return kinds(dbg)
 
-    (alert,) = run(-1)
-    assert alert.kind == "softmax_dim" and alert.op == "softmax"
-    assert "normalises over dim 3, size 6 (input (4, 4, 6, 6))" in alert.message and "Use dim=1" in alert.message
-    assert run(1) == []
+    for guard in (False, True):  # log(p), or log(p + 1e-8) as people guard it
+        (alert,) = run(-1, guard)
+        assert alert.kind == "softmax_dim" and alert.op == "softmax"
+        assert "normalises over dim 3, size 6 (input (4, 4, 6, 6))" in alert.message and "Use dim=1" in alert.message
+        assert run(1, guard) == []
 
 
 def test_a_sequences_class_scores_on_the_last_dim_are_named_where_no_shape_error_does():
