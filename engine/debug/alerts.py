@@ -35,7 +35,7 @@ from engine.debug.alert_text import (
 )
 from engine.debug.loop_checks import LAYERS, LoopChecks
 from engine.debug.nonfinite import NonFiniteTracker
-from engine.debug.param_names import updated_parameters
+from engine.debug.param_names import by_event_names, updated_parameters
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.events import AlertEvent, next_seq
 from engine.nn.module import unregistered_calls
@@ -701,10 +701,10 @@ class Monitor(LoopChecks):
         optimizer's parameters in the order its event names them (another optimizer's are 'AdamW:group0.1'),
         else by the names the debugger knows."""
         opt = stepping_optimizer()
-        if opt is not None and getattr(rec.event, "grad_norms", None):
-            stepped = updated_parameters(opt)
-            if len(stepped) == len(named_norms):
-                return {name for (name, _), (*_, p) in zip(named_norms, stepped) if id(p) in self._normalized_away}
+        pairs = by_event_names([name for name, _ in named_norms], updated_parameters(opt)) \
+            if opt is not None and getattr(rec.event, "grad_norms", None) else None
+        if pairs is not None:
+            return {name for name, p in pairs if id(p) in self._normalized_away}
         return {name for tid, name in self._names().items() if tid in self._normalized_away}
 
     def _tiny_updates(self, rec) -> list[AlertEvent]:

@@ -21,7 +21,7 @@ from engine.autograd import grad_mode
 from engine.backend import array_module, host_floats, to_host
 from engine.debug.alert_text import REINITIALISE, UNITS_ALIKE, layer_of, make_alert, names_text, step_alert, where
 from engine.debug.losses import LOSS_OPS, label_of
-from engine.debug.param_names import updated_parameters
+from engine.debug.param_names import by_event_names, updated_parameters
 from engine.debug.records import OpRecord
 from engine.events import AlertEvent
 from engine.nn.layers.attention import MultiheadAttention
@@ -85,7 +85,7 @@ class LoopChecks:
         self._train_losses = [0.0, 0]  # sum and count of the training losses at the steps since the last evaluation
         self._root_value: float | None = None  # the value of the last backward pass's root (the training loss)
         self._own_optimizer: tuple = ()  # (id, parameter count) of an optimizer holding only the model's parameters
-        self._trained_roots: dict[int, tuple] = {}  # id of a module -> (it, whether an optimizer trains it, or None)
+        self._trained_modules: dict[int, tuple] = {}  # id of a module -> (it, whether an optimizer trains it, or None)
         self._pixels: dict[int, tuple] = {}  # id of a float tensor converted from uint8 -> (its record, its maximum)
         self._class_counts = None  # labels of each class a weighted cross entropy took, until judged
 
@@ -109,12 +109,12 @@ class LoopChecks:
         if target.shape != scores.shape or target.ndim != 2 or not target.size or \
                 ("several_labels", "") in self._raised:
             return None
-        xp = array_module(target)
         binary = bool(((target == 0) | (target == 1)).all())
-        most = int(host_floats([target.sum(axis=1).max()])[0]) if binary else 0
+        sums = target.sum(axis=1) if binary else None
+        most, mean = host_floats([sums.max(), sums.mean()]) if binary else (0, 0)
+        most = int(most)
         if not self._starts(("several_labels", ""), most > 1):
             return None
-        mean = float(xp.mean(target.sum(axis=1)))
         return make_alert("several_labels", f"the targets of {where(rec)} hold up to {most} ones per row ({mean:.2g} "
                           f"on average), iteration {rec.iteration}: cross_entropy takes float targets as class "
                           "probabilities, one distribution per sample summing to 1, and its softmax makes a sample's "
@@ -142,14 +142,10 @@ class LoopChecks:
         training mode in an evaluation."""
         ev = rec.event
         if self._forward_open:
-            unused = self._unused
-            if unused:
-                for i in ev.inputs:
-                    took = unused.pop(i, None)
-                    if took is not None:
-                        self._used_lines.add(id(took.source))  # one SourceFrame per line: its id is the line's
-            if rec.depth and len(unused) < UNUSED_LIMIT:
-                unused[ev.output] = rec
+            if self._unused:
+                self._taken(ev.inputs)
+            if rec.depth and len(self._unused) < UNUSED_LIMIT:
+                self._unused[ev.output] = rec
         if not ev.requires_grad:
             if ev.op in LOSS_OPS and self._steps_seen and not ev.output_shape and rec.summary is not None:
                 self._evaluated(rec)
@@ -193,12 +189,17 @@ class LoopChecks:
 
     def module_exit(self, tensors: tuple) -> None:
         """A module call returned `tensors`: its caller has them, so they are no loose ends."""
+        if self._unused:
+            self._taken(tensors)
+
+    def _taken(self, ids: tuple) -> None:
+        """The tensors of these ids were taken (by an op, or a module's caller): neither they nor their lines are
+        loose ends."""
         unused = self._unused
-        if unused:
-            for i in tensors:
-                took = unused.pop(i, None)
-                if took is not None:
-                    self._used_lines.add(id(took.source))
+        for i in ids:
+            took = unused.pop(i, None)
+            if took is not None:
+                self._used_lines.add(id(took.source))  # one SourceFrame per line: its id is the line's
 
     def _unused_results(self) -> AlertEvent | None:
         """At the first backward of an iteration: an op inside a module's forward whose output requires grad and that
@@ -237,8 +238,9 @@ class LoopChecks:
             return None  # layers put back in training mode inside a model in eval(): on purpose
         if any(isinstance(m, _BatchNorm) and m.momentum is None for m in root.modules()):
             return None  # BatchNorm statistics averaged over a pass: recomputed on purpose (update_bn, precise BN)
-        owner = next((m for m, _ in reversed(calls) if self._trains(m) is not None), None)
-        if owner is None or not self._trains(owner):
+        # the nearest module of the chain that holds parameters: whether an optimizer trains them
+        trains = next((t for t in (self._trains(m) for m, _ in reversed(calls)) if t is not None), None)
+        if not trains:
             return None
         op = rec.event.op
         if not inner.training and "dropout" in op:
@@ -255,13 +257,13 @@ class LoopChecks:
 
     def _trains(self, module) -> bool | None:
         """Whether an optimizer trains some parameter of `module` (and its submodules); None when it has none."""
-        known = self._trained_roots.get(id(module))
+        known = self._trained_modules.get(id(module))
         if known is None or known[0] is not module:
-            if len(self._trained_roots) >= 64:
-                self._trained_roots.clear()
+            if len(self._trained_modules) >= 64:
+                self._trained_modules.clear()
             params = list(module.parameters())
             trained = {id(p) for opt in live_optimizers() for group in opt.param_groups for p in group["params"]}
-            known = self._trained_roots[id(module)] = (module, any(id(p) in trained for p in params) if params
+            known = self._trained_modules[id(module)] = (module, any(id(p) in trained for p in params) if params
                                                        else None)
         return known[1]
 
@@ -373,11 +375,12 @@ class LoopChecks:
             if len(updated) == size:  # every parameter had a gradient, so every one was checked
                 self._own_optimizer = (id(opt), size)
             return named
-        names = list(getattr(rec.event, "grad_norms", None) or getattr(rec.event, "update_norms", None) or ())
-        label = getattr(rec.event, "optimizer", "") or type(opt).__name__
-        if len(names) != len(updated):
-            names = [f"{label} group{g}.{i}" for g, i, _, _ in updated]
-        return named + [(name, u[3]) for name, u in zip(names, updated) if id(u[3]) not in known]
+        pairs = by_event_names(getattr(rec.event, "grad_norms", None) or getattr(rec.event, "update_norms", None)
+                               or (), updated)
+        if pairs is None:
+            label = getattr(rec.event, "optimizer", "") or type(opt).__name__
+            pairs = [(f"{label} group{g}.{i}", p) for g, i, _, p in updated]
+        return named + [(name, p) for name, p in pairs if id(p) not in known]
 
     def _cut_off(self, ev, inputs: tuple) -> bool:
         """Whether an op that requires no grad, run with gradients on, computes from a parameter's values taken out of

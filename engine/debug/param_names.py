@@ -109,3 +109,10 @@ def updated_parameters(opt) -> list[tuple]:
     """(group index, index in it, group, parameter) of what `opt`'s step updated, in the order it did."""
     return [(g, i, group, p) for g, group in enumerate(opt.param_groups)
             for i, p in enumerate(group["params"]) if p.grad is not None]
+
+
+def by_event_names(names, updated: list[tuple]) -> list[tuple] | None:
+    """(name, parameter) of what a step updated (updated_parameters), named as its event names them (its norms'
+    keys, in the step's order); None when the two do not line up one for one."""
+    names = list(names)
+    return [(name, u[3]) for name, u in zip(names, updated)] if len(names) == len(updated) else None
