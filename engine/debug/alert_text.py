@@ -58,6 +58,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "train_mode_eval": ("eval() missing?", "dropout or BatchNorm in training mode with gradients off"),
     "unscaled_pixels": ("pixels not scaled", "uint8 inputs fed as 0..255"),
     "class_weights": ("class weights reversed", "class weights that favour the common classes"),
+    "broken_tying": ("weight tie copied", "an output layer tied to the embedding by a copy"),
 }
 
 

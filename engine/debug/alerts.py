@@ -33,7 +33,7 @@ from engine.debug.alert_text import (
     step_alert,
     where,
 )
-from engine.debug.loop_checks import LAYERS, LoopChecks
+from engine.debug.loop_checks import LAYERS, TIED_OPS, LoopChecks
 from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import by_event_names, updated_parameters
 from engine.debug.records import BackwardRecord, OpRecord
@@ -189,6 +189,8 @@ class Monitor(LoopChecks):
         if loose is not None:
             return loose
         op = rec.event.op
+        if self._tie_weights is not None and op in TIED_OPS:
+            self._tie_candidate(rec, inputs)
         if op in LAST_OF:  # the last one: a loss may take its output straight
             self._last[op] = (rec.event.output, rec)
         if op in SATURATING:
@@ -559,6 +561,8 @@ class Monitor(LoopChecks):
                 self._converged()  # takes the first loss
         if self._same_units is None and event.__class__.__name__ == "OptimizerEvent":
             alerts += self._identical_units(rec)  # first: a fading gradient at this step may be its doing
+        if self._tie_weights is not None and event.__class__.__name__ == "OptimizerEvent":
+            alerts += self._copied_tie(rec)
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
         if self._zero_layers is None and getattr(event, "update_norms", None):

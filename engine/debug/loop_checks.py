@@ -3,7 +3,8 @@ carried from iteration to iteration or every loss kept alive, an op result nothi
 or BatchNorm in training mode, uint8 pixels fed unscaled, class weights that favour the common classes, multi-hot
 targets in cross_entropy, class scores read along the wrong dim, units initialised alike, clipping far below the
 gradients' norm, a loss term cut from the graph, an attention padding mask inverted, a validation loss that rises
-while the training loss falls, and a second model's optimizer whose gradients pile up.
+while the training loss falls, a second model's optimizer whose gradients pile up, and an output layer "tied" to the
+embedding by a copy of its weight.
 
 LoopChecks is a part of engine.debug.alerts.Monitor (its base class): it keeps its own state (_loop_state,
 _loop_new_iteration) and uses the Monitor's bookkeeping (_starts, _padding, _steps_seen, params).
@@ -27,8 +28,9 @@ from engine.events import AlertEvent
 from engine.nn.layers.attention import MultiheadAttention
 from engine.nn.layers.norm import _BatchNorm
 from engine.nn.module import outermost, running_modules
+from engine.nn.parameter import Parameter
 from engine.nn.utils import clip_grad
-from engine.optim.optimizer import live_optimizers
+from engine.optim.optimizer import live_optimizers, stepping_optimizer
 
 HISTORY_STEPS = 8  # iterations in a row each of which adds to a graph made in the one before (not detached)
 ROOTS_KEPT = 40  # the losses of this many backward passes in a row, over as many iterations, all alive: kept
@@ -48,6 +50,7 @@ OVERFIT_STEPS = 20  # with a patience of 15 has stopped by then)...
 OVERFIT_FALL = 0.9  # ...while the training loss fell below this share of what it was at the best
 WEIGHT_LABELS = 500  # labels a cross entropy's class weights are judged against...
 WEIGHT_SPREAD = 2.0  # ...when its most and least frequent classes' shares differ this many times
+TIED_OPS = frozenset({"embedding", "linear"})  # whose weights a language model ties (one Parameter for both)
 
 
 class LoopChecks:
@@ -88,6 +91,10 @@ class LoopChecks:
         self._trained_modules: dict[int, tuple] = {}  # id of a module -> (it, whether an optimizer trains it, or None)
         self._pixels: dict[int, tuple] = {}  # id of a float tensor converted from uint8 -> (its record, its maximum)
         self._class_counts = None  # labels of each class a weighted cross entropy took, until judged
+        # until the first step: the weights embeddings and linears took ({op: {id: (weight, record)}}), and the pairs of
+        # an embedding's and a linear's that are two Parameters of one shape holding the same values (a tie by copy)
+        self._tie_weights: dict | None = {"embedding": {}, "linear": {}}
+        self._copied_ties: list = []
 
     def _loop_new_iteration(self) -> None:
         """Forget what concerns one iteration only (Monitor.new_iteration calls it)."""
@@ -336,6 +343,51 @@ class LoopChecks:
                           f"iteration {rec.iteration}: this makes the model neglect the rare classes even more. To "
                           "balance the classes, weigh each by its inverse frequency (counts.sum() / (C * counts))",
                           rec, float(weights[common] / weights[rare]))
+
+    def _tie_candidate(self, rec: OpRecord, inputs: tuple) -> None:
+        """Before the first step: note the weight an embedding or a linear takes, and pair it with the other kind's
+        weights of its shape that hold the same values (not one constant: same_units' case) in other memory."""
+        op = rec.event.op
+        if len(inputs) < 2 or not isinstance(inputs[1], Parameter):
+            return
+        weight = inputs[1]
+        seen = self._tie_weights[op]
+        if id(weight) in seen or len(seen) >= 64:
+            return
+        seen[id(weight)] = (weight, rec)
+        data = weight.array
+        if data.ndim != 2 or data.dtype.kind != "f" or not data.size:
+            return
+        for other, other_rec in self._tie_weights["linear" if op == "embedding" else "embedding"].values():
+            o = other.array
+            if o is data or o.shape != data.shape or o.dtype != data.dtype or array_module(o).shares_memory(o, data):
+                continue
+            if bool((o == data).all()) and bool(data.max() != data.min()):
+                pair = (other, weight) if op == "linear" else (weight, other)  # (embedding's, linear's)
+                self._copied_ties.append((*pair, rec if op == "linear" else other_rec))
+
+    def _copied_tie(self, rec) -> list[AlertEvent]:
+        """At the first step: an alert when an embedding's and a linear's weights were two Parameters holding the same
+        values before it and the stepping optimizer trains both (a target network's copy is trained by none)."""
+        pairs, self._tie_weights, self._copied_ties = self._copied_ties, None, []
+        opt = stepping_optimizer()
+        if not pairs or opt is None:
+            return []
+        trained = {id(p) for group in opt.param_groups for p in group["params"] if p.grad is not None}
+        names = self._names()
+        for embedding, linear, linear_rec in pairs:
+            if id(embedding) in trained and id(linear) in trained and self._starts(("broken_tying", ""), True):
+                emb, lin = names.get(id(embedding)), names.get(id(linear))
+                fix = f"`self.{layer_of(lin)}.weight = self.{layer_of(emb)}.weight`" if emb and lin else \
+                    "`self.decoder.weight = self.encoder.weight`"
+                return [make_alert("broken_tying", f"{where(linear_rec)} takes '{lin or 'its weight'}', and an "
+                                   f"embedding '{emb or 'its weight'}': two Parameters that held the same "
+                                   f"{embedding.shape[0]}x{embedding.shape[1]} values before the first step, iteration "
+                                   f"{rec.iteration}, both trained by the optimizer. A weight tie made by copying "
+                                   "(nn.Parameter(w.clone()), copy_, deepcopy) ties nothing: the two drift apart and "
+                                   "the model learns both matrices. Tie them by assigning the Parameter itself in the "
+                                   f"model's __init__: {fix}", linear_rec)]
+        return []
 
     def _identical_units(self, rec) -> list[AlertEvent]:
         """At the first step: an alert when in layers of two units or more every unit (a weight's row) holds the

@@ -81,3 +81,11 @@ def test_an_inverted_padding_mask_and_kept_losses_are_found_on_the_device():
     assert "padding_mask" in {a.kind for a in dbg.alerts}
     x, y = engine.randn(32, 6, device=DEV), engine.randint(0, 3, (32,), device=DEV)
     assert "history_kept" in trained(nn.Linear(6, 3).to(DEV), [(x, y)], steps=45, keep=lambda loss: loss)
+
+
+def test_a_tie_made_by_copying_is_found_on_the_device():
+    from tests.engine.debug.test_broken_tying import LM, run
+
+    for tie, named in (("clone", True), ("assign", False)):
+        engine.manual_seed(0)
+        assert bool(run(LM(tie).to(DEV), device=DEV)) is named, tie
