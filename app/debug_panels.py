@@ -26,7 +26,6 @@ from app.session import LiveSession, NodeInfo
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.breakpoints import CONDITIONS, tripped
 from engine.debug.source import SourceFrame
-from engine.events import BackwardEvent
 from widgets.breakpoints_panel import describe
 
 
@@ -45,7 +44,7 @@ class DebugPanels(QObject):
         self._stop_note = ""  # the status note naming the breakpoint of the current stop
         self._stop_selected: int | None = None  # the breakpoint selected because it stopped the run
         self._unshown: list = []  # live records the timeline has yet to take (each take repaints it)
-        self._chance_known = False  # whether the loss op was looked at (chance level drawn, or none)
+        self._chance_curves = 0  # how many training curves the chance levels were found for
         w = window
         w.inspector.fetchRequested.connect(lambda: self._fetch(self._shown))
         self.worker.ready.connect(self._values_ready)
@@ -85,7 +84,7 @@ class DebugPanels(QObject):
         self._plotted = -1
         self._stop_selected = None
         self._unshown = []
-        self._chance_known = False
+        self._chance_curves = 0
         self.history.clear()
         w.inspector.clear()
         replay = isinstance(session, ReplaySession)
@@ -97,7 +96,7 @@ class DebugPanels(QObject):
         w.timeline.set_live(live)
         w.timeline.set_follow(live)
         w.training_plots.clear()
-        self._show_chance(None)
+        self._show_chances(None)
         w.gradient_flow.set_step(None)
         w.gradient_flow.set_parameters({})
         w.module_editor.set_model([], None)
@@ -119,8 +118,7 @@ class DebugPanels(QObject):
         w.training_plots.add_steps(steps)
         self._plotted = steps[-1][0] if steps else -1
         w.training_plots.set_losses(session.loss_curves(), session.eval_loss_curves())
-        self._chance_known = True  # from the tape, once: its records come again as the cursor moves
-        self._show_chance(_tape_loss_op(session), session)
+        self._show_chances(session)
 
     def close_session(self) -> None:
         """The session is going: deliver no more values for it."""
@@ -165,19 +163,23 @@ class DebugPanels(QObject):
             w.gradient_flow.set_step(it, ev.grad_norms or None, ev.update_norms, ev.weight_norms)
         if change.losses or change.reset:
             w.training_plots.set_losses(session.loss_curves(), session.eval_loss_curves())
-        if change.losses and not self._chance_known:
-            loss_op = session.loss_history.first_op  # the op of the first curve's first loss
-            if loss_op is not None:
-                self._chance_known = True
-                self._show_chance(loss_op, session)
+        if change.losses and len(session.loss_ops()) != self._chance_curves:  # a curve came: its level
+            self._show_chances(session)
 
-    def _show_chance(self, loss_op, session=None) -> None:
-        """Chance level on both loss plots when `loss_op` (the op backward() started from) allows one."""
-        first = session.loss_curve()[1][:1] if session is not None and loss_op is not None else []
-        found = chance_level(loss_op, first[0] if first else None) if loss_op is not None else None
-        level, classes = found if found is not None else (None, 0)
-        self.w.loss_plot.set_chance(level, classes)
-        self.w.training_plots.set_chance(level, classes)
+    def _show_chances(self, session) -> None:
+        """The chance level of each training curve whose root op allows one, on both loss plots (none for no
+        session)."""
+        ops = session.loss_ops() if session is not None else {}
+        self._chance_curves = len(ops)
+        curves = session.loss_curves() if ops else {}
+        levels = {}
+        for label, op in ops.items():
+            first = curves.get(label, ((), ()))[1][:1]  # the curve's first loss: a sum over rows starts far above
+            found = chance_level(op, first[0] if first else None) if op is not None else None
+            if found is not None:
+                levels[label] = found
+        self.w.loss_plot.set_chances(levels)
+        self.w.training_plots.set_chances(levels)
 
     def show_records(self) -> None:
         """Give the timeline the live records applied since it last took some."""
@@ -427,7 +429,8 @@ BINARY_LOSSES = frozenset({"binary_cross_entropy", "binary_cross_entropy_with_lo
 
 def chance_level(loss_op, first_loss: float | None = None) -> tuple[float, int] | None:
     """(ln C, C): the loss of a guess at chance (every class equally likely) when `loss_op`, the OpEvent that
-    backward() started from, is a cross entropy over C classes averaged over its rows; else None.
+    backward() started from, is a cross entropy over C classes averaged over its rows; else None (a sum of two
+    losses, or a loss times a weight, starts backward() from an add or a mul: no chance level to draw).
 
     Class weights, ignored rows and label smoothing leave a cross entropy at ln C; a binary one's weight or
     pos_weight do not (ln 2 times their mean over the targets: an imbalanced set's pos_weight put the line at
@@ -451,21 +454,6 @@ def chance_level(loss_op, first_loss: float | None = None) -> tuple[float, int] 
     if first_loss is not None and math.isfinite(first_loss) and rows > 1 and first_loss > level * math.sqrt(rows):
         return None
     return level, classes
-
-
-def _tape_loss_op(session: ReplaySession):
-    """The op whose output backward() started from in the tape's first iteration with a backward, or None."""
-    first = next((info for info in session.iterations if info.backward), None)
-    if first is None:
-        return None
-    tape = session.tape
-    try:
-        for event in tape.events(iteration=first.iteration):
-            if isinstance(event, BackwardEvent):
-                return tape.event(event.forward_seq)
-    except engine.tape.TapeError:  # damaged: the plots go without the line
-        return None
-    return None
 
 
 def _trainable(modules: list[dict]) -> dict[str, bool]:

@@ -339,6 +339,10 @@ class Session:
         line of a loss computed without a gradient (a validation loss; see engine.debug.losses)."""
         return _in_order(self._loss_curves().eval_curves())
 
+    def loss_ops(self) -> dict[str, object]:
+        """The op (OpEvent) each training loss curve's roots are the output of, label -> op (None: not known)."""
+        return self._loss_curves().ops()
+
     def _loss_curves(self) -> LossCurves:
         """A replay's whole run, read at open, else the curves fed so far."""
         return self.recorded_losses if self.recorded_losses is not None else self.loss_history

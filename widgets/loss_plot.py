@@ -2,7 +2,9 @@
 with a cursor in replays, and the loss of a guess at chance as a dashed line labelled "chance" when the
 loss is a cross entropy over a known number of classes: a loss flat on it is a model that learns nothing.
 A run with several losses (a GAN's errD and errG) gets a line of each, in the theme's colours, named by a
-small legend above the plot (never over the lines). Evaluation losses (a validation loss computed under no_grad,
+small legend above the plot (never over the lines), and a chance line for each loss that has a chance level,
+named by its curve and in its colour ("chance: loss_cls (10 classes)"); a level every loss has is one grey
+"chance (10 classes)" line, as for one loss. Evaluation losses (a validation loss computed under no_grad,
 usually once an epoch) are dashed lines through a dot at each point, in the colours after the training losses,
 named "val_loss (eval)" in the legend, which a plot with one shows even beside a single training loss."""
 
@@ -48,32 +50,85 @@ class IterationAxis(pg.AxisItem):
 
 
 class ChanceLine(pg.InfiniteLine):
-    """A dashed level labelled "chance = 0.693 (2 classes)" on a loss plot, hidden until `show_level`: the label
-    under the line in the upper half of the plot, above it in the lower, so that it is never cut at an edge."""
+    """A dashed level labelled "chance (2 classes)" on a loss plot, hidden until `show_level`: the label under the
+    line in the upper half of the plot, above it in the lower, so that it is never cut at an edge; at the right
+    end, or at the left one (`left`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, left: bool = False) -> None:
         colour = pick(MUTED_TEXT)
+        end = 0 if left else 1
         super().__init__(angle=0, movable=False, pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
-                         label="", labelOpts={"position": 0.98, "color": colour, "anchors": [(1, 0), (1, 1)]})
+                         label="", labelOpts={"position": 0.02 if left else 0.98, "color": colour,
+                                              "anchors": [(end, 0), (end, 1)]})
         small = QFont()
         small.setPointSizeF(7.5)
         self.label.setFont(small)
         self.level: float | None = None
         self.setVisible(False)
 
-    def show_level(self, level: float | None, classes: int = 0, log: bool = False) -> None:
-        """Draw `level` (None hides it) on a linear or log10 axis; the label names the classes."""
+    def show_level(self, level: float | None, classes: int = 0, log: bool = False, curves: str = "",
+                   colour: str = "") -> None:
+        """Draw `level` (None hides it) on a linear or log10 axis; the label names the classes, and the curves it is
+        the chance level of when not all ("errG"), drawn in `colour` ('': the muted text's)."""
         self.level = level
         self.setVisible(level is not None and level > 0)
         if not self.isVisible():
             return
+        colour = colour or pick(MUTED_TEXT)
+        if self.pen.color().name() != colour:
+            self.setPen(pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
+            self.label.setColor(colour)
         # short: the plot is ~150 px wide in the default window; the axis gives the value
-        self.label.setFormat(f"chance ({classes} classes)" if classes else "chance")
+        name = "chance: " + curves.replace("{", "{{").replace("}", "}}") if curves else "chance"
+        self.label.setFormat(f"{name} ({classes} classes)" if classes else name)
         self.setValue(math.log10(level) if log else level)
 
     def text(self) -> str:
         """The label as drawn ('' while hidden)."""
         return self.label.toPlainText() if self.isVisible() else ""
+
+
+class ChanceLines:
+    """The chance levels of a plot's loss curves, a ChanceLine each: a level every curve has is one muted line
+    labelled "chance (C classes)" (one loss looks as it always did); a level of some curves only names them, in
+    their curve's colour when it is one ("chance: loss_cls (10 classes)"); equal levels are drawn once."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot = plot
+        self.lines: list[ChanceLine] = []
+        self.levels: dict[str, tuple[float, int]] = {}  # curve label ('': every curve) -> (level, classes)
+        self._drawn: tuple | None = None
+        self._line(0)
+
+    def _line(self, i: int) -> ChanceLine:
+        while len(self.lines) <= i:  # labels at the right end and the left in turn: two levels close together
+            line = ChanceLine(left=len(self.lines) % 2 == 1)  # keep both readable, in a narrow plot too
+            self.plot.addItem(line)  # in the range: a loss far under chance still shows where chance was
+            self.lines.append(line)
+        return self.lines[i]
+
+    def set_levels(self, levels: dict[str, tuple[float, int]]) -> None:
+        """curve label ('': every curve) -> (level, classes) of each curve with a chance level; drawn at the next
+        `show`."""
+        self.levels = dict(levels)
+
+    def show(self, colours: dict[str, str], log: bool) -> None:
+        """Draw the levels for the training curves `colours` names (label -> colour, in order) on a linear or log10
+        axis."""
+        key = (tuple(self.levels.items()), tuple(colours.items()), log)
+        if key == self._drawn:
+            return
+        self._drawn = key
+        groups: dict[tuple[float, int], list[str]] = {}
+        for label, (level, classes) in self.levels.items():
+            groups.setdefault((round(level, 9), classes), []).append(label)
+        drawn = [label for label in colours if label not in self.levels] + list(self.levels)
+        for i, ((level, classes), labels) in enumerate(groups.items()):
+            every = "" in labels or set(drawn) <= set(labels)
+            colour = colours.get(labels[0], "") if len(labels) == 1 and not every else ""
+            self._line(i).show_level(level, classes, log, "" if every else ", ".join(labels), colour)
+        for line in self.lines[len(groups):]:
+            line.show_level(None)
 
 
 class CurveLegend:
@@ -145,7 +200,8 @@ class CurveLegend:
 class LossPlot(pg.PlotWidget):
     """set_curves({label: (iterations, losses)}, {label: (iterations, evaluation losses)}) (set_curve(iterations,
     losses): one curve); set_cursor(iteration) marks where a replay is; set_no_loss_text(text) says why there is
-    no loss (a tape that holds none); set_chance(level, classes) draws chance level. What a person sees:
+    no loss (a tape that holds none); set_chances({label: (level, classes)}) draws the chance level of each
+    training curve that has one (set_chance(level, classes): of every curve). What a person sees:
     `labels()`, the legend's names ("val_loss (eval)" for an evaluation curve), `colour(label)` and
     `dashed(label)`."""
 
@@ -171,9 +227,8 @@ class LossPlot(pg.PlotWidget):
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#f59f00", width=1.5))
         self.cursor.setVisible(False)
         self.addItem(self.cursor, ignoreBounds=True)
-        self.chance = ChanceLine()
-        self.chance_classes = 0
-        self.addItem(self.chance)  # in the range: a loss far under chance still shows where chance was
+        self.chances = ChanceLines(self.plotItem)
+        self.chance = self.chances.lines[0]  # the first level's line: the only one of a run with one loss
         self.no_loss_text = "no loss yet"
         self.empty = pg.TextItem(self.no_loss_text, color=pick(MUTED_TEXT), anchor=(0.5, 0.5))
         self.addItem(self.empty, ignoreBounds=True)
@@ -236,7 +291,6 @@ class LossPlot(pg.PlotWidget):
         if log != self.log:
             self.log = log
             self.setLogMode(y=log)
-            self.chance.show_level(self.chance.level, self.chance_classes, log)
         for i in range(max(len(named), len(self.lines))):
             line, last = self._line(i)
             cx, cy = (named[i][1], named[i][2]) if i < len(named) else (np.zeros(0), np.zeros(0))
@@ -254,6 +308,11 @@ class LossPlot(pg.PlotWidget):
         self._dashed = {label for label, _, _ in evals}
         self.legend.set_entries([(label, CURVES[i % len(CURVES)], label in self._dashed)
                                  for i, label in enumerate(self._raw)])
+        self._show_chances()
+
+    def _show_chances(self) -> None:
+        self.chances.show({label: CURVES[i % len(CURVES)] for i, label in enumerate(self._raw)
+                           if label not in self._dashed}, self.log)
 
     def labels(self) -> list[str]:
         """The names the legend shows, in the curves' order, evaluation curves last ([] for one training curve
@@ -288,9 +347,14 @@ class LossPlot(pg.PlotWidget):
             self.empty.setText(self.no_loss_text)
 
     def set_chance(self, level: float | None, classes: int = 0) -> None:
-        """The loss of a guess at chance among `classes` classes (ln C for a cross entropy); None: none."""
-        self.chance_classes = classes
-        self.chance.show_level(level, classes, self.log)
+        """The loss of a guess at chance among `classes` classes (ln C for a cross entropy), of every curve; None:
+        none."""
+        self.set_chances({"": (level, classes)} if level is not None else {})
+
+    def set_chances(self, levels: dict[str, tuple[float, int]]) -> None:
+        """The chance level of each training curve that has one, label -> (level, classes) (see ChanceLines)."""
+        self.chances.set_levels(levels)
+        self._show_chances()
 
     def set_cursor(self, iteration: int | None) -> None:
         """Mark iteration `iteration` (None hides the mark)."""

@@ -5,14 +5,16 @@ Inputs: `add_step(iteration, event)` / `add_steps([(iteration, event), ...])` (a
 `update_norms`, `weight_norms` and optionally `grad_norms`: engine.events.OptimizerEvent);
 `set_losses({label: (iterations, losses)}, {label: (iterations, evaluation losses)})`, a curve per loss (a GAN's
 errD and errG, named by a legend above the plot; an evaluation loss dashed through its points, as in
-widgets.loss_plot), or `set_loss(iterations, losses)`, one; `set_chance(level, classes)`, the loss of a guess at
-chance (a dashed line labelled "chance"); `set_cursor(iteration)` (None hides it); `clear()`.
+widgets.loss_plot), or `set_loss(iterations, losses)`, one; `set_chances({label: (level, classes)})`, the loss of a
+guess at chance of each loss that has one (a dashed line labelled "chance", or "chance: <label>" where the losses'
+levels differ, as in widgets.loss_plot), or `set_chance(level, classes)`, of every loss; `set_cursor(iteration)`
+(None hides it); `clear()`.
 Outputs: `iterationClicked(iteration)` when a person clicks a plot.
 What a person sees: `series(name)` -> (x, y) and `colour(name)` of the curve "loss" (the first loss), "loss:<label>"
 (any loss), "eval:<label>" (an evaluation loss), "lr" (group 0), "lr[1]", ..., "ratio:<layer>" or "grad:<layer>";
 `loss_labels()`, the loss legend's names (none for one loss alone); `grad_layers()`, the layers whose gradient
-norm is drawn; `chance.text()`; learning rate, ratio and gradient axes are logarithmic, the loss axis once it
-spans 100x. A layer has one colour in both per-layer plots.
+norm is drawn; `chance.text()` (the first chance line; `chances.lines`, all); learning rate, ratio and gradient
+axes are logarithmic, the loss axis once it spans 100x. A layer has one colour in both per-layer plots.
 
 The gradient norm plot draws every layer of a small model, and of a larger one the layers with the largest
 and the smallest norm at the latest step: a norm growing step after step (no zero_grad), one blowing up or
@@ -30,7 +32,7 @@ from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
-from widgets.loss_plot import EVAL_SUFFIX, ChanceLine, CurveLegend, IterationAxis, spans_decades
+from widgets.loss_plot import EVAL_SUFFIX, ChanceLines, CurveLegend, IterationAxis, spans_decades
 from widgets.theme import CURVES, follow_palette
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
@@ -97,10 +99,9 @@ class TrainingPlots(QWidget):
             self.view.ci.layout.setRowStretchFactor(row, stretch)  # the loss first, in a short dock
         self._bottom: pg.PlotItem | None = None
         self._axis_under(self.ratio_plot)
-        self.chance = ChanceLine()
-        self._classes = 0
+        self.chances = ChanceLines(self.loss_plot)
+        self.chance = self.chances.lines[0]  # the first level's line: the only one of a run with one loss
         self._loss_log = False
-        self.loss_plot.addItem(self.chance)
         self.loss_legend = CurveLegend(self.loss_plot, self)
         self._losses: list[str] = []  # the labels of the loss curves, in order
         # the rule of thumb the dashed line stands for, said on it: unlabelled it was one more curve
@@ -204,7 +205,6 @@ class TrainingPlots(QWidget):
         if log != self._loss_log:
             self._loss_log = log
             self.loss_plot.setLogMode(y=log)
-            self.chance.show_level(self.chance.level, self._classes, log)
         self._losses = list(curves)
         names = [self._loss_name(i) for i in range(len(data))] + [f"eval:{label}" for label in evaluation]
         for name in [n for n in self._curves if (n == "loss" or n.startswith(("loss:", "eval:"))) and n not in names]:
@@ -221,6 +221,10 @@ class TrainingPlots(QWidget):
             self._eval_curve(name, colour).setData(x, y, connect="finite")
         self.loss_legend.set_entries([(label, CURVES[i % len(CURVES)]) for i, label in enumerate(self._losses)] + [
             (label + EVAL_SUFFIX, CURVES[(len(curves) + i) % len(CURVES)], True) for i, label in enumerate(evaluation)])
+        self._show_chances()
+
+    def _show_chances(self) -> None:
+        self.chances.show({label: CURVES[i % len(CURVES)] for i, label in enumerate(self._losses)}, self._loss_log)
 
     def _loss_name(self, i: int) -> str:
         """The series name of loss curve `i`: "loss" for the first, "loss:<label>" for the others."""
@@ -231,9 +235,14 @@ class TrainingPlots(QWidget):
         return self.loss_legend.labels()
 
     def set_chance(self, level: float | None, classes: int = 0) -> None:
-        """The loss of a guess at chance among `classes` classes (ln C for a cross entropy); None: none."""
-        self._classes = classes
-        self.chance.show_level(level, classes, self._loss_log)
+        """The loss of a guess at chance among `classes` classes (ln C for a cross entropy), of every loss; None:
+        none."""
+        self.set_chances({"": (level, classes)} if level is not None else {})
+
+    def set_chances(self, levels: dict[str, tuple[float, int]]) -> None:
+        """The chance level of each loss curve that has one, label -> (level, classes) (widgets.loss_plot)."""
+        self.chances.set_levels(levels)
+        self._show_chances()
 
     def colour(self, name: str) -> str:
         """The colour of a curve ('#rrggbb'), by the names of `series`."""

@@ -3,7 +3,7 @@ losses a run computes without a gradient (a validation loss), one curve per sour
 
     curves = LossCurves()
     curves.feed(records)          # live: debugger records, in order (BackwardRecord, optimizer EventRecord, OpRecord)
-    curves.add([Root(...), Step(3), EvalLoss(...), ...])   # a tape: the losses and steps it found in its columns
+    curves.add([Root(...), Step(3), EvalLoss(...), EvalOp(...), ...])   # a tape: what it found in its columns
     curves.curves()               # training: {"errD": {0: 1.38, 1: 1.21, ...}, "errG": {...}}
     curves.eval_curves()          # evaluation: {"val_loss": {20: 0.91, 40: 0.85, ...}}
 
@@ -27,9 +27,15 @@ An evaluation loss is the one-element output of a loss op (LOSS_OPS) that requir
 `with engine.no_grad():` or from inputs that need none, it is never backpropagated, so it is no root. Its curves
 are grouped and labelled as the roots' (`val_loss += F.cross_entropy(...).item()` is "val_loss"), kept apart from
 them (a training `loss` and a validation `loss` are two curves), and a curve's value in an iteration is the mean
-of its line's losses there: an evaluation loop over 20 batches inside one iteration is one point, their mean. The
-losses composed of several ops (margin_ranking_loss to gaussian_nll_loss) end in a plain mean or sum, which says
-no loss: they are not found.
+of its line's values there: an evaluation loop over 20 batches inside one iteration is one point, their mean. A
+line's value is what the line computes from its losses, not the loss op's own output: the ops of the same line
+and iteration, without gradient and of one element, that take a loss (or what the line made of one) carry it on,
+so `F.cross_entropy(out, y, reduction="sum") / len(y)` is the mean, `crit(a, b) * 0.5` half of it, and an op that
+takes two of them joins them into one value (`F.mse_loss(p, t) / n + F.l1_loss(p, t)`). `.item()` ends that: what
+Python computes after it is no op. A line that adds to its target (`val += crit(...)`, `val = val + crit(...)`) is
+worth what it adds each time, not the sum so far: a tensor summed over 20 batches is their mean, as the same sum
+of `.item()`s. The losses composed of several ops (margin_ranking_loss to gaussian_nll_loss) end in a plain mean
+or sum, which says no loss: they are not found.
 
 The live session and the tape reader both feed one LossCurves, so a replay draws what the live run drew.
 Engine code: no Qt.
@@ -48,15 +54,18 @@ from typing import NamedTuple
 import numpy as np
 
 from engine.debug.records import BackwardRecord, EventRecord, OpRecord
-from engine.events import OptimizerEvent
+from engine.events import OpEvent, OptimizerEvent
 
 # the engine's loss ops (engine.ops.loss, engine.ops.ctc): a one-element output of one is a loss value
 LOSS_OPS = frozenset({"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
                       "binary_cross_entropy", "binary_cross_entropy_with_logits", "ctc_loss"})
 NODE, STEP = 0, 1  # what pass_starts reads: a backward node (its forward op's seq known), an optimizer step
+MAX_CHAINS = 4096  # the latest evaluation losses' tensors an op of their line may still take (a line's ops are close)
 
 # the target of an assignment that opens a line: `loss = ...`, `self.loss_g = ...`, `loss += ...`, `loss: T = ...`
 _TARGET = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*(?::[^=]*)?(?:\*\*|//|>>|<<|[-+*/%@&|^])?=(?!=)")
+# a line that adds to what its target held: `val += crit(...)`, `total = total + crit(...)`
+_ACCUMULATES = re.compile(r"([A-Za-z_][\w.]*)\s*(?:[-+]=|=\s*\1\s*[-+](?!=))")
 
 
 class Root(NamedTuple):
@@ -68,13 +77,27 @@ class Root(NamedTuple):
     text: str  # the source line
     op: str
     value: float
+    event: OpEvent | None = None  # the op that made it, where known: its curve's tells the chance level
+    tensor: int = 0  # its tensor id (0: unknown), by which the ops of an evaluation loss's line take it
 
 
 class EvalLoss(Root):
-    """An evaluation loss: the one-element output of a loss op that requires no gradient, where it ran, and its
-    value (a Root's fields; never a root)."""
+    """An evaluation loss: the one-element output of a loss op that requires no gradient, where it ran, its value
+    and its tensor id (a Root's fields; never a root)."""
 
     __slots__ = ()
+
+
+class EvalOp(NamedTuple):
+    """An op without gradient whose output has one element: when it takes an evaluation loss of its line (by
+    tensor id, or what the line made of one), the line's value is its output's (`/ len(y)`, `* 0.5`, `+ ...`)."""
+
+    iteration: int
+    file: str
+    line: int
+    inputs: tuple[int, ...]
+    tensor: int
+    value: float
 
 
 class Step(NamedTuple):
@@ -168,10 +191,11 @@ def _dotted(node) -> str | None:
 class _Curve:
     """One source line's losses: iteration -> value, and the sums of the stretches of its latest iteration."""
 
-    __slots__ = ("at", "file", "firsts", "label", "line", "sums", "values")
+    __slots__ = ("at", "file", "firsts", "label", "line", "op", "sums", "values")
 
-    def __init__(self, label: str, file: str, line: int) -> None:
-        self.label, self.file, self.line = label, file, line
+    def __init__(self, label: str, root: Root) -> None:
+        self.label, self.file, self.line = label, root.file, root.line
+        self.op = root.event  # the OpEvent of its first root that came with one
         self.values: dict[int, float] = {}
         self.sums: list[float] = []
         self.firsts: list[float] = []  # each stretch's first root, what a closure-evaluating step's stretch is worth
@@ -179,13 +203,51 @@ class _Curve:
 
 
 class _EvalCurve:
-    """One source line's evaluation losses: iteration -> [sum, count] of its losses there."""
+    """One source line's evaluation values: iteration -> [sum, count] of its finished chains, and the chains of its
+    latest iteration, which an op of the line may still carry on."""
 
-    __slots__ = ("file", "label", "line", "sums")
+    __slots__ = ("accumulates", "file", "label", "line", "open", "sums")
 
-    def __init__(self, label: str, file: str, line: int) -> None:
-        self.label, self.file, self.line = label, file, line
+    def __init__(self, label: str, loss: EvalLoss) -> None:
+        self.label, self.file, self.line = label, loss.file, loss.line
+        self.accumulates = _ACCUMULATES.match(loss.text) is not None
         self.sums: dict[int, list] = {}
+        self.open: dict[_Chain, None] = {}
+
+    def worth(self, chain: _Chain) -> tuple[float, int]:
+        """What a chain adds to its iteration's mean: its value, or on a line that adds to its target, the sum and
+        count of what it added up."""
+        return chain.added if self.accumulates else (chain.value, 1)
+
+    def close(self) -> None:
+        """Fold the open chains into their iterations' sums: no op carries them on any more."""
+        self._fold(self.sums)
+        self.open.clear()
+
+    def means(self) -> dict[int, float]:
+        """iteration -> the mean of the line's values there."""
+        sums = {it: list(got) for it, got in self.sums.items()}
+        self._fold(sums)
+        return {it: total / n for it, (total, n) in sums.items()}
+
+    def _fold(self, sums: dict[int, list]) -> None:
+        for chain in self.open:
+            total, n = self.worth(chain)
+            got = sums.setdefault(chain.iteration, [0.0, 0])
+            got[0] += total
+            got[1] += n
+
+
+class _Chain:
+    """What a line made of an evaluation loss so far: the latest value, and what it is worth on a line that adds
+    to its target (the sum and count of the values added, not the sum so far). into: the chain an op of the line
+    joined it into."""
+
+    __slots__ = ("added", "born", "curve", "into", "iteration", "value")
+
+    def __init__(self, curve: _EvalCurve, iteration: int, value: float, born: int, added: tuple[float, int]) -> None:
+        self.curve, self.iteration, self.value, self.born, self.added = curve, iteration, value, born, added
+        self.into: _Chain | None = None
 
 
 class LossCurves:
@@ -196,26 +258,22 @@ class LossCurves:
         self._labels: set[str] = set()
         self._evals: dict[tuple[str, int], _EvalCurve] = {}
         self._eval_labels: set[str] = set()  # apart from the training labels: a validation `loss` is "loss" too
+        self._chains: dict[int, _Chain] = {}  # tensor id -> the chain it holds a value of, in the latest iteration
+        self._chains_at = -1  # that iteration
+        self._born = 0  # how many evaluation losses came: a chain's age
         self._iteration = -1
         self._stretch = 0
         self._before: tuple[int, int, int] | None = None  # the last item fed, for pass_starts' guess
         self._marked = False  # whether the records fed mark where passes start (all but an old tape's do)
         self.seen = 0  # the seq of the last record fed: records at or before it again (a replay seeking back) are not
-        self.first_op = None  # the OpEvent of the first root fed live (the chance level reads its shapes)
 
-    def add(self, items: Iterable[Root | Step | EvalLoss]) -> bool:
-        """Fold roots and steps, in order, and evaluation losses into the curves; True when a value changed."""
+    def add(self, items: Iterable[Root | Step | EvalLoss | EvalOp]) -> bool:
+        """Fold roots and steps, in order, and evaluation losses and the ops of their lines, in order, into the
+        curves; True when a value changed."""
         changed = False
         for item in items:
-            if item.__class__ is EvalLoss:  # no part of a stretch: an evaluation between two steps changes none
-                curve = _named(self._evals, self._eval_labels, _EvalCurve, item)
-                total = curve.sums.get(item.iteration)
-                if total is None:
-                    curve.sums[item.iteration] = [item.value, 1]
-                else:
-                    total[0] += item.value
-                    total[1] += 1
-                changed = True
+            if item.__class__ is EvalLoss or item.__class__ is EvalOp:  # no part of a stretch: an evaluation
+                changed = self._evaluated(item) or changed  # between two steps changes none
                 continue
             if item.iteration != self._iteration:
                 self._iteration, self._stretch = item.iteration, 0
@@ -225,6 +283,8 @@ class LossCurves:
                 self._stretch += 1
                 continue
             curve = _named(self._curves, self._labels, _Curve, item)
+            if curve.op is None:
+                curve.op = item.event
             at = (item.iteration, self._stretch)
             if curve.at[0] != item.iteration:
                 curve.sums, curve.firsts = [item.value], [item.value]
@@ -237,6 +297,45 @@ class LossCurves:
             curve.values[item.iteration] = sum(curve.sums) / len(curve.sums)
             changed = True
         return changed
+
+    def _evaluated(self, item: EvalLoss | EvalOp) -> bool:
+        """An evaluation loss starts a chain; an op of its line and iteration that takes one carries it on, and
+        joins the chains it takes into one (`(a + b) / 2` of two losses is one value)."""
+        if item.iteration != self._chains_at:  # the losses of an iteration before are done with
+            for curve in self._evals.values():
+                curve.close()
+            self._chains.clear()
+            self._chains_at = item.iteration
+        if item.__class__ is EvalLoss:
+            curve = _named(self._evals, self._eval_labels, _EvalCurve, item)
+            chain = _Chain(curve, item.iteration, item.value, self._born, (item.value, 1))
+            self._born += 1
+        else:
+            parts = {}
+            for tensor in item.inputs:
+                part = self._chains.get(tensor)
+                while part is not None and part.into is not None:
+                    part = part.into
+                if part is not None and part.curve.line == item.line and part.curve.file == item.file:
+                    parts[part] = None
+            if not parts:
+                return False
+            curve = next(iter(parts)).curve
+            oldest = min(parts, key=lambda p: p.born)
+            # on a line adding to its target, the op taking one chain adds its value to a number or a tensor of
+            # another line; one taking several adds the others' to the oldest, the sum so far
+            added = (next(iter(parts)).value, 1) if len(parts) == 1 else \
+                (oldest.added[0] + sum(p.value for p in parts if p is not oldest), oldest.added[1] + 1)
+            chain = _Chain(curve, item.iteration, item.value, oldest.born, added)
+            for part in parts:
+                part.into = chain
+                del curve.open[part]
+        curve.open[chain] = None
+        if item.tensor:
+            if len(self._chains) >= MAX_CHAINS:
+                del self._chains[next(iter(self._chains))]
+            self._chains[item.tensor] = chain
+        return True
 
     def _first_of_stretch(self, iteration: int) -> bool:
         """The stretch a closure-evaluating step ends is worth its first root in every curve that has roots in it."""
@@ -255,23 +354,24 @@ class LossCurves:
             records = records if isinstance(records, list | tuple) else list(records)  # read twice
             self._marked = any(r.__class__ is BackwardRecord and r.event.pass_start for r in records)
         items = [r for r in records if r.event.seq > self.seen and (
-            (r.__class__ is BackwardRecord and r.event.forward_seq > 0 and not r.event.grad_call)
-            or (r.__class__ is EventRecord and r.event.__class__ is OptimizerEvent)
-            or (r.__class__ is OpRecord and r.event.op in LOSS_OPS and not r.event.requires_grad))]
+            (r.__class__ is OpRecord and not r.event.requires_grad and r.summary is not None
+             and r.summary.numel == 1)
+            or (r.__class__ is BackwardRecord and r.event.forward_seq > 0 and not r.event.grad_call)
+            or (r.__class__ is EventRecord and r.event.__class__ is OptimizerEvent))]
         if not items:
             return False
         self.seen = items[-1].event.seq
-        found: list[Root | Step | EvalLoss] = []
-        if any(r.__class__ is OpRecord for r in items):
+        changed = False
+        if any(r.__class__ is OpRecord for r in items):  # folded at once: the next op may take what one made
+            chains = self._chains
             for rec in items:
-                value = rec.summary.scalar if rec.__class__ is OpRecord and rec.summary is not None else None
-                if value is not None:  # a summary of one element
-                    src = rec.source
-                    found.append(EvalLoss(rec.iteration, src.file if src else "", src.line if src else 0,
-                                          src.text if src else "", rec.event.op, value))
+                if rec.__class__ is OpRecord and (rec.event.op in LOSS_OPS or (
+                        rec.iteration == self._chains_at and any(t in chains for t in rec.event.inputs))):
+                    changed = self._evaluated(_evaluation(rec)) or changed
             items = [r for r in items if r.__class__ is not OpRecord]
             if not items:
-                return self.add(found)
+                return changed
+        found: list[Root | Step] = []
         kinds = [NODE if r.__class__ is BackwardRecord else STEP for r in items]
         its = [r.iteration for r in items]
         refs = [r.event.forward_seq if k == NODE else 0 for r, k in zip(items, kinds)]
@@ -287,19 +387,27 @@ class LossCurves:
             if value is not None:
                 src = fwd.source
                 found.append(Root(rec.iteration, src.file if src else "", src.line if src else 0,
-                                  src.text if src else "", fwd.event.op, value))
-                if self.first_op is None:
-                    self.first_op = fwd.event
-        return self.add(found)
+                                  src.text if src else "", fwd.event.op, value, fwd.event))
+        return self.add(found) or changed
 
     def curves(self) -> dict[str, dict[int, float]]:
         """The training curves, label -> {iteration: loss}, in the order their first losses came."""
         return {c.label: dict(c.values) for c in self._curves.values()}
 
     def eval_curves(self) -> dict[str, dict[int, float]]:
-        """The evaluation curves, label -> {iteration: mean of the line's losses there}, in the order their first
+        """The evaluation curves, label -> {iteration: mean of the line's values there}, in the order their first
         losses came."""
-        return {c.label: {it: total / n for it, (total, n) in c.sums.items()} for c in self._evals.values()}
+        return {c.label: c.means() for c in self._evals.values()}
+
+    def ops(self) -> dict[str, OpEvent | None]:
+        """The op of each training curve's roots (the OpEvent of its first root that came with one; the chance
+        level reads its shapes), label -> op, in the curves' order."""
+        return {c.label: c.op for c in self._curves.values()}
+
+    @property
+    def first_op(self) -> OpEvent | None:
+        """The op of the first training curve's roots, or None."""
+        return next(iter(self._curves.values())).op if self._curves else None
 
     def first(self) -> dict[int, float]:
         """The first training curve's losses (iteration -> loss); {} before any."""
@@ -308,6 +416,15 @@ class LossCurves:
     def __len__(self) -> int:
         """How many training curves."""
         return len(self._curves)
+
+
+def _evaluation(rec: OpRecord) -> EvalLoss | EvalOp:
+    """The evaluation loss a loss op's record (without gradient, of one element) holds, else the op it is."""
+    ev, src = rec.event, rec.source
+    file, line = (src.file, src.line) if src else ("", 0)
+    if ev.op in LOSS_OPS:
+        return EvalLoss(rec.iteration, file, line, src.text if src else "", ev.op, rec.summary.scalar, ev, ev.output)
+    return EvalOp(rec.iteration, file, line, ev.inputs, ev.output, rec.summary.scalar)
 
 
 def _named(curves: dict, labels: set[str], make, loss: Root | EvalLoss):
@@ -322,11 +439,11 @@ def _named(curves: dict, labels: set[str], make, loss: Root | EvalLoss):
         while label in labels:
             label, n = f"{base} ({n})", n + 1
         labels.add(label)
-        curve = curves[key] = make(label, loss.file, loss.line)
+        curve = curves[key] = make(label, loss)
     return curve
 
 
-def loss_curves(items: Iterable[Root | Step | EvalLoss]) -> dict[str, dict[int, float]]:
+def loss_curves(items: Iterable[Root | Step | EvalLoss | EvalOp]) -> dict[str, dict[int, float]]:
     """label -> {iteration: loss}, the training curves of a run's roots and steps, in order (see the module
     docstring)."""
     curves = LossCurves()

@@ -41,6 +41,7 @@ from engine.debug.losses import (
     NODE,
     STEP,
     EvalLoss,
+    EvalOp,
     LossCurves,
     Root,
     Step,
@@ -400,9 +401,6 @@ class Tape:
         at = np.minimum(np.searchsorted(seq, ref[starts]), max(len(seq) - 1, 0))
         found = (seq[at] == ref[starts]) & (kind[at] == schema.OP) if len(seq) else np.zeros(0, bool)
         roots = dict(zip(starts[found].tolist(), at[found].tolist()))  # backward row -> its forward op's row
-        evals = np.flatnonzero((kind == schema.OP) & np.isin(cols["node"], self._eval_loss_nodes()))
-        tensors = cols["tensor"][[*roots.values(), *evals.tolist()]].tolist()
-        scalars = {tid: s.scalar for tid, s in self.summaries(tensors).items()}
         places: dict[tuple[int, int], tuple[str, int, str, str]] = {}
 
         def place(op_row: int) -> tuple[str, int, str, str]:
@@ -415,9 +413,13 @@ class Tape:
                                                src.text if src else "", self._node(node)[1])
             return hit
 
+        evals, carried = self._evaluations(cols, place)
+        tensors = cols["tensor"][[*roots.values(), *evals, *carried]].tolist()
+        scalars = {tid: s.scalar for tid, s in self.summaries(tensors).items()}
         closures = {_int(step_seq) for step_seq, name in
                     self._conn.execute("SELECT seq, optimizer FROM optimizer_steps") if evaluates_closure(_text(name))}
-        items: list[Root | Step | EvalLoss] = []
+        items: list[Root | Step | EvalLoss | EvalOp] = []
+        firsts = set()  # the source lines of the roots so far: a curve's first root comes with its op
         for row in picked[(kinds == STEP) | np.isin(picked, starts[found])].tolist():
             iteration = int(cols["iteration"][row])
             if row not in roots:
@@ -426,23 +428,65 @@ class Tape:
             op_row = roots[row]
             value = scalars.get(int(cols["tensor"][op_row]))
             if value is not None:
-                items.append(Root(iteration, *place(op_row), value))
-        for row in evals.tolist():
-            value = scalars.get(int(cols["tensor"][row]))
-            if value is not None:  # a summary of one element
-                items.append(EvalLoss(int(cols["iteration"][row]), *place(row), value))
+                where = place(op_row)
+                event = None if where[:2] in firsts else self.event(int(seq[op_row]))
+                firsts.add(where[:2])
+                items.append(Root(iteration, *where, value, event))
+        for row in sorted([*evals, *carried]):  # in order: an op carries on the losses before it
+            tensor = int(cols["tensor"][row])
+            value = scalars.get(tensor)
+            if value is None:  # no summary of one element
+                continue
+            iteration, where = int(cols["iteration"][row]), place(row)
+            items.append(EvalOp(iteration, *where[:2], carried[row], tensor, value) if row in carried
+                         else EvalLoss(iteration, *where, value, tensor=tensor))
         curves = LossCurves()
         curves.add(items)
         return curves
 
-    def _eval_loss_nodes(self) -> np.ndarray:
-        """The ids of the op nodes whose output is an evaluation loss: a loss op's (LOSS_OPS) one-element output
-        that requires no gradient (the nodes table: ops are told apart by signature, requires_grad with it)."""
-        marks = ",".join("?" * len(LOSS_OPS))
-        ids = [_int(rid) for rid, shape in self._conn.execute(
-            f"SELECT id, output_shape FROM nodes WHERE kind = 'op' AND requires_grad = 0 AND op IN ({marks})",
-            tuple(sorted(LOSS_OPS))) if math.prod(parse_shape(_text(shape))) == 1]
-        return np.asarray(ids, np.int64)
+    def _evaluations(self, cols: dict[str, np.ndarray], place) -> tuple[list[int], dict[int, tuple[int, ...]]]:
+        """The rows of the evaluation losses (engine.debug.losses.EvalLoss), and of the ops that may carry them on
+        (EvalOp: without gradient, of one element, on the line of an evaluation loss of their iteration) with
+        their input tensor ids. place: (file, line, text, op) of a row."""
+        losses, others = self._scalar_nodes()
+        ops = cols["kind"] == schema.OP
+        evals = np.flatnonzero(ops & np.isin(cols["node"], losses)).tolist()
+        if not evals:
+            return [], {}
+        its = cols["iteration"]
+        lines = {(int(its[row]), *place(row)[:2]) for row in evals}
+        rows = [row for row in np.flatnonzero(ops & np.isin(cols["node"], others) & np.isin(its, list(
+            {it for it, _, _ in lines}))).tolist() if (int(its[row]), *place(row)[:2]) in lines]
+        inputs = self._op_inputs(cols["seq"][rows])
+        return evals, {row: inputs.get(int(cols["seq"][row]), ()) for row in rows}
+
+    def _scalar_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of the op nodes whose output has one element and requires no gradient: of loss ops (LOSS_OPS:
+        an evaluation loss), and of the others (the nodes table: ops are told apart by signature, requires_grad
+        with it)."""
+        losses, others = [], []
+        for rid, op, shape in self._conn.execute(
+                "SELECT id, op, output_shape FROM nodes WHERE kind = 'op' AND requires_grad = 0"):
+            if math.prod(parse_shape(_text(shape))) == 1:
+                (losses if _text(op) in LOSS_OPS else others).append(_int(rid))
+        return np.asarray(losses, np.int64), np.asarray(others, np.int64)
+
+    def _op_inputs(self, seqs: np.ndarray) -> dict[int, tuple[int, ...]]:
+        """seq -> the input tensor ids of each op event of `seqs` (in order), read from the chunks holding them."""
+        out: dict[int, tuple[int, ...]] = {}
+        if not len(seqs):
+            return out
+        for first, last in list(self._conn.execute("SELECT first_seq, last_seq FROM events ORDER BY first_seq")):
+            lo, hi = np.searchsorted(seqs, _int(first)), np.searchsorted(seqs, _int(last), "right")
+            if lo == hi:
+                continue
+            count, blob = self._one("SELECT count, columns FROM events WHERE first_seq = ?", (first,))
+            arrays, flat = chunk_arrays(blob, count)
+            lengths = arrays[-1].astype(np.int64)
+            ends = np.cumsum(lengths)
+            for i in np.flatnonzero(np.isin(arrays[0], seqs[lo:hi])).tolist():
+                out[int(arrays[0][i])] = tuple(flat[ends[i] - lengths[i]:ends[i]].tolist())
+        return out
 
     def in_grad_call(self, seqs) -> np.ndarray:
         """Whether each event of `seqs` (sequence numbers) is a backward node that autograd.grad() ran (its

@@ -1,8 +1,10 @@
 """A curve per loss in the session and the window, live and in replay: a GAN's errD and errG, the sum of
 accumulated micro-batch losses, one loss as before, and a validation loss computed under no_grad as a dashed
-evaluation curve beside the training loss."""
+evaluation curve beside the training loss, valued as its line computes it (a sum over rows / the rows: the mean);
+a chance line per loss that has a chance level, named by its curve and in its colour."""
 
 import json
+import math
 import textwrap
 
 import pytest
@@ -103,6 +105,47 @@ EVALUATE = """
         opt.step()
         trained.append(loss.item())
     print(json.dumps([trained, evaluated]))
+"""
+
+SUMMED = """
+    import json
+    import engine, engine.nn as nn, engine.nn.functional as F
+
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 3))
+    opt = engine.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = engine.randn(24, 6), engine.randint(0, 3, (24,))
+    xv, yv = engine.randn(64, 6), engine.randint(0, 3, (64,))
+    evaluated = {}
+    for it in range(6):
+        if it % 2 == 0:
+            with engine.no_grad():
+                val_loss = F.cross_entropy(model(xv), yv, reduction="sum") / len(yv)
+            evaluated[it] = val_loss.item()
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    print(json.dumps(evaluated))
+"""
+
+TWO_TASKS = """
+    import engine, engine.nn as nn, engine.nn.functional as F
+
+    engine.manual_seed(0)
+    body = nn.Sequential(nn.Linear(6, 32), nn.ReLU())
+    head_cls, head_bin = nn.Linear(32, 10), nn.Linear(32, 1)
+    opt = engine.optim.SGD([*body.parameters(), *head_cls.parameters(), *head_bin.parameters()], lr=0.05)
+    x, y_cls, y_bin = engine.randn(64, 6), engine.randint(0, 10, (64,)), engine.randint(0, 2, (64,)).float()
+    for it in range(5):
+        opt.zero_grad()
+        h = body(x)
+        loss_cls = F.cross_entropy(head_cls(h), y_cls)
+        loss_cls.backward(retain_graph=True)
+        loss_bin = F.binary_cross_entropy_with_logits(head_bin(h)[:, 0], y_bin)
+        loss_bin.backward()
+        opt.step()
+    print("[]")
 """
 
 
@@ -245,3 +288,71 @@ def test_the_window_draws_a_validation_loss_dashed_and_named_live_and_in_replay(
     assert plot.labels() == ["loss", "val_loss (eval)"]
     for label, (x, y) in live.items():  # the replay draws what the live run drew
         assert plot.series(label)[0].tolist() == x.tolist() and plot.series(label)[1] == pytest.approx(y)
+
+
+def test_a_validation_loss_summed_over_its_rows_and_divided_is_drawn_as_its_line_computes(qtbot, sessions, tmp_path):
+    tape = str(tmp_path / "summed.tape")
+    s = run_live(qtbot, sessions, write(tmp_path, "summed.py", SUMMED), record=tape)
+    printed = {int(it): v for it, v in s.printed.items()}
+    # the line's value, the mean over 64 rows: not the sum the loss op made (64x as large)
+    assert s.eval_loss_curves() == {"val_loss": ([0, 2, 4], pytest.approx(list(printed.values()), abs=1e-6))}
+    replayed = ReplaySession(tape)
+    sessions.append(replayed)
+    assert replayed.eval_loss_curves() == s.eval_loss_curves()
+
+
+def chance_lines(window) -> list[dict[str, tuple[float, str]]]:
+    """Of each loss plot: label -> (level on a linear axis, colour) of every chance line drawn."""
+    plots = ((window.loss_plot.chances, window.loss_plot.log),
+             (window.training_plots.chances, window.training_plots.loss_plot.getAxis("left").logMode))
+    return [{line.text(): (10 ** line.value() if log else line.value(), line.pen.color().name())
+             for line in chances.lines if line.isVisible()} for chances, log in plots]
+
+
+def uniform_loss(classes: int, rows: int = 64, binary: bool = False) -> float:
+    """PyTorch's loss of scores that give every class the same probability."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    if binary:
+        return float(F.binary_cross_entropy_with_logits(torch.zeros(rows), (torch.arange(rows) % 2).float()))
+    return float(F.cross_entropy(torch.zeros(rows, classes), torch.arange(rows) % classes))
+
+
+def test_each_task_of_a_two_task_run_has_its_chance_line_in_its_colour_live_and_in_replay(qtbot, tmp_path):
+    from app.cli import main
+
+    script = write(tmp_path, "two_tasks.py", TWO_TASKS)
+    window = make_window(qtbot, tmp_path)
+    assert window.run_script(script, run=True)
+    qtbot.waitUntil(lambda: window.session.ended is not None and window.loss_plot.points == 5, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: len(chance_lines(window)[0]) == 2, timeout=TIMEOUT)
+    assert window.loss_plot.labels() == ["loss_cls", "loss_bin"]
+    colours = {"loss_cls": window.loss_plot.colour("loss_cls"), "loss_bin": window.loss_plot.colour("loss_bin")}
+    assert colours == {"loss_cls": window.training_plots.colour("loss"),
+                       "loss_bin": window.training_plots.colour("loss:loss_bin")}
+    expected = {"chance: loss_cls (10 classes)": (pytest.approx(uniform_loss(10), rel=1e-6), colours["loss_cls"]),
+                "chance: loss_bin (2 classes)": (pytest.approx(uniform_loss(2, binary=True), rel=1e-6),
+                                                 colours["loss_bin"])}
+    assert chance_lines(window) == [expected, expected]  # ln 10 is not the 2-class head's chance, nor ln 2 the other's
+    tape = str(tmp_path / "two_tasks.tape")
+    assert main(["record", script, "-o", tape, "--capture", "summary"]) == 0
+    assert window.open_tape(tape)
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+    assert chance_lines(window) == [expected, expected]
+
+
+def test_a_gans_chance_line_is_errGs_alone_errD_a_sum_of_two_losses_has_none(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    assert window.run_script(write(tmp_path, "gan.py", GAN.format(steps=4)), run=True)
+    qtbot.waitUntil(lambda: window.session.ended is not None and window.loss_plot.labels() == ["errD", "errG"],
+                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: chance_lines(window)[0] != {}, timeout=TIMEOUT)
+    # errD = criterion(real) + criterion(fake): backward() starts from their sum, whose chance is no ln 2
+    level = (pytest.approx(math.log(2), rel=1e-6), window.loss_plot.colour("errG"))
+    assert chance_lines(window) == [{"chance: errG (2 classes)": level}] * 2
+    assert window.run_script(write(tmp_path, "plain.py", PLAIN), run=True)  # one loss: as before, grey and unnamed
+    qtbot.waitUntil(lambda: window.session.ended is not None and window.loss_plot.points == 4, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: "chance (3 classes)" in chance_lines(window)[0], timeout=TIMEOUT)
+    grey = window.loss_plot.chance.pen.color().name()
+    assert grey not in (window.loss_plot.colour("loss"), level[1])
+    assert chance_lines(window) == [{"chance (3 classes)": (pytest.approx(math.log(3), rel=1e-6), grey)}] * 2

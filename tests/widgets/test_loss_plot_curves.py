@@ -1,5 +1,6 @@
 """The loss plots with a curve per loss: a GAN's errD and errG each in its own colour, named by a legend above
-the plot that never covers a line; one loss looks as it always did."""
+the plot that never covers a line, and a chance line per loss that has one, named by it and in its colour; one
+loss looks as it always did."""
 
 from __future__ import annotations
 
@@ -146,3 +147,32 @@ def test_training_plots_draw_an_evaluation_curve_dashed_after_the_training_losse
     assert plots.loss_labels() == []
     with pytest.raises(KeyError):
         plots.series("eval:val_loss")
+
+
+@pytest.mark.parametrize("widget", [LossPlot, TrainingPlots])
+def test_a_chance_line_per_loss_in_its_colour_equal_levels_once_and_one_loss_as_before(qtbot, widget):
+    view = shown(qtbot, widget(), 420, 300)
+    draw = view.set_curves if widget is LossPlot else view.set_losses
+    tasks = {"loss_cls": (ITS, 2.3 - 0.03 * ITS), "loss_bin": (ITS, 0.7 - 0.005 * ITS), "recon": (ITS, 0 * ITS + 0.3)}
+    draw(tasks)
+    view.set_chances({"loss_cls": (math.log(10), 10), "loss_bin": (math.log(2), 2)})  # recon: a regression, none
+
+    def drawn() -> dict[str, tuple[float, str]]:
+        return {line.text(): (line.value(), line.pen.color().name()) for line in view.chances.lines
+                if line.isVisible()}
+
+    assert drawn() == {"chance: loss_cls (10 classes)": (pytest.approx(math.log(10)), CURVES[0]),
+                       "chance: loss_bin (2 classes)": (pytest.approx(math.log(2)), CURVES[1])}
+    # two 10-class heads and a regression: one line for both, named by both, in no one curve's colour
+    draw({"head_a": tasks["loss_cls"], "head_b": tasks["loss_cls"], "recon": tasks["recon"]})
+    view.set_chances({"head_a": (math.log(10), 10), "head_b": (math.log(10), 10)})
+    grey = view.chance.pen.color().name()
+    assert grey not in CURVES[:3]
+    assert drawn() == {"chance: head_a, head_b (10 classes)": (pytest.approx(math.log(10)), grey)}
+    draw({"head_a": tasks["loss_cls"], "head_b": tasks["loss_cls"]})  # the level of every loss: unnamed
+    assert drawn() == {"chance (10 classes)": (pytest.approx(math.log(10)), grey)}
+    draw({"loss": tasks["loss_bin"]}, {"val_loss": (EPOCHS, [0.69, 0.6, 0.5])})  # one loss: as it always was
+    view.set_chances({"loss": (math.log(2), 2)})
+    assert drawn() == {"chance (2 classes)": (pytest.approx(math.log(2)), grey)}
+    view.set_chances({})
+    assert drawn() == {}

@@ -1,6 +1,7 @@
 """Evaluation losses: the one-element outputs of loss ops that require no gradient (a validation loss under
-no_grad), one curve per source line, each iteration's losses of a line averaged, apart from the training curves;
-live from the debugger's records and read back from a tape alike (engine.debug.losses)."""
+no_grad), one curve per source line, each iteration's values of a line averaged, apart from the training curves;
+a line's value is what it computes from its losses (`sum / len(y)`, `* 0.5`, two losses added), not the loss op's
+own output; live from the debugger's records and read back from a tape alike (engine.debug.losses)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import engine.ops.loss
 import engine.tape
 from engine.autograd.function import op_classes
 from engine.debug import Debugger
-from engine.debug.losses import LOSS_OPS, EvalLoss, LossCurves, Root, Step
+from engine.debug.losses import LOSS_OPS, EvalLoss, EvalOp, LossCurves, Root, Step
+from engine.debug.records import OpRecord
 
 
 def root(iteration: int, line: int, value: float, text: str = "loss = f(x)") -> Root:
@@ -54,6 +56,21 @@ def test_a_validation_loss_named_loss_is_its_own_curve_beside_the_training_loss(
     assert curves.eval_curves() == {"loss": {0: 1.0}, "loss @ train.py:31": {1: 3.0}}
 
 
+def test_the_ops_of_a_line_carry_its_losses_on_and_join_two_into_one_value():
+    def loss(value: float, tensor: int, iteration: int = 0) -> EvalLoss:
+        return EvalLoss(iteration, "/work/train.py", 20, "v = (f(a) + g(b)) / 2", "mse_loss", value, tensor=tensor)
+
+    def op(line: int, inputs: tuple, tensor: int, value: float, iteration: int = 0) -> EvalOp:
+        return EvalOp(iteration, "/work/train.py", line, inputs, tensor, value)
+
+    curves = LossCurves()
+    curves.add([loss(4.0, 11), loss(2.0, 12), op(20, (11, 12), 13, 6.0), op(20, (13,), 14, 3.0),  # (a + b) / 2: one
+                op(21, (14,), 15, 30.0),  # another line takes it: that line's business, not this one's
+                loss(1.0, 16), op(20, (99,), 17, 50.0),  # an op of the line that takes no loss of it
+                loss(8.0, 18, iteration=1), op(20, (16,), 19, 70.0, iteration=1)])  # the iteration before's is done
+    assert curves.eval_curves() == {"v": {0: pytest.approx((3.0 + 1.0) / 2), 1: 8.0}}
+
+
 def test_every_loss_op_of_the_engine_is_a_loss():
     ops = {cls.op for cls in op_classes() if inspect.getmodule(cls) in (engine.ops.loss, engine.ops.ctc)}
     ops.discard("pointwiseloss")  # the base of mse_loss, l1_loss, smooth_l1_loss and huber_loss
@@ -61,24 +78,44 @@ def test_every_loss_op_of_the_engine_is_a_loss():
 
 
 # ---- live records and a tape of the same run ---------------------------------------------------------------
-def traced(fn, tmp_path, capture: str = "summary"):
-    """Run `fn` under a debugger and a recorder: (live LossCurves fed in batches, the tape's LossCurves)."""
+def recorded(fn, tmp_path, capture: str = "summary") -> tuple[list, LossCurves]:
+    """Run `fn` under a debugger and a recorder: (the debugger's records, the tape's LossCurves)."""
     records = []
     dbg = Debugger(capture, interactive=False, cache_bytes=0, on_record=records.append)
     path = tmp_path / "run.tape"
     with dbg, engine.record(path, capture=capture, debugger=dbg):
         fn()
-    live = LossCurves()
-    for k in range(0, len(records), 7):  # in batches, as a session drains them
-        live.feed(records[k:k + 7])
     with engine.tape.open(path) as tape:
-        return live, tape.loss_history()
+        return records, tape.loss_history()
+
+
+def fed(records: list, batch: int) -> LossCurves:
+    """A LossCurves fed `records` in batches of `batch`, as a session drains them."""
+    live = LossCurves()
+    for k in range(0, len(records), batch):
+        live.feed(records[k:k + batch])
+    return live
+
+
+def traced(fn, tmp_path, capture: str = "summary"):
+    """Run `fn` under a debugger and a recorder: (live LossCurves fed in batches, the tape's LossCurves)."""
+    records, tape = recorded(fn, tmp_path, capture)
+    return fed(records, 7), tape
 
 
 def classifier():
     engine.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
     return model, engine.optim.Adam(model.parameters(), lr=1e-2)
+
+
+def step(model, opt, x, y) -> float:
+    """One training step on the batch (x, y); its loss."""
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def test_a_validation_loss_every_k_iterations_is_the_mean_the_script_computed_live_and_on_tape(tmp_path):
@@ -96,11 +133,7 @@ def test_a_validation_loss_every_k_iterations_is_the_mean_the_script_computed_li
                         val_loss = F.cross_entropy(model(xv), yv)
                         total += val_loss.item()
                 means[it] = total / len(val)
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            trained.append(loss.item())
+            trained.append(step(model, opt, x, y))
 
     live, tape = traced(train, tmp_path)
     assert live.eval_curves() == tape.eval_curves() == {"val_loss": pytest.approx(means, abs=1e-6)}
@@ -108,6 +141,50 @@ def test_a_validation_loss_every_k_iterations_is_the_mean_the_script_computed_li
     assert live.curves() == tape.curves() == {"loss": pytest.approx(dict(enumerate(trained)), abs=1e-6)}
     assert live.first() == tape.first() == live.curves()["loss"]
     assert live.first_op.op == "cross_entropy" and live.first_op.requires_grad  # the chance line's: training
+
+
+def test_an_evaluation_curve_is_what_its_line_computes_however_the_records_are_cut_and_on_tape(tmp_path):
+    torch = pytest.importorskip("torch")
+    model, opt = classifier()
+    x, y = engine.randn(32, 4), engine.randint(0, 3, (32,))
+    val = [(engine.randn(10, 4), engine.randint(0, 3, (10,)), engine.rand(10, 3)) for _ in range(4)]
+    printed, by_torch, trained = {}, {}, []
+
+    def train():
+        for it in range(3):
+            with engine.no_grad():
+                total, items = 0, 0.0
+                for xv, yv, pv in val:
+                    out = model(xv)
+                    val_loss = F.cross_entropy(out, yv, reduction="sum") / len(yv)
+                    half = F.cross_entropy(out, yv) * 0.5
+                    both = F.mse_loss(out, pv, reduction="sum") / len(yv) + F.l1_loss(out, pv)
+                    total += F.cross_entropy(out, yv)  # a tensor summed over the batches: each batch's loss
+                    items += F.cross_entropy(out, yv).item()  # .item(): Python's sum, no op
+                    for name, v in (("val_loss", val_loss), ("half", half), ("both", both)):
+                        printed.setdefault(name, {}).setdefault(it, []).append(v.item())
+                    by_torch.setdefault(it, []).append(float(torch.nn.functional.cross_entropy(
+                        torch.from_numpy(out.numpy()), torch.from_numpy(yv.numpy()))))
+                printed.setdefault("total", {})[it] = [total.item() / len(val)]
+                printed.setdefault("items", {})[it] = [items / len(val)]
+            trained.append(step(model, opt, x, y))
+
+    records, tape = recorded(train, tmp_path)
+    means = {name: pytest.approx({it: np.mean(v) for it, v in values.items()}, abs=1e-5)
+             for name, values in printed.items()}
+    assert tape.eval_curves() == means  # the sum over 10 rows / 10 is the mean, not the sum (10x); *0.5 half
+    assert tape.eval_curves()["val_loss"] == pytest.approx({it: np.mean(v) for it, v in by_torch.items()}, abs=1e-5)
+    # live, a line's ops come in batches of records cut anywhere: one at a time, 7, all at once draw the same
+    for live in (fed(records, 1), fed(records, 7), fed(records, len(records))):
+        assert live.eval_curves() == means
+        assert live.curves() == tape.curves() == {"loss": pytest.approx(dict(enumerate(trained)), abs=1e-6)}
+    ops = [r.event.op if r.__class__ is OpRecord else "" for r in records]
+    cut = ops.index("l1_loss") + 1  # `both`'s two losses in one feed, their add in the next
+    assert ops[cut] == "add"
+    split = LossCurves()
+    split.feed(records[:cut])
+    split.feed(records[cut:])
+    assert split.eval_curves() == means
 
 
 def test_each_loss_op_under_no_grad_is_a_curve_and_a_loss_of_many_elements_none(tmp_path):
