@@ -20,12 +20,16 @@ gradient of the gradient flows through it, unless it is decorated with @once_dif
 A node of the engine has one output. A Function with several differentiable outputs gets one more node per output
 (the same class): each adds its output's gradient into a flat buffer of all of them (a RegionGrad, as a slice's
 backward does), which the main node splits again; so `a.grad_fn is b.grad_fn` is False there, unlike torch.
+
+A debugger watches these Functions through watch_backwards, to check each class's hand-written backward against its
+forward once (engine.debug.custom_backward).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 
 from engine import dtypes
 from engine.autograd import higher
@@ -41,6 +45,23 @@ from engine.tensor import Tensor
 __all__ = ["BackwardCFunction", "Function", "FunctionCtx", "once_differentiable"]
 
 _ONCE = "trying to differentiate twice a function that was marked with @once_differentiable"
+_watchers: tuple = ()  # what watch_backwards registered: engine.debug's check of hand-written backwards
+
+
+def watch_backwards(watcher) -> Callable[[], None]:
+    """Show `watcher` the custom Functions that run; returns the undo.
+
+    At an apply that records a node, `watcher.keep(cls, args, kwargs)` runs before forward (it copies what it needs
+    of the inputs, or returns None), and `watcher.applied(ctx, kept, out, dirty)` after it with what keep returned;
+    `watcher.backward(ctx, grads, results)` runs after each backward, with its checked results."""
+    global _watchers
+    _watchers = (*_watchers, watcher)
+
+    def undo() -> None:
+        global _watchers
+        _watchers = tuple(w for w in _watchers if w is not watcher)
+
+    return undo
 
 
 def _quiet(fn, *args):
@@ -115,7 +136,10 @@ class BackwardCFunction(FunctionCtx, _Op):
 
     def _call_backward(self, grads: list) -> tuple:
         fn = self._forward_cls._backward_fn
-        return self._checked(_quiet(fn, self, *grads))
+        results = self._checked(_quiet(fn, self, *grads))
+        for watcher in _watchers:
+            watcher.backward(self, grads, results)
+        return results
 
     def _to_buffer(self, g, graph: bool):
         """An output's gradient placed in the main node's flat buffer of all output gradients."""
@@ -290,13 +314,23 @@ class Function:
                 edges.append(None)
                 metas.append(None)
         ctx.needs_input_grad = tuple(e is not None for e in edges)
+        kept = _keep(cls, args, kwargs) if _watchers and any(ctx.needs_input_grad) else ()
         with no_grad():
             if setup:
                 out = _quiet(functools.partial(cls.forward, *args, **kwargs))
                 _quiet(cls.setup_context, ctx, inputs, out)
             else:
                 out = _quiet(functools.partial(cls.forward, ctx, *args, **kwargs))
-        return _finish(ctx, inputs, out, edges, metas)
+        dirty = bool(ctx._dirty)
+        result = _finish(ctx, inputs, out, edges, metas)
+        for watcher, copies in kept:
+            watcher.applied(ctx, copies, out, dirty)
+        return result
+
+
+def _keep(cls: type, args: tuple, kwargs: dict) -> list:
+    """(watcher, what it kept of the inputs) for each watcher that keeps something of this apply."""
+    return [(w, copies) for w in _watchers if (copies := w.keep(cls, args, kwargs)) is not None]
 
 
 def _finish(ctx: BackwardCFunction, inputs: tuple, out, edges: list, metas: list):

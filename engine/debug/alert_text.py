@@ -59,6 +59,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "unscaled_pixels": ("pixels not scaled", "uint8 inputs fed as 0..255"),
     "class_weights": ("class weights reversed", "class weights that favour the common classes"),
     "broken_tying": ("weight tie copied", "an output layer tied to the embedding by a copy"),
+    "custom_backward": ("custom backward wrong", "a hand-written backward that disagrees with its forward"),
 }
 
 

@@ -33,6 +33,7 @@ from engine.debug.alert_text import (
     step_alert,
     where,
 )
+from engine.debug.custom_backward import CustomBackwards
 from engine.debug.loop_checks import LAYERS, TIED_OPS, LoopChecks
 from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import by_event_names, updated_parameters
@@ -56,6 +57,8 @@ class AlertSettings:
     where a weight that trains was all zeros: behind it no gradient arrives by design (a zero-initialised
     embedding or BatchNorm scale), until its first update lets gradients through.
     training: the checks of the training loop itself (see the module docstring).
+    custom_backward: check each custom autograd Function's backward against its forward once
+    (engine.debug.custom_backward; at capture "summary" and "values").
     """
 
     nonfinite: bool = True
@@ -64,6 +67,7 @@ class AlertSettings:
     dead_relu: float | None = 0.9
     update_ratio_max: float | None = 0.5
     training: bool = True
+    custom_backward: bool = True
 
 
 GRADLESS_STEPS = 5  # steps in a row a trained parameter gets no gradient (a branch some batches skip gets one soon)
@@ -122,6 +126,7 @@ class Monitor(LoopChecks):
         self.params = params  # callable -> iterable of (name, parameter), or None
         self.tensors = tensors  # callable -> iterable of (name, parameter or buffer), for naming inputs
         self.nonfinite = NonFiniteTracker(self._names, self._named)
+        self.custom_backwards = CustomBackwards() if settings.custom_backward else None
         # (kind, key) of ongoing conditions, alerted once -> checks in a row the condition was not met since
         self._raised: dict[tuple[str, str], int] = {}
         self._big_runs: dict[str, int] = {}  # layer -> steps in a row its update was large against its weights
@@ -526,7 +531,8 @@ class Monitor(LoopChecks):
                           f"1), iteration {rec.iteration}: {fix}", softmax or rec, 1.0)
 
     def backward(self, rec: BackwardRecord, grad_in: tuple, grads: tuple) -> AlertEvent | None:
-        """A NaN-origin alert for a backward node, or None."""
+        """A NaN-origin alert for a backward node, one of the loop's at a pass's start, or a custom Function's
+        backward found wrong (engine.debug.custom_backward); or None."""
         self._backward_seen = True
         if rec.event.pass_start and not rec.event.grad_call:
             self._passes += 1
@@ -544,7 +550,10 @@ class Monitor(LoopChecks):
                 alert = self._unused_results()
                 if alert is not None:
                     return alert
-        return self.nonfinite.backward(rec, grad_in, grads) if self.settings.nonfinite else None
+        alert = self.nonfinite.backward(rec, grad_in, grads) if self.settings.nonfinite else None
+        if alert is None and self.custom_backwards is not None:  # else named at the Function's next backward
+            alert = self.custom_backwards.alert(rec)
+        return alert
 
     def step(self, rec) -> list[AlertEvent]:
         """Alerts at an optimizer step (or iteration mark): gradient norms, update sizes, the loop itself."""

@@ -162,6 +162,9 @@ class Debugger:
                           hub.listen_passes(self._on_pass_over)]
             if self.tracer.capture != "structure":  # the gradient-flow views need optimizer norms
                 self._undo.append(hub.request_optimizer_norms())
+            checks = self.monitor.custom_backwards if self.monitor is not None else None
+            if checks is not None and self.tracer.capture != "structure":  # each custom Function's backward, once
+                self._undo.append(checks.watch(self._traced))
             if not _attached:  # a session starts: its models are named in the order it calls them
                 forget_root_names()
             self._clock = optimizer_clock()  # optimizers made from now on are this session's
@@ -401,6 +404,10 @@ class Debugger:
         opt = optimizer_of(model.parameters())
         if self.model is None or opt is not None:
             self.model, self.optimizer, self._tentative = model, opt, opt is None
+
+    def _traced(self) -> bool:
+        """True on the traced thread, outside an edit: what the debugger sees there is the person's run."""
+        return not self._busy and not self._foreign()
 
     def _foreign(self) -> bool:
         """True on a thread other than the traced one: the thread that attached, or run_callable's."""
