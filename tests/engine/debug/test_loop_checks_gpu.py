@@ -89,3 +89,15 @@ def test_a_tie_made_by_copying_is_found_on_the_device():
     for tie, named in (("clone", True), ("assign", False)):
         engine.manual_seed(0)
         assert bool(run(LM(tie).to(DEV), device=DEV)) is named, tie
+
+
+def test_a_wrong_custom_backward_is_found_on_the_device():
+    from tests.engine.debug.test_custom_backward import MatMul, MatMulTransposed, checked, leaf, weights
+
+    def on_device(t):
+        return t.to(DEV).detach().requires_grad_()
+
+    a, b, w = on_device(leaf(6, 6)), on_device(leaf(6, 6, seed=3)), weights((6, 6)).to(DEV)
+    for fn, named in ((MatMulTransposed, True), (MatMul, False)):
+        found, verdicts = checked(lambda fn=fn: (fn.apply(a, b) * w).sum().backward())
+        assert bool(found) is named and verdicts[fn].outcome == ("wrong" if named else "agrees"), fn.__name__
