@@ -386,7 +386,8 @@ class LoopChecks:
                                    f"{rec.iteration}, both trained by the optimizer. A weight tie made by copying "
                                    "(nn.Parameter(w.clone()), copy_, deepcopy) ties nothing: the two drift apart and "
                                    "the model learns both matrices. Tie them by assigning the Parameter itself in the "
-                                   f"model's __init__: {fix}", linear_rec)]
+                                   f"model's __init__: {fix} (two matrices started alike on purpose, from one set of "
+                                   "pretrained vectors, are fine as they are)", linear_rec)]
         return []
 
     def _identical_units(self, rec) -> list[AlertEvent]:
