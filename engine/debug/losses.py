@@ -34,8 +34,11 @@ so `F.cross_entropy(out, y, reduction="sum") / len(y)` is the mean, `crit(a, b) 
 takes two of them joins them into one value (`F.mse_loss(p, t) / n + F.l1_loss(p, t)`). `.item()` ends that: what
 Python computes after it is no op. A line that adds to its target (`val += crit(...)`, `val = val + crit(...)`) is
 worth what it adds each time, not the sum so far: a tensor summed over 20 batches is their mean, as the same sum
-of `.item()`s. The losses composed of several ops (margin_ranking_loss to gaussian_nll_loss) end in a plain mean
-or sum, which says no loss: they are not found.
+of `.item()`s. A loss summed over its rows (reduction="sum") counts as that many rows, and a line's mean is the sum
+of its values over the sum of their rows: `test_loss += F.nll_loss(out, y, reduction="sum").item()` over the
+batches, divided by the dataset's size on a later line (PyTorch's MNIST example), is the mean per sample, what the
+script prints, not a batch's sum. The losses composed of several ops (margin_ranking_loss to gaussian_nll_loss)
+end in a plain mean or sum, which says no loss: they are not found.
 
 The live session and the tape reader both feed one LossCurves, so a replay draws what the live run drew.
 Engine code: no Qt.
@@ -60,6 +63,8 @@ from engine.events import OpEvent, OptimizerEvent
 LOSS_OPS = frozenset({"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
                       "binary_cross_entropy", "binary_cross_entropy_with_logits", "ctc_loss"})
 NODE, STEP = 0, 1  # what pass_starts reads: a backward node (its forward op's seq known), an optimizer step
+# ops of an evaluation line that add losses up (a total over batches, two losses joined) rather than scale one
+ADDS = frozenset({"add", "sub"})
 MAX_CHAINS = 4096  # the latest evaluation losses' tensors an op of their line may still take (a line's ops are close)
 
 # the target of an assignment that opens a line: `loss = ...`, `self.loss_g = ...`, `loss += ...`, `loss: T = ...`
@@ -79,6 +84,9 @@ class Root(NamedTuple):
     value: float
     event: OpEvent | None = None  # the op that made it, where known: its curve's tells the chance level
     tensor: int = 0  # its tensor id (0: unknown), by which the ops of an evaluation loss's line take it
+    # the rows a loss summed over (reduction="sum": its batch), 1 for a mean: a summed validation loss over many
+    # batches, divided by the dataset's size on a later line, is the sum of its values over the sum of its rows
+    rows: int = 1
 
 
 class EvalLoss(Root):
@@ -98,6 +106,7 @@ class EvalOp(NamedTuple):
     inputs: tuple[int, ...]
     tensor: int
     value: float
+    op: str = ""  # "add" and "sub" keep the rows the losses they take summed over; other ops make a value of one
 
 
 class Step(NamedTuple):
@@ -217,7 +226,7 @@ class _EvalCurve:
     def worth(self, chain: _Chain) -> tuple[float, int]:
         """What a chain adds to its iteration's mean: its value, or on a line that adds to its target, the sum and
         count of what it added up."""
-        return chain.added if self.accumulates else (chain.value, 1)
+        return chain.added if self.accumulates else (chain.value, chain.rows)
 
     def close(self) -> None:
         """Fold the open chains into their iterations' sums: no op carries them on any more."""
@@ -239,14 +248,16 @@ class _EvalCurve:
 
 
 class _Chain:
-    """What a line made of an evaluation loss so far: the latest value, and what it is worth on a line that adds
-    to its target (the sum and count of the values added, not the sum so far). into: the chain an op of the line
-    joined it into."""
+    """What a line made of an evaluation loss so far: the latest value, the rows it sums over (Root.rows), and what
+    it is worth on a line that adds to its target (the sum of the values added and of their rows, not the sum so
+    far). into: the chain an op of the line joined it into."""
 
-    __slots__ = ("added", "born", "curve", "into", "iteration", "value")
+    __slots__ = ("added", "born", "curve", "into", "iteration", "rows", "value")
 
-    def __init__(self, curve: _EvalCurve, iteration: int, value: float, born: int, added: tuple[float, int]) -> None:
+    def __init__(self, curve: _EvalCurve, iteration: int, value: float, born: int, added: tuple[float, int],
+                 rows: int) -> None:
         self.curve, self.iteration, self.value, self.born, self.added = curve, iteration, value, born, added
+        self.rows = rows
         self.into: _Chain | None = None
 
 
@@ -308,7 +319,7 @@ class LossCurves:
             self._chains_at = item.iteration
         if item.__class__ is EvalLoss:
             curve = _named(self._evals, self._eval_labels, _EvalCurve, item)
-            chain = _Chain(curve, item.iteration, item.value, self._born, (item.value, 1))
+            chain = _Chain(curve, item.iteration, item.value, self._born, (item.value, item.rows), item.rows)
             self._born += 1
         else:
             parts = {}
@@ -322,11 +333,17 @@ class LossCurves:
                 return False
             curve = next(iter(parts)).curve
             oldest = min(parts, key=lambda p: p.born)
-            # on a line adding to its target, the op taking one chain adds its value to a number or a tensor of
-            # another line; one taking several adds the others' to the oldest, the sum so far
-            added = (next(iter(parts)).value, 1) if len(parts) == 1 else \
-                (oldest.added[0] + sum(p.value for p in parts if p is not oldest), oldest.added[1] + 1)
-            chain = _Chain(curve, item.iteration, item.value, oldest.born, added)
+            # on a line adding to its target, an add taking one chain adds its value to a number or a tensor of
+            # another line, and one taking several adds the others' to the oldest, the sum so far; any other op
+            # makes a value of its own (`/ len(y)` of a summed loss: a mean, of one row)
+            adds = item.op in ADDS
+            if len(parts) > 1:
+                others = [p for p in parts if p is not oldest]
+                added = (oldest.added[0] + sum(p.value for p in others), oldest.added[1] + sum(p.rows for p in others))
+            else:
+                added = (oldest.value, oldest.rows) if adds else (item.value, 1)
+            rows = max(p.rows for p in parts) if adds else 1  # two summed losses of one batch: its rows
+            chain = _Chain(curve, item.iteration, item.value, oldest.born, added, rows)
             for part in parts:
                 part.into = chain
                 del curve.open[part]
@@ -423,8 +440,22 @@ def _evaluation(rec: OpRecord) -> EvalLoss | EvalOp:
     ev, src = rec.event, rec.source
     file, line = (src.file, src.line) if src else ("", 0)
     if ev.op in LOSS_OPS:
-        return EvalLoss(rec.iteration, file, line, src.text if src else "", ev.op, rec.summary.scalar, ev, ev.output)
-    return EvalOp(rec.iteration, file, line, ev.inputs, ev.output, rec.summary.scalar)
+        return EvalLoss(rec.iteration, file, line, src.text if src else "", ev.op, rec.summary.scalar, ev, ev.output,
+                        summed_rows(ev.op, ev.args, ev.input_shapes))
+    return EvalOp(rec.iteration, file, line, ev.inputs, ev.output, rec.summary.scalar, ev.op)
+
+
+def summed_rows(op: str, args: dict, input_shapes: tuple) -> int:
+    """The rows (samples) a loss op with reduction="sum" adds up, 1 for any other reduction: the batch of its
+    scores (ctc_loss's (T, N, C) log-probabilities: N; a class-scores loss's unbatched (C,) input: one)."""
+    if args.get("reduction") != "sum" or not input_shapes or not input_shapes[0]:
+        return 1
+    shape = input_shapes[0]
+    if op == "ctc_loss":
+        return shape[1] if len(shape) == 3 else 1
+    if op in ("cross_entropy", "nll_loss") and len(shape) < 2:
+        return 1
+    return max(int(shape[0]), 1)
 
 
 def _named(curves: dict, labels: set[str], make, loss: Root | EvalLoss):

@@ -47,6 +47,7 @@ from engine.debug.losses import (
     Step,
     evaluates_closure,
     pass_starts,
+    summed_rows,
 )
 from engine.debug.records import BackwardRecord, EventRecord, IterationEvent, OpRecord
 from engine.debug.source import SourceFrame
@@ -413,6 +414,12 @@ class Tape:
                                                src.text if src else "", self._node(node)[1])
             return hit
 
+        @functools.cache
+        def rows(node: int) -> int:
+            """The rows the loss op of `node` sums over (engine.debug.losses.summed_rows)."""
+            _, op, _, signature = self._node(node)
+            return summed_rows(op, self._node_args(node) if self._op_args else {}, signature[0] if signature else ())
+
         evals, carried = self._evaluations(cols, place)
         tensors = cols["tensor"][[*roots.values(), *evals, *carried]].tolist()
         scalars = {tid: s.scalar for tid, s in self.summaries(tensors).items()}
@@ -438,8 +445,8 @@ class Tape:
             if value is None:  # no summary of one element
                 continue
             iteration, where = int(cols["iteration"][row]), place(row)
-            items.append(EvalOp(iteration, *where[:2], carried[row], tensor, value) if row in carried
-                         else EvalLoss(iteration, *where, value, tensor=tensor))
+            items.append(EvalOp(iteration, *where[:2], carried[row], tensor, value, where[3]) if row in carried
+                         else EvalLoss(iteration, *where, value, tensor=tensor, rows=rows(int(cols["node"][row]))))
         curves = LossCurves()
         curves.add(items)
         return curves

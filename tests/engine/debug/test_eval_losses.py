@@ -187,6 +187,33 @@ def test_an_evaluation_curve_is_what_its_line_computes_however_the_records_are_c
     assert split.eval_curves() == means
 
 
+def test_a_summed_validation_loss_divided_by_the_dataset_size_on_a_later_line_is_the_per_sample_mean(tmp_path):
+    # PyTorch's MNIST example: `test_loss += F.nll_loss(output, target, reduction="sum").item()` over the batches,
+    # then `test_loss /= len(test_loader.dataset)`: the division is on another line, by the rows of all batches
+    model, opt = classifier()
+    x, y = engine.randn(32, 4), engine.randint(0, 3, (32,))
+    sizes = (10, 10, 7)  # a last, smaller batch: the mean of per-batch means would differ
+    val = [(engine.randn(n, 4), engine.randint(0, 3, (n,))) for n in sizes]
+    printed, trained = {"test_loss": {}, "tot": {}}, []
+
+    def train():
+        for it in range(3):
+            with engine.no_grad():
+                test_loss = 0.0
+                tot = engine.zeros(())
+                for xv, yv in val:
+                    out = model(xv)
+                    test_loss += F.cross_entropy(out, yv, reduction="sum").item()
+                    tot = tot + F.cross_entropy(out, yv, reduction="sum")  # a tensor total: the same sum
+                printed["test_loss"][it] = test_loss / sum(sizes)
+                printed["tot"][it] = tot.item() / sum(sizes)
+            trained.append(step(model, opt, x, y))
+
+    live, tape = traced(train, tmp_path)
+    expected = {name: pytest.approx(values, abs=1e-5) for name, values in printed.items()}
+    assert live.eval_curves() == tape.eval_curves() == expected
+
+
 def test_each_loss_op_under_no_grad_is_a_curve_and_a_loss_of_many_elements_none(tmp_path):
     engine.manual_seed(0)
     w = engine.randn(6, 3, requires_grad=True)
