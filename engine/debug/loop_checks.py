@@ -363,19 +363,26 @@ class LoopChecks:
             if o is data or o.shape != data.shape or o.dtype != data.dtype or array_module(o).shares_memory(o, data):
                 continue
             if bool((o == data).all()) and bool(data.max() != data.min()):
-                pair = (other, weight) if op == "linear" else (weight, other)  # (embedding's, linear's)
-                self._copied_ties.append((*pair, rec if op == "linear" else other_rec))
+                # (embedding's weight, linear's, the linear's record, the embedding's)
+                self._copied_ties.append((other, weight, rec, other_rec) if op == "linear" else
+                                         (weight, other, other_rec, rec))
 
     def _copied_tie(self, rec) -> list[AlertEvent]:
         """At the first step: an alert when an embedding's and a linear's weights were two Parameters holding the same
-        values before it and the stepping optimizer trains both (a target network's copy is trained by none)."""
-        pairs, self._tie_weights, self._copied_ties = self._copied_ties, None, []
+        values before it and the stepping optimizer trains both (a target network's copy is trained by none), in
+        one model, neither of them tied already (two peers copied from one tied model are two ties, both right)."""
+        pairs, seen, self._tie_weights, self._copied_ties = self._copied_ties, self._tie_weights, None, []
         opt = stepping_optimizer()
         if not pairs or opt is None:
             return []
         trained = {id(p) for group in opt.param_groups for p in group["params"] if p.grad is not None}
         names = self._names()
-        for embedding, linear, linear_rec in pairs:
+        for embedding, linear, linear_rec, embedding_rec in pairs:
+            if id(embedding) in seen["linear"] or id(linear) in seen["embedding"]:
+                continue  # a linear takes the embedding's weight itself, or an embedding the linear's: tied
+            roots = {r.event.module.partition(".")[0] for r in (linear_rec, embedding_rec)}
+            if len(roots) > 1 and "" not in roots:  # two models' layers
+                continue
             if id(embedding) in trained and id(linear) in trained and self._starts(("broken_tying", ""), True):
                 emb, lin = names.get(id(embedding)), names.get(id(linear))
                 fix = f"`self.{layer_of(lin)}.weight = self.{layer_of(emb)}.weight`" if emb and lin else \

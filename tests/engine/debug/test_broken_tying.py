@@ -88,3 +88,34 @@ def test_a_target_networks_copy_is_not_named():
     for p in target.parameters():
         p.requires_grad_(False)
     assert run(model, target=target) == []
+
+
+def test_two_peers_copied_from_one_tied_model_and_trained_together_are_not_named():
+    # deep mutual learning, an ensemble: b's embedding holds a's decoder's values, but each model is tied itself
+    engine.manual_seed(0)
+    a = LM("assign")
+    b = copy.deepcopy(a)
+    opt = engine.optim.SGD([*a.parameters(), *b.parameters()], lr=0.5)
+    engine.manual_seed(1)
+    x, y = engine.randint(0, V, (4, 6)), engine.randint(0, V, (4, 6))
+    with Debugger("summary", model=a, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            loss = sum(F.cross_entropy(m(x).reshape(-1, V), y.reshape(-1)) for m in (a, b))
+            loss.backward()
+            opt.step()
+    assert [a.kind for a in dbg.alerts if a.kind == "broken_tying"] == []
+
+
+def test_two_peers_of_an_untied_copy_are_told_apart_from_the_copy_in_each():
+    engine.manual_seed(0)
+    a = LM("clone")
+    b = copy.deepcopy(a)
+    opt = engine.optim.SGD([*a.parameters(), *b.parameters()], lr=0.5)
+    x, y = engine.randint(0, V, (4, 6)), engine.randint(0, V, (4, 6))
+    with Debugger("summary", model=a, optimizer=opt) as dbg:
+        opt.zero_grad()
+        sum(F.cross_entropy(m(x).reshape(-1, V), y.reshape(-1)) for m in (a, b)).backward()
+        opt.step()
+    found = [a for a in dbg.alerts if a.kind == "broken_tying"]
+    assert len(found) == 1 and "'decoder.weight'" in found[0].message  # a's own copy, named once
