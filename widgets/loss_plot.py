@@ -17,7 +17,8 @@ import textwrap
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtGui import QFont, QFontMetrics, QPalette
+from PySide6.QtWidgets import QApplication
 
 from widgets.theme import CURVES, MUTED_TEXT, SECONDARY_TEXT, follow_palette, pick
 
@@ -63,6 +64,7 @@ class ChanceLine(pg.InfiniteLine):
         small = QFont()
         small.setPointSizeF(7.5)
         self.label.setFont(small)
+        self.setZValue(10)  # over the curves, its label on a backing of the plot's colour: readable where they cross
         self.level: float | None = None
         self.setVisible(False)
 
@@ -75,6 +77,9 @@ class ChanceLine(pg.InfiniteLine):
         if not self.isVisible():
             return
         colour = colour or pick(MUTED_TEXT)
+        backing = QApplication.palette().color(QPalette.ColorRole.Window)
+        backing.setAlpha(210)
+        self.label.fill = pg.mkBrush(backing)
         if self.pen.color().name() != colour:
             self.setPen(pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
             self.label.setColor(colour)
