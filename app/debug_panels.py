@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import replace
 
 from PySide6.QtCore import QObject
 
 import engine.tape
 from app.edit_history import EditHistory, describe_edit
-from app.graph_model import breakpoint_marks, engine_key
+from app.graph_model import breakpoint_marks, engine_key, shape_text
 from app.inspect_worker import InspectWorker
 from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo
@@ -40,6 +41,11 @@ class DebugPanels(QObject):
         self._sent: deque = deque()  # edits sent, in order: their EditEvents come back in the same order
         self._plotted = -1  # the newest iteration the training plots hold
         self._shown: NodeInfo | None = None
+        # the op and backward records the inspector shows instead of the node's latest (an alert's iteration, a
+        # live run's timeline scrubbed back), or None
+        self._recorded: tuple[OpRecord | None, BackwardRecord | None] | None = None
+        self._note = ""  # why the inspector shows the node's latest output, not the moment asked for
+        self._moment: tuple | None = None  # (engine key, seq, the session's last record) of the alert clicked last
         self._session = None  # the session the panels show
         self._stop_note = ""  # the status note naming the breakpoint of the current stop
         self._stop_selected: int | None = None  # the breakpoint selected because it stopped the run
@@ -48,7 +54,7 @@ class DebugPanels(QObject):
         w = window
         w.inspector.fetchRequested.connect(lambda: self._fetch(self._shown))
         self.worker.ready.connect(self._values_ready)
-        self.worker.failed.connect(lambda _key, message: w.status_panel.set_note(f"Values: {message}", 4))
+        self.worker.failed.connect(self._values_failed)
         w.timeline.cursorMoved.connect(self._cursor_moved)
         bp = w.breakpoints
         bp.addRequested.connect(lambda spec: self._breakpoints(lambda d: d.add_breakpoint(spec), spec))
@@ -79,7 +85,7 @@ class DebugPanels(QObject):
                     session.debugger.enable_breakpoint(bid, False)
         w.status_panel.set_note("")  # a note on the run before ("Edit queued: ...") is not about this one
         self.worker.cancel()
-        self._shown = None
+        self._shown, self._recorded, self._moment = None, None, None
         self._sent.clear()
         self._plotted = -1
         self._stop_selected = None
@@ -189,13 +195,20 @@ class DebugPanels(QObject):
 
     # ---- inspector -------------------------------------------------------------------------------------
     def show_node(self, info: NodeInfo | None) -> None:
-        """Show a node's summaries at once (the engine's own statistics) and fetch its values off-thread."""
-        self._shown = info
+        """Show a node's summaries at once (the engine's own statistics) and fetch its values off-thread; the
+        node of an alert just clicked as it was in the alert's iteration (see `alert_activated`)."""
+        session = self.w.session
+        moment = self._moment_of(info)
+        if moment is not None:
+            self._show_moment(info, *moment)
+            return
+        if isinstance(session, LiveSession):
+            self._moment = None  # (a replay's holds while its cursor is at the alert: its seek selects on landing)
+        self._shown, self._recorded, self._note = info, None, ""
         if info is None:
             self.worker.cancel()
             self.w.inspector.clear()
             return
-        session = self.w.session
         self._show_summaries(info)
         self.w.inspector.set_values()  # values shown before belong to an older output
         if isinstance(session, ReplaySession) or session.status != "running":
@@ -208,13 +221,78 @@ class DebugPanels(QObject):
         value, grad, diff = info.summary, info.grad, None
         if values is not None:
             value, grad, diff = value or values.value_summary, grad or values.grad_summary, values.diff_summary
-        self.w.inspector.show_summaries(_title(info), value, grad, diff, subtitle=_subtitle(info, now),
+        notes = [self._note] if self._note else []
+        back = session.backward_of.get(info.key) if session is not None and info.kind == "op" else None
+        if grad is None and back is not None and back.iteration < info.iteration:
+            # the output of an evaluation pass: the gradient the session holds belongs to an earlier output
+            notes.append(f"no gradient for this output (the last flowed in iteration {back.iteration})")
+        subtitle = "\n".join([_subtitle(info, now), *notes])
+        self.w.inspector.show_summaries(_title(info), value, grad, diff, subtitle=subtitle,
                                         grad_label=_grad_label(info, now), value_label=_value_label(info, now))
+
+    def show_recorded(self, seq: int) -> bool:
+        """Show the op recorded at `seq` (or its backward's) as it was then: its output and the gradient its own
+        backward got, in one iteration. False when the live session keeps no record at or before `seq`."""
+        session = self.w.session
+        rec = session.record_at(seq) if session is not None else None
+        if rec is None:
+            return False
+        op, back = _op_and_backward(session, rec)
+        self._show_moment(session.node_info((op or back).event.key), op, back)
+        return True
+
+    def _moment_of(self, info: NodeInfo | None) -> tuple | None:
+        """The op and backward records of the alert clicked last, while `info` is its node and the session is
+        where the click left it (a live run applied nothing since; a replay's cursor is at the alert); else None."""
+        session, moment = self.w.session, self._moment
+        if moment is None or info is None or engine_key(info.key) != moment[0]:
+            return None
+        _key, seq, last = moment
+        if (session.last is not last) if isinstance(session, LiveSession) else (session.cursor != seq):
+            return None
+        return _recorded_at(session, seq)
+
+    def _show_moment(self, info: NodeInfo | None, op: OpRecord | None, back: BackwardRecord | None) -> None:
+        self.worker.cancel()  # a fetch of the node's latest values would land over these
+        self._shown, self._recorded, self._note = info, (op, back), ""
+        self._show_record((op or back).event.key, info)
+        self.w.inspector.set_values()
+        if self.w.session.status != "running" and info is not None:
+            self._fetch(info)
+
+    def _show_record(self, key: str, info: NodeInfo | None, values=None) -> None:
+        op, back = self._recorded
+        it = (op or back).iteration
+        value = op.summary if op is not None else None
+        grad = back.grad_output if back is not None else None
+        if values is not None:
+            value, grad = value or values.value_summary, grad or values.grad_summary
+        notes = [f"as recorded at event {(op or back).seq:,}, iteration {it}"]
+        if op is not None and back is None:
+            notes.append("no gradient: it ran with gradients off" if not op.event.requires_grad
+                         else f"no gradient reached it in iteration {it}")
+        if info is not None and op is not None:  # the graph's shapes are the latest call's (a bigger eval batch)
+            ev = op.event
+            info = replace(info, in_shapes=", ".join(map(shape_text, ev.input_shapes)),
+                           out_shape=shape_text(ev.output_shape), dtype=ev.dtype)
+        subtitle = _subtitle(info, -1) + "\n" if info is not None else ""
+        self.w.inspector.show_summaries(_title(info) if info is not None else key, value, grad,
+                                        subtitle=subtitle + " \u00b7 ".join(notes),
+                                        value_label=f"value (iteration {it})",
+                                        grad_label=f"gradient (iteration {back.iteration})" if back else "")
 
     def _fetch(self, info: NodeInfo | None) -> None:
         session = self.w.session
         if info is None or session is None or (isinstance(session, ReplaySession) and session.no_values):
             return  # a tape without values: Load values is disabled and says why, once, in its tooltip
+        if self._recorded is not None:
+            op, back = self._recorded
+            read = _fetcher(session)
+            value = read(op.event.output) if op is not None and op.event.output else None
+            grad = read(back.event.grad_output) if back is not None and back.event.grad_output else None
+            if value is not None or grad is not None:
+                self.worker.request(_record_key(self._recorded), value=value, grad=grad)
+            return
         if info.kind == "param" and isinstance(session, LiveSession) and session.status == "running":
             # the optimizer changes parameters in place: a copy taken meanwhile may mix two steps
             self.w.status_panel.set_note("Pause the run to load a parameter's values", 4)
@@ -226,10 +304,28 @@ class DebugPanels(QObject):
 
     def _values_ready(self, result) -> None:
         info = self._shown
-        if info is None or result.key != info.key:
+        if self._recorded is not None:
+            if result.key != _record_key(self._recorded):
+                return
+            op, back = self._recorded
+            self._show_record((op or back).event.key, info, result)
+        elif info is None or result.key != info.key:
             return
-        self._show_summaries(info, result)  # the engine's summaries stay; the worker's fill in gaps
+        else:
+            self._show_summaries(info, result)  # the engine's summaries stay; the worker's fill in gaps
         self.w.inspector.set_values(result.value, result.grad, result.previous)
+
+    def _values_failed(self, key: str, message: str) -> None:
+        if self._recorded is None or key != _record_key(self._recorded):
+            self.w.status_panel.set_note(f"Values: {message}", 4)
+        elif isinstance(self.w.session, LiveSession):
+            rec = self._recorded[0] or self._recorded[1]
+            # the value cache keeps the latest iterations' tensors: older ones only while the script holds them
+            self.w.inspector.show_note(f"Values of iteration {rec.iteration} are no longer kept",
+                                       "The value cache keeps the latest iterations' tensors; the statistics above "
+                                       "are those recorded then")
+        else:
+            self.w.inspector.show_note(f"No values: {message}")
 
     # ---- timeline ----------------------------------------------------------------------------------------
     def _cursor_moved(self, seq: int) -> None:
@@ -247,16 +343,7 @@ class DebugPanels(QObject):
         key = rec.event.key
         if key in w.canvas.view.node_of:
             w.canvas.select(key)
-            # selecting asked for the node's latest values: they would land over those recorded here
-            self.worker.cancel()
-            self._shown = None
-        summary = rec.summary if rec.__class__ is OpRecord else None
-        grad = rec.grad_output if rec.__class__ is BackwardRecord else None
-        info = session.node_info(key)
-        title = _title(info) if info is not None else key
-        w.inspector.show_summaries(title, summary, grad,
-                                   subtitle=f"as recorded at event {rec.seq:,}, iteration {rec.iteration}")
-        w.inspector.set_values()
+        self.show_recorded(seq)
 
     def _iteration_clicked(self, iteration: int) -> None:
         session = self.w.session
@@ -282,9 +369,18 @@ class DebugPanels(QObject):
             # an alert of an optimizer step names a parameter or layer, no node: the gradient flow shows it
             w.docks["gradients"].raise_()
             return
+        # the node's latest output is not what the alert is about (after training: an evaluation pass's, of
+        # another batch size): the selection shows its output and gradient of the alert's iteration
+        self._moment = (engine_key(key), seq, session.last) if key and seq else None
         if key:
             w.canvas.select(key)
             w.canvas.center_on(key)
+        shown = self._shown
+        if (alert is not None and isinstance(session, LiveSession) and session.record_at(seq) is None
+                and shown is not None and shown.key == key):
+            self._note = (f"iteration {alert.iteration} is no longer kept (a live run keeps its latest records; "
+                          f"a recording keeps all): showing iteration {shown.iteration}")
+            self._show_summaries(shown)
         if alert is not None and alert.file:
             w._show_frame(SourceFrame(alert.file, alert.line, "", alert.code))
 
@@ -521,6 +617,53 @@ def _edit_text(event, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
+def _op_and_backward(session, rec) -> tuple[OpRecord | None, BackwardRecord | None]:
+    """The op record and the backward record of one op in one iteration, from either of them (None: not kept,
+    or no backward ran for it: an output made with gradients off, or one the loss did not depend on)."""
+    if rec.__class__ is BackwardRecord:
+        return rec.forward or session.by_seq.get(rec.event.forward_seq), rec
+    seq, kept = rec.seq, session.by_seq
+    last = next(reversed(kept), seq)
+    while seq < last:  # its backward runs later in the same iteration: records are kept by consecutive seqs
+        seq += 1
+        later = kept.get(seq)
+        if later is None:
+            continue
+        if later.iteration != rec.iteration:
+            break
+        if later.__class__ is BackwardRecord and later.event.forward_seq == rec.seq:
+            return rec, later
+    return rec, None
+
+
+def _recorded_at(session, seq: int) -> tuple[OpRecord, BackwardRecord | None] | None:
+    """The op record at `seq` and its backward record of that iteration, from what a live session keeps or from
+    a replay's tape; None when they are not kept."""
+    if isinstance(session, LiveSession):
+        rec = session.by_seq.get(seq)
+        return _op_and_backward(session, rec) if rec.__class__ is OpRecord else None
+    op = None
+    try:
+        for rec in session.tape.records(seq):  # the op, then the rest of its iteration up to its backward
+            if op is None:
+                if rec.__class__ is not OpRecord or rec.seq != seq:
+                    return None
+                op = rec
+            elif rec.iteration != op.iteration:
+                break
+            elif rec.__class__ is BackwardRecord and rec.event.forward_seq == seq:
+                return op, rec
+    except engine.tape.TapeError:  # damaged: the node as the cursor has it
+        return None
+    return (op, None) if op is not None else None
+
+
+def _record_key(recorded: tuple) -> str:
+    """The worker's key for the values of recorded op and backward records."""
+    op, back = recorded
+    return f"{(op or back).event.key}@{(op or back).seq}"
+
+
 def _fetches(session, info: NodeInfo) -> tuple:
     """The functions that read a node's full value and gradient on the worker thread (None: none kept).
 
@@ -537,6 +680,11 @@ def _fetches(session, info: NodeInfo) -> tuple:
     else:
         back = session.backward_of.get(info.key)
         out, grad = session.outputs.get(info.key), back.event.grad_output if back is not None else 0
+        # the gradient of the output shown, not of one before it: after training, an evaluation pass's output has
+        # none, and the last backward's gradient beside it was another batch's
+        if back is not None and not (back.iteration == info.grad_iteration if info.grad is not None
+                                     else back.iteration >= info.iteration):
+            grad = 0
     read = _fetcher(session)
     return (read(out) if out else None), (read(grad) if grad else None)
 

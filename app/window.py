@@ -254,8 +254,10 @@ class MainWindow(QMainWindow):
             row = d["timeline"].width() - gaps // 2
         self._share_bottom_row(row if row > 0 else int(w * 0.6))
         self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
-        # the inspector's statistics and histograms fit without scrolling; alerts are a short list
-        self.resizeDocks([d["inspector"], d["alerts"]], [int(h * 0.66), int(h * 0.2)], vertical)
+        # the inspector's statistics and histograms fit without scrolling; the alerts get the rest: from 900 pixels
+        # high, room for six rows and the current one's message (a fifth showed three)
+        alerts = 0.25 if h >= 880 else 0.2
+        self.resizeDocks([d["inspector"], d["alerts"]], [int(h * (0.86 - alerts)), int(h * alerts)], vertical)
         for first in ("modules", "inspector", "alerts", "loss", "source"):  # the tab in front of each group
             d[first].raise_()
 

@@ -1,27 +1,41 @@
 """Numerical alerts (engine.events.AlertEvent) and errors as a list; activating one names its node.
 
-The message takes the width the iteration, kind and place leave; what does not fit ends in "…" and the
-row's tooltip has all of it. In the row, the alert's source file is named by its base name (the folder it
-lies in only takes room from the message); the tooltip has the full path.
+The panel is a splitter: the list of alerts above, the current alert's whole message under it. In a row the
+iteration, kind and place ("fc2.weight") are whole where the panel's width allows and the message takes what
+they leave, ending in "…"; every cell's tooltip has all of it. The alert's source file is named by its base
+name (the folder it lies in only takes room from the message); the tooltip has the full path.
 
-Under the list, a detail area shows the current row's whole message, wrapped: the advice ("try a learning
-rate 10 to 100 times smaller") is the end of a message, which a row of the default dock cut to a word.
-The advice comes first there, the finding under it; the list keeps room for its first rows. The first
-alert becomes the current row when it comes (the first is most often the cause of the rest);
-`detail_text()` is what the area shows.
+The detail area shows the current row's message, wrapped: what was found first ("gradient norm of
+'fc2.weight' is 1.68e+03, above 1000, in layer 'fc2', iteration 2"), then what to try. The list keeps room
+for its first rows (the splitter starts with the detail a few lines high; a person drags it). The first alert
+becomes the current row when it comes (the first is most often the cause of the rest); `detail_text()` is
+what the area shows. With no alerts the panel says what is watched for, not a bare header.
+
+The rows are read as a QTreeWidget's: `topLevelItem(i)`, `topLevelItemCount()`, `itemClicked`; `list` is
+the tree itself.
 """
 
 from __future__ import annotations
 
+import html
 import re
 
-from PySide6.QtCore import QRect, Qt, Signal
-from PySide6.QtGui import QColor, QTextOption
-from PySide6.QtWidgets import QFrame, QPlainTextEdit, QTreeWidget, QTreeWidgetItem
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QFrame,
+    QHeaderView,
+    QLabel,
+    QSplitter,
+    QStackedWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+)
 
 from engine.debug.alert_text import KINDS
 from engine.debug.source import short_message
-from widgets.theme import ERROR_TEXT, pick
+from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick, tint
 
 KEY = Qt.ItemDataRole.UserRole
 MESSAGE = Qt.ItemDataRole.UserRole + 1  # the whole message, its file by base name: the detail area's text
@@ -29,56 +43,101 @@ KIND_TEXT = {kind: short for kind, (short, _) in KINDS.items()} | {"error": "err
 SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "inplace",
           "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels
-PLACE_SHARE = 0.25  # the most of the width the place ("linear in encoder/0") takes
-MESSAGE_SHARE = 0.4  # the least of the width the message keeps in a narrow panel
-NARROWEST = 40  # kind and place give way down to this, so that the message keeps its share
-DETAIL_LINES = 2  # the fewest lines the detail area shows while it has a message (it scrolls beyond)
-LIST_ROWS = 2  # the list keeps room for this many rows (those it has, up to this) above the detail area
+PLACE_SHARE = 0.3  # the most of the width the place ("linear in encoder/0") takes
+MESSAGE_SHARE = 0.25  # the least of the width the message keeps in a narrow panel (the detail has all of it)
+NARROWEST = 40  # kind, then place, give way down to this, so that the message keeps its share
+DETAIL_LINES = 4  # how many lines high the detail area starts (it scrolls beyond; the splitter moves)
 # where an alert's finding ends and its advice starts: "... iteration 4: try ..." or "iteration 4 (...): "
 ADVICE = re.compile(r" iteration \d+(?: \([^)]*\))?[:;] ")
+EMPTY = ("No alerts.\nWatched for: NaN and Inf where they first appear, exploding and vanishing gradients, dead "
+         "ReLUs, learning rates too high or too low, and the mistakes that keep a model from training (no zero_grad, "
+         "probabilities fed to a loss, model.eval() forgotten, ...). Each alert says where it started and what to "
+         "try; a click selects its op.")
 
 
-def detail(message: str) -> str:
-    """The message as the detail area shows it: its advice, then a blank line and what was found."""
+def split(message: str) -> tuple[str, str]:
+    """(what was found, what to try) of an alert's message; the advice is '' where the message has none."""
     found = ADVICE.search(message)
     if found is None or not message[found.end():].strip():
-        return message
-    return f"{message[found.end():]}\n\n{message[:found.end()].rstrip(': ;')}"
+        return message, ""
+    return message[:found.end()].rstrip(": ;"), message[found.end():]
 
 
-class AlertsPanel(QTreeWidget):
-    """Iteration, kind, where and message of each alert; emits alertActivated(node key, seq)."""
+class _Rows(QTreeWidget):
+    """The list of alerts; calls `resized()` as its width changes (its columns are fitted to it)."""
+
+    def __init__(self, resized) -> None:
+        super().__init__()
+        self._resized = resized
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._resized()
+
+
+class AlertsPanel(QSplitter):
+    """Iteration, kind, where and message of each alert, and the current one's whole message under them;
+    emits alertActivated(node key, seq)."""
 
     alertActivated = Signal(str, int)
+    itemClicked = Signal(QTreeWidgetItem, int)  # a row clicked (the list's signal, passed on)
 
     def __init__(self, parent=None, max_rows: int = 2000) -> None:
-        super().__init__(parent)
+        super().__init__(Qt.Orientation.Vertical, parent)
         self.max_rows = max_rows
-        self.setHeaderLabels(["Iter", "Kind", "Where", "Message"])
-        self.setRootIsDecorated(False)
-        self.setUniformRowHeights(True)
-        self.setAlternatingRowColors(True)
-        self.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the message ends in "…"
-        self.header().setStretchLastSection(True)
-        self._widest = [self.header().sectionSizeHint(col) for col in range(3)]  # iteration, kind, place
-        self.itemActivated.connect(self._activated)
+        self.setChildrenCollapsible(False)
+        self.list = _Rows(self._fit_columns)
+        self.list.setHeaderLabels(["Iter", "Kind", "Where", "Message"])
+        self.list.setRootIsDecorated(False)
+        self.list.setUniformRowHeights(True)
+        self.list.setAlternatingRowColors(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the message ends in "…"
+        # the message takes what the others leave; a stretched last section would not go below 100 pixels
+        self.list.header().setStretchLastSection(False)
+        self.list.header().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.list.itemActivated.connect(self._activated)
+        self.list.itemClicked.connect(self.itemClicked)
         self.itemClicked.connect(self._activated)
-        # the detail area lies in the scroll area's bottom margin, as a code editor's line numbers do
-        self.detail = QPlainTextEdit(self)
-        self.detail.setReadOnly(True)
+        self.list.currentItemChanged.connect(lambda *_: self._show_detail())
+        self._widest = [self.list.header().sectionSizeHint(col) for col in range(3)]  # iteration, kind, place
+        head, _, rest = EMPTY.partition("\n")
+        self.empty = QLabel(f"<b>{head}</b><br>{html.escape(rest)}")
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.empty.setMargin(8)
+        tint(self.empty, MUTED_TEXT)
+        self._top = QStackedWidget()
+        self._top.addWidget(self.empty)
+        self._top.addWidget(self.list)
+        self.detail = QTextBrowser()
         self.detail.setFrameShape(QFrame.Shape.NoFrame)
-        self.detail.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long paths too
-        self.detail.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.detail.setOpenLinks(False)
         self.detail.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.detail.setStyleSheet("QPlainTextEdit { border-top: 1px solid palette(mid); }")
-        self.detail.hide()
-        self.currentItemChanged.connect(lambda *_: self._show_detail())
+        self.detail.setStyleSheet("QTextBrowser { border-top: 1px solid palette(mid); }")  # the handle, seen
+        self.addWidget(self._top)
+        self.addWidget(self.detail)
+        self.setStretchFactor(0, 1)  # a taller dock gives the list more rows, the detail keeps its lines
+        self.setStretchFactor(1, 0)
+        self._html = ""  # the detail's text
+        self._sized = False  # whether the person dragged the handle (from then on their sizes hold)
+        self.splitterMoved.connect(lambda *_: setattr(self, "_sized", True))
+        self._show_detail()
 
+    # ---- the rows, as a QTreeWidget's -------------------------------------------------------------------
+    def topLevelItem(self, index: int) -> QTreeWidgetItem | None:
+        """Row `index`."""
+        return self.list.topLevelItem(index)
+
+    def topLevelItemCount(self) -> int:
+        """How many rows."""
+        return self.list.topLevelItemCount()
+
+    # ---- inputs ---------------------------------------------------------------------------------------
     def add_alerts(self, alerts) -> None:
         """Append AlertEvents (or objects with kind, message, key, module, op, iteration, seq)."""
         for a in alerts:
-            if self.topLevelItemCount() >= self.max_rows:
+            if self.list.topLevelItemCount() >= self.max_rows:
                 return
             # an alert of a step (gradients, updates) has no op: it names a parameter or layer by its key
             where = f"{a.op} in {a.module}" if a.module else (a.op or a.key)
@@ -92,18 +151,17 @@ class AlertsPanel(QTreeWidget):
         texts = [str(iteration), KIND_TEXT.get(kind, kind), where, short_message(message, file)]
         item = QTreeWidgetItem(texts)
         item.setData(0, KEY, (key, seq))
-        item.setData(0, MESSAGE, detail(texts[3]))
+        item.setData(0, MESSAGE, texts[3])
         for col in range(4):
             item.setToolTip(col, message if col != 2 else f"{where}\n{message}")
         if kind in SEVERE:
             for col in range(4):
                 item.setForeground(col, QColor(pick(ERROR_TEXT, self.palette())))
-        self.addTopLevelItem(item)
-        if self.currentItem() is None:
-            self.setCurrentItem(item)  # its message in the detail area; activating stays a click
-        elif self.topLevelItemCount() <= LIST_ROWS:
-            self._place_detail()  # the detail area gives this row room
-        metrics = self.fontMetrics()
+        self.list.addTopLevelItem(item)
+        self._top.setCurrentWidget(self.list)
+        if self.list.currentItem() is None:
+            self.list.setCurrentItem(item)  # its message in the detail area; activating stays a click
+        metrics = self.list.fontMetrics()
         widest = [max(w, metrics.horizontalAdvance(t) + TEXT_PAD) for w, t in zip(self._widest, texts[:3], strict=True)]
         if widest != self._widest:
             self._widest = widest
@@ -111,72 +169,69 @@ class AlertsPanel(QTreeWidget):
 
     def clear(self) -> None:
         """Remove every row."""
-        super().clear()
-        self._widest = [self.header().sectionSizeHint(col) for col in range(3)]
+        self.list.clear()
+        self._widest = [self.list.header().sectionSizeHint(col) for col in range(3)]
         self._fit_columns()
         self._show_detail()
 
+    # ---- what a person sees -----------------------------------------------------------------------------
     def messages(self) -> list[str]:
         """The message of every row, in order."""
-        return [self.topLevelItem(i).text(3) for i in range(self.topLevelItemCount())]
+        return [self.list.topLevelItem(i).text(3) for i in range(self.list.topLevelItemCount())]
 
     def detail_text(self) -> str:
         """The whole message shown under the list (the current row's; '' when there is none)."""
         return self.detail.toPlainText() if self.detail.isVisible() else ""
 
+    def empty_text(self) -> str:
+        """What the panel says while it lists no alert ('' while it lists some)."""
+        return EMPTY if self._top.currentWidget() is self.empty else ""
+
+    # ---- layout -----------------------------------------------------------------------------------------
     def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)  # its updateGeometries places the detail area
-        self._fit_columns()
+        super().resizeEvent(event)
+        self._place_detail()
 
     def _show_detail(self) -> None:
-        item = self.currentItem()
-        text = "" if item is None else item.data(0, MESSAGE)
-        if text != self.detail.toPlainText():
-            self.detail.setPlainText(text)
-        self.detail.setVisible(bool(text))
+        item = self.list.currentItem()
+        message = "" if item is None else item.data(0, MESSAGE)
+        if self.list.topLevelItemCount() == 0:
+            self._top.setCurrentWidget(self.empty)
+        fact, advice = split(message)
+        text = f"<p style='margin:0'><b>{html.escape(fact)}</b></p>" if message else ""
+        if advice:
+            text += f"<p style='margin-top:6px; margin-bottom:0'>{html.escape(advice)}</p>"
+        changed = text != self._html
+        if changed:
+            self._html = text
+            self.detail.setHtml(text)
+        self.detail.setVisible(bool(message))
         self._place_detail()
-
-    def updateGeometries(self) -> None:
-        super().updateGeometries()  # sets the margins for the header, and the bottom one to 0
-        self._place_detail()
+        if changed:
+            self.detail.verticalScrollBar().setValue(0)  # what was found, its first line, in view
 
     def _place_detail(self) -> None:
-        """The detail area as tall as its wrapped text, at least DETAIL_LINES, at most what the list's
-        first LIST_ROWS rows leave."""
-        header = self.header()
-        top = 0 if header.isHidden() else header.sizeHint().height()  # as QTreeView sets it
-        if not self.detail.isVisible():
-            if self.viewportMargins().bottom():
-                self.setViewportMargins(0, self.viewportMargins().top(), 0, 0)
+        """Until the person drags the splitter: the detail DETAIL_LINES high, at most half the panel; the
+        list takes the rest."""
+        if self._sized or not self.detail.isVisible() or self.height() < 40:
             return
-        frame = self.frameWidth()
-        width = self.width() - 2 * frame
-        metrics = self.detail.fontMetrics()
-        extra = int(2 * self.detail.document().documentMargin()) + 4
-        wrapped = metrics.boundingRect(QRect(0, 0, max(width - extra - self.detail.verticalScrollBar().sizeHint()
-                                                       .width(), 40), 1 << 20),
-                                       Qt.TextFlag.TextWordWrap, self.detail.toPlainText())
-        rows = min(self.topLevelItemCount(), LIST_ROWS)
-        room = self.height() - 2 * frame - top - rows * (self.sizeHintForRow(0) if rows else 0) - 2
-        least = DETAIL_LINES * metrics.lineSpacing() + extra
-        height = max(min(wrapped.height() + extra, room), least)
-        if self.viewportMargins().bottom() != height:
-            self.setViewportMargins(0, self.viewportMargins().top(), 0, height)
-        self.detail.setGeometry(frame, self.height() - frame - height, width, height)
+        margins = 2 * int(self.detail.document().documentMargin())
+        height = min(DETAIL_LINES * self.detail.fontMetrics().lineSpacing() + margins, self.height() // 2)
+        self.setSizes([self.height() - self.handleWidth() - height, height])  # emits no splitterMoved
 
     def _fit_columns(self) -> None:
         """Iteration, kind and place as wide as their widest text (the place up to PLACE_SHARE of the
-        view); in a narrow panel place, then kind, give way down to NARROWEST so the message keeps
+        view); in a narrow panel kind, then place, give way down to NARROWEST so the message keeps
         MESSAGE_SHARE; the message (the last column, stretched) takes the rest."""
-        room = self.viewport().width()
+        room = self.list.viewport().width()
         iteration, kind, place = self._widest
         place = min(place, int(room * PLACE_SHARE))
         over = iteration + kind + place - int(room * (1 - MESSAGE_SHARE))
-        for_place = min(max(over, 0), max(place - NARROWEST, 0))
-        place -= for_place
-        kind -= min(max(over - for_place, 0), max(kind - NARROWEST, 0))
+        for_kind = min(max(over, 0), max(kind - NARROWEST, 0))
+        kind -= for_kind
+        place -= min(max(over - for_kind, 0), max(place - NARROWEST, 0))
         for col, width in enumerate((iteration, kind, place)):
-            self.setColumnWidth(col, width)
+            self.list.setColumnWidth(col, width)
 
     def _activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         key, seq = item.data(0, KEY)

@@ -71,10 +71,13 @@ class HistogramView(pg.PlotWidget):
         together when three plots share the inspector's width."""
         axis = self.getAxis("bottom")
         edges = self._edges
-        self.getAxis("left").setTicks([[]] if not len(edges) else None)  # no data: no scales
-        if not len(edges):
+        if not len(edges):  # no data: no scales
+            self.getAxis("left").setTicks([[]])
             axis.setTicks([[]])
             return
+        # counts are whole: pyqtgraph's own ticks read 0.2, 0.4 ... up to a count of 1
+        rows = max(int(self.getAxis("left").height() / (2.5 * self.fontMetrics().height())), 1)
+        self.getAxis("left").setTicks([count_ticks(int(self._counts.max()) if len(self._counts) else 0, rows)])
         room = max(self.width() - int(self.getAxis("left").width()) - 16, 40)
         axis.setTicks([fitting_ticks(float(edges[0]), float(edges[-1]), room, self.fontMetrics())])
 
@@ -84,15 +87,25 @@ class HistogramView(pg.PlotWidget):
         return QSize(200, 140)
 
     def show_summary(self, summary: TensorSummary | None) -> None:
-        """Draw the summary's histogram (None: an empty plot saying so)."""
+        """Draw the summary's histogram (None: an empty plot saying so; one element: its value, written)."""
         counts = summary.counts if summary is not None else np.zeros(0, dtype=np.int64)
-        if summary is None or not counts.sum():
+        one = summary is not None and summary.numel == 1  # a loss: one bar of height 1 says nothing
+        for name in ("left", "bottom"):
+            self.getPlotItem().showAxis(name, not one)
+        if summary is None or one or not counts.sum():
             self._edges, self._counts = np.zeros(0), np.zeros(0, dtype=np.int64)
             self._bars.setOpts(x0=[], x1=[], height=[])
             self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-            self._note.setText("no finite values" if summary is not None and summary.numel else "no data")
+            if one:
+                self._note.setHtml(f"<p align='center'><span style='font-size:15pt; color:{self.colour}'>"
+                                   f"{_value_text(summary)}</span><br>one element</p>")
+                doc = self._note.textItem.document()
+                self._note.setTextWidth(doc.idealWidth())  # so that the lines centre on each other
+            else:
+                self._note.setTextWidth(-1)
+                self._note.setText("no finite values" if summary is not None and summary.numel else "no data")
             self._note.setPos(0.5, 0.5)
-            self._bad.setText(_bad_text(summary))
+            self._bad.setText("" if one else _bad_text(summary))
             self._bad.setPos(1, 1)
             self._place_ticks()
             return
@@ -112,6 +125,10 @@ class HistogramView(pg.PlotWidget):
         """The bin edges and counts drawn now."""
         return self._edges, self._counts
 
+    def note(self) -> str:
+        """What is written over the plot instead of bars ("no data", a one-element tensor's value); '' with bars."""
+        return self._note.textItem.toPlainText()
+
 
 def fitting_ticks(lo: float, hi: float, room: float, metrics) -> list[tuple[float, str]]:
     """(value, label) ticks at round steps between lo and hi whose labels fit in `room` pixels side by side
@@ -129,6 +146,21 @@ def fitting_ticks(lo: float, hi: float, room: float, metrics) -> list[tuple[floa
             return list(zip(values.tolist(), labels))
     middle = float(np.round((lo + hi) / 2, -math.floor(math.log10(span))))
     return [(middle, f"{middle:.6g}")]
+
+
+def count_ticks(top: int, most: int = 5) -> list[tuple[float, str]]:
+    """(value, label) ticks at whole, round steps (1, 2, 5, 10, 20, ...) from 0 up to `top`, at most `most` of
+    them above 0."""
+    step = 1
+    while top // step > most:
+        step = step * 5 // 2 if str(step)[0] == "2" else step * 2
+    return [(float(v), f"{v:,}") for v in range(0, top + 1, step)]
+
+
+def _value_text(summary: TensorSummary) -> str:
+    """A one-element tensor's value, as the statistics table writes numbers."""
+    value = summary.samples[0] if summary.samples else summary.scalar  # the samples keep a NaN or an infinity
+    return f"{value:.6g}"
 
 
 def _bad_text(summary: TensorSummary | None) -> str:

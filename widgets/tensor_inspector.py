@@ -10,7 +10,7 @@ Inputs (all plain data, cheap on the GUI thread: nothing here reads every elemen
   thread, e.g. with app.inspect_worker). Fills the heatmap (with sliders for N-D) and the paged table;
   `previous` adds a "delta" heatmap and table computed only where looked at. Values stay until the
   title changes or `set_values()` is called with none (do so when the node's output is newer).
-- `show_loading(text)`, `show_error(text)`, `clear()`.
+- `show_loading(text)`, `show_note(text)`, `show_error(text)`, `clear()`.
 Outputs: `fetchRequested()` when the person asks for full values; `saved(path)` after Save .npy.
 Read back what a person sees with `stat_text(stat, column)` and `columns()`.
 """
@@ -51,6 +51,8 @@ VALUE, GRAD, DIFF = "value", "gradient", "\u0394 prev. iteration"
 COLUMNS = (VALUE, GRAD, DIFF)
 COLOURS = {VALUE: "#1c7ed6", GRAD: "#e8590c", DIFF: "#7048e8"}
 STATS = ("min", "max", "mean", "std", "L2 norm", "zeros", "NaN", "Inf", "computed from")
+SAMPLED = ("mean", "std", "zeros", "computed from")  # the rows a summary above its limit estimates from a sample
+APPROX = "\u2248 "
 LOAD_TIP = "Fetch the full output and gradient (off the GUI thread)"
 WHOLE, SHORT = Qt.ItemDataRole.UserRole, Qt.ItemDataRole.UserRole + 1  # a statistic's text, and shorter ones
 NO_VALUES = "No values loaded: Load values (below) fetches this tensor's values and gradient."
@@ -132,6 +134,7 @@ class TensorInspector(QWidget):
         bar = QHBoxLayout()
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.load_button = QPushButton("Load values")
         self.load_button.setToolTip(LOAD_TIP)
         self.load_button.clicked.connect(self.fetchRequested)
@@ -144,7 +147,10 @@ class TensorInspector(QWidget):
         self.copy_button.setMenu(menu)
         self.save_button = QPushButton("Save .npy\u2026")
         self.save_button.clicked.connect(self._save_clicked)
-        bar.addWidget(self.status, 1)
+        # a line of its own: beside the buttons a note ("Values of iteration 3 are no longer kept ...") wrapped
+        # into a column a word wide
+        box.addWidget(self.status)
+        bar.addStretch(1)
         for w in (self.load_button, self.copy_button, self.save_button):
             bar.addWidget(w)
         box.addLayout(bar)
@@ -163,7 +169,7 @@ class TensorInspector(QWidget):
             view.show_summary(None)
             view.setVisible(name == VALUE)  # as for a tensor with no gradient yet: not three empty plots
         self._set_arrays({})
-        self.status.setText("")
+        self._say("")
         self._update_controls()
 
     def set_unavailable(self, values: str = "", summaries: str = "") -> None:
@@ -203,7 +209,7 @@ class TensorInspector(QWidget):
             view.show_summary(self._summaries.get(name))
             view.setVisible(name in self._summaries or name == VALUE)
             view.setTitle(short.get(name, name), size="9pt", color=pick(MUTED_TEXT))
-        self.status.setText("")
+        self._say("")
         self._update_controls()
 
     def set_values(self, value: np.ndarray | None = None, grad: np.ndarray | None = None,
@@ -217,18 +223,26 @@ class TensorInspector(QWidget):
         if value is not None and previous is not None and previous.shape == value.shape:
             arrays[DIFF] = Difference(value, previous)
         self._set_arrays(arrays)
-        self.status.setText("")
+        self._say("")
         self._update_controls()
 
     def show_loading(self, text: str = "Fetching values\u2026") -> None:
         """Say that values are on their way."""
-        tint(self.status, MUTED_TEXT)
-        self.status.setText(text)
+        self.show_note(text)
+
+    def show_note(self, text: str, tip: str = "") -> None:
+        """Say something about the values above the buttons, muted (why they cannot be loaded; `tip`: more)."""
+        self._say(text, MUTED_TEXT, tip)
 
     def show_error(self, text: str) -> None:
         """Say why values could not be shown (for example: evicted from the value cache)."""
-        tint(self.status, ERROR_TEXT)
+        self._say(text, ERROR_TEXT)
+
+    def _say(self, text: str, colour=None, tip: str = "") -> None:
+        tint(self.status, colour)
         self.status.setText(text)
+        self.status.setToolTip(tip)
+        self.status.setVisible(bool(text))
 
     # ---- what a person sees -------------------------------------------------------------------------
     def columns(self) -> list[str]:
@@ -308,8 +322,14 @@ class TensorInspector(QWidget):
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
-                if s is not None and not s.exact and STATS[row] in ("mean", "std", "zeros"):
-                    item.setToolTip(f"{text}, from every {ordinal(s.stride)} element (the tensor has {s.numel:,})")
+                if s is not None and not s.exact and STATS[row] in SAMPLED:
+                    # greyed and italic beside the exact figures: "zeros 100%" next to "max 1413" read as a
+                    # contradiction, not as a sample that missed the non-zero units
+                    item.setForeground(QColor(pick(MUTED_TEXT, self.palette())))
+                    font = item.font()
+                    font.setItalic(True)
+                    item.setFont(font)
+                    item.setToolTip(_sampled_note(s, STATS[row], text))
                 self.stats.setItem(row, col, item)
         self._fit_stats()
 
@@ -391,19 +411,31 @@ def spread_digits(lo: float, hi: float) -> int:
     return digits
 
 
+def _sampled_note(s: TensorSummary, stat: str, text: str) -> str:
+    """A sampled statistic's tooltip: that it is an estimate, from how many elements, and which ones are exact."""
+    sample = f"every {ordinal(s.stride)} element ({-(-s.numel // s.stride):,} of {s.numel:,})"
+    exact = f"min, max, L2 norm, NaN and Inf are exact, over all {s.numel:,}"
+    if stat == "computed from":
+        return f"mean, std and zeros (marked \u2248) are estimated from {sample}; {exact}"
+    return f"{stat} {text}: estimated from {sample}; {exact}"
+
+
 def _stat_shorts(s: TensorSummary) -> list[tuple[str, ...]]:
     """Shorter texts per STATS row, longest first, for a narrow column (none where the whole one is short)."""
-    share = (f"{100 * s.zero_count / s.numel:.1f}%",) if s.numel else ()
+    about = "" if s.exact else APPROX
+    share = (f"{about}{100 * s.zero_count / s.numel:.1f}%",) if s.numel else ()
     how = ("all",) if s.exact else (f"1 in {s.stride}",)
     numbers = [tuple(f"{x:.{d}g}" for d in (4, 3, 2)) if math.isfinite(x) else ()
                for x in (s.min, s.max, s.mean, s.std, s.norm)]
+    numbers[2:4] = [tuple(about + t for t in short) for short in numbers[2:4]]
     return [*numbers, share, (), (), how]
 
 
 def _stat_texts(s: TensorSummary) -> list[str]:
-    """One text per STATS row."""
-    zeros = f"{s.zero_count:,}" + (f" ({100 * s.zero_count / s.numel:.1f}%)" if s.numel else "")
+    """One text per STATS row; a sampled summary's estimates (SAMPLED) start with "≈ "."""
+    about = "" if s.exact else APPROX
+    zeros = f"{about}{s.zero_count:,}" + (f" ({100 * s.zero_count / s.numel:.1f}%)" if s.numel else "")
     how = "every element" if s.exact else f"every {ordinal(s.stride)} element"
     d = spread_digits(s.min, s.max)  # min, max and mean, which lies between them, as far as they differ
-    return [_num(s.min, d), _num(s.max, d), _num(s.mean, d), _num(s.std), _num(s.norm), zeros,
+    return [_num(s.min, d), _num(s.max, d), about + _num(s.mean, d), about + _num(s.std), _num(s.norm), zeros,
             f"{s.nan_count:,}", f"{s.inf_count:,}", how]

@@ -203,9 +203,9 @@ def test_rewinding_a_replay_empties_the_gradient_flow_of_steps_after_the_cursor(
 def test_clicking_an_alert_at_the_end_of_a_replay_selects_its_node_there(qtbot, window, nan_tape):
     session = replay(qtbot, window, nan_tape)
     alert = session.tape.alerts()[0]
-    panel = window.alerts_panel
-    item = panel.topLevelItem(0)
-    qtbot.mouseClick(panel.viewport(), Qt.MouseButton.LeftButton, pos=panel.visualItemRect(item).center())
+    rows = window.alerts_panel.list
+    item = rows.topLevelItem(0)
+    qtbot.mouseClick(rows.viewport(), Qt.MouseButton.LeftButton, pos=rows.visualItemRect(item).center())
     qtbot.waitUntil(lambda: session.status == "paused" and session.cursor == alert.forward_seq, timeout=TIMEOUT)
     # the seek back rebuilt the graph after the node was selected on the old one: nothing stayed selected
     qtbot.waitUntil(lambda: window.canvas.selected_key == alert.key, timeout=TIMEOUT)

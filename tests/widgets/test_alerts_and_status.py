@@ -18,22 +18,35 @@ def test_the_alert_message_takes_the_width_left_and_ends_in_an_ellipsis(qtbot, w
     # the Message column was cut off at the dock's edge, behind a horizontal scroll bar, at the default size
     panel = shown(qtbot, AlertsPanel(), width, 160)
     panel.add_row(5, "nonfinite_forward", "linear in encoder/layers/0", MESSAGE, "log:0", 220)
-    room = panel.viewport().width()
+    rows = panel.list
+    room = rows.viewport().width()
 
     def fitted():
-        header = panel.header()
+        header = rows.header()
         assert header.sectionViewportPosition(3) + header.sectionSize(3) <= room  # the message ends inside
-        assert header.sectionSize(3) >= 0.4 * room - 1  # at least this much of a narrow panel
+        assert header.sectionSize(3) >= 0.25 * room - 1  # at least this much of a narrow panel
         assert header.sectionSize(3) >= room - sum(header.sectionSize(c) for c in range(3)) - 1
 
     qtbot.waitUntil(fitted)
-    assert not panel.horizontalScrollBar().isVisible()
+    assert not rows.horizontalScrollBar().isVisible()
     item = panel.topLevelItem(0)
     assert item.toolTip(3) == MESSAGE and MESSAGE in item.toolTip(2)
     # the iteration and kind are whole where there is room for them
-    metrics = panel.fontMetrics()
+    metrics = rows.fontMetrics()
     if width == 388:
-        assert panel.columnWidth(1) >= metrics.horizontalAdvance(item.text(1))
+        assert rows.columnWidth(1) >= metrics.horizontalAdvance(item.text(1))
+
+
+def test_a_parameters_name_is_whole_in_the_default_dock(qtbot):
+    # "Where" read "fc2.…" beside "exploding gradient" in a dock 350 pixels wide: the message took the room,
+    # though the detail under the list shows it whole
+    panel = shown(qtbot, AlertsPanel(), 350, 190)
+    panel.add_row(2, "exploding_grad", "fc2.weight", "gradient norm of 'fc2.weight' is 1.68e+03, iteration 2",
+                  "fc2.weight")
+    panel.add_row(2, "large_update", "fc3", "the updates of layer 'fc3' are 16x its weights, iteration 2", "fc3")
+    metrics = panel.list.fontMetrics()
+    qtbot.waitUntil(lambda: panel.list.columnWidth(2) >= metrics.horizontalAdvance("fc2.weight"))
+    assert panel.list.columnWidth(1) >= metrics.horizontalAdvance("learning rate too high")
 
 
 def test_a_status_note_is_shown_whole_beside_a_long_state_in_a_small_window(qtbot):
@@ -73,3 +86,56 @@ def test_non_finite_values_from_outside_the_graph_are_named_and_red(qtbot, kind,
     severe, mild = panel.topLevelItem(0), panel.topLevelItem(1)
     assert severe.text(1) == text
     assert severe.foreground(1).color() != mild.foreground(1).color()
+
+
+LR10 = [  # the alerts of an MLP trained at lr=10, as the window lists them
+    (2, "exploding_grad", "fc2.weight", "gradient norm of 'fc2.weight' is 1.68e+03, above 1000, in layer 'fc2', "
+     "iteration 2: the updates will throw the weights far off. Try a smaller learning rate, gradient clipping "
+     "(engine.nn.utils.clip_grad_norm_) or normalisation layers", "fc2.weight"),
+    (2, "large_update", "fc3", "the updates of layer 'fc3' are 16x its weights for 3 steps, iteration 2 (healthy "
+     "training is near 0.001x): the learning rate (10) is far too high; try one 10 to 100 times smaller", "fc3"),
+    (3, "dead_relu", "relu in MLP", "96% of the units of 'relu' (MLP/relu:0) in module 'MLP' are zero for the whole "
+     "batch, iteration 3: they pass no gradient back, so the layers before them stop learning", "MLP/relu:0"),
+    (3, "large_update", "fc2", "the updates of layer 'fc2' are 38x its weights, iteration 3: the learning rate (10) "
+     "is far too high", "fc2"),
+]
+
+
+def test_the_list_keeps_its_rows_in_view_above_the_detail(qtbot):
+    # at the default window size two rows showed; the third hid behind the detail area
+    panel = shown(qtbot, AlertsPanel(), 350, 190)
+    for row in LR10:
+        panel.add_row(*row)
+    rows = panel.list
+    detail = panel.detail.geometry()
+
+    def in_view():
+        bottom = rows.mapTo(panel, rows.viewport().geometry().bottomLeft()).y()
+        assert bottom < detail.top()
+        for i in range(len(LR10)):
+            rect = rows.visualItemRect(panel.topLevelItem(i))  # (empty for a row out of view)
+            assert not rect.isEmpty() and rect.bottom() <= rows.viewport().height(), i
+
+    qtbot.waitUntil(in_view)
+    lines = panel.detail.fontMetrics().lineSpacing()
+    assert detail.height() >= 3 * lines  # what was found, and the start of what to try
+    assert panel.detail_text().startswith("gradient norm of 'fc2.weight' is 1.68e+03, above 1000, in layer 'fc2', "
+                                          "iteration 2\n")
+    # the person's drag holds: the panel does not put the detail back at its first height
+    panel.moveSplitter(60, 1)
+    panel.splitterMoved.emit(60, 1)  # what a drag emits (moveSplitter does not)
+    panel.resize(350, 220)
+    qtbot.waitUntil(lambda: panel.sizes()[0] > 60)
+    assert panel.sizes()[1] > 4 * lines
+
+
+def test_no_alerts_says_what_is_watched_for(qtbot):
+    # an empty list was a bare header
+    panel = shown(qtbot, AlertsPanel(), 350, 190)
+    assert panel.empty.isVisible() and not panel.list.isVisible() and not panel.detail.isVisible()
+    assert panel.empty_text().startswith("No alerts.")
+    assert "NaN and Inf" in panel.empty_text() and "exploding and vanishing gradients" in panel.empty_text()
+    panel.add_row(*LR10[0])
+    assert panel.list.isVisible() and not panel.empty.isVisible() and panel.empty_text() == ""
+    panel.clear()
+    assert panel.empty.isVisible() and panel.empty_text().startswith("No alerts.")

@@ -22,31 +22,36 @@ PLOTS_DOCK = (215, 150)  # the training plots' dock there
 
 
 @pytest.mark.parametrize("size", [DOCK, (560, 260)], ids=["1280x720", "1920x1080"])
-def test_the_advice_of_the_current_alert_is_shown_whole_under_the_list(qtbot, size):
-    # the message column was ~80 px wide: "the updates of laye…", the advice only in a tooltip
+def test_the_current_alert_is_shown_whole_under_the_list_its_finding_first(qtbot, size):
+    # the message column was ~80 px wide: "the updates of laye…", the advice only in a tooltip; then the detail
+    # started with the advice ("the learning rate (50) is far too high") and put what was found second
     panel = shown(qtbot, AlertsPanel(), *size)
     panel.add_row(2, "large_update", "4", LR_ALERT, "4")
     panel.add_row(3, "vanishing_grad", "0.weight", VANISHING, "0.weight")
-    # the first alert (most often the cause of the rest) is shown without a click, its advice first
+    # the first alert (most often the cause of the rest) is shown without a click, what was found first
     qtbot.waitUntil(lambda: panel.detail.isVisible())
     text = panel.detail_text()
-    assert text.startswith("the learning rate (50) is far too high; try one 10 to 100 times smaller")
-    assert "the updates of layer '4' are 0.97x its weights" in text
+    assert text.startswith("the updates of layer '4' are 0.97x its weights (and in '0', '2') for 3 steps, "
+                           "iteration 2 (healthy training is near 0.001x)\n")
+    assert text.rstrip().endswith("the learning rate (50) is far too high; try one 10 to 100 times smaller")
     detail = panel.detail.geometry()
     assert panel.rect().contains(detail) and detail.height() >= 2 * panel.detail.fontMetrics().lineSpacing()
-    assert panel.detail.verticalScrollBar().value() == 0  # its first line, the advice, in view
+    assert panel.detail.verticalScrollBar().value() == 0  # its first line in view
     # the list stays scannable: its header and both rows (kind, iteration, where) above the detail area
-    header = panel.header()
+    rows = panel.list
+    header = rows.header()
     assert header.isVisible() and header.height() > 0
     for i in range(2):
-        row = panel.visualItemRect(panel.topLevelItem(i))
-        assert row.bottom() <= panel.viewport().height(), (i, row, panel.viewport().height())
-    assert panel.viewport().geometry().bottom() < detail.top()
-    panel.setCurrentItem(panel.topLevelItem(1))
-    assert panel.detail_text().startswith("no gradient reaches it; after the oversized updates before")
+        row = rows.visualItemRect(panel.topLevelItem(i))  # (empty for a row out of view)
+        assert not row.isEmpty() and row.bottom() <= rows.viewport().height(), (i, row, rows.viewport().height())
+    assert rows.mapTo(panel, rows.viewport().geometry().bottomLeft()).y() < detail.top()
+    rows.setCurrentItem(panel.topLevelItem(1))
+    assert panel.detail_text().startswith("gradient norm of '0.weight' is 0, below 1e-07, in 2 layers ('0', '2'), "
+                                          "iteration 3\n")
     shoot(panel, f"alerts_detail_{size[0]}.png")
     panel.clear()
     assert panel.detail_text() == "" and not panel.detail.isVisible()
+    assert panel.empty_text().startswith("No alerts.")
 
 
 def test_a_message_without_advice_is_shown_as_it_is(qtbot):
