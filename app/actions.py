@@ -1,8 +1,9 @@
 """The window's actions (menus, toolbar, shortcuts) and their icons, drawn here so every platform has them.
 
 Shortcuts follow the debuggers people know: F5 continue, Shift+F5 stop, Ctrl+Shift+F5 restart,
-F10 step over, F11 step into, Shift+F11 step out. Within a menu each item underlines a letter of its own,
-so Alt+D then that letter runs it.
+F10 step over, F11 step into, Shift+F11 step out; stepping back adds Ctrl+Shift to the step it undoes
+(Ctrl+Shift+F11 step back, Ctrl+Shift+F10 step back over: Shift+F10 opens a context menu on many desktops).
+Within a menu each item underlines a letter of its own, so Alt+D then that letter runs it.
 """
 
 from __future__ import annotations
@@ -37,24 +38,39 @@ class Spec:
 
 
 DEBUG = (
-    Spec("resume", "&Continue", "F5", "continue", "Run until a breakpoint, an alert or the end"),
+    Spec("resume", "&Continue", "F5", "continue", "Run until a breakpoint, an alert (Debug > Stop on Alerts) "
+         "or the end"),
     Spec("pause", "&Pause", "F6", "pause", "Stop at the next op"),
     Spec("step_into", "Step &Into", "F11", "step_into",
          "Run to the next op, backward node or optimizer step"),
     Spec("step_over", "Step &Over", "F10", "step_over", "Run to the next op in this module call, "
          "skipping nested module calls"),
     Spec("step_out", "Step O&ut", "Shift+F11", "step_out", "Run until the current module call returns"),
+    Spec("step_back", "Step Bac&k", "Ctrl+Shift+F11", "step_back", "Go back to the op, backward node or optimizer "
+         "step before: a replay shows everything as it was there; a paused live run, what it recorded there"),
+    Spec("step_back_over", "Step Back O&ver", "Ctrl+Shift+F10", "step_back_over", "Go back to the op before in "
+         "this module call or its caller, over nested module calls"),
     Spec("run_to_phase", "Run &to Backward", "Ctrl+F10", "run_to_phase",
          "Run to the next phase: forward \u2192 backward \u2192 optimizer step"),
     Spec("run_to_next_iteration", "Run to &Next Iteration", "Ctrl+F11", "next_iteration",
          "Run to the first op of the next iteration"),
     Spec("restart", "&Restart", "Ctrl+Shift+F5", "restart", "Run the script again from the start"),
     Spec("stop", "&Stop", "Shift+F5", "stop", "Stop the script (also one that never calls the engine)"),
-    Spec("toggle_breakpoint", "Toggle &Breakpoint", "F9", "", "Break at the selected node (or module) "
-         "every time it runs; again to remove"),
+    Spec("toggle_breakpoint", "Toggle &Breakpoint", "F9", "", "Break at what was picked last, a node of the graph "
+         "or a module of the Modules tree (with neither, the op paused at), every time it runs; again to remove"),
     Spec("record", "Recor&d to Tape", "Ctrl+R", "record", "Record the live session to a .tape file "
          "(replay it with File > Open Tape)", checkable=True),
 )
+# Debug > Stop on Alerts: which alerts stop Continue and the steps where they are raised (app.session.ALERT_STOPS)
+STOP_ON_ALERTS = (
+    Spec("stop_on_all", "&Every Alert", tip="Stop where each alert is raised (the default: an alert is Tapescope's "
+         "diagnosis of why a model will not train, raised once per problem at the op or step where it shows "
+         "first, the moment to look; F5 runs on)", checkable=True),
+    Spec("stop_on_nonfinite", "&NaN or Inf Only", tip="Stop only where NaN or Inf first appears (after it every "
+         "value is lost); other alerts are listed without stopping", checkable=True),
+    Spec("stop_on_none", "N&o Alert", tip="Never stop at an alert; the Alerts panel lists them", checkable=True),
+)
+ALERT_STOP_OF = {"stop_on_all": "all", "stop_on_nonfinite": "nonfinite", "stop_on_none": "none"}
 FILE = (
     Spec("open_tape", "&Open Tape\u2026", "Ctrl+O", "", "Replay a recorded .tape file"),
     Spec("run_script", "&Debug Script\u2026", "Ctrl+Shift+O", "", "Run a Python script under the debugger"),
@@ -217,6 +233,24 @@ def _next_iteration(p: QPainter) -> None:
     p.drawRoundedRect(QRectF(19.5, 5, 2.4, 14), 1, 1)
 
 
+def _step_back(p: QPainter) -> None:
+    _pen(p, BLUE)
+    p.drawLine(QPointF(21, 12), QPointF(11, 12))
+    _fill(p, BLUE)
+    _arrow_head(p, QPointF(8, 12), math.radians(180))
+    _dot(p, 3.8, 12)
+
+
+def _step_back_over(p: QPainter) -> None:
+    _pen(p, BLUE)
+    path = QPainterPath(QPointF(20, 14))
+    path.cubicTo(QPointF(19, 4), QPointF(5, 4), QPointF(4, 12.5))
+    p.drawPath(path)
+    _fill(p, BLUE)
+    _arrow_head(p, QPointF(3.8, 14.5), math.radians(95))
+    _dot(p, 12, 19)
+
+
 def _record(p: QPainter) -> None:
     _fill(p, RED)
     p.drawEllipse(QPointF(12, 12), 7, 7)
@@ -232,5 +266,6 @@ def _fit(p: QPainter) -> None:
 
 
 _DRAW = {"continue": _continue, "pause": _pause, "stop": _stop, "restart": _restart, "step_over": _step_over,
-         "step_into": _step_into, "step_out": _step_out, "run_to_phase": _run_to_phase,
+         "step_into": _step_into, "step_out": _step_out, "step_back": _step_back, "step_back_over": _step_back_over,
+         "run_to_phase": _run_to_phase,
          "next_iteration": _next_iteration, "record": _record, "fit": _fit}

@@ -16,11 +16,11 @@ import math
 from collections import deque
 from dataclasses import replace
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 
 import engine.tape
 from app.edit_history import EditHistory, describe_edit
-from app.graph_model import breakpoint_marks, engine_key, shape_text
+from app.graph_model import OP, breakpoint_marks, engine_key, shape_text
 from app.inspect_worker import InspectWorker
 from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo
@@ -28,6 +28,7 @@ from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.breakpoints import CONDITIONS, tripped
 from engine.debug.source import SourceFrame
 from widgets.breakpoints_panel import describe
+from widgets.module_tree import module_path
 
 
 class DebugPanels(QObject):
@@ -51,6 +52,9 @@ class DebugPanels(QObject):
         self._stop_selected: int | None = None  # the breakpoint selected because it stopped the run
         self._unshown: list = []  # live records the timeline has yet to take (each take repaints it)
         self._chance_curves = 0  # how many training curves the chance levels were found for
+        # what F9 acts on: ("node", key) or ("module", call), whichever the person picked last (None: nothing)
+        self._picked: tuple[str, str] | None = None
+        self._selected_node = ""  # the graph's selection, to tell a new pick from a selection put back
         w = window
         w.inspector.fetchRequested.connect(lambda: self._fetch(self._shown))
         self.worker.ready.connect(self._values_ready)
@@ -62,6 +66,10 @@ class DebugPanels(QObject):
             lambda d: (d.remove_breakpoint(bid), d.add_breakpoint(spec)), spec))
         bp.removeRequested.connect(lambda bid: self._breakpoints(lambda d: d.remove_breakpoint(bid)))
         bp.enableRequested.connect(lambda bid, on: self._breakpoints(lambda d: d.enable_breakpoint(bid, on)))
+        bp.namesWanted.connect(self._offer_names)
+        w.canvas.selectionChanged.connect(self._node_selected)
+        w.canvas.nodeClicked.connect(lambda key: self._pick(("node", key)))
+        w.module_tree.moduleSelected.connect(lambda call: self._pick(("module", call)))
         w.module_editor.editRequested.connect(self.request_edit)
         w.actions["undo"].triggered.connect(self.undo)
         w.actions["redo"].triggered.connect(self.redo)
@@ -99,8 +107,10 @@ class DebugPanels(QObject):
         w.loss_plot.set_no_loss_text(f"no loss: {no_summaries[0].lower()}{no_summaries[1:]}" if no_summaries
                                      else "no loss yet")
         w.timeline.clear()
+        w.timeline.set_origin(session.origin)
         w.timeline.set_live(live)
         w.timeline.set_follow(live)
+        self._picked, self._selected_node = None, ""
         w.training_plots.clear()
         self._show_chances(None)
         w.gradient_flow.set_step(None)
@@ -267,7 +277,7 @@ class DebugPanels(QObject):
         grad = back.grad_output if back is not None else None
         if values is not None:
             value, grad = value or values.value_summary, grad or values.grad_summary
-        notes = [f"as recorded at event {(op or back).seq:,}, iteration {it}"]
+        notes = [f"as recorded at event {self.w.timeline.event_number((op or back).seq):,}, iteration {it}"]
         if op is not None and back is None:
             notes.append("no gradient: it ran with gradients off" if not op.event.requires_grad
                          else f"no gradient reached it in iteration {it}")
@@ -344,6 +354,13 @@ class DebugPanels(QObject):
         if key in w.canvas.view.node_of:
             w.canvas.select(key)
         self.show_recorded(seq)
+        if session.status == "paused":  # stepped back: the run itself has not moved
+            number = w.timeline.event_number(rec.seq)
+            w.status_panel.set_note(f"Showing event {number:,} as recorded; F10 and F11 go on from the stop", 8)
+        forward = getattr(rec, "forward", None)
+        frame = getattr(rec, "source", None) or (forward.source if forward is not None else None)
+        if frame is not None:  # the line that ran it, as a replay's cursor shows it
+            w._show_frame(frame)
 
     def _iteration_clicked(self, iteration: int) -> None:
         session = self.w.session
@@ -440,20 +457,45 @@ class DebugPanels(QObject):
             note.set_note("")
         self._stop_note = text
 
+    def _node_selected(self, key: str) -> None:
+        """The graph's selection changed: a pick, unless it is the selection a rebuilt graph put back."""
+        if key != self._selected_node:
+            self._selected_node = key
+            self._pick(("node", key) if key else None)
+
+    def _pick(self, what: tuple[str, str] | None) -> None:
+        """The person picked a node or a module (or nothing): F9 acts on it. A node picked in the graph takes the
+        Modules tree's row back, once Qt is done (a collapsed module picked in the tree selects its node first)."""
+        self._picked = what
+        if what is None or what[0] == "node":
+            QTimer.singleShot(0, self._unpick_module)
+
+    def _unpick_module(self) -> None:
+        if self._picked is None or self._picked[0] == "node":
+            self.w.module_tree.clear_pick()
+
     def toggle_breakpoint(self) -> None:
-        """F9: a breakpoint on the selected node (a module group: on its calls), or with none selected on the
-        op the run is paused at, as in an IDE; again removes it."""
+        """F9: a breakpoint on what the person picked last, a node of the graph (a module group: on its calls)
+        or a module of the Modules tree; with neither, on the op the run is paused at, as in an IDE; again removes
+        it."""
         w, session = self.w, self.w.session
-        key = w.graph.selected or (session.model.current if isinstance(session, LiveSession) else None)
-        if not isinstance(session, LiveSession) or not key:
+        if not isinstance(session, LiveSession):
             w.status_panel.set_note("Select a node of a live run to break at it", 4)
             return
-        info = session.node_info(key)
-        module = info is not None and info.kind == "module"
-        named = (info.module or key) if module else key
+        picked = self._picked
+        if picked is not None and picked[0] == "module":
+            module, named = True, picked[1]
+        else:
+            key = (picked[1] if picked is not None else None) or w.graph.selected or session.model.current
+            if not key:
+                w.status_panel.set_note("Select a node of a live run to break at it", 4)
+                return
+            info = session.node_info(key)
+            module = info is not None and info.kind == "module"
+            named = (info.module or key) if module else key
         # the engine names a repeated call's ops and modules without the graph's "#n": every call stops
         spec = (Breakpoint.module if module else Breakpoint.op)(engine_key(named))
-        where = named if spec.pattern == named else f"{spec.pattern} (every call)"
+        where = ("module " if module else "") + (named if spec.pattern == named else f"{spec.pattern} (every call)")
         existing = [b.id for b in session.debugger.list_breakpoints() if b.spec == spec]
         if existing:
             self._breakpoints(lambda d: [d.remove_breakpoint(bid) for bid in existing])
@@ -462,6 +504,17 @@ class DebugPanels(QObject):
             self._breakpoints(lambda d: d.add_breakpoint(spec))
             w.status_panel.set_note(f"Breakpoint set: {where}", 3)
             w.docks["breakpoints"].raise_()
+
+    def _offer_names(self) -> None:
+        """The model's modules and ops as a breakpoint's pattern names them, for the form's examples."""
+        w = self.w
+        modules = list(dict.fromkeys(engine_key(module_path(call)) for call in w.module_tree.paths() if call))
+        view = w.canvas.view
+        ops = []
+        if view is not None:
+            kinds = view.kind.tolist()
+            ops = list(dict.fromkeys(engine_key(key) for key, i in view.node_of.items() if kinds[i] == OP))
+        w.breakpoints.set_names(modules, ops)
 
     # ---- runtime edits -----------------------------------------------------------------------------------
     def request_edit(self, edit, inverse, text: str) -> None:

@@ -74,6 +74,7 @@ class GraphPresenter(QObject):
         module_tree.expandRequested.connect(self.expand)
         module_tree.expandCallsRequested.connect(self.expand_calls)
         module_tree.moduleSelected.connect(self.show_module)
+        module_tree.moduleActivated.connect(lambda path: self.show_module(path, zoom=True))
 
     # ---- the model ---------------------------------------------------------------------------------
     def set_model(self, model: GraphModel | None, keep_view: bool = False) -> None:
@@ -303,19 +304,27 @@ class GraphPresenter(QObject):
         self.auto_fit = False
         self.moved_by_hand = True
 
-    def show_module(self, path: str) -> None:
-        """Bring module call `path` into view (its box, or its node when collapsed)."""
+    def show_module(self, path: str, zoom: bool = False) -> None:
+        """Bring module call `path` into view (its box, or its node when collapsed): panned to, at the zoom
+        the person has (picking a module in the tree); `zoom`: zoomed to fit its box (a double-click)."""
         view, layout = self.canvas.view, self.canvas.layout_data
         if view is None or layout is None:
             return
         if path in view.groups:
-            x, y, w, h = layout.group_rect[view.groups.index(path)]
+            box = QRectF(*layout.group_rect[view.groups.index(path)])
             self.auto_fit = False
             self.moved_by_hand = True  # the person chose this view: stops keep its zoom
-            self.canvas.box.setRange(QRectF(x, y, w, h), padding=0.1)
+            if zoom:
+                self.canvas.box.setRange(box, padding=0.1)
+            else:  # centred (its top at the top, when taller than the view) at the same zoom: each call of a
+                shown = self.canvas.box.viewRect()  # folded row clicked in turn moves into the middle
+                shown.moveCenter(box.center())
+                if box.height() > shown.height():
+                    shown.moveTop(box.top() - 0.05 * shown.height())
+                self.canvas.box.setRange(shown, padding=0)
         elif path in view.node_of:
             self.canvas.select(path)
-            self.canvas.center_on(path, readable=False)
+            self.canvas.center_on(path, readable=zoom)
 
     def _selection_changed(self, key: str) -> None:
         self.selected = key or None

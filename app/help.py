@@ -39,7 +39,8 @@ DOCUMENTS = {"tape_format": ROOT / "docs" / "tape-format.md", "documentation": R
 # Known examples in menu order, with their menu text; the NaN demo is what a first debugging session wants.
 # A script of the folder that is not named here is listed after these, under its file name.
 KNOWN_EXAMPLES = (
-    ("nan_demo", "Find Where a &NaN Starts", "F5 runs it until the op where the first NaN appears."),
+    ("nan_demo", "Find Where a &NaN Starts", "F5 stops where its updates outgrow the weights (the cause), then at "
+                                             "the op where the first NaN appears."),
     ("mlp_spirals", "&MLP on Two Spirals", ""),
     ("cnn_glyphs", "&CNN on Drawn Glyphs", ""),
     ("char_lstm", "Character &LSTM", ""),

@@ -25,7 +25,7 @@ import numpy as np
 import engine.tape
 from app.graph_model import GraphModel
 from app.script_io import OutputChunk
-from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, NodeInfo, Session, SessionChange
+from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, NodeInfo, Session, SessionChange, stops_at
 from engine.debug import Stop
 from engine.debug.source import SourceFrame
 from engine.debug.stepping import step_end, step_mode
@@ -53,7 +53,7 @@ class ReplaySession(Session):
             self.recorded_edits = self.tape.edits()
             self.parameter_names = frozenset(self.tape.parameter_names())  # asked at every parameter shown
             # one pass over the events
-            columns = self.tape.columns("kind", "iteration", "phase", "tensor", "ref", "node", "stack")
+            columns = self.tape.columns("kind", "iteration", "phase", "depth", "tensor", "ref", "node", "stack")
             self.steppable = _steppable(columns)
         except BaseException:
             self.tape.close()
@@ -75,6 +75,7 @@ class ReplaySession(Session):
                              "for them." if capture == "structure" else "")
         self.first_seq = self.iterations[0].first_seq if self.iterations else 0
         self.last_seq = self.iterations[-1].last_seq if self.iterations else 0
+        self.origin = self.first_seq - 1 if self.first_seq else 0  # the tape's first event is event 1
         self._starts = [it.first_seq for it in self.iterations]
         self._by_number = {it.iteration: it for it in self.iterations}
         self.cursor = 0  # the seq of the last record applied (0: before the first)
@@ -83,7 +84,7 @@ class ReplaySession(Session):
         self._mode: tuple | None = None  # (kind, depth, phase, iteration) of a step in progress
         self._target: int | None = None  # seek: stop once the cursor reaches it
         self._stops = 0
-        self._stop_at_nan = False  # Continue and the steps stop at a NaN/Inf alert, as a live run does
+        self._stop_at_alerts = False  # Continue and the steps stop at alerts (stop_on_alerts), as a live run does
         self.read_error = ""
         self.status = RUNNING  # playing to the end
         if whole and self.last_seq - self.first_seq > OPEN_AT_END:
@@ -154,8 +155,8 @@ class ReplaySession(Session):
             self._apply(rec, change)
             self.cursor = rec.seq
             n += 1
-            if self._stop_at_nan and rec.__class__ is AlertEvent and rec.kind.startswith("nonfinite"):
-                self._pause_here(change, "alert", rec)  # at the op that made the NaN (self.last)
+            if self._stop_at_alerts and rec.__class__ is AlertEvent and stops_at(rec, self.stop_on_alerts):
+                self._pause_here(change, "alert", rec)  # at the record that raised it (self.last): a NaN's op
                 return
             if self._mode is not None and rec.__class__ in _RECORDS:
                 hit, self._mode = step_end(self._mode, rec)
@@ -190,14 +191,14 @@ class ReplaySession(Session):
         phase = rec.phase if rec is not None else "forward"
         source = getattr(rec, "source", None)
         self._mode = self._target = None
-        self._stop_at_nan = False
+        self._stop_at_alerts = False
         self._on_stop(Stop(self._stops, reason, rec, it, phase, 0, alert, source), change)
 
     def _at_end(self, change: SessionChange) -> None:
         if self.tape.meta.get("status") == "complete":  # (a run that failed keeps its graph over the one before)
             self.model.end_run()
         self._mode = self._target = None
-        self._stop_at_nan = False
+        self._stop_at_alerts = False
         self.status = FINISHED
         self.current_stop = None
         change.status = True
@@ -227,7 +228,7 @@ class ReplaySession(Session):
 
     def command(self, action: str) -> None:
         """Move the cursor: a step plays to the next matching record, resume to the end, pause stops; both
-        stop at a NaN/Inf alert on the way, as a live run does (seeking and opening do not)."""
+        stop at an alert on the way (those stop_on_alerts names), as a live run does (seeking and opening do not)."""
         if action == "pause":
             if self.status == RUNNING:
                 change = SessionChange()
@@ -240,7 +241,7 @@ class ReplaySession(Session):
             return
         self._target = None
         self._mode = None if action == "resume" else _mode_for(action, self.last if self.cursor else None)
-        self._stop_at_nan = True
+        self._stop_at_alerts = True
         self.status = RUNNING
         self._pending_status = True
 
@@ -254,7 +255,7 @@ class ReplaySession(Session):
             self._reset_before(seq)
             self._pending_reset = True
         self._mode = None
-        self._stop_at_nan = False  # a seek goes where it was sent
+        self._stop_at_alerts = False  # a seek goes where it was sent
         self._target = seq
         self.status = RUNNING
         self._pending_status = True
@@ -271,7 +272,7 @@ class ReplaySession(Session):
         self.status = PAUSED
         self.current_stop = None
         self._mode = self._target = None
-        self._stop_at_nan = False
+        self._stop_at_alerts = False
         self._pending_reset = True
         self._pending_status = True
 
@@ -325,11 +326,11 @@ def _recorded_output(tape) -> tuple[list[int], list[OutputChunk]]:
     return seqs, chunks
 
 
-def _steppable(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(seqs, iterations, phase codes) of the records a step can stop at (the timeline's events), from
-    the tape's columns."""
+def _steppable(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(seqs, iterations, phase codes, module depths) of the records a step can stop at (the timeline's
+    events), from the tape's columns."""
     keep = np.isin(cols["kind"], _STEPPABLE)
-    return cols["seq"][keep], cols["iteration"][keep], cols["phase"][keep]
+    return cols["seq"][keep], cols["iteration"][keep], cols["phase"][keep], cols["depth"][keep]
 
 
 class _TapeReader:

@@ -33,17 +33,34 @@ from app.edit_history import describe_model, describe_optimizer
 from app.graph_model import INPUT, KIND_NAMES, OP, PARAM, GraphChange, GraphModel
 from app.script_io import OutputChunk, ScriptError, capture_output, release_output, run_path, script_error
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
+from engine.debug.alert_text import KINDS as ALERT_KINDS
 from engine.debug.losses import LossCurves
 from engine.debug.records import OPTIMIZER
 from engine.debug.source import short_message
 from engine.debug.summary import finish
-from engine.events import AlertEvent, EditEvent, OptimizerEvent
+from engine.events import AlertEvent, EditEvent, OptimizerEvent, next_seq
 from engine.tape.writer import stopped_by
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
 STEPS = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration")
 RUNNING, PAUSED, FINISHED, FAILED, STOPPED = "running", "paused", "finished", "failed", "stopped"
+# which alerts stop a run (Continue, a step) where they are raised: every alert, only NaN/Inf, or none
+EVERY_ALERT, NONFINITE_ONLY, NO_ALERT = "all", "nonfinite", "none"
+ALERT_STOPS = (EVERY_ALERT, NONFINITE_ONLY, NO_ALERT)
+ENDING_ALERTS = ("inplace", "graph_freed")  # the error that ended the run, explained: nothing is left to stop
 _RECORDS = (OpRecord, BackwardRecord, EventRecord)
+
+
+def stops_at(alert: AlertEvent, which: str) -> bool:
+    """Whether `alert` stops a run whose alert stops are `which` (one of ALERT_STOPS)."""
+    if alert.kind in ENDING_ALERTS:
+        return False
+    return which == EVERY_ALERT or (which == NONFINITE_ONLY and alert.kind.startswith("nonfinite"))
+
+
+def alert_name(alert: AlertEvent) -> str:
+    """An alert's kind as the Alerts panel names it ("exploding gradient")."""
+    return ALERT_KINDS.get(alert.kind, (alert.kind.replace("_", " "),))[0]
 
 
 def _summaries(rec) -> list:
@@ -183,9 +200,21 @@ class Session:
         self._pending_status = False
         self._pending_reset = False  # the model object was replaced (a replay's seek)
         self.pausing = False  # a pause was asked for and has not landed yet
-        self.stop_alert: AlertEvent | None = None  # the NaN/Inf alert that the current stop is for
-        self._nan_alert: AlertEvent | None = None
+        self._stop_on_alerts = EVERY_ALERT
+        self.stop_alert: AlertEvent | None = None  # the alert that the current stop is for
+        self.origin = 0  # the seq before the session's first event: the event numbers shown count from it
         self.failed_key = ""  # the node of the op that raised the script's exception
+
+    @property
+    def stop_on_alerts(self) -> str:
+        """Which alerts stop Continue and the steps where they are raised: one of ALERT_STOPS."""
+        return self._stop_on_alerts
+
+    @stop_on_alerts.setter
+    def stop_on_alerts(self, which: str) -> None:
+        if which not in ALERT_STOPS:
+            raise ValueError(f"stop_on_alerts must be one of {', '.join(ALERT_STOPS)}, got {which!r}")
+        self._stop_on_alerts = which
 
     # ---- applying plain data ----------------------------------------------------------------
     def drain(self, max_items: int = 20000, budget: float = 0.008) -> SessionChange | None:
@@ -234,8 +263,6 @@ class Session:
             self.model.apply(item)
             self.alerts.append(item)
             change.alerts.append(item)
-            if item.kind.startswith("nonfinite"):
-                self._nan_alert = item
         elif cls is EditEvent:
             self.edits.append(item)
             change.edits.append(item)
@@ -301,10 +328,8 @@ class Session:
 
     def _on_stop(self, stop: Stop, change: SessionChange) -> None:
         self.current_stop = stop
-        alert, self._nan_alert = self._nan_alert, None
-        # a stop is "on" the NaN alert only at the op it names: a replay scrubbed back, or a step after
-        # the alert, stops elsewhere
-        self.stop_alert = alert if alert is not None and _names(alert, stop.record) else None
+        # only a stop the alert made is "on" it: a replay scrubbed back, or a step after the alert, stops elsewhere
+        self.stop_alert = stop.alert if stop.reason == "alert" else None
         self.status = PAUSED
         change.stop = stop
         change.status = True
@@ -447,9 +472,9 @@ class Session:
         if stop.reason == "explicit" and rec is None:
             src = stop.source
             return f"at breakpoint() in {os.path.basename(src.file)}:{src.line}" if src else "at breakpoint()"
-        alert = stop.alert if stop.reason == "alert" else self.stop_alert
-        if alert is not None:
-            return f"on an alert: {short_message(alert.message, getattr(alert, 'file', ''))}"
+        alert = self.stop_alert
+        if alert is not None:  # which alert, and what it says (where: its message names the op or the layer)
+            return f"on an alert, {alert_name(alert)}: {_first_line(short_message(alert.message, alert.file))}"
         if rec is None:
             return f"({stop.reason})"
         where = describe_record(rec, self.model.call_of(self.model.current) if self.model.current else None)
@@ -472,12 +497,9 @@ def _in_order(curves: dict[str, dict[int, float]]) -> dict[str, tuple[list[int],
     return out
 
 
-def _names(alert: AlertEvent, rec) -> bool:
-    """Whether `alert` is about record `rec` (its forward op, or that op's backward node)."""
-    if rec is None or not alert.forward_seq:
-        return False
-    event = rec.event
-    return event.seq == alert.forward_seq or getattr(event, "forward_seq", 0) == alert.forward_seq
+def _first_line(text: str) -> str:
+    """The first line of an alert's message: a status line is one line."""
+    return text.split("\n", 1)[0]
 
 
 # ---- live -----------------------------------------------------------------------------------------
@@ -485,7 +507,8 @@ class LiveSession(Session):
     """User code on an engine thread under an interactive Debugger (see the module docstring).
 
     pause_on_entry: stop before the code runs. record: a .tape path to record to from the start.
-    max_queue: items that may wait for the GUI at most. max_lag: seconds of the GUI's own pace that
+    stop_on_alerts: which alerts stop the run where they are raised (one of ALERT_STOPS; may change while it
+    runs). max_queue: items that may wait for the GUI at most. max_lag: seconds of the GUI's own pace that
     may wait (at least MIN_BACKLOG items): beyond either the engine thread waits for the GUI (back-
     pressure), so what the window shows is never far behind the engine and a pause shows at once.
     """
@@ -493,13 +516,13 @@ class LiveSession(Session):
     mode = "live"
 
     def __init__(self, target: Target, *, pause_on_entry: bool = True, capture: str = "summary",
-                 record: str | None = None, stop_on_nan: bool = True, max_queue: int = 200_000,
+                 record: str | None = None, stop_on_alerts: str = EVERY_ALERT, max_queue: int = 200_000,
                  max_lag: float = 0.25) -> None:
         super().__init__()
         self.target = target
         self.pause_on_entry = pause_on_entry
         self.capture = capture
-        self.stop_on_nan = stop_on_nan
+        self.stop_on_alerts = stop_on_alerts
         self.max_queue = max_queue
         self.max_lag = max_lag
         self._backlog = min(max_queue, MIN_BACKLOG)  # items that may wait now; set from the GUI's pace
@@ -519,6 +542,8 @@ class LiveSession(Session):
         self._closed = False
         self._stepping = False  # a step command is under way
         self._steps: deque[str] = deque()  # step commands waiting for its stop
+        self._alert_stop: AlertEvent | None = None  # the alert whose pause has not landed yet (engine thread)
+        self.origin = next_seq()  # the engine numbers the events of the whole process: a Restart's count from 1
 
     # ---- the engine thread --------------------------------------------------------------------
     def _push(self, item) -> None:
@@ -556,12 +581,16 @@ class LiveSession(Session):
         # editor shows at a stop must be what the next step runs with
         if any(found is not None for found in self._described):
             self._describe(changed_only=True)
+        alert, self._alert_stop = self._alert_stop, None
+        if alert is not None and stop.reason in ("pause", "python"):  # the pause an alert asked for
+            stop = replace(stop, reason="alert", alert=alert)
         self._push(stop)
 
     def _on_alert(self, alert: AlertEvent) -> None:
         self._push(alert)
-        if self.stop_on_nan and alert.kind.startswith("nonfinite"):
-            self.debugger.pause()  # lands at the record that raised the alert: the NaN's origin
+        if stops_at(alert, self.stop_on_alerts) and self._alert_stop is None:
+            self._alert_stop = alert  # the first of the alerts one record raised names the stop
+            self.debugger.pause()  # lands at the record that raised the alert: a NaN's origin, the step
 
     def _output(self, stream: str, text: str) -> None:
         recorder = self.recorder  # (set and cleared on the GUI thread)

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.actions import DEBUG, EDIT, FILE, HELP, VIEW, build_actions
+from app.actions import ALERT_STOP_OF, DEBUG, EDIT, FILE, HELP, STOP_ON_ALERTS, VIEW, build_actions
 from app.debug_panels import DebugPanels
 from app.graph_presenter import COLOUR_BY, GraphPresenter
 from app.help import DOCUMENTS, AboutDialog, Example, ShortcutsDialog, fill_examples_menu
@@ -41,7 +41,7 @@ from app.panel_shares import PanelShares
 from app.pump import EventPump
 from app.replay import ReplaySession
 from app.script_memory import remember_script, remembered_arguments, remembered_recordings
-from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target, failure_text
+from app.session import ALERT_STOPS, FINISHED, PAUSED, RUNNING, LiveSession, Target, alert_name, failure_text
 from app.tape_export import TapeExporter
 from engine.debug import EventRecord
 from engine.debug.source import SourceFrame, short_message
@@ -72,6 +72,7 @@ VISUAL_INTERVAL = 0.12  # seconds between graph and plot repaints while the engi
 STRUCTURE_WAIT = 4.0
 MODULES_SHARE = 0.25  # the most of the window's width the left column takes to show the module tree whole
 _NAN_STOP = "Stopped where NaN/Inf first appeared: "
+_ALERT_STOP = "Stopped at an alert, "
 ENTRY_HINT = ("<b>Paused before the first op.</b><br>"
               "F11 step into \u00b7 F10 step over \u00b7 F5 continue \u00b7 Shift+F5 stop")
 
@@ -479,11 +480,15 @@ class MainWindow(QMainWindow):
             self.move(x, y)
 
     def _build_actions(self) -> None:
-        self.actions = build_actions(self, DEBUG + FILE + EDIT + VIEW + HELP)
+        self.actions = build_actions(self, DEBUG + STOP_ON_ALERTS + FILE + EDIT + VIEW + HELP)
         a = self.actions
         for name in ("resume", "pause", "step_into", "step_over", "step_out", "run_to_phase",
                      "run_to_next_iteration"):
             a[name].triggered.connect(lambda _=False, n=name: self.command(n))
+        a["step_back"].triggered.connect(lambda: self.step_back())
+        a["step_back_over"].triggered.connect(lambda: self.step_back(over=True))
+        self.timeline.cursorMoved.connect(lambda _seq: self._update_actions())
+        self.timeline.followChanged.connect(lambda _on: self._update_actions())
         a["restart"].triggered.connect(self.restart)
         a["stop"].triggered.connect(self.stop)
         a["record"].toggled.connect(self._record_toggled)
@@ -522,10 +527,14 @@ class MainWindow(QMainWindow):
         edit.addAction(a["redo"])
         debug = self.menuBar().addMenu("&Debug")
         for group in (("resume", "pause", "stop", "restart"),
-                      ("step_into", "step_over", "step_out"),
-                      ("run_to_phase", "run_to_next_iteration"), ("toggle_breakpoint",), ("record",)):
+                      ("step_into", "step_over", "step_out", "step_back", "step_back_over"),
+                      ("run_to_phase", "run_to_next_iteration"), ("toggle_breakpoint", "stop_on_alerts"),
+                      ("record",)):
             for name in group:
-                debug.addAction(a[name])
+                if name == "stop_on_alerts":
+                    self._build_alert_stops(debug.addMenu("Stop on &Alerts"))
+                else:
+                    debug.addAction(a[name])
             debug.addSeparator()
 
         view = self.menuBar().addMenu("&View")
@@ -560,7 +569,8 @@ class MainWindow(QMainWindow):
         bar.setObjectName("debug_toolbar")
         bar.setMovable(False)
         for name in ("resume", "pause", "stop", "restart", None, "step_over", "step_into", "step_out", None,
-                     "run_to_phase", "run_to_next_iteration", None, "record", "fit"):
+                     "step_back_over", "step_back", None, "run_to_phase", "run_to_next_iteration", None, "record",
+                     "fit"):
             bar.addSeparator() if name is None else bar.addAction(a[name])
         bar.addSeparator()
         self.search_box = QLineEdit()
@@ -570,6 +580,32 @@ class MainWindow(QMainWindow):
         self.search_box.returnPressed.connect(lambda: self.find(self.search_box.text()))
         bar.addWidget(self.search_box)
         self.toolbar = bar
+
+    def _build_alert_stops(self, menu: QMenu) -> None:
+        """Debug > Stop on Alerts: which alerts stop a run, one choice kept in the settings (every alert at first)."""
+        menu.setToolTipsVisible(True)
+        group = QActionGroup(self)
+        saved = self.settings.value("debug/stop_on_alerts", "all")
+        self.stop_on_alerts = saved if saved in ALERT_STOPS else "all"
+        for name, which in ALERT_STOP_OF.items():
+            action = self.actions[name]
+            action.setToolTip(action.statusTip())
+            action.setChecked(which == self.stop_on_alerts)
+            action.triggered.connect(lambda _=False, w=which: self.set_stop_on_alerts(w))
+            group.addAction(action)
+            menu.addAction(action)
+        self.alert_stops_menu = menu
+
+    def set_stop_on_alerts(self, which: str) -> None:
+        """Which alerts stop Continue and the steps: "all", "nonfinite" or "none" (kept in the settings)."""
+        if which not in ALERT_STOPS:
+            raise ValueError(f"alert stops must be one of {', '.join(ALERT_STOPS)}, got {which!r}")
+        self.stop_on_alerts = which
+        self.settings.setValue("debug/stop_on_alerts", which)
+        for name, value in ALERT_STOP_OF.items():
+            self.actions[name].setChecked(value == which)
+        if self.session is not None:
+            self.session.stop_on_alerts = which
 
     # ---- opening things -----------------------------------------------------------------------
     def launch(self, what: Launch) -> bool:
@@ -667,7 +703,8 @@ class MainWindow(QMainWindow):
         # the tape's recorded output follows the note, as far as the replay's cursor
         self.output.begin_section(f"Replaying {path}: {counts['events']:,} events, {counts['iterations']:,} "
                                   f"iterations (capture: {session.tape.capture or 'unknown'}). Drag the timeline "
-                                  f"to move through it; Restart goes back to the start.")
+                                  f"to move through it, or step both ways (F11, Ctrl+Shift+F11); Restart goes back "
+                                  f"to the start.")
         self.alerts_panel.add_alerts(session.recorded_alerts)
         raised = session.raised_at
         explained = any(a.kind in EXPLAINED_FAILURES for a in session.recorded_alerts)
@@ -682,6 +719,7 @@ class MainWindow(QMainWindow):
         self._close_session()
         self.output.end_section()  # a replay's output before this session stays as it is
         self.session = session
+        session.stop_on_alerts = self.stop_on_alerts
         self._restart_pending = False
         self._select_at_stop = None
         self._sources = {}
@@ -728,8 +766,16 @@ class MainWindow(QMainWindow):
             return
         if action in FREE_RUNS:
             self.graph.run_freely()  # a step keeps following the current node; a free run does not
+        if isinstance(self.session, LiveSession) and action != "pause":
+            self.timeline.set_follow(True)  # back from the history stepped back into: the run goes on from its head
         self.session.command(action)
         self.pump.pump()  # show "running" at once, and whatever is already queued
+
+    def step_back(self, over: bool = False) -> None:
+        """Step Back (`over`: Step Back Over): the timeline's cursor to the event before it. A replay goes back
+        there; a live run stays where it is paused, and the panels show what it recorded there."""
+        if self.session is not None and self.session.status != RUNNING:
+            self.timeline.step_back(over)
 
     def stop(self) -> None:
         """Stop the live run (in a replay: stop playing)."""
@@ -908,11 +954,14 @@ class MainWindow(QMainWindow):
                 self.canvas.set_current_group(session.model.latest_call(ev.path), follow=True)
         self._show_node(self.graph.selected or session.model.current)
         self._show_stop_source(stop)
-        if session.stop_alert is not None:
-            alert = session.stop_alert
-            self.show_message(f"{_NAN_STOP}{short_message(alert.message, getattr(alert, 'file', ''))}", "warning")
-        elif self.message_bar.isVisible() and self.message_bar.text().startswith(_NAN_STOP):
-            self.message_bar.dismiss()  # stepped on from the op it was about
+        alert = session.stop_alert
+        if alert is not None:
+            text = short_message(alert.message, alert.file)
+            self.show_message(f"{_NAN_STOP}{text}" if alert.kind.startswith("nonfinite") else
+                              f"{_ALERT_STOP}{alert_name(alert)}: {text.rstrip('.')}. F5 runs on; Debug > Stop on "
+                              f"Alerts chooses which alerts stop a run.", "warning")
+        elif self.message_bar.isVisible() and self.message_bar.text().startswith((_NAN_STOP, _ALERT_STOP)):
+            self.message_bar.dismiss()  # stepped on from the place it was about
 
     def _ended(self, ended) -> None:
         session = self.session
@@ -1013,7 +1062,8 @@ class MainWindow(QMainWindow):
         self.source_view.show_source(path, self._sources[path], 0)
 
     def _update_timeline(self, session: ReplaySession) -> None:
-        self.timeline.set_cursor(session.cursor or None)
+        # back at the start (Restart), paused before the first event: the cursor there, not nowhere
+        self.timeline.set_cursor(session.cursor if session.cursor or session.status != RUNNING else None)
         at = session.iteration if session.cursor else None
         self.loss_plot.set_cursor(at)
         self.training_plots.set_cursor(at)
@@ -1056,6 +1106,10 @@ class MainWindow(QMainWindow):
         a["pause"].setEnabled(alive and session.status == RUNNING)
         for name in ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration"):
             a[name].setEnabled(bool(can_step))
+        # history to go back to: a replay's, or what a paused (or ended) live run recorded
+        back = session is not None and session.status != RUNNING and self.timeline.can_step_back()
+        a["step_back"].setEnabled(back)
+        a["step_back_over"].setEnabled(back)
         # a replay's Stop stops its playing: at a stop or at the end of the tape there is nothing to stop
         a["stop"].setEnabled(alive and (session.ended is None if live else session.status == RUNNING))
         a["restart"].setEnabled(session is not None)

@@ -4,19 +4,24 @@ Specs are engine.debug Breakpoint values (plain frozen dataclasses), checked wit
 in the editor, so a spec the debugger would refuse is refused here, with the reason shown.
 Inputs: `set_breakpoints(infos)` with engine.debug BreakpointInfo values (Debugger.list_breakpoints());
 `edit_new(spec=None)` opens the editor prefilled (e.g. Breakpoint.op(node key) or
-Breakpoint.module(path) for the selected node: the window's F9 may add directly instead).
+Breakpoint.module(path) for the selected node: the window's F9 may add directly instead);
+`set_names(modules, ops)`: the model's module paths and op keys, which the form's examples and completions
+are drawn from (asked for with namesWanted as the form opens).
 Outputs: `addRequested(Breakpoint)`, `replaceRequested(id, Breakpoint)` (an edit: remove id, add the
-new spec), `removeRequested(id)`, `enableRequested(id, enabled)`, `activated(id)` (double-click).
+new spec), `removeRequested(id)`, `enableRequested(id, enabled)`, `activated(id)` (double-click),
+`namesWanted()`.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from itertools import pairwise
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QCompleter,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -32,7 +37,8 @@ from PySide6.QtWidgets import (
 
 from engine.debug.breakpoints import CONDITIONS, WHERE, Breakpoint, BreakpointInfo
 from engine.debug.records import PHASES
-from widgets.theme import ERROR_TEXT, tint
+from widgets.elided_label import ElidedLabel
+from widgets.theme import ERROR_TEXT, MUTED_TEXT, tint
 
 KIND_LABELS = {
     "op": "op (name or key)", "module": "module call", "iteration": "iteration", "phase": "phase start",
@@ -42,6 +48,8 @@ KIND_LABELS = {
 ID = Qt.ItemDataRole.UserRole
 MAX_ITERATION = 10**9  # far beyond any run a person steps through; above it, a typo is the likelier cause
 VALUE_LABELS = {"iteration": "iteration", "max_abs": "threshold", "norm": "threshold"}
+WILDCARDS = "* matches any text, ? one character"
+GLOBS = "wildcards * and ?"
 
 
 def number(value: float) -> str:
@@ -86,6 +94,15 @@ class BreakpointEditor(QWidget):
         for kind, label in KIND_LABELS.items():
             self.kind.addItem(label, kind)
         self.pattern = QLineEdit()
+        self.names = QStringListModel(self)  # what the pattern may name in the model shown, to complete
+        completer = QCompleter(self.names, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.pattern.setCompleter(completer)
+        self.hint = ElidedLabel()  # what the pattern matches, in a line under it (its tooltip says more)
+        tint(self.hint, MUTED_TEXT)
+        self._modules: list[str] = []
+        self._ops: list[str] = []
         self.phase = QComboBox()
         self.phase.addItems(list(PHASES))
         self.on = QComboBox()
@@ -105,10 +122,10 @@ class BreakpointEditor(QWidget):
         buttons.addWidget(cancel)
         buttons.addWidget(self.ok)
         self.rows = {}
-        for name, w in (("stop at", self.kind), ("pattern", self.pattern), ("phase", self.phase),
+        for name, w in (("stop at", self.kind), ("pattern", self.pattern), ("", self.hint), ("phase", self.phase),
                         ("on", self.on), ("value", self.value), ("skip", self.skip)):
             form.addRow(name, w)
-            self.rows[name] = w
+            self.rows[name or "hint"] = w
         form.addRow(self.error)
         form.addRow(buttons)
         self._form = form
@@ -117,6 +134,12 @@ class BreakpointEditor(QWidget):
         self.pattern.returnPressed.connect(self.submit)
         self.value.returnPressed.connect(self.submit)
         cancel.clicked.connect(self.cancelled)
+        self._kind_changed()
+
+    def set_names(self, modules: list[str], ops: list[str]) -> None:
+        """The model's module paths ("SpiralNet.fc1") and op keys ("SpiralNet.fc1/linear:0"), in the order they
+        ran: the pattern's examples and completions come from them."""
+        self._modules, self._ops = list(modules), list(ops)
         self._kind_changed()
 
     def load(self, spec: Breakpoint | None, button: str = "Add") -> None:
@@ -174,19 +197,59 @@ class BreakpointEditor(QWidget):
         sides = WHERE.get(group, ())
         self.on.clear()
         self.on.addItems(list(sides))
-        shown = {"pattern": kind in ("op", "module", "predicate", *CONDITIONS), "phase": kind == "phase",
-                 "on": bool(sides), "value": kind in ("iteration", "max_abs", "norm"),
+        placeholder, hint, tip, names = _pattern_help(kind, self._modules, self._ops)
+        shown = {"pattern": kind in ("op", "module", "predicate", *CONDITIONS), "hint": bool(hint),
+                 "phase": kind == "phase", "on": bool(sides), "value": kind in ("iteration", "max_abs", "norm"),
                  "skip": kind not in ("iteration",)}
         for name, visible in shown.items():
             self._form.setRowVisible(self.rows[name], visible)
         self._form.labelForField(self.value).setText(VALUE_LABELS.get(kind, "value"))
         self.on.setEnabled(bool(sides))
-        self.pattern.setPlaceholderText({"op": "matmul, relu, MLP.fc1/linear:0, *softmax*",
-                                         "module": "MLP.fc1, *.attn", "predicate": "a name given to "
-                                         "Debugger.add_predicate"}.get(kind, "optional: only these ops, "
-                                                                             "e.g. *linear*, MLP.fc2/*"))
+        self.pattern.setPlaceholderText(placeholder)
+        self.pattern.setToolTip(tip)
+        self.hint.setText(hint)
+        self.hint.setToolTip(tip)
+        self.names.setStringList(names)
         self.value.setPlaceholderText("iteration number" if kind == "iteration" else "threshold, e.g. 1e3")
         self.error.hide()
+
+
+def _pattern_help(kind: str, modules: list[str], ops: list[str]) -> tuple[str, str, str, list[str]]:
+    """(placeholder, the line under the field, its longer tooltip, completions) of the pattern of a `kind`
+    breakpoint, with examples from the model's modules and ops (generic ones before any ran): a module breakpoint
+    matches a module's path with or without the model's class in front ("fc1" or "MLP.fc1"), an op one an op's
+    name or its key."""
+    names = list(dict.fromkeys(key.rpartition("/")[2].rpartition(":")[0] for key in ops))
+    layers = [f"{m}/*" for m in modules if "." in m]  # every op of one module call, as an op pattern names them
+    if kind == "module":
+        inner = [m.partition(".")[2] for m in modules if "." in m]  # below the model: as the tree nests them
+        if inner:
+            examples = [inner[0], f"{modules[0].partition('.')[0]}.{inner[0]}", _glob_example(inner)]
+            nested = next((m for m in inner if "." in m), "")
+        else:
+            examples, nested = ["fc1", "Net.fc1", "*.attn"], "encoder.attn"
+        shown = f"{examples[0]}, {nested}" if nested else examples[0]
+        tip = (f"A module's path below the model, as the Modules tree nests it ({shown}), or with the model's class "
+               f"in front ({examples[1]}); {WILDCARDS} ({examples[2]}).")
+        return ("e.g. " + ", ".join(dict.fromkeys(examples)), f"its path, as in the Modules tree; {GLOBS}", tip,
+                [*inner, *modules])
+    if kind == "op":
+        if ops:
+            key = next((k for k in ops if "." in k.partition("/")[0]), ops[0])  # one inside a layer, if any
+            examples = [names[0], key, layers[0] if layers else f"*{names[0]}*"]
+        else:
+            examples = ["linear", "Net.fc1/linear:0", "Net.fc1/*"]
+        tip = (f"An op's name ({examples[0]}: every one) or its node key ({examples[1]}: that op); {WILDCARDS} "
+               f"({examples[2]}: every op of that module).")
+        return ("e.g. " + ", ".join(dict.fromkeys(examples)), f"an op name or node key; {GLOBS}", tip,
+                [*names, *layers, *ops])
+    if kind == "predicate":
+        return "a name given to Debugger.add_predicate", "", "", []
+    if kind not in CONDITIONS:
+        return "", "", "", []
+    examples = [f"*{names[0]}*", layers[0]] if names and layers else ["*linear*", "Net.fc2/*"]
+    return (f"optional: only these ops, e.g. {', '.join(examples)}", "", f"Ops by name or node key; {WILDCARDS}.",
+            [*names, *layers])
 
 
 class BreakpointsPanel(QWidget):
@@ -197,6 +260,7 @@ class BreakpointsPanel(QWidget):
     removeRequested = Signal(int)
     enableRequested = Signal(int, bool)
     activated = Signal(int)
+    namesWanted = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -257,9 +321,14 @@ class BreakpointsPanel(QWidget):
             self.list.blockSignals(False)
         self._update_buttons()
 
+    def set_names(self, modules: list[str], ops: list[str]) -> None:
+        """The model's module paths and op keys, for the form's examples and completions."""
+        self.editor.set_names(modules, ops)
+
     def edit_new(self, spec: Breakpoint | None = None) -> None:
         """Open the editor for a new breakpoint, prefilled with `spec`."""
         self._editing = None
+        self.namesWanted.emit()  # the model may have grown since the form was last open
         self.editor.load(spec, "Add")
         self.editor.show()
         (self.editor.pattern if self.editor.pattern.isVisible() else self.editor.kind).setFocus()
@@ -305,6 +374,7 @@ class BreakpointsPanel(QWidget):
         if bid is None:
             return
         self._editing = bid
+        self.namesWanted.emit()
         self.editor.load(self._infos[bid].spec, "Save")
         self.editor.show()
 
@@ -330,3 +400,20 @@ class BreakpointsPanel(QWidget):
             self._delete_current()
             return
         super().keyPressEvent(event)
+
+
+def _glob_example(names: list[str]) -> str:
+    """A glob that names several of these module paths: "*.attn" for nested ones, else the longest prefix two
+    share ("fc*"), else "*"."""
+    nested = [n for n in names if "." in n]
+    if nested:
+        return f"*.{nested[0].rpartition('.')[2]}"
+    ordered = sorted(names)
+    shared = max((_shared_prefix(a, b) for a, b in pairwise(ordered)), key=len, default="")
+    return f"{shared}*" if len(shared) >= 2 else "*"
+
+
+def _shared_prefix(a: str, b: str) -> str:
+    """The longest start `a` and `b` share."""
+    n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return a[:n]

@@ -33,12 +33,14 @@ class ModuleTree(QTreeWidget):
 
     A module called more than once (an unrolled cell, an ODE's vector field, weight-shared blocks) is one row,
     its class reading "ODEFunc \u00d7240"; its box collapses or expands every call, and clicking it again shows
-    the next call. Emits moduleSelected(call) on click, expandRequested(call, expanded) when a box of a module
-    called once is toggled, expandCallsRequested(calls, expanded) for one called more often, and
-    widthWanted(width) when the modules shown need more width than the tree has to show their classes.
+    the next call. Emits moduleSelected(call) when a row is picked (a click, or the arrow keys), moduleActivated(
+    call) on a double-click (to zoom onto it), expandRequested(call, expanded) when a box of a module called once
+    is toggled, expandCallsRequested(calls, expanded) for one called more often, and widthWanted(width) when the
+    modules shown need more width than the tree has to show their classes.
     """
 
     moduleSelected = Signal(str)
+    moduleActivated = Signal(str)
     expandRequested = Signal(str, bool)
     expandCallsRequested = Signal(list, bool)
     widthWanted = Signal(int)
@@ -54,11 +56,14 @@ class ModuleTree(QTreeWidget):
         self._shown: tuple = ()
         self._columns = 0  # the columns' widths with every name and class whole, measured when rows change
         self._clicked: tuple[str, int] = ("", 0)  # the folded row clicked last (its first call) and the call shown
+        self._keyed: QTreeWidgetItem | None = None  # the row made current (and picked) since the last click
         self._in_change = False  # inside itemChanged: Qt is still setting the item a rebuild would delete
         self._later: tuple | None = None  # set_modules' arguments, kept for after that
         self._empty_note = ""  # shown in place of rows when there are none (see set_empty_note)
         self.itemChanged.connect(self._on_changed)
         self.itemClicked.connect(self._on_clicked)
+        self.itemDoubleClicked.connect(self._on_double_clicked)
+        self.currentItemChanged.connect(self._on_current_changed)
 
     def set_modules(self, paths: list[str], classes: list[str], parents: list[int],
                     collapsed: set[str]) -> None:
@@ -74,15 +79,19 @@ class ModuleTree(QTreeWidget):
             return
         self._shown = shown
         rows, top = fold_calls(paths, classes, parents)
+        picked = self.currentItem().data(0, PATH) if self.currentItem() is not None else None
         self.blockSignals(True)
         try:
             self.clear()
+            self._keyed = None
             stack = [(path, None) for path in reversed(top)]
             while stack:
                 path, parent = stack.pop()
                 row = rows[path]
                 item = _item(path, row, collapsed)
                 (parent.addChild if parent is not None else self.addTopLevelItem)(item)
+                if picked is not None and item.data(0, PATH) == picked:  # the row picked stays picked
+                    self.setCurrentItem(item)
                 stack.extend((child, item) for child in reversed(row.children))
             self.expandAll()
         finally:
@@ -125,6 +134,16 @@ class ModuleTree(QTreeWidget):
         width = max(empty, columns + 2 * self.frameWidth() + scroll + self.fontMetrics().averageCharWidth())
         return QSize(width, hint.height())
 
+    def clear_pick(self) -> None:
+        """Show no row as picked (something else was picked since), without emitting moduleSelected."""
+        self.blockSignals(True)
+        try:
+            self.setCurrentItem(None)
+            self.clearSelection()
+        finally:
+            self.blockSignals(False)
+        self._keyed = None
+
     def paths(self) -> list[str]:
         """Every row's first call as the graph names it, in tree order."""
         out = []
@@ -162,10 +181,29 @@ class ModuleTree(QTreeWidget):
         calls = item.data(0, CALLS)
         if not calls:  # a model whose own forward did not run: nothing of its own to show
             return
+        if self._keyed is item:  # made current by this click's press: picked already
+            self._keyed = None
+            return
         last, shown = self._clicked
         n = (shown + 1) % len(calls) if last == calls[0] else 0
         self._clicked = (calls[0], n)
         self.moduleSelected.emit(calls[n])
+
+    def _on_current_changed(self, item: QTreeWidgetItem | None, _previous) -> None:
+        # a row made current is picked, by the arrow keys or by the press of a click (whose release then only
+        # finds it picked: see _on_clicked)
+        calls = item.data(0, CALLS) if item is not None else None
+        if not calls:
+            return
+        self._keyed = item
+        self._clicked = (calls[0], 0)
+        self.moduleSelected.emit(calls[0])
+
+    def _on_double_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
+        calls = item.data(0, CALLS)
+        if calls:
+            last, shown = self._clicked
+            self.moduleActivated.emit(calls[shown if last == calls[0] else 0])
 
 
 def _item(path: str, row: _Row, collapsed: set[str]) -> QTreeWidgetItem:

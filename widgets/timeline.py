@@ -2,15 +2,18 @@
 iterations and phases, with markers for breakpoints, alerts and edits and a cursor to scrub with.
 
 Inputs:
-- `set_events(seqs, iterations, phases)` (replace; a replay) or `append_events(...)` (live), arrays
-  of one length: event sequence numbers (increasing), iteration numbers, and phases ("forward",
-  "backward", "optimizer" or their codes 0, 1, 2); `add_records(records)` takes engine.debug records
-  and keeps the steppable ones.
+- `set_events(seqs, iterations, phases, depths=None)` (replace; a replay) or `append_events(...)` (live),
+  arrays of one length: event sequence numbers (increasing), iteration numbers, phases ("forward",
+  "backward", "optimizer" or their codes 0, 1, 2) and module depths (for Step Back Over); `add_records(records)`
+  takes engine.debug records and keeps the steppable ones.
+- `set_origin(seq)`: the seq before the session's first event; the event numbers shown count from it.
 - `set_markers(kind, seqs, texts=())` / `add_marker(kind, seq, text)` for kind in MARKERS
   (breakpoint, alert, edit); `clear_markers(kind=None)`.
 - `set_cursor(seq)` (shows a position, emits nothing); `set_follow(on)`; `set_live(live)`; `clear()`.
+- `step_back(over=False)`: the cursor to the event before it (`over`: before it in the same module call or
+  its caller, over nested calls), as a person's move; `can_step_back()`.
 Outputs: `cursorMoved(seq)` when the person drags or clicks the cursor or presses Left/Right (one
-event), Home/End, PageUp/PageDown (one iteration); `followChanged(on)`.
+event), Home/End, PageUp/PageDown (one iteration), or steps back; `followChanged(on)`.
 Mouse wheel zooms around the pointer; the scroll bar pans; "Fit" shows everything. In follow mode
 (live sessions) the cursor stays on the newest event and the view keeps it in sight; moving the
 cursor by hand leaves follow mode.
@@ -59,7 +62,9 @@ class TimelineView(QWidget):
         self._seq = np.zeros(0, np.int64)
         self._it = np.zeros(0, np.int64)
         self._ph = np.zeros(0, np.int8)
+        self._depth = np.zeros(0, np.int32)  # module depth of each event (0 where none was given)
         self._n = 0
+        self.origin = 0  # the seq before the session's first event
         self._runs = np.zeros(0, np.int64)  # indexes where (iteration, phase) changes: band starts
         self._iter_starts = np.zeros(0, np.int64)
         self._markers: dict[str, tuple[np.ndarray, list[str]]] = {
@@ -71,7 +76,7 @@ class TimelineView(QWidget):
         self.follow = False
 
     # ---- data ---------------------------------------------------------------------------------------
-    def set_events(self, seqs, iterations, phases) -> None:
+    def set_events(self, seqs, iterations, phases, depths=None) -> None:
         """Replace every event."""
         self._n = 0
         self._runs = np.zeros(0, np.int64)
@@ -79,25 +84,27 @@ class TimelineView(QWidget):
         self._cursor = -1
         self.at_start = False
         self._fit = True
-        self.append_events(seqs, iterations, phases)
+        self.append_events(seqs, iterations, phases, depths)
 
-    def append_events(self, seqs, iterations, phases) -> None:
-        """Add events after those shown (seqs increasing)."""
+    def append_events(self, seqs, iterations, phases, depths=None) -> None:
+        """Add events after those shown (seqs increasing); `depths` None: all at depth 0."""
         seqs = np.asarray(seqs, np.int64)
         its = np.asarray(iterations, np.int64)
         phs = _phase_codes(phases)
         k = len(seqs)
-        if not (len(its) == len(phs) == k):
-            raise ValueError(f"Timeline: {k} seqs, {len(its)} iterations and {len(phs)} phases; "
-                             f"one of each per event")
+        deps = np.zeros(k, np.int32) if depths is None else np.asarray(depths, np.int32)
+        if not (len(its) == len(phs) == len(deps) == k):
+            raise ValueError(f"Timeline: {k} seqs, {len(its)} iterations, {len(phs)} phases and {len(deps)} "
+                             f"depths; one of each per event")
         if k == 0:
             self.update()
             return
         n = self._n
         if n + k > len(self._seq):  # grow by doubling, as a list does
             cap = max(1024, 2 * (n + k))
-            self._seq, self._it, self._ph = (np.resize(a, cap) for a in (self._seq, self._it, self._ph))
-        self._seq[n:n + k], self._it[n:n + k], self._ph[n:n + k] = seqs, its, phs
+            self._seq, self._it, self._ph, self._depth = (np.resize(a, cap) for a in
+                                                          (self._seq, self._it, self._ph, self._depth))
+        self._seq[n:n + k], self._it[n:n + k], self._ph[n:n + k], self._depth[n:n + k] = seqs, its, phs, deps
         prev_it = self._it[n - 1] if n else None
         prev_ph = self._ph[n - 1] if n else None
         new_it = np.ones(k, bool)
@@ -168,6 +175,27 @@ class TimelineView(QWidget):
     def describe(self, i: int) -> tuple[int, int, str]:
         """(seq, iteration, phase) of event number i."""
         return int(self._seq[i]), int(self._it[i]), PHASES[int(self._ph[i])]
+
+    def event_number(self, seq: int) -> int:
+        """Event `seq` as the session counts its events: the first is 1."""
+        return int(seq) - self.origin
+
+    def can_step_back(self) -> bool:
+        """Whether an event lies before the cursor."""
+        return self._cursor > 0
+
+    def step_back(self, over: bool = False) -> bool:
+        """Move the cursor to the event before it (`over`: the latest before it at its module depth or
+        shallower, over the inside of nested module calls), as the person's move; whether it moved."""
+        i = self._cursor
+        if i <= 0:
+            return False
+        j = i - 1
+        if over:
+            shallower = np.flatnonzero(self._depth[:i] <= self._depth[i])
+            j = int(shallower[-1]) if len(shallower) else 0
+        self._move_to(j)
+        return True
 
     def set_cursor(self, seq: int | None) -> None:
         """Put the cursor on the last event at or before `seq` (None: no cursor; before the first event:
@@ -310,7 +338,7 @@ class TimelineView(QWidget):
             xs = self._x_of(self._marker_pos(seqs) + 0.5)
             j = int(np.argmin(np.abs(xs - pos.x())))
             if abs(xs[j] - pos.x()) <= 5:
-                return f"{kind} at event {seqs[j]}" + (f": {texts[j]}" if texts[j] else "")
+                return f"{kind} at event {self.event_number(seqs[j]):,}" + (f": {texts[j]}" if texts[j] else "")
         return ""
 
     def _marker_pos(self, seqs: np.ndarray) -> np.ndarray:
@@ -499,12 +527,14 @@ class Timeline(QWidget):
         self.where = ElidedLabel()  # a long position must not widen the bottom row and squeeze the side docks
         self.where.setToolTip("Event numbers count everything the engine reported, module calls included; steps "
                               "count what the timeline holds: forward ops, backward nodes and optimizer steps")
-        self.legend = _legend(names=True)
-        self.short_legend = _legend(names=False)  # where the bar is narrow: swatches, their names in a tooltip
+        self.legend = _legend(names=len(PHASES) + len(MARKERS))
+        self.phase_legend = _legend(names=len(PHASES))  # narrower: the markers' names in a tooltip
+        self.short_legend = _legend(names=0)  # narrower still: swatches, their names in a tooltip
         bar.addWidget(self.follow_button)
         bar.addWidget(self.fit_button)
         bar.addWidget(self.where, 1)
         bar.addWidget(self.legend)
+        bar.addWidget(self.phase_legend)
         bar.addWidget(self.short_legend)
         box.addLayout(bar)
         self._bar = bar
@@ -521,27 +551,46 @@ class Timeline(QWidget):
         self.fit_button.clicked.connect(self.view.fit)
         self.scroll.valueChanged.connect(self._scrolled)
         self._syncing = False
+        self._core = ""  # the part of the position the legend leaves room for
         self.set_live(False)
         self._show_where()
         self._sync_scroll()
 
     # ---- the API (see the module docstring) --------------------------------------------------------
-    def set_events(self, seqs, iterations, phases) -> None:
+    def set_events(self, seqs, iterations, phases, depths=None) -> None:
         """Replace every event."""
-        self.view.set_events(seqs, iterations, phases)
+        self.view.set_events(seqs, iterations, phases, depths)
         self._show_where()
 
-    def append_events(self, seqs, iterations, phases) -> None:
-        """Add events after those shown."""
-        self.view.append_events(seqs, iterations, phases)
-        if self.view.follow:
-            self._show_where()
+    def append_events(self, seqs, iterations, phases, depths=None) -> None:
+        """Add events after those shown: the position's count and the newest iteration change too."""
+        self.view.append_events(seqs, iterations, phases, depths)
+        self._show_where()
 
     def add_records(self, records) -> None:
         """Add engine.debug records (OpRecord, BackwardRecord, EventRecord); module boundaries are skipped."""
         steps = [r for r in records if not (r.__class__ is EventRecord and r.phase != OPTIMIZER)]
         if steps:
-            self.append_events([r.seq for r in steps], [r.iteration for r in steps], [r.phase for r in steps])
+            self.append_events([r.seq for r in steps], [r.iteration for r in steps], [r.phase for r in steps],
+                               [r.depth for r in steps])
+
+    def set_origin(self, seq: int) -> None:
+        """The seq before the session's first event: the event numbers shown count from it (the engine numbers
+        the events of the whole process, so a Restart's first event was number 67,224)."""
+        self.view.origin = int(seq)
+        self._show_where()
+
+    def event_number(self, seq: int) -> int:
+        """Event `seq` as the timeline numbers it (the session's first is 1)."""
+        return self.view.event_number(seq)
+
+    def can_step_back(self) -> bool:
+        """Whether an event lies before the cursor."""
+        return self.view.can_step_back()
+
+    def step_back(self, over: bool = False) -> bool:
+        """The cursor to the event before it (`over`: over nested module calls), emitting cursorMoved."""
+        return self.view.step_back(over)
 
     def set_markers(self, kind: str, seqs, texts=()) -> None:
         """Replace the markers of one kind (breakpoint, alert, edit)."""
@@ -582,9 +631,14 @@ class Timeline(QWidget):
     def clear(self) -> None:
         """No events, no markers, no cursor."""
         self.view.set_events([], [], [])
+        self.view.origin = 0
         self.view.clear_markers()
         self.view.fit()
         self._show_where()
+
+    def where_text(self) -> str:
+        """The position as the bar says it (whole, however much of it shows)."""
+        return self.where.text()
 
     # ---- keeping the controls in step ---------------------------------------------------------------
     def resizeEvent(self, event) -> None:
@@ -592,16 +646,20 @@ class Timeline(QWidget):
         self._fit_bar()
 
     def _fit_bar(self) -> None:
-        """The position comes first: where the bar is narrow the legend drops its names, then goes."""
+        """The legend keeps its names while the position's core (iteration, phase, step) shows beside it; the
+        rest of the position ends in "…" first (its tooltip has all of it). Only where even that does not fit
+        does the legend drop the markers' names, then the phases', then go: a long position had left it bare
+        colour squares."""
         spacing = self._bar.spacing()
         margins = self.layout().contentsMargins()
         room = self.width() - margins.left() - margins.right()
         room -= sum(b.sizeHint().width() + spacing for b in (self.follow_button, self.fit_button)
                     if not b.isHidden())
-        room -= self.where.fontMetrics().horizontalAdvance(self.where.text()) + 4
-        full, short = self.legend.sizeHint().width() + spacing, self.short_legend.sizeHint().width() + spacing
-        self.legend.setVisible(full <= room)
-        self.short_legend.setVisible(short <= room < full)
+        room -= self.where.fontMetrics().horizontalAdvance(self._core) + 4
+        legends = (self.legend, self.phase_legend, self.short_legend)  # widest first
+        shown = next((legend for legend in legends if legend.sizeHint().width() + spacing <= room), None)
+        for legend in legends:
+            legend.setVisible(legend is shown)
 
     def _follow_changed(self, on: bool) -> None:
         self.follow_button.blockSignals(True)
@@ -611,16 +669,23 @@ class Timeline(QWidget):
         self.followChanged.emit(on)
 
     def _show_where(self) -> None:
+        """The cursor's position, and the newest event's: where a live run is now, however far back the
+        cursor was moved."""
         v = self.view
-        i = v.cursor_index()
+        i, n = v.cursor_index(), v.count
+        dot = " \u00b7 "
+        extra = []
         if i < 0 and v.at_start:
-            seq, it, phase = v.describe(0)
-            self.where.setText(f"start \u00b7 before event {seq}, the first \u00b7 step 0/{v.count:,}")
+            core = f"start{dot}step 0/{n:,}"
+            extra.append(f"before event {v.event_number(v.describe(0)[0]):,}, the first")
         elif i < 0:
-            self.where.setText(f"{v.count:,} steps" if v.count else "")
-        else:
+            core = f"{n:,} steps" if n else ""
+        else:  # "of" the newest: where the live run is, or the end of the tape
             seq, it, phase = v.describe(i)
-            self.where.setText(f"iteration {it} \u00b7 {phase} \u00b7 event {seq} \u00b7 step {i + 1:,}/{v.count:,}")
+            core = f"iteration {it}/{v.describe(n - 1)[1]}{dot}{phase}{dot}step {i + 1:,}/{n:,}"
+            extra.append(f"event {v.event_number(seq):,}")
+        self._core = core
+        self.where.setText(dot.join([core, *extra]) if core else "")
         self._fit_bar()
 
     def _sync_scroll(self) -> None:
@@ -641,14 +706,20 @@ class Timeline(QWidget):
             self.view.set_view(value, value + (x1 - x0))
 
 
-def _legend(names: bool) -> QLabel:
-    """The phases' colours and the markers' shapes, with their names or (`names` False) in a tooltip."""
+def _legend(names: int) -> QLabel:
+    """The phases' colours and the markers' shapes, the first `names` of them named (the rest named in a
+    tooltip): the phases' colours are what cannot be guessed; a marker's tooltip on the strip says what it is."""
     glyphs = [(c, "\u25a0", n) for c, n in zip(PHASE_COLOURS, PHASES)]
     glyphs += [(MARKER_COLOURS[k], g, k) for k, g in zip(MARKERS, ("\u25cf", "\u25b2", "\u25c6"))]
-    parts = [f"<span style='color:{c}'>{g}</span>" + (f"&nbsp;{n}" if names else "") for c, g, n in glyphs]
-    label = QLabel(("&nbsp;&nbsp;" if names else "&nbsp;").join(parts))
+    parts = [f"<span style='color:{c}'>{g}</span>" + (f"&nbsp;{n}" if i < names else "")
+             for i, (c, g, n) in enumerate(glyphs)]
+    label = QLabel("".join(part + ("&nbsp;&nbsp;" if i < names else "&nbsp;") for i, part in enumerate(parts[:-1]))
+                   + parts[-1])
     tint(label, MUTED_TEXT)
+    font = label.font()  # a key to the strip, not news: a size smaller than the position beside it
+    font.setPointSizeF(font.pointSizeF() * 0.9)
+    label.setFont(font)
     label.setMinimumWidth(1)  # the timeline hides it where it does not fit: it must not hold the dock wide
-    if not names:
+    if names < len(glyphs):
         label.setToolTip("<br>".join(f"<span style='color:{c}'>{g}</span>&nbsp;{n}" for c, g, n in glyphs))
     return label

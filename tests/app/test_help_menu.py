@@ -62,8 +62,13 @@ def test_choosing_the_nan_demo_debugs_it_paused_on_entry_and_f5_stops_at_the_nan
     assert window.source_view.file == NAN_DEMO
     assert "first NaN" in window.output.text()
     focus(qtbot, window)
-    press(qtbot, window, Qt.Key.Key_F5)
-    qtbot.waitUntil(lambda: paused(window) and window.session.stop_alert is not None, timeout=TIMEOUT)
+    # lr=5: the updates outgrow the weights of each layer first, alerts that stop the run too (Stop on Alerts)
+    for kind in ("large_update", "large_update", "nonfinite_forward"):
+        before = window.session.current_stop.index
+        press(qtbot, window, Qt.Key.Key_F5)
+        qtbot.waitUntil(lambda before=before: paused(window) and window.session.current_stop.index > before
+                        and window.session.stop_alert is not None, timeout=TIMEOUT)
+        assert window.session.stop_alert.kind == kind
     assert window.message_bar.text().startswith("Stopped where NaN/Inf first appeared")
 
 

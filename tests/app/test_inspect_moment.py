@@ -39,7 +39,9 @@ RELU = "Sequential.1/relu:0"
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
+    w = make_window(qtbot, tmp_path)
+    w.set_stop_on_alerts("none")  # run to the end: the alerts are clicked afterwards
+    return w
 
 
 def finished(qtbot, window, tmp_path):
@@ -79,7 +81,7 @@ def test_an_alerts_op_shows_its_output_and_gradient_of_the_alerts_iteration(qtbo
     inspector = window.inspector
     meta = inspector.meta.text()
     assert "32\u00d764" in meta and "2,048 elements" in meta and "128" not in meta
-    assert f"as recorded at event {op.seq:,}, iteration 2" in meta
+    assert f"as recorded at event {window.timeline.event_number(op.seq):,}, iteration 2" in meta
     assert headers(window) == ["value (iteration 2)", "gradient (iteration 2)"]
     for column, summary in ((VALUE, op.summary), (GRAD, back.grad_output)):
         assert float(inspector.stat_text("max", column)) == pytest.approx(summary.max, rel=1e-5)
@@ -130,7 +132,8 @@ def test_a_replays_alert_shows_the_gradient_of_the_alerts_iteration_too(qtbot, w
     qtbot.waitUntil(lambda: session.status == "paused" and session.cursor == alert.forward_seq, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: window.canvas.selected_key == RELU, timeout=TIMEOUT)
     assert headers(window) == ["value (iteration 2)", "gradient (iteration 2)"]
-    assert f"as recorded at event {alert.forward_seq:,}, iteration 2" in window.inspector.meta.text()
+    number = window.timeline.event_number(alert.forward_seq)  # as the session counts its events
+    assert f"as recorded at event {number:,}, iteration 2" in window.inspector.meta.text()
     back = next(r for r in session.tape.records(alert.forward_seq)
                 if r.__class__ is BackwardRecord and r.event.forward_seq == alert.forward_seq)
     assert float(window.inspector.stat_text("L2 norm", GRAD)) == pytest.approx(back.grad_output.norm, rel=1e-5)

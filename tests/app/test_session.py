@@ -193,7 +193,8 @@ def test_a_nan_stops_the_run_at_the_op_that_made_it(qtbot, sessions, tmp_path):
     s = live(sessions, Target.script(path), pause_on_entry=False)
     drained(qtbot, s, lambda: s.status == "paused")
     assert s.current_stop.record.event.op == "log"
-    assert s.status_text().startswith("Paused on an alert: non-finite values first appear in the output of 'log'")
+    assert s.status_text().startswith("Paused on an alert, NaN/Inf (forward): non-finite values first appear in "
+                                     "the output of 'log'")
     assert s.model.nonfinite.get("log:0")
     assert [a.kind for a in s.alerts] == ["nonfinite_forward"]
 
@@ -405,7 +406,7 @@ def test_a_replay_scrubbed_back_before_a_nan_is_not_paused_on_its_alert(qtbot, s
             value.mean().backward()
             engine.debug.mark_iteration()
     """)
-    s = live(sessions, Target.script(path), pause_on_entry=False, stop_on_nan=False, record=tape)
+    s = live(sessions, Target.script(path), pause_on_entry=False, stop_on_alerts="none", record=tape)
     drained(qtbot, s, lambda: s.ended is not None)
     r = ReplaySession(tape)
     sessions.append(r)
@@ -467,3 +468,24 @@ def test_the_replay_of_a_run_that_raised_says_so_at_its_end(qtbot, sessions, tmp
     assert replayed.raised_at.file == script and replayed.raised_at.line == 7
     assert replayed.raised_at.text == "print(step / correct)"
     assert "correct = 0" in replayed.tape.source(script)
+
+
+def test_every_alert_stops_the_run_where_it_is_raised_and_the_stop_names_it(qtbot, sessions, tmp_path):
+    # only a NaN/Inf stopped a run: the alerts of a learning rate far too high went by
+    from tests.app.test_stepping_controls import HOT
+
+    path = write(tmp_path, "hot.py", HOT)
+    with pytest.raises(ValueError, match="stop_on_alerts must be one of all, nonfinite, none, got 'warnings'"):
+        LiveSession(Target.script(path), stop_on_alerts="warnings")
+    s = live(sessions, Target.script(path), pause_on_entry=False)  # every alert, by default
+    drained(qtbot, s, lambda: s.status == "paused")
+    assert s.current_stop.reason == "alert" and s.stop_alert.kind == "dead_relu"
+    assert s.current_stop.record.event.op == "relu"  # at the op whose output it is about
+    s.command("resume")
+    drained(qtbot, s, lambda: s.status == "paused" and s.current_stop.index == 2)
+    assert s.stop_alert.kind == "large_update" and s.current_stop.record.phase == "optimizer"
+    assert s.status_text().startswith("Paused on an alert, learning rate too high: the updates of layer")
+    s.stop_on_alerts = "nonfinite"  # changed while it runs: the rest is listed, not stopped at
+    s.command("resume")
+    drained(qtbot, s, lambda: s.ended is not None)
+    assert [a.kind for a in s.alerts] == ["dead_relu", "large_update", "vanishing_grad"]

@@ -143,7 +143,7 @@ def test_scrubbing_a_live_run_back_keeps_the_values_recorded_there(qtbot, window
     first = next(r for r in session.by_seq.values()
                  if r.iteration == 0 and getattr(r, "summary", None) is not None and r.event.op == "linear")
     window.timeline.cursorMoved.emit(first.seq)  # what dragging the timeline's cursor does
-    note = f"as recorded at event {first.seq:,}, iteration 0"
+    note = f"as recorded at event {window.timeline.event_number(first.seq):,}, iteration 0"  # from the run's start
     qtbot.waitUntil(lambda: note in window.inspector.meta.text(), timeout=TIMEOUT)
     window.panels.worker.wait(5000)  # any value fetch the selection started has landed by now
     qtbot.wait(50)  # its queued result, delivered to the GUI thread

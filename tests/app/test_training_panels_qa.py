@@ -65,6 +65,7 @@ def script(tmp_path, name: str) -> str:
 
 
 def run(qtbot, window, tmp_path, name: str) -> None:
+    window.set_stop_on_alerts("none")  # the plots of the whole run, its alerts listed, not stopped at
     assert window.run_script(script(tmp_path, name), run=True)
     qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: len(window.training_plots.series("loss")[1]) == len(window.session.losses))

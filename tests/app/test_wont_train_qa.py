@@ -64,6 +64,7 @@ def window(qtbot, tmp_path):
 def run(qtbot, window, tmp_path, name: str, steps: int = 12) -> None:
     path = tmp_path / f"{name}.py"
     path.write_text(textwrap.dedent(HEAD + SCRIPTS[name] + LOOP.replace("STEPS", str(steps))))
+    window.set_stop_on_alerts("none")  # read at the end: the alerts listed, not stopped at
     assert window.run_script(str(path), run=True)
     qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: bool(window.gradient_flow.bars()[0]), timeout=TIMEOUT)

@@ -85,3 +85,39 @@ def test_modules_a_script_calls_without_their_model_sit_under_a_row_of_it(qtbot)
     model_row = tree.topLevelItem(0)
     assert not model_row.flags() & Qt.ItemFlag.ItemIsUserCheckable  # no calls of its own to fold
     tree.itemClicked.emit(model_row, 0)  # nothing to show, and no error
+
+
+def _demo_tree(qtbot) -> ModuleTree:
+    tree = ModuleTree()
+    qtbot.addWidget(tree)
+    tree.set_modules(["", "Net", "Net.fc1", "Net.out"], ["", "Net", "Linear", "Linear"], [0, 0, 1, 1], set())
+    tree.resize(300, 200)
+    tree.show()
+    qtbot.waitExposed(tree)
+    return tree
+
+
+def _row(tree: ModuleTree, name: str):
+    root = tree.topLevelItem(0)
+    return next(root.child(i) for i in range(root.childCount()) if root.child(i).text(0) == name)
+
+
+def test_a_click_picks_a_module_and_a_double_click_asks_to_zoom_onto_it(qtbot):
+    # a click zoomed the graph onto the module: picking is one signal, zooming another
+    tree = _demo_tree(qtbot)
+    picked, activated = [], []
+    tree.moduleSelected.connect(picked.append)
+    tree.moduleActivated.connect(activated.append)
+    at = tree.visualItemRect(_row(tree, "out")).center()
+    qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    assert picked == ["Net.out"] and activated == []
+    qtbot.mouseDClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    assert activated == ["Net.out"]
+    tree.setFocus()
+    qtbot.keyClick(tree, Qt.Key.Key_Up)  # the arrow keys pick too
+    assert picked[-1] == "Net.fc1"
+    tree.set_modules(["", "Net", "Net.fc1", "Net.out", "Net.head"], ["", "Net", "Linear", "Linear", "Linear"],
+                     [0, 0, 1, 1, 1], set())
+    assert tree.currentItem() is not None and tree.currentItem().text(0) == "fc1"  # kept through a rebuild
+    tree.clear_pick()
+    assert tree.currentItem() is None and picked[-1] == "Net.fc1"  # taken back without a signal

@@ -59,7 +59,7 @@ def test_arrow_keys_move_the_cursor_one_event(qtbot, timeline):
     with qtbot.waitSignal(timeline.cursorMoved) as sig:
         qtbot.keyClick(view, Qt.Key.Key_PageDown)  # the first event of the next iteration
     assert sig.args == [seqs[14]]
-    assert "iteration 1 \u00b7 forward" in timeline.where.text()
+    assert "iteration 1/3 \u00b7 forward" in timeline.where.text()
 
 
 def test_a_position_too_long_for_a_narrow_timeline_ends_in_an_ellipsis(qtbot, timeline):
@@ -67,31 +67,39 @@ def test_a_position_too_long_for_a_narrow_timeline_ends_in_an_ellipsis(qtbot, ti
     timeline.set_cursor(seqs[20])
     full = timeline.where.text()
     timeline.resize(240, 110)  # too narrow for the position even without the legend
-    qtbot.waitUntil(lambda: timeline.where.width() < timeline.where.fontMetrics().horizontalAdvance(full))
+    qtbot.waitUntil(lambda: 0 < timeline.where.width() < timeline.where.fontMetrics().horizontalAdvance(full)
+                    and len(QLabel.text(timeline.where)) > 1)  # (the legend is hidden in a second layout pass)
     shown = QLabel.text(timeline.where)  # what is painted
     assert shown.endswith("\u2026") and full.startswith(shown[:-1])
     assert timeline.where.toolTip() == full
+
+
+def _core(text: str) -> str:
+    """The part of a position that always shows: iteration, phase and step (not the event number after them)."""
+    return text.rpartition(" \u00b7 event")[0] or text
 
 
 @pytest.mark.parametrize("width", [760, 460, 330])
 def test_the_position_stays_whole_and_the_legend_gives_way_where_the_timeline_is_narrow(qtbot, timeline, width):
     # a 1000-pixel window left the timeline ~460 wide: the legend kept its width and the position vanished
     timeline.set_cursor(events()[0][20])
-    full = timeline.where.text()
+    core = _core(timeline.where.text())
     timeline.resize(width, 110)
-    qtbot.waitUntil(lambda: timeline.where.width() >= timeline.where.fontMetrics().horizontalAdvance(full))
-    legend, short = timeline.legend, timeline.short_legend
-    assert QLabel.text(timeline.where) == full  # painted whole, no "…"
-    assert not (legend.isVisible() and short.isVisible())
-    for label in (legend, short):  # a legend shown lies inside the timeline, after the position
+    qtbot.waitUntil(lambda: timeline.where.width() >= timeline.where.fontMetrics().horizontalAdvance(core))
+    legends = (timeline.legend, timeline.phase_legend, timeline.short_legend)
+    assert QLabel.text(timeline.where).startswith(core)  # iteration, phase and step painted whole
+    assert sum(label.isVisible() for label in legends) <= 1
+    for label in legends:  # a legend shown lies inside the timeline, after the position
         if label.isVisible():
             assert label.geometry().left() >= timeline.where.geometry().right()
             assert label.geometry().right() <= timeline.width()
     assert timeline.minimumSizeHint().width() < 200  # a legend, shown or not, never holds the dock wide
     if width == 760:
-        assert legend.isVisible()
+        assert timeline.legend.isVisible()
     elif width == 460:
-        assert short.isVisible() and "backward" in short.toolTip()
+        # the phases' colours named (the markers' names in its tooltip), or at least the swatches
+        shown = next(label for label in legends[1:] if label.isVisible())
+        assert "backward" in shown.text() + shown.toolTip() and "breakpoint" in shown.toolTip()
 
 
 def test_set_cursor_between_events_lands_on_the_earlier_and_emits_nothing(qtbot, timeline):
@@ -205,7 +213,7 @@ def test_records_from_a_live_run_and_its_tape_give_the_same_timeline(qtbot, tmp_
     assert 0 < live.view.count == len(steps) < len(records)  # module boundaries are not steps
     assert np.array_equal(live.view.seqs(), replay.view.seqs())
     live.set_cursor(steps[-1].seq)
-    assert "iteration 1 \u00b7 optimizer" in live.where.text()
+    assert "iteration 1/1 \u00b7 optimizer" in live.where.text()
 
 
 # ---- the breakpoints panel ------------------------------------------------------------------------
@@ -318,3 +326,87 @@ def test_the_rulers_labels_are_whole_or_not_drawn(timeline):
     labels = view._ruler_labels(starts[:len(xs)], xs, w, metrics)
     assert [x for x, _ in labels] == [10.0, 120.0]
     assert all(x + 3 + metrics.horizontalAdvance(text) <= w for x, text in labels)
+
+
+def test_the_legend_keeps_its_names_beside_a_long_position(qtbot, timeline):
+    # at iteration 241 of a long run the position took the room and the legend shrank to bare colour squares
+    seqs, its, phases = events(250)
+    timeline.set_origin(0)
+    timeline.set_events(np.array(seqs) + 70_000, its, phases)
+    timeline.resize(760, 110)
+    timeline.set_cursor(seqs[241 * 14 + 8] + 70_000)
+    full = timeline.where_text()
+    assert full.startswith("iteration 241/249 \u00b7 backward \u00b7 step 3,383/3,500")
+    qtbot.waitUntil(lambda: timeline.legend.isVisible())
+    assert "optimizer" in timeline.legend.text() and not timeline.short_legend.isVisible()
+    qtbot.waitUntil(lambda: timeline.legend.geometry().left() >= timeline.where.geometry().right())  # laid out
+    shown = QLabel.text(timeline.where)
+    assert shown.startswith(_core(full)) and shown.endswith("\u2026")  # the core whole; the rest ends in "…"
+    timeline.resize(640, 110)  # narrower: the markers' names go first, the phases' stay
+    qtbot.waitUntil(lambda: timeline.phase_legend.isVisible())
+    assert "backward" in timeline.phase_legend.text() and "breakpoint" not in timeline.phase_legend.text()
+
+
+def test_the_position_follows_the_newest_event_while_the_cursor_stays_back(qtbot, timeline):
+    # scrubbed back in a live run, it kept saying "step 6/6" while the run went on to iteration 979
+    seqs = events()[0]
+    timeline.set_live(True)
+    timeline.set_cursor(seqs[5])
+    assert timeline.where_text().startswith("iteration 0/3 \u00b7 forward \u00b7 step 6/56")
+    timeline.append_events([1000, 1003], [979, 979], ["forward", "forward"])
+    assert timeline.cursor_seq() == seqs[5]
+    assert timeline.where_text().startswith("iteration 0/979 \u00b7 forward \u00b7 step 6/58")
+
+
+def test_event_numbers_count_from_the_sessions_first_event(qtbot, timeline):
+    # after a Restart the engine's numbers went on from the run before: "event 67224" at the fourth op
+    seqs = events()[0]
+    timeline.set_origin(seqs[0] - 1)
+    timeline.set_cursor(seqs[3])
+    assert timeline.where_text().endswith(f"event {seqs[3] - seqs[0] + 1}")
+    assert timeline.event_number(seqs[3]) == 10
+    timeline.view.add_marker("alert", seqs[3], "NaN")
+    x = timeline.view.event_x(3)
+    assert timeline.view._marker_text_at(QPointF(x, RULER + 30)).startswith("alert at event 10:")
+
+
+def test_step_back_goes_to_the_event_before_and_step_back_over_skips_nested_calls(qtbot):
+    t = Timeline()
+    qtbot.addWidget(t)
+    # an op of the model (depth 1), a layer's two ops (depth 2), the model's next op, the optimizer step
+    t.set_events([2, 5, 6, 9, 12], [0] * 5, ["forward"] * 4 + ["optimizer"], [1, 2, 2, 1, 0])
+    assert not t.can_step_back()  # no cursor
+    t.set_cursor(9)
+    moved = []
+    t.cursorMoved.connect(moved.append)
+    assert t.can_step_back() and t.step_back(over=True)
+    assert moved == [2]  # over the layer's ops, to the model's op before them
+    t.set_cursor(9)
+    t.step_back()
+    assert moved == [2, 6] and t.cursor_seq() == 6
+    t.set_cursor(2)
+    assert not t.can_step_back() and not t.step_back()
+    assert moved == [2, 6]
+
+
+def test_the_module_form_says_what_its_pattern_matches_with_the_models_own_names(qtbot, panel):
+    # it suggested "MLP.fc1" to a person debugging a SpiralNet, whose "out" was what works
+    wanted = []
+    panel.namesWanted.connect(lambda: wanted.append(1) or panel.set_names(
+        ["SpiralNet", "SpiralNet.fc1", "SpiralNet.fc2", "SpiralNet.out"],
+        ["SpiralNet.fc1/linear:0", "SpiralNet/tanh:0", "SpiralNet.out/linear:0"]))
+    panel.add_button.click()
+    assert wanted  # asked for the names as it opened: the model may have grown
+    editor = panel.editor
+    editor.kind.setCurrentIndex(editor.kind.findData("module"))
+    assert editor.pattern.placeholderText() == "e.g. fc1, SpiralNet.fc1, fc*"
+    assert "MLP" not in editor.pattern.placeholderText()
+    assert editor.hint.isVisible() and "Modules tree" in editor.hint.text() and "*" in editor.hint.text()
+    assert "SpiralNet.fc1" in editor.hint.toolTip()
+    completer = editor.pattern.completer()
+    completer.setCompletionPrefix("ou")
+    assert completer.currentCompletion() == "out"
+    editor.kind.setCurrentIndex(editor.kind.findData("op"))
+    assert editor.pattern.placeholderText() == "e.g. linear, SpiralNet.fc1/linear:0, SpiralNet.fc1/*"
+    editor.kind.setCurrentIndex(editor.kind.findData("iteration"))
+    assert not editor.hint.isVisible()
