@@ -28,6 +28,8 @@ from widgets.decision_boundary import PredictionView
 PREVIEW_INTERVAL = 0.2  # seconds between repaints of the prediction view while training runs
 PREVIEW_EVERY = 20  # optimizer steps between the previews the engine thread computes mid-epoch
 PLOT_WIDTH = 320  # pixels: the prediction dock's width when the builder opens (the plot is square)
+RIGHT_LEAST = 0.25  # of the window's width: the least the right column gives way to, for the graph's column
+PLOT_SHARE = 0.45  # of the window's height, at most: the prediction dock's height when the builder opens
 MIN_BUILDER = 300  # pixels: narrower than this, the builder scrolls rather than squeezing its lists further
 SEPARATOR = 6  # pixels: a dock separator, with some slack
 SHORTCUT = "Ctrl+Shift+B"  # Ctrl+B already toggles the backward pass
@@ -90,11 +92,16 @@ class BuilderDock(QObject):
         if _in_front(w, dock):
             self._widen()
             return
-        front = [d for d in w.findChildren(QDockWidget) if d is not self.prediction_dock and _in_front(w, d)
-                 and w.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
+        left = [d for d in w.findChildren(QDockWidget) if d not in (self.prediction_dock, dock) and d.isVisible()
+                and not d.isFloating() and w.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
+        # the builder closed: Qt brings the tab beside it to the front only after this runs, and the column kept
+        # the builder's width (the Editor 538 pixels wide at 1600x900, 385 at 1024x640); any tab of the column
+        # sizes it
+        front = [d for d in left if _in_front(w, d)]
+        column = max(d.width() for d in front) if front else dock.width()
         width = self._left_width()
-        if front and width and max(d.width() for d in front) > width:
-            w.resizeDocks(front[:1], [width], Qt.Orientation.Horizontal)
+        if left and width and column > width:
+            w.resizeDocks((front or left)[:1], [width], Qt.Orientation.Horizontal)
 
     def _left_width(self) -> int:
         """The left column's width before the builder widened it (else what the module tree asks for)."""
@@ -171,6 +178,7 @@ class BuilderDock(QObject):
         the window has it (the builder scrolls otherwise)."""
         docks, sizes = [], []
         builder = self.panel.sizeHint().width()
+        plot, gives_way = PLOT_WIDTH, False
         room = getattr(self.window, "bottom_row_min_width", None)
         if room is not None and self.window.dockWidgetArea(self.builder_dock) == Qt.DockWidgetArea.LeftDockWidgetArea:
             # the graph's column keeps what its bottom row needs to read: at 1280x720 the builder's 538
@@ -180,17 +188,31 @@ class BuilderDock(QObject):
                          and self.window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea), default=0)
             spare = self.window.width() - right - room() - 2 * SEPARATOR
             builder = max(min(builder, spare), self.panel.minimumSizeHint().width(), MIN_BUILDER)
+            # the right column widens for a square plot only where the graph's column has the room, and gives
+            # some back where that column lacks it: at 1024x640 it took 44 more pixels from a column already
+            # too narrow for its row's tabs ("Lo… | T… | Gradi…")
+            short = builder - spare
+            gives_way = short > 0
+            plot = max(int(self.window.width() * RIGHT_LEAST), right - short) if gives_way else \
+                max(right, min(PLOT_WIDTH, right - short))
         saved = getattr(self.window, "settings", None)
         if saved is not None and self.builder_dock.width() < builder:  # what the column goes back to
             others = [d.width() for d in self.window.tabifiedDockWidgets(self.builder_dock) if not d.isFloating()]
             if others:
                 saved.setValue("builder/left_width", max(others))
-        for dock, want in ((self.builder_dock, builder), (self.prediction_dock, PLOT_WIDTH)):
-            if dock.isVisible() and not dock.isFloating() and dock.width() < want:
+        for dock, want, narrows in ((self.builder_dock, builder, False), (self.prediction_dock, plot, gives_way)):
+            wrong = dock.width() < want or (narrows and dock.width() > want)
+            if wrong and dock.isVisible() and not dock.isFloating():
                 docks.append(dock)
                 sizes.append(want)
         if docks:
             self.window.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
+        view = self.prediction_dock
+        tall = min(PLOT_WIDTH, int(self.window.height() * PLOT_SHARE))
+        if view.isVisible() and not view.isFloating() and view.height() < tall:
+            # the plot as tall as it is wide, where the window has it: tabbed under the inspector in a 1024x640
+            # window it was 50 pixels high
+            self.window.resizeDocks([view], [tall], Qt.Orientation.Vertical)
         balance = getattr(self.window, "balance_bottom_row", None)
         if balance is not None:  # the graph's column is narrower: its bottom row shares what is left
             QTimer.singleShot(0, balance)

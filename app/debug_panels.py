@@ -521,7 +521,12 @@ class DebugPanels(QObject):
         """An edit from the module editor: kept for undo, then sent to the engine's next safe point."""
         session = self.w.session
         if not isinstance(session, LiveSession) or not session.alive:
-            self.w.show_message("Edits apply to a live run; this one has ended", "warning")
+            # said under the field the person typed in, which shows the module's value again: a bar above
+            # the graph stayed on while they went on to build another model
+            reason = "Not applied: the run has ended (edits apply to a live run; Restart runs it again)"
+            if not self.w.module_editor.edit_refused(edit, reason):
+                self.w.show_message("Edits apply to a live run; this one has ended", "warning")
+            self.w.status_panel.set_note("Edit not applied: the run has ended", 4)
             return
         self.history.push(edit, inverse, text)
         self._send(edit)
@@ -561,6 +566,7 @@ class DebugPanels(QObject):
         else:
             if edit is not None:
                 self.history.discard(edit)
+                self.w.module_editor.edit_refused(edit, f"Refused: {event.message}")
             self.w.show_message(f"Edit refused: {event.message}", "warning")
         self._update_edit_actions()
 

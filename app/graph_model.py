@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.node_names import input_name, param_name
 from engine.debug.breakpoints import namer
 from engine.debug.nonfinite import by_design
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
@@ -134,13 +135,18 @@ class GraphView:
     backward: np.ndarray
     backward_edges: np.ndarray
     added: np.ndarray
+    group_order: np.ndarray | None = None  # per group: where its call began in `order` (an empty one too)
+    caption: list[str] | None = None  # what node i's box reads: an input's name in the script, a parameter's
+    # in its module ("weight"); its label is the full name ("fc1.weight"), as the tooltip says
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def tooltip(self, i: int) -> str:
         """Hover text of node i: op, shapes, module, dtype and source line."""
-        lines = [f"{self.label[i]}  ({KIND_NAMES[int(self.kind[i])]})", self.keys[i]]
+        kind = int(self.kind[i])
+        name = self.label[i] if kind == PARAM or self.caption is None else self.caption[i]
+        lines = [f"{name}  ({KIND_NAMES[kind]})", self.keys[i]]
         if self.in_shapes[i]:
             lines.append(f"in: {self.in_shapes[i]}")
         if self.out_shape[i]:
@@ -175,6 +181,7 @@ class _Iteration:
         self.group_path: list[str] = [""]  # their module paths, as events name them: "cell"
         self.group_cls: list[str] = [""]
         self.group_parent: list[int] = [-1]
+        self.group_at: list[float] = [-1.0]  # where each call began, in node order (before the node run next)
         self.group_count: dict[str, int] = {}
         self.stack: list[int] = [0]
         self.entry: set[int] = set()  # tensors passed into some module call
@@ -384,6 +391,7 @@ class GraphModel:
         cur.group_path.append(path)
         cur.group_cls.append("")
         cur.group_parent.append(parent)
+        cur.group_at.append(len(cur.keys) - 0.5)
         return len(cur.groups) - 1
 
     def _on_module(self, ev: ModuleEvent) -> None:
@@ -398,6 +406,7 @@ class GraphModel:
         cur.group_path.append(ev.path)
         cur.group_cls.append(ev.cls)
         cur.group_parent.append(cur.stack[-1])
+        cur.group_at.append(len(cur.keys) - 0.5)
         cur.stack.append(len(cur.groups) - 1)
         cur.entry.update(ev.tensors)
         params = ev.params
@@ -701,16 +710,19 @@ def _union(prev: _Iteration, cur: _Iteration) -> _Iteration:
     out = _Iteration()
     out.groups, out.group_cls = list(prev.groups), list(prev.group_cls)
     out.group_path, out.group_parent = list(prev.group_path), list(prev.group_parent)
-    group_map = {}
+    out.group_at = list(prev.group_at)
+    group_map, new_groups = {}, []
     for g, path in enumerate(cur.groups):
         if path in out.groups:
             group_map[g] = out.groups.index(path)
         else:
             group_map[g] = len(out.groups)
+            new_groups.append(g)
             out.groups.append(path)
             out.group_path.append(cur.group_path[g])
             out.group_cls.append(cur.group_cls[g])
             out.group_parent.append(group_map.get(cur.group_parent[g], 0))
+            out.group_at.append(np.inf)  # set below, from the node run next, once nodes have their order
     fields = ("keys", "kind", "label", "in_shapes", "out_shape", "dtype", "tensor")
     for name in fields:
         setattr(out, name, list(getattr(prev, name)))
@@ -730,6 +742,10 @@ def _union(prev: _Iteration, cur: _Iteration) -> _Iteration:
         out.group.append(group_map[cur.group[i]])
         out.order.append(anchor)
     out.index = {k: i for i, k in enumerate(out.keys)}
+    for g in new_groups:  # a new call began just before the node run next (or after all, none yet)
+        after = int(cur.group_at[g] + 0.5)
+        if after < len(cur.keys):
+            out.group_at[group_map[g]] = out.order[out.index[cur.keys[after]]] - 1e-4
     pairs = set(zip(prev.esrc, prev.edst, strict=True))
     out.esrc, out.edst, out.eshape = list(prev.esrc), list(prev.edst), list(prev.eshape)
     for s, d, shape in zip(cur.esrc, cur.edst, cur.eshape, strict=True):
@@ -756,16 +772,18 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
         rep[g] = rep[parent] if rep[parent] >= 0 else (g if it.groups[g] in collapsed else -1)
     order_of = getattr(it, "order", None) or range(len(it.keys))
     keys, kind, label, sublabel, op, module, in_s, out_s, dtype, src, order, group = ([] for _ in range(12))
+    caption: list[str] = []
     node_of: dict[str, int] = {}
     module_node: dict[int, int] = {}
     visible_group: dict[int, int] = {0: 0}  # structure group -> view group (expanded, visible groups)
-    groups, group_cls, group_parent = [""], [""], [-1]
+    groups, group_cls, group_parent, group_at = [""], [""], [-1], [-np.inf]
     for g in range(1, n_groups):
         if rep[g] < 0:
             visible_group[g] = len(groups)
             groups.append(it.groups[g])
             group_cls.append(it.group_cls[g])
             group_parent.append(visible_group[it.group_parent[g]])
+            group_at.append(it.group_at[g])
     added = set(diff.added) if diff is not None else set()
     fan_of, fan_size = _fans(it, rep)
     node_rep = []
@@ -786,6 +804,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
                 keys.append(path)
                 kind.append(MODULE)
                 label.append(it.group_cls[r] or path.rsplit(".", 1)[-1])
+                caption.append(label[-1])
                 sublabel.append(path)
                 op.append(it.group_cls[r])
                 module.append(path)
@@ -811,6 +830,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
         else:
             label.append(f"{it.label[i]} \u00d7{fan_size[i]}")
             sublabel.append(f"each {shape_text(it.out_shape[i])}")
+        caption.append(_caption(it, i, sources))
         op.append(it.label[i] if it.kind[i] == OP else KIND_NAMES[it.kind[i]])
         module.append(it.groups[g])
         in_s.append(_shapes_text(it.in_shapes[i]))
@@ -819,6 +839,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
         src.append(sources.get(key, ""))
         order.append(order_of[i])
         group.append(visible_group[g])
+    _number_alike(caption, kind)
     edges, edge_shape, seen = [], [], set()
     for s, d, shape in zip(it.esrc, it.edst, it.eshape, strict=True):
         if d < 0:
@@ -833,9 +854,38 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
     view = GraphView(signature, keys, np.array(kind, np.int8), label, sublabel, op, module, in_s, out_s,
                      dtype, src, np.array(order, float), np.array(group, np.int32), edge_arr, edge_shape,
                      groups, group_cls, np.array(group_parent, np.int32), node_of, np.zeros(0, np.int32),
-                     np.zeros((0, 2), np.int32), np.array([k in added for k in keys], bool))
+                     np.zeros((0, 2), np.int32), np.array([k in added for k in keys], bool),
+                     np.array(group_at, float), caption)
     view.backward, view.backward_edges = _backward_arrays(bw, view)
     return view
+
+
+def _caption(it: _Iteration, i: int, sources: dict[str, str]) -> str:
+    """What node i's box reads (see GraphView.caption): a parameter's name in its module, an input's in
+    the script (from its consumer's source line) where nothing named it."""
+    kind, label = it.kind[i], it.label[i]
+    if kind == PARAM:
+        return param_name(label, it.group_path[it.group[i]])
+    if kind != INPUT or label != KIND_NAMES[INPUT]:
+        return label
+    consumer, _, arg = it.keys[i].rpartition("/in")
+    op = engine_key(consumer).rpartition("/")[2].rpartition(":")[0]
+    line = sources.get(consumer, "").partition("  ")[2]
+    return input_name(op, int(arg), line) if arg.isdigit() else label
+
+
+def _number_alike(caption: list[str], kind: list[int]) -> None:
+    """Number the inputs that would read alike ("input 1", "input 2"), in place: two boxes read "input"."""
+    inputs = [i for i, k in enumerate(kind) if k == INPUT]
+    count: dict[str, int] = {}
+    for i in inputs:
+        count[caption[i]] = count.get(caption[i], 0) + 1
+    seen: dict[str, int] = {}
+    for i in inputs:
+        name = caption[i]
+        if count[name] > 1:
+            seen[name] = seen.get(name, 0) + 1
+            caption[i] = f"{name} {seen[name]}"
 
 
 def engine_key(name: str) -> str:

@@ -147,7 +147,7 @@ class GraphPresenter(QObject):
             # stepping grows the graph: a big one is not fitted into a speck at every step
             self.canvas.follow(self.model.current, zoom=not self.moved_by_hand, fit=self.auto_fit)
         elif self.auto_fit:
-            self.canvas.fit()
+            self.canvas.fit(readable=True)  # by itself: labels that read, where the whole would be specks
 
     def _after_set_graph(self, view) -> None:
         """set_graph resets colours and marks: put back the flags, the current node and the selection."""

@@ -196,6 +196,7 @@ def _order_nodes(k: int, edges: np.ndarray, rank: np.ndarray, top: np.ndarray, b
     np.minimum.at(first_use, s, layer[d])
     pull = (indeg == 0) & (outdeg > 0) & ~top
     layer[pull] = first_use[pull] - 1
+    _after_what_ran_before(layer, (indeg == 0) & (outdeg == 0) & ~top & ~bottom)
     if top.any():  # input ports on top, alone in layer 0
         inner = ~top
         if inner.any():
@@ -221,6 +222,17 @@ def _order_nodes(k: int, edges: np.ndarray, rank: np.ndarray, top: np.ndarray, b
     key = np.concatenate((rank.astype(float), (rank[s][v_edge] + rank[d][v_edge]) / 2 + 0.25))
     perm = _sweep(all_layer, key, usrc, udst, sweeps, tick, k)
     return _Order(layer, all_layer, perm, usrc, udst, chain_ptr, flipped)
+
+
+def _after_what_ran_before(layer: np.ndarray, alone: np.ndarray) -> None:
+    """Give the children linked to nothing (a module called but not run yet, a dropout in eval mode: a box
+    with nothing in it) a layer of their own below what ran before them (nodes are in execution order), in
+    place. In layer 0 they sat at the top of their module, above its first layer, as if they ran first."""
+    if not alone.any() or alone.all():
+        return
+    base = np.maximum.accumulate(np.where(alone, -1, layer))[alone] + 1  # below everything run before
+    layer[~alone] += np.searchsorted(base, layer[~alone], side="right")  # (base rises with execution order)
+    layer[alone] = base + np.arange(len(base))  # one after another where several ran in a row
 
 
 WIDE = 32  # layers this wide are reordered with numpy; narrower ones in plain Python, where numpy's
@@ -459,8 +471,10 @@ def layout_view(view, style: LayoutStyle = DEFAULT_STYLE, cache: LayoutCache | N
     for g in range(1, n_groups):
         depth[g] = depth[parent[g]] + 1
     order = np.asarray(view.order, float)
-    # the box of a group runs when its first node runs
-    box_order = [np.inf] * n_groups
+    # the box of a group runs when its call began (a call that ran nothing yet has no node to tell), or when
+    # its first node runs
+    called = getattr(view, "group_order", None)
+    box_order = [np.inf] * n_groups if called is None else np.asarray(called, float).tolist()
     for i in np.argsort(order)[::-1]:
         g = int(node_group[i])
         while g > 0 and box_order[g] > order[i]:

@@ -634,6 +634,10 @@ class LiveSession(Session):
         finally:
             release_output(ident)
             self._outcome = outcome
+            if any(found is not None for found in self._described):
+                # what the script left the model as (model.eval() for a last accuracy pass): the module editor
+                # showed "train" after the run, as the last stop had it
+                self._describe(changed_only=True)
 
     # ---- the GUI thread -------------------------------------------------------------------------
     def start(self) -> LiveSession:

@@ -70,6 +70,7 @@ VISUAL_INTERVAL = 0.12  # seconds between graph and plot repaints while the engi
 # while it runs freely, a grown graph is rebuilt (view, layout, items) after a wait of this many times the
 # last rebuild's cost: a 900-node LSTM's first iterations, rebuilt at every frame as they grew, took 4 s each
 STRUCTURE_WAIT = 4.0
+INSPECTOR_MOST = 460  # pixels: the right column's width in a large window
 MODULES_SHARE = 0.25  # the most of the window's width the left column takes to show the module tree whole
 _NAN_STOP = "Stopped where NaN/Inf first appeared: "
 _ALERT_STOP = "Stopped at an alert, "
@@ -242,7 +243,12 @@ class MainWindow(QMainWindow):
         w, h = self.width(), self.height()
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
         # the module tree shows its Class column; the inspector its statistics table and both histograms
-        self.resizeDocks([d["modules"], d["inspector"]], [self.modules_width(), int(w * 0.27)], horizontal)
+        # (at most what its table and histograms use: at 1920x1080 the graph's column gave it 518 pixels; at least
+        # what its tabs need beside the scroll bar of a short window)
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        least = self.inspector.minimumSizeHint().width() + bar + 6
+        self.resizeDocks([d["modules"], d["inspector"]],
+                         [self.modules_width(), min(max(int(w * 0.25), least), INSPECTOR_MOST)], horizontal)
         # the row's width now that the side columns have theirs (the timeline spans it): asked for more than
         # that, Qt shrinks every dock of the row alike, the loss dock's tabs to "Lo… | Traini…"
         self.layout().activate()
@@ -313,10 +319,12 @@ class MainWindow(QMainWindow):
         """Share `width` among the source, output and loss docks under the graph."""
         docks = [self.docks[name] for name in ("source", "output", "loss")]
         tabbed = docks[1] in self.tabifiedDockWidgets(docks[0])  # a small window's compact row
-        # the loss dock's tabs read whole ("Lo… | Traini… | Gradient Fl…" at 1280x720): the others give way,
-        # down to a width that still shows a few words each
+        # the loss dock's tabs read whole ("Lo… | Traini… | Gradient Fl…" at 1280x720), and its panels (the
+        # gradient flow's two choices: "gradient no… | per parame" at 1440x900): the others give way, down to a
+        # width that still shows a few words each
         others = 1 if tabbed else 2
-        loss = min(max(int(width * 0.30), _tabs_width(self, docks[2])), width - others * self._narrow_panel_width())
+        needs = max(_tabs_width(self, docks[2]), self.gradient_flow.minimumSizeHint().width() + 24)
+        loss = min(max(int(width * 0.34), needs), width - others * self._narrow_panel_width())
         loss = max(loss, int(width * 0.30))
         rest = width - loss
         if tabbed:
@@ -718,6 +726,7 @@ class MainWindow(QMainWindow):
     def _start(self, session) -> None:
         self._close_session()
         self.output.end_section()  # a replay's output before this session stays as it is
+        self.output.follow_end()  # the new session's output, not where the last one was scrolled to
         self.session = session
         session.stop_on_alerts = self.stop_on_alerts
         self._restart_pending = False

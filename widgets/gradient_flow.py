@@ -22,10 +22,10 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSize
 
 from widgets.theme import MUTED_TEXT, SECONDARY_TEXT, follow_palette, pick, tint
 
-GRAD, UPDATE_RATIO, WEIGHT, UPDATE = "gradient norm", "update / weight", "weight norm", "update norm"
+GRAD, UPDATE_RATIO, WEIGHT, UPDATE = "gradient norm", "update/weight", "weight norm", "update norm"
 METRICS = (GRAD, UPDATE_RATIO, WEIGHT, UPDATE)
 GOOD_RATIO = 1e-3  # a common rule of thumb: updates around a thousandth of the weights
-ROW = 18  # pixels per bar
+ROW = 16  # pixels per bar
 _COLOUR, _LOW, _HIGH = "#1c7ed6", "#adb5bd", "#e03131"
 FROZEN, NOT_UPDATED = "frozen (requires_grad=False)", "not updated: no optimizer step reached it"
 AXIS_TEXT = {GRAD: "gradient L2 norm", UPDATE_RATIO: "update norm / weight norm", WEIGHT: "weight L2 norm",
@@ -81,7 +81,7 @@ class GradientFlowChart(QWidget):
         bar = QHBoxLayout()
         self.metric_box = QComboBox()
         self.grouping_box = QComboBox()
-        self.grouping_box.addItems(["per parameter", "per layer"])
+        self.grouping_box.addItems(["parameters", "layers"])  # a bar per: short, so both read whole at 250 px
         self.metric_box.addItems(list(METRICS))
         self.metric_box.currentIndexChanged.connect(self._redraw)
         self.grouping_box.currentIndexChanged.connect(self._redraw)
@@ -90,8 +90,9 @@ class GradientFlowChart(QWidget):
         # the controls may shrink with a narrow dock: their width once pushed the bars' values out of view
         self.where.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         for w in (self.metric_box, self.grouping_box):
-            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            w.setMinimumContentsLength(6)
+            # whole: cut to "gradient no…" and "per parame" they said nothing
+            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            w.setToolTip("what the bars show" if w is self.metric_box else "a bar per parameter or per layer")
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.where)
@@ -127,6 +128,10 @@ class GradientFlowChart(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(self.plot)
+        # the bars take the height there is, and scroll inside it: asked for their whole height, they made the
+        # chart as tall as the legend's wrapping asked for, so the dock scrolled the chart with its controls and
+        # showed 2½ bars 50 pixels apart
+        scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         box.addWidget(scroll, 1)
         self._redraw()
 
@@ -235,7 +240,7 @@ class GradientFlowChart(QWidget):
         metrics = QFontMetrics(self.names_axis.font())
         widest = max((metrics.horizontalAdvance(s) for s in self._labels), default=20)
         self.names_axis.setWidth(min(widest + 14, 260))
-        self.plot.setMinimumHeight(max(100, ROW * n + 40))
+        self.plot.setMinimumHeight(max(100, ROW * n + 48))  # and the axis with its name under the bars
         self.empty.setVisible(n == 0)
         self.plot.getAxis("bottom").setStyle(showValues=bool(n))  # an empty axis drew "1.584892.51189..."
         self.plot.showGrid(x=bool(n), y=False, alpha=0.25)

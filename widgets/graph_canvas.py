@@ -458,7 +458,8 @@ class _Label(QGraphicsItem):
             font = self.fonts[j]
             painter.setFont(font)
             painter.setPen(self.colours[j])
-            r = QRectF(self.rect.left() + 4, self.rect.top() + j * h, self.rect.width() - 8, h)
+            pad = min(4.0, self.rect.width() * 0.05)  # a small box's name keeps its room: "weight", not "wei…"
+            r = QRectF(self.rect.left() + pad, self.rect.top() + j * h, self.rect.width() - 2 * pad, h)
             font = _fitted(font, text, r.width())
             painter.setFont(font)
             metrics = QFontMetricsF(font)
@@ -486,6 +487,12 @@ def _last_names(path: str, metrics: QFontMetricsF, width: float) -> str:
     while "." in path and metrics.horizontalAdvance(path) > width:
         path = path.split(".", 1)[1]
     return path
+
+
+def _elide(kind: int, text: str) -> Qt.TextElideMode:
+    """Where a node's name gives way: a parameter's dotted path ("encoder.out_proj.weight", one from another
+    module) keeps its end, which says which it is; a short name ("weight") its start, "wei…" not "…ight"."""
+    return Qt.TextElideMode.ElideLeft if kind == PARAM and "." in text else Qt.TextElideMode.ElideRight
 
 
 def _label_px(height: float, two_lines: bool) -> int:
@@ -655,6 +662,7 @@ class GraphCanvas(pg.GraphicsView):
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
         self._detail_timer.timeout.connect(self._update_detail)
+        self._fit_view: tuple[QRectF, bool] | None = None  # the view fit() set (and how), until moved since
         self._glide: tuple = ()  # (from, to, frame) of a stop's pan or zoom under way
         self._glide_timer = QTimer(self)
         self._glide_timer.setInterval(16)
@@ -838,12 +846,40 @@ class GraphCanvas(pg.GraphicsView):
         self.backward_item.set_polylines(points, connect, ptr)
 
     # ---- navigation -----------------------------------------------------------------------
-    def fit(self) -> None:
-        """Zoom to show the whole graph."""
+    def fit(self, readable: bool = False) -> None:
+        """Zoom to show the whole graph. `readable` (the view a graph gets by itself, not the person's Fit): one
+        too tall for the canvas to show its labels whole (a deep network in a small window) across its whole
+        width instead, around the current node, with its labels readable. Fitted, the graph is fitted again
+        (alike) when the canvas changes size."""
         if self.layout_data is not None:
             self._stop_glide()
-            self.box.setRange(self.fit_rect(), padding=0.02)
+            self.box.setRange((readable and self._across_rect()) or self.fit_rect(), padding=0.02)
+            self._fit_view = (self.box.targetRect(), readable)
             self._update_detail()
+
+    def _across_rect(self) -> QRectF | None:
+        """The view of fit() for a graph whose whole would be specks without labels while its width leaves most
+        of the canvas empty (a 1024x640 window showed a chain of 30-pixel boxes in a sixth of the canvas's
+        width): its whole width, as large as labels read (no larger), centred on the current node, else its
+        top; None where the whole graph reads, or its width gains little."""
+        x0, y0, x1, y1 = self.layout_data.bounds
+        w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+        rects = self.nodes_item.rects
+        typical, view_w, view_h = self.nodes_item.typical_width, self.box.width(), self.box.height()
+        if not len(rects) or typical <= 0 or view_w <= 0 or view_h <= 0:
+            return None
+        whole = min(view_w / w, view_h / h) / 1.04  # (fit's padding)
+        if whole * typical >= LABEL_MIN_PX:
+            return None
+        readable = max((READABLE_PX + 1.5) / 0.45 / float(np.median(rects[:, 3])), LABEL_MIN_PX * 1.05 / typical)
+        across = min(view_w / (w * 1.04), readable, FIT_NODE_PX / typical)
+        if across < whole * 1.25:
+            return None
+        span_w, span_h = view_w / across, view_h / across
+        i = self.marks_item.current
+        cy = float(self.layout_data.pos[i, 1]) if 0 <= i < len(rects) else y0 + span_h / 2
+        cy = min(max(cy, y0 + span_h / 2), y1 - span_h / 2)
+        return QRectF((x0 + x1) / 2 - span_w / 2, cy - span_h / 2, span_w, span_h)
 
     def fit_rect(self) -> QRectF:
         """The scene rectangle that shows the whole graph; no more zoomed in than a typical node FIT_NODE_PX wide
@@ -1030,8 +1066,11 @@ class GraphCanvas(pg.GraphicsView):
         if self._searched[0] is not view:  # lower-cased once per view: 11k nodes took 25 ms a search
             labels = getattr(view, "label", view.keys)
             ops = getattr(view, "op", labels)
+            named = [f"{a}\n{b}" for a, b in zip(labels, ops, strict=True)]
+            if getattr(view, "caption", None):  # an input as its box reads ("y"), besides "input"
+                named = [f"{a}\n{c}" for a, c in zip(named, view.caption, strict=True)]
             modules = getattr(view, "module", [""] * len(view.keys))
-            self._searched = (view, [f"{a}\n{b}".lower() for a, b in zip(labels, ops, strict=True)],
+            self._searched = (view, [text.lower() for text in named],
                               [f"{a}\n{b}".lower() for a, b in zip(modules, view.keys, strict=True)])
         _, named_as, placed_as = self._searched
         # ops named like the text first (in execution order), then nodes whose module or key matches
@@ -1182,12 +1221,12 @@ class GraphCanvas(pg.GraphicsView):
 
     def _label_nodes(self, vis: np.ndarray, scale: float, used: int) -> int:
         layout, view = self.layout_data, self.view
-        labels = getattr(view, "label", view.keys)
+        # what a box reads: an input's name, a parameter's name in its module box ("weight"; the tooltip has
+        # "fc1.weight"), else the label
+        labels = getattr(view, "caption", None) or getattr(view, "label", view.keys)
         subs = getattr(view, "sublabel", [""] * len(view.keys))
         text_on = [tuple(map(QColor, pair)) for pair in TEXT_ON]
         tone = self.nodes_item.tone
-        # a parameter's name is a dotted path from the model: its end ("out_proj.weight") says which it is
-        elide = (Qt.TextElideMode.ElideRight, Qt.TextElideMode.ElideLeft)
         for i in vis.tolist():
             if used >= POOL:
                 break
@@ -1198,7 +1237,7 @@ class GraphCanvas(pg.GraphicsView):
             fonts = (self._font(size, True), self._font(size - 2)) if two else (self._font(size, True),)
             self._labels[used].show_text(*layout.pos[i], lines, QRectF(-w / 2, -h / 2, w, h), fonts,
                                          text_on[tone[i] if len(tone) > i else LIGHT],
-                                         Qt.AlignmentFlag.AlignHCenter, elide=elide[int(view.kind[i]) == PARAM])
+                                         Qt.AlignmentFlag.AlignHCenter, elide=_elide(int(view.kind[i]), labels[i]))
             used += 1
         return used
 
@@ -1260,7 +1299,17 @@ class GraphCanvas(pg.GraphicsView):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        fitted = getattr(self, "_fit_view", None)  # (the base class resizes before __init__ ends)
+        if fitted is not None and self.layout_data is not None and fitted[0] == self.box.targetRect():
+            # fitted, and not moved since: fitted again to the new size. The view kept the graph's size from
+            # before: opening the model builder left a fitted graph of specks with half the canvas empty
+            QTimer.singleShot(0, self._refit)
         self._schedule_detail()
+
+    def _refit(self) -> None:
+        fitted = self._fit_view
+        if not self._closed and self.layout_data is not None and fitted and fitted[0] == self.box.targetRect():
+            self.fit(readable=fitted[1])
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)

@@ -32,6 +32,19 @@ def spans_decades(finite: np.ndarray) -> bool:
     return bool(len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100)
 
 
+def loss_tail(ys: list[np.ndarray], log: bool) -> tuple[float | None, float]:
+    """Where the losses `ys` end (the median of each curve's last tenth, the lowest: a learning model's) and
+    their span, in the axis' units (log10 on a log axis), for ChanceLine.keep_clear_of."""
+    tails, spans = [], []
+    for y in ys:
+        y = y[np.isfinite(y) & ((y > 0) if log else True)]
+        if len(y):
+            y = np.log10(y) if log else y
+            tails.append(float(np.median(y[-max(1, len(y) // 10):])))
+            spans.append(float(y.max() - y.min()))
+    return (min(tails) if tails else None), max(spans, default=0.0)
+
+
 def _dashed_pen(colour: str):
     """An evaluation curve's pen."""
     return pg.mkPen(colour, width=1.4, style=Qt.PenStyle.DashLine)
@@ -50,23 +63,54 @@ class IterationAxis(pg.AxisItem):
         return whole or [(1.0, 0.0)]
 
 
+LABEL_ROOM = 0.15  # of the data's span, and at least LABEL_PX: kept in view on the label's side of the line
+LABEL_PX = 16
+
+
 class ChanceLine(pg.InfiniteLine):
-    """A dashed level labelled "chance (2 classes)" on a loss plot, hidden until `show_level`: the label under the
-    line in the upper half of the plot, above it in the lower, so that it is never cut at an edge; at the right
-    end, or at the left one (`left`)."""
+    """A dashed level labelled "chance (2 classes)" on a loss plot, hidden until `show_level`. The label sits at the
+    right end, or at the left one (`left`), on the side of the line the loss is not on where it ends
+    (`keep_clear_of`), with room for it in view, on a backing of the plot's colour over the curves: drawn under the
+    line by where the line was in the view, it lay on the curve of a model that had learnt."""
 
     def __init__(self, left: bool = False) -> None:
         colour = pick(MUTED_TEXT)
         end = 0 if left else 1
         super().__init__(angle=0, movable=False, pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
                          label="", labelOpts={"position": 0.02 if left else 0.98, "color": colour,
-                                              "anchors": [(end, 0), (end, 1)]})
+                                              "anchors": [(end, 1), (end, 1)]})
+        self.end = end
         small = QFont()
         small.setPointSizeF(7.5)
         self.label.setFont(small)
         self.setZValue(10)  # over the curves, its label on a backing of the plot's colour: readable where they cross
         self.level: float | None = None
+        self.room = 0.0  # in the axis' units (log10 on a log axis), on the label's side of the line
+        self._clear_of: tuple[float | None, float] = (None, 0.0)
         self.setVisible(False)
+
+    def keep_clear_of(self, tail: float | None, span: float) -> None:
+        """Put the label on the side of the line away from `tail`, where the loss ends (in the axis' units: log10
+        on a log axis; None: no loss yet), with room for it: `span`, the loss's range on the axis."""
+        self._clear_of = (tail, span)
+        self._place_label()
+
+    def _place_label(self) -> None:
+        tail, span = self._clear_of
+        above = tail is None or tail <= self.value()
+        self.label.anchors = [(self.end, 1 if above else 0)] * 2
+        self.room = (1.0 if above else -1.0) * LABEL_ROOM * max(span, 1e-12)
+        self.label.updatePosition()
+        self.informViewBoundsChanged()
+
+    def dataBounds(self, axis: int, frac: float = 1.0, orthoRange=None):
+        # the level, and room on the label's side of it: a plot's range ends at its data
+        if axis == 0 or not self.isVisible():
+            return None
+        box = self.getViewBox()
+        pixel = box.viewPixelSize()[1] if box is not None and box.height() > 0 else 0.0
+        room = math.copysign(max(abs(self.room), LABEL_PX * pixel), self.room)
+        return tuple(sorted((0.0, room)))
 
     def show_level(self, level: float | None, classes: int = 0, log: bool = False, curves: str = "",
                    colour: str = "") -> None:
@@ -87,6 +131,7 @@ class ChanceLine(pg.InfiniteLine):
         name = "chance: " + curves.replace("{", "{{").replace("}", "}}") if curves else "chance"
         self.label.setFormat(f"{name} ({classes} classes)" if classes else name)
         self.setValue(math.log10(level) if log else level)
+        self._place_label()
 
     def text(self) -> str:
         """The label as drawn ('' while hidden)."""
@@ -111,6 +156,11 @@ class ChanceLines:
             self.plot.addItem(line)  # in the range: a loss far under chance still shows where chance was
             self.lines.append(line)
         return self.lines[i]
+
+    def keep_clear_of(self, tail: float | None, span: float) -> None:
+        """Every line's label on the side away from where the losses end (ChanceLine.keep_clear_of)."""
+        for line in self.lines:
+            line.keep_clear_of(tail, span)
 
     def set_levels(self, levels: dict[str, tuple[float, int]]) -> None:
         """curve label ('': every curve) -> (level, classes) of each curve with a chance level; drawn at the next
@@ -176,19 +226,23 @@ class CurveLegend:
         # what shows of the plot: a dock of plots scrolls, and its plots may be wider than its view
         in_view = self.widget.width() - int(plot.vb.sceneBoundingRect().left()) - 8
         width = max(min(int(plot.vb.width()) or in_view, in_view), 80)
-        lines: list[list[tuple[str, str, str]]] = [[]]
+        lines: list[list[tuple[str, str, str, str]]] = [[]]
         used = 0
         for label, colour, *dashed in self.entries:
             mark = "╍╍" if dashed and dashed[0] else "━━"
-            need = metrics.horizontalAdvance(f"{mark} {label}") + LEGEND_GAP
+            # a name longer than the plot is shortened in its middle ("cross_entropy @ lo…6 (eval)"): whole, it
+            # widened the plots past their dock, whose right edge then cut the chance label and the curves' ends
+            room = width - metrics.horizontalAdvance(f"{mark} ") - LEGEND_GAP
+            shown = metrics.elidedText(label, Qt.TextElideMode.ElideMiddle, max(room, 20))
+            need = metrics.horizontalAdvance(f"{mark} {shown}") + LEGEND_GAP
             if lines[-1] and used + need > width:
                 lines.append([])
                 used = 0
-            lines[-1].append((label, colour, mark))
+            lines[-1].append((label, colour, mark, shown))
             used += need
-        self.lines = [[label for label, _, _ in line] for line in lines]
+        self.lines = [[label for label, *_ in line] for line in lines]
         text = "<br>".join("&nbsp;&nbsp;&nbsp;".join(
-            f"<span style='color:{colour}'>{mark}</span>&nbsp;{html.escape(label)}" for label, colour, mark in line)
+            f"<span style='color:{colour}'>{mark}</span>&nbsp;{html.escape(shown)}" for _, colour, mark, shown in line)
             for line in lines)
         height = len(lines) * (metrics.height() + 1) + 4
         if (text, height) == self._shown and not force:
@@ -296,6 +350,7 @@ class LossPlot(pg.PlotWidget):
         if log != self.log:
             self.log = log
             self.setLogMode(y=log)
+        self.chances.keep_clear_of(*loss_tail([cy for _, _, cy in named], log))
         for i in range(max(len(named), len(self.lines))):
             line, last = self._line(i)
             cx, cy = (named[i][1], named[i][2]) if i < len(named) else (np.zeros(0), np.zeros(0))

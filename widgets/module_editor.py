@@ -13,6 +13,8 @@ Outputs: `editRequested(edit, inverse, text)`: an engine.debug edit (SetSetting,
   of range or of the wrong type is refused in its editor, with the reason under it, and nothing is
   emitted. Value edits (Reinit, EditParam) carry a snapshot name; their inverse is Restore(snapshot).
   `moduleSelected(path)`.
+  `edit_refused(edit, reason)`: an edit it asked for was not made (the run had ended, the engine refused
+  it): its field shows the module's value again, with the reason under it.
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ def _parse(text: str, kind: type, optional: bool):
     return text
 
 
+def _field_text(value) -> str:
+    """A value as its field shows it: 6 significant digits, as a scheduler's lr is 0.0003999999999999993, which a
+    narrow field cut to "9999993" (the exact value is in the tooltip; committing the text as shown edits
+    nothing)."""
+    return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _shape(shape) -> str:
     return TIMES.join(map(str, shape)) or "scalar"
 
@@ -139,10 +148,7 @@ class _ValueEditor(QWidget):
             self.input = QCheckBox()
             self.input.setChecked(bool(value))
         else:
-            # 6 significant digits: a scheduler's lr is 0.0003999999999999993, which a narrow field cuts to
-            # "9999993"; the exact value is in the tooltip, and committing the text as shown edits nothing
-            text = "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
-            self.input = QLineEdit(text)
+            self.input = QLineEdit(_field_text(value))
             self.input.setCursorPosition(0)  # a field narrower than its text shows how the value starts
             self.input.setPlaceholderText(allowed)
         self._shown_text = self.input.text() if isinstance(self.input, QLineEdit) else None
@@ -184,6 +190,23 @@ class _ValueEditor(QWidget):
         self._paint_refused()
         if self._shown_text is not None:
             self._shown_text = self.input.text()
+
+    def put_back(self, value, reason: str) -> None:
+        """Show `value` (what the module still holds) again, and under it why the value entered was not
+        applied: a refused edit left the typed p=0.5 in the field, as if the dropout had it."""
+        self.current = value
+        if isinstance(self.input, QComboBox):
+            self.input.setCurrentIndex(self._choices.index(value) if value in self._choices else -1)
+        elif isinstance(self.input, QCheckBox):
+            self.input.setChecked(bool(value))
+        else:
+            self.input.setText(_field_text(value))
+            self.input.setCursorPosition(0)
+            self._shown_text = self.input.text()
+        self._refused = False  # the field holds a good value: only the line under it says what happened
+        self._paint_refused()
+        self.error.setText(reason)
+        self.error.show()
 
     def _paint_refused(self) -> None:
         self.input.setStyleSheet(_REFUSED.format(fill=pick(ERROR_FIELD)) if self._refused else "")
@@ -293,6 +316,28 @@ class ModuleEditor(QWidget):
                       for col in range(header.count()))
         scroll = self.tree.verticalScrollBar().sizeHint().width()
         return columns + 2 * self.tree.frameWidth() + scroll + self.tree.fontMetrics().averageCharWidth()
+
+    def edit_refused(self, edit, reason: str) -> bool:
+        """`edit` (one this editor asked for) was not made: its field shows the module's value again, with
+        `reason` under it, and a frozen tick what the parameters are. False where no field shows the reason
+        (a value change, a swap: nothing to put back), for the caller to show it."""
+        if isinstance(edit, Freeze):
+            self._shown = None
+            self.set_model(list(self._modules.values()), self._optimizer)
+            return False
+        editor, value = None, None
+        if isinstance(edit, SetSetting) and edit.module == self.current_path():
+            values = {d["name"]: d["value"] for d in self._modules[edit.module]["settings"]}
+            editor, value = self._editors.get(edit.name), values.get(edit.name)
+        elif isinstance(edit, SetOptimizer) and self._optimizer is not None:
+            groups = self._optimizer["groups"]
+            key = f"optimizer.{edit.group}.{edit.name}" if edit.group else f"optimizer.{edit.name}"
+            editor = self._editors.get(key)
+            value = groups[edit.group].get(edit.name) if edit.group < len(groups) else None
+        if not isinstance(editor, _ValueEditor) or value is None:
+            return False
+        editor.put_back(value, reason)
+        return True
 
     # ---- what a person sees -------------------------------------------------------------------------
     def current_path(self) -> str | None:

@@ -20,8 +20,8 @@ TRIM_SHARE = 5  # a fifth more lines than kept are let in before the oldest go, 
 
 
 class OutputPanel(QTextEdit):
-    """Read-only text that follows its end (unless scrolled up); keeps the last `max_lines` lines (and up
-    to a fifth more: see _trim)."""
+    """Read-only text that follows its end while the person has not scrolled up from it, as a terminal does;
+    keeps the last `max_lines` lines (and up to a fifth more: see _trim)."""
 
     def __init__(self, parent=None, max_lines: int = 5000) -> None:
         super().__init__(parent)
@@ -41,19 +41,23 @@ class OutputPanel(QTextEdit):
         self._console.setNonBreakableLines(True)
         self._note = QTextBlockFormat()
         self._section: QTextCursor | None = None  # at the start of a section's note (it moves with the text)
+        # following is a state the person sets by scrolling, not a position: read off the scroll bar at each
+        # append, it was lost whenever a resize moved the end (a horizontal bar showing, the Editor tab
+        # widening the left column), and the panel stayed on epoch 56 while the run printed epoch 399
+        self._following = True
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._scrolled)
+        bar.rangeChanged.connect(self._keep_end)
 
     def append_text(self, stream: str, text: str) -> None:
         """Add text the script wrote to "stdout" or "stderr" (or a "note" of the app's)."""
-        bar = self.verticalScrollBar()
-        follow = bar.value() >= bar.maximum() - 2
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         if not cursor.block().text():  # a line starts: a note's wraps, the script's keeps its columns
             cursor.setBlockFormat(self._note if stream == "note" else self._console)
         cursor.insertText(text, self._formats.get(stream, self._formats["stdout"]))  # new lines inherit it
         self._trim()
-        if follow:
-            bar.setValue(bar.maximum())
+        self._keep_end()
 
     def append_chunks(self, chunks) -> None:
         """Add many (stream, text) pieces at once ("note" ones as notes); of a flood, only the lines kept
@@ -75,6 +79,26 @@ class OutputPanel(QTextEdit):
                 self.note(text)
             elif text:
                 self.append_text(stream, text)
+
+    @property
+    def following(self) -> bool:
+        """Whether the panel keeps its end in view (it does until the person scrolls up from the end)."""
+        return self._following
+
+    def follow_end(self) -> None:
+        """Show the end and follow it again (a new run starts: its output is what the person wants to see)."""
+        self._following = True
+        self._keep_end()
+
+    def _scrolled(self, value: int) -> None:
+        # the range's own changes keep the end in view (_keep_end) before this hears of them: a value off the
+        # end is the person's scrolling
+        self._following = value >= self.verticalScrollBar().maximum() - 2
+
+    def _keep_end(self, *_range) -> None:
+        if self._following:
+            bar = self.verticalScrollBar()
+            bar.setValue(bar.maximum())
 
     def begin_section(self, note: str) -> None:
         """Add `note` and start a section under it: cut_section() takes the section back to the note, and

@@ -32,7 +32,7 @@ from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
-from widgets.loss_plot import EVAL_SUFFIX, ChanceLines, CurveLegend, IterationAxis, spans_decades
+from widgets.loss_plot import EVAL_SUFFIX, ChanceLines, CurveLegend, IterationAxis, loss_tail, spans_decades
 from widgets.theme import CURVES, follow_palette
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
@@ -42,9 +42,10 @@ LEGEND_COLUMN = 110  # pixels a legend entry needs
 LEGEND_SAMPLE = 45  # of them, what the line sample and the spacing take beside the text
 LEGEND_ROW = 14
 ALL_GRADS = 3  # a model with this many layers or fewer has all their gradient norms drawn; a larger, two
-LOSS_ROW, LR_ROW, LEGEND_ROW_AT, RATIO_ROW, GRAD_ROW = range(5)
+LOSS_ROW, LR_ROW, RATIO_ROW, GRAD_ROW = range(4)
 LOSS_HEIGHT, PLOT_HEIGHT = 100, 72  # the least height of the loss plot and each other one: a shorter dock scrolls
 AXIS_HEIGHT = 36
+AXIS_NAME_ROOM = 14  # pixels past a plot's rotated axis name: "update/weight" was cut to "ght" on a short plot
 
 
 class LogAxis(pg.AxisItem):
@@ -85,12 +86,12 @@ class TrainingPlots(QWidget):
         box.addWidget(self.scroll)
         self.loss_plot = self._plot(LOSS_ROW, "loss")
         self.lr_plot = self._plot(LR_ROW, "lr")
-        # the layers' legend sits in its own row, above its plot, so it never hides a curve
-        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=4, verSpacing=-8, horSpacing=12)
-        self.view.addItem(self.legend, row=LEGEND_ROW_AT, col=0)
-        self._legend_shown: tuple = ()
         self.ratio_plot = self._plot(RATIO_ROW, "update/weight")
         self.grad_plot = self._plot(GRAD_ROW, "grad norm")
+        # the layers are named in the title row of the first per-layer plot, as the losses are over theirs: in a
+        # row of its own between two plots the legend floated, belonging to neither
+        self.layer_legend = CurveLegend(self.ratio_plot, self)
+        self._legend_shown: tuple = ()
         for plot in (self.lr_plot, self.ratio_plot, self.grad_plot):
             plot.setXLink(self.loss_plot)
             plot.setLogMode(y=True)
@@ -147,7 +148,7 @@ class TrainingPlots(QWidget):
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMenuEnabled(False)
         plot.hideButtons()
-        plot.getAxis("left").setWidth(46)
+        plot.getAxis("left").setWidth(54)  # "0.0005" and the axis name beside it
         plot.getAxis("left").enableAutoSIPrefix(False)
         plot.getAxis("left").setStyle(maxTextLevel=1)
         plot.setClipToView(True)
@@ -219,6 +220,7 @@ class TrainingPlots(QWidget):
             name, colour = f"eval:{label}", CURVES[(len(curves) + i) % len(CURVES)]
             self._raw[name] = y
             self._eval_curve(name, colour).setData(x, y, connect="finite")
+        self.chances.keep_clear_of(*loss_tail([y for _, y in data], log))
         self.loss_legend.set_entries([(label, CURVES[i % len(CURVES)]) for i, label in enumerate(self._losses)] + [
             (label + EVAL_SUFFIX, CURVES[(len(curves) + i) % len(CURVES)], True) for i, label in enumerate(evaluation)])
         self._show_chances()
@@ -292,9 +294,9 @@ class TrainingPlots(QWidget):
         return curve
 
     def _relegend(self) -> None:
-        """The layers' legend: as many as two rows across the plots' width hold, each named by the last two
-        parts of its path ('0.linear1'). Twelve full names in four fixed columns overlapped one another
-        in the small dock and squeezed the loss and lr plots to slivers."""
+        """The layers' legend over the update/weight plot: as many as two lines across the plots' width hold, each
+        layer named by the last two parts of its path ('0.linear1'). Twelve full names in four fixed columns
+        overlapped one another in the small dock and squeezed the loss and lr plots to slivers."""
         columns = max(1, min(4, self.width() // LEGEND_COLUMN))
         # the layers of the gradient plot first: it draws few, and each must be named
         grads = self.grad_layers()
@@ -308,13 +310,13 @@ class TrainingPlots(QWidget):
         if shown == self._legend_shown:
             return
         self._legend_shown = shown
-        self.legend.clear()
-        self.legend.setColumnCount(columns)
-        metrics = QFontMetrics(_legend_font())
-        for layer, curve in layers:
-            self.legend.addItem(curve, _legend_label(layer, metrics, text_px))
-        rows = -(-len(layers) // columns)
-        self.view.ci.layout.setRowMaximumHeight(LEGEND_ROW_AT, rows * LEGEND_ROW)
+        metrics = QFontMetrics(self.layer_legend.font)
+        self.layer_legend.set_entries([(_legend_label(layer, metrics, text_px), curve.opts["pen"].color().name())
+                                       for layer, curve in layers])
+
+    def layer_labels(self) -> list[str]:
+        """The layers' names the legend over the per-layer plots shows, line by line ([] for one layer)."""
+        return self.layer_legend.labels()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -331,12 +333,13 @@ class TrainingPlots(QWidget):
         self.grad_plot.setVisible(grads)
         self._axis_under(self.grad_plot if grads else self.ratio_plot)
         layout = self.view.ci.layout
-        heights = {LOSS_ROW: LOSS_HEIGHT, LR_ROW: PLOT_HEIGHT * changing, RATIO_ROW: PLOT_HEIGHT,
-                   GRAD_ROW: PLOT_HEIGHT * grads}
+        heights = {LOSS_ROW: LOSS_HEIGHT, LR_ROW: self._least_height(self.lr_plot) * changing,
+                   RATIO_ROW: self._least_height(self.ratio_plot) + 2 * LEGEND_ROW,
+                   GRAD_ROW: self._least_height(self.grad_plot) * grads}
         heights[GRAD_ROW if grads else RATIO_ROW] += AXIS_HEIGHT  # the iteration axis under the bottom plot
         for row, height in heights.items():
             layout.setRowMinimumHeight(row, height)
-        self.view.setMinimumHeight(sum(heights.values()) + 2 * LEGEND_ROW + 8)
+        self.view.setMinimumHeight(sum(heights.values()) + 8)
         groups = max((len(lr) for lr in self._lrs), default=0)
         for g in range(groups):
             y = np.array([lr[g] if g < len(lr) else np.nan for lr in self._lrs], float)
@@ -353,6 +356,13 @@ class TrainingPlots(QWidget):
         for layer in sorted(shown, key=self._layers.get):
             self._draw_layer(self.grad_plot, f"grad:{layer}", layer, self._grads[layer])
         self._relegend()
+
+    @staticmethod
+    def _least_height(plot: pg.PlotItem) -> int:
+        """PLOT_HEIGHT, or more where the plot's rotated name is longer."""
+        axis = plot.getAxis("left")
+        name = axis.label.boundingRect().width()  # (rotated: its width runs up the plot)
+        return max(PLOT_HEIGHT, int(name) + AXIS_NAME_ROOM)
 
     def _draw_layer(self, plot: pg.PlotItem, name: str, layer: str, by_it: dict[int, float]) -> None:
         its = np.array(sorted(by_it), float)
@@ -386,12 +396,6 @@ def _extremes(grads: dict[str, dict[int, float]]) -> list[str]:
 def _positive(y: np.ndarray) -> np.ndarray:
     """Values a log axis can show; zeros and negatives become gaps."""
     return np.where(y > 0, y, np.nan)
-
-
-def _legend_font() -> QFont:
-    font = QFont()
-    font.setPointSize(8)  # the legend's labelTextSize
-    return font
 
 
 def _legend_label(layer: str, metrics: QFontMetrics, width: int) -> str:

@@ -278,3 +278,48 @@ def test_a_graph_of_two_nodes_fits_at_a_readable_size_not_blown_up(qtbot):
     scale = c.box.width() / c.box.viewRect().width()
     assert scale * c.nodes_item.typical_width <= FIT_NODE_PX * 1.05
     assert "flatten" in c.visible_labels()  # and still readable
+
+
+def deep_chain_view():
+    net = nn.Sequential(*[layer for _ in range(6) for layer in (nn.Linear(8, 8), nn.ReLU())])
+    view = recorded_model(lambda: net(engine.randn(2, 8)).sum().backward()).view()
+    return view, layout_view(view)
+
+
+def test_a_deep_graph_in_a_small_canvas_fits_its_width_with_labels_that_read(qtbot):
+    # fitted whole into 307x280 (a 1024x640 window with the model builder open), a chain of layers was boxes
+    # 28 pixels wide without a label, in a sixth of the canvas's width
+    c = shown(qtbot, GraphCanvas(), 307, 280)
+    view, layout = deep_chain_view()
+    c.set_graph(view, layout)
+    c.fit(readable=True)  # as the graph is shown by itself (the person's Fit shows it whole)
+    rect = c.box.viewRect()
+    x0, y0, x1, y1 = layout.bounds
+    assert rect.left() <= x0 and x1 <= rect.right()  # every column of the graph in view
+    assert (y1 - y0) > rect.height()  # its length scrolls
+    qtbot.waitUntil(lambda: "linear" in c.visible_labels())
+    c.fit()  # the person's Fit: the whole graph, as asked
+    rect = c.box.viewRect()
+    assert rect.top() <= y0 and y1 <= rect.bottom()
+
+
+def test_a_fitted_graph_is_fitted_again_when_the_canvas_changes_size(qtbot):
+    # fitted in a small canvas (the model builder open), the graph kept that view when the builder closed
+    c = shown(qtbot, GraphCanvas(), 307, 280)
+    view, layout = deep_chain_view()
+    c.set_graph(view, layout)
+    c.fit(readable=True)  # as the graph is shown by itself (the person's Fit shows it whole)
+    x0, y0, x1, y1 = layout.bounds
+    assert c.box.viewRect().height() < y1 - y0  # its width, around the current node
+    c.resize(700, 1100)
+
+    def whole():
+        rect = c.box.viewRect()
+        assert rect.top() <= y0 and y1 <= rect.bottom() and rect.left() <= x0 and x1 <= rect.right()
+
+    qtbot.waitUntil(whole)
+    c.zoom_to_node(view.keys[3])  # moved by hand (or by a stop): a resize keeps that view
+    zoomed = c.box.width() / c.box.viewRect().width()
+    c.resize(600, 900)
+    qtbot.wait(50)
+    assert c.box.width() / c.box.viewRect().width() == pytest.approx(zoomed, rel=0.35)

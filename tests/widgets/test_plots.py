@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pyqtgraph as pg
 import pytest
+from PySide6.QtCore import QRect
 from PySide6.QtGui import QFontMetrics, QImage, QPainter
+from PySide6.QtWidgets import QScrollArea
 
 import engine
 import engine.nn as nn
@@ -288,6 +290,26 @@ def test_the_layers_legend_fits_the_docks_width_in_two_rows_of_short_names(qtbot
         plots.resize(width, 240)
         qtbot.waitUntil(lambda w=width: plots.width() == w)
         plots.add_step(0, OptimizerEvent(0, "AdamW", (1e-3,), dict.fromkeys(names, 1e-3), dict.fromkeys(names, 1.0)))
-        labels = [label.text for _, label in plots.legend.items]
-        assert plots.legend.columnCount == columns and len(labels) == min(2 * columns, 7)
+        labels = plots.layer_labels()
+        assert len(plots.layer_legend.lines) <= 2 and len(labels) == min(2 * columns, 7)
         assert labels[:3] == ["tokens", "0.self_attn", "0.linear1"]
+
+
+def test_in_the_loss_docks_size_the_controls_read_whole_and_every_bar_shows(qtbot):
+    # in a 250x207 dock the combos read "gradient no…" and "per parame", and the chart, made as tall as its
+    # wrapped legend asked, scrolled with its controls and showed 2½ bars 50 pixels apart
+    area = QScrollArea()  # as the window docks it: a dock narrower than the chart scrolls it
+    area.setWidgetResizable(True)
+    chart = GradientFlowChart()
+    area.setWidget(chart)
+    shown(qtbot, area, 250, 207)
+    names = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]
+    chart.set_step(5, dict(zip(names, [0.04, 0.06, 0.08, 0.02, 0.3, 0.1])))
+    qtbot.wait(50)
+    for box in (chart.metric_box, chart.grouping_box):
+        assert box.width() >= box.sizeHint().width(), box.currentText()
+    assert chart.height() <= area.viewport().height()  # the chart fits: nothing scrolls it away
+    bars = chart.plot.mapFromScene(chart._bars.mapRectToScene(chart._bars.boundingRect())).boundingRect()
+    viewport = chart.plot.parentWidget()  # the bars' own scroll area, under the controls
+    shown_rows = QRect(chart.plot.mapTo(viewport, bars.topLeft()), bars.size())
+    assert viewport.rect().contains(shown_rows)  # all six bars in view

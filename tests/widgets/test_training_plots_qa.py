@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPointF
 
 from engine.events import OptimizerEvent
 from tests.shots import shoot, shown
@@ -103,8 +104,7 @@ def test_a_deep_model_shows_the_layers_of_the_largest_and_smallest_gradient_norm
     # vanishing towards the input: layer 0 smallest, the last layer largest
     plots.add_steps(_steps(lambda it, i: 10.0 ** (i - 8), 12, layers))
     assert plots.grad_layers() == ["0", "16"]
-    legend = [label.text for _, label in plots.legend.items]
-    assert legend[:2] == ["0", "16"]  # both named, whatever else the legend has room for
+    assert plots.layer_labels()[:2] == ["0", "16"]  # both named, whatever else the legend has room for
     # a NaN norm is the one to see
     plots.add_steps([(12, _steps(lambda it, i: math.nan if i == 4 else 1.0, 1, layers)[0][1])])
     assert "8" in plots.grad_layers()
@@ -154,10 +154,10 @@ def test_a_second_optimizers_long_layer_names_fit_the_dock(qtbot):
     layers = ["0", "2", "Adam:Sequential_2.0", "Adam:Sequential_2.2"]
     plots.add_steps(_steps(lambda it, i: 1.0 + it * (i + 1), 6, layers))
     qtbot.wait(50)
-    labels = [label for _, label in plots.legend.items]
-    assert len(labels) == 4 and not any(label.text.startswith("Adam:") for label in labels)
-    right = max(label.mapRectToScene(label.boundingRect()).right() for label in labels)
-    assert right <= plots.width()
+    labels = plots.layer_labels()
+    assert len(labels) == 4 and not any(label.startswith("Adam:") for label in labels)
+    title = plots.ratio_plot.titleLabel.item
+    assert title.mapRectToScene(title.boundingRect()).right() <= plots.width()
 
 
 @pytest.mark.parametrize("start", ["at chance", "below chance"])
@@ -172,3 +172,44 @@ def test_the_chance_label_stays_inside_the_plot_where_the_loss_starts(qtbot, sta
     box = vb.mapRectToScene(vb.boundingRect())
     label = view.chance.label.mapRectToScene(view.chance.label.boundingRect())
     assert box.top() - 1 <= label.top() and label.bottom() <= box.bottom() + 1
+
+
+def _learning(n: int = 400) -> np.ndarray:
+    """A two-class model's loss that starts at chance and ends well under it, noisily."""
+    its = np.arange(n)
+    return math.log(2) - 0.5 * (1 - np.exp(-its / 150)) + np.random.default_rng(0).normal(0, 0.05, n)
+
+
+@pytest.mark.parametrize("widget", [LossPlot, TrainingPlots])
+def test_the_chance_label_sits_clear_of_the_loss_where_it_ends(qtbot, widget):
+    # drawn under the line, "chance (2 classes)" lay on the curve of a model that had learnt
+    view = shown(qtbot, widget(), 300, 230)
+    loss = _learning()
+    (view.set_curve if widget is LossPlot else view.set_loss)(range(len(loss)), loss)
+    view.set_chance(math.log(2), 2)
+    qtbot.wait(50)
+    plot = view.getPlotItem() if widget is LossPlot else view.loss_plot
+    label = view.chance.label.mapRectToScene(view.chance.label.boundingRect())
+    line_y = plot.vb.mapViewToScene(QPointF(0, math.log(2))).y()
+    assert label.bottom() <= line_y + 1  # over the line: the loss ends under it
+    box = plot.vb.mapRectToScene(plot.vb.boundingRect())
+    assert box.top() - 1 <= label.top()  # and not cut at the plot's top
+    tail = plot.vb.mapViewToScene(QPointF(len(loss) - 1, float(loss[-40:].max()))).y()
+    assert label.bottom() < tail  # above the highest loss of its last stretch
+
+
+def test_the_layers_are_named_over_their_plot_and_every_plot_name_reads_whole(qtbot):
+    plots = shown(qtbot, TrainingPlots(), 300, 230)
+    plots.add_steps(_steps(lambda it, i: 1.0 + it, 30, ["0", "2", "4"]))
+    plots.set_loss(range(30), _learning(30))
+    qtbot.wait(50)
+    assert plots.layer_labels() == ["0", "2", "4"]
+    # in the title row of the update/weight plot, not in a row of its own between two plots
+    title = plots.ratio_plot.titleLabel
+    assert title.isVisible() and "0" in title.item.toPlainText()
+    box = plots.ratio_plot.vb.mapRectToScene(plots.ratio_plot.vb.boundingRect())
+    legend = title.mapRectToScene(title.boundingRect())
+    assert 0 <= box.top() - legend.bottom() <= 8
+    for plot in (plots.loss_plot, plots.ratio_plot, plots.grad_plot):  # "update/weight" read "ght"
+        name = plot.getAxis("left").label
+        assert name.boundingRect().width() <= plot.getAxis("left").height(), name.toPlainText()
