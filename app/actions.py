@@ -190,30 +190,36 @@ def _restart(p: QPainter) -> None:
     _arrow_head(p, QPointF(16.5, 4.2), math.radians(-10), 5.5)
 
 
-def _step_over(p: QPainter) -> None:
+def _step_over(p: QPainter, back: bool = False) -> None:
+    """An arc over the dot, left to right (`back`: its mirror image, right to left)."""
+    def x(v: float) -> float:
+        return 24 - v if back else v
+
     _pen(p, BLUE)
-    path = QPainterPath(QPointF(4, 14))
-    path.cubicTo(QPointF(5, 4), QPointF(19, 4), QPointF(20, 12.5))
+    path = QPainterPath(QPointF(x(4), 14))
+    path.cubicTo(QPointF(x(5), 4), QPointF(x(19), 4), QPointF(x(20), 12.5))
     p.drawPath(path)
     _fill(p, BLUE)
-    _arrow_head(p, QPointF(20.2, 14.5), math.radians(85))
+    _arrow_head(p, QPointF(x(20.2), 14.5), math.radians(95 if back else 85))
     _dot(p, 12, 19)
 
 
-def _step_into(p: QPainter) -> None:
+def _straight_step(p: QPainter, shaft: tuple, head: tuple, degrees: float, dot: tuple) -> None:
+    """A step's arrow: a shaft from shaft[0] to shaft[1], its head at `head` pointing `degrees`, and the dot of
+    where the step lands."""
     _pen(p, BLUE)
-    p.drawLine(QPointF(12, 3), QPointF(12, 12))
+    p.drawLine(QPointF(*shaft[0]), QPointF(*shaft[1]))
     _fill(p, BLUE)
-    _arrow_head(p, QPointF(12, 15), math.radians(90))
-    _dot(p, 12, 20)
+    _arrow_head(p, QPointF(*head), math.radians(degrees))
+    _dot(p, *dot)
+
+
+def _step_into(p: QPainter) -> None:
+    _straight_step(p, ((12, 3), (12, 12)), (12, 15), 90, (12, 20))
 
 
 def _step_out(p: QPainter) -> None:
-    _pen(p, BLUE)
-    p.drawLine(QPointF(12, 17), QPointF(12, 7))
-    _fill(p, BLUE)
-    _arrow_head(p, QPointF(12, 3.5), math.radians(-90))
-    _dot(p, 12, 20.5)
+    _straight_step(p, ((12, 17), (12, 7)), (12, 3.5), -90, (12, 20.5))
 
 
 def _run_to_phase(p: QPainter) -> None:
@@ -234,21 +240,11 @@ def _next_iteration(p: QPainter) -> None:
 
 
 def _step_back(p: QPainter) -> None:
-    _pen(p, BLUE)
-    p.drawLine(QPointF(21, 12), QPointF(11, 12))
-    _fill(p, BLUE)
-    _arrow_head(p, QPointF(8, 12), math.radians(180))
-    _dot(p, 3.8, 12)
+    _straight_step(p, ((21, 12), (11, 12)), (8, 12), 180, (3.8, 12))
 
 
 def _step_back_over(p: QPainter) -> None:
-    _pen(p, BLUE)
-    path = QPainterPath(QPointF(20, 14))
-    path.cubicTo(QPointF(19, 4), QPointF(5, 4), QPointF(4, 12.5))
-    p.drawPath(path)
-    _fill(p, BLUE)
-    _arrow_head(p, QPointF(3.8, 14.5), math.radians(95))
-    _dot(p, 12, 19)
+    _step_over(p, back=True)
 
 
 def _record(p: QPainter) -> None:
