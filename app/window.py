@@ -953,6 +953,8 @@ class MainWindow(QMainWindow):
                                   f"tape is unreadable: {session.read_error}", "error")
             return
         if session.status != PAUSED:
+            if self.message_bar.isVisible() and self.message_bar.text().startswith((_NAN_STOP, _ALERT_STOP)):
+                self.message_bar.dismiss()  # ran on, or ended: the stop it was about is gone
             return
         stop = session.current_stop
         if stop is not None and stop.record is not None:
@@ -969,6 +971,7 @@ class MainWindow(QMainWindow):
             self.show_message(f"{_NAN_STOP}{text}" if alert.kind.startswith("nonfinite") else
                               f"{_ALERT_STOP}{alert_name(alert)}: {text.rstrip('.')}. F5 runs on; Debug > Stop on "
                               f"Alerts chooses which alerts stop a run.", "warning")
+            self.alerts_panel.show_alert(alert)  # its row current, in view, its text below: not the first alert's
         elif self.message_bar.isVisible() and self.message_bar.text().startswith((_NAN_STOP, _ALERT_STOP)):
             self.message_bar.dismiss()  # stepped on from the place it was about
 

@@ -159,6 +159,7 @@ class AlertsPanel(QSplitter):
                 item.setForeground(col, QColor(pick(ERROR_TEXT, self.palette())))
         self.list.addTopLevelItem(item)
         self._top.setCurrentWidget(self.list)
+        self._place_detail()  # the rows take their room from the detail
         if self.list.currentItem() is None:
             self.list.setCurrentItem(item)  # its message in the detail area; activating stays a click
         metrics = self.list.fontMetrics()
@@ -166,6 +167,18 @@ class AlertsPanel(QSplitter):
         if widest != self._widest:
             self._widest = widest
             self._fit_columns()
+
+    def show_alert(self, alert) -> bool:
+        """Make the row of `alert` (an AlertEvent listed before) the current one, in view, its message in the
+        detail area: the alert a run stopped at. False when no row is its."""
+        wanted = (alert.key, getattr(alert, "forward_seq", 0) or alert.seq)
+        for i in range(self.list.topLevelItemCount() - 1, -1, -1):
+            item = self.list.topLevelItem(i)
+            if tuple(item.data(0, KEY)) == wanted and item.text(1) == KIND_TEXT.get(alert.kind, alert.kind):
+                self.list.setCurrentItem(item)
+                self.list.scrollToItem(item)
+                return True
+        return False
 
     def clear(self) -> None:
         """Remove every row."""
@@ -216,7 +229,14 @@ class AlertsPanel(QSplitter):
         if self._sized or not self.detail.isVisible() or self.height() < 40:
             return
         margins = 2 * int(self.detail.document().documentMargin())
-        height = min(DETAIL_LINES * self.detail.fontMetrics().lineSpacing() + margins, self.height() // 2)
+        # DETAIL_LINES at least, and what the rows leave (a list of two alerts left the detail three lines and a
+        # scroll bar under an empty list); at most half the panel, or what leaves the list three rows
+        rows = self.list.topLevelItemCount()
+        row = self.list.sizeHintForRow(0) if rows else self.list.fontMetrics().height() + 6
+        listed = self.list.header().sizeHint().height() + max(rows, 3) * row + 6
+        room = self.height() - self.handleWidth()
+        height = max(DETAIL_LINES * self.detail.fontMetrics().lineSpacing() + margins, room - listed)
+        height = min(height, max(room - (self.list.header().sizeHint().height() + 3 * row + 6), room // 2))
         self.setSizes([self.height() - self.handleWidth() - height, height])  # emits no splitterMoved
 
     def _fit_columns(self) -> None:

@@ -280,6 +280,10 @@ class LossPlot(pg.PlotWidget):
         self.nonfinite = self.plot([], [], pen=None, symbol="x", symbolSize=10, symbolBrush="#e03131",
                                    symbolPen=pg.mkPen("#e03131", width=1.5))
         self.nonfinite.setZValue(10)  # over every line
+        # named at the first cross: on the top edge of a loss that blew up first, a cross read as a loss of 1e22
+        self.nonfinite_label = pg.TextItem("", color="#e03131", anchor=(0, 1))
+        self.nonfinite_label.setZValue(10)
+        self.addItem(self.nonfinite_label, ignoreBounds=True)
         self.legend = CurveLegend(self.plotItem, self)
         self._raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # label -> (iterations, losses) as given
         self._dashed: set[str] = set()  # the labels of the evaluation curves, the last of _raw
@@ -364,6 +368,11 @@ class LossPlot(pg.PlotWidget):
             cx, cy = (evals[i][1], evals[i][2]) if i < len(evals) else (np.zeros(0), np.zeros(0))
             self._eval_line(i, colour).setData(cx, cy, connect="finite")
         self.nonfinite.setData(x[~ok], np.full(int((~ok).sum()), top))
+        bad = int((~ok).sum())
+        self.nonfinite_label.setVisible(bool(bad and len(finite)))  # all of them NaN: `empty` says so
+        if bad and len(finite):
+            self.nonfinite_label.setText(f"NaN/Inf loss ({bad:,})" if bad > 1 else "NaN/Inf loss")
+            self.nonfinite_label.setPos(float(x[~ok][0]), math.log10(top) if log and top > 0 else top)
         self._raw = {label: (cx, cy) for label, cx, cy in everything}
         self._dashed = {label for label, _, _ in evals}
         self.legend.set_entries([(label, CURVES[i % len(CURVES)], label in self._dashed)

@@ -77,6 +77,25 @@ def test_continue_stops_at_every_alert_and_the_status_says_which(qtbot, window, 
     assert len(window.session.alerts) == 3
 
 
+def test_the_alerts_panel_shows_the_alert_a_run_stopped_at_and_the_banner_goes_with_the_run(qtbot, window, tmp_path):
+    # the list and its detail stayed on the first alert while the banner told of the third; the NaN banner outlived
+    # the run
+    window.run_script(script(tmp_path, "hot.py", HOT))
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    panel = window.alerts_panel
+    for kind in ("dead ReLU", "learning rate too high", "vanishing gradient"):
+        press(qtbot, window, Qt.Key.Key_F5)
+        qtbot.waitUntil(lambda kind=kind: paused(window) and kind in status(window), timeout=TIMEOUT)
+        current = panel.list.currentItem()
+        assert current is not None and current.text(1) == kind
+        assert panel.detail_text().startswith(window.session.stop_alert.message.split(":")[0][:30])
+    assert panel.list.currentItem() is panel.topLevelItem(panel.topLevelItemCount() - 1)
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
+    qtbot.wait(50)
+    assert not window.message_bar.isVisible()
+
+
 def test_which_alerts_stop_a_run_is_a_choice_kept_in_the_settings(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path)
     window.actions["stop_on_nonfinite"].trigger()  # Debug > Stop on Alerts > NaN or Inf Only

@@ -225,9 +225,15 @@ def test_a_nan_or_inf_loss_is_a_red_cross_not_a_blank_plot(qtbot):
     crosses = plot.nonfinite.getData()
     assert crosses[0].tolist() == [2] and crosses[1].tolist() == [2.3]  # on the top edge of the line
     assert not plot.empty.isVisible()
+    # named: on the top edge of a loss that blew up first, unlabelled crosses read as losses of 1e22
+    assert plot.nonfinite_label.isVisible() and plot.nonfinite_label.toPlainText() == "NaN/Inf loss"
+    assert (plot.nonfinite_label.pos().x(), plot.nonfinite_label.pos().y()) == (2, 2.3)
+    plot.set_curve(range(5), [1.0, 1e6, 1e22, float("nan"), float("nan")])  # a log axis: placed in its units
+    assert plot.nonfinite_label.toPlainText() == "NaN/Inf loss (2)" and plot.nonfinite_label.pos().y() == 22
     plot.set_curve([0, 1, 2], [float("inf"), float("nan"), float("-inf")])  # log(0) from the first step
     assert plot.nonfinite.getData()[0].tolist() == [0, 1, 2]
     assert plot.empty.isVisible() and plot.empty.toPlainText() == "every loss is NaN/Inf"
+    assert not plot.nonfinite_label.isVisible()  # the plot's own text says it
     plot.set_curve([], [])
     assert plot.empty.toPlainText() == "no loss yet" and len(plot.nonfinite.getData()[0] or ()) == 0
 
