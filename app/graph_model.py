@@ -773,6 +773,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
     order_of = getattr(it, "order", None) or range(len(it.keys))
     keys, kind, label, sublabel, op, module, in_s, out_s, dtype, src, order, group = ([] for _ in range(12))
     caption: list[str] = []
+    uses: dict[tuple, int] = {}  # inputs named so far, by (op, argument, source line)
     node_of: dict[str, int] = {}
     module_node: dict[int, int] = {}
     visible_group: dict[int, int] = {0: 0}  # structure group -> view group (expanded, visible groups)
@@ -830,7 +831,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
         else:
             label.append(f"{it.label[i]} \u00d7{fan_size[i]}")
             sublabel.append(f"each {shape_text(it.out_shape[i])}")
-        caption.append(_caption(it, i, sources))
+        caption.append(_caption(it, i, sources, uses))
         op.append(it.label[i] if it.kind[i] == OP else KIND_NAMES[it.kind[i]])
         module.append(it.groups[g])
         in_s.append(_shapes_text(it.in_shapes[i]))
@@ -860,9 +861,10 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
     return view
 
 
-def _caption(it: _Iteration, i: int, sources: dict[str, str]) -> str:
+def _caption(it: _Iteration, i: int, sources: dict[str, str], uses: dict[tuple, int]) -> str:
     """What node i's box reads (see GraphView.caption): a parameter's name in its module, an input's in
-    the script (from its consumer's source line) where nothing named it."""
+    the script (from its consumer's source line) where nothing named it. `uses` counts the inputs named so
+    far by (op, argument, line): "X[idx], Y[idx]" names the first getitem's input X and the second's Y."""
     kind, label = it.kind[i], it.label[i]
     if kind == PARAM:
         return param_name(label, it.group_path[it.group[i]])
@@ -871,7 +873,11 @@ def _caption(it: _Iteration, i: int, sources: dict[str, str]) -> str:
     consumer, _, arg = it.keys[i].rpartition("/in")
     op = engine_key(consumer).rpartition("/")[2].rpartition(":")[0]
     line = sources.get(consumer, "").partition("  ")[2]
-    return input_name(op, int(arg), line) if arg.isdigit() else label
+    if not arg.isdigit():
+        return label
+    use = (op, arg, sources.get(consumer, ""))
+    nth = uses[use] = uses.get(use, -1) + 1
+    return input_name(op, int(arg), line, nth)
 
 
 def _number_alike(caption: list[str], kind: list[int]) -> None:

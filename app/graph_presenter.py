@@ -17,7 +17,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer
 from PySide6.QtWidgets import QLabel
 
-from app.graph_model import MODULE, GraphModel, breakpoint_marks
+from app.graph_model import MODULE, PARAM, GraphModel, breakpoint_marks
 from app.layout import LayoutCache, LayoutJob, layout_view
 from widgets.graph_canvas import GraphCanvas
 from widgets.module_tree import ModuleTree
@@ -325,6 +325,18 @@ class GraphPresenter(QObject):
         elif path in view.node_of:
             self.canvas.select(path)
             self.canvas.center_on(path, readable=zoom)
+
+    def param_node(self, name: str) -> str | None:
+        """The shown node of parameter `name` ("fc2.weight"; a layer's name "fc2" stands for its weight) in
+        its latest use, or None when the graph shows no such node."""
+        view = self.canvas.view
+        if view is None:
+            return None
+        for wanted in (name, f"{name}.weight"):
+            for i in range(len(view.keys) - 1, -1, -1):
+                if view.kind[i] == PARAM and view.label[i] == wanted:
+                    return view.keys[i]
+        return None
 
     def _selection_changed(self, key: str) -> None:
         self.selected = key or None

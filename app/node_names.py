@@ -26,11 +26,11 @@ LONGEST = 16  # characters: an argument written as a longer expression is not a 
 
 
 @functools.lru_cache(maxsize=1024)
-def input_name(op: str, arg: int, line: str) -> str:
+def input_name(op: str, arg: int, line: str, nth: int = 0) -> str:
     """The name of the tensor a script passed as argument `arg` of `op` on source line `line` (a variable,
     "batch.x"), else the name of that argument in engine.nn.functional (cross_entropy's "target"), else
-    "input"."""
-    written = _written(op, arg, line.strip())
+    "input". `nth`: which run of `op` on the line this is ("xb, yb = X[idx], Y[idx]": 0 for X, 1 for Y)."""
+    written = _written(op, arg, line.strip(), nth)
     if written:
         return written
     fn = getattr(F, op, None)
@@ -53,30 +53,36 @@ def param_name(label: str, module: str) -> str:
     return label
 
 
-def _written(op: str, arg: int, line: str) -> str:
-    """The expression passed as argument `arg` of `op` on `line`, where it is a short name; else ''."""
+def _written(op: str, arg: int, line: str, nth: int = 0) -> str:
+    """The expression passed as argument `arg` of the `nth` use of `op` on `line` (counted round again for a
+    line that runs more than once), where it is a short name; else ''."""
     tree = _parse(line)
     if tree is None:
         return ""
-    for node in ast.walk(tree):
-        found = None
-        if isinstance(node, ast.Call):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            if name == op:
-                args = node.args
-                if isinstance(func, ast.Attribute) and not _is_module_path(func.value):
-                    args = [func.value, *args]  # x.view(...): the tensor is the first argument
-                found = args[arg] if arg < len(args) else None
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, _OPERATORS.get(op, ())) and arg < 2:
-            found = (node.left, node.right)[arg]
-        elif isinstance(node, ast.Compare) and len(node.ops) == 1 and arg < 2 \
-                and isinstance(node.ops[0], _COMPARISONS.get(op, ())):
-            found = (node.left, node.comparators[0])[arg]
-        text = _short(found)
-        if text:
-            return text
-    return ""
+    uses = sorted((node for node in ast.walk(tree) if _short(_argument(node, op, arg))),
+                  key=lambda node: (node.lineno, node.col_offset))  # left to right, as the line runs them
+    return _short(_argument(uses[nth % len(uses)], op, arg)) if uses else ""
+
+
+def _argument(node: ast.AST, op: str, arg: int) -> ast.AST | None:
+    """The expression `node` passes as argument `arg` when it is a use of `op` (a call, an operator or an
+    index: x[i] runs getitem); else None."""
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name == op:
+            args = node.args
+            if isinstance(func, ast.Attribute) and not _is_module_path(func.value):
+                args = [func.value, *args]  # x.view(...): the tensor is the first argument
+            return args[arg] if arg < len(args) else None
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, _OPERATORS.get(op, ())) and arg < 2:
+        return (node.left, node.right)[arg]
+    elif isinstance(node, ast.Compare) and len(node.ops) == 1 and arg < 2 \
+            and isinstance(node.ops[0], _COMPARISONS.get(op, ())):
+        return (node.left, node.comparators[0])[arg]
+    elif isinstance(node, ast.Subscript) and op == "getitem" and arg < 2 and isinstance(node.ctx, ast.Load):
+        return (node.value, node.slice)[arg]
+    return None
 
 
 def _parse(line: str) -> ast.AST | None:

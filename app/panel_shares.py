@@ -226,7 +226,10 @@ def _least_width(dock: QDockWidget) -> int:
     inner = dock.widget()
     if isinstance(inner, QScrollArea) and inner.widget() is not None:
         bar = inner.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, inner)
-        return inner.widget().minimumSizeHint().width() + bar + dock.width() - inner.width()
+        content = inner.widget()
+        # the inspector scrolls its tensor inside itself, its buttons pinned: it reads at its full width
+        need = content.full_width() if hasattr(content, "full_width") else content.minimumSizeHint().width()
+        return need + bar + dock.width() - inner.width()
     return dock.minimumSizeHint().width()
 
 

@@ -246,7 +246,7 @@ class MainWindow(QMainWindow):
         # (at most what its table and histograms use: at 1920x1080 the graph's column gave it 518 pixels; at least
         # what its tabs need beside the scroll bar of a short window)
         bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
-        least = self.inspector.minimumSizeHint().width() + bar + 6
+        least = self.inspector.full_width() + bar + 6
         self.resizeDocks([d["modules"], d["inspector"]],
                          [self.modules_width(), min(max(int(w * 0.25), least), INSPECTOR_MOST)], horizontal)
         # the row's width now that the side columns have theirs (the timeline spans it): asked for more than
@@ -957,15 +957,24 @@ class MainWindow(QMainWindow):
                 self.message_bar.dismiss()  # ran on, or ended: the stop it was about is gone
             return
         stop = session.current_stop
+        alert = session.stop_alert
         if stop is not None and stop.record is not None:
             self.graph.set_current(follow=True)
             ev = stop.record.event
             if stop.record.__class__ is EventRecord and getattr(ev, "enter", False):
-                # at the start of a module call no op of it ran yet: mark its box, not the op before it
+                # at the start of a module call no op of it ran yet: mark its box, not the op before it, and
+                # let go of a node selected at an earlier stop (the inspector showed fc2's linear at 'out')
                 self.canvas.set_current_group(session.model.latest_call(ev.path), follow=True)
+                self.canvas.select(None)
+        if alert is not None and not alert.op:
+            # an optimizer step's alert names a parameter (or a layer, for its weight): select its node, not
+            # the op selected before
+            key = self.graph.param_node(alert.key)
+            self.canvas.select(key)
+            if key is not None:
+                self.canvas.center_on(key, readable=False)
         self._show_node(self.graph.selected or session.model.current)
         self._show_stop_source(stop)
-        alert = session.stop_alert
         if alert is not None:
             text = short_message(alert.message, alert.file)
             self.show_message(f"{_NAN_STOP}{text}" if alert.kind.startswith("nonfinite") else

@@ -1,6 +1,7 @@
 """A one-line label that ends (or elides in the middle) with "…" where its text does not fit.
 
-Inputs: `setText(text)`; the whole text is also its tooltip. `text()` returns the whole text.
+Inputs: `setText(text, short="")`; the whole text is also its tooltip. `text()` returns the whole text; where it
+does not fit, `short` (a part that reads by itself) is shown before anything is cut.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ class ElidedLabel(QLabel):
 
     def __init__(self, text: str = "", mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight, parent=None) -> None:
         super().__init__(parent)
-        self._full = ""
+        self._full = self._short = ""
         self._mode = mode
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.setText(text)
 
-    def setText(self, text: str) -> None:
-        self._full = text
+    def setText(self, text: str, short: str = "") -> None:
+        self._full, self._short = text, short
         self.setToolTip(text)
         self._elide()
 
@@ -34,4 +35,6 @@ class ElidedLabel(QLabel):
 
     def _elide(self) -> None:
         width = max(self.contentsRect().width(), 0)
-        super().setText(self.fontMetrics().elidedText(self._full, self._mode, width))
+        metrics = self.fontMetrics()
+        text = self._short if self._short and metrics.horizontalAdvance(self._full) > width else self._full
+        super().setText(metrics.elidedText(text, self._mode, width))

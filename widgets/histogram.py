@@ -28,7 +28,7 @@ class HistogramView(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.showGrid(x=False, y=True, alpha=0.2)
-        self.setMinimumSize(96, 100)  # three side by side in the inspector dock, without a scroll bar
+        self.setMinimumSize(96, 64)  # three side by side in the inspector dock; a short dock shrinks them first
         if title:
             self.setTitle(title, size="9pt", color=pick(MUTED_TEXT))
         for name in ("left", "bottom"):

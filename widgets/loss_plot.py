@@ -299,6 +299,14 @@ class LossPlot(pg.PlotWidget):
         follow_palette(self, lambda: self.empty.setColor(pick(MUTED_TEXT)), now=False)
         self.log = False
         self.points = 0
+        self._show_values(False, False)
+
+    def _show_values(self, losses: bool, iterations: bool) -> None:
+        """Tick values on the loss and iteration axes only where there is something to read them by: an empty
+        plot read 0.2 to 0.8 behind "no loss yet"."""
+        for name, on in (("left", losses), ("bottom", iterations)):
+            if self.getAxis(name).style["showValues"] != on:
+                self.getAxis(name).setStyle(showValues=on)
 
     def _line(self, i: int) -> tuple[pg.PlotDataItem, pg.PlotDataItem]:
         """The line and last-point marker of curve `i`, made when first wanted."""
@@ -339,6 +347,7 @@ class LossPlot(pg.PlotWidget):
         finite = y[ok]
         top = float(finite.max()) if len(finite) else 1.0
         self.empty.setVisible(not len(finite))
+        self._show_values(bool(len(finite)), bool(len(x)))
         if len(x):  # under the crosses
             self.empty.setText("every loss is NaN/Inf")
             self.empty.setAnchor((0.5, -0.8))

@@ -31,7 +31,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -60,6 +62,15 @@ COPY_LIMIT = 10_000  # elements: beyond this, values go to a .npy file, not the 
 TIMES = "\u00d7"
 
 
+class _FlexibleHeight(QWidget):
+    """The inspector's scrolling part: a scroll area lays a widget that wraps text out at its preferred height
+    (the plots' too), so the histograms scrolled where they could have shrunk; this one scrolls only below its
+    minimum."""
+
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+
 class TensorInspector(QWidget):
     """A node's output and gradient: statistics, histograms, heatmap, values; see the module docstring."""
 
@@ -72,9 +83,22 @@ class TensorInspector(QWidget):
         self._arrays: dict[str, object] = {}
         self._no_values = ""  # why full values cannot be loaded from this source ("": they can)
         self._no_summaries = ""  # why this source holds no summaries ("": it does)
-        box = QVBoxLayout(self)
-        box.setContentsMargins(6, 6, 6, 6)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+        outer.setSpacing(6)
+        # the tensor scrolls in a short or narrow dock, its status and buttons stay under it: Copy and Save .npy
+        # were cut off at 1440x900 once the Alerts dock below took room for its rows
+        body, content = QWidget(), _FlexibleHeight()
+        QVBoxLayout(body).addWidget(content)
+        body.layout().setContentsMargins(0, 0, 0, 0)
+        box = QVBoxLayout(content)
+        box.setContentsMargins(0, 0, 0, 0)
         box.setSpacing(6)
+        self.body = QScrollArea()
+        self.body.setWidget(body)
+        self.body.setWidgetResizable(True)
+        self.body.setFrameShape(QScrollArea.Shape.NoFrame)
+        outer.addWidget(self.body, 1)
 
         # long module paths ("TinyGPT.blocks.layers.1.self_attn/linear:0") must not widen the dock
         self.title = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)
@@ -128,6 +152,8 @@ class TensorInspector(QWidget):
         self.tabs.addTab(hist_page, "Histogram")
         self.tabs.addTab(self.heatmap, "Heatmap")
         self.tabs.addTab(values_page, "Values")
+        # the plots give way first in a short dock (the heatmap's sliders asked for 128 pixels)
+        self.tabs.setMinimumHeight(self.tabs.tabBar().sizeHint().height() + 72)
         box.addWidget(self.tabs, 1)
         box.addStretch(0)  # takes the room while the table and plots are hidden (a structure tape)
 
@@ -149,12 +175,18 @@ class TensorInspector(QWidget):
         self.save_button.clicked.connect(self._save_clicked)
         # a line of its own: beside the buttons a note ("Values of iteration 3 are no longer kept ...") wrapped
         # into a column a word wide
-        box.addWidget(self.status)
+        outer.addWidget(self.status)
         bar.addStretch(1)
         for w in (self.load_button, self.copy_button, self.save_button):
             bar.addWidget(w)
-        box.addLayout(bar)
+        outer.addLayout(bar)
         self.clear()
+
+    def full_width(self) -> int:
+        """The width that shows the statistics and histograms whole, with room for a scroll bar beside them
+        (narrower, they scroll sideways; the buttons stay)."""
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        return self.body.widget().minimumSizeHint().width() + bar + 12
 
     # ---- inputs -----------------------------------------------------------------------------------
     def clear(self, text: str = "Select a node to inspect its output and gradient.") -> None:

@@ -646,18 +646,25 @@ class Timeline(QWidget):
         self._fit_bar()
 
     def _fit_bar(self) -> None:
-        """The legend keeps its names while the position's core (iteration, phase, step) shows beside it; the
-        rest of the position ends in "…" first (its tooltip has all of it). Only where even that does not fit
-        does the legend drop the markers' names, then the phases', then go: a long position had left it bare
-        colour squares."""
+        """The whole position beside the legend, its markers' names dropped first; where that does not fit,
+        the position's core (iteration, phase, step; the tooltip has all of it) beside the whole legend, then
+        the legend drops the markers' names, then the phases', then goes: a long position had left it bare
+        colour squares, and a long step count read "step 23,903/23,903 · ev…"."""
         spacing = self._bar.spacing()
         margins = self.layout().contentsMargins()
         room = self.width() - margins.left() - margins.right()
         room -= sum(b.sizeHint().width() + spacing for b in (self.follow_button, self.fit_button)
                     if not b.isHidden())
-        room -= self.where.fontMetrics().horizontalAdvance(self._core) + 4
+        metrics = self.where.fontMetrics()
+        whole, core = (metrics.horizontalAdvance(text) + 4 for text in (self.where.text(), self._core))
         legends = (self.legend, self.phase_legend, self.short_legend)  # widest first
-        shown = next((legend for legend in legends if legend.sizeHint().width() + spacing <= room), None)
+
+        def fits(legend, text: int) -> bool:
+            return legend.sizeHint().width() + spacing + text <= room
+
+        # the whole position beside the named phases, else its core (the event number dropped, not cut to "ev…")
+        shown = (next((legend for legend in legends[:2] if fits(legend, whole)), None)
+                 or next((legend for legend in legends if fits(legend, core)), None))
         for legend in legends:
             legend.setVisible(legend is shown)
 
@@ -685,7 +692,7 @@ class Timeline(QWidget):
             core = f"iteration {it}/{v.describe(n - 1)[1]}{dot}{phase}{dot}step {i + 1:,}/{n:,}"
             extra.append(f"event {v.event_number(seq):,}")
         self._core = core
-        self.where.setText(dot.join([core, *extra]) if core else "")
+        self.where.setText(dot.join([core, *extra]) if core else "", core)
         self._fit_bar()
 
     def _sync_scroll(self) -> None:

@@ -1,6 +1,11 @@
 """The Alerts dock at the default window size: a run's handful of alerts in view, the current one's message under
 them."""
 
+import numpy as np
+import pytest
+
+from engine.debug.summary import summarize
+from tests.app.test_first_use_qa import window_at
 from tests.app.test_window import default_window
 from tests.widgets.test_alerts_and_status import LR10
 
@@ -29,3 +34,20 @@ def test_the_six_alerts_of_an_mlp_at_lr_10_are_all_in_view(qtbot, tmp_path):
         assert panel.detail.height() >= 3 * panel.detail.fontMetrics().lineSpacing()
 
     qtbot.waitUntil(all_in_view)
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (1024, 640)])
+def test_the_inspectors_buttons_stay_in_view_beside_a_list_of_alerts(qtbot, tmp_path, size):
+    # Copy and Save .npy were cut off at the dock's bottom at 1440x900 once the Alerts dock below had rows
+    window = window_at(qtbot, tmp_path, *size)
+    a = np.random.default_rng(0).standard_normal((64, 128)).astype(np.float32)
+    shapes = "64\u00d7784, 128\u00d7784, 128 \u2192 64\u00d7128 float32"
+    window.inspector.show_summaries("linear \u00b7 MLP.fc1/linear:0", summarize(a), summarize(a * 1e-3),
+                                    subtitle=f"linear in MLP.fc1: {shapes}")
+    for row in SIX:
+        window.alerts_panel.add_row(*row)
+
+    def whole(button):
+        return button.isVisible() and button.visibleRegion().boundingRect() == button.rect()
+
+    qtbot.waitUntil(lambda: all(whole(b) for b in (window.inspector.copy_button, window.inspector.save_button)))

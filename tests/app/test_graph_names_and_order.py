@@ -123,3 +123,22 @@ def test_a_module_called_but_not_run_yet_sits_below_what_ran(train):
     ran = [layout.pos[i][1] for i in range(len(view)) if view.module[i].startswith("MLP")]
     assert box(view, layout, "MLP.out")[0] > max(ran)
     assert box(view, layout, "MLP.out")[0] > box(view, layout, "MLP.fc1")[1]
+
+
+def test_tensors_indexed_on_one_line_read_as_the_scripts_names():
+    # an MLP's minibatch loop read "input 1", "input 2", "input 3" for perm, X and Y: indexing (getitem) was
+    # not looked for, and two uses of one op on a line both took the first one's name
+    X, Y, perm = engine.randn(8, 4), engine.randint(0, 3, (8,)), engine.randperm(8)
+
+    def batch():
+        idx = perm[0:4]
+        xb, yb = X[idx], Y[idx]
+        return xb.sum() + yb.float().sum()
+
+    lines = ["idx = perm[0:4]", "xb, yb = X[idx], Y[idx]", "xb, yb = X[idx], Y[idx]"]
+    model = GraphModel()
+    for event in record_events(batch):
+        line = lines.pop(0) if isinstance(event, OpEvent) and event.op == "getitem" else None
+        model.apply(OpRecord(event, source=Frame("mlp.py", 36, line)) if line else event)
+    assert sorted(captions(model.view(), INPUT).values()) == ["X", "Y", "perm"]
+    assert captions(model.view(), INPUT)["getitem:2/in0"] == "Y"

@@ -245,3 +245,35 @@ def test_a_tape_opened_at_its_end_steps_back_at_once(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     assert window.actions["step_into"].isEnabled() and not window.actions["step_back"].isEnabled()
     assert window.timeline.where_text().startswith("start \u00b7 step 0/")
+
+
+def test_a_stop_selects_what_it_is_about_not_the_node_selected_before(qtbot, window, tmp_path):
+    # at a module breakpoint the graph and the inspector stayed on the op selected at the stop before; at an
+    # optimizer step's alert about a layer's updates, on an op of another layer
+    from engine.debug.breakpoints import Breakpoint
+
+    window.run_script(script(tmp_path, "hot.py", HOT))
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    debugger = window.session.debugger
+    ids = [debugger.add_breakpoint(Breakpoint.op("Sequential.0/linear:0")),
+           debugger.add_breakpoint(Breakpoint.module("Sequential.2"))]
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: paused(window) and window.session.model.current == "Sequential.0/linear:0",
+                    timeout=TIMEOUT)
+    window.canvas.select("Sequential.0/linear:0")
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: paused(window) and "Sequential.2" in status(window), timeout=TIMEOUT)
+    assert window.canvas.selected_key is None  # the box of Sequential.2 is marked; no op of it ran yet
+    assert "Sequential.0/linear" not in window.inspector.title.text()
+    for bid in ids:
+        debugger.remove_breakpoint(bid)
+    window.canvas.select("Sequential.0/linear:0")
+    press(qtbot, window, Qt.Key.Key_F5)  # the dead ReLU, then the updates of a layer at the optimizer step
+    qtbot.waitUntil(lambda: paused(window) and "dead ReLU" in status(window), timeout=TIMEOUT)
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: paused(window) and "learning rate too high" in status(window), timeout=TIMEOUT)
+    alert = window.session.stop_alert
+    selected = window.canvas.selected_key
+    view = window.canvas.view
+    assert selected is not None and view.label[view.node_of[selected]] in (alert.key, f"{alert.key}.weight")
+    assert window.inspector.title.text().endswith(selected)

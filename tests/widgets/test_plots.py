@@ -319,3 +319,22 @@ def test_in_the_loss_docks_size_the_controls_read_whole_and_every_bar_shows(qtbo
     viewport = chart.plot.parentWidget()  # the bars' own scroll area, under the controls
     shown_rows = QRect(chart.plot.mapTo(viewport, bars.topLeft()), bars.size())
     assert viewport.rect().contains(shown_rows)  # all six bars in view
+
+
+def test_an_empty_loss_plot_shows_no_tick_values_behind_its_note(qtbot):
+    # "no loss yet" sat over a loss axis reading 0.2 to 0.8 and iterations 0 to 1
+    from widgets.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+
+    def values(axis: str) -> bool:
+        return plot.getAxis(axis).style["showValues"]
+
+    assert plot.empty.isVisible() and not values("left") and not values("bottom")
+    plot.set_curve([0], [2.3])
+    assert values("left") and values("bottom")
+    plot.set_curve([0, 1], [float("nan"), float("nan")])  # the iterations of the crosses read; no loss to read
+    assert not values("left") and values("bottom")
+    plot.set_curve([], [])
+    assert not values("left") and not values("bottom")
