@@ -453,7 +453,7 @@ class ModuleEditor(QWidget):
             nothing = False
             group = QGroupBox("Parameters")
             form = _form(group)
-            check = QCheckBox(f"all {total:,} below  frozen")
+            check = QCheckBox(f"Freeze all {total:,} parameters inside")
             check.setCheckState(_frozen_state(total, trainable))
             check.clicked.connect(lambda on: self._freeze(path, on))
             form.addRow(check)
