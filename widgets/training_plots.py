@@ -215,7 +215,14 @@ class TrainingPlots(QWidget):
         for i, (x, y) in enumerate(data):
             name = self._loss_name(i)
             self._raw[name] = y
-            self._curve(self.loss_plot, name, CURVES[i % len(CURVES)]).setData(x, y, connect="finite")
+            curve = self._curve(self.loss_plot, name, CURVES[i % len(CURVES)])
+            curve.setData(x, y, connect="finite")
+            lone = len(x) == 1  # a line of one point draws nothing: the first iteration's loss, a dot
+            if lone != (curve.opts["symbol"] is not None):
+                curve.setSymbol("o" if lone else None)
+                curve.setSymbolSize(6)
+                curve.setSymbolPen(None)
+                curve.setSymbolBrush(CURVES[i % len(CURVES)])
         for i, (label, (x, y)) in enumerate(zip(evaluation, evals)):
             name, colour = f"eval:{label}", CURVES[(len(curves) + i) % len(CURVES)]
             self._raw[name] = y

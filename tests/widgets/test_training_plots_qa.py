@@ -213,3 +213,13 @@ def test_the_layers_are_named_over_their_plot_and_every_plot_name_reads_whole(qt
     for plot in (plots.loss_plot, plots.ratio_plot, plots.grad_plot):  # "update/weight" read "ght"
         name = plot.getAxis("left").label
         assert name.boundingRect().width() <= plot.getAxis("left").height(), name.toPlainText()
+
+
+def test_the_first_iterations_loss_is_a_dot_until_there_is_a_line(qtbot):
+    # at iteration 1 the Training tab's loss chart was empty while the Loss tab showed the point
+    plots = shown(qtbot, TrainingPlots(), 300, 230)
+    plots.set_losses({"loss": ([0], [2.3])})
+    curve = plots._curves["loss"][1]
+    assert curve.opts["symbol"] == "o" and curve.scatter.points().size == 1
+    plots.set_losses({"loss": ([0, 1], [2.3, 2.1])})
+    assert curve.opts["symbol"] is None  # a line from two points on
