@@ -26,6 +26,7 @@ from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.breakpoints import CONDITIONS, tripped
+from engine.debug.records import source_of
 from engine.debug.source import SourceFrame
 from widgets.breakpoints_panel import describe
 from widgets.module_tree import module_path
@@ -357,8 +358,7 @@ class DebugPanels(QObject):
         if session.status == "paused":  # stepped back: the run itself has not moved
             number = w.timeline.event_number(rec.seq)
             w.status_panel.set_note(f"Showing event {number:,} as recorded; F10 and F11 go on from the stop", 8)
-        forward = getattr(rec, "forward", None)
-        frame = getattr(rec, "source", None) or (forward.source if forward is not None else None)
+        frame = source_of(rec)
         if frame is not None:  # the line that ran it, as a replay's cursor shows it
             w._show_frame(frame)
 

@@ -44,6 +44,7 @@ from app.script_memory import remember_script, remembered_arguments, remembered_
 from app.session import ALERT_STOPS, FINISHED, PAUSED, RUNNING, LiveSession, Target, alert_name, failure_text
 from app.tape_export import TapeExporter
 from engine.debug import EventRecord
+from engine.debug.records import source_of
 from engine.debug.source import SourceFrame, short_message
 from engine.tape.cap import human_size
 from engine.tape.info import recording_status
@@ -1056,8 +1057,7 @@ class MainWindow(QMainWindow):
         rec = stop.record
         frame = stop.source
         if frame is None and rec is not None:
-            fwd = getattr(rec, "forward", None)
-            frame = getattr(rec, "source", None) or (fwd.source if fwd is not None else None)
+            frame = source_of(rec)
         if isinstance(self.session, LiveSession) and self.session.at_entry(stop):
             self._show_target_source(self.session)  # paused on entry: show the script itself
             return

@@ -89,6 +89,15 @@ class EventRecord(NamedTuple):
 Record = OpRecord | BackwardRecord | EventRecord
 
 
+def source_of(rec) -> SourceFrame | None:
+    """Where a record ran: an op's line, a backward node's forward op's, an optimizer step's (None where unknown)."""
+    source = getattr(rec, "source", None)
+    if source is None:
+        forward = getattr(rec, "forward", None)
+        source = forward.source if forward is not None else None
+    return source
+
+
 @dataclass(frozen=True, slots=True)
 class Stop:
     """Why and where the engine thread stopped.
