@@ -28,17 +28,18 @@ An evaluation loss is the one-element output of a loss op (LOSS_OPS) that requir
 are grouped and labelled as the roots' (`val_loss += F.cross_entropy(...).item()` is "val_loss"), kept apart from
 them (a training `loss` and a validation `loss` are two curves), and a curve's value in an iteration is the mean
 of its line's values there: an evaluation loop over 20 batches inside one iteration is one point, their mean. A
-line's value is what the line computes from its losses, not the loss op's own output: the ops of the same line
-and iteration, without gradient and of one element, that take a loss (or what the line made of one) carry it on,
-so `F.cross_entropy(out, y, reduction="sum") / len(y)` is the mean, `crit(a, b) * 0.5` half of it, and an op that
+line's value is what the line computes from its losses, not the loss op's own output: the ops of the same line and
+iteration, without gradient and of one element, that take a loss (or what the line made of one) carry it on, so
+`F.cross_entropy(out, y, reduction="sum") / len(y)` is the mean, `crit(a, b) * 0.5` half of it, and an op that
 takes two of them joins them into one value (`F.mse_loss(p, t) / n + F.l1_loss(p, t)`). `.item()` ends that: what
 Python computes after it is no op. A line that adds to its target (`val += crit(...)`, `val = val + crit(...)`) is
 worth what it adds each time, not the sum so far: a tensor summed over 20 batches is their mean, as the same sum
-of `.item()`s. A loss summed over its rows (reduction="sum") counts as that many rows, and a line's mean is the sum
-of its values over the sum of their rows: `test_loss += F.nll_loss(out, y, reduction="sum").item()` over the
-batches, divided by the dataset's size on a later line (PyTorch's MNIST example), is the mean per sample, what the
-script prints, not a batch's sum. The losses composed of several ops (margin_ranking_loss to gaussian_nll_loss)
-end in a plain mean or sum, which says no loss: they are not found.
+of `.item()`s, and `val += crit(a) + crit(b)` adds one value a batch, the two losses' sum. A loss summed over its
+rows (reduction="sum") counts as that many rows, and a line's mean is the sum of its values over the sum of their
+rows: `test_loss += F.nll_loss(out, y, reduction="sum").item()` over the batches, divided by the dataset's size on
+a later line (PyTorch's MNIST example), is the mean per sample, what the script prints, not a batch's sum. The
+losses composed of several ops (margin_ranking_loss to gaussian_nll_loss) end in a plain mean or sum, which says
+no loss: they are not found.
 
 The live session and the tape reader both feed one LossCurves, so a replay draws what the live run drew.
 Engine code: no Qt.
@@ -250,15 +251,16 @@ class _EvalCurve:
 class _Chain:
     """What a line made of an evaluation loss so far: the latest value, the rows it sums over (Root.rows), and what
     it is worth on a line that adds to its target (the sum of the values added and of their rows, not the sum so
-    far). into: the chain an op of the line joined it into."""
+    far; `total`: it is that sum so far). into: the chain an op of the line joined it into."""
 
-    __slots__ = ("added", "born", "curve", "into", "iteration", "rows", "value")
+    __slots__ = ("added", "born", "curve", "into", "iteration", "rows", "total", "value")
 
     def __init__(self, curve: _EvalCurve, iteration: int, value: float, born: int, added: tuple[float, int],
                  rows: int) -> None:
         self.curve, self.iteration, self.value, self.born, self.added = curve, iteration, value, born, added
         self.rows = rows
         self.into: _Chain | None = None
+        self.total = False  # whether it is the sum so far of a line that adds to its target
 
 
 class LossCurves:
@@ -334,16 +336,24 @@ class LossCurves:
             curve = next(iter(parts)).curve
             oldest = min(parts, key=lambda p: p.born)
             # on a line adding to its target, an add taking one chain adds its value to a number or a tensor of
-            # another line, and one taking several adds the others' to the oldest, the sum so far; any other op
-            # makes a value of its own (`/ len(y)` of a summed loss: a mean, of one row)
+            # another line, and one taking the sum so far adds the others' to it; one taking only this batch's
+            # losses joins them into one value before they are added; any other op makes a value of its own
+            # (`/ len(y)` of a summed loss: a mean, of one row)
             adds = item.op in ADDS
-            if len(parts) > 1:
-                others = [p for p in parts if p is not oldest]
-                added = (oldest.added[0] + sum(p.value for p in others), oldest.added[1] + sum(p.rows for p in others))
+            rows = max(p.rows for p in parts) if adds else 1  # two summed losses of one batch: its rows
+            totals = [p for p in parts if p.total]
+            if len(parts) > 1 and (totals or not curve.accumulates):
+                total = min(totals, key=lambda p: p.born) if totals else oldest
+                others = [p for p in parts if p is not total]
+                added = (total.added[0] + sum(p.value for p in others), total.added[1] + sum(p.rows for p in others))
+            elif len(parts) > 1:  # `val += a + b`: the batch's losses joined before they are added, one value
+                added = (item.value, rows)
             else:
                 added = (oldest.value, oldest.rows) if adds else (item.value, 1)
-            rows = max(p.rows for p in parts) if adds else 1  # two summed losses of one batch: its rows
             chain = _Chain(curve, item.iteration, item.value, oldest.born, added, rows)
+            # the line's total so far: an add that took it, or one taking a single value on a line adding to its
+            # target (to a number, or to a tensor no loss made)
+            chain.total = bool(totals) or (adds and len(parts) == 1 and curve.accumulates)
             for part in parts:
                 part.into = chain
                 del curve.open[part]

@@ -289,3 +289,30 @@ def test_a_validation_set_in_label_order_is_no_unshuffled_training_data():
                 for xb, yb in val:
                     F.cross_entropy(model(xb), yb)
     assert [a.kind for a in dbg.alerts if a.kind == "one_class_batches"] == []
+
+
+def test_a_line_adding_two_losses_to_its_total_adds_one_value_per_batch(tmp_path):
+    # `val += crit(a) + crit(b)`: each batch adds the sum of its two losses, one value, to the total; the mean over
+    # the batches is that sum's mean, not half of it (two values counted per batch)
+    model, opt = classifier()
+    x, y = engine.randn(32, 4), engine.randint(0, 3, (32,))
+    val = [(engine.randn(10, 4), engine.randint(0, 3, (10,)), engine.rand(10, 3)) for _ in range(4)]
+    printed, trained = {"items": {}, "total": {}}, []
+
+    def train():
+        for it in range(3):
+            with engine.no_grad():
+                items, total = 0.0, engine.zeros(())
+                for xv, yv, pv in val:
+                    out = model(xv)
+                    items += (F.cross_entropy(out, yv) + F.mse_loss(out, pv)).item()
+                    total += F.cross_entropy(out, yv) + F.l1_loss(out, pv)
+                printed["items"][it] = items / len(val)
+                printed["total"][it] = total.item() / len(val)
+            trained.append(step(model, opt, x, y))
+
+    records, tape = recorded(train, tmp_path)
+    expected = {name: pytest.approx(values, abs=1e-5) for name, values in printed.items()}
+    assert tape.eval_curves() == expected
+    for live in (fed(records, 1), fed(records, 7), fed(records, len(records))):
+        assert live.eval_curves() == expected
