@@ -1261,8 +1261,10 @@ def _tabs_width(window: QMainWindow, dock: QDockWidget) -> int:
 
 
 def _default_recordings_dir() -> str:
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return os.path.join(base or os.path.expanduser("~"), "recordings")
+    """Tapescope/recordings in the user's data folder: the app's own data location would name it twice
+    (organisation and application are both Tapescope), and the settings keep that organisation."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+    return os.path.join(base or os.path.expanduser("~"), "Tapescope", "recordings")
 
 
 # ---- the application --------------------------------------------------------------------------------

@@ -338,3 +338,16 @@ def test_run_subcommand_with_a_missing_script_says_so(monkeypatch, capsys, tmp_p
     monkeypatch.setattr(app.window, "run_app", lambda *a: pytest.fail("opened the app"))
     assert main(["run", str(tmp_path / "missing.py")]) == 2
     assert capsys.readouterr().err.strip() == f"tapescope run: no such script: {tmp_path / 'missing.py'}"
+
+
+def test_recordings_go_to_one_tapescope_folder_not_tapescope_tapescope(qapp, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    names = qapp.organizationName(), qapp.applicationName()
+    qapp.setOrganizationName("Tapescope")  # as app.window.main names it
+    qapp.setApplicationName("Tapescope")
+    try:
+        path = app.window._default_recordings_dir()
+    finally:
+        qapp.setOrganizationName(names[0])
+        qapp.setApplicationName(names[1])
+    assert path == os.path.join(str(tmp_path), "Tapescope", "recordings")
