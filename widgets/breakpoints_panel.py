@@ -19,6 +19,7 @@ import re
 from itertools import pairwise
 
 from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
@@ -38,7 +39,7 @@ from PySide6.QtWidgets import (
 from engine.debug.breakpoints import CONDITIONS, WHERE, Breakpoint, BreakpointInfo
 from engine.debug.records import PHASES
 from widgets.elided_label import ElidedLabel
-from widgets.theme import ERROR_TEXT, MUTED_TEXT, tint
+from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick, tint
 
 KIND_LABELS = {
     "op": "op (name or key)", "module": "module call", "iteration": "iteration", "phase": "phase start",
@@ -76,7 +77,7 @@ def describe(spec: Breakpoint) -> str:
                 + (f"  ({spec.on})" if spec.on else ""))
     else:
         text = f"predicate {spec.pattern}"
-    return text + (f", after {spec.skip} hits" if spec.skip else "")
+    return text + (f", stops at hit {spec.skip + 1} (skips {spec.skip})" if spec.skip else "")
 
 
 class BreakpointEditor(QWidget):
@@ -313,7 +314,16 @@ class BreakpointsPanel(QWidget):
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(0, Qt.CheckState.Checked if info.enabled else Qt.CheckState.Unchecked)
                 item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                item.setToolTip(0, "Checked: enabled. Double-click to show where it stopped.")
+                if info.enabled:
+                    item.setToolTip(0, "Checked: enabled. Double-click to show where it stopped.")
+                else:  # greyed and italic, as editors show a disabled breakpoint: it stops nothing now
+                    font = item.font(0)
+                    font.setItalic(True)
+                    muted = QColor(pick(MUTED_TEXT, self.list.palette()))
+                    for column in (0, 1):
+                        item.setForeground(column, muted)
+                        item.setFont(column, font)
+                    item.setToolTip(0, "Disabled: it counts no hits and stops nothing. Check it to enable it.")
                 self.list.addTopLevelItem(item)
                 if info.id == current:
                     self.list.setCurrentItem(item)

@@ -99,6 +99,17 @@ def test_a_threshold_can_be_limited_to_the_ops_a_glob_names(qtbot, panel):
     assert added[-1] == Breakpoint.iteration(3).validate()
 
 
+def test_a_skip_count_says_which_hit_stops_and_a_disabled_breakpoint_reads_as_off(qtbot, panel):
+    skipping = Breakpoint("max_abs", "", "output", 50.0, 2).validate()
+    panel.set_breakpoints([BreakpointInfo(1, skipping, True, 0), BreakpointInfo(2, Breakpoint.op("log").validate(),
+                                                                                 False, 4)])
+    assert panel.rows()[0][0] == "max |x| > 50  (output), stops at hit 3 (skips 2)"
+    on, off = panel.list.topLevelItem(0), panel.list.topLevelItem(1)
+    assert not on.font(0).italic() and off.font(0).italic() and off.font(1).italic()
+    assert off.foreground(0).color() != on.foreground(0).color()  # greyed: a breakpoint that stops nothing now
+    assert "Disabled" in off.toolTip(0)
+
+
 def test_select_none_takes_the_selection_back(qtbot, panel):
     panel.set_breakpoints([BreakpointInfo(1, Breakpoint.op("log").validate(), True, 2)])
     panel.select(1)
