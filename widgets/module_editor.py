@@ -463,10 +463,14 @@ class ModuleEditor(QWidget):
             group = QGroupBox("Parameters")
             form = _form(group)
             for name, shape, grad in m["params"]:
-                check = QCheckBox(f"{_shape(shape)}  frozen")
+                # "Freeze", an action's name beside a box ticked while it holds: "frozen" beside an empty box read
+                # as a weight already frozen
+                check = QCheckBox("Freeze")
                 check.setChecked(not grad)
+                check.setToolTip(f"Ticked: {name} is frozen (requires_grad off), the optimizer leaves it as it is. "
+                                 "Unticked: it trains.")
                 check.clicked.connect(lambda on, t=f"{path}.{name}": self._freeze(t, on))
-                form.addRow(name, check)
+                form.addRow(f"{name}  {_shape(shape)}", check)
             box.addWidget(group)
         if m["settings"]:
             nothing = False

@@ -201,6 +201,17 @@ def test_a_container_freezes_everything_below_it_from_its_details(qtbot, session
     assert ed.row("MLP")[3] == Qt.CheckState.Checked
 
 
+def test_a_parameter_row_names_its_shape_and_a_freeze_box_ticked_while_frozen(qtbot, session):
+    ed = session.editor
+    ed.select("MLP.fc1")
+    checks = [c for c in ed.details.findChildren(QCheckBox) if c.text() == "Freeze"]
+    assert [c.isChecked() for c in checks] == [False, False]  # fc1 trains: no box reads "frozen"
+    labels = [w.text() for w in ed.details.findChildren(QLabel)]
+    assert any(t.startswith("weight") and "784" in t for t in labels)
+    checks[0].click()
+    assert session.emitted[-1][0] == Freeze("MLP.fc1.weight", True)
+
+
 class Deep(nn.Module):
     def __init__(self) -> None:
         super().__init__()
