@@ -761,6 +761,13 @@ def _union(prev: _Iteration, cur: _Iteration) -> _Iteration:
     return out
 
 
+def _module_name(path: str) -> str:
+    """A collapsed module's label: the attribute it is held in ("block1"), as the script names it (its class is
+    under it); a Sequential's or a ModuleList's child keeps its container's name ("features.3", not "3")."""
+    parts = path.split(".")
+    return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+
+
 def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], diff: StructureDiff | None,
                 bw: _Iteration) -> GraphView:
     """Contract collapsed modules into single nodes and lay the result out as arrays."""
@@ -804,9 +811,9 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
                 path = it.groups[r]
                 keys.append(path)
                 kind.append(MODULE)
-                label.append(it.group_cls[r] or path.rsplit(".", 1)[-1])
+                label.append(_module_name(path))
                 caption.append(label[-1])
-                sublabel.append(path)
+                sublabel.append(it.group_cls[r] if it.group_cls[r] != label[-1] else "")  # a root: its class
                 op.append(it.group_cls[r])
                 module.append(path)
                 in_s.append("")

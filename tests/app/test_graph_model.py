@@ -96,6 +96,27 @@ def test_module_hierarchy_becomes_groups(mlp):
     assert view.groups[view.group[relu]] == "Sequential.1"
 
 
+class Blocks(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.block1(x))
+
+
+def test_a_collapsed_module_is_labelled_by_its_name_in_the_script_with_its_class_under_it():
+    net = Blocks()
+    model = GraphModel()
+    model.apply_batch(record(lambda: net(engine.randn(2, 4)).sum().backward()))
+    model.collapse("Blocks.block1")
+    model.collapse("Blocks.head")
+    view = model.view()
+    shown = {view.keys[i]: (view.label[i], view.sublabel[i]) for i in range(len(view)) if view.kind[i] == MODULE}
+    assert shown == {"Blocks.block1": ("block1", "Sequential"), "Blocks.head": ("head", "Linear")}
+
+
 def test_collapsing_a_module_leaves_one_node_with_its_boundary_edges(mlp):
     _, step = mlp
     model = GraphModel()
@@ -103,7 +124,7 @@ def test_collapsing_a_module_leaves_one_node_with_its_boundary_edges(mlp):
     model.collapse("Sequential.0")
     view = model.view()
     node = view.keys.index("Sequential.0")
-    assert view.kind[node] == MODULE and view.label[node] == "Linear"
+    assert view.kind[node] == MODULE and (view.label[node], view.sublabel[node]) == ("Sequential.0", "Linear")
     assert "Sequential.0/linear:0" not in view.keys and "Sequential.0/linear:0/in1" not in view.keys
     assert view.node_of["Sequential.0/linear:0"] == node  # hidden ops light up their module
     into = {view.keys[a] for a, b in view.edges.tolist() if b == node}
