@@ -15,6 +15,7 @@ from engine.nn.module import NUMBERED_ROOT
 PATH = Qt.ItemDataRole.UserRole  # the row's first call, as the graph names it ("cell", "cell#1" for a second)
 CALLS = Qt.ItemDataRole.UserRole + 1  # every call the row stands for, in call order
 EMPTY_CHARS = 28  # an empty tree asks for room for a short model's names and classes ("SpiralNet  SpiralNet")
+EXPANDS = "its box ticked: drawn open in the graph, its ops inside; unticked: drawn as one box"
 _INDEXED = re.compile(r"^(.*?)(\d+)$")  # "3", "blocks.10": a Sequential's or a ModuleList's child
 
 
@@ -48,6 +49,7 @@ class ModuleTree(QTreeWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setHeaderLabels(["Module", "Class"])
+        self.headerItem().setToolTip(0, f"A module per row; {EXPANDS}")
         self.headerItem().setToolTip(1, "The module's class; \u00d7N: called N times in the iteration shown")
         self.header().setStretchLastSection(True)
         self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
@@ -218,12 +220,15 @@ def _item(path: str, row: _Row, collapsed: set[str]) -> QTreeWidgetItem:
         item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
         return item
     folded = sum(call in collapsed for call in calls)
+    # the box reads as "enabled" unless it says what it does: it opens the module's box in the graph
+    box = "drawn as one box in the graph" if folded == len(calls) else "drawn open in the graph, its ops inside"
     if len(calls) > 1:
         times = f"called {len(calls)} times in the iteration shown"  # not in the run: the graph shows one iteration
-        item.setToolTip(0, f"{path}: {times} ({calls[0]} \u2026 {calls[-1]}); click again to show the next call")
+        item.setToolTip(0, f"{path}: {times} ({calls[0]} \u2026 {calls[-1]}); click again to show the next call. "
+                           f"{EXPANDS}; now {box}")
         item.setToolTip(1, f"{row.cls}, {times}")
     else:
-        item.setToolTip(0, calls[0])
+        item.setToolTip(0, f"{calls[0]}: {EXPANDS}; now {box}")
         item.setToolTip(1, cls)
     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
     item.setCheckState(0, Qt.CheckState.Checked if not folded else
