@@ -238,9 +238,13 @@ def _why_empty() -> str:
     return "the script ran no engine op, so there was nothing to record: does it build and run its model with engine?"
 
 
+SUMMARY_WIDTH = 100  # the widest line the record summary prints, indent included
+
+
 def _alert_summary(path: str, capture: str) -> list[str]:
-    """One line per alert kind on the tape just written: how many, and where the first came from (none
-    when there were no alerts)."""
+    """The alerts on the tape just written, under the record line: a header counting them per kind, then one
+    line per kind saying where it first appeared (iteration, op or layer, source line); none without alerts.
+    Non-finite values come first: the first NaN is what a person looks for."""
     import engine.tape
     from engine.debug.alert_text import KINDS
     from engine.tape.codec import printable
@@ -256,18 +260,44 @@ def _alert_summary(path: str, capture: str) -> list[str]:
     kinds: dict[str, list] = {}
     for alert in alerts:
         kinds.setdefault(alert.kind, []).append(alert)
-    lines = []
-    for kind, found in sorted(kinds.items(), key=lambda item: not item[0].startswith("nonfinite")):  # NaN first
-        a = found[0]
+    order = sorted(kinds, key=lambda kind: not kind.startswith("nonfinite"))  # NaN first, then as they came
+    names = {kind: KINDS[kind][0] if kind in KINDS else printable(kind) for kind in order}
+    counts = [f"{names[kind]} \u00d7{len(kinds[kind]):,}" for kind in order]
+    if len(kinds) == 1:  # "1 alert of 1 kind: NaN/Inf (forward) x1" said it three times
+        lines = [f"{counted(len(alerts), 'alert')}: {names[order[0]]}"]
+    else:
+        lines = _wrapped(f"{counted(len(alerts), 'alert')} of {counted(len(kinds), 'kind')}: ", counts)
+    name_width = max(map(len, names.values()))
+    it_width = max(len(f"{kinds[kind][0].iteration:,}") for kind in order)
+    for kind in order:
+        a = kinds[kind][0]
         if a.op:  # an op's alert: the op, its module
-            where = f"at {printable(a.op)}" + (f" in {printable(a.module)}" if a.module else "")
+            what, path, end = printable(a.op) + (" in " if a.module else ""), printable(a.module), ""
         else:  # a layer's (its updates against its weights) or a parameter's, at an optimizer step
-            where = f"in {'layer' if kind == 'large_update' else 'parameter'} '{printable(a.key)}'"
-        if a.file:
-            where += f" ({printable(os.path.basename(a.file))}:{a.line})"
-        finding = KINDS[kind][1] if kind in KINDS else printable(kind)  # what the kind found, in words
-        lines.append(f"{counted(len(found), 'alert')}: {finding} first {where}, iteration {a.iteration}")
+            what, path, end = f"{'layer' if kind == 'large_update' else 'parameter'} '", printable(a.key), "'"
+        source = f" ({printable(os.path.basename(a.file))}:{a.line})" if a.file else ""
+        head = f"  {names[kind]:<{name_width}}  first at iteration {a.iteration:<{it_width},}  "
+        room = SUMMARY_WIDTH - 2 - len(head) - len(what) - len(end) - len(source)  # 2: the caller's indent
+        if len(path) > room:  # a deep module path gives way in its middle: its root and its last names stay
+            keep = max(room - 1, 12)
+            path = path[:keep // 3] + "\u2026" + path[keep // 3 - keep:]
+        where = what + path + end
+        lines.append(head + where + source)
     return lines
+
+
+def _wrapped(head: str, items: list[str]) -> list[str]:
+    """`head` and the comma-separated `items`, in lines no wider than the summary's (the caller indents by 2),
+    a continued line lined up under the first item."""
+    indent = " " * len(head)
+    lines, line = [], head
+    for n, item in enumerate(items):
+        text = item + ("," if n < len(items) - 1 else "")
+        if line not in (head, indent) and 2 + len(line) + 1 + len(text) > SUMMARY_WIDTH:
+            lines.append(line)
+            line = indent
+        line += ("" if line in (head, indent) else " ") + text
+    return [*lines, line]
 
 
 class _Terminated(SystemExit):

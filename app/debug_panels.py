@@ -23,13 +23,16 @@ from app.edit_history import EditHistory, describe_edit
 from app.graph_model import OP, breakpoint_marks, engine_key, shape_text
 from app.inspect_worker import InspectWorker
 from app.replay import ReplaySession
-from app.session import LiveSession, NodeInfo
+from app.session import LiveSession, NodeInfo, alert_name
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.breakpoints import CONDITIONS, tripped
 from engine.debug.records import source_of
 from engine.debug.source import SourceFrame
 from widgets.breakpoints_panel import describe
 from widgets.module_tree import module_path
+from widgets.theme import ERROR_TEXT
+
+NONFINITE_MARK = ERROR_TEXT[0]  # a NaN's alert on the timeline
 
 
 class DebugPanels(QObject):
@@ -48,11 +51,13 @@ class DebugPanels(QObject):
         self._recorded: tuple[OpRecord | None, BackwardRecord | None] | None = None
         self._note = ""  # why the inspector shows the node's latest output, not the moment asked for
         self._moment: tuple | None = None  # (engine key, seq, the session's last record) of the alert clicked last
+        self._at = 0  # the seq of the moment the recorded records are shown for: the timeline's cursor, or an alert's
         self._session = None  # the session the panels show
         self._stop_note = ""  # the status note naming the breakpoint of the current stop
         self._stop_selected: int | None = None  # the breakpoint selected because it stopped the run
         self._unshown: list = []  # live records the timeline has yet to take (each take repaints it)
         self._chance_curves = 0  # how many training curves the chance levels were found for
+        self._recent_lrs: deque = deque(maxlen=64)  # (seq, lrs) of a live run's latest steps: what an lr edit replaced
         # what F9 acts on: ("node", key) or ("module", call), whichever the person picked last (None: nothing)
         self._picked: tuple[str, str] | None = None
         self._selected_node = ""  # the graph's selection, to tell a new pick from a selection put back
@@ -100,6 +105,7 @@ class DebugPanels(QObject):
         self._stop_selected = None
         self._unshown = []
         self._chance_curves = 0
+        self._recent_lrs.clear()
         self.history.clear()
         w.inspector.clear()
         replay = isinstance(session, ReplaySession)
@@ -113,6 +119,7 @@ class DebugPanels(QObject):
         w.timeline.set_follow(live)
         self._picked, self._selected_node = None, ""
         w.training_plots.clear()
+        w.loss_plot.set_edits([])
         self._show_chances(None)
         w.gradient_flow.set_step(None)
         w.gradient_flow.set_parameters({})
@@ -128,12 +135,19 @@ class DebugPanels(QObject):
         w = self.w
         w.timeline.set_events(*session.steppable)
         alerts = session.recorded_alerts  # the alerts panel lists them (MainWindow.open_tape)
-        w.timeline.set_markers("alert", [a.forward_seq or a.seq for a in alerts], [a.message for a in alerts])
+        for alert in alerts:
+            _colour_alert_kind(w.timeline, alert)
+        w.timeline.set_markers("alert", [a.forward_seq or a.seq for a in alerts], [a.message for a in alerts],
+                               [alert_name(a) for a in alerts])
         edits = session.recorded_edits
         w.timeline.set_markers("edit", [e.seq for e in edits], [_edit_text(e) for e in edits])
         steps = session.recorded_steps  # the whole run's, read from the tape: a replay adds none later
         w.training_plots.add_steps(steps)
         self._plotted = steps[-1][0] if steps else -1
+        lrs = [(ev.seq, ev.lrs) for _, ev in steps]
+        marks = [edit_mark(e, _lrs_before(lrs, e.seq)) for e in edits if e.applied]  # a refused edit changed nothing
+        w.loss_plot.set_edits(marks)
+        w.training_plots.set_edits(marks)
         w.training_plots.set_losses(session.loss_curves(), session.eval_loss_curves())
         self._show_chances(session)
 
@@ -152,13 +166,15 @@ class DebugPanels(QObject):
         w, session = self.w, self.w.session
         live = isinstance(session, LiveSession)
         if live:
+            self._recent_lrs.extend((ev.seq, ev.lrs) for _, ev in change.steps)  # before the edits that follow them
             # the window gives the timeline these at its repaint pace (show_records); markers go on records
             # the timeline holds, so a batch with a stop, an alert or an edit is shown at once
             self._unshown += change.applied
             if change.stop is not None or change.alerts or change.edits:
                 self.show_records()
             for alert in change.alerts:
-                w.timeline.add_marker("alert", alert.forward_seq or alert.seq, alert.message)
+                _colour_alert_kind(w.timeline, alert)
+                w.timeline.add_marker("alert", alert.forward_seq or alert.seq, alert.message, alert_name(alert))
             stop = change.stop
             if stop is not None and stop.reason == "breakpoint" and stop.record is not None:
                 w.timeline.add_marker("breakpoint", stop.record.seq, "stopped at a breakpoint")
@@ -211,7 +227,7 @@ class DebugPanels(QObject):
         session = self.w.session
         moment = self._moment_of(info)
         if moment is not None:
-            self._show_moment(info, *moment)
+            self._show_moment(info, *moment, self._moment[1])
             return
         if isinstance(session, LiveSession):
             self._moment = None  # (a replay's holds while its cursor is at the alert: its seek selects on landing)
@@ -249,7 +265,7 @@ class DebugPanels(QObject):
         if rec is None:
             return False
         op, back = _op_and_backward(session, rec)
-        self._show_moment(session.node_info((op or back).event.key), op, back)
+        self._show_moment(session.node_info((op or back).event.key), op, back, seq)
         return True
 
     def _moment_of(self, info: NodeInfo | None) -> tuple | None:
@@ -263,9 +279,9 @@ class DebugPanels(QObject):
             return None
         return _recorded_at(session, seq)
 
-    def _show_moment(self, info: NodeInfo | None, op: OpRecord | None, back: BackwardRecord | None) -> None:
+    def _show_moment(self, info: NodeInfo | None, op: OpRecord | None, back: BackwardRecord | None, seq: int) -> None:
         self.worker.cancel()  # a fetch of the node's latest values would land over these
-        self._shown, self._recorded, self._note = info, (op, back), ""
+        self._shown, self._recorded, self._note, self._at = info, (op, back), "", seq
         self._show_record((op or back).event.key, info)
         self.w.inspector.set_values()
         if self.w.session.status != "running" and info is not None:
@@ -278,7 +294,9 @@ class DebugPanels(QObject):
         grad = back.grad_output if back is not None else None
         if values is not None:
             value, grad = value or values.value_summary, grad or values.grad_summary
-        notes = [f"as recorded at event {self.w.timeline.event_number((op or back).seq):,}, iteration {it}"]
+        # the moment's number, as the timeline and the status note name it: the record shown may be an earlier one
+        # (an optimizer step shows the backward before it; a backward node its op's value, recorded events before)
+        notes = [f"as recorded at event {self.w.timeline.event_number(self._at):,}, iteration {it}"]
         if op is not None and back is None:
             notes.append("no gradient: it ran with gradients off" if not op.event.requires_grad
                          else f"no gradient reached it in iteration {it}")
@@ -356,7 +374,7 @@ class DebugPanels(QObject):
             w.canvas.select(key)
         self.show_recorded(seq)
         if session.status == "paused":  # stepped back: the run itself has not moved
-            number = w.timeline.event_number(rec.seq)
+            number = w.timeline.event_number(seq)  # the cursor's, as the timeline says: not the record's before it
             w.status_panel.set_note(f"Showing event {number:,} as recorded; F10 and F11 go on from the stop", 8)
         frame = source_of(rec)
         if frame is not None:  # the line that ran it, as a replay's cursor shows it
@@ -561,6 +579,9 @@ class DebugPanels(QObject):
         edit = self._sent.popleft() if self._sent else None
         self.w.timeline.add_marker("edit", event.seq, _edit_text(event))
         if event.applied:
+            mark = edit_mark(event, _lrs_before(self._recent_lrs, event.seq))
+            self.w.loss_plot.add_edit(*mark)
+            self.w.training_plots.add_edit(*mark)
             self.w.output.note(f"\u270e {_edit_text(event)}")
             self.w.status_panel.set_note(f"Edit applied: {_edit_text(event)}", 4)
         else:
@@ -676,6 +697,46 @@ def _edit_text(event, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
+def edit_mark(event, lrs: tuple | None = None) -> tuple[int, str, str]:
+    """(iteration, short label, tooltip) of an applied edit for the loss plots: "lr 10 → 0.1", "fc1 frozen";
+    `lrs`: the learning rates of the optimizer step before it, for the value an lr edit replaced."""
+    args = dict(event.args)
+    kind, target = event.kind, _short_path(event.target)
+    if kind == "optimizer":
+        name, value, group = args.get("name", target), args.get("value"), int(args.get("group", 0))
+        before = lrs if name == "lr" and lrs else ()
+        old = {before[group]} if 0 <= group < len(before) else set(before) if group == -1 else set()
+        was = f"{_value(old.pop())} " if len(old) == 1 else ""
+        label = f"{name}{f'[{group}]' if group > 0 else ''} {was}\u2192 {_value(value)}"
+    elif kind == "freeze":
+        label = f"{target} {'frozen' if args.get('frozen', True) else 'unfrozen'}"
+    elif kind == "set_setting":
+        label = f"{target}.{args.get('name', '')} \u2192 {_value(args.get('value'))}"
+    elif kind == "swap":
+        label = f"{target} \u2192 {args.get('cls', '')}"
+    elif kind == "param":
+        label = f"{target} {'scaled' if args.get('action') == 'scale' else 'filled'}"
+    else:
+        label = f"{target} {'re-initialised' if kind == 'reinit' else 'put back' if kind == 'restore' else kind}"
+    return event.iteration, label, f"{_edit_text(event)}\n(applied in iteration {event.iteration})"
+
+
+def _short_path(path: str) -> str:
+    """A module or parameter path without the model's name ("MLP.fc1" -> "fc1"): the plot is narrow."""
+    root, dot, rest = str(path).partition(".")
+    return rest if dot and rest else root
+
+
+def _value(value) -> str:
+    """A setting's value as a person writes it: 0.1, 10, True."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _lrs_before(steps, seq: int) -> tuple | None:
+    """The learning rates of the last of `steps` ((seq, lrs) in order) before event `seq`, or None."""
+    return next((lrs for at, lrs in reversed(steps) if at < seq), None)
+
+
 def _op_and_backward(session, rec) -> tuple[OpRecord | None, BackwardRecord | None]:
     """The op record and the backward record of one op in one iteration, from either of them (None: not kept,
     or no backward ran for it: an output made with gradients off, or one the loss did not depend on)."""
@@ -693,6 +754,13 @@ def _op_and_backward(session, rec) -> tuple[OpRecord | None, BackwardRecord | No
         if later.__class__ is BackwardRecord and later.event.forward_seq == rec.seq:
             return rec, later
     return rec, None
+
+
+def _colour_alert_kind(timeline, alert) -> None:
+    """A NaN or Inf's alerts in the red that marks non-finite values in the graph and the Alerts panel; the other
+    kinds get the timeline's colours in turn."""
+    if alert.kind.startswith("nonfinite"):
+        timeline.set_tag_colour("alert", alert_name(alert), NONFINITE_MARK)
 
 
 def _recorded_at(session, seq: int) -> tuple[OpRecord, BackwardRecord | None] | None:

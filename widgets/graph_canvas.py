@@ -77,6 +77,8 @@ NONFINITE = ("#e03131", "#8b0000")  # NaN (or an engine alert): something is bro
 INFINITE = ("#fab005", "#9c5d00")
 INF_ONLY, NAN = 1, 2  # the levels of set_node_values's `nonfinite` (as app.graph_model.nonfinite_array)
 BREAKPOINT = ("#e03131", "#ffffff")  # fill, ring: the timeline's breakpoint red
+BREAKPOINT_RADIUS = 5.0  # pixels
+TITLE_H = 24.0  # a module box's title bar, in scene units
 UNKNOWN = ("#e4e6ea", "#a0a6b0")
 GROUP_FILLS = ["#edf1f7", "#fbfcfe"]  # alternate by depth, so nested boxes stand apart
 GROUP_BORDER = "#a9b3c2"
@@ -356,7 +358,8 @@ class _Marks(pg.GraphicsObject):
         self.changed = np.zeros(0, np.int64)
         self.badges = np.zeros(0, np.int64)
         self.show_badges = False
-        self.breakpoints = np.zeros(0, np.int64)  # nodes a breakpoint names
+        self.breakpoints = np.zeros(0, np.int64)  # op nodes a breakpoint names
+        self.module_breakpoints = np.zeros(0, np.int64)  # collapsed module nodes a breakpoint names
         self.group_breakpoints = np.zeros((0, 2))  # top-left corners of module boxes a breakpoint names
         self.current_group: tuple | None = None  # (name, (x, y, w, h)) of the module box being entered or left
         self.colours = LIGHT_COLOURS
@@ -394,15 +397,20 @@ class _Marks(pg.GraphicsObject):
                 x, y, w, _ = self.rects[i]
                 painter.drawEllipse(QPointF(x + w, y), r, r)
             painter.setBrush(Qt.BrushStyle.NoBrush)
-        if len(self.breakpoints) or len(self.group_breakpoints):  # a debugger's red dot, on the left edge
+        if len(self.breakpoints) or len(self.module_breakpoints) or len(self.group_breakpoints):
             painter.setPen(pg.mkPen(BREAKPOINT[1], width=1, cosmetic=True))
             painter.setBrush(QColor(BREAKPOINT[0]))
-            r = 5.0 * px
-            for i in self.breakpoints.tolist():
+            r = BREAKPOINT_RADIUS * px
+            for i in self.breakpoints.tolist():  # an op's: a debugger's red dot on its left edge
                 x, y, _, h = self.rects[i]
                 painter.drawEllipse(QPointF(x, y + h / 2), r, r)
+            # a module's: inside its own box, at the left of its title, so it cannot be read as the enclosing
+            # box's (a nested box's corner lies a few pixels from its parent's border)
             for x, y in self.group_breakpoints.tolist():
-                painter.drawEllipse(QPointF(x, y), r, r)
+                painter.drawEllipse(group_breakpoint_centre(x, y, px), r, r)
+            for i in self.module_breakpoints.tolist():
+                x, y, _, h = self.rects[i]
+                painter.drawEllipse(QPointF(x + r + 7 * px, y + min(h / 2, r + 6 * px)), r, r)  # clear of the corner
             painter.setBrush(Qt.BrushStyle.NoBrush)
         if self.current_group is not None:  # a stop at a module call's start or end: its box, dashed
             pen = pg.mkPen(CURRENT, width=3, cosmetic=True)
@@ -417,6 +425,13 @@ class _Marks(pg.GraphicsObject):
                 painter.drawRect(self._rect(i, 3 * px))
                 if self.rects[i, 2] / px < 24:  # a speck on screen: add a ring around it
                     painter.drawEllipse(self._rect(i, 0).center(), 12 * px, 12 * px)
+
+
+def group_breakpoint_centre(x: float, y: float, px: float) -> QPointF:
+    """Where a module box's breakpoint dot goes (scene units; `px`: scene units per pixel): at the left of the
+    box's own title bar, inside the box, and below the bar's top where the bar is too thin for it."""
+    r = BREAKPOINT_RADIUS * px
+    return QPointF(x + r + 3 * px, y + max(TITLE_H / 2, r + 2 * px))
 
 
 class _Label(QGraphicsItem):
@@ -648,6 +663,7 @@ class GraphCanvas(pg.GraphicsView):
             label.setVisible(False)
         self._fonts: dict = {}
         self._group_titles: list[str] = []
+        self._breakpoint_groups: set[int] = set()  # module boxes marked with a breakpoint's dot
         self._group_depth = np.zeros(1, np.int64)
         self._title_fills: list[QColor] = []
         self._last_values: tuple = (None, None, "", None)  # set_node_values's arguments, to recolour with
@@ -808,11 +824,15 @@ class GraphCanvas(pg.GraphicsView):
     def set_breakpoints(self, nodes: np.ndarray, groups: np.ndarray) -> None:
         """Mark nodes and module boxes (indices of the view's groups) that a breakpoint names."""
         marks = self.marks_item
-        marks.breakpoints = np.asarray(nodes, np.int64)
+        nodes = np.asarray(nodes, np.int64)
+        module = self.view.kind[nodes] == MODULE if self.view is not None and len(nodes) else np.zeros(len(nodes), bool)
+        marks.breakpoints, marks.module_breakpoints = nodes[~module], nodes[module]
         rects = getattr(self.layout_data, "group_rect", None)
         groups = np.asarray(groups, np.int64)
         marks.group_breakpoints = rects[groups, :2] if rects is not None and len(groups) else np.zeros((0, 2))
+        self._breakpoint_groups = set(groups.tolist())  # their titles make room for the dot
         marks.update()
+        self._update_detail()
 
     def set_backward_visible(self, visible: bool) -> None:
         """Show or hide the backward overlay (gradient flow paths and badges on nodes whose backward ran)."""
@@ -1258,7 +1278,8 @@ class GraphCanvas(pg.GraphicsView):
             # the title bar is 24 scene units tall: its font shrinks with it, so a fitted small graph's
             # titles are not cut through
             title_px = int(min(11, max(MIN_LABEL_PX, 24 * scale - 3)))
-            self._labels[used].show_text(x, y, (text,), QRectF(1, 1, w * scale - 2, 24 * scale - 1),
+            dot = 2 * BREAKPOINT_RADIUS + 4 if g in self._breakpoint_groups else 0  # the title starts after it
+            self._labels[used].show_text(x, y, (text,), QRectF(1 + dot, 1, w * scale - 2 - dot, 24 * scale - 1),
                                          (self._font(title_px, True),), (colour,), Qt.AlignmentFlag.AlignLeft,
                                          self._title_fills[self._group_depth[g] % len(self._title_fills)])
             used += 1

@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import QApplication
 
+from widgets.edit_marks import EditMarks
 from widgets.theme import CURVES, MUTED_TEXT, SECONDARY_TEXT, follow_palette, pick
 
 LEGEND_PT = 7.5  # the legend's font size, as the plots' tick labels
@@ -258,7 +259,8 @@ class CurveLegend:
 
 class LossPlot(pg.PlotWidget):
     """set_curves({label: (iterations, losses)}, {label: (iterations, evaluation losses)}) (set_curve(iterations,
-    losses): one curve); set_cursor(iteration) marks where a replay is; set_no_loss_text(text) says why there is
+    losses): one curve); set_cursor(iteration) marks where a replay is; set_edits([(iteration, label, tooltip)]) and
+    add_edit(...) mark runtime edits (widgets.edit_marks); set_no_loss_text(text) says why there is
     no loss (a tape that holds none); set_chances({label: (level, classes)}) draws the chance level of each
     training curve that has one (set_chance(level, classes): of every curve). What a person sees:
     `labels()`, the legend's names ("val_loss (eval)" for an evaluation curve), `colour(label)` and
@@ -292,6 +294,7 @@ class LossPlot(pg.PlotWidget):
         self.addItem(self.cursor, ignoreBounds=True)
         self.chances = ChanceLines(self.plotItem)
         self.chance = self.chances.lines[0]  # the first level's line: the only one of a run with one loss
+        self.edits = EditMarks(self.plotItem, lambda: [self.nonfinite_label, *(c.label for c in self.chances.lines)])
         self.no_loss_text = "no loss yet"
         self.empty = pg.TextItem(self.no_loss_text, color=pick(MUTED_TEXT), anchor=(0.5, 0.5))
         self.addItem(self.empty, ignoreBounds=True)
@@ -391,6 +394,7 @@ class LossPlot(pg.PlotWidget):
     def _show_chances(self) -> None:
         self.chances.show({label: CURVES[i % len(CURVES)] for i, label in enumerate(self._raw)
                            if label not in self._dashed}, self.log)
+        self.edits.schedule()  # the edits' labels keep clear of the levels' and the NaN marker's, where they are now
 
     def labels(self) -> list[str]:
         """The names the legend shows, in the curves' order, evaluation curves last ([] for one training curve
@@ -439,3 +443,11 @@ class LossPlot(pg.PlotWidget):
         self.cursor.setVisible(iteration is not None)
         if iteration is not None:
             self.cursor.setValue(iteration)
+
+    def set_edits(self, edits: list[tuple[int, str, str]]) -> None:
+        """The applied edits, (iteration it took effect, short label, tooltip) each: a line and a label each."""
+        self.edits.set_edits(edits)
+
+    def add_edit(self, iteration: int, label: str, tip: str) -> None:
+        """One more applied edit."""
+        self.edits.add_edit(iteration, label, tip)

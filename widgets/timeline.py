@@ -7,8 +7,11 @@ Inputs:
   "backward", "optimizer" or their codes 0, 1, 2) and module depths (for Step Back Over); `add_records(records)`
   takes engine.debug records and keeps the steppable ones.
 - `set_origin(seq)`: the seq before the session's first event; the event numbers shown count from it.
-- `set_markers(kind, seqs, texts=())` / `add_marker(kind, seq, text)` for kind in MARKERS
-  (breakpoint, alert, edit); `clear_markers(kind=None)`.
+- `set_markers(kind, seqs, texts=(), tags=())` / `add_marker(kind, seq, text, tag)` for kind in MARKERS
+  (breakpoint, alert, edit); `clear_markers(kind=None)`. A tag (an alert's kind: "dead ReLU") gets a colour
+  of its own, the first tag of a kind that kind's colour. Markers that would overlap at the zoom shown are
+  drawn as one badge with their count (their colours side by side), its tooltip listing them; a click on a
+  marker or a badge moves the cursor to its (first) event: `marker_groups()` says what is drawn.
 - `set_cursor(seq)` (shows a position, emits nothing); `set_follow(on)`; `set_live(live)`; `clear()`.
 - `step_back(over=False)`: the cursor to the event before it (`over`: before it in the same module call or
   its caller, over nested calls), as a person's move; `can_step_back()`.
@@ -20,6 +23,9 @@ cursor by hand leaves follow mode.
 """
 
 from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -42,9 +48,31 @@ PHASE_CODE = {name: i for i, name in enumerate(PHASES)}
 PHASE_COLOURS = ("#74c0fc", "#ffa94d", "#8ce99a")  # forward, backward, optimizer
 MARKERS = ("breakpoint", "alert", "edit")
 MARKER_COLOURS = {"breakpoint": "#e03131", "alert": "#f08c00", "edit": "#7048e8"}
+# the colours of a kind's further tags (an alert kind each), after the kind's own: none the breakpoints' red,
+# the edits' violet or a phase's pale colour, and each dark enough under a white count
+TAG_COLOURS = ("#0c8599", "#c2255c", "#5c940d", "#1864ab", "#d9480f", "#862e9c", "#495057")
+MARKER_HALF = 5  # half a marker glyph's width, in pixels
+GROUP_GAP = 2  # pixels at least between two glyphs or badges: closer, they are one badge
+TIP_ROWS = 12  # a badge's tooltip lists this many markers, then says how many more
+TIP_CHARS = 90  # of a marker's text in a badge's tooltip (the Alerts panel has all of it)
 CURSOR = "#212529"
 RULER, BAND, MARKS = 16, 22, 14  # row heights in pixels
 MIN_SPAN = 8.0  # the narrowest view, in events
+
+
+@dataclass
+class MarkerGroup:
+    """Markers drawn as one (one marker, or a badge of several), left to right: its span in pixels and its
+    markers as (kind, seq, text, tag), in event order."""
+
+    left: float
+    right: float
+    markers: list[tuple[str, int, str, str]] = field(default_factory=list)
+
+    @property
+    def first_seq(self) -> int:
+        """The seq a click on it goes to."""
+        return self.markers[0][1]
 
 
 class TimelineView(QWidget):
@@ -67,8 +95,9 @@ class TimelineView(QWidget):
         self.origin = 0  # the seq before the session's first event
         self._runs = np.zeros(0, np.int64)  # indexes where (iteration, phase) changes: band starts
         self._iter_starts = np.zeros(0, np.int64)
-        self._markers: dict[str, tuple[np.ndarray, list[str]]] = {
-            k: (np.zeros(0, np.int64), []) for k in MARKERS}
+        self._markers: dict[str, tuple[np.ndarray, list[str], list[str]]] = {  # seqs, texts, tags
+            k: (np.zeros(0, np.int64), [], []) for k in MARKERS}
+        self._tag_colours: dict[tuple[str, str], QColor] = {}  # (kind, tag) -> colour, in the order tags came
         self._cursor = -1  # an index into the events, -1: none
         self.at_start = False  # the cursor is before the first event (a replay at its start), not absent
         self._x0, self._x1 = 0.0, 1.0
@@ -135,29 +164,50 @@ class TimelineView(QWidget):
         """The event seqs, in order."""
         return self._seq[:self._n]
 
-    def set_markers(self, kind: str, seqs, texts=()) -> None:
-        """Replace the markers of one kind (texts: tooltips, one per seq, optional)."""
+    def set_markers(self, kind: str, seqs, texts=(), tags=()) -> None:
+        """Replace the markers of one kind (texts: tooltips, tags: what colours them, one per seq, optional)."""
         _check_kind(kind)
         seqs = np.asarray(seqs, np.int64)
         order = np.argsort(seqs, kind="stable")
         texts = list(texts) or [""] * len(seqs)
-        self._markers[kind] = (seqs[order], [texts[i] for i in order])
+        tags = list(tags) or [""] * len(seqs)
+        self._markers[kind] = (seqs[order], [texts[i] for i in order], [tags[i] for i in order])
+        for tag in tags:
+            self.tag_colour(kind, tag)
         self.update()
 
-    def add_marker(self, kind: str, seq: int, text: str = "") -> None:
+    def add_marker(self, kind: str, seq: int, text: str = "", tag: str = "") -> None:
         """Add one marker."""
         _check_kind(kind)
-        seqs, texts = self._markers[kind]
+        seqs, texts, tags = self._markers[kind]
         i = int(np.searchsorted(seqs, seq, side="right"))
-        self._markers[kind] = (np.insert(seqs, i, seq), [*texts[:i], text, *texts[i:]])
+        self._markers[kind] = (np.insert(seqs, i, seq), [*texts[:i], text, *texts[i:]], [*tags[:i], tag, *tags[i:]])
+        self.tag_colour(kind, tag)
         self.update()
 
     def clear_markers(self, kind: str | None = None) -> None:
         """Remove the markers of one kind, or all."""
         for k in (MARKERS if kind is None else (kind,)):
             _check_kind(k)
-            self._markers[k] = (np.zeros(0, np.int64), [])
+            self._markers[k] = (np.zeros(0, np.int64), [], [])
+            self._tag_colours = {key: c for key, c in self._tag_colours.items() if key[0] != k}
         self.update()
+
+    def set_tag_colour(self, kind: str, tag: str, colour: str) -> None:
+        """Give a kind's markers of one tag a colour of the caller's (a NaN's alerts the red of NaN elsewhere)."""
+        _check_kind(kind)
+        self._tag_colours[(kind, tag)] = QColor(colour)
+        self.update()
+
+    def tag_colour(self, kind: str, tag: str) -> QColor:
+        """The colour of a kind's markers of one tag: the kind's own for its first tag, then TAG_COLOURS in turn."""
+        key = (kind, tag)
+        if key not in self._tag_colours:
+            palette = [QColor(c) for c in (MARKER_COLOURS[kind], *TAG_COLOURS)]
+            taken = [c for (k, _), c in self._tag_colours.items() if k == kind]
+            free = [c for c in palette if c not in taken] or palette  # more tags than colours: they repeat
+            self._tag_colours[key] = free[0] if free is not palette else palette[len(taken) % len(palette)]
+        return self._tag_colours[key]
 
     def markers(self, kind: str) -> np.ndarray:
         """The seqs of the markers of one kind."""
@@ -282,7 +332,11 @@ class TimelineView(QWidget):
     # ---- input --------------------------------------------------------------------------------------
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
-            self._move_to(self._pos_of(event.position().x()))
+            group = self._group_at(event.position())  # a marker, or the first of a badge: not the event under it
+            if group is not None:
+                self._move_to(int(self._marker_pos(np.array([group.first_seq]))[0]))
+            else:
+                self._move_to(self._pos_of(event.position().x()))
 
     def mouseMoveEvent(self, event) -> None:
         if event.buttons() & Qt.MouseButton.LeftButton:
@@ -328,18 +382,67 @@ class TimelineView(QWidget):
         j = int(np.searchsorted(starts, i, side="left")) - 1
         return int(starts[max(j, 0)])
 
-    def _marker_text_at(self, pos) -> str:
-        if pos.y() < RULER + BAND:
-            return ""
-        for kind in MARKERS:
-            seqs, texts = self._markers[kind]
-            if not len(seqs):
+    def marker_groups(self) -> list[MarkerGroup]:
+        """The markers in view as drawn, left to right: those whose glyphs would overlap at this zoom are one
+        group (a badge with their count), so none is drawn over another."""
+        found = []  # (x, kind order, seq, kind, text, tag)
+        for order, kind in enumerate(MARKERS):
+            seqs, texts, tags = self._markers[kind]
+            if not len(seqs) or not self._n:
                 continue
             xs = self._x_of(self._marker_pos(seqs) + 0.5)
-            j = int(np.argmin(np.abs(xs - pos.x())))
-            if abs(xs[j] - pos.x()) <= 5:
-                return f"{kind} at event {self.event_number(seqs[j]):,}" + (f": {texts[j]}" if texts[j] else "")
-        return ""
+            for j in np.flatnonzero((xs >= -MARKER_HALF) & (xs <= self.width() + MARKER_HALF)).tolist():
+                found.append((float(xs[j]), order, int(seqs[j]), kind, texts[j], tags[j]))
+        found.sort(key=lambda m: m[:3])
+        metrics = QFontMetricsF(self._badge_font())
+        groups: list[MarkerGroup] = []
+        for x, _order, seq, kind, text, tag in found:
+            last = groups[-1] if groups else None
+            if last is not None and x - MARKER_HALF < last.right + GROUP_GAP:
+                last.markers.append((kind, seq, text, tag))
+                count = f"{len(last.markers)}"  # the badge is as wide as its count, and as its markers spread
+                last.right = max(x + MARKER_HALF, last.left + metrics.horizontalAdvance(count) + 8)
+            else:
+                groups.append(MarkerGroup(x - MARKER_HALF, x + MARKER_HALF, [(kind, seq, text, tag)]))
+        return groups
+
+    def _group_at(self, pos) -> MarkerGroup | None:
+        """The marker or badge under `pos` (in the markers' row), or None."""
+        if pos.y() < RULER + BAND:
+            return None
+        x = pos.x()
+        return next((g for g in self.marker_groups() if g.left - GROUP_GAP <= x <= g.right + GROUP_GAP), None)
+
+    def _marker_text_at(self, pos) -> str:
+        group = self._group_at(pos)
+        if group is None:
+            return ""
+        if len(group.markers) == 1:
+            kind, seq, text, tag = group.markers[0]
+            about = f"{tag}: {text}" if tag else text
+            return f"{kind} at event {self.event_number(seq):,}" + (f": {about}" if about else "")
+        return self._group_tip(group)
+
+    def _group_tip(self, group: MarkerGroup) -> str:
+        """A badge's tooltip: how many markers of which kinds, then one row each (the first TIP_ROWS)."""
+        kinds: dict[str, int] = {}
+        for kind, *_ in group.markers:
+            kinds[kind] = kinds.get(kind, 0) + 1
+        head = ", ".join(f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in kinds.items())
+        pos = self._marker_pos(np.array([m[1] for m in group.markers]))
+        first, last = (f"{int(self._it[i])}" for i in (pos[0], pos[-1]))
+        rows = [f"<b>{head}</b>, iteration {first}" + (f"\u2013{last}" if last != first else "")
+                + " (a click goes to the first)"]
+        for (kind, seq, text, tag), i in zip(group.markers[:TIP_ROWS], pos.tolist()):
+            glyph = {"breakpoint": "\u25cf", "alert": "\u25b2", "edit": "\u25c6"}[kind]
+            about = text.split("\n", 1)[0]
+            about = about if len(about) <= TIP_CHARS else about[:TIP_CHARS - 1] + "\u2026"
+            rows.append(f"<span style='color:{self.tag_colour(kind, tag).name()}'>{glyph}</span>&nbsp;"
+                        f"{html.escape(tag or kind)} \u00b7 event {self.event_number(seq):,} \u00b7 iteration "
+                        f"{int(self._it[i])}" + (f": {html.escape(about)}" if about else ""))
+        if len(group.markers) > TIP_ROWS:
+            rows.append(f"\u2026 and {len(group.markers) - TIP_ROWS} more: zoom in to tell them apart")
+        return "<br>".join(f"<nobr>{row}</nobr>" for row in rows)  # a row a line: wrapped, they ran together
 
     def _marker_pos(self, seqs: np.ndarray) -> np.ndarray:
         """Positions of seqs among the events (a marker between two events sits on the earlier one)."""
@@ -440,19 +543,47 @@ class TimelineView(QWidget):
                 last = x
         return labels
 
+    def _badge_font(self) -> QFont:
+        font = QFont(self.font())
+        font.setPointSizeF(max(font.pointSizeF() * 0.75, 6.5))
+        font.setBold(True)
+        return font
+
     def _paint_markers(self, p: QPainter, top: int) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        for kind in MARKERS:
-            seqs, _ = self._markers[kind]
-            if not len(seqs):
-                continue
-            xs = self._x_of(self._marker_pos(seqs) + 0.5)
-            xs = np.unique(np.round(xs[(xs >= -4) & (xs <= self.width() + 4)]))
-            colour = QColor(MARKER_COLOURS[kind])
-            p.setPen(Qt.PenStyle.NoPen)
-            p.setBrush(colour)
-            for x in xs.tolist():
-                p.drawPath(_glyph(kind, x, top + 2))
+        p.setFont(self._badge_font())
+        for group in self.marker_groups():
+            if len(group.markers) == 1:
+                kind, _seq, _text, tag = group.markers[0]
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(self.tag_colour(kind, tag))
+                p.drawPath(_glyph(kind, group.left + MARKER_HALF, top + 2))
+            else:
+                self._paint_badge(p, group, top + 1)
+
+    def _paint_badge(self, p: QPainter, group: MarkerGroup, top: float) -> None:
+        """A rounded badge with the group's count, its markers' colours side by side in it (in the order they
+        first come), so a badge of alerts of two kinds shows both."""
+        colours: list[QColor] = []
+        for kind, _seq, _text, tag in group.markers:
+            colour = self.tag_colour(kind, tag)
+            if colour not in colours:
+                colours.append(colour)
+        rect = QRectF(group.left, top, group.right - group.left, 12)
+        outline = QPainterPath()
+        outline.addRoundedRect(rect, 4, 4)
+        p.save()
+        p.setClipPath(outline)
+        p.setPen(Qt.PenStyle.NoPen)
+        width = rect.width() / len(colours)
+        for k, colour in enumerate(colours):
+            p.fillRect(QRectF(rect.left() + k * width, rect.top(), width + 1, rect.height()), colour)
+        p.restore()
+        p.setPen(QPen(QColor(0, 0, 0, 90), 1))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawPath(outline)
+        p.setPen(QColor("#ffffff"))
+        p.drawText(rect, Qt.AlignmentFlag.AlignCenter, f"{len(group.markers)}")
 
     def _paint_cursor(self, p: QPainter, h: int, colour: QColor) -> None:
         if self.at_start:
@@ -592,13 +723,17 @@ class Timeline(QWidget):
         """The cursor to the event before it (`over`: over nested module calls), emitting cursorMoved."""
         return self.view.step_back(over)
 
-    def set_markers(self, kind: str, seqs, texts=()) -> None:
+    def set_markers(self, kind: str, seqs, texts=(), tags=()) -> None:
         """Replace the markers of one kind (breakpoint, alert, edit)."""
-        self.view.set_markers(kind, seqs, texts)
+        self.view.set_markers(kind, seqs, texts, tags)
 
-    def add_marker(self, kind: str, seq: int, text: str = "") -> None:
+    def add_marker(self, kind: str, seq: int, text: str = "", tag: str = "") -> None:
         """Add one marker."""
-        self.view.add_marker(kind, seq, text)
+        self.view.add_marker(kind, seq, text, tag)
+
+    def set_tag_colour(self, kind: str, tag: str, colour: str) -> None:
+        """Colour a kind's markers of one tag (before they come, or they are coloured in turn)."""
+        self.view.set_tag_colour(kind, tag, colour)
 
     def clear_markers(self, kind: str | None = None) -> None:
         """Remove the markers of one kind, or all."""

@@ -8,7 +8,8 @@ errD and errG, named by a legend above the plot; an evaluation loss dashed throu
 widgets.loss_plot), or `set_loss(iterations, losses)`, one; `set_chances({label: (level, classes)})`, the loss of a
 guess at chance of each loss that has one (a dashed line labelled "chance", or "chance: <label>" where the losses'
 levels differ, as in widgets.loss_plot), or `set_chance(level, classes)`, of every loss; `set_cursor(iteration)`
-(None hides it); `clear()`.
+(None hides it); `set_edits([(iteration, label, tooltip)])` / `add_edit(...)`, runtime edits marked on the loss
+plot (widgets.edit_marks); `clear()`.
 Outputs: `iterationClicked(iteration)` when a person clicks a plot.
 What a person sees: `series(name)` -> (x, y) and `colour(name)` of the curve "loss" (the first loss), "loss:<label>"
 (any loss), "eval:<label>" (an evaluation loss), "lr" (group 0), "lr[1]", ..., "ratio:<layer>" or "grad:<layer>";
@@ -31,6 +32,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
+from widgets.edit_marks import EditMarks
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
 from widgets.loss_plot import EVAL_SUFFIX, ChanceLines, CurveLegend, IterationAxis, loss_tail, spans_decades
 from widgets.theme import CURVES, follow_palette
@@ -102,6 +104,7 @@ class TrainingPlots(QWidget):
         self._axis_under(self.ratio_plot)
         self.chances = ChanceLines(self.loss_plot)
         self.chance = self.chances.lines[0]  # the first level's line: the only one of a run with one loss
+        self.edits = EditMarks(self.loss_plot, lambda: [c.label for c in self.chances.lines])
         self._loss_log = False
         self.loss_legend = CurveLegend(self.loss_plot, self)
         self._losses: list[str] = []  # the labels of the loss curves, in order
@@ -172,6 +175,7 @@ class TrainingPlots(QWidget):
         self._draw_steps()
         self.set_loss([], [])
         self.set_chance(None)
+        self.edits.clear()
 
     def add_step(self, iteration: int, event) -> None:
         """One optimizer step: its learning rates and per-layer update/weight ratios."""
@@ -232,8 +236,17 @@ class TrainingPlots(QWidget):
             (label + EVAL_SUFFIX, CURVES[(len(curves) + i) % len(CURVES)], True) for i, label in enumerate(evaluation)])
         self._show_chances()
 
+    def set_edits(self, edits: list[tuple[int, str, str]]) -> None:
+        """The applied edits on the loss plot, (iteration it took effect, short label, tooltip) each."""
+        self.edits.set_edits(edits)
+
+    def add_edit(self, iteration: int, label: str, tip: str) -> None:
+        """One more applied edit on the loss plot."""
+        self.edits.add_edit(iteration, label, tip)
+
     def _show_chances(self) -> None:
         self.chances.show({label: CURVES[i % len(CURVES)] for i, label in enumerate(self._losses)}, self._loss_log)
+        self.edits.schedule()  # the edits' labels keep clear of the levels', where they are now
 
     def _loss_name(self, i: int) -> str:
         """The series name of loss curve `i`: "loss" for the first, "loss:<label>" for the others."""

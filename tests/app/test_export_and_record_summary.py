@@ -18,6 +18,7 @@ import engine.tape
 from app.cli import main
 from app.tape_export import FORMATS
 from app.window import MainWindow
+from engine.debug.alert_text import KINDS
 from engine.tape.export import export
 from tests.app.test_window import TIMEOUT, make_window
 from tests.shots import shoot
@@ -132,12 +133,9 @@ def test_record_says_where_the_first_nan_came_from(tmp_path, capsys):
     assert main(["record", _script(tmp_path, "nan_run.py", NAN_SCRIPT), "-o", str(tape)]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("tapescope record: ") and "written to" in err[0]
-    assert "  1 alert: non-finite values first at log in Sequential.0 (nan_run.py:14), iteration 2" in err
-    # the NaN's line comes before the other kinds' lines, one line per kind
-    assert err[1] == "  1 alert: non-finite values first at log in Sequential.0 (nan_run.py:14), iteration 2"
-    with engine.tape.open(tape) as t:
-        kinds = {a.kind for a in t.alerts()}
-    assert len(err) == 1 + len(kinds)
+    # one kind: the header names it, once, and its line says where it first appeared
+    assert err[1:] == ["  1 alert: NaN/Inf (forward)",
+                       "    NaN/Inf (forward)  first at iteration 2  log in Sequential.0 (nan_run.py:14)"]
 
 
 def test_record_says_which_layer_or_parameter_an_optimizer_steps_alert_is_about(tmp_path, capsys):
@@ -145,7 +143,68 @@ def test_record_says_which_layer_or_parameter_an_optimizer_steps_alert_is_about(
     example = os.path.join(os.path.dirname(app.__file__), "..", "resources", "examples", "nan_demo.py")
     assert main(["record", example, "-o", str(tmp_path / "nan.tape")]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert "  2 alerts: updates too large for the learning rate first in layer '3', iteration 2" in err
+    assert "    learning rate too high  first at iteration 2  layer '3'" in err
+
+
+MANY_KINDS_SCRIPT = """
+    import engine
+    import engine.nn as nn
+    import engine.nn.functional as F
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.the_stack_of_layers_under_a_name_long_enough_to_need_eliding = nn.Sequential(
+                nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
+                nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+
+        def forward(self, x):
+            return self.the_stack_of_layers_under_a_name_long_enough_to_need_eliding(x)
+
+
+    engine.manual_seed(0)
+    x, y = engine.randn(256, 64) * 4, engine.randint(0, 10, (256,))
+    model = Net()
+    opt = engine.optim.SGD(model.parameters(), lr=3.0)
+    for step in range(40):
+        idx = engine.randperm(256)[:64]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+"""
+
+
+def test_record_counts_the_alerts_per_kind_then_says_where_each_kind_first_appeared(tmp_path, capsys):
+    # the lines read "1 alert: non-finite values first at ..." / "3 alerts: updates too large ... first in
+    # layer '8'": counts and findings run together, no header, and a deep module path ran past the terminal
+    tape = tmp_path / "many.tape"
+    assert main(["record", _script(tmp_path, "many.py", MANY_KINDS_SCRIPT), "-o", str(tape)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    with engine.tape.open(tape) as t:
+        alerts = t.alerts()
+    kinds = {}
+    for a in alerts:
+        kinds.setdefault(a.kind, []).append(a)
+    assert len(kinds) >= 3 and any(len(found) > 1 for found in kinds.values())
+    header, *rest = err[1:]
+    assert header.startswith(f"  {len(alerts)} alerts of {len(kinds)} kinds: ")
+    rows = [line for line in rest if "first at iteration" in line]
+    continued = rest[:len(rest) - len(rows)]  # the header's counts, wrapped
+    counts = " ".join([header, *continued])
+    for kind, found in kinds.items():
+        name = KINDS[kind][0]
+        assert f"{name} \u00d7{len(found)}" in counts
+        (row,) = [line for line in rows if line.startswith(f"    {name}  ")]
+        assert f"first at iteration {found[0].iteration} " in row
+    assert rows[0].startswith("    NaN/Inf (forward)")  # the first NaN leads
+    assert len(rows) == len(kinds)
+    assert all(len(line) <= 100 for line in err[1:])
+    nan_row = rows[0]
+    assert nan_row.endswith("(many.py:15)") and "\u2026" in nan_row  # the module path gave way, not the line
+    # the rows' columns line up
+    assert len({row.index("first at") for row in rows}) == 1
 
 
 def test_record_is_quiet_without_alerts_and_says_when_none_were_checked(tmp_path, capsys):

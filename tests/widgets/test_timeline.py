@@ -1,5 +1,7 @@
 """The timeline (cursor, keys, scrubbing, follow head, markers) and the breakpoints panel, offscreen."""
 
+import itertools
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
@@ -427,3 +429,67 @@ def test_the_position_reads_whole_or_without_its_event_number_never_cut_beside_t
             assert painted == core, width
     timeline.resize(900, 110)
     qtbot.waitUntil(lambda: QLabel.text(timeline.where) == full, timeout=1000)
+
+
+# ---- markers close together: one badge, its count, its list ----------------------------------------------
+def _close_alerts(timeline):
+    """A run like the lr=10 MLP's: alerts of four kinds a few events apart (and an edit among them), and one alone."""
+    seqs, its, phases = events(60)
+    timeline.set_events(seqs, its, phases)
+    close = [(seqs[30], "exploding gradient"), (seqs[31], "dead ReLU"), (seqs[33], "exploding gradient"),
+             (seqs[36], "vanishing gradient")]
+    timeline.set_markers("alert", [s for s, _ in close] + [seqs[600]], [f"about {t}" for t, _ in enumerate(close)]
+                         + ["NaN"], [tag for _, tag in close] + ["NaN/Inf (forward)"])
+    timeline.add_marker("edit", seqs[32], "lr 10 \u2192 0.1")
+    return seqs, close
+
+
+def _overlapping(groups) -> bool:
+    return any(b.left < a.right for a, b in itertools.pairwise(groups))
+
+
+def test_markers_close_together_are_one_badge_with_their_count(qtbot, timeline):
+    # alerts of several kinds a few events apart were drawn atop each other: unreadable, and a click went to
+    # the event under the pointer, whichever marker that was
+    seqs, close = _close_alerts(timeline)
+    view = timeline.view
+    groups = view.marker_groups()
+    assert not _overlapping(groups)
+    (badge,) = [g for g in groups if len(g.markers) > 1]
+    assert [m[1] for m in badge.markers] == sorted([s for s, _ in close] + [seqs[32]])
+    assert len([g for g in groups if len(g.markers) == 1]) == 1  # the NaN, far off, alone
+    # drawn: the count on the badge, the kinds' colours side by side in it
+    image = view.grab().toImage()
+    top = RULER + 22 + 1 + 1
+    colours = {image.pixelColor(QPoint(x, y)).name() for x in range(int(badge.left), int(badge.right))
+               for y in range(top, top + 12)}
+    tag_colours = {view.tag_colour("alert", tag).name() for _, tag in close} | {view.tag_colour("edit", "").name()}
+    assert len(tag_colours) == 4 and tag_colours <= colours
+    white = [x for x in range(int(badge.left), int(badge.right))
+             for y in range(top, top + 12) if image.pixelColor(QPoint(x, y)).lightness() > 240]
+    assert white  # the count, in white
+    # its tooltip lists them all, by kind, in event order
+    tip = view._marker_text_at(QPointF((badge.left + badge.right) / 2, RULER + 30))
+    assert tip.startswith("<nobr><b>4 alerts, 1 edit</b>")
+    assert [row.split("&nbsp;")[1].split(" \u00b7 ")[0] for row in tip.split("<br>")[1:]] == [
+        "exploding gradient", "dead ReLU", "edit", "exploding gradient", "vanishing gradient"]
+    # a click on the badge goes to its first marker's event, not to the one under the pointer
+    with qtbot.waitSignal(timeline.cursorMoved) as moved:
+        qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(int(badge.right) - 1, RULER + 30))
+    assert moved.args == [seqs[30]]
+
+
+def test_zoomed_in_the_badge_parts_into_single_markers(qtbot, timeline):
+    seqs, close = _close_alerts(timeline)
+    view = timeline.view
+    for span in (view._extent(), 400, 100, 30, 10):  # at any zoom, no marker is drawn over another
+        view.set_view(20, 20 + span)
+        assert not _overlapping(view.marker_groups()), span
+    view.set_view(25, 45)
+    groups = view.marker_groups()
+    assert [len(g.markers) for g in groups] == [1] * 5
+    # the kinds keep their colours; the first kind has the alerts' own colour, as the legend says
+    assert view.tag_colour("alert", "exploding gradient") == QColor(MARKER_COLOURS["alert"])
+    assert len({view.tag_colour("alert", tag).name() for _, tag in close}) == 3
+    tip = view._marker_text_at(QPointF((groups[1].left + groups[1].right) / 2, RULER + 30))
+    assert tip == f"alert at event {view.event_number(seqs[31]):,}: dead ReLU: about 1"

@@ -1,0 +1,78 @@
+"""A module breakpoint's red dot sits on the module's own box, not on the box around it."""
+
+import pytest
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QColor
+
+from engine.debug import Breakpoint
+from tests.app.test_stepping_qa import two_blocks
+from tests.app.test_window import TIMEOUT, make_window, paused
+from tests.shots import shoot
+from widgets.graph_canvas import BREAKPOINT
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path)
+
+
+def _paused_in_iteration_1(qtbot, window) -> None:
+    window.run_function(two_blocks, "two blocks")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("run_to_next_iteration")
+    qtbot.waitUntil(lambda: paused(window) and window.session.iteration == 1, timeout=TIMEOUT)
+
+
+def _red_pixels(canvas, x0: float, y0: float, x1: float, y1: float) -> int:
+    """How many pixels of the breakpoint's red lie in the scene rectangle (x0, y0)-(x1, y1), as drawn."""
+    image = canvas.grab().toImage()
+    view = canvas.box
+    a, b = (canvas.mapFromScene(view.mapViewToScene(p)) for p in (QPointF(x0, y0), QPointF(x1, y1)))
+    red = QColor(BREAKPOINT[0])
+    count = 0
+    for x in range(max(a.x(), 0), min(b.x(), image.width())):
+        for y in range(max(a.y(), 0), min(b.y(), image.height())):
+            c = image.pixelColor(x, y)
+            count += abs(c.red() - red.red()) + abs(c.green() - red.green()) + abs(c.blue() - red.blue()) < 60
+    return count
+
+
+def test_a_nested_modules_breakpoint_dot_lies_inside_its_own_title_bar(qtbot, window):
+    # the dot was drawn on the box's top-left corner: a nested box's corner lies a few pixels inside its
+    # parent's, so the dot straddled the parent's border and its padding and read as the parent's breakpoint
+    _paused_in_iteration_1(qtbot, window)
+    window.breakpoints.addRequested.emit(Breakpoint.module("Sequential.1", on="enter"))
+    canvas = window.canvas
+    groups = list(canvas.view.groups)
+    g = groups.index("Sequential.1")
+    qtbot.waitUntil(lambda: len(canvas.marks_item.group_breakpoints) == 1, timeout=TIMEOUT)
+    x, y, w, _h = canvas.layout_data.group_rect[g]
+    canvas.box.setRange(xRange=(x - 30, x + 150), yRange=(y - 30, y + 90), padding=0)
+    qtbot.wait(50)
+    shoot(canvas, "module_breakpoint_nested.png")
+    inside_bar = _red_pixels(canvas, x + 1, y + 1, x + w - 1, y + 24 - 1)
+    outside = _red_pixels(canvas, x - 30, y - 30, x + 150, y + 90) - inside_bar
+    assert inside_bar > 20 and outside == 0, (inside_bar, outside)
+    # the title makes room for it: its text starts right of the dot
+    title = next(label for label in canvas._labels if label.isVisible() and label.lines
+                 and label.lines[0].startswith("1  \u00b7  Sequential"))
+    assert title.rect.left() >= 2 * 5
+
+
+def test_a_collapsed_modules_breakpoint_dot_lies_inside_its_node(qtbot, window):
+    _paused_in_iteration_1(qtbot, window)
+    window.graph.expand("Sequential.1", False)
+    canvas = window.canvas
+    qtbot.waitUntil(lambda: "Sequential.1" in [canvas.view.keys[i] for i in range(len(canvas.view))],
+                    timeout=TIMEOUT)
+    window.breakpoints.addRequested.emit(Breakpoint.module("Sequential.1", on="enter"))
+    i = list(canvas.view.keys).index("Sequential.1")
+    marks = canvas.marks_item
+    qtbot.waitUntil(lambda: i in [*marks.breakpoints, *getattr(marks, "module_breakpoints", ())], timeout=TIMEOUT)
+    x, y, w, h = canvas.marks_item.rects[i]
+    canvas.box.setRange(xRange=(x - 40, x + w + 40), yRange=(y - 40, y + h + 40), padding=0)
+    qtbot.wait(50)
+    shoot(canvas, "module_breakpoint_collapsed.png")
+    inside = _red_pixels(canvas, x + 1, y + 1, x + w - 1, y + h - 1)
+    outside = _red_pixels(canvas, x - 40, y - 40, x + w + 40, y + h + 40) - inside
+    assert inside > 20 and outside == 0, (inside, outside)
