@@ -95,8 +95,10 @@ class EditMarks:
         """Place each label in the first row, at the right of its line or else at its left, where it overlaps no
         label placed before it and none of the plot's own labels, and where it can, no other edit's line."""
         vb = self.plot.vb
+        if vb is None or not self.edits:  # a plot torn down before its queued placing ran
+            return
         view = vb.sceneBoundingRect()
-        if view.width() <= 0 or not self.edits:
+        if view.width() <= 0:
             return
         taken = [item.sceneBoundingRect() for item in self.obstacles() if item.isVisible()]
         (x0, x1), _ = vb.viewRange()
