@@ -86,6 +86,8 @@ EDIT = (
 VIEW = (
     Spec("fit", "Fi&t Graph", "Ctrl+0", "fit", "Zoom to show the whole graph"),
     Spec("find", "&Find Node\u2026", "Ctrl+F", "", "Find a node by op, module or key"),
+    Spec("find_next", "Find &Next", "F3", "", "Select the next node that matches the search"),
+    Spec("find_previous", "Find Pre&vious", "Shift+F3", "", "Select the previous node that matches the search"),
     Spec("backward", "Show &Backward Pass", "Ctrl+B", "", "Overlay the gradient flow of the backward pass",
          checkable=True),
     Spec("collapse_modules", "&Collapse Modules", "", "", "Show every top-level module as one node"),

@@ -52,10 +52,12 @@ KIND_NAMES = ("op", "param", "input", "module")
 FORWARD_NAN, BACKWARD_NAN = 1, 2
 FORWARD_INF, BACKWARD_INF = 4, 8
 FORWARD_ALERT, BACKWARD_ALERT = 16, 32
+FAILED = 64  # the op raised (a ShapeError): no values at all, an error
 _FORWARD, _BACKWARD = (FORWARD_NAN, FORWARD_INF, FORWARD_ALERT), (BACKWARD_NAN, BACKWARD_INF, BACKWARD_ALERT)
-_RED = FORWARD_NAN | BACKWARD_NAN | FORWARD_ALERT | BACKWARD_ALERT
-# nonfinite_array's levels (widgets.graph_canvas colours them alike): finite, only +-Inf, NaN (or an alert)
-FINITE, INF_ONLY, NAN = 0, 1, 2
+# nonfinite_array's levels (as widgets.graph_canvas names and colours them): finite; only +-Inf and no alert
+# (amber: a mask's -inf); and, red, what an alert or NaN marks: NaN, +-Inf (an alert named it), both or not
+# known which (an alert without a summary), and an op that raised
+FINITE, INF_ONLY, NAN, INF, NAN_INF, ERROR = 0, 1, 2, 3, 4, 5
 ACTIVATION, GRAD_NORM = "activation", "grad_norm"
 
 
@@ -146,7 +148,7 @@ class GraphView:
         """Hover text of node i: op, shapes, module, dtype and source line."""
         kind = int(self.kind[i])
         name = self.label[i] if kind == PARAM or self.caption is None else self.caption[i]
-        lines = [f"{name}  ({KIND_NAMES[kind]})", self.keys[i]]
+        lines = [f"{name}  ({self.op[i] if kind in (PARAM, INPUT) else KIND_NAMES[kind]})", self.keys[i]]
         if self.in_shapes[i]:
             lines.append(f"in: {self.in_shapes[i]}")
         if self.out_shape[i]:
@@ -199,6 +201,7 @@ class GraphModel:
         self.collapsed: set[str] = set()
         self.last_diff: StructureDiff | None = None
         self.tensor_names: dict[int, str] = {}
+        self.buffers: set[str] = set()  # keys of source nodes a module holds that are no parameters (running_mean)
         self._root_prefix: dict[str, str] = {}  # a model's root name -> what its parameters' labels start with
         self.metrics: dict[str, dict[str, float]] = {ACTIVATION: {}, GRAD_NORM: {}}
         self.nonfinite: dict[str, int] = {}  # node key -> FORWARD_NAN | BACKWARD_INF | ... bits
@@ -310,7 +313,7 @@ class GraphModel:
         for i, t in enumerate(ev.inputs):
             src = producer.get(t)
             if src is None:
-                src = self._add_source(cur, t, key, i, ev.input_shapes[i], group, ev.dtype)
+                src = self._add_source(cur, t, key, ev.op, i, ev.input_shapes[i], group, ev.dtype)
             self._add_edge(cur, src, ev.input_shapes[i])
         idx = self._add_node(cur, key, OP, group, ev.op, ev.input_shapes, ev.output_shape, ev.dtype, 0)
         # edges were appended before the node existed: their destination is this node
@@ -347,16 +350,23 @@ class GraphModel:
             self._data_version += 1
         return idx
 
-    def _add_source(self, cur: _Iteration, tensor: int, consumer: str, arg: int, shape: tuple, group: int,
-                    dtype: str) -> int:
+    def _add_source(self, cur: _Iteration, tensor: int, consumer: str, op: str, arg: int, shape: tuple,
+                    group: int, dtype: str) -> int:
         # inside a module, a tensor nobody produced and nobody passed in belongs to the module: a parameter,
-        # named by the module's call; unnamed, one the module made itself (an LSTM's zero initial state)
+        # named by the module's call; unnamed, a buffer (BatchNorm's running_var) or one the module made itself
+        # (an LSTM's zero initial state), named as the op's argument is (a tape names them alike)
+        key = f"{consumer}/in{arg}"
+        label = self.tensor_names.get(tensor)
         if group and tensor not in cur.entry:
             kind = PARAM
+            if label is None:
+                label = input_name(op, arg, "")
+                label = "constant" if label == KIND_NAMES[INPUT] else label
+                self.buffers.add(key)
         else:
             kind, group = INPUT, 0
-        label = self.tensor_names.get(tensor) or ("constant" if kind == PARAM else KIND_NAMES[kind])
-        idx = self._add_node(cur, f"{consumer}/in{arg}", kind, group, label, (), shape, dtype, tensor)
+            label = label or KIND_NAMES[kind]
+        idx = self._add_node(cur, key, kind, group, label, (), shape, dtype, tensor)
         cur.producer[tensor] = idx
         return idx
 
@@ -516,8 +526,13 @@ class GraphModel:
         self._pending.values = True
 
     def set_nonfinite(self, key: str, flag: bool = True) -> None:
-        """Mark node `key` in red, as an alert does (a failed op); `flag` False clears every mark."""
+        """Mark node `key` in red, as an alert does; `flag` False clears every mark."""
         self._set_flags(key, self.nonfinite.get(key, 0) | FORWARD_ALERT if flag else 0)
+        self._pending.values = True
+
+    def set_failed(self, key: str) -> None:
+        """Mark node `key` as the op that raised (an error, not a value that went non-finite)."""
+        self._set_flags(key, self.nonfinite.get(key, 0) | FAILED)
         self._pending.values = True
 
     def set_tensor_names(self, names: dict[int, str]) -> None:
@@ -542,16 +557,22 @@ class GraphModel:
         return out
 
     def nonfinite_array(self, view: GraphView) -> np.ndarray:
-        """Per visible node: NAN when it holds NaN in its output or gradient (or an alert named it),
-        INF_ONLY when its non-finite values are all +-Inf, else FINITE; a module shows its worst member."""
-        out = np.zeros(len(view), np.int8)
+        """Per visible node, what its values hold, as a level named for it: ERROR (the op raised), NAN, INF (an
+        alert named it), NAN_INF (both, or an alert that did not say which), INF_ONLY (+-Inf, no alert), else
+        FINITE. A module or a fan shows what its red members hold together (an error first)."""
+        seen = np.zeros(len(view), np.int8)  # bits: 1 amber +-Inf, 2 NaN, 4 red +-Inf, 8 red of unknown kind, 16 error
         node_of = view.node_of
         for key, flags in self.nonfinite.items():
             i = node_of.get(key)
             if i is not None:
-                level = NAN if flags & _RED else INF_ONLY
-                if level > out[i]:
-                    out[i] = level
+                seen[i] |= _kind_bits(flags)
+        out = np.zeros(len(view), np.int8)
+        out[seen & 1 > 0] = INF_ONLY
+        red = seen & 14
+        out[red == 2] = NAN
+        out[red == 4] = INF
+        out[(red != 0) & (red != 2) & (red != 4)] = NAN_INF
+        out[seen & 16 > 0] = ERROR
         return out
 
     def nonfinite_notes(self, view: GraphView) -> dict[int, str]:
@@ -567,12 +588,14 @@ class GraphModel:
             if len(keys) == 1 and view.keys[i] == keys[0]:
                 notes[i] = self._note(keys[0])
                 continue
-            red = sum(1 for k in keys if self.nonfinite[k] & _RED)  # a module, or a fan of ops
-            inf = len(keys) - red
-            if red and inf:
-                notes[i] = f"NaN in {red} of its ops; \u00b1Inf, no NaN, in {inf}"
-            else:
-                notes[i] = f"NaN in {red} of its ops" if red else f"\u00b1Inf, no NaN, in {inf} of its ops"
+            # a module, or a fan of ops: how many of its ops hold what
+            counts: dict[str, int] = {}
+            for k in keys:
+                what = _MEMBER_WORDS[_kind_bits(self.nonfinite[k]).bit_length() - 1]
+                counts[what] = counts.get(what, 0) + 1
+            parts = [f"{what} in {n}" for what, n in sorted(counts.items(), key=lambda item: _ORDER[item[0]])]
+            parts[0] += " of its ops"
+            notes[i] = "; ".join(parts)
         return notes
 
     def _note(self, key: str) -> str:
@@ -583,8 +606,10 @@ class GraphModel:
                 lines.append(f"NaN in its {where}")
             elif flags & inf:
                 lines.append(f"\u00b1Inf in its {where}, no NaN")
-        if flags & (FORWARD_ALERT | BACKWARD_ALERT):
-            message = self.alerts.get(key, "")
+        message = self.alerts.get(key, "")
+        if flags & FAILED:
+            lines.append(f"error: {message}" if message else "error: this op raised")
+        elif flags & (FORWARD_ALERT | BACKWARD_ALERT):
             lines.append(f"alert: {message}" if message else "alert: non-finite values start here")
         return "\n".join(lines)
 
@@ -663,7 +688,8 @@ class GraphModel:
         if self._view is not None and self._view_version == (self._version, self._data_version):
             return self._refresh_backward(self._view)
         it = self._shown_iteration()
-        self._view = _build_view(it, self.collapsed, self.sources, self.last_diff, self._backward_iteration())
+        self._view = _build_view(it, self.collapsed, self.sources, self.last_diff, self._backward_iteration(),
+                                 self.buffers)
         self._view_version = (self._version, self._data_version)
         return self._view
 
@@ -680,6 +706,27 @@ class GraphModel:
 
 def _ignore(event) -> None:
     return None
+
+
+# what one op's flags say, as the bits nonfinite_array combines (the highest is the member's word in a module note)
+_MEMBER_WORDS = ("\u00b1Inf, no NaN,", "NaN", "\u00b1Inf (alert)", "NaN or \u00b1Inf (alert)", "an error")
+_ORDER = {word: j for j, word in enumerate(reversed(_MEMBER_WORDS))}
+
+
+def _kind_bits(flags: int) -> int:
+    """One op's flags as one bit: 16 it raised, 2 NaN, 4 +-Inf an alert named, 8 an alert of unknown kind,
+    1 +-Inf without an alert."""
+    if flags & FAILED:
+        return 16
+    alert = flags & (FORWARD_ALERT | BACKWARD_ALERT)
+    nan, inf = flags & (FORWARD_NAN | BACKWARD_NAN), flags & (FORWARD_INF | BACKWARD_INF)
+    if nan and inf:
+        return 8
+    if nan:
+        return 2
+    if alert:
+        return 4 if inf else 8
+    return 1 if inf else 0
 
 
 def _diff(prev: _Iteration | None, cur: _Iteration) -> StructureDiff:
@@ -769,7 +816,7 @@ def _module_name(path: str) -> str:
 
 
 def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], diff: StructureDiff | None,
-                bw: _Iteration) -> GraphView:
+                bw: _Iteration, buffers: set[str] = frozenset()) -> GraphView:
     """Contract collapsed modules into single nodes and lay the result out as arrays."""
     n_groups = len(it.groups)
     # rep[g]: the outermost collapsed module containing group g (itself included), or -1
@@ -839,7 +886,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
             label.append(f"{it.label[i]} \u00d7{fan_size[i]}")
             sublabel.append(f"each {shape_text(it.out_shape[i])}")
         caption.append(_caption(it, i, sources, uses))
-        op.append(it.label[i] if it.kind[i] == OP else KIND_NAMES[it.kind[i]])
+        op.append(it.label[i] if it.kind[i] == OP else "buffer" if key in buffers else KIND_NAMES[it.kind[i]])
         module.append(it.groups[g])
         in_s.append(_shapes_text(it.in_shapes[i]))
         out_s.append(shape_text(it.out_shape[i]))

@@ -664,7 +664,7 @@ class LiveSession(Session):
             # the op that raised never emitted its event: add it, marked, where it would have been
             self.model.apply(error.op)
             key = self.failed_key = self.model.current
-            self.model.set_nonfinite(key)
+            self.model.set_failed(key)
             self.model.alerts[key] = error.message
         elif ended.outcome == FINISHED:
             self.model.end_run()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QLabel,
     QLineEdit,
     QMainWindow,
     QMenu,
@@ -508,6 +509,8 @@ class MainWindow(QMainWindow):
         a["quit"].triggered.connect(self.close)
         a["fit"].triggered.connect(lambda: self.graph.fit())
         a["find"].triggered.connect(lambda: (self.search_box.setFocus(), self.search_box.selectAll()))
+        a["find_next"].triggered.connect(lambda: self.find(self.search_box.text()))
+        a["find_previous"].triggered.connect(lambda: self.find(self.search_box.text(), backward=True))
         a["backward"].toggled.connect(self.canvas.set_backward_visible)
         a["collapse_modules"].triggered.connect(lambda: self.graph.collapse_all(True))
         a["expand_modules"].triggered.connect(lambda: self.graph.collapse_all(False))
@@ -547,7 +550,7 @@ class MainWindow(QMainWindow):
             debug.addSeparator()
 
         view = self.menuBar().addMenu("&View")
-        for name in ("fit", "find", "backward"):
+        for name in ("fit", "find", "find_next", "find_previous", "backward"):
             view.addAction(a[name])
         colour = view.addMenu("C&olour Nodes By")
         group = QActionGroup(self)
@@ -588,6 +591,11 @@ class MainWindow(QMainWindow):
         self.search_box.setMaximumWidth(240)
         self.search_box.returnPressed.connect(lambda: self.find(self.search_box.text()))
         bar.addWidget(self.search_box)
+        # how many nodes match, and which one is selected: "1 of 2" (Enter and F3 go to the next)
+        self.search_count = QLabel()
+        self.search_count.setContentsMargins(6, 0, 6, 0)
+        self.search_box.textChanged.connect(self._count_matches)
+        bar.addWidget(self.search_count)
         self.toolbar = bar
 
     def _build_alert_stops(self, menu: QMenu) -> None:
@@ -857,12 +865,19 @@ class MainWindow(QMainWindow):
             dock.show()
         self._initial_dock_sizes()
 
-    def find(self, text: str) -> str | None:
-        """Select and centre the next node matching `text`."""
-        key = self.canvas.search(text)
+    def find(self, text: str, backward: bool = False) -> str | None:
+        """Select and centre the next node matching `text` (`backward`: the previous); the count says which."""
+        key = self.canvas.search(text, backward)
         if key is None and text:
             self.status_panel.set_note(f"No node matches '{text}'", 3)
+        which, of = self.canvas.search_place
+        self.search_count.setText(f"{which} of {of}" if key is not None else "no match" if text else "")
         return key
+
+    def _count_matches(self, text: str) -> None:
+        count = len(self.canvas.search_hits(text))
+        self.search_count.setText("" if not text else f"{count} match{'es' if count != 1 else ''}" if count
+                                  else "no match")
 
     def show_message(self, text: str, level: str = "info") -> None:
         """Show a message above the graph (no modal dialog)."""

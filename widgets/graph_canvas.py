@@ -75,7 +75,12 @@ NONFINITE = ("#e03131", "#8b0000")  # NaN (or an engine alert): something is bro
 # only +-Inf (an additive attention mask's -inf is one by design): amber, lighter than the red, so the two
 # differ in lightness as well as hue (told apart with red-green colour blindness, and from viridis's yellow)
 INFINITE = ("#fab005", "#9c5d00")
-INF_ONLY, NAN = 1, 2  # the levels of set_node_values's `nonfinite` (as app.graph_model.nonfinite_array)
+# an op that raised (a ShapeError): no values at all, so not the NaN red; dark enough for white labels
+FAILED = ("#862e9c", "#4a1457")
+# the levels of set_node_values's `nonfinite` (as app.graph_model.nonfinite_array): amber +-Inf without an alert;
+# red NaN, +-Inf an alert named, both (or not known which); an error
+INF_ONLY, NAN, INF, NAN_INF, ERROR = 1, 2, 3, 4, 5
+RED_NAMES = {NAN: "NaN", INF: "\u00b1Inf (alert)", NAN_INF: "NaN/Inf"}  # the legend's red, by what its nodes hold
 BREAKPOINT = ("#e03131", "#ffffff")  # fill, ring: the timeline's breakpoint red
 BREAKPOINT_RADIUS = 5.0  # pixels
 TITLE_H = 24.0  # a module box's title bar, in scene units
@@ -268,6 +273,7 @@ class _Paths(pg.GraphicsObject):
         if dashed:
             self.pen.setStyle(Qt.PenStyle.DashLine)
         self.paths: list = []
+        self._rects: list[QRectF] = []
         self._bounds = QRectF()
         self.antialias = True
 
@@ -282,9 +288,12 @@ class _Paths(pg.GraphicsObject):
                 c[-1] = 0
                 path = pg.arrayToQPath(points[a:b, 0], points[a:b, 1], connect=c, finiteCheck=False)
                 self.paths.append(path)
+        # padded: a straight vertical (or horizontal) run of edges has a rectangle of zero width, which
+        # intersects nothing, so a chain x -> mul -> sum drew its ports and no lines
+        self._rects = [path.boundingRect().adjusted(-1, -1, 1, 1) for path in self.paths]
         self._bounds = QRectF()
-        for path in self.paths:
-            self._bounds = self._bounds.united(path.boundingRect())
+        for rect in self._rects:
+            self._bounds = self._bounds.united(rect)
         self.antialias = len(points) < 40000
         self.update()
 
@@ -296,8 +305,8 @@ class _Paths(pg.GraphicsObject):
         painter.setPen(self.pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         exposed = option.exposedRect
-        for path in self.paths:
-            if path.boundingRect().intersects(exposed):
+        for path, rect in zip(self.paths, self._rects, strict=True):
+            if rect.intersects(exposed):
                 painter.drawPath(path)
 
 
@@ -467,22 +476,26 @@ class _Label(QGraphicsItem):
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
         if self.background is not None:  # a module title: edges pass under it, not through the text
             painter.fillRect(self.rect, self.background)
-        n = len(self.lines)
-        h = self.rect.height() / max(n, 1)
-        for j, text in enumerate(self.lines):
-            font = self.fonts[j]
+        for j, (font, r, text) in enumerate(self.drawn()):
             painter.setFont(font)
             painter.setPen(self.colours[j])
+            painter.drawText(r, int(self.align | Qt.AlignmentFlag.AlignVCenter), text)
+
+    def drawn(self) -> list[tuple[QFont, QRectF, str]]:
+        """Each line as it is drawn: its font (made smaller to fit), its rectangle and its text, elided."""
+        n = len(self.lines)
+        h = self.rect.height() / max(n, 1)
+        out = []
+        for j, text in enumerate(self.lines):
             pad = min(4.0, self.rect.width() * 0.05)  # a small box's name keeps its room: "weight", not "wei…"
             r = QRectF(self.rect.left() + pad, self.rect.top() + j * h, self.rect.width() - 2 * pad, h)
-            font = _fitted(font, text, r.width())
-            painter.setFont(font)
+            font = _fitted(self.fonts[j], text, r.width())
             metrics = QFontMetricsF(font)
             elide = self.elide if j == 0 else Qt.TextElideMode.ElideRight
             if elide == Qt.TextElideMode.ElideLeft or (j == 0 and NUMBERED_ROOT.match(text)):
                 text = _last_names(text, metrics, r.width())  # a dotted path: its last names, not "…eight"
-            elided = metrics.elidedText(text, elide, r.width())
-            painter.drawText(r, int(self.align | Qt.AlignmentFlag.AlignVCenter), elided)
+            out.append((font, r, metrics.elidedText(text, elide, r.width())))
+        return out
 
 
 def _last_names(path: str, metrics: QFontMetricsF, width: float) -> str:
@@ -530,10 +543,9 @@ def _fitted(font: QFont, text: str, width: float) -> QFont:
 
 
 class _Legend(pg.GraphicsObject):
-    """The key to node colours (fixed on screen): a metric's colour bar, name and range with NaN, Inf and
-    no-data swatches; coloured by op family, only the NaN and Inf swatches of the flags shown."""
-
-    SWATCHES = ((NONFINITE, "NaN"), (INFINITE, "\u00b1Inf only"), (UNKNOWN, "no data"))
+    """The key to node colours (fixed on screen): a metric's colour bar, name and range with non-finite, Inf and
+    no-data swatches; coloured by op family, only the swatches of the flags shown. Each names what its nodes
+    hold: the red "NaN", "\u00b1Inf (alert)" or "NaN/Inf", a failed op "error"."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -541,17 +553,28 @@ class _Legend(pg.GraphicsObject):
         self.lo = self.hi = math.nan
         self.log = False
         self.colours: list[QColor] = []
-        self.flags: tuple[int, ...] = ()  # the levels shown (INF_ONLY, NAN) when coloured by op family
+        self.flags: tuple[int, ...] = ()  # the levels the nodes show (INF_ONLY, NAN, INF, NAN_INF, ERROR)
         self.theme = LIGHT_COLOURS
         self.setZValue(20)
 
     def _swatches(self) -> list:
+        red = [level for level in (NAN, INF, NAN_INF) if level in self.flags]
+        swatches = []
+        if red or self.name:  # a metric's key always shows the red, named for what its nodes hold (NaN by default)
+            swatches.append((NONFINITE, RED_NAMES[red[0]] if len(red) == 1 else "NaN/Inf" if red else "NaN"))
+        if INF_ONLY in self.flags or self.name:
+            swatches.append((INFINITE, "\u00b1Inf only"))
+        if ERROR in self.flags:
+            swatches.append((FAILED, "error (op raised)"))
         if self.name:
-            return [*self.SWATCHES[:2], (self.theme.unknown, self.SWATCHES[2][1])]
-        return [swatch for swatch, level in zip(self.SWATCHES[:2], (NAN, INF_ONLY), strict=True) if level in self.flags]
+            swatches.append((self.theme.unknown, "no data"))
+        return swatches
 
     def boundingRect(self) -> QRectF:
-        return QRectF(0, 0, 260, 72) if self.name else QRectF(0, 0, 110, 8 + 17 * len(self._swatches()))
+        rows = len(self._swatches())
+        if self.name:
+            return QRectF(0, 0, 300, max(72, 20 + 17 * rows))
+        return QRectF(0, 0, 130, 8 + 17 * rows)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         swatches = self._swatches()
@@ -573,7 +596,7 @@ class _Legend(pg.GraphicsObject):
             painter.setPen(pg.mkPen(border))
             painter.drawRect(QRectF(x, y + 17 * j, 12, 12))
             painter.setPen(QColor(text_colour))
-            painter.drawText(QRectF(x + 16, y + 17 * j - 1, 70, 14), int(Qt.AlignmentFlag.AlignLeft), text)
+            painter.drawText(QRectF(x + 16, y + 17 * j - 1, 100, 14), int(Qt.AlignmentFlag.AlignLeft), text)
 
     def _paint_bar(self, painter: QPainter) -> None:
         _border, _fill, title, text_colour = self.theme.legend
@@ -672,6 +695,7 @@ class GraphCanvas(pg.GraphicsView):
         self._index: dict[str, int] = {}
         self._edge_anchor = np.zeros((0, 2))
         self._search = ("", -1)
+        self.search_place = (0, 0)  # (which, of how many) the last search selected; (0, 0): no match
         self._searched: tuple = (None, [], [])  # (view, its nodes' names, their modules and keys), lower-cased
         self._notes: dict[int, str] = {}  # extra hover lines per node (what its NaN/Inf are)
         self.hovered = -1
@@ -764,16 +788,17 @@ class GraphCanvas(pg.GraphicsView):
             self.legend.name, self.legend.lo, self.legend.hi = name or "metric", lo, hi
             self.legend.log = bool(lo > 0 and hi / lo > 100) if not math.isnan(lo) else False
             self.legend.colours = colours
-        # NaN and Inf override any other colour
-        fills += [QColor(INFINITE[0]), QColor(NONFINITE[0])]
-        borders += [QColor(INFINITE[1]), QColor(NONFINITE[1])]
+        # NaN, Inf and errors override any other colour
+        fills += [QColor(INFINITE[0]), QColor(NONFINITE[0]), QColor(FAILED[0])]
+        borders += [QColor(INFINITE[1]), QColor(NONFINITE[1]), QColor(FAILED[1])]
         self.legend.flags = ()
         if nonfinite is not None and len(nonfinite):
             level = np.asarray(nonfinite)
             if level.dtype == bool:
                 level = level * NAN
-            colour = np.where(level >= NAN, len(fills) - 1, np.where(level == INF_ONLY, len(fills) - 2, colour))
-            self.legend.flags = tuple(v for v in (NAN, INF_ONLY) if (level == v).any())
+            base = len(fills) - 3
+            colour = np.select([level == ERROR, level >= NAN, level == INF_ONLY], [base + 2, base + 1, base], colour)
+            self.legend.flags = tuple(v for v in (NAN, INF, NAN_INF, INF_ONLY, ERROR) if (level == v).any())
         self._notes = dict(notes or {})
         self.legend.prepareGeometryChange()
         self.legend.setVisible(bool(self.legend.name or self.legend.flags))
@@ -889,9 +914,13 @@ class GraphCanvas(pg.GraphicsView):
         if not len(rects) or typical <= 0 or view_w <= 0 or view_h <= 0:
             return None
         whole = min(view_w / w, view_h / h) / 1.04  # (fit's padding)
-        if whole * typical >= LABEL_MIN_PX:
+        whole_labels = self._whole_labels_scale()
+        if whole * typical >= LABEL_MIN_PX and whole >= whole_labels:
             return None
-        readable = max((READABLE_PX + 1.5) / 0.45 / float(np.median(rects[:, 3])), LABEL_MIN_PX * 1.05 / typical)
+        # as large as labels read, and as each node's name reads whole ("batch_no\u2026" and "consta\u2026" in a
+        # CNN fitted to the window)
+        readable = max((READABLE_PX + 1.5) / 0.45 / float(np.median(rects[:, 3])), LABEL_MIN_PX * 1.05 / typical,
+                       whole_labels)
         across = min(view_w / (w * 1.04), readable, FIT_NODE_PX / typical)
         if across < whole * 1.25:
             return None
@@ -900,6 +929,24 @@ class GraphCanvas(pg.GraphicsView):
         cy = float(self.layout_data.pos[i, 1]) if 0 <= i < len(rects) else y0 + span_h / 2
         cy = min(max(cy, y0 + span_h / 2), y1 - span_h / 2)
         return QRectF((x0 + x1) / 2 - span_w / 2, cy - span_h / 2, span_w, span_h)
+
+    def _whole_labels_scale(self) -> float:
+        """The least zoom (pixels per scene unit) at which every node's name fits its box at the smallest label
+        size (dotted paths by their last name, as they are drawn); 0 for a graph too big to measure each."""
+        view, sizes = self.view, self.layout_data.size
+        names = getattr(view, "caption", None) or getattr(view, "label", view.keys)
+        if len(names) > POOL:
+            return 0.0
+        metrics = QFontMetricsF(self._font(MIN_LABEL_PX, True))
+        widths: dict[str, float] = {}
+        need = 0.0
+        for i, name in enumerate(names):
+            name = name.rpartition(".")[2] if int(view.kind[i]) == PARAM else name
+            width = widths.get(name)
+            if width is None:
+                width = widths[name] = metrics.horizontalAdvance(name)
+            need = max(need, (width + 2) / (0.9 * float(sizes[i, 0])))  # the label's pad: 5% of the box each side
+        return need
 
     def fit_rect(self) -> QRectF:
         """The scene rectangle that shows the whole graph; no more zoomed in than a typical node FIT_NODE_PX wide
@@ -1077,11 +1124,33 @@ class GraphCanvas(pg.GraphicsView):
         i = self.marks_item.selected
         return self.view.keys[i] if i >= 0 else None
 
-    def search(self, text: str) -> str | None:
-        """Select and centre the next node whose op, label, key or module contains `text` (Ctrl+F)."""
+    def search(self, text: str, backward: bool = False) -> str | None:
+        """Select and centre the next node (`backward`: the previous one, round again at either end) whose op,
+        label, key or module contains `text` (Ctrl+F); `search_place` says which of how many it is."""
+        hits = self.search_hits(text)
+        if not hits:
+            self.search_place = (0, 0)
+            return None
+        needle = text.lower()
+        last_text, last = self._search
+        if last_text == needle and last in hits:
+            j = (hits.index(last) + (-1 if backward else 1)) % len(hits)
+        else:
+            j = len(hits) - 1 if backward else 0
+        i = hits[j]
+        self._search = (needle, i)
+        self.search_place = (j + 1, len(hits))
+        key = self.view.keys[i]
+        self.select(key)
+        self.center_on(key)
+        return key
+
+    def search_hits(self, text: str) -> list[int]:
+        """The nodes `search` visits for `text`, in order: ops named like it (in execution order), then nodes
+        whose module or key holds it."""
         view = self.view
         if view is None or not text:
-            return None
+            return []
         needle = text.lower()
         if self._searched[0] is not view:  # lower-cased once per view: 11k nodes took 25 ms a search
             labels = getattr(view, "label", view.keys)
@@ -1096,17 +1165,7 @@ class GraphCanvas(pg.GraphicsView):
         # ops named like the text first (in execution order), then nodes whose module or key matches
         named = [i for i, text in enumerate(named_as) if needle in text]
         seen = set(named)
-        hits = named + [i for i, text in enumerate(placed_as) if needle in text and i not in seen]
-        if not hits:
-            return None
-        last_text, last = self._search
-        after = [i for i in hits if i > last] if last_text == needle else hits
-        i = after[0] if after else hits[0]
-        self._search = (needle, i)
-        key = view.keys[i]
-        self.select(key)
-        self.center_on(key)
-        return key
+        return named + [i for i, text in enumerate(placed_as) if needle in text and i not in seen]
 
     @property
     def drawn_node_count(self) -> int:
@@ -1117,9 +1176,17 @@ class GraphCanvas(pg.GraphicsView):
         """The texts the detail tier shows now (node labels, module titles, edge shapes)."""
         return [line for label in self._labels if label.isVisible() for line in label.lines]
 
+    def drawn_labels(self) -> list[str]:
+        """The texts the detail tier draws now, as they read (cut short with "\u2026" where they don't fit)."""
+        return [text for label in self._labels if label.isVisible() for _, _, text in label.drawn()]
+
     def legend_text(self) -> str:
         """The metric the legend explains ('' when nodes are coloured by op family)."""
         return self.legend.name if self.legend.isVisible() else ""
+
+    def legend_keys(self) -> list[str]:
+        """What the legend's swatches read ("NaN", "\u00b1Inf only", "error (op raised)"), top to bottom."""
+        return [text for _, text in self.legend._swatches()] if self.legend.isVisible() else []
 
     def node_at(self, x: float, y: float) -> int:
         """Index of the node under scene-layout point (x, y), or -1."""

@@ -384,7 +384,11 @@ class LossPlot(pg.PlotWidget):
         self.nonfinite_label.setVisible(bool(bad and len(finite)))  # all of them NaN: `empty` says so
         if bad and len(finite):
             self.nonfinite_label.setText(f"NaN/Inf loss ({bad:,})" if bad > 1 else "NaN/Inf loss")
-            self.nonfinite_label.setPos(float(x[~ok][0]), math.log10(top) if log and top > 0 else top)
+            first = float(x[~ok][0])
+            # a cross in the right half is named to its left: at the last iteration its name ran out of the
+            # plot and read "Na"
+            self.nonfinite_label.setAnchor((1, 1) if first > (float(x[0]) + float(x[-1])) / 2 else (0, 1))
+            self.nonfinite_label.setPos(first, math.log10(top) if log and top > 0 else top)
         self._raw = {label: (cx, cy) for label, cx, cy in everything}
         self._dashed = {label for label, _, _ in evals}
         self.legend.set_entries([(label, CURVES[i % len(CURVES)], label in self._dashed)

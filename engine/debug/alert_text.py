@@ -163,14 +163,16 @@ DOMAINS = {**dict.fromkeys(("log", "log2", "log10"), "{op} of 0 is -inf, and of 
 CURES = {"ctc_loss": "pass zero_infinity=True to make those losses (and their gradients) zero, or drop the samples",
          **dict.fromkeys(("std", "var"), "pass correction=0 (unbiased=False), or reduce over more than one element "
                                          "(a one-step episode's returns, a batch of one)")}
-_DIVERGED = ("Values this large usually mean training diverged: lower the learning rate or clip the gradients "
-             "(engine.nn.utils.clip_grad_norm_)")
+DIVERGED = ("Values this large usually mean training diverged: lower the learning rate or clip the gradients "
+            "(engine.nn.utils.clip_grad_norm_)")
 
 
-def finite_inputs_text(op: str, overflowed: bool, top: float, dtype, parameter: str | None = None) -> str:
+def finite_inputs_text(op: str, overflowed: bool, top: float, dtype,
+                       parameter: tuple[str, float] | None = None) -> str:
     """Why an op whose inputs are finite made non-finite values, after "its inputs are finite": `overflowed` when
     its values outgrew `dtype` (else it met the edge of its domain, log of 0), `top` the largest |input|,
-    `parameter` the name of the parameter holding it (when one of them does). Empty when there is no reason to give."""
+    `parameter` (name, its largest |value|) of a parameter among them too large for products of it to fit `dtype`.
+    Empty when there is no reason to give."""
     name = getattr(dtype, "name", str(dtype))
     largest = float(np.finfo(dtype).max) if getattr(dtype, "kind", "") == "f" else math.inf
     if not overflowed:
@@ -185,11 +187,14 @@ def finite_inputs_text(op: str, overflowed: bool, top: float, dtype, parameter: 
                 f"{limit(largest):.3g} is more than {name} holds ({largest:.3g}). Subtract the maximum first (as "
                 f"softmax and logsumexp do) or clamp the input{_wider(name)}")
     if parameter is not None:
-        return (f", but parameter '{parameter}' holds values up to {top:.3g} ({name} tops out at {largest:.3g}), "
-                "so products of it overflow: steps with a learning rate far too high blow weights up like this (or "
-                "check its init)")
+        param, param_top = parameter
+        # each figure under its own name: the largest input may be an activation, larger than the weight
+        others = f" and its inputs reach {top:.3g}" if top > param_top else ""
+        return (f", but parameter '{param}' holds values up to {param_top:.3g}{others} ({name} tops out at "
+                f"{largest:.3g}), so products of it overflow: steps with a learning rate far too high blow weights up "
+                "like this (or check its init)")
     what = OVERFLOWS.get(op, "its result overflows")
-    return (f", but {what}: its inputs reach {top:.3g}, and {name} tops out at {largest:.3g}. {_DIVERGED}; if the "
+    return (f", but {what}: its inputs reach {top:.3g}, and {name} tops out at {largest:.3g}. {DIVERGED}; if the "
             f"data itself is this large, normalise it{_wider(name, ' or compute in float64')}")
 
 

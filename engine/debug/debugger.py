@@ -35,6 +35,7 @@ from engine.debug.alert_text import make_alert
 from engine.debug.alerts import AlertSettings, Monitor
 from engine.debug.breakpoints import Breakpoint, BreakpointInfo, BreakpointTable
 from engine.debug.cache import DEFAULT_BYTES, ValueCache, ValueUnavailable
+from engine.debug.edit_blame import EditBlame
 from engine.debug.edits import EDITS, EditRejected, describe, prepare
 from engine.debug.pacing import Pacing
 from engine.debug.param_names import ParamNamer, StepLabels
@@ -55,7 +56,7 @@ from engine.events import (
     next_seq,
     renamed,
 )
-from engine.nn.module import forget_root_names, outermost, running_modules
+from engine.nn.module import forget_root_names, outermost, root_name, running_modules
 from engine.optim.optimizer import optimizer_clock, optimizer_of, stepping_optimizer, training_optimizer
 
 _attached: list[Debugger] = []  # in attach order; breakpoint() and mark_iteration() reach them here
@@ -127,6 +128,7 @@ class Debugger:
         self.history: deque = deque(maxlen=history)  # the latest records
         self.alerts: deque[AlertEvent] = deque(maxlen=1000)
         self.edits: deque[EditEvent] = deque(maxlen=1000)
+        self._blame = EditBlame()  # alerts soon after an edit name it
         self._cv = threading.Condition()
         self._commands: deque = deque()
         self._pause = False
@@ -380,6 +382,7 @@ class Debugger:
                 self.optimizer = opt
                 self._tentative = False
             rec = self.tracer.optimizer(self._named_by_model(event, opt or self.optimizer), self._ends_iteration(opt))
+            self._blame.stepped(event.lrs)
             alerts = self.monitor.step(rec) if self.monitor is not None else ()
         else:
             return
@@ -451,6 +454,7 @@ class Debugger:
 
     def _alert(self, alert: AlertEvent, origin: int = 0) -> None:
         """Keep, publish and react to `alert`; `origin`: the seq of the engine event that raised it."""
+        alert = self._blame.explain(alert)
         self.alerts.append(alert)
         if self.stop_on_alert:
             with self._cv:
@@ -566,6 +570,7 @@ class Debugger:
         kind, target, args = describe(edit)
         event = EditEvent(next_seq(), kind, target, args, applied, message, self.tracer.iteration)
         self.edits.append(event)
+        self._blame.edited(event, root_name(self.model) if self.model is not None and kind != "optimizer" else "")
         hub.emit(event)
         future.set_result(event)
 

@@ -229,7 +229,8 @@ class NonFiniteTracker:
         top, _ = max(tops, key=lambda pair: pair[0], default=(0.0, None))
         huge = np.finfo(out.dtype).max ** 0.5  # products of values above this overflow
         names = self.names()
-        parameter = next((names[id(t)] for value, t in tops if value > huge and id(t) in names), None)
+        # the parameter's own largest value goes with its name, not the largest input's (an activation's)
+        parameter = next(((names[id(t)], value) for value, t in tops if value > huge and id(t) in names), None)
         if op in DOMAINS and op not in OVERFLOWS and op not in EXP_LIMITS:
             overflowed = False  # log, sqrt: no overflow, the edge of the domain
         elif op in DOMAINS:  # div, pow: 1/0 and 0 ** -1 are inf, 1e38 / 1e-5 and 1e20 ** 2 overflow

@@ -7,11 +7,11 @@ import pytest
 
 import engine
 import engine.nn.functional as F
-from app.graph_model import FINITE, INF_ONLY, INPUT, MODULE, NAN, OP, PARAM, GraphModel
+from app.graph_model import ERROR, FINITE, INF, INF_ONLY, INPUT, MODULE, NAN, NAN_INF, OP, PARAM, GraphModel
 from engine import nn
 from engine.debug import Debugger
 from engine.events import AlertEvent
-from tests.app.graphs import Twice
+from tests.app.graphs import Twice, recorded_model
 from tests.app.graphs import record_events as record
 
 
@@ -408,9 +408,9 @@ def test_an_alert_keeps_an_infinite_node_red_until_it_is_finite_again():
     assert model.nonfinite_array(view)[i] == INF_ONLY
     model.apply(AlertEvent(0, "nonfinite_forward", "exp overflowed", "exp", "exp:0", "", 0, 0,
                            "t.py", 1, "x.exp()", float("inf")))
-    assert model.nonfinite_array(view)[i] == NAN
+    assert model.nonfinite_array(view)[i] == INF  # red, and named for what it holds: not "NaN"
     assert model.nonfinite_notes(view)[i] == "\u00b1Inf in its output, no NaN\nalert: exp overflowed"
-    for summary, level in ((overflowed, NAN), (Summary(1.0, 2.0, True), FINITE)):  # the next iterations
+    for summary, level in ((overflowed, INF), (Summary(1.0, 2.0, True), FINITE)):  # the next iterations
         model.new_iteration()
         model.apply(OpRecord(events[0], summary))
         assert model.nonfinite_array(model.view())[i] == level
@@ -425,7 +425,8 @@ def test_alerts_and_app_set_values_colour_nodes():
     model.set_metric("grad_norm", {"exp:0": 0.5, "nowhere:0": 1.0})
     view = model.view()
     i = view.keys.index("exp:0")
-    assert model.nonfinite_array(view)[i] == NAN  # an engine alert is red, whatever the values hold
+    # an engine alert is red, whatever the values hold; without a summary, not known to be NaN or Inf
+    assert model.nonfinite_array(view)[i] == NAN_INF
     assert model.metric_array(view, "grad_norm")[i] == 0.5
     assert np.isnan(model.metric_array(view, "grad_norm")[0])  # the input has no gradient norm
 
@@ -497,3 +498,33 @@ def test_breakpoints_mark_every_node_and_module_call_they_name():
     model.collapse("Twice")
     view = model.view()
     assert named(Breakpoint.op("linear")) == (["Twice"], []) and named(Breakpoint.module("Twice")) == (["Twice"], [])
+
+
+def test_an_op_that_raised_is_an_error_not_nan_and_a_module_names_what_its_ops_hold():
+    # the tester's ShapeError node read "NaN" in the legend, and so did a node that held only Inf
+    model = masked_attention_with_a_log_of_a_negative()
+    model.set_failed("Broken/add:0")
+    model.alerts["Broken/add:0"] = "ShapeError: add: shapes (3, 3) and (4, 4)"
+    view = model.view()
+    level = dict(zip(view.keys, model.nonfinite_array(view).tolist(), strict=True))
+    assert level["Broken/add:0"] == ERROR and level["Broken/log:0"] == NAN
+    assert model.nonfinite_notes(view)[view.keys.index("Broken/add:0")].endswith(
+        "error: ShapeError: add: shapes (3, 3) and (4, 4)")
+    model.collapse("Broken")
+    view = model.view()
+    assert model.nonfinite_array(view)[view.keys.index("Broken")] == ERROR
+    assert model.nonfinite_notes(view)[view.keys.index("Broken")] == "an error in 1 of its ops; NaN in 1"
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_batchnorms_running_statistics_are_named_as_buffers_not_constant(mode):
+    # the tester's CNN showed two boxes labelled "constant" in each BatchNorm
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    getattr(net, mode)()
+    model = recorded_model(lambda: net(engine.randn(5, 4)).sum())
+    view = model.view()
+    captions = {view.caption[i] for i in range(len(view)) if view.module[i] == "Sequential.1" and view.kind[i] == PARAM}
+    assert captions == {"running_mean", "running_var", "weight", "bias"}
+    i = view.caption.index("running_var")
+    assert view.tooltip(i).startswith("running_var  (buffer)")
+    assert view.tooltip(view.label.index("1.weight")).startswith("1.weight  (param)")

@@ -9,8 +9,8 @@ import engine
 from app.graph_model import GraphModel
 from app.layout import LayoutCache, LayoutCancelled, LayoutJob, layout_view, plain_graph
 from engine import nn
-from engine.events import hub
-from tests.app.graphs import mlp_graph_model
+from engine.events import OpEvent, hub
+from tests.app.graphs import mlp_graph_model, record_events
 
 
 def network(blocks: int, seed: int = 0) -> tuple[int, list[tuple[int, int]]]:
@@ -174,3 +174,50 @@ def test_an_input_made_after_its_box_began_still_feeds_it_from_above():
     assert layout.pos[1, 1] < layout.pos[0, 1] < layout.pos[2, 1]
     line = layout.edge_polyline(0)
     assert line[0, 1] < line[-1, 1]  # the edge runs down into its consumer, not up from below it
+
+
+def _chain():
+    x = engine.randn(3, requires_grad=True)
+    (x * 2).sum().backward()
+
+
+def _fan_in():
+    a, b = engine.randn(3, requires_grad=True), engine.randn(3, requires_grad=True)
+    (a * b + a).sum().backward()
+
+
+def _top_level_after_modules():
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    x = engine.randn(2, 4)
+    (net(x) * engine.randn(2, 3)).mean().backward()
+
+
+def _modules_after_top_level():
+    net = nn.Linear(3, 2)
+    x = engine.randn(5, 3, requires_grad=True)
+    net(x.tanh() * 3).sum().backward()
+
+
+@pytest.mark.parametrize("run", [_chain, _fan_in, _top_level_after_modules, _modules_after_top_level])
+def test_every_input_of_every_op_of_a_small_graph_has_its_edge_drawn(run):
+    # the tester's x -> mul -> sum showed ports and no lines
+    events = record_events(run)
+    model = GraphModel()
+    model.apply_batch(events)
+    view = model.view()
+    layout = layout_view(view)
+    edge_of = {(int(a), int(b)): e for e, (a, b) in enumerate(view.edges.tolist())}
+    made: dict[int, int] = {}  # tensor id -> the node showing what made (or stands for) it
+    counts: dict[str, int] = {}
+    for ev in (e for e in events if isinstance(e, OpEvent)):
+        n = counts[ev.key] = counts.get(ev.key, 0) + 1
+        op = view.node_of[ev.key if n == 1 else f"{ev.key}#{n - 1}"]
+        for i, t in enumerate(ev.inputs):
+            src = made.setdefault(t, view.node_of.get(f"{ev.key}/in{i}"))
+            assert src is not None and (src, op) in edge_of, (ev.key, i)
+            line = layout.edge_polyline(edge_of[(src, op)])
+            top_of_op = layout.pos[op, 1] - layout.size[op, 1] / 2
+            bottom_of_src = layout.pos[src, 1] + layout.size[src, 1] / 2
+            assert len(line) >= 2 and np.isclose(line[0, 1], bottom_of_src) and np.isclose(line[-1, 1], top_of_op)
+            assert abs(line[-1, 0] - layout.pos[op, 0]) <= layout.size[op, 0] / 2
+        made[ev.output] = op

@@ -214,6 +214,28 @@ def test_find_selects_a_node(qtbot, window):
     assert window.node_info.plain_text().startswith("tanh")
 
 
+def test_find_counts_its_matches_and_enter_and_f3_go_through_them(qtbot, window):
+    # 'in_proj' matched two nodes and one was selected without a word about the other
+    window.open_demo(epochs=1, n=128)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("run_to_phase")
+    qtbot.waitUntil(lambda: paused(window) and window.session.phase == "backward", timeout=TIMEOUT)
+    window.actions["find"].trigger()
+    qtbot.keyClicks(window.search_box, "tanh")
+    assert window.search_count.text() == "2 matches"
+    qtbot.keyClick(window.search_box, Qt.Key.Key_Return)
+    assert (window.canvas.selected_key, window.search_count.text()) == ("SpiralNet/tanh:0", "1 of 2")
+    window.actions["find_next"].trigger()  # F3
+    assert (window.canvas.selected_key, window.search_count.text()) == ("SpiralNet/tanh:1", "2 of 2")
+    qtbot.keyClick(window.search_box, Qt.Key.Key_Return)  # round again
+    assert (window.canvas.selected_key, window.search_count.text()) == ("SpiralNet/tanh:0", "1 of 2")
+    window.actions["find_previous"].trigger()  # Shift+F3
+    assert window.canvas.selected_key == "SpiralNet/tanh:1"
+    assert window.actions["find_next"].shortcut().toString() == "F3"
+    window.search_box.setText("no such op")
+    assert window.search_count.text() == "no match"
+
+
 def test_panels_and_window_state_are_kept(qtbot, tmp_path):
     first = make_window(qtbot, tmp_path)
     first.docks["loss"].hide()

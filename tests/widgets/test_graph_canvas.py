@@ -11,7 +11,20 @@ from app.layout import layout_view
 from engine import nn
 from tests.app.graphs import mlp_graph_model, recorded_model
 from tests.shots import shown
-from widgets.graph_canvas import BACKGROUND, FIT_NODE_PX, INF_ONLY, INFINITE, NAN, NONFINITE, READABLE_PX, GraphCanvas
+from widgets.graph_canvas import (
+    BACKGROUND,
+    ERROR,
+    FAILED,
+    FIT_NODE_PX,
+    INF,
+    INF_ONLY,
+    INFINITE,
+    NAN,
+    NAN_INF,
+    NONFINITE,
+    READABLE_PX,
+    GraphCanvas,
+)
 from widgets.theme import luminance
 
 
@@ -323,3 +336,83 @@ def test_a_fitted_graph_is_fitted_again_when_the_canvas_changes_size(qtbot):
     c.resize(600, 900)
     qtbot.wait(50)
     assert c.box.width() / c.box.viewRect().width() == pytest.approx(zoomed, rel=0.35)
+
+
+def test_a_straight_chain_draws_its_edges_not_only_their_ports(qtbot):
+    # x -> mul -> sum lies on one vertical line: its edges' bounding box had no width and was never painted
+    def run():
+        x = engine.randn(3, requires_grad=True)
+        (x * 2).sum().backward()
+
+    view = recorded_model(run).view()
+    c = shown(qtbot, GraphCanvas(), 600, 500)
+    layout = layout_view(view)
+    c.set_graph(view, layout)
+    c.fit()
+    image = c.render_image(1.0)
+    for a, b in view.edges.tolist():
+        top, bottom = c.view_point(view.keys[a]), c.view_point(view.keys[b])
+        half = (bottom.y() - top.y()) // 4  # a quarter of the way between the centres: past the box, not a port
+        mid_y = (top.y() + bottom.y()) // 2
+        column = [image.pixelColor(x, y) for x in range(top.x() - 2, top.x() + 3)
+                  for y in range(mid_y - half // 3, mid_y + half // 3)]
+        assert any(colour != QColor(BACKGROUND) for colour in column), (view.keys[a], view.keys[b])
+
+
+@pytest.mark.parametrize(("levels", "keys"), [
+    ((NAN,), ["NaN"]),
+    ((INF,), ["\u00b1Inf (alert)"]),  # the tester's '0 NaN, 1 Inf' node read "NaN"
+    ((NAN, INF), ["NaN/Inf"]),
+    ((NAN_INF,), ["NaN/Inf"]),
+    ((ERROR,), ["error (op raised)"]),  # and so did a ShapeError's node
+    ((INF_ONLY, ERROR), ["\u00b1Inf only", "error (op raised)"]),
+])
+def test_the_legend_names_each_state_as_what_it_is(canvas, model, levels, keys):
+    view = model.view()
+    level = np.zeros(len(view), np.int8)
+    for j, v in enumerate(levels):
+        level[j + 1] = v
+    canvas.set_node_values(None, level)
+    assert canvas.legend_keys() == keys
+    canvas.set_node_values(np.linspace(0.1, 10.0, len(view)), level, "grad norm")  # a metric's key: named alike
+    red = [k for k in keys if k in ("NaN", "\u00b1Inf (alert)", "NaN/Inf")] or ["NaN"]
+    assert canvas.legend_keys()[0] == red[0] and ("error (op raised)" in keys) == (ERROR in levels)
+
+
+def test_a_failed_op_has_a_colour_of_its_own(canvas, model):
+    view = model.view()
+    level = np.array([ERROR if k == "Sequential.1/relu:0" else 0 for k in view.keys], np.int8)
+    canvas.set_node_values(None, level)
+    assert pixel_at(canvas, "Sequential.1/relu:0") == QColor(FAILED[0]) != QColor(NONFINITE[0])
+
+
+class _Cnn(nn.Module):
+    """The tester's cnn.py: two conv blocks with BatchNorm and max pooling, then a linear layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2))
+        self.block2 = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2))
+        self.fc = nn.Linear(16 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.fc(self.block2(self.block1(x)).flatten(1))
+
+
+def test_a_graph_fitted_by_itself_shows_every_name_whole(qtbot):
+    # cnn7.png: "consta…", "batch_no…", "max_poo…", "cross_en…" in a CNN fitted to a 780x430 canvas
+    net = _Cnn()
+    model = recorded_model(lambda: nn.functional.cross_entropy(net(engine.randn(4, 1, 16, 16)),
+                                                               engine.tensor([0, 1, 2, 3])).backward())
+    model.collapse("_Cnn.block1")
+    view = model.view()
+    c = shown(qtbot, GraphCanvas(), 780, 430)
+    c.set_graph(view, layout_view(view))
+    seen: set[str] = set()
+    for key in ("_Cnn.block2.1/batch_norm:0", "cross_entropy:0", "_Cnn.block2.3/max_pool2d:0"):
+        c.set_current(key)
+        c.fit(readable=True)
+        drawn = c.drawn_labels()
+        assert drawn and not [text for text in drawn if "\u2026" in text], drawn
+        seen.update(drawn)
+    assert {"running_mean", "running_var", "batch_norm", "max_pool2d", "cross_entropy"} <= seen

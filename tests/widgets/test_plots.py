@@ -234,8 +234,28 @@ def test_a_nan_or_inf_loss_is_a_red_cross_not_a_blank_plot(qtbot):
     assert plot.nonfinite.getData()[0].tolist() == [0, 1, 2]
     assert plot.empty.isVisible() and plot.empty.toPlainText() == "every loss is NaN/Inf"
     assert not plot.nonfinite_label.isVisible()  # the plot's own text says it
-    plot.set_curve([], [])
-    assert plot.empty.toPlainText() == "no loss yet" and len(plot.nonfinite.getData()[0] or ()) == 0
+
+
+def test_the_name_of_a_nan_loss_at_the_last_iteration_stays_inside_the_plot(qtbot):
+    # bp16.png: the name of the last iteration's cross ran off the right edge and read "Na"
+    from widgets.loss_plot import LossPlot
+
+    plot = shown(qtbot, LossPlot(), 320, 220)
+
+    def inside() -> bool:
+        box, label = plot.plotItem.vb.sceneBoundingRect(), plot.nonfinite_label.sceneBoundingRect()
+        return box.left() <= label.left() and label.right() <= box.right() + 1
+
+    def ranged() -> bool:  # the view shows every iteration (it takes its range after the data)
+        (x0, x1), _ = plot.plotItem.vb.viewRange()
+        return x0 <= 0 and x1 >= 21
+
+    plot.set_curve(range(22), [*np.linspace(2.0, 0.1, 20), 1.2e7, float("nan")])
+    qtbot.waitUntil(ranged)
+    assert inside()
+    plot.set_curve(range(22), [float("nan"), *np.linspace(2.0, 0.1, 21)])  # the first iteration's: to its right
+    qtbot.waitUntil(ranged)
+    assert inside()
 
 
 def test_a_plot_that_will_get_no_loss_says_why_in_lines_that_fit(qtbot):

@@ -361,3 +361,26 @@ def test_entries_and_steps_on_a_gpu():
         with pytest.raises(NonFiniteError) as info, watch(model, capture=capture):
             _train(model, batch()[0].to("cuda"), batch()[1].to("cuda"), lr=1e38, scale=1e3)
         assert info.value.alert.kind == "nonfinite_step" and "'fc1.weight'" in info.value.alert.message
+
+
+def test_an_overflow_names_the_parameters_own_largest_value_not_its_larger_input():
+    # the tester's bp.py: "parameter '2.weight' holds values up to 5.24e+35", the size of the layer's input;
+    # the weight itself held 3.12e32
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1))
+    opt = engine.optim.SGD(model.parameters(), lr=0.05)
+    x = engine.randn(64, 4)
+    y = (x[:, :1] * 2 - x[:, 1:2]).detach()
+    tops = []  # per iteration: each parameter's largest |value| as the forward saw it
+    with Debugger("summary", model=model) as dbg:
+        for it in range(24):
+            tops.append({name: float(p.abs().max()) for name, p in model.named_parameters()})
+            opt.zero_grad()
+            F.mse_loss(model(x * (1.0 if it < 20 else 100.0 * it)), y).backward()
+            opt.step()
+    alert = next(a for a in dbg.alerts if "parameter '" in a.message)
+    name = alert.message.split("parameter '")[1].split("'")[0]
+    said = float(alert.message.split("holds values up to ")[1].split(" ")[0])
+    assert said == pytest.approx(tops[alert.iteration][name], rel=1e-2)
+    reach = float(alert.message.split("its inputs reach ")[1].split(" ")[0])  # the activation, named apart
+    assert reach > said
