@@ -37,11 +37,22 @@ def stepping_optimizer() -> Optimizer | None:
 
 _alive: weakref.WeakSet = weakref.WeakSet()  # every optimizer not yet collected, for optimizer_of
 _made = itertools.count()
+_newest = [-1]  # the _made of the optimizer put in _alive last
+_live: tuple = (None, ())  # live_optimizers' last order: ((len(_alive), _newest[0]) then, weak references)
 
 
 def live_optimizers() -> list[Optimizer]:
     """Every optimizer not yet collected, oldest first."""
-    return sorted(_alive, key=lambda opt: opt._made)
+    # asked three times at each step a debugger watches, where walking and sorting the weak set cost more than the
+    # checks that ask: the order stands until an optimizer is made (_newest changes: each one's _made is new) or
+    # collected (_alive shrinks)
+    global _live
+    key = (len(_alive), _newest[0])
+    seen, refs = _live
+    if seen != key:
+        refs = tuple(weakref.ref(opt) for opt in sorted(_alive, key=lambda opt: opt._made))
+        _live = (key, refs)
+    return [opt for ref in refs if (opt := ref()) is not None]
 
 
 def optimizer_of(params) -> Optimizer | None:
@@ -105,6 +116,7 @@ class Optimizer:
             self.add_param_group(group)
         self._made = next(_made)
         _alive.add(self)
+        _newest[0] = self._made
         self._in_step = False
         cls = type(self)
         if not getattr(cls.step, "_hooked", False):  # as torch: the class's step runs the step hooks

@@ -386,3 +386,25 @@ def test_optimizer_of_finds_the_newest_live_optimizer_of_a_models_parameters():
     del second
     gc.collect()
     assert optimizer_of(model.parameters()) is first  # a collected one is gone
+
+
+def test_live_optimizers_follow_optimizers_made_and_collected_between_calls():
+    import gc
+
+    from engine.optim.optimizer import live_optimizers
+
+    gc.collect()
+    older = live_optimizers()  # other tests' optimizers still alive
+    model = nn.Linear(3, 2)
+    first = engine.optim.SGD(model.parameters(), lr=0.1)
+    assert live_optimizers() == [*older, first]
+    assert live_optimizers() == [*older, first]  # asked again with nothing made or collected
+    second = engine.optim.Adam(model.parameters())
+    assert live_optimizers() == [*older, first, second]  # oldest first
+    del second
+    gc.collect()
+    assert live_optimizers() == [*older, first]  # a collected one is gone
+    del first
+    gc.collect()
+    third = engine.optim.SGD(model.parameters(), lr=0.1)  # one collected, one made: as many as before
+    assert live_optimizers() == [*older, third]
