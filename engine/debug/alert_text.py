@@ -60,6 +60,9 @@ KINDS: dict[str, tuple[str, str]] = {
     "class_weights": ("class weights reversed", "class weights that favour the common classes"),
     "broken_tying": ("weight tie copied", "an output layer tied to the embedding by a copy"),
     "custom_backward": ("custom backward wrong", "a hand-written backward that disagrees with its forward"),
+    "implicit_dim": ("softmax dim not given", "a softmax without dim, over the batch"),
+    "label_leak": ("labels in the input", "the loss's targets fed to the model as input"),
+    "storage_tie": ("weight tie by .data", "two Parameters on one storage, each stepped"),
 }
 
 

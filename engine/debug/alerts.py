@@ -4,7 +4,8 @@ weights (a learning rate far too high), gradients that pile up across steps (no 
 with gradients that no optimizer updates (a layer replaced after the optimizer was made), frozen
 parameters given to an optimizer, and probabilities passed to a loss that wants logits. The loose ends of a
 loop (a graph kept from step to step, a result nothing takes, an evaluation in training mode, over-fitting...) are
-checked by its base class, engine.debug.loop_checks.LoopChecks.
+checked by its base class, engine.debug.loop_checks.LoopChecks; what follows tensors through an iteration's graph (a
+softmax without dim over the batch, targets fed as inputs) by engine.debug.flows.FlowChecks.
 
 Each says what is wrong, where (the layer, as the model names it) and what to try, once per condition:
 the gradient-norm alerts are one alert naming the worst parameter, not one per parameter.
@@ -34,6 +35,7 @@ from engine.debug.alert_text import (
     where,
 )
 from engine.debug.custom_backward import CustomBackwards
+from engine.debug.flows import FlowChecks
 from engine.debug.loop_checks import LAYERS, TIED_OPS, LoopChecks
 from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import by_event_names, updated_parameters
@@ -118,7 +120,7 @@ FEW_STEPS = 3  # iterations in a row that few: a DataLoader's last, smaller batc
 ADAPTIVE = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "SparseAdam"})
 
 
-class Monitor(LoopChecks):
+class Monitor(LoopChecks, FlowChecks):
     """Checks records as they are made and returns the alerts they raise."""
 
     def __init__(self, settings: AlertSettings, params=None, tensors=None) -> None:
@@ -171,6 +173,7 @@ class Monitor(LoopChecks):
         self._steps_seen = 0  # optimizer steps this monitor saw
         self._tiny_steps = 0  # steps in a row whose every layer moved by less than TINY_UPDATE of its weights
         self._loop_state()
+        self._flow_state()
 
     def new_iteration(self, iteration: int) -> None:
         """Forget per-iteration state."""
@@ -179,12 +182,27 @@ class Monitor(LoopChecks):
         self._last.clear()
         self._norms_train_now = False
         self._loop_new_iteration()
+        self._flow_new_iteration()
+
+    def module(self, rec) -> AlertEvent | None:
+        """A module call began or ended: the model's calls (root ones) are followed; an alert, or None."""
+        ev = rec.event
+        if not ev.enter:
+            self.module_exit(ev.tensors)
+        if rec.depth or not self.settings.training:
+            return None
+        if ev.enter:
+            self.model_called(ev.tensors)
+            return None
+        return self.model_returned(ev.tensors, rec.iteration)
 
     def op(self, rec: OpRecord, inputs: tuple, out) -> AlertEvent | None:
         """A NaN-origin or dead-ReLU alert for a forward op, or None."""
         s = self.settings
         # first: it notes what each op takes, which a non-finite op's early return would skip
         loose = self._loose_ends(rec, inputs, out) if s.training else None
+        flow = self._follow(rec, inputs) if s.training else None
+        loose = loose or flow
         if loose is None and rec.event.op == "masked_fill" and self._padding[1] is not None and len(inputs) > 1:
             loose = self._inverted_padding_mask(rec, inputs[1].array)  # here: its -inf output ends the checks below
         if s.nonfinite:
@@ -311,7 +329,8 @@ class Monitor(LoopChecks):
         shape = tuple(softmax.event.input_shapes[0])
         dim = softmax.event.args.get("dim")
         dim = dim % len(shape) if isinstance(dim, int) else 1
-        if dim != 1 and shape[dim] > 1 and self._starts(("softmax_dim", ""), True):
+        implicit = softmax.event.args.get("implicit_dim") and len(shape) == 3  # named by _implicit_dim
+        if dim != 1 and shape[dim] > 1 and not implicit and self._starts(("softmax_dim", ""), True):
             over = "the batch" if dim == 0 else f"size {shape[dim]}"
             fix = "dim=1 (or dim=-1)" if len(shape) == 2 else "dim=1, the classes"
             return make_alert("softmax_dim", f"{where(softmax)} normalises over dim {dim}, {over} (input {shape}), "
@@ -571,7 +590,7 @@ class Monitor(LoopChecks):
         if self._same_units is None and event.__class__.__name__ == "OptimizerEvent":
             alerts += self._identical_units(rec)  # first: a fading gradient at this step may be its doing
         if self._tie_weights is not None and event.__class__.__name__ == "OptimizerEvent":
-            alerts += self._copied_tie(rec)
+            alerts += self._storage_tie(rec) + self._copied_tie(rec)
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
         if self._zero_layers is None and getattr(event, "update_norms", None):
@@ -801,14 +820,18 @@ class Monitor(LoopChecks):
         """Gradients piling up across steps, gradients no optimizer uses, trained parameters the loss never reaches,
         frozen parameters in an optimizer."""
         held: set[int] = set()
-        for opt in live_optimizers():
+        live = live_optimizers()
+        for opt in live:
             for group in opt.param_groups:
                 held.update(id(p) for p in group["params"])
         piled, unused, frozen, cut = [], [], [], []
         opt = stepping_optimizer()
         # only what this optimizer updates: another one's parameters may take a backward between its steps
-        # (a GAN's generator loss runs through the discriminator) without that being a missing zero_grad
-        mine = {id(p) for group in opt.param_groups for p in group["params"]} if opt is not None else held
+        # (a GAN's generator loss runs through the discriminator) without that being a missing zero_grad; when it is
+        # the only live one, that is `held`
+        mine = held if opt is None or (len(live) == 1 and live[0] is opt) else \
+            {id(p) for group in opt.param_groups for p in group["params"]}
+        del live  # what it holds may be collected before the checks below ask again
         grads = dict(self._grads)
         stepped = False  # some parameter of the stepping optimizer got a gradient: the loss reaches it
         for name, p in self._with_others(rec, opt):
@@ -922,10 +945,12 @@ class Monitor(LoopChecks):
         counts, found, names = self._idle, (), None
         counts.pop(id(opt), None)  # it steps: its count starts again
         self._idle = {}
-        stepped = {id(p) for group in opt.param_groups for p in group["params"]}
+        stepped = None  # ids of the parameters of `opt`, once another optimizer is live
         for other in live_optimizers():
             if other is opt:
                 continue
+            if stepped is None:
+                stepped = {id(p) for group in opt.param_groups for p in group["params"]}
             # only the gradients of parameters `opt` does not step: a parameter both hold (an earlier stage's
             # optimizer kept beside the fine-tuning one) is trained, whichever steps it
             params = [p for group in other.param_groups for p in group["params"]
@@ -985,15 +1010,15 @@ class Monitor(LoopChecks):
             peak, peak_step = lr, rec.iteration
         low = low + 1 if lr < LR_GONE * peak else 0
         self._lrs[id(opt)] = (first, lr, rising, peak, peak_step, low)
-        name, alerts = type(opt).__name__, []
-        if self._starts(("lr_gone", str(id(opt))), low >= LR_GONE_STEPS):
+        name, alerts, which = type(opt).__name__, [], str(id(opt))
+        if self._starts(("lr_gone", which), low >= LR_GONE_STEPS):
             alerts.append(step_alert(rec, "lr_gone", name, (
                 f"the learning rate of {name} has fallen from {peak:g} (iteration {peak_step}) to {lr:.3g} by "
                 f"iteration {rec.iteration}, and stayed below {LR_GONE:g} of it for {low} steps: the weights no longer "
                 "move, so the loss stays where it is. A scheduler stepped every batch where it was meant for every "
                 "epoch? Call scheduler.step() once per epoch, or give it its length in batches")))
         zero = self._zero_lr[id(opt)] = self._zero_lr.get(id(opt), 0) + 1 if lr == 0 else 0
-        if self._starts(("lr_zero", str(id(opt))), zero >= LR_GONE_STEPS):
+        if self._starts(("lr_zero", which), zero >= LR_GONE_STEPS):
             initial = [g.get("initial_lr") for g in opt.param_groups]
             scheduled = any(isinstance(v, int | float) and v > 0 for v in initial)
             why = ("a scheduler set it when it was made (a warmup that starts at 0) and its step() is never called? "
@@ -1002,11 +1027,11 @@ class Monitor(LoopChecks):
             alerts.append(step_alert(rec, "lr_zero", name, (
                 f"the learning rate of {name} has been 0 for {zero} steps, iteration {rec.iteration}: no step moves "
                 f"a weight, so nothing trains. {why[0].upper()}{why[1:]}")))
-        # a scheduler's warmup rises to the rate the optimizer was given (each group's initial_lr) and stops there
-        base = max((g["initial_lr"] for g in opt.param_groups if isinstance(g.get("initial_lr"), int | float)),
-                   default=0.0)
-        risen = rising >= LR_RISING_STEPS and first > 0 and lr > LR_RISEN * first and not lr <= base
-        if self._starts(("lr_rising", str(id(opt))), risen):
+        # a scheduler's warmup rises to the rate the optimizer was given (each group's initial_lr) and stops there;
+        # looked up only once the rate has risen that far, as it seldom does
+        risen = rising >= LR_RISING_STEPS and first > 0 and lr > LR_RISEN * first and not lr <= max(
+            (g["initial_lr"] for g in opt.param_groups if isinstance(g.get("initial_lr"), int | float)), default=0.0)
+        if self._starts(("lr_rising", which), risen):
             alerts.append(step_alert(rec, "lr_rising", name, (
                 f"the learning rate of {name} has grown from {first:g} to {lr:.3g} ({lr / first:,.0f}x) by iteration "
                 f"{rec.iteration}, and rose at each of the last {rising} steps: a warmup that never stops (lr "

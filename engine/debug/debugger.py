@@ -372,9 +372,8 @@ class Debugger:
             if event.enter and self.tracer.updating:  # a loop updating by hand starts its next forward: numbered afresh
                 hub.reset_top_level()
             rec = self.tracer.module(event)
-            alerts = ()
-            if not event.enter and self.monitor is not None:
-                self.monitor.module_exit(event.tensors)
+            alert = self.monitor.module(rec) if self.monitor is not None else None
+            alerts = (alert,) if alert is not None else ()
         elif cls is OptimizerEvent:
             opt = stepping_optimizer()
             if opt is not None and opt is not self.optimizer and (
@@ -647,10 +646,11 @@ class Debugger:
     def _model_names_of(self, model, opt) -> dict[str, str]:
         """The optimizer's names of the model's parameters -> the model's names, kept per optimizer while its
         parameters and the model stay the same (a GAN's two optimizers alternate)."""
-        params = [(g, i, group, p) for g, group in enumerate(opt.param_groups) for i, p in enumerate(group["params"])]
-        key = (id(model), tuple(id(p) for *_, p in params))
+        key = (id(model), tuple(id(p) for group in opt.param_groups for p in group["params"]))
         cached = self._model_names.get(id(opt))
         if cached is None or cached[0] != key:
+            params = [(g, i, group, p) for g, group in enumerate(opt.param_groups)
+                      for i, p in enumerate(group["params"])]
             by_id = {id(p): name for name, p in model.named_parameters()}
             names = {opt._param_name(g, i, group, p): by_id[id(p)] for g, i, group, p in params if id(p) in by_id}
             if len(self._model_names) >= 64:  # a script making a new optimizer all the time: stay bounded

@@ -281,18 +281,27 @@ def _softmax_dim(op: str, x: Tensor, dim) -> int | None:
     return dim % ndim if x.ndim else None  # axis None reduces a 0-d array
 
 
+def softmax_options(op: str, x: Tensor, dim) -> dict:
+    """A softmax-like op's options: its dim, and implicit_dim when the deprecated default chose it (the debugger names
+    a default that normalises over the batch: engine.debug.flows)."""
+    options = {"dim": _softmax_dim(op, x, dim)}
+    if dim is None:
+        options["implicit_dim"] = True
+    return options
+
+
 def softmax(input: Tensor, dim: int | None = None, *, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x)) along `dim`, computed stably; `dtype` casts the input first."""
     if dtype is not None:
         input = input.to(dtype)
-    return Softmax.apply(input, dim=_softmax_dim("softmax", input, dim))
+    return Softmax.apply(input, **softmax_options("softmax", input, dim))
 
 
 def log_softmax(input: Tensor, dim: int | None = None, *, dtype=None) -> Tensor:
     """x - logsumexp(x) along `dim`; `dtype` casts the input first."""
     if dtype is not None:
         input = input.to(dtype)
-    return LogSoftmax.apply(input, dim=_softmax_dim("log_softmax", input, dim))
+    return LogSoftmax.apply(input, **softmax_options("log_softmax", input, dim))
 
 
 # ---- dropout --------------------------------------------------------------------------------------

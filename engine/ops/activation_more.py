@@ -16,7 +16,7 @@ from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module, device_of
 from engine.creation import exponential_like
 from engine.ops import elementwise as _elementwise
-from engine.ops.activation import Activation, Softmax, _maybe_inplace, _softmax_dim, softmax
+from engine.ops.activation import Activation, Softmax, _maybe_inplace, _softmax_dim, softmax, softmax_options
 from engine.ops.elementwise import _sigmoid
 from engine.ops.nn import require_float
 from engine.ops.shape import pad
@@ -203,7 +203,7 @@ def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
     """softmax(-x) along `dim`; `dtype` casts the input first."""
     if dtype is not None:
         input = input.to(dtype)
-    return Softmax.apply(_elementwise.neg(input), dim=_softmax_dim("softmin", input, dim))
+    return Softmax.apply(_elementwise.neg(input), **softmax_options("softmin", input, dim))
 
 
 def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10,

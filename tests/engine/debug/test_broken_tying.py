@@ -30,6 +30,8 @@ class LM(nn.Module):
                 self.decoder.weight.copy_(self.encoder.weight)
         elif tie == "deepcopy":
             self.decoder.weight = copy.deepcopy(self.encoder.weight)
+        elif tie == "data":  # one storage, two Parameters: engine.debug's storage_tie
+            self.decoder.weight.data = self.encoder.weight.data
         elif tie == "zeros":  # both constant: same_units' concern, not a tie
             nn.init.zeros_(self.encoder.weight)
             nn.init.zeros_(self.decoder.weight)

@@ -1,0 +1,118 @@
+"""A weight tie made through shared storage (`decoder.weight.data = encoder.weight.data`: two Parameters, one matrix)
+is named where the optimizer's two steps a step are no tie's (Adam's, weight decay's), as torch trains it too; plain
+SGD's add up to a tie's and are not named, nor is a real tie, a transposed tie in forward, or a frozen alias."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import engine
+import engine.nn as nn
+import engine.nn.functional as F
+from engine.debug import Debugger
+from tests.engine.debug.test_broken_tying import LM, V
+from tests.engine.oracle import needs_torch, torch
+
+
+def run(model, make_optimizer, steps: int = 3) -> list:
+    """The alerts of `steps` steps of the optimizer make_optimizer(parameters) on a language model's loss."""
+    opt = make_optimizer([p for p in model.parameters() if p.requires_grad])
+    engine.manual_seed(1)
+    x, y = engine.randint(0, V, (4, 6)), engine.randint(0, V, (4, 6))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(steps):
+            opt.zero_grad()
+            F.cross_entropy(model(x).reshape(-1, V), y.reshape(-1)).backward()
+            opt.step()
+    return list(dbg.alerts)
+
+
+def moved(lib, tie: str, optimizer: str, **options) -> np.ndarray:
+    """How far 20 steps move a tied embedding matrix, in `lib` (engine or torch: the same code), tied by assigning
+    the Parameter or by `.data =`."""
+    lib.manual_seed(0)
+    encoder, decoder = lib.nn.Embedding(12, 6), lib.nn.Linear(6, 12)
+    if tie == "data":
+        decoder.weight.data = encoder.weight.data
+    else:
+        decoder.weight = encoder.weight
+    params = list(dict.fromkeys([*encoder.parameters(), *decoder.parameters()]))
+    opt = getattr(lib.optim, optimizer)(params, **options)
+    x, y = lib.tensor(np.arange(16) % 12), lib.tensor((np.arange(16) * 5) % 12)
+    start = encoder.weight.detach().numpy().copy()
+    for _ in range(20):
+        opt.zero_grad()
+        lib.nn.functional.cross_entropy(decoder(lib.tanh(encoder(x))), y).backward()
+        opt.step()
+    return encoder.weight.detach().numpy() - start
+
+
+@needs_torch
+def test_a_tie_through_shared_storage_stepped_by_adam_is_named_and_moves_as_far_as_it_says():
+    engine.manual_seed(0)
+    (alert,) = run(LM("data"), lambda p: engine.optim.Adam(p, lr=1e-2))
+    assert alert.kind == "storage_tie" and alert.module.endswith("decoder") and alert.line > 0
+    assert alert.message.startswith("'encoder.weight' and 'decoder.weight' are two Parameters on one storage")
+    assert "Adam scales each Parameter's step by its own running statistics" in alert.message
+    assert "`self.decoder.weight = self.encoder.weight`" in alert.message
+    for lib in (engine, torch):  # each step writes two updates: more than a tie's one, less than twice
+        ratio = np.linalg.norm(moved(lib, "data", "Adam", lr=1e-3)) / np.linalg.norm(moved(lib, "", "Adam", lr=1e-3))
+        assert 1.3 < ratio < 2.0
+    np.testing.assert_allclose(moved(engine, "data", "Adam", lr=1e-3), moved(torch, "data", "Adam", lr=1e-3),
+                               rtol=1e-3, atol=1e-5)
+
+
+@needs_torch
+def test_weight_decay_on_a_shared_storage_tie_is_named_and_plain_sgd_is_not():
+    engine.manual_seed(0)
+    (alert,) = run(LM("data"), lambda p: engine.optim.SGD(p, lr=0.5, weight_decay=0.01))
+    assert alert.kind == "storage_tie" and "weight_decay=0.01 decays the matrix twice a step" in alert.message
+    engine.manual_seed(0)
+    assert run(LM("data"), lambda p: engine.optim.SGD(p, lr=0.5, momentum=0.9)) == []
+    for lib in (engine, torch):  # why not: plain SGD's two steps add up to a tie's step with both gradients
+        np.testing.assert_allclose(moved(lib, "data", "SGD", lr=0.1, momentum=0.9),
+                                   moved(lib, "", "SGD", lr=0.1, momentum=0.9), rtol=1e-4, atol=1e-6)
+
+
+class TiedAutoencoder(nn.Module):
+    """A decoder tied to the encoder's weight transposed: in forward (one Parameter), or by `.data =` a view of it."""
+
+    def __init__(self, tie: str) -> None:
+        super().__init__()
+        self.enc = nn.Linear(12, 4)
+        self.dec = nn.Linear(4, 12)
+        self.in_forward = tie == "forward"
+        if tie == "data":
+            self.dec.weight.data = self.enc.weight.data.t()
+
+    def forward(self, x):
+        h = engine.tanh(self.enc(x))
+        return F.linear(h, self.enc.weight.t(), self.dec.bias) if self.in_forward else self.dec(h)
+
+
+def autoencoded(tie: str) -> list:
+    """The alerts of 3 Adam steps of a TiedAutoencoder(tie)."""
+    engine.manual_seed(0)
+    model = TiedAutoencoder(tie)
+    opt = engine.optim.Adam(model.parameters(), lr=1e-2)
+    x = engine.randn(16, 12)
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for _ in range(3):
+            opt.zero_grad()
+            F.mse_loss(model(x), x).backward()
+            opt.step()
+    return list(dbg.alerts)
+
+
+def test_a_real_tie_a_frozen_alias_and_a_tie_in_forward_are_not_named_a_transposed_alias_is():
+    adam = lambda p: engine.optim.Adam(p, lr=1e-2)  # noqa: E731
+    engine.manual_seed(0)
+    assert run(LM("assign"), adam) == []
+    engine.manual_seed(0)
+    frozen = LM("data")
+    frozen.decoder.weight.requires_grad_(False)  # one of the two trained: one step a step
+    assert run(frozen, adam) == []
+    assert autoencoded("forward") == []
+    (alert,) = autoencoded("data")
+    assert alert.kind == "storage_tie" and "'enc.weight' and 'dec.weight'" in alert.message
+    assert "use F.linear(h, self.enc.weight.t()) in forward" in alert.message
