@@ -58,6 +58,9 @@ DEBUG = (
     Spec("stop", "&Stop", "Shift+F5", "stop", "Stop the script (also one that never calls the engine)"),
     Spec("toggle_breakpoint", "Toggle &Breakpoint", "F9", "", "Break at what was picked last, a node of the graph "
          "or a module of the Modules tree (with neither, the op paused at), every time it runs; again to remove"),
+    Spec("break_in_python", "Break in P&ython Code", tip="Let Pause stop in plain Python code too (a loop that calls "
+         "no engine op), at the line it runs; the script runs slower while this is on. Applies from the next run; "
+         "turned on while a pause waits, it restarts the run", checkable=True),
     Spec("record", "Recor&d to Tape", "Ctrl+R", "record", "Record the live session to a .tape file "
          "(replay it with File > Open Tape)", checkable=True),
 )

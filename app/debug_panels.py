@@ -178,6 +178,10 @@ class DebugPanels(QObject):
             stop = change.stop
             if stop is not None and stop.reason == "breakpoint" and stop.record is not None:
                 w.timeline.add_marker("breakpoint", stop.record.seq, "stopped at a breakpoint")
+            error = change.ended.error if change.ended is not None else None
+            if error is not None and error.op is not None:  # the op that raised: the run's last event, marked
+                self.show_records()
+                w.timeline.add_marker("alert", error.op.seq, error.message)
             if stop is not None or change.ended is not None:
                 self._show_hits(stop)
             elif change.status and session.status == "running":

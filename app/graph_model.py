@@ -881,7 +881,8 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
         kind.append(it.kind[i])
         if first is None:
             label.append(it.label[i])
-            sublabel.append(shape_text(it.out_shape[i]))
+            # the op that raised (app.script_io keys it "...:failed") made no output, not a scalar one
+            sublabel.append("raised" if key.endswith(":failed") else shape_text(it.out_shape[i]))
         else:
             label.append(f"{it.label[i]} \u00d7{fan_size[i]}")
             sublabel.append(f"each {shape_text(it.out_shape[i])}")

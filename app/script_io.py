@@ -45,6 +45,7 @@ class ScriptError:
     op: OpEvent | None
     file: str = ""  # where the script's own code raised (its innermost frame)
     line: int = 0
+    depth: int = 0  # how many module calls enclosed the op that raised
 
 
 # ---- output ----------------------------------------------------------------------------------------
@@ -184,6 +185,20 @@ def run_path(path: str, argv: tuple[str, ...] = ()) -> None:
         sys.argv, sys.path[:] = old_argv, old_path
 
 
+def compile_error(path: str) -> ScriptError | None:
+    """The script's syntax error, found by compiling it (never running it), or None when it compiles."""
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError:
+        return None  # running it says what is wrong with the file
+    try:
+        compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as err:  # ValueError: null bytes in the source (Python 3.11)
+        return script_error(err, path)
+    return None
+
+
 # ---- failures -----------------------------------------------------------------------------------
 def _own(code, script: str) -> bool:
     """A frame of the person's code: not the engine's, a library's or the app's (the demo excepted)."""
@@ -196,7 +211,7 @@ def _own(code, script: str) -> bool:
 def script_error(err: BaseException, script: str) -> ScriptError:
     """The traceback of `err` with only the script's own frames, and the op that raised it."""
     script = os.path.abspath(script) if script else ""
-    kept, apply_frame, module_path = [], None, ""
+    kept, apply_frame, module_path, calls = [], None, "", 0
     tb = err.__traceback__
     while tb is not None:
         frame = tb.tb_frame
@@ -205,6 +220,7 @@ def script_error(err: BaseException, script: str) -> ScriptError:
             apply_frame = frame
         elif code is _MODULE_CALL:
             module_path = frame.f_locals.get("path", module_path)
+            calls += 1
         elif _own(code, script):
             kept.append((frame, tb.tb_lineno))
         tb = tb.tb_next
@@ -212,11 +228,13 @@ def script_error(err: BaseException, script: str) -> ScriptError:
     text = "".join(["Traceback (most recent call last):\n",
                     *traceback.StackSummary.extract(kept).format(), *lines]) if kept else "".join(lines)
     op = _failed_op(apply_frame, module_path) if apply_frame is not None else None
-    message = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    # a SyntaxError's str() ends in "(file, line N)": its place is given once, as file and line
+    said = err.msg if isinstance(err, SyntaxError) and err.msg else str(err)
+    message = f"{type(err).__name__}: {said}" if said else type(err).__name__
     file, line = (kept[-1][0].f_code.co_filename, kept[-1][1]) if kept else ("", 0)
     if isinstance(err, SyntaxError) and err.filename and os.path.isfile(err.filename):
         file, line = err.filename, err.lineno or 0  # the line that does not parse, not the import of it
-    return ScriptError(message.splitlines()[0], text, op, file, line)
+    return ScriptError(message.splitlines()[0], text, op, file, line, calls if op is not None else 0)
 
 
 def _failed_op(frame, module: str) -> OpEvent | None:

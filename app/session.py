@@ -19,6 +19,7 @@ command queue and are carried out on the engine thread.
 from __future__ import annotations
 
 import bisect
+import linecache
 import os
 import threading
 import time
@@ -31,12 +32,20 @@ import engine.tape
 from app import demo
 from app.edit_history import describe_model, describe_optimizer
 from app.graph_model import INPUT, KIND_NAMES, OP, PARAM, GraphChange, GraphModel
-from app.script_io import OutputChunk, ScriptError, capture_output, release_output, run_path, script_error
+from app.script_io import (
+    OutputChunk,
+    ScriptError,
+    capture_output,
+    compile_error,
+    release_output,
+    run_path,
+    script_error,
+)
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
 from engine.debug.alert_text import KINDS as ALERT_KINDS
 from engine.debug.losses import LossCurves
 from engine.debug.records import OPTIMIZER
-from engine.debug.source import short_message
+from engine.debug.source import SourceFrame, short_message
 from engine.debug.summary import finish
 from engine.events import AlertEvent, EditEvent, OptimizerEvent, next_seq
 from engine.tape.writer import stopped_by
@@ -72,6 +81,7 @@ def _summaries(rec) -> list:
     return []
 
 
+PAUSE_WAIT = 0.5  # seconds a pause may take to land before the status says where the code is instead
 MIN_BACKLOG = 2048  # items that may always wait for the GUI: a burst of small ops must not stall the engine
 HISTORY = 50_000  # op and backward records a session keeps by seq, for scrubbing back a live run
 _HERE = os.path.abspath(__file__)
@@ -117,6 +127,7 @@ class RunEnded:
 
     outcome: str
     error: ScriptError | None = None
+    ran: bool = True  # False: the script did not compile, so none of it ran
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,7 @@ class SessionChange:
     steps: list = field(default_factory=list)  # (iteration, OptimizerEvent) of optimizer steps applied
     applied: list = field(default_factory=list)  # the records applied, in order (for the timeline)
     described: tuple | None = None  # a new (modules, optimizer) description of the live model
+    running_at: object | None = None  # the line a pause waits at (plain Python, no op to land at), when it moved
 
     def __bool__(self) -> bool:
         return bool(self.graph or self.reset or self.records or self.stop or self.ended or self.output
@@ -200,6 +212,7 @@ class Session:
         self._pending_status = False
         self._pending_reset = False  # the model object was replaced (a replay's seek)
         self.pausing = False  # a pause was asked for and has not landed yet
+        self.waiting_at = None  # SourceFrame: where a pause that does not land waits (the code runs no op)
         self._stop_on_alerts = EVERY_ALERT
         self.stop_alert: AlertEvent | None = None  # the alert that the current stop is for
         self.origin = 0  # the seq before the session's first event: the event numbers shown count from it
@@ -452,10 +465,15 @@ class Session:
         if self.status == PAUSED:
             return "Paused " + self._where(self.current_stop)
         if self.status == RUNNING:
+            at = self.waiting_at
+            if at is not None:  # a pause that does not land: where the code is, as it goes on
+                text = f" `{at.text}`" if at.text else ""
+                return (f"Pause is waiting for an op: running plain Python at {os.path.basename(at.file)}:{at.line}"
+                        f"{text}, which calls no engine op (Shift+F5 stops)")
             pausing = ": pausing at the next op\u2026" if self.pausing else ""
             return f"Running (iteration {self.iteration}, {self.phase}){pausing}"
         if self.status == FAILED and self.ended is not None and self.ended.error is not None:
-            return f"Failed: {failure_text(self.ended.error)}"
+            return f"{'Failed' if self.ended.ran else 'Not run, it does not compile'}: {failure_text(self.ended.error)}"
         return self.status.capitalize()
 
     def at_entry(self, stop: Stop | None) -> bool:
@@ -475,6 +493,8 @@ class Session:
         alert = self.stop_alert
         if alert is not None:  # which alert, and what it says (where: its message names the op or the layer)
             return f"on an alert, {alert_name(alert)}: {_first_line(short_message(alert.message, alert.file))}"
+        if stop.reason == "python" and stop.source is not None:  # Break in Python Code: a line that runs no op
+            return f"in plain Python code at {os.path.basename(stop.source.file)}:{stop.source.line}"
         if rec is None:
             return f"({stop.reason})"
         where = describe_record(rec, self.model.call_of(self.model.current) if self.model.current else None)
@@ -497,6 +517,11 @@ def _in_order(curves: dict[str, dict[int, float]]) -> dict[str, tuple[list[int],
     return out
 
 
+def _line_of(file: str, line: int) -> str:
+    """The text of line `line` of `file`, stripped ('' where it cannot be read)."""
+    return linecache.getline(file, line).strip() if line > 0 else ""
+
+
 def _first_line(text: str) -> str:
     """The first line of an alert's message: a status line is one line."""
     return text.split("\n", 1)[0]
@@ -517,9 +542,12 @@ class LiveSession(Session):
 
     def __init__(self, target: Target, *, pause_on_entry: bool = True, capture: str = "summary",
                  record: str | None = None, stop_on_alerts: str = EVERY_ALERT, max_queue: int = 200_000,
-                 max_lag: float = 0.25) -> None:
+                 max_lag: float = 0.25, python_pause: bool = False) -> None:
         super().__init__()
         self.target = target
+        self.python_pause = python_pause  # a pause lands in plain Python code too (the run is traced: slower)
+        self._pause_asked = 0.0  # when the pause under way was asked for (time.monotonic)
+        self._looked = 0.0  # when the line a pause waits at was last read
         self.pause_on_entry = pause_on_entry
         self.capture = capture
         self.stop_on_alerts = stop_on_alerts
@@ -642,10 +670,15 @@ class LiveSession(Session):
     # ---- the GUI thread -------------------------------------------------------------------------
     def start(self) -> LiveSession:
         """Start the engine thread (once); returns self."""
-        if self.run is None:
+        if self.run is None and self._outcome is None:
+            error = compile_error(self.target.path) if self.target.kind == "script" else None
+            if error is not None:  # said at once, not after Run: nothing of it can run
+                self._output("stderr", error.traceback)
+                self._outcome = RunEnded(FAILED, error, ran=False)
+                return self
             if self._record_at_start:
                 self.start_recording(self._record_at_start)
-            self.run = self.debugger.run_callable(self._main)
+            self.run = self.debugger.run_callable(self._main, python_pause=self.python_pause)
         return self
 
     def _drained(self, change: SessionChange) -> None:
@@ -654,29 +687,57 @@ class LiveSession(Session):
         self._backlog = min(self.max_queue, max(MIN_BACKLOG, pace))
         self._room.set()
         run = self.run
-        if not self.queue and self.ended is None and run is not None and run.done.is_set():
+        if self.pausing and run is not None:
+            self._look_where_waiting(change)
+        done = run.done.is_set() if run is not None else self._outcome is not None  # (or it never started)
+        if not self.queue and self.ended is None and done:
             self._finish(change)  # after the last record: the graph is complete when the end is shown
+
+    def _look_where_waiting(self, change: SessionChange) -> None:
+        """A pause that has not landed after PAUSE_WAIT: the code runs no op (a plain Python loop). Read the line
+        the engine thread is at (without stopping it), again every PAUSE_WAIT while the pause waits."""
+        now = time.monotonic()
+        if now - self._pause_asked < PAUSE_WAIT or now - self._looked < PAUSE_WAIT / 2:
+            return
+        self._looked = now
+        at = self.run.where()
+        if at is not None and at != self.waiting_at:
+            self.waiting_at = change.running_at = at
+            change.status = True
 
     def _finish(self, change: SessionChange) -> None:
         ended = self._outcome or RunEnded(STOPPED)
         error = ended.error
         if error is not None and error.op is not None:
-            # the op that raised never emitted its event: add it, marked, where it would have been
-            self.model.apply(error.op)
-            key = self.failed_key = self.model.current
-            self.model.set_failed(key)
-            self.model.alerts[key] = error.message
-        elif ended.outcome == FINISHED:
+            self._add_failed_op(error, change)
+        if ended.outcome in (FINISHED, FAILED):
+            # the iteration it ended in is shown as far as it got (a failed one: up to the op that raised), not
+            # drawn over the complete iteration before it
             self.model.end_run()
         self.ended = change.ended = ended
         self.status = ended.outcome
         self.current_stop = None
+        self.pausing, self.waiting_at = False, None
         change.status = True
         if self.recorder is not None and self._why and self.recorder.status == "recording":
             self.recorder.status = self._why  # the tape says how the run ended, as `tapescope record`'s do
             if self._failure is not None:
                 self.recorder.keep_failure(self._failure)
         self.stop_recording()
+
+    def _add_failed_op(self, error: ScriptError, change: SessionChange) -> None:
+        """The op that raised never emitted its event: add it, marked, where it would have been, in the iteration
+        and phase the engine was in (the timeline and the status then name the iteration that failed)."""
+        source = SourceFrame(error.file, error.line, "", _line_of(error.file, error.line)) if error.file else None
+        rec = OpRecord(error.op, self.debugger.state.iteration, error.depth, source, ())
+        self.model.apply(rec)
+        key = self.failed_key = self.model.current
+        self.model.set_failed(key)
+        self.model.alerts[key] = error.message
+        if source is not None:
+            self.frames[key] = source
+        self.iteration, self.phase, self.last = rec.iteration, rec.phase, rec
+        change.applied.append(rec)
 
     def _left_stop(self, change: SessionChange) -> None:
         if self.status == PAUSED:  # a safety net: only a command lets the engine leave a stop
@@ -686,6 +747,7 @@ class LiveSession(Session):
     def _on_stop(self, stop: Stop, change: SessionChange) -> None:
         super()._on_stop(stop, change)
         self._stepping = self.pausing = False
+        self.waiting_at = None
         if self._steps:  # step commands pressed while a step was under way: one per stop
             self._send(self._steps.popleft())
 
@@ -701,6 +763,7 @@ class LiveSession(Session):
             if self.status == RUNNING:
                 self._steps.clear()
                 self.pausing = True  # shown until the stop: code that never calls the engine never gets there
+                self._pause_asked = time.monotonic()
                 self._pending_status = True
                 self.debugger.pause()
             return

@@ -12,6 +12,7 @@ the session, which sends commands through the debugger's queue.
 from __future__ import annotations
 
 import contextlib
+import html
 import os
 import sys
 import time
@@ -76,6 +77,7 @@ INSPECTOR_MOST = 460  # pixels: the right column's width in a large window
 MODULES_SHARE = 0.25  # the most of the window's width the left column takes to show the module tree whole
 _NAN_STOP = "Stopped where NaN/Inf first appeared: "
 _ALERT_STOP = "Stopped at an alert, "
+_PAUSE_WAITS = "Pause is waiting: "
 ENTRY_HINT = ("<b>Paused before the first op.</b><br>"
               "F11 step into \u00b7 F10 step over \u00b7 F5 continue \u00b7 Shift+F5 stop")
 
@@ -502,6 +504,8 @@ class MainWindow(QMainWindow):
         a["restart"].triggered.connect(self.restart)
         a["stop"].triggered.connect(self.stop)
         a["record"].toggled.connect(self._record_toggled)
+        a["break_in_python"].setChecked(_flag(self.settings.value("debug/break_in_python", False)))
+        a["break_in_python"].toggled.connect(self._break_in_python_toggled)
         a["open_tape"].triggered.connect(self._ask_tape)
         a["run_script"].triggered.connect(self._ask_script)
         a["open_demo"].triggered.connect(lambda: self.open_demo())
@@ -540,7 +544,8 @@ class MainWindow(QMainWindow):
         debug = self.menuBar().addMenu("&Debug")
         for group in (("resume", "pause", "stop", "restart"),
                       ("step_into", "step_over", "step_out", "step_back", "step_back_over"),
-                      ("run_to_phase", "run_to_next_iteration"), ("toggle_breakpoint", "stop_on_alerts"),
+                      ("run_to_phase", "run_to_next_iteration"),
+                      ("toggle_breakpoint", "stop_on_alerts", "break_in_python"),
                       ("record",)):
             for name in group:
                 if name == "stop_on_alerts":
@@ -635,7 +640,7 @@ class MainWindow(QMainWindow):
 
     def open_demo(self, record: str | None = None, **options) -> bool:
         """Start the built-in demo, paused before its first op."""
-        self._start(LiveSession(Target.demo(**options), record=record))
+        self._start(LiveSession(Target.demo(**options), record=record, python_pause=self.break_in_python))
         self.output.note("The demo trains a small MLP on two spirals. F11 steps op by op; F5 trains live.")
         return True
 
@@ -648,7 +653,7 @@ class MainWindow(QMainWindow):
             self.output.note(f"No such script: {path}")
             return False
         self._start(LiveSession(Target.script(path, tuple(argv)), pause_on_entry=not run, capture=capture,
-                                record=record))
+                                record=record, python_pause=self.break_in_python))
         self._add_recent(os.path.abspath(path))
         if self.session.recording:
             cap = self.session.recording_cap
@@ -701,7 +706,7 @@ class MainWindow(QMainWindow):
 
     def run_function(self, fn, title: str, source: str = "") -> bool:
         """Debug `fn()` (no arguments) on the engine thread, paused on entry; `source`: a file to show."""
-        self._start(LiveSession(Target.of_function(fn, title, source)))
+        self._start(LiveSession(Target.of_function(fn, title, source), python_pause=self.break_in_python))
         return True
 
     def open_tape(self, path: str, session: ReplaySession | None = None) -> bool:
@@ -822,7 +827,25 @@ class MainWindow(QMainWindow):
         old = self.session
         self._restart_pending = False
         self.output.note("\u21bb Restart")
-        self._start(LiveSession(old.target, pause_on_entry=old.pause_on_entry, capture=old.capture))
+        self._start(LiveSession(old.target, pause_on_entry=old.pause_on_entry, capture=old.capture,
+                                python_pause=self.break_in_python))
+
+    @property
+    def break_in_python(self) -> bool:
+        """Whether live runs start traced so that Pause lands in plain Python code too (Debug menu)."""
+        return self.actions["break_in_python"].isChecked()
+
+    def _break_in_python_toggled(self, on: bool) -> None:
+        self.settings.setValue("debug/break_in_python", on)
+        session = self.session
+        if not isinstance(session, LiveSession) or session.ended is not None or session.python_pause == on:
+            return
+        if on and session.waiting_at is not None:  # asked for because a pause cannot land: no need to ask twice
+            self.output.note("Break in Python Code is on: the run restarts, and Pause stops on any line.")
+            self.restart()
+            return
+        self.output.note(f"Break in Python Code is {'on' if on else 'off'} from the next run (Restart: "
+                         f"Ctrl+Shift+F5); this run goes on as it started.")
 
     def _record_toggled(self, on: bool) -> None:
         session = self.session
@@ -911,6 +934,8 @@ class MainWindow(QMainWindow):
             self._dirty.add("timeline")  # a live run's records reach the timeline at the visuals' pace
         if change.ended is not None:
             self._ended(change.ended)
+        if change.running_at is not None:
+            self._waiting_at(session, change.running_at)
         self.panels.on_change(change)
         settled = change.status or change.stop is not None or change.ended is not None
         # while the engine runs freely, repaint the graph and plots ~8 times a second, not every frame:
@@ -954,6 +979,8 @@ class MainWindow(QMainWindow):
     def _stopped_or_resumed(self) -> None:
         session = self.session
         self._update_actions()
+        if getattr(session, "waiting_at", None) is None and self.message_bar.text().startswith(_PAUSE_WAITS):
+            self.message_bar.dismiss()  # the pause landed, or the run ended
         if self._select_at_stop is not None and session.status != RUNNING:
             key, self._select_at_stop = self._select_at_stop, None
             self.canvas.select(key)
@@ -1003,10 +1030,16 @@ class MainWindow(QMainWindow):
     def _ended(self, ended) -> None:
         session = self.session
         error = ended.error
-        if error is not None:
+        if error is not None and not ended.ran:
+            self.output.note(f"\u2716 {session.target.title} does not compile, so none of it ran: "
+                             f"{failure_text(error)}. Fix it and press Restart (Ctrl+Shift+F5).")
+            self.show_message(f"{session.target.title} does not compile: {failure_text(error)}. Fix it and press "
+                              f"Restart (Ctrl+Shift+F5).", "error")
+        elif error is not None:
             self.output.note(f"\u2716 The script failed: {failure_text(error)}. The app is fine: "
                              f"fix the script and press Restart (Ctrl+Shift+F5).")
             self.show_message(f"The script failed: {failure_text(error)}", "error")
+        if error is not None:
             if error.op is not None:
                 where = f"{error.op.op} in {error.op.module}" if error.op.module else error.op.op
                 self.alerts_panel.add_row(session.iteration, "error", where, error.message,
@@ -1030,6 +1063,15 @@ class MainWindow(QMainWindow):
                 self._uncheck_record()
         if self._restart_pending:
             QTimer.singleShot(0, self._restart_now)
+
+    def _waiting_at(self, session: LiveSession, at) -> None:
+        """A pause that cannot land (the code runs no op): show the line it runs, and what to do."""
+        self._show_frame(at)
+        if not self.message_bar.text().startswith(_PAUSE_WAITS):
+            self.show_message(f"{_PAUSE_WAITS}{session.target.title} is running plain Python that calls no engine "
+                              f"op (the Source panel marks the line), and a pause lands only at an op. Stop "
+                              f"(Shift+F5) ends the run; Debug > Break in Python Code restarts it so that Pause "
+                              f"stops on any line.", "warning")
 
     def _uncheck_record(self) -> None:
         self.actions["record"].blockSignals(True)
@@ -1129,6 +1171,12 @@ class MainWindow(QMainWindow):
         if session.status == RUNNING:
             return "Reading the tape\u2026" if isinstance(session, ReplaySession) else \
                 "Running: the graph appears with the first op\u2026"
+        ended = session.ended
+        if ended is not None and not ended.ran and ended.error is not None:
+            error = ended.error
+            return (f"<b>{html.escape(session.target.title)} does not compile.</b><br>"
+                    f"{html.escape(error.message)}" + (f" (line {error.line})" if error.line else "")
+                    + "<br>Fix it and press Restart (Ctrl+Shift+F5).")
         return ""
 
     def _update_actions(self) -> None:

@@ -2,7 +2,8 @@
 
 The thread is where the debugger stops. With python_pause the thread runs under a trace function
 that costs one call per Python call and lets a pause land even in a loop that never touches the
-engine; interrupt() raises DebuggerKilled in the thread (PyThreadState_SetAsyncExc) either way.
+engine; interrupt() raises DebuggerKilled in the thread (PyThreadState_SetAsyncExc) either way, and where()
+reads the line it runs (sys._current_frames) without stopping it, to say where a pause that cannot land waits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from engine.debug.records import Command
+from engine.debug.source import USER, SourceFrame, frame_kind, frame_of
 
 if TYPE_CHECKING:
     from engine.debug.debugger import Debugger
@@ -76,6 +78,18 @@ class EngineRun:
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the code to finish; True when it has."""
         return self.done.wait(timeout)
+
+    def where(self) -> SourceFrame | None:
+        """The line the engine thread runs now, read without stopping it: its innermost frame of the person's
+        code (of any code when none is the person's), or None once the code has ended."""
+        if self.done.is_set():
+            return None
+        frame = sys._current_frames().get(self.thread.ident)
+        innermost = frame
+        while frame is not None and frame_kind(frame.f_code) != USER:
+            frame = frame.f_back
+        frame = frame or innermost
+        return frame_of(frame) if frame is not None else None
 
     def interrupt(self) -> None:
         """Stop the code: a stopped thread is killed at its stop, a running one by an asynchronous

@@ -30,7 +30,8 @@ def test_a_syntax_error_shows_the_line_that_does_not_parse(qtbot, window, tmp_pa
         x = engine.tensor([1.0, 2.0]
         print(x)
     """)
-    run_to_end(qtbot, window, path)
+    assert window.run_script(path)  # found when the script is loaded (compiled, not run): no F5 needed
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
     assert "SyntaxError" in window.message_bar.text()
     assert window.source_view.file == path
     assert "x = engine.tensor([1.0, 2.0]" in window.source_view.current_line_text()
