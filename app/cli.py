@@ -8,7 +8,8 @@
     tapescope open run.tape
 
 Exit codes: 0 success, 1 the recorded script failed (or Ctrl-C or SIGTERM stopped a command), 2 bad usage or a bad
-tape.
+tape. A damaged tape is a bad tape: info still prints what it could read (and, first, what it could not), export
+still writes it (and says on stderr what it left out), and both exit with 2.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tapescope", description="A visual debugger for dynamic computational graphs.",
         allow_abbrev=False,
         epilog="Exit codes: 0 success, 1 the recorded script failed (or Ctrl-C or SIGTERM stopped a command), "
-               "2 bad usage or a bad tape.",
+               "2 bad usage or a bad tape (a damaged one: info prints, and export writes, what could be read).",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -358,11 +359,15 @@ def _info(args) -> int:
     with engine.tape.open(args.tape) as tape:
         info = tape_info(tape)
     print(json.dumps(info, allow_nan=False) if args.json else describe(info))
+    if info["damage"]:
+        print(f"tapescope info: {args.tape} is damaged: {'; '.join(info['damage'])}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _export(args) -> int:
     import engine.tape
+    from engine.tape.errors import TapeError
     from engine.tape.export import export, progress_total
 
     with engine.tape.open(args.tape) as tape:
@@ -372,9 +377,23 @@ def _export(args) -> int:
         try:
             with _output(args.output, args.tape) as out, _progress(total, f"export {args.format}") as bar:
                 export(tape, args.format, out, iteration=args.iteration, progress=bar.update)
+                if tape.events_end == 0:  # nothing to salvage: no file, as for a file that is no tape
+                    raise TapeError(f"{args.tape}: damaged tape: no event can be read ({tape.events_error})")
         except OSError as err:
             raise _Usage(f"cannot write {args.output}: {err.strerror or err}") from None
+        lost = left_out(tape)
+    if lost:
+        print(f"tapescope export: {args.tape} is damaged: {args.output} holds what could be read; left out: "
+              f"{'; '.join(lost)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def left_out(tape) -> list[str]:
+    """What an export of `tape` could not read (engine.tape.damage), [] for a sound tape."""
+    from engine.tape.damage import damage
+
+    return damage(tape) or list(tape.notes)
 
 
 def _check_iteration(tape, args) -> None:

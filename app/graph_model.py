@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.node_names import input_name, param_name
 from engine.debug.breakpoints import namer
+from engine.debug.node_names import input_name, param_name
 from engine.debug.nonfinite import by_design
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
 from engine.nn.module import NUMBERED_ROOT

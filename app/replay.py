@@ -32,7 +32,9 @@ from engine.debug.stepping import step_end, step_mode
 from engine.events import AlertEvent
 from engine.tape import schema
 from engine.tape.cap import human_size
+from engine.tape.damage import damage
 from engine.tape.info import meta_bytes, recording_status
+from engine.tape.reader import counts_of
 
 
 class ReplaySession(Session):
@@ -46,24 +48,29 @@ class ReplaySession(Session):
         super().__init__()
         self.tape = engine.tape.open(path)  # TapeError when it is not a readable tape
         self.path = self.tape.path
-        try:  # all the window shows of the tape's index: a tape damaged there fails here, not in a panel
-            self.iterations = self.tape.iterations()
-            self.counts = self.tape.counts()
-            self.recorded_alerts = self.tape.alerts()
-            self.recorded_edits = self.tape.edits()
-            self.parameter_names = frozenset(self.tape.parameter_names())  # asked at every parameter shown
-            # one pass over the events
-            columns = self.tape.columns("kind", "iteration", "phase", "depth", "tensor", "ref", "node", "stack")
+        # A damaged tape shows the events that could be read, every panel the same ones (a damaged chunk of
+        # events ends them all there: events_end), and the banner says what was lost (damage_text).
+        self._lost: list[str] | None = None  # damage(): read once, when something could not be
+        try:  # one pass over the events
+            columns = self.tape.columns("kind", "iteration", "phase", "depth", "tensor", "ref", "node", "stack", "t")
+            self.iterations = self.tape.iterations_read(columns)
             self.steppable = _steppable(columns)
+            if self.tape.events_end == 0:  # salvage nothing: say so, as for a file that is no tape
+                raise engine.tape.TapeError(f"{self.path}: damaged tape: no event can be read "
+                                            f"({self.tape.events_error})")
         except BaseException:
             self.tape.close()
             raise
-        try:  # the plots show the whole run at once, not as far as the replay has come
-            self.recorded_steps, self.recorded_losses = self.tape.optimizer_steps(), self.tape.loss_history(columns)
-            whole = True
-        except engine.tape.TapeError:  # damaged past its index: they fill as the replay reads what it can
-            self.recorded_steps, self.recorded_losses = [], None
-            whole = False
+        end = self.iterations[-1].last_seq if self.iterations else 0
+        self.counts = counts_of(self.iterations)
+        self.recorded_alerts = [a for a in self._read(self.tape.alerts, []) if a.seq <= end]
+        self.recorded_edits = [e for e in self._read(self.tape.edits, []) if e.seq <= end]
+        self.parameter_names = frozenset(self._read(self.tape.parameter_names, []))  # asked at every parameter shown
+        # the plots show the whole run at once, not as far as the replay has come
+        self.recorded_steps = self._read(lambda: self.tape.optimizer_steps(
+            None if self.tape.events_end is None and not self.tape.notes else self.iterations), [])
+        self.recorded_losses = self._read(lambda: self.tape.loss_history(columns), None)
+        whole = self.recorded_losses is not None  # else they fill as the replay reads what it can
         self._output_seqs, self._output = _recorded_output(self.tape)
         self.raised_at = _raised_at(self.tape.meta.get("raised_at"))  # where a run that raised was stopped
         self._output_shown = 0  # how many of them the Output panel shows
@@ -91,6 +98,40 @@ class ReplaySession(Session):
             self._reset_before(self.last_seq)  # its last iterations only: playing it through took a minute
         else:
             self._reset(self.first_seq)
+
+    def _read(self, read, default):
+        """read(), or `default` where the tape is damaged there (the banner says so: damage_text)."""
+        try:
+            return read()
+        except engine.tape.TapeError as err:
+            self.tape.notes.append(str(err))
+            return default
+
+    @property
+    def damaged(self) -> bool:
+        """Whether some of the tape could not be read (here or by the replay's reader)."""
+        return bool(self.tape.notes or self.tape.events_end is not None or self.read_error
+                    or (self._reader is not None and self._reader.lost) or self._lost)
+
+    def damage_text(self) -> str:
+        """What of a damaged tape was lost, for the banner; "" for a sound tape."""
+        if not self.damaged:
+            return ""
+        if self._lost is None:
+            try:
+                self._lost = damage(self.tape) or [n for n in self.tape.notes if n]
+            except engine.tape.TapeError as err:
+                self._lost = [str(err)]
+        read, total = self.counts["events"], self.tape.meta.get("events", "")
+        if self.read_error:
+            shown = f"the replay stopped at event {self.cursor:,} of {self.last_seq:,} ({self.read_error})"
+        elif self.tape.events_end is None:
+            shown = f"all its {read:,} events were read"
+        else:
+            of = f" of {int(total):,}" if total.isdigit() else ""
+            shown = f"shown are the first {read:,}{of} events (to iteration {self.counts['last_iteration']})"
+        lost = "; ".join(self._lost[:4]) + ("; ..." if len(self._lost) > 4 else "")
+        return f"Damaged tape: {shown}" + (f"; lost: {lost} (tapescope info lists it all)" if lost else "")
 
     def start(self) -> ReplaySession:
         """Play to the end of the tape (progressively, a batch per drain)."""
@@ -132,6 +173,8 @@ class ReplaySession(Session):
                 self._reader = None
                 if reader.error is not None:
                     self.read_error = str(reader.error)
+                if reader.lost:
+                    self.tape.notes.extend(reader.lost)
                 return None
             self._next = item
         return self._next
@@ -294,7 +337,7 @@ class ReplaySession(Session):
             text = "Replay at the end of the tape" + ("" if how == "complete" else f" ({recording_status(how)})")
         else:
             text = "Replay p" + super().status_text()[1:]
-        return f"{text} (the rest of the tape is unreadable: {self.read_error})" if self.read_error else text
+        return f"{text} (a damaged tape: the banner says what was lost)" if self.damaged else text
 
     def close(self) -> None:
         if self._reader is not None:
@@ -344,6 +387,7 @@ class _TapeReader:
         self.items: deque = deque()
         self.done = False
         self.error: BaseException | None = None
+        self.lost: list[str] = []  # what the reader could not read (its tape's notes), when done
         self._cancel = threading.Event()
         self._room = threading.Event()
         self.thread = threading.Thread(target=self._run, name="tape reader", daemon=True)
@@ -360,6 +404,7 @@ class _TapeReader:
                     while len(items) >= self.limit and not cancel.is_set():
                         self._room.wait(0.05)
                         self._room.clear()
+                self.lost = list(tape.notes)
         except engine.tape.TapeError as err:  # a tape damaged past its index: what was read stays shown
             self.error = err
         finally:

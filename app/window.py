@@ -991,9 +991,8 @@ class MainWindow(QMainWindow):
             self.graph.set_current(follow=True)
             self._show_node(self.graph.selected or session.model.current)
             self._show_stop_source(None)
-            if session.read_error:
-                self.show_message(f"Read {session.cursor:,} of {session.last_seq:,} events; the rest of the "
-                                  f"tape is unreadable: {session.read_error}", "error")
+            if session.damaged:
+                self.show_message(session.damage_text(), "error")
             return
         if session.status != PAUSED:
             if self.message_bar.isVisible() and self.message_bar.text().startswith((_NAN_STOP, _ALERT_STOP)):

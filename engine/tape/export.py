@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import TextIO
 
+from engine.debug.node_names import input_name
 from engine.debug.summary import TensorSummary
 from engine.tape.codec import args_text, op_args
+from engine.tape.errors import TapeError
 from engine.tape.reader import EventRow, ParameterSnapshot, Tape
 
 Progress = Callable[[int], None] | None
@@ -33,7 +35,8 @@ def progress_total(tape: Tape, fmt: str, iteration: int | None = None) -> int:
         return 0 if info is None else info.events + info.ops
     total = tape.counts()["events"]
     if fmt == "json":
-        total += tape.parameter_counts()["snapshots"]
+        with contextlib.suppress(TapeError):  # damaged there: the export leaves them out (and says so)
+            total += tape.parameter_counts()["snapshots"]
     return total
 
 
@@ -137,7 +140,7 @@ def export_json(tape: Tape, out: TextIO, progress: Progress = None) -> None:
                 ids.append(row.event.output)
             elif row.kind == "backward":
                 ids.extend((row.event.grad_output, *row.event.grad_inputs))
-        summaries = tape.summaries(ids) if ids else {}
+        summaries = tape.summaries(ids, skip_damaged=True) if ids else {}
         for row in chunk:
             out.write(("" if first else ",\n") + dump(event_dict(row, summaries), allow_nan=False))
             first = False
@@ -157,8 +160,17 @@ def snapshot_dict(snap: ParameterSnapshot) -> dict:
 def _json_parameters(tape: Tape, out: TextIO, progress: Progress) -> None:
     """Each parameter's snapshots, oldest first, one name (one query) at a time."""
     dump = json.dumps
-    for n, name in enumerate(tape.parameter_names()):
-        snaps = tape.parameter_history(name)
+    try:
+        names = tape.parameter_names()
+    except TapeError as err:  # a damaged tape: what can be read is exported, the rest noted
+        names = []
+        tape.notes.append(f"parameter snapshots left out: {err}")
+    for n, name in enumerate(names):
+        try:
+            snaps = tape.parameter_history(name)
+        except TapeError as err:
+            snaps = []
+            tape.notes.append(f"snapshots of {name} left out: {err}")
         out.write(("" if n == 0 else ",") + f"\n{dump(name)}: [\n")
         out.write(",\n".join(dump(snapshot_dict(s), allow_nan=False) for s in snaps))
         out.write("\n]")
@@ -207,11 +219,11 @@ def export_dot(tape: Tape, out: TextIO, iteration: int | None = None, progress: 
               'fontsize=10];\n')
     out.write("  edge [fontname=Helvetica, fontsize=9];\n")
     if graph:
-        _dot_body(graph, out, progress)
+        _dot_body(tape, graph, out, progress)
     out.write("}\n")
 
 
-def _dot_body(graph, out: TextIO, progress: Progress) -> None:
+def _dot_body(tape: Tape, graph, out: TextIO, progress: Progress) -> None:
     tree: dict[str, list] = {}  # module path -> ops directly in it
     for op in graph.ops:
         tree.setdefault(op.module, []).append(op)
@@ -244,6 +256,7 @@ def _dot_body(graph, out: TextIO, progress: Progress) -> None:
         for tid, shape in zip(op.inputs, op.input_shapes):
             shapes[(tid, op.seq)] = shape
             first_shape.setdefault(tid, shape)
+    inputs = _input_names(tape, graph)
     for tid in dict.fromkeys(t for t, _ in graph.leaves):
         shape = first_shape.get(tid, ())
         name = graph.names.get(tid)
@@ -251,11 +264,42 @@ def _dot_body(graph, out: TextIO, progress: Progress) -> None:
             out.write(f'  t{tid} [shape=box, style="rounded,filled", fillcolor="#fff3bf", '
                       f"label={_label(name, _shape(shape))}];\n")
         else:
-            out.write(f"  t{tid} [shape=ellipse, style=solid, label={_label(f'tensor {tid}', _shape(shape))}];\n")
+            out.write(f"  t{tid} [shape=ellipse, style=solid, label={_label(inputs[tid], _shape(shape))}];\n")
     for tid, dst in graph.leaves:
         out.write(f"  t{tid} -> op{dst};\n")
     for src, dst, tid in graph.edges:
         out.write(f"  op{src} -> op{dst} [label={dot_string(_shape(shapes.get((tid, dst), ())))}];\n")
+
+
+def _input_names(tape: Tape, graph) -> dict[int, str]:
+    """tensor id -> what the app's graph calls each input that is no parameter: the name the script gave it on
+    its first consumer's source line ("x", "y"), else the argument's name ("target"), numbered where two read
+    alike ("input 1", "input 2"), as engine.debug.node_names names them for the app."""
+    ops = {op.seq: op for op in graph.ops}
+    uses: dict[tuple, int] = {}
+    names: dict[int, str] = {}
+    for tid, seq in graph.leaves:
+        op = ops[seq]
+        if tid in names or tid in graph.names:
+            continue
+        try:
+            source = tape.stack(seq)[0]
+        except TapeError:  # a damaged stack: the argument's name
+            source = None
+        line = source.text if source is not None else ""
+        arg = op.inputs.index(tid)
+        use = (op.op, arg, line)
+        nth = uses[use] = uses.get(use, -1) + 1
+        names[tid] = input_name(op.op, arg, line, nth)
+    count: dict[str, int] = {}
+    for name in names.values():
+        count[name] = count.get(name, 0) + 1
+    seen: dict[str, int] = {}
+    for tid, name in names.items():
+        if count[name] > 1:
+            seen[name] = seen.get(name, 0) + 1
+            names[tid] = f"{name} {seen[name]}"
+    return names
 
 
 def _call(op) -> str:

@@ -7,21 +7,33 @@ import os
 import re
 import shlex
 
+import numpy as np
+
+from engine.tape import schema
 from engine.tape.cap import human_size
 from engine.tape.codec import printable
+from engine.tape.damage import damage
+from engine.tape.errors import TapeError
 from engine.tape.output import DROPPED
-from engine.tape.reader import Tape
+from engine.tape.reader import Tape, counts_of
 
 _META = ("tapescope_version", "created", "closed", "status", "capture", "python", "numpy", "cupy", "platform")
 
 
 def tape_info(tape: Tape) -> dict:
-    """format_version, meta, counts, iterations, edits and alerts (each a dict) of a tape."""
-    counts = tape.counts()
-    kinds = tape.kind_counts()
-    alerts = tape.alerts()
-    edits = tape.edits()
-    params = tape.parameter_counts()
+    """format_version, meta, counts, iterations, edits and alerts (each a dict) of a tape; of a damaged
+    tape, what could be read, and under "damage" one line per part that could not be (engine.tape.damage)."""
+    damage = _Damage(tape)
+    columns = damage.read(lambda: tape.columns("kind", "iteration", "t"), None)
+    infos = [] if columns is None else tape.iterations_read(columns)
+    counts = counts_of(infos)
+    kinds = {name: 0 for name in schema.KIND_NAMES.values()}
+    if columns is not None:
+        found = np.bincount(columns["kind"], minlength=256)
+        kinds.update({name: int(found[code]) for code, name in schema.KIND_NAMES.items()})
+    alerts = damage.read(tape.alerts, [])
+    edits = damage.read(tape.edits, [])
+    params = damage.read(tape.parameter_counts, {"snapshots": None, "parameters": None})
     out = {"path": tape.path, "format_version": tape.format_version, "size_bytes": _size(tape.path, tape._wal)}
     out.update({key: tape.meta.get(key, "") for key in _META})
     out["max_bytes"] = meta_bytes(tape.meta.get("max_bytes", ""))
@@ -38,13 +50,39 @@ def tape_info(tape: Tape) -> dict:
                        "iteration": e.iteration} for e in edits],
         "alerts": [{"kind": a.kind, "op": a.op, "key": a.key, "module": a.module, "file": a.file,
                     "line": a.line, "iteration": a.iteration, "message": a.message} for a in alerts],
-        "sources": sorted(tape.sources()),
-        "dropped": _dropped(tape),
-        "output_bytes": tape.output_bytes(),
+        "sources": sorted(damage.read(tape.sources, {})),
+        "dropped": damage.read(lambda: _dropped(tape), {}),
+        "output_bytes": damage.read(tape.output_bytes, 0),
         "output_kept": tape.keeps_output,
         "max_output_bytes": meta_bytes(tape.meta.get("max_output_bytes", "")),
+        "recorded_events": meta_bytes(tape.meta.get("events", "")),  # the writer's count, None before it kept one
+        "damage": damage.lines(),
     })
     return out
+
+
+class _Damage:
+    """Reads the parts of a tape that may be damaged, and says which were."""
+
+    def __init__(self, tape: Tape) -> None:
+        self.tape = tape
+        self.failed = False
+
+    def read(self, part, default):
+        """part(), or `default` where the tape is damaged there."""
+        try:
+            return part()
+        except TapeError:
+            self.failed = True
+            return default
+
+    def lines(self) -> list[str]:
+        """engine.tape.damage's lines; where SQLite finds no damaged page but values would not decode, the
+        reader's notes."""
+        found = damage(self.tape)
+        if not found and (self.failed or self.tape.notes or self.tape.events_end is not None):
+            found = list(self.tape.notes) or ["some rows cannot be decoded"]
+        return found
 
 
 def _size(path: str, unclosed: bool) -> int:
@@ -89,6 +127,12 @@ def describe(info: dict) -> str:
         + (f" ({human_size(info['size_bytes'])})" if info["size_bytes"] >= 1024 else "")
         + (f", size cap {human_size(info['max_bytes'])}" if info.get("max_bytes") else ""),
     ]
+    for i, line in enumerate(info.get("damage", ())):  # first, where no one can miss it
+        lines.insert(1 + i, f"  {'DAMAGED:' if i == 0 else '':<11} {p(line)}")
+    if info.get("damage"):
+        total = info.get("recorded_events")
+        read = "all" if total is None or total == info["events"] else f"{info['events']:,} of {total:,}"
+        lines.insert(1 + len(info["damage"]), f"  {'':<11} below: what could be read ({read} events)")
     if info["iterations"]:
         lines.append(f"  iterations: {info['iterations']:,} "
                      f"({info['first_iteration']}..{info['last_iteration']})")
@@ -96,7 +140,9 @@ def describe(info: dict) -> str:
         lines.append("  iterations: none")
     lines.append(f"  events:     {info['events']:,} (ops {info['ops']:,}, backward {info['backward']:,}, "
                  f"module calls {info['modules']:,}, optimizer steps {info['optimizer_steps']:,})")
-    if info.get("parameter_snapshots"):
+    if info.get("parameter_snapshots") is None and info.get("damage"):
+        lines.append("  parameters: cannot be read (damaged)")
+    elif info.get("parameter_snapshots"):
         lines.append(f"  parameters: {counted(info['parameter_snapshots'], 'snapshot')} of "
                      f"{counted(info['snapshotted_parameters'], 'parameter')}")
     else:

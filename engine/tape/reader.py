@@ -72,6 +72,7 @@ from engine.tape.codec import (
     printable,
     tuples,
 )
+from engine.tape.damage import cut_short
 from engine.tape.errors import TapeError
 from engine.tape.output import DROPPED, OutputRow, read_rows
 
@@ -226,9 +227,15 @@ class Tape:
         self._pass_starts: list[int] | None = None  # read on first use: see _starts
         self.capture = self.meta.get("capture", "")
         self._cache: dict[tuple, object] = {}
-        self._chunks: dict[int, list] = {}
+        self._chunks: dict[tuple, list] = {}
         # one line per part of the tape left out as damaged (a node's malformed arguments), at most MAX_NOTES
         self.notes: list[str] = []
+        # the last event read before a damaged chunk of events stopped the reading (None: none stopped it); every
+        # reader of events stops there, so a replay's charts, timeline and graph show the same events
+        self.events_end: int | None = None
+        self.events_error = ""  # what stopped them there
+        self._told: list[IterationInfo] | None = None  # the iterations from the events, where the table is damaged
+        self.unreadable: dict[str, int] = {}  # table -> rows asked for that a damaged page kept from being read
 
     def _damaged(self, err: BaseException) -> TapeError:
         if self._closed:  # not damaged: read after close() (or after its `with` block)
@@ -282,39 +289,59 @@ class Tape:
     @_guard
     def iteration_count(self) -> int:
         """How many iterations the tape holds."""
-        return _int(self._one("SELECT count(*) FROM iterations")[0])
+        if self._told is not None:
+            return len(self._told)
+        try:
+            return _int(self._one("SELECT count(*) FROM iterations")[0])
+        except sqlite3.Error:
+            return len(self._tell_iterations())
 
     @_guard
     def iterations(self, start: int | None = None, stop: int | None = None) -> list[IterationInfo]:
         """The iterations numbered in [start, stop) (all by default), in order."""
         lo = -(1 << 62) if start is None else start
         hi = 1 << 62 if stop is None else stop
-        rows = self._conn.execute("SELECT * FROM iterations WHERE iteration >= ? AND iteration < ? "
-                                  "ORDER BY iteration", (lo, hi))
-        return [IterationInfo(*map(_int, row)) for row in rows]
+        if self._told is None:
+            try:
+                rows = self._conn.execute("SELECT * FROM iterations WHERE iteration >= ? AND iteration < ? "
+                                          "ORDER BY iteration", (lo, hi)).fetchall()
+                return [IterationInfo(*map(_int, row)) for row in rows]
+            except sqlite3.Error:
+                self._tell_iterations()
+        return sorted((i for i in self._told if lo <= i.iteration < hi), key=lambda i: i.iteration)
 
     @_guard
     def iteration(self, number: int) -> IterationInfo | None:
         """Where iteration `number` lies on the tape, or None when it was not recorded."""
-        row = self._one("SELECT * FROM iterations WHERE iteration = ?", (number,))
-        return IterationInfo(*map(_int, row)) if row else None
+        if self._told is None:
+            try:
+                row = self._one("SELECT * FROM iterations WHERE iteration = ?", (number,))
+                return IterationInfo(*map(_int, row)) if row else None
+            except sqlite3.Error:
+                self._tell_iterations()
+        return next((i for i in self._told if i.iteration == number), None)
 
     @_guard
     def counts(self) -> dict[str, int]:
         """Events, ops, backward nodes and iterations recorded, and the first and last iteration."""
-        n, events, ops, bwd, lo, hi = self._one(
-            "SELECT count(*), total(events), total(ops), total(backward), min(iteration), max(iteration) "
-            "FROM iterations")
-        return {"iterations": _int(n), "events": int(events), "ops": int(ops), "backward": int(bwd),
-                "first_iteration": lo if lo is None else _int(lo),
-                "last_iteration": hi if hi is None else _int(hi)}
+        if self._told is None:
+            try:
+                n, events, ops, bwd, lo, hi = self._one(
+                    "SELECT count(*), total(events), total(ops), total(backward), min(iteration), max(iteration) "
+                    "FROM iterations")
+                return {"iterations": _int(n), "events": int(events), "ops": int(ops), "backward": int(bwd),
+                        "first_iteration": lo if lo is None else _int(lo),
+                        "last_iteration": hi if hi is None else _int(hi)}
+            except sqlite3.Error:
+                self._tell_iterations()
+        return counts_of(self._told)
 
     @_guard
     def kind_counts(self) -> dict[str, int]:
         """How many events of each kind (op, backward, module_enter, ...); reads the whole events table."""
         totals = np.zeros(256, dtype=np.int64)
-        for count, blob in self._conn.execute("SELECT count, columns FROM events"):
-            totals += np.bincount(chunk_arrays(blob, count)[0][1], minlength=256)
+        for _first, _last, (arrays, _flat) in self._chunks_read(None, None, lambda _f, b, n: chunk_arrays(b, n)):
+            totals += np.bincount(arrays[1], minlength=256)
         for code in np.flatnonzero(totals):
             _kind(int(code))
         return {name: int(totals[code]) for code, name in schema.KIND_NAMES.items()}
@@ -334,8 +361,7 @@ class Tape:
     def _columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         wanted = [_COLUMN_INDEX[n] for n in ("seq", *names)]
         parts: list[list[np.ndarray]] = [[] for _ in wanted]
-        for count, blob in self._conn.execute("SELECT count, columns FROM events ORDER BY first_seq"):
-            arrays = chunk_arrays(blob, count)[0]
+        for _first, _last, (arrays, _flat) in self._chunks_read(None, None, lambda _f, b, n: chunk_arrays(b, n)):
             for part, i in zip(parts, wanted):
                 part.append(arrays[i])
         joined = [np.concatenate(p) if p else np.zeros(0, CHUNK_COLUMNS[i][1]) for p, i in zip(parts, wanted)]
@@ -347,20 +373,56 @@ class Tape:
         return out
 
     @_guard
-    def optimizer_steps(self) -> list[tuple[int, OptimizerEvent]]:
+    def optimizer_steps(self, infos: list[IterationInfo] | None = None) -> list[tuple[int, OptimizerEvent]]:
         """Every optimizer step as (iteration, OptimizerEvent), in order, without reading other events (each
-        placed in the iteration whose range of sequence numbers holds it)."""
-        infos = self.iterations()
+        placed in the iteration whose range of sequence numbers holds it). infos: the iterations a damaged tape
+        could be read as far as (iterations_read): the steps in them, as far as the table can be read (noted)."""
+        damaged = infos is not None
+        infos = self.iterations() if infos is None else infos
         firsts = [info.first_seq for info in infos]
         steps = []
-        for seq, *row in self._conn.execute("SELECT seq, optimizer, names, lrs, norms FROM optimizer_steps "
-                                            "ORDER BY seq"):
-            seq = _int(seq)
-            i = bisect.bisect_right(firsts, seq) - 1
-            if i < 0 or seq > infos[i].last_seq:
-                raise ValueError(f"optimizer step {seq} lies in no recorded iteration")
-            steps.append((infos[i].iteration, self._optimizer_event(seq, row)))
+        rows = self._conn.execute("SELECT seq, optimizer, names, lrs, norms FROM optimizer_steps ORDER BY seq")
+        try:
+            for seq, *row in rows:
+                seq = _int(seq)
+                i = bisect.bisect_right(firsts, seq) - 1
+                if i < 0 or seq > infos[i].last_seq:
+                    if damaged:
+                        continue
+                    raise ValueError(f"optimizer step {seq} lies in no recorded iteration")
+                steps.append((infos[i].iteration, self._optimizer_event(seq, row)))
+        except sqlite3.Error as err:
+            if not damaged:
+                raise
+            self._note(f"optimizer_steps: those after event {steps[-1][1].seq if steps else 0:,} cannot be read "
+                       f"({err})")
         return steps
+
+    def _tell_iterations(self) -> list[IterationInfo]:
+        """The iterations as the events tell them, where the iterations table cannot be read (noted)."""
+        if self._told is None:
+            self._note("iterations: the table cannot be read; they are told from the events")
+            self._told = _iterations_of(self._columns(("kind", "iteration", "t")))
+        return self._told
+
+    def iterations_read(self, columns: dict[str, np.ndarray]) -> list[IterationInfo]:
+        """The iterations of the events read (columns(): seq, kind, iteration, t at least): the iterations
+        table's, cut where a damaged chunk stopped the events (events_end); where the table itself cannot be
+        read, made from the events (and noted)."""
+        end = self.events_end
+        try:
+            infos = self.iterations()
+        except TapeError as err:
+            self._note(f"iterations: the table cannot be read ({str(err).rpartition(': ')[2]}); they are told "
+                       "from the events")
+            return _iterations_of(columns)
+        if end is None:
+            return infos
+        held = [i for i in infos if i.first_seq <= end]
+        if held and held[-1].last_seq > end:  # the iteration the damage cut: as far as it was read
+            made = [i for i in _iterations_of(columns) if i.iteration == held[-1].iteration]
+            held[-1] = made[0] if made else held[-1]._replace(last_seq=end)
+        return held
 
     @_guard
     def losses(self, columns: dict[str, np.ndarray] | None = None) -> dict[int, float]:
@@ -422,9 +484,9 @@ class Tape:
 
         evals, carried = self._evaluations(cols, place)
         tensors = cols["tensor"][[*roots.values(), *evals, *carried]].tolist()
-        scalars = {tid: s.scalar for tid, s in self.summaries(tensors).items()}
-        closures = {_int(step_seq) for step_seq, name in
-                    self._conn.execute("SELECT seq, optimizer FROM optimizer_steps") if evaluates_closure(_text(name))}
+        scalars = {tid: s.scalar for tid, s in self._summaries(tensors).items()}
+        closures = {_int(step_seq) for step_seq, name in self._readable("SELECT seq, optimizer FROM optimizer_steps")
+                    if evaluates_closure(_text(name))}
         items: list[Root | Step | EvalLoss | EvalOp] = []
         firsts = set()  # the source lines of the roots so far: a curve's first root comes with its op
         for row in picked[(kinds == STEP) | np.isin(picked, starts[found])].tolist():
@@ -483,12 +545,11 @@ class Tape:
         out: dict[int, tuple[int, ...]] = {}
         if not len(seqs):
             return out
-        for first, last in list(self._conn.execute("SELECT first_seq, last_seq FROM events ORDER BY first_seq")):
-            lo, hi = np.searchsorted(seqs, _int(first)), np.searchsorted(seqs, _int(last), "right")
+        for first, last, (arrays, flat) in self._chunks_read(int(seqs[0]), int(seqs[-1]) + 1,
+                                                             lambda _f, b, n: chunk_arrays(b, n)):
+            lo, hi = np.searchsorted(seqs, first), np.searchsorted(seqs, last, "right")
             if lo == hi:
                 continue
-            count, blob = self._one("SELECT count, columns FROM events WHERE first_seq = ?", (first,))
-            arrays, flat = chunk_arrays(blob, count)
             lengths = arrays[-1].astype(np.int64)
             ends = np.cumsum(lengths)
             for i in np.flatnonzero(np.isin(arrays[0], seqs[lo:hi])).tolist():
@@ -597,7 +658,7 @@ class Tape:
             elif row.kind == "backward":
                 ids.append(ev.grad_output)
                 ids.extend(ev.grad_inputs)
-        summaries = self.summaries(ids)
+        summaries = self._summaries(ids)
         values = self._values(ids) if self.capture == "values" else {}
         for row, stack_id in chunk:
             ev = row.event
@@ -633,42 +694,102 @@ class Tape:
                     return rec
         return None
 
+    def _chunks_read(self, lo: int | None, hi: int | None, decode) -> Iterator[tuple[int, int, object]]:
+        """(first seq, last seq, decode(first seq, blob, count)) of the chunks of events that may hold seqs in
+        [lo, hi), in order, up to the first chunk that cannot be read or decoded: there the reading stops
+        (events_end)."""
+        lo = -(1 << 62) if lo is None else lo
+        hi = 1 << 62 if hi is None else hi
+        if self.events_end is not None:
+            hi = min(hi, self.events_end + 1)
+        after, single = -(1 << 62), False
+        while True:
+            got = False
+            try:  # a cursor; a row alone right after it failed (SQLite may fail a row ahead of the one it gave)
+                rows = self._conn.execute("SELECT first_seq, last_seq, count, columns FROM events WHERE first_seq < ? "
+                                          "AND last_seq >= ? AND first_seq > ? ORDER BY first_seq"
+                                          + (" LIMIT 1" if single else ""), (hi, lo, after))
+                for first, last, count, blob in rows:
+                    first, last = _int(first), _int(last)
+                    decoded = decode(first, blob, count)
+                    got = True
+                    yield first, last, decoded
+                    after = first
+            except sqlite3.Error as err:
+                if self._closed:
+                    raise
+                if not single:
+                    single = True
+                    continue
+                self._events_damaged(after, err)
+                return
+            except _BAD as err:
+                if self._closed:
+                    raise
+                self._events_damaged(after, err)
+                return
+            if not single or not got:
+                return
+            single = False  # that row could be read: a cursor again from there
+
+    def _events_damaged(self, after: int, err: BaseException) -> None:
+        """Note that the events past the chunk that starts at `after` cannot be read."""
+        try:
+            end = 0 if after < 0 else _int(self._one("SELECT last_seq FROM events WHERE first_seq = ?", (after,))[0])
+        except _BAD:
+            end = max(after, 0)
+        if self.events_end is None or end < self.events_end:
+            self.events_end = end
+            self.events_error = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        self._note(f"events: those after event {end:,} cannot be read ({str(err)[:80] or type(err).__name__})")
+
     def _rows(self, start, stop, iteration) -> Iterator[tuple[EventRow, int | None]]:
         """(event row, stack id) pairs with seq in [start, stop) (and of `iteration` if given), in order."""
         if iteration is not None:
-            info = self._one("SELECT first_seq, last_seq FROM iterations WHERE iteration = ?", (iteration,))
+            info = self.iteration(iteration)
             if info is None:
                 return
+            info = info[1:3]
             start, stop = _int(info[0]), _int(info[1]) + 1
         lo = -(1 << 62) if start is None else start
         hi = 1 << 62 if stop is None else stop
-        cursor = self._conn.execute("SELECT first_seq, last_seq, count, columns FROM events "
-                                    "WHERE first_seq < ? AND last_seq >= ? ORDER BY first_seq", (hi, lo))
         pending: list[tuple] = []  # rows of chunks whose seq ranges overlap, merged before they are given out
         reach = None
-        for first, last, count, blob in cursor:
-            if reach is not None and _int(first) > reach:
+        for first, last, rows in self._chunks_read(lo, hi, self._chunk_decoder()):
+            if reach is not None and first > reach:
                 yield from self._emit(pending, iteration)
                 pending = []
-            pending += [r for r in self._chunk(first, blob, count) if lo <= r[0] < hi]
-            reach = max(reach, _int(last)) if reach is not None else _int(last)
+            pending += [r for r in rows if lo <= r[0] < hi]
+            reach = max(reach, last) if reach is not None else last
         yield from self._emit(pending, iteration)
 
     def _emit(self, rows: list[tuple], iteration) -> Iterator[tuple[EventRow, int | None]]:
         rows.sort(key=_seq_of)
         for row in rows:
             if iteration is None or row[2] == iteration:
-                yield self._decode(row)
+                try:
+                    yield self._decode(row)
+                except sqlite3.Error as err:
+                    if row[1] not in (schema.EDIT, schema.ALERT):
+                        raise
+                    table = "edits" if row[1] == schema.EDIT else "alerts"  # one lost: the events go on
+                    self.unreadable[table] = self.unreadable.get(table, 0) + 1
+                    self._note(f"{table}: rows on damaged pages cannot be read ({err}); those are left out")
 
-    def _chunk(self, first, blob, count) -> list[tuple]:
-        """The decoded rows of a chunk (the latest few are kept: seeking often reads one chunk twice)."""
-        rows = self._chunks.get(first)
-        if rows is None:
-            rows = parse_chunk(blob, count)
-            if len(self._chunks) >= 4:
-                self._chunks.pop(next(iter(self._chunks)))
-            self._chunks[first] = rows
-        return rows
+    def _chunk_decoder(self):
+        """decode(first seq, blob, count) for _chunks_read: a chunk's rows (the latest few are kept: seeking often reads
+        one chunk twice)."""
+        def decode(first, blob, count) -> list[tuple]:
+            key = (first, count)
+            rows = self._chunks.get(key)
+            if rows is None:
+                rows = parse_chunk(blob, count)
+                if len(self._chunks) >= 4:
+                    self._chunks.pop(next(iter(self._chunks)))
+                self._chunks[key] = rows
+            return rows
+
+        return decode
 
     def _decode(self, row: tuple) -> tuple[EventRow, int | None]:
         seq, kind, it, phase, depth, t, node, tensor, ref, stack, tensors = row
@@ -704,7 +825,13 @@ class Tape:
         return EventRow(seq, schema.KIND_NAMES[kind], it, _phase(phase), depth, t, ev), stack
 
     def _optimizer(self, seq: int) -> OptimizerEvent:
-        row = self._one("SELECT optimizer, names, lrs, norms FROM optimizer_steps WHERE seq = ?", (seq,))
+        try:
+            row = self._one("SELECT optimizer, names, lrs, norms FROM optimizer_steps WHERE seq = ?", (seq,))
+        except sqlite3.Error as err:  # the step still ends its iteration; its norms are lost
+            self.unreadable["optimizer_steps"] = self.unreadable.get("optimizer_steps", 0) + 1
+            self._note(f"optimizer_steps: rows on damaged pages cannot be read ({err}); those steps are shown "
+                       "without their learning rates and norms")
+            return OptimizerEvent(seq, "optimizer (unreadable)", (), {}, {}, {})
         if row is None:
             raise ValueError(f"optimizer step {seq} has no details")
         return self._optimizer_event(seq, row)
@@ -766,6 +893,19 @@ class Tape:
             self._cache[("node_args", node)] = hit
         return hit
 
+    def _readable(self, sql: str) -> list[tuple]:
+        """The rows of a query over one table, as far as they can be read (the rest noted as lost)."""
+        rows = []
+        try:
+            for row in self._conn.execute(sql):
+                rows.append(row)
+        except sqlite3.Error as err:
+            if self._closed:
+                raise
+            self._note(f"{sql.rpartition(' FROM ')[2].split()[0]}: rows after the first {len(rows):,} cannot be "
+                       f"read ({err})")
+        return rows
+
     def _note(self, line: str) -> None:
         if len(self.notes) < MAX_NOTES and line not in self.notes:
             self.notes.append(printable(line))
@@ -796,38 +936,61 @@ class Tape:
 
     # ---- summaries, values, alerts, edits, sources ----------------------------------------------
     @_guard
-    def summaries(self, ids) -> dict[int, TensorSummary]:
-        """The recorded summaries of many tensor ids at once (ids without one are left out)."""
-        out = {}
-        ids = [i for i in ids if i]
-        for k in range(0, len(ids), 500):
-            part = ids[k:k + 500]
-            marks = ",".join("?" * len(part))
-            for tensor, layout, *cols in self._conn.execute(
-                    f"SELECT tensor, {_SUMMARY_COLUMNS} FROM summaries WHERE tensor IN ({marks})", part):
-                out[tensor] = parse_summary(self._layout(layout), tuple(cols))
-        return out
+    def summaries(self, ids, skip_damaged: bool = False) -> dict[int, TensorSummary]:
+        """The recorded summaries of many tensor ids at once (ids without one are left out; skip_damaged: those
+        whose rows are damaged too, counted in `unreadable` and noted)."""
+        return self._summaries(ids, skip_damaged)
 
-    def _values(self, ids: list[int]) -> dict[int, np.ndarray]:
+    def _summaries(self, ids, skip_damaged: bool = True) -> dict[int, TensorSummary]:
+        return self._by_tensor("summaries", f"tensor, {_SUMMARY_COLUMNS}", ids,
+                               lambda layout, *cols: parse_summary(self._layout(layout), tuple(cols)), skip_damaged)
+
+    def _values(self, ids: list[int], skip_damaged: bool = True) -> dict[int, np.ndarray]:
+        return self._by_tensor("tensor_values", "tensor, npy", ids, parse_npy, skip_damaged)
+
+    def _by_tensor(self, table: str, columns: str, ids, decode, skip_damaged: bool) -> dict:
+        """tensor id -> decode(*the rest of its row) of `table` for many ids at once; ids without a row are left
+        out. skip_damaged: where a damaged page keeps rows from being read, the ids are read one by one, and
+        those that cannot be read or decoded are left out too, counted in `unreadable` and noted (else: the
+        error)."""
         out = {}
         ids = [i for i in ids if i]
         for k in range(0, len(ids), 500):
             part = ids[k:k + 500]
-            marks = ",".join("?" * len(part))
-            for tensor, blob in self._conn.execute(
-                    f"SELECT tensor, npy FROM tensor_values WHERE tensor IN ({marks})", part):
-                out[tensor] = parse_npy(blob)
+            try:
+                rows = self._conn.execute(f"SELECT {columns} FROM {table} WHERE tensor IN "
+                                          f"({','.join('?' * len(part))})", part).fetchall()
+            except sqlite3.Error:
+                if not skip_damaged or self._closed:
+                    raise
+                rows = []
+                for tid in part:
+                    try:
+                        rows += self._conn.execute(f"SELECT {columns} FROM {table} WHERE tensor = ?", (tid,))
+                    except sqlite3.Error as err:
+                        self.unreadable[table] = self.unreadable.get(table, 0) + 1
+                        self._note(f"{table}: rows on damaged pages cannot be read ({err}); their tensors are "
+                                   "shown without them")
+            for tensor, *rest in rows:
+                try:
+                    out[tensor] = decode(*rest)
+                except _BAD as err:  # a damaged row: that tensor is shown without it
+                    if not skip_damaged:
+                        raise
+                    self.unreadable[table] = self.unreadable.get(table, 0) + 1
+                    self._note(f"{table}: damaged rows left out ({str(err)[:200] or type(err).__name__}); their "
+                               "tensors are shown without them")
         return out
 
     @_guard
     def summary(self, tensor_id: int) -> TensorSummary | None:
         """The recorded TensorSummary of an op output or gradient, or None."""
-        return self.summaries([tensor_id]).get(tensor_id)
+        return self._summaries([tensor_id], False).get(tensor_id)
 
     @_guard
     def value(self, tensor_id: int) -> np.ndarray | None:
         """The recorded values of an op output or gradient ("values" tier, small tensors), or None."""
-        return self._values([tensor_id]).get(tensor_id)
+        return self._values([tensor_id], False).get(tensor_id)
 
     @_guard
     def stack(self, seq: int) -> tuple[SourceFrame | None, tuple[SourceFrame, ...]]:
@@ -984,11 +1147,16 @@ class Tape:
 
     @_guard
     def _iteration_range(self) -> tuple[int | None, int | None]:
+        if self._told is not None or not self.iteration_count():
+            told = self._told or []
+            return (None, None) if not told else (min(i.iteration for i in told), max(i.iteration for i in told))
         first, last = self._one("SELECT min(iteration), max(iteration) FROM iterations")  # two index probes
         return (None, None) if first is None else (_int(first), _int(last))
 
     @_guard
     def _last_seq(self, iteration: int) -> int:
+        if self._told is not None:
+            return max(i.last_seq for i in self._told if i.iteration <= iteration)
         row = self._one("SELECT max(last_seq) FROM iterations WHERE iteration <= ?", (iteration,))
         return _int(row[0])
 
@@ -1078,6 +1246,29 @@ class Tape:
         return f"<Tape {self.path!r} format {self.format_version} capture {self.capture!r}>"
 
 
+def counts_of(iterations: list[IterationInfo]) -> dict[str, int]:
+    """Tape.counts() of these iterations (those a damaged tape could be read as far as)."""
+    return {"iterations": len(iterations), "events": sum(i.events for i in iterations),
+            "ops": sum(i.ops for i in iterations), "backward": sum(i.backward for i in iterations),
+            "first_iteration": iterations[0].iteration if iterations else None,
+            "last_iteration": iterations[-1].iteration if iterations else None}
+
+
+def _iterations_of(cols: dict[str, np.ndarray]) -> list[IterationInfo]:
+    """IterationInfo of each iteration the events of `cols` (seq, kind, iteration, t) fall in."""
+    seq, it, kind, t = cols["seq"], cols["iteration"], cols["kind"], cols["t"]
+    if not len(seq):
+        return []
+    idx = np.argsort(it, kind="stable")  # seq order within each iteration
+    starts = np.r_[0, np.flatnonzero(np.diff(it[idx])) + 1]
+    ends = np.r_[starts[1:], len(idx)]
+    rows = zip(it[idx[starts]].tolist(), seq[idx[starts]].tolist(), seq[idx[ends - 1]].tolist(),
+               (ends - starts).tolist(), np.add.reduceat(kind[idx] == schema.OP, starts).tolist(),
+               np.add.reduceat(kind[idx] == schema.BACKWARD, starts).tolist(),
+               np.minimum.reduceat(t[idx], starts).tolist(), np.maximum.reduceat(t[idx], starts).tolist())
+    return sorted((IterationInfo(*map(int, row)) for row in rows), key=lambda info: info.first_seq)
+
+
 def _connect(path: str) -> sqlite3.Connection:
     """A read-only connection to a file that at least starts like SQLite."""
     if not os.path.exists(path):
@@ -1102,6 +1293,8 @@ def _connect(path: str) -> sqlite3.Connection:
                                uri=True)
         conn.execute("PRAGMA query_only = ON")
         conn.execute("PRAGMA trusted_schema = OFF")  # a hostile schema's functions and views do not run
+        if cut_short(path):  # SQLite refuses a file shorter than its header says, unless told to read what is there
+            conn.execute("PRAGMA writable_schema = ON")  # (the connection stays read-only: mode=ro, query_only)
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1 << 30)
     except sqlite3.Error as err:
         raise TapeError(f"{path}: cannot open it ({err})") from None

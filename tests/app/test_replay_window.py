@@ -103,10 +103,11 @@ def test_a_tape_damaged_past_its_index_says_how_much_was_read(qtbot, window, nan
     whole.close()
     bad = _damaged(nan_tape, tmp_path, f"UPDATE summaries SET layout = 99999 WHERE seq > {middle}")
     session = replay(qtbot, window, bad)
-    assert session.cursor <= middle  # records are decoded in chunks: maybe none of them
+    assert session.cursor == session.last_seq  # a damaged summary costs that summary, not the rest of the tape
     message = window.message_bar.text()
-    assert message.startswith(f"Read {session.cursor:,} of {session.last_seq:,} events")
-    assert "damaged tape" in message and "\n" not in message
+    assert message.startswith(f"Damaged tape: all its {session.counts['events']:,} events were read; lost: "
+                              "summaries: damaged rows left out (layouts row 99999 is missing)")
+    assert "\n" not in message and window.message_bar.level == "error"
 
 
 def test_a_tape_damaged_in_its_event_index_is_a_message_and_exit_2(qtbot, window, nan_tape, tmp_path,
@@ -115,10 +116,11 @@ def test_a_tape_damaged_in_its_event_index_is_a_message_and_exit_2(qtbot, window
     assert not window.open_tape(bad)  # no exception out of the panels that index the tape
     assert window.session is None
     message = window.message_bar.text()
-    assert message == f"Cannot open {bad}: damaged tape (an event chunk is truncated)"  # the path once
+    assert message == f"Cannot open {bad}: damaged tape: no event can be read (an event chunk is truncated)"
     monkeypatch.setattr(app.window, "run_app", lambda *a: pytest.fail("opened the window"))
     assert main(["open", bad]) == 2
-    assert capsys.readouterr().err == f"tapescope open: {bad}: damaged tape (an event chunk is truncated)\n"
+    assert capsys.readouterr().err == f"tapescope open: {bad}: damaged tape: no event can be read (an event chunk " \
+                                      "is truncated)\n"
 
 
 def value_header(window) -> str:

@@ -159,8 +159,8 @@ def test_a_value_claiming_more_than_it_holds_is_refused_before_it_is_allocated(v
             tid = tape._conn.execute("SELECT tensor FROM tensor_values LIMIT 1").fetchone()[0]
             with pytest.raises(TapeError, match=message):
                 tape.value(tid)
-            with pytest.raises(TapeError, match=message):
-                list(tape.records())
+            assert len(list(tape.records())) == tape.counts()["events"]  # a damaged value costs that value only
+            assert any(message in note for note in tape.notes)
             with pytest.raises(TapeError, match=message):
                 tape.parameters()
         peak = tracemalloc.get_traced_memory()[1]

@@ -1,0 +1,181 @@
+"""Which parts of a tape cannot be read, in words: what `tapescope info` and `export` report and the app's
+banner shows.
+
+    cut = cut_short("run.tape")       # (bytes on disk, bytes the header says) or None
+    with engine.tape.open("run.tape") as tape:
+        lines = damage(tape)          # [] for a sound tape; else ["events 2,049-6,254 unreadable (...)", ...]
+
+A sound tape costs one `PRAGMA quick_check` (SQLite walks every page once, about a second per GB here);
+only a tape that fails it is read again table by table, row by row, to say which rows are lost. Nothing is
+written: the tape is opened read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import struct
+
+from engine.tape import schema
+from engine.tape.cap import human_size
+from engine.tape.errors import TapeError
+
+# what a person calls each table's rows, and which column names a row ("" for the rowid's own count)
+_WHAT = {"events": "events", "iterations": "iterations", "summaries": "summaries", "tensor_values": "values",
+         "parameters": "parameter snapshots", "optimizer_steps": "optimizer steps", "output": "output chunks",
+         "alerts": "alerts", "alert_inputs": "alert inputs", "edits": "edits", "nodes": "nodes",
+         "stacks": "stacks", "frames": "source lines", "sources": "source files", "layouts": "layouts",
+         "module_params": "module parameters", "node_args": "op arguments", "drops": "drops",
+         "grad_calls": "grad calls", "pass_starts": "pass starts"}
+_FAR = 1 << 62
+
+
+def cut_short(path: str) -> tuple[int, int] | None:
+    """(bytes on disk, bytes the SQLite header says the file holds) when the file is shorter than its
+    header says (copied or downloaded in part), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(100)
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    if len(head) < 100 or not head.startswith(schema.SQLITE_MAGIC):
+        return None
+    page = struct.unpack(">H", head[16:18])[0]
+    page = 65536 if page == 1 else page
+    counter, pages, valid_for = struct.unpack(">I", head[24:28])[0], *struct.unpack(">I", head[28:32]), \
+        struct.unpack(">I", head[92:96])[0]
+    if counter != valid_for or not pages:  # the page count is stale (an old writer): SQLite uses the file's size
+        return None
+    return (size, pages * page) if size < pages * page else None
+
+
+def cut_short_text(cut: tuple[int, int]) -> str:
+    """'the file is cut short: 8.5 MiB of 16.9 MiB'."""
+    return f"the file is cut short: {human_size(cut[0])} of {human_size(cut[1])}"
+
+
+def damage(tape) -> list[str]:
+    """One line per damaged part of an open tape (engine.tape.reader.Tape): the file cut short, and each
+    table whose rows cannot all be read, with what is lost; [] for a sound tape."""
+    lines = []
+    cut = cut_short(tape.path)
+    if cut:
+        lines.append(cut_short_text(cut))
+    conn = tape._conn
+    try:
+        sound = conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+    except sqlite3.Error:
+        sound = False
+    if tape.events_end is None and not (sound and not cut):
+        with contextlib.suppress(TapeError):
+            tape.columns("kind")  # the reader's own reading of the events: where it stops, events_end says
+    if tape.events_end is not None:  # a chunk SQLite reads, but whose bytes do not decode, stops them too
+        lines.append(f"events {_event_range(conn, tape.events_end + 1, _FAR)} unreadable ({tape.events_error})")
+    if sound and not cut:
+        return lines
+    present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table in schema.TABLES:
+        if table in present and table not in ("meta", "events"):  # meta was read whole at open
+            lost = _lost_rows(conn, table)
+            if lost:
+                lines.append(_describe(conn, table, *lost))
+    if len(lines) == (1 if cut else 0):
+        lines.append("SQLite reports damaged pages outside the tables read (PRAGMA quick_check)")
+    return lines
+
+
+def _lost_rows(conn: sqlite3.Connection, table: str) -> tuple[int, list[tuple[int, int]]] | None:
+    """(rows read, [(first, last) rowid gaps that could not be read]) of a table that cannot be read
+    whole, else None. Reads every row (blobs too: their overflow pages are where a cut file ends)."""
+    read, gaps, after = 0, [], -_FAR
+    while True:
+        try:
+            for (rowid, *_row) in conn.execute(f"SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid",
+                                               (after,)):
+                read += 1
+                after = rowid
+            return (read, gaps) if gaps else None
+        except sqlite3.Error:
+            while True:  # the cursor may have failed a row ahead of the one it gave: go on one by one
+                try:
+                    row = conn.execute(f"SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1",
+                                       (after,)).fetchone()
+                except sqlite3.Error:
+                    break
+                if row is None:
+                    return (read, gaps) if gaps else None
+                read, after = read + 1, row[0]
+            resume = _next_readable(conn, table, after)
+            if resume is None:
+                gaps.append((after + 1, _FAR))
+                return read, gaps
+            gaps.append((after + 1, resume - 1))
+            after = resume - 1
+
+
+def _next_readable(conn: sqlite3.Connection, table: str, after: int) -> int | None:
+    """The first rowid past `after` that SQLite can seek to and read, past the damaged pages; None if none.
+    A seek into a damaged page fails, one past it succeeds: probe further and further, then halve back."""
+    def readable(bound: int) -> int | bool | None:
+        try:
+            row = conn.execute(f"SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1",
+                               (bound,)).fetchone()
+        except sqlite3.Error:
+            return False
+        return None if row is None else row[0]
+
+    step, good = 1, None
+    while after + step < _FAR:
+        found = readable(after + step)
+        if found is not False:
+            good = after + step
+            break
+        step *= 2
+    if good is None:
+        return None
+    lo, hi = after + step // 2, good  # lo fails (or is `after`), hi reads
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if readable(mid) is False:
+            lo = mid
+        else:
+            hi = mid
+    found = readable(hi)
+    return None if found is None or found is False else found
+
+
+def _describe(conn: sqlite3.Connection, table: str, read: int, gaps: list[tuple[int, int]]) -> str:
+    what = _WHAT.get(table, table)
+    merged: list[list[int]] = []
+    for a, b in gaps:  # a row that failed right after a gap widens it
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    gaps = [tuple(g) for g in merged]
+    if not read:
+        return f"{what}: none can be read" + (" (they are told from the events)" if table == "iterations" else "")
+    spans = ", ".join(f"{max(a, 0):,} on" if b >= _FAR - 1 else f"{a:,}-{b:,}" for a, b in gaps)
+    key = {"summaries": "tensors", "tensor_values": "tensors", "optimizer_steps": "events", "alerts": "events",
+           "edits": "events", "pass_starts": "events", "grad_calls": "events",
+           "iterations": "iterations"}.get(table, "rows")
+    return f"{what}: those of {key} {spans} unreadable ({read:,} rows read)"
+
+
+def _event_range(conn: sqlite3.Connection, start: int, last: int) -> str:
+    """'2,049-6,254': the events from `start` to the tape's last (from its iterations, else from the recorder's
+    count of events), or '2,049 on' where neither can be read."""
+    if last >= _FAR - 1:
+        try:
+            last = conn.execute("SELECT max(last_seq) FROM iterations").fetchone()[0]
+        except sqlite3.Error:
+            try:
+                count = conn.execute("SELECT value FROM meta WHERE key = 'events'").fetchone()[0]
+                last = int(conn.execute("SELECT min(first_seq) FROM events").fetchone()[0]) + int(count) - 1
+            except (sqlite3.Error, TypeError, ValueError):
+                last = None
+        if type(last) is not int or last < start:
+            return f"{start:,} on"
+    return f"{start:,}-{last:,}"
