@@ -860,7 +860,8 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
                 kind.append(MODULE)
                 label.append(_module_name(path))
                 caption.append(label[-1])
-                sublabel.append(it.group_cls[r] if it.group_cls[r] != label[-1] else "")  # a root: its class
+                # a root is named by its class: "whole model" under it, not its class twice
+                sublabel.append(it.group_cls[r] if it.group_cls[r] != label[-1] else "whole model")
                 op.append(it.group_cls[r])
                 module.append(path)
                 in_s.append("")
