@@ -45,7 +45,8 @@ DEBUG = (
          "Run to the next op, backward node or optimizer step"),
     Spec("step_over", "Step &Over", "F10", "step_over", "Run to the next op in this module call, "
          "skipping nested module calls"),
-    Spec("step_out", "Step O&ut", "Shift+F11", "step_out", "Run until the current module call returns"),
+    Spec("step_out", "Step O&ut", "Shift+F11", "step_out", "Run until the current module call returns; at top "
+         "level, to the end of this iteration (its optimizer step)"),
     Spec("step_back", "Step Bac&k", "Ctrl+Shift+F11", "step_back", "Go back to the op, backward node or optimizer "
          "step before: a replay shows everything as it was there; a paused live run, what it recorded there"),
     Spec("step_back_over", "Step Back O&ver", "Ctrl+Shift+F10", "step_back_over", "Go back to the op before in "
@@ -64,6 +65,7 @@ DEBUG = (
     Spec("record", "Recor&d to Tape", "Ctrl+R", "record", "Record the live session to a .tape file "
          "(replay it with File > Open Tape)", checkable=True),
 )
+DEBUG_TIPS = {spec.name: spec.tip for spec in DEBUG}
 # Debug > Stop on Alerts: which alerts stop Continue and the steps where they are raised (app.session.ALERT_STOPS)
 STOP_ON_ALERTS = (
     Spec("stop_on_all", "&Every Alert", tip="Stop where each alert is raised (the default: an alert is Tapescope's "

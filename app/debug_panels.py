@@ -245,6 +245,22 @@ class DebugPanels(QObject):
         if isinstance(session, ReplaySession) or session.status != "running":
             self._fetch(info)
 
+    def refresh_running(self) -> None:
+        """While a live run goes on: the node shown, with the latest summaries the session received (the caller
+        paces this), said to be live; values loaded at the stop before are dropped, as they are its moment's."""
+        session = self.w.session
+        if self._shown is None or self._recorded is not None or not isinstance(session, LiveSession):
+            return
+        info = session.node_info(self._shown.key)
+        if info is None:
+            return
+        self._shown = info
+        self._note = (f"\u25b6 live, iteration {session.iteration} ({session.phase}): updates as the run goes; "
+                      "F6 pauses, values load at a stop")
+        self._show_summaries(info)
+        if self.w.inspector.arrays():
+            self.w.inspector.set_values()
+
     def _show_summaries(self, info: NodeInfo, values=None) -> None:
         """The node's summaries; where the engine had none, those of fetched `values` stand in."""
         session = self.w.session
@@ -257,9 +273,15 @@ class DebugPanels(QObject):
         if grad is None and back is not None and back.iteration < info.iteration:
             # the output of an evaluation pass: the gradient the session holds belongs to an earlier output
             notes.append(f"no gradient for this output (the last flowed in iteration {back.iteration})")
+        behind = _grad_behind(info, now)
+        if behind:
+            notes.append(f"No gradient yet in iteration {info.iteration} (shown greyed: iteration "
+                         f"{info.grad_iteration}'s)")
         subtitle = "\n".join([_subtitle(info, now), *notes])
         self.w.inspector.show_summaries(_title(info), value, grad, diff, subtitle=subtitle,
-                                        grad_label=_grad_label(info, now), value_label=_value_label(info, now))
+                                        grad_label=_grad_label(info, now), value_label=_value_label(info, now),
+                                        stale={"gradient": f"no gradient yet in iteration {info.iteration} "
+                                               f"(shown: iteration {info.grad_iteration}'s)"} if behind else {})
 
     def show_recorded(self, seq: int) -> bool:
         """Show the op recorded at `seq` (or its backward's) as it was then: its output and the gradient its own
@@ -668,6 +690,12 @@ def _value_label(info: NodeInfo, current: int) -> str:
     """The value column's name when the output is older than the current iteration: a node that has not
     run yet in it shows what it made in the iteration before."""
     return f"value (iteration {info.iteration})" if 0 <= info.iteration < current else ""
+
+
+def _grad_behind(info: NodeInfo, current: int) -> bool:
+    """Whether the gradient shown is older than the output beside it: the node ran in this iteration and its
+    backward has not yet (a forward's stop shows the iteration before's gradient until then)."""
+    return info.grad is not None and 0 <= info.grad_iteration < info.iteration
 
 
 def _grad_label(info: NodeInfo, current: int) -> str:

@@ -282,8 +282,11 @@ class ReplaySession(Session):
             raise ValueError(f"unknown command {action!r}; expected pause or one of {', '.join(CONTROL)}")
         if self._peek() is None:
             return
+        mode = None if action == "resume" else _mode_for(action, self.last if self.cursor else None)
+        if mode is None and action != "resume":
+            return  # a step out at an optimizer step: nothing is left to step out of (engine.debug.stepping)
         self._target = None
-        self._mode = None if action == "resume" else _mode_for(action, self.last if self.cursor else None)
+        self._mode = mode
         self._stop_at_alerts = True
         self.status = RUNNING
         self._pending_status = True

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.actions import ALERT_STOP_OF, DEBUG, EDIT, FILE, HELP, STOP_ON_ALERTS, VIEW, build_actions
+from app.actions import ALERT_STOP_OF, DEBUG, DEBUG_TIPS, EDIT, FILE, HELP, STOP_ON_ALERTS, VIEW, build_actions
 from app.debug_panels import DebugPanels
 from app.graph_presenter import COLOUR_BY, GraphPresenter
 from app.help import DOCUMENTS, AboutDialog, Example, ShortcutsDialog, fill_examples_menu
@@ -48,6 +48,7 @@ from app.tape_export import TapeExporter
 from engine.debug import EventRecord
 from engine.debug.records import source_of
 from engine.debug.source import SourceFrame, short_message
+from engine.debug.stepping import nothing_to_step_out
 from engine.tape.cap import human_size
 from engine.tape.info import recording_status
 from widgets.alerts_panel import AlertsPanel
@@ -73,6 +74,7 @@ VISUAL_INTERVAL = 0.12  # seconds between graph and plot repaints while the engi
 # while it runs freely, a grown graph is rebuilt (view, layout, items) after a wait of this many times the
 # last rebuild's cost: a 900-node LSTM's first iterations, rebuilt at every frame as they grew, took 4 s each
 STRUCTURE_WAIT = 4.0
+INSPECT_INTERVAL = 0.3  # seconds between the inspector's refreshes while the engine runs: readable, and cheap
 INSPECTOR_MOST = 460  # pixels: the right column's width in a large window
 MODULES_SHARE = 0.25  # the most of the window's width the left column takes to show the module tree whole
 _NAN_STOP = "Stopped where NaN/Inf first appeared: "
@@ -140,6 +142,7 @@ class MainWindow(QMainWindow):
         self.pump.changed.connect(self._on_change)
         self._dirty: set[str] = set()
         self._last_visual = 0.0
+        self._last_inspect = 0.0  # when the inspector was last refreshed while the engine runs
         self._structure_due = 0.0  # while running, no graph rebuild before this time (time.monotonic)
         self._visual_timer = QTimer(self)
         self._visual_timer.setSingleShot(True)
@@ -328,13 +331,16 @@ class MainWindow(QMainWindow):
         # width that still shows a few words each
         others = 1 if tabbed else 2
         needs = max(_tabs_width(self, docks[2]), self.gradient_flow.minimumSizeHint().width() + 24)
-        loss = min(max(int(width * 0.34), needs), width - others * self._narrow_panel_width())
-        loss = max(loss, int(width * 0.30))
+        loss = min(max(int(width * 0.30), needs), width - others * self._narrow_panel_width())
+        loss = max(loss, int(width * 0.26))
         rest = width - loss
         if tabbed:
             self.resizeDocks([docks[0], docks[2]], [rest, loss], Qt.Orientation.Horizontal)
             return
-        self.resizeDocks(docks, [int(rest * 0.38 / 0.70), int(rest * 0.32 / 0.70), loss], Qt.Orientation.Horizontal)
+        # the output's lines are a training log's ("epoch 3 | loss 0.4127 | acc 0.91"): it gets the larger part (at
+        # 1440x900 its 250 pixels, beside a wider source view, wrapped or cut every line past 30 characters); shares,
+        # not sizes, so that a window grown and shrunk again gets the row it started with
+        self.resizeDocks(docks, [int(rest * 0.30 / 0.70), int(rest * 0.40 / 0.70), loss], Qt.Orientation.Horizontal)
 
     def _narrow_panel_width(self) -> int:
         """The width at which the source or output panel still shows a few words (from the font, so it holds
@@ -787,12 +793,28 @@ class MainWindow(QMainWindow):
         resume or pause (in a replay they move the cursor)."""
         if self.session is None:
             return
+        if action == "step_out" and self.session.status == PAUSED and self._step_out_to() is None:
+            it = self.session.iteration
+            self.status_panel.set_note(f"Nothing to step out of: the optimizer step ends iteration {it}. "
+                                       f"F10 steps on into iteration {it + 1}, F5 continues.", 8)
+            return
         if action in FREE_RUNS:
             self.graph.run_freely()  # a step keeps following the current node; a free run does not
         if isinstance(self.session, LiveSession) and action != "pause":
             self.timeline.set_follow(True)  # back from the history stepped back into: the run goes on from its head
         self.session.command(action)
         self.pump.pump()  # show "running" at once, and whatever is already queued
+
+    def _step_out_to(self) -> str | None:
+        """Where Step Out goes from the record paused at, in words; None where nothing is left to step out of."""
+        stop = self.session.current_stop
+        rec = stop.record if stop is not None and stop.record is not None else self.session.last
+        depth, phase = (rec.depth, rec.phase) if rec is not None else (0, self.session.phase)
+        if nothing_to_step_out(depth, phase):
+            return None
+        if depth:
+            return "until the current module call returns"
+        return "to the end of this iteration (its optimizer step): nothing else encloses top-level code"
 
     def step_back(self, over: bool = False) -> None:
         """Step Back (`over`: Step Back Over): the timeline's cursor to the event before it. A replay goes back
@@ -968,6 +990,9 @@ class MainWindow(QMainWindow):
             self.graph.colours()
         if "current" in dirty:
             self.graph.set_current()
+            if session.status == RUNNING and time.monotonic() - self._last_inspect >= INSPECT_INTERVAL:
+                self._last_inspect = time.monotonic()
+                self.panels.refresh_running()  # the inspector as the run goes, not the last stop's as if current
         if "losses" in dirty:
             self.loss_plot.set_curves(session.loss_curves(), session.eval_loss_curves())
         if "timeline" in dirty:
@@ -1204,6 +1229,11 @@ class MainWindow(QMainWindow):
         a["run_to_phase"].setText(text)
         # the toolbar button's tooltip names the same phase as the menu
         a["run_to_phase"].setToolTip(f"{text.replace('&', '')} ({a['run_to_phase'].shortcut().toString()})")
+        out = self._step_out_to() if paused else None
+        tip = (f"Run {out}" if out else "Nothing to step out of: the optimizer step ends the iteration") if paused \
+            else DEBUG_TIPS["step_out"]
+        a["step_out"].setStatusTip(tip)
+        a["step_out"].setToolTip(f"Step Out (Shift+F11)\n{tip}")
 
     # ---- recent files, drag and drop, dialogs -------------------------------------------------------------
     def recent_files(self) -> list[str]:

@@ -47,6 +47,11 @@ class HistogramView(pg.PlotWidget):
         self.show_summary(None)
         follow_palette(self, self._recolour, now=False)
 
+    def set_muted(self, muted: bool) -> None:
+        """Draw the bars grey: what they show is older than the tensors beside them."""
+        colour = pick(MUTED_TEXT) if muted else self.colour
+        self._bars.setOpts(brush=colour, pen=pg.mkPen(colour, width=0.5))
+
     def _recolour(self) -> None:
         """The title and notes in the palette's muted and error colours (it turned light or dark)."""
         self._note.setColor(pick(MUTED_TEXT))

@@ -12,7 +12,7 @@ Inputs (all plain data, cheap on the GUI thread: nothing here reads every elemen
   title changes or `set_values()` is called with none (do so when the node's output is newer).
 - `show_loading(text)`, `show_note(text)`, `show_error(text)`, `clear()`.
 Outputs: `fetchRequested()` when the person asks for full values; `saved(path)` after Save .npy.
-Read back what a person sees with `stat_text(stat, column)` and `columns()`.
+Read back what a person sees with `stat_text(stat, column)`, `columns()` and `stale()`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QBoxLayout,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -60,6 +61,8 @@ WHOLE, SHORT = Qt.ItemDataRole.UserRole, Qt.ItemDataRole.UserRole + 1  # a stati
 NO_VALUES = "No values loaded: Load values (below) fetches this tensor's values and gradient."
 COPY_LIMIT = 10_000  # elements: beyond this, values go to a .npy file, not the clipboard
 TIMES = "\u00d7"
+HISTOGRAM_LEAST = 150  # pixels of the Histogram tab's page, title, bars and axes, below which the inspector scrolls
+HISTOGRAM_WIDE = 130  # pixels a histogram needs beside another to show its count axis and bars
 
 
 class _FlexibleHeight(QWidget):
@@ -80,6 +83,7 @@ class TensorInspector(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._summaries: dict[str, TensorSummary] = {}
+        self._stale: dict[str, str] = {}  # columns greyed as older than the rest, and why (show_summaries)
         self._arrays: dict[str, object] = {}
         self._no_values = ""  # why full values cannot be loaded from this source ("": they can)
         self._no_summaries = ""  # why this source holds no summaries ("": it does)
@@ -131,6 +135,7 @@ class TensorInspector(QWidget):
         hist_page = QWidget()
         hist_box = QHBoxLayout(hist_page)
         hist_box.setContentsMargins(0, 0, 0, 0)
+        self._hist_box = hist_box
         self.histograms = {name: HistogramView(name, COLOURS[name]) for name in COLUMNS}
         for view in self.histograms.values():
             hist_box.addWidget(view)
@@ -150,10 +155,15 @@ class TensorInspector(QWidget):
         values_box.addWidget(self.table, 1)
         values_box.addWidget(self.values_note, 1)
         self.tabs.addTab(hist_page, "Histogram")
+        # the heatmap's controls ask for 300 pixels: in a narrow dock (1024x640) they squeeze rather than widen the
+        # whole inspector past its dock, the statistics' gradient column off its edge
+        self.heatmap.setMinimumWidth(HISTOGRAM_WIDE)
         self.tabs.addTab(self.heatmap, "Heatmap")
         self.tabs.addTab(values_page, "Values")
-        # the plots give way first in a short dock (the heatmap's sliders asked for 128 pixels)
-        self.tabs.setMinimumHeight(self.tabs.tabBar().sizeHint().height() + 72)
+        # the plots give way first in a short dock (the heatmap's sliders asked for 128 pixels), down to a histogram
+        # that still reads (bars, a count axis, the value ticks); below that the dock scrolls: 72 pixels at
+        # 1024x640 left a title over an empty strip
+        self._arrange_histograms()
         box.addWidget(self.tabs, 1)
         box.addStretch(0)  # takes the room while the table and plots are hidden (a structure tape)
 
@@ -182,6 +192,26 @@ class TensorInspector(QWidget):
         outer.addLayout(bar)
         self.clear()
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._arrange_histograms()
+
+    def _arrange_histograms(self) -> None:
+        """The histograms side by side where each gets HISTOGRAM_WIDE pixels, else one above the other (a narrow
+        dock: at 1024x640 two side by side were axes without bars, and pushed the gradient column off the edge)."""
+        shown = sum(not view.isHidden() for view in self.histograms.values())
+        stacked = self._hist_box.direction() == QBoxLayout.Direction.TopToBottom
+        room = self.width() - 24 + (24 if stacked else 0)  # a margin either way: no flipping at the edge
+        stack = shown > 1 and room < shown * HISTOGRAM_WIDE
+        if stack != stacked:
+            self._hist_box.setDirection(QBoxLayout.Direction.TopToBottom if stack else QBoxLayout.Direction.LeftToRight)
+        rows = shown if stack else 1
+        self.tabs.setMinimumHeight(self.tabs.tabBar().sizeHint().height() + HISTOGRAM_LEAST * rows)
+
+    def histograms_stacked(self) -> bool:
+        """Whether the histograms are shown one above the other (a narrow dock)."""
+        return self._hist_box.direction() == QBoxLayout.Direction.TopToBottom
+
     def full_width(self) -> int:
         """The width that shows the statistics and histograms whole, with room for a scroll bar beside them
         (narrower, they scroll sideways; the buttons stay)."""
@@ -192,6 +222,7 @@ class TensorInspector(QWidget):
     def clear(self, text: str = "Select a node to inspect its output and gradient.") -> None:
         """Show nothing but `text`."""
         self._summaries = {}
+        self._stale = {}
         self._arrays = {}
         self.title.setText("")
         self.meta.setText(text)
@@ -200,6 +231,7 @@ class TensorInspector(QWidget):
         for name, view in self.histograms.items():
             view.show_summary(None)
             view.setVisible(name == VALUE)  # as for a tensor with no gradient yet: not three empty plots
+        self._arrange_histograms()
         self._set_arrays({})
         self._say("")
         self._update_controls()
@@ -218,29 +250,42 @@ class TensorInspector(QWidget):
 
     def show_summaries(self, title: str, value: TensorSummary | None = None,
                        grad: TensorSummary | None = None, diff: TensorSummary | None = None,
-                       subtitle: str = "", grad_label: str = "", value_label: str = "") -> None:
+                       subtitle: str = "", grad_label: str = "", value_label: str = "",
+                       stale: dict[str, str] | None = None) -> None:
         """Show a tensor by its summaries; values set earlier are dropped when the title changes.
 
         grad_label, value_label: a column's name where it needs saying more than "gradient" or "value"
-        (an iteration before the current one)."""
+        (an iteration before the current one). stale: column (of COLUMNS) -> why it is from an earlier moment than
+        the others ("no gradient yet in iteration 4 (shown: iteration 3's)"); greyed and titled so, so that the two
+        cannot be read as one (a forward's output beside the iteration before's gradient)."""
         if title != self.title.text():
             self._set_arrays({})
         self._summaries = {name: s for name, s in zip(COLUMNS, (value, grad, diff)) if s is not None}
+        self._stale = dict(stale or {})
         self.title.setText(title)
         self.meta.setText(_meta(value or grad, subtitle, self._no_summaries))
         tint(self.meta, None)
         names = {VALUE: value_label or VALUE, GRAD: grad_label or GRAD}
         # a column is a third of the dock wide, a histogram half of it: "(iteration 0)" read
         # "gradient (itera…" at 1280x720, so both say "(it. 0)"
-        short = {c: names.get(c, c).replace("(iteration ", "(it. ") for c in COLUMNS}
+        short = {c: names.get(c, c).replace("iteration ", "it. ") for c in COLUMNS}
         self.stats.setHorizontalHeaderLabels([short[c] for c in COLUMNS])
         for i, c in enumerate(COLUMNS):
-            self.stats.horizontalHeaderItem(i).setToolTip(names.get(c, c))
+            header = self.stats.horizontalHeaderItem(i)
+            header.setToolTip(self._stale.get(c) or names.get(c, c))
+            muted = QColor(pick(MUTED_TEXT, self.palette()))
+            header.setForeground(muted if c in self._stale else self.palette().text())
         self._fill_stats()
         for name, view in self.histograms.items():
             view.show_summary(self._summaries.get(name))
+            view.set_muted(name in self._stale)
             view.setVisible(name in self._summaries or name == VALUE)
-            view.setTitle(short.get(name, name), size="9pt", color=pick(MUTED_TEXT))
+            # a stale column's plot is greyed under its column's name ("gradient (it. 3)"), which fits half the
+            # dock; the note under the heading and both tooltips say the whole reason
+            title = short.get(name, name)
+            view.setTitle(title, size="9pt", color=pick(MUTED_TEXT))
+            view.setToolTip(self._stale.get(name, ""))
+        self._arrange_histograms()
         self._say("")
         self._update_controls()
 
@@ -280,6 +325,14 @@ class TensorInspector(QWidget):
     def columns(self) -> list[str]:
         """The statistics columns shown."""
         return [name for i, name in enumerate(COLUMNS) if not self.stats.isColumnHidden(i)]
+
+    def stale(self) -> set[str]:
+        """The columns shown greyed, as older than the others."""
+        return set(self._stale) & set(self.columns())
+
+    def header_text(self, column: str) -> str:
+        """A statistics column's heading as shown."""
+        return self.stats.horizontalHeaderItem(COLUMNS.index(column)).text()
 
     def stat_text(self, stat: str, column: str = VALUE) -> str:
         """The text of one statistic ('min', 'NaN', ...) in one column ('value', 'gradient', ...)."""
@@ -354,6 +407,8 @@ class TensorInspector(QWidget):
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
+                if name in self._stale:  # an earlier moment's: grey, as the sampled estimates below
+                    item.setForeground(QColor(pick(MUTED_TEXT, self.palette())))
                 if s is not None and not s.exact and STATS[row] in SAMPLED:
                     # greyed and italic beside the exact figures: "zeros 100%" next to "max 1413" read as a
                     # contradiction, not as a sample that missed the non-zero units

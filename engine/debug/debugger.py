@@ -29,6 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 
 from engine.autograd.inplace import FreedGraphError, InplaceModifiedError, Site
 from engine.debug.alert_text import make_alert
@@ -264,7 +265,8 @@ class Debugger:
         self.send(Command("step_over"))
 
     def step_out(self) -> None:
-        """Run until the current module call has returned (at top level: until the phase ends)."""
+        """Run until the current module call has returned; at top level, to the end of the iteration (its optimizer
+        step). At the optimizer step, where nothing is left to step out of, the engine stops again where it is."""
         self.send(Command("step_out"))
 
     def run_to_phase(self) -> None:
@@ -487,6 +489,8 @@ class Debugger:
             if entry.action == "kill":
                 raise DebuggerKilled("killed by the debugger")
             self._mode = self._mode_for(entry.action, rec)
+            if self._mode is None and entry.action != "resume":  # a step with nowhere to go ends where it starts
+                self._wait(rec, "step")
             break
         self._rearm()
 
@@ -522,18 +526,10 @@ class Debugger:
                 # a module boundary or an optimizer step carries no source: the user's line running it now
                 # (`self.fc2(h)`, `optimizer.step()`), found once per stop
                 source = capture_source(1)[0]
-        with self._cv:
-            self._stops += 1
-            stop = Stop(self._stops, reason, rec, rec.iteration if rec is not None else t.iteration,
-                        rec.phase if rec is not None else t.phase, bid, alert, source)
-            self._stop = self._last_stop = stop
-            self._pause = False
-            self._mode = None
-            self._status = "paused"
-            self._cv.notify_all()
+        stop = Stop(0, reason, rec, rec.iteration if rec is not None else t.iteration,
+                    rec.phase if rec is not None else t.phase, bid, alert, source)
         try:
-            for fn in self.on_stop:
-                fn(stop)
+            self._announce(stop)
             while True:
                 with self._cv:
                     while not self._commands and self._attached:
@@ -547,6 +543,9 @@ class Debugger:
                     raise DebuggerKilled("killed by the debugger")
                 elif entry.action != "pause":
                     self._mode = self._mode_for(entry.action, rec)
+                    if self._mode is None and entry.action != "resume":  # nothing to step out of: stop here again
+                        self._announce(replace(stop, reason="step", breakpoint=0, alert=None))
+                        continue
                     return
         finally:
             with self._cv:
@@ -554,6 +553,19 @@ class Debugger:
                 self._status = "running" if self._attached else "detached"
                 self._rearm_locked()
                 self._cv.notify_all()
+
+    def _announce(self, stop: Stop) -> None:
+        """Make `stop` (numbered here) the current one and tell whoever waits for it."""
+        with self._cv:
+            self._stops += 1
+            stop = replace(stop, index=self._stops)
+            self._stop = self._last_stop = stop
+            self._pause = False
+            self._mode = None
+            self._status = "paused"
+            self._cv.notify_all()
+        for fn in self.on_stop:
+            fn(stop)
 
     def _apply(self, entry) -> None:
         edit, future = entry

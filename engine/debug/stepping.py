@@ -4,6 +4,12 @@ A step in progress is a mode, (kind, depth, phase, iteration) of the record it s
 nodes and optimizer steps are places to stop; module boundaries and iteration marks are not, but a step
 out watches them: it ends at whatever runs after the module call it started in returns, which may be a
 sibling module's first op (the next layer of a Sequential), not only an op of the caller itself.
+
+At top level no module call encloses the record, and the iteration is the frame a step out leaves: it runs to
+the iteration's end, its optimizer step (where none comes, as in a loop that updates by hand, the next
+iteration's first stop). At the optimizer step the iteration has ended and there is nothing to step out of:
+step_mode says so with None, and the step stays where it is (a debugger steps out of main the same way only
+by running the program to its end, which here would be to leave the iteration the person is looking at).
 """
 
 from __future__ import annotations
@@ -15,11 +21,20 @@ STEP_KINDS = {"step_into": "into", "step_over": "over", "step_out": "out", "run_
               "run_to_next_iteration": "iteration"}
 
 
-def step_mode(action: str, depth: int, phase: str, iteration: int) -> tuple:
-    """The mode of step `action` (a key of STEP_KINDS) taken at a record of this depth, phase and iteration."""
+def step_mode(action: str, depth: int, phase: str, iteration: int) -> tuple | None:
+    """The mode of step `action` (a key of STEP_KINDS) taken at a record of this depth, phase and iteration;
+    None for a step out where nothing is left to step out of (see nothing_to_step_out)."""
     if action == "step_out" and depth == 0:
-        action = "run_to_phase"  # nothing encloses top-level code: leave the phase instead
+        if nothing_to_step_out(depth, phase):
+            return None
+        return "end", depth, phase, iteration  # nothing encloses top-level code: finish the iteration
     return STEP_KINDS[action], depth, phase, iteration
+
+
+def nothing_to_step_out(depth: int, phase: str) -> bool:
+    """Whether a step out at a record of this depth and phase has nowhere to go: the optimizer step ends the
+    iteration, and no module call encloses it."""
+    return depth == 0 and phase == OPTIMIZER
 
 
 def step_end(mode: tuple, rec) -> tuple[bool, tuple]:
@@ -32,5 +47,6 @@ def step_end(mode: tuple, rec) -> tuple[bool, tuple]:
         return False, mode
     hit = (kind == "into" or (kind == "over" and rec.depth <= depth) or (kind == "out" and rec.depth < depth)
            or (kind == "phase" and (rec.phase != phase or rec.iteration != iteration))
-           or (kind == "iteration" and rec.iteration > iteration))
+           or (kind == "iteration" and rec.iteration > iteration)
+           or (kind == "end" and (rec.phase == OPTIMIZER or rec.iteration > iteration)))
     return hit, mode

@@ -23,7 +23,7 @@ def test_a_window_made_small_tabs_source_and_output_and_splits_them_again_when_l
     window = window_at(qtbot, tmp_path, 1440, 900)
     d = window.docks
     chars = window.fontMetrics().averageCharWidth()
-    qtbot.waitUntil(lambda: d["output"].width() > 200 and d["source"].width() > d["loss"].width())  # settled
+    qtbot.waitUntil(lambda: d["output"].width() > 300 and d["source"].width() > 200)  # settled
     start = {name: d[name].width() for name in ("source", "output", "loss")}
     assert not tabbed(window)
     window.resize(1024, 640)

@@ -42,6 +42,19 @@ def walk(dbg, run, stop, command):
     return labels
 
 
+def stops(dbg, run, stop, command, n: int):
+    """Send `command` n - 1 times, then let the run finish: the labels of the n stops, the first included."""
+    labels = [label(stop.record)]
+    for _ in range(n - 1):
+        command()
+        stop = dbg.wait_for_stop(TIMEOUT, after=stop.index)
+        labels.append(label(stop.record))
+    dbg.resume()
+    assert run.join(TIMEOUT), "the engine thread did not finish"
+    assert run.exception is None, run.exception
+    return labels
+
+
 def reference(steps: int = 1):
     """The steppable events of an untraced-by-stops run of the same training loop."""
     model = MLP()
@@ -112,9 +125,9 @@ def test_step_out_returns_to_the_caller():
     opt, train = trainer(model)
     dbg = Debugger("structure", model=model, optimizer=opt)
     run, stop = stopped_at(dbg, train, "MLP.fc1/linear:*")
-    # out of fc1 into MLP.forward, out of that into the loop, then out of the forward phase
-    assert walk(dbg, run, stop, dbg.step_out)[:4] == ["fwd:MLP.fc1/linear:0", "fwd:MLP/relu:0",
-                                                       "fwd:cross_entropy:0", "bwd:cross_entropy:0"]
+    # out of fc1 into MLP.forward, out of that into the loop, then out of the iteration: to its optimizer step
+    assert stops(dbg, run, stop, dbg.step_out, 4) == ["fwd:MLP.fc1/linear:0", "fwd:MLP/relu:0",
+                                                       "fwd:cross_entropy:0", "opt"]
 
 
 def test_step_out_of_a_layer_of_a_sequential_stops_at_the_next_layer():
@@ -124,9 +137,54 @@ def test_step_out_of_a_layer_of_a_sequential_stops_at_the_next_layer():
     opt, train = trainer(model)
     dbg = Debugger("structure", model=model, optimizer=opt)
     run, stop = stopped_at(dbg, train, "Sequential.0/linear:*")
-    assert walk(dbg, run, stop, dbg.step_out)[:5] == [
+    assert stops(dbg, run, stop, dbg.step_out, 5) == [
         "fwd:Sequential.0/linear:0", "fwd:Sequential.1/tanh:0", "fwd:Sequential.2/linear:0",
-        "fwd:cross_entropy:0", "bwd:cross_entropy:0"]
+        "fwd:cross_entropy:0", "opt"]
+
+
+@pytest.mark.parametrize("where", ["fwd:cross_entropy:0", "bwd:cross_entropy:0", "bwd:MLP.fc1/linear:0"])
+def test_step_out_at_top_level_finishes_the_iteration_at_its_optimizer_step(where):
+    # a top-level forward op (the loss), the first backward node, a backward node of a layer: nothing but
+    # the iteration encloses them, and stepping out of it ends where it ends, never in the next one
+    model = MLP()
+    opt, train = trainer(model, steps=3)
+    dbg = Debugger("structure", model=model, optimizer=opt)
+    run, stop = start(dbg, train)
+    while label(stop.record) != where or stop.iteration != 1:
+        dbg.step_into()
+        stop = dbg.wait_for_stop(TIMEOUT, after=stop.index)
+    dbg.step_out()
+    out = dbg.wait_for_stop(TIMEOUT, after=stop.index)
+    assert label(out.record) == "opt" and out.iteration == 1 and out.phase == "optimizer"
+    dbg.resume()
+    assert run.join(TIMEOUT) and run.exception is None
+
+
+def test_step_out_at_the_optimizer_step_stays_there():
+    # the optimizer step ends the iteration and nothing encloses it: a step out does not run on into the
+    # next iteration's first op; it stops again at the same place, so a caller waiting for a stop gets one
+    model = MLP()
+    opt, train = trainer(model, steps=3)
+    dbg = Debugger("structure", model=model, optimizer=opt)
+    run, stop = stopped_at_optimizer_step(dbg, train)
+    dbg.step_out()
+    again = dbg.wait_for_stop(TIMEOUT, after=stop.index)
+    assert again.index == stop.index + 1 and again.record is stop.record and again.reason == "step"
+    assert dbg.state.status == "paused" and again.iteration == 0
+    dbg.step_into()  # and the run goes on from there as before
+    nxt = dbg.wait_for_stop(TIMEOUT, after=again.index)
+    assert label(nxt.record) == "fwd:MLP.fc1/linear:0" and nxt.iteration == 1
+    dbg.resume()
+    assert run.join(TIMEOUT) and run.exception is None
+
+
+def stopped_at_optimizer_step(dbg, train):
+    """Step into iteration 0 up to its optimizer step: (run, the stop there)."""
+    run, stop = start(dbg, train)
+    while label(stop.record) != "opt":
+        dbg.step_into()
+        stop = dbg.wait_for_stop(TIMEOUT, after=stop.index)
+    return run, stop
 
 
 def test_run_to_phase_and_to_the_next_iteration():
