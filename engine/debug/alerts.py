@@ -569,6 +569,9 @@ class Monitor(LoopChecks, FlowChecks):
                 alert = self._unused_results()
                 if alert is not None:
                     return alert
+            alert = self.labels_leaked() if self.settings.training else None  # the iteration's losses are known
+            if alert is not None:
+                return alert
         alert = self.nonfinite.backward(rec, grad_in, grads) if self.settings.nonfinite else None
         if alert is None and self.custom_backwards is not None:  # else named at the Function's next backward
             alert = self.custom_backwards.alert(rec)

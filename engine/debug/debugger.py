@@ -383,7 +383,7 @@ class Debugger:
                 self.optimizer = opt
                 self._tentative = False
             rec = self.tracer.optimizer(self._named_by_model(event, opt or self.optimizer), self._ends_iteration(opt))
-            self._blame.stepped(event.lrs)
+            self._blame.stepped(event.lrs, id(opt) if opt is not None else 0)
             alerts = self.monitor.step(rec) if self.monitor is not None else ()
         else:
             return
@@ -579,7 +579,7 @@ class Debugger:
         finally:
             self._busy = False
         kind, target, args = describe(edit)
-        event = EditEvent(next_seq(), kind, target, args, applied, message, self.tracer.iteration)
+        event = EditEvent(next_seq(), kind, target, args, applied, message, self.tracer.iteration_ahead)
         self.edits.append(event)
         self._blame.edited(event, root_name(self.model) if self.model is not None and kind != "optimizer" else "")
         hub.emit(event)

@@ -6,7 +6,7 @@ runs after it in the forward and before it in the backward, so any alert about t
 of the edited model within EDIT_WINDOW iterations counts as its possible consequence:
 
     blame = EditBlame()
-    blame.stepped(optimizer_event.lrs)              # at each step: a rate a scheduler changed keeps its advice
+    blame.stepped(optimizer_event.lrs, id(opt))     # at each step: a rate a scheduler changed keeps its advice
     blame.edited(edit_event, root="Sequential")     # an applied EditEvent (engine.debug.edits)
     alert = blame.explain(alert)                    # "After an edit: '2.weight' was scaled by 10 at iteration ..."
 """
@@ -26,6 +26,11 @@ CONSEQUENCES = frozenset({
     "nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad",
     "exploding_grad", "vanishing_grad", "dead_relu", "large_update", "tiny_update", "not_updated", "frozen",
     "no_gradient", "lr_gone", "lr_zero", "at_chance", "same_units", "zero_init", "clipped_hard"})
+# alerts about values grown too large, and the edits that cannot cause them: a dropout rate, a mode, a freeze
+GROWTH = frozenset({"nonfinite_forward", "nonfinite_backward", "nonfinite_step", "nonfinite_grad", "exploding_grad",
+                    "large_update", "clipped_hard"})
+HARMLESS_SETTINGS = frozenset({"p", "dropout", "approximate", "inplace", "training"})
+LR_DRIFT = 2.0  # a rate moved by less than this factor since an edit (a schedule's per-step drift) did not change
 _UNDO = "undo the edit (Edit > Undo Edit)"
 # the learning-rate advice of the alert texts, and what it says when an edit, not the rate, changed: the rate
 # is what it was while training went fine
@@ -51,7 +56,8 @@ class _Edit:
     text: str  # "'2.weight' was scaled by 10"
     root: str  # the edited model's root name ("" for an optimizer's setting)
     learning_rate: bool  # it set a learning rate
-    lrs: tuple  # the learning rates of the last step before it
+    lrs: tuple  # ((optimizer key, its param groups' learning rates) of each one's last step before it)
+    grows: bool  # it can make values grow (scaled, filled or re-initialised weights, an optimizer's setting)
 
 
 class EditBlame:
@@ -60,11 +66,13 @@ class EditBlame:
     def __init__(self, window: int = EDIT_WINDOW) -> None:
         self.window = window
         self._edits: list[_Edit] = []
-        self._lrs: tuple = ()  # of the latest optimizer step
+        self._lrs: dict = {}  # optimizer key -> its param groups' learning rates at its latest step
 
-    def stepped(self, lrs: tuple) -> None:
-        """Note the learning rates of an optimizer step (a scheduler may change them after an edit)."""
-        self._lrs = tuple(lrs)
+    def stepped(self, lrs: tuple, optimizer: int = 0) -> None:
+        """Note the learning rates of a step of `optimizer` (a key: id of it); a scheduler may change them after an
+        edit."""
+        if optimizer in self._lrs or len(self._lrs) < 64:
+            self._lrs[optimizer] = tuple(lrs)
 
     def edited(self, event: EditEvent, root: str = "") -> None:
         """Note an applied edit; `root`: the root name of the model it edits, which its target starts with."""
@@ -73,24 +81,39 @@ class EditBlame:
         self._edits = [e for e in self._edits if event.iteration - e.iteration <= self.window]
         args = dict(event.args)
         learning_rate = event.kind == "optimizer" and args.get("name") == "lr"
-        self._edits.append(_Edit(event.iteration, edit_text(event, root), root, learning_rate, self._lrs))
+        grows = event.kind != "freeze" and (event.kind != "set_setting" or args.get("name") not in HARMLESS_SETTINGS)
+        self._edits.append(_Edit(event.iteration, edit_text(event, root), root, learning_rate,
+                                 tuple(self._lrs.items()), grows))
 
     def explain(self, alert: AlertEvent) -> AlertEvent:
         """`alert`, its message led by the edits that may have caused it (the latest first), and with no advice to
         lower a learning rate no edit changed; the alert itself where no recent edit touches what it is about."""
         if alert.kind not in CONSEQUENCES:
             return alert
-        edits = [e for e in self._edits if 0 <= alert.iteration - e.iteration <= self.window and _about(alert, e)]
-        if not edits:
-            return alert
-        named = "; ".join(f"{e.text} at iteration {e.iteration:,}, {_ago(alert.iteration - e.iteration)}"
-                          for e in reversed(edits))
+        recent = [e for e in self._edits if 0 <= alert.iteration - e.iteration <= self.window and _about(alert, e)]
+        edits = [e for e in recent if e.grows or alert.kind not in GROWTH]
         message = alert.message
-        if not any(e.learning_rate or e.lrs != self._lrs for e in edits):  # the rate is what trained fine
+        if not edits:  # a dropout rate or a mode changed, and values grew: said, but no cause to undo
+            if not recent:
+                return alert
+            lead = f"An edit came just before ({_named(recent, alert)}), though it cannot make values grow"
+            return replace(alert, message=f"{lead}. {message[:1].upper()}{message[1:]}")
+        if not any(e.learning_rate or self._lr_moved(e) for e in edits):  # the rate is what trained fine
             for pattern, fix in _LR_ADVICE:
                 message = re.sub(pattern, fix, message)
         lead = "After an edit" if len(edits) == 1 else f"After {len(edits)} edits"
-        return replace(alert, message=f"{lead}: {named}. {message[:1].upper()}{message[1:]}")
+        return replace(alert, message=f"{lead}: {_named(edits, alert)}. {message[:1].upper()}{message[1:]}")
+
+    def _lr_moved(self, edit: _Edit) -> bool:
+        """Whether a learning rate of a param group moved by LR_DRIFT or more since the edit (a warm restart, a step
+        decay), per optimizer; one that had not stepped before it counts as moved."""
+        before = dict(edit.lrs)
+        for key, now in self._lrs.items():
+            was = before.get(key)
+            if was is None or len(was) != len(now) or any(
+                    not (a == b or 0 < a / LR_DRIFT < b < a * LR_DRIFT) for a, b in zip(was, now)):
+                return True
+        return False
 
 
 def edit_text(event: EditEvent, root: str = "") -> str:
@@ -127,6 +150,12 @@ def _about(alert: AlertEvent, edit: _Edit) -> bool:
     and an alert that names no model of its own (parameters by their path in the model: '0.weight') is about
     the edited one; one in a module of another root is not."""
     return not edit.root or not alert.module or alert.module.split(".", 1)[0] == edit.root
+
+
+def _named(edits: list, alert: AlertEvent) -> str:
+    """The edits in words, the latest first."""
+    return "; ".join(f"{e.text} at iteration {e.iteration:,}, {_ago(alert.iteration - e.iteration)}"
+                     for e in reversed(edits))
 
 
 def _ago(n: int) -> str:

@@ -23,9 +23,9 @@ ELEMENTWISE = frozenset({"log", "add", "clamp", "clamp_min", "to"})  # log(p + 1
 CONVERTING = frozenset({*RESHAPING, "to", "one_hot", "expand", "clone", "detach"})
 JOINING = frozenset({"cat", "stack", "hstack", "vstack", "concatenate", "add"})  # what puts labels beside features
 CLASS_LOSSES = frozenset({"cross_entropy", "nll_loss"})  # losses that read dim 1 (of a 1-d input: 0) as the classes
-# losses of labels: a class index, a one-hot row, a 0/1 label (a regression's target in its input is a denoiser's or
-# a conditional autoencoder's, on purpose, as often as a leak: not judged)
-LABEL_LOSSES = frozenset({*CLASS_LOSSES, "binary_cross_entropy", "binary_cross_entropy_with_logits"})
+# losses whose target may be (part of) the model's input on purpose: an autoencoder reconstructing the rest of it
+TARGETED = frozenset({*CLASS_LOSSES, "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
+                      "l1_loss", "smooth_l1_loss", "huber_loss"})
 CONVS = {"conv1d": 1, "conv2d": 2, "conv3d": 3}  # spatial dims: an input with one more is a single sample
 
 
@@ -41,6 +41,8 @@ class FlowChecks:
         self._calls: list[tuple] = []  # the tensor ids each call of the model (a root module call) took
         self._call_of: dict[int, int] = {}  # id of a tensor a call of the model returned -> its index in _calls
         self._batch: tuple | None = None  # (dim 0, shape, op) of the model's first input, as the first op took it
+        self._targets: list[int] = []  # ids of the targets of this iteration's losses
+        self._leak: tuple | None = None  # (loss, the op joining its targets into the model's input, which input)
 
     def _flow_new_iteration(self) -> None:
         """Forget the iteration's graph (Monitor.new_iteration calls it)."""
@@ -49,6 +51,8 @@ class FlowChecks:
         self._calls.clear()
         self._call_of.clear()
         self._batch = None
+        self._targets.clear()
+        self._leak = None
 
     def _follow(self, rec: OpRecord, inputs: tuple) -> AlertEvent | None:
         """Note what a forward op makes: an implicit-dim softmax's output or a layout of it; an op outside module
@@ -71,12 +75,18 @@ class FlowChecks:
             if moved is not None and len(self._implicit) < 64:
                 self._implicit[ev.output] = (softmax, moved)
             if ev.op in CLASS_LOSSES and len(ev.input_shapes[0]) >= 2 and dim != 1:
+                # the loss's rows (dim 0) are its samples: a softmax's dim 0 among them is over the batch
                 alert = self._implicit_dim(softmax, f"{where(rec)}, which reads dim 1 as the classes, takes it",
-                                           rec.iteration)
+                                           rec.iteration, dim == 0 or self._over_batch(softmax))
                 if alert is not None:
                     return alert
-        if ev.op in LABEL_LOSSES and ev.requires_grad and len(ev.inputs) > 1 and self._calls:
-            return self._labels_fed(rec)
+        if ev.op in TARGETED and ev.requires_grad and len(ev.inputs) > 1 and self._calls:
+            if len(self._targets) < 64:
+                self._targets.append(ev.inputs[1])
+            # class indices only: a target shaped as the scores (a 0/1 map, soft labels) is a reconstruction's as
+            # often as a leak (a denoising or conditional autoencoder), as a regression's is
+            if ev.op in CLASS_LOSSES and len(ev.input_shapes[1]) < len(ev.input_shapes[0]) and self._leak is None:
+                self._leak = self._labels_fed(rec)
         return None
 
     def model_called(self, tensors: tuple) -> None:
@@ -95,52 +105,68 @@ class FlowChecks:
         found = self._implicit.get(tensors[0]) if tensors and self._implicit else None
         if found is None or found[1] != 0 or not self._over_batch(found[0]):
             return None
-        return self._implicit_dim(found[0], "it is the model's output", iteration)
+        return self._implicit_dim(found[0], "it is the model's output", iteration, True)
 
     def _over_batch(self, softmax: OpRecord) -> bool:
-        """Whether a softmax's dim 0 is the model's batch: the model's input has as many rows, and its first layer
-        took them as samples (not an unbatched image's channels, not a recurrent layer's time steps)."""
+        """Whether a softmax's dim 0 is the model's batch, by a layer that took it as one: a recurrent layer of the
+        iteration whose batch (its state's rows, not its steps) is as long, or a first conv given a batch of images.
+        A first Linear takes any leading dims as rows, so a (T, N, D) input's T says nothing: unsure, False."""
+        rows = softmax.event.input_shapes[0][0]
+        rnn = self._recurrent
+        if rnn is not None and rnn.iteration == softmax.iteration:
+            return rnn.event.input_shapes[1][0] == rows != rnn.event.args["steps"]
         if self._batch is None:
             return False
-        rows, shape, op = self._batch
-        if rows != softmax.event.input_shapes[0][0] or len(shape) < 2 or len(shape) == CONVS.get(op, -1) + 1:
-            return False
-        rnn = self._recurrent
-        return rnn is None or rnn.iteration != softmax.iteration or rnn.event.input_shapes[1][0] == rows
+        first, shape, op = self._batch
+        return first == rows and len(shape) == CONVS.get(op, -1) + 2
 
-    def _implicit_dim(self, softmax: OpRecord, use: str, iteration: int) -> AlertEvent | None:
-        """The alert for a softmax whose dim was not given and that normalises a 3-d input over dim 0."""
+    def _implicit_dim(self, softmax: OpRecord, use: str, iteration: int, batch: bool) -> AlertEvent | None:
+        """The alert for a softmax whose dim was not given and that normalises a 3-d input over dim 0 (`batch`:
+        that dim is known to be the batch)."""
         if not self._starts(("implicit_dim", softmax.event.key), True):
             return None
         shape = tuple(softmax.event.input_shapes[0])
         op = softmax.event.op
-        batch = self._over_batch(softmax)
         return make_alert("implicit_dim", f"{op} over dim 0 ({'the batch, ' if batch else ''}size {shape[0]}) of a "
                           f"{shape} tensor: dim was not given, and for a 3-d input the default is dim 0 (as in "
                           f"PyTorch), so {where(softmax)} makes each position's scores a distribution over "
                           f"{'the samples of the batch' if batch else 'dim 0'}; {use}, iteration {iteration}. Pass the "
                           f"classes' dim: {op}(x, dim=-1) (nn.{_module(op)}(dim=-1))", softmax, 0.0)
 
-    def _labels_fed(self, loss: OpRecord) -> AlertEvent | None:
-        """An alert when the call of the model whose output a label loss scores took, as an input, a tensor that
-        joins the loss's targets (themselves, or a one-hot or float copy) to other tensors: `model(cat([x,
-        one_hot(y)], 1))`. Targets the model takes alone are an autoencoder's (x reconstructs x); a shifted slice
-        of them (teacher forcing, a language model's inputs) and a masked copy (a masked language model's) are no
-        copy; labels that condition a generator whose output another model scores are not its loss's input."""
+    def _labels_fed(self, loss: OpRecord) -> tuple | None:
+        """(loss, join, which input) when the call of the model whose output a class loss scores took, as an input,
+        a tensor that joins the loss's targets (themselves, or a one-hot or float copy) to other tensors:
+        `model(cat([x, one_hot(y)], 1))`. Targets the model takes alone are an autoencoder's (x reconstructs x); a
+        shifted slice of them (teacher forcing, a language model's inputs) and a masked copy (a masked language
+        model's) are no copy; labels that condition a generator whose output another model scores are not its
+        loss's input. Judged by labels_leaked once the iteration's losses are known."""
         scores, target = loss.event.inputs[:2]
         call = self._caller(scores)
         if call is None:
             return None
         for i, tensor in enumerate(self._calls[call]):
             joined = self._joins(tensor, target, 16)
-            if isinstance(joined, OpRecord) and self._starts(("label_leak", loss.event.key), True):
-                which = f"its {ordinal(i)} input" if len(self._calls[call]) > 1 else "its input"
-                return make_alert("label_leak", f"the targets of {where(loss)} are also in the model's input: "
-                                  f"{where(joined)} joins them with other tensors into {which}, iteration "
-                                  f"{loss.iteration}. The model reads the answer from its input, so the loss falls to "
-                                  "~0 for a wrong reason, and the model fails where the labels are not known (at test "
-                                  "time). Feed the model the features alone: model(x)", joined, 1.0)
+            if isinstance(joined, OpRecord):
+                return loss, joined, f"its {ordinal(i)} input" if len(self._calls[call]) > 1 else "its input"
         return None
+
+    def labels_leaked(self) -> AlertEvent | None:
+        """At a backward pass's start: the alert for targets joined into the model's input, unless the other tensors
+        joined are themselves targets of the iteration's losses (an autoencoder of tabular rows reconstructs each
+        of its columns: the loss's class column among them)."""
+        if self._leak is None:
+            return None
+        (loss, joined, which), self._leak = self._leak, None
+        target = loss.event.inputs[1]
+        others = [i for i in joined.event.inputs if not self._joins(i, target, 16)]
+        if any(self._joins(i, t, 16) is True for i in others for t in self._targets) or \
+                not self._starts(("label_leak", loss.event.key), True):
+            return None
+        return make_alert("label_leak", f"the targets of {where(loss)} are also in the model's input: "
+                          f"{where(joined)} joins them with other tensors into {which}, iteration "
+                          f"{loss.iteration}. The model reads the answer from its input, so the loss falls to "
+                          "~0 for a wrong reason, and the model fails where the labels are not known (at test "
+                          "time). Feed the model the features alone: model(x)", joined, 1.0)
 
     def _caller(self, x: int) -> int | None:
         """The call of the model whose output tensor `x` was computed from by ops outside module calls (their

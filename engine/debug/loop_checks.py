@@ -32,6 +32,7 @@ from engine.nn.module import outermost, running_modules
 from engine.nn.parameter import Parameter
 from engine.nn.utils import clip_grad
 from engine.optim.optimizer import live_optimizers, stepping_optimizer
+from engine.optim.sgd import SGD
 
 HISTORY_STEPS = 8  # iterations in a row each of which adds to a graph made in the one before (not detached)
 ROOTS_KEPT = 40  # the losses of this many backward passes in a row, over as many iterations, all alive: kept
@@ -401,9 +402,11 @@ class LoopChecks:
     def _storage_tie(self, rec) -> list[AlertEvent]:
         """At the first step: an alert when two Parameters the stepping optimizer trains are one storage (`w.data =
         other.data`, nn.Parameter(other.t())) and its steps are no tie's. Each Parameter's step writes into the shared
-        memory: plain SGD's two steps (with momentum too) add up to a tie's, one Parameter stepped with the sum of both
-        gradients; an adaptive optimizer scales each apart, and weight decay decays the matrix twice (against torch
-        2.13 over 20 steps: Adam moved it 1.54x as far as a tie, SGD with weight_decay=0.01 1.06x, plain SGD 1.00x)."""
+        memory: SGD's update (with momentum too, in a subclass that keeps it) is linear in the gradient, so its two
+        steps add up to a tie's, one Parameter stepped with the sum of both gradients; another update rule scales each
+        apart, and weight decay in both Parameters' groups decays the matrix twice (in one group's only, once, as a
+        tie's; against torch 2.13 over 20 steps: Adam moved it 1.54x as far as a tie, SGD with weight_decay=0.01 on
+        both 1.06x, plain SGD 1.00x)."""
         opt = stepping_optimizer()
         if opt is None:
             return []
@@ -412,13 +415,13 @@ class LoopChecks:
             for p in group["params"]:
                 if p.grad is not None and p.array.size and len(stored) < 4096:
                     stored.setdefault(_storage(p.array), []).append((p, group.get("weight_decay") or 0))
-        adaptive = type(opt).__name__ != "SGD"
+        linear = isinstance(opt, SGD) and type(opt)._update is SGD._update
         for shared in stored.values():
             for (a, decay_a), (b, decay_b) in pairwise(shared):
                 same = a is not b and a.array.size == b.array.size and \
                     bool(array_module(a.array).shares_memory(a.array, b.array))
-                why = type(opt).__name__ if adaptive else f"weight_decay={max(decay_a, decay_b):g}" \
-                    if decay_a or decay_b else ""
+                why = type(opt).__name__ if not linear else f"weight_decay={max(decay_a, decay_b):g}" \
+                    if decay_a and decay_b else ""
                 if same and why and self._starts(("storage_tie", ""), True):
                     return [self._storage_tie_alert(rec, a, b, why)]
         return []

@@ -70,6 +70,12 @@ class Tracer:
         self._frames = [None]  # source.capture's memo: a user frame of the forward phase
 
     # ---- iterations and phases ----------------------------------------------------------------
+    @property
+    def iteration_ahead(self) -> int:
+        """The iteration what changes now takes effect in: the next one once this one has ended (its step ran, or
+        a loop updating by hand did its update) and no event of the next has come yet."""
+        return self.iteration + (self._advance or (self.updating and self._active))
+
     def _enter(self, phase: str) -> None:
         if self.updating and phase is FORWARD:
             self.updating = False

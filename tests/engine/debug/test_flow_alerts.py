@@ -229,3 +229,92 @@ def test_a_margin_head_that_takes_the_labels_is_no_leak_but_labels_joined_to_its
     assert train(MarginHead(), lambda m: F.cross_entropy(m(x, y), y)) == []
     (alert,) = train(MarginHead(6 + C), lambda m: F.cross_entropy(m(engine.cat([x, F.one_hot(y, C).float()], 1), y), y))
     assert alert.kind == "label_leak"
+
+
+class Pointer(nn.Module):
+    """A seq-first pointer network: (T, N, D) -> (T, N, K) log-probabilities over the T positions (dim 0, as meant)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Linear(6, 16)
+        self.q = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return F.log_softmax(self.q(engine.tanh(self.enc(x))))
+
+
+class PixelMLP(nn.Module):
+    """One unbatched (3, H, W) image -> (3, H, W) log-probabilities of 3 classes, by a per-pixel MLP (dim 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(3, 16), nn.Linear(16, 3)
+
+    def forward(self, img):
+        return F.log_softmax(self.l2(F.relu(self.l1(img.permute(1, 2, 0)))).permute(2, 0, 1))
+
+
+@needs_torch
+def test_a_seq_first_pointer_and_a_per_pixel_mlp_over_dim_0_as_meant_are_not_named():
+    engine.manual_seed(0)
+    x = engine.randn(N, 16, 6)  # (T, N, D): the batch is 16, dim 0 the positions pointed at
+    y = engine.stack([x[:, :, k].argmax(0) for k in range(3)], 1)  # (N, K): a position per query
+    assert train(Pointer(), lambda m: F.nll_loss(m(x).permute(1, 0, 2), y)) == []
+    image = engine.randn(3, 8, 8)
+    labels = image.argmax(0).unsqueeze(0)
+    assert train(PixelMLP(), lambda m: F.nll_loss(m(image).unsqueeze(0), labels)) == []
+    with warnings.catch_warnings():  # what both mean: torch's default for a 3-d input is dim 0
+        warnings.simplefilter("ignore")
+        logp = torch.nn.functional.log_softmax(torch.tensor(Pointer()(x).detach().numpy()))
+    np.testing.assert_allclose(logp.exp().sum(0).numpy(), 1.0, rtol=1e-5)
+
+
+class CVAE(nn.Module):
+    """A conditional VAE: the encoder reads [x, its class one-hot], the decoder [z, the class]; x is reconstructed."""
+
+    def __init__(self, d: int = 10, z: int = 3) -> None:
+        super().__init__()
+        self.enc, self.mu, self.lv = nn.Linear(d + C, 16), nn.Linear(16, z), nn.Linear(16, z)
+        self.dec = nn.Sequential(nn.Linear(z + C, 16), nn.ReLU(), nn.Linear(16, d))
+
+    def forward(self, xc, c1h):
+        h = F.relu(self.enc(xc))
+        mu, lv = self.mu(h), self.lv(h)
+        z = mu + engine.randn_like(mu) * engine.exp(0.5 * lv)
+        return self.dec(engine.cat([z, c1h], 1)), mu, lv
+
+
+class TabularAE(nn.Module):
+    """An autoencoder of rows of numbers and a one-hot category, each reconstructed by its own head."""
+
+    def __init__(self, numbers: int = 5) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(numbers + C, 16), nn.ReLU(), nn.Linear(16, 6))
+        self.num, self.cat = nn.Linear(6, numbers), nn.Linear(6, C)
+
+    def forward(self, row):
+        h = F.relu(self.enc(row))
+        return self.num(h), self.cat(h)
+
+
+def test_autoencoders_reconstructing_what_they_read_are_no_leak():
+    engine.manual_seed(0)
+    x, c = (engine.rand(32, 10) < 0.3).float(), engine.randint(0, C, (32,))
+    dae = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 10))  # denoising: the clean x is the target
+    assert train(dae, lambda m: F.binary_cross_entropy_with_logits(m(x + 0.5 * engine.randn(32, 10)), x)) == []
+
+    def cvae_loss(m):
+        c1h = F.one_hot(c, C).float()
+        logits, mu, lv = m(engine.cat([x, c1h], 1), c1h)
+        return F.binary_cross_entropy_with_logits(logits, x) - 0.5 * engine.mean(1 + lv - mu.pow(2) - lv.exp())
+
+    assert train(CVAE(), cvae_loss) == []
+    num = engine.randn(32, 5)
+
+    def tabular_loss(m, category_first: bool):
+        num_out, cat_logits = m(engine.cat([num, F.one_hot(c, C).float()], 1))
+        numbers, category = F.mse_loss(num_out, num), F.cross_entropy(cat_logits, c)
+        return category + numbers if category_first else numbers + category
+
+    assert train(TabularAE(), lambda m: tabular_loss(m, False)) == []
+    assert train(TabularAE(), lambda m: tabular_loss(m, True)) == []

@@ -116,3 +116,74 @@ def test_a_real_tie_a_frozen_alias_and_a_tie_in_forward_are_not_named_a_transpos
     (alert,) = autoencoded("data")
     assert alert.kind == "storage_tie" and "'enc.weight' and 'dec.weight'" in alert.message
     assert "use F.linear(h, self.enc.weight.t()) in forward" in alert.message
+
+
+def counting(base):
+    """A subclass of `base` (an SGD) that counts its steps and keeps SGD's update."""
+
+    class CountingSGD(base):
+        steps = 0
+
+        def step(self, closure=None):
+            CountingSGD.steps += 1
+            return super().step(closure)
+
+    return CountingSGD
+
+
+def tied_steps(lib, tie: str, make_optimizer) -> np.ndarray:
+    """The embedding matrix after 20 steps of make_optimizer(encoder, decoder) in `lib`, tied by assigning the
+    Parameter or by `.data =`."""
+    lib.manual_seed(0)
+    encoder, decoder = lib.nn.Embedding(12, 6), lib.nn.Linear(6, 12)
+    if tie == "data":
+        decoder.weight.data = encoder.weight.data
+    else:
+        decoder.weight = encoder.weight
+    opt = make_optimizer(encoder, decoder)
+    x, y = lib.tensor(np.arange(16) % 12), lib.tensor((np.arange(16) * 5) % 12)
+    for _ in range(20):
+        opt.zero_grad()
+        lib.nn.functional.cross_entropy(decoder(lib.tanh(encoder(x))), y).backward()
+        opt.step()
+    return encoder.weight.detach().numpy()
+
+
+def counting_sgd(lib):
+    """A counting SGD subclass with momentum over both Parameters."""
+    def make(encoder, decoder):
+        return counting(lib.optim.SGD)(list(dict.fromkeys([*encoder.parameters(), *decoder.parameters()])), lr=0.1,
+                                       momentum=0.9)
+    return make
+
+
+def decay_on_the_embedding(lib):
+    """SGD with weight decay in the embedding's group only (the decoder's weight, a second Parameter or none, and
+    bias in an undecayed one)."""
+    def make(encoder, decoder):
+        rest = [p for p in decoder.parameters() if p is not encoder.weight]
+        return lib.optim.SGD([{"params": [encoder.weight], "weight_decay": 0.01},
+                              {"params": rest, "weight_decay": 0.0}], lr=0.2)
+    return make
+
+
+@needs_torch
+def test_a_shared_storage_under_an_sgd_subclass_or_decayed_in_one_group_only_steps_as_a_tie_and_is_not_named():
+    engine.manual_seed(0)
+    assert run(LM("data"), lambda p: counting(engine.optim.SGD)(p, lr=0.5, momentum=0.9)) == []
+    decayed = [{"params": [], "weight_decay": 0.01}, {"params": [], "weight_decay": 0.0}]
+
+    def one_decayed(params):  # the embedding's weight decayed, the decoder's (the same matrix) not
+        model_params = dict(model.named_parameters())
+        decayed[0]["params"] = [model_params["encoder.weight"]]
+        decayed[1]["params"] = [p for n, p in model_params.items() if n != "encoder.weight" and p.requires_grad]
+        return engine.optim.SGD(decayed, lr=0.5)
+
+    engine.manual_seed(0)
+    model = LM("data")
+    assert run(model, one_decayed) == []
+    for lib in (engine, torch):  # why not: either steps the matrix as a real tie does
+        np.testing.assert_allclose(tied_steps(lib, "data", counting_sgd(lib)), tied_steps(lib, "", counting_sgd(lib)),
+                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(tied_steps(lib, "data", decay_on_the_embedding(lib)),
+                                   tied_steps(lib, "", decay_on_the_embedding(lib)), rtol=1e-4, atol=1e-5)
