@@ -195,6 +195,15 @@ class TensorInspector(QWidget):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._arrange_histograms()
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Hold the heading's wrapped lines in the layout's minimum: its size policy ignores its width, so the layout
+        counted one line, and a heading wrapped over three (1024x640) pushed the statistics' last row under the
+        plots' tabs instead of scrolling the body."""
+        width = self.body.viewport().width()
+        if width > 0:
+            self.meta.setMinimumHeight(max(0, self.meta.heightForWidth(width)))
 
     def _arrange_histograms(self) -> None:
         """The histograms side by side where each gets HISTOGRAM_WIDE pixels, else one above the other (a narrow
@@ -264,6 +273,7 @@ class TensorInspector(QWidget):
         self._stale = dict(stale or {})
         self.title.setText(title)
         self.meta.setText(_meta(value or grad, subtitle, self._no_summaries))
+        self._fit_height()
         tint(self.meta, None)
         names = {VALUE: value_label or VALUE, GRAD: grad_label or GRAD}
         # a column is a third of the dock wide, a histogram half of it: "(iteration 0)" read

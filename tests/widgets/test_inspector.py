@@ -376,3 +376,17 @@ def test_values_that_differ_past_six_digits_are_told_apart_in_the_table_and_the_
 
     labels = [text for _, text in fitting_ticks(0.99999994, 1.0000001, 1000, QFontMetrics(QFont()))]
     assert len(labels) > 1 and len(set(labels)) == len(labels)
+
+
+def test_a_heading_wrapped_in_a_narrow_dock_pushes_the_statistics_down_not_under_the_plots(qtbot, inspector):
+    # the heading's size policy ignores its width, so the layout counted one line of a heading wrapped over three
+    # (a 1024x640 window): the table's last row lay under the plots' tab bar
+    inspector.resize(330, 340)
+    a = activations()
+    inspector.show_summaries("Net.block1.0/conv2d:0", summarize(a), summarize(a * 1e-3),
+                             subtitle="conv2d in Net.block1.0: 32\u00d71\u00d716\u00d716, 8\u00d71\u00d73\u00d73, 8 "
+                                      "\u2192 32\u00d78\u00d716\u00d716 float32")
+    qtbot.waitUntil(lambda: inspector.meta.height() > 2 * inspector.meta.fontMetrics().height(), timeout=5000)
+    stats, tabs = inspector.stats, inspector.tabs
+    qtbot.waitUntil(lambda: inspector.meta.geometry().bottom() < stats.geometry().top()
+                    and stats.geometry().bottom() < tabs.geometry().top(), timeout=5000)
