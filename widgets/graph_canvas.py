@@ -1124,6 +1124,8 @@ class GraphCanvas(pg.GraphicsView):
         i = self.marks_item.selected
         return self.view.keys[i] if i >= 0 else None
 
+    search_named = 0  # how many of the last search's hits are named like its text (the rest: by module or key)
+
     def search(self, text: str, backward: bool = False) -> str | None:
         """Select and centre the next node (`backward`: the previous one, round again at either end) whose op,
         label, key or module contains `text` (Ctrl+F); `search_place` says which of how many it is."""
@@ -1165,6 +1167,7 @@ class GraphCanvas(pg.GraphicsView):
         # ops named like the text first (in execution order), then nodes whose module or key matches
         named = [i for i, text in enumerate(named_as) if needle in text]
         seen = set(named)
+        self.search_named = len(named)
         return named + [i for i, text in enumerate(placed_as) if needle in text and i not in seen]
 
     @property

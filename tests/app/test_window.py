@@ -234,6 +234,10 @@ def test_find_counts_its_matches_and_enter_and_f3_go_through_them(qtbot, window)
     assert window.actions["find_next"].shortcut().toString() == "F3"
     window.search_box.setText("no such op")
     assert window.search_count.text() == "no match"
+    # "linear" names the demo's Linear ops, and sits in the keys of their weights and inputs: the count says which
+    window.search_box.setText("linear")
+    tip = window.search_count.toolTip()
+    assert tip.startswith("3 nodes named like 'linear', visited first; then ") and "whose module or key" in tip
 
 
 def test_panels_and_window_state_are_kept(qtbot, tmp_path):
