@@ -510,7 +510,8 @@ class MainWindow(QMainWindow):
         a["restart"].triggered.connect(self.restart)
         a["stop"].triggered.connect(self.stop)
         a["record"].toggled.connect(self._record_toggled)
-        a["break_in_python"].setChecked(_flag(self.settings.value("debug/break_in_python", False)))
+        # not kept from one start of the app to the next: it slows every run, and a run paused in plain Python code
+        # weeks later, with nothing on screen saying why, surprised a tester
         a["break_in_python"].toggled.connect(self._break_in_python_toggled)
         a["open_tape"].triggered.connect(self._ask_tape)
         a["run_script"].triggered.connect(self._ask_script)
@@ -858,7 +859,6 @@ class MainWindow(QMainWindow):
         return self.actions["break_in_python"].isChecked()
 
     def _break_in_python_toggled(self, on: bool) -> None:
-        self.settings.setValue("debug/break_in_python", on)
         session = self.session
         if not isinstance(session, LiveSession) or session.ended is not None or session.python_pause == on:
             return

@@ -123,3 +123,12 @@ def test_a_pause_in_a_loop_without_ops_says_where_the_code_is(qtbot, window, tmp
     window.stop()
     qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
     assert window.session.status == "stopped"
+
+
+def test_break_in_python_code_is_not_kept_from_one_start_of_the_app_to_the_next(qtbot, tmp_path):
+    # it slows every run; kept in the settings, a later session paused in plain Python code with nothing saying why
+    first = make_window(qtbot, tmp_path)
+    first.actions["break_in_python"].trigger()
+    assert first.break_in_python
+    first.close()
+    assert not make_window(qtbot, tmp_path).break_in_python  # the same settings file
