@@ -420,7 +420,7 @@ class TimelineView(QWidget):
         if len(group.markers) == 1:
             kind, seq, text, tag = group.markers[0]
             about = f"{tag}: {text}" if tag else text
-            return f"{kind} at event {self.event_number(seq):,}" + (f": {about}" if about else "")
+            return f"{kind} at event {self._marked_event(seq):,}" + (f": {about}" if about else "")
         return self._group_tip(group)
 
     def _group_tip(self, group: MarkerGroup) -> str:
@@ -438,11 +438,17 @@ class TimelineView(QWidget):
             about = text.split("\n", 1)[0]
             about = about if len(about) <= TIP_CHARS else about[:TIP_CHARS - 1] + "\u2026"
             rows.append(f"<span style='color:{self.tag_colour(kind, tag).name()}'>{glyph}</span>&nbsp;"
-                        f"{html.escape(tag or kind)} \u00b7 event {self.event_number(seq):,} \u00b7 iteration "
+                        f"{html.escape(tag or kind)} \u00b7 event {self._marked_event(seq):,} \u00b7 iteration "
                         f"{int(self._it[i])}" + (f": {html.escape(about)}" if about else ""))
         if len(group.markers) > TIP_ROWS:
             rows.append(f"\u2026 and {len(group.markers) - TIP_ROWS} more: zoom in to tell them apart")
         return "<br>".join(f"<nobr>{row}</nobr>" for row in rows)  # a row a line: wrapped, they ran together
+
+    def _marked_event(self, seq: int) -> int:
+        """The number of the event a marker sits on, which a click on it moves to and the label then names (an
+        alert's own seq comes after the op that raised it, one more)."""
+        return self.event_number(int(self._seq[int(self._marker_pos(np.array([seq]))[0])])) if self._n else \
+            self.event_number(seq)
 
     def _marker_pos(self, seqs: np.ndarray) -> np.ndarray:
         """Positions of seqs among the events (a marker between two events sits on the earlier one)."""

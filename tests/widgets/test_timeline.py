@@ -493,3 +493,17 @@ def test_zoomed_in_the_badge_parts_into_single_markers(qtbot, timeline):
     assert len({view.tag_colour("alert", tag).name() for _, tag in close}) == 3
     tip = view._marker_text_at(QPointF((groups[1].left + groups[1].right) / 2, RULER + 30))
     assert tip == f"alert at event {view.event_number(seqs[31]):,}: dead ReLU: about 1"
+
+
+def test_a_marker_between_two_events_names_the_event_a_click_goes_to(qtbot, timeline):
+    # an alert's own seq comes just after the op that raised it: the tooltip said "event 135" and a click on it
+    # went to event 134, as the label then read
+    seqs = events()[0]
+    timeline.set_origin(seqs[0] - 1)
+    assert seqs[4] - seqs[3] > 1
+    timeline.view.add_marker("alert", seqs[3] + 1, "NaN")
+    x = timeline.view.event_x(3)
+    assert timeline.view._marker_text_at(QPointF(x, RULER + 30)).startswith(
+        f"alert at event {timeline.event_number(seqs[3])}:")
+    qtbot.mouseClick(timeline.view, Qt.MouseButton.LeftButton, pos=QPointF(x, RULER + 30).toPoint())
+    assert timeline.where_text().endswith(f"event {timeline.event_number(seqs[3])}")
