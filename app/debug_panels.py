@@ -66,6 +66,8 @@ class DebugPanels(QObject):
         self.worker.ready.connect(self._values_ready)
         self.worker.failed.connect(self._values_failed)
         w.timeline.cursorMoved.connect(self._cursor_moved)
+        # an alert's marker clicked: its row in the Alerts panel, as a click on the row moves the timeline
+        w.timeline.markerClicked.connect(lambda kind, seq: kind == "alert" and w.alerts_panel.show_at(seq))
         bp = w.breakpoints
         bp.addRequested.connect(lambda spec: self._breakpoints(lambda d: d.add_breakpoint(spec), spec))
         bp.replaceRequested.connect(lambda bid, spec: self._breakpoints(

@@ -180,6 +180,17 @@ class AlertsPanel(QSplitter):
                 return True
         return False
 
+    def show_at(self, seq: int) -> bool:
+        """Make the first row of the alerts raised at event `seq` (where the timeline marks them) the current one;
+        False when none is."""
+        for i in range(self.list.topLevelItemCount()):
+            item = self.list.topLevelItem(i)
+            if tuple(item.data(0, KEY))[1] == seq:
+                self.list.setCurrentItem(item)
+                self.list.scrollToItem(item)
+                return True
+        return False
+
     def clear(self) -> None:
         """Remove every row."""
         self.list.clear()

@@ -16,7 +16,8 @@ Inputs:
 - `step_back(over=False)`: the cursor to the event before it (`over`: before it in the same module call or
   its caller, over nested calls), as a person's move; `can_step_back()`.
 Outputs: `cursorMoved(seq)` when the person drags or clicks the cursor or presses Left/Right (one
-event), Home/End, PageUp/PageDown (one iteration), or steps back; `followChanged(on)`.
+event), Home/End, PageUp/PageDown (one iteration), or steps back; `followChanged(on)`; `markerClicked(kind,
+seq)` when a marker or a badge (its first marker) is clicked.
 Mouse wheel zooms around the pointer; the scroll bar pans; "Fit" shows everything. In follow mode
 (live sessions) the cursor stays on the newest event and the view keeps it in sight; moving the
 cursor by hand leaves follow mode.
@@ -81,6 +82,7 @@ class TimelineView(QWidget):
     cursorMoved = Signal(int)
     followChanged = Signal(bool)
     viewChanged = Signal()
+    markerClicked = Signal(str, int)  # (kind, seq) of the marker clicked, the first of a badge
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -335,6 +337,8 @@ class TimelineView(QWidget):
             group = self._group_at(event.position())  # a marker, or the first of a badge: not the event under it
             if group is not None:
                 self._move_to(int(self._marker_pos(np.array([group.first_seq]))[0]))
+                kind, seq, _text, _tag = group.markers[0]
+                self.markerClicked.emit(kind, int(seq))
             else:
                 self._move_to(self._pos_of(event.position().x()))
 
@@ -644,6 +648,7 @@ class Timeline(QWidget):
 
     cursorMoved = Signal(int)
     followChanged = Signal(bool)
+    markerClicked = Signal(str, int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -681,6 +686,7 @@ class Timeline(QWidget):
         box.addWidget(self.scroll)
         self.setFocusProxy(self.view)
         self.view.cursorMoved.connect(self.cursorMoved)
+        self.view.markerClicked.connect(self.markerClicked)
         self.view.cursorMoved.connect(lambda _seq: self._show_where())
         self.view.followChanged.connect(self._follow_changed)
         self.view.viewChanged.connect(self._sync_scroll)

@@ -1,11 +1,13 @@
 """The alerts list and the status bar in narrow places: long text ends in "…", never behind an edge."""
 
 import pytest
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QLabel, QMainWindow
 
 from tests.shots import shown
-from widgets.alerts_panel import AlertsPanel
+from widgets.alerts_panel import KEY, AlertsPanel
 from widgets.status import StatusPanel
+from widgets.timeline import RULER, Timeline
 
 MESSAGE = ("non-finite values first appear in the output of 'log' (log:0) at /home/ada/project/examples/"
            "nan_demo.py:43 (return -(one_hot * engine.log(probs)).sum(1).mean()), iteration 5; its inputs are finite")
@@ -139,3 +141,20 @@ def test_no_alerts_says_what_is_watched_for(qtbot):
     assert panel.list.isVisible() and not panel.empty.isVisible() and panel.empty_text() == ""
     panel.clear()
     assert panel.empty.isVisible() and panel.empty_text().startswith("No alerts.")
+
+
+def test_an_alert_marker_clicked_on_the_timeline_makes_its_row_current(qtbot):
+    # a click on a badge moved the timeline's cursor and left the Alerts panel on another alert's row
+    panel = shown(qtbot, AlertsPanel(), 350, 190)
+    for seq, row in zip((40, 40, 90, 130), LR10, strict=True):
+        panel.add_row(*row[:4], row[4], seq)
+    timeline = shown(qtbot, Timeline(), 600, 120)
+    timeline.append_events(list(range(1, 201)), [i // 50 for i in range(200)], ["forward"] * 200)
+    timeline.add_marker("alert", 90, "dead ReLU", "dead ReLU")
+    timeline.markerClicked.connect(lambda kind, seq: kind == "alert" and panel.show_at(seq))
+    with qtbot.waitSignal(timeline.markerClicked) as clicked:
+        qtbot.mouseClick(timeline.view, Qt.MouseButton.LeftButton,
+                         pos=QPointF(timeline.view.event_x(89), RULER + 30).toPoint())
+    assert clicked.args == ["alert", 90]
+    assert panel.list.currentItem().text(1) == "dead ReLU" and panel.list.currentItem().data(0, KEY)[1] == 90
+    assert not panel.show_at(55)  # no alert there: the row stays
