@@ -118,7 +118,9 @@ def describe(info: dict) -> str:
     p = printable
     lines = [
         f"{p(info['path'])}: tape format {info['format_version']}, written by tapescope "
-        f"{p(info['tapescope_version'])} on {p(info['created'])} ({recording_status(info['status'])})",
+        f"{p(info['tapescope_version'])} on {p(info['created'])} ({recording_status(info['status'])}"
+        # how the recording ended, not the file's state now: beside DAMAGED, "(complete)" read as a contradiction
+        + ("; the file was damaged since)" if info.get("damage") else ")"),
         f"  command:    {p(shlex.join(info['command_line']))}",  # quoted: it can be pasted to run again
         f"  software:   Python {p(info['python'])}, numpy {p(info['numpy'])}, "
         f"CuPy {p(info['cupy']) or 'none'}",

@@ -67,7 +67,7 @@ def test_a_damaged_values_page_costs_those_values_not_the_rest_of_the_tape(tape,
     assert len(lines) == 1 and lines[0].startswith("values: those of tensors ") and "unreadable" in lines[0]
     assert main(["info", bad]) == 2  # as --help says for a bad tape
     out, err = capsys.readouterr()
-    assert "  DAMAGED:    values: those of tensors" in out and "(complete)" in out
+    assert "  DAMAGED:    values: those of tensors" in out and "(complete; the file was damaged since)" in out
     assert err.startswith(f"tapescope info: {bad} is damaged: values: ")
     assert main(["info", bad, "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["damage"] == lines
