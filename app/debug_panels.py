@@ -675,13 +675,18 @@ def _title(info: NodeInfo) -> str:
     return f"{info.label}  \u00b7  {info.key}" if info.label != info.key else info.key
 
 
+def _kind_name(info: NodeInfo) -> str:
+    """What a person calls the node: a module's tensor that no optimizer steps (running_mean) is a buffer."""
+    return "buffer" if info.kind == "param" and info.op == "buffer" else info.kind
+
+
 def _subtitle(info: NodeInfo, current: int) -> str:
     where = f" in {info.module}" if info.module else ""
     if info.kind in ("param", "input") and (info.note or info.summary is None):
         consumer = info.key.rsplit("/", 1)[0]  # "Sequential.0/conv2d:0/in1" feeds "Sequential.0/conv2d:0"
-        note = info.note or (f"No values are recorded for a {info.kind}: select {consumer}, the op it feeds, "
-                             "for that op's output and gradient")
-        return f"{info.kind}{where}: {info.out_shape} {info.dtype}\n{note}"
+        note = info.note or (f"No values are recorded for a {_kind_name(info)}: select {consumer}, the op it "
+                             "feeds, for that op's output and gradient")
+        return f"{_kind_name(info)}{where}: {info.out_shape} {info.dtype}\n{note}"
     text = f"{info.op}{where}: {info.in_shapes} \u2192 {info.out_shape} {info.dtype}".strip()
     if 0 <= info.iteration < current:
         text += f" \u00b7 from iteration {info.iteration} (not run yet in iteration {current})"

@@ -418,7 +418,7 @@ class Session:
         if self.mode != "live" and info.kind == "param":
             info, value_note = self._recorded_parameter(info)  # ReplaySession's
         else:
-            value_note = self._value_note(info.kind, consumer)
+            value_note = self._value_note("buffer" if info.op == "buffer" else info.kind, consumer)
         lines = [value_note]
         if grad is not None:
             lines.append(f"gradient: as it reached it in the backward of iteration {grad_iteration}")
@@ -430,7 +430,9 @@ class Session:
     def _value_note(self, kind: str, consumer: str) -> str:
         """What the inspector can show of a parameter's or input's value, and from when."""
         if self.mode != "live":
-            return f"value: values of {'parameters' if kind == 'param' else 'inputs'} are not recorded on tapes"
+            return f"value: values of {'parameters' if kind == 'param' else kind + 's'} are not recorded on tapes"
+        if kind == "buffer":  # BatchNorm's running statistics: a training forward moves them, no optimizer step
+            return "value: now, as the module holds it (each forward in train mode updates it)"
         if kind == "input":
             it = self.made_in.get(consumer, (-1, -1))[0]
             when = f" of iteration {it}" if it >= 0 else ""
@@ -826,9 +828,13 @@ class LiveSession(Session):
         """The size cap in bytes of the tape being written (engine.tape.cap's default), or None."""
         return self.recorder.max_bytes if self.recorder is not None else None
 
-    def start_recording(self, path: str) -> None:
-        """Record what the debugger sees from now on to a .tape file, capped as engine.tape.cap says."""
+    def start_recording(self, path: str, capture: str | None = None) -> None:
+        """Record what the debugger sees from now on to a .tape file, capped as engine.tape.cap says; `capture`:
+        the tier to record at (the live view shows the same from then on), else the session's."""
         if self.recorder is None:
+            if capture is not None and capture != self.capture:
+                self.debugger.set_capture(capture)
+                self.capture = capture
             target = self.target
             command = ["tapescope", "run", target.path, *target.argv] if target.kind == "script" \
                 else ["tapescope"]

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QStyle,
     QTabBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -46,7 +47,7 @@ from app.script_memory import remember_script, remembered_arguments, remembered_
 from app.session import ALERT_STOPS, FINISHED, PAUSED, RUNNING, LiveSession, Target, alert_name, failure_text
 from app.tape_export import TapeExporter
 from engine.debug import EventRecord
-from engine.debug.records import source_of
+from engine.debug.records import CAPTURES, source_of
 from engine.debug.source import SourceFrame, short_message
 from engine.debug.stepping import nothing_to_step_out
 from engine.tape.cap import human_size
@@ -60,7 +61,7 @@ from widgets.module_editor import ModuleEditor
 from widgets.module_tree import ModuleTree
 from widgets.node_info import NodeInfoPanel
 from widgets.output_panel import OutputPanel
-from widgets.script_dialog import ScriptDialog, parse_arguments
+from widgets.script_dialog import CAPTURE_NOTES, ScriptDialog, parse_arguments
 from widgets.source_view import SourceView
 from widgets.status import MessageBar, StatusPanel
 from widgets.tensor_inspector import TensorInspector
@@ -559,6 +560,8 @@ class MainWindow(QMainWindow):
                     self._build_alert_stops(debug.addMenu("Stop on &Alerts"))
                 else:
                     debug.addAction(a[name])
+                if name == "record":
+                    self._build_record_menu(debug.addMenu("Record Captur&e"))
             debug.addSeparator()
 
         view = self.menuBar().addMenu("&View")
@@ -596,6 +599,9 @@ class MainWindow(QMainWindow):
                      "step_back_over", "step_back", None, "run_to_phase", "run_to_next_iteration", None, "record",
                      "fit"):
             bar.addSeparator() if name is None else bar.addAction(a[name])
+        button = bar.widgetForAction(a["record"])
+        button.setMenu(self.record_menu)  # the icon records; the arrow beside it chooses what
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
         bar.addSeparator()
         self.search_box = QLineEdit()
         self.search_box.setPlaceholderText("Find node (Ctrl+F)")
@@ -609,6 +615,32 @@ class MainWindow(QMainWindow):
         self.search_box.textChanged.connect(self._count_matches)
         bar.addWidget(self.search_count)
         self.toolbar = bar
+
+    def _build_record_menu(self, menu: QMenu) -> None:
+        """Debug > Record Capture, also the Record button's drop-down: what a recording keeps (its capture
+        tier), one choice kept in the settings; the button records at that tier."""
+        menu.setToolTipsVisible(True)
+        group = QActionGroup(self)
+        saved = self.settings.value("recordings/capture", "summary")
+        self.record_capture = saved if saved in CAPTURES else "summary"
+        self.record_captures = {}
+        for tier in CAPTURES:
+            action = QAction(f"{tier.capitalize()}: {CAPTURE_NOTES[tier]}", self, checkable=True,
+                             checked=tier == self.record_capture)
+            action.setToolTip(f"Record at the {tier} tier; the live view shows the same while it records")
+            action.triggered.connect(lambda _=False, t=tier: self.set_record_capture(t))
+            group.addAction(action)
+            menu.addAction(action)
+            self.record_captures[tier] = action
+        self.record_menu = menu
+
+    def set_record_capture(self, tier: str) -> None:
+        """What the next recording keeps: "structure", "summary" or "values" (kept in the settings)."""
+        if tier not in CAPTURES:
+            raise ValueError(f"a recording's capture must be one of {', '.join(CAPTURES)}, got {tier!r}")
+        self.record_capture = tier
+        self.record_captures[tier].setChecked(True)
+        self.settings.setValue("recordings/capture", tier)
 
     def _build_alert_stops(self, menu: QMenu) -> None:
         """Debug > Stop on Alerts: which alerts stop a run, one choice kept in the settings (every alert at first)."""
@@ -877,10 +909,12 @@ class MainWindow(QMainWindow):
             os.makedirs(self.recordings_dir, exist_ok=True)
             name = os.path.splitext(os.path.basename(session.target.path))[0] or "session"
             path = os.path.join(self.recordings_dir, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.tape")
-            session.start_recording(path)
+            session.start_recording(path, self.record_capture)
             cap = session.recording_cap
             self.output.note(f"\u25cf Recording to {path} ("
-                             + (f"stops at {human_size(cap)})" if cap is not None else "no size cap)"))
+                             + (f"stops at {human_size(cap)})" if cap is not None else "no size cap)")
+                             + f". Capture: {session.capture}, {CAPTURE_NOTES[session.capture]} (the arrow beside "
+                             f"Record chooses)")
             self._update_actions()
         else:
             path = session.stop_recording()
@@ -1015,6 +1049,8 @@ class MainWindow(QMainWindow):
     def _stopped_or_resumed(self) -> None:
         session = self.session
         self._update_actions()
+        stop = _stop_kind(session)
+        self.canvas.set_stop(stop, session.status_text() if stop else "")
         if getattr(session, "waiting_at", None) is None and self.message_bar.text().startswith(_PAUSE_WAITS):
             self.message_bar.dismiss()  # the pause landed, or the run ended
         if self._select_at_stop is not None and session.status != RUNNING:
@@ -1190,6 +1226,7 @@ class MainWindow(QMainWindow):
         kind = session.status
         if isinstance(session, ReplaySession) and kind == RUNNING:
             kind = "replay"
+        kind = _stop_kind(session) or kind  # a breakpoint's red, an alert's amber: as the timeline and graph mark them
         text = session.status_text()
         if getattr(session, "recording", None):
             text += "  \u25cf recording"
@@ -1335,6 +1372,17 @@ class MainWindow(QMainWindow):
         self.panels.shutdown()
         self.exporter.shutdown()
         super().closeEvent(event)
+
+
+def _stop_kind(session) -> str:
+    """What stopped a paused run, as the graph and the status bar mark it: "breakpoint", "alert", or '' (a step,
+    a pause, the stop on entry; or not paused)."""
+    stop = session.current_stop if session is not None and session.status == PAUSED else None
+    if stop is None:
+        return ""
+    if session.stop_alert is not None:
+        return "alert"
+    return "breakpoint" if stop.reason in ("breakpoint", "explicit") and not session.at_entry(stop) else ""
 
 
 def _scrolling(widget: QWidget) -> QScrollArea:

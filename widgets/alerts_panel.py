@@ -34,12 +34,17 @@ from PySide6.QtWidgets import (
 )
 
 from engine.debug.alert_text import KINDS
+from engine.debug.edit_blame import after_edit
 from engine.debug.source import short_message
+from widgets.edit_marks import EDIT_COLOUR
 from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick, tint
 
 KEY = Qt.ItemDataRole.UserRole
 MESSAGE = Qt.ItemDataRole.UserRole + 1  # the whole message, its file by base name: the detail area's text
 KIND_TEXT = {kind: short for kind, (short, _) in KINDS.items()} | {"error": "error"}
+# after an edit the rate did not change: a kind named for the learning rate is named for what was seen
+EDITED_KIND_TEXT = {"large_update": "update too large", "tiny_update": "update too small"}
+EDIT_MARK = "\u270e"  # a pencil: the timeline's edits are violet diamonds, the pencil reads as "edited"
 SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "inplace",
           "error")
 TEXT_PAD = 14  # a cell's margins around its text, in pixels
@@ -53,6 +58,15 @@ EMPTY = ("No alerts.\nWatched for: NaN and Inf where they first appear, explodin
          "ReLUs, learning rates too high or too low, and the mistakes that keep a model from training (no zero_grad, "
          "probabilities fed to a loss, model.eval() forgotten, ...). Each alert says where it started and what to "
          "try; a click selects its op.")
+
+
+def kind_text(kind: str, message: str) -> str:
+    """The Kind column's text: the alert's short name, led by the edit's pencil (in the edits' violet) where its
+    message blames an edit (EditBlame), which then names what was seen ("update too large"), not a learning rate
+    that never changed. (In words, "after edit: ..." took the whole column of the default dock.)"""
+    if after_edit(message):
+        return f"{EDIT_MARK} {EDITED_KIND_TEXT.get(kind) or KIND_TEXT.get(kind, kind)}"
+    return KIND_TEXT.get(kind, kind)
 
 
 def split(message: str) -> tuple[str, str]:
@@ -148,15 +162,19 @@ class AlertsPanel(QSplitter):
                 seq: int = 0, file: str = "") -> None:
         """Append one row (also for errors that are not engine alerts); `file`, the path the message
         names, is shown by its base name."""
-        texts = [str(iteration), KIND_TEXT.get(kind, kind), where, short_message(message, file)]
+        texts = [str(iteration), kind_text(kind, message), where, short_message(message, file)]
         item = QTreeWidgetItem(texts)
         item.setData(0, KEY, (key, seq))
         item.setData(0, MESSAGE, texts[3])
         for col in range(4):
             item.setToolTip(col, message if col != 2 else f"{where}\n{message}")
+        if after_edit(message):
+            item.setToolTip(1, f"{EDIT_MARK} after an edit: {texts[1][2:]}\n{message}")
         if kind in SEVERE:
             for col in range(4):
                 item.setForeground(col, QColor(pick(ERROR_TEXT, self.palette())))
+        if after_edit(message):
+            item.setForeground(1, QColor(EDIT_COLOUR))
         self.list.addTopLevelItem(item)
         self._top.setCurrentWidget(self.list)
         self._place_detail()  # the rows take their room from the detail
@@ -174,7 +192,7 @@ class AlertsPanel(QSplitter):
         wanted = (alert.key, getattr(alert, "forward_seq", 0) or alert.seq)
         for i in range(self.list.topLevelItemCount() - 1, -1, -1):
             item = self.list.topLevelItem(i)
-            if tuple(item.data(0, KEY)) == wanted and item.text(1) == KIND_TEXT.get(alert.kind, alert.kind):
+            if tuple(item.data(0, KEY)) == wanted and item.text(1) == kind_text(alert.kind, alert.message):
                 self.list.setCurrentItem(item)
                 self.list.scrollToItem(item)
                 return True

@@ -15,6 +15,7 @@ The canvas takes plain data, never engine objects:
     canvas.set_node_values(values, nonfinite, "grad norm")   # colour by a metric; None: by op kind
                                      # nonfinite: per node 0, INF_ONLY (amber) or NAN (red), drawn over both
     canvas.set_current(key); canvas.search("relu"); canvas.fit(); canvas.export_png(path)
+    canvas.set_stop("breakpoint", "Paused by a breakpoint at ...")   # the current node marked as that stop's
     canvas.follow(key)               # at a stop: zoom until the node's label reads, pan it into view
 
 It emits intent (nodeClicked, nodeDoubleClicked, groupToggleRequested); the app acts on it.
@@ -90,6 +91,9 @@ GROUP_BORDER = "#a9b3c2"
 EDGE = "#9aa3b1"
 BACKWARD = "#e8590c"
 CURRENT, SELECTED, CHANGED = "#f59f00", "#1c7ed6", "#2f9e44"
+# a stop that is no step's (set_stop): the current node's halo and badge in the timeline's marker colour, so
+# a stop at a breakpoint or an alert does not look like one more step
+STOP_COLOURS = {"breakpoint": BREAKPOINT[0], "alert": "#f08c00"}
 
 
 @dataclass(frozen=True)
@@ -371,6 +375,7 @@ class _Marks(pg.GraphicsObject):
         self.module_breakpoints = np.zeros(0, np.int64)  # collapsed module nodes a breakpoint names
         self.group_breakpoints = np.zeros((0, 2))  # top-left corners of module boxes a breakpoint names
         self.current_group: tuple | None = None  # (name, (x, y, w, h)) of the module box being entered or left
+        self.stop = ""  # "breakpoint" or "alert": what stopped the run at the current node ('' a step, or running)
         self.colours = LIGHT_COLOURS
         self._bounds = QRectF()
 
@@ -421,19 +426,37 @@ class _Marks(pg.GraphicsObject):
                 x, y, _, h = self.rects[i]
                 painter.drawEllipse(QPointF(x + r + 7 * px, y + min(h / 2, r + 6 * px)), r, r)  # clear of the corner
             painter.setBrush(Qt.BrushStyle.NoBrush)
+        current = STOP_COLOURS.get(self.stop, CURRENT)
         if self.current_group is not None:  # a stop at a module call's start or end: its box, dashed
-            pen = pg.mkPen(CURRENT, width=3, cosmetic=True)
+            pen = pg.mkPen(current, width=3, cosmetic=True)
             pen.setStyle(Qt.PenStyle.DashLine)
             painter.setPen(pen)
             x, y, w, h = self.current_group[1]
             painter.drawRect(QRectF(x - 3 * px, y - 3 * px, w + 6 * px, h + 6 * px))
+            if self.stop:
+                self._paint_stop_badge(painter, QRectF(x, y, w, h), px)
         # a halo several pixels wide, so the node stands out even when the graph is a speck
-        for i, colour in ((self.selected, self.colours.selected), (self.current, CURRENT)):
+        for i, colour in ((self.selected, self.colours.selected), (self.current, current)):
             if i >= 0:
                 painter.setPen(pg.mkPen(colour, width=3, cosmetic=True))
                 painter.drawRect(self._rect(i, 3 * px))
                 if self.rects[i, 2] / px < 24:  # a speck on screen: add a ring around it
                     painter.drawEllipse(self._rect(i, 0).center(), 12 * px, 12 * px)
+        if self.current >= 0 and self.stop:
+            self._paint_stop_badge(painter, self._rect(self.current, 3 * px), px)
+
+    def _paint_stop_badge(self, painter: QPainter, rect: QRectF, px: float) -> None:
+        """The timeline's marker for the stop on the top-right corner of `rect`: a breakpoint's red dot, an
+        alert's amber triangle (white-rimmed, so it reads over the node and the halo)."""
+        r, centre = 6 * px, rect.topRight()
+        painter.setPen(pg.mkPen("#ffffff", width=1.5, cosmetic=True))
+        painter.setBrush(QColor(STOP_COLOURS[self.stop]))
+        if self.stop == "breakpoint":
+            painter.drawEllipse(centre, r, r)
+        else:
+            painter.drawPolygon([QPointF(centre.x(), centre.y() - 1.2 * r), QPointF(centre.x() + r, centre.y() + r),
+                                 QPointF(centre.x() - r, centre.y() + r)])
+        painter.setBrush(Qt.BrushStyle.NoBrush)
 
 
 def group_breakpoint_centre(x: float, y: float, px: float) -> QPointF:
@@ -698,6 +721,7 @@ class GraphCanvas(pg.GraphicsView):
         self.search_place = (0, 0)  # (which, of how many) the last search selected; (0, 0): no match
         self._searched: tuple = (None, [], [])  # (view, its nodes' names, their modules and keys), lower-cased
         self._notes: dict[int, str] = {}  # extra hover lines per node (what its NaN/Inf are)
+        self._stop_text = ""  # why the run stopped at the current node, a hover line (set_stop)
         self.hovered = -1
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
@@ -833,6 +857,20 @@ class GraphCanvas(pg.GraphicsView):
                                      rect.width(), rect.height()), padding=0)
             self._update_detail()
         return True
+
+    def set_stop(self, kind: str = "", text: str = "") -> None:
+        """Mark the current node (or module box) as where a breakpoint or an alert stopped the run (`kind`
+        "breakpoint" or "alert", in the timeline's colours; `text`, why, joins its tooltip); '' a step's stop,
+        or none: the usual amber halo."""
+        if kind and kind not in STOP_COLOURS:
+            raise ValueError(f"a stop is marked for 'breakpoint' or 'alert', not {kind!r}")
+        self.marks_item.stop, self._stop_text = kind, text if kind else ""
+        self.marks_item.update()
+
+    @property
+    def stop_kind(self) -> str:
+        """What the current node is marked as the stop of: "breakpoint", "alert", or '' (a step, or none)."""
+        return self.marks_item.stop
 
     @property
     def current_key(self) -> str | None:
@@ -1214,8 +1252,10 @@ class GraphCanvas(pg.GraphicsView):
         """Hover text of node i."""
         view = self.view
         text = view.tooltip(i) if hasattr(view, "tooltip") else view.keys[i]
-        note = self._notes.get(i)
-        return f"{text}\n{note}" if note else text
+        notes = [self._notes.get(i, "")]
+        if i == self.marks_item.current and self._stop_text:
+            notes.append(self._stop_text)
+        return "\n".join([text, *filter(None, notes)])
 
     def view_point(self, key: str) -> QPoint:
         """The viewport pixel position of node `key`'s centre."""

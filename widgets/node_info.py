@@ -35,7 +35,8 @@ class NodeInfoPanel(QTextBrowser):
     def show_node(self, info) -> None:
         """Show a node: key, label, kind, op, module, in_shapes, out_shape, dtype, source, summary, grad."""
         self._shown = (self.show_node, (info,))
-        rows = [("op", info.op), ("kind", info.kind), ("module", info.module or "top level"),
+        kind = "buffer" if info.op == "buffer" else info.kind  # a module's tensor no optimizer steps (running_mean)
+        rows = [("op", info.op), ("kind", kind), ("module", info.module or "top level"),
                 ("inputs", info.in_shapes), ("output", f"{info.out_shape}  {info.dtype}".strip()),
                 ("key", info.key)]
         src = info.source

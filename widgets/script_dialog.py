@@ -44,10 +44,10 @@ from widgets.theme import ERROR_TEXT, tint
 
 ERROR_COLOUR = "#e03131"
 FIELD_ERROR = f"QLineEdit {{ border: 1px solid {ERROR_COLOUR}; }}"
-CAPTURE_NOTES = {  # what each tier adds to a tape (engine.debug.Debugger)
-    "structure": "the graph, shapes and source lines: the smallest tape",
-    "summary": "plus statistics of every tensor and gradient",
-    "values": "plus the values of small tensors: the largest tape",
+CAPTURE_NOTES = {  # what each tier adds to a tape (engine.debug.Debugger), and what it costs
+    "structure": "the graph, shapes and source lines: the smallest tape, the fastest run",
+    "summary": "plus statistics of every tensor and gradient: a mid-sized tape",
+    "values": "plus the values of small tensors: the largest tape, the slowest run",
 }
 
 

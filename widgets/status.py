@@ -11,7 +11,8 @@ from widgets.theme import MUTED_TEXT, is_dark, tint
 
 NOTE_WIDTH = 360  # the most pixels a note takes from a long state, which ends in "…" where it must
 STATE_COLOURS = {"running": "#2f9e44", "paused": "#f59f00", "finished": "#1c7ed6", "failed": "#e03131",
-                 "stopped": "#868e96", "replay": "#7048e8"}
+                 "stopped": "#868e96", "replay": "#7048e8",
+                 "breakpoint": "#e03131", "alert": "#f08c00"}  # paused by those: the timeline's marker colours
 
 
 class _Dot(QWidget):

@@ -793,10 +793,10 @@ class Timeline(QWidget):
         self._fit_bar()
 
     def _fit_bar(self) -> None:
-        """The whole position beside the legend, its markers' names dropped first; where that does not fit,
-        the position's core (iteration, phase, step; the tooltip has all of it) beside the whole legend, then
-        the legend drops the markers' names, then the phases', then goes: a long position had left it bare
-        colour squares, and a long step count read "step 23,903/23,903 · ev…"."""
+        """The whole position beside the whole legend; where that does not fit, the position's core (iteration,
+        phase, step; the tooltip has all of it) beside the whole legend, then the legend drops the markers'
+        names, then the phases', then goes: a long position had left it bare colour squares, and a long step
+        count read "step 23,903/23,903 · ev…"."""
         spacing = self._bar.spacing()
         margins = self.layout().contentsMargins()
         room = self.width() - margins.left() - margins.right()
@@ -809,8 +809,11 @@ class Timeline(QWidget):
         def fits(legend, text: int) -> bool:
             return legend.sizeHint().width() + spacing + text <= room
 
-        # the whole position beside the named phases, else its core (the event number dropped, not cut to "ev…")
-        shown = (next((legend for legend in legends[:2] if fits(legend, whole)), None)
+        # the legend whole while the position's core fits beside it (the event number goes to the tooltip first:
+        # the markers' names are what a person cannot guess), then the legend drops names; never "ev…"
+        shown = (next((legend for legend in legends[:1] if fits(legend, whole)), None)
+                 or next((legend for legend in legends[:1] if fits(legend, core)), None)
+                 or next((legend for legend in legends[1:2] if fits(legend, whole)), None)
                  or next((legend for legend in legends if fits(legend, core)), None))
         for legend in legends:
             legend.setVisible(legend is shown)

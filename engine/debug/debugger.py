@@ -322,16 +322,16 @@ class Debugger:
 
     def parameter(self, tensor_id: int, grad: bool = False):
         """The current value (`grad`: the current .grad, None when it has none) of the model's or the
-        optimizer's parameter with tensor id `tensor_id`, as a numpy array.
+        optimizer's parameter (or the model's buffer) with tensor id `tensor_id`, as a numpy array.
 
         Read while the engine thread is stopped: an optimizer step changes parameters in place."""
         groups = self.optimizer.param_groups if self.optimizer is not None else ()
-        found = itertools.chain((p for _name, p in self._named_parameters()), (p for g in groups for p in g["params"]))
+        found = itertools.chain((p for _name, p in self._named_tensors()), (p for g in groups for p in g["params"]))
         for p in found:
             if p._id == tensor_id:  # not p.id: that would number a parameter no event ever named
                 t = p.grad if grad else p
                 return None if t is None else host_copy(t.array)
-        raise ValueUnavailable(f"tensor {tensor_id} is no parameter of the model or optimizer the debugger "
+        raise ValueUnavailable(f"tensor {tensor_id} is no parameter or buffer of the model or optimizer the debugger "
                                f"knows (pass Debugger(model=...) to name it)")
 
     # ---- running code on an engine thread ------------------------------------------------------
@@ -588,6 +588,12 @@ class Debugger:
     def _rearm(self) -> None:
         with self._cv:
             self._rearm_locked()
+
+    def set_capture(self, capture: str) -> None:
+        """Change the capture tier ("structure", "summary", "values") of the records made from the next op on."""
+        with self._cv:
+            self.tracer.set_capture(capture)
+            self._rearm_locked()  # value breakpoints keep summaries on, whatever the tier
 
     def _rearm_locked(self) -> None:
         self._armed = bool(self._commands or self._pause or self._mode is not None or self.breakpoints.enabled

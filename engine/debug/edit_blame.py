@@ -21,6 +21,7 @@ from engine.debug.alerts import EXPLODING_ADVICE
 from engine.events import AlertEvent, EditEvent
 
 EDIT_WINDOW = 5  # iterations after an edit in which an alert about its model names it
+_LEAD = re.compile(r"After (?:an edit|\d+ edits): ")  # how explain() starts the message of an alert it blames
 # what an edit of values, modules or the optimizer can cause (not the loop's own mistakes: a missing zero_grad)
 CONSEQUENCES = frozenset({
     "nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad",
@@ -114,6 +115,11 @@ class EditBlame:
                     not (a == b or 0 < a / LR_DRIFT < b < a * LR_DRIFT) for a, b in zip(was, now)):
                 return True
         return False
+
+
+def after_edit(message: str) -> bool:
+    """Whether an alert's message names an edit as its likely cause (EditBlame.explain led it so)."""
+    return _LEAD.match(message) is not None
 
 
 def edit_text(event: EditEvent, root: str = "") -> str:

@@ -45,14 +45,11 @@ class Tracer:
 
     def __init__(self, capture: str = "summary", cache: ValueCache | None = None, *,
                  summary_limit: int = SUMMARY_LIMIT, values_limit: int = 4096, source: bool = True) -> None:
-        if capture not in CAPTURES:
-            raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, got {capture!r}")
-        self.capture = capture
         self.cache = cache
         self.summary_limit = summary_limit
-        self.values_limit = values_limit if capture == "values" else -1
+        self._values_limit = values_limit
         self.source = source
-        self.summaries = capture != "structure"  # the debugger also turns this on for value conditions
+        self.set_capture(capture)
         self.iteration = 0
         self.phase = FORWARD
         self.depth = 0
@@ -75,6 +72,14 @@ class Tracer:
         """The iteration what changes now takes effect in: the next one once this one has ended (its step ran, or
         a loop updating by hand did its update) and no event of the next has come yet."""
         return self.iteration + (self._advance or (self.updating and self._active))
+
+    def set_capture(self, capture: str) -> None:
+        """What the records made from now on carry (a recording started mid-run at another tier)."""
+        if capture not in CAPTURES:
+            raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, got {capture!r}")
+        self.capture = capture
+        self.values_limit = self._values_limit if capture == "values" else -1
+        self.summaries = capture != "structure"  # the debugger also turns this on for value conditions
 
     def _enter(self, phase: str) -> None:
         if self.updating and phase is FORWARD:

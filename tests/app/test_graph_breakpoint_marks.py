@@ -76,3 +76,44 @@ def test_a_collapsed_modules_breakpoint_dot_lies_inside_its_node(qtbot, window):
     inside = _red_pixels(canvas, x + 1, y + 1, x + w - 1, y + h - 1)
     outside = _red_pixels(canvas, x - 40, y - 40, x + w + 40, y + h + 40) - inside
     assert inside > 20 and outside == 0, (inside, outside)
+
+
+def _ring_pixels(canvas, key: str, colour: str) -> int:
+    """Pixels of `colour` in a band 1 to 12 pixels around node `key`'s box, as drawn (its halo's)."""
+    image = canvas.grab().toImage()
+    rect = canvas.node_screen_rect(key).toRect()
+    want = QColor(colour)
+    count = 0
+    for x in range(max(rect.left() - 12, 0), min(rect.right() + 12, image.width())):
+        for y in range(max(rect.top() - 12, 0), min(rect.bottom() + 12, image.height())):
+            if rect.adjusted(-1, -1, 1, 1).contains(x, y):
+                continue
+            c = image.pixelColor(x, y)
+            count += abs(c.red() - want.red()) + abs(c.green() - want.green()) + abs(c.blue() - want.blue()) < 60
+    return count
+
+
+def test_a_stop_at_a_breakpoint_is_marked_red_on_the_graph_not_like_a_step(qtbot, window):
+    # a stop at a breakpoint drew the same amber halo as any step's current node
+    from widgets.graph_canvas import CURRENT
+    from widgets.status import STATE_COLOURS
+    _paused_in_iteration_1(qtbot, window)
+    window.breakpoints.addRequested.emit(Breakpoint.op("relu"))
+    window.command("resume")
+    qtbot.waitUntil(lambda: paused(window) and window.session.current_stop.reason == "breakpoint", timeout=TIMEOUT)
+    canvas = window.canvas
+    key = canvas.current_key
+    qtbot.waitUntil(lambda: canvas.settled, timeout=TIMEOUT)
+    shoot(window, "breakpoint_stop.png")
+    assert canvas.stop_kind == "breakpoint"
+    assert "by a breakpoint" in canvas.tooltip_for(canvas.view.node_of[key])
+    assert _ring_pixels(canvas, key, BREAKPOINT[0]) > 40
+    assert window.status_panel.dot.colour == QColor(STATE_COLOURS["breakpoint"])
+    window.command("step_into")  # a step on from there: the usual amber halo, no red ring
+    qtbot.waitUntil(lambda: paused(window) and window.session.current_stop.reason == "step", timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: canvas.settled, timeout=TIMEOUT)
+    key = canvas.current_key
+    assert canvas.stop_kind == "" and "breakpoint" not in canvas.tooltip_for(canvas.view.node_of[key])
+    assert _ring_pixels(canvas, key, BREAKPOINT[0]) == 0
+    assert _ring_pixels(canvas, key, CURRENT) > 40
+    assert window.status_panel.dot.colour == QColor(STATE_COLOURS["paused"])

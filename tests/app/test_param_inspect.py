@@ -229,3 +229,28 @@ def test_an_input_whose_value_the_cache_holds_shows_it(qtbot, window):
     qtbot.waitUntil(lambda: "value" in window.inspector.arrays(), timeout=TIMEOUT)
     np.testing.assert_array_equal(window.inspector.arrays()["value"], MODELS[-1].array)
     assert_stats(window, "value", MODELS[-1].array)
+
+
+def train_batchnorm(steps: int = 2):
+    engine.manual_seed(0)
+    model = engine.nn.Sequential(engine.nn.Linear(4, 3), engine.nn.BatchNorm1d(3))
+    MODELS.append(model)
+    sgd_steps(model, engine.randn(8, 4), steps)
+
+
+def test_a_batchnorms_running_mean_is_called_a_buffer_not_a_param(qtbot, window):
+    # the graph named running_mean a buffer, and the Inspector's header still said "param"
+    MODELS.clear()
+    window.run_function(train_batchnorm, "net")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.command("run_to_next_iteration")
+    qtbot.waitUntil(lambda: paused(window) and window.session.iteration == 1, timeout=TIMEOUT)
+    view = window.canvas.view
+    window.canvas.select(view.keys[view.caption.index("running_mean")])
+    text = window.inspector.meta.text()
+    assert "buffer in Sequential.1: 3 float32" in text and "param in" not in text
+    assert "value: now, as the module holds it (each forward in train mode updates it)" in text
+    qtbot.waitUntil(lambda: window.inspector.stat_text("mean", "value") != "", timeout=TIMEOUT)
+    assert stat(window, "mean", "value") == pytest.approx(float(MODELS[-1][1].running_mean.array.mean()), rel=1e-4)
+    window.canvas.select(node_labelled(window, "1.weight"))
+    assert "param in Sequential.1" in window.inspector.meta.text()

@@ -158,3 +158,27 @@ def test_an_alert_marker_clicked_on_the_timeline_makes_its_row_current(qtbot):
     assert clicked.args == ["alert", 90]
     assert panel.list.currentItem().text(1) == "dead ReLU" and panel.list.currentItem().data(0, KEY)[1] == 90
     assert not panel.show_at(55)  # no alert there: the row stays
+
+
+def test_an_alert_an_edit_explains_says_so_in_its_kind_not_learning_rate_too_high(qtbot):
+    # after scaling a weight by 10 the message began "After an edit: ...", and the Kind column still blamed
+    # the learning rate, which had not changed
+    from engine.debug.edit_blame import EditBlame
+    from engine.events import AlertEvent, EditEvent
+    blame = EditBlame()
+    blame.edited(EditEvent(1, "param", "Sequential.2.weight", (("param", "Sequential.2.weight"), ("action", "scale"),
+                                                               ("value", 10.0), ("indices", ())), True, "", 50),
+                 root="Sequential")
+    text = "the learning rate (0.05) is far too high; try one 10 to 100 times smaller"
+    plain = AlertEvent(7, "large_update", text, "", "2.weight", "", 0, 40, "", 0, "", 1.0)
+    edited = blame.explain(AlertEvent(8, "large_update", text, "", "2.weight", "", 0, 52, "", 0, "", 1.0))
+    panel = shown(qtbot, AlertsPanel(), 388, 200)
+    panel.add_alerts([plain, edited])
+    assert panel.topLevelItem(0).text(1) == "learning rate too high"
+    kind = panel.topLevelItem(1).text(1)
+    assert kind == "\u270e update too large"  # the edit's pencil, in the edits' violet
+    assert panel.topLevelItem(1).foreground(1).color().name() == "#7048e8"
+    assert panel.topLevelItem(1).toolTip(1).startswith("\u270e after an edit: update too large\nAfter an edit: "
+                                                       "'2.weight' was scaled by 10")
+    assert panel.list.columnWidth(1) >= panel.list.fontMetrics().horizontalAdvance(kind)  # whole, not "after e…"
+    assert panel.show_alert(edited) and panel.list.currentItem() is panel.topLevelItem(1)

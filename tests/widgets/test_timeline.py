@@ -339,10 +339,9 @@ def test_the_legend_keeps_its_names_beside_a_long_position(qtbot, timeline):
     timeline.set_cursor(seqs[241 * 14 + 8] + 70_000)
     full = timeline.where_text()
     assert full.startswith("iteration 241/249 \u00b7 backward \u00b7 step 3,383/3,500")
-    # the whole position, beside the phases named (the markers' names in its tooltip), not "step 3,383/3,500 · ev…"
-    qtbot.waitUntil(lambda: timeline.phase_legend.isVisible() or timeline.legend.isVisible())
-    assert not timeline.short_legend.isVisible()
-    qtbot.waitUntil(lambda: QLabel.text(timeline.where) == full)
+    # the whole legend, beside the position without its event number (in its tooltip), not "step 3,383/3,500 · ev…"
+    qtbot.waitUntil(lambda: timeline.legend.isVisible())
+    qtbot.waitUntil(lambda: QLabel.text(timeline.where) in (full, _core(full)))
     timeline.resize(520, 110)  # narrower: the legend gives way, the position is whole or its core, never cut
     qtbot.waitUntil(lambda: QLabel.text(timeline.where) in (full, _core(full)))
 
@@ -507,3 +506,29 @@ def test_a_marker_between_two_events_names_the_event_a_click_goes_to(qtbot, time
         f"alert at event {timeline.event_number(seqs[3])}:")
     qtbot.mouseClick(timeline.view, Qt.MouseButton.LeftButton, pos=QPointF(x, RULER + 30).toPoint())
     assert timeline.where_text().endswith(f"event {timeline.event_number(seqs[3])}")
+
+
+def test_the_legend_keeps_its_names_while_the_positions_core_fits_beside_them(qtbot, timeline):
+    # beside the Builder dock the legend read "forward backward optimizer ● ▲ ◆": the markers' names went so
+    # that the position could keep its event number
+    timeline.set_cursor(events()[0][20])
+    core = _core(timeline.where.text())
+    metrics = timeline.where.fontMetrics()
+    spacing = timeline._bar.spacing()
+    seen = set()
+    for width in range(420, 900, 15):
+        timeline.resize(width, 110)
+        qtbot.waitUntil(lambda width=width: timeline.width() == width)
+        QApplication.processEvents()
+        margins = timeline.layout().contentsMargins()
+        room = width - margins.left() - margins.right() - sum(
+            b.sizeHint().width() + spacing for b in (timeline.follow_button, timeline.fit_button) if not b.isHidden())
+        need = timeline.legend.sizeHint().width() + spacing + metrics.horizontalAdvance(core) + 4
+        if need + 10 <= room:  # (10 pixels either way: the bar's own rounding)
+            assert timeline.legend.isVisible(), width  # all six names
+            seen.add(QLabel.text(timeline.where) == core)
+        elif need - 10 > room:
+            assert timeline.legend.toolTip() == "" and not timeline.legend.isVisible(), width
+            assert timeline.phase_legend.isVisible() or timeline.short_legend.isVisible(), width
+            assert timeline.phase_legend.toolTip() or timeline.short_legend.toolTip()  # the names, on hover
+    assert seen == {True, False}  # somewhere the event number went, the legend's names stayed
