@@ -672,7 +672,9 @@ def _trainable(modules: list[dict]) -> dict[str, bool]:
 
 
 def _title(info: NodeInfo) -> str:
-    return f"{info.label}  \u00b7  {info.key}" if info.label != info.key else info.key
+    """"q  \u00b7  split  \u00b7  Net.attn/split:0": the name the script gave the op's output, the op, its key."""
+    name = f"{info.name}  \u00b7  " if info.name else ""
+    return f"{name}{info.label}  \u00b7  {info.key}" if info.label != info.key else info.key
 
 
 def _kind_name(info: NodeInfo) -> str:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.debug.breakpoints import namer
-from engine.debug.node_names import input_name, param_name
+from engine.debug.node_names import input_name, op_names, param_name
 from engine.debug.nonfinite import by_design
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
 from engine.nn.module import NUMBERED_ROOT
@@ -139,7 +139,8 @@ class GraphView:
     added: np.ndarray
     group_order: np.ndarray | None = None  # per group: where its call began in `order` (an empty one too)
     caption: list[str] | None = None  # what node i's box reads: an input's name in the script, a parameter's
-    # in its module ("weight"); its label is the full name ("fc1.weight"), as the tooltip says
+    # in its module ("weight"), an op's the name the script assigned its output to ("q", its op under it);
+    # its label is the full name ("fc1.weight") or the op ("split"), as the tooltip says
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -148,7 +149,8 @@ class GraphView:
         """Hover text of node i: op, shapes, module, dtype and source line."""
         kind = int(self.kind[i])
         name = self.label[i] if kind == PARAM or self.caption is None else self.caption[i]
-        lines = [f"{name}  ({self.op[i] if kind in (PARAM, INPUT) else KIND_NAMES[kind]})", self.keys[i]]
+        named = kind in (PARAM, INPUT) or name != self.label[i]  # "q  (split)", not "q  (op)"
+        lines = [f"{name}  ({self.op[i] if named else KIND_NAMES[kind]})", self.keys[i]]
         if self.in_shapes[i]:
             lines.append(f"in: {self.in_shapes[i]}")
         if self.out_shape[i]:
@@ -207,6 +209,7 @@ class GraphModel:
         self.nonfinite: dict[str, int] = {}  # node key -> FORWARD_NAN | BACKWARD_INF | ... bits
         self.nonfinite_version = 0  # bumped whenever `nonfinite` changes
         self.sources: dict[str, str] = {}
+        self.stacks: dict[str, tuple] = {}  # op key -> the user frames it ran under, innermost first (op names)
         self.alerts: dict[str, str] = {}
         self._prev: _Iteration | None = None
         self._cur = _Iteration()
@@ -483,6 +486,7 @@ class GraphModel:
             source = getattr(rec, "source", None)
             if source is not None and key not in self.sources:
                 self.sources[key] = f"{source.file}:{source.line}  {source.text}"
+                self.stacks[key] = getattr(rec, "stack", ()) or (source,)
             if summary is not None:
                 # a mask's -inf is by design (as for the debugger's alerts): not marked as a problem
                 nan = summary.nan_count > 0
@@ -689,7 +693,7 @@ class GraphModel:
             return self._refresh_backward(self._view)
         it = self._shown_iteration()
         self._view = _build_view(it, self.collapsed, self.sources, self.last_diff, self._backward_iteration(),
-                                 self.buffers)
+                                 self.buffers, self.stacks)
         self._view_version = (self._version, self._data_version)
         return self._view
 
@@ -816,7 +820,7 @@ def _module_name(path: str) -> str:
 
 
 def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], diff: StructureDiff | None,
-                bw: _Iteration, buffers: set[str] = frozenset()) -> GraphView:
+                bw: _Iteration, buffers: set[str] = frozenset(), stacks: dict[str, tuple] | None = None) -> GraphView:
     """Contract collapsed modules into single nodes and lay the result out as arrays."""
     n_groups = len(it.groups)
     # rep[g]: the outermost collapsed module containing group g (itself included), or -1
@@ -841,6 +845,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
             group_at.append(it.group_at[g])
     added = set(diff.added) if diff is not None else set()
     fan_of, fan_size = _fans(it, rep)
+    assigned = _assigned_names(it, stacks) if stacks else {}
     node_rep = []
     for i, key in enumerate(it.keys):
         g = it.group[i]
@@ -880,14 +885,18 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
         node_rep.append(v)
         keys.append(key)
         kind.append(it.kind[i])
+        failed = key.endswith(":failed")  # the op that raised (app.script_io keys it so): no output, no name
+        name = None if failed else assigned.get(i)
         if first is None:
             label.append(it.label[i])
-            # the op that raised (app.script_io keys it "...:failed") made no output, not a scalar one
-            sublabel.append("raised" if key.endswith(":failed") else shape_text(it.out_shape[i]))
-        else:
+            sublabel.append("raised" if failed else shape_text(it.out_shape[i]))  # not "scalar"
+            if name:  # "q" over "split \u00b7 2x4x8"
+                sublabel[-1] = f"{it.label[i]} \u00b7 {sublabel[-1]}"
+        else:  # a fan's ops were assigned to names one by one, if at all: it reads as its op
+            name = None
             label.append(f"{it.label[i]} \u00d7{fan_size[i]}")
             sublabel.append(f"each {shape_text(it.out_shape[i])}")
-        caption.append(_caption(it, i, sources, uses))
+        caption.append(name or _caption(it, i, sources, uses))
         op.append(it.label[i] if it.kind[i] == OP else "buffer" if key in buffers else KIND_NAMES[it.kind[i]])
         module.append(it.groups[g])
         in_s.append(_shapes_text(it.in_shapes[i]))
@@ -934,6 +943,44 @@ def _caption(it: _Iteration, i: int, sources: dict[str, str], uses: dict[tuple, 
     use = (op, arg, sources.get(consumer, ""))
     nth = uses[use] = uses.get(use, -1) + 1
     return input_name(op, int(arg), line, nth)
+
+
+def _assigned_names(it: _Iteration, stacks: dict[str, tuple]) -> dict[int, str]:
+    """Op node -> the name the script assigned its output to (engine.debug.node_names.op_names), from the
+    source lines recorded for the iteration's ops: worked out once per view, never per event."""
+    kinds, keys = it.kind, it.keys
+    ops = [i for i in range(len(keys)) if kinds[i] == OP]
+    order = getattr(it, "order", None)  # a union of two iterations: its nodes in the order they ran
+    if order:
+        ops.sort(key=order.__getitem__)
+    position = np.full(len(keys) + 1, -1, np.int64)  # node -> its place in `ops`; the last: an unknown dst
+    position[ops] = np.arange(len(ops))
+    src, dst = position[np.asarray(it.esrc, np.int64)], position[np.asarray(it.edst, np.int64)]
+    keep = (src >= 0) & (dst >= 0)
+    by_dst = np.argsort(dst[keep], kind="stable")
+    bounds = np.searchsorted(dst[keep][by_dst], np.arange(len(ops) + 1))
+    inputs = _Reads(bounds.tolist(), src[keep][by_dst].tolist())
+    calls: list[tuple[int, ...]] = [()]  # per module call: it and the calls around it, outermost first
+    for g in range(1, len(it.groups)):
+        calls.append((*calls[it.group_parent[g]], g))
+    get, label, group = stacks.get, it.label, it.group
+    names = op_names([label[i] for i in ops], [get(keys[i], ()) for i in ops], inputs,
+                     [calls[group[i]] for i in ops])
+    return {ops[p]: name for p, name in enumerate(names) if name}
+
+
+class _Reads:
+    """Per op, the ops whose outputs it read, as one flat list: 20k lists of two made the collector walk every
+    object alive, which cost more than the naming did."""
+
+    def __init__(self, bounds: list[int], flat: list[int]) -> None:
+        self.bounds, self.flat = bounds, flat
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __getitem__(self, i: int) -> list[int]:
+        return self.flat[self.bounds[i]:self.bounds[i + 1]]
 
 
 def _number_alike(caption: list[str], kind: list[int]) -> None:

@@ -151,6 +151,13 @@ class NodeInfo:
     tensor: int = 0  # a parameter's or input's tensor id (0: an op, or unknown)
     grad_tensor: int = 0  # the tensor id of the gradient that reached that parameter or input (0: none)
     note: str = ""  # what is known of a parameter's or input's value and gradient, and when they were made
+    name: str = ""  # an op's: the name the script assigned its output to ("q"), or ""
+
+
+def _op_name(view, i: int) -> str:
+    """The name the script assigned visible op node i's output to ("q"), or ""."""
+    caption = view.caption[i] if view.caption is not None else view.label[i]
+    return caption if view.kind[i] == OP and caption != view.label[i] else ""
 
 
 @dataclass
@@ -398,7 +405,7 @@ class Session:
         info = NodeInfo(shown, view.label[i], KIND_NAMES[int(view.kind[i])], view.op[i], view.module[i],
                         view.in_shapes[i], out_shape, dtype, self.frames.get(shown),
                         self.summaries.get(shown), self.grads.get(shown), self.model.alerts.get(shown, ""),
-                        *self.made_in.get(shown, (-1, -1)))
+                        *self.made_in.get(shown, (-1, -1)), name=_op_name(view, i))
         return self._source_info(info) if view.kind[i] in (PARAM, INPUT) else info
 
     def _source_info(self, info: NodeInfo) -> NodeInfo:

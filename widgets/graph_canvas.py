@@ -1355,6 +1355,7 @@ class GraphCanvas(pg.GraphicsView):
         # "fc1.weight"), else the label
         labels = getattr(view, "caption", None) or getattr(view, "label", view.keys)
         subs = getattr(view, "sublabel", [""] * len(view.keys))
+        ops = getattr(view, "label", labels)
         text_on = [tuple(map(QColor, pair)) for pair in TEXT_ON]
         tone = self.nodes_item.tone
         for i in vis.tolist():
@@ -1363,7 +1364,10 @@ class GraphCanvas(pg.GraphicsView):
             w, h = layout.size[i] * scale
             two = bool(h >= 28 and subs[i])
             size = _label_px(h, two)
-            lines = (labels[i], subs[i]) if two else (labels[i],)
+            one = labels[i]
+            if not two and one != ops[i] and int(view.kind[i]) == OP:  # a named op on one line: "q \u00b7 split"
+                one = f"{one} \u00b7 {ops[i]}"
+            lines = (labels[i], subs[i]) if two else (one,)
             fonts = (self._font(size, True), self._font(size - 2)) if two else (self._font(size, True),)
             self._labels[used].show_text(*layout.pos[i], lines, QRectF(-w / 2, -h / 2, w, h), fonts,
                                          text_on[tone[i] if len(tone) > i else LIGHT],

@@ -42,7 +42,9 @@ class NodeInfoPanel(QTextBrowser):
         src = info.source
         if src is not None:
             rows.append(("source", f"{_short(src.file)}:{src.line}  {src.text}"))
-        parts = [f"<h3 style='margin:2px 0'>{html.escape(info.label)}</h3>", _table(rows)]
+        name = getattr(info, "name", "")  # what the script calls an op's output ("q"), over its op
+        header = f"{name}  \u00b7  {info.label}" if name else info.label
+        parts = [f"<h3 style='margin:2px 0'>{html.escape(header)}</h3>", _table(rows)]
         if getattr(info, "alert", ""):
             parts.append(f"<p style='color:{pick(ERROR_TEXT)}'><b>{html.escape(info.alert)}</b></p>")
         for title, s in (("output", info.summary), ("gradient", info.grad)):

@@ -271,7 +271,7 @@ class TensorInspector(QWidget):
             self._set_arrays({})
         self._summaries = {name: s for name, s in zip(COLUMNS, (value, grad, diff)) if s is not None}
         self._stale = dict(stale or {})
-        self.title.setText(title)
+        self.title.setText(title, cut=_module_path(title))
         self.meta.setText(_meta(value or grad, subtitle, self._no_summaries))
         self._fit_height()
         tint(self.meta, None)
@@ -536,3 +536,12 @@ def _stat_texts(s: TensorSummary) -> list[str]:
     d = spread_digits(s.min, s.max)  # min, max and mean, which lies between them, as far as they differ
     return [_num(s.min, d), _num(s.max, d), about + _num(s.mean, d), about + _num(s.std), _num(s.norm), zeros,
             f"{s.nan_count:,}", f"{s.inf_count:,}", how]
+
+
+def _module_path(title: str) -> tuple[int, int] | None:
+    """Where a title's key ("q  \u00b7  split  \u00b7  Net.encoder.attn/split:0") holds its module path: the part that
+    gives way where the title does not fit, never the node's name and op."""
+    key = title.rpartition("  \u00b7  ")[2]
+    path = key.partition("/")[0] if "/" in key else ""
+    start = len(title) - len(key)
+    return (start, start + len(path)) if path else None

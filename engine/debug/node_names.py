@@ -8,6 +8,12 @@ fit it read "weight" beside "out.bias".
     input_name("cross_entropy", 1, "loss = F.cross_entropy(logits, y)")   # "y"
     input_name("cross_entropy", 1, "")                                     # "target" (the argument's name)
     param_name("fc1.weight", "MLP.fc1")                                    # "weight"
+
+An op reads as the name the script assigns its output to: `q, k, v = qkv.chunk(3, dim=-1)` names its three
+split ops q, k and v; `scores = q @ k.transpose(-2, -1) / s` names the div (the op whose output the name
+receives), not the transpose or the matmul; `h = self.fc(x)` names the module's last op. `op_names` decides
+this for a whole iteration when the graph is built, from the source lines the debugger already records:
+nothing is done per op while the script runs.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+from collections.abc import Hashable, Sequence
 
 import engine.nn.functional as F
 
@@ -112,3 +119,122 @@ def _short(node: ast.AST | None) -> str:
 
 def _dotted(node: ast.AST) -> bool:
     return isinstance(node, ast.Name) or (isinstance(node, ast.Attribute) and _dotted(node.value))
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda, ast.NamedExpr)
+
+
+@functools.lru_cache(maxsize=4096)
+def assigned(line: str) -> tuple[tuple[str, ...], bool] | None:
+    """The plain local names source line `line` assigns ("q, k, v = ...": ("q", "k", "v")), and whether its
+    value reads one of them (`h = f(h)`: a loop may run the line again on its own output); None for anything
+    else: an attribute or an item (`self.cache = x`, `out[i] = y`), several assignments, a comprehension."""
+    try:
+        body = ast.parse(line.strip()).body
+    except SyntaxError:  # a line of a statement written over several lines
+        return None
+    if len(body) != 1:
+        return None
+    stmt = body[0]
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target, reads = stmt.targets[0], False
+    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        target, reads = stmt.target, False
+    elif isinstance(stmt, ast.AugAssign):  # total += loss reads total
+        target, reads = stmt.target, True
+    else:
+        return None
+    elements = target.elts if isinstance(target, ast.Tuple | ast.List) else [target]
+    if not elements or not all(isinstance(e, ast.Name) for e in elements):
+        return None
+    names = tuple(e.id for e in elements)
+    nodes = list(ast.walk(stmt.value))
+    if any(isinstance(node, _COMPREHENSIONS) for node in nodes):
+        return None
+    reads = reads or any(isinstance(node, ast.Name) and node.id in names for node in nodes)
+    return names, reads
+
+
+def op_names(ops: Sequence[str], stacks: Sequence[tuple], inputs: Sequence[Sequence[int]],
+             calls: Sequence[tuple[Hashable, ...]]) -> list[str]:
+    """Per op of one iteration, in the order they ran, the name the script assigned its output to, else "".
+
+    Per op: `ops` its name ("split"), `stacks` the user frames it ran under (anything with .text), innermost
+    first, as the debugger's records hold them, `inputs` the earlier ops (indices here) whose outputs it read,
+    `calls` the module calls around it, outermost first, each a value of its own.
+
+    A line's run: the ops that ran under it, one after another, until an op of another line ran (at the
+    line's depth in the stack, so a module or helper it calls belongs to it). The assignment receives the
+    last op of the run; tuple unpacking its last ops, one per name in order, where nothing in the run read
+    them (the outputs of a chunk, a split, an unbind). A loop that runs one line again and again runs it as
+    one long run: see _executions. Where two lines name one op (`return self.fc2(h)` inside
+    `logits = model(x)`), the innermost wins."""
+    n = len(ops)
+    names = [""] * n
+    first: dict[Hashable, int] = {}
+    last: dict[Hashable, int] = {}
+    for i, around in enumerate(calls):
+        for call in around:
+            first.setdefault(call, i)
+            last[call] = i
+    starts: list[int] = []  # where the run of each frame of `prev` (counted from the outermost) began
+    prev: tuple = ()
+    for i in range(n + 1):
+        new = stacks[i] if i < n else ()
+        lp, ln = len(prev), len(new)
+        same = 0
+        if new is prev:
+            same = lp
+        else:  # frames shared from the outermost in
+            most = min(lp, ln)
+            while same < most:
+                a, b = prev[lp - 1 - same], new[ln - 1 - same]
+                if a is not b and a != b:
+                    break
+                same += 1
+        for depth in range(lp - 1, same - 1, -1):  # innermost first: it names first
+            made = assigned(getattr(prev[lp - 1 - depth], "text", ""))
+            if made is not None:
+                start = starts[depth]
+                inside = {call for j in range(start, i) for call in calls[j] if first[call] >= start and last[call] < i}
+                for a, b in _executions(ops, inputs, calls, start, i, made, inside):
+                    for j, name in zip(_outputs(inputs, a, b, len(made[0])), made[0], strict=False):
+                        names[j] = names[j] or name
+        del starts[same:]
+        starts.extend([i] * (ln - same))
+        prev = new
+    return names
+
+
+def _executions(ops: Sequence[str], inputs: Sequence[Sequence[int]], calls: Sequence[tuple], start: int,
+                stop: int, made: tuple[tuple[str, ...], bool], inside: set) -> list[tuple[int, int]]:
+    """The run ops[start:stop] of one line cut into the times the line ran: into the fewest equal parts that
+    run the same ops where each part uses an earlier part's work only through the names the line assigns
+    (`attn = attn * 2` in a loop: every mul is one time; `x = a * (b * c)`: both muls are one) and no module
+    call the line made spans two parts. One part where nothing else fits."""
+    n = stop - start
+    targets, reads = made
+    for p in range(1, n):
+        if n % p or any(ops[i] != ops[i - p] for i in range(start + p, stop)):
+            continue
+        if any(inside.intersection(calls[c - 1], calls[c]) for c in range(start + p, stop, p)):
+            continue
+        outputs = [_outputs(inputs, a, a + p, len(targets)) for a in range(start, stop, p)]
+        if len(targets) > 1 and any(len(out) != len(targets) for out in outputs):
+            continue
+        named = {j for out in outputs for j in out}
+        if all(j >= a or (reads and j in named)  # an earlier time's work, read through an assigned name
+               for a in range(start + p, stop, p) for i in range(a, a + p) for j in inputs[i] if j >= start):
+            return [(a, a + p) for a in range(start, stop, p)]
+    return [(start, stop)]
+
+
+def _outputs(inputs: Sequence[Sequence[int]], start: int, stop: int, count: int) -> list[int]:
+    """The ops of one time a line ran (start to stop) whose outputs its `count` names receive: the last op
+    for one name; for several (q, k, v = qkv.chunk(3)), the last `count` ops, where nothing there read them."""
+    if count == 1:
+        return [stop - 1]
+    last = range(max(stop - count, start), stop)
+    if len(last) < count or any(j in last for i in range(start, stop) for j in inputs[i]):
+        return []
+    return list(last)

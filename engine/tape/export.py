@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import TextIO
 
-from engine.debug.node_names import input_name
+from engine.debug.node_names import input_name, op_names
 from engine.debug.summary import TensorSummary
 from engine.tape.codec import args_text, op_args
 from engine.tape.errors import TapeError
@@ -231,11 +231,13 @@ def _dot_body(tape: Tape, graph, out: TextIO, progress: Progress) -> None:
     cluster_ids = {p: i for i, p in enumerate(paths)}
 
     written = 0
+    named = _op_names(graph)
 
     def emit(path: str, indent: str) -> None:
         nonlocal written
         for op in tree.get(path, ()):
-            label = _label(_call(op), op.key, f"{_shape(op.output_shape)} {op.dtype}")
+            lines = (_call(op), op.key, f"{_shape(op.output_shape)} {op.dtype}")
+            label = _label(named[op.seq], *lines) if op.seq in named else _label(*lines)
             out.write(f"{indent}op{op.seq} [label={label}];\n")
             written += 1
             if written == _STEP and progress:
@@ -269,6 +271,19 @@ def _dot_body(tape: Tape, graph, out: TextIO, progress: Progress) -> None:
         out.write(f"  t{tid} -> op{dst};\n")
     for src, dst, tid in graph.edges:
         out.write(f"  op{src} -> op{dst} [label={dot_string(_shape(shapes.get((tid, dst), ())))}];\n")
+
+
+def _op_names(graph) -> dict[int, str]:
+    """op seq -> the name the script assigned the op's output to ("q", "scores"), as the app's graph names
+    it (engine.debug.node_names.op_names); a module call is told by its path here, every call of it alike."""
+    position = {op.seq: p for p, op in enumerate(graph.ops)}
+    inputs: list[list[int]] = [[] for _ in graph.ops]
+    for src, dst, _tid in graph.edges:
+        inputs[position[dst]].append(position[src])
+    stacks = [graph.stacks.get(op.seq, ()) for op in graph.ops]
+    calls = [tuple(_prefixes(op.module)) if op.module else () for op in graph.ops]
+    names = op_names([op.op for op in graph.ops], stacks, inputs, calls)
+    return {op.seq: name for op, name in zip(graph.ops, names, strict=True) if name}
 
 
 def _input_names(tape: Tape, graph) -> dict[int, str]:

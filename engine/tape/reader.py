@@ -141,7 +141,8 @@ class IterationGraph:
 
     edges: (producer op seq, consumer op seq, tensor id); leaves: (tensor id, consumer op seq) for
     inputs no op of the iteration made (data, parameters, values from earlier iterations); names:
-    tensor id -> dotted parameter name ("fc1.weight") of the parameters its module calls reported.
+    tensor id -> dotted parameter name ("fc1.weight") of the parameters its module calls reported; stacks:
+    op seq -> the user frames it ran under, innermost first (none for an op whose stack is damaged).
     """
 
     iteration: int
@@ -150,6 +151,7 @@ class IterationGraph:
     edges: tuple[tuple[int, int, int], ...]
     leaves: tuple[tuple[int, int], ...]
     names: dict = field(default_factory=dict)
+    stacks: dict = field(default_factory=dict)
 
 
 def _guard(method):
@@ -1201,15 +1203,17 @@ class Tape:
     def graph(self, iteration: int, progress: Callable[[int], None] | None = None) -> IterationGraph:
         """The forward ops, backward nodes and tensor edges of one iteration; `progress(n)` is called with
         the number of events just read, every few thousand (it may raise to stop the reading)."""
-        ops, backward, names = [], [], {}
+        ops, backward, names, stack_ids = [], [], {}, {}
         read = 0
-        for row, _stack in self._rows(None, None, iteration):
+        for row, stack in self._rows(None, None, iteration):
             read += 1
             if read == _CHUNK and progress:
                 progress(read)
                 read = 0
             if row.kind == "op":
                 ops.append(row.event)
+                if stack is not None:
+                    stack_ids[row.event.seq] = stack
             elif row.kind == "backward":
                 backward.append(row.event)
             elif row.kind == "module_enter":
@@ -1225,7 +1229,19 @@ class Tape:
                     edges.append((src, op.seq, tid))
                 else:
                     leaves.append((tid, op.seq))
-        return IterationGraph(iteration, tuple(ops), tuple(backward), tuple(edges), tuple(leaves), names)
+        return IterationGraph(iteration, tuple(ops), tuple(backward), tuple(edges), tuple(leaves), names,
+                              self._frames_of(stack_ids))
+
+    def _frames_of(self, stack_ids: dict[int, int]) -> dict[int, tuple[SourceFrame, ...]]:
+        """op seq -> the user frames of its stack row, innermost first; an op whose stack is damaged has none."""
+        out = {}
+        for seq, sid in stack_ids.items():
+            try:
+                source, frames = self._stack(sid)
+            except _BAD:
+                continue
+            out[seq] = frames or ((source,) if source is not None else ())
+        return out
 
     # ---- plumbing ---------------------------------------------------------------------------------
     def _one(self, sql: str, params: tuple = ()):

@@ -35,10 +35,12 @@ def test_the_demo_graph_fitted_on_a_laptop_screen_shows_its_labels(qtbot, tmp_pa
     window.open_demo(epochs=1, n=128)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     step_into(qtbot, window, 5)
-    qtbot.waitUntil(lambda: "tanh" in window.canvas.visible_labels(), timeout=TIMEOUT)
+    # an op the script assigns reads as its name and its op: `h = F.tanh(self.fc1(x))`, `logits = model(x)`
+    qtbot.waitUntil(lambda: "h \u00b7 tanh" in window.canvas.visible_labels(), timeout=TIMEOUT)
     assert whole_graph_shown(window.canvas)
     labels = window.canvas.visible_labels()
-    assert labels.count("linear") == 3 and "weight" in labels and "fc2  \u00b7  Linear" in labels  # in fc1's box
+    assert labels.count("linear") == 2 and "logits \u00b7 linear" in labels
+    assert "weight" in labels and "fc2  \u00b7  Linear" in labels  # in fc1's box
     shoot(window, f"first_use_graph_{size[0]}.png")
 
 

@@ -211,7 +211,7 @@ def test_find_selects_a_node(qtbot, window):
     window.command("run_to_phase")
     qtbot.waitUntil(lambda: paused(window) and window.session.phase == "backward", timeout=TIMEOUT)
     assert window.find("tanh") == "SpiralNet/tanh:0"
-    assert window.node_info.plain_text().startswith("tanh")
+    assert window.node_info.plain_text().startswith("h \u00b7 tanh")  # `h = F.tanh(self.fc1(x))`
 
 
 def test_find_counts_its_matches_and_enter_and_f3_go_through_them(qtbot, window):

@@ -50,7 +50,8 @@ def test_dot_draws_the_last_iteration_with_module_clusters(recorded):
     assert dot.startswith("digraph tape {") and dot.rstrip().endswith("}")
     assert "iteration 2" in dot
     assert 'label="MLP.fc1"' in dot and 'label="MLP"' in dot
-    assert dot.count("[label=\"linear\\nMLP.fc") == 2
+    assert dot.count("[label=\"linear\\nMLP.fc") == 1  # fc1's; fc2's is what `out = model(x)` names
+    assert '[label="out\\nlinear\\nMLP.fc2/linear:0' in dot
     assert 'label="fc1.weight\\n5x6"' in dot and 'label="fc2.bias\\n3"' in dot  # parameters by name
     first = _export(path, "dot", iteration=0)
     assert "iteration 0" in first
