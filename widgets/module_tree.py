@@ -14,6 +14,7 @@ from engine.nn.module import NUMBERED_ROOT
 
 PATH = Qt.ItemDataRole.UserRole  # the row's first call, as the graph names it ("cell", "cell#1" for a second)
 CALLS = Qt.ItemDataRole.UserRole + 1  # every call the row stands for, in call order
+CLASS_CHARS = 20  # the most of a class name the tree asks room for
 EMPTY_CHARS = 28  # an empty tree asks for room for a short model's names and classes ("SpiralNet  SpiralNet")
 EXPANDS = "its box ticked: drawn open in the graph, its ops inside; unticked: drawn as one box"
 _INDEXED = re.compile(r"^(.*?)(\d+)$")  # "3", "blocks.10": a Sequential's or a ModuleList's child
@@ -99,8 +100,11 @@ class ModuleTree(QTreeWidget):
         finally:
             self.blockSignals(False)
         # measured once here: Qt asks for a dock's sizeHint at every relayout, and measuring reads every row
-        self._columns = sum(max(self.sizeHintForColumn(c), self.header().sectionSizeHint(c))
-                            for c in range(self.columnCount()))
+        # a class name takes at most CLASS_CHARS ("NonDynamicallyQuantizableLinear", an attention's projection,
+        # widened the dock by half): cut with "…", whole in its tooltip
+        most = CLASS_CHARS * self.fontMetrics().averageCharWidth()
+        self._columns = sum(min(max(self.sizeHintForColumn(c), self.header().sectionSizeHint(c)),
+                                most if c == 1 else 1 << 30) for c in range(self.columnCount()))
         want = self.sizeHint().width()
         if want > self.width():
             self.widthWanted.emit(want)

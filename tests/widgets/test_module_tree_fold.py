@@ -91,3 +91,16 @@ def test_an_empty_tree_shows_its_note_until_rows_come(qtbot):
     assert tree.empty_note() == "No module was called in this iteration"
     tree.set_modules(["", "Net", "Net.fc"], ["", "Net", "Linear"], [-1, 0, 1], set())
     assert tree.empty_note() == ""  # rows listed: no note over them
+
+
+def test_a_long_class_name_does_not_widen_the_panel_and_reads_whole_in_its_tooltip(qtbot):
+    # nn.MultiheadAttention's out_proj, a NonDynamicallyQuantizableLinear, widened the Modules dock by half
+    short, long = ModuleTree(), ModuleTree()
+    for tree, cls in ((short, "Linear"), (long, "NonDynamicallyQuantizableLinear")):
+        qtbot.addWidget(tree)
+        tree.set_modules(["", "Net", "Net.attn", "Net.attn.out_proj"], ["", "Net", "MultiheadAttention", cls],
+                         [-1, 0, 1, 2], set())
+    chars = long.fontMetrics().averageCharWidth()
+    assert long.sizeHint().width() - short.sizeHint().width() <= 12 * chars  # not the 25 more the name has
+    proj = long.topLevelItem(0).child(0).child(0)
+    assert proj.toolTip(1) == "NonDynamicallyQuantizableLinear"
