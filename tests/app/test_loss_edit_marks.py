@@ -4,7 +4,7 @@ replay of its recording: a loss curve that bends says why."""
 import pytest
 
 from engine.debug.edits import Freeze, SetOptimizer
-from tests.app.test_window import TIMEOUT, make_window, paused, script
+from tests.app.test_window import TIMEOUT, make_window, paused, script, training_loop
 from tests.shots import shoot
 
 TRAINING = """
@@ -27,12 +27,7 @@ TRAINING = """
     model = Net()
     opt = engine.optim.SGD(model.parameters(), lr=0.5)
     x, y = engine.randn(64, 8), engine.randint(0, 3, (64,))
-    for step in range(40):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-"""
+""" + training_loop(40)
 
 
 @pytest.fixture

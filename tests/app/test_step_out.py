@@ -5,7 +5,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.app.test_stepping_controls import stops
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script
+from tests.app.test_window import TIMEOUT, make_window, paused, press, script, training_loop
 
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 
@@ -18,12 +18,7 @@ QUIET = """
     x, y = engine.randn(32, 8), engine.randint(0, 3, (32,))
     model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
     opt = engine.optim.SGD(model.parameters(), lr=0.01)
-    for step in range(6):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-"""
+""" + training_loop(6)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from PySide6.QtCore import QPoint, QRectF, QSettings, Qt
 
 from app.cli import main
 from app.window import MainWindow
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script, status
+from tests.app.test_window import TIMEOUT, make_window, paused, press, script, status, training_loop
 
 BACK = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
 
@@ -21,12 +21,7 @@ HOT = """
     x, y = engine.rand(128, 64) * 4, engine.randint(0, 10, (128,))
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
     opt = engine.optim.SGD(model.parameters(), lr=10.0, momentum=0.9)
-    for step in range(12):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-"""
+""" + training_loop(12)
 
 
 @pytest.fixture

@@ -50,6 +50,18 @@ def status(window) -> str:
     return window.status_panel.state.text()
 
 
+def training_loop(steps: int) -> str:
+    """The loop that ends the test scripts here, indented as they are: `steps` plain SGD steps of `model` on `x`, `y`
+    with `opt` (the scripts above it define them)."""
+    return f"""\
+    for step in range({steps}):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+"""
+
+
 def script(tmp_path, name: str, body: str) -> str:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
