@@ -251,9 +251,10 @@ def _no_op(self: Tensor, *args) -> None:
 _SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-def _storage(a):
-    """The array that owns `a`'s memory (a itself unless it is a numpy view)."""
-    while isinstance(getattr(a, "base", None), np.ndarray):
+def storage_of(a):
+    """The array that owns `a`'s memory (a itself unless it is a view; numpy or cupy): two views of one memory
+    have the same."""
+    while getattr(a, "base", None) is not None and hasattr(a.base, "shape"):
         a = a.base
     return a
 
@@ -262,14 +263,14 @@ def share_memory_(self: Tensor) -> Tensor:
     """Mark this tensor's storage as shared (is_shared() is then True for it and its views). The memory is not
     moved: the engine hands tensors to no other process that would need it."""
     if isinstance(self.array, np.ndarray):
-        root = _storage(self.array)
+        root = storage_of(self.array)
         _SHARED[id(root)] = root
     return self
 
 
 def is_shared(self: Tensor) -> bool:
     """True on a GPU (as torch) and for host storage that share_memory_ marked."""
-    return self.device.type == "cuda" or _SHARED.get(id(_storage(self.array))) is not None
+    return self.device.type == "cuda" or _SHARED.get(id(storage_of(self.array))) is not None
 
 
 _UNSIGNED = (dtypes.bool_, dtypes.uint8)

@@ -33,6 +33,7 @@ from engine.nn.parameter import Parameter
 from engine.nn.utils import clip_grad
 from engine.optim.optimizer import live_optimizers, stepping_optimizer
 from engine.optim.sgd import SGD
+from engine.tensor_props import storage_of
 
 HISTORY_STEPS = 8  # iterations in a row each of which adds to a graph made in the one before (not detached)
 ROOTS_KEPT = 40  # the losses of this many backward passes in a row, over as many iterations, all alive: kept
@@ -414,7 +415,7 @@ class LoopChecks:
         for group in opt.param_groups:
             for p in group["params"]:
                 if p.grad is not None and p.array.size and len(stored) < 4096:
-                    stored.setdefault(_storage(p.array), []).append((p, group.get("weight_decay") or 0))
+                    stored.setdefault(id(storage_of(p.array)), []).append((p, group.get("weight_decay") or 0))
         linear = isinstance(opt, SGD) and type(opt)._update is SGD._update
         for shared in stored.values():
             for (a, decay_a), (b, decay_b) in pairwise(shared):
@@ -615,8 +616,3 @@ class LoopChecks:
             "10, about the gradient norm of a healthy step"))]
 
 
-def _storage(array) -> int:
-    """An id of the memory an array views (the array that owns it): two views of one memory have the same."""
-    while getattr(array, "base", None) is not None and hasattr(array.base, "shape"):
-        array = array.base
-    return id(array)

@@ -72,7 +72,7 @@ def damage(tape) -> list[str]:
         with contextlib.suppress(TapeError):
             tape.columns("kind")  # the reader's own reading of the events: where it stops, events_end says
     if tape.events_end is not None:  # a chunk SQLite reads, but whose bytes do not decode, stops them too
-        lines.append(f"events {_event_range(conn, tape.events_end + 1, _FAR)} unreadable ({tape.events_error})")
+        lines.append(f"events {_event_range(conn, tape.events_end + 1)} unreadable ({tape.events_error})")
     if sound and not cut:
         return lines
     present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -164,18 +164,17 @@ def _describe(conn: sqlite3.Connection, table: str, read: int, gaps: list[tuple[
     return f"{what}: those of {key} {spans} unreadable ({read:,} rows read)"
 
 
-def _event_range(conn: sqlite3.Connection, start: int, last: int) -> str:
+def _event_range(conn: sqlite3.Connection, start: int) -> str:
     """'2,049-6,254': the events from `start` to the tape's last (from its iterations, else from the recorder's
     count of events), or '2,049 on' where neither can be read."""
-    if last >= _FAR - 1:
+    try:
+        last = conn.execute("SELECT max(last_seq) FROM iterations").fetchone()[0]
+    except sqlite3.Error:
         try:
-            last = conn.execute("SELECT max(last_seq) FROM iterations").fetchone()[0]
-        except sqlite3.Error:
-            try:
-                count = conn.execute("SELECT value FROM meta WHERE key = 'events'").fetchone()[0]
-                last = int(conn.execute("SELECT min(first_seq) FROM events").fetchone()[0]) + int(count) - 1
-            except (sqlite3.Error, TypeError, ValueError):
-                last = None
-        if type(last) is not int or last < start:
-            return f"{start:,} on"
+            count = conn.execute("SELECT value FROM meta WHERE key = 'events'").fetchone()[0]
+            last = int(conn.execute("SELECT min(first_seq) FROM events").fetchone()[0]) + int(count) - 1
+        except (sqlite3.Error, TypeError, ValueError):
+            last = None
+    if type(last) is not int or last < start:
+        return f"{start:,} on"
     return f"{start:,}-{last:,}"

@@ -7,8 +7,6 @@ import os
 import re
 import shlex
 
-import numpy as np
-
 from engine.tape import schema
 from engine.tape.cap import human_size
 from engine.tape.codec import printable
@@ -27,10 +25,7 @@ def tape_info(tape: Tape) -> dict:
     columns = damage.read(lambda: tape.columns("kind", "iteration", "t"), None)
     infos = [] if columns is None else tape.iterations_read(columns)
     counts = counts_of(infos)
-    kinds = {name: 0 for name in schema.KIND_NAMES.values()}
-    if columns is not None:
-        found = np.bincount(columns["kind"], minlength=256)
-        kinds.update({name: int(found[code]) for code, name in schema.KIND_NAMES.items()})
+    kinds = tape.kind_counts(columns) if columns is not None else dict.fromkeys(schema.KIND_NAMES.values(), 0)
     alerts = damage.read(tape.alerts, [])
     edits = damage.read(tape.edits, [])
     params = damage.read(tape.parameter_counts, {"snapshots": None, "parameters": None})

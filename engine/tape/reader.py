@@ -339,11 +339,16 @@ class Tape:
         return counts_of(self._told)
 
     @_guard
-    def kind_counts(self) -> dict[str, int]:
-        """How many events of each kind (op, backward, module_enter, ...); reads the whole events table."""
+    def kind_counts(self, columns: dict[str, np.ndarray] | None = None) -> dict[str, int]:
+        """How many events of each kind (op, backward, module_enter, ...); reads the whole events table, unless
+        given `columns` already read (with "kind")."""
         totals = np.zeros(256, dtype=np.int64)
-        for _first, _last, (arrays, _flat) in self._chunks_read(None, None, lambda _f, b, n: chunk_arrays(b, n)):
-            totals += np.bincount(arrays[1], minlength=256)
+        if columns is not None:
+            totals += np.bincount(columns["kind"], minlength=256)
+        else:
+            for _first, _last, (arrays, _flat) in self._chunks_read(None, None,
+                                                                    lambda _f, b, n: chunk_arrays(b, n)):
+                totals += np.bincount(arrays[1], minlength=256)
         for code in np.flatnonzero(totals):
             _kind(int(code))
         return {name: int(totals[code]) for code, name in schema.KIND_NAMES.items()}
@@ -775,8 +780,7 @@ class Tape:
                     if row[1] not in (schema.EDIT, schema.ALERT):
                         raise
                     table = "edits" if row[1] == schema.EDIT else "alerts"  # one lost: the events go on
-                    self.unreadable[table] = self.unreadable.get(table, 0) + 1
-                    self._note(f"{table}: rows on damaged pages cannot be read ({err}); those are left out")
+                    self._lost(table, f"{table}: rows on damaged pages cannot be read ({err}); those are left out")
 
     def _chunk_decoder(self):
         """decode(first seq, blob, count) for _chunks_read: a chunk's rows (the latest few are kept: seeking often reads
@@ -830,9 +834,8 @@ class Tape:
         try:
             row = self._one("SELECT optimizer, names, lrs, norms FROM optimizer_steps WHERE seq = ?", (seq,))
         except sqlite3.Error as err:  # the step still ends its iteration; its norms are lost
-            self.unreadable["optimizer_steps"] = self.unreadable.get("optimizer_steps", 0) + 1
-            self._note(f"optimizer_steps: rows on damaged pages cannot be read ({err}); those steps are shown "
-                       "without their learning rates and norms")
+            self._lost("optimizer_steps", f"optimizer_steps: rows on damaged pages cannot be read ({err}); those steps "
+                       "are shown without their learning rates and norms")
             return OptimizerEvent(seq, "optimizer (unreadable)", (), {}, {}, {})
         if row is None:
             raise ValueError(f"optimizer step {seq} has no details")
@@ -912,6 +915,11 @@ class Tape:
         if len(self.notes) < MAX_NOTES and line not in self.notes:
             self.notes.append(printable(line))
 
+    def _lost(self, table: str, line: str) -> None:
+        """A row of `table` could not be read: count it, and say `line` once."""
+        self.unreadable[table] = self.unreadable.get(table, 0) + 1
+        self._note(line)
+
     def _node(self, rid) -> tuple[str, str, str, tuple | None]:
         """(stable key, op, module path, signature or None): the signature is the OpEvent's input shapes,
         output shape, dtype, device and requires_grad."""
@@ -970,8 +978,7 @@ class Tape:
                     try:
                         rows += self._conn.execute(f"SELECT {columns} FROM {table} WHERE tensor = ?", (tid,))
                     except sqlite3.Error as err:
-                        self.unreadable[table] = self.unreadable.get(table, 0) + 1
-                        self._note(f"{table}: rows on damaged pages cannot be read ({err}); their tensors are "
+                        self._lost(table, f"{table}: rows on damaged pages cannot be read ({err}); their tensors are "
                                    "shown without them")
             for tensor, *rest in rows:
                 try:
@@ -979,8 +986,7 @@ class Tape:
                 except _BAD as err:  # a damaged row: that tensor is shown without it
                     if not skip_damaged:
                         raise
-                    self.unreadable[table] = self.unreadable.get(table, 0) + 1
-                    self._note(f"{table}: damaged rows left out ({str(err)[:200] or type(err).__name__}); their "
+                    self._lost(table, f"{table}: damaged rows left out ({str(err)[:200] or type(err).__name__}); their "
                                "tensors are shown without them")
         return out
 
