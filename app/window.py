@@ -951,19 +951,20 @@ class MainWindow(QMainWindow):
             self.status_panel.set_note(f"No node matches '{text}'", 3)
         which, of = self.canvas.search_place
         self.search_count.setText(f"{which} of {of}" if key is not None else "no match" if text else "")
-        self._explain_matches(text, of if key is not None else 0)
+        self._explain_matches(text)
         return key
 
     def _count_matches(self, text: str) -> None:
         count = len(self.canvas.search_hits(text))
         self.search_count.setText("" if not text else f"{count} match{'es' if count != 1 else ''}" if count
                                   else "no match")
-        self._explain_matches(text, count)
+        self._explain_matches(text)
 
-    def _explain_matches(self, text: str, count: int) -> None:
+    def _explain_matches(self, text: str) -> None:
         """The count's tooltip: which hits are named like the text and which only sit in a module or key holding it
         ("linear" with two Linear layers: 2 ops, then their 5 weights, biases and inputs), visited in that order."""
-        named = min(self.canvas.search_named, count)
+        named, placed = (len(hits) for hits in self.canvas.search_groups(text))
+        count = named + placed
         self.search_count.setToolTip("" if not count else
                                      f"{named} node{'s' if named != 1 else ''} named like '{text}', visited first"
                                      + (f"; then {count - named} whose module or key holds it (weights, inputs of "

@@ -162,18 +162,19 @@ class AlertsPanel(QSplitter):
                 seq: int = 0, file: str = "") -> None:
         """Append one row (also for errors that are not engine alerts); `file`, the path the message
         names, is shown by its base name."""
+        edited = after_edit(message)
         texts = [str(iteration), kind_text(kind, message), where, short_message(message, file)]
         item = QTreeWidgetItem(texts)
         item.setData(0, KEY, (key, seq))
         item.setData(0, MESSAGE, texts[3])
         for col in range(4):
             item.setToolTip(col, message if col != 2 else f"{where}\n{message}")
-        if after_edit(message):
+        if edited:
             item.setToolTip(1, f"{EDIT_MARK} after an edit: {texts[1][2:]}\n{message}")
         if kind in SEVERE:
             for col in range(4):
                 item.setForeground(col, QColor(pick(ERROR_TEXT, self.palette())))
-        if after_edit(message):
+        if edited:
             item.setForeground(1, QColor(EDIT_COLOUR))
         self.list.addTopLevelItem(item)
         self._top.setCurrentWidget(self.list)

@@ -49,6 +49,7 @@ PHASE_CODE = {name: i for i, name in enumerate(PHASES)}
 PHASE_COLOURS = ("#74c0fc", "#ffa94d", "#8ce99a")  # forward, backward, optimizer
 MARKERS = ("breakpoint", "alert", "edit")
 MARKER_COLOURS = {"breakpoint": "#e03131", "alert": "#f08c00", "edit": "#7048e8"}
+MARKER_GLYPHS = {"breakpoint": "\u25cf", "alert": "\u25b2", "edit": "\u25c6"}  # as the legend draws them
 # the colours of a kind's further tags (an alert kind each), after the kind's own: none the breakpoints' red,
 # the edits' violet or a phase's pale colour, and each dark enough under a white count
 TAG_COLOURS = ("#0c8599", "#c2255c", "#5c940d", "#1864ab", "#d9480f", "#862e9c", "#495057")
@@ -438,7 +439,7 @@ class TimelineView(QWidget):
         rows = [f"<b>{head}</b>, iteration {first}" + (f"\u2013{last}" if last != first else "")
                 + " (a click goes to the first)"]
         for (kind, seq, text, tag), i in zip(group.markers[:TIP_ROWS], pos.tolist()):
-            glyph = {"breakpoint": "\u25cf", "alert": "\u25b2", "edit": "\u25c6"}[kind]
+            glyph = MARKER_GLYPHS[kind]
             about = text.split("\n", 1)[0]
             about = about if len(about) <= TIP_CHARS else about[:TIP_CHARS - 1] + "\u2026"
             rows.append(f"<span style='color:{self.tag_colour(kind, tag).name()}'>{glyph}</span>&nbsp;"
@@ -867,7 +868,7 @@ def _legend(names: int) -> QLabel:
     """The phases' colours and the markers' shapes, the first `names` of them named (the rest named in a
     tooltip): the phases' colours are what cannot be guessed; a marker's tooltip on the strip says what it is."""
     glyphs = [(c, "\u25a0", n) for c, n in zip(PHASE_COLOURS, PHASES)]
-    glyphs += [(MARKER_COLOURS[k], g, k) for k, g in zip(MARKERS, ("\u25cf", "\u25b2", "\u25c6"))]
+    glyphs += [(MARKER_COLOURS[k], MARKER_GLYPHS[k], k) for k in MARKERS]
     parts = [f"<span style='color:{c}'>{g}</span>" + (f"&nbsp;{n}" if i < names else "")
              for i, (c, g, n) in enumerate(glyphs)]
     label = QLabel("".join(part + ("&nbsp;&nbsp;" if i < names else "&nbsp;") for i, part in enumerate(parts[:-1]))
