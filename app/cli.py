@@ -247,7 +247,7 @@ def _alert_summary(path: str, capture: str) -> list[str]:
     line per kind saying where it first appeared (iteration, op or layer, source line); none without alerts.
     Non-finite values come first: the first NaN is what a person looks for."""
     import engine.tape
-    from engine.debug.alert_text import KINDS
+    from engine.debug.alert_text import kind_name
     from engine.tape.codec import printable
     from engine.tape.info import counted
 
@@ -262,7 +262,7 @@ def _alert_summary(path: str, capture: str) -> list[str]:
     for alert in alerts:
         kinds.setdefault(alert.kind, []).append(alert)
     order = sorted(kinds, key=lambda kind: not kind.startswith("nonfinite"))  # NaN first, then as they came
-    names = {kind: KINDS[kind][0] if kind in KINDS else printable(kind) for kind in order}
+    names = {kind: printable(kind_name(kind)) for kind in order}
     counts = [f"{names[kind]} \u00d7{len(kinds[kind]):,}" for kind in order]
     if len(kinds) == 1:  # "1 alert of 1 kind: NaN/Inf (forward) x1" said it three times
         lines = [f"{counted(len(alerts), 'alert')}: {names[order[0]]}"]

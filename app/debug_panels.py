@@ -275,7 +275,7 @@ class DebugPanels(QObject):
         if grad is None and back is not None and back.iteration < info.iteration:
             # the output of an evaluation pass: the gradient the session holds belongs to an earlier output
             notes.append(f"no gradient for this output (the last flowed in iteration {back.iteration})")
-        behind = _grad_behind(info, now)
+        behind = _grad_behind(info)
         if behind:
             notes.append(f"No gradient yet in iteration {info.iteration} (shown greyed: iteration "
                          f"{info.grad_iteration}'s)")
@@ -701,7 +701,7 @@ def _value_label(info: NodeInfo, current: int) -> str:
     return f"value (iteration {info.iteration})" if 0 <= info.iteration < current else ""
 
 
-def _grad_behind(info: NodeInfo, current: int) -> bool:
+def _grad_behind(info: NodeInfo) -> bool:
     """Whether the gradient shown is older than the output beside it: the node ran in this iteration and its
     backward has not yet (a forward's stop shows the iteration before's gradient until then)."""
     return info.grad is not None and 0 <= info.grad_iteration < info.iteration

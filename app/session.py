@@ -42,7 +42,7 @@ from app.script_io import (
     script_error,
 )
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
-from engine.debug.alert_text import KINDS as ALERT_KINDS
+from engine.debug.alert_text import kind_name
 from engine.debug.losses import LossCurves
 from engine.debug.records import OPTIMIZER
 from engine.debug.source import SourceFrame, short_message
@@ -69,7 +69,7 @@ def stops_at(alert: AlertEvent, which: str) -> bool:
 
 def alert_name(alert: AlertEvent) -> str:
     """An alert's kind as the Alerts panel names it ("exploding gradient")."""
-    return ALERT_KINDS.get(alert.kind, (alert.kind.replace("_", " "),))[0]
+    return kind_name(alert.kind)
 
 
 def _summaries(rec) -> list:

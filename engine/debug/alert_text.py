@@ -66,6 +66,12 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 
+def kind_name(kind: str) -> str:
+    """An alert kind's short name ("exploding gradient"), or the kind in words where it is none of KINDS (an alert
+    of a newer version, read from a tape)."""
+    return KINDS[kind][0] if kind in KINDS else kind.replace("_", " ")
+
+
 def make_alert(kind: str, message: str, rec, value: float = math.nan, inputs: tuple = ()) -> AlertEvent:
     fwd = rec if isinstance(rec, OpRecord) else rec.forward
     ev = fwd.event if fwd is not None else None
