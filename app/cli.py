@@ -367,7 +367,7 @@ def _info(args) -> int:
 
 def _export(args) -> int:
     import engine.tape
-    from engine.tape.errors import TapeError
+    from engine.tape.damage import lost_parts, require_events
     from engine.tape.export import export, progress_total
 
     with engine.tape.open(args.tape) as tape:
@@ -377,23 +377,15 @@ def _export(args) -> int:
         try:
             with _output(args.output, args.tape) as out, _progress(total, f"export {args.format}") as bar:
                 export(tape, args.format, out, iteration=args.iteration, progress=bar.update)
-                if tape.events_end == 0:  # nothing to salvage: no file, as for a file that is no tape
-                    raise TapeError(f"{args.tape}: damaged tape: no event can be read ({tape.events_error})")
+                require_events(tape)  # nothing to salvage: no file, as for a file that is no tape
         except OSError as err:
             raise _Usage(f"cannot write {args.output}: {err.strerror or err}") from None
-        lost = left_out(tape)
+        lost = lost_parts(tape)
     if lost:
         print(f"tapescope export: {args.tape} is damaged: {args.output} holds what could be read; left out: "
               f"{'; '.join(lost)}", file=sys.stderr)
         return 2
     return 0
-
-
-def left_out(tape) -> list[str]:
-    """What an export of `tape` could not read (engine.tape.damage), [] for a sound tape."""
-    from engine.tape.damage import damage
-
-    return damage(tape) or list(tape.notes)
 
 
 def _check_iteration(tape, args) -> None:

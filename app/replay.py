@@ -32,7 +32,7 @@ from engine.debug.stepping import step_end, step_mode
 from engine.events import AlertEvent
 from engine.tape import schema
 from engine.tape.cap import human_size
-from engine.tape.damage import damage
+from engine.tape.damage import lost_parts, require_events
 from engine.tape.info import meta_bytes, recording_status
 from engine.tape.reader import counts_of
 
@@ -55,9 +55,7 @@ class ReplaySession(Session):
             columns = self.tape.columns("kind", "iteration", "phase", "depth", "tensor", "ref", "node", "stack", "t")
             self.iterations = self.tape.iterations_read(columns)
             self.steppable = _steppable(columns)
-            if self.tape.events_end == 0:  # salvage nothing: say so, as for a file that is no tape
-                raise engine.tape.TapeError(f"{self.path}: damaged tape: no event can be read "
-                                            f"({self.tape.events_error})")
+            require_events(self.tape)  # salvage nothing: say so, as for a file that is no tape
         except BaseException:
             self.tape.close()
             raise
@@ -119,7 +117,7 @@ class ReplaySession(Session):
             return ""
         if self._lost is None:
             try:
-                self._lost = damage(self.tape) or [n for n in self.tape.notes if n]
+                self._lost = lost_parts(self.tape)
             except engine.tape.TapeError as err:
                 self._lost = [str(err)]
         read, total = self.counts["events"], self.tape.meta.get("events", "")

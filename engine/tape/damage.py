@@ -56,6 +56,22 @@ def cut_short_text(cut: tuple[int, int]) -> str:
     return f"the file is cut short: {human_size(cut[0])} of {human_size(cut[1])}"
 
 
+def lost_parts(tape, failed: bool = False) -> list[str]:
+    """What of an open tape could not be read, a line each, for info, export and a replay's banner: damage()'s
+    lines; where SQLite finds no damaged page yet rows would not decode (or `failed`: the caller could not read a
+    part), the reader's notes. [] for a sound tape."""
+    found = damage(tape)
+    if not found and (failed or tape.notes or tape.events_end is not None):
+        found = [n for n in tape.notes if n] or ["some rows cannot be decoded"]
+    return found
+
+
+def require_events(tape) -> None:
+    """TapeError when a damaged tape's events cannot be read at all: nothing to replay or export."""
+    if tape.events_end == 0:
+        raise TapeError(f"{tape.path}: damaged tape: no event can be read ({tape.events_error})")
+
+
 def damage(tape) -> list[str]:
     """One line per damaged part of an open tape (engine.tape.reader.Tape): the file cut short, and each
     table whose rows cannot all be read, with what is lost; [] for a sound tape."""

@@ -10,7 +10,7 @@ import shlex
 from engine.tape import schema
 from engine.tape.cap import human_size
 from engine.tape.codec import printable
-from engine.tape.damage import damage
+from engine.tape.damage import lost_parts
 from engine.tape.errors import TapeError
 from engine.tape.output import DROPPED
 from engine.tape.reader import Tape, counts_of
@@ -72,12 +72,8 @@ class _Damage:
             return default
 
     def lines(self) -> list[str]:
-        """engine.tape.damage's lines; where SQLite finds no damaged page but values would not decode, the
-        reader's notes."""
-        found = damage(self.tape)
-        if not found and (self.failed or self.tape.notes or self.tape.events_end is not None):
-            found = list(self.tape.notes) or ["some rows cannot be decoded"]
-        return found
+        """What could not be read (engine.tape.damage.lost_parts)."""
+        return lost_parts(self.tape, self.failed)
 
 
 def _size(path: str, unclosed: bool) -> int:
