@@ -305,12 +305,16 @@ class Tape:
         hi = 1 << 62 if stop is None else stop
         if self._told is None:
             try:
-                rows = self._conn.execute("SELECT * FROM iterations WHERE iteration >= ? AND iteration < ? "
-                                          "ORDER BY iteration", (lo, hi)).fetchall()
-                return [IterationInfo(*map(_int, row)) for row in rows]
+                return self._table_iterations(lo, hi)
             except sqlite3.Error:
                 self._tell_iterations()
         return sorted((i for i in self._told if lo <= i.iteration < hi), key=lambda i: i.iteration)
+
+    def _table_iterations(self, lo: int, hi: int) -> list[IterationInfo]:
+        """The iterations table's rows numbered in [lo, hi); sqlite3.Error where it cannot be read."""
+        rows = self._conn.execute("SELECT * FROM iterations WHERE iteration >= ? AND iteration < ? "
+                                  "ORDER BY iteration", (lo, hi)).fetchall()
+        return [IterationInfo(*map(_int, row)) for row in rows]
 
     @_guard
     def iteration(self, number: int) -> IterationInfo | None:
@@ -405,11 +409,12 @@ class Tape:
                        f"({err})")
         return steps
 
-    def _tell_iterations(self) -> list[IterationInfo]:
-        """The iterations as the events tell them, where the iterations table cannot be read (noted)."""
+    def _tell_iterations(self, columns: dict[str, np.ndarray] | None = None) -> list[IterationInfo]:
+        """The iterations as the events tell them, where the iterations table cannot be read (noted); from
+        `columns` when the caller has read them (kind, iteration, t), else read here."""
         if self._told is None:
             self._note("iterations: the table cannot be read; they are told from the events")
-            self._told = _iterations_of(self._columns(("kind", "iteration", "t")))
+            self._told = _iterations_of(columns if columns is not None else self._columns(("kind", "iteration", "t")))
         return self._told
 
     def iterations_read(self, columns: dict[str, np.ndarray]) -> list[IterationInfo]:
@@ -418,7 +423,13 @@ class Tape:
         read, made from the events (and noted)."""
         end = self.events_end
         try:
-            infos = self.iterations()
+            if self._told is not None:
+                infos = self._told
+            else:
+                try:
+                    infos = self._table_iterations(-(1 << 62), 1 << 62)
+                except sqlite3.Error:  # told from the events already read: not read again
+                    infos = self._tell_iterations(columns)
         except TapeError as err:
             self._note(f"iterations: the table cannot be read ({str(err).rpartition(': ')[2]}); they are told "
                        "from the events")
