@@ -174,6 +174,12 @@ CURES = {"ctc_loss": "pass zero_infinity=True to make those losses (and their gr
                                          "(a one-step episode's returns, a batch of one)")}
 DIVERGED = ("Values this large usually mean training diverged: lower the learning rate or clip the gradients "
             "(engine.nn.utils.clip_grad_norm_)")
+# the learning-rate advice of the alerts, each in one place: engine.debug.edit_blame finds them in a message to say,
+# after an edit, that the rate did not change
+LR_TOO_HIGH = "is far too high; try one 10 to 100 times smaller"  # after "the learning rate (0.5) "
+LR_TOO_LOW = "is far too low; try one 100 to 10,000 times larger"  # after "The learning rate (1e-09) "
+STEP_TOO_HIGH = "The learning rate is far too high (or the gradient huge); try one 10 to 100 times smaller"
+BLOWN_UP = "steps with a learning rate far too high blow weights up like this (or check its init)"
 
 
 def finite_inputs_text(op: str, overflowed: bool, top: float, dtype,
@@ -200,8 +206,7 @@ def finite_inputs_text(op: str, overflowed: bool, top: float, dtype,
         # each figure under its own name: the largest input may be an activation, larger than the weight
         others = f" and its inputs reach {top:.3g}" if top > param_top else ""
         return (f", but parameter '{param}' holds values up to {param_top:.3g}{others} ({name} tops out at "
-                f"{largest:.3g}), so products of it overflow: steps with a learning rate far too high blow weights up "
-                "like this (or check its init)")
+                f"{largest:.3g}), so products of it overflow: {BLOWN_UP}")
     what = OVERFLOWS.get(op, "its result overflows")
     return (f", but {what}: its inputs reach {top:.3g}, and {name} tops out at {largest:.3g}. {DIVERGED}; if the "
             f"data itself is this large, normalise it{_wider(name, ' or compute in float64')}")

@@ -25,6 +25,8 @@ import numpy as np
 
 from engine.backend import array_module, host_floats, square_sum
 from engine.debug.alert_text import (
+    LR_TOO_HIGH,
+    LR_TOO_LOW,
     REINITIALISE,
     UNITS_ALIKE,
     layer_of,
@@ -755,8 +757,8 @@ class Monitor(LoopChecks, FlowChecks):
         lrs = ", ".join(f"{lr:g}" for lr in event.lrs)
         message = (f"the updates of every layer stay below {TINY_UPDATE:g} of its weights for {self._tiny_steps} steps "
                    f"(the largest {top[1]:.2g}x, in '{top[0]}'), iteration {rec.iteration} (healthy training is near "
-                   f"0.001x): the weights barely move, so the loss cannot either. The learning rate ({lrs}) is far too "
-                   "low; try one 100 to 10,000 times larger")
+                   f"0.001x): the weights barely move, so the loss cannot either. The learning rate ({lrs}) "
+                   f"{LR_TOO_LOW}")
         return [AlertEvent(next_seq(), "tiny_update", message, "", top[0], "", 0, rec.iteration, "", 0, "", top[1])]
 
     def _zero_init(self, rec) -> list[AlertEvent]:
@@ -815,8 +817,8 @@ class Monitor(LoopChecks, FlowChecks):
         lrs = ", ".join(f"{lr:g}" for lr in event.lrs)
         times = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
         message = (f"the updates of layer '{layer}' are {times}x its weights{others} for {UPDATE_STEPS} steps, "
-                   f"iteration {rec.iteration} (healthy training is near 0.001x): the learning rate ({lrs}) is "
-                   f"far too high; try one 10 to 100 times smaller{self._accumulated()}")
+                   f"iteration {rec.iteration} (healthy training is near 0.001x): the learning rate ({lrs}) "
+                   f"{LR_TOO_HIGH}{self._accumulated()}")
         return [AlertEvent(next_seq(), "large_update", message, "", layer, "", 0, rec.iteration, "", 0, "", ratio)]
 
     def _loop(self, rec) -> list[AlertEvent]:

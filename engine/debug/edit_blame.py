@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from engine.debug.alert_text import DIVERGED
+from engine.debug.alert_text import BLOWN_UP, DIVERGED, LR_TOO_HIGH, LR_TOO_LOW, STEP_TOO_HIGH
 from engine.debug.alerts import EXPLODING_ADVICE
 from engine.events import AlertEvent, EditEvent
 
@@ -38,15 +38,15 @@ _UNDO = "undo the edit (Edit > Undo Edit)"
 _LR_ADVICE = (
     (re.escape(EXPLODING_ADVICE), "the updates will throw the weights far off. The learning rate did not change "
                                   f"since the edit: {_UNDO}, or clip the gradients (engine.nn.utils.clip_grad_norm_)"),
-    (r"the learning rate \(([^)]*)\) is far too high; try one 10 to 100 times smaller",
+    (rf"the learning rate \(([^)]*)\) {re.escape(LR_TOO_HIGH)}",
      rf"the learning rate (\1) did not change since the edit, which made the updates this large: {_UNDO}"),
-    (r"The learning rate \(([^)]*)\) is far too low; try one 100 to 10,000 times larger",
+    (rf"The learning rate \(([^)]*)\) {re.escape(LR_TOO_LOW)}",
      rf"The learning rate (\1) did not change since the edit, which made the updates this small: {_UNDO}"),
-    (r"The learning rate is far too high \(or the gradient huge\); try one 10 to 100 times smaller",
+    (re.escape(STEP_TOO_HIGH),
      f"The learning rate did not change since the edit, which made the update this large: {_UNDO}"),
     (re.escape(DIVERGED), f"Values this large right after an edit come from it, not the learning rate: {_UNDO} or "
                           "clip the gradients (engine.nn.utils.clip_grad_norm_)"),
-    (r"steps with a learning rate far too high blow weights up like this \(or check its init\)",
+    (re.escape(BLOWN_UP),
      f"the edit blew it up, not the learning rate: {_UNDO}"),
 )
 

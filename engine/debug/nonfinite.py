@@ -33,6 +33,7 @@ from engine.debug.alert_text import (
     DOMAINS,
     EXP_LIMITS,
     OVERFLOWS,
+    STEP_TOO_HIGH,
     and_names,
     finite_inputs_text,
     make_alert,
@@ -313,9 +314,8 @@ class NonFiniteTracker:
             alerts.append(step_alert(rec, "nonfinite_step", name, (
                 f"the optimizer step ({optimizer_text(opt, g)}) made parameter '{name}'"
                 f"{and_names(n for n, *_ in overflowed[1:])} non-finite ({_holds(p.array)}), iteration {it}, "
-                f"though it and its gradient (norm {norm:.3g}) were finite: the update overflowed. The learning "
-                "rate is far too high (or the gradient huge); try one 10 to 100 times smaller, or clip the "
-                "gradients (engine.nn.utils.clip_grad_norm_)")))
+                f"though it and its gradient (norm {norm:.3g}) were finite: the update overflowed. {STEP_TOO_HIGH}, "
+                "or clip the gradients (engine.nn.utils.clip_grad_norm_)")))
         return alerts
 
     def _once(self, key: tuple[str, str]) -> bool:
