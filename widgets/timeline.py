@@ -104,6 +104,7 @@ class TimelineView(QWidget):
         self._cursor = -1  # an index into the events, -1: none
         self.at_start = False  # the cursor is before the first event (a replay at its start), not absent
         self._x0, self._x1 = 0.0, 1.0
+        self._groups: tuple | None = None  # (what they were made for, marker_groups())
         self._fit = True  # the view follows the data's extent until the person zooms
         self.follow = False
 
@@ -389,7 +390,17 @@ class TimelineView(QWidget):
 
     def marker_groups(self) -> list[MarkerGroup]:
         """The markers in view as drawn, left to right: those whose glyphs would overlap at this zoom are one
-        group (a badge with their count), so none is drawn over another."""
+        group (a badge with their count), so none is drawn over another. Made again only when the view, the width,
+        the events or the markers changed (each change of markers makes new arrays): a live run paints and the
+        pointer hovers far more often."""
+        n = self._n
+        key = (self._x0, self._x1, self.width(), n, int(self._seq[0]) if n else 0, int(self._seq[n - 1]) if n else 0,
+               *(id(self._markers[kind][0]) for kind in MARKERS))
+        if self._groups is None or self._groups[0] != key:
+            self._groups = (key, self._group_markers())
+        return self._groups[1]
+
+    def _group_markers(self) -> list[MarkerGroup]:
         found = []  # (x, kind order, seq, kind, text, tag)
         for order, kind in enumerate(MARKERS):
             seqs, texts, tags = self._markers[kind]
