@@ -715,6 +715,7 @@ class GraphCanvas(pg.GraphicsView):
         self._last_values: tuple = (None, None, "", None)  # set_node_values's arguments, to recolour with
         self.view = None
         self.layout_data = None
+        self._labels_scale: tuple | None = None  # (view, its sizes, _whole_labels_scale()): measured once a graph
         self._index: dict[str, int] = {}
         self._edge_anchor = np.zeros((0, 2))
         self._search = ("", -1)
@@ -972,6 +973,9 @@ class GraphCanvas(pg.GraphicsView):
         """The least zoom (pixels per scene unit) at which every node's name fits its box at the smallest label
         size (dotted paths by their last name, as they are drawn); 0 for a graph too big to measure each."""
         view, sizes = self.view, self.layout_data.size
+        cached = self._labels_scale
+        if cached is not None and cached[0] is view and cached[1] is sizes:  # measured for this graph already
+            return cached[2]
         names = getattr(view, "caption", None) or getattr(view, "label", view.keys)
         if len(names) > POOL:
             return 0.0
@@ -984,6 +988,7 @@ class GraphCanvas(pg.GraphicsView):
             if width is None:
                 width = widths[name] = metrics.horizontalAdvance(name)
             need = max(need, (width + 2) / (0.9 * float(sizes[i, 0])))  # the label's pad: 5% of the box each side
+        self._labels_scale = (view, sizes, need)  # a resize of a fitted canvas asks again and again
         return need
 
     def fit_rect(self) -> QRectF:
