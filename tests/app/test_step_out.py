@@ -4,8 +4,7 @@ ends it, it stays and says why (offscreen)."""
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.app.test_stepping_controls import stops
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script, training_loop
+from tests.app.test_window import TIMEOUT, make_window, paused, press, press_and_stop, script, stops, training_loop
 
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 
@@ -27,12 +26,6 @@ def window(qtbot, tmp_path):
     w.run_script(script(tmp_path, "quiet.py", QUIET))
     qtbot.waitUntil(lambda: paused(w), timeout=TIMEOUT)
     return w
-
-
-def press_and_stop(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
-    before = stops(window)
-    press(qtbot, window, key, modifier)
-    qtbot.waitUntil(lambda: paused(window) and stops(window) > before, timeout=TIMEOUT)
 
 
 def step_to(qtbot, window, phase: str, iteration: int, key: str = "") -> None:

@@ -6,7 +6,16 @@ from PySide6.QtCore import QPoint, QRectF, QSettings, Qt
 
 from app.cli import main
 from app.window import MainWindow
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script, status, training_loop
+from tests.app.test_window import (
+    TIMEOUT,
+    make_window,
+    paused,
+    press,
+    press_and_stop,
+    script,
+    status,
+    training_loop,
+)
 
 BACK = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
 
@@ -33,18 +42,10 @@ def settled(qtbot, window) -> None:
     qtbot.waitUntil(lambda: window.session.status != "running", timeout=TIMEOUT)
 
 
-def stops(window) -> int:
-    """How many times the session has stopped."""
-    stop = window.session.current_stop
-    return stop.index if stop is not None else 0
-
-
 def steps(qtbot, window, n: int) -> None:
     """Press F11 n times, each once the step before has stopped."""
     for _ in range(n):
-        before = stops(window)
-        press(qtbot, window, Qt.Key.Key_F11)
-        qtbot.waitUntil(lambda before=before: paused(window) and stops(window) > before, timeout=TIMEOUT)
+        press_and_stop(qtbot, window, Qt.Key.Key_F11)
 
 
 # ---- 1. Continue stops at the alerts it says it stops at ---------------------------------------------------------

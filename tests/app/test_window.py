@@ -50,6 +50,19 @@ def status(window) -> str:
     return window.status_panel.state.text()
 
 
+def stops(window) -> int:
+    """How many times the session has stopped."""
+    stop = window.session.current_stop
+    return stop.index if stop is not None else 0
+
+
+def press_and_stop(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    """Press `key` and wait for the stop it makes."""
+    before = stops(window)
+    press(qtbot, window, key, modifier)
+    qtbot.waitUntil(lambda: paused(window) and stops(window) > before, timeout=TIMEOUT)
+
+
 def training_loop(steps: int) -> str:
     """The loop that ends the test scripts here, indented as they are: `steps` plain SGD steps of `model` on `x`, `y`
     with `opt` (the scripts above it define them)."""
