@@ -62,7 +62,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "custom_backward": ("custom backward wrong", "a hand-written backward that disagrees with its forward"),
     "implicit_dim": ("softmax dim not given", "a softmax without dim, over the batch"),
     "label_leak": ("labels in the input", "the loss's targets fed to the model as input"),
-    "storage_tie": ("weight tie by .data", "two Parameters on one storage, each stepped"),
+    "storage_tie": ("one storage, two Parameters", "two Parameters on one storage, each stepped"),
 }
 
 

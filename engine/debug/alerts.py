@@ -596,6 +596,8 @@ class Monitor(LoopChecks, FlowChecks):
             alerts += self._identical_units(rec)  # first: a fading gradient at this step may be its doing
         if self._tie_weights is not None and event.__class__.__name__ == "OptimizerEvent":
             alerts += self._storage_tie(rec) + self._copied_tie(rec)
+        if self._stepped_storage is not None and event.__class__.__name__ == "OptimizerEvent":
+            alerts += self._storage_shared(rec)
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
         if self._zero_layers is None and getattr(event, "update_norms", None):

@@ -1,6 +1,6 @@
 """Mistakes found by following tensor ids through one iteration's recorded graph: a softmax whose dim was not given
-that normalises a (N, T, C) model's scores over the batch, and a loss's targets joined into the model's input (the
-labels leak into what the model sees, so the loss falls to ~0 for a wrong reason).
+that normalises a (N, T, C) model's scores over the batch, and a loss's targets joined into the model's input, before
+the call or inside its forward (the labels leak into what the model sees, so the loss falls to ~0 for a wrong reason).
 
 FlowChecks is a part of engine.debug.alerts.Monitor (a base class): it keeps its own state (_flow_state,
 _flow_new_iteration) and uses the Monitor's bookkeeping (_starts, _recurrent).
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from engine.debug.alert_text import make_alert, ordinal, where
+from engine.debug.loop_checks import LAYERS
 from engine.debug.records import OpRecord
 from engine.events import AlertEvent
 
@@ -22,6 +23,10 @@ REORDERING = frozenset({"permute", "transpose"})
 ELEMENTWISE = frozenset({"log", "add", "clamp", "clamp_min", "to"})  # log(p + 1e-8): the softmax's output still
 CONVERTING = frozenset({*RESHAPING, "to", "one_hot", "expand", "clone", "detach"})
 JOINING = frozenset({"cat", "stack", "hstack", "vstack", "concatenate", "add"})  # what puts labels beside features
+CONCATS = JOINING - {"add"}  # joins that set tensors side by side (a sum, x + noise, is a denoiser's input)
+# with a constant (a number, a statistic such as y.mean(), a per-column scale) a target keeps its information
+SCALING = frozenset({"add", "sub", "mul", "div", "neg"})
+TRACED = CONVERTING | JOINING | SCALING  # ops inside a model's forward that a target is followed through
 CLASS_LOSSES = frozenset({"cross_entropy", "nll_loss"})  # losses that read dim 1 (of a 1-d input: 0) as the classes
 # losses whose target may be (part of) the model's input on purpose: an autoencoder reconstructing the rest of it
 TARGETED = frozenset({*CLASS_LOSSES, "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
@@ -38,6 +43,8 @@ class FlowChecks:
         # the tensors laid out anew from it
         self._implicit: dict[int, tuple[OpRecord, int]] = {}
         self._flow: dict[int, OpRecord] = {}  # id of an output of an op outside module calls -> its record
+        self._inner: dict[int, OpRecord] = {}  # the same for the TRACED ops (and embeddings) inside module calls
+        self._read: list[tuple] = []  # (index in _calls, id, record) of a layer inside a call reading an _inner output
         self._calls: list[tuple] = []  # the tensor ids each call of the model (a root module call) took
         self._call_of: dict[int, int] = {}  # id of a tensor a call of the model returned -> its index in _calls
         self._batch: tuple | None = None  # (dim 0, shape, op) of the model's first input, as the first op took it
@@ -48,6 +55,8 @@ class FlowChecks:
         """Forget the iteration's graph (Monitor.new_iteration calls it)."""
         self._implicit.clear()
         self._flow.clear()
+        self._inner.clear()
+        self._read.clear()
         self._calls.clear()
         self._call_of.clear()
         self._batch = None
@@ -63,6 +72,12 @@ class FlowChecks:
             return None
         if not rec.depth and len(self._flow) < FLOW_LIMIT:
             self._flow[ev.output] = rec
+        elif rec.depth and self._calls:  # inside the model: what its layers read, and how it was made
+            if ev.inputs[0] in self._inner and len(self._read) < 64 and (ev.op in LAYERS or ev.op == "embedding" or
+                                                                         "steps" in ev.args):
+                self._read.append((len(self._calls) - 1, ev.inputs[0], rec))
+            if (ev.op in TRACED or ev.op == "embedding") and len(self._inner) < FLOW_LIMIT:
+                self._inner[ev.output] = rec
         if self._batch is None and self._calls and ev.inputs[0] in self._calls[-1][:1]:
             shape = tuple(ev.input_shapes[0])
             self._batch = (shape[0] if shape else 0, shape, ev.op)
@@ -83,10 +98,10 @@ class FlowChecks:
         if ev.op in TARGETED and ev.requires_grad and len(ev.inputs) > 1 and self._calls:
             if len(self._targets) < 64:
                 self._targets.append(ev.inputs[1])
-            # class indices only: a target shaped as the scores (a 0/1 map, soft labels) is a reconstruction's as
-            # often as a leak (a denoising or conditional autoencoder), as a regression's is
-            if ev.op in CLASS_LOSSES and len(ev.input_shapes[1]) < len(ev.input_shapes[0]) and self._leak is None:
-                self._leak = self._labels_fed(rec)
+            if self._leak is None and ev.op in CLASS_LOSSES and len(ev.input_shapes[1]) < len(ev.input_shapes[0]):
+                self._leak = self._labels_fed(rec)  # class indices
+            elif self._leak is None and math.prod(ev.input_shapes[1]) == math.prod(ev.input_shapes[0]):
+                self._leak = self._labels_fed(rec, shaped=True)  # shaped as the scores: multi-hot, a regression's
         return None
 
     def model_called(self, tensors: tuple) -> None:
@@ -133,22 +148,74 @@ class FlowChecks:
                           f"{'the samples of the batch' if batch else 'dim 0'}; {use}, iteration {iteration}. Pass the "
                           f"classes' dim: {op}(x, dim=-1) (nn.{_module(op)}(dim=-1))", softmax, 0.0)
 
-    def _labels_fed(self, loss: OpRecord) -> tuple | None:
-        """(loss, join, which input) when the call of the model whose output a class loss scores took, as an input,
-        a tensor that joins the loss's targets (themselves, or a one-hot or float copy) to other tensors:
-        `model(cat([x, one_hot(y)], 1))`. Targets the model takes alone are an autoencoder's (x reconstructs x); a
-        shifted slice of them (teacher forcing, a language model's inputs) and a masked copy (a masked language
-        model's) are no copy; labels that condition a generator whose output another model scores are not its
-        loss's input. Judged by labels_leaked once the iteration's losses are known."""
+    def _labels_fed(self, loss: OpRecord, shaped: bool = False) -> tuple | None:
+        """(loss, join, which input) when the call of the model whose output a loss scores took, as an input, a
+        tensor that joins the loss's targets (themselves, or a copy converted or rescaled by constants) to other
+        tensors, `model(cat([x, one_hot(y)], 1))`, or joined them so inside its forward before a layer read them.
+        Targets the model takes alone are an autoencoder's (x reconstructs x); a shifted slice of them (teacher
+        forcing, a language model's inputs) and a masked copy (a masked language model's) are no copy; labels that
+        condition a generator whose output another model scores are not its loss's input. Targets `shaped` as the
+        scores (multi-hot labels, a regression's values) are a reconstruction's as often: see _label_like. Judged
+        by labels_leaked once the iteration's losses are known."""
         scores, target = loss.event.inputs[:2]
         call = self._caller(scores)
         if call is None:
             return None
-        for i, tensor in enumerate(self._calls[call]):
-            joined = self._joins(tensor, target, 16)
-            if isinstance(joined, OpRecord):
-                return loss, joined, f"its {ordinal(i)} input" if len(self._calls[call]) > 1 else "its input"
+        targets = self._sources(target)
+        inputs = self._calls[call]
+        read = [(i, f"its {ordinal(n)} input" if len(inputs) > 1 else "its input") for n, i in enumerate(inputs)]
+        read += [(i, f"inside its forward, into what '{layer.event.op}' ({layer.event.key}) reads")
+                 for c, i, layer in self._read if c == call]
+        for tensor, which in read:
+            joined = self._joins(tensor, targets, 16)
+            if isinstance(joined, OpRecord) and (not shaped or self._label_like(joined, targets)):
+                return loss, joined, which
         return None
+
+    def _label_like(self, joined: OpRecord, targets: set) -> bool:
+        """Whether a join of targets shaped as the scores reads as labels set beside features rather than as the
+        input of a reconstruction: a concatenation (a denoiser's noise is added, a diffusion model's noised input
+        a sum of its target and the data) in which the targets are less than half (an autoencoder reconstructs
+        the bulk of what it reads, a conditional one beside a smaller condition), and not beside a class's code
+        alone (a conditional model of small data, given its class as a one-hot or an embedding)."""
+        ev = joined.event
+        if ev.op not in CONCATS:
+            return False
+        holds = [bool(self._joins(i, targets, 16)) for i in ev.inputs]
+        share = sum(math.prod(shape) for shape, h in zip(ev.input_shapes, holds) if h)
+        return 2 * share < math.prod(ev.output_shape) and \
+            not all(self._coded(i) for i, h in zip(ev.inputs, holds) if not h)
+
+    def _coded(self, x: int) -> bool:
+        """Whether tensor `x` is a class's code: a one-hot or an embedding's vectors (converted, laid out anew)."""
+        for _ in range(16):
+            rec = self._flow.get(x) or self._inner.get(x)
+            if rec is None or rec.event.op in ("one_hot", "embedding"):
+                return rec is not None
+            if rec.event.op not in CONVERTING:
+                return False
+            x = rec.event.inputs[0]
+        return False
+
+    def _sources(self, target: int) -> set[int]:
+        """The ids of a loss's targets and of what they are a copy of, converted or rescaled by constants (y.float(),
+        (y - y.mean()) / y.std(), one_hot(y)), back to the tensor they came from."""
+        found = {target}
+        for _ in range(16):
+            rec = self._flow.get(target) or self._inner.get(target)
+            if rec is None or not rec.event.inputs:
+                break
+            ev = rec.event
+            size = math.prod(ev.output_shape)
+            whole = [i for i, shape in zip(ev.inputs, ev.input_shapes) if math.prod(shape) == size]
+            if ev.op in CONVERTING:
+                target = ev.inputs[0]
+            elif ev.op in SCALING and len(whole) == 1:
+                target = whole[0]
+            else:
+                break
+            found.add(target)
+        return found
 
     def labels_leaked(self) -> AlertEvent | None:
         """At a backward pass's start: the alert for targets joined into the model's input, unless the other tensors
@@ -157,16 +224,19 @@ class FlowChecks:
         if self._leak is None:
             return None
         (loss, joined, which), self._leak = self._leak, None
-        target = loss.event.inputs[1]
-        others = [i for i in joined.event.inputs if not self._joins(i, target, 16)]
-        if any(self._joins(i, t, 16) is True for i in others for t in self._targets) or \
+        targets = self._sources(loss.event.inputs[1])
+        others = [i for i in joined.event.inputs if not self._joins(i, targets, 16)]
+        if any(self._joins(i, {t}, 16) is True for i in others for t in self._targets) or \
                 not self._starts(("label_leak", loss.event.key), True):
             return None
+        inside = which.startswith("inside")
+        fix = "Pass the model the features alone, model(x), and leave the targets out of its forward" if inside \
+            else "Feed the model the features alone: model(x)"
         return make_alert("label_leak", f"the targets of {where(loss)} are also in the model's input: "
-                          f"{where(joined)} joins them with other tensors into {which}, iteration "
-                          f"{loss.iteration}. The model reads the answer from its input, so the loss falls to "
-                          "~0 for a wrong reason, and the model fails where the labels are not known (at test "
-                          "time). Feed the model the features alone: model(x)", joined, 1.0)
+                          f"{where(joined)} joins them with other tensors {'' if inside else 'into '}{which}, "
+                          f"iteration {loss.iteration}: the model reads the answer from its input, so the loss falls "
+                          "to ~0 for a wrong reason, and the model fails where the labels are not known (at test "
+                          f"time). {fix}", joined, 1.0)
 
     def _caller(self, x: int) -> int | None:
         """The call of the model whose output tensor `x` was computed from by ops outside module calls (their
@@ -183,23 +253,30 @@ class FlowChecks:
                 todo.extend(rec.event.inputs)
         return None
 
-    def _joins(self, x: int, target: int, budget: int, seen: dict | None = None) -> OpRecord | bool:
-        """Whether tensor `x` holds the values of tensor `target`: True for them alone (converted, laid out anew), the
-        record of the op that joined them to other tensors for them among others, else False. `seen`: what was
-        found for each id so far (a graph adding a tensor to itself reaches it twice)."""
-        if x == target:
+    def _joins(self, x: int, targets: set, budget: int, seen: dict | None = None) -> OpRecord | bool:
+        """Whether tensor `x` holds the values of the tensors of ids `targets`: True for them alone (converted, laid
+        out anew, rescaled by constants), the record of the op that joined them to other tensors for them among
+        others, else False. `seen`: what was found for each id so far (a graph adding a tensor to itself reaches it
+        twice)."""
+        if x in targets:
             return True
         seen = {} if seen is None else seen
         if x in seen:
             return seen[x]
-        rec = self._flow.get(x)
+        rec = self._flow.get(x) or self._inner.get(x)
         seen[x] = found = False
-        if rec is not None and budget > 0 and rec.event.op in CONVERTING:
-            found = self._joins(rec.event.inputs[0], target, budget - 1, seen)
-        elif rec is not None and budget > 0 and rec.event.op in JOINING:
-            parts = [self._joins(i, target, budget - 1, seen) for i in rec.event.inputs]
+        op = rec.event.op if rec is not None and budget > 0 else ""
+        if op in CONVERTING:
+            found = self._joins(rec.event.inputs[0], targets, budget - 1, seen)
+        elif op in JOINING or op in SCALING:
+            ev = rec.event
+            parts = [self._joins(i, targets, budget - 1, seen) for i in ev.inputs]
+            if op in SCALING:  # an operand smaller than the output, holding no target, is a constant: no part
+                size = math.prod(ev.output_shape)
+                parts = [p for p, shape in zip(parts, ev.input_shapes) if p or math.prod(shape) == size]
             inner = next((p for p in parts if isinstance(p, OpRecord)), None)
-            found = inner if inner is not None else rec if any(parts) and not all(parts) else all(parts)
+            found = inner if inner is not None else rec if op in JOINING and any(parts) and not all(parts) else \
+                bool(parts) and all(parts)
         seen[x] = found
         return found
 

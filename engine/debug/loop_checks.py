@@ -4,7 +4,8 @@ or BatchNorm in training mode, uint8 pixels fed unscaled, class weights that fav
 targets in cross_entropy, class scores read along the wrong dim, units initialised alike, clipping far below the
 gradients' norm, a loss term cut from the graph, an attention padding mask inverted, a validation loss that rises
 while the training loss falls, a second model's optimizer whose gradients pile up, and an output layer "tied" to the
-embedding by a copy of its weight, or by sharing its storage (`.data =`) under an optimizer whose steps are no tie's.
+embedding by a copy of its weight, or by sharing its storage (`.data =`) under an optimizer whose steps are no tie's,
+and two Parameters on one storage stepped by two optimizers.
 
 LoopChecks is a part of engine.debug.alerts.Monitor (its base class): it keeps its own state (_loop_state,
 _loop_new_iteration) and uses the Monitor's bookkeeping (_starts, _padding, _steps_seen, params).
@@ -54,6 +55,7 @@ OVERFIT_FALL = 0.9  # ...while the training loss fell below this share of what i
 WEIGHT_LABELS = 500  # labels a cross entropy's class weights are judged against...
 WEIGHT_SPREAD = 2.0  # ...when its most and least frequent classes' shares differ this many times
 TIED_OPS = frozenset({"embedding", "linear"})  # whose weights a language model ties (one Parameter for both)
+STORAGE_STEPS = 16  # the steps (of all optimizers) over which two optimizers stepping one storage are looked for
 
 
 class LoopChecks:
@@ -98,6 +100,10 @@ class LoopChecks:
         # an embedding's and a linear's that are two Parameters of one shape holding the same values (a tie by copy)
         self._tie_weights: dict | None = {"embedding": {}, "linear": {}}
         self._copied_ties: list = []
+        # over the first STORAGE_STEPS steps: id of a storage -> [weak reference to a Parameter on it, the id of an
+        # optimizer that stepped it, the optimizer's label, the Parameter's name, the last step it did so]
+        self._stepped_storage: dict[int, list] | None = {}
+        self._storage_steps = 0
 
     def _loop_new_iteration(self) -> None:
         """Forget what concerns one iteration only (Monitor.new_iteration calls it)."""
@@ -426,6 +432,59 @@ class LoopChecks:
                 if same and why and self._starts(("storage_tie", ""), True):
                     return [self._storage_tie_alert(rec, a, b, why)]
         return []
+
+    def _storage_shared(self, rec) -> list[AlertEvent]:
+        """At each of the first STORAGE_STEPS steps: an alert when the stepping optimizer steps a Parameter whose
+        memory overlaps that of another Parameter that another optimizer stepped since this one's step before (one
+        a view of the other, or one tensor wrapped in nn.Parameter twice). Each writes its update into the same
+        numbers, so either optimizer moves both, and neither trains as its own loss and optimizer would (nor as a
+        tie). Steps taken in turn only: a model handed to a new optimizer over a view of its weights is no pair."""
+        stored, opt = self._stepped_storage, stepping_optimizer()
+        self._storage_steps += 1
+        if self._storage_steps >= STORAGE_STEPS:
+            self._stepped_storage = None
+        if opt is None or stored is None:
+            return []
+        updated = updated_parameters(opt)
+        label = getattr(rec.event, "optimizer", "") or type(opt).__name__
+        names = self._names()
+        named = by_event_names(getattr(rec.event, "grad_norms", None) or getattr(rec.event, "update_norms", None)
+                               or (), updated) or ()
+        names.update((id(p), name) for name, p in named if id(p) not in names)
+        found = None
+        for *_, p in updated:
+            if not p.array.size:
+                continue
+            entries = stored.get(id(storage_of(p.array)))
+            if entries is None:
+                if len(stored) >= 4096:
+                    continue
+                entries = stored[id(storage_of(p.array))] = []
+            own = next((e for e in entries if e[1] == id(opt) and e[0]() is p), None)
+            for entry in entries if own is not None and found is None else ():
+                other = entry[0]()
+                if other is not None and other is not p and entry[1] != id(opt) and entry[4] > own[4] and \
+                        bool(array_module(p.array).shares_memory(p.array, other.array)):
+                    found = (p, entry)
+            if own is not None:
+                own[4] = self._storage_steps
+            else:
+                entries.append([weakref.ref(p), id(opt), label, names.get(id(p), ""), self._storage_steps])
+        if found is None or not self._starts(("storage_tie", ""), True):
+            return []
+        p, (_, _, other_label, other_name, _) = found
+        name = names.get(id(p), "")
+        # a second optimizer's Parameters are named by it, "Adam#2:Linear.weight": its label, said once
+        (first, label), (second, other_label) = ((n.partition(":")[2], n.partition(":")[0]) if ":" in n else (n, o)
+                                                 for n, o in ((name, label), (other_name, other_label)))
+        message = (f"'{first or 'a weight'}' ({label}) and '{second or 'another'}' ({other_label}) are two "
+                   "Parameters on one storage (one a view of the other, or one tensor wrapped in nn.Parameter twice), "
+                   f"and two optimizers step them, iteration {rec.iteration}: each writes its update into the same "
+                   "numbers, so a step of either moves the other's weights too, and neither is trained as its own "
+                   "loss and optimizer would train it. To start two Parameters from one tensor and train them apart, "
+                   "give each its own copy: nn.Parameter(w.clone()); for a tie, use one Parameter in both places, "
+                   "stepped by one optimizer")
+        return [step_alert(rec, "storage_tie", name, message)]
 
     def _storage_tie_alert(self, rec, a: Parameter, b: Parameter, why: str) -> AlertEvent:
         """The storage_tie alert for Parameters `a` and `b` (b the later one), whose steps differ from a tie's by

@@ -5,6 +5,7 @@ SGD's add up to a tie's and are not named, nor is a real tie, a transposed tie i
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import engine
 import engine.nn as nn
@@ -187,3 +188,45 @@ def test_a_shared_storage_under_an_sgd_subclass_or_decayed_in_one_group_only_ste
                                    rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(tied_steps(lib, "data", decay_on_the_embedding(lib)),
                                    tied_steps(lib, "", decay_on_the_embedding(lib)), rtol=1e-4, atol=1e-5)
+
+
+def two_models(lib, share: str):
+    """Two Linear layers of two models, trained apart by SGD and Adam, whose weights share storage: one tensor
+    wrapped in nn.Parameter twice, or one a view of the other's (its transpose)."""
+    lib.manual_seed(0)
+    a, b = lib.nn.Linear(6, 6), lib.nn.Linear(6, 6)
+    if share == "wrapped":
+        start = lib.randn(6, 6) * 0.3
+        a.weight, b.weight = lib.nn.Parameter(start), lib.nn.Parameter(start)
+    elif share == "view":
+        b.weight = lib.nn.Parameter(a.weight.data.t())
+    return a, b, lib.optim.SGD(a.parameters(), lr=0.1), lib.optim.Adam(b.parameters(), lr=1e-2)
+
+
+def step_both(lib, a, b, opt_a, opt_b, steps: int) -> None:
+    """`steps` iterations, each a step of a's optimizer on a's loss and then one of b's on b's."""
+    x = lib.tensor(np.linspace(-1, 1, 36, dtype=np.float32).reshape(6, 6))
+    for _ in range(steps):
+        for model, opt, sign in ((a, opt_a, 1.0), (b, opt_b, -1.0)):
+            opt.zero_grad()
+            lib.nn.functional.mse_loss(model(x), sign * x).backward()
+            opt.step()
+
+
+@needs_torch
+@pytest.mark.parametrize("share", ["wrapped", "view"])
+def test_two_parameters_on_one_storage_stepped_by_two_optimizers_are_named(share):
+    a, b, opt_a, opt_b = two_models(engine, share)
+    with Debugger("summary", model=a, optimizer=opt_a) as dbg:
+        step_both(engine, a, b, opt_a, opt_b, 3)
+    (alert,) = dbg.alerts
+    assert alert.kind == "storage_tie" and alert.iteration == 2 and alert.line > 0 and "opt.step()" in alert.code
+    assert alert.message.startswith("'weight' (SGD) and 'Linear_2.weight' (Adam) are two Parameters on one storage")
+    assert "two optimizers step them" in alert.message and "nn.Parameter(w.clone())" in alert.message
+    # what it says: in torch too, b's optimizer alone moves a's weight, which a's loss and optimizer do not
+    a, b, opt_a, opt_b = two_models(torch, share)
+    before = a.weight.detach().clone()
+    opt_b.zero_grad()
+    torch.nn.functional.mse_loss(b(torch.ones(2, 6)), torch.zeros(2, 6)).backward()
+    opt_b.step()
+    assert a.weight.grad is None and not torch.equal(a.weight, before)
