@@ -421,7 +421,7 @@ def _progress(total: int, desc: str):
 def _open(args) -> int:
     from app.replay import ReplaySession
 
-    replay = ReplaySession(args.tape)  # reads the tape's index: a damaged tape fails here, before any window
+    replay = ReplaySession(args.tape)  # reads the tape's index: a file that is no tape fails here, before any window
     try:
         from app.window import Launch, run_app
 

@@ -33,6 +33,9 @@ from widgets.module_tree import module_path
 from widgets.theme import ERROR_TEXT
 
 NONFINITE_MARK = ERROR_TEXT[0]  # a NaN's alert on the timeline
+# what the timeline and the loss plot say of a damaged tape none of whose events can be read
+NO_EVENTS_TIMELINE = "No event of this tape can be read: it is damaged (the banner says what survived)."
+NO_EVENTS_LOSS = "no loss: the events it comes from cannot be read (a damaged tape)"
 
 
 class DebugPanels(QObject):
@@ -114,7 +117,7 @@ class DebugPanels(QObject):
         no_values, no_summaries = (session.no_values, session.no_summaries) if replay else ("", "")
         w.inspector.set_unavailable(no_values, no_summaries)
         w.loss_plot.set_no_loss_text(f"no loss: {no_summaries[0].lower()}{no_summaries[1:]}" if no_summaries
-                                     else "no loss yet")
+                                     else NO_EVENTS_LOSS if replay and session.no_events else "no loss yet")
         w.timeline.clear()
         w.timeline.set_origin(session.origin)
         w.timeline.set_live(live)
@@ -122,6 +125,7 @@ class DebugPanels(QObject):
         self._picked, self._selected_node = None, ""
         w.training_plots.clear()
         w.loss_plot.set_edits([])
+        w.loss_plot.set_gaps([])
         self._show_chances(None)
         w.gradient_flow.set_step(None)
         w.gradient_flow.set_parameters({})
@@ -139,10 +143,25 @@ class DebugPanels(QObject):
         alerts = session.recorded_alerts  # the alerts panel lists them (MainWindow.open_tape)
         for alert in alerts:
             _colour_alert_kind(w.timeline, alert)
-        w.timeline.set_markers("alert", [a.forward_seq or a.seq for a in alerts], [a.message for a in alerts],
-                               [alert_name(a) for a in alerts])
+        seqs, texts, tags = [a.forward_seq or a.seq for a in alerts], [a.message for a in alerts], \
+            [alert_name(a) for a in alerts]
+        if session.failure is not None:  # the op that raised, marked as a live run marks it
+            seqs.append(session.failure.event.seq)
+            texts.append(session.failure.message)
+            tags.append("")
+        w.timeline.set_markers("alert", seqs, texts, tags)
         edits = session.recorded_edits
         w.timeline.set_markers("edit", [e.seq for e in edits], [_edit_text(e) for e in edits])
+        if session.no_events:  # a damaged tape: the banner says what survived
+            w.timeline.set_empty_text(NO_EVENTS_TIMELINE)
+        elif session.gaps:  # what a damaged tape lost: a hole in the timeline and the charts
+            why = session.tape.events_error
+            tips = [f"Lost: {gap.text(session.origin)}. The tape is damaged there ({why}): those events cannot be "
+                    f"read." for gap in session.gaps]
+            w.timeline.set_gaps([gap.first_seq for gap in session.gaps], tips)
+            spans = [(gap.first_iteration, gap.last_iteration, tip) for gap, tip in zip(session.gaps, tips)]
+            w.loss_plot.set_gaps(spans)
+            w.training_plots.set_gaps(spans)
         steps = session.recorded_steps  # the whole run's, read from the tape: a replay adds none later
         w.training_plots.add_steps(steps)
         self._plotted = steps[-1][0] if steps else -1
@@ -426,8 +445,9 @@ class DebugPanels(QObject):
             w.pump.pump()
         if seq:
             w.timeline.set_cursor(seq)
-        alert = next((a for a in reversed(session.alerts) if a.key == key and (a.forward_seq or a.seq) == seq),
-                     None)
+        # (a replay's, from its tape: one a damaged tape kept though it lost the events around it too)
+        known = session.recorded_alerts if isinstance(session, ReplaySession) else session.alerts
+        alert = next((a for a in reversed(known) if a.key == key and (a.forward_seq or a.seq) == seq), None)
         if alert is not None and not alert.op:
             # an alert of an optimizer step names a parameter or layer, no node: the gradient flow shows it
             w.docks["gradients"].raise_()

@@ -218,6 +218,7 @@ class GraphModel:
         # debugger's rule (a GAN's discriminator and generator steps are one iteration), not every step
         self._record_iteration: int | None = None
         self._ended = False  # the run ended: its last iteration is complete, though no step closed it
+        self._cut = False  # the iteration in progress lacks its start (events lost before it): compared with none
         self._version = 0
         self._data_version = 0
         self._view: GraphView | None = None
@@ -289,10 +290,23 @@ class GraphModel:
             self._data_version += 1
         info = IterationInfo(self.iteration, same, diff)
         self._pending.iterations.append(info)
-        self._prev = cur
+        self._prev = None if self._cut else cur
+        self._cut = False
         self._cur = _Iteration()
         self.iteration += 1
         return info
+
+    def skip_gap(self) -> None:
+        """Events were lost here (a damaged tape): the graph starts again with the next event. Neither what came
+        before nor the iteration the gap cut short is compared with what follows: their difference is the damage's,
+        not the run's, and would be marked as changed."""
+        self._prev = None
+        self._cur = _Iteration()
+        self._record_iteration = None
+        self.last_diff = None
+        self._cut = True
+        self._version += 1
+        self._pending.structure = True
 
     def _handler_for(self, event) -> Callable:
         # debugger types are matched by shape (once per type), so this module needs no engine.debug import

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,15 +27,24 @@ import engine.tape
 from app.graph_model import GraphModel
 from app.script_io import OutputChunk
 from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, NodeInfo, Session, SessionChange, stops_at
-from engine.debug import Stop
+from engine.debug import OpRecord, Stop
 from engine.debug.source import SourceFrame
 from engine.debug.stepping import step_end, step_mode
-from engine.events import AlertEvent
+from engine.events import AlertEvent, OpEvent
 from engine.tape import schema
 from engine.tape.cap import human_size
-from engine.tape.damage import lost_parts, require_events
-from engine.tape.info import meta_bytes, recording_status
+from engine.tape.damage import LOST_TO_END, lost_parts
+from engine.tape.info import counted, meta_bytes, recording_status
 from engine.tape.reader import counts_of
+from engine.tape.writer import ended_by_itself
+
+
+class RecordedFailure(NamedTuple):
+    """The op whose forward raised the recorded run's exception: its iteration, its event and the error's line."""
+
+    iteration: int
+    event: OpEvent
+    message: str
 
 
 class ReplaySession(Session):
@@ -48,29 +58,32 @@ class ReplaySession(Session):
         super().__init__()
         self.tape = engine.tape.open(path)  # TapeError when it is not a readable tape
         self.path = self.tape.path
-        # A damaged tape shows the events that could be read, every panel the same ones (a damaged chunk of
-        # events ends them all there: events_end), and the banner says what was lost (damage_text).
+        # A damaged tape shows the events that can still be read, every panel the same ones: past a stretch that is
+        # lost the reading goes on (tape.events_lost), and the timeline and the charts show the hole (gaps); what
+        # does not need the events (alerts, optimizer steps, output) is shown whole, even where no event can be
+        # read; the banner says what was lost (damage_text).
         self._lost: list[str] | None = None  # damage(): read once, when something could not be
         try:  # one pass over the events
             columns = self.tape.columns("kind", "iteration", "phase", "depth", "tensor", "ref", "node", "stack", "t")
             self.iterations = self.tape.iterations_read(columns)
             self.steppable = _steppable(columns)
-            require_events(self.tape)  # salvage nothing: say so, as for a file that is no tape
         except BaseException:
             self.tape.close()
             raise
-        end = self.iterations[-1].last_seq if self.iterations else 0
+        self.no_events = self.tape.no_event_read
+        self.gaps = self._read(lambda: _gaps(self.tape, columns), [])
         self.counts = counts_of(self.iterations)
-        self.recorded_alerts = [a for a in self._read(self.tape.alerts, []) if a.seq <= end]
-        self.recorded_edits = [e for e in self._read(self.tape.edits, []) if e.seq <= end]
+        self.recorded_alerts = self._read(self.tape.alerts, [])
+        self.recorded_edits = self._read(self.tape.edits, [])
         self.parameter_names = frozenset(self._read(self.tape.parameter_names, []))  # asked at every parameter shown
         # the plots show the whole run at once, not as far as the replay has come
-        self.recorded_steps = self._read(lambda: self.tape.optimizer_steps(
-            None if self.tape.events_end is None and not self.tape.notes else self.iterations), [])
+        self.recorded_steps = self._read(lambda: self.tape.optimizer_steps(  # (of a damaged tape: as far as readable)
+            None if not self.tape.events_lost and not self.tape.notes else self.tape.iterations()), [])
         self.recorded_losses = self._read(lambda: self.tape.loss_history(columns), None)
         whole = self.recorded_losses is not None  # else they fill as the replay reads what it can
         self._output_seqs, self._output = _recorded_output(self.tape)
         self.raised_at = _raised_at(self.tape.meta.get("raised_at"))  # where a run that raised was stopped
+        self.failure = self._read(self._failure, None)  # the op that raised it, marked where the replay reaches it
         self._output_shown = 0  # how many of them the Output panel shows
         capture = self.tape.capture
         # what the inspector and the plots cannot show from this tape, and why ("": they can)
@@ -80,7 +93,9 @@ class ReplaySession(Session):
                              "for them." if capture == "structure" else "")
         self.first_seq = self.iterations[0].first_seq if self.iterations else 0
         self.last_seq = self.iterations[-1].last_seq if self.iterations else 0
-        self.origin = self.first_seq - 1 if self.first_seq else 0  # the tape's first event is event 1
+        # the tape's first event is event 1, though a damaged tape lost it
+        first = (self.tape.seq_range() or (self.first_seq, 0))[0] if self.tape.events_lost else self.first_seq
+        self.origin = first - 1 if first else 0
         self._starts = [it.first_seq for it in self.iterations]
         self._by_number = {it.iteration: it for it in self.iterations}
         self.cursor = 0  # the seq of the last record applied (0: before the first)
@@ -97,6 +112,18 @@ class ReplaySession(Session):
         else:
             self._reset(self.first_seq)
 
+    def _failure(self) -> RecordedFailure | None:
+        """The op whose forward raised the recorded run's exception, as the tape keeps it; None where no op raised
+        it, on a tape written before such ops were kept, or where its event cannot be read."""
+        raised = self.tape.raised_op()
+        if raised is None:
+            return None
+        seq, message = raised
+        row = next(self.tape.rows(seq, seq + 1), None)
+        if row is None or row.kind != "op":
+            return None
+        return RecordedFailure(row.iteration, row.event, message)
+
     def _read(self, read, default):
         """read(), or `default` where the tape is damaged there (the banner says so: damage_text)."""
         try:
@@ -108,7 +135,7 @@ class ReplaySession(Session):
     @property
     def damaged(self) -> bool:
         """Whether some of the tape could not be read (here or by the replay's reader)."""
-        return bool(self.tape.notes or self.tape.events_end is not None or self.read_error
+        return bool(self.tape.notes or self.tape.events_lost or self.read_error
                     or (self._reader is not None and self._reader.lost) or self._lost)
 
     def damage_text(self) -> str:
@@ -121,15 +148,32 @@ class ReplaySession(Session):
             except engine.tape.TapeError as err:
                 self._lost = [str(err)]
         read, total = self.counts["events"], self.tape.meta.get("events", "")
+        of = f" of {int(total):,}" if total.isdigit() else ""
         if self.read_error:
-            shown = f"the replay stopped at event {self.cursor:,} of {self.last_seq:,} ({self.read_error})"
-        elif self.tape.events_end is None:
-            shown = f"all its {read:,} events were read"
+            shown = f"the replay stopped at event {self.cursor - self.origin:,} ({self.read_error})"
+        elif self.no_events:
+            events = f"its {int(total):,} events" if total.isdigit() else "its events"
+            shown = (f"none of {events} can be read ({self.tape.events_error}), so there is no graph, timeline or "
+                     f"loss; shown is what survived: {self._survivors()}")
+        elif self.gaps:
+            holes = ", ".join(gap.text(self.origin) for gap in self.gaps)
+            shown = (f"{read:,}{of} events shown; lost are {holes}: the hatched gaps on the timeline and the "
+                     f"charts; {self.tape.events_error}")
         else:
-            of = f" of {int(total):,}" if total.isdigit() else ""
-            shown = f"shown are the first {read:,}{of} events (to iteration {self.counts['last_iteration']})"
-        lost = "; ".join(self._lost[:4]) + ("; ..." if len(self._lost) > 4 else "")
-        return f"Damaged tape: {shown}" + (f"; lost: {lost} (tapescope info lists it all)" if lost else "")
+            shown = f"all its {read:,} events were read"
+        lost = [line for line in self._lost if not (self.tape.events_lost and line.startswith("events "))]
+        lost_text = "; ".join(lost[:4]) + ("; ..." if len(lost) > 4 else "")
+        lost_text = f"; lost{' too' if self.tape.events_lost else ''}: {lost_text}" if lost_text else ""
+        return f"Damaged tape: {shown}{lost_text} (tapescope info lists it all)"
+
+    def _survivors(self) -> str:
+        """What a tape whose events are lost still shows: '3 alerts (Alerts) and 60 optimizer steps (Training)'."""
+        parts = [counted(len(self.recorded_alerts), "alert") + " (Alerts)" if self.recorded_alerts else "",
+                 counted(len(self.recorded_steps), "optimizer step") + " (Training)" if self.recorded_steps else "",
+                 "the script's output (Output)" if self._output else "",
+                 "the source of the line that raised (Source)" if self.raised_at is not None else ""]
+        parts = [p for p in parts if p]
+        return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0] if parts else "nothing"
 
     def start(self) -> ReplaySession:
         """Play to the end of the tape (progressively, a batch per drain)."""
@@ -150,6 +194,7 @@ class ReplaySession(Session):
         self.summaries, self.grads, self.frames, self.alerts = {}, {}, {}, []
         self.outputs, self.backward_of, self.steps, self.by_seq = {}, {}, [], {}
         self.made_in = {}
+        self.failed_key = ""
         self._order.clear()
         if self._reader is not None:
             self._reader.cancel()
@@ -171,8 +216,7 @@ class ReplaySession(Session):
                 self._reader = None
                 if reader.error is not None:
                     self.read_error = str(reader.error)
-                if reader.lost:
-                    self.tape.notes.extend(reader.lost)
+                self.tape.notes.extend(n for n in reader.lost if n not in self.tape.notes)  # (each reader finds them)
                 return None
             self._next = item
         return self._next
@@ -193,8 +237,12 @@ class ReplaySession(Session):
                 self._pause_here(change, "seek")
                 return
             self._next = None
+            if self.gaps and rec.seq > self.cursor + 1 and self.tape.lost_between(self.cursor + 1, rec.seq - 1):
+                self.model.skip_gap()  # past events a damaged tape lost: the graph starts again
             self._apply(rec, change)
             self.cursor = rec.seq
+            if self.failure is not None and rec.seq == self.failure.event.seq and rec.__class__ is OpRecord:
+                self._mark_failed(self.failure.message)  # as the live run marked it
             n += 1
             if self._stop_at_alerts and rec.__class__ is AlertEvent and stops_at(rec, self.stop_on_alerts):
                 self._pause_here(change, "alert", rec)  # at the record that raised it (self.last): a NaN's op
@@ -210,7 +258,8 @@ class ReplaySession(Session):
     def _drained(self, change: SessionChange) -> None:
         """The output written at or before the cursor's event: what is new since the last drain, or (the
         cursor moved back) all of it again."""
-        n = bisect.bisect_right(self._output_seqs, self.cursor)
+        # at the end of the tape all of it (a damaged tape may have lost the events it was written at)
+        n = len(self._output_seqs) if self.status == FINISHED else bisect.bisect_right(self._output_seqs, self.cursor)
         shown = self._output_shown
         if n == shown:
             return
@@ -236,7 +285,7 @@ class ReplaySession(Session):
         self._on_stop(Stop(self._stops, reason, rec, it, phase, 0, alert, source), change)
 
     def _at_end(self, change: SessionChange) -> None:
-        if self.tape.meta.get("status") == "complete":  # (a run that failed keeps its graph over the one before)
+        if ended_by_itself(self.tape.meta.get("status", "")):  # (as a live run that finished or failed shows it)
             self.model.end_run()
         self._mode = self._target = None
         self._stop_at_alerts = False
@@ -349,6 +398,43 @@ class ReplaySession(Session):
 OPEN_AT_END = 50_000  # a tape of more events than this opens at its end instead of playing through
 _WAIT = object()
 _STEPPABLE = (schema.OP, schema.BACKWARD, schema.OPTIMIZER)
+
+
+class Gap(NamedTuple):
+    """A stretch of events a damaged tape lost: its seqs, and the iterations some or all of whose events it held."""
+
+    first_seq: int
+    last_seq: int  # engine.tape.damage.LOST_TO_END: the tape's end, which it cannot tell
+    first_iteration: int
+    last_iteration: int
+
+    def text(self, origin: int = 0) -> str:
+        """'events 63-159 (iterations 4-5)', numbered as the timeline numbers events (from `origin`)."""
+        first = self.first_seq - origin
+        span = f"events {first:,} on" if self.last_seq >= LOST_TO_END else \
+            f"events {first:,}-{self.last_seq - origin:,}" if self.last_seq > self.first_seq else f"event {first:,}"
+        its = f"iteration {self.first_iteration}" if self.first_iteration == self.last_iteration else \
+            f"iterations {self.first_iteration}-{self.last_iteration}"
+        return f"{span} ({its})"
+
+
+def _gaps(tape, cols: dict) -> list[Gap]:
+    """The stretches of events `tape` lost (after reading `cols`, its columns: seq and iteration), each with the
+    iterations it held: those the iterations table places in it, else those of the events read either side."""
+    seqs, its = cols["seq"], cols["iteration"]
+    try:
+        table = tape.iterations() if tape.seq_range() is not None else []
+    except engine.tape.TapeError:
+        table = []
+    gaps = []
+    for first, last in tape.events_lost:
+        held = [info.iteration for info in table if info.first_seq <= last and first <= info.last_seq]
+        if not held:
+            before, after = np.searchsorted(seqs, first) - 1, np.searchsorted(seqs, last, "right")
+            held = [int(its[i]) for i in (before, after) if 0 <= i < len(seqs)]
+        if held:  # (none read either side, and no table: nothing to place it by)
+            gaps.append(Gap(first, last, min(held), max(held)))
+    return gaps
 
 
 def _recorded_output(tape) -> tuple[list[int], list[OutputChunk]]:

@@ -16,15 +16,11 @@ import threading
 import traceback
 from dataclasses import dataclass
 
-from engine.autograd.function import Function
+from engine.debug.raised import error_line, raised_op
 from engine.debug.source import USER, frame_kind
-from engine.events import OpEvent, next_seq
-from engine.nn.module import Module
-from engine.tensor import Tensor
+from engine.events import OpEvent
 
 _APP_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_APPLY = Function.apply.__func__.__code__
-_MODULE_CALL = Module.__call__.__code__
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,42 +207,14 @@ def _own(code, script: str) -> bool:
 def script_error(err: BaseException, script: str) -> ScriptError:
     """The traceback of `err` with only the script's own frames, and the op that raised it."""
     script = os.path.abspath(script) if script else ""
-    kept, apply_frame, module_path, calls = [], None, "", 0
-    tb = err.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        code = frame.f_code
-        if code is _APPLY:
-            apply_frame = frame
-        elif code is _MODULE_CALL:
-            module_path = frame.f_locals.get("path", module_path)
-            calls += 1
-        elif _own(code, script):
-            kept.append((frame, tb.tb_lineno))
-        tb = tb.tb_next
+    kept = [(frame, line) for frame, line in traceback.walk_tb(err.__traceback__) if _own(frame.f_code, script)]
     lines = traceback.format_exception_only(type(err), err)
     text = "".join(["Traceback (most recent call last):\n",
                     *traceback.StackSummary.extract(kept).format(), *lines]) if kept else "".join(lines)
-    op = _failed_op(apply_frame, module_path) if apply_frame is not None else None
-    # a SyntaxError's str() ends in "(file, line N)": its place is given once, as file and line
-    said = err.msg if isinstance(err, SyntaxError) and err.msg else str(err)
-    message = f"{type(err).__name__}: {said}" if said else type(err).__name__
+    raised = raised_op(err)
     file, line = (kept[-1][0].f_code.co_filename, kept[-1][1]) if kept else ("", 0)
     if isinstance(err, SyntaxError) and err.filename and os.path.isfile(err.filename):
         file, line = err.filename, err.lineno or 0  # the line that does not parse, not the import of it
-    return ScriptError(message.splitlines()[0], text, op, file, line, calls if op is not None else 0)
-
-
-def _failed_op(frame, module: str) -> OpEvent | None:
-    """An OpEvent for the op whose forward raised (it never emitted its own)."""
-    cls = frame.f_locals.get("cls")
-    args = frame.f_locals.get("args", ())
-    if not isinstance(cls, type) or not issubclass(cls, Function):
-        return None
-    tensors = [a for a in args if isinstance(a, Tensor)]
-    key = f"{module}/{cls.op}:failed" if module else f"{cls.op}:failed"
-    dtype = tensors[0].dtype.name if tensors else ""
-    device = str(tensors[0].device) if tensors else ""
-    return OpEvent(next_seq(), cls.op, key, module, tuple(t.id for t in tensors), 0,
-                   tuple(tuple(t.shape) for t in tensors), (), dtype, device, False)
-
+    if raised is None:
+        return ScriptError(error_line(err), text, None, file, line)
+    return ScriptError(error_line(err), text, raised.event, file, line, raised.depth)

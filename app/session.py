@@ -47,7 +47,7 @@ from engine.debug.losses import LossCurves
 from engine.debug.records import OPTIMIZER
 from engine.debug.source import SourceFrame, short_message
 from engine.debug.summary import finish
-from engine.events import AlertEvent, EditEvent, OptimizerEvent, next_seq
+from engine.events import AlertEvent, EditEvent, OpEvent, OptimizerEvent, next_seq
 from engine.tape.writer import stopped_by
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
@@ -326,6 +326,14 @@ class Session:
             self.steps.append((rec.iteration, rec.event))
             change.steps.append((rec.iteration, rec.event))
         self._left_stop(change)
+
+    def _mark_failed(self, message: str) -> str:
+        """The op applied last raised the script's exception (`message`): marked so in the graph, and its
+        inspector says it made no output; returns its key."""
+        key = self.failed_key = self.model.current
+        self.model.set_failed(key)
+        self.model.alerts[key] = message
+        return key
 
     def _remember(self, rec) -> None:
         """Keep the latest HISTORY op and backward records by seq: what scrubbing back a live run shows."""
@@ -730,8 +738,8 @@ class LiveSession(Session):
         change.status = True
         if self.recorder is not None and self._why and self.recorder.status == "recording":
             self.recorder.status = self._why  # the tape says how the run ended, as `tapescope record`'s do
-            if self._failure is not None:
-                self.recorder.keep_failure(self._failure)
+            if self._failure is not None:  # the op that raised, under the seq the live view gave it
+                self.recorder.keep_failure(self._failure, error.op if error is not None else None)
         self.stop_recording()
 
     def _add_failed_op(self, error: ScriptError, change: SessionChange) -> None:
@@ -740,9 +748,7 @@ class LiveSession(Session):
         source = SourceFrame(error.file, error.line, "", _line_of(error.file, error.line)) if error.file else None
         rec = OpRecord(error.op, self.debugger.state.iteration, error.depth, source, ())
         self.model.apply(rec)
-        key = self.failed_key = self.model.current
-        self.model.set_failed(key)
-        self.model.alerts[key] = error.message
+        key = self._mark_failed(error.message)
         if source is not None:
             self.frames[key] = source
         self.iteration, self.phase, self.last = rec.iteration, rec.phase, rec
@@ -864,6 +870,11 @@ def failure_text(error: ScriptError) -> str:
         return error.message
     where = os.path.basename(error.file) + (f":{error.line}" if error.line else "")
     return f"{error.message} ({where})"
+
+
+def raised_where(op: OpEvent) -> str:
+    """Where the op that raised ran, for the Alerts panel: 'linear in Sequential.0'."""
+    return f"{op.op} in {op.module}" if op.module else op.op
 
 
 def describe_record(rec, call: str | None = None) -> str:

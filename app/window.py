@@ -44,7 +44,17 @@ from app.panel_shares import PanelShares
 from app.pump import EventPump
 from app.replay import ReplaySession
 from app.script_memory import remember_script, remembered_arguments, remembered_recordings
-from app.session import ALERT_STOPS, FINISHED, PAUSED, RUNNING, LiveSession, Target, alert_name, failure_text
+from app.session import (
+    ALERT_STOPS,
+    FINISHED,
+    PAUSED,
+    RUNNING,
+    LiveSession,
+    Target,
+    alert_name,
+    failure_text,
+    raised_where,
+)
 from app.tape_export import TapeExporter
 from engine.debug import EventRecord
 from engine.debug.records import CAPTURES, source_of
@@ -762,14 +772,19 @@ class MainWindow(QMainWindow):
         self._add_recent(os.path.abspath(path))
         counts = session.counts
         # the tape's recorded output follows the note, as far as the replay's cursor
-        self.output.begin_section(f"Replaying {path}: {counts['events']:,} events, {counts['iterations']:,} "
+        self.output.begin_section(f"Replaying {path}: none of its events can be read (a damaged tape); below is the "
+                                  f"output it recorded." if session.no_events else
+                                  f"Replaying {path}: {counts['events']:,} events, {counts['iterations']:,} "
                                   f"iterations (capture: {session.tape.capture or 'unknown'}). Drag the timeline "
                                   f"to move through it, or step both ways (F11, Ctrl+Shift+F11); Restart goes back "
                                   f"to the start.")
         self.alerts_panel.add_alerts(session.recorded_alerts)
-        raised = session.raised_at
+        raised, failure = session.raised_at, session.failure
         explained = any(a.kind in EXPLAINED_FAILURES for a in session.recorded_alerts)
-        if raised is not None and not explained:  # the error that ended the recorded run, as a live run lists it
+        if failure is not None:  # the op that raised the error that ended the recorded run, as a live run lists it
+            self.alerts_panel.add_row(failure.iteration, "error", raised_where(failure.event), failure.message,
+                                      failure.event.key)
+        elif raised is not None and not explained:  # the line that raised it
             where = f"{os.path.basename(raised.file)}:{raised.line}"
             status = recording_status(session.tape.meta.get("status", ""))
             self.alerts_panel.add_row(max(0, counts["iterations"] - 1), "error", where,
@@ -1113,8 +1128,7 @@ class MainWindow(QMainWindow):
             self.show_message(f"The script failed: {failure_text(error)}", "error")
         if error is not None:
             if error.op is not None:
-                where = f"{error.op.op} in {error.op.module}" if error.op.module else error.op.op
-                self.alerts_panel.add_row(session.iteration, "error", where, error.message,
+                self.alerts_panel.add_row(session.iteration, "error", raised_where(error.op), error.message,
                                           session.model.current)
                 self.graph.refresh()
                 self._show_node(session.model.current)
@@ -1237,6 +1251,9 @@ class MainWindow(QMainWindow):
         self.graph.show_hint(self._hint_text(session))
 
     def _hint_text(self, session) -> str:
+        if isinstance(session, ReplaySession) and session.no_events:
+            return ("<b>No event of this tape can be read: it is damaged.</b><br>What survived is shown: the "
+                    "banner lists it.")
         if session.status == PAUSED:
             if isinstance(session, ReplaySession):
                 return "<b>At the start of the tape.</b><br>F11 step into \u00b7 F5 play"

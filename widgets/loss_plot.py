@@ -21,6 +21,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import QApplication
 
 from widgets.edit_marks import EditMarks
+from widgets.gap_marks import GapMarks, joins
 from widgets.theme import CURVES, MUTED_TEXT, SECONDARY_TEXT, follow_palette, pick
 
 LEGEND_PT = 7.5  # the legend's font size, as the plots' tick labels
@@ -260,7 +261,8 @@ class CurveLegend:
 class LossPlot(pg.PlotWidget):
     """set_curves({label: (iterations, losses)}, {label: (iterations, evaluation losses)}) (set_curve(iterations,
     losses): one curve); set_cursor(iteration) marks where a replay is; set_edits([(iteration, label, tooltip)]) and
-    add_edit(...) mark runtime edits (widgets.edit_marks); set_no_loss_text(text) says why there is
+    add_edit(...) mark runtime edits (widgets.edit_marks); set_gaps([(first, last, tooltip)]) hatches the iterations a
+    damaged tape lost (widgets.gap_marks); set_no_loss_text(text) says why there is
     no loss (a tape that holds none); set_chances({label: (level, classes)}) draws the chance level of each
     training curve that has one (set_chance(level, classes): of every curve). What a person sees:
     `labels()`, the legend's names ("val_loss (eval)" for an evaluation curve), `colour(label)` and
@@ -295,6 +297,7 @@ class LossPlot(pg.PlotWidget):
         self.chances = ChanceLines(self.plotItem)
         self.chance = self.chances.lines[0]  # the first level's line: the only one of a run with one loss
         self.edits = EditMarks(self.plotItem, lambda: [self.nonfinite_label, *(c.label for c in self.chances.lines)])
+        self.gaps = GapMarks(self.plotItem)
         self.no_loss_text = "no loss yet"
         self.empty = pg.TextItem(self.no_loss_text, color=pick(MUTED_TEXT), anchor=(0.5, 0.5))
         self.addItem(self.empty, ignoreBounds=True)
@@ -370,7 +373,7 @@ class LossPlot(pg.PlotWidget):
         for i in range(max(len(named), len(self.lines))):
             line, last = self._line(i)
             cx, cy = (named[i][1], named[i][2]) if i < len(named) else (np.zeros(0), np.zeros(0))
-            line.setData(cx, cy, connect="finite")
+            line.setData(cx, cy, connect=joins(cx, cy, self.gaps.spans))
             if len(cx) and math.isfinite(cy[-1]):
                 last.setData(cx[-1:], cy[-1:])
             else:
@@ -378,7 +381,7 @@ class LossPlot(pg.PlotWidget):
         for i in range(max(len(evals), len(self.eval_lines))):
             colour = CURVES[(len(named) + i) % len(CURVES)]
             cx, cy = (evals[i][1], evals[i][2]) if i < len(evals) else (np.zeros(0), np.zeros(0))
-            self._eval_line(i, colour).setData(cx, cy, connect="finite")
+            self._eval_line(i, colour).setData(cx, cy, connect=joins(cx, cy, self.gaps.spans))
         self.nonfinite.setData(x[~ok], np.full(int((~ok).sum()), top))
         bad = int((~ok).sum())
         self.nonfinite_label.setVisible(bool(bad and len(finite)))  # all of them NaN: `empty` says so
@@ -455,3 +458,11 @@ class LossPlot(pg.PlotWidget):
     def add_edit(self, iteration: int, label: str, tip: str) -> None:
         """One more applied edit."""
         self.edits.add_edit(iteration, label, tip)
+
+    def set_gaps(self, gaps: list[tuple[int, int, str]]) -> None:
+        """The stretches a damaged tape lost, (first iteration, last iteration, tooltip) each: hatched, and no curve
+        drawn across one (widgets.gap_marks)."""
+        self.gaps.set_gaps(gaps)
+        for line in [line for line, _ in self.lines] + self.eval_lines:
+            if line.xData is not None:
+                line.setData(line.xData, line.yData, connect=joins(line.xData, line.yData, self.gaps.spans))

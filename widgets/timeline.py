@@ -12,6 +12,9 @@ Inputs:
   of its own, the first tag of a kind that kind's colour. Markers that would overlap at the zoom shown are
   drawn as one badge with their count (their colours side by side), its tooltip listing them; a click on a
   marker or a badge moves the cursor to its (first) event: `marker_groups()` says what is drawn.
+- `set_gaps(seqs, texts=())`: where a damaged tape lost events (the first seq of each stretch), drawn as a hatched
+  break between the events either side, its tooltip the text.
+- `set_empty_text(text)`: what the strip says while it has no events ("No events yet.").
 - `set_cursor(seq)` (shows a position, emits nothing); `set_follow(on)`; `set_live(live)`; `clear()`.
 - `step_back(over=False)`: the cursor to the event before it (`over`: before it in the same module call or
   its caller, over nested calls), as a person's move; `can_step_back()`.
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPalette, QPen, QPolygonF
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPalette, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -60,6 +63,8 @@ TIP_CHARS = 90  # of a marker's text in a badge's tooltip (the Alerts panel has 
 CURSOR = "#212529"
 RULER, BAND, MARKS = 16, 22, 14  # row heights in pixels
 MIN_SPAN = 8.0  # the narrowest view, in events
+EMPTY_TEXT = "No events yet."
+GAP_PX = 9  # the width of the break that marks where a damaged tape lost events, in pixels
 
 
 @dataclass
@@ -101,12 +106,14 @@ class TimelineView(QWidget):
         self._markers: dict[str, tuple[np.ndarray, list[str], list[str]]] = {  # seqs, texts, tags
             k: (np.zeros(0, np.int64), [], []) for k in MARKERS}
         self._tag_colours: dict[tuple[str, str], QColor] = {}  # (kind, tag) -> colour, in the order tags came
+        self._gaps: tuple[np.ndarray, list[str]] = (np.zeros(0, np.int64), [])  # first lost seqs, tooltips
         self._cursor = -1  # an index into the events, -1: none
         self.at_start = False  # the cursor is before the first event (a replay at its start), not absent
         self._x0, self._x1 = 0.0, 1.0
         self._groups: tuple | None = None  # (what they were made for, marker_groups())
         self._fit = True  # the view follows the data's extent until the person zooms
         self.follow = False
+        self.empty_text = EMPTY_TEXT  # what the strip says while it has no events
 
     # ---- data ---------------------------------------------------------------------------------------
     def set_events(self, seqs, iterations, phases, depths=None) -> None:
@@ -216,6 +223,29 @@ class TimelineView(QWidget):
     def markers(self, kind: str) -> np.ndarray:
         """The seqs of the markers of one kind."""
         return self._markers[kind][0].copy()
+
+    def set_gaps(self, seqs, texts=()) -> None:
+        """Mark where a damaged tape lost events: `seqs`, the first seq of each stretch lost (texts: tooltips), drawn
+        as a hatched break between the events either side of it."""
+        seqs = np.asarray(seqs, np.int64)
+        order = np.argsort(seqs, kind="stable")
+        texts = list(texts) or [""] * len(seqs)
+        self._gaps = (seqs[order], [texts[i] for i in order])
+        self.update()
+
+    def gaps(self) -> np.ndarray:
+        """The first seq of each stretch of events lost (set_gaps)."""
+        return self._gaps[0].copy()
+
+    def _gap_xs(self) -> np.ndarray:
+        """The x pixel of each gap: the boundary between the events before and after it."""
+        return self._x_of(np.searchsorted(self._seq[:self._n], self._gaps[0]).astype(float))
+
+    def _gap_text_at(self, pos) -> str:
+        if pos.y() >= RULER + BAND or not len(self._gaps[0]):
+            return ""
+        near = np.flatnonzero(np.abs(self._gap_xs() - pos.x()) <= GAP_PX / 2 + 2)
+        return "\n".join(self._gaps[1][i] or "events lost" for i in near.tolist())
 
     # ---- cursor -------------------------------------------------------------------------------------
     def cursor_seq(self) -> int | None:
@@ -348,7 +378,7 @@ class TimelineView(QWidget):
         if event.buttons() & Qt.MouseButton.LeftButton:
             self._move_to(self._pos_of(event.position().x()))
             return
-        tip = self._marker_text_at(event.position())
+        tip = self._marker_text_at(event.position()) or self._gap_text_at(event.position())
         if tip:
             QToolTip.showText(event.globalPosition().toPoint(), tip, self)
         else:
@@ -482,11 +512,12 @@ class TimelineView(QWidget):
         text = pal.color(QPalette.ColorRole.Text)
         if not self._n:
             p.setPen(QColor(pick(MUTED_TEXT, pal)))
-            p.drawText(QRectF(0, 0, w, h), Qt.AlignmentFlag.AlignCenter, "No events yet.")
+            p.drawText(QRectF(0, 0, w, h), Qt.AlignmentFlag.AlignCenter, self.empty_text)
             return
         band_top = RULER
         self._paint_bands(p, band_top, w)
         self._paint_ruler(p, w, text)
+        self._paint_gaps(p, pal)
         self._paint_markers(p, band_top + BAND + 1)
         # the cursor is the darkest mark on a light strip, the lightest on a dark one
         self._paint_cursor(p, h, text if is_dark(pal) else QColor(CURSOR))
@@ -525,6 +556,19 @@ class TimelineView(QWidget):
             p.setPen(QPen(QColor(255, 255, 255, 150), 1))
             for x in xs.tolist():
                 p.drawLine(int(x), top + BAND - 6, int(x), top + BAND - 1)
+
+    def _paint_gaps(self, p: QPainter, pal: QPalette) -> None:
+        """Each stretch of lost events as a hatched break across the ruler and the bands, GAP_PX wide whatever the
+        zoom: the events it held have no place on the strip."""
+        xs = self._gap_xs()
+        colour = QColor(pick(MUTED_TEXT, pal))  # nothing is known there, good or bad: as the plots hatch it
+        for x in xs[(xs >= -GAP_PX) & (xs <= self.width() + GAP_PX)].tolist():
+            rect = QRectF(x - GAP_PX / 2, RULER - 6, GAP_PX, BAND + 6)
+            p.fillRect(rect, pal.color(QPalette.ColorRole.Base))
+            p.fillRect(rect, QBrush(colour, Qt.BrushStyle.BDiagPattern))
+            p.setPen(QPen(colour, 1))
+            p.drawLine(QPointF(rect.left(), rect.top()), QPointF(rect.left(), rect.bottom()))
+            p.drawLine(QPointF(rect.right(), rect.top()), QPointF(rect.right(), rect.bottom()))
 
     def _iteration_pixels(self) -> float:
         """The mean width of the iterations in view, in pixels."""
@@ -763,6 +807,15 @@ class Timeline(QWidget):
         """Remove the markers of one kind, or all."""
         self.view.clear_markers(kind)
 
+    def set_gaps(self, seqs, texts=()) -> None:
+        """Mark where a damaged tape lost events: the first seq of each stretch lost, with tooltips."""
+        self.view.set_gaps(seqs, texts)
+
+    def set_empty_text(self, text: str) -> None:
+        """What the strip says while it has no events ("No events yet.", or why there will be none)."""
+        self.view.empty_text = text
+        self.view.update()
+
     def set_cursor(self, seq: int | None) -> None:
         """Show the cursor at `seq` without emitting cursorMoved."""
         self.view.set_cursor(seq)
@@ -792,6 +845,8 @@ class Timeline(QWidget):
         self.view.set_events([], [], [])
         self.view.origin = 0
         self.view.clear_markers()
+        self.view.set_gaps([])
+        self.set_empty_text(EMPTY_TEXT)
         self.view.fit()
         self._show_where()
 

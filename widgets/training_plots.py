@@ -9,7 +9,8 @@ widgets.loss_plot), or `set_loss(iterations, losses)`, one; `set_chances({label:
 guess at chance of each loss that has one (a dashed line labelled "chance", or "chance: <label>" where the losses'
 levels differ, as in widgets.loss_plot), or `set_chance(level, classes)`, of every loss; `set_cursor(iteration)`
 (None hides it); `set_edits([(iteration, label, tooltip)])` / `add_edit(...)`, runtime edits marked on the loss
-plot (widgets.edit_marks); `clear()`.
+plot (widgets.edit_marks); `set_gaps([(first, last, tooltip)])`, the iterations a damaged tape lost, hatched on every
+plot (widgets.gap_marks); `clear()`.
 Outputs: `iterationClicked(iteration)` when a person clicks a plot.
 What a person sees: `series(name)` -> (x, y) and `colour(name)` of the curve "loss" (the first loss), "loss:<label>"
 (any loss), "eval:<label>" (an evaluation loss), "lr" (group 0), "lr[1]", ..., "ratio:<layer>" or "grad:<layer>";
@@ -33,6 +34,7 @@ from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from widgets.edit_marks import EditMarks
+from widgets.gap_marks import GapMarks, joins
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
 from widgets.loss_plot import EVAL_SUFFIX, ChanceLines, CurveLegend, IterationAxis, loss_tail, spans_decades
 from widgets.theme import CURVES, follow_palette
@@ -105,6 +107,7 @@ class TrainingPlots(QWidget):
         self.chances = ChanceLines(self.loss_plot)
         self.chance = self.chances.lines[0]  # the first level's line: the only one of a run with one loss
         self.edits = EditMarks(self.loss_plot, lambda: [c.label for c in self.chances.lines])
+        self.gaps = [GapMarks(plot) for plot in self._plots]
         self._loss_log = False
         self.loss_legend = CurveLegend(self.loss_plot, self)
         self._losses: list[str] = []  # the labels of the loss curves, in order
@@ -176,6 +179,7 @@ class TrainingPlots(QWidget):
         self.set_loss([], [])
         self.set_chance(None)
         self.edits.clear()
+        self.set_gaps([])
 
     def add_step(self, iteration: int, event) -> None:
         """One optimizer step: its learning rates and per-layer update/weight ratios."""
@@ -220,7 +224,7 @@ class TrainingPlots(QWidget):
             name = self._loss_name(i)
             self._raw[name] = y
             curve = self._curve(self.loss_plot, name, CURVES[i % len(CURVES)])
-            curve.setData(x, y, connect="finite")
+            self._set_data(curve, x, y)
             lone = len(x) == 1  # a line of one point draws nothing: the first iteration's loss, a dot
             if lone != (curve.opts["symbol"] is not None):
                 curve.setSymbol("o" if lone else None)
@@ -230,7 +234,7 @@ class TrainingPlots(QWidget):
         for i, (label, (x, y)) in enumerate(zip(evaluation, evals)):
             name, colour = f"eval:{label}", CURVES[(len(curves) + i) % len(CURVES)]
             self._raw[name] = y
-            self._eval_curve(name, colour).setData(x, y, connect="finite")
+            self._set_data(self._eval_curve(name, colour), x, y)
         self.chances.keep_clear_of(*loss_tail([y for _, y in data], log))
         self.loss_legend.set_entries([(label, CURVES[i % len(CURVES)]) for i, label in enumerate(self._losses)] + [
             (label + EVAL_SUFFIX, CURVES[(len(curves) + i) % len(CURVES)], True) for i, label in enumerate(evaluation)])
@@ -243,6 +247,18 @@ class TrainingPlots(QWidget):
     def add_edit(self, iteration: int, label: str, tip: str) -> None:
         """One more applied edit on the loss plot."""
         self.edits.add_edit(iteration, label, tip)
+
+    def set_gaps(self, gaps: list[tuple[int, int, str]]) -> None:
+        """The stretches a damaged tape lost, (first iteration, last iteration, tooltip) each, hatched on every plot,
+        no curve drawn across one (widgets.gap_marks)."""
+        for marks in self.gaps:
+            marks.set_gaps(gaps)
+        for _plot, curve in self._curves.values():
+            if curve.xData is not None:
+                self._set_data(curve, curve.xData, curve.yData)
+
+    def _set_data(self, curve: pg.PlotDataItem, x, y) -> None:
+        curve.setData(x, y, connect=joins(x, y, self.gaps[0].spans))
 
     def _show_chances(self) -> None:
         self.chances.show({label: CURVES[i % len(CURVES)] for i, label in enumerate(self._losses)}, self._loss_log)
@@ -365,8 +381,7 @@ class TrainingPlots(QWidget):
             y = np.array([lr[g] if g < len(lr) else np.nan for lr in self._lrs], float)
             name = "lr" if g == 0 else f"lr[{g}]"
             self._raw[name] = y
-            curve = self._curve(self.lr_plot, name, PALETTE[g % len(PALETTE)])
-            curve.setData(x, _positive(y), connect="finite")
+            self._set_data(self._curve(self.lr_plot, name, PALETTE[g % len(PALETTE)]), x, _positive(y))
         for layer, by_it in self._ratios.items():
             self._draw_layer(self.ratio_plot, f"ratio:{layer}", layer, by_it)
         shown = _extremes(self._grads)
@@ -389,7 +404,7 @@ class TrainingPlots(QWidget):
         y = np.array([by_it[int(t)] for t in its], float)
         self._raw[name] = y
         colour = PALETTE[self._layers[layer] % len(PALETTE)]
-        self._curve(plot, name, colour).setData(its, _positive(y), connect="finite")
+        self._set_data(self._curve(plot, name, colour), its, _positive(y))
 
     def _clicked(self, event) -> None:
         for plot in self._plots:

@@ -184,9 +184,10 @@ def frame_kind(code) -> int:
     return USER if kind.__class__ is dict else kind
 
 
-def frame_of(f) -> SourceFrame:
-    """The SourceFrame of a live frame object."""
-    return _frame(f.f_code, f.f_lineno)
+def frame_of(f, line: int | None = None) -> SourceFrame:
+    """The SourceFrame of a live frame object, at its current line or at `line` (a traceback's: a frame whose
+    `with` block is unwinding an exception stands at the `with`, not at the line that raised)."""
+    return _frame(f.f_code, f.f_lineno if line is None else line)
 
 
 def short_message(message: str, file: str = "") -> str:

@@ -20,6 +20,7 @@ from engine.debug.summary import TensorSummary, finish
 MAX_VALUE_BYTES = 1 << 30  # a decompressed .npy larger than this is refused (a zip bomb, not a tensor)
 MAX_DIMS = 64
 MAX_COUNTS_BYTES, MAX_SAMPLES_BYTES = 8192, 1024  # a summary's histogram and samples blobs, at most
+MAX_ERROR_CHARS = 2000  # the line naming the error an op raised (meta raised_op), at most
 _COUNTS_WIDE, _COUNTS_NARROW = np.dtype("<i8"), np.dtype("<u2")
 
 

@@ -29,6 +29,7 @@ _WHAT = {"events": "events", "iterations": "iterations", "summaries": "summaries
          "module_params": "module parameters", "node_args": "op arguments", "drops": "drops",
          "grad_calls": "grad calls", "pass_starts": "pass starts"}
 _FAR = 1 << 62
+LOST_TO_END = _FAR  # the last seq of a stretch of lost events that nothing readable follows
 
 
 def cut_short(path: str) -> tuple[int, int] | None:
@@ -61,14 +62,14 @@ def lost_parts(tape, failed: bool = False) -> list[str]:
     lines; where SQLite finds no damaged page yet rows would not decode (or `failed`: the caller could not read a
     part), the reader's notes. [] for a sound tape."""
     found = damage(tape)
-    if not found and (failed or tape.notes or tape.events_end is not None):
+    if not found and (failed or tape.notes or tape.events_lost):
         found = [n for n in tape.notes if n] or ["some rows cannot be decoded"]
     return found
 
 
 def require_events(tape) -> None:
-    """TapeError when a damaged tape's events cannot be read at all: nothing to replay or export."""
-    if tape.events_end == 0:
+    """TapeError when a damaged tape's events cannot be read at all: nothing to export."""
+    if tape.no_event_read:
         raise TapeError(f"{tape.path}: damaged tape: no event can be read ({tape.events_error})")
 
 
@@ -84,11 +85,11 @@ def damage(tape) -> list[str]:
         sound = conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
     except sqlite3.Error:
         sound = False
-    if tape.events_end is None and not (sound and not cut):
+    if not tape.events_lost and not (sound and not cut):
         with contextlib.suppress(TapeError):
-            tape.columns("kind")  # the reader's own reading of the events: where it stops, events_end says
-    if tape.events_end is not None:  # a chunk SQLite reads, but whose bytes do not decode, stops them too
-        lines.append(f"events {_event_range(conn, tape.events_end + 1)} unreadable ({tape.events_error})")
+            tape.columns("kind")  # the reader's own reading of the events: what it skips, events_lost says
+    if tape.events_lost:  # (a chunk SQLite reads, but whose bytes do not decode, too)
+        lines.append(f"events {lost_events(tape)} unreadable ({tape.events_error})")
     if sound and not cut:
         return lines
     present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -123,7 +124,7 @@ def _lost_rows(conn: sqlite3.Connection, table: str) -> tuple[int, list[tuple[in
                 if row is None:
                     return (read, gaps) if gaps else None
                 read, after = read + 1, row[0]
-            resume = _next_readable(conn, table, after)
+            resume = next_readable(conn, table, after)
             if resume is None:
                 gaps.append((after + 1, _FAR))
                 return read, gaps
@@ -131,17 +132,19 @@ def _lost_rows(conn: sqlite3.Connection, table: str) -> tuple[int, list[tuple[in
             after = resume - 1
 
 
-def _next_readable(conn: sqlite3.Connection, table: str, after: int) -> int | None:
-    """The first rowid past `after` that SQLite can seek to and read, past the damaged pages; None if none.
-    A seek into a damaged page fails, one past it succeeds: probe further and further, then halve back."""
+def next_readable(conn: sqlite3.Connection, table: str, after: int, columns: str = "*") -> int | None:
+    """The first rowid past `after` that SQLite can seek to and read (those of its `columns`), past the damaged
+    pages; None if none. A seek into a damaged page fails, one past it succeeds: probe further and further, then
+    halve back."""
     def readable(bound: int) -> int | bool | None:
         try:
-            row = conn.execute(f"SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1",
+            row = conn.execute(f"SELECT rowid, {columns} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1",
                                (bound,)).fetchone()
         except sqlite3.Error:
             return False
         return None if row is None else row[0]
 
+    after = max(after, -1)  # a tape's keys (seqs, ids) are not negative: probing from far below took 62 steps to 0
     step, good = 1, None
     while after + step < _FAR:
         found = readable(after + step)
@@ -164,13 +167,7 @@ def _next_readable(conn: sqlite3.Connection, table: str, after: int) -> int | No
 
 def _describe(conn: sqlite3.Connection, table: str, read: int, gaps: list[tuple[int, int]]) -> str:
     what = _WHAT.get(table, table)
-    merged: list[list[int]] = []
-    for a, b in gaps:  # a row that failed right after a gap widens it
-        if merged and a <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    gaps = [tuple(g) for g in merged]
+    gaps = merged(gaps)  # a row that failed right after a gap widens it
     if not read:
         return f"{what}: none can be read" + (" (they are told from the events)" if table == "iterations" else "")
     spans = ", ".join(f"{max(a, 0):,} on" if b >= _FAR - 1 else f"{a:,}-{b:,}" for a, b in gaps)
@@ -180,9 +177,30 @@ def _describe(conn: sqlite3.Connection, table: str, read: int, gaps: list[tuple[
     return f"{what}: those of {key} {spans} unreadable ({read:,} rows read)"
 
 
-def _event_range(conn: sqlite3.Connection, start: int) -> str:
-    """'2,049-6,254': the events from `start` to the tape's last (from its iterations, else from the recorder's
-    count of events), or '2,049 on' where neither can be read."""
+def merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ranges (first, last) in order, those that overlap or touch made one."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def lost_events(tape) -> str:
+    """'2,049-4,096, 8,193-9,000': the stretches of events a damaged tape lost (tape.events_lost), the last one
+    that runs to the tape's end up to its last event (from its iterations, else from the recorder's count of events),
+    or '8,193 on' where neither can be read."""
+    spans = []
+    for first, last in tape.events_lost:
+        if last >= LOST_TO_END:
+            last = _last_event(tape._conn)
+        spans.append(f"{first:,} on" if last is None or last < first else f"{first:,}-{last:,}")
+    return ", ".join(spans)
+
+
+def _last_event(conn: sqlite3.Connection) -> int | None:
     try:
         last = conn.execute("SELECT max(last_seq) FROM iterations").fetchone()[0]
     except sqlite3.Error:
@@ -191,6 +209,4 @@ def _event_range(conn: sqlite3.Connection, start: int) -> str:
             last = int(conn.execute("SELECT min(first_seq) FROM events").fetchone()[0]) + int(count) - 1
         except (sqlite3.Error, TypeError, ValueError):
             last = None
-    if type(last) is not int or last < start:
-        return f"{start:,} on"
-    return f"{start:,}-{last:,}"
+    return last if type(last) is int else None

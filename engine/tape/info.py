@@ -51,9 +51,24 @@ def tape_info(tape: Tape) -> dict:
         "output_kept": tape.keeps_output,
         "max_output_bytes": meta_bytes(tape.meta.get("max_output_bytes", "")),
         "recorded_events": meta_bytes(tape.meta.get("events", "")),  # the writer's count, None before it kept one
+        "raised_op": damage.read(lambda: _raised(tape), None),
         "damage": damage.lines(),
     })
     return out
+
+
+def _raised(tape: Tape) -> dict | None:
+    """The op whose forward raised the recorded run's exception (Tape.raised_op), or None: its seq, iteration, op,
+    stable key, module, input shapes and the error's line (the event's fields None where it cannot be read)."""
+    raised = tape.raised_op()
+    if raised is None:
+        return None
+    seq, message = raised
+    row = next(tape.rows(seq, seq + 1), None)
+    ev = row.event if row is not None and row.kind == "op" else None
+    return {"seq": seq, "iteration": row.iteration if ev else None, "op": ev.op if ev else None,
+            "key": ev.key if ev else None, "module": ev.module if ev else None,
+            "input_shapes": [list(shape) for shape in ev.input_shapes] if ev else None, "message": message}
 
 
 class _Damage:
@@ -133,6 +148,11 @@ def describe(info: dict) -> str:
         lines.append("  iterations: none")
     lines.append(f"  events:     {info['events']:,} (ops {info['ops']:,}, backward {info['backward']:,}, "
                  f"module calls {info['modules']:,}, optimizer steps {info['optimizer_steps']:,})")
+    raised = info.get("raised_op")
+    if raised and raised["op"] is not None:  # where the run failed: the op, its inputs, the error
+        shapes = ", ".join("x".join(map(str, shape)) or "scalar" for shape in raised["input_shapes"])
+        lines.append(f"  raised:     {p(raised['op'])}" + (f" in {p(raised['module'])}" if raised["module"] else "")
+                     + f" in iteration {raised['iteration']} (inputs {shapes}): {p(raised['message'])}")
     if info.get("parameter_snapshots") is None and info.get("damage"):
         lines.append("  parameters: cannot be read (damaged)")
     elif info.get("parameter_snapshots"):

@@ -57,6 +57,7 @@ from engine.tape import schema
 from engine.tape.codec import (
     CHUNK_COLUMNS,
     MAX_COUNTS_BYTES,
+    MAX_ERROR_CHARS,
     MAX_SAMPLES_BYTES,
     chunk_arrays,
     parse_args,
@@ -72,7 +73,7 @@ from engine.tape.codec import (
     printable,
     tuples,
 )
-from engine.tape.damage import cut_short
+from engine.tape.damage import LOST_TO_END, cut_short, merged, next_readable
 from engine.tape.errors import TapeError
 from engine.tape.output import DROPPED, OutputRow, read_rows
 
@@ -232,10 +233,14 @@ class Tape:
         self._chunks: dict[tuple, list] = {}
         # one line per part of the tape left out as damaged (a node's malformed arguments), at most MAX_NOTES
         self.notes: list[str] = []
-        # the last event read before a damaged chunk of events stopped the reading (None: none stopped it); every
-        # reader of events stops there, so a replay's charts, timeline and graph show the same events
-        self.events_end: int | None = None
-        self.events_error = ""  # what stopped them there
+        # the stretches of events a damaged tape lost, (first seq, last seq) each, in order (last: LOST_TO_END where
+        # nothing after it can be read); found as the events are read, so whole once all were (columns()). Every
+        # reader of events goes on past them, so a replay's charts, timeline and graph show the same events
+        self.events_lost: list[tuple[int, int]] = []
+        self.events_error = ""  # why the first of them was lost
+        # (first seq, last seq) of the chunks SQLite can still reach, once one could not be read (None: none failed)
+        self._reachable: list[tuple[int, int]] | None = None
+        self._bad_chunks: set[int] = set()  # first seqs of reachable chunks whose bytes cannot be read or decoded
         self._told: list[IterationInfo] | None = None  # the iterations from the events, where the table is damaged
         self.unreadable: dict[str, int] = {}  # table -> rows asked for that a damaged page kept from being read
 
@@ -419,9 +424,8 @@ class Tape:
 
     def iterations_read(self, columns: dict[str, np.ndarray]) -> list[IterationInfo]:
         """The iterations of the events read (columns(): seq, kind, iteration, t at least): the iterations
-        table's, cut where a damaged chunk stopped the events (events_end); where the table itself cannot be
-        read, made from the events (and noted)."""
-        end = self.events_end
+        table's, where a damaged tape lost some events of an iteration made from those read (none read: left
+        out); where the table itself cannot be read, made from the events (and noted)."""
         try:
             if self._told is not None:
                 infos = self._told
@@ -434,13 +438,20 @@ class Tape:
             self._note(f"iterations: the table cannot be read ({str(err).rpartition(': ')[2]}); they are told "
                        "from the events")
             return _iterations_of(columns)
-        if end is None:
+        if not self.events_lost:
             return infos
-        held = [i for i in infos if i.first_seq <= end]
-        if held and held[-1].last_seq > end:  # the iteration the damage cut: as far as it was read
-            made = [i for i in _iterations_of(columns) if i.iteration == held[-1].iteration]
-            held[-1] = made[0] if made else held[-1]._replace(last_seq=end)
+        made = {info.iteration: info for info in _iterations_of(columns)}
+        held = []
+        for info in infos:
+            if self.lost_between(info.first_seq, info.last_seq):  # as far as its events were read
+                info = made.get(info.iteration)
+            if info is not None:
+                held.append(info)
         return held
+
+    def lost_between(self, first: int, last: int) -> bool:
+        """Whether a damaged tape lost events with seqs in [first, last] (of the stretches found so far)."""
+        return any(a <= last and first <= b for a, b in self.events_lost)
 
     @_guard
     def losses(self, columns: dict[str, np.ndarray] | None = None) -> dict[int, float]:
@@ -714,52 +725,112 @@ class Tape:
 
     def _chunks_read(self, lo: int | None, hi: int | None, decode) -> Iterator[tuple[int, int, object]]:
         """(first seq, last seq, decode(first seq, blob, count)) of the chunks of events that may hold seqs in
-        [lo, hi), in order, up to the first chunk that cannot be read or decoded: there the reading stops
-        (events_end)."""
+        [lo, hi), in order. A chunk that cannot be read or decoded, or that SQLite cannot reach (a damaged page
+        on the way to it), is left out and the reading goes on past it: events_lost says what it held."""
         lo = -(1 << 62) if lo is None else lo
         hi = 1 << 62 if hi is None else hi
-        if self.events_end is not None:
-            hi = min(hi, self.events_end + 1)
-        after, single = -(1 << 62), False
-        while True:
-            got = False
-            try:  # a cursor; a row alone right after it failed (SQLite may fail a row ahead of the one it gave)
-                rows = self._conn.execute("SELECT first_seq, last_seq, count, columns FROM events WHERE first_seq < ? "
-                                          "AND last_seq >= ? AND first_seq > ? ORDER BY first_seq"
-                                          + (" LIMIT 1" if single else ""), (hi, lo, after))
-                for first, last, count, blob in rows:
+        after = -(1 << 62)
+        if self._reachable is None:
+            try:
+                for first, last, count, blob in self._conn.execute(
+                        "SELECT first_seq, last_seq, count, columns FROM events WHERE first_seq < ? AND last_seq >= ? "
+                        "ORDER BY first_seq", (hi, lo)):
                     first, last = _int(first), _int(last)
-                    decoded = decode(first, blob, count)
-                    got = True
+                    decoded = self._checked(first, last, count, blob, decode)
                     yield first, last, decoded
                     after = first
-            except sqlite3.Error as err:
-                if self._closed:
-                    raise
-                if not single:
-                    single = True
-                    continue
-                self._events_damaged(after, err)
                 return
             except _BAD as err:
                 if self._closed:
                     raise
-                self._events_damaged(after, err)
+                self._map_chunks(err)
+        reachable = self._reachable
+        for first, last in reachable[bisect.bisect_right(reachable, (after, 1 << 62)):]:
+            if first >= hi:
                 return
-            if not single or not got:
-                return
-            single = False  # that row could be read: a cursor again from there
+            if last < lo or first in self._bad_chunks:
+                continue
+            try:
+                count, blob = self._one("SELECT count, columns FROM events WHERE first_seq = ?", (first,))
+                decoded = self._checked(first, last, count, blob, decode)
+            except _BAD as err:
+                if self._closed:
+                    raise
+                self._bad_chunks.add(first)
+                self._lose(first, last, err)
+                continue
+            yield first, last, decoded
 
-    def _events_damaged(self, after: int, err: BaseException) -> None:
-        """Note that the events past the chunk that starts at `after` cannot be read."""
-        try:
-            end = 0 if after < 0 else _int(self._one("SELECT last_seq FROM events WHERE first_seq = ?", (after,))[0])
-        except _BAD:
-            end = max(after, 0)
-        if self.events_end is None or end < self.events_end:
-            self.events_end = end
-            self.events_error = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        self._note(f"events: those after event {end:,} cannot be read ({str(err)[:80] or type(err).__name__})")
+    @staticmethod
+    def _checked(first: int, last: int, count, blob, decode):
+        """decode(first, blob, count) of a chunk whose bytes agree with its row: its seqs run from first to last, in
+        order, and its kinds and phases are known. A page overwritten in the middle of a chunk's bytes, past the
+        links SQLite checks, reads back without an error; it does not agree."""
+        arrays, _flat = chunk_arrays(blob, count)
+        seq, kind, phase = arrays[0], arrays[1], arrays[3]
+        if seq[0] != first or seq[-1] != last or bool((seq[1:] <= seq[:-1]).any()) \
+                or bool(((kind < 1) | (kind > len(schema.KIND_NAMES))).any()) or int(phase.max()) >= len(schema.PHASES):
+            raise ValueError("an event chunk's bytes do not agree with its row (damaged)")
+        return decode(first, blob, count)
+
+    def _map_chunks(self, err: BaseException) -> None:
+        """Where the events cannot all be read: the chunks SQLite still reaches, found by their keys (read without
+        their bytes, past the pages that cannot be read); what lies between them is lost."""
+        reachable: list[tuple[int, int]] = []
+        after = -(1 << 62)
+        keys = "SELECT first_seq, last_seq FROM events WHERE first_seq > ? ORDER BY first_seq"
+        while True:
+            try:
+                for first, last in self._conn.execute(keys, (after,)):
+                    reachable.append((_int(first), _int(last)))
+                    after = first
+                break
+            except sqlite3.Error as failed:
+                err = failed
+            try:  # the cursor may fail a row ahead of the one it gave: one at a time up to the damage
+                while (row := self._one(keys + " LIMIT 1", (after,))) is not None:
+                    reachable.append((_int(row[0]), _int(row[1])))
+                    after = row[0]
+                break
+            except sqlite3.Error:
+                pass
+            resume = next_readable(self._conn, "events", after, "first_seq")
+            self._lose(reachable[-1][1] + 1 if reachable else 0, LOST_TO_END if resume is None else resume - 1, err)
+            if resume is None:
+                break
+            after = resume - 1
+        self._reachable = reachable
+
+    def _lose(self, first: int, last: int, err: BaseException) -> None:
+        """Note that the events with seqs in [first, last] cannot be read (cut to the tape's own seqs where its
+        iterations say them)."""
+        lo, hi = self.seq_range() or (0, LOST_TO_END)
+        first, last = max(first, lo), min(last, hi)
+        if first > last:
+            return
+        why = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        if not self.events_lost:
+            self.events_error = why
+        self.events_lost = merged([*self.events_lost, (first, last)])
+        span = f"{first:,} on" if last >= LOST_TO_END else f"{first:,}-{last:,}"
+        self._note(f"events: {span} cannot be read ({why[:80]})")
+
+    def seq_range(self) -> tuple[int, int] | None:
+        """The seqs of the tape's first and last events, as its iterations table says, whether or not those events
+        can be read; None where the table cannot say."""
+        if "seq_range" not in self._cache:
+            try:
+                lo, hi = self._one("SELECT min(first_seq), max(last_seq) FROM iterations")
+                extent = (lo, hi) if type(lo) is int and type(hi) is int and lo <= hi else None
+            except sqlite3.Error:
+                extent = None
+            self._cache["seq_range"] = extent
+        return self._cache["seq_range"]
+
+    @property
+    def no_event_read(self) -> bool:
+        """Whether, of a damaged tape, not one event could be read (of those read so far)."""
+        return self._reachable is not None and all(first in self._bad_chunks for first, _ in self._reachable)
 
     def _rows(self, start, stop, iteration) -> Iterator[tuple[EventRow, int | None]]:
         """(event row, stack id) pairs with seq in [start, stop) (and of `iteration` if given), in order."""
@@ -1032,6 +1103,20 @@ class Tape:
         return AlertEvent(_int(seq), _text(kind), _text(message), _text(op), _text(key), _text(module),
                           _int(fseq), _int(it), _text(file), _int(line), _text(code), parse_real(value),
                           tuple(inputs))
+
+    def raised_op(self) -> tuple[int, str] | None:
+        """(seq, the error in one line) of the op whose forward raised the recorded code's exception (its event
+        is an OpEvent with output 0, its stable key ending in ":failed"); None where no op raised it, or on a tape
+        written before such ops were kept. A malformed entry is noted and read as none."""
+        text = self.meta.get("raised_op")
+        if text is None:
+            return None
+        try:
+            seq, message = parse_json(text, list)
+            return _int(seq), _text(message)[:MAX_ERROR_CHARS]
+        except _BAD:
+            self._note("meta: its raised_op entry is malformed; the op that raised is shown as an op")
+            return None
 
     @_guard
     def edits(self) -> list[EditEvent]:

@@ -44,14 +44,24 @@ except ImportError:  # not POSIX: no recorder lock
 
 from engine.debug import Debugger
 from engine.debug.param_names import updated_parameters
+from engine.debug.raised import error_line, raised_op
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
-from engine.debug.source import USER, frame_kind, frame_of
+from engine.debug.source import MAX_CHAIN, USER, frame_kind, frame_of
 from engine.debug.summary import TensorSummary, summarize
 from engine.debug.tracer import host_copy
-from engine.events import AlertEvent, EditEvent, ModuleEvent, OptimizerEvent, hub
+from engine.events import AlertEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent, hub
 from engine.optim.optimizer import stepping_optimizer
 from engine.tape import cap, schema
-from engine.tape.codec import EventColumns, float_blob, ids_text, npy_bytes, op_args, summary_rows, to_json
+from engine.tape.codec import (
+    MAX_ERROR_CHARS,
+    EventColumns,
+    float_blob,
+    ids_text,
+    npy_bytes,
+    op_args,
+    summary_rows,
+    to_json,
+)
 from engine.tape.errors import TapeError
 from engine.tape.output import MAX_OUTPUT_BYTES, OutputCap, OutputRows, OutputText
 from engine.tape.schema import ALERT, BACKWARD, EDIT, MARK, MODULE_ENTER, MODULE_EXIT, OP, OPTIMIZER
@@ -171,6 +181,7 @@ class Recorder:
         self._frames: dict[int, tuple] = {}  # id(SourceFrame) -> (frame, row id): holding it pins the id
         self._sources: set[str] = set()
         self._raised: tuple = ()  # (files of the user frames an exception of the run went through, where it was raised)
+        self._raised_op: tuple[int, str] | None = None  # (seq, the error in one line) of the op that raised it
         self._new_rows: list[tuple] = []
         self._param_names: dict[tuple, str] = {}
         self._snapshots = capture != "structure"  # parameter snapshots after each optimizer step
@@ -668,14 +679,24 @@ class Recorder:
         """Events queued for the writer and not yet committed (never more than queue_events)."""
         return len(self._queue)
 
-    def keep_failure(self, err: BaseException) -> None:
-        """Keep, for the tape, the source files of the user frames that `err` (the run's end) went through, and the
-        line that raised it: a script that fails before its first op otherwise leaves no line to show."""
+    def keep_failure(self, err: BaseException, op: OpEvent | None = None) -> None:
+        """Keep, for the tape, the source files of the user frames that `err` (the run's end) went through, the
+        line that raised it (a script that fails before its first op otherwise leaves no line to show), and the op
+        that raised it: as the event it never emitted, in the iteration the run was in, so that a replay shows the
+        failed iteration as the live run did. op: that event, where the caller made it already (the app's live
+        view, so that both give it one seq)."""
         self.debugger.explain_failure(err)  # an in-place modification error becomes an alert, on the tape
-        frames = [f for f, _ in traceback.walk_tb(err.__traceback__) if frame_kind(f.f_code) == USER]
-        if frames:
-            where = frame_of(frames[-1])
-            self._raised = ({f.f_code.co_filename for f in frames}, where)
+        frames = [(f, line) for f, line in traceback.walk_tb(err.__traceback__) if frame_kind(f.f_code) == USER]
+        where = frame_of(*frames[-1]) if frames else None
+        if where is not None:
+            self._raised = ({f.f_code.co_filename for f, _ in frames}, where)
+        raised = raised_op(err)
+        if raised is None or self._raised_op is not None or self._closed or self._level >= 3:
+            return  # (a recording the size cap stopped records nothing more)
+        event = op if op is not None else raised.event
+        stack = tuple(frame_of(f, line) for f, line in reversed(frames[-MAX_CHAIN:]))
+        self._on_record(OpRecord(event, self.debugger.state.iteration, raised.depth, where, stack))
+        self._raised_op = (event.seq, error_line(err)[:MAX_ERROR_CHARS])
 
     # ---- closing --------------------------------------------------------------------------------------
     def flush(self, timeout: float | None = 10.0) -> bool:
@@ -721,6 +742,8 @@ class Recorder:
             files, where = self._raised or ((), None)
             if where is not None:
                 meta.append(("raised_at", json.dumps([where.file, where.line, where.function, where.text])))
+            if self._raised_op is not None:
+                meta.append(("raised_op", json.dumps(self._raised_op)))
             with conn:
                 conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
                 conn.executemany("INSERT OR IGNORE INTO sources (file, text, note) VALUES (?, ?, ?)",
@@ -808,6 +831,12 @@ def stopped_by(err: BaseException) -> str | None:
     text = " ".join(str(err).split())  # one line: a KeyError of a tensor is its whole printout, over lines
     text = text if len(text) <= 160 else text[:159] + "\u2026"
     return f"the recorded code raised {type(err).__name__}" + (f": {text}" if text else "")
+
+
+def ended_by_itself(status: str) -> bool:
+    """Whether a tape's status says the recorded code came to its own end (finished, raised, exited), so that its
+    last iteration is whole as far as it got; not cut off by Ctrl-C, a signal, the size cap or a killed recorder."""
+    return status == "complete" or status.startswith(("the recorded code raised ", "the script exited with "))
 
 
 def _insert_rows(conn: sqlite3.Connection, table: str, rows: list[tuple]) -> None:

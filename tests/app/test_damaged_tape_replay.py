@@ -1,15 +1,22 @@
-"""A damaged tape in the window: every panel shows the events that could be read, the same ones, and the banner
-says what was lost; a tape cut short opens as far as it goes."""
+"""A damaged tape in the window: every panel shows the events that could be read, the same ones, past the damage
+where the rows after it can be read, with the hole shown on the timeline and the charts; the banner says what was
+lost; a tape cut short opens as far as it goes."""
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
+import engine.tape
 from tests.app.test_replay_window import replay
 from tests.app.test_window import make_window
 from tests.engine.tape.helpers import record_run
 from tests.engine.tape.test_damaged_tapes import PAGE, _overwritten
 from tests.shots import shoot
+from widgets.theme import MUTED_TEXT, pick
+from widgets.timeline import PHASE_COLOURS, RULER
 
 
 @pytest.fixture(scope="module")
@@ -19,21 +26,43 @@ def tape(tmp_path_factory):
     return path
 
 
-def test_a_damaged_chunk_of_events_ends_the_timeline_the_loss_curve_and_the_graph_alike(qtbot, tmp_path, tape):
+def test_the_events_after_a_damaged_chunk_are_replayed_with_the_hole_shown(qtbot, tmp_path, tape):
     bad = _overwritten(tape, tmp_path, "events", "overflow")
+    with engine.tape.open(tape) as whole:
+        last_seq, last_iteration = whole.iterations()[-1].last_seq, whole.iterations()[-1].iteration
     window = make_window(qtbot, tmp_path)
     session = replay(qtbot, window, bad)
-    end = session.tape.events_end
-    assert end is not None and session.cursor == session.last_seq == end  # the replay read up to the damage
-    last = session.counts["last_iteration"]
-    assert session.iterations[-1].iteration == last < 59  # its labels end where the events do
-    assert window.timeline.view.seqs().max() <= end
+    (gap,) = session.gaps
+    assert session.cursor == session.last_seq == last_seq  # read on past the damage, to the tape's end
+    assert session.iterations[-1].iteration == last_iteration == 59
+    # the timeline: the events either side of the hole, and a hatched break where it is
+    seqs = window.timeline.view.seqs()
+    assert seqs.max() == last_seq and not ((seqs >= gap.first_seq) & (seqs <= gap.last_seq)).any()
+    assert window.timeline.view.gaps().tolist() == [gap.first_seq]
+    after = int(np.searchsorted(seqs, gap.first_seq))
+    window.timeline.view.set_view(after - 20, after + 20)
+    x = round((window.timeline.view.event_x(after - 1) + window.timeline.view.event_x(after)) / 2)
+    strip = window.timeline.view.grab().toImage()
+    colours = {strip.pixelColor(x + dx, RULER + 4).name() for dx in range(-3, 4)}
+    assert pick(MUTED_TEXT) in colours and not colours & set(PHASE_COLOURS)  # hatched, not an iteration's band
+    # the charts: the loss goes on after the hole, with no line across it, and the hole hatched
     iterations, _losses = session.loss_curve()
-    assert max(iterations) <= last  # the loss curve too: it ran to the end of the run (iteration 59)
-    assert all(step[0] <= last for step in session.recorded_steps)
+    assert max(iterations) == last_iteration
+    line = window.loss_plot.lines[0][0]
+    assert isinstance(line.opts["connect"], np.ndarray)
+    across = [k for k, (a, b) in enumerate(itertools.pairwise(iterations))
+              if b - a > 1 and a < gap.last_iteration and b > gap.first_iteration]
+    assert across and not line.opts["connect"][across].any()  # no line over the iterations whose losses were lost
+    assert window.loss_plot.gaps.spans == [(gap.first_iteration, gap.last_iteration)]
+    assert all(len(marks.bands) == 1 for marks in window.training_plots.gaps)
+    # the graph shows the last iteration as a sound tape does: nothing marked as changed by the damage
+    assert len(window.canvas.marks_item.changed) == 0
     message = window.message_bar.text()
-    assert message.startswith(f"Damaged tape: shown are the first {session.counts['events']:,} of ")
-    assert f"events (to iteration {last}); lost: events {end + 1:,}-" in message
+    assert message.startswith(f"Damaged tape: {session.counts['events']:,} of ")
+    assert f"lost are {gap.text(session.origin)}: the hatched gaps on the timeline and the charts" in message
+    first, last = (window.timeline.event_number(s) for s in (gap.first_seq, gap.last_seq))  # as the timeline counts
+    assert gap.text(session.origin) == f"events {first:,}-{last:,} (iterations {gap.first_iteration}-" \
+                                       f"{gap.last_iteration})"
     shoot(window, "damaged-events.png")
 
 
@@ -46,5 +75,5 @@ def test_a_tape_cut_short_opens_as_far_as_it_goes_and_says_it_is_cut_short(qtbot
     session = replay(qtbot, window, str(cut))  # was: "damaged tape (database disk image is malformed)", no window
     assert session.counts["events"] > 0 and session.cursor == session.last_seq
     message = window.message_bar.text()
-    assert message.startswith("Damaged tape: ") and "lost: the file is cut short: " in message
+    assert message.startswith("Damaged tape: ") and "lost too: the file is cut short: " in message
     assert cut.read_bytes() == data[:len(cut.read_bytes())]  # never written to

@@ -110,17 +110,19 @@ def test_a_tape_damaged_past_its_index_says_how_much_was_read(qtbot, window, nan
     assert "\n" not in message and window.message_bar.level == "error"
 
 
-def test_a_tape_damaged_in_its_event_index_is_a_message_and_exit_2(qtbot, window, nan_tape, tmp_path,
-                                                                      monkeypatch, capsys):
+def test_a_tape_none_of_whose_events_can_be_read_opens_with_what_survived(qtbot, window, nan_tape, tmp_path,
+                                                                          monkeypatch):
     bad = _damaged(nan_tape, tmp_path, "UPDATE events SET columns = X'0102030405'")
-    assert not window.open_tape(bad)  # no exception out of the panels that index the tape
-    assert window.session is None
+    session = replay(qtbot, window, bad)  # was refused: its alerts, steps and output were there to see
+    assert session.no_events and window.timeline.view.count == 0
     message = window.message_bar.text()
-    assert message == f"Cannot open {bad}: damaged tape: no event can be read (an event chunk is truncated)"
-    monkeypatch.setattr(app.window, "run_app", lambda *a: pytest.fail("opened the window"))
-    assert main(["open", bad]) == 2
-    assert capsys.readouterr().err == f"tapescope open: {bad}: damaged tape: no event can be read (an event chunk " \
-                                      "is truncated)\n"
+    assert message.startswith("Damaged tape: none of its ") and "can be read (an event chunk is truncated)" in message
+    assert "shown is what survived: 1 alert (Alerts) and 4 optimizer steps (Training) (" in message
+    assert window.alerts_panel.topLevelItemCount() == 1 and len(window.training_plots.series("lr")[0]) == 4
+    assert window.graph.hint.isVisible() and "No event of this tape can be read" in window.graph.hint.text()
+    opened = []
+    monkeypatch.setattr(app.window, "run_app", lambda launch: opened.append(launch.replay.no_events) or 0)
+    assert main(["open", bad]) == 0 and opened == [True]  # tapescope open too
 
 
 def value_header(window) -> str:

@@ -1,5 +1,6 @@
 """A damaged tape (bytes overwritten in the middle, or the file cut short, as a disk or a copy does it) is read
-as far as it can be, and `info`, `export` and the reader say which parts were lost."""
+as far as it can be, past the damage where SQLite still reaches the rows after it, and `info`, `export` and the
+reader say which parts were lost."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 import engine.tape
 from app.cli import main
-from engine.tape.damage import cut_short, damage
-from tests.engine.tape.helpers import record_run
+from engine.tape.damage import cut_short, damage, require_events
+from tests.engine.tape.helpers import copy_of, record_run, same_record
 
 PAGE = 4096
 
@@ -79,20 +80,86 @@ def test_a_damaged_values_page_costs_those_values_not_the_rest_of_the_tape(tape,
     assert _digest(bad) == digest  # never written to
 
 
-def test_a_damaged_chunk_of_events_ends_every_reading_of_events_at_the_same_place(tape, tmp_path):
-    bad = _overwritten(tape, tmp_path, "events", "overflow")
+def _overwritten_page(tape, folder, page: int, name: str) -> str:
+    """A copy of the tape with page `page` (1-based) overwritten with garbage."""
+    data = bytearray(tape.read_bytes())
+    data[(page - 1) * PAGE:page * PAGE] = bytes(range(256)) * (PAGE // 256)
+    bad = folder / f"{name}.tape"
+    bad.write_bytes(bytes(data))
+    return str(bad)
+
+
+def _lost_and_after(tape, bad) -> tuple[tuple[int, int], list, list]:
+    """(the one stretch of events `bad` lost, the sound tape's records, the damaged one's)."""
+    with engine.tape.open(tape) as whole:
+        records = list(whole.records())
     with engine.tape.open(bad) as t:
         cols = t.columns("kind", "iteration", "t")
-        end = t.events_end
-        assert end is not None and end > 0 and cols["seq"].max() == end
-        assert [r.seq for r in t.rows()][-1] == end  # records stop where the columns do
+        (lost,) = t.events_lost
+        read = list(t.records())
+        assert [r.seq for r in read] == cols["seq"].tolist()  # records skip what the columns skip
+    return lost, records, read
+
+
+def test_a_damaged_chunk_of_events_is_left_out_and_the_events_after_it_are_read(tape, tmp_path):
+    bad = _overwritten(tape, tmp_path, "events", "overflow")
+    (first, last), records, read = _lost_and_after(tape, bad)
+    seqs = [r.seq for r in records]
+    assert 1 < first <= last < seqs[-1]
+    # every event before and after the lost stretch is read, as recorded
+    assert [r.seq for r in read] == [s for s in seqs if not first <= s <= last]
+    kept = {r.seq: r for r in records}
+    assert all(same_record(r, kept[r.seq]) or (r.__class__.__name__ == "BackwardRecord" and r.forward is None)
+               for r in read)  # (a backward node whose forward op was lost has none)
+    with engine.tape.open(bad) as t:
+        cols = t.columns("kind", "iteration", "t")
         infos = t.iterations_read(cols)
-        assert infos[-1].last_seq == end and infos[-1].iteration == int(cols["iteration"].max())
-        assert max(t.loss_history(cols).first()) <= infos[-1].iteration
+        whole = {i.iteration for i in engine.tape.open(tape).iterations()}
+        # the iterations the stretch held are as far as they were read; the ones after it are all there
+        assert infos[-1].iteration == max(whole) and infos[-1].last_seq == seqs[-1]
+        assert not any(first <= i.first_seq and i.last_seq <= last for i in infos)
+        assert max(t.loss_history(cols).first()) == max(whole)  # the loss curve goes on past the hole
         lines = damage(t)
-    with engine.tape.open(tape) as whole:
-        last = whole.iterations()[-1].last_seq
-    assert lines[0].startswith(f"events {end + 1:,}-{last:,} unreadable (")
+    assert lines[0].startswith(f"events {first:,}-{last:,} unreadable (")
+
+
+def test_rows_past_a_damaged_leaf_page_of_events_are_read_by_their_keys(tape, tmp_path):
+    leaves = _pages(tape, "events", "leaf")
+    bad = _overwritten_page(tape, tmp_path, leaves[len(leaves) // 2], "bad-leaf")
+    (first, last), records, read = _lost_and_after(tape, bad)
+    seqs = [r.seq for r in records]
+    assert [r.seq for r in read] == [s for s in seqs if not first <= s <= last] and read[-1].seq == seqs[-1]
+
+
+def test_a_chunk_whose_bytes_disagree_with_its_row_is_lost_not_read_as_other_events(tape, tmp_path):
+    bad = copy_of(tape, tmp_path, "scrambled.tape")
+    con = sqlite3.connect(bad)  # bytes that SQLite hands back without an error: a page overwritten past its links
+    first, count, blob = con.execute("SELECT first_seq, count, columns FROM events LIMIT 1 OFFSET 2").fetchone()
+    scrambled = blob[:8 * count][::-1] + blob[8 * count:]  # its seqs reversed: every size still adds up
+    with con:
+        con.execute("UPDATE events SET columns = ? WHERE first_seq = ?", (scrambled, first))
+    con.close()
+    (lost_first, _), records, read = _lost_and_after(tape, bad)
+    assert lost_first == first and len(read) == len(records) - count
+
+
+def test_a_tape_none_of_whose_events_can_be_read_says_so_and_keeps_the_rest(tmp_path, capsys):
+    path = tmp_path / "nan.tape"
+    record_run(path, steps=6, nan_at=2)
+    con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    (root,) = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
+    con.close()
+    bad = _overwritten_page(path, tmp_path, root, "bad-root")  # the first page of the events: none can be reached
+    with engine.tape.open(bad) as t:
+        assert len(t.columns("kind")["seq"]) == 0 and t.no_event_read
+        (first, last), = t.events_lost
+        assert (first, last) == t.seq_range()  # all of them, as the iterations table says
+        assert [a.kind for a in t.alerts()] and len(t.optimizer_steps(t.iterations())) == 6
+        with pytest.raises(engine.tape.TapeError, match="no event can be read"):
+            require_events(t)
+    assert main(["info", bad]) == 2
+    out = capsys.readouterr().out
+    assert f"DAMAGED:    events {first:,}-{last:,} unreadable (" in out and "alerts:     1" in out
 
 
 def test_a_tape_cut_short_says_so_and_is_read_as_far_as_it_goes(tape, tmp_path, capsys):
