@@ -51,7 +51,7 @@ DEBUG = (
          "step before: a replay shows everything as it was there; a paused live run, what it recorded there"),
     Spec("step_back_over", "Step Back O&ver", "Ctrl+Shift+F10", "step_back_over", "Go back to the op before in "
          "this module call or its caller, over nested module calls"),
-    Spec("run_to_phase", "Run &to Backward", "Ctrl+F10", "run_to_phase",
+    Spec("run_to_phase", "Run &to Next Phase", "Ctrl+F10", "run_to_phase",
          "Run to the next phase: forward \u2192 backward \u2192 optimizer step"),
     Spec("run_to_next_iteration", "Run to &Next Iteration", "Ctrl+F11", "next_iteration",
          "Run to the first op of the next iteration"),
@@ -64,7 +64,15 @@ DEBUG = (
          "turned on while a pause waits, it restarts the run", checkable=True),
     Spec("record", "Recor&d to Tape", "Ctrl+R", "record", "Record the live session to a .tape file "
          "(replay it with File > Open Tape)", checkable=True),
+    # the timeline's cursor, from the graph or the timeline (Home and End stay the text's and the lists' elsewhere)
+    Spec("go_to_first", "Go to &First Event", "Home", "", "The timeline's first event: a replay goes back there; a "
+         "paused run shows what it recorded there"),
+    Spec("go_to_last", "Go to &Last Event", "End", "", "The timeline's last event: the end of a tape, or where a "
+         "paused run stands"),
+    Spec("go_to", "&Go to Iteration or Event\u2026", "Ctrl+G", "", "Move the timeline's cursor to an iteration's "
+         "first event or to an event, by its number"),
 )
+GO_KEYS = ("go_to_first", "go_to_last")  # shortcuts of the graph and the timeline only, not of the whole window
 DEBUG_TIPS = {spec.name: spec.tip for spec in DEBUG}
 # Debug > Stop on Alerts: which alerts stop Continue and the steps where they are raised (app.session.ALERT_STOPS)
 STOP_ON_ALERTS = (
@@ -98,7 +106,21 @@ VIEW = (
     Spec("collapse_modules", "&Collapse Modules", "", "", "Show every top-level module as one node"),
     Spec("expand_modules", "&Expand Modules", "", "", "Show the inside of every module"),
     Spec("reset_layout", "&Reset Panels", "", "", "Put the panels back where they started"),
+    Spec("next_panel", "Ne&xt Panel", "Ctrl+Tab", "", "Move the keyboard focus to the next panel in view (the graph "
+         "included), left to right and top to bottom"),
+    Spec("previous_panel", "Previous Pane&l", "Ctrl+Shift+Tab", "", "Move the keyboard focus to the panel in view "
+         "before this one"),
 )
+# View > Go to Panel: the panel brought to the front and given the keyboard focus (spec name "panel_" + the dock's
+# name; "graph" is the window's centre)
+GO_TO_PANEL = tuple(
+    Spec(f"panel_{name}", text, f"Alt+{key}" if key else "", "", f"Show the {text.replace('&', '')} panel and "
+         "give it the keyboard focus")
+    for name, text, key in (("graph", "&Graph", 1), ("modules", "&Modules", 2), ("inspector", "&Inspector", 3),
+                            ("alerts", "&Alerts", 4), ("breakpoints", "&Breakpoints", 5), ("source", "&Source", 6),
+                            ("output", "&Output", 7), ("loss", "&Loss", 8), ("timeline", "&Timeline", 9),
+                            ("node", "&Node", None), ("editor", "&Editor", None),
+                            ("plots", "T&raining", None), ("gradients", "Gra&dient Flow", None)))
 HELP = (
     Spec("shortcuts", "&Keyboard Shortcuts", "", "", "List every action that has a keyboard shortcut"),
     Spec("tape_format", "&Tape Format", "", "", "Open docs/tape-format.md: what a .tape file holds"),

@@ -418,9 +418,16 @@ class DebugPanels(QObject):
             return
         key = rec.event.key
         if key in w.canvas.view.node_of:
+            # the graph marks and shows the node the inspector is about, as a replay's cursor moves it: it had kept
+            # marking the op paused at, the node selected out of sight (layer_norm in block 34 inspected, linear
+            # in block 9 marked)
+            if session.status != "running":
+                w.canvas.set_current(key)
             w.canvas.select(key)
+            w.canvas.follow(key, zoom=not w.graph.moved_by_hand)
         self.show_recorded(seq)
-        if session.status == "paused":  # stepped back: the run itself has not moved
+        head = w.timeline.view.count and seq == int(w.timeline.view.seqs()[-1])
+        if session.status == "paused" and not head:  # stepped back: the run itself has not moved
             number = w.timeline.event_number(seq)  # the cursor's, as the timeline says: not the record's before it
             w.status_panel.set_note(f"Showing event {number:,} as recorded; F10 and F11 go on from the stop", 8)
         frame = source_of(rec)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.debug.breakpoints import namer
-from engine.debug.node_names import input_name, op_names, param_name
+from engine.debug.node_names import input_name, op_names, param_name, root_names
 from engine.debug.nonfinite import by_design
 from engine.events import AlertEvent, BackwardEvent, ModuleEvent, OpEvent, OptimizerEvent
 from engine.nn.module import NUMBERED_ROOT
@@ -141,6 +141,9 @@ class GraphView:
     caption: list[str] | None = None  # what node i's box reads: an input's name in the script, a parameter's
     # in its module ("weight"), an op's the name the script assigned its output to ("q", its op under it);
     # its label is the full name ("fc1.weight") or the op ("split"), as the tooltip says
+    # a model's path ("Sequential_2") -> the name the script calls it by ("D"), where the source lines tell it: its
+    # box, its row in the Modules panel and its node when collapsed read so, its class under it
+    root_names: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -860,6 +863,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
     added = set(diff.added) if diff is not None else set()
     fan_of, fan_size = _fans(it, rep)
     assigned = _assigned_names(it, stacks) if stacks else {}
+    models = root_names(_root_calls(it, stacks)) if stacks else {}
     node_rep = []
     for i, key in enumerate(it.keys):
         g = it.group[i]
@@ -877,7 +881,8 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
                 path = it.groups[r]
                 keys.append(path)
                 kind.append(MODULE)
-                label.append(_module_name(path))
+                model = models.get(it.group_path[r])  # a model's own call: the name the script calls it by
+                label.append(model + path[len(it.group_path[r]):] if model else _module_name(path))
                 caption.append(label[-1])
                 # a root is named by its class: "whole model" under it, not its class twice
                 sublabel.append(it.group_cls[r] if it.group_cls[r] != label[-1] else "whole model")
@@ -935,9 +940,45 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
                      dtype, src, np.array(order, float), np.array(group, np.int32), edge_arr, edge_shape,
                      groups, group_cls, np.array(group_parent, np.int32), node_of, np.zeros(0, np.int32),
                      np.zeros((0, 2), np.int32), np.array([k in added for k in keys], bool),
-                     np.array(group_at, float), caption)
+                     np.array(group_at, float), caption, models)
     view.backward, view.backward_edges = _backward_arrays(bw, view)
     return view
+
+
+def _root_calls(it: _Iteration, stacks: dict[str, tuple]) -> list[tuple[str, object]]:
+    """Each call of a model (a root module) in the iteration, in call order: (its path, the user frame that made
+    the call, or None), for engine.debug.node_names.root_names."""
+    n = len(it.groups)
+    root = [0] * n
+    for g in range(1, n):
+        parent = it.group_parent[g]
+        root[g] = g if parent == 0 else root[parent]
+    ops: dict[int, list[int]] = {}
+    for i, g in enumerate(it.group):
+        if g and it.kind[i] == OP:
+            ops.setdefault(root[g], []).append(i)
+    calls = []
+    for g in sorted(ops, key=it.group_at.__getitem__):
+        if "." in it.group_path[g] or not it.group_cls[g]:
+            continue  # a model's module called by itself, or ops under a path no module call made
+        members = ops[g]
+        ran = [stacks.get(it.keys[i], ()) for i in (members[0], members[len(members) // 2], members[-1])]
+        calls.append((it.group_path[g], _call_site(ran)))
+    return calls
+
+
+def _call_site(stacks: list[tuple]) -> object | None:
+    """The frame that made a module call, from the user frames some of its ops ran under (innermost first): the
+    innermost one they all share, past the module's own forward (a one-line forward is shared too)."""
+    first = stacks[0]
+    shared = len(first)
+    for other in stacks[1:]:
+        n = 0
+        while n < min(shared, len(other)) and first[len(first) - 1 - n] == other[len(other) - 1 - n]:
+            n += 1
+        shared = n
+    return next((frame for frame in first[len(first) - shared:] if getattr(frame, "function", "") != "forward"),
+                None)
 
 
 def _caption(it: _Iteration, i: int, sources: dict[str, str], uses: dict[tuple, int]) -> str:

@@ -255,7 +255,8 @@ class GraphPresenter(QObject):
             else:
                 after = began[g]
         paths, classes, parents = _in_call_order(paths, classes, parents, began)
-        self.module_tree.set_modules(paths, classes, parents, self.model.collapsed if self.model else set())
+        self.module_tree.set_modules(paths, classes, parents, self.model.collapsed if self.model else set(),
+                                     getattr(view, "root_names", {}))
         self.module_tree.set_empty_note(NO_MODULE_CALLS if len(view) and len(paths) <= 1 else "")
 
     def toggle(self, path: str) -> None:

@@ -135,6 +135,18 @@ def _menu_actions(menu: QMenu) -> list[QAction]:
     return actions
 
 
+def _submenus(menu: QMenu, path: str = "") -> dict[QAction, str]:
+    """Each action of `menu`'s submenus -> the submenus it is in ("Go to Panel"), as the help names it."""
+    found = {}
+    for action in menu.actions():
+        sub = action.menu()
+        if sub is not None:
+            inner = f"{path} \u203a {action_name(action)}" if path else action_name(action)
+            found.update({a: inner for a in sub.actions() if a.menu() is None})
+            found.update(_submenus(sub, inner))
+    return found
+
+
 def native(action: QAction) -> str:
     """The action's shortcuts in the platform's own notation (Ctrl+F; ⌘F on macOS)."""
     return ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in action.shortcuts())
@@ -155,12 +167,16 @@ class ShortcutsDialog(QDialog):
         bold = self.tree.font()
         bold.setBold(True)
         groups = shortcut_groups(menu_bar, window)
+        # an item of a submenu says which ("Go to Panel \u203a Alerts"): "Alerts" alone read as the Alerts panel's own
+        where = {a: path for top in menu_bar.actions() if top.menu() is not None
+                 for a, path in _submenus(top.menu()).items()}
         for title, actions in groups:
             group = QTreeWidgetItem(self.tree, [title])
             group.setFont(0, bold)
             group.setFirstColumnSpanned(True)
             for action in actions:
-                item = QTreeWidgetItem(group, [action_name(action), native(action)])
+                name = f"{where[action]} \u203a {action_name(action)}" if action in where else action_name(action)
+                item = QTreeWidgetItem(group, [name, native(action)])
                 item.setToolTip(0, action.statusTip())
         self.tree.expandAll()
         header = self.tree.header()

@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import html
 import os
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, QUrl
+from PySide6.QtCore import QByteArray, QPoint, QRect, QSettings, QStandardPaths, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QColor, QDesktopServices, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -36,10 +37,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.actions import ALERT_STOP_OF, DEBUG, DEBUG_TIPS, EDIT, FILE, HELP, STOP_ON_ALERTS, VIEW, build_actions
+from app.actions import (
+    ALERT_STOP_OF,
+    DEBUG,
+    DEBUG_TIPS,
+    EDIT,
+    FILE,
+    GO_KEYS,
+    GO_TO_PANEL,
+    HELP,
+    STOP_ON_ALERTS,
+    VIEW,
+    build_actions,
+)
 from app.debug_panels import DebugPanels
 from app.graph_presenter import COLOUR_BY, GraphPresenter
 from app.help import DOCUMENTS, AboutDialog, Example, ShortcutsDialog, fill_examples_menu
+from app.panel_focus import PanelFocus
 from app.panel_shares import PanelShares
 from app.pump import EventPump
 from app.replay import ReplaySession
@@ -56,6 +70,7 @@ from app.session import (
     raised_where,
 )
 from app.tape_export import TapeExporter
+from app.unsaved import DropQuestion, what_is_lost
 from engine.debug import EventRecord
 from engine.debug.records import CAPTURES, source_of
 from engine.debug.source import SourceFrame, short_message
@@ -76,6 +91,7 @@ from widgets.source_view import SourceView
 from widgets.status import MessageBar, StatusPanel
 from widgets.tensor_inspector import TensorInspector
 from widgets.timeline import Timeline
+from widgets.timeline_goto import KINDS, GoToDialog
 from widgets.training_plots import TrainingPlots
 
 STATE_VERSION = 2  # 2: the debugging panels of issue 8
@@ -88,6 +104,7 @@ STRUCTURE_WAIT = 4.0
 INSPECT_INTERVAL = 0.3  # seconds between the inspector's refreshes while the engine runs: readable, and cheap
 INSPECTOR_MOST = 460  # pixels: the right column's width in a large window
 MODULES_SHARE = 0.25  # the most of the window's width the left column takes to show the module tree whole
+FIRST_SHARE = 0.85  # of each side of a screen larger than 1920x1200, what a first start takes
 _NAN_STOP = "Stopped where NaN/Inf first appeared: "
 _ALERT_STOP = "Stopped at an alert, "
 _PAUSE_WAITS = "Pause is waiting: "
@@ -120,6 +137,8 @@ class MainWindow(QMainWindow):
         self.session: LiveSession | ReplaySession | None = None
         self.recordings_dir = str(self.settings.value("recordings/dir", "") or _default_recordings_dir())
         self._restart_pending = False
+        self._question: DropQuestion | None = None  # the question asked before a session no tape holds is lost
+        self._dropping = False  # the person let such a session go: what follows closes it without asking
         self._select_at_stop: str | None = None  # an alert's node, selected once a replay's seek settles
         self._sources: dict[str, str | None] = {}
         self._sized = self._restored = False
@@ -159,12 +178,13 @@ class MainWindow(QMainWindow):
         self._visual_timer.setSingleShot(True)
         self._visual_timer.setInterval(int(VISUAL_INTERVAL * 1000))
         self._visual_timer.timeout.connect(self._flush_visuals)
-        # a first start fits the screen: 1440x900 on a 1280x720 laptop put the inspector and the bottom row
-        # off its edges (a window manager does not always shrink a window that asks for more)
+        # a first start takes the screen (1440x900 on a 1280x720 laptop put the inspector and the bottom row off its
+        # edges; 1440 wide on a 1600-wide screen left a strip unused), most of a large one, centred
         screen = QGuiApplication.primaryScreen()
         room = screen.availableGeometry().size() if screen is not None else None
-        self.resize(min(1440, room.width()) if room else 1440, min(900, room.height()) if room else 900)
+        self.resize(*(first_size(room.width(), room.height()) if room else (1440, 900)))
         self._first_size = self.size()  # once shown, the frame is fitted too, unless a caller chose a size
+        self._place: QRect | None = None  # where the window was when it last closed (see _restore_settings)
         self._default_state = self.saveState(STATE_VERSION)
         self._restore_settings()
         self._update_actions()
@@ -460,9 +480,11 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._sized:
             self._sized = True
+            if self._place is not None and self.geometry() != self._place:
+                self.setGeometry(self._place)  # the docks' least sizes, known once laid out, had widened it
             if not self._restored:
                 if self.size() == self._first_size:
-                    self.fit_frame_to_screen()
+                    self.fit_frame_to_screen(centre=True)
                 self._initial_dock_sizes()
             else:  # a layout saved in a larger window (another screen): the graph's column and its row read
                 self.layout().activate()
@@ -491,9 +513,9 @@ class MainWindow(QMainWindow):
                        and abs(m.geometry().left() - at.left()) <= 3 for m in members):
                 bar.hide()
 
-    def fit_frame_to_screen(self) -> None:
+    def fit_frame_to_screen(self, centre: bool = False) -> None:
         """Keep the whole window on its screen, title bar and borders included: a first start sized the inside
-        to the screen, so the frame ran past its edges (a restored geometry is Qt's to place)."""
+        to the screen, so the frame ran past its edges (`centre`: in the middle of the screen's free area)."""
         screen = self.screen()
         if screen is None or self.windowState() & (Qt.WindowState.WindowMaximized | Qt.WindowState.WindowFullScreen):
             return
@@ -503,13 +525,17 @@ class MainWindow(QMainWindow):
         if (width, height) != (self.width(), self.height()):
             self.resize(width, height)
         # move() places the frame's top-left corner
-        x = max(room.left(), min(frame.left(), room.left() + room.width() - width - extra_w))
-        y = max(room.top(), min(frame.top(), room.top() + room.height() - height - extra_h))
+        x, y = frame.left(), frame.top()
+        if centre:
+            x = room.left() + (room.width() - width - extra_w) // 2
+            y = room.top() + (room.height() - height - extra_h) // 2
+        x = max(room.left(), min(x, room.left() + room.width() - width - extra_w))
+        y = max(room.top(), min(y, room.top() + room.height() - height - extra_h))
         if (x, y) != (frame.left(), frame.top()):
             self.move(x, y)
 
     def _build_actions(self) -> None:
-        self.actions = build_actions(self, DEBUG + STOP_ON_ALERTS + FILE + EDIT + VIEW + HELP)
+        self.actions = build_actions(self, DEBUG + STOP_ON_ALERTS + FILE + EDIT + VIEW + GO_TO_PANEL + HELP)
         a = self.actions
         for name in ("resume", "pause", "step_into", "step_over", "step_out", "run_to_phase",
                      "run_to_next_iteration"):
@@ -526,9 +552,9 @@ class MainWindow(QMainWindow):
         a["break_in_python"].toggled.connect(self._break_in_python_toggled)
         a["open_tape"].triggered.connect(self._ask_tape)
         a["run_script"].triggered.connect(self._ask_script)
-        a["open_demo"].triggered.connect(lambda: self.open_demo())
+        a["open_demo"].triggered.connect(lambda: self.after_asking("open", self.open_demo))
         a["export"].triggered.connect(lambda: self.exporter.ask())
-        a["quit"].triggered.connect(self.close)
+        a["quit"].triggered.connect(self.quit)
         a["fit"].triggered.connect(lambda: self.graph.fit())
         a["find"].triggered.connect(lambda: (self.search_box.setFocus(), self.search_box.selectAll()))
         a["find_next"].triggered.connect(lambda: self.find(self.search_box.text()))
@@ -537,17 +563,18 @@ class MainWindow(QMainWindow):
         a["collapse_modules"].triggered.connect(lambda: self.graph.collapse_all(True))
         a["expand_modules"].triggered.connect(lambda: self.graph.collapse_all(False))
         a["reset_layout"].triggered.connect(self.reset_panels)
+        self._build_keyboard_ways(a)
         a["shortcuts"].triggered.connect(self.show_shortcuts)
         a["about"].triggered.connect(self.show_about)
         for name, path in DOCUMENTS.items():
             a[name].triggered.connect(lambda _=False, p=path: self._open_document(p))
-        self.addActions(list(a.values()))
+        self.addActions([action for name, action in a.items() if name not in GO_KEYS])
 
         menu = self.menuBar().addMenu("&File")
         for name in ("open_tape", "run_script", "open_demo"):
             menu.addAction(a[name])
         self.examples_menu = menu.addMenu("Open E&xample")
-        fill_examples_menu(self.examples_menu, self.open_example)
+        fill_examples_menu(self.examples_menu, lambda e: self.after_asking("open", lambda: self.open_example(e)))
         self.recent_menu = QMenu("Open &Recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         menu.addMenu(self.recent_menu)
@@ -562,7 +589,7 @@ class MainWindow(QMainWindow):
         debug = self.menuBar().addMenu("&Debug")
         for group in (("resume", "pause", "stop", "restart"),
                       ("step_into", "step_over", "step_out", "step_back", "step_back_over"),
-                      ("run_to_phase", "run_to_next_iteration"),
+                      ("run_to_phase", "run_to_next_iteration"), ("go_to_first", "go_to_last", "go_to"),
                       ("toggle_breakpoint", "stop_on_alerts", "break_in_python"),
                       ("record",)):
             for name in group:
@@ -590,6 +617,11 @@ class MainWindow(QMainWindow):
         panels = view.addMenu("&Panels")
         for dock in self.docks.values():
             panels.addAction(dock.toggleViewAction())
+        go_to_panel = view.addMenu("&Go to Panel")
+        for spec in GO_TO_PANEL:
+            go_to_panel.addAction(a[spec.name])
+        view.addAction(a["next_panel"])
+        view.addAction(a["previous_panel"])
         view.addAction(a["reset_layout"])
 
         self.help_menu = self.menuBar().addMenu("&Help")
@@ -625,6 +657,42 @@ class MainWindow(QMainWindow):
         self.search_box.textChanged.connect(self._count_matches)
         bar.addWidget(self.search_count)
         self.toolbar = bar
+
+    def _build_keyboard_ways(self, a: dict[str, QAction]) -> None:
+        """Home, End and Ctrl+G move the timeline's cursor; Ctrl+Tab, Ctrl+Shift+Tab and Alt+digit move the focus
+        between the panels (Tab stays each panel's own: the graph's goes round its nodes)."""
+        a["go_to_first"].triggered.connect(self.timeline.go_to_start)
+        a["go_to_last"].triggered.connect(self.timeline.go_to_end)
+        a["go_to"].triggered.connect(self.ask_go_to)
+        # Home and End are the graph's and the timeline's: elsewhere they stay a text's or a list's own
+        for name in GO_KEYS:
+            a[name].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.canvas.addAction(a[name])
+            self.timeline.addAction(a[name])
+        self.panel_focus = PanelFocus(self)
+        a["next_panel"].triggered.connect(lambda: self.panel_focus.cycle())
+        a["previous_panel"].triggered.connect(lambda: self.panel_focus.cycle(backward=True))
+        for spec in GO_TO_PANEL:
+            name = spec.name.removeprefix("panel_")
+            a[spec.name].triggered.connect(lambda _=False, n=name: self.panel_focus.go_to(n))
+
+    def ask_go_to(self) -> GoToDialog | None:
+        """Go to Iteration or Event (Ctrl+G): the timeline's cursor to an iteration's first event or to an event."""
+        bounds = self.timeline.bounds()
+        if bounds is None or not self.actions["go_to"].isEnabled():
+            return None
+        kind = self.settings.value("timeline/go_to", "iteration")
+        dialog = GoToDialog(bounds, kind if kind in KINDS else "iteration", self.timeline.position(), self)
+        dialog.chosen.connect(self.go_to)
+        return self._open_dialog(dialog)
+
+    def go_to(self, kind: str, number: int) -> bool:
+        """Move the timeline's cursor to iteration `number` ("iteration") or to event `number` ("event")."""
+        self.settings.setValue("timeline/go_to", kind)
+        moved = self.timeline.go_to_iteration(number) if kind == "iteration" else self.timeline.go_to_event(number)
+        if not moved:
+            self.status_panel.set_note(f"No {kind} {number:,} on the timeline", 4)
+        return moved
 
     def _build_record_menu(self, menu: QMenu) -> None:
         """Debug > Record Capture, also the Record button's drop-down: what a recording keeps (its capture
@@ -1290,11 +1358,15 @@ class MainWindow(QMainWindow):
         a["record"].setEnabled(live and alive)
         a["toggle_breakpoint"].setEnabled(live and alive)  # a replay, or a run that ended, never stops again
         a["export"].setEnabled(self.exporter.can_export())  # a replay's tape, or a live session's recording
+        # the name stays what the menu and Help > Keyboard Shortcuts call it; where it runs to now is its tip
         phase = session.phase if session is not None else "forward"
-        text = {"forward": "Run &to Backward", "backward": "Run &to Optimizer Step"}.get(phase, "Run &to Next Phase")
-        a["run_to_phase"].setText(text)
-        # the toolbar button's tooltip names the same phase as the menu
-        a["run_to_phase"].setToolTip(f"{text.replace('&', '')} ({a['run_to_phase'].shortcut().toString()})")
+        to = {"forward": "the backward pass", "backward": "the optimizer step"}.get(phase, "the next forward pass")
+        a["run_to_phase"].setStatusTip(f"Run to the next phase: now to {to}")
+        a["run_to_phase"].setToolTip(f"Run to Next Phase ({a['run_to_phase'].shortcut().toString()})\nNow: to {to}")
+        # the timeline's cursor moves where there is history to move through and nothing runs it along
+        held = session is not None and session.status != RUNNING and self.timeline.view.count > 0
+        for name in ("go_to_first", "go_to_last", "go_to"):
+            a[name].setEnabled(held)
         out = self._step_out_to() if paused else None
         tip = (f"Run {out}" if out else "Nothing to step out of: the optimizer step ends the iteration") if paused \
             else DEBUG_TIPS["step_out"]
@@ -1318,7 +1390,7 @@ class MainWindow(QMainWindow):
             act = self.recent_menu.addAction(os.path.basename(path))
             act.setToolTip(path)
             act.setStatusTip(path)
-            act.triggered.connect(lambda _=False, p=path: self.open_path(p))
+            act.triggered.connect(lambda _=False, p=path: self.after_asking("open", lambda: self.open_path(p)))
         if not self.recent_menu.actions():
             self.recent_menu.addAction("(none yet)").setEnabled(False)
 
@@ -1330,7 +1402,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open Tape", self.recordings_dir,
                                               "Tapes (*.tape);;All files (*)")
         if path:
-            self.open_tape(path)
+            self.after_asking("open", lambda: self.open_tape(path))
 
     def _ask_script(self, path: str = "") -> ScriptDialog:
         """Open the Debug Script dialog (script, arguments, recording, pause on entry) on `path`, else on the
@@ -1348,8 +1420,8 @@ class MainWindow(QMainWindow):
         path, record = dialog.script_path(), dialog.record_path()
         capture = dialog.capture() if record else "summary"
         remember_script(self.settings, path, dialog.arguments_text(), record, capture)
-        self.run_script(path, dialog.argv(), run=not dialog.pause_on_entry(), record=record or None,
-                        capture=capture)
+        self.after_asking("open", lambda: self.run_script(path, dialog.argv(), run=not dialog.pause_on_entry(),
+                                                          record=record or None, capture=capture))
 
     def dragEnterEvent(self, event) -> None:
         if any(u.toLocalFile().endswith((".tape", ".py")) for u in event.mimeData().urls()):
@@ -1359,7 +1431,7 @@ class MainWindow(QMainWindow):
         for url in event.mimeData().urls():
             path = url.toLocalFile()
             if path.endswith((".tape", ".py")):
-                self.open_path(path)
+                self.after_asking("open", lambda p=path: self.open_path(p))
                 event.acceptProposedAction()
                 return
 
@@ -1371,6 +1443,12 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if isinstance(geometry, (QByteArray, bytes)):
             self.restoreGeometry(geometry)
+            # Qt makes room for a title bar above a window that touched the screen's top, whether or not the
+            # window manager draws one: each start put it 25 pixels lower and 27 shorter. Where it was lies on a
+            # screen still: there, as it was
+            self._place = saved_place(bytes(geometry))
+            if self._place is not None:
+                self.setGeometry(self._place)
         if isinstance(state, (QByteArray, bytes)):
             with self._arranging_docks():
                 self._restored = self.restoreState(state, STATE_VERSION)
@@ -1379,7 +1457,41 @@ class MainWindow(QMainWindow):
             self._may_tab = _flag(self.settings.value("window/may_tab", True))
             self._bottom_by_person = _flag(self.settings.value("window/bottom_by_person"))
 
+    def quit(self) -> None:
+        """File > Quit (Ctrl+Q): close the window, once the person said a session no tape holds may go."""
+        self.after_asking("quit", self.close)
+
+    def after_asking(self, verb: str, go_on) -> None:
+        """Call `go_on()` where closing the session loses nothing a tape does not hold; else ask first ("quit" or
+        "open": what the person asked for) and call it only if they let the session go. Asked once at a time."""
+        lost = what_is_lost(self.session)
+        if lost is None:
+            go_on()
+            return
+        if self._question is not None:  # asked already: the same question, not a second
+            self._question.raise_()
+            return
+        question = self._question = DropQuestion(lost, verb, self)
+        question.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(_result: int) -> None:
+            self._question = None
+            if question.dropped():
+                self._dropping = True  # the close that follows is not asked about again
+                try:
+                    go_on()
+                finally:
+                    self._dropping = False
+
+        question.finished.connect(answered)
+        question.open()
+
     def closeEvent(self, event) -> None:
+        # the window's close button (or Alt+F4) asks as Quit does; a close from code (Quit once asked) does not
+        if event.spontaneous() and not self._dropping and what_is_lost(self.session) is not None:
+            event.ignore()
+            self.quit()
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(STATE_VERSION))
         self.settings.setValue("window/compact_row", self._compact_row)
@@ -1411,6 +1523,27 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     area.setMinimumWidth(120)
     return area
+
+
+def first_size(width: int, height: int) -> tuple[int, int]:
+    """A first start's size on a screen with `width` x `height` pixels free: all of a screen up to 1920x1200, a
+    debugger's panels want the room; FIRST_SHARE of each side of a larger one."""
+    return (width if width <= 1920 else int(width * FIRST_SHARE),
+            height if height <= 1200 else int(height * FIRST_SHARE))
+
+
+def saved_place(blob: bytes) -> QRect | None:
+    """The window's own rectangle (its inside, as geometry() had it) in a QWidget.saveGeometry() of format 3, where
+    the window was neither maximized nor full screen and the rectangle lies on a screen now; else None."""
+    if len(blob) < 66 or struct.unpack(">IH", blob[:6]) != (0x1D9D0CB, 3):
+        return None
+    maximized, full_screen = blob[44], blob[45]
+    left, top, right, bottom = struct.unpack(">4i", blob[50:66])
+    rect = QRect(QPoint(left, top), QPoint(right, bottom))
+    if maximized or full_screen or not rect.isValid():
+        return None
+    screen = QGuiApplication.screenAt(rect.center())
+    return rect if screen is not None and screen.availableGeometry().contains(rect) else None
 
 
 def _flag(value) -> bool:

@@ -34,7 +34,7 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsItem, QToolTip
 
 from engine.nn.module import NUMBERED_ROOT
-from widgets.module_tree import name_under
+from widgets.module_tree import model_name, name_under
 from widgets.theme import is_dark, luminance
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
@@ -770,8 +770,10 @@ class GraphCanvas(pg.GraphicsView):
             self._group_depth = depth
             names = list(getattr(view, "groups", []))
             # a box is titled relative to the box around it: "layers.0" inside "encoder", not the full path
-            self._group_titles = [name_under(name, names[parent[g]]) if g > 0 and parent[g] > 0 else name
-                                  for g, name in enumerate(names)]
+            # and a model's by the name the script calls it by ("D", its class beside it), not "Sequential_2"
+            models = getattr(view, "root_names", {})
+            self._group_titles = [name_under(name, names[parent[g]]) if g > 0 and parent[g] > 0 else
+                                  model_name(name, models) for g, name in enumerate(names)]
             self.edges_item.set_polylines(layout.edge_points, layout.edge_connect, layout.seg_ptr)
             self._edge_anchor = self._edge_anchors(layout)
             self.marks_item.set_rects(rects, self.nodes_item.boundingRect())

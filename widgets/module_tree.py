@@ -69,15 +69,18 @@ class ModuleTree(QTreeWidget):
         self.currentItemChanged.connect(self._on_current_changed)
 
     def set_modules(self, paths: list[str], classes: list[str], parents: list[int],
-                    collapsed: set[str]) -> None:
+                    collapsed: set[str], models: dict[str, str] | None = None) -> None:
         """Show module calls (index 0, the top level, is not shown), listed in call order; `parents[i]` indexes
-        `paths`. The calls of one module path make one row, where its first call is listed."""
+        `paths`. The calls of one module path make one row, where its first call is listed. `models`: a model's
+        path ("Sequential_2") -> the name the script calls it by ("D"), which its row reads."""
+        models = dict(models or {})
         if self._in_change:  # a box was (un)checked and the graph changed at once: rebuild once Qt is done
             if self._later is None:
                 QTimer.singleShot(0, self._rebuild_later)
-            self._later = (paths, classes, parents, set(collapsed))
+            self._later = (paths, classes, parents, set(collapsed), models)
             return
-        shown = (tuple(paths), tuple(classes), tuple(int(p) for p in parents), frozenset(collapsed))
+        shown = (tuple(paths), tuple(classes), tuple(int(p) for p in parents), frozenset(collapsed),
+                 tuple(sorted(models.items())))
         if shown == self._shown:
             return
         self._shown = shown
@@ -91,7 +94,7 @@ class ModuleTree(QTreeWidget):
             while stack:
                 path, parent = stack.pop()
                 row = rows[path]
-                item = _item(path, row, collapsed)
+                item = _item(path, row, collapsed, models.get(path) if parent is None else None)
                 (parent.addChild if parent is not None else self.addTopLevelItem)(item)
                 if picked is not None and item.data(0, PATH) == picked:  # the row picked stays picked
                     self.setCurrentItem(item)
@@ -212,15 +215,17 @@ class ModuleTree(QTreeWidget):
             self.moduleActivated.emit(calls[shown if last == calls[0] else 0])
 
 
-def _item(path: str, row: _Row, collapsed: set[str]) -> QTreeWidgetItem:
-    """The row of module `path`: its name under its parent, its class (and how often it was called)."""
+def _item(path: str, row: _Row, collapsed: set[str], model: str | None = None) -> QTreeWidgetItem:
+    """The row of module `path`: its name under its parent (a model's, `model`: the script's name for it), its
+    class (and how often it was called)."""
     calls = row.calls
     cls = f"{row.cls} \u00d7{len(calls)}" if len(calls) > 1 else row.cls
-    item = QTreeWidgetItem([name_under(path, row.parent) if row.parent is not None else path, cls])
+    item = QTreeWidgetItem([model or (name_under(path, row.parent) if row.parent is not None else path), cls])
     item.setData(0, PATH, calls[0] if calls else path)
     item.setData(0, CALLS, calls)
+    named = f"{model} ({path}, as the engine names it)" if model else path
     if not calls:
-        item.setToolTip(0, f"{path}: its own forward did not run; the script called its modules directly")
+        item.setToolTip(0, f"{named}: its own forward did not run; the script called its modules directly")
         item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
         return item
     folded = sum(call in collapsed for call in calls)
@@ -228,11 +233,11 @@ def _item(path: str, row: _Row, collapsed: set[str]) -> QTreeWidgetItem:
     box = "drawn as one box in the graph" if folded == len(calls) else "drawn open in the graph, its ops inside"
     if len(calls) > 1:
         times = f"called {len(calls)} times in the iteration shown"  # not in the run: the graph shows one iteration
-        item.setToolTip(0, f"{path}: {times} ({calls[0]} \u2026 {calls[-1]}); click again to show the next call. "
+        item.setToolTip(0, f"{named}: {times} ({calls[0]} \u2026 {calls[-1]}); click again to show the next call. "
                            f"{EXPANDS}; now {box}")
         item.setToolTip(1, f"{row.cls}, {times}")
     else:
-        item.setToolTip(0, f"{calls[0]}: {EXPANDS}; now {box}")
+        item.setToolTip(0, f"{named if model else calls[0]}: {EXPANDS}; now {box}")
         item.setToolTip(1, cls)
     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
     item.setCheckState(0, Qt.CheckState.Checked if not folded else
@@ -305,6 +310,13 @@ def module_path(call: str) -> str:
     """A module call's path: "Net.cell#3" (the graph's fourth call of it) is "Net.cell"."""
     base, _, n = call.rpartition("#")
     return base if base and n.isdigit() else call
+
+
+def model_name(call: str, models: dict[str, str]) -> str:
+    """A model's call as the graph titles it: "D" for "Sequential_2" called `D` in the script, "D#1" for its second
+    call ("Sequential_2#1"); the call itself where the script's name for it is not known."""
+    path = module_path(call)
+    return models[path] + call[len(path):] if path in models else call
 
 
 def name_under(path: str, parent: str) -> str:

@@ -18,6 +18,9 @@ Inputs:
 - `set_cursor(seq)` (shows a position, emits nothing); `set_follow(on)`; `set_live(live)`; `clear()`.
 - `step_back(over=False)`: the cursor to the event before it (`over`: before it in the same module call or
   its caller, over nested calls), as a person's move; `can_step_back()`.
+- `go_to_start()`, `go_to_end()`, `go_to_iteration(n)`, `go_to_event(number)`: the cursor there, as a person's
+  move; `bounds()`: the iterations and event numbers held. The position reads in event numbers, as the rest of
+  the window numbers events ("iteration 3/9 · backward · event 1,204/3,310").
 Outputs: `cursorMoved(seq)` when the person drags or clicks the cursor or presses Left/Right (one
 event), Home/End, PageUp/PageDown (one iteration), or steps back; `followChanged(on)`; `markerClicked(kind,
 seq)` when a marker or a badge (its first marker) is clicked.
@@ -61,6 +64,9 @@ GROUP_GAP = 2  # pixels at least between two glyphs or badges: closer, they are 
 TIP_ROWS = 12  # a badge's tooltip lists this many markers, then says how many more
 TIP_CHARS = 90  # of a marker's text in a badge's tooltip (the Alerts panel has all of it)
 CURSOR = "#212529"
+WHERE_TIP = ("Events are numbered from the session's first, as the status bar, the Inspector and the alerts number "
+             "them. Every event the engine reported counts, module calls included; the timeline holds the forward "
+             "ops, backward nodes and optimizer steps, so a step to the next one may skip numbers.")
 RULER, BAND, MARKS = 16, 22, 14  # row heights in pixels
 MIN_SPAN = 8.0  # the narrowest view, in events
 EMPTY_TEXT = "No events yet."
@@ -303,6 +309,21 @@ class TimelineView(QWidget):
             self._keep_visible(self._cursor)
             self.update()
         self.followChanged.emit(on)
+
+    def move_to_seq(self, seq: int) -> bool:
+        """Move the cursor to the last event at or before `seq` (the first, before it), as the person's move;
+        whether there is an event to move to."""
+        if not self._n:
+            return False
+        self._move_to(max(int(np.searchsorted(self._seq[:self._n], seq, side="right")) - 1, 0))
+        return True
+
+    def iteration_start(self, iteration: int) -> int | None:
+        """The seq of the first event of `iteration`, or of the first iteration after it that holds one; None
+        past the last."""
+        starts = self._iter_starts
+        j = int(np.searchsorted(self._it[starts], iteration, side="left")) if len(starts) else 0
+        return int(self._seq[starts[j]]) if j < len(starts) else None
 
     def _move_to(self, i: int) -> None:
         """The person moved the cursor to event i."""
@@ -723,8 +744,6 @@ class Timeline(QWidget):
         self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Show every event")
         self.where = ElidedLabel()  # a long position must not widen the bottom row and squeeze the side docks
-        self.where.setToolTip("Event numbers count everything the engine reported, module calls included; steps "
-                              "count what the timeline holds: forward ops, backward nodes and optimizer steps")
         self.legend = _legend(names=len(PHASES) + len(MARKERS))
         self.phase_legend = _legend(names=len(PHASES))  # narrower: the markers' names in a tooltip
         self.short_legend = _legend(names=0)  # narrower still: swatches, their names in a tooltip
@@ -750,7 +769,6 @@ class Timeline(QWidget):
         self.fit_button.clicked.connect(self.view.fit)
         self.scroll.valueChanged.connect(self._scrolled)
         self._syncing = False
-        self._core = ""  # the part of the position the legend leaves room for
         self.set_live(False)
         self._show_where()
         self._sync_scroll()
@@ -790,6 +808,46 @@ class Timeline(QWidget):
     def step_back(self, over: bool = False) -> bool:
         """The cursor to the event before it (`over`: over nested module calls), emitting cursorMoved."""
         return self.view.step_back(over)
+
+    def go_to_start(self) -> bool:
+        """The cursor to the first event, as the person's move (Home); whether there is one."""
+        return self.view.move_to_seq(-1)
+
+    def go_to_end(self) -> bool:
+        """The cursor to the newest event, as the person's move (End): a live run's is where it stands, so the
+        cursor follows it again from there."""
+        moved = self.view.move_to_seq(1 << 62)
+        if moved and not self.follow_button.isHidden():
+            self.view.set_follow(True)
+        return moved
+
+    def go_to_event(self, number: int) -> bool:
+        """The cursor to event `number` as the session numbers its events (the status bar, the inspector), or the
+        event before it that the timeline holds (a module call is not one); whether there is one."""
+        return self.view.move_to_seq(int(number) + self.view.origin)
+
+    def go_to_iteration(self, iteration: int) -> bool:
+        """The cursor to the first event of `iteration` (or of the next one held); False past the last."""
+        seq = self.view.iteration_start(iteration)
+        return seq is not None and self.view.move_to_seq(seq)
+
+    def position(self) -> tuple[int, int] | None:
+        """(iteration, event number) of the event under the cursor, or None without a cursor."""
+        v = self.view
+        i = v.cursor_index()
+        if i < 0:
+            return None
+        seq, it, _ = v.describe(i)
+        return it, v.event_number(seq)
+
+    def bounds(self) -> tuple[int, int, int, int] | None:
+        """(first iteration, last iteration, first event number, last event number) of the events held, or
+        None without any: what Go to Iteration or Event offers."""
+        v = self.view
+        if not v.count:
+            return None
+        (first, it0, _), (last, it1, _) = v.describe(0), v.describe(v.count - 1)
+        return it0, it1, v.event_number(first), v.event_number(last)
 
     def set_markers(self, kind: str, seqs, texts=(), tags=()) -> None:
         """Replace the markers of one kind (breakpoint, alert, edit)."""
@@ -860,28 +918,17 @@ class Timeline(QWidget):
         self._fit_bar()
 
     def _fit_bar(self) -> None:
-        """The whole position beside the whole legend; where that does not fit, the position's core (iteration,
-        phase, step; the tooltip has all of it) beside the whole legend, then the legend drops the markers'
-        names, then the phases', then goes: a long position had left it bare colour squares, and a long step
-        count read "step 23,903/23,903 · ev…"."""
+        """The position whole beside the widest legend that fits: the legend drops the markers' names, then the
+        phases', then goes, before the position is cut (a long position had left the legend bare colour squares,
+        and a long count read "step 23,903/23,903 \u00b7 ev\u2026")."""
         spacing = self._bar.spacing()
         margins = self.layout().contentsMargins()
         room = self.width() - margins.left() - margins.right()
         room -= sum(b.sizeHint().width() + spacing for b in (self.follow_button, self.fit_button)
                     if not b.isHidden())
-        metrics = self.where.fontMetrics()
-        whole, core = (metrics.horizontalAdvance(text) + 4 for text in (self.where.text(), self._core))
+        room -= self.where.fontMetrics().horizontalAdvance(self.where.text()) + 4 + spacing
         legends = (self.legend, self.phase_legend, self.short_legend)  # widest first
-
-        def fits(legend, text: int) -> bool:
-            return legend.sizeHint().width() + spacing + text <= room
-
-        # the legend whole while the position's core fits beside it (the event number goes to the tooltip first:
-        # the markers' names are what a person cannot guess), then the legend drops names; never "ev…"
-        shown = (next((legend for legend in legends[:1] if fits(legend, whole)), None)
-                 or next((legend for legend in legends[:1] if fits(legend, core)), None)
-                 or next((legend for legend in legends[1:2] if fits(legend, whole)), None)
-                 or next((legend for legend in legends if fits(legend, core)), None))
+        shown = next((legend for legend in legends if legend.sizeHint().width() <= room), None)
         for legend in legends:
             legend.setVisible(legend is shown)
 
@@ -894,22 +941,24 @@ class Timeline(QWidget):
 
     def _show_where(self) -> None:
         """The cursor's position, and the newest event's: where a live run is now, however far back the
-        cursor was moved."""
+        cursor was moved. Counted in events, numbered as the status bar, the inspector and the alerts number
+        them: a count of the timeline's own steps beside them ("step 140,113/172,162" at "event 274,947") read
+        as two positions."""
         v = self.view
         i, n = v.cursor_index(), v.count
         dot = " \u00b7 "
-        extra = []
+        last = v.event_number(v.describe(n - 1)[0]) if n else 0
         if i < 0 and v.at_start:
-            core = f"start{dot}step 0/{n:,}"
-            extra.append(f"before event {v.event_number(v.describe(0)[0]):,}, the first")
+            text = f"start{dot}before event {v.event_number(v.describe(0)[0]):,}/{last:,}"
         elif i < 0:
-            core = f"{n:,} steps" if n else ""
+            text = f"{last:,} events" if n else ""
         else:  # "of" the newest: where the live run is, or the end of the tape
             seq, it, phase = v.describe(i)
-            core = f"iteration {it}/{v.describe(n - 1)[1]}{dot}{phase}{dot}step {i + 1:,}/{n:,}"
-            extra.append(f"event {v.event_number(seq):,}")
-        self._core = core
-        self.where.setText(dot.join([core, *extra]) if core else "", core)
+            text = f"iteration {it}/{v.describe(n - 1)[1]}{dot}{phase}{dot}event {v.event_number(seq):,}/{last:,}"
+        self.where.setText(text)
+        if n:
+            self.where.setToolTip(f"{text}\n{WHERE_TIP}\nThe timeline holds {n:,} of them"
+                                  + (f", the cursor on number {i + 1:,}." if i >= 0 else "."))
         self._fit_bar()
 
     def _sync_scroll(self) -> None:

@@ -9,6 +9,9 @@ fit it read "weight" beside "out.bias".
     input_name("cross_entropy", 1, "")                                     # "target" (the argument's name)
     param_name("fc1.weight", "MLP.fc1")                                    # "weight"
 
+A model (a root module) reads as the name the script calls it by: `fake = G(z)` names G, `D(real)` names D, where
+the engine numbers two Sequentials "Sequential" and "Sequential_2" (`root_names`).
+
 An op reads as the name the script assigns its output to: `q, k, v = qkv.chunk(3, dim=-1)` names its three
 split ops q, k and v; `scores = q @ k.transpose(-2, -1) / s` names the div (the op whose output the name
 receives), not the transpose or the matmul; `h = self.fc(x)` names the module's last op. `op_names` decides
@@ -19,8 +22,11 @@ nothing is done per op while the script runs.
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import inspect
+import keyword
+import re
 from collections.abc import Hashable, Sequence
 
 import engine.nn.functional as F
@@ -238,3 +244,59 @@ def _outputs(inputs: Sequence[Sequence[int]], start: int, stop: int, count: int)
     if len(last) < count or any(j in last for i in range(start, stop) for j in inputs[i]):
         return []
     return list(last)
+
+
+# a callee on a source line: a plain name or one of self's attributes, not an attribute of anything else (torch.ones)
+_CALLEE = re.compile(r"(?<![\w.])((?:self\.)?[A-Za-z_]\w*)\s*\(")
+_NOT_MODULES = frozenset(dir(builtins)) | frozenset(keyword.kwlist)
+
+
+def root_names(calls: Sequence[tuple[str, object]]) -> dict[str, str]:
+    """Per model (root module path, "Sequential_2"), the name the script calls it by ("D"), else nothing.
+
+    `calls`: each call of a root module in one iteration, in call order, as (its path without the graph's "#n",
+    the user frame that made the call: anything with .text, or None). The calls one line made one after another
+    are named by the callees on the line in the order they ran (`criterion(model(x), y)`: model, then criterion);
+    a line whose callees and calls do not pair up names none of them, nor does a name given to two models (a loop
+    over `for m in models`): those keep their paths."""
+    found: dict[str, str] = {}
+    paths_of: dict[str, set[str]] = {}
+    i = 0
+    while i < len(calls):
+        frame = calls[i][1]
+        j = i + 1
+        while j < len(calls) and frame is not None and calls[j][1] == frame:
+            j += 1
+        if frame is not None:
+            paths = [path for path, _ in calls[i:j]]
+            names = _callees(getattr(frame, "text", ""))
+            if len(names) == len(paths):
+                pairs = zip(paths, names, strict=True)
+            elif len(set(names)) == 1 and len(set(paths)) == 1:  # one model called again and again (a loop)
+                pairs = [(paths[0], names[0])]
+            else:
+                pairs = []
+            for path, name in pairs:
+                found.setdefault(path, name)
+                paths_of.setdefault(name, set()).add(path)
+        i = j
+    return {path: name for path, name in found.items() if len(paths_of[name]) == 1}
+
+
+def _callees(line: str) -> list[str]:
+    """The names `line` calls (`self.` dropped), in the order the calls end: inner calls before the call around
+    them, as Python runs them."""
+    code = line.split("#", 1)[0]
+    ends = []
+    for match in _CALLEE.finditer(code):
+        name = match.group(1)
+        if name in _NOT_MODULES:
+            continue
+        depth, end = 0, len(code) + match.start()  # not closed on this line: after everything that is
+        for k in range(match.end() - 1, len(code)):
+            depth += {"(": 1, ")": -1}.get(code[k], 0)
+            if depth == 0:
+                end = k
+                break
+        ends.append((end, name.removeprefix("self.")))
+    return [name for _, name in sorted(ends)]

@@ -10,6 +10,7 @@
         tape.losses()        # iteration -> loss of the first training curve
         tape.loss_history()  # both kinds at once, as an engine.debug.losses.LossCurves
         tape.parameter_names(); tape.parameters(3); tape.parameter("fc1.weight", 3)  # ParameterSnapshot
+        tape.optimizer_steps(); tape.grad_norms("fc1.weight")  # (iterations, norms): its gradient's, per step
         tape.output(stop_seq=cursor + 1); tape.output_cut()  # what the script printed, as far as an event
 
 Opening reads the meta table and checks the schema, nothing else, so it takes the same time for any
@@ -413,6 +414,25 @@ class Tape:
             self._note(f"optimizer_steps: those after event {steps[-1][1].seq if steps else 0:,} cannot be read "
                        f"({err})")
         return steps
+
+    def grad_norms(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Parameter `name`'s gradient norm at each optimizer step that updated it, as (iterations, norms): two
+        arrays of one length, in step order. The norm is of the gradient the step used (before weight decay);
+        the optimizer steps hold them per parameter, named as `parameter()` names it ("fc1.weight").
+
+        ValueError for a name no step holds a gradient norm of, or a tape recorded before they were kept."""
+        if not isinstance(name, str):
+            raise ValueError(f"grad_norms: a name is text such as 'fc1.weight', got {type(name).__name__}")
+        steps = [(it, ev.grad_norms[name]) for it, ev in self.optimizer_steps() if name in ev.grad_norms]
+        if not steps:
+            if self.format_version < 2:
+                raise ValueError(f"grad_norms: {self.path} was recorded before tapes kept gradient norms "
+                                 f"(format {self.format_version})")
+            held = sorted({n for _, ev in self.optimizer_steps() for n in ev.grad_norms})
+            shown = ", ".join(printable(n, 80) for n in held[:8]) + (", ..." if len(held) > 8 else "")
+            raise ValueError(f"grad_norms: no optimizer step of the tape holds {printable(name, 80)!r}"
+                             + (f" (they hold {shown})" if held else " (it holds no optimizer step)"))
+        return np.array([it for it, _ in steps], np.int64), np.array([norm for _, norm in steps], np.float64)
 
     def _tell_iterations(self, columns: dict[str, np.ndarray] | None = None) -> list[IterationInfo]:
         """The iterations as the events tell them, where the iterations table cannot be read (noted); from

@@ -239,7 +239,7 @@ def test_at_the_first_event_of_a_tape_the_timeline_has_not_reached_the_first_op(
     seek(qtbot, window, session.first_seq)
     # the replay has applied only the module call: the timeline must not claim the first op has run
     assert window.timeline.cursor_seq() is None
-    assert f"before event {window.timeline.event_number(first_step)}," in window.timeline.where.text()
+    assert f"before event {window.timeline.event_number(first_step):,}/" in window.timeline.where.text()
     # nor the source: it kept the line of the tape's end, where the replay had opened
     assert window.source_view.current_line_text() == ""
     window.command("step_into")

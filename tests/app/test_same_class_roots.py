@@ -43,8 +43,9 @@ def _top_modules(window) -> list[tuple[str, str]]:
 
 
 def _shows_two_models(window) -> None:
-    # there was one "Sequential" row, and the student showed as a second call of the teacher ("Sequential#1")
-    assert _top_modules(window) == [("Sequential", "Sequential"), ("Sequential_2", "Sequential")]
+    # there was one "Sequential" row, and the student showed as a second call of the teacher ("Sequential#1");
+    # then "Sequential" and "Sequential_2": each is named as the script calls it, its class beside it
+    assert _top_modules(window) == [("teacher", "Sequential"), ("student", "Sequential")]
     tree = window.module_tree.topLevelItem(1)
     assert [tree.child(i).text(0) for i in range(tree.childCount())] == ["0", "1", "2"]
     groups = set(window.canvas.view.groups)

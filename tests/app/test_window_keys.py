@@ -106,15 +106,18 @@ def test_each_menu_item_underlines_a_letter_of_its_own(qtbot, window):
         assert len(letters) == len(set(letters)), (menu_action.text(), texts)
 
 
-def test_the_run_to_phase_button_tells_the_phase_the_menu_does(qtbot, window):
+def test_run_to_next_phase_keeps_its_name_and_tells_where_it_goes(qtbot, window):
+    # the Debug menu said "Run to Next Phase" and Help > Keyboard Shortcuts "Run to Optimizer Step" for Ctrl+F10:
+    # the name is one, in the menu, on the button and in the help; where it goes now is its tip
     window.open_demo(epochs=1, n=64)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     action = window.actions["run_to_phase"]
-    assert action.toolTip() == "Run to Backward (Ctrl+F10)"
+    assert action.toolTip() == "Run to Next Phase (Ctrl+F10)\nNow: to the backward pass"
     press(qtbot, window, Qt.Key.Key_F10, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: paused(window) and window.session.phase == "backward", timeout=TIMEOUT)
-    assert action.text().replace("&", "") == "Run to Optimizer Step"
-    assert action.toolTip() == "Run to Optimizer Step (Ctrl+F10)"
+    assert action.text().replace("&", "") == "Run to Next Phase"
+    assert action.toolTip() == "Run to Next Phase (Ctrl+F10)\nNow: to the optimizer step"
+    assert action.statusTip() == "Run to the next phase: now to the optimizer step"
 
 
 def test_f9_is_offered_only_while_a_live_run_can_stop(qtbot, window, tmp_path):

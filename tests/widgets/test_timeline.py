@@ -73,23 +73,18 @@ def test_a_position_too_long_for_a_narrow_timeline_ends_in_an_ellipsis(qtbot, ti
                     and len(QLabel.text(timeline.where)) > 1)  # (the legend is hidden in a second layout pass)
     shown = QLabel.text(timeline.where)  # what is painted
     assert shown.endswith("\u2026") and full.startswith(shown[:-1])
-    assert timeline.where.toolTip() == full
-
-
-def _core(text: str) -> str:
-    """The part of a position that always shows: iteration, phase and step (not the event number after them)."""
-    return text.rpartition(" \u00b7 event")[0] or text
+    assert timeline.where.toolTip().startswith(full + "\n")  # then what the numbers count
 
 
 @pytest.mark.parametrize("width", [760, 460, 330])
 def test_the_position_stays_whole_and_the_legend_gives_way_where_the_timeline_is_narrow(qtbot, timeline, width):
     # a 1000-pixel window left the timeline ~460 wide: the legend kept its width and the position vanished
     timeline.set_cursor(events()[0][20])
-    core = _core(timeline.where.text())
+    whole = timeline.where.text()
     timeline.resize(width, 110)
-    qtbot.waitUntil(lambda: timeline.where.width() >= timeline.where.fontMetrics().horizontalAdvance(core))
+    qtbot.waitUntil(lambda: timeline.where.width() >= timeline.where.fontMetrics().horizontalAdvance(whole))
     legends = (timeline.legend, timeline.phase_legend, timeline.short_legend)
-    assert QLabel.text(timeline.where).startswith(core)  # iteration, phase and step painted whole
+    assert QLabel.text(timeline.where) == whole  # iteration, phase and event painted whole
     assert sum(label.isVisible() for label in legends) <= 1
     for label in legends:  # a legend shown lies inside the timeline, after the position
         if label.isVisible():
@@ -305,13 +300,13 @@ def test_a_cursor_before_the_first_event_is_at_the_start_not_on_the_first_event(
     seqs = events()[0]  # the first steppable event is seq 4: a replay at seq 1 (a module call) has not reached it
     timeline.set_cursor(seqs[0] - 2)
     assert timeline.cursor_seq() is None
-    assert "before event 4" in timeline.where.text() and "step 0/56" in timeline.where.text()
+    assert timeline.where.text() == "start \u00b7 before event 4/169"
     x = timeline.view.event_x(0)
     image = timeline.view.grab().toImage()
     assert image.pixelColor(int(x), RULER + 3) != QColor("#212529")  # no cursor drawn on the first event
     with qtbot.waitSignal(timeline.cursorMoved) as moved:
         qtbot.keyClick(timeline.view, Qt.Key.Key_Right)  # the next event from the start is the first
-    assert moved.args == [seqs[0]] and "step 1/56" in timeline.where.text()
+    assert moved.args == [seqs[0]] and timeline.where.text().endswith("event 4/169")
     timeline.set_cursor(None)  # no cursor at all is still no position
     assert "start" not in timeline.where.text()
 
@@ -338,12 +333,12 @@ def test_the_legend_keeps_its_names_beside_a_long_position(qtbot, timeline):
     timeline.resize(760, 110)
     timeline.set_cursor(seqs[241 * 14 + 8] + 70_000)
     full = timeline.where_text()
-    assert full.startswith("iteration 241/249 \u00b7 backward \u00b7 step 3,383/3,500")
-    # the whole legend, beside the position without its event number (in its tooltip), not "step 3,383/3,500 · ev…"
+    assert full == "iteration 241/249 \u00b7 backward \u00b7 event 80,150/80,501"
+    # the whole legend, beside the whole position, not "step 3,383/3,500 · ev…"
     qtbot.waitUntil(lambda: timeline.legend.isVisible())
-    qtbot.waitUntil(lambda: QLabel.text(timeline.where) in (full, _core(full)))
-    timeline.resize(520, 110)  # narrower: the legend gives way, the position is whole or its core, never cut
-    qtbot.waitUntil(lambda: QLabel.text(timeline.where) in (full, _core(full)))
+    qtbot.waitUntil(lambda: QLabel.text(timeline.where) == full)
+    timeline.resize(520, 110)  # narrower: the legend gives way, the position stays whole
+    qtbot.waitUntil(lambda: QLabel.text(timeline.where) == full)
 
 
 def test_the_position_follows_the_newest_event_while_the_cursor_stays_back(qtbot, timeline):
@@ -351,10 +346,10 @@ def test_the_position_follows_the_newest_event_while_the_cursor_stays_back(qtbot
     seqs = events()[0]
     timeline.set_live(True)
     timeline.set_cursor(seqs[5])
-    assert timeline.where_text().startswith("iteration 0/3 \u00b7 forward \u00b7 step 6/56")
+    assert timeline.where_text() == "iteration 0/3 \u00b7 forward \u00b7 event 19/169"
     timeline.append_events([1000, 1003], [979, 979], ["forward", "forward"])
     assert timeline.cursor_seq() == seqs[5]
-    assert timeline.where_text().startswith("iteration 0/979 \u00b7 forward \u00b7 step 6/58")
+    assert timeline.where_text() == "iteration 0/979 \u00b7 forward \u00b7 event 19/1,003"
 
 
 def test_event_numbers_count_from_the_sessions_first_event(qtbot, timeline):
@@ -362,7 +357,7 @@ def test_event_numbers_count_from_the_sessions_first_event(qtbot, timeline):
     seqs = events()[0]
     timeline.set_origin(seqs[0] - 1)
     timeline.set_cursor(seqs[3])
-    assert timeline.where_text().endswith(f"event {seqs[3] - seqs[0] + 1}")
+    assert timeline.where_text().endswith(f"event {seqs[3] - seqs[0] + 1}/{seqs[-1] - seqs[0] + 1}")
     assert timeline.event_number(seqs[3]) == 10
     timeline.view.add_marker("alert", seqs[3], "NaN")
     x = timeline.view.event_x(3)
@@ -411,21 +406,15 @@ def test_the_module_form_says_what_its_pattern_matches_with_the_models_own_names
     assert not editor.hint.isVisible()
 
 
-def test_the_position_reads_whole_or_without_its_event_number_never_cut_beside_the_legend(qtbot, timeline):
+def test_the_position_reads_whole_beside_the_legend_never_cut(qtbot, timeline):
     # at 1440x900 the position read "step 23,903/23,903 · ev…" beside the whole legend
     timeline.set_cursor(events()[0][20])
     full = timeline.where.text()
-    core = _core(full)
-    metrics = timeline.where.fontMetrics()
     for width in range(420, 900, 15):
         timeline.resize(width, 110)
         qtbot.waitUntil(lambda width=width: timeline.width() == width)
         QApplication.processEvents()
-        painted = QLabel.text(timeline.where)
-        if timeline.where.width() >= metrics.horizontalAdvance(full):
-            assert painted == full, width
-        elif timeline.where.width() >= metrics.horizontalAdvance(core):
-            assert painted == core, width
+        assert QLabel.text(timeline.where) == full, width  # the legend gives way first
     timeline.resize(900, 110)
     qtbot.waitUntil(lambda: QLabel.text(timeline.where) == full, timeout=1000)
 
@@ -505,17 +494,15 @@ def test_a_marker_between_two_events_names_the_event_a_click_goes_to(qtbot, time
     assert timeline.view._marker_text_at(QPointF(x, RULER + 30)).startswith(
         f"alert at event {timeline.event_number(seqs[3])}:")
     qtbot.mouseClick(timeline.view, Qt.MouseButton.LeftButton, pos=QPointF(x, RULER + 30).toPoint())
-    assert timeline.where_text().endswith(f"event {timeline.event_number(seqs[3])}")
+    assert f"event {timeline.event_number(seqs[3])}/" in timeline.where_text()
 
 
-def test_the_legend_keeps_its_names_while_the_positions_core_fits_beside_them(qtbot, timeline):
-    # beside the Builder dock the legend read "forward backward optimizer ● ▲ ◆": the markers' names went so
-    # that the position could keep its event number
+def test_the_legend_keeps_its_names_while_the_position_fits_beside_them(qtbot, timeline):
+    # beside the Builder dock the legend read "forward backward optimizer ● ▲ ◆" where all six names fitted
     timeline.set_cursor(events()[0][20])
-    core = _core(timeline.where.text())
+    position = timeline.where.text()
     metrics = timeline.where.fontMetrics()
     spacing = timeline._bar.spacing()
-    seen = set()
     for width in range(420, 900, 15):
         timeline.resize(width, 110)
         qtbot.waitUntil(lambda width=width: timeline.width() == width)
@@ -523,12 +510,41 @@ def test_the_legend_keeps_its_names_while_the_positions_core_fits_beside_them(qt
         margins = timeline.layout().contentsMargins()
         room = width - margins.left() - margins.right() - sum(
             b.sizeHint().width() + spacing for b in (timeline.follow_button, timeline.fit_button) if not b.isHidden())
-        need = timeline.legend.sizeHint().width() + spacing + metrics.horizontalAdvance(core) + 4
+        need = timeline.legend.sizeHint().width() + spacing + metrics.horizontalAdvance(position) + 4
         if need + 10 <= room:  # (10 pixels either way: the bar's own rounding)
             assert timeline.legend.isVisible(), width  # all six names
-            seen.add(QLabel.text(timeline.where) == core)
         elif need - 10 > room:
             assert timeline.legend.toolTip() == "" and not timeline.legend.isVisible(), width
             assert timeline.phase_legend.isVisible() or timeline.short_legend.isVisible(), width
             assert timeline.phase_legend.toolTip() or timeline.short_legend.toolTip()  # the names, on hover
-    assert seen == {True, False}  # somewhere the event number went, the legend's names stayed
+
+
+# ---- going to a place: Home, End, Go to Iteration or Event ------------------------------------------------
+def test_go_to_moves_the_cursor_as_a_person_does(qtbot, timeline):
+    seqs = events()[0]  # four iterations of 14 events, seqs 4, 7, 10, ...
+    with qtbot.waitSignal(timeline.cursorMoved) as moved:
+        assert timeline.go_to_iteration(2)
+    assert moved.args == [seqs[28]] and timeline.position() == (2, seqs[28])
+    assert timeline.go_to_event(seqs[5] + 1)  # a module call's number, between two steps: the step before it
+    assert timeline.cursor_seq() == seqs[5]
+    assert not timeline.go_to_iteration(9)  # past the last
+    assert timeline.go_to_start() and timeline.cursor_seq() == seqs[0]
+    timeline.set_live(True)
+    assert timeline.go_to_end() and timeline.cursor_seq() == seqs[-1] and timeline.following()  # the head again
+    assert timeline.bounds() == (0, 3, seqs[0], seqs[-1])
+
+
+def test_the_go_to_dialog_starts_at_the_cursor_and_keeps_what_was_typed_per_kind(qtbot):
+    from widgets.timeline_goto import GoToDialog
+
+    dialog = GoToDialog((0, 40, 1, 9_000), "iteration", at=(12, 1_234))
+    qtbot.addWidget(dialog)
+    assert dialog.choice() == ("iteration", 12) and dialog.hint.text().startswith("0 to 40")
+    dialog.number.setValue(30)
+    dialog.kind.setCurrentIndex(1)
+    assert dialog.choice() == ("event", 1_234) and dialog.hint.text().startswith("1 to 9,000")
+    dialog.kind.setCurrentIndex(0)
+    assert dialog.choice() == ("iteration", 30)  # what was typed for iterations is still there
+    with qtbot.waitSignal(dialog.chosen) as chosen:
+        dialog.accept()
+    assert chosen.args == ["iteration", 30]
