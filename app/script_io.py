@@ -1,9 +1,9 @@
 """Running a person's script on the engine thread: its output, and its failure as its own traceback.
 
 `capture_output(thread_id, sink)` routes what that thread, and every thread it starts, writes to
-sys.stdout / sys.stderr to `sink(stream, text)` (other threads keep writing where they did), and gives
-them no stdin; `script_error(err, path)` keeps the script's own frames of a traceback and finds the op
-that raised, as plain data.
+sys.stdout / sys.stderr to `sink(stream, text)` (other threads keep writing where they did), shows each of
+their warnings once per run and line, and gives them no stdin; `script_error(err, path)` keeps the
+script's own frames of a traceback and finds the op that raised, as plain data.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import runpy
 import sys
 import threading
 import traceback
+import warnings
 from dataclasses import dataclass
 
 from engine.debug.raised import error_line, raised_op
@@ -140,11 +141,43 @@ class _ThreadStdin:
         return getattr(self.original, name)
 
 
+# Python's default filter shows a warning once per line, remembered in a registry that any change of the filters
+# clears, and the app's plots change them many times a second (pyqtgraph's catch_warnings, on the GUI thread): a
+# script's warning came back in its Output every iteration, where `python script.py` prints it once
+_warned: dict = {}  # sink -> (text, category, file, line) of each warning its run has shown
+_show_warning = [warnings.showwarning]  # what shows the warnings of threads no run captures
+
+
+def _show_once(message, category, filename, lineno, file=None, line=None) -> None:
+    """warnings.showwarning while output is captured: a captured run's warning shows once per run and line (a
+    filter "always" of its text and category shows every one, as Python does)."""
+    sink = _sink()
+    if sink is not None and file is None:
+        key = (str(message), category, filename, lineno)
+        shown = _warned.setdefault(sink, set())
+        if key in shown and not _every_time(str(message), category):
+            return
+        if len(shown) < 4096:
+            shown.add(key)
+    _show_warning[0](message, category, filename, lineno, file, line)
+
+
+def _every_time(text: str, category) -> bool:
+    """Whether the filters show every occurrence of a warning: the first of them that matches its text and
+    category (the module that warned is not known here) says "always"."""
+    for action, message, kind, _module, _line in warnings.filters:
+        if (message is None or message.match(text)) and issubclass(category, kind):
+            return action == "always"
+    return warnings.defaultaction == "always"
+
+
 def capture_output(thread_id: int, sink) -> None:
     """Send what thread `thread_id` and the threads it starts print (stdout and stderr) to
-    `sink(stream, text)`; reading stdin raises EOFError in them."""
+    `sink(stream, text)`, each of their warnings once per run and line; reading stdin raises EOFError in them."""
     with _lock:
         _sinks[thread_id] = sink
+        if warnings.showwarning is not _show_once:
+            _show_warning[0], warnings.showwarning = warnings.showwarning, _show_once
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if not isinstance(stream, _ThreadStream):
@@ -157,9 +190,13 @@ def capture_output(thread_id: int, sink) -> None:
 def release_output(thread_id: int) -> None:
     """Stop capturing `thread_id`; the last release puts the original streams back."""
     with _lock:
-        _sinks.pop(thread_id, None)
+        sink = _sinks.pop(thread_id, None)
+        if sink not in _sinks.values():  # its run has ended: a new run shows its warnings again
+            _warned.pop(sink, None)
         if _sinks:
             return
+        if warnings.showwarning is _show_once:
+            warnings.showwarning = _show_warning[0]
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if isinstance(stream, _ThreadStream):

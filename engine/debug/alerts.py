@@ -5,7 +5,9 @@ with gradients that no optimizer updates (a layer replaced after the optimizer w
 parameters given to an optimizer, and probabilities passed to a loss that wants logits. The loose ends of a
 loop (a graph kept from step to step, a result nothing takes, an evaluation in training mode, over-fitting...) are
 checked by its base class, engine.debug.loop_checks.LoopChecks; what follows tensors through an iteration's graph (a
-softmax without dim over the batch, targets fed as inputs) by engine.debug.flows.FlowChecks.
+softmax without dim over the batch, targets fed as inputs) by engine.debug.flows.FlowChecks; what trains quietly wrong
+(a model left in eval mode, an optimizer no gradient reaches, a loss backpropagated twice, a loss's shapes broadcast)
+by engine.debug.quiet_mistakes.QuietMistakes.
 
 Each says what is wrong, where (the layer, as the model names it) and what to try, once per condition:
 the gradient-norm alerts are one alert naming the worst parameter, not one per parameter.
@@ -41,6 +43,7 @@ from engine.debug.flows import FlowChecks
 from engine.debug.loop_checks import LAYERS, TIED_OPS, LoopChecks
 from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import by_event_names, updated_parameters
+from engine.debug.quiet_mistakes import QuietMistakes
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.events import AlertEvent, next_seq
 from engine.nn.module import unregistered_calls
@@ -122,7 +125,7 @@ FEW_STEPS = 3  # iterations in a row that few: a DataLoader's last, smaller batc
 ADAPTIVE = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "SparseAdam"})
 
 
-class Monitor(LoopChecks, FlowChecks):
+class Monitor(LoopChecks, FlowChecks, QuietMistakes):
     """Checks records as they are made and returns the alerts they raise."""
 
     def __init__(self, settings: AlertSettings, params=None, tensors=None) -> None:
@@ -176,6 +179,7 @@ class Monitor(LoopChecks, FlowChecks):
         self._tiny_steps = 0  # steps in a row whose every layer moved by less than TINY_UPDATE of its weights
         self._loop_state()
         self._flow_state()
+        self._quiet_state()
 
     def new_iteration(self, iteration: int) -> None:
         """Forget per-iteration state."""
@@ -185,12 +189,15 @@ class Monitor(LoopChecks, FlowChecks):
         self._norms_train_now = False
         self._loop_new_iteration()
         self._flow_new_iteration()
+        self._quiet_new_iteration()
 
     def module(self, rec) -> AlertEvent | None:
         """A module call began or ended: the model's calls (root ones) are followed; an alert, or None."""
         ev = rec.event
         if not ev.enter:
             self.module_exit(ev.tensors)
+        elif self.settings.training:
+            self._layer_called()
         if rec.depth or not self.settings.training:
             return None
         if ev.enter:
@@ -300,6 +307,7 @@ class Monitor(LoopChecks, FlowChecks):
         logits = op in LOSSES_OF_LOGITS
         trains = logits and rec.event.requires_grad
         checks = (
+            lambda: self._broadcast_loss(rec) if op in REGRESSION_LOSSES else None,
             lambda: self._probabilities_to(rec, made, target) if made is not None and op in PROBABILITIES_MISSED
             else None,
             lambda: self._output_mismatch(rec, made, target) if made is not None else None,
@@ -557,6 +565,8 @@ class Monitor(LoopChecks, FlowChecks):
         self._backward_seen = True
         if rec.event.pass_start and not rec.event.grad_call:
             self._passes += 1
+            if self.settings.training:
+                self._pass_began(rec)
             root = self._scalars.get(rec.forward.event.output) if rec.forward is not None else None
             if root is not None:
                 self._roots.append((root, rec.iteration))
@@ -610,7 +620,7 @@ class Monitor(LoopChecks, FlowChecks):
             alerts += self._large_updates(rec)
         if s.training and event.__class__.__name__ == "OptimizerEvent":
             alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate(rec) + self._clipped_hard(rec)
-            alerts += self._losses_kept(rec) + self._overfitting(rec)
+            alerts += self._losses_kept(rec) + self._overfitting(rec) + self._quiet_step(rec)
         self._dead = ""
         return alerts
 

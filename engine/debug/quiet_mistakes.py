@@ -1,0 +1,219 @@
+"""Mistakes that train without an error while the loss stays flat or learns the wrong thing: a model left in eval
+mode by a model.eval() for an evaluation before training (never undone), an optimizer whose parameters never get a
+gradient though backward() runs before each of its steps (a GAN's generator loss through fake.detach()), one loss
+backpropagated twice into one step (its gradients doubled), and a regression loss whose input and targets broadcast
+to a larger shape ((N, 1) outputs against (N,) targets: every output compared with every target).
+
+QuietMistakes is a part of engine.debug.alerts.Monitor (a base class): it keeps its own state (_quiet_state,
+_quiet_new_iteration) and uses the Monitor's bookkeeping (_starts, _names, _eval_norms, settings).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.autograd import grad_mode
+from engine.backend import host_floats, square_sum
+from engine.debug.alert_text import make_alert, names_text, where
+from engine.debug.records import BackwardRecord, OpRecord
+from engine.debug.source import capture as capture_source
+from engine.events import AlertEvent, next_seq
+from engine.nn.layers.dropout import Dropout
+from engine.nn.layers.norm import _BatchNorm
+from engine.nn.module import outermost, running_modules
+from engine.optim.optimizer import live_optimizers, stepping_optimizer
+
+GRADLESS_STEPS = 5  # steps in a row of an optimizer none of whose parameters got a gradient (as no_gradient's)
+ROOTS_LIMIT = 256  # losses backpropagated since the last step that are remembered
+
+
+class QuietMistakes:
+    """The checks of the module docstring, as records come; a base of Monitor."""
+
+    def _quiet_state(self) -> None:
+        """Start with nothing seen (Monitor.__init__ calls it)."""
+        # path -> (the layer, the nearest module of its call that holds parameters, the model's path) of each Dropout
+        # or BatchNorm run in eval mode, with gradients on, in a model in eval mode, in this iteration; whether one ran
+        # in training mode with gradients on
+        self._eval_layers: dict[str, tuple] = {}
+        self._layers_trained_now = False
+        self._last_root: OpRecord | None = None  # the loss of the last backward pass since the last step
+        self._roots_now: dict[int, int] = {}  # id of a loss backpropagated since the last step -> its passes
+        # (loss, the line that ran backward() again, its passes, ids of the parameters holding gradients as it did)
+        # of a loss backpropagated again since the last step
+        self._twice: tuple | None = None
+        self._unreached_runs: dict[int, int] = {}  # id of an optimizer -> its steps in a row without any gradient
+        self._reached: set[int] = set()  # ids of the optimizers whose parameters held a gradient at some step
+        self._steppers: set[int] = set()  # ids of the optimizers that stepped in this run (not an earlier run's)
+
+    def _quiet_new_iteration(self) -> None:
+        """Forget what concerns one iteration only (Monitor.new_iteration calls it)."""
+        self._eval_layers.clear()
+        self._layers_trained_now = False
+
+    def _layer_called(self) -> None:
+        """A module call began: note a Dropout or BatchNorm that runs with gradients on, and its mode."""
+        calls = running_modules()
+        layer = calls[-1][0] if calls else None
+        if not isinstance(layer, Dropout | _BatchNorm) or not grad_mode.state.enabled:
+            return
+        if not (layer.p if isinstance(layer, Dropout) else layer.track_running_stats):
+            return  # eval mode changes nothing in them: p=0, or batch statistics in both modes
+        if layer.training:
+            self._layers_trained_now = True
+        elif not outermost(calls[0][0]).training and len(self._eval_layers) < 64:
+            # the nearest module that holds parameters: a BatchNorm's own scale and shift, or a Dropout's model
+            holder = next((m for m, _ in reversed(calls) if next(m.parameters(), None) is not None), layer)
+            self._eval_layers[calls[-1][1]] = (layer, holder, calls[0][1])
+
+    def _pass_began(self, rec: BackwardRecord) -> None:
+        """A backward pass starts from a loss: note it, and one backpropagated again onto the gradients its pass
+        before left (nothing reset them in between: no zero_grad)."""
+        root = self._last_root = rec.forward
+        if root is None or math.prod(root.event.output_shape) != 1:
+            return  # an output's backward with a gradient given: passes that sum on purpose
+        out = root.event.output
+        passes = self._roots_now.get(out, 0) + 1
+        if passes == 1 and len(self._roots_now) >= ROOTS_LIMIT:
+            return
+        self._roots_now[out] = passes
+        if passes > 1 and (self._twice is None or self._twice[0] is root):
+            carried = self._twice[3] if self._twice is not None else _holding_gradients()
+            if carried:
+                self._twice = (root, capture_source(1)[0], passes, carried)  # the line that ran backward() again
+
+    def _quiet_step(self, rec) -> list[AlertEvent]:
+        """At an optimizer step: a model trained in eval mode, an optimizer without gradients, a loss backpropagated
+        twice into this step."""
+        opt = stepping_optimizer()
+        alerts = []
+        if opt is not None:
+            alerts += self._trained_in_eval(rec, opt) + self._without_gradient(rec, opt)
+        twice, self._twice, self._last_root = self._twice, None, None
+        self._roots_now.clear()
+        # the gradients the pass before left, in parameters this step takes: nothing reset them before it ran again
+        hit = twice is not None and opt is not None and \
+            any(id(p) in twice[3] for group in opt.param_groups for p in group["params"])
+        if self._starts(("backward_twice", ""), hit):
+            alerts.append(_backward_twice(rec, *twice[:3]))
+        return alerts
+
+    def _trained_in_eval(self, rec, opt) -> list[AlertEvent]:
+        """An alert when a step trains layers of a model in eval mode, Dropout or BatchNorm run in eval mode (none in
+        training mode) with their own parameters trained (or their model's, for a Dropout): model.eval() before
+        training, or for an evaluation, not undone. Not for layers put in eval mode one by one while their model
+        trains (BatchNorm statistics frozen on purpose), nor for a frozen part of the model (a backbone under a
+        trained head), nor for a model another optimizer trains (a GAN's generator, sampled in eval mode)."""
+        layers, self._eval_layers = self._eval_layers, {}
+        if not layers or self._layers_trained_now:
+            return []
+        trained = {id(p) for group in opt.param_groups for p in group["params"] if p.grad is not None}
+        hit = {path: (layer, model) for path, (layer, holder, model) in layers.items()
+               if any(id(p) in trained for p in holder.parameters())}
+        if not self._starts(("eval_mode", ""), bool(hit)):
+            return []
+        norms = [path for path, (layer, _) in hit.items() if isinstance(layer, _BatchNorm)]
+        drops = [path for path in hit if path not in norms]
+        model = next(iter(hit.values()))[1]
+        effects = ([f"BatchNorm {names_text(norms)} normalises with its running statistics and stops updating them"]
+                   if norms else []) + ([f"Dropout {names_text(drops)} drops nothing"] if drops else [])
+        message = (f"'{model}' trains in eval mode, iteration {rec.iteration}: model.eval() was called (for an "
+                   "evaluation before training, or between epochs?) and model.train() not after it, so in the "
+                   f"training steps {' and '.join(effects)}. Call model.train() before the training steps, and "
+                   "model.eval() only around evaluation (to freeze BatchNorm statistics on purpose, put those layers "
+                   "alone in eval mode)")
+        norm = self._eval_norms.get(norms[0]) if norms else None
+        if norm is not None:
+            return [make_alert("eval_mode", message, norm, float(len(hit)))]
+        src = rec.source
+        return [AlertEvent(next_seq(), "eval_mode", message, "", (norms or drops)[0], (norms or drops)[0], 0,
+                           rec.iteration, src.file if src else "", src.line if src else 0, src.text if src else "",
+                           float(len(hit)))]
+
+    def _without_gradient(self, rec, opt) -> list[AlertEvent]:
+        """An alert when none of the trainable parameters of the stepping optimizer got a gradient at GRADLESS_STEPS
+        of its steps in a row, nor at any step before, though a backward ran before each and reached another
+        optimizer's parameters (one that steps in this run): the loss it follows does not depend on them (a GAN's
+        generator loss computed from fake.detach()). Not for parameters frozen on purpose (requires_grad False), nor
+        for a step placed before backward (its parameters hold a gradient at the other optimizer's steps;
+        step_without_grad's, with one optimizer)."""
+        if len(self._steppers) < 64:
+            self._steppers.add(id(opt))
+        others, reached = [], False
+        for other in live_optimizers():
+            params = [p for group in other.param_groups for p in group["params"] if p.requires_grad]
+            got = [p for p in params if p.grad is not None]
+            if got:
+                self._reached.add(id(other))
+            if other is opt:
+                reached = bool(got) or not params
+            elif got and id(other) in self._steppers:
+                others.append(got)
+        root = self._last_root
+        run = self._unreached_runs.get(id(opt), 0) + 1 if not reached and others and root is not None and \
+            id(opt) not in self._reached else 0
+        self._unreached_runs[id(opt)] = run
+        if not self._starts(("optimizer_no_gradient", str(id(opt))), run >= GRADLESS_STEPS):
+            return []
+        names = self._names()
+        mine = [names[id(p)] for group in opt.param_groups for p in group["params"] if id(p) in names]
+        theirs = [names[id(p)] for got in others for p in got if id(p) in names]
+        held = names_text(mine) if mine else "its parameters"
+        elsewhere = f" ({names_text(theirs)})" if theirs else ""
+        message = (f"{type(opt).__name__} steps {held}, but none of them got a gradient in its last {run} steps, "
+                   f"though backward() ran before each, from {where(root)}, and reached another optimizer's "
+                   f"parameters{elsewhere}, iteration {rec.iteration}: that loss does not depend on them, so the step "
+                   "changes nothing and they never train. A .detach() between them and the loss cuts the graph: a "
+                   "GAN's generator loss must take D(fake), not D(fake.detach()) (detach only in the discriminator's "
+                   "loss)")
+        return [make_alert("optimizer_no_gradient", message, root, float(run))]
+
+    def _broadcast_loss(self, rec: OpRecord) -> AlertEvent | None:
+        """An alert when a regression loss's input and targets broadcast to a shape larger than the input's ((N, 1)
+        against (N,): (N, N)): every output is compared with every sample's target, so the loss is least where each
+        output predicts one value for all (their mean, for a squared error), and it stays flat. Targets broadcast
+        along the input ((N, D) against (D,)) give each output its gradient still and are left be."""
+        ev = rec.event
+        if len(ev.input_shapes) < 2:
+            return None
+        x, y = tuple(ev.input_shapes[0]), tuple(ev.input_shapes[1])
+        try:
+            shape = tuple(np.broadcast_shapes(x, y))
+        except ValueError:
+            return None
+        if shape == x or not self._starts(("broadcast_loss", ev.key), True):
+            return None
+        if x == (*y, 1):
+            fix = f"Pass output.squeeze({len(x) - 1}) (or target.unsqueeze({len(y)}))"
+        elif y == (*x, 1):
+            fix = f"Pass target.squeeze({len(y) - 1}) (or output.unsqueeze({len(x)}))"
+        else:
+            fix = "Reshape one of them to the other's shape"
+        centre = {"mse_loss": "mean", "l1_loss": "median"}.get(ev.op, "middle")
+        return make_alert("broadcast_loss", f"{where(rec)} takes an input of shape {x} and targets of shape {y}, "
+                          f"iteration {rec.iteration}: they broadcast to {shape}, so every output is compared with "
+                          "the targets of every sample, not only its own, and the loss is least where each output "
+                          f"predicts the targets' {centre}: it stays flat while nothing fits. {fix}, so that the "
+                          "shapes match", rec, float(math.prod(shape)))
+
+
+def _holding_gradients() -> set[int]:
+    """Ids of the parameters optimizers train that hold a gradient not all zeros (none since a zero_grad)."""
+    held = [p for opt in live_optimizers() for group in opt.param_groups for p in group["params"]
+            if p.grad is not None and p.requires_grad]
+    sizes = host_floats([square_sum(p.grad.array) for p in held])  # one transfer for all
+    return {id(p) for p, size in zip(held, sizes, strict=True) if size != 0}
+
+
+def _backward_twice(rec, root: OpRecord, source, passes: int) -> AlertEvent:
+    """The alert for loss `root` backpropagated `passes` times into the step of `rec`, again from line `source`."""
+    again = f" (again at {source.file}:{source.line}: {source.text})" if source is not None else ""
+    message = (f"backward() ran {passes} times from {where(root)} before one optimizer step{again}, iteration "
+               f"{rec.iteration}: each pass adds the same gradients into .grad, so the step moves {passes} times as "
+               "far as the loss asks (a learning rate silently multiplied). Call backward() once per loss; for "
+               "several losses, add them and call backward() on the sum, or call it once on each")
+    ev, src = root.event, source or root.source
+    return AlertEvent(next_seq(), "backward_twice", message, ev.op, ev.key, ev.module, ev.seq, rec.iteration,
+                      src.file if src else "", src.line if src else 0, src.text if src else "", float(passes))
