@@ -247,7 +247,7 @@ def _alert_summary(path: str, capture: str) -> list[str]:
     line per kind saying where it first appeared (iteration, op or layer, source line); none without alerts.
     Non-finite values come first: the first NaN is what a person looks for."""
     import engine.tape
-    from engine.debug.alert_text import kind_name
+    from engine.debug.alert_text import KEY_NAMES, kind_name
     from engine.tape.codec import printable
     from engine.tape.info import counted
 
@@ -275,7 +275,7 @@ def _alert_summary(path: str, capture: str) -> list[str]:
         if a.op:  # an op's alert: the op, its module
             what, path, end = printable(a.op) + (" in " if a.module else ""), printable(a.module), ""
         else:  # a layer's (its updates against its weights) or a parameter's, at an optimizer step
-            what, path, end = f"{'layer' if kind == 'large_update' else 'parameter'} '", printable(a.key), "'"
+            what, path, end = f"{KEY_NAMES.get(kind, 'parameter')} '", printable(a.key), "'"
         source = f" ({printable(os.path.basename(a.file))}:{a.line})" if a.file else ""
         head = f"  {names[kind]:<{name_width}}  first at iteration {a.iteration:<{it_width},}  "
         room = SUMMARY_WIDTH - 2 - len(head) - len(what) - len(end) - len(source)  # 2: the caller's indent

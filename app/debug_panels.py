@@ -458,6 +458,8 @@ class DebugPanels(QObject):
         if alert is not None and not alert.op:
             # an alert of an optimizer step names a parameter or layer, no node: the gradient flow shows it
             w.docks["gradients"].raise_()
+            if alert.file:  # and the line it names: a scheduler's lambda, a .detach(), a clip_grad_norm_ call
+                w._show_frame(SourceFrame(alert.file, alert.line, "", alert.code))
             return
         # the node's latest output is not what the alert is about (after training: an evaluation pass's, of
         # another batch size): the selection shows its output and gradient of the alert's iteration

@@ -28,6 +28,7 @@ from app.graph_model import GraphModel
 from app.script_io import OutputChunk
 from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, NodeInfo, Session, SessionChange, stops_at
 from engine.debug import OpRecord, Stop
+from engine.debug.alert_folds import fold_key
 from engine.debug.source import SourceFrame
 from engine.debug.stepping import step_end, step_mode
 from engine.events import AlertEvent, OpEvent
@@ -74,6 +75,9 @@ class ReplaySession(Session):
         self.gaps = self._read(lambda: _gaps(self.tape, columns), [])
         self.counts = counts_of(self.iterations)
         self.recorded_alerts = self._read(self.tape.alerts, [])
+        self._first_alerts: dict[tuple, int] = {}  # fold key -> the seq of the first alert of it (the one that stops)
+        for a in sorted(self.recorded_alerts, key=lambda a: a.seq):
+            self._first_alerts.setdefault(fold_key(a), a.seq)
         self.recorded_edits = self._read(self.tape.edits, [])
         self.parameter_names = frozenset(self._read(self.tape.parameter_names, []))  # asked at every parameter shown
         # the plots show the whole run at once, not as far as the replay has come
@@ -244,7 +248,8 @@ class ReplaySession(Session):
             if self.failure is not None and rec.seq == self.failure.event.seq and rec.__class__ is OpRecord:
                 self._mark_failed(self.failure.message)  # as the live run marked it
             n += 1
-            if self._stop_at_alerts and rec.__class__ is AlertEvent and stops_at(rec, self.stop_on_alerts):
+            if self._stop_at_alerts and rec.__class__ is AlertEvent and stops_at(rec, self.stop_on_alerts, self.mutes) \
+                    and self._first_alerts.get(fold_key(rec)) == rec.seq:  # a repeat stops nothing, as live
                 self._pause_here(change, "alert", rec)  # at the record that raised it (self.last): a NaN's op
                 return
             if self._mode is not None and rec.__class__ in _RECORDS:

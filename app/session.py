@@ -42,6 +42,7 @@ from app.script_io import (
     script_error,
 )
 from engine.debug import BackwardRecord, Command, Debugger, DebuggerKilled, EventRecord, OpRecord, Stop
+from engine.debug.alert_folds import Mutes, fold_key
 from engine.debug.alert_text import kind_name
 from engine.debug.losses import LossCurves
 from engine.debug.records import OPTIMIZER
@@ -56,13 +57,14 @@ RUNNING, PAUSED, FINISHED, FAILED, STOPPED = "running", "paused", "finished", "f
 # which alerts stop a run (Continue, a step) where they are raised: every alert, only NaN/Inf, or none
 EVERY_ALERT, NONFINITE_ONLY, NO_ALERT = "all", "nonfinite", "none"
 ALERT_STOPS = (EVERY_ALERT, NONFINITE_ONLY, NO_ALERT)
+NO_MUTES = Mutes()
 ENDING_ALERTS = ("inplace", "graph_freed")  # the error that ended the run, explained: nothing is left to stop
 _RECORDS = (OpRecord, BackwardRecord, EventRecord)
 
 
-def stops_at(alert: AlertEvent, which: str) -> bool:
-    """Whether `alert` stops a run whose alert stops are `which` (one of ALERT_STOPS)."""
-    if alert.kind in ENDING_ALERTS:
+def stops_at(alert: AlertEvent, which: str, mutes: Mutes = NO_MUTES) -> bool:
+    """Whether `alert` stops a run whose alert stops are `which` (one of ALERT_STOPS) and that `mutes` silence."""
+    if alert.kind in ENDING_ALERTS or mutes.hides(alert.kind, alert.key):
         return False
     return which == EVERY_ALERT or (which == NONFINITE_ONLY and alert.kind.startswith("nonfinite"))
 
@@ -221,6 +223,7 @@ class Session:
         self.pausing = False  # a pause was asked for and has not landed yet
         self.waiting_at = None  # SourceFrame: where a pause that does not land waits (the code runs no op)
         self._stop_on_alerts = EVERY_ALERT
+        self.mutes = Mutes()  # the alerts a person muted: listed, never stopped at (set from the GUI thread)
         self.stop_alert: AlertEvent | None = None  # the alert that the current stop is for
         self.origin = 0  # the seq before the session's first event: the event numbers shown count from it
         self.failed_key = ""  # the node of the op that raised the script's exception
@@ -588,6 +591,7 @@ class LiveSession(Session):
         self._stepping = False  # a step command is under way
         self._steps: deque[str] = deque()  # step commands waiting for its stop
         self._alert_stop: AlertEvent | None = None  # the alert whose pause has not landed yet (engine thread)
+        self._alerted: set[tuple] = set()  # fold keys of the alerts raised: a repeat stops nothing (engine thread)
         self.origin = next_seq()  # the engine numbers the events of the whole process: a Restart's count from 1
 
     # ---- the engine thread --------------------------------------------------------------------
@@ -633,7 +637,9 @@ class LiveSession(Session):
 
     def _on_alert(self, alert: AlertEvent) -> None:
         self._push(alert)
-        if stops_at(alert, self.stop_on_alerts) and self._alert_stop is None:
+        first = fold_key(alert) not in self._alerted
+        self._alerted.add(fold_key(alert))
+        if first and stops_at(alert, self.stop_on_alerts, self.mutes) and self._alert_stop is None:
             self._alert_stop = alert  # the first of the alerts one record raised names the stop
             self.debugger.pause()  # lands at the record that raised the alert: a NaN's origin, the step
 

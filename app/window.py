@@ -232,6 +232,8 @@ class MainWindow(QMainWindow):
         self.node_info = NodeInfoPanel()
         self.alerts_panel = AlertsPanel()
         self.alerts_panel.alertActivated.connect(self._alert_activated)
+        self.alerts_panel.mutesChanged.connect(lambda mutes: setattr(self.session, "mutes", mutes)
+                                               if self.session is not None else None)
         self.source_view = SourceView()
         self.output = OutputPanel()
         self.loss_plot = LossPlot()
@@ -865,6 +867,7 @@ class MainWindow(QMainWindow):
         self.output.follow_end()  # the new session's output, not where the last one was scrolled to
         self.session = session
         session.stop_on_alerts = self.stop_on_alerts
+        session.mutes = self.alerts_panel.mutes  # muted for the app's session: a restart or another script too
         self._restart_pending = False
         self._select_at_stop = None
         self._sources = {}

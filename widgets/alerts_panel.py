@@ -11,6 +11,11 @@ for its first rows (the splitter starts with the detail a few lines high; a pers
 becomes the current row when it comes (the first is most often the cause of the rest); `detail_text()` is
 what the area shows. With no alerts the panel says what is watched for, not a bare header.
 
+An alert raised again (the same kind about the same thing, engine.debug.alert_folds) is folded into its first row:
+the row counts it beside its first iteration and the detail says when it came last. The list's context menu mutes a
+kind, or every alert about one thing, for the rest of the session (Unmute undoes it): muted rows stay listed, greyed
+and in italics, and `mutesChanged` tells the session, which then stops at none of them.
+
 The rows are read as a QTreeWidget's: `topLevelItem(i)`, `topLevelItemCount()`, `itemClicked`; `list` is
 the tree itself.
 """
@@ -20,12 +25,13 @@ from __future__ import annotations
 import html
 import re
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QFrame,
     QHeaderView,
     QLabel,
+    QMenu,
     QSplitter,
     QStackedWidget,
     QTextBrowser,
@@ -33,6 +39,7 @@ from PySide6.QtWidgets import (
     QTreeWidgetItem,
 )
 
+from engine.debug.alert_folds import Mutes, fold_key
 from engine.debug.alert_text import KINDS
 from engine.debug.edit_blame import after_edit
 from engine.debug.source import short_message
@@ -41,6 +48,7 @@ from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick, tint
 
 KEY = Qt.ItemDataRole.UserRole
 MESSAGE = Qt.ItemDataRole.UserRole + 1  # the whole message, its file by base name: the detail area's text
+FOLD = Qt.ItemDataRole.UserRole + 2  # an alert row's (kind, key, where, first iteration, times raised, last iteration)
 KIND_TEXT = {kind: short for kind, (short, _) in KINDS.items()} | {"error": "error"}
 # after an edit the rate did not change: a kind named for the learning rate is named for what was seen
 EDITED_KIND_TEXT = {"large_update": "update too large", "tiny_update": "update too small"}
@@ -95,6 +103,7 @@ class AlertsPanel(QSplitter):
 
     alertActivated = Signal(str, int)
     itemClicked = Signal(QTreeWidgetItem, int)  # a row clicked (the list's signal, passed on)
+    mutesChanged = Signal(object)  # the Mutes now, after a mute or unmute from the context menu
 
     def __init__(self, parent=None, max_rows: int = 2000) -> None:
         super().__init__(Qt.Orientation.Vertical, parent)
@@ -111,6 +120,11 @@ class AlertsPanel(QSplitter):
         self.list.header().setStretchLastSection(False)
         self.list.header().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.list.itemActivated.connect(self._activated)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu_at)
+        self.mutes = Mutes()  # kept for the session: clear() (a restart, another script) keeps them
+        self._folds: dict[tuple, QTreeWidgetItem] = {}  # fold key -> its row
+        self._at_seq: dict[int, QTreeWidgetItem] = {}  # seq of each alert listed (repeats too) -> its row
         self.list.itemClicked.connect(self.itemClicked)
         self.itemClicked.connect(self._activated)
         self.list.currentItemChanged.connect(lambda *_: self._show_detail())
@@ -149,19 +163,32 @@ class AlertsPanel(QSplitter):
 
     # ---- inputs ---------------------------------------------------------------------------------------
     def add_alerts(self, alerts) -> None:
-        """Append AlertEvents (or objects with kind, message, key, module, op, iteration, seq)."""
+        """Append AlertEvents (or objects with kind, message, key, module, op, iteration, seq); a repeat of a listed
+        one is counted on its row."""
         for a in alerts:
+            seq = getattr(a, "forward_seq", 0) or a.seq
+            row = self._folds.get(fold_key(a))
+            if row is not None:
+                kind, key, where, first, times, _ = row.data(0, FOLD)
+                row.setData(0, FOLD, (kind, key, where, first, times + 1, a.iteration))
+                self._at_seq[seq] = row
+                self._show_fold(row)
+                if row is self.list.currentItem():
+                    self._show_detail()
+                continue
             if self.list.topLevelItemCount() >= self.max_rows:
                 return
             # an alert of a step (gradients, updates) has no op: it names a parameter or layer by its key
             where = f"{a.op} in {a.module}" if a.module else (a.op or a.key)
-            self.add_row(a.iteration, a.kind, where, a.message, a.key,
-                         getattr(a, "forward_seq", 0) or a.seq, getattr(a, "file", ""))
+            item = self.add_row(a.iteration, a.kind, where, a.message, a.key, seq, getattr(a, "file", ""))
+            item.setData(0, FOLD, (a.kind, a.key, where, a.iteration, 1, a.iteration))
+            self._folds[fold_key(a)] = self._at_seq[seq] = item
+            self._show_fold(item)
 
     def add_row(self, iteration: int, kind: str, where: str, message: str, key: str = "",
-                seq: int = 0, file: str = "") -> None:
-        """Append one row (also for errors that are not engine alerts); `file`, the path the message
-        names, is shown by its base name."""
+                seq: int = 0, file: str = "") -> QTreeWidgetItem:
+        """Append one row (also for errors that are not engine alerts) and return it; `file`, the path the
+        message names, is shown by its base name."""
         edited = after_edit(message)
         texts = [str(iteration), kind_text(kind, message), where, short_message(message, file)]
         item = QTreeWidgetItem(texts)
@@ -181,15 +208,50 @@ class AlertsPanel(QSplitter):
         self._place_detail()  # the rows take their room from the detail
         if self.list.currentItem() is None:
             self.list.setCurrentItem(item)  # its message in the detail area; activating stays a click
+        self._widen(texts[:3])
+        return item
+
+    def _widen(self, texts: list[str]) -> None:
+        """Fit the iteration, kind and place columns to `texts` where they are wider than what they hold."""
         metrics = self.list.fontMetrics()
-        widest = [max(w, metrics.horizontalAdvance(t) + TEXT_PAD) for w, t in zip(self._widest, texts[:3], strict=True)]
+        widest = [max(w, metrics.horizontalAdvance(t) + TEXT_PAD) for w, t in zip(self._widest, texts, strict=True)]
         if widest != self._widest:
             self._widest = widest
             self._fit_columns()
 
+    def _show_fold(self, item: QTreeWidgetItem) -> None:
+        """Show an alert row as its count and the mutes have it: its count beside its first iteration, greyed, in
+        italics and "(muted)" while muted."""
+        kind, key, where, first, times, last = item.data(0, FOLD)
+        muted = self.mutes.hides(kind, key)
+        message = item.toolTip(3)
+        texts = [f"{first} \u00d7{times}" if times > 1 else str(first),
+                 kind_text(kind, message) + (" (muted)" if muted else ""), where]
+        for col, text in enumerate(texts):
+            item.setText(col, text)
+        item.setToolTip(0, f"first at iteration {first}" + (f"; raised {times} times, the last at iteration {last}"
+                                                             if times > 1 else "") + f"\n{message}")
+        colour = MUTED_TEXT if muted else ERROR_TEXT if kind in SEVERE else None
+        font = self.list.font()
+        font.setItalic(muted)  # muted where "(muted)" is cut off too, as the kind gives way in a narrow dock
+        for col in range(4):
+            item.setFont(col, font)
+            if colour is not None:
+                item.setForeground(col, QColor(pick(colour, self.palette())))
+            else:
+                item.setData(col, Qt.ItemDataRole.ForegroundRole, None)
+        if after_edit(message) and not muted:
+            item.setForeground(1, QColor(EDIT_COLOUR))
+        self._widen(texts)
+
     def show_alert(self, alert) -> bool:
         """Make the row of `alert` (an AlertEvent listed before) the current one, in view, its message in the
         detail area: the alert a run stopped at. False when no row is its."""
+        row = self._folds.get(fold_key(alert))
+        if row is not None:
+            self.list.setCurrentItem(row)
+            self.list.scrollToItem(row)
+            return True
         wanted = (alert.key, getattr(alert, "forward_seq", 0) or alert.seq)
         for i in range(self.list.topLevelItemCount() - 1, -1, -1):
             item = self.list.topLevelItem(i)
@@ -202,6 +264,11 @@ class AlertsPanel(QSplitter):
     def show_at(self, seq: int) -> bool:
         """Make the first row of the alerts raised at event `seq` (where the timeline marks them) the current one;
         False when none is."""
+        row = self._at_seq.get(seq)
+        if row is not None:
+            self.list.setCurrentItem(row)
+            self.list.scrollToItem(row)
+            return True
         for i in range(self.list.topLevelItemCount()):
             item = self.list.topLevelItem(i)
             if tuple(item.data(0, KEY))[1] == seq:
@@ -211,8 +278,10 @@ class AlertsPanel(QSplitter):
         return False
 
     def clear(self) -> None:
-        """Remove every row."""
+        """Remove every row (the mutes stay: they are the session's)."""
         self.list.clear()
+        self._folds.clear()
+        self._at_seq.clear()
         self._widest = [self.list.header().sectionSizeHint(col) for col in range(3)]
         self._fit_columns()
         self._show_detail()
@@ -244,6 +313,13 @@ class AlertsPanel(QSplitter):
         text = f"<p style='margin:0'><b>{html.escape(fact)}</b></p>" if message else ""
         if advice:
             text += f"<p style='margin-top:6px; margin-bottom:0'>{html.escape(advice)}</p>"
+        fold = item.data(0, FOLD) if item is not None else None
+        if fold is not None and (fold[4] > 1 or self.mutes.hides(*fold[:2])):
+            said = [f"Raised {fold[4]} times, the last at iteration {fold[5]}."] if fold[4] > 1 else []
+            if self.mutes.hides(*fold[:2]):
+                said.append("Muted: it stops no run (right-click to unmute).")
+            text += f"<p style='margin-top:6px; margin-bottom:0; color:{pick(MUTED_TEXT, self.palette())}'>" \
+                    f"{html.escape(' '.join(said))}</p>"
         changed = text != self._html
         if changed:
             self._html = text
@@ -283,6 +359,45 @@ class AlertsPanel(QSplitter):
         for col, width in enumerate((iteration, kind, place)):
             self.list.setColumnWidth(col, width)
 
+    # ---- muting ---------------------------------------------------------------------------------------
+    def context_menu(self, item: QTreeWidgetItem | None) -> QMenu:
+        """The menu of a row: mute (or unmute) its kind, or every alert about what it names; unmute all."""
+        menu = QMenu(self.list)
+        fold = item.data(0, FOLD) if item is not None else None
+        if fold is not None:
+            kind, key, where = fold[:3]
+            name = KIND_TEXT.get(kind, kind)
+            muted = kind in self.mutes.kinds
+            menu.addAction(f"{'Unmute' if muted else 'Mute'} This Kind ({name})",
+                           lambda: self.set_mutes(_toggled(self.mutes, kinds={kind})))
+            if key:
+                muted = key in self.mutes.keys
+                menu.addAction(f"{'Unmute' if muted else 'Mute'} Alerts on {where}",
+                               lambda: self.set_mutes(_toggled(self.mutes, keys={key})))
+            menu.addSeparator()
+        every = menu.addAction("Unmute All", lambda: self.set_mutes(Mutes()))
+        every.setEnabled(bool(self.mutes))
+        return menu
+
+    def set_mutes(self, mutes: Mutes) -> None:
+        """Mute what `mutes` names (the rows of it greyed, the rest as they were) and tell the session."""
+        if mutes == self.mutes:
+            return
+        self.mutes = mutes
+        for row in self._folds.values():
+            self._show_fold(row)
+        self._html = ""
+        self._show_detail()
+        self.mutesChanged.emit(mutes)
+
+    def _context_menu_at(self, pos: QPoint) -> None:
+        self.context_menu(self.list.itemAt(pos)).exec(self.list.viewport().mapToGlobal(pos))
+
     def _activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         key, seq = item.data(0, KEY)
         self.alertActivated.emit(key, seq)
+
+
+def _toggled(mutes: Mutes, kinds: set = frozenset(), keys: set = frozenset()) -> Mutes:
+    """`mutes` with `kinds` and `keys` muted where they were not, and unmuted where they were."""
+    return Mutes(mutes.kinds ^ frozenset(kinds), mutes.keys ^ frozenset(keys))

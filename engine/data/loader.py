@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import numbers
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -198,6 +199,7 @@ class DataLoader:
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
     def __iter__(self) -> Iterator:
+        _iterated[0] = weakref.ref(self)
         # each epoch draws its workers' base seed first, with or without workers, as torch's loader does: the
         # sampler's draws after it are then torch's
         base = _random.seed63(_random.resolve(self.generator, "cpu", "DataLoader"))
@@ -286,6 +288,13 @@ class DataLoader:
 
 
 _DONE = object()  # a worker's stream has ended
+_iterated: list = [None]  # a weak reference to the DataLoader iterated last
+
+
+def last_iterated() -> DataLoader | None:
+    """The DataLoader whose iteration began last, while it lives (a debugger's advice on the data's order names it)."""
+    ref = _iterated[0]
+    return ref() if ref is not None else None
 
 
 def _loading():

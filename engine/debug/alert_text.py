@@ -68,6 +68,11 @@ KINDS: dict[str, tuple[str, str]] = {
     "storage_tie": ("one storage, two Parameters", "two Parameters on one storage, each stepped"),
 }
 
+# what the key of an alert placed at an optimizer step (no op) names, where it is no parameter ("fc1.weight")
+KEY_NAMES = {**dict.fromkeys(("large_update", "tiny_update", "zero_init", "same_units"), "layer"),
+             **dict.fromkeys(("lr_gone", "lr_zero", "lr_rising", "step_without_grad"), "optimizer"),
+             "unregistered": "module", "history_kept": "value", "clipped_hard": "call"}
+
 
 def kind_name(kind: str) -> str:
     """An alert kind's short name ("exploding gradient"), or the kind in words where it is none of KINDS (an alert

@@ -18,10 +18,11 @@ engine.debug.nonfinite; this module adds the rest and keeps the once-per-conditi
 
 from __future__ import annotations
 
+import linecache
 import math
 import weakref
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,12 +40,17 @@ from engine.debug.alert_text import (
     where,
 )
 from engine.debug.custom_backward import CustomBackwards
+from engine.debug.data_order import shuffle_advice
+from engine.debug.detached import Detaches, detached_alert
+from engine.debug.fitted_advice import depth_advice, unclipped
 from engine.debug.flows import FlowChecks
 from engine.debug.loop_checks import LAYERS, TIED_OPS, LoopChecks
 from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import by_event_names, updated_parameters
 from engine.debug.quiet_mistakes import QuietMistakes
 from engine.debug.records import BackwardRecord, OpRecord
+from engine.debug.schedules import decay_guess, zeroed_by
+from engine.debug.script_names import positional, positional_text
 from engine.events import AlertEvent, next_seq
 from engine.nn.module import unregistered_calls
 from engine.nn.utils import clip_grad
@@ -89,6 +95,9 @@ LOSSES_OF_LOGITS = frozenset({"cross_entropy", "nll_loss"})  # losses that must 
 REGRESSION_LOSSES = frozenset({"mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"})
 TARGET_SCALE = 100.0  # regression targets beyond it: a network's outputs start near 0, its loss and gradients don't
 SATURATING = frozenset({"sigmoid", "tanh"})
+# normalisation ops a model runs, by its layers' names (InstanceNorm runs as group_norm)
+NORMALISATIONS = {"layer_norm": "LayerNorm", "batch_norm": "BatchNorm", "group_norm": "GroupNorm",
+                  "rms_norm": "RMSNorm"}
 SOFTMAXES = frozenset({"softmax", "log_softmax"})
 RANGES = {"relu": (0.0, math.inf), "softplus": (0.0, math.inf), "exp": (0.0, math.inf), "sigmoid": (0.0, 1.0),
           "tanh": (-1.0, 1.0)}  # what a regression's final activation can output
@@ -101,6 +110,7 @@ LOSSES_OF_OUTPUTS = frozenset({"cross_entropy", "nll_loss", "binary_cross_entrop
 PROBABILITIES_MISSED = frozenset({"binary_cross_entropy_with_logits", "mse_loss"})
 LR_GONE = 1e-6  # a learning rate this far below its peak moves nothing...
 LR_GONE_STEPS = 20  # ...for this many steps (cosine annealing to 0 over 10,000 steps spends 6 below it)
+SCHEDULED_ZERO_STEPS = 2  # steps a scheduler holds a rate at 0 (cosine annealing to 0 touches it for one)
 LR_RISEN = 1e4  # a learning rate this many times its first (a warmup from 1e-5 to 0.05 is 5,000x)...
 LR_RISING_STEPS = 120  # ...that rose at each of this many steps in a row (a range test runs about 100)
 RESHAPES = frozenset({"view", "reshape"})
@@ -119,6 +129,8 @@ ONE_CLASS_SIZE = 8  # ...of at least this many samples...
 ONE_CLASS_SHARE = 0.6  # ...most of them (the others two classes: the last of one class, the first of the next)
 EXPLODING_ADVICE = ("the updates will throw the weights far off. Try a smaller learning rate, gradient clipping "
                     "(engine.nn.utils.clip_grad_norm_) or normalisation layers")
+# after what made the script's own clipping clip nothing
+EXPLODING_UNCLIPPED = "unclipped, the updates throw the weights far off: a smaller learning rate helps too"
 FEW_PER_CHANNEL = 8  # a BatchNorm in training over fewer values per channel normalises noise
 FEW_STEPS = 3  # iterations in a row that few: a DataLoader's last, smaller batch is no pattern
 # optimizers whose step is the gradient divided by its running size: a large gradient is no large step
@@ -134,6 +146,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         self.tensors = tensors  # callable -> iterable of (name, parameter or buffer), for naming inputs
         self.nonfinite = NonFiniteTracker(self._names, self._named)
         self.custom_backwards = CustomBackwards() if settings.custom_backward else None
+        self._detaches = Detaches()  # tensors taken detached from the graph in this iteration (h.detach())
         # (kind, key) of ongoing conditions, alerted once -> checks in a row the condition was not met since
         self._raised: dict[tuple[str, str], int] = {}
         self._big_runs: dict[str, int] = {}  # layer -> steps in a row its update was large against its weights
@@ -156,10 +169,13 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         # what exploding and vanishing gradients are blamed on: a sigmoid or tanh ran; the last loss (its record
         # and, for a regression, the target's array); BatchNorm keys -> iterations in a row over few values
         self._saturating = False
+        self._normalised: set[str] = set()  # the normalisation layers the model runs ("LayerNorm")
+        self._residual = False  # whether its modules add an activation to one of its shape (a skip connection)
         self._loss: tuple = (None, None)
         self._few: dict[str, tuple] = {}
         self._few_norm: tuple = ()  # (values per channel, the norm's module or key) once FEW_STEPS is reached
         self._clipped_nothing = clip_grad.clipped_nothing  # clip_grad_norm_ calls without gradients before this run
+        self._given_nothing = clip_grad.given_nothing[0]  # ...and those given no parameters at all
         self._zero_layers: set[str] | None = None  # layers whose weights started at zero (None: no step seen yet)
         # id(optimizer) -> its learning rate's (first, last, rises in a row, highest, its iteration, low steps in a row)
         self._lrs: dict[int, tuple] = {}
@@ -186,6 +202,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         self.nonfinite.new_iteration()
         self._eval_norms.clear()
         self._last.clear()
+        self._detaches.new_iteration()
         self._norms_train_now = False
         self._loop_new_iteration()
         self._flow_new_iteration()
@@ -209,6 +226,8 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         """A NaN-origin or dead-ReLU alert for a forward op, or None."""
         s = self.settings
         # first: it notes what each op takes, which a non-finite op's early return would skip
+        if s.training:
+            self._detaches.op(rec, inputs, out)
         loose = self._loose_ends(rec, inputs, out) if s.training else None
         flow = self._follow(rec, inputs) if s.training else None
         loose = loose or flow
@@ -227,6 +246,11 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
             self._last[op] = (rec.event.output, rec)
         if op in SATURATING:
             self._saturating = True
+        elif op in NORMALISATIONS and rec.depth:
+            self._normalised.add(NORMALISATIONS[op])
+        elif op == "add" and rec.depth and not self._residual and rec.event.requires_grad:
+            shapes = rec.event.input_shapes  # h + block(h): two activations of one shape
+            self._residual = len(shapes) == 2 and shapes[0] == shapes[1] and len(shapes[0]) >= 2
         elif (op in REGRESSION_LOSSES or op in LOSSES_OF_LOGITS) and rec.event.requires_grad:  # the training loss:
             # a validation loss under no_grad between backward() and step() is not what the step minimises
             self._loss = (rec, inputs[1].array if op in REGRESSION_LOSSES and len(inputs) > 1 else None)
@@ -485,11 +509,12 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         if not self._starts(("one_class_batches", ""), hit):
             return None
         classes = ", ".join(map(str, dict.fromkeys(single)))
+        advice, sliced = shuffle_advice(rec.event.inputs[1], self._flow)
         message = (f"{len(single)} of the last {len(seen)} batches of {rec.event.op} held a single class (classes "
                    f"{classes} in turn), iteration {rec.iteration}: the data is ordered by label and not shuffled, so "
                    "each step pulls the model toward one class and the next ones undo it (the loss swings, or "
-                   "diverges). Pass shuffle=True to the DataLoader, or shuffle the data once")
-        return make_alert("one_class_batches", message, rec, float(len(single)))
+                   f"diverges). {advice}")
+        return make_alert("one_class_batches", message, sliced or rec, float(len(single)))
 
     def _reordering_view(self, rec: OpRecord) -> AlertEvent | None:
         """An alert when view/reshape gives a tensor its own sizes in another order ((N, H, W, C) as (N, C, H, W)):
@@ -665,7 +690,11 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
             self._blown = self._blown or high
             text = _norms_message(kind, new, named_norms, limit, rec.iteration, cause,
                                   self._explosion_causes(rec) if high else self._fading_cause(cause))
-            alerts.append(AlertEvent(next_seq(), kind, text, "", name, "", 0, rec.iteration, "", 0, "", norm))
+            # at the clipping that clipped nothing, where that is the cause: the line to change
+            _, _, file, line = clip_grad.given_nothing if high and clip_grad.given_nothing[0] > self._given_nothing \
+                else (0, False, "", 0)
+            alerts.append(AlertEvent(next_seq(), kind, text, "", name, "", 0, rec.iteration, file, line,
+                                     linecache.getline(file, line).strip() if file else "", norm))
         if len(self._stepped) < 65536:  # bounded: a script that makes new parameters all the time
             self._stepped.update(name for name, _ in named_norms)
         return alerts
@@ -690,18 +719,23 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                           "batch size: use reduction='mean', or divide the learning rate by the batch size")
         if self._accumulated():
             causes.append(self._accumulated()[2:])
+        # the script clips, and its clipping clipped nothing: that first, and no advice to clip
+        clipping = [unclipped([name for name, _ in self.params()])] \
+            if clip_grad.given_nothing[0] > self._given_nothing else []
         if clip_grad.clipped_nothing > self._clipped_nothing:
-            causes.append("clip_grad_norm_ ran when no parameter had a gradient, so it clipped nothing: call it "
-                          "between loss.backward() and optimizer.step()")
+            clipping.append("clip_grad_norm_ ran when no parameter had a gradient, so it clipped nothing: call it "
+                            "between loss.backward() and optimizer.step()")
         optimizer = getattr(rec.event, "optimizer", "")
         if optimizer in ADAPTIVE:
             causes.append(f"{optimizer} divides each step by the gradient's running size, so its updates stay "
                           "bounded and a smaller learning rate will not shrink these gradients"
                           + ("" if causes else "; gradients this large mean a loss on a large scale or a model "
                              "that diverges: clip them (engine.nn.utils.clip_grad_norm_) and look at the loss"))
-        elif causes:  # a step that grows with the gradient: the learning rate matters too
+        elif clipping:  # a step that grows with the gradient: the learning rate matters too
+            causes.append(EXPLODING_UNCLIPPED)
+        elif causes:
             causes.insert(0, EXPLODING_ADVICE)
-        return "; ".join(causes)
+        return "; ".join(clipping + causes)
 
     def _converged(self) -> bool:
         """Whether the last loss is below CONVERGED of the run's first (its summaries, when the tier keeps them)."""
@@ -723,8 +757,8 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                 "rate was tuned for")
 
     def _fading_cause(self, cause: str) -> str:
-        """What fades a gradient here, where the usual suspect (saturating activations) does not fit: a BatchNorm
-        over a few values per channel, oversized updates before, or no sigmoid or tanh at all; "" if it fits."""
+        """What fades a gradient here: weights that started at zero or alike, a BatchNorm over a few values per
+        channel, oversized updates before, else the depth, with advice that fits the model's layers."""
         if self._zero_layers:
             return ("the weights started at zero (see the zero-init alert), and a gradient passes back through "
                     "a layer in proportion to its weights: initialise them with engine.nn.init")
@@ -739,11 +773,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         if cause == "blown":
             return ("the oversized updates before pushed the layers into saturation or silence: fix the learning "
                     "rate first")
-        if not self._saturating:
-            return ("no sigmoid or tanh ran, so look at the initialisation (all small or all zero weights), the "
-                    "depth without normalisation, and the learning rate; try Kaiming or Xavier init "
-                    "(engine.nn.init), normalisation layers or residual connections")
-        return ""
+        return depth_advice(self._saturating, sorted(self._normalised), self._residual)
 
     def _names_away(self, rec, named_norms: list) -> set[str]:
         """The names, as this step's norms give them, of the biases a normalisation takes away: by the stepping
@@ -841,7 +871,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         for opt in live:
             for group in opt.param_groups:
                 held.update(id(p) for p in group["params"])
-        piled, unused, frozen, cut = [], [], [], []
+        piled, unused, frozen, cut, cut_ids = [], [], [], [], set()
         opt = stepping_optimizer()
         # only what this optimizer updates: another one's parameters may take a backward between its steps
         # (a GAN's generator loss runs through the discriminator) without that being a missing zero_grad; when it is
@@ -858,6 +888,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                     frozen.append(name)  # (one that trained before was frozen part-way on purpose: a head done)
                 elif id(p) in mine and p.requires_grad:
                     cut.append(name)
+                    cut_ids.add(p._id)
                 continue
             stepped = stepped or id(p) in mine
             if id(p) not in held:
@@ -877,7 +908,11 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         self._backward_seen = False
         runs = self._gradless
         self._gradless = {name: runs.get(name, 0) + 1 for name in cut} if stepped else runs
-        cut = [name for name in cut if self._gradless.get(name, 0) >= GRADLESS_STEPS]
+        # a tensor of theirs taken detached (h.detach()) is the cause at once; else a branch some batches skip
+        # gets a gradient soon
+        detached = self._detaches.cutting(cut_ids) if stepped and cut_ids and \
+            ("no_gradient", "") not in self._raised else None
+        cut = [name for name in cut if self._gradless.get(name, 0) >= (1 if detached else GRADLESS_STEPS)]
         alerts = []
         it = rec.iteration
         if self._starts(("accumulating_grad", ""), bool(piled)):
@@ -916,7 +951,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                 f"iteration {it}: they never train. {self._why_not_updated(opt)}", "", unused[0], "", 0, it, "", 0, "",
                 len(unused)))
         if self._starts(("no_gradient", ""), bool(cut)):
-            alerts.append(AlertEvent(
+            alerts.append(detached_alert(cut, detached, it) if detached else AlertEvent(
                 next_seq(), "no_gradient", f"{names_text(cut)} are trained by the optimizer but got no gradient in "
                 f"{GRADLESS_STEPS} steps while other parameters did, iteration {it}: the loss does not depend on them. "
                 "A .detach() (or .data, .item(), .numpy()) between them and the loss cuts the graph there, or the "
@@ -1015,8 +1050,10 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         """Alerts on the stepping optimizer's learning rate over the run. Gone: below LR_GONE of its peak for
         LR_GONE_STEPS steps, a scheduler stepped every batch where it was meant for every epoch (StepLR(step_size=1)
         per batch halves it 20 times in 20 batches; a schedule that ends at zero reaches it at its last steps
-        only). Rising: up at every one of the last LR_RISING_STEPS steps to over LR_RISEN times its first, a
-        hand-written warmup that never stops (lr *= 1.05 at every step)."""
+        only). Zero: 0 for SCHEDULED_ZERO_STEPS steps after it trained, set by a scheduler (named, at its lambda's
+        line: engine.debug.schedules), else for LR_GONE_STEPS steps; gone and zero are one alert for one cause.
+        Rising: up at every one of the last LR_RISING_STEPS steps to over LR_RISEN times its first, a hand-written
+        warmup that never stops (lr *= 1.05 at every step)."""
         opt, lrs = stepping_optimizer(), rec.event.lrs
         if opt is None or not lrs or (len(self._lrs) >= 64 and id(opt) not in self._lrs):
             return []
@@ -1028,22 +1065,34 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         low = low + 1 if lr < LR_GONE * peak else 0
         self._lrs[id(opt)] = (first, lr, rising, peak, peak_step, low)
         name, alerts, which = type(opt).__name__, [], str(id(opt))
-        if self._starts(("lr_gone", which), low >= LR_GONE_STEPS):
+        zero = self._zero_lr[id(opt)] = self._zero_lr.get(id(opt), 0) + 1 if lr == 0 else 0
+        # a rate decayed to nothing and then to 0 is one cause, and one alert
+        gone = low >= LR_GONE_STEPS and lr > 0 and ("lr_zero", which) not in self._raised
+        if self._starts(("lr_gone", which), gone):
             alerts.append(step_alert(rec, "lr_gone", name, (
                 f"the learning rate of {name} has fallen from {peak:g} (iteration {peak_step}) to {lr:.3g} by "
                 f"iteration {rec.iteration}, and stayed below {LR_GONE:g} of it for {low} steps: the weights no longer "
-                "move, so the loss stays where it is. A scheduler stepped every batch where it was meant for every "
-                "epoch? Call scheduler.step() once per epoch, or give it its length in batches")))
-        zero = self._zero_lr[id(opt)] = self._zero_lr.get(id(opt), 0) + 1 if lr == 0 else 0
-        if self._starts(("lr_zero", which), zero >= LR_GONE_STEPS):
+                f"move, so the loss stays where it is. {decay_guess(opt, self._steps_seen)}")))
+        # a scheduler that took a rate that trained to 0 is named a step later; a rate of 0 from the start (a warmup
+        # stepped per epoch) may still rise, and waits LR_GONE_STEPS
+        soon = peak > 0 and zero >= SCHEDULED_ZERO_STEPS
+        zeroed = zeroed_by(opt, self._steps_seen, zero) if (zero >= LR_GONE_STEPS or soon) and \
+            ("lr_zero", which) not in self._raised else None
+        hit = zero >= LR_GONE_STEPS or (zeroed is not None and soon)
+        if self._starts(("lr_zero", which), hit and ("lr_gone", which) not in self._raised):
             initial = [g.get("initial_lr") for g in opt.param_groups]
             scheduled = any(isinstance(v, int | float) and v > 0 for v in initial)
-            why = ("a scheduler set it when it was made (a warmup that starts at 0) and its step() is never called? "
-                   "Call scheduler.step() after each optimizer.step() (or once per epoch, as it is meant)" if scheduled
-                   else "it was given lr=0 (or set to 0)? Give it a learning rate (1e-3 for Adam, 0.01-0.1 for SGD)")
-            alerts.append(step_alert(rec, "lr_zero", name, (
-                f"the learning rate of {name} has been 0 for {zero} steps, iteration {rec.iteration}: no step moves "
-                f"a weight, so nothing trains. {why[0].upper()}{why[1:]}")))
+            why = zeroed.text if zeroed is not None else (
+                "a scheduler set it when it was made (a warmup that starts at 0) and its step() is never called? "
+                "Call scheduler.step() after each optimizer.step() (or once per epoch, as it is meant)" if scheduled
+                else "it was given lr=0 (or set to 0)? Give it a learning rate (1e-3 for Adam, 0.01-0.1 for SGD)")
+            since = f"since iteration {rec.iteration - zero + 1} ({zero} steps)" if peak > 0 else f"for {zero} steps"
+            alert = step_alert(rec, "lr_zero", name, (
+                f"the learning rate of {name} has been 0 {since}, iteration {rec.iteration}: no step moves a weight, "
+                f"so nothing trains. {why[0].upper()}{why[1:]}"))
+            if zeroed is not None and zeroed.line:  # at the line that made the 0: the lambda, or the scheduler
+                alert = replace(alert, file=zeroed.file, line=zeroed.line, code=zeroed.code)
+            alerts.append(alert)
         # a scheduler's warmup rises to the rate the optimizer was given (each group's initial_lr) and stops there;
         # looked up only once the rate has risen that far, as it seldom does
         risen = rising >= LR_RISING_STEPS and first > 0 and lr > LR_RISEN * first and not lr <= max(
@@ -1141,10 +1190,16 @@ def _norms_message(kind: str, new: list, everything: list, limit: float, iterati
     them large, if not the learning rate)."""
     high = kind == "exploding_grad"
     name, norm = (max if high else min)(new, key=lambda item: item[1])
-    layers = list(dict.fromkeys(layer_of(n) for n, _ in new))
-    where = f"layer '{layers[0]}'" if len(layers) == 1 else f"{len(layers)} layers ({names_text(layers)})"
-    text = f"gradient norm of '{name}' is {norm:.3g}, {'above' if high else 'below'} {limit:g}, in {where}, " \
-           f"iteration {iteration}"
+    # a plain tensor's name ('Wh', 'group0.1') is no layer's
+    layers = list(dict.fromkeys(layer_of(n) for n, _ in new if layer_of(n) != n and not positional(n)))
+    where = "" if not layers else f", in layer '{layers[0]}'" if len(layers) == 1 else \
+        f", in {len(layers)} layers ({names_text(layers)})"
+    against = ""  # a fading gradient beside the largest: before the iteration, where the finding ends
+    if not high and norm != 0:
+        top_name, top = max(everything, key=lambda item: item[1])
+        against = f" (against {top:.3g} at {positional_text(top_name)})"
+    text = f"gradient norm of {positional_text(name)} is {norm:.3g}, {'above' if high else 'below'} {limit:g}" \
+           f"{against}{where}, iteration {iteration}"
     if high and fading:  # here: what makes them large
         return text + f": {fading}"
     if high:
@@ -1156,8 +1211,7 @@ def _norms_message(kind: str, new: list, everything: list, limit: float, iterati
         return text + f": no gradient reaches it; the dead ReLU '{cause}' after it passes none"
     if norm == 0:
         return text + ": no gradient reaches it (a dead ReLU, a saturated activation or a detached path)"
-    top_name, top = max(everything, key=lambda item: item[1])
-    text += f", against {top:.3g} at '{top_name}': the gradient fades on its way back through the layers. "
+    text += ": the gradient fades on its way back through the layers. "
     if fading:
         return text + fading[0].upper() + fading[1:]
     return text + ("Saturating activations (sigmoid, tanh) with small weights do this; try ReLU/GELU, Kaiming or "

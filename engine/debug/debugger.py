@@ -42,6 +42,7 @@ from engine.debug.pacing import Pacing
 from engine.debug.param_names import ParamNamer, StepLabels
 from engine.debug.records import ACTIONS, OPTIMIZER, Command, DebuggerState, EventRecord, Stop
 from engine.debug.runner import DebuggerKilled, EngineRun, run_path
+from engine.debug.script_names import positional, script_names
 from engine.debug.source import USER, frame_kind, frame_of
 from engine.debug.source import capture as capture_source
 from engine.debug.stepping import step_end, step_mode
@@ -147,6 +148,8 @@ class Debugger:
         self._engine_thread: int | None = None
         # id(optimizer) -> ((model, its parameters), {optimizer's name: model's name})
         self._model_names: dict[int, tuple] = {}
+        # id(optimizer) -> (its parameters' ids, {"group0.1": "Wh"}): without a model, the script's own names
+        self._script_names: dict[int, tuple] = {}
         self._step_labels = StepLabels()  # "SGD", "Adam#2": each optimizer that steps, in the order they first do
         self._namer: ParamNamer | None = None  # made when another optimizer than the debugger's steps
         self._replacing: dict[int, tuple] = {}  # id(optimizer) -> (it, main optimizer, whether it replaces that)
@@ -657,6 +660,10 @@ class Debugger:
             names = self._model_names_of(model, opt)
             if names:
                 event = renamed(event, names)
+        elif opt is self.optimizer:
+            names = self._script_names_of(opt)
+            if names:
+                event = renamed(event, names)
         if self.optimizer is not None and opt is not self.optimizer:
             event = self._named_apart(event, opt, label)
         return event
@@ -674,6 +681,21 @@ class Debugger:
             if len(self._model_names) >= 64:  # a script making a new optimizer all the time: stay bounded
                 self._model_names.clear()
             cached = self._model_names[id(opt)] = (key, {k: v for k, v in names.items() if k != v})
+        return cached[1]
+
+    def _script_names_of(self, opt) -> dict[str, str]:
+        """The optimizer's names of plain tensors it trains -> the names the script holds them by
+        (engine.debug.script_names), read at its first step and kept while its parameters stay the same."""
+        key = tuple(id(p) for group in opt.param_groups for p in group["params"])
+        cached = self._script_names.get(id(opt))
+        if cached is None or cached[0] != key:
+            params = [(opt._param_name(g, i, group, p), p) for g, group in enumerate(opt.param_groups)
+                      for i, p in enumerate(group["params"])]
+            held = script_names([p for _, p in params], sys._getframe(1))
+            if len(self._script_names) >= 64:
+                self._script_names.clear()
+            cached = self._script_names[id(opt)] = (key, {name: held[id(p)] for name, p in params
+                                                          if id(p) in held and positional(name)})
         return cached[1]
 
     def _ends_iteration(self, opt) -> bool:
@@ -707,14 +729,16 @@ class Debugger:
                 ev = rec.event
                 if ev.__class__ is ModuleEvent and ev.params:
                     self._namer.module_called(ev.path, ev.params)
-        return self._namer.named(event, label, self._step_labels.tensors(opt, len(event.weight_norms)))
+        return self._namer.named(event, label, self._step_labels.tensors(opt, len(event.weight_norms)),
+                                 self._script_names_of(opt))
 
     def _named_parameters(self):
         if self.model is not None:
             return self.model.named_parameters()
         if self.optimizer is not None:
-            return ((f"group{g}.{i}", p) for g, group in enumerate(self.optimizer.param_groups)
-                    for i, p in enumerate(group["params"]))
+            held = self._script_names.get(id(self.optimizer), (None, {}))[1]  # named at its first step
+            return ((held.get(f"group{g}.{i}", f"group{g}.{i}"), p)
+                    for g, group in enumerate(self.optimizer.param_groups) for i, p in enumerate(group["params"]))
         return ()
 
     def _named_tensors(self):

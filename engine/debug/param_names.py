@@ -7,7 +7,8 @@ replay two different tensors had one name. The tape names such a parameter by it
 numbered from the second optimizer of a class that steps: "SGD", "Adam#2") and, where a recorded module call
 owned it, by its module path as the graph shows it: "SGD:Discriminator.fc.weight". Where no recorded call
 owned it, or module calls of two roots of one class (G and D both a Sequential) gave two tensors that path
-before the step named it, by position: "SGD:group0.1". A parameter keeps the name its first step gave it.
+before the step named it, by the variable the script holds it in ("SGD#2:b", engine.debug.script_names), else by
+position: "SGD:group0.1". A parameter keeps the name its first step gave it.
 The debugger's own optimizer (the one that trains its model, else the first that steps) keeps its names.
 The debugger names each step this way as it happens; a tape writes the names the debugger gave.
 """
@@ -47,9 +48,11 @@ class ParamNamer:
                 self._clashes.add(where)  # two roots of one class (or a model built anew): the path is ambiguous
             self._paths.setdefault(tensor, where)
 
-    def named(self, ev: OptimizerEvent, optimizer: str, tensors: tuple[int, ...]) -> OptimizerEvent:
+    def named(self, ev: OptimizerEvent, optimizer: str, tensors: tuple[int, ...],
+              held: dict[str, str] | None = None) -> OptimizerEvent:
         """`ev` with the positional names of its parameters (ids `tensors`, in its order) qualified by
-        `optimizer` ("Adam#2") and, where module calls owned them, their module paths."""
+        `optimizer` ("Adam#2") and, where module calls owned them, their module paths, else the names the script
+        holds them by (`held`: positional name -> variable)."""
         names = list(ev.weight_norms)
         if len(names) != len(tensors):  # not the parameters the event names: leave it as it is
             return ev
@@ -58,7 +61,8 @@ class ParamNamer:
             tape_name = self.renamed.get(tensor)
             if tape_name is None and _POSITIONAL.fullmatch(name):
                 where = self._paths.get(tensor)
-                tape_name = f"{optimizer}:{name if where is None or where in self._clashes else where}"
+                own = (held or {}).get(name, name)
+                tape_name = f"{optimizer}:{own if where is None or where in self._clashes else where}"
                 if self._owners.setdefault(tape_name, tensor) != tensor:  # named by path before a clash showed
                     tape_name = f"{optimizer}:{name}"
                 self.renamed[tensor] = tape_name

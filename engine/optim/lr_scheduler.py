@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import copy
 import math
+import sys
 import types
 import warnings
 import weakref
@@ -21,6 +22,12 @@ from engine.tensor import Tensor
 
 class LRScheduler:
     """Base class: sets each group's `lr` from `get_lr()` on every `step()`."""
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        caller = sys._getframe(1)  # type.__call__ is C: the frame that wrote `LambdaLR(...)`
+        _made_at[self] = (caller.f_code.co_filename, caller.f_lineno)
+        return self
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -110,6 +117,17 @@ class LRScheduler:
             raise ValueError(f"{type(self).__name__}.load_state_dict: unknown keys "
                              f"{sorted(map(str, unknown))}; was this state saved from a different scheduler?")
         self.__dict__.update(copy.deepcopy(state_dict))
+
+
+# every scheduler not yet collected -> the file and line that made it (a debugger names the one that zeroed a rate);
+# kept here, not on the scheduler, whose state dict holds its attributes
+_made_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def schedulers_of(optimizer: Optimizer) -> list[tuple[LRScheduler, str, int]]:
+    """The live schedulers that set `optimizer`'s rates, each with the file and line that made it, in the order
+    they were made."""
+    return [(sched, *site) for sched, site in list(_made_at.items()) if getattr(sched, "optimizer", None) is optimizer]
 
 
 def _scalar(lr) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import types
 from collections.abc import Iterable
 
@@ -13,6 +14,9 @@ from engine.tensor import Tensor
 from engine.user_warning import warn
 
 clipped_nothing = 0  # clip_grad_norm_ calls that found no gradient at all (before backward(), say)
+# clip_grad_norm_ calls given no parameters at all: (calls so far, whether the last was given a generator read to its
+# end, the file and line that called it); the debugger's exploding-gradient alert names it
+given_nothing: tuple = (0, False, "", 0)
 # the latest clip_grad_norm_ call that found gradients: (calls so far, the norm before as an array on its device,
 # max_norm); the debugger reads the norm at a step, so the call itself never waits for a GPU
 last_clip: tuple = (0, None, 0.0)
@@ -34,6 +38,10 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)  # a generator: read twice
     grads = _grads(parameters)
     if not grads:
+        if not parameters:
+            global given_nothing
+            caller = sys._getframe(1)
+            given_nothing = (given_nothing[0] + 1, generator, caller.f_code.co_filename, caller.f_lineno)
         if generator and not parameters:  # as torch warns: model.parameters() already read to its end
             warn("`parameters` is an empty generator, no gradient clipping will occur.")
         elif parameters:

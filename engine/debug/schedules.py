@@ -1,0 +1,107 @@
+"""Which learning-rate scheduler set an optimizer's rate to 0 (or decayed it to nothing), the line to change, and a
+guess at why that fits how often its step() ran.
+
+A scheduler that takes a rate that trained down to exactly 0, and keeps it there, is a mistake at once (a warmup
+written the wrong way round, a decay whose length is counted in epochs but stepped every batch), where a rate of 0
+given by hand may still be raised by the script: the learning-rate alert names the scheduler a step after the rate
+reached 0 instead of twenty. Its steps are counted against the optimizer's: a scheduler stepped at every iteration
+is never "a step() never called".
+"""
+
+from __future__ import annotations
+
+import linecache
+from dataclasses import dataclass
+
+from engine.optim.lr_scheduler import LambdaLR, MultiplicativeLR, schedulers_of
+
+
+@dataclass(frozen=True, slots=True)
+class Zeroed:
+    """What set a rate to 0: the scheduler's class, what it did and what to try, and the line to look at (a
+    LambdaLR's function, else the line that made the scheduler)."""
+
+    name: str
+    text: str
+    file: str
+    line: int
+    code: str
+
+
+def zeroed_by(opt, steps: int, zero_steps: int) -> Zeroed | None:
+    """The live scheduler of `opt` whose last step set a rate of 0, or None; `steps`: the optimizer steps seen so
+    far, `zero_steps`: how many of the last ones had a rate of 0."""
+    groups = [i for i, group in enumerate(opt.param_groups) if _number(group.get("lr")) == 0]
+    for sched, file, line in schedulers_of(opt):
+        last = getattr(sched, "_last_lr", None)
+        if hasattr(sched, "_schedulers") or not last:  # SequentialLR, ChainedScheduler: one inside set it
+            continue
+        zeroed = [i for i in groups if i < len(last) and _number(last[i]) == 0]
+        if zeroed:
+            return _described(sched, zeroed[0], file, line, steps, zero_steps)
+    return None
+
+
+def decay_guess(opt, steps: int) -> str:
+    """Why a rate that trained fell to nothing, fitted to how its scheduler was stepped (`steps`: the optimizer
+    steps seen): every iteration, where it was meant per epoch; per epoch, a decay too steep; none, a decay by hand."""
+    found = [sched for sched, _, _ in schedulers_of(opt) if not hasattr(sched, "_schedulers")]
+    if not found:
+        return ("No scheduler set it: a rate decayed by hand (lr *= gamma) at every step? Decay it per epoch, or by "
+                "less")
+    sched = found[0]
+    name, calls = type(sched).__name__, getattr(sched, "_step_count", 1) - 1
+    if calls >= steps - 1:
+        return (f"{name}'s step() runs at every iteration: meant for every epoch? Call scheduler.step() once per "
+                "epoch, or give it its length in batches")
+    return (f"{name}'s step() ran {calls} times in {steps} optimizer steps (once per epoch) and decays it this far: "
+            "give it a gentler decay (a larger step_size, a gamma nearer 1) or fewer epochs")
+
+
+def _described(sched, group: int, file: str, line: int, steps: int, zero_steps: int) -> Zeroed:
+    name = type(sched).__name__
+    calls = getattr(sched, "_step_count", 1) - 1  # the constructor's own step is not the script's
+    epoch = sched.last_epoch
+    every = calls >= steps - 1  # stepped once per optimizer step (its first step() may follow the second)
+    fn = sched.lr_lambdas[group] if isinstance(sched, LambdaLR) else None
+    if fn is not None:
+        code = getattr(fn, "__code__", None)
+        if code is None and callable(fn):  # a callable object: its __call__'s
+            code = getattr(type(fn).__call__, "__code__", None)
+        if code is not None:
+            file, line = code.co_filename, code.co_firstlineno
+    if calls <= 0:
+        text = (f"{name} set it when it was made (a warmup that starts at 0) and its step() is never called: call "
+                "scheduler.step() after each optimizer.step() (or once per epoch, as it is meant)")
+        return Zeroed(name, text, file, line, _code(file, line))
+    pace = ("its step() runs at every iteration" if every else
+            f"its step() ran {calls} times in {steps} optimizer steps (once per epoch?)")
+    start = epoch - zero_steps + 1 if every else epoch
+    since = f"from epoch {start} on" if every else f"at epoch {epoch}"
+    if isinstance(sched, MultiplicativeLR):
+        text = (f"{name}'s lr_lambda (line {line}) returned 0 {since}, and {name} multiplies the rate by what it "
+                f"returns, so once 0 it stays 0; {pace}. Make it return the factor wanted (1.0 keeps the rate)")
+    elif fn is not None:
+        text = (f"{name}'s lr_lambda (line {line}) returns 0 {since}, and {name} sets the rate to the initial one "
+                f"times what it returns; {pace}. Make it return the factor wanted there (1.0 keeps the rate; a "
+                "warmup that then holds is lambda s: min(1.0, (s + 1) / n))")
+    elif every:
+        text = (f"{name} (made at line {line}) schedules 0 {since}; {pace}, so its length counts iterations: give "
+                "it the run's length in iterations, or a schedule that ends above 0 (eta_min, end_factor)")
+    else:
+        text = (f"{name} (made at line {line}) schedules 0 {since}; {pace}: give it as many epochs as the run has, "
+                "or a schedule that ends above 0 (eta_min, end_factor)")
+    return Zeroed(name, text, file, line, _code(file, line))
+
+
+def _number(lr) -> float | None:
+    """A rate as a float (a rate held in a tensor too), or None."""
+    try:
+        return float(lr)
+    except (TypeError, ValueError):
+        return None
+
+
+def _code(file: str, line: int) -> str:
+    return linecache.getline(file, line).strip() if file and line else ""
+
