@@ -57,7 +57,7 @@ DEBUG = (
          "Run to the first op of the next iteration"),
     Spec("restart", "&Restart", "Ctrl+Shift+F5", "restart", "Run the script again from the start"),
     Spec("stop", "&Stop", "Shift+F5", "stop", "Stop the script (also one that never calls the engine)"),
-    Spec("toggle_breakpoint", "Toggle &Breakpoint", "F9", "", "Break at what was picked last, a node of the graph "
+    Spec("toggle_breakpoint", "Toggle &Breakpoint", "F9", tip="Break at what was picked last, a node of the graph "
          "or a module of the Modules tree (with neither, the op paused at), every time it runs; again to remove"),
     Spec("break_in_python", "Break in P&ython Code", tip="Let Pause stop in plain Python code too (a loop that calls "
          "no engine op), at the line it runs; the script runs slower while this is on. Applies from the next run; "
@@ -85,30 +85,30 @@ STOP_ON_ALERTS = (
 )
 ALERT_STOP_OF = {"stop_on_all": "all", "stop_on_nonfinite": "nonfinite", "stop_on_none": "none"}
 FILE = (
-    Spec("open_tape", "&Open Tape\u2026", "Ctrl+O", "", "Replay a recorded .tape file"),
-    Spec("run_script", "&Debug Script\u2026", "Ctrl+Shift+O", "", "Run a Python script under the debugger"),
-    Spec("open_demo", "Open the D&emo", "", "", "The built-in demo: an MLP learning two spirals"),
-    Spec("export", "Ex&port Tape\u2026", "Ctrl+E", "", "Write the open tape (or the session's recording) as a "
+    Spec("open_tape", "&Open Tape\u2026", "Ctrl+O", tip="Replay a recorded .tape file"),
+    Spec("run_script", "&Debug Script\u2026", "Ctrl+Shift+O", tip="Run a Python script under the debugger"),
+    Spec("open_demo", "Open the D&emo", tip="The built-in demo: an MLP learning two spirals"),
+    Spec("export", "Ex&port Tape\u2026", "Ctrl+E", tip="Write the open tape (or the session's recording) as a "
          "Perfetto trace, Graphviz DOT or JSON"),
     Spec("quit", "&Quit", "Ctrl+Q"),
 )
 EDIT = (
-    Spec("undo", "&Undo Edit", "Ctrl+Z", "", "Undo the last runtime edit of the model"),
-    Spec("redo", "&Redo Edit", "Ctrl+Shift+Z", "", "Apply the undone runtime edit again"),
+    Spec("undo", "&Undo Edit", "Ctrl+Z", tip="Undo the last runtime edit of the model"),
+    Spec("redo", "&Redo Edit", "Ctrl+Shift+Z", tip="Apply the undone runtime edit again"),
 )
 VIEW = (
     Spec("fit", "Fi&t Graph", "Ctrl+0", "fit", "Zoom to show the whole graph"),
-    Spec("find", "&Find Node\u2026", "Ctrl+F", "", "Find a node by op, module or key"),
-    Spec("find_next", "Find &Next", "F3", "", "Select the next node that matches the search"),
-    Spec("find_previous", "Find Pre&vious", "Shift+F3", "", "Select the previous node that matches the search"),
-    Spec("backward", "Show &Backward Pass", "Ctrl+B", "", "Overlay the gradient flow of the backward pass",
+    Spec("find", "&Find Node\u2026", "Ctrl+F", tip="Find a node by op, module or key"),
+    Spec("find_next", "Find &Next", "F3", tip="Select the next node that matches the search"),
+    Spec("find_previous", "Find Pre&vious", "Shift+F3", tip="Select the previous node that matches the search"),
+    Spec("backward", "Show &Backward Pass", "Ctrl+B", tip="Overlay the gradient flow of the backward pass",
          checkable=True),
-    Spec("collapse_modules", "&Collapse Modules", "", "", "Show every top-level module as one node"),
-    Spec("expand_modules", "&Expand Modules", "", "", "Show the inside of every module"),
-    Spec("reset_layout", "&Reset Panels", "", "", "Put the panels back where they started"),
-    Spec("next_panel", "Ne&xt Panel", "Ctrl+Tab", "", "Move the keyboard focus to the next panel in view (the graph "
+    Spec("collapse_modules", "&Collapse Modules", tip="Show every top-level module as one node"),
+    Spec("expand_modules", "&Expand Modules", tip="Show the inside of every module"),
+    Spec("reset_layout", "&Reset Panels", tip="Put the panels back where they started"),
+    Spec("next_panel", "Ne&xt Panel", "Ctrl+Tab", tip="Move the keyboard focus to the next panel in view (the graph "
          "included), left to right and top to bottom"),
-    Spec("previous_panel", "Previous Pane&l", "Ctrl+Shift+Tab", "", "Move the keyboard focus to the panel in view "
+    Spec("previous_panel", "Previous Pane&l", "Ctrl+Shift+Tab", tip="Move the keyboard focus to the panel in view "
          "before this one"),
 )
 # View > Go to Panel: the panel brought to the front and given the keyboard focus (spec name "panel_" + the dock's
@@ -122,10 +122,10 @@ GO_TO_PANEL = tuple(
                             ("node", "&Node", None), ("editor", "&Editor", None),
                             ("plots", "T&raining", None), ("gradients", "Gra&dient Flow", None)))
 HELP = (
-    Spec("shortcuts", "&Keyboard Shortcuts", "", "", "List every action that has a keyboard shortcut"),
-    Spec("tape_format", "&Tape Format", "", "", "Open docs/tape-format.md: what a .tape file holds"),
-    Spec("documentation", "&Documentation", "", "", "Open README.md: what Tapescope does and how to use it"),
-    Spec("about", "&About Tapescope", "", "", "Versions of Tapescope and what it runs on, to copy into a bug report"),
+    Spec("shortcuts", "&Keyboard Shortcuts", tip="List every action that has a keyboard shortcut"),
+    Spec("tape_format", "&Tape Format", tip="Open docs/tape-format.md: what a .tape file holds"),
+    Spec("documentation", "&Documentation", tip="Open README.md: what Tapescope does and how to use it"),
+    Spec("about", "&About Tapescope", tip="Versions of Tapescope and what it runs on, to copy into a bug report"),
 )
 
 

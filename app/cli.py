@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
@@ -44,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    rec = sub.add_parser(
-        "record", allow_abbrev=False, help="run a script under the recorder, headless",
+    command = functools.partial(sub.add_parser, allow_abbrev=False)  # no command takes `--out` for `--output`
+    rec = command(
+        "record", help="run a script under the recorder, headless",
         usage="tapescope record SCRIPT.py [SCRIPT ARGS] -o run.tape [--capture TIER] [--max-size SIZE]",
         description="Run SCRIPT.py as `python SCRIPT.py ARGS` would, recording every engine event, and what it "
                     "prints (shown as usual), to a tape. The options may come before or after the script; after a "
@@ -60,22 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
                           "(e.g. 500M, 2G; units of 1024). Default: the smaller of 10G and half the free "
                           "space of the tape's disk at the start. 0 or none: no cap")
     rec.add_argument("script", metavar="SCRIPT.py")
-    info = sub.add_parser("info", help="summarise a tape", allow_abbrev=False,
-                          description="Print what a tape holds: who wrote it, its iterations, events, edits and "
-                                      "alerts.")
+    info = command("info", help="summarise a tape",
+                   description="Print what a tape holds: who wrote it, its iterations, events, edits and alerts.")
     info.add_argument("tape", metavar="TAPE", help="the .tape file")
     info.add_argument("--json", action="store_true", help="print one JSON object")
-    exp = sub.add_parser("export", help="export a tape to JSON, Graphviz DOT or a Perfetto trace",
-                         allow_abbrev=False,
-                         description="Export a tape: json (every event with its summaries), dot (one "
-                                     "iteration's graph, for Graphviz) or perfetto (a trace for ui.perfetto.dev).")
+    exp = command("export", help="export a tape to JSON, Graphviz DOT or a Perfetto trace",
+                  description="Export a tape: json (every event with its summaries), dot (one iteration's graph, "
+                              "for Graphviz) or perfetto (a trace for ui.perfetto.dev).")
     exp.add_argument("tape", metavar="TAPE", help="the .tape file")
     exp.add_argument("--format", choices=FORMATS, required=True, help="what to write")
     exp.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
     exp.add_argument("--iteration", type=int, metavar="N", help="the iteration to draw (dot only; default: the "
                      "last with a forward and a backward, else the last with ops)")
-    run = sub.add_parser(
-        "run", allow_abbrev=False, help="debug a script in the app",
+    run = command(
+        "run", help="debug a script in the app",
         usage="tapescope run [--run] [--record TAPE] SCRIPT.py [SCRIPT ARGS]",
         description="Open the app on SCRIPT.py, run as `python SCRIPT.py ARGS` would, paused before it "
                     "starts (F11 steps op by op, F5 runs). Our options come before the script; everything "
@@ -86,8 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", metavar="TAPE", help="also record the session to this tape")
     run.add_argument("script", metavar="SCRIPT.py")
     run.add_argument("script_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    op = sub.add_parser("open", help="open a tape in the app", allow_abbrev=False,
-                        description="Open a tape in the app, to replay and scrub it.")
+    op = command("open", help="open a tape in the app", description="Open a tape in the app, to replay and scrub it.")
     op.add_argument("tape", metavar="TAPE", help="the .tape file")
     return parser
 
@@ -380,7 +379,7 @@ def _export(args) -> int:
                 require_events(tape)  # nothing to salvage: no file, as for a file that is no tape
         except OSError as err:
             raise _Usage(f"cannot write {args.output}: {err.strerror or err}") from None
-        lost = lost_parts(tape)
+        lost = lost_parts(tape, events_read=args.format != "dot")  # DOT reads one iteration's
     if lost:
         print(f"tapescope export: {args.tape} is damaged: {args.output} holds what could be read; left out: "
               f"{'; '.join(lost)}", file=sys.stderr)

@@ -60,7 +60,6 @@ class DebugPanels(QObject):
         self._stop_selected: int | None = None  # the breakpoint selected because it stopped the run
         self._unshown: list = []  # live records the timeline has yet to take (each take repaints it)
         self._chance_curves = 0  # how many training curves the chance levels were found for
-        self._recent_lrs: deque = deque(maxlen=64)  # (seq, lrs) of a live run's latest steps: what an lr edit replaced
         # what F9 acts on: ("node", key) or ("module", call), whichever the person picked last (None: nothing)
         self._picked: tuple[str, str] | None = None
         self._selected_node = ""  # the graph's selection, to tell a new pick from a selection put back
@@ -110,7 +109,6 @@ class DebugPanels(QObject):
         self._stop_selected = None
         self._unshown = []
         self._chance_curves = 0
-        self._recent_lrs.clear()
         self.history.clear()
         w.inspector.clear()
         replay = isinstance(session, ReplaySession)
@@ -165,8 +163,7 @@ class DebugPanels(QObject):
         steps = session.recorded_steps  # the whole run's, read from the tape: a replay adds none later
         w.training_plots.add_steps(steps)
         self._plotted = steps[-1][0] if steps else -1
-        lrs = [(ev.seq, ev.lrs) for _, ev in steps]
-        marks = [edit_mark(e, _lrs_before(lrs, e.seq)) for e in edits if e.applied]  # a refused edit changed nothing
+        marks = [edit_mark(e, _lrs_before(steps, e.seq)) for e in edits if e.applied]  # a refused edit changed nothing
         w.loss_plot.set_edits(marks)
         w.training_plots.set_edits(marks)
         w.training_plots.set_losses(session.loss_curves(), session.eval_loss_curves())
@@ -187,7 +184,6 @@ class DebugPanels(QObject):
         w, session = self.w, self.w.session
         live = isinstance(session, LiveSession)
         if live:
-            self._recent_lrs.extend((ev.seq, ev.lrs) for _, ev in change.steps)  # before the edits that follow them
             # the window gives the timeline these at its repaint pace (show_records); markers go on records
             # the timeline holds, so a batch with a stop, an alert or an edit is shown at once
             self._unshown += change.applied
@@ -636,7 +632,7 @@ class DebugPanels(QObject):
         edit = self._sent.popleft() if self._sent else None
         self.w.timeline.add_marker("edit", event.seq, _edit_text(event))
         if event.applied:
-            mark = edit_mark(event, _lrs_before(self._recent_lrs, event.seq))
+            mark = edit_mark(event, _lrs_before(self.w.session.steps, event.seq))
             self.w.loss_plot.add_edit(*mark)
             self.w.training_plots.add_edit(*mark)
             self.w.output.note(f"\u270e {_edit_text(event)}")
@@ -803,8 +799,9 @@ def _value(value) -> str:
 
 
 def _lrs_before(steps, seq: int) -> tuple | None:
-    """The learning rates of the last of `steps` ((seq, lrs) in order) before event `seq`, or None."""
-    return next((lrs for at, lrs in reversed(steps) if at < seq), None)
+    """The learning rates of the last of `steps` ((iteration, OptimizerEvent) in order) before event `seq`: what
+    an lr edit at `seq` replaced; None before the first step."""
+    return next((ev.lrs for _, ev in reversed(steps) if ev.seq < seq), None)
 
 
 def _op_and_backward(session, rec) -> tuple[OpRecord | None, BackwardRecord | None]:

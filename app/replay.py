@@ -148,7 +148,7 @@ class ReplaySession(Session):
             return ""
         if self._lost is None:
             try:
-                self._lost = lost_parts(self.tape)
+                self._lost = lost_parts(self.tape, events_read=True)  # read at open
             except engine.tape.TapeError as err:
                 self._lost = [str(err)]
         read, total = self.counts["events"], self.tape.meta.get("events", "")
@@ -334,8 +334,8 @@ class ReplaySession(Session):
             raise ValueError(f"unknown command {action!r}; expected pause or one of {', '.join(CONTROL)}")
         if self._peek() is None:
             return
-        mode = None if action == "resume" else _mode_for(action, self.last if self.cursor else None)
-        if mode is None and action != "resume":
+        goes, mode = _mode_for(action, self.last if self.cursor else None)
+        if not goes:
             return  # a step out at an optimizer step: nothing is left to step out of (engine.debug.stepping)
         self._target = None
         self._mode = mode
@@ -519,8 +519,9 @@ class _TapeReader:
         self._room.set()
 
 
-def _mode_for(action: str, rec) -> tuple:
-    """The step in progress, as the debugger keeps it: (kind, depth, phase, iteration) at its start."""
+def _mode_for(action: str, rec) -> tuple[bool, tuple | None]:
+    """Whether `action` goes anywhere, and the step in progress as the debugger keeps it: (kind, depth, phase,
+    iteration) at its start (engine.debug.stepping.step_mode)."""
     if rec is None:
         return step_mode(action, 0, "forward", -1)
     return step_mode(action, rec.depth, rec.phase, rec.iteration)

@@ -17,6 +17,7 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QByteArray, QPoint, QRect, QSettings, QStandardPaths, Qt, QTimer, QUrl
@@ -58,17 +59,7 @@ from app.panel_shares import PanelShares
 from app.pump import EventPump
 from app.replay import ReplaySession
 from app.script_memory import remember_script, remembered_arguments, remembered_recordings
-from app.session import (
-    ALERT_STOPS,
-    FINISHED,
-    PAUSED,
-    RUNNING,
-    LiveSession,
-    Target,
-    alert_name,
-    failure_text,
-    raised_where,
-)
+from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target, alert_name, failure_text, raised_where
 from app.tape_export import TapeExporter
 from app.unsaved import DropQuestion, what_is_lost
 from engine.debug import EventRecord
@@ -699,54 +690,58 @@ class MainWindow(QMainWindow):
     def _build_record_menu(self, menu: QMenu) -> None:
         """Debug > Record Capture, also the Record button's drop-down: what a recording keeps (its capture
         tier), one choice kept in the settings; the button records at that tier."""
-        menu.setToolTipsVisible(True)
-        group = QActionGroup(self)
-        saved = self.settings.value("recordings/capture", "summary")
-        self.record_capture = saved if saved in CAPTURES else "summary"
         self.record_captures = {}
         for tier in CAPTURES:
-            action = QAction(f"{tier.capitalize()}: {CAPTURE_NOTES[tier]}", self, checkable=True,
-                             checked=tier == self.record_capture)
+            action = QAction(f"{tier.capitalize()}: {CAPTURE_NOTES[tier]}", self)
             action.setToolTip(f"Record at the {tier} tier; the live view shows the same while it records")
-            action.triggered.connect(lambda _=False, t=tier: self.set_record_capture(t))
-            group.addAction(action)
-            menu.addAction(action)
             self.record_captures[tier] = action
+        self.record_capture = self._build_choice(menu, "recordings/capture", "summary", self.record_captures,
+                                                 self.set_record_capture)
         self.record_menu = menu
 
     def set_record_capture(self, tier: str) -> None:
         """What the next recording keeps: "structure", "summary" or "values" (kept in the settings)."""
-        if tier not in CAPTURES:
-            raise ValueError(f"a recording's capture must be one of {', '.join(CAPTURES)}, got {tier!r}")
-        self.record_capture = tier
-        self.record_captures[tier].setChecked(True)
-        self.settings.setValue("recordings/capture", tier)
+        self.record_capture = self._choose("recordings/capture", tier, self.record_captures, "a recording's capture")
 
     def _build_alert_stops(self, menu: QMenu) -> None:
         """Debug > Stop on Alerts: which alerts stop a run, one choice kept in the settings (every alert at first)."""
-        menu.setToolTipsVisible(True)
-        group = QActionGroup(self)
-        saved = self.settings.value("debug/stop_on_alerts", "all")
-        self.stop_on_alerts = saved if saved in ALERT_STOPS else "all"
-        for name, which in ALERT_STOP_OF.items():
-            action = self.actions[name]
+        self.alert_stops = {which: self.actions[name] for name, which in ALERT_STOP_OF.items()}
+        for action in self.alert_stops.values():
             action.setToolTip(action.statusTip())
-            action.setChecked(which == self.stop_on_alerts)
-            action.triggered.connect(lambda _=False, w=which: self.set_stop_on_alerts(w))
-            group.addAction(action)
-            menu.addAction(action)
+        self.stop_on_alerts = self._build_choice(menu, "debug/stop_on_alerts", "all", self.alert_stops,
+                                                 self.set_stop_on_alerts)
         self.alert_stops_menu = menu
 
     def set_stop_on_alerts(self, which: str) -> None:
         """Which alerts stop Continue and the steps: "all", "nonfinite" or "none" (kept in the settings)."""
-        if which not in ALERT_STOPS:
-            raise ValueError(f"alert stops must be one of {', '.join(ALERT_STOPS)}, got {which!r}")
-        self.stop_on_alerts = which
-        self.settings.setValue("debug/stop_on_alerts", which)
-        for name, value in ALERT_STOP_OF.items():
-            self.actions[name].setChecked(value == which)
+        self.stop_on_alerts = self._choose("debug/stop_on_alerts", which, self.alert_stops, "alert stops")
         if self.session is not None:
             self.session.stop_on_alerts = which
+
+    def _build_choice(self, menu: QMenu, key: str, default: str, actions: dict[str, QAction],
+                      choose: Callable[[str], None]) -> str:
+        """`actions` (by value) as one exclusive choice in `menu`, the one kept at `key` checked (else `default`);
+        picking one calls `choose` with its value. Returns the value checked."""
+        menu.setToolTipsVisible(True)
+        group = QActionGroup(self)
+        saved = self.settings.value(key, default)
+        current = saved if isinstance(saved, str) and saved in actions else default  # a hand-edited file: any type
+        for value, action in actions.items():
+            action.setCheckable(True)
+            action.setChecked(value == current)
+            action.triggered.connect(lambda _=False, v=value: choose(v))
+            group.addAction(action)
+            menu.addAction(action)
+        return current
+
+    def _choose(self, key: str, value: str, actions: dict[str, QAction], what: str) -> str:
+        """Check `value`'s action of a _build_choice menu and keep it at `key`; `what` names the choice in the error
+        an unknown value raises. Returns `value`."""
+        if not isinstance(value, str) or value not in actions:
+            raise ValueError(f"{what} must be one of {', '.join(actions)}, got {value!r}")
+        actions[value].setChecked(True)
+        self.settings.setValue(key, value)
+        return value
 
     # ---- opening things -----------------------------------------------------------------------
     def launch(self, what: Launch) -> bool:

@@ -16,7 +16,6 @@ from _timing import interleaved, report, try_torch  # first: it sets one BLAS th
 import numpy as np
 
 import engine
-import engine.nn.functional as F
 
 BATCH, D_IN, HIDDEN, D_OUT, LR = 64, 784, 128, 10, 0.01
 LSTM_STEPS, LSTM_BATCH, LSTM_IN, LSTM_HIDDEN = 50, 16, 32, 64
@@ -34,65 +33,50 @@ def make_data(seed: int = 0):
     return x, y, [w1, b1, w2, b2]
 
 
-def numpy_step(x, y, params):
-    """The same step written by hand in numpy: what a careful person would write."""
-    w1, b1, w2, b2 = params
+def mlp_by_hand(xp, x, y, params):
+    """The step written by hand in numpy or CuPy (`xp`): what a careful person would write. (step, its weights)"""
+    xs, ys = xp.asarray(x), xp.asarray(y)
+    ps = [xp.asarray(p) for p in params]
+    rows = xp.arange(len(x))
 
     def step():
-        h = x @ w1.T
+        w1, b1, w2, b2 = ps
+        h = xs @ w1.T
         h += b1
-        a = np.maximum(h, 0)
+        a = xp.maximum(h, 0)
         z = a @ w2.T
         z += b2
         z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
+        e = xp.exp(z)
         p = e / e.sum(axis=1, keepdims=True)
-        _loss = -np.log(p[np.arange(BATCH), y]).mean()
-        p[np.arange(BATCH), y] -= 1
-        dz = p / BATCH
-        dw2 = dz.T @ a
-        db2 = dz.sum(axis=0)
+        _loss = -xp.log(p[rows, ys]).mean()
+        p[rows, ys] -= 1
+        dz = p / len(x)
+        dw2, db2 = dz.T @ a, dz.sum(axis=0)
         da = dz @ w2
         da *= h > 0
-        dw1 = da.T @ x
-        db1 = da.sum(axis=0)
-        for w, g in ((w1, dw1), (b1, db1), (w2, dw2), (b2, db2)):
+        dw1, db1 = da.T @ xs, da.sum(axis=0)
+        for w, g in zip(ps, (dw1, db1, dw2, db2)):
             w -= LR * g
 
-    return step
+    return step, ps
 
 
-def engine_step(x, y, params):
-    xt, yt = engine.tensor(x), engine.tensor(y)
-    ps = [engine.tensor(p, requires_grad=True) for p in params]
+def mlp_step(lib, x, y, params, device: str = "cpu"):
+    """The step in the engine or PyTorch: one code for both (the same API). (step, its weights)"""
+    F = lib.nn.functional
+    xt, yt = lib.tensor(x, device=device), lib.tensor(y, device=device)
+    ps = [lib.tensor(p, device=device, requires_grad=True) for p in params]
 
     def step():
         w1, b1, w2, b2 = ps
-        loss = F.cross_entropy(F.linear(F.relu(F.linear(xt, w1, b1)), w2, b2), yt)
-        loss.backward()
-        with engine.no_grad():
+        F.cross_entropy(F.linear(F.relu(F.linear(xt, w1, b1)), w2, b2), yt).backward()
+        with lib.no_grad():
             for p in ps:
                 p -= LR * p.grad
                 p.grad = None
 
-    return step
-
-
-def torch_step(torch, x, y, params):
-    tf = torch.nn.functional
-    xt, yt = torch.tensor(x), torch.tensor(y)
-    ps = [torch.tensor(p, requires_grad=True) for p in params]
-
-    def step():
-        w1, b1, w2, b2 = ps
-        loss = tf.cross_entropy(tf.linear(tf.relu(tf.linear(xt, w1, b1)), w2, b2), yt)
-        loss.backward()
-        with torch.no_grad():
-            for p in ps:
-                p -= LR * p.grad
-                p.grad = None
-
-    return step
+    return step, ps
 
 
 def chain(lib, x, n_ops: int):
@@ -148,10 +132,10 @@ def main(argv=None) -> None:
     print(f"engine_cpu: numpy {np.__version__}, torch {torch_version}, one thread each")
 
     x, y, params = make_data()
-    contenders = {"numpy": numpy_step(x, y, [p.copy() for p in params]),
-                  "engine": engine_step(x, y, [p.copy() for p in params])}
+    contenders = {"numpy": mlp_by_hand(np, x, y, [p.copy() for p in params])[0],
+                  "engine": mlp_step(engine, x, y, [p.copy() for p in params])[0]}
     if torch:
-        contenders["torch"] = torch_step(torch, x, y, [p.copy() for p in params])
+        contenders["torch"] = mlp_step(torch, x, y, [p.copy() for p in params])[0]
     report("MLP 784-128-10 step, batch 64", interleaved(contenders, rounds, repeat), "numpy", bar=("engine", 1.3))
 
     n_ops = 500
@@ -175,8 +159,8 @@ def main(argv=None) -> None:
     layers(f"Transformer encoder layer d{ENC_DIM} x{ENC_HEADS} heads, batch {ENC_BATCH} x {ENC_SEQ} tokens, fwd+bwd",
            encoder_layer, (ENC_BATCH, ENC_SEQ, ENC_DIM), 2)
 
-    quiet = {"no subscriber": engine_step(x, y, [p.copy() for p in params])}
-    listened = engine_step(x, y, [p.copy() for p in params])
+    quiet = {"no subscriber": mlp_step(engine, x, y, [p.copy() for p in params])[0]}
+    listened = mlp_step(engine, x, y, [p.copy() for p in params])[0]
 
     def with_subscriber():
         off = engine.hub.subscribe(lambda event: None)

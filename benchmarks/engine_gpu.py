@@ -22,7 +22,7 @@ from _timing import interleaved, report, try_torch  # first: it sets thread coun
 
 # isort: split
 import numpy as np
-from engine_cpu import chain
+from engine_cpu import chain, mlp_by_hand, mlp_step
 from train_cpu import copy_weights, load_example, torch_glyphnet
 
 import engine
@@ -30,8 +30,6 @@ import engine.nn.functional as F
 from engine import kernels
 from engine.backend import cupy_module
 from engine.data import glyphs
-
-LR = 0.01
 
 
 def waits_for_gpu(cp, step: Callable[[], None]) -> bool:
@@ -81,72 +79,13 @@ def _host(w) -> np.ndarray:
     return w.get() if hasattr(w, "get") else w.detach().cpu().numpy()
 
 
-def engine_mlp(x, y, params):
-    xt, yt = engine.tensor(x, device="cuda"), engine.tensor(y, device="cuda")
-    ps = [engine.tensor(p, device="cuda", requires_grad=True) for p in params]
-
-    def step():
-        w1, b1, w2, b2 = ps
-        F.cross_entropy(F.linear(F.relu(F.linear(xt, w1, b1)), w2, b2), yt).backward()
-        with engine.no_grad():
-            for p in ps:
-                p -= LR * p.grad
-                p.grad = None
-
-    return step, ps
-
-
-def cupy_mlp(cp, x, y, params):
-    """The step by hand in CuPy: what a careful person would write."""
-    xc, yc = cp.asarray(x), cp.asarray(y)
-    ps = [cp.asarray(p) for p in params]
-    rows = cp.arange(x.shape[0])
-
-    def step():
-        w1, b1, w2, b2 = ps
-        h = xc @ w1.T
-        h += b1
-        a = cp.maximum(h, 0)
-        z = a @ w2.T
-        z += b2
-        z -= z.max(axis=1, keepdims=True)
-        e = cp.exp(z)
-        p = e / e.sum(axis=1, keepdims=True)
-        _loss = -cp.log(p[rows, yc]).mean()
-        p[rows, yc] -= 1
-        dz = p / x.shape[0]
-        dw2, db2 = dz.T @ a, dz.sum(axis=0)
-        da = dz @ w2
-        da *= h > 0
-        dw1, db1 = da.T @ xc, da.sum(axis=0)
-        for w, g in zip(ps, (dw1, db1, dw2, db2)):
-            w -= LR * g
-
-    return step, ps
-
-
-def torch_mlp(torch, x, y, params):
-    tf = torch.nn.functional
-    xt, yt = torch.tensor(x, device="cuda"), torch.tensor(y, device="cuda")
-    ps = [torch.tensor(p, device="cuda", requires_grad=True) for p in params]
-
-    def step():
-        w1, b1, w2, b2 = ps
-        tf.cross_entropy(tf.linear(tf.relu(tf.linear(xt, w1, b1)), w2, b2), yt).backward()
-        with torch.no_grad():
-            for p in ps:
-                p -= LR * p.grad
-                p.grad = None
-
-    return step, ps
-
-
 def bench_mlp(cp, torch, title: str, batch: int, sizes, bar: tuple[str, float], baseline: str,
               rounds: int, k: int) -> None:
     x, y, params = mlp_data(batch, sizes)
-    builds = {"engine": lambda: engine_mlp(x, y, params), "cupy": lambda: cupy_mlp(cp, x, y, params)}
+    builds = {"engine": lambda: mlp_step(engine, x, y, params, "cuda"),
+              "cupy": lambda: mlp_by_hand(cp, x, y, params)}
     if torch is not None:
-        builds["torch"] = lambda: torch_mlp(torch, x, y, params)
+        builds["torch"] = lambda: mlp_step(torch, x, y, params, "cuda")
     steps, weights = {}, {}
     for name, build in builds.items():
         steps[name], ps = build()

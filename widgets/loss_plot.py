@@ -188,6 +188,23 @@ class ChanceLines:
             line.show_level(None)
 
 
+class ChanceLevels:
+    """set_chance and set_chances of a plot (the loss plot, the training plots): its `chances`, drawn by its
+    `_show_chances`."""
+
+    chances: ChanceLines
+
+    def set_chance(self, level: float | None, classes: int = 0) -> None:
+        """The loss of a guess at chance among `classes` classes (ln C for a cross entropy), of every training
+        curve; None: none."""
+        self.set_chances({"": (level, classes)} if level is not None else {})
+
+    def set_chances(self, levels: dict[str, tuple[float, int]]) -> None:
+        """The chance level of each training curve that has one, label -> (level, classes) (see ChanceLines)."""
+        self.chances.set_levels(levels)
+        self._show_chances()
+
+
 class CurveLegend:
     """The names of a plot's curves in its title row, each after a dash of its colour (a dashed one for a dashed
     curve), in as many lines as the plot's width needs: above the curves, so it never hides one. Hidden for
@@ -258,7 +275,7 @@ class CurveLegend:
         plot.titleLabel.setMinimumWidth(0)
 
 
-class LossPlot(pg.PlotWidget):
+class LossPlot(ChanceLevels, pg.PlotWidget):
     """set_curves({label: (iterations, losses)}, {label: (iterations, evaluation losses)}) (set_curve(iterations,
     losses): one curve); set_cursor(iteration) marks where a replay is; set_edits([(iteration, label, tooltip)]) and
     add_edit(...) mark runtime edits (widgets.edit_marks); set_gaps([(first, last, tooltip)]) hatches the iterations a
@@ -434,16 +451,6 @@ class LossPlot(pg.PlotWidget):
         self.no_loss_text = "\n".join(textwrap.fill(line, 28, break_on_hyphens=False) for line in text.splitlines())
         if not self.points:
             self.empty.setText(self.no_loss_text)
-
-    def set_chance(self, level: float | None, classes: int = 0) -> None:
-        """The loss of a guess at chance among `classes` classes (ln C for a cross entropy), of every curve; None:
-        none."""
-        self.set_chances({"": (level, classes)} if level is not None else {})
-
-    def set_chances(self, levels: dict[str, tuple[float, int]]) -> None:
-        """The chance level of each training curve that has one, label -> (level, classes) (see ChanceLines)."""
-        self.chances.set_levels(levels)
-        self._show_chances()
 
     def set_cursor(self, iteration: int | None) -> None:
         """Mark iteration `iteration` (None hides the mark)."""

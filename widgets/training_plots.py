@@ -36,7 +36,15 @@ from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 from widgets.edit_marks import EditMarks
 from widgets.gap_marks import GapMarks, joins
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
-from widgets.loss_plot import EVAL_SUFFIX, ChanceLines, CurveLegend, IterationAxis, loss_tail, spans_decades
+from widgets.loss_plot import (
+    EVAL_SUFFIX,
+    ChanceLevels,
+    ChanceLines,
+    CurveLegend,
+    IterationAxis,
+    loss_tail,
+    spans_decades,
+)
 from widgets.theme import CURVES, follow_palette
 
 PALETTE = ("#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5f3dc4",
@@ -69,7 +77,7 @@ class LogAxis(pg.AxisItem):
         return [(1.0, decades), (None, halves), (None, rest)]
 
 
-class TrainingPlots(QWidget):
+class TrainingPlots(ChanceLevels, QWidget):
     """Four stacked plots sharing the iteration axis; see the module docstring for the API."""
 
     iterationClicked = Signal(int)
@@ -271,16 +279,6 @@ class TrainingPlots(QWidget):
     def loss_labels(self) -> list[str]:
         """The names the loss legend shows, in the curves' order ([] for fewer than two losses)."""
         return self.loss_legend.labels()
-
-    def set_chance(self, level: float | None, classes: int = 0) -> None:
-        """The loss of a guess at chance among `classes` classes (ln C for a cross entropy), of every loss; None:
-        none."""
-        self.set_chances({"": (level, classes)} if level is not None else {})
-
-    def set_chances(self, levels: dict[str, tuple[float, int]]) -> None:
-        """The chance level of each loss curve that has one, label -> (level, classes) (widgets.loss_plot)."""
-        self.chances.set_levels(levels)
-        self._show_chances()
 
     def colour(self, name: str) -> str:
         """The colour of a curve ('#rrggbb'), by the names of `series`."""

@@ -271,11 +271,7 @@ def _run(roots: dict, retain_graph: bool, only, handed: set[int], capture: _Capt
                 capture.take(node, grad, handed)
             if node not in capture.needed:
                 continue
-        saved = d.get("saved")
-        if saved is _FREED:
-            raise freed(node)
-        if saved and "_versions" in d:
-            _check_versions(node)
+        saved = _saved_intact(node)
         grads = node.backward(grad)
         if grads.__class__ is not tuple:
             grads = (grads,)
@@ -410,10 +406,18 @@ def _accumulate(t, g, handed: set, only) -> None:
                                    "its .grad in place)")
 
 
-def _check_versions(node: Function) -> None:
-    for vc, v, role in node._versions:
-        if vc[0] != v:
-            raise saved_changed(node, vc, v, role)
+def _saved_intact(node: Function):
+    """The node's saved tensors, checked before its backward uses them: an error where an earlier backward freed
+    them (retain_graph=False) or an in-place write changed one since it was saved."""
+    d = node.__dict__
+    saved = d.get("saved")
+    if saved is _FREED:
+        raise freed(node)
+    if saved and "_versions" in d:
+        for vc, v, role in node._versions:
+            if vc[0] != v:
+                raise saved_changed(node, vc, v, role)
+    return saved
 
 
 def _emit_backward(node: Function, grad, grads, grad_call: bool = False, pass_start: bool = False) -> tuple:

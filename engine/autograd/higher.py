@@ -19,7 +19,6 @@ import heapq
 
 from engine.autograd.function import _FREED, Function, _node_seq
 from engine.autograd.grad_mode import enable_grad
-from engine.autograd.inplace import freed
 from engine.events import hub
 from engine.tensor import Tensor
 
@@ -141,7 +140,7 @@ def as_tensor(r) -> Tensor:
 # ---- the scheduler ---------------------------------------------------------------------------------------
 def run(roots: dict, retain_graph: bool, only, capture=None) -> None:
     """As engine._run, with Tensor gradients that record their own graph: `roots` maps nodes to Tensors."""
-    from engine.autograd.engine import _check_versions, _count_dependencies, _emit_backward
+    from engine.autograd.engine import _count_dependencies, _emit_backward, _saved_intact
 
     deps = _count_dependencies(roots)
     if capture is None:
@@ -179,11 +178,7 @@ def run(roots: dict, retain_graph: bool, only, capture=None) -> None:
                     capture.take_tensor(node, grad)
                 if node not in capture.needed:
                     continue
-            saved = d.get("saved")
-            if saved is _FREED:
-                raise freed(node)
-            if saved and "_versions" in d:
-                _check_versions(node)
+            saved = _saved_intact(node)
             grads = registry[type(node)][0](node, grad)
             if grads.__class__ is not tuple:
                 grads = (grads,)

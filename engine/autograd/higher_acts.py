@@ -6,14 +6,10 @@ Each mirrors its op's array derivative in that file's ACTIVATIONS table, in engi
 from __future__ import annotations
 
 from engine import ops
-from engine.autograd.higher import differentiable, saved_input
-from engine.autograd.higher_ops import const
+from engine.autograd.higher import differentiable
+from engine.autograd.higher_ops import const, register_activations, where_positive
 from engine.ops import activation as act
 from engine.ops import activation_more as more
-
-
-def _negative_part(x, g, other):
-    return ops.where(const(x.array > 0), g, other)
 
 
 def _mish(x, g, c):
@@ -31,9 +27,9 @@ ACTIVATIONS = {
     more.Hardswish: lambda x, g, c: ops.where(const(x.array <= -3), 0.0,
                                               ops.where(const(x.array < 3), g * (x / 3 + 0.5), g)),
     more.Hardsigmoid: lambda x, g, c: g * const((x.array > -3) & (x.array < 3)) / 6,
-    more.Selu: lambda x, g, c: _negative_part(x, g, g * more.SELU_ALPHA * ops.exp(ops.clamp(x, max=0.0)))
+    more.Selu: lambda x, g, c: where_positive(x, g, g * more.SELU_ALPHA * ops.exp(ops.clamp(x, max=0.0)))
     * more.SELU_SCALE,
-    more.Celu: lambda x, g, c: _negative_part(x, g, g * ops.exp(ops.clamp(x, max=0.0) / c.alpha)),
+    more.Celu: lambda x, g, c: where_positive(x, g, g * ops.exp(ops.clamp(x, max=0.0) / c.alpha)),
     more.Softsign: lambda x, g, c: g / (1 + ops.abs(x)) ** 2,
     more.Tanhshrink: lambda x, g, c: g * ops.tanh(x) ** 2,
     more.Threshold: _masked(lambda x, c: x > c.threshold),
@@ -42,10 +38,7 @@ ACTIVATIONS = {
 }
 
 
-@differentiable(*ACTIVATIONS)
-def _activation(ctx, g):
-    x = saved_input(ctx, 0, ctx.saved[0])
-    return ACTIVATIONS[type(ctx)](x, g, ctx)
+register_activations(ACTIVATIONS)
 
 
 @differentiable(more.RReLU)

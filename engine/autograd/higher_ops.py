@@ -235,7 +235,8 @@ def _silu(x, g, c):
     return g * s * (1 + x * (1 - s))
 
 
-def _where_positive(x, g, other):
+def where_positive(x, g, other):
+    """g where the input x is positive, else `other` (x's sign a constant of the graph)."""
     return ops.where(const(x.array > 0), g, other)
 
 
@@ -243,18 +244,23 @@ ACTIVATIONS = {
     act.Gelu: _gelu,
     act.GeluTanh: _gelu_tanh,
     act.Silu: _silu,
-    act.LeakyRelu: lambda x, g, c: _where_positive(x, g, g * c.negative_slope),
-    act.Elu: lambda x, g, c: _where_positive(x, g, g * c.alpha * ops.exp(ops.clamp(x, max=0.0))),
+    act.LeakyRelu: lambda x, g, c: where_positive(x, g, g * c.negative_slope),
+    act.Elu: lambda x, g, c: where_positive(x, g, g * c.alpha * ops.exp(ops.clamp(x, max=0.0))),
     act.Softplus: lambda x, g, c: ops.where(const(x.array * c.beta > c.threshold), g, g * ops.sigmoid(x * c.beta)),
     act.Hardtanh: lambda x, g, c: g * const((x.array > c.min_val) & (x.array < c.max_val)),
     act.Relu6: lambda x, g, c: g * const((x.array > c.min_val) & (x.array < c.max_val)),
 }
 
 
-@differentiable(*ACTIVATIONS)
-def _activation(ctx, g):
-    x = saved_input(ctx, 0, ctx.saved[0])
-    return ACTIVATIONS[type(ctx)](x, g, ctx)
+def register_activations(table: dict) -> None:
+    """Register the backwards of `table`'s activations: class -> fn(x, g, c), d(output)/d(input) times g, from the
+    saved input Tensor x, g and the node's options c."""
+    @differentiable(*table)
+    def _activation(ctx, g):
+        return table[type(ctx)](saved_input(ctx, 0, ctx.saved[0]), g, ctx)
+
+
+register_activations(ACTIVATIONS)
 
 
 @differentiable(act.Softmax)

@@ -491,8 +491,8 @@ class Debugger:
                 continue
             if entry.action == "kill":
                 raise DebuggerKilled("killed by the debugger")
-            self._mode = self._mode_for(entry.action, rec)
-            if self._mode is None and entry.action != "resume":  # a step with nowhere to go ends where it starts
+            goes, self._mode = self._mode_for(entry.action, rec)
+            if not goes:
                 self._wait(rec, "step")
             break
         self._rearm()
@@ -512,12 +512,12 @@ class Debugger:
             return "pause", 0, None
         return ("step", 0, None) if hit else None
 
-    def _mode_for(self, action: str, rec) -> tuple | None:
+    def _mode_for(self, action: str, rec) -> tuple[bool, tuple | None]:
         t = self.tracer
         depth = rec.depth if rec is not None else t.depth
         phase = rec.phase if rec is not None else t.phase
         iteration = rec.iteration if rec is not None else t.iteration
-        return None if action == "resume" else step_mode(action, depth, phase, iteration)
+        return step_mode(action, depth, phase, iteration)
 
     def _wait(self, rec, reason: str, bid: int = 0, alert=None, source=None) -> None:
         """Stop here: tell the callbacks, then apply edits until a control command resumes us."""
@@ -545,8 +545,8 @@ class Debugger:
                 elif entry.action == "kill":
                     raise DebuggerKilled("killed by the debugger")
                 elif entry.action != "pause":
-                    self._mode = self._mode_for(entry.action, rec)
-                    if self._mode is None and entry.action != "resume":  # nothing to step out of: stop here again
+                    goes, self._mode = self._mode_for(entry.action, rec)
+                    if not goes:  # stop here again
                         self._announce(replace(stop, reason="step", breakpoint=0, alert=None))
                         continue
                     return

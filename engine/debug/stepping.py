@@ -8,8 +8,8 @@ sibling module's first op (the next layer of a Sequential), not only an op of th
 At top level no module call encloses the record, and the iteration is the frame a step out leaves: it runs to
 the iteration's end, its optimizer step (where none comes, as in a loop that updates by hand, the next
 iteration's first stop). At the optimizer step the iteration has ended and there is nothing to step out of:
-step_mode says so with None, and the step stays where it is (a debugger steps out of main the same way only
-by running the program to its end, which here would be to leave the iteration the person is looking at).
+step_mode says so, and the step stays where it is (a debugger steps out of main the same way only by running
+the program to its end, which here would be to leave the iteration the person is looking at).
 """
 
 from __future__ import annotations
@@ -21,14 +21,17 @@ STEP_KINDS = {"step_into": "into", "step_over": "over", "step_out": "out", "run_
               "run_to_next_iteration": "iteration"}
 
 
-def step_mode(action: str, depth: int, phase: str, iteration: int) -> tuple | None:
-    """The mode of step `action` (a key of STEP_KINDS) taken at a record of this depth, phase and iteration;
-    None for a step out where nothing is left to step out of (see nothing_to_step_out)."""
+def step_mode(action: str, depth: int, phase: str, iteration: int) -> tuple[bool, tuple | None]:
+    """(whether `action`, "resume" or a key of STEP_KINDS, taken at a record of this depth, phase and iteration
+    goes anywhere, the mode it runs in: None runs freely). A step out where nothing is left to step out of (see
+    nothing_to_step_out) goes nowhere: it ends where it starts."""
+    if action == "resume":
+        return True, None
     if action == "step_out" and depth == 0:
         if nothing_to_step_out(depth, phase):
-            return None
-        return "end", depth, phase, iteration  # nothing encloses top-level code: finish the iteration
-    return STEP_KINDS[action], depth, phase, iteration
+            return False, None
+        return True, ("end", depth, phase, iteration)  # nothing encloses top-level code: finish the iteration
+    return True, (STEP_KINDS[action], depth, phase, iteration)
 
 
 def nothing_to_step_out(depth: int, phase: str) -> bool:

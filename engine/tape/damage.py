@@ -57,11 +57,11 @@ def cut_short_text(cut: tuple[int, int]) -> str:
     return f"the file is cut short: {human_size(cut[0])} of {human_size(cut[1])}"
 
 
-def lost_parts(tape, failed: bool = False) -> list[str]:
+def lost_parts(tape, failed: bool = False, events_read: bool = False) -> list[str]:
     """What of an open tape could not be read, a line each, for info, export and a replay's banner: damage()'s
     lines; where SQLite finds no damaged page yet rows would not decode (or `failed`: the caller could not read a
-    part), the reader's notes. [] for a sound tape."""
-    found = damage(tape)
+    part), the reader's notes. [] for a sound tape. `events_read`: as for damage()."""
+    found = damage(tape, events_read)
     if not found and (failed or tape.notes or tape.events_lost):
         found = [n for n in tape.notes if n] or ["some rows cannot be decoded"]
     return found
@@ -73,9 +73,10 @@ def require_events(tape) -> None:
         raise TapeError(f"{tape.path}: damaged tape: no event can be read ({tape.events_error})")
 
 
-def damage(tape) -> list[str]:
+def damage(tape, events_read: bool = False) -> list[str]:
     """One line per damaged part of an open tape (engine.tape.reader.Tape): the file cut short, and each
-    table whose rows cannot all be read, with what is lost; [] for a sound tape."""
+    table whose rows cannot all be read, with what is lost; [] for a sound tape. `events_read`: the caller has
+    read every event (columns(), rows()), so what is lost of them is known (events_lost) and they are not read again."""
     lines = []
     cut = cut_short(tape.path)
     if cut:
@@ -85,7 +86,7 @@ def damage(tape) -> list[str]:
         sound = conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
     except sqlite3.Error:
         sound = False
-    if not tape.events_lost and not (sound and not cut):
+    if not events_read and not tape.events_lost and not (sound and not cut):
         with contextlib.suppress(TapeError):
             tape.columns("kind")  # the reader's own reading of the events: what it skips, events_lost says
     if tape.events_lost:  # (a chunk SQLite reads, but whose bytes do not decode, too)

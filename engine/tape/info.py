@@ -88,7 +88,7 @@ class _Damage:
 
     def lines(self) -> list[str]:
         """What could not be read (engine.tape.damage.lost_parts)."""
-        return lost_parts(self.tape, self.failed)
+        return lost_parts(self.tape, self.failed, events_read=True)  # tape_info reads them first
 
 
 def _size(path: str, unclosed: bool) -> int:

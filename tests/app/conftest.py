@@ -1,6 +1,9 @@
 """Fixtures the app tests share."""
 
 import pytest
+from PySide6.QtCore import QSettings
+
+from app.window import MainWindow
 
 
 @pytest.fixture
@@ -10,3 +13,25 @@ def sessions():
     yield made
     for s in made:
         s.close()
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    """Makes main windows shown offscreen, `size` (None: the window's own first size) on the test's one settings
+    file, so a second window starts from what the first kept; each is closed after the test."""
+    def make(size: tuple[int, int] | None = (1200, 800)) -> MainWindow:
+        window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+        window.recordings_dir = str(tmp_path / "recordings")
+        qtbot.addWidget(window)  # closing stops the engine thread and waits for it
+        if size is not None:
+            window.resize(*size)
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+    return make
+
+
+@pytest.fixture
+def window(make_window) -> MainWindow:
+    """A main window of 1200x800, shown offscreen, closed after the test."""
+    return make_window()

@@ -6,7 +6,7 @@ from app.replay import ReplaySession
 from app.session import LiveSession, Target
 from engine.debug.alert_folds import Mutes
 from tests.app.test_session import drained, live, write
-from tests.app.test_window import TIMEOUT, make_window, paused
+from tests.app.test_window import TIMEOUT, paused
 
 # a ReLU dead at iteration 0 and again at 25 (its check clears in between): each raises the dead-ReLU alert and the
 # vanishing gradient behind it twice
@@ -98,9 +98,9 @@ def zeroed_warmup():
         sched.step()
 
 
-def test_clicking_a_step_alert_shows_the_line_it_names(qtbot, tmp_path):
+def test_clicking_a_step_alert_shows_the_line_it_names(qtbot, make_window, tmp_path):
     # the learning-rate alert named its lambda's line, and a click showed the opt.step() line
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     window.run_function(zeroed_warmup, "warmup", __file__)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     window.command("resume")

@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 
 from engine.debug.summary import summarize
-from tests.app.test_first_use_qa import window_at
-from tests.app.test_window import default_window
 from tests.widgets.test_alerts_and_status import LR10
 
 SIX = [*LR10, (4, "dead_relu", "relu in MLP", "95% of the units of 'relu' (MLP/relu:1) are zero for the whole "
@@ -15,9 +13,9 @@ SIX = [*LR10, (4, "dead_relu", "relu in MLP", "95% of the units of 'relu' (MLP/r
         "iteration 8: no gradient reaches it", "fc1.weight")]
 
 
-def test_the_six_alerts_of_an_mlp_at_lr_10_are_all_in_view(qtbot, tmp_path):
+def test_the_six_alerts_of_an_mlp_at_lr_10_are_all_in_view(qtbot, make_window):
     # at 1440x900 the dock was a fifth of the height: two rows showed, the third behind the message under them
-    window = default_window(qtbot, tmp_path)
+    window = make_window((1440, 900))
     window.docks["alerts"].raise_()
     panel = window.alerts_panel
     for row in SIX:
@@ -37,9 +35,9 @@ def test_the_six_alerts_of_an_mlp_at_lr_10_are_all_in_view(qtbot, tmp_path):
 
 
 @pytest.mark.parametrize("size", [(1440, 900), (1024, 640)])
-def test_the_inspectors_buttons_stay_in_view_beside_a_list_of_alerts(qtbot, tmp_path, size):
+def test_the_inspectors_buttons_stay_in_view_beside_a_list_of_alerts(qtbot, make_window, size):
     # Copy and Save .npy were cut off at the dock's bottom at 1440x900 once the Alerts dock below had rows
-    window = window_at(qtbot, tmp_path, *size)
+    window = make_window(size)
     a = np.random.default_rng(0).standard_normal((64, 128)).astype(np.float32)
     shapes = "64\u00d7784, 128\u00d7784, 128 \u2192 64\u00d7128 float32"
     window.inspector.show_summaries("linear \u00b7 MLP.fc1/linear:0", summarize(a), summarize(a * 1e-3),

@@ -8,15 +8,15 @@ from PySide6.QtWidgets import QApplication
 import engine
 import engine.nn as nn
 import engine.nn.functional as F
-from tests.app.test_window import TIMEOUT, make_window, paused
+from tests.app.test_window import TIMEOUT, paused
 from widgets.graph_canvas import READABLE_PX
 
 LAYOUT_TIMEOUT = 60_000  # ms: a graph of several hundred nodes is laid out on a worker thread
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(qtbot, tmp_path)
+def window(make_window):
+    w = make_window()
     w.resize(1280, 720)
     w.set_stop_on_alerts("nonfinite")  # a deep tanh net's gradients vanish at its first step: no stop there
     return w

@@ -1,20 +1,13 @@
 """Breakpoints in a live run, set the way a person sets them: the panel's form, its checkboxes, Restart."""
 
-import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QCheckBox
 
 import engine
 import engine.nn as nn
 from tests.app.graphs import Twice, sgd_steps
-from tests.app.test_window import make_window
 
 TIMEOUT = 15_000  # ms
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def train(steps: int = 4):

@@ -3,12 +3,11 @@
 import ast
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QPushButton
 
 from app.builder import Progress, export_script, from_json
 from app.builder_dock import caption
-from app.window import MainWindow
 from tests.shots import shoot
 
 TIMEOUT = 15_000  # ms
@@ -16,15 +15,8 @@ TRAINING = 120_000  # ms: 40 epochs under the debugger on a busy 2-core machine
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings)
-    w.recordings_dir = str(tmp_path / "recordings")
-    qtbot.addWidget(w)  # closed after the test: closing stops the engine thread and waits for it
-    w.resize(1440, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
+def window(make_window):
+    return make_window((1440, 900))
 
 
 def status(window) -> str:
@@ -56,12 +48,8 @@ def test_the_builder_is_hidden_until_opened_from_the_view_menu(qtbot, window):
     assert not dock.builder_dock.isVisible() and not dock.prediction_dock.isVisible()
 
 
-def test_opening_the_builder_leaves_every_panel_under_the_graph_readable(qtbot, tmp_path):
-    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(window)
-    window.resize(1600, 1000)
-    window.show()
-    qtbot.waitExposed(window)
+def test_opening_the_builder_leaves_every_panel_under_the_graph_readable(qtbot, make_window):
+    window = make_window((1600, 1000))
     window.resize(1200, 800)  # a person makes the window smaller, then opens the builder
     qtbot.waitUntil(lambda: window.width() == 1200)
     window.builder.open_action.trigger()

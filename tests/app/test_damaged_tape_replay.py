@@ -11,7 +11,6 @@ import pytest
 
 import engine.tape
 from tests.app.test_replay_window import replay
-from tests.app.test_window import make_window
 from tests.engine.tape.helpers import record_run
 from tests.engine.tape.test_damaged_tapes import PAGE, _overwritten
 from tests.shots import shoot
@@ -26,11 +25,11 @@ def tape(tmp_path_factory):
     return path
 
 
-def test_the_events_after_a_damaged_chunk_are_replayed_with_the_hole_shown(qtbot, tmp_path, tape):
+def test_the_events_after_a_damaged_chunk_are_replayed_with_the_hole_shown(qtbot, make_window, tmp_path, tape):
     bad = _overwritten(tape, tmp_path, "events", "overflow")
     with engine.tape.open(tape) as whole:
         last_seq, last_iteration = whole.iterations()[-1].last_seq, whole.iterations()[-1].iteration
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     session = replay(qtbot, window, bad)
     (gap,) = session.gaps
     assert session.cursor == session.last_seq == last_seq  # read on past the damage, to the tape's end
@@ -66,11 +65,11 @@ def test_the_events_after_a_damaged_chunk_are_replayed_with_the_hole_shown(qtbot
     shoot(window, "damaged-events.png")
 
 
-def test_a_tape_cut_short_opens_as_far_as_it_goes_and_says_it_is_cut_short(qtbot, tmp_path, tape):
+def test_a_tape_cut_short_opens_as_far_as_it_goes_and_says_it_is_cut_short(qtbot, make_window, tmp_path, tape):
     data = tape.read_bytes()
     cut = tmp_path / "cut.tape"
     cut.write_bytes(data[:len(data) // 2 // PAGE * PAGE])
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.open_tape(str(cut)), window.message_bar.text()
     session = replay(qtbot, window, str(cut))  # was: "damaged tape (database disk image is malformed)", no window
     assert session.counts["events"] > 0 and session.cursor == session.last_seq

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 import engine
 import engine.nn as nn
 import engine.tape
-from app.window import MainWindow
 from engine.events import EditEvent
 from widgets.gradient_flow import GRAD
 
@@ -15,13 +14,8 @@ TIMEOUT = 15_000  # ms
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.recordings_dir = str(tmp_path / "recordings")
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
+def window(make_window):
+    return make_window(size=None)  # at its own first size
 
 
 def paused(window) -> bool:

@@ -5,20 +5,13 @@ import os
 import sys
 
 import numpy as np
-import pytest
 from PySide6.QtWidgets import QPushButton
 
 from engine.debug import Breakpoint
-from tests.app.test_window import make_window
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                         "resources", "examples")
 TIMEOUT = 20_000  # ms
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def spirals():

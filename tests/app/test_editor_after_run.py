@@ -3,8 +3,6 @@ cannot apply any more puts the module's own value back in the field, with the re
 
 import pytest
 
-from tests.app.test_window import make_window
-
 TIMEOUT = 30_000  # ms
 
 SCRIPT = """
@@ -26,10 +24,10 @@ with engine.no_grad():
 
 
 @pytest.fixture
-def ended(qtbot, tmp_path):
+def ended(qtbot, make_window, tmp_path):
     script = tmp_path / "ends_in_eval.py"
     script.write_text(SCRIPT)
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.run_script(str(script), run=True)
     qtbot.waitUntil(lambda: window.session is not None and window.session.ended is not None, timeout=TIMEOUT)
     window.docks["editor"].raise_()

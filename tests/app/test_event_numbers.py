@@ -2,16 +2,10 @@
 
 import re
 
-import pytest
 from PySide6.QtCore import QPointF
 
 from tests.app.test_stepping_qa import two_blocks
-from tests.app.test_window import TIMEOUT, make_window, paused, status
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
+from tests.app.test_window import TIMEOUT, paused, status
 
 
 def _numbers(window) -> dict[str, int | None]:

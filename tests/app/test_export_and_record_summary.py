@@ -9,7 +9,7 @@ import textwrap
 import threading
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 import app.tape_export
 import engine
@@ -17,10 +17,9 @@ import engine.nn
 import engine.tape
 from app.cli import main
 from app.tape_export import FORMATS
-from app.window import MainWindow
 from engine.debug.alert_text import KINDS
 from engine.tape.export import export
-from tests.app.test_window import TIMEOUT, make_window
+from tests.app.test_window import TIMEOUT
 from tests.shots import shoot
 
 # log of a negative number inside a module, in the third step
@@ -108,11 +107,6 @@ def slow_export(monkeypatch):
     monkeypatch.setattr(app.tape_export.ExportJob, "_progress", held)
     yield go_on
     go_on.set()
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def _exported(tape: str, fmt: str) -> str:
@@ -349,11 +343,8 @@ def test_the_replaying_note_wraps_in_a_narrow_output_panel(qtbot, window, nan_ta
 
 
 # ---- a first start fits the screen, frame and all --------------------------------------------------------
-def test_a_first_start_keeps_the_title_bar_on_the_screen(qtbot, tmp_path):
-    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+def test_a_first_start_keeps_the_title_bar_on_the_screen(make_window):
+    window = make_window(size=None)
     room = window.screen().availableGeometry()
     frame = window.frameGeometry()
     assert frame.width() > window.width()  # the platform draws a frame

@@ -1,23 +1,12 @@
 """A first-time user's first minutes with the window at common screen sizes: what they see must read."""
 
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QTabBar
 
 from app.window import MainWindow
 from tests.app.test_big_graph_stepping import whole_graph_shown
 from tests.app.test_window import TIMEOUT, paused
 from tests.shots import shoot
-
-
-def window_at(qtbot, tmp_path, width: int, height: int) -> MainWindow:
-    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    window.recordings_dir = str(tmp_path / "recordings")
-    qtbot.addWidget(window)
-    window.resize(width, height)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
 
 
 def step_into(qtbot, window, times: int) -> None:
@@ -28,10 +17,10 @@ def step_into(qtbot, window, times: int) -> None:
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1024, 640)])
-def test_the_demo_graph_fitted_on_a_laptop_screen_shows_its_labels(qtbot, tmp_path, size):
+def test_the_demo_graph_fitted_on_a_laptop_screen_shows_its_labels(qtbot, make_window, size):
     # at 1280x720 the whole demo graph fits with nodes 36 px wide: they were drawn as blank boxes, with no
     # op, parameter or module name on any of them
-    window = window_at(qtbot, tmp_path, *size)
+    window = make_window(size)
     window.open_demo(epochs=1, n=128)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     step_into(qtbot, window, 5)
@@ -52,17 +41,17 @@ def elided_tabs(window: MainWindow) -> list[str]:
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1024, 640)])
-def test_every_dock_tab_reads_whole_on_a_small_screen(qtbot, tmp_path, size):
+def test_every_dock_tab_reads_whole_on_a_small_screen(qtbot, make_window, size):
     # at 1280x720 the tabs under the loss plot read "Lo… | Traini… | Gradient Fl…", at 1024x640 also "Modul…"
-    window = window_at(qtbot, tmp_path, *size)
+    window = make_window(size)
     qtbot.waitUntil(lambda: window.docks["loss"].width() > 0, timeout=TIMEOUT)
     assert elided_tabs(window) == []
     shoot(window, f"first_use_tabs_{size[0]}.png")
 
 
-def test_a_window_made_very_small_logs_no_qt_warning(qtbot, tmp_path, qtlog):
+def test_a_window_made_very_small_logs_no_qt_warning(qtbot, make_window, qtlog):
     # shrinking the window to 640x420 printed "QMainWidget::resizeDocks: all sizes need to be larger than 0"
-    window = window_at(qtbot, tmp_path, 1280, 720)
+    window = make_window((1280, 720))
     window.open_demo(epochs=1, n=128)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     for width, height in ((800, 500), (640, 420)):
@@ -71,10 +60,10 @@ def test_a_window_made_very_small_logs_no_qt_warning(qtbot, tmp_path, qtlog):
     assert not [r.message for r in qtlog.records if "resizeDocks" in r.message]
 
 
-def test_the_inspectors_heatmap_tab_keeps_the_statistics_inside_the_dock(qtbot, tmp_path):
+def test_the_inspectors_heatmap_tab_keeps_the_statistics_inside_the_dock(qtbot, make_window):
     # at 1280x720, once the Heatmap tab had shown a tensor, its size note widened the inspector past its
     # dock: a horizontal scroll bar appeared and the statistics table's gradient column was cut off
-    window = window_at(qtbot, tmp_path, 1280, 720)
+    window = make_window((1280, 720))
     window.open_demo(epochs=1, n=128)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     step_into(qtbot, window, 5)

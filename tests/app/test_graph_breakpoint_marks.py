@@ -1,19 +1,13 @@
 """A module breakpoint's red dot sits on the module's own box, not on the box around it."""
 
-import pytest
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor
 
 from engine.debug import Breakpoint
 from tests.app.test_stepping_qa import two_blocks
-from tests.app.test_window import TIMEOUT, make_window, paused
+from tests.app.test_window import TIMEOUT, paused
 from tests.shots import shoot
 from widgets.graph_canvas import BREAKPOINT
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def _paused_in_iteration_1(qtbot, window) -> None:

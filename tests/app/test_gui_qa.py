@@ -5,9 +5,9 @@ from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtWidgets import QPushButton
 
 from app.cli import main
-from tests.app.test_hidpi_layout import assert_tabs_whole, tab_bar, window_at
+from tests.app.test_hidpi_layout import assert_tabs_whole, tab_bar
 from tests.app.test_replay_window import NAN_SCRIPT
-from tests.app.test_window import TIMEOUT, make_window, script
+from tests.app.test_window import TIMEOUT, script
 from widgets.gradient_flow import GradientFlowChart
 
 
@@ -16,11 +16,11 @@ def tabbed(window) -> bool:
     return d["output"] in window.tabifiedDockWidgets(d["source"])
 
 
-def test_a_window_made_small_tabs_source_and_output_and_splits_them_again_when_large(qtbot, tmp_path):
+def test_a_window_made_small_tabs_source_and_output_and_splits_them_again_when_large(qtbot, make_window):
     # from 1440x900 to 1024x640 the graph gave way alone: source, output and loss stayed side by side, 150
     # pixels each (ten characters of code, "Lo... | T..." for the plots), where a window started at 1024x640
     # tabs source and output so each reads
-    window = window_at(qtbot, tmp_path, 1440, 900)
+    window = make_window((1440, 900))
     d = window.docks
     chars = window.fontMetrics().averageCharWidth()
     qtbot.waitUntil(lambda: d["output"].width() > 300 and d["source"].width() > 200)  # settled
@@ -40,8 +40,8 @@ def test_a_window_made_small_tabs_source_and_output_and_splits_them_again_when_l
     qtbot.waitUntil(lambda: all(d[name].width() == pytest.approx(start[name], abs=3) for name in start))
 
 
-def test_source_and_output_tabbed_by_hand_stay_tabbed_in_a_large_window(qtbot, tmp_path):
-    window = window_at(qtbot, tmp_path, 1440, 900)
+def test_source_and_output_tabbed_by_hand_stay_tabbed_in_a_large_window(qtbot, make_window):
+    window = make_window((1440, 900))
     d = window.docks
     qtbot.waitUntil(lambda: d["source"].width() > 200)
     window.tabifyDockWidget(d["source"], d["output"])  # what dragging one onto the other does
@@ -51,7 +51,7 @@ def test_source_and_output_tabbed_by_hand_stay_tabbed_in_a_large_window(qtbot, t
     assert tabbed(window)
 
 
-def test_scrubbing_a_tape_leaves_the_gradient_flow_behind_its_tab_alone_until_it_is_shown(qtbot, tmp_path,
+def test_scrubbing_a_tape_leaves_the_gradient_flow_behind_its_tab_alone_until_it_is_shown(qtbot, make_window, tmp_path,
                                                                                         monkeypatch):
     # the chart behind the Loss tab was drawn at every move of the timeline, unseen: a third of each move
     draws = []
@@ -59,7 +59,7 @@ def test_scrubbing_a_tape_leaves_the_gradient_flow_behind_its_tab_alone_until_it
     monkeypatch.setattr(GradientFlowChart, "_draw", lambda self: (draws.append(1), draw(self)))
     tape = tmp_path / "run.tape"
     assert main(["record", script(tmp_path, "nan_run.py", NAN_SCRIPT), "-o", str(tape)]) == 0
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.open_tape(str(tape))
     qtbot.waitUntil(lambda: window.session.status in ("paused", "finished"), timeout=TIMEOUT)
     window.docks["loss"].raise_()
@@ -83,11 +83,11 @@ def test_scrubbing_a_tape_leaves_the_gradient_flow_behind_its_tab_alone_until_it
     qtbot.waitUntil(lambda: flow.where.text() == "iteration 0", timeout=TIMEOUT)
 
 
-def test_the_builder_open_in_a_window_made_small_leaves_the_graphs_column_its_row(qtbot, tmp_path):
+def test_the_builder_open_in_a_window_made_small_leaves_the_graphs_column_its_row(qtbot, make_window):
     # from 1440x900 to 1024x640 with the builder open, the side columns kept their widths: the graph's column
     # had 255 pixels and its source panel two characters of each line; the builder has room to give, down to
     # the width its buttons read at
-    window = window_at(qtbot, tmp_path, 1440, 900)
+    window = make_window((1440, 900))
     dock = window.builder
     dock.open()
     qtbot.waitUntil(lambda: dock.builder_dock.width() >= dock.panel.minimumSizeHint().width(), timeout=TIMEOUT)
@@ -99,10 +99,10 @@ def test_the_builder_open_in_a_window_made_small_leaves_the_graphs_column_its_ro
     assert scroll.viewport().rect().contains(build.mapTo(scroll.viewport(), build.rect().bottomRight()))
 
 
-def test_the_editor_in_front_shows_its_columns_whole(qtbot, tmp_path):
+def test_the_editor_in_front_shows_its_columns_whole(qtbot, make_window):
     # in the module tree's width the editor read "Param" over "1,05" (1,056 parameters), its Mode and Frozen
     # columns out of view and its value inputs a few letters wide
-    window = window_at(qtbot, tmp_path, 1440, 900)
+    window = make_window((1440, 900))
     window.open_demo(epochs=1, n=128)
     qtbot.waitUntil(lambda: window.status_panel.state.text().startswith("Paused"), timeout=TIMEOUT)
     window.command("run_to_phase")  # through the first forward pass: the modules have run
@@ -144,15 +144,15 @@ def split_by_hand(window) -> None:
     window.layout().activate()
 
 
-def test_a_row_the_window_tabbed_splits_again_in_a_large_window_after_a_restart(qtbot, tmp_path):
+def test_a_row_the_window_tabbed_splits_again_in_a_large_window_after_a_restart(qtbot, make_window):
     # the window's own tabbing was forgotten at a restart: the row counted as tabbed by the person and stayed
     # tabbed on a 1920x1080 screen, source and output one panel each half the width
-    window = window_at(qtbot, tmp_path, 1440, 900)
+    window = make_window((1440, 900))
     qtbot.waitUntil(lambda: window.docks["source"].width() > 200)
     window.resize(1024, 640)
     qtbot.waitUntil(lambda: tabbed(window))
     window.close()
-    again = window_at(qtbot, tmp_path, 1024, 640)
+    again = make_window((1024, 640))
     d = again.docks
     qtbot.waitUntil(lambda: tabbed(again))  # the layout it was closed with
     again.resize(1920, 1080)
@@ -161,10 +161,10 @@ def test_a_row_the_window_tabbed_splits_again_in_a_large_window_after_a_restart(
     qtbot.waitUntil(lambda: shown("source") and shown("output") and shown("loss"))
 
 
-def test_a_panel_moved_in_a_tabbed_row_stays_where_it_was_put_when_the_window_grows(qtbot, tmp_path):
+def test_a_panel_moved_in_a_tabbed_row_stays_where_it_was_put_when_the_window_grows(qtbot, make_window):
     # splitting the row rebuilt the whole bottom area: Gradient Flow, moved beside the timeline, went back into
     # the Loss tab group
-    window = window_at(qtbot, tmp_path, 1024, 640)
+    window = make_window((1024, 640))
     d = window.docks
     qtbot.waitUntil(lambda: tabbed(window))
     window.removeDockWidget(d["gradients"])  # what dragging its tab out and dropping it beside the timeline does
@@ -183,10 +183,10 @@ def test_a_panel_moved_in_a_tabbed_row_stays_where_it_was_put_when_the_window_gr
     assert tabbed(window)  # the person's arrangement: the window leaves it be
 
 
-def test_source_and_output_split_by_hand_in_a_small_window_stay_split(qtbot, tmp_path):
+def test_source_and_output_split_by_hand_in_a_small_window_stay_split(qtbot, make_window):
     # a row the person split in a 1024x640 window was tabbed again whenever the bottom row was rebalanced:
     # the module tree asking for width, the Editor tab, the model builder
-    window = window_at(qtbot, tmp_path, 1024, 640)
+    window = make_window((1024, 640))
     d = window.docks
     qtbot.waitUntil(lambda: tabbed(window))
     split_by_hand(window)
@@ -198,9 +198,9 @@ def test_source_and_output_split_by_hand_in_a_small_window_stay_split(qtbot, tmp
     assert window.rect().intersects(d["source"].geometry()) and window.rect().intersects(d["output"].geometry())
 
 
-def test_a_window_made_small_again_tabs_its_row_again(qtbot, tmp_path):
+def test_a_window_made_small_again_tabs_its_row_again(qtbot, make_window):
     # once per shrink: the window that split its row when it grew tabs it again when it shrinks
-    window = window_at(qtbot, tmp_path, 1440, 900)
+    window = make_window((1440, 900))
     qtbot.waitUntil(lambda: window.docks["source"].width() > 200)
     for _ in range(2):
         window.resize(1024, 640)
@@ -209,9 +209,9 @@ def test_a_window_made_small_again_tabs_its_row_again(qtbot, tmp_path):
         qtbot.waitUntil(lambda: not tabbed(window))
 
 
-def test_a_left_column_narrowed_by_hand_keeps_its_width_when_the_editor_tab_comes_back(qtbot, tmp_path):
+def test_a_left_column_narrowed_by_hand_keeps_its_width_when_the_editor_tab_comes_back(qtbot, make_window):
     # each time the Editor tab came to the front the column was widened again, undoing the person's width
-    window = window_at(qtbot, tmp_path, 1440, 900)
+    window = make_window((1440, 900))
     window.open_demo(epochs=1, n=128)
     qtbot.waitUntil(lambda: window.status_panel.state.text().startswith("Paused"), timeout=TIMEOUT)
     window.command("run_to_phase")
@@ -232,13 +232,13 @@ def test_a_left_column_narrowed_by_hand_keeps_its_width_when_the_editor_tab_come
     assert editor.width() <= narrow + 2
 
 
-def test_a_layout_saved_in_a_large_window_tabs_its_row_when_restored_in_a_small_one(qtbot, tmp_path):
+def test_a_layout_saved_in_a_large_window_tabs_its_row_when_restored_in_a_small_one(qtbot, make_window):
     # closed at 1920x1080, opened again at 1024x640 (a smaller screen): source, output and loss side by side in
     # slivers ("The" of the output, "Lo... | T... | Gra..." for the plots) until the window was resized
-    window = window_at(qtbot, tmp_path, 1920, 1080)
+    window = make_window((1920, 1080))
     qtbot.waitUntil(lambda: window.docks["source"].width() > 300)
     assert not tabbed(window)
     window.close()
-    again = window_at(qtbot, tmp_path, 1024, 640)
+    again = make_window((1024, 640))
     qtbot.waitUntil(lambda: tabbed(again))
     qtbot.waitUntil(lambda: assert_tabs_whole(tab_bar(again, "Gradient Flow")))

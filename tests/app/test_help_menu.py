@@ -16,7 +16,7 @@ import engine
 from app.help import AboutDialog, ShortcutsDialog
 from app.script_memory import remember_script
 from tests.app.test_script_dialog import focus
-from tests.app.test_window import TIMEOUT, make_window, paused, press, status
+from tests.app.test_window import TIMEOUT, paused, press, status
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "examples")
 NAN_DEMO = os.path.abspath(os.path.join(EXAMPLES, "nan_demo.py"))
@@ -40,8 +40,8 @@ def native(keys: str) -> str:
     return QKeySequence(keys).toString(QKeySequence.SequenceFormat.NativeText)
 
 
-def test_open_example_lists_the_five_examples_with_the_nan_demo_first(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_open_example_lists_the_five_examples_with_the_nan_demo_first(make_window):
+    window = make_window()
     assert window.examples_menu.menuAction() in menu_titled(window, "File").actions()
     examples = entries(window.examples_menu)
     names = [a.text().rsplit("(", 1)[1].rstrip(")") for a in examples]
@@ -53,8 +53,8 @@ def test_open_example_lists_the_five_examples_with_the_nan_demo_first(qtbot, tmp
     assert all(a.isEnabled() and a.toolTip() for a in examples)
 
 
-def test_choosing_the_nan_demo_debugs_it_paused_on_entry_and_f5_stops_at_the_nan(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_choosing_the_nan_demo_debugs_it_paused_on_entry_and_f5_stops_at_the_nan(qtbot, make_window):
+    window = make_window()
     entries(window.examples_menu)[0].trigger()
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     assert status(window).startswith("Paused on entry")
@@ -72,23 +72,23 @@ def test_choosing_the_nan_demo_debugs_it_paused_on_entry_and_f5_stops_at_the_nan
     assert window.message_bar.text().startswith("Stopped where NaN/Inf first appeared")
 
 
-def test_an_example_runs_with_the_arguments_remembered_for_it(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_an_example_runs_with_the_arguments_remembered_for_it(qtbot, make_window):
+    window = make_window()
     remember_script(window.settings, NAN_DEMO, "--steps 3")  # as Debug Script… keeps them
     entries(window.examples_menu)[0].trigger()
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     assert window.session.target.argv == ("--steps", "3")
 
 
-def test_a_missing_examples_folder_is_one_disabled_entry(qtbot, tmp_path, monkeypatch):
+def test_a_missing_examples_folder_is_one_disabled_entry(make_window, tmp_path, monkeypatch):
     monkeypatch.setattr(app.help, "EXAMPLES_DIR", tmp_path / "gone")
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     [entry] = window.examples_menu.actions()
     assert not entry.isEnabled() and "No examples" in entry.text() and str(tmp_path / "gone") in entry.text()
 
 
-def test_the_shortcuts_dialog_lists_the_debugger_keys_grouped_as_the_menus(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_the_shortcuts_dialog_lists_the_debugger_keys_grouped_as_the_menus(qtbot, make_window):
+    window = make_window()
     window.actions["shortcuts"].trigger()
     dialog = shown(window, ShortcutsDialog)
     rows = dialog.rows()
@@ -104,8 +104,8 @@ def test_the_shortcuts_dialog_lists_the_debugger_keys_grouped_as_the_menus(qtbot
     assert not dialog.isVisible()
 
 
-def test_the_shortcuts_dialog_follows_the_actions(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_the_shortcuts_dialog_follows_the_actions(make_window):
+    window = make_window()
     window.actions["open_demo"].setShortcut(QKeySequence("Ctrl+Alt+D"))
     window.actions["find"].setShortcut(QKeySequence())
     rows = window.show_shortcuts().rows()
@@ -113,8 +113,8 @@ def test_the_shortcuts_dialog_follows_the_actions(qtbot, tmp_path):
     assert not [r for r in rows if r[1] == "Find Node"]
 
 
-def test_about_shows_the_versions_and_copies_them(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_about_shows_the_versions_and_copies_them(qtbot, make_window):
+    window = make_window()
     window.actions["about"].trigger()
     dialog = shown(window, AboutDialog)
     text = dialog.versions.text()
@@ -131,12 +131,12 @@ def test_about_shows_the_versions_and_copies_them(qtbot, tmp_path):
 
 
 @pytest.mark.parametrize("missing", [False, True], ids=["present", "missing"])
-def test_help_opens_the_local_documents_only_when_they_exist(qtbot, tmp_path, monkeypatch, missing):
+def test_help_opens_the_local_documents_only_when_they_exist(make_window, tmp_path, monkeypatch, missing):
     if missing:
         monkeypatch.setitem(app.help.DOCUMENTS, "tape_format", tmp_path / "no-such.md")
     opened = []
     monkeypatch.setattr(app.window.QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     texts = [a.text().replace("&", "") for a in entries(menu_titled(window, "Help"))]
     expected = ["Keyboard Shortcuts", "Documentation", "About Tapescope"]
     assert texts == (expected if missing else ["Keyboard Shortcuts", "Tape Format", *expected[1:]])

@@ -2,22 +2,11 @@
 at 1280x720: the current op reads, panels share the row under the graph, and dock tabs read whole."""
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QTabBar
-
-from app.window import MainWindow
 
 TIMEOUT = 15_000  # ms
 MIN_DRAWN_PX = 8  # the smallest size a node's label is laid out at (0: not drawn)
-
-
-def window_at(qtbot, tmp_path, width: int, height: int) -> MainWindow:
-    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(window)
-    window.resize(width, height)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
 
 
 def paused(window) -> bool:
@@ -39,9 +28,9 @@ def assert_tabs_whole(bar: QTabBar) -> None:
         assert bar.tabRect(i).width() >= metrics.horizontalAdvance(text) + 8, f"{text!r} is cut"
 
 
-def test_the_current_op_reads_in_a_960x540_window(qtbot, tmp_path):
+def test_the_current_op_reads_in_a_960x540_window(qtbot, make_window):
     # fitted into the graph's share of 960x540 the demo's nodes were 22 pixels wide: no label anywhere
-    window = window_at(qtbot, tmp_path, 960, 540)
+    window = make_window((960, 540))
     window.open_demo(epochs=1, n=128)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     canvas = window.canvas
@@ -58,8 +47,8 @@ def test_the_current_op_reads_in_a_960x540_window(qtbot, tmp_path):
     assert window.canvas.visible_labels()
 
 
-def test_a_960x540_window_tabs_source_and_output_so_each_reads(qtbot, tmp_path):
-    window = window_at(qtbot, tmp_path, 960, 540)
+def test_a_960x540_window_tabs_source_and_output_so_each_reads(qtbot, make_window):
+    window = make_window((960, 540))
     d = window.docks
     chars = window.fontMetrics().averageCharWidth()
     # side by side they were 167 and 141 pixels wide: a few characters of code each
@@ -69,16 +58,16 @@ def test_a_960x540_window_tabs_source_and_output_so_each_reads(qtbot, tmp_path):
     assert_tabs_whole(tab_bar(window, "Gradient Flow"))
 
 
-def test_a_large_window_keeps_source_and_output_side_by_side(qtbot, tmp_path):
-    window = window_at(qtbot, tmp_path, 1440, 900)
+def test_a_large_window_keeps_source_and_output_side_by_side(qtbot, make_window):
+    window = make_window((1440, 900))
     d = window.docks
     qtbot.waitUntil(lambda: d["source"].width() > 200 and d["output"].width() > 200)
     assert d["output"] not in window.tabifiedDockWidgets(d["source"])
 
 
-def test_the_builder_at_1280x720_leaves_the_bottom_rows_tabs_whole(qtbot, tmp_path):
+def test_the_builder_at_1280x720_leaves_the_bottom_rows_tabs_whole(qtbot, make_window):
     # the builder took 538 of 1280 pixels and the loss group's tabs read "Lo… | T… | Gradi…"
-    window = window_at(qtbot, tmp_path, 1280, 720)
+    window = make_window((1280, 720))
     window.builder.open()
     qtbot.waitUntil(lambda: window.builder.builder_dock.width() >= 300)
     bar = tab_bar(window, "Gradient Flow")
@@ -92,10 +81,10 @@ def test_the_builder_at_1280x720_leaves_the_bottom_rows_tabs_whole(qtbot, tmp_pa
 
 
 @pytest.mark.parametrize("size", [(960, 540), (1280, 720)])
-def test_the_module_tree_shows_its_classes_whole(qtbot, tmp_path, size):
+def test_the_module_tree_shows_its_classes_whole(qtbot, make_window, size):
     # at 960x540 the left column was 136 pixels wide and the Class column read "Spira…"; widened for it,
     # it took the width from the row under the graph alike, and at 1280x720 the loss tab read "Lo…"
-    window = window_at(qtbot, tmp_path, *size)
+    window = make_window(size)
     window.open_demo(epochs=1, n=128)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     tree = window.module_tree
@@ -121,8 +110,8 @@ def _left_width(window) -> int:
                and window.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea)
 
 
-def test_the_module_tree_in_front_gives_back_the_builders_width(qtbot, tmp_path):
-    window = window_at(qtbot, tmp_path, 1280, 720)
+def test_the_module_tree_in_front_gives_back_the_builders_width(qtbot, make_window):
+    window = make_window((1280, 720))
     narrow = _left_width(window)
     window.builder.open()
     qtbot.waitUntil(lambda: _left_width(window) >= 300, timeout=TIMEOUT)
@@ -132,24 +121,24 @@ def test_the_module_tree_in_front_gives_back_the_builders_width(qtbot, tmp_path)
     qtbot.waitUntil(lambda: _left_width(window) >= 300, timeout=TIMEOUT)
 
 
-def test_after_a_restart_with_the_builder_open_the_module_tree_in_front_is_narrow(qtbot, tmp_path):
+def test_after_a_restart_with_the_builder_open_the_module_tree_in_front_is_narrow(qtbot, make_window):
     # the left column kept the builder's width with Modules in front
-    window = window_at(qtbot, tmp_path, 1280, 720)
+    window = make_window((1280, 720))
     narrow = _left_width(window)
     window.builder.open()
     qtbot.waitUntil(lambda: _left_width(window) >= 300, timeout=TIMEOUT)
     window.close()
-    again = window_at(qtbot, tmp_path, 1280, 720)
+    again = make_window((1280, 720))
     modules = again.docks["modules"]
     qtbot.waitUntil(lambda: again.builder.builder_dock.isVisible() and again.rect().intersects(modules.geometry()),
                     timeout=TIMEOUT)
     qtbot.waitUntil(lambda: _left_width(again) <= narrow + 8, timeout=TIMEOUT)
 
 
-def test_rebalancing_a_960x540_windows_tabbed_row_keeps_its_tabs_whole(qtbot, tmp_path):
+def test_rebalancing_a_960x540_windows_tabbed_row_keeps_its_tabs_whole(qtbot, make_window):
     # with source and output tabbed, the tab behind lies outside the window: counted as a place of the row,
     # it made the row seem wider than it is, and the loss group's tabs were cut ("Lo… | Traini…")
-    window = window_at(qtbot, tmp_path, 960, 540)
+    window = make_window((960, 540))
     d = window.docks
     qtbot.waitUntil(lambda: d["output"] in window.tabifiedDockWidgets(d["source"]))
     window.balance_bottom_row()

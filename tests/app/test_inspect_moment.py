@@ -8,7 +8,6 @@ import pytest
 import app.session
 from app.cli import main
 from engine.debug import BackwardRecord, OpRecord
-from tests.app.test_window import make_window
 from widgets.tensor_inspector import GRAD, VALUE
 
 TIMEOUT = 60_000  # ms
@@ -38,8 +37,8 @@ RELU = "Sequential.1/relu:0"
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(qtbot, tmp_path)
+def window(make_window):
+    w = make_window()
     w.set_stop_on_alerts("none")  # run to the end: the alerts are clicked afterwards
     return w
 

@@ -5,14 +5,14 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.app.test_step_out import QUIET, press_and_stop, step_to
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script
+from tests.app.test_window import TIMEOUT, paused, press, script
 
 LONG = QUIET.replace("range(6)", "range(100_000)")
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(qtbot, tmp_path)
+def window(make_window):
+    w = make_window()
     w.set_stop_on_alerts("none")
     return w
 

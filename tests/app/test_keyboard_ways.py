@@ -9,7 +9,7 @@ from app.actions import DEBUG, EDIT, FILE, GO_TO_PANEL, HELP, VIEW
 from app.cli import main
 from app.help import action_name
 from tests.app.test_script_dialog import focus
-from tests.app.test_window import TIMEOUT, make_window, paused, script, shown_ops
+from tests.app.test_window import TIMEOUT, paused, script, shown_ops
 from widgets.timeline_goto import GoToDialog
 
 CTRL, SHIFT, ALT = (Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier,
@@ -40,8 +40,8 @@ def tape(tmp_path_factory):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def window(qtbot, make_window):
+    window = make_window()
     focus(qtbot, window)
     return window
 

@@ -5,12 +5,7 @@ import pytest
 import engine
 import engine.nn as nn
 from tests.app.graphs import sgd_steps
-from tests.app.test_window import TIMEOUT, make_window, paused
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
+from tests.app.test_window import TIMEOUT, paused
 
 
 def halving_lr(steps: int = 4):

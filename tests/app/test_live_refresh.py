@@ -5,7 +5,7 @@ import time
 import engine
 import engine.nn as nn
 from tests.app.graphs import sgd_steps
-from tests.app.test_window import TIMEOUT, make_window, paused
+from tests.app.test_window import TIMEOUT, paused
 
 
 class Slow(nn.Linear):
@@ -21,7 +21,7 @@ def grow(steps: int = 3):
     sgd_steps(nn.Sequential(*[Slow(6, 6) for _ in range(20)]), engine.randn(4, 6), steps, lr=0.01)
 
 
-def test_a_free_run_rebuilds_the_graph_at_its_pace_and_a_stop_shows_it_whole(qtbot, tmp_path, monkeypatch):
+def test_a_free_run_rebuilds_the_graph_at_its_pace_and_a_stop_shows_it_whole(qtbot, make_window, monkeypatch):
     # a 900-node LSTM rebuilt its graph (view, layout, items) at every frame while its first iterations grew,
     # and took 4 s an iteration instead of half a second
     import app.graph_presenter
@@ -32,7 +32,7 @@ def test_a_free_run_rebuilds_the_graph_at_its_pace_and_a_stop_shows_it_whole(qtb
     refresh = app.graph_presenter.GraphPresenter.refresh
     monkeypatch.setattr(app.graph_presenter.GraphPresenter, "refresh",
                         lambda self: (rebuilds.append(1), refresh(self)))
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     window.run_function(grow, "grow")
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     window.session.debugger.add_breakpoint(engine.debug.Breakpoint.iteration(2))

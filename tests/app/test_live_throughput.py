@@ -2,13 +2,11 @@
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 
 import engine
 import engine.debug
 import engine.nn as nn
 from app.graph_model import ACTIVATION, GRAD_NORM, GraphModel
-from app.window import MainWindow
 from engine.debug import BackwardRecord, OpRecord
 from tests.app.graphs import sgd_steps
 
@@ -52,12 +50,8 @@ def test_colour_by_metrics_equal_the_tensors_own_statistics():
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
+def window(make_window):
+    return make_window(size=None)  # at its own first size
 
 
 def test_the_timeline_holds_every_event_at_a_stop_after_running_freely(qtbot, window):

@@ -12,7 +12,7 @@ import pytest
 import engine.tape
 from app.replay import ReplaySession
 from app.session import LiveSession, Target
-from tests.app.test_window import TIMEOUT, make_window
+from tests.app.test_window import TIMEOUT
 
 GAN = """
     import json, sys
@@ -196,8 +196,8 @@ def test_accumulated_quarter_losses_plot_the_whole_batchs_loss(qtbot, sessions, 
     assert losses == pytest.approx(s.printed, abs=1e-6)  # not the first micro-batch's loss / 4
 
 
-def test_the_window_draws_a_legend_for_a_gan_and_none_for_one_loss(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_the_window_draws_a_legend_for_a_gan_and_none_for_one_loss(qtbot, make_window, tmp_path):
+    window = make_window()
     assert window.run_script(write(tmp_path, "gan.py", GAN.format(steps=5)), run=True)
     qtbot.waitUntil(lambda: window.session.ended is not None and window.loss_plot.labels() == ["errD", "errG"],
                     timeout=TIMEOUT)
@@ -210,13 +210,13 @@ def test_the_window_draws_a_legend_for_a_gan_and_none_for_one_loss(qtbot, tmp_pa
     assert not window.loss_plot.plotItem.titleLabel.isVisible()
 
 
-def test_a_replayed_gan_tape_shows_both_curves_with_a_cursor(qtbot, tmp_path):
+def test_a_replayed_gan_tape_shows_both_curves_with_a_cursor(qtbot, make_window, tmp_path):
     from app.cli import main
 
     script = write(tmp_path, "gan.py", GAN.format(steps=4))
     tape = str(tmp_path / "gan.tape")
     assert main(["record", script, "-o", tape, "--capture", "summary"]) == 0
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.open_tape(tape)
     qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
     assert window.loss_plot.labels() == ["errD", "errG"] == window.training_plots.loss_labels()
@@ -252,7 +252,7 @@ def test_a_no_grad_loss_inside_the_training_iteration_is_an_evaluation_curve(qtb
     assert s.eval_loss_curves() == {f"cross_entropy @ accumulate.py:{line}": ([0, 1, 2, 3], pytest.approx(s.printed))}
 
 
-def test_a_structure_capture_draws_no_evaluation_curve(qtbot, sessions, tmp_path):
+def test_a_structure_capture_draws_no_evaluation_curve(qtbot, make_window, sessions, tmp_path):
     from app.cli import main
 
     script = write(tmp_path, "evaluate.py", EVALUATE.format(steps=6, every=3))
@@ -260,18 +260,18 @@ def test_a_structure_capture_draws_no_evaluation_curve(qtbot, sessions, tmp_path
     assert s.eval_loss_curves() == {} and s.loss_curves() == {}
     tape = str(tmp_path / "structure.tape")
     assert main(["record", script, "-o", tape, "--capture", "structure"]) == 0
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.open_tape(tape)
     qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
     assert window.session.eval_loss_curves() == {} and window.loss_plot.points == 0
     assert window.loss_plot.labels() == [] and window.training_plots.loss_labels() == []
 
 
-def test_the_window_draws_a_validation_loss_dashed_and_named_live_and_in_replay(qtbot, tmp_path):
+def test_the_window_draws_a_validation_loss_dashed_and_named_live_and_in_replay(qtbot, make_window, tmp_path):
     from app.cli import main
 
     script = write(tmp_path, "evaluate.py", EVALUATE.format(steps=12, every=4))
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.run_script(script, run=True)
     qtbot.waitUntil(lambda: window.session.ended is not None and window.loss_plot.points == 12, timeout=TIMEOUT)
     plot = window.loss_plot
@@ -318,11 +318,11 @@ def uniform_loss(classes: int, rows: int = 64, binary: bool = False) -> float:
     return float(F.cross_entropy(torch.zeros(rows, classes), torch.arange(rows) % classes))
 
 
-def test_each_task_of_a_two_task_run_has_its_chance_line_in_its_colour_live_and_in_replay(qtbot, tmp_path):
+def test_each_task_of_a_two_task_run_has_its_chance_line_in_its_colour_live_and_in_replay(qtbot, make_window, tmp_path):
     from app.cli import main
 
     script = write(tmp_path, "two_tasks.py", TWO_TASKS)
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.run_script(script, run=True)
     qtbot.waitUntil(lambda: window.session.ended is not None and window.loss_plot.points == 5, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: len(chance_lines(window)[0]) == 2, timeout=TIMEOUT)
@@ -341,8 +341,8 @@ def test_each_task_of_a_two_task_run_has_its_chance_line_in_its_colour_live_and_
     assert chance_lines(window) == [expected, expected]
 
 
-def test_a_gans_chance_line_is_errGs_alone_errD_a_sum_of_two_losses_has_none(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_a_gans_chance_line_is_errGs_alone_errD_a_sum_of_two_losses_has_none(qtbot, make_window, tmp_path):
+    window = make_window()
     assert window.run_script(write(tmp_path, "gan.py", GAN.format(steps=4)), run=True)
     qtbot.waitUntil(lambda: window.session.ended is not None and window.loss_plot.labels() == ["errD", "errG"],
                     timeout=TIMEOUT)

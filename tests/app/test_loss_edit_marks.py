@@ -1,10 +1,9 @@
 """An edit made while training runs is marked on both loss plots at the iteration it took effect, live and in the
 replay of its recording: a loss curve that bends says why."""
 
-import pytest
 
 from engine.debug.edits import Freeze, SetOptimizer
-from tests.app.test_window import TIMEOUT, make_window, paused, script, training_loop
+from tests.app.test_window import TIMEOUT, paused, script, training_loop
 from tests.shots import shoot
 
 TRAINING = """
@@ -28,11 +27,6 @@ TRAINING = """
     opt = engine.optim.SGD(model.parameters(), lr=0.5)
     x, y = engine.randn(64, 8), engine.randint(0, 3, (64,))
 """ + training_loop(40)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def _to_iteration(qtbot, window, iteration: int) -> None:

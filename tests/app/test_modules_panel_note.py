@@ -5,14 +5,14 @@ import textwrap
 
 from app.graph_presenter import NO_MODULE_CALLS
 from tests.app.test_export_and_record_summary import CLEAN_SCRIPT
-from tests.app.test_window import TIMEOUT, make_window
+from tests.app.test_window import TIMEOUT
 
 # a clean training loop, then code after it that calls no module
 SCRIPT = textwrap.dedent(CLEAN_SCRIPT) + "w = fc.weight.detach().clamp(-1, 1)\nprint(float(w.abs().max()))\n"
 
 
-def test_an_iteration_without_module_calls_says_so_in_the_modules_panel(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_an_iteration_without_module_calls_says_so_in_the_modules_panel(qtbot, make_window, tmp_path):
+    window = make_window()
     script = tmp_path / "after.py"
     script.write_text(SCRIPT)
     assert window.run_script(str(script), run=True)

@@ -3,19 +3,12 @@ from the Breakpoints panel first, then on to the NaN alert."""
 
 import os
 
-import pytest
 from PySide6.QtCore import Qt
 
 from tests.app.test_breakpoints_live import add_in_form, note, paused
-from tests.app.test_window import make_window
 
 TIMEOUT = 30_000  # ms
 NAN_DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "examples", "nan_demo.py")
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def shown(window, dock: str) -> bool:

@@ -12,7 +12,7 @@ import engine
 from app.layout import layout_view
 from engine import nn
 from tests.app.test_op_names import attention_step, graph_of
-from tests.app.test_window import TIMEOUT, make_window
+from tests.app.test_window import TIMEOUT
 from tests.shots import shoot, shown
 from widgets.graph_canvas import GraphCanvas
 from widgets.tensor_inspector import TensorInspector
@@ -51,8 +51,8 @@ def attention_tape(tmp_path):
 KEY = "Encoder.transformer_layers.0.0/div:0"
 
 
-def test_find_scores_selects_the_div_and_the_inspector_names_it(qtbot, tmp_path, attention_tape):
-    window = make_window(qtbot, tmp_path)
+def test_find_scores_selects_the_div_and_the_inspector_names_it(qtbot, make_window, attention_tape):
+    window = make_window()
     window.resize(1440, 900)
     assert window.open_tape(attention_tape)
     qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)

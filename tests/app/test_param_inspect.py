@@ -4,11 +4,9 @@ import sqlite3
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 
 import engine
 import engine.tape
-from app.window import MainWindow
 from tests.app.graphs import sgd_steps
 from tests.engine.tape.helpers import MLP
 
@@ -17,14 +15,8 @@ MODELS: list = []  # the model each run built, for the expected values
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.recordings_dir = str(tmp_path / "recordings")
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    w.close()
+def window(make_window):
+    return make_window((1400, 900))
 
 
 def net() -> MLP:

@@ -8,15 +8,15 @@ import engine.tape
 from app.unsaved import DropQuestion
 from tests.app.test_keyboard_ways import RUN
 from tests.app.test_script_dialog import focus
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script
+from tests.app.test_window import TIMEOUT, paused, press, script
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 LONG = RUN.replace("range(6)", "range(100_000)")  # runs until stopped
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def window(qtbot, make_window):
+    window = make_window()
     focus(qtbot, window)
     return window
 

@@ -1,28 +1,18 @@
-"""The Record button's drop-down chooses what a recording keeps; the choice is remembered and named."""
+"""The Record button's drop-down chooses what a recording keeps; the choice is remembered and named. A recording
+stops at the default size cap and says so."""
 
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QToolButton
 
 import engine.tape
-from app.window import MainWindow
 from tests.app.test_stepping_qa import two_blocks
 from tests.app.test_window import TIMEOUT, paused
+from tests.engine.tape.test_default_cap import free_space  # noqa: F401  (the fixture)
 from tests.shots import shoot
 
 
-def _window(qtbot, tmp_path) -> MainWindow:
-    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    window.recordings_dir = str(tmp_path / "recordings")
-    qtbot.addWidget(window)
-    window.resize(1440, 900)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
-def test_the_record_button_records_at_the_capture_chosen_in_its_menu_and_remembers_it(qtbot, tmp_path):
+def test_the_record_button_records_at_the_capture_chosen_in_its_menu_and_remembers_it(qtbot, make_window):
     # a recording from the Record button was always a 'summary' tape: the button offered no choice
-    window = _window(qtbot, tmp_path)
+    window = make_window((1440, 900))
     button = window.toolbar.widgetForAction(window.actions["record"])
     assert button.popupMode() == QToolButton.ToolButtonPopupMode.MenuButtonPopup
     texts = [action.text() for action in button.menu().actions()]
@@ -42,5 +32,19 @@ def test_the_record_button_records_at_the_capture_chosen_in_its_menu_and_remembe
     with engine.tape.open(path) as tape:
         assert tape.capture == "values"
     window.close()
-    again = _window(qtbot, tmp_path)  # the same settings: the choice holds
+    again = make_window((1440, 900))  # the same settings: the choice holds
     assert again.record_capture == "values" and again.record_captures["values"].isChecked()
+
+
+def test_the_app_records_under_the_default_cap_and_says_when_it_is_hit(qtbot, make_window, free_space):  # noqa: F811
+    free_space(200_000)  # the default cap: 100,000 bytes, less than the demo's run
+    window = make_window()
+    window.open_demo(epochs=2, n=128)
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    window.actions["record"].trigger()  # Debug > Record
+    assert "(stops at 97.7 KiB)" in window.output.text()
+    window.command("resume")  # F5
+    qtbot.waitUntil(lambda: window.session.ended is not None and "Recording saved" in window.output.text(),
+                    timeout=TIMEOUT)
+    assert window.message_bar.text() == ("Recording stopped early: size cap of 97.7 KiB reached. "
+                                         "The tape holds the run up to there.")

@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from app.script_io import capture_output, release_output
-from tests.app.test_window import TIMEOUT, make_window, script
+from tests.app.test_window import TIMEOUT, script
 
 BROADCAST = """
     import engine, engine.nn as nn, engine.nn.functional as F
@@ -37,8 +37,9 @@ def printed(monkeypatch):
     monkeypatch.setattr(warnings, "showwarning", show)
 
 
-def test_a_loss_whose_shapes_broadcast_is_one_alert_and_its_warning_one_line_of_output(qtbot, tmp_path, printed):
-    window = make_window(qtbot, tmp_path)
+def test_a_loss_whose_shapes_broadcast_is_one_alert_and_its_warning_one_line_of_output(qtbot, make_window, tmp_path,
+                                                                                       printed):
+    window = make_window()
     window.set_stop_on_alerts("none")
     assert window.run_script(script(tmp_path, "bcast.py", BROADCAST), run=True)
     qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)

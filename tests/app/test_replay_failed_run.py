@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 
 import engine.tape
 from app.cli import main
-from tests.app.test_window import TIMEOUT, make_window, paused, press
+from tests.app.test_window import TIMEOUT, paused, press
 from tests.shots import shoot
 
 # two linears; iteration 3 feeds the first one 5 features instead of 4
@@ -55,8 +55,8 @@ def _seen(window) -> dict:
     }
 
 
-def _replayed(qtbot, tmp_path, tape: str) -> dict:
-    window = make_window(qtbot, tmp_path)
+def _replayed(qtbot, make_window, tape: str) -> dict:
+    window = make_window()
     assert window.open_tape(tape)
     qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
     window.canvas.select(FAILED)
@@ -64,9 +64,9 @@ def _replayed(qtbot, tmp_path, tape: str) -> dict:
     return _seen(window), window
 
 
-def test_the_replay_of_a_run_that_raised_shows_its_failed_iteration_as_the_live_run_did(qtbot, tmp_path):
+def test_the_replay_of_a_run_that_raised_shows_its_failed_iteration_as_the_live_run_did(qtbot, make_window, tmp_path):
     script = _script(tmp_path)
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.run_script(script)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     press(qtbot, window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # the app's Record
@@ -82,12 +82,12 @@ def test_the_replay_of_a_run_that_raised_shows_its_failed_iteration_as_the_live_
     assert live["timeline"] == (22, "iteration 3/3 \u00b7 forward")
     assert live["marker on the last step"]
 
-    recorded, replay = _replayed(qtbot, tmp_path, window.session.last_recording)
+    recorded, replay = _replayed(qtbot, make_window, window.session.last_recording)
     assert recorded == live
     shoot(replay, "replay-of-a-failed-run.png")
     tape = tmp_path / "cli.tape"  # tapescope record's tape of the same script: the same iteration
     assert main(["record", script, "-o", str(tape)]) == 1
-    assert _replayed(qtbot, tmp_path, str(tape))[0] == live
+    assert _replayed(qtbot, make_window, str(tape))[0] == live
 
 
 def test_the_tape_keeps_the_op_that_raised_in_its_iteration(tmp_path, capsys):
@@ -106,14 +106,14 @@ def test_the_tape_keeps_the_op_that_raised_in_its_iteration(tmp_path, capsys):
         assert t.iteration(3).ops == 1 and t.iteration(3).last_seq == seq  # an iteration of its own
 
 
-def test_a_tape_without_the_op_that_raised_still_replays_and_lists_its_error_by_line(qtbot, tmp_path):
+def test_a_tape_without_the_op_that_raised_still_replays_and_lists_its_error_by_line(qtbot, make_window, tmp_path):
     tape = tmp_path / "old.tape"
     assert main(["record", _script(tmp_path), "-o", str(tape)]) == 1
     con = sqlite3.connect(tape)  # as a tape written before the op that raised was kept: no raised_op
     with con:
         con.execute("DELETE FROM meta WHERE key = 'raised_op'")
     con.close()
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.open_tape(str(tape))
     qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
     assert window.session.failure is None and not window.session.failed_key

@@ -11,7 +11,7 @@ import engine.nn as nn
 import engine.tape
 from app.cli import main
 from tests.app.test_replay_window import replay, seek
-from tests.app.test_window import TIMEOUT, make_window
+from tests.app.test_window import TIMEOUT
 from tests.shots import shoot
 from widgets.output_panel import OutputPanel
 from widgets.theme import ERROR_TEXT, pick
@@ -46,11 +46,6 @@ def printing_tape(tmp_path_factory):
     tape = folder / "printing.tape"
     assert main(["record", str(script), "-o", str(tape)]) == 0
     return str(tape)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def section(window) -> str:

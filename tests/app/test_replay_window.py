@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 import app.replay
 import app.window
 from app.cli import main
-from tests.app.test_window import TIMEOUT, make_window, status
+from tests.app.test_window import TIMEOUT, status
 
 # log(0) in the third step: -inf in the forward, then NaN everywhere after the update
 NAN_SCRIPT = """
@@ -49,11 +49,6 @@ def nan_tape(tmp_path_factory):
 @pytest.fixture(scope="module")
 def structure_tape(tmp_path_factory):
     return _recorded(tmp_path_factory.mktemp("structure"), "structure")
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def replay(qtbot, window, tape: str):

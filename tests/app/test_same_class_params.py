@@ -7,7 +7,7 @@ import engine
 from app.graph_model import INPUT, PARAM, GraphModel
 from engine import nn
 from tests.app.graphs import record_events
-from tests.app.test_window import TIMEOUT, make_window, script
+from tests.app.test_window import TIMEOUT, script
 
 
 class Actor(nn.Module):
@@ -111,11 +111,6 @@ TD3 = """
         opt.step()
     gap = sum((p - pt).abs().sum() for p, pt in zip(actor.parameters(), actor_t.parameters()))
 """
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def _shown_parameters(window) -> list[str]:

@@ -1,9 +1,8 @@
 """A teacher and a student of one class (both nn.Sequential), offscreen: the Modules panel, the graph's module
 groups and the gradient flow show two models, live and in the replay of its tape."""
 
-import pytest
 
-from tests.app.test_window import TIMEOUT, make_window, script
+from tests.app.test_window import TIMEOUT, script
 
 DISTILL = """
     import engine
@@ -29,11 +28,6 @@ DISTILL = """
         loss.backward()
         opt_s.step()
 """
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def _top_modules(window) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from engine.events import OpEvent
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script, status
+from tests.app.test_window import TIMEOUT, paused, press, script, status
 from tests.shots import shoot
 from widgets.script_dialog import ScriptDialog
 
@@ -114,8 +114,8 @@ def test_the_dialog_names_the_folder_the_script_runs_in(qtbot, train):
     assert dialog.cwd_label.text() == "/data/runs"
 
 
-def test_debug_script_passes_the_arguments_and_remembers_them(qtbot, tmp_path, train):
-    window = make_window(qtbot, tmp_path)
+def test_debug_script_passes_the_arguments_and_remembers_them(qtbot, make_window, train):
+    window = make_window()
     dialog = open_dialog(qtbot, window)
     qtbot.keyClicks(dialog.path_edit, train)
     type_arguments(qtbot, dialog, "--epochs 3 --lr 0.1")
@@ -138,8 +138,8 @@ def test_debug_script_passes_the_arguments_and_remembers_them(qtbot, tmp_path, t
     assert open_dialog(qtbot, window).args_edit.text() == "--epochs 5"
 
 
-def test_remembered_arguments_survive_a_damaged_settings_file(qtbot, tmp_path, train):
-    window = make_window(qtbot, tmp_path)
+def test_remembered_arguments_survive_a_damaged_settings_file(qtbot, make_window, train):
+    window = make_window()
     window.settings.setValue("scripts/arguments", "{not json")
     window._add_recent(train)
     dialog = open_dialog(qtbot, window)
@@ -236,13 +236,13 @@ def test_the_tape_follows_the_script_chosen_until_typed(qtbot, tmp_path, train):
 
 
 @pytest.mark.parametrize("tier", ["structure", "values"])
-def test_debug_script_records_the_run_at_the_tier_chosen(qtbot, tmp_path, tier):
+def test_debug_script_records_the_run_at_the_tier_chosen(qtbot, make_window, tmp_path, tier):
     import engine.tape
 
     path = script(tmp_path, "train.py", ENGINE_SCRIPT)
     tape = tmp_path / "runs" / "train.tape"
     tape.parent.mkdir()
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     dialog = open_dialog(qtbot, window)
     dialog.path_edit.setText(path)
     dialog.args_edit.setText("--epochs 1")
@@ -267,8 +267,8 @@ def test_debug_script_records_the_run_at_the_tier_chosen(qtbot, tmp_path, tier):
     assert again.record_label.text() == "train.tape exists: recording replaces it"
 
 
-def test_settings_of_the_first_format_still_load_and_stay_readable(qtbot, tmp_path, train):
-    window = make_window(qtbot, tmp_path)
+def test_settings_of_the_first_format_still_load_and_stay_readable(qtbot, make_window, tmp_path, train):
+    window = make_window()
     window.settings.setValue("scripts/arguments", json.dumps({train: "--epochs 3"}))  # before recording
     window.settings.setValue("scripts/recording", "{not json")  # damaged: left out
     window._add_recent(train)

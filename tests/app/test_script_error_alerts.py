@@ -1,7 +1,7 @@
 """A script that fails with an error the debugger explains, run in the window: the Alerts panel names the line that
 changed a saved tensor in place (or the op whose graph a carried-over tensor reused), beside the script's error."""
 
-from tests.app.test_window import TIMEOUT, make_window
+from tests.app.test_window import TIMEOUT
 
 INPLACE = """\
 import engine
@@ -12,10 +12,10 @@ h.sum().backward()
 """
 
 
-def test_an_inplace_error_in_a_script_is_an_alert_at_the_write(qtbot, tmp_path):
+def test_an_inplace_error_in_a_script_is_an_alert_at_the_write(qtbot, make_window, tmp_path):
     path = tmp_path / "inplace.py"
     path.write_text(INPLACE)
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     assert window.run_script(str(path), run=True)
     qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)
     panel = window.alerts_panel

@@ -3,16 +3,10 @@ is loaded, and a pause in a loop that calls no engine op, which says where the c
 
 import os
 
-import pytest
 from PySide6.QtCore import Qt
 
 from app.session import LiveSession, Target
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script, status
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
+from tests.app.test_window import TIMEOUT, paused, press, script, status
 
 SHAPE_ERROR = """
     import engine, engine.nn as nn, engine.nn.functional as F
@@ -125,10 +119,10 @@ def test_a_pause_in_a_loop_without_ops_says_where_the_code_is(qtbot, window, tmp
     assert window.session.status == "stopped"
 
 
-def test_break_in_python_code_is_not_kept_from_one_start_of_the_app_to_the_next(qtbot, tmp_path):
+def test_break_in_python_code_is_not_kept_from_one_start_of_the_app_to_the_next(make_window):
     # it slows every run; kept in the settings, a later session paused in plain Python code with nothing saying why
-    first = make_window(qtbot, tmp_path)
+    first = make_window()
     first.actions["break_in_python"].trigger()
     assert first.break_in_python
     first.close()
-    assert not make_window(qtbot, tmp_path).break_in_python  # the same settings file
+    assert not make_window().break_in_python  # the same settings file

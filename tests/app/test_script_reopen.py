@@ -8,7 +8,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from tests.app.test_script_dialog import focus, open_dialog
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script
+from tests.app.test_window import TIMEOUT, paused, press, script
 from widgets.script_dialog import ScriptDialog
 
 ARGV_TO_FILE = """
@@ -52,8 +52,8 @@ def argv_written(qtbot, window, tmp_path) -> list[str]:
 
 
 @pytest.mark.parametrize("how", [open_recent, drop], ids=["open_recent", "drop"])
-def test_a_script_reopens_with_the_arguments_last_used(qtbot, tmp_path, train, how):
-    window = make_window(qtbot, tmp_path)
+def test_a_script_reopens_with_the_arguments_last_used(qtbot, make_window, tmp_path, train, how):
+    window = make_window()
     remember_in_the_first_format(window, {train: '--epochs 3 --name "two words"'})
     window._add_recent(train)
     how(window, train)
@@ -64,8 +64,8 @@ def test_a_script_reopens_with_the_arguments_last_used(qtbot, tmp_path, train, h
 
 
 @pytest.mark.parametrize("how", [open_recent, drop], ids=["open_recent", "drop"])
-def test_arguments_that_no_longer_parse_open_the_dialog_instead_of_running(qtbot, tmp_path, train, how):
-    window = make_window(qtbot, tmp_path)
+def test_arguments_that_no_longer_parse_open_the_dialog_instead_of_running(qtbot, make_window, tmp_path, train, how):
+    window = make_window()
     remember_in_the_first_format(window, {train: '--name "unclosed'})  # e.g. a settings file edited by hand
     window._add_recent(train)
     how(window, train)
@@ -84,8 +84,8 @@ def test_arguments_that_no_longer_parse_open_the_dialog_instead_of_running(qtbot
     assert window.session.target.argv == ("--epochs", "2")
 
 
-def test_debug_script_choices_reach_open_recent(qtbot, tmp_path, train):
-    window = make_window(qtbot, tmp_path)
+def test_debug_script_choices_reach_open_recent(qtbot, make_window, tmp_path, train):
+    window = make_window()
     dialog = open_dialog(qtbot, window)
     dialog.path_edit.setText(train)
     dialog.args_edit.setText("--lr 0.1")

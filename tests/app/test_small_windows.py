@@ -2,7 +2,6 @@
 
 import pytest
 
-from tests.app.test_hidpi_layout import window_at
 from tests.app.test_step_out import QUIET, step_to
 from tests.app.test_window import TIMEOUT, paused, script
 
@@ -10,10 +9,10 @@ LOG = "epoch 12 | loss 0.4127 | acc 0.9102 | lr 0.0100"  # a training log's line
 
 
 @pytest.mark.parametrize("size", [(1440, 900), (1920, 1080)])
-def test_the_output_panel_shows_a_training_logs_lines_whole(qtbot, tmp_path, size):
+def test_the_output_panel_shows_a_training_logs_lines_whole(qtbot, make_window, size):
     # at 1440x900 the output panel was 250 pixels wide, beside a wider source panel: every line of 30 characters
     # or more wrapped or was cut
-    window = window_at(qtbot, tmp_path, *size)
+    window = make_window(size)
     d, output = window.docks, window.output
     line = output.fontMetrics().horizontalAdvance(LOG)
 
@@ -24,8 +23,8 @@ def test_the_output_panel_shows_a_training_logs_lines_whole(qtbot, tmp_path, siz
     qtbot.waitUntil(wide, timeout=TIMEOUT)
 
 
-def test_at_1024x640_the_output_shares_the_rows_width_with_the_source_as_a_tab(qtbot, tmp_path):
-    window = window_at(qtbot, tmp_path, 1024, 640)
+def test_at_1024x640_the_output_shares_the_rows_width_with_the_source_as_a_tab(qtbot, make_window):
+    window = make_window((1024, 640))
     d = window.docks
     qtbot.waitUntil(lambda: d["output"] in window.tabifiedDockWidgets(d["source"]), timeout=TIMEOUT)
     d["output"].raise_()
@@ -34,8 +33,8 @@ def test_at_1024x640_the_output_shares_the_rows_width_with_the_source_as_a_tab(q
 
 
 @pytest.fixture
-def small(qtbot, tmp_path):
-    window = window_at(qtbot, tmp_path, 1024, 640)
+def small(qtbot, make_window, tmp_path):
+    window = make_window((1024, 640))
     window.run_script(script(tmp_path, "quiet.py", QUIET))
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     return window

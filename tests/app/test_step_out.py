@@ -4,7 +4,7 @@ ends it, it stays and says why (offscreen)."""
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.app.test_window import TIMEOUT, make_window, paused, press, press_and_stop, script, stops, training_loop
+from tests.app.test_window import TIMEOUT, paused, press, press_and_stop, script, stops, training_loop
 
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 
@@ -21,8 +21,8 @@ QUIET = """
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(qtbot, tmp_path)
+def window(qtbot, make_window, tmp_path):
+    w = make_window()
     w.run_script(script(tmp_path, "quiet.py", QUIET))
     qtbot.waitUntil(lambda: paused(w), timeout=TIMEOUT)
     return w

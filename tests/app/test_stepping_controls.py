@@ -1,14 +1,12 @@
 """The debugger's controls as a person uses them: which alerts stop a run, F9 on what was picked last, the
 event count after a Restart, Step Back in a live run and a replay (offscreen)."""
 
-import pytest
 from PySide6.QtCore import QPoint, QRectF, QSettings, Qt
 
 from app.cli import main
 from app.window import MainWindow
 from tests.app.test_window import (
     TIMEOUT,
-    make_window,
     paused,
     press,
     press_and_stop,
@@ -31,11 +29,6 @@ HOT = """
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
     opt = engine.optim.SGD(model.parameters(), lr=10.0, momentum=0.9)
 """ + training_loop(12)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def settled(qtbot, window) -> None:
@@ -92,8 +85,8 @@ def test_the_alerts_panel_shows_the_alert_a_run_stopped_at_and_the_banner_goes_w
     assert not window.message_bar.isVisible()
 
 
-def test_which_alerts_stop_a_run_is_a_choice_kept_in_the_settings(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_which_alerts_stop_a_run_is_a_choice_kept_in_the_settings(qtbot, make_window, tmp_path):
+    window = make_window()
     window.actions["stop_on_nonfinite"].trigger()  # Debug > Stop on Alerts > NaN or Inf Only
     assert not window.actions["stop_on_all"].isChecked()
     window.run_script(script(tmp_path, "hot.py", HOT))

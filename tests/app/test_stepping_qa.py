@@ -7,13 +7,7 @@ import engine
 import engine.nn as nn
 import engine.nn.functional as F
 from engine.debug import Breakpoint
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script, status
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
-
+from tests.app.test_window import TIMEOUT, paused, press, script, status
 
 RAISES = """
     import engine

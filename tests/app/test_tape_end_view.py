@@ -6,7 +6,7 @@ from PySide6.QtCore import QRectF
 import engine
 import engine.nn as nn
 import engine.nn.functional as F
-from tests.app.test_window import TIMEOUT, make_window
+from tests.app.test_window import TIMEOUT
 from widgets.graph_canvas import LABEL_MIN_PX
 
 
@@ -35,8 +35,8 @@ def _opened(qtbot, window, tape: str):
     return window.canvas
 
 
-def test_a_deep_tape_opens_on_its_last_op_readably(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_a_deep_tape_opens_on_its_last_op_readably(qtbot, make_window, tmp_path):
+    window = make_window()
     window.resize(1280, 720)
     canvas = _opened(qtbot, window, _tape(tmp_path, 40))
     qtbot.waitUntil(lambda: _node_px(window) >= LABEL_MIN_PX * 0.9, timeout=TIMEOUT)
@@ -44,8 +44,8 @@ def test_a_deep_tape_opens_on_its_last_op_readably(qtbot, tmp_path):
     qtbot.waitUntil(lambda: canvas.box.viewRect().intersects(QRectF(x, y, w, h)), timeout=TIMEOUT)
 
 
-def test_a_small_tape_opens_whole(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_a_small_tape_opens_whole(qtbot, make_window, tmp_path):
+    window = make_window()
     window.resize(1280, 720)
     canvas = _opened(qtbot, window, _tape(tmp_path, 2))
     qtbot.waitUntil(lambda: canvas.box.viewRect().contains(canvas.fit_rect()), timeout=TIMEOUT)
@@ -72,13 +72,13 @@ def _rows(window) -> list[tuple[str, str, str]]:
     return [tuple(panel.topLevelItem(i).text(c) for c in range(3)) for i in range(panel.topLevelItemCount())]
 
 
-def test_a_tape_of_a_run_that_raised_lists_its_error_as_a_live_run_does(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
+def test_a_tape_of_a_run_that_raised_lists_its_error_as_a_live_run_does(qtbot, make_window, tmp_path):
+    window = make_window()
     _opened(qtbot, window, _failing_tape(tmp_path, "value"))
     ((iteration, kind, where),) = _rows(window)
     assert (iteration, kind) == ("0", "error") and where.startswith("test_tape_end_view.py:")
     assert "the script's own error" in window.alerts_panel.topLevelItem(0).toolTip(3)
     # an error the debugger explained is listed once, as its alert
-    window = make_window(qtbot, tmp_path)
+    window = make_window()
     _opened(qtbot, window, _failing_tape(tmp_path, "inplace"))
     assert [kind for _, kind, _ in _rows(window)] == ["changed in place"]

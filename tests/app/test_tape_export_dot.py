@@ -5,14 +5,15 @@ import os
 from PySide6.QtCore import Qt
 
 from tests.app.test_export_and_record_summary import _exported, slow_export  # noqa: F401  (the fixture)
-from tests.app.test_window import TIMEOUT, make_window
+from tests.app.test_window import TIMEOUT
 from tests.engine.tape.test_export_dot_progress import long_tape  # noqa: F401  (the fixture)
 from tests.shots import shoot
 
 
 # long_tape: a training step of 3,000 ops, so drawing it reads 9,000 events and writes 3,000 ops
-def test_a_dot_export_shows_progress_and_cancel_writes_nothing(qtbot, tmp_path, long_tape, slow_export):  # noqa: F811
-    window = make_window(qtbot, tmp_path)
+def test_a_dot_export_shows_progress_and_cancel_writes_nothing(qtbot, make_window, tmp_path,
+                                                              long_tape, slow_export):  # noqa: F811
+    window = make_window()
     window.resize(1280, 720)
     assert window.open_tape(str(long_tape))
     qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)

@@ -10,7 +10,6 @@ import pytest
 from app.cli import main
 from app.debug_panels import chance_level
 from engine.events import OpEvent
-from tests.app.test_window import make_window
 from tests.app.test_wont_train_qa import run_example_briefly
 from tests.shots import shoot
 from widgets.gradient_flow import per_layer
@@ -52,8 +51,8 @@ SCRIPTS = {
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(qtbot, tmp_path)
+def window(make_window):
+    w = make_window()
     w.resize(1280, 720)
     return w
 

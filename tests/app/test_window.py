@@ -15,22 +15,6 @@ from app.window import Launch, MainWindow
 TIMEOUT = 15_000  # ms
 
 
-def make_window(qtbot, tmp_path) -> MainWindow:
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings)
-    window.recordings_dir = str(tmp_path / "recordings")
-    qtbot.addWidget(window)  # closed after the test: closing stops the engine thread and waits for it
-    window.resize(1200, 800)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
-
-
 def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
     qtbot.keyClick(window, key, modifier)
 
@@ -265,21 +249,17 @@ def test_find_counts_its_matches_and_enter_and_f3_go_through_them(qtbot, window)
     assert tip.startswith("3 nodes named like 'linear', visited first; then ") and "whose module or key" in tip
 
 
-def test_panels_and_window_state_are_kept(qtbot, tmp_path):
-    first = make_window(qtbot, tmp_path)
+def test_panels_and_window_state_are_kept(make_window):
+    first = make_window()
     first.docks["loss"].hide()
     first.close()
-    second = make_window(qtbot, tmp_path)
+    second = make_window()
     assert not second.docks["loss"].isVisible()
     assert second.docks["output"].isVisible()
 
 
-def test_the_inspector_fits_its_dock_at_the_default_size(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings)  # its own default size and layout
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+def test_the_inspector_fits_its_dock_at_the_default_size(qtbot, make_window):
+    window = make_window(size=None)  # its own default size and layout
     area = window.docks["inspector"].widget()
     # statistics, histograms and buttons without scrolling (the plots once asked for 640x480 each)
     def fits():
@@ -291,17 +271,6 @@ def test_the_inspector_fits_its_dock_at_the_default_size(qtbot, tmp_path):
     qtbot.waitUntil(fits)
 
 
-def default_window(qtbot, tmp_path) -> MainWindow:
-    """A window at its default size on a screen with room for it (1440x900; the offscreen screen is 800x800)
-    and its default layout."""
-    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(window)
-    window.resize(1440, 900)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
 def test_a_first_start_fits_the_screen(qtbot, tmp_path):
     # 1440x900 on a 1280x720 laptop put the inspector and the bottom row off the screen's edges
     window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
@@ -310,10 +279,10 @@ def test_a_first_start_fits_the_screen(qtbot, tmp_path):
     assert window.width() <= room.width() and window.height() <= room.height()
 
 
-def test_side_panels_get_their_share_back_when_the_window_grows(qtbot, tmp_path):
+def test_side_panels_get_their_share_back_when_the_window_grows(qtbot, make_window):
     # Qt gave all the room a growing window gained to the graph: after a small window, the inspector's
     # table stayed behind a scroll bar and the module tree without its Class column
-    window = default_window(qtbot, tmp_path)
+    window = make_window((1440, 900))  # the default size, on a screen with room for it
     d = window.docks
     qtbot.waitUntil(lambda: d["inspector"].width() > 300 and d["modules"].width() > 150)
     qtbot.wait(50)  # the first sizes settle
@@ -343,8 +312,8 @@ def test_side_panels_get_their_share_back_when_the_window_grows(qtbot, tmp_path)
     qtbot.waitUntil(as_at_start)
 
 
-def test_a_panel_sized_by_hand_keeps_its_size_and_grows_with_the_window(qtbot, tmp_path):
-    window = default_window(qtbot, tmp_path)
+def test_a_panel_sized_by_hand_keeps_its_size_and_grows_with_the_window(qtbot, make_window):
+    window = make_window((1440, 900))  # the default size, on a screen with room for it
     d = window.docks
     qtbot.waitUntil(lambda: d["inspector"].width() > 300)
     window.resizeDocks([d["inspector"]], [300], Qt.Orientation.Horizontal)  # what dragging its edge does
@@ -356,8 +325,8 @@ def test_a_panel_sized_by_hand_keeps_its_size_and_grows_with_the_window(qtbot, t
     qtbot.waitUntil(lambda: d["inspector"].width() == pytest.approx(300, abs=2))
 
 
-def test_the_module_tree_shows_its_class_column_at_the_default_size(qtbot, tmp_path):
-    window = default_window(qtbot, tmp_path)
+def test_the_module_tree_shows_its_class_column_at_the_default_size(qtbot, make_window):
+    window = make_window((1440, 900))  # the default size, on a screen with room for it
     window.open_demo(epochs=1, n=128)
     qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
     window.command("run_to_phase")  # through the first forward pass: the modules have run

@@ -5,15 +5,9 @@ import os
 import sys
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
-from app.window import MainWindow
-from tests.app.test_window import TIMEOUT, make_window, paused, press, script, status
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
+from tests.app.test_window import TIMEOUT, paused, press, script, status
 
 
 def run_to_end(qtbot, window, path: str) -> None:
@@ -82,17 +76,27 @@ def test_what_the_scripts_own_threads_print_shows_in_the_output(qtbot, window, t
     assert status(window) == "Finished"
 
 
-def test_a_corrupt_settings_file_starts_with_the_default_layout(qtbot, tmp_path):
+def test_a_corrupt_settings_file_starts_with_the_default_layout(make_window, tmp_path):
     path = tmp_path / "settings.ini"
     path.write_text("[General]\nrecent=@Variant(\\0\\0\\0\\x7f\\0\\0\\0\\x1fbogus)\n"
                     "[window]\ngeometry=garbage\nstate=3\n")
-    window = MainWindow(QSettings(str(path), QSettings.Format.IniFormat))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = make_window(size=None)  # on that settings file
     assert all(dock.isVisible() for dock in window.docks.values())
     assert window.recent_files() == []
     assert status(window) == "Ready"
+
+
+def test_choices_a_settings_file_holds_that_are_no_choice_start_at_the_defaults(make_window, tmp_path):
+    (tmp_path / "settings.ini").write_text("[recordings]\ncapture=everything\n"  # e.g. a file edited by hand
+                                           "[debug]\nstop_on_alerts=all, none\n")  # read back as a list
+    window = make_window()
+    assert window.record_capture == "summary" and window.record_captures["summary"].isChecked()
+    assert window.stop_on_alerts == "all" and window.actions["stop_on_all"].isChecked()
+    with pytest.raises(ValueError, match="a recording's capture must be one of structure, summary, values, got 'all'"):
+        window.set_record_capture("all")
+    with pytest.raises(ValueError, match="alert stops must be one of all, nonfinite, none, got 'summary'"):
+        window.set_stop_on_alerts("summary")
+    assert window.record_capture == "summary" and window.stop_on_alerts == "all"
 
 
 def test_each_menu_item_underlines_a_letter_of_its_own(qtbot, window):

@@ -4,16 +4,16 @@ and after it closes, and the graph fitted to the canvas it has."""
 import pytest
 
 from app.window import INSPECTOR_MOST
-from tests.app.test_hidpi_layout import _left_width, assert_tabs_whole, tab_bar, window_at
+from tests.app.test_hidpi_layout import _left_width, assert_tabs_whole, tab_bar
 from tests.shots import shoot
 
 TIMEOUT = 15_000  # ms
 
 
 @pytest.mark.parametrize("size", [(1024, 640), (1440, 900), (1920, 1080)])
-def test_the_loss_groups_tabs_and_the_gradient_flows_choices_read_whole(qtbot, tmp_path, size):
+def test_the_loss_groups_tabs_and_the_gradient_flows_choices_read_whole(qtbot, make_window, size):
     # at 1440x900 the loss group was 252 pixels wide: "gradient no… | per parame" over 2½ bars
-    window = window_at(qtbot, tmp_path, *size)
+    window = make_window(size)
     window.docks["gradients"].raise_()
     chart = window.gradient_flow
 
@@ -29,9 +29,9 @@ def test_the_loss_groups_tabs_and_the_gradient_flows_choices_read_whole(qtbot, t
     shoot(window, f"default_layout_{size[0]}.png")
 
 
-def test_at_1024x640_the_builder_leaves_the_charts_tabs_whole_and_a_plot_to_read(qtbot, tmp_path):
+def test_at_1024x640_the_builder_leaves_the_charts_tabs_whole_and_a_plot_to_read(qtbot, make_window):
     # the tabs read "Lo… T… Gradi…" and the prediction plot was about 50 pixels high
-    window = window_at(qtbot, tmp_path, 1024, 640)
+    window = make_window((1024, 640))
     window.builder.open()
     prediction = window.builder.prediction_dock
     qtbot.waitUntil(lambda: window.builder.builder_dock.width() >= 300, timeout=TIMEOUT)
@@ -45,9 +45,9 @@ def test_at_1024x640_the_builder_leaves_the_charts_tabs_whole_and_a_plot_to_read
 
 
 @pytest.mark.parametrize("size", [(1024, 640), (1600, 900)])
-def test_closing_the_builder_gives_its_width_back(qtbot, tmp_path, size):
+def test_closing_the_builder_gives_its_width_back(qtbot, make_window, size):
     # closed, it left the Editor 400 pixels wide at 1024x640, the Modules dock 360 pixels at 1600x900
-    window = window_at(qtbot, tmp_path, *size)
+    window = make_window(size)
     before = _left_width(window)  # the module tree's
     window.builder.open()
     qtbot.waitUntil(lambda: window.builder.builder_dock.width() >= 300, timeout=TIMEOUT)

@@ -6,7 +6,6 @@ import textwrap
 
 import pytest
 
-from tests.app.test_window import make_window
 from widgets.gradient_flow import FROZEN, GRAD, NOT_UPDATED, UPDATE_RATIO
 
 TIMEOUT = 60_000  # ms
@@ -54,11 +53,6 @@ for m in model.modules():
 opt = engine.optim.SGD(model.parameters(), lr=0.1)
 """,
 }
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    return make_window(qtbot, tmp_path)
 
 
 def run(qtbot, window, tmp_path, name: str, steps: int = 12) -> None:

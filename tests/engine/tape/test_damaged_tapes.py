@@ -13,6 +13,7 @@ import pytest
 import engine.tape
 from app.cli import main
 from engine.tape.damage import cut_short, damage, require_events
+from engine.tape.reader import Tape
 from tests.engine.tape.helpers import copy_of, record_run, same_record
 
 PAGE = 4096
@@ -160,6 +161,30 @@ def test_a_tape_none_of_whose_events_can_be_read_says_so_and_keeps_the_rest(tmp_
     assert main(["info", bad]) == 2
     out = capsys.readouterr().out
     assert f"DAMAGED:    events {first:,}-{last:,} unreadable (" in out and "alerts:     1" in out
+
+
+def test_info_and_export_read_the_events_of_a_damaged_tape_once(tape, tmp_path, monkeypatch, capsys):
+    # damage() read every event again to learn where they stop, after info or export had read them
+    bad = _overwritten(tape, tmp_path, "tensor_values", "leaf")
+    reads = []
+    chunks = Tape._chunks_read
+    def counted(self, lo, hi, decode):
+        if lo is None or lo <= -(1 << 62):  # from the first event
+            reads.append(lo)
+        return chunks(self, lo, hi, decode)
+    monkeypatch.setattr(Tape, "_chunks_read", counted)
+    assert main(["info", bad]) == 2
+    assert main(["export", bad, "--format", "json", "-o", str(tmp_path / "out.json")]) == 2
+    assert capsys.readouterr().err.count("values: those of tensors") == 2
+    assert len(reads) == 2
+
+
+def test_a_dot_export_of_one_iteration_names_the_events_lost_after_it(tape, tmp_path, capsys):
+    bad = _overwritten(tape, tmp_path, "events", "overflow")
+    out = tmp_path / "run.dot"
+    assert main(["export", bad, "--format", "dot", "--iteration", "0", "-o", str(out)]) == 2
+    assert "iteration 0" in out.read_text()  # drawn whole: the damage lies past it
+    assert "left out: events " in capsys.readouterr().err
 
 
 def test_a_tape_cut_short_says_so_and_is_read_as_far_as_it_goes(tape, tmp_path, capsys):

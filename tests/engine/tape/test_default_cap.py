@@ -175,23 +175,6 @@ def test_the_help_documents_the_default_and_no_cap(capsys):
     assert "Default: the smaller of 10G and half the free space" in text and "0 or none: no cap" in text
 
 
-# ---- the app ---------------------------------------------------------------------------------------
-def test_the_app_records_under_the_default_cap_and_says_when_it_is_hit(qtbot, tmp_path, free_space):
-    from tests.app.test_window import TIMEOUT, make_window, paused
-
-    free_space(200_000)  # the default cap: 100,000 bytes, less than the demo's run
-    window = make_window(qtbot, tmp_path)
-    window.open_demo(epochs=2, n=128)
-    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
-    window.actions["record"].trigger()  # Debug > Record
-    assert "(stops at 97.7 KiB)" in window.output.text()
-    window.command("resume")  # F5
-    qtbot.waitUntil(lambda: window.session.ended is not None and "Recording saved" in window.output.text(),
-                    timeout=TIMEOUT)
-    assert window.message_bar.text() == ("Recording stopped early: size cap of 97.7 KiB reached. "
-                                         "The tape holds the run up to there.")
-
-
 def test_far_from_its_cap_a_batch_is_committed_whole(tmp_path, monkeypatch):
     # with the default cap every flush was cut into 256-event transactions, as if the cap were near
     from engine.tape.writer import Recorder
