@@ -1,7 +1,9 @@
-"""Activations, softmax and dropout: each one Function whose backward is a single expression.
+"""Activations, softmax and dropout: each one Function, its backward beside its forward.
 
-Elementwise activations are data: one row per op with its forward (the output plus the arrays its
-backward needs) and its derivative. Parameters such as `negative_slope` arrive as ctx options.
+Elementwise activations are data: one row per op with its forward (the output plus the arrays beyond the input
+its backward needs) and its derivative. Parameters such as `negative_slope` arrive as ctx options. The busy ones
+(gelu, silu, softplus) are written as passes over one buffer (out=, +=): each temporary of a large array is a pass
+over memory of its own, and a where() on mixed signs mispredicts a branch per value, so they use neither.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import numpy as np
 from engine import kernels
 from engine import random as _random
 from engine.autograd.function import Function, ShapeError
-from engine.backend import array_module, device_of
+from engine.backend import array_module, blockwise, device_of
 from engine.ops import elementwise as _elementwise
-from engine.ops.elementwise import _sigmoid
 from engine.ops.nn import require_float
 from engine.tensor import Tensor
 from engine.user_warning import warn
@@ -51,84 +52,216 @@ def _erfc_terms(dtype) -> tuple[float, ...]:
     return _ERFC_CHEBYSHEV[: last + 1]
 
 
-_CHUNK = 1 << 15  # values per pass over a large array on the CPU: its ~40 passes then stay in a core's cache
+@functools.cache
+def _erfc_powers(dtype) -> tuple[float, ...]:
+    """The same sum as a polynomial in u, highest power first: Horner's rule takes 2 passes a term to Clenshaw's 3,
+    and loses nothing here, as the powers' coefficients stay small (their sizes sum to 1.5)."""
+    return tuple(np.polynomial.chebyshev.cheb2poly(_erfc_terms(dtype))[::-1].tolist())
 
 
 def _erfc_nonnegative(xp, z):
-    """erfc(z) for z >= 0, with full relative precision in the tail. A large array on the CPU goes a chunk at a
-    time: the sum's ~40 passes then run in cache, not memory (gelu's cdf of 1M float32 values: 16 ms -> 8 ms)."""
-    if xp is not np or z.size <= 2 * _CHUNK:
-        return _erfc_sum(xp, z)
-    flat = z.reshape(-1)
-    out = np.empty_like(flat)
-    for start in range(0, flat.size, _CHUNK):
-        out[start:start + _CHUNK] = _erfc_sum(np, flat[start:start + _CHUNK])
-    return out.reshape(z.shape)
+    """erfc(z) for z >= 0, with full relative precision in the tail; a large array on the CPU goes a cache-sized
+    block at a time (backend.blockwise), so that the sum's ~30 passes run in cache, not memory."""
+    return blockwise(lambda block: _erfc_sum(xp, block), z)
 
 
 def _erfc_sum(xp, z):
-    """erfc(z) for z >= 0 from its Chebyshev sum (the comment above _ERFC_CHEBYSHEV)."""
-    coeffs = _erfc_terms(z.dtype)
-    t = 2 / (2 + z)
-    u2 = 4 * t - 2  # 2u, the multiplier of Clenshaw's recurrence
-    # Clenshaw: b_k = c_k + 2u b_{k+1} - b_{k+2}; three rotating buffers avoid a temporary per term
-    b0, b1, b2 = xp.empty_like(z), xp.zeros_like(z), xp.zeros_like(z)
-    for c in coeffs[:0:-1]:
-        xp.multiply(u2, b1, out=b0)
-        b0 -= b2
-        b0 += c
-        b0, b1, b2 = b2, b0, b1
-    p = 0.5 * u2 * b1 - b2 + coeffs[0]
-    return t * xp.exp(p - z * z)
+    """erfc(z) for z >= 0 from its Chebyshev sum (the comment above _ERFC_CHEBYSHEV), by Horner's rule in place."""
+    powers = _erfc_powers(z.dtype)
+    flat = z.reshape(-1)  # an array even for a 0-d z, whose arithmetic gives numpy scalars that `out=` refuses
+    t = flat + 2
+    xp.divide(2, t, out=t)
+    u = t * 2
+    u -= 1
+    p = u * powers[0]
+    p += powers[1]
+    for c in powers[2:]:
+        p *= u
+        p += c
+    p -= xp.multiply(flat, flat, out=u)
+    xp.exp(p, out=p)
+    p *= t
+    return p.reshape(z.shape)
+
+
+# Float32 and narrower take Phi(x) = (1 + tanh(x R(x^2))) / 2, one tanh (numpy's cheapest transcendental) where
+# the erfc sum takes ~30 passes and an exp. R is a polynomial in s = x^2, lowest power first, fitted here to
+# atanh(erf(x / sqrt(2))) / x on |x| <= 6, minimax in the error it makes in Phi (2.4e-8; in float32 arithmetic
+# 9.2e-8, the rounding of tanh's result dominating; PyTorch's float32 gelu is off by up to 1.1e-6). Beyond 6, s is
+# held at 36 and tanh is saturated in float32 anyway: x R(36) > 10. What float32 gives up is the relative
+# precision of the far negative tail (Phi(-6) = 1e-9), as PyTorch's float32 gelu does.
+_PHI_TANH = (0.7978848786263681, 0.03633346945117632, -3.320487390076718e-05, -5.491714778992471e-05,
+             3.845684048359376e-06, -1.1341864092282951e-07, 1.9681667652117504e-10, 6.323391892817914e-11,
+             -9.806025667738192e-13)
+_PHI_TANH_LAST = 36.0
+
+
+def _one_d(fn, *arrays):
+    """fn(*arrays), a 0-d array's computed as a 1-D one: numpy's arithmetic on 0-d arrays gives scalars, which the
+    in-place (out=) formulas here cannot write into."""
+    if arrays[0].ndim:
+        return fn(*arrays)
+    got = fn(*(a.reshape(1) for a in arrays))
+    return tuple(g.reshape(()) for g in got) if isinstance(got, tuple) else got.reshape(())
 
 
 def _normal_cdf(xp, x):
-    """P(N(0, 1) <= x), accurate in both tails."""
-    half_tail = 0.5 * _erfc_nonnegative(xp, xp.abs(x) * _SQRT_HALF)
-    return xp.where(x < 0, half_tail, 1 - half_tail)
+    """P(N(0, 1) <= x): within 1e-7 in float32, and in float64 accurate in both tails."""
+    if not x.ndim:
+        return _one_d(lambda a: _normal_cdf(xp, a), x)
+    if x.dtype.itemsize <= 4:
+        return _normal_cdf_tanh(xp, x)
+    return blockwise(lambda block: _normal_cdf_erfc(xp, block), x)
+
+
+def _normal_cdf_erfc(xp, x):
+    """Phi(x) from h = Phi(-|x|) = erfc(|x| / sqrt(2)) / 2: h below 0 and 1 - h above, blended by arithmetic, as
+    numpy's where on a random sign mispredicts a branch per value (30-60x the cost of a multiply)."""
+    z = xp.abs(x)
+    z *= _SQRT_HALF
+    h = _erfc_sum(xp, z)
+    h *= 0.5
+    cdf = h * -2
+    cdf += 1
+    cdf *= x >= 0
+    cdf += h
+    return cdf
+
+
+def _normal_cdf_tanh(xp, x):
+    """Phi(x) as (1 + tanh(x R(x^2))) / 2 (the comment above _PHI_TANH), in place."""
+    s = x * x
+    xp.clip(s, 0, _PHI_TANH_LAST, out=s)
+    p = s * _PHI_TANH[-1]
+    p += _PHI_TANH[-2]
+    for c in _PHI_TANH[-3::-1]:
+        p *= s
+        p += c
+    p *= x
+    xp.tanh(p, out=p)
+    p += 1
+    p *= 0.5
+    return p
+
+
+def _logistic(xp, x):
+    """sigmoid(x) as 1 / (1 + exp(-x)): exact in both tails without a select, down to the smallest normal number.
+    exp(-x) overflows to inf below about -88 (float32), where the sigmoid is subnormal and this gives 0, so numpy's
+    warning about it is silenced."""
+    e = xp.negative(x)
+    with np.errstate(over="ignore"):
+        xp.exp(e, out=e)
+    e += 1
+    return xp.reciprocal(e, out=e)
+
+
+def _softplus_of(xp, y):
+    """log(1 + exp(y)) as max(y, 0) + log1p(exp(-|y|)), which never overflows (numpy's logaddexp takes 7-13x as
+    long)."""
+    out = xp.abs(y)
+    xp.negative(out, out=out)
+    xp.exp(out, out=out)
+    xp.log1p(out, out=out)
+    out += xp.maximum(y, 0)
+    return out
 
 
 # ---- elementwise activations ------------------------------------------------------------------------
-# class -> (op, forward(xp, x, ctx) -> (y, arrays to save), gradient(xp, grad, ctx, *saved))
+# class -> (op, forward(xp, x, ctx) -> (y, *kept), gradient(xp, grad, ctx, x, *kept)); the node keeps x and `kept`,
+# the arrays beyond x that the gradient reads
 def _gelu(xp, x, c):
     cdf = _normal_cdf(xp, x)
-    return x * cdf, (x, cdf)
+    return x * cdf, cdf
 
 
 def _gelu_tanh(xp, x, c):
-    th = xp.tanh(_GELU_K * (x + _GELU_C * x * x * x))
-    return 0.5 * x * (1 + th), (x, th)
+    th = x * x
+    th *= _GELU_C
+    th += 1
+    th *= x
+    th *= _GELU_K
+    xp.tanh(th, out=th)  # tanh(K (x + C x^3))
+    y = th + 1
+    y *= 0.5
+    y *= x
+    return y, th
+
+
+def _gelu_grad(xp, g, c, x, cdf):
+    d = x * x
+    d *= -0.5
+    xp.exp(d, out=d)
+    d *= x
+    d *= _INV_SQRT_2PI  # x times the normal density
+    d += cdf
+    d *= g
+    return d
+
+
+def _gelu_tanh_grad(xp, g, c, x, th):
+    d = x * x
+    d *= 3 * _GELU_C
+    d += 1
+    d *= x
+    d *= 0.5 * _GELU_K
+    sech2 = th * th
+    xp.subtract(1, sech2, out=sech2)
+    d *= sech2
+    d += 0.5
+    d += 0.5 * th
+    d *= g
+    return d
 
 
 def _silu(xp, x, c):
-    s = _sigmoid(xp, x)
-    return x * s, (x, s)
+    s = _logistic(xp, x)
+    return x * s, s
+
+
+def _silu_grad(xp, g, c, x, s):
+    d = xp.subtract(1, s)
+    d *= x
+    d += 1
+    d *= s
+    d *= g
+    return d
+
+
+def _softplus(xp, x, c):
+    """softplus(beta x) / beta, and x itself where beta x > threshold, as in PyTorch (copied over by a mask: few
+    values pass it, where numpy's where would mispredict a branch per value on a mask of mixed signs)."""
+    y = x * c.beta
+    out = _softplus_of(xp, y)
+    out /= c.beta
+    xp.copyto(out, x, where=y > c.threshold)
+    return (out,)
+
+
+def _softplus_grad(xp, g, c, x):
+    y = x * c.beta
+    slope = _logistic(xp, y)
+    xp.copyto(slope, 1, where=y > c.threshold)
+    slope *= g
+    return slope
 
 
 # Backward keeps only what its formula needs (never the output unless PyTorch does too), so changing
 # an activation's output in place stays legal, as in PyTorch.
 ACTIVATIONS = {
-    "Gelu": ("gelu", _gelu,
-             lambda xp, g, c, x, cdf: g * (cdf + x * _INV_SQRT_2PI * xp.exp(-0.5 * x * x))),
-    "GeluTanh": ("gelu", _gelu_tanh,
-                 lambda xp, g, c, x, th: g * (0.5 * (1 + th) + 0.5 * _GELU_K * x * (1 - th * th)
-                                              * (1 + 3 * _GELU_C * x * x))),
-    "Silu": ("silu", _silu, lambda xp, g, c, x, s: g * s * (1 + x * (1 - s))),
+    "Gelu": ("gelu", _gelu, _gelu_grad),
+    "GeluTanh": ("gelu", _gelu_tanh, _gelu_tanh_grad),
+    "Silu": ("silu", _silu, _silu_grad),
     "LeakyRelu": ("leaky_relu",
-                  lambda xp, x, c: (xp.where(x > 0, x, x * c.negative_slope), (x,)),
+                  lambda xp, x, c: (xp.where(x > 0, x, x * c.negative_slope),),
                   lambda xp, g, c, x: xp.where(x > 0, g, g * c.negative_slope)),
     # expm1/exp of min(x, 0): the branch not taken must not overflow for large x
     "Elu": ("elu",
-            lambda xp, x, c: (xp.where(x > 0, x, c.alpha * xp.expm1(xp.minimum(x, 0))), (x,)),
+            lambda xp, x, c: (xp.where(x > 0, x, c.alpha * xp.expm1(xp.minimum(x, 0))),),
             lambda xp, g, c, x: xp.where(x > 0, g, g * c.alpha * xp.exp(xp.minimum(x, 0)))),
-    # above `threshold` softplus is the identity (as in PyTorch); logaddexp never overflows below it
-    "Softplus": ("softplus",
-                 lambda xp, x, c: (xp.where(x * c.beta > c.threshold, x,
-                                            xp.logaddexp(0, x * c.beta) / c.beta), (x,)),
-                 lambda xp, g, c, x: xp.where(x * c.beta > c.threshold, g, g * _sigmoid(xp, x * c.beta))),
+    "Softplus": ("softplus", _softplus, _softplus_grad),
     # at the bounds themselves the gradient is 0, as in PyTorch
     "Hardtanh": ("hardtanh",
-                 lambda xp, x, c: (xp.clip(x, c.min_val, c.max_val).astype(x.dtype, copy=False), (x,)),
+                 lambda xp, x, c: (xp.clip(x, c.min_val, c.max_val).astype(x.dtype, copy=False),),
                  lambda xp, g, c, x: g * ((x > c.min_val) & (x < c.max_val))),
 }
 
@@ -145,14 +278,15 @@ class Activation(Function):
         if ctx.fused is not None:
             ctx.save(x)
             return ctx.fused.forward(ctx, x)
-        y, saved = ctx.f(xp, x, ctx)
-        ctx.save(*saved)
+        y, *kept = _one_d(lambda a: ctx.f(xp, a, ctx), x)
+        ctx.save(x, *kept)
         return y
 
     def backward(ctx, grad):
         if ctx.fused is not None:
             return ctx.fused.backward(ctx, grad, *ctx.saved)
-        return ctx.df(array_module(grad), grad, ctx, *ctx.saved)
+        xp = array_module(grad)
+        return _one_d(lambda g, *saved: ctx.df(xp, g, ctx, *saved), grad, *ctx.saved)
 
 
 ACTIVATION_OPS = {

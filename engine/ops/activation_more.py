@@ -1,8 +1,8 @@
 """More of torch's activations: mish, hardswish, hardsigmoid, selu, celu, softsign, tanhshrink, threshold,
 hardshrink, softshrink, rrelu, softmin and gumbel_softmax; and rms_norm and local_response_norm, composed.
 
-The elementwise ones are rows of a table, as in activation.py: forward (the output plus the arrays its
-backward needs) and derivative side by side, run by activation.Activation. Their Tensor-level backwards
+The elementwise ones are rows of a table, as in activation.py: forward (the output plus the arrays beyond the
+input its backward needs) and derivative side by side, run by activation.Activation. Their Tensor-level backwards
 (for create_graph=True) are in engine/autograd/higher_acts.py.
 """
 
@@ -16,8 +16,16 @@ from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module, device_of
 from engine.creation import exponential_like
 from engine.ops import elementwise as _elementwise
-from engine.ops.activation import Activation, Softmax, _maybe_inplace, _softmax_dim, softmax, softmax_options
-from engine.ops.elementwise import _sigmoid
+from engine.ops.activation import (
+    Activation,
+    Softmax,
+    _logistic,
+    _maybe_inplace,
+    _softmax_dim,
+    _softplus_of,
+    softmax,
+    softmax_options,
+)
 from engine.ops.nn import require_float
 from engine.ops.shape import pad
 from engine.tensor import Tensor
@@ -31,46 +39,46 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _mish(xp, x, c):
-    tsp = xp.tanh(xp.logaddexp(0, x))  # tanh(softplus(x)); logaddexp never overflows
-    return x * tsp, (x, tsp)
+    tsp = xp.tanh(_softplus_of(xp, x))  # tanh(softplus(x))
+    return x * tsp, tsp
 
 
 def _shrink_mask(x, c):
     return (x < -c.lambd) | (x > c.lambd)
 
 
-# class -> (op, forward(xp, x, ctx) -> (y, arrays to save), gradient(xp, grad, ctx, *saved))
+# class -> (op, forward(xp, x, ctx) -> (y, *kept), gradient(xp, grad, ctx, x, *kept)), as in activation.py
 # min(x, 0) inside exp/expm1: the branch where() does not take must not overflow for large x
 ACTIVATIONS = {
-    "Mish": ("mish", _mish, lambda xp, g, c, x, tsp: g * (tsp + x * _sigmoid(xp, x) * (1 - tsp * tsp))),
+    "Mish": ("mish", _mish, lambda xp, g, c, x, tsp: g * (tsp + x * _logistic(xp, x) * (1 - tsp * tsp))),
     # at x = -3 and x = 3 the slopes are torch's: 0 and 1
     "Hardswish": ("hardswish",
-                  lambda xp, x, c: (x * xp.clip(x + 3, 0, 6) / 6, (x,)),
+                  lambda xp, x, c: (x * xp.clip(x + 3, 0, 6) / 6,),
                   lambda xp, g, c, x: xp.where(x <= -3, 0, xp.where(x < 3, g * (x / 3 + 0.5), g))),
     "Hardsigmoid": ("hardsigmoid",
-                    lambda xp, x, c: (xp.clip(x + 3, 0, 6) / 6, (x,)),
+                    lambda xp, x, c: (xp.clip(x + 3, 0, 6) / 6,),
                     lambda xp, g, c, x: g * ((x > -3) & (x < 3)) / 6),
     "Selu": ("selu",
-             lambda xp, x, c: (SELU_SCALE * xp.where(x > 0, x, SELU_ALPHA * xp.expm1(xp.minimum(x, 0))), (x,)),
+             lambda xp, x, c: (SELU_SCALE * xp.where(x > 0, x, SELU_ALPHA * xp.expm1(xp.minimum(x, 0))),),
              lambda xp, g, c, x: g * SELU_SCALE * xp.where(x > 0, 1, SELU_ALPHA * xp.exp(xp.minimum(x, 0)))),
     "Celu": ("celu",
-             lambda xp, x, c: (xp.where(x > 0, x, c.alpha * xp.expm1(xp.minimum(x, 0) / c.alpha)), (x,)),
+             lambda xp, x, c: (xp.where(x > 0, x, c.alpha * xp.expm1(xp.minimum(x, 0) / c.alpha)),),
              lambda xp, g, c, x: xp.where(x > 0, g, g * xp.exp(xp.minimum(x, 0) / c.alpha))),
     "Softsign": ("softsign",
-                 lambda xp, x, c: (x / (1 + xp.abs(x)), (x,)),
+                 lambda xp, x, c: (x / (1 + xp.abs(x)),),
                  lambda xp, g, c, x: g / (1 + xp.abs(x)) ** 2),
     "Tanhshrink": ("tanhshrink",
-                   lambda xp, x, c: (x - xp.tanh(x), (x,)),
+                   lambda xp, x, c: (x - xp.tanh(x),),
                    lambda xp, g, c, x: g * xp.tanh(x) ** 2),
     "Threshold": ("threshold",
-                  lambda xp, x, c: (xp.where(x > c.threshold, x, xp.asarray(c.value, x.dtype)), (x,)),
+                  lambda xp, x, c: (xp.where(x > c.threshold, x, xp.asarray(c.value, x.dtype)),),
                   lambda xp, g, c, x: g * (x > c.threshold)),
     "Hardshrink": ("hardshrink",
-                   lambda xp, x, c: (xp.where(_shrink_mask(x, c), x, 0).astype(x.dtype, copy=False), (x,)),
+                   lambda xp, x, c: (xp.where(_shrink_mask(x, c), x, 0).astype(x.dtype, copy=False),),
                    lambda xp, g, c, x: g * _shrink_mask(x, c)),
     "Softshrink": ("softshrink",
                    lambda xp, x, c: (xp.where(x > c.lambd, x - c.lambd, xp.where(x < -c.lambd, x + c.lambd, 0))
-                                     .astype(x.dtype, copy=False), (x,)),
+                                     .astype(x.dtype, copy=False),),
                    lambda xp, g, c, x: g * _shrink_mask(x, c)),
 }
 
