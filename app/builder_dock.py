@@ -31,6 +31,8 @@ PLOT_WIDTH = 320  # pixels: the prediction dock's width when the builder opens (
 RIGHT_LEAST = 0.25  # of the window's width: the least the right column gives way to, for the graph's column
 PLOT_SHARE = 0.45  # of the window's height, at most: the prediction dock's height when the builder opens
 MIN_BUILDER = 300  # pixels: narrower than this, the builder scrolls rather than squeezing its lists further
+BUILDER_SHARE = 0.24  # of the window's width: the builder's width until the person sets one (a third of a
+# 1440-pixel window left the graph cramped); at 1920 that has the room for the palette beside the layer list
 SEPARATOR = 6  # pixels: a dock separator, with some slack
 SHORTCUT = "Ctrl+Shift+B"  # Ctrl+B already toggles the backward pass
 
@@ -68,6 +70,10 @@ class BuilderDock(QObject):
         self.panel.buildRequested.connect(self._start)
         self._train = None  # the current build's training function
         self._session = None  # the window's session when last looked at
+        self._front = False  # the builder shows in front of its column, widened for it (see _front_changed)
+        self._sizing = False  # the builder's column is being sized here, not by the person
+        self._window_size = window.size()  # to tell the person's resize of the builder from the window's
+        self._settling = False  # the window was resized this turn of the event loop: its docks are being fitted
         pump = getattr(window, "pump", None)
         if pump is not None:
             pump.changed.connect(self._session_changed)
@@ -75,21 +81,69 @@ class BuilderDock(QObject):
         self.open_action = self._add_actions()
         # the left column is as wide as the tab in front asks: the builder's width only while it is in front
         # (after a restart with it open, the module tree in front kept the builder's width)
-        self.builder_dock.visibilityChanged.connect(lambda _shown: QTimer.singleShot(0, self._front_changed))
+        self.builder_dock.visibilityChanged.connect(self._visibility_changed)
         window.installEventFilter(self)
+        self.builder_dock.installEventFilter(self)
 
     def eventFilter(self, watched, event) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Show:  # the restored layout is placed
-            self.window.removeEventFilter(self)
             QTimer.singleShot(0, self._front_changed)
+        elif watched is self.window and event.type() == QEvent.Type.Resize:
+            self._settling = True  # the columns follow the window's size (app.panel_shares) until the loop turns
+            QTimer.singleShot(0, self._settled)
+        elif watched is self.builder_dock and event.type() == QEvent.Type.Resize:
+            self._resized()
         return False
+
+    def _settled(self) -> None:
+        self._settling = False
+        self._window_size = self.window.size()
+
+    def _visibility_changed(self, _shown: bool) -> None:
+        """The builder's tab came to the front, went behind, or the dock was shown or closed: its size changes
+        until _front_changed has looked (after the layout placed it) are the window's, not the person's."""
+        self._front = False
+        QTimer.singleShot(0, self._front_changed)
+
+    def _resized(self) -> None:
+        """Remember the width the person gives the builder (dragging the line beside it), for the next time it
+        comes to the front, and the next start; a width the window set (a resize, a widening here) is not theirs."""
+        w, dock = self.window, self.builder_dock
+        if self._sizing or self._settling or not self._front or dock.isFloating() or not _in_front(w, dock):
+            return
+        if w.size() != self._window_size:
+            self._window_size = w.size()
+            return
+        saved = getattr(w, "settings", None)
+        if saved is not None:
+            saved.setValue("builder/width", dock.width())
+
+    def chosen_width(self) -> int | None:
+        """The width the person gave the builder last (None until they resize it)."""
+        saved = getattr(self.window, "settings", None)
+        value = saved.value("builder/width") if saved is not None else None
+        with contextlib.suppress(TypeError, ValueError):
+            if int(value) > 0:
+                return int(value)
+        return None
+
+    def wanted_width(self) -> int:
+        """The builder's width: the one the person gave it last, else its share of the window, at least what
+        its buttons need and at most what shows the palette beside the layer list."""
+        chosen = self.chosen_width()
+        if chosen is not None:
+            return chosen
+        frame = self.builder_dock.width() - self.panel.width() if self.panel.isVisible() else 2 * SEPARATOR
+        least = max(self.panel.minimumSizeHint().width() + frame, MIN_BUILDER)
+        return max(min(int(self.window.width() * BUILDER_SHARE), self.panel.inline_width() + frame), least)
 
     def _front_changed(self) -> None:
         """Widen the left column for the builder in front; give it back to the tab in front otherwise."""
         w, dock = self.window, self.builder_dock
+        self._front = _in_front(w, dock)
         if dock.isFloating() or w.dockWidgetArea(dock) != Qt.DockWidgetArea.LeftDockWidgetArea:
             return
-        if _in_front(w, dock):
+        if self._front:
             self._widen()
             return
         left = [d for d in w.findChildren(QDockWidget) if d not in (self.prediction_dock, dock) and d.isVisible()
@@ -131,7 +185,10 @@ class BuilderDock(QObject):
             dock.hide()
 
     def reset(self) -> None:
-        """Put both docks back where they start: placed as at first, hidden."""
+        """Put both docks back where they start: placed as at first, hidden, at the width they start with."""
+        saved = getattr(self.window, "settings", None)
+        if saved is not None:
+            saved.remove("builder/width")
         for dock in (self.builder_dock, self.prediction_dock):
             dock.setFloating(False)
             self.window.removeDockWidget(dock)
@@ -177,7 +234,7 @@ class BuilderDock(QObject):
         """Give the builder the width it asks for and the prediction view room for a square plot, where
         the window has it (the builder scrolls otherwise)."""
         docks, sizes = [], []
-        builder = self.panel.sizeHint().width()
+        builder = self.wanted_width()
         plot, gives_way = PLOT_WIDTH, False
         room = getattr(self.window, "bottom_row_min_width", None)
         if room is not None and self.window.dockWidgetArea(self.builder_dock) == Qt.DockWidgetArea.LeftDockWidgetArea:
@@ -200,22 +257,35 @@ class BuilderDock(QObject):
             others = [d.width() for d in self.window.tabifiedDockWidgets(self.builder_dock) if not d.isFloating()]
             if others:
                 saved.setValue("builder/left_width", max(others))
-        for dock, want, narrows in ((self.builder_dock, builder, False), (self.prediction_dock, plot, gives_way)):
+        chosen = self.chosen_width() is not None  # the person's width, also where the column is wider now
+        for dock, want, narrows in ((self.builder_dock, builder, chosen), (self.prediction_dock, plot, gives_way)):
             wrong = dock.width() < want or (narrows and dock.width() > want)
             if wrong and dock.isVisible() and not dock.isFloating():
                 docks.append(dock)
                 sizes.append(want)
-        if docks:
-            self.window.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
         view = self.prediction_dock
         tall = min(PLOT_WIDTH, int(self.window.height() * PLOT_SHARE))
-        if view.isVisible() and not view.isFloating() and view.height() < tall:
-            # the plot as tall as it is wide, where the window has it: tabbed under the inspector in a 1024x640
-            # window it was 50 pixels high
-            self.window.resizeDocks([view], [tall], Qt.Orientation.Vertical)
+        with self._sizing_here():
+            if docks:
+                self.window.resizeDocks(docks, sizes, Qt.Orientation.Horizontal)
+            if view.isVisible() and not view.isFloating() and view.height() < tall:
+                # the plot as tall as it is wide, where the window has it: tabbed under the inspector in a 1024x640
+                # window it was 50 pixels high
+                self.window.resizeDocks([view], [tall], Qt.Orientation.Vertical)
         balance = getattr(self.window, "balance_bottom_row", None)
         if balance is not None:  # the graph's column is narrower: its bottom row shares what is left
             QTimer.singleShot(0, balance)
+
+    @contextlib.contextmanager
+    def _sizing_here(self):
+        """The builder's column is sized here: its resizes until the layout settles are not the person's."""
+        self._sizing = True
+        try:
+            yield
+            self.window.layout().activate()
+        finally:
+            self._sizing = False
+            self._window_size = self.window.size()
 
     def build(self) -> bool:
         """Build what the panel holds and start debugging its training (paused before the first op);

@@ -314,10 +314,9 @@ class MainWindow(QMainWindow):
         if (self._sized and dock.isVisible() and not dock.isFloating() and not dock.visibleRegion().isEmpty()
                 and dock.width() < want):
             self.resizeDocks([dock], [want], Qt.Orientation.Horizontal)
-            if self.docks["output"] not in self.tabifiedDockWidgets(self.docks["source"]):
-                # Qt took the width from every dock of the row alike: the loss tab read "Lo…" at 1280x720
-                # (a small window's tabbed row is left as it is: balance_bottom_row cut its tabs there)
-                QTimer.singleShot(0, self.balance_bottom_row)
+            # Qt took the width from every dock of the row alike: the loss tab read "Lo…" at 1280x720, and
+            # "Lo… | Train… | Gradient F…" in a 1024x640 window's tabbed row once a script's modules arrived
+            QTimer.singleShot(0, self.balance_bottom_row)
 
     def _left_column_room(self) -> int:
         """The most the left column may take: the graph's column keeps what its bottom row needs to read (the

@@ -50,6 +50,10 @@ class DataForm(QWidget):
         self.dataset = QComboBox()
         for d in datasets:
             self.dataset.addItem(d["label"], d["name"])
+        # "Text (characters of the fables corpus)" must not set the panel's width: the list opens wider
+        self.dataset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.dataset.setMinimumContentsLength(12)
+        self.dataset.currentTextChanged.connect(self.dataset.setToolTip)  # whole, where the box cuts it
         self.dataset.currentIndexChanged.connect(self._dataset_chosen)
         form.addRow("Dataset", self.dataset)
         self.fields["name"] = self.dataset
@@ -91,7 +95,8 @@ class DataForm(QWidget):
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         form.addRow(self.summary)
-        self.starter_button = QPushButton("Use the starter model for this dataset")
+        self.starter_button = QPushButton("Use the starter model")
+        self.starter_button.setToolTip("Replace the layers with the starter model for this dataset")
         self.starter_button.clicked.connect(lambda: self.starterRequested.emit(self._values.get("name", "")))
         form.addRow(self.starter_button)
 

@@ -8,7 +8,8 @@ argument editor, data and training choices, live shape checks, Build / Save / Lo
 The panel knows the build only as its JSON document. Every change asks `services.check(doc)` (after a
 short pause in typing) and shows the answer at the layers: each row's output shape, or in red the
 reason its input does not fit. Layers are added by double-click or by dragging from the palette, and
-reordered by dragging (into Residual and Repeat blocks too) or with the arrow buttons.
+reordered by dragging (into Residual and Repeat blocks too) or with the arrow buttons. The palette sits beside
+the layer list where the panel is wide enough for both; in a narrower panel "+ Add…" (Ins) pops it up.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
+    QStyle,
     QTabWidget,
     QToolButton,
     QTreeWidget,
@@ -37,8 +42,18 @@ from PySide6.QtWidgets import (
 
 from widgets.arg_form import ArgForm
 from widgets.build_setup import DataForm, TrainingForm
+from widgets.elided_label import ElidedLabel
 from widgets.layer_tree import ROLE, LayerTree, PaletteTree, path_of
 from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, OK_TEXT, SECONDARY_TEXT, follow_palette, pick, tint
+
+PALETTE_CHARS = 17  # the palette's width beside the list, in average characters (longer names elide in the middle)
+LIST_CHARS = 40  # the least width of the layer list beside the palette: "Conv2d(1, 8, 3, padding=1)  (N, 8, 28, 28)"
+ADD_TIPS = {  # "+ Add…", with the palette beside the list (True) or popped up from the button (False)
+    True: "Add a layer after the selected one (Ins): type a few letters of its name in the filter beside the list "
+          "and press Enter, or double-click it in the palette",
+    False: "Add a layer after the selected one (Ins): pick it from the palette, or type a few letters of its name "
+           "and press Enter",
+}
 
 
 class BuilderPanel(QWidget):
@@ -61,6 +76,7 @@ class BuilderPanel(QWidget):
         self._loading = False
         self._timer = QTimer(self, singleShot=True, interval=check_delay_ms)
         self._timer.timeout.connect(self.check_now)
+        self._palette_popup = _PalettePopup(self)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._model_tab(), "Model")
@@ -81,9 +97,15 @@ class BuilderPanel(QWidget):
         self.build_button.setToolTip("Build the model, reset the session and pause at its first op")
         self.build_button.clicked.connect(self.request_build)
         buttons = QHBoxLayout()
-        for text, slot in (("Save\u2026", self._save_dialog), ("Load\u2026", self._load_dialog),
-                           ("Export script\u2026", self._export_dialog)):
-            b = QPushButton(text)
+        # tool buttons, as wide as their words: push buttons of 80 pixels or more each made the panel 385 wide
+        for text, tip, slot in (("Save\u2026", "Save the build as a .json file", self._save_dialog),
+                                ("Load\u2026", "Load a build saved as .json", self._load_dialog),
+                                ("Export\u2026", "Export the build as a runnable Python script (.py)",
+                                 self._export_dialog)):
+            b = QToolButton()
+            b.setText(text)
+            b.setToolTip(tip)
+            b.setSizePolicy(QSizePolicy.Policy.Minimum, self.build_button.sizePolicy().verticalPolicy())
             b.clicked.connect(slot)
             buttons.addWidget(b)
         buttons.addStretch(1)
@@ -102,6 +124,9 @@ class BuilderPanel(QWidget):
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self._filter_palette)
         self.palette = PaletteTree()
+        self.palette.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "LazyConv…pose2d": the kind and the dims
+        self.palette.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.palette.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         groups: dict[str, QTreeWidgetItem] = {}
         for entry in self.catalog["layers"]:
             group = groups.get(entry["group"])
@@ -111,16 +136,17 @@ class BuilderPanel(QWidget):
                 group.setExpanded(entry["group"] in ("Blocks", "Linear", "Activations"))
             item = QTreeWidgetItem(group, [entry["type"]])
             item.setData(0, ROLE, entry["type"])
-            item.setToolTip(0, entry["doc"])
+            item.setToolTip(0, f"{entry['type']}: {entry['doc']}")  # the name too: a narrow palette elides it
         follow_palette(self.palette, lambda: [group.setForeground(0, QBrush(QColor(pick(MUTED_TEXT))))
                                               for group in groups.values()])
         self.palette.itemDoubleClicked.connect(self._palette_activated)
+        self.palette.dragStarting.connect(self._palette_popup.hide)  # the drop lands in the list under it
         for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):  # the keyboard's double-click
             enter = QShortcut(QKeySequence(key), self.palette, context=Qt.ShortcutContext.WidgetShortcut)
             enter.activated.connect(lambda: self._palette_activated(self.palette.currentItem()))
         self.filter.returnPressed.connect(self._to_palette)
-        left = QWidget()
-        lv = QVBoxLayout(left)
+        self.palette_box = QWidget()
+        lv = QVBoxLayout(self.palette_box)
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addWidget(self.filter)
         lv.addWidget(self.palette, 1)
@@ -132,6 +158,11 @@ class BuilderPanel(QWidget):
         follow_palette(self.tree, lambda: self._show_report(), now=False)  # its rows' colours
         tools = QHBoxLayout()
         tools.setContentsMargins(0, 0, 0, 0)
+        self.add_button = QToolButton()
+        self.add_button.setText("+ Add\u2026")
+        self.add_button.setToolTip(ADD_TIPS[False])
+        self.add_button.clicked.connect(self.show_palette)
+        tools.addWidget(self.add_button)
         for text, tip, slot in (("\u2191", "Move up (Alt+Up)", lambda: self._nudge(-1)),
                                 ("\u2193", "Move down (Alt+Down)", lambda: self._nudge(1)),
                                 ("\u2715", "Remove (Del)", self._remove_current)):
@@ -140,47 +171,133 @@ class BuilderPanel(QWidget):
             b.setToolTip(tip)
             b.clicked.connect(slot)
             tools.addWidget(b)
-        self.summary = QLabel()
+        self.summary = ElidedLabel()  # "5 layers · 1,218 parameters", or "5 layers" where that does not fit
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         tint(self.summary, MUTED_TEXT)
-        tools.addStretch(1)
-        tools.addWidget(self.summary)
+        tools.addWidget(self.summary, 1)
         QShortcut(QKeySequence.StandardKey.Delete, self.tree, self._remove_current)
+        QShortcut(QKeySequence(Qt.Key.Key_Insert), self.tree, self.show_palette,
+                  context=Qt.ShortcutContext.WidgetShortcut)
         for keys, step in (("Alt+Up", -1), ("Alt+Down", 1)):
             QShortcut(QKeySequence(keys), self.tree, lambda s=step: self._nudge(s),
                       context=Qt.ShortcutContext.WidgetShortcut)
         middle = QWidget()
         mv = QVBoxLayout(middle)
         mv.setContentsMargins(0, 0, 0, 0)
+        mv.addLayout(tools)  # above the list, level with the filter above the palette
         mv.addWidget(self.tree, 1)
-        mv.addLayout(tools)
 
-        top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(left)
-        top.addWidget(middle)
-        top.setStretchFactor(0, 2)
-        top.setStretchFactor(1, 5)
-        top.setSizes([150, 380])
+        # the palette sits beside the list where the panel has the room for both (from about 430 pixels);
+        # in a narrower panel it pops up from "+ Add…": beside a 200-pixel list it read "Hardshrin" and "LeakyReL"
+        self._top = QSplitter(Qt.Orientation.Horizontal)
+        self._top.setChildrenCollapsible(False)
+        self._top.addWidget(middle)
+        self._top.setStretchFactor(0, 1)
+        self._palette_inline = False
+        self._palette_popup.layout().addWidget(self.palette_box)
 
         self.args_box = QGroupBox("Arguments")
         self.layer_args = ArgForm()
         self.layer_args.changed.connect(self._layer_args_changed)
         self.layer_args.rejected.connect(self.check_now)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setWidget(self.layer_args)
+        self._args_scroll = QScrollArea()
+        self._args_scroll.setWidgetResizable(True)
+        self._args_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self._args_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._args_scroll.setWidget(self.layer_args)
         self.layer_doc = QLabel()
         self.layer_doc.setWordWrap(True)
         tint(self.layer_doc, SECONDARY_TEXT)
         bv = QVBoxLayout(self.args_box)
         bv.addWidget(self.layer_doc)
-        bv.addWidget(scroll, 1)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(top)
-        split.addWidget(self.args_box)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        return split
+        bv.addWidget(self._args_scroll, 1)
+        self._split = QSplitter(Qt.Orientation.Vertical)
+        self._split.setChildrenCollapsible(False)
+        self._split.addWidget(self._top)
+        self._split.addWidget(self.args_box)
+        self._split.setStretchFactor(0, 1)
+        self._split.setStretchFactor(1, 0)
+        self._split_by_person = False  # the person dragged the line between list and arguments: theirs from then on
+        self._split.splitterMoved.connect(lambda *_: setattr(self, "_split_by_person", True))
+        self._split.installEventFilter(self)  # the Model tab's page: resized, it places the palette
+        return self._split
+
+    # ---- where the palette goes --------------------------------------------------------------------
+    def inline_width(self) -> int:
+        """The least width of the panel at which the palette sits beside the layer list."""
+        # the panel's margins and the tabs' frame around the page, as laid out (an estimate before the first show)
+        around = self.width() - self._split.width() if self._split.width() < self.width() else 24
+        return self._inline_page_width() + around
+
+    def _inline_page_width(self) -> int:
+        """The least width of the Model tab's page with the palette beside the list."""
+        chars = self.fontMetrics().averageCharWidth()
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        return (PALETTE_CHARS + LIST_CHARS) * chars + 2 * bar + 4 * self.tree.frameWidth() + self._top.handleWidth()
+
+    def palette_inline(self) -> bool:
+        """Whether the palette sits beside the layer list (else "+ Add…" pops it up)."""
+        return self._palette_inline
+
+    def show_palette(self) -> None:
+        """Where a layer is picked to add: the filter beside the list, or the palette popped up under "+ Add…"."""
+        if not self._palette_inline:
+            popup, button = self._palette_popup, self.add_button
+            size = QSize(self._popup_width(),
+                         max(min(self.tree.height() + self.args_box.height(), 40 * self.fontMetrics().height()),
+                             14 * self.fontMetrics().height()))
+            below = button.mapToGlobal(QPoint(0, button.height()))
+            screen = button.screen().availableGeometry() if button.screen() is not None else None
+            if screen is not None and below.y() + size.height() > screen.bottom():  # above the button instead
+                below.setY(max(screen.top(), button.mapToGlobal(QPoint(0, 0)).y() - size.height()))
+            popup.setGeometry(QRect(below, size))
+            popup.show()
+        self.filter.setFocus()
+        self.filter.selectAll()
+
+    def _popup_width(self) -> int:
+        """The popped-up palette's width: its longest name whole ("TransformerEncoderLayer"), as it has the room."""
+        metrics, tree = self.palette.fontMetrics(), self.palette
+        names = max(metrics.horizontalAdvance(name) for name in self._layer_info)
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        return names + 2 * tree.indentation() + bar + 2 * tree.frameWidth() + 4 * metrics.averageCharWidth()
+
+    def _place_palette(self) -> None:
+        """Put the palette beside the list where the Model tab has the room, else in the popup."""
+        inline = self._split.width() >= self._inline_page_width()
+        if inline == self._palette_inline:
+            return
+        self._palette_inline = inline
+        if inline:
+            self._palette_popup.hide()
+            self._top.insertWidget(0, self.palette_box)
+            self._top.setStretchFactor(0, 0)
+            self._top.setStretchFactor(1, 1)
+            chars = self.fontMetrics().averageCharWidth()
+            palette = PALETTE_CHARS * chars + self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+            self._top.setSizes([palette, max(self._top.width() - palette, 1)])
+        else:
+            self._palette_popup.layout().addWidget(self.palette_box)
+        self.palette_box.show()
+        self.add_button.setToolTip(ADD_TIPS[inline])
+
+    def _fit_args(self) -> None:
+        """Give the arguments under the list the height they ask for (at most half the tab), until the person
+        sets the line between them: at 1024x640 the list kept three fifths and Linear's form showed two rows."""
+        if self._split_by_person or not self._split.isVisible():
+            return
+        total = sum(self._split.sizes())
+        # the box's title, its doc line and margins as laid out now, and the form's rows
+        want = self.args_box.height() - self._args_scroll.height() + self.layer_args.sizeHint().height()
+        args = min(want, total // 2)
+        if total > 0 and abs(self._split.sizes()[1] - args) > 2:
+            self._split.setSizes([total - args, args])
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self._split and event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self._place_palette()
+            self._fit_args()
+        return False
 
     # ---- the document ---------------------------------------------------------------------------
     def document(self) -> dict:
@@ -364,6 +481,9 @@ class BuilderPanel(QWidget):
         kind = item.data(0, ROLE) if item is not None else None
         if kind:
             self.add_layer(kind)
+            if self._palette_popup.isVisible():  # picked: the popup goes, the new layer's arguments show
+                self._palette_popup.hide()
+                self.tree.setFocus()
 
     def _filter_palette(self, text: str) -> None:
         text = text.strip().lower()
@@ -395,6 +515,7 @@ class BuilderPanel(QWidget):
         self.layer_doc.setText(info["doc"])
         self.layer_args.set_args(info["args"], layer.get("args", {}))
         self._mark_layer_args()
+        QTimer.singleShot(0, self._fit_args)  # the form's new rows show (and measure) once the event loop turns
 
     def _layer_args_changed(self, values: dict) -> None:
         item = self.tree.currentItem()
@@ -480,7 +601,7 @@ class BuilderPanel(QWidget):
                 for col in (0, 1):
                     item.setData(col, Qt.ItemDataRole.BackgroundRole, None)
                 tip = f"in {shape['in']} \u2192 out {shape['out']}" if shape and shape.get("out") else ""
-                item.setToolTip(0, tip)
+                item.setToolTip(0, "\n".join(filter(None, (item.text(0), tip))))  # whole, where a narrow list elides it
                 item.setToolTip(1, tip)
         problems = r["problems"]
         if problems:
@@ -492,7 +613,7 @@ class BuilderPanel(QWidget):
             self.status.setText(f"\u2713 Ready: {r['input']} \u2192 {r['output']}, {r['parameters']:,} parameters")
         count = sum(1 for _ in _walk(self.tree))
         params = f" \u00b7 {r['parameters']:,} parameters" if r["ok"] else ""
-        self.summary.setText(f"{count} layers{params}")
+        self.summary.setText(f"{count} layers{params}", short=f"{count} layers")
         self.data.summary.setText(r.get("data") or "")
         self.build_button.setEnabled(bool(r["ok"]))
         self.build_button.setToolTip(problems[0]["message"] if problems else "Build and pause at the first op")
@@ -586,3 +707,15 @@ def _expand(item: QTreeWidgetItem) -> None:
     item.setExpanded(True)
     for i in range(item.childCount()):
         _expand(item.child(i))
+
+
+class _PalettePopup(QFrame):
+    """The palette (its filter above it) popped up under "+ Add…" in a panel too narrow to show it beside the list;
+    Escape closes it."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent, Qt.WindowType.Popup)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(4, 4, 4, 4)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.hide)

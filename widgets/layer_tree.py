@@ -18,7 +18,10 @@ ROLE = Qt.ItemDataRole.UserRole
 
 
 class PaletteTree(QTreeWidget):
-    """The layers to choose from, grouped; a layer drags out as its type name."""
+    """The layers to choose from, grouped; a layer drags out as its type name. `dragStarting()` just before a drag
+    begins (a popped-up palette gets out of the way of the list the layer is dropped into)."""
+
+    dragStarting = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -26,6 +29,10 @@ class PaletteTree(QTreeWidget):
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setIndentation(12)
+
+    def startDrag(self, actions) -> None:
+        self.dragStarting.emit()
+        super().startDrag(actions)
 
     def mimeData(self, items) -> QMimeData:
         mime = QMimeData()

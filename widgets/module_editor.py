@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import uuid
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +38,9 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -47,9 +52,12 @@ from engine.nn.settings import Setting
 from widgets.theme import ERROR_FIELD, ERROR_TEXT, MUTED_TEXT, follow_palette, pick, tint
 
 PATH = Qt.ItemDataRole.UserRole
+DETAIL = Qt.ItemDataRole.UserRole + 1  # what a narrow tree writes after the name: "Linear", "Dropout · eval"
 TYPES = {"float": float, "int": int, "bool": bool, "str": str}
 TIMES = "\u00d7"
 _REFUSED = "QLineEdit {{ border: 1px solid #e03131; border-radius: 2px; background: {fill}; }}"
+NAME, CLASS, PARAMS, MODE, FROZEN = range(5)  # the tree's columns
+CLASS_LEAST = 8  # characters: narrower than this beside the names whole, the class goes after the name instead
 MAX_ELEMENTS = 65_536  # a selection's coordinates travel in the edit (and the tape): all, or at most this many
 
 
@@ -239,20 +247,37 @@ class ModuleEditor(QWidget):
         box.addWidget(split)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Module", "Class", "Params", "Mode", "Frozen"])
+        for col, tip in ((NAME, "The module's attribute name (its path in the tooltip)"),
+                         (CLASS, "The module's class"),
+                         (PARAMS, "Parameters in the module and everything inside it"),
+                         (MODE, "train or eval: what module.train() / module.eval() set last"),
+                         (FROZEN, "Ticked: its parameters are frozen (requires_grad off); the optimizer leaves them "
+                                  "as they are")):
+            self.tree.headerItem().setToolTip(col, tip)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
+        self.tree.setIndentation(14)
+        # the columns share the width the tree has, never more (see _fit_columns): at 1024x640 the Editor's
+        # five columns scrolled sideways, Params, Mode and the Frozen ticks out of sight
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideRight)
         header = self.tree.header()
-        # every column as wide as its contents, the module names first: in a narrow dock a stretched name
-        # column got what the others left, which was nothing ("S..." for SpiralNet); the rest scrolls
-        header.setStretchLastSection(True)
-        for col in range(5):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header.setMinimumSectionSize(8)
+        self._names = _NameDelegate(self.tree)
+        self._wanted = [0] * self.tree.columnCount()  # each column's width to show whole, as last measured
+        self._retired: list[QTreeWidgetItem] = []  # rows taken out of the tree, deleted when the event loop turns
+        self.tree.setItemDelegateForColumn(NAME, self._names)
+        self.tree.viewport().installEventFilter(self)
         self.tree.currentItemChanged.connect(self._current_changed)
         self.tree.itemChanged.connect(self._tree_item_changed)
         split.addWidget(self.tree)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        # the details wrap to the dock's width (names break after a dot, forms put a field under its name)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         inner = QWidget()
         self._details_box = QVBoxLayout(inner)
         self._details_box.setContentsMargins(6, 6, 6, 6)
@@ -261,7 +286,7 @@ class ModuleEditor(QWidget):
         self._details_box.addStretch(1)
         scroll.setWidget(inner)
         split.addWidget(scroll)
-        split.setSizes([180, 380])
+        split.setSizes([220, 340])
         self.set_model([], None)
 
     # ---- inputs -----------------------------------------------------------------------------------
@@ -271,7 +296,11 @@ class ModuleEditor(QWidget):
         self._modules = {m["path"]: m for m in modules}
         self.tree.blockSignals(True)
         try:
-            self.tree.clear()
+            # the old rows are deleted once the event loop turns, not here: a session that applies an edit at once
+            # (a test's) calls this from inside the Frozen tick's itemChanged, and Qt still reads that row after
+            # (a crash in the whole suite, in test_freeze_from_the_tree_and_undo_restores_a_mixed_state)
+            self._retired += [self.tree.takeTopLevelItem(0) for _ in range(self.tree.topLevelItemCount())]
+            QTimer.singleShot(0, self._retired.clear)
             items: dict[str, QTreeWidgetItem] = {}
             for m in modules:
                 path = m["path"]
@@ -279,10 +308,17 @@ class ModuleEditor(QWidget):
                 parent = items.get(parent_path)
                 name = path[len(parent_path) + 1:] if parent is not None else path
                 total, trainable = self._count(path)
-                item = QTreeWidgetItem([name, m["cls"], f"{total:,}" if total else "",
-                                        "train" if m["training"] else "eval", ""])
+                mode = "train" if m["training"] else "eval"
+                item = QTreeWidgetItem([name, m["cls"], f"{total:,}" if total else "", mode, ""])
                 item.setData(0, PATH, path)
-                item.setToolTip(0, path)
+                # whole in the tooltips, where a narrow dock elides the columns
+                cls = m["cls"] if m["cls"] != name else ""  # the model's root is named by its class
+                item.setData(NAME, DETAIL, cls if m["training"] else " \u00b7 ".join(filter(None, (cls, "eval"))))
+                counted = f"{total:,} parameters, {trainable:,} of them trainable" if total else "no parameters"
+                item.setToolTip(NAME, f"{path}\n{m['cls']} \u00b7 {mode} mode \u00b7 {counted}")
+                item.setToolTip(CLASS, m["cls"])
+                item.setToolTip(PARAMS, counted)
+                item.setToolTip(MODE, f"{mode} mode")
                 item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if total:
                     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -292,6 +328,7 @@ class ModuleEditor(QWidget):
                 (parent.addChild if parent is not None else self.tree.addTopLevelItem)(item)
                 items[path] = item
             self.tree.expandAll()
+            self._fit_columns()
             target = items.get(current) or (next(iter(items.values())) if items else None)
             if target is not None:
                 self.tree.setCurrentItem(target)
@@ -309,11 +346,44 @@ class ModuleEditor(QWidget):
                 return
         raise KeyError(f"ModuleEditor: no module {path!r}")
 
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.tree.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_columns()
+        return False
+
+    def _fit_columns(self) -> None:
+        """Share the tree's width among its columns, never more: the parameter counts, modes and Frozen ticks
+        whole, the names whole, the classes with what is left (the names get what a wide dock has over). Where the
+        classes would get less than a few characters (a 240-pixel dock at 1024x640), the tree shows the names and
+        the Frozen ticks only, each name followed by its class (and "eval" in eval mode), muted; the counts and
+        modes are in the rows' tooltips and the selected module's details."""
+        header, tree = self.tree.header(), self.tree
+        room = tree.viewport().width()
+        for col in range(header.count()):
+            header.setSectionHidden(col, False)
+        wanted = self._wanted = [max(header.sectionSizeHint(col), tree.sizeHintForColumn(col))
+                                 for col in range(header.count())]
+        rest = room - sum(wanted[PARAMS:])
+        narrow = rest - wanted[NAME] < min(wanted[CLASS], CLASS_LEAST * tree.fontMetrics().averageCharWidth())
+        self._names.narrow = narrow
+        if narrow:
+            for col in (CLASS, PARAMS, MODE):
+                header.setSectionHidden(col, True)
+            widths = {NAME: room - wanted[FROZEN], FROZEN: wanted[FROZEN]}
+        else:
+            cls = min(wanted[CLASS], rest - wanted[NAME])
+            widths = {NAME: rest - cls, CLASS: cls, **{col: wanted[col] for col in range(PARAMS, len(wanted))}}
+        for col, width in widths.items():
+            header.resizeSection(col, max(width, header.minimumSectionSize()))
+        tree.viewport().update()
+
+    def narrow(self) -> bool:
+        """Whether the tree shows names and Frozen ticks only, each class after its name (a narrow dock)."""
+        return self._names.narrow
+
     def wanted_width(self) -> int:
         """The width that shows the tree's columns whole (names, classes, parameter counts, mode, frozen)."""
-        header = self.tree.header()
-        columns = sum(max(header.sectionSizeHint(col), self.tree.sizeHintForColumn(col))
-                      for col in range(header.count()))
+        columns = sum(self._wanted)  # as measured with every column shown (a hidden header section measures 0)
         scroll = self.tree.verticalScrollBar().sizeHint().width()
         return columns + 2 * self.tree.frameWidth() + scroll + self.tree.fontMetrics().averageCharWidth()
 
@@ -437,23 +507,25 @@ class ModuleEditor(QWidget):
         # a long path ("TinyGPT.blocks.layers.0.dropout") may break after a dot: unbroken, it made the
         # details wider than a narrow dock and cut off every editor's refusal on the right. Not selectable:
         # a copied path would carry the invisible break marks into whatever it is pasted into
-        breakable = path.replace(".", ".\u200b")
+        breakable = _breakable(path)
         title = QLabel()
         # the class's colour is in the HTML: written again when the palette turns light or dark
         follow_palette(title, lambda: title.setText(
-            f"<b>{breakable}</b> &nbsp;<span style='color: {pick(MUTED_TEXT)}'>{m['cls']}</span>"))
+            f"<b>{breakable}</b> &nbsp;<span style='color: {pick(MUTED_TEXT)}'>{_breakable(m['cls'])} \u00b7 "
+            f"{'train' if m['training'] else 'eval'} mode</span>"))
         title.setWordWrap(True)
         title.setToolTip(path)
         box.addWidget(title)
         nothing = True
         total, trainable = self._count(path)
         if not m["params"] and total:
-            # a container: freeze everything below it here too (the tree's Frozen column scrolls out of
-            # sight in a narrow dock)
+            # a container: freeze everything below it here too, a click away from its details. The count in the
+            # title: "Freeze all 2,402 parameters inside" set the details' least width past a 240-pixel dock's
             nothing = False
-            group = QGroupBox("Parameters")
+            group = QGroupBox(f"Parameters: {total:,} inside")
             form = _form(group)
-            check = QCheckBox(f"Freeze all {total:,} parameters inside")
+            check = QCheckBox("Freeze all")
+            check.setToolTip(f"Ticked: all {total:,} parameters inside {path} are frozen (requires_grad off)")
             check.setCheckState(_frozen_state(total, trainable))
             check.clicked.connect(lambda on: self._freeze(path, on))
             form.addRow(check)
@@ -628,6 +700,12 @@ class ModuleEditor(QWidget):
         self.editRequested.emit(SwapModule(path, cls), inverse, f"swap {path} for {cls}")
 
 
+def _breakable(name: str) -> str:
+    """`name` with places a label may break it: after a dot, and between the words of a CamelCase class name
+    ("SpiralClassifierWithResidualBlocks", a model's root, ran past a narrow dock's edge)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "\u200b", name.replace(".", ".\u200b"))
+
+
 def _form(group: QGroupBox) -> QFormLayout:
     """A form whose field goes under its name where the dock is too narrow for both on one line."""
     form = QFormLayout(group)
@@ -648,3 +726,46 @@ def _frozen_state(total: int, trainable: int) -> Qt.CheckState:
     if trainable == 0:
         return Qt.CheckState.Checked
     return Qt.CheckState.Unchecked if trainable == total else Qt.CheckState.PartiallyChecked
+
+
+class _NameDelegate(QStyledItemDelegate):
+    """The name column: in a narrow tree (`narrow`), the name and after it, muted, the class ("Linear", "Dropout ·
+    eval"); the class gives way first, then the name, each ending in "…"."""
+
+    def __init__(self, parent) -> None:
+        super().__init__(parent)
+        self.narrow = False
+
+    def paint(self, painter, option, index) -> None:
+        detail = index.data(DETAIL)
+        if not self.narrow or not detail:
+            super().paint(painter, option, index)
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        name, opt.text = opt.text, ""
+        widget = opt.widget
+        style = widget.style() if widget is not None else None
+        if style is None:
+            super().paint(painter, option, index)
+            return
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)  # row, selection, focus
+        margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, widget) + 1
+        rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget).adjusted(margin, 0, -margin, 0)
+        metrics = opt.fontMetrics
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        active = bool(opt.state & QStyle.StateFlag.State_Active)
+        group = QPalette.ColorGroup.Active if active else QPalette.ColorGroup.Inactive
+        text = opt.palette.color(group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        shown = metrics.elidedText(name, Qt.TextElideMode.ElideRight, rect.width())
+        painter.save()
+        painter.setFont(opt.font)
+        painter.setPen(text)
+        painter.drawText(rect, align, shown)
+        gap = metrics.horizontalAdvance("  ")
+        left = rect.adjusted(metrics.horizontalAdvance(shown) + gap, 0, 0, 0)
+        if left.width() >= metrics.horizontalAdvance("M\u2026"):
+            painter.setPen(text if selected else QColor(pick(MUTED_TEXT, opt.palette)))
+            painter.drawText(left, align, metrics.elidedText(detail, Qt.TextElideMode.ElideRight, left.width()))
+        painter.restore()

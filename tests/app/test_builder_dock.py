@@ -4,7 +4,7 @@ import ast
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QPushButton
+from PySide6.QtWidgets import QFileDialog, QToolButton
 
 from app.builder import Progress, export_script, from_json
 from app.builder_dock import caption
@@ -135,7 +135,7 @@ def test_export_script_writes_the_build_as_a_runnable_script(qtbot, window, tmp_
     dock = open_builder(qtbot, window)
     target = tmp_path / "spirals.py"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "Python (*.py)"))
-    button = next(b for b in dock.panel.findChildren(QPushButton) if b.text().startswith("Export script"))
+    button = next(b for b in dock.panel.findChildren(QToolButton) if b.text().startswith("Export"))
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     text = target.read_text()
     ast.parse(text)  # the script itself runs and learns: tests/app/test_builder.py
