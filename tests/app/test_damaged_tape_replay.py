@@ -11,8 +11,7 @@ import pytest
 
 import engine.tape
 from tests.app.test_replay_window import replay
-from tests.engine.tape.helpers import record_run
-from tests.engine.tape.test_damaged_tapes import PAGE, _overwritten
+from tests.engine.tape.test_damaged_tapes import PAGE, _overwritten, _pages, cut_inside_events, record_in_chunks
 from tests.shots import shoot
 from widgets.theme import MUTED_TEXT, pick
 from widgets.timeline import PHASE_COLOURS, RULER
@@ -21,7 +20,7 @@ from widgets.timeline import PHASE_COLOURS, RULER
 @pytest.fixture(scope="module")
 def tape(tmp_path_factory):
     path = tmp_path_factory.mktemp("damaged-replay") / "run.tape"
-    record_run(path, capture="values", steps=60, batch_events=64)
+    record_in_chunks(path)
     return path
 
 
@@ -65,14 +64,27 @@ def test_the_events_after_a_damaged_chunk_are_replayed_with_the_hole_shown(qtbot
     shoot(window, "damaged-events.png")
 
 
-def test_a_tape_cut_short_opens_as_far_as_it_goes_and_says_it_is_cut_short(qtbot, make_window, tmp_path, tape):
+@pytest.mark.parametrize("where", ["inside the events", "past the events"])
+def test_a_tape_cut_short_opens_as_far_as_it_goes_and_says_it_is_cut_short(qtbot, make_window, tmp_path, tape,
+                                                                           where):
     data = tape.read_bytes()
     cut = tmp_path / "cut.tape"
-    cut.write_bytes(data[:len(data) // 2 // PAGE * PAGE])
+    # past the events: the pages of the values and snapshots written after them are lost, and every event is read
+    end = cut_inside_events(tape) if where == "inside the events" else max(_pages(tape, "events")) * PAGE
+    assert end < len(data)
+    cut.write_bytes(data[:end])
+    with engine.tape.open(tape) as whole:
+        events = len(whole.columns()["seq"])
     window = make_window()
     assert window.open_tape(str(cut)), window.message_bar.text()
     session = replay(qtbot, window, str(cut))  # was: "damaged tape (database disk image is malformed)", no window
     assert session.counts["events"] > 0 and session.cursor == session.last_seq
     message = window.message_bar.text()
-    assert message.startswith("Damaged tape: ") and "lost too: the file is cut short: " in message
+    if where == "inside the events":
+        assert session.counts["events"] < events and session.gaps
+        assert message.startswith(f"Damaged tape: {session.counts['events']:,} of {events:,} events shown; lost are ")
+        assert "lost too: the file is cut short: " in message
+    else:
+        assert session.counts["events"] == events and not session.gaps
+        assert message.startswith(f"Damaged tape: all its {events:,} events were read; lost: the file is cut short: ")
     assert cut.read_bytes() == data[:len(cut.read_bytes())]  # never written to

@@ -36,8 +36,9 @@ class Run:
     model: MLP | None = None
 
 
-def train(steps: int, model: MLP | None = None, nan_at: int = -1):
-    """Run `steps` training steps of a fresh MLP (a NaN-making op at step `nan_at`); returns the model."""
+def train(steps: int, model: MLP | None = None, nan_at: int = -1, after_step=None):
+    """Run `steps` training steps of a fresh MLP (a NaN-making op at step `nan_at`, `after_step(i)` after step i);
+    returns the model."""
     model = model or MLP()
     opt = engine.optim.SGD(model.parameters(), lr=0.1)
     rng = np.random.default_rng(0)
@@ -51,18 +52,31 @@ def train(steps: int, model: MLP | None = None, nan_at: int = -1):
                 out = out + (engine.zeros(1) - 1.0).log()  # log(-1): the NaN's origin
         F.cross_entropy(out, y).backward()
         opt.step()
+        if after_step is not None:
+            after_step(i)
     return model
 
 
-def record_run(path, capture: str = "summary", steps: int = 3, nan_at: int = -1, **options) -> Run:
-    """Record `steps` steps to `path`, keeping what the hub and the recording debugger delivered."""
+def record_run(path, capture: str = "summary", steps: int = 3, nan_at: int = -1, flush_every: int = 0,
+               **options) -> Run:
+    """Record `steps` steps to `path`, keeping what the hub and the recording debugger delivered.
+
+    flush_every: commit the events of each `flush_every` steps as one batch, and only then, so that the tape's
+    chunks of events and its pages come out the same in every run (left to itself the writer takes whatever
+    is queued when it wakes, which the machine's speed decides); tests that damage a chosen page need that."""
+    if flush_every:  # the writer wakes for nothing but the flushes
+        options.update(flush_interval=3600.0, max_lag=3600.0, batch_events=1 << 20)
     run = Run()
     unsubscribe = engine.hub.subscribe(run.events.append)
     model = MLP()
     dbg = Debugger(capture, model=model, interactive=False, cache_bytes=0, on_record=run.records.append)
     try:
-        with dbg, engine.record(path, debugger=dbg, **options):
-            train(steps, model, nan_at)
+        with dbg, engine.record(path, debugger=dbg, **options) as recorder:
+            def flush(i: int) -> None:
+                if (i + 1) % flush_every == 0:
+                    assert recorder.flush(60.0), "the tape's writer did not commit a batch in a minute"
+
+            train(steps, model, nan_at, flush if flush_every else None)
     finally:
         unsubscribe()
     run.model = model

@@ -19,18 +19,30 @@ from tests.engine.tape.helpers import copy_of, record_run, same_record
 PAGE = 4096
 
 
+def record_in_chunks(path) -> None:
+    """60 steps recorded as 15 chunks of 60 events (4 steps each), the same in every run: each chunk a leaf cell and
+    one overflow page, 5 to a leaf, 3 leaves under the root; the tests damage pages of that layout."""
+    record_run(path, capture="values", steps=60, flush_every=4)
+    con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        assert [n for (n,) in con.execute("SELECT count FROM events ORDER BY first_seq")] == [60] * 15
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="module")
 def tape(tmp_path_factory):
     path = tmp_path_factory.mktemp("damaged") / "run.tape"
-    record_run(path, capture="values", steps=60, batch_events=64)
+    record_in_chunks(path)
     return path
 
 
 def _pages(path, table: str, kind: str | None = None) -> list[int]:
-    """The page numbers of a table (1-based), read from a copy with SQLite's dbstat."""
+    """The page numbers of a table (1-based) in the order of its keys, read with SQLite's dbstat (its path, as
+    '/001/004+000000', says where in the b-tree a page lies), so the middle one holds rows in the middle."""
     con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     try:
-        rows = con.execute("SELECT pageno, pagetype FROM dbstat WHERE name = ? ORDER BY pageno", (table,)).fetchall()
+        rows = con.execute("SELECT pageno, pagetype FROM dbstat WHERE name = ? ORDER BY path", (table,)).fetchall()
     finally:
         con.close()
     return [p for p, t in rows if kind is None or t == kind]
@@ -132,6 +144,18 @@ def test_rows_past_a_damaged_leaf_page_of_events_are_read_by_their_keys(tape, tm
     assert [r.seq for r in read] == [s for s in seqs if not first <= s <= last] and read[-1].seq == seqs[-1]
 
 
+def test_a_damaged_interior_page_of_events_loses_every_event_it_indexes_and_says_so(tape, tmp_path):
+    # the limit: rows are found through the interior pages above them, so what a damaged one indexes is lost; here
+    # the only one is the root (three leaves under it), so no event is read, and the whole range is named lost
+    (interior,) = _pages(tape, "events", "internal")
+    bad = _overwritten_page(tape, tmp_path, interior, "bad-interior")
+    with engine.tape.open(bad) as t:
+        assert len(t.columns("kind")["seq"]) == 0 and t.no_event_read
+        assert t.events_lost == [t.seq_range()]
+        first, last = t.seq_range()
+        assert damage(t)[0].startswith(f"events {first:,}-{last:,} unreadable (")
+
+
 def test_a_chunk_whose_bytes_disagree_with_its_row_is_lost_not_read_as_other_events(tape, tmp_path):
     bad = copy_of(tape, tmp_path, "scrambled.tape")
     con = sqlite3.connect(bad)  # bytes that SQLite hands back without an error: a page overwritten past its links
@@ -187,15 +211,26 @@ def test_a_dot_export_of_one_iteration_names_the_events_lost_after_it(tape, tmp_
     assert "left out: events " in capsys.readouterr().err
 
 
+def cut_inside_events(tape) -> int:
+    """A length to cut the tape to that falls inside its events: up to the overflow page of its middle chunk.
+    (Half its bytes need not: where the events were written early, the values after them fill the rest.)"""
+    overflow = _pages(tape, "events", "overflow")
+    return (overflow[len(overflow) // 2] - 1) * PAGE
+
+
 def test_a_tape_cut_short_says_so_and_is_read_as_far_as_it_goes(tape, tmp_path, capsys):
     data = tape.read_bytes()
     cut = tmp_path / "cut.tape"
-    cut.write_bytes(data[:len(data) // 2 // PAGE * PAGE])
+    cut.write_bytes(data[:cut_inside_events(tape)])
     assert cut_short(str(cut)) == (cut.stat().st_size, len(data))
+    with engine.tape.open(tape) as whole:
+        seqs = [r.seq for r in whole.records()]
     with engine.tape.open(cut) as t:  # SQLite alone refuses it ("database disk image is malformed")
         lines = damage(t)
         assert t.iterations()  # from the iterations table, or where it is lost, from the events
-        sum(1 for _ in t.records())
+        read = [r.seq for r in t.records()]
+        assert t.events_lost and 0 < len(read) < len(seqs) and set(read) < set(seqs)
+    assert any(line.startswith("events ") for line in lines[1:])
     assert lines[0].startswith("the file is cut short: ") and lines[0].endswith(f" of {len(data) / 1024:.1f} KiB")
     assert main(["info", str(cut)]) == 2
     assert "  DAMAGED:    the file is cut short: " in capsys.readouterr().out
