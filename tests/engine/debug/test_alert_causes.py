@@ -174,10 +174,13 @@ def test_reshapes_that_keep_the_order_raise_nothing():
     assert not dbg.alerts
 
 
-def scheduled_run(make_scheduler, steps: int = 60, per_batch: bool = True) -> list:
+def scheduled_run(make_scheduler, steps: int = 60, per_batch: bool = True, kinds=("lr_gone",), model=None,
+                  lr: float = 0.1) -> list:
+    """The alerts of `kinds` over `steps` SGD steps of `model` (a Linear(4, 2) by default), the scheduler
+    make_scheduler(opt) stepped after each step (per_batch) or once an epoch of 20."""
     engine.manual_seed(0)
-    model = nn.Linear(4, 2)
-    opt = engine.optim.SGD(model.parameters(), lr=0.1)
+    model = model() if model is not None else nn.Linear(4, 2)
+    opt = engine.optim.SGD(model.parameters(), lr=lr)
     scheduler = make_scheduler(opt)
     x, y = engine.randn(16, 4), engine.randint(0, 2, (16,))
     with Debugger("summary", model=model, optimizer=opt) as dbg:
@@ -187,7 +190,7 @@ def scheduled_run(make_scheduler, steps: int = 60, per_batch: bool = True) -> li
             opt.step()
             if per_batch or step % 20 == 19:  # batches of an epoch of 20
                 scheduler.step()
-    return [a for a in dbg.alerts if a.kind == "lr_gone"]
+    return [a for a in dbg.alerts if a.kind in kinds]
 
 
 def test_a_scheduler_stepped_every_batch_is_named():

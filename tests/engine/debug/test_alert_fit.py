@@ -12,23 +12,14 @@ import engine
 import engine.nn as nn
 import engine.nn.functional as F
 from engine.debug import AlertSettings, Debugger
+from tests.engine.debug.test_alert_causes import scheduled_run
 
 
 # ---- a scheduler that sets the learning rate to 0 --------------------------------------------------------------
 def scheduled(make, steps: int = 30) -> list:
     """The learning-rate alerts of `steps` SGD steps, the scheduler `make(opt)` stepped after each."""
-    engine.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    opt = engine.optim.SGD(model.parameters(), lr=0.05)
-    scheduler = make(opt)
-    x, y = engine.randn(16, 4), engine.randint(0, 2, (16,))
-    with Debugger("summary", model=model, optimizer=opt) as dbg:
-        for _ in range(steps):
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-            scheduler.step()
-    return [a for a in dbg.alerts if a.kind in ("lr_zero", "lr_gone")]
+    return scheduled_run(make, steps, kinds=("lr_zero", "lr_gone"), lr=0.05,
+                         model=lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
 
 
 def test_a_scheduler_that_zeroes_the_rate_is_one_alert_a_step_later_at_its_lambda():

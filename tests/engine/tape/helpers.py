@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
+import sqlite3
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -144,3 +146,15 @@ def copy_of(src, tmp_path, name: str = "copy.tape"):
     dst = tmp_path / name
     shutil.copyfile(src, dst)
     return dst
+
+
+def as_format_1(path) -> None:
+    """Rewrite a tape's optimizer steps as format 1 wrote them: update and weight norms, no gradient norms."""
+    con = sqlite3.connect(path)
+    with con:
+        for seq, names_json, norms in con.execute("SELECT seq, names, norms FROM optimizer_steps").fetchall():
+            update, weight, _grad = json.loads(names_json)
+            con.execute("UPDATE optimizer_steps SET names = ?, norms = ? WHERE seq = ?",
+                        (json.dumps([update, weight]), norms[:8 * (len(update) + len(weight))], seq))
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    con.close()

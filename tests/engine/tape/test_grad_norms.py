@@ -1,7 +1,5 @@
 """tape.grad_norms(name): a layer's gradient norm per optimizer step, read back from a recorded tape."""
 
-import json
-import sqlite3
 
 import numpy as np
 import pytest
@@ -9,7 +7,7 @@ import pytest
 import engine
 import engine.nn.functional as F
 import engine.tape
-from tests.engine.tape.helpers import MLP
+from tests.engine.tape.helpers import MLP, as_format_1
 
 
 def _record(path, steps: int = 4) -> list[float]:
@@ -51,13 +49,6 @@ def test_grad_norms_of_a_name_no_step_holds_lists_the_names_held(tmp_path):
 def test_grad_norms_of_a_format_1_tape_say_it_is_too_old(tmp_path):
     path = tmp_path / "run.tape"
     _record(path, steps=2)
-    con = sqlite3.connect(path)
-    with con:  # as format 1 wrote the steps: update and weight norms, no gradient norms
-        for seq, names_json, norms in con.execute("SELECT seq, names, norms FROM optimizer_steps").fetchall():
-            update, weight, _grad = json.loads(names_json)
-            con.execute("UPDATE optimizer_steps SET names = ?, norms = ? WHERE seq = ?",
-                        (json.dumps([update, weight]), norms[:8 * (len(update) + len(weight))], seq))
-        con.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
-    con.close()
+    as_format_1(path)
     with engine.tape.open(path) as tape, pytest.raises(ValueError, match="before tapes kept gradient norms"):
         tape.grad_norms("fc1.weight")

@@ -1,6 +1,5 @@
 """What goes on a tape comes back: events, records, summaries, values, sources, alerts, edits, graphs."""
 
-import json
 import os
 import sqlite3
 
@@ -13,7 +12,7 @@ from engine.debug import Debugger, SetOptimizer
 from engine.events import AlertEvent, BackwardEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent
 from engine.tape import TapeError, schema
 from engine.tape.info import describe, tape_info
-from tests.engine.tape.helpers import MLP, record_run, same_record, same_summary, train
+from tests.engine.tape.helpers import MLP, as_format_1, record_run, same_record, same_summary, train
 
 
 @pytest.mark.parametrize("capture", ["structure", "summary", "values"])
@@ -42,14 +41,7 @@ def test_optimizer_steps_carry_gradient_norms_and_format_1_tapes_still_read(tmp_
     assert len(steps) == 2 and all(list(e.grad_norms) == names for e in steps)
     assert all(v > 0 for v in steps[0].grad_norms.values())
     # the same tape as format 1 wrote it: two lists of names, no gradient norms
-    con = sqlite3.connect(path)
-    with con:
-        for seq, names_json, norms in con.execute("SELECT seq, names, norms FROM optimizer_steps").fetchall():
-            update, weight, _grad = json.loads(names_json)
-            con.execute("UPDATE optimizer_steps SET names = ?, norms = ? WHERE seq = ?",
-                        (json.dumps([update, weight]), norms[:8 * (len(update) + len(weight))], seq))
-        con.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
-    con.close()
+    as_format_1(path)
     with engine.tape.open(path) as tape:
         old = [e for e in tape.events() if type(e) is OptimizerEvent]
     assert tape.format_version == 1
