@@ -26,6 +26,8 @@ GRAD, UPDATE_RATIO, WEIGHT, UPDATE = "gradient norm", "update/weight", "weight n
 METRICS = (GRAD, UPDATE_RATIO, WEIGHT, UPDATE)
 GOOD_RATIO = 1e-3  # a common rule of thumb: updates around a thousandth of the weights
 ROW = 16  # pixels per bar
+LABEL_SHARE = 0.4  # the most of the chart's width the names take; the bars and their values get the rest
+LABEL_PAD = 14  # pixels between a name and its bar
 _COLOUR, _LOW, _HIGH = "#1c7ed6", "#adb5bd", "#e03131"
 FROZEN, NOT_UPDATED = "frozen (requires_grad=False)", "not updated: no optimizer step reached it"
 AXIS_TEXT = {GRAD: "gradient L2 norm", UPDATE_RATIO: "update norm / weight norm", WEIGHT: "weight L2 norm",
@@ -50,6 +52,20 @@ def per_layer(norms: dict[str, float]) -> dict[str, float]:
 def ratios(updates: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
     """update norm / weight norm for every name in both (inf where a weight is zero)."""
     return {k: (u / weights[k] if weights[k] else math.inf) for k, u in updates.items() if k in weights}
+
+
+def cut_name(name: str, metrics: QFontMetrics, width: int) -> str:
+    """`name` in `width` pixels, cut in the middle: as many of its last dotted parts whole as fit, which tell rows
+    apart ("res\u2026layers.0.0.weight"; cut evenly, every row read "resid\u2026eight")."""
+    if metrics.horizontalAdvance(name) <= width:
+        return name
+    parts = name.split(".")
+    for k in range(1, len(parts)):  # the longest tail first
+        tail = "." + ".".join(parts[k:])
+        room = width - metrics.horizontalAdvance(tail)
+        if room >= metrics.horizontalAdvance("\u2026"):
+            return metrics.elidedText(".".join(parts[:k]), Qt.TextElideMode.ElideRight, room) + tail
+    return metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
 
 
 class _DecadeAxis(pg.AxisItem):
@@ -122,6 +138,9 @@ class GradientFlowChart(QWidget):
         self.plot.addItem(self.empty, ignoreBounds=True)
         follow_palette(self.plot, lambda: self.empty.setColor(pick(MUTED_TEXT)), now=False)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
+        self.plot.scene().sigMouseMoved.connect(self._hovered)
+        self._label_px = 0  # the widest name's pixels, measured when drawn
+        self._shown_labels: list[str] = []  # the names as the axis writes them
         self._span = None  # (lo, hi, bars, pixels of the widest value) of the bars drawn
         self.plot.getViewBox().sigResized.connect(self._fit)
         scroll = QScrollArea()
@@ -236,10 +255,9 @@ class GradientFlowChart(QWidget):
             self.plot.removeItem(t)
         self._texts = []
         n = len(self._labels)
-        self.names_axis.setTicks([[(i, name) for i, name in enumerate(self._labels)], []])
         metrics = QFontMetrics(self.names_axis.font())
-        widest = max((metrics.horizontalAdvance(s) for s in self._labels), default=20)
-        self.names_axis.setWidth(min(widest + 14, 260))
+        self._label_px = max((metrics.horizontalAdvance(s) for s in self._labels), default=20)
+        self._fit_labels()
         self.plot.setMinimumHeight(max(100, ROW * n + 48))  # and the axis with its name under the bars
         self.empty.setVisible(n == 0)
         self.plot.getAxis("bottom").setStyle(showValues=bool(n))  # an empty axis drew "1.584892.51189..."
@@ -280,12 +298,28 @@ class GradientFlowChart(QWidget):
                                      for t in self._texts) + 10)
         self._fit()
 
+    def _fit_labels(self) -> None:
+        """The names as wide as the widest, up to LABEL_SHARE of the chart, cut in the middle beyond that (whole in
+        the row's tooltip): a fixed 260 pixels took a whole 250-pixel dock, the bars and values squeezed out."""
+        width = min(self._label_px + LABEL_PAD, max(int(self.plot.width() * LABEL_SHARE), 4 * LABEL_PAD))
+        metrics = QFontMetrics(self.names_axis.font())
+        self._shown_labels = [cut_name(name, metrics, width - LABEL_PAD) for name in self._labels]
+        self.names_axis.setTicks([list(enumerate(self._shown_labels)), []])
+        if self.names_axis.width() != width:
+            self.names_axis.setWidth(width)
+
+    def shown_label(self, label: str) -> str:
+        """A row's name as the names axis writes it (cut in the middle where the chart is narrow)."""
+        self._draw_pending()
+        return self._shown_labels[self._labels.index(label)]
+
     def _fit(self) -> None:
         """The value range, with room in pixels on the right for the value written after the longest bar
         (a share of the range left the values of a narrow dock cut off)."""
         if self._span is None:
             self.empty.setTextWidth(max(self.plot.getViewBox().width() - 16, 40))
             return
+        self._fit_labels()
         lo, hi, n, label_px = self._span
         share = min(label_px / max(self.plot.getViewBox().width(), 1.0), 0.6)
         self.plot.setRange(xRange=(lo, lo + (hi - lo) / (1 - share)), yRange=(-0.6, n - 0.4), padding=0)
@@ -307,10 +341,17 @@ class GradientFlowChart(QWidget):
             return _LOW
         return _COLOUR
 
-    def _clicked(self, event) -> None:
-        if not self._labels:
-            return
-        p = self.plot.getPlotItem().vb.mapSceneToView(event.scenePos())
+    def _row_at(self, scene_pos) -> int | None:
+        p = self.plot.getPlotItem().vb.mapSceneToView(scene_pos)
         i = round(p.y())
-        if 0 <= i < len(self._labels) and abs(p.y() - i) <= 0.35:
+        return i if 0 <= i < len(self._labels) and abs(p.y() - i) <= 0.35 else None
+
+    def _hovered(self, scene_pos) -> None:
+        # a row's whole name and value, where a narrow chart cut the name
+        i = self._row_at(scene_pos) if self._labels else None
+        self.plot.setToolTip("" if i is None else f"{self._labels[i]}: {self._texts[i].textItem.toPlainText()}")
+
+    def _clicked(self, event) -> None:
+        i = self._row_at(event.scenePos()) if self._labels else None
+        if i is not None:
             self.parameterActivated.emit(self._labels[i])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
@@ -15,6 +15,7 @@ from engine.nn.module import NUMBERED_ROOT
 PATH = Qt.ItemDataRole.UserRole  # the row's first call, as the graph names it ("cell", "cell#1" for a second)
 CALLS = Qt.ItemDataRole.UserRole + 1  # every call the row stands for, in call order
 CLASS_CHARS = 20  # the most of a class name the tree asks room for
+CLASS_LEAST = 11  # the fewest characters of a class a narrow tree still shows, taken from the names if need be
 EMPTY_CHARS = 28  # an empty tree asks for room for a short model's names and classes ("SpiralNet  SpiralNet")
 EXPANDS = "its box ticked: drawn open in the graph, its ops inside; unticked: drawn as one box"
 _INDEXED = re.compile(r"^(.*?)(\d+)$")  # "3", "blocks.10": a Sequential's or a ModuleList's child
@@ -52,8 +53,15 @@ class ModuleTree(QTreeWidget):
         self.setHeaderLabels(["Module", "Class"])
         self.headerItem().setToolTip(0, f"A module per row; {EXPANDS}")
         self.headerItem().setToolTip(1, "The module's class; \u00d7N: called N times in the iteration shown")
-        self.header().setStretchLastSection(True)
-        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        # the columns share the width the tree has, never more (see _fit_columns): at 1024x640 the class column
+        # scrolled out of sight; a cut name or class is whole in its tooltip, cut in the middle so that
+        # "residual_block_layers.0" and ".1" still read apart
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.header().setStretchLastSection(False)
+        self.header().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.header().setMinimumSectionSize(8)
+        self._wanted = [0, 0]  # each column's width to show whole, measured when rows change
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         self._shown: tuple = ()
@@ -106,8 +114,10 @@ class ModuleTree(QTreeWidget):
         # a class name takes at most CLASS_CHARS ("NonDynamicallyQuantizableLinear", an attention's projection,
         # widened the dock by half): cut with "…", whole in its tooltip
         most = CLASS_CHARS * self.fontMetrics().averageCharWidth()
-        self._columns = sum(min(max(self.sizeHintForColumn(c), self.header().sectionSizeHint(c)),
-                                most if c == 1 else 1 << 30) for c in range(self.columnCount()))
+        self._wanted = [max(self.sizeHintForColumn(c), self.header().sectionSizeHint(c))
+                        for c in range(self.columnCount())]
+        self._columns = sum(min(w, most if c == 1 else 1 << 30) for c, w in enumerate(self._wanted))
+        self._fit_columns()
         want = self.sizeHint().width()
         if want > self.width():
             self.widthWanted.emit(want)
@@ -142,6 +152,23 @@ class ModuleTree(QTreeWidget):
         scroll = self.verticalScrollBar().sizeHint().width() if self.verticalScrollBar().isVisible() else 0
         width = max(empty, columns + 2 * self.frameWidth() + scroll + self.fontMetrics().averageCharWidth())
         return QSize(width, hint.height())
+
+    def viewportEvent(self, event) -> bool:
+        handled = super().viewportEvent(event)
+        if event.type() == QEvent.Type.Resize:  # the tree's or its vertical scroll bar's coming and going
+            self._fit_columns()
+        return handled
+
+    def _fit_columns(self) -> None:
+        """Share the viewport's width between the columns, never more: the names whole where they fit, the
+        classes the rest; a narrow tree keeps a third of its width (CLASS_LEAST characters at least) for the classes
+        ("Lay\u2026orm" said little) and cuts the names."""
+        room = self.viewport().width()
+        name, cls = self._wanted
+        least = min(cls, max(CLASS_LEAST * self.fontMetrics().averageCharWidth(), room // 3))
+        cls = max(least, room - name)
+        self.header().resizeSection(0, max(room - cls, self.header().minimumSectionSize()))
+        self.header().resizeSection(1, max(cls, self.header().minimumSectionSize()))
 
     def clear_pick(self) -> None:
         """Show no row as picked (something else was picked since), without emitting moduleSelected."""
@@ -226,6 +253,7 @@ def _item(path: str, row: _Row, collapsed: set[str], model: str | None = None) -
     named = f"{model} ({path}, as the engine names it)" if model else path
     if not calls:
         item.setToolTip(0, f"{named}: its own forward did not run; the script called its modules directly")
+        item.setToolTip(1, row.cls)
         item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
         return item
     folded = sum(call in collapsed for call in calls)

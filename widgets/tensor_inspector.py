@@ -107,7 +107,7 @@ class TensorInspector(QWidget):
         # long module paths ("TinyGPT.blocks.layers.1.self_attn/linear:0") must not widen the dock
         self.title = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)
         self.title.setStyleSheet("font-weight: 600; font-size: 11pt")
-        self.meta = QLabel()
+        self.meta = BreakingLabel()
         self.meta.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.meta.setWordWrap(True)
         self.meta.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -478,6 +478,28 @@ class TensorInspector(QWidget):
         self.copy_button.setEnabled(has_tensor)
         value = self._arrays.get(VALUE)
         self.copy_values_action.setEnabled(value is not None and value.size <= COPY_LIMIT)
+
+
+class BreakingLabel(QLabel):
+    """A word-wrapped label that may also break a line after a path's dots, slashes and underscores: "linear in
+    SpiralClassifierWithResidualBlocks.input_projection_of_the_spiral_coordinates" ran past the dock's edge, one
+    word too long to wrap. text() is the text as set; the whole of it is also the tooltip."""
+
+    _BREAKS = str.maketrans({c: c + "\u200b" for c in "./_"})  # a zero-width space: a place to break, unseen
+
+    def __init__(self, text: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self._text = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._text = text
+        super().setText(text.translate(self._BREAKS))
+        self.setToolTip(text)
+
+    def text(self) -> str:
+        return self._text
 
 
 def _meta(s: TensorSummary | None, subtitle: str, no_summaries: str = "") -> str:

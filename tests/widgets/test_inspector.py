@@ -390,3 +390,21 @@ def test_a_heading_wrapped_in_a_narrow_dock_pushes_the_statistics_down_not_under
     stats, tabs = inspector.stats, inspector.tabs
     qtbot.waitUntil(lambda: inspector.meta.geometry().bottom() < stats.geometry().top()
                     and stats.geometry().bottom() < tabs.geometry().top(), timeout=5000)
+
+
+def test_the_description_line_wraps_a_long_module_path_inside_the_dock(qtbot, inspector):
+    """"64x16 · float32 · cpu · 1,024 elements · linear in Spiral….input_projection_of_the_spiral_coordinates"
+    ran past a narrow dock's edge, the path one word too long to wrap: it breaks at its dots and underscores,
+    its text (and tooltip) stay whole."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QLabel
+
+    path = "SpiralClassifierWithResidualBlocks.input_projection_of_the_spiral_coordinates"
+    inspector.resize(260, 700)
+    inspector.show_summaries(f"{path}/linear:0", summarize(activations((64, 16))), subtitle=f"linear in {path}")
+    meta = inspector.meta
+    qtbot.waitUntil(lambda: 0 < meta.width() <= inspector.width())
+    drawn = QLabel.text(meta)  # as laid out, with its places to break
+    lines = meta.fontMetrics().boundingRect(QRect(0, 0, meta.width(), 10_000), Qt.TextFlag.TextWordWrap, drawn)
+    assert lines.width() <= meta.width(), (lines.width(), meta.width())
+    assert meta.text().endswith(f"linear in {path}") and meta.toolTip() == meta.text()

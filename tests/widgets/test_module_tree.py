@@ -7,7 +7,8 @@ import engine
 from app.graph_model import MODULE, GraphModel
 from engine import nn
 from tests.app.graphs import record_events
-from widgets.module_tree import ModuleTree
+from tests.shots import shown
+from widgets.module_tree import CLASS_LEAST, ModuleTree
 
 
 class Tagger(nn.Module):
@@ -121,3 +122,24 @@ def test_a_click_picks_a_module_and_a_double_click_asks_to_zoom_onto_it(qtbot):
     assert tree.currentItem() is not None and tree.currentItem().text(0) == "fc1"  # kept through a rebuild
     tree.clear_pick()
     assert tree.currentItem() is None and picked[-1] == "Net.fc1"  # taken back without a signal
+
+
+def test_a_narrow_tree_shares_its_width_between_names_and_classes_without_scrolling_sideways(qtbot):
+    """At 1024x640 the Modules panel is some 250 pixels wide: long names and classes once scrolled it sideways,
+    the classes out of sight. The columns share the viewport, both cut in the middle, whole in their tooltips."""
+    tree = ModuleTree()
+    paths = ["", "SpiralClassifierWithResidualBlocks", "SpiralClassifierWithResidualBlocks.input_projection_of_the_"
+             "spiral_coordinates", "SpiralClassifierWithResidualBlocks.classification_head"]
+    tree.set_modules(paths, ["", "SpiralClassifierWithResidualBlocks", "NonDynamicallyQuantizableLinear", "Linear"],
+                     [0, 0, 1, 1], set())
+    shown(qtbot, tree, 240, 300)
+    header = tree.header()
+    qtbot.waitUntil(lambda: header.sectionSize(0) + header.sectionSize(1) == tree.viewport().width())
+    assert tree.horizontalScrollBar().maximum() == 0
+    least = min(tree.sizeHintForColumn(1), CLASS_LEAST * tree.fontMetrics().averageCharWidth())
+    assert header.sectionSize(1) >= least  # the classes keep a few characters
+    row = tree.topLevelItem(0).child(0)
+    assert row.toolTip(0).startswith(paths[2]) and row.toolTip(1) == "NonDynamicallyQuantizableLinear"
+    tree.resize(900, 300)  # a wide dock: the names whole, the classes the rest
+    qtbot.waitUntil(lambda: header.sectionSize(0) >= tree.sizeHintForColumn(0))
+    assert header.sectionSize(0) + header.sectionSize(1) == tree.viewport().width()

@@ -16,7 +16,7 @@ import engine.nn.functional as F
 from engine.debug import Debugger, EventRecord, summarize
 from engine.events import OptimizerEvent
 from tests.shots import shown
-from widgets.gradient_flow import GRAD, UPDATE_RATIO, WEIGHT, GradientFlowChart
+from widgets.gradient_flow import GRAD, LABEL_SHARE, UPDATE_RATIO, WEIGHT, GradientFlowChart
 from widgets.histogram import HistogramView
 from widgets.training_plots import TrainingPlots
 
@@ -102,6 +102,27 @@ def test_gradient_flow_values_stay_in_view_in_a_narrow_dock(qtbot):
     assert len(texts) == len(names)
     assert all(t.sceneBoundingRect().right() <= chart.plot.width() for t in texts)
 
+
+
+def test_gradient_flow_names_take_a_measured_share_and_the_bars_the_rest(qtbot):
+    """Long names took a fixed 260 pixels of a 250-pixel dock (at 1920x1080 too), the bars squeezed to nothing and
+    the values cut: the names take at most LABEL_SHARE, cut in the middle, whole in the row's tooltip."""
+    chart = shown(qtbot, GradientFlowChart(), 250, 300)
+    names = [f"residual_block_layers.{i}.{j}.{p}" for i in range(2) for j in (0, 1) for p in ("weight", "bias")]
+    chart.set_step(5, {name: 0.01 * (k + 1) for k, name in enumerate(names)})
+    qtbot.waitUntil(lambda: chart.plot.width() > 200)
+    axis, view = chart.names_axis, chart.plot.getViewBox()
+    qtbot.waitUntil(lambda: axis.width() <= LABEL_SHARE * chart.plot.width() + 1)
+    assert view.width() >= 0.5 * chart.plot.width()  # the bars get the rest
+    shown_name = chart.shown_label(names[0])
+    assert "\u2026" in shown_name and shown_name.endswith(".0.0.weight")  # cut in the middle: which parameter
+    texts = [t for t in chart.plot.items() if isinstance(t, pg.TextItem) and t.textItem.toPlainText()[:1].isdigit()]
+    assert len(texts) == len(names)
+    assert all(t.sceneBoundingRect().right() <= chart.plot.width() for t in texts)
+    chart.plot.scene().sigMouseMoved.emit(view.mapViewToScene(pg.Point(view.viewRange()[0][0], 0)))
+    assert chart.plot.toolTip() == f"{names[0]}: {chart.row_text(names[0])}"
+    chart.resize(900, 300)  # room: the names whole
+    qtbot.waitUntil(lambda: chart.shown_label(names[0]) == names[0])
 
 def test_histogram_draws_the_summary_bins(qtbot):
     view = HistogramView("value")
