@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtGui import QColor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QBoxLayout,
@@ -500,6 +500,23 @@ class BreakingLabel(QLabel):
 
     def text(self) -> str:
         return self._text
+
+    def selectedText(self) -> str:
+        return super().selectedText().replace("\u200b", "")
+
+    def keyPressEvent(self, event) -> None:
+        if event.matches(QKeySequence.StandardKey.Copy) and self.hasSelectedText():
+            QGuiApplication.clipboard().setText(self.selectedText())  # the text as shown, without the break marks
+            return
+        super().keyPressEvent(event)
+
+    def contextMenuEvent(self, event) -> None:
+        """Copy and Select All of the text as shown: Qt's own menu would copy the invisible break marks too."""
+        menu = QMenu(self)
+        copy = menu.addAction("&Copy", lambda: QGuiApplication.clipboard().setText(self.selectedText()))
+        copy.setEnabled(self.hasSelectedText())
+        menu.addAction("Select &All", lambda: self.setSelection(0, len(QLabel.text(self))))
+        menu.exec(event.globalPos())
 
 
 def _meta(s: TensorSummary | None, subtitle: str, no_summaries: str = "") -> str:

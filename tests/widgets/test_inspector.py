@@ -408,3 +408,18 @@ def test_the_description_line_wraps_a_long_module_path_inside_the_dock(qtbot, in
     lines = meta.fontMetrics().boundingRect(QRect(0, 0, meta.width(), 10_000), Qt.TextFlag.TextWordWrap, drawn)
     assert lines.width() <= meta.width(), (lines.width(), meta.width())
     assert meta.text().endswith(f"linear in {path}") and meta.toolTip() == meta.text()
+
+
+def test_copying_the_description_line_copies_the_text_without_its_break_marks(qtbot, inspector):
+    # the places to break were zero-width spaces in the label's text: a selection copied with Ctrl+C took them along
+    from PySide6.QtWidgets import QLabel
+
+    path = "SpiralClassifierWithResidualBlocks.input_projection"
+    inspector.show_summaries(f"{path}/linear:0", summarize(activations((64, 16))), subtitle=f"linear in {path}")
+    meta = inspector.meta
+    meta.setSelection(0, len(QLabel.text(meta)))
+    QGuiApplication.clipboard().clear()
+    meta.setFocus()
+    qtbot.keyClick(meta, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    copied = QGuiApplication.clipboard().text()
+    assert copied == meta.text() and "\u200b" not in copied and path in copied
