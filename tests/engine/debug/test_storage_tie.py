@@ -31,21 +31,10 @@ def run(model, make_optimizer, steps: int = 3) -> list:
 def moved(lib, tie: str, optimizer: str, **options) -> np.ndarray:
     """How far 20 steps move a tied embedding matrix, in `lib` (engine or torch: the same code), tied by assigning
     the Parameter or by `.data =`."""
-    lib.manual_seed(0)
-    encoder, decoder = lib.nn.Embedding(12, 6), lib.nn.Linear(6, 12)
-    if tie == "data":
-        decoder.weight.data = encoder.weight.data
-    else:
-        decoder.weight = encoder.weight
-    params = list(dict.fromkeys([*encoder.parameters(), *decoder.parameters()]))
-    opt = getattr(lib.optim, optimizer)(params, **options)
-    x, y = lib.tensor(np.arange(16) % 12), lib.tensor((np.arange(16) * 5) % 12)
-    start = encoder.weight.detach().numpy().copy()
-    for _ in range(20):
-        opt.zero_grad()
-        lib.nn.functional.cross_entropy(decoder(lib.tanh(encoder(x))), y).backward()
-        opt.step()
-    return encoder.weight.detach().numpy() - start
+    def make(encoder, decoder):
+        return getattr(lib.optim, optimizer)(list(dict.fromkeys([*encoder.parameters(), *decoder.parameters()])),
+                                             **options)
+    return tied_steps(lib, tie, make) - tied_steps(lib, tie, make, steps=0)
 
 
 @needs_torch
@@ -132,8 +121,8 @@ def counting(base):
     return CountingSGD
 
 
-def tied_steps(lib, tie: str, make_optimizer) -> np.ndarray:
-    """The embedding matrix after 20 steps of make_optimizer(encoder, decoder) in `lib`, tied by assigning the
+def tied_steps(lib, tie: str, make_optimizer, steps: int = 20) -> np.ndarray:
+    """The embedding matrix after `steps` steps of make_optimizer(encoder, decoder) in `lib`, tied by assigning the
     Parameter or by `.data =`."""
     lib.manual_seed(0)
     encoder, decoder = lib.nn.Embedding(12, 6), lib.nn.Linear(6, 12)
@@ -143,7 +132,7 @@ def tied_steps(lib, tie: str, make_optimizer) -> np.ndarray:
         decoder.weight = encoder.weight
     opt = make_optimizer(encoder, decoder)
     x, y = lib.tensor(np.arange(16) % 12), lib.tensor((np.arange(16) * 5) % 12)
-    for _ in range(20):
+    for _ in range(steps):
         opt.zero_grad()
         lib.nn.functional.cross_entropy(decoder(lib.tanh(encoder(x))), y).backward()
         opt.step()
