@@ -13,7 +13,7 @@ import pytest
 
 import engine
 import engine.nn as enn
-from tests.engine.oracle import torch
+from tests.engine.oracle import same_repr, torch
 
 pytestmark = [
     pytest.mark.skipif(torch is None, reason="PyTorch is not installed (the oracle of these tests)"),
@@ -51,7 +51,7 @@ def compare_with_torch(make, inputs, kwargs=None, modes=(True, False), method=No
     """Run one layer case on torch and the engine and compare everything a user can see."""
     kwargs = kwargs or {}
     theirs, ours = make(torch.nn), make(enn)
-    assert repr(ours) == repr(theirs)
+    assert same_repr(ours, theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     for training in modes:
