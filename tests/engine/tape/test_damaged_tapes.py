@@ -156,6 +156,58 @@ def test_a_damaged_interior_page_of_events_loses_every_event_it_indexes_and_says
         assert damage(t)[0].startswith(f"events {first:,}-{last:,} unreadable (")
 
 
+@pytest.fixture(scope="module")
+def deep_tape(tmp_path_factory):
+    """A tape whose events b-tree is three levels deep: 150 steps, a chunk a step, rewritten with 512-byte pages
+    (SQLite's smallest; a 4 KiB-page tape needs about 120k events for that depth), so the root indexes two
+    interior pages, each over half of the leaves."""
+    path = tmp_path_factory.mktemp("deep") / "deep.tape"
+    record_run(path, capture="structure", steps=150, flush_every=1)
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode=DELETE")
+        con.execute("PRAGMA page_size=512")
+        con.execute("VACUUM")
+    finally:
+        con.close()
+    return path
+
+
+@pytest.mark.parametrize("which", [0, -1])
+def test_a_damaged_interior_page_below_the_root_loses_only_the_events_under_it(deep_tape, tmp_path, capsys, which):
+    con = sqlite3.connect(f"file:{deep_tape}?mode=ro&immutable=1", uri=True)
+    try:
+        rows = con.execute("SELECT pageno, path FROM dbstat WHERE name = 'events' AND pagetype = 'internal' "
+                           "ORDER BY path").fetchall()
+        assert con.execute("PRAGMA page_size").fetchone() == (512,)
+    finally:
+        con.close()
+    below = [page for page, where in rows if where != "/"]
+    assert len(below) >= 2  # the layout the test needs
+    data = bytearray(deep_tape.read_bytes())
+    page = below[which]
+    data[(page - 1) * 512:page * 512] = bytes(range(256)) * 2
+    bad = tmp_path / "bad-inner.tape"
+    bad.write_bytes(bytes(data))
+    with engine.tape.open(deep_tape) as whole:
+        records = list(whole.records())
+    with engine.tape.open(bad) as t:
+        read = list(t.records())
+        (first, last), = t.events_lost  # known once the events were read
+        lines = damage(t)
+    seqs = [r.seq for r in records]
+    # the first interior page indexes the first half of the events, the last the second half: one stretch is lost,
+    # at that end, and every event on the other side of it is read as recorded
+    assert (first == seqs[0] and last < seqs[-1]) if which == 0 else (first > seqs[0] and last == seqs[-1])
+    assert [r.seq for r in read] == [s for s in seqs if not first <= s <= last] and len(read) > len(seqs) // 4
+    kept = {r.seq: r for r in records}
+    assert all(same_record(r, kept[r.seq]) or (r.__class__.__name__ == "BackwardRecord" and r.forward is None)
+               for r in read)
+    assert lines[0].startswith(f"events {first:,}-{last:,} unreadable (")
+    assert main(["info", str(bad)]) == 2
+    assert f"DAMAGED:    events {first:,}-{last:,} unreadable (" in capsys.readouterr().out
+
+
 def test_a_chunk_whose_bytes_disagree_with_its_row_is_lost_not_read_as_other_events(tape, tmp_path):
     bad = copy_of(tape, tmp_path, "scrambled.tape")
     con = sqlite3.connect(bad)  # bytes that SQLite hands back without an error: a page overwritten past its links
