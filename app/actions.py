@@ -60,8 +60,8 @@ DEBUG = (
     Spec("toggle_breakpoint", "Toggle &Breakpoint", "F9", tip="Break at what was picked last, a node of the graph "
          "or a module of the Modules tree (with neither, the op paused at), every time it runs; again to remove"),
     Spec("break_in_python", "Break in P&ython Code", tip="Let Pause stop in plain Python code too (a loop that calls "
-         "no engine op), at the line it runs; the script runs slower while this is on. Applies from the next run; "
-         "turned on while a pause waits, it restarts the run", checkable=True),
+         "no engine op), at the line it runs; the script runs slower while this is on. A running script switches at "
+         "its next op; turned on while a pause waits in a loop without ops, it restarts the run", checkable=True),
     Spec("record", "Recor&d to Tape", "Ctrl+R", "record", "Record the live session to a .tape file "
          "(replay it with File > Open Tape)", checkable=True),
     # the timeline's cursor, from the graph or the timeline (Home and End stay the text's and the lists' elsewhere)

@@ -978,8 +978,13 @@ class MainWindow(QMainWindow):
             self.output.note("Break in Python Code is on: the run restarts, and Pause stops on any line.")
             self.restart()
             return
-        self.output.note(f"Break in Python Code is {'on' if on else 'off'} from the next run (Restart: "
-                         f"Ctrl+Shift+F5); this run goes on as it started.")
+        run = session.run
+        if run is not None and run.switch_python_pause(on):
+            session.python_pause = on
+            self.output.note(f"Break in Python Code is {'on' if on else 'off'} from this run's next op"
+                             + (": Pause then stops on any line." if on else "."))
+        else:
+            self.output.note(f"Break in Python Code is {'on' if on else 'off'} from the next run.")
 
     def _record_toggled(self, on: bool) -> None:
         session = self.session

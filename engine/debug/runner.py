@@ -2,8 +2,9 @@
 
 The thread is where the debugger stops. With python_pause the thread runs under a trace function
 that costs one call per Python call and lets a pause land even in a loop that never touches the
-engine; interrupt() raises DebuggerKilled in the thread (PyThreadState_SetAsyncExc) either way, and where()
-reads the line it runs (sys._current_frames) without stopping it, to say where a pause that cannot land waits.
+engine, and switch_python_pause() turns it on or off while the code runs; interrupt() raises DebuggerKilled in
+the thread (PyThreadState_SetAsyncExc) either way, and where() reads the line it runs (sys._current_frames)
+without stopping it, to say where a pause that cannot land waits.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from engine.debug.records import Command
 from engine.debug.source import USER, SourceFrame, frame_kind, frame_of
+from engine.events import hub
 
 if TYPE_CHECKING:
     from engine.debug.debugger import Debugger
@@ -56,6 +58,7 @@ class EngineRun:
         self.killed = False
         self.done = threading.Event()
         self.poked: list = []
+        self._switching: Callable[[], None] | None = None  # the undo of a switch_python_pause still to land
         self.thread = threading.Thread(target=self._main, args=(fn, args, kwargs), name="engine", daemon=True)
 
     def _main(self, fn, args, kwargs) -> None:
@@ -69,11 +72,39 @@ class EngineRun:
             self.exception = err
         finally:
             sys.settrace(None)
+            if self._switching is not None:
+                self._switching()
             self.debugger._run_ended(self)
 
     def start(self) -> None:
         """Start the engine thread."""
         self.thread.start()
+
+    def switch_python_pause(self, on: bool) -> bool:
+        """Turn python_pause on or off while the code runs; False once it has ended. A trace function is the
+        thread's own (Python 3.11 sets it for the calling thread only), so the engine thread switches it itself, at
+        its next engine event, through a hub subscriber that lives for that one event; a run that never touches
+        the engine again keeps what it has (the app restarts such a run instead)."""
+        if self.done.is_set():
+            return False
+        if self._switching is not None:
+            self._switching()
+        self.python_pause = on
+        engine_thread = self.thread.ident
+
+        def switch(_event) -> None:
+            if threading.get_ident() == engine_thread and self._switching is undo:
+                undo()
+                sys.settrace(global_trace if on else None)
+
+        def undo() -> None:
+            if self._switching is undo:
+                self._switching = None
+            off()
+
+        self._switching = undo
+        off = hub.subscribe(switch)
+        return True
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the code to finish; True when it has."""

@@ -126,3 +126,38 @@ def test_break_in_python_code_is_not_kept_from_one_start_of_the_app_to_the_next(
     assert first.break_in_python
     first.close()
     assert not make_window().break_in_python  # the same settings file
+
+
+OPS_THEN_LOOP = """
+    import os, engine
+    x = engine.randn(3)
+    while not os.path.exists(os.environ["TAPESCOPE_TEST_FLAG"]):  # ops, until the test has switched
+        x = x * 1.0
+    x = x + 1.0
+    print("entering loop")
+    i = 0
+    while True:
+        i += 1
+"""
+
+
+def test_break_in_python_turned_on_while_a_run_goes_on_takes_effect_without_a_restart(qtbot, window, tmp_path,
+                                                                                      monkeypatch):
+    flag = tmp_path / "switched"
+    monkeypatch.setenv("TAPESCOPE_TEST_FLAG", str(flag))
+    path = script(tmp_path, "ops_then_loop.py", OPS_THEN_LOOP)
+    assert window.run_script(path, run=True)
+    qtbot.waitUntil(lambda: window.session.run is not None and window.session.status == "running", timeout=TIMEOUT)
+    first = window.session
+    window.actions["break_in_python"].trigger()
+    assert window.session is first and first.python_pause  # the same run goes on
+    assert "Break in Python Code is on from this run's next op" in window.output.text()
+    flag.write_text("")
+    qtbot.waitUntil(lambda: "entering loop" in window.output.text(), timeout=TIMEOUT)
+    window.command("pause")
+    qtbot.waitUntil(lambda: paused(window), timeout=TIMEOUT)
+    assert window.session is first and status(window) in (
+        "Paused in plain Python code at ops_then_loop.py:9", "Paused in plain Python code at ops_then_loop.py:10")
+    window.actions["break_in_python"].trigger()  # off again, for the window's next tests
+    window.stop()
+    qtbot.waitUntil(lambda: window.session.ended is not None, timeout=TIMEOUT)

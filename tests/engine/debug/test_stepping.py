@@ -1,5 +1,6 @@
 """Stopping and stepping: the engine thread waits at a stop; commands from the test thread move it."""
 
+import sys
 import threading
 import time
 
@@ -264,6 +265,43 @@ def test_pause_in_pure_python_code_needs_python_pause_and_interrupt_always_works
     assert dbg.wait_for_stop(0.2) is None  # no op boundary ever comes: the pause cannot land
     run.interrupt()
     assert run.join(TIMEOUT) and run.killed
+    dbg.detach()
+
+
+def test_python_pause_switched_on_while_the_code_runs_lands_in_plain_python_after_the_next_op():
+    switched, finish, traced = threading.Event(), threading.Event(), []
+
+    def work():
+        x = engine.ones(3)
+        while not switched.is_set():  # ops, until the switch was asked for
+            x = x * 1.0
+        x = x + 1.0  # the op at which the engine thread installs its trace function
+        traced.append(sys.gettrace() is not None)
+        i = 0
+        while not finish.is_set():  # then plain Python only
+            i += 1
+        x = x + 1.0
+        traced.append(sys.gettrace() is not None)
+        return i
+
+    dbg = Debugger("structure")
+    run, _ = start(dbg, work, paused=False)
+    time.sleep(0.02)
+    assert run.switch_python_pause(True) and run.python_pause
+    switched.set()
+    deadline = time.monotonic() + TIMEOUT
+    while not traced and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert traced == [True]
+    dbg.pause()
+    stop = dbg.wait_for_stop(TIMEOUT)
+    assert stop is not None and stop.reason == "python" and stop.source.function == "work"
+    assert run.switch_python_pause(False) and not run.python_pause  # off again: from the next op on
+    finish.set()
+    dbg.resume()
+    assert run.join(TIMEOUT) and traced == [True, False]
+    assert not run.switch_python_pause(True)  # the code has ended: nothing to switch
+    assert not [s for s in engine.hub._subscribers if s.__qualname__.endswith("switch")]  # no subscriber left
     dbg.detach()
 
 
