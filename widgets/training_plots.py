@@ -54,6 +54,9 @@ LEGEND_COLUMN = 110  # pixels a legend entry needs
 LEGEND_SAMPLE = 45  # of them, what the line sample and the spacing take beside the text
 LEGEND_ROW = 14
 ALL_GRADS = 3  # a model with this many layers or fewer has all their gradient norms drawn; a larger, two
+# a model with more layers has this many update/weight ratios drawn, the largest and the smallest: 600 lines of a
+# 150-block ResNet were unreadable, and redrawing each at every step took most of the GUI thread's time
+RATIO_LAYERS = 12
 LOSS_ROW, LR_ROW, RATIO_ROW, GRAD_ROW = range(4)
 LOSS_HEIGHT, PLOT_HEIGHT = 100, 72  # the least height of the loss plot and each other one: a shorter dock scrolls
 AXIS_HEIGHT = 36
@@ -176,6 +179,11 @@ class TrainingPlots(ChanceLevels, QWidget):
         self._lrs: list[tuple[float, ...]] = []
         self._ratios: dict[str, dict[int, float]] = {}
         self._grads: dict[str, dict[int, float]] = {}
+        # layer -> (iteration, value) of its latest step: which layers to draw, without reading every step again
+        self._latest_ratio: dict[str, tuple[int, float]] = {}
+        self._latest_grad: dict[str, tuple[int, float]] = {}
+        self._ordered: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # curve name -> its arrays as last drawn
+        self._rewritten: set[str] = set()  # curves with a value replaced since they were drawn
         self._layers: dict[str, int] = {}  # layer -> its colour's index, in the order layers came
         self._raw = {}
         for plot, curve in self._curves.values():
@@ -196,14 +204,21 @@ class TrainingPlots(ChanceLevels, QWidget):
     def add_steps(self, steps) -> None:
         """Several optimizer steps at once: (iteration, OptimizerEvent) pairs."""
         for iteration, event in steps:
-            self._steps.append(int(iteration))
+            it = int(iteration)
+            self._steps.append(it)
             self._lrs.append(tuple(float(x) for x in event.lrs))
-            for layer, r in ratios(per_layer(event.update_norms), per_layer(event.weight_norms)).items():
-                self._ratios.setdefault(layer, {})[int(iteration)] = r
-                self._layers.setdefault(layer, len(self._layers))
-            for layer, g in per_layer(getattr(event, "grad_norms", None) or {}).items():
-                self._grads.setdefault(layer, {})[int(iteration)] = g
-                self._layers.setdefault(layer, len(self._layers))
+            for prefix, values, series, latest in (
+                    ("ratio:", ratios(per_layer(event.update_norms), per_layer(event.weight_norms)), self._ratios,
+                     self._latest_ratio),
+                    ("grad:", per_layer(getattr(event, "grad_norms", None) or {}), self._grads, self._latest_grad)):
+                for layer, v in values.items():
+                    by_it = series.setdefault(layer, {})
+                    if it in by_it:  # a value replaced: its drawn arrays are made again
+                        self._rewritten.add(prefix + layer)
+                    by_it[it] = v
+                    self._layers.setdefault(layer, len(self._layers))
+                    if it >= latest.get(layer, (it,))[0]:
+                        latest[layer] = (it, v)
         self._draw_steps()
 
     def set_loss(self, iterations, losses) -> None:
@@ -380,15 +395,33 @@ class TrainingPlots(ChanceLevels, QWidget):
             name = "lr" if g == 0 else f"lr[{g}]"
             self._raw[name] = y
             self._set_data(self._curve(self.lr_plot, name, PALETTE[g % len(PALETTE)]), x, _positive(y))
-        for layer, by_it in self._ratios.items():
-            self._draw_layer(self.ratio_plot, f"ratio:{layer}", layer, by_it)
-        shown = _extremes(self._grads)
-        for name in [n for n in self._curves if n.startswith("grad:") and n[5:] not in shown]:
-            plot, curve = self._curves.pop(name)
-            plot.removeItem(curve)
-        for layer in sorted(shown, key=self._layers.get):
-            self._draw_layer(self.grad_plot, f"grad:{layer}", layer, self._grads[layer])
+        for prefix, plot, series, latest, limits in (
+                ("ratio:", self.ratio_plot, self._ratios, self._latest_ratio, (RATIO_LAYERS, RATIO_LAYERS)),
+                ("grad:", self.grad_plot, self._grads, self._latest_grad, (ALL_GRADS, 2))):
+            shown = set(_extremes(latest, *limits))
+            for name in [n for n in self._curves if n.startswith(prefix) and n[len(prefix):] not in shown]:
+                plot.removeItem(self._curves.pop(name)[1])
+            for layer in sorted(shown, key=self._layers.get):
+                self._draw_layer(plot, prefix + layer, layer, series[layer])
         self._relegend()
+
+    def _in_order(self, name: str, by_it: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+        """A layer's (iterations, values) in the order of the iterations: the arrays of its last draw with the
+        steps added since appended, when they come after it (as a run's steps do), else made again; a long run
+        made every drawn layer's arrays from all of its steps at every step."""
+        its, y = self._ordered.get(name, (np.zeros(0), np.zeros(0)))
+        added = len(by_it) - len(its)
+        if added > 0 or name in self._rewritten:
+            keys = list(by_it)[len(its):] if added > 0 and name not in self._rewritten else None
+            if keys is not None and (not len(its) or min(keys) > its[-1]) and keys == sorted(keys):
+                its = np.concatenate([its, np.asarray(keys, float)])
+                y = np.concatenate([y, np.fromiter((by_it[k] for k in keys), float, len(keys))])
+            else:
+                its = np.array(sorted(by_it), float)
+                y = np.array([by_it[int(t)] for t in its], float)
+            self._ordered[name] = its, y
+            self._rewritten.discard(name)
+        return its, y
 
     @staticmethod
     def _least_height(plot: pg.PlotItem) -> int:
@@ -398,8 +431,7 @@ class TrainingPlots(ChanceLevels, QWidget):
         return max(PLOT_HEIGHT, int(name) + AXIS_NAME_ROOM)
 
     def _draw_layer(self, plot: pg.PlotItem, name: str, layer: str, by_it: dict[int, float]) -> None:
-        its = np.array(sorted(by_it), float)
-        y = np.array([by_it[int(t)] for t in its], float)
+        its, y = self._in_order(name, by_it)
         self._raw[name] = y
         colour = PALETTE[self._layers[layer] % len(PALETTE)]
         self._set_data(self._curve(plot, name, colour), its, _positive(y))
@@ -413,17 +445,17 @@ class TrainingPlots(ChanceLevels, QWidget):
                 return
 
 
-def _extremes(grads: dict[str, dict[int, float]]) -> list[str]:
-    """The layers to draw: all of a small model's, else those of the largest and smallest latest norm."""
-    if len(grads) <= ALL_GRADS:
-        return list(grads)
-    latest = {layer: by_it[max(by_it)] for layer, by_it in grads.items()}
-    finite = {layer: v for layer, v in latest.items() if np.isfinite(v)}
-    # a NaN or Inf norm is the one to see: it stands for the largest
-    top = next((layer for layer, v in latest.items() if not np.isfinite(v)), None) \
-        or max(finite, key=finite.get)
-    rest = {layer: v for layer, v in finite.items() if layer != top}
-    return [top, min(rest, key=rest.get)] if rest else [top]
+def _extremes(latest: dict[str, tuple[int, float]], everyone: int, n: int) -> list[str]:
+    """The layers to draw, by their latest (iteration, value): all of them when there are `everyone` or fewer, else
+    `n`, the largest and the smallest (a NaN or Inf value is the one to see: it stands for the largest)."""
+    if len(latest) <= everyone:
+        return list(latest)
+    values = {layer: v for layer, (_, v) in latest.items()}
+    ranked = [layer for layer, v in values.items() if not np.isfinite(v)]
+    finite = sorted((v, layer) for layer, v in values.items() if np.isfinite(v))
+    top = (ranked + [layer for _, layer in reversed(finite)])[:(n + 1) // 2]
+    bottom = [layer for _, layer in finite if layer not in top][:n - len(top)]
+    return top + bottom
 
 
 def _positive(y: np.ndarray) -> np.ndarray:

@@ -223,3 +223,30 @@ def test_the_first_iterations_loss_is_a_dot_until_there_is_a_line(qtbot):
     assert curve.opts["symbol"] == "o" and curve.scatter.points().size == 1
     plots.set_losses({"loss": ([0, 1], [2.3, 2.1])})
     assert curve.opts["symbol"] is None  # a line from two points on
+
+
+def test_a_model_of_many_layers_draws_the_extreme_update_ratios_and_keeps_each_curve_whole(qtbot):
+    # a 150-block ResNet drew 600 ratio lines, made again from every step at every step: most of the GUI thread
+    plots = shown(qtbot, TrainingPlots(), 420, 380)
+    layers = [f"blocks.{i}.conv" for i in range(40)]
+
+    def steps(first, last, bad=None):
+        out = []
+        for it in range(first, last):
+            weights = {f"{layer}.weight": 1.0 for layer in layers}
+            updates = {f"{layer}.weight": (math.nan if i == bad else 1e-4 * (i + 1)) for i, layer in enumerate(layers)}
+            out.append((it, OptimizerEvent(it, "SGD", (0.1,), updates, weights, {})))
+        return out
+
+    for first in range(0, 30, 3):  # as a live run delivers them, a few steps at a time
+        plots.add_steps(steps(first, first + 3))
+    drawn = sorted(int(name.split(".")[1]) for name in plots._curves if name.startswith("ratio:"))
+    assert drawn == [0, 1, 2, 3, 4, 5, 34, 35, 36, 37, 38, 39]  # the six smallest and the six largest
+    its, ratio = plots.series("ratio:blocks.39.conv")
+    assert its.tolist() == list(range(30)) and np.allclose(ratio, 4e-3)
+    plots.add_steps(steps(30, 31, bad=20))  # a NaN is the one to see
+    assert "ratio:blocks.20.conv" in plots._curves and "ratio:blocks.34.conv" not in plots._curves
+    assert plots.series("ratio:blocks.20.conv")[0].tolist() == list(range(31))  # drawn whole, not from its NaN on
+    plots.add_steps(steps(10, 11))  # a step seen again (a rewind) replaces its value; the curve stays in order
+    its, ratio = plots.series("ratio:blocks.39.conv")
+    assert its.tolist() == list(range(31)) and np.allclose(ratio, 4e-3)
