@@ -294,6 +294,7 @@ class ModuleEditor(QWidget):
         """Show a model (see the module docstring); keeps the selection and any editor not changed."""
         current = self.current_path()
         self._modules = {m["path"]: m for m in modules}
+        self._counts = self._count_all()
         self.tree.blockSignals(True)
         try:
             # the old rows are deleted once the event loop turns, not here: a session that applies an edit at once
@@ -444,13 +445,27 @@ class ModuleEditor(QWidget):
 
     def _count(self, path: str) -> tuple[int, int]:
         """(parameters, trainable parameters) under `path`."""
-        total = trainable = 0
-        for m in self._subtree(path):
-            for _name, shape, grad in m["params"]:
-                n = math.prod(shape)
-                total += n
-                trainable += n if grad else 0
-        return total, trainable
+        return self._counts.get(path, (0, 0))
+
+    def _count_all(self) -> dict[str, tuple[int, int]]:
+        """(parameters, trainable parameters) under each module: its own added to it and to each module above it,
+        once (a module's subtree, searched for each of a 150-block ResNet's 750 modules, took most of a second)."""
+        counts = dict.fromkeys(self._modules, (0, 0))
+        for path, m in self._modules.items():
+            own = sum(math.prod(shape) for _name, shape, _grad in m["params"])
+            trained = sum(math.prod(shape) for _name, shape, grad in m["params"] if grad)
+            if not own:
+                continue
+            at = path
+            while True:
+                total, trainable = counts[at]
+                counts[at] = total + own, trainable + trained
+                if not at:
+                    break
+                at = self._parent_of(at)
+                if at not in counts:
+                    break
+        return counts
 
     def _current_changed(self, item, _previous) -> None:
         path = item.data(0, PATH) if item is not None else None

@@ -87,3 +87,27 @@ def test_the_details_fit_a_narrow_dock(qtbot, path):
     scroll = editor.findChild(QScrollArea)
     qtbot.waitUntil(lambda: editor.details.width() <= scroll.viewport().width())
     assert editor.details.minimumSizeHint().width() <= scroll.viewport().width()
+
+
+def test_each_row_counts_the_parameters_under_it_and_its_frozen_tick_says_how_many_train(qtbot):
+    model = SpiralClassifierWithResidualBlocks()
+    for p in model.residual_block_layers[0].parameters():
+        p.requires_grad_(False)
+    editor = shown(qtbot, ModuleEditor(), 700, 560)
+    editor.set_model(*describe_model(model, optim.Adam(model.parameters(), lr=0.01)))
+    by_path = {item.data(0, Qt.ItemDataRole.UserRole): item for item in rows(editor.tree)}
+    expect = {path: sum(p.numel() for p in module.parameters()) for path, module in
+              (("SpiralClassifierWithResidualBlocks", model),
+               ("SpiralClassifierWithResidualBlocks.residual_block_layers", model.residual_block_layers),
+               ("SpiralClassifierWithResidualBlocks.residual_block_layers.0", model.residual_block_layers[0]),
+               ("SpiralClassifierWithResidualBlocks.residual_block_layers.1.0", model.residual_block_layers[1][0]))}
+    for path, total in expect.items():
+        assert by_path[path].text(PARAMS) == f"{total:,}", path
+    frozen = sum(p.numel() for p in model.residual_block_layers[0].parameters())
+    assert by_path["SpiralClassifierWithResidualBlocks"].checkState(FROZEN) == Qt.CheckState.PartiallyChecked
+    assert by_path["SpiralClassifierWithResidualBlocks.residual_block_layers.0"].checkState(FROZEN) == \
+        Qt.CheckState.Checked
+    assert "SpiralClassifierWithResidualBlocks.residual_block_layers.0.2" in by_path  # a Tanh: no count
+    assert by_path["SpiralClassifierWithResidualBlocks.residual_block_layers.0.2"].text(PARAMS) == ""
+    root_tip = by_path["SpiralClassifierWithResidualBlocks"].toolTip(NAME)
+    assert f"{sum(p.numel() for p in model.parameters()) - frozen:,} of them trainable" in root_tip
