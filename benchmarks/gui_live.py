@@ -2,7 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_live.py [--iterations 6] [--rounds 2]
 
-resources/examples/char_lstm.py (~1,700 records and ~840 graph nodes per iteration) runs, alternated in
+resources/examples/char_lstm.py (~1,700 records and ~840 graph nodes per iteration), or with --model resnet a
+ResNet of 60 blocks with BatchNorm (~3,000 records, 245 parameters, deep rather than wide), runs, alternated in
 one process, (a) under engine.debug.Debugger("summary") without the app, and (b) in the real MainWindow
 (offscreen), resumed from the entry pause and running freely to a breakpoint. The first two iterations
 (graph build, first layout) are left out. Per round and contender, one line: wall seconds per iteration,
@@ -36,9 +37,41 @@ import engine.debug  # noqa: E402
 SKIP = 2  # iterations left out: the graph is built and laid out in them
 
 
+MODEL = "char_lstm"  # or "resnet" (--model)
+
+
 def _train(iterations: int) -> None:
     # one more batch than measured: the run stops (window) or is cut (bare) before the epoch's evaluation
-    char_lstm.main(epochs=1, batches_per_epoch=iterations + SKIP + 1, verbose=False, sample_length=10)
+    if MODEL == "char_lstm":
+        char_lstm.main(epochs=1, batches_per_epoch=iterations + SKIP + 1, verbose=False, sample_length=10)
+    else:
+        _train_resnet(iterations + SKIP + 1)
+
+
+def _train_resnet(steps: int, blocks: int = 60, width: int = 8) -> None:
+    """A deep residual CNN on a fixed batch: many small layers, as the per-layer views meet them in real models."""
+    import engine.nn as nn
+    import engine.nn.functional as F
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+            self.conv2, self.bn2 = nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+
+        def forward(self, x):
+            return F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                          nn.Sequential(*[Block() for _ in range(blocks)]), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(width, 10))
+    opt = engine.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x, y = engine.randn(8, 3, 16, 16), engine.randint(0, 10, (8,))
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
 
 
 class _Marks:
@@ -90,7 +123,7 @@ def window(iterations: int) -> dict[str, float]:
     w = MainWindow(settings)
     w.resize(1600, 1000)
     w.show()
-    w.run_function(lambda: _train(iterations), "char_lstm")
+    w.run_function(lambda: _train(iterations), MODEL)
     last = SKIP + iterations
     engine_marks, gui_marks = _Marks(), _Marks()
     state = {"resumed": False, "error": ""}
@@ -136,7 +169,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--iterations", type=int, default=6, help="iterations measured per run")
     parser.add_argument("--rounds", type=int, default=2, help="bare/window pairs, alternated")
+    parser.add_argument("--model", choices=("char_lstm", "resnet"), default="char_lstm")
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
     results: dict[str, list[dict[str, float]]] = {"bare": [], "window": []}
     for r in range(args.rounds):
         for name in (("bare", "window") if r % 2 == 0 else ("window", "bare")):
@@ -145,7 +181,7 @@ def main() -> None:
             print(f"round {r + 1} {_line(name, result)}", flush=True)
     med = {name: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for name, rs in results.items()}
     b, w = med["bare"], med["window"]
-    print(f"char_lstm live, median of {args.rounds} ({args.iterations} iterations each after {SKIP}): "
+    print(f"{MODEL} live, median of {args.rounds} ({args.iterations} iterations each after {SKIP}): "
           f"window {w['wall'] * 1e3:.0f} ms/iteration ({w['wall'] / b['wall']:.2f}x bare debugger "
           f"{b['wall'] * 1e3:.0f} ms); CPU per iteration: engine {w['engine'] * 1e3:.0f} ms "
           f"({w['engine'] / b['engine']:.2f}x bare {b['engine'] * 1e3:.0f} ms), GUI {w['gui'] * 1e3:.0f} ms "
