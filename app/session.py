@@ -19,6 +19,7 @@ command queue and are carried out on the engine thread.
 from __future__ import annotations
 
 import bisect
+import heapq
 import linecache
 import os
 import threading
@@ -48,7 +49,8 @@ from engine.debug.losses import LossCurves
 from engine.debug.records import OPTIMIZER
 from engine.debug.source import SourceFrame, short_message
 from engine.debug.summary import finish
-from engine.events import AlertEvent, EditEvent, OpEvent, OptimizerEvent, next_seq
+from engine.events import AlertEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent, next_seq
+from engine.tape.output import MAX_OUTPUT_BYTES
 from engine.tape.writer import stopped_by
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
@@ -86,6 +88,10 @@ def _summaries(rec) -> list:
 PAUSE_WAIT = 0.5  # seconds a pause may take to land before the status says where the code is instead
 MIN_BACKLOG = 2048  # items that may always wait for the GUI: a burst of small ops must not stall the engine
 HISTORY = 50_000  # op and backward records a session keeps by seq, for scrubbing back a live run
+# the latest op, backward and module records a live run keeps for a tape saved from the window (LiveSession.save_kept):
+# as many as it keeps for scrubbing back (the same records, so they cost little more); its optimizer steps, alerts,
+# edits and output (a few per iteration) are kept whole, its output up to a tape's cap
+KEPT = HISTORY
 _HERE = os.path.abspath(__file__)
 
 
@@ -593,6 +599,12 @@ class LiveSession(Session):
         self._alert_stop: AlertEvent | None = None  # the alert whose pause has not landed yet (engine thread)
         self._alerted: set[tuple] = set()  # fold keys of the alerts raised: a repeat stops nothing (engine thread)
         self.origin = next_seq()  # the engine numbers the events of the whole process: a Restart's count from 1
+        # what a tape saved from the window holds (save_kept): (order, item) of the latest KEPT op, backward and
+        # module records, and of every optimizer step, iteration mark, alert, edit and output chunk
+        self._kept: deque[tuple[int, object]] = deque(maxlen=KEPT)
+        self._kept_whole: list[tuple[int, object]] = []
+        self._kept_count = 0  # items kept so far, the ones that fell out of _kept too
+        self._kept_output = 0  # bytes of output kept
 
     # ---- the engine thread --------------------------------------------------------------------
     def _push(self, item) -> None:
@@ -703,6 +715,63 @@ class LiveSession(Session):
                 self.start_recording(self._record_at_start)
             self.run = self.debugger.run_callable(self._main, python_pause=self.python_pause)
         return self
+
+    def _apply(self, item, change: SessionChange) -> None:
+        self._keep(item)
+        super()._apply(item, change)
+
+    def _keep(self, item) -> None:
+        """Keep what a tape saved from the window would hold of `item` (see save_kept)."""
+        cls = item.__class__
+        n = self._kept_count
+        if cls is OpRecord or cls is BackwardRecord or (cls is EventRecord and item.event.__class__ is ModuleEvent):
+            self._kept.append((n, item))
+        elif cls is EventRecord or cls is AlertEvent or cls is EditEvent:
+            self._kept_whole.append((n, item))
+        elif cls is OutputChunk and self._kept_output < MAX_OUTPUT_BYTES:
+            self._kept_output += len(item.text)
+            self._kept_whole.append((n, item))
+        else:
+            return
+        self._kept_count = n + 1
+
+    @property
+    def kept(self) -> tuple[int, int, int]:
+        """What a tape saved from the window would hold: (records kept, records run, the first iteration kept)."""
+        whole = self._kept_count - len(self._kept_whole)  # records applied, those fallen out of _kept too
+        first = self._kept[0][1].iteration if self._kept else self.iteration
+        return len(self._kept), whole, first
+
+    def save_kept(self, path: str) -> int:
+        """Write to a new tape at `path` what the window kept of this run, once it has ended: its latest KEPT op,
+        backward and module records (every one, in a shorter run) and all its optimizer steps, alerts, edits and
+        output, with how it ended; no parameter snapshots (those are taken as a recording goes). Returns the events
+        written; engine.tape.TapeError where the tape cannot be written."""
+        if self.run is not None and not self.run.done.is_set():
+            raise RuntimeError("save_kept: stop the run first (its engine thread would go on adding to it)")
+        items = [item for _, item in heapq.merge(self._kept_whole, self._kept, key=lambda pair: pair[0])]
+        target = self.target
+        command = ["tapescope", "run", target.path, *target.argv] if target.kind == "script" else ["tapescope"]
+        # a queue that holds every item, and no lag to wait out: a stretch of records is never stripped of summaries
+        recorder = engine.tape.record(path, debugger=Debugger(self.capture, interactive=False, cache_bytes=0),
+                                      max_bytes=None, queue_events=4 * len(items) + 64, max_lag=3600.0,
+                                      command_line=command)
+        try:
+            queue = list(recorder.debugger.on_record)  # the recorder's own way in, as from a live debugger
+            for item in items:
+                if item.__class__ is OutputChunk:
+                    recorder.output(item.stream, item.text)
+                else:
+                    for take in queue:
+                        take(item)
+            if self._why:  # the tape says how the run ended, as a recording's does
+                recorder.status = self._why
+                if self._failure is not None:
+                    error = self.ended.error if self.ended is not None else None
+                    recorder.keep_failure(self._failure, error.op if error is not None else None)
+        finally:
+            recorder.close()
+        return recorder.events
 
     def _drained(self, change: SessionChange) -> None:
         # what the GUI applies in max_lag seconds: past it, what the window shows would trail the engine
