@@ -25,7 +25,7 @@ import numpy as np
 
 import engine.tape
 from app.graph_model import GraphModel
-from app.script_io import OutputChunk
+from app.script_io import OutputChunk, own_file, own_frames
 from app.session import _RECORDS, CONTROL, FINISHED, PAUSED, RUNNING, NodeInfo, Session, SessionChange, stops_at
 from engine.debug import OpRecord, Stop
 from engine.debug.alert_folds import fold_key
@@ -85,7 +85,8 @@ class ReplaySession(Session):
             None if not self.tape.events_lost and not self.tape.notes else self.tape.iterations()), [])
         self.recorded_losses = self._read(lambda: self.tape.loss_history(columns), None)
         whole = self.recorded_losses is not None  # else they fill as the replay reads what it can
-        self._output_seqs, self._output = _recorded_output(self.tape)
+        # the script's traceback as a live run shows it (its own frames); the whole of it, for Output's menu
+        self._output_seqs, self._output, self.whole_traceback = _recorded_output(self.tape)
         self.raised_at = _raised_at(self.tape.meta.get("raised_at"))  # where a run that raised was stopped
         self.failure = self._read(self._failure, None)  # the op that raised it, marked where the replay reaches it
         self._output_shown = 0  # how many of them the Output panel shows
@@ -442,15 +443,23 @@ def _gaps(tape, cols: dict) -> list[Gap]:
     return gaps
 
 
-def _recorded_output(tape) -> tuple[list[int], list[OutputChunk]]:
+def _recorded_output(tape) -> tuple[list[int], list[OutputChunk], str]:
     """(event seqs, chunks) of the script's output on `tape`, in order, with a note where it was cut; none
-    where the output cannot be read (the rest of the tape still replays)."""
+    where the output cannot be read (the rest of the tape still replays). A traceback the script's error printed is
+    cut to the script's own frames, as a live run shows it (`tapescope record` printed Python's, with the engine's
+    frames), and a note says what was left out; the third item is that whole traceback ('': none was cut)."""
     try:
         rows, cut = tape.output(), tape.output_cut()
     except engine.tape.TapeError:
-        return [], []
-    seqs = [row.seq for row in rows]
-    chunks = [OutputChunk(row.stream, row.text) for row in rows]
+        return [], [], ""
+    seqs, chunks = [], []
+    for row in rows:  # a traceback printed line by line is one chunk (one seq, one stream)
+        if seqs and seqs[-1] == row.seq and chunks[-1].stream == row.stream:
+            chunks[-1] = OutputChunk(row.stream, chunks[-1].text + row.text)
+        else:
+            seqs.append(row.seq)
+            chunks.append(OutputChunk(row.stream, row.text))
+    whole = _own_tracebacks(tape, seqs, chunks)
     if cut is not None:
         limit = meta_bytes(tape.meta.get("max_output_bytes", ""))
         kept = f"the first {human_size(limit)} of " if limit is not None else ""
@@ -458,7 +467,33 @@ def _recorded_output(tape) -> tuple[list[int], list[OutputChunk]]:
         seqs.insert(at, cut[0])
         chunks.insert(at, OutputChunk("note", f"\u2702 The tape keeps {kept}the script's output: "
                                               f"{human_size(cut[1])} more was not recorded."))
-    return seqs, chunks
+    return seqs, chunks, whole
+
+
+def _own_tracebacks(tape, seqs: list[int], chunks: list[OutputChunk]) -> str:
+    """Cut the tracebacks in `chunks` (stderr) to the script's frames, in place, each followed by a note of what was
+    left out; the whole text of those cut ('' where none was). The script's files are those the tape keeps the source
+    of (the files of the frames it recorded), less the engine's and the app's; a tape that keeps none is left as is."""
+    try:
+        files = {file for file in tape.sources() if own_file(file)}
+    except engine.tape.TapeError:
+        return ""
+    if not files:
+        return ""
+    whole = []
+    for i in range(len(chunks) - 1, -1, -1):
+        chunk = chunks[i]
+        if chunk.stream != "stderr" or "Traceback (most recent call last):" not in chunk.text:
+            continue
+        text, hidden = own_frames(chunk.text, files.__contains__)
+        if hidden:
+            whole.append(chunk.text)
+            chunks[i] = OutputChunk("stderr", text)
+            seqs.insert(i + 1, seqs[i])
+            chunks.insert(i + 1, OutputChunk("note", f"\u2026 {counted(hidden, 'frame')} of the engine and Python "
+                                                     "left out, as the live run shows its error (Output's context "
+                                                     "menu copies the whole traceback the tape keeps)"))
+    return "".join(reversed(whole))
 
 
 def _steppable(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

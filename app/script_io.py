@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import runpy
 import sys
 import threading
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import engine
 from engine.debug.raised import error_line, raised_op
 from engine.debug.source import USER, frame_kind
 from engine.events import OpEvent
 
 _APP_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_ENGINE_DIR = os.path.dirname(os.path.abspath(engine.__file__)) + os.sep
+_DEMO = os.path.join(_APP_DIR, "demo.py")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +246,12 @@ def _own(code, script: str) -> bool:
     return path == script or not path.startswith(_APP_DIR)
 
 
+def own_file(path: str) -> bool:
+    """Whether a file a tape names may be the person's code: not the engine's nor the app's (the demo excepted)."""
+    path = os.path.abspath(path)
+    return path == _DEMO or not path.startswith((_APP_DIR, _ENGINE_DIR))
+
+
 def script_error(err: BaseException, script: str) -> ScriptError:
     """The traceback of `err` with only the script's own frames, and the op that raised it."""
     script = os.path.abspath(script) if script else ""
@@ -255,3 +266,41 @@ def script_error(err: BaseException, script: str) -> ScriptError:
     if raised is None:
         return ScriptError(error_line(err), text, None, file, line)
     return ScriptError(error_line(err), text, raised.event, file, line, raised.depth)
+
+
+# a frame of a traceback Python printed: its "File" line; the lines under it (its source, the carets, "[Previous line
+# repeated 4 more times]") are indented further
+_FRAME = re.compile(r'  File "(?P<file>[^"]*)", line \d+')
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def own_frames(text: str, own: Callable[[str], bool]) -> tuple[str, int]:
+    """`text` (output holding tracebacks as Python prints them) with only the frames of files `own(file)` accepts,
+    as script_error gives a live run's error (without the carets under a line); and how many frames it left out. A
+    traceback none of whose frames are the script's keeps its last line (the error), as a live run shows it."""
+    out: list[str] = []
+    hidden = 0
+    block: list[str] | None = None  # the traceback being read: its header, then the frames kept
+    keep = True  # whether the frame being read is kept
+    for line in text.splitlines(keepends=True):
+        if line.rstrip("\r\n") == _TRACEBACK:
+            block, keep = [line], True
+            continue
+        if block is not None:
+            frame = _FRAME.match(line)
+            if frame is not None:
+                keep = own(frame["file"])
+                hidden += not keep
+                if keep:
+                    block.append(line)
+                continue
+            if line.startswith("    "):  # the frame's own lines (its carets left out, as a live run's have none)
+                if keep and line.strip(" ^~\r\n"):
+                    block.append(line)
+                continue
+            out += block if len(block) > 1 else []  # the error's lines follow the frames
+            block = None
+        out.append(line)
+    if block is not None:  # cut off inside its frames
+        out += block
+    return "".join(out), hidden

@@ -3,13 +3,14 @@
 The script's lines keep their columns (epoch, loss, accuracy) and scroll sideways where the panel is
 narrow, as in an IDE's run console; the app's notes ("Replaying run.tape: …") wrap to the panel's width,
 so a narrow panel shows them whole. A section (a replay's output under its "Replaying" note) can be cut back
-to its note and written again, and its note stays however much output follows.
+to its note and written again, and its note stays however much output follows. Where the traceback shown is the
+script's own frames of a longer one (a replay of `tapescope record`'s tape), the context menu copies the whole.
 """
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextBlockFormat, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QTextEdit
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QTextBlockFormat, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QMenu, QTextEdit
 
 from widgets.theme import ERROR_TEXT, pick
 
@@ -45,6 +46,7 @@ class OutputPanel(QTextEdit):
         # append, it was lost whenever a resize moved the end (a horizontal bar showing, the Editor tab
         # widening the left column), and the panel stayed on epoch 56 while the run printed epoch 399
         self._following = True
+        self.whole_traceback = ""  # the traceback the one shown was cut from (its engine frames), or ""
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._scrolled)
         bar.rangeChanged.connect(self._keep_end)
@@ -151,6 +153,24 @@ class OutputPanel(QTextEdit):
         cursor.setPosition(first.position(), QTextCursor.MoveMode.KeepAnchor)
         cursor.removeSelectedText()
         cursor.setBlockFormat(kept)  # the first line kept wraps (or not) as it did
+
+    def set_whole_traceback(self, text: str) -> None:
+        """The whole traceback whose script frames are shown ('': none): the context menu copies it."""
+        self.whole_traceback = text
+
+    def context_menu(self) -> QMenu:
+        """Qt's menu (Copy, Select All), and Copy Whole Traceback where the one shown was cut."""
+        menu = self.createStandardContextMenu()
+        if self.whole_traceback:
+            menu.addSeparator()
+            menu.addAction("Copy Whole Traceback (with the engine's frames)",
+                           lambda: QGuiApplication.clipboard().setText(self.whole_traceback))
+        return menu
+
+    def contextMenuEvent(self, event) -> None:
+        menu = self.context_menu()
+        menu.exec(event.globalPos())
+        menu.deleteLater()
 
     def note(self, text: str) -> None:
         """Add a line of the app's own (what started, how it ended), on a line of its own."""
