@@ -164,8 +164,9 @@ class _Progress:
 
 # ---- one flat group ------------------------------------------------------------------------------
 def _order_nodes(k: int, edges: np.ndarray, rank: np.ndarray, top: np.ndarray, bottom: np.ndarray,
-                 sweeps: int, tick: Callable[[float], None]) -> _Order:
-    """Layers (longest path, sources pulled down to their consumers) and barycentre ordering."""
+                 sweeps: int, tick: Callable[[float], None], box: np.ndarray | None = None) -> _Order:
+    """Layers (longest path; module boxes and sources pulled down to their consumers) and barycentre ordering.
+    box: which children are module boxes."""
     src, dst = edges[:, 0], edges[:, 1]
     graph = nx.DiGraph()
     graph.add_nodes_from(range(k))
@@ -191,6 +192,8 @@ def _order_nodes(k: int, edges: np.ndarray, rank: np.ndarray, top: np.ndarray, b
         layer[generation] = depth
     tick(0.1 * k)
     indeg, outdeg = np.bincount(d, minlength=k), np.bincount(s, minlength=k)
+    if box is not None and box.any():
+        _boxes_down(layer, s, d, box & (outdeg > 0), top | bottom)
     # a parameter or input sits right above its first consumer, not at the very top
     first_use = np.full(k, np.iinfo(np.int64).max)
     np.minimum.at(first_use, s, layer[d])
@@ -222,6 +225,23 @@ def _order_nodes(k: int, edges: np.ndarray, rank: np.ndarray, top: np.ndarray, b
     key = np.concatenate((rank.astype(float), (rank[s][v_edge] + rank[d][v_edge]) / 2 + 0.25))
     perm = _sweep(all_layer, key, usrc, udst, sweeps, tick, k)
     return _Order(layer, all_layer, perm, usrc, udst, chain_ptr, flipped)
+
+
+def _boxes_down(layer: np.ndarray, s: np.ndarray, d: np.ndarray, movable: np.ndarray, ports: np.ndarray) -> None:
+    """Move each `movable` box down to the layer right above its first consumer, the lowest first, in place.
+
+    A GAN's generator G (fed by its noise alone) stood in the layer after the noise, and the discriminator's call on
+    real data two layers lower (after the two ops that make the real batch): each box made its layer band as tall as
+    itself, so the graph stacked G above D above D's other calls, three boxes high where two fit, and fitted to the
+    view it was small. Beside each other they share one band. A box whose output leaves its module (an output port)
+    stays: the port's layer is set later."""
+    order = np.argsort(s, kind="stable")
+    ptr = np.searchsorted(s[order], np.arange(len(layer) + 1))
+    consumers = d[order]
+    for b in sorted(np.flatnonzero(movable).tolist(), key=lambda i: -layer[i]):
+        used = consumers[ptr[b]:ptr[b + 1]]
+        if len(used) and not ports[used].any():
+            layer[b] = max(layer[b], int(layer[used].min()) - 1)
 
 
 def _after_what_ran_before(layer: np.ndarray, alone: np.ndarray) -> None:
@@ -582,7 +602,7 @@ def _layout_group(groups: list[_Group], g: int, sizes: np.ndarray, style: Layout
         order = cache.get("order", shape_key) if cache is not None else None
         top, bottom = c_what == _IN, c_what == _OUT
         if order is None:
-            order = _order_nodes(k, local_edges, np.arange(k), top, bottom, style.sweeps, work.tick)
+            order = _order_nodes(k, local_edges, np.arange(k), top, bottom, style.sweeps, work.tick, c_what == _BOX)
             if cache is not None:
                 cache.put("order", shape_key, order)
         local = _coordinates(order, k, c_wh[:, 0], c_wh[:, 1], top | bottom, anchor, style)

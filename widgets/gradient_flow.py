@@ -5,7 +5,9 @@ parameter name -> L2 norm (OptimizerEvent.grad_norms / .update_norms / .weight_n
 `set_parameters({name: requires_grad})`, the model's parameters: those the step left out get a row
 that says why ("frozen", "not updated") instead of missing silently;
 `set_metric(name)` (one of METRICS), `set_by_layer(bool)`.
-Outputs: `parameterActivated(name)` when a bar is clicked (a parameter or a layer path).
+Outputs: `parameterActivated(name)` when a bar is clicked (a parameter or a layer path); `wantedWidthChanged(px)`
+when the names to show change what `wanted_width()` is: the width that shows every name whole beside a readable
+bar and its value (a dock holding the chart may grow to it).
 What a person sees: `bars()` -> (labels, values), the norms drawn, top to bottom (NaN for a row without
 a bar); `row_text(label)`, the text after a row's bar; `legend.text()`, what the colours mean.
 """
@@ -28,6 +30,8 @@ GOOD_RATIO = 1e-3  # a common rule of thumb: updates around a thousandth of the 
 ROW = 16  # pixels per bar
 LABEL_SHARE = 0.4  # the most of the chart's width the names take; the bars and their values get the rest
 LABEL_PAD = 14  # pixels between a name and its bar
+BARS_LEAST = 110  # pixels the bars keep beside the names, so that their lengths still compare
+VALUE_PX = "0.000123"  # the widest value text as wanted_width measures it
 _COLOUR, _LOW, _HIGH = "#1c7ed6", "#adb5bd", "#e03131"
 FROZEN, NOT_UPDATED = "frozen (requires_grad=False)", "not updated: no optimizer step reached it"
 AXIS_TEXT = {GRAD: "gradient L2 norm", UPDATE_RATIO: "update norm / weight norm", WEIGHT: "weight L2 norm",
@@ -56,16 +60,39 @@ def ratios(updates: dict[str, float], weights: dict[str, float]) -> dict[str, fl
 
 def cut_name(name: str, metrics: QFontMetrics, width: int) -> str:
     """`name` in `width` pixels, cut in the middle: as many of its last dotted parts whole as fit, which tell rows
-    apart ("res\u2026layers.0.0.weight"; cut evenly, every row read "resid\u2026eight")."""
+    apart ("res\u2026layers.0.0.weight"; cut evenly, every row read "resid\u2026eight"). Where that would cut an index
+    ("blo\u2026in_proj_weight" read the same for layer 0 and layer 1), its module names are shortened to their initials
+    instead, left first ("b.l.0.self_attn.in_proj_weight"), and then the parameter's own name cut in its middle."""
     if metrics.horizontalAdvance(name) <= width:
         return name
     parts = name.split(".")
-    for k in range(1, len(parts)):  # the longest tail first
+    indexed = [k for k, part in enumerate(parts[:-1]) if part.isdigit()]
+    cut = _tail_kept(parts, metrics, width, indexed[0] + 1 if indexed else len(parts))
+    if cut or not indexed:
+        return cut or metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
+    short = list(parts)
+    for i in range(len(parts) - 1):
+        if not parts[i].isdigit() and len(parts[i]) > 1:
+            short[i] = parts[i][0]
+            if metrics.horizontalAdvance(".".join(short)) <= width:
+                return ".".join(short)
+    head = ".".join(short[:-1]) + "."
+    room = width - metrics.horizontalAdvance(head)
+    if room >= 4 * metrics.horizontalAdvance("\u2026"):
+        return head + metrics.elidedText(parts[-1], Qt.TextElideMode.ElideMiddle, room)
+    return metrics.elidedText(".".join(short), Qt.TextElideMode.ElideMiddle, width)  # "b.l.0\u2026ght"
+
+
+def _tail_kept(parts: list[str], metrics: QFontMetrics, width: int, most: int) -> str:
+    """The dotted `parts` in `width` pixels as their longest tail whole after the parts before it cut at the right
+    ("res\u2026layers.0.0.weight"), cutting into at most the first `most` parts; '' where none fits."""
+    dots = metrics.horizontalAdvance("\u2026")
+    for k in range(1, min(most, len(parts))):  # the longest tail first
         tail = "." + ".".join(parts[k:])
         room = width - metrics.horizontalAdvance(tail)
-        if room >= metrics.horizontalAdvance("\u2026"):
+        if room >= dots:
             return metrics.elidedText(".".join(parts[:k]), Qt.TextElideMode.ElideRight, room) + tail
-    return metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
+    return ""
 
 
 class _DecadeAxis(pg.AxisItem):
@@ -81,6 +108,7 @@ class GradientFlowChart(QWidget):
     """Norms per parameter or layer as log-scaled bars; see the module docstring for the API."""
 
     parameterActivated = Signal(str)
+    wantedWidthChanged = Signal(int)
 
     def __init__(self, parent=None, low: float = 1e-7, high: float = 1e3) -> None:
         super().__init__(parent)
@@ -140,6 +168,7 @@ class GradientFlowChart(QWidget):
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.plot.scene().sigMouseMoved.connect(self._hovered)
         self._label_px = 0  # the widest name's pixels, measured when drawn
+        self._wanted = 0  # wanted_width() as last told
         self._shown_labels: list[str] = []  # the names as the axis writes them
         self._span = None  # (lo, hi, bars, pixels of the widest value) of the bars drawn
         self.plot.getViewBox().sigResized.connect(self._fit)
@@ -164,11 +193,31 @@ class GradientFlowChart(QWidget):
         if not self._norms[GRAD] and self.metric_box.currentText() == GRAD and self._norms[UPDATE]:
             self.metric_box.setCurrentText(UPDATE_RATIO)  # an optimizer event alone carries no gradient norms
         self._redraw()
+        if not self._params:  # (the model's names, when known, are the ones that count)
+            self._tell_wanted()
 
     def set_parameters(self, trainable: dict[str, bool]) -> None:
         """The model's parameters (name -> requires_grad), so that those a step leaves out show why."""
         self._params = dict(trainable)
         self._redraw()
+        self._tell_wanted()
+
+    def wanted_width(self) -> int:
+        """The chart's width that shows the widest name (of the model's parameters and of the step's) whole, beside
+        bars that compare and the value after them; what the controls above need, where that is more."""
+        names = [*self._params, *(name for norms in self._norms.values() for name in norms)]
+        metrics = QFontMetrics(self.names_axis.font())
+        label = max((metrics.horizontalAdvance(name) for name in dict.fromkeys(names)), default=0)
+        value = QFontMetrics(self.plot.font()).horizontalAdvance(VALUE_PX) + 10
+        margins = self.layout().contentsMargins()
+        bars = label + LABEL_PAD + BARS_LEAST + value + margins.left() + margins.right() + 8  # (the view's frame)
+        return max(bars, self.minimumSizeHint().width())
+
+    def _tell_wanted(self) -> None:
+        wanted = self.wanted_width()
+        if wanted != self._wanted:
+            self._wanted = wanted
+            self.wantedWidthChanged.emit(wanted)
 
     def row_text(self, label: str) -> str:
         """The text written after a row's bar: its value, or why it has none."""
@@ -299,9 +348,14 @@ class GradientFlowChart(QWidget):
         self._fit()
 
     def _fit_labels(self) -> None:
-        """The names as wide as the widest, up to LABEL_SHARE of the chart, cut in the middle beyond that (whole in
-        the row's tooltip): a fixed 260 pixels took a whole 250-pixel dock, the bars and values squeezed out."""
-        width = min(self._label_px + LABEL_PAD, max(int(self.plot.width() * LABEL_SHARE), 4 * LABEL_PAD))
+        """The names as wide as the widest, up to what the bars (BARS_LEAST) and their values leave of the chart, and
+        at least LABEL_SHARE of it; cut in the middle beyond that (whole in the row's tooltip): a fixed 260 pixels
+        took a whole 250-pixel dock, the bars and values squeezed out, and a share of 0.4 cut "blocks.layers.0.
+        self_attn.in_proj_weight" to "blo….in_proj_weight" beside bars with room to spare."""
+        plot = self.plot.width()
+        value = self._span[3] if self._span is not None else 0
+        room = max(int(plot * LABEL_SHARE), plot - BARS_LEAST - value, 4 * LABEL_PAD)
+        width = min(self._label_px + LABEL_PAD, room)
         metrics = QFontMetrics(self.names_axis.font())
         self._shown_labels = [cut_name(name, metrics, width - LABEL_PAD) for name in self._labels]
         self.names_axis.setTicks([list(enumerate(self._shown_labels)), []])
