@@ -26,6 +26,7 @@ from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo, alert_name
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.breakpoints import CONDITIONS, tripped
+from engine.debug.node_names import script_named
 from engine.debug.records import source_of
 from engine.debug.source import SourceFrame
 from widgets.breakpoints_panel import describe
@@ -138,16 +139,7 @@ class DebugPanels(QObject):
     def _index_tape(self, session: ReplaySession) -> None:
         w = self.w
         w.timeline.set_events(*session.steppable)
-        alerts = session.recorded_alerts  # the alerts panel lists them (MainWindow.open_tape)
-        for alert in alerts:
-            _colour_alert_kind(w.timeline, alert)
-        seqs, texts, tags = [a.forward_seq or a.seq for a in alerts], [a.message for a in alerts], \
-            [alert_name(a) for a in alerts]
-        if session.failure is not None:  # the op that raised, marked as a live run marks it
-            seqs.append(session.failure.event.seq)
-            texts.append(session.failure.message)
-            tags.append("")
-        w.timeline.set_markers("alert", seqs, texts, tags)
+        self.mark_alerts()
         edits = session.recorded_edits
         w.timeline.set_markers("edit", [e.seq for e in edits], [_edit_text(e) for e in edits])
         if session.no_events:  # a damaged tape: the banner says what survived
@@ -169,6 +161,28 @@ class DebugPanels(QObject):
         w.training_plots.set_losses(session.loss_curves(), session.eval_loss_curves())
         self._show_chances(session)
 
+    def mark_alerts(self) -> None:
+        """Mark on the timeline the session's alerts that are not muted, and the op that raised the script's
+        exception: again after a mute or an unmute in the Alerts panel."""
+        w, session = self.w, self.w.session
+        if session is None:
+            return
+        live = isinstance(session, LiveSession)
+        mutes = w.alerts_panel.mutes
+        alerts = [a for a in (session.alerts if live else session.recorded_alerts) if not mutes.hides(a.kind, a.key)]
+        for alert in alerts:
+            _colour_alert_kind(w.timeline, alert)
+        seqs, texts, tags = [a.forward_seq or a.seq for a in alerts], [a.message for a in alerts], \
+            [alert_name(a) for a in alerts]
+        error = session.ended.error if live and session.ended is not None else None
+        failure = (error.op.seq, error.message) if error is not None and error.op is not None else \
+            (session.failure.event.seq, session.failure.message) if not live and session.failure is not None else None
+        if failure is not None:  # the op that raised, marked as a live run marks it
+            seqs.append(failure[0])
+            texts.append(failure[1])
+            tags.append("")
+        w.timeline.set_markers("alert", seqs, texts, tags)
+
     def close_session(self) -> None:
         """The session is going: deliver no more values for it."""
         self.worker.cancel()
@@ -189,9 +203,11 @@ class DebugPanels(QObject):
             self._unshown += change.applied
             if change.stop is not None or change.alerts or change.edits:
                 self.show_records()
+            mutes = w.alerts_panel.mutes
             for alert in change.alerts:
-                _colour_alert_kind(w.timeline, alert)
-                w.timeline.add_marker("alert", alert.forward_seq or alert.seq, alert.message, alert_name(alert))
+                if not mutes.hides(alert.kind, alert.key):  # a muted kind leaves no mark (unmuted: mark_alerts)
+                    _colour_alert_kind(w.timeline, alert)
+                    w.timeline.add_marker("alert", alert.forward_seq or alert.seq, alert.message, alert_name(alert))
             stop = change.stop
             if stop is not None and stop.reason == "breakpoint" and stop.record is not None:
                 w.timeline.add_marker("breakpoint", stop.record.seq, "stopped at a breakpoint")
@@ -294,8 +310,9 @@ class DebugPanels(QObject):
         if behind:
             notes.append(f"No gradient yet in iteration {info.iteration} (shown greyed: iteration "
                          f"{info.grad_iteration}'s)")
-        subtitle = "\n".join([_subtitle(info, now), *notes])
-        self.w.inspector.show_summaries(_title(info), value, grad, diff, subtitle=subtitle,
+        shown = _script_named(info, self.models())
+        subtitle = "\n".join([_subtitle(shown, now), *notes])
+        self.w.inspector.show_summaries(_title(shown), value, grad, diff, subtitle=subtitle,
                                         grad_label=_grad_label(info, now), value_label=_value_label(info, now),
                                         stale={"gradient": f"no gradient yet in iteration {info.iteration} "
                                                f"(shown: iteration {info.grad_iteration}'s)"} if behind else {})
@@ -347,8 +364,10 @@ class DebugPanels(QObject):
             ev = op.event
             info = replace(info, in_shapes=", ".join(map(shape_text, ev.input_shapes)),
                            out_shape=shape_text(ev.output_shape), dtype=ev.dtype)
-        subtitle = _subtitle(info, -1) + "\n" if info is not None else ""
-        self.w.inspector.show_summaries(_title(info) if info is not None else key, value, grad,
+        shown = _script_named(info, self.models()) if info is not None else None
+        subtitle = _subtitle(shown, -1) + "\n" if shown is not None else ""
+        title = _title(shown) if shown is not None else script_named(key, self.models())
+        self.w.inspector.show_summaries(title, value, grad,
                                         subtitle=subtitle + " \u00b7 ".join(notes),
                                         value_label=f"value (iteration {it})",
                                         grad_label=f"gradient (iteration {back.iteration})" if back else "")
@@ -490,10 +509,20 @@ class DebugPanels(QObject):
         nodes, groups = breakpoint_marks(view, (spec,))
         if not len(nodes) and not len(groups):
             what = "op" if spec.kind == "op" else "module call"
-            self.w.status_panel.set_note(f"No {what} so far matches '{spec.pattern}': it stops once one runs", 8)
+            pattern = script_named(spec.pattern, self.models())
+            self.w.status_panel.set_note(f"No {what} so far matches '{pattern}': it stops once one runs", 8)
+
+    def models(self) -> dict[str, str]:
+        """The script's names of its models, as the graph titles them (engine path -> name: "Sequential_2" -> "D"),
+        where it has two or more: there the engine's paths ("Sequential", "Sequential_2") do not say which is which.
+        One model keeps its class's path ("SpiralNet.fc1"), as the status bar and the alerts name it."""
+        names = getattr(self.w.canvas.view, "root_names", None) or {}
+        return names if len(names) > 1 else {}
 
     def _list_breakpoints(self, infos) -> None:
-        """List the breakpoints in their panel, and mark on the graph the places the enabled ones name."""
+        """List the breakpoints in their panel (their models named as the graph names them), and mark on the graph
+        the places the enabled ones name."""
+        self.w.breakpoints.set_model_names(self.models())
         self.w.breakpoints.set_breakpoints(infos)
         self.w.graph.set_breakpoints(i.spec for i in infos if i.enabled)
 
@@ -516,7 +545,7 @@ class DebugPanels(QObject):
         w.breakpoints.select(info.id)
         self._stop_selected = info.id
         found = _tripped(info.spec, stop.record)
-        self._name_stop(f"Breakpoint: {' '.join(describe(info.spec).split())} \u00b7 hit {info.hits:,}"
+        self._name_stop(f"Breakpoint: {' '.join(describe(info.spec, self.models()).split())} \u00b7 hit {info.hits:,}"
                         + (f" \u00b7 {found}" if found else ""))
 
     def _name_stop(self, text: str) -> None:
@@ -566,7 +595,9 @@ class DebugPanels(QObject):
             named = (info.module or key) if module else key
         # the engine names a repeated call's ops and modules without the graph's "#n": every call stops
         spec = (Breakpoint.module if module else Breakpoint.op)(engine_key(named))
-        where = ("module " if module else "") + (named if spec.pattern == named else f"{spec.pattern} (every call)")
+        models = self.models()
+        where = ("module " if module else "") + (script_named(named, models) if spec.pattern == named else
+                                                 f"{script_named(spec.pattern, models)} (every call)")
         existing = [b.id for b in session.debugger.list_breakpoints() if b.spec == spec]
         if existing:
             self._breakpoints(lambda d: [d.remove_breakpoint(bid) for bid in existing])
@@ -585,6 +616,7 @@ class DebugPanels(QObject):
         if view is not None:
             kinds = view.kind.tolist()
             ops = list(dict.fromkeys(engine_key(key) for key, i in view.node_of.items() if kinds[i] == OP))
+        w.breakpoints.set_model_names(self.models())
         w.breakpoints.set_names(modules, ops)
 
     # ---- runtime edits -----------------------------------------------------------------------------------
@@ -694,6 +726,15 @@ def _trainable(modules: list[dict]) -> dict[str, bool]:
         for name, _shape, requires_grad in m["params"]:
             out[f"{path}.{name}" if path else name] = requires_grad
     return out
+
+
+def _script_named(info: NodeInfo, models: dict[str, str]) -> NodeInfo:
+    """`info` as the Inspector names it: its key, module and label with the model named as the graph names it ("D.0"
+    for the engine's "Sequential_2.0"); for showing only, as breakpoints and fetches go by the engine's key."""
+    if not models:
+        return info
+    return replace(info, key=script_named(info.key, models), module=script_named(info.module, models),
+                   label=script_named(info.label, models))
 
 
 def _title(info: NodeInfo) -> str:

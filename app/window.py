@@ -61,7 +61,7 @@ from app.replay import ReplaySession
 from app.script_memory import remember_script, remembered_arguments, remembered_recordings
 from app.session import FINISHED, PAUSED, RUNNING, LiveSession, Target, alert_name, failure_text, raised_where
 from app.tape_export import TapeExporter
-from app.unsaved import DropQuestion, what_is_lost
+from app.unsaved import DropQuestion, save_as_tape, what_is_lost
 from engine.debug import EventRecord
 from engine.debug.records import CAPTURES, source_of
 from engine.debug.source import SourceFrame, short_message
@@ -95,6 +95,7 @@ STRUCTURE_WAIT = 4.0
 INSPECT_INTERVAL = 0.3  # seconds between the inspector's refreshes while the engine runs: readable, and cheap
 INSPECTOR_MOST = 460  # pixels: the right column's width in a large window
 MODULES_SHARE = 0.25  # the most of the window's width the left column takes to show the module tree whole
+GRADIENTS_SHARE = 0.4  # the most of the row under the graph the loss group takes for Gradient Flow's names
 FIRST_SHARE = 0.85  # of each side of a screen larger than 1920x1200, what a first start takes
 _NAN_STOP = "Stopped where NaN/Inf first appeared: "
 _ALERT_STOP = "Stopped at an alert, "
@@ -225,6 +226,7 @@ class MainWindow(QMainWindow):
         self.alerts_panel.alertActivated.connect(self._alert_activated)
         self.alerts_panel.mutesChanged.connect(lambda mutes: setattr(self.session, "mutes", mutes)
                                                if self.session is not None else None)
+        self.alerts_panel.mutesChanged.connect(lambda _mutes: self.panels.mark_alerts())  # off the timeline
         self.source_view = SourceView()
         self.output = OutputPanel()
         self.loss_plot = LossPlot()
@@ -234,6 +236,7 @@ class MainWindow(QMainWindow):
         self.module_editor = ModuleEditor()
         self.training_plots = TrainingPlots()
         self.gradient_flow = GradientFlowChart()
+        self.gradient_flow.wantedWidthChanged.connect(self.fit_gradient_flow)
         self.docks = {
             "modules": self._dock("Modules", "modules", self.module_tree, left),
             "editor": self._dock("Editor", "editor", self.module_editor, left),
@@ -353,7 +356,9 @@ class MainWindow(QMainWindow):
         # gradient flow's two choices: "gradient no… | per parame" at 1440x900): the others give way, down to a
         # width that still shows a few words each
         others = 1 if tabbed else 2
-        needs = max(_tabs_width(self, docks[2]), self.gradient_flow.minimumSizeHint().width() + 24)
+        # Gradient Flow's names whole beside its bars, as far as the others keep a fair part (GRADIENTS_SHARE)
+        needs = max(_tabs_width(self, docks[2]), min(self.gradient_flow.wanted_width() + 24,
+                                                     int(width * GRADIENTS_SHARE)))
         loss = min(max(int(width * 0.30), needs), width - others * self._narrow_panel_width())
         loss = max(loss, int(width * 0.26))
         rest = width - loss
@@ -364,6 +369,21 @@ class MainWindow(QMainWindow):
         # 1440x900 its 250 pixels, beside a wider source view, wrapped or cut every line past 30 characters); shares,
         # not sizes, so that a window grown and shrunk again gets the row it started with
         self.resizeDocks(docks, [int(rest * 0.30 / 0.70), int(rest * 0.40 / 0.70), loss], Qt.Orientation.Horizontal)
+
+    def fit_gradient_flow(self, wanted: int) -> None:
+        """Widen the loss group under the graph to what Gradient Flow wants (the model's parameter names whole, once
+        a script's model is known), the source and output panels giving way: as the window laid the row out, never
+        narrower, and not where the person arranged the bottom area."""
+        dock = self.docks["loss"]
+        docks = [self.docks[name] for name in ("source", "output", "loss")]
+        if (not self._sized or self._bottom_by_person or not all(d.isVisible() and not d.isFloating() for d in docks)
+                or self.dockWidgetArea(dock) != Qt.DockWidgetArea.BottomDockWidgetArea):
+            return
+        row = sum(d.width() for d in docks if self.rect().intersects(d.geometry()))
+        if dock.width() < min(wanted + 24, int(row * GRADIENTS_SHARE)):
+            with self.panel_shares.rearranging(Qt.DockWidgetArea.BottomDockWidgetArea):
+                self._share_bottom_row(row)
+                self.layout().activate()
 
     def _narrow_panel_width(self) -> int:
         """The width at which the source or output panel still shows a few words (from the font, so it holds
@@ -859,6 +879,7 @@ class MainWindow(QMainWindow):
         self._close_session()
         self.output.end_section()  # a replay's output before this session stays as it is
         self.output.follow_end()  # the new session's output, not where the last one was scrolled to
+        self.output.set_whole_traceback(getattr(session, "whole_traceback", ""))  # a replay's, cut to the script's
         self.session = session
         session.stop_on_alerts = self.stop_on_alerts
         session.mutes = self.alerts_panel.mutes  # muted for the app's session: a restart or another script too
@@ -1478,7 +1499,9 @@ class MainWindow(QMainWindow):
 
         def answered(_result: int) -> None:
             self._question = None
-            if question.dropped():
+            if question.saving() and not save_as_tape(self):
+                return  # not saved (cancelled, or it failed and says why): the session stays
+            if question.saving() or question.dropped():
                 self._dropping = True  # the close that follows is not asked about again
                 try:
                     go_on()

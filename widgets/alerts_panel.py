@@ -13,8 +13,9 @@ what the area shows. With no alerts the panel says what is watched for, not a ba
 
 An alert raised again (the same kind about the same thing, engine.debug.alert_folds) is folded into its first row:
 the row counts it beside its first iteration and the detail says when it came last. The list's context menu mutes a
-kind, or every alert about one thing, for the rest of the session (Unmute undoes it): muted rows stay listed, greyed
-and in italics, and `mutesChanged` tells the session, which then stops at none of them.
+kind everywhere, or a kind about one thing only (the row's parameter, layer or op), for the rest of the session
+(Unmute undoes it): muted rows stay listed, greyed and in italics, and `mutesChanged` tells the session, which then
+stops at none of them, and the window, which takes their marks off the timeline.
 
 The rows are read as a QTreeWidget's: `topLevelItem(i)`, `topLevelItemCount()`, `itemClicked`; `list` is
 the tree itself.
@@ -317,7 +318,8 @@ class AlertsPanel(QSplitter):
         if fold is not None and (fold[4] > 1 or self.mutes.hides(*fold[:2])):
             said = [f"Raised {fold[4]} times, the last at iteration {fold[5]}."] if fold[4] > 1 else []
             if self.mutes.hides(*fold[:2]):
-                said.append("Muted: it stops no run (right-click to unmute).")
+                which = "everywhere" if fold[0] in self.mutes.kinds else f"on {fold[2]}"
+                said.append(f"Muted {which}: it stops no run and leaves no timeline mark (right-click to unmute).")
             text += f"<p style='margin-top:6px; margin-bottom:0; color:{pick(MUTED_TEXT, self.palette())}'>" \
                     f"{html.escape(' '.join(said))}</p>"
         changed = text != self._html
@@ -361,19 +363,23 @@ class AlertsPanel(QSplitter):
 
     # ---- muting ---------------------------------------------------------------------------------------
     def context_menu(self, item: QTreeWidgetItem | None) -> QMenu:
-        """The menu of a row: mute (or unmute) its kind, or every alert about what it names; unmute all."""
+        """The menu of a row: mute (or unmute) its kind everywhere, or its kind about what the row names only
+        (the vanishing gradient of '1.weight', not of '0.weight'); unmute all."""
         menu = QMenu(self.list)
         fold = item.data(0, FOLD) if item is not None else None
         if fold is not None:
             kind, key, where = fold[:3]
-            name = KIND_TEXT.get(kind, kind)
-            muted = kind in self.mutes.kinds
-            menu.addAction(f"{'Unmute' if muted else 'Mute'} This Kind ({name})",
+            name = f"\u201c{KIND_TEXT.get(kind, kind)}\u201d"
+            everywhere = kind in self.mutes.kinds
+            menu.addAction(f"{'Unmute' if everywhere else 'Mute'} {name} Everywhere",
                            lambda: self.set_mutes(_toggled(self.mutes, kinds={kind})))
             if key:
-                muted = key in self.mutes.keys
-                menu.addAction(f"{'Unmute' if muted else 'Mute'} Alerts on {where}",
-                               lambda: self.set_mutes(_toggled(self.mutes, keys={key})))
+                muted = (kind, key) in self.mutes.pairs
+                only = menu.addAction(f"Unmute {name} on {where}" if muted else f"Mute {name} on {where} Only",
+                                      lambda: self.set_mutes(_toggled(self.mutes, pairs={(kind, key)})))
+                only.setEnabled(not everywhere)  # muted everywhere: this one is muted with the rest
+                if everywhere:
+                    only.setToolTip(f"{name} is muted everywhere")
             menu.addSeparator()
         every = menu.addAction("Unmute All", lambda: self.set_mutes(Mutes()))
         every.setEnabled(bool(self.mutes))
@@ -398,6 +404,6 @@ class AlertsPanel(QSplitter):
         self.alertActivated.emit(key, seq)
 
 
-def _toggled(mutes: Mutes, kinds: set = frozenset(), keys: set = frozenset()) -> Mutes:
-    """`mutes` with `kinds` and `keys` muted where they were not, and unmuted where they were."""
-    return Mutes(mutes.kinds ^ frozenset(kinds), mutes.keys ^ frozenset(keys))
+def _toggled(mutes: Mutes, kinds: set = frozenset(), pairs: set = frozenset()) -> Mutes:
+    """`mutes` with `kinds` and (kind, key) `pairs` muted where they were not, and unmuted where they were."""
+    return Mutes(mutes.kinds ^ frozenset(kinds), mutes.keys, mutes.pairs ^ frozenset(pairs))

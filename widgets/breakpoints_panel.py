@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from itertools import pairwise
 
 from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
@@ -37,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.debug.breakpoints import CONDITIONS, WHERE, Breakpoint, BreakpointInfo
+from engine.debug.node_names import engine_named, script_named
 from engine.debug.records import PHASES
 from widgets.elided_label import ElidedLabel
 from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick, tint
@@ -53,6 +55,9 @@ WILDCARDS = "* matches any text, ? one character"
 GLOBS = "wildcards * and ?"
 
 
+NOT_PATHS = ("phase", "predicate", "iteration")  # kinds whose pattern names no module or op (a model is not renamed)
+
+
 def number(value: float) -> str:
     """`value` as short as it reads back exactly: 50, 0.1, 1e-07, 123456789 (never '1.23457e+08')."""
     if value == int(value) and abs(value) < 1e16:
@@ -60,8 +65,11 @@ def number(value: float) -> str:
     return repr(value)  # the shortest text that reads back as the same float
 
 
-def describe(spec: Breakpoint) -> str:
-    """A breakpoint in words: 'op matmul (forward)', 'max |x| > 100 (grad)', 'iteration 5'."""
+def describe(spec: Breakpoint, models: dict[str, str] | None = None) -> str:
+    """A breakpoint in words: 'op matmul (forward)', 'max |x| > 100 (grad)', 'iteration 5'; `models`: the script's
+    names of the models (engine path -> name), which its pattern names them by ("op D.0/linear:0")."""
+    if models and spec.kind not in NOT_PATHS:
+        spec = replace(spec, pattern=script_named(spec.pattern, models))
     k = spec.kind
     if k in ("op", "module"):
         text = f"{k} {spec.pattern}" + (f"  ({spec.on})" if spec.on else "")
@@ -104,6 +112,7 @@ class BreakpointEditor(QWidget):
         tint(self.hint, MUTED_TEXT)
         self._modules: list[str] = []
         self._ops: list[str] = []
+        self.models: dict[str, str] = {}  # the script's names of its models: engine path -> name
         self.phase = QComboBox()
         self.phase.addItems(list(PHASES))
         self.on = QComboBox()
@@ -143,12 +152,19 @@ class BreakpointEditor(QWidget):
         self._modules, self._ops = list(modules), list(ops)
         self._kind_changed()
 
+    def set_model_names(self, models: dict[str, str]) -> None:
+        """The script's names of its models (engine path -> name, "Sequential_2" -> "D"): the form shows patterns,
+        examples and completions by them, as the graph does, and makes specs of the engine's paths."""
+        self.models = dict(models)
+        self._kind_changed()
+
     def load(self, spec: Breakpoint | None, button: str = "Add") -> None:
         """Fill the form from a spec (None: an empty op breakpoint)."""
         spec = spec or Breakpoint("op")
         self.kind.setCurrentIndex(self.kind.findData(spec.kind))
         self._kind_changed()
-        self.pattern.setText(spec.pattern if spec.kind != "phase" else "")
+        self.pattern.setText("" if spec.kind == "phase" else spec.pattern if spec.kind in NOT_PATHS else
+                             script_named(spec.pattern, self.models))
         if spec.kind == "phase" and spec.pattern in PHASES:
             self.phase.setCurrentText(spec.pattern)
         if spec.on:
@@ -162,6 +178,8 @@ class BreakpointEditor(QWidget):
         """The spec the form describes; ValueError saying what is wrong."""
         kind = self.kind.currentData()
         pattern = self.phase.currentText() if kind == "phase" else self.pattern.text().strip()
+        if kind not in NOT_PATHS:
+            pattern = engine_named(pattern, self.models)  # typed as the graph names the models
         value = 0.0
         if kind == "iteration":
             text = self.value.text().strip()
@@ -198,7 +216,8 @@ class BreakpointEditor(QWidget):
         sides = WHERE.get(group, ())
         self.on.clear()
         self.on.addItems(list(sides))
-        placeholder, hint, tip, names = _pattern_help(kind, self._modules, self._ops)
+        placeholder, hint, tip, names = _pattern_help(kind, [script_named(m, self.models) for m in self._modules],
+                                                      [script_named(o, self.models) for o in self._ops])
         shown = {"pattern": kind in ("op", "module", "predicate", *CONDITIONS), "hint": bool(hint),
                  "phase": kind == "phase", "on": bool(sides), "value": kind in ("iteration", "max_abs", "norm"),
                  "skip": kind not in ("iteration",)}
@@ -309,7 +328,7 @@ class BreakpointsPanel(QWidget):
         try:
             self.list.clear()
             for info in self._infos.values():
-                item = QTreeWidgetItem([describe(info.spec), str(info.hits)])
+                item = QTreeWidgetItem([describe(info.spec, self.editor.models), str(info.hits)])
                 item.setData(0, ID, info.id)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(0, Qt.CheckState.Checked if info.enabled else Qt.CheckState.Unchecked)
@@ -334,6 +353,14 @@ class BreakpointsPanel(QWidget):
     def set_names(self, modules: list[str], ops: list[str]) -> None:
         """The model's module paths and op keys, for the form's examples and completions."""
         self.editor.set_names(modules, ops)
+
+    def set_model_names(self, models: dict[str, str]) -> None:
+        """Name the models in the list and the form as the script calls them (engine path -> name: "Sequential_2"
+        -> "D", as the graph titles them); the breakpoints themselves keep the engine's paths, so they match as
+        before."""
+        if models != self.editor.models:
+            self.editor.set_model_names(models)
+            self.set_breakpoints(self._infos.values())
 
     def edit_new(self, spec: Breakpoint | None = None) -> None:
         """Open the editor for a new breakpoint, prefilled with `spec`."""

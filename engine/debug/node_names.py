@@ -10,7 +10,8 @@ fit it read "weight" beside "out.bias".
     param_name("fc1.weight", "MLP.fc1")                                    # "weight"
 
 A model (a root module) reads as the name the script calls it by: `fake = G(z)` names G, `D(real)` names D, where
-the engine numbers two Sequentials "Sequential" and "Sequential_2" (`root_names`).
+the engine numbers two Sequentials "Sequential" and "Sequential_2" (`root_names`); `script_named` names a key, a path
+or a breakpoint pattern so ("D.0/linear:0"), and `engine_named` takes it back.
 
 An op reads as the name the script assigns its output to: `q, k, v = qkv.chunk(3, dim=-1)` names its three
 split ops q, k and v; `scores = q @ k.transpose(-2, -1) / s` names the div (the op whose output the name
@@ -36,6 +37,7 @@ _OPERATORS = {"add": ast.Add, "sub": ast.Sub, "mul": ast.Mult, "div": ast.Div, "
               "pow": ast.Pow, "floordiv": ast.FloorDiv, "remainder": ast.Mod}
 _COMPARISONS = {"eq": ast.Eq, "ne": ast.NotEq, "lt": ast.Lt, "le": ast.LtE, "gt": ast.Gt, "ge": ast.GtE}
 LONGEST = 16  # characters: an argument written as a longer expression is not a name to show
+_ROOT = re.compile(r"[^.#/*?\[]+(?=$|[.#/])")  # a key's model: "Sequential_2" of "Sequential_2#1.0/linear:0"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -300,3 +302,17 @@ def _callees(line: str) -> list[str]:
                 break
         ends.append((end, name.removeprefix("self.")))
     return [name for _, name in sorted(ends)]
+
+
+def script_named(text: str, models: dict[str, str]) -> str:
+    """A node key, module path or breakpoint pattern with its model named as the graph names it: "D.0/linear:0" for
+    "Sequential_2.0/linear:0", "D#1.0" for "Sequential_2#1.0"; `text` itself where the script's name is not known."""
+    root = _ROOT.match(text)
+    name = models.get(root.group(0)) if root else None
+    return name + text[root.end():] if name else text
+
+
+def engine_named(text: str, models: dict[str, str]) -> str:
+    """What script_named made `text` from: "Sequential_2.0/linear:0" for "D.0/linear:0" (a breakpoint typed with the
+    script's names matches the engine's keys)."""
+    return script_named(text, {name: path for path, name in models.items()})

@@ -1,5 +1,6 @@
-"""The Alerts panel folds an alert raised again into its first row, and its context menu mutes a kind or what an
-alert is about: muted rows stay listed, greyed, and the panel tells the session (which stops at none of them)."""
+"""The Alerts panel folds an alert raised again into its first row, and its context menu mutes a kind everywhere,
+or a kind about one thing only: muted rows stay listed, greyed, and the panel tells the session
+(which stops at none of them)."""
 
 from engine.debug.alert_folds import Mutes
 from engine.events import AlertEvent
@@ -25,6 +26,10 @@ LONG_RUN = [not_shuffled(1), *(vanishing(10 + n, it) for n, it in
                                enumerate((1972, 2001, 2029, 2061, 2093, 2189, 2221, 2253)))]
 
 
+EVERYWHERE = "Mute \u201cvanishing gradient\u201d Everywhere"
+ONLY_HERE = "Mute \u201cvanishing gradient\u201d on 1.weight Only"
+
+
 def texts(panel, col: int) -> list[str]:
     return [panel.topLevelItem(i).text(col) for i in range(panel.topLevelItemCount())]
 
@@ -48,23 +53,29 @@ def test_a_kind_or_a_parameter_muted_from_the_context_menu_is_greyed_and_kept_fo
     panel.mutesChanged.connect(told.append)
     row = panel.topLevelItem(1)
     menu = {a.text(): a for a in panel.context_menu(row).actions() if a.text()}
-    assert list(menu) == ["Mute This Kind (vanishing gradient)", "Mute Alerts on 1.weight", "Unmute All"]
+    assert list(menu) == [EVERYWHERE, ONLY_HERE, "Unmute All"]
     assert not menu["Unmute All"].isEnabled()
-    menu["Mute This Kind (vanishing gradient)"].trigger()
+    menu[EVERYWHERE].trigger()
     assert told == [Mutes(kinds=frozenset({"vanishing_grad"}))]
     assert texts(panel, 1) == ["not shuffled", "vanishing gradient (muted)"]
     assert row.foreground(3).color().name() == pick(MUTED_TEXT, panel.palette()) and row.font(3).italic()
     assert panel.topLevelItem(0).foreground(3).color().name() != pick(MUTED_TEXT, panel.palette())
     panel.list.setCurrentItem(row)
-    assert "Muted: it stops no run (right-click to unmute)." in panel.detail_text()
+    assert "Muted everywhere: it stops no run and leaves no timeline mark (right-click to unmute)." in \
+        panel.detail_text()
     panel.clear()  # a restart: the mutes stay
     panel.add_alerts([vanishing(40, 3)])
     assert texts(panel, 1) == ["vanishing gradient (muted)"]
     menu = {a.text(): a for a in panel.context_menu(panel.topLevelItem(0)).actions() if a.text()}
-    menu["Unmute This Kind (vanishing gradient)"].trigger()
-    menu["Mute Alerts on 1.weight"].trigger()  # one parameter: another's alerts are not muted
-    panel.add_alerts([vanishing(41, 5, key="0.weight")])
-    assert told[-1] == Mutes(keys=frozenset({"1.weight"}))
-    assert texts(panel, 1) == ["vanishing gradient (muted)", "vanishing gradient"]
+    assert not menu[ONLY_HERE].isEnabled()  # muted everywhere: on 1.weight with the rest
+    menu["Unmute \u201cvanishing gradient\u201d Everywhere"].trigger()
+    {a.text(): a for a in panel.context_menu(panel.topLevelItem(0)).actions() if a.text()}[ONLY_HERE].trigger()
+    # the kind on one parameter: the same kind on another is not muted, nor another kind
+    panel.add_alerts([vanishing(41, 5, key="0.weight"), AlertEvent(43, "tiny_update", "update of '1.weight' tiny", "",
+                                                                   "1.weight", "", 0, 6, "", 0, "", 1e-9)])
+    assert told[-1] == Mutes(pairs=frozenset({("vanishing_grad", "1.weight")}))
+    assert texts(panel, 1)[:2] == ["vanishing gradient (muted)", "vanishing gradient"]
+    assert "(muted)" not in texts(panel, 1)[2]
+    assert "Muted on 1.weight" in panel.detail_text()
     {a.text(): a for a in panel.context_menu(None).actions() if a.text()}["Unmute All"].trigger()
-    assert told[-1] == Mutes() and texts(panel, 1) == ["vanishing gradient", "vanishing gradient"]
+    assert told[-1] == Mutes() and texts(panel, 1)[:2] == ["vanishing gradient", "vanishing gradient"]
