@@ -5,9 +5,10 @@ run_callable/run_script), and only that thread is traced: ops, optimizer steps a
 other threads (a data loader's, a second model's) neither enter its records nor move its iteration or
 phase. Every event reaches the debugger on that thread, right after the op ran. Where a breakpoint, a step,
 a pause or an alert says so, the thread stops there: it waits for a command from any other thread
-(or from an on_stop callback), applying queued edits meanwhile. Commands and edits are plain
-dataclasses, queued in order; a control command is consumed at one stop (or boundary), so a burst of
-N step commands gives exactly N steps.
+(or from an on_stop callback), applying queued edits meanwhile; where nothing can send one (a script's own
+thread: engine.debug.unattended) it opens pdb on a terminal, or says so on stderr, and goes on. Commands and
+edits are plain dataclasses, queued in order; a control command is consumed at one stop (or boundary), so a
+burst of N step commands gives exactly N steps.
 
     dbg = Debugger(capture="summary", model=model, optimizer=opt)
     dbg.add_breakpoint(Breakpoint.op("log"))
@@ -26,12 +27,14 @@ import itertools
 import os
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 
 from engine.autograd.inplace import FreedGraphError, InplaceModifiedError, Site
+from engine.debug import unattended
 from engine.debug.alert_text import make_alert
 from engine.debug.alerts import AlertSettings, Monitor
 from engine.debug.breakpoints import Breakpoint, BreakpointInfo, BreakpointTable
@@ -128,6 +131,7 @@ class Debugger:
         self.on_alert: list[Callable] = _listify(on_alert)
         self.on_record: list[Callable] = _listify(on_record)
         self.history: deque = deque(maxlen=history)  # the latest records
+        self.stops: deque[Stop] = deque(maxlen=1000)  # the latest stops (a script's without a controller too)
         self.alerts: deque[AlertEvent] = deque(maxlen=1000)
         self.edits: deque[EditEvent] = deque(maxlen=1000)
         self._blame = EditBlame()  # alerts soon after an edit name it
@@ -142,6 +146,10 @@ class Debugger:
         self._stop: Stop | None = None
         self._last_stop: Stop | None = None
         self._stops = 0
+        self._controlled = False  # another thread than the engine's waited for a stop or sent a command
+        self._waiting = 0  # threads in wait_for_stop now
+        self._unused: weakref.finalize | None = None  # warns of breakpoints on a debugger never attached
+        self._ever_attached = False
         self._busy = False  # applying an edit: ops it runs are not traced
         self._undo: list[Callable] = []
         self._run: EngineRun | None = None
@@ -163,6 +171,9 @@ class Debugger:
                 return self
             if self._run is None or self._run.done.is_set():  # else the run's thread stays the one traced
                 self._engine_thread = get_ident()
+            self._ever_attached = True
+            if self._unused is not None:
+                self._unused.detach()
             # ops and backward nodes arrive with their tensors, through _on_tensors only
             self._undo = [hub.subscribe(self._on_event, ops=False), hub.listen_tensors(self._on_tensors),
                           hub.listen_passes(self._on_pass_over)]
@@ -209,6 +220,9 @@ class Debugger:
                             f"got {type(spec).__name__}")
         bid = self.breakpoints.add(spec)
         self._rearm()
+        # a script forgot `with dbg:` (a debugger that never stops, interactive=False, only lists its breakpoints)
+        if self.interactive and not self._ever_attached and self._unused is None and not self.on_stop:
+            self._unused = weakref.finalize(self, unattended.never_attached, self.breakpoints, capture_source(1)[0])
         return bid
 
     def add_predicate(self, fn: Callable, name: str | None = None) -> int:
@@ -240,6 +254,7 @@ class Debugger:
         if isinstance(item, Command):
             if item.action not in ACTIONS:
                 raise ValueError(f"unknown command {item.action!r}; expected one of {', '.join(ACTIONS)}")
+            self._controlled = self._controlled or self._foreign()
             if item.action == "pause":  # asynchronous: a flag read at the next boundary, never queued
                 with self._cv:
                     self._pause = True
@@ -313,8 +328,13 @@ class Debugger:
         """Block until the engine thread is stopped at a stop numbered above `after`; None on timeout
         or when the engine run ended."""
         with self._cv:
-            ok = self._cv.wait_for(lambda: (self._stop is not None and self._stop.index > after)
-                                   or (self._run is not None and self._run.done.is_set()), timeout)
+            self._controlled = self._controlled or self._foreign()
+            self._waiting += 1
+            try:
+                ok = self._cv.wait_for(lambda: (self._stop is not None and self._stop.index > after)
+                                       or (self._run is not None and self._run.done.is_set()), timeout)
+            finally:
+                self._waiting -= 1
             return self._stop if ok and self._stop is not None and self._stop.index > after else None
 
     def fetch(self, tensor_id: int):
@@ -533,6 +553,9 @@ class Debugger:
                     rec.phase if rec is not None else t.phase, bid, alert, source)
         try:
             self._announce(stop)
+            if not self._attended():
+                unattended.stopped(stop, self._spec(bid))
+                return
             while True:
                 with self._cv:
                     while not self._commands and self._attached:
@@ -557,12 +580,23 @@ class Debugger:
                 self._rearm_locked()
                 self._cv.notify_all()
 
+    def _attended(self) -> bool:
+        """Whether anything can resume a stop: an on_stop callback, the caller of run_callable, a thread that
+        waited for a stop or sent a command, or a command queued already (else see engine.debug.unattended)."""
+        run = self._run
+        return bool(self.on_stop or self._commands or self._controlled or self._waiting
+                    or (run is not None and not run.done.is_set()))
+
+    def _spec(self, bid: int) -> Breakpoint | None:
+        return next((b.spec for b in self.breakpoints.list() if b.id == bid), None)
+
     def _announce(self, stop: Stop) -> None:
         """Make `stop` (numbered here) the current one and tell whoever waits for it."""
         with self._cv:
             self._stops += 1
             stop = replace(stop, index=self._stops)
             self._stop = self._last_stop = stop
+            self.stops.append(stop)
             self._pause = False
             self._mode = None
             self._status = "paused"
