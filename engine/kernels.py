@@ -608,7 +608,7 @@ class TensorSummary:
         ns = -(-nf // stride)
         mn, mx = _decode_ordered(~int(host[_MIN]) & 0xFFFF_FFFF_FFFF_FFFF), _decode_ordered(int(host[_MAX]))
         lo, hi = (mn, mx) if mx > mn else (mn - 0.5, mn + 0.5)
-        var = float(as_float[_M2]) / ns
+        var = float(as_float[_M2]) / (ns - 1) if ns > 1 else 0.0  # the sample variance, as summary.sample_std
         zeros = round((ns - int(host[_NONZERO])) * (nf / ns))
         counts = host[_SAMPLE0 + samples:].astype(np.int64)
         return (mn, mx, float(as_float[_SUM]) / ns, math.sqrt(var) if var > 0 else 0.0,

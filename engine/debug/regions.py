@@ -22,7 +22,16 @@ import numpy as np
 
 from engine.autograd.function import RegionGrad
 from engine.backend import array_module, device_of, host_floats
-from engine.debug.summary import HIST_LIMIT, SAMPLES, TensorSummary, _dtype_names, _hist_range, _make, summarize
+from engine.debug.summary import (
+    HIST_LIMIT,
+    SAMPLES,
+    TensorSummary,
+    _dtype_names,
+    _hist_range,
+    _make,
+    sample_std,
+    summarize,
+)
 from engine.ops.view_write import Region
 
 _umin, _umax, _sum = np.minimum.reduce, np.maximum.reduce, np.add.reduce
@@ -72,7 +81,7 @@ def summarize_region(region: RegionGrad, limit: int) -> TensorSummary:
     dev = "cpu" if xp is np else str(device_of(values))
     dt = values.dtype
     dtype = _dtype_names.get(dt) or _dtype_names.setdefault(dt, dt.name)
-    return _make(region.shape, dtype, dev, n, mn, mx, mean, math.sqrt(var) if var > 0 else 0.0, math.sqrt(sq), 0, 0,
+    return _make(region.shape, dtype, dev, n, mn, mx, mean, sample_std(var, n), math.sqrt(sq), 0, 0,
                  n - int(nonzero), None, lo, hi, samples, 1, counted)
 
 

@@ -54,7 +54,8 @@ class _DeferredCounts:
 class TensorSummary(_DeferredCounts):
     """Shape, dtype, device and statistics of one tensor: plain numbers, tuples and a numpy array.
 
-    min/max/mean/std/norm/histogram are over the finite values; `counts` has `BINS` bins spanning
+    min/max/mean/std/norm/histogram are over the finite values; std is the sample standard deviation, with
+    n - 1 in its denominator as torch's `std()` has by default (0 for one value); `counts` has `BINS` bins spanning
     [lo, hi] (the finite min and max; +-0.5 around a constant), over at most HIST_LIMIT of them: a
     value x goes in bin floor((x - lo) / ((hi - lo) / BINS)), computed in float64, and the maximum in
     the last bin. `stride` > 1: mean, std and zero_count come from every `stride`-th element
@@ -225,7 +226,7 @@ def _finish_statistics(late: list) -> None:
     norm = np.sqrt(sq)
     constant = mx == mn
     mean = np.where(constant, mn, mean)
-    std = np.where(constant | ~(var > 0), 0.0, np.sqrt(np.maximum(var, 0.0)))
+    std = np.where(constant | ~(var > 0), 0.0, np.sqrt(np.maximum(var, 0.0) * (n / np.maximum(n - 1, 1))))
     lo = np.where(constant, mn - 0.5, mn)  # as _hist_range
     hi = np.where(constant, mn + 0.5, mx)
     # the histogram's values: every ceil(n / HIST_LIMIT)-th, as a single summary takes them
@@ -421,8 +422,14 @@ def _numpy_summary(flat: np.ndarray, shape: tuple, dtype: str, dev: str, n: int,
             zeros = round(zeros * k / ns)
     lo, hi = _hist_range(mn, mx)
     # a copy: the deferred histogram counts the values of now, even if the array changes later
-    return _make(shape, dtype, dev, n, mn, mx, mean, math.sqrt(var) if var > 0 else 0.0, math.sqrt(sq), nan, inf,
+    return _make(shape, dtype, dev, n, mn, mx, mean, sample_std(var, ns), math.sqrt(sq), nan, inf,
                  zeros, None, lo, hi, _samples(flat, n), stride, s[:: -(-ns // HIST_LIMIT)].copy())
+
+
+def sample_std(var: float, n: int) -> float:
+    """The standard deviation of n values whose variance over n is `var`, with n - 1 in its denominator as
+    torch's `std()` by default (Bessel's correction: what a person compares a summary with); 0 for one value."""
+    return math.sqrt(var * n / (n - 1)) if var > 0 and n > 1 else 0.0
 
 
 def _bin_counts(xp, values, lo, hi, seg=None, rows: int = 1):
@@ -455,7 +462,7 @@ def _hist_range(mn, mx) -> tuple:
 
 
 def _finite_stats(xp, flat, mn, mx, limit: int):
-    """(mean, var, norm, zero count), histogram counts and stride of finite values.
+    """(mean, sample variance, norm, zero count), histogram counts and stride of finite values.
 
     Reading passes only (BLAS dots with ones and with itself, min, max, count_nonzero): a mean-centred
     copy is made only when |mean| > 10 std, where E[x^2] - mean^2 would lose the digits of the variance.
@@ -474,6 +481,7 @@ def _finite_stats(xp, flat, mn, mx, limit: int):
     if xp is not np or not var > 0.01 * mean * mean:
         d = s - mean
         var = xp.dot(d, d) / ns
+    var = var * (ns / (ns - 1)) if ns > 1 else var * 0.0  # the sample variance, as sample_std
     norm = xp.sqrt(xp.dot(flat, flat) if stride > 1 else sq)
     lo, hi = _hist_range(mn, mx)  # the histogram: of at most HIST_LIMIT elements
     return (mean, var, norm, zeros), _bin_counts(xp, s[:: -(-ns // HIST_LIMIT)], lo, hi)[0], stride
@@ -506,7 +514,7 @@ def _tiny(shape, dtype: str, dev: str, vals: list) -> TensorSummary:
     mn, mx = min(fin), max(fin)
     if mx > mn:
         mean = math.fsum(fin) / k
-        var = math.fsum([(v - mean) * (v - mean) for v in fin]) / k
+        var = math.fsum([(v - mean) * (v - mean) for v in fin]) / (k - 1)  # k > 1 values: see sample_std
     else:
         mean, var = mn, 0.0
     lo, hi = _hist_range(mn, mx)

@@ -15,7 +15,7 @@ from itertools import chain
 
 import numpy as np
 
-from engine.debug.summary import TensorSummary, finish
+from engine.debug.summary import TensorSummary, finish, sample_std
 
 MAX_VALUE_BYTES = 1 << 30  # a decompressed .npy larger than this is refused (a zip bomb, not a tensor)
 MAX_DIMS = 64
@@ -346,8 +346,11 @@ def _count(x) -> int:
     return x
 
 
-def parse_summary(layout: tuple, cols: tuple) -> TensorSummary:
-    """The TensorSummary of a layout (shape, dtype, device) and the columns summary_rows wrote after it."""
+def parse_summary(layout: tuple, cols: tuple, std_over_n: bool = False) -> TensorSummary:
+    """The TensorSummary of a layout (shape, dtype, device) and the columns summary_rows wrote after it.
+
+    std_over_n: the tape's std divides by n (tapes without meta `std_correction`): read as the sample std that
+    summaries hold now, from the number of values it was computed over (see sample_std)."""
     numel, mn, mx, mean, std, norm, nan, inf, zeros, counts, lo, hi, samples, stride = cols
     if type(counts) is not bytes or type(samples) is not bytes:
         raise ValueError("summary histogram or samples is not a blob")
@@ -361,9 +364,13 @@ def parse_summary(layout: tuple, cols: tuple) -> TensorSummary:
     hist.flags.writeable = False
     shape, dtype, device = layout
     real = parse_real
-    return TensorSummary(shape, dtype, device, _count(numel), real(mn), real(mx), real(mean), real(std), real(norm),
+    std, stride = real(std), _count(stride) or 1
+    if std_over_n and std > 0:  # over every stride-th finite value, as the summary took them (NaN: none)
+        taken = -(-(_count(numel) - _count(nan) - _count(inf)) // stride)
+        std = sample_std(std * std, taken)
+    return TensorSummary(shape, dtype, device, _count(numel), real(mn), real(mx), real(mean), std, real(norm),
                          _count(nan), _count(inf), _count(zeros), hist, real(lo), real(hi),
-                         struct.unpack(f"<{len(samples) // 8}d", samples), _count(stride) or 1)
+                         struct.unpack(f"<{len(samples) // 8}d", samples), stride)
 
 
 # ---- raw values (.npy, compressed) -------------------------------------------------------------

@@ -129,7 +129,8 @@ class ParameterSnapshot(NamedTuple):
 
 
 class Drop(NamedTuple):
-    """What the recorder dropped between two event sequence numbers because it could not keep up."""
+    """What the recorder dropped between two event sequence numbers: to keep up, or for the size cap (the tape's
+    meta `dropped_behind` counts the former)."""
 
     first_seq: int
     last_seq: int
@@ -230,6 +231,8 @@ class Tape:
         self.marks_pass_starts = "pass_starts" in tables
         self._pass_starts: list[int] | None = None  # read on first use: see _starts
         self.capture = self.meta.get("capture", "")
+        # summaries' std divides by n - 1 since the writer noted it; before, by n (converted as read)
+        self._std_over_n = self.meta.get("std_correction") != "1"
         self._cache: dict[tuple, object] = {}
         self._chunks: dict[tuple, list] = {}
         # one line per part of the tape left out as damaged (a node's malformed arguments), at most MAX_NOTES
@@ -1055,7 +1058,10 @@ class Tape:
 
     def _summaries(self, ids, skip_damaged: bool = True) -> dict[int, TensorSummary]:
         return self._by_tensor("summaries", f"tensor, {_SUMMARY_COLUMNS}", ids,
-                               lambda layout, *cols: parse_summary(self._layout(layout), tuple(cols)), skip_damaged)
+                               lambda layout, *cols: self._summary(layout, cols), skip_damaged)
+
+    def _summary(self, layout, cols) -> TensorSummary:
+        return parse_summary(self._layout(layout), tuple(cols), self._std_over_n)
 
     def _values(self, ids: list[int], skip_damaged: bool = True) -> dict[int, np.ndarray]:
         return self._by_tensor("tensor_values", "tensor, npy", ids, parse_npy, skip_damaged)
@@ -1119,7 +1125,7 @@ class Tape:
         inputs = []
         for layout, *cols in self._conn.execute(
                 f"SELECT {_SUMMARY_COLUMNS} FROM alert_inputs WHERE seq = ? ORDER BY slot LIMIT 64", (seq,)):
-            inputs.append(parse_summary(self._layout(layout), tuple(cols)))
+            inputs.append(self._summary(layout, cols))
         return AlertEvent(_int(seq), _text(kind), _text(message), _text(op), _text(key), _text(module),
                           _int(fseq), _int(it), _text(file), _int(line), _text(code), parse_real(value),
                           tuple(inputs))
@@ -1307,7 +1313,7 @@ class Tape:
         seq, it, after, tensor, layout, *cols, npy = row
         where = f"parameter {printable(name, 80)!r} at event {seq!r}"
         try:
-            summary = parse_summary(self._layout(layout), tuple(cols))
+            summary = self._summary(layout, cols)
             if math.prod(summary.shape) != summary.numel:
                 raise ValueError(f"its shape {summary.shape} does not hold its {summary.numel} elements")
             array = None if npy is None else parse_npy(npy)

@@ -14,13 +14,18 @@ from engine.debug import summary as summary_module
 from engine.debug.summary import BINS, HIST_LIMIT, SUMMARY_LIMIT
 
 
+def _std(f: np.ndarray) -> float:
+    """torch's default std (n - 1), 0 for one value as a summary has it."""
+    return f.std(ddof=1) if f.size > 1 else 0.0
+
+
 def _expect_exact(s: TensorSummary, a: np.ndarray) -> None:
     fin = a[np.isfinite(a)].astype(np.float64)
     assert s.numel == a.size and s.shape == a.shape
     assert s.nan_count == np.isnan(a).sum() and s.inf_count == np.isinf(a).sum()
     assert s.zero_count == (a == 0).sum()
     np.testing.assert_allclose([s.min, s.max], [fin.min(), fin.max()])
-    np.testing.assert_allclose([s.mean, s.std, s.norm], [fin.mean(), fin.std(), np.sqrt((fin * fin).sum())],
+    np.testing.assert_allclose([s.mean, s.std, s.norm], [fin.mean(), _std(fin), np.sqrt((fin * fin).sum())],
                                rtol=1e-5, atol=1e-6)
     expected, edges = np.histogram(fin, BINS)
     np.testing.assert_array_equal(s.counts, expected)
@@ -82,7 +87,7 @@ def test_large_tensor_keeps_extremes_norm_and_nonfinite_counts_exact():
 def test_variance_survives_a_large_mean():
     a = (1000 + 0.01 * np.random.default_rng(2).standard_normal(5000)).astype(np.float32)
     s = summarize(a)
-    np.testing.assert_allclose(s.std, a.astype(np.float64).std(), rtol=1e-3)
+    np.testing.assert_allclose(s.std, a.astype(np.float64).std(ddof=1), rtol=1e-3)
 
 
 def test_summary_is_frozen_plain_data():
@@ -147,7 +152,7 @@ def _expect_exact_loose(s: TensorSummary, a: np.ndarray) -> None:
     """Exact counts and extremes; sums to float32 accuracy; histogram by the documented binning."""
     f = a.astype(np.float64)
     assert s.numel == a.size and s.zero_count == (a == 0).sum() and (s.min, s.max) == (f.min(), f.max())
-    np.testing.assert_allclose([s.mean, s.std, s.norm], [f.mean(), f.std(), np.sqrt((f * f).sum())], rtol=1e-5,
+    np.testing.assert_allclose([s.mean, s.std, s.norm], [f.mean(), _std(f), np.sqrt((f * f).sum())], rtol=1e-5,
                                atol=1e-6)
     lo, hi = (f.min(), f.max()) if f.max() > f.min() else (f.min() - 0.5, f.min() + 0.5)
     np.testing.assert_array_equal(s.counts, _bins(f[:: -(-a.size // HIST_LIMIT)], lo, hi))
@@ -175,7 +180,8 @@ def test_squares_beyond_float32_are_summed_in_float64_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         s, b = summarize(a), summarize(big)
-    np.testing.assert_allclose([s.norm, s.std, s.mean], [3e20 * 10, 3e20, 0.0], rtol=1e-6, atol=1.0)
+    np.testing.assert_allclose([s.norm, s.std, s.mean], [3e20 * 10, 3e20 * np.sqrt(100 / 99), 0.0], rtol=1e-6,
+                               atol=1.0)
     np.testing.assert_allclose(b.norm, 3e20 * np.sqrt(big.size), rtol=1e-6)
 
 

@@ -20,8 +20,9 @@ def _reference(a: np.ndarray) -> dict:
     width = (hi - lo) / BINS
     taken = f[:: -(-a.size // HIST_LIMIT)]
     bins = np.minimum(((taken - lo) / width).astype(np.int64), BINS - 1) if width > 0 else np.zeros(taken.size, int)
-    return {"min": mn, "max": mx, "mean": f.mean(), "std": f.std(), "norm": np.sqrt(np.dot(f, f)),
-            "zero_count": int((f == 0).sum()), "counts": np.bincount(bins, minlength=BINS)}
+    return {"min": mn, "max": mx, "mean": f.mean(), "std": f.std(ddof=1) if f.size > 1 else 0.0,  # torch's std
+            "norm": np.sqrt(np.dot(f, f)), "zero_count": int((f == 0).sum()),
+            "counts": np.bincount(bins, minlength=BINS)}
 
 
 def _expect_reference(s, a: np.ndarray) -> None:
