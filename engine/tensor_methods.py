@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from engine import creation, ops
+from engine.autograd.function import ShapeError
 from engine.autograd.function import _emit_op as emit_op
 from engine.autograd.grad_mode import state as grad_state
-from engine.backend import array_module
+from engine.backend import array_module, to_device
 from engine.events import hub, next_tensor_id
 from engine.ops import elementwise, view_write
 from engine.tensor_props import install as install_props
@@ -138,6 +139,26 @@ def _direct(self, other) -> bool:
     return not (grad_state.enabled and self.requires_grad)
 
 
+def _copy(self, src) -> Tensor:
+    """Copy `src` into this tensor (moved to its device, cast to its dtype, broadcast to its shape)."""
+    if self.requires_grad and self.grad_fn is None and not grad_state.enabled and isinstance(src, Tensor):
+        # a parameter set under no_grad: torch's graph keeps it a leaf, with no node for the copy, so no op event
+        # names the new value either (an "expand" of the source did, and the graph drew the parameter as that
+        # op's output, with no gradient to show): it stays the parameter, with a new id as after fill_
+        return self._write(lambda t: Tensor._of(_copied(src, t)))
+    return self._write(lambda t: ops.expand(ops.cast(ops.to_device(src, t.device), t.dtype), t.shape))
+
+
+def _copied(src: Tensor, t: Tensor):
+    """`src`'s array as copy_ writes it into `t`: on t's device, in its dtype, broadcast to its shape."""
+    a = to_device(src.array, t.device).astype(t.array.dtype, copy=False)
+    try:
+        return array_module(a).broadcast_to(a, t.shape)
+    except ValueError:
+        raise ShapeError(f"copy_: a source of shape {tuple(src.shape)} cannot be broadcast to the shape "
+                         f"{tuple(t.shape)} of the tensor copied into") from None
+
+
 from engine import tensor as tensor_module  # noqa: E402
 from engine.tensor import Tensor  # noqa: E402
 
@@ -175,8 +196,7 @@ def install() -> None:
     cls.polygamma = lambda self, n: ops.polygamma(n, self)
     cls.polygamma_ = lambda self, n: self._write(lambda t: ops.polygamma(n, t))
     cls.fill_ = lambda self, value: self._write(lambda t: ops.full_like(t, value), check_leaf=True)
-    cls.copy_ = lambda self, src: self._write(
-        lambda t: ops.expand(ops.cast(ops.to_device(src, t.device), t.dtype), t.shape))
+    cls.copy_ = _copy
     for name in ("normal", "uniform", "bernoulli", "exponential", "geometric", "log_normal", "cauchy", "random"):
         setattr(cls, name + "_", _sampler(getattr(creation, name + "_like")))
     cls.bernoulli = lambda self, p=None, *, generator=None: creation.bernoulli(self, p, generator=generator)
