@@ -1,7 +1,7 @@
 """The `tapescope` command line (also `python main.py`).
 
     tapescope                                   open the app on its built-in demo
-    tapescope run SCRIPT.py [ARGS] [--run]      debug a script in the app (paused on entry)
+    tapescope run [--run] [--record TAPE] SCRIPT.py [ARGS]   debug a script in the app (paused on entry)
     tapescope record SCRIPT.py [ARGS] -o run.tape [--capture structure|summary|values] [--max-size 500M|none]
     tapescope info run.tape [--json]
     tapescope export run.tape --format json|dot|perfetto -o OUT [--iteration N]

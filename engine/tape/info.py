@@ -47,6 +47,7 @@ def tape_info(tape: Tape) -> dict:
                     "line": a.line, "iteration": a.iteration, "message": a.message} for a in alerts],
         "sources": sorted(damage.read(tape.sources, {})),
         "dropped": damage.read(lambda: _dropped(tape), {}),
+        "dropped_behind": _counts(tape.meta.get("dropped_behind", "")),
         "output_bytes": damage.read(tape.output_bytes, 0),
         "output_kept": tape.keeps_output,
         "max_output_bytes": meta_bytes(tape.meta.get("max_output_bytes", "")),
@@ -112,6 +113,17 @@ def _json_list(text: str) -> list:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
+def _counts(text: str) -> dict[str, int] | None:
+    """A JSON object of counts from the tape's meta table (what -> count); None where it is not one."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict) or not all(type(n) is int and n >= 0 for n in value.values()):
+        return None
+    return value
+
+
 def _dropped(tape: Tape) -> dict[str, int]:
     totals: dict[str, int] = {}
     for drop in tape.drops():
@@ -163,10 +175,9 @@ def describe(info: dict) -> str:
                                                      else ""))
     lines.append(f"  sources:    {counted(len(info['sources']), 'file')}")
     lines.append(f"  output:     {_output(info)}")
-    dropped = ", ".join(f"{n:,} {what}" for what, n in info["dropped"].items() if what != DROPPED)
+    dropped = _drops(info)
     if dropped:
-        why = "the writer could not keep up" + (", or the size cap was reached" if "size cap" in info["status"] else "")
-        lines.append(f"  dropped:    {dropped} ({why})")
+        lines.append(f"  dropped:    {dropped}")
     lines.append(f"  edits:      {info['edits']}")
     lines += _listed(info["edit_list"], lambda e: f"{p(e['kind'])} {p(e['target'])} "
                      f"({'applied' if e['applied'] else 'rejected'}) {p(e['message'], 80)}")
@@ -178,6 +189,28 @@ def describe(info: dict) -> str:
                      + (f" in {p(a['module'])}" if a["module"] else "")
                      + (f" at {p(a['file'])}:{a['line']}" if a["file"] else ""))
     return "\n".join(lines)
+
+
+def _drops(info: dict) -> str:
+    """What the recorder dropped, and why: a writer that fell behind drops values and summaries, the size cap those
+    and then events; a tape closed since the recorder told them apart says which (dropped_behind)."""
+    cap = "the size cap was reached" if "size cap" in info["status"] else "the tape neared its size cap"
+    slow = "the writer could not keep up"
+    unsure = slow + (f", or {cap}" if info.get("max_bytes") or "size cap" in info["status"] else "")
+    behind = info.get("dropped_behind")
+    parts: dict[str, list[str]] = {}
+    for what, n in info["dropped"].items():
+        if what == DROPPED:
+            continue
+        if behind is None:  # an older tape, or one never closed: only events are surely the cap's
+            split = ((n, cap if what == "events" else unsure),)
+        else:
+            late = min(behind.get(what, 0), n)
+            split = ((late, slow), (n - late, cap))
+        for count, why in split:
+            if count:
+                parts.setdefault(why, []).append(f"{count:,} {what}")
+    return "; ".join(f"{', '.join(items)} ({why})" for why, items in parts.items())
 
 
 def _output(info: dict) -> str:

@@ -151,9 +151,11 @@ class Recorder:
         self._values = capture == "values"
         self._level = 0  # set by the writer: 1 drop values, 2 and summaries, 3 drop everything
         self._bytes_in = self._bytes_out = 0  # value bytes queued by the engine / written by the writer
-        # engine-thread counters; parameter snapshots' apart from those of op outputs and gradients
-        self._dropped = {"values": 0, "summaries": 0, "events": 0, "parameter values": 0, "parameter summaries": 0}
-        self._dropped_written = dict(self._dropped)
+        # what was dropped, parameter snapshots' apart from those of op outputs and gradients: for the size cap, and
+        # because the writer fell behind (a full queue, or too many value bytes waiting); the sums go to `drops`
+        self._capped = {"values": 0, "summaries": 0, "events": 0, "parameter values": 0, "parameter summaries": 0}
+        self._behind = dict.fromkeys(self._capped, 0)
+        self._dropped_written = dict(self._capped)
         self._wake = threading.Event()
         self._drained = threading.Condition()
         self._closing = False
@@ -226,7 +228,7 @@ class Recorder:
             n = _value_bytes(rec)
             if n:
                 if self._bytes_in - self._bytes_out + n > self._value_cap:
-                    rec = self._strip(rec, 1)
+                    rec = self._strip(rec, 1, self._behind)
                 else:
                     self._bytes_in += n
         if rec.__class__ is EventRecord and self._snapshots:
@@ -250,10 +252,10 @@ class Recorder:
         """Under pressure strip or drop `rec`, wake the writer, and wait while the queue is full or the
         writer is more than max_lag behind."""
         level = self._pressure()
-        if level >= 3:
-            self._dropped["events"] += 1
+        if level >= 3:  # only the cap stops recording
+            self._capped["events"] += 1
             return None
-        return self._strip(rec, level) if level else rec
+        return self._strip(rec, level, self._capped if level <= self._level else self._behind) if level else rec
 
     def _pressure(self, _now=time.perf_counter_ns) -> int:
         """Wake the writer, wait while the queue is full or the writer is more than max_lag behind; then the
@@ -269,10 +271,10 @@ class Recorder:
         n = len(q)
         return max(self._level, 2 if n >= self._limit // 2 else 1 if n >= self._limit // 4 else 0)
 
-    def _strip(self, rec, level: int):
-        """`rec` without its raw values (level 1), and without its summaries (level 2); counts the drops."""
+    def _strip(self, rec, level: int, dropped: dict):
+        """`rec` without its raw values (level 1), and without its summaries (level 2); counts the drops in
+        `dropped` (the cap's or the writer's: see _capped)."""
         cls = rec.__class__
-        dropped = self._dropped
         if cls is OpRecord:
             if rec.value is not None:
                 dropped["values"] += 1
@@ -342,7 +344,7 @@ class Recorder:
         if level or len(q) >= self._soft or _now() > self._deadline:
             level = self._pressure()
         if level >= 2:
-            self._dropped["parameter summaries"] += len(named)
+            (self._capped if self._level >= 2 else self._behind)["parameter summaries"] += len(named)
             return
         tracer = self.debugger.tracer
         limit, small = tracer.summary_limit, tracer.values_limit  # -1 below the "values" tier
@@ -354,7 +356,7 @@ class Recorder:
             data = p.array
             keep = data.size <= small  # the raw value too
             if keep and level:  # under pressure values go first
-                self._dropped["parameter values"] += 1
+                (self._capped if self._level else self._behind)["parameter values"] += 1
                 keep = False
             cpu = data.__class__ is np.ndarray
             summary = copy = value = None
@@ -369,7 +371,7 @@ class Recorder:
                 if keep and self._bytes_in - self._bytes_out + data.nbytes <= self._value_cap:
                     value = host_copy(data)
                 elif keep:
-                    self._dropped["parameter values"] += 1
+                    self._behind["parameter values"] += 1
                 n = value.nbytes if value is not None else 0
             self._bytes_in += n
             nbytes += n
@@ -398,7 +400,7 @@ class Recorder:
         taken = time.perf_counter_ns()  # before len(q): whatever was queued by then is in this batch
         n = len(q)
         flushes = ()
-        if n or self._dropped != self._dropped_written:
+        if n or self._dropped() != self._dropped_written:
             pop = q.popleft
             items = [pop() for _ in range(n)]
             flushes = [rec for _, rec in items if rec.__class__ is threading.Event]
@@ -431,7 +433,7 @@ class Recorder:
                     self._lost(rec)
                 chunk = []
             elif self._level:
-                chunk = [(t, rec if rec.__class__ is threading.Event else self._strip(rec, self._level))
+                chunk = [(t, rec if rec.__class__ is threading.Event else self._strip(rec, self._level, self._capped))
                          for t, rec in chunk]
             self.write_batch(chunk)
             self._check_cap()
@@ -440,10 +442,14 @@ class Recorder:
         """Count what the writer drops whole, once recording stopped."""
         cls = rec.__class__
         if cls is ParamSnapshot:
-            self._dropped["parameter summaries"] += len(rec.params)
+            self._capped["parameter summaries"] += len(rec.params)
             self._bytes_out += rec.nbytes
         elif cls is not threading.Event and cls is not OutputText:  # output past the size cap: not kept
-            self._dropped["events"] += 1
+            self._capped["events"] += 1
+
+    def _dropped(self) -> dict[str, int]:
+        """Everything dropped so far, what -> count (the cap's and the writer's)."""
+        return {what: n + self._behind[what] for what, n in self._capped.items()}
 
     def _check_cap(self) -> None:
         size = self._size = self._conn.execute("PRAGMA page_count").fetchone()[0] * self._page_size
@@ -461,7 +467,7 @@ class Recorder:
         rows = _Rows()
         self._encode(items, rows)
         drops = []
-        for what, count in self._dropped.items():
+        for what, count in self._dropped().items():
             delta = count - self._dropped_written[what]
             if delta:
                 drops.append((None, rows.first_seq, rows.last_seq, what, delta))
@@ -738,7 +744,8 @@ class Recorder:
             else:
                 status = f"failed: {self._error}"
             self.status = status
-            meta = [("status", status), ("closed", _iso()), ("events", str(self.events))]
+            meta = [("status", status), ("closed", _iso()), ("events", str(self.events)),
+                    ("dropped_behind", json.dumps({what: n for what, n in self._behind.items() if n}))]
             files, where = self._raised or ((), None)
             if where is not None:
                 meta.append(("raised_at", json.dumps([where.file, where.line, where.function, where.text])))
@@ -981,6 +988,7 @@ def _write_meta(conn: sqlite3.Connection, capture: str, argv: list[str], created
         "max_bytes": "" if max_bytes is None else str(max_bytes),
         "parameter_every": str(parameter_every),  # 0: no parameter snapshots
         "max_output_bytes": str(max_output_bytes),
+        "std_correction": "1",  # summaries' std divides by n - 1 (tapes without the key: by n)
         "platform": platform.platform(),
         "status": "recording",
     }

@@ -255,6 +255,11 @@ def test_a_full_queue_drops_values_then_summaries_and_says_so(tmp_path):
     kept_values = sum(r.value is not None for r in replayed if type(r.event) is OpEvent) + \
         sum(v is not None for r in replayed if type(r.event) is BackwardEvent for v in r.values)
     assert kept_values + drops["values"] == live_values
+    with engine.tape.open(path) as tape:
+        info = tape_info(tape)
+    assert info["dropped_behind"] == info["dropped"]  # no size cap came near: the writer fell behind, and says so
+    (dropped,) = [line for line in describe(info).splitlines() if "dropped:" in line]
+    assert dropped.endswith("(the writer could not keep up)") and "size cap" not in dropped
 
 
 def test_the_queue_stays_bounded_when_the_disk_is_slow(tmp_path, monkeypatch):
@@ -290,11 +295,18 @@ def test_size_cap_stops_recording_and_leaves_a_valid_tape(tmp_path):
         assert any(d.what == "events" for d in tape.drops())
         assert sum(1 for _ in tape.events()) == tape.counts()["events"] > 0
         info = tape_info(tape)
+    assert info["dropped"]["events"] > 0 and "events" not in info["dropped_behind"]  # the cap's, never for speed
     (dropped,) = [line for line in describe(info).splitlines() if "dropped:" in line]
-    assert dropped.endswith("(the writer could not keep up, or the size cap was reached)")
-    # the cap is named only where one was reached: a tape without one dropped only to keep up
-    (dropped,) = [line for line in describe({**info, "status": "complete"}).splitlines() if "dropped:" in line]
-    assert dropped.endswith("(the writer could not keep up)")
+    capped = {what: n - info["dropped_behind"].get(what, 0) for what, n in info["dropped"].items()}
+    said = ", ".join(f"{n:,} {what}" for what, n in capped.items() if n)
+    assert f"{said} (the size cap was reached)" in dropped and "or the size cap" not in dropped
+    # a tape from before the recorder told them apart: its events are the cap's, the rest may be either's
+    older = describe({**info, "dropped_behind": None})
+    assert f"{info['dropped']['events']:,} events (the size cap was reached)" in older
+    assert "(the writer could not keep up, or the size cap was reached)" in older
+    uncapped = describe({**info, "status": "complete", "max_bytes": None, "dropped_behind": None,
+                         "dropped": {"values": 3}})
+    assert "  dropped:    3 values (the writer could not keep up)" in uncapped.splitlines()
 
 
 def test_a_failing_disk_is_reported_at_close(tmp_path, monkeypatch):
