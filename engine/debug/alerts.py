@@ -623,16 +623,17 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         if s.nonfinite and rec.event.__class__.__name__ == "OptimizerEvent":
             alerts += self.nonfinite.stepped(rec)
         event = rec.event
+        opt = stepping_optimizer() if event.__class__.__name__ == "OptimizerEvent" else None  # asked once a step
         if event.__class__.__name__ == "OptimizerEvent":
             self._passes_per_step, self._passes = self._passes, 0
             if self._first_loss is None:
                 self._converged()  # takes the first loss
         if self._same_units is None and event.__class__.__name__ == "OptimizerEvent":
             alerts += self._identical_units(rec)  # first: a fading gradient at this step may be its doing
-        if self._tie_weights is not None and event.__class__.__name__ == "OptimizerEvent":
-            alerts += self._storage_tie(rec) + self._copied_tie(rec)
-        if self._stepped_storage is not None and event.__class__.__name__ == "OptimizerEvent":
-            alerts += self._storage_shared(rec)
+        if event.__class__.__name__ == "OptimizerEvent":
+            alerts += self._storage_ties(rec, opt)  # first: _copied_tie forgets the weights the layers took
+            if self._tie_weights is not None:
+                alerts += self._copied_tie(rec)
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
         if self._zero_layers is None and getattr(event, "update_norms", None):
@@ -645,7 +646,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
             alerts += self._large_updates(rec)
         if s.training and event.__class__.__name__ == "OptimizerEvent":
             alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate(rec) + self._clipped_hard(rec)
-            alerts += self._losses_kept(rec) + self._overfitting(rec) + self._quiet_step(rec)
+            alerts += self._losses_kept(rec) + self._overfitting(rec) + self._quiet_step(rec, opt)
         self._dead = ""
         return alerts
 

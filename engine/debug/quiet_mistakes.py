@@ -15,16 +15,17 @@ import math
 import numpy as np
 
 from engine.autograd import grad_mode
-from engine.backend import host_floats, square_sum
+from engine.backend import array_module, host_floats, square_sum
 from engine.debug.alert_text import make_alert, names_text, where
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.debug.source import capture as capture_source
 from engine.events import AlertEvent, next_seq
 from engine.nn.layers.dropout import Dropout
 from engine.nn.layers.norm import _BatchNorm
-from engine.nn.module import outermost, running_modules
-from engine.optim.optimizer import live_optimizers, stepping_optimizer
+from engine.nn.module import innermost_call, outermost, running_modules
+from engine.optim.optimizer import live_optimizers
 
+MODE_LAYERS = (Dropout, _BatchNorm)  # the layers eval() changes
 GRADLESS_STEPS = 5  # steps in a row of an optimizer none of whose parameters got a gradient (as no_gradient's)
 ROOTS_LIMIT = 256  # losses backpropagated since the last step that are remembered
 
@@ -54,16 +55,21 @@ class QuietMistakes:
         self._layers_trained_now = False
 
     def _layer_called(self) -> None:
-        """A module call began: note a Dropout or BatchNorm that runs with gradients on, and its mode."""
-        calls = running_modules()
-        layer = calls[-1][0] if calls else None
-        if not isinstance(layer, Dropout | _BatchNorm) or not grad_mode.state.enabled:
+        """A module call began: note a Dropout or BatchNorm that runs with gradients on, and its mode. At every module
+        call: one that trained in training mode in this iteration rules the alert out, and the rest is skipped."""
+        if self._layers_trained_now:
+            return
+        call = innermost_call()
+        layer = call[0] if call is not None else None
+        if not isinstance(layer, MODE_LAYERS) or not grad_mode.state.enabled:
             return
         if not (layer.p if isinstance(layer, Dropout) else layer.track_running_stats):
             return  # eval mode changes nothing in them: p=0, or batch statistics in both modes
         if layer.training:
             self._layers_trained_now = True
-        elif not outermost(calls[0][0]).training and len(self._eval_layers) < 64:
+            return
+        calls = running_modules()
+        if not outermost(calls[0][0]).training and len(self._eval_layers) < 64:
             # the nearest module that holds parameters: a BatchNorm's own scale and shift, or a Dropout's model
             holder = next((m for m, _ in reversed(calls) if next(m.parameters(), None) is not None), layer)
             self._eval_layers[calls[-1][1]] = (layer, holder, calls[0][1])
@@ -72,7 +78,7 @@ class QuietMistakes:
         """A backward pass starts from a loss: note it, and one backpropagated again onto the gradients its pass
         before left (nothing reset them in between: no zero_grad)."""
         root = self._last_root = rec.forward
-        if root is None or math.prod(root.event.output_shape) != 1:
+        if root is None or (root.event.output_shape and math.prod(root.event.output_shape) != 1):
             return  # an output's backward with a gradient given: passes that sum on purpose
         out = root.event.output
         passes = self._roots_now.get(out, 0) + 1
@@ -84,15 +90,20 @@ class QuietMistakes:
             if carried:
                 self._twice = (root, capture_source(1)[0], passes, carried)  # the line that ran backward() again
 
-    def _quiet_step(self, rec) -> list[AlertEvent]:
-        """At an optimizer step: a model trained in eval mode, an optimizer without gradients, a loss backpropagated
-        twice into this step."""
-        opt = stepping_optimizer()
+    def _quiet_step(self, rec, opt) -> list[AlertEvent]:
+        """At a step of optimizer `opt` (None: not known): a model trained in eval mode, an optimizer without
+        gradients, a loss backpropagated twice into this step."""
         alerts = []
         if opt is not None:
-            alerts += self._trained_in_eval(rec, opt) + self._without_gradient(rec, opt)
-        twice, self._twice, self._last_root = self._twice, None, None
-        self._roots_now.clear()
+            if self._eval_layers:
+                alerts += self._trained_in_eval(rec, opt)
+            alerts += self._without_gradient(rec, opt)
+        twice, self._twice = self._twice, None
+        self._last_root = None
+        if self._roots_now:
+            self._roots_now.clear()
+        if twice is None and ("backward_twice", "") not in self._raised:
+            return alerts  # nothing to judge, and nothing raised to clear
         # the gradients the pass before left, in parameters this step takes: nothing reset them before it ran again
         hit = twice is not None and opt is not None and \
             any(id(p) in twice[3] for group in opt.param_groups for p in group["params"])
@@ -105,20 +116,30 @@ class QuietMistakes:
         training mode) with their own parameters trained (or their model's, for a Dropout): model.eval() before
         training, or for an evaluation, not undone. Not for layers put in eval mode one by one while their model
         trains (BatchNorm statistics frozen on purpose), nor for a frozen part of the model (a backbone under a
-        trained head), nor for a model another optimizer trains (a GAN's generator, sampled in eval mode)."""
+        trained head), nor for a model another optimizer trains (a GAN's generator, sampled in eval mode), nor where
+        eval mode changes nothing training needs: BatchNorm layers alone whose statistics came from data (loaded, or
+        an earlier phase's), frozen by a whole-model eval() to fine-tune, as detection models are. A Dropout that
+        drops nothing, or a BatchNorm whose statistics were never computed (mean 0, variance 1: it normalises
+        nothing), is the mistake's sign."""
         layers, self._eval_layers = self._eval_layers, {}
         if not layers or self._layers_trained_now:
             return []
         trained = {id(p) for group in opt.param_groups for p in group["params"] if p.grad is not None}
         hit = {path: (layer, model) for path, (layer, holder, model) in layers.items()
                if any(id(p) in trained for p in holder.parameters())}
+        unfitted = [path for path, (layer, _) in hit.items() if isinstance(layer, _BatchNorm) and _unfitted(layer)]
+        if not unfitted and not any(isinstance(layer, Dropout) for layer, _ in hit.values()):
+            hit = {}  # statistics from data, frozen on purpose: nothing training needs is off
         if not self._starts(("eval_mode", ""), bool(hit)):
             return []
         norms = [path for path, (layer, _) in hit.items() if isinstance(layer, _BatchNorm)]
         drops = [path for path in hit if path not in norms]
         model = next(iter(hit.values()))[1]
-        effects = ([f"BatchNorm {names_text(norms)} normalises with its running statistics and stops updating them"]
-                   if norms else []) + ([f"Dropout {names_text(drops)} drops nothing"] if drops else [])
+        never = "" if not unfitted else ", never computed (mean 0, variance 1: it normalises nothing)," if \
+            unfitted == norms else f", never computed in {names_text(unfitted)} (mean 0, variance 1: they normalise " \
+            "nothing),"
+        effects = ([f"BatchNorm {names_text(norms)} normalises with its running statistics{never} and stops updating "
+                    "them"] if norms else []) + ([f"Dropout {names_text(drops)} drops nothing"] if drops else [])
         message = (f"'{model}' trains in eval mode, iteration {rec.iteration}: model.eval() was called (for an "
                    "evaluation before training, or between epochs?) and model.train() not after it, so in the "
                    f"training steps {' and '.join(effects)}. Call model.train() before the training steps, and "
@@ -138,22 +159,23 @@ class QuietMistakes:
         optimizer's parameters (one that steps in this run): the loss it follows does not depend on them (a GAN's
         generator loss computed from fake.detach()). Not for parameters frozen on purpose (requires_grad False), nor
         for a step placed before backward (its parameters hold a gradient at the other optimizer's steps;
-        step_without_grad's, with one optimizer)."""
-        if len(self._steppers) < 64:
-            self._steppers.add(id(opt))
-        others, reached = [], False
-        for other in live_optimizers():
-            params = [p for group in other.param_groups for p in group["params"] if p.requires_grad]
-            got = [p for p in params if p.grad is not None]
-            if got:
-                self._reached.add(id(other))
-            if other is opt:
-                reached = bool(got) or not params
-            elif got and id(other) in self._steppers:
-                others.append(got)
+        step_without_grad's, with one optimizer; optimizers are marked so at others' steps once two step)."""
+        steppers, reached = self._steppers, self._reached
+        if id(opt) not in steppers and len(steppers) < 64:
+            steppers.add(id(opt))
+        if len(steppers) == 1 and id(opt) in reached:
+            return []  # one optimizer steps, and a gradient reached it: no other's to compare with (most runs)
+        live = live_optimizers()
+        for other in live:  # an optimizer reached once is reached for good: the first parameter with one tells
+            if id(other) not in reached and any(_gradient(p) for group in other.param_groups for p in group["params"]):
+                reached.add(id(other))
+        if id(opt) in reached:
+            return []  # at every step of a run that trains
+        others = [got for other in live if other is not opt and id(other) in self._steppers
+                  if (got := [p for group in other.param_groups for p in group["params"] if _gradient(p)])]
+        trainable = any(p.requires_grad for group in opt.param_groups for p in group["params"])
         root = self._last_root
-        run = self._unreached_runs.get(id(opt), 0) + 1 if not reached and others and root is not None and \
-            id(opt) not in self._reached else 0
+        run = self._unreached_runs.get(id(opt), 0) + 1 if trainable and others and root is not None else 0
         self._unreached_runs[id(opt)] = run
         if not self._starts(("optimizer_no_gradient", str(id(opt))), run >= GRADLESS_STEPS):
             return []
@@ -179,6 +201,8 @@ class QuietMistakes:
         if len(ev.input_shapes) < 2:
             return None
         x, y = tuple(ev.input_shapes[0]), tuple(ev.input_shapes[1])
+        if x == y:
+            return None  # at every step of a regression that matches them
         try:
             shape = tuple(np.broadcast_shapes(x, y))
         except ValueError:
@@ -197,6 +221,18 @@ class QuietMistakes:
                           "the targets of every sample, not only its own, and the loss is least where each output "
                           f"predicts the targets' {centre}: it stays flat while nothing fits. {fix}, so that the "
                           "shapes match", rec, float(math.prod(shape)))
+
+
+def _unfitted(norm: _BatchNorm) -> bool:
+    """Whether a BatchNorm's running statistics are still those it started with (mean 0, variance 1)."""
+    mean, var = norm.running_mean.array, norm.running_var.array
+    xp = array_module(mean)
+    return bool(xp.all(mean == 0)) and bool(xp.all(var == 1))
+
+
+def _gradient(p) -> bool:
+    """Whether trainable parameter `p` holds a gradient."""
+    return p.grad is not None and p.requires_grad
 
 
 def _holding_gradients() -> set[int]:

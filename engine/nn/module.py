@@ -43,6 +43,13 @@ def running_modules() -> list[tuple[Module, str]]:
     return list(_running.calls)
 
 
+def innermost_call() -> tuple[Module, str] | None:
+    """The innermost module call in progress on this thread, (module, path), or None: running_modules()[-1] without
+    the copy, for a check that runs at every module call."""
+    calls = _running.calls
+    return calls[-1] if calls else None
+
+
 # child module -> (the module it was first added to, its name there); weakly: neither keeps the other alive
 _holders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

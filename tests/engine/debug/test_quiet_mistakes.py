@@ -226,3 +226,48 @@ def test_an_n_by_1_output_against_n_targets_is_named_once_with_its_shapes_and_th
     assert "takes an input of shape (16, 1) and targets of shape (16,), iteration 0: they broadcast to (16, 16)" \
         in alert.message
     assert "Pass output.squeeze(1) (or target.unsqueeze(1)), so that the shapes match" in alert.message
+
+
+def fine_tuned_in_eval(lib, p: float | None, pretrained: bool = True, steps: int = 4):
+    """A model whose BatchNorm statistics come from data seen before the run (pretrained), fine-tuned with the whole
+    model in eval mode to freeze them; a Dropout of probability `p` (None: none). The model and its losses."""
+    lib.manual_seed(0)
+    nn = lib.nn
+    drop = [nn.Dropout(p)] if p is not None else []
+    model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), *drop, nn.Linear(16, 3))
+    x, y = data(lib)
+    if pretrained:
+        with lib.no_grad():
+            model(x * 2 + 1)  # the statistics of another data set, kept by the BatchNorm
+    model.eval()
+    opt = lib.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return model, losses
+
+
+def test_batchnorm_frozen_on_purpose_by_eval_is_silent_and_eval_that_turns_dropout_or_unfitted_norms_off_is_not():
+    for p in (None, 0.0):  # statistics from data, frozen on purpose; dropout absent or p=0: training needs nothing
+        assert alerts_of(lambda p=p: fine_tuned_in_eval(engine, p, pretrained=True)) == [], p
+    # frozen statistics beside a Dropout that drops nothing: the Dropout is named, as is eval() before any data
+    (alert,) = alerts_of(lambda: fine_tuned_in_eval(engine, 0.5, pretrained=True))
+    assert alert.kind == "eval_mode" and "Dropout 'Sequential.3' drops nothing" in alert.message
+    (alert,) = alerts_of(lambda: fine_tuned_in_eval(engine, None, pretrained=False))
+    assert alert.kind == "eval_mode" and "BatchNorm 'Sequential.1' normalises with its running statistics" in \
+        alert.message and "never computed (mean 0, variance 1: it normalises nothing)" in alert.message
+    for lib in LIBS:  # frozen statistics stay as loaded and the loss falls; never computed, the norm divides by 1
+        loaded = fine_tuned_in_eval(lib, None, pretrained=True, steps=0)[0][1].running_mean.numpy().copy()
+        model, losses = fine_tuned_in_eval(lib, None, pretrained=True, steps=20)
+        assert losses[-1] < 0.7 * losses[0] and loaded.any()
+        np.testing.assert_array_equal(model[1].running_mean.numpy(), loaded)
+        model, _ = fine_tuned_in_eval(lib, None, pretrained=False, steps=0)
+        x = data(lib)[0]
+        bn = lib.nn.functional.batch_norm(x @ model[0].weight.t() + model[0].bias, model[1].running_mean,
+                                          model[1].running_var, training=False)
+        np.testing.assert_allclose(bn.detach().numpy(), (x @ model[0].weight.t() + model[0].bias).detach().numpy()
+                                   / np.sqrt(1 + 1e-5), rtol=1e-5, atol=1e-6)
