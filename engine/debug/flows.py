@@ -50,6 +50,7 @@ class FlowChecks:
         self._batch: tuple | None = None  # (dim 0, shape, op) of the model's first input, as the first op took it
         self._targets: list[int] = []  # ids of the targets of this iteration's losses
         self._leak: tuple | None = None  # (loss, the op joining its targets into the model's input, which input)
+        self._joined = False  # whether an op of this iteration joined tensors (none: no targets can have been)
 
     def _flow_new_iteration(self) -> None:
         """Forget the iteration's graph (Monitor.new_iteration calls it)."""
@@ -62,6 +63,7 @@ class FlowChecks:
         self._batch = None
         self._targets.clear()
         self._leak = None
+        self._joined = False
 
     def _follow(self, rec: OpRecord, inputs: tuple) -> AlertEvent | None:
         """Note what a forward op makes: an implicit-dim softmax's output or a layout of it; an op outside module
@@ -72,12 +74,16 @@ class FlowChecks:
             return None
         if not rec.depth and len(self._flow) < FLOW_LIMIT:
             self._flow[ev.output] = rec
+            if ev.op in JOINING:
+                self._joined = True
         elif rec.depth and self._calls:  # inside the model: what its layers read, and how it was made
             if ev.inputs[0] in self._inner and len(self._read) < 64 and (ev.op in LAYERS or ev.op == "embedding" or
                                                                          "steps" in ev.args):
                 self._read.append((len(self._calls) - 1, ev.inputs[0], rec))
             if (ev.op in TRACED or ev.op == "embedding") and len(self._inner) < FLOW_LIMIT:
                 self._inner[ev.output] = rec
+                if ev.op in JOINING:
+                    self._joined = True
         if self._batch is None and self._calls and ev.inputs[0] in self._calls[-1][:1]:
             shape = tuple(ev.input_shapes[0])
             self._batch = (shape[0] if shape else 0, shape, ev.op)
@@ -98,9 +104,11 @@ class FlowChecks:
         if ev.op in TARGETED and ev.requires_grad and len(ev.inputs) > 1 and self._calls:
             if len(self._targets) < 64:
                 self._targets.append(ev.inputs[1])
-            if self._leak is None and ev.op in CLASS_LOSSES and len(ev.input_shapes[1]) < len(ev.input_shapes[0]):
+            if self._leak is not None or not self._joined:
+                return None  # judged, or nothing joined in this iteration (most steps): no targets beside others
+            if ev.op in CLASS_LOSSES and len(ev.input_shapes[1]) < len(ev.input_shapes[0]):
                 self._leak = self._labels_fed(rec)  # class indices
-            elif self._leak is None and math.prod(ev.input_shapes[1]) == math.prod(ev.input_shapes[0]):
+            elif math.prod(ev.input_shapes[1]) == math.prod(ev.input_shapes[0]):
                 self._leak = self._labels_fed(rec, shaped=True)  # shaped as the scores: multi-hot, a regression's
         return None
 
@@ -152,17 +160,21 @@ class FlowChecks:
         """(loss, join, which input) when the call of the model whose output a loss scores took, as an input, a
         tensor that joins the loss's targets (themselves, or a copy converted or rescaled by constants) to other
         tensors, `model(cat([x, one_hot(y)], 1))`, or joined them so inside its forward before a layer read them.
-        Targets the model takes alone are an autoencoder's (x reconstructs x); a shifted slice of them (teacher
-        forcing, a language model's inputs) and a masked copy (a masked language model's) are no copy; labels that
-        condition a generator whose output another model scores are not its loss's input. Targets `shaped` as the
-        scores (multi-hot labels, a regression's values) are a reconstruction's as often: see _label_like. Judged
-        by labels_leaked once the iteration's losses are known."""
+        Targets the model takes alone are an autoencoder's (x reconstructs x; tokens, read with their positions'
+        embeddings added in forward, themselves); a shifted slice of them (teacher forcing, a language model's
+        inputs) and a masked copy (a masked language model's) are no copy; labels that condition a generator whose
+        output another model scores are not its loss's input. Targets looked up in an embedding and joined are
+        followed as a one-hot is. Targets `shaped` as the scores (multi-hot labels, a regression's values) are a
+        reconstruction's as often: see _label_like. Judged by labels_leaked once the iteration's losses are
+        known."""
         scores, target = loss.event.inputs[:2]
         call = self._caller(scores)
         if call is None:
             return None
         targets = self._sources(target)
         inputs = self._calls[call]
+        if all(self._joins(i, targets, 16) is True for i in inputs):
+            return None  # it reads the targets alone: what it joins to them in forward (positions) is no data
         read = [(i, f"its {ordinal(n)} input" if len(inputs) > 1 else "its input") for n, i in enumerate(inputs)]
         read += [(i, f"inside its forward, into what '{layer.event.op}' ({layer.event.key}) reads")
                  for c, i, layer in self._read if c == call]
@@ -177,14 +189,27 @@ class FlowChecks:
         input of a reconstruction: a concatenation (a denoiser's noise is added, a diffusion model's noised input
         a sum of its target and the data) in which the targets are less than half (an autoencoder reconstructs
         the bulk of what it reads, a conditional one beside a smaller condition), and not beside a class's code
-        alone (a conditional model of small data, given its class as a one-hot or an embedding)."""
+        alone (a conditional model of small data, given its class as a one-hot or an embedding), nor beside a
+        condition joined again apart from the targets (a conditional autoencoder of data narrower than its
+        condition: its decoder reads [code, c] as its encoder read [x, c])."""
         ev = joined.event
         if ev.op not in CONCATS:
             return False
         holds = [bool(self._joins(i, targets, 16)) for i in ev.inputs]
         share = sum(math.prod(shape) for shape, h in zip(ev.input_shapes, holds) if h)
-        return 2 * share < math.prod(ev.output_shape) and \
-            not all(self._coded(i) for i, h in zip(ev.inputs, holds) if not h)
+        others = [i for i, h in zip(ev.inputs, holds) if not h]
+        return 2 * share < math.prod(ev.output_shape) and not all(self._coded(i) for i in others) and \
+            not self._rejoined(joined, set(others), targets)
+
+    def _rejoined(self, joined: OpRecord, others: set, targets: set) -> bool:
+        """Whether a concatenation of this iteration other than `joined` sets one of the tensors of ids `others`
+        beside tensors that hold none of the targets."""
+        for rec in (*self._flow.values(), *self._inner.values()):
+            ev = rec.event
+            if rec is not joined and ev.op in CONCATS and not others.isdisjoint(ev.inputs) and \
+                    not any(self._joins(i, targets, 16) for i in ev.inputs):
+                return True
+        return False
 
     def _coded(self, x: int) -> bool:
         """Whether tensor `x` is a class's code: a one-hot or an embedding's vectors (converted, laid out anew)."""
@@ -255,9 +280,9 @@ class FlowChecks:
 
     def _joins(self, x: int, targets: set, budget: int, seen: dict | None = None) -> OpRecord | bool:
         """Whether tensor `x` holds the values of the tensors of ids `targets`: True for them alone (converted, laid
-        out anew, rescaled by constants), the record of the op that joined them to other tensors for them among
-        others, else False. `seen`: what was found for each id so far (a graph adding a tensor to itself reaches it
-        twice)."""
+        out anew, rescaled by constants, looked up in an embedding), the record of the op that joined them to other
+        tensors for them among others, else False. `seen`: what was found for each id so far (a graph adding a tensor
+        to itself reaches it twice)."""
         if x in targets:
             return True
         seen = {} if seen is None else seen
@@ -266,7 +291,7 @@ class FlowChecks:
         rec = self._flow.get(x) or self._inner.get(x)
         seen[x] = found = False
         op = rec.event.op if rec is not None and budget > 0 else ""
-        if op in CONVERTING:
+        if op in CONVERTING or op == "embedding":  # an embedding's vectors of the targets are a code of them
             found = self._joins(rec.event.inputs[0], targets, budget - 1, seen)
         elif op in JOINING or op in SCALING:
             ev = rec.event

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections import deque
-from itertools import pairwise
+from itertools import combinations
 
 import numpy as np
 
@@ -55,7 +55,7 @@ OVERFIT_FALL = 0.9  # ...while the training loss fell below this share of what i
 WEIGHT_LABELS = 500  # labels a cross entropy's class weights are judged against...
 WEIGHT_SPREAD = 2.0  # ...when its most and least frequent classes' shares differ this many times
 TIED_OPS = frozenset({"embedding", "linear"})  # whose weights a language model ties (one Parameter for both)
-STORAGE_STEPS = 16  # the steps (of all optimizers) over which two optimizers stepping one storage are looked for
+OVERLAPS_LIMIT = 64  # Parameters of one storage compared pair by pair (a flat buffer of views holds many)
 
 
 class LoopChecks:
@@ -100,10 +100,16 @@ class LoopChecks:
         # an embedding's and a linear's that are two Parameters of one shape holding the same values (a tie by copy)
         self._tie_weights: dict | None = {"embedding": {}, "linear": {}}
         self._copied_ties: list = []
-        # over the first STORAGE_STEPS steps: id of a storage -> [weak reference to a Parameter on it, the id of an
-        # optimizer that stepped it, the optimizer's label, the Parameter's name, the last step it did so]
-        self._stepped_storage: dict[int, list] | None = {}
-        self._storage_steps = 0
+        # Parameters whose memory overlaps, found again when an optimizer steps holding Parameters it did not before
+        # (its first step, add_param_group): the optimizers' (id, group count, last group's size) so far; id of an
+        # optimizer -> (weak references to two of its Parameters, their groups); id of an optimizer -> [weak reference
+        # to one of its Parameters, [(weak reference to one of another optimizer's, that optimizer's id)]]
+        self._storage_keys: set[tuple] = set()
+        self._own_overlaps: dict[int, list] = {}
+        self._cross_overlaps: dict[int, list] = {}
+        # (id of an optimizer, id of a Parameter of a cross overlap) -> (the step it last stepped it (_steps_seen), the
+        # optimizer's label, the Parameter's name)
+        self._overlap_steps: dict[tuple, tuple] = {}
 
     def _loop_new_iteration(self) -> None:
         """Forget what concerns one iteration only (Monitor.new_iteration calls it)."""
@@ -406,74 +412,102 @@ class LoopChecks:
                                    "pretrained vectors, are fine as they are)", linear_rec)]
         return []
 
-    def _storage_tie(self, rec) -> list[AlertEvent]:
-        """At the first step: an alert when two Parameters the stepping optimizer trains are one storage (`w.data =
-        other.data`, nn.Parameter(other.t())) and its steps are no tie's. Each Parameter's step writes into the shared
-        memory: SGD's update (with momentum too, in a subclass that keeps it) is linear in the gradient, so its two
-        steps add up to a tie's, one Parameter stepped with the sum of both gradients; another update rule scales each
-        apart, and weight decay in both Parameters' groups decays the matrix twice (in one group's only, once, as a
-        tie's; against torch 2.13 over 20 steps: Adam moved it 1.54x as far as a tie, SGD with weight_decay=0.01 on
-        both 1.06x, plain SGD 1.00x)."""
-        opt = stepping_optimizer()
-        if opt is None:
+    def _storage_ties(self, rec, opt) -> list[AlertEvent]:
+        """At a step of `opt`: the storage_tie alerts of _storage_tie and _storage_shared, however late a pair first
+        steps. The Parameters whose memory overlaps are looked for when an optimizer steps holding Parameters it did
+        not hold before (its first step, an add_param_group); at its other steps, with none found, nothing is done."""
+        groups = opt.param_groups if opt is not None else None
+        if not groups:
             return []
+        key = (id(opt), len(groups), len(groups[-1]["params"]))
+        if key not in self._storage_keys:
+            if len(self._storage_keys) >= 256:
+                self._storage_keys.clear()
+            self._storage_keys.add(key)
+            self._find_overlaps()
+        if not self._own_overlaps and not self._cross_overlaps:
+            return []  # at every step of a run without them
+        own, cross = self._own_overlaps.get(id(opt)), self._cross_overlaps.get(id(opt))
+        return (self._storage_tie(rec, opt, own) if own else []) + (self._storage_shared(rec, opt, cross) if cross
+                                                                     else [])
+
+    def _find_overlaps(self) -> None:
+        """Pair the Parameters of the live optimizers whose memory overlaps: two of one optimizer's of one size (a
+        `.data =` tie, a transposed view), or one optimizer's and another's (one a view of the other, or one tensor
+        wrapped in nn.Parameter twice). One Parameter held twice is no pair; disjoint views of one buffer neither."""
         stored: dict[int, list] = {}
-        for group in opt.param_groups:
-            for p in group["params"]:
-                if p.grad is not None and p.array.size and len(stored) < 4096:
-                    stored.setdefault(id(storage_of(p.array)), []).append((p, group.get("weight_decay") or 0))
-        linear = isinstance(opt, SGD) and type(opt)._update is SGD._update
+        for opt in live_optimizers():
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    if p.array.size and len(stored) < 4096:
+                        on = stored.setdefault(id(storage_of(p.array)), [])
+                        if len(on) < OVERLAPS_LIMIT:
+                            on.append((opt, group, p))
+        own: dict[int, list] = {}
+        cross: dict[int, dict] = {}
         for shared in stored.values():
-            for (a, decay_a), (b, decay_b) in pairwise(shared):
-                same = a is not b and a.array.size == b.array.size and \
-                    bool(array_module(a.array).shares_memory(a.array, b.array))
-                why = type(opt).__name__ if not linear else f"weight_decay={max(decay_a, decay_b):g}" \
-                    if decay_a and decay_b else ""
-                if same and why and self._starts(("storage_tie", ""), True):
-                    return [self._storage_tie_alert(rec, a, b, why)]
+            for (opt_a, group_a, a), (opt_b, group_b, b) in combinations(shared, 2):
+                if a is b or not bool(array_module(a.array).shares_memory(a.array, b.array)):
+                    continue
+                if opt_a is not opt_b:
+                    for (o, p), (other_opt, q) in (((opt_a, a), (opt_b, b)), ((opt_b, b), (opt_a, a))):
+                        entry = cross.setdefault(id(o), {}).setdefault(id(p), [weakref.ref(p), []])
+                        entry[1].append((weakref.ref(q), id(other_opt)))
+                elif a.array.size == b.array.size:
+                    own.setdefault(id(opt_a), []).append((weakref.ref(a), weakref.ref(b), group_a, group_b))
+        self._own_overlaps = own
+        self._cross_overlaps = {o: list(entries.values()) for o, entries in cross.items()}
+
+    def _storage_tie(self, rec, opt, pairs: list) -> list[AlertEvent]:
+        """An alert when two Parameters `opt` steps are one storage (`w.data = other.data`, nn.Parameter(other.t())),
+        both given a gradient (at its first step, or at the first that trains the second: a part unfrozen later),
+        and its steps are no tie's. Each Parameter's step writes into the shared memory: SGD's update (with momentum
+        too, in a subclass that keeps it) is linear in the gradient, so its two steps add up to a tie's, one
+        Parameter stepped with the sum of both gradients; another update rule scales each apart, and weight decay
+        in both Parameters' groups decays the matrix twice (in one group's only, once, as a tie's; against torch
+        2.13 over 20 steps: Adam moved it 1.54x as far as a tie, SGD with weight_decay=0.01 on both 1.06x, plain
+        SGD 1.00x)."""
+        linear = isinstance(opt, SGD) and type(opt)._update is SGD._update
+        for ref_a, ref_b, group_a, group_b in pairs:
+            a, b = ref_a(), ref_b()
+            if a is None or b is None or a.grad is None or b.grad is None:
+                continue
+            decay_a, decay_b = group_a.get("weight_decay") or 0, group_b.get("weight_decay") or 0
+            why = type(opt).__name__ if not linear else f"weight_decay={max(decay_a, decay_b):g}" \
+                if decay_a and decay_b else ""
+            if why and self._starts(("storage_tie", ""), True):
+                return [self._storage_tie_alert(rec, a, b, why)]
         return []
 
-    def _storage_shared(self, rec) -> list[AlertEvent]:
-        """At each of the first STORAGE_STEPS steps: an alert when the stepping optimizer steps a Parameter whose
-        memory overlaps that of another Parameter that another optimizer stepped since this one's step before (one
-        a view of the other, or one tensor wrapped in nn.Parameter twice). Each writes its update into the same
-        numbers, so either optimizer moves both, and neither trains as its own loss and optimizer would (nor as a
-        tie). Steps taken in turn only: a model handed to a new optimizer over a view of its weights is no pair."""
-        stored, opt = self._stepped_storage, stepping_optimizer()
-        self._storage_steps += 1
-        if self._storage_steps >= STORAGE_STEPS:
-            self._stepped_storage = None
-        if opt is None or stored is None:
-            return []
-        updated = updated_parameters(opt)
+    def _storage_shared(self, rec, opt, overlaps: list) -> list[AlertEvent]:
+        """An alert when `opt` steps a Parameter whose memory overlaps that of another Parameter that another
+        optimizer stepped since this one's step before (one a view of the other, or one tensor wrapped in
+        nn.Parameter twice), however late the two first step. Each writes its update into the same numbers, so
+        either optimizer moves both, and neither trains as its own loss and optimizer would (nor as a tie). Steps
+        taken in turn only: a model handed to a new optimizer over a view of its weights is no pair."""
+        steps, now, found, named = self._overlap_steps, self._steps_seen, None, None
         label = getattr(rec.event, "optimizer", "") or type(opt).__name__
-        names = self._names()
-        named = by_event_names(getattr(rec.event, "grad_norms", None) or getattr(rec.event, "update_norms", None)
-                               or (), updated) or ()
-        names.update((id(p), name) for name, p in named if id(p) not in names)
-        found = None
-        for *_, p in updated:
-            if not p.array.size:
+        for ref, others in overlaps:
+            p = ref()
+            if p is None or p.grad is None:
                 continue
-            entries = stored.get(id(storage_of(p.array)))
-            if entries is None:
-                if len(stored) >= 4096:
-                    continue
-                entries = stored[id(storage_of(p.array))] = []
-            own = next((e for e in entries if e[1] == id(opt) and e[0]() is p), None)
-            for entry in entries if own is not None and found is None else ():
-                other = entry[0]()
-                if other is not None and other is not p and entry[1] != id(opt) and entry[4] > own[4] and \
-                        bool(array_module(p.array).shares_memory(p.array, other.array)):
-                    found = (p, entry)
-            if own is not None:
-                own[4] = self._storage_steps
-            else:
-                entries.append([weakref.ref(p), id(opt), label, names.get(id(p), ""), self._storage_steps])
+            own = steps.get((id(opt), id(p)))
+            for other_ref, other_opt in others if own is not None and found is None else ():
+                other = other_ref()
+                later = steps.get((other_opt, id(other))) if other is not None else None
+                if later is not None and later[0] > own[0]:
+                    found = (p, later)
+            if named is None:  # named as this step's event names what it updated
+                named = self._names()
+                updated = updated_parameters(opt)
+                named.update((id(q), name) for name, q in by_event_names(
+                    getattr(rec.event, "grad_norms", None) or getattr(rec.event, "update_norms", None) or (),
+                    updated) or () if id(q) not in named)
+            steps[(id(opt), id(p))] = (now, label, named.get(id(p), ""))
         if found is None or not self._starts(("storage_tie", ""), True):
             return []
-        p, (_, _, other_label, other_name, _) = found
-        name = names.get(id(p), "")
+        p, (_, other_label, other_name) = found
+        name = named.get(id(p), "")
         # a second optimizer's Parameters are named by it, "Adam#2:Linear.weight": its label, said once
         (first, label), (second, other_label) = ((n.partition(":")[2], n.partition(":")[0]) if ":" in n else (n, o)
                                                  for n, o in ((name, label), (other_name, other_label)))

@@ -440,6 +440,86 @@ def tabular_autoencoder(lib):
     return model, [opt], loop([opt], loss)
 
 
+def narrow_conditional_autoencoder(lib, joined: str = "outside"):
+    """A conditional autoencoder of 2-d points on a ring whose radius a wide continuous condition (8 columns) sets:
+    the encoder reads [x, c] (joined before the call, or in forward) into a 1-d code, the decoder [code, c]."""
+    nn, F = lib.nn, lib.nn.functional
+
+    class CondAE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.dec = mlp(lib, 2 + D + 2, 1), mlp(lib, 1 + D + 2, 2)
+
+        def forward(self, v, c):
+            if joined != "outside":
+                v = lib.cat([v, c], 1)
+            return self.dec(lib.cat([lib.tanh(self.enc(v)), c], 1))
+
+    c = lib.rand(N, D + 2)
+    angle = lib.rand(N, 1) * 6.28
+    x = lib.cat([lib.cos(angle), lib.sin(angle)], 1) * (0.5 + c[:, :1])
+    model = CondAE()
+    opt = lib.optim.Adam(model.parameters(), lr=1e-2)
+    inp = (lambda: lib.cat([x, c], 1)) if joined == "outside" else (lambda: x)
+    return model, [opt], loop([opt], lambda: F.mse_loss(model(inp(), c), x))
+
+
+def token_features(lib):
+    """A classifier of (features, a token id), the token looked up in an nn.Embedding and joined to the features
+    before the model; the targets are labels, not the tokens."""
+    F = lib.nn.functional
+    x, y, _ = blobs(lib)
+    tokens = lib.arange(N) % 5
+    emb, model = lib.nn.Embedding(5, 3), mlp(lib, D + 3, C)
+    opt = lib.optim.Adam([*model.parameters(), *emb.parameters()], lr=1e-2)
+    return model, [opt], loop([opt], lambda: F.cross_entropy(model(lib.cat([x, emb(tokens)], 1)), y))
+
+
+def token_autoencoder(lib):
+    """Token sequences reconstructed from themselves through a 2-wide code: forward adds each position's embedding
+    to its token's (the tokens are the targets, and all the model reads)."""
+    nn, F, V, T = lib.nn, lib.nn.functional, 7, 4
+
+    class TokenAE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.pos = nn.Embedding(V, 8), nn.Embedding(T, 8)
+            self.enc, self.out = nn.Linear(8, 2), nn.Linear(2, V)
+
+        def forward(self, src):
+            positions = lib.arange(T).expand(src.shape[0], T)
+            return self.out(lib.tanh(self.enc(self.emb(src) + self.pos(positions))))
+
+    src = lib.arange(N * T).reshape(N, T) % V
+    model = TokenAE()
+    opt = lib.optim.Adam(model.parameters(), lr=2e-2)
+    return model, [opt], loop([opt], lambda: F.cross_entropy(model(src).reshape(-1, V), src.reshape(-1)))
+
+
+def conditional_gan_embedded_outside(lib):
+    """A conditional GAN whose class vectors come from an nn.Embedding before the calls, joined to the noise (the
+    generator) and to the samples (the discriminator); the targets are real/fake."""
+    F = lib.nn.functional
+    x, y, _ = blobs(lib)
+    z = lib.randn(N, 4)
+    label = lib.nn.Embedding(C, C)
+    gen, disc = mlp(lib, 4 + C, D), mlp(lib, D + C, 1)
+    opt_d = lib.optim.Adam([*disc.parameters(), *label.parameters()], lr=5e-3)
+    opt_g = lib.optim.Adam(gen.parameters(), lr=1e-3)
+    ones, zeros = lib.ones(N, 1), lib.zeros(N, 1)
+
+    def d_loss():
+        fake = gen(lib.cat([z, label(y)], 1)).detach()
+        return F.binary_cross_entropy_with_logits(disc(lib.cat([x, label(y)], 1)), ones) + \
+            F.binary_cross_entropy_with_logits(disc(lib.cat([fake, label(y)], 1)), zeros)
+
+    def g_loss():
+        fake = gen(lib.cat([z, label(y).detach()], 1))
+        return F.binary_cross_entropy_with_logits(disc(lib.cat([fake, label(y).detach()], 1)), ones)
+
+    return disc, [opt_d, opt_g], loop([opt_d, opt_g], d_loss, g_loss)
+
+
 LEAK_EDGES = {
     "conditional autoencoder": conditional_autoencoder,
     "conditional VAE of points, one-hot class": cvae_of_points,
@@ -465,6 +545,12 @@ LEAK_EDGES = {
     "siamese pairs": siamese_pairs,
     "pix2pix": pix2pix,
     "tabular autoencoder": tabular_autoencoder,
+    "conditional autoencoder of narrow data, joined before the call": narrow_conditional_autoencoder,
+    "conditional autoencoder of narrow data, joined in forward": lambda lib: narrow_conditional_autoencoder(
+        lib, "forward"),
+    "token embedding joined to features": token_features,
+    "token autoencoder with positions": token_autoencoder,
+    "conditional GAN, label embedded before the calls": conditional_gan_embedded_outside,
 }
 
 

@@ -219,3 +219,88 @@ def test_two_parameters_on_one_storage_stepped_by_two_optimizers_are_named(share
     torch.nn.functional.mse_loss(b(torch.ones(2, 6)), torch.zeros(2, 6)).backward()
     opt_b.step()
     assert a.weight.grad is None and not torch.equal(a.weight, before)
+
+
+LATE = 20  # steps of the first model alone before the second phase: past any first-steps-only window
+
+
+def late_pair(lib, how: str) -> tuple:
+    """(a, b, opt_a, opt_b, run) where run(steps) takes LATE steps of a's SGD alone, then `steps` iterations each a
+    step of a's and one of b's Adam: b made then over a view of a's weight (`created`), made at the start over it
+    and stepped from then on (`phase`), made then over a copy (`copied`: no tie), or made then over the view and
+    stepped alone (`handed` over: a steps no more)."""
+    lib.manual_seed(0)
+    a = lib.nn.Linear(6, 6)
+    opt_a = lib.optim.SGD(a.parameters(), lr=0.1)
+    x = lib.tensor(np.linspace(-1, 1, 36, dtype=np.float32).reshape(6, 6))
+    made = {}
+
+    def make():
+        b = lib.nn.Linear(6, 6)
+        weight = a.weight.data.clone() if how == "copied" else a.weight.data.t()
+        b.weight = lib.nn.Parameter(weight)
+        made["b"], made["opt"] = b, lib.optim.Adam(b.parameters(), lr=1e-2)
+
+    def step(model, opt, sign):
+        opt.zero_grad()
+        lib.nn.functional.mse_loss(model(x), sign * x).backward()
+        opt.step()
+
+    if how == "phase":
+        make()
+
+    def run(steps: int) -> None:
+        for _ in range(LATE):
+            step(a, opt_a, 1.0)
+        if how != "phase":
+            make()
+        for _ in range(steps):
+            if how != "handed":
+                step(a, opt_a, 1.0)
+            step(made["b"], made["opt"], -1.0)
+
+    return a, made, opt_a, run
+
+
+@pytest.mark.parametrize("how", ["created", "phase"])
+def test_two_optimizers_that_first_step_one_storage_after_many_steps_are_named(how):
+    a, _, opt_a, run = late_pair(engine, how)
+    with Debugger("summary", model=a, optimizer=opt_a) as dbg:
+        run(3)
+    (alert,) = [a for a in dbg.alerts if a.kind == "storage_tie"]
+    assert alert.iteration > LATE and "two optimizers step them" in alert.message
+    assert "'weight' (SGD)" in alert.message and "'Linear_2.weight' (Adam)" in alert.message
+    for neighbour in ("copied", "handed"):  # its own copy, trained apart; the weights handed to a new optimizer
+        a, _, opt_a, run = late_pair(engine, neighbour)
+        with Debugger("summary", model=a, optimizer=opt_a) as dbg:
+            run(3)
+        assert [a for a in dbg.alerts if a.kind == "storage_tie"] == [], neighbour
+
+
+@needs_torch
+def test_what_a_late_pair_does_in_torch_b_moves_a():
+    a, made, opt_a, run = late_pair(torch, "created")
+    run(1)
+    opt_a.zero_grad()
+    before = a.weight.detach().clone()
+    made["opt"].zero_grad()
+    torch.nn.functional.mse_loss(made["b"](torch.ones(2, 6)), torch.zeros(2, 6)).backward()
+    made["opt"].step()
+    assert a.weight.grad is None and not torch.equal(a.weight, before)
+
+
+def test_a_data_tie_whose_second_parameter_first_trains_late_is_named():
+    engine.manual_seed(0)
+    model = LM("data")
+    model.decoder.weight.requires_grad_(False)  # frozen at first: one of the two trained, a step a step
+    opt = engine.optim.Adam(model.parameters(), lr=1e-2)
+    engine.manual_seed(1)
+    x, y = engine.randint(0, V, (4, 6)), engine.randint(0, V, (4, 6))
+    with Debugger("summary", model=model, optimizer=opt) as dbg:
+        for i in range(LATE + 3):
+            model.decoder.weight.requires_grad_(i >= LATE)  # unfrozen: Adam steps the matrix through both
+            opt.zero_grad()
+            F.cross_entropy(model(x).reshape(-1, V), y.reshape(-1)).backward()
+            opt.step()
+    (alert,) = [a for a in dbg.alerts if a.kind == "storage_tie"]
+    assert alert.iteration == LATE and "Adam scales each Parameter's step" in alert.message
