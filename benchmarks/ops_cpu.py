@@ -1,10 +1,11 @@
 """The engine's heaviest CPU ops against hand-written numpy and PyTorch, one thread each. Prints ratios.
 
-    python benchmarks/ops_cpu.py [--quick] [--only conv|act]
+    python benchmarks/ops_cpu.py [--quick] [--only conv|act] [--act NAME ...]
 
 - conv2d on a few shapes of a small CNN: 3x3 with padding 1, a 1x1, a strided 3x3 and a depthwise 3x3.
-- the activations of transformers and CNNs: gelu (exact and tanh), silu, softplus, softmax, log_softmax and
-  layer_norm, over a (32, 128, 256) batch of activations.
+- the activations of transformers and CNNs: gelu (exact and tanh), silu, softplus, softmax, log_softmax,
+  layer_norm, leaky_relu, elu, selu, hardswish, threshold, hardshrink and softshrink, over a (32, 128, 256) batch of
+  activations (--act names some of them).
 Each line times the forward alone (no graph recorded) and the forward plus the backward of a fixed random
 gradient, torch being the 1.00x when it is installed. The numpy contender is what a careful person writes by
 hand: im2col with a strided view and one matmul, col2im with one add per kernel offset; the classic
@@ -39,6 +40,9 @@ CONVS = (
 )
 ACT_SHAPE = (32, 128, 256)
 SQRT_HALF, GELU_K, GELU_C = math.sqrt(0.5), math.sqrt(2 / math.pi), 0.044715
+LEAKY_SLOPE = 0.01
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+THRESHOLD, THRESHOLD_VALUE, SHRINK = 0.5, -1.0, 0.5
 
 
 # ---- conv2d by hand ----------------------------------------------------------------------------------------
@@ -185,6 +189,65 @@ def _silu(x):
     return x * s, s
 
 
+def _leaky_relu(x):
+    return np.maximum(x, x * np.float32(LEAKY_SLOPE)), None
+
+
+def _leaky_relu_grad(g, x, _):
+    slope = (x <= 0).astype(x.dtype)
+    slope *= np.float32(LEAKY_SLOPE - 1)
+    slope += 1
+    return g * slope
+
+
+def _elu(x, alpha=1.0, scale=1.0):
+    neg = np.expm1(np.clip(x, -np.inf, 0))  # numpy's minimum with a scalar is 3x slower than clip
+    neg *= np.float32(alpha)
+    neg += np.clip(x, 0, np.inf)
+    neg *= np.float32(scale)
+    return neg, None
+
+
+def _elu_grad(g, x, _, alpha=1.0, scale=1.0):
+    slope = np.exp(np.clip(x, -np.inf, 0))
+    if alpha != 1:  # alpha e^x below 0 and 1 above
+        slope *= np.float32(alpha)
+        slope *= x <= 0
+        slope += x > 0
+    slope *= np.float32(scale)
+    slope *= g
+    return slope
+
+
+def _hardswish(x):
+    y = np.clip(x + 3, 0, 6)
+    y *= x
+    y /= 6
+    return y, None
+
+
+def _hardswish_grad(g, x, _):
+    slope = np.clip(x, -3, 3)
+    slope /= 3
+    slope += 0.5
+    slope *= (x > -3) & (x < 3)
+    slope += x >= 3
+    slope *= g
+    return slope
+
+
+def _threshold(x):
+    kept = x > THRESHOLD
+    y = np.clip(x, THRESHOLD, None)
+    y *= kept
+    y += ~kept * np.float32(THRESHOLD_VALUE)
+    return y, None
+
+
+def _shrink_grad(g, x, _):
+    return g * (np.abs(x) > SHRINK)
+
+
 # name -> (numpy forward, numpy backward, engine/torch call taking (F, x))
 ACTIVATIONS = {
     "gelu": (_gelu, lambda g, x, cdf: g * (cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)),
@@ -197,6 +260,16 @@ ACTIVATIONS = {
     "softmax": (_softmax, lambda g, x, _: None, lambda F, x: F.softmax(x, dim=-1)),
     "log_softmax": (_log_softmax, lambda g, x, _: None, lambda F, x: F.log_softmax(x, dim=-1)),
     "layer_norm": (_layer_norm, _layer_norm_grad, lambda F, x: F.layer_norm(x, (ACT_SHAPE[-1],))),
+    "leaky_relu": (_leaky_relu, _leaky_relu_grad, lambda F, x: F.leaky_relu(x, LEAKY_SLOPE)),
+    "elu": (_elu, _elu_grad, lambda F, x: F.elu(x)),
+    "selu": (lambda x: _elu(x, SELU_ALPHA, SELU_SCALE), lambda g, x, _: _elu_grad(g, x, _, SELU_ALPHA, SELU_SCALE),
+             lambda F, x: F.selu(x)),
+    "hardswish": (_hardswish, _hardswish_grad, lambda F, x: F.hardswish(x)),
+    "threshold": (_threshold, lambda g, x, _: g * (x > THRESHOLD),
+                  lambda F, x: F.threshold(x, THRESHOLD, THRESHOLD_VALUE)),
+    "hardshrink": (lambda x: (x * (np.abs(x) > SHRINK), None), _shrink_grad, lambda F, x: F.hardshrink(x, SHRINK)),
+    "softshrink": (lambda x: (x - np.clip(x, -SHRINK, SHRINK), None), _shrink_grad,
+                   lambda F, x: F.softshrink(x, SHRINK)),
 }
 
 
@@ -244,13 +317,13 @@ def activation_contenders(torch, name: str, x, g) -> tuple[dict, dict]:
     return fwd, fb
 
 
-def activation_lines(torch, rounds: int, repeat: int) -> None:
+def activation_lines(torch, rounds: int, repeat: int, names=ACTIVATIONS) -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal(ACT_SHAPE).astype(np.float32) * 2
     g = rng.standard_normal(ACT_SHAPE).astype(np.float32)
     base = "torch" if torch else "numpy"
     shape = "x".join(map(str, ACT_SHAPE))
-    for name in ACTIVATIONS:
+    for name in names:
         fwd, fb = activation_contenders(torch, name, x, g)
         report(f"{name} {shape}, forward", interleaved(fwd, rounds, repeat), base)
         report(f"{name} {shape}, fwd+bwd", interleaved(fb, rounds, repeat), base)
@@ -260,6 +333,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
     parser.add_argument("--only", choices=("conv", "act"), help="one family of lines")
+    parser.add_argument("--act", nargs="+", choices=ACTIVATIONS, default=list(ACTIVATIONS), metavar="NAME",
+                        help=f"these activations alone, of: {', '.join(ACTIVATIONS)}")
     args = parser.parse_args(argv)
     rounds, repeat = (3, 2) if args.quick else (11, 5)
     torch = try_torch()
@@ -268,7 +343,7 @@ def main(argv=None) -> None:
     if args.only in (None, "conv"):
         conv_lines(torch, rounds, repeat)
     if args.only in (None, "act"):
-        activation_lines(torch, rounds, repeat)
+        activation_lines(torch, rounds, repeat, args.act)
 
 
 if __name__ == "__main__":

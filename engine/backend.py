@@ -220,3 +220,27 @@ def blockwise(fn, *arrays, temporaries: int = 8):
             out = np.empty(first.shape, got.dtype)
         out.reshape(-1)[part] = got
     return out
+
+
+# ---- reductions over the last dim: rows ------------------------------------------------------------------------------
+# numpy reduces a short row at ~70 ns of overhead per row: max and sum over the last dim of 4096 rows of 256 float32
+# take 0.35 and 0.18 ms, where argmax takes 0.09 and a product with ones (BLAS) 0.05, measured here. Softmax and
+# layer and group norm reduce their rows through these; a C-contiguous array's rows go fastest.
+def row_max(x):
+    """max over the last dim of a non-empty `x`, kept as size 1; NaN where a row has one, as max gives."""
+    if array_module(x) is not np:
+        return x.max(axis=-1, keepdims=True)
+    # argmax picks a row's first NaN, as max propagates it
+    return np.take_along_axis(x, x.argmax(axis=-1)[..., None], axis=-1)
+
+
+def row_sum(x):
+    """sum over the last dim of a float32 or float64 `x`, kept as size 1."""
+    ones = array_module(x).ones(x.shape[-1], x.dtype)
+    return (as_rows(x) @ ones).reshape(*x.shape[:-1], 1)
+
+
+def row_dot(a, b):
+    """sum over the last dim of a * b, for float32 or float64 arrays of one shape, kept as size 1."""
+    rows_a, rows_b = as_rows(a), as_rows(b)
+    return (rows_a[:, None, :] @ rows_b[:, :, None]).reshape(*a.shape[:-1], 1)

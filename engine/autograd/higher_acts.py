@@ -32,7 +32,7 @@ ACTIVATIONS = {
     more.Celu: lambda x, g, c: where_positive(x, g, g * ops.exp(ops.clamp(x, max=0.0) / c.alpha)),
     more.Softsign: lambda x, g, c: g / (1 + ops.abs(x)) ** 2,
     more.Tanhshrink: lambda x, g, c: g * ops.tanh(x) ** 2,
-    more.Threshold: _masked(lambda x, c: x > c.threshold),
+    more.Threshold: _masked(more._above_threshold),
     more.Hardshrink: _masked(more._shrink_mask),
     more.Softshrink: _masked(more._shrink_mask),
 }

@@ -16,7 +16,7 @@ import numpy as np
 from engine import kernels
 from engine import random as _random
 from engine.autograd.function import Function, ShapeError
-from engine.backend import array_module, blockwise, device_of
+from engine.backend import array_module, blockwise, device_of, row_dot, row_max, row_sum
 from engine.ops import elementwise as _elementwise
 from engine.ops.nn import require_float
 from engine.tensor import Tensor
@@ -103,6 +103,15 @@ def _one_d(fn, *arrays):
         return fn(*arrays)
     got = fn(*(a.reshape(1) for a in arrays))
     return tuple(g.reshape(()) for g in got) if isinstance(got, tuple) else got.reshape(())
+
+
+def _float32_at_least(fn, x, *more):
+    """fn(x, *more), narrower floats computed in float32 and the result rounded back to x's dtype once, as PyTorch's
+    CPU kernels compute them (numpy's float16 arithmetic rounds at every step)."""
+    if x.dtype.itemsize >= 4:
+        return _one_d(fn, x, *more)
+    wide = [a.astype(np.float32) for a in (x, *more)]
+    return _one_d(fn, *wide).astype(x.dtype)
 
 
 def _normal_cdf(xp, x):
@@ -245,19 +254,84 @@ def _softplus_grad(xp, g, c, x):
     return slope
 
 
+def nan_to_bound_min(xp, x, bound: float):
+    """min(x, bound), and the bound where x is NaN (clip would keep the NaN): numpy's fmin, against a row of bounds, as
+    with a scalar it takes 1.7x as long."""
+    return xp.fmin(x, xp.full(x.shape[-1:], bound, x.dtype))
+
+
+def _leaky_relu(xp, x, c):
+    """x where x > 0, else slope x: the larger of the two (the smaller for a slope above 1), exactly so."""
+    if x.dtype.itemsize < 4:
+        return (_float32_at_least(lambda a: _leaky_relu(xp, a, c)[0], x),)
+    y = x * c.negative_slope
+    (xp.maximum if c.negative_slope <= 1 else xp.minimum)(x, y, out=y)
+    return (y,)
+
+
+def _leaky_relu_grad(xp, g, c, x):
+    """g, times the slope where x <= 0 (and where x is NaN, as in PyTorch): the 1s and 0s of x > 0 mapped to 1 and the
+    slope by clip, or for a slope outside [0, 1] by (1 - m) slope + m (exact, as one term is 0)."""
+    if g.dtype.itemsize < 4:
+        return _float32_at_least(lambda g, x: _leaky_relu_grad(xp, g, c, x), g, x)
+    slope = (x > 0).astype(g.dtype)
+    if 0 <= c.negative_slope <= 1:
+        xp.clip(slope, c.negative_slope, 1, out=slope)
+    else:
+        positive = slope
+        slope = xp.subtract(1, positive)
+        slope *= c.negative_slope
+        slope += positive
+    slope *= g
+    return slope
+
+
+def elu_of(xp, x, alpha: float, scale: float = 1.0, input_div: float = 1.0):
+    """scale * (x where x > 0, else alpha expm1(x / input_div)): elu, selu and celu, as PyTorch's one kernel writes
+    them. Computed as max(x, 0) + alpha expm1(min(x, 0) / input_div), exact, as one of the terms is 0; min(x, 0)
+    keeps expm1 from overflowing for large x."""
+    if x.dtype.itemsize < 4:
+        return _float32_at_least(lambda a: elu_of(xp, a, alpha, scale, input_div), x)
+    neg = xp.clip(x, -math.inf, 0)  # numpy's minimum(x, 0) takes 3x as long as clip
+    if input_div != 1:
+        neg /= input_div
+    xp.expm1(neg, out=neg)
+    neg *= alpha
+    y = xp.clip(x, 0, math.inf)
+    y += neg
+    if scale != 1:
+        y *= scale
+    return y
+
+
+def elu_grad(xp, g, x, alpha: float, scale: float = 1.0, input_div: float = 1.0):
+    """g * scale * (1 where x > 0, else alpha / input_div * exp(x / input_div)), the derivative of `elu_of`; a NaN
+    input takes the slope of x > 0, as in PyTorch."""
+    if g.dtype.itemsize < 4:
+        return _float32_at_least(lambda g, x: elu_grad(xp, g, x, alpha, scale, input_div), g, x)
+    slope = nan_to_bound_min(xp, x, 0)
+    if input_div != 1:
+        slope /= input_div
+    xp.exp(slope, out=slope)  # 1 where x > 0
+    if alpha != input_div:  # then 1 is not alpha / input_div: where x > 0, multiply by 0 and add 1 (exact)
+        slope *= alpha / input_div
+        negative = x <= 0
+        slope *= negative
+        slope += ~negative
+    if scale != 1:
+        slope *= scale
+    slope *= g
+    return slope
+
+
 # Backward keeps only what its formula needs (never the output unless PyTorch does too), so changing
 # an activation's output in place stays legal, as in PyTorch.
 ACTIVATIONS = {
     "Gelu": ("gelu", _gelu, _gelu_grad),
     "GeluTanh": ("gelu", _gelu_tanh, _gelu_tanh_grad),
     "Silu": ("silu", _silu, _silu_grad),
-    "LeakyRelu": ("leaky_relu",
-                  lambda xp, x, c: (xp.where(x > 0, x, x * c.negative_slope),),
-                  lambda xp, g, c, x: xp.where(x > 0, g, g * c.negative_slope)),
-    # expm1/exp of min(x, 0): the branch not taken must not overflow for large x
-    "Elu": ("elu",
-            lambda xp, x, c: (xp.where(x > 0, x, c.alpha * xp.expm1(xp.minimum(x, 0))),),
-            lambda xp, g, c, x: xp.where(x > 0, g, g * c.alpha * xp.exp(xp.minimum(x, 0)))),
+    "LeakyRelu": ("leaky_relu", _leaky_relu, _leaky_relu_grad),
+    "Elu": ("elu", lambda xp, x, c: (elu_of(xp, x, c.alpha),), lambda xp, g, c, x: elu_grad(xp, g, x, c.alpha)),
     "Softplus": ("softplus", _softplus, _softplus_grad),
     # at the bounds themselves the gradient is 0, as in PyTorch
     "Hardtanh": ("hardtanh",
@@ -350,20 +424,60 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 
 # ---- softmax and log_softmax ---------------------------------------------------------------------
+# Each computes in one new array, in place from there. Over the last dim of C-contiguous rows (attention's and a
+# classifier's case) the row reductions are backend's (argmax and BLAS), 2-4x faster than numpy's per-row ones.
+# A narrower float is computed in float32 and rounded once, as PyTorch's CPU kernels do.
+def _rows(x, dim) -> bool:
+    """Whether reducing `x` over `dim` is reducing the rows backend.row_max and row_sum serve."""
+    return dim == x.ndim - 1 and x.size > 0 and x.flags.c_contiguous and x.dtype.itemsize >= 4
+
+
+def _max_over(x, dim):
+    return row_max(x) if _rows(x, dim) else x.max(axis=dim, keepdims=True)
+
+
+def _sum_over(x, dim):
+    return row_sum(x) if _rows(x, dim) else x.sum(axis=dim, keepdims=True)
+
+
+def _dot_over(a, b, dim):
+    """sum(a * b) over `dim`, kept."""
+    if _rows(a, dim) and _rows(b, dim):
+        return row_dot(a, b)
+    return (a * b).sum(axis=dim, keepdims=True)
+
+
+def _softmax(x, dim, zero_dead_rows: bool):
+    """exp(x - max) / its sum over `dim`: shifted, exp never overflows."""
+    xp = array_module(x)
+    top = _max_over(x, dim)
+    if zero_dead_rows:
+        dead = top == -math.inf
+        top = xp.where(dead, 0, top)  # one value a row: where()'s mispredicted branches cost nothing here
+    y = xp.subtract(x, top)
+    xp.exp(y, out=y)
+    total = _sum_over(y, dim)
+    y /= xp.where(dead, 1, total) if zero_dead_rows else total
+    return y
+
+
 class Softmax(Function):
-    def forward(ctx, x):
+    def forward(ctx, x, zero_dead_rows=False):
         require_float(ctx.op, x)
-        xp = array_module(x)
-        y = xp.exp(x - x.max(axis=ctx.dim, keepdims=True))  # shifted so exp never overflows
-        y /= y.sum(axis=ctx.dim, keepdims=True)
+        y = _float32_at_least(lambda a: _softmax(a, ctx.dim, zero_dead_rows), x)
         ctx.save(y)
         return y
 
     def backward(ctx, grad):
         (y,) = ctx.saved
-        gx = grad * y
-        gx -= y * gx.sum(axis=ctx.dim, keepdims=True)
-        return gx
+        dim = ctx.dim
+
+        def grad_of(g, y):  # y (g - sum(g y)), as PyTorch's kernel: a product fewer than g y - y sum(g y)
+            gx = array_module(g).subtract(g, _dot_over(g, y, dim))
+            gx *= y
+            return gx
+
+        return _float32_at_least(grad_of, grad, y)
 
 
 class AttentionSoftmax(Softmax):
@@ -373,15 +487,7 @@ class AttentionSoftmax(Softmax):
     op = "softmax"
 
     def forward(ctx, x):
-        require_float(ctx.op, x)
-        xp = array_module(x)
-        top = x.max(axis=ctx.dim, keepdims=True)
-        dead = top == -math.inf
-        y = xp.exp(x - xp.where(dead, 0, top))
-        total = y.sum(axis=ctx.dim, keepdims=True)
-        y /= xp.where(dead, 1, total)
-        ctx.save(y)
-        return y
+        return Softmax.forward(ctx, x, zero_dead_rows=True)
 
 
 class LogSoftmax(Function):
@@ -389,18 +495,30 @@ class LogSoftmax(Function):
 
     def forward(ctx, x):
         require_float(ctx.op, x)
-        xp = array_module(x)
-        y = x - x.max(axis=ctx.dim, keepdims=True)
-        y -= xp.log(xp.exp(y).sum(axis=ctx.dim, keepdims=True))
+        dim = ctx.dim
+
+        def log_softmax(x):  # (x - max) - log(sum(exp(x - max)))
+            xp = array_module(x)
+            y = xp.subtract(x, _max_over(x, dim))
+            e = xp.exp(y)
+            y -= xp.log(_sum_over(e, dim))
+            return y
+
+        y = _float32_at_least(log_softmax, x)
         ctx.save(y)
         return y
 
     def backward(ctx, grad):
         (y,) = ctx.saved
-        gx = array_module(y).exp(y)
-        gx *= -grad.sum(axis=ctx.dim, keepdims=True)
-        gx += grad
-        return gx
+        dim = ctx.dim
+
+        def grad_of(g, y):  # g - exp(y) sum(g)
+            xp = array_module(g)
+            gx = xp.exp(y)
+            gx *= _sum_over(g, dim)
+            return xp.subtract(g, gx, out=gx)
+
+        return _float32_at_least(grad_of, grad, y)
 
 
 def _softmax_dim(op: str, x: Tensor, dim) -> int | None:

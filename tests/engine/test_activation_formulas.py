@@ -91,3 +91,153 @@ def test_logistic_and_softplus_helpers_are_exact_in_both_tails_without_warnings(
             np.testing.assert_allclose(s, want, rtol=4 * np.finfo(dtype).eps, atol=np.finfo(dtype).tiny)
             want_sp = np.logaddexp(0, x.astype(np.longdouble)).astype(dtype)
             np.testing.assert_allclose(sp, want_sp, rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
+# ---- row reductions, softmax, log_softmax and layer norm ---------------------------------------------------------
+def test_row_reductions_give_numpys_max_and_sums_with_nan_and_infinities():
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((3, 4, 7)).astype(dtype)
+        x[0, 1, 2] = np.nan
+        x[1, 2, :] = -np.inf
+        x[2, 0, 3] = np.inf
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(backend.row_max(x), x.max(axis=-1, keepdims=True))
+            np.testing.assert_allclose(backend.row_sum(x), x.sum(axis=-1, keepdims=True), rtol=1e-6)
+            np.testing.assert_allclose(backend.row_dot(x, x[::-1].copy()), (x * x[::-1]).sum(-1, keepdims=True),
+                                       rtol=1e-6)
+        one = x[2, 3]  # a single row
+        assert backend.row_max(one).shape == (1,) and backend.row_sum(one).shape == (1,)
+
+
+SOFTMAX_CALLS = {"softmax": lambda F, t, dim: F.softmax(t, dim), "log_softmax": lambda F, t, dim: F.log_softmax(t, dim)}
+
+
+def _softmax_inputs(rng):
+    """(name, float64 values): ordinary, large, attention-masked and NaN."""
+    x = rng.standard_normal((3, 5, 8)) * 3
+    masked = x.copy()
+    masked[rng.random(x.shape) < 0.4] = -np.inf
+    masked[:, :, 0] = masked[0, 0, :] = -np.inf  # one row wholly masked: NaN, as in torch
+    nan = x.copy()
+    nan[1, 2, 3] = nan[2, :, 1] = np.nan
+    return [("ordinary", x), ("1e4", x * 1e4), ("offset 1e4", x + 1e4), ("-1e30", np.where(x < 0, -1e30, x)),
+            ("-inf mask", masked), ("nan", nan)]
+
+
+def _compare_with_torch(call, a, tol, grad_tol, dim=-1, layout="c", grads_in_float64=False):
+    """call(F, tensor, dim) on the engine and on torch: values and gradients alike, NaN where torch's are; the
+    gradients against torch's float64 ones of the same values if `grads_in_float64`."""
+    if layout == "T":  # a transposed view: its last dim is not contiguous
+        a = np.ascontiguousarray(np.swapaxes(a, 0, -1)).swapaxes(0, -1)
+    xe, xt = engine.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    g = np.random.default_rng(6).standard_normal(a.shape).astype(a.dtype)
+    with np.errstate(invalid="ignore"):  # -inf - -inf in a wholly masked row: NaN, as torch gives
+        ye = call(engine.nn.functional, xe, dim)
+        ye.backward(engine.tensor(g))
+    yt = call(torch.nn.functional, xt, dim)
+    assert ye.dtype.name == str(yt.dtype).removeprefix("torch.")
+    np.testing.assert_allclose(ye.detach().numpy(), yt.detach().numpy(), **tol)
+    if a.dtype == np.float16:
+        exact = call(torch.nn.functional, torch.tensor(a.astype(np.float64)), dim).numpy().astype(np.float16)
+        _assert_rounded_once(ye.detach().numpy(), exact)
+    if grads_in_float64:
+        xt = torch.tensor(a.astype(np.float64), requires_grad=True)
+        yt = call(torch.nn.functional, xt, dim)
+    yt.backward(torch.tensor(g).to(yt.dtype))
+    np.testing.assert_allclose(xe.grad.numpy(), xt.grad.numpy(), **grad_tol)
+
+
+def _assert_rounded_once(ours, exact):
+    """A float16 result computed in float32 and rounded once: the exact value rounded, but for the rare one that a
+    float32 rounding apart lands on the other side of a float16 one (rounding each step misses ~half)."""
+    same = (ours == exact) | (np.isnan(ours) & np.isnan(exact))
+    assert same.mean() >= 0.97, f"{(~same).sum()} of {same.size} float16 values are not the exact ones rounded"
+
+
+TOLERANCES = {"float64": ({"rtol": 1e-10, "atol": 1e-14}, {"rtol": 1e-10, "atol": 1e-12}),
+              "float32": ({"rtol": 1e-5, "atol": 1e-7}, {"rtol": 1e-4, "atol": 1e-5}),
+              "float16": ({"rtol": 2e-3, "atol": 1e-3}, {"rtol": 1e-2, "atol": 1e-2})}
+
+
+@needs_torch
+@pytest.mark.parametrize("op", SOFTMAX_CALLS)
+def test_softmax_and_log_softmax_match_torch_on_extremes_dtypes_dims_and_layouts(op):
+    rng = np.random.default_rng(7)
+    for name, x in _softmax_inputs(rng):
+        for dtype, (tol, grad_tol) in TOLERANCES.items():
+            for dim, layout in ((-1, "c"), (-1, "T"), (1, "c"), (0, "T")):
+                if dtype == "float16" and name in ("1e4", "-1e30"):
+                    continue  # beyond float16's range
+                try:
+                    _compare_with_torch(SOFTMAX_CALLS[op], x.astype(dtype), tol, grad_tol, dim, layout)
+                except AssertionError as err:
+                    raise AssertionError(f"{op} of {name} {dtype}, dim {dim}, layout {layout}: {err}") from None
+
+
+@needs_torch
+def test_layer_norm_matches_torch_on_extremes_dtypes_shapes_and_layouts():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 3, 6))
+    nan = x.copy()
+    nan[1, 2, 3] = np.nan
+    w, b = rng.standard_normal((2, 3, 6)).astype(np.float16).astype(np.float64)  # the same in every dtype
+    calls = {"last dim": lambda F, t, _: F.layer_norm(t, (6,)),
+             "two dims, affine": lambda F, t, _: F.layer_norm(t, (3, 6), _like(t, w), _like(t, b), eps=1e-3)}
+    for name, a in (("ordinary", x), ("offset 100", x + 100), ("1e4", x * 1e4), ("nan", nan)):
+        for dtype, (tol, grad_tol) in TOLERANCES.items():
+            if dtype == "float32":  # x + 100 is rounded to 7.6e-6, and torch sums in another order
+                tol, grad_tol = {**tol, "atol": 5e-5}, {**grad_tol, "atol": 1e-4}
+            for call_name, call in calls.items():
+                for layout in ("c", "T"):
+                    if dtype == "float16" and name == "1e4":
+                        continue
+                    try:
+                        # torch's float16 gradient is 30x further from the exact one than the engine's
+                        _compare_with_torch(call, a.astype(dtype), tol, grad_tol, layout=layout,
+                                            grads_in_float64=dtype == "float16")
+                    except AssertionError as err:
+                        raise AssertionError(f"layer_norm {call_name} of {name} {dtype} {layout}: {err}") from None
+
+
+def _like(t, values):
+    """A tensor of `values` in t's library and dtype."""
+    lib = engine if isinstance(t, engine.Tensor) else torch
+    return lib.tensor(values.astype(t.detach().numpy().dtype))
+
+
+# ---- activations that select between formulas -------------------------------------------------------------------
+# (function name, its arguments after the input): slopes and alphas inside and outside (0, 1]; the leaky_relu and elu
+# family compute a float16 input in float32 and round once, as torch does
+ROUNDED_ONCE = [*[("leaky_relu", (s,)) for s in (0.01, 0.2, 1.0, -0.5, 3.0)],
+                *[("elu", (a,)) for a in (1.0, 0.7, 2.0)], ("selu", ()), ("celu", (1.0,)), ("celu", (0.5,))]
+ROUNDED_EACH_STEP = [("hardswish", ()), ("threshold", (0.5, -1.0)), ("threshold", (0.0, 0.0)), ("hardshrink", ()),
+                     ("softshrink", ())]
+
+
+@needs_torch
+def test_activations_that_select_do_it_by_arithmetic_and_match_torch_with_nan_and_infinities(monkeypatch):
+    def refused(*args, **kwargs):
+        raise AssertionError("where() on a mask of mixed signs mispredicts a branch per value (5-20x the time)")
+
+    monkeypatch.setattr(np, "where", refused)
+    x = np.concatenate([np.linspace(-20, 20, 81), [-1e4, -1e-7, -0.0, 0.0, 1e-7, 1e4, np.inf, -np.inf, np.nan]])
+    g = np.random.default_rng(9).standard_normal(x.shape)
+    for name, args in ROUNDED_ONCE + ROUNDED_EACH_STEP:
+        for dtype, rtol in (("float64", 1e-12), ("float32", 1e-6), ("float16", 1e-3)):
+            xe = engine.tensor(x, dtype=getattr(engine, dtype), requires_grad=True)
+            xt = torch.tensor(x, dtype=getattr(torch, dtype), requires_grad=True)
+            with warnings.catch_warnings(), np.errstate(invalid="ignore" if name == "hardswish" else "warn"):
+                warnings.simplefilter("error")  # no overflow from the side not taken (hardswish(-inf) is NaN)
+                ye = getattr(engine.nn.functional, name)(xe, *args)
+                ye.backward(engine.tensor(g, dtype=ye.dtype))
+            yt = getattr(torch.nn.functional, name)(xt, *args)
+            yt.backward(torch.tensor(g, dtype=yt.dtype))
+            where = f"{name}{args}, {dtype}"
+            if dtype == "float16" and (name, args) in ROUNDED_EACH_STEP:
+                rtol = 4e-3
+            # a NaN input gives NaN, and the gradient of the side torch's kernel sends it to
+            np.testing.assert_allclose(ye.detach().numpy(), yt.detach().numpy(), rtol=rtol, atol=0, err_msg=where)
+            np.testing.assert_allclose(xe.grad.numpy(), xt.grad.numpy(), rtol=2 * rtol, atol=0, err_msg=where)
+            if dtype == "float16" and (name, args) in ROUNDED_ONCE:
+                np.testing.assert_array_equal(ye.detach().numpy(), yt.detach().numpy(), err_msg=where)
