@@ -6,7 +6,7 @@ import pytest
 
 import engine
 from engine.nn.layers import norm
-from tests.engine.oracle import GRAD_ATOL, GRAD_RTOL, cuda_or_skip, needs_torch, torch
+from tests.engine.oracle import GRAD_ATOL, GRAD_RTOL, cuda_or_skip, needs_torch, same_repr, torch
 
 FWD = dict(rtol=1e-3, atol=1e-5)
 GRAD = dict(rtol=GRAD_RTOL, atol=GRAD_ATOL)
@@ -24,7 +24,7 @@ def batches(shape, count, seed=0):
 def test_running_stats_follow_training_and_serve_eval_as_in_torch(name, momentum, affine):
     make = dict(affine=affine, track_running_stats=True, momentum=momentum)
     theirs, ours = getattr(torch.nn, name)(4, **make), getattr(norm, name)(4, **make)
-    assert repr(ours) == repr(theirs)
+    assert same_repr(ours, theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     if affine:  # weights that are not 1 and 0, so the affine shows
         with torch.no_grad():
