@@ -97,14 +97,16 @@ EDIT = (
     Spec("redo", "&Redo Edit", "Ctrl+Shift+Z", tip="Apply the undone runtime edit again"),
 )
 VIEW = (
-    Spec("fit", "Fi&t Graph", "Ctrl+0", "fit", "Zoom to show the whole graph"),
+    Spec("fit", "Fi&t Graph", "Ctrl+0", "fit", "Zoom to show the whole graph; one too tall to read whole across its "
+         "width, its labels readable, around the selected node (again: the whole)"),
     Spec("find", "&Find Node\u2026", "Ctrl+F", tip="Find a node by op, module or key"),
     Spec("find_next", "Find &Next", "F3", tip="Select the next node that matches the search"),
     Spec("find_previous", "Find Pre&vious", "Shift+F3", tip="Select the previous node that matches the search"),
     Spec("backward", "Show &Backward Pass", "Ctrl+B", tip="Overlay the gradient flow of the backward pass",
          checkable=True),
-    Spec("collapse_modules", "&Collapse Modules", tip="Show every top-level module as one node"),
-    Spec("expand_modules", "&Expand Modules", tip="Show the inside of every module"),
+    # folding as in editors (VS Code's Fold and Unfold)
+    Spec("collapse_modules", "&Collapse Modules", "Ctrl+Shift+[", tip="Show every top-level module as one node"),
+    Spec("expand_modules", "&Expand Modules", "Ctrl+Shift+]", tip="Show the inside of every module"),
     Spec("reset_layout", "&Reset Panels", tip="Put the panels back where they started"),
     Spec("next_panel", "Ne&xt Panel", "Ctrl+Tab", tip="Move the keyboard focus to the next panel in view (the graph "
          "included), left to right and top to bottom"),

@@ -22,6 +22,7 @@ import engine.tape
 from app.edit_history import EditHistory, describe_edit
 from app.graph_model import OP, breakpoint_marks, engine_key, shape_text
 from app.inspect_worker import InspectWorker
+from app.moments import backward_after, consumer_of, kept_from_start, moment_of
 from app.replay import ReplaySession
 from app.session import LiveSession, NodeInfo, alert_name
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
@@ -34,6 +35,7 @@ from widgets.module_tree import module_path
 from widgets.theme import ERROR_TEXT
 
 NONFINITE_MARK = ERROR_TEXT[0]  # a NaN's alert on the timeline
+MASK_NOTE = "its \u2212Inf are a mask, not a fault: the softmax it feeds turns them into zeros (an attention mask)"
 # what the timeline and the loss plot say of a damaged tape none of whose events can be read
 NO_EVENTS_TIMELINE = "No event of this tape can be read: it is damaged (the banner says what survived)."
 NO_EVENTS_LOSS = "no loss: the events it comes from cannot be read (a damaged tape)"
@@ -56,6 +58,11 @@ class DebugPanels(QObject):
         self._note = ""  # why the inspector shows the node's latest output, not the moment asked for
         self._moment: tuple | None = None  # (engine key, seq, the session's last record) of the alert clicked last
         self._at = 0  # the seq of the moment the recorded records are shown for: the timeline's cursor, or an alert's
+        self._later: BackwardRecord | None = None  # the backward of the op shown that ran after that moment
+        # a paused live run's timeline scrubbed back: the event whose moment a node picked is shown as of (None: now)
+        self._view_at: int | None = None
+        self._grad_now = True  # whether a live parameter's gradient now is the one the inspector shows
+        self._backwards: dict[int, BackwardRecord | None] = {}  # a replay's op seq -> its backward read ahead on tape
         self._session = None  # the session the panels show
         self._stop_note = ""  # the status note naming the breakpoint of the current stop
         self._stop_selected: int | None = None  # the breakpoint selected because it stopped the run
@@ -104,7 +111,8 @@ class DebugPanels(QObject):
                     session.debugger.enable_breakpoint(bid, False)
         w.status_panel.set_note("")  # a note on the run before ("Edit queued: ...") is not about this one
         self.worker.cancel()
-        self._shown, self._recorded, self._moment = None, None, None
+        self._shown, self._recorded, self._moment, self._view_at = None, None, None, None
+        self._backwards.clear()
         self._sent.clear()
         self._plotted = -1
         self._stop_selected = None
@@ -201,6 +209,8 @@ class DebugPanels(QObject):
             # the window gives the timeline these at its repaint pace (show_records); markers go on records
             # the timeline holds, so a batch with a stop, an alert or an edit is shown at once
             self._unshown += change.applied
+            if change.applied:
+                self._view_at = None  # the run went on: a node picked now is shown as it is now
             if change.stop is not None or change.alerts or change.edits:
                 self.show_records()
             mutes = w.alerts_panel.mutes
@@ -268,7 +278,10 @@ class DebugPanels(QObject):
             return
         if isinstance(session, LiveSession):
             self._moment = None  # (a replay's holds while its cursor is at the alert: its seek selects on landing)
-        self._shown, self._recorded, self._note = info, None, ""
+            if self._view_at is not None and info is not None:
+                self._show_at(info, self._view_at)
+                return
+        self._shown, self._recorded, self._note, self._grad_now = info, None, "", True
         if info is None:
             self.worker.cancel()
             self.w.inspector.clear()
@@ -307,26 +320,126 @@ class DebugPanels(QObject):
             # the output of an evaluation pass: the gradient the session holds belongs to an earlier output
             notes.append(f"no gradient for this output (the last flowed in iteration {back.iteration})")
         behind = _grad_behind(info)
+        stale = grad is None or behind or (info.kind != "op" and info.grad_iteration < now)
+        later = self._backward_to_come(info) if stale else ""
         if behind:
-            notes.append(f"No gradient yet in iteration {info.iteration} (shown greyed: iteration "
+            notes.append(f"No gradient yet in iteration {info.iteration}{later} (shown greyed: iteration "
                          f"{info.grad_iteration}'s)")
+        elif later:
+            notes.append(f"no gradient yet in iteration {now}{later}")
+        elif grad is None and info.kind == "op" and not self._needs_grad(info):
+            notes.append("no gradient: it ran with gradients off")  # (an expand copied into a weight under no_grad)
+        made = self._made_at(info, back if grad is not None else None)
         shown = _script_named(info, self.models())
-        subtitle = "\n".join([_subtitle(shown, now), *notes])
+        subtitle = "\n".join([_subtitle(shown, now), *([made] if made else []), *notes])
         self.w.inspector.show_summaries(_title(shown), value, grad, diff, subtitle=subtitle,
                                         grad_label=_grad_label(info, now), value_label=_value_label(info, now),
                                         stale={"gradient": f"no gradient yet in iteration {info.iteration} "
-                                               f"(shown: iteration {info.grad_iteration}'s)"} if behind else {})
+                                               f"(shown: iteration {info.grad_iteration}'s)"} if behind else {},
+                                        intended=self._mask_note(info))
+
+    def _made_at(self, info: NodeInfo, back: BackwardRecord | None) -> str:
+        """Which events an op's value and gradient shown are from ("value: event 7 · gradient: event 33")."""
+        session = self.w.session
+        seq = session.op_seq.get(info.key) if info.kind == "op" and info.summary is not None else None
+        parts = [f"value: event {self._number(seq)}"] if seq is not None else []
+        if back is not None:
+            parts.append(f"gradient: event {self._number(back.seq)}")
+        return " \u00b7 ".join(parts)
+
+    def _backward_to_come(self, info: NodeInfo) -> str:
+        """" (computed at event 33)" where op `info` (a parameter's or input's: the op it feeds) ran in the iteration
+        shown and a replay's tape holds the backward still to come; a live run has not run it yet: "" then."""
+        session = self.w.session
+        fed = consumer_of(info.key) if info.kind in ("param", "input") else None
+        seq = session.op_seq.get(fed[0] if fed else info.key)
+        op = session.by_seq.get(seq) if seq is not None and isinstance(session, ReplaySession) else None
+        if op is None or op.iteration != session.iteration:
+            return ""
+        if op.seq not in self._backwards:  # read ahead once: a replay steps past the same ops again and again
+            self._backwards[op.seq] = backward_after(session, op)
+        back = self._backwards[op.seq]
+        if back is None or (fed and not (fed[1] < len(back.event.grad_inputs) and back.event.grad_inputs[fed[1]])):
+            return ""  # none to come, or none for this argument (an input that needs no gradient)
+        return f" (computed at event {self._number(back.seq)})"
+
+    def _needs_grad(self, info: NodeInfo) -> bool:
+        """Whether op `info`'s latest output was made with gradients on (True where its record is not kept)."""
+        session = self.w.session
+        rec = session.by_seq.get(session.op_seq.get(info.key, -1))
+        return rec is None or rec.event.requires_grad
+
+    def _mask_note(self, info: NodeInfo | None) -> str:
+        session = self.w.session
+        return MASK_NOTE if info is not None and session is not None and session.model.is_mask(info.key) else ""
+
+    def _number(self, seq: int) -> str:
+        return f"{self.w.timeline.event_number(seq):,}"
 
     def show_recorded(self, seq: int) -> bool:
-        """Show the op recorded at `seq` (or its backward's) as it was then: its output and the gradient its own
-        backward got, in one iteration. False when the live session keeps no record at or before `seq`."""
+        """Show the op recorded at `seq` (or its backward's) as it was then: its output, and the gradient its own
+        backward got if that ran by `seq`. False when the live session keeps no record at or before `seq`."""
         session = self.w.session
         rec = session.record_at(seq) if session is not None else None
         if rec is None:
             return False
         op, back = _op_and_backward(session, rec)
-        self._show_moment(session.node_info((op or back).event.key), op, back, seq)
+        later = back if back is not None and back.seq > seq else None  # not computed yet at `seq`
+        self._show_moment(session.node_info((op or back).event.key), op, None if later else back, seq, later)
         return True
+
+    def _show_at(self, info: NodeInfo, at: int) -> None:
+        """Node `info` as it was at event `at` of a live run (its timeline scrubbed back): the output and gradient
+        recorded by then, never a gradient its backward computed after `at`."""
+        session = self.w.session
+        fed = consumer_of(info.key) if info.kind in ("param", "input") else None
+        moment = moment_of(session, engine_key(fed[0] if fed else info.key), at)
+        if fed is not None:
+            self._show_source_at(info, fed, moment)
+        elif moment.op is not None:
+            self._show_moment(info, moment.op, moment.back, at, moment.later)
+        else:
+            self.worker.cancel()
+            self._shown, self._recorded, self._note = info, None, ""
+            why = (f"not run yet at event {self._number(at)}" if kept_from_start(session) else
+                   f"no record of it at or before event {self._number(at)} is still kept (a live run keeps its "
+                   "latest records; a recording keeps all)")
+            self.w.inspector.show_summaries(_title(info), subtitle=f"{_subtitle(info, -1)}\n{why}")
+            self.w.inspector.set_values()
+
+    def _show_source_at(self, info: NodeInfo, fed: tuple[str, int], moment) -> None:
+        """A parameter or input as of event `moment.at`: the gradient its consumer's backward gave it by then, and
+        whether its value now is still the one it had then."""
+        session, at = self.w.session, moment.at
+        consumer, arg = fed
+        back = moment.back
+        grads = back.grad_inputs if back is not None else ()
+        grad = grads[arg] if arg < len(grads) else None
+        lines = [info.note.partition("\n")[0]] if info.note else []
+        if info.kind == "param" and info.op != "buffer":
+            stepped = next((ev for _, ev in session.steps if ev.seq > at), None)
+            lines = [f"value: now, after the optimizer step at event {self._number(stepped.seq)}: its value at event "
+                     f"{self._number(at)} is not kept" if stepped is not None else
+                     f"value: as at event {self._number(at)} (no optimizer step since)"]
+        if grad is not None:
+            lines.append(f"gradient: as it reached it in the backward at event {self._number(back.seq)} (iteration "
+                         f"{back.iteration})")
+        elif moment.later is not None:
+            lines.append(f"gradient: none yet at event {self._number(at)} (computed at event "
+                         f"{self._number(moment.later.seq)})")
+        elif back is not None:
+            lines.append(f"gradient: none reached it in the backward at event {self._number(back.seq)}")
+        latest = session.backward_of.get(consumer)
+        self._grad_now = grad is not None and latest is not None and latest.seq == back.seq
+        tensor = back.event.grad_inputs[arg] if grad is not None and arg < len(back.event.grad_inputs) else 0
+        shown = replace(info, grad=grad, grad_iteration=back.iteration if grad is not None else -1,
+                        grad_tensor=tensor, note="\n".join(lines))
+        self.worker.cancel()
+        self._shown, self._recorded, self._note = shown, None, ""
+        self._show_summaries(shown)
+        self.w.inspector.set_values()
+        if session.status != "running":
+            self._fetch(shown)
 
     def _moment_of(self, info: NodeInfo | None) -> tuple | None:
         """The op and backward records of the alert clicked last, while `info` is its node and the session is
@@ -339,9 +452,10 @@ class DebugPanels(QObject):
             return None
         return _recorded_at(session, seq)
 
-    def _show_moment(self, info: NodeInfo | None, op: OpRecord | None, back: BackwardRecord | None, seq: int) -> None:
+    def _show_moment(self, info: NodeInfo | None, op: OpRecord | None, back: BackwardRecord | None, seq: int,
+                     later: BackwardRecord | None = None) -> None:
         self.worker.cancel()  # a fetch of the node's latest values would land over these
-        self._shown, self._recorded, self._note, self._at = info, (op, back), "", seq
+        self._shown, self._recorded, self._note, self._at, self._later = info, (op, back), "", seq, later
         self._show_record((op or back).event.key, info)
         self.w.inspector.set_values()
         if self.w.session.status != "running" and info is not None:
@@ -356,8 +470,14 @@ class DebugPanels(QObject):
             value, grad = value or values.value_summary, grad or values.grad_summary
         # the moment's number, as the timeline and the status note name it: the record shown may be an earlier one
         # (an optimizer step shows the backward before it; a backward node its op's value, recorded events before)
-        notes = [f"as recorded at event {self.w.timeline.event_number(self._at):,}, iteration {it}"]
-        if op is not None and back is None:
+        notes, later = [f"as recorded at event {self._number(self._at)}, iteration {it}"], ""
+        if op is not None:
+            notes.append(f"value: event {self._number(op.seq)}")
+        if back is not None:
+            notes.append(f"gradient: event {self._number(back.seq)}")
+        elif self._later is not None:  # scrubbed back to before its backward: that gradient did not exist yet
+            later = f"no gradient yet (computed at event {self._number(self._later.seq)})"
+        elif op is not None:
             notes.append("no gradient: it ran with gradients off" if not op.event.requires_grad
                          else f"no gradient reached it in iteration {it}")
         if info is not None and op is not None:  # the graph's shapes are the latest call's (a bigger eval batch)
@@ -368,9 +488,10 @@ class DebugPanels(QObject):
         subtitle = _subtitle(shown, -1) + "\n" if shown is not None else ""
         title = _title(shown) if shown is not None else script_named(key, self.models())
         self.w.inspector.show_summaries(title, value, grad,
-                                        subtitle=subtitle + " \u00b7 ".join(notes),
+                                        subtitle=subtitle + " \u00b7 ".join(notes) + (f"\n{later}" if later else ""),
                                         value_label=f"value (iteration {it})",
-                                        grad_label=f"gradient (iteration {back.iteration})" if back else "")
+                                        grad_label=f"gradient (iteration {back.iteration})" if back else "",
+                                        intended=self._mask_note(info))
 
     def _fetch(self, info: NodeInfo | None) -> None:
         session = self.w.session
@@ -389,6 +510,8 @@ class DebugPanels(QObject):
             self.w.status_panel.set_note("Pause the run to load a parameter's values", 4)
             return
         value, grad = _fetches(session, info)
+        if not self._grad_now:  # the parameter's gradient now came after the moment shown
+            grad = None
         if value is None and grad is None:
             return
         self.worker.request(info.key, value=value, grad=grad)
@@ -428,6 +551,8 @@ class DebugPanels(QObject):
         if session is None:
             return
         rec = session.record_at(seq)  # a live run goes on: show what was recorded at the cursor
+        head = w.timeline.view.count and seq == int(w.timeline.view.seqs()[-1])
+        self._view_at = None if head else seq  # a node picked next is shown as of the cursor
         if rec is None:
             w.status_panel.set_note("That part of the run is no longer kept; replay a recording to see it", 4)
             return
@@ -441,7 +566,6 @@ class DebugPanels(QObject):
             w.canvas.select(key)
             w.canvas.follow(key, zoom=not w.graph.moved_by_hand)
         self.show_recorded(seq)
-        head = w.timeline.view.count and seq == int(w.timeline.view.seqs()[-1])
         if session.status == "paused" and not head:  # stepped back: the run itself has not moved
             number = w.timeline.event_number(seq)  # the cursor's, as the timeline says: not the record's before it
             w.status_panel.set_note(f"Showing event {number:,} as recorded; F10 and F11 go on from the stop", 8)

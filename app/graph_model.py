@@ -59,6 +59,8 @@ _FORWARD, _BACKWARD = (FORWARD_NAN, FORWARD_INF, FORWARD_ALERT), (BACKWARD_NAN, 
 # known which (an alert without a summary), and an op that raised
 FINITE, INF_ONLY, NAN, INF, NAN_INF, ERROR = 0, 1, 2, 3, 4, 5
 ACTIVATION, GRAD_NORM = "activation", "grad_norm"
+SOFTMAXES = frozenset({"softmax", "log_softmax"})  # a finite output of one proves the infinities fed to it were -inf
+MASK_DEPTH = 4  # ops back from a softmax (an add, a view, a cast) through which its -inf mask is recognised
 
 
 TIMES = "\u00d7"  # the multiplication sign between dimensions
@@ -211,6 +213,9 @@ class GraphModel:
         self.metrics: dict[str, dict[str, float]] = {ACTIVATION: {}, GRAD_NORM: {}}
         self.nonfinite: dict[str, int] = {}  # node key -> FORWARD_NAN | BACKWARD_INF | ... bits
         self.nonfinite_version = 0  # bumped whenever `nonfinite` changes
+        # ops whose infinities are a mask: -inf that a softmax turned into zeros (a causal attention mask added to the
+        # scores); not marked as a fault, this iteration or the next
+        self.masks: set[str] = set()
         self.sources: dict[str, str] = {}
         self.stacks: dict[str, tuple] = {}  # op key -> the user frames it ran under, innermost first (op names)
         self.alerts: dict[str, str] = {}
@@ -507,13 +512,37 @@ class GraphModel:
             if summary is not None:
                 # a mask's -inf is by design (as for the debugger's alerts): not marked as a problem
                 nan = summary.nan_count > 0
-                clean = summary.finite or by_design(rec.event.op, nan)
+                clean = summary.finite or by_design(rec.event.op, nan) or (not nan and key in self.masks)
                 self._record_summary(key, ACTIVATION, summary.abs_max, clean, nan, _FORWARD)
+                if summary.finite and rec.event.op in SOFTMAXES:
+                    self._find_masks(rec.event.inputs)
         elif isinstance(rec.event, BackwardEvent):
             grad = getattr(rec, "grad_output", None)
             if grad is not None:
                 self._record_summary(self.current, GRAD_NORM, grad.norm, grad.finite, grad.nan_count > 0,
                                      _BACKWARD)
+
+    def _find_masks(self, tensors: tuple) -> None:
+        """A softmax's output is finite: the infinities (no NaN) of the ops that fed it, and of those that fed them
+        up to MASK_DEPTH back, were -inf it turned into zeros (+inf would have made NaN): a mask, not a fault."""
+        cur = self._cur
+        todo = [(cur.producer[t], 1) for t in tensors if t in cur.producer]
+        seen = set()
+        while todo:
+            j, depth = todo.pop()
+            key = cur.keys[j]
+            flags = self.nonfinite.get(key, 0)
+            if j in seen or not flags & FORWARD_INF or flags & (FORWARD_NAN | FORWARD_ALERT | FAILED):
+                continue
+            seen.add(j)
+            self.masks.add(key)
+            self._set_flags(key, flags & ~FORWARD_INF)
+            if depth < MASK_DEPTH:
+                todo += [(src, depth + 1) for src, dst in zip(cur.esrc, cur.edst, strict=True) if dst == j]
+
+    def is_mask(self, key: str) -> bool:
+        """Whether op `key`'s infinities are a mask that a softmax turned into zeros (see _find_masks)."""
+        return key in self.masks
 
     def _record_summary(self, key: str, metric: str, value: float, clean: bool, nan: bool,
                         bits: tuple[int, int, int]) -> None:

@@ -35,7 +35,7 @@ class GraphPresenter(QObject):
     """Keeps the canvas and the module tree in step with one GraphModel (see the module docstring)."""
 
     def __init__(self, canvas: GraphCanvas, module_tree: ModuleTree,
-                 note: Callable[[str], None] = lambda text: None) -> None:
+                 note: Callable[..., None] = lambda text, seconds=0: None) -> None:
         super().__init__(canvas)
         self.canvas = canvas
         self.module_tree = module_tree
@@ -50,6 +50,8 @@ class GraphPresenter(QObject):
         self.following = False
         self.moved_by_hand = False  # since the last Fit: the person's zoom is kept, stops only pan
         self._toggled = False  # the person collapsed or expanded a module: its new layout is fitted
+        self._reveal: str | None = None  # a node to select and show once the modules opened for it are laid out
+        self._fit_across = False  # the person's last Fit showed a tall graph across its width (again: the whole)
         self.cache = LayoutCache()
         self._job: LayoutJob | None = None
         self._dirty = False
@@ -70,6 +72,7 @@ class GraphPresenter(QObject):
         canvas.installEventFilter(self)
         canvas.selectionChanged.connect(self._selection_changed)
         canvas.groupToggleRequested.connect(self.toggle)
+        canvas.revealRequested.connect(self.reveal)
         canvas.box.sigRangeChangedManually.connect(self._moved_by_hand)
         module_tree.expandRequested.connect(self.expand)
         module_tree.expandCallsRequested.connect(self.expand_calls)
@@ -111,6 +114,7 @@ class GraphPresenter(QObject):
         if view.signature == self._signature and self.canvas.layout_data is not None:
             self.canvas.set_graph(view, self.canvas.layout_data)  # same shape: reuse the layout
             self._after_set_graph(view)
+            self._land_reveal(view)
             return
         if len(view) <= SYNC_LAYOUT_NODES:
             self._show(view, layout_view(view, cache=self.cache))
@@ -148,6 +152,7 @@ class GraphPresenter(QObject):
             self.canvas.follow(self.model.current, zoom=not self.moved_by_hand, fit=self.auto_fit)
         elif self.auto_fit:
             self.canvas.fit(readable=True)  # by itself: labels that read, where the whole would be specks
+        self._land_reveal(view)
 
     def _after_set_graph(self, view) -> None:
         """set_graph resets colours and marks: put back the flags, the current node and the selection."""
@@ -259,6 +264,49 @@ class GraphPresenter(QObject):
                                      getattr(view, "root_names", {}))
         self.module_tree.set_empty_note(NO_MODULE_CALLS if len(view) and len(paths) <= 1 else "")
 
+    def reveal(self, key: str) -> None:
+        """Open the collapsed module calls that hide node `key` (a find's match inside them), only those, then
+        select it and bring it into view, in the graph and in the Modules tree, once it is laid out."""
+        if self.model is None:
+            return
+        view, opened = self.model.view(), False
+        while True:
+            i = view.node_of.get(key)
+            if i is None:
+                return
+            if int(view.kind[i]) != MODULE or view.keys[i] == key:
+                break
+            self.model.expand(view.keys[i])  # the outermost hiding it; the next turn opens the one inside
+            view, opened = self.model.view(), True
+        self._reveal = key
+        if opened:
+            self._changed_here()
+        else:
+            self._land_reveal(self.canvas.view)
+
+    def _land_reveal(self, view) -> None:
+        key, self._reveal = self._reveal, None
+        if key is None or view is None or key not in view.node_of or self.canvas.view is not view:
+            return
+        if self._dirty and view.keys[view.node_of[key]] != key:  # a layout from before the opening: the next one
+            self._reveal = key
+            return
+        self.canvas.select(key)
+        self.canvas.center_on(key)
+        self.auto_fit = False  # the person looked for this node: the graph growing does not zoom away from it
+        self.show_in_tree(key)
+
+    def show_in_tree(self, key: str) -> None:
+        """Scroll the Modules tree to the module node `key` runs in (or the collapsed module showing it) and mark
+        its row, after the graph's pick has let go of the tree's (a deferred clear_pick)."""
+        view = self.canvas.view
+        i = view.node_of.get(key) if view is not None else None
+        if i is None:
+            return
+        call = view.keys[i] if int(view.kind[i]) == MODULE else view.groups[int(view.group[i])]
+        if call:
+            QTimer.singleShot(0, self.module_tree, lambda: self.module_tree.reveal(call))
+
     def toggle(self, path: str) -> None:
         """Collapse module call `path` into one node, or expand it."""
         if self.model is not None:
@@ -296,10 +344,17 @@ class GraphPresenter(QObject):
         self.refresh()
 
     def fit(self) -> None:
-        """Zoom to the whole graph, and keep fitting as it grows (the next stop zooms in again)."""
+        """Fit: the whole graph where its labels read whole; one too tall for that (a deep network, expanded) across
+        its width with labels that read, around the selected node, to scroll through, as a hairline of specks says
+        nothing. Fit again shows the whole. Keeps fitting as the graph grows (the next stop zooms in again)."""
         self.auto_fit = True
         self.moved_by_hand = False
-        self.canvas.fit()
+        again = self._fit_across and self.canvas.fitted() == "across"  # this Fit's, not one the graph made itself
+        self.canvas.fit(readable=not again, around=self.canvas.selected_key)
+        self._fit_across = self.canvas.fitted() == "across"
+        if self._fit_across:
+            self.note("Fitted to the graph's width, its labels readable: scroll for the rest; Fit again (Ctrl+0) "
+                      "shows the whole graph", 8)
 
     def _moved_by_hand(self, *_) -> None:
         self.auto_fit = False

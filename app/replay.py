@@ -198,7 +198,7 @@ class ReplaySession(Session):
         self.model.collapsed = collapsed
         self.summaries, self.grads, self.frames, self.alerts = {}, {}, {}, []
         self.outputs, self.backward_of, self.steps, self.by_seq = {}, {}, [], {}
-        self.made_in = {}
+        self.made_in, self.op_seq = {}, {}
         self.failed_key = ""
         self._order.clear()
         if self._reader is not None:

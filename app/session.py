@@ -215,6 +215,7 @@ class Session:
         self.frames: dict[str, object] = {}  # node key -> SourceFrame where it ran
         self.outputs: dict[str, int] = {}  # node key -> tensor id of its latest output (to fetch values)
         self.backward_of: dict[str, BackwardRecord] = {}  # node key -> its latest backward record
+        self.op_seq: dict[str, int] = {}  # node key -> the seq of its latest op record (the event its output is from)
         self.steps: list[tuple[int, object]] = []  # (iteration, OptimizerEvent) of every step applied
         self.by_seq: dict[int, object] = {}  # seq -> OpRecord/BackwardRecord, the latest HISTORY of them
         self._order: deque[int] = deque()
@@ -312,6 +313,7 @@ class Session:
             key = model.current
             self._remember(rec)
             self.outputs[key] = rec.event.output
+            self.op_seq[key] = rec.seq
             if rec.summary is not None:
                 self.summaries[key] = rec.summary
                 self.made_in[key] = (rec.iteration, self.made_in.get(key, (-1, -1))[1])
@@ -445,7 +447,8 @@ class Session:
             value_note = self._value_note("buffer" if info.op == "buffer" else info.kind, consumer)
         lines = [value_note]
         if grad is not None:
-            lines.append(f"gradient: as it reached it in the backward of iteration {grad_iteration}")
+            lines.append(f"gradient: as it reached it in the backward of iteration {grad_iteration}, at event "
+                         f"{back.seq - self.origin:,}")
         elif back is not None and not grad_tensor:
             lines.append(f"gradient: none reached it in the backward of iteration {back.iteration}")
         return replace(info, grad=grad, grad_iteration=grad_iteration, tensor=tensor, grad_tensor=grad_tensor,

@@ -18,12 +18,14 @@ The canvas takes plain data, never engine objects:
     canvas.set_stop("breakpoint", "Paused by a breakpoint at ...")   # the current node marked as that stop's
     canvas.follow(key)               # at a stop: zoom until the node's label reads, pan it into view
 
-It emits intent (nodeClicked, nodeDoubleClicked, groupToggleRequested); the app acts on it.
+It emits intent (nodeClicked, nodeDoubleClicked, groupToggleRequested, revealRequested: a find's match inside a
+collapsed module); the app acts on it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,6 +40,7 @@ from widgets.module_tree import model_name, name_under
 from widgets.theme import is_dark, luminance
 
 OP, PARAM, INPUT, MODULE = 0, 1, 2, 3
+_SOURCE_KEY = re.compile(r"/in\d+$")  # a parameter's or input's key: "Net.fc1/linear:0/in1"
 BACKGROUND = "#f6f7f9"
 LABEL_MIN_PX = 28.0  # a node this wide on screen gets its label (the demo fitted at 1280x720: 36 px)
 POOL = 500  # labels placed at most (beyond that, nodes are too small to read anyway)
@@ -481,14 +484,16 @@ class _Label(QGraphicsItem):
         self.colours: tuple[QColor, ...] = ()
         self.background: QColor | None = None
         self.elide = Qt.TextElideMode.ElideRight
+        self.short = ""
 
     def show_text(self, x: float, y: float, lines: tuple[str, ...], rect: QRectF, fonts, colours,
                   align, background: QColor | None = None,
-                  elide: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> None:
+                  elide: Qt.TextElideMode = Qt.TextElideMode.ElideRight, short: str = "") -> None:
+        """`short`: what the first line reads where it does not fit whole (a named op's name without its op)."""
         self.prepareGeometryChange()
         self.setPos(x, y)
         self.lines, self.rect, self.fonts, self.colours, self.align = lines, rect, fonts, colours, align
-        self.background, self.elide = background, elide
+        self.background, self.elide, self.short = background, elide, short
         self.setVisible(True)
         self.update()
 
@@ -514,6 +519,11 @@ class _Label(QGraphicsItem):
             r = QRectF(self.rect.left() + pad, self.rect.top() + j * h, self.rect.width() - 2 * pad, h)
             font = _fitted(self.fonts[j], text, r.width())
             metrics = QFontMetricsF(font)
+            if j == 0 and self.short and metrics.horizontalAdvance(text) > r.width():
+                # "loss", its op in the tooltip, not "loss \u00b7 cros\u2026" (a box at a scale factor of 1.5)
+                text = self.short
+                font = _fitted(self.fonts[j], text, r.width())
+                metrics = QFontMetricsF(font)
             elide = self.elide if j == 0 else Qt.TextElideMode.ElideRight
             if elide == Qt.TextElideMode.ElideLeft or (j == 0 and NUMBERED_ROOT.match(text)):
                 text = _last_names(text, metrics, r.width())  # a dotted path: its last names, not "…eight"
@@ -680,6 +690,7 @@ class GraphCanvas(pg.GraphicsView):
     nodeDoubleClicked = Signal(str)
     groupToggleRequested = Signal(str)
     selectionChanged = Signal(str)
+    revealRequested = Signal(str)  # a find's match hidden in a collapsed module: open what hides it, then show it
 
     def __init__(self, parent=None) -> None:
         self.colours = LIGHT_COLOURS
@@ -718,16 +729,18 @@ class GraphCanvas(pg.GraphicsView):
         self._labels_scale: tuple | None = None  # (view, its sizes, _whole_labels_scale()): measured once a graph
         self._index: dict[str, int] = {}
         self._edge_anchor = np.zeros((0, 2))
-        self._search = ("", -1)
+        self._search = ("", "")  # (the text searched last, the key of the match it went to)
         self.search_place = (0, 0)  # (which, of how many) the last search selected; (0, 0): no match
-        self._searched: tuple = (None, [], [])  # (view, its nodes' names, their modules and keys), lower-cased
+        # (view, its nodes' names, their modules and keys, the keys hidden in collapsed modules), lower-cased
+        self._searched: tuple = (None, [], [], [])
         self._notes: dict[int, str] = {}  # extra hover lines per node (what its NaN/Inf are)
         self._stop_text = ""  # why the run stopped at the current node, a hover line (set_stop)
         self.hovered = -1
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
         self._detail_timer.timeout.connect(self._update_detail)
-        self._fit_view: tuple[QRectF, bool] | None = None  # the view fit() set (and how), until moved since
+        # the view fit() set, whether readable was asked and whether it showed the graph across its width (not whole)
+        self._fit_view: tuple[QRectF, bool, bool] | None = None
         self._glide: tuple = ()  # (from, to, frame) of a stop's pan or zoom under way
         self._glide_timer = QTimer(self)
         self._glide_timer.setInterval(16)
@@ -932,18 +945,28 @@ class GraphCanvas(pg.GraphicsView):
         self.backward_item.set_polylines(points, connect, ptr)
 
     # ---- navigation -----------------------------------------------------------------------
-    def fit(self, readable: bool = False) -> None:
-        """Zoom to show the whole graph. `readable` (the view a graph gets by itself, not the person's Fit): one
+    def fit(self, readable: bool = False, around: str | None = None) -> None:
+        """Zoom to show the whole graph. `readable` (the view a graph gets by itself, and the person's Fit): one
         too tall for the canvas to show its labels whole (a deep network in a small window) across its whole
-        width instead, around the current node, with its labels readable. Fitted, the graph is fitted again
+        width instead, around node `around` (else the current one), with its labels readable: the whole of a deep
+        network was a hairline of specks (ResNet-150). Fitted, the graph is fitted again
         (alike) when the canvas changes size."""
         if self.layout_data is not None:
             self._stop_glide()
-            self.box.setRange((readable and self._across_rect()) or self.fit_rect(), padding=0.02)
-            self._fit_view = (self.box.targetRect(), readable)
+            across = self._across_rect(self._node_of(around) if around else -1) if readable else None
+            self.box.setRange(across or self.fit_rect(), padding=0.02)
+            self._fit_view = (self.box.targetRect(), readable, across is not None)
             self._update_detail()
 
-    def _across_rect(self) -> QRectF | None:
+    def fitted(self) -> str:
+        """How the view is fitted, while it is: "whole", "across" (a graph too tall to read whole, across its width
+        with labels that read: see fit), or "" (moved since, or never fitted)."""
+        fitted = self._fit_view
+        if fitted is None or self.layout_data is None or fitted[0] != self.box.targetRect():
+            return ""
+        return "across" if fitted[2] else "whole"
+
+    def _across_rect(self, around: int = -1) -> QRectF | None:
         """The view of fit() for a graph whose whole would be specks without labels while its width leaves most
         of the canvas empty (a 1024x640 window showed a chain of 30-pixel boxes in a sixth of the canvas's
         width): its whole width, as large as labels read (no larger), centred on the current node, else its
@@ -966,7 +989,7 @@ class GraphCanvas(pg.GraphicsView):
         if across < whole * 1.25:
             return None
         span_w, span_h = view_w / across, view_h / across
-        i = self.marks_item.current
+        i = around if around >= 0 else self.marks_item.current
         cy = float(self.layout_data.pos[i, 1]) if 0 <= i < len(rects) else y0 + span_h / 2
         cy = min(max(cy, y0 + span_h / 2), y1 - span_h / 2)
         return QRectF((x0 + x1) / 2 - span_w / 2, cy - span_h / 2, span_w, span_h)
@@ -1171,30 +1194,51 @@ class GraphCanvas(pg.GraphicsView):
 
     def search(self, text: str, backward: bool = False) -> str | None:
         """Select and centre the next node (`backward`: the previous one, round again at either end) whose op,
-        label, key or module contains `text` (Ctrl+F); `search_place` says which of how many it is."""
-        hits = self.search_hits(text)
-        if not hits:
+        label, key or module contains `text` (Ctrl+F); `search_place` says which of how many it is. A match inside
+        a collapsed module is not drawn: revealRequested(key) asks for what hides it to be opened."""
+        keys = self.search_keys(text)
+        if not keys:
             self.search_place = (0, 0)
             return None
         needle = text.lower()
         last_text, last = self._search
-        if last_text == needle and last in hits:
-            j = (hits.index(last) + (-1 if backward else 1)) % len(hits)
+        if last_text == needle and last in keys:
+            j = (keys.index(last) + (-1 if backward else 1)) % len(keys)
         else:
-            j = len(hits) - 1 if backward else 0
-        i = hits[j]
-        self._search = (needle, i)
-        self.search_place = (j + 1, len(hits))
-        key = self.view.keys[i]
-        self.select(key)
-        self.center_on(key)
+            j = len(keys) - 1 if backward else 0
+        key = keys[j]
+        self._search = (needle, key)
+        self.search_place = (j + 1, len(keys))
+        i = self.view.node_of[key]
+        if self.view.keys[i] == key:
+            self.select(key)
+            self.center_on(key)
+        else:
+            self.revealRequested.emit(key)
         return key
 
+    def search_keys(self, text: str) -> list[str]:
+        """The keys `search` visits for `text`, in order: the nodes drawn (see search_hits), then the matches hidden
+        inside collapsed modules (by key: "blocks.120.conv2", or a whole key the inspector names)."""
+        keys = self.view.keys if self.view is not None else []
+        found = [keys[i] for i in self.search_hits(text)] + self.hidden_hits(text)
+        whole = [key for key in found if key.lower() == text.lower()]  # a key pasted whole (the inspector's) first
+        return whole + [key for key in found if key not in whole] if whole else found
+
     def search_hits(self, text: str) -> list[int]:
-        """The nodes `search` visits for `text`, in order: ops named like it (in execution order), then nodes
-        whose module or key holds it."""
+        """The nodes drawn that `search` visits for `text`, in order: ops named like it (in execution order), then
+        nodes whose module or key holds it."""
         named, placed = self.search_groups(text)
         return named + placed
+
+    def hidden_hits(self, text: str) -> list[str]:
+        """The keys inside collapsed modules that hold `text`, in the order the structure has them."""
+        if self.view is None or not text:
+            return []
+        needle = text.lower()
+        self._index_search()
+        hits = [key for key, lower in self._searched[3] if needle in lower]
+        return sorted(hits, key=lambda key: _SOURCE_KEY.search(key) is not None)  # ops first, as drawn ones go
 
     def search_groups(self, text: str) -> tuple[list[int], list[int]]:
         """(the nodes named like `text`, in execution order; the others whose module or key holds it)."""
@@ -1202,20 +1246,28 @@ class GraphCanvas(pg.GraphicsView):
         if view is None or not text:
             return [], []
         needle = text.lower()
-        if self._searched[0] is not view:  # lower-cased once per view: 11k nodes took 25 ms a search
+        self._index_search()
+        _, named_as, placed_as, _ = self._searched
+        # ops named like the text first (in execution order), then nodes whose module or key matches
+        named = [i for i, text in enumerate(named_as) if needle in text]
+        seen = set(named)
+        return named, [i for i, text in enumerate(placed_as) if needle in text and i not in seen]
+
+    def _index_search(self) -> None:
+        """Lower-case the names and keys searched, once per view: 11k nodes took 25 ms a search."""
+        view = self.view
+        if self._searched[0] is not view:
             labels = getattr(view, "label", view.keys)
             ops = getattr(view, "op", labels)
             named = [f"{a}\n{b}" for a, b in zip(labels, ops, strict=True)]
             if getattr(view, "caption", None):  # an input as its box reads ("y"), besides "input"
                 named = [f"{a}\n{c}" for a, c in zip(named, view.caption, strict=True)]
             modules = getattr(view, "module", [""] * len(view.keys))
+            kinds, keys = view.kind, view.keys
+            hidden = [(key, key.lower()) for key, i in getattr(view, "node_of", {}).items()
+                      if keys[i] != key and int(kinds[i]) == MODULE]
             self._searched = (view, [text.lower() for text in named],
-                              [f"{a}\n{b}".lower() for a, b in zip(modules, view.keys, strict=True)])
-        _, named_as, placed_as = self._searched
-        # ops named like the text first (in execution order), then nodes whose module or key matches
-        named = [i for i, text in enumerate(named_as) if needle in text]
-        seen = set(named)
-        return named, [i for i, text in enumerate(placed_as) if needle in text and i not in seen]
+                              [f"{a}\n{b}".lower() for a, b in zip(modules, view.keys, strict=True)], hidden)
 
     @property
     def drawn_node_count(self) -> int:
@@ -1373,14 +1425,15 @@ class GraphCanvas(pg.GraphicsView):
             w, h = layout.size[i] * scale
             two = bool(h >= 28 and subs[i])
             size = _label_px(h, two)
-            one = labels[i]
+            one = short = labels[i]
             if not two and one != ops[i] and int(view.kind[i]) == OP:  # a named op on one line: "q \u00b7 split"
                 one = f"{one} \u00b7 {ops[i]}"
             lines = (labels[i], subs[i]) if two else (one,)
             fonts = (self._font(size, True), self._font(size - 2)) if two else (self._font(size, True),)
             self._labels[used].show_text(*layout.pos[i], lines, QRectF(-w / 2, -h / 2, w, h), fonts,
                                          text_on[tone[i] if len(tone) > i else LIGHT],
-                                         Qt.AlignmentFlag.AlignHCenter, elide=_elide(int(view.kind[i]), labels[i]))
+                                         Qt.AlignmentFlag.AlignHCenter, elide=_elide(int(view.kind[i]), labels[i]),
+                                         short=short if one != short else "")
             used += 1
         return used
 

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize
+from PySide6.QtGui import QFont, QFontMetrics
 
 from engine.debug.summary import TensorSummary
 from widgets.theme import ERROR_TEXT, MUTED_TEXT, follow_palette, pick
@@ -20,6 +21,7 @@ class HistogramView(pg.PlotWidget):
     """Bars of a summary's histogram (the summary's own bins: over at most HIST_LIMIT finite values)."""
 
     _edges = np.zeros(0)  # the bin edges drawn (pyqtgraph resizes the widget before __init__ sets them)
+    _count_text = ""  # the count axis's whole name
 
     def __init__(self, title: str = "", colour: str = "#1c7ed6", parent=None) -> None:
         super().__init__(parent, background=None)
@@ -36,6 +38,7 @@ class HistogramView(pg.PlotWidget):
             axis.enableAutoSIPrefix(False)
             axis.setStyle(tickTextOffset=3)
         self.getAxis("left").setWidth(46)
+        self.getAxis("left").geometryChanged.connect(lambda: self._count_text and self._count_label(self._count_text))
         self._bars = pg.BarGraphItem(x0=[], x1=[], height=[], brush=colour, pen=pg.mkPen(colour, width=0.5))
         self.addItem(self._bars)
         self._note = pg.TextItem("", color=pick(MUTED_TEXT), anchor=(0.5, 0.5))
@@ -52,6 +55,17 @@ class HistogramView(pg.PlotWidget):
         colour = pick(MUTED_TEXT) if muted else self.colour
         self._bars.setOpts(brush=colour, pen=pg.mkPen(colour, width=0.5))
 
+    def set_nonfinite_text(self, text: str, intended: bool = False) -> None:
+        """Say what the bars leave out in words of the caller's ("4,224 \u2212Inf" once the values told the signs);
+        `intended`: infinities put there on purpose (a mask), muted rather than red."""
+        if self._bad.toPlainText():
+            self._bad.setText(text)
+            self._bad.setColor(pick(MUTED_TEXT if intended else ERROR_TEXT))
+
+    def bad_text(self) -> str:
+        """What the plot says it leaves out ("3 NaN \u00b7 1 \u00b1Inf"), '' for nothing."""
+        return self._bad.toPlainText()
+
     def _recolour(self) -> None:
         """The title and notes in the palette's muted and error colours (it turned light or dark)."""
         self._note.setColor(pick(MUTED_TEXT))
@@ -59,12 +73,28 @@ class HistogramView(pg.PlotWidget):
         title = self.plotItem.titleLabel.text
         if title:
             self.setTitle(title, size="9pt", color=pick(MUTED_TEXT))
-        label = self.getAxis("left").labelText
-        if label:  # pyqtgraph takes its default colour once: black on the dark palette after a switch
-            self._count_label(label)
+        if self._count_text:  # pyqtgraph takes its default colour once: black on the dark palette after a switch
+            self._count_label(self._count_text, again=True)
 
-    def _count_label(self, text: str) -> None:
-        self.setLabel("left", text, color=pick(MUTED_TEXT), **{"font-size": "8pt"})
+    def _count_label(self, text: str, again: bool = False) -> None:
+        """Name the count axis `text`, or as much of it as its height shows: "count (sampled)" read "ount (sampl"
+        in a short inspector; then "count", then nothing (the whole name is the axis's tooltip)."""
+        self._count_text = text
+        font = QFont(self.font())
+        font.setPointSizeF(8)
+        room = self.getAxis("left").height() - 4
+        fits = [t for t in (text, text.split(" (")[0]) if QFontMetrics(font).horizontalAdvance(t) <= room]
+        shown = fits[0] if fits else ""
+        axis = self.getAxis("left")
+        axis.setToolTip(text)
+        if again or shown != axis.labelText or axis.label.isVisible() != bool(shown):
+            self.setLabel("left", shown, color=pick(MUTED_TEXT), **{"font-size": "8pt"})
+            axis.showLabel(bool(shown))
+
+    def count_label(self) -> str:
+        """The count axis's name as shown ('' when its height shows none of it)."""
+        axis = self.getAxis("left")
+        return axis.labelText if axis.label.isVisible() else ""
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -111,6 +141,7 @@ class HistogramView(pg.PlotWidget):
                 self._note.setText("no finite values" if summary is not None and summary.numel else "no data")
             self._note.setPos(0.5, 0.5)
             self._bad.setText("" if one else _bad_text(summary))
+            self._bad.setColor(pick(ERROR_TEXT))
             self._bad.setPos(1, 1)
             self._place_ticks()
             return
@@ -122,6 +153,7 @@ class HistogramView(pg.PlotWidget):
         self._place_ticks()
         self._note.setText("")
         self._bad.setText(_bad_text(summary))
+        self._bad.setColor(pick(ERROR_TEXT))
         self._bad.setPos(edges[-1], top * 1.08)
         sampled = int(self._counts.sum()) < summary.numel - summary.nan_count - summary.inf_count
         self._count_label("count (sampled)" if sampled else "count")
@@ -171,5 +203,5 @@ def _value_text(summary: TensorSummary) -> str:
 def _bad_text(summary: TensorSummary | None) -> str:
     if summary is None or summary.finite:
         return ""
-    parts = [f"{n} {name}" for n, name in ((summary.nan_count, "NaN"), (summary.inf_count, "Inf")) if n]
+    parts = [f"{n} {name}" for n, name in ((summary.nan_count, "NaN"), (summary.inf_count, "\u00b1Inf")) if n]
     return " \u00b7 ".join(parts)

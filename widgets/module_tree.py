@@ -1,14 +1,15 @@
-"""The modules of the shown iteration as a tree, one row per module however often it was called; a check box
-per row expands its calls in the graph."""
+"""The modules of the shown iteration as a tree, one row per module however often it was called; a fold box per
+row (drawn as a boxed minus where its calls are open in the graph, a boxed plus where they are folded into one box)
+expands or folds its calls in the graph."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QPainter, QPen
+from PySide6.QtWidgets import QApplication, QHeaderView, QProxyStyle, QStyle, QTreeWidget, QTreeWidgetItem
 
 from engine.nn.module import NUMBERED_ROOT
 
@@ -17,7 +18,8 @@ CALLS = Qt.ItemDataRole.UserRole + 1  # every call the row stands for, in call o
 CLASS_CHARS = 20  # the most of a class name the tree asks room for
 CLASS_LEAST = 11  # the fewest characters of a class a narrow tree still shows, taken from the names if need be
 EMPTY_CHARS = 28  # an empty tree asks for room for a short model's names and classes ("SpiralNet  SpiralNet")
-EXPANDS = "its box ticked: drawn open in the graph, its ops inside; unticked: drawn as one box"
+EXPANDS = ("its fold box \u229f (minus): drawn open in the graph, its ops inside, a click folds it; \u229e (plus): "
+           "folded into one box, a click opens it")
 _INDEXED = re.compile(r"^(.*?)(\d+)$")  # "3", "blocks.10": a Sequential's or a ModuleList's child
 
 
@@ -29,6 +31,39 @@ class _Row:
     parent: str | None
     calls: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
+
+
+class _FoldBoxes(QProxyStyle):
+    """Draws a row's check box as a fold box: a tick read as "this module is enabled", and collapsing the modules
+    seemed to switch them all off. A boxed minus: open in the graph (a click folds it); a boxed plus: folded (a
+    click opens it); a boxed dot: some of its calls folded."""
+
+    def drawPrimitive(self, element, option, painter, widget=None) -> None:
+        if element != QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck:
+            super().drawPrimitive(element, option, painter, widget)
+            return
+        r = QRectF(option.rect).adjusted(1.5, 1.5, -1.5, -1.5)
+        side = min(r.width(), r.height())
+        r = QRectF(r.center().x() - side / 2, r.center().y() - side / 2, side, side)
+        ink = option.palette.text().color()
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(option.palette.mid().color(), 1))
+        painter.setBrush(option.palette.base())
+        painter.drawRoundedRect(r, 2, 2)
+        pen = QPen(ink, max(1.2, side / 9))
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        painter.setPen(pen)
+        c, arm = r.center(), side * 0.28
+        state = option.state
+        if state & QStyle.StateFlag.State_NoChange:  # partly folded
+            painter.setBrush(ink)
+            painter.drawEllipse(c, side * 0.12, side * 0.12)
+        else:
+            painter.drawLine(QPointF(c.x() - arm, c.y()), QPointF(c.x() + arm, c.y()))
+            if state & QStyle.StateFlag.State_Off:  # folded: the plus that opens it
+                painter.drawLine(QPointF(c.x(), c.y() - arm), QPointF(c.x(), c.y() + arm))
+        painter.restore()
 
 
 class ModuleTree(QTreeWidget):
@@ -71,6 +106,9 @@ class ModuleTree(QTreeWidget):
         self._in_change = False  # inside itemChanged: Qt is still setting the item a rebuild would delete
         self._later: tuple | None = None  # set_modules' arguments, kept for after that
         self._empty_note = ""  # shown in place of rows when there are none (see set_empty_note)
+        # over a copy of the application's style (a proxy of none crashed); kept: a widget does not own its style
+        self._fold_style = _FoldBoxes(QApplication.style().name())
+        self.setStyle(self._fold_style)
         self.itemChanged.connect(self._on_changed)
         self.itemClicked.connect(self._on_clicked)
         self.itemDoubleClicked.connect(self._on_double_clicked)
@@ -180,6 +218,24 @@ class ModuleTree(QTreeWidget):
             self.blockSignals(False)
         self._keyed = None
 
+    def reveal(self, call: str) -> bool:
+        """Scroll to module call `call`'s row (its module's, for a repeated call) and mark it current, emitting
+        nothing: the graph found a node inside it. False when no row lists that call."""
+        path = module_path(call)
+        items = [self.topLevelItem(i) for i in range(self.topLevelItemCount())]
+        while items:
+            item = items.pop()
+            if call in (item.data(0, CALLS) or ()) or item.data(0, PATH) == path:
+                self.blockSignals(True)
+                try:
+                    self.setCurrentItem(item)
+                finally:
+                    self.blockSignals(False)
+                self.scrollToItem(item, QTreeWidget.ScrollHint.PositionAtCenter)
+                return True
+            items.extend(item.child(i) for i in range(item.childCount()))
+        return False
+
     def paths(self) -> list[str]:
         """Every row's first call as the graph names it, in tree order."""
         out = []
@@ -258,7 +314,8 @@ def _item(path: str, row: _Row, collapsed: set[str], model: str | None = None) -
         return item
     folded = sum(call in collapsed for call in calls)
     # the box reads as "enabled" unless it says what it does: it opens the module's box in the graph
-    box = "drawn as one box in the graph" if folded == len(calls) else "drawn open in the graph, its ops inside"
+    box = ("folded into one box in the graph" if folded == len(calls) else
+           "drawn open in the graph, its ops inside" if not folded else f"{folded} of its calls folded")
     if len(calls) > 1:
         times = f"called {len(calls)} times in the iteration shown"  # not in the run: the graph shows one iteration
         item.setToolTip(0, f"{named}: {times} ({calls[0]} \u2026 {calls[-1]}); click again to show the next call. "

@@ -3,7 +3,9 @@
 Inputs (all plain data, cheap on the GUI thread: nothing here reads every element of a big tensor):
 - `show_summaries(title, value=None, grad=None, diff=None, subtitle="")`: engine.debug TensorSummary
   objects of the output, of the gradient flowing into it, and of (output - the same node's output one
-  iteration earlier). Fills the header, the statistics table and the histograms at once.
+  iteration earlier). Fills the header, the statistics table and the histograms at once. Where a tensor holds
+  NaN or infinities, the statistics that leave them out say so ("min (finite)"); `intended` says why its
+  infinities are there on purpose (a mask), and they are not marked as a fault.
 - `set_unavailable(values="", summaries="")`: why the source of these tensors (a tape) holds no full
   values or no summaries; Load values is disabled with the reason as its tooltip.
 - `set_values(value=None, grad=None, previous=None)`: full numpy arrays once fetched (off the GUI
@@ -18,9 +20,10 @@ Read back what a person sees with `stat_text(stat, column)`, `columns()` and `st
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -54,6 +57,9 @@ VALUE, GRAD, DIFF = "value", "gradient", "\u0394 prev. iteration"
 COLUMNS = (VALUE, GRAD, DIFF)
 COLOURS = {VALUE: "#1c7ed6", GRAD: "#e8590c", DIFF: "#7048e8"}
 STATS = ("min", "max", "mean", "std", "L2 norm", "zeros", "NaN", "Inf", "computed from")
+FINITE_ONLY = ("min", "max", "mean", "std", "L2 norm")  # the statistics a summary takes over its finite values only
+ROW_NAMES = {"Inf": "\u00b1Inf"}  # a summary counts the infinities of both signs together
+MINUS, PLUS = "\u2212Inf", "+Inf"
 SAMPLED = ("mean", "std", "zeros", "computed from")  # the rows a summary above its limit estimates from a sample
 APPROX = "\u2248 "
 LOAD_TIP = "Fetch the full output and gradient (off the GUI thread)"
@@ -84,6 +90,9 @@ class TensorInspector(QWidget):
         super().__init__(parent)
         self._summaries: dict[str, TensorSummary] = {}
         self._stale: dict[str, str] = {}  # columns greyed as older than the rest, and why (show_summaries)
+        self._intended = ""  # why the value's infinities are there on purpose (a mask), or ""
+        self._subtitle = ""
+        self._signs: dict[str, tuple[int, int]] = {}  # column -> (-Inf, +Inf) counts, from the values loaded
         self._arrays: dict[str, object] = {}
         self._no_values = ""  # why full values cannot be loaded from this source ("": they can)
         self._no_summaries = ""  # why this source holds no summaries ("": it does)
@@ -102,6 +111,7 @@ class TensorInspector(QWidget):
         self.body.setWidget(body)
         self.body.setWidgetResizable(True)
         self.body.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.body.viewport().installEventFilter(self)  # its scroll bar coming narrows it: the heading wraps anew
         outer.addWidget(self.body, 1)
 
         # long module paths ("TinyGPT.blocks.layers.1.self_attn/linear:0") must not widen the dock
@@ -115,7 +125,7 @@ class TensorInspector(QWidget):
         box.addWidget(self.meta)
 
         self.stats = QTableWidget(len(STATS), len(COLUMNS))
-        self.stats.setVerticalHeaderLabels(list(STATS))
+        self.stats.setVerticalHeaderLabels([ROW_NAMES.get(stat, stat) for stat in STATS])
         self.stats.setHorizontalHeaderLabels(list(COLUMNS))
         self.stats.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.stats.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -197,6 +207,11 @@ class TensorInspector(QWidget):
         self._arrange_histograms()
         self._fit_height()
 
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.body.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_height()
+        return super().eventFilter(watched, event)
+
     def _fit_height(self) -> None:
         """Hold the heading's wrapped lines in the layout's minimum: its size policy ignores its width, so the layout
         counted one line, and a heading wrapped over three (1024x640) pushed the statistics' last row under the
@@ -233,6 +248,7 @@ class TensorInspector(QWidget):
         self._summaries = {}
         self._stale = {}
         self._arrays = {}
+        self._intended, self._subtitle, self._signs = "", "", {}
         self.title.setText("")
         self.meta.setText(text)
         tint(self.meta, MUTED_TEXT)
@@ -260,19 +276,21 @@ class TensorInspector(QWidget):
     def show_summaries(self, title: str, value: TensorSummary | None = None,
                        grad: TensorSummary | None = None, diff: TensorSummary | None = None,
                        subtitle: str = "", grad_label: str = "", value_label: str = "",
-                       stale: dict[str, str] | None = None) -> None:
+                       stale: dict[str, str] | None = None, intended: str = "") -> None:
         """Show a tensor by its summaries; values set earlier are dropped when the title changes.
 
         grad_label, value_label: a column's name where it needs saying more than "gradient" or "value"
         (an iteration before the current one). stale: column (of COLUMNS) -> why it is from an earlier moment than
         the others ("no gradient yet in iteration 4 (shown: iteration 3's)"); greyed and titled so, so that the two
-        cannot be read as one (a forward's output beside the iteration before's gradient)."""
+        cannot be read as one (a forward's output beside the iteration before's gradient). intended: why the value's
+        infinities are there on purpose (an attention mask's -inf): said, and not marked as a fault."""
         if title != self.title.text():
             self._set_arrays({})
         self._summaries = {name: s for name, s in zip(COLUMNS, (value, grad, diff)) if s is not None}
         self._stale = dict(stale or {})
+        self._intended, self._subtitle = intended, subtitle
         self.title.setText(title, cut=_module_path(title))
-        self.meta.setText(_meta(value or grad, subtitle, self._no_summaries))
+        self._show_meta()
         self._fit_height()
         tint(self.meta, None)
         names = {VALUE: value_label or VALUE, GRAD: grad_label or GRAD}
@@ -288,6 +306,7 @@ class TensorInspector(QWidget):
         self._fill_stats()
         for name, view in self.histograms.items():
             view.show_summary(self._summaries.get(name))
+            self._say_left_out(name)
             view.set_muted(name in self._stale)
             view.setVisible(name in self._summaries or name == VALUE)
             # a stale column's plot is greyed under its column's name ("gradient (it. 3)"), which fits half the
@@ -310,8 +329,39 @@ class TensorInspector(QWidget):
         if value is not None and previous is not None and previous.shape == value.shape:
             arrays[DIFF] = Difference(value, previous)
         self._set_arrays(arrays)
+        if self._summaries and any(not s.finite for s in self._summaries.values()):
+            self._show_meta()  # the values tell the infinities' signs apart: -Inf and +Inf counted each
+            self._fill_stats()
+            for name in self.histograms:
+                self._say_left_out(name)
         self._say("")
         self._update_controls()
+
+    def _say_left_out(self, name: str) -> None:
+        """The histogram's note of what its bars leave out, by sign where known, muted for a mask's -Inf."""
+        s = self._summaries.get(name)
+        if s is not None and not s.finite:
+            intended = name == VALUE and bool(self._intended) and not s.nan_count
+            self.histograms[name].set_nonfinite_text(_left_out(s, self._signs.get(name)).replace(" and ", " \u00b7 "),
+                                                     intended)
+
+    def _show_meta(self) -> None:
+        """The heading under the title: shape and kind, the caller's subtitle, and what statistics leave out."""
+        summary = self._summaries.get(VALUE) or self._summaries.get(GRAD)
+        lines = [_meta(summary, self._subtitle, self._no_summaries)]
+        partial = {name: s for name, s in self._summaries.items() if not s.finite and name != DIFF}
+        if len(partial) == 1:
+            (name, s), = partial.items()
+            whose = "" if len(self._summaries) == 1 else f" of the {name}"
+            lines.append(f"min, max, mean, std and L2 norm{whose}: of its {s.numel - s.nan_count - s.inf_count:,} "
+                         f"finite values ({_left_out(s, self._signs.get(name))} left out)")
+        elif partial:
+            left = "; ".join(f"{name}: {_left_out(s, self._signs.get(name))}" for name, s in partial.items())
+            lines.append(f"min, max, mean, std and L2 norm: of the finite values ({left} left out)")
+        if self._intended and VALUE in self._summaries and not self._summaries[VALUE].finite:
+            lines.append(self._intended)
+        self.meta.setText("\n".join(lines))
+        self._fit_height()
 
     def show_loading(self, text: str = "Fetching values\u2026") -> None:
         """Say that values are on their way."""
@@ -401,10 +451,18 @@ class TensorInspector(QWidget):
 
     # ---- filling ------------------------------------------------------------------------------------
     def _fill_stats(self) -> None:
+        partial = [name for name, s in self._summaries.items() if not s.finite]
+        for row, stat in enumerate(STATS):
+            # "mean -0.12" beside 4,224 -Inf read as the whole tensor's mean
+            label = f"{stat} (finite)" if partial and stat in FINITE_ONLY else ROW_NAMES.get(stat, stat)
+            header = self.stats.verticalHeaderItem(row)
+            header.setText(label)
+            header.setToolTip(f"of the finite values only: the NaN and \u00b1Inf of {' and '.join(partial)} left out"
+                              if partial and stat in FINITE_ONLY else "")
         for col, name in enumerate(COLUMNS):
             s = self._summaries.get(name)
             self.stats.setColumnHidden(col, s is None and (name != VALUE or bool(self._summaries)))
-            texts = _stat_texts(s) if s is not None else [""] * len(STATS)
+            texts = _stat_texts(s, self._signs.get(name)) if s is not None else [""] * len(STATS)
             shorts = _stat_shorts(s) if s is not None else [()] * len(STATS)
             for row, (text, short) in enumerate(zip(texts, shorts, strict=True)):
                 item = QTableWidgetItem(text)
@@ -412,7 +470,13 @@ class TensorInspector(QWidget):
                 item.setData(SHORT, list(short))
                 item.setToolTip(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if STATS[row] in ("NaN", "Inf") and text not in ("", "0"):
+                if s is not None and not s.finite and STATS[row] in FINITE_ONLY:
+                    item.setToolTip(f"{text}: of the {s.numel - s.nan_count - s.inf_count:,} finite values "
+                                    f"({_left_out(s, self._signs.get(name))} left out)")
+                intended = name == VALUE and self._intended and STATS[row] == "Inf"
+                if intended:
+                    item.setToolTip(f"{text}: {self._intended}")
+                elif STATS[row] in ("NaN", "Inf") and text not in ("", "0"):
                     item.setForeground(QColor(pick(ERROR_TEXT, self.palette())))
                     font = item.font()
                     font.setBold(True)
@@ -449,6 +513,9 @@ class TensorInspector(QWidget):
 
     def _set_arrays(self, arrays: dict) -> None:
         self._arrays = arrays
+        # one pass over the values, only for a column whose summary counted infinities
+        self._signs = {name: _signs(a) for name, a in arrays.items()
+                       if isinstance(a, np.ndarray) and getattr(self._summaries.get(name), "inf_count", 0)}
         self.heatmap.set_arrays(arrays)
         self.table_choice.blockSignals(True)
         self.table_choice.clear()
@@ -502,7 +569,8 @@ class BreakingLabel(QLabel):
         return self._text
 
     def selectedText(self) -> str:
-        return super().selectedText().replace("\u200b", "")
+        # without the break marks, and with its lines as written (Qt gives a paragraph separator for a newline)
+        return super().selectedText().replace("\u200b", "").replace("\u2029", "\n")
 
     def keyPressEvent(self, event) -> None:
         if event.matches(QKeySequence.StandardKey.Copy) and self.hasSelectedText():
@@ -535,6 +603,11 @@ def _num(x: float, digits: int = 6) -> str:
     return f"{x:.{digits}g}" if math.isfinite(x) else str(x)
 
 
+def _short_num(x: float, digits: int) -> str:
+    """x in `digits` significant digits, its exponent written short: 1e-9, 2.5e12 (not 1e-09, 2.5e+12)."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m[1].replace('+', '')}{m[2]}", f"{x:.{digits}g}")
+
+
 def spread_digits(lo: float, hi: float) -> int:
     """Significant digits that tell lo from hi apart: 6, or as many more as values closer than that need (a
     softmax row's sums, 0.99999994 to 1.0000001, all read "1"), at most 17."""
@@ -561,20 +634,44 @@ def _stat_shorts(s: TensorSummary) -> list[tuple[str, ...]]:
     about = "" if s.exact else APPROX
     share = (f"{about}{100 * s.zero_count / s.numel:.1f}%",) if s.numel else ()
     how = ("all",) if s.exact else (f"1 in {s.stride}",)
-    numbers = [tuple(f"{x:.{d}g}" for d in (4, 3, 2)) if math.isfinite(x) else ()
-               for x in (s.min, s.max, s.mean, s.std, s.norm)]
+    # the exponent's own zero and plus go before any digit does: "-7.8e-09" had lost a digit "-7.81e-9" keeps
+    d = spread_digits(s.min, s.max)
+    numbers = [tuple(dict.fromkeys(_short_num(x, digits) for digits in (d if i < 3 else 6, 5, 4, 3, 2)))
+               if math.isfinite(x) else () for i, x in enumerate((s.min, s.max, s.mean, s.std, s.norm))]
     numbers[2:4] = [tuple(about + t for t in short) for short in numbers[2:4]]
-    return [*numbers, share, (), (), how]
+    return [*numbers, share, (), (f"{s.inf_count:,}",) if s.inf_count else (), how]
 
 
-def _stat_texts(s: TensorSummary) -> list[str]:
-    """One text per STATS row; a sampled summary's estimates (SAMPLED) start with "≈ "."""
+def _signs(a: np.ndarray) -> tuple[int, int] | None:
+    """(-Inf, +Inf) counts of an array of floats; None for another kind."""
+    if a.dtype.kind != "f":
+        return None
+    return int(np.count_nonzero(np.isneginf(a))), int(np.count_nonzero(np.isposinf(a)))
+
+
+def _infinities(count: int, signs: tuple[int, int] | None) -> str:
+    """"4,224 \u2212Inf", "4 \u2212Inf, 1 +Inf" where the values told the signs (`signs`), else "4,224 \u00b1Inf"."""
+    if signs is None or sum(signs) != count:
+        return f"{count:,} \u00b1Inf"
+    return ", ".join(f"{n:,} {name}" for n, name in zip(signs, (MINUS, PLUS), strict=True) if n)
+
+
+def _left_out(s: TensorSummary, signs: tuple[int, int] | None) -> str:
+    """What a summary's statistics leave out: "4,224 \u2212Inf", "3 NaN and 1 \u00b1Inf"."""
+    parts = ([f"{s.nan_count:,} NaN"] if s.nan_count else []) + ([_infinities(s.inf_count, signs)] if s.inf_count
+                                                                   else [])
+    return " and ".join(parts)
+
+
+def _stat_texts(s: TensorSummary, signs: tuple[int, int] | None = None) -> list[str]:
+    """One text per STATS row; a sampled summary's estimates (SAMPLED) start with "≈ "; the infinities by sign where
+    the values loaded tell them (`signs`: their -Inf and +Inf counts)."""
     about = "" if s.exact else APPROX
     zeros = f"{about}{s.zero_count:,}" + (f" ({100 * s.zero_count / s.numel:.1f}%)" if s.numel else "")
     how = "every element" if s.exact else f"every {ordinal(s.stride)} element"
     d = spread_digits(s.min, s.max)  # min, max and mean, which lies between them, as far as they differ
     return [_num(s.min, d), _num(s.max, d), about + _num(s.mean, d), about + _num(s.std), _num(s.norm), zeros,
-            f"{s.nan_count:,}", f"{s.inf_count:,}", how]
+            f"{s.nan_count:,}", _infinities(s.inf_count, signs) if signs and s.inf_count else f"{s.inf_count:,}", how]
 
 
 def _module_path(title: str) -> tuple[int, int] | None:

@@ -30,10 +30,12 @@ def test_a_module_called_once_reads_as_before(qtbot):
     tree.set_modules(["", "Net", "Net.fc", "Net.act", "Net.act#1"], ["", "Net", "Linear", "ReLU", "ReLU"],
                      [-1, 0, 1, 1, 1], set())
     assert names(tree) == [("Net", "Net"), ("  fc", "Linear"), ("  act", f"ReLU {TIMES}2")]
-    assert tree.topLevelItem(0).child(0).toolTip(0).startswith("Net.fc: its box ticked: drawn open in the graph")
+    assert tree.topLevelItem(0).child(0).toolTip(0).startswith("Net.fc: its fold box \u229f (minus): drawn open in "
+                                                              "the graph")
     tree.set_modules(["", "Net", "Net.fc"], ["", "Net", "Linear"], [-1, 0, 1], {"Net.fc"})
     fc = tree.topLevelItem(0).child(0)  # the box says what it does, not "enabled": a tester read it so
-    assert fc.checkState(0) == Qt.CheckState.Unchecked and fc.toolTip(0).endswith("now drawn as one box in the graph")
+    assert fc.checkState(0) == Qt.CheckState.Unchecked
+    assert fc.toolTip(0).endswith("now folded into one box in the graph")
 
 
 def test_a_sequentials_children_are_listed_in_its_order_not_last_when_they_show_nothing(qtbot):
