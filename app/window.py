@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QByteArray, QPoint, QRect, QSettings, QStandardPaths, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QColor, QDesktopServices, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QApplication,
     QDockWidget,
     QFileDialog,
@@ -96,6 +97,10 @@ INSPECT_INTERVAL = 0.3  # seconds between the inspector's refreshes while the en
 INSPECTOR_MOST = 460  # pixels: the right column's width in a large window
 MODULES_SHARE = 0.25  # the most of the window's width the left column takes to show the module tree whole
 GRADIENTS_SHARE = 0.4  # the most of the row under the graph the loss group takes for Gradient Flow's names
+# the columns a panel of the row under the graph reads at: a line of code with its number ("12  " and 40 characters;
+# at 1280x720 the source panel showed 15), a training log's line ("epoch 12 | loss 0.4127 | acc 0.9102 | lr 0.0100")
+SOURCE_COLUMNS, OUTPUT_COLUMNS = 44, 48
+SPAN_ROWS = 12  # the module tree's rows the left column keeps where the bottom row runs under it (see span_left)
 FIRST_SHARE = 0.85  # of each side of a screen larger than 1920x1200, what a first start takes
 _NAN_STOP = "Stopped where NaN/Inf first appeared: "
 _ALERT_STOP = "Stopped at an alert, "
@@ -140,6 +145,8 @@ class MainWindow(QMainWindow):
         # moved a dock of the bottom area, which the window then leaves as they have it
         self._compact_row = False
         self._may_tab = True
+        self._spanned = False  # the bottom area runs under the left column too (a narrow window: see span_left)
+        self._output_fronted = False  # the output tab was brought to the front in this turn of the run
         self._bottom_by_person = False
         self._arranging = 0  # > 0 while the window moves docks itself
         self._editor_fitted = 0  # the module editor's wanted width that fit_editor last widened the column to
@@ -185,6 +192,7 @@ class MainWindow(QMainWindow):
         self.builder = install_builder(self)
         self.panel_shares = PanelShares(self, self.findChildren(QDockWidget), centre=self.bottom_row_min_width)
         for dock in self.findChildren(QDockWidget):
+            dock.visibilityChanged.connect(self._left_column_changed)
             dock.dockLocationChanged.connect(lambda _area, d=dock: self._dock_moved(d))
             dock.topLevelChanged.connect(lambda _floating, d=dock: self._dock_moved(d))
 
@@ -252,6 +260,11 @@ class MainWindow(QMainWindow):
             "timeline": self._dock("Timeline", "timeline", self.timeline, bottom),
         }
         d = self.docks
+        # the left column may sit above the bottom row (see span_left), its least height then adding to the window's:
+        # the editor's form (142 pixels) gives way as the module tree does (a window set to 700x400 stayed 512 high)
+        least = self.module_tree.header().sizeHint().height() + 2 * (self.module_tree.fontMetrics().height() + 4)
+        self.module_tree.setMinimumHeight(least)  # a header and two rows: the tree scrolls
+        self.module_editor.setMinimumHeight(least)
         self.splitDockWidget(d["inspector"], d["alerts"], Qt.Orientation.Vertical)
         # related panels share a place as tabs, so the window stays uncluttered
         self.tabifyDockWidget(d["modules"], d["editor"])
@@ -288,12 +301,18 @@ class MainWindow(QMainWindow):
         self.layout().activate()
         gaps = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
         row = d["timeline"].width() - gaps
-        if 0 < row < self._comfortable_row() and d["output"] not in self.tabifiedDockWidgets(d["source"]):
+        if 0 < row < self._comfortable_row() and not self._spanned and self._left_may_shorten():
+            self.span_left(True)
+            row = d["timeline"].width() - gaps
+        if 0 < row < self._tab_row() and d["output"] not in self.tabifiedDockWidgets(d["source"]):
             # a small window (960x540 at a scale factor of 2): source and output share one place as tabs, so
             # each reads, rather than three slivers side by side
             self._tab_source_and_output(True)
             row = d["timeline"].width() - gaps // 2
         self._share_bottom_row(row if row > 0 else int(w * 0.6))
+        if self._spanned:  # Qt sizes a row it has just moved under the left column as it was: once more, now
+            self.layout().activate()
+            self._share_bottom_row(row)
         self.resizeDocks([d["source"], d["timeline"]], [int(h * 0.27), 96], vertical)
         # the inspector's statistics and histograms fit without scrolling; the alerts get the rest: from 900 pixels
         # high, room for six rows and the current one's message (a fifth showed three)
@@ -367,8 +386,10 @@ class MainWindow(QMainWindow):
             return
         # the output's lines are a training log's ("epoch 3 | loss 0.4127 | acc 0.91"): it gets the larger part (at
         # 1440x900 its 250 pixels, beside a wider source view, wrapped or cut every line past 30 characters); shares,
-        # not sizes, so that a window grown and shrunk again gets the row it started with
-        self.resizeDocks(docks, [int(rest * 0.30 / 0.70), int(rest * 0.40 / 0.70), loss], Qt.Orientation.Horizontal)
+        # not sizes, so that a window grown and shrunk again gets the row it started with. The source keeps a line of
+        # code where the row has room for it beside the output's few words
+        source = max(int(rest * 0.30 / 0.70), min(self._source_width(), rest - self._narrow_panel_width()))
+        self.resizeDocks(docks, [source, rest - source, loss], Qt.Orientation.Horizontal)
 
     def fit_gradient_flow(self, wanted: int) -> None:
         """Widen the loss group under the graph to what Gradient Flow wants (the model's parameter names whole, once
@@ -390,6 +411,11 @@ class MainWindow(QMainWindow):
         at any scale factor or font size)."""
         return 20 * self.fontMetrics().averageCharWidth()
 
+    def _source_width(self) -> int:
+        """The source dock's width for SOURCE_COLUMNS of code beside its scroll bar."""
+        return _text_width(self.source_view.text, SOURCE_COLUMNS) + self.docks["source"].width() \
+            - self.source_view.text.width() if self.docks["source"].isVisible() else 0
+
     def bottom_row_min_width(self) -> int:
         """The width the graph's column needs for the row under it to read: the loss group's tabs whole,
         the source and output panels a few words wide."""
@@ -397,8 +423,65 @@ class MainWindow(QMainWindow):
         return _tabs_width(self, self.docks["loss"]) + 2 * self._narrow_panel_width() + gaps
 
     def _comfortable_row(self) -> int:
-        """The bottom row's width below which source and output share one place as tabs."""
-        return self.bottom_row_min_width() + 2 * 12 * self.fontMetrics().averageCharWidth()
+        """The bottom row's width below which it runs under the left column too, then source and output share
+        one place as tabs: the loss group's tabs, a line of code and a training log's line whole."""
+        gaps = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
+        needs = max(_tabs_width(self, self.docks["loss"]), self.gradient_flow.minimumSizeHint().width() + 24)
+        return needs + self._source_width() + _text_width(self.output, OUTPUT_COLUMNS) + gaps
+
+    def _tab_row(self) -> int:
+        """The bottom row's width below which source and output share one place as tabs: the loss group's tabs
+        and a line of code whole, and the output a few words wide."""
+        return self._comfortable_row() - self.output.fontMetrics().horizontalAdvance("x" * (OUTPUT_COLUMNS - 24))
+
+    def _left_column_width(self) -> int:
+        """The left column's width (its docks in the window; 0 when it has none)."""
+        return max((d.width() for d in self.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()
+                    and self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea
+                    and self.rect().intersects(d.geometry())), default=0)
+
+    def _left_may_shorten(self, slack_rows: int = 0) -> bool:
+        """Whether the left column may sit above the bottom area: it holds only panels that read in part of its
+        height (the module tree and its editor; the model builder's form wants it whole, and shortened it scrolled
+        sideways), and keeps SPAN_ROWS of the module tree there (less `slack_rows`). In a short window the row
+        stays beside it: spanned, the column's least height adds to the row's (a window set to 700x400 stayed
+        440 high)."""
+        mine = (self.docks["modules"], self.docks["editor"])
+        left = [d for d in self.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()
+                and self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
+        if not all(d in mine for d in left):
+            return False
+        bottom = QRect()
+        for name in BOTTOM_DOCKS:
+            dock = self.docks[name]
+            if dock.isVisible() and not dock.isFloating() and self.rect().intersects(dock.geometry()):
+                bottom = bottom.united(dock.geometry())
+        tree = self.module_tree
+        column = max((d.height() for d in left if self.rect().intersects(d.geometry())), default=0)
+        room = column - tree.header().sizeHint().height() - (0 if self._spanned else bottom.height())
+        return room >= (SPAN_ROWS - slack_rows) * (tree.fontMetrics().height() + 4)
+
+    def _left_column_changed(self, _shown: bool) -> None:
+        """A panel that wants the left column's whole height gets it as it shows, before it is sized (the builder
+        took a width that scrolled in the shortened column); once it goes, the row may run under the column again."""
+        if self._spanned and not self._left_may_shorten(slack_rows=2):
+            self.span_left(False)
+        QTimer.singleShot(0, self.fit_bottom_row)
+
+    def span_left(self, spanned: bool) -> None:
+        """Run the bottom area (the row under the graph and the timeline) under the left column too, or not: in
+        a narrow window the row's panels read (at 1280x720 with a transformer's module tree, the source showed 15
+        characters a line, the timeline's legend bare colour squares) where the module tree gives up height it
+        rarely fills."""
+        area = Qt.DockWidgetArea.BottomDockWidgetArea if spanned else Qt.DockWidgetArea.LeftDockWidgetArea
+        self.setCorner(Qt.Corner.BottomLeftCorner, area)
+        self._spanned = spanned
+        self.layout().activate()
+
+    @property
+    def spanned(self) -> bool:
+        """Whether the bottom area runs under the left column (see span_left)."""
+        return self._spanned
 
     def _tab_source_and_output(self, tabbed: bool) -> None:
         """Put the output panel behind the source panel as a tab (a narrow row), or beside it again."""
@@ -452,26 +535,39 @@ class MainWindow(QMainWindow):
             self._bottom_by_person = True
 
     def fit_bottom_row(self) -> None:
-        """Tab source and output together once the row under the graph is too narrow for three panels side
-        by side, and side by side again when a row this made compact has room (a window resized from
-        1440x900 to 1024x640 kept three slivers: 10 characters of code, 'Lo… | T…' for the plots)."""
+        """Run the bottom area under the left column once the row under the graph is too narrow for a line of
+        code and a log's line, then tab source and output together once it is too narrow for three panels side
+        by side; undo each when the row has room again (a window resized from 1440x900 to 1024x640 kept three
+        slivers: 10 characters of code, 'Lo… | T…' for the plots)."""
         d = self.docks
         source, output = d["source"], d["output"]
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        if self._spanned and not self._left_may_shorten(slack_rows=2):
+            self.span_left(False)
         if not self._sized or not all(x.isVisible() and not x.isFloating() and self.dockWidgetArea(x) == bottom
                                       for x in (source, output, d["loss"])):
             return
         tabbed = output in self.tabifiedDockWidgets(source)
         if self._bottom_by_person or (tabbed and not self._compact_row):
             return  # the person arranged the bottom area (or tabbed these two): theirs to change
-        shown = [x for x in (source, output, d["loss"]) if self.rect().intersects(x.geometry())]
-        row = sum(x.width() for x in shown)
-        comfortable = self._comfortable_row()
+        def row_width() -> int:
+            return sum(x.width() for x in (source, output, d["loss"]) if self.rect().intersects(x.geometry()))
+
+        row, slack = row_width(), 10 * self.fontMetrics().averageCharWidth()  # no flicker at the edges
+        left = self._left_column_width()
+        if left and self._left_may_shorten() and (row < self._comfortable_row()) != self._spanned and (
+                not self._spanned or (not tabbed and row - left >= self._comfortable_row() + slack)):
+            with self.panel_shares.rearranging(bottom):
+                self.span_left(not self._spanned)
+                self._share_bottom_row(row_width())
+                self.layout().activate()
+            row = row_width()
+        comfortable = self._tab_row()
         if not tabbed and row >= comfortable:
             self._may_tab = True  # the next time the row gets narrow, the window tabs it again
         if not tabbed and row < comfortable and self._may_tab:
             compact = True
-        elif tabbed and row >= comfortable + 10 * self.fontMetrics().averageCharWidth():  # no flicker at the edge
+        elif tabbed and row >= comfortable + slack:
             compact = False
         else:
             return
@@ -1046,6 +1142,7 @@ class MainWindow(QMainWindow):
             self.restoreState(self._default_state, STATE_VERSION)
         self._compact_row, self._may_tab, self._bottom_by_person = False, True, False
         self._editor_fitted = 0
+        self.span_left(False)
         for dock in self.docks.values():
             dock.show()
         self._initial_dock_sizes()
@@ -1053,6 +1150,8 @@ class MainWindow(QMainWindow):
     def find(self, text: str, backward: bool = False) -> str | None:
         """Select and centre the next node matching `text` (`backward`: the previous); the count says which."""
         key = self.canvas.search(text, backward)
+        if key is not None and self.canvas.selected_key == key:  # drawn: its module's row too (a hidden one opens)
+            self.graph.show_in_tree(key)
         if key is None and text:
             self.status_panel.set_note(f"No node matches '{text}'", 3)
         which, of = self.canvas.search_place
@@ -1061,7 +1160,7 @@ class MainWindow(QMainWindow):
         return key
 
     def _count_matches(self, text: str) -> None:
-        count = len(self.canvas.search_hits(text))
+        count = len(self.canvas.search_keys(text))
         self.search_count.setText("" if not text else f"{count} match{'es' if count != 1 else ''}" if count
                                   else "no match")
         self._explain_matches(text)
@@ -1070,11 +1169,14 @@ class MainWindow(QMainWindow):
         """The count's tooltip: which hits are named like the text and which only sit in a module or key holding it
         ("linear" with two Linear layers: 2 ops, then their 5 weights, biases and inputs), visited in that order."""
         named, placed = (len(hits) for hits in self.canvas.search_groups(text))
+        hidden = len(self.canvas.hidden_hits(text))
         count = named + placed
-        self.search_count.setToolTip("" if not count else
+        self.search_count.setToolTip("" if not count + hidden else
                                      f"{named} node{'s' if named != 1 else ''} named like '{text}', visited first"
                                      + (f"; then {count - named} whose module or key holds it (weights, inputs of "
-                                        "those ops)" if count > named else ""))
+                                        "those ops)" if count > named else "")
+                                     + (f"; then {hidden} inside collapsed modules, opened as they are visited"
+                                        if hidden else ""))
 
     def show_message(self, text: str, level: str = "info") -> None:
         """Show a message above the graph (no modal dialog)."""
@@ -1112,6 +1214,7 @@ class MainWindow(QMainWindow):
             self._waiting_at(session, change.running_at)
         self.panels.on_change(change)
         settled = change.status or change.stop is not None or change.ended is not None
+        self._front_of_compact_row(bool(change.output), settled)
         # while the engine runs freely, repaint the graph and plots ~8 times a second, not every frame:
         # painting holds the GIL, which the engine thread needs
         if settled or session.status != RUNNING or time.monotonic() - self._last_visual >= VISUAL_INTERVAL:
@@ -1121,6 +1224,23 @@ class MainWindow(QMainWindow):
         if settled:
             self._stopped_or_resumed()
         self._update_status()
+
+    def _front_of_compact_row(self, printed: bool, settled: bool) -> None:
+        """Where the window tabbed source and output (a narrow row), the tab in front follows the run, once per
+        turn so that a tab the person picks stays: the output when a run going freely prints (it stays as the run
+        ends), the source when it stops somewhere (at 1600x900 at a scale factor of 1.5 the output was a tab
+        nobody looked behind)."""
+        source, output = self.docks["source"], self.docks["output"]
+        if not self._compact_row or output not in self.tabifiedDockWidgets(source):
+            return
+        status = self.session.status
+        if printed and status == RUNNING and not self._output_fronted:
+            self._output_fronted = True
+            output.raise_()
+        elif settled and status != RUNNING:
+            if status != FINISHED:
+                source.raise_()
+            self._output_fronted = False
 
     def _flush_visuals(self) -> None:
         session = self.session
@@ -1574,6 +1694,12 @@ def saved_place(blob: bytes) -> QRect | None:
 def _flag(value) -> bool:
     """A yes/no read back from QSettings (an INI file gives "true"/"false"); anything else reads as no."""
     return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _text_width(view: QAbstractScrollArea, columns: int) -> int:
+    """The width a text view needs to show `columns` characters of its font beside its vertical scroll bar."""
+    bar = view.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, view)
+    return view.fontMetrics().horizontalAdvance("x" * columns) + bar + 2 * view.frameWidth() + 10  # text margins
 
 
 def _tabs_width(window: QMainWindow, dock: QDockWidget) -> int:

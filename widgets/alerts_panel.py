@@ -26,7 +26,7 @@ from __future__ import annotations
 import html
 import re
 
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QFrame,
@@ -67,6 +67,16 @@ EMPTY = ("No alerts.\nWatched for: NaN and Inf where they first appear, explodin
          "ReLUs, learning rates too high or too low, and the mistakes that keep a model from training (no zero_grad, "
          "probabilities fed to a loss, model.eval() forgotten, ...). Each alert says where it started and what to "
          "try; a click selects its op.")
+# what the panel says instead where EMPTY does not fit (at 1280x720 it was cut mid-sentence), longest first; the
+# whole of EMPTY is the panel's tooltip
+EMPTY_SHORTER = (
+    "No alerts.\nWatched for: NaN and Inf where they first appear, exploding and vanishing gradients, dead ReLUs, "
+    "bad learning rates and the mistakes that keep a model from training. A click on an alert selects its op.",
+    "No alerts.\nWatched for: NaN and Inf, exploding and vanishing gradients, and the mistakes that keep a model "
+    "from training.",
+    "No alerts.\nWatched for: NaN and Inf, exploding and vanishing gradients, training mistakes.",
+    "No alerts.",
+)
 
 
 def kind_text(kind: str, message: str) -> str:
@@ -130,8 +140,8 @@ class AlertsPanel(QSplitter):
         self.itemClicked.connect(self._activated)
         self.list.currentItemChanged.connect(lambda *_: self._show_detail())
         self._widest = [self.list.header().sectionSizeHint(col) for col in range(3)]  # iteration, kind, place
-        head, _, rest = EMPTY.partition("\n")
-        self.empty = QLabel(f"<b>{head}</b><br>{html.escape(rest)}")
+        self.empty = _FittingText((EMPTY, *EMPTY_SHORTER))
+        self.empty.setToolTip(EMPTY)
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.empty.setMargin(8)
@@ -298,7 +308,7 @@ class AlertsPanel(QSplitter):
 
     def empty_text(self) -> str:
         """What the panel says while it lists no alert ('' while it lists some)."""
-        return EMPTY if self._top.currentWidget() is self.empty else ""
+        return self.empty.shown if self._top.currentWidget() is self.empty else ""
 
     # ---- layout -----------------------------------------------------------------------------------------
     def resizeEvent(self, event) -> None:
@@ -407,3 +417,28 @@ class AlertsPanel(QSplitter):
 def _toggled(mutes: Mutes, kinds: set = frozenset(), pairs: set = frozenset()) -> Mutes:
     """`mutes` with `kinds` and (kind, key) `pairs` muted where they were not, and unmuted where they were."""
     return Mutes(mutes.kinds ^ frozenset(kinds), mutes.keys, mutes.pairs ^ frozenset(pairs))
+
+
+class _FittingText(QLabel):
+    """A wrapped label showing the longest of its texts (a bold first line, then the rest) that fits its height."""
+
+    def __init__(self, texts: tuple[str, ...]) -> None:
+        super().__init__()
+        self._texts = texts
+        self.shown = ""
+        self._show(texts[0])
+
+    def _show(self, text: str) -> None:
+        head, _, rest = text.partition("\n")
+        self.shown = text
+        self.setText(f"<b>{html.escape(head)}</b><br>{html.escape(rest)}" if rest else f"<b>{html.escape(head)}</b>")
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        for text in self._texts:
+            self._show(text)
+            if self.heightForWidth(self.width()) <= self.height():
+                break
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), 0)  # the text gives way: it must not hold the dock high
