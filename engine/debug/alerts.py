@@ -326,33 +326,32 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
     def _loss_checks(self, rec: OpRecord, inputs: tuple) -> AlertEvent | None:
         """The first alert of a loss op's checks, or None: what made its input (probabilities, a dropout, a final
         activation), the batch it takes, its targets (padding, classes one at a time), its value (chance)."""
+        for alert in self._loss_alerts(rec, inputs):
+            if alert is not None:
+                return alert
+        return None
+
+    def _loss_alerts(self, rec: OpRecord, inputs: tuple):
+        """Each of _loss_checks' checks in turn, as a generator: a check runs only once the ones before it found
+        nothing (they run at every training step: one frame, where a closure per check cost more than most checks)."""
         op, scores, target = rec.event.op, inputs[0].array, inputs[1].array
         made = self._made_by(rec.event.inputs[0], LAST_OF) if self._last else None
         logits = op in LOSSES_OF_LOGITS
         trains = logits and rec.event.requires_grad
-        checks = (
-            lambda: self._broadcast_loss(rec) if op in REGRESSION_LOSSES else None,
-            lambda: self._probabilities_to(rec, made, target) if made is not None and op in PROBABILITIES_MISSED
-            else None,
-            lambda: self._output_mismatch(rec, made, target) if made is not None else None,
-            lambda: self._time_as_batch(rec, scores) if self._recurrent is not None and op != BCE_LOGITS else None,
-            lambda: self._padding_counted(rec, target) if logits and self._padding[1] is not None else None,
-            # the training loss's: a validation loss is computed now and then, from a loader rarely shuffled
-            lambda: self._at_chance(rec, scores) if trains and rec.summary is not None else None,
-            lambda: self._one_class_batches(rec, scores, target) if trains else None,
-            lambda: self._several_labels(rec, scores, target) if op == "cross_entropy" and target.dtype.kind == "f"
-            else None,
-            lambda: self._classes_last(rec, made) if logits and made is not None and made.event.op == "linear" and
-            len(made.event.output_shape) >= 3 else None,
-            lambda: self._softmax_in(rec, inputs[0], made) if logits else None,
-            lambda: self._class_weights(rec, target, inputs[2].array) if logits and len(inputs) > 2 and
-            inputs[2] is not None and self._class_counts is not False else None,
-        )
-        for check in checks:
-            alert = check()
-            if alert is not None:
-                return alert
-        return None
+        yield self._broadcast_loss(rec) if op in REGRESSION_LOSSES else None
+        yield self._probabilities_to(rec, made, target) if made is not None and op in PROBABILITIES_MISSED else None
+        yield self._output_mismatch(rec, made, target) if made is not None else None
+        yield self._time_as_batch(rec, scores) if self._recurrent is not None and op != BCE_LOGITS else None
+        yield self._padding_counted(rec, target) if logits and self._padding[1] is not None else None
+        # the training loss's: a validation loss is computed now and then, from a loader rarely shuffled
+        yield self._at_chance(rec, scores) if trains and rec.summary is not None else None
+        yield self._one_class_batches(rec, scores, target) if trains else None
+        yield self._several_labels(rec, scores, target) if op == "cross_entropy" and target.dtype.kind == "f" else None
+        yield self._classes_last(rec, made) if logits and made is not None and made.event.op == "linear" and \
+            len(made.event.output_shape) >= 3 else None
+        yield self._softmax_in(rec, inputs[0], made) if logits else None
+        yield self._class_weights(rec, target, inputs[2].array) if logits and len(inputs) > 2 and \
+            inputs[2] is not None and self._class_counts is not False else None
 
     def _softmax_in(self, rec: OpRecord, x, made: OpRecord | None) -> AlertEvent | None:
         """A softmax over the batch before a loss that wants logits, or probabilities reaching it."""
@@ -620,31 +619,32 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         if self.params is None:
             return []
         alerts = []
-        if s.nonfinite and rec.event.__class__.__name__ == "OptimizerEvent":
-            alerts += self.nonfinite.stepped(rec)
         event = rec.event
-        opt = stepping_optimizer() if event.__class__.__name__ == "OptimizerEvent" else None  # asked once a step
-        if event.__class__.__name__ == "OptimizerEvent":
+        stepped = event.__class__.__name__ == "OptimizerEvent"  # else an iteration mark
+        opt = stepping_optimizer() if stepped else None  # asked once a step
+        if s.nonfinite and stepped:
+            alerts += self.nonfinite.stepped(rec)
+        if stepped:
             self._passes_per_step, self._passes = self._passes, 0
             if self._first_loss is None:
                 self._converged()  # takes the first loss
-        if self._same_units is None and event.__class__.__name__ == "OptimizerEvent":
-            alerts += self._identical_units(rec)  # first: a fading gradient at this step may be its doing
-        if event.__class__.__name__ == "OptimizerEvent":
+            if self._same_units is None:
+                alerts += self._identical_units(rec)  # first: a fading gradient at this step may be its doing
             alerts += self._storage_ties(rec, opt)  # first: _copied_tie forgets the weights the layers took
             if self._tie_weights is not None:
                 alerts += self._copied_tie(rec)
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
-        if self._zero_layers is None and getattr(event, "update_norms", None):
+        updates = getattr(event, "update_norms", None)
+        if self._zero_layers is None and updates:
             alerts += self._zero_init(rec)
-        if event.__class__.__name__ == "OptimizerEvent":
+        if stepped:
             self._steps_seen += 1
-            if getattr(event, "update_norms", None) and self._steps_seen <= TINY_WINDOW:
+            if updates and self._steps_seen <= TINY_WINDOW:
                 alerts += self._tiny_updates(rec)
-        if s.update_ratio_max is not None and getattr(event, "update_norms", None):
+        if s.update_ratio_max is not None and updates:
             alerts += self._large_updates(rec)
-        if s.training and event.__class__.__name__ == "OptimizerEvent":
+        if s.training and stepped:
             alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate(rec) + self._clipped_hard(rec)
             alerts += self._losses_kept(rec) + self._overfitting(rec) + self._quiet_step(rec, opt)
         self._dead = ""
@@ -871,7 +871,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         live = live_optimizers()
         for opt in live:
             for group in opt.param_groups:
-                held.update(id(p) for p in group["params"])
+                held.update(map(id, group["params"]))
         piled, unused, frozen, cut, cut_ids = [], [], [], [], set()
         opt = stepping_optimizer()
         # only what this optimizer updates: another one's parameters may take a backward between its steps

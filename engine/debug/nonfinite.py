@@ -245,7 +245,10 @@ class NonFiniteTracker:
     def backward(self, rec: BackwardRecord, grad_in: tuple, grads: tuple) -> AlertEvent | None:
         """A NaN-origin alert for a backward node, or None."""
         summaries = rec.grad_inputs or (None,) * len(grads)
-        if all(g is None or all_finite(held(g), s) for g, s in zip(grads, summaries)):
+        for g, s in zip(grads, summaries):  # a loop, not all() of a generator: this runs at every backward node
+            if g is not None and not (s.finite if s is not None else all_finite(held(g))):
+                break
+        else:
             return None
         earlier, self._grad_bad = self._grad_bad, True
         if rec.event.forward_seq in self._tainted:
@@ -272,13 +275,14 @@ class NonFiniteTracker:
         event, opt = rec.event, stepping_optimizer()
         if opt is None:
             return []
+        known = self._nonfinite_params
+        # measured by the optimizer as it stepped (at the summary tier): free here, and the common answer, before
+        # any list of the parameters is made
+        if event.weight_norms and not known and all(math.isfinite(v) for v in event.weight_norms.values()):
+            return []
         stepped = [(f"group{g}.{i}", g, p) for g, group in enumerate(opt.param_groups)
                    for i, p in enumerate(group["params"]) if p.grad is not None]
-        known = self._nonfinite_params
-        if event.weight_norms:  # measured by the optimizer as it stepped (at the summary tier): free here
-            if not known and all(math.isfinite(v) for v in event.weight_norms.values()):
-                return []
-        else:  # one dot product per parameter (a sum costs 3x more), one transfer for all
+        if not event.weight_norms:  # one dot product per parameter (a sum costs 3x more), one transfer for all
             squares = host_floats([square_sum(p.array) for *_, p in stepped])
             if not known and all(math.isfinite(v) for v in squares):
                 return []

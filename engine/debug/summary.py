@@ -114,9 +114,17 @@ class TensorSummary(_DeferredCounts):
         finish((self,))
         return _SLOTS[name].__get__(self)
 
+
+class _Waiting(TensorSummary):
+    """A summary while its statistics wait for `finish` (see _deferred): it is a TensorSummary again once they are
+    computed. Its finalizer gives its copy's bytes back to WAITING_BYTES when nobody read it; only these summaries
+    pay for one, not every summary as it is freed (a dozen an MLP step)."""
+
+    __slots__ = ()
+    __qualname__ = "TensorSummary"  # its repr is a TensorSummary's
+
     def __del__(self) -> None:
-        # a deferred summary nobody read: its copy no longer counts against WAITING_BYTES
-        try:
+        try:  # a summary dataclasses.replace() made of one has no copy
             copy = _late_from_get(self)
         except AttributeError:
             return
@@ -258,6 +266,7 @@ def _finish_statistics(late: list) -> None:
         _samples_set(s, _samples(copy, copy.size))
         _counts_set(s, s_counts)  # the last statistic set: see finish
         _late_from_del(s)
+        _setattr(s, "__class__", TensorSummary)  # computed: no finalizer needed any more
         _waiting[0] -= copy.nbytes
 
 
@@ -358,7 +367,7 @@ def _deferred(shape: tuple, dtype: str, dev: str, n: int, copy: np.ndarray) -> T
     s.shape, s.dtype, s.device, s.numel = shape, dtype, dev, n
     s.nan_count, s.inf_count, s.stride = 0, 0, 1
     s._late_from = copy
-    s.__class__ = TensorSummary
+    s.__class__ = _Waiting
     _waiting[0] += copy.nbytes
     return s
 

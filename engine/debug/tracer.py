@@ -137,7 +137,7 @@ class Tracer:
         values = ()
         if self.summaries:
             go = self._summary(grad_in[0])
-            gi = tuple(None if g is None else self._summary(g) for g in grads)
+            gi = tuple([None if g is None else self._summary(g) for g in grads])
         if self.values_limit >= 0:
             values = tuple(None if g is None or numel(g) > self.values_limit else host_copy(whole(g))
                            for g in (grad_in[0], *grads))

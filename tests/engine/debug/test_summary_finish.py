@@ -1,5 +1,6 @@
 """finish(): deferred statistics computed in batches equal float64 references, on any thread, any number of times."""
 
+import gc
 import threading
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from engine.debug import summarize
 from engine.debug import summary as summary_module
-from engine.debug.summary import BINS, HIST_LIMIT, SUMMARY_LIMIT
+from engine.debug.summary import BINS, HIST_LIMIT, SUMMARY_LIMIT, TensorSummary
 
 F32_MAX = float(np.finfo(np.float32).max)
 
@@ -76,6 +77,30 @@ def test_many_summaries_in_one_batch_each_get_their_own_numbers():
     for s, a in zip(summaries, arrays):
         _expect_reference(s, a)
     assert summary_module._waiting[0] >= 0
+
+
+def test_only_a_summary_still_waiting_runs_code_when_freed(monkeypatch):
+    """A training step frees a dozen summaries: those computed at once (a few values, past the limit) and those
+    read since free as plain objects; one whose statistics still wait gives its copy's bytes back when freed,
+    once, read or not."""
+    gc.collect()  # what earlier tests left to the collector gives its bytes back now, not while this test counts
+    monkeypatch.setattr(summary_module, "_waiting", [0])
+    rng = np.random.default_rng(11)
+    small, large = rng.standard_normal(8).astype(np.float32), rng.standard_normal(SUMMARY_LIMIT + 1)
+    for eager in (summarize(small), summarize(large)):
+        assert isinstance(eager, TensorSummary) and not hasattr(type(eager), "__del__")
+        assert eager.min == float(np.min(small if eager.numel == 8 else large))
+    values = rng.standard_normal(640).astype(np.float32)
+    read, unread = summarize(values), summarize(values)
+    assert hasattr(type(read), "__del__") and summary_module._waiting[0] == 2 * values.nbytes
+    _expect_reference(read, values)  # computed: a plain TensorSummary from now on
+    assert type(read) is TensorSummary and summary_module._waiting[0] == values.nbytes
+    assert repr(unread).startswith("TensorSummary(shape=(640,)")  # its repr computes it too
+    assert type(unread) is TensorSummary and summary_module._waiting[0] == 0
+    waiting = summarize(values)
+    assert summary_module._waiting[0] == values.nbytes
+    del read, unread, waiting  # no cycles: freed here
+    assert summary_module._waiting[0] == 0
 
 
 def test_a_summary_finished_twice_or_read_after_finishing_keeps_its_numbers():
