@@ -904,8 +904,12 @@ class LiveSession(Session):
         self.stop()
         self._closed = True
         self._room.set()
-        if self.run is not None and not self.run.join(timeout):
-            self.debugger.detach()  # it ignored the asynchronous exception: at least stop tracing it
+        deadline = time.monotonic() + timeout
+        while self.run is not None and not self.run.join(0.25):
+            if time.monotonic() > deadline:
+                self.debugger.detach()  # it ignored the asynchronous exception: at least stop tracing it
+                break
+            self.stop()  # again: one that lands in a finalizer (a __del__, a weakref callback) is printed and dropped
         self.stop_recording()
 
     # ---- recording --------------------------------------------------------------------------------

@@ -228,6 +228,28 @@ def test_stop_ends_a_script_that_never_touches_the_engine(qtbot, sessions, tmp_p
     assert s.join(5)
 
 
+def test_close_stops_a_run_whose_first_stop_was_dropped(qtbot, sessions, tmp_path, monkeypatch):
+    # an asynchronous exception that lands in a finalizer (a __del__) is printed and dropped: a run went on after
+    # Quit's Stop; close() asks again until the run ends
+    path = write(tmp_path, "spin.py", """
+        print("spinning", flush=True)
+        n = 0
+        while True:
+            n += 1
+    """)
+    s = live(sessions, Target.script(path), pause_on_entry=False)
+    out = []
+    def started():
+        change = s.drain()
+        out.extend(change.output if change else ())
+        assert out
+    qtbot.waitUntil(started, timeout=TIMEOUT)
+    interrupt, asked = s.run.interrupt, []
+    monkeypatch.setattr(s.run, "interrupt", lambda: asked.append(1) if len(asked) < 1 else interrupt())
+    s.close()
+    assert s.join(0) and len(asked) == 1  # ended within close(), by the second stop
+
+
 def test_stop_while_paused_and_a_restart_runs_again(qtbot, sessions, tmp_path):
     path = write(tmp_path, "loop.py", LOOP.format(steps=3))
     s = live(sessions, Target.script(path))
