@@ -208,7 +208,8 @@ def test_exit_codes_of_a_script(qtbot, sessions, tmp_path):
     assert bad.status == "failed" and bad.ended.error.message == "SystemExit: 3"
 
 
-def test_stop_ends_a_script_that_never_touches_the_engine(qtbot, sessions, tmp_path):
+def spinning(qtbot, sessions, tmp_path) -> LiveSession:
+    """A live script looping in plain Python (no engine op), once it has printed that it started."""
     path = write(tmp_path, "spin.py", """
         print("spinning", flush=True)
         n = 0
@@ -222,6 +223,11 @@ def test_stop_ends_a_script_that_never_touches_the_engine(qtbot, sessions, tmp_p
         out.extend(change.output if change else ())
         assert out
     qtbot.waitUntil(started, timeout=TIMEOUT)
+    return s
+
+
+def test_stop_ends_a_script_that_never_touches_the_engine(qtbot, sessions, tmp_path):
+    s = spinning(qtbot, sessions, tmp_path)
     s.stop()
     drained(qtbot, s, lambda: s.ended is not None)
     assert s.status == "stopped"
@@ -231,19 +237,7 @@ def test_stop_ends_a_script_that_never_touches_the_engine(qtbot, sessions, tmp_p
 def test_close_stops_a_run_whose_first_stop_was_dropped(qtbot, sessions, tmp_path, monkeypatch):
     # an asynchronous exception that lands in a finalizer (a __del__) is printed and dropped: a run went on after
     # Quit's Stop; close() asks again until the run ends
-    path = write(tmp_path, "spin.py", """
-        print("spinning", flush=True)
-        n = 0
-        while True:
-            n += 1
-    """)
-    s = live(sessions, Target.script(path), pause_on_entry=False)
-    out = []
-    def started():
-        change = s.drain()
-        out.extend(change.output if change else ())
-        assert out
-    qtbot.waitUntil(started, timeout=TIMEOUT)
+    s = spinning(qtbot, sessions, tmp_path)
     interrupt, asked = s.run.interrupt, []
     monkeypatch.setattr(s.run, "interrupt", lambda: asked.append(1) if len(asked) < 1 else interrupt())
     s.close()
