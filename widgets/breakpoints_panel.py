@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import replace
 from itertools import pairwise
 
 from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
@@ -37,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.debug.breakpoints import CONDITIONS, WHERE, Breakpoint, BreakpointInfo
+from engine.debug.breakpoints import CONDITIONS, NOT_PATHS, WHERE, Breakpoint, BreakpointInfo, describe, number
 from engine.debug.node_names import engine_named, script_named
 from engine.debug.records import PHASES
 from widgets.elided_label import ElidedLabel
@@ -53,39 +52,6 @@ MAX_ITERATION = 10**9  # far beyond any run a person steps through; above it, a 
 VALUE_LABELS = {"iteration": "iteration", "max_abs": "threshold", "norm": "threshold"}
 WILDCARDS = "* matches any text, ? one character"
 GLOBS = "wildcards * and ?"
-
-
-NOT_PATHS = ("phase", "predicate", "iteration")  # kinds whose pattern names no module or op (a model is not renamed)
-
-
-def number(value: float) -> str:
-    """`value` as short as it reads back exactly: 50, 0.1, 1e-07, 123456789 (never '1.23457e+08')."""
-    if value == int(value) and abs(value) < 1e16:
-        return str(int(value))
-    return repr(value)  # the shortest text that reads back as the same float
-
-
-def describe(spec: Breakpoint, models: dict[str, str] | None = None) -> str:
-    """A breakpoint in words: 'op matmul (forward)', 'max |x| > 100 (grad)', 'iteration 5'; `models`: the script's
-    names of the models (engine path -> name), which its pattern names them by ("op D.0/linear:0")."""
-    if models and spec.kind not in NOT_PATHS:
-        spec = replace(spec, pattern=script_named(spec.pattern, models))
-    k = spec.kind
-    if k in ("op", "module"):
-        text = f"{k} {spec.pattern}" + (f"  ({spec.on})" if spec.on else "")
-    elif k == "iteration":
-        text = f"iteration {number(spec.value)}"
-    elif k == "phase":
-        text = f"start of {spec.pattern}"
-    elif k == "nonfinite":
-        text = "NaN or Inf" + (f" in {spec.pattern}" if spec.pattern else "") + (f"  ({spec.on})" if spec.on else "")
-    elif k in ("max_abs", "norm"):
-        what = "max |x|" if k == "max_abs" else "L2 norm"
-        text = (f"{what} > {number(spec.value)}" + (f" in {spec.pattern}" if spec.pattern else "")
-                + (f"  ({spec.on})" if spec.on else ""))
-    else:
-        text = f"predicate {spec.pattern}"
-    return text + (f", stops at hit {spec.skip + 1} (skips {spec.skip})" if spec.skip else "")
 
 
 class BreakpointEditor(QWidget):

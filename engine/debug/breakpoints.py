@@ -15,7 +15,7 @@ import numbers
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.debug.records import PHASES, BackwardRecord, EventRecord, OpRecord
 from engine.events import ModuleEvent
@@ -274,3 +274,38 @@ def tripped(spec: Breakpoint, rec) -> tuple[str, object] | None:
                 or (kind == "norm" and math.isfinite(s.norm) and s.norm > spec.value):
             return side, s
     return None
+
+
+NOT_PATHS = ("phase", "predicate", "iteration")  # kinds whose pattern names no module or op (a model is not renamed)
+
+
+def number(value: float) -> str:
+    """`value` as short as it reads back exactly: 50, 0.1, 1e-07, 123456789 (never '1.23457e+08')."""
+    if value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value)  # the shortest text that reads back as the same float
+
+
+def describe(spec: Breakpoint, models: dict[str, str] | None = None) -> str:
+    """A breakpoint in words: 'op matmul (forward)', 'max |x| > 100 (grad)', 'iteration 5'; `models`: the script's
+    names of the models (engine path -> name), which its pattern names them by ("op D.0/linear:0")."""
+    if models and spec.kind not in NOT_PATHS:
+        from engine.debug.node_names import script_named
+
+        spec = replace(spec, pattern=script_named(spec.pattern, models))
+    k = spec.kind
+    if k in ("op", "module"):
+        text = f"{k} {spec.pattern}" + (f"  ({spec.on})" if spec.on else "")
+    elif k == "iteration":
+        text = f"iteration {number(spec.value)}"
+    elif k == "phase":
+        text = f"start of {spec.pattern}"
+    elif k == "nonfinite":
+        text = "NaN or Inf" + (f" in {spec.pattern}" if spec.pattern else "") + (f"  ({spec.on})" if spec.on else "")
+    elif k in ("max_abs", "norm"):
+        what = "max |x|" if k == "max_abs" else "L2 norm"
+        text = (f"{what} > {number(spec.value)}" + (f" in {spec.pattern}" if spec.pattern else "")
+                + (f"  ({spec.on})" if spec.on else ""))
+    else:
+        text = f"predicate {spec.pattern}"
+    return text + (f", stops at hit {spec.skip + 1} (skips {spec.skip})" if spec.skip else "")

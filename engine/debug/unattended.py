@@ -18,33 +18,16 @@ import pdb
 import sys
 import warnings
 
-from engine.debug.breakpoints import CONDITIONS, Breakpoint, tripped
+from engine.debug.breakpoints import CONDITIONS, Breakpoint, describe, tripped
 from engine.debug.records import BackwardRecord, OpRecord, Stop, source_of
 from engine.debug.source import ENGINE, USER, SourceFrame, frame_kind
-
-_SIDES = {"output": "an op output", "grad": "a gradient", "any": "an op output or a gradient"}
-
-
-def describe_breakpoint(spec: Breakpoint) -> str:
-    """A breakpoint in a few words: "max |x| > 50 in an op output of *linear*"."""
-    kind, pattern = spec.kind, spec.pattern
-    if kind in CONDITIONS:
-        test = {"nonfinite": "NaN or Inf", "max_abs": f"max |x| > {spec.value:g}", "norm": f"norm > {spec.value:g}"}
-        return f"{test[kind]} in {_SIDES[spec.on or 'any']}" + (f" of {pattern}" if pattern else "")
-    if kind == "iteration":
-        return f"iteration {int(spec.value)}"
-    if kind == "phase":
-        return f"{pattern} phase"
-    if kind == "predicate":
-        return f"predicate {pattern}"
-    return f"{kind} {pattern}" + (f" ({spec.on})" if spec.on else "")
 
 
 def header(stop: Stop, spec: Breakpoint | None) -> str:
     """One line: what stopped, at which op (iteration, phase), with what value, at which line of the script."""
     rec = stop.record
     if stop.reason == "breakpoint" and spec is not None:
-        what = f"breakpoint {stop.breakpoint} ({describe_breakpoint(spec)}) hit"
+        what = f"breakpoint {stop.breakpoint} ({describe(spec)}) hit"
     elif stop.reason == "alert" and stop.alert is not None:
         what = f"alert {stop.alert.kind} ({stop.alert.message.splitlines()[0][:120]}) stopped"
     elif stop.reason == "explicit":
@@ -151,7 +134,7 @@ def never_attached(table, where: SourceFrame | None) -> None:
     if not specs:
         return
     message = (f"engine.debug: a Debugger with {len(specs)} breakpoint{'s' if len(specs) > 1 else ''} "
-               f"({'; '.join(describe_breakpoint(s) for s in specs[:3])}{'; ...' if len(specs) > 3 else ''}) was "
+               f"({'; '.join(describe(s) for s in specs[:3])}{'; ...' if len(specs) > 3 else ''}) was "
                "never attached, so nothing stopped: run the code in `with dbg:` (or after dbg.attach()), or "
                "through dbg.run_callable(fn)")
     if where is not None:

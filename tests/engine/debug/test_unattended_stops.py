@@ -85,7 +85,7 @@ def _on_a_terminal(script: str, typed: str, **env) -> tuple[int, str]:
             proc.kill()
 
 
-HEADER = ("tapescope: breakpoint 1 (max |x| > 50 in an op output of Sequential.0/*) hit at Sequential.0/linear:0 "
+HEADER = ("tapescope: breakpoint 1 (max |x| > 50 in Sequential.0/*  (output)) hit at Sequential.0/linear:0 "
           "(iteration 0, forward): output max |x| ")
 
 
@@ -184,8 +184,8 @@ def test_breakpoints_on_a_debugger_never_attached_are_warned_about_at_the_line_t
 
     (w,) = _never_attached_warnings(forgotten)
     assert (w.filename, w.lineno, w.category) == (__file__, lines[0], RuntimeWarning)
-    assert str(w.message).startswith("engine.debug: a Debugger with 1 breakpoint (max |x| > 50 in an op output of "
-                                     "*linear*) was never attached, so nothing stopped: run the code in `with dbg:`")
+    assert str(w.message).startswith("engine.debug: a Debugger with 1 breakpoint (max |x| > 50 in *linear*  "
+                                     "(output)) was never attached, so nothing stopped: run the code in `with dbg:`")
 
     def run_later():  # added before run_callable attaches it: no warning
         dbg = Debugger()
