@@ -11,6 +11,7 @@ import warnings
 from types import SimpleNamespace
 
 from engine import checkpointing, cuda, data, ops, optim, tensorboard
+from engine.allocator import keep_freed_memory
 from engine.autograd.function import Function, ShapeError
 from engine.autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from engine.backend import Device, device
@@ -70,6 +71,8 @@ from engine.tensor_props import NO_COMPLEX as _NO_COMPLEX
 from engine.tensor_props import NO_SPARSE as _NO_SPARSE
 from engine.tensor_props import Layout as layout
 from engine.tensor_props import strided
+
+keep_freed_memory()  # a training step's large temporaries reuse freed pages: see engine.allocator
 
 bool = bool_
 half = float16
