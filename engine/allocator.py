@@ -4,8 +4,9 @@ glibc's malloc returns the free memory at the top of its heap to the kernel as s
 threshold. A training step allocates large temporaries (a conv net's im2col columns, activations,
 gradients), frees them at its end and allocates them again in the next step, so the kernel faults the
 same pages back in one 4 KiB page at a time: on a small CNN (conv8-conv16-fc, batch 32, 28x28) that was
-about 1,000 page faults and 2-3 ms of kernel time per step, a quarter of the step. A top pad keeps up to `TOP_PAD` bytes of freed heap for reuse
-(as PyTorch users get from jemalloc or tcmalloc through LD_PRELOAD); memory is still returned past it.
+about 1,000 page faults and 2-3 ms of kernel time per step, a quarter of the step. A top pad keeps up to
+`TOP_PAD` bytes of freed heap for reuse (as PyTorch users get from jemalloc or tcmalloc through LD_PRELOAD);
+memory is still returned past it.
 
 Applied once, on import of `engine`, on glibc only, and never over a person's own choice: any MALLOC_*_
 tunable in the environment, or TAPESCOPE_MALLOC=system, leaves malloc as it is.
