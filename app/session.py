@@ -51,6 +51,7 @@ from engine.debug.source import SourceFrame, short_message
 from engine.debug.summary import finish
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent, next_seq
 from engine.tape.output import MAX_OUTPUT_BYTES
+from engine.tape.snapshots import KeptParameters, ParameterKeeper
 from engine.tape.writer import stopped_by
 
 CONTROL = ("step_into", "step_over", "step_out", "run_to_phase", "run_to_next_iteration", "resume")
@@ -608,6 +609,9 @@ class LiveSession(Session):
         self._kept_whole: list[tuple[int, object]] = []
         self._kept_count = 0  # items kept so far, the ones that fell out of _kept too
         self._kept_output = 0  # bytes of output kept
+        # and snapshots of its parameters, taken on the engine thread as a recording takes them, in bounded memory
+        self._keeper = ParameterKeeper(self.debugger, capture)
+        self.debugger.on_record.append(self._keeper.on_record)
 
     # ---- the engine thread --------------------------------------------------------------------
     def _push(self, item) -> None:
@@ -745,20 +749,28 @@ class LiveSession(Session):
         first = self._kept[0][1].iteration if self._kept else self.iteration
         return len(self._kept), whole, first
 
+    @property
+    def kept_parameters(self) -> KeptParameters:
+        """What a tape saved from the window would hold of the run's parameters (see save_kept)."""
+        return self._keeper.held()
+
     def save_kept(self, path: str) -> int:
         """Write to a new tape at `path` what the window kept of this run, once it has ended: its latest KEPT op,
         backward and module records (every one, in a shorter run) and all its optimizer steps, alerts, edits and
-        output, with how it ended; no parameter snapshots (those are taken as a recording goes). Returns the events
+        output, with how it ended; and the parameter snapshots kept as a recording takes them (fewer, further apart,
+        in a long run), with the parameters' values as each optimizer's last step left them. Returns the events
         written; engine.tape.TapeError where the tape cannot be written."""
         if self.run is not None and not self.run.done.is_set():
             raise RuntimeError("save_kept: stop the run first (its engine thread would go on adding to it)")
         items = [item for _, item in heapq.merge(self._kept_whole, self._kept, key=lambda pair: pair[0])]
+        snapshots = self._keeper.finish()  # (the engine thread is done: its parameters can be read)
         target = self.target
         command = ["tapescope", "run", target.path, *target.argv] if target.kind == "script" else ["tapescope"]
-        # a queue that holds every item, and no lag to wait out: a stretch of records is never stripped of summaries
+        # a queue that holds every item, and no lag to wait out: a stretch of records is never stripped of summaries.
+        # Its debugger knows no model: the recorder takes no snapshots of its own, the kept ones go in instead
         recorder = engine.tape.record(path, debugger=Debugger(self.capture, interactive=False, cache_bytes=0),
-                                      max_bytes=None, queue_events=4 * len(items) + 64, max_lag=3600.0,
-                                      command_line=command)
+                                      max_bytes=None, queue_events=4 * (len(items) + len(snapshots)) + 64,
+                                      max_lag=3600.0, parameter_every=self._keeper.every, command_line=command)
         try:
             queue = list(recorder.debugger.on_record)  # the recorder's own way in, as from a live debugger
             for item in items:
@@ -767,6 +779,8 @@ class LiveSession(Session):
                 else:
                     for take in queue:
                         take(item)
+            for snap in snapshots:
+                recorder.keep_snapshot(snap)
             if self._why:  # the tape says how the run ended, as a recording's does
                 recorder.status = self._why
                 if self._failure is not None:
@@ -927,6 +941,7 @@ class LiveSession(Session):
         """Record what the debugger sees from now on to a .tape file, capped as engine.tape.cap says; `capture`:
         the tier to record at (the live view shows the same from then on), else the session's."""
         if self.recorder is None:
+            self._keeper.stop()  # the tape takes its own snapshots: what the window kept is never saved
             if capture is not None and capture != self.capture:
                 self.debugger.set_capture(capture)
                 self.capture = capture

@@ -12,8 +12,8 @@ nothing yet (the demo paused on entry, as the app starts).
 
 The question offers to save the run as a tape from what the window kept of it (LiveSession.save_kept): the whole
 run where it kept every record (a run of up to app.session.KEPT op, backward and module records), else its latest
-records with every optimizer step, alert, edit and output line; it says which. Neither has the parameter snapshots
-a recording takes as it goes.
+records with every optimizer step, alert, edit and output line; it says which. Both have the parameter snapshots the
+window kept as a recording takes them (further apart in a long run), and the parameters' values as the run left them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.session import LiveSession
+from engine.tape.cap import human_size
 from engine.tape.errors import TapeError
+from engine.tape.snapshots import KEPT_BYTES, KeptParameters
 
 # what the person asked for, as the button that goes on and the sentence that warns say it
 VERBS = {"quit": ("Quit", "Quitting"), "open": ("Open", "Opening")}
@@ -43,6 +45,7 @@ class Lost:
     kept: int = 0  # the op, backward and module records the window kept of it, for a tape saved from it
     records: int = 0  # those the run made
     kept_from: int = 0  # the first iteration of the records kept
+    parameters: KeptParameters | None = None  # what the window kept of the parameters (None: nothing)
 
     @property
     def whole(self) -> bool:
@@ -56,7 +59,7 @@ def what_is_lost(session) -> Lost | None:
     if not isinstance(session, LiveSession) or session.recording or session.last_recording or not session.records:
         return None
     return Lost(session.target.title, session.alive, session.alive and session.status == "running",
-                session.iteration, *session.kept)
+                session.iteration, *session.kept, parameters=session.kept_parameters)
 
 
 class DropQuestion(QMessageBox):
@@ -104,12 +107,29 @@ def saved_text(lost: Lost, stop: str = "") -> str:
     """What Save as .tape… keeps of the run: all of it, or only what the window kept, said so."""
     if lost.whole:
         return (f"Save as .tape\u2026 {stop}saves the whole run from what the window holds: every op, gradient "
-                "summary, optimizer step, alert and line of output, as a recording would have them, but without the "
-                "snapshots of the parameters that a recording takes as it goes.")
+                "summary, optimizer step, alert and line of output, as a recording would have them. "
+                + parameters_text(lost.parameters))
     return (f"Save as .tape\u2026 {stop}saves only part of the run: the window kept its last {lost.kept:,} of "
             f"{lost.records:,} events (from iteration {lost.kept_from:,} on), with every optimizer step, alert and "
-            "line of output. The graph and the loss curve of the iterations before are not on it, nor the parameter "
-            "snapshots a recording takes.")
+            "line of output. The graph and the loss curve of the iterations before are not on it. "
+            + parameters_text(lost.parameters))
+
+
+def parameters_text(kept: KeptParameters | None) -> str:
+    """What a tape saved from the window holds of the run's parameters, in a sentence."""
+    if kept is None or not kept.keeping:
+        return "It holds no snapshots of the parameters (a structure capture keeps none)."
+    if not kept.end and not kept.snapshots:
+        return "It holds no snapshots of the parameters: the run has used no model or optimizer yet."
+    if not kept.end:
+        return "It holds the parameters as the first forward found them: no optimizer step has run yet."
+    values = "" if kept.all_values else f" (those of the first {human_size(KEPT_BYTES)}; the rest as statistics)"
+    if not kept.earlier:
+        return (f"It holds the parameters as the last optimizer step left them, with their values{values}; they are "
+                "too big for the window to keep earlier snapshots.")
+    every = f"every {kept.every:,} iterations" if kept.every != 1 else "every iteration"
+    return (f"It holds the parameters as the last optimizer step left them, with their values{values}, and snapshots "
+            f"of them {every} before.")
 
 
 def save_as_tape(window) -> bool:

@@ -59,7 +59,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     # an op node's arguments (reduction, dim, keepdim, ...), [name, value] pairs as JSON; no row: none
     "node_args": ("node INTEGER PRIMARY KEY", "args TEXT NOT NULL"),
     # a parameter's value as an optimizer step left it (after_step 1, seq: the step's event) or as the first
-    # recorded forward found it (after_step 0, seq: the event before which it was taken); npy only at "values"
+    # recorded forward found it (after_step 0, seq: the event before which it was taken); npy only at "values", and
+    # in the last step's rows of a run saved from the app's window
     "parameters": ("name TEXT NOT NULL", "seq INTEGER NOT NULL", "iteration INTEGER NOT NULL",
                    "after_step INTEGER NOT NULL", "tensor INTEGER NOT NULL", *_SUMMARY, "npy BLOB"),
     "drops": ("id INTEGER PRIMARY KEY", "first_seq INTEGER NOT NULL", "last_seq INTEGER NOT NULL",

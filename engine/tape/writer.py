@@ -33,7 +33,6 @@ import tokenize
 import traceback
 import weakref
 from collections import deque
-from typing import NamedTuple
 
 import numpy as np
 
@@ -43,14 +42,11 @@ except ImportError:  # not POSIX: no recorder lock
     fcntl = None
 
 from engine.debug import Debugger
-from engine.debug.param_names import updated_parameters
 from engine.debug.raised import error_line, raised_op
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
 from engine.debug.source import MAX_CHAIN, USER, frame_kind, frame_of
-from engine.debug.summary import TensorSummary, summarize
-from engine.debug.tracer import host_copy
+from engine.debug.summary import summarize
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent, hub
-from engine.optim.optimizer import stepping_optimizer
 from engine.tape import cap, schema
 from engine.tape.codec import (
     MAX_ERROR_CHARS,
@@ -65,6 +61,14 @@ from engine.tape.codec import (
 from engine.tape.errors import TapeError
 from engine.tape.output import MAX_OUTPUT_BYTES, OutputCap, OutputRows, OutputText
 from engine.tape.schema import ALERT, BACKWARD, EDIT, MARK, MODULE_ENTER, MODULE_EXIT, OP, OPTIMIZER
+from engine.tape.snapshots import (
+    PARAMETER_EVERY,
+    ParamSnapshot,
+    SnapshotPlan,
+    held_bytes,
+    named_once,
+    param_value,
+)
 
 MAX_SOURCE_BYTES = 2 << 20  # a larger "source file" is noted, not copied
 _PHASE = {name: code for code, name in enumerate(schema.PHASES)}
@@ -77,33 +81,12 @@ _ON_CONFLICT = {"iterations": """ ON CONFLICT (iteration) DO UPDATE SET
                 # a parameter named twice in one step (hand-made names) keeps its first snapshot
                 "parameters": " ON CONFLICT (name, seq) DO NOTHING"}
 ROWS_PER_STATEMENT = 256
-PARAMETER_EVERY = 10  # iterations between parameter snapshots at "summary"
 MAX_MODULE_NODES = 1 << 16  # module rows the writer remembers, to reuse them
 MAX_OP_NODES = 1 << 16  # op rows the writer remembers, to reuse them
 # argument sets kept per op signature: past them its calls share one node marked "varies" (a scheduled
 # dropout p, a random roll shift would otherwise add a node row per call)
 MAX_ARG_SETS = 8
 _open: weakref.WeakSet[Recorder] = weakref.WeakSet()
-
-
-class ParamValue(NamedTuple):
-    """One parameter in a snapshot: its summary made now, or the copy the writer summarises; its raw value."""
-
-    name: str
-    tensor: int
-    summary: TensorSummary | None  # None: summarise `copy` (on the writer thread)
-    copy: np.ndarray | None
-    value: np.ndarray | None  # "values" tier, small parameters only (the copy itself on the CPU)
-
-
-class ParamSnapshot(NamedTuple):
-    """Parameters as an optimizer step left them (after_step), or as the first recorded forward found them."""
-
-    seq: int  # the optimizer step's event, or the module call before which they were taken
-    iteration: int
-    after_step: bool
-    params: tuple[ParamValue, ...]
-    nbytes: int  # of the arrays it holds, counted against the recorder's value_bytes while queued
 
 
 class Recorder:
@@ -187,10 +170,6 @@ class Recorder:
         self._new_rows: list[tuple] = []
         self._param_names: dict[tuple, str] = {}
         self._snapshots = capture != "structure"  # parameter snapshots after each optimizer step
-        self._initial = self._snapshots  # one before the first forward, until a step or a snapshot is taken
-        # id(optimizer) -> (its latest step, the optimizer), while that step's parameters are not snapshot:
-        # each optimizer's (two models trained side by side) are snapshot when recording ends
-        self._unsnapped: dict[int, tuple[EventRecord, object]] = {}
         self._conn, self._lock = _create(self.path)
         try:
             # the default is measured once the tape exists: its folder then surely does
@@ -209,6 +188,7 @@ class Recorder:
         # name the optimizer's steps ("fc1.weight", not "group0.0") and the gradient-norm alerts
         self.debugger = debugger or Debugger(capture, model=model, optimizer=optimizer, interactive=False,
                                              cache_bytes=0, discover=True)
+        self._plan = SnapshotPlan(self.debugger, parameter_every)
         self.debugger.on_record.append(self._on_record)
         self._unsubscribe = hub.subscribe(self._on_hub, ops=False)  # edits and alerts: the rest come as records
         if self._own:
@@ -299,84 +279,53 @@ class Recorder:
 
     # ---- parameter snapshots (the engine thread) ----------------------------------------------------
     def _on_boundary(self, t: int, rec: EventRecord) -> None:
-        """Queue `rec`. After an optimizer step, snapshot the parameters it updated; at a module call before
-        the first step, the parameters as the forward is about to use them."""
-        ev = rec.event
-        cls = ev.__class__
-        if cls is OptimizerEvent:
-            self._initial = False
-            opt = stepping_optimizer() or self.debugger.optimizer
-            mine = opt is not None and type(opt).__name__ == ev.optimizer
-            # the step's names are final: the debugger named another optimizer's parameters apart
-            # ("Adam#2:Discriminator.fc.weight", engine.debug.param_names)
-            self._queue.append((t, rec))
-            if rec.iteration % self.parameter_every:
-                self._unsnapped[id(opt)] = (rec, opt)  # snapshot when recording ends, if it stays its last step
-                return
-            self._unsnapped.pop(id(opt), None)
-            if mine:
-                self._snapshot(ev.seq, rec.iteration, True, _step_parameters(ev, opt))
-            return
+        """Queue `rec`, then the parameter snapshot it calls for (engine.tape.snapshots.SnapshotPlan): after an
+        optimizer step, of the parameters it updated; at a module call before the first step, of the parameters
+        as the forward is about to use them."""
         self._queue.append((t, rec))
-        if cls is ModuleEvent and self._initial and ev.enter:
-            named = self._trained_parameters()
-            if named:
-                self._initial = False
-                self._snapshot(ev.seq, rec.iteration, False, named)
-
-    def _trained_parameters(self, opt=None) -> list[tuple]:
-        """(name, Tensor) of what `opt` (by default the debugger's optimizer) trains, else the model's parameters
-        that need gradients, named as the model names them; [] while the debugger knows neither."""
-        model, opt = self.debugger.model, opt or self.debugger.optimizer
-        by_id = {id(p): name for name, p in model.named_parameters()} if model is not None else {}
-        if opt is not None:
-            return [(by_id.get(id(p)) or opt._param_name(g, i, group, p), p)
-                    for g, group in enumerate(opt.param_groups) for i, p in enumerate(group["params"])]
-        if model is not None:
-            return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-        return []
+        due = self._plan.due(rec)
+        if due is not None:
+            self._snapshot(*due)
 
     def _snapshot(self, seq: int, iteration: int, after_step: bool, named: list[tuple],
                   _now=time.perf_counter_ns) -> None:
         """Queue a ParamSnapshot of (name, Tensor) pairs, under the queue's dropping policy."""
-        q = self._queue
-        level = self._level
-        if level or len(q) >= self._soft or _now() > self._deadline:
-            level = self._pressure()
+        level = self._snapshot_level()
         if level >= 2:
             (self._capped if self._level >= 2 else self._behind)["parameter summaries"] += len(named)
             return
         tracer = self.debugger.tracer
         limit, small = tracer.summary_limit, tracer.values_limit  # -1 below the "values" tier
-        params, nbytes, seen = [], 0, set()
-        for name, p in named:
-            if name in seen:  # a name given twice (by hand-made param_names): the first
-                continue
-            seen.add(name)
+        params = []
+        for name, p in named_once(named):
             data = p.array
             keep = data.size <= small  # the raw value too
             if keep and level:  # under pressure values go first
                 (self._capped if self._level else self._behind)["parameter values"] += 1
                 keep = False
-            cpu = data.__class__ is np.ndarray
-            summary = copy = value = None
-            # on the CPU a copy now (an optimizer changes parameters in place) that the writer summarises;
-            # on a GPU, or where too many bytes wait for the writer already, the summary now
-            if cpu and self._bytes_in - self._bytes_out + data.nbytes <= self._value_cap:
-                copy = data.copy()
-                value = copy if keep else None
-                n = copy.nbytes
-            else:
-                summary = summarize(data, limit, "cpu" if cpu else None)
-                if keep and self._bytes_in - self._bytes_out + data.nbytes <= self._value_cap:
-                    value = host_copy(data)
-                elif keep:
-                    self._behind["parameter values"] += 1
-                n = value.nbytes if value is not None else 0
-            self._bytes_in += n
-            nbytes += n
-            params.append(ParamValue(name, p.id, summary, copy, value))
-        q.append((_now(), ParamSnapshot(seq, iteration, after_step, tuple(params), nbytes)))
+            # on the CPU a copy now that the writer summarises; on a GPU, or where too many bytes wait for the
+            # writer already, the summary now
+            room = self._bytes_in - self._bytes_out + data.nbytes <= self._value_cap
+            if keep and not room:
+                self._behind["parameter values"] += 1
+            params.append(param_value(name, p, limit, keep and room, copy=room))
+            self._bytes_in += held_bytes(params[-1:])
+        self._queue.append((_now(), ParamSnapshot(seq, iteration, after_step, tuple(params), held_bytes(params))))
+
+    def _snapshot_level(self, _now=time.perf_counter_ns) -> int:
+        """The drop level a parameter snapshot queued now gets (see _pressure, which it may wait in)."""
+        if self._level or len(self._queue) >= self._soft or _now() > self._deadline:
+            return self._pressure()
+        return 0
+
+    def keep_snapshot(self, snap: ParamSnapshot, _now=time.perf_counter_ns) -> None:
+        """Queue a parameter snapshot taken before (a live run's, kept by engine.tape.snapshots.ParameterKeeper),
+        under the queue's dropping policy."""
+        level = self._snapshot_level()
+        if level:
+            snap = self._strip(snap, level, self._capped if level <= self._level else self._behind)
+        self._bytes_in += snap.nbytes  # what the writer counts out once it wrote it
+        self._queue.append((_now(), snap))
 
     # ---- the writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -721,15 +670,8 @@ class Recorder:
         self._closed = True
         _open.discard(self)
         self._unsubscribe()
-        unsnapped, self._unsnapped = sorted(self._unsnapped.values(), key=lambda pair: pair[0].seq), {}
-        for last, opt in unsnapped if self._error is None and not self.cap_reached else ():
-            # after each optimizer's last step: what it left, for a replay's end, by the names that step gave
-            named = self._trained_parameters(opt)
-            names = list(last.event.weight_norms)
-            if len(names) == len(named):  # every parameter stepped (the usual case): that step's names
-                named = [(name, p) for name, (_, p) in zip(names, named)]
-            if named:
-                self._snapshot(last.seq, last.iteration, True, named)
+        for due in self._plan.at_end() if self._error is None and not self.cap_reached else ():
+            self._snapshot(*due)  # after each optimizer's last step: what it left, for a replay's end
         if self._own:
             self.debugger.detach()
         if self._on_record in self.debugger.on_record:
@@ -864,17 +806,6 @@ def _multi_row_insert(table: str, n: int) -> str:
     """The INSERT of `n` full rows into `table` (an upsert where _ON_CONFLICT says how)."""
     head, _, row = _INSERT[table].partition(" VALUES ")
     return f"{head} VALUES {', '.join([row] * n)}{_ON_CONFLICT.get(table, '')}"
-
-
-def _step_parameters(ev: OptimizerEvent, opt) -> list[tuple]:
-    """(name, Tensor) of the parameters a step of `opt` updated, by the names its event gives them (the model's,
-    or qualified by optimizer for another optimizer's), in the order it updated them; without norms in the
-    event, the optimizer's own names."""
-    updated = updated_parameters(opt)
-    names = list(ev.weight_norms)
-    if len(names) != len(updated):
-        names = [opt._param_name(g, i, group, p) for g, i, group, p in updated]
-    return list(zip(names, (p for *_, p in updated)))
 
 
 def _value_bytes(rec) -> int:
