@@ -4,14 +4,19 @@ A script that attaches a Debugger to its own thread (`with dbg:`) and adds a bre
 command that ends a stop: no app, no on_stop callback, no other thread waiting for stops. The engine thread would
 wait forever. Instead it does what Python's breakpoint() does: with a terminal on stdin, a one-line header on
 stderr (which breakpoint hit, where, with what value) and pdb at the person's line, where `c` goes on, `n` runs
-to that line's next one and `q` ends the run (bdb.BdbQuit); PYTHONBREAKPOINT=0 turns pdb off, as it turns
-breakpoint() off. Without a terminal (CI, a pipe) the header alone, and the run goes on. Either way the stop is
-kept in Debugger.stops.
+to that line's next one and `q` ends the run (bdb.BdbQuit). Without a terminal (CI, a pipe) the header alone, and
+the run goes on. Either way the stop is kept in Debugger.stops.
+
+PYTHONBREAKPOINT is followed as sys.breakpointhook follows it: "0" turns pdb off; another name
+(`ipdb.set_trace`, `mypackage.hooks.stop`, `print`: a builtin) is imported and called with no arguments, with or
+without a terminal, in the person's frame as it goes on (its next line; see _call_in); a name that cannot be
+imported is warned about (RuntimeWarning, once per name) and the run goes on.
 """
 
 from __future__ import annotations
 
 import bdb
+import importlib
 import math
 import os
 import pdb
@@ -74,22 +79,81 @@ def _value(spec: Breakpoint | None, rec) -> str:
     return ""
 
 
+_unimportable: set[str] = set()  # the PYTHONBREAKPOINT names warned about
+
+
 def stopped(stop: Stop, spec: Breakpoint | None) -> None:
-    """Deal with `stop`, which nothing can resume: pdb at the person's line on a terminal, else a line on stderr."""
+    """Deal with `stop`, which nothing can resume: pdb at the person's line on a terminal, else a line on stderr;
+    or what PYTHONBREAKPOINT says instead."""
     text = header(stop, spec)
     frame = _person_frame(sys._getframe(1))
+    name = "" if sys.flags.ignore_environment else os.environ.get("PYTHONBREAKPOINT", "")  # -E: as Python ignores it
+    if name == "0":
+        _goes_on(f"{text}; PYTHONBREAKPOINT=0, so the run goes on")
+        return
+    if name and name != "pdb.set_trace":  # (that one is the default)
+        hook = _hook(name, frame)
+        if hook is None:
+            _goes_on(f"{text}; PYTHONBREAKPOINT={name} cannot be imported, so the run goes on")
+            return
+        print(f"{text}; PYTHONBREAKPOINT={name} is called as the script goes on (Debugger.stops keeps the stop)",
+              file=sys.stderr, flush=True)
+        _call_in(frame, hook)
+        return
     stdin = sys.stdin
     terminal = stdin is not None and not stdin.closed and stdin.isatty()
     if not terminal or frame is None:
-        print(f"{text}; nothing can resume a stop here (no terminal for pdb), so the run goes on "
-              "(Debugger.stops keeps it)", file=sys.stderr, flush=True)
-        return
-    if os.environ.get("PYTHONBREAKPOINT") == "0":
-        print(f"{text}; PYTHONBREAKPOINT=0, so the run goes on (Debugger.stops keeps it)", file=sys.stderr,
-              flush=True)
+        _goes_on(f"{text}; nothing can resume a stop here (no terminal for pdb), so the run goes on")
         return
     print(text, file=sys.stderr, flush=True)
     _pdb_at(frame)
+
+
+def _goes_on(text: str) -> None:
+    print(f"{text} (Debugger.stops keeps it)", file=sys.stderr, flush=True)
+
+
+def _hook(name: str, frame):
+    """The callable PYTHONBREAKPOINT names, imported as sys.breakpointhook imports it ("module.attr"; a name without
+    a dot is a builtin); None where it cannot be, warned about once per name, at the person's line."""
+    module, _, attr = name.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module or "builtins"), attr)
+    except (ImportError, AttributeError):
+        if name not in _unimportable:
+            _unimportable.add(name)
+            message = f'Ignoring unimportable $PYTHONBREAKPOINT: "{name}"'  # Python's own words
+            if frame is not None:
+                warnings.warn_explicit(message, RuntimeWarning, frame.f_code.co_filename, frame.f_lineno,
+                                       frame.f_globals.get("__name__"))
+            else:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return None
+
+
+def _call_in(frame, hook) -> None:
+    """Call `hook()` in the person's `frame`, as breakpoint() there would: at the first thing the frame does once the
+    stop is over (its next line, its return), not under the engine's frames now; a debugger the hook starts
+    (ipdb.set_trace takes its caller's frame) then stops in the person's code, at that line. No frame: call it now."""
+    if frame is None:
+        hook()
+        return
+    previous, theirs = sys.gettrace(), frame.f_trace
+
+    def arrived(f, event, arg):
+        sys.settrace(previous)
+        f.f_trace = theirs
+        hook()
+        tracer = f.f_trace  # the one the hook set for this frame, if any: this event is its first
+        return tracer(f, event, arg) if tracer is not None else None
+
+    frame.f_trace = arrived
+    sys.settrace(previous or _untraced)  # (a frame's own trace function runs only while the thread is traced)
+
+
+def _untraced(frame, event, arg) -> None:
+    """A global trace function that traces no new frame."""
+    return None
 
 
 def _person_frame(f):

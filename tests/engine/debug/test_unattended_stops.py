@@ -194,3 +194,83 @@ def test_breakpoints_on_a_debugger_never_attached_are_warned_about_at_the_line_t
         return dbg
 
     assert _never_attached_warnings(run_later) == []
+
+
+# ---- PYTHONBREAKPOINT names another hook, as breakpoint() follows it ------------------------------------------------
+HOOKS = textwrap.dedent("""\
+    import pdb
+    import sys
+
+    def stop(*args, **kwargs):
+        # the frames below the hook: the script's own, at the line after the stop, with its locals
+        f = sys._getframe(1)
+        while f is not None and not f.f_code.co_filename.endswith("bp.py"):
+            f = f.f_back
+        print(f"hook: called {args} {kwargs} in {f.f_code.co_name}() at line {f.f_lineno}, scale={f.f_locals['scale']},"
+              f" h={'h' in f.f_locals}")
+
+    def debugger():  # as ipdb.set_trace() starts its debugger: at the frame that called it
+        pdb.Pdb().set_trace(sys._getframe().f_back)
+    """)
+RAN = f"ran on: 1 breakpoint Sequential.0/linear:0 {STOP_LINE}"
+
+
+def _hooks(tmp_path) -> dict:
+    """The environment of a script run with PYTHONBREAKPOINT naming a function of a module `breakhooks` in a folder
+    on sys.path."""
+    folder = tmp_path / "hooks"
+    folder.mkdir()
+    (folder / "breakhooks.py").write_text(HOOKS)
+    return {"PYTHONPATH": f"{ROOT}{os.pathsep}{folder}"}
+
+
+def _without_a_terminal(script: str, *options: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *options, script], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, env=_env(**env), timeout=TIMEOUT)
+
+
+def test_pythonbreakpoint_names_a_hook_that_is_called_in_the_persons_frame(tmp_path):
+    script = _write(tmp_path)
+    done = _without_a_terminal(script, PYTHONBREAKPOINT="breakhooks.stop", **_hooks(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(HEADER) and line.endswith(f", {script}:{STOP_LINE}; PYTHONBREAKPOINT=breakhooks.stop is "
+                                                     "called as the script goes on (Debugger.stops keeps the stop)")
+    # once, with no arguments, in the person's frame as it goes on: at the line after the stop, before it runs
+    called = f"hook: called () {{}} in forward() at line {STOP_LINE + 1}, scale=1000, h=True"
+    assert done.stdout.splitlines() == [called, RAN]
+
+
+def test_on_a_terminal_the_hook_is_called_instead_of_pdb(tmp_path):
+    code, shown = _on_a_terminal(_write(tmp_path), "", PYTHONBREAKPOINT="breakhooks.stop", **_hooks(tmp_path))
+    assert code == 0, shown
+    assert "(Pdb)" not in shown and f"hook: called () {{}} in forward() at line {STOP_LINE + 1}" in shown
+    assert RAN in shown
+
+
+def test_a_debugger_the_hook_starts_stops_in_the_persons_code_not_in_the_engine(tmp_path):
+    script = _write(tmp_path)
+    code, shown = _on_a_terminal(script, "p scale, h.shape\nc\n", PYTHONBREAKPOINT="breakhooks.debugger",
+                                 **_hooks(tmp_path))
+    assert code == 0, shown
+    prompt = shown[shown.index("\n> ") + 1:shown.index("(Pdb)")]
+    assert prompt.startswith(f"> {script}({STOP_LINE + 1})forward()") and "-> return h.sum()" in prompt
+    assert "(1000, engine.Size([8, 1]))" in shown and RAN in shown
+
+
+def test_a_hook_that_cannot_be_imported_is_warned_about_once_and_the_run_goes_on(tmp_path):
+    script = tmp_path / "bp.py"
+    twice = "forward(engine.randn(8, 4)); forward(engine.randn(8, 4))"  # two stops
+    script.write_text(SCRIPT.replace("forward(engine.randn(8, 4))", twice).replace("(stop,) = ", "stop, _ = "))
+    env = _hooks(tmp_path)
+    for hook in ("no_such_module.set_trace", "breakhooks.no_such_function", "no_such_builtin"):
+        done = _without_a_terminal(str(script), "-W", "always", PYTHONBREAKPOINT=hook, **env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == RAN.replace("ran on: 1", "ran on: 2") + "\n"
+        lines = done.stderr.splitlines()
+        assert [line for line in lines if "Warning" in line] == [
+            f"{script}:{STOP_LINE}: RuntimeWarning: Ignoring unimportable $PYTHONBREAKPOINT: \"{hook}\""]
+        stops = [line for line in lines if line.startswith("tapescope: ")]
+        assert len(stops) == 2 and all(line.startswith(HEADER) and line.endswith(
+            f"; PYTHONBREAKPOINT={hook} cannot be imported, so the run goes on (Debugger.stops keeps it)")
+            for line in stops)
