@@ -3,7 +3,8 @@
 The overview tier draws every node with one item (rectangles batched per colour with drawRects) and
 every edge with a few chunked QPainterPaths (pyqtgraph's arrayToQPath). The detail tier, once zoomed in
 far enough to read, places labels (op, output shape, module titles, edge shapes) and port marks on the
-visible nodes only, from a small pool of reused label items.
+visible nodes only, from a small pool of reused label items. Zoomed out further, that pool shows the titles of
+the module boxes with room for one, beside them where no other title or node is (widgets.graph_overview).
 
 The canvas takes plain data, never engine objects:
 
@@ -36,6 +37,7 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsItem, QToolTip
 
 from engine.nn.module import NUMBERED_ROOT
+from widgets.graph_overview import GAP, ROW, TITLE_PX, ChipPlacer, overview_order, side_slots
 from widgets.module_tree import model_name, name_under
 from widgets.theme import is_dark, luminance
 
@@ -677,6 +679,17 @@ def _keep_inside(c: float, span: float, lo: float, hi: float, near_lo: float, ne
     return (lo + hi) / 2
 
 
+def _titled(name: str, cls: str) -> str:
+    """A module's title: its name, and its class where that says more ("layers.0  \u00b7  TransformerEncoderLayer")."""
+    return f"{name}  \u00b7  {cls}" if cls and cls != name else name
+
+
+def _caption(view, i: int) -> str:
+    """What node i's box reads (an input's or a parameter's short name, an op's name), else its label."""
+    names = getattr(view, "caption", None) or getattr(view, "label", view.keys)
+    return names[i]
+
+
 def _inside(lo: np.ndarray, hi: np.ndarray, rect: QRectF) -> np.ndarray:
     """Indices of the boxes (corners lo, hi as (n, 2)) that intersect rect."""
     return np.flatnonzero((hi[:, 0] >= rect.left()) & (lo[:, 0] <= rect.right())
@@ -719,6 +732,7 @@ class GraphCanvas(pg.GraphicsView):
         for label in self._labels:
             label.setVisible(False)
         self._fonts: dict = {}
+        self._advances: dict[str, float] = {}  # overview titles' widths in pixels, measured once each
         self._group_titles: list[str] = []
         self._breakpoint_groups: set[int] = set()  # module boxes marked with a breakpoint's dot
         self._group_depth = np.zeros(1, np.int64)
@@ -1184,6 +1198,7 @@ class GraphCanvas(pg.GraphicsView):
         i = self._node_of(key)
         self.marks_item.selected = i
         self.marks_item.update()
+        self._schedule_detail()  # zoomed out, its name shows beside it
         self.selectionChanged.emit(self.view.keys[i] if i >= 0 else "")
 
     @property
@@ -1275,12 +1290,22 @@ class GraphCanvas(pg.GraphicsView):
         return len(self.nodes_item.rects)
 
     def visible_labels(self) -> list[str]:
-        """The texts the detail tier shows now (node labels, module titles, edge shapes)."""
+        """The texts shown now: the detail tier's (node labels, module titles, edge shapes), or zoomed out the
+        overview's (module titles, the selected node's name)."""
         return [line for label in self._labels if label.isVisible() for line in label.lines]
 
     def drawn_labels(self) -> list[str]:
-        """The texts the detail tier draws now, as they read (cut short with "\u2026" where they don't fit)."""
+        """The texts drawn now (as visible_labels), as they read (cut short with "\u2026" where they don't fit)."""
         return [text for label in self._labels if label.isVisible() for _, _, text in label.drawn()]
+
+    def drawn_label_rects(self) -> list[tuple[str, QRectF]]:
+        """Each line the labels draw now (as drawn_labels) with the rectangle it takes, in viewport pixels."""
+        out = []
+        for label in self._labels:
+            if label.isVisible():  # (a label keeps its pixel size: its rectangle is offset from where it is pinned)
+                at = QPointF(self.mapFromScene(self.box.mapViewToScene(label.pos())))
+                out += [(text, r.translated(at)) for _, r, text in label.drawn()]
+        return out
 
     def legend_text(self) -> str:
         """The metric the legend explains ('' when nodes are coloured by op family)."""
@@ -1404,6 +1429,8 @@ class GraphCanvas(pg.GraphicsView):
                 used = self._label_nodes(vis, scale, used)
                 used = self._label_groups(rect, scale, used)
                 used = self._label_edges(rect, scale, used)
+            elif scale > 0:
+                used = self._label_overview(rect, scale, vis)
         self.nodes_item.detail = detail
         for label in self._labels[used:]:
             if label.isVisible():
@@ -1450,7 +1477,7 @@ class GraphCanvas(pg.GraphicsView):
             if g == 0:
                 continue
             x, y, w, _ = r[g]
-            text = f"{names[g]}  \u00b7  {classes[g]}" if classes[g] and classes[g] != names[g] else names[g]
+            text = _titled(names[g], classes[g])
             # the title bar is 24 scene units tall: its font shrinks with it, so a fitted small graph's
             # titles are not cut through
             title_px = int(min(11, max(MIN_LABEL_PX, 24 * scale - 3)))
@@ -1460,6 +1487,87 @@ class GraphCanvas(pg.GraphicsView):
                                          self._title_fills[self._group_depth[g] % len(self._title_fills)])
             used += 1
         return used
+
+    def _label_overview(self, rect: QRectF, scale: float, vis: np.ndarray) -> int:
+        """Where nodes are too small for their labels: the selected node's name beside it, then the titles of the
+        module boxes as tall on screen as a title (a box holding others titled on its left, the rest on their right,
+        else above a model's box, else in its corner) and of the collapsed modules, outer ones first, each where it
+        covers no other title and no node (widgets.graph_overview): a fitted ResNet was specks without one name."""
+        layout, view = self.layout_data, self.view
+        placer = ChipPlacer(self.box.width(), self.box.height(), POOL)
+        if self.legend.isVisible():
+            legend = self.legend.mapRectToParent(self.legend.boundingRect())
+            placer.take(legend.x(), legend.y(), legend.width(), legend.height())
+        origin = np.array([rect.left(), rect.top()])
+        pos, size = layout.pos, layout.size
+        corner = np.concatenate(((pos - size / 2 - origin) * scale, size * scale), axis=1)  # nodes on screen
+        placer.block(corner[vis, :2], corner[vis, :2] + corner[vis, 2:])
+        used = 0
+        i = self.marks_item.selected
+        if 0 <= i < len(view.keys):
+            x, y, w, h = corner[i]
+            text = _caption(view, i)
+            # right of its halo's ring, over the specks beside it if need be: the person picked it
+            xs, ys = max(x + w, x + w / 2 + 12.0) + GAP, y + h / 2 - ROW / 2
+            used = self._chip(placer, used, text, xs, ys, origin, scale, self.colours.selected, 0, over_nodes=True)
+        r = layout.group_rect
+        groups = _inside(r[1:, :2], r[1:, :2] + r[1:, 2:], rect) + 1
+        box = np.concatenate(((r[groups, :2] - origin) * scale, r[groups, 2:] * scale), axis=1)
+        # a box as tall as its title: smaller ones titled where there was room made a patchwork (one block's
+        # "conv2", the next one's "bn2")
+        tall = box[:, 3] >= ROW
+        groups, box = groups[tall], box[tall]
+        kind = np.asarray(view.kind)
+        folded = vis[kind[vis] == MODULE]
+        inside = np.asarray(getattr(view, "group", np.zeros(len(kind), np.int64)))[folded]
+        box = np.concatenate((box, corner[folded]))
+        depth = np.concatenate((self._group_depth[groups], self._group_depth[inside] + 1))
+        classes = getattr(view, "group_cls", [""] * len(r))
+        # a box holding others titled has its title on its left: the first box inside it, whose top is its top, then
+        # has room for its own on the right (a ResNet's "blocks.0")
+        parent = np.asarray(getattr(view, "group_parent", np.full(len(r), -1)))
+        outer = np.isin(groups, np.concatenate((parent[groups], inside)))
+        for j in overview_order(depth, box[:, 1])[:POOL].tolist():
+            if used >= POOL:
+                break
+            x, y, w, h = box[j]
+            if j < len(groups):
+                g = int(groups[j])
+                text = _titled(self._group_titles[g], classes[g])
+                wide = self._chip_width(text)
+                ys = [*side_slots(y, h), y + 1]
+                xs = [x - GAP - wide if outer[j] else x + w + GAP] * (len(ys) - 1) + [x + 1]
+                if parent[g] <= 0:  # above a model's box (above one inside another it read as that one's title)
+                    xs.insert(-1, x)
+                    ys.insert(-1, y - ROW)
+            else:
+                node = int(folded[j - len(groups)])
+                text = _titled(_caption(view, node), view.op[node] if hasattr(view, "op") else "")
+                wide = self._chip_width(text)
+                xs, ys = [x + w + GAP, x - GAP - wide, x], [y + h / 2 - ROW / 2] * 2 + [y - ROW]
+            used = self._chip(placer, used, text, xs, ys, origin, scale, self.colours.title_text, int(depth[j]))
+        return used
+
+    def _chip_width(self, text: str) -> float:
+        """The width of an overview title's chip in pixels (measured once per text); half the canvas at most."""
+        wide = self._advances.get(text)
+        if wide is None:
+            wide = self._advances[text] = QFontMetricsF(self._font(TITLE_PX, True)).horizontalAdvance(text)
+        return min(wide + 10, self.box.width() / 2)  # (the label's padding each side; a long one elided)
+
+    def _chip(self, placer: ChipPlacer, used: int, text: str, xs, ys, origin: np.ndarray, scale: float,
+              colour: str, depth: int, over_nodes: bool = False) -> int:
+        """Show `text` in a chip at the first free one of the places (xs, ys) (pixels from the view's corner), if
+        any; the labels used then."""
+        w = self._chip_width(text)
+        at = placer.place(xs, ys, w, ROW, over_nodes)
+        if at is None:
+            return used
+        x, y = origin + np.array(at) / scale
+        self._labels[used].show_text(x, y, (text,), QRectF(0, 0, w, ROW), (self._font(TITLE_PX, True),),
+                                     (QColor(colour),), Qt.AlignmentFlag.AlignLeft,
+                                     self._title_fills[depth % len(self._title_fills)])
+        return used + 1
 
     def _label_edges(self, rect: QRectF, scale: float, used: int) -> int:
         """Shape labels mid-way along the last stretch of visible edges, once there is room for them."""
