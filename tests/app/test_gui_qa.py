@@ -65,11 +65,15 @@ def test_scrubbing_a_tape_leaves_the_gradient_flow_behind_its_tab_alone_until_it
     window.docks["loss"].raise_()
     view = window.timeline.view
     view.setFocus()
-    qtbot.keyClick(view, Qt.Key.Key_Home)
     draws.clear()
-    for n in range(3):  # from before the first event to the start of each iteration, past its optimizer step
-        qtbot.keyClick(view, Qt.Key.Key_PageDown)
-        qtbot.waitUntil(lambda n=n: window.status_panel.iteration.text() == f"iteration {n}", timeout=TIMEOUT)
+    # Home, then the start of each iteration, past its optimizer step. Each move is a seek that lands in the key's own
+    # frame or in a later one, as the tape reader thread is ahead or behind; until it lands the timeline's cursor is
+    # where the replay passed (none, after Home), so each key waits for its seek: pressed at once, the first PageDown
+    # went from "no event" to iteration 0 or, under load, from the first event to iteration 1
+    for key, n in ((Qt.Key.Key_Home, 0), (Qt.Key.Key_PageDown, 1), (Qt.Key.Key_PageDown, 2)):
+        qtbot.keyClick(view, key)
+        qtbot.waitUntil(lambda n=n: window.session.status == "paused" and view.describe(view.cursor_index())[1] == n
+                        and window.status_panel.iteration.text() == f"iteration {n}", timeout=TIMEOUT)
     qtbot.waitUntil(lambda: window.gradient_flow.where.text() == "iteration 1", timeout=TIMEOUT)
     assert not draws
     window.docks["gradients"].raise_()
