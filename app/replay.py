@@ -359,6 +359,11 @@ class ReplaySession(Session):
         self.status = RUNNING
         self._pending_status = True
 
+    @property
+    def seeking_to(self) -> int | None:
+        """The event a seek is on its way to, while it plays (None otherwise)."""
+        return self._target if self.status == RUNNING else None
+
     def _reset_before(self, seq: int) -> None:
         """Start reading again at the iteration before the one holding `seq` (for the layout)."""
         i = max(bisect.bisect_right(self._starts, seq) - 2, 0)

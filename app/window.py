@@ -1437,8 +1437,11 @@ class MainWindow(QMainWindow):
         self.source_view.show_source(path, self._sources[path], 0)
 
     def _update_timeline(self, session: ReplaySession) -> None:
-        # back at the start (Restart), paused before the first event: the cursor there, not nowhere
-        self.timeline.set_cursor(session.cursor if session.cursor or session.status != RUNNING else None)
+        # back at the start (Restart), paused before the first event: the cursor there, not nowhere. While a seek plays,
+        # where it goes: a key pressed meanwhile (PageDown twice) moves on from there, not from the event passing by
+        target = session.seeking_to
+        self.timeline.set_cursor(target if target is not None else
+                                 session.cursor if session.cursor or session.status != RUNNING else None)
         at = session.iteration if session.cursor else None
         self.loss_plot.set_cursor(at)
         self.training_plots.set_cursor(at)

@@ -5,6 +5,7 @@ from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtWidgets import QPushButton
 
 from app.cli import main
+from app.replay import _WAIT, ReplaySession
 from tests.app.test_hidpi_layout import assert_tabs_whole, tab_bar
 from tests.app.test_replay_window import NAN_SCRIPT
 from tests.app.test_window import TIMEOUT, script
@@ -246,3 +247,26 @@ def test_a_layout_saved_in_a_large_window_tabs_its_row_when_restored_in_a_small_
     again = make_window((1024, 640))
     qtbot.waitUntil(lambda: tabbed(again))
     qtbot.waitUntil(lambda: assert_tabs_whole(tab_bar(again, "Gradient Flow")))
+
+
+def test_keys_pressed_while_a_seek_plays_move_on_from_where_it_goes(qtbot, make_window, tmp_path, monkeypatch):
+    # while a seek played, the timeline's cursor showed the event passing by (none, right after Home): a PageDown
+    # pressed before the tape's reader caught up went from there, and Home, PageDown, PageDown landed in iteration 1
+    tape = tmp_path / "run.tape"
+    assert main(["record", script(tmp_path, "nan_run.py", NAN_SCRIPT), "-o", str(tape)]) == 0
+    window = make_window()
+    assert window.open_tape(str(tape))
+    qtbot.waitUntil(lambda: window.session.status in ("paused", "finished"), timeout=TIMEOUT)
+    held = [True]
+    peek = ReplaySession._peek
+    monkeypatch.setattr(ReplaySession, "_peek", lambda self: _WAIT if held[0] else peek(self))
+    view = window.timeline.view
+    view.setFocus()
+    for key, n in ((Qt.Key.Key_Home, 0), (Qt.Key.Key_PageDown, 1), (Qt.Key.Key_PageDown, 2)):
+        qtbot.keyClick(view, key)
+        qtbot.waitUntil(lambda n=n: view.cursor_index() >= 0 and view.describe(view.cursor_index())[1] == n,
+                        timeout=TIMEOUT)
+    assert window.session.status == "running"  # the seek still waits for the tape's reader
+    held[0] = False
+    qtbot.waitUntil(lambda: window.session.status == "paused"
+                    and window.status_panel.iteration.text() == "iteration 2", timeout=TIMEOUT)
