@@ -136,9 +136,8 @@ class TensorInspector(QWidget):
         self.stats.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideRight)
         self.stats.horizontalHeader().sectionResized.connect(lambda *_: self._fit_stats())
         self.stats.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.stats.verticalHeader().setDefaultSectionSize(19)
         self.stats.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.stats.setFixedHeight(19 * len(STATS) + self.stats.horizontalHeader().sizeHint().height() + 4)
+        self._fit_stats_height()
         box.addWidget(self.stats)
 
         self.tabs = QTabWidget()
@@ -206,6 +205,20 @@ class TensorInspector(QWidget):
         super().resizeEvent(event)
         self._arrange_histograms()
         self._fit_height()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit_stats_height()
+
+    def _fit_stats_height(self) -> None:
+        """The statistics table as tall as its rows at its font: sized for rows of 19 pixels, with an 11-point font
+        (rows of 22) at a scale factor of 1.5 its last row lay under its edge, and the table has no scroll bar."""
+        rows = self.stats.verticalHeader()
+        row = rows.minimumSectionSize() + 1  # the least a row of its font takes, and a pixel between rows
+        rows.setDefaultSectionSize(row)
+        self.stats.setFixedHeight(row * len(STATS) + self.stats.horizontalHeader().sizeHint().height()
+                                  + 2 * self.stats.frameWidth() + 2)
 
     def eventFilter(self, watched, event) -> bool:
         if watched is self.body.viewport() and event.type() == QEvent.Type.Resize:

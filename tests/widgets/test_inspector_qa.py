@@ -119,3 +119,17 @@ def test_histogram_counts_are_whole_numbers(qtbot, values):
         painter.end()
     assert labels and all(label.replace(",", "").isdigit() for label in labels), labels
     assert max(int(label.replace(",", "")) for label in labels) <= view.bars()[1].max()
+
+
+def test_every_statistics_row_shows_at_a_larger_font(inspector):
+    # with an 11-point font (at a scale factor of 1.5) rows took 22 pixels in a table sized for rows of 19: "computed
+    # from" lay under the table's edge, and the table has no scroll bar
+    summary = summarize(np.random.default_rng(0).standard_normal(100).astype(np.float32))
+    inspector.show_summaries("Net.fc/linear:0", summary, summary)
+    font = inspector.font()
+    font.setPointSizeF(11)
+    inspector.setFont(font)
+    table = inspector.stats
+    assert table.fontMetrics().height() > 14  # larger than the 9-point font it was built with
+    for row, stat in enumerate(STATS):
+        assert table.rowViewportPosition(row) + table.rowHeight(row) <= table.viewport().height(), stat
