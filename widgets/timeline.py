@@ -745,14 +745,15 @@ class Timeline(QWidget):
         self.fit_button.setToolTip("Show every event")
         self.where = ElidedLabel()  # a long position must not widen the bottom row and squeeze the side docks
         self.legend = _legend(names=len(PHASES) + len(MARKERS))
-        self.phase_legend = _legend(names=len(PHASES))  # narrower: the markers' names in a tooltip
+        # narrower: the phases over the markers, every one named, in the bar's height (beside the Model Builder at
+        # a scale factor of 1.5 the one line gave way to bare swatches)
+        self.stacked_legend = _legend(names=len(PHASES) + len(MARKERS), stacked=True)
         self.short_legend = _legend(names=0)  # narrower still: swatches, their names in a tooltip
         bar.addWidget(self.follow_button)
         bar.addWidget(self.fit_button)
         bar.addWidget(self.where, 1)
-        bar.addWidget(self.legend)
-        bar.addWidget(self.phase_legend)
-        bar.addWidget(self.short_legend)
+        for legend in (self.legend, self.stacked_legend, self.short_legend):
+            bar.addWidget(legend)
         box.addLayout(bar)
         self._bar = bar
         self.view = TimelineView()
@@ -918,8 +919,8 @@ class Timeline(QWidget):
         self._fit_bar()
 
     def _fit_bar(self) -> None:
-        """The position whole beside the widest legend that fits: the legend drops the markers' names, then the
-        phases', then goes, before the position is cut (a long position had left the legend bare colour squares,
+        """The position whole beside the widest legend that fits: the legend's line folds in two, then drops its
+        names, then goes, before the position is cut (a long position had left the legend bare colour squares,
         and a long count read "step 23,903/23,903 \u00b7 ev\u2026")."""
         spacing = self._bar.spacing()
         margins = self.layout().contentsMargins()
@@ -927,7 +928,7 @@ class Timeline(QWidget):
         room -= sum(b.sizeHint().width() + spacing for b in (self.follow_button, self.fit_button)
                     if not b.isHidden())
         room -= self.where.fontMetrics().horizontalAdvance(self.where.text()) + 4 + spacing
-        legends = (self.legend, self.phase_legend, self.short_legend)  # widest first
+        legends = (self.legend, self.stacked_legend, self.short_legend)  # widest first
         shown = next((legend for legend in legends if legend.sizeHint().width() <= room), None)
         for legend in legends:
             legend.setVisible(legend is shown)
@@ -979,15 +980,20 @@ class Timeline(QWidget):
             self.view.set_view(value, value + (x1 - x0))
 
 
-def _legend(names: int) -> QLabel:
+def _legend(names: int, stacked: bool = False) -> QLabel:
     """The phases' colours and the markers' shapes, the first `names` of them named (the rest named in a
-    tooltip): the phases' colours are what cannot be guessed; a marker's tooltip on the strip says what it is."""
+    tooltip): the phases' colours are what cannot be guessed; a marker's tooltip on the strip says what it is.
+    `stacked`: the markers on a line under the phases."""
     glyphs = [(c, "\u25a0", n) for c, n in zip(PHASE_COLOURS, PHASES)]
     glyphs += [(MARKER_COLOURS[k], MARKER_GLYPHS[k], k) for k in MARKERS]
     parts = [f"<span style='color:{c}'>{g}</span>" + (f"&nbsp;{n}" if i < names else "")
              for i, (c, g, n) in enumerate(glyphs)]
-    label = QLabel("".join(part + ("&nbsp;&nbsp;" if i < names else "&nbsp;") for i, part in enumerate(parts[:-1]))
-                   + parts[-1])
+    gaps = ["&nbsp;&nbsp;" if i < names else "&nbsp;" for i in range(len(parts) - 1)]
+    if stacked:
+        gaps[len(PHASES) - 1] = "<br>"
+    text = "".join(part + gap for part, gap in zip(parts, [*gaps, ""], strict=True))
+    # two lines about as tall as the bar's buttons (a little closer than rich text sets them; closer, a "p" was cut)
+    label = QLabel(f"<div style='line-height:90%'>{text}</div>" if stacked else text)
     tint(label, MUTED_TEXT)
     font = label.font()  # a key to the strip, not news: a size smaller than the position beside it
     font.setPointSizeF(font.pointSizeF() * 0.9)

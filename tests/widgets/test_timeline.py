@@ -12,6 +12,7 @@ import engine
 import engine.nn as nn
 import engine.nn.functional as F
 from engine.debug import Breakpoint, Debugger, EventRecord
+from engine.debug.records import PHASES
 from widgets.breakpoints_panel import BreakpointsPanel
 from widgets.timeline import MARKER_COLOURS, PHASE_COLOURS, RULER, Timeline
 
@@ -83,7 +84,7 @@ def test_the_position_stays_whole_and_the_legend_gives_way_where_the_timeline_is
     whole = timeline.where.text()
     timeline.resize(width, 110)
     qtbot.waitUntil(lambda: timeline.where.width() >= timeline.where.fontMetrics().horizontalAdvance(whole))
-    legends = (timeline.legend, timeline.phase_legend, timeline.short_legend)
+    legends = (timeline.legend, timeline.stacked_legend, timeline.short_legend)
     assert QLabel.text(timeline.where) == whole  # iteration, phase and event painted whole
     assert sum(label.isVisible() for label in legends) <= 1
     for label in legends:  # a legend shown lies inside the timeline, after the position
@@ -94,9 +95,9 @@ def test_the_position_stays_whole_and_the_legend_gives_way_where_the_timeline_is
     if width == 760:
         assert timeline.legend.isVisible()
     elif width == 460:
-        # the phases' colours named (the markers' names in its tooltip), or at least the swatches
+        # every name, over two lines, or at least the swatches (the names in their tooltip)
         shown = next(label for label in legends[1:] if label.isVisible())
-        assert "backward" in shown.text() + shown.toolTip() and "breakpoint" in shown.toolTip()
+        assert all(name in shown.text() + shown.toolTip() for name in ("backward", "breakpoint"))
 
 
 def test_set_cursor_between_events_lands_on_the_earlier_and_emits_nothing(qtbot, timeline):
@@ -515,8 +516,29 @@ def test_the_legend_keeps_its_names_while_the_position_fits_beside_them(qtbot, t
             assert timeline.legend.isVisible(), width  # all six names
         elif need - 10 > room:
             assert timeline.legend.toolTip() == "" and not timeline.legend.isVisible(), width
-            assert timeline.phase_legend.isVisible() or timeline.short_legend.isVisible(), width
-            assert timeline.phase_legend.toolTip() or timeline.short_legend.toolTip()  # the names, on hover
+            assert timeline.stacked_legend.isVisible() or timeline.short_legend.isVisible(), width
+            shown = timeline.stacked_legend if timeline.stacked_legend.isVisible() else timeline.short_legend
+            assert "breakpoint" in shown.text() + shown.toolTip()  # the names, over two lines or on hover
+
+
+def test_where_its_line_does_not_fit_the_legend_names_every_mark_on_two_lines(qtbot, timeline):
+    # beside the Model Builder at a scale factor of 1.5 (a timeline 641 pixels wide) the legend was bare swatches
+    timeline.set_cursor(events()[0][20])
+    margins, spacing = timeline.layout().contentsMargins(), timeline._bar.spacing()
+    beside = margins.left() + margins.right() + sum(
+        b.sizeHint().width() + spacing for b in (timeline.follow_button, timeline.fit_button) if not b.isHidden()) + \
+        spacing + 4 + timeline.where.fontMetrics().horizontalAdvance(timeline.where.text())
+    width = beside + timeline.legend.sizeHint().width() - 40  # too narrow for the legend's one line
+    timeline.resize(width, 110)
+    qtbot.waitUntil(lambda: timeline.width() == width)
+    shown = [label for label in timeline.findChildren(QLabel) if label.isVisible() and label is not timeline.where]
+    assert len(shown) == 1
+    words = QLabel.text(shown[0]).replace("<br>", " ")
+    assert all(name in words for name in (*PHASES, "breakpoint", "alert", "edit")), words
+    legend = shown[0]
+    assert legend.width() >= legend.sizeHint().width() and legend.height() >= legend.sizeHint().height()  # not cut
+    assert legend.geometry().right() <= timeline.width()
+    assert timeline.view.geometry().top() >= legend.geometry().bottom()
 
 
 # ---- going to a place: Home, End, Go to Iteration or Event ------------------------------------------------
