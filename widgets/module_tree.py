@@ -15,7 +15,8 @@ from engine.nn.module import NUMBERED_ROOT
 
 PATH = Qt.ItemDataRole.UserRole  # the row's first call, as the graph names it ("cell", "cell#1" for a second)
 CALLS = Qt.ItemDataRole.UserRole + 1  # every call the row stands for, in call order
-CLASS_CHARS = 20  # the most of a class name the tree asks room for
+# the most of a class name the tree asks room for: "TransformerEncoderLayer" whole beside its nested names at 1280x720
+CLASS_CHARS = 28
 CLASS_LEAST = 11  # the fewest characters of a class a narrow tree still shows, taken from the names if need be
 EMPTY_CHARS = 28  # an empty tree asks for room for a short model's names and classes ("SpiralNet  SpiralNet")
 EXPANDS = ("its fold box \u229f (minus): drawn open in the graph, its ops inside, a click folds it; \u229e (plus): "
@@ -96,11 +97,15 @@ class ModuleTree(QTreeWidget):
         self.header().setStretchLastSection(False)
         self.header().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.header().setMinimumSectionSize(8)
+        # a level two characters deep, not Qt's 20 pixels: the arrow fits, and a transformer's out_proj, five levels
+        # in, held the names' column 175 pixels wide at 1280x720 while its classes read "Transfo\u2026erLayer"
+        self.setIndentation(2 * self.fontMetrics().averageCharWidth())
         self._wanted = [0, 0]  # each column's width to show whole, measured when rows change
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         self._shown: tuple = ()
         self._columns = 0  # the columns' widths with every name and class whole, measured when rows change
+        self._rows_height = 0  # the rows' height together, measured when they change
         self._clicked: tuple[str, int] = ("", 0)  # the folded row clicked last (its first call) and the call shown
         self._keyed: QTreeWidgetItem | None = None  # the row made current (and picked) since the last click
         self._in_change = False  # inside itemChanged: Qt is still setting the item a rebuild would delete
@@ -155,6 +160,7 @@ class ModuleTree(QTreeWidget):
         self._wanted = [max(self.sizeHintForColumn(c), self.header().sectionSizeHint(c))
                         for c in range(self.columnCount())]
         self._columns = sum(min(w, most if c == 1 else 1 << 30) for c, w in enumerate(self._wanted))
+        self._rows_height = len(self.paths()) * max(self.sizeHintForRow(0), 1)
         self._fit_columns()
         want = self.sizeHint().width()
         if want > self.width():
@@ -187,7 +193,10 @@ class ModuleTree(QTreeWidget):
         hint = super().sizeHint()
         empty = EMPTY_CHARS * self.fontMetrics().averageCharWidth()
         columns = self._columns
-        scroll = self.verticalScrollBar().sizeHint().width() if self.verticalScrollBar().isVisible() else 0
+        # the scroll bar its rows will need, before it shows: measured as rows came it was left out, and the classes
+        # lost its width
+        bar = self.verticalScrollBar()
+        scroll = bar.sizeHint().width() if bar.isVisible() or self._rows_height > self.viewport().height() else 0
         width = max(empty, columns + 2 * self.frameWidth() + scroll + self.fontMetrics().averageCharWidth())
         return QSize(width, hint.height())
 

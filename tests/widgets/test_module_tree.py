@@ -8,7 +8,7 @@ from app.graph_model import MODULE, GraphModel
 from engine import nn
 from tests.app.graphs import record_events
 from tests.shots import shown
-from widgets.module_tree import CLASS_LEAST, ModuleTree
+from widgets.module_tree import CLASS_CHARS, CLASS_LEAST, ModuleTree
 
 
 class Tagger(nn.Module):
@@ -143,3 +143,46 @@ def test_a_narrow_tree_shares_its_width_between_names_and_classes_without_scroll
     tree.resize(900, 300)  # a wide dock: the names whole, the classes the rest
     qtbot.waitUntil(lambda: header.sectionSize(0) >= tree.sizeHintForColumn(0))
     assert header.sectionSize(0) + header.sectionSize(1) == tree.viewport().width()
+
+
+def transformer_rows() -> tuple[list, list, list]:
+    """The module calls of a two-layer nn.TransformerEncoder language model: (paths, classes, parents)."""
+    paths, classes, parents = [""], [""], [-1]
+
+    def add(path: str, cls: str, parent: str) -> str:
+        paths.append(path)
+        classes.append(cls)
+        parents.append(paths.index(parent))
+        return path
+
+    model = add("LM", "LM", "")
+    add("LM.emb", "Embedding", model)
+    encoder = add("LM.enc", "TransformerEncoder", model)
+    for i in range(2):
+        layer = add(f"LM.enc.layers.{i}", "TransformerEncoderLayer", encoder)
+        attention = add(f"{layer}.self_attn", "MultiheadAttention", layer)
+        add(f"{attention}.out_proj", "NonDynamicallyQuantizableLinear", attention)
+        for name, cls in (("dropout1", "Dropout"), ("norm1", "LayerNorm"), ("linear1", "Linear"),
+                          ("linear2", "Linear"), ("norm2", "LayerNorm")):
+            add(f"{layer}.{name}", cls, layer)
+    add("LM.out", "Linear", model)
+    return paths, classes, parents
+
+
+def test_a_transformers_names_and_classes_both_read_at_the_panels_width(qtbot):
+    # at 1280x720 the panel took 303 pixels and cut "Transfo…erLayer" and "Multihe…tention" beside a names' column
+    # 175 pixels wide, most of it empty: out_proj, five levels in, held it so
+    tree = ModuleTree()
+    tree.set_modules(*transformer_rows(), set())
+    shown(qtbot, tree, 200, 200)  # short: its rows scroll
+    width = min(tree.sizeHint().width(), 1280 // 4)  # what the window gives it at 1280x720 (a quarter at most)
+    tree.resize(width, 200)
+    qtbot.waitUntil(lambda: tree.verticalScrollBar().isVisible() and tree.width() == width)
+    cut = []
+    for item in tree.findItems("", Qt.MatchFlag.MatchContains | Qt.MatchFlag.MatchRecursive):
+        for column in (0, 1):
+            index = tree.indexFromItem(item, column)
+            if tree.sizeHintForIndex(index).width() > tree.visualRect(index).width() and (
+                    column == 0 or len(item.text(1)) <= CLASS_CHARS):  # a longer class may be cut, whole on hover
+                cut.append(item.text(column))
+    assert cut == [], (width, tree.header().sectionSize(0), tree.header().sectionSize(1))
