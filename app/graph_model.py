@@ -146,6 +146,10 @@ class GraphView:
     # a model's path ("Sequential_2") -> the name the script calls it by ("D"), where the source lines tell it: its
     # box, its row in the Modules panel and its node when collapsed read so, its class under it
     root_names: dict[str, str] = field(default_factory=dict)
+    # the collapsed module calls and those inside them, which no group shows (a collapsed call that ran an op is a
+    # node): (call, class, the call that made it, where it began in `order`), each after the call that made it; the
+    # Modules tree lists them (a module folded into one box in the graph is reached through the tree)
+    hidden_calls: list[tuple[str, str, str, float]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -882,6 +886,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
     module_node: dict[int, int] = {}
     visible_group: dict[int, int] = {0: 0}  # structure group -> view group (expanded, visible groups)
     groups, group_cls, group_parent, group_at = [""], [""], [-1], [-np.inf]
+    hidden = []
     for g in range(1, n_groups):
         if rep[g] < 0:
             visible_group[g] = len(groups)
@@ -889,6 +894,8 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
             group_cls.append(it.group_cls[g])
             group_parent.append(visible_group[it.group_parent[g]])
             group_at.append(it.group_at[g])
+        else:
+            hidden.append((it.groups[g], it.group_cls[g], it.groups[it.group_parent[g]], float(it.group_at[g])))
     added = set(diff.added) if diff is not None else set()
     fan_of, fan_size = _fans(it, rep)
     assigned = _assigned_names(it, stacks) if stacks else {}
@@ -969,7 +976,7 @@ def _build_view(it: _Iteration, collapsed: set[str], sources: dict[str, str], di
                      dtype, src, np.array(order, float), np.array(group, np.int32), edge_arr, edge_shape,
                      groups, group_cls, np.array(group_parent, np.int32), node_of, np.zeros(0, np.int32),
                      np.zeros((0, 2), np.int32), np.array([k in added for k in keys], bool),
-                     np.array(group_at, float), caption, models)
+                     np.array(group_at, float), caption, models, hidden)
     view.backward, view.backward_edges = _backward_arrays(bw, view)
     return view
 

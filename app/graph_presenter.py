@@ -51,6 +51,7 @@ class GraphPresenter(QObject):
         self.moved_by_hand = False  # since the last Fit: the person's zoom is kept, stops only pan
         self._toggled = False  # the person collapsed or expanded a module: its new layout is fitted
         self._reveal: str | None = None  # a node to select and show once the modules opened for it are laid out
+        self._reveal_module: tuple[str, bool] | None = None  # a module call (and zoom) to show, likewise
         self._fit_across = False  # the person's last Fit showed a tall graph across its width (again: the whole)
         self.cache = LayoutCache()
         self._job: LayoutJob | None = None
@@ -259,6 +260,16 @@ class GraphPresenter(QObject):
                 began[g] = after
             else:
                 after = began[g]
+        # and the calls inside collapsed ones: the tree is the way to a module folded away in the graph
+        row = {path: i for i, path in enumerate(paths)}
+        for path, cls, parent, at in view.hidden_calls:
+            if path in row:  # a collapsed call's node, listed above
+                continue
+            row[path] = len(paths)
+            paths.append(path)
+            classes.append(cls)
+            parents.append(row[parent])
+            began.append(at)
         paths, classes, parents = _in_call_order(paths, classes, parents, began)
         self.module_tree.set_modules(paths, classes, parents, self.model.collapsed if self.model else set(),
                                      getattr(view, "root_names", {}))
@@ -285,6 +296,11 @@ class GraphPresenter(QObject):
             self._land_reveal(self.canvas.view)
 
     def _land_reveal(self, view) -> None:
+        if self._reveal_module is not None and view is not None and self.canvas.view is view:
+            path, zoom = self._reveal_module
+            if _draws(view, path):  # laid out with the calls around it open
+                self._reveal_module = None
+                self.show_module(path, zoom)
         key, self._reveal = self._reveal, None
         if key is None or view is None or key not in view.node_of or self.canvas.view is not view:
             return
@@ -314,16 +330,32 @@ class GraphPresenter(QObject):
             self._changed_here()
 
     def expand(self, path: str, expanded: bool) -> None:
-        """Expand (or collapse) module call `path`."""
+        """Expand (or collapse) module call `path`; expanded inside a collapsed call, that one opens too."""
         if self.model is not None:
             (self.model.expand if expanded else self.model.collapse)(path)
+            if expanded:
+                self._open_around(path)
             self._changed_here()
+
+    def _open_around(self, path: str) -> bool:
+        """Expand the collapsed calls that hide module call `path` (False: none hides it)."""
+        view = self.canvas.view
+        made_by = {call: parent for call, _cls, parent, _at in view.hidden_calls} if view is not None else {}
+        opened, outer = False, made_by.get(path)
+        while outer is not None:  # out to the outermost collapsed call, the one the graph shows
+            if outer in self.model.collapsed:
+                self.model.expand(outer)
+                opened = True
+            outer = made_by.get(outer)
+        return opened
 
     def expand_calls(self, paths: list, expanded: bool) -> None:
         """Expand (or collapse) every module call in `paths` (the calls of one module), laid out once."""
         if self.model is not None:
             for path in paths:
                 (self.model.expand if expanded else self.model.collapse)(path)
+                if expanded:
+                    self._open_around(path)
             self._changed_here()
 
     def collapse_all(self, collapse: bool) -> None:
@@ -362,9 +394,14 @@ class GraphPresenter(QObject):
 
     def show_module(self, path: str, zoom: bool = False) -> None:
         """Bring module call `path` into view (its box, or its node when collapsed): panned to, at the zoom
-        the person has (picking a module in the tree); `zoom`: zoomed to fit its box (a double-click)."""
+        the person has (picking a module in the tree); `zoom`: zoomed to fit its box (a double-click). A call inside
+        a collapsed one is shown once the calls around it are opened."""
         view, layout = self.canvas.view, self.canvas.layout_data
         if view is None or layout is None:
+            return
+        if self.model is not None and path not in view.groups and self._open_around(path):
+            self._reveal_module = (path, zoom)  # inside a collapsed call: shown once it is laid out open, as Find does
+            self._changed_here()
             return
         if path in view.groups:
             box = QRectF(*layout.group_rect[view.groups.index(path)])
@@ -378,7 +415,7 @@ class GraphPresenter(QObject):
                 if box.height() > shown.height():
                     shown.moveTop(box.top() - 0.05 * shown.height())
                 self.canvas.box.setRange(shown, padding=0)
-        elif path in view.node_of:
+        elif _draws(view, path):  # (a collapsed call's node: node_of has the keys of what it hides)
             self.canvas.select(path)
             self.canvas.center_on(path, readable=zoom)
 
@@ -396,6 +433,11 @@ class GraphPresenter(QObject):
 
     def _selection_changed(self, key: str) -> None:
         self.selected = key or None
+
+
+def _draws(view, path: str) -> bool:
+    """Whether `view` draws module call `path`: as a box, or as a collapsed call's node."""
+    return path in view.groups or path in view.node_of or path in view.keys
 
 
 def _in_call_order(paths: list, classes: list, parents: list, began: list) -> tuple[list, list, list]:

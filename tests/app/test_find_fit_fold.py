@@ -148,3 +148,26 @@ def test_a_modules_box_reads_as_folded_or_open_not_as_ticked(qtbot, window):
     presenter.collapse_all(True)
     row = tree.topLevelItem(0)
     assert row.checkState(0) == Qt.CheckState.Unchecked and "folded into one box" in row.toolTip(0)
+
+
+def test_after_collapse_modules_the_tree_lists_every_module_and_picking_a_folded_one_opens_what_hides_it(qtbot):
+    # after Collapse Modules the tree listed "Deep" alone: a module folded away in the graph could not be reached
+    presenter = deep_presenter(qtbot)
+    canvas, tree = presenter.canvas, presenter.module_tree
+    every = tree.paths()
+    presenter.collapse_all(True)
+    qtbot.waitUntil(lambda: not presenter.busy, timeout=30_000)
+    assert "Deep.blocks.30.fc2" not in canvas.view.keys and tree.paths() == every
+    row = next(item for item in tree.findItems("fc2", Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive)
+               if item.data(0, PATH) == "Deep.blocks.30.fc2")
+    tree.setCurrentItem(row)  # picked, as a click or the arrow keys pick it
+    qtbot.waitUntil(lambda: not presenter.busy and canvas.selected_key == "Deep.blocks.30.fc2", timeout=30_000)
+    assert "Deep.blocks.30.fc2" in canvas.view.keys  # its own box folded still: the calls around it opened, as Find
+    view = canvas.view
+    folded = {view.keys[i] for i in range(len(view)) if int(view.kind[i]) == MODULE}
+    assert {"Deep.blocks.29", "Deep.blocks.30.fc1", "Deep.head"} <= folded  # the rest stay shut
+    rect = canvas.node_screen_rect("Deep.blocks.30.fc2")
+    assert canvas.rect().contains(rect.center().toPoint())
+    assert tree.paths() == every
+    presenter.expand("Deep.blocks.7.fc1", True)  # its box opened in the tree: drawn open, inside its opened block
+    qtbot.waitUntil(lambda: not presenter.busy and shown(canvas, "Deep.blocks.7.fc1/linear:0"), timeout=30_000)
