@@ -208,13 +208,15 @@ class ChanceLevels:
 class CurveLegend:
     """The names of a plot's curves in its title row, each after a dash of its colour (a dashed one for a dashed
     curve), in as many lines as the plot's width needs: above the curves, so it never hides one. Hidden for
-    fewer than two curves, unless one is dashed (an evaluation loss beside the training loss says which is which)."""
+    fewer than two curves, unless one is dashed (an evaluation loss beside the training loss says which is which)
+    or it has a note: a line under the names saying which curves are drawn ("12 of 150 layers: the most extreme")."""
 
     def __init__(self, plot: pg.PlotItem, widget) -> None:
         self.plot = plot
         self.widget = widget  # the QWidget that shows the plot: its palette gives the text colour
         self.entries: list[tuple] = []
         self.lines: list[list[str]] = []
+        self.note = ""
         self.font = QFont()
         self.font.setPointSizeF(LEGEND_PT)
         self._shown: tuple | None = None  # (html, height) set last
@@ -222,11 +224,13 @@ class CurveLegend:
         plot.vb.sigResized.connect(lambda _vb: self.relayout())
         follow_palette(widget, lambda: self.relayout(force=True), now=False)
 
-    def set_entries(self, entries: list[tuple]) -> None:
-        """(label, colour '#rrggbb') or (label, colour, dashed) of each curve, in order."""
-        if entries != self.entries:
-            self.entries = list(entries)
+    def set_entries(self, entries: list[tuple], note: str = "", tip: str = "") -> None:
+        """(label, colour '#rrggbb') or (label, colour, dashed) of each curve, in order; `note`: a line under them
+        (shortened to the plot's width, whole in `tip`, the legend's tooltip, with what more it says)."""
+        if entries != self.entries or note != self.note:
+            self.entries, self.note = list(entries), note
             self.relayout()
+        self.plot.titleLabel.setToolTip(f"{note}: {tip}" if note and tip else note)
 
     def labels(self) -> list[str]:
         """The labels the legend shows ([] while hidden)."""
@@ -235,7 +239,7 @@ class CurveLegend:
     def relayout(self, force: bool = False) -> None:
         """Lay the entries out for the plot's width now (it follows the plot's resizes by itself)."""
         plot = self.plot
-        if len(self.entries) < 2 and not any(e[2:] and e[2] for e in self.entries):
+        if len(self.entries) < 2 and not any(e[2:] and e[2] for e in self.entries) and not self.note:
             self.lines = []
             if self._shown is not None:
                 self._shown = None
@@ -259,11 +263,17 @@ class CurveLegend:
                 used = 0
             lines[-1].append((label, colour, mark, shown))
             used += need
-        self.lines = [[label for label, *_ in line] for line in lines]
-        text = "<br>".join("&nbsp;&nbsp;&nbsp;".join(
+        self.lines = [[label for label, *_ in line] for line in lines if line]
+        rows = ["&nbsp;&nbsp;&nbsp;".join(
             f"<span style='color:{colour}'>{mark}</span>&nbsp;{html.escape(shown)}" for _, colour, mark, shown in line)
-            for line in lines)
-        height = len(lines) * (metrics.height() + 1) + 4
+            for line in lines if line]
+        if self.note:
+            italic = QFont(self.font)
+            italic.setItalic(True)
+            note = QFontMetrics(italic).elidedText(self.note, Qt.TextElideMode.ElideRight, width)
+            rows.append(f"<i>{html.escape(note)}</i>")
+        text = "<br>".join(rows)
+        height = len(rows) * (metrics.height() + 1) + 4
         if (text, height) == self._shown and not force:
             return
         self._shown = (text, height)

@@ -20,7 +20,8 @@ axes are logarithmic, the loss axis once it spans 100x. A layer has one colour i
 
 The gradient norm plot draws every layer of a small model, and of a larger one the layers with the largest
 and the smallest norm at the latest step: a norm growing step after step (no zero_grad), one blowing up or
-one fading towards the input shows without an alert, and the plot stays readable in a small dock.
+one fading towards the input shows without an alert, and the plot stays readable in a small dock. The
+update/weight plot draws at most RATIO_LAYERS layers, the most extreme, and says so under the layers' names.
 """
 
 from __future__ import annotations
@@ -355,13 +356,20 @@ class TrainingPlots(ChanceLevels, QWidget):
         order = grads + [layer for layer in ratio_curves if layer not in grads]
         layers = [(layer, curves[layer]) for layer in order][:min(2 * columns, MAX_LEGEND)]
         text_px = max(40, (self.width() - 24) // columns - LEGEND_SAMPLE)  # 24: the scroll bar and margins
-        shown = (columns, text_px, tuple(layer for layer, _ in layers))
+        # a model of more layers than are drawn says so: twelve lines of a 150-block ResNet read as the whole model
+        total = len(self._latest_ratio)
+        note = f"{len(ratio_curves)} of {total} layers: the most extreme" if len(ratio_curves) < total else ""
+        shown = (columns, text_px, tuple(layer for layer, _ in layers), note)
         if shown == self._legend_shown:
             return
         self._legend_shown = shown
         metrics = QFontMetrics(self.layer_legend.font)
+        largest = (len(ratio_curves) + 1) // 2
         self.layer_legend.set_entries([(_legend_label(layer, metrics, text_px), curve.opts["pen"].color().name())
-                                       for layer, curve in layers])
+                                       for layer, curve in layers], note,
+                                      f"the {largest} largest and the {len(ratio_curves) - largest} smallest "
+                                      "update/weight ratios at the latest step (a NaN or Inf counts as the largest); "
+                                      "Gradient Flow shows every layer")
 
     def layer_labels(self) -> list[str]:
         """The layers' names the legend over the per-layer plots shows, line by line ([] for one layer)."""
@@ -383,7 +391,8 @@ class TrainingPlots(ChanceLevels, QWidget):
         self._axis_under(self.grad_plot if grads else self.ratio_plot)
         layout = self.view.ci.layout
         heights = {LOSS_ROW: LOSS_HEIGHT, LR_ROW: self._least_height(self.lr_plot) * changing,
-                   RATIO_ROW: self._least_height(self.ratio_plot) + 2 * LEGEND_ROW,
+                   RATIO_ROW: self._least_height(self.ratio_plot) + LEGEND_ROW * (
+                       3 if len(self._latest_ratio) > RATIO_LAYERS else 2),  # the names' two lines and its note
                    GRAD_ROW: self._least_height(self.grad_plot) * grads}
         heights[GRAD_ROW if grads else RATIO_ROW] += AXIS_HEIGHT  # the iteration axis under the bottom plot
         for row, height in heights.items():

@@ -250,3 +250,23 @@ def test_a_model_of_many_layers_draws_the_extreme_update_ratios_and_keeps_each_c
     plots.add_steps(steps(10, 11))  # a step seen again (a rewind) replaces its value; the curve stays in order
     its, ratio = plots.series("ratio:blocks.39.conv")
     assert its.tolist() == list(range(31)) and np.allclose(ratio, 4e-3)
+
+
+def test_a_model_of_more_layers_than_are_drawn_says_so_over_the_ratio_plot(qtbot):
+    # a 150-block ResNet's twelve most extreme update/weight ratios were drawn as if they were the whole model
+    plots = shown(qtbot, TrainingPlots(), 380, 520)
+    layers = [f"layer{i // 50 + 1}.{i % 50}.conv{1 + i % 2}" for i in range(150)]
+    weights = {f"{layer}.weight": 1.0 for layer in layers}
+    updates = {f"{layer}.weight": 1e-4 * (i + 1) for i, layer in enumerate(layers)}
+    plots.add_steps([(it, OptimizerEvent(it, "SGD", (0.1,), updates, weights, {})) for it in range(3)])
+    drawn = [name for name in plots._curves if name.startswith("ratio:")]
+    title = plots.ratio_plot.titleLabel
+    assert len(drawn) == 12 and title.isVisible()
+    assert "12 of 150 layers: the most extreme" in title.item.toPlainText()
+    assert "6 largest and the 6 smallest" in title.toolTip()
+    qtbot.waitUntil(lambda: title.boundingRect().height() > 0)  # laid out
+    legend, box = title.mapRectToScene(title.boundingRect()), plots.ratio_plot.vb.sceneBoundingRect()
+    assert plots.view.sceneRect().contains(legend) and 0 <= box.top() - legend.bottom() <= 8  # over its plot
+    few = shown(qtbot, TrainingPlots(), 380, 520)
+    few.add_steps(_steps(lambda it, i: 1.0, 3, ["0", "2", "4"]))
+    assert "of 3 layers" not in few.ratio_plot.titleLabel.item.toPlainText()  # all of them drawn: nothing to say
