@@ -369,17 +369,9 @@ class MainWindow(QMainWindow):
 
     def _share_bottom_row(self, width: int) -> None:
         """Share `width` among the source, output and loss docks under the graph."""
-        docks = [self.docks[name] for name in ("source", "output", "loss")]
+        docks = self._bottom_row()
         tabbed = docks[1] in self.tabifiedDockWidgets(docks[0])  # a small window's compact row
-        # the loss dock's tabs read whole ("Lo… | Traini… | Gradient Fl…" at 1280x720), and its panels (the
-        # gradient flow's two choices: "gradient no… | per parame" at 1440x900): the others give way, down to a
-        # width that still shows a few words each
-        others = 1 if tabbed else 2
-        # Gradient Flow's names whole beside its bars, as far as the others keep a fair part (GRADIENTS_SHARE)
-        needs = max(_tabs_width(self, docks[2]), min(self.gradient_flow.wanted_width() + 24,
-                                                     int(width * GRADIENTS_SHARE)))
-        loss = min(max(int(width * 0.30), needs), width - others * self._narrow_panel_width())
-        loss = max(loss, int(width * 0.26))
+        loss = self._loss_width(width, tabbed)
         rest = width - loss
         if tabbed:
             self.resizeDocks([docks[0], docks[2]], [rest, loss], Qt.Orientation.Horizontal)
@@ -391,17 +383,44 @@ class MainWindow(QMainWindow):
         source = max(int(rest * 0.30 / 0.70), min(self._source_width(), rest - self._narrow_panel_width()))
         self.resizeDocks(docks, [source, rest - source, loss], Qt.Orientation.Horizontal)
 
-    def fit_gradient_flow(self, wanted: int) -> None:
-        """Widen the loss group under the graph to what Gradient Flow wants (the model's parameter names whole, once
-        a script's model is known), the source and output panels giving way: as the window laid the row out, never
-        narrower, and not where the person arranged the bottom area."""
-        dock = self.docks["loss"]
-        docks = [self.docks[name] for name in ("source", "output", "loss")]
+    def _bottom_row(self) -> list[QDockWidget]:
+        """The docks side by side under the graph: source, output and the loss group's tab in front. A tab behind is
+        moved out of the window: the loss dock, measured behind Training, left a row of two, which the window then
+        tabbed (at 1280x720, a click on Training put the output behind the source)."""
+        d = self.docks
+        group = [d["loss"], *self.tabifiedDockWidgets(d["loss"])]
+        front = next((x for x in group if x in (d["plots"], d["gradients"]) and not x.isHidden()
+                      and self.rect().intersects(x.geometry())), d["loss"])
+        return [d["source"], d["output"], front]
+
+    def _loss_width(self, width: int, tabbed: bool) -> int:
+        """The loss group's part of a bottom row `width` wide (`tabbed`: source and output share one place)."""
+        group = self.docks["loss"]
+        # the loss dock's tabs read whole ("Lo… | Traini… | Gradient Fl…" at 1280x720), and its panels (the
+        # gradient flow's two choices: "gradient no… | per parame" at 1440x900): the others give way, down to a
+        # width that still shows a few words each
+        others = 1 if tabbed else 2
+        # Gradient Flow's names whole beside its bars, as far as the others keep a fair part (GRADIENTS_SHARE) and,
+        # side by side, the output as many columns as the source: at 1280x720 a transformer's names left the output
+        # 31 characters of a log line beside the source's 44
+        wanted = min(self.gradient_flow.wanted_width() + 24, int(width * GRADIENTS_SHARE))
+        loss = max(int(width * 0.30), wanted)
+        if not tabbed:
+            loss = min(loss, width - self._source_width() - self._output_width(SOURCE_COLUMNS))
+        loss = min(max(loss, _tabs_width(self, group)), width - others * self._narrow_panel_width())
+        return max(loss, int(width * 0.26))
+
+    def fit_gradient_flow(self, _wanted: int = 0) -> None:
+        """Widen the loss group under the graph towards what Gradient Flow wants (the model's parameter names whole,
+        once a script's model is known; see _loss_width), the source and output panels giving way: as the window laid
+        the row out, never narrower, and not where the person arranged the bottom area."""
+        docks = self._bottom_row()
+        dock = docks[2]
         if (not self._sized or self._bottom_by_person or not all(d.isVisible() and not d.isFloating() for d in docks)
                 or self.dockWidgetArea(dock) != Qt.DockWidgetArea.BottomDockWidgetArea):
             return
         row = sum(d.width() for d in docks if self.rect().intersects(d.geometry()))
-        if dock.width() < min(wanted + 24, int(row * GRADIENTS_SHARE)):
+        if dock.width() < self._loss_width(row, docks[1] in self.tabifiedDockWidgets(docks[0])):
             with self.panel_shares.rearranging(Qt.DockWidgetArea.BottomDockWidgetArea):
                 self._share_bottom_row(row)
                 self.layout().activate()
@@ -415,6 +434,11 @@ class MainWindow(QMainWindow):
         """The source dock's width for SOURCE_COLUMNS of code beside its scroll bar."""
         return _text_width(self.source_view.text, SOURCE_COLUMNS) + self.docks["source"].width() \
             - self.source_view.text.width() if self.docks["source"].isVisible() else 0
+
+    def _output_width(self, columns: int) -> int:
+        """The output dock's width for `columns` characters of a log line beside its scroll bar."""
+        return _text_width(self.output, columns) + self.docks["output"].width() - self.output.width() \
+            if self.docks["output"].isVisible() else 0
 
     def bottom_row_min_width(self) -> int:
         """The width the graph's column needs for the row under it to read: the loss group's tabs whole,
@@ -539,19 +563,18 @@ class MainWindow(QMainWindow):
         code and a log's line, then tab source and output together once it is too narrow for three panels side
         by side; undo each when the row has room again (a window resized from 1440x900 to 1024x640 kept three
         slivers: 10 characters of code, 'Lo… | T…' for the plots)."""
-        d = self.docks
-        source, output = d["source"], d["output"]
+        source, output, loss = self._bottom_row()
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
         if self._spanned and not self._left_may_shorten(slack_rows=2):
             self.span_left(False)
         if not self._sized or not all(x.isVisible() and not x.isFloating() and self.dockWidgetArea(x) == bottom
-                                      for x in (source, output, d["loss"])):
+                                      for x in (source, output, loss)):
             return
         tabbed = output in self.tabifiedDockWidgets(source)
         if self._bottom_by_person or (tabbed and not self._compact_row):
             return  # the person arranged the bottom area (or tabbed these two): theirs to change
         def row_width() -> int:
-            return sum(x.width() for x in (source, output, d["loss"]) if self.rect().intersects(x.geometry()))
+            return sum(x.width() for x in (source, output, loss) if self.rect().intersects(x.geometry()))
 
         row, slack = row_width(), 10 * self.fontMetrics().averageCharWidth()  # no flicker at the edges
         left = self._left_column_width()
@@ -579,7 +602,7 @@ class MainWindow(QMainWindow):
     def balance_bottom_row(self) -> None:
         """Share the bottom row's width again (after a side dock took some, e.g. the model builder)."""
         self.fit_bottom_row()
-        docks = [self.docks[name] for name in ("source", "output", "loss")]
+        docks = self._bottom_row()
         if all(dock.isVisible() and not dock.isFloating() for dock in docks):
             # tabbed docks share one place, and the tab behind is moved out of the window: count what shows
             self._share_bottom_row(sum(dock.width() for dock in docks if self.rect().intersects(dock.geometry())))
