@@ -286,6 +286,8 @@ class DebugPanels(QObject):
             self.worker.cancel()
             self.w.inspector.clear()
             return
+        if isinstance(session, ReplaySession):  # a parameter's snapshot may hold the value other tensors lack
+            self.w.inspector.set_unavailable(session.values_of(info), session.no_summaries)
         self._show_summaries(info)
         self.w.inspector.set_values()  # values shown before belong to an older output
         if isinstance(session, ReplaySession) or session.status != "running":
@@ -495,7 +497,7 @@ class DebugPanels(QObject):
 
     def _fetch(self, info: NodeInfo | None) -> None:
         session = self.w.session
-        if info is None or session is None or (isinstance(session, ReplaySession) and session.no_values):
+        if info is None or session is None or (isinstance(session, ReplaySession) and session.values_of(info)):
             return  # a tape without values: Load values is disabled and says why, once, in its tooltip
         if self._recorded is not None:
             op, back = self._recorded
@@ -1035,7 +1037,9 @@ def _fetches(session, info: NodeInfo) -> tuple:
         out, grad = (info.tensor if isinstance(session, LiveSession) else 0), info.grad_tensor
         if info.kind == "param" and isinstance(session, ReplaySession):
             read = _fetcher(session)
-            return _snapshot_reader(session.path, info.label, session.cursor), (read(grad) if grad else None)
+            # (a tape of no values holds a snapshot's value, never a gradient's: reading one would fail them both)
+            return (_snapshot_reader(session.path, info.label, session.cursor),
+                    read(grad) if grad and not session.no_values else None)
     else:
         back = session.backward_of.get(info.key)
         out, grad = session.outputs.get(info.key), back.event.grad_output if back is not None else 0

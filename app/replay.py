@@ -359,6 +359,17 @@ class ReplaySession(Session):
         self.status = RUNNING
         self._pending_status = True
 
+    def values_of(self, info) -> str:
+        """Why node `info`'s full values cannot be loaded at the cursor ("": they can): a parameter's snapshot may
+        hold its value on a tape that holds no others (the end of a run saved from the window)."""
+        if not self.no_values or info is None or info.kind != "param":
+            return self.no_values
+        try:
+            held = self.tape.parameter_has_value(info.label, self.cursor)
+        except engine.tape.TapeError:
+            held = False
+        return "" if held else self.no_values
+
     @property
     def seeking_to(self) -> int | None:
         """The event a seek is on its way to, while it plays (None otherwise)."""

@@ -1300,6 +1300,16 @@ class Tape:
         return None if row is None else self._snapshot(name, row)
 
     @_guard
+    def parameter_has_value(self, name: str, seq: int) -> bool:
+        """Whether the latest snapshot of parameter `name` at or before event `seq` holds its raw value (a "values"
+        tape's small parameters, and the end of a run saved from the window), without reading it."""
+        if not self.keeps_parameters:
+            return False
+        row = self._one("SELECT npy IS NOT NULL FROM parameters WHERE name = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+                        (name, int(seq)))
+        return bool(row and row[0])
+
+    @_guard
     def parameter_history(self, name: str) -> list[ParameterSnapshot]:
         """Every snapshot of parameter `name`, oldest first, without raw values (one query)."""
         if not self.keeps_parameters:

@@ -116,7 +116,14 @@ def test_the_question_says_what_the_tape_holds_and_its_replay_shows_a_weights_va
     inspector = window.inspector
     assert "value: after the optimizer step of iteration 12 (recorded every 10 iterations)" in inspector.meta.text()
     with np.load(ends) as final:
-        weight = final["fc1.weight"].astype(np.float64)
+        final_weight = final["fc1.weight"]
+    weight = final_weight.astype(np.float64)
     for stat, expected in (("L2 norm", np.linalg.norm(weight)), ("mean", weight.mean()), ("min", weight.min()),
                            ("max", weight.max())):
         assert float(inspector.stat_text(stat, "value")) == pytest.approx(float(expected), rel=1e-4, abs=1e-7), stat
+    # the tape holds the end's raw values, though it holds no other tensor's: they load (the heatmap, Values, Copy)
+    qtbot.waitUntil(lambda: "value" in inspector.arrays(), timeout=TIMEOUT)
+    np.testing.assert_array_equal(inspector.arrays()["value"], final_weight)
+    assert inspector.load_button.isEnabled()
+    window.canvas.select(next(key for key, text in zip(view.keys, view.label) if text == "linear"))
+    assert not inspector.load_button.isEnabled()  # an op's output: the tape holds no value of it
