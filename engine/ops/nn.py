@@ -159,16 +159,46 @@ def _sums(x, axes: tuple[int, ...]):
     return (lambda a: row_sum(rows(a)).reshape(kept)), (lambda a, b: row_dot(rows(a), rows(b)).reshape(kept))
 
 
-def _standardize(xp, x, axes: tuple[int, ...], eps: float):
-    """(x - mean) / sqrt(var + eps) over `axes`, with 1/sqrt(var + eps), the mean and the biased var."""
+def _standardize(xp, x, axes: tuple[int, ...], eps: float, overflow_nan: bool = False):
+    """(x - mean) / sqrt(var + eps) over `axes`, with 1/sqrt(var + eps), the mean and the biased var; NaN for a
+    group whose mean square var + mean^2 overflows the dtype if `overflow_nan`."""
     total, dot = _sums(x, axes)
     n = math.prod(x.shape[a] for a in axes)
     mean = total(x) / n
     xhat = xp.subtract(x, mean)
     var = dot(xhat, xhat) / n
+    plain = xp is np and _plain_moments(mean, var, n)  # a GPU would wait for the test: it takes the long way
+    if not plain:
+        # the mean is rounded to a few ulps of itself, so a constant row of 123.0 has x - mean a few ulps from 0,
+        # which 1/sqrt(eps) scales to ~0.005 where torch gives 0: one more pass takes out what is left of the mean
+        # (the corrected two-pass algorithm)
+        rest = total(xhat) / n
+        xhat -= rest
+        mean += rest
+        var -= rest * rest
+        xp.maximum(var, 0, out=var)
     rstd = 1 / xp.sqrt(var + eps)
+    if overflow_nan and not plain and x.dtype.itemsize >= 4:
+        # torch's row moments (layer and group norm) pass through the mean square and give NaN where it overflows;
+        # 1/sqrt(inf) = 0 would quietly turn such a row into the bias (torch's CPU kernel gives a row of zeros for
+        # some of these rows instead, by row length modulo its vector width: no rule to follow). Not for a float16
+        # group norm, computed in float16 here where torch's moments are float32
+        big = math.sqrt(xp.finfo(x.dtype).max)
+        rstd = xp.where(~xp.isfinite(var) | (xp.abs(mean) > big), xp.nan, rstd)
     xhat *= rstd
     return xhat, rstd, mean, var
+
+
+def _plain_moments(mean, var, n: int) -> bool:
+    """Whether every group's moments are ordinary: no NaN, the variance and the mean's square within the dtype, and
+    the spread beyond the rounding of the mean (n ulps of it). Four reductions over the groups, as a cheap global
+    test that a batch of ordinary rows passes; one that fails takes the long way, right for every row."""
+    if not mean.size:
+        return True
+    top = float(np.abs(mean).max())
+    finfo = np.finfo(var.dtype)
+    lowest, highest = float(var.min()), float(var.max())
+    return top <= math.sqrt(finfo.max) and highest < math.inf and lowest >= (n * float(finfo.eps) * top) ** 2
 
 
 def _standardize_grad(gxhat, xhat, rstd, axes: tuple[int, ...]):
@@ -226,7 +256,7 @@ class LayerNorm(Function):
         require_same_dtype(ctx.op, x, weight=w, bias=b)
         ctx.axes = tuple(range(x.ndim - k, x.ndim))
         # a narrower float is computed in float32 and rounded once, after the affine, as PyTorch does
-        xhat, rstd, _, _ = _standardize(array_module(x), _widened(x), ctx.axes, ctx.eps)
+        xhat, rstd, _, _ = _standardize(array_module(x), _widened(x), ctx.axes, ctx.eps, overflow_nan=True)
         y = _affine(xhat, w, b)
         if xhat.dtype != x.dtype:
             y, rstd = y.astype(x.dtype), rstd.astype(x.dtype)
@@ -319,7 +349,8 @@ class GroupNorm(Function):
         if groups <= 0 or c % groups:
             raise ShapeError(f"group_norm: {c} channels cannot be split into {groups} groups "
                              f"(input shape {x.shape})")
-        xhat, rstd, _, _ = _standardize(array_module(x), x.reshape(n, groups, -1), (2,), ctx.eps)
+        xhat, rstd, _, _ = _standardize(array_module(x), x.reshape(n, groups, -1), (2,), ctx.eps,
+                                      overflow_nan=True)
         xhat = xhat.reshape(x.shape)
         ctx.save(xhat, rstd, w)
         return _affine(xhat, _per_channel(w, x.ndim), _per_channel(b, x.ndim))

@@ -206,6 +206,103 @@ def _like(t, values):
     return lib.tensor(values.astype(t.detach().numpy().dtype))
 
 
+F32_MAX, F64_MAX = float(np.finfo(np.float32).max), float(np.finfo(np.float64).max)
+# rows whose statistics overflow: torch gives NaN for each of these on any vector width (for some others, such as
+# [1e30, -1e30, 1e30, -1e30], its CPU kernel gives a row of zeros or NaN by the row's length), and rows it keeps finite
+EXTREME_ROWS = {
+    "float32": [[1e30, 0, 0, 0], [F32_MAX, -F32_MAX, F32_MAX / 2, 1], [1e30] * 4, [2e19] * 16, [np.inf, 1, 2, 3],
+                [np.nan, 1, 2, 3], [1e19, -1e19, 3e18, 1], [3.0] * 4, [1e-38, -1e-38, 1e-45, 0]],
+    "float64": [[1e300, 0, 0, 0], [F64_MAX, -F64_MAX, 1, 2], [1e200] * 8, [np.inf, 1, 2, 3], [-np.inf, 1, 2, 3],
+                [1e30, -1e30, 1e30, -1e30], [1e150, 0, 0, 0], [3.0] * 4],
+}
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", EXTREME_ROWS)
+@pytest.mark.parametrize("op", ["layer_norm", "group_norm"])
+def test_norms_of_rows_whose_statistics_overflow_are_nan_where_torchs_are(op, dtype):
+    calls = {"layer_norm": lambda F, t, w, b: F.layer_norm(t, (t.shape[-1],), w, b),
+             "group_norm": lambda F, t, w, b: F.group_norm(t.reshape(-1, 2, t.shape[-1] // 2), 1).reshape(t.shape)}
+    for row in EXTREME_ROWS[dtype]:
+        a = np.array([row], dtype=np.float64).astype(dtype) if dtype == "float64" else np.float32(row)[None]
+        n = a.shape[-1]
+        w, b = np.linspace(0.5, 2, n).astype(dtype), np.linspace(-1, 1, n).astype(dtype)
+        g = np.linspace(-1, 1.5, n).astype(dtype)[None]
+        out = {}
+        for lib in (engine, torch):
+            x, wt, bt = (lib.tensor(v, requires_grad=True) for v in (a, w, b))
+            with np.errstate(all="ignore"):
+                y = calls[op](lib.nn.functional, x, wt, bt)
+                y.backward(lib.tensor(g))
+            out[lib] = [y.detach().numpy()] + [t.grad.numpy() for t in (x, wt, bt) if t.grad is not None]
+        for ours, theirs, what in zip(out[engine], out[torch], ("output", "input grad", "weight grad", "bias grad")):
+            # NaN where torch's is, and finite values alike (a row of huge equal values has a gradient of rounding
+            # noise in torch's formula, 0 for [1e200] * 8, where the exact one is the engine's: only NaN is compared)
+            assert np.array_equal(np.isnan(ours), np.isnan(theirs)), f"{op} {dtype} {row}: {what} {ours} vs {theirs}"
+            if what in ("output", "bias grad") or max(abs(v) for v in row) < 1e100:
+                np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6, err_msg=f"{op} {dtype} {row} {what}")
+
+
+@needs_torch
+def test_layer_norm_of_constant_rows_is_the_bias_as_in_torch():
+    # the mean of a constant row is rounded a few ulps off it, which 1/sqrt(eps) would scale up: 0.005 at 123.456
+    # over 768 values, 0.93 at 1e5 (a constant channel, a padding position's activations)
+    for value, n, dtype in ((123.456, 768, np.float32), (1e5 + 0.3, 100, np.float32), (1e4 + 0.3, 768, np.float32),
+                            (1e18 + 7, 100, np.float32), (3.3, 10, np.float32), (1e9 + 0.1, 1000, np.float64)):
+        a = np.full((3, n), value, dtype)
+        a[1] = -value
+        a[2] = np.linspace(-1, 1, n) + value  # a row that is not constant, beside them
+        b = np.linspace(-1, 1, n).astype(dtype)
+        ours = engine.nn.functional.layer_norm(engine.tensor(a), (n,), bias=engine.tensor(b)).numpy()
+        theirs = torch.nn.functional.layer_norm(torch.tensor(a), (n,), bias=torch.tensor(b)).numpy()
+        np.testing.assert_allclose(ours[:2], theirs[:2], rtol=0, atol=1e-6, err_msg=f"{n} values of {value}")
+        np.testing.assert_allclose(ours[:2], np.broadcast_to(b, (2, n)), rtol=0, atol=1e-6)
+        # the row beside them against torch's float64 result for the same values (its float32 one is 3e-3 off near 1e4)
+        wide = [torch.tensor(v.astype(np.float64)) for v in (a[2:], b)]
+        exact = torch.nn.functional.layer_norm(wide[0], (n,), bias=wide[1])
+        np.testing.assert_allclose(ours[2:], exact.numpy(), rtol=0, atol=1e-5, err_msg=f"{n} values near {value}")
+
+
+@needs_torch
+def test_float16_group_norm_of_groups_far_from_zero_matches_torch():
+    # computed in float16 here (torch's moments are float32): a mean of 300 squares past float16's range, which
+    # must not read as an overflowed row; what is left of the rounded mean is taken out (0.14 off torch before)
+    rng = np.random.default_rng(11)
+    for offset in (0, 300, 3000):
+        x = (rng.standard_normal((2, 4, 8)) + offset).astype(np.float16)
+        ours = engine.nn.functional.group_norm(engine.tensor(x), 2).numpy()
+        theirs = torch.nn.functional.group_norm(torch.tensor(x), 2).numpy()
+        np.testing.assert_allclose(ours.astype(np.float32), theirs.astype(np.float32), rtol=0, atol=4e-3,
+                                   err_msg=f"offset {offset}")
+
+
+@needs_torch
+def test_softmax_of_large_inputs_matches_torch_with_the_shift_and_without():
+    # past a few thousand values the engine leaves the max out of exp(x - max) where every row's max is within
+    # +-43.7 (float32); rows beyond (or NaN, or -inf alone) bring the shift back, for the whole input
+    rng = np.random.default_rng(10)
+    base = rng.standard_normal((64, 96)) * 8
+    masked = base.copy()
+    masked[rng.random(base.shape) < 0.3] = -np.inf
+    wholly = masked.copy()
+    wholly[5] = -np.inf  # NaN, as torch gives
+    peaks = base - 60
+    peaks[:, 0] = np.linspace(-43, 43, 64)
+    past = base.copy()
+    past[7, 3] = 44.5
+    cases = {"ordinary": base, "masked": masked, "a row wholly masked": wholly, "maxima from -43 to 43": peaks,
+             "one max of 44.5": past, "a NaN": np.where(base > 20, np.nan, base), "-300": base - 300,
+             "float64 up to 300": (base * 10, np.float64), "float64 past 354": (base * 30, np.float64)}
+    for name, case in cases.items():
+        a, dtype = case if isinstance(case, tuple) else (case, np.float32)
+        tol = ({"rtol": 1e-10, "atol": 1e-14}, {"rtol": 1e-10, "atol": 1e-12}) if dtype == np.float64 else \
+            ({"rtol": 1e-5, "atol": 1e-7}, {"rtol": 1e-4, "atol": 1e-5})
+        try:
+            _compare_with_torch(SOFTMAX_CALLS["softmax"], a.astype(dtype), *tol)
+        except AssertionError as err:
+            raise AssertionError(f"softmax of {name}: {err}") from None
+
+
 # ---- activations that select between formulas -------------------------------------------------------------------
 # (function name, its arguments after the input): slopes and alphas inside and outside (0, 1]; the leaky_relu and elu
 # family compute a float16 input in float32 and round once, as torch does
