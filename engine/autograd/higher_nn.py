@@ -48,7 +48,7 @@ def _linear_map(ctx, g):
 
 
 def _im2col(geo, x):
-    """The (G, C/G*prod(kernel), N*prod(out)) window matrix of a convolution's padded input."""
+    """The (N, G, C/G*prod(kernel), prod(out)) window matrices of a convolution's padded input."""
     xpad = conv.pad_spatial(conv.as_nd(x, geo.spatial), geo.padding)
     return conv._im2col(xpad, geo.kernel, geo.out_hw, geo.stride, geo.dilation, geo.groups)
 
@@ -56,10 +56,11 @@ def _im2col(geo, x):
 def _col2im(geo, cols):
     """The adjoint of `_im2col`: each window value added back where it was read."""
     out = tuple(geo.out_hw)
-    cn = cols.reshape(-1, *geo.kernel, cols.shape[-1] // math.prod(out), *out)
-    summed = conv.col2im(lambda *at: cn[(slice(None), *at)], geo.kernel, geo.padded_hw, geo.stride,
+    n = cols.shape[0]
+    cn = cols.reshape(n, -1, *geo.kernel, *out)
+    summed = conv.col2im(lambda *at: cn[(slice(None), slice(None), *at)], geo.kernel, geo.padded_hw, geo.stride,
                          geo.dilation)
-    x = conv.crop(summed.swapaxes(0, 1), geo.padding)
+    x = conv.crop(summed, geo.padding)
     return array_module(x).ascontiguousarray(x).reshape(geo.x_shape)
 
 
@@ -86,13 +87,13 @@ def _conv(ctx, g):
     gn = _nd(ctx, g)
     n, o = gn.shape[:2]
     groups = ctx.groups
-    gm = gn.reshape(n, groups, o // groups, -1).permute(1, 2, 0, 3).reshape(groups, o // groups, -1)
+    gm = gn.reshape(n, groups, o // groups, -1)
     wn_shape = conv.as_nd(w_arr, ctx.spatial).shape
     geo = _Geometry(ctx, kernel=wn_shape[2:], out_hw=gn.shape[2:])
     dx = dw = db = None
     if need_w:
         c = derived(ctx, LinearMap, cols, (0,), fn=_im2col, adjoint=_col2im, geo=geo)
-        dw = (gm @ c.transpose(-1, -2)).reshape(w_arr.shape)
+        dw = (gm @ c.transpose(-1, -2)).sum(dim=0).reshape(w_arr.shape)
     if need_x:
         w_rows = saved_input(ctx, 1, w_arr).reshape(groups, wn_shape[0] // groups, -1)
         dx = LinearMap.apply(w_rows.transpose(-1, -2) @ gm, fn=_col2im, adjoint=_im2col, geo=geo)
@@ -112,21 +113,22 @@ def _ungroup_rows(geo, m):
 @differentiable(conv.ConvTranspose2d, conv.ConvTranspose1d, conv.ConvTranspose3d)
 def _conv_transpose(ctx, g):
     # the forward is conv2d's input gradient, col2im(w_rows^T @ x_rows): its backward reads the windows of g
-    w_arr, xm = ctx.saved
+    w_arr, x_arr = ctx.saved
     need_x, need_w, need_b = ctx.needs_input_grad
     gn = _nd(ctx, g)
     wn_shape = conv.as_nd(w_arr, ctx.spatial).shape
     geo = _Geometry(ctx, kernel=wn_shape[2:], out_hw=ctx.in_hw, x_shape=g.shape,
                     padded_hw=tuple(size + lo + hi for size, (lo, hi) in zip(gn.shape[2:], ctx.padding)))
-    cols = LinearMap.apply(g, fn=_im2col, adjoint=_col2im, geo=geo)  # (G, O/G*prod(kernel), N*prod(in))
+    cols = LinearMap.apply(g, fn=_im2col, adjoint=_col2im, geo=geo)  # (N, G, O/G*prod(kernel), prod(in))
     dx = dw = db = None
     rows = _Geometry(ctx, n=gn.shape[0])
     if need_x:
         w_rows = saved_input(ctx, 1, w_arr).reshape(ctx.groups, wn_shape[0] // ctx.groups, -1)
         dx = LinearMap.apply(w_rows @ cols, fn=_ungroup_rows, adjoint=_group_rows, geo=rows)
     if need_w:
+        xm = _group_rows(rows, x_arr)
         x_rows = derived(ctx, LinearMap, xm, (0,), fn=_group_rows, adjoint=_ungroup_rows, geo=rows)
-        dw = (x_rows @ cols.transpose(-1, -2)).reshape(w_arr.shape)
+        dw = (x_rows @ cols.transpose(-1, -2)).sum(dim=0).reshape(w_arr.shape)
     if need_b:
         db = gn.sum(dim=_channel_axes(gn))
     return dx, dw, db

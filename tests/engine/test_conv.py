@@ -53,6 +53,30 @@ def test_conv2d_without_grad_records_nothing():
     assert y.grad_fn is None and not y.requires_grad and y.shape == (1, 3, 2, 2)
 
 
+def test_an_in_place_change_to_the_input_after_the_forward_never_reaches_the_weight_gradient():
+    # a 1x1 kernel's windows are the input itself, not a copy of it; a transposed convolution keeps its input, whose
+    # change is caught as torch catches it
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal((3, 4, 5, 5))
+    weights = {conv.conv2d: (2, 4, 1, 1), conv.conv_transpose2d: (4, 2, 1, 1)}
+    for call, w0 in ((call, rng.standard_normal(shape)) for call, shape in weights.items()):
+        grads = []
+        for change in (False, True):
+            a, w = engine.tensor(x0, requires_grad=True), engine.tensor(w0, requires_grad=True)
+            x = a + 0.5  # not a leaf: it may be changed in place
+            y = call(x, w)
+            if change:
+                x.add_(1)
+            try:
+                y.sum().backward()
+            except RuntimeError as err:
+                assert call is conv.conv_transpose2d and "modified by an inplace operation" in str(err)
+                continue
+            grads.append(w.grad.numpy())
+        assert len(grads) == 2 - (call is conv.conv_transpose2d)
+        np.testing.assert_array_equal(grads[0], grads[-1])
+
+
 def test_small_cnn_matches_torch():
     # conv -> relu -> max pool -> conv -> avg pool -> adaptive pool, the shape of a real model
     def net(F, x, w1, b1, w2):
