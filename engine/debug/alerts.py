@@ -41,7 +41,7 @@ from engine.debug.alert_text import (
 )
 from engine.debug.custom_backward import CustomBackwards
 from engine.debug.data_order import shuffle_advice
-from engine.debug.detached import Detaches, detached_alert
+from engine.debug.detached import Detaches, detached_alert, no_gradient_alert
 from engine.debug.fitted_advice import depth_advice, unclipped
 from engine.debug.flows import FlowChecks
 from engine.debug.loop_checks import LAYERS, TIED_OPS, LoopChecks
@@ -52,9 +52,10 @@ from engine.debug.records import BackwardRecord, OpRecord
 from engine.debug.schedules import decay_guess, zeroed_by
 from engine.debug.script_names import positional, positional_text
 from engine.events import AlertEvent, next_seq
+from engine.nn.init import filled_at
 from engine.nn.module import unregistered_calls
 from engine.nn.utils import clip_grad
-from engine.optim.optimizer import live_optimizers, stepping_optimizer
+from engine.optim.optimizer import cleared_at, live_optimizers, stepping_optimizer, zero_grads_so_far
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,8 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         self._zero_lr: dict[int, int] = {}  # id(optimizer) -> steps in a row at a learning rate of 0
         self._batch_classes: deque = deque(maxlen=ONE_CLASS_BATCHES)  # each loss's one class, or None: several
         self._backward_seen = False  # a backward ran since the last step
+        # as the last backward pass began: zero_grads_so_far(), and the line of the loss it backpropagates
+        self._backward_at: tuple = (0, None)
         self._last: dict[str, tuple] = {}  # op in LAST_OF -> (tensor id of the output, record) of its last run
         self._passes = self._passes_per_step = 0  # backward() calls since the last step; before the last step
         self._first_loss: float | None = None  # the first loss a step saw (its size), for _converged
@@ -589,6 +592,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         self._backward_seen = True
         if rec.event.pass_start and not rec.event.grad_call:
             self._passes += 1
+            self._backward_at = (zero_grads_so_far(), rec.forward.source if rec.forward is not None else None)
             if self.settings.training:
                 self._pass_began(rec)
             root = self._scalars.get(rec.forward.event.output) if rec.forward is not None else None
@@ -820,7 +824,9 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         message = (f"the weights of {len(zero)} of the {len(names)} layers ({names_text(layers)}) started at zero, "
                    f"iteration {rec.iteration}: the units of such a layer {UNITS_ALIKE}. Initialise them with "
                    f"{REINITIALISE}; zeros suit only a last layer or the end of a residual branch")
-        return [step_alert(rec, "zero_init", layers[0], message)]
+        # at the script's init call that zeroed the first of them (nn.init.zeros_), where one did
+        site = next((filled_at(p) for name, p in self.params() if name == zero[0]), None) if self.params else None
+        return [step_alert(rec, "zero_init", layers[0], message, site)]
 
     def _large_updates(self, rec) -> list[AlertEvent]:
         """An alert when layers' updates stay as large as their weights: the learning rate is far too high. Not at a
@@ -923,11 +929,14 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                 "optimizer.zero_grad() before loss.backward() in every iteration", "", piled[0], "", 0, it, "", 0, "",
                 len(piled)))
         if self._starts(("step_without_grad", ""), self._bare_steps >= BARE_STEPS):
+            between = self._misplaced_zero_grad(opt)
             alerts.append(step_alert(rec, "step_without_grad", type(opt).__name__, (
                 f"optimizer.step() found no gradient on any of its parameters in {self._bare_steps} steps in a row, "
-                f"while backward() ran between them, iteration {it}: the step comes before loss.backward() (or a "
-                "zero_grad() sits between them), so nothing trains. Order each iteration: optimizer.zero_grad(), "
-                "forward, loss.backward(), optimizer.step()")))
+                f"while backward() ran between them, iteration {it}: " + (
+                    "optimizer.zero_grad() runs between loss.backward() and the step, and drops the gradients"
+                    if between else "the step comes before loss.backward() (or a zero_grad() sits between them)") +
+                ", so nothing trains. Order each iteration: optimizer.zero_grad(), forward, loss.backward(), "
+                "optimizer.step()"), between))
         idle = self._idle_optimizers(opt)
         if self._starts(("optimizer_idle", ""), bool(idle)):
             other, names = idle
@@ -952,17 +961,24 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                 f"iteration {it}: they never train. {self._why_not_updated(opt)}", "", unused[0], "", 0, it, "", 0, "",
                 len(unused)))
         if self._starts(("no_gradient", ""), bool(cut)):
-            alerts.append(detached_alert(cut, detached, it) if detached else AlertEvent(
-                next_seq(), "no_gradient", f"{names_text(cut)} are trained by the optimizer but got no gradient in "
-                f"{GRADLESS_STEPS} steps while other parameters did, iteration {it}: the loss does not depend on them. "
-                "A .detach() (or .data, .item(), .numpy()) between them and the loss cuts the graph there, or the "
-                "layer is not used in forward", "", cut[0], "", 0, it, "", 0, "", len(cut)))
+            alerts.append(detached_alert(cut, detached, it) if detached else
+                          no_gradient_alert(cut, self._detaches.after_cut(cut_ids), GRADLESS_STEPS, rec))
         if self._starts(("frozen", ""), bool(frozen)):
             alerts.append(AlertEvent(
                 next_seq(), "frozen", f"{names_text(frozen)} are given to the optimizer but have requires_grad=False, "
                 f"iteration {it}: they get no gradient and never change. If they should train, call "
                 "requires_grad_(True) on them", "", frozen[0], "", 0, it, "", 0, "", len(frozen)))
         return alerts
+
+    def _misplaced_zero_grad(self, opt) -> tuple[str, int] | None:
+        """(file, line) of `opt`'s zero_grad() that dropped the gradients of the last backward, where it is the line out
+        of place: written after the loss (forward, backward, zero_grad, step). Written before it (zero_grad, step,
+        forward, backward: the same order, round a loop) the step is; None then, or when that is not known."""
+        cleared = cleared_at(opt)
+        count, loss = self._backward_at
+        if cleared is None or cleared[0] <= count or loss is None or loss.file != cleared[1] or cleared[2] <= loss.line:
+            return None
+        return cleared[1:]
 
     def _left_in_eval(self, rec) -> list[AlertEvent]:
         """An alert when BatchNorm layers that trained in train mode before run in eval mode in a pass that trains:

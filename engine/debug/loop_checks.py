@@ -27,6 +27,7 @@ from engine.debug.losses import LOSS_OPS, label_of
 from engine.debug.param_names import by_event_names, updated_parameters
 from engine.debug.records import OpRecord
 from engine.events import AlertEvent
+from engine.nn.init import filled_at
 from engine.nn.layers.attention import MultiheadAttention
 from engine.nn.layers.norm import _BatchNorm
 from engine.nn.module import outermost, running_modules
@@ -547,22 +548,24 @@ class LoopChecks:
         same weights, not zeros (the zero-init alert's): a constant init (nn.init.constant_), or one row copied to
         all. Such units compute the same output and get the same gradient, so they never differ (nothing breaks
         the symmetry but dropout, whose masks differ per unit: rows that differ after its first step are left be)."""
-        same = []
+        same, site = [], None
         for name, p in self.params():
             data = p.array
             if name.endswith("bias") or data.ndim < 2 or data.shape[0] < 2 or data.dtype.kind != "f":
                 continue
             if bool((data == data[:1]).all()) and bool(data[:1].any()):
                 same.append(layer_of(name))
+                site = site or filled_at(p)  # the script's init call that filled it: the line to change
             if len(same) >= 16:
                 break
         self._same_units = same
         if not same or not self._starts(("same_units", ""), True):
             return []
+        cause = f"the init at line {site[1]} started them alike." if site else \
+            "a constant init (nn.init.constant_), or one row copied to all?"
         message = (f"every unit of {names_text(same)} holds the same weights after the first step, iteration "
-                   f"{rec.iteration}: a constant init (nn.init.constant_), or one row copied to all? Units alike "
-                   f"{UNITS_ALIKE}. Initialise them with {REINITIALISE}")
-        return [step_alert(rec, "same_units", same[0], message)]
+                   f"{rec.iteration}: {cause} Units alike {UNITS_ALIKE}. Initialise them with {REINITIALISE}")
+        return [step_alert(rec, "same_units", same[0], message, site)]
 
     def _with_others(self, rec, opt):
         """(name, parameter) of the model's parameters and, after them, of those of the stepping optimizer `opt` the

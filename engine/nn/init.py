@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 import warnings
+import weakref
 
 import numpy as np
 
@@ -60,6 +63,35 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+_ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# id of a storage an init function filled -> (weak reference to it, file, line of the script's call of that function),
+# by storage so that `init.constant_(m.weight.data, 0.05)` counts for the weight; a debugger points its alerts there
+_filled_at: dict[int, tuple] = {}
+
+
+def filled_at(tensor: Tensor) -> tuple[str, int] | None:
+    """(file, line) of the script's own call of an engine.nn.init function that last filled `tensor`'s storage; None
+    when none did (a layer's default init)."""
+    entry = _filled_at.get(id(tensor.array))
+    return entry[1:] if entry is not None and entry[0]() is tensor.array else None
+
+
+def _note_caller(array) -> None:
+    """Keep where the script called the init function filling `array` (forget it for a layer's own init)."""
+    f = sys._getframe(2)  # the caller of _fill: an init function of this file, whose caller may be another
+    while f is not None and f.f_code.co_filename == _fill.__code__.co_filename:
+        f = f.f_back
+    key = id(array)
+    if f is None or os.path.abspath(f.f_code.co_filename).startswith(_ENGINE_DIR):
+        _filled_at.pop(key, None)  # reset_parameters(): the engine's default init, no line of the script's
+        return
+    try:
+        ref = weakref.ref(array, lambda _, key=key: _filled_at.pop(key, None))
+    except TypeError:  # an array type without weak references: its id may come back for another one
+        return
+    _filled_at[key] = (ref, f.f_code.co_filename, f.f_lineno)
+
+
 def _fill(tensor: Tensor, sample, generator=None) -> Tensor:
     """Write `sample(rng, shape, float dtype)` into the tensor's storage, drawn with `generator` (or the
     global generator of the tensor's device; False for no draws, so a constant makes no GPU generator)."""
@@ -69,6 +101,7 @@ def _fill(tensor: Tensor, sample, generator=None) -> Tensor:
         values = sample(rng, tensor.shape, dtype)
         tensor.array[...] = values
         tensor._vc[0] += 1
+    _note_caller(tensor.array)
     return tensor
 
 

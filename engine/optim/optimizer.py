@@ -13,6 +13,7 @@ import copy
 import itertools
 import math
 import numbers
+import sys
 import threading
 import weakref
 from collections import defaultdict
@@ -60,6 +61,19 @@ def optimizer_of(params) -> Optimizer | None:
     ids = {id(p) for p in params}
     mine = [opt for opt in list(_alive) if any(id(p) in ids for group in opt.param_groups for p in group["params"])]
     return max(mine, key=lambda opt: opt._made, default=None)
+
+
+_clears = [0]  # zero_grad() calls that dropped gradients so far: a debugger tells the ones after a backward
+
+
+def zero_grads_so_far() -> int:
+    """How many optimizer.zero_grad() calls have dropped gradients so far (in this process)."""
+    return _clears[0]
+
+
+def cleared_at(opt: Optimizer) -> tuple[int, str, int] | None:
+    """(zero_grads_so_far() after it, file, line) of `opt`'s last zero_grad() that dropped gradients, or None."""
+    return opt.__dict__.get("_cleared_at")
 
 
 def optimizer_clock() -> int:
@@ -208,10 +222,12 @@ class Optimizer:
     # ---- the training-loop calls ---------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: set `.grad` to None (default) or fill it with zeros in place."""
+        cleared = False
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                cleared = True
                 if set_to_none:
                     p.grad = None
                 else:
@@ -219,6 +235,10 @@ class Optimizer:
                         p.grad = p.grad.detach()
                     p.grad.array.fill(0)
                     p.grad._vc[0] += 1
+        if cleared:  # where, for a step that then finds no gradient (a zero_grad() between backward and step)
+            _clears[0] += 1
+            caller = sys._getframe(1)
+            self._cleared_at = (_clears[0], caller.f_code.co_filename, caller.f_lineno)
 
     def step(self, closure: Callable[[], object] | None = None):
         """Update every parameter that has a gradient; returns `closure()`'s loss when one is given."""
