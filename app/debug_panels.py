@@ -24,7 +24,7 @@ from app.graph_model import OP, breakpoint_marks, engine_key, shape_text
 from app.inspect_worker import InspectWorker
 from app.moments import backward_after, consumer_of, kept_from_start, moment_of
 from app.replay import ReplaySession
-from app.session import LiveSession, NodeInfo, alert_name
+from app.session import LiveSession, NodeInfo, alert_name, another_op
 from engine.debug import BackwardRecord, Breakpoint, OpRecord
 from engine.debug.breakpoints import CONDITIONS, tripped
 from engine.debug.node_names import script_named
@@ -319,8 +319,12 @@ class DebugPanels(QObject):
         notes = [self._note] if self._note else []
         back = session.backward_of.get(info.key) if session is not None and info.kind == "op" else None
         if grad is None and back is not None and back.iteration < info.iteration:
-            # the output of an evaluation pass: the gradient the session holds belongs to an earlier output
-            notes.append(f"no gradient for this output (the last flowed in iteration {back.iteration})")
+            # the output of an evaluation pass: the gradient the session holds belongs to an earlier output (of
+            # another op where another line ran then: the training loss's, for a diagnostic after the last step)
+            fwd = back.forward
+            other = fwd is not None and another_op(fwd.event.module, fwd.source, info.source)
+            notes.append("no gradient for this output" +
+                         ("" if other else f" (the last flowed in iteration {back.iteration})"))
         behind = _grad_behind(info)
         stale = grad is None or behind or (info.kind != "op" and info.grad_iteration < now)
         later = self._backward_to_come(info) if stale else ""
@@ -597,8 +601,12 @@ class DebugPanels(QObject):
         known = session.recorded_alerts if isinstance(session, ReplaySession) else session.alerts
         alert = next((a for a in reversed(known) if a.key == key and (a.forward_seq or a.seq) == seq), None)
         if alert is not None and not alert.op:
-            # an alert of an optimizer step names a parameter or layer, no node: the gradient flow shows it
+            # an alert of an optimizer step names a parameter or layer, no node: the gradient flow shows it, and the
+            # graph its parameter's node where it has one (else nothing: not the op picked before)
             w.docks["gradients"].raise_()
+            node = w.graph.param_node(alert.key)
+            w.canvas.select(node)
+            w._show_node(node)
             if alert.file:  # and the line it names: a scheduler's lambda, a .detach(), a clip_grad_norm_ call
                 w._show_frame(SourceFrame(alert.file, alert.line, "", alert.code))
             return

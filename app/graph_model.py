@@ -199,6 +199,9 @@ class _Iteration:
         self.stack: list[int] = [0]
         self.entry: set[int] = set()  # tensors passed into some module call
         self.backward: list[int] = []  # forward nodes, in the order their backward ran
+        # op key -> (its SourceFrame, the user frames it ran under, innermost first) in this iteration: a key another
+        # line made in an earlier iteration (`mean:0` of a diagnostic after the step) is named by this one's line
+        self.frames: dict[str, tuple] = {}
         self.diverged = False  # differs from the previous iteration (in order, keys or edges)
         self.reshaped = False  # the same so far, but some node's shapes differ (a smaller last batch)
 
@@ -220,8 +223,6 @@ class GraphModel:
         # ops whose infinities are a mask: -inf that a softmax turned into zeros (a causal attention mask added to the
         # scores); not marked as a fault, this iteration or the next
         self.masks: set[str] = set()
-        self.sources: dict[str, str] = {}
-        self.stacks: dict[str, tuple] = {}  # op key -> the user frames it ran under, innermost first (op names)
         self.alerts: dict[str, str] = {}
         self._prev: _Iteration | None = None
         self._cur = _Iteration()
@@ -510,9 +511,8 @@ class GraphModel:
         if isinstance(rec.event, OpEvent):
             key = self.current
             source = getattr(rec, "source", None)
-            if source is not None and key not in self.sources:
-                self.sources[key] = f"{source.file}:{source.line}  {source.text}"
-                self.stacks[key] = getattr(rec, "stack", ()) or (source,)
+            if source is not None:
+                self._cur.frames[key] = (source, getattr(rec, "stack", ()) or (source,))
             if summary is not None:
                 # a mask's -inf is by design (as for the debugger's alerts): not marked as a problem
                 nan = summary.nan_count > 0
@@ -742,8 +742,10 @@ class GraphModel:
         if self._view is not None and self._view_version == (self._version, self._data_version):
             return self._refresh_backward(self._view)
         it = self._shown_iteration()
-        self._view = _build_view(it, self.collapsed, self.sources, self.last_diff, self._backward_iteration(),
-                                 self.buffers, self.stacks)
+        sources = {key: f"{frame.file}:{frame.line}  {frame.text}" for key, (frame, _) in it.frames.items()}
+        stacks = {key: stack for key, (_, stack) in it.frames.items()}
+        self._view = _build_view(it, self.collapsed, sources, self.last_diff, self._backward_iteration(),
+                                 self.buffers, stacks)
         self._view_version = (self._version, self._data_version)
         return self._view
 
@@ -859,6 +861,7 @@ def _union(prev: _Iteration, cur: _Iteration) -> _Iteration:
             out.edst.append(d2)
             out.eshape.append(shape)
     out.backward = []
+    out.frames = {**prev.frames, **cur.frames}
     return out
 
 

@@ -163,6 +163,13 @@ class NodeInfo:
     name: str = ""  # an op's: the name the script assigned its output to ("q"), or ""
 
 
+def another_op(module: str, source, before) -> bool:
+    """Whether an op outside every module that ran at line `source` is another op than the one that ran under its key
+    at line `before` (`mean:0` of a diagnostic after the last step, the training loss's in the iterations before);
+    a module's op is its layer's from whichever line calls the model."""
+    return not module and source is not before and None not in (source, before) and source != before
+
+
 def _op_name(view, i: int) -> str:
     """The name the script assigned visible op node i's output to ("q"), or ""."""
     caption = view.caption[i] if view.caption is not None else view.label[i]
@@ -321,8 +328,9 @@ class Session:
             stale = self.grads.get(key)
             # the gradient an earlier iteration gave this node shows until this one's arrives, labelled with its
             # iteration; not on an op that gets none (an evaluation under no_grad after training, numbered as a
-            # training op was) nor on one of another shape
-            if stale is not None and (not rec.event.requires_grad or stale.shape != rec.event.output_shape):
+            # training op was), nor on one of another shape, nor on another op under its key
+            if stale is not None and (not rec.event.requires_grad or stale.shape != rec.event.output_shape or
+                                      another_op(rec.event.module, rec.source, self.frames.get(key))):
                 del self.grads[key]
                 self.made_in[key] = (rec.iteration, -1)
             if rec.source is not None:

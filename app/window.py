@@ -1300,7 +1300,11 @@ class MainWindow(QMainWindow):
         session = self.session
         self._update_actions()
         stop = _stop_kind(session)
-        self.canvas.set_stop(stop, session.status_text() if stop else "")
+        # an alert of an optimizer step is about no op: the node that ran last is marked as where the run is, not
+        # as the alert's
+        alert = session.stop_alert if stop == "alert" else None
+        marked = "" if alert is not None and not alert.op else stop
+        self.canvas.set_stop(marked, session.status_text() if marked else "")
         if getattr(session, "waiting_at", None) is None and self.message_bar.text().startswith(_PAUSE_WAITS):
             self.message_bar.dismiss()  # the pause landed, or the run ended
         if self._select_at_stop is not None and session.status != RUNNING:
@@ -1332,13 +1336,19 @@ class MainWindow(QMainWindow):
                 self.canvas.select(None)
         if alert is not None and not alert.op:
             # an optimizer step's alert names a parameter (or a layer, for its weight): select its node, not
-            # the op selected before
+            # the op selected before, and show it or nothing: not the op that ran last (an optimizer has no node)
             key = self.graph.param_node(alert.key)
+            self.canvas.set_current(None)  # (the backward's last node: no part of the alert)
             self.canvas.select(key)
             if key is not None:
                 self.canvas.center_on(key, readable=False)
-        self._show_node(self.graph.selected or session.model.current)
-        self._show_stop_source(stop)
+            self._show_node(key)
+        else:
+            self._show_node(self.graph.selected or session.model.current)
+        if alert is not None and alert.file:  # the line to change (a zero_grad(), an init call), not the stop's
+            self._show_frame(SourceFrame(alert.file, alert.line, "", alert.code))
+        else:
+            self._show_stop_source(stop)
         if alert is not None:
             text = short_message(alert.message, alert.file)
             self.show_message(f"{_NAN_STOP}{text}" if alert.kind.startswith("nonfinite") else

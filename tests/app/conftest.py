@@ -2,6 +2,7 @@
 
 import pytest
 from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
 
 from app.window import MainWindow
 
@@ -27,6 +28,10 @@ def make_window(qtbot, tmp_path):
             window.resize(*size)
         window.show()
         qtbot.waitExposed(window)
+        # offscreen the window becomes active a turn of the event loop after it is exposed (a window manager would
+        # activate it at once): until then no shortcut matches a key, and a Ctrl+Shift+B pressed at once was lost
+        window.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
         return window
     return make
 
