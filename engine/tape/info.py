@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 
+from engine.debug.alert_text import KEY_NAMES, kind_name
 from engine.tape import schema
 from engine.tape.cap import human_size
 from engine.tape.codec import printable
@@ -185,7 +186,10 @@ def describe(info: dict) -> str:
     lines.append(f"  alerts:     {len(info['alerts'])}"
                  + (" (a structure tape checks no values: record at summary or values for NaN alerts)"
                     if unchecked else ""))
-    lines += _listed(info["alerts"], lambda a: f"{p(a['kind'])} '{p(a['op'] or a['key'])}'"
+    # each kind in words, as `tapescope record` and the Alerts panel name it (--json keeps the kind's id); an alert
+    # of an optimizer step names what its key is (a parameter, a layer, the optimizer)
+    lines += _listed(info["alerts"], lambda a: f"{p(kind_name(a['kind']))}, "
+                     + (f"'{p(a['op'])}'" if a["op"] else f"{KEY_NAMES.get(a['kind'], 'parameter')} '{p(a['key'])}'")
                      + (f" in {p(a['module'])}" if a["module"] else "")
                      + (f" at {p(a['file'])}:{a['line']}" if a["file"] else ""))
     return "\n".join(lines)

@@ -146,7 +146,7 @@ def test_info_human_and_json(tape_with_alert, script, capsys):
     assert main(["info", str(tape_with_alert)]) == 0
     text = capsys.readouterr().out
     assert f"tape format {FORMAT_VERSION}" in text and "iterations: 3 (0..2)" in text
-    assert "nonfinite_forward 'log'" in text
+    assert "iteration 1: NaN/Inf (forward), 'log' at " in text  # the kind in words, as `record` prints it
     assert main(["info", str(tape_with_alert), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["format_version"] == FORMAT_VERSION and info["iterations"] == 3 and info["edits"] == 0
