@@ -49,6 +49,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "optimizer_idle": ("optimizer idle", "an optimizer that never steps"),
     "lr_rising": ("learning rate rising", "a learning rate that keeps rising"),
     "lr_zero": ("learning rate 0", "a learning rate of 0"),
+    "weight_decay": ("weight decay too high", "a weight decay that shrinks the weights to nothing"),
     "class_dim": ("classes on last dim", "class scores read along the wrong dim"),
     "same_units": ("identical units", "layers whose units all hold the same weights"),
     "several_labels": ("multi-label in softmax", "multi-hot targets given to cross_entropy"),
@@ -71,7 +72,7 @@ KINDS: dict[str, tuple[str, str]] = {
 
 # what the key of an alert placed at an optimizer step (no op) names, where it is no parameter ("fc1.weight")
 KEY_NAMES = {**dict.fromkeys(("large_update", "tiny_update", "zero_init", "same_units"), "layer"),
-             **dict.fromkeys(("lr_gone", "lr_zero", "lr_rising", "step_without_grad"), "optimizer"),
+             **dict.fromkeys(("lr_gone", "lr_zero", "lr_rising", "step_without_grad", "weight_decay"), "optimizer"),
              "unregistered": "module", "history_kept": "value", "clipped_hard": "call"}
 
 

@@ -51,6 +51,7 @@ from engine.debug.quiet_mistakes import QuietMistakes
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.debug.schedules import decay_guess, zeroed_by
 from engine.debug.script_names import positional, positional_text
+from engine.debug.weight_decay import SHRUNK, WeightDecayCheck
 from engine.events import AlertEvent, next_seq
 from engine.nn.init import filled_at
 from engine.nn.module import unregistered_calls
@@ -125,6 +126,10 @@ BARE_STEPS = 3  # steps in a row without any gradient, a backward having run bef
 TINY_UPDATE = 1e-6  # every layer's update below this share of its weights...
 TINY_STEPS = 20  # ...for this many steps in a row...
 TINY_WINDOW = 100  # ...within the run's first steps: a learning rate far too low
+LR_FELL = 1e-2  # ...unless a scheduler (or a decay by hand) took the rate there, from a peak 1 / LR_FELL times it
+LOSS_BLOWUP = 100.0  # a training loss this many times its first...
+LOSS_BLOWUP_STEPS = 2  # ...for this many steps in a row diverges (one batch of outliers is no divergence)
+LOSS_KEPT = 0.9  # a loss still above this share of its first has not fallen
 ONE_CLASS_BATCHES = 10  # batches in a row of one class each (two classes or more among them)...
 ONE_CLASS_SIZE = 8  # ...of at least this many samples...
 ONE_CLASS_SHARE = 0.6  # ...most of them (the others two classes: the last of one class, the first of the next)
@@ -159,7 +164,17 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         self._grads: dict[str, tuple] = {}  # parameter -> (weakref to its .grad, that tensor's version) at a step
         self._dead = ""  # the key of a relu found dead since the last step
         self._in_modules = False  # whether ops ran inside module calls (the model is made of modules)
-        self._blown = False  # whether gradients exploded or updates outgrew the weights earlier in the run
+        # what blew the weights up earlier in the run, for the alerts that follow from it: "the learning-rate blow-up
+        # at iteration 2" (updates outgrew the weights, the loss diverged), "the exploding gradients at iteration 5"
+        self._blown = ""
+        self._weights_first = False  # whether the weight norms before the first step were taken (in _weights_after)
+        self._loss_up = 0  # steps in a row whose loss was LOSS_BLOWUP times the first or more
+        self._diverged_at: int | None = None  # the iteration the diverging loss was alerted at
+        self._big_seen = False  # whether an update-size alert named the learning rate
+        self._top_update: tuple = (0.0, "", 0)  # (ratio, layer, iteration) of the largest update since the loss was low
+        self._decay = WeightDecayCheck()  # a weight decay that outweighs the gradient
+        self._decay_large = ""  # this step's large updates, found to be the decay's
+        self._rate_fell = False  # this step's tiny updates are a rate decayed LR_FELL below its peak: lr_gone's
         # a layer's bias a BatchNorm / InstanceNorm in training takes away (its gradient is zero by design):
         # id of each biased layer's output -> id of its bias; ids of the biases seen so normalised
         self._bias_of: dict[int, int] = {}
@@ -316,6 +331,9 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                     cause = ("Their input is exactly zero everywhere: the layer before outputs nothing but zeros "
                              "(its weights and bias initialised to zero?); initialise it with engine.nn.init "
                              "(Kaiming) or keep the layer's default init")
+                elif self._aftermath():  # the units died of what an earlier alert named
+                    cause = self._aftermath()
+                    cause = cause[0].upper() + cause[1:]
                 else:
                     cause = ("Look for a large negative bias or weights blown up by a high learning rate in the "
                              "layer before; try a lower learning rate, LeakyReLU or Kaiming init")
@@ -488,7 +506,8 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                           f"iterations, iteration {rec.iteration}: the model has learned nothing of the labels. Look "
                           "at whether the labels still match the inputs (shuffled apart?), whether the logits reach "
                           "the loss squashed (a temperature too high, a softmax before it) or all alike, and at the "
-                          "learning rate", rec, summary.mean)
+                          f"{'weight decay (see the weight-decay alert)' if self._decay.alerted else 'learning rate'}",
+                          rec, summary.mean)
 
     def _one_class_batches(self, rec: OpRecord, scores, target) -> AlertEvent | None:
         """An alert when of the last ONE_CLASS_BATCHES batches most held a single class, not all the same one, and
@@ -593,6 +612,8 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         if rec.event.pass_start and not rec.event.grad_call:
             self._passes += 1
             self._backward_at = (zero_grads_so_far(), rec.forward.source if rec.forward is not None else None)
+            if not self._weights_first:
+                self._weights_before_first_step()
             if self.settings.training:
                 self._pass_began(rec)
             root = self._scalars.get(rec.forward.event.output) if rec.forward is not None else None
@@ -617,6 +638,16 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
             alert = self.custom_backwards.alert(rec)
         return alert
 
+    def _weights_before_first_step(self) -> None:
+        """Take each layer's weight norm before the first step, which its update is measured against (the step's
+        own are after it: an update that throws the weights far off reads "1x its weights" against its result)."""
+        self._weights_first = True
+        if self.params is None or self.settings.update_ratio_max is None:
+            return
+        named = [(name, p.array) for name, p in self.params()]
+        norms = [math.sqrt(v) for v in host_floats([square_sum(a) for _, a in named])]
+        self._weights_after = _per_layer({name: norm for (name, _), norm in zip(named, norms)})
+
     def step(self, rec) -> list[AlertEvent]:
         """Alerts at an optimizer step (or iteration mark): gradient norms, update sizes, the loop itself."""
         s = self.settings
@@ -637,6 +668,8 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
             alerts += self._storage_ties(rec, opt)  # first: _copied_tie forgets the weights the layers took
             if self._tie_weights is not None:
                 alerts += self._copied_tie(rec)
+            if s.training and opt is not None:  # before the update checks: large updates may be the decay's
+                self._decay.measure(rec, opt, self._names, self._steps_seen)
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
         updates = getattr(event, "update_norms", None)
@@ -645,9 +678,11 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         if stepped:
             self._steps_seen += 1
             if updates and self._steps_seen <= TINY_WINDOW:
-                alerts += self._tiny_updates(rec)
+                alerts += self._tiny_updates(rec, opt)
         if s.update_ratio_max is not None and updates:
             alerts += self._large_updates(rec)
+        if s.training and stepped and opt is not None:
+            alerts += self._weight_decay(rec, opt)
         if s.training and stepped:
             alerts += self._loop(rec) + self._left_in_eval(rec) + self._learning_rate(rec) + self._clipped_hard(rec)
             alerts += self._losses_kept(rec) + self._overfitting(rec) + self._quiet_step(rec, opt)
@@ -691,8 +726,9 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
             if not self._starts((kind, ""), bool(new)):
                 continue
             name, norm = (max if high else min)(new, key=lambda item: item[1])
-            cause = self._dead or ("blown" if self._blown else "")
-            self._blown = self._blown or high
+            cause = self._dead or ("blown" if self._aftermath() else "")
+            if high and not self._blown:
+                self._blown = f"the exploding gradients at iteration {rec.iteration}"
             text = _norms_message(kind, new, named_norms, limit, rec.iteration, cause,
                                   self._explosion_causes(rec) if high else self._fading_cause(cause))
             # at the clipping that clipped nothing, where that is the cause: the line to change
@@ -763,7 +799,8 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
 
     def _fading_cause(self, cause: str) -> str:
         """What fades a gradient here: weights that started at zero or alike, a BatchNorm over a few values per
-        channel, oversized updates before, else the depth, with advice that fits the model's layers."""
+        channel, oversized updates or a weight decay before, else the depth, with advice that fits the model's
+        layers."""
         if self._zero_layers:
             return ("the weights started at zero (see the zero-init alert), and a gradient passes back through "
                     "a layer in proportion to its weights: initialise them with engine.nn.init")
@@ -776,9 +813,18 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
             return (f"'{norm}' normalises each channel over only {per_channel} values, and the gradient through a "
                     "BatchNorm over so few cancels: use a larger batch (16 or more), or GroupNorm or LayerNorm")
         if cause == "blown":
-            return ("the oversized updates before pushed the layers into saturation or silence: fix the learning "
-                    "rate first")
+            return self._aftermath()
         return depth_advice(self._saturating, sorted(self._normalised), self._residual)
+
+    def _aftermath(self) -> str:
+        """What an earlier alert's cause did to the weights, and what to fix first, for the dead-ReLU and vanishing
+        alerts that follow from it; "" when nothing blew them up or shrank them."""
+        if self._decay.alerted is not None:
+            return self._decay.aftermath()
+        if self._blown:
+            return (f"after {self._blown}, the weights are far off and the layers sit in saturation or silence "
+                    "(not a matter of initialisation). Fix the learning rate first")
+        return ""
 
     def _names_away(self, rec, named_norms: list) -> set[str]:
         """The names, as this step's norms give them, of the biases a normalisation takes away: by the stepping
@@ -791,15 +837,19 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
             return {name for name, p in pairs if id(p) in self._normalized_away}
         return {name for tid, name in self._names().items() if tid in self._normalized_away}
 
-    def _tiny_updates(self, rec) -> list[AlertEvent]:
+    def _tiny_updates(self, rec, opt) -> list[AlertEvent]:
         """Early in a run: an alert when every layer moves by less than TINY_UPDATE of its weights for TINY_STEPS
-        steps in a row: a learning rate far too low (a converged model moves little too, but not from the start)."""
+        steps in a row: a learning rate far too low (a converged model moves little too, but not from the start).
+        Where a scheduler (or a decay by hand) took the rate there from a peak 1 / LR_FELL times it or more, the
+        learning-rate alert names the decay instead, at once (a larger rate would be decayed away again)."""
         event = rec.event
         updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
         ratios = {layer: u / max(weights.get(layer, 0.0), WEIGHT_FLOOR) for layer, u in updates.items()}
         top = max(ratios.items(), key=lambda item: item[1], default=("", 0.0))
         self._tiny_steps = self._tiny_steps + 1 if 0 < top[1] < TINY_UPDATE else 0
-        if not self._starts(("tiny_update", ""), self._tiny_steps >= TINY_STEPS):
+        peak = self._lrs.get(id(opt), (0.0,) * 4)[3] if opt is not None else 0.0
+        self._rate_fell = self._tiny_steps >= TINY_STEPS and max(event.lrs, default=peak) < LR_FELL * peak
+        if not self._starts(("tiny_update", ""), self._tiny_steps >= TINY_STEPS and not self._rate_fell):
             return []
         lrs = ", ".join(f"{lr:g}" for lr in event.lrs)
         message = (f"the updates of every layer stay below {TINY_UPDATE:g} of its weights for {self._tiny_steps} steps "
@@ -829,14 +879,16 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         return [step_alert(rec, "zero_init", layers[0], message, site)]
 
     def _large_updates(self, rec) -> list[AlertEvent]:
-        """An alert when layers' updates stay as large as their weights: the learning rate is far too high. Not at a
-        step whose gradients clip_grad_norm_ scaled down: the person capped the step's size on purpose (the classic
-        word language model: lr 20, clipped at 0.25)."""
+        """An alert when layers' updates stay as large as their weights, or the loss grows by orders of magnitude
+        (Adam's steps, about lr a weight, blow the weights up once and then shrink against them): the learning rate
+        is far too high. Not at a step whose gradients clip_grad_norm_ scaled down: the person capped the step's size
+        on purpose (the classic word language model: lr 20, clipped at 0.25). Updates that are a weight decay's are
+        left to the weight-decay alert."""
         event, limit = rec.event, self.settings.update_ratio_max
         updates, weights = _per_layer(event.update_norms), _per_layer(event.weight_norms)
         calls, norm, max_norm = clip_grad.last_clip
         capped = calls != self._clip_calls and host_floats([norm])[0] > max_norm
-        big = []
+        big, top = [], (0.0, "", rec.iteration)
         for layer, u in updates.items():
             if self._zero_layers and layer in self._zero_layers:
                 continue  # the zero-init alert said why it moves by all of itself
@@ -848,27 +900,76 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                 self._zero_start[layer] = seen + 1
                 self._big_runs[layer] = 0
                 continue
-            # against the weights the step started from (the last step's result; the event's are after the update,
-            # which a diverging update dominates: "1x its weights" where it was 317x), and against at least
-            # WEIGHT_FLOOR: a one-element scale or PReLU slope of ~0.01 that moves by its size is learning, not a
-            # learning rate far too high (the weights a too-high rate blows up are large)
+            # against the weights the step started from (the last step's result, or those taken before the first
+            # step; the event's are after the update, which a diverging update dominates: "1x its weights" where it
+            # was 317x), and against at least WEIGHT_FLOOR: a one-element scale or PReLU slope of ~0.01 that moves
+            # by its size is learning, not a learning rate far too high (the weights a too-high rate blows up are
+            # large)
             ratio = u / max(self._weights_after.get(layer, w), WEIGHT_FLOOR)
+            top = max(top, (ratio, layer, rec.iteration))
             run = self._big_runs.get(layer, 0) + 1 if ratio > limit and not capped else 0
             self._big_runs[layer] = run
             if self._starts(("large_update", layer), run >= UPDATE_STEPS):
                 big.append((layer, ratio))
         self._weights_after.update(weights)
-        if not big:
+        diverged = self._diverged(top)
+        if big and self._decay.now is not None:  # the decay's updates: named by _weight_decay, at this step
+            layer, ratio = max(big, key=lambda item: item[1])
+            self._decay_large = f", its updates {_times(ratio)}x the weights of layer '{layer}'"
             return []
-        self._blown = True
-        layer, ratio = max(big, key=lambda item: item[1])
-        others = others_text([name for name, _ in big if name != layer])
+        if self._diverged_at is not None or (not big and (not diverged or self._big_seen)):
+            return []  # a diverging loss once named the learning rate; updates named it before the loss diverged
         lrs = ", ".join(f"{lr:g}" for lr in event.lrs)
-        times = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
-        message = (f"the updates of layer '{layer}' are {times}x its weights{others} for {UPDATE_STEPS} steps, "
-                   f"iteration {rec.iteration} (healthy training is near 0.001x): the learning rate ({lrs}) "
-                   f"{LR_TOO_HIGH}{self._accumulated()}")
+        self._blown = self._blown or f"the learning-rate blow-up at iteration {rec.iteration}"
+        self._big_seen = True
+        if big:
+            layer, ratio = max(big, key=lambda item: item[1])
+            others = others_text([name for name, _ in big if name != layer])
+            found = (f"the updates of layer '{layer}' are {_times(ratio)}x its weights{others} for {UPDATE_STEPS} "
+                     f"steps, iteration {rec.iteration} (healthy training is near 0.001x)")
+        else:
+            self._diverged_at = rec.iteration
+            ratio, layer, at = self._top_update
+            size = f"updates of {_times(ratio)}x the weights" if ratio > limit else \
+                f"updates of at most {_times(ratio)}x the weights"
+            where = f" of layer '{layer}' at iteration {at}" if layer else ""
+            found = (f"the loss ({self._loss[0].event.op}) has grown from {self._first_loss:.3g} to {diverged:.3g} "
+                     f"({diverged / self._first_loss:,.0f}x) and stayed that high for {self._loss_up} steps, after "
+                     f"{size}{where} (healthy training is near 0.001x), iteration {rec.iteration}: training diverges, "
+                     "and")
+        message = f"{found}{':' if big else ''} the learning rate ({lrs}) {LR_TOO_HIGH}{self._accumulated()}"
         return [AlertEvent(next_seq(), "large_update", message, "", layer, "", 0, rec.iteration, "", 0, "", ratio)]
+
+    def _diverged(self, top: tuple) -> float:
+        """The training loss when it has stayed LOSS_BLOWUP times its first or more for LOSS_BLOWUP_STEPS steps in
+        a row, once (else 0); `top`: (ratio, layer, iteration) of this step's largest update, kept with the largest
+        since the loss was last below that (a step's loss shows the update of the step before)."""
+        loss = self._loss[0]
+        summary = loss.summary if loss is not None else None
+        value = summary.mean if summary is not None and summary.numel == 1 else math.nan
+        first = self._first_loss
+        up = bool(first) and math.isfinite(value) and value >= LOSS_BLOWUP * first
+        self._loss_up = self._loss_up + 1 if up else 0
+        self._top_update = max(self._top_update, top) if up else top
+        return value if self._starts(("large_update", "loss"), self._loss_up >= LOSS_BLOWUP_STEPS) else 0.0
+
+    def _weight_decay(self, rec, opt) -> list[AlertEvent]:
+        """An alert when a weight decay outweighs the gradient (engine.debug.weight_decay) and either this step's
+        updates were as large as the weights for UPDATE_STEPS steps, or it has shrunk the weights below SHRUNK of
+        their first norm while the loss has not fallen."""
+        decay, large = self._decay.now, self._decay_large
+        self._decay_large = ""
+        loss = self._loss[0]
+        summary = loss.summary if loss is not None else None
+        kept = summary is None or self._first_loss is None or summary.mean >= LOSS_KEPT * self._first_loss
+        hit = decay is not None and (bool(large) or (decay.shrink < SHRUNK and kept))
+        if not self._starts(("weight_decay", ""), hit):
+            return []
+        self._decay.alerted = decay
+        stays = f", and the loss stays near its first ({summary.mean:.3g})" if summary is not None and kept and \
+            self._first_loss is not None else ""
+        return [step_alert(rec, "weight_decay", type(opt).__name__,
+                           self._decay.message(type(opt).__name__, rec.iteration, large + stays))]
 
     def _loop(self, rec) -> list[AlertEvent]:
         """Gradients piling up across steps, gradients no optimizer uses, trained parameters the loss never reaches,
@@ -1065,10 +1166,11 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
 
     def _learning_rate(self, rec) -> list[AlertEvent]:
         """Alerts on the stepping optimizer's learning rate over the run. Gone: below LR_GONE of its peak for
-        LR_GONE_STEPS steps, a scheduler stepped every batch where it was meant for every epoch (StepLR(step_size=1)
-        per batch halves it 20 times in 20 batches; a schedule that ends at zero reaches it at its last steps
-        only). Zero: 0 for SCHEDULED_ZERO_STEPS steps after it trained, set by a scheduler (named, at its lambda's
-        line: engine.debug.schedules), else for LR_GONE_STEPS steps; gone and zero are one alert for one cause.
+        LR_GONE_STEPS steps, or fallen far enough that the updates stayed tiny (_tiny_updates), a scheduler stepped
+        every batch where it was meant for every epoch (StepLR(step_size=1) per batch halves it 20 times in 20
+        batches; a schedule that ends at zero reaches it at its last steps only). Zero: 0 for SCHEDULED_ZERO_STEPS
+        steps after it trained, set by a scheduler (named, at its lambda's line: engine.debug.schedules), else for
+        LR_GONE_STEPS steps; gone and zero are one alert for one cause.
         Rising: up at every one of the last LR_RISING_STEPS steps to over LR_RISEN times its first, a hand-written
         warmup that never stops (lr *= 1.05 at every step)."""
         opt, lrs = stepping_optimizer(), rec.event.lrs
@@ -1084,12 +1186,16 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         name, alerts, which = type(opt).__name__, [], str(id(opt))
         zero = self._zero_lr[id(opt)] = self._zero_lr.get(id(opt), 0) + 1 if lr == 0 else 0
         # a rate decayed to nothing and then to 0 is one cause, and one alert
-        gone = low >= LR_GONE_STEPS and lr > 0 and ("lr_zero", which) not in self._raised
+        # (or fell far enough that every layer's updates stayed tiny: said then, not when the rate is long gone)
+        fell, self._rate_fell = self._rate_fell, False
+        gone = (low >= LR_GONE_STEPS or fell) and lr > 0 and ("lr_zero", which) not in self._raised
         if self._starts(("lr_gone", which), gone):
+            stayed = f"stayed below {LR_GONE:g} of it for {low} steps" if low >= LR_GONE_STEPS else \
+                f"every layer's updates have stayed below {TINY_UPDATE:g} of its weights for {self._tiny_steps} steps"
             alerts.append(step_alert(rec, "lr_gone", name, (
                 f"the learning rate of {name} has fallen from {peak:g} (iteration {peak_step}) to {lr:.3g} by "
-                f"iteration {rec.iteration}, and stayed below {LR_GONE:g} of it for {low} steps: the weights no longer "
-                f"move, so the loss stays where it is. {decay_guess(opt, self._steps_seen)}")))
+                f"iteration {rec.iteration}, and {stayed}: the weights no longer move, so the loss stays where it is. "
+                f"{decay_guess(opt, self._steps_seen)}")))
         # a scheduler that took a rate that trained to 0 is named a step later; a rate of 0 from the start (a warmup
         # stepped per epoch) may still rise, and waits LR_GONE_STEPS
         soon = peak > 0 and zero >= SCHEDULED_ZERO_STEPS
@@ -1199,12 +1305,17 @@ def _per_layer(norms: dict) -> dict[str, float]:
     return {k: math.sqrt(v) for k, v in out.items()}
 
 
+def _times(ratio: float) -> str:
+    """An update's size against the weights, as the alerts write it: "317", "2", "0.74"."""
+    return f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
+
+
 def _norms_message(kind: str, new: list, everything: list, limit: float, iteration: int, cause: str,
                    fading: str = "") -> str:
     """Exploding or vanishing gradients: the worst parameter, the others, and what to try; `cause`: the key
-    of a relu found dead just before, or "blown" after gradients exploded or updates outgrew the weights;
-    `fading`: what fades a gradient here, if not the usual saturating activations (exploding: what makes
-    them large, if not the learning rate)."""
+    of a relu found dead just before, or "blown" after gradients exploded, updates outgrew the weights or a weight
+    decay shrank them; `fading`: what fades a gradient here, if not the usual saturating activations (exploding:
+    what makes them large, if not the learning rate)."""
     high = kind == "exploding_grad"
     name, norm = (max if high else min)(new, key=lambda item: item[1])
     # a plain tensor's name ('Wh', 'group0.1') is no layer's
@@ -1222,8 +1333,7 @@ def _norms_message(kind: str, new: list, everything: list, limit: float, iterati
     if high:
         return text + f": {EXPLODING_ADVICE}"
     if norm == 0 and cause == "blown":
-        return text + ": no gradient reaches it; after the oversized updates before, its activations saturate. " \
-                      "Fix the learning rate first"
+        return text + f": no gradient reaches it; {fading}"
     if norm == 0 and cause:
         return text + f": no gradient reaches it; the dead ReLU '{cause}' after it passes none"
     if norm == 0:

@@ -26,7 +26,7 @@ _LEAD = re.compile(r"After (?:an edit|\d+ edits): ")  # how explain() starts the
 CONSEQUENCES = frozenset({
     "nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad",
     "exploding_grad", "vanishing_grad", "dead_relu", "large_update", "tiny_update", "not_updated", "frozen",
-    "no_gradient", "lr_gone", "lr_zero", "at_chance", "same_units", "zero_init", "clipped_hard"})
+    "no_gradient", "lr_gone", "lr_zero", "at_chance", "same_units", "zero_init", "clipped_hard", "weight_decay"})
 # alerts about values grown too large, and the edits that cannot cause them: a dropout rate, a mode, a freeze
 GROWTH = frozenset({"nonfinite_forward", "nonfinite_backward", "nonfinite_step", "nonfinite_grad", "exploding_grad",
                     "large_update", "clipped_hard"})

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 from engine.optim.lr_scheduler import LambdaLR, MultiplicativeLR, schedulers_of
 
+# a scheduler's settings that say how fast it decays, as the alerts write them: StepLR(step_size=1, gamma=0.7)
+SETTINGS = ("step_size", "milestones", "gamma", "T_max", "eta_min", "factor", "end_factor", "total_iters")
+
 
 @dataclass(frozen=True, slots=True)
 class Zeroed:
@@ -51,11 +54,13 @@ def decay_guess(opt, steps: int) -> str:
                 "less")
     sched = found[0]
     name, calls = type(sched).__name__, getattr(sched, "_step_count", 1) - 1
+    settings = ", ".join(f"{key}={_setting(getattr(sched, key))}" for key in SETTINGS if hasattr(sched, key))
+    made = f"{name}({settings})" if settings else name
     if calls >= steps - 1:
-        return (f"{name}'s step() runs at every iteration: meant for every epoch? Call scheduler.step() once per "
-                "epoch, or give it its length in batches")
-    return (f"{name}'s step() ran {calls} times in {steps} optimizer steps (once per epoch) and decays it this far: "
-            "give it a gentler decay (a larger step_size, a gamma nearer 1) or fewer epochs")
+        return (f"{name}'s step() runs at every iteration: meant for every epoch? {made} stepped {calls} times in "
+                f"{steps} optimizer steps. Call scheduler.step() once per epoch, or give it its length in batches")
+    return (f"{name}'s step() ran {calls} times in {steps} optimizer steps (once per epoch) and {made} decays it this "
+            "far: give it a gentler decay (a larger step_size, a gamma nearer 1) or fewer epochs")
 
 
 def _described(sched, group: int, file: str, line: int, steps: int, zero_steps: int) -> Zeroed:
@@ -100,6 +105,11 @@ def _number(lr) -> float | None:
         return float(lr)
     except (TypeError, ValueError):
         return None
+
+
+def _setting(value) -> str:
+    """A scheduler's setting as a script writes it: 0.7, 1, [30, 60]."""
+    return f"{value:g}" if isinstance(value, float) else repr(value)
 
 
 def _code(file: str, line: int) -> str:

@@ -19,7 +19,7 @@ from tests.engine.oracle import needs_torch, torch
 pytestmark = pytest.mark.filterwarnings("ignore:overflow", "ignore:invalid value", "ignore:divide by zero")
 EXAMPLES = Path(__file__).resolve().parents[3] / "resources" / "examples"
 TRAINING = ("exploding_grad", "vanishing_grad", "dead_relu", "large_update", "accumulating_grad", "not_updated",
-            "frozen", "probabilities", "no_gradient", "eval_mode")
+            "frozen", "probabilities", "no_gradient", "eval_mode", "weight_decay", "lr_gone", "tiny_update")
 
 
 def mlp(act=nn.Tanh, hidden: int = 32, depth: int = 2) -> nn.Sequential:
