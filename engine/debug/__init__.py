@@ -101,6 +101,10 @@ def watch(model=None, *, optimizer=None, on_nonfinite: str = "raise", capture: s
     the op they enter from outside the graph (the data, a parameter, a tensor made before), or at the
     optimizer step that made a parameter non-finite; "warn", or "record" only. Other alerts (gradient
     norms, dead ReLUs) are recorded and warned about.
+
+    Without a model it takes the first root module called and the optimizer that trains it (Debugger's
+    discover), so the checks of parameters run as with watch(model); where it finds neither (a loop that
+    updates plain tensors by hand), it warns once, at the block's end, that those checks did not run.
     """
     if on_nonfinite not in ("raise", "warn", "record"):
         raise ValueError(f"watch: on_nonfinite must be 'raise', 'warn' or 'record', got {on_nonfinite!r}")
@@ -114,6 +118,11 @@ def watch(model=None, *, optimizer=None, on_nonfinite: str = "raise", capture: s
         _warn(alert)
 
     dbg = Debugger(capture, model=model, optimizer=optimizer, alerts=alerts or AlertSettings(),
-                   interactive=False, cache_bytes=0, on_alert=react)
+                   interactive=False, cache_bytes=0, discover=model is None, on_alert=react)
     with dbg:
         yield dbg
+    if dbg.model is None and dbg.optimizer is None and dbg.passes:
+        warnings.warn("watch() found no model (no nn.Module was called) and no optimizer (none stepped), so the "
+                      "checks of parameters did not run (gradient norms, update sizes, steps without a gradient, "
+                      "identical units, parameters no gradient reaches): they need one of them, watch(model) or "
+                      "watch(optimizer=optimizer)", RuntimeWarning, stacklevel=3)

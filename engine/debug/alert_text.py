@@ -30,6 +30,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "optimizer_no_gradient": ("optimizer gets no gradient", "an optimizer whose parameters never get a gradient"),
     "backward_twice": ("backward twice", "one loss backpropagated twice into a step"),
     "broadcast_loss": ("loss shapes broadcast", "a loss whose input and targets broadcast to a larger shape"),
+    "log_probabilities": ("not log-probabilities", "values that are not log-probabilities given to nll_loss or kl_div"),
     "probabilities": ("probabilities to loss", "probabilities where the loss wants logits"),
     "inplace": ("changed in place", "a tensor backward needs, changed in place"),
     "graph_freed": ("old graph reused", "a graph kept from an earlier iteration"),

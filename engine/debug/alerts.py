@@ -6,8 +6,8 @@ parameters given to an optimizer, and probabilities passed to a loss that wants 
 loop (a graph kept from step to step, a result nothing takes, an evaluation in training mode, over-fitting...) are
 checked by its base class, engine.debug.loop_checks.LoopChecks; what follows tensors through an iteration's graph (a
 softmax without dim over the batch, targets fed as inputs) by engine.debug.flows.FlowChecks; what trains quietly wrong
-(a model left in eval mode, an optimizer no gradient reaches, a loss backpropagated twice, a loss's shapes broadcast)
-by engine.debug.quiet_mistakes.QuietMistakes.
+(a model left in eval mode, an optimizer no gradient reaches, a loss backpropagated twice, a loss's shapes broadcast,
+raw logits given to nll_loss) by engine.debug.quiet_mistakes.QuietMistakes.
 
 Each says what is wrong, where (the layer, as the model names it) and what to try, once per condition:
 the gradient-norm alerts are one alert naming the worst parameter, not one per parameter.
@@ -47,7 +47,7 @@ from engine.debug.flows import FlowChecks
 from engine.debug.loop_checks import LAYERS, TIED_OPS, LoopChecks
 from engine.debug.nonfinite import NonFiniteTracker
 from engine.debug.param_names import by_event_names, updated_parameters
-from engine.debug.quiet_mistakes import QuietMistakes
+from engine.debug.quiet_mistakes import OUTER_OPS, WANTS_LOG_PROBABILITIES, QuietMistakes
 from engine.debug.records import BackwardRecord, OpRecord
 from engine.debug.schedules import decay_guess, zeroed_by
 from engine.debug.script_names import positional, positional_text
@@ -107,7 +107,7 @@ LAST_OF = frozenset({*RANGES, *SOFTMAXES, "dropout", "linear"})  # ops whose las
 BCE_LOGITS = "binary_cross_entropy_with_logits"
 OUTSIDE_SHARE = 0.1  # a regression's targets outside its final activation's range
 LOSSES_OF_OUTPUTS = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
-                               "l1_loss", "smooth_l1_loss", "huber_loss"})
+                               "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div"})
 # losses that probabilities reach by mistake: a second sigmoid, or a squared error against one-hot classes
 PROBABILITIES_MISSED = frozenset({"binary_cross_entropy_with_logits", "mse_loss"})
 LR_GONE = 1e-6  # a learning rate this far below its peak moves nothing...
@@ -258,6 +258,10 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         if loose is not None:
             return loose
         op = rec.event.op
+        if s.training and (op in OUTER_OPS or self._outer):  # a hand-written loss's (N, 1) - (N,), followed
+            alert = self._outer_difference(rec, inputs)
+            if alert is not None:
+                return alert
         if self._tie_weights is not None and op in TIED_OPS:
             self._tie_candidate(rec, inputs)
         if op in LAST_OF:  # the last one: a loss may take its output straight
@@ -341,18 +345,18 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                               f"batch, iteration {rec.iteration}: they pass no gradient back, so the layers "
                               f"before them stop learning. {cause}", rec, dead)
         if s.training and op in LOSSES_OF_OUTPUTS and len(inputs) > 1:
-            return self._loss_checks(rec, inputs)
+            return self._loss_checks(rec, inputs, out)
         return None
 
-    def _loss_checks(self, rec: OpRecord, inputs: tuple) -> AlertEvent | None:
+    def _loss_checks(self, rec: OpRecord, inputs: tuple, out) -> AlertEvent | None:
         """The first alert of a loss op's checks, or None: what made its input (probabilities, a dropout, a final
         activation), the batch it takes, its targets (padding, classes one at a time), its value (chance)."""
-        for alert in self._loss_alerts(rec, inputs):
+        for alert in self._loss_alerts(rec, inputs, out):
             if alert is not None:
                 return alert
         return None
 
-    def _loss_alerts(self, rec: OpRecord, inputs: tuple):
+    def _loss_alerts(self, rec: OpRecord, inputs: tuple, out):
         """Each of _loss_checks' checks in turn, as a generator: a check runs only once the ones before it found
         nothing (they run at every training step: one frame, where a closure per check cost more than most checks)."""
         op, scores, target = rec.event.op, inputs[0].array, inputs[1].array
@@ -365,12 +369,13 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         yield self._time_as_batch(rec, scores) if self._recurrent is not None and op != BCE_LOGITS else None
         yield self._padding_counted(rec, target) if logits and self._padding[1] is not None else None
         # the training loss's: a validation loss is computed now and then, from a loader rarely shuffled
-        yield self._at_chance(rec, scores) if trains and rec.summary is not None else None
+        yield self._at_chance(rec, scores, out) if trains else None
         yield self._one_class_batches(rec, scores, target) if trains else None
         yield self._several_labels(rec, scores, target) if op == "cross_entropy" and target.dtype.kind == "f" else None
         yield self._classes_last(rec, made) if logits and made is not None and made.event.op == "linear" and \
             len(made.event.output_shape) >= 3 else None
         yield self._softmax_in(rec, inputs[0], made) if logits else None
+        yield self._not_log_probabilities(rec, inputs[0]) if op in WANTS_LOG_PROBABILITIES else None
         yield self._class_weights(rec, target, inputs[2].array) if logits and len(inputs) > 2 and \
             inputs[2] is not None and self._class_counts is not False else None
 
@@ -488,16 +493,18 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                           f"them (ignore_index={ignore}): the model learns to predict padding, and the loss looks "
                           f"better than it is. {fix}", rec, share)
 
-    def _at_chance(self, rec: OpRecord, scores) -> AlertEvent | None:
+    def _at_chance(self, rec: OpRecord, scores, out) -> AlertEvent | None:
         """An alert when a mean cross entropy over C classes stays within CHANCE_BAND of ln C, a guess with every
         class equally likely, for CHANCE_STEPS iterations in a row: labels shuffled apart from the inputs, logits
-        squashed (an InfoNCE temperature of 100), nothing learned."""
+        squashed (an InfoNCE temperature of 100), nothing learned. The loss's value is its summary's, or its own at
+        capture "structure" (watch()), which makes none."""
         args, summary = rec.event.args, rec.summary
-        if summary.numel != 1 or args.get("reduction", "mean") != "mean" or args.get("label_smoothing") or \
+        if out.array.size != 1 or args.get("reduction", "mean") != "mean" or args.get("label_smoothing") or \
                 scores.ndim < 2 or scores.shape[1] < 2:
             return None
+        value = summary.mean if summary is not None else host_floats([out.array])[0]
         chance = math.log(scores.shape[1])
-        near = abs(summary.mean - chance) <= CHANCE_BAND * chance
+        near = abs(value - chance) <= CHANCE_BAND * chance
         run = _streak(self._chance, rec.event.key, rec.iteration, near)
         if not self._starts(("at_chance", rec.event.key), run >= CHANCE_STEPS):
             return None
@@ -507,7 +514,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                           "at whether the labels still match the inputs (shuffled apart?), whether the logits reach "
                           "the loss squashed (a temperature too high, a softmax before it) or all alike, and at the "
                           f"{'weight decay (see the weight-decay alert)' if self._decay.alerted else 'learning rate'}",
-                          rec, summary.mean)
+                          rec, value)
 
     def _one_class_batches(self, rec: OpRecord, scores, target) -> AlertEvent | None:
         """An alert when of the last ONE_CLASS_BATCHES batches most held a single class, not all the same one, and

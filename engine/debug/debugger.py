@@ -162,6 +162,7 @@ class Debugger:
         self._namer: ParamNamer | None = None  # made when another optimizer than the debugger's steps
         self._replacing: dict[int, tuple] = {}  # id(optimizer) -> (it, main optimizer, whether it replaces that)
         self._pacing = Pacing()  # which optimizer steps end iterations when several train
+        self.passes = 0  # backward() passes the traced thread ran while attached
 
     # ---- attaching --------------------------------------------------------------------------
     def attach(self) -> Debugger:
@@ -464,6 +465,7 @@ class Debugger:
     def _on_pass_over(self) -> None:
         if self._busy or self._foreign():
             return
+        self.passes += 1
         if self.tracer.pass_over(self._optimizer_trains):
             hub.reset_top_level()  # as a step does: the next iteration's top-level ops are numbered as this one's
 

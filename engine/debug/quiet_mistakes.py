@@ -1,11 +1,14 @@
 """Mistakes that train without an error while the loss stays flat or learns the wrong thing: a model left in eval
 mode by a model.eval() for an evaluation before training (never undone), an optimizer whose parameters never get a
 gradient though backward() runs before each of its steps (a GAN's generator loss through fake.detach()), one loss
-backpropagated twice into one step (its gradients doubled), and a regression loss whose input and targets broadcast
-to a larger shape ((N, 1) outputs against (N,) targets: every output compared with every target).
+backpropagated twice into one step (its gradients doubled), a regression loss whose input and targets broadcast
+to a larger shape ((N, 1) outputs against (N,) targets: every output compared with every target), in mse_loss or
+written by hand (`((pred - y) ** 2).mean()`), and nll_loss or kl_div given values that are not log-probabilities
+(raw logits: log_softmax forgotten, so the loss falls below zero without bound while nothing is learned).
 
 QuietMistakes is a part of engine.debug.alerts.Monitor (a base class): it keeps its own state (_quiet_state,
-_quiet_new_iteration) and uses the Monitor's bookkeeping (_starts, _names, _eval_norms, settings).
+_quiet_new_iteration) and uses the Monitor's bookkeeping (_starts, _raised, _names, _eval_norms, _last, _flow,
+settings).
 """
 
 from __future__ import annotations
@@ -28,6 +31,19 @@ from engine.optim.optimizer import live_optimizers
 MODE_LAYERS = (Dropout, _BatchNorm)  # the layers eval() changes
 GRADLESS_STEPS = 5  # steps in a row of an optimizer none of whose parameters got a gradient (as no_gradient's)
 ROOTS_LIMIT = 256  # losses backpropagated since the last step that are remembered
+PAIRED = frozenset({"sub", "add"})  # what a hand-written loss compares outputs and targets with (pred - y, pred + -y)
+COLUMNS = frozenset({"getitem", "unsqueeze", "view", "reshape"})  # what makes a column of a vector (x[:, None])
+OUTER_OPS = PAIRED | COLUMNS
+REDUCTIONS = frozenset({"mean", "sum", "nansum", "norm"})  # what makes a loss of a whole tensor
+FLATTENS = frozenset({"view", "reshape", "flatten"})  # what keeps an outer difference's values, laid out anew
+OUTER_LIMIT = 64  # tensors of an iteration remembered as columns, or as outer differences and what they made
+# what a squared or absolute error of every output against every target is least at
+CENTRES = {"pow": "mean", "square": "mean", "mul": "mean", "abs": "median"}
+WANTS_LOG_PROBABILITIES = frozenset({"nll_loss", "kl_div"})  # losses whose input is log-probabilities
+LOG_OPS = frozenset({"log", "log_softmax", "logsumexp", "log1p", "log2", "log10", "softplus"})  # (logsigmoid: softplus)
+ROWS_CHECKED = 1 << 16  # elements of a loss's input whose rows are checked for log-probabilities (the first rows)
+ABOVE_ZERO = 1e-3  # a log-probability above this is no rounding of 0
+OFF_ONE = 0.1  # a row whose exponentials' sum has a log further from 0 than this (10%) is not normalised
 
 
 class QuietMistakes:
@@ -48,11 +64,18 @@ class QuietMistakes:
         self._unreached_runs: dict[int, int] = {}  # id of an optimizer -> its steps in a row without any gradient
         self._reached: set[int] = set()  # ids of the optimizers whose parameters held a gradient at some step
         self._steppers: set[int] = set()  # ids of the optimizers that stepped in this run (not an earlier run's)
+        # this iteration's ids of (N, 1) columns made of an (N,) vector on purpose (x[:, None]); id of an (N, N) outer
+        # difference of an output and targets, or of what the ops after it made of it -> (the op that broadcast them,
+        # whether its (N, 1) operand is the one that requires grad, what the error is least at)
+        self._columns: set[int] = set()
+        self._outer: dict[int, tuple[OpRecord, bool, str]] = {}
 
     def _quiet_new_iteration(self) -> None:
         """Forget what concerns one iteration only (Monitor.new_iteration calls it)."""
         self._eval_layers.clear()
         self._layers_trained_now = False
+        self._columns.clear()
+        self._outer.clear()
 
     def _layer_called(self) -> None:
         """A module call began: note a Dropout or BatchNorm that runs with gradients on, and its mode. At every module
@@ -217,10 +240,134 @@ class QuietMistakes:
             fix = "Reshape one of them to the other's shape"
         centre = {"mse_loss": "mean", "l1_loss": "median"}.get(ev.op, "middle")
         return make_alert("broadcast_loss", f"{where(rec)} takes an input of shape {x} and targets of shape {y}, "
-                          f"iteration {rec.iteration}: they broadcast to {shape}, so every output is compared with "
-                          "the targets of every sample, not only its own, and the loss is least where each output "
-                          f"predicts the targets' {centre}: it stays flat while nothing fits. {fix}, so that the "
-                          "shapes match", rec, float(math.prod(shape)))
+                          f"iteration {rec.iteration}: they broadcast to {shape}, {_every_target(centre)}. {fix}, so "
+                          "that the shapes match", rec, float(math.prod(shape)))
+
+    def _outer_difference(self, rec: OpRecord, inputs: tuple) -> AlertEvent | None:
+        """Follow a hand-written loss's (N, 1) output minus (N,) targets (or the other way round), broadcast to
+        (N, N): an alert when ops that keep its elements (a square, an abs, a mean over one dim) lead it into a
+        mean or sum of all of it that requires grad, the loss, as mse_loss's broadcast_loss. An outer difference on
+        purpose is left be: of a column made of a vector in this iteration (x[:, None] - y, pairwise distances), of
+        two operands that both or neither require grad (every positive's score against every negative's), of (N, 1)
+        and (1, M) (a kernel), or reduced otherwise (a min over one dim: each output's nearest target)."""
+        ev = rec.event
+        outer = self._outer
+        if outer:
+            came = next((outer[i] for i in ev.inputs if i in outer), None)
+            if came is not None:
+                return self._outer_loss(rec, *came)
+        shapes = ev.input_shapes
+        if ev.op in COLUMNS:
+            if shapes and len(shapes[0]) == 1 and tuple(ev.output_shape) == (*shapes[0], 1) and \
+                    len(self._columns) < OUTER_LIMIT:
+                self._columns.add(ev.output)
+            return None
+        if len(shapes) != 2 or len(inputs) != 2 or not ev.requires_grad or len(outer) >= OUTER_LIMIT:
+            return None
+        a, b = shapes
+        col = 0 if len(a) == 2 and len(b) == 1 and a == (b[0], 1) else \
+            1 if len(b) == 2 and len(a) == 1 and b == (a[0], 1) else -1
+        if col < 0 or a[0] < 2 or ev.inputs[col] in self._columns:
+            return None
+        grads = [getattr(t, "requires_grad", False) for t in inputs]
+        if grads[0] != grads[1]:
+            outer[ev.output] = (rec, grads[col], "")
+        return None
+
+    def _outer_loss(self, rec: OpRecord, made: OpRecord, output_column: bool, centre: str) -> AlertEvent | None:
+        """An op took outer difference `made` (or what ops made of it): the alert when it is a loss of all of it,
+        else it is followed on where it keeps the difference's elements."""
+        ev, shape = rec.event, tuple(made.event.output_shape)
+        centre = centre or CENTRES.get(ev.op, "")
+        if ev.op in REDUCTIONS and math.prod(ev.output_shape) == 1:
+            src = made.source  # its key's number moves with the top-level ops before it (a print's on some steps)
+            if not ev.requires_grad or not self._starts(
+                    ("broadcast_loss", f"{src.file}:{src.line}" if src else made.event.key), True):
+                return None
+            a, b = (tuple(s) for s in made.event.input_shapes)
+            which = "output" if output_column else "targets"
+            return make_alert("broadcast_loss", f"{where(made)} takes tensors of shapes {a} and {b}, iteration "
+                              f"{made.iteration}: they broadcast to {shape}, and '{ev.op}' makes a loss of all of it, "
+                              f"{_every_target(centre or 'middle')}. Make the ({shape[0]}, 1) {which} a vector, "
+                              f"{which}.squeeze(1) (or {which}.view(-1)), so that the shapes match", made,
+                              float(math.prod(shape)))
+        if (tuple(ev.output_shape) == shape or ev.op in REDUCTIONS or ev.op in FLATTENS) and \
+                len(self._outer) < OUTER_LIMIT:
+            self._outer[ev.output] = (made, output_column, centre)
+        return None
+
+    def _not_log_probabilities(self, rec: OpRecord, x) -> AlertEvent | None:
+        """An alert when nll_loss or kl_div, which take log-probabilities, get values that are none: values above 0
+        (a log-probability is at most 0; raw logits have them, and make a negative loss), or, for nll_loss, rows
+        whose exponentials do not sum to 1. Fed raw logits (log_softmax forgotten), nll_loss raises the target's
+        score without bound: the loss falls below zero and on while the accuracy stays where it was.
+        Probabilities (rows >= 0 summing to 1) are _probabilities_in's to name; values computed from a log (a
+        log-probability weighted by an advantage, log(p + eps)) are left be. Judged on the first rows."""
+        ev, data = rec.event, x.array
+        key = ("log_probabilities", ev.key)
+        nll = ev.op == "nll_loss"
+        if data.dtype.kind != "f" or not data.size or key in self._raised:
+            return None
+        if data.ndim >= 2 and data.size > ROWS_CHECKED:
+            data = data[:max(1, ROWS_CHECKED * len(data) // data.size)]
+        xp = array_module(data)
+        if nll:
+            classes = 1 if data.ndim >= 2 else 0
+            if data.shape[classes] < 2:
+                return None
+            top = xp.max(data, axis=classes, keepdims=True)
+            lse = xp.squeeze(xp.log(xp.sum(xp.exp(data - top), axis=classes, keepdims=True)) + top, axis=classes)
+            lse = lse[xp.isfinite(lse)]  # a row all -inf (masked) says nothing
+            sums = xp.abs(xp.sum(data, axis=classes) - 1)
+            found = host_floats([xp.max(top), xp.min(data), xp.max(sums),
+                                 *((xp.max(lse), xp.min(lse)) if lse.size else (0.0, 0.0))])
+            most, least, off_sum, lse_hi, lse_lo = found
+            if least >= 0 and off_sum < 1e-3:
+                return None  # probabilities: the probabilities alert names them
+        else:
+            most, lse_hi, lse_lo = host_floats([xp.max(data)])[0], 0.0, 0.0
+        worst = lse_hi if abs(lse_hi) >= abs(lse_lo) else lse_lo
+        hit = most > ABOVE_ZERO or abs(worst) > OFF_ONE
+        if hit and self._from_log(ev.inputs[0]):
+            hit = False
+        if not self._starts(key, hit):
+            return None
+        evidence = f"values up to {most:.3g}, where a log-probability is at most 0" if most > ABOVE_ZERO else \
+            f"rows whose exponentials sum to {math.exp(worst):.3g}, not 1"
+        if nll:
+            why = ("nll_loss takes log-probabilities and returns minus the target's, so fed raw scores it raises the "
+                   "target's score without bound: the loss falls below zero and on, while the accuracy does not rise. "
+                   "Apply log_softmax first (F.log_softmax(logits, dim=1), or nn.LogSoftmax(dim=1) as the model's last "
+                   "layer), or pass the logits to F.cross_entropy, which applies it itself")
+        else:
+            why = ("kl_div takes its input as log-probabilities (its target as probabilities, or as log-probabilities "
+                   "with log_target=True), so given probabilities or raw scores it measures no divergence and can "
+                   "fall below zero. Pass F.log_softmax(scores, dim=-1) as the input")
+        return make_alert("log_probabilities", f"{where(rec)} gets values that are not log-probabilities ({evidence}), "
+                          f"iteration {rec.iteration}: {why}", rec, most if most > ABOVE_ZERO else math.exp(worst))
+
+    def _from_log(self, x: int) -> bool:
+        """Whether tensor `x` was computed from a log (a log_softmax, log(p + eps), logits minus their logsumexp), by
+        the ops of this iteration outside module calls, or is the model's last log_softmax's output."""
+        last = self._last.get("log_softmax")
+        todo, seen = [x], 0
+        while todo and seen < 16:
+            i = todo.pop()
+            seen += 1
+            if last is not None and last[0] == i:
+                return True
+            made = self._flow.get(i)
+            if made is not None:
+                if made.event.op in LOG_OPS:
+                    return True
+                todo.extend(made.event.inputs)
+        return False
+
+
+def _every_target(centre: str) -> str:
+    """What a loss of every output against every sample's targets does, least where outputs predict their `centre`."""
+    return ("so every output is compared with the targets of every sample, not only its own, and the loss is least "
+            f"where each output predicts the targets' {centre}: it stays flat while nothing fits")
 
 
 def _unfitted(norm: _BatchNorm) -> bool:

@@ -169,9 +169,15 @@ def test_weights_blown_up_but_finite_name_the_parameter_at_the_op_that_overflows
 def test_a_step_alert_without_norms_at_the_structure_tier_and_with_an_optimizer_of_plain_parameters():
     x, y = batch()
     model = MLP()
-    with pytest.raises(NonFiniteError) as info, watch(capture="structure"):  # no model: no names but the optimizer's
+    with pytest.raises(NonFiniteError) as info, watch(capture="structure"):  # no model given: the one called, named
         _train(model, x, y, steps=1, lr=1e38, scale=1e3)
-    assert info.value.alert.kind == "nonfinite_step" and "made parameter 'group0.0'" in info.value.alert.message
+    assert info.value.alert.kind == "nonfinite_step" and "made parameter 'fc1.weight'" in info.value.alert.message
+    w = engine.randn(4, 3, requires_grad=True)  # no module at all: the optimizer's tensor, by the script's name
+    opt = engine.optim.SGD([w], lr=1e38)
+    with pytest.raises(NonFiniteError) as info, watch(capture="structure"):
+        (F.cross_entropy(x @ w, y) * 1e3).backward()
+        opt.step()
+    assert info.value.alert.kind == "nonfinite_step" and "made parameter 'w'" in info.value.alert.message
 
 
 # ---- (c) made before the debugger attached ----------------------------------------------------------
