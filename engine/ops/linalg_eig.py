@@ -305,7 +305,14 @@ def cond(A: Tensor, p=None) -> Tensor:
         return Tensor._wrap(xp.zeros(A.shape[:-2], A.array.dtype))
     if by_svd:
         s = svdvals(A)
-        return s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+        ratio = s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+        if A.shape[-1] != A.shape[-2]:
+            return ratio
+        # an exactly singular matrix's smallest singular value is LAPACK's rounding (2e-48 for a matrix of ones, or
+        # 0, by build): where elimination finds an exact zero pivot it is 0, as torch's gives (not for the zero
+        # matrix, whose 0 / 0 stays NaN)
+        exact = (_zero_pivots(A.array) > 0) & (s.array[..., 0] > 0)
+        return where(Tensor._wrap(exact), 0.0 if p == -2 else math.inf, ratio) if bool(exact.any()) else ratio
     if xp is np:
         try:
             return matrix_norm(A, p) * matrix_norm(inv(A), p)
