@@ -1,9 +1,9 @@
 """Runtime edits on a loss plot: a thin vertical line at the iteration each applied edit took effect, with a
 short label at the top ("lr 10 → 0.1", "fc1 frozen") and the whole edit in its tooltip, so a loss curve that
-bends says why. Labels go in rows under the plot's top edge, each in the first row where it meets no other label
-(beside its line: at its right, else its left) and none of the plot's own (the chance levels' names,
-the NaN marker's), and where it can, no other edit's line: one that fits nowhere is left out, its
-line and tooltip staying.
+bends says why. Labels go in rows under the plot's top edge (further down a plot too narrow for them there), each
+in the first row where it meets no other label (beside its line: at its right, else its left) and none of the
+plot's own (the chance levels' names, the NaN marker's), and where it can, no other edit's line: one that fits
+nowhere is left out, its line and tooltip staying.
 
     marks = EditMarks(plot_item, obstacles=lambda: [chance_line.label, ...])
     marks.set_edits([(iteration, "lr 10 → 0.1", "SGD lr = 0.1 in 1 group(s)")]); marks.add_edit(...)
@@ -119,7 +119,9 @@ class EditMarks:
             right = min(x + GAP, view.right() - w)
             left = max(x - GAP - w, view.left())
             sides = [side for side, fits in ((right, right >= x), (left, left + w <= x)) if fits] or [left]
-            rows = max(ROWS, int(view.height() / 2 / (h + 1)))
+            # the rows of the plot's top half first; a narrow plot (the Training tab's at 1200x800) whose top rows a
+            # chance level's name and another edit's label fill goes on down the plot rather than leave one out
+            rows = max(ROWS, int(view.height() / 2 / (h + 1)), int((view.height() - 2) // (h + 1)))
             spots = [QRectF(left, view.top() + 1 + row * (h + 1), w, h) for row in range(rows) for left in sides]
             # clear of the other lines where there is such a spot (lines a few pixels apart leave none)
             spot = next((rect for keep_off in (taken + lines, taken) for rect in spots
