@@ -56,7 +56,7 @@ from engine.events import AlertEvent, next_seq
 from engine.nn.init import filled_at
 from engine.nn.module import unregistered_calls
 from engine.nn.utils import clip_grad
-from engine.optim.optimizer import cleared_at, live_optimizers, stepping_optimizer, zero_grads_so_far
+from engine.optim.optimizer import cleared_at, live_optimizers, made_at, stepping_optimizer, zero_grads_so_far
 
 
 @dataclass(frozen=True, slots=True)
@@ -975,8 +975,9 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         self._decay.alerted = decay
         stays = f", and the loss stays near its first ({summary.mean:.3g})" if summary is not None and kept and \
             self._first_loss is not None else ""
+        # at the line that made the optimizer, where its weight_decay is written (the line to change), else the step's
         return [step_alert(rec, "weight_decay", type(opt).__name__,
-                           self._decay.message(type(opt).__name__, rec.iteration, large + stays))]
+                           self._decay.message(type(opt).__name__, rec.iteration, large + stays), made_at(opt))]
 
     def _loop(self, rec) -> list[AlertEvent]:
         """Gradients piling up across steps, gradients no optimizer uses, trained parameters the loss never reaches,

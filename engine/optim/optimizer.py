@@ -76,6 +76,22 @@ def cleared_at(opt: Optimizer) -> tuple[int, str, int] | None:
     return opt.__dict__.get("_cleared_at")
 
 
+_ENGINE_DIR = __file__.rsplit("optim", 1)[0]  # engine/, with its separator
+
+
+def made_at(opt: Optimizer) -> tuple[str, int] | None:
+    """(file, line) of the person's code that made `opt` (its hyper-parameters are written there), or None."""
+    return opt.__dict__.get("_made_at")
+
+
+def _callers_site() -> tuple[str, int] | None:
+    """The first frame outside the engine (a subclass's __init__ calls ours): where the person made the object."""
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_filename.startswith(_ENGINE_DIR):
+        f = f.f_back
+    return (f.f_code.co_filename, f.f_lineno) if f is not None else None
+
+
 def optimizer_clock() -> int:
     """A number that every optimizer made from now on exceeds in `training_optimizer`."""
     return next(_made)
@@ -129,6 +145,7 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
         self._made = next(_made)
+        self._made_at = _callers_site()
         _alive.add(self)
         _newest[0] = self._made
         self._in_step = False

@@ -73,6 +73,8 @@ def test_a_weight_decay_far_too_large_is_named_and_not_taken_for_a_learning_rate
     assert first.kind == "weight_decay" and first.key == "SGD" and first.iteration < 8
     assert "weight_decay=0.5, param group 0" in first.message and "pulls the weights of '0', '2', '4' toward 0" \
         in first.message and "Lower weight_decay (0.5) into the usual 1e-5 to 1e-2" in first.message
+    # at the line that made the optimizer, where weight_decay=0.5 is written, not at the step
+    assert first.file == __file__ and "weight_decay=0.5" in first.code
     assert "large_update" not in [a.kind for a in alerts]
     # what follows from it says so, and sends no one to the learning rate or the initialisation
     later = [a for a in alerts if a.kind in ("vanishing_grad", "dead_relu")]
