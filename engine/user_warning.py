@@ -6,9 +6,20 @@ import sys
 import warnings
 
 
+def in_engine(frame) -> bool:
+    """Whether `frame` runs the engine's own code."""
+    return frame.f_globals.get("__name__", "").startswith("engine.")
+
+
+def outside_engine(frame, depth: int = 0) -> tuple:
+    """The first frame from `frame` outward that is not the engine's (None past the stack's end), and `depth` plus
+    how many frames out it lies: where the person called the engine."""
+    while frame is not None and in_engine(frame):
+        frame, depth = frame.f_back, depth + 1
+    return frame, depth
+
+
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """warnings.warn(message, category) attributed to the first caller outside the engine package."""
-    f, level = sys._getframe(1), 2
-    while f is not None and f.f_globals.get("__name__", "").startswith("engine."):
-        f, level = f.f_back, level + 1
+    _, level = outside_engine(sys._getframe(1), 2)
     warnings.warn(message, category, stacklevel=level)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import sys
 import warnings
 import weakref
@@ -20,7 +19,7 @@ from engine import random as _random
 from engine.autograd.grad_mode import no_grad
 from engine.backend import array_module
 from engine.tensor import Tensor
-from engine.user_warning import warn
+from engine.user_warning import in_engine, warn
 
 _LINEAR_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                 "conv_transpose3d", "sigmoid")
@@ -63,7 +62,6 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-_ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 # id of a storage an init function filled -> (weak reference to it, file, line of the script's call of that function),
 # by storage so that `init.constant_(m.weight.data, 0.05)` counts for the weight; a debugger points its alerts there
 _filled_at: dict[int, tuple] = {}
@@ -79,10 +77,10 @@ def filled_at(tensor: Tensor) -> tuple[str, int] | None:
 def _note_caller(array) -> None:
     """Keep where the script called the init function filling `array` (forget it for a layer's own init)."""
     f = sys._getframe(2)  # the caller of _fill: an init function of this file, whose caller may be another
-    while f is not None and f.f_code.co_filename == _fill.__code__.co_filename:
+    while f is not None and f.f_globals is _fill.__globals__:
         f = f.f_back
     key = id(array)
-    if f is None or os.path.abspath(f.f_code.co_filename).startswith(_ENGINE_DIR):
+    if f is None or in_engine(f):
         _filled_at.pop(key, None)  # reset_parameters(): the engine's default init, no line of the script's
         return
     try:

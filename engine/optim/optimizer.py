@@ -26,6 +26,7 @@ from engine.autograd.grad_mode import enable_grad, no_grad
 from engine.backend import array_module, host_floats, square_sum, update_squares
 from engine.events import OptimizerEvent, hub, next_seq
 from engine.tensor import Tensor
+from engine.user_warning import outside_engine
 
 # How hyper-parameters are named in PyTorch's "Invalid ... : value" errors.
 _stepping = threading.local()  # the optimizer whose OptimizerEvent this thread is delivering
@@ -76,9 +77,6 @@ def cleared_at(opt: Optimizer) -> tuple[int, str, int] | None:
     return opt.__dict__.get("_cleared_at")
 
 
-_ENGINE_DIR = __file__.rsplit("optim", 1)[0]  # engine/, with its separator
-
-
 def made_at(opt: Optimizer) -> tuple[str, int] | None:
     """(file, line) of the person's code that made `opt` (its hyper-parameters are written there), or None."""
     return opt.__dict__.get("_made_at")
@@ -86,9 +84,7 @@ def made_at(opt: Optimizer) -> tuple[str, int] | None:
 
 def _callers_site() -> tuple[str, int] | None:
     """The first frame outside the engine (a subclass's __init__ calls ours): where the person made the object."""
-    f = sys._getframe(2)
-    while f is not None and f.f_code.co_filename.startswith(_ENGINE_DIR):
-        f = f.f_back
+    f, _ = outside_engine(sys._getframe(2))
     return (f.f_code.co_filename, f.f_lineno) if f is not None else None
 
 
