@@ -182,10 +182,29 @@ def host_floats(values: list) -> list[float]:
         else:  # numpy values and Python numbers are on the host already
             out[i] = float(v)
     for idx in on_gpus.values():
-        host = to_device(array_module(values[idx[0]]).stack([values[i] for i in idx]), CPU)
+        base = values[idx[0]].base
+        slots = _slots_of(base, [values[i] for i in idx]) if base is not None else None
+        if slots is not None:  # all of them in one array (kernels.SquareSum's slab): the span of them, copied
+            lo = min(slots)
+            host = to_device(base[lo:max(slots) + 1], CPU)[[s - lo for s in slots]]
+        else:
+            host = to_device(array_module(values[idx[0]]).stack([values[i] for i in idx]), CPU)
         for i, v in zip(idx, host.tolist()):
             out[i] = float(v)
     return out
+
+
+def _slots_of(base, values: list) -> list[int] | None:
+    """The index in 1-d `base` of each 0-d value, when every one is an element of it, else None."""
+    if base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    start, size = base.data.ptr, base.itemsize
+    slots = []
+    for v in values:
+        if v.base is not base or v.ndim or v.dtype != base.dtype:
+            return None
+        slots.append((v.data.ptr - start) // size)
+    return slots
 
 
 # ---- work in cache-sized blocks on the CPU ----------------------------------------------------------------------

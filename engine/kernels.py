@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import math
+import struct
 import threading
 from collections.abc import Iterator
 
@@ -424,6 +425,22 @@ def settle_device_checks() -> None:
 # as their bits; min and max as order-preserving integers so that atomicMax from 0 finds them.
 _MIN, _MAX, _NAN, _INF, _NONZERO, _SUM, _SUMSQ, _M2, _SAMPLE0 = range(9)
 
+_BLOCK_REDUCE = r"""
+// Block-wide reductions (blockDim.x == 256): warp shuffles, then the first warp over 8 partials.
+template <typename V, typename Op> __device__ V _block_reduce(V v, Op op, V* scratch) {
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
+    __syncthreads();  // scratch may still be read by a previous reduction
+    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : V(0);
+        for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
+    }
+    return v;  // valid in thread 0
+}
+struct _Add { template <typename V> __device__ V operator()(V a, V b) const { return a + b; } };
+"""
+
 _SUMMARY = r"""
 typedef {T} T;
 typedef {R} R;
@@ -442,20 +459,7 @@ __device__ __forceinline__ double _decode(u64 e) {{
     return __longlong_as_double((long long)((e >> 63) ? (e & 0x7FFFFFFFFFFFFFFFULL) : ~e));
 }}
 
-// Block-wide reductions (blockDim.x == 256): warp shuffles, then the first warp over 8 partials.
-template <typename V, typename Op> __device__ V _block_reduce(V v, Op op, V* scratch) {{
-    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
-    __syncthreads();  // scratch may still be read by a previous reduction
-    if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-    __syncthreads();
-    if (threadIdx.x < 32) {{
-        v = threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : V(0);
-        for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
-    }}
-    return v;  // valid in thread 0
-}}
-struct _Add {{ template <typename V> __device__ V operator()(V a, V b) const {{ return a + b; }} }};
-struct _Max {{ __device__ u64 operator()(u64 a, u64 b) const {{ return _umax(a, b); }} }};
+{block_reduce}struct _Max {{ __device__ u64 operator()(u64 a, u64 b) const {{ return _umax(a, b); }} }};
 
 // The sample of summary.py: finite values with rank r (among finite values) where r % stride == 0.
 // rank: 1 + each value's index among the finite ones; null while every value is taken to be finite
@@ -554,13 +558,17 @@ extern "C" __global__ void tapescope_summary_spread(const T* x, const R* rank, l
 def summary_source(dtype: str, rank_dtype: str, bins: int, samples: int) -> str:
     """The CUDA source of the two summary kernels for float `dtype` and integer `rank_dtype`."""
     return _SUMMARY.format(T=_CTYPES[dtype], R=_CTYPES[rank_dtype], bins=bins, samples=samples,
+                           block_reduce=_BLOCK_REDUCE,
                            sample0=_SAMPLE0, min_slot=_MIN, max_slot=_MAX, nan_slot=_NAN, inf_slot=_INF,
                            nonzero_slot=_NONZERO, sum_slot=_SUM, sumsq_slot=_SUMSQ, m2_slot=_M2)
 
 
+_as_bits, _as_double = struct.Struct("<Q").pack, struct.Struct("<d").unpack
+
+
 def _decode_ordered(e: int) -> float:
     bits = e & 0x7FFF_FFFF_FFFF_FFFF if e >> 63 else ~e & 0xFFFF_FFFF_FFFF_FFFF
-    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
+    return _as_double(_as_bits(bits))[0]
 
 
 class TensorSummary:
@@ -569,34 +577,61 @@ class TensorSummary:
     Same definitions as engine.debug.summary (finite values only; mean, std and the zero count over
     every `stride`-th finite value; the histogram over at most `hist_limit` of those), so a GPU
     summary equals the CPU one; sums are accumulated in float64.
+
+    `launch` starts the kernels and returns at once: each summary writes one row of a shared slab, so that
+    the rows of many summaries come to the host in one copy (`decode` reads a row). A copy per summary made
+    the host wait for the GPU at every op of a traced step.
     """
 
     THREADS, MAX_BLOCKS = 256, 1024
+    SLAB_ROWS = 256  # summaries whose rows share one zeroed block (one memset and one copy for them all)
 
     def __init__(self, name: str, cp) -> None:
         self._cp = cp
         self._modules: dict[tuple, object] = {}
+        self._slab = None  # the block rows are handed out from, on its device
+        self._used = 0
 
     def _kernels(self, dtype, rank_dtype, bins: int, samples: int):
-        key = (dtype.name, rank_dtype.name, bins, samples)
+        key = (dtype, rank_dtype, bins, samples)  # dtypes, not their names: numpy computes .name on each access
         functions = self._modules.get(key)
         if functions is None:
-            module = self._cp.RawModule(code=summary_source(*key))
+            module = self._cp.RawModule(code=summary_source(dtype.name, rank_dtype.name, bins, samples))
             functions = self._modules[key] = (module.get_function("tapescope_summary_stats"),
                                               module.get_function("tapescope_summary_spread"))
         return functions
 
     def __call__(self, flat, limit: int, bins: int, hist_limit: int, samples: int) -> tuple:
-        """(min, max, mean, std, norm, nan, inf, zeros, counts[bins + 1], lo, hi, samples, stride)."""
-        cp = self._cp
+        """(min, max, mean, std, norm, nan, inf, zeros, counts[bins + 1], lo, hi, samples, stride), at once."""
+        slab, row = self.launch(flat, limit, bins, hist_limit, samples)
+        return self.decode(slab[row].get(), flat, limit, bins, hist_limit, samples)
+
+    def launch(self, flat, limit: int, bins: int, hist_limit: int, samples: int) -> tuple:
+        """Start both kernels over `flat`, as if every value were finite: (slab, row) that they write; nothing
+        waits for the GPU. `decode` the row once it is on the host."""
+        width = _SAMPLE0 + samples + bins + 1
+        slab = self._slab
+        if slab is None or self._used == len(slab) or slab.shape[1] != width or slab.device != flat.device:
+            with flat.device:
+                slab = self._slab = self._cp.zeros((self.SLAB_ROWS, width), dtype=self._cp.uint64)
+            self._used = 0
+        row = self._used
+        self._used += 1
+        self._launch(self._cp.ascontiguousarray(flat), _NO_RANK, limit, hist_limit, slab[row], bins, samples)
+        return slab, row
+
+    def decode(self, host: np.ndarray, flat, limit: int, bins: int, hist_limit: int, samples: int) -> tuple:
+        """The statistics (as __call__'s) from `launch`'s row on the host. Where some values are not finite, the
+        kernels run again over `flat` with each finite value's rank, and the host waits for them."""
         n = flat.size
-        flat = cp.ascontiguousarray(flat)
-        rank_dtype = np.dtype(np.int32 if n < 2**31 else np.int64)
-        # first as if every value were finite (no rank to compute); again with ranks when some are not
-        host = self._run(flat, _NO_RANK, rank_dtype, limit, bins, hist_limit, samples)
         if host[_NAN] or host[_INF]:
-            rank = cp.cumsum(cp.isfinite(flat), dtype=rank_dtype)  # 1 + each finite value's index among them
-            host = self._run(flat, rank, rank_dtype, limit, bins, hist_limit, samples)
+            cp = self._cp
+            flat = cp.ascontiguousarray(flat)
+            rank = cp.cumsum(cp.isfinite(flat), dtype=np.int32 if n < 2**31 else np.int64)  # 1 + rank among finite
+            with flat.device:
+                out = cp.zeros(_SAMPLE0 + samples + bins + 1, dtype=cp.uint64)
+            self._launch(flat, rank, limit, hist_limit, out, bins, samples)
+            host = out.get()
         step = max(1, n // samples)
         as_float = host.view(np.float64)
         taken = tuple(as_float[_SAMPLE0:_SAMPLE0 + len(range(0, n, step)[:samples])].tolist())
@@ -614,16 +649,15 @@ class TensorSummary:
         return (mn, mx, float(as_float[_SUM]) / ns, math.sqrt(var) if var > 0 else 0.0,
                 math.sqrt(float(as_float[_SUMSQ])), nan, inf, zeros, counts, lo, hi, taken, stride)
 
-    def _run(self, flat, rank, rank_dtype, limit: int, bins: int, hist_limit: int, samples: int) -> np.ndarray:
-        """Both kernels over `flat`; their output block, copied to the host (the one transfer)."""
+    def _launch(self, flat, rank, limit: int, hist_limit: int, out, bins: int, samples: int) -> None:
+        """Both kernels over contiguous `flat` into the zeroed row `out` (rank: _NO_RANK or each value's)."""
         n = flat.size
-        out = self._cp.zeros(_SAMPLE0 + samples + bins + 1, dtype=self._cp.uint64)
+        rank_dtype = np.dtype(np.int32 if n < 2**31 else np.int64)
         stats, spread = self._kernels(flat.dtype, rank_dtype, bins, samples)
         grid = (min(self.MAX_BLOCKS, -(-n // self.THREADS)),)
         step = max(1, n // samples)
         stats(grid, (self.THREADS,), (flat, rank, np.int64(n), np.int64(limit), np.int64(step), out))
         spread(grid, (self.THREADS,), (flat, rank, np.int64(n), np.int64(limit), np.int64(hist_limit), out))
-        return out.get()
 
 
 _NO_RANK = np.uint64(0)  # a null rank pointer: every value taken to be finite
@@ -728,15 +762,56 @@ class SquareSum:
 
     ndarray.dot (cuBLAS) hands its result to a host pointer, so each call waits for the GPU: the
     optimizer's three norms per parameter made a step wait that many times. This reduction does not
-    wait; host_floats then copies all of a step's norms at once.
+    wait; host_floats then copies all of a step's norms at once. Each sum is one slot of a shared zeroed
+    slab (one kernel a sum, where a CuPy reduction spent four times as long on the host preparing it), so
+    that the sums of a step lie side by side and come to the host in one copy.
     """
 
+    THREADS, MAX_BLOCKS, SLOTS = 256, 256, 1024
+
     def __init__(self, name: str, cp) -> None:
-        self._kernel = cp.ReductionKernel("T x", "float64 y", "(double)x * (double)x", "a + b", "y = a", "0",
-                                          "tapescope_square_sum")
+        self._cp = cp
+        self._functions: dict = {}
+        self._slab = None
+        self._used = 0
 
     def __call__(self, flat):
-        return self._kernel(flat)
+        cp = self._cp
+        if flat.dtype.name not in ("float32", "float64"):  # complex (|x|^2 is conj(x) x) and the rest
+            return cp.vdot(flat, flat).real
+        function = self._functions.get(flat.dtype)
+        if function is None:
+            function = self._functions[flat.dtype] = cp.RawModule(code=_SQUARE_SUM.format(
+                T=_CTYPES[flat.dtype.name], block_reduce=_BLOCK_REDUCE)).get_function("tapescope_square_sum")
+        slab = self._slab
+        if slab is None or self._used == self.SLOTS or slab.device != flat.device:
+            with flat.device:
+                slab = self._slab = cp.zeros(self.SLOTS, dtype=cp.float64)
+            self._used = 0
+        out = slab[self._used]
+        self._used += 1
+        flat = cp.ascontiguousarray(flat)
+        n = flat.size
+        if n:
+            function((min(self.MAX_BLOCKS, -(-n // self.THREADS)),), (self.THREADS,), (flat, np.int64(n), out))
+        return out
+
+
+_SQUARE_SUM = r"""
+typedef {T} T;
+{block_reduce}
+extern "C" __global__ void tapescope_square_sum(const T* x, long long n, double* out) {{
+    __shared__ double sd[8];
+    double s = 0;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)blockDim.x * gridDim.x) {{
+        const double d = (double)x[i];
+        s += d * d;
+    }}
+    s = _block_reduce(s, _Add(), sd);
+    if (threadIdx.x == 0) atomicAdd(out, s);
+}}
+"""
 
 
 _BUILDERS = {

@@ -6,7 +6,9 @@ strided sample of about `limit` elements; `stride` records which (1 means exact)
 always over at most HIST_LIMIT evenly spaced finite elements (its shape, not exact counts, is what a
 plot needs; `counts.sum()` says how many). All work goes
 through the array module of the tensor, so on a GPU the reductions run on the device and only a
-handful of scalars and the 64 bin counts are copied to the host.
+handful of scalars and the 64 bin counts are copied to the host: when a statistic is first read, together
+with those of every other GPU summary still waiting (one copy for them all), so that making a summary never
+makes the host wait for the GPU.
 
 On the CPU a summary is made on the engine thread inside every op, where numpy's per-call cost (not
 its per-element cost) is what counts, so it computes there only what alerts and breakpoints use at
@@ -27,6 +29,7 @@ import math
 import threading
 import warnings
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 
@@ -109,7 +112,7 @@ class TensorSummary(_DeferredCounts):
 
     def __getattr__(self, name: str):
         # only reached while a slot is unset: a statistic of a summary that is still deferred
-        if name not in _LATE:
+        if name not in _LATE and (name not in _ON_DEVICE or self.__class__ is not _OnDevice):
             raise AttributeError(f"'TensorSummary' object has no attribute '{name}'")
         finish((self,))
         return _SLOTS[name].__get__(self)
@@ -131,13 +134,40 @@ class _Waiting(TensorSummary):
         _waiting[0] -= copy.nbytes
 
 
+class _OnDevice(TensorSummary):
+    """A GPU summary whose kernels were started and whose row (see engine.kernels.TensorSummary.launch) is still
+    on the device: every statistic, the NaN and Inf counts and the stride too, comes to the host when one is
+    first read, with the rows of every other summary waiting so (one copy for all: see finish)."""
+
+    __slots__ = ()
+    __qualname__ = "TensorSummary"
+
+
+class _DeviceRow(NamedTuple):
+    """Where an _OnDevice summary's statistics are: its kernel's row of a slab, and the array summarised (its
+    finite values' statistics are counted again from it, as it is when read, where some values were not finite)."""
+
+    kernel: object
+    slab: object
+    row: int
+    flat: object
+    limit: int
+
+
 _SLOTS = {f.name: TensorSummary.__dict__[f.name] for f in fields(TensorSummary)}
 _LATE = ("min", "max", "mean", "std", "norm", "zero_count", "lo", "hi", "samples", "counts")
+_ON_DEVICE = frozenset((*_LATE, "nan_count", "inf_count", "stride"))
+# summaries on the device not read yet: the first read copies every row of them at once; past DEVICE_WAITING
+# of them a new one copies them all, so that the arrays they hold are let go
+_device_waiting: list = []
+DEVICE_WAITING = 1024
 _counts_get, _counts_set = TensorSummary.counts.__get__, TensorSummary.counts.__set__
 _min_set, _max_set, _mean_set = TensorSummary.min.__set__, TensorSummary.max.__set__, TensorSummary.mean.__set__
 _std_set, _norm_set, _lo_set = TensorSummary.std.__set__, TensorSummary.norm.__set__, TensorSummary.lo.__set__
 _hi_set, _samples_set = TensorSummary.hi.__set__, TensorSummary.samples.__set__
 _zero_count_set = TensorSummary.zero_count.__set__
+_nan_count_set, _inf_count_set = TensorSummary.nan_count.__set__, TensorSummary.inf_count.__set__
+_stride_set = TensorSummary.stride.__set__
 _counts_from_get = _DeferredCounts._counts_from.__get__
 _counts_from_del = _DeferredCounts._counts_from.__delete__
 _late_from_get = _DeferredCounts._late_from.__get__
@@ -160,8 +190,14 @@ def finish(summaries) -> None:
     dwarfs the spread).
     """
     with _late_lock:
-        late, pending = {}, {}  # by id: one summary may serve two tensors
+        late, pending, device = {}, {}, {}  # by id: one summary may serve two tensors
         for s in summaries:
+            if s.__class__ is _OnDevice:
+                if not device:  # all of them: one copy brings every row
+                    waiting, _device_waiting[:] = _device_waiting[:], []
+                    device.update((id(w), w) for w in waiting if w.__class__ is _OnDevice)
+                device[id(s)] = s
+                continue
             try:
                 _counts_get(s)  # counted: nothing of it is deferred (most calls, and no exception raised)
                 continue
@@ -176,6 +212,8 @@ def finish(summaries) -> None:
             _finish_statistics(chunk)
         for chunk in _chunks(list(pending.values())):
             _finish_counts(chunk)
+        if device:
+            _finish_on_device(list(device.values()))
 
 
 FINISH_CHUNK = 1 << 16  # elements finished in one go: its float64 passes stay in a core's cache
@@ -270,6 +308,58 @@ def _finish_statistics(late: list) -> None:
         _waiting[0] -= copy.nbytes
 
 
+def _finish_on_device(summaries: list) -> None:
+    """Fill in every field _OnDevice summaries defer: their slabs' rows in one copy per slab, then decoded."""
+    by_slab: dict[int, tuple] = {}  # id of a slab -> (slab, [(summary, where), ...])
+    for s in summaries:
+        where = _late_from_get(s)
+        by_slab.setdefault(id(where.slab), (where.slab, []))[1].append((s, where))
+    for slab, waiting in by_slab.values():
+        first = min(where.row for _, where in waiting)
+        with slab.device:
+            host = slab[first:1 + max(where.row for _, where in waiting)].get()
+        for s, where in waiting:
+            _fill_from_row(s, where, host[where.row - first])
+
+
+def _fill_from_row(s: TensorSummary, where: _DeviceRow, row: np.ndarray) -> None:
+    """Set every field an _OnDevice summary defers from its row on the host; it is a TensorSummary then."""
+    (mn, mx, mean, std, norm, nan, inf, zeros, counts, lo, hi, samples,
+     stride) = where.kernel.decode(row, where.flat, where.limit, BINS, HIST_LIMIT, SAMPLES)
+    _min_set(s, mn)
+    _max_set(s, mx)
+    _mean_set(s, mean)
+    _std_set(s, std)
+    _norm_set(s, norm)
+    _nan_count_set(s, nan)
+    _inf_count_set(s, inf)
+    _zero_count_set(s, zeros)
+    _lo_set(s, lo)
+    _hi_set(s, hi)
+    _samples_set(s, samples)
+    _stride_set(s, stride)
+    _counts_set(s, _host_counts(counts))  # the last statistic set: see finish
+    _late_from_del(s)
+    _setattr(s, "__class__", TensorSummary)
+
+
+def _on_device(shape: tuple, dtype: str, dev: str, n: int, where: _DeviceRow) -> TensorSummary:
+    """A GPU summary whose statistics are read from `where` when first asked for (see _OnDevice)."""
+    s = _new(_Unfrozen)
+    s.shape, s.dtype, s.device, s.numel = shape, dtype, dev, n
+    s._late_from = where
+    s.__class__ = _OnDevice
+    if len(_device_waiting) >= DEVICE_WAITING:
+        finish(_device_waiting[:1])
+    _device_waiting.append(s)
+    return s
+
+
+def on_device(s: TensorSummary | None) -> bool:
+    """Whether summary `s` still waits on the GPU for its statistics (reading one copies them to the host)."""
+    return s.__class__ is _OnDevice
+
+
 def _finish_counts(pending: list) -> None:
     """Count the histograms of summaries whose statistics are known and whose counts are deferred."""
     x, n, _ = _segments([values for _, values in pending])
@@ -331,15 +421,16 @@ def summarize(a, limit: int = SUMMARY_LIMIT, device: str | None = None) -> Tenso
         flat = flat.astype(np.float64)
     elif dt.itemsize < 4:  # float16 sums overflow
         flat = flat.astype(np.float32)
+    if flat.__class__ is not np.ndarray:
+        fused = kernels.get("tensor_summary", array_module(flat))
+        if fused is not None:  # CUDA: the same statistics in two kernels, copied to the host when first read
+            return _on_device(shape, dtype, dev, n, _DeviceRow(fused, *fused.launch(flat, limit, BINS, HIST_LIMIT,
+                                                                                      SAMPLES), flat, limit))
     if n <= TINY:
         return _tiny(shape, dtype, dev, flat.tolist())
     if flat.__class__ is np.ndarray:
         return _numpy_summary(flat, shape, dtype, dev, n, limit, private=private)
     xp = array_module(flat)
-    fused = kernels.get("tensor_summary", xp)
-    if fused is not None:  # CUDA: the same statistics in two kernels and one copy to the host
-        *stats, counts, lo, hi, samples, stride = fused(flat, limit, BINS, HIST_LIMIT, SAMPLES)
-        return _make(shape, dtype, dev, n, *stats, _host_counts(counts), lo, hi, samples, stride)
     if xp is np:
         mn, mx = _umin(flat), _umax(flat)
     else:
