@@ -158,9 +158,12 @@ _SLOTS = {f.name: TensorSummary.__dict__[f.name] for f in fields(TensorSummary)}
 _LATE = ("min", "max", "mean", "std", "norm", "zero_count", "lo", "hi", "samples", "counts")
 _ON_DEVICE = frozenset((*_LATE, "nan_count", "inf_count", "stride"))
 # summaries on the device not read yet: the first read copies every row of them at once; past DEVICE_WAITING
-# of them a new one copies them all, so that the arrays they hold are let go
+# of them, or past DEVICE_WAITING_BYTES of the arrays they hold, a new one copies them all, so that those arrays
+# (kept for a second count where some values are not finite) are let go
 _device_waiting: list = []
+_device_bytes = [0]
 DEVICE_WAITING = 1024
+DEVICE_WAITING_BYTES = 64 << 20
 _counts_get, _counts_set = TensorSummary.counts.__get__, TensorSummary.counts.__set__
 _min_set, _max_set, _mean_set = TensorSummary.min.__set__, TensorSummary.max.__set__, TensorSummary.mean.__set__
 _std_set, _norm_set, _lo_set = TensorSummary.std.__set__, TensorSummary.norm.__set__, TensorSummary.lo.__set__
@@ -195,6 +198,7 @@ def finish(summaries) -> None:
             if s.__class__ is _OnDevice:
                 if not device:  # all of them: one copy brings every row
                     waiting, _device_waiting[:] = _device_waiting[:], []
+                    _device_bytes[0] = 0
                     device.update((id(w), w) for w in waiting if w.__class__ is _OnDevice)
                 device[id(s)] = s
                 continue
@@ -349,9 +353,10 @@ def _on_device(shape: tuple, dtype: str, dev: str, n: int, where: _DeviceRow) ->
     s.shape, s.dtype, s.device, s.numel = shape, dtype, dev, n
     s._late_from = where
     s.__class__ = _OnDevice
-    if len(_device_waiting) >= DEVICE_WAITING:
+    if _device_waiting and (len(_device_waiting) >= DEVICE_WAITING or _device_bytes[0] >= DEVICE_WAITING_BYTES):
         finish(_device_waiting[:1])
     _device_waiting.append(s)
+    _device_bytes[0] += where.flat.nbytes
     return s
 
 

@@ -140,3 +140,15 @@ def test_square_sums_on_the_device_come_back_right_in_one_call():
         assert got[-2:] == [2.5, 3.0]
         np.testing.assert_allclose(got[:-2], [e for e in expected for _ in range(25)], rtol=2e-6)
     assert float(square_sum(cupy.asarray(arrays[4]))) == pytest.approx(expected[4], rel=1e-6)
+
+
+def test_summaries_waiting_on_the_device_hold_a_bounded_number_of_bytes(monkeypatch):
+    # each holds its array until read (a second count where values are not finite): past the bound, the next
+    # summary brings them all over, so a run whose summaries nobody reads keeps no activations alive
+    from engine.debug import summary as summary_module
+
+    monkeypatch.setattr(summary_module, "DEVICE_WAITING_BYTES", 1 << 20)
+    big = [engine.tensor(np.ones(100_000, np.float32), device="cuda") for _ in range(6)]
+    made = [summarize(t) for t in big]
+    assert sum(summary_module.on_device(s) for s in made) < 4  # 400 kB each: at most three waited at once
+    assert all(s.max == 1.0 for s in made)
