@@ -17,6 +17,9 @@ kind everywhere, or a kind about one thing only (the row's parameter, layer or o
 (Unmute undoes it): muted rows stay listed, greyed and in italics, and `mutesChanged` tells the session, which then
 stops at none of them, and the window, which takes their marks off the timeline.
 
+In a narrow panel the place gives way first (ending in "…"), then the kind wraps onto a second line: a kind is never
+cut ("weight decay too…" in the 300-pixel dock of a 1200x800 window), and the message keeps its share.
+
 The rows are read as a QTreeWidget's: `topLevelItem(i)`, `topLevelItemCount()`, `itemClicked`; `list` is
 the tree itself.
 """
@@ -46,6 +49,7 @@ from engine.debug.edit_blame import after_edit
 from engine.debug.source import short_message
 from widgets.edit_marks import EDIT_COLOUR
 from widgets.theme import ERROR_TEXT, MUTED_TEXT, pick, tint
+from widgets.wrapped_cells import WrappedCells, cell_pad, two_line_width
 
 KEY = Qt.ItemDataRole.UserRole
 MESSAGE = Qt.ItemDataRole.UserRole + 1  # the whole message, its file by base name: the detail area's text
@@ -56,10 +60,9 @@ EDITED_KIND_TEXT = {"large_update": "update too large", "tiny_update": "update t
 EDIT_MARK = "\u270e"  # a pencil: the timeline's edits are violet diamonds, the pencil reads as "edited"
 SEVERE = ("nonfinite_forward", "nonfinite_backward", "nonfinite_input", "nonfinite_step", "nonfinite_grad", "inplace",
           "error")
-TEXT_PAD = 14  # a cell's margins around its text, in pixels
 PLACE_SHARE = 0.3  # the most of the width the place ("linear in encoder/0") takes
 MESSAGE_SHARE = 0.25  # the least of the width the message keeps in a narrow panel (the detail has all of it)
-NARROWEST = 40  # kind, then place, give way down to this, so that the message keeps its share
+PLACE_CHARS = 5  # the place gives way down to this many characters ("fc2.w…"), so that the message keeps its share
 DETAIL_LINES = 4  # how many lines high the detail area starts (it scrolls beyond; the splitter moves)
 # where an alert's finding ends and its advice starts: "... iteration 4: try ..." or "iteration 4 (...): "
 ADVICE = re.compile(r" iteration \d+(?: \([^)]*\))?[:;] ")
@@ -123,7 +126,9 @@ class AlertsPanel(QSplitter):
         self.list = _Rows(self._fit_columns)
         self.list.setHeaderLabels(["Iter", "Kind", "Where", "Message"])
         self.list.setRootIsDecorated(False)
-        self.list.setUniformRowHeights(True)
+        self.list.setUniformRowHeights(False)  # a kind wider than its column takes two lines
+        WrappedCells.install(self.list, 1)
+        self._pad = cell_pad(self.list)  # a cell's margins around its text
         self.list.setAlternatingRowColors(True)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the message ends in "…"
@@ -140,6 +145,7 @@ class AlertsPanel(QSplitter):
         self.itemClicked.connect(self._activated)
         self.list.currentItemChanged.connect(lambda *_: self._show_detail())
         self._widest = [self.list.header().sectionSizeHint(col) for col in range(3)]  # iteration, kind, place
+        self._kind_least = 0  # the kind column's width for the widest kind listed on two lines
         self.empty = _FittingText((EMPTY, *EMPTY_SHORTER))
         self.empty.setToolTip(EMPTY)
         self.empty.setWordWrap(True)
@@ -223,11 +229,13 @@ class AlertsPanel(QSplitter):
         return item
 
     def _widen(self, texts: list[str]) -> None:
-        """Fit the iteration, kind and place columns to `texts` where they are wider than what they hold."""
+        """Fit the iteration, kind and place columns to `texts` where they are wider than what they hold (and the
+        least width of the kind, on two lines)."""
         metrics = self.list.fontMetrics()
-        widest = [max(w, metrics.horizontalAdvance(t) + TEXT_PAD) for w, t in zip(self._widest, texts, strict=True)]
-        if widest != self._widest:
-            self._widest = widest
+        widest = [max(w, metrics.horizontalAdvance(t) + self._pad) for w, t in zip(self._widest, texts, strict=True)]
+        least = max(self._kind_least, two_line_width(texts[1], metrics) + self._pad)
+        if widest != self._widest or least != self._kind_least:
+            self._widest, self._kind_least = widest, least
             self._fit_columns()
 
     def _show_fold(self, item: QTreeWidgetItem) -> None:
@@ -244,7 +252,7 @@ class AlertsPanel(QSplitter):
                                                              if times > 1 else "") + f"\n{message}")
         colour = MUTED_TEXT if muted else ERROR_TEXT if kind in SEVERE else None
         font = self.list.font()
-        font.setItalic(muted)  # muted where "(muted)" is cut off too, as the kind gives way in a narrow dock
+        font.setItalic(muted)  # muted at a glance, "(muted)" on the kind's second line where it wraps
         for col in range(4):
             item.setFont(col, font)
             if colour is not None:
@@ -294,6 +302,7 @@ class AlertsPanel(QSplitter):
         self._folds.clear()
         self._at_seq.clear()
         self._widest = [self.list.header().sectionSizeHint(col) for col in range(3)]
+        self._kind_least = 0
         self._fit_columns()
         self._show_detail()
 
@@ -358,16 +367,17 @@ class AlertsPanel(QSplitter):
         self.setSizes([self.height() - self.handleWidth() - height, height])  # emits no splitterMoved
 
     def _fit_columns(self) -> None:
-        """Iteration, kind and place as wide as their widest text (the place up to PLACE_SHARE of the
-        view); in a narrow panel kind, then place, give way down to NARROWEST so the message keeps
-        MESSAGE_SHARE; the message (the last column, stretched) takes the rest."""
+        """Iteration, kind and place as wide as their widest text (the place up to PLACE_SHARE of the view); in a
+        narrow panel the place gives way first, down to PLACE_CHARS (its tooltip and the detail have it whole), then
+        the kind, down to its widest text on two lines, so that the message keeps MESSAGE_SHARE; the message (the last
+        column, stretched) takes the rest. (The kind gave way first, down to 40 pixels: "weight decay too…".)"""
         room = self.list.viewport().width()
         iteration, kind, place = self._widest
         place = min(place, int(room * PLACE_SHARE))
-        over = iteration + kind + place - int(room * (1 - MESSAGE_SHARE))
-        for_kind = min(max(over, 0), max(kind - NARROWEST, 0))
-        kind -= for_kind
-        place -= min(max(over - for_kind, 0), max(place - NARROWEST, 0))
+        over = max(iteration + kind + place - int(room * (1 - MESSAGE_SHARE)), 0)
+        for_place = min(over, max(place - PLACE_CHARS * self.list.fontMetrics().averageCharWidth() - self._pad, 0))
+        place -= for_place
+        kind -= min(over - for_place, max(kind - self._kind_least, 0))
         for col, width in enumerate((iteration, kind, place)):
             self.list.setColumnWidth(col, width)
 

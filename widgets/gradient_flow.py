@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFontMetrics, QTextOption
+from PySide6.QtGui import QFont, QFontMetrics, QTextOption
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from widgets.theme import MUTED_TEXT, SECONDARY_TEXT, follow_palette, pick, tint
@@ -28,8 +28,8 @@ GRAD, UPDATE_RATIO, WEIGHT, UPDATE = "gradient norm", "update/weight", "weight n
 METRICS = (GRAD, UPDATE_RATIO, WEIGHT, UPDATE)
 GOOD_RATIO = 1e-3  # a common rule of thumb: updates around a thousandth of the weights
 ROW = 16  # pixels per bar
-LABEL_SHARE = 0.4  # the most of the chart's width the names take; the bars and their values get the rest
-LABEL_PAD = 14  # pixels between a name and its bar
+LABEL_SHARE = 0.5  # the share of the chart's width the names may take where they need it; bars and values get the rest
+LABEL_PAD = 8  # pixels the names axis takes beside a name: the axis's own gap before the bar (5), and a margin
 BARS_LEAST = 110  # pixels the bars keep beside the names, so that their lengths still compare
 VALUE_PX = "0.000123"  # the widest value text as wanted_width measures it
 _COLOUR, _LOW, _HIGH = "#1c7ed6", "#adb5bd", "#e03131"
@@ -60,9 +60,11 @@ def ratios(updates: dict[str, float], weights: dict[str, float]) -> dict[str, fl
 
 def cut_name(name: str, metrics: QFontMetrics, width: int) -> str:
     """`name` in `width` pixels, cut in the middle: as many of its last dotted parts whole as fit, which tell rows
-    apart ("res\u2026layers.0.0.weight"; cut evenly, every row read "resid\u2026eight"). Where that would cut an index
-    ("blo\u2026in_proj_weight" read the same for layer 0 and layer 1), its module names are shortened to their initials
-    instead, left first ("b.l.0.self_attn.in_proj_weight"), and then the parameter's own name cut in its middle."""
+    apart ("res\u2026layers.0.0.weight"; cut evenly, every row read "resid\u2026eight"). A name with a layer index keeps
+    from the index on, led by "\u2026", and gives way in the order that keeps it recognisable: the modules between
+    the index and the parameter's own module to their initials ("\u20260.s.out_proj.weight"), then that module, cut at
+    its right ("\u20260.sel\u2026.in_proj_bias") down to its initial, then the parameter's own name, cut in its middle.
+    (Every module shortened to its initial left only the index readable at 1280x720: "b.l.0.s.in_\u2026ght".)"""
     if metrics.horizontalAdvance(name) <= width:
         return name
     parts = name.split(".")
@@ -70,17 +72,29 @@ def cut_name(name: str, metrics: QFontMetrics, width: int) -> str:
     cut = _tail_kept(parts, metrics, width, indexed[0] + 1 if indexed else len(parts))
     if cut or not indexed:
         return cut or metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
-    short = list(parts)
-    for i in range(len(parts) - 1):
-        if not parts[i].isdigit() and len(parts[i]) > 1:
-            short[i] = parts[i][0]
-            if metrics.horizontalAdvance(".".join(short)) <= width:
-                return ".".join(short)
-    head = ".".join(short[:-1]) + "."
-    room = width - metrics.horizontalAdvance(head)
+    kept = parts[indexed[0]:]  # the index, the modules inside it, the parameter's own name
+
+    def text() -> str:
+        return "\u2026" + ".".join(kept)
+
+    for k in range(1, len(kept) - 2):
+        if not kept[k].isdigit():
+            kept[k] = kept[k][0]
+            if metrics.horizontalAdvance(text()) <= width:
+                return text()
+    if len(kept) > 2 and not kept[-2].isdigit():  # the parameter's own module
+        module, kept[-2] = kept[-2], ""
+        room = width - metrics.horizontalAdvance(text())
+        short = metrics.elidedText(module, Qt.TextElideMode.ElideRight, room)
+        kept[-2] = short if len(short) > 2 else module[0]  # "s\u2026" says no more than "s"
+        if metrics.horizontalAdvance(text()) <= width:
+            return text()
+    kept[-1] = ""
+    room = width - metrics.horizontalAdvance(text())
     if room >= 4 * metrics.horizontalAdvance("\u2026"):
-        return head + metrics.elidedText(parts[-1], Qt.TextElideMode.ElideMiddle, room)
-    return metrics.elidedText(".".join(short), Qt.TextElideMode.ElideMiddle, width)  # "b.l.0\u2026ght"
+        return text() + metrics.elidedText(parts[-1], Qt.TextElideMode.ElideMiddle, room)
+    kept[-1] = parts[-1]
+    return metrics.elidedText(text(), Qt.TextElideMode.ElideMiddle, width)
 
 
 def _tail_kept(parts: list[str], metrics: QFontMetrics, width: int, most: int) -> str:
@@ -91,7 +105,8 @@ def _tail_kept(parts: list[str], metrics: QFontMetrics, width: int, most: int) -
         tail = "." + ".".join(parts[k:])
         room = width - metrics.horizontalAdvance(tail)
         if room >= dots:
-            return metrics.elidedText(".".join(parts[:k]), Qt.TextElideMode.ElideRight, room) + tail
+            head = metrics.elidedText(".".join(parts[:k]), Qt.TextElideMode.ElideRight, room)
+            return "\u2026" + tail[1:] if head == "\u2026" else head + tail  # "\u20260.linear1.weight"
     return ""
 
 
@@ -288,7 +303,7 @@ class GradientFlowChart(QWidget):
         """Draw now when on screen; when not (its tab behind the loss plot), once it is: a replay's scrub
         drew it unseen at every step, a third of the time each move of the timeline took."""
         metric = self.metric_box.currentText()
-        self.plot.setLabel("bottom", f"{AXIS_TEXT[metric]} (log scale)", **{"font-size": "8pt"})
+        self._name_axis()
         self.legend.setText(self._legend_text(metric))
         self.legend.setVisible(bool(self.legend.text()))
         self._stale = True
@@ -351,7 +366,8 @@ class GradientFlowChart(QWidget):
         """The names as wide as the widest, up to what the bars (BARS_LEAST) and their values leave of the chart, and
         at least LABEL_SHARE of it; cut in the middle beyond that (whole in the row's tooltip): a fixed 260 pixels
         took a whole 250-pixel dock, the bars and values squeezed out, and a share of 0.4 cut "blocks.layers.0.
-        self_attn.in_proj_weight" to "blo….in_proj_weight" beside bars with room to spare."""
+        self_attn.in_proj_weight" to "blo….in_proj_weight" beside bars with room to spare; in the 281-pixel dock of a
+        1280x720 window it left the names 13 characters: now half, the bars and their values the other half."""
         plot = self.plot.width()
         value = self._span[3] if self._span is not None else 0
         room = max(int(plot * LABEL_SHARE), plot - BARS_LEAST - value, 4 * LABEL_PAD)
@@ -361,6 +377,24 @@ class GradientFlowChart(QWidget):
         self.names_axis.setTicks([list(enumerate(self._shown_labels)), []])
         if self.names_axis.width() != width:
             self.names_axis.setWidth(width)
+
+    def _name_axis(self) -> None:
+        """Name the value axis with its metric and scale, or the metric alone where the bars are too narrow for both
+        (beside the names of a 281-pixel chart it read "gradient L2 norm (log scal"); the whole is its tooltip."""
+        text = f"{AXIS_TEXT[self.metric_box.currentText()]} (log scale)"
+        font = QFont(self.font())
+        font.setPointSizeF(8)
+        axis = self.plot.getAxis("bottom")
+        fits = QFontMetrics(font).horizontalAdvance(text) <= axis.width() - 4
+        shown = text if fits else text.split(" (")[0]
+        axis.setToolTip(text)
+        if shown != axis.labelText:
+            self.plot.setLabel("bottom", shown, **{"font-size": "8pt"})
+            axis.resizeEvent()  # centred again: pyqtgraph places the label as the axis resizes, not as its text changes
+
+    def axis_name(self) -> str:
+        """The value axis's name as shown."""
+        return self.plot.getAxis("bottom").labelText
 
     def shown_label(self, label: str) -> str:
         """A row's name as the names axis writes it (cut in the middle where the chart is narrow)."""
@@ -374,6 +408,7 @@ class GradientFlowChart(QWidget):
             self.empty.setTextWidth(max(self.plot.getViewBox().width() - 16, 40))
             return
         self._fit_labels()
+        self._name_axis()
         lo, hi, n, label_px = self._span
         share = min(label_px / max(self.plot.getViewBox().width(), 1.0), 0.6)
         self.plot.setRange(xRange=(lo, lo + (hi - lo) / (1 - share)), yRange=(-0.6, n - 0.4), padding=0)

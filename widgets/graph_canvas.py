@@ -37,7 +37,7 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsItem, QToolTip
 
 from engine.nn.module import NUMBERED_ROOT
-from widgets.graph_overview import GAP, ROW, TITLE_PX, ChipPlacer, overview_order, side_slots
+from widgets.graph_overview import GAP, ROW, TITLE_PX, ChipPlacer, box_places, overview_order
 from widgets.module_tree import model_name, name_under
 from widgets.theme import is_dark, luminance
 
@@ -1490,9 +1490,11 @@ class GraphCanvas(pg.GraphicsView):
 
     def _label_overview(self, rect: QRectF, scale: float, vis: np.ndarray) -> int:
         """Where nodes are too small for their labels: the selected node's name beside it, then the titles of the
-        module boxes as tall on screen as a title (a box holding others titled on its left, the rest on their right,
-        else above a model's box, else in its corner) and of the collapsed modules, outer ones first, each where it
-        covers no other title and no node (widgets.graph_overview): a fitted ResNet was specks without one name."""
+        module boxes as tall on screen as a title and of a model's parts however short (a box holding others titled on
+        its left, the rest on their right, else above a model's box, else in its corner; a part with none of these
+        free above it, by its name alone where its title is wider than it) and of the collapsed modules, outer ones
+        first, each where it covers no other title and no node (widgets.graph_overview): a fitted ResNet was specks
+        without one name."""
         layout, view = self.layout_data, self.view
         placer = ChipPlacer(self.box.width(), self.box.height(), POOL)
         if self.legend.isVisible():
@@ -1513,10 +1515,13 @@ class GraphCanvas(pg.GraphicsView):
         r = layout.group_rect
         groups = _inside(r[1:, :2], r[1:, :2] + r[1:, 2:], rect) + 1
         box = np.concatenate(((r[groups, :2] - origin) * scale, r[groups, 2:] * scale), axis=1)
-        # a box as tall as its title: smaller ones titled where there was room made a patchwork (one block's
+        parent = np.asarray(getattr(view, "group_parent", np.full(len(r), -1)))
+        # a model's parts: titled however short their boxes (a hundred layers fitted whole are 7 pixels each)
+        part = (parent[groups] > 0) & (parent[np.maximum(parent[groups], 0)] <= 0)
+        # deeper, a box as tall as its title: smaller ones titled where there was room made a patchwork (one block's
         # "conv2", the next one's "bn2")
-        tall = box[:, 3] >= ROW
-        groups, box = groups[tall], box[tall]
+        keep = (box[:, 3] >= ROW) | part
+        groups, box, part = groups[keep], box[keep], part[keep]
         kind = np.asarray(view.kind)
         folded = vis[kind[vis] == MODULE]
         inside = np.asarray(getattr(view, "group", np.zeros(len(kind), np.int64)))[folded]
@@ -1525,7 +1530,6 @@ class GraphCanvas(pg.GraphicsView):
         classes = getattr(view, "group_cls", [""] * len(r))
         # a box holding others titled has its title on its left: the first box inside it, whose top is its top, then
         # has room for its own on the right (a ResNet's "blocks.0")
-        parent = np.asarray(getattr(view, "group_parent", np.full(len(r), -1)))
         outer = np.isin(groups, np.concatenate((parent[groups], inside)))
         for j in overview_order(depth, box[:, 1])[:POOL].tolist():
             if used >= POOL:
@@ -1533,19 +1537,24 @@ class GraphCanvas(pg.GraphicsView):
             x, y, w, h = box[j]
             if j < len(groups):
                 g = int(groups[j])
-                text = _titled(self._group_titles[g], classes[g])
-                wide = self._chip_width(text)
-                ys = [*side_slots(y, h), y + 1]
-                xs = [x - GAP - wide if outer[j] else x + w + GAP] * (len(ys) - 1) + [x + 1]
-                if parent[g] <= 0:  # above a model's box (above one inside another it read as that one's title)
-                    xs.insert(-1, x)
-                    ys.insert(-1, y - ROW)
+                name = self._group_titles[g]
+                text = _titled(name, classes[g])
+                xs, ys = box_places(x, y, w, h, self._chip_width(text), bool(outer[j]), parent[g] <= 0)
+                was = used
+                used = self._chip(placer, used, text, xs, ys, origin, scale, self.colours.title_text, int(depth[j]))
+                if used == was and part[j]:
+                    # a row of parts side by side (a graph as wide as the window) leaves no room beside them, and
+                    # their tops are their nodes': above each, on its top, no wider than it (so that it reads as its
+                    # title, not the box above's): its title where that fits, else its name ("heads.3")
+                    text = text if self._chip_width(text) <= w else name
+                    used = self._chip(placer, used, text, x, y - ROW, origin, scale, self.colours.title_text,
+                                      int(depth[j]))
             else:
                 node = int(folded[j - len(groups)])
                 text = _titled(_caption(view, node), view.op[node] if hasattr(view, "op") else "")
                 wide = self._chip_width(text)
                 xs, ys = [x + w + GAP, x - GAP - wide, x], [y + h / 2 - ROW / 2] * 2 + [y - ROW]
-            used = self._chip(placer, used, text, xs, ys, origin, scale, self.colours.title_text, int(depth[j]))
+                used = self._chip(placer, used, text, xs, ys, origin, scale, self.colours.title_text, int(depth[j]))
         return used
 
     def _chip_width(self, text: str) -> float:

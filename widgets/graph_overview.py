@@ -78,6 +78,20 @@ def side_slots(top: float, height: float) -> np.ndarray:
     return first + ROW * np.arange(rows)
 
 
+def box_places(x: float, y: float, w: float, h: float, wide: float, left: bool,
+               model: bool) -> tuple[list[float], list[float]]:
+    """The places (xs, ys) a box's title chip `wide` pixels wide may take, best first: beside it (on its `left` where it
+    holds titled boxes), down its side, or level with it where it is shorter than the chip (a part of a model stacked
+    a hundred high is a few pixels tall); above a `model`'s box (above one inside another it read as that one's title);
+    in its corner."""
+    ys = list(side_slots(y, h)) if h >= ROW else [y + h / 2 - ROW / 2]
+    xs = [x - GAP - wide if left else x + w + GAP] * len(ys)
+    if model:
+        xs.append(x)
+        ys.append(y - ROW)
+    return [*xs, x + 1], [*ys, y + 1]
+
+
 def overview_order(depth: np.ndarray, top: np.ndarray) -> np.ndarray:
     """The order candidates are placed in: outer boxes first (the model, then its parts), each depth top to bottom."""
     return np.lexsort((top, depth))

@@ -34,10 +34,26 @@ def test_at_1920x1080_every_parameter_name_reads_whole(qtbot, make_window):
 
 
 @pytest.mark.parametrize("size", [(1440, 900), (1280, 720)])
-def test_in_a_smaller_window_a_cut_name_keeps_its_layer(qtbot, make_window, size):
+def test_in_a_smaller_window_a_cut_name_keeps_its_layer_its_module_and_its_own_name(qtbot, make_window, size):
+    # at 1280x720 every module was cut to its initial and the parameter's own name in its middle: the rows read
+    # "b.l.0.s.in_\u2026ght", "b.l.0.l.weight" (linear1 and linear2 alike): only the layer index told them apart
     window = make_window(size)
     names = shown_names(qtbot, window)
-    shown = [names[f"blocks.layers.{i}.self_attn.in_proj_weight"] for i in (0, 1)]
-    assert shown[0] != shown[1] and ".0" in shown[0] and ".1" in shown[1]  # "b.l.0.s.in_…ght", not "blo…ght"
+    assert len(set(names.values())) == len(names), names  # every row its own name
+    for name, shown in names.items():
+        parts, pieces = name.split("."), shown.split(".")
+        assert pieces[-1] == parts[-1], (name, shown)  # "in_proj_weight", "weight", "bias" whole
+        if name.startswith("blocks.layers."):
+            # its layer, and the module it is in ("linear1", "norm2"), whole or cut at its right ("out_\u2026", beside
+            # "self_attn" as "s"): "self_attn" may be its initial beside "in_proj_weight", a name no other module has
+            assert parts[2] in [piece.lstrip("\u2026") for piece in pieces[:-2]], (name, shown)
+            module = pieces[-2].rstrip("\u2026")
+            assert module and parts[-2].startswith(module), (name, shown)
+    # the value axis's name inside the axis under the bars (beside names given half the chart it read "gradient L2
+    # norm (log scal"): its metric at least
+    axis = window.gradient_flow.plot.getAxis("bottom")
+    label, margin = axis.label, axis.label.document().documentMargin()
+    drawn = label.mapRectToParent(label.boundingRect()).adjusted(margin, 0, -margin, 0)
+    assert axis.labelText.startswith("gradient L2 norm") and drawn.left() >= 0 and drawn.right() <= axis.width()
     row = sum(window.docks[n].width() for n in ("source", "output", "loss"))  # (a row under the left column too)
     assert window.docks["gradients"].width() > 0.25 * row

@@ -11,7 +11,7 @@ from engine import nn
 from tests.app.graphs import recorded_model
 from tests.shots import shoot, shown
 from widgets.graph_canvas import READABLE_PX, GraphCanvas
-from widgets.graph_overview import ChipPlacer
+from widgets.graph_overview import ROW, ChipPlacer
 
 BLOCKS = 20
 
@@ -142,3 +142,51 @@ def test_a_chip_takes_the_first_place_free_of_chips_and_nodes(over_nodes):
     assert placer.place([190], [80], 40, 17) == (160.0, 80.0)  # moved in from the canvas's edge
     assert placer.place([0, 10], [0, 10], 40, 17) is None  # each place taken
 
+
+
+def test_a_hundred_layer_transformer_fitted_whole_names_its_layers(qtbot):
+    # fitted whole, each of the hundred layers was a box 7 pixels tall: only "TransformerEncoder" was drawn
+    net = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), num_layers=100)
+    view = recorded_model(lambda: net(engine.randn(1, 2, 8))).view()
+    canvas = fitted(qtbot, view)
+    shoot(canvas, "transformer_100_fitted.png")
+    drawn = canvas.drawn_labels()
+    layers = [int(t.split()[0].split(".")[1]) for t in drawn if t.startswith("layers.")]
+    assert "TransformerEncoder" in drawn
+    # as many as have room one above the other, from the first layers to the last
+    assert len(layers) >= canvas.viewport().height() // (2 * ROW), drawn
+    assert min(layers) <= 5 and max(layers) >= 94, layers
+    rects = canvas.drawn_label_rects()
+    assert_readable_apart(canvas, rects)
+    for k in layers:  # each level with its own layer's nodes
+        [rect] = [r for t, r in rects if t.startswith(f"layers.{k} ")]
+        nodes = [canvas.node_screen_rect(key) for key in view.keys if key.startswith(f"TransformerEncoder.layers.{k}.")]
+        assert min(n.top() for n in nodes) - ROW <= rect.center().y() <= max(n.bottom() for n in nodes) + ROW, k
+
+
+def test_a_graph_as_wide_as_the_window_names_the_parts_side_by_side(qtbot):
+    # sixteen heads side by side filled the window's width: beside each was the next one's nodes, and only the model's
+    # title was drawn; above each, its name fits
+    class Heads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+            self.heads = nn.ModuleList([nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU())
+                                        for _ in range(16)])
+
+        def forward(self, x):
+            h = self.encoder(x)
+            return engine.cat([head(h) for head in self.heads], 1).sum()
+
+    net = Heads()
+    view = recorded_model(lambda: net(engine.randn(2, 4)).backward()).view()
+    canvas = fitted(qtbot, view, (800, 500))
+    shoot(canvas, "heads_fitted.png")
+    rects = canvas.drawn_label_rects()
+    named = {int(t.split()[0].split(".")[1]): r for t, r in rects if t.startswith("heads.")}
+    assert len(named) >= 8, [t for t, _ in rects]
+    assert_readable_apart(canvas, rects)
+    for k, rect in named.items():  # over its own head's nodes, not a neighbour's
+        nodes = [canvas.node_screen_rect(key) for key in view.keys if key.startswith(f"Heads.heads.{k}.")]
+        assert min(n.left() for n in nodes) <= rect.center().x() <= max(n.right() for n in nodes), k
+        assert rect.bottom() <= min(n.top() for n in nodes), k
