@@ -5,6 +5,7 @@ in it (a line across the band would make up the values lost there).
     gaps = GapMarks(plot_item)
     gaps.set_gaps([(first_iteration, last_iteration, tooltip)])
     curve.setData(x, y, connect=joins(x, y, gaps.spans))
+    dots.setData(x[lone], y[lone])  # lone = lone_points(y, connect): the points no line reaches
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ def joins(x: np.ndarray, y: np.ndarray, spans: list[tuple[float, float]]):
         return "finite"
     ok = np.isfinite(y)
     return np.append(ok[:-1] & ok[1:] & ~across, False)
+
+
+def lone_points(y: np.ndarray, connect) -> np.ndarray:
+    """Which finite points of a curve drawn with `connect` (joins') no line reaches: a loss between two NaN losses,
+    or beside a gap, drawn with a line alone is not drawn at all, so it gets a dot."""
+    ok = np.isfinite(np.asarray(y, float))
+    joined = ok[:-1] & ok[1:] if isinstance(connect, str) else np.asarray(connect, bool)[:-1]
+    reached = np.zeros(len(ok), bool)
+    reached[:-1] |= joined
+    reached[1:] |= joined
+    return ok & ~reached
 
 
 class _Band(pg.LinearRegionItem):

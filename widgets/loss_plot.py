@@ -21,7 +21,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import QApplication
 
 from widgets.edit_marks import EditMarks
-from widgets.gap_marks import GapMarks, joins
+from widgets.gap_marks import GapMarks, joins, lone_points
 from widgets.theme import CURVES, MUTED_TEXT, SECONDARY_TEXT, follow_palette, pick
 
 LEGEND_PT = 7.5  # the legend's font size, as the plots' tick labels
@@ -400,11 +400,12 @@ class LossPlot(ChanceLevels, pg.PlotWidget):
         for i in range(max(len(named), len(self.lines))):
             line, last = self._line(i)
             cx, cy = (named[i][1], named[i][2]) if i < len(named) else (np.zeros(0), np.zeros(0))
-            line.setData(cx, cy, connect=joins(cx, cy, self.gaps.spans))
+            connect = joins(cx, cy, self.gaps.spans)
+            line.setData(cx, cy, connect=connect)
+            dots = lone_points(cy, connect)  # no line reaches them (a loss between NaNs): each a dot, as the last
             if len(cx) and math.isfinite(cy[-1]):
-                last.setData(cx[-1:], cy[-1:])
-            else:
-                last.setData([], [])
+                dots[-1] = True
+            last.setData(cx[dots], cy[dots])
         for i in range(max(len(evals), len(self.eval_lines))):
             colour = CURVES[(len(named) + i) % len(CURVES)]
             cx, cy = (evals[i][1], evals[i][2]) if i < len(evals) else (np.zeros(0), np.zeros(0))

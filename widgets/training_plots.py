@@ -35,7 +35,7 @@ from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from widgets.edit_marks import EditMarks
-from widgets.gap_marks import GapMarks, joins
+from widgets.gap_marks import GapMarks, joins, lone_points
 from widgets.gradient_flow import GOOD_RATIO, per_layer, ratios
 from widgets.loss_plot import (
     EVAL_SUFFIX,
@@ -249,12 +249,6 @@ class TrainingPlots(ChanceLevels, QWidget):
             self._raw[name] = y
             curve = self._curve(self.loss_plot, name, CURVES[i % len(CURVES)])
             self._set_data(curve, x, y)
-            lone = len(x) == 1  # a line of one point draws nothing: the first iteration's loss, a dot
-            if lone != (curve.opts["symbol"] is not None):
-                curve.setSymbol("o" if lone else None)
-                curve.setSymbolSize(6)
-                curve.setSymbolPen(None)
-                curve.setSymbolBrush(CURVES[i % len(CURVES)])
         for i, (label, (x, y)) in enumerate(zip(evaluation, evals)):
             name, colour = f"eval:{label}", CURVES[(len(curves) + i) % len(CURVES)]
             self._raw[name] = y
@@ -282,7 +276,13 @@ class TrainingPlots(ChanceLevels, QWidget):
                 self._set_data(curve, curve.xData, curve.yData)
 
     def _set_data(self, curve: pg.PlotDataItem, x, y) -> None:
-        curve.setData(x, y, connect=joins(x, y, self.gaps[0].spans))
+        connect = joins(x, y, self.gaps[0].spans)
+        lone = lone_points(y, connect)
+        if lone.any():  # a dot on each point no line reaches (the first loss; a loss between NaNs); 0: none
+            curve.setData(x, y, connect=connect, symbol="o", symbolSize=np.where(lone, 6, 0), symbolPen=None,
+                          symbolBrush=curve.opts["pen"].color())
+        else:
+            curve.setData(x, y, connect=connect, symbol=None)
 
     def _show_chances(self) -> None:
         self.chances.show({label: CURVES[i % len(CURVES)] for i, label in enumerate(self._losses)}, self._loss_log)

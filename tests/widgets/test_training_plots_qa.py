@@ -270,3 +270,21 @@ def test_a_model_of_more_layers_than_are_drawn_says_so_over_the_ratio_plot(qtbot
     few = shown(qtbot, TrainingPlots(), 380, 520)
     few.add_steps(_steps(lambda it, i: 1.0, 3, ["0", "2", "4"]))
     assert "of 3 layers" not in few.ratio_plot.titleLabel.item.toPlainText()  # all of them drawn: nothing to say
+
+
+def test_a_loss_between_two_nan_losses_is_a_dot_on_both_loss_charts(qtbot):
+    # a finite loss at iteration 6 between NaN at 5 and 7 was drawn on neither chart: a line of one point is nothing
+    from widgets.loss_plot import LossPlot
+
+    x, y = [0, 1, 2, 3, 4, 5, 6, 7, 8], [2.3, 2.1, 1.9, 1.8, 1.7, float("nan"), 0.29, float("nan"), 1.5]
+    plots = shown(qtbot, TrainingPlots(), 300, 230)
+    plots.set_losses({"loss": (x, y)})
+    curve = plots._curves["loss"][1]
+    drawn = [(p.pos().x(), p.pos().y()) for p in curve.scatter.points() if p.size() > 0]
+    assert drawn == [(6, 0.29), (8, 1.5)]  # the lone losses; the joined ones are the line's
+    loss = shown(qtbot, LossPlot(), 300, 230)
+    loss.set_curve(x, y)
+    dots = loss.lines[0][1]
+    assert sorted(zip(dots.xData.tolist(), dots.yData.tolist())) == [(6, 0.29), (8, 1.5)]  # (8: the last, as ever)
+    plots.set_losses({"loss": ([0, 1, 2], [2.3, 2.1, 2.0])})
+    assert curve.opts["symbol"] is None  # all joined: no dots
