@@ -240,7 +240,9 @@ class TrainingPlots(ChanceLevels, QWidget):
             self.loss_plot.setLogMode(y=log)
         self._losses = list(curves)
         names = [self._loss_name(i) for i in range(len(data))] + [f"eval:{label}" for label in evaluation]
-        for name in [n for n in self._curves if (n == "loss" or n.startswith(("loss:", "eval:"))) and n not in names]:
+        names += [f"dots:{name}" for name in names]
+        for name in [n for n in self._curves
+                     if (n == "loss" or n.startswith(("loss:", "eval:", "dots:"))) and n not in names]:
             plot, curve = self._curves.pop(name)  # a curve of the run before
             plot.removeItem(curve)
             self._raw.pop(name, None)
@@ -249,6 +251,10 @@ class TrainingPlots(ChanceLevels, QWidget):
             self._raw[name] = y
             curve = self._curve(self.loss_plot, name, CURVES[i % len(CURVES)])
             self._set_data(curve, x, y)
+            # a line through one point draws nothing: the first iteration's loss, a loss between two NaN losses
+            x, y = np.asarray(x, float), np.asarray(y, float)
+            lone = lone_points(y, joins(x, y, self.gaps[0].spans))
+            self._curve(self.loss_plot, f"dots:{name}", CURVES[i % len(CURVES)], dots=True).setData(x[lone], y[lone])
         for i, (label, (x, y)) in enumerate(zip(evaluation, evals)):
             name, colour = f"eval:{label}", CURVES[(len(curves) + i) % len(CURVES)]
             self._raw[name] = y
@@ -276,13 +282,7 @@ class TrainingPlots(ChanceLevels, QWidget):
                 self._set_data(curve, curve.xData, curve.yData)
 
     def _set_data(self, curve: pg.PlotDataItem, x, y) -> None:
-        connect = joins(x, y, self.gaps[0].spans)
-        lone = lone_points(y, connect)
-        if lone.any():  # a dot on each point no line reaches (the first loss; a loss between NaNs); 0: none
-            curve.setData(x, y, connect=connect, symbol="o", symbolSize=np.where(lone, 6, 0), symbolPen=None,
-                          symbolBrush=curve.opts["pen"].color())
-        else:
-            curve.setData(x, y, connect=connect, symbol=None)
+        curve.setData(x, y, connect=joins(x, y, self.gaps[0].spans))
 
     def _show_chances(self) -> None:
         self.chances.show({label: CURVES[i % len(CURVES)] for i, label in enumerate(self._losses)}, self._loss_log)
@@ -326,9 +326,12 @@ class TrainingPlots(ChanceLevels, QWidget):
         return np.asarray(x if x is not None else [], float), self._raw[name]
 
     # ---- drawing ------------------------------------------------------------------------------------
-    def _curve(self, plot: pg.PlotItem, name: str, colour: str) -> pg.PlotDataItem:
+    def _curve(self, plot: pg.PlotItem, name: str, colour: str, dots: bool = False) -> pg.PlotDataItem:
+        """The line named `name` on `plot`, made when first wanted (`dots`: dots alone, no line)."""
         if name not in self._curves:
-            self._curves[name] = (plot, plot.plot([], [], pen=pg.mkPen(colour, width=1.6)))
+            item = plot.plot([], [], pen=None, symbol="o", symbolSize=6, symbolBrush=colour, symbolPen=None) if dots \
+                else plot.plot([], [], pen=pg.mkPen(colour, width=1.6))
+            self._curves[name] = (plot, item)
         return self._curves[name][1]
 
     def _eval_curve(self, name: str, colour: str) -> pg.PlotDataItem:

@@ -219,10 +219,15 @@ def test_the_first_iterations_loss_is_a_dot_until_there_is_a_line(qtbot):
     # at iteration 1 the Training tab's loss chart was empty while the Loss tab showed the point
     plots = shown(qtbot, TrainingPlots(), 300, 230)
     plots.set_losses({"loss": ([0], [2.3])})
-    curve = plots._curves["loss"][1]
-    assert curve.opts["symbol"] == "o" and curve.scatter.points().size == 1
+    dots = plots._curves["dots:loss"][1]
+    assert _dots(dots) == [(0, 2.3)]
     plots.set_losses({"loss": ([0, 1], [2.3, 2.1])})
-    assert curve.opts["symbol"] is None  # a line from two points on
+    assert _dots(dots) == []  # a line from two points on
+
+
+def _dots(item) -> list[tuple[float, float]]:
+    """The points a dots-only item draws."""
+    return [] if item.xData is None else sorted(zip(item.xData.tolist(), item.yData.tolist()))
 
 
 def test_a_model_of_many_layers_draws_the_extreme_update_ratios_and_keeps_each_curve_whole(qtbot):
@@ -279,12 +284,10 @@ def test_a_loss_between_two_nan_losses_is_a_dot_on_both_loss_charts(qtbot):
     x, y = [0, 1, 2, 3, 4, 5, 6, 7, 8], [2.3, 2.1, 1.9, 1.8, 1.7, float("nan"), 0.29, float("nan"), 1.5]
     plots = shown(qtbot, TrainingPlots(), 300, 230)
     plots.set_losses({"loss": (x, y)})
-    curve = plots._curves["loss"][1]
-    drawn = [(p.pos().x(), p.pos().y()) for p in curve.scatter.points() if p.size() > 0]
-    assert drawn == [(6, 0.29), (8, 1.5)]  # the lone losses; the joined ones are the line's
+    dots = plots._curves["dots:loss"][1]
+    assert _dots(dots) == [(6, 0.29), (8, 1.5)]  # the line draws the rest
     loss = shown(qtbot, LossPlot(), 300, 230)
     loss.set_curve(x, y)
-    dots = loss.lines[0][1]
-    assert sorted(zip(dots.xData.tolist(), dots.yData.tolist())) == [(6, 0.29), (8, 1.5)]  # (8: the last, as ever)
+    assert _dots(loss.lines[0][1]) == [(6, 0.29), (8, 1.5)]  # (8: the last, marked as ever)
     plots.set_losses({"loss": ([0, 1, 2], [2.3, 2.1, 2.0])})
-    assert curve.opts["symbol"] is None  # all joined: no dots
+    assert _dots(dots) == []  # all joined: no dots
