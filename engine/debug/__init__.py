@@ -100,7 +100,7 @@ def watch(model=None, *, optimizer=None, on_nonfinite: str = "raise", capture: s
     on_nonfinite: "raise" a NonFiniteError at the op (or backward node) where NaN/Inf first appear, at
     the op they enter from outside the graph (the data, a parameter, a tensor made before), or at the
     optimizer step that made a parameter non-finite; "warn", or "record" only. Other alerts (gradient
-    norms, dead ReLUs) are recorded and warned about.
+    norms, updates and a loss that a learning rate far too high blows up, dead ReLUs) are recorded and warned about.
 
     Without a model it takes the first root module called and the optimizer that trains it (Debugger's
     discover), so the checks of parameters run as with watch(model); where it finds neither (a loop that

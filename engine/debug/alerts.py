@@ -52,11 +52,13 @@ from engine.debug.records import BackwardRecord, OpRecord
 from engine.debug.schedules import decay_guess, zeroed_by
 from engine.debug.script_names import positional, positional_text
 from engine.debug.weight_decay import SHRUNK, WeightDecayCheck
+from engine.debug.zero_grad_sites import call_text, dropped_since, last_call
 from engine.events import AlertEvent, next_seq
 from engine.nn.init import filled_at
 from engine.nn.module import unregistered_calls
 from engine.nn.utils import clip_grad
-from engine.optim.optimizer import cleared_at, live_optimizers, made_at, stepping_optimizer, zero_grads_so_far
+from engine.optim.optimizer import live_optimizers, made_at, stepping_optimizer
+from engine.zero_grads import zero_grads_so_far
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +201,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         self._batch_classes: deque = deque(maxlen=ONE_CLASS_BATCHES)  # each loss's one class, or None: several
         self._backward_seen = False  # a backward ran since the last step
         # as the last backward pass began: zero_grads_so_far(), and the line of the loss it backpropagates
-        self._backward_at: tuple = (0, None)
+        self._backward_at: tuple = (zero_grads_so_far(), None)
         self._last: dict[str, tuple] = {}  # op in LAST_OF -> (tensor id of the output, record) of its last run
         self._passes = self._passes_per_step = 0  # backward() calls since the last step; before the last step
         self._first_loss: float | None = None  # the first loss a step saw (its size), for _converged
@@ -209,6 +211,9 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         self._idle: dict[int, tuple] = {}
         self._chance: dict[str, tuple] = {}  # loss op key -> (its last iteration, iterations in a row at chance)
         self._bare_steps = 0  # steps in a row that found no gradient at all, a backward having run before each
+        # (file, line) of a zero_grad() that dropped the stepping optimizer's gradients after the last backward began
+        # (before this step used them), or None
+        self._dropped: tuple[str, int] | None = None
         self._steps_seen = 0  # optimizer steps this monitor saw
         self._tiny_steps = 0  # steps in a row whose every layer moved by less than TINY_UPDATE of its weights
         self._loop_state()
@@ -677,6 +682,10 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                 alerts += self._copied_tie(rec)
             if s.training and opt is not None:  # before the update checks: large updates may be the decay's
                 self._decay.measure(rec, opt, self._names, self._steps_seen)
+        # before the gradient checks: the zeros a zero_grad() left between backward and step are no fading gradient
+        count = self._backward_at[0]
+        self._dropped = dropped_since(count, {id(p) for group in opt.param_groups for p in group["params"]}) \
+            if opt is not None and zero_grads_so_far() > count else None
         if s.grad_norm_max is not None or s.grad_norm_min is not None:
             alerts += self._grad_norms(rec)
         updates = getattr(event, "update_norms", None)
@@ -728,6 +737,8 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                 new = _fading(new, named_norms, limit)
             if new and not high and self._converged():
                 new = []  # a loss near zero passes back tiny gradients everywhere: a fit, not a fade
+            if new and not high and self._dropped is not None and not any(norm for _, norm in named_norms):
+                new = []  # the zeros a zero_grad(set_to_none=False) left after the backward: the step's alert names it
             # one alert while any parameter stays past the limit: vanishing spreads a layer at a time, and an
             # alert for each newcomer was a list of ten for one cause
             if not self._starts((kind, ""), bool(new)):
@@ -987,7 +998,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         for opt in live:
             for group in opt.param_groups:
                 held.update(map(id, group["params"]))
-        piled, unused, frozen, cut, cut_ids = [], [], [], [], set()
+        piled, unused, frozen, cut, cut_ids, piled_ids = [], [], [], [], set(), set()
         opt = stepping_optimizer()
         # only what this optimizer updates: another one's parameters may take a backward between its steps
         # (a GAN's generator loss runs through the discriminator) without that being a missing zero_grad; when it is
@@ -1017,9 +1028,13 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
             # reset it (zero_grad() drops it, or fills it with zeros: a second change)
             if before is not None and before[0]() is g and g._vc[0] - before[1] == 1:
                 piled.append(name)
+                piled_ids.add(id(p))
             grads[name] = (weakref.ref(g), g._vc[0])
         self._grads = grads
-        bare = opt is not None and not stepped and self._backward_seen and bool(cut)  # cut: all of mine, then
+        # cut: all of mine, then; or every gradient is the zeros a zero_grad(set_to_none=False) after the backward left
+        norms = getattr(rec.event, "grad_norms", None)
+        zeroed = stepped and self._dropped is not None and bool(norms) and not any(norms.values())
+        bare = opt is not None and ((not stepped and bool(cut)) or zeroed) and self._backward_seen
         self._bare_steps = self._bare_steps + 1 if bare else 0
         self._backward_seen = False
         runs = self._gradless
@@ -1032,20 +1047,18 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         alerts = []
         it = rec.iteration
         if self._starts(("accumulating_grad", ""), bool(piled)):
-            alerts.append(AlertEvent(
-                next_seq(), "accumulating_grad", f"the gradients of {names_text(piled)} keep adding up across "
-                f"optimizer steps, iteration {it}: backward adds into .grad and nothing resets it. Call "
-                "optimizer.zero_grad() before loss.backward() in every iteration", "", piled[0], "", 0, it, "", 0, "",
-                len(piled)))
+            alerts.append(_accumulating(rec, piled, last_call(piled_ids)))
         if self._starts(("step_without_grad", ""), self._bare_steps >= BARE_STEPS):
-            between = self._misplaced_zero_grad(opt)
+            between = self._misplaced_zero_grad()
+            call = call_text(between or self._dropped)
             alerts.append(step_alert(rec, "step_without_grad", type(opt).__name__, (
-                f"optimizer.step() found no gradient on any of its parameters in {self._bare_steps} steps in a row, "
-                f"while backward() ran between them, iteration {it}: " + (
-                    "optimizer.zero_grad() runs between loss.backward() and the step, and drops the gradients"
-                    if between else "the step comes before loss.backward() (or a zero_grad() sits between them)") +
-                ", so nothing trains. Order each iteration: optimizer.zero_grad(), forward, loss.backward(), "
-                "optimizer.step()"), between))
+                f"optimizer.step() found {'only zero gradients on all' if zeroed else 'no gradient on any'} of its "
+                f"parameters in {self._bare_steps} steps in a row, while backward() ran between them, iteration {it}: "
+                + (f"{call} runs between loss.backward() and the step, and "
+                   f"{'fills the gradients with zeros' if zeroed else 'drops the gradients'}"
+                   if between else "the step comes before loss.backward() (or a zero_grad() sits between them)") +
+                f", so nothing trains. Order each iteration: {call}, forward, loss.backward(), optimizer.step()"),
+                between))
         idle = self._idle_optimizers(opt)
         if self._starts(("optimizer_idle", ""), bool(idle)):
             other, names = idle
@@ -1079,15 +1092,15 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                 "requires_grad_(True) on them", "", frozen[0], "", 0, it, "", 0, "", len(frozen)))
         return alerts
 
-    def _misplaced_zero_grad(self, opt) -> tuple[str, int] | None:
-        """(file, line) of `opt`'s zero_grad() that dropped the gradients of the last backward, where it is the line out
-        of place: written after the loss (forward, backward, zero_grad, step). Written before it (zero_grad, step,
-        forward, backward: the same order, round a loop) the step is; None then, or when that is not known."""
-        cleared = cleared_at(opt)
-        count, loss = self._backward_at
-        if cleared is None or cleared[0] <= count or loss is None or loss.file != cleared[1] or cleared[2] <= loss.line:
+    def _misplaced_zero_grad(self) -> tuple[str, int] | None:
+        """(file, line) of the zero_grad() (the optimizer's, or model.zero_grad()) that dropped the gradients of the
+        last backward, where it is the line out of place: written after the loss (forward, backward, zero_grad, step).
+        Written before it (zero_grad, step, forward, backward: the same order, round a loop) the step is; None then,
+        or when that is not known."""
+        dropped, loss = self._dropped, self._backward_at[1]
+        if dropped is None or loss is None or loss.file != dropped[0] or dropped[1] <= loss.line:
             return None
-        return cleared[1:]
+        return dropped
 
     def _left_in_eval(self, rec) -> list[AlertEvent]:
         """An alert when BatchNorm layers that trained in train mode before run in eval mode in a pass that trains:
@@ -1200,10 +1213,11 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
         if self._starts(("lr_gone", which), gone):
             stayed = f"stayed below {LR_GONE:g} of it for {low} steps" if low >= LR_GONE_STEPS else \
                 f"every layer's updates have stayed below {TINY_UPDATE:g} of its weights for {self._tiny_steps} steps"
+            guess, site = decay_guess(opt, self._steps_seen)  # at the scheduler's line to change, where one decayed it
             alerts.append(step_alert(rec, "lr_gone", name, (
                 f"the learning rate of {name} has fallen from {peak:g} (iteration {peak_step}) to {lr:.3g} by "
                 f"iteration {rec.iteration}, and {stayed}: the weights no longer move, so the loss stays where it is. "
-                f"{decay_guess(opt, self._steps_seen)}")))
+                f"{guess}"), site))
         # a scheduler that took a rate that trained to 0 is named a step later; a rate of 0 from the start (a warmup
         # stepped per epoch) may still rise, and waits LR_GONE_STEPS
         soon = peak > 0 and zero >= SCHEDULED_ZERO_STEPS
@@ -1259,6 +1273,24 @@ def _streak(table: dict, key: str, iteration: int, hit: bool) -> int:
         run = run + 1 if hit and last == iteration - 1 else int(hit)
         table[key] = (iteration, run)
     return run
+
+
+def _accumulating(rec, piled: list[str], site: tuple[str, int] | None) -> AlertEvent:
+    """The alert on the gradients of `piled` adding up across steps: placed at `site`, the last zero_grad() of theirs
+    (the optimizer's, or model.zero_grad()), which then did not run between the last two steps; without one, it says
+    none is called."""
+    it = rec.iteration
+    found = f"the gradients of {names_text(piled)} keep adding up across optimizer steps, iteration {it}: backward " \
+        "adds into .grad and "
+    if site is None:
+        return AlertEvent(next_seq(), "accumulating_grad", found + "nothing resets it: no zero_grad() is called. Call "
+                          "optimizer.zero_grad() before loss.backward() in every iteration (or model.zero_grad())", "",
+                          piled[0], "", 0, it, "", 0, "", len(piled))
+    call = call_text(site)
+    alert = step_alert(rec, "accumulating_grad", piled[0], found + (
+        f"{call}, which resets it, did not run between the last two steps: is it outside the loop, or under a "
+        "condition? Call it before loss.backward() in every iteration"), site)
+    return replace(alert, value=len(piled))
 
 
 def _zero_weights(event) -> bool:

@@ -125,6 +125,7 @@ class Debugger:
         self.monitor = Monitor(alerts, self._named_parameters, self._named_tensors) if alerts is not None else None
         if self.monitor is not None:
             self.tracer.new_iteration.append(self.monitor.new_iteration)
+            self.tracer.loss_summaries = True
         self.stop_on_alert = stop_on_alert
         self.interactive = interactive
         self.on_stop: list[Callable] = _listify(on_stop)
@@ -178,7 +179,9 @@ class Debugger:
             # ops and backward nodes arrive with their tensors, through _on_tensors only
             self._undo = [hub.subscribe(self._on_event, ops=False), hub.listen_tensors(self._on_tensors),
                           hub.listen_passes(self._on_pass_over)]
-            if self.tracer.capture != "structure":  # the gradient-flow views need optimizer norms
+            # the gradient-flow views need optimizer norms, and so do the alerts on update sizes (a learning rate far
+            # too high), at any tier: watch() checks at "structure"
+            if self.tracer.capture != "structure" or self.monitor is not None:
                 self._undo.append(hub.request_optimizer_norms())
             checks = self.monitor.custom_backwards if self.monitor is not None else None
             if checks is not None and self.tracer.capture != "structure":  # each custom Function's backward, once

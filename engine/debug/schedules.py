@@ -13,7 +13,7 @@ from __future__ import annotations
 import linecache
 from dataclasses import dataclass
 
-from engine.optim.lr_scheduler import LambdaLR, MultiplicativeLR, schedulers_of
+from engine.optim.lr_scheduler import LambdaLR, MultiplicativeLR, schedulers_of, stepped_at
 
 # a scheduler's settings that say how fast it decays, as the alerts write them: StepLR(step_size=1, gamma=0.7)
 SETTINGS = ("step_size", "milestones", "gamma", "T_max", "eta_min", "factor", "end_factor", "total_iters")
@@ -45,22 +45,25 @@ def zeroed_by(opt, steps: int, zero_steps: int) -> Zeroed | None:
     return None
 
 
-def decay_guess(opt, steps: int) -> str:
+def decay_guess(opt, steps: int) -> tuple[str, tuple[str, int] | None]:
     """Why a rate that trained fell to nothing, fitted to how its scheduler was stepped (`steps`: the optimizer
-    steps seen): every iteration, where it was meant per epoch; per epoch, a decay too steep; none, a decay by hand."""
-    found = [sched for sched, _, _ in schedulers_of(opt) if not hasattr(sched, "_schedulers")]
+    steps seen), and the line to change (file, line; None where none is known): every iteration, where it was meant
+    per epoch (the scheduler.step() call to move out of the batch loop); per epoch, a decay too steep (the line that
+    made the scheduler); none, a decay by hand."""
+    found = [(sched, (file, line)) for sched, file, line in schedulers_of(opt) if not hasattr(sched, "_schedulers")]
     if not found:
         return ("No scheduler set it: a rate decayed by hand (lr *= gamma) at every step? Decay it per epoch, or by "
-                "less")
-    sched = found[0]
+                "less"), None
+    sched, made_at = found[0]
     name, calls = type(sched).__name__, getattr(sched, "_step_count", 1) - 1
     settings = ", ".join(f"{key}={_setting(getattr(sched, key))}" for key in SETTINGS if hasattr(sched, key))
     made = f"{name}({settings})" if settings else name
     if calls >= steps - 1:
         return (f"{name}'s step() runs at every iteration: meant for every epoch? {made} stepped {calls} times in "
-                f"{steps} optimizer steps. Call scheduler.step() once per epoch, or give it its length in batches")
+                f"{steps} optimizer steps. Call scheduler.step() once per epoch, after the loop over the batches, or "
+                "give it its length in batches"), stepped_at(sched) or made_at
     return (f"{name}'s step() ran {calls} times in {steps} optimizer steps (once per epoch) and {made} decays it this "
-            "far: give it a gentler decay (a larger step_size, a gamma nearer 1) or fewer epochs")
+            "far: give it a gentler decay (a larger step_size, a gamma nearer 1) or fewer epochs"), made_at
 
 
 def _described(sched, group: int, file: str, line: int, steps: int, zero_steps: int) -> Zeroed:

@@ -1,11 +1,11 @@
 """Tracer: turns hub events into records placed in iteration, phase and module depth.
 
 Per capture tier it adds the source location (always), summaries of every op output and gradient
-("summary"), and host copies of small tensors ("values"). It runs on the engine thread, inside the
-op, so its per-event work is a few dictionary operations plus the summaries asked for (whose
-statistics past what alerts need are computed when first read: see engine.debug.summary). During a
-forward phase it keeps one user frame alive for the source walk (source.capture's memo), and lets it
-go when the phase ends.
+("summary"; a loss's at any tier where alerts read it), and host copies of small tensors ("values").
+It runs on the engine thread, inside the op, so its per-event work is a few dictionary operations plus
+the summaries asked for (whose statistics past what alerts need are computed when first read: see
+engine.debug.summary). During a forward phase it keeps one user frame alive for the source walk
+(source.capture's memo), and lets it go when the phase ends.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from engine.autograd import grad_mode
 from engine.autograd.function import RegionGrad
 from engine.debug.cache import ValueCache
+from engine.debug.losses import LOSS_OPS
 from engine.debug.records import (
     BACKWARD,
     CAPTURES,
@@ -49,6 +50,9 @@ class Tracer:
         self.summary_limit = summary_limit
         self._values_limit = values_limit
         self.source = source
+        # losses summarised at any tier: the alerts read the loss (a rate that blows it up, a fit) at "structure",
+        # watch()'s tier, too; the debugger turns it on with its alerts
+        self.loss_summaries = False
         self.set_capture(capture)
         self.iteration = 0
         self.phase = FORWARD
@@ -115,7 +119,8 @@ class Tracer:
         data = out.array
         rec = _tuple_new(OpRecord, (
             event, self.iteration, self.depth, source, stack,
-            summarize(data, self.summary_limit, event.device) if self.summaries else None,
+            summarize(data, self.summary_limit, event.device) if self.summaries or (
+                self.loss_summaries and event.op in LOSS_OPS) else None,
             host_copy(data) if data.size <= self.values_limit else None))
         cache = self.cache
         if cache is not None:

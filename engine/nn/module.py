@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine import backend, dtypes
+from engine import backend, dtypes, zero_grads
 from engine.autograd.grad_mode import no_grad
 from engine.events import ModuleEvent, hub, next_seq
 from engine.nn.buffer import Buffer, unmark
@@ -522,9 +522,11 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of every parameter: to None, or to zeros in place."""
+        cleared = False
         for p in self.parameters():
             if p.grad is None:
                 continue
+            cleared = True
             if set_to_none:
                 p.grad = None
             elif p.grad.array.flags.writeable:
@@ -532,6 +534,7 @@ class Module:
                 p.grad._vc[0] += 1
             else:
                 p.grad = Tensor._wrap(backend.array_module(p.grad.array).zeros_like(p.grad.array))
+        zero_grads.called(self, cleared)  # where, for a debugger: between backward and step, or outside the loop
 
     # ---- devices and dtypes ------------------------------------------------------------------
     def _apply_to_tensors(self, convert: Callable) -> Module:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from engine.optim.optimizer import Optimizer
 from engine.tensor import Tensor
+from engine.user_warning import outside_engine
 
 
 class LRScheduler:
@@ -78,6 +79,10 @@ class LRScheduler:
         for group, lr in zip(self.optimizer.param_groups, lrs):
             set_lr(group, lr)
         self._last_lr = _last_lrs(self.optimizer)
+        if not self._is_initial:  # the script's call, not the constructor's: a debugger names its line
+            caller, _ = outside_engine(sys._getframe(1))  # past SequentialLR's step, which calls ours
+            if caller is not None:
+                _stepped_at[self] = (caller.f_code.co_filename, caller.f_lineno)
 
     def _advance(self, epoch) -> list[float]:
         """Move to the next epoch, or to `epoch`; the rates there."""
@@ -119,15 +124,22 @@ class LRScheduler:
         self.__dict__.update(copy.deepcopy(state_dict))
 
 
-# every scheduler not yet collected -> the file and line that made it (a debugger names the one that zeroed a rate);
-# kept here, not on the scheduler, whose state dict holds its attributes
+# every scheduler not yet collected -> the file and line that made it (a debugger names the one that zeroed a rate),
+# and -> those of the script's last call of its step() (one stepped per batch where it was meant per epoch); kept
+# here, not on the scheduler, whose state dict holds its attributes
 _made_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_stepped_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def schedulers_of(optimizer: Optimizer) -> list[tuple[LRScheduler, str, int]]:
     """The live schedulers that set `optimizer`'s rates, each with the file and line that made it, in the order
     they were made."""
     return [(sched, *site) for sched, site in list(_made_at.items()) if getattr(sched, "optimizer", None) is optimizer]
+
+
+def stepped_at(sched: LRScheduler) -> tuple[str, int] | None:
+    """(file, line) of the script's last call of `sched.step()`, or None before the first."""
+    return _stepped_at.get(sched)
 
 
 def _scalar(lr) -> float:

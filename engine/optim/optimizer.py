@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine import backend, dtypes
+from engine import backend, dtypes, zero_grads
 from engine.autograd.grad_mode import enable_grad, no_grad
 from engine.backend import array_module, host_floats, square_sum, update_squares
 from engine.events import OptimizerEvent, hub, next_seq
@@ -62,19 +62,6 @@ def optimizer_of(params) -> Optimizer | None:
     ids = {id(p) for p in params}
     mine = [opt for opt in list(_alive) if any(id(p) in ids for group in opt.param_groups for p in group["params"])]
     return max(mine, key=lambda opt: opt._made, default=None)
-
-
-_clears = [0]  # zero_grad() calls that dropped gradients so far: a debugger tells the ones after a backward
-
-
-def zero_grads_so_far() -> int:
-    """How many optimizer.zero_grad() calls have dropped gradients so far (in this process)."""
-    return _clears[0]
-
-
-def cleared_at(opt: Optimizer) -> tuple[int, str, int] | None:
-    """(zero_grads_so_far() after it, file, line) of `opt`'s last zero_grad() that dropped gradients, or None."""
-    return opt.__dict__.get("_cleared_at")
 
 
 def made_at(opt: Optimizer) -> tuple[str, int] | None:
@@ -248,10 +235,7 @@ class Optimizer:
                         p.grad = p.grad.detach()
                     p.grad.array.fill(0)
                     p.grad._vc[0] += 1
-        if cleared:  # where, for a step that then finds no gradient (a zero_grad() between backward and step)
-            _clears[0] += 1
-            caller = sys._getframe(1)
-            self._cleared_at = (_clears[0], caller.f_code.co_filename, caller.f_lineno)
+        zero_grads.called(self, cleared)  # where, for a debugger: between backward and step, or outside the loop
 
     def step(self, closure: Callable[[], object] | None = None):
         """Update every parameter that has a gradient; returns `closure()`'s loss when one is given."""

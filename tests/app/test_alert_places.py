@@ -4,6 +4,7 @@ gradients in the graph that belong to the node they are shown on."""
 
 import textwrap
 
+import pytest
 from PySide6.QtCore import Qt
 
 from tests.app.test_window import paused
@@ -33,18 +34,19 @@ def stopped_at_alert(qtbot, window, tmp_path, body: str):
     return window.session.stop_alert
 
 
-def test_a_zero_grad_before_the_step_shows_its_line_and_selects_no_op(qtbot, window, tmp_path):
-    alert = stopped_at_alert(qtbot, window, tmp_path, """
+@pytest.mark.parametrize("call", ["opt.zero_grad()", "model.zero_grad()"])
+def test_a_zero_grad_before_the_step_shows_its_line_and_selects_no_op(qtbot, window, tmp_path, call):
+    alert = stopped_at_alert(qtbot, window, tmp_path, f"""
 opt = engine.optim.SGD(model.parameters(), lr=0.1)
 for step in range(6):
     loss = F.cross_entropy(model(x), y)
     loss.backward()
-    opt.zero_grad()
+    {call}
     opt.step()
 """)
     assert alert.kind == "step_without_grad"
     # the line to move, not the step's (the Source panel marked `opt.step()`)
-    assert window.source_view.current_line_text().endswith(" opt.zero_grad()")
+    assert window.source_view.current_line_text().endswith(f" {call}")
     # no node: the first linear was selected, marked as the alert's and shown in the Inspector
     assert window.canvas.selected_key is None
     assert window.canvas.stop_kind == ""
@@ -104,3 +106,19 @@ def test_ctrl_shift_b_pressed_at_once_opens_the_builder(qtbot, make_window):
     window = make_window()
     qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert window.builder.builder_dock.isVisible()
+
+
+def test_a_scheduler_stepped_per_batch_shows_its_step_not_the_optimizers(qtbot, window, tmp_path):
+    alert = stopped_at_alert(qtbot, window, tmp_path, """
+opt = engine.optim.SGD(model.parameters(), lr=0.1)
+scheduler = engine.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.1)
+for epoch in range(4):
+    for i in range(0, 48, 2):
+        opt.zero_grad()
+        F.cross_entropy(model(x[i:i + 2]), y[i:i + 2]).backward()
+        opt.step()
+        scheduler.step()
+""")
+    assert alert.kind == "lr_gone"
+    # the line to move out of the batch loop (the Source panel marked `opt.step()`)
+    assert window.source_view.current_line_text().endswith(" scheduler.step()")

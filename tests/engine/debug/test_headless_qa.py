@@ -9,6 +9,7 @@ import pytest
 import engine
 import engine.nn as nn
 from engine.debug import Breakpoint, Debugger, watch
+from tests.engine.oracle import torch
 
 
 def _log_of_zero(model, x):
@@ -94,3 +95,35 @@ def test_run_script_of_a_missing_file_names_it_at_once(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"\(it is a folder\)$"):
         dbg.run_script(tmp_path)
     assert dbg.state.status == "detached"  # nothing started
+
+
+def _adam_at_10(lib, steps: int = 30) -> list[float]:
+    """The losses of a small classifier trained by Adam at lr=10 (engine or torch: one API, one seed, one init)."""
+    lib.manual_seed(0)
+    x, y = lib.randn(64, 4), lib.randint(0, 3, (64,))
+    model = lib.nn.Sequential(lib.nn.Linear(4, 32), lib.nn.ReLU(), lib.nn.Linear(32, 3))
+    opt = lib.optim.Adam(model.parameters(), lr=10)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = lib.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_watch_warns_that_adams_learning_rate_is_far_too_high():
+    # watch() captures "structure", which asked optimizers for no update norms: the updates' size went unchecked
+    with warnings.catch_warnings(record=True) as caught, watch() as dbg:
+        warnings.simplefilter("always")
+        losses = _adam_at_10(engine)
+    assert [a.kind for a in dbg.alerts] == ["large_update"]
+    (w,) = caught
+    assert "the learning rate (10) is far too high" in str(w.message) and w.category is RuntimeWarning
+    lines, first = inspect.getsourcelines(_adam_at_10)
+    assert (w.filename, w.lineno) == (__file__, first + next(i for i, line in enumerate(lines) if "opt.step()" in line))
+    if torch is not None:  # the loss blows up in torch as here: the rate is the cause
+        theirs = _adam_at_10(torch)
+        np.testing.assert_allclose(losses[:3], theirs[:3], rtol=1e-3)
+        assert max(losses) > 100 * losses[0] and max(theirs) > 100 * theirs[0]

@@ -7,6 +7,7 @@ makes the loss fall."""
 
 from __future__ import annotations
 
+import linecache
 import warnings
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import engine
 import engine.nn as nn
 import engine.nn.functional as F
-from engine.debug import Debugger
+from engine.debug import Debugger, watch
 from tests.engine.oracle import needs_torch, torch
 
 O = engine.optim
@@ -39,10 +40,11 @@ def mlp(lib=nn, hidden: int = 64):
 
 
 def run(make_opt, steps: int, batch: int | None = None, scheduler=None, per_epoch: bool = False,
-        hidden: int = 64) -> tuple[list, float]:
+        hidden: int = 64, warned: list | None = None) -> tuple[list, float]:
     """The alerts of training an MLP on the spirals, and the loss over all of them at the end; `batch`: minibatches
     in a fixed shuffled order (else the whole set each step); `scheduler(opt)` stepped after each step, or once per
-    pass over the data (`per_epoch`)."""
+    pass over the data (`per_epoch`); `warned`: a list, given, gets the warnings of the run under the headless
+    watch(model) in place of the Debugger."""
     engine.manual_seed(0)
     X, Y = spirals()
     x, y = engine.from_numpy(X), engine.from_numpy(Y)
@@ -51,8 +53,9 @@ def run(make_opt, steps: int, batch: int | None = None, scheduler=None, per_epoc
     sched = scheduler(opt) if scheduler else None
     order = np.random.default_rng(1).permutation(len(X))
     starts = list(range(0, len(X), batch)) if batch else [0]
-    with Debugger("summary", model=model, optimizer=opt) as dbg, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    debugger = Debugger("summary", model=model, optimizer=opt) if warned is None else watch(model)
+    with debugger as dbg, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore" if warned is None else "always")
         for step in range(steps):
             at = starts[step % len(starts)]
             idx = engine.from_numpy(order[at:at + batch]) if batch else slice(None)
@@ -61,6 +64,8 @@ def run(make_opt, steps: int, batch: int | None = None, scheduler=None, per_epoc
             opt.step()
             if sched is not None and (not per_epoch or step % len(starts) == len(starts) - 1):
                 sched.step()
+    if warned is not None:
+        warned += caught
     with engine.no_grad():
         return list(dbg.alerts), F.cross_entropy(model(x), y).item()
 
@@ -122,10 +127,27 @@ def test_adam_at_a_rate_far_too_high_is_named_when_the_loss_blows_up():
     assert not any("Kaiming" in a.message or "look at the initialisation" in a.message for a in later)
 
 
+def test_watch_names_adam_at_a_rate_far_too_high_too():
+    # the headless watch() captures no summaries and asked for no update norms: the loss's blow-up and the updates'
+    # size went unseen, and only the dead ReLUs it left were warned about
+    warned = []
+    alerts, _ = run(lambda p: O.Adam(p, lr=3.0), 60, batch=32, hidden=32, warned=warned)
+    first = alerts[0]
+    assert first.kind == "large_update" and first.iteration <= 3 and "training diverges" in first.message
+    (w,) = [w for w in warned if "the learning rate (3) is far too high" in str(w.message)]
+    assert w.category is RuntimeWarning
+    assert (w.filename, linecache.getline(w.filename, w.lineno).strip()) == (__file__, "opt.step()")
+    dead = [a for a in alerts if a.kind == "dead_relu"]
+    assert dead and all("Fix the learning rate first" in a.message for a in dead)
+
+
 def test_adam_at_usual_rates_raises_nothing():
     for lr, trained in ((1e-3, 1.0), (3e-2, 0.5)):  # the usual one, and the one the alert's advice gives (100x less)
         alerts, loss = run(lambda p, lr=lr: O.Adam(p, lr=lr), 60, batch=32, hidden=32)
         assert alerts == [] and loss < trained
+        warned = []
+        alerts, _ = run(lambda p, lr=lr: O.Adam(p, lr=lr), 60, batch=32, hidden=32, warned=warned)
+        assert alerts == [] and warned == []
 
 
 # ---- a StepLR stepped per batch ------------------------------------------------------------------------------------
