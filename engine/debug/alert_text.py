@@ -104,13 +104,14 @@ def where(rec) -> str:
     return f"'{ev.op}' ({ev.key}){module}{line}"
 
 
-def step_alert(rec, kind: str, name: str, message: str, site: tuple[str, int] | None = None) -> AlertEvent:
-    """An alert about parameter `name` at an optimizer step, placed at `site` (file, line: the line to change, where
-    the engine knows it), else at the user's line that called step()."""
+def step_alert(rec, kind: str, name: str, message: str, site: tuple[str, int] | None = None,
+               value: float = math.nan) -> AlertEvent:
+    """An alert about parameter (or layer) `name` at an optimizer step, placed at `site` (file, line: the line to
+    change, where the engine knows it), else at the user's line that called step()."""
     src = rec.source
     file, line, text = (site[0], site[1], linecache.getline(*site).strip()) if site else \
         (src.file, src.line, src.text) if src else ("", 0, "")
-    return AlertEvent(next_seq(), kind, message, "", name, "", 0, rec.iteration, file, line, text, math.nan)
+    return AlertEvent(next_seq(), kind, message, "", name, "", 0, rec.iteration, file, line, text, value)
 
 
 # why units that start alike stay alike, and what to do: the zero-init and identical-units alerts

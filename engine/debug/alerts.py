@@ -956,7 +956,8 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                      f"{size}{where} (healthy training is near 0.001x), iteration {rec.iteration}: training diverges, "
                      "and")
         message = f"{found}{':' if big else ''} the learning rate ({lrs}) {LR_TOO_HIGH}{self._accumulated()}"
-        return [AlertEvent(next_seq(), "large_update", message, "", layer, "", 0, rec.iteration, "", 0, "", ratio)]
+        opt = stepping_optimizer()  # placed where its lr is written: the line to change
+        return [step_alert(rec, "large_update", layer, message, made_at(opt) if opt is not None else None, ratio)]
 
     def _diverged(self, top: tuple) -> float:
         """The training loss when it has stayed LOSS_BLOWUP times its first or more for LOSS_BLOWUP_STEPS steps in

@@ -309,3 +309,28 @@ def test_a_healthy_loop_with_model_zero_grad_and_a_per_epoch_schedule_raises_not
         losses = runpy.run_path(str(path), run_name="__main__")["losses"]
     assert [str(w.message) for w in caught] == []
     assert losses[-1] < 0.5 * losses[0]  # it trains
+
+
+def test_a_learning_rate_far_too_high_points_at_where_the_optimizer_is_made(tmp_path):
+    # the "learning rate too high" alert had no line at all (file '', line 0): the line to change is the one that
+    # writes lr=10
+    body = """
+x = engine.randn(64, 4)
+y = engine.randint(0, 3, (64,))
+model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3))
+opt = engine.optim.Adam(model.parameters(), lr=10.0)
+losses = []
+for step in range(30):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    losses.append(loss.item())
+"""
+    alerts, lines = alerts_of(tmp_path, body)
+    alert = only(alerts, "large_update")
+    assert alert.line == line_of(lines, "engine.optim.Adam(") and "lr=10.0" in alert.code
+    if torch is not None:  # torch's loss blows up the same way (then the runs part: an lr of 10 is chaotic)
+        ours, theirs = (run_with(tmp_path, body, lib)["losses"] for lib in ("engine", "torch"))
+        np.testing.assert_allclose(ours[:3], theirs[:3], rtol=1e-4)
+        assert ours[1] > 100 * ours[0] and theirs[1] > 100 * theirs[0]

@@ -136,7 +136,9 @@ def test_watch_names_adam_at_a_rate_far_too_high_too():
     assert first.kind == "large_update" and first.iteration <= 3 and "training diverges" in first.message
     (w,) = [w for w in warned if "the learning rate (3) is far too high" in str(w.message)]
     assert w.category is RuntimeWarning
-    assert (w.filename, linecache.getline(w.filename, w.lineno).strip()) == (__file__, "opt.step()")
+    # at the line that writes lr=3.0, where the optimizer is made
+    assert (w.filename, linecache.getline(w.filename, w.lineno).strip()) == (
+        __file__, "alerts, _ = run(lambda p: O.Adam(p, lr=3.0), 60, batch=32, hidden=32, warned=warned)")
     dead = [a for a in alerts if a.kind == "dead_relu"]
     assert dead and all("Fix the learning rate first" in a.message for a in dead)
 
