@@ -551,7 +551,9 @@ class DebugPanels(QObject):
     def _cursor_moved(self, seq: int) -> None:
         w, session = self.w, self.w.session
         if isinstance(session, ReplaySession):
-            session.seek(seq)
+            # the timeline's last event takes what follows it along (an iteration mark, module exits): the tape's end
+            last = w.timeline.view.count and seq == int(w.timeline.view.seqs()[-1])
+            session.seek(session.last_seq if last else seq)
             w.pump.pump()
             return
         if session is None:

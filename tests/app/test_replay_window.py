@@ -289,3 +289,27 @@ def test_a_tape_of_a_newer_format_says_so_in_one_sentence(qtbot, window, nan_tap
     text = window.message_bar.label.text()
     assert text.startswith(f"Cannot open {newer}: it was written by"), text
     assert "upgrade tapescope" in text
+
+
+def test_end_on_a_tape_of_marked_iterations_is_the_end_of_the_tape(qtbot, window, tmp_path):
+    # a loop that updates by hand and ends each iteration with mark_iteration(): its tape ends with the mark, which
+    # the timeline does not hold, and End stopped one event short, "paused at op sub", where opening it had said
+    # "at the end of the tape"
+    import engine
+    import engine.debug
+
+    tape = str(tmp_path / "marked.tape")
+    with engine.record(tape, capture="summary"):
+        x, w = engine.randn(8, 2), engine.zeros(2, 1, requires_grad=True)
+        for _ in range(3):
+            ((x @ w - 1.0) ** 2).mean().backward()
+            with engine.no_grad():
+                w -= 0.1 * w.grad
+                w.grad.zero_()
+            engine.debug.mark_iteration()
+    session = replay(qtbot, window, tape)
+    end = session.cursor
+    seek(qtbot, window, session.first_seq)
+    window.timeline.go_to_end()
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=TIMEOUT)
+    assert session.cursor == end and status(window).startswith("Replay at the end of the tape")
