@@ -137,7 +137,8 @@ def test_record_says_which_layer_or_parameter_an_optimizer_steps_alert_is_about(
     example = os.path.join(os.path.dirname(app.__file__), "..", "resources", "examples", "nan_demo.py")
     assert main(["record", example, "-o", str(tmp_path / "nan.tape")]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert "    learning rate too high  first at iteration 2  layer '3'" in err
+    # (and where to change it: the line that makes the optimizer with its lr)
+    assert "    learning rate too high  first at iteration 2  layer '3' (nan_demo.py:54)" in err
 
 
 MANY_KINDS_SCRIPT = """
