@@ -2,9 +2,9 @@
 
     tapescope                                   open the app on its built-in demo
     tapescope run [--run] [--record TAPE] SCRIPT.py [ARGS]   debug a script in the app (paused on entry)
-    tapescope record SCRIPT.py [ARGS] -o run.tape [--capture structure|summary|values] [--max-size 500M|none]
+    tapescope record SCRIPT.py [ARGS] -o run.tape [--force] [--capture structure|summary|values] [--max-size 500M|none]
     tapescope info run.tape [--json]
-    tapescope export run.tape --format json|dot|perfetto -o OUT [--iteration N]
+    tapescope export run.tape --format json|dot|perfetto -o OUT|- [--iteration N]
     tapescope open run.tape
 
 Exit codes: 0 success, 1 the recorded script failed (or Ctrl-C or SIGTERM stopped a command), 2 bad usage or a bad
@@ -28,6 +28,7 @@ import traceback
 CAPTURES = ("structure", "summary", "values")  # engine.debug.records.CAPTURES, without importing the engine
 FORMATS = ("json", "dot", "perfetto")  # engine.tape.export.FORMATS
 _RECORD_OPTIONS = {"-o": "output", "--output": "output", "--capture": "capture", "--max-size": "max_size"}
+_RECORD_FLAGS = frozenset({"--force"})  # record's options without a value
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB])?")
 
 
@@ -48,12 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     command = functools.partial(sub.add_parser, allow_abbrev=False)  # no command takes `--out` for `--output`
     rec = command(
         "record", help="run a script under the recorder, headless",
-        usage="tapescope record SCRIPT.py [SCRIPT ARGS] -o run.tape [--capture TIER] [--max-size SIZE]",
+        usage="tapescope record SCRIPT.py [SCRIPT ARGS] -o run.tape [--force] [--capture TIER] [--max-size SIZE]",
         description="Run SCRIPT.py as `python SCRIPT.py ARGS` would, recording every engine event, and what it "
                     "prints (shown as usual), to a tape. The options may come before or after the script; after a "
                     "`--`, everything goes to the script.",
     )
     rec.add_argument("-o", "--output", required=True, metavar="TAPE", help="the tape to write")
+    rec.add_argument("--force", action="store_true", help="overwrite TAPE if it exists (else it is refused)")
     rec.add_argument("--capture", choices=CAPTURES, default="summary",
                      help="structure: ops and shapes; summary: plus statistics of every tensor and alerts "
                           "(where NaN/Inf started, gradient norms) (default); values: plus small tensors' values")
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "for Graphviz) or perfetto (a trace for ui.perfetto.dev).")
     exp.add_argument("tape", metavar="TAPE", help="the .tape file")
     exp.add_argument("--format", choices=FORMATS, required=True, help="what to write")
-    exp.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
+    exp.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write (-: standard output)")
     exp.add_argument("--iteration", type=int, metavar="N", help="the iteration to draw (dot only; default: the "
                      "last with a forward and a backward, else the last with ops)")
     run = command(
@@ -161,6 +163,10 @@ def _split_record(argv: list[str]) -> tuple[list[str], list[str]]:
             ours += rest[j:j + 2]
             j += 2
             continue
+        if token in _RECORD_FLAGS:
+            ours.append(token)
+            j += 1
+            continue
         if (name in _RECORD_OPTIONS and "=" in token) or (token.startswith("-o") and len(token) > 2 and
                                                           not token.startswith("--")):
             ours.append(token)
@@ -197,6 +203,8 @@ def _script(path: str) -> str:
 
 def _record(args, script_args: list[str], command_line: list[str]) -> int:
     script = _script(args.script)
+    if os.path.isfile(args.output) and not args.force:  # a recording is often the only one of its run
+        raise _Usage(f"{args.output} exists: record with --force to overwrite it, or choose another -o")
     from engine.tape import record
     from engine.tape.cap import DEFAULT, human_size
     from engine.tape.info import counted
@@ -205,15 +213,21 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
 
     max_bytes = DEFAULT if args.max_size is None else args.max_size
     recorder = record(args.output, args.capture, max_bytes=max_bytes, command_line=command_line)
+
+    def ended(failure: BaseException) -> None:
+        """The tape says the run did not finish, and where it raised, with that line's source."""
+        recorder.debugger.explain_failure(failure)  # (an in-place error's message names its lines: an alert too)
+        status = "terminated by SIGTERM" if terminated else stopped_by(failure)
+        if status is not None and recorder.status == "recording":
+            recorder.status = status
+            if not terminated:
+                recorder.keep_failure(failure)
+
     try:
         with _terminated_as_exit() as terminated, tee_output(recorder):  # its prints, traceback too, on the tape
-            code, failure = _run_script(script, script_args, recorder.debugger.explain_failure)
-        if terminated:
+            code, _failure = _run_script(script, script_args, ended)
+        if terminated:  # (a script that caught the exit SIGTERM raised ran on, but was told to stop)
             recorder.status = "terminated by SIGTERM"
-        elif failure is not None and recorder.status == "recording":
-            recorder.status = stopped_by(failure)  # the tape says the run did not finish
-            if recorder.status is not None:  # and where it raised, with that line's source
-                recorder.keep_failure(failure)
     finally:
         recorder.close()
     if recorder.cap_reached:  # the status names the cap
@@ -221,13 +235,26 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
     else:
         end = "" if recorder.status == "complete" else f" ({recorder.status})"
         end += "; no size cap" if recorder.max_bytes is None else f"; size cap {human_size(recorder.max_bytes)}"
-    print(f"tapescope record: {counted(recorder.events, 'event')} ({args.capture}) written to {args.output}{end}",
-          file=sys.stderr)
-    if not recorder.events:
-        print(f"  {_why_empty()}", file=sys.stderr)
-    for line in _alert_summary(args.output, args.capture):
-        print(f"  {line}", file=sys.stderr)
+    _tell(f"tapescope record: {counted(recorder.events, 'event')} ({args.capture}) written to {args.output}{end}",
+          *([f"  {_why_empty()}"] if not recorder.events else []),
+          *(f"  {line}" for line in _alert_summary(args.output, args.capture)))
     return code
+
+
+def _tell(*lines: str) -> None:
+    """Print `lines` on stderr; where nobody reads it any more (a closed pipe: `2>&1 | head`), say nothing, so
+    the exit code stays the script's."""
+    try:
+        for line in lines:
+            print(line, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        _quiet(sys.stderr)
+
+
+def _quiet(stream) -> None:
+    """Send what is still written to `stream` (whose reader has gone) to nowhere, the flush at exit too."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def _why_empty() -> str:
@@ -323,9 +350,10 @@ def _terminated_as_exit():
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run_script(path: str, argv: list[str], explain=None) -> tuple[int, BaseException | None]:
+def _run_script(path: str, argv: list[str], ended=None) -> tuple[int, BaseException | None]:
     """Run a script as `python path *argv` would: (0, None), or (1, what ended it) with the script's own
-    traceback printed; `explain(error)` first (a debugger's explain_failure, which may add to its message)."""
+    traceback printed. `ended(error)` first, before anything is written (a recording keeps how the run ended, and a
+    debugger's explain_failure may add to the message): writing the traceback may fail, as to a closed pipe."""
     old_argv, old_path = sys.argv, list(sys.path)
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))
@@ -335,16 +363,18 @@ def _run_script(path: str, argv: list[str], explain=None) -> tuple[int, BaseExce
     except SystemExit as exit_:
         if exit_.code is None or exit_.code == 0:
             return 0, None
+        if ended is not None:
+            ended(exit_)
         if not isinstance(exit_.code, int):
-            print(exit_.code, file=sys.stderr)
+            _tell(str(exit_.code))
         return 1, exit_
     except BaseException as err:  # the script's failure, shown as Python would show it
-        if explain is not None:
-            explain(err)
+        if ended is not None:
+            ended(err)
         tb = err.__traceback__
         while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != path:
             tb = tb.tb_next  # drop our frames and runpy's above the script's own
-        traceback.print_exception(type(err), err, tb)
+        _tell("".join(traceback.format_exception(type(err), err, tb)).rstrip("\n"))  # one write: kept whole
         return 1, err
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
@@ -381,7 +411,8 @@ def _export(args) -> int:
             raise _Usage(f"cannot write {args.output}: {err.strerror or err}") from None
         lost = lost_parts(tape, events_read=args.format != "dot")  # DOT reads one iteration's
     if lost:
-        print(f"tapescope export: {args.tape} is damaged: {args.output} holds what could be read; left out: "
+        written = "the output" if args.output == "-" else args.output
+        print(f"tapescope export: {args.tape} is damaged: {written} holds what could be read; left out: "
               f"{'; '.join(lost)}", file=sys.stderr)
         return 2
     return 0
@@ -399,9 +430,11 @@ def _check_iteration(tape, args) -> None:
 
 
 def _output(path: str, tape: str):
-    """The text file an export is written to, whole or not at all (engine.tape.export.whole_file)."""
+    """The text file an export is written to, whole or not at all (engine.tape.export.whole_file); "-": stdout."""
     from engine.tape.export import whole_file
 
+    if path == "-":  # as for other tools: a file named "-" is written as ./-
+        return contextlib.nullcontext(sys.stdout)
     if not path:
         raise _Usage("cannot write the export: the output path is empty")
     if os.path.exists(path) and os.path.samefile(path, tape):

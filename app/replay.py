@@ -171,11 +171,16 @@ class ReplaySession(Session):
         lost_text = f"; lost{' too' if self.tape.events_lost else ''}: {lost_text}" if lost_text else ""
         return f"Damaged tape: {shown}{lost_text} (tapescope info lists it all)"
 
+    @property
+    def has_output(self) -> bool:
+        """Whether the tape holds some of the script's output that could be read."""
+        return any(chunk.stream != "note" for chunk in self._output)
+
     def _survivors(self) -> str:
         """What a tape whose events are lost still shows: '3 alerts (Alerts) and 60 optimizer steps (Training)'."""
         parts = [counted(len(self.recorded_alerts), "alert") + " (Alerts)" if self.recorded_alerts else "",
                  counted(len(self.recorded_steps), "optimizer step") + " (Training)" if self.recorded_steps else "",
-                 "the script's output (Output)" if self._output else "",
+                 "the script's output (Output)" if self.has_output else "",
                  "the source of the line that raised (Source)" if self.raised_at is not None else ""]
         parts = [p for p in parts if p]
         return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0] if parts else "nothing"
@@ -406,7 +411,8 @@ class ReplaySession(Session):
             text = f"Replaying (iteration {self.iteration}, {self.phase})"
         elif self.status == FINISHED:
             how = self.tape.meta.get("status", "complete")  # how the recording ended: a script that raised says so
-            text = "Replay at the end of the tape" + ("" if how == "complete" else f" ({recording_status(how)})")
+            text = "Replay at the end of the tape" + (
+                "" if how == "complete" else f" ({recording_status(how, self.tape.missing_log)})")
         else:
             text = "Replay p" + super().status_text()[1:]
         return f"{text} (a damaged tape: the banner says what was lost)" if self.damaged else text
@@ -465,9 +471,14 @@ def _recorded_output(tape) -> tuple[list[int], list[OutputChunk], str]:
     cut to the script's own frames, as a live run shows it (`tapescope record` printed Python's, with the engine's
     frames), and a note says what was left out; the third item is that whole traceback ('': none was cut)."""
     try:
-        rows, cut = tape.output(), tape.output_cut()
-    except engine.tape.TapeError:
+        rows = tape.output()
+    except engine.tape.TapeError as err:
+        tape.notes.append(f"output: cannot be read ({err})")
         return [], [], ""
+    try:
+        cut = tape.output_cut()
+    except engine.tape.TapeError:  # the drops table is damaged: the output is shown without the note of its cut
+        cut = None
     seqs, chunks = [], []
     for row in rows:  # a traceback printed line by line is one chunk (one seq, one stream)
         if seqs and seqs[-1] == row.seq and chunks[-1].stream == row.stream:

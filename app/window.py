@@ -975,12 +975,14 @@ class MainWindow(QMainWindow):
         self._add_recent(os.path.abspath(path))
         counts = session.counts
         # the tape's recorded output follows the note, as far as the replay's cursor
-        self.output.begin_section(f"Replaying {path}: none of its events can be read (a damaged tape); below is the "
-                                  f"output it recorded." if session.no_events else
-                                  f"Replaying {path}: {counts['events']:,} events, {counts['iterations']:,} "
-                                  f"iterations (capture: {session.tape.capture or 'unknown'}). Drag the timeline "
-                                  f"to move through it, or step both ways (F11, Ctrl+Shift+F11); Restart goes back "
-                                  f"to the start.")
+        if not session.no_events:
+            note = (f"Replaying {path}: {counts['events']:,} events, {counts['iterations']:,} iterations (capture: "
+                    f"{session.tape.capture or 'unknown'}). Drag the timeline to move through it, or step both ways "
+                    f"(F11, Ctrl+Shift+F11); Restart goes back to the start.")
+        else:  # a tape cut short may have lost its output's pages too: promise only what there is
+            note = f"Replaying {path}: none of its events can be read (a damaged tape)" + (
+                "; below is the output it recorded." if session.has_output else ", nor can the output it recorded.")
+        self.output.begin_section(note)
         self.alerts_panel.add_alerts(session.recorded_alerts)
         raised, failure = session.raised_at, session.failure
         explained = any(a.kind in EXPLAINED_FAILURES for a in session.recorded_alerts)

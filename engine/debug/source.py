@@ -13,6 +13,7 @@ import linecache
 import os
 import sys
 import sysconfig
+import traceback
 from dataclasses import dataclass
 
 import engine
@@ -38,7 +39,7 @@ class SourceFrame:
 # id(code) -> ENGINE, LIBRARY, or for user code a dict {instruction offset: SourceFrame}
 _kinds: dict[int, int | dict] = {}
 _codes: list = []  # every classified code object, kept alive so that its id stays its own
-_frames: dict = {}  # (code object, line) -> SourceFrame: one shared object per line
+_frames: dict = {}  # (code object, its file, line) -> SourceFrame: one shared object per line
 
 
 def _classify(code) -> int | dict:
@@ -55,10 +56,12 @@ def _classify(code) -> int | dict:
 
 
 def _frame(code, line: int) -> SourceFrame:
-    f = _frames.get((code, line))
+    # code objects compare equal without their file: two copies of one script would share the first one's frames
+    key = (code, code.co_filename, line)
+    f = _frames.get(key)
     if f is None:
         text = linecache.getline(code.co_filename, line).strip()
-        f = _frames[(code, line)] = SourceFrame(code.co_filename, line, code.co_name, text)
+        f = _frames[key] = SourceFrame(code.co_filename, line, code.co_name, text)
     return f
 
 
@@ -182,6 +185,20 @@ def frame_kind(code) -> int:
     if kind is None:
         kind = _classify(code)
     return USER if kind.__class__ is dict else kind
+
+
+def raised_through(tb) -> list[tuple[object, int]]:
+    """(frame, line) of the user frames traceback `tb` went through, outermost first: as capture() chains them, the
+    ones nearest the raise, up to the library frame that started the user's code (runpy, a test runner): a tool
+    that ran the script (tapescope's own command line) is no part of it."""
+    frames = []
+    for f, line in reversed(list(traceback.walk_tb(tb))):
+        kind = frame_kind(f.f_code)
+        if kind == USER:
+            frames.append((f, line))
+        elif kind == LIBRARY and frames:
+            break
+    return frames[::-1]
 
 
 def frame_of(f, line: int | None = None) -> SourceFrame:

@@ -16,6 +16,7 @@ import contextlib
 import os
 import sqlite3
 import struct
+from collections.abc import Callable, Iterator
 
 from engine.tape import schema
 from engine.tape.cap import human_size
@@ -27,7 +28,7 @@ _WHAT = {"events": "events", "iterations": "iterations", "summaries": "summaries
          "alerts": "alerts", "alert_inputs": "alert inputs", "edits": "edits", "nodes": "nodes",
          "stacks": "stacks", "frames": "source lines", "sources": "source files", "layouts": "layouts",
          "module_params": "module parameters", "node_args": "op arguments", "drops": "drops",
-         "grad_calls": "grad calls", "pass_starts": "pass starts"}
+         "grad_calls": "grad calls", "pass_starts": "pass starts", "meta": "meta entries"}
 _FAR = 1 << 62
 LOST_TO_END = _FAR  # the last seq of a stretch of lost events that nothing readable follows
 
@@ -53,8 +54,10 @@ def cut_short(path: str) -> tuple[int, int] | None:
 
 
 def cut_short_text(cut: tuple[int, int]) -> str:
-    """'the file is cut short: 8.5 MiB of 16.9 MiB'."""
-    return f"the file is cut short: {human_size(cut[0])} of {human_size(cut[1])}"
+    """'the file is cut short: 8.5 MiB of 16.9 MiB', or in bytes where the two read alike ('159,728 of 159,744
+    bytes')."""
+    have, want = human_size(cut[0]), human_size(cut[1])
+    return f"the file is cut short: {f'{cut[0]:,} of {cut[1]:,} bytes' if have == want else f'{have} of {want}'}"
 
 
 def lost_parts(tape, failed: bool = False, events_read: bool = False) -> list[str]:
@@ -99,51 +102,81 @@ def damage(tape, events_read: bool = False) -> list[str]:
             lost = _lost_rows(conn, table)
             if lost:
                 lines.append(_describe(conn, table, *lost))
-    if len(lines) == (1 if cut else 0):
+    lines += _damaged_indexes(conn, present)
+    if not sound and len(lines) == (1 if cut else 0):
         lines.append("SQLite reports damaged pages outside the tables read (PRAGMA quick_check)")
+    return lines
+
+
+def _damaged_indexes(conn: sqlite3.Connection, tables: set[str]) -> list[str]:
+    """A line for each index of the tape's tables that SQLite cannot read whole: the reader reads those tables
+    without it (engine.tape.reader.Tape._indexed), so nothing is lost, but it is damage all the same."""
+    lines = []
+    for name, table in conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' LIMIT 100"):
+        if table not in tables or type(name) is not str:
+            continue
+        try:  # counting through the index reads each of its pages
+            conn.execute(f'SELECT count(*) FROM {table} INDEXED BY "{name.replace(chr(34), chr(34) * 2)}"').fetchone()
+        except sqlite3.Error as err:
+            index = "the index of their keys" if name.startswith("sqlite_autoindex_") else f"their index {name}"
+            lines.append(f"{_WHAT.get(table, table)}: {index} is damaged ({err}); they are read without it")
     return lines
 
 
 def _lost_rows(conn: sqlite3.Connection, table: str) -> tuple[int, list[tuple[int, int]]] | None:
     """(rows read, [(first, last) rowid gaps that could not be read]) of a table that cannot be read
     whole, else None. Reads every row (blobs too: their overflow pages are where a cut file ends)."""
-    read, gaps, after = 0, [], -_FAR
+    gaps: list[tuple[int, int]] = []
+    read = sum(1 for _row in readable_rows(conn, table, "*", lambda first, last, _err: gaps.append((first, last))))
+    return (read, gaps) if gaps else None
+
+
+def readable_rows(conn: sqlite3.Connection, table: str, columns: str,
+                  lost: Callable[[int, int, BaseException], None]) -> Iterator[tuple]:
+    """The rows (rowid, *columns) of `table` that SQLite can read, in rowid order, going on past damaged pages;
+    lost(first, last, error) for each stretch of rowids between them that could not be read (last: LOST_TO_END
+    where nothing after it can be). It ends: every row given, and every place it goes on from, lies past the one
+    before (a damaged page can give a rowid below the one asked past: that is damage too), and the rows are
+    finitely many."""
+    sql = f"SELECT rowid, {columns} FROM {table} WHERE rowid > ? ORDER BY rowid"
+    after = -_FAR
     while True:
         try:
-            for (rowid, *_row) in conn.execute(f"SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid",
-                                               (after,)):
-                read += 1
-                after = rowid
-            return (read, gaps) if gaps else None
+            for row in conn.execute(sql, (after,)):
+                if row[0] <= after:
+                    raise sqlite3.DatabaseError(f"{table}: rowid {row[0]} out of order after {after} (damaged)")
+                yield row
+                after = row[0]
+            return
+        except sqlite3.Error as failed:
+            err = failed
+        try:  # the cursor may have failed a row ahead of the one it gave: go on one by one
+            while (row := conn.execute(sql + " LIMIT 1", (after,)).fetchone()) is not None and row[0] > after:
+                yield row
+                after = row[0]
+            if row is None:
+                return
         except sqlite3.Error:
-            while True:  # the cursor may have failed a row ahead of the one it gave: go on one by one
-                try:
-                    row = conn.execute(f"SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1",
-                                       (after,)).fetchone()
-                except sqlite3.Error:
-                    break
-                if row is None:
-                    return (read, gaps) if gaps else None
-                read, after = read + 1, row[0]
-            resume = next_readable(conn, table, after)
-            if resume is None:
-                gaps.append((after + 1, _FAR))
-                return read, gaps
-            gaps.append((after + 1, resume - 1))
-            after = resume - 1
+            pass
+        resume = next_readable(conn, table, after, columns)  # > after + 1: each round goes on past `after`
+        lost(after + 1, LOST_TO_END if resume is None else resume - 1, err)
+        if resume is None:
+            return
+        after = resume - 1
 
 
 def next_readable(conn: sqlite3.Connection, table: str, after: int, columns: str = "*") -> int | None:
-    """The first rowid past `after` that SQLite can seek to and read (those of its `columns`), past the damaged
+    """A rowid past `after` + 1 that SQLite can seek to and read (those of its `columns`), the first past the damaged
     pages; None if none. A seek into a damaged page fails, one past it succeeds: probe further and further, then
-    halve back."""
+    halve back (at most 62 probes each way)."""
     def readable(bound: int) -> int | bool | None:
+        """The first rowid past `bound`; None: none; False: it cannot be read (or is not past `bound`: damaged)."""
         try:
             row = conn.execute(f"SELECT rowid, {columns} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1",
                                (bound,)).fetchone()
         except sqlite3.Error:
             return False
-        return None if row is None else row[0]
+        return None if row is None else row[0] if row[0] > bound else False
 
     after = max(after, -1)  # a tape's keys (seqs, ids) are not negative: probing from far below took 62 steps to 0
     step, good = 1, None
@@ -171,11 +204,12 @@ def _describe(conn: sqlite3.Connection, table: str, read: int, gaps: list[tuple[
     gaps = merged(gaps)  # a row that failed right after a gap widens it
     if not read:
         return f"{what}: none can be read" + (" (they are told from the events)" if table == "iterations" else "")
-    spans = ", ".join(f"{max(a, 0):,} on" if b >= _FAR - 1 else f"{a:,}-{b:,}" for a, b in gaps)
+    spans = ", ".join(f"{max(a, 0):,} on" if b >= _FAR - 1 else f"{a:,}" if a == b else f"{a:,}-{b:,}"
+                      for a, b in gaps)
     key = {"summaries": "tensors", "tensor_values": "tensors", "optimizer_steps": "events", "alerts": "events",
            "edits": "events", "pass_starts": "events", "grad_calls": "events",
            "iterations": "iterations"}.get(table, "rows")
-    return f"{what}: those of {key} {spans} unreadable ({read:,} rows read)"
+    return f"{what}: those of {key} {spans} unreadable ({read:,} row{'' if read == 1 else 's'} read)"
 
 
 def merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -203,7 +237,7 @@ def lost_events(tape) -> str:
 
 def _last_event(conn: sqlite3.Connection) -> int | None:
     try:
-        last = conn.execute("SELECT max(last_seq) FROM iterations").fetchone()[0]
+        last = conn.execute("SELECT max(last_seq) FROM iterations WHERE typeof(last_seq) = 'integer'").fetchone()[0]
     except sqlite3.Error:
         try:
             count = conn.execute("SELECT value FROM meta WHERE key = 'events'").fetchone()[0]

@@ -10,11 +10,14 @@ import contextlib
 import json
 import math
 import os
+import textwrap
 from collections.abc import Callable
 from dataclasses import fields
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
+from engine.debug.alert_text import kind_name
 from engine.debug.node_names import input_name, op_names
+from engine.debug.source import SourceFrame
 from engine.debug.summary import TensorSummary
 from engine.tape.codec import args_text, op_args
 from engine.tape.errors import TapeError
@@ -72,10 +75,10 @@ def export(tape: Tape, fmt: str, out: TextIO, *, iteration: int | None = None,
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def _chunks(tape: Tape, progress: Progress):
-    """Event rows in lists of a few thousand, reporting progress after each."""
-    chunk: list[EventRow] = []
-    for row in tape.rows():
+def _chunks(tape: Tape, progress: Progress, rows=None):
+    """Event rows (or the items of `rows`) in lists of a few thousand, reporting progress after each."""
+    chunk: list = []
+    for row in tape.rows() if rows is None else rows:
         chunk.append(row)
         if len(chunk) == _STEP:
             yield chunk
@@ -109,11 +112,22 @@ def summary_dict(s: TensorSummary) -> dict:
     return out
 
 
-def event_dict(row: EventRow, summaries: dict) -> dict:
-    """One stored event as a dict: where it happened, its fields, and the summaries of its tensors."""
+def frame_dict(frame: SourceFrame) -> dict:
+    """A source frame as a dict: file, line, function and the line's code."""
+    return {"file": frame.file, "line": frame.line, "function": frame.function, "code": frame.text}
+
+
+def event_dict(row: EventRow, summaries: dict, source: SourceFrame | None = None,
+               stack: tuple[SourceFrame, ...] = ()) -> dict:
+    """One stored event as a dict: where it happened (its place in the run, and the file, line and code it was
+    called from, with the user frames it ran under, innermost first), its fields, and the summaries of its tensors."""
     ev = row.event
     out = {"type": row.kind, "seq": row.seq, "iteration": row.iteration, "phase": row.phase,
            "depth": row.depth, "t_ns": row.t}
+    if source is not None:
+        out.update(file=source.file, line=source.line, code=source.text)
+    if stack:
+        out["stack"] = [frame_dict(frame) for frame in stack]
     out.update({f.name: plain(getattr(ev, f.name)) for f in fields(ev) if f.name != "seq"})
     ids = ((ev.output,) if row.kind == "op" else (ev.grad_output, *ev.grad_inputs) if row.kind == "backward"
            else ())
@@ -124,31 +138,46 @@ def event_dict(row: EventRow, summaries: dict) -> dict:
 
 
 def export_json(tape: Tape, out: TextIO, progress: Progress = None) -> None:
-    """Everything on the tape except raw values, as one JSON object (events streamed one per line), then
-    the script's output ({"seq", "stream", "text"} chunks, in order) and the parameter snapshots:
-    name -> [snapshot, ...] in the order they were taken."""
+    """Everything on the tape except raw values, as one JSON object: the source files as recorded (file ->
+    {"text", "note"}), the events streamed one per line (each op and optimizer step with the file, line and code it
+    was called from), then the script's output ({"seq", "stream", "text"} chunks, in order) and the parameter
+    snapshots: name -> [snapshot, ...] in the order they were taken."""
     dump = json.dumps
     head = {"format": "tapescope-tape-json", "format_version": tape.format_version, "meta": tape.meta,
             "iterations": [info._asdict() for info in tape.iterations()],
-            "sources": tape.sources(), "drops": [d._asdict() for d in tape.drops()]}
+            "sources": _sources(tape), "drops": [d._asdict() for d in tape.drops()]}
     out.write(dump(head, allow_nan=False)[:-1] + ',\n"events": [\n')
     first = True
-    for chunk in _chunks(tape, progress):
+    for chunk in _chunks(tape, progress, tape.placed_rows()):
         ids = []
-        for row in chunk:
+        for row, _source, _stack in chunk:
             if row.kind == "op":
                 ids.append(row.event.output)
             elif row.kind == "backward":
                 ids.extend((row.event.grad_output, *row.event.grad_inputs))
         summaries = tape.summaries(ids, skip_damaged=True) if ids else {}
-        for row in chunk:
-            out.write(("" if first else ",\n") + dump(event_dict(row, summaries), allow_nan=False))
+        for row, source, stack in chunk:
+            out.write(("" if first else ",\n") + dump(event_dict(row, summaries, source, stack), allow_nan=False))
             first = False
     out.write('\n],\n"output": [\n')
     out.write(",\n".join(dump(row._asdict()) for row in tape.output()))
     out.write('\n],\n"parameters": {')
     _json_parameters(tape, out, progress)
     out.write("}}\n")
+
+
+def _sources(tape: Tape) -> dict[str, dict]:
+    """file -> {"text": its text as recorded (None where it was not copied), "note": "copied" or why not}; a file
+    whose text cannot be read is given without it (noted)."""
+    out = {}
+    for file, note in tape.sources().items():
+        try:
+            text = tape.source(file)
+        except TapeError as err:
+            text = None
+            tape.notes.append(f"the source of {file} left out: {err}")
+        out[file] = {"text": text, "note": note}
+    return out
 
 
 def snapshot_dict(snap: ParameterSnapshot) -> dict:
@@ -231,14 +260,17 @@ def _dot_body(tape: Tape, graph, out: TextIO, progress: Progress) -> None:
     cluster_ids = {p: i for i, p in enumerate(paths)}
 
     written = 0
-    named = _op_names(graph)
+    marks = _marks(tape, graph)
+    named = _op_names(graph, {seq for seq, mark in marks.items() if mark.kind == "failed"})
 
     def emit(path: str, indent: str) -> None:
         nonlocal written
         for op in tree.get(path, ()):
-            lines = (_call(op), op.key, f"{_shape(op.output_shape)} {op.dtype}")
-            label = _label(named[op.seq], *lines) if op.seq in named else _label(*lines)
-            out.write(f"{indent}op{op.seq} [label={label}];\n")
+            mark = marks.get(op.seq)
+            made = () if mark is not None and mark.kind == "failed" else (f"{_shape(op.output_shape)} {op.dtype}",)
+            lines = (*((named[op.seq],) if op.seq in named else ()), _call(op), op.key, *made,
+                     *(mark.lines if mark is not None else ()))
+            out.write(f"{indent}op{op.seq} [label={_label(*lines)}{_painted(mark)}];\n")
             written += 1
             if written == _STEP and progress:
                 progress(written)
@@ -273,9 +305,72 @@ def _dot_body(tape: Tape, graph, out: TextIO, progress: Progress) -> None:
         out.write(f"  op{src} -> op{dst} [label={dot_string(_shape(shapes.get((tid, dst), ())))}];\n")
 
 
-def _op_names(graph) -> dict[int, str]:
+class _Mark(NamedTuple):
+    """How the DOT export marks an op, as the app's graph paints it: kind "failed" (the op raised), "nan" (NaN in its
+    output, or an alert says non-finite values start there) or "inf" (only +-Inf, no alert); the lines it adds to
+    the label; whether an alert names it (a bold border); a tooltip (the error or the alert's message)."""
+
+    kind: str
+    lines: tuple[str, ...]
+    alert: bool
+    tooltip: str
+
+
+# fill, border and label colour of each kind: as widgets.graph_canvas paints them (FAILED, NONFINITE, INFINITE)
+_COLOURS = {"failed": ("#862e9c", "#4a1457", "#ffffff"), "nan": ("#e03131", "#8b0000", "#ffffff"),
+            "inf": ("#fab005", "#9c5d00", "#000000")}
+# the error on the label of the op that raised: at most this many lines of this many characters (the tooltip: all)
+_ERROR_LINES, _ERROR_WIDTH = 3, 60
+
+
+def _marks(tape: Tape, graph) -> dict[int, _Mark]:
+    """op seq -> how to mark it: the op that raised the run's exception, the ops whose outputs hold NaN or +-Inf (their
+    summaries say), and those an alert of the iteration names as where non-finite values start."""
+    raised = tape.raised_op()
+    summaries = tape.summaries([op.output for op in graph.ops if op.output], skip_damaged=True)
+    try:
+        alerts = {a.forward_seq: a for a in reversed(tape.alerts()) if a.iteration == graph.iteration}
+    except TapeError as err:  # a damaged alerts table: the ops are marked by their summaries alone
+        alerts = {}
+        tape.notes.append(f"alerts left out of the graph: {err}")
+    marks = {}
+    for op in graph.ops:
+        kind, lines, tips = None, [], []
+        if raised is not None and op.seq == raised[0]:
+            error = raised[1]
+            kind = "failed"
+            lines += textwrap.wrap(f"raised {error}", _ERROR_WIDTH, max_lines=_ERROR_LINES, placeholder=" \u2026")
+            tips.append(error)
+        summary = summaries.get(op.output)
+        if summary is not None and summary.nan_count:
+            kind = kind or "nan"
+            lines.append("NaN in its output")
+        elif summary is not None and summary.inf_count:
+            kind = kind or "inf"
+            lines.append("\u00b1Inf in its output, no NaN")
+        alert = alerts.get(op.seq)
+        if alert is not None:
+            kind = "failed" if kind == "failed" else "nan"  # an alert's op is red, as NaN
+            lines.append(f"alert: {kind_name(alert.kind)}")
+            tips.append(alert.message)
+        if kind is not None:
+            marks[op.seq] = _Mark(kind, tuple(lines), alert is not None, "\n".join(tips))
+    return marks
+
+
+def _painted(mark: _Mark | None) -> str:
+    """The DOT attributes that paint a marked op ("" for one without a mark)."""
+    if mark is None:
+        return ""
+    fill, border, text = _COLOURS[mark.kind]
+    return (f', fillcolor="{fill}", color="{border}", fontcolor="{text}"' + (", penwidth=3" if mark.alert else "")
+            + (f", tooltip={dot_string(mark.tooltip)}" if mark.tooltip else ""))
+
+
+def _op_names(graph, unnamed: set[int] = frozenset()) -> dict[int, str]:
     """op seq -> the name the script assigned the op's output to ("q", "scores"), as the app's graph names
-    it (engine.debug.node_names.op_names); a module call is told by its path here, every call of it alike."""
+    it (engine.debug.node_names.op_names); a module call is told by its path here, every call of it alike. The ops
+    of `unnamed` (the op that raised: it made no output to name) get none."""
     position = {op.seq: p for p, op in enumerate(graph.ops)}
     inputs: list[list[int]] = [[] for _ in graph.ops]
     for src, dst, _tid in graph.edges:
@@ -283,7 +378,7 @@ def _op_names(graph) -> dict[int, str]:
     stacks = [graph.stacks.get(op.seq, ()) for op in graph.ops]
     calls = [tuple(_prefixes(op.module)) if op.module else () for op in graph.ops]
     names = op_names([op.op for op in graph.ops], stacks, inputs, calls)
-    return {op.seq: name for op, name in zip(graph.ops, names, strict=True) if name}
+    return {op.seq: name for op, name in zip(graph.ops, names, strict=True) if name and op.seq not in unnamed}
 
 
 def _input_names(tape: Tape, graph) -> dict[int, str]:
@@ -383,14 +478,21 @@ def export_perfetto(tape: Tape, out: TextIO, progress: Progress = None) -> None:
                                       info.t_last - info.t_first, {"events": info.events, "ops": info.ops})))
     prev_t = None
     modules: list[tuple[str, int, int]] = []  # open module calls: (path, seq, t)
+    # module path -> (the t of the last event inside its latest call, the t of its exit): where the op that raised
+    # ran (its event comes after the run ended, with the time it was kept at)
+    ended: dict[str, tuple[int, int]] = {}
+    raised = tape.raised_op()
     forward: dict[int, tuple[float, float]] = {}  # forward op seq -> (ts, dur) in µs
     for chunk in _chunks(tape, progress):
         lines = []
         for row in chunk:
             ev, t = row.event, row.t
             start = row.t if prev_t is None else prev_t
-            prev_t = t
             kind = row.kind
+            if raised is not None and ev.seq == raised[0] and kind == "op":
+                start, t = _raised_span(ended.get(ev.module), start)
+            else:
+                prev_t = t
             if kind == "op":
                 sl = _slice(ev.op, "forward", _FORWARD, start, t - start,
                             {"key": ev.key, "module": ev.module, "seq": ev.seq, "iteration": row.iteration,
@@ -418,6 +520,7 @@ def export_perfetto(tape: Tape, out: TextIO, progress: Progress = None) -> None:
                 for i in range(len(modules) - 1, -1, -1):
                     if modules[i][0] == ev.path:
                         path, seq, t_enter = modules.pop(i)
+                        ended[path] = (start, t)
                         lines.append(_slice(path, "module", _FORWARD, t_enter, t - t_enter,
                                             {"class": ev.cls, "seq": seq, "iteration": row.iteration}))
                         break
@@ -431,6 +534,15 @@ def export_perfetto(tape: Tape, out: TextIO, progress: Progress = None) -> None:
         if lines:
             out.write(",\n" + ",\n".join(dump(x, allow_nan=False) for x in lines))
     out.write("\n]}\n")
+
+
+def _raised_span(call: tuple[int, int] | None, before: int) -> tuple[int, int]:
+    """(start, end) in ns of the op that raised: inside the latest call of its module (`call`: the t of the last
+    event inside it and of its exit), a ns in from either end so that it nests; without a module, a moment after
+    the event `before` it (its event's own t is when the failure was kept, after the run)."""
+    if call is None or call[1] - call[0] <= 2 * _MIN_DUR_NS:
+        return before, before + _MIN_DUR_NS
+    return call[0] + _MIN_DUR_NS, call[1] - _MIN_DUR_NS
 
 
 def _slice(name: str, cat: str, tid: int, t_ns: int, dur_ns: int, args: dict) -> dict:

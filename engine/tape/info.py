@@ -39,7 +39,7 @@ def tape_info(tape: Tape) -> dict:
         "iterations": counts["iterations"], "first_iteration": counts["first_iteration"],
         "last_iteration": counts["last_iteration"], "events": counts["events"], "ops": kinds["op"],
         "backward": kinds["backward"], "modules": kinds["module_enter"],
-        "optimizer_steps": kinds["optimizer"],
+        "optimizer_steps": kinds["optimizer"], "kinds": kinds,
         "parameter_snapshots": params["snapshots"], "snapshotted_parameters": params["parameters"],
         "edits": len(edits),
         "edit_list": [{"kind": e.kind, "target": e.target, "applied": e.applied, "message": e.message,
@@ -55,6 +55,7 @@ def tape_info(tape: Tape) -> dict:
         "recorded_events": meta_bytes(tape.meta.get("events", "")),  # the writer's count, None before it kept one
         "raised_op": damage.read(lambda: _raised(tape), None),
         "damage": damage.lines(),
+        "missing_log": tape.missing_log or None,
     })
     return out
 
@@ -137,7 +138,8 @@ def describe(info: dict) -> str:
     p = printable
     lines = [
         f"{p(info['path'])}: tape format {info['format_version']}, written by tapescope "
-        f"{p(info['tapescope_version'])} on {p(info['created'])} ({recording_status(info['status'])}"
+        f"{p(info['tapescope_version'])} on {p(info['created'])} "
+        f"({recording_status(info['status'], p(info.get('missing_log') or ''))}"
         # how the recording ended, not the file's state now: beside DAMAGED, "(complete)" read as a contradiction
         + ("; the file was damaged since)" if info.get("damage") else ")"),
         f"  command:    {p(shlex.join(info['command_line']))}",  # quoted: it can be pasted to run again
@@ -159,8 +161,7 @@ def describe(info: dict) -> str:
                      f"({info['first_iteration']}..{info['last_iteration']})")
     else:
         lines.append("  iterations: none")
-    lines.append(f"  events:     {info['events']:,} (ops {info['ops']:,}, backward {info['backward']:,}, "
-                 f"module calls {info['modules']:,}, optimizer steps {info['optimizer_steps']:,})")
+    lines.append(f"  events:     {info['events']:,} ({_kinds(info['kinds'])})")
     raised = info.get("raised_op")
     if raised and raised["op"] is not None:  # where the run failed: the op, its inputs, the error
         shapes = ", ".join("x".join(map(str, shape)) or "scalar" for shape in raised["input_shapes"])
@@ -193,6 +194,19 @@ def describe(info: dict) -> str:
                      + (f" in {p(a['module'])}" if a["module"] else "")
                      + (f" at {p(a['file'])}:{a['line']}" if a["file"] else ""))
     return "\n".join(lines)
+
+
+# each kind of event in words, in the order of schema.KIND_NAMES: ops, backward and optimizer steps always, the rest
+# only where there are any
+_KIND_WORDS = {"op": "ops", "backward": "backward", "module_enter": "module enters", "module_exit": "module exits",
+               "optimizer": "optimizer steps", "edit": "edits", "alert": "alerts", "iteration": "iteration marks"}
+
+
+def _kinds(kinds: dict[str, int]) -> str:
+    """'ops 20, backward 20, module enters 20, module exits 20, optimizer steps 5': every kind of event counted, so
+    that the parts add up to the events (a module call is two: its enter and its exit)."""
+    return ", ".join(f"{words} {kinds.get(kind, 0):,}" for kind, words in _KIND_WORDS.items()
+                     if kinds.get(kind, 0) or kind in ("op", "backward", "optimizer"))
 
 
 def _drops(info: dict) -> str:
@@ -229,10 +243,13 @@ def _output(info: dict) -> str:
     return text
 
 
-def recording_status(status: str) -> str:
-    """A tape's status in words: "complete", what stopped the recording, or that it was never closed."""
+def recording_status(status: str, missing_log: str = "") -> str:
+    """A tape's status in words: "complete", what stopped the recording, or that it was never closed (and, where its
+    -wal file `missing_log` did not come with it, that its latest events may be there: Tape.missing_log)."""
     if status == "recording":  # the writer's status until it closes the tape
-        return "not closed: still recording, or the recorder was killed"
+        return "not closed: still recording, or the recorder was killed" + (
+            f"; events after its last checkpoint may be in {missing_log}, which is missing: copy it next to the tape"
+            if missing_log else "")
     # tapes written before sizes were made human say "size cap of 314572800 bytes reached"
     status = re.sub(r"size cap of (\d+) bytes", lambda m: f"size cap of {human_size(int(m.group(1)))}", status)
     return printable(status) or "unknown status"

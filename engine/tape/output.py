@@ -116,13 +116,23 @@ class OutputRows:
 def read_rows(conn: sqlite3.Connection, lo: int | None, hi: int | None,
               note: Callable[[str], None]) -> list[OutputRow]:
     """The rows with seq in [lo, hi) (None: unbounded), in order; a damaged row is left out (and noted, where
-    the read is unbounded: a bounded one skips rows whose seq is not a number), the rest read."""
-    out, chars = [], 0
+    the read is unbounded: a bounded one skips rows whose seq is not a number), the rest read. Where the index
+    output_by_seq cannot be read (a damaged page), the table is read without it (noted)."""
     bounded = lo is not None or hi is not None
     where = "WHERE seq >= ? AND seq < ? " if bounded else ""
     args = (-(1 << 62) if lo is None else lo, 1 << 62 if hi is None else hi) if bounded else ()
-    rows = conn.execute("SELECT id, seq, stream, CASE WHEN typeof(text) = 'text' AND length(text) <= ? "
-                        f"THEN text END FROM output {where}ORDER BY seq, id", (MAX_ROW_CHARS, *args))
+    sql = ("SELECT id, seq, stream, CASE WHEN typeof(text) = 'text' AND length(text) <= ? THEN text END "
+           f"FROM output{{}} {where}ORDER BY seq, id")
+    try:
+        return _kept(conn.execute(sql.format(""), (MAX_ROW_CHARS, *args)), note)
+    except sqlite3.Error as err:  # the index, as a rule: the table itself sorted by SQLite, as the index would
+        note(f"output: read without its index output_by_seq, which cannot be read ({str(err)[:80]})")
+        return _kept(conn.execute(sql.format(" NOT INDEXED"), (MAX_ROW_CHARS, *args)), note)
+
+
+def _kept(rows, note: Callable[[str], None]) -> list[OutputRow]:
+    """The OutputRows of `rows` (id, seq, stream, text or None), up to MAX_READ_CHARS; damaged ones noted."""
+    out, chars = [], 0
     for rid, seq, stream, text in rows:
         if type(seq) is not int or stream not in STREAMS or type(text) is not str:
             note(f"output: row {rid!r} is damaged; that chunk of the script's output is left out"[:200])

@@ -16,9 +16,10 @@
 Opening reads the meta table and checks the schema, nothing else, so it takes the same time for any
 size of tape. Any problem with the file (not SQLite, truncated, damaged, too new, missing tables, values
 of the wrong type or absurd size) raises TapeError with one line that says what, except an op node's
-damaged arguments and a damaged chunk of the script's output, which are left out and noted in
-`tape.notes`; nothing in a tape is ever executed: SQL is parameterised, text stays text, arrays load
-without pickle.
+damaged arguments and a damaged chunk of the script's output, which are left out, a damaged row of the
+iterations table, told from its events instead, and a damaged index, without which its table is read; each
+is noted in `tape.notes`. Nothing in a tape is ever executed: SQL is parameterised, text stays text, arrays
+load without pickle.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ from engine.tape.codec import (
     printable,
     tuples,
 )
-from engine.tape.damage import LOST_TO_END, cut_short, merged, next_readable
+from engine.tape.damage import LOST_TO_END, cut_short, merged, readable_rows
 from engine.tape.errors import TapeError
 from engine.tape.output import DROPPED, OutputRow, read_rows
 
@@ -188,6 +189,9 @@ def _guard_iter(method):
     return wrapper
 
 
+_TYPE_NAMES = {bytes: "a blob", type(None): "NULL", float: "a real number", str: "text"}  # SQLite's, in words
+# 1 for a row of the iterations table with a value that is no whole number (damaged), else 0
+_NOT_WHOLE = " OR ".join(f"typeof({c}) != 'integer'" for c in schema.columns("iterations"))
 _COLUMN_INDEX = {name: i for i, (name, _) in enumerate(CHUNK_COLUMNS[:10])}  # Tape.columns
 LOSS_COLUMNS = ("kind", "iteration", "tensor", "ref", "node", "stack")  # what Tape.loss_curves reads
 
@@ -247,6 +251,15 @@ class Tape:
         self._bad_chunks: set[int] = set()  # first seqs of reachable chunks whose bytes cannot be read or decoded
         self._told: list[IterationInfo] | None = None  # the iterations from the events, where the table is damaged
         self.unreadable: dict[str, int] = {}  # table -> rows asked for that a damaged page kept from being read
+
+    @property
+    def missing_log(self) -> str:
+        """The name of the -wal file a tape never closed (status "recording") holds its latest events in, where it
+        does not lie beside the tape (the tape was copied alone): what came after SQLite's last checkpoint is
+        missing; "" where the tape was closed or its -wal file is there."""
+        if not self._wal or self._log or self.meta.get("status") != "recording":
+            return ""
+        return f"{os.path.basename(self.path)}-wal"
 
     def _damaged(self, err: BaseException) -> TapeError:
         if self._closed:  # not damaged: read after close() (or after its `with` block)
@@ -320,10 +333,38 @@ class Tape:
         return sorted((i for i in self._told if lo <= i.iteration < hi), key=lambda i: i.iteration)
 
     def _table_iterations(self, lo: int, hi: int) -> list[IterationInfo]:
-        """The iterations table's rows numbered in [lo, hi); sqlite3.Error where it cannot be read."""
+        """The iterations table's rows numbered in [lo, hi) (a damaged one as _iteration_row tells it); sqlite3.Error
+        where the table cannot be read."""
         rows = self._conn.execute("SELECT * FROM iterations WHERE iteration >= ? AND iteration < ? "
                                   "ORDER BY iteration", (lo, hi)).fetchall()
-        return [IterationInfo(*map(_int, row)) for row in rows]
+        return [info for row in rows if (info := self._iteration_row(row)) is not None]
+
+    def _iteration_row(self, row: tuple) -> IterationInfo | None:
+        """A row of the iterations table as an IterationInfo; of a damaged row (a value that is no whole number: a
+        flipped type byte), what its events tell of that iteration instead, or None where they cannot (noted)."""
+        bad = [f"{name} is {_TYPE_NAMES.get(type(value), 'not a whole number')}"
+               for name, value in zip(schema.columns("iterations"), row) if type(value) is not int]
+        if not bad:
+            return IterationInfo(*row)
+        number = row[0]  # the key: SQLite's rowid, always a whole number
+        told = self._told_iteration(number)
+        self._note(f"iterations: the row of iteration {number} is damaged (its {', '.join(bad)}); "
+                   + ("it is told from its events" if told else "it is left out: its events cannot tell it"))
+        return told
+
+    def _told_iteration(self, number: int) -> IterationInfo | None:
+        """What the events of iteration `number` tell of it (read from the chunks that hold it), or None."""
+        try:
+            lo, hi = self._one("SELECT min(first_seq), max(last_seq) FROM events WHERE first_iteration <= ? AND "
+                               "last_iteration >= ?", (number, number))
+            if type(lo) is not int or type(hi) is not int:
+                return None
+            cols = self._columns(("kind", "iteration", "t"), lo, hi + 1)
+        except (sqlite3.Error, TapeError):
+            return None
+        mine = cols["iteration"] == number
+        told = _iterations_of({name: column[mine] for name, column in cols.items()})
+        return told[0] if told else None
 
     @_guard
     def iteration(self, number: int) -> IterationInfo | None:
@@ -331,7 +372,7 @@ class Tape:
         if self._told is None:
             try:
                 row = self._one("SELECT * FROM iterations WHERE iteration = ?", (number,))
-                return IterationInfo(*map(_int, row)) if row else None
+                return self._iteration_row(row) if row else None
             except sqlite3.Error:
                 self._tell_iterations()
         return next((i for i in self._told if i.iteration == number), None)
@@ -341,9 +382,11 @@ class Tape:
         """Events, ops, backward nodes and iterations recorded, and the first and last iteration."""
         if self._told is None:
             try:
-                n, events, ops, bwd, lo, hi = self._one(
-                    "SELECT count(*), total(events), total(ops), total(backward), min(iteration), max(iteration) "
-                    "FROM iterations")
+                n, events, ops, bwd, lo, hi, damaged = self._one(
+                    "SELECT count(*), total(events), total(ops), total(backward), min(iteration), max(iteration), "
+                    f"total({_NOT_WHOLE}) FROM iterations")
+                if damaged:  # a sum over damaged rows would count a blob as 0: the rows, each read or told
+                    return counts_of(self.iterations())
                 return {"iterations": _int(n), "events": int(events), "ops": int(ops), "backward": int(bwd),
                         "first_iteration": lo if lo is None else _int(lo),
                         "last_iteration": hi if hi is None else _int(hi)}
@@ -378,10 +421,11 @@ class Tape:
         return self._columns(names)
 
     @_guard
-    def _columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _columns(self, names: tuple[str, ...], lo: int | None = None, hi: int | None = None) -> dict[str, np.ndarray]:
+        """columns(*names) of the chunks that may hold seqs in [lo, hi) (all by default)."""
         wanted = [_COLUMN_INDEX[n] for n in ("seq", *names)]
         parts: list[list[np.ndarray]] = [[] for _ in wanted]
-        for _first, _last, (arrays, _flat) in self._chunks_read(None, None, lambda _f, b, n: chunk_arrays(b, n)):
+        for _first, _last, (arrays, _flat) in self._chunks_read(lo, hi, lambda _f, b, n: chunk_arrays(b, n)):
             for part, i in zip(parts, wanted):
                 part.append(arrays[i])
         joined = [np.concatenate(p) if p else np.zeros(0, CHUNK_COLUMNS[i][1]) for p, i in zip(parts, wanted)]
@@ -445,6 +489,7 @@ class Tape:
             self._told = _iterations_of(columns if columns is not None else self._columns(("kind", "iteration", "t")))
         return self._told
 
+    @_guard
     def iterations_read(self, columns: dict[str, np.ndarray]) -> list[IterationInfo]:
         """The iterations of the events read (columns(): seq, kind, iteration, t at least): the iterations
         table's, where a damaged tape lost some events of an iteration made from those read (none read: left
@@ -673,6 +718,15 @@ class Tape:
         for row, _stack in self._rows(start, stop, iteration):
             yield row
 
+    @_guard_iter
+    def placed_rows(self, start: int | None = None, stop: int | None = None, *,
+                    iteration: int | None = None) -> Iterator[tuple[EventRow, SourceFrame | None, tuple]]:
+        """rows() with where each event was called from: (row, the first frame outside the engine, the user frames
+        innermost first); (row, None, ()) for an event without a stack (a module call, a backward node) or whose
+        stack row is damaged (noted)."""
+        for row, stack in self._rows(start, stop, iteration):
+            yield (row, *self._placed(stack))
+
     def events(self, start: int | None = None, stop: int | None = None, *,
                iteration: int | None = None) -> Iterator[object]:
         """The recorded event dataclasses (OpEvent, BackwardEvent, ModuleEvent, OptimizerEvent, EditEvent,
@@ -763,10 +817,10 @@ class Tape:
                     yield first, last, decoded
                     after = first
                 return
-            except _BAD as err:
+            except _BAD:
                 if self._closed:
                     raise
-                self._map_chunks(err)
+                self._map_chunks()
         reachable = self._reachable
         for first, last in reachable[bisect.bisect_right(reachable, (after, 1 << 62)):]:
             if first >= hi:
@@ -796,32 +850,24 @@ class Tape:
             raise ValueError("an event chunk's bytes do not agree with its row (damaged)")
         return decode(first, blob, count)
 
-    def _map_chunks(self, err: BaseException) -> None:
+    def _map_chunks(self) -> None:
         """Where the events cannot all be read: the chunks SQLite still reaches, found by their keys (read without
         their bytes, past the pages that cannot be read); what lies between them is lost."""
         reachable: list[tuple[int, int]] = []
-        after = -(1 << 62)
-        keys = "SELECT first_seq, last_seq FROM events WHERE first_seq > ? ORDER BY first_seq"
-        while True:
-            try:
-                for first, last in self._conn.execute(keys, (after,)):
-                    reachable.append((_int(first), _int(last)))
-                    after = first
-                break
-            except sqlite3.Error as failed:
-                err = failed
-            try:  # the cursor may fail a row ahead of the one it gave: one at a time up to the damage
-                while (row := self._one(keys + " LIMIT 1", (after,))) is not None:
-                    reachable.append((_int(row[0]), _int(row[1])))
-                    after = row[0]
-                break
-            except sqlite3.Error:
-                pass
-            resume = next_readable(self._conn, "events", after, "first_seq")
-            self._lose(reachable[-1][1] + 1 if reachable else 0, LOST_TO_END if resume is None else resume - 1, err)
-            if resume is None:
-                break
-            after = resume - 1
+        bad_range: list[int] = []  # the first seq of a chunk whose row holds no last seq: lost up to the next one
+
+        def lost(_first: int, last: int, err: BaseException) -> None:
+            self._lose(bad_range.pop() if bad_range else reachable[-1][1] + 1 if reachable else 0, last, err)
+
+        for _rowid, first, last in readable_rows(self._conn, "events", "first_seq, last_seq", lost):
+            if bad_range:
+                lost(0, first - 1, ValueError(f"the chunk of event {bad_range[0]:,} has a damaged range"))
+            if type(last) is int and last >= first:
+                reachable.append((first, last))
+            else:
+                bad_range.append(first)
+        if bad_range:
+            lost(0, LOST_TO_END, ValueError(f"the chunk of event {bad_range[0]:,} has a damaged range"))
         self._reachable = reachable
 
     def _lose(self, first: int, last: int, err: BaseException) -> None:
@@ -843,7 +889,8 @@ class Tape:
         can be read; None where the table cannot say."""
         if "seq_range" not in self._cache:
             try:
-                lo, hi = self._one("SELECT min(first_seq), max(last_seq) FROM iterations")
+                lo, hi = self._one("SELECT min(first_seq), max(last_seq) FROM iterations WHERE typeof(first_seq) = "
+                                   "'integer' AND typeof(last_seq) = 'integer'")
                 extent = (lo, hi) if type(lo) is int and type(hi) is int and lo <= hi else None
             except sqlite3.Error:
                 extent = None
@@ -1003,6 +1050,20 @@ class Tape:
             self._cache[("node_args", node)] = hit
         return hit
 
+    def _indexed(self, sql: str, params: tuple = (), plain: str | None = None) -> list[tuple]:
+        """The rows of `sql`, a query of one table through its index; where the index cannot be read (a damaged
+        page of it), those of `plain`, by default `sql` with the table NOT INDEXED: SQLite scans the table and sorts
+        its rows as the index would have (noted). sqlite3.Error where the table cannot be read either."""
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            if self._closed:
+                raise
+            table = sql.partition(" FROM ")[2].split()[0]
+            self._note(f"{table}: read without its index, which cannot be read ({str(err)[:80]})")
+            plain = plain or (sql + " ").replace(f" FROM {table} ", f" FROM {table} NOT INDEXED ", 1)
+            return self._conn.execute(plain, params).fetchall()
+
     def _readable(self, sql: str) -> list[tuple]:
         """The rows of a query over one table, as far as they can be read (the rest noted as lost)."""
         rows = []
@@ -1123,7 +1184,7 @@ class Tape:
             raise ValueError("an alert event has no alert row")
         seq, kind, message, op, key, module, fseq, it, file, line, code, value = row
         inputs = []
-        for layout, *cols in self._conn.execute(
+        for layout, *cols in self._indexed(
                 f"SELECT {_SUMMARY_COLUMNS} FROM alert_inputs WHERE seq = ? ORDER BY slot LIMIT 64", (seq,)):
             inputs.append(self._summary(layout, cols))
         return AlertEvent(_int(seq), _text(kind), _text(message), _text(op), _text(key), _text(module),
@@ -1157,7 +1218,7 @@ class Tape:
     @_guard
     def source(self, file: str) -> str | None:
         """The text of a source file as it was when recorded, or None when it was not copied."""
-        row = self._one("SELECT text FROM sources WHERE file = ?", (file,))
+        row = next(iter(self._indexed("SELECT text FROM sources WHERE file = ?", (file,))), None)
         return None if row is None or row[0] is None else _text(row[0])
 
     @_guard
@@ -1203,10 +1264,11 @@ class Tape:
         if not self.keeps_parameters:
             return []
         # one index probe per name (a skip-scan), not a pass over every snapshot
-        rows = self._conn.execute(
+        rows = self._indexed(
             "WITH RECURSIVE n(name) AS (SELECT min(name) FROM parameters UNION ALL "
             "SELECT (SELECT min(name) FROM parameters WHERE name > n.name) FROM n WHERE n.name IS NOT NULL) "
-            "SELECT name FROM n WHERE name IS NOT NULL LIMIT 1000000")
+            "SELECT name FROM n WHERE name IS NOT NULL LIMIT 1000000",
+            plain="SELECT DISTINCT name FROM parameters NOT INDEXED ORDER BY name LIMIT 1000000")
         return [_text(name) for (name,) in rows]
 
     @_guard
@@ -1214,7 +1276,7 @@ class Tape:
         """How many parameter snapshots the tape holds ("snapshots"), of how many parameters ("parameters")."""
         if not self.keeps_parameters:
             return {"snapshots": 0, "parameters": 0}
-        return {"snapshots": _int(self._one("SELECT count(*) FROM parameters")[0]),
+        return {"snapshots": _int(self._indexed("SELECT count(*) FROM parameters")[0][0]),
                 "parameters": len(self.parameter_names())}
 
     def parameter(self, name: str, iteration: int | None = None, *, seq: int | None = None,
@@ -1287,16 +1349,17 @@ class Tape:
     def _last_seq(self, iteration: int) -> int:
         if self._told is not None:
             return max(i.last_seq for i in self._told if i.iteration <= iteration)
-        row = self._one("SELECT max(last_seq) FROM iterations WHERE iteration <= ?", (iteration,))
+        row = self._one("SELECT max(last_seq) FROM iterations WHERE iteration <= ? AND typeof(last_seq) = 'integer'",
+                        (iteration,))
         return _int(row[0])
 
     @_guard
     def _parameter(self, name: str, bound: int, value: bool) -> ParameterSnapshot | None:
         if not self.keeps_parameters:
             return None
-        row = self._one(f"SELECT seq, iteration, after_step, tensor, {_SUMMARY_COLUMNS}, "
-                        f"{'npy' if value else 'NULL'} FROM parameters WHERE name = ? AND seq <= ? "
-                        "ORDER BY seq DESC LIMIT 1", (name, bound))
+        row = next(iter(self._indexed(f"SELECT seq, iteration, after_step, tensor, {_SUMMARY_COLUMNS}, "
+                                      f"{'npy' if value else 'NULL'} FROM parameters WHERE name = ? AND seq <= ? "
+                                      "ORDER BY seq DESC LIMIT 1", (name, bound))), None)
         return None if row is None else self._snapshot(name, row)
 
     @_guard
@@ -1305,8 +1368,8 @@ class Tape:
         tape's small parameters, and the end of a run saved from the window), without reading it."""
         if not self.keeps_parameters:
             return False
-        row = self._one("SELECT npy IS NOT NULL FROM parameters WHERE name = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
-                        (name, int(seq)))
+        row = next(iter(self._indexed("SELECT npy IS NOT NULL FROM parameters WHERE name = ? AND seq <= ? "
+                                      "ORDER BY seq DESC LIMIT 1", (name, int(seq)))), None)
         return bool(row and row[0])
 
     @_guard
@@ -1314,8 +1377,8 @@ class Tape:
         """Every snapshot of parameter `name`, oldest first, without raw values (one query)."""
         if not self.keeps_parameters:
             return []
-        rows = self._conn.execute(f"SELECT seq, iteration, after_step, tensor, {_SUMMARY_COLUMNS}, NULL "
-                                  "FROM parameters WHERE name = ? ORDER BY seq", (name,)).fetchall()
+        rows = self._indexed(f"SELECT seq, iteration, after_step, tensor, {_SUMMARY_COLUMNS}, NULL "
+                             "FROM parameters WHERE name = ? ORDER BY seq", (name,))
         return [self._snapshot(name, row) for row in rows]
 
     def _snapshot(self, name: str, row: tuple) -> ParameterSnapshot:
@@ -1374,12 +1437,20 @@ class Tape:
         """op seq -> the user frames of its stack row, innermost first; an op whose stack is damaged has none."""
         out = {}
         for seq, sid in stack_ids.items():
-            try:
-                source, frames = self._stack(sid)
-            except _BAD:
-                continue
+            source, frames = self._placed(sid)
             out[seq] = frames or ((source,) if source is not None else ())
         return out
+
+    def _placed(self, stack: int | None) -> tuple[SourceFrame | None, tuple[SourceFrame, ...]]:
+        """(the first frame outside the engine, the user frames innermost first) of a stack row; (None, ()) for
+        none, or for a damaged one (noted)."""
+        if stack is None:
+            return None, ()
+        try:
+            return self._stack(stack)
+        except _BAD as err:
+            self._note(f"stacks: row {stack} is damaged ({str(err)[:80]}); its events are shown without their source")
+            return None, ()
 
     # ---- plumbing ---------------------------------------------------------------------------------
     def _one(self, sql: str, params: tuple = ()):

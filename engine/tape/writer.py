@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 import tokenize
-import traceback
 import weakref
 from collections import deque
 
@@ -44,7 +43,7 @@ except ImportError:  # not POSIX: no recorder lock
 from engine.debug import Debugger
 from engine.debug.raised import error_line, raised_op
 from engine.debug.records import CAPTURES, BackwardRecord, EventRecord, IterationEvent, OpRecord
-from engine.debug.source import MAX_CHAIN, USER, frame_kind, frame_of
+from engine.debug.source import MAX_CHAIN, frame_of, raised_through
 from engine.debug.summary import summarize
 from engine.events import AlertEvent, EditEvent, ModuleEvent, OpEvent, OptimizerEvent, hub
 from engine.tape import cap, schema
@@ -635,13 +634,13 @@ class Recorder:
         return len(self._queue)
 
     def keep_failure(self, err: BaseException, op: OpEvent | None = None) -> None:
-        """Keep, for the tape, the source files of the user frames that `err` (the run's end) went through, the
-        line that raised it (a script that fails before its first op otherwise leaves no line to show), and the op
-        that raised it: as the event it never emitted, in the iteration the run was in, so that a replay shows the
-        failed iteration as the live run did. op: that event, where the caller made it already (the app's live
-        view, so that both give it one seq)."""
+        """Keep, for the tape, the source files of the user frames that `err` (the run's end) went through (the
+        user's code, engine.debug.source.raised_through: not a tool's that ran it), the line that raised it (a script
+        that fails before its first op otherwise leaves no line to show), and the op that raised it: as the event it
+        never emitted, in the iteration the run was in, so that a replay shows the failed iteration as the live run
+        did. op: that event, where the caller made it already (the app's live view, so that both give it one seq)."""
         self.debugger.explain_failure(err)  # an in-place modification error becomes an alert, on the tape
-        frames = [(f, line) for f, line in traceback.walk_tb(err.__traceback__) if frame_kind(f.f_code) == USER]
+        frames = raised_through(err.__traceback__)
         where = frame_of(*frames[-1]) if frames else None
         if where is not None:
             self._raised = ({f.f_code.co_filename for f, _ in frames}, where)

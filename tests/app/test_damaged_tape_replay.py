@@ -5,12 +5,15 @@ lost; a tape cut short opens as far as it goes."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 
 import numpy as np
 import pytest
 
 import engine.tape
+from tests.app.test_cli_record import FAILS
 from tests.app.test_replay_window import replay
+from tests.engine.tape.helpers import recorded_script
 from tests.engine.tape.test_damaged_tapes import PAGE, _overwritten, _pages, cut_inside_events, record_in_chunks
 from tests.shots import shoot
 from widgets.theme import MUTED_TEXT, pick
@@ -88,3 +91,70 @@ def test_a_tape_cut_short_opens_as_far_as_it_goes_and_says_it_is_cut_short(qtbot
         assert session.counts["events"] == events and not session.gaps
         assert message.startswith(f"Damaged tape: all its {events:,} events were read; lost: the file is cut short: ")
     assert cut.read_bytes() == data[:len(cut.read_bytes())]  # never written to
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory):
+    """A recorded run of a script that prints a line per batch and fails at its fourth."""
+    return recorded_script(tmp_path_factory.mktemp("printed"), FAILS, code=1)
+
+
+def _cut_before(tape, folder, index: str):
+    """A copy of the tape cut short at the first page of `index`: the events' and the output's pages written after
+    the schema's are lost with it, the output table's first page (made with the schema) kept."""
+    con = sqlite3.connect(f"file:{tape}?mode=ro&immutable=1", uri=True)
+    try:
+        root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (index,)).fetchone()[0]
+        output = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'output'").fetchone()[0]
+        assert output < root < max(_pages(tape, "events"))  # the layout the test needs
+    finally:
+        con.close()
+    cut = folder / "cut.tape"
+    cut.write_bytes(tape.read_bytes()[:(root - 1) * PAGE])
+    return cut
+
+
+def test_a_tape_cut_short_before_its_events_shows_the_output_it_promises(qtbot, make_window, tmp_path, printed):
+    # cut at 70%: "none of its events can be read; below is the output it recorded", and nothing followed (the
+    # output was read through its index, whose page was lost)
+    cut = _cut_before(printed, tmp_path, "output_by_seq")
+    window = make_window()
+    session = replay(qtbot, window, str(cut))
+    assert session.no_events
+    text = window.output.text()
+    assert "none of its events can be read (a damaged tape); below is the output it recorded." in text
+    assert text.split("below is the output it recorded.")[1].count("batch done") == 3  # what ran before the error
+    assert "ShapeError: linear: input has 5 features" in text
+    shoot(window, "damaged_cut_before_events_output.png")
+
+
+def test_a_tape_none_of_whose_output_can_be_read_does_not_promise_it(qtbot, make_window, tmp_path, printed):
+    bad = tmp_path / "bad.tape"
+    bad.write_bytes(printed.read_bytes())
+    con = sqlite3.connect(bad)
+    with con:
+        con.execute("UPDATE events SET columns = X'0102030405'")
+        con.execute("UPDATE output SET text = X'00'")  # each row damaged: left out
+    con.close()
+    window = make_window()
+    session = replay(qtbot, window, str(bad))
+    assert session.no_events
+    text = window.output.text()
+    assert "none of its events can be read (a damaged tape), nor can the output it recorded." in text
+    assert "below is the output" not in text
+
+
+def test_a_tape_with_a_blob_in_its_iterations_opens_with_every_event(qtbot, make_window, tmp_path, printed):
+    # `tapescope open` of it was a ValueError traceback, no window
+    bad = tmp_path / "blob.tape"
+    bad.write_bytes(printed.read_bytes())
+    con = sqlite3.connect(bad)
+    with con:
+        con.execute("UPDATE iterations SET t_first = X'00' WHERE iteration = 1")
+    con.close()
+    with engine.tape.open(printed) as whole:
+        events = whole.counts()["events"]
+    window = make_window()
+    session = replay(qtbot, window, str(bad))
+    assert session.counts["events"] == events and not session.gaps
+    assert "the row of iteration 1 is damaged (its t_first is a blob)" in window.message_bar.text()

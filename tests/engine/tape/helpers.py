@@ -158,3 +158,15 @@ def as_format_1(path) -> None:
                         (json.dumps([update, weight]), norms[:8 * (len(update) + len(weight))], seq))
         con.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
     con.close()
+
+
+def recorded_script(folder, source: str, *options: str, code: int = 0, name: str = "run"):
+    """`source` written to folder/NAME.py and recorded by `tapescope record` (with `options`, e.g. "--capture",
+    "values") to folder/NAME.tape, exiting with `code`; the tape's path."""
+    from app.cli import main
+
+    script = folder / f"{name}.py"
+    script.write_text(source)
+    tape = folder / f"{name}.tape"
+    assert main(["record", str(script), "-o", str(tape), *options]) == code
+    return tape
