@@ -241,6 +241,15 @@ def blockwise(fn, *arrays, temporaries: int = 8):
     return out
 
 
+def max_kept(x, axis):
+    """max over `axis` (an int, a tuple or None for every axis), kept as size 1; -inf over an empty axis, the
+    identity numpy's max lacks (softmax and logsumexp over a size-0 dim give an empty tensor and -inf, as PyTorch)."""
+    if x.size:
+        return x.max(axis=axis, keepdims=True)
+    axes = range(x.ndim) if axis is None else [a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,))]
+    return array_module(x).full([1 if i in axes else n for i, n in enumerate(x.shape)], -math.inf, x.dtype)
+
+
 # ---- reductions over the last dim: rows ------------------------------------------------------------------------------
 # numpy reduces a short row at ~70 ns of overhead per row: max and sum over the last dim of 4096 rows of 256 float32
 # take 0.35 and 0.18 ms, where argmax takes 0.09 and a product with ones (BLAS) 0.05, measured here. Softmax and

@@ -89,7 +89,10 @@ _node_names: dict[str, str] = {}
 
 
 def _note_node_name(cls) -> None:
-    _node_names.setdefault(cls.op, cls.name())
+    # classes may share an op name (div and its rounded form, softmax and attention's): the one named for the op
+    # ("Div" for "div") names its nodes, whatever order the classes are found in
+    if cls.op not in _node_names or cls.__name__.lower() == cls.op.replace("_", ""):
+        _node_names[cls.op] = cls.name()
 
 
 def _node_name(op: str) -> str:

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from engine import dtypes
+from engine import dtypes, user_warning
 from engine.autograd import inplace as _inplace
 from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import CPU, array_module, device_of, to_host
@@ -239,6 +239,10 @@ class Tensor:
 
     @property
     def mT(self) -> Tensor:
+        """The last two dims swapped; a 0-d tensor as it is (deprecated, as torch warns)."""
+        if self.ndim == 0:
+            user_warning.warn("Tensor.mT is deprecated on 0-D tensors, as in PyTorch; it is the identity there")
+            return self
         if self.ndim < 2:
             raise RuntimeError(
                 f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor.")

@@ -62,6 +62,6 @@ def _einsum(ctx, g):
         kept = "".join(c for c in inputs[i] if c in output or any(c in s for s in others))
         gi = ops.einsum(",".join([output, *others]) + "->" + kept, g, *[o for j, o in enumerate(operands) if j != i])
         gi = _sum_to(gi, tuple(x.shape[k] for k, c in enumerate(inputs[i]) if c in kept))
-        gi = gi.reshape([x.shape[k] if c in kept else 1 for k, c in enumerate(inputs[i])])
-        grads.append(gi.expand(*x.shape))
+        size = dict(zip(kept, gi.shape))  # as the array backward: a size 1 the others broadcast gives, expanded
+        grads.append(gi.reshape([size.get(c, 1) for c in inputs[i]]).expand(*x.shape))
     return tuple(grads)

@@ -34,7 +34,7 @@ from engine.ops import (
     view_write,
 )
 from engine.ops.convert import ToDevice
-from engine.ops.elementwise import Modulo, Remainder
+from engine.ops.elementwise import Modulo, Remainder, RoundedDiv
 from engine.ops.similarity import Cdist
 from engine.ops.sort import Median, MedianDim, Sort, Topk
 from engine.tensor import Tensor
@@ -204,6 +204,11 @@ def _modulo(ctx, g):
 @differentiable(pointwise.Round)
 def _round(ctx, g):
     return g * 0
+
+
+@differentiable(RoundedDiv)
+def _rounded_div(ctx, g):
+    return tuple(g * 0 if need else None for need in ctx.needs_input_grad)
 
 
 @differentiable(pointwise.NanToNum)

@@ -16,7 +16,7 @@ import numpy as np
 from engine import kernels
 from engine import random as _random
 from engine.autograd.function import Function, ShapeError
-from engine.backend import array_module, blockwise, device_of, row_dot, row_max, row_sum
+from engine.backend import array_module, blockwise, device_of, max_kept, row_dot, row_max, row_sum
 from engine.ops import elementwise as _elementwise
 from engine.ops.nn import require_float
 from engine.tensor import Tensor
@@ -377,6 +377,18 @@ def _maybe_inplace(x: Tensor, inplace: bool, fn) -> Tensor:
     return x._write(fn) if inplace else fn(x)
 
 
+def integral(x: Tensor) -> bool:
+    """Whether x holds integers (not bools): the clipping activations keep them, with their float arguments cut
+    toward zero (hardtanh(x, -1.5, 1.5) of int64 clips to [-1, 1] and stays int64), as PyTorch's integer kernels."""
+    return x.array.dtype.kind in "iu"
+
+
+def _hardtanh_of(x: Tensor, cls, min_val: float, max_val: float) -> Tensor:
+    if integral(x):
+        return _elementwise.clamp(x, int(min_val), int(max_val))
+    return cls.apply(x, min_val=min_val, max_val=max_val)
+
+
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0), elementwise."""
     return input._write(_elementwise.relu) if inplace else _elementwise.relu(input)
@@ -410,12 +422,12 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     """x clipped to [min_val, max_val]; the gradient is 0 outside the open interval."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val cannot be greater than max_val (got {min_val} and {max_val})")
-    return _maybe_inplace(input, inplace, lambda t: Hardtanh.apply(t, min_val=min_val, max_val=max_val))
+    return _maybe_inplace(input, inplace, lambda t: _hardtanh_of(t, Hardtanh, min_val, max_val))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6), elementwise."""
-    return _maybe_inplace(input, inplace, lambda t: Relu6.apply(t, min_val=0.0, max_val=6.0))
+    return _maybe_inplace(input, inplace, lambda t: _hardtanh_of(t, Relu6, 0.0, 6.0))
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -433,7 +445,7 @@ def _rows(x, dim) -> bool:
 
 
 def _max_over(x, dim):
-    return row_max(x) if _rows(x, dim) else x.max(axis=dim, keepdims=True)
+    return row_max(x) if _rows(x, dim) else max_kept(x, dim)
 
 
 def _sum_over(x, dim):
@@ -634,7 +646,9 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """x where x > 0, weight * x elsewhere; a weight of C values is one slope per channel (dim 1)."""
-    if weight.numel() > 1:
+    if weight.numel() == 1:  # one slope for every element: the result keeps the input's shape, a 0-d one too
+        weight = weight.reshape(())
+    else:
         channels = input.shape[1] if input.ndim > 1 else input.shape[0]
         if input.ndim == 0 or weight.numel() != channels:
             raise ShapeError(f"prelu: {weight.numel()} slopes for an input of shape {tuple(input.shape)}; "

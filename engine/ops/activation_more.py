@@ -27,6 +27,7 @@ from engine.ops.activation import (
     _softplus_of,
     elu_grad,
     elu_of,
+    integral,
     nan_to_bound_min,
     softmax,
     softmax_options,
@@ -172,19 +173,30 @@ def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     return celu(input, alpha, inplace=True)
 
 
+def _as_float(x: Tensor) -> Tensor:
+    """Integers as the default float: torch composes softsign and tanhshrink of ops that give floats for them."""
+    return x.to(dtype=dtypes.default_float) if integral(x) else x
+
+
 def softsign(input: Tensor) -> Tensor:
     """x / (1 + |x|), elementwise."""
-    return Softsign.apply(input)
+    return Softsign.apply(_as_float(input))
 
 
 def tanhshrink(input: Tensor) -> Tensor:
     """x - tanh(x), elementwise."""
-    return Tanhshrink.apply(input)
+    return Tanhshrink.apply(_as_float(input))
+
+
+def _threshold_of(x: Tensor, threshold: float, value: float) -> Tensor:
+    if integral(x):  # both numbers cut toward zero, and the dtype kept, as torch's integer kernel
+        return _elementwise.where(x > int(threshold), x, int(value))
+    return Threshold.apply(x, threshold=threshold, value=value)
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
     """x where x > threshold, else `value`."""
-    return _maybe_inplace(input, inplace, lambda t: Threshold.apply(t, threshold=threshold, value=value))
+    return _maybe_inplace(input, inplace, lambda t: _threshold_of(t, threshold, value))
 
 
 _threshold = threshold  # threshold_'s argument of the same name hides the function

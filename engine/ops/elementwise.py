@@ -80,7 +80,7 @@ class Pow(Function):
     promotes = True
 
     def forward(ctx, a, b):
-        y = a ** b
+        y = _integer_power(a, b) if getattr(b, "dtype", None) is not None and b.dtype.kind in "iu" else a ** b
         ctx.save(a, b, y)
         return y
 
@@ -96,6 +96,18 @@ class Pow(Function):
             safe_log = xp.log(xp.where(a > 0, a, 1)) if hasattr(a, "dtype") else (math.log(a) if a > 0 else 0.0)
             gb = grad * y * safe_log
         return ga, gb
+
+
+def _integer_power(a, b):
+    """a ** b for an array of integer exponents b: in integers (a integral too), a negative exponent gives 1 / a^|b|
+    cut toward zero (1 for a == 1, +-1 for a == -1, else 0), as PyTorch, where numpy refuses it outright."""
+    negative = b < 0
+    if not _integral(a) or not negative.any():
+        return a ** b
+    xp = array_module(b)
+    y = a ** xp.where(negative, 0, b)
+    odd = (b % 2).astype(bool)
+    return xp.where(negative, xp.where(a == 1, 1, xp.where(a == -1, 1 - 2 * odd, 0)), y).astype(y.dtype, copy=False)
 
 
 class Maximum(Function):
@@ -233,7 +245,9 @@ ge = _make_compare("ge", lambda a, b: a >= b)
 
 
 def isclose(a: Tensor, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
-    """Where |a - b| <= atol + rtol * |b|, as a bool tensor (torch.isclose)."""
+    """Where |a - b| <= atol + rtol * |b|, as a bool tensor (torch.isclose); b may be a number too."""
+    if not isinstance(a, Tensor):
+        raise TypeError(f"isclose(): argument 'input' (position 1) must be Tensor, not {type(a).__name__}")
     b = b.array if isinstance(b, Tensor) else b
     return Tensor._wrap(array_module(a.array).isclose(a.array, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
@@ -298,6 +312,9 @@ def clamp(x: Tensor, min=None, max=None) -> Tensor:
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         y = x if min is None else maximum(x, min)
         return y if max is None else minimum(y, max)
+    if not x.dtype.is_floating_point:  # bounds promote as operands do: an int tensor clamped to 0.5 gives floats
+        target = promoted_dtype(x, *(bound for bound in (min, max) if bound is not None))
+        x = x if target is x.dtype else x.to(dtype=target)
     return Clamp.apply(x, min, max)
 
 
@@ -330,8 +347,9 @@ def where(cond: Tensor, a=None, b=None) -> Tensor:
         from engine.ops.search import nonzero
 
         return nonzero(cond, as_tuple=True)
-    if cond.dtype is not dtypes.bool_:
-        raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
+    if not isinstance(cond, Tensor) or cond.dtype is not dtypes.bool_:
+        got = cond.dtype if isinstance(cond, Tensor) else type(cond).__name__
+        raise TypeError(f"where: condition must be a bool tensor, got {got}")
     target = promoted_dtype(a, b).np
     a = a.to(dtype=target) if isinstance(a, Tensor) and a.array.dtype != target else a
     b = b.to(dtype=target) if isinstance(b, Tensor) and b.array.dtype != target else b
@@ -370,15 +388,12 @@ def mul(a, b) -> Tensor:
 
 
 def div(a, b, rounding_mode=None) -> Tensor:
+    """a / b; rounding_mode 'floor' rounds the quotient down (as //), 'trunc' toward zero."""
     if rounding_mode is None:
         return Div.apply(a, b)
     if rounding_mode not in ("floor", "trunc"):
         raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
-    q = Div.apply(a, b).detach()
-    xp = array_module(q.array)
-    q.array = (xp.floor if rounding_mode == "floor" else xp.trunc)(q.array)
-    target = promoted_dtype(a, b).np
-    return Tensor._wrap(q.array.astype(target, copy=False))
+    return _rounded(RoundedDiv, a, b, rounding=rounding_mode)
 
 
 def pow(a, b) -> Tensor:
@@ -386,10 +401,13 @@ def pow(a, b) -> Tensor:
 
 
 def maximum(a, b) -> Tensor:
+    """The elementwise larger of a and b (broadcast); a Python number is taken too, where torch asks for a
+    tensor (clamp with a tensor bound and a number bound relies on it)."""
     return Maximum.apply(a, b)
 
 
 def minimum(a, b) -> Tensor:
+    """The elementwise smaller of a and b (broadcast); a Python number is taken too, as by maximum."""
     return Minimum.apply(a, b)
 
 
@@ -419,7 +437,53 @@ def _make_arith(name, f):
     return lambda a, b: cls.apply(a, b)
 
 
-floor_divide = _make_arith("floor_divide", lambda xp, a, b: xp.floor_divide(a, b))
+def _check_divisor(op: str, xp, a, b) -> None:
+    """Integer division by zero has no value to give (numpy's 0 would pass silently): raise, as PyTorch does."""
+    if _integral(a) and _integral(b) and bool(xp.any(xp.asarray(b) == 0)):
+        raise ZeroDivisionError(f"{op}: integer division by zero")
+
+
+class RoundedDiv(Function):
+    """a / b rounded down ('floor') or toward zero ('trunc'); a step function, so its gradient is zero (as PyTorch
+    gives it)."""
+
+    op = "div"
+    promotes = True
+
+    def forward(ctx, a, b):
+        xp = array_module(a if hasattr(a, "dtype") else b)
+        _check_divisor(ctx.op, xp, a, b)
+        if ctx.rounding == "floor":  # Python's rule, exact where floor(a / b) is not: 1.0 // 0.1 is 9.0, not 10.0
+            return xp.floor_divide(a, b)
+        if _integral(a) and _integral(b):  # in integers: a / b through a float would round int64 beyond 2^53
+            q = xp.floor_divide(a, b)
+            return q + ((q < 0) & (q * b != a))
+        return xp.trunc(a / b)
+
+    def backward(ctx, grad):
+        xp = array_module(grad)
+        return tuple(xp.zeros_like(grad) if need else None for need in ctx.needs_input_grad)
+
+
+class FloorDivide(RoundedDiv):
+    """a // b; PyTorch defines no derivative for it, so backward through it raises, as there."""
+
+    op = "floor_divide"
+
+    def backward(ctx, grad):
+        raise RuntimeError("floor_divide (//): the derivative is not implemented, as in PyTorch; use "
+                           "div(a, b, rounding_mode='floor'), whose gradient is zero, or detach() the input")
+
+
+def _rounded(cls, a, b, **options) -> Tensor:
+    if promoted_dtype(a, b) is dtypes.bool_:
+        raise TypeError(f"{cls.op}: not implemented for bool tensors, as in PyTorch; convert them with .int()")
+    return cls.apply(a, b, **options)
+
+
+def floor_divide(a, b) -> Tensor:
+    """a // b: the quotient rounded down, as Python's // (div with rounding_mode='floor')."""
+    return _rounded(FloorDivide, a, b, rounding="floor")
 
 
 class Modulo(Function):
@@ -430,8 +494,7 @@ class Modulo(Function):
 
     def forward(ctx, a, b):
         xp = array_module(a if hasattr(a, "dtype") else b)
-        if _integral(a) and _integral(b) and bool(xp.any(xp.asarray(b) == 0)):
-            raise ZeroDivisionError(f"{ctx.op}: integer division by zero")
+        _check_divisor(ctx.op, xp, a, b)
         ctx.save(a, b)
         return getattr(xp, ctx.kernel)(a, b)
 

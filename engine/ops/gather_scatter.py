@@ -412,6 +412,8 @@ def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     if idx.ndim > 1:
         raise IndexError(f"index_select(): Index is supposed to be a vector, got shape {tuple(idx.shape)}")
     dim = _dim(dim, x.ndim)
+    if not x.ndim and idx.size != 1:  # the result keeps the 0-d shape, which holds one value
+        raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {idx.size} value(s)")
     _check_range(idx, 0, x.shape[dim] if x.ndim else 1, dim)
     return IndexSelect.apply(x, index, dim=dim)
 

@@ -174,11 +174,11 @@ class Einsum(Function):
             kept = "".join(c for c in inputs[i] if c in output or any(c in s for s in others))
             spec = ",".join([output, *others]) + "->" + kept
             g = xp.einsum(spec, grad, *[o for j, o in enumerate(operands) if j != i])
-            # a dim of size 1 that broadcast against the others' n sums back to 1
-            shape = [x.shape[k] for k, c in enumerate(inputs[i]) if c in kept]
-            g = sum_to(g, tuple(shape))
-            g = g.reshape([x.shape[k] if c in kept else 1 for k, c in enumerate(inputs[i])])
-            grads.append(xp.broadcast_to(g, x.shape))
+            # a dim of size 1 that broadcast against the others' n sums back to 1; one of size n that the others'
+            # size 1 broadcast against has size 1 in g, and broadcasts back (as do the letters summed away)
+            g = sum_to(g, tuple(x.shape[k] for k, c in enumerate(inputs[i]) if c in kept))
+            size = dict(zip(kept, g.shape))
+            grads.append(xp.broadcast_to(g.reshape([size.get(c, 1) for c in inputs[i]]), x.shape))
         return tuple(grads)
 
 
@@ -197,7 +197,7 @@ def _expand_ellipsis(inputs: list[str], output: str | None, operands) -> tuple[l
               for s, x in zip(inputs, operands)]
     if output is not None:
         output = output.replace("...", letters)
-    elif letters:  # implicit output: the broadcast dims first, then the letters seen once
+    else:  # implicit output: the broadcast dims (if '...' covers any) first, then the letters seen once
         rest = "".join(inputs)
         output = letters + "".join(sorted(c for c in set(rest) if c not in letters and rest.count(c) == 1))
     return inputs, output

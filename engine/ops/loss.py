@@ -367,6 +367,13 @@ POINTWISE = {
 }
 
 
+def warn_broadcast_target(op: str, input_shape, target_shape, shape) -> None:
+    """Warn that a loss's input and target broadcast to `shape`: torch computes it, but it is nearly always a bug."""
+    user_warning.warn(f"{op}: target shape {tuple(target_shape)} differs from input shape {tuple(input_shape)}; they "
+                      f"are broadcast to {tuple(shape)}, which is rarely what was meant (an (N, 1) output against (N,) "
+                      "targets compares every output with every target): reshape one so they match")
+
+
 class PointwiseLoss(Function):
     """A loss of input - target whose formula and derivative come from the POINTWISE table."""
 
@@ -379,9 +386,7 @@ class PointwiseLoss(Function):
             except ValueError:
                 raise ShapeError(f"{ctx.op}: target shape {y.shape} and input shape {x.shape} do not broadcast; "
                                  "reshape one so they match") from None
-            user_warning.warn(f"{ctx.op}: target shape {y.shape} differs from input shape {x.shape}; they are "
-                              f"broadcast to {shape}, which is rarely what was meant (an (N, 1) output against (N,) "
-                              "targets compares every output with every target): reshape one so they match")
+            warn_broadcast_target(ctx.op, x.shape, y.shape, shape)
         require_float(ctx.op, x)
         d = x - y
         ctx.save(d)

@@ -18,7 +18,7 @@ from engine.ops.activation import logsigmoid, softplus
 from engine.ops.elementwise import clamp, exp, log, minimum, relu, sqrt, where
 from engine.ops.gather_scatter import gather
 from engine.ops.index_checks import all_below, out_of_range
-from engine.ops.loss import check_reduction, resolved_reduction
+from engine.ops.loss import check_reduction, resolved_reduction, warn_broadcast_target
 from engine.ops.nn import require_same_dtype
 from engine.ops.reduce import norm
 from engine.tensor import Tensor
@@ -59,6 +59,15 @@ def _broadcast(op: str, **tensors: Tensor) -> tuple[int, ...]:
         raise ShapeError(f"{op}: the shapes {shapes} do not broadcast together") from None
 
 
+def _broadcast_target(op: str, input: Tensor, target: Tensor) -> None:
+    """A target must broadcast with the input, as the broadcasting ops torch composes the loss of take it. Where the
+    two widen each other ((N,) targets for an (N, 1) input give (N, N) losses) it warns, as that is nearly always a
+    mistake; one rate for many counts (a 0-d input) is not."""
+    shape = _broadcast(op, input=input, target=target)
+    if shape != tuple(input.shape) and shape != tuple(target.shape):
+        warn_broadcast_target(op, input.shape, target.shape, shape)
+
+
 def _hinge(x: Tensor) -> Tensor:
     """max(x, 0) with the gradient passed at 0, as PyTorch's clamp_min (margin, cosine, triplet losses)."""
     return clamp(x, min=0)
@@ -83,7 +92,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
     op = "hinge_embedding_loss"
     reduction = resolved_reduction(op, size_average, reduce, reduction)
     _require_float(op, "input", input)
-    _fits_input(op, input, target=target)
+    _broadcast_target(op, input, target)
     return _reduced(where(target != 1, _hinge(margin - input), 0) + where(target != -1, input, 0), reduction)
 
 
@@ -303,7 +312,7 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
     op = "poisson_nll_loss"
     reduction = resolved_reduction(op, size_average, reduce, reduction)
     _require_float(op, "input", input)
-    _fits_input(op, input, target=target)
+    _broadcast_target(op, input, target)
     loss = exp(input) - target * input if log_input else input - target * log(input + eps)
     if full:
         above = target > 1
@@ -322,7 +331,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
     op = "gaussian_nll_loss"
     check_reduction(op, reduction)
     _require_float(op, "input", input)
-    _fits_input(op, input, target=target)
+    _broadcast_target(op, input, target)
     if not isinstance(var, Tensor):
         if not isinstance(var, int | float) or isinstance(var, bool):
             raise TypeError(f"{op}: var must be a tensor or a number, got {type(var).__name__}")

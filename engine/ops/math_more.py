@@ -15,6 +15,7 @@ from engine import dtypes
 from engine.autograd.function import Function, ShapeError, promoted_dtype
 from engine.backend import array_module
 from engine.ops.elementwise import _sigmoid, where
+from engine.ops.index_port import _tensor
 from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
@@ -130,7 +131,7 @@ class Copysign(Function):
 
 def copysign(input: Tensor, other) -> Tensor:
     """The magnitude of input with the sign of other (broadcast), as torch.copysign; the result is floating point."""
-    return Copysign.apply(input, other)
+    return Copysign.apply(_tensor("copysign", "input", input, 1), other)
 
 
 class Nextafter(Function):

@@ -333,6 +333,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """Normalize each channel of (N, C, ...) by batch statistics (training) or the running ones (eval)."""
     if not training and (running_mean is None or running_var is None):
         raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+    if momentum is None:  # as torch's functional refuses it (its module's None is a count of batches it keeps)
+        raise TypeError("batch_norm: momentum must be a number, got None; the cumulative average that "
+                        "nn.BatchNorm's momentum=None gives is momentum=1 / (batches seen so far, this one included)")
     return BatchNorm.apply(input, running_mean, running_var, weight, bias,
                            training=training, momentum=momentum, eps=eps)
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from engine import dtypes, user_warning
 from engine.autograd.function import Function
-from engine.backend import array_module
+from engine.autograd.grad_mode import state as _grad_state
+from engine.backend import array_module, max_kept
 from engine.ops.convert import cast
 from engine.ops.elementwise import maximum, minimum
 from engine.ops.shape import _dim, _dims
@@ -65,8 +66,21 @@ def _accumulator(x):
     return np.int64 if x.dtype.kind in "biu" else None
 
 
+def with_dtype(op: str, x: Tensor, dtype) -> Tensor:
+    """x cast to the `dtype` a reduction was given (None: as it is). An integer or bool dtype for an x that requires
+    grad is refused, as in PyTorch: the cast would cut the graph without a word."""
+    if dtype is None:
+        return x
+    dtype = dtypes.as_dtype(dtype)
+    if not dtype.is_floating_point and x.requires_grad and _grad_state.enabled:
+        raise RuntimeError(f"{op}(): autograd does not support dtype={dtype.name} for an input that requires grad, "
+                           "as in PyTorch (the result could carry no gradient); pass a floating dtype, or detach() "
+                           "the input")
+    return cast(x, dtype)
+
+
 def _floating(x: Tensor, op: str, dtype=None) -> Tensor:
-    x = x if dtype is None else cast(x, dtypes.as_dtype(dtype))
+    x = with_dtype(op, x, dtype)
     if not x.dtype.is_floating_point:
         hint = "pass dtype=engine.float32 or call .float() first" if op == "mean" else "call .float() first"
         raise RuntimeError(f"{op}(): input dtype must be floating point, got {x.dtype.name}; {hint}")
@@ -120,8 +134,7 @@ class Std(Var):
 
 def sum(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Sum over `dim` (all dims by default); integer and bool tensors sum to int64."""
-    if dtype is not None:
-        x = cast(x, dtypes.as_dtype(dtype))
+    x = with_dtype("sum", x, dtype)
     return _reduce(Sum, x, dim, keepdim)
 
 
@@ -157,8 +170,7 @@ class NanSum(Reduction):
 
 def nansum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """Sum over `dim` treating NaN as zero, as torch.nansum."""
-    if dtype is not None:
-        x = cast(x, dtypes.as_dtype(dtype))
+    x = with_dtype("nansum", x, dtype)
     return _reduce(NanSum, x, dim, keepdim, mean=False)
 
 
@@ -272,10 +284,25 @@ _EXTREMES = {
 }
 
 
+def _nonempty(op: str, x: Tensor, dim) -> None:
+    """Refuse, as torch does, a max-like reduction (no identity) of no elements: over every dim (`dim` None or
+    empty) of an empty tensor, or over a given dim of size 0 (numpy's error would name its internals)."""
+    if x.array.size:
+        return
+    if dim is None or (isinstance(dim, tuple | list) and not dim):
+        raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0 (input shape "
+                           f"{tuple(x.shape)}). Specify the reduction dim with the 'dim' argument.")
+    for d in _dims(dim, x.ndim):
+        if x.shape[d] == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size (input shape "
+                             f"{tuple(x.shape)})")
+
+
 def _extreme(name: str, x: Tensor, dim, keepdim: bool):
     whole, along, index_op, elementwise, result = _EXTREMES[name]
     if isinstance(dim, Tensor):
         return elementwise(x, dim)
+    _nonempty(name, x, dim)
     if dim is None:
         if keepdim:
             raise TypeError(f"{name}(): keepdim needs a dim; use amax/amin(x, keepdim=True) to keep all dims")
@@ -301,15 +328,18 @@ def min(x: Tensor, dim=None, keepdim: bool = False):
 
 def amax(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
     """Largest values over `dim` (an int or a tuple; all dims by default)."""
+    _nonempty("amax", x, dim)
     return _reduce(Amax, x, dim, keepdim)
 
 
 def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
     """Smallest values over `dim` (an int or a tuple; all dims by default)."""
+    _nonempty("amin", x, dim)
     return _reduce(Amin, x, dim, keepdim)
 
 
 def _arg(op, x: Tensor, dim, keepdim: bool) -> Tensor:
+    _nonempty(op.op, x, dim)
     return op.apply(x, dim=None if dim is None else _dim(dim, x.ndim), keepdim=bool(keepdim))
 
 
@@ -329,7 +359,7 @@ class LogSumExp(Reduction):
         xp = array_module(x)
         if x.dtype.kind != "f":
             x = x.astype(dtypes.default_float.np)
-        shift = x.max(axis=ctx.dims, keepdims=True)
+        shift = max_kept(x, ctx.dims)
         shift = xp.where(xp.isfinite(shift), shift, 0)  # all -inf slices: avoid inf - inf
         with np.errstate(divide="ignore"):  # log(0) = -inf is the answer for all -inf slices
             y = xp.log(xp.exp(x - shift).sum(axis=ctx.dims, keepdims=True)) + shift
@@ -367,8 +397,7 @@ class Prod(Reduction):
 
 def prod(x: Tensor, dim: int | None = None, keepdim: bool = False, dtype=None) -> Tensor:
     """Product over `dim` (all elements by default); integer and bool tensors multiply in int64."""
-    if dtype is not None:
-        x = cast(x, dtypes.as_dtype(dtype))
+    x = with_dtype("prod", x, dtype)
     if isinstance(dim, tuple | list):
         raise TypeError(f"prod(): dim must be an int or None, got {dim!r}")
     return _reduce(Prod, x, dim, keepdim)
@@ -461,8 +490,7 @@ def reverse_cumsum(a, dim: int):
 
 def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:
     """Running sums along `dim`; integer and bool tensors sum in int64."""
-    if dtype is not None:
-        x = cast(x, dtypes.as_dtype(dtype))
+    x = with_dtype("cumsum", x, dtype)
     return Cumsum.apply(x, dim=_dim(dim, x.ndim))
 
 
@@ -487,9 +515,10 @@ class LowerMedian(Reduction):
     def forward(ctx, x):
         xp = array_module(x)
         flat = x.reshape(-1)
-        if flat.size == 0:
-            return xp.full((), np.nan, x.dtype if x.dtype.kind == "f" else np.float32)
-        y = flat[ctx.index_of(flat, 0)].reshape(())
+        if flat.size == 0:  # NaN, as torch gives; backward then passes the empty input an empty gradient
+            y = xp.full((), np.nan, x.dtype if x.dtype.kind == "f" else np.float32)
+        else:
+            y = flat[ctx.index_of(flat, 0)].reshape(())
         ctx.save(x, y)
         return y
 
@@ -530,9 +559,7 @@ def median_like(name: str, input: Tensor, dim, keepdim: bool, whole, along, inde
         index = array_module(input.array).zeros((), np.int64)
         values = along.apply(input, index=index, dims=(), keepdim=bool(keepdim), shape=input.shape)
         return result(values, Tensor._wrap(index))
-    if input.shape[d] == 0:
-        raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size "
-                         f"(input shape {tuple(input.shape)})")
+    _nonempty(name, input, d)
     index = index_of(input.array, d)
     values = along.apply(input, index=index, dims=(d,), keepdim=bool(keepdim), shape=input.shape)
     return result(values, Tensor._wrap(index if keepdim else index.squeeze(d)))

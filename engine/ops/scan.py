@@ -11,12 +11,10 @@ from collections import namedtuple
 
 import numpy as np
 
-from engine import dtypes
 from engine.autograd.function import Function
 from engine.backend import array_module
-from engine.ops.convert import cast
 from engine.ops.gather_scatter import Gather
-from engine.ops.reduce import _accumulator, reverse_cumsum
+from engine.ops.reduce import _accumulator, reverse_cumsum, with_dtype
 from engine.ops.shape import _dim
 from engine.tensor import Tensor
 
@@ -85,8 +83,7 @@ class Cumprod(Function):
 
 def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
     """Running products along `dim`; integer and bool tensors multiply in int64, as torch.cumprod."""
-    if dtype is not None:
-        input = cast(input, dtypes.as_dtype(dtype))
+    input = with_dtype("cumprod", input, dtype)
     return Cumprod.apply(input, dim=_dim(dim, input.ndim))
 
 

@@ -163,6 +163,9 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
     """Split dim `dim` into `sizes` (one of which may be -1)."""
+    if not x.ndim:  # _dim lets a 0-d tensor name dim 0, but it has no dim to split
+        raise RuntimeError(f"unflatten: dimension specified as {dim} but the tensor has no dimensions (a 0-d "
+                           "tensor); reshape it instead")
     d = _dim(dim, x.ndim)
     n = x.shape[d]
     sizes = _sizes("unflatten", (sizes,))
@@ -239,6 +242,8 @@ def movedim(x: Tensor, source, destination) -> Tensor:
                          "length")
     _dims(src, x.ndim), _dims(dst, x.ndim)  # refuse repeated dims
     src, dst = [_dim(d, x.ndim) for d in src], [_dim(d, x.ndim) for d in dst]
+    if not x.ndim:  # a 0-d tensor takes dim 0 (or -1), as in PyTorch: there is nothing to move
+        return _permuted(Movedim, x, ())
     perm = [None] * x.ndim
     for s, d in zip(src, dst):
         perm[d] = s

@@ -136,6 +136,15 @@ CASES = {
                                   [normal(4, 3), normal(4, 3)], [0, 1]),
     "gaussian_nll var below eps": (lambda F, x, t, v, r: F.gaussian_nll_loss(x, t, v, eps=0.2, reduction=r),
                                    [normal(4, 3), normal(4, 3), positive(4, 3) * 0.2], [0, 1, 2]),
+    # composed of broadcasting ops in torch, so a target may widen the input (the losses above refuse that)
+    "hinge_embedding target widens": (lambda F, x, t, r: F.hinge_embedding_loss(x, t, reduction=r),
+                                      [normal(3), signs(4, 3)], [0]),
+    "poisson_nll target widens": (lambda F, x, t, r: F.poisson_nll_loss(x, t, full=True, reduction=r),
+                                  [normal(3), COUNTS], [0]),
+    "poisson_nll scalar rate": (lambda F, x, t, r: F.poisson_nll_loss(x, t, False, reduction=r),
+                                [positive(1), COUNTS], [0, 1]),
+    "gaussian_nll target widens": (lambda F, x, t, v, r: F.gaussian_nll_loss(x, t, v, reduction=r),
+                                   [normal(3), normal(4, 3), positive(3)], [0, 1, 2]),
 }
 
 
@@ -219,6 +228,26 @@ def test_soft_margin_loss_does_not_overflow():
     np.testing.assert_allclose(x.grad.numpy(), [-1.0, 1.0])
 
 
+@pytest.mark.parametrize("loss", ["hinge_embedding_loss", "poisson_nll_loss", "gaussian_nll_loss"])
+def test_targets_that_widen_the_input_are_computed_as_torch_with_a_warning(loss):
+    """(N,) targets against an (N, 1) input broadcast to (N, N), as torch computes them, and the engine says so;
+    one rate (a 0-d input) against many targets is what it looks like, and passes without a word."""
+    def call(F, x, y):
+        return getattr(F, loss)(*(x, y, 1.0) if loss == "gaussian_nll_loss" else (x, y), reduction="none")
+
+    x, y = np.array([[0.5], [2.0]]), np.array([1.0, -1.0])
+    with pytest.warns(UserWarning, match=rf"^{loss}: target shape \(2,\) differs from input shape \(2, 1\); they are "
+                                         r"broadcast to \(2, 2\)"):
+        out = call(F, engine.tensor(x), engine.tensor(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = call(F, engine.tensor(0.5), engine.tensor(y))
+    assert tuple(out.shape) == (2, 2) and tuple(one.shape) == (2,)
+    if torch is not None:
+        np.testing.assert_allclose(out.numpy(), call(TF, torch.tensor(x), torch.tensor(y)).numpy())
+        np.testing.assert_allclose(one.numpy(), call(TF, torch.tensor(0.5), torch.tensor(y)).numpy())
+
+
 def test_poisson_nll_full_target_gradient_is_finite_at_zero():
     """Stirling's term is masked at targets <= 1; its log must not leak a nan gradient there (PyTorch's does)."""
     t = engine.tensor([0.0, 1.0, 2.0], requires_grad=True)
@@ -256,8 +285,8 @@ BAD = [
      "(4, 1), (4,) and (4,)"),
     (lambda: F.margin_ranking_loss(t(normal(4)), t(normal(3)), t(signs(4))), ShapeError,
      "margin_ranking_loss: the shapes input1 (4,), input2 (3,), target (4,) do not broadcast together"),
-    (lambda: F.hinge_embedding_loss(t(normal(4, 1)), t(signs(4))), ShapeError,
-     "hinge_embedding_loss: target has shape (4,) but input has shape (4, 1)"),
+    (lambda: F.hinge_embedding_loss(t(normal(4, 2)), t(signs(3))), ShapeError,
+     "hinge_embedding_loss: the shapes input (4, 2), target (3,) do not broadcast together"),
     (lambda: F.soft_margin_loss(t(normal(4, 3)), t(signs(2))), ShapeError,
      "soft_margin_loss: target has shape (2,) but input has shape (4, 3)"),
     (lambda: F.soft_margin_loss(t([1, 2]), t([1, -1])), TypeError,
@@ -316,7 +345,7 @@ BAD = [
     (lambda: F.pairwise_distance(t(normal(4, 3)), t(normal(4))), ShapeError,
      "pairwise_distance: the shapes x1 (4, 3), x2 (4,) do not broadcast together"),
     (lambda: F.poisson_nll_loss(t(normal(4, 3)), t(positive(2))), ShapeError,
-     "poisson_nll_loss: target has shape (2,) but input has shape (4, 3)"),
+     "poisson_nll_loss: the shapes input (4, 3), target (2,) do not broadcast together"),
     (lambda: F.gaussian_nll_loss(t(normal(4, 3)), t(normal(4, 3)), t(np.ones(3))), ShapeError,
      "gaussian_nll_loss: var has shape (3,) but input has shape (4, 3)"),
     (lambda: F.gaussian_nll_loss(t(normal(4, 3)), t(normal(4, 3)), t(np.ones((1, 1)))), ShapeError,
@@ -326,7 +355,7 @@ BAD = [
     (lambda: F.gaussian_nll_loss(t(normal(4, 3)), t(normal(4, 3)), -1.0), ValueError,
      "gaussian_nll_loss: var has negative entry/entries"),
     (lambda: F.gaussian_nll_loss(t(normal(4, 3)), t(normal(3, 3)), 1.0), ShapeError,
-     "gaussian_nll_loss: target has shape (3, 3) but input has shape (4, 3)"),
+     "gaussian_nll_loss: the shapes input (4, 3), target (3, 3) do not broadcast together"),
     (lambda: F.gaussian_nll_loss(t(normal(4, 3)), t(normal(4, 3)), "1"), TypeError,
      "gaussian_nll_loss: var must be a tensor or a number, got str"),
     (lambda: F.soft_margin_loss(t(normal(3)), t(signs(3)), reduction="avg"), ValueError,

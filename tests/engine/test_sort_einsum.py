@@ -9,6 +9,7 @@ import pytest
 import engine
 import engine.debug
 from tests.engine.oracle import check_grads, needs_torch, torch
+from tests.engine.second_order import second_order_tests
 
 DISTINCT = np.random.default_rng(3).permutation(24).reshape(4, 6) * 0.37  # no ties: one true order
 
@@ -97,10 +98,23 @@ def test_mm_and_bmm():
     ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
     ("ij,k->ik", [(3, 4), (2,)]),        # j is summed away from the first operand alone
     ("i,j", [(3,), (2,)]),               # implicit output: an outer product
+    ("...i", [(3,)]),                    # implicit output, '...' covering no dims
+    ("...ij,...j", [(3, 2), (2,)]),
+    # j has size 1 in a and 2 in b: b's gradient over j is broadcast back, a's summed
+    ("...ij,...jk->...ik", [(1, 1, 2, 1), (1, 2, 1)]),
+    ("...ij,...jk->...ik", [(2, 1, 3, 2), (2, 1, 4)]),  # the same the other way round, batch dims broadcasting
+    ("ij,jk", [(3, 1), (2, 4)]),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_einsum(equation, shapes):
     torch_fn = None if torch is None else (lambda *xs: torch.einsum(equation, *xs))
     check_grads(lambda *xs: engine.einsum(equation, *xs), shapes, torch_fn=torch_fn)
+
+
+CASES = {  # the Tensor-level backward (create_graph=True) broadcasts a size-1 index as the array backward does
+    "size1_index_broadcast": (lambda L, F, a, b: L.einsum("...ij,...jk->...ik", a, b) ** 2, [(1, 1, 2, 1), (1, 2, 1)]),
+    "size1_index_summed": (lambda L, F, a, b: L.einsum("ij,jk->ik", a, b).tanh(), [(3, 2), (1, 4)]),
+}
+test_second_order_matches_torch, test_second_order_matches_finite_differences = second_order_tests(CASES)
 
 
 def test_einsum_errors_say_what_is_unsupported():
