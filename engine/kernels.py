@@ -84,7 +84,7 @@ _UNARY, _ACTIVATION = ("x", "y"), ("x",)
 # Function class -> (saved, ctx options, forward body, backward body). x is the input, y the output,
 # g the incoming gradient, gx the input's gradient; options arrive as float64 and are used as T.
 _ELEMENT_OPS = {
-    "Relu": (_UNARY, (), "y = x < T(0) ? T(0) : x", "gx = g * T(x > T(0))"),
+    "Relu": (_UNARY, (), "y = x < T(0) ? T(0) : x", "gx = x <= T(0) ? T(0) : g"),  # selected: inf g gives 0
     "Tanh": (_UNARY, (), "y = tanh(x)", "gx = g * (T(1) - y * y)"),
     "Sigmoid": (_UNARY, (), "y = _sigmoid(x)", "gx = g * y * (T(1) - y)"),
     "Gelu": (_ACTIVATION, (), "y = x * _ncdf(x)",
@@ -240,12 +240,13 @@ extern "C" __global__ void tapescope_cross_entropy_forward(const T* z, const I* 
     }}
 }}
 """
-# d/dz = a * g * (p - onehot(target)), a = 1 / (rows counted) for mean; 0 for ignored and bad rows
+# d/dz = a * g * (p - onehot(target)), a = 1 / (rows counted) for mean; for ignored and bad rows p * 0, whatever g
+# is: 0, or NaN where the row's logits made p NaN, as the plain formulas and PyTorch's log_softmax backward give
 _CE_BACKWARD = """
 const ptrdiff_t row = (ptrdiff_t)i / classes;
 const long long target = (long long)t[row];
 if (target == ignore || target < 0 || target >= classes) {
-    dz = T(0);
+    dz = p * T(0);
 } else {
     const T ga = mean ? g * (T(1) / T(status[2])) : g;
     dz = p * ga;

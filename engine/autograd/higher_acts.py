@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from engine import ops
 from engine.autograd.higher import differentiable
-from engine.autograd.higher_ops import const, register_activations, where_positive
+from engine.autograd.higher_ops import const, kept_or_zero, register_activations, where_positive
 from engine.ops import activation as act
 from engine.ops import activation_more as more
 
@@ -18,7 +18,7 @@ def _mish(x, g, c):
 
 
 def _masked(mask):
-    return lambda x, g, c: g * const(mask(x.array, c))
+    return lambda x, g, c: kept_or_zero(mask(x.array, c), g)
 
 
 # class -> d(output)/d(input) times g, from the input Tensor x, g and the node's options c
@@ -26,7 +26,7 @@ ACTIVATIONS = {
     more.Mish: _mish,
     more.Hardswish: lambda x, g, c: ops.where(const(x.array <= -3), 0.0,
                                               ops.where(const(x.array < 3), g * (x / 3 + 0.5), g)),
-    more.Hardsigmoid: lambda x, g, c: g * const((x.array > -3) & (x.array < 3)) / 6,
+    more.Hardsigmoid: lambda x, g, c: kept_or_zero((x.array > -3) & (x.array < 3), g) / 6,
     more.Selu: lambda x, g, c: where_positive(x, g, g * more.SELU_ALPHA * ops.exp(ops.clamp(x, max=0.0)))
     * more.SELU_SCALE,
     more.Celu: lambda x, g, c: where_positive(x, g, g * ops.exp(ops.clamp(x, max=0.0) / c.alpha)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from engine import ops
 from engine.autograd.function import Function
 from engine.autograd.higher import derived, differentiable, saved_inputs, saved_output
-from engine.autograd.higher_ops import const
+from engine.autograd.higher_ops import const, kept_or_zero
 from engine.backend import array_module
 from engine.ops import activation as act
 from engine.ops import elementwise, loss
@@ -33,6 +33,15 @@ def _pointwise_loss(ctx, g):
 
 
 # ---- class-index losses on rows ------------------------------------------------------------------------------
+def _rows(t: Tensor) -> Tensor:
+    """An (N, C, d1, ...) Tensor as (M, C) rows (loss._rows on Tensors)."""
+    if t.ndim == 2:
+        return t
+    if t.ndim == 1:
+        return t.reshape(1, -1)
+    return t.movedim(1, -1).reshape(-1, t.shape[1])
+
+
 def _unrows(t: Tensor, shape: tuple) -> Tensor:
     """(M, C) rows back to the input's (N, C, d1, ...) layout, as engine ops (loss._unrows on Tensors)."""
     if len(shape) <= 2:
@@ -75,12 +84,22 @@ def _one_hot(t, m: int, classes: int, dtype):
 
 
 def _fused_coefficients(ctx, t, dtype):
-    """The per-row factor and safe targets of the plain case, which the fused CUDA kernel does not keep."""
+    """The per-row factor, safe targets and kept rows of the plain case, which the fused CUDA kernel does not keep."""
     keep = t != ctx.ignore_index
     a = keep.astype(dtype)
     if ctx.reduction == "mean":
         a = a / keep.sum()
-    return a, array_module(t).where(keep, t, 0)
+    return a, array_module(t).where(keep, t, 0), keep
+
+
+def _kept_rows(v: Tensor, keep) -> Tensor:
+    """v, exactly 0 in the ignored rows (None: none), as loss._kept_rows."""
+    return v if keep is None else kept_or_zero(keep, v)
+
+
+def _at_targets(v: Tensor, t, classes: int) -> Tensor:
+    """(M, C) rows holding row i's v at its target t[i], exactly 0 elsewhere (even for an inf v)."""
+    return kept_or_zero(_one_hot(t, t.shape[0], classes, bool), _rows_of(v))
 
 
 def _row_grad(ctx, g: Tensor) -> Tensor:
@@ -92,16 +111,16 @@ def _row_grad(ctx, g: Tensor) -> Tensor:
 def _cross_entropy(ctx, g):
     p_arr, _, t, w = ctx.saved
     p = derived(ctx, RowSoftmax, p_arr, (0,), saved=(p_arr,), dim=1, x_shape=ctx.x_shape)
-    a, t = (ctx.a, t) if ctx.fused is None else _fused_coefficients(ctx, t, p_arr.dtype)
+    a, t, keep = (ctx.a, t, ctx.keep) if ctx.fused is None else _fused_coefficients(ctx, t, p_arr.dtype)
     g = _row_grad(ctx, g)
-    ga = g * const(a) if hasattr(a, "shape") else g * a
+    ga = _kept_rows(g * const(a) if hasattr(a, "shape") else g * a, keep)
     if not ctx.label_smoothing:
         dz = p * _rows_of(ga)
     else:
-        gb = g * const(ctx.b) if hasattr(ctx.b, "shape") else g * ctx.b
+        gb = _kept_rows(g * const(ctx.b) if hasattr(ctx.b, "shape") else g * ctx.b, keep)
         dz = p * _rows_of(ga + gb * (p_arr.shape[1] if w is None else float(w.sum())))
         dz = dz - (_rows_of(gb) if w is None else _rows_of(gb) * const(w))
-    dz = dz - const(_one_hot(t, *p_arr.shape, p_arr.dtype)) * _rows_of(ga)
+    dz = dz - _at_targets(ga, t, p_arr.shape[1])
     return _unrows(dz, ctx.x_shape), None, None
 
 
@@ -111,7 +130,7 @@ def _nll_loss(ctx, g):
     coef = const(ctx.coef) if hasattr(ctx.coef, "shape") else ctx.coef
     shape = ctx.x_shape
     rows = (t.shape[0], shape[1] if len(shape) >= 2 else shape[0])
-    dz = -const(_one_hot(t, *rows, g.array.dtype)) * _rows_of(_row_grad(ctx, g) * coef)
+    dz = -_at_targets(_kept_rows(_row_grad(ctx, g) * coef, ctx.keep), t, rows[1])
     return _unrows(dz, shape), None, None
 
 

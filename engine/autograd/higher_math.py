@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from engine import ops
 from engine.autograd.higher import derived, differentiable, saved_input, saved_output
 from engine.autograd.higher_nn import LinearMap, _Geometry
@@ -19,10 +21,15 @@ def _center(geo, a):
 
 @differentiable(reduce.Var, reduce.Std)
 def _var(ctx, g):
-    centered = derived(ctx, LinearMap, ctx.saved[0], (0,), fn=_center, adjoint=_center, geo=_Geometry(ctx))
+    centered_a = ctx.saved[0]
     if isinstance(ctx, reduce.Std):
-        g = g / (2 * saved_output(ctx, ctx.saved[1]))
-    return _kept(ctx, g) * centered * 2 / ctx.dof
+        y = ctx.saved[1]
+        g = ops.where(const(y == 0), 0.0, g / (2 * saved_output(ctx, y)))
+    dof = ctx.count() - ctx.correction  # as Var.backward: unclamped, and inf (NaN at the mean) over a whole tensor
+    if dof <= 0 and ctx.whole:
+        return g * const(array_module(centered_a).where(centered_a == 0, math.nan, math.inf).astype(centered_a.dtype))
+    centered = derived(ctx, LinearMap, centered_a, (0,), fn=_center, adjoint=_center, geo=_Geometry(ctx))
+    return _kept(ctx, g) * centered * 2 / dof
 
 
 # ---- prod: the product of the others ------------------------------------------------------------------------
@@ -41,6 +48,8 @@ def _others(x: Tensor, dims: tuple[int, ...]) -> Tensor:
 @differentiable(reduce.Prod)
 def _prod(ctx, g):
     (xa,) = ctx.saved
+    if xa.ndim == 0:  # as the array backward
+        return g
     x = saved_input(ctx, 0, xa)
     if not (xa == 0).any():  # prod / x_i, as cheap as the forward
         total = x.prod(dim=ctx.dims[0], keepdim=True) if len(ctx.dims) < x.ndim else x.prod().reshape((1,) * x.ndim)

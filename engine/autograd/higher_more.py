@@ -17,7 +17,7 @@ from engine.autograd.function import Function
 from engine.autograd.higher import derived, differentiable, saved_input, saved_inputs, saved_output
 from engine.autograd.higher_index import _backward_of, _forward_of, _geometry
 from engine.autograd.higher_nn import LinearMap, _Geometry
-from engine.autograd.higher_ops import _kept, _max_dim, const
+from engine.autograd.higher_ops import _max_dim, const, evenly_distributed
 from engine.backend import array_module
 from engine.ops import gather_scatter as gs
 from engine.ops import (
@@ -156,14 +156,7 @@ def _view_of(ctx, g):
 
 
 # ---- medians: the gradient goes to the median's position (or splits among the values equal to it) ---------
-@differentiable(reduce.LowerMedian, reduce.NanMedian, Median)
-def _median(ctx, g):
-    x, y = ctx.saved
-    xp = array_module(x)
-    hit = xp.isnan(x) if bool(xp.isnan(y)) else x == y
-    return _kept(ctx, g) * const(hit / hit.sum(dtype=g.array.dtype))
-
-
+differentiable(reduce.LowerMedian, reduce.NanMedian, Median)(evenly_distributed)
 differentiable(MedianDim, reduce.NanMedianDim)(_max_dim)
 
 
@@ -191,6 +184,15 @@ def _xlogy(ctx, g):
     if need_y:
         gy = g * x / (y if ctx.log == "log" else 1 + y)
     return gx, gy
+
+
+@differentiable(special.Logit)
+def _logit(ctx, g):
+    (xa,) = ctx.saved
+    x = saved_input(ctx, 0, xa)
+    if ctx.eps is None:  # as the array backward: NaN outside [0, 1]
+        return g / ops.where(const((xa < 0) | (xa > 1)), math.nan, x * (1 - x))
+    return ops.where(const((xa < ctx.eps) | (xa > 1 - ctx.eps)), 0.0, g / (x * (1 - x)))
 
 
 @differentiable(Modulo, Remainder, pointwise.Fmod)
@@ -407,24 +409,32 @@ def _smoothed_rows_adjoint(geo, g):
 
 @differentiable(loss.SoftCrossEntropy)
 def _soft_cross_entropy(ctx, g):
-    from engine.autograd.higher_losses import RowSoftmax, _unrows
+    from engine.autograd.higher_losses import RowSoftmax, _rows, _unrows
 
-    pa, logpa, qwa, w = ctx.saved
-    need_x, need_q, _ = ctx.needs_input_grad
+    pa, logpa, qwa, w, qa = ctx.saved
+    need_x, need_q, need_w = ctx.needs_input_grad
     g = g.reshape(-1, 1) if ctx.reduction == "none" else g
     if ctx.reduction == "mean":
         g = g / pa.shape[0]
-    qw = derived(ctx, LinearMap, qwa, (1,), fn=_smoothed_rows, adjoint=_smoothed_rows_adjoint,
-                 geo=_geometry(ctx))
-    gx = gq = None
+    weight = None if w is None else saved_input(ctx, 2, w)  # a constant unless it needs a gradient
+    if need_w:  # q (smoothed) times w, on the graph of both
+        q = loss.smoothed(_rows(saved_input(ctx, 1, qa)), ctx.label_smoothing)
+        qw = q * weight
+    else:
+        qw = derived(ctx, LinearMap, qwa, (1,), fn=_smoothed_rows, adjoint=_smoothed_rows_adjoint,
+                     geo=_geometry(ctx))
+    gx = gq = gw = None
     if need_x:
         p = derived(ctx, RowSoftmax, pa, (0,), saved=(pa,), dim=1, x_shape=ctx.x_shape)
         gx = _unrows(g * (p * qw.sum(dim=1, keepdim=True) - qw), ctx.x_shape)
-    if need_q:
+    if need_q or need_w:
         logp = derived(ctx, RowLogSoftmax, logpa, (0,), saved=(logpa,), x_shape=ctx.x_shape)
+    if need_q:
         gq = -g * logp * (1 - ctx.label_smoothing)
-        gq = _unrows(gq if w is None else gq * const(w), ctx.x_shape)
-    return gx, gq, None
+        gq = _unrows(gq if w is None else gq * weight, ctx.x_shape)
+    if need_w:  # as the op's: -sum over rows of g * (smoothed q) * log p
+        gw = -(g * q * logp).sum(dim=0)
+    return gx, gq, gw
 
 
 # ---- incomplete gamma and beta: the density, in x only (as the ops' own backwards) -------------------------

@@ -115,25 +115,33 @@ def _pow(ctx, g):
     return ga, gb
 
 
+def kept_or_zero(keep, g):
+    """g where the bool array `keep` is true, exactly 0 elsewhere (even for an inf g), as the ops' keep_where."""
+    return ops.where(const(keep), g, 0.0)
+
+
 @differentiable(elementwise.Maximum, elementwise.Minimum)
 def _extreme(ctx, g):
     a, b = ctx.saved
+    need_a, need_b = ctx.needs_input_grad
     if isinstance(ctx, elementwise.Minimum):
         a, b = b, a
-    share = const(((a > b) + 0.5 * (a == b)).astype(g.array.dtype))
-    return g * share, g * (1 - share)
+    g = ops.where(const(a == b), g * 0.5, g)  # as elementwise._split_by_winner
+    return (kept_or_zero(~(a < b), g) if need_a else None), (kept_or_zero(~(a > b), g) if need_b else None)
 
 
 @differentiable(elementwise.Clamp)
 def _clamp(ctx, g):
-    (x,) = ctx.saved
-    lo, hi = ctx.bounds
+    x, lo, hi = ctx.saved
+    need_x, need_lo, need_hi = ctx.needs_input_grad
     keep = array_module(x).ones(x.shape, bool)
     if lo is not None:
         keep = keep & (x >= lo)
     if hi is not None:
         keep = keep & (x <= hi)
-    return ops.where(const(keep), g, 0.0), None, None  # exactly 0 where cut, even for an inf g
+    return (kept_or_zero(keep, g) if need_x else None), \
+        (kept_or_zero(x < lo if hi is None else (x < lo) & (lo < hi), g) if need_lo else None), \
+        (kept_or_zero(x > hi if lo is None else (x > hi) | (hi < lo), g) if need_hi else None)
 
 
 @differentiable(elementwise.Where)
@@ -159,7 +167,7 @@ UNARY = {
     "cos": lambda x, y, g, xa, ya: -g * ops.sin(x),
     "tanh": lambda x, y, g, xa, ya: g * (1 - y * y),
     "sigmoid": lambda x, y, g, xa, ya: g * y * (1 - y),
-    "relu": lambda x, y, g, xa, ya: g * const(ya > 0),
+    "relu": lambda x, y, g, xa, ya: kept_or_zero(~(ya <= 0), g),
     "square": lambda x, y, g, xa, ya: 2 * g * x,
     "reciprocal": lambda x, y, g, xa, ya: -g * y * y,
     "expm1": lambda x, y, g, xa, ya: g * (y + 1),
@@ -247,8 +255,8 @@ ACTIVATIONS = {
     act.LeakyRelu: lambda x, g, c: where_positive(x, g, g * c.negative_slope),
     act.Elu: lambda x, g, c: where_positive(x, g, g * c.alpha * ops.exp(ops.clamp(x, max=0.0))),
     act.Softplus: lambda x, g, c: ops.where(const(x.array * c.beta > c.threshold), g, g * ops.sigmoid(x * c.beta)),
-    act.Hardtanh: lambda x, g, c: g * const((x.array > c.min_val) & (x.array < c.max_val)),
-    act.Relu6: lambda x, g, c: g * const((x.array > c.min_val) & (x.array < c.max_val)),
+    act.Hardtanh: lambda x, g, c: kept_or_zero(~((x.array <= c.min_val) | (x.array >= c.max_val)), g),
+    act.Relu6: lambda x, g, c: kept_or_zero(~((x.array <= c.min_val) | (x.array >= c.max_val)), g),
 }
 
 
@@ -302,12 +310,19 @@ def _mean(ctx, g):
     return (_kept(ctx, g) / ctx.count()).expand(*ctx.shape)
 
 
-@differentiable(reduce.Amax, reduce.Amin, reduce.Max, reduce.Min)
+@differentiable(reduce.Amax, reduce.Amin)
 def _amax(ctx, g):
     x, y = ctx.saved
     hit = x == ctx.kept(y)
     share = hit / hit.sum(axis=ctx.dims, keepdims=True, dtype=g.array.dtype)
     return _kept(ctx, g) * const(share)
+
+
+@differentiable(reduce.Max, reduce.Min)
+def evenly_distributed(ctx, g):
+    """As reduce.evenly_distributed: g split evenly among the elements equal to the result, 0 elsewhere."""
+    hit = reduce.hits(*ctx.saved)
+    return kept_or_zero(hit, g / const(hit.sum(dtype=g.array.dtype)))
 
 
 @differentiable(reduce.MaxDim, reduce.MinDim)
@@ -317,7 +332,7 @@ def _max_dim(ctx, g):
     d = ctx.dims[0]
     xp = array_module(g.array)
     positions = xp.arange(ctx.shape[d]).reshape((-1,) + (1,) * (len(ctx.shape) - d - 1))
-    return _kept(ctx, g) * const(positions == ctx.index)
+    return kept_or_zero(positions == ctx.index, _kept(ctx, g))
 
 
 @differentiable(reduce.LogSumExp)

@@ -333,10 +333,10 @@ ACTIVATIONS = {
     "LeakyRelu": ("leaky_relu", _leaky_relu, _leaky_relu_grad),
     "Elu": ("elu", lambda xp, x, c: (elu_of(xp, x, c.alpha),), lambda xp, g, c, x: elu_grad(xp, g, x, c.alpha)),
     "Softplus": ("softplus", _softplus, _softplus_grad),
-    # at the bounds themselves the gradient is 0, as in PyTorch
+    # at the bounds themselves the gradient is 0, and a NaN passes it on, as in PyTorch
     "Hardtanh": ("hardtanh",
                  lambda xp, x, c: (xp.clip(x, c.min_val, c.max_val).astype(x.dtype, copy=False),),
-                 lambda xp, g, c, x: g * ((x > c.min_val) & (x < c.max_val))),
+                 lambda xp, g, c, x: _elementwise.zero_where(g, (x <= c.min_val) | (x >= c.max_val))),
 }
 
 

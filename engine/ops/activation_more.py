@@ -51,6 +51,7 @@ def _mish(xp, x, c):
 
 # The selecting ones below choose by arithmetic (a mask of 0s and 1s, exact as one term is 0), not where(), which on a
 # mask of mixed signs mispredicts a branch per value (5-10x the time); a NaN input goes the way torch's kernels send it.
+# Their gradients are selected by elementwise.keep_where: a mask times an inf gradient would be NaN.
 def _shrink_mask(x, c):
     """Where x is outside [-lambd, lambd], or NaN."""
     return ~((x >= -c.lambd) & (x <= c.lambd))
@@ -93,7 +94,7 @@ def _hardswish_grad(xp, g, c, x):
     below = x < 3
     slope *= below & (x > -3)
     slope += ~below
-    slope *= g
+    slope *= _elementwise.zero_where(g, x <= -3)  # 0 there even for an inf g
     return slope
 
 
@@ -105,7 +106,7 @@ ACTIVATIONS = {
     "Hardswish": ("hardswish", _hardswish, _hardswish_grad),
     "Hardsigmoid": ("hardsigmoid",
                     lambda xp, x, c: (xp.clip(x + 3, 0, 6) / 6,),
-                    lambda xp, g, c, x: g * ((x > -3) & (x < 3)) / 6),
+                    lambda xp, g, c, x: _elementwise.keep_where(g, (x > -3) & (x < 3)) / 6),
     "Selu": ("selu",
              lambda xp, x, c: (elu_of(xp, x, SELU_ALPHA, SELU_SCALE),),
              lambda xp, g, c, x: elu_grad(xp, g, x, SELU_ALPHA, SELU_SCALE)),
@@ -118,13 +119,13 @@ ACTIVATIONS = {
     "Tanhshrink": ("tanhshrink",
                    lambda xp, x, c: (x - xp.tanh(x),),
                    lambda xp, g, c, x: g * xp.tanh(x) ** 2),
-    "Threshold": ("threshold", _threshold, lambda xp, g, c, x: g * _above_threshold(x, c)),
+    "Threshold": ("threshold", _threshold, lambda xp, g, c, x: _elementwise.keep_where(g, _above_threshold(x, c))),
     "Hardshrink": ("hardshrink",
                    lambda xp, x, c: (x * _shrink_mask(x, c),),
-                   lambda xp, g, c, x: g * _shrink_mask(x, c)),
+                   lambda xp, g, c, x: _elementwise.keep_where(g, _shrink_mask(x, c))),
     "Softshrink": ("softshrink",
                    lambda xp, x, c: (x - xp.clip(x, -c.lambd, c.lambd),),
-                   lambda xp, g, c, x: g * _shrink_mask(x, c)),
+                   lambda xp, g, c, x: _elementwise.keep_where(g, _shrink_mask(x, c))),
 }
 
 ACTIVATION_OPS = {

@@ -18,6 +18,7 @@ import numpy as np
 from engine import kernels, user_warning
 from engine.autograd.function import Function, ShapeError
 from engine.backend import array_module
+from engine.ops.elementwise import keep_where
 from engine.ops.index_checks import LATER, all_below, first_bad, out_of_range, position, settled_checks
 from engine.ops.nn import require_float, require_same_dtype
 from engine.ops.reduce import divided
@@ -166,6 +167,13 @@ def _nll_coefficients(t, keep, weight, reduction: str, dtype):
     return (1.0 if row_w is None else row_w) / divisor, divisor
 
 
+def _kept_rows(v, keep):
+    """v (one value per row, or one for all) with exactly 0 in the ignored rows, even where a row's logits or its
+    incoming gradient are inf (its factor of 0 would give NaN): an ignored row counts for nothing. Mean's 0 / 0
+    over no counted rows is in the factor, not here, so that that loss stays NaN, as in PyTorch."""
+    return v if keep is None else keep_where(v, keep)
+
+
 def _finish(loss, reduction: str, shape):
     return loss.reshape(shape) if reduction == "none" else loss.sum()
 
@@ -176,6 +184,7 @@ class CrossEntropy(Function):
     op = "cross_entropy"
     fused = None  # on CUDA, engine.kernels' one-kernel forward and backward of the plain case
     check = None  # on CUDA, the posted target check (engine.kernels.DeviceChecks)
+    keep = None  # the rows that count (None: all), where some target is ignore_index
 
     def forward(ctx, x, t, w):
         _check_index_target(ctx.op, x, t, w)
@@ -205,16 +214,16 @@ class CrossEntropy(Function):
         # split, class weights, ignored rows and mean's divisor
         a, divisor = _nll_coefficients(t, keep, w, ctx.reduction, x.dtype)
         a = a * (1 - eps) if eps else a
-        loss = a * (lse - shifted[rows, t])
+        loss = a * _kept_rows(lse - shifted[rows, t], keep)
         b = 0.0
         if eps:
             b = eps / classes if keep is None else keep.astype(x.dtype) * (eps / classes)
             if ctx.reduction == "mean":
                 b = b / divisor
             smooth = lse * classes - shifted.sum(axis=1) if w is None else lse * w.sum() - shifted @ w
-            loss += b * smooth
+            loss += b * _kept_rows(smooth, keep)
         ctx.save(p, rows, t, w)
-        ctx.a, ctx.b = a, b
+        ctx.a, ctx.b, ctx.keep = a, b, keep
         return _finish(loss, ctx.reduction, ctx.t_shape)
 
     def backward(ctx, grad):
@@ -225,16 +234,21 @@ class CrossEntropy(Function):
         if ctx.fused is not None:
             dz = ctx.fused.backward(p, t, g, ctx.ignore_index, ctx.status, ctx.reduction == "mean")
             return _unrows(dz, ctx.x_shape), None, None
-        ga = g * ctx.a
+        ga = _kept_rows(g * ctx.a, ctx.keep)
         # d/dz = p * (a + b * sum_c w_c) - a * onehot(target) - b * w
         if not ctx.label_smoothing:
             dz = p * _col(ga)
         else:
-            gb = g * ctx.b
+            gb = _kept_rows(g * ctx.b, ctx.keep)
             dz = p * _col(ga + gb * (p.shape[1] if w is None else w.sum()))
             dz -= _col(gb) if w is None else _col(gb) * w
         dz[rows, t] -= ga
         return _unrows(dz, ctx.x_shape), None, None
+
+
+def smoothed(q, eps: float):
+    """Class probabilities q (M, C) with label smoothing eps: q (1 - eps) + eps / C."""
+    return q * (1 - eps) + eps / q.shape[1] if eps else q
 
 
 class SoftCrossEntropy(Function):
@@ -250,34 +264,35 @@ class SoftCrossEntropy(Function):
         require_same_dtype(ctx.op, x, target=q, weight=w)
         ctx.x_shape, ctx.t_shape = x.shape, x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ()
         xp = array_module(x)
-        z, q = _rows(x), _rows(q)
+        need_w = (ctx.needs_input_grad or (False,) * 3)[2]
+        q_in, z, q = q, _rows(x), _rows(q)
         shifted = z - z.max(axis=1, keepdims=True)
         p = xp.exp(shifted)
         total = p.sum(axis=1, keepdims=True)
         p /= total
         logp = shifted - xp.log(total)
-        eps = ctx.label_smoothing
-        if eps:
-            q = q * (1 - eps) + eps / classes
+        q = smoothed(q, ctx.label_smoothing)
         qw = q if w is None else q * w
         loss = -(qw * logp).sum(axis=1)
         if ctx.reduction == "mean":  # PyTorch divides by the number of rows, whatever the weights
             loss /= z.shape[0]
-        ctx.save(p, logp, qw, w)
+        ctx.save(p, logp, qw, w, q_in if need_w else None)  # the target only for the weight's gradient
         return _finish(loss, ctx.reduction, ctx.t_shape)
 
     def backward(ctx, grad):
-        p, logp, qw, w = ctx.saved
-        need_x, need_q, _ = ctx.needs_input_grad
+        p, logp, qw, w, q = ctx.saved
+        need_x, need_q, need_w = ctx.needs_input_grad
         g = grad.reshape(-1, 1) if ctx.reduction == "none" else grad
         if ctx.reduction == "mean":
             g = g / p.shape[0]
         gx = _unrows(g * (p * qw.sum(axis=1, keepdims=True) - qw), ctx.x_shape) if need_x else None
-        gq = None
+        gq = gw = None
         if need_q:
             gq = -g * logp * (1 - ctx.label_smoothing)
             gq = _unrows(gq if w is None else gq * w, ctx.x_shape)
-        return gx, gq, None
+        if need_w:  # d/dw_c = -sum over rows of g * (smoothed q)_c * log p_c
+            gw = -(g * smoothed(_rows(q), ctx.label_smoothing) * logp).sum(axis=0)
+        return gx, gq, gw
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *, ignore_index: int = -100,
@@ -324,8 +339,8 @@ class NllLoss(Function):
         t, keep = _targets(ctx, settled_checks(xp), xp, t.reshape(-1), z.shape[1])
         coef, _ = _nll_coefficients(t, keep, w, ctx.reduction, x.dtype)
         ctx.save(t)
-        ctx.coef = coef
-        return _finish(-coef * z[array_module(z).arange(z.shape[0]), t], ctx.reduction, ctx.t_shape)
+        ctx.coef, ctx.keep = coef, keep
+        return _finish(-coef * _kept_rows(z[xp.arange(z.shape[0]), t], keep), ctx.reduction, ctx.t_shape)
 
     def backward(ctx, grad):
         if ctx.check is not None:
@@ -336,7 +351,7 @@ class NllLoss(Function):
         shape = ctx.x_shape
         classes = shape[1] if len(shape) >= 2 else shape[0]
         dz = xp.zeros((t.shape[0], classes), dtype=grad.dtype)
-        dz[xp.arange(t.shape[0]), t] = -g * ctx.coef
+        dz[xp.arange(t.shape[0]), t] = _kept_rows(-g * ctx.coef, ctx.keep)
         return _unrows(dz, shape), None, None
 
 

@@ -25,6 +25,7 @@ from engine.ops.elementwise import (
     div,
     ge,
     gt,
+    keep_where,
     le,
     lt,
     mul,
@@ -33,6 +34,7 @@ from engine.ops.elementwise import (
     pow,
     sign,
     sub,
+    zero_where,
 )
 from engine.ops.index_port import _tensor
 from engine.ops.linalg import outer
@@ -146,7 +148,7 @@ class NanIgnoring(Function):
     def backward(ctx, grad):
         (first,) = ctx.saved
         need_a, need_b = ctx.needs_input_grad
-        return (grad * first if need_a else None), (grad * ~first if need_b else None)
+        return (keep_where(grad, first) if need_a else None), (zero_where(grad, first) if need_b else None)
 
 
 class Fmax(NanIgnoring):

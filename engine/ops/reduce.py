@@ -19,7 +19,7 @@ from engine.autograd.function import Function
 from engine.autograd.grad_mode import state as _grad_state
 from engine.backend import array_module, max_kept
 from engine.ops.convert import cast
-from engine.ops.elementwise import maximum, minimum
+from engine.ops.elementwise import keep_where, maximum, minimum, zero_where
 from engine.ops.shape import _dim, _dims
 from engine.tensor import Tensor
 
@@ -118,7 +118,12 @@ class Var(Reduction):
         return (total / ctx.dof).astype(x.dtype) if half else total / ctx.dof
 
     def backward(ctx, grad):
-        return divided(ctx.kept(grad) * ctx.saved[0] * 2, ctx.dof)
+        centered = ctx.saved[0]
+        dof = ctx.count() - ctx.correction  # PyTorch's backward does not clamp it: below 0 the gradient is finite
+        if dof <= 0 and ctx.whole:  # but over the whole tensor it is "2 / 0 times x - mean": inf, NaN at the mean
+            xp = array_module(grad)
+            return grad * xp.where(centered == 0, math.nan, math.inf).astype(grad.dtype)
+        return divided(ctx.kept(grad) * centered * 2, dof)
 
 
 class Std(Var):
@@ -129,7 +134,8 @@ class Std(Var):
         return y
 
     def backward(ctx, grad):
-        return super().backward(grad / (2 * ctx.saved[1]))
+        y = ctx.saved[1]
+        return super().backward(zero_where(grad / (2 * y), y == 0))  # no gradient where std is 0, as in PyTorch
 
 
 def sum(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
@@ -191,7 +197,8 @@ def _spread(cls, x: Tensor, dim, unbiased, keepdim: bool, correction) -> Tensor:
     op = cls.op
     if isinstance(dim, bool):  # var(False) means var(unbiased=False), as in PyTorch
         dim, unbiased = None, dim
-    return _reduce(cls, _floating(x, op), dim, keepdim, correction=_correction(op, unbiased, correction))
+    return _reduce(cls, _floating(x, op), dim, keepdim, correction=_correction(op, unbiased, correction),
+                   whole=dim is None or x.ndim == 0)
 
 
 def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
@@ -207,6 +214,19 @@ def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
 
 
 # ---- extremes -------------------------------------------------------------------------------------------
+def evenly_distributed(grad, x, y):
+    """The gradient of y, one element picked from all of x (a max, min or median): grad split evenly among the
+    elements equal to y (the NaNs if y is NaN), exactly 0 elsewhere even for an inf grad, as PyTorch's on the CPU."""
+    hit = hits(x, y)
+    return keep_where(grad / hit.sum(dtype=grad.dtype), hit)
+
+
+def hits(x, y):
+    """Where x equals y, or is NaN as y is."""
+    xp = array_module(x)
+    return (x == y) | (xp.isnan(x) & xp.isnan(y))
+
+
 class Amax(Reduction):
     """Largest value over dims; the gradient splits evenly among tied elements, as in PyTorch."""
 
@@ -228,10 +248,13 @@ class Amin(Amax):
 
 
 class Max(Amax):
-    """max(x): the whole tensor's largest value."""
+    """max(x): the whole tensor's largest value (amax's gradient is the mask times the share, as PyTorch's is)."""
+
+    def backward(ctx, grad):
+        return evenly_distributed(grad, *ctx.saved)
 
 
-class Min(Amax):
+class Min(Max):
     pick = "min"
 
 
@@ -252,7 +275,7 @@ class MaxDim(Reduction):
         d = ctx.dims[0]
         xp = array_module(grad)
         positions = xp.arange(ctx.shape[d]).reshape((-1,) + (1,) * (len(ctx.shape) - d - 1))
-        return ctx.kept(grad) * (positions == ctx.index)
+        return keep_where(ctx.kept(grad), positions == ctx.index)  # 0 elsewhere even for an inf gradient
 
 
 class MinDim(MaxDim):
@@ -383,16 +406,28 @@ class Prod(Reduction):
         return x.prod(axis=ctx.dims, keepdims=ctx.keepdim, dtype=_accumulator(x))
 
     def backward(ctx, grad):
-        # d prod / d x_i is the product of the others: not prod / x_i, which fails at zeros
+        # d prod / d x_i is the product of the others. PyTorch's rule: computed as such where the input holds a zero
+        # (anywhere), else as prod / x_i (NaN at an inf x_i); chosen on the device, without reading back
         (x,) = ctx.saved
+        if x.ndim == 0:  # the product of no others: 1 (prod / x would be NaN at 0 and inf)
+            return grad
         xp = array_module(grad)
         zero = x == 0
-        zeros = zero.sum(axis=ctx.dims, keepdims=True)
-        nonzero = xp.where(zero, 1, x)
-        others = nonzero.prod(axis=ctx.dims, keepdims=True)  # product of the slice's nonzero elements
-        # no zero in the slice: prod / x_i; one zero: only it gets a gradient; two or more: none does
-        g = xp.where(zeros == 0, others / nonzero, xp.where(zero & (zeros == 1), others, 0))
-        return ctx.kept(grad) * g
+        quotient = x.prod(axis=ctx.dims, keepdims=True) / xp.where(zero, 1, x)
+        g = ctx.kept(grad) * xp.where(zero.any(), _product_of_others(xp, x, ctx.dims), quotient)
+        # and prod() of a tensor with two or more zeros passes back exact zeros, whatever the incoming gradient
+        return keep_where(g, zero.sum() < 2) if ctx.whole else g
+
+
+def _product_of_others(xp, x, dims: tuple[int, ...]):
+    """Each element's product of the others of its slice over `dims` (one dim, or all): the product of those before it
+    times that of those after it, so exact at zeros and infinities."""
+    axis = dims[0] if len(dims) == 1 else 0
+    v = xp.moveaxis(x if len(dims) == 1 else x.reshape(-1), axis, -1)
+    before, after = xp.ones_like(v), xp.ones_like(v)
+    before[..., 1:] = xp.cumprod(v[..., :-1], axis=-1)
+    after[..., :-1] = xp.cumprod(v[..., :0:-1], axis=-1)[..., ::-1]
+    return xp.moveaxis(before * after, -1, axis).reshape(x.shape)
 
 
 def prod(x: Tensor, dim: int | None = None, keepdim: bool = False, dtype=None) -> Tensor:
@@ -400,7 +435,7 @@ def prod(x: Tensor, dim: int | None = None, keepdim: bool = False, dtype=None) -
     x = with_dtype("prod", x, dtype)
     if isinstance(dim, tuple | list):
         raise TypeError(f"prod(): dim must be an int or None, got {dim!r}")
-    return _reduce(Prod, x, dim, keepdim)
+    return _reduce(Prod, x, dim, keepdim, whole=dim is None)
 
 
 class Norm(Reduction):
@@ -523,10 +558,7 @@ class LowerMedian(Reduction):
         return y
 
     def backward(ctx, grad):
-        x, y = ctx.saved
-        xp = array_module(grad)
-        hit = xp.isnan(x) if bool(xp.isnan(y)) else x == y
-        return grad * hit / hit.sum(dtype=grad.dtype)
+        return evenly_distributed(grad, *ctx.saved)
 
 
 class NanMedian(LowerMedian):

@@ -20,9 +20,7 @@ import numpy as np
 from engine.autograd.function import Function
 from engine.backend import array_module
 from engine.ops.activation import _erfc_nonnegative, log_softmax, softmax
-from engine.ops.elementwise import _float, _make_unary, expm1, log1p, sigmoid
-from engine.ops.elementwise import clamp as _clamp
-from engine.ops.elementwise import log as _log
+from engine.ops.elementwise import _float, _make_unary, expm1, log1p, sigmoid, zero_where
 from engine.ops.pointwise import erf, round
 from engine.ops.reduce import logsumexp
 from engine.tensor import Tensor
@@ -253,10 +251,31 @@ def xlog1py(input, other) -> Tensor:
     return XLogY.apply(input, other, log="log1p", op="xlog1py")
 
 
+class Logit(Function):
+    """log(p / (1 - p)) of p = x, clamped to [eps, 1 - eps] when eps is given. The gradient is PyTorch's:
+    1 / (x (1 - x)), NaN outside [0, 1] without eps (where the composed log(p) - log1p(-p) would give a finite
+    number), and 0 outside [eps, 1 - eps] with it."""
+
+    def forward(ctx, x):
+        xp = array_module(x)
+        x = _float(x)
+        ctx.save(x)
+        p = x if ctx.eps is None else xp.clip(x, ctx.eps, 1 - ctx.eps)
+        with np.errstate(all="ignore"):  # 0 and 1 give -inf and inf, outside [0, 1] NaN, as in torch
+            return xp.log(p) - xp.log1p(-p)
+
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        xp = array_module(grad)
+        with np.errstate(all="ignore"):
+            if ctx.eps is None:
+                return grad / xp.where((x < 0) | (x > 1), xp.nan, x * (1 - x))
+            return zero_where(grad / (x * (1 - x)), (x < ctx.eps) | (x > 1 - ctx.eps))
+
+
 def logit(input: Tensor, eps: float | None = None) -> Tensor:
     """log(p / (1 - p)); with `eps`, p is first clamped to [eps, 1 - eps], as torch.logit."""
-    p = input if eps is None else _clamp(input, eps, 1 - eps)
-    return _log(p) - log1p(-p)
+    return Logit.apply(input, eps=None if eps is None else float(eps))
 
 
 def mvlgamma(input: Tensor, p: int) -> Tensor:
