@@ -18,6 +18,13 @@ _ndarray = np.ndarray
 _tuple_new = tuple.__new__
 
 
+def inherit_multi_out(view: Tensor, parent: Tensor) -> None:
+    """A view of a view keeps the mark of an output of split/unbind (see Tensor), as torch's creation meta."""
+    mark = getattr(parent, "_multi_out", None)
+    if mark is not None:
+        view._multi_out = mark
+
+
 class Size(tuple):
     """A tensor's shape, as torch.Size: a tuple of ints (`t.shape == engine.Size([2, 3])`, `t.shape.numel()`).
 
@@ -116,9 +123,11 @@ class Tensor:
     """An n-dimensional array with autograd. Create one with `engine.tensor(...)`."""
 
     # _view_v: for a view (_base set), the version of the storage when its history was last taken; a
-    # later version means an in-place change since, and the view's history is taken again at next use
-    __slots__ = ("__weakref__", "_base", "_hooks", "_id", "_retains_grad", "_vc", "_view_v", "array", "grad",
-                 "grad_fn", "requires_grad")
+    # later version means an in-place change since, and the view's history is taken again at next use.
+    # _multi_out: set only on a differentiable output of a function returning several views (split, unbind) and on
+    # views of it: "Output i of Split", for the error of changing it in place (engine.ops.view_write)
+    __slots__ = ("__weakref__", "_base", "_hooks", "_id", "_multi_out", "_retains_grad", "_vc", "_view_v", "array",
+                 "grad", "grad_fn", "requires_grad")
     __array_ufunc__ = None  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
     def __init__(self, *data, device=None, requires_grad: bool = False) -> None:
@@ -181,7 +190,11 @@ class Tensor:
             t._base = None
         else:  # a view shares its base's storage, so it shares the version counter
             t._vc = base._vc
-            t._base = base if base._base is None else base._base
+            if base._base is None:
+                t._base = base
+            else:
+                t._base = base._base
+                inherit_multi_out(t, base)
             t._view_v = base._vc[0]
         return t
 
@@ -463,8 +476,9 @@ class Tensor:
         return self._write(lambda t: _ops.zeros_like(t), check_leaf=True)
 
     # ---- in-place machinery -----------------------------------------------------------------
-    def _write(self, compute, check_leaf: bool = True) -> Tensor:
-        """Run `compute(self)` out of place, then store the result in this tensor's storage."""
+    def _write(self, compute, check_leaf: bool = True, replaces: bool = False) -> Tensor:
+        """Run `compute(self)` out of place, then store the result in this tensor's storage. `replaces`: the result
+        does not depend on this tensor's old value (copy_, fill_), whatever it depends on."""
         a = self.array
         shared = _view_write.shares_elements(a)
         if shared and a.size > 1 and any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
@@ -476,12 +490,14 @@ class Tensor:
                 "a leaf Variable that requires grad is being used in an in-place operation; "
                 "wrap it in `with engine.no_grad():` or use an out-of-place op"
             )
+        if recording and self._base is not None:
+            _view_write.refuse_inplace(self)
         out = compute(self)
-        if recording and self.requires_grad and out.grad_fn is None:
-            # the new value does not depend on the old one (fill_, zero_, copy_ of a constant): as in
-            # PyTorch, the old history gets a zero gradient, not the gradient of the value written over it
+        if recording and self.requires_grad and (replaces or out.grad_fn is None):
+            # the new value does not depend on the old one (fill_, zero_, copy_): as in PyTorch, the old
+            # history gets a zero gradient, not the gradient of the value written over it
             keep_new = Tensor._of(array_module(self.array).ones((), dtype=bool))  # broadcast: no full-size mask
-            out = _ops.where(keep_new, out.detach(), self)
+            out = _ops.where(keep_new, out if out.grad_fn is not None else out.detach(), self)
         if out.array.shape != self.array.shape:
             raise RuntimeError(
                 f"output with shape {tuple(self.array.shape)} doesn't match the broadcast shape "
@@ -500,6 +516,7 @@ class Tensor:
         if recording and self._base is not None and (node is not None or self._base.requires_grad):
             # a view: the change is recorded on its base, whose other elements keep their history
             _view_write.write_through_view(self, out)
+            _save_written(node, out, self)
             return self
         self.array[...] = out.array
         if out._id:  # an event named the written value: this tensor now holds it, so it takes its id
@@ -516,6 +533,7 @@ class Tensor:
         if node is not None:
             self.grad_fn = node
             self.requires_grad = True
+            _save_written(node, out, self)
         return self
 
     def __setitem__(self, index, value) -> None:
@@ -604,6 +622,21 @@ class Tensor:
         from engine.printing import tensor_repr
 
         return tensor_repr(self)
+
+
+def _save_written(node, out: Tensor, t: Tensor) -> None:
+    """`t` now holds `out`, the output of `node`. When the node saved it for backward (sigmoid_, exp_), it saves t
+    instead, at t's version now, as torch's node does: a later in-place change of t is then an error at backward
+    rather than a change the gradient silently leaves out."""
+    versions = node.__dict__.get("_versions")
+    made = out.array
+    if not versions or made.dtype != t.array.dtype:
+        return
+    for i, (vc, _, role) in enumerate(versions):
+        if role < 0 and vc is out._vc:  # the output is among the saved arrays
+            node.saved = tuple(t.array if s is made else s for s in node.saved)
+            versions[i] = (t._vc, t._vc[0], -1)
+            return
 
 
 def parse_to(args: tuple, kwargs: dict, caller: str = "to()") -> tuple:

@@ -146,7 +146,22 @@ def _copy(self, src) -> Tensor:
         # names the new value either (an "expand" of the source did, and the graph drew the parameter as that
         # op's output, with no gradient to show): it stays the parameter, with a new id as after fill_
         return self._write(lambda t: Tensor._of(_copied(src, t)))
-    return self._write(lambda t: ops.expand(ops.cast(ops.to_device(src, t.device), t.dtype), t.shape))
+    return self._write(lambda t: _written(src, t), replaces=True)
+
+
+def _fill(self, value) -> Tensor:
+    """Fill this tensor with `value`: a number, or a 0-d tensor (which gets the sum of the gradient)."""
+    if not isinstance(value, Tensor):
+        return self._write(lambda t: ops.full_like(t, value))
+    if value.ndim:
+        raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
+                           "dimensions.")
+    return self._write(lambda t: _written(value, t), replaces=True)
+
+
+def _written(src: Tensor, t: Tensor) -> Tensor:
+    """`src` as copy_ and fill_ write it into `t`, differentiably: on t's device, in its dtype, in its shape."""
+    return ops.expand(ops.cast(ops.to_device(src, t.device), t.dtype), t.shape)
 
 
 def _copied(src: Tensor, t: Tensor):
@@ -195,7 +210,7 @@ def install() -> None:
     cls.where = lambda self, condition, other: ops.where(condition, self, other)
     cls.polygamma = lambda self, n: ops.polygamma(n, self)
     cls.polygamma_ = lambda self, n: self._write(lambda t: ops.polygamma(n, t))
-    cls.fill_ = lambda self, value: self._write(lambda t: ops.full_like(t, value), check_leaf=True)
+    cls.fill_ = _fill
     cls.copy_ = _copy
     for name in ("normal", "uniform", "bernoulli", "exponential", "geometric", "log_normal", "cauchy", "random"):
         setattr(cls, name + "_", _sampler(getattr(creation, name + "_like")))

@@ -320,8 +320,9 @@ def _add_region(buffers: dict, owned: set, key, region: RegionGrad, meta: tuple)
         shape, dtype = meta
         buf = buffers.get(key)
         # a buffer that came from another node may be held elsewhere too (an add hands one array to both
-        # inputs): this run adds into its own copy
-        buffers[key] = array_module(region.values).zeros(shape, dtype) if buf is None else buf.copy()
+        # inputs): this run adds into its own copy, an array even where a 0-d gradient came as a NumPy scalar
+        xp = array_module(region.values)
+        buffers[key] = xp.zeros(shape, dtype) if buf is None else xp.array(buf)
         owned.add(key)
     region.add_to(buffers[key])
 

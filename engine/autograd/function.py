@@ -146,8 +146,11 @@ class Function:
             raise
         except ValueError as err:  # numpy/cupy shape complaints: name the op, module and shapes
             raise ShapeError(describe_error(cls.op, args, err)) from None
-        if requires_grad and out.dtype.kind != "f":
-            requires_grad = False  # integer and bool results never carry gradients
+        if requires_grad:
+            if out.dtype.kind != "f":
+                requires_grad = False  # integer and bool results never carry gradients
+            elif out.__class__ is not _ndarray and isinstance(out, np.generic):
+                out = _scalar_result(ctx, out)
         t = Tensor._wrap(out, requires_grad, args[0] if cls.view else None)
         if requires_grad:
             ctx._seq = next(_node_seq)
@@ -221,6 +224,16 @@ class AccumulateGrad:
 
     def __repr__(self) -> str:
         return "<AccumulateGrad object>"
+
+
+def _scalar_result(ctx, out):
+    """The 0-d array of a NumPy scalar result (numpy's ufuncs give one for 0-d arrays), in the op's saved arrays
+    too: the output tensor holds that array, so a later write into it is seen by the backward that saved it."""
+    array = np.asarray(out)
+    saved = ctx.__dict__.get("saved")
+    if saved:
+        ctx.saved = tuple(array if s is out else s for s in saved)
+    return array
 
 
 def refresh_view(view) -> None:

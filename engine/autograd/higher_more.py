@@ -122,18 +122,14 @@ def _setitem(ctx, g):
     return gx, gv
 
 
-def _contiguous(a):
-    return array_module(a).ascontiguousarray(a)
-
-
 def _zero_view_region(geo, a):
-    out = _contiguous(a).copy()
+    out = view_write.laid_out(a, geo.where, copy=True)
     view_write._at(out, geo.where)[...] = 0
     return out
 
 
 def _view_region(geo, a):
-    return view_write._at(_contiguous(a), geo.where).copy()
+    return view_write._at(view_write.laid_out(a, geo.where), geo.where).copy()
 
 
 def _into_view_region(geo, v):

@@ -183,7 +183,7 @@ UNARY = {
     "trunc": lambda x, y, g, xa, ya: g * 0,
     "erf": lambda x, y, g, xa, ya: g * _TWO_OVER_SQRT_PI * ops.exp(-x * x),
     "erfc": lambda x, y, g, xa, ya: -g * _TWO_OVER_SQRT_PI * ops.exp(-x * x),
-    "erfinv": lambda x, y, g, xa, ya: g * (0.5 * math.sqrt(math.pi)) * ops.exp(y * y),
+    "erfinv": lambda x, y, g, xa, ya: g * (0.5 * math.sqrt(math.pi)) * ops.exp(ops.erfinv(x) ** 2),
     "lgamma": lambda x, y, g, xa, ya: g * ops.digamma(x),
     "digamma": lambda x, y, g, xa, ya: g * ops.polygamma(1, x),
     "entr": lambda x, y, g, xa, ya: -g * (1 + ops.log(x)),

@@ -92,6 +92,8 @@ def _box(region: RegionGrad) -> tuple | None:
     [offset, end) when `run`; None where it can't say."""
     index = region.index
     if isinstance(index, Region):  # a written view's region (engine.ops.view_write)
+        if index.order is not None:  # offsets in a base laid out in another order than C's
+            return None
         offset, shape, strides = index.offset, index.shape, index.strides
     else:
         if getattr(index, "advanced", None) is not None:  # integer arrays or a mask (engine.ops.index Key)

@@ -102,7 +102,10 @@ class Pow(Function):
 
     def forward(ctx, a, b):
         y = _integer_power(a, b) if getattr(b, "dtype", None) is not None and b.dtype.kind in "iu" else a ** b
-        ctx.save(a, b, y)
+        needs = ctx.needs_input_grad
+        # y only for b's gradient, as torch keeps it: a node that kept it always would make pow_(2) followed by
+        # another in-place change an error at backward
+        ctx.save(a, b, y if needs and needs[1] else None)
         return y
 
     def backward(ctx, grad):

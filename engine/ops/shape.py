@@ -15,8 +15,9 @@ import operator
 import numpy as np
 
 from engine.autograd.function import Function, RegionGrad, ShapeError
+from engine.autograd.grad_mode import state as grad_state
 from engine.backend import array_module
-from engine.tensor import Size, Tensor
+from engine.tensor import Size, Tensor, inherit_multi_out
 
 __all__ = [
     "broadcast_shapes", "broadcast_to", "cat", "chunk", "expand", "expand_as", "flatten", "flip", "movedim",
@@ -80,12 +81,26 @@ def _resolve(op: str, in_shape: tuple[int, ...], shape: tuple[int, ...]) -> tupl
 
 
 def _as_view(out: Tensor, x: Tensor) -> Tensor:
-    """Make `out` a view of `x` (one version counter) when their data share memory."""
-    if out.array.size and array_module(x.array).may_share_memory(out.array, x.array):
+    """Make `out` a view of `x` (one version counter) when their data share memory, or when it has no elements
+    (as torch's views of no elements are views: an in-place change of one is refused as of any)."""
+    if not out.array.size or array_module(x.array).may_share_memory(out.array, x.array):
         out._vc = x._vc
-        out._base = x if x._base is None else x._base
+        if x._base is None:
+            out._base = x
+        else:
+            out._base = x._base
+            inherit_multi_out(out, x)
         out._view_v = x._vc[0]
     return out
+
+
+def _several(views: tuple[Tensor, ...], x: Tensor, op: str) -> tuple[Tensor, ...]:
+    """Mark the views a function returns several of (split, chunk, unbind): as in torch, autograd refuses to
+    record an in-place change of one (their one node cannot be rewritten for a single output)."""
+    if x.requires_grad and grad_state.enabled:
+        for i, v in enumerate(views):
+            v._multi_out = f"Output {i} of {op}"
+    return views
 
 
 # ---- reshapes ---------------------------------------------------------------------------------------
@@ -254,7 +269,11 @@ def movedim(x: Tensor, source, destination) -> Tensor:
 # ---- expand and repeat ------------------------------------------------------------------------------
 class Expand(Function):
     def forward(ctx, x):
-        return array_module(x).broadcast_to(x, ctx.shape)
+        xp = array_module(x)
+        out = xp.broadcast_to(x, ctx.shape)
+        # writable, unlike numpy's broadcast: as in torch, an expand that repeats nothing, or a slice of one that
+        # repeats nothing, is written into; Tensor._write refuses a write into repeated elements itself
+        return xp.lib.stride_tricks.as_strided(x, out.shape, out.strides)
 
     def backward(ctx, grad):
         return grad  # Function.apply sums it back to the input's shape
@@ -402,7 +421,7 @@ class Split(Function):
 
     def forward(ctx, x):
         ctx.in_shape = x.shape
-        return x[ctx.index]
+        return x[(*ctx.index, ...)]  # the Ellipsis keeps x[i] of a 1-d x a 0-d view, not a NumPy scalar (a copy)
 
     def backward(ctx, grad):
         return RegionGrad(ctx.in_shape, ctx.index, grad)
@@ -416,6 +435,11 @@ def _pieces(x: Tensor, d: int, lengths) -> tuple[Tensor, ...]:
 
 def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
     """Pieces of `x` along `dim`: of equal size (the last may be smaller) or of the given sizes."""
+    return _several(unmarked_split(x, split_size_or_sections, dim), x, "Split")
+
+
+def unmarked_split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
+    """split(), its pieces free to be changed in place while autograd records (torch.unsafe_split)."""
     if x.ndim == 0:
         raise ShapeError("split: expects at least a 1-dimensional tensor, got a 0-d tensor")
     d = _dim(dim, x.ndim)
@@ -435,13 +459,18 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     """Up to `chunks` pieces of `x` along `dim`, each of size ceil(n / chunks) but the last."""
+    return _several(unmarked_chunk(x, chunks, dim), x, "Split")
+
+
+def unmarked_chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    """chunk(), its pieces free to be changed in place while autograd records (torch.unsafe_chunk)."""
     if chunks <= 0:
         raise ValueError(f"chunk: expects `chunks` to be greater than 0, got {chunks}")
     if x.ndim == 0:
         raise ShapeError("chunk: expects at least a 1-dimensional tensor, got a 0-d tensor")
     d = _dim(dim, x.ndim)
     n = x.shape[d]
-    return _pieces(x, d, [0] * chunks) if n == 0 else split(x, -(-n // chunks), d)
+    return _pieces(x, d, [0] * chunks) if n == 0 else unmarked_split(x, -(-n // chunks), d)
 
 
 class Unbind(Split):
@@ -474,7 +503,7 @@ def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
         raise ShapeError("unbind: expects at least a 1-dimensional tensor, got a 0-d tensor")
     d = _dim(dim, x.ndim)
     lead = (slice(None),) * d
-    return tuple(_as_view(Unbind.apply(x, index=(*lead, i)), x) for i in range(x.shape[d]))
+    return _several(tuple(_as_view(Unbind.apply(x, index=(*lead, i)), x) for i in range(x.shape[d])), x, "Unbind")
 
 
 def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:

@@ -22,19 +22,21 @@ from engine.ops.shape import (
     Split,
     _as_view,
     _dim,
+    _several,
     _sizes,
     _tensor_list,
     broadcast_shapes,
     cat,
-    chunk,
     flip,
     narrow,
-    split,
     squeeze,
     transpose,
+    unmarked_chunk,
+    unmarked_split,
     unsqueeze,
 )
 from engine.ops.unfold import unfold
+from engine.ops.view_write import refuse_inplace
 from engine.tensor import Tensor
 
 __all__ = [
@@ -66,13 +68,13 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
 
 
 def unsafe_split(tensor: Tensor, split_size, dim: int = 0) -> tuple[Tensor, ...]:
-    """torch.unsafe_split: split (the engine's views are always safe to change in place)."""
-    return split(tensor, split_size, dim)
+    """torch.unsafe_split: split, with pieces autograd lets a script change in place."""
+    return unmarked_split(tensor, split_size, dim)
 
 
 def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
-    """torch.unsafe_chunk: chunk (the engine's views are always safe to change in place)."""
-    return chunk(input, chunks, dim)
+    """torch.unsafe_chunk: chunk, with pieces autograd lets a script change in place."""
+    return unmarked_chunk(input, chunks, dim)
 
 
 def split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple[Tensor, ...]:
@@ -83,7 +85,7 @@ def split_with_sizes(input: Tensor, split_sizes, dim: int = 0) -> tuple[Tensor, 
     if any(s < 0 for s in sizes) or sum(sizes) != n:
         raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
                            f"dimension {d}), but got split_sizes={list(sizes)}")
-    return split(input, list(sizes), d)
+    return _several(unmarked_split(input, list(sizes), d), input, "SplitWithSizes")
 
 
 # ---- tensor_split and its h/v/d forms ----------------------------------------------------------------
@@ -375,6 +377,8 @@ def _reshape_in_place(op: str, self: Tensor, compute) -> Tensor:
     if grad_state.enabled and self.requires_grad and self.grad_fn is None:
         raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place operation; "
                            "wrap it in `with engine.no_grad():` or use the out-of-place op")
+    if grad_state.enabled and self._base is not None:
+        refuse_inplace(self)
     out = compute(self)
     self.array = out.array
     self._vc[0] += 1

@@ -179,7 +179,8 @@ def _entr_derivative(xp, x, y, g):
 # name -> (forward, derivative given x, y and grad, keeps integer dtype, derivative reads the output)
 SPECIAL = {
     "erfc": (_erfc, lambda xp, x, y, g: g * (-2 / math.sqrt(math.pi)) * xp.exp(-x * x), False, False),
-    "erfinv": (_erfinv, lambda xp, x, y, g: g * _SQRT_PI_OVER_2 * xp.exp(y * y), False, True),
+    # erfinv's from x, as torch's: a node that kept y would make erfinv_ then another in-place change an error
+    "erfinv": (_erfinv, lambda xp, x, y, g: g * _SQRT_PI_OVER_2 * xp.exp(_erfinv(xp, x) ** 2), False, False),
     "lgamma": (_lgamma, lambda xp, x, y, g: g * _digamma(xp, x), False, False),
     "digamma": (_digamma, lambda xp, x, y, g: g * _polygamma(xp, x, 1), False, False),
     "entr": (_entr, _entr_derivative, False, False),

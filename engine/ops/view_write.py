@@ -1,7 +1,9 @@
 """In-place changes of a view, recorded on its base (PyTorch's CopySlices): `y[:, :2].sigmoid_()`.
 
-A view's elements are found in its base by their offset and strides, so every view the engine makes
+A view's elements are found in its base's memory by their offset and strides, so every view the engine makes
 (slices, rows, transposes, narrow, split, unfold's windows) is handled the same way, on numpy and cupy alike.
+A base need not be C-ordered (an elementwise op on a transpose gives a column-major result): arrays that stand
+for the base in the graph (its new value, its gradient) are laid out as it is, so the offsets hold in them too.
 """
 
 from __future__ import annotations
@@ -21,30 +23,70 @@ from engine.tensor import Tensor
 
 
 class Region(NamedTuple):
-    """Where a view's elements lie in its C-contiguous base: offset, shape and strides, in elements."""
+    """Where a view's elements lie in its base's memory: offset, shape and strides, in elements. `order` is the
+    order of the base's axes in memory, outermost first (None: C order), so that base.transpose(order) is
+    C-contiguous."""
 
     base_shape: tuple
     offset: int
     shape: tuple
     strides: tuple
+    order: tuple | None = None
 
 
 def _address(a) -> int:
     return a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data  # a cupy or a numpy array
 
 
+def _memory_order(base) -> tuple | None:
+    """The order of base's axes in memory, outermost first, when base is not C-contiguous (None); () when its
+    elements are not one dense block in any order of the axes (a strided slice, negative strides)."""
+    order = tuple(sorted(range(base.ndim), key=lambda axis: -base.strides[axis]))
+    return order if base.transpose(order).flags.c_contiguous else ()
+
+
 def region_of(view, base) -> Region | None:
-    """The region `view` covers in `base`; None when base is not C-contiguous or view overlaps itself."""
+    """The region `view` covers in `base` (its elements may repeat: an expand); None when base is not one dense
+    block, or a stride of view is negative or not a whole number of elements."""
     size = base.itemsize
-    if not base.flags.c_contiguous or any(s % size or s <= 0 for s, n in zip(view.strides, view.shape) if n > 1):
+    order = None if base.flags.c_contiguous else _memory_order(base)
+    if not view.size and order != ():  # no elements: nowhere in particular
+        return Region(base.shape, 0, view.shape, (0,) * view.ndim, order)
+    if order == () or any(s % size or s < 0 for s, n in zip(view.strides, view.shape) if n > 1):
         return None
-    offset, rest = divmod(_address(view) - _address(base), size)
-    return Region(base.shape, offset, view.shape, tuple(s // size for s in view.strides)) if not rest else None
+    offset, rest = divmod(_address(view) - _address(base), size)  # a dense block starts at base's first element
+    return None if rest else Region(base.shape, offset, view.shape, tuple(s // size for s in view.strides), order)
+
+
+def _inverse(order: tuple) -> tuple:
+    return tuple(sorted(range(len(order)), key=order.__getitem__))
+
+
+def _in_memory_order(a, where: Region):
+    """`a`'s axes in the order of the base's memory: C-contiguous when `a` is laid out as the base."""
+    return a if where.order is None else a.transpose(where.order)
+
+
+def laid_out(a, where: Region, copy: bool = False):
+    """Array `a` (shaped as the base) laid out in memory as the base is: `a` itself when it is and no copy is
+    asked for. Only such an array has the region's elements at the region's offsets."""
+    memory = _in_memory_order(a, where)
+    if not copy and memory.flags.c_contiguous:
+        return a
+    # a C-ordered copy; an array too where a 0-d gradient came as a NumPy scalar, which no region can be written into
+    memory = array_module(a).array(memory, order="C")
+    return memory if where.order is None else memory.transpose(_inverse(where.order))
+
+
+def _flat(a, where: Region):
+    """The memory of `a`, laid out as the base, as a 1-d view."""
+    return _in_memory_order(a, where).reshape(-1)
 
 
 def _at(a, where: Region):
-    """The elements of the C-contiguous array `a` (shaped as the base) that the region names, as a view."""
-    flat = a.reshape(-1)[where.offset:]
+    """The elements of array `a` (shaped and laid out as the base: see laid_out) that the region names, as a
+    view."""
+    flat = _flat(a, where)[where.offset:]
     strides = tuple(s * a.itemsize for s in where.strides)
     return array_module(a).lib.stride_tricks.as_strided(flat, where.shape, strides)
 
@@ -55,12 +97,12 @@ class WriteView(Function):
     op = "write_view"
 
     def forward(ctx, base, value):
-        out = base.copy()
+        out = laid_out(base, ctx.where, copy=True)
         _at(out, ctx.where)[...] = value
         return out
 
     def backward(ctx, grad):
-        gbase = grad.copy()
+        gbase = laid_out(grad, ctx.where, copy=True)
         region = _at(gbase, ctx.where)
         gvalue = region.copy()
         region[...] = 0
@@ -86,13 +128,20 @@ class _RegionOfBase(RegionGrad):
     __slots__ = ()
 
     def add_to(self, out) -> None:
-        if not out.flags.c_contiguous:  # the scheduler's buffers are: _at needs the base's layout
+        where = self.index
+        if not _in_memory_order(out, where).flags.c_contiguous:  # the scheduler's buffers are C-ordered; bases need not
             out += self.dense()
-        elif overlaps(self.index.shape, self.index.strides):  # windows sharing elements: each adds its share
+        elif overlaps(where.shape, where.strides):  # windows sharing elements: each adds its share
             xp = array_module(out)
-            scatter_add_into(xp)(out.reshape(-1), _positions(xp, self.index), self.values)
+            scatter_add_into(xp)(_flat(out, where), _positions(xp, where), self.values)
         else:
-            _at(out, self.index)[...] += self.values
+            _at(out, where)[...] += self.values
+
+    def dense(self):
+        """The gradient as a full array laid out as the base: zeros with the region added in."""
+        out = laid_out(array_module(self.values).zeros(self.shape, self.values.dtype), self.index)
+        self.add_to(out)
+        return out
 
 
 @functools.lru_cache(maxsize=1024)  # asked on every in-place op of a non-contiguous tensor: a lookup, not a sort
@@ -155,9 +204,9 @@ def _target(t: Tensor, grads: bool) -> tuple:
     where = region_of(t.array, base.array)
     if where is None:
         raise RuntimeError(f"writing into windows that share elements while recording gradients is not supported by "
-                           f"the engine when the tensor they come from (shape {tuple(base.shape)}) is not "
-                           "C-contiguous; take the windows of its contiguous() copy, or clone() the windows first")
-    return base.view(-1), where
+                           f"the engine when the tensor they come from (shape {tuple(base.shape)}) is not one dense "
+                           "block; take the windows of its contiguous() copy, or clone() the windows first")
+    return (base if where.order is None else base.permute(where.order)).view(-1), where
 
 
 def _recorded(t: Tensor, value) -> bool:
@@ -226,12 +275,25 @@ def _last_changes(xp, old, new, places):
     return order[hit.size - 1 - last]
 
 
-def write_through_view(view: Tensor, value: Tensor) -> None:
-    """Store `value` in `view` and record the change on its base, whose other elements keep their history."""
+_MULTI_OUT = ("This view is the output of a function that returns multiple views. Such functions do not allow the "
+              "output views to be modified inplace. You should replace the inplace operation by an out-of-place one.")
+
+
+def refuse_inplace(view: Tensor) -> None:
+    """Raise torch's error when autograd cannot record an in-place change of `view`: an output of split, chunk or
+    unbind that requires grad (or a view of one), or a view of a leaf that requires grad."""
+    mark = getattr(view, "_multi_out", None)
+    if mark is not None and view.requires_grad:
+        raise RuntimeError(f"{mark} is a view and is being modified inplace. {_MULTI_OUT}")
     base = view._base
     if base.requires_grad and base.grad_fn is None:
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation; "
                            "wrap it in `with engine.no_grad():`, or clone() the leaf first")
+
+
+def write_through_view(view: Tensor, value: Tensor) -> None:
+    """Store `value` in `view` and record the change on its base, whose other elements keep their history."""
+    base = view._base
     where = region_of(view.array, base.array)
     if where is None:
         raise RuntimeError(f"in-place change of this view of a tensor of shape {tuple(base.shape)} is not supported "
@@ -266,6 +328,10 @@ def take_view_history(view: Tensor) -> None:
         return
     if not _grad_state.enabled:
         return  # taken at the first use that records
+    mark = getattr(view, "_multi_out", None)
+    if mark is not None:
+        raise RuntimeError(f"{mark} is a view and its base or another view of its base has been modified inplace. "
+                           f"{_MULTI_OUT}")
     where = region_of(view.array, base.array)
     if where is None:
         raise RuntimeError(f"this view of a tensor of shape {tuple(base.shape)} was made before an in-place change "

@@ -106,7 +106,15 @@ def _views():
         ("transposed", (60, 300), lambda x: sum((x.T[t] * t).sum() for t in range(0, 300, 70))),
         ("integer arrays", (200, 100), lambda x: (x[[1, 4, 4, 9]] * 2).sum()),
         ("mask", (200, 100), lambda x: (x[x.detach() > 0.5] ** 2).sum()),
+        ("written in a column-major result", (300, 60), _written_columns),
     ]
+
+
+def _written_columns(x):
+    y = x.T * 1  # laid out as the transpose: the region of its view lies in column-major memory
+    v = y[:, 5:40]
+    v.mul_(2)
+    return (v * v).sum()
 
 
 @pytest.mark.parametrize("name, shape, f", _views(), ids=[v[0] for v in _views()])
