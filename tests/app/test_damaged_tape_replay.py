@@ -128,14 +128,20 @@ def test_a_tape_cut_short_before_its_events_shows_the_output_it_promises(qtbot, 
     shoot(window, "damaged_cut_before_events_output.png")
 
 
-def test_a_tape_none_of_whose_output_can_be_read_does_not_promise_it(qtbot, make_window, tmp_path, printed):
-    bad = tmp_path / "bad.tape"
-    bad.write_bytes(printed.read_bytes())
-    con = sqlite3.connect(bad)
+def _changed_copy(tape, dest, *statements: str):
+    """A copy of `tape` at `dest` with the SQL `statements` run on it (cells made what a damaged page reads as)."""
+    dest.write_bytes(tape.read_bytes())
+    con = sqlite3.connect(dest)
     with con:
-        con.execute("UPDATE events SET columns = X'0102030405'")
-        con.execute("UPDATE output SET text = X'00'")  # each row damaged: left out
+        for sql in statements:
+            con.execute(sql)
     con.close()
+    return dest
+
+
+def test_a_tape_none_of_whose_output_can_be_read_does_not_promise_it(qtbot, make_window, tmp_path, printed):
+    bad = _changed_copy(printed, tmp_path / "bad.tape", "UPDATE events SET columns = X'0102030405'",
+                        "UPDATE output SET text = X'00'")  # each output row damaged: left out
     window = make_window()
     session = replay(qtbot, window, str(bad))
     assert session.no_events
@@ -146,12 +152,7 @@ def test_a_tape_none_of_whose_output_can_be_read_does_not_promise_it(qtbot, make
 
 def test_a_tape_with_a_blob_in_its_iterations_opens_with_every_event(qtbot, make_window, tmp_path, printed):
     # `tapescope open` of it was a ValueError traceback, no window
-    bad = tmp_path / "blob.tape"
-    bad.write_bytes(printed.read_bytes())
-    con = sqlite3.connect(bad)
-    with con:
-        con.execute("UPDATE iterations SET t_first = X'00' WHERE iteration = 1")
-    con.close()
+    bad = _changed_copy(printed, tmp_path / "blob.tape", "UPDATE iterations SET t_first = X'00' WHERE iteration = 1")
     with engine.tape.open(printed) as whole:
         events = whole.counts()["events"]
     window = make_window()
