@@ -602,11 +602,6 @@ class TensorSummary:
                                               module.get_function("tapescope_summary_spread"))
         return functions
 
-    def __call__(self, flat, limit: int, bins: int, hist_limit: int, samples: int) -> tuple:
-        """(min, max, mean, std, norm, nan, inf, zeros, counts[bins + 1], lo, hi, samples, stride), at once."""
-        slab, row = self.launch(flat, limit, bins, hist_limit, samples)
-        return self.decode(slab[row].get(), flat, limit, bins, hist_limit, samples)
-
     def launch(self, flat, limit: int, bins: int, hist_limit: int, samples: int) -> tuple:
         """Start both kernels over `flat`, as if every value were finite: (slab, row) that they write; nothing
         waits for the GPU. `decode` the row once it is on the host."""
@@ -622,8 +617,9 @@ class TensorSummary:
         return slab, row
 
     def decode(self, host: np.ndarray, flat, limit: int, bins: int, hist_limit: int, samples: int) -> tuple:
-        """The statistics (as __call__'s) from `launch`'s row on the host. Where some values are not finite, the
-        kernels run again over `flat` with each finite value's rank, and the host waits for them."""
+        """(min, max, mean, std, norm, nan, inf, zeros, counts[bins + 1], lo, hi, samples, stride) from `launch`'s
+        row on the host. Where some values are not finite, the kernels run again over `flat` with each finite value's
+        rank, and the host waits for them."""
         n = flat.size
         if host[_NAN] or host[_INF]:
             cp = self._cp

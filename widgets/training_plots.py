@@ -249,12 +249,8 @@ class TrainingPlots(ChanceLevels, QWidget):
         for i, (x, y) in enumerate(data):
             name = self._loss_name(i)
             self._raw[name] = y
-            curve = self._curve(self.loss_plot, name, CURVES[i % len(CURVES)])
-            self._set_data(curve, x, y)
-            # a line through one point draws nothing: the first iteration's loss, a loss between two NaN losses
-            x, y = np.asarray(x, float), np.asarray(y, float)
-            lone = lone_points(y, joins(x, y, self.gaps[0].spans))
-            self._curve(self.loss_plot, f"dots:{name}", CURVES[i % len(CURVES)], dots=True).setData(x[lone], y[lone])
+            self._curve(self.loss_plot, f"dots:{name}", CURVES[i % len(CURVES)], dots=True)
+            self._set_data(self._curve(self.loss_plot, name, CURVES[i % len(CURVES)]), x, y, name)
         for i, (label, (x, y)) in enumerate(zip(evaluation, evals)):
             name, colour = f"eval:{label}", CURVES[(len(curves) + i) % len(CURVES)]
             self._raw[name] = y
@@ -277,12 +273,19 @@ class TrainingPlots(ChanceLevels, QWidget):
         no curve drawn across one (widgets.gap_marks)."""
         for marks in self.gaps:
             marks.set_gaps(gaps)
-        for _plot, curve in self._curves.values():
-            if curve.xData is not None:
-                self._set_data(curve, curve.xData, curve.yData)
+        for name, (_plot, curve) in self._curves.items():
+            if curve.xData is not None and not name.startswith("dots:"):
+                self._set_data(curve, curve.xData, curve.yData, name)
 
-    def _set_data(self, curve: pg.PlotDataItem, x, y) -> None:
-        curve.setData(x, y, connect=joins(x, y, self.gaps[0].spans))
+    def _set_data(self, curve: pg.PlotDataItem, x, y, name: str = "") -> None:
+        """Draw curve `name` through (x, y), and a dot on each point no line reaches where it has dots ("dots:"+name:
+        a line through one point draws nothing, the first iteration's loss, a loss between two NaN losses)."""
+        connect = joins(x, y, self.gaps[0].spans)
+        curve.setData(x, y, connect=connect)
+        dots = self._curves.get(f"dots:{name}")
+        if dots is not None:
+            lone = lone_points(y, connect)
+            dots[1].setData(np.asarray(x, float)[lone], np.asarray(y, float)[lone])
 
     def _show_chances(self) -> None:
         self.chances.show({label: CURVES[i % len(CURVES)] for i, label in enumerate(self._losses)}, self._loss_log)

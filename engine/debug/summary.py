@@ -112,7 +112,7 @@ class TensorSummary(_DeferredCounts):
 
     def __getattr__(self, name: str):
         # only reached while a slot is unset: a statistic of a summary that is still deferred
-        if name not in _LATE and (name not in _ON_DEVICE or self.__class__ is not _OnDevice):
+        if name not in (_ON_DEVICE if self.__class__ is _OnDevice else _LATE):
             raise AttributeError(f"'TensorSummary' object has no attribute '{name}'")
         finish((self,))
         return _SLOTS[name].__get__(self)

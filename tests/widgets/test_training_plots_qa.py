@@ -291,3 +291,14 @@ def test_a_loss_between_two_nan_losses_is_a_dot_on_both_loss_charts(qtbot):
     assert _dots(loss.lines[0][1]) == [(6, 0.29), (8, 1.5)]  # (8: the last, marked as ever)
     plots.set_losses({"loss": ([0, 1, 2], [2.3, 2.1, 2.0])})
     assert _dots(dots) == []  # all joined: no dots
+
+
+def test_a_loss_left_alone_by_a_damaged_tapes_gap_is_a_dot(qtbot):
+    # the gap comes after the losses (a tape's damage is found as it is read): the line across it goes, and the
+    # loss before it, joined to nothing now, becomes a dot
+    plots = shown(qtbot, TrainingPlots(), 300, 230)
+    plots.set_losses({"loss": ([0, 3, 4], [1.0, 0.9, 0.8])})
+    dots = plots._curves["dots:loss"][1]
+    assert _dots(dots) == []
+    plots.set_gaps([(1, 2, "lost")])
+    assert _dots(dots) == [(0, 1.0)]
