@@ -217,15 +217,16 @@ def _record(args, script_args: list[str], command_line: list[str]) -> int:
     def ended(failure: BaseException) -> None:
         """The tape says the run did not finish, and where it raised, with that line's source."""
         recorder.debugger.explain_failure(failure)  # (an in-place error's message names its lines: an alert too)
-        status = "terminated by SIGTERM" if terminated else stopped_by(failure)
+        if terminated:  # its status is set below
+            return
+        status = stopped_by(failure)
         if status is not None and recorder.status == "recording":
             recorder.status = status
-            if not terminated:
-                recorder.keep_failure(failure)
+            recorder.keep_failure(failure)
 
     try:
         with _terminated_as_exit() as terminated, tee_output(recorder):  # its prints, traceback too, on the tape
-            code, _failure = _run_script(script, script_args, ended)
+            code = _run_script(script, script_args, ended)
         if terminated:  # (a script that caught the exit SIGTERM raised ran on, but was told to stop)
             recorder.status = "terminated by SIGTERM"
     finally:
@@ -350,32 +351,30 @@ def _terminated_as_exit():
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run_script(path: str, argv: list[str], ended=None) -> tuple[int, BaseException | None]:
-    """Run a script as `python path *argv` would: (0, None), or (1, what ended it) with the script's own
-    traceback printed. `ended(error)` first, before anything is written (a recording keeps how the run ended, and a
-    debugger's explain_failure may add to the message): writing the traceback may fail, as to a closed pipe."""
+def _run_script(path: str, argv: list[str], ended) -> int:
+    """Run a script as `python path *argv` would: 0, or 1 with the script's own traceback printed. `ended(error)`
+    first, before anything is written (a recording keeps how the run ended, and a debugger's explain_failure may
+    add to the message): writing the traceback may fail, as to a closed pipe."""
     old_argv, old_path = sys.argv, list(sys.path)
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))
     try:
         runpy.run_path(path, run_name="__main__")
-        return 0, None
+        return 0
     except SystemExit as exit_:
         if exit_.code is None or exit_.code == 0:
-            return 0, None
-        if ended is not None:
-            ended(exit_)
+            return 0
+        ended(exit_)
         if not isinstance(exit_.code, int):
             _tell(str(exit_.code))
-        return 1, exit_
+        return 1
     except BaseException as err:  # the script's failure, shown as Python would show it
-        if ended is not None:
-            ended(err)
+        ended(err)
         tb = err.__traceback__
         while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != path:
             tb = tb.tb_next  # drop our frames and runpy's above the script's own
         _tell("".join(traceback.format_exception(type(err), err, tb)).rstrip("\n"))  # one write: kept whole
-        return 1, err
+        return 1
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
 

@@ -550,16 +550,15 @@ class DebugPanels(QObject):
     # ---- timeline ----------------------------------------------------------------------------------------
     def _cursor_moved(self, seq: int) -> None:
         w, session = self.w, self.w.session
+        head = w.timeline.view.count and seq == int(w.timeline.view.seqs()[-1])  # the timeline's last event
         if isinstance(session, ReplaySession):
-            # the timeline's last event takes what follows it along (an iteration mark, module exits): the tape's end
-            last = w.timeline.view.count and seq == int(w.timeline.view.seqs()[-1])
-            session.seek(session.last_seq if last else seq)
+            # the last event takes what follows it along (an iteration mark, module exits): the tape's end
+            session.seek(session.last_seq if head else seq)
             w.pump.pump()
             return
         if session is None:
             return
         rec = session.record_at(seq)  # a live run goes on: show what was recorded at the cursor
-        head = w.timeline.view.count and seq == int(w.timeline.view.seqs()[-1])
         self._view_at = None if head else seq  # a node picked next is shown as of the cursor
         if rec is None:
             w.status_panel.set_note("That part of the run is no longer kept; replay a recording to see it", 4)

@@ -167,7 +167,7 @@ def another_op(module: str, source, before) -> bool:
     """Whether an op outside every module that ran at line `source` is another op than the one that ran under its key
     at line `before` (`mean:0` of a diagnostic after the last step, the training loss's in the iterations before);
     a module's op is its layer's from whichever line calls the model."""
-    return not module and source is not before and None not in (source, before) and source != before
+    return not module and source is not None and before is not None and source != before
 
 
 def _op_name(view, i: int) -> str:

@@ -119,9 +119,9 @@ class EditMarks:
             right = min(x + GAP, view.right() - w)
             left = max(x - GAP - w, view.left())
             sides = [side for side, fits in ((right, right >= x), (left, left + w <= x)) if fits] or [left]
-            # the rows of the plot's top half first; a narrow plot (the Training tab's at 1200x800) whose top rows a
+            # every row of the plot, the top ones first: a narrow plot (the Training tab's at 1200x800) whose top rows a
             # chance level's name and another edit's label fill goes on down the plot rather than leave one out
-            rows = max(ROWS, int(view.height() / 2 / (h + 1)), int((view.height() - 2) // (h + 1)))
+            rows = max(ROWS, int((view.height() - 2) // (h + 1)))
             spots = [QRectF(left, view.top() + 1 + row * (h + 1), w, h) for row in range(rows) for left in sides]
             # clear of the other lines where there is such a spot (lines a few pixels apart leave none)
             spot = next((rect for keep_off in (taken + lines, taken) for rect in spots

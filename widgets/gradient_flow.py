@@ -392,10 +392,6 @@ class GradientFlowChart(QWidget):
             self.plot.setLabel("bottom", shown, **{"font-size": "8pt"})
             axis.resizeEvent()  # centred again: pyqtgraph places the label as the axis resizes, not as its text changes
 
-    def axis_name(self) -> str:
-        """The value axis's name as shown."""
-        return self.plot.getAxis("bottom").labelText
-
     def shown_label(self, label: str) -> str:
         """A row's name as the names axis writes it (cut in the middle where the chart is narrow)."""
         self._draw_pending()
