@@ -340,8 +340,7 @@ class Monitor(LoopChecks, FlowChecks, QuietMistakes):
                     cause = ("Their input is exactly zero everywhere: the layer before outputs nothing but zeros "
                              "(its weights and bias initialised to zero?); initialise it with engine.nn.init "
                              "(Kaiming) or keep the layer's default init")
-                elif self._aftermath():  # the units died of what an earlier alert named
-                    cause = self._aftermath()
+                elif cause := self._aftermath():  # the units died of what an earlier alert named
                     cause = cause[0].upper() + cause[1:]
                 else:
                     cause = ("Look for a large negative bias or weights blown up by a high learning rate in the "

@@ -306,8 +306,8 @@ class QuietMistakes:
         ev, data = rec.event, x.array
         key = ("log_probabilities", ev.key)
         nll = ev.op == "nll_loss"
-        if data.dtype.kind != "f" or not data.size or key in self._raised:
-            return None
+        if data.dtype.kind != "f" or not data.size or key in self._raised or self._from_log(ev.inputs[0]):
+            return None  # (computed from a log, the usual model's log_softmax: nothing to count, every step)
         if data.ndim >= 2 and data.size > ROWS_CHECKED:
             data = data[:max(1, ROWS_CHECKED * len(data) // data.size)]
         xp = array_module(data)
@@ -327,10 +327,7 @@ class QuietMistakes:
         else:
             most, lse_hi, lse_lo = host_floats([xp.max(data)])[0], 0.0, 0.0
         worst = lse_hi if abs(lse_hi) >= abs(lse_lo) else lse_lo
-        hit = most > ABOVE_ZERO or abs(worst) > OFF_ONE
-        if hit and self._from_log(ev.inputs[0]):
-            hit = False
-        if not self._starts(key, hit):
+        if not self._starts(key, most > ABOVE_ZERO or abs(worst) > OFF_ONE):
             return None
         evidence = f"values up to {most:.3g}, where a log-probability is at most 0" if most > ABOVE_ZERO else \
             f"rows whose exponentials sum to {math.exp(worst):.3g}, not 1"

@@ -34,12 +34,12 @@ class Zeroed:
 def zeroed_by(opt, steps: int, zero_steps: int) -> Zeroed | None:
     """The live scheduler of `opt` whose last step set a rate of 0, or None; `steps`: the optimizer steps seen so
     far, `zero_steps`: how many of the last ones had a rate of 0."""
-    groups = [i for i, group in enumerate(opt.param_groups) if _number(group.get("lr")) == 0]
+    groups = [i for i, group in enumerate(opt.param_groups) if hyper_number(group.get("lr")) == 0]
     for sched, file, line in schedulers_of(opt):
         last = getattr(sched, "_last_lr", None)
         if hasattr(sched, "_schedulers") or not last:  # SequentialLR, ChainedScheduler: one inside set it
             continue
-        zeroed = [i for i in groups if i < len(last) and _number(last[i]) == 0]
+        zeroed = [i for i in groups if i < len(last) and hyper_number(last[i]) == 0]
         if zeroed:
             return _described(sched, zeroed[0], file, line, steps, zero_steps)
     return None
@@ -102,12 +102,12 @@ def _described(sched, group: int, file: str, line: int, steps: int, zero_steps: 
     return Zeroed(name, text, file, line, _code(file, line))
 
 
-def _number(lr) -> float | None:
-    """A rate as a float (a rate held in a tensor too), or None."""
+def hyper_number(value, missing: float | None = None) -> float | None:
+    """A hyper-parameter (a rate, a decay) as a float, one held in a tensor too; `missing` where it is none."""
     try:
-        return float(lr)
+        return float(value)
     except (TypeError, ValueError):
-        return None
+        return missing
 
 
 def _setting(value) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from engine.backend import host_floats, square_sum
 from engine.debug.alert_text import layer_of, names_text
 from engine.debug.param_names import by_event_names, updated_parameters
+from engine.debug.schedules import hyper_number
 from engine.optim.optimizer import decouples
 
 DOMINATES = 3.0  # an L2 decay this many times the gradient (healthy runs: 0.0-0.1 early, near 1 once converged)...
@@ -55,13 +56,13 @@ class WeightDecayCheck:
         """The group of `opt` whose decay dominates at this step (`rec`: its record; `names`: id of a parameter ->
         its name; `steps`: the steps seen, to measure one in EVERY where the step brings no norms), kept as `now`."""
         self.now = None
-        decayed = {g for g, group in enumerate(opt.param_groups) if _number(group.get("weight_decay")) > 0}
+        decayed = {g for g, group in enumerate(opt.param_groups) if hyper_number(group.get("weight_decay"), 0.0) > 0}
         if not decayed or len(self._first) >= 4096:
             return None
         sizes = self._sizes(rec.event, opt, decayed, names, steps)
         for g in sorted(decayed):
             group = opt.param_groups[g]
-            wd, decoupled = _number(group["weight_decay"]), decouples(group)
+            wd, decoupled = hyper_number(group["weight_decay"], 0.0), decouples(group)
             limit = 1.0 if decoupled else DOMINATES
             rows = {}  # layer -> (|w|^2, |g|^2, first |w|^2, elements)
             for layer, (w2, g2, count) in sizes.get(g, {}).items():
@@ -71,7 +72,7 @@ class WeightDecayCheck:
             share = _share(wd, decoupled, *map(sum, zip(*rows.values()))) if rows else 0.0
             if over and share >= limit:
                 since = min(self._first[(id(opt), layer)][1] for layer in rows)
-                self.now = Decay(g, wd, _number(group.get("lr")), share, decoupled, min(over)[0], since,
+                self.now = Decay(g, wd, hyper_number(group.get("lr"), 0.0), share, decoupled, min(over)[0], since,
                                  tuple(layer for _, layer in over))
                 return self.now
         return None
@@ -133,11 +134,3 @@ def _share(wd: float, decoupled: bool, weights: float, grads: float, first: floa
     if decoupled:
         return wd * math.sqrt(first / max(count, 1))
     return wd * math.sqrt(weights / grads) if grads else math.inf if weights else 0.0
-
-
-def _number(value) -> float:
-    """A hyper-parameter as a float (one held in a tensor too); 0 when it is none."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0

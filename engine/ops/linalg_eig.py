@@ -311,7 +311,11 @@ def cond(A: Tensor, p=None) -> Tensor:
         # an exactly singular matrix's smallest singular value is LAPACK's rounding (2e-48 for a matrix of ones, or
         # 0, by build): where elimination finds an exact zero pivot it is 0, as torch's gives (not for the zero
         # matrix, whose 0 / 0 stays NaN)
-        exact = (_zero_pivots(A.array) > 0) & (s.array[..., 0] > 0)
+        # (an elimination only where the smallest is at rounding level: an O(n^3) pass no well-posed matrix needs)
+        sv = s.array
+        if not bool((sv[..., -1] <= A.shape[-1] * xp.finfo(sv.dtype).eps * sv[..., 0]).any()):
+            return ratio
+        exact = (_zero_pivots(A.array) > 0) & (sv[..., 0] > 0)
         return where(Tensor._wrap(exact), 0.0 if p == -2 else math.inf, ratio) if bool(exact.any()) else ratio
     if xp is np:
         try:
