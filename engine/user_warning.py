@@ -19,6 +19,12 @@ def outside_engine(frame, depth: int = 0) -> tuple:
     return frame, depth
 
 
+def caller_site(frame) -> tuple[str, int] | None:
+    """(file, line) of the first frame from `frame` outward outside the engine: the person's line, or None."""
+    f, _ = outside_engine(frame)
+    return (f.f_code.co_filename, f.f_lineno) if f is not None else None
+
+
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """warnings.warn(message, category) attributed to the first caller outside the engine package."""
     _, level = outside_engine(sys._getframe(1), 2)

@@ -9,7 +9,7 @@ import weakref
 from collections import deque
 
 from engine.events import hub
-from engine.user_warning import outside_engine
+from engine.user_warning import caller_site
 
 _count = [0]  # zero_grad() calls that dropped gradients so far
 # (zero_grads_so_far() after it, file, line, weak reference to the optimizer or module, whether it dropped any) of the
@@ -28,8 +28,7 @@ def called(owner, dropped: bool) -> None:
     _count[0] += dropped
     if not hub.active:  # no debugger asks where: an untraced loop pays for the count alone
         return
-    caller, _ = outside_engine(sys._getframe(2))
-    file, line = (caller.f_code.co_filename, caller.f_lineno) if caller is not None else ("", 0)
+    file, line = caller_site(sys._getframe(2)) or ("", 0)
     _recent.append((_count[0], file, line, weakref.ref(owner), dropped))
 
 

@@ -16,9 +16,10 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 
+from engine.events import hub
 from engine.optim.optimizer import Optimizer
 from engine.tensor import Tensor
-from engine.user_warning import outside_engine
+from engine.user_warning import caller_site
 
 
 class LRScheduler:
@@ -79,10 +80,10 @@ class LRScheduler:
         for group, lr in zip(self.optimizer.param_groups, lrs):
             set_lr(group, lr)
         self._last_lr = _last_lrs(self.optimizer)
-        if not self._is_initial:  # the script's call, not the constructor's: a debugger names its line
-            caller, _ = outside_engine(sys._getframe(1))  # past SequentialLR's step, which calls ours
-            if caller is not None:
-                _stepped_at[self] = (caller.f_code.co_filename, caller.f_lineno)
+        if not self._is_initial and hub.active:  # the script's call, not the constructor's: a debugger names its line
+            site = caller_site(sys._getframe(1))  # past SequentialLR's step, which calls ours
+            if site is not None:
+                _stepped_at[self] = site
 
     def _advance(self, epoch) -> list[float]:
         """Move to the next epoch, or to `epoch`; the rates there."""

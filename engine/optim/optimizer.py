@@ -26,7 +26,7 @@ from engine.autograd.grad_mode import enable_grad, no_grad
 from engine.backend import array_module, host_floats, square_sum, update_squares
 from engine.events import OptimizerEvent, hub, next_seq
 from engine.tensor import Tensor
-from engine.user_warning import outside_engine
+from engine.user_warning import caller_site
 
 # How hyper-parameters are named in PyTorch's "Invalid ... : value" errors.
 _stepping = threading.local()  # the optimizer whose OptimizerEvent this thread is delivering
@@ -67,12 +67,6 @@ def optimizer_of(params) -> Optimizer | None:
 def made_at(opt: Optimizer) -> tuple[str, int] | None:
     """(file, line) of the person's code that made `opt` (its hyper-parameters are written there), or None."""
     return opt.__dict__.get("_made_at")
-
-
-def _callers_site() -> tuple[str, int] | None:
-    """The first frame outside the engine (a subclass's __init__ calls ours): where the person made the object."""
-    f, _ = outside_engine(sys._getframe(2))
-    return (f.f_code.co_filename, f.f_lineno) if f is not None else None
 
 
 def optimizer_clock() -> int:
@@ -128,7 +122,7 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
         self._made = next(_made)
-        self._made_at = _callers_site()
+        self._made_at = caller_site(sys._getframe(1))  # (a subclass's __init__ calls ours): where it was made
         _alive.add(self)
         _newest[0] = self._made
         self._in_step = False
