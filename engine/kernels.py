@@ -572,6 +572,28 @@ def _decode_ordered(e: int) -> float:
     return _as_double(_as_bits(bits))[0]
 
 
+class _Slabs:
+    """Zeroed rows of shared blocks ("slabs"), handed out one at a time: kernels that accumulate into their row
+    leave their results side by side, so that many come to the host in one copy; a full slab, or one of another
+    shape or device, gives way to a fresh one (one allocation and memset for all its rows)."""
+
+    def __init__(self, cp, rows: int, dtype) -> None:
+        self._cp, self._rows, self._dtype = cp, rows, dtype
+        self._slab = None
+        self._used = 0
+
+    def take(self, device, width: int | None = None) -> tuple:
+        """(slab, index) of a zeroed row (`width` values; None: one value) on `device`."""
+        slab = self._slab
+        shape = (self._rows,) if width is None else (self._rows, width)
+        if slab is None or self._used == self._rows or slab.shape != shape or slab.device != device:
+            with device:
+                slab = self._slab = self._cp.zeros(shape, dtype=self._dtype)
+            self._used = 0
+        self._used += 1
+        return slab, self._used - 1
+
+
 class TensorSummary:
     """summary.py's statistics of a flat float32/float64 CuPy array: two kernels, one copy to the host.
 
@@ -590,8 +612,7 @@ class TensorSummary:
     def __init__(self, name: str, cp) -> None:
         self._cp = cp
         self._modules: dict[tuple, object] = {}
-        self._slab = None  # the block rows are handed out from, on its device
-        self._used = 0
+        self._rows = _Slabs(cp, self.SLAB_ROWS, cp.uint64)
 
     def _kernels(self, dtype, rank_dtype, bins: int, samples: int):
         key = (dtype, rank_dtype, bins, samples)  # dtypes, not their names: numpy computes .name on each access
@@ -605,14 +626,7 @@ class TensorSummary:
     def launch(self, flat, limit: int, bins: int, hist_limit: int, samples: int) -> tuple:
         """Start both kernels over `flat`, as if every value were finite: (slab, row) that they write; nothing
         waits for the GPU. `decode` the row once it is on the host."""
-        width = _SAMPLE0 + samples + bins + 1
-        slab = self._slab
-        if slab is None or self._used == len(slab) or slab.shape[1] != width or slab.device != flat.device:
-            with flat.device:
-                slab = self._slab = self._cp.zeros((self.SLAB_ROWS, width), dtype=self._cp.uint64)
-            self._used = 0
-        row = self._used
-        self._used += 1
+        slab, row = self._rows.take(flat.device, _SAMPLE0 + samples + bins + 1)
         self._launch(self._cp.ascontiguousarray(flat), _NO_RANK, limit, hist_limit, slab[row], bins, samples)
         return slab, row
 
@@ -769,8 +783,7 @@ class SquareSum:
     def __init__(self, name: str, cp) -> None:
         self._cp = cp
         self._functions: dict = {}
-        self._slab = None
-        self._used = 0
+        self._slots = _Slabs(cp, self.SLOTS, cp.float64)
 
     def __call__(self, flat):
         cp = self._cp
@@ -780,13 +793,8 @@ class SquareSum:
         if function is None:
             function = self._functions[flat.dtype] = cp.RawModule(code=_SQUARE_SUM.format(
                 T=_CTYPES[flat.dtype.name], block_reduce=_BLOCK_REDUCE)).get_function("tapescope_square_sum")
-        slab = self._slab
-        if slab is None or self._used == self.SLOTS or slab.device != flat.device:
-            with flat.device:
-                slab = self._slab = cp.zeros(self.SLOTS, dtype=cp.float64)
-            self._used = 0
-        out = slab[self._used]
-        self._used += 1
+        slab, slot = self._slots.take(flat.device)
+        out = slab[slot]
         flat = cp.ascontiguousarray(flat)
         n = flat.size
         if n:
